@@ -98,6 +98,10 @@ DEFAULT_PERIOD_S: Final = 5.0
 DEFAULT_WORKER_SHUTDOWN_MS: Final = 5000
 #: How long a child may take to become ready before its start counts as failed.
 DEFAULT_START_TIMEOUT_S: Final = 30.0
+#: Liveness: probe a running process child every second, 1 s deadline, 3 misses = hung.
+DEFAULT_PROBE_INTERVAL_S: Final = 1.0
+DEFAULT_PROBE_TIMEOUT_S: Final = 1.0
+DEFAULT_PROBE_FAILURES: Final = 3
 
 
 @dataclass(frozen=True, slots=True)

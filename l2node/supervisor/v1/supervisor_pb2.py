@@ -25,21 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%l2node/supervisor/v1/supervisor.proto\x12\x14l2node.supervisor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x02\n\x05\x43hild\x12\n\n\x02id\x18\x01 \x01(\t\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.l2node.supervisor.v1.ChildKind\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .l2node.supervisor.v1.ChildState\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\x10\n\x08restarts\x18\x05 \x01(\r\x12\x10\n\x08uptime_s\x18\x06 \x01(\x01\x12\x0f\n\x07\x61\x64\x64ress\x18\x07 \x01(\t\x12\x32\n\x07restart\x18\x08 \x01(\x0e\x32!.l2node.supervisor.v1.RestartType\x12\x13\n\x0bsignificant\x18\t \x01(\x08\x12\x18\n\x10last_exit_reason\x18\n \x01(\t\x12\x0e\n\x06parent\x18\x0b \x01(\t\"=\n\x14WhichChildrenRequest\x12\x12\n\nsupervisor\x18\x01 \x01(\t\x12\x11\n\trecursive\x18\x02 \x01(\x08\"F\n\x15WhichChildrenResponse\x12-\n\x08\x63hildren\x18\x01 \x03(\x0b\x32\x1b.l2node.supervisor.v1.Child\"*\n\x14\x43ountChildrenRequest\x12\x12\n\nsupervisor\x18\x01 \x01(\t\"\\\n\x15\x43ountChildrenResponse\x12\r\n\x05specs\x18\x01 \x01(\r\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\r\x12\x13\n\x0bsupervisors\x18\x03 \x01(\r\x12\x0f\n\x07workers\x18\x04 \x01(\r\"I\n\x0bWorkerStart\x12\x12\n\ndefinition\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x15\n\rsettings_json\x18\x03 \x01(\t\".\n\rExternalStart\x12\x0c\n\x04\x61rgv\x18\x01 \x03(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xec\x01\n\tChildSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\x07restart\x18\x02 \x01(\x0e\x32!.l2node.supervisor.v1.RestartType\x12\x13\n\x0bshutdown_ms\x18\x03 \x01(\x03\x12\x13\n\x0bsignificant\x18\x04 \x01(\x08\x12\x33\n\x06worker\x18\x05 \x01(\x0b\x32!.l2node.supervisor.v1.WorkerStartH\x00\x12\x37\n\x08\x65xternal\x18\x06 \x01(\x0b\x32#.l2node.supervisor.v1.ExternalStartH\x00\x42\x07\n\x05start\"j\n\x11StartChildRequest\x12\x12\n\nsupervisor\x18\x01 \x01(\t\x12-\n\x04spec\x18\x02 \x01(\x0b\x32\x1f.l2node.supervisor.v1.ChildSpec\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x12StartChildResponse\x12*\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x1b.l2node.supervisor.v1.Child\"5\n\x13RestartChildRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"B\n\x14RestartChildResponse\x12*\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x1b.l2node.supervisor.v1.Child\"7\n\x15TerminateChildRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"D\n\x16TerminateChildResponse\x12*\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x1b.l2node.supervisor.v1.Child\"4\n\x12\x44\x65leteChildRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteChildResponse\"\xb1\x01\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12-\n\x04type\x18\x02 \x01(\x0e\x32\x1f.l2node.supervisor.v1.EventType\x12\x10\n\x08\x63hild_id\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06normal\x18\x07 \x01(\x08\"$\n\x12WatchEventsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"A\n\x13WatchEventsResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.l2node.supervisor.v1.Event*\x9e\x01\n\tChildKind\x12\x1a\n\x16\x43HILD_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HILD_KIND_WORKER\x10\x01\x12\x17\n\x13\x43HILD_KIND_EXTERNAL\x10\x02\x12\x19\n\x15\x43HILD_KIND_SUPERVISOR\x10\x03\x12\x13\n\x0f\x43HILD_KIND_TASK\x10\x04\x12\x15\n\x11\x43HILD_KIND_ZYGOTE\x10\x05*\xae\x01\n\nChildState\x12\x1b\n\x17\x43HILD_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HILD_STATE_STARTING\x10\x01\x12\x17\n\x13\x43HILD_STATE_RUNNING\x10\x02\x12\x18\n\x14\x43HILD_STATE_STOPPING\x10\x03\x12\x1a\n\x16\x43HILD_STATE_TERMINATED\x10\x04\x12\x1a\n\x16\x43HILD_STATE_RESTARTING\x10\x05*\x7f\n\x0bRestartType\x12\x1c\n\x18RESTART_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESTART_TYPE_PERMANENT\x10\x01\x12\x1a\n\x16RESTART_TYPE_TRANSIENT\x10\x02\x12\x1a\n\x16RESTART_TYPE_TEMPORARY\x10\x03*\x95\x02\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_TYPE_STARTED\x10\x01\x12\x15\n\x11\x45VENT_TYPE_EXITED\x10\x02\x12\x18\n\x14\x45VENT_TYPE_RESTARTED\x10\x03\x12\x18\n\x14\x45VENT_TYPE_ESCALATED\x10\x04\x12\x1b\n\x17\x45VENT_TYPE_PROBE_FAILED\x10\x05\x12\x1b\n\x17\x45VENT_TYPE_START_FAILED\x10\x06\x12\x19\n\x15\x45VENT_TYPE_TERMINATED\x10\x07\x12\x16\n\x12\x45VENT_TYPE_DELETED\x10\x08\x12\x1c\n\x18\x45VENT_TYPE_AUTO_SHUTDOWN\x10\t2\xe6\x05\n\x11SupervisorService\x12h\n\rWhichChildren\x12*.l2node.supervisor.v1.WhichChildrenRequest\x1a+.l2node.supervisor.v1.WhichChildrenResponse\x12h\n\rCountChildren\x12*.l2node.supervisor.v1.CountChildrenRequest\x1a+.l2node.supervisor.v1.CountChildrenResponse\x12_\n\nStartChild\x12\'.l2node.supervisor.v1.StartChildRequest\x1a(.l2node.supervisor.v1.StartChildResponse\x12\x65\n\x0cRestartChild\x12).l2node.supervisor.v1.RestartChildRequest\x1a*.l2node.supervisor.v1.RestartChildResponse\x12k\n\x0eTerminateChild\x12+.l2node.supervisor.v1.TerminateChildRequest\x1a,.l2node.supervisor.v1.TerminateChildResponse\x12\x62\n\x0b\x44\x65leteChild\x12(.l2node.supervisor.v1.DeleteChildRequest\x1a).l2node.supervisor.v1.DeleteChildResponse\x12\x64\n\x0bWatchEvents\x12(.l2node.supervisor.v1.WatchEventsRequest\x1a).l2node.supervisor.v1.WatchEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%l2node/supervisor/v1/supervisor.proto\x12\x14l2node.supervisor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x02\n\x05\x43hild\x12\n\n\x02id\x18\x01 \x01(\t\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.l2node.supervisor.v1.ChildKind\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .l2node.supervisor.v1.ChildState\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\x10\n\x08restarts\x18\x05 \x01(\r\x12\x10\n\x08uptime_s\x18\x06 \x01(\x01\x12\x0f\n\x07\x61\x64\x64ress\x18\x07 \x01(\t\x12\x32\n\x07restart\x18\x08 \x01(\x0e\x32!.l2node.supervisor.v1.RestartType\x12\x13\n\x0bsignificant\x18\t \x01(\x08\x12\x18\n\x10last_exit_reason\x18\n \x01(\t\x12\x0e\n\x06parent\x18\x0b \x01(\t\"=\n\x14WhichChildrenRequest\x12\x12\n\nsupervisor\x18\x01 \x01(\t\x12\x11\n\trecursive\x18\x02 \x01(\x08\"F\n\x15WhichChildrenResponse\x12-\n\x08\x63hildren\x18\x01 \x03(\x0b\x32\x1b.l2node.supervisor.v1.Child\"*\n\x14\x43ountChildrenRequest\x12\x12\n\nsupervisor\x18\x01 \x01(\t\"\\\n\x15\x43ountChildrenResponse\x12\r\n\x05specs\x18\x01 \x01(\r\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\r\x12\x13\n\x0bsupervisors\x18\x03 \x01(\r\x12\x0f\n\x07workers\x18\x04 \x01(\r\"I\n\x0bWorkerStart\x12\x12\n\ndefinition\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x15\n\rsettings_json\x18\x03 \x01(\t\".\n\rExternalStart\x12\x0c\n\x04\x61rgv\x18\x01 \x03(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\xa2\x02\n\tChildSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\x07restart\x18\x02 \x01(\x0e\x32!.l2node.supervisor.v1.RestartType\x12\x13\n\x0bshutdown_ms\x18\x03 \x01(\r\x12\x13\n\x0bsignificant\x18\x04 \x01(\x08\x12\x34\n\x08shutdown\x18\x07 \x01(\x0e\x32\".l2node.supervisor.v1.ShutdownMode\x12\x33\n\x06worker\x18\x05 \x01(\x0b\x32!.l2node.supervisor.v1.WorkerStartH\x00\x12\x37\n\x08\x65xternal\x18\x06 \x01(\x0b\x32#.l2node.supervisor.v1.ExternalStartH\x00\x42\x07\n\x05start\"j\n\x11StartChildRequest\x12\x12\n\nsupervisor\x18\x01 \x01(\t\x12-\n\x04spec\x18\x02 \x01(\x0b\x32\x1f.l2node.supervisor.v1.ChildSpec\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"@\n\x12StartChildResponse\x12*\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x1b.l2node.supervisor.v1.Child\"5\n\x13RestartChildRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"B\n\x14RestartChildResponse\x12*\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x1b.l2node.supervisor.v1.Child\"7\n\x15TerminateChildRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"D\n\x16TerminateChildResponse\x12*\n\x05\x63hild\x18\x01 \x01(\x0b\x32\x1b.l2node.supervisor.v1.Child\"4\n\x12\x44\x65leteChildRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteChildResponse\"\xb1\x01\n\x05\x45vent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12-\n\x04type\x18\x02 \x01(\x0e\x32\x1f.l2node.supervisor.v1.EventType\x12\x10\n\x08\x63hild_id\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06normal\x18\x07 \x01(\x08\"$\n\x12WatchEventsRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"A\n\x13WatchEventsResponse\x12*\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.l2node.supervisor.v1.Event*\x9e\x01\n\tChildKind\x12\x1a\n\x16\x43HILD_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HILD_KIND_WORKER\x10\x01\x12\x17\n\x13\x43HILD_KIND_EXTERNAL\x10\x02\x12\x19\n\x15\x43HILD_KIND_SUPERVISOR\x10\x03\x12\x13\n\x0f\x43HILD_KIND_TASK\x10\x04\x12\x15\n\x11\x43HILD_KIND_ZYGOTE\x10\x05*\xae\x01\n\nChildState\x12\x1b\n\x17\x43HILD_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43HILD_STATE_STARTING\x10\x01\x12\x17\n\x13\x43HILD_STATE_RUNNING\x10\x02\x12\x18\n\x14\x43HILD_STATE_STOPPING\x10\x03\x12\x1a\n\x16\x43HILD_STATE_TERMINATED\x10\x04\x12\x1a\n\x16\x43HILD_STATE_RESTARTING\x10\x05*\x7f\n\x0bRestartType\x12\x1c\n\x18RESTART_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESTART_TYPE_PERMANENT\x10\x01\x12\x1a\n\x16RESTART_TYPE_TRANSIENT\x10\x02\x12\x1a\n\x16RESTART_TYPE_TEMPORARY\x10\x03*\x83\x01\n\x0cShutdownMode\x12\x1d\n\x19SHUTDOWN_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15SHUTDOWN_MODE_TIMEOUT\x10\x01\x12\x1d\n\x19SHUTDOWN_MODE_BRUTAL_KILL\x10\x02\x12\x1a\n\x16SHUTDOWN_MODE_INFINITY\x10\x03*\x95\x02\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_TYPE_STARTED\x10\x01\x12\x15\n\x11\x45VENT_TYPE_EXITED\x10\x02\x12\x18\n\x14\x45VENT_TYPE_RESTARTED\x10\x03\x12\x18\n\x14\x45VENT_TYPE_ESCALATED\x10\x04\x12\x1b\n\x17\x45VENT_TYPE_PROBE_FAILED\x10\x05\x12\x1b\n\x17\x45VENT_TYPE_START_FAILED\x10\x06\x12\x19\n\x15\x45VENT_TYPE_TERMINATED\x10\x07\x12\x16\n\x12\x45VENT_TYPE_DELETED\x10\x08\x12\x1c\n\x18\x45VENT_TYPE_AUTO_SHUTDOWN\x10\t2\xe6\x05\n\x11SupervisorService\x12h\n\rWhichChildren\x12*.l2node.supervisor.v1.WhichChildrenRequest\x1a+.l2node.supervisor.v1.WhichChildrenResponse\x12h\n\rCountChildren\x12*.l2node.supervisor.v1.CountChildrenRequest\x1a+.l2node.supervisor.v1.CountChildrenResponse\x12_\n\nStartChild\x12\'.l2node.supervisor.v1.StartChildRequest\x1a(.l2node.supervisor.v1.StartChildResponse\x12\x65\n\x0cRestartChild\x12).l2node.supervisor.v1.RestartChildRequest\x1a*.l2node.supervisor.v1.RestartChildResponse\x12k\n\x0eTerminateChild\x12+.l2node.supervisor.v1.TerminateChildRequest\x1a,.l2node.supervisor.v1.TerminateChildResponse\x12\x62\n\x0b\x44\x65leteChild\x12(.l2node.supervisor.v1.DeleteChildRequest\x1a).l2node.supervisor.v1.DeleteChildResponse\x12\x64\n\x0bWatchEvents\x12(.l2node.supervisor.v1.WatchEventsRequest\x1a).l2node.supervisor.v1.WatchEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'l2node.supervisor.v1.supervisor_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHILDKIND']._serialized_start=1817
-  _globals['_CHILDKIND']._serialized_end=1975
-  _globals['_CHILDSTATE']._serialized_start=1978
-  _globals['_CHILDSTATE']._serialized_end=2152
-  _globals['_RESTARTTYPE']._serialized_start=2154
-  _globals['_RESTARTTYPE']._serialized_end=2281
-  _globals['_EVENTTYPE']._serialized_start=2284
-  _globals['_EVENTTYPE']._serialized_end=2561
+  _globals['_CHILDKIND']._serialized_start=1871
+  _globals['_CHILDKIND']._serialized_end=2029
+  _globals['_CHILDSTATE']._serialized_start=2032
+  _globals['_CHILDSTATE']._serialized_end=2206
+  _globals['_RESTARTTYPE']._serialized_start=2208
+  _globals['_RESTARTTYPE']._serialized_end=2335
+  _globals['_SHUTDOWNMODE']._serialized_start=2338
+  _globals['_SHUTDOWNMODE']._serialized_end=2469
+  _globals['_EVENTTYPE']._serialized_start=2472
+  _globals['_EVENTTYPE']._serialized_end=2749
   _globals['_CHILD']._serialized_start=97
   _globals['_CHILD']._serialized_end=393
   _globals['_WHICHCHILDRENREQUEST']._serialized_start=395
@@ -55,29 +57,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXTERNALSTART']._serialized_start=743
   _globals['_EXTERNALSTART']._serialized_end=789
   _globals['_CHILDSPEC']._serialized_start=792
-  _globals['_CHILDSPEC']._serialized_end=1028
-  _globals['_STARTCHILDREQUEST']._serialized_start=1030
-  _globals['_STARTCHILDREQUEST']._serialized_end=1136
-  _globals['_STARTCHILDRESPONSE']._serialized_start=1138
-  _globals['_STARTCHILDRESPONSE']._serialized_end=1202
-  _globals['_RESTARTCHILDREQUEST']._serialized_start=1204
-  _globals['_RESTARTCHILDREQUEST']._serialized_end=1257
-  _globals['_RESTARTCHILDRESPONSE']._serialized_start=1259
-  _globals['_RESTARTCHILDRESPONSE']._serialized_end=1325
-  _globals['_TERMINATECHILDREQUEST']._serialized_start=1327
-  _globals['_TERMINATECHILDREQUEST']._serialized_end=1382
-  _globals['_TERMINATECHILDRESPONSE']._serialized_start=1384
-  _globals['_TERMINATECHILDRESPONSE']._serialized_end=1452
-  _globals['_DELETECHILDREQUEST']._serialized_start=1454
-  _globals['_DELETECHILDREQUEST']._serialized_end=1506
-  _globals['_DELETECHILDRESPONSE']._serialized_start=1508
-  _globals['_DELETECHILDRESPONSE']._serialized_end=1529
-  _globals['_EVENT']._serialized_start=1532
-  _globals['_EVENT']._serialized_end=1709
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=1711
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=1747
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=1749
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=1814
-  _globals['_SUPERVISORSERVICE']._serialized_start=2564
-  _globals['_SUPERVISORSERVICE']._serialized_end=3306
+  _globals['_CHILDSPEC']._serialized_end=1082
+  _globals['_STARTCHILDREQUEST']._serialized_start=1084
+  _globals['_STARTCHILDREQUEST']._serialized_end=1190
+  _globals['_STARTCHILDRESPONSE']._serialized_start=1192
+  _globals['_STARTCHILDRESPONSE']._serialized_end=1256
+  _globals['_RESTARTCHILDREQUEST']._serialized_start=1258
+  _globals['_RESTARTCHILDREQUEST']._serialized_end=1311
+  _globals['_RESTARTCHILDRESPONSE']._serialized_start=1313
+  _globals['_RESTARTCHILDRESPONSE']._serialized_end=1379
+  _globals['_TERMINATECHILDREQUEST']._serialized_start=1381
+  _globals['_TERMINATECHILDREQUEST']._serialized_end=1436
+  _globals['_TERMINATECHILDRESPONSE']._serialized_start=1438
+  _globals['_TERMINATECHILDRESPONSE']._serialized_end=1506
+  _globals['_DELETECHILDREQUEST']._serialized_start=1508
+  _globals['_DELETECHILDREQUEST']._serialized_end=1560
+  _globals['_DELETECHILDRESPONSE']._serialized_start=1562
+  _globals['_DELETECHILDRESPONSE']._serialized_end=1583
+  _globals['_EVENT']._serialized_start=1586
+  _globals['_EVENT']._serialized_end=1763
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=1765
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=1801
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=1803
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=1868
+  _globals['_SUPERVISORSERVICE']._serialized_start=2752
+  _globals['_SUPERVISORSERVICE']._serialized_end=3494
 # @@protoc_insertion_point(module_scope)

@@ -35,6 +35,13 @@ class RestartType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESTART_TYPE_TRANSIENT: _ClassVar[RestartType]
     RESTART_TYPE_TEMPORARY: _ClassVar[RestartType]
 
+class ShutdownMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SHUTDOWN_MODE_UNSPECIFIED: _ClassVar[ShutdownMode]
+    SHUTDOWN_MODE_TIMEOUT: _ClassVar[ShutdownMode]
+    SHUTDOWN_MODE_BRUTAL_KILL: _ClassVar[ShutdownMode]
+    SHUTDOWN_MODE_INFINITY: _ClassVar[ShutdownMode]
+
 class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
@@ -63,6 +70,10 @@ RESTART_TYPE_UNSPECIFIED: RestartType
 RESTART_TYPE_PERMANENT: RestartType
 RESTART_TYPE_TRANSIENT: RestartType
 RESTART_TYPE_TEMPORARY: RestartType
+SHUTDOWN_MODE_UNSPECIFIED: ShutdownMode
+SHUTDOWN_MODE_TIMEOUT: ShutdownMode
+SHUTDOWN_MODE_BRUTAL_KILL: ShutdownMode
+SHUTDOWN_MODE_INFINITY: ShutdownMode
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_STARTED: EventType
 EVENT_TYPE_EXITED: EventType
@@ -151,20 +162,22 @@ class ExternalStart(_message.Message):
     def __init__(self, argv: _Optional[_Iterable[str]] = ..., address: _Optional[str] = ...) -> None: ...
 
 class ChildSpec(_message.Message):
-    __slots__ = ("id", "restart", "shutdown_ms", "significant", "worker", "external")
+    __slots__ = ("id", "restart", "shutdown_ms", "significant", "shutdown", "worker", "external")
     ID_FIELD_NUMBER: _ClassVar[int]
     RESTART_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_MS_FIELD_NUMBER: _ClassVar[int]
     SIGNIFICANT_FIELD_NUMBER: _ClassVar[int]
+    SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     restart: RestartType
     shutdown_ms: int
     significant: bool
+    shutdown: ShutdownMode
     worker: WorkerStart
     external: ExternalStart
-    def __init__(self, id: _Optional[str] = ..., restart: _Optional[_Union[RestartType, str]] = ..., shutdown_ms: _Optional[int] = ..., significant: _Optional[bool] = ..., worker: _Optional[_Union[WorkerStart, _Mapping]] = ..., external: _Optional[_Union[ExternalStart, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., restart: _Optional[_Union[RestartType, str]] = ..., shutdown_ms: _Optional[int] = ..., significant: _Optional[bool] = ..., shutdown: _Optional[_Union[ShutdownMode, str]] = ..., worker: _Optional[_Union[WorkerStart, _Mapping]] = ..., external: _Optional[_Union[ExternalStart, _Mapping]] = ...) -> None: ...
 
 class StartChildRequest(_message.Message):
     __slots__ = ("supervisor", "spec", "request_id")

@@ -1,0 +1,196 @@
+"""The `l2node` command: run the tree, and look at or steer a running one.
+
+Every command finds the running tree through DATA_DIR/run/endpoints.json; the default data
+dir is the same for all of them (see l2node.node.config.default_data_dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import signal
+import sys
+import time
+import uuid
+from typing import Any
+
+import grpc
+
+from l2node.node import endpoints
+from l2node.node.config import ConfigError, default_data_dir, load
+from l2node.supervisor.v1 import supervisor_pb2 as pb
+from l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
+from l2node.worker.v1 import worker_pb2, worker_pb2_grpc
+
+_RPC_TIMEOUT_S = 5.0
+
+
+def _enum_word(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix).lower()
+
+
+class CliError(Exception):
+    pass
+
+
+def _control(data_dir: pathlib.Path) -> tuple[dict[str, Any], grpc.Channel]:
+    try:
+        doc = endpoints.read(data_dir / "run")
+    except FileNotFoundError:
+        raise CliError(f"no running tree in {data_dir} (no run/endpoints.json); start one with `l2node up`"
+                       ) from None
+    return doc, grpc.insecure_channel(doc["control"])
+
+
+def _breakers(address: str) -> list[dict[str, Any]]:
+    with grpc.insecure_channel(address) as ch:
+        try:
+            reply = worker_pb2_grpc.WorkerServiceStub(ch).GetWorkerStatus(
+                worker_pb2.GetWorkerStatusRequest(), timeout=1.0)
+        except grpc.RpcError:
+            return []
+    return [
+        {"target": b.target, "state": _enum_word(worker_pb2.BreakerState, b.state, "BREAKER_STATE_"),
+         "failures": b.failures, "calls": b.calls, "retries": b.retries, "rejected": b.rejected}
+        for b in reply.breakers
+    ]
+
+
+def status_document(data_dir: pathlib.Path) -> dict[str, Any]:
+    doc, channel = _control(data_dir)
+    with channel:
+        try:
+            reply = pb_grpc.SupervisorServiceStub(channel).WhichChildren(
+                pb.WhichChildrenRequest(recursive=True), timeout=_RPC_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            raise CliError(f"the tree at {doc['control']} does not answer ({exc.code().name}); "
+                           f"is it still running? (pid {doc.get('pid')})") from None
+    children = []
+    for c in reply.children:
+        kind = _enum_word(pb.ChildKind, c.kind, "CHILD_KIND_")
+        state = _enum_word(pb.ChildState, c.state, "CHILD_STATE_")
+        children.append({
+            "id": c.id, "kind": kind, "state": state, "pid": c.pid, "restarts": c.restarts,
+            "uptime_s": round(c.uptime_s, 3), "address": c.address,
+            "breakers": _breakers(c.address) if kind == "worker" and state == "running" else [],
+            "restart": _enum_word(pb.RestartType, c.restart, "RESTART_TYPE_"),
+            "last_exit_reason": c.last_exit_reason, "parent": c.parent,
+        })
+    return {"control": doc["control"], "pid": doc.get("pid"), "l1_rpc": doc.get("l1_rpc"), "children": children}
+
+
+def _draw(status: dict[str, Any]) -> str:
+    lines = [f"l2node tree  pid {status['pid']}  control {status['control']}"]
+    rows = status["children"]
+    for i, c in enumerate(rows):
+        depth = c["id"].count("/")
+        last = not any(r["parent"] == c["parent"] for r in rows[i + 1:])
+        branch = ("│   " * depth) + ("└── " if last else "├── ")
+        name = c["id"].rsplit("/", 1)[-1]
+        detail = f"{c['state']:<10} pid {c['pid'] or '-':<7} restarts {c['restarts']:<3} up {c['uptime_s']:>8.1f}s"
+        where = f"  {c['address']}" if c["address"] else ""
+        lines.append(f"{branch}{name:<12} {c['kind']:<10} {detail}{where}")
+        for b in c["breakers"]:
+            lines.append(f"{'│   ' * (depth + 1)}   breaker {b['target']}: {b['state']} "
+                         f"(failures {b['failures']}, calls {b['calls']}, retries {b['retries']})")
+        if c["last_exit_reason"] and c["restarts"]:
+            lines.append(f"{'│   ' * (depth + 1)}   last exit: {c['last_exit_reason']}")
+    return "\n".join(lines)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from l2node.node import run  # imports grpc servers, otel: only for `up`
+
+    try:
+        cfg = load(args.config, data_dir=args.data_dir, l1_rpc=args.l1_rpc)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    return run.main(cfg)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = status_document(args.data_dir or default_data_dir())
+    print(json.dumps(status, indent=2) if args.json else _draw(status))
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Stop the child and start it again (terminate_child + restart_child)."""
+    _, channel = _control(args.data_dir or default_data_dir())
+    stub = pb_grpc.SupervisorServiceStub(channel)
+    with channel:
+        try:
+            stub.TerminateChild(pb.TerminateChildRequest(id=args.id, request_id=uuid.uuid4().hex),
+                                timeout=60)
+            reply = stub.RestartChild(pb.RestartChildRequest(id=args.id, request_id=uuid.uuid4().hex),
+                                      timeout=60)
+        except grpc.RpcError as exc:
+            raise CliError(f"restart {args.id}: {exc.code().name}: {exc.details()}") from None
+    print(f"{reply.child.id} restarted: pid {reply.child.pid}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or default_data_dir()
+    doc, channel = _control(data_dir)
+    channel.close()
+    pid = int(doc["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        endpoints.remove(data_dir / "run")
+        print(f"tree pid {pid} was not running; removed its stale endpoints.json")
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"stopped tree pid {pid}")
+            return 0
+        time.sleep(0.05)
+    raise CliError(f"tree pid {pid} still running after {args.timeout:g}s")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="l2node", description="A Layer-2 rollup node as a supervision tree.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", type=pathlib.Path, default=None,
+                       help=f"state and run files (default {default_data_dir()})")
+
+    p = sub.add_parser("up", help="run the tree in the foreground; Ctrl-C stops it")
+    data_dir(p)
+    p.add_argument("--config", type=pathlib.Path, help="TOML config file")
+    p.add_argument("--l1-rpc", help="use this Ethereum JSON-RPC URL instead of a local anvil")
+    p.set_defaults(fn=cmd_up)
+    p = sub.add_parser("status", help="the live tree")
+    data_dir(p)
+    p.add_argument("--json", action="store_true", help="machine-readable")
+    p.set_defaults(fn=cmd_status)
+    p = sub.add_parser("restart", help="restart one child, e.g. `l2node restart l1`")
+    data_dir(p)
+    p.add_argument("id", help="child path, e.g. sequencer or core/sequencer")
+    p.set_defaults(fn=cmd_restart)
+    p = sub.add_parser("stop", help="stop the running tree gracefully")
+    data_dir(p)
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(fn=cmd_stop)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.fn(args)
+    except CliError as exc:
+        print(f"l2node: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

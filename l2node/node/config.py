@@ -1,0 +1,128 @@
+"""What `l2node up` runs and where: every setting once, with its default, read from TOML.
+
+    # l2node.toml (every key optional)
+    [node]
+    host = "127.0.0.1"
+    base_port = 50050        # control plane = base_port; worker i listens on base_port + 1 + i
+    monitor_base_port = 0    # aiomonitor per worker on 127.0.0.1:(monitor_base_port + i); 0 = off
+    intensity = 3            # root restart intensity ...
+    period_s = 5.0           # ... within this window
+    [l1]
+    rpc = ""                 # an Ethereum JSON-RPC URL; empty = start a local anvil
+    port = 0                 # the local anvil's port; 0 = a free loopback port
+    chain_id = 31337
+    [workers.NAME]           # extra workers, e.g. for tests or operators' own services
+    definition = "module:ATTR"
+    settings = { ... }
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+DEFAULT_BASE_PORT = 50050
+DEFAULT_HOST = "127.0.0.1"
+
+
+def default_data_dir() -> pathlib.Path:
+    """The one default every command shares: $L2NODE_DATA_DIR, else the XDG data home."""
+    if os.environ.get("L2NODE_DATA_DIR"):
+        return pathlib.Path(os.environ["L2NODE_DATA_DIR"])
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return pathlib.Path(xdg) / "l2node"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerEntry:
+    """One worker process of the tree."""
+
+    id: str
+    #: "module:ATTR" naming a services.runtime.WorkerDefinition.
+    definition: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    data_dir: pathlib.Path
+    host: str = DEFAULT_HOST
+    base_port: int = DEFAULT_BASE_PORT
+    monitor_base_port: int = 0
+    intensity: int = 3
+    period_s: float = 5.0
+    #: External L1 JSON-RPC URL; None starts a local anvil child.
+    l1_rpc: str | None = None
+    l1_port: int = 0
+    chain_id: int = 31337
+    workers: tuple[WorkerEntry, ...] = ()
+
+    @property
+    def control_address(self) -> str:
+        return f"{self.host}:{self.base_port}"
+
+    def worker_address(self, index: int) -> str:
+        return f"{self.host}:{self.base_port + 1 + index}"
+
+    def monitor_port(self, index: int) -> int:
+        return self.monitor_base_port + index if self.monitor_base_port else 0
+
+    @property
+    def run_dir(self) -> pathlib.Path:
+        return self.data_dir / "run"
+
+
+def _section(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc: str | None = None
+         ) -> NodeConfig:
+    """Defaults, overridden by the TOML file, overridden by command-line flags."""
+    doc: Mapping[str, Any] = {}
+    if path is not None:
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config {path}: {exc}") from None
+    node, l1, workers = _section(doc, "node"), _section(doc, "l1"), _section(doc, "workers")
+    unknown = set(doc) - {"node", "l1", "workers", "data_dir"}
+    if unknown:
+        raise ConfigError(f"unknown config sections: {sorted(unknown)}")
+    cfg = NodeConfig(data_dir=pathlib.Path(doc.get("data_dir") or default_data_dir()))
+    try:
+        cfg = replace(
+            cfg,
+            host=str(node.get("host", cfg.host)),
+            base_port=int(node.get("base_port", cfg.base_port)),
+            monitor_base_port=int(node.get("monitor_base_port", cfg.monitor_base_port)),
+            intensity=int(node.get("intensity", cfg.intensity)),
+            period_s=float(node.get("period_s", cfg.period_s)),
+            l1_rpc=str(l1["rpc"]) if l1.get("rpc") else None,
+            l1_port=int(l1.get("port", 0)),
+            chain_id=int(l1.get("chain_id", cfg.chain_id)),
+            workers=tuple(
+                WorkerEntry(id=name, definition=str(w["definition"]), settings=dict(w.get("settings", {})))
+                for name, w in workers.items()
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"config {path}: {exc}") from None
+    if data_dir is not None:
+        cfg = replace(cfg, data_dir=data_dir)
+    if l1_rpc:
+        cfg = replace(cfg, l1_rpc=l1_rpc)
+    if not 0 < cfg.base_port < 65536 - 1 - len(cfg.workers):
+        raise ConfigError(f"base_port {cfg.base_port} leaves no room for {len(cfg.workers)} workers")
+    return replace(cfg, data_dir=cfg.data_dir.resolve())

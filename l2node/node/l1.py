@@ -1,0 +1,65 @@
+"""The local L1: anvil from the `@foundry-rs/anvil` npm package, run as an external child."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import platform
+import shutil
+import socket
+
+from supervisor import ChildSpec, Restart
+from supervisor._probe import Liveness
+from supervisor._process import external
+from supervisor._zygote_client import Zygote
+
+#: anvil's default chain id, which wallets and the dev accounts expect.
+DEVNET_CHAIN_ID = 31337
+
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _platform_package() -> str:
+    system = {"Linux": "linux", "Darwin": "darwin"}.get(platform.system(), platform.system().lower())
+    machine = {"x86_64": "amd64", "AMD64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine(), platform.machine())
+    return f"anvil-{system}-{machine}"
+
+
+def anvil_binary() -> str:
+    """The anvil executable: $L2NODE_ANVIL, the npm package's native binary, or anvil on PATH.
+
+    The native binary is used rather than the package's node wrapper so that signals reach
+    anvil itself and no node process sits in between.
+    """
+    if os.environ.get("L2NODE_ANVIL"):
+        return os.environ["L2NODE_ANVIL"]
+    for root in (pathlib.Path.cwd(), _REPO):
+        candidate = root / "node_modules" / "@foundry-rs" / _platform_package() / "bin" / "anvil"
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise FileNotFoundError("anvil not found: run `npm ci` in the project root, or set L2NODE_ANVIL")
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: int = DEVNET_CHAIN_ID,
+                liveness: Liveness | None = None) -> ChildSpec:
+    """The `l1` child: anvil on 127.0.0.1:port, its state kept under DATA_DIR/l1."""
+    l1_dir = data_dir / "l1"
+    l1_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
+        # The chain survives restarts: loaded at start, dumped every few seconds and at exit.
+        "--state", str(l1_dir / "state.json"), "--state-interval", "5",
+    ]
+    start = external(zygote, argv, f"http://127.0.0.1:{port}", output=str(l1_dir / "anvil.log"),
+                     liveness=liveness if liveness is not None else Liveness())
+    return ChildSpec(id="l1", start=start, restart=Restart.PERMANENT, shutdown=5000)

@@ -1,0 +1,168 @@
+"""`l2node up`: the root supervisor process.
+
+It serves the control plane first (so that a watcher sees the tree come up), starts the
+tree in order, keeps DATA_DIR/run/endpoints.json current, and on SIGTERM or Ctrl-C stops
+everything in reverse order. If the tree escalates past the root, it exits non-zero so that
+whatever runs it (systemd, Kubernetes) decides next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+import supervisor as sv
+from l2node.node import endpoints
+from l2node.node.config import NodeConfig, WorkerEntry
+from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
+from l2node.node.tree import build, worker_payload
+from l2node.supervisor.v1 import supervisor_pb2 as pb
+from services.runtime import FieldViolation, InvalidArgument
+from services.runtime._bootstrap import SERVER_OPTIONS
+from services.runtime._health import SERVING, HealthServicer
+from services.runtime._interceptor import ServerInterceptor
+from services.runtime._logging import init_logging
+from services.runtime._tracing import init_tracing
+from supervisor._process import external, forked
+from supervisor._zygote_client import Zygote
+
+SERVICE_NAME = "supervisor"
+_log = logging.getLogger("l2node.supervisor")
+
+
+class _Endpoints:
+    """Rewrites endpoints.json after every event, coalesced to one write per loop turn."""
+
+    def __init__(self, cfg: NodeConfig, root: sv.Supervisor, l1_rpc: str | None) -> None:
+        self._cfg, self._root, self._l1 = cfg, root, l1_rpc
+        self._pending = False
+
+    def on_event(self, event: sv.Event) -> None:
+        _log.info(event.type.value, extra={"child": event.child_id, "pid": event.pid, "reason": event.reason,
+                                           "normal": event.normal})
+        if not self._pending:
+            self._pending = True
+            asyncio.get_running_loop().call_soon(self.write)
+
+    def write(self) -> None:
+        self._pending = False
+        endpoints.write(self._cfg.run_dir, endpoints.document(self._root, self._cfg.control_address, self._l1))
+
+
+def _spec_factory(cfg: NodeConfig, zygote: Zygote) -> Any:
+    """StartChild over the control plane: a worker forked from our zygote, or an external program."""
+
+    def make(spec: pb.ChildSpec) -> sv.ChildSpec:
+        restart = RESTART_FROM_PB.get(spec.restart, sv.Restart.PERMANENT)
+        shutdown: sv.ShutdownSetting | None = {
+            pb.SHUTDOWN_MODE_BRUTAL_KILL: sv.BRUTAL_KILL, pb.SHUTDOWN_MODE_INFINITY: sv.INFINITY,
+        }.get(spec.shutdown, int(spec.shutdown_ms) or None)
+        which = spec.WhichOneof("start")
+        if which == "worker":
+            w = spec.worker
+            if not w.definition or not w.address:
+                raise InvalidArgument("a worker needs a definition and an address", reason="INVALID_SPEC",
+                                      field_violations=[FieldViolation("spec.worker", "definition and address")])
+            try:
+                settings = json.loads(w.settings_json) if w.settings_json else {}
+            except ValueError as exc:
+                raise InvalidArgument(f"settings_json: {exc}", reason="INVALID_SPEC",
+                                      field_violations=[FieldViolation("spec.worker.settings_json", str(exc))]
+                                      ) from None
+            payload = worker_payload(cfg, WorkerEntry(spec.id, w.definition, settings), 0)
+            payload["config"]["address"] = w.address
+            payload["config"].pop("monitor_port")
+            start: sv.Starter = forked(zygote, "services.runtime:zygote_entry", w.address, payload=payload)
+        elif which == "external":
+            if not spec.external.argv or not spec.external.address:
+                raise InvalidArgument("an external child needs argv and address", reason="INVALID_SPEC",
+                                      field_violations=[FieldViolation("spec.external", "argv and address")])
+            start = external(zygote, list(spec.external.argv), spec.external.address)
+        else:
+            raise InvalidArgument("spec.start must be worker or external", reason="INVALID_SPEC",
+                                  field_violations=[FieldViolation("spec.start", "missing")])
+        try:
+            return sv.ChildSpec(id=spec.id, start=start, restart=restart, shutdown=shutdown,
+                                significant=spec.significant)
+        except sv.InvalidSpec as exc:
+            raise InvalidArgument(str(exc), reason="INVALID_SPEC",
+                                  field_violations=[FieldViolation("spec", str(exc))]) from None
+
+    return make
+
+
+async def _serve_control(cfg: NodeConfig, root: sv.Supervisor, zygote: Zygote, tracer: Any) -> grpc.aio.Server:
+    server = grpc.aio.server(interceptors=[ServerInterceptor(tracer)], options=SERVER_OPTIONS)
+    add_to_server(server, SupervisorControl(root, _spec_factory(cfg, zygote)))
+    control_name = pb.DESCRIPTOR.services_by_name["SupervisorService"].full_name
+    health = HealthServicer([control_name])
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        [control_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+    server.add_insecure_port(cfg.control_address)  # raises if another tree holds the port
+    await server.start()
+    health.set_all(SERVING)
+    return server
+
+
+async def up(cfg: NodeConfig) -> int:
+    spec, zygote, l1_rpc = build(cfg)
+    root = sv.Supervisor(spec)
+    tracing = init_tracing(SERVICE_NAME)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ends = _Endpoints(cfg, root, l1_rpc)
+    root.bus.add_listener(ends.on_event)
+    try:
+        server = await _serve_control(cfg, root, zygote, tracing.tracer)
+    except RuntimeError as exc:
+        _log.error("cannot serve the control plane", extra={"address": cfg.control_address, "error": str(exc)})
+        tracing.shutdown()
+        return 2
+    code = 0
+    try:
+        try:
+            await root.start()
+        except sv.StartFailed as exc:
+            _log.error("tree failed to start", extra={"child": exc.child_id, "reason": exc.why})
+            return 1
+        ends.write()
+        _log.info("tree up", extra={"control": cfg.control_address, "l1_rpc": l1_rpc,
+                                    "endpoints": str(endpoints.path(cfg.run_dir))})
+        stopped = asyncio.create_task(root.wait_stopped())
+        signalled = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        if stopped.done():
+            exc = stopped.exception()
+            if exc is not None:
+                _log.error("root supervisor gave up", extra={"reason": str(exc)})
+                code = 1
+        else:
+            stopped.cancel()
+            _log.info("stopping the tree")
+            await root.stop()
+    finally:
+        await root.stop()
+        await server.stop(0.5)
+        zygote.close()
+        endpoints.remove(cfg.run_dir)
+        tracing.shutdown()
+    return code
+
+
+def main(cfg: NodeConfig) -> int:
+    init_logging(SERVICE_NAME, logging.INFO)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    _log.info("starting", extra={"data_dir": str(cfg.data_dir), "pid": os.getpid()})
+    return asyncio.run(up(cfg))

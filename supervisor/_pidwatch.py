@@ -1,0 +1,68 @@
+"""Learn, without polling and without threads, when a child process exits and why.
+
+A pidfd becomes readable when its process exits; ``waitid(P_PIDFD)`` then reaps it and gives
+the exit code or the signal. This works for the workers that the zygote double-forks because
+the supervisor is their subreaper (see ``_orphans``), hence their parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from supervisor._child import Exit
+
+
+def describe(si_code: int, status: int) -> Exit:
+    if si_code == os.CLD_EXITED:
+        return Exit(normal=status == 0, reason=f"exited with code {status}", exit_code=status)
+    name = signal.Signals(status).name if status in signal.Signals._value2member_map_ else str(status)
+    core = " (core dumped)" if si_code == os.CLD_DUMPED else ""
+    return Exit(normal=False, reason=f"killed by {name}{core}", signal=status)
+
+
+class PidWatch:
+    """The exit of one child process, as an awaitable."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        loop = asyncio.get_running_loop()
+        self._exit: asyncio.Future[Exit] = loop.create_future()
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._fd = None
+            self._exit.set_result(Exit(normal=False, reason="vanished before it was watched"))
+            return
+        loop.add_reader(self._fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        assert self._fd is not None
+        asyncio.get_running_loop().remove_reader(self._fd)
+        try:
+            info = os.waitid(os.P_PIDFD, self._fd, os.WEXITED | os.WNOHANG)
+            result = describe(info.si_code, info.si_status) if info is not None else \
+                Exit(normal=False, reason="exited (status unknown)")
+        except ChildProcessError:
+            # Not our child (no subreaper on this platform): the pid is gone, the status is not ours.
+            result = Exit(normal=False, reason="exited (not our child; status unknown)")
+        finally:
+            os.close(self._fd)
+            self._fd = None
+        if not self._exit.done():
+            self._exit.set_result(result)
+
+    @property
+    def exited(self) -> bool:
+        return self._exit.done()
+
+    async def wait(self) -> Exit:
+        return await asyncio.shield(self._exit)
+
+    def signal(self, sig: int) -> None:
+        if not self._exit.done():
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,166 @@
+"""Probes: how the supervisor learns that a process child is ready, and that it is still alive.
+
+Readiness is health: a worker counts as started when its grpc.health.v1 service says
+SERVING (OTP's start_link returning after init/1). Liveness is more than "the pid exists": a
+child that stops answering its probe is hung, and a hung child is killed and restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+from yarl import URL
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from supervisor._spec import DEFAULT_PROBE_FAILURES, DEFAULT_PROBE_INTERVAL_S, DEFAULT_PROBE_TIMEOUT_S
+
+
+class ProbeFailed(Exception):
+    """One probe attempt failed; the message says how."""
+
+
+class Probe(Protocol):
+    async def preflight(self) -> None:
+        """Before spawning: raise ProbeFailed if something already listens at the address.
+
+        Otherwise readiness could be answered by whoever holds the port (a half-dead
+        predecessor, a stray process) while our child fails to bind and dies.
+        """
+        ...
+
+    async def check(self, timeout_s: float) -> None:
+        """Return if the child is ready and well; raise ProbeFailed (or time out) if not."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """How a running child is watched for hangs."""
+
+    #: Seconds between probes once the child runs.
+    interval_s: float = DEFAULT_PROBE_INTERVAL_S
+    #: Each probe's deadline.
+    timeout_s: float = DEFAULT_PROBE_TIMEOUT_S
+    #: Consecutive misses that make the child hung: it is SIGKILLed and restarted.
+    failures: int = DEFAULT_PROBE_FAILURES
+
+
+#: While a child starts, we poll this often: a restart is as fast as its readiness is noticed.
+_READY_POLL_S = 0.002
+
+# Reconnect quickly once connected: the default 1 s backoff would stall liveness probes.
+_FAST_RECONNECT = [
+    ("grpc.initial_reconnect_backoff_ms", 5),
+    ("grpc.min_reconnect_backoff_ms", 5),
+    ("grpc.max_reconnect_backoff_ms", 10),
+    ("grpc.enable_retries", 0),
+]
+
+
+async def _port_taken(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class GrpcHealthProbe:
+    """grpc.health.v1 Check against ``address``; SERVING is ready."""
+
+    def __init__(self, address: str, service: str = "") -> None:
+        self.address = address
+        self.service = service
+        self._channel: grpc.aio.Channel | None = None
+
+    async def preflight(self) -> None:
+        if await _port_taken(*_split(self.address)):
+            raise ProbeFailed(f"{self.address} is already in use by another process")
+
+    async def check(self, timeout_s: float) -> None:
+        if self._channel is None:
+            # Until the port accepts, probe with a bare TCP connect: a gRPC channel that failed
+            # to connect backs off ~100 ms whatever its options, which would dominate restarts.
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(*_split(self.address)), timeout_s)
+            except OSError as exc:
+                raise ProbeFailed(f"connect: {exc.strerror or exc}") from None
+            writer.close()
+            self._channel = grpc.aio.insecure_channel(self.address, options=_FAST_RECONNECT)
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=self.service), timeout=timeout_s, wait_for_ready=True
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise ProbeFailed(f"health check: {exc.code().name}") from None
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise ProbeFailed(f"health: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+
+class JsonRpcProbe:
+    """A JSON-RPC call (``eth_chainId`` by default) that must return a result: an L1 node."""
+
+    def __init__(self, url: str, method: str = "eth_chainId") -> None:
+        self.url = url
+        self.method = method
+        self._session: aiohttp.ClientSession | None = None
+
+    async def preflight(self) -> None:
+        url = URL(self.url)
+        if url.host and url.port and await _port_taken(url.host, url.port):
+            raise ProbeFailed(f"{self.url} is already in use by another process")
+
+    async def check(self, timeout_s: float) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        body = {"jsonrpc": "2.0", "id": 1, "method": self.method, "params": []}
+        try:
+            async with self._session.post(
+                self.url, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            ) as resp:
+                reply = json.loads(await resp.text())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise ProbeFailed(f"{self.method}: {type(exc).__name__}: {exc}") from None
+        if "result" not in reply:
+            raise ProbeFailed(f"{self.method}: {reply.get('error')}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def wait_ready(probe: Probe, timeout_s: float) -> None:
+    """Probe until the child is ready or ``timeout_s`` has passed (then TimeoutError)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last = "no answer"
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError(f"not ready after {timeout_s:g}s: {last}")
+        try:
+            await asyncio.wait_for(probe.check(min(remaining, 1.0)), remaining)
+            return
+        except (ProbeFailed, TimeoutError) as exc:
+            last = str(exc) or type(exc).__name__
+        await asyncio.sleep(_READY_POLL_S)

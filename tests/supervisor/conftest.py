@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from supervisor import ChildSpec, ChildState, Supervisor, SupervisorFlags, SupervisorSpec
+from supervisor._probe import Liveness
+from supervisor._process import forked
+from supervisor._zygote_client import Zygote
+
+WORKER = "tests.supervisor.workers:health_worker"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not pred():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.005)
+
+
+def child(sup: Supervisor, cid: str) -> Any:
+    return next(c for c in sup.which_children() if c.id == cid)
+
+
+async def wait_running(sup: Supervisor, cid: str, other_than: int | None = None) -> int:
+    def ok() -> bool:
+        c = child(sup, cid)
+        return c.state is ChildState.RUNNING and c.pid is not None and c.pid != other_than
+
+    await wait_until(ok, what=f"{cid} running")
+    pid: int = child(sup, cid).pid
+    return pid
+
+
+class Tree:
+    """A zygote plus worker children under one supervisor, torn down after the test."""
+
+    def __init__(self) -> None:
+        self.zygote = Zygote(preload=["tests.supervisor.workers"])
+        self.sup: Supervisor | None = None
+
+    def worker(self, cid: str, *, payload: dict[str, Any] | None = None, liveness: Liveness | None = None,
+               start_timeout_s: float = 10.0, address: str | None = None, **kw: Any) -> ChildSpec:
+        address = address or f"127.0.0.1:{free_port()}"
+        body = {"address": address, **(payload or {})}
+        starter = forked(self.zygote, WORKER, address, payload=body, liveness=liveness,
+                         start_timeout_s=start_timeout_s)
+        return ChildSpec(id=cid, start=starter, **kw)
+
+    async def start(self, flags: SupervisorFlags, *children: ChildSpec) -> Supervisor:
+        self.sup = Supervisor(SupervisorSpec(flags, [ChildSpec(id="zygote", start=self.zygote.starter()),
+                                                     *children]))
+        await self.sup.start()
+        return self.sup
+
+
+@pytest.fixture
+async def tree() -> AsyncIterator[Tree]:
+    t = Tree()
+    yield t
+    if t.sup is not None:
+        await t.sup.stop()
+    t.zygote.close()

@@ -1,0 +1,160 @@
+"""Process children for real: forked from the zygote, probed over gRPC, killed with signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import grpc
+import pytest
+
+from supervisor import (
+    BRUTAL_KILL,
+    INFINITY,
+    EventType,
+    Restart,
+    Shutdown,
+    StartFailed,
+    SupervisorFlags,
+)
+from supervisor._probe import GrpcHealthProbe, Liveness
+
+from .conftest import Tree, child, pid_alive, wait_running
+
+
+async def serving(address: str) -> bool:
+    probe = GrpcHealthProbe(address)
+    try:
+        await probe.check(1.0)
+        return True
+    except Exception:
+        return False
+    finally:
+        await probe.close()
+
+
+async def test_worker_is_ready_when_serving_and_comes_back_after_kill(tree: Tree) -> None:
+    sup = await tree.start(SupervisorFlags(), tree.worker("w"))
+    c = child(sup, "w")
+    assert await serving(c.address)  # started means SERVING, not merely forked
+    zygote_pid = child(sup, "zygote").pid
+    assert os.getppid() != c.pid and c.pid != zygote_pid
+    os.kill(c.pid, signal.SIGKILL)
+    new_pid = await wait_running(sup, "w", other_than=c.pid)
+    again = child(sup, "w")
+    assert again.address == c.address and again.restarts == 1  # same port: peers reconnect
+    assert "SIGKILL" in again.last_exit_reason
+    assert await serving(again.address) and not pid_alive(c.pid) and pid_alive(new_pid)
+
+
+async def test_workers_outlive_a_zygote_crash(tree: Tree) -> None:
+    sup = await tree.start(SupervisorFlags(), tree.worker("a"), tree.worker("b"))
+    before = {cid: child(sup, cid).pid for cid in ("a", "b")}
+    zpid = child(sup, "zygote").pid
+    os.kill(zpid, signal.SIGKILL)
+    await wait_running(sup, "zygote", other_than=zpid)
+    assert {cid: child(sup, cid).pid for cid in ("a", "b")} == before  # one_for_one: untouched
+    os.kill(before["a"], signal.SIGKILL)  # and the new zygote forks replacements
+    await wait_running(sup, "a", other_than=before["a"])
+
+
+@pytest.mark.parametrize(
+    ("shutdown", "ignore_sigterm", "reason"),
+    [
+        (BRUTAL_KILL, False, "killed by SIGKILL"),
+        (300, True, "did not stop within 300 ms; killed by SIGKILL"),
+        (5000, False, "exited with code 0"),
+        (INFINITY, False, "exited with code 0"),
+    ],
+)
+async def test_shutdown_settings(tree: Tree, shutdown: object, ignore_sigterm: bool, reason: str) -> None:
+    sup = await tree.start(SupervisorFlags(), tree.worker("w", shutdown=shutdown,
+                                                          payload={"ignore_sigterm": ignore_sigterm}))
+    pid = child(sup, "w").pid
+    await sup.terminate_child("w")
+    assert child(sup, "w").last_exit_reason == reason
+    assert not pid_alive(pid)
+
+
+async def test_children_stop_in_reverse_start_order(tree: Tree) -> None:
+    sup = await tree.start(SupervisorFlags(), tree.worker("a"), tree.worker("b"), tree.worker("c"))
+    exits: list[str] = []
+    sup.bus.add_listener(lambda e: exits.append(e.child_id) if e.type is EventType.EXITED else None)
+    await sup.stop()
+    tree.sup = None
+    assert exits == ["c", "b", "a", "zygote"]
+
+
+async def test_start_failure_stops_the_started_ones_and_says_why(tree: Tree) -> None:
+    ok = tree.worker("ok")
+    bad = tree.worker("bad", payload={"crash_on_start": True})
+    with pytest.raises(StartFailed, match="exited with code 3 before it was ready") as info:
+        await tree.start(SupervisorFlags(), ok, bad, tree.worker("never"))
+    assert info.value.child_id == "bad"
+    assert tree.sup is not None and not tree.sup.running
+    tree.sup = None
+
+
+async def test_start_timeout(tree: Tree) -> None:
+    slow = tree.worker("slow", payload={"start_delay_s": 5}, start_timeout_s=0.5)
+    with pytest.raises(StartFailed, match="not ready after 0.5s"):
+        await tree.start(SupervisorFlags(), slow)
+    tree.sup = None
+
+
+async def test_transient_worker_restarts_only_on_abnormal_exit(tree: Tree) -> None:
+    sup = await tree.start(
+        SupervisorFlags(),
+        tree.worker("clean", restart=Restart.TRANSIENT, payload={"exit_after_s": 0.3, "exit_code": 0}),
+        tree.worker("dirty", restart=Restart.TRANSIENT, payload={"exit_after_s": 0.3, "exit_code": 2}),
+    )
+    first = child(sup, "dirty").pid
+    await wait_running(sup, "dirty", other_than=first)
+    assert child(sup, "clean").state.value == "terminated"
+    assert child(sup, "clean").last_exit_reason == "exited with code 0"
+
+
+async def test_hung_worker_is_killed_and_restarted(tree: Tree) -> None:
+    fast = Liveness(interval_s=0.1, timeout_s=0.2, failures=3)
+    sup = await tree.start(SupervisorFlags(), tree.worker("w", liveness=fast))
+    events: list[tuple[EventType, str]] = []
+    sup.bus.add_listener(lambda e: events.append((e.type, e.reason)))
+    pid = child(sup, "w").pid
+    os.kill(pid, signal.SIGSTOP)  # alive as far as the kernel is concerned, but answers nothing
+    await wait_running(sup, "w", other_than=pid)
+    misses = [r for t, r in events if t is EventType.PROBE_FAILED]
+    assert len(misses) == 3 and misses[-1].startswith("miss 3/3")
+    assert "hung: 3 probes missed" in child(sup, "w").last_exit_reason
+    assert not pid_alive(pid)
+
+
+async def test_hangs_count_toward_intensity(tree: Tree) -> None:
+    fast = Liveness(interval_s=0.05, timeout_s=0.1, failures=2)
+    sup = await tree.start(SupervisorFlags(intensity=1, period_s=30), tree.worker("w", liveness=fast))
+    pid = child(sup, "w").pid
+    os.kill(pid, signal.SIGSTOP)
+    pid = await wait_running(sup, "w", other_than=pid)
+    os.kill(pid, signal.SIGSTOP)
+    with pytest.raises(Shutdown, match="max restart intensity"):
+        await asyncio.wait_for(sup.wait_stopped(), 10)
+    assert not pid_alive(pid)
+    tree.sup = None
+
+
+async def test_a_replacement_never_shares_a_port(tree: Tree) -> None:
+    sup = await tree.start(SupervisorFlags(), tree.worker("first"))
+    address = child(sup, "first").address
+    # With SO_REUSEPORT on, the twin would bind and silently share the port; off, its bind fails.
+    with pytest.raises(StartFailed, match="already in use by another process"):
+        await sup.start_child(tree.worker("twin", address=address, start_timeout_s=3))
+    assert await serving(address)
+
+
+async def test_probe_uses_standard_health(tree: Tree) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    sup = await tree.start(SupervisorFlags(), tree.worker("w"))
+    async with grpc.aio.insecure_channel(child(sup, "w").address) as ch:
+        reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
