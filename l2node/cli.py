@@ -132,6 +132,19 @@ def cmd_restart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alive(pid: int) -> bool:
+    """Exists and is not a zombie (a tree started by a shell script may not be reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or default_data_dir()
     doc, channel = _control(data_dir)
@@ -145,9 +158,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
         return 0
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             print(f"stopped tree pid {pid}")
             return 0
         time.sleep(0.05)
