@@ -13,6 +13,7 @@ Three mechanisms, because each alone has a hole:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -69,16 +70,21 @@ class ParentWatchPipe:
 
     def close(self) -> None:
         for fd in (self.read_fd, self._write_fd):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
-def watch_parent_pipe(read_fd: int) -> None:
-    """In a worker: a daemon thread that SIGTERMs us when the supervisor's pipe closes."""
+def watch_parent_pipe(read_fd: int, supervisor_pid: int) -> None:
+    """In a worker: a daemon thread that ties our life to the supervisor's.
+
+    It waits to be adopted by the supervisor, asks for SIGTERM on its death (the thread that
+    sets PDEATHSIG must outlive the process, and this one does), then SIGTERMs us when the
+    supervisor's pipe closes, whichever comes first.
+    """
 
     def watch() -> None:
+        if wait_adopted(supervisor_pid):
+            die_with_parent(supervisor_pid, signal.SIGTERM)
         while True:
             try:
                 if os.read(read_fd, 1) == b"":

@@ -8,6 +8,7 @@ the supervisor is their subreaper (see ``_orphans``), hence their parent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 
@@ -62,7 +63,5 @@ class PidWatch:
 
     def signal(self, sig: int) -> None:
         if not self._exit.done():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass

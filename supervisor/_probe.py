@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
-from yarl import URL
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from yarl import URL
 
 from supervisor._spec import DEFAULT_PROBE_FAILURES, DEFAULT_PROBE_INTERVAL_S, DEFAULT_PROBE_TIMEOUT_S
 
@@ -110,6 +110,35 @@ class GrpcHealthProbe:
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             raise ProbeFailed(f"health: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
 
+    async def watch_ready(self) -> None:
+        """Return the moment the child says SERVING: poll the port, then Health.Watch it.
+
+        Polling Check would add up to a poll interval plus a round trip to every restart; a
+        Watch stream is told of the change as it happens.
+        """
+        host, port = _split(self.address)
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+                writer.close()
+            except OSError:
+                await asyncio.sleep(_READY_POLL_S)
+                continue
+            if self._channel is None:
+                self._channel = grpc.aio.insecure_channel(self.address, options=_FAST_RECONNECT)
+            call = health_pb2_grpc.HealthStub(self._channel).Watch(
+                health_pb2.HealthCheckRequest(service=self.service), wait_for_ready=True)
+            try:
+                async for reply in call:
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+            except grpc.aio.AioRpcError:
+                pass  # the child went away mid-watch; our caller notices if it died
+            finally:
+                call.cancel()
+            await self.close()
+            await asyncio.sleep(_READY_POLL_S)
+
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
@@ -151,6 +180,13 @@ class JsonRpcProbe:
 
 async def wait_ready(probe: Probe, timeout_s: float) -> None:
     """Probe until the child is ready or ``timeout_s`` has passed (then TimeoutError)."""
+    watch = getattr(probe, "watch_ready", None)
+    if watch is not None:
+        try:
+            await asyncio.wait_for(watch(), timeout_s)
+        except TimeoutError:
+            raise TimeoutError(f"not SERVING after {timeout_s:g}s") from None
+        return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     last = "no answer"

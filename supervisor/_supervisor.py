@@ -400,10 +400,8 @@ class Supervisor:
         strategy = self.flags.strategy
         if strategy is Strategy.ONE_FOR_ONE:
             return [child]
-        if strategy is Strategy.ONE_FOR_ALL:
-            members = self._children
-        else:  # REST_FOR_ONE
-            members = self._children[self._children.index(child):]
+        # one_for_all: every child; rest_for_one: the child and those started after it.
+        members = self._children if strategy is Strategy.ONE_FOR_ALL else self._children[self._children.index(child):]
         # Children terminated on purpose (terminate_child, transient normal exit) stay down.
         return [c for c in members if c is child or c.running is not None or c.state is ChildState.RESTARTING]
 

@@ -40,12 +40,11 @@ def _become_child(spec: dict[str, Any], control: socket.socket, watch_fd: int, s
     try:
         control.close()
         os.setsid()  # the terminal's Ctrl-C goes to the supervisor, which stops us in order
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        adopted = wait_adopted(supervisor_pid)
         kind = spec.get("kind", "python")
-        if adopted:
-            die_with_parent(supervisor_pid, signal.SIGTERM if kind == "python" else signal.SIGKILL)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        # Python ignores SIGPIPE (a closed pipe is an exception); programs we exec expect the default.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL if kind == "exec" else signal.SIG_IGN)
         if spec.get("cwd"):
             os.chdir(spec["cwd"])
         env = {**os.environ, **{str(k): str(v) for k, v in (spec.get("env") or {}).items()}}
@@ -55,13 +54,19 @@ def _become_child(spec: dict[str, Any], control: socket.socket, watch_fd: int, s
             os.dup2(fd, 2)
             os.close(fd)
         if kind == "exec":
+            # A program we exec cannot watch the pipe: the kernel's signal has to do.
+            if wait_adopted(supervisor_pid):
+                die_with_parent(supervisor_pid, signal.SIGKILL)
             os.set_inheritable(watch_fd, False)
             argv = [str(a) for a in spec["argv"]]
             os.execvpe(argv[0], argv, env)
         os.environ.clear()
         os.environ.update(env)
         os.set_inheritable(watch_fd, False)
-        watch_parent_pipe(watch_fd)
+        # Off the critical path: the watcher thread waits for the re-parenting, asks for the
+        # parent-death signal (which the kernel then sends to the whole process), and watches
+        # the pipe, while this thread goes on starting the worker.
+        watch_parent_pipe(watch_fd, supervisor_pid)
         entry = _resolve(spec["target"])
         result = entry(spec.get("payload") or {})
         code = result if isinstance(result, int) else 0
@@ -93,9 +98,12 @@ def _spawn(spec: dict[str, Any], control: socket.socket, watch_fd: int, supervis
         finally:
             os._exit(0)
     os.close(w)
-    with os.fdopen(r, "rb") as f:
-        raw = f.read()
-    os.waitpid(middle, 0)
+    try:
+        raw = os.read(r, 64)  # one write of a few digits is atomic: no need to wait for EOF
+    finally:
+        os.close(r)
+    # No waitpid: SIGCHLD is ignored in the zygote, so the kernel reaps `middle` itself, and we
+    # reply without waiting for a process of this size to tear down.
     if not raw:
         raise OSError("fork failed in the intermediate process")
     return int(raw)
@@ -106,6 +114,7 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
     # The supervisor stops us with SIGTERM when it is ready to; Ctrl-C is its business.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     for module in preload:
         importlib.import_module(module)
     control = socket.socket(fileno=control_fd)

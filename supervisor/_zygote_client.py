@@ -188,7 +188,7 @@ class ZygoteStarter:
         env = {**os.environ, "GRPC_ENABLE_FORK_SUPPORT": "0"}
         try:
             # posix_spawn runs no Python in the child: safe in a process that holds gRPC objects.
-            pid = os.posix_spawn(sys.executable, argv, env)
+            pid = os.posix_spawn(sys.executable, argv, env)  # noqa: ASYNC221  (vfork+exec: no wait)
         finally:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)

@@ -4,7 +4,7 @@
     [node]
     host = "127.0.0.1"
     base_port = 50050        # control plane = base_port; worker i listens on base_port + 1 + i
-    monitor_base_port = 0    # aiomonitor per worker on 127.0.0.1:(monitor_base_port + i); 0 = off
+    monitor_base_port = 0    # aiomonitor per worker on 127.0.0.1 (services.runtime.monitor_port_for); 0 = off
     intensity = 3            # root restart intensity ...
     period_s = 5.0           # ... within this window
     [l1]
@@ -24,6 +24,8 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from services.runtime import monitor_port_for
 
 DEFAULT_BASE_PORT = 50050
 DEFAULT_HOST = "127.0.0.1"
@@ -73,7 +75,8 @@ class NodeConfig:
         return f"{self.host}:{self.base_port + 1 + index}"
 
     def monitor_port(self, index: int) -> int:
-        return self.monitor_base_port + index if self.monitor_base_port else 0
+        """aiomonitor's port for worker ``index``; 0 (off) unless monitor_base_port is set."""
+        return monitor_port_for(index, self.monitor_base_port) if self.monitor_base_port else 0
 
     @property
     def run_dir(self) -> pathlib.Path:

@@ -71,7 +71,7 @@ def _as_domain_errors() -> Iterator[None]:
         raise Unavailable(str(exc), reason="NOT_RUNNING") from None
 
 
-class SupervisorControl(pb_grpc.SupervisorServiceServicer):  # type: ignore[misc]
+class SupervisorControl(pb_grpc.SupervisorServiceServicer):
     def __init__(self, root: sv.Supervisor, spec_factory: SpecFactory) -> None:
         self._root = root
         self._spec_factory = spec_factory

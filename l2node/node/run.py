@@ -62,9 +62,9 @@ def _spec_factory(cfg: NodeConfig, zygote: Zygote) -> Any:
 
     def make(spec: pb.ChildSpec) -> sv.ChildSpec:
         restart = RESTART_FROM_PB.get(spec.restart, sv.Restart.PERMANENT)
-        shutdown: sv.ShutdownSetting | None = {
-            pb.SHUTDOWN_MODE_BRUTAL_KILL: sv.BRUTAL_KILL, pb.SHUTDOWN_MODE_INFINITY: sv.INFINITY,
-        }.get(spec.shutdown, int(spec.shutdown_ms) or None)
+        modes: dict[int, sv.ShutdownSetting] = {
+            pb.SHUTDOWN_MODE_BRUTAL_KILL: sv.BRUTAL_KILL, pb.SHUTDOWN_MODE_INFINITY: sv.INFINITY}
+        shutdown = modes.get(spec.shutdown, int(spec.shutdown_ms) or None)
         which = spec.WhichOneof("start")
         if which == "worker":
             w = spec.worker
@@ -144,9 +144,9 @@ async def up(cfg: NodeConfig) -> int:
         await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)
         signalled.cancel()
         if stopped.done():
-            exc = stopped.exception()
-            if exc is not None:
-                _log.error("root supervisor gave up", extra={"reason": str(exc)})
+            failure = stopped.exception()
+            if failure is not None:
+                _log.error("root supervisor gave up", extra={"reason": str(failure)})
                 code = 1
         else:
             stopped.cancel()

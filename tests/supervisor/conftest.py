@@ -30,12 +30,12 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-async def wait_until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+async def wait_until(pred: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not pred():
         if loop.time() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
+            raise AssertionError(f"{what} not reached within {within}s")
         await asyncio.sleep(0.005)
 
 

@@ -98,7 +98,7 @@ async def test_start_failure_stops_the_started_ones_and_says_why(tree: Tree) -> 
 
 async def test_start_timeout(tree: Tree) -> None:
     slow = tree.worker("slow", payload={"start_delay_s": 5}, start_timeout_s=0.5)
-    with pytest.raises(StartFailed, match="not ready after 0.5s"):
+    with pytest.raises(StartFailed, match=r"not SERVING after 0\.5s"):
         await tree.start(SupervisorFlags(), slow)
     tree.sup = None
 

@@ -75,8 +75,8 @@ class Probe:
         return ChildSpec(id=name, start=task(self.body(name)), **kw)  # type: ignore[arg-type]
 
 
-async def settle(sup: Supervisor, pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def settle(sup: Supervisor, pred: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not pred():
         assert asyncio.get_running_loop().time() < deadline, "condition not reached"
         await asyncio.sleep(0.005)
@@ -93,8 +93,8 @@ def restarts(sup: Supervisor) -> dict[str, int]:
 async def crash(p: Probe, sup: Supervisor, name: str) -> None:
     before = sup.statistics().total_restarts
     p.kill[name].set()
-    await settle(sup, lambda: sup.statistics().total_restarts > before and all(
-        s is ChildState.RUNNING for s in states(sup).values()) or not sup.running)
+    await settle(sup, lambda: (sup.statistics().total_restarts > before and all(
+        s is ChildState.RUNNING for s in states(sup).values())) or not sup.running)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,81 @@
+"""The worker runtime: the one way a service process is built and run.
+
+A service is a :class:`WorkerDefinition`; the runtime gives it config, storage, a grpc.aio
+server with health, reflection, tracing and error mapping, a supervised task tree, and a
+graceful stop::
+
+    def register(ctx: WorkerContext) -> None:
+        add_SequencerServicer_to_server(Sequencer(ctx.storage), ctx.server)
+
+    WORKER = WorkerDefinition(name="sequencer", register=register)
+
+    # python -m services.runtime services.sequencer:WORKER --config-json '{...}'
+
+Handlers raise :class:`DomainError` subclasses; clients get the matching gRPC code with
+``google.rpc`` details. Outbound calls go through ``ctx.channel(address)`` and a
+:class:`CallPolicy`.
+
+Read in this order: ``_config``, ``_definition``, ``_bootstrap``; then ``_errors`` and
+``_interceptor`` (errors and server spans), ``_tracing`` and ``_channels`` (client side),
+``_health``, ``_status``, ``_storage``, ``_logging``, ``_monitor``.
+"""
+
+from services.runtime._bootstrap import EXIT_FAILED, EXIT_OK, ZYGOTE_PRELOAD, run, zygote_entry
+from services.runtime._config import (
+    DEFAULT_MONITOR_BASE,
+    MonitorPorts,
+    WorkerConfig,
+    monitor_port_for,
+)
+from services.runtime._definition import ServiceRegistry, WorkerContext, WorkerDefinition, load_definition
+from services.runtime._errors import (
+    DOMAIN,
+    Aborted,
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+    Unimplemented,
+)
+from services.runtime._policy import BreakerOpen, CallPolicy, PolicyConfig, policies
+from services.runtime._storage import Storage
+
+__all__ = [
+    "DEFAULT_MONITOR_BASE",
+    "DOMAIN",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "ZYGOTE_PRELOAD",
+    "Aborted",
+    "AlreadyExists",
+    "BreakerOpen",
+    "CallPolicy",
+    "DomainError",
+    "FailedPrecondition",
+    "FieldViolation",
+    "InvalidArgument",
+    "MonitorPorts",
+    "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "PolicyConfig",
+    "ResourceExhausted",
+    "ServiceRegistry",
+    "Storage",
+    "Unavailable",
+    "Unimplemented",
+    "WorkerConfig",
+    "WorkerContext",
+    "WorkerDefinition",
+    "load_definition",
+    "monitor_port_for",
+    "policies",
+    "run",
+    "zygote_entry",
+]

@@ -1,0 +1,230 @@
+"""A worker's life: config -> storage -> server -> registration -> task tree -> serve -> stop.
+
+Start-up order (health says SERVING only at the end, because readiness is health):
+storage, gRPC server with every handler, bound and started with all statuses NOT_SERVING,
+task tree started, SERVING.
+
+Shutdown order, on SIGTERM or SIGINT: NOT_SERVING; keep serving ``drain_s``; end Health.Watch
+streams; ``server.stop(grace_s)``; task tree; the service's ``on_stop``; outbound channels;
+storage (checkpointed); spans flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, Final, NoReturn
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+import supervisor
+from services.runtime._channels import Channels
+from services.runtime._config import WorkerConfig
+from services.runtime._definition import (
+    ServiceRegistry,
+    StopFn,
+    WorkerContext,
+    WorkerDefinition,
+    load_definition,
+)
+from services.runtime._health import HEALTH_SERVICE, SERVING, HealthServicer
+from services.runtime._interceptor import ServerInterceptor
+from services.runtime._logging import init_logging
+from services.runtime._monitor import monitor
+from services.runtime._status import SERVICE_NAME as WORKER_SERVICE
+from services.runtime._status import WorkerStatusServicer
+from services.runtime._storage import Storage
+from services.runtime._tracing import Tracing, init_tracing
+
+#: Stopped as asked (SIGTERM/SIGINT).
+EXIT_OK: Final = 0
+#: Could not start, or the task tree gave up: the process supervisor should restart us.
+EXIT_FAILED: Final = 1
+
+#: What a zygote should import once so that forked workers skip it: the runtime itself, plus
+#: what it imports only on demand (the OTLP exporter ~0.05 s, aiomonitor ~0.3 s). None of them
+#: creates a gRPC object or a thread at import, so forking after them is safe.
+ZYGOTE_PRELOAD: Final = (
+    "services.runtime",
+    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+    "aiomonitor",
+)
+
+SERVER_OPTIONS: Final = (
+    # Without this, a replacement worker binds the port of a half-dead predecessor that still
+    # listens, and the kernel splits new connections between the two.
+    ("grpc.so_reuseport", 0),
+)
+
+_log = logging.getLogger("l2node.runtime")
+
+
+def run(definition: WorkerDefinition, config: WorkerConfig) -> int:
+    """Run the worker until SIGTERM/SIGINT; returns the process exit code. Sets up logging and
+    tracing for the whole process, so call it once per process."""
+    init_logging(config.service, config.log_level_number)
+    tracing = init_tracing(config.service)
+    try:
+        return asyncio.run(_serve(definition, config, tracing))
+    except Exception:
+        _log.exception("worker failed", extra={"definition": definition.name})
+        return EXIT_FAILED
+    finally:
+        tracing.shutdown()
+
+
+def zygote_entry(payload: Mapping[str, Any]) -> NoReturn:
+    """Become a worker inside a freshly forked child of the zygote, and never return into it.
+
+    ``payload`` is ``{"definition": "module:ATTR", "config": {...WorkerConfig mapping}}``.
+    Logging, OpenTelemetry and gRPC are all created here, after the fork.
+    """
+    code = EXIT_FAILED
+    try:
+        definition = load_definition(str(payload["definition"]))
+        config = WorkerConfig.from_mapping(payload["config"])
+        code = run(definition, config)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    except BaseException:
+        traceback.print_exc()
+        code = EXIT_FAILED
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tracing) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, sig, stop)
+
+    async with contextlib.AsyncExitStack() as cleanup:  # unwinds in reverse: storage closes last
+        storage = Storage(config.database_path)
+        cleanup.callback(storage.close)
+        channels = Channels(tracing.tracer)
+        cleanup.push_async_callback(channels.close)
+
+        server = grpc.aio.server(interceptors=[ServerInterceptor(tracing.tracer)], options=SERVER_OPTIONS)
+        registry = ServiceRegistry(server)
+        ctx = WorkerContext(
+            server=registry,
+            config=config,
+            storage=storage,
+            logger=logging.getLogger(f"l2node.{config.service}"),
+            tracer=tracing.tracer,
+            _channel=channels.get,
+        )
+        await _maybe_await(definition.register(ctx))
+        if definition.on_stop is not None:
+            cleanup.push_async_callback(_maybe_await_call, definition.on_stop, ctx)
+
+        tree = _TaskTree(definition.tasks(ctx) if definition.tasks is not None else ())
+        server.add_generic_rpc_handlers([WorkerStatusServicer(config.service, tree.rows).handler()])
+        health = HealthServicer([*registry.service_names, WORKER_SERVICE])
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        reflection.enable_server_reflection(
+            [*registry.service_names, WORKER_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME], server
+        )
+        port = server.add_insecure_port(config.address)  # raises if the port is taken
+
+        ports, console = config.monitor_ports, config.monitor_console
+        cleanup.enter_context(monitor(ports, console=console, local_vars={"ctx": ctx}))
+        await server.start()
+        try:
+            cleanup.push_async_callback(tree.stop)  # after the server: in-flight calls may need tasks
+            await tree.start()
+            if not stop.is_set():  # a signal during start-up: never claim readiness
+                health.set_all(SERVING)
+            _log.info(
+                "serving",
+                extra={"address": config.address, "port": port, "services": registry.service_names},
+            )
+            code = await _wait(stop, tree)
+            await _drain_and_stop(server, health, config)
+        finally:
+            await server.stop(0)  # no-op after a graceful stop; cancels everything on errors
+    _log.info("stopped", extra={"exit_code": code})
+    return code
+
+
+async def _wait(stop: asyncio.Event, tree: _TaskTree) -> int:
+    """Until a signal (EXIT_OK) or the task tree gives up (EXIT_FAILED)."""
+    async with asyncio.TaskGroup() as tg:
+        signalled = tg.create_task(stop.wait())
+        ended = tg.create_task(tree.wait())
+        await asyncio.wait([signalled, ended], return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        ended.cancel()
+    return EXIT_OK if signalled.done() and not signalled.cancelled() else tree.exit_code
+
+
+async def _drain_and_stop(server: grpc.aio.Server, health: HealthServicer, config: WorkerConfig) -> None:
+    health.enter_graceful_shutdown()
+    _log.info("draining", extra={"drain_s": config.drain_s, "grace_s": config.grace_s})
+    await asyncio.sleep(config.drain_s)
+    # A Watch is open for the life of its client; without this stop() would wait the grace out.
+    health.end_watches()
+    await server.stop(config.grace_s)
+
+
+class _TaskTree:
+    """The definition's long-running loops under a one_for_one supervisor (maybe none)."""
+
+    def __init__(self, children: Sequence[supervisor.ChildSpec]) -> None:
+        flags = supervisor.SupervisorFlags(strategy=supervisor.Strategy.ONE_FOR_ONE)
+        spec = supervisor.SupervisorSpec(flags=flags, children=children)
+        self._sup = supervisor.Supervisor(spec) if children else None
+        self.exit_code = EXIT_OK
+
+    async def start(self) -> None:
+        if self._sup is not None:
+            await self._sup.start()
+
+    async def wait(self) -> None:
+        """Return when the tree ended by itself; with no tree, never."""
+        if self._sup is None:
+            await asyncio.Future()
+            return
+        try:
+            await self._sup.wait_stopped()
+        except supervisor.Shutdown as exc:
+            _log.error("task tree gave up; exiting so the worker is restarted", extra={"reason": str(exc)})
+            self.exit_code = EXIT_FAILED
+
+    async def stop(self) -> None:
+        if self._sup is not None:
+            await self._sup.stop()
+
+    def rows(self) -> list[tuple[str, str, int]]:
+        if self._sup is None:
+            return []
+        return [(c.id, c.state.value, c.restarts) for c in self._sup.which_children()]
+
+
+def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
+    # A second signal changes nothing: the hard stop is the process supervisor's SIGKILL.
+    if not stop.is_set():
+        _log.info("stop requested", extra={"signal": sig.name})
+    stop.set()
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+async def _maybe_await_call(fn: StopFn, ctx: WorkerContext) -> None:
+    await _maybe_await(fn(ctx))

@@ -1,0 +1,104 @@
+"""What a service hands the runtime (WorkerDefinition), and what the runtime hands back (WorkerContext)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from opentelemetry import trace
+
+from services.runtime._config import WorkerConfig
+from services.runtime._storage import Storage
+
+if TYPE_CHECKING:
+    from supervisor import ChildSpec
+
+
+class ServiceRegistry:
+    """The part of a grpc.aio server a service may touch: adding handlers.
+
+    The generated ``add_<Service>Servicer_to_server(servicer, ctx.server)`` functions accept it.
+    It records service names so that health and reflection cover exactly what was registered.
+    """
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+        self.service_names: list[str] = []
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        for handler in handlers:
+            # method_handlers_generic_handler (and so generated code) knows its service name;
+            # a hand-written GenericRpcHandler may not, and then stays out of health/reflection.
+            name_of = getattr(handler, "service_name", None)
+            if callable(name_of):
+                self._add_name(name_of())
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(
+        self, service_name: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self._add_name(service_name)
+        self._server.add_registered_method_handlers(service_name, handlers)
+
+    def _add_name(self, name: object) -> None:
+        if isinstance(name, str) and name not in self.service_names:
+            self.service_names.append(name)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WorkerContext:
+    """Everything a service's register/tasks/on_stop callbacks get."""
+
+    #: Add servicers here (``add_FooServicer_to_server(servicer, ctx.server)``).
+    server: ServiceRegistry
+    config: WorkerConfig
+    storage: Storage
+    #: ``l2node.<service>``; JSON lines on stderr with trace ids.
+    logger: logging.Logger
+    #: For spans of the service's own work (L1 JSON-RPC calls, sealing a batch).
+    tracer: trace.Tracer
+    _channel: Callable[[str], grpc.aio.Channel] = field(repr=False)
+    #: Scratch space for the service: what register() builds and tasks()/on_stop() need.
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """A traced channel to ``address`` (``host:port`` or any gRPC target, e.g.
+        ``dns:///sequencer:50051``). One per address, shared, closed by the runtime on stop:
+        never close it yourself. Wrap calls in the target's call policy."""
+        return self._channel(address)
+
+
+RegisterFn = Callable[[WorkerContext], Awaitable[None] | None]
+TasksFn = Callable[[WorkerContext], "Sequence[ChildSpec]"]
+StopFn = Callable[[WorkerContext], Awaitable[None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDefinition:
+    """One kind of worker; the runtime runs it (:func:`services.runtime.run`)."""
+
+    #: The kind of worker ("sequencer"); the config's ``service`` names the instance.
+    name: str
+    #: Adds the service's servicers to ``ctx.server``; may be async (open files, load state).
+    register: RegisterFn
+    #: Long-running loops, as ``ChildSpec(id=..., start=supervisor.task(fn))``; run under a
+    #: one_for_one supervisor that is ready before health says SERVING. If it gives up, the
+    #: worker exits non-zero and its own supervisor restarts the process.
+    tasks: TasksFn | None = None
+    #: Called after the server and tasks stopped, before storage closes.
+    on_stop: StopFn | None = None
+
+
+def load_definition(ref: str) -> WorkerDefinition:
+    """``"package.module:ATTR"`` -> the WorkerDefinition it names."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"worker definition {ref!r} must look like 'package.module:ATTR'")
+    obj = getattr(importlib.import_module(module_name), attr)
+    if not isinstance(obj, WorkerDefinition):
+        raise TypeError(f"{ref} is a {type(obj).__name__}, not a WorkerDefinition")
+    return obj

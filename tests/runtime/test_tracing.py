@@ -1,0 +1,108 @@
+"""Spans reach a real OTLP collector: one trace across workers, correct statuses, logs correlated."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from tests.runtime.conftest import ECHO_SERVICE, Collector, Worker, channel, echo_method, otel_env
+
+SERVER = trace_pb2.Span.SPAN_KIND_SERVER
+CLIENT = trace_pb2.Span.SPAN_KIND_CLIENT
+ERROR = trace_pb2.Status.STATUS_CODE_ERROR
+UNSET = trace_pb2.Status.STATUS_CODE_UNSET
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+async def test_call_through_two_workers_is_one_trace(
+    spawn: Callable[..., Worker], collector: Collector
+) -> None:
+    a = spawn("echo-a", env=otel_env(collector))
+    b = spawn("echo-b", env=otel_env(collector))
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    async with channel(a.address) as ch:
+        raw = await echo_method(ch, "Call")(
+            json.dumps({"address": b.address, "payload": {"x": 1}}).encode(),
+            metadata=[("traceparent", traceparent)],
+        )
+    reply = json.loads(raw)
+    assert reply["trace_id"] == reply["reply"]["trace_id"] == TRACE_ID
+    assert reply["reply"]["service"] == "echo-b"
+
+    def named(name: str, service: str) -> Callable[[dict[str, object]], bool]:
+        return lambda s: s["name"] == f"{ECHO_SERVICE}/{name}" and s["service"] == service
+
+    a_server = await collector.wait_for(named("Call", "echo-a"))
+    a_client = await collector.wait_for(named("Echo", "echo-a"))
+    b_server = await collector.wait_for(named("Echo", "echo-b"))
+    assert {a_server["trace_id"], a_client["trace_id"], b_server["trace_id"]} == {TRACE_ID}
+    assert (a_server["kind"], a_client["kind"], b_server["kind"]) == (SERVER, CLIENT, SERVER)
+    assert a_server["parent_id"] == PARENT_ID  # extracted from the caller's traceparent
+    assert a_client["parent_id"] == a_server["span_id"]
+    assert b_server["parent_id"] == a_client["span_id"]  # injected by ctx.channel's interceptor
+    assert b_server["attributes"]["rpc.method"] == "Echo"
+    assert b_server["attributes"]["rpc.grpc.status_code"] == 0
+    assert a_client["status"] == UNSET
+
+    # Log lines carry the ids of the span they were written in.
+    (echo_line,) = [e for e in b.logs() if e["message"] == "echo"]
+    assert (echo_line["trace_id"], echo_line["span_id"]) == (TRACE_ID, b_server["span_id"])
+    assert echo_line["service"] == "echo-b"
+    assert echo_line["echo_keys"] == ["x"]
+    # Health probes (wait_serving polled Check) make no spans.
+    assert not [s for s in collector.spans if s["name"] == "grpc.health.v1.Health/Check"]
+
+
+async def test_failed_calls_end_server_spans_with_error(
+    spawn: Callable[..., Worker], collector: Collector
+) -> None:
+    worker = spawn("echo-err", env=otel_env(collector))
+    expected = {
+        "abort_with_status": grpc.StatusCode.DATA_LOSS,
+        "exception": grpc.StatusCode.INTERNAL,
+        "abort": grpc.StatusCode.PERMISSION_DENIED,
+        "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
+    }
+    async with channel(worker.address) as ch:
+        for kind, code in expected.items():
+            trace_id = f"{len(kind):032x}"
+            try:
+                await echo_method(ch, "Fail")(
+                    json.dumps({"kind": kind}).encode(),
+                    metadata=[("traceparent", f"00-{trace_id}-{PARENT_ID}-01")],
+                )
+            except grpc.aio.AioRpcError as err:
+                assert err.code() is code
+            span = await collector.wait_for(lambda s, t=trace_id: s["trace_id"] == t)
+            assert span["status"] == ERROR, (kind, span)
+            assert span["status_message"].startswith(code.name), (kind, span)
+            assert span["attributes"]["rpc.grpc.status_code"] == code.value[0], (kind, span)
+        await echo_method(ch, "Echo")(b"{}")
+    ok = await collector.wait_for(lambda s: s["name"] == f"{ECHO_SERVICE}/Echo")
+    assert ok["status"] == UNSET
+
+
+async def test_watch_and_write_streams_work_with_tracing(
+    spawn: Callable[..., Worker], collector: Collector
+) -> None:
+    worker = spawn("echo-watch", env=otel_env(collector), drain_s=0.2, grace_s=20.0)
+    async with channel(worker.address) as ch:
+        written = ch.unary_stream(f"/{ECHO_SERVICE}/StreamWrite")(b'{"n": 2}')
+        assert [json.loads(m)["i"] async for m in written] == [0, 1]
+        watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest())
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        worker.signal(signal.SIGTERM)
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await watch.read() is grpc.aio.EOF
+        assert await worker.wait_async() == 0
+    # Spans still queued at SIGTERM are flushed before exit.
+    span = await collector.wait_for(lambda s: s["name"] == "grpc.health.v1.Health/Watch")
+    assert (span["kind"], span["status"], span["service"]) == (SERVER, UNSET, "echo-watch")
+    await collector.wait_for(lambda s: s["name"] == f"{ECHO_SERVICE}/StreamWrite")

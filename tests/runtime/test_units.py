@@ -1,0 +1,173 @@
+"""In-process pieces: config records, error details, storage, JSON log lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from services.runtime import (
+    DEFAULT_MONITOR_BASE,
+    DomainError,
+    FieldViolation,
+    InvalidArgument,
+    MonitorPorts,
+    Storage,
+    WorkerConfig,
+    monitor_port_for,
+)
+from services.runtime._logging import JsonFormatter
+
+# -- config ---------------------------------------------------------------------------------------
+
+_configs = st.builds(
+    WorkerConfig,
+    service=st.from_regex(r"[a-z][a-z0-9_-]{0,20}", fullmatch=True),
+    address=st.sampled_from(["127.0.0.1:50051", "[::1]:0", "sequencer:443"]),
+    data_dir=st.just(Path("/var/lib/l2node")),
+    index=st.integers(0, 99),
+    monitor_port=st.sampled_from([0, 20100, 30000]),
+    drain_s=st.floats(0, 10),
+    grace_s=st.floats(0, 60),
+    settings=st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3),
+    log_level=st.sampled_from(["DEBUG", "INFO", "ERROR"]),
+)
+
+
+@given(_configs)
+def test_config_round_trips_through_json(config: WorkerConfig) -> None:
+    assert WorkerConfig.from_mapping(json.loads(json.dumps(config.to_mapping()))) == config
+
+
+def test_config_defaults_and_derived_values() -> None:
+    config = WorkerConfig.from_mapping({"service": "seq", "address": "0.0.0.0:7000", "data_dir": "/d"})
+    assert (config.drain_s, config.grace_s, config.monitor_port, config.log_level) == (0.5, 2.0, 0, "INFO")
+    assert (config.host, config.port) == ("0.0.0.0", 7000)
+    assert config.database_path == Path("/d/seq.db")
+    assert config.monitor_ports is None
+    assert config.log_level_number == logging.INFO
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"adress": "x"},
+        {"service": "has space"},
+        {"service": "../etc"},
+        {"address": "no-port"},
+        {"address": "h:70000"},
+        {"drain_s": -1},
+        {"grace_s": float("inf")},
+        {"index": True},
+        {"monitor_port": 65500},
+        {"log_level": "verbose"},
+        {"settings": []},
+    ],
+)
+def test_config_rejects(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        WorkerConfig.from_mapping({"service": "s", "address": "h:1", "data_dir": "/d", **bad})
+
+
+def test_monitor_port_rule() -> None:
+    assert monitor_port_for(0) == DEFAULT_MONITOR_BASE
+    assert monitor_port_for(3, base=30000) == 30003
+    with pytest.raises(ValueError):
+        monitor_port_for(100)
+    ports = [MonitorPorts.from_monitor_port(monitor_port_for(i)) for i in range(100)]
+    every = [p for mp in ports for p in (mp.termui, mp.webui, mp.console)]
+    assert len(every) == len(set(every))  # no two workers' monitors collide
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_domain_error_status_proto() -> None:
+    err = InvalidArgument(
+        "bad tx",
+        reason="BAD_SIGNATURE",
+        metadata={"tx": "0xab"},
+        field_violations=[FieldViolation("sig", "v>1")],
+    )
+    status = err.to_status_proto()
+    assert (status.code, status.message) == (grpc.StatusCode.INVALID_ARGUMENT.value[0], "bad tx")
+    info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(info) and status.details[1].Unpack(bad)
+    assert (info.reason, info.domain, dict(info.metadata)) == ("BAD_SIGNATURE", "l2node", {"tx": "0xab"})
+    assert [(v.field, v.description) for v in bad.field_violations] == [("sig", "v>1")]
+    grpc_status = err.to_grpc_status()
+    assert grpc_status.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert grpc_status.trailing_metadata[0][0] == "grpc-status-details-bin"
+
+
+def test_base_domain_error_is_failed_precondition() -> None:
+    err = DomainError("nope")
+    assert err.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert err.reason == "FAILED_PRECONDITION"
+    assert len(err.to_status_proto().details) == 1
+
+
+# -- storage --------------------------------------------------------------------------------------
+
+
+def test_storage_is_wal_full_and_checkpoints_on_close(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "sub" / "svc.db")
+    conn = storage.connection
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    with storage.transaction() as tx:
+        tx.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(256)])
+    with pytest.raises(ZeroDivisionError), storage.transaction() as tx:
+        tx.execute("INSERT INTO t VALUES (-1)")
+        1 / 0  # noqa: B018
+    assert conn.execute("SELECT count(*), min(x) FROM t").fetchone() == (256, 0)
+    assert (tmp_path / "sub" / "svc.db-wal").stat().st_size > 0
+    storage.close()
+    storage.close()  # idempotent
+    wal = tmp_path / "sub" / "svc.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # folded back into the database file
+    other = sqlite3.connect(tmp_path / "sub" / "svc.db")
+    assert other.execute("SELECT count(*) FROM t").fetchone() == (256,)
+    other.close()
+
+
+# -- logging --------------------------------------------------------------------------------------
+
+
+def test_json_log_line_has_span_ids_and_extras() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("svc"))
+    log = logging.getLogger("test.json")
+    log.addHandler(handler)
+    log.propagate = False
+    tracer = TracerProvider().get_tracer("t")
+    try:
+        log.warning("outside %s", "span", extra={"batch": 7, "odd": object()})
+        with tracer.start_as_current_span("op") as span:
+            try:
+                raise KeyError("k")
+            except KeyError:
+                log.exception("inside")
+    finally:
+        log.removeHandler(handler)
+    outside, inside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert outside["message"] == "outside span" and outside["level"] == "WARNING"
+    assert outside["service"] == "svc" and outside["batch"] == 7 and outside["ts"].endswith("Z")
+    assert "trace_id" not in outside
+    ctx = span.get_span_context()
+    assert inside["trace_id"] == trace.format_trace_id(ctx.trace_id)
+    assert inside["span_id"] == trace.format_span_id(ctx.span_id)
+    assert "KeyError" in inside["exception"]
