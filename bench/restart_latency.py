@@ -7,8 +7,8 @@
 (b) baseline: this script re-spawns the same worker with subprocess.Popen the moment
     waitpid returns: no detection delay at all, so the baseline is, if anything, flattered.
 
-Both are measured by the same client, in the same run: poll the worker's port (TCP connect,
-then grpc.health.v1 Check and WorkerService.GetWorkerStatus to see the new pid). This machine
+Both are measured by the same client, in the same run (see wait_new): poll the worker's port,
+then Health.Watch until SERVING, and WorkerService.GetWorkerStatus to see the new pid. This machine
 is shared and noisy, so compare the two columns, not absolute numbers across runs.
 """
 
@@ -43,32 +43,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serving_pid(address: str) -> int | None:
-    """The pid of the process answering SERVING at address, or None."""
-    host, port = address.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=0.2).close()
-    except OSError:
-        return None
-    with grpc.insecure_channel(address) as ch:
-        try:
-            h = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
-            if h.status != health_pb2.HealthCheckResponse.SERVING:
-                return None
-            st = worker_pb2_grpc.WorkerServiceStub(ch).GetWorkerStatus(worker_pb2.GetWorkerStatusRequest(),
-                                                                       timeout=0.5)
-            return int(st.pid)
-        except grpc.RpcError:
-            return None
-
-
 def wait_new(address: str, old: int | None, timeout: float = 30.0) -> int:
+    """Block until a process other than ``old`` answers SERVING at ``address``; return its pid.
+
+    Poll the port with bare TCP connects (a gRPC channel that failed to connect backs off
+    ~100 ms), then watch health with a Health.Watch stream, which reports SERVING the moment
+    it is set, and ask WorkerService for the pid, so an answer from the old process never counts.
+    """
+    host, port = address.rsplit(":", 1)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pid = serving_pid(address)
-        if pid is not None and pid != old:
-            return pid
-        time.sleep(0.0005)
+        try:
+            socket.create_connection((host, int(port)), timeout=0.2).close()
+        except OSError:
+            time.sleep(0.0005)
+            continue
+        with grpc.insecure_channel(address) as ch:
+            try:
+                watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(),
+                                                             timeout=max(0.1, deadline - time.monotonic()))
+                for reply in watch:
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        watch.cancel()
+                        break
+                st = worker_pb2_grpc.WorkerServiceStub(ch).GetWorkerStatus(worker_pb2.GetWorkerStatusRequest(),
+                                                                           timeout=1)
+            except grpc.RpcError:
+                continue
+        if st.pid != old:
+            return int(st.pid)
     raise TimeoutError(f"no new SERVING process at {address}")
 
 

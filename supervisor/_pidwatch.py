@@ -23,17 +23,46 @@ def describe(si_code: int, status: int) -> Exit:
     return Exit(normal=False, reason=f"killed by {name}{core}", signal=status)
 
 
+#: Every pid a PidWatch is responsible for reaping; anything else we must reap ourselves.
+_watched: set[int] = set()
+
+
+def reap_strays() -> list[int]:
+    """Reap zombie children that nobody watches; return their pids.
+
+    As a subreaper the supervisor inherits every orphan below it: a warm process of a zygote
+    that died, say. Only exited children we do not watch are reaped, so that no PidWatch ever
+    loses an exit status to this.
+    """
+    me, reaped = str(os.getpid()), []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit() or int(entry) in _watched:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and fields[1] == me:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry), os.WNOHANG)
+                reaped.append(int(entry))
+    return reaped
+
+
 class PidWatch:
     """The exit of one child process, as an awaitable."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
+        _watched.add(pid)
         loop = asyncio.get_running_loop()
         self._exit: asyncio.Future[Exit] = loop.create_future()
         try:
             self._fd: int | None = os.pidfd_open(pid)
         except ProcessLookupError:
             self._fd = None
+            _watched.discard(pid)
             self._exit.set_result(Exit(normal=False, reason="vanished before it was watched"))
             return
         loop.add_reader(self._fd, self._on_readable)
@@ -51,6 +80,7 @@ class PidWatch:
         finally:
             os.close(self._fd)
             self._fd = None
+            _watched.discard(self.pid)
         if not self._exit.done():
             self._exit.set_result(result)
 

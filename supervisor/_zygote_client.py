@@ -19,6 +19,7 @@ from typing import Any
 
 from supervisor._child import Exit, LaunchContext
 from supervisor._orphans import ParentWatchPipe, become_subreaper
+from supervisor._pidwatch import reap_strays
 from supervisor._probe import Liveness, ProbeFailed
 from supervisor._spec import DEFAULT_START_TIMEOUT_S, ChildKind, Shutdown
 
@@ -78,11 +79,14 @@ class _PingProbe:
 class Zygote:
     """A handle on the current zygote process, shared by every starter that forks through it.
 
-    ``preload`` names the modules to import once in the zygote (the service modules, say).
+    ``preload`` names the modules to import once in the zygote (the service modules, say);
+    a "module:function" entry is called after the imports, to do first-use work once.
     """
 
-    def __init__(self, preload: Sequence[str] = ()) -> None:
+    def __init__(self, preload: Sequence[str] = (), pool: int = 1) -> None:
         self.preload = tuple(dict.fromkeys((*BASE_PRELOAD, *preload)))
+        #: Pre-forked processes the zygote keeps waiting for a spawn (0: fork on request).
+        self.pool = pool
         self._pipe: ParentWatchPipe | None = None
         self._channel: _Channel | None = None
         self._ready: asyncio.Event | None = None
@@ -107,6 +111,7 @@ class Zygote:
 
     def close(self) -> None:
         """Release the parent-watch pipe: every worker still alive will now exit."""
+        reap_strays()
         if self._pipe is not None:
             self._pipe.close()
             self._pipe = None
@@ -183,8 +188,9 @@ class ZygoteStarter:
         argv = [
             sys.executable, "-m", "supervisor._zygote", "--control-fd", str(theirs.fileno()),
             "--watch-fd", str(self.zygote._watch_fd()), "--supervisor-pid", str(os.getpid()),
-            "--preload", ",".join(self.zygote.preload),
+            "--preload", ",".join(self.zygote.preload), "--pool", str(self.zygote.pool),
         ]
+        reap_strays()  # the warm pool of a zygote that died before us is gone by now
         env = {**os.environ, "GRPC_ENABLE_FORK_SUPPORT": "0"}
         try:
             # posix_spawn runs no Python in the child: safe in a process that holds gRPC objects.

@@ -12,7 +12,7 @@ from typing import Any
 
 from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.l1 import anvil_child, free_loopback_port
-from services.runtime import ZYGOTE_PRELOAD
+from services.runtime import MONITOR_PRELOAD, ZYGOTE_PRELOAD
 from supervisor import ChildSpec, SupervisorFlags, SupervisorSpec
 from supervisor._process import forked
 from supervisor._zygote_client import Zygote
@@ -43,7 +43,8 @@ def worker_child(cfg: NodeConfig, zygote: Zygote, entry: WorkerEntry, index: int
 
 def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
     """The root spec, the zygote it forks through, and the L1 URL (None until configured)."""
-    zygote = Zygote(preload=[*ZYGOTE_PRELOAD, *sorted({w.definition.partition(":")[0] for w in cfg.workers})])
+    preload = [*ZYGOTE_PRELOAD, *(MONITOR_PRELOAD if cfg.monitor_base_port else ())]
+    zygote = Zygote(preload=[*preload, *sorted({w.definition.partition(":")[0] for w in cfg.workers})])
     children = [ChildSpec(id="zygote", start=zygote.starter())]
     l1_url = cfg.l1_rpc
     if l1_url is None:

@@ -20,7 +20,7 @@ Read in this order: ``_config``, ``_definition``, ``_bootstrap``; then ``_errors
 ``_health``, ``_status``, ``_storage``, ``_logging``, ``_monitor``.
 """
 
-from services.runtime._bootstrap import EXIT_FAILED, EXIT_OK, ZYGOTE_PRELOAD, run, zygote_entry
+from services.runtime._bootstrap import EXIT_FAILED, EXIT_OK, MONITOR_PRELOAD, ZYGOTE_PRELOAD, run, zygote_entry
 from services.runtime._config import (
     DEFAULT_MONITOR_BASE,
     MonitorPorts,
@@ -51,6 +51,7 @@ __all__ = [
     "DOMAIN",
     "EXIT_FAILED",
     "EXIT_OK",
+    "MONITOR_PRELOAD",
     "ZYGOTE_PRELOAD",
     "Aborted",
     "AlreadyExists",

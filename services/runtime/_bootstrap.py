@@ -51,13 +51,18 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 
 #: What a zygote should import once so that forked workers skip it: the runtime itself, plus
-#: what it imports only on demand (the OTLP exporter ~0.05 s, aiomonitor ~0.3 s). None of them
-#: creates a gRPC object or a thread at import, so forking after them is safe.
+#: what it imports only on demand (the OTLP exporter ~0.05 s). None of them creates a gRPC
+#: object or a thread at import, so forking after them is safe.
 ZYGOTE_PRELOAD: Final = (
     "services.runtime",
     "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
-    "aiomonitor",
+    # "module:function" entries are called once imported: first-use work, done before forking.
+    "services.runtime._prewarm:prewarm",
 )
+
+#: Add to the zygote's preload when workers run aiomonitor (~0.3 s to import). Not preloaded
+#: otherwise: every module in the zygote makes each fork larger to copy and to tear down.
+MONITOR_PRELOAD: Final = ("aiomonitor",)
 
 SERVER_OPTIONS: Final = (
     # Without this, a replacement worker binds the port of a half-dead predecessor that still

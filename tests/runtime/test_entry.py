@@ -23,8 +23,11 @@ ZYGOTE = textwrap.dedent(
     """
     import importlib, json, os, sys
     import services.runtime
-    for module in services.runtime.ZYGOTE_PRELOAD:
-        importlib.import_module(module)
+    for name in (*services.runtime.ZYGOTE_PRELOAD, *services.runtime.MONITOR_PRELOAD):
+        module, _, warmup = name.partition(":")
+        loaded = importlib.import_module(module)
+        if warmup:
+            getattr(loaded, warmup)()
     payload = json.loads(sys.argv[1])
     pid = os.fork()
     if pid == 0:

@@ -1,0 +1,43 @@
+# Two entry points for a fresh machine (see README): `make up` and `make test`.
+# Everything is installed into .venv and node_modules inside the checkout.
+
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: install up test lint protos protos-check bench clean
+
+$(STAMP): pyproject.toml package.json package-lock.json
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	npm ci --silent --no-audit --no-fund
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the tree in the foreground with a local anvil L1; Ctrl-C stops it.
+up: install
+	$(BIN)/l2node up
+
+## Everything CI checks: generated code fresh, protos linted, ruff, mypy --strict, whole test suite.
+test: install lint
+	$(BIN)/pytest -q
+
+lint: install protos-check
+	$(BIN)/buf lint protos
+	$(BIN)/ruff check supervisor services l2node tests bench protos
+	$(BIN)/mypy --strict supervisor services/runtime l2node/node l2node/cli.py
+
+protos: install
+	$(BIN)/python protos/generate.py
+
+protos-check: install
+	$(BIN)/python protos/generate.py --check
+
+bench: install
+	$(BIN)/python bench/restart_latency.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
