@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	npm ci --silent --no-audit --no-fund
+	# not `npm ci`: npm 11 locks only this platform's optional anvil binary, which ci rejects
+	npm install --silent --no-audit --no-fund
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -158,3 +158,20 @@ async def test_probe_uses_standard_health(tree: Tree) -> None:
     async with grpc.aio.insecure_channel(child(sup, "w").address) as ch:
         reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_nested_process_children_are_listed_by_path(tree: Tree) -> None:
+    from l2node.node import endpoints
+    from supervisor import ChildSpec, SupervisorSpec, supervisor
+
+    core = SupervisorSpec(SupervisorFlags(), [tree.worker("sequencer"), tree.worker("rollups")])
+    sup = await tree.start(SupervisorFlags(), ChildSpec(id="core", start=supervisor(core)))
+    doc = endpoints.document(sup, "127.0.0.1:1", None)
+    rows = {c["id"]: c for c in doc["children"]}
+    assert list(rows) == ["zygote", "core/sequencer", "core/rollups"]  # processes only, flattened
+    assert all(rows[i]["kind"] == "worker" and rows[i]["pid"] > 0 for i in ("core/sequencer", "core/rollups"))
+    owner, cid = sup.resolve("core/rollups")
+    old = rows["core/rollups"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    await wait_running(owner, cid, other_than=old)
+    assert child(sup, "core").restarts == 0  # the nested supervisor handled it
