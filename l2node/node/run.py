@@ -99,7 +99,8 @@ def _spec_factory(cfg: NodeConfig, zygote: Zygote) -> Any:
     return make
 
 
-async def _serve_control(cfg: NodeConfig, root: sv.Supervisor, zygote: Zygote, tracer: Any) -> grpc.aio.Server:
+async def _serve_control(cfg: NodeConfig, root: sv.Supervisor, zygote: Zygote, tracer: Any
+                         ) -> tuple[grpc.aio.Server, HealthServicer]:
     server = grpc.aio.server(interceptors=[ServerInterceptor(tracer)], options=SERVER_OPTIONS)
     add_to_server(server, SupervisorControl(root, _spec_factory(cfg, zygote)))
     control_name = pb.DESCRIPTOR.services_by_name["SupervisorService"].full_name
@@ -110,7 +111,7 @@ async def _serve_control(cfg: NodeConfig, root: sv.Supervisor, zygote: Zygote, t
     server.add_insecure_port(cfg.control_address)  # raises if another tree holds the port
     await server.start()
     health.set_all(SERVING)
-    return server
+    return server, health
 
 
 async def up(cfg: NodeConfig) -> int:
@@ -124,7 +125,7 @@ async def up(cfg: NodeConfig) -> int:
     ends = _Endpoints(cfg, root, l1_rpc)
     root.bus.add_listener(ends.on_event)
     try:
-        server = await _serve_control(cfg, root, zygote, tracing.tracer)
+        server, health = await _serve_control(cfg, root, zygote, tracing.tracer)
     except RuntimeError as exc:
         _log.error("cannot serve the control plane", extra={"address": cfg.control_address, "error": str(exc)})
         tracing.shutdown()
@@ -153,7 +154,10 @@ async def up(cfg: NodeConfig) -> int:
             _log.info("stopping the tree")
             await root.stop()
     finally:
+        # Tell probes and balancers first: the tree is going away, even while it stops in order.
+        health.enter_graceful_shutdown()
         await root.stop()
+        health.end_watches()
         await server.stop(0.5)
         zygote.close()
         endpoints.remove(cfg.run_dir)
