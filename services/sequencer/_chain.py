@@ -1,0 +1,235 @@
+"""Block production: select from the mempool, execute, commit roots, make durable, publish.
+
+The in-memory state always equals the durable snapshot of the head block, except during a
+seal: execution mutates it before the block is written. If the write fails, the state is
+reloaded from disk (the block never happened) and the error propagates, so the producer loop
+restarts from a consistent state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from opentelemetry import trace
+
+from ._account import Account
+from ._basefee import next_base_fee
+from ._block import BlockHeader, transactions_root
+from ._execution import BlockEnv, State, TxResult, apply_transaction
+from ._genesis import Genesis
+from ._mempool import AccountState, Mempool
+from ._rules import FEE_VAULT
+from ._store import SealedTx, SequencerStore
+from ._tx import Transaction, TxRejected
+
+_tracer = trace.get_tracer("l2node.sequencer")
+
+
+def header_to_json(h: BlockHeader) -> str:
+    return json.dumps({
+        "number": h.number, "parent_hash": h.parent_hash.hex(), "timestamp": h.timestamp,
+        "state_root": h.state_root.hex(), "transactions_root": h.transactions_root.hex(),
+        "message_root": h.message_root.hex(), "base_fee": str(h.base_fee), "gas_used": h.gas_used,
+        "gas_limit": h.gas_limit, "l1_origin_number": h.l1_origin_number, "l1_origin_hash": h.l1_origin_hash.hex(),
+    }, sort_keys=True)
+
+
+def header_from_json(text: str) -> BlockHeader:
+    d = json.loads(text)
+    return BlockHeader(
+        number=d["number"], parent_hash=bytes.fromhex(d["parent_hash"]), timestamp=d["timestamp"],
+        state_root=bytes.fromhex(d["state_root"]), transactions_root=bytes.fromhex(d["transactions_root"]),
+        message_root=bytes.fromhex(d["message_root"]), base_fee=int(d["base_fee"]), gas_used=d["gas_used"],
+        gas_limit=d["gas_limit"], l1_origin_number=d["l1_origin_number"],
+        l1_origin_hash=bytes.fromhex(d["l1_origin_hash"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBlock:
+    header: BlockHeader
+    hash: bytes
+    tx_hashes: tuple[bytes, ...]
+
+
+class ChainCorrupted(RuntimeError):
+    """The durable snapshot does not reproduce the head's state root."""
+
+
+class Chain:
+    def __init__(self, store: SequencerStore, genesis: Genesis, mempool_factory: Callable[[State, int], Mempool],
+                 *, max_block_txs: int) -> None:
+        self._store = store
+        self._genesis = genesis
+        self._max_block_txs = max_block_txs
+        self.state = State()
+        self.head = genesis.header(genesis.state())
+        self.head_hash = self.head.hash()
+        self.next_base_fee = genesis.base_fee
+        self._mempool_factory = mempool_factory
+        self.mempool: Mempool = mempool_factory(self.state, self.next_base_fee)
+        self._slots = 0  # accounts in the durable snapshot: the next new account's slot
+        self._seal_lock = asyncio.Lock()
+        self._new_block = asyncio.Condition()
+        self.sealed_blocks = 0
+
+    # -- opening ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Load the head and its state from disk, or write genesis on first start."""
+        latest = self._store.latest_block_number()
+        if latest is None:
+            state = self._genesis.state()
+            header = self._genesis.header(state)
+            rows = [(a, slot, acct.nonce, acct.balance) for slot, (a, acct) in enumerate(state.accounts.items())]
+            block_hash = header.hash()
+            await self._store.run(lambda db: (
+                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), rows, ()),
+                self._store.set_meta(db, "chain_id", str(self._genesis.chain_id)),
+                self._store.set_meta(db, "genesis_hash", block_hash.hex()),
+            ))
+        stored_chain = self._store.meta("chain_id")
+        if stored_chain is not None and int(stored_chain) != self._genesis.chain_id:
+            raise ChainCorrupted(f"the database is for chain {stored_chain}, not {self._genesis.chain_id}")
+        self._load()
+
+    def _load(self) -> None:
+        number = self._store.latest_block_number()
+        assert number is not None
+        text = self._store.block_header(number)
+        assert text is not None
+        header = header_from_json(text)
+        accounts = self._store.accounts()
+        state = State([(a, Account(n, b)) for a, n, b in accounts if any(a)],
+                      [h for _, h in self._store.messages()])
+        roots = state.commit()
+        if roots.state_root != header.state_root or roots.message_root != header.message_root:
+            raise ChainCorrupted(f"the snapshot at block {number} does not reproduce its roots")
+        self.state = state
+        self._slots = len(accounts)
+        self.head = header
+        self.head_hash = header.hash()
+        self.next_base_fee = next_base_fee(header.base_fee, header.gas_used, header.gas_limit)
+        self.mempool = self._mempool_factory(state, self.next_base_fee)
+
+    @property
+    def genesis_hash(self) -> bytes:
+        stored = self._store.meta("genesis_hash")
+        return bytes.fromhex(stored) if stored else self._genesis.header().hash()
+
+    # -- sealing ------------------------------------------------------------------------------
+
+    async def seal(self, now: float | None = None) -> SealedBlock | None:
+        """Seal one block from the pending pool; None if nothing was executable."""
+        async with self._seal_lock:
+            base_fee = self.next_base_fee
+            txs = self.mempool.select(base_fee, self.head.gas_limit, self._max_block_txs)
+            if not txs:
+                return None
+            with _tracer.start_as_current_span("seal_block") as span:
+                block = await self._seal(txs, base_fee, time.time() if now is None else now)
+                span.set_attribute("l2.block.number", block.header.number)
+                span.set_attribute("l2.block.transactions", len(block.tx_hashes))
+            async with self._new_block:
+                self._new_block.notify_all()
+            return block
+
+    async def _seal(self, txs: list[Transaction], base_fee: int, now: float) -> SealedBlock:
+        parent = self.head
+        env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
+                       gas_limit=parent.gas_limit)
+        state = self.state
+        known_accounts = len(state.accounts)
+        applied: list[tuple[Transaction, TxResult]] = []
+        refused: list[tuple[bytes, str]] = []
+        gas = 0
+        for tx in txs:
+            try:
+                result = apply_transaction(state, tx, env, gas)
+            except TxRejected as e:  # the pool's view was stale; the rules decide
+                refused.append((tx.hash, e.reason))
+                continue
+            gas += result.gas_used
+            applied.append((tx, result))
+        roots = state.commit()
+        tx_hashes = tuple(tx.hash for tx, _ in applied)
+        header = BlockHeader(
+            number=env.number, parent_hash=self.head_hash, timestamp=env.timestamp, state_root=roots.state_root,
+            transactions_root=transactions_root(tx_hashes), message_root=roots.message_root, base_fee=base_fee,
+            gas_used=gas, gas_limit=env.gas_limit, l1_origin_number=parent.l1_origin_number,
+            l1_origin_hash=parent.l1_origin_hash,
+        )
+        block_hash = header.hash()
+        touched: dict[bytes, None] = {}
+        for tx, _ in applied:
+            touched[tx.sender] = None
+            if tx.to is not None:
+                touched[tx.to] = None
+        touched[FEE_VAULT] = None
+        slot_of = self._new_slots(state, known_accounts)
+        account_rows = []
+        for address in touched:
+            account = state.accounts.get(address)
+            if account is None:
+                continue
+            slot = slot_of.get(address)
+            account_rows.append((address, -1 if slot is None else slot, account.nonce, account.balance))
+        sealed = [SealedTx(tx.hash, tx.raw, tx.sender, tx.nonce, 0, i, r.gas_used, r.effective_gas_price)
+                  for i, (tx, r) in enumerate(applied)]
+        messages = [(r.withdrawal.nonce, r.withdrawal.hash(), r.withdrawal.encode())
+                    for _, r in applied if r.withdrawal is not None]
+        try:
+            await self._store.run(lambda db: (
+                self._store.seal_block(db, header.number, block_hash, header_to_json(header), sealed,
+                                       account_rows, messages),
+                self._store.drop(db, refused),
+            ))
+        except BaseException:
+            self._load()  # the block never happened: back to the durable head
+            raise
+        self._slots = len(state.accounts)
+        self.head = header
+        self.head_hash = block_hash
+        self.next_base_fee = next_base_fee(base_fee, gas, env.gas_limit)
+        self.sealed_blocks += 1
+        for tx_hash, reason in refused:
+            self.mempool.drop(tx_hash, reason)
+        changed = {a: AccountState(*state.get(a)) for a in touched}
+        dropped = self.mempool.on_block([tx for tx, _ in applied], changed, self.next_base_fee)
+        if dropped:
+            await self._store.run(lambda db: self._store.drop(db, [(d.hash, d.reason) for d in dropped]))
+        return SealedBlock(header, block_hash, tx_hashes)
+
+    def _new_slots(self, state: State, known_accounts: int) -> dict[bytes, int]:
+        """Slots of the accounts this block created: they follow the snapshot's, in creation order."""
+        created = list(state.accounts)[known_accounts:] if len(state.accounts) > known_accounts else []
+        return {a: self._slots + i for i, a in enumerate(created)}
+
+    # -- following ----------------------------------------------------------------------------
+
+    def _reached(self, number: int) -> bool:
+        return self.head.number >= number
+
+    def block(self, number: int) -> SealedBlock | None:
+        text = self._store.block_header(number)
+        if text is None:
+            return None
+        header = header_from_json(text)
+        return SealedBlock(header, header.hash(), tuple(self._store.block_tx_hashes(number)))
+
+    async def follow(self, from_number: int | None) -> AsyncIterator[SealedBlock]:
+        """Blocks from ``from_number`` (or the next one) on, as they are sealed. Never ends."""
+        number = self.head.number + 1 if from_number is None else from_number
+        while True:
+            while number <= self.head.number:
+                block = self.block(number)
+                if block is not None:
+                    yield block
+                number += 1
+            async with self._new_block:
+                await self._new_block.wait_for(functools.partial(self._reached, number))

@@ -1,0 +1,480 @@
+"""State commitments: Merkle trees whose proofs a Solidity contract verifies in one loop.
+
+Everything a Solidity verifier needs is defined here; tests/sequencer/test_commitment.py pins
+test vectors (``test_pinned_vector``) and rebuilds roots from this text (``naive_root``).
+
+Hashing (all trees: accounts, messages, transactions)
+    H(x) = keccak256(x). A tree is 4-ary with a fixed depth D = 16 (4**16 = 2**32 leaf
+    slots). An unused slot is bytes32(0). ZERO[0] = bytes32(0) and ZERO[l+1] =
+    H(ZERO[l] ‖ ZERO[l] ‖ ZERO[l] ‖ ZERO[l]) is the root of an empty subtree of height l. An
+    inner node is H(c0 ‖ c1 ‖ c2 ‖ c3) of its four children (128 bytes: one keccak-f
+    permutation, keccak's rate being 136 bytes, as cheap as a binary node's 64). Leaves fill
+    slots 0, 1, 2, ... in order: slots are append-only (a used slot's content may change).
+
+Sized root (what headers, outputs and proofs use)
+    root = H(treeRoot ‖ uint256(count)) (64 bytes), ``count`` = number of used slots.
+    Committing to the count fixes the slot the next leaf takes, so an insertion re-executed
+    on L1 has exactly one result; and no root is ever bytes32(0), even an empty tree's (Nomad).
+
+Merkle proof (``MerkleProof``)
+    (uint256 index, uint256 count, bytes32[48] siblings): for each level l = 0..15 from the
+    leaf up, the three other children of the node on the path, left to right. Verify::
+
+        node = leafHash; i = index
+        for l in 0..15:
+            p = i % 4;  s = siblings[3l .. 3l+2]
+            node = H(p==0 ? node‖s0‖s1‖s2 : p==1 ? s0‖node‖s1‖s2 : p==2 ? s0‖s1‖node‖s2 : s0‖s1‖s2‖node)
+            i = i / 4
+        require(index < count && H(node ‖ uint256(count)) == root)
+
+    Append at slot ``count``: the same path for that empty slot (leaf bytes32(0), index ==
+    count) reproduces the old tree root; with the new leaf and count + 1 it gives the new one.
+
+Accounts: an indexed Merkle tree (the state root)
+    Each used slot holds one account; slot 0 is always the zero address (a sentinel that is
+    also the real account 0x0). The accounts form a linked list sorted by address (as
+    uint160): each leaf names the next-larger address present, or address(0) for the largest.
+    Slots are taken in creation order (see _execution for the order within a transaction).
+    Leaf::
+
+        leafHash = H(abi.encodePacked(address account, uint64 nonce, uint256 balance, address next))
+                 // 20 + 8 + 32 + 20 = 80 bytes
+
+    Inclusion of (address, nonce, balance): the ``AccountProof`` (leaf, path) of the leaf with
+    leaf.account == address. Exclusion of ``address`` (never created: nonce 0, balance 0): the
+    proof of its predecessor ("low leaf") with leaf.account < address and (leaf.next ==
+    address(0) or address < leaf.next). The zero address is always included, never excluded.
+    Inserting ``address`` on L1: exclusion proof of the low leaf; set low.next = address (same
+    path, count unchanged); then prove slot ``count`` empty in that tree and put there
+    (address, nonce, balance, old low.next) with count + 1 (test_insert_from_proofs_like_l1).
+
+Messages: the message-passer root
+    Leaves are the L2->L1 message hashes (``WithdrawalMessage.hash()``) in the order the chain
+    recorded them: slot i holds the message with nonce i. Root and proofs as above.
+
+Transactions root (block headers)
+    Leaves are the hashes of a block's transactions and deposits in block order; same tree.
+
+Why this tree, in numbers (bench/sequencer_core.py, this shared 2-core machine, best of 5)
+    Roots are taken per block, so what must be fast is one batch update of the accounts a block
+    touched: ~7,500 at 15k tx/s in 250 ms blocks. Each costs its leaf hash plus the inner nodes
+    of its path that no other touched path already rehashed.
+
+    - A plain sparse Merkle tree keyed by keccak(address) (depth 256) needs ~1.83M node hashes
+      for 7,500 accounts (their paths share only the top ~13 levels): >= {smt_ms} ms at
+      {smt_us} us per bare keccak here, several blocks' worth. Compressing single-leaf subtrees
+      makes it about as cheap as this tree, but its proofs then have variable depth and two
+      leaf shapes that the Solidity verifier and the one-step proof must both handle.
+    - An indexed tree keeps slots dense from 0: the levels above log4(count) have one node,
+      shared by every path, so an update costs ~log4(count) hashes per account, less sharing.
+      Exclusion is one ordinary inclusion proof of the low leaf: one verifier for everything.
+    - 4-ary rather than binary: the same number of keccak permutations per path, half the
+      Python-level node operations. Rehashing 7,500 random slots: {q_small} ms (4-ary) vs
+      {b_small} ms (binary) with 10,000 leaves, {q_large} vs {b_large} ms with 100,000. The
+      price: 48 siblings (1,536 bytes of calldata) per proof instead of 32.
+    - Whole per-block update (leaf hashes, linked list, tree, root) of 7,500 touched accounts:
+      {u_small} ms with 10,000 accounts and {u_large} ms with 100,000; 7,500 new accounts
+      (two paths each: low leaf and new slot) {i_small} / {i_large} ms. From scratch: {build}
+      ms for 100,000 accounts (a restart loads the accounts in slot order and rebuilds).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sha3 import keccak_256  # type: ignore[import-untyped]
+
+from ._account import Account
+from ._rules import ADDRESS_SIZE, HASH_SIZE, MERKLE_ARITY, MERKLE_DEPTH, ZERO_ADDRESS
+
+ZERO_HASH = bytes(HASH_SIZE)
+
+
+def _zero_hashes(arity: int, depth: int) -> tuple[bytes, ...]:
+    zeros = [ZERO_HASH]
+    for _ in range(depth):
+        zeros.append(keccak_256(zeros[-1] * arity).digest())
+    return tuple(zeros)
+
+
+#: ZERO[l]: the root of an empty subtree of height l (ZERO[0] is an empty leaf slot).
+ZERO: tuple[bytes, ...] = _zero_hashes(MERKLE_ARITY, MERKLE_DEPTH)
+MAX_LEAVES = MERKLE_ARITY**MERKLE_DEPTH
+
+
+def sized_root(tree_root: bytes, count: int) -> bytes:
+    """H(treeRoot ‖ uint256(count)): the root every header, output and proof uses."""
+    digest: bytes = keccak_256(tree_root + count.to_bytes(32, "big")).digest()
+    return digest
+
+
+@dataclass(frozen=True, slots=True)
+class MerkleProof:
+    """The path of slot ``index`` in a tree of ``count`` used slots.
+
+    ``siblings``: per level from the leaf up, the node's other children left to right
+    (depth x (arity - 1) hashes: 16 x 3 = 48).
+    """
+
+    index: int
+    count: int
+    siblings: tuple[bytes, ...]
+
+
+def root_from_proof(
+    leaf_hash: bytes, proof: MerkleProof, *, arity: int = MERKLE_ARITY, depth: int = MERKLE_DEPTH
+) -> bytes:
+    """The sized root the proof leads to from ``leaf_hash`` (the Solidity loop, in Python)."""
+    node = leaf_hash
+    index = proof.index
+    width = arity - 1
+    siblings = proof.siblings
+    for level in range(depth):
+        position = index % arity
+        others = siblings[level * width : (level + 1) * width]
+        node = keccak_256(b"".join((*others[:position], node, *others[position:]))).digest()
+        index //= arity
+    return sized_root(node, proof.count)
+
+
+def verify_merkle_proof(
+    root: bytes, leaf_hash: bytes, proof: MerkleProof, *, arity: int = MERKLE_ARITY, depth: int = MERKLE_DEPTH
+) -> bool:
+    """Whether slot ``proof.index`` of the tree with sized root ``root`` holds ``leaf_hash``."""
+    return (
+        len(proof.siblings) == depth * (arity - 1)
+        and all(len(s) == HASH_SIZE for s in proof.siblings)
+        and 0 <= proof.index < proof.count <= arity**depth
+        and root_from_proof(leaf_hash, proof, arity=arity, depth=depth) == root
+    )
+
+
+class MerkleTree:
+    """A fixed-depth tree over slots 0..count-1, every level cached, rehashed along touched paths.
+
+    ``levels[l]`` holds the nodes of height l that have a used slot below them; the nodes right
+    of them are empty subtrees (ZERO[l]). A batch update rehashes each touched node once.
+    ``arity`` and ``depth`` exist for measurements (bench/sequencer_core.py compares a binary
+    tree); the chain uses the rule: MERKLE_ARITY, MERKLE_DEPTH.
+    """
+
+    __slots__ = ("_arity", "_depth", "_levels", "_shift", "_zero")
+
+    def __init__(self, leaves: Iterable[bytes] = (), *, arity: int = MERKLE_ARITY, depth: int = MERKLE_DEPTH) -> None:
+        if arity < 2 or arity & (arity - 1):
+            raise ValueError("arity must be a power of two")
+        self._arity = arity
+        self._depth = depth
+        self._shift = arity.bit_length() - 1
+        self._zero = ZERO if (arity, depth) == (MERKLE_ARITY, MERKLE_DEPTH) else _zero_hashes(arity, depth)
+        self._levels: list[list[bytes]] = [[] for _ in range(depth + 1)]
+        self.append(leaves)
+
+    @property
+    def count(self) -> int:
+        return len(self._levels[0])
+
+    @property
+    def capacity(self) -> int:
+        return int(self._arity**self._depth)
+
+    def leaf(self, index: int) -> bytes:
+        return self._levels[0][index]
+
+    def tree_root(self) -> bytes:
+        """The root of the fixed-depth tree, without the count."""
+        top = self._levels[self._depth]
+        return top[0] if top else self._zero[self._depth]
+
+    def root(self) -> bytes:
+        """The sized root: H(treeRoot ‖ uint256(count))."""
+        return sized_root(self.tree_root(), self.count)
+
+    def append(self, leaves: Iterable[bytes]) -> None:
+        """Fill the next slots with ``leaves``, in order."""
+        level0 = self._levels[0]
+        first = len(level0)
+        level0.extend(leaves)
+        if len(level0) > self.capacity:
+            del level0[first:]
+            raise OverflowError("Merkle tree full")
+        self._rehash(range(first, len(level0)))
+
+    def update(self, leaves: dict[int, bytes]) -> None:
+        """Set slots (index -> leaf hash). Indices at or past ``count`` grow the tree; together
+        they must be count, count+1, ... (no gaps)."""
+        level0 = self._levels[0]
+        n = len(level0)
+        grow = sorted(i for i in leaves if i >= n)
+        if grow and grow != list(range(n, n + len(grow))):
+            raise IndexError("new slots must follow the last used one without gaps")
+        if n + len(grow) > self.capacity:
+            raise OverflowError("Merkle tree full")
+        level0.extend([ZERO_HASH] * len(grow))
+        for index, leaf in leaves.items():
+            level0[index] = leaf
+        self._rehash(leaves)
+
+    def _rehash(self, touched: Iterable[int]) -> None:
+        arity = self._arity
+        shift = self._shift
+        zero = self._zero
+        levels = self._levels
+        dirty = set(touched)
+        for height in range(self._depth):
+            if not dirty:
+                return
+            below = levels[height]
+            above = levels[height + 1]
+            n = len(below)
+            missing = -(-n // arity) - len(above)
+            if missing > 0:
+                above.extend([ZERO_HASH] * missing)
+            pad = -n % arity
+            if pad:  # complete the last node with empty subtrees for the duration of the level
+                below.extend([zero[height]] * pad)
+            parents = {i >> shift for i in dirty}
+            join = b"".join
+            for p, digest in zip(
+                parents,
+                [keccak_256(join(below[p << shift : (p + 1) << shift])).digest() for p in parents],
+                strict=True,
+            ):
+                above[p] = digest
+            if pad:
+                del below[n:]
+            dirty = parents
+
+    def prove(self, index: int) -> MerkleProof:
+        """The proof of slot ``index`` (a used slot, or ``count``: the next, empty one)."""
+        if not 0 <= index <= self.count or index >= self.capacity:
+            raise IndexError(f"slot {index} of a tree of {self.count}")
+        arity = self._arity
+        siblings: list[bytes] = []
+        i = index
+        for height in range(self._depth):
+            level = self._levels[height]
+            first = i - i % arity
+            empty = self._zero[height]
+            siblings.extend(level[j] if j < len(level) else empty for j in range(first, first + arity) if j != i)
+            i //= arity
+        return MerkleProof(index, self.count, tuple(siblings))
+
+    def copy(self) -> MerkleTree:
+        clone = MerkleTree.__new__(MerkleTree)
+        clone._arity = self._arity
+        clone._depth = self._depth
+        clone._shift = self._shift
+        clone._zero = self._zero
+        clone._levels = [level.copy() for level in self._levels]
+        return clone
+
+
+def merkle_root(leaves: Sequence[bytes]) -> bytes:
+    """The sized root of a tree over ``leaves`` (a block's transaction hashes, for one)."""
+    return MerkleTree(leaves).root()
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLeaf:
+    """What one slot of the account tree commits to."""
+
+    account: bytes
+    nonce: int
+    balance: int
+    #: The next-larger address in the tree, or the zero address for the largest.
+    next: bytes
+
+    def hash(self) -> bytes:
+        return account_leaf_hash(self.account, self.nonce, self.balance, self.next)
+
+
+def account_leaf_hash(address: bytes, nonce: int, balance: int, next_address: bytes) -> bytes:
+    """H(abi.encodePacked(address, uint64 nonce, uint256 balance, address next))."""
+    digest: bytes = keccak_256(address + nonce.to_bytes(8, "big") + balance.to_bytes(32, "big") + next_address).digest()
+    return digest
+
+
+@dataclass(frozen=True, slots=True)
+class AccountProof:
+    """Inclusion (leaf.account is the address) or exclusion (leaf is its low leaf) proof."""
+
+    leaf: AccountLeaf
+    path: MerkleProof
+
+
+def verify_account(root: bytes, address: bytes, account: Account | None, proof: AccountProof) -> bool:
+    """Whether ``root`` commits to ``address`` holding ``account`` (None: never created).
+
+    Inclusion: proof.leaf.account == address and its nonce and balance equal ``account``.
+    Exclusion: proof.leaf.account < address < proof.leaf.next (or next is the zero address).
+    Either way the leaf must sit at proof.path.index under ``root``.
+    """
+    leaf = proof.leaf
+    if len(address) != ADDRESS_SIZE or len(leaf.account) != ADDRESS_SIZE or len(leaf.next) != ADDRESS_SIZE:
+        return False
+    if not (0 <= leaf.nonce < 2**64 and 0 <= leaf.balance < 2**256):
+        return False
+    if account is not None:
+        if leaf.account != address or (leaf.nonce, leaf.balance) != (account.nonce, account.balance):
+            return False
+    elif not (leaf.account < address and (leaf.next == ZERO_ADDRESS or address < leaf.next)):
+        return False
+    return verify_merkle_proof(root, leaf.hash(), proof.path)
+
+
+class _SortedAddresses:
+    """Addresses in order with O(sqrt n) inserts (a list of bounded sorted blocks)."""
+
+    __slots__ = ("_blocks", "_maxes")
+    _BLOCK = 1024
+
+    def __init__(self) -> None:
+        self._blocks: list[list[bytes]] = []
+        self._maxes: list[bytes] = []
+
+    def insert(self, address: bytes) -> bytes | None:
+        """Insert a new address; returns its predecessor (the largest address below it), if any."""
+        if not self._blocks:
+            self._blocks.append([address])
+            self._maxes.append(address)
+            return None
+        maxes = self._maxes
+        k = bisect_left(maxes, address)
+        if k == len(maxes):  # above everything: append to the last block
+            k -= 1
+            block = self._blocks[k]
+            low: bytes | None = block[-1]
+            block.append(address)
+        else:
+            block = self._blocks[k]
+            j = bisect_left(block, address)
+            low = block[j - 1] if j else (maxes[k - 1] if k else None)
+            block.insert(j, address)
+        maxes[k] = block[-1]
+        if len(block) > 2 * self._BLOCK:
+            half = self._BLOCK
+            self._blocks[k : k + 1] = [block[:half], block[half:]]
+            maxes[k : k + 1] = [block[half - 1], block[-1]]
+        return low
+
+    def predecessor(self, address: bytes) -> bytes | None:
+        """The largest address below ``address``, if any."""
+        k = bisect_left(self._maxes, address)
+        if k < len(self._blocks):
+            block = self._blocks[k]
+            j = bisect_left(block, address)
+            if j:
+                return block[j - 1]
+        return self._maxes[k - 1] if k else None
+
+    def copy(self) -> _SortedAddresses:
+        clone = _SortedAddresses()
+        clone._blocks = [block.copy() for block in self._blocks]
+        clone._maxes = self._maxes.copy()
+        return clone
+
+
+class AccountTree:
+    """The indexed Merkle tree of accounts (see the module docstring)."""
+
+    __slots__ = ("_accounts", "_addresses", "_index", "_next", "_sorted", "_tree")
+
+    def __init__(self, accounts: Iterable[tuple[bytes, Account]] = ()) -> None:
+        """A tree of ``accounts``, given in creation order (the zero address first, or added)."""
+        self._tree = MerkleTree()
+        self._index: dict[bytes, int] = {}
+        self._addresses: list[bytes] = []
+        self._accounts: list[Account] = []
+        self._next: list[bytes] = []
+        self._sorted = _SortedAddresses()
+        self.update([(ZERO_ADDRESS, Account(0, 0)), *accounts])
+
+    @property
+    def count(self) -> int:
+        return len(self._addresses)
+
+    def root(self) -> bytes:
+        """The state root: the sized root of the account tree."""
+        return self._tree.root()
+
+    def index_of(self, address: bytes) -> int | None:
+        return self._index.get(address)
+
+    def get(self, address: bytes) -> Account | None:
+        i = self._index.get(address)
+        return None if i is None else self._accounts[i]
+
+    def update(self, changes: Iterable[tuple[bytes, Account]]) -> None:
+        """Write accounts; an address not in the tree yet takes the next slot, in ``changes`` order."""
+        index = self._index
+        addresses = self._addresses
+        accounts = self._accounts
+        next_of = self._next
+        insert = self._sorted.insert
+        dirty: set[int] = set()
+        for address, account in changes:
+            i = index.get(address)
+            if i is None:
+                if len(address) != ADDRESS_SIZE:
+                    raise ValueError("an address is 20 bytes")
+                i = len(addresses)
+                low = insert(address)
+                if low is None:  # only the zero address has no predecessor: it is the sentinel
+                    next_of.append(ZERO_ADDRESS)
+                else:
+                    low_index = index[low]
+                    next_of.append(next_of[low_index])
+                    next_of[low_index] = address
+                    dirty.add(low_index)
+                index[address] = i
+                addresses.append(address)
+                accounts.append(account)
+            else:
+                accounts[i] = account
+            dirty.add(i)
+        # account_leaf_hash, inlined: this runs for every touched account of every block
+        self._tree.update(
+            {
+                i: keccak_256(
+                    addresses[i] + accounts[i][0].to_bytes(8, "big") + accounts[i][1].to_bytes(32, "big") + next_of[i]
+                ).digest()
+                for i in dirty
+            }
+        )
+
+    def leaf(self, index: int) -> AccountLeaf:
+        nonce, balance = self._accounts[index]
+        return AccountLeaf(self._addresses[index], nonce, balance, self._next[index])
+
+    def prove(self, address: bytes) -> AccountProof:
+        """Inclusion proof if ``address`` is in the tree, else exclusion proof (its low leaf)."""
+        i = self._index.get(address)
+        if i is None:
+            low = self._sorted.predecessor(address)
+            assert low is not None  # the zero address is always there and below any other
+            i = self._index[low]
+        return AccountProof(self.leaf(i), self._tree.prove(i))
+
+    def prove_slot(self, index: int) -> MerkleProof:
+        """The path of any slot, including ``count`` (the empty slot an insertion fills)."""
+        return self._tree.prove(index)
+
+    def items(self) -> list[tuple[bytes, Account]]:
+        """Every account in slot (= creation) order: rebuilds this exact tree."""
+        return list(zip(self._addresses, self._accounts, strict=True))
+
+    def copy(self) -> AccountTree:
+        clone = AccountTree.__new__(AccountTree)
+        clone._tree = self._tree.copy()
+        clone._index = self._index.copy()
+        clone._addresses = self._addresses.copy()
+        clone._accounts = self._accounts.copy()
+        clone._next = self._next.copy()
+        clone._sorted = self._sorted.copy()
+        return clone

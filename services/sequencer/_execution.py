@@ -1,0 +1,268 @@
+"""The L2 state transition: accounts, transfers, fees, withdrawals and deposits. No EVM.
+
+Deterministic and integer-only: the sequencer, the challenger and the one-step proof on L1
+apply exactly these rules, in this order.
+
+A transaction (already decoded and statelessly valid, see _tx) is applied by
+``apply_transaction``. It is refused, changing nothing, when (in this order)
+  1. max_fee_per_gas < base fee                              FEE_CAP_BELOW_BASE_FEE
+  2. block gas used + gas_limit > block gas limit            BLOCK_GAS_LIMIT_REACHED
+  3. nonce != the sender's nonce                             NONCE_TOO_LOW / NONCE_TOO_HIGH
+  4. balance < gas_limit * max_fee_per_gas + value           INSUFFICIENT_FUNDS
+Otherwise, with gas_used = intrinsic gas (no EVM: a transaction uses exactly that),
+tip = min(max_priority_fee_per_gas, max_fee_per_gas - base_fee) and
+effective_gas_price = base_fee + tip:
+  - the sender pays gas_used * effective_gas_price + value, and its nonce goes up by one;
+  - base_fee * gas_used is burned (credited to nobody);
+  - tip * gas_used is credited to FEE_VAULT;
+  - value is credited to ``to``;
+  - if ``to`` is MESSAGE_PASSER, an L2->L1 message is recorded (see _withdrawal) with the
+    next global message nonce; the value stays in MESSAGE_PASSER's balance (no key: never
+    spendable on L2), which is therefore the L2 total of everything withdrawn.
+Writes happen in that order: sender, then ``to``, then FEE_VAULT. Crediting 0 wei to an address
+that has no account creates nothing (a zero-value transfer to a fresh address leaves no
+trace, EIP-161 style); any other write creates the account, which takes the next slot of the
+account tree (see _commitment), so the creation order is part of the state.
+
+A deposit (from L1, no signature) mints ``mint`` wei to ``to``; it cannot fail. Each L1
+deposit must be applied exactly once: deduplicating by source hash is the caller's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+
+from ._account import EMPTY_ACCOUNT, Account
+from ._commitment import AccountTree, MerkleTree
+from ._keccak import keccak256
+from ._rules import (
+    ADDRESS_SIZE,
+    BLOCK_GAS_LIMIT,
+    DEPOSIT_TX_TYPE,
+    FEE_VAULT,
+    HASH_SIZE,
+    MESSAGE_PASSER,
+    UINT256_MAX,
+    ZERO_ADDRESS,
+    intrinsic_gas,
+)
+from ._tx import Reason, Transaction, TxRejected
+from ._withdrawal import MalformedWithdrawal, WithdrawalMessage, decode_withdrawal_call
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEnv:
+    """What a transaction sees of the block it executes in."""
+
+    number: int
+    timestamp: int
+    base_fee: int
+    gas_limit: int = BLOCK_GAS_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class TxResult:
+    """The outcome of one applied transaction (the receipt's execution part)."""
+
+    tx_hash: bytes
+    sender: bytes
+    gas_used: int
+    effective_gas_price: int
+    #: base_fee * gas_used: removed from the supply.
+    burned: int
+    #: tip * gas_used: credited to FEE_VAULT.
+    tip_paid: int
+    #: The L2->L1 message a call to MESSAGE_PASSER recorded, else None.
+    withdrawal: WithdrawalMessage | None
+
+    @property
+    def fee(self) -> int:
+        """What the sender paid for gas (burned + tip_paid)."""
+        return self.gas_used * self.effective_gas_price
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    """A deposit from L1: ``mint`` wei appear at ``to``. ``source_hash`` identifies the L1 event
+    (e.g. keccak256(L1 block hash ‖ log index)) and makes every deposit hash unique."""
+
+    source_hash: bytes
+    to: bytes
+    mint: int
+
+    def __post_init__(self) -> None:
+        if len(self.source_hash) != HASH_SIZE or len(self.to) != ADDRESS_SIZE or not 0 <= self.mint <= UINT256_MAX:
+            raise ValueError("a deposit is (bytes32 source_hash, address to, uint256 mint)")
+
+    def hash(self) -> bytes:
+        """keccak256(0x7E ‖ abi.encode(bytes32 sourceHash, address to, uint256 mint)): its
+        transaction hash (a leaf of the transactions root); 0x7E keeps it apart from signed ones."""
+        return keccak256(
+            bytes((DEPOSIT_TX_TYPE,)) + self.source_hash + bytes(12) + self.to + self.mint.to_bytes(32, "big")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StateRoots:
+    """The commitments to a state: accounts (state root) and L2->L1 messages."""
+
+    state_root: bytes
+    message_root: bytes
+
+
+class State:
+    """Accounts and recorded L2->L1 messages, with their Merkle trees updated on ``commit``.
+
+    ``accounts`` iterates in creation order (= account-tree slot order; the zero address is
+    first); persist it in that order and ``State(accounts, message_hashes)`` rebuilds the same
+    roots. Mutate only through apply_transaction / apply_deposit: they track what changed.
+    """
+
+    __slots__ = ("_account_tree", "_dirty", "_message_tree", "_new_messages", "accounts", "message_hashes")
+
+    def __init__(self, accounts: Iterable[tuple[bytes, Account]] = (), message_hashes: Sequence[bytes] = ()) -> None:
+        self.accounts: dict[bytes, Account] = {ZERO_ADDRESS: EMPTY_ACCOUNT}
+        self.accounts.update(accounts)
+        #: Hashes of every L2->L1 message recorded so far; message nonce i is at index i.
+        self.message_hashes: list[bytes] = list(message_hashes)
+        self._account_tree = AccountTree(self.accounts.items())
+        self._message_tree = MerkleTree(self.message_hashes)
+        #: Addresses written since the last commit, first write first (creation order).
+        self._dirty: dict[bytes, None] = {}
+        self._new_messages = 0
+
+    def get(self, address: bytes) -> Account:
+        """The account at ``address`` (nonce 0, balance 0 if it has none)."""
+        return self.accounts.get(address, EMPTY_ACCOUNT)
+
+    @property
+    def message_count(self) -> int:
+        """The number of L2->L1 messages recorded: the nonce the next one gets."""
+        return len(self.message_hashes)
+
+    def credit(self, address: bytes, amount: int) -> None:
+        """Add ``amount`` wei (0 to an absent account is a no-op: it creates nothing)."""
+        if not amount:
+            return
+        account = self.accounts.get(address, EMPTY_ACCOUNT)
+        balance = account[1] + amount
+        if balance > UINT256_MAX:  # unreachable with a real supply; kept so Solidity agrees
+            raise OverflowError("balance above 2**256 - 1")
+        self._write(address, Account(account[0], balance))
+
+    def _write(self, address: bytes, account: Account) -> None:
+        self.accounts[address] = account
+        self._dirty[address] = None
+
+    def changed_addresses(self) -> list[bytes]:
+        """Addresses written since the last commit, first write first (new accounts in creation
+        order): what a block must persist. Read it before ``commit``, which clears it."""
+        return list(self._dirty)
+
+    def record_message(self, message_hash: bytes) -> None:
+        self.message_hashes.append(message_hash)
+        self._new_messages += 1
+
+    def commit(self) -> StateRoots:
+        """Fold the changes since the last commit into the trees; the roots of this state.
+
+        Call it once per block (or per transaction only to recompute roots in a dispute).
+        """
+        if self._dirty:
+            accounts = self.accounts
+            self._account_tree.update([(address, accounts[address]) for address in self._dirty])
+            self._dirty = {}
+        if self._new_messages:
+            self._message_tree.append(self.message_hashes[-self._new_messages :])
+            self._new_messages = 0
+        return StateRoots(self._account_tree.root(), self._message_tree.root())
+
+    @property
+    def account_tree(self) -> AccountTree:
+        """The account tree as of the last commit (proofs come from it)."""
+        return self._account_tree
+
+    @property
+    def message_tree(self) -> MerkleTree:
+        """The message-passer tree as of the last commit."""
+        return self._message_tree
+
+    def copy(self) -> State:
+        """An independent copy (commit first: uncommitted changes are copied, not flushed)."""
+        clone = State.__new__(State)
+        clone.accounts = self.accounts.copy()
+        clone.message_hashes = self.message_hashes.copy()
+        clone._account_tree = self._account_tree.copy()
+        clone._message_tree = self._message_tree.copy()
+        clone._dirty = self._dirty.copy()
+        clone._new_messages = self._new_messages
+        return clone
+
+
+def apply_transaction(state: State, tx: Transaction, env: BlockEnv, block_gas_used: int = 0) -> TxResult:
+    """Apply a decoded transaction to ``state`` or raise TxRejected (and change nothing)."""
+    base_fee = env.base_fee
+    fee_cap = tx.max_fee_per_gas
+    if fee_cap < base_fee:
+        raise TxRejected(
+            Reason.FEE_CAP_BELOW_BASE_FEE, f"max_fee_per_gas {fee_cap} < base fee {base_fee}", "max_fee_per_gas"
+        )
+    if block_gas_used + tx.gas_limit > env.gas_limit:
+        raise TxRejected(
+            Reason.BLOCK_GAS_LIMIT_REACHED,
+            f"gas limit {tx.gas_limit} does not fit the {env.gas_limit - block_gas_used} gas left in the block",
+            "gas_limit",
+        )
+    sender = tx.sender
+    nonce, balance = state.accounts.get(sender, EMPTY_ACCOUNT)
+    if tx.nonce != nonce:
+        if tx.nonce < nonce:
+            raise TxRejected(Reason.NONCE_TOO_LOW, f"nonce {tx.nonce}, the account is at {nonce}", "nonce")
+        raise TxRejected(Reason.NONCE_TOO_HIGH, f"nonce {tx.nonce}, the account is at {nonce}", "nonce")
+    value = tx.value
+    if balance < tx.gas_limit * fee_cap + value:
+        raise TxRejected(
+            Reason.INSUFFICIENT_FUNDS,
+            f"balance {balance} < gas_limit * max_fee_per_gas + value = {tx.gas_limit * fee_cap + value}",
+            "value",
+        )
+    withdrawal = None
+    if tx.to == MESSAGE_PASSER:
+        try:
+            call = decode_withdrawal_call(tx.data, sender)
+        except MalformedWithdrawal as e:  # decode_transaction refuses these: only hand-built txs
+            raise TxRejected(Reason.MALFORMED_WITHDRAWAL, str(e), "data") from None
+        withdrawal = WithdrawalMessage(state.message_count, sender, call.target, value, call.gas_limit, call.data)
+
+    gas_used = intrinsic_gas(tx.data, tx.access_list)
+    tip = min(tx.max_priority_fee_per_gas, fee_cap - base_fee)
+    price = base_fee + tip
+    state._write(sender, Account(nonce + 1, balance - gas_used * price - value))
+    state.credit(tx.to or ZERO_ADDRESS, value)
+    state.credit(FEE_VAULT, tip * gas_used)
+    if withdrawal is not None:
+        state.record_message(withdrawal.hash())
+    return TxResult(tx.hash, sender, gas_used, price, base_fee * gas_used, tip * gas_used, withdrawal)
+
+
+def apply_deposit(state: State, deposit: Deposit) -> None:
+    """Mint ``deposit.mint`` wei to ``deposit.to`` (0 wei to a fresh address creates nothing)."""
+    state.credit(deposit.to, deposit.mint)
+
+
+def roots_after_each(state: State, items: Iterable[Transaction | Deposit], env: BlockEnv) -> list[StateRoots]:
+    """Apply ``items`` one by one to ``state`` and commit after each: the per-transaction roots
+    a dispute bisects over. Mutates ``state`` (pass a copy); a transaction the rules refuse is
+    skipped (its root repeats the previous one), as derivation skips it."""
+    roots: list[StateRoots] = []
+    gas_used = 0
+    for item in items:
+        if isinstance(item, Deposit):
+            apply_deposit(state, item)
+        else:
+            with suppress(TxRejected):  # refused by the rules: skipped, as derivation does
+                gas_used += apply_transaction(state, item, env, gas_used).gas_used
+        roots.append(state.commit())
+    return roots

@@ -1,0 +1,134 @@
+"""Where a transaction is validated and accepted: decode → pool rules → durable → acknowledged.
+
+A transaction is acknowledged only once it is on disk. Concurrent submissions share one
+commit (group commit): under load, each fsync covers every transaction that arrived while the
+previous one ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from opentelemetry import trace
+
+from ._mempool import Mempool, MempoolRejected
+from ._store import PendingRow, SequencerStore
+from ._tx import TxRejected, decode_transactions
+
+_tracer = trace.get_tracer("l2node.sequencer")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why one transaction was not accepted: a gRPC code name, a stable reason, words, a field."""
+
+    status: str
+    reason: str
+    message: str
+    field: str = ""
+
+
+Outcome = bytes | Refusal
+#: The current pool (the chain replaces it when it reloads its state).
+PoolFn = Callable[[], Mempool]
+
+
+class _GroupCommit:
+    def __init__(self, store: SequencerStore) -> None:
+        self._store = store
+        self._waiting: list[tuple[list[PendingRow], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.commits = 0
+
+    async def commit(self, rows: list[PendingRow]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((rows, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            rows = [r for batch, _ in group for r in batch]
+            try:
+                await self._store.run(functools.partial(self._store.insert_pending, rows=rows))
+            except BaseException as exc:
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            self.commits += 1
+            for _, future in group:
+                if not future.done():
+                    future.set_result(None)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+
+class Intake:
+    def __init__(self, store: SequencerStore, chain_id: int, pool: PoolFn) -> None:
+        self._store = store
+        self._chain_id = chain_id
+        self._pool = pool
+        self._group = _GroupCommit(store)
+        self._seq = store.max_seq()
+        self.accepted = 0
+        self.refused = 0
+
+    async def submit(self, raws: Sequence[bytes]) -> list[Outcome]:
+        with _tracer.start_as_current_span("accept_transactions") as span:
+            span.set_attribute("l2.transactions", len(raws))
+            decoded = decode_transactions(raws, self._chain_id)
+            outcomes: list[Outcome | None] = [None] * len(raws)
+            valid = []
+            for i, item in enumerate(decoded):
+                if isinstance(item, TxRejected):
+                    outcomes[i] = Refusal(item.status.value, item.reason, item.message, item.field or "")
+                else:
+                    valid.append((i, item))
+            pool = self._pool()
+            added = pool.add_many([tx for _, tx in valid], time.monotonic())
+            rows = []
+            for (i, tx), result in zip(valid, added, strict=True):
+                if isinstance(result, MempoolRejected):
+                    outcomes[i] = Refusal(result.status, result.reason, result.message)
+                else:
+                    self._seq += 1
+                    rows.append(PendingRow(tx.hash, tx.raw, tx.sender, tx.nonce, self._seq))
+                    outcomes[i] = tx.hash
+            if rows:
+                await self._group.commit(rows)
+            done = [o for o in outcomes if o is not None]
+            self.accepted += len(rows)
+            self.refused += len(done) - len(rows)
+            span.set_attribute("l2.accepted", len(rows))
+            return done
+
+    async def restore(self) -> list[tuple[bytes, str]]:
+        """Put the acknowledged-but-unsealed transactions back in the pool after a restart.
+
+        Returns those the rules now refuse (e.g. a replacement that lost): they are dropped.
+        """
+        stored = self._store.pending()
+        if not stored:
+            return []
+        decoded = decode_transactions([s.raw for s in stored], self._chain_id)
+        txs = [d for d in decoded if not isinstance(d, TxRejected)]
+        results = self._pool().add_many(txs, time.monotonic())
+        refused: list[tuple[bytes, str]] = [(tx.hash, r.reason) for tx, r in zip(txs, results, strict=True) if isinstance(r, MempoolRejected)]
+        refused += [(s.hash, d.reason) for s, d in zip(stored, decoded, strict=True) if isinstance(d, TxRejected)]
+        if refused:
+            await self._store.run(lambda db: self._store.drop(db, refused))
+        return refused
+
+    async def close(self) -> None:
+        await self._group.close()

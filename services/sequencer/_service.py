@@ -1,0 +1,179 @@
+"""l2node.sequencer.v1.SequencerService: the wire API over the chain and the intake."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from l2node.sequencer.v1 import sequencer_pb2 as pb
+from l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
+from services.runtime import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    ResourceExhausted,
+)
+
+from ._chain import Chain, SealedBlock
+from ._intake import Intake, Refusal
+from ._store import SequencerStore
+from ._tx import decode_transaction
+
+T = TypeVar("T")
+
+_ERRORS: dict[str, type[DomainError]] = {
+    "INVALID_ARGUMENT": InvalidArgument,
+    "FAILED_PRECONDITION": FailedPrecondition,
+    "ALREADY_EXISTS": AlreadyExists,
+    "RESOURCE_EXHAUSTED": ResourceExhausted,
+}
+#: How many request_ids of send calls are remembered for idempotent retries.
+_IDEMPOTENCY_WINDOW = 4096
+
+
+def hex0x(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def parse_hex(value: str, size: int, field: str) -> bytes:
+    text = value[2:] if value.startswith(("0x", "0X")) else value
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != size:
+        raise InvalidArgument(f"{field} must be 0x followed by {2 * size} hex digits", reason="MALFORMED_" +
+                              field.upper(), field_violations=[FieldViolation(field, f"{size}-byte hex")])
+    return raw
+
+
+def refusal_error(r: Refusal) -> DomainError:
+    cls = _ERRORS.get(r.status, FailedPrecondition)
+    violations = [FieldViolation(r.field, r.message, r.reason)] if r.field else []
+    return cls(r.message, reason=r.reason, field_violations=violations)
+
+
+def block_pb(b: SealedBlock) -> pb.Block:
+    h = b.header
+    return pb.Block(
+        number=h.number, hash=hex0x(b.hash), parent_hash=hex0x(h.parent_hash), timestamp=h.timestamp,
+        state_root=hex0x(h.state_root), transactions_root=hex0x(h.transactions_root),
+        message_passer_root=hex0x(h.message_root), base_fee=str(h.base_fee), gas_used=h.gas_used,
+        gas_limit=h.gas_limit, transaction_hashes=[hex0x(t) for t in b.tx_hashes],
+        l1_origin_number=h.l1_origin_number, l1_origin_hash=hex0x(h.l1_origin_hash),
+    )
+
+
+class SequencerServicer(pb_grpc.SequencerServiceServicer):
+    def __init__(self, chain: Chain, intake: Intake, store: SequencerStore, chain_id: int, max_batch: int) -> None:
+        self._chain = chain
+        self._intake = intake
+        self._store = store
+        self._chain_id = chain_id
+        self._max_batch = max_batch
+        self._answers: OrderedDict[str, Any] = OrderedDict()
+
+    async def _once(self, request_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        if request_id and request_id in self._answers:
+            answer: T = self._answers[request_id]
+            return answer
+        reply = await call()
+        if request_id:
+            self._answers[request_id] = reply
+            while len(self._answers) > _IDEMPOTENCY_WINDOW:
+                self._answers.popitem(last=False)
+        return reply
+
+    async def SendRawTransaction(self, request: pb.SendRawTransactionRequest, context: Any
+                                 ) -> pb.SendRawTransactionResponse:
+        if not request.raw_transaction:
+            raise InvalidArgument("raw_transaction is empty", reason="EMPTY_TRANSACTION",
+                                  field_violations=[FieldViolation("raw_transaction", "required")])
+
+        async def call() -> pb.SendRawTransactionResponse:
+            (outcome,) = await self._intake.submit([request.raw_transaction])
+            if isinstance(outcome, Refusal):
+                raise refusal_error(outcome)
+            return pb.SendRawTransactionResponse(tx_hash=hex0x(outcome))
+
+        return await self._once(request.request_id, call)
+
+    async def SendRawTransactions(self, request: pb.SendRawTransactionsRequest, context: Any
+                                  ) -> pb.SendRawTransactionsResponse:
+        count = len(request.raw_transactions)
+        if count == 0:
+            raise InvalidArgument("raw_transactions is empty", reason="EMPTY_BATCH",
+                                  field_violations=[FieldViolation("raw_transactions", "at least one")])
+        if count > self._max_batch:
+            raise ResourceExhausted(f"{count} transactions in one call; at most {self._max_batch}",
+                                    reason="BATCH_TOO_LARGE",
+                                    field_violations=[FieldViolation("raw_transactions", f"<= {self._max_batch}")])
+
+        async def call() -> pb.SendRawTransactionsResponse:
+            outcomes = await self._intake.submit(list(request.raw_transactions))
+            results = []
+            for o in outcomes:
+                if isinstance(o, Refusal):
+                    err = pb.TransactionError(code=grpc.StatusCode[o.status].value[0], reason=o.reason,
+                                              message=o.message, field=o.field)
+                    results.append(pb.SendResult(error=err))
+                else:
+                    results.append(pb.SendResult(tx_hash=hex0x(o)))
+            return pb.SendRawTransactionsResponse(results=results)
+
+        return await self._once(request.request_id, call)
+
+    async def GetTransactionReceipt(self, request: pb.GetTransactionReceiptRequest, context: Any
+                                    ) -> pb.GetTransactionReceiptResponse:
+        tx_hash = parse_hex(request.tx_hash, 32, "tx_hash")
+        row = self._store.tx(tx_hash)
+        if row is None:
+            raise NotFound(f"no transaction {request.tx_hash}", reason="TRANSACTION_NOT_FOUND")
+        receipt = pb.Receipt(tx_hash=hex0x(row.hash), status=pb.ReceiptStatus.Name(row.status), nonce=row.nonce)
+        setattr(receipt, "from", hex0x(row.sender))
+        if row.block_number is not None:
+            receipt.block_number = row.block_number
+            block = self._chain.block(row.block_number)
+            receipt.block_hash = hex0x(block.hash) if block is not None else ""
+            receipt.index = row.index or 0
+            receipt.gas_used = row.gas_used or 0
+            receipt.effective_gas_price = str(row.effective_gas_price or 0)
+        if row.drop_reason:
+            receipt.drop_reason = row.drop_reason
+        to = decode_transaction(row.raw, self._chain_id).to
+        receipt.to = hex0x(to) if to is not None else ""
+        return pb.GetTransactionReceiptResponse(receipt=receipt)
+
+    async def GetAccount(self, request: pb.GetAccountRequest, context: Any) -> pb.GetAccountResponse:
+        address = parse_hex(request.address, 20, "address")
+        nonce, balance = self._chain.state.get(address)
+        return pb.GetAccountResponse(address=hex0x(address), balance=str(balance), nonce=nonce,
+                                     block_number=self._chain.head.number)
+
+    async def GetBlock(self, request: pb.GetBlockRequest, context: Any) -> pb.GetBlockResponse:
+        which = request.WhichOneof("which")
+        number = self._chain.head.number if which in (None, "latest") else request.number
+        block = self._chain.block(number)
+        if block is None:
+            raise OutOfRange(f"block {number} is not sealed yet (head {self._chain.head.number})",
+                             reason="BLOCK_NOT_FOUND")
+        return pb.GetBlockResponse(block=block_pb(block))
+
+    async def SubscribeBlocks(self, request: pb.SubscribeBlocksRequest, context: Any
+                              ) -> AsyncIterator[pb.SubscribeBlocksResponse]:
+        start = request.from_number if request.HasField("from_number") else None
+        async for block in self._chain.follow(start):
+            yield pb.SubscribeBlocksResponse(block=block_pb(block))
+
+    async def GetChainInfo(self, request: pb.GetChainInfoRequest, context: Any) -> pb.GetChainInfoResponse:
+        return pb.GetChainInfoResponse(
+            chain_id=self._chain_id, unsafe_block=self._chain.head.number, safe_block=0, finalized_block=0,
+            base_fee=str(self._chain.next_base_fee), genesis_hash=hex0x(self._chain.genesis_hash),
+        )

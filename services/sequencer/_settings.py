@@ -1,0 +1,44 @@
+"""The sequencer's own settings (the worker config's ``settings`` table), each with its default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+from ._rules import DEFAULT_CHAIN_ID
+
+#: Most transactions one SendRawTransactions call may carry: bigger batches should be split
+#: (the response must stay well under gRPC's 4 MiB default message size).
+DEFAULT_MAX_BATCH: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SequencerSettings:
+    #: The L2 chain id; transactions signed for any other chain are refused (replay protection).
+    chain_id: int = DEFAULT_CHAIN_ID
+    #: Seal a block at least this often while transactions wait (seconds).
+    block_time_s: float = 0.25
+    #: ... or as soon as this many are pending.
+    max_block_txs: int = 10_000
+    #: "fee" (effective tip, ties by arrival) or "fcfs" (arrival order).
+    ordering: str = "fee"
+    #: A genesis JSON file; empty: the devnet genesis (the anvil/hardhat dev accounts funded).
+    genesis: str = ""
+    max_batch: int = DEFAULT_MAX_BATCH
+
+    def __post_init__(self) -> None:
+        if self.ordering not in ("fee", "fcfs"):
+            raise ValueError(f"ordering {self.ordering!r} must be 'fee' or 'fcfs'")
+        if not 0 < self.block_time_s <= 60:
+            raise ValueError(f"block_time_s {self.block_time_s} must be in (0, 60]")
+        if self.max_block_txs < 1 or self.max_batch < 1:
+            raise ValueError("max_block_txs and max_batch must be at least 1")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> SequencerSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown sequencer settings: {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,252 @@
+"""The sequencer as a real worker process, driven over gRPC with transactions signed by eth-account."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from eth_account import Account
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from l2node.sequencer.v1 import sequencer_pb2 as pb
+from l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
+from services.sequencer._block import BlockHeader
+from services.sequencer._chain import header_from_json
+from services.sequencer._execution import BlockEnv, apply_transaction
+from services.sequencer._genesis import devnet_genesis
+from services.sequencer._rules import DEFAULT_CHAIN_ID, FEE_VAULT
+from services.sequencer._tx import decode_transaction
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+#: The first three anvil/hardhat dev keys (mnemonic "test test ... junk"), funded by the devnet genesis.
+DEV_KEYS = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+]
+GWEI = 10**9
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sign(key: str, nonce: int, to: str, value: int, *, chain_id: int = DEFAULT_CHAIN_ID,
+         max_fee: int = 10 * GWEI, tip: int = GWEI, gas: int = 21_000) -> bytes:
+    tx = {"type": 2, "chainId": chain_id, "nonce": nonce, "to": to, "value": value, "gas": gas,
+          "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip, "data": b""}
+    return bytes(Account.sign_transaction(tx, key).raw_transaction)
+
+
+class Sequencer:
+    def __init__(self, data: pathlib.Path, port: int, log: pathlib.Path) -> None:
+        self.address = f"127.0.0.1:{port}"
+        config = {"service": "sequencer", "address": self.address, "data_dir": str(data),
+                  "settings": {"block_time_s": 0.05}}
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.runtime", "services.sequencer:WORKER", "--config-json", json.dumps(config)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._log,
+        )
+        self.channel = grpc.insecure_channel(self.address)
+        self.stub = pb_grpc.SequencerServiceStub(self.channel)
+        health = health_pb2_grpc.HealthStub(self.channel)
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, log.read_text()
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    break
+            except grpc.RpcError:
+                pass
+            assert time.monotonic() < deadline, "sequencer not SERVING"
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(30)
+        self.channel.close()
+        self._log.close()
+        return code
+
+
+@pytest.fixture
+def node(tmp_path: pathlib.Path) -> Iterator[Any]:
+    port = free_port()
+    started: list[Sequencer] = []
+
+    def start() -> Sequencer:
+        s = Sequencer(tmp_path / "data", port, tmp_path / "sequencer.log")
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.stop(signal.SIGKILL)
+
+
+def wait_status(stub: Any, tx_hash: str, status: int, timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=tx_hash), timeout=5).receipt
+        if r.status == status:
+            return r
+        assert time.monotonic() < deadline, f"receipt stuck at {pb.ReceiptStatus.Name(r.status)}"
+        time.sleep(0.02)
+
+
+def test_a_wallet_signed_transfer_is_sealed(node: Any) -> None:
+    seq = node()
+    alice, bob = Account.from_key(DEV_KEYS[0]), Account.create()
+    raw = sign(DEV_KEYS[0], 0, bob.address, 12345)
+    reply = seq.stub.SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=raw), timeout=10)
+    assert reply.tx_hash == "0x" + Account.sign_transaction(
+        {"type": 2, "chainId": DEFAULT_CHAIN_ID, "nonce": 0, "to": bob.address, "value": 12345, "gas": 21_000,
+         "maxFeePerGas": 10 * GWEI, "maxPriorityFeePerGas": GWEI, "data": b""}, DEV_KEYS[0]).hash.hex().removeprefix("0x")
+    receipt = wait_status(seq.stub, reply.tx_hash, pb.RECEIPT_STATUS_SEALED)
+    assert receipt.gas_used == 21_000 and getattr(receipt, "from") == alice.address.lower()
+    assert receipt.to == bob.address.lower() and receipt.block_number >= 1
+    price = int(receipt.effective_gas_price)
+    got = seq.stub.GetAccount(pb.GetAccountRequest(address=bob.address), timeout=5)
+    assert int(got.balance) == 12345
+    me = seq.stub.GetAccount(pb.GetAccountRequest(address=alice.address), timeout=5)
+    assert me.nonce == 1 and int(me.balance) == 10_000 * 10**18 - 12345 - 21_000 * price
+    vault = seq.stub.GetAccount(pb.GetAccountRequest(address="0x" + FEE_VAULT.hex()), timeout=5)
+    block = seq.stub.GetBlock(pb.GetBlockRequest(number=receipt.block_number), timeout=5).block
+    assert int(vault.balance) == 21_000 * (price - int(block.base_fee))  # the tip; the base fee is burned
+    assert reply.tx_hash in block.transaction_hashes and block.hash == receipt.block_hash
+    info = seq.stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5)
+    assert info.chain_id == DEFAULT_CHAIN_ID and info.unsafe_block >= receipt.block_number
+
+
+def test_batch_results_in_order_with_reasons(node: Any) -> None:
+    seq = node()
+    to = Account.create().address
+    raws = [
+        sign(DEV_KEYS[1], 0, to, 1),
+        b"\x02garbage",
+        sign(DEV_KEYS[1], 1, to, 1, chain_id=1),       # signed for mainnet
+        sign(DEV_KEYS[1], 1, to, 1),
+        sign(DEV_KEYS[1], 1, to, 1),                    # duplicate
+        sign(DEV_KEYS[1], 1, to, 1, max_fee=10 * GWEI + 1, tip=GWEI + 1),  # a 0% bump replacement
+    ]
+    results = seq.stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=raws), timeout=10).results
+    kinds = [r.WhichOneof("outcome") for r in results]
+    assert kinds == ["tx_hash", "error", "error", "tx_hash", "error", "error"]
+    assert (results[1].error.code, results[1].error.reason) == (grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                                                                "MALFORMED_RLP")
+    assert results[2].error.reason == "WRONG_CHAIN_ID"
+    assert (results[4].error.code, results[4].error.reason) == (grpc.StatusCode.ALREADY_EXISTS.value[0],
+                                                                "ALREADY_KNOWN")
+    assert results[5].error.reason == "REPLACEMENT_UNDERPRICED"
+    wait_status(seq.stub, results[3].tx_hash, pb.RECEIPT_STATUS_SEALED)
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "reason"),
+    [
+        (b"", grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_TRANSACTION"),
+        (b"\x01\xc0", grpc.StatusCode.INVALID_ARGUMENT, "TX_TYPE_NOT_SUPPORTED"),
+        (b"\x02\xff\xff", grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_RLP"),
+    ],
+)
+def test_bad_input_gets_a_clear_status(node: Any, raw: bytes, code: grpc.StatusCode, reason: str) -> None:
+    seq = node()
+    with pytest.raises(grpc.RpcError) as err:
+        seq.stub.SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=raw), timeout=5)
+    assert err.value.code() == code
+    status = rpc_status.from_call(err.value)
+    assert status is not None
+    from google.rpc import error_details_pb2
+
+    info = error_details_pb2.ErrorInfo()
+    assert any(d.Unpack(info) for d in status.details) and info.reason == reason
+    with pytest.raises(grpc.RpcError) as err:
+        seq.stub.SendRawTransactions(pb.SendRawTransactionsRequest(), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as err:
+        seq.stub.GetAccount(pb.GetAccountRequest(address="0x1234"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as err:
+        seq.stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash="0x" + "00" * 32), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_subscribe_blocks_streams_new_blocks(node: Any) -> None:
+    seq = node()
+    stream = seq.stub.SubscribeBlocks(pb.SubscribeBlocksRequest(from_number=0), timeout=20)
+    first = next(stream).block
+    assert first.number == 0 and first.parent_hash == "0x" + "00" * 32
+    reply = seq.stub.SendRawTransaction(
+        pb.SendRawTransactionRequest(raw_transaction=sign(DEV_KEYS[2], 0, Account.create().address, 5)), timeout=10)
+    for item in stream:
+        if reply.tx_hash in item.block.transaction_hashes:
+            assert item.block.parent_hash != ""
+            break
+    stream.cancel()
+
+
+def test_nothing_acknowledged_is_lost_after_kill_9(node: Any, tmp_path: pathlib.Path) -> None:
+    seq = node()
+    keys = [Account.create() for _ in range(3)]
+    fund = [sign(DEV_KEYS[0], i, k.address, 10**18) for i, k in enumerate(keys)]
+    seq.stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=fund), timeout=10)
+    for k in keys:
+        deadline = time.monotonic() + 10
+        while int(seq.stub.GetAccount(pb.GetAccountRequest(address=k.address), timeout=5).balance) == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    acked: list[str] = []
+    sink = Account.create().address
+    for n in range(12):
+        batch = [sign(k.key.hex(), n, sink, 1) for k in keys]
+        results = seq.stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=batch), timeout=10)
+        acked += [r.tx_hash for r in results.results if r.WhichOneof("outcome") == "tx_hash"]
+        if n == 7:
+            os.kill(seq.proc.pid, signal.SIGKILL)  # mid-stream: some sealed, some only pending
+            seq.proc.wait()
+            break
+    assert len(acked) == 3 * 8
+    seq = node()
+    for tx_hash in acked:
+        r = seq.stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=tx_hash), timeout=5).receipt
+        assert r.status in (pb.RECEIPT_STATUS_PENDING, pb.RECEIPT_STATUS_SEALED)
+    for tx_hash in acked:
+        wait_status(seq.stub, tx_hash, pb.RECEIPT_STATUS_SEALED)
+    assert seq.stop() == 0
+    replay_matches_stored_roots(tmp_path / "data" / "sequencer.db")
+
+
+def replay_matches_stored_roots(db_path: pathlib.Path) -> None:
+    """Re-execute every stored block from genesis: each state root must come out the same."""
+    import sqlite3
+
+    db = sqlite3.connect(db_path)
+    genesis = devnet_genesis()
+    state = genesis.state()
+    headers: list[BlockHeader] = [header_from_json(h) for (h,) in db.execute("SELECT header FROM blocks ORDER BY number")]
+    assert headers[0].hash() == genesis.header().hash()
+    for header in headers[1:]:
+        raws = [bytes(r) for (r,) in db.execute("SELECT raw FROM txs WHERE block_number = ? ORDER BY idx",
+                                                 (header.number,))]
+        env = BlockEnv(header.number, header.timestamp, header.base_fee, header.gas_limit)
+        gas = 0
+        for raw in raws:
+            gas += apply_transaction(state, decode_transaction(raw, DEFAULT_CHAIN_ID), env, gas).gas_used
+        assert state.commit().state_root == header.state_root, f"block {header.number}"
+        assert gas == header.gas_used
+    db.close()
