@@ -79,7 +79,7 @@ def bench_l2node(kills: int, tmp: pathlib.Path) -> list[float]:
     base = free_port()
     cfg = tmp / "bench.toml"
     cfg.write_text(f'[node]\nbase_port = {base}\nintensity = 1000\nperiod_s = 1.0\n'
-                   f'[workers.idle]\ndefinition = "{DEFINITION}"\n')
+                   f'[workers.sequencer]\nenabled = false\n[workers.idle]\ndefinition = "{DEFINITION}"\n')
     log = open(tmp / "up.log", "w")  # noqa: SIM115
     up = subprocess.Popen([sys.executable, "-m", "l2node.cli", "up", "--data-dir", str(tmp / "data"),
                            "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,

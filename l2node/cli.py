@@ -165,6 +165,155 @@ def cmd_stop(args: argparse.Namespace) -> int:
     raise CliError(f"tree pid {pid} still running after {args.timeout:g}s")
 
 
+# -- client commands for the sequencer --------------------------------------------------------
+
+_GWEI = 10**9
+
+
+def _sequencer(data_dir: pathlib.Path | None) -> tuple[grpc.Channel, Any]:
+    from l2node.sequencer.v1 import sequencer_pb2_grpc as seq_grpc
+
+    doc = _endpoints(data_dir)
+    address = next((c["address"] for c in doc["children"] if c["id"].rsplit("/", 1)[-1] == "sequencer"), None)
+    if not address:
+        raise CliError("the running tree has no sequencer")
+    channel = grpc.insecure_channel(address)
+    return channel, seq_grpc.SequencerServiceStub(channel)
+
+
+def _endpoints(data_dir: pathlib.Path | None) -> dict[str, Any]:
+    doc, channel = _control(data_dir or default_data_dir())
+    channel.close()
+    return doc
+
+
+def _rpc(call: Any, *args: Any, **kw: Any) -> Any:
+    try:
+        return call(*args, timeout=_RPC_TIMEOUT_S, **kw)
+    except grpc.RpcError as exc:
+        raise CliError(f"{exc.code().name}: {exc.details()}") from None
+
+
+def _private_key(args: argparse.Namespace) -> bytes:
+    from services.sequencer._genesis import DEV_PRIVATE_KEYS
+
+    if args.key_file:
+        text = pathlib.Path(args.key_file).read_text().strip().removeprefix("0x")
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise CliError(f"{args.key_file}: expected a 32-byte hex private key")
+        return key
+    index: int = args.dev
+    if not 0 <= index < len(DEV_PRIVATE_KEYS):
+        raise CliError(f"--dev must be 0..{len(DEV_PRIVATE_KEYS) - 1}")
+    return DEV_PRIVATE_KEYS[index]
+
+
+def cmd_tx_send(args: argparse.Namespace) -> int:
+    from coincurve import PrivateKey
+
+    from l2node.sequencer.v1 import sequencer_pb2 as spb
+    from services.sequencer._keccak import keccak256
+    from services.sequencer._tx import UnsignedTransaction, sign_transaction
+
+    key = _private_key(args)
+    sender = keccak256(PrivateKey(key).public_key.format(compressed=False)[1:])[12:]
+    to = bytes.fromhex(args.to.removeprefix("0x"))
+    if len(to) != 20:
+        raise CliError("--to must be a 20-byte 0x address")
+    channel, stub = _sequencer(args.data_dir)
+    with channel:
+        info = _rpc(stub.GetChainInfo, spb.GetChainInfoRequest())
+        nonce = args.nonce
+        if nonce is None:
+            nonce = _rpc(stub.GetAccount, spb.GetAccountRequest(address="0x" + sender.hex())).nonce
+        tip = int(args.tip_gwei * _GWEI)
+        max_fee = int(args.max_fee_gwei * _GWEI) if args.max_fee_gwei else 2 * int(info.base_fee) + tip
+        unsigned = UnsignedTransaction(chain_id=info.chain_id, nonce=nonce, max_priority_fee_per_gas=tip,
+                                       max_fee_per_gas=max_fee, gas_limit=21_000, to=to, value=int(args.value))
+        raw = sign_transaction(unsigned, key)
+        reply = _rpc(stub.SendRawTransaction, spb.SendRawTransactionRequest(raw_transaction=raw,
+                                                                             request_id=uuid.uuid4().hex))
+        print(f"sent {reply.tx_hash} from 0x{sender.hex()} nonce {nonce}")
+        if args.wait:
+            _watch_receipt(stub, reply.tx_hash, args.wait)
+    return 0
+
+
+def _watch_receipt(stub: Any, tx_hash: str, until: str) -> None:
+    from l2node.sequencer.v1 import sequencer_pb2 as spb
+
+    goal = spb.ReceiptStatus.Value("RECEIPT_STATUS_" + until.upper())
+    last = None
+    while True:
+        r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=tx_hash)).receipt
+        if r.status != last:
+            last = r.status
+            where = f" in block {r.block_number} (index {r.index})" if r.HasField("block_number") else ""
+            print(f"{_enum_word(spb.ReceiptStatus, r.status, 'RECEIPT_STATUS_')}{where}"
+                  + (f": {r.drop_reason}" if r.drop_reason else ""), flush=True)
+        if r.status >= goal or r.status == spb.RECEIPT_STATUS_DROPPED:
+            return
+        time.sleep(0.1)
+
+
+def cmd_tx_status(args: argparse.Namespace) -> int:
+    from l2node.sequencer.v1 import sequencer_pb2 as spb
+
+    channel, stub = _sequencer(args.data_dir)
+    with channel:
+        if args.wait:
+            _watch_receipt(stub, args.hash, args.wait)
+            return 0
+        r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=args.hash)).receipt
+    doc = {"tx_hash": r.tx_hash, "status": _enum_word(spb.ReceiptStatus, r.status, "RECEIPT_STATUS_"),
+           "from": getattr(r, "from"), "to": r.to, "nonce": r.nonce,
+           "block_number": r.block_number if r.HasField("block_number") else None, "block_hash": r.block_hash,
+           "index": r.index if r.HasField("index") else None, "gas_used": r.gas_used,
+           "effective_gas_price": r.effective_gas_price, "drop_reason": r.drop_reason}
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    from l2node.sequencer.v1 import sequencer_pb2 as spb
+
+    channel, stub = _sequencer(args.data_dir)
+    with channel:
+        a = _rpc(stub.GetAccount, spb.GetAccountRequest(address=args.address))
+    print(json.dumps({"address": a.address, "balance": a.balance, "nonce": a.nonce, "block": a.block_number}))
+    return 0
+
+
+def cmd_blocks(args: argparse.Namespace) -> int:
+    from l2node.sequencer.v1 import sequencer_pb2 as spb
+
+    channel, stub = _sequencer(args.data_dir)
+    with channel:
+        head = _rpc(stub.GetBlock, spb.GetBlockRequest(latest=True)).block.number
+        start = max(0, head - args.last + 1) if args.start is None else args.start
+        if not args.follow:
+            for n in range(start, head + 1):
+                _print_block(_rpc(stub.GetBlock, spb.GetBlockRequest(number=n)).block)
+            return 0
+        try:
+            for item in stub.SubscribeBlocks(spb.SubscribeBlocksRequest(from_number=start)):
+                _print_block(item.block)
+        except grpc.RpcError as exc:
+            raise CliError(f"{exc.code().name}: {exc.details()}") from None
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+def _print_block(b: Any) -> None:
+    print(f"block {b.number:>8}  {b.hash}  txs {len(b.transaction_hashes):>5}  gas {b.gas_used:>10}  "
+          f"base fee {b.base_fee}", flush=True)
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="l2node", description="A Layer-2 rollup node as a supervision tree.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -190,6 +339,35 @@ def parser() -> argparse.ArgumentParser:
     data_dir(p)
     p.add_argument("--timeout", type=float, default=60.0)
     p.set_defaults(fn=cmd_stop)
+
+    tx = sub.add_parser("tx", help="send and follow L2 transactions").add_subparsers(dest="tx", required=True)
+    p = tx.add_parser("send", help="sign and send a transfer (from a dev account or a key file)")
+    data_dir(p)
+    p.add_argument("--to", required=True, help="0x recipient address")
+    p.add_argument("--value", required=True, help="wei")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--dev", type=int, default=0, help="dev account index 0-9 (default 0)")
+    who.add_argument("--key-file", help="file holding a hex private key")
+    p.add_argument("--nonce", type=int, default=None, help="default: the account's next nonce")
+    p.add_argument("--tip-gwei", type=float, default=1.0)
+    p.add_argument("--max-fee-gwei", type=float, default=None, help="default: 2 x base fee + tip")
+    p.add_argument("--wait", choices=["sealed", "safe", "finalized"], help="follow the receipt until then")
+    p.set_defaults(fn=cmd_tx_send)
+    p = tx.add_parser("status", help="a transaction's receipt")
+    data_dir(p)
+    p.add_argument("hash")
+    p.add_argument("--wait", choices=["sealed", "safe", "finalized"], help="follow the receipt until then")
+    p.set_defaults(fn=cmd_tx_status)
+    p = sub.add_parser("account", help="an L2 account's balance and nonce")
+    data_dir(p)
+    p.add_argument("address")
+    p.set_defaults(fn=cmd_account)
+    p = sub.add_parser("blocks", help="recent L2 blocks; --follow streams new ones")
+    data_dir(p)
+    p.add_argument("--follow", action="store_true")
+    p.add_argument("--from", dest="start", type=int, default=None)
+    p.add_argument("--last", type=int, default=10)
+    p.set_defaults(fn=cmd_blocks)
     return ap
 
 

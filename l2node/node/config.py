@@ -11,9 +11,10 @@
     rpc = ""                 # an Ethereum JSON-RPC URL; empty = start a local anvil
     port = 0                 # the local anvil's port; 0 = a free loopback port
     chain_id = 31337
-    [workers.NAME]           # extra workers, e.g. for tests or operators' own services
-    definition = "module:ATTR"
-    settings = { ... }
+    [workers.NAME]           # a built-in service (sequencer) or an extra worker
+    definition = "module:ATTR" # required for extra workers
+    enabled = true           # false leaves a built-in service out
+    settings = { ... }       # the service's own settings (e.g. services.sequencer.SequencerSettings)
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from typing import Any
 from services.runtime import monitor_port_for
 
 DEFAULT_BASE_PORT = 50050
+
+#: The services every tree runs unless a config says `enabled = false`, in start order.
+BUILTIN_WORKERS: dict[str, str] = {
+    "sequencer": "services.sequencer:WORKER",
+}
 DEFAULT_HOST = "127.0.0.1"
 
 
@@ -90,6 +96,22 @@ def _section(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value
 
 
+def _workers(tables: Mapping[str, Any]) -> tuple[WorkerEntry, ...]:
+    """Built-in services first (overridable), then the config's extra workers, in file order."""
+    entries: list[WorkerEntry] = []
+    for name in [*BUILTIN_WORKERS, *(n for n in tables if n not in BUILTIN_WORKERS)]:
+        table = tables.get(name, {})
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[workers.{name}] must be a table")
+        if not table.get("enabled", True):
+            continue
+        definition = table.get("definition") or BUILTIN_WORKERS.get(name)
+        if not definition:
+            raise ConfigError(f"[workers.{name}] needs a definition = \"module:ATTR\"")
+        entries.append(WorkerEntry(id=name, definition=str(definition), settings=dict(table.get("settings", {}))))
+    return tuple(entries)
+
+
 def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc: str | None = None
          ) -> NodeConfig:
     """Defaults, overridden by the TOML file, overridden by command-line flags."""
@@ -115,10 +137,7 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             l1_rpc=str(l1["rpc"]) if l1.get("rpc") else None,
             l1_port=int(l1.get("port", 0)),
             chain_id=int(l1.get("chain_id", cfg.chain_id)),
-            workers=tuple(
-                WorkerEntry(id=name, definition=str(w["definition"]), settings=dict(w.get("settings", {})))
-                for name, w in workers.items()
-            ),
+            workers=_workers(workers),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None

@@ -9,6 +9,7 @@ durable), ``_service`` (the gRPC API). ``WORKER`` is what the worker runtime run
 from __future__ import annotations
 
 import asyncio
+import time
 
 from l2node.sequencer.v1 import sequencer_pb2_grpc
 from services.runtime import WorkerContext, WorkerDefinition
@@ -60,6 +61,7 @@ def _tasks(ctx: WorkerContext) -> list[ChildSpec]:
         while True:
             started = asyncio.get_running_loop().time()
             await chain.seal()
+            await chain.expire(time.monotonic())
             elapsed = asyncio.get_running_loop().time() - started
             await asyncio.sleep(max(0.0, settings.block_time_s - elapsed))
 

@@ -205,6 +205,12 @@ class Chain:
             await self._store.run(lambda db: self._store.drop(db, [(d.hash, d.reason) for d in dropped]))
         return SealedBlock(header, block_hash, tx_hashes)
 
+    async def expire(self, now: float) -> None:
+        """Drop queued transactions that waited past the pool's lifetime (same clock as adds)."""
+        dropped = self.mempool.expire(now)
+        if dropped:
+            await self._store.run(lambda db: self._store.drop(db, [(d.hash, d.reason) for d in dropped]))
+
     def _new_slots(self, state: State, known_accounts: int) -> dict[bytes, int]:
         """Slots of the accounts this block created: they follow the snapshot's, in creation order."""
         created = list(state.accounts)[known_accounts:] if len(state.accounts) > known_accounts else []

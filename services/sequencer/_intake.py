@@ -98,15 +98,21 @@ class Intake:
             pool = self._pool()
             added = pool.add_many([tx for _, tx in valid], time.monotonic())
             rows = []
+            superseded: list[tuple[bytes, str]] = []
             for (i, tx), result in zip(valid, added, strict=True):
                 if isinstance(result, MempoolRejected):
                     outcomes[i] = Refusal(result.status, result.reason, result.message)
-                else:
-                    self._seq += 1
-                    rows.append(PendingRow(tx.hash, tx.raw, tx.sender, tx.nonce, self._seq))
-                    outcomes[i] = tx.hash
+                    continue
+                self._seq += 1
+                rows.append(PendingRow(tx.hash, tx.raw, tx.sender, tx.nonce, self._seq))
+                outcomes[i] = tx.hash
+                if result.replaced is not None:
+                    superseded.append((result.replaced, "REPLACED"))
+                superseded += [(h, "EVICTED") for h in result.evicted]
             if rows:
                 await self._group.commit(rows)
+            if superseded:
+                await self._store.run(functools.partial(self._store.drop, dropped=superseded))
             done = [o for o in outcomes if o is not None]
             self.accepted += len(rows)
             self.refused += len(done) - len(rows)
@@ -124,7 +130,8 @@ class Intake:
         decoded = decode_transactions([s.raw for s in stored], self._chain_id)
         txs = [d for d in decoded if not isinstance(d, TxRejected)]
         results = self._pool().add_many(txs, time.monotonic())
-        refused: list[tuple[bytes, str]] = [(tx.hash, r.reason) for tx, r in zip(txs, results, strict=True) if isinstance(r, MempoolRejected)]
+        refused: list[tuple[bytes, str]] = [
+            (tx.hash, r.reason) for tx, r in zip(txs, results, strict=True) if isinstance(r, MempoolRejected)]
         refused += [(s.hash, d.reason) for s, d in zip(stored, decoded, strict=True) if isinstance(d, TxRejected)]
         if refused:
             await self._store.run(lambda db: self._store.drop(db, refused))

@@ -23,6 +23,10 @@ that the add is refused with POOL_FULL. A sender's own limits are never relieved
 
 Every refusal is a :class:`MempoolRejected` with a stable :class:`Reason`; every removal other
 than inclusion or replacement is reported as :class:`Dropped`, so receipts can say why.
+
+Not thread-safe: one owner (the sequencer's event loop) calls it. With an ``account_state``
+callable the pool forgets a sender once it holds nothing from it; without one it keeps every
+account it is told about, so that mode is for tests and small setups.
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ class Node:
     def _up(self) -> bool:
         assert self.proc.poll() is None, (self.data_dir.parent / "up.log").read_text()
         rows = self.doc()["children"]
-        return len(rows) == 4 and all(c["state"] == "running" for c in rows)
+        return len(rows) == 5 and all(c["state"] == "running" for c in rows)
 
     def doc(self) -> dict[str, Any]:
         d: dict[str, Any] = json.loads(self.endpoints.read_text())
@@ -136,14 +136,15 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
     doc = node.doc()
     assert doc["control"] == f"127.0.0.1:{node.base_port}"
     kinds = {c["id"]: c["kind"] for c in doc["children"]}
-    assert kinds == {"zygote": "zygote", "l1": "external", "echo": "worker", "echo2": "worker"}
+    assert kinds == {"zygote": "zygote", "l1": "external", "sequencer": "worker", "echo": "worker", "echo2": "worker"}
     l1 = next(c for c in doc["children"] if c["id"] == "l1")
     assert l1["address"].startswith("http://127.0.0.1:")
     rows = children(node.data_dir)
     for row in rows.values():
         assert {"id", "kind", "state", "pid", "restarts", "uptime_s", "address", "breakers"} <= set(row)
         assert row["state"] == "running" and row["pid"] > 0
-    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 1}"
+    assert rows["sequencer"]["address"] == f"127.0.0.1:{node.base_port + 1}"  # built-in services first
+    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 2}"
     drawn = cli(node.data_dir, "status").stdout
     assert "echo2" in drawn and "external" in drawn and "l2node tree" in drawn
 
@@ -160,7 +161,7 @@ def test_the_l1_child_is_a_real_anvil(node: Node) -> None:
     assert (node.data_dir / "l1" / "anvil.log").exists()
 
 
-@pytest.mark.parametrize("victim", ["echo", "l1", "zygote"])
+@pytest.mark.parametrize("victim", ["sequencer", "echo", "l1", "zygote"])
 def test_killing_any_child_brings_it_back(node: Node, victim: str) -> None:
     before = children(node.data_dir)[victim]
     os.kill(before["pid"], signal.SIGKILL)
@@ -179,7 +180,7 @@ def test_killing_any_child_brings_it_back(node: Node, victim: str) -> None:
 
 def test_killing_the_supervisor_leaves_no_process_behind(node: Node) -> None:
     pids = node.pids()
-    assert len(pids) == 4
+    assert len(pids) == 5
     os.kill(node.proc.pid, signal.SIGKILL)
     node.proc.wait()
     deadline = time.monotonic() + 2.0  # the bound: every worker exits within 2 s
@@ -206,7 +207,7 @@ def test_control_plane_api_and_events(node: Node) -> None:
     stub = node.control()
     events = stub.WatchEvents(pb.WatchEventsRequest(prefix="echo"), timeout=30)
     counts = stub.CountChildren(pb.CountChildrenRequest(), timeout=5)
-    assert (counts.specs, counts.active) == (4, 4)
+    assert (counts.specs, counts.active) == (5, 5)
     stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     again = stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     assert again.child.state == pb.CHILD_STATE_TERMINATED  # the retried request applied once
@@ -238,3 +239,18 @@ def test_start_child_over_the_control_plane(node: Node) -> None:
         stub.StartChild(pb.StartChildRequest(spec=pb.ChildSpec(id="x")), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     wait_for(lambda: "extra" in {c["id"] for c in node.doc()["children"]}, 5, "endpoints updated")
+
+
+def test_cli_sends_a_transfer_from_a_dev_account_and_follows_it(node: Node) -> None:
+    to = "0x000000000000000000000000000000000000dEaD"
+    out = cli(node.data_dir, "tx", "send", "--to", to, "--value", "777", "--dev", "3", "--wait", "sealed").stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("sent 0x") and lines[-1].startswith("sealed in block")
+    tx_hash = lines[0].split()[1]
+    status = json.loads(cli(node.data_dir, "tx", "status", tx_hash).stdout)
+    assert status["status"] == "sealed" and status["to"] == to.lower() and status["gas_used"] == 21_000
+    assert json.loads(cli(node.data_dir, "account", to).stdout)["balance"] == "777"
+    blocks = cli(node.data_dir, "blocks", "--last", "50").stdout
+    assert f"block {status['block_number']:>8}" in blocks
+    bad = cli(node.data_dir, "account", "0x12", check=False)
+    assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr
