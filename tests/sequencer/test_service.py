@@ -58,7 +58,8 @@ class Sequencer:
                   "settings": {"block_time_s": 0.05}}
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.runtime", "services.sequencer:WORKER", "--config-json", json.dumps(config)],
+            [sys.executable, "-m", "services.runtime", "services.sequencer:WORKER",
+             "--config-json", json.dumps(config)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._log,
         )
         self.channel = grpc.insecure_channel(self.address)
@@ -114,9 +115,9 @@ def test_a_wallet_signed_transfer_is_sealed(node: Any) -> None:
     alice, bob = Account.from_key(DEV_KEYS[0]), Account.create()
     raw = sign(DEV_KEYS[0], 0, bob.address, 12345)
     reply = seq.stub.SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=raw), timeout=10)
-    assert reply.tx_hash == "0x" + Account.sign_transaction(
-        {"type": 2, "chainId": DEFAULT_CHAIN_ID, "nonce": 0, "to": bob.address, "value": 12345, "gas": 21_000,
-         "maxFeePerGas": 10 * GWEI, "maxPriorityFeePerGas": GWEI, "data": b""}, DEV_KEYS[0]).hash.hex().removeprefix("0x")
+    fields = {"type": 2, "chainId": DEFAULT_CHAIN_ID, "nonce": 0, "to": bob.address, "value": 12345, "gas": 21_000,
+              "maxFeePerGas": 10 * GWEI, "maxPriorityFeePerGas": GWEI, "data": b""}
+    assert reply.tx_hash == "0x" + Account.sign_transaction(fields, DEV_KEYS[0]).hash.hex().removeprefix("0x")
     receipt = wait_status(seq.stub, reply.tx_hash, pb.RECEIPT_STATUS_SEALED)
     assert receipt.gas_used == 21_000 and getattr(receipt, "from") == alice.address.lower()
     assert receipt.to == bob.address.lower() and receipt.block_number >= 1
@@ -238,7 +239,8 @@ def replay_matches_stored_roots(db_path: pathlib.Path) -> None:
     db = sqlite3.connect(db_path)
     genesis = devnet_genesis()
     state = genesis.state()
-    headers: list[BlockHeader] = [header_from_json(h) for (h,) in db.execute("SELECT header FROM blocks ORDER BY number")]
+    rows = db.execute("SELECT header FROM blocks ORDER BY number")
+    headers: list[BlockHeader] = [header_from_json(h) for (h,) in rows]
     assert headers[0].hash() == genesis.header().hash()
     for header in headers[1:]:
         raws = [bytes(r) for (r,) in db.execute("SELECT raw FROM txs WHERE block_number = ? ORDER BY idx",
