@@ -35,9 +35,10 @@ async def _register(ctx: WorkerContext) -> None:
         raise ValueError(f"genesis chain id {genesis.chain_id} != configured chain id {settings.chain_id}")
     store = SequencerStore(ctx.storage.connection, ctx.storage.path)
     policy = FCFS() if settings.ordering == "fcfs" else FeePriority()
+    pool_config = settings.mempool_config()
 
     def new_pool(state: State, base_fee: int) -> Mempool:
-        return Mempool(policy=policy, base_fee=base_fee,
+        return Mempool(pool_config, policy=policy, base_fee=base_fee,
                        account_state=lambda address: AccountState(*state.get(address)))
 
     chain = Chain(store, genesis, new_pool, max_block_txs=settings.max_block_txs)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
+from ._mempool import MempoolConfig
 from ._rules import DEFAULT_CHAIN_ID
 
 #: Most transactions one SendRawTransactions call may carry: bigger batches should be split
@@ -26,6 +27,14 @@ class SequencerSettings:
     #: A genesis JSON file; empty: the devnet genesis (the anvil/hardhat dev accounts funded).
     genesis: str = ""
     max_batch: int = DEFAULT_MAX_BATCH
+    #: Pool limits, as services.sequencer._mempool.MempoolConfig fields (geth's defaults otherwise).
+    mempool: Mapping[str, Any] = field(default_factory=dict)
+
+    def mempool_config(self) -> MempoolConfig:
+        try:
+            return MempoolConfig(**self.mempool)
+        except TypeError as exc:
+            raise ValueError(f"mempool settings: {exc}") from None
 
     def __post_init__(self) -> None:
         if self.ordering not in ("fee", "fcfs"):
@@ -34,6 +43,7 @@ class SequencerSettings:
             raise ValueError(f"block_time_s {self.block_time_s} must be in (0, 60]")
         if self.max_block_txs < 1 or self.max_batch < 1:
             raise ValueError("max_block_txs and max_batch must be at least 1")
+        self.mempool_config()  # fail at start, with the reason, not at the first transaction
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SequencerSettings:

@@ -252,3 +252,39 @@ def replay_matches_stored_roots(db_path: pathlib.Path) -> None:
         assert state.commit().state_root == header.state_root, f"block {header.number}"
         assert gas == header.gas_used
     db.close()
+
+
+def test_random_bytes_and_mutations_never_hurt_the_worker(node: Any) -> None:
+    """Property test over the wire: garbage and mutated valid transactions at both send RPCs
+    get a clear status (never UNKNOWN or INTERNAL), and the worker keeps serving everyone."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    seq = node()
+    valid = sign(DEV_KEYS[2], 0, Account.create().address, 1)
+    allowed = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
+               grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+    mutation = st.tuples(st.integers(0, len(valid) - 1), st.integers(0, 255)).map(
+        lambda m: valid[: m[0]] + bytes([m[1]]) + valid[m[0] + 1:])
+    payload = st.one_of(st.binary(min_size=1, max_size=300), mutation)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(single=payload, batch=st.lists(payload, min_size=1, max_size=8))
+    def check(single: bytes, batch: list[bytes]) -> None:
+        try:
+            seq.stub.SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=single), timeout=10)
+        except grpc.RpcError as exc:
+            assert exc.code() in allowed, (exc.code(), exc.details())
+        results = seq.stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=batch), timeout=10)
+        assert len(results.results) == len(batch)
+        for r in results.results:
+            if r.WhichOneof("outcome") == "error":
+                assert grpc.StatusCode.INTERNAL.value[0] != r.error.code and r.error.reason
+
+    check()
+    assert seq.proc.poll() is None
+    # ...and an honest client is still served.
+    reply = seq.stub.SendRawTransaction(
+        pb.SendRawTransactionRequest(raw_transaction=sign(DEV_KEYS[0], 0, Account.create().address, 2)), timeout=10)
+    wait_status(seq.stub, reply.tx_hash, pb.RECEIPT_STATUS_SEALED)
