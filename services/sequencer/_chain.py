@@ -23,7 +23,6 @@ from ._block import BlockHeader, transactions_root
 from ._execution import BlockEnv, State, TxResult, apply_transaction
 from ._genesis import Genesis
 from ._mempool import AccountState, Mempool
-from ._rules import FEE_VAULT
 from ._store import SealedTx, SequencerStore
 from ._tx import Transaction, TxRejected
 
@@ -105,8 +104,8 @@ class Chain:
         assert text is not None
         header = header_from_json(text)
         accounts = self._store.accounts()
-        state = State([(a, Account(n, b)) for a, n, b in accounts if any(a)],
-                      [h for _, h in self._store.messages()])
+        # Slot order, the zero address (slot 0) included: State keeps it first.
+        state = State([(a, Account(n, b)) for a, n, b in accounts], [h for _, h in self._store.messages()])
         roots = state.commit()
         if roots.state_root != header.state_root or roots.message_root != header.message_root:
             raise ChainCorrupted(f"the snapshot at block {number} does not reproduce its roots")
@@ -156,6 +155,7 @@ class Chain:
                 continue
             gas += result.gas_used
             applied.append((tx, result))
+        touched = state.changed_addresses()  # before commit, which clears it
         roots = state.commit()
         tx_hashes = tuple(tx.hash for tx, _ in applied)
         header = BlockHeader(
@@ -165,12 +165,6 @@ class Chain:
             l1_origin_hash=parent.l1_origin_hash,
         )
         block_hash = header.hash()
-        touched: dict[bytes, None] = {}
-        for tx, _ in applied:
-            touched[tx.sender] = None
-            if tx.to is not None:
-                touched[tx.to] = None
-        touched[FEE_VAULT] = None
         slot_of = self._new_slots(state, known_accounts)
         account_rows = []
         for address in touched:

@@ -55,26 +55,26 @@ Messages: the message-passer root
 Transactions root (block headers)
     Leaves are the hashes of a block's transactions and deposits in block order; same tree.
 
-Why this tree, in numbers (bench/sequencer_core.py, this shared 2-core machine, best of 5)
+Why this tree, in numbers (bench/sequencer_core.py; shared 2-core machine; best of 5, range of 3 runs)
     Roots are taken per block, so what must be fast is one batch update of the accounts a block
     touched: ~7,500 at 15k tx/s in 250 ms blocks. Each costs its leaf hash plus the inner nodes
     of its path that no other touched path already rehashed.
 
     - A plain sparse Merkle tree keyed by keccak(address) (depth 256) needs ~1.83M node hashes
-      for 7,500 accounts (their paths share only the top ~13 levels): >= {smt_ms} ms at
-      {smt_us} us per bare keccak here, several blocks' worth. Compressing single-leaf subtrees
+      for 7,500 accounts (their paths share only the top ~13 levels): >= 1,350-1,960 ms at
+      0.74-1.07 us per bare keccak here, several blocks' worth. Compressing single-leaf subtrees
       makes it about as cheap as this tree, but its proofs then have variable depth and two
       leaf shapes that the Solidity verifier and the one-step proof must both handle.
     - An indexed tree keeps slots dense from 0: the levels above log4(count) have one node,
       shared by every path, so an update costs ~log4(count) hashes per account, less sharing.
       Exclusion is one ordinary inclusion proof of the low leaf: one verifier for everything.
     - 4-ary rather than binary: the same number of keccak permutations per path, half the
-      Python-level node operations. Rehashing 7,500 random slots: {q_small} ms (4-ary) vs
-      {b_small} ms (binary) with 10,000 leaves, {q_large} vs {b_large} ms with 100,000. The
+      Python-level node operations. Rehashing 7,500 random slots: 4.0-4.3 ms (4-ary) vs
+      10.5-11.1 ms (binary) with 10,000 leaves, 21-27 vs 44-61 ms with 100,000. The
       price: 48 siblings (1,536 bytes of calldata) per proof instead of 32.
     - Whole per-block update (leaf hashes, linked list, tree, root) of 7,500 touched accounts:
-      {u_small} ms with 10,000 accounts and {u_large} ms with 100,000; 7,500 new accounts
-      (two paths each: low leaf and new slot) {i_small} / {i_large} ms. From scratch: {build}
+      19-26 ms with 10,000 accounts and 40-44 ms with 100,000; 7,500 new accounts
+      (two paths each: low leaf and new slot) 39-50 / 73-77 ms. From scratch: 440-520
       ms for 100,000 accounts (a restart loads the accounts in slot order and rebuilds).
 """
 

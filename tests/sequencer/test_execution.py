@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 
 from services.sequencer._account import Account
 from services.sequencer._commitment import verify_account, verify_merkle_proof

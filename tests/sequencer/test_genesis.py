@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account as EthAccount
 
 from services.sequencer._account import Account

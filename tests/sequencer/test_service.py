@@ -288,3 +288,16 @@ def test_random_bytes_and_mutations_never_hurt_the_worker(node: Any) -> None:
     reply = seq.stub.SendRawTransaction(
         pb.SendRawTransactionRequest(raw_transaction=sign(DEV_KEYS[0], 0, Account.create().address, 2)), timeout=10)
     wait_status(seq.stub, reply.tx_hash, pb.RECEIPT_STATUS_SEALED)
+
+
+def test_restart_reloads_the_snapshot_including_the_zero_address(node: Any) -> None:
+    seq = node()
+    zero = "0x" + "00" * 20
+    reply = seq.stub.SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=sign(DEV_KEYS[1], 0, zero, 9)),
+                                        timeout=10)
+    sealed = wait_status(seq.stub, reply.tx_hash, pb.RECEIPT_STATUS_SEALED)
+    assert seq.stop() == 0
+    seq = node()  # reopening checks the snapshot reproduces the head's state root
+    assert int(seq.stub.GetAccount(pb.GetAccountRequest(address=zero), timeout=5).balance) == 9
+    head = seq.stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block
+    assert head.number == sealed.block_number and head.hash == sealed.block_hash

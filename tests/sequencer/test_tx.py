@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from eth_account import Account as EthAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -204,6 +205,18 @@ def test_sign_transaction_is_byte_identical_to_eth_account(
     assert ours == theirs
     tx = decode_transaction(ours, CHAIN)
     assert "0x" + tx.sender.hex() == EthAccount.from_key(private_key).address.lower()
+
+
+def test_batch_on_a_thread_pool_is_the_same() -> None:
+    raws = [eth_sign(nonce=i % 7, value=i) for i in range(600)]
+    raws[5] = b"\x02garbage"
+    raws[400] = eth_sign(chainId=1)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = decode_transactions(iter(raws), CHAIN, executor=pool)
+    serial = decode_transactions(raws, CHAIN)
+    assert len(parallel) == len(serial) == 600
+    for a, b in zip(parallel, serial, strict=True):
+        assert a == b if isinstance(a, Transaction) else (a.reason, a.message) == (b.reason, b.message)  # type: ignore[union-attr]
 
 
 def test_batch_keeps_order_and_isolates_failures() -> None:
