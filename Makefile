@@ -6,7 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install up test lint protos protos-check bench clean
+.PHONY: install up test lint protos protos-check contracts contracts-check bench clean
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	$(PY) -m venv $(VENV)
@@ -26,16 +26,23 @@ up: install
 test: install lint
 	$(BIN)/pytest -q
 
-lint: install protos-check
+lint: install protos-check contracts-check
 	$(BIN)/buf lint protos
 	$(BIN)/ruff check supervisor services l2node tests bench protos
-	$(BIN)/mypy --strict supervisor services/runtime l2node/node l2node/cli.py
+	$(BIN)/mypy --strict supervisor services/runtime services/l1 services/sequencer l2node/node l2node/cli.py
 
 protos: install
 	$(BIN)/python protos/generate.py
 
 protos-check: install
 	$(BIN)/python protos/generate.py --check
+
+## Solidity artifacts (solcjs from npm), reproducible; CI fails when the committed ones are stale.
+contracts: install
+	node contracts/build.mjs
+
+contracts-check: install
+	node contracts/build.mjs --check
 
 bench: install
 	$(BIN)/python bench/restart_latency.py

@@ -1,0 +1,78 @@
+"""The async L1 client used by every service: JSON-RPC through the "l1" call policy, ABI
+helpers bound to the contracts' build artifacts, the batcher's transaction sender, and a
+reorg-aware log follower.
+
+    async with L1Client(url) as l1:
+        inbox = Contract(Artifact.load("BatchInbox"), address)
+        sender = await TxSender.create(l1, LocalSigner(batcher_key))
+        tx_hash = await sender.send(inbox.address, inbox.encode_call("appendBatch", batch))
+        receipt = await sender.wait_receipt(tx_hash, timeout_s=60)
+
+Read in this order: ``_client`` (and ``_jsonrpc`` under it), ``_abi``, ``_sender`` (``_signer``,
+``_fees``), ``_follower``; ``_config`` holds every default, ``_errors`` every error and the
+policy's classifier, ``_records`` the returned records, ``_codec`` hex and keccak.
+"""
+
+from services.l1._abi import Artifact, Contract, ContractError, Event, artifacts_dir
+from services.l1._client import L1Client, Topics
+from services.l1._codec import address, checksum, keccak
+from services.l1._config import DEFAULT_TARGET, GWEI, POLICY, FollowerConfig, SenderConfig, policy_config
+from services.l1._errors import (
+    FeeCapExceeded,
+    HttpStatusError,
+    L1Error,
+    ProtocolError,
+    ReceiptTimeout,
+    ReorgTooDeep,
+    RpcError,
+    TransactionDropped,
+    classify,
+)
+from services.l1._fees import Fees
+from services.l1._follower import FollowerUpdate, Heads, LogFollower, Status
+from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
+from services.l1._sender import PendingTx, TxSender
+from services.l1._signer import LocalSigner, SignedTx, UnsignedTx
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "GWEI",
+    "POLICY",
+    "Artifact",
+    "BlockHeader",
+    "BlockId",
+    "Contract",
+    "ContractError",
+    "Event",
+    "FeeCapExceeded",
+    "Fees",
+    "FollowerConfig",
+    "FollowerUpdate",
+    "Heads",
+    "HttpStatusError",
+    "L1Client",
+    "L1Error",
+    "LocalSigner",
+    "Log",
+    "LogFollower",
+    "PendingTx",
+    "ProtocolError",
+    "Receipt",
+    "ReceiptTimeout",
+    "ReorgTooDeep",
+    "RpcError",
+    "SenderConfig",
+    "SignedTx",
+    "Status",
+    "Topics",
+    "Transaction",
+    "TransactionDropped",
+    "TxSender",
+    "UnsignedTx",
+    "address",
+    "artifacts_dir",
+    "checksum",
+    "classify",
+    "keccak",
+    "policy_config",
+]

@@ -1,0 +1,231 @@
+"""The batcher's transaction sender: local signing, a local nonce, EIP-1559 fees, replacement.
+
+One sender per key and process: it hands out nonces from its own counter (a node round trip per
+send saved, and back-to-back sends do not collide in the mempool) and resyncs it from
+``eth_getTransactionCount(pending)`` at start, after "nonce too low" (someone else used the key),
+and after a send whose outcome is unknown (timeout, outage, cancellation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from services.l1._client import L1Client
+from services.l1._config import RECEIPT_FIRST_POLL_S, SenderConfig
+from services.l1._errors import FeeCapExceeded, ReceiptTimeout, RpcError, TransactionDropped
+from services.l1._fees import Fees, bumped, market_fees
+from services.l1._records import Receipt
+from services.l1._signer import LocalSigner, SignedTx, UnsignedTx
+from services.runtime._breaker import BreakerOpen
+from services.runtime._retry import DeadlineExceeded
+
+_log = logging.getLogger("l2node.l1")
+
+_MAX_TRACKED: Final = 256  # pending transactions remembered for replacement; the oldest go first
+_ALREADY_KNOWN: Final = ("already known", "already imported", "known transaction")
+_NONCE_TOO_LOW: Final = ("nonce too low", "nonce has already been used")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTx:
+    """A sent transaction not yet seen mined, with every version sent for its nonce."""
+
+    nonce: int
+    to: bytes | None
+    data: bytes
+    value: int
+    gas: int
+    fees: Fees  # of the newest version
+    hashes: tuple[bytes, ...]  # oldest first; any one of them may be the one mined
+    sent_at: float  # event-loop time of the newest version (or of the last failed bump)
+
+
+class TxSender:
+    """Signs and sends transactions from one key, and sees them mined."""
+
+    def __init__(self, l1: L1Client, signer: LocalSigner, chain_id: int, config: SenderConfig | None = None) -> None:
+        self.chain_id: Final = chain_id
+        self.config: Final = config or SenderConfig()
+        self._l1 = l1
+        self._signer = signer
+        self._nonce: int | None = None  # next nonce to use; None = ask the node
+        self._lock = asyncio.Lock()  # one send or replacement at a time: they share the nonce
+        self._pending: dict[int, PendingTx] = {}
+        self._nonce_of: dict[bytes, int] = {}
+
+    @classmethod
+    async def create(cls, l1: L1Client, signer: LocalSigner, config: SenderConfig | None = None) -> TxSender:
+        """A sender for the endpoint's chain (asks it for its chain id)."""
+        return cls(l1, signer, await l1.chain_id(), config)
+
+    @property
+    def address(self) -> bytes:
+        return self._signer.address
+
+    def pending(self) -> tuple[PendingTx, ...]:
+        """Sent and not yet seen mined by :meth:`wait_receipt`, by nonce."""
+        return tuple(self._pending[n] for n in sorted(self._pending))
+
+    async def send(self, to: bytes | None, data: bytes = b"", value: int = 0, *, gas: int | None = None) -> bytes:
+        """Sign and submit a transaction (``to=None`` deploys ``data``); its hash once the node
+        accepted it. A transaction that would revert raises :class:`RpcError` from gas
+        estimation, unretried, and uses no nonce."""
+        async with self._lock:
+            if gas is None:
+                estimate = await self._l1.estimate_gas(to, data, sender=self.address, value=value)
+                gas = estimate * (100 + self.config.gas_margin_percent) // 100
+            fees = await self._market_fees()
+            for _ in range(self.config.nonce_retries + 1):
+                nonce = self._nonce if self._nonce is not None else await self._pending_nonce()
+                signed = self._sign(nonce, to, data, value, gas, fees)
+                if await self._submit(signed):
+                    self._nonce = nonce + 1
+                    self._track(PendingTx(nonce, to, data, value, gas, fees, (signed.hash,), _now()))
+                    return signed.hash
+                _log.warning("nonce %d of %s was used elsewhere; resyncing", nonce, self._signer)
+                self._nonce = None
+            raise TransactionDropped(f"nonce too low {self.config.nonce_retries + 1} times: is another "
+                                     f"process sending from {self._signer}?")
+
+    async def replace(self, tx_hash: bytes) -> bytes:
+        """Resend a pending transaction with both fees bumped by at least the configured percent
+        (and to at least the market's); the new hash. If a version is mined already, its hash."""
+        async with self._lock:
+            pending = self._pending_for(tx_hash)
+            fees = bumped(pending.fees, await self._market_fees(), self.config)
+            signed = self._sign(pending.nonce, pending.to, pending.data, pending.value, pending.gas, fees)
+            # Watched before it is sent: if the send's outcome is unknown, it may still get mined.
+            self._pending[pending.nonce] = dataclasses.replace(pending, hashes=(*pending.hashes, signed.hash))
+            self._nonce_of[signed.hash] = pending.nonce
+            if not await self._submit(signed):
+                receipt = await self._first_receipt(pending.hashes)
+                if receipt is not None:
+                    return receipt.tx_hash
+                self._forget(pending.nonce)
+                raise TransactionDropped(f"nonce {pending.nonce} was used by another transaction")
+            self._pending[pending.nonce] = dataclasses.replace(self._pending[pending.nonce], fees=fees, sent_at=_now())
+            _log.info("replaced nonce %d: %s -> %s (max fee %d, tip %d)", pending.nonce, pending.hashes[-1].hex(),
+                      signed.hash.hex(), fees.max_fee_per_gas, fees.max_priority_fee_per_gas)
+            return signed.hash
+
+    async def wait_receipt(self, tx_hash: bytes, timeout_s: float) -> Receipt:
+        """The receipt of ``tx_hash`` or of a replacement of it, whichever got mined. A version
+        not mined within ``replace_after_s`` is replaced with bumped fees. :class:`ReceiptTimeout`
+        after ``timeout_s``; :class:`TransactionDropped` if another transaction took the nonce or
+        an earlier one vanished (a nonce gap). A receipt is not finality: an L1 reorg can still
+        undo it, which the log follower reports."""
+        nonce = self._nonce_of.get(tx_hash)
+        if nonce is None:  # not sent by this sender (or already seen mined)
+            return await self._l1.wait_receipt(tx_hash, timeout_s, poll_s=self.config.receipt_poll_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        hashes: tuple[bytes, ...] = (tx_hash,)
+        last_error: BaseException | None = None
+        delay = RECEIPT_FIRST_POLL_S
+        while True:
+            pending = self._pending.get(nonce)
+            if pending is not None:
+                hashes = pending.hashes
+            try:
+                receipt = await self._first_receipt(hashes)
+                if receipt is not None:
+                    self._forget(nonce)
+                    return receipt
+                if pending is not None and loop.time() - pending.sent_at >= self.config.replace_after_s:
+                    await self._replace_stuck(pending)
+            except (BreakerOpen, DeadlineExceeded) as exc:  # an L1 outage: wait it out
+                last_error = exc
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ReceiptTimeout(tx_hash, timeout_s) from last_error
+            await asyncio.sleep(min(delay, self.config.receipt_poll_s, remaining))
+            delay *= 2
+
+    async def resync_nonce(self) -> int:
+        """Forget the local nonce and take the node's pending count; the next nonce."""
+        async with self._lock:
+            self._nonce = await self._pending_nonce()
+            return self._nonce
+
+    # --- internals -------------------------------------------------------------------------------
+
+    async def _replace_stuck(self, pending: PendingTx) -> None:
+        expected = await self._pending_nonce()
+        if expected < pending.nonce and expected not in self._pending:
+            # An earlier transaction is gone (an L1 reorg dropped it, or the node evicted it): this one
+            # waits behind a gap no bump can fill. The caller re-sends what it still needs.
+            self._forget(pending.nonce)
+            self._nonce = None
+            raise TransactionDropped(f"nonce gap: the node expects nonce {expected}, this transaction has "
+                                     f"{pending.nonce}; an earlier one was dropped")
+        try:
+            await self.replace(pending.hashes[-1])
+        except (FeeCapExceeded, RpcError) as exc:  # over the cap, out of funds, outbid: keep waiting
+            _log.warning("nonce %d stuck and not replaced: %s", pending.nonce, exc)
+            if pending.nonce in self._pending:  # try again after another replace_after_s
+                self._pending[pending.nonce] = dataclasses.replace(self._pending[pending.nonce], sent_at=_now())
+
+    async def _pending_nonce(self) -> int:
+        return await self._l1.get_transaction_count(self.address, "pending")
+
+    async def _market_fees(self) -> Fees:
+        head = await self._l1.get_block("latest")
+        base_fee = head.base_fee if head is not None and head.base_fee is not None else 0
+        try:
+            tip = await self._l1.max_priority_fee()
+        except RpcError:  # a node without eth_maxPriorityFeePerGas
+            tip = self.config.default_priority_fee_wei
+        return market_fees(base_fee, tip, self.config)
+
+    def _sign(self, nonce: int, to: bytes | None, data: bytes, value: int, gas: int, fees: Fees) -> SignedTx:
+        return self._signer.sign(UnsignedTx(
+            chain_id=self.chain_id, nonce=nonce, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+            max_fee_per_gas=fees.max_fee_per_gas, gas=gas, to=to, value=value, data=data))
+
+    async def _submit(self, signed: SignedTx) -> bool:
+        """True once the node has the transaction; False if its nonce is taken by another one."""
+        try:
+            await self._l1.send_raw_transaction(signed.raw)
+            return True
+        except RpcError as exc:
+            if exc.mentions(*_ALREADY_KNOWN):
+                return True  # an earlier attempt of this very call got through
+            if exc.mentions(*_NONCE_TOO_LOW):
+                # Ours if an earlier attempt got through and was mined; else the nonce went elsewhere.
+                return await self._l1.get_transaction(signed.hash) is not None
+            raise  # an answer that leaves the nonce unused (insufficient funds, underpriced...)
+        except BaseException:
+            self._nonce = None  # the node may or may not have it: ask it next time
+            raise
+
+    async def _first_receipt(self, hashes: tuple[bytes, ...]) -> Receipt | None:
+        for tx_hash in reversed(hashes):  # the newest version is the likeliest
+            receipt = await self._l1.get_receipt(tx_hash)
+            if receipt is not None:
+                return receipt
+        return None
+
+    def _pending_for(self, tx_hash: bytes) -> PendingTx:
+        nonce = self._nonce_of.get(tx_hash)
+        if nonce is None or nonce not in self._pending:
+            raise KeyError(f"0x{tx_hash.hex()} is not a pending transaction of {self._signer}")
+        return self._pending[nonce]
+
+    def _track(self, pending: PendingTx) -> None:
+        self._pending[pending.nonce] = pending
+        self._nonce_of[pending.hashes[0]] = pending.nonce
+        while len(self._pending) > _MAX_TRACKED:
+            self._forget(min(self._pending))
+
+    def _forget(self, nonce: int) -> None:
+        pending = self._pending.pop(nonce, None)
+        for tx_hash in pending.hashes if pending else ():
+            self._nonce_of.pop(tx_hash, None)
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()

@@ -1,0 +1,100 @@
+"""A real anvil for the L1 and contract tests: one per session, shared by both test packages,
+with evm_snapshot / evm_revert around each test; plus dedicated ones for kill/restart tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+from l2node.node.l1 import anvil_binary, free_loopback_port
+from services.l1 import LocalSigner, checksum
+
+#: The standard dev mnemonic's first accounts ("test test ... junk", m/44'/60'/0'/0/i).
+DEV_KEYS = (
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+)
+DEV_ADDRESSES = tuple(checksum(LocalSigner(key).address) for key in DEV_KEYS)  # checked in test_deploy
+
+
+class Anvil:
+    """anvil on 127.0.0.1:port; restartable on the same port."""
+
+    def __init__(self, port: int | None = None, *, state: pathlib.Path | None = None) -> None:
+        self.port = port or free_loopback_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._state = state
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        argv = [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port), "--quiet"]
+        if self._state is not None:
+            argv += ["--state", str(self._state)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.rpc("eth_chainId")
+                return
+            except (OSError, urllib.error.URLError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"anvil did not start on port {self.port}") from None
+                time.sleep(0.02)
+
+    def stop(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+        self.proc = None
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        """A synchronous call, for fixtures (no event loop needed)."""
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+        request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.loads(response.read())
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Whatever the body does to the chain is undone afterwards."""
+        snap = self.rpc("evm_snapshot")
+        try:
+            yield
+        finally:
+            self.rpc("evm_setAutomine", True)
+            if not self.rpc("evm_revert", snap):
+                raise RuntimeError("evm_revert failed")
+
+
+_shared: Anvil | None = None
+_users = 0
+
+
+@contextlib.contextmanager
+def shared_anvil() -> Iterator[Anvil]:
+    """The session's one anvil, started by its first user and stopped after its last."""
+    global _shared, _users
+    if _shared is None:
+        _shared = Anvil()
+        _shared.start()
+    _users += 1
+    try:
+        yield _shared
+    finally:
+        _users -= 1
+        if _users == 0:
+            _shared.stop()
+            _shared = None

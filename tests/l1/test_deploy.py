@@ -1,0 +1,94 @@
+"""l2node/node/deploy.py: BatchInbox deployed once per chain, its addresses kept in the data dir."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import signal
+
+import pytest
+from eth_account import Account
+
+from l2node.node.deploy import (
+    DEVNET_BATCHER,
+    DEVNET_BATCHER_KEY,
+    DEVNET_DEPLOYER_KEY,
+    Addresses,
+    contracts_path,
+    deploy_contracts,
+)
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, address
+from tests.l1.anvil import DEV_ADDRESSES, DEV_KEYS, Anvil
+
+MNEMONIC = "test test test test test test test test test test test junk"
+DEPLOYER = LocalSigner(DEVNET_DEPLOYER_KEY).address
+
+
+def test_devnet_keys_are_anvils_first_dev_accounts() -> None:
+    Account.enable_unaudited_hdwallet_features()
+    derived = [Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(len(DEV_KEYS))]
+    assert [a.key.hex().removeprefix("0x") for a in derived] == [k.removeprefix("0x") for k in DEV_KEYS]
+    assert [a.address for a in derived] == list(DEV_ADDRESSES)
+    assert DEV_KEYS[:2] == (DEVNET_DEPLOYER_KEY, DEVNET_BATCHER_KEY)
+    assert DEVNET_BATCHER == address(derived[1].address) == LocalSigner(DEVNET_BATCHER_KEY).address
+
+
+async def deployer_nonce(url: str) -> int:
+    async with L1Client(url) as l1:
+        return await l1.get_transaction_count(DEPLOYER, "latest")
+
+
+async def batcher_of(url: str, addresses: Addresses) -> bytes:
+    async with L1Client(url) as l1:
+        (batcher,) = await Contract(Artifact.load("BatchInbox"), addresses.batch_inbox).read(l1, "batcher")
+        assert isinstance(batcher, bytes)
+        return batcher
+
+
+async def test_deploys_once_then_reuses_the_record(chain: Anvil, tmp_path: pathlib.Path) -> None:
+    first = await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path)
+    doc = json.loads(contracts_path(tmp_path).read_text())
+    assert doc["chain_id"] == first.chain_id == 31337 and doc["block_number"] == first.block_number
+    assert address(doc["contracts"]["BatchInbox"]) == first.batch_inbox
+    assert await batcher_of(chain.url, first) == DEVNET_BATCHER
+    nonce = await deployer_nonce(chain.url)
+    again = await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path)
+    assert again == first and await deployer_nonce(chain.url) == nonce  # nothing sent
+
+
+async def test_redeploys_when_the_chain_lost_the_code_or_the_batcher_changed(
+    chain: Anvil, tmp_path: pathlib.Path
+) -> None:
+    snapshot = chain.rpc("evm_snapshot")
+    first = await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path)
+    assert chain.rpc("evm_revert", snapshot)  # the chain forgets the deployment; the file remembers it
+    chain.rpc("anvil_mine", 2)
+    second = await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path)
+    assert second.block_number > first.block_number and await batcher_of(chain.url, second) == DEVNET_BATCHER
+    other_batcher = LocalSigner(DEV_KEYS[3]).address
+    third = await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, other_batcher, tmp_path)
+    assert third.batch_inbox != second.batch_inbox and await batcher_of(chain.url, third) == other_batcher
+    assert Addresses.from_json(json.loads(contracts_path(tmp_path).read_text())) == third
+
+
+@pytest.mark.parametrize("keep_state", [True, False])
+async def test_an_anvil_restart_keeps_the_deployment_only_with_its_state(
+    tmp_path: pathlib.Path, keep_state: bool
+) -> None:
+    node = Anvil(state=tmp_path / "l1" / "state.json")
+    node.start()
+    try:
+        first = await deploy_contracts(node.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path)
+        node.stop(signal.SIGTERM)  # anvil dumps its state on the way out
+        if not keep_state:
+            (tmp_path / "l1" / "state.json").unlink()
+        node.start()
+        nonce = await deployer_nonce(node.url)
+        again = await deploy_contracts(node.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path)
+        if keep_state:
+            assert again == first and await deployer_nonce(node.url) == nonce
+        else:
+            assert await deployer_nonce(node.url) == nonce + 1
+            assert await batcher_of(node.url, again) == DEVNET_BATCHER
+    finally:
+        node.stop()

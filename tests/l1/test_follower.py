@@ -1,0 +1,240 @@
+"""The log follower on a real anvil: heads, statuses, catching up, and reorgs made with anvil's
+own RPCs (anvil_reorg, anvil_rollback, evm_snapshot/evm_revert)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from services.l1 import (
+    Artifact,
+    Contract,
+    FollowerConfig,
+    FollowerUpdate,
+    L1Client,
+    LocalSigner,
+    Log,
+    LogFollower,
+    Receipt,
+    ReorgTooDeep,
+    Status,
+    TxSender,
+    UnsignedTx,
+    keccak,
+    policy_config,
+)
+from services.runtime import CallPolicy
+from tests.l1.anvil import DEV_KEYS, Anvil
+
+BATCHER = LocalSigner(DEV_KEYS[1])
+BY_DEPTH = FollowerConfig(confirmation_depth=2, use_finalized_tag=False, finality_depth=4, poll_interval_s=0.01)
+
+
+@dataclass
+class Inbox:
+    l1: L1Client
+    contract: Contract
+    sender: TxSender
+    deployed_at: int
+
+    async def append(self, data: bytes) -> Receipt:
+        assert self.contract.address is not None
+        tx_hash = await self.sender.send(self.contract.address, self.contract.encode_call("appendBatch", data))
+        return await self.sender.wait_receipt(tx_hash, 5)
+
+    def follower(self, config: FollowerConfig = BY_DEPTH, start_block: int | None = None) -> LogFollower:
+        return LogFollower(self.l1, address=self.contract.address, topics=[self.contract.topic("BatchAppended")],
+                           start_block=self.deployed_at if start_block is None else start_block, config=config)
+
+    def data_hash(self, log: Log) -> bytes:
+        event = self.contract.decode_log(log)
+        assert event is not None
+        value: bytes = event.args["dataHash"]
+        return value
+
+
+@dataclass
+class Consumer:
+    """Applies updates the way a service would: a tentative set, a safe set, a final set."""
+
+    seen: dict[tuple[bytes, int], Log] = field(default_factory=dict)
+    safe: set[tuple[bytes, int]] = field(default_factory=set)
+    final: set[tuple[bytes, int]] = field(default_factory=set)
+
+    def apply(self, update: FollowerUpdate) -> None:
+        for log in update.removed:
+            key = (log.block_hash, log.log_index)
+            assert key in self.seen and key not in self.final
+            del self.seen[key]
+            self.safe.discard(key)
+        for log in update.added:
+            self.seen[(log.block_hash, log.log_index)] = log
+        for log in update.safe:
+            key = (log.block_hash, log.log_index)
+            assert key in self.seen and key not in self.safe  # once, after being added
+            self.safe.add(key)
+        for log in update.finalized:
+            key = (log.block_hash, log.log_index)
+            assert key in self.safe and key not in self.final
+            self.final.add(key)
+
+
+@pytest.fixture
+async def inbox(chain: Anvil) -> AsyncIterator[Inbox]:
+    policy = CallPolicy(f"l1-test-{uuid.uuid4().hex[:8]}", policy_config())
+    async with L1Client(chain.url, policy=policy) as l1:
+        sender = await TxSender.create(l1, BATCHER)
+        artifact = Artifact.load("BatchInbox")
+        tx_hash = await sender.send(None, Contract(artifact).encode_deploy(BATCHER.address))
+        receipt = await sender.wait_receipt(tx_hash, 5)
+        yield Inbox(l1, Contract(artifact, receipt.contract_address), sender, receipt.block_number)
+
+
+async def test_logs_move_from_unsafe_to_safe_to_finalized_as_blocks_are_mined(inbox: Inbox, chain: Anvil) -> None:
+    follower = inbox.follower()
+    receipt = await inbox.append(b"batch one")
+    update = await follower.poll()
+    (log,) = update.added
+    assert (log.tx_hash, log.block_number, inbox.data_hash(log)) == (receipt.tx_hash, receipt.block_number,
+                                                                     keccak(b"batch one"))
+    assert update.heads.unsafe == receipt.block_number and update.heads.status(log.block_number) is Status.UNSAFE
+    assert update.safe == update.finalized == ()
+    chain.rpc("evm_mine")
+    assert (await follower.poll()).safe == ()  # one block deep; safe needs two
+    chain.rpc("evm_mine")
+    update = await follower.poll()
+    assert update.safe == (log,) and update.heads.status(log.block_number) is Status.SAFE
+    assert update.heads.safe == receipt.block_number and update.finalized == ()
+    chain.rpc("anvil_mine", 2)
+    update = await follower.poll()
+    assert update.finalized == (log,) and update.heads.status(log.block_number) is Status.FINALIZED
+    assert update.heads == follower.heads and update.heads.finalized == update.heads.unsafe - 4
+    chain.rpc("anvil_mine", 3)
+    before = follower.heads
+    update = await follower.poll()
+    assert update.empty and update.heads.unsafe == before.unsafe + 3 and update.heads.safe == before.safe + 3
+
+
+async def test_the_nodes_finalized_tag_drives_the_finalized_head(inbox: Inbox, chain: Anvil) -> None:
+    follower = inbox.follower(FollowerConfig(confirmation_depth=2, poll_interval_s=0.01))
+    receipt = await inbox.append(b"batch")
+    update = await follower.poll()
+    assert len(update.added) == 1 and update.heads.finalized < receipt.block_number
+    chain.rpc("anvil_mine", 70)
+    update = await follower.poll()
+    finalized = chain.rpc("eth_getBlockByNumber", "finalized", False)
+    assert update.heads.finalized == int(finalized["number"], 16) >= receipt.block_number  # anvil: latest - 64
+    assert len(update.safe) == 1 and update.finalized == update.safe  # both depths reached in one update
+
+
+async def test_catching_up_on_history_delivers_every_log_once(inbox: Inbox, chain: Anvil) -> None:
+    receipts = []
+    for i in range(5):
+        receipts.append(await inbox.append(f"batch {i}".encode()))
+        chain.rpc("anvil_mine", 7)
+    latest = int(chain.rpc("eth_blockNumber"), 16)
+    follower = inbox.follower(FollowerConfig(confirmation_depth=2, finality_depth=10, use_finalized_tag=False,
+                                             max_log_range=8, max_header_batch=4, poll_interval_s=0.01))
+    consumer = Consumer()
+    updates = 0
+    async with asyncio.timeout(10), contextlib.aclosing(follower.updates()) as stream:
+        async for update in stream:
+            consumer.apply(update)
+            updates += 1
+            if update.heads.unsafe == latest:
+                break
+    assert updates > 3  # in ranges: finalized history by eth_getLogs, then headers in batches
+    assert [log.tx_hash for log in sorted(consumer.seen.values())] == [r.tx_hash for r in receipts]
+    final_logs = [log for key, log in consumer.seen.items() if key in consumer.final]
+    assert all(log.block_number <= latest - 10 for log in final_logs) and len(final_logs) >= 4
+    assert len(consumer.safe) == 5  # all at least 2 deep
+
+
+async def test_a_block_replaced_by_anvil_reorg_is_reported_removed_and_the_new_log_added(
+    inbox: Inbox, chain: Anvil
+) -> None:
+    follower = inbox.follower()
+    consumer = Consumer()
+    original = await inbox.append(b"original batch")
+    consumer.apply(await follower.poll())
+    (old_log,) = consumer.seen.values()
+    # Replace the block with one holding a different batch, from the same batcher with the same nonce.
+    tx = await inbox.l1.get_transaction(original.tx_hash)
+    assert tx is not None and inbox.contract.address is not None
+    other = BATCHER.sign(UnsignedTx(chain_id=31337, nonce=tx.nonce, max_priority_fee_per_gas=10**9,
+                                    max_fee_per_gas=10**10, gas=200_000, to=inbox.contract.address, value=0,
+                                    data=inbox.contract.encode_call("appendBatch", b"replacement batch")))
+    chain.rpc("anvil_reorg", 1, [["0x" + other.raw.hex(), 0]])
+    update = await follower.poll()
+    consumer.apply(update)
+    assert update.removed == (old_log,)
+    (new_log,) = update.added
+    assert new_log.block_number == old_log.block_number and new_log.block_hash != old_log.block_hash
+    assert new_log.tx_hash == other.hash and inbox.data_hash(new_log) == keccak(b"replacement batch")
+    assert await inbox.l1.get_receipt(original.tx_hash) is None
+    # Both survive to finality with the new log only.
+    chain.rpc("anvil_mine", 5)
+    consumer.apply(await follower.poll())
+    assert list(consumer.seen.values()) == [new_log] and consumer.final == {(new_log.block_hash, new_log.log_index)}
+
+
+async def test_a_reorg_through_snapshot_and_revert_to_a_chain_of_the_same_height(inbox: Inbox, chain: Anvil) -> None:
+    follower = inbox.follower()
+    consumer = Consumer()
+    snapshot = chain.rpc("evm_snapshot")
+    await inbox.append(b"A")
+    chain.rpc("evm_mine")
+    consumer.apply(await follower.poll())
+    tip = follower.heads.unsafe
+    assert [inbox.data_hash(log) for log in consumer.seen.values()] == [keccak(b"A")]
+    assert chain.rpc("evm_revert", snapshot)
+    await inbox.sender.resync_nonce()  # the chain forgot the sender's transaction
+    await inbox.append(b"B")
+    chain.rpc("evm_mine")
+    assert int(chain.rpc("eth_blockNumber"), 16) == tip  # same height, different blocks
+    update = await follower.poll()
+    consumer.apply(update)
+    assert [inbox.data_hash(log) for log in update.removed] == [keccak(b"A")]
+    assert [inbox.data_hash(log) for log in update.added] == [keccak(b"B")]
+    assert [inbox.data_hash(log) for log in consumer.seen.values()] == [keccak(b"B")]
+
+
+async def test_a_shorter_chain_after_anvil_rollback(inbox: Inbox, chain: Anvil) -> None:
+    follower = inbox.follower()
+    receipt = await inbox.append(b"A")
+    await follower.poll()
+    chain.rpc("anvil_rollback", 1)
+    update = await follower.poll()
+    assert [log.tx_hash for log in update.removed] == [receipt.tx_hash] and update.added == ()
+    assert update.heads.unsafe == receipt.block_number - 1
+
+
+async def test_a_reorg_below_the_finalized_head_stops_the_follower(inbox: Inbox, chain: Anvil) -> None:
+    follower = inbox.follower()
+    snapshot = chain.rpc("evm_snapshot")
+    await inbox.append(b"A")
+    chain.rpc("anvil_mine", 6)
+    update = await follower.poll()
+    assert len(update.finalized) == 1
+    assert chain.rpc("evm_revert", snapshot)
+    chain.rpc("anvil_mine", 10)
+    with pytest.raises(ReorgTooDeep):
+        await follower.poll()
+
+
+async def test_starting_above_the_finalized_head_links_onto_the_block_before(inbox: Inbox, chain: Anvil) -> None:
+    chain.rpc("anvil_mine", 3)
+    start = int(chain.rpc("eth_blockNumber"), 16) + 1
+    follower = inbox.follower(FollowerConfig(confirmation_depth=1, finality_depth=50, use_finalized_tag=False),
+                              start_block=start)
+    receipt = await inbox.append(b"after start")
+    update = await follower.poll()
+    assert [log.tx_hash for log in update.added] == [receipt.tx_hash]
+    chain.rpc("anvil_rollback", 2)  # drops the log's block and the block before it, which the follower linked onto
+    update = await follower.poll()
+    assert [log.tx_hash for log in update.removed] == [receipt.tx_hash]
