@@ -253,6 +253,8 @@ def _watch_receipt(stub: Any, tx_hash: str, until: str) -> None:
         if r.status != last:
             last = r.status
             where = f" in block {r.block_number} (index {r.index})" if r.HasField("block_number") else ""
+            if r.l1_tx_hash:
+                where += f", batch {r.batch_index} in L1 tx {r.l1_tx_hash}"
             print(f"{_enum_word(spb.ReceiptStatus, r.status, 'RECEIPT_STATUS_')}{where}"
                   + (f": {r.drop_reason}" if r.drop_reason else ""), flush=True)
         if r.status >= goal or r.status == spb.RECEIPT_STATUS_DROPPED:
@@ -273,7 +275,8 @@ def cmd_tx_status(args: argparse.Namespace) -> int:
            "from": getattr(r, "from"), "to": r.to, "nonce": r.nonce,
            "block_number": r.block_number if r.HasField("block_number") else None, "block_hash": r.block_hash,
            "index": r.index if r.HasField("index") else None, "gas_used": r.gas_used,
-           "effective_gas_price": r.effective_gas_price, "drop_reason": r.drop_reason}
+           "effective_gas_price": r.effective_gas_price, "drop_reason": r.drop_reason,
+           "batch_index": r.batch_index if r.HasField("batch_index") else None, "l1_tx_hash": r.l1_tx_hash}
     print(json.dumps(doc, indent=2))
     return 0
 

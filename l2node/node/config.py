@@ -11,6 +11,8 @@
     rpc = ""                 # an Ethereum JSON-RPC URL; empty = start a local anvil
     port = 0                 # the local anvil's port; 0 = a free loopback port
     chain_id = 31337
+    contracts = ""           # with rpc: the contracts.json of that chain (local anvil: deployed by up)
+    batcher_key_file = ""    # with rpc: hex key the sequencer posts batches with (local: a dev key)
     [workers.NAME]           # a built-in service (sequencer) or an extra worker
     definition = "module:ATTR" # required for extra workers
     enabled = true           # false leaves a built-in service out
@@ -71,6 +73,9 @@ class NodeConfig:
     l1_rpc: str | None = None
     l1_port: int = 0
     chain_id: int = 31337
+    #: With an external L1: its contracts.json and the batcher's key file ("" = no batcher).
+    l1_contracts: str = ""
+    batcher_key_file: str = ""
     workers: tuple[WorkerEntry, ...] = ()
 
     @property
@@ -137,6 +142,8 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             l1_rpc=str(l1["rpc"]) if l1.get("rpc") else None,
             l1_port=int(l1.get("port", 0)),
             chain_id=int(l1.get("chain_id", cfg.chain_id)),
+            l1_contracts=str(l1.get("contracts", "")),
+            batcher_key_file=str(l1.get("batcher_key_file", "")),
             workers=_workers(workers),
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -7,14 +7,18 @@ import pathlib
 import platform
 import shutil
 import socket
+from dataclasses import dataclass
 
-from supervisor import ChildSpec, Restart
+from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, deploy_contracts
+from supervisor import ChildKind, ChildSpec, LaunchContext, Restart, Running
 from supervisor._probe import Liveness
-from supervisor._process import external
+from supervisor._process import ExternalStarter, external
 from supervisor._zygote_client import Zygote
 
 #: anvil's default chain id, which wallets and the dev accounts expect.
 DEVNET_CHAIN_ID = 31337
+#: Seconds between the local L1's blocks.
+DEVNET_BLOCK_TIME_S = 1
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -59,7 +63,38 @@ def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: 
         anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
         # The chain survives restarts: loaded at start, dumped every few seconds and at exit.
         "--state", str(l1_dir / "state.json"), "--state-interval", "5",
+        # A chain that moves on its own, like a real one, so that batches reach safe and finalized
+        # depth without more traffic: a block a second; "safe" is 4 blocks back, "finalized" 8.
+        "--block-time", str(DEVNET_BLOCK_TIME_S), "--slots-in-an-epoch", "4",
     ]
     start = external(zygote, argv, f"http://127.0.0.1:{port}", output=str(l1_dir / "anvil.log"),
                      liveness=liveness if liveness is not None else Liveness())
-    return ChildSpec(id="l1", start=start, restart=Restart.PERMANENT, shutdown=5000)
+    return ChildSpec(id="l1", start=_WithContracts(start, data_dir), restart=Restart.PERMANENT, shutdown=5000)
+
+
+@dataclass(frozen=True, slots=True)
+class _WithContracts:
+    """anvil, started only once the L1 contracts are deployed on it (or found there).
+
+    The workers start after the l1 child, in order, so they always find contracts.json.
+    """
+
+    inner: ExternalStarter
+    data_dir: pathlib.Path
+
+    @property
+    def kind(self) -> ChildKind:
+        return self.inner.kind
+
+    @property
+    def address(self) -> str:
+        return self.inner.address
+
+    async def launch(self, ctx: LaunchContext) -> Running:
+        running = await self.inner.launch(ctx)
+        try:
+            await deploy_contracts(self.inner.address, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, self.data_dir)
+        except BaseException:
+            await running.stop(5000)  # a starter that raises leaves nothing running
+            raise
+        return running

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from l2node.node.config import NodeConfig, WorkerEntry
+from l2node.node.config import BUILTIN_WORKERS, NodeConfig, WorkerEntry
+from l2node.node.deploy import DEVNET_BATCHER_KEY, contracts_path
 from l2node.node.l1 import anvil_child, free_loopback_port
 from services.runtime import MONITOR_PRELOAD, ZYGOTE_PRELOAD
 from supervisor import ChildSpec, SupervisorFlags, SupervisorSpec
@@ -21,7 +23,12 @@ from supervisor._zygote_client import Zygote
 WORKER_ENTRY = "services.runtime:zygote_entry"
 
 
-def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int) -> dict[str, Any]:
+def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int, l1: dict[str, str] | None = None
+                   ) -> dict[str, Any]:
+    """What the zygote's child gets; built-in services also get ``settings["l1"]``."""
+    settings = dict(entry.settings)
+    if l1 is not None and entry.id in BUILTIN_WORKERS:
+        settings["l1"] = {**l1, **settings.get("l1", {})}
     return {
         "definition": entry.definition,
         "config": {
@@ -30,15 +37,29 @@ def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int) -> dict[str,
             "data_dir": str(cfg.data_dir / "services" / entry.id),
             "index": index,
             "monitor_port": cfg.monitor_port(index),
-            "settings": dict(entry.settings),
+            "settings": settings,
         },
     }
 
 
-def worker_child(cfg: NodeConfig, zygote: Zygote, entry: WorkerEntry, index: int) -> ChildSpec:
+def worker_child(cfg: NodeConfig, zygote: Zygote, entry: WorkerEntry, index: int,
+                 l1: dict[str, str] | None = None) -> ChildSpec:
     address = cfg.worker_address(index)
     return ChildSpec(id=entry.id, start=forked(zygote, WORKER_ENTRY, address,
-                                               payload=worker_payload(cfg, entry, index)))
+                                               payload=worker_payload(cfg, entry, index, l1)))
+
+
+def l1_settings(cfg: NodeConfig, rpc: str) -> dict[str, str]:
+    """How services reach L1: its URL, the contracts file, and (for the batcher) a key file."""
+    if cfg.l1_rpc is not None:
+        return {"rpc": rpc, "contracts": cfg.l1_contracts, "batcher_key_file": cfg.batcher_key_file}
+    key_file = cfg.data_dir / "l1" / "batcher.key"
+    if not key_file.exists():  # the devnet batcher: anvil's dev account 1
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(DEVNET_BATCHER_KEY + "\n")
+    return {"rpc": rpc, "contracts": str(contracts_path(cfg.data_dir)), "batcher_key_file": str(key_file)}
 
 
 def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
@@ -51,6 +72,7 @@ def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
         port = cfg.l1_port or free_loopback_port()
         children.append(anvil_child(zygote, cfg.data_dir, port, chain_id=cfg.chain_id))
         l1_url = f"http://127.0.0.1:{port}"
-    children += [worker_child(cfg, zygote, w, i) for i, w in enumerate(cfg.workers)]
+    l1 = l1_settings(cfg, l1_url)
+    children += [worker_child(cfg, zygote, w, i, l1) for i, w in enumerate(cfg.workers)]
     flags = SupervisorFlags(intensity=cfg.intensity, period_s=cfg.period_s)
     return SupervisorSpec(flags=flags, children=children), zygote, l1_url

@@ -9,12 +9,17 @@ durable), ``_service`` (the gRPC API). ``WORKER`` is what the worker runtime run
 from __future__ import annotations
 
 import asyncio
+import json
+import pathlib
 import time
+from typing import Any
 
 from l2node.sequencer.v1 import sequencer_pb2_grpc
+from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, TxSender, address
 from services.runtime import WorkerContext, WorkerDefinition
 from supervisor import ChildSpec, TaskStatus, task
 
+from ._batcher import Batcher, BatcherSettings
 from ._chain import Chain
 from ._execution import State
 from ._genesis import devnet_genesis, load_genesis
@@ -22,7 +27,7 @@ from ._intake import Intake
 from ._mempool import AccountState, Mempool
 from ._ordering import FCFS, FeePriority
 from ._service import SequencerServicer
-from ._settings import SequencerSettings
+from ._settings import L1Settings, SequencerSettings
 from ._store import SequencerStore
 
 __all__ = ["WORKER", "SequencerSettings"]
@@ -48,8 +53,33 @@ async def _register(ctx: WorkerContext) -> None:
     ctx.logger.info("chain opened", extra={"head": chain.head.number, "pending": len(chain.mempool),
                                            "dropped_on_restore": len(restored)})
     ctx.state.update(chain=chain, intake=intake, store=store, settings=settings)
+    l1 = settings.l1_settings()
+    if l1.enabled:
+        ctx.state["batcher"] = await _batcher(ctx, l1, store, chain)
+    else:
+        ctx.logger.warning("no L1 batcher configured: blocks are sealed but never posted (no SAFE/FINALIZED)")
     servicer = SequencerServicer(chain, intake, store, settings.chain_id, settings.max_batch)
     sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(servicer, ctx.server)
+
+
+def _l1_files(l1: L1Settings) -> tuple[dict[str, Any], bytes]:
+    """contracts.json and the batcher key (read once, at start)."""
+    doc: dict[str, Any] = json.loads(pathlib.Path(l1.contracts).read_text())
+    key = bytes.fromhex(pathlib.Path(l1.batcher_key_file).read_text().strip().removeprefix("0x"))
+    return doc, key
+
+
+async def _batcher(ctx: WorkerContext, l1: L1Settings, store: SequencerStore, chain: Chain) -> Batcher:
+    doc, key = _l1_files(l1)
+    client = L1Client(l1.rpc)
+    ctx.state["l1"] = client
+    sender = await TxSender.create(client, LocalSigner(key))
+    inbox = Contract(Artifact.load("BatchInbox"), address(doc["contracts"]["BatchInbox"]))
+    follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s)
+    settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
+    ctx.logger.info("batcher ready", extra={"inbox": doc["contracts"]["BatchInbox"], "l1": l1.rpc,
+                                            "batcher": "0x" + sender.address.hex()})
+    return Batcher(store, chain, client, sender, inbox, settings, follower, int(doc["block_number"]))
 
 
 def _tasks(ctx: WorkerContext) -> list[ChildSpec]:
@@ -66,7 +96,12 @@ def _tasks(ctx: WorkerContext) -> list[ChildSpec]:
             elapsed = asyncio.get_running_loop().time() - started
             await asyncio.sleep(max(0.0, settings.block_time_s - elapsed))
 
-    return [ChildSpec(id="block-producer", start=task(produce_blocks))]
+    children = [ChildSpec(id="block-producer", start=task(produce_blocks))]
+    batcher: Batcher | None = ctx.state.get("batcher")
+    if batcher is not None:
+        children += [ChildSpec(id="batch-poster", start=task(batcher.run_poster)),
+                     ChildSpec(id="inbox-follower", start=task(batcher.run_follower))]
+    return children
 
 
 async def _on_stop(ctx: WorkerContext) -> None:
@@ -74,6 +109,9 @@ async def _on_stop(ctx: WorkerContext) -> None:
     await intake.close()
     store: SequencerStore = ctx.state["store"]
     store.close()
+    client: L1Client | None = ctx.state.get("l1")
+    if client is not None:
+        await client.aclose()
 
 
 WORKER = WorkerDefinition(name="sequencer", register=_register, tasks=_tasks, on_stop=_on_stop)

@@ -23,7 +23,7 @@ from services.runtime import (
 
 from ._chain import Chain, SealedBlock
 from ._intake import Intake, Refusal
-from ._store import SequencerStore
+from ._store import FINALIZED, SAFE, SequencerStore
 from ._tx import decode_transaction
 
 T = TypeVar("T")
@@ -145,6 +145,10 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
             receipt.index = row.index or 0
             receipt.gas_used = row.gas_used or 0
             receipt.effective_gas_price = str(row.effective_gas_price or 0)
+            batch = self._store.batch_of_block(row.block_number)
+            if batch is not None:
+                receipt.batch_index = batch.inbox_index
+                receipt.l1_tx_hash = hex0x(batch.l1_tx_hash)
         if row.drop_reason:
             receipt.drop_reason = row.drop_reason
         to = decode_transaction(row.raw, self._chain_id).to
@@ -174,6 +178,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
 
     async def GetChainInfo(self, request: pb.GetChainInfoRequest, context: Any) -> pb.GetChainInfoResponse:
         return pb.GetChainInfoResponse(
-            chain_id=self._chain_id, unsafe_block=self._chain.head.number, safe_block=0, finalized_block=0,
+            chain_id=self._chain_id, unsafe_block=self._chain.head.number,
+            safe_block=self._store.batch_head(SAFE), finalized_block=self._store.batch_head(FINALIZED),
             base_fee=str(self._chain.next_base_fee), genesis_hash=hex0x(self._chain.genesis_hash),
         )

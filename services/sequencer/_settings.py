@@ -15,6 +15,29 @@ DEFAULT_MAX_BATCH: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
+class L1Settings:
+    """Where L1 is and how batches go there. Empty rpc/contracts/key: no batcher (blocks stay SEALED)."""
+
+    rpc: str = ""
+    #: contracts.json of the L1 chain (written by `l2node up` on a local anvil).
+    contracts: str = ""
+    #: A file holding the hex private key batches are posted with.
+    batcher_key_file: str = ""
+    #: Post at least this often while blocks wait (seconds) ...
+    batch_interval_s: float = 1.0
+    #: ... or as soon as a batch would be this large (compressed, bytes; L1 txs cap near 128 KiB).
+    batch_max_bytes: int = 100_000
+    #: L1 blocks on top of a batch's before its transactions count as SAFE.
+    confirmation_depth: int = 4
+    #: How often the inbox follower asks L1 for news (seconds).
+    poll_interval_s: float = 0.5
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rpc and self.contracts and self.batcher_key_file)
+
+
+@dataclass(frozen=True, slots=True)
 class SequencerSettings:
     #: The L2 chain id; transactions signed for any other chain are refused (replay protection).
     chain_id: int = DEFAULT_CHAIN_ID
@@ -29,6 +52,14 @@ class SequencerSettings:
     max_batch: int = DEFAULT_MAX_BATCH
     #: Pool limits, as services.sequencer._mempool.MempoolConfig fields (geth's defaults otherwise).
     mempool: Mapping[str, Any] = field(default_factory=dict)
+    #: L1Settings fields (`l2node up` fills rpc, contracts and batcher_key_file).
+    l1: Mapping[str, Any] = field(default_factory=dict)
+
+    def l1_settings(self) -> L1Settings:
+        try:
+            return L1Settings(**self.l1)
+        except TypeError as exc:
+            raise ValueError(f"l1 settings: {exc}") from None
 
     def mempool_config(self) -> MempoolConfig:
         try:
@@ -44,6 +75,7 @@ class SequencerSettings:
         if self.max_block_txs < 1 or self.max_batch < 1:
             raise ValueError("max_block_txs and max_batch must be at least 1")
         self.mempool_config()  # fail at start, with the reason, not at the first transaction
+        self.l1_settings()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SequencerSettings:

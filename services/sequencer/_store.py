@@ -56,6 +56,16 @@ CREATE TABLE IF NOT EXISTS accounts (
     nonce INTEGER NOT NULL,
     balance TEXT NOT NULL              -- decimal wei: balances exceed SQLite's 64-bit integers
 );
+CREATE TABLE IF NOT EXISTS batches (    -- batches seen on L1 (the inbox follower's record)
+    l1_tx_hash BLOB PRIMARY KEY,
+    inbox_index INTEGER NOT NULL,
+    first_block INTEGER NOT NULL,
+    last_block INTEGER NOT NULL,
+    l1_block INTEGER NOT NULL,
+    l1_block_hash BLOB NOT NULL,
+    status INTEGER NOT NULL            -- SEALED (= on L1, unsafe), SAFE or FINALIZED
+);
+CREATE INDEX IF NOT EXISTS batches_by_block ON batches (first_block, last_block);
 CREATE TABLE IF NOT EXISTS messages (
     nonce INTEGER PRIMARY KEY,
     hash BLOB NOT NULL,
@@ -84,6 +94,17 @@ class SealedTx:
     index: int
     gas_used: int
     effective_gas_price: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    l1_tx_hash: bytes
+    inbox_index: int
+    first_block: int
+    last_block: int
+    l1_block: int
+    l1_block_hash: bytes
+    status: int = SEALED
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +191,37 @@ class SequencerStore:
                        [(DROPPED, reason, h, PENDING) for h, reason in dropped])
 
     @staticmethod
+    def record_batch(db: sqlite3.Connection, batch: BatchRow) -> None:
+        db.execute(
+            "INSERT INTO batches (l1_tx_hash, inbox_index, first_block, last_block, l1_block, l1_block_hash, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(l1_tx_hash) DO UPDATE SET inbox_index = excluded.inbox_index, "
+            "l1_block = excluded.l1_block, l1_block_hash = excluded.l1_block_hash, status = excluded.status",
+            (batch.l1_tx_hash, batch.inbox_index, batch.first_block, batch.last_block, batch.l1_block,
+             batch.l1_block_hash, SEALED),
+        )
+
+    @staticmethod
+    def remove_batch(db: sqlite3.Connection, l1_tx_hash: bytes) -> tuple[int, int] | None:
+        """An L1 reorg took the batch out: forget it; its transactions are merely SEALED again."""
+        row = db.execute("SELECT first_block, last_block FROM batches WHERE l1_tx_hash = ?", (l1_tx_hash,)).fetchone()
+        if row is None:
+            return None
+        db.execute("DELETE FROM batches WHERE l1_tx_hash = ?", (l1_tx_hash,))
+        db.execute("UPDATE txs SET status = ? WHERE block_number BETWEEN ? AND ? AND status IN (?, ?)",
+                   (SEALED, row[0], row[1], SAFE, FINALIZED))
+        return int(row[0]), int(row[1])
+
+    @staticmethod
+    def promote_batch(db: sqlite3.Connection, l1_tx_hash: bytes, status: int) -> None:
+        """The batch's L1 block reached safe (or finalized) depth; so did its transactions."""
+        row = db.execute("SELECT first_block, last_block FROM batches WHERE l1_tx_hash = ?", (l1_tx_hash,)).fetchone()
+        if row is None:
+            return
+        db.execute("UPDATE batches SET status = ? WHERE l1_tx_hash = ? AND status < ?", (status, l1_tx_hash, status))
+        db.execute("UPDATE txs SET status = ? WHERE block_number BETWEEN ? AND ? AND status >= ? AND status < ?",
+                   (status, row[0], row[1], SEALED, status))
+
+    @staticmethod
     def set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
         db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
@@ -207,6 +259,30 @@ class SequencerStore:
     def block_raw_txs(self, number: int) -> list[bytes]:
         rows = self._reader.execute("SELECT raw FROM txs WHERE block_number = ? ORDER BY idx", (number,))
         return [bytes(r[0]) for r in rows]
+
+    def batch_of_block(self, number: int) -> BatchRow | None:
+        row = self._reader.execute(
+            "SELECT l1_tx_hash, inbox_index, first_block, last_block, l1_block, l1_block_hash, status FROM batches "
+            "WHERE first_block <= ? AND last_block >= ? ORDER BY l1_block DESC LIMIT 1", (number, number)).fetchone()
+        if row is None:
+            return None
+        return BatchRow(bytes(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bytes(row[5]), int(row[6]))
+
+    def posted_upto(self) -> int:
+        """The last L2 block some batch on L1 carries (0: none yet; genesis is never posted)."""
+        row = self._reader.execute("SELECT COALESCE(MAX(last_block), 0) FROM batches").fetchone()
+        return int(row[0])
+
+    def batch_head(self, status: int) -> int:
+        """The newest L2 block every block up to which is in a batch of at least ``status``."""
+        rows = self._reader.execute("SELECT first_block, last_block FROM batches WHERE status >= ? "
+                                    "ORDER BY first_block", (status,)).fetchall()
+        head = 0
+        for first, last in rows:
+            if first > head + 1:
+                break
+            head = max(head, int(last))
+        return head
 
     def latest_block_number(self) -> int | None:
         row = self._reader.execute("SELECT MAX(number) FROM blocks").fetchone()

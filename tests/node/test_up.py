@@ -254,3 +254,32 @@ def test_cli_sends_a_transfer_from_a_dev_account_and_follows_it(node: Node) -> N
     assert f"block {status['block_number']:>8}" in blocks
     bad = cli(node.data_dir, "account", "0x12", check=False)
     assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr
+
+
+def test_a_transfer_goes_pending_sealed_safe_finalized_with_its_batch_on_l1(node: Node) -> None:
+    import urllib.request
+
+    to = "0x000000000000000000000000000000000000bEEF"
+    out = cli(node.data_dir, "tx", "send", "--to", to, "--value", "5", "--dev", "4", "--wait", "finalized").stdout
+    states = [line.split()[0] for line in out.splitlines()[1:]]
+    assert states[-1] == "finalized" and "sealed" in out
+    tx_hash = out.splitlines()[0].split()[1]
+    status = json.loads(cli(node.data_dir, "tx", "status", tx_hash).stdout)
+    assert status["status"] == "finalized" and status["batch_index"] is not None
+    # The batch is really on L1: its transaction calls appendBatch on the inbox.
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionByHash",
+                       "params": [status["l1_tx_hash"]]}).encode()
+    req = urllib.request.Request(node.doc()["l1_rpc"], data=body, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        l1_tx = json.loads(resp.read())["result"]
+    contracts = json.loads((node.data_dir / "l1" / "contracts.json").read_text())
+    assert l1_tx["to"].lower() == contracts["contracts"]["BatchInbox"].lower()
+    from services.l1 import Artifact, Contract
+    from services.sequencer._batcher import decode_batch
+    from services.sequencer._keccak import keccak256
+
+    inbox = Contract(Artifact.load("BatchInbox"))
+    blocks = decode_batch(bytes(inbox.decode_input("appendBatch", bytes.fromhex(l1_tx["input"][2:]))[0]))
+    assert any(bytes.fromhex(tx_hash[2:]) in {keccak256(t) for t in b.transactions} for b in blocks)
+    info = children(node.data_dir)["sequencer"]
+    assert any(b["target"] == "l1" and b["state"] == "closed" for b in info["breakers"])

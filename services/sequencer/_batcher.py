@@ -1,0 +1,218 @@
+"""Batches: sealed blocks, compressed, posted to L1's BatchInbox, and their L1 fate tracked back.
+
+Two loops share nothing but the store:
+
+* the *poster* packs the blocks after the last one on L1 into a batch (by size or time) and
+  sends ``appendBatch``; it only ever reads what the follower recorded;
+* the *inbox follower* reads ``BatchAppended`` logs (reorg-aware, see services.l1), decodes
+  each batch from its transaction's calldata, and records which L2 blocks it carries. When
+  the batch's L1 block reaches safe depth, so do its transactions' receipts (SAFE); when it is
+  finalized, FINALIZED. A reorg that removes a batch makes its blocks unposted again, and the
+  poster sends them once more.
+
+So what counts as posted is what L1 shows, never what the poster believes it sent.
+
+Batch format, version 0 (derivation reads exactly this back from the calldata)::
+
+    batch = 0x00 || zlib(rlp([block, ...]))
+    block = [number, timestamp, l1_origin_number, l1_origin_hash, [raw_tx, ...]]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import rlp
+from opentelemetry import trace
+
+from services.l1 import Contract, FollowerConfig, L1Client, L1Error, Log, LogFollower, TxSender
+
+from ._chain import Chain
+from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
+from ._tx import rlp_bytes, rlp_int, rlp_list
+
+BATCH_VERSION: Final = 0
+_log = logging.getLogger("l2node.sequencer.batcher")
+_tracer = trace.get_tracer("l2node.sequencer")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchBlock:
+    number: int
+    timestamp: int
+    l1_origin_number: int
+    l1_origin_hash: bytes
+    transactions: tuple[bytes, ...]
+
+
+class BatchFormatError(ValueError):
+    pass
+
+
+def encode_batch(blocks: Sequence[BatchBlock]) -> bytes:
+    items = [
+        rlp_list([rlp_int(b.number), rlp_int(b.timestamp), rlp_int(b.l1_origin_number), rlp_bytes(b.l1_origin_hash),
+                  rlp_list(rlp_bytes(t) for t in b.transactions)])
+        for b in blocks
+    ]
+    return bytes([BATCH_VERSION]) + zlib.compress(rlp_list(items), 6)
+
+
+#: A batch never inflates beyond this: a zlib bomb in calldata must not take the follower down.
+MAX_DECOMPRESSED: Final = 64 * 1024 * 1024
+
+
+def decode_batch(data: bytes) -> list[BatchBlock]:
+    if not data or data[0] != BATCH_VERSION:
+        raise BatchFormatError(f"unknown batch version {data[:1].hex() or 'none'}")
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(data[1:], MAX_DECOMPRESSED)
+        if inflater.unconsumed_tail:
+            raise BatchFormatError("batch inflates beyond the limit")
+        items = rlp.decode(raw)
+        blocks = []
+        for item in items:
+            number, timestamp, origin_number, origin_hash, txs = item
+            blocks.append(BatchBlock(int.from_bytes(number, "big"), int.from_bytes(timestamp, "big"),
+                                     int.from_bytes(origin_number, "big"), bytes(origin_hash),
+                                     tuple(bytes(t) for t in txs)))
+    except (zlib.error, rlp.exceptions.DecodingError, ValueError, TypeError) as exc:
+        raise BatchFormatError(f"malformed batch: {exc}") from None
+    return blocks
+
+
+@dataclass(frozen=True, slots=True)
+class BatcherSettings:
+    #: Post at least this often while blocks wait (seconds).
+    interval_s: float = 1.0
+    #: ... or as soon as a batch would be this large (compressed calldata, bytes).
+    max_bytes: int = 100_000
+    #: A sent batch not mined after this long is re-sent (fee bump) by the tx sender.
+    receipt_timeout_s: float = 120.0
+
+
+class Batcher:
+    def __init__(self, store: SequencerStore, chain: Chain, l1: L1Client, sender: TxSender, inbox: Contract,
+                 settings: BatcherSettings, follower_config: FollowerConfig, start_block: int) -> None:
+        self._store = store
+        self._chain = chain
+        self._l1 = l1
+        self._sender = sender
+        self._inbox = inbox
+        self._settings = settings
+        self._follower_config = follower_config
+        self._start_block = start_block
+        self._in_flight_upto = 0
+        # A reorg that drops our batch transactions leaves the sender's local nonce ahead of L1.
+        self._resync_nonce = False
+        self.batches_sent = 0
+
+    # -- posting --------------------------------------------------------------------------------
+
+    async def run_poster(self) -> None:
+        while True:
+            await self.post_once()
+            await asyncio.sleep(self._settings.interval_s)
+
+    async def post_once(self) -> bytes | None:
+        """Send the next batch if there are unposted blocks; the L1 tx hash, or None."""
+        first = max(self._store.posted_upto(), self._in_flight_upto) + 1
+        last = self._chain.head.number
+        if first > last:
+            return None
+        if self._resync_nonce:
+            self._resync_nonce = False
+            await self._sender.resync_nonce()
+        blocks, data = self._pack(first, last)
+        with _tracer.start_as_current_span("post_batch") as span:
+            span.set_attribute("l2.batch.first_block", blocks[0].number)
+            span.set_attribute("l2.batch.last_block", blocks[-1].number)
+            span.set_attribute("l2.batch.bytes", len(data))
+            tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+            self._in_flight_upto = blocks[-1].number
+            try:
+                receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
+            except L1Error as exc:
+                # Dropped, replaced out, timed out: the follower's record decides what is posted.
+                _log.warning("batch not mined; will re-post", extra={"error": str(exc)})
+                self._in_flight_upto = 0
+                return None
+            span.set_attribute("l1.block", receipt.block_number)
+        self.batches_sent += 1
+        _log.info("batch posted", extra={"first": blocks[0].number, "last": blocks[-1].number, "bytes": len(data),
+                                         "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
+        return receipt.tx_hash
+
+    def _pack(self, first: int, last: int) -> tuple[list[BatchBlock], bytes]:
+        blocks: list[BatchBlock] = []
+        data = b""
+        for number in range(first, last + 1):
+            block = self._chain.block(number)
+            if block is None:
+                break
+            h = block.header
+            candidate = [*blocks, BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
+                                             tuple(self._store.block_raw_txs(number)))]
+            encoded = encode_batch(candidate)
+            if blocks and len(encoded) > self._settings.max_bytes:
+                break
+            blocks, data = candidate, encoded
+        return blocks, data
+
+    # -- following ----------------------------------------------------------------------------
+
+    async def run_follower(self) -> None:
+        topic = self._inbox.topic("BatchAppended")
+        start = int(self._store.meta("inbox_follow_from") or self._start_block)
+        follower = LogFollower(self._l1, address=self._inbox.address, topics=[topic], start_block=start,
+                               config=self._follower_config)
+        async for update in follower.updates():
+            await self._apply(update.removed, update.added, update.safe, update.finalized,
+                              update.heads.finalized)
+
+    async def _apply(self, removed: Sequence[Log], added: Sequence[Log], safe: Sequence[Log],
+                     finalized: Sequence[Log], finalized_head: int) -> None:
+        rows = [row for row in [await self._batch_row(log) for log in added] if row is not None]
+
+        def write(db: sqlite3.Connection) -> None:
+            for log in removed:
+                span = self._store.remove_batch(db, log.tx_hash)
+                if span is not None:
+                    _log.warning("L1 reorg removed a batch; its blocks will be posted again",
+                                 extra={"first": span[0], "last": span[1]})
+            for row in rows:
+                self._store.record_batch(db, row)
+            for log in safe:
+                self._store.promote_batch(db, log.tx_hash, SAFE)
+            for log in finalized:
+                self._store.promote_batch(db, log.tx_hash, FINALIZED)
+            # Logs at or below the finalized head never change again: a restart resumes after them.
+            self._store.set_meta(db, "inbox_follow_from", str(max(self._start_block, finalized_head)))
+
+        if removed or rows or safe or finalized:
+            await self._store.run(write)
+            if removed:
+                self._in_flight_upto = 0
+                self._resync_nonce = True
+
+    async def _batch_row(self, log: Log) -> BatchRow | None:
+        tx = await self._l1.get_transaction(log.tx_hash)
+        if tx is None:
+            return None
+        try:
+            data = self._inbox.decode_input("appendBatch", tx.input)[0]
+            blocks = decode_batch(bytes(data))
+        except (BatchFormatError, ValueError) as exc:
+            _log.warning("undecodable batch in the inbox", extra={"l1_tx": "0x" + log.tx_hash.hex(), "error": str(exc)})
+            return None
+        if not blocks:
+            return None
+        index = int.from_bytes(log.topics[1], "big") if len(log.topics) > 1 else 0
+        return BatchRow(log.tx_hash, index, blocks[0].number, blocks[-1].number, log.block_number, log.block_hash)

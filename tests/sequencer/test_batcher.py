@@ -1,0 +1,105 @@
+"""Batches: the format, and a real sequencer posting to a real anvil that reorgs its batch away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from l2node.node.deploy import DEVNET_BATCHER, DEVNET_BATCHER_KEY, DEVNET_DEPLOYER_KEY, deploy_contracts
+from l2node.sequencer.v1 import sequencer_pb2 as pb
+from l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
+from services.sequencer._batcher import BatchBlock, BatchFormatError, decode_batch, encode_batch
+from tests.l1.anvil import Anvil
+from tests.sequencer.test_service import DEV_KEYS, ROOT, free_port, sign
+
+
+def test_batch_round_trip() -> None:
+    blocks = [BatchBlock(1, 1000, 5, b"\x11" * 32, (b"\x02abc", b"\x02def")), BatchBlock(2, 1001, 5, b"\x11" * 32, ())]
+    data = encode_batch(blocks)
+    assert data[0] == 0 and decode_batch(data) == blocks
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"", "unknown batch version"),
+        (b"\x01" + zlib.compress(b"\xc0"), "unknown batch version"),
+        (b"\x00not zlib", "malformed"),
+        (b"\x00" + zlib.compress(b"\xc3\x01\x02\x03"), "malformed"),
+        (b"\x00" + zlib.compress(bytes(70 * 1024 * 1024)), "inflates beyond"),  # a zlib bomb
+    ],
+)
+def test_bad_batches_are_refused_with_a_reason(data: bytes, match: str) -> None:
+    with pytest.raises(BatchFormatError, match=match):
+        decode_batch(data)
+
+
+@pytest.fixture
+def l1(tmp_path: pathlib.Path) -> Iterator[Anvil]:
+    anvil = Anvil()
+    anvil.start()
+    try:
+        yield anvil
+    finally:
+        anvil.stop()
+
+
+def start_sequencer(tmp_path: pathlib.Path, l1: Anvil) -> tuple[subprocess.Popen[bytes], Any, grpc.Channel]:
+    asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path))
+    key_file = tmp_path / "batcher.key"
+    key_file.write_text(DEVNET_BATCHER_KEY)
+    address = f"127.0.0.1:{free_port()}"
+    settings = {"block_time_s": 0.05, "l1": {
+        "rpc": l1.url, "contracts": str(tmp_path / "l1" / "contracts.json"), "batcher_key_file": str(key_file),
+        "batch_interval_s": 0.1, "confirmation_depth": 2, "poll_interval_s": 0.05}}
+    config = {"service": "sequencer", "address": address, "data_dir": str(tmp_path / "seq"), "settings": settings}
+    log = (tmp_path / "sequencer.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "services.runtime", "services.sequencer:WORKER",
+                             "--config-json", json.dumps(config)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    channel = grpc.insecure_channel(address)
+    grpc.channel_ready_future(channel).result(timeout=30)
+    return proc, pb_grpc.SequencerServiceStub(channel), channel
+
+
+def receipt_when(stub: Any, tx_hash: str, pred: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=tx_hash), timeout=5).receipt
+        if pred(r):
+            return r
+        assert time.monotonic() < deadline, f"receipt stuck: {r}"
+        time.sleep(0.05)
+
+
+def test_a_batch_removed_by_an_l1_reorg_is_posted_again(tmp_path: pathlib.Path, l1: Anvil) -> None:
+    proc, stub, channel = start_sequencer(tmp_path, l1)
+    try:
+        sent = stub.SendRawTransaction(pb.SendRawTransactionRequest(
+            raw_transaction=sign(DEV_KEYS[0], 0, "0x000000000000000000000000000000000000dEaD", 1)), timeout=10)
+        posted = receipt_when(stub, sent.tx_hash, lambda r: r.l1_tx_hash != "")
+        l1_tx = l1.rpc("eth_getTransactionByHash", posted.l1_tx_hash)
+        depth = int(l1.rpc("eth_blockNumber"), 16) - int(l1_tx["blockNumber"], 16) + 1
+        l1.rpc("anvil_reorg", depth, [])  # the batch's L1 block is replaced: the batch is gone
+        assert l1.rpc("eth_getTransactionReceipt", posted.l1_tx_hash) is None
+        again = receipt_when(stub, sent.tx_hash, lambda r: r.l1_tx_hash != "" and
+                             l1.rpc("eth_getTransactionReceipt", r.l1_tx_hash) is not None)
+        l1.rpc("anvil_mine", 4)  # two confirmations make it safe; anvil's finalized tag is 64 back
+        safe = receipt_when(stub, sent.tx_hash, lambda r: r.status == pb.RECEIPT_STATUS_SAFE)
+        assert safe.l1_tx_hash == again.l1_tx_hash
+        info = stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5)
+        assert info.safe_block >= safe.block_number
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        channel.close()
