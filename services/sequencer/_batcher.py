@@ -169,19 +169,38 @@ class Batcher:
     # -- following ----------------------------------------------------------------------------
 
     async def run_follower(self) -> None:
-        topic = self._inbox.topic("BatchAppended")
+        """Follow the inbox: our batches (BatchAppended) and the forced queue (ForcedTransaction)."""
+        batch_topic, forced_topic = self._inbox.topic("BatchAppended"), self._inbox.topic("ForcedTransaction")
         start = int(self._store.meta("inbox_follow_from") or self._start_block)
-        follower = LogFollower(self._l1, address=self._inbox.address, topics=[topic], start_block=start,
-                               config=self._follower_config)
+        follower = LogFollower(self._l1, address=self._inbox.address, topics=[[batch_topic, forced_topic]],
+                               start_block=start, config=self._follower_config)
         async for update in follower.updates():
-            await self._apply(update.removed, update.added, update.safe, update.finalized,
-                              update.heads.finalized)
+            def ours(logs: Sequence[Log]) -> list[Log]:
+                return [log for log in logs if log.topics and log.topics[0] == batch_topic]
+
+            forced = [log for log in update.safe if log.topics and log.topics[0] == forced_topic]
+            await self._apply(ours(update.removed), ours(update.added), ours(update.safe), ours(update.finalized),
+                              update.heads.finalized, forced)
+            await self._advance_origin(update.heads.safe)
+
+    async def _advance_origin(self, safe: int) -> None:
+        """New L2 blocks derive from L1's safe head: deposits and forced txs up to it are due."""
+        if safe > self._chain.l1_origin[0]:
+            header = await self._l1.get_block(safe)
+            if header is not None:
+                self._chain.set_l1_origin(header.number, header.hash)
 
     async def _apply(self, removed: Sequence[Log], added: Sequence[Log], safe: Sequence[Log],
-                     finalized: Sequence[Log], finalized_head: int) -> None:
+                     finalized: Sequence[Log], finalized_head: int, forced: Sequence[Log] = ()) -> None:
         rows = [row for row in [await self._batch_row(log) for log in added] if row is not None]
+        queued = []
+        for log in forced:
+            event = self._inbox.decode_log(log)
+            if event is not None:
+                queued.append((int(event.args["index"]), bytes(event.args["data"]), int(event.args["l1Block"])))
 
         def write(db: sqlite3.Connection) -> None:
+            self._store.record_forced(db, queued)
             for log in removed:
                 span = self._store.remove_batch(db, log.tx_hash)
                 if span is not None:
@@ -196,7 +215,7 @@ class Batcher:
             # Logs at or below the finalized head never change again: a restart resumes after them.
             self._store.set_meta(db, "inbox_follow_from", str(max(self._start_block, finalized_head)))
 
-        if removed or rows or safe or finalized:
+        if removed or rows or safe or finalized or queued:
             await self._store.run(write)
             if removed:
                 self._in_flight_upto = 0

@@ -1,5 +1,11 @@
 """Block production: select from the mempool, execute, commit roots, make durable, publish.
 
+Forced inclusion, the rule derivation repeats: a transaction pushed into the L1 inbox's
+forced queue in L1 block F is applied at the start of the first L2 block whose L1 origin is
+at least F, in queue order, before anything from the mempool. If the rules refuse it (bad
+encoding, nonce, funds) it is skipped for good; only a full block defers it to the next one.
+The L1 origin follows L1's safe head, so the delay is bounded by the confirmation depth.
+
 The in-memory state always equals the durable snapshot of the head block, except during a
 seal: execution mutates it before the block is written. If the write fails, the state is
 reloaded from disk (the block never happened) and the error propagates, so the producer loop
@@ -23,8 +29,8 @@ from ._block import BlockHeader, transactions_root
 from ._execution import BlockEnv, State, TxResult, apply_transaction
 from ._genesis import Genesis
 from ._mempool import AccountState, Mempool
-from ._store import SealedTx, SequencerStore
-from ._tx import Transaction, TxRejected
+from ._store import FORCED_INCLUDED, FORCED_SKIPPED, SealedTx, SequencerStore
+from ._tx import Reason, Transaction, TxRejected, decode_transaction
 
 _tracer = trace.get_tracer("l2node.sequencer")
 
@@ -76,6 +82,8 @@ class Chain:
         self._seal_lock = asyncio.Lock()
         self._new_block = asyncio.Condition()
         self.sealed_blocks = 0
+        #: The L1 block new L2 blocks derive from: (number, hash); only ever moves forward.
+        self.l1_origin = (self.head.l1_origin_number, self.head.l1_origin_hash)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -115,6 +123,11 @@ class Chain:
         self.head_hash = header.hash()
         self.next_base_fee = next_base_fee(header.base_fee, header.gas_used, header.gas_limit)
         self.mempool = self._mempool_factory(state, self.next_base_fee)
+        self.l1_origin = max(self.l1_origin, (header.l1_origin_number, header.l1_origin_hash))
+
+    def set_l1_origin(self, number: int, block_hash: bytes) -> None:
+        if number > self.l1_origin[0]:
+            self.l1_origin = (number, block_hash)
 
     @property
     def genesis_hash(self) -> bytes:
@@ -127,18 +140,20 @@ class Chain:
         """Seal one block from the pending pool; None if nothing was executable."""
         async with self._seal_lock:
             base_fee = self.next_base_fee
+            forced = self._store.forced_due(self.l1_origin[0])
             txs = self.mempool.select(base_fee, self.head.gas_limit, self._max_block_txs)
-            if not txs:
+            if not txs and not forced:
                 return None
             with _tracer.start_as_current_span("seal_block") as span:
-                block = await self._seal(txs, base_fee, time.time() if now is None else now)
+                block = await self._seal(forced, txs, base_fee, time.time() if now is None else now)
                 span.set_attribute("l2.block.number", block.header.number)
                 span.set_attribute("l2.block.transactions", len(block.tx_hashes))
             async with self._new_block:
                 self._new_block.notify_all()
             return block
 
-    async def _seal(self, txs: list[Transaction], base_fee: int, now: float) -> SealedBlock:
+    async def _seal(self, forced: list[tuple[int, bytes]], txs: list[Transaction], base_fee: int, now: float
+                    ) -> SealedBlock:
         parent = self.head
         env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
                        gas_limit=parent.gas_limit)
@@ -147,7 +162,23 @@ class Chain:
         applied: list[tuple[Transaction, TxResult]] = []
         refused: list[tuple[bytes, str]] = []
         gas = 0
+        settled: list[tuple[int, int, str]] = []
+        for index, raw in forced:
+            try:
+                tx = decode_transaction(raw, self._genesis.chain_id)
+                result = apply_transaction(state, tx, env, gas)
+            except TxRejected as e:
+                if e.reason == Reason.BLOCK_GAS_LIMIT_REACHED:
+                    break  # no room left: it leads the next block instead
+                settled.append((index, FORCED_SKIPPED, e.reason))
+                continue
+            gas += result.gas_used
+            applied.append((tx, result))
+            settled.append((index, FORCED_INCLUDED, "0x" + tx.hash.hex()))
+        included = {tx.hash for tx, _ in applied}
         for tx in txs:
+            if tx.hash in included:
+                continue  # also sent to the pool, already in as a forced transaction
             try:
                 result = apply_transaction(state, tx, env, gas)
             except TxRejected as e:  # the pool's view was stale; the rules decide
@@ -161,8 +192,8 @@ class Chain:
         header = BlockHeader(
             number=env.number, parent_hash=self.head_hash, timestamp=env.timestamp, state_root=roots.state_root,
             transactions_root=transactions_root(tx_hashes), message_root=roots.message_root, base_fee=base_fee,
-            gas_used=gas, gas_limit=env.gas_limit, l1_origin_number=parent.l1_origin_number,
-            l1_origin_hash=parent.l1_origin_hash,
+            gas_used=gas, gas_limit=env.gas_limit, l1_origin_number=self.l1_origin[0],
+            l1_origin_hash=self.l1_origin[1],
         )
         block_hash = header.hash()
         slot_of = self._new_slots(state, known_accounts)
@@ -182,6 +213,7 @@ class Chain:
                 self._store.seal_block(db, header.number, block_hash, header_to_json(header), sealed,
                                        account_rows, messages),
                 self._store.drop(db, refused),
+                self._store.settle_forced(db, header.number, settled),
             ))
         except BaseException:
             self._load()  # the block never happened: back to the durable head

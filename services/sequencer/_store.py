@@ -28,6 +28,11 @@ SAFE: Final = 3
 FINALIZED: Final = 4
 DROPPED: Final = 5
 
+#: Fate of a forced transaction (the forced table's state column).
+FORCED_WAITING: Final = 0
+FORCED_INCLUDED: Final = 1
+FORCED_SKIPPED: Final = 2
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
@@ -66,6 +71,14 @@ CREATE TABLE IF NOT EXISTS batches (    -- batches seen on L1 (the inbox followe
     status INTEGER NOT NULL            -- SEALED (= on L1, unsafe), SAFE or FINALIZED
 );
 CREATE INDEX IF NOT EXISTS batches_by_block ON batches (first_block, last_block);
+CREATE TABLE IF NOT EXISTS forced (     -- the inbox's forced-inclusion queue, as seen at safe depth
+    inbox_index INTEGER PRIMARY KEY,
+    raw BLOB NOT NULL,
+    l1_block INTEGER NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,  -- 0 waiting, 1 included, 2 skipped by rule
+    block_number INTEGER,
+    note TEXT
+);
 CREATE TABLE IF NOT EXISTS messages (
     nonce INTEGER PRIMARY KEY,
     hash BLOB NOT NULL,
@@ -222,6 +235,16 @@ class SequencerStore:
                    (status, row[0], row[1], SEALED, status))
 
     @staticmethod
+    def record_forced(db: sqlite3.Connection, rows: Iterable[tuple[int, bytes, int]]) -> None:
+        db.executemany("INSERT OR IGNORE INTO forced (inbox_index, raw, l1_block) VALUES (?, ?, ?)", rows)
+
+    @staticmethod
+    def settle_forced(db: sqlite3.Connection, block_number: int, outcomes: Iterable[tuple[int, int, str]]) -> None:
+        """(inbox index, FORCED_INCLUDED or FORCED_SKIPPED, note) for each forced tx the block decided."""
+        db.executemany("UPDATE forced SET state = ?, block_number = ?, note = ? WHERE inbox_index = ?",
+                       [(state, block_number, note, index) for index, state, note in outcomes])
+
+    @staticmethod
     def set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
         db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
@@ -283,6 +306,12 @@ class SequencerStore:
                 break
             head = max(head, int(last))
         return head
+
+    def forced_due(self, l1_origin: int) -> list[tuple[int, bytes]]:
+        """Waiting forced transactions from L1 blocks up to ``l1_origin``, in queue order."""
+        rows = self._reader.execute("SELECT inbox_index, raw FROM forced WHERE state = 0 AND l1_block <= ? "
+                                    "ORDER BY inbox_index", (l1_origin,)).fetchall()
+        return [(int(i), bytes(r)) for i, r in rows]
 
     def latest_block_number(self) -> int | None:
         row = self._reader.execute("SELECT MAX(number) FROM blocks").fetchone()

@@ -74,9 +74,13 @@ def start_sequencer(tmp_path: pathlib.Path, l1: Anvil) -> tuple[subprocess.Popen
 
 def receipt_when(stub: Any, tx_hash: str, pred: Any, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
+    r = None
     while True:
-        r = stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=tx_hash), timeout=5).receipt
-        if pred(r):
+        try:
+            r = stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=tx_hash), timeout=5).receipt
+        except grpc.RpcError as exc:  # a forced transaction is unknown until its block
+            assert exc.code() == grpc.StatusCode.NOT_FOUND
+        if r is not None and pred(r):
             return r
         assert time.monotonic() < deadline, f"receipt stuck: {r}"
         time.sleep(0.05)
@@ -103,3 +107,39 @@ def test_a_batch_removed_by_an_l1_reorg_is_posted_again(tmp_path: pathlib.Path, 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         channel.close()
+
+
+def test_forced_transactions_from_l1_are_included_and_garbage_is_skipped(tmp_path: pathlib.Path, l1: Anvil) -> None:
+    from services.l1 import Artifact, Contract
+
+    proc, stub, channel = start_sequencer(tmp_path, l1)
+    try:
+        inbox_address = json.loads((tmp_path / "l1" / "contracts.json").read_text())["contracts"]["BatchInbox"]
+        inbox = Contract(Artifact.load("BatchInbox"))
+        anyone = l1.rpc("eth_accounts")[5]  # an L1 user the sequencer may be ignoring
+        from eth_account import Account
+
+        payee = Account.create().address
+        valid = sign(DEV_KEYS[2], 0, payee, 42)
+        for raw in (b"\x02 not a transaction", valid):
+            l1.rpc("eth_sendTransaction", {"from": anyone, "to": inbox_address,
+                                           "data": "0x" + inbox.encode_call("forceInclude", raw).hex()})
+        l1.rpc("anvil_mine", 4)  # past the confirmation depth: the queue entries are safe
+        from services.sequencer._keccak import keccak256
+
+        tx_hash = "0x" + keccak256(valid).hex()
+        sealed = receipt_when(stub, tx_hash, lambda r: r.status >= pb.RECEIPT_STATUS_SEALED)
+        block = stub.GetBlock(pb.GetBlockRequest(number=sealed.block_number), timeout=5).block
+        assert block.transaction_hashes[0] == tx_hash  # forced transactions lead their block
+        assert block.l1_origin_number > 0
+        account = stub.GetAccount(pb.GetAccountRequest(address=payee), timeout=5)
+        assert int(account.balance) == 42
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        channel.close()
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "seq" / "sequencer.db")
+    states = db.execute("SELECT inbox_index, state, note FROM forced ORDER BY inbox_index").fetchall()
+    assert [(i, s) for i, s, _ in states] == [(0, 2), (1, 1)] and states[0][2] == "MALFORMED_RLP"
