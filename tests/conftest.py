@@ -1,3 +1,5 @@
+"""Fixtures every test package may use: one anvil for the whole session, reverted per test."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
