@@ -49,6 +49,7 @@ async def _register(ctx: WorkerContext) -> None:
     chain = Chain(store, genesis, new_pool, max_block_txs=settings.max_block_txs)
     await chain.open()
     intake = Intake(store, settings.chain_id, lambda: chain.mempool)
+    chain.origins = intake.accepted_in
     restored = await intake.restore()
     ctx.logger.info("chain opened", extra={"head": chain.head.number, "pending": len(chain.mempool),
                                            "dropped_on_restore": len(restored)})

@@ -18,7 +18,7 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -33,6 +33,8 @@ from ._store import FORCED_INCLUDED, FORCED_SKIPPED, SealedTx, SequencerStore
 from ._tx import Reason, Transaction, TxRejected, decode_transaction
 
 _tracer = trace.get_tracer("l2node.sequencer")
+#: Links per block span, at most: enough to find the sending calls, bounded in cost.
+_MAX_LINKS = 32
 
 
 def header_to_json(h: BlockHeader) -> str:
@@ -77,6 +79,8 @@ class Chain:
         self.head_hash = self.head.hash()
         self.next_base_fee = genesis.base_fee
         self._mempool_factory = mempool_factory
+        #: Where each transaction's accept span is (the intake's memory): a block links to them.
+        self.origins: Mapping[bytes, trace.SpanContext] = {}
         self.mempool: Mempool = mempool_factory(self.state, self.next_base_fee)
         self._slots = 0  # accounts in the durable snapshot: the next new account's slot
         self._seal_lock = asyncio.Lock()
@@ -144,7 +148,10 @@ class Chain:
             txs = self.mempool.select(base_fee, self.head.gas_limit, self._max_block_txs)
             if not txs and not forced:
                 return None
-            with _tracer.start_as_current_span("seal_block") as span:
+            # A span per block, not per transaction; links lead back to the calls that sent them.
+            links = list({ctx.span_id: trace.Link(ctx) for tx in txs[:_MAX_LINKS]
+                          if (ctx := self.origins.get(tx.hash)) is not None}.values())
+            with _tracer.start_as_current_span("seal_block", links=links) as span:
                 block = await self._seal(forced, txs, base_fee, time.time() if now is None else now)
                 span.set_attribute("l2.block.number", block.header.number)
                 span.set_attribute("l2.block.transactions", len(block.tx_hashes))

@@ -22,6 +22,8 @@ from ._tx import TxRejected, decode_transactions
 
 _tracer = trace.get_tracer("l2node.sequencer")
 
+#: How many transactions' accept spans are remembered for the blocks that seal them.
+_SPAN_MEMORY = 65_536
 #: Threads decoding incoming batches: one per core of this 2-core machine's worth of recovery.
 DECODE_THREADS = 2
 
@@ -90,6 +92,8 @@ class Intake:
         self._decoders = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode")
         self.accepted = 0
         self.refused = 0
+        #: tx hash -> the span context of the call that accepted it (bounded, oldest dropped first).
+        self.accepted_in: dict[bytes, trace.SpanContext] = {}
 
     async def submit(self, raws: Sequence[bytes]) -> list[Outcome]:
         with _tracer.start_as_current_span("accept_transactions") as span:
@@ -118,6 +122,7 @@ class Intake:
                     superseded.append((result.replaced, "REPLACED"))
                 superseded += [(h, "EVICTED") for h in result.evicted]
             if rows:
+                self._remember_span(span.get_span_context(), rows)
                 await self._group.commit(rows)
             if superseded:
                 await self._store.run(functools.partial(self._store.drop, dropped=superseded))
@@ -126,6 +131,15 @@ class Intake:
             self.refused += len(done) - len(rows)
             span.set_attribute("l2.accepted", len(rows))
             return done
+
+    def _remember_span(self, context: trace.SpanContext, rows: list[PendingRow]) -> None:
+        """Which accept span each transaction came in under, so the block sealing it can link it."""
+        if not context.is_valid:
+            return
+        for row in rows:
+            self.accepted_in[row.hash] = context
+        while len(self.accepted_in) > _SPAN_MEMORY:
+            self.accepted_in.pop(next(iter(self.accepted_in)))
 
     async def restore(self) -> list[tuple[bytes, str]]:
         """Put the acknowledged-but-unsealed transactions back in the pool after a restart.

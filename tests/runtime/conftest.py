@@ -18,7 +18,8 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from tests.conftest import Collector, otel_env  # noqa: F401  (re-exported to the runtime tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = "tests.workers.echo:WORKER"
@@ -134,69 +135,6 @@ def echo_method(ch: grpc.aio.Channel, name: str) -> Any:
 
 
 # -- an OTLP/gRPC trace collector ----------------------------------------------------------------
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-    """Keeps every exported span as a flat dict: name, ids, parent, service, status, attributes."""
-
-    def __init__(self) -> None:
-        self.spans: list[dict[str, Any]] = []
-        self.address = ""
-
-    async def Export(self, request: Any, context: Any) -> Any:
-        for resource_spans in request.resource_spans:
-            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self.spans.append(
-                        {
-                            "name": span.name,
-                            "trace_id": span.trace_id.hex(),
-                            "span_id": span.span_id.hex(),
-                            "parent_id": span.parent_span_id.hex(),
-                            "kind": span.kind,
-                            "service": resource.get("service.name"),
-                            "status": span.status.code,
-                            "status_message": span.status.message,
-                            "attributes": {a.key: _any_value(a.value) for a in span.attributes},
-                        }
-                    )
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], limit_s: float = 10.0
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            for span in self.spans:
-                if predicate(span):
-                    return span
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no matching span in {len(self.spans)}: {[s['name'] for s in self.spans]}")
-
-
-def _any_value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind else None
-
-
-@pytest.fixture
-async def collector() -> AsyncIterator[Collector]:
-    server = grpc.aio.server()
-    sink = Collector()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(sink, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    sink.address = f"http://127.0.0.1:{port}"
-    try:
-        yield sink
-    finally:
-        await server.stop(0)
-
-
-def otel_env(collector: Collector) -> dict[str, str]:
-    # Export every 50 ms instead of every 5 s, so tests see spans while workers still run.
-    return {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.address, "OTEL_BSP_SCHEDULE_DELAY": "50"}
 
 
 def listening(pid: int) -> set[tuple[str, int]]:

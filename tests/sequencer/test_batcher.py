@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from l2node.node.deploy import DEVNET_BATCHER, DEVNET_BATCHER_KEY, DEVNET_DEPLOY
 from l2node.sequencer.v1 import sequencer_pb2 as pb
 from l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from services.sequencer._batcher import BatchBlock, BatchFormatError, decode_batch, encode_batch
+from tests.conftest import Collector, otel_env
 from tests.l1.anvil import Anvil
 from tests.sequencer.test_service import DEV_KEYS, ROOT, free_port, sign
 
@@ -55,7 +57,8 @@ def l1(tmp_path: pathlib.Path) -> Iterator[Anvil]:
         anvil.stop()
 
 
-def start_sequencer(tmp_path: pathlib.Path, l1: Anvil) -> tuple[subprocess.Popen[bytes], Any, grpc.Channel]:
+def start_sequencer(tmp_path: pathlib.Path, l1: Anvil, env: dict[str, str] | None = None
+                    ) -> tuple[subprocess.Popen[bytes], Any, grpc.Channel]:
     asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path))
     key_file = tmp_path / "batcher.key"
     key_file.write_text(DEVNET_BATCHER_KEY)
@@ -66,7 +69,8 @@ def start_sequencer(tmp_path: pathlib.Path, l1: Anvil) -> tuple[subprocess.Popen
     config = {"service": "sequencer", "address": address, "data_dir": str(tmp_path / "seq"), "settings": settings}
     log = (tmp_path / "sequencer.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "services.runtime", "services.sequencer:WORKER",
-                             "--config-json", json.dumps(config)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+                             "--config-json", json.dumps(config)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+                            env={**os.environ, **(env or {})})
     channel = grpc.insecure_channel(address)
     grpc.channel_ready_future(channel).result(timeout=30)
     return proc, pb_grpc.SequencerServiceStub(channel), channel
@@ -143,3 +147,32 @@ def test_forced_transactions_from_l1_are_included_and_garbage_is_skipped(tmp_pat
     db = sqlite3.connect(tmp_path / "seq" / "sequencer.db")
     states = db.execute("SELECT inbox_index, state, note FROM forced ORDER BY inbox_index").fetchall()
     assert [(i, s) for i, s, _ in states] == [(0, 2), (1, 1)] and states[0][2] == "MALFORMED_RLP"
+
+
+async def test_send_seal_and_post_are_spans_with_l1_client_spans_under_the_post(
+        tmp_path: pathlib.Path, collector: Collector) -> None:
+    anvil = Anvil()
+    await asyncio.to_thread(anvil.start)
+    proc, stub, channel = await asyncio.to_thread(start_sequencer, tmp_path, anvil, otel_env(collector))
+    try:
+        raws = [sign(DEV_KEYS[1], n, "0x000000000000000000000000000000000000dEaD", 1) for n in range(3)]
+        reply = await asyncio.to_thread(
+            stub.SendRawTransactions, pb.SendRawTransactionsRequest(raw_transactions=raws), timeout=10)
+        tx_hash = reply.results[0].tx_hash
+        await asyncio.to_thread(receipt_when, stub, tx_hash, lambda r: r.l1_tx_hash != "")
+        call = await collector.wait_for(lambda s: s["name"].endswith("SequencerService/SendRawTransactions"))
+        accept = await collector.wait_for(lambda s: s["name"] == "accept_transactions")
+        assert accept["parent_id"] == call["span_id"] and accept["service"] == "sequencer"
+        assert accept["attributes"]["l2.transactions"] == 3
+        seal = await collector.wait_for(lambda s: s["name"] == "seal_block" and s["links"])
+        assert (accept["trace_id"], accept["span_id"]) in seal["links"]  # the block leads back to the call
+        post = await collector.wait_for(lambda s: s["name"] == "post_batch")
+        send = await collector.wait_for(lambda s: s["name"] == "eth_sendRawTransaction"
+                                        and s["trace_id"] == post["trace_id"])
+        assert send["parent_id"] == post["span_id"] and send["kind"] == 3  # SPAN_KIND_CLIENT
+        assert send["attributes"]["rpc.system"] == "jsonrpc"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+        channel.close()
+        anvil.stop()
