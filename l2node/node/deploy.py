@@ -3,7 +3,7 @@
 Their addresses go to DATA_DIR/l1/contracts.json::
 
     {"chain_id": 31337, "block_number": 1, "block_hash": "0x…", "deployer": "0x…",
-     "batcher": "0x…", "contracts": {"BatchInbox": "0x…"}}
+     "batcher": "0x…", "contracts": {"BatchInbox": "0x…", "DepositPortal": "0x…"}}
 
 A later start reuses the file when the chain still has that code at those addresses (anvil
 keeps its state under DATA_DIR/l1), and deploys afresh otherwise: a new chain, a lost anvil
@@ -45,6 +45,7 @@ class Addresses:
     deployer: bytes
     batcher: bytes
     batch_inbox: bytes
+    deposit_portal: bytes
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,7 +54,7 @@ class Addresses:
             "block_hash": "0x" + self.block_hash.hex(),
             "deployer": checksum(self.deployer),
             "batcher": checksum(self.batcher),
-            "contracts": {"BatchInbox": checksum(self.batch_inbox)},
+            "contracts": {"BatchInbox": checksum(self.batch_inbox), "DepositPortal": checksum(self.deposit_portal)},
         }
 
     @classmethod
@@ -65,6 +66,7 @@ class Addresses:
             deployer=address(doc["deployer"]),
             batcher=address(doc["batcher"]),
             batch_inbox=address(doc["contracts"]["BatchInbox"]),
+            deposit_portal=address(doc["contracts"]["DepositPortal"]),
         )
 
 
@@ -96,19 +98,25 @@ async def deploy_contracts(
     *,
     policy: CallPolicy | None = None,
 ) -> Addresses:
-    """Deploy BatchInbox (batcher = ``batcher_address``) unless DATA_DIR/l1/contracts.json
-    names a deployment that is still on this chain; the addresses either way."""
+    """Deploy BatchInbox (batcher = ``batcher_address``) and DepositPortal unless
+    DATA_DIR/l1/contracts.json names a deployment that is still on this chain; the addresses
+    either way."""
     batcher = address(batcher_address)
     inbox = Contract(Artifact.load("BatchInbox"))
+    portal = Contract(Artifact.load("DepositPortal"))
     async with L1Client(rpc_url, policy=policy) as l1:
         chain_id = await l1.chain_id()
         recorded = load_addresses(data_dir)
-        if recorded is not None and await _still_deployed(l1, inbox, recorded, chain_id, batcher):
+        if recorded is not None and await _still_deployed(l1, inbox, recorded, chain_id, batcher) and \
+                portal.artifact.matches_code(await l1.get_code(recorded.deposit_portal)):
             return recorded
         sender = TxSender(l1, LocalSigner(deployer_key), chain_id)
         receipt = await sender.wait_receipt(await sender.send(None, inbox.encode_deploy(batcher)), _DEPLOY_TIMEOUT_S)
         if not receipt.success or receipt.contract_address is None:
             raise DeployError(f"BatchInbox deployment failed in transaction 0x{receipt.tx_hash.hex()}")
+        portal_receipt = await sender.wait_receipt(await sender.send(None, portal.encode_deploy()), _DEPLOY_TIMEOUT_S)
+        if not portal_receipt.success or portal_receipt.contract_address is None:
+            raise DeployError(f"DepositPortal deployment failed in transaction 0x{portal_receipt.tx_hash.hex()}")
         addresses = Addresses(
             chain_id=chain_id,
             block_number=receipt.block_number,
@@ -116,6 +124,7 @@ async def deploy_contracts(
             deployer=sender.address,
             batcher=batcher,
             batch_inbox=receipt.contract_address,
+            deposit_portal=portal_receipt.contract_address,
         )
     _save(data_dir, addresses)
     return addresses

@@ -76,11 +76,12 @@ async def _batcher(ctx: WorkerContext, l1: L1Settings, store: SequencerStore, ch
     ctx.state["l1"] = client
     sender = await TxSender.create(client, LocalSigner(key))
     inbox = Contract(Artifact.load("BatchInbox"), address(doc["contracts"]["BatchInbox"]))
+    portal = Contract(Artifact.load("DepositPortal"), address(doc["contracts"]["DepositPortal"]))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s)
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
     ctx.logger.info("batcher ready", extra={"inbox": doc["contracts"]["BatchInbox"], "l1": l1.rpc,
                                             "batcher": "0x" + sender.address.hex()})
-    return Batcher(store, chain, client, sender, inbox, settings, follower, int(doc["block_number"]))
+    return Batcher(store, chain, client, sender, inbox, portal, settings, follower, int(doc["block_number"]))
 
 
 def _tasks(ctx: WorkerContext) -> list[ChildSpec]:

@@ -4,11 +4,12 @@ Two loops share nothing but the store:
 
 * the *poster* packs the blocks after the last one on L1 into a batch (by size or time) and
   sends ``appendBatch``; it only ever reads what the follower recorded;
-* the *inbox follower* reads ``BatchAppended`` logs (reorg-aware, see services.l1), decodes
+* the *L1 follower* reads ``BatchAppended`` logs (reorg-aware, see services.l1), decodes
   each batch from its transaction's calldata, and records which L2 blocks it carries. When
   the batch's L1 block reaches safe depth, so do its transactions' receipts (SAFE); when it is
   finalized, FINALIZED. A reorg that removes a batch makes its blocks unposted again, and the
-  poster sends them once more.
+  poster sends them once more. The same follower records forced transactions and deposits
+  once they are at safe depth, and moves the chain's L1 origin to L1's safe head.
 
 So what counts as posted is what L1 shows, never what the poster believes it sent.
 
@@ -100,12 +101,14 @@ class BatcherSettings:
 
 class Batcher:
     def __init__(self, store: SequencerStore, chain: Chain, l1: L1Client, sender: TxSender, inbox: Contract,
-                 settings: BatcherSettings, follower_config: FollowerConfig, start_block: int) -> None:
+                 portal: Contract, settings: BatcherSettings, follower_config: FollowerConfig, start_block: int
+                 ) -> None:
         self._store = store
         self._chain = chain
         self._l1 = l1
         self._sender = sender
         self._inbox = inbox
+        self._portal = portal
         self._settings = settings
         self._follower_config = follower_config
         self._start_block = start_block
@@ -169,18 +172,23 @@ class Batcher:
     # -- following ----------------------------------------------------------------------------
 
     async def run_follower(self) -> None:
-        """Follow the inbox: our batches (BatchAppended) and the forced queue (ForcedTransaction)."""
+        """Follow L1: our batches (BatchAppended), the forced queue (ForcedTransaction) and deposits
+        (DepositQueued). Queue entries and deposits count once they are at safe depth."""
         batch_topic, forced_topic = self._inbox.topic("BatchAppended"), self._inbox.topic("ForcedTransaction")
+        deposit_topic = self._portal.topic("DepositQueued")
         start = int(self._store.meta("inbox_follow_from") or self._start_block)
-        follower = LogFollower(self._l1, address=self._inbox.address, topics=[[batch_topic, forced_topic]],
-                               start_block=start, config=self._follower_config)
+        assert self._inbox.address is not None and self._portal.address is not None
+        follower = LogFollower(self._l1, address=[self._inbox.address, self._portal.address],
+                               topics=[[batch_topic, forced_topic, deposit_topic]], start_block=start,
+                               config=self._follower_config)
         async for update in follower.updates():
-            def ours(logs: Sequence[Log]) -> list[Log]:
-                return [log for log in logs if log.topics and log.topics[0] == batch_topic]
+            def having(topic: bytes, logs: Sequence[Log]) -> list[Log]:
+                return [log for log in logs if log.topics and log.topics[0] == topic]
 
-            forced = [log for log in update.safe if log.topics and log.topics[0] == forced_topic]
-            await self._apply(ours(update.removed), ours(update.added), ours(update.safe), ours(update.finalized),
-                              update.heads.finalized, forced)
+            await self._apply(having(batch_topic, update.removed), having(batch_topic, update.added),
+                              having(batch_topic, update.safe), having(batch_topic, update.finalized),
+                              update.heads.finalized, having(forced_topic, update.safe),
+                              having(deposit_topic, update.safe))
             await self._advance_origin(update.heads.safe)
 
     async def _advance_origin(self, safe: int) -> None:
@@ -191,7 +199,8 @@ class Batcher:
                 self._chain.set_l1_origin(header.number, header.hash)
 
     async def _apply(self, removed: Sequence[Log], added: Sequence[Log], safe: Sequence[Log],
-                     finalized: Sequence[Log], finalized_head: int, forced: Sequence[Log] = ()) -> None:
+                     finalized: Sequence[Log], finalized_head: int, forced: Sequence[Log] = (),
+                     deposits: Sequence[Log] = ()) -> None:
         rows = [row for row in [await self._batch_row(log) for log in added] if row is not None]
         queued = []
         for log in forced:
@@ -199,8 +208,17 @@ class Batcher:
             if event is not None:
                 queued.append((int(event.args["index"]), bytes(event.args["data"]), int(event.args["l1Block"])))
 
+        minted = []
+        for log in deposits:
+            event = self._portal.decode_log(log)
+            if event is not None:
+                a = event.args
+                minted.append((int(a["index"]), bytes(a["sourceHash"]), bytes(a["to"]), int(a["mint"]),
+                               int(a["l1Block"])))
+
         def write(db: sqlite3.Connection) -> None:
             self._store.record_forced(db, queued)
+            self._store.record_deposits(db, minted)
             for log in removed:
                 span = self._store.remove_batch(db, log.tx_hash)
                 if span is not None:
@@ -215,7 +233,7 @@ class Batcher:
             # Logs at or below the finalized head never change again: a restart resumes after them.
             self._store.set_meta(db, "inbox_follow_from", str(max(self._start_block, finalized_head)))
 
-        if removed or rows or safe or finalized or queued:
+        if removed or rows or safe or finalized or queued or minted:
             await self._store.run(write)
             if removed:
                 self._in_flight_upto = 0

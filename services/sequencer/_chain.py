@@ -1,10 +1,12 @@
 """Block production: select from the mempool, execute, commit roots, make durable, publish.
 
-Forced inclusion, the rule derivation repeats: a transaction pushed into the L1 inbox's
-forced queue in L1 block F is applied at the start of the first L2 block whose L1 origin is
-at least F, in queue order, before anything from the mempool. If the rules refuse it (bad
-encoding, nonce, funds) it is skipped for good; only a full block defers it to the next one.
-The L1 origin follows L1's safe head, so the delay is bounded by the confirmation depth.
+What comes from L1, by the rule derivation repeats: a deposit made (or a transaction pushed
+into the inbox's forced queue) in L1 block F is applied in the first L2 block whose L1 origin
+is at least F. A block begins with its due deposits (portal order; they cannot fail), then
+its due forced transactions (queue order), then the mempool's selection. A forced
+transaction the rules refuse (bad encoding, nonce, funds) is skipped for good; only a full
+block defers it to the next one. Deposits are not in batches: derivation reads them from the
+portal. The L1 origin follows L1's safe head, so the delay is bounded by the confirmation depth.
 
 The in-memory state always equals the durable snapshot of the head block, except during a
 seal: execution mutates it before the block is written. If the write fails, the state is
@@ -26,7 +28,7 @@ from opentelemetry import trace
 from ._account import Account
 from ._basefee import next_base_fee
 from ._block import BlockHeader, transactions_root
-from ._execution import BlockEnv, State, TxResult, apply_transaction
+from ._execution import BlockEnv, Deposit, State, TxResult, apply_deposit, apply_transaction
 from ._genesis import Genesis
 from ._mempool import AccountState, Mempool
 from ._store import FORCED_INCLUDED, FORCED_SKIPPED, SealedTx, SequencerStore
@@ -144,23 +146,24 @@ class Chain:
         """Seal one block from the pending pool; None if nothing was executable."""
         async with self._seal_lock:
             base_fee = self.next_base_fee
+            deposits = self._store.deposits_due(self.l1_origin[0])
             forced = self._store.forced_due(self.l1_origin[0])
             txs = self.mempool.select(base_fee, self.head.gas_limit, self._max_block_txs)
-            if not txs and not forced:
+            if not txs and not forced and not deposits:
                 return None
             # A span per block, not per transaction; links lead back to the calls that sent them.
             links = list({ctx.span_id: trace.Link(ctx) for tx in txs[:_MAX_LINKS]
                           if (ctx := self.origins.get(tx.hash)) is not None}.values())
             with _tracer.start_as_current_span("seal_block", links=links) as span:
-                block = await self._seal(forced, txs, base_fee, time.time() if now is None else now)
+                block = await self._seal(deposits, forced, txs, base_fee, time.time() if now is None else now)
                 span.set_attribute("l2.block.number", block.header.number)
                 span.set_attribute("l2.block.transactions", len(block.tx_hashes))
             async with self._new_block:
                 self._new_block.notify_all()
             return block
 
-    async def _seal(self, forced: list[tuple[int, bytes]], txs: list[Transaction], base_fee: int, now: float
-                    ) -> SealedBlock:
+    async def _seal(self, deposits: list[tuple[int, bytes, bytes, int]], forced: list[tuple[int, bytes]],
+                    txs: list[Transaction], base_fee: int, now: float) -> SealedBlock:
         parent = self.head
         env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
                        gas_limit=parent.gas_limit)
@@ -169,6 +172,9 @@ class Chain:
         applied: list[tuple[Transaction, TxResult]] = []
         refused: list[tuple[bytes, str]] = []
         gas = 0
+        minted = [Deposit(source, to, mint) for _, source, to, mint in deposits]
+        for deposit in minted:
+            apply_deposit(state, deposit)
         settled: list[tuple[int, int, str]] = []
         for index, raw in forced:
             try:
@@ -195,7 +201,7 @@ class Chain:
             applied.append((tx, result))
         touched = state.changed_addresses()  # before commit, which clears it
         roots = state.commit()
-        tx_hashes = tuple(tx.hash for tx, _ in applied)
+        tx_hashes = (*(d.hash() for d in minted), *(tx.hash for tx, _ in applied))
         header = BlockHeader(
             number=env.number, parent_hash=self.head_hash, timestamp=env.timestamp, state_root=roots.state_root,
             transactions_root=transactions_root(tx_hashes), message_root=roots.message_root, base_fee=base_fee,
@@ -212,7 +218,7 @@ class Chain:
             slot = slot_of.get(address)
             account_rows.append((address, -1 if slot is None else slot, account.nonce, account.balance))
         sealed = [SealedTx(tx.hash, tx.raw, tx.sender, tx.nonce, 0, i, r.gas_used, r.effective_gas_price)
-                  for i, (tx, r) in enumerate(applied)]
+                  for i, (tx, r) in enumerate(applied, start=len(minted))]
         messages = [(r.withdrawal.nonce, r.withdrawal.hash(), r.withdrawal.encode())
                     for _, r in applied if r.withdrawal is not None]
         try:
@@ -221,6 +227,7 @@ class Chain:
                                        account_rows, messages),
                 self._store.drop(db, refused),
                 self._store.settle_forced(db, header.number, settled),
+                self._store.settle_deposits(db, header.number, [index for index, *_ in deposits]),
             ))
         except BaseException:
             self._load()  # the block never happened: back to the durable head
@@ -259,7 +266,8 @@ class Chain:
         if text is None:
             return None
         header = header_from_json(text)
-        return SealedBlock(header, header.hash(), tuple(self._store.block_tx_hashes(number)))
+        deposits = [Deposit(s, to, mint).hash() for s, to, mint in self._store.block_deposit_sources(number)]
+        return SealedBlock(header, header.hash(), (*deposits, *self._store.block_tx_hashes(number)))
 
     async def follow(self, from_number: int | None) -> AsyncIterator[SealedBlock]:
         """Blocks from ``from_number`` (or the next one) on, as they are sealed. Never ends."""

@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS forced (     -- the inbox's forced-inclusion queue, a
     block_number INTEGER,
     note TEXT
 );
+CREATE TABLE IF NOT EXISTS deposits (   -- deposits from the L1 portal, as seen at safe depth
+    portal_index INTEGER PRIMARY KEY,
+    source_hash BLOB NOT NULL UNIQUE,
+    recipient BLOB NOT NULL,
+    mint TEXT NOT NULL,                -- decimal wei
+    l1_block INTEGER NOT NULL,
+    block_number INTEGER               -- the L2 block that minted it; NULL while due
+);
 CREATE TABLE IF NOT EXISTS messages (
     nonce INTEGER PRIMARY KEY,
     hash BLOB NOT NULL,
@@ -245,6 +253,17 @@ class SequencerStore:
                        [(state, block_number, note, index) for index, state, note in outcomes])
 
     @staticmethod
+    def record_deposits(db: sqlite3.Connection, rows: Iterable[tuple[int, bytes, bytes, int, int]]) -> None:
+        """(portal index, source hash, recipient, mint, L1 block) of deposits seen at safe depth."""
+        db.executemany("INSERT OR IGNORE INTO deposits (portal_index, source_hash, recipient, mint, l1_block) "
+                       "VALUES (?, ?, ?, ?, ?)", [(i, s, r, str(m), b) for i, s, r, m, b in rows])
+
+    @staticmethod
+    def settle_deposits(db: sqlite3.Connection, block_number: int, indexes: Iterable[int]) -> None:
+        db.executemany("UPDATE deposits SET block_number = ? WHERE portal_index = ?",
+                       [(block_number, i) for i in indexes])
+
+    @staticmethod
     def set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
         db.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
@@ -306,6 +325,18 @@ class SequencerStore:
                 break
             head = max(head, int(last))
         return head
+
+    def deposits_due(self, l1_origin: int) -> list[tuple[int, bytes, bytes, int]]:
+        """Unminted deposits from L1 blocks up to ``l1_origin``: (index, source hash, to, mint)."""
+        rows = self._reader.execute("SELECT portal_index, source_hash, recipient, mint FROM deposits "
+                                    "WHERE block_number IS NULL AND l1_block <= ? ORDER BY portal_index",
+                                    (l1_origin,)).fetchall()
+        return [(int(i), bytes(s), bytes(r), int(m)) for i, s, r, m in rows]
+
+    def block_deposit_sources(self, number: int) -> list[tuple[bytes, bytes, int]]:
+        rows = self._reader.execute("SELECT source_hash, recipient, mint FROM deposits WHERE block_number = ? "
+                                    "ORDER BY portal_index", (number,)).fetchall()
+        return [(bytes(s), bytes(r), int(m)) for s, r, m in rows]
 
     def forced_due(self, l1_origin: int) -> list[tuple[int, bytes]]:
         """Waiting forced transactions from L1 blocks up to ``l1_origin``, in queue order."""

@@ -88,7 +88,7 @@ async def test_an_anvil_restart_keeps_the_deployment_only_with_its_state(
         if keep_state:
             assert again == first and await deployer_nonce(node.url) == nonce
         else:
-            assert await deployer_nonce(node.url) == nonce + 1
+            assert await deployer_nonce(node.url) == nonce + 2  # BatchInbox and DepositPortal again
             assert await batcher_of(node.url, again) == DEVNET_BATCHER
     finally:
         node.stop()

@@ -176,3 +176,33 @@ async def test_send_seal_and_post_are_spans_with_l1_client_spans_under_the_post(
         await asyncio.to_thread(proc.wait, 30)
         channel.close()
         anvil.stop()
+
+
+def test_a_deposit_on_l1_is_minted_on_l2_once(tmp_path: pathlib.Path, l1: Anvil) -> None:
+    from eth_account import Account
+
+    from services.l1 import Artifact, Contract
+
+    proc, stub, channel = start_sequencer(tmp_path, l1)
+    try:
+        portal_address = json.loads((tmp_path / "l1" / "contracts.json").read_text())["contracts"]["DepositPortal"]
+        portal = Contract(Artifact.load("DepositPortal"))
+        to = Account.create().address
+        depositor = l1.rpc("eth_accounts")[6]
+        l1.rpc("eth_sendTransaction", {"from": depositor, "to": portal_address, "value": hex(3 * 10**18),
+                                       "data": "0x" + portal.encode_call("depositTransaction",
+                                                                         bytes.fromhex(to[2:])).hex()})
+        l1.rpc("anvil_mine", 4)
+        deadline = time.monotonic() + 30
+        while int(stub.GetAccount(pb.GetAccountRequest(address=to), timeout=5).balance) != 3 * 10**18:
+            assert time.monotonic() < deadline, "deposit not minted"
+            time.sleep(0.05)
+        head = stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block
+        l1.rpc("anvil_mine", 4)
+        time.sleep(0.5)  # more L1 blocks, more polls: the deposit must not be minted twice
+        assert int(stub.GetAccount(pb.GetAccountRequest(address=to), timeout=5).balance) == 3 * 10**18
+        assert head.l1_origin_number > 0 and len(head.transaction_hashes) >= 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        channel.close()
