@@ -9,6 +9,7 @@ durable), ``_service`` (the gRPC API). ``WORKER`` is what the worker runtime run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import pathlib
 import time
@@ -48,7 +49,7 @@ async def _register(ctx: WorkerContext) -> None:
 
     chain = Chain(store, genesis, new_pool, max_block_txs=settings.max_block_txs)
     await chain.open()
-    intake = Intake(store, settings.chain_id, lambda: chain.mempool)
+    intake = Intake(store, settings.chain_id, lambda: chain.mempool, block_txs=settings.max_block_txs)
     chain.origins = intake.accepted_in
     restored = await intake.restore()
     ctx.logger.info("chain opened", extra={"head": chain.head.number, "pending": len(chain.mempool),
@@ -88,15 +89,20 @@ def _tasks(ctx: WorkerContext) -> list[ChildSpec]:
     chain: Chain = ctx.state["chain"]
     settings: SequencerSettings = ctx.state["settings"]
 
+    intake: Intake = ctx.state["intake"]
+
     async def produce_blocks(task_status: TaskStatus) -> None:
-        """Seal whenever something is pending, at most one block per block_time."""
+        """Seal every block_time while something is pending, or at once when a block's worth is."""
         task_status.started()
         while True:
             started = asyncio.get_running_loop().time()
             await chain.seal()
             await chain.expire(time.monotonic())
             elapsed = asyncio.get_running_loop().time() - started
-            await asyncio.sleep(max(0.0, settings.block_time_s - elapsed))
+            intake.block_full.clear()
+            if len(chain.mempool) < settings.max_block_txs:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(intake.block_full.wait(), max(0.0, settings.block_time_s - elapsed))
 
     children = [ChildSpec(id="block-producer", start=task(produce_blocks))]
     batcher: Batcher | None = ctx.state.get("batcher")

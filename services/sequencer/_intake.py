@@ -81,7 +81,7 @@ class _GroupCommit:
 
 
 class Intake:
-    def __init__(self, store: SequencerStore, chain_id: int, pool: PoolFn) -> None:
+    def __init__(self, store: SequencerStore, chain_id: int, pool: PoolFn, *, block_txs: int) -> None:
         self._store = store
         self._chain_id = chain_id
         self._pool = pool
@@ -92,6 +92,9 @@ class Intake:
         self._decoders = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode")
         self.accepted = 0
         self.refused = 0
+        self._block_txs = block_txs
+        #: Set when the pool holds a block's worth: the producer seals without waiting for its timer.
+        self.block_full = asyncio.Event()
         #: tx hash -> the span context of the call that accepted it (bounded, oldest dropped first).
         self.accepted_in: dict[bytes, trace.SpanContext] = {}
 
@@ -124,6 +127,8 @@ class Intake:
             if rows:
                 self._remember_span(span.get_span_context(), rows)
                 await self._group.commit(rows)
+                if len(pool) >= self._block_txs:
+                    self.block_full.set()
             if superseded:
                 await self._store.run(functools.partial(self._store.drop, dropped=superseded))
             done = [o for o in outcomes if o is not None]

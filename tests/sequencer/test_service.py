@@ -52,10 +52,10 @@ def sign(key: str, nonce: int, to: str, value: int, *, chain_id: int = DEFAULT_C
 
 
 class Sequencer:
-    def __init__(self, data: pathlib.Path, port: int, log: pathlib.Path) -> None:
+    def __init__(self, data: pathlib.Path, port: int, log: pathlib.Path, settings: dict[str, Any]) -> None:
         self.address = f"127.0.0.1:{port}"
         config = {"service": "sequencer", "address": self.address, "data_dir": str(data),
-                  "settings": {"block_time_s": 0.05}}
+                  "settings": {"block_time_s": 0.05, **settings}}
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.runtime", "services.sequencer:WORKER",
@@ -89,8 +89,8 @@ def node(tmp_path: pathlib.Path) -> Iterator[Any]:
     port = free_port()
     started: list[Sequencer] = []
 
-    def start() -> Sequencer:
-        s = Sequencer(tmp_path / "data", port, tmp_path / "sequencer.log")
+    def start(**settings: Any) -> Sequencer:
+        s = Sequencer(tmp_path / "data", port, tmp_path / "sequencer.log", settings)
         started.append(s)
         return s
 
@@ -201,9 +201,11 @@ def test_subscribe_blocks_streams_new_blocks(node: Any) -> None:
     stream.cancel()
 
 
-def test_nothing_acknowledged_is_lost_after_kill_9(node: Any, tmp_path: pathlib.Path) -> None:
+def test_nothing_acknowledged_is_lost_after_kill_9_under_load(node: Any, tmp_path: pathlib.Path) -> None:
+    import threading
+
     seq = node()
-    keys = [Account.create() for _ in range(3)]
+    keys = [Account.create() for _ in range(8)]
     fund = [sign(DEV_KEYS[0], i, k.address, 10**18) for i, k in enumerate(keys)]
     seq.stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=fund), timeout=10)
     for k in keys:
@@ -211,17 +213,34 @@ def test_nothing_acknowledged_is_lost_after_kill_9(node: Any, tmp_path: pathlib.
         while int(seq.stub.GetAccount(pb.GetAccountRequest(address=k.address), timeout=5).balance) == 0:
             assert time.monotonic() < deadline
             time.sleep(0.02)
-    acked: list[str] = []
     sink = Account.create().address
-    for n in range(12):
-        batch = [sign(k.key.hex(), n, sink, 1) for k in keys]
-        results = seq.stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=batch), timeout=10)
-        acked += [r.tx_hash for r in results.results if r.WhichOneof("outcome") == "tx_hash"]
-        if n == 7:
-            os.kill(seq.proc.pid, signal.SIGKILL)  # mid-stream: some sealed, some only pending
-            seq.proc.wait()
-            break
-    assert len(acked) == 3 * 8
+    batches = [[sign(k.key.hex(), n, sink, 1) for k in keys for n in range(start, start + 4)]
+               for start in range(0, 64, 4)]  # 16 batches of 32, each sender's nonces in order
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def pump() -> None:
+        channel = grpc.insecure_channel(seq.address)
+        stub = pb_grpc.SequencerServiceStub(channel)
+        for batch in batches:
+            if stop.is_set():
+                break
+            try:
+                results = stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=batch), timeout=5)
+            except grpc.RpcError:
+                break  # the worker died mid-call: nothing of this batch was acknowledged
+            acked.extend(r.tx_hash for r in results.results if r.WhichOneof("outcome") == "tx_hash")
+        channel.close()
+
+    sender = threading.Thread(target=pump)
+    sender.start()
+    while len(acked) < 5 * 32 and sender.is_alive():
+        time.sleep(0.001)
+    os.kill(seq.proc.pid, signal.SIGKILL)  # while batches are still arriving
+    stop.set()
+    sender.join(30)
+    seq.proc.wait()
+    assert len(acked) >= 5 * 32
     seq = node()
     for tx_hash in acked:
         r = seq.stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=tx_hash), timeout=5).receipt
@@ -301,3 +320,12 @@ def test_restart_reloads_the_snapshot_including_the_zero_address(node: Any) -> N
     assert int(seq.stub.GetAccount(pb.GetAccountRequest(address=zero), timeout=5).balance) == 9
     head = seq.stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block
     assert head.number == sealed.block_number and head.hash == sealed.block_hash
+
+
+def test_a_block_is_sealed_by_size_before_its_timer(node: Any) -> None:
+    seq = node(block_time_s=30, max_block_txs=4)  # the timer alone would take 30 s
+    to = Account.create().address
+    raws = [sign(DEV_KEYS[0], n, to, 1) for n in range(4)]
+    results = seq.stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=raws), timeout=10).results
+    receipt = wait_status(seq.stub, results[-1].tx_hash, pb.RECEIPT_STATUS_SEALED, timeout=10)
+    assert receipt.index == 3
