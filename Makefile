@@ -46,6 +46,7 @@ contracts-check: install
 
 bench: install
 	$(BIN)/python bench/restart_latency.py
+	$(BIN)/python bench/sequencer_throughput.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
