@@ -216,7 +216,9 @@ class SequencerStore:
         db.execute(
             "INSERT INTO batches (l1_tx_hash, inbox_index, first_block, last_block, l1_block, l1_block_hash, status) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(l1_tx_hash) DO UPDATE SET inbox_index = excluded.inbox_index, "
-            "l1_block = excluded.l1_block, l1_block_hash = excluded.l1_block_hash, status = excluded.status",
+            "l1_block = excluded.l1_block, l1_block_hash = excluded.l1_block_hash, "
+            # Seen again after a restart (the follower resumes at the finalized head): never demote.
+            "status = MAX(batches.status, excluded.status)",
             (batch.l1_tx_hash, batch.inbox_index, batch.first_block, batch.last_block, batch.l1_block,
              batch.l1_block_hash, SEALED),
         )
