@@ -35,6 +35,7 @@ from opentelemetry import trace
 from services.l1 import Contract, FollowerConfig, L1Client, L1Error, Log, LogFollower, TxSender
 
 from ._chain import Chain
+from ._execution import Deposit
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
 from ._tx import rlp_bytes, rlp_int, rlp_list
 
@@ -213,7 +214,8 @@ class Batcher:
             event = self._portal.decode_log(log)
             if event is not None:
                 a = event.args
-                minted.append((int(a["index"]), bytes(a["sourceHash"]), bytes(a["to"]), int(a["mint"]),
+                source, to, mint = bytes(a["sourceHash"]), bytes(a["to"]), int(a["mint"])
+                minted.append((int(a["index"]), source, Deposit(source, to, mint).hash(), to, mint,
                                int(a["l1Block"])))
 
         def write(db: sqlite3.Connection) -> None:

@@ -135,7 +135,10 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         tx_hash = parse_hex(request.tx_hash, 32, "tx_hash")
         row = self._store.tx(tx_hash)
         if row is None:
-            raise NotFound(f"no transaction {request.tx_hash}", reason="TRANSACTION_NOT_FOUND")
+            deposit = self._store.deposit(tx_hash)
+            if deposit is None:
+                raise NotFound(f"no transaction {request.tx_hash}", reason="TRANSACTION_NOT_FOUND")
+            return pb.GetTransactionReceiptResponse(receipt=self._deposit_receipt(tx_hash, *deposit))
         receipt = pb.Receipt(tx_hash=hex0x(row.hash), status=pb.ReceiptStatus.Name(row.status), nonce=row.nonce)
         setattr(receipt, "from", hex0x(row.sender))
         if row.block_number is not None:
@@ -154,6 +157,25 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         to = decode_transaction(row.raw, self._chain_id).to
         receipt.to = hex0x(to) if to is not None else ""
         return pb.GetTransactionReceiptResponse(receipt=receipt)
+
+    def _deposit_receipt(self, tx_hash: bytes, to: bytes, mint: int, block_number: int | None, index: int
+                         ) -> pb.Receipt:
+        """A deposit: no sender on L2, no gas; its status is its block's (a deposit cannot fail)."""
+        receipt = pb.Receipt(tx_hash=hex0x(tx_hash), to=hex0x(to), status=pb.RECEIPT_STATUS_PENDING,
+                             effective_gas_price="0")
+        if block_number is None:
+            return receipt
+        receipt.status = pb.RECEIPT_STATUS_SEALED
+        receipt.block_number = block_number
+        receipt.index = index
+        block = self._chain.block(block_number)
+        receipt.block_hash = hex0x(block.hash) if block is not None else ""
+        batch = self._store.batch_of_block(block_number)
+        if batch is not None:
+            receipt.batch_index = batch.inbox_index
+            receipt.l1_tx_hash = hex0x(batch.l1_tx_hash)
+            receipt.status = max(batch.status, pb.RECEIPT_STATUS_SEALED)  # type: ignore[assignment]
+        return receipt
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: Any) -> pb.GetAccountResponse:
         address = parse_hex(request.address, 20, "address")

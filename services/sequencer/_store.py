@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS forced (     -- the inbox's forced-inclusion queue, a
 CREATE TABLE IF NOT EXISTS deposits (   -- deposits from the L1 portal, as seen at safe depth
     portal_index INTEGER PRIMARY KEY,
     source_hash BLOB NOT NULL UNIQUE,
+    tx_hash BLOB NOT NULL UNIQUE,      -- its L2 transaction hash (services.sequencer._execution.Deposit.hash)
     recipient BLOB NOT NULL,
     mint TEXT NOT NULL,                -- decimal wei
     l1_block INTEGER NOT NULL,
@@ -255,10 +256,10 @@ class SequencerStore:
                        [(state, block_number, note, index) for index, state, note in outcomes])
 
     @staticmethod
-    def record_deposits(db: sqlite3.Connection, rows: Iterable[tuple[int, bytes, bytes, int, int]]) -> None:
-        """(portal index, source hash, recipient, mint, L1 block) of deposits seen at safe depth."""
-        db.executemany("INSERT OR IGNORE INTO deposits (portal_index, source_hash, recipient, mint, l1_block) "
-                       "VALUES (?, ?, ?, ?, ?)", [(i, s, r, str(m), b) for i, s, r, m, b in rows])
+    def record_deposits(db: sqlite3.Connection, rows: Iterable[tuple[int, bytes, bytes, bytes, int, int]]) -> None:
+        """(portal index, source hash, L2 tx hash, recipient, mint, L1 block) of deposits seen at safe depth."""
+        db.executemany("INSERT OR IGNORE INTO deposits (portal_index, source_hash, tx_hash, recipient, mint, l1_block) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", [(i, s, h, r, str(m), b) for i, s, h, r, m, b in rows])
 
     @staticmethod
     def settle_deposits(db: sqlite3.Connection, block_number: int, indexes: Iterable[int]) -> None:
@@ -339,6 +340,18 @@ class SequencerStore:
         rows = self._reader.execute("SELECT source_hash, recipient, mint FROM deposits WHERE block_number = ? "
                                     "ORDER BY portal_index", (number,)).fetchall()
         return [(bytes(s), bytes(r), int(m)) for s, r, m in rows]
+
+    def deposit(self, tx_hash: bytes) -> tuple[bytes, int, int | None, int] | None:
+        """A deposit by its L2 hash: (recipient, mint, the L2 block that minted it, its index there)."""
+        row = self._reader.execute("SELECT recipient, mint, block_number, portal_index FROM deposits "
+                                   "WHERE tx_hash = ?", (tx_hash,)).fetchone()
+        if row is None:
+            return None
+        index = None
+        if row[2] is not None:  # deposits lead their block, in portal order
+            index = self._reader.execute("SELECT COUNT(*) FROM deposits WHERE block_number = ? AND portal_index < ?",
+                                         (row[2], row[3])).fetchone()[0]
+        return bytes(row[0]), int(row[1]), None if row[2] is None else int(row[2]), 0 if index is None else int(index)
 
     def forced_due(self, l1_origin: int) -> list[tuple[int, bytes]]:
         """Waiting forced transactions from L1 blocks up to ``l1_origin``, in queue order."""

@@ -189,9 +189,11 @@ def test_a_deposit_on_l1_is_minted_on_l2_once(tmp_path: pathlib.Path, l1: Anvil)
         portal = Contract(Artifact.load("DepositPortal"))
         to = Account.create().address
         depositor = l1.rpc("eth_accounts")[6]
-        l1.rpc("eth_sendTransaction", {"from": depositor, "to": portal_address, "value": hex(3 * 10**18),
-                                       "data": "0x" + portal.encode_call("depositTransaction",
-                                                                         bytes.fromhex(to[2:])).hex()})
+        l1_tx = l1.rpc("eth_sendTransaction", {"from": depositor, "to": portal_address, "value": hex(3 * 10**18),
+                                               "data": "0x" + portal.encode_call("depositTransaction",
+                                                                                 bytes.fromhex(to[2:])).hex()})
+        (log,) = l1.rpc("eth_getTransactionReceipt", l1_tx)["logs"]
+        source = bytes.fromhex(log["data"][2:])[64:96]  # data: mint, l1Block, sourceHash
         l1.rpc("anvil_mine", 4)
         deadline = time.monotonic() + 30
         while int(stub.GetAccount(pb.GetAccountRequest(address=to), timeout=5).balance) != 3 * 10**18:
@@ -202,6 +204,13 @@ def test_a_deposit_on_l1_is_minted_on_l2_once(tmp_path: pathlib.Path, l1: Anvil)
         time.sleep(0.5)  # more L1 blocks, more polls: the deposit must not be minted twice
         assert int(stub.GetAccount(pb.GetAccountRequest(address=to), timeout=5).balance) == 3 * 10**18
         assert head.l1_origin_number > 0 and len(head.transaction_hashes) >= 1
+        from services.sequencer._execution import Deposit
+
+        deposit_hash = "0x" + Deposit(source, bytes.fromhex(to[2:]), 3 * 10**18).hash().hex()
+        receipt = stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=deposit_hash), timeout=5).receipt
+        assert receipt.status >= pb.RECEIPT_STATUS_SEALED and receipt.to == to.lower() and receipt.index == 0
+        block = stub.GetBlock(pb.GetBlockRequest(number=receipt.block_number), timeout=5).block
+        assert block.transaction_hashes[0] == deposit_hash
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
