@@ -29,7 +29,7 @@ test: install lint
 lint: install protos-check contracts-check
 	$(BIN)/buf lint protos
 	$(BIN)/ruff check supervisor services l2node tests bench protos
-	$(BIN)/mypy --strict supervisor services/runtime services/l1 services/sequencer l2node/node l2node/cli.py
+	$(BIN)/mypy --strict supervisor services/runtime services/l1 services/sequencer services/rollups l2node/node l2node/cli.py
 
 protos: install
 	$(BIN)/python protos/generate.py
