@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -30,7 +32,7 @@ from ._basefee import next_base_fee
 from ._block import BlockHeader, transactions_root
 from ._execution import BlockEnv, Deposit, State, TxResult, apply_deposit, apply_transaction
 from ._genesis import Genesis
-from ._mempool import AccountState, Mempool
+from ._mempool import AccountState, Dropped, Mempool
 from ._store import FORCED_INCLUDED, FORCED_SKIPPED, SealedTx, SequencerStore
 from ._tx import Reason, Transaction, TxRejected, decode_transaction
 
@@ -101,11 +103,13 @@ class Chain:
             header = self._genesis.header(state)
             rows = [(a, slot, acct.nonce, acct.balance) for slot, (a, acct) in enumerate(state.accounts.items())]
             block_hash = header.hash()
-            await self._store.run(lambda db: (
-                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), rows, ()),
-                self._store.set_meta(db, "chain_id", str(self._genesis.chain_id)),
-                self._store.set_meta(db, "genesis_hash", block_hash.hex()),
-            ))
+
+            def write_genesis(db: sqlite3.Connection) -> None:
+                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), rows, ())
+                self._store.set_meta(db, "chain_id", str(self._genesis.chain_id))
+                self._store.set_meta(db, "genesis_hash", block_hash.hex())
+
+            await self._store.run(write_genesis)
         stored_chain = self._store.meta("chain_id")
         if stored_chain is not None and int(stored_chain) != self._genesis.chain_id:
             raise ChainCorrupted(f"the database is for chain {stored_chain}, not {self._genesis.chain_id}")
@@ -221,14 +225,16 @@ class Chain:
                   for i, (tx, r) in enumerate(applied, start=len(minted))]
         messages = [(r.withdrawal.nonce, r.withdrawal.hash(), r.withdrawal.encode())
                     for _, r in applied if r.withdrawal is not None]
+
+        def write_block(db: sqlite3.Connection) -> None:
+            self._store.seal_block(db, header.number, block_hash, header_to_json(header), sealed, account_rows,
+                                   messages)
+            self._store.drop(db, refused)
+            self._store.settle_forced(db, header.number, settled)
+            self._store.settle_deposits(db, header.number, [index for index, *_ in deposits])
+
         try:
-            await self._store.run(lambda db: (
-                self._store.seal_block(db, header.number, block_hash, header_to_json(header), sealed,
-                                       account_rows, messages),
-                self._store.drop(db, refused),
-                self._store.settle_forced(db, header.number, settled),
-                self._store.settle_deposits(db, header.number, [index for index, *_ in deposits]),
-            ))
+            await self._store.run(write_block)
         except BaseException:
             self._load()  # the block never happened: back to the durable head
             raise
@@ -240,20 +246,22 @@ class Chain:
         for tx_hash, reason in refused:
             self.mempool.drop(tx_hash, reason)
         changed = {a: AccountState(*state.get(a)) for a in touched}
-        dropped = self.mempool.on_block([tx for tx, _ in applied], changed, self.next_base_fee)
-        if dropped:
-            await self._store.run(lambda db: self._store.drop(db, [(d.hash, d.reason) for d in dropped]))
+        await self._record_drops(self.mempool.on_block([tx for tx, _ in applied], changed, self.next_base_fee))
         return SealedBlock(header, block_hash, tx_hashes)
 
     async def expire(self, now: float) -> None:
         """Drop queued transactions that waited past the pool's lifetime (same clock as adds)."""
-        dropped = self.mempool.expire(now)
+        await self._record_drops(self.mempool.expire(now))
+
+    async def _record_drops(self, dropped: Sequence[Dropped]) -> None:
+        """Receipts of what the pool let go say DROPPED, with the pool's reason."""
         if dropped:
-            await self._store.run(lambda db: self._store.drop(db, [(d.hash, d.reason) for d in dropped]))
+            await self._store.run(functools.partial(self._store.drop, dropped=[(d.hash, d.reason) for d in dropped]))
 
     def _new_slots(self, state: State, known_accounts: int) -> dict[bytes, int]:
         """Slots of the accounts this block created: they follow the snapshot's, in creation order."""
-        created = list(state.accounts)[known_accounts:] if len(state.accounts) > known_accounts else []
+        # New accounts are the dict's last entries: walk those, not the whole state.
+        created = list(itertools.islice(reversed(state.accounts), len(state.accounts) - known_accounts))[::-1]
         return {a: self._slots + i for i, a in enumerate(created)}
 
     # -- following ----------------------------------------------------------------------------

@@ -161,7 +161,7 @@ class Intake:
             (tx.hash, r.reason) for tx, r in zip(txs, results, strict=True) if isinstance(r, MempoolRejected)]
         refused += [(s.hash, d.reason) for s, d in zip(stored, decoded, strict=True) if isinstance(d, TxRejected)]
         if refused:
-            await self._store.run(lambda db: self._store.drop(db, refused))
+            await self._store.run(functools.partial(self._store.drop, dropped=refused))
         return refused
 
     async def close(self) -> None:
