@@ -15,6 +15,15 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from tests.l1.anvil import Anvil, shared_anvil
 
 
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def anvil() -> Iterator[Anvil]:
     with shared_anvil() as node:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -17,6 +16,7 @@ from services.runtime import (
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
+    Idempotency,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
@@ -75,7 +75,7 @@ class SupervisorControl(pb_grpc.SupervisorServiceServicer):
     def __init__(self, root: sv.Supervisor, spec_factory: SpecFactory) -> None:
         self._root = root
         self._spec_factory = spec_factory
-        self._done: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._requests = Idempotency(_IDEMPOTENCY_WINDOW)
 
     def _supervisor(self, path: str) -> sv.Supervisor:
         if not path:
@@ -85,16 +85,6 @@ class SupervisorControl(pb_grpc.SupervisorServiceServicer):
         if nested is None:
             raise sv.NotFound(f"{path!r} is not a running supervisor")
         return nested
-
-    async def _once(self, request_id: str, call: Callable[[], Any]) -> Any:
-        if request_id and request_id in self._done:
-            return self._done[request_id]
-        reply = await call()
-        if request_id:
-            self._done[request_id] = reply
-            while len(self._done) > _IDEMPOTENCY_WINDOW:
-                self._done.popitem(last=False)
-        return reply
 
     async def WhichChildren(self, request: pb.WhichChildrenRequest, context: Any) -> pb.WhichChildrenResponse:
         with _as_domain_errors():
@@ -115,7 +105,7 @@ class SupervisorControl(pb_grpc.SupervisorServiceServicer):
                 info = await sup.start_child(self._spec_factory(request.spec))
             return pb.StartChildResponse(child=child_pb(info))
 
-        reply: pb.StartChildResponse = await self._once(request.request_id, call)
+        reply: pb.StartChildResponse = await self._requests.once(request.request_id, call)
         return reply
 
     async def RestartChild(self, request: pb.RestartChildRequest, context: Any) -> pb.RestartChildResponse:
@@ -124,7 +114,7 @@ class SupervisorControl(pb_grpc.SupervisorServiceServicer):
                 sup, cid = self._root.resolve(request.id)
                 return pb.RestartChildResponse(child=child_pb(await sup.restart_child(cid)))
 
-        reply: pb.RestartChildResponse = await self._once(request.request_id, call)
+        reply: pb.RestartChildResponse = await self._requests.once(request.request_id, call)
         return reply
 
     async def TerminateChild(self, request: pb.TerminateChildRequest, context: Any) -> pb.TerminateChildResponse:
@@ -133,7 +123,7 @@ class SupervisorControl(pb_grpc.SupervisorServiceServicer):
                 sup, cid = self._root.resolve(request.id)
                 return pb.TerminateChildResponse(child=child_pb(await sup.terminate_child(cid)))
 
-        reply: pb.TerminateChildResponse = await self._once(request.request_id, call)
+        reply: pb.TerminateChildResponse = await self._requests.once(request.request_id, call)
         return reply
 
     async def DeleteChild(self, request: pb.DeleteChildRequest, context: Any) -> pb.DeleteChildResponse:
@@ -143,7 +133,7 @@ class SupervisorControl(pb_grpc.SupervisorServiceServicer):
                 await sup.delete_child(cid)
             return pb.DeleteChildResponse()
 
-        reply: pb.DeleteChildResponse = await self._once(request.request_id, call)
+        reply: pb.DeleteChildResponse = await self._requests.once(request.request_id, call)
         return reply
 
     async def WatchEvents(self, request: pb.WatchEventsRequest, context: Any

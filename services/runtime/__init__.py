@@ -43,6 +43,7 @@ from services.runtime._errors import (
     Unavailable,
     Unimplemented,
 )
+from services.runtime._idempotency import Idempotency
 from services.runtime._policy import BreakerOpen, CallPolicy, PolicyConfig, policies
 from services.runtime._storage import Storage
 
@@ -60,6 +61,7 @@ __all__ = [
     "DomainError",
     "FailedPrecondition",
     "FieldViolation",
+    "Idempotency",
     "InvalidArgument",
     "MonitorPorts",
     "NotFound",

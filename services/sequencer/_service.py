@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -15,6 +14,7 @@ from services.runtime import (
     DomainError,
     FailedPrecondition,
     FieldViolation,
+    Idempotency,
     InvalidArgument,
     NotFound,
     OutOfRange,
@@ -26,16 +26,12 @@ from ._intake import Intake, Refusal
 from ._store import FINALIZED, SAFE, SequencerStore
 from ._tx import decode_transaction
 
-T = TypeVar("T")
-
 _ERRORS: dict[str, type[DomainError]] = {
     "INVALID_ARGUMENT": InvalidArgument,
     "FAILED_PRECONDITION": FailedPrecondition,
     "ALREADY_EXISTS": AlreadyExists,
     "RESOURCE_EXHAUSTED": ResourceExhausted,
 }
-#: How many request_ids of send calls are remembered for idempotent retries.
-_IDEMPOTENCY_WINDOW = 4096
 
 
 def hex0x(b: bytes) -> str:
@@ -78,18 +74,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         self._store = store
         self._chain_id = chain_id
         self._max_batch = max_batch
-        self._answers: OrderedDict[str, Any] = OrderedDict()
-
-    async def _once(self, request_id: str, call: Callable[[], Awaitable[T]]) -> T:
-        if request_id and request_id in self._answers:
-            answer: T = self._answers[request_id]
-            return answer
-        reply = await call()
-        if request_id:
-            self._answers[request_id] = reply
-            while len(self._answers) > _IDEMPOTENCY_WINDOW:
-                self._answers.popitem(last=False)
-        return reply
+        self._requests = Idempotency()
 
     async def SendRawTransaction(self, request: pb.SendRawTransactionRequest, context: Any
                                  ) -> pb.SendRawTransactionResponse:
@@ -103,7 +88,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
                 raise refusal_error(outcome)
             return pb.SendRawTransactionResponse(tx_hash=hex0x(outcome))
 
-        return await self._once(request.request_id, call)
+        return await self._requests.once(request.request_id, call)
 
     async def SendRawTransactions(self, request: pb.SendRawTransactionsRequest, context: Any
                                   ) -> pb.SendRawTransactionsResponse:
@@ -128,7 +113,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
                     results.append(pb.SendResult(tx_hash=hex0x(o)))
             return pb.SendRawTransactionsResponse(results=results)
 
-        return await self._once(request.request_id, call)
+        return await self._requests.once(request.request_id, call)
 
     async def GetTransactionReceipt(self, request: pb.GetTransactionReceiptRequest, context: Any
                                     ) -> pb.GetTransactionReceiptResponse:

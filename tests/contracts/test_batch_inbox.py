@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from eth_account import Account
 
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, RpcError, TxSender, keccak
-from tests.l1.anvil import DEV_KEYS, Anvil
+from tests.l1.anvil import DEV_KEYS
 
 ARTIFACT = Artifact.load("BatchInbox")
 DEPLOYER, BATCHER, ALICE, BOB = (LocalSigner(k) for k in DEV_KEYS)
 L2_CHAIN_ID = 901
-
-
-@pytest.fixture
-async def l1(chain: Anvil) -> AsyncIterator[L1Client]:
-    async with L1Client(chain.url) as client:
-        yield client
 
 
 @pytest.fixture

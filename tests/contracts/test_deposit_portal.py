@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from eth_abi import encode
 
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, RpcError, TxSender, keccak
-from tests.l1.anvil import DEV_KEYS, Anvil
+from tests.l1.anvil import DEV_KEYS
 
 ARTIFACT = Artifact.load("DepositPortal")
 DEPLOYER, ALICE = LocalSigner(DEV_KEYS[0]), LocalSigner(DEV_KEYS[2])
-
-
-@pytest.fixture
-async def l1(chain: Anvil) -> AsyncIterator[L1Client]:
-    async with L1Client(chain.url) as client:
-        yield client
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ rewritten leaf and an insertion computed on L1 from proofs give the Python tree'
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,7 +26,7 @@ from services.sequencer._commitment import (
     root_from_proof,
     verify_account,
 )
-from tests.l1.anvil import DEV_KEYS, Anvil
+from tests.l1.anvil import DEV_KEYS
 
 ARTIFACT = Artifact.load("StateProofsHarness")
 DEPLOYER = LocalSigner(DEV_KEYS[0])
@@ -140,12 +139,6 @@ def test_the_table_covers_what_it_claims() -> None:
 @pytest.mark.parametrize("vector", VECTORS, ids=[v.name for v in VECTORS])
 def test_python_verifier(vector: Vector) -> None:
     assert verify_account(vector.root, vector.address, vector.account, vector.proof) is vector.valid
-
-
-@pytest.fixture
-async def l1(chain: Anvil) -> AsyncIterator[L1Client]:
-    async with L1Client(chain.url) as client:
-        yield client
 
 
 @pytest.fixture

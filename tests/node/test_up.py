@@ -19,6 +19,7 @@ import pytest
 
 from l2node.supervisor.v1 import supervisor_pb2 as pb
 from l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
+from tests.conftest import pid_alive
 
 L2NODE = [sys.executable, "-m", "l2node.cli"]
 
@@ -41,14 +42,6 @@ def _free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def cli(data_dir: pathlib.Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -21,13 +21,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pid_alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 async def wait_until(pred: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:

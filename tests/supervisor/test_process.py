@@ -19,8 +19,9 @@ from supervisor import (
     SupervisorFlags,
 )
 from supervisor._probe import GrpcHealthProbe, Liveness
+from tests.conftest import pid_alive
 
-from .conftest import Tree, child, pid_alive, wait_running
+from .conftest import Tree, child, wait_running
 
 
 async def serving(address: str) -> bool:
