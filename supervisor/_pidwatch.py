@@ -23,6 +23,19 @@ def describe(si_code: int, status: int) -> Exit:
     return Exit(normal=False, reason=f"killed by {name}{core}", signal=status)
 
 
+#: How soon a spurious readiness is looked at again.
+_RECHECK_S = 0.005
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 #: Every pid a PidWatch is responsible for reaping; anything else we must reap ourselves.
 _watched: set[int] = set()
 
@@ -69,20 +82,31 @@ class PidWatch:
 
     def _on_readable(self) -> None:
         assert self._fd is not None
-        asyncio.get_running_loop().remove_reader(self._fd)
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._fd)
         try:
             info = os.waitid(os.P_PIDFD, self._fd, os.WEXITED | os.WNOHANG)
-            result = describe(info.si_code, info.si_status) if info is not None else \
-                Exit(normal=False, reason="exited (status unknown)")
         except ChildProcessError:
-            # Not our child (no subreaper on this platform): the pid is gone, the status is not ours.
-            result = Exit(normal=False, reason="exited (not our child; status unknown)")
-        finally:
-            os.close(self._fd)
-            self._fd = None
-            _watched.discard(self.pid)
+            info = None
+        if info is None and _running(self.pid):
+            # Readiness without an exit to collect, while the process runs on: seen here under
+            # load (rarely). Never report a live child dead: look again shortly.
+            loop.call_later(_RECHECK_S, self._rearm)
+            return
+        if info is not None:
+            result = describe(info.si_code, info.si_status)
+        else:
+            # Gone, but not ours to reap (no subreaper on this platform): status unknown.
+            result = Exit(normal=False, reason="exited (status unknown)")
+        os.close(self._fd)
+        self._fd = None
+        _watched.discard(self.pid)
         if not self._exit.done():
             self._exit.set_result(result)
+
+    def _rearm(self) -> None:
+        if self._fd is not None and not self._exit.done():
+            asyncio.get_running_loop().add_reader(self._fd, self._on_readable)
 
     @property
     def exited(self) -> bool:

@@ -64,6 +64,12 @@ _FAST_RECONNECT = [
 ]
 
 
+#: How long a start waits for its port to be released before it fails. A predecessor killed a
+#: moment ago can hold it that long while the kernel tears it down; failing at once would burn
+#: the restart intensity in a few milliseconds of retries.
+PORT_RELEASE_S = 2.0
+
+
 async def _port_taken(host: str, port: int) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
@@ -71,6 +77,17 @@ async def _port_taken(host: str, port: int) -> bool:
         return False
     writer.close()
     return True
+
+
+async def _port_still_taken(host: str, port: int) -> bool:
+    """Whether something still listens at host:port after up to PORT_RELEASE_S of waiting."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PORT_RELEASE_S
+    while await _port_taken(host, port):
+        if loop.time() >= deadline:
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -87,7 +104,7 @@ class GrpcHealthProbe:
         self._channel: grpc.aio.Channel | None = None
 
     async def preflight(self) -> None:
-        if await _port_taken(*_split(self.address)):
+        if await _port_still_taken(*_split(self.address)):
             raise ProbeFailed(f"{self.address} is already in use by another process")
 
     async def check(self, timeout_s: float) -> None:
@@ -155,7 +172,7 @@ class JsonRpcProbe:
 
     async def preflight(self) -> None:
         url = URL(self.url)
-        if url.host and url.port and await _port_taken(url.host, url.port):
+        if url.host and url.port and await _port_still_taken(url.host, url.port):
             raise ProbeFailed(f"{self.url} is already in use by another process")
 
     async def check(self, timeout_s: float) -> None:

@@ -173,6 +173,7 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
     refill()
     rfile = control.makefile("rb")
     for line in rfile:
+        req: Any = None
         try:
             req = json.loads(line)
             if req.get("op") == "ping":
@@ -184,6 +185,7 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
                 reply = {"ok": False, "error": f"unknown op {req.get('op')!r}"}
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        reply["id"] = req.get("id") if isinstance(req, dict) else None
         control.sendall(json.dumps(reply).encode() + b"\n")
         refill()  # after the reply: the next spawn finds a warm process again
     return 0  # the supervisor closed the socket

@@ -9,6 +9,7 @@ workers it forked live on, because they are the supervisor's children, not the z
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import socket
@@ -36,21 +37,31 @@ class ZygoteError(Exception):
 
 
 class _Channel:
-    """Request/reply over the control socket, one request at a time."""
+    """Request/reply over the control socket, one request at a time.
+
+    Every request carries an id that its reply echoes. A request cancelled after it was sent
+    (a probe's deadline) leaves its reply in the stream; without the id, the next request would
+    read it as its own, and a spawn would be told another process's pid.
+    """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
         self._lock = asyncio.Lock()
+        self._ids = itertools.count(1)
 
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        request_id = next(self._ids)
         async with self._lock:
-            self._writer.write(json.dumps(message).encode() + b"\n")
+            self._writer.write(json.dumps({**message, "id": request_id}).encode() + b"\n")
             await self._writer.drain()
-            line = await self._reader.readline()
-        if not line:
-            raise ZygoteError("zygote closed its control socket")
-        reply: dict[str, Any] = json.loads(line)
+            while True:
+                line = await self._reader.readline()
+                if not line:
+                    raise ZygoteError("zygote closed its control socket")
+                reply: dict[str, Any] = json.loads(line)
+                if reply.get("id") == request_id:
+                    break  # older replies belong to requests whose callers gave up
         if not reply.get("ok"):
             raise ZygoteError(str(reply.get("error")))
         return reply

@@ -176,3 +176,18 @@ async def test_nested_process_children_are_listed_by_path(tree: Tree) -> None:
     os.kill(old, signal.SIGKILL)
     await wait_running(owner, cid, other_than=old)
     assert child(sup, "core").restarts == 0  # the nested supervisor handled it
+
+
+async def test_a_reply_left_behind_by_a_cancelled_request_is_not_taken_for_a_spawns(tree: Tree) -> None:
+    sup = await tree.start(SupervisorFlags())
+    zygote_pid = child(sup, "zygote").pid
+    channel = tree.zygote._channel
+    assert channel is not None
+    # What a ping cancelled by its deadline leaves: a request sent, its reply never read.
+    channel._writer.write(b'{"op": "ping", "id": -1}\n')
+    spec = tree.worker("w")
+    info = await sup.start_child(spec)
+    assert info.pid not in (None, zygote_pid) and pid_alive(info.pid)
+    assert await serving(info.address)
+    os.kill(info.pid, signal.SIGKILL)  # and it is that process the supervisor watches
+    await wait_running(sup, "w", other_than=info.pid)
