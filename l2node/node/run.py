@@ -46,7 +46,7 @@ class _Endpoints:
         self._pending = False
 
     def on_event(self, event: sv.Event) -> None:
-        _log.info(event.type.value, extra={"child": event.child_id, "pid": event.pid, "reason": event.reason,
+        _log.info(event.type.value, extra={"child": event.child_id, "child_pid": event.pid, "reason": event.reason,
                                            "normal": event.normal})
         if not self._pending:
             self._pending = True
