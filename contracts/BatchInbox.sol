@@ -11,6 +11,13 @@ pragma solidity 0.8.28;
 ///      calling this contract directly (a contract batcher's call would be an internal call,
 ///      invisible in the transaction input).
 ///
+///      No contract can afford to inflate the compressed data, so the batcher also posts
+///      `inputRoot`: the sized Merkle root over the batch's leaves (one per block, one per
+///      transaction; services/sequencer/_batch_input.py). It is stored with the batch's L1 block,
+///      so a one-step fraud proof can read one transaction of a batch with a Merkle proof.
+///      Derivation checks the data against the root; the batcher is trusted to post data that
+///      reproduces it (data availability), as it is trusted to post at all.
+///
 ///      Only the batcher may append: the inbox is the L2's ordering, and if anyone could write
 ///      to it anyone could fill it with junk that every node must download and reject. The
 ///      escape hatch against a censoring sequencer is the forced-inclusion queue, which is open
@@ -29,20 +36,29 @@ contract BatchInbox {
         uint64 l1Block;
     }
 
+    /// @notice A posted batch, as a one-step proof reads it: its input root and the L1 block that
+    ///         included it. (The data hash is only in the event: nothing on L1 reads it, and a third
+    ///         storage slot would cost every batch ~22k gas.)
+    struct BatchEntry {
+        bytes32 inputRoot;
+        uint64 l1Block;
+    }
+
     /// @notice Largest signed L2 transaction the queue accepts (geth's txMaxSize, 128 KiB).
     uint256 public constant MAX_FORCED_TX_SIZE = 131072;
 
     /// @notice The only address allowed to append batches.
     address public immutable batcher;
 
-    bytes32[] private _batchHashes;
+    BatchEntry[] private _batches;
     ForcedEntry[] private _forced;
 
     /// @notice A batch was appended; its data is the input of this log's transaction.
     /// @param index Position of the batch in the inbox, from 0.
     /// @param dataHash keccak256 of the batch data.
+    /// @param inputRoot Sized Merkle root over the batch's leaves.
     /// @param l1Block The L1 block that included it.
-    event BatchAppended(uint256 indexed index, bytes32 dataHash, uint256 l1Block);
+    event BatchAppended(uint256 indexed index, bytes32 dataHash, bytes32 inputRoot, uint256 l1Block);
 
     /// @notice A signed L2 transaction was queued for forced inclusion.
     /// @param index Position in the forced-inclusion queue, from 0.
@@ -59,6 +75,8 @@ contract BatchInbox {
     error ForcedTxTooLarge(uint256 size, uint256 maxSize);
     /// @notice No batch or queue entry at this index.
     error IndexOutOfRange(uint256 index, uint256 count);
+    /// @notice A batch posted without an input root (no root is ever zero).
+    error ZeroInputRoot();
     /// @notice The constructor was given the zero address as batcher.
     error ZeroBatcher();
 
@@ -70,14 +88,16 @@ contract BatchInbox {
 
     /// @notice Append a batch of L2 transactions. Only the batcher.
     /// @param data The batch, in the sequencer's (compressed) batch encoding.
+    /// @param inputRoot The sized Merkle root over the batch's leaves.
     /// @return index The batch's index.
-    function appendBatch(bytes calldata data) external returns (uint256 index) {
+    function appendBatch(bytes calldata data, bytes32 inputRoot) external returns (uint256 index) {
         if (msg.sender != batcher) revert NotBatcher(msg.sender);
         if (data.length == 0) revert EmptyData();
+        if (inputRoot == bytes32(0)) revert ZeroInputRoot();
         bytes32 dataHash = keccak256(data);
-        index = _batchHashes.length;
-        _batchHashes.push(dataHash);
-        emit BatchAppended(index, dataHash, block.number);
+        index = _batches.length;
+        _batches.push(BatchEntry(inputRoot, uint64(block.number)));
+        emit BatchAppended(index, dataHash, inputRoot, block.number);
     }
 
     /// @notice Queue a signed L2 transaction that the sequencer must include. Anyone.
@@ -95,14 +115,15 @@ contract BatchInbox {
 
     /// @notice How many batches were appended.
     function batchCount() external view returns (uint256) {
-        return _batchHashes.length;
+        return _batches.length;
     }
 
-    /// @notice keccak256 of batch `index`'s data.
-    function batchHash(uint256 index) external view returns (bytes32) {
-        uint256 count = _batchHashes.length;
+    /// @notice Batch `index`: its input root and the L1 block that included it.
+    function batch(uint256 index) external view returns (bytes32 inputRoot, uint256 l1Block) {
+        uint256 count = _batches.length;
         if (index >= count) revert IndexOutOfRange(index, count);
-        return _batchHashes[index];
+        BatchEntry storage entry = _batches[index];
+        return (entry.inputRoot, entry.l1Block);
     }
 
     /// @notice How many transactions were queued for forced inclusion.

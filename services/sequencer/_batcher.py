@@ -17,6 +17,9 @@ Batch format, version 0 (derivation reads exactly this back from the calldata)::
 
     batch = 0x00 || zlib(rlp([block, ...]))
     block = [number, timestamp, l1_origin_number, l1_origin_hash, [raw_tx, ...]]
+
+posted as ``appendBatch(batch, inputRoot)``, the input root being the Merkle root over the
+batch's leaves (see _batch_input): what a one-step fraud proof reads a transaction against.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from opentelemetry import trace
 
 from services.l1 import Contract, FollowerConfig, L1Client, L1Error, Log, LogFollower, TxSender
 
+from ._batch_input import batch_leaves, input_root
 from ._chain import Chain
 from ._execution import Deposit
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
@@ -64,6 +68,12 @@ def encode_batch(blocks: Sequence[BatchBlock]) -> bytes:
         for b in blocks
     ]
     return bytes([BATCH_VERSION]) + zlib.compress(rlp_list(items), 6)
+
+
+def batch_input_root(blocks: Sequence[BatchBlock]) -> bytes:
+    """The input root ``appendBatch`` posts with these blocks (see _batch_input)."""
+    return input_root(batch_leaves([(b.number, b.timestamp, b.l1_origin_number, b.l1_origin_hash, b.transactions)
+                                    for b in blocks]))
 
 
 #: A batch never inflates beyond this: a zlib bomb in calldata must not take the follower down.
@@ -139,7 +149,8 @@ class Batcher:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
-            tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+            root = batch_input_root(blocks)
+            tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data, root))
             self._in_flight_upto = blocks[-1].number
             try:
                 receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)

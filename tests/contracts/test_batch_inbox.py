@@ -40,6 +40,11 @@ async def revert_of(l1: L1Client, inbox: Contract, signer: LocalSigner, function
     return inbox.decode_error(caught.value.revert_data)
 
 
+def root(batch: bytes) -> bytes:
+    """A stand-in input root (the inbox stores it; derivation, not the inbox, checks it)."""
+    return keccak(b"root" + batch)
+
+
 def l2_transaction(nonce: int) -> Any:
     return Account.sign_transaction(
         {"type": 2, "chainId": L2_CHAIN_ID, "nonce": nonce, "maxFeePerGas": 2 * 10**9, "maxPriorityFeePerGas": 10**9,
@@ -48,40 +53,43 @@ def l2_transaction(nonce: int) -> Any:
 
 async def test_the_batcher_appends_batches_and_derivation_finds_their_data(l1: L1Client, inbox: Contract) -> None:
     batches = [b"\x01first batch" * 10, b"\x02second"]
-    receipts = [await transact(l1, BATCHER, inbox, "appendBatch", b) for b in batches]
+    receipts = [await transact(l1, BATCHER, inbox, "appendBatch", b, root(b)) for b in batches]
     for index, (batch, receipt) in enumerate(zip(batches, receipts, strict=True)):
         assert receipt.success
         (event,) = [inbox.decode_log(log) for log in receipt.logs]
         assert event is not None and event.name == "BatchAppended"
-        assert event.args == {"index": index, "dataHash": keccak(batch), "l1Block": receipt.block_number}
+        assert event.args == {"index": index, "dataHash": keccak(batch), "inputRoot": root(batch),
+                              "l1Block": receipt.block_number}
+        # The input root and L1 block are stored: a one-step proof reads them.
+        assert await inbox.read(l1, "batch", index) == (root(batch), receipt.block_number)
         assert event.log.topics[1] == index.to_bytes(32, "big")  # index is indexed: filterable
         # Derivation: the event's transaction carries the batch in its input.
         tx = await l1.get_transaction(event.log.tx_hash)
         assert tx is not None and tx.to == inbox.address
-        assert inbox.decode_input("appendBatch", tx.input) == (batch,)
-        assert await inbox.read(l1, "batchHash", index) == (keccak(batch),)
+        assert inbox.decode_input("appendBatch", tx.input) == (batch, root(batch))
     assert await inbox.read(l1, "batchCount") == (2,)
     assert await inbox.read(l1, "batcher") == (BATCHER.address,)
 
 
 async def test_appending_is_cheap(l1: L1Client, inbox: Contract) -> None:
     batch = bytes(range(256)) * 4
-    receipt = await transact(l1, BATCHER, inbox, "appendBatch", batch)
+    receipt = await transact(l1, BATCHER, inbox, "appendBatch", batch, root(batch))
     calldata_gas = 16 * (len(batch) + 100)
-    assert receipt.gas_used < 21_000 + calldata_gas + 50_000  # one new slot, one log, no data in storage
+    assert receipt.gas_used < 21_000 + calldata_gas + 70_000  # two new slots, one log, no data in storage
 
 
 async def test_only_the_batcher_may_append(l1: L1Client, inbox: Contract) -> None:
-    error = await revert_of(l1, inbox, ALICE, "appendBatch", b"junk")
+    error = await revert_of(l1, inbox, ALICE, "appendBatch", b"junk", root(b"junk"))
     assert (error.name, error.args) == ("NotBatcher", (ALICE.address,))
     # Mined anyway (explicit gas skips the estimate): reverted, nothing appended.
-    receipt = await transact(l1, ALICE, inbox, "appendBatch", b"junk", gas=100_000)
+    receipt = await transact(l1, ALICE, inbox, "appendBatch", b"junk", root(b"junk"), gas=100_000)
     assert not receipt.success and receipt.logs == ()
     assert await inbox.read(l1, "batchCount") == (0,)
 
 
 async def test_empty_input_is_refused(l1: L1Client, inbox: Contract) -> None:
-    assert (await revert_of(l1, inbox, BATCHER, "appendBatch", b"")).name == "EmptyData"
+    assert (await revert_of(l1, inbox, BATCHER, "appendBatch", b"", root(b"x"))).name == "EmptyData"
+    assert (await revert_of(l1, inbox, BATCHER, "appendBatch", b"x", bytes(32))).name == "ZeroInputRoot"
     assert (await revert_of(l1, inbox, ALICE, "forceInclude", b"")).name == "EmptyData"
 
 
@@ -111,7 +119,7 @@ async def test_forced_transactions_are_capped_in_size(l1: L1Client, inbox: Contr
 
 
 async def test_views_reject_indexes_out_of_range(l1: L1Client, inbox: Contract) -> None:
-    error = await revert_of(l1, inbox, ALICE, "batchHash", 0)
+    error = await revert_of(l1, inbox, ALICE, "batch", 0)
     assert (error.name, error.args) == ("IndexOutOfRange", (0, 0))
     await transact(l1, ALICE, inbox, "forceInclude", bytes(l2_transaction(0).raw_transaction))
     error = await revert_of(l1, inbox, ALICE, "forcedTransaction", 1)

@@ -32,6 +32,8 @@ from services.runtime import CallPolicy
 from tests.l1.anvil import DEV_KEYS, Anvil
 
 BATCHER = LocalSigner(DEV_KEYS[1])
+#: Any non-zero input root: these tests are about sending and following, not batch contents.
+ROOT = b"\x11" * 32
 BY_DEPTH = FollowerConfig(confirmation_depth=2, use_finalized_tag=False, finality_depth=4, poll_interval_s=0.01)
 
 
@@ -44,7 +46,7 @@ class Inbox:
 
     async def append(self, data: bytes) -> Receipt:
         assert self.contract.address is not None
-        tx_hash = await self.sender.send(self.contract.address, self.contract.encode_call("appendBatch", data))
+        tx_hash = await self.sender.send(self.contract.address, self.contract.encode_call("appendBatch", data, ROOT))
         return await self.sender.wait_receipt(tx_hash, 5)
 
     def follower(self, config: FollowerConfig = BY_DEPTH, start_block: int | None = None) -> LogFollower:
@@ -168,7 +170,7 @@ async def test_a_block_replaced_by_anvil_reorg_is_reported_removed_and_the_new_l
     assert tx is not None and inbox.contract.address is not None
     other = BATCHER.sign(UnsignedTx(chain_id=31337, nonce=tx.nonce, max_priority_fee_per_gas=10**9,
                                     max_fee_per_gas=10**10, gas=200_000, to=inbox.contract.address, value=0,
-                                    data=inbox.contract.encode_call("appendBatch", b"replacement batch")))
+                                    data=inbox.contract.encode_call("appendBatch", b"replacement batch", ROOT)))
     chain.rpc("anvil_reorg", 1, [["0x" + other.raw.hex(), 0]])
     update = await follower.poll()
     consumer.apply(update)
