@@ -25,16 +25,6 @@ contract L2TransactionHarness {
         }
     }
 
-    /// @notice Only the verdicts of L2Transaction.decode: reason + 1, or 0 when accepted.
-    /// @dev For sweeps of mostly rejected inputs, where the decoded fields are not compared.
-    function verdicts(bytes[] calldata raws, uint256 chainId) external view returns (uint8[] memory out) {
-        out = new uint8[](raws.length);
-        for (uint256 i = 0; i < raws.length; i++) {
-            (bool ok, uint8 reason,) = L2Transaction.decode(raws[i], chainId);
-            out[i] = ok ? 0 : reason + 1;
-        }
-    }
-
     /// @notice L2Transaction.decode of `raw`, and the gas it spent, measured inside the EVM.
     /// @dev The library's own share: `raw` is copied to memory before the measurement starts (a
     ///      caller holding it in memory already pays that anyway).

@@ -4,9 +4,11 @@ One table of raw transactions (valid ones signed by eth-account; every rejection
 by hand; a deterministic sweep of single-byte mutations of valid transactions) runs against
 both decode_transaction and the harness's decodeMany. On every row they must agree on the
 verdict and the reason code; on valid rows on every field, the sender, the hash, the intrinsic
-gas and the decoded withdrawal call. Hypothesis then throws random bytes and random mutations at
-both. Reason codes match everywhere by construction (the Solidity runs the same checks in the
-same order), so there is no list of exceptions: any reason mismatch fails.
+gas and the decoded withdrawal call. Hypothesis then throws random bytes, random mutations and
+well-formed transactions with values around every rule's boundaries at both.
+
+Reason codes match everywhere by construction (the Solidity runs the same checks in the same
+order), so there is no list of exceptions: any reason mismatch fails.
 """
 
 from __future__ import annotations
@@ -145,8 +147,8 @@ def word(n: int) -> bytes:
 
 @dataclass(frozen=True)
 class Vector:
-    """A raw transaction; `expect` is the reason it must be rejected for (None: valid, "any": the
-    sweep's rows, whose verdict only has to be the same on both sides)."""
+    """A raw transaction; `expect` is the reason Python must reject it for (None: Python must
+    accept it; "any": the sweep's and other odd rows, where only the two sides must agree)."""
 
     name: str
     raw: bytes
@@ -531,13 +533,13 @@ def test_the_table_covers_what_it_claims() -> None:
     # every stateless rejection reason is exercised, and the sweep reaches several of them
     reasons = {p.reason for p in verdicts if isinstance(p, TxRejected)}
     assert reasons == set(DECODE_REASONS)
-    sweep = [p for p in verdicts[len(VALID) + len(REJECTED) :]]
+    sweep = verdicts[len(VALID) + len(REJECTED) :]
     sweep_reasons = {p.reason for p in sweep if isinstance(p, TxRejected)}
     assert {Reason.MALFORMED_RLP, Reason.INVALID_SIGNATURE, Reason.WRONG_CHAIN_ID} <= sweep_reasons
     # mutated but still valid rows (another sender, another value...) are compared field by field
     assert sum(isinstance(p, Transaction) for p in sweep) > 20
     assert len(SWEEP) > 500
-    print(f"\n{len(VECTORS)} vectors: {len(VALID)} valid, {len(REJECTED)} hand-made rejections, "
+    print(f"\n{len(VECTORS)} vectors: {len(VALID)} valid, {len(REJECTED)} hand-made invalid or odd ones, "
           f"{len(SWEEP)} single-byte mutations")
 
 
@@ -616,6 +618,61 @@ random_bytes = st.one_of(st.binary(max_size=300), st.binary(max_size=300).map(la
 random_edits = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**16), st.integers(0, 255)), min_size=1,
                         max_size=4)
 mutated = st.builds(mutate, st.sampled_from(BASES), random_edits)
+
+
+def mostly(usual: Any, *odd: Any) -> st.SearchStrategy[Any]:
+    """`usual` (a value or a strategy) 7 times in 8, else one of `odd` (values or strategies): each
+    field is usually fine, so that a transaction often gets as far as the later checks."""
+    usual_strategy = usual if isinstance(usual, st.SearchStrategy) else st.just(usual)
+    odd_strategy = st.one_of(*(o if isinstance(o, st.SearchStrategy) else st.just(o) for o in odd))
+    return st.integers(0, 7).flatmap(lambda k: usual_strategy if k else odd_strategy)
+
+
+any_uint = st.integers(0, UINT256_MAX)
+_withdrawal_calls = st.builds(encode_withdrawal_call, st.binary(min_size=20, max_size=20),
+                              st.integers(0, 10**6) | any_uint, st.binary(max_size=70))
+_addresses = mostly(st.binary(min_size=20, max_size=20), st.binary(min_size=19, max_size=21))
+_keys = mostly(st.binary(min_size=32, max_size=32), st.binary(min_size=31, max_size=33))
+_access_lists = st.lists(st.tuples(_addresses, st.lists(_keys, max_size=3).map(tuple)), max_size=3).map(tuple)
+random_fields = st.builds(
+    UnsignedTransaction,
+    chain_id=mostly(CHAIN, 1, 0, UINT256_MAX),
+    nonce=mostly(st.integers(0, MAX_NONCE), MAX_NONCE + 1, any_uint),
+    max_priority_fee_per_gas=mostly(st.integers(0, GWEI), 2 * GWEI + 1, any_uint),
+    max_fee_per_gas=mostly(2 * GWEI, 0, GWEI, any_uint),
+    gas_limit=mostly(1_000_000, 0, 20_999, 21_000, 30_000, BLOCK_GAS_LIMIT, BLOCK_GAS_LIMIT + 1, any_uint),
+    to=mostly(st.sampled_from((TO, MESSAGE_PASSER)), None, TO[:19], TO + b"\x00"),
+    value=st.sampled_from((0, 1, 10**18)) | any_uint,
+    data=st.one_of(st.binary(max_size=80), _withdrawal_calls, st.builds(mutate, _withdrawal_calls, random_edits)),
+    access_list=st.just(()) | _access_lists,
+)
+_edge_r = (0, 1, 5, SECP256K1_N - 1, SECP256K1_N, UINT256_MAX)
+_edge_s = (0, 1, SECP256K1_N // 2, SECP256K1_N // 2 + 1, SECP256K1_N - 1, SECP256K1_N)
+_signatures = mostly(
+    st.sampled_from(KEYS),  # a real signature by a dev key
+    st.tuples(mostly(st.sampled_from((0, 1)), 2, 27), st.sampled_from(_edge_r) | st.integers(1, SECP256K1_N - 1),
+              st.sampled_from(_edge_s) | st.integers(1, SECP256K1_N - 1)),
+    st.sampled_from(KEYS).map(lambda key: (key,)),  # a real signature's high-s twin
+)
+
+
+def encode_random(fields: UnsignedTransaction, signature: bytes | tuple[bytes] | tuple[int, int, int]) -> bytes:
+    """Signed by a key; or by a key, then s -> n - s (the other valid signature, refused as high-s);
+    or with the given (y_parity, r, s)."""
+    if isinstance(signature, bytes):
+        return sign_transaction(fields, signature)
+    if len(signature) == 1:
+        raw = sign_transaction(fields, signature[0])
+        try:
+            tx = decode_transaction(raw, fields.chain_id)
+        except TxRejected:
+            return raw  # refused before the signature is looked at: no twin to make
+        return fields.encode_signed(1 - tx.y_parity, tx.r, SECP256K1_N - tx.s)
+    return fields.encode_signed(*signature)
+
+
+#: Well-formed RLP with values at and around every rule's boundaries: the order of the checks.
+random_transactions = st.builds(encode_random, random_fields, _signatures)
 #: The fixtures only serve eth_calls (no state changes), so sharing them across examples is sound.
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -635,4 +692,10 @@ async def test_random_bytes(l1: L1Client, harness: Contract, raws: list[bytes]) 
 @FUZZ
 @given(raws=st.lists(mutated, min_size=1, max_size=30))
 async def test_random_mutations(l1: L1Client, harness: Contract, raws: list[bytes]) -> None:
+    await check_batch(l1, harness, raws)
+
+
+@FUZZ
+@given(raws=st.lists(random_transactions, min_size=1, max_size=30))
+async def test_random_field_values(l1: L1Client, harness: Contract, raws: list[bytes]) -> None:
     await check_batch(l1, harness, raws)
