@@ -1,0 +1,271 @@
+"""Shared by the OutputRegistry and DisputeGame tests: a registry deployed on anvil with the
+counter-machine verifier (contracts/StepVerifierHarness.sol), and parties that play its games.
+
+The counter machine's step adds one to the snapshot's block number until the trace's target
+block, then stands still; so the honest snapshot at position k of a trace from `parent` is
+`parent` with number min(parent.number + k, target), and a liar is anyone who claims otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, field, replace
+from enum import IntEnum
+from typing import Any
+
+import pytest
+
+from services.l1 import Artifact, Contract, ContractError, L1Client, LocalSigner, Receipt, RpcError, TxSender, keccak
+from services.rollups._snapshot import Snapshot
+from tests.l1.anvil import DEV_KEYS, Anvil
+
+REGISTRY = Artifact.load("OutputRegistry")
+GAME = Artifact.load("DisputeGame")
+VERIFIER = Artifact.load("StepVerifierHarness")
+#: The dev mnemonic's accounts 4-7 (tests.l1.anvil.DEV_KEYS has 0-3).
+_MORE_KEYS = (
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+)
+DEPLOYER, ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE = (LocalSigner(k) for k in (*DEV_KEYS, *_MORE_KEYS))
+ETHER = 10**18
+
+
+class Status(IntEnum):
+    NONE = 0
+    PROPOSED = 1
+    CHALLENGED = 2
+    FINALIZED = 3
+    INVALIDATED = 4
+
+
+class GameStatus(IntEnum):
+    IN_PROGRESS = 0
+    DEFENDER_WON = 1
+    CHALLENGER_WON = 2
+
+
+class Side(IntEnum):
+    NONE = 0
+    DEFENDER = 1
+    CHALLENGER = 2
+
+
+class Move(IntEnum):
+    NONE = 0
+    BISECT = 1
+    CHOOSE = 2
+    STEP = 3
+
+
+@dataclass(frozen=True)
+class Params:
+    proposal_bond: int = ETHER
+    challenge_bond: int = ETHER // 2
+    move_bond_base: int = ETHER // 100
+    window: int = 600
+    clock: int = 300
+    max_trace_length: int = 2**32
+
+    def deploy_args(self, anchor: Snapshot, verifier: bytes) -> tuple[Any, ...]:
+        return (abi(anchor), verifier, self.proposal_bond, self.challenge_bond, self.move_bond_base, self.window,
+                self.clock, self.max_trace_length)
+
+
+def abi(s: Snapshot) -> tuple[Any, ...]:
+    """A Snapshot as the ABI tuple Snapshots.Snapshot."""
+    return tuple(int(v) if isinstance(v, IntEnum) else v for v in astuple(s))
+
+
+ANCHOR = Snapshot(state_root=keccak(b"state 0"), message_root=keccak(b"messages 0"), block_hash=keccak(b"block 0"),
+                  number=100, timestamp=1_700_000_000, base_fee=10**9, gas_used=21_000, gas_limit=30_000_000,
+                  l1_origin_number=5, batch_index=3, item_index=7, deposit_index=11, forced_index=13)
+
+
+def honest(parent: Snapshot, target: int, position: int) -> Snapshot:
+    """The counter machine's snapshot `position` steps after `parent`, on a trace ending at `target`."""
+    return replace(parent, number=min(parent.number + position, target))
+
+
+def forged(s: Snapshot) -> Snapshot:
+    """A different snapshot at the same block: what a lying proposer claims."""
+    return replace(s, state_root=keccak(b"forged " + s.state_root))
+
+
+@dataclass
+class Registry:
+    """An OutputRegistry on anvil (its own verifier), with a sender per signer."""
+
+    l1: L1Client
+    chain: Anvil
+    params: Params
+    contract: Contract
+    verifier: Contract
+    deploy_receipt: Receipt
+    senders: dict[bytes, TxSender] = field(default_factory=dict)
+    gas: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    async def deploy(cls, l1: L1Client, chain: Anvil, params: Params | None = None,
+                     anchor: Snapshot = ANCHOR) -> Registry:
+        params = params or Params()
+        deployer = await TxSender.create(l1, DEPLOYER)
+        receipt = await deployer.wait_receipt(await deployer.send(None, Contract(VERIFIER).encode_deploy()), 5)
+        assert receipt.success and receipt.contract_address is not None
+        verifier = Contract(VERIFIER, receipt.contract_address)
+        data = Contract(REGISTRY).encode_deploy(*params.deploy_args(anchor, receipt.contract_address))
+        receipt = await deployer.wait_receipt(await deployer.send(None, data), 5)
+        assert receipt.success and receipt.contract_address is not None
+        return cls(l1, chain, params, Contract(REGISTRY, receipt.contract_address), verifier, receipt,
+                   {DEPLOYER.address: deployer})
+
+    # --- transactions and calls ------------------------------------------------------------------
+
+    async def transact(self, signer: LocalSigner, target: Contract, function: str, *args: Any, value: int = 0,
+                       gas: int | None = None) -> Receipt:
+        """A mined transaction (with `gas`, even one that reverts: the estimate is skipped)."""
+        assert target.address is not None
+        sender = self.senders.get(signer.address)
+        if sender is None:
+            sender = self.senders[signer.address] = await TxSender.create(self.l1, signer)
+        tx_hash = await sender.send(target.address, target.encode_call(function, *args), value, gas=gas)
+        receipt = await sender.wait_receipt(tx_hash, 5)
+        if receipt.success:
+            self.gas.setdefault(function, []).append(receipt.gas_used)
+        return receipt
+
+    async def revert_of(self, signer: LocalSigner, target: Contract, function: str, *args: Any, value: int = 0,
+                        decoder: Contract | None = None) -> ContractError:
+        """The custom error `function` reverts with, called by `signer` in the next block."""
+        assert target.address is not None
+        with pytest.raises(RpcError) as caught:
+            await self.l1.call(target.address, target.encode_call(function, *args), sender=signer.address,
+                               value=value, block="pending")
+        assert caught.value.code == 3  # execution reverted, with revert data
+        error = (decoder or target).decode_error(caught.value.revert_data)
+        assert error is not None, caught.value.revert_data
+        return error
+
+    async def read(self, function: str, *args: Any) -> Any:
+        (value,) = await self.contract.read(self.l1, function, *args)
+        return value
+
+    def events(self, receipt: Receipt, contract: Contract | None = None) -> list[tuple[str, dict[str, Any]]]:
+        decoder = contract or self.contract
+        out = []
+        for log in receipt.logs:
+            event = decoder.decode_log(log) if log.address == decoder.address else None
+            if event is not None:
+                out.append((event.name, dict(event.args)))
+        return out
+
+    # --- time ------------------------------------------------------------------------------------
+
+    async def now(self) -> int:
+        block = await self.l1.get_block("latest")
+        assert block is not None
+        return block.timestamp
+
+    def at(self, timestamp: int) -> None:
+        """The next block (a transaction, a pending call) is at `timestamp`."""
+        self.chain.rpc("evm_setNextBlockTimestamp", timestamp)
+
+    def mine_at(self, timestamp: int) -> None:
+        """A block at `timestamp`: views read as of then."""
+        self.at(timestamp)
+        self.chain.rpc("evm_mine")
+
+    # --- the registry ----------------------------------------------------------------------------
+
+    async def output(self, index: int) -> dict[str, Any]:
+        names = ("output_root", "snapshot_hash", "l2_block", "parent_index", "proposed_at", "trace_length",
+                 "proposer", "status", "active_games")
+        values = dict(zip(names, await self.read("output", index), strict=True))
+        values["status"] = Status(values["status"])
+        return values
+
+    async def status(self, index: int) -> Status:
+        return Status((await self.output(index))["status"])
+
+    async def propose(self, signer: LocalSigner, snapshot: Snapshot, trace_length: int,
+                      parent: int | None = None) -> int:
+        parent = await self.read("head") if parent is None else parent
+        receipt = await self.transact(signer, self.contract, "propose", parent, abi(snapshot), trace_length,
+                                      value=self.params.proposal_bond)
+        assert receipt.success
+        ((name, args),) = self.events(receipt)
+        assert name == "OutputProposed"
+        return int(args["index"])
+
+    async def challenge(self, signer: LocalSigner, index: int) -> Contract:
+        receipt = await self.transact(signer, self.contract, "challenge", index, value=self.params.challenge_bond)
+        assert receipt.success
+        ((name, args),) = self.events(receipt)
+        assert name == "OutputChallenged" and args["challenger"] == signer.address
+        return Contract(GAME, args["game"])
+
+
+# --- parties -------------------------------------------------------------------------------------
+
+Claims = Callable[[int], bytes]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The honest trace of a game: the parent output's snapshot, the target block, the length."""
+
+    parent: Snapshot
+    target: int
+    length: int
+
+    def snapshot(self, position: int) -> Snapshot:
+        return honest(self.parent, self.target, position)
+
+    def claim(self, position: int) -> bytes:
+        return self.snapshot(position).commitment()
+
+
+def honest_claims(trace: Trace) -> Claims:
+    return trace.claim
+
+
+def lying_from(trace: Trace, first_lie: int) -> Claims:
+    """A defender whose trace is honest up to `first_lie` and wrong from there on (its end claim too)."""
+    return lambda p: trace.claim(p) if p < first_lie else forged(trace.snapshot(p)).commitment()
+
+
+@dataclass
+class Played:
+    status: GameStatus
+    rounds: int
+    receipts: list[tuple[str, Receipt]]
+
+
+async def play(reg: Registry, game: Contract, trace: Trace, defender: LocalSigner, challenger: LocalSigner, *,
+               claims: Claims, agrees: Callable[[int, bytes], bool], stepper: LocalSigner | None = None) -> Played:
+    """Play `game` to its end: the defender claims `claims(mid)`, the challenger agrees when
+    `agrees(mid, claim)`, and `stepper` (the challenger by default) steps from the snapshot at lo."""
+    receipts: list[tuple[str, Receipt]] = []
+    while True:
+        (move,) = await game.read(reg.l1, "nextMove")
+        (round_,) = await game.read(reg.l1, "round")
+        (bond,) = await game.read(reg.l1, "moveBond", round_)
+        if move == Move.BISECT:
+            (mid,) = await game.read(reg.l1, "mid")
+            receipt = await reg.transact(defender, game, "bisect", claims(mid), value=bond)
+        elif move == Move.CHOOSE:
+            (mid,) = await game.read(reg.l1, "mid")
+            (claim,) = await game.read(reg.l1, "midClaim")
+            receipt = await reg.transact(challenger, game, "choose", agrees(mid, claim), value=bond)
+        elif move == Move.STEP:
+            (lo,) = await game.read(reg.l1, "lo")
+            pre = trace.snapshot(lo)
+            assert (await game.read(reg.l1, "loHash"))[0] == pre.commitment()  # both agreed on lo
+            receipt = await reg.transact(stepper or challenger, game, "step", abi(pre), pre.commitment())
+        else:
+            (status,) = await game.read(reg.l1, "status")
+            return Played(GameStatus(status), round_, receipts)
+        assert receipt.success
+        receipts.append((Move(move).name, receipt))
