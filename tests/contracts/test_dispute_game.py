@@ -126,16 +126,28 @@ async def test_the_rules_of_the_game(l1: L1Client, chain: Anvil) -> None:
     assert await reg.status(1) == Status.PROPOSED
 
 
-async def test_a_defender_may_execute_the_step_itself_to_win_early(l1: L1Client, chain: Anvil) -> None:
-    reg = await Registry.deploy(l1, chain)
+async def test_at_demo_scale_a_defender_may_execute_the_step_itself_to_win_early(
+        l1: L1Client, chain: Anvil) -> None:
+    reg = await Registry.deploy(l1, chain, Params(window=4, clock=2))  # seconds: a demo's pace
     trace = Trace(ANCHOR, target=ANCHOR.number + 1, length=1)
+    t = await reg.now() + 1
+    reg.at(t)
     assert await reg.propose(ALICE, trace.snapshot(1), 1) == 1
+    reg.at(t + 1)
     game = await reg.challenge(BOB, 1)
+    # A trace of one step starts at the step: the challenger's move, which anyone may make.
     assert [(await game.read(l1, v))[0] for v in ("nextMove", "turn", "lo", "hi")] == [Move.STEP, Side.CHALLENGER,
                                                                                         0, 1]
+    reg.at(t + 2)
     assert (await reg.transact(ALICE, game, "step", abi(ANCHOR), ANCHOR.commitment())).success
     assert (await game.read(l1, "status"))[0] == GameStatus.DEFENDER_WON
     assert await game.read(l1, "credit", ALICE.address) == (reg.params.challenge_bond,)
+    assert await game.read(l1, "clocks") == (2, 1)
+    reg.at(t + 3)
+    assert (await reg.revert_of(BOB, reg.contract, "finalize", 1)).name == "ChallengeWindowOpen"
+    reg.at(t + 4)
+    assert (await reg.transact(BOB, reg.contract, "finalize", 1)).success
+    assert await reg.status(1) == Status.FINALIZED
 
 
 async def test_chess_clocks_only_the_side_to_move_spends_time_and_running_out_loses(
