@@ -170,15 +170,26 @@ def cmd_stop(args: argparse.Namespace) -> int:
 _GWEI = 10**9
 
 
+def _service_channel(data_dir: pathlib.Path | None, service: str) -> grpc.Channel:
+    doc = _endpoints(data_dir)
+    address = next((c["address"] for c in doc["children"] if c["id"].rsplit("/", 1)[-1] == service), None)
+    if not address:
+        raise CliError(f"the running tree has no {service}")
+    return grpc.insecure_channel(address)
+
+
 def _sequencer(data_dir: pathlib.Path | None) -> tuple[grpc.Channel, Any]:
     from l2node.sequencer.v1 import sequencer_pb2_grpc as seq_grpc
 
-    doc = _endpoints(data_dir)
-    address = next((c["address"] for c in doc["children"] if c["id"].rsplit("/", 1)[-1] == "sequencer"), None)
-    if not address:
-        raise CliError("the running tree has no sequencer")
-    channel = grpc.insecure_channel(address)
+    channel = _service_channel(data_dir, "sequencer")
     return channel, seq_grpc.SequencerServiceStub(channel)
+
+
+def _rollups(data_dir: pathlib.Path | None) -> tuple[grpc.Channel, Any]:
+    from l2node.rollups.v1 import rollups_pb2_grpc as rollups_grpc
+
+    channel = _service_channel(data_dir, "rollups")
+    return channel, rollups_grpc.RollupsServiceStub(channel)
 
 
 def _endpoints(data_dir: pathlib.Path | None) -> dict[str, Any]:
@@ -312,6 +323,85 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- client commands for the rollups service ---------------------------------------------------
+
+
+def _message_dict(message: Any) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    doc: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True,
+                                        always_print_fields_with_no_presence=True)
+    return doc
+
+
+def cmd_outputs(args: argparse.Namespace) -> int:
+    from l2node.rollups.v1 import rollups_pb2 as rpb
+
+    channel, stub = _rollups(args.data_dir)
+    with channel:
+        if args.follow:
+            try:
+                for item in stub.SubscribeOutputs(rpb.SubscribeOutputsRequest(from_index=args.start)):
+                    _print_output(item.output, args.json)
+            except grpc.RpcError as exc:
+                raise CliError(f"{exc.code().name}: {exc.details()}") from None
+            except KeyboardInterrupt:
+                return 0
+            return 0
+        token = str(args.start) if args.start else ""
+        while True:
+            page = _rpc(stub.ListOutputs, rpb.ListOutputsRequest(page_size=100, page_token=token))
+            for o in page.outputs:
+                _print_output(o, args.json)
+            token = page.next_page_token
+            if not token:
+                return 0
+
+
+def _print_output(o: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(_message_dict(o)), flush=True)
+        return
+    from l2node.rollups.v1 import rollups_pb2 as rpb
+
+    status = _enum_word(rpb.OutputStatus, o.status, "OUTPUT_STATUS_")
+    disputes = f"  disputes {','.join(map(str, o.dispute_ids))}" if o.dispute_ids else ""
+    print(f"output {o.index:>5}  l2 block {o.l2_block:>7}  {status:<11}  {o.output_root}  "
+          f"window ends {o.window_ends_at}{disputes}", flush=True)
+
+
+def cmd_disputes(args: argparse.Namespace) -> int:
+    from l2node.rollups.v1 import rollups_pb2 as rpb
+
+    channel, stub = _rollups(args.data_dir)
+    with channel:
+        if args.id is not None:
+            disputes = [_rpc(stub.GetDispute, rpb.GetDisputeRequest(id=args.id)).dispute]
+        else:
+            disputes, token = [], ""
+            while True:
+                page = _rpc(stub.ListDisputes, rpb.ListDisputesRequest(page_size=100, page_token=token))
+                disputes.extend(page.disputes)
+                if not (token := page.next_page_token):
+                    break
+    for d in disputes:
+        if args.json:
+            print(json.dumps(_message_dict(d)), flush=True)
+            continue
+        status = _enum_word(rpb.DisputeStatus, d.status, "DISPUTE_STATUS_")
+        turn = _enum_word(rpb.Side, d.turn, "SIDE_")
+        print(f"dispute {d.id:>4}  output {d.output_index:>5}  {status:<14}  round {d.round}/{d.max_rounds}  "
+              f"range [{d.lo}, {d.hi}]  turn {turn}  clocks {d.defender_clock_remaining_s}s/"
+              f"{d.challenger_clock_remaining_s}s  bonds {d.bonds} wei  game {d.game}")
+        if args.id is not None:
+            for m in d.moves:
+                kind = _enum_word(rpb.MoveKind, m.kind, "MOVE_KIND_")
+                detail = {"bisect": f"claim at {m.position}: {m.claim}", "choose": "agree" if m.agree else "disagree",
+                          "step": f"L1 computed {m.claim}", "timeout": "clock ran out"}.get(kind, "")
+                print(f"  {kind:<8} round {m.round:>3}  {detail}  (L1 block {m.l1_block})")
+    return 0
+
+
 def _print_block(b: Any) -> None:
     print(f"block {b.number:>8}  {b.hash}  txs {len(b.transaction_hashes):>5}  gas {b.gas_used:>10}  "
           f"base fee {b.base_fee}", flush=True)
@@ -371,6 +461,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", type=int, default=None)
     p.add_argument("--last", type=int, default=10)
     p.set_defaults(fn=cmd_blocks)
+    p = sub.add_parser("outputs", help="output proposals on L1 and their status; --follow streams changes")
+    data_dir(p)
+    p.add_argument("--follow", action="store_true")
+    p.add_argument("--from", dest="start", type=int, default=0, help="first output index")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(fn=cmd_outputs)
+    p = sub.add_parser("disputes", help="dispute games on L1; with an id, its moves")
+    data_dir(p)
+    p.add_argument("id", type=int, nargs="?", default=None)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(fn=cmd_disputes)
     return ap
 
 

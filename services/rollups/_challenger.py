@@ -1,0 +1,106 @@
+"""The challenger: every output on L1 checked against its own derivation; a wrong one disputed.
+
+It also defends: games opened against this node's own proposals are played from here, so a
+node that only proposes (``challenge`` off) still runs it, in defend-only mode.
+
+It trusts nothing but L1. For each output, once its derivation has reached the output's L2
+block, it compares the output's snapshot commitment with its own. It challenges the first wrong
+output on the chain (one resting on a wrong parent falls with it), plays the game to the end,
+and, as the defender, answers every game opened against its own node's proposals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from opentelemetry import trace
+
+from services.l1 import L1Error, TxSender
+
+from ._contracts import ContractFailed, OutputRecord, OutputStatus, Registry, Side
+from ._disputes import Player, Prover
+from ._settings import RollupsSettings
+from ._trace import DerivedChain
+
+_log = logging.getLogger("l2node.rollups.challenger")
+_tracer = trace.get_tracer("l2node.rollups")
+
+
+class Challenger:
+    def __init__(self, chain: DerivedChain, registry: Registry, sender: TxSender, settings: RollupsSettings,
+                 prover: Prover, defender: TxSender | None = None) -> None:
+        self.chain, self.registry, self.sender, self.settings = chain, registry, sender, settings
+        self.prover = prover
+        #: This node's proposer key, if it proposes: games against its outputs are defended with it.
+        self.defender = defender
+        self._checked = 0
+        self._playing: set[int] = set()
+        self.challenged: list[int] = []
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as games:  # no game outlives the challenger
+            while True:
+                try:
+                    await self.chain.sync()
+                    for game_id, side, output in await self.check():
+                        games.create_task(self._play(game_id, side, output))
+                except (L1Error, ContractFailed) as exc:
+                    _log.warning("challenger round failed", extra={"error": str(exc)})
+                await asyncio.sleep(self.settings.poll_interval_s)
+
+    async def check(self) -> list[tuple[int, Side, OutputRecord]]:
+        """Challenge what is wrong; the games (new ones, and ones against us) to play."""
+        to_play: list[tuple[int, Side, OutputRecord]] = []
+        count = await self.registry.output_count()
+        for index in range(self._checked + 1, count):
+            out = await self.registry.output(index)
+            if out.status in (OutputStatus.FINALIZED, OutputStatus.INVALIDATED):
+                if index == self._checked + 1:
+                    self._checked = index
+                continue
+            derived = self.chain.block(out.l2_block)
+            if derived is None:
+                break  # our derivation is not there yet
+            honest = derived.snapshot.commitment() == out.snapshot_hash
+            parent = await self.registry.output(out.parent_index)
+            parent_derived = self.chain.block(parent.l2_block)
+            parent_honest = parent_derived is not None and parent_derived.snapshot.commitment() == parent.snapshot_hash
+            mine = self.settings.faulty_challenger and honest and out.proposer != self.sender.address
+            wrong = (not honest and parent_honest) or mine
+            if self.settings.challenge and wrong and index not in self.challenged:
+                self.challenged.append(index)
+                with _tracer.start_as_current_span("challenge_output") as span:
+                    span.set_attribute("l2.output.index", index)
+                    receipt = await self.registry.challenge(self.sender, index)
+                    span.set_attribute("l1.block", receipt.block_number)
+                _log.warning("output challenged", extra={"index": index, "l2_block": out.l2_block,
+                                                         "faulty_challenger": mine})
+            for game_id in await self.registry.games_of(index):
+                if game_id in self._playing:
+                    continue
+                state = await self.registry.game_state(await self.registry.game_address(game_id))
+                if state.challenger == self.sender.address:
+                    side = Side.CHALLENGER
+                elif self.defender is not None and state.defender == self.defender.address:
+                    side = Side.DEFENDER
+                else:
+                    continue
+                self._playing.add(game_id)
+                to_play.append((game_id, side, out))
+        return to_play
+
+    async def _play(self, game_id: int, side: Side, out: OutputRecord) -> None:
+        parent = await self.registry.output(out.parent_index)
+        traces = self.chain.traces()
+        snapshots = await asyncio.to_thread(traces.snapshots, parent.l2_block, out.l2_block, out.trace_length)
+        claims = [s.commitment() for s in snapshots]
+        if side == Side.DEFENDER:
+            claims[-1] = out.snapshot_hash  # what we claimed, right or not: defend it to the end
+        sender = self.sender if side == Side.CHALLENGER or self.defender is None else self.defender
+        player = Player(self.registry, sender, traces, self.prover, parent.l2_block, claims, side,
+                        faulty=self.settings.faulty_challenger and side == Side.CHALLENGER)
+        address = await self.registry.game_address(game_id)
+        result = await player.play(address)
+        _log.info("dispute over", extra={"game": game_id, "output": out.index, "side": side.name,
+                                         "result": result.name})

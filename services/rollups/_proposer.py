@@ -1,0 +1,107 @@
+"""The proposer: bonded outputs of the L1-derived chain, finalized when their window has passed.
+
+It proposes what it derived from L1 itself, never what the sequencer says: an output is a
+claim its proposer must be able to defend step by step, from L1 data, in a dispute.
+
+An output builds on the registry's head (the latest output not invalidated). The proposer only
+extends a head it agrees with (same snapshot commitment as its own derivation): a wrong head is
+the challenger's business, and an output on top of it would be invalidated with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import replace
+
+from opentelemetry import trace
+
+from services.l1 import L1Error, TxSender
+from services.sequencer._keccak import keccak256
+
+from ._contracts import ContractFailed, OutputStatus, Registry
+from ._settings import RollupsSettings
+from ._snapshot import Snapshot
+from ._trace import DerivedChain
+
+_log = logging.getLogger("l2node.rollups.proposer")
+_tracer = trace.get_tracer("l2node.rollups")
+
+
+class Proposer:
+    def __init__(self, chain: DerivedChain, registry: Registry, sender: TxSender, settings: RollupsSettings) -> None:
+        self.chain, self.registry, self.sender, self.settings = chain, registry, sender, settings
+        self._last_proposal = time.monotonic()
+        self._finalized_upto = 0
+        self.proposed = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.chain.sync()
+                await self.propose_once()
+                await self.finalize_ready()
+            except (L1Error, ContractFailed) as exc:  # L1 unreachable or a race: next round
+                _log.warning("proposer round failed", extra={"error": str(exc)})
+            await asyncio.sleep(self.settings.poll_interval_s)
+
+    async def propose_once(self) -> int | None:
+        """Propose the derived head if it is due; the new output's index, or None."""
+        head_index = await self.registry.head()
+        head = await self.registry.output(head_index)
+        parent = self.chain.block(head.l2_block)
+        if parent is None or parent.snapshot.commitment() != head.snapshot_hash:
+            return None  # not derived that far yet, or a head we disagree with
+        derived = self.chain.head
+        new_blocks = derived.header.number - head.l2_block
+        due = new_blocks >= self.settings.output_interval_blocks or (
+            new_blocks > 0 and time.monotonic() - self._last_proposal >= self.settings.output_interval_s)
+        if not due:
+            return None
+        index = await self.registry.output_count()
+        snapshot = derived.snapshot
+        if index == self.settings.faulty_output:
+            snapshot = corrupt(snapshot)
+        length = derived.step - parent.step
+        with _tracer.start_as_current_span("propose_output") as span:
+            span.set_attribute("l2.output.index", index)
+            span.set_attribute("l2.output.l2_block", derived.header.number)
+            receipt = await self.registry.propose(self.sender, head_index, snapshot, length)
+            span.set_attribute("l1.block", receipt.block_number)
+        self._last_proposal = time.monotonic()
+        self.proposed += 1
+        _log.info("output proposed", extra={"index": index, "l2_block": derived.header.number,
+                                            "output_root": "0x" + snapshot.output_root().hex(),
+                                            "faulty": snapshot is not derived.snapshot})
+        return index
+
+    async def finalize_ready(self) -> list[int]:
+        """Finalize, in order, every output whose window has passed without a winning challenge."""
+        done: list[int] = []
+        window = await self.registry.param("challengeWindow")
+        latest = await self.l1_time()
+        count = await self.registry.output_count()
+        for index in range(self._finalized_upto + 1, count):
+            out = await self.registry.output(index)
+            if out.status in (OutputStatus.FINALIZED, OutputStatus.INVALIDATED):
+                if index == self._finalized_upto + 1:
+                    self._finalized_upto = index
+                continue
+            if out.status != OutputStatus.PROPOSED or latest < out.proposed_at + window:
+                break  # outputs finalize parent first: nothing after this one can
+            with contextlib.suppress(ContractFailed):
+                await self.registry.finalize(self.sender, index)
+                done.append(index)
+                self._finalized_upto = index
+        return done
+
+    async def l1_time(self) -> int:
+        block = await self.registry.l1.get_block("latest")
+        return block.timestamp if block is not None else 0
+
+
+def corrupt(snapshot: Snapshot) -> Snapshot:
+    """The faulty proposer's output: the same snapshot with a wrong state root."""
+    return replace(snapshot, state_root=keccak256(b"faulty proposer" + snapshot.state_root))

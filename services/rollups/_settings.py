@@ -1,0 +1,58 @@
+"""The rollups service's settings (the worker config's ``settings`` table), each with its default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from services.sequencer._rules import DEFAULT_CHAIN_ID
+
+from ._machine import DEFAULT_SEQUENCER_WINDOW, Rules
+
+
+@dataclass(frozen=True, slots=True)
+class RollupsSettings:
+    #: The L2 chain id and genesis: the same as the sequencer's (derivation re-executes its rules).
+    chain_id: int = DEFAULT_CHAIN_ID
+    genesis: str = ""
+    #: Run the proposer (bonded outputs) and/or the challenger (checks every output against
+    #: its own derivation, challenges a wrong one, defends its own). Either can run alone.
+    propose: bool = True
+    challenge: bool = True
+    #: Propose an output once this many L2 blocks were derived since the last one ...
+    output_interval_blocks: int = 10
+    #: ... or this many seconds passed with at least one new block.
+    output_interval_s: float = 5.0
+    #: How often L1 is read and outputs and games are looked at (seconds).
+    poll_interval_s: float = 0.5
+    #: Derive only from L1 blocks this deep: a reorg above it cannot change a proposal.
+    confirmation_depth: int = 4
+    #: Hex private key files of the proposer and the challenger (`l2node up`: dev keys 8 and 9).
+    proposer_key_file: str = ""
+    challenger_key_file: str = ""
+    #: TEST/DEMO ONLY: corrupt the state root of the output proposed with this index (-1: never).
+    faulty_output: int = -1
+    #: TEST/DEMO ONLY: challenge honest outputs and disagree with every claim.
+    faulty_challenger: bool = False
+    #: {"rpc", "contracts", "proposer_key_file", "challenger_key_file"}, as `l2node up` fills
+    #: them (the key files above, when set, win); contracts.json names the registry.
+    l1: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.output_interval_blocks < 1 or self.output_interval_s <= 0:
+            raise ValueError("output_interval_blocks must be >= 1 and output_interval_s > 0")
+        if not 0 < self.poll_interval_s <= 60:
+            raise ValueError(f"poll_interval_s {self.poll_interval_s} must be in (0, 60]")
+        if self.confirmation_depth < 0:
+            raise ValueError("confirmation_depth must be >= 0")
+
+    def rules(self, sequencer_window: int = DEFAULT_SEQUENCER_WINDOW) -> Rules:
+        return Rules(chain_id=self.chain_id, sequencer_window=sequencer_window)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RollupsSettings:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown rollups settings: {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,101 @@
+"""Derivation kept up to date from L1, and the per-step traces disputes are played over.
+
+``DerivedChain`` follows L1 to its safe head (``confirmation_depth`` blocks back, so an L1
+reorg above that depth cannot change what was derived) and derives every block it can.
+
+A dispute over output B (parent output A) bisects over positions 0..traceLength: position k
+is the commitment of the snapshot after k steps from A's snapshot towards B (``trace``). Traces
+are rebuilt on demand from genesis (fast up to A, then step by step with exact roots): a
+dispute is rare and bounded, and keeping a state copy per output would cost more than this.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from services.l1 import Contract, L1Client
+from services.sequencer._genesis import Genesis
+
+from ._derivation import Deriver, read_l1
+from ._machine import DerivedBlock, L1Inputs, Machine, Rules, genesis_snapshot
+from ._snapshot import Snapshot
+
+_log = logging.getLogger("l2node.rollups.derivation")
+
+
+class DerivedChain:
+    """The L2 chain as L1 alone defines it, extended each ``sync``."""
+
+    def __init__(self, l1: L1Client, inbox: Contract, portal: Contract, genesis: Genesis, rules: Rules,
+                 from_block: int, confirmation_depth: int) -> None:
+        self.l1, self.inbox, self.portal = l1, inbox, portal
+        self.genesis, self.rules = genesis, rules
+        self.deriver = Deriver(genesis, rules)
+        self.confirmation_depth = confirmation_depth
+        self._next_l1 = from_block
+        self._unavailable_logged = False
+
+    @property
+    def inputs(self) -> L1Inputs:
+        return self.deriver.inputs
+
+    @property
+    def head(self) -> DerivedBlock:
+        return self.deriver.head
+
+    def block(self, number: int) -> DerivedBlock | None:
+        blocks = self.deriver.blocks
+        return blocks[number] if 0 <= number < len(blocks) else None
+
+    async def sync(self) -> int:
+        """Read L1 up to its safe head and derive; how many new L2 blocks that gave."""
+        safe = await self.l1.block_number() - self.confirmation_depth
+        if safe >= self._next_l1:
+            await read_l1(self.l1, self.inbox, self.portal, self.inputs, self._next_l1, safe)
+            self._next_l1 = safe + 1
+        added = self.deriver.advance()
+        if self.inputs.unavailable is not None and not self._unavailable_logged:
+            self._unavailable_logged = True
+            _log.error("batch data does not reproduce its input root: derivation stops there",
+                       extra={"batch": self.inputs.unavailable})
+        return added
+
+    def traces(self) -> Traces:
+        return Traces(self.genesis, self.rules, self.inputs)
+
+
+class Traces:
+    """Per-step traces between two derived blocks, over a fixed set of L1 inputs."""
+
+    def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs) -> None:
+        self.genesis, self.rules, self.inputs = genesis, rules, inputs
+
+    def machine_at(self, block: int) -> Machine:
+        """A trace-mode machine at the snapshot right after ``block`` sealed."""
+        state = self.genesis.state()
+        machine = Machine(genesis_snapshot(self.genesis, state), state, self.inputs, self.rules)
+        machine.run(target=block)
+        if machine.snapshot.number != block:
+            raise LookupError(f"L2 block {block} is not derivable from L1 (yet)")
+        machine.trace = True
+        return machine
+
+    def snapshots(self, start_block: int, target: int, length: int) -> list[Snapshot]:
+        """Positions 0..length of the trace from ``start_block``'s snapshot towards ``target``."""
+        machine = self.machine_at(start_block)
+        out = [machine.snapshot]
+        for _ in range(length):
+            machine.step(target)
+            out.append(machine.snapshot)
+        return out
+
+    def machine_before(self, start_block: int, target: int, position: int,
+                       check: Callable[[Snapshot], bool] | None = None) -> Machine:
+        """A trace-mode machine at trace position ``position`` (about to take the next step)."""
+        machine = self.machine_at(start_block)
+        for _ in range(position):
+            machine.step(target)
+        if check is not None and not check(machine.snapshot):
+            raise ValueError(f"position {position} is not the snapshot the game agreed on")
+        return machine
