@@ -159,4 +159,54 @@ library StateProofs {
         if (merkleRoot(bytes32(0), count, count, siblings) != root) revert InvalidProof();
         return merkleRoot(newLeaf, count, count + 1, siblings);
     }
+
+    // Memory variants: the same functions over siblings held in memory (a proof decoded from a
+    // `bytes` argument with abi.decode, as the one-step proof's are). Separate names, because a
+    // calldata argument converts to memory too and an overload would make existing calls ambiguous.
+
+    /// @notice merkleRoot, with the siblings in memory.
+    function merkleRootMemory(bytes32 leaf, uint256 index, uint256 count, bytes32[48] memory siblings)
+        internal
+        pure
+        returns (bytes32 root)
+    {
+        assembly ("memory-safe") {
+            let buf := mload(0x40)
+            let node := leaf
+            let i := index
+            for { let s := siblings } lt(s, add(siblings, 1536)) { s := add(s, 96) } {
+                let before := shl(5, and(i, 3))
+                mcopy(buf, s, before)
+                mstore(add(buf, before), node)
+                mcopy(add(add(buf, before), 32), add(s, before), sub(96, before))
+                node := keccak256(buf, 128)
+                i := shr(2, i)
+            }
+            mstore(buf, node)
+            mstore(add(buf, 32), count)
+            root := keccak256(buf, 64)
+        }
+    }
+
+    /// @notice verifyMerkleProof, with the siblings in memory.
+    function verifyMerkleProofMemory(
+        bytes32 root,
+        bytes32 leaf,
+        uint256 index,
+        uint256 count,
+        bytes32[48] memory siblings
+    ) internal pure returns (bool) {
+        return index < count && count <= MAX_LEAVES && merkleRootMemory(leaf, index, count, siblings) == root;
+    }
+
+    /// @notice appendedRoot, with the siblings in memory.
+    function appendedRootMemory(bytes32 root, bytes32 newLeaf, uint256 count, bytes32[48] memory siblings)
+        internal
+        pure
+        returns (bytes32)
+    {
+        if (count >= MAX_LEAVES) revert TreeFull();
+        if (merkleRootMemory(bytes32(0), count, count, siblings) != root) revert InvalidProof();
+        return merkleRootMemory(newLeaf, count, count + 1, siblings);
+    }
 }

@@ -1,0 +1,434 @@
+"""StepVerifier on a real anvil: every step of a derivation trace, re-executed on L1, gives Python's next commitment.
+
+One scenario, posted for real to BatchInbox and DepositPortal (batches with their input roots,
+deposits, forced transactions), covers every StepKind of services/rollups/_machine.py: transfers
+(one creating an account), withdrawals to the message passer, deposits, forced transactions
+applied / refused / left for the next block, every kind of refused batch transaction, duplicate,
+gapped and invalid blocks (timestamp, origin, sequencer window), a stray leaf, blocks cut short,
+seals, batch changes and no-ops. A trace-mode Machine over the same L1 inputs gives each step's
+pre-snapshot and proof (services/rollups/_witness); the contract must return exactly the
+commitment of the machine's next snapshot. A zero-base-fee chain adds a sender created by its
+own transaction. Then forged proofs must revert, and a few steps (a transfer, a seal, ...) are sent
+as real transactions to measure their gas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, field, replace
+from typing import Any
+
+import pytest
+from eth_abi.abi import encode
+
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, RpcError, TxSender
+from services.rollups._derivation import leaves_of
+from services.rollups._machine import (
+    L1Inputs,
+    Machine,
+    QueuedDeposit,
+    QueuedForced,
+    Rules,
+    StepKind,
+    genesis_snapshot,
+)
+from services.rollups._snapshot import Phase, Snapshot
+from services.rollups._witness import (
+    NO_SIBLINGS,
+    AppendWitness,
+    StepWitness,
+    proof_at,
+    step_proof,
+    step_witness,
+    trace,
+)
+from services.sequencer._basefee import next_base_fee
+from services.sequencer._batch_input import BlockLeaf, Leaf, TxLeaf, input_root
+from services.sequencer._batcher import BatchBlock, encode_batch
+from services.sequencer._execution import Deposit
+from services.sequencer._genesis import Genesis, devnet_genesis
+from services.sequencer._keccak import keccak256
+from services.sequencer._rules import BLOCK_GAS_LIMIT, FEE_VAULT, MESSAGE_PASSER
+from services.sequencer._tx import UnsignedTransaction, sign_transaction
+from services.sequencer._withdrawal import encode_withdrawal_call
+from tests.l1.anvil import DEV_KEYS, Anvil
+
+INBOX, PORTAL, VERIFIER = (Artifact.load(n) for n in ("BatchInbox", "DepositPortal", "StepVerifier"))
+DEPLOYER, BATCHER, ALICE = (LocalSigner(k) for k in DEV_KEYS[:3])
+CHAIN_ID = 901
+#: Small, so that a batch posted a few L1 blocks late breaks it.
+WINDOW = 6
+RULES = Rules(CHAIN_ID, WINDOW)
+FAR = 2**63
+#: "Well under a block": the figures are printed; the target is < 1M.
+GAS_BOUND = 1_000_000
+
+# L2 keys: two funded dev accounts, and one with no L2 account at all.
+K0, K1 = (bytes.fromhex(k.removeprefix("0x")) for k in DEV_KEYS[2:4])
+POOR = keccak256(b"a key with no L2 balance")
+K0_ADDRESS = LocalSigner(DEV_KEYS[2]).address
+EXISTING = LocalSigner(DEV_KEYS[1]).address  # funded at genesis
+FRESH = keccak256(b"fresh recipient")[:20]
+FRESH_DEPOSIT = keccak256(b"fresh deposit recipient")[:20]
+ORIGIN_HASH = b"\x33" * 32
+
+
+def tx(key: bytes, nonce: int, to: bytes = EXISTING, value: int = 1, *, data: bytes = b"", gas: int = 60_000,
+       fee_cap: int = 10 * 10**9, tip: int = 10**9) -> bytes:
+    return sign_transaction(UnsignedTransaction(CHAIN_ID, nonce, min(tip, fee_cap), fee_cap, gas, to, value, data), key)
+
+
+def another_sender(raw: bytes) -> bytes:
+    mutated = bytearray(raw)
+    mutated[-5] ^= 0xFF  # another s: the signature recovers some other key (with no account)
+    return bytes(mutated)
+
+
+def unrecoverable(nonce: int) -> bytes:
+    """A signature in range that no public key recovers from (r = 5 is no point's x): ecrecover gives 0."""
+    return UnsignedTransaction(CHAIN_ID, nonce, 10**9, 10 * 10**9, 60_000, EXISTING, 1).encode_signed(0, 5, 1)
+
+
+def snapshot_tuple(s: Snapshot) -> tuple[Any, ...]:
+    return tuple(w if isinstance(w, bytes) else int(w) for w in astuple(s))
+
+
+@dataclass
+class Scenario:
+    l1: L1Client
+    anvil: Anvil
+    inbox: Contract
+    portal: Contract
+    verifier: Contract
+    inputs: L1Inputs = field(default_factory=L1Inputs)
+
+    async def transact(self, signer: LocalSigner, contract: Contract | None, data: bytes, value: int = 0) -> Receipt:
+        sender = await TxSender.create(self.l1, signer)
+        to = contract.address if contract is not None else None
+        receipt = await sender.wait_receipt(await sender.send(to, data, value), 5)
+        assert receipt.success
+        return receipt
+
+    async def deposit(self, to: bytes, mint: int) -> int:
+        receipt = await self.transact(ALICE, self.portal, self.portal.encode_call("depositTransaction", to), mint)
+        (event,) = [e for e in map(self.portal.decode_log, receipt.logs) if e is not None]
+        a = event.args
+        self.inputs.add_deposit(QueuedDeposit(a["index"], a["l1Block"], bytes(a["from"]),
+                                              Deposit(bytes(a["sourceHash"]), bytes(a["to"]), a["mint"])))
+        return receipt.block_number
+
+    async def force(self, raw: bytes) -> int:
+        receipt = await self.transact(ALICE, self.inbox, self.inbox.encode_call("forceInclude", raw))
+        self.inputs.add_forced(QueuedForced(len(self.inputs.forced), receipt.block_number, raw))
+        return receipt.block_number
+
+    async def post(self, blocks: list[BatchBlock]) -> int:
+        """A batch as the batcher posts it; L1Inputs gets the leaves derivation reads back from its data."""
+        data = encode_batch(blocks)
+        leaves = leaves_of(data)
+        assert leaves is not None
+        return await self.post_leaves(leaves, data)
+
+    async def post_leaves(self, leaves: tuple[Leaf, ...], data: bytes = b"\x00leaves no batch encodes") -> int:
+        """Any leaves under their input root (the contract reads only the root)."""
+        root = input_root(leaves)
+        receipt = await self.transact(BATCHER, self.inbox, self.inbox.encode_call("appendBatch", data, root))
+        self.inputs.add_batch(len(self.inputs.batches), receipt.block_number, root, leaves)
+        assert self.inputs.unavailable is None
+        return receipt.block_number
+
+    def machine(self, genesis: Genesis | None = None) -> Machine:
+        genesis = genesis or devnet_genesis(CHAIN_ID)
+        state = genesis.state()
+        return Machine(genesis_snapshot(genesis, state), state, self.inputs, RULES, trace=True)
+
+    async def step(self, pre: Snapshot, proof: bytes, target: int = FAR) -> bytes:
+        (post,) = await self.verifier.read(self.l1, "step", snapshot_tuple(pre), target, proof)
+        return bytes(post)
+
+    async def revert_of(self, pre: Snapshot, proof: bytes, target: int = FAR) -> str:
+        assert self.verifier.address is not None
+        with pytest.raises(RpcError) as caught:
+            await self.l1.call(self.verifier.address,
+                               self.verifier.encode_call("step", snapshot_tuple(pre), target, proof))
+        error = self.verifier.decode_error(caught.value.revert_data)
+        assert error is not None
+        return error.name
+
+
+async def deploy(l1: L1Client, artifact: Artifact, *args: Any) -> Contract:
+    deployer = await TxSender.create(l1, DEPLOYER)
+    receipt = await deployer.wait_receipt(await deployer.send(None, Contract(artifact).encode_deploy(*args)), 5)
+    assert receipt.success and receipt.contract_address is not None
+    return Contract(artifact, receipt.contract_address)
+
+
+async def deployed(l1: L1Client, chain: Anvil) -> Scenario:
+    inbox = await deploy(l1, INBOX, BATCHER.address)
+    portal = await deploy(l1, PORTAL)
+    assert inbox.address is not None and portal.address is not None
+    verifier = await deploy(l1, VERIFIER, inbox.address, portal.address, CHAIN_ID, WINDOW)
+    return Scenario(l1, chain, inbox, portal, verifier)
+
+
+@pytest.fixture
+async def scenario(l1: L1Client, chain: Anvil) -> Scenario:
+    """L1 holding every kind of input the machine has a rule for (see the comments for what each is for)."""
+    sc = await deployed(l1, chain)
+
+    await sc.deposit(FRESH_DEPOSIT, 10**18)  # block 1: a deposit creating an account
+    await sc.force(tx(K1, 0, FRESH, 5))  # block 1: applied (creates FRESH)
+    await sc.force(b"\x02garbage")  # block 1: refused (malformed)
+    # 21,000 gas already used in block 1: a 30M gas limit does not fit, it waits for block 2.
+    origin1 = await sc.force(tx(K1, 1, gas=BLOCK_GAS_LIMIT))
+    origin2 = await sc.deposit(K0_ADDRESS, 2 * 10**18)  # after block 1's origin: block 2
+    block1 = (
+        tx(K0, 0),  # a transfer
+        tx(K0, 1, FRESH, 7),  # to an account the forced transfer created
+        tx(K0, 2, keccak256(b"new")[:20], 9),  # creates an account
+        tx(K0, 3, MESSAGE_PASSER, 10**15, data=encode_withdrawal_call(EXISTING, 50_000, b"hi")),  # a withdrawal
+        another_sender(tx(K0, 4)),
+        unrecoverable(4),
+        tx(K0, 9),  # a nonce gap
+        tx(POOR, 0),  # no account, no funds: refused after an exclusion proof
+        tx(K0, 4, fee_cap=1, tip=0),  # below the base fee
+        b"\x02\xff\xff",  # garbage
+        tx(K0, 4, MESSAGE_PASSER, 3),  # a plain withdrawal: the second message
+    )
+    await sc.post([BatchBlock(1, 100, origin1, ORIGIN_HASH, block1),
+                   BatchBlock(2, 101, origin2, ORIGIN_HASH, (
+                       tx(K0, 5, gas=BLOCK_GAS_LIMIT),  # the forced one used 21,000 gas: refused, no room
+                       tx(K0, 5)))])
+    posted = await sc.post([
+        BatchBlock(2, 101, origin2, ORIGIN_HASH, (tx(K0, 6),)),  # a duplicate of block 2
+        BatchBlock(3, 50, origin2, ORIGIN_HASH, ()),  # timestamp before block 2's
+        BatchBlock(3, 102, 10**9, ORIGIN_HASH, (tx(K0, 6),)),  # an origin after the batch's L1 block
+        BatchBlock(3, 102, origin2, ORIGIN_HASH, (tx(K0, 6), tx(K1, 2, FEE_VAULT, 1))),  # valid
+        BatchBlock(5, 103, origin2, ORIGIN_HASH, (tx(K0, 7),)),  # a gap: the rest of the batch is ignored
+        BatchBlock(4, 103, origin2, ORIGIN_HASH, ()),
+    ])
+    assert posted - origin2 <= WINDOW
+    await sc.post_leaves((
+        TxLeaf(tx(K0, 7)),  # a stray leaf
+        BlockLeaf(4, 103, origin2, ORIGIN_HASH, 2),
+        TxLeaf(tx(K0, 7)),
+        BlockLeaf(5, 104, origin2, ORIGIN_HASH, 5),  # block 4 claimed two transactions: cut here
+        TxLeaf(b""),  # an empty transaction
+        TxLeaf(tx(K0, 8)),  # block 5 claimed five: cut at the end of the batch
+    ))
+    chain.rpc("anvil_mine", hex(WINDOW))
+    late = await sc.post([BatchBlock(6, 105, origin2, ORIGIN_HASH, (tx(K0, 9),)),  # past the window
+                          BatchBlock(6, 105, origin2 + WINDOW, ORIGIN_HASH, ())])
+    assert late > origin2 + WINDOW and late <= origin2 + 2 * WINDOW
+    return sc
+
+
+async def run_against_l1(sc: Scenario, m: Machine) -> dict[StepKind, int]:
+    """Every step of ``m`` until its first no-op, checked on L1; how many of each kind."""
+    seen: dict[StepKind, int] = {}
+    disagreements = []
+    while True:
+        pre = m.snapshot
+        proof = step_proof(m, FAR)
+        kind = m.step(FAR)
+        seen[kind] = seen.get(kind, 0) + 1
+        post = await sc.step(pre, proof)
+        if post != m.snapshot.commitment():
+            disagreements.append(f"step {m.steps} ({kind}) from {pre}")
+        if kind is StepKind.NOOP:
+            break
+    assert not disagreements, "\n".join(disagreements)
+    return seen
+
+
+async def test_every_step_of_the_trace_agrees_with_python(scenario: Scenario) -> None:
+    sc = scenario
+    m = sc.machine()
+    seen = await run_against_l1(sc, m)
+    assert set(seen) == set(StepKind), f"not covered: {set(StepKind) - set(seen)}"
+    assert [b.header.number for b in m.sealed] == [1, 2, 3, 4, 5, 6]
+    assert [len(b.tx_hashes) for b in m.sealed] == [7, 3, 2, 1, 1, 0]  # deposits and forced ones included
+    assert m.state.message_count == 2 and m.state.get(MESSAGE_PASSER).balance == 10**15 + 3
+    assert [s.reason for s in m.skipped if s.block == 1] == [
+        "MALFORMED_RLP", "BLOCK_GAS_LIMIT_REACHED", "NONCE_TOO_HIGH", "INVALID_SIGNATURE", "NONCE_TOO_HIGH",
+        "INSUFFICIENT_FUNDS", "FEE_CAP_BELOW_BASE_FEE", "MALFORMED_RLP"]
+    # The whole trace: the commitments a dispute bisects over, from genesis's snapshot on.
+    genesis = devnet_genesis(CHAIN_ID)
+    snapshots = trace(genesis_snapshot(genesis), genesis.state(), sc.inputs, FAR, RULES)
+    assert len(snapshots) == m.steps + 1 and snapshots[-1] == m.snapshot
+    pre, proof = proof_at(genesis_snapshot(genesis), genesis.state(), sc.inputs, FAR, 5, RULES)
+    assert pre == snapshots[5] and await sc.step(pre, proof) == snapshots[6].commitment()
+
+
+async def test_a_sender_without_an_account_is_created_by_its_own_transaction(l1: L1Client, chain: Anvil) -> None:
+    """With a zero base fee a transaction can cost nothing, so a key with no account may send one:
+    the sender's write is then an insertion (and 0 wei to a fresh address creates nothing)."""
+    sc = await deployed(l1, chain)
+    origin = await sc.force(tx(POOR, 0, FRESH, 0, fee_cap=0, tip=0))
+    await sc.post([BatchBlock(1, 1, origin, ORIGIN_HASH, (tx(POOR, 1, EXISTING, 0, fee_cap=0, tip=0),))])
+    zero_fee = replace(devnet_genesis(CHAIN_ID), base_fee=0)
+    m = sc.machine(zero_fee)
+    await run_against_l1(sc, m)
+    poor = m.sealed[0].tx_hashes
+    assert len(poor) == 2 and m.state.account_tree.index_of(FRESH) is None  # 0 wei created nothing
+    assert m.state.account_tree.count == len(zero_fee.alloc) + 2  # the zero address, and the poor sender
+
+
+async def test_steps_that_read_nothing_take_an_empty_proof(scenario: Scenario) -> None:
+    sc = scenario
+    m = sc.machine()
+    m.run(target=1)
+    idle = m.snapshot
+    assert idle.number == 1 and idle.phase == Phase.IDLE and step_proof(m, 1) == b""
+    assert await sc.step(idle, b"", target=1) == idle.commitment()  # rule 1: at the target
+    nothing_posted = replace(idle, batch_index=len(sc.inputs.batches))
+    assert await sc.step(nothing_posted, b"") == nothing_posted.commitment()  # rule 2
+    while not (m.snapshot.phase == Phase.BATCH and m.snapshot.tx_left == 0):
+        m.step(FAR)
+    sealing = m.snapshot
+    assert step_proof(m, FAR) == b"" and m.step(FAR) is StepKind.SEAL
+    assert await sc.step(sealing, b"") == m.snapshot.commitment()
+    assert await sc.revert_of(replace(idle, phase=4), b"") == "InvalidPhase"  # type: ignore[arg-type]
+
+
+async def test_the_base_fee_update_is_python_s(scenario: Scenario) -> None:
+    limit = BLOCK_GAS_LIMIT
+    target = limit // 2
+    for base_fee in (0, 7, 8, 10**9, 2**128):
+        for gas_used in (0, 1, target - 1, target, target + 1, limit - 1, limit):
+            (fee,) = await scenario.verifier.read(scenario.l1, "nextBaseFee", base_fee, gas_used, limit)
+            assert fee == next_base_fee(base_fee, gas_used, limit), (base_fee, gas_used)
+
+
+async def _honest(sc: Scenario, want: Callable[[Snapshot], bool]) -> tuple[Snapshot, StepWitness, Machine]:
+    """The first step whose pre-snapshot ``want`` accepts: its pre-snapshot, its witness, and the
+    machine before it (its state, for proofs of other accounts). L1 must accept the honest proof."""
+    m = sc.machine()
+    while not want(m.snapshot):
+        assert m.step(FAR) is not StepKind.NOOP, "no such step"
+    pre, w = m.snapshot, step_witness(m, FAR)
+    before = m.state.copy()
+    m.step(FAR)
+    assert await sc.step(pre, w.encode()) == m.snapshot.commitment()
+    m.state = before
+    return pre, w, m
+
+
+def _flip(siblings: tuple[bytes, ...], k: int) -> tuple[bytes, ...]:
+    s = bytearray(siblings[k])
+    s[31] ^= 1
+    return (*siblings[:k], bytes(s), *siblings[k + 1 :])
+
+
+def _account(w: StepWitness, i: int, **changes: Any) -> StepWitness:
+    accounts = list(w.accounts)
+    accounts[i] = replace(accounts[i], **changes)
+    return replace(w, accounts=accounts)
+
+
+def _leaf(w: StepWitness, i: int, **changes: Any) -> StepWitness:
+    return _account(w, i, leaf=replace(w.accounts[i].leaf, **changes))
+
+
+def _path(w: StepWitness, i: int, **changes: Any) -> StepWitness:
+    return _account(w, i, path=replace(w.accounts[i].path, **changes))
+
+
+async def test_forged_proofs_revert(scenario: Scenario) -> None:
+    sc = scenario
+    new = keccak256(b"new")[:20]
+    # The batch transfer that creates `new`: sender updated, `new` inserted, FEE_VAULT credited.
+    pre, w, m = await _honest(sc, lambda s: s.phase == Phase.BATCH and s.batch_index == 0 and s.item_index == 3)
+    assert [a.leaf.account for a in w.accounts][::2] == [K0_ADDRESS, FEE_VAULT]
+    assert w.accounts[1].leaf.account != new and w.accounts[1].append_siblings != NO_SIBLINGS
+    sender = w.accounts[0]
+    forged: dict[str, tuple[StepWitness, str]] = {
+        "a sibling of the sender's path": (_path(w, 0, siblings=_flip(sender.path.siblings, 4)),
+                                           "InvalidAccountProof"),
+        "a wrong balance in the sender's leaf": (_leaf(w, 0, balance=sender.leaf.balance + 1),
+                                                 "InvalidAccountProof"),
+        "a wrong nonce in the sender's leaf": (_leaf(w, 0, nonce=sender.leaf.nonce + 1), "InvalidAccountProof"),
+        "a wrong leaf index": (_path(w, 0, index=sender.path.index + 1), "InvalidAccountProof"),
+        "a wrong tree size": (_path(w, 0, count=sender.path.count + 1), "InvalidAccountProof"),
+        "the recipient as existing (inclusion of nothing)": (_leaf(w, 1, account=new), "InvalidAccountProof"),
+        "a low leaf that does not skip over the recipient": (_leaf(w, 1, next=new), "InvalidAccountProof"),
+        "a sibling of the insertion's free slot": (
+            _account(w, 1, append_siblings=_flip(w.accounts[1].append_siblings, 0)), "InvalidProof"),
+        "a missing account witness": (replace(w, accounts=w.accounts[:2]), "MissingAccountWitness"),
+        "a wrong transactions-tree size": (replace(w, txs=replace(w.txs, count=w.txs.count + 1)), "InvalidProof"),
+        "another batch leaf": (replace(w, input=TxLeaf(tx(K0, 2, new, 10)).encode()), "InvalidInputProof"),
+        "a sibling of the leaf's path": (replace(w, input_siblings=_flip(w.input_siblings, 0)),
+                                         "InvalidInputProof"),
+        "a wrong leaf count": (replace(w, input_count=w.input_count + 1), "InvalidInputProof"),
+        "no leaf where there is one": (replace(w, input_count=pre.item_index), "InvalidInputProof"),
+    }
+    # An exclusion by the leaf of the recipient's successor, where it has one.
+    low = w.accounts[1].leaf
+    if low.next != bytes(20):
+        successor = m.state.account_tree.prove(low.next)
+        forged["the successor's leaf as low leaf"] = (
+            _account(w, 1, leaf=successor.leaf, path=successor.path), "InvalidAccountProof")
+    for name, (witness, error) in forged.items():
+        assert await sc.revert_of(pre, witness.encode()) == error, name
+
+    # A withdrawal: the message-passer append must prove the tree's size (the message nonce).
+    pre, w, _ = await _honest(sc, lambda s: s.phase == Phase.BATCH and s.batch_index == 0 and s.item_index == 4)
+    assert w.message != AppendWitness()
+    for message in (replace(w.message, count=1), replace(w.message, siblings=_flip(w.message.siblings, 1))):
+        assert await sc.revert_of(pre, replace(w, message=message).encode()) == "InvalidProof"
+
+    # A deposit: its preimage must hash to the portal's source hash.
+    pre, w, _ = await _honest(sc, lambda s: s.phase == Phase.DEPOSITS)
+    queued = sc.inputs.deposits[0]
+    for mint, l1_block in ((queued.deposit.mint + 1, queued.l1_block), (queued.deposit.mint, queued.l1_block + 1)):
+        wrong = encode(["address", "address", "uint256", "uint256"], [queued.sender, queued.deposit.to, mint, l1_block])
+        assert await sc.revert_of(pre, replace(w, input=wrong).encode()) == "InvalidDeposit"
+    assert await sc.revert_of(pre, _leaf(w, 0, balance=1).encode()) == "InvalidAccountProof"
+
+    # A forced transaction: its raw bytes must hash to the queued hash.
+    pre, w, _ = await _honest(sc, lambda s: s.phase == Phase.FORCED)
+    assert await sc.revert_of(pre, replace(w, input=tx(K1, 0, FRESH, 6)).encode()) == "InvalidForcedTransaction"
+
+    # No leaf past the end of a batch: the count must be the input root's (tree root and count).
+    end = len(sc.inputs.batches[0].leaves)
+    pre, w, _ = await _honest(sc, lambda s: s.phase == Phase.IDLE and s.batch_index == 0 and s.item_index == end)
+    assert w.input == b""  # NEXT_BATCH
+    for lie in (replace(w, input_count=w.input_count + 1), replace(w, input_tree_root=bytes(32))):
+        assert await sc.revert_of(pre, lie.encode()) == "InvalidInputProof"
+
+
+async def test_gas_of_a_transfer_step_and_a_seal_step(scenario: Scenario) -> None:
+    """Real transactions: gas of the whole transaction (21,000 and the calldata included)."""
+    sc = scenario
+    assert sc.verifier.address is not None
+    wanted = {  # (batch index, item index) of the leaf a step reads, or the kind of step
+        "transfer": (0, 1), "transfer creating an account": (0, 3), "withdrawal": (0, 4),
+        "refused (nonce gap)": (0, 7), "deposit": StepKind.DEPOSIT, "seal": StepKind.SEAL,
+    }
+    figures: dict[str, tuple[int, int, int]] = {}
+    m = sc.machine()
+    while len(figures) < len(wanted):
+        pre, proof = m.snapshot, step_proof(m, FAR)
+        kind = m.step(FAR)
+        at = (pre.batch_index, pre.item_index) if pre.phase == Phase.BATCH and kind is not StepKind.SEAL else kind
+        name = next((n for n, w in wanted.items() if w == at and n not in figures), None)
+        if name is None:
+            continue
+        data = sc.verifier.encode_call("step", snapshot_tuple(pre), FAR, proof)
+        receipt = await sc.transact(DEPLOYER, sc.verifier, data)
+        zeros = data.count(0)
+        floor = 21_000 + 10 * (zeros + 4 * (len(data) - zeros))  # EIP-7623 (Prague, anvil's default)
+        figures[name] = (receipt.gas_used, floor, len(proof))
+    # Where gas used == the floor, the calldata floor is what the transaction pays, not execution.
+    print("\nStepVerifier.step gas: whole transaction, EIP-7623 calldata floor (proof bytes)",
+          *(f"  {n}: {gas:,}, {floor:,} ({size:,})" for n, (gas, floor, size) in figures.items()), sep="\n")
+    assert all(gas < GAS_BOUND for gas, _, _ in figures.values()), figures
+
+
+def test_witness_refuses_a_machine_whose_snapshot_is_not_exact() -> None:
+    genesis = devnet_genesis(CHAIN_ID)
+    state = genesis.state()
+    m = Machine(genesis_snapshot(genesis, state), state, L1Inputs(), RULES, trace=True)
+    m.snapshot = replace(m.snapshot, state_root=bytes(32))
+    with pytest.raises(ValueError, match="trace=True"):
+        step_proof(m, FAR)
