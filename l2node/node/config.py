@@ -13,6 +13,8 @@
     chain_id = 31337
     contracts = ""           # with rpc: the contracts.json of that chain (local anvil: deployed by up)
     batcher_key_file = ""    # with rpc: hex key the sequencer posts batches with (local: a dev key)
+    proposer_key_file = ""   # with rpc: hex key the rollups proposer bonds outputs with
+    challenger_key_file = "" # with rpc: hex key the rollups challenger disputes with
     [workers.NAME]           # a built-in service (sequencer) or an extra worker
     definition = "module:ATTR" # required for extra workers
     enabled = true           # false leaves a built-in service out
@@ -35,6 +37,7 @@ DEFAULT_BASE_PORT = 50050
 #: The services every tree runs unless a config says `enabled = false`, in start order.
 BUILTIN_WORKERS: dict[str, str] = {
     "sequencer": "services.sequencer:WORKER",
+    "rollups": "services.rollups:WORKER",
 }
 DEFAULT_HOST = "127.0.0.1"
 
@@ -76,6 +79,8 @@ class NodeConfig:
     #: With an external L1: its contracts.json and the batcher's key file ("" = no batcher).
     l1_contracts: str = ""
     batcher_key_file: str = ""
+    proposer_key_file: str = ""
+    challenger_key_file: str = ""
     workers: tuple[WorkerEntry, ...] = ()
 
     @property
@@ -144,6 +149,8 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             chain_id=int(l1.get("chain_id", cfg.chain_id)),
             l1_contracts=str(l1.get("contracts", "")),
             batcher_key_file=str(l1.get("batcher_key_file", "")),
+            proposer_key_file=str(l1.get("proposer_key_file", "")),
+            challenger_key_file=str(l1.get("challenger_key_file", "")),
             workers=_workers(workers),
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -3,7 +3,11 @@
 Their addresses go to DATA_DIR/l1/contracts.json::
 
     {"chain_id": 31337, "block_number": 1, "block_hash": "0x…", "deployer": "0x…",
-     "batcher": "0x…", "contracts": {"BatchInbox": "0x…", "DepositPortal": "0x…"}}
+     "batcher": "0x…", "contracts": {"BatchInbox": "0x…", "DepositPortal": "0x…",
+     "StepVerifier": "0x…", "OutputRegistry": "0x…"}, "rollups": {"sequencer_window": 3600, …}}
+
+The output registry is anchored at the devnet genesis (services.sequencer._genesis) and uses
+``RollupParams``: bonds, a challenge window and chess clocks short enough for a demo.
 
 A later start reuses the file when the chain still has that code at those addresses (anvil
 keeps its state under DATA_DIR/l1), and deploys afresh otherwise: a new chain, a lost anvil
@@ -19,16 +23,49 @@ import pathlib
 from dataclasses import dataclass
 from typing import Any, Final
 
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender, address, checksum
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, TxSender, address, checksum
+from services.rollups._contracts import snapshot_tuple
+from services.rollups._machine import DEFAULT_SEQUENCER_WINDOW, genesis_snapshot
 from services.runtime import CallPolicy
+from services.sequencer._genesis import devnet_genesis
 
 #: anvil's dev accounts 0 and 1, from the standard mnemonic "test test ... junk" (m/44'/60'/0'/0/i).
 DEVNET_DEPLOYER_KEY: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 DEVNET_BATCHER_KEY: Final = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 DEVNET_BATCHER: Final = address("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
+#: The devnet rollups roles: anvil's dev accounts 8 and 9 (tests use the low ones on L1).
+DEVNET_PROPOSER_KEY: Final = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97"
+DEVNET_CHALLENGER_KEY: Final = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"
 
 CONTRACTS_FILE: Final = "contracts.json"
 _DEPLOY_TIMEOUT_S: Final = 60.0  # anvil mines at once; a slow L1 takes a few blocks
+_ETHER: Final = 10**18
+#: Contracts deployed, in order; a later start redeploys all when any one's code changed.
+CONTRACTS: Final = ("BatchInbox", "DepositPortal", "StepVerifier", "OutputRegistry")
+
+
+@dataclass(frozen=True, slots=True)
+class RollupParams:
+    """The registry's and the step verifier's constructor arguments (devnet values)."""
+
+    proposal_bond: int = _ETHER
+    challenge_bond: int = _ETHER
+    #: A move at round r costs move_bond_base * (r + 1).
+    move_bond_base: int = _ETHER // 100
+    #: An output finalizes this long after its proposal (seconds) unless a challenger wins.
+    challenge_window_s: int = 20
+    #: Each side's chess clock in a dispute (seconds).
+    max_clock_s: int = 60
+    max_trace_length: int = 2**32
+    #: A block must be posted within this many L1 blocks of its L1 origin.
+    sequencer_window: int = DEFAULT_SEQUENCER_WINDOW
+    chain_id: int = 901
+
+    def to_json(self) -> dict[str, int]:
+        return {"proposal_bond": self.proposal_bond, "challenge_bond": self.challenge_bond,
+                "move_bond_base": self.move_bond_base, "challenge_window_s": self.challenge_window_s,
+                "max_clock_s": self.max_clock_s, "sequencer_window": self.sequencer_window,
+                "chain_id": self.chain_id}
 
 
 class DeployError(RuntimeError):
@@ -46,6 +83,9 @@ class Addresses:
     batcher: bytes
     batch_inbox: bytes
     deposit_portal: bytes
+    step_verifier: bytes
+    output_registry: bytes
+    rollups: RollupParams = RollupParams()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,7 +94,10 @@ class Addresses:
             "block_hash": "0x" + self.block_hash.hex(),
             "deployer": checksum(self.deployer),
             "batcher": checksum(self.batcher),
-            "contracts": {"BatchInbox": checksum(self.batch_inbox), "DepositPortal": checksum(self.deposit_portal)},
+            "contracts": {"BatchInbox": checksum(self.batch_inbox), "DepositPortal": checksum(self.deposit_portal),
+                          "StepVerifier": checksum(self.step_verifier),
+                          "OutputRegistry": checksum(self.output_registry)},
+            "rollups": self.rollups.to_json(),
         }
 
     @classmethod
@@ -67,6 +110,9 @@ class Addresses:
             batcher=address(doc["batcher"]),
             batch_inbox=address(doc["contracts"]["BatchInbox"]),
             deposit_portal=address(doc["contracts"]["DepositPortal"]),
+            step_verifier=address(doc["contracts"]["StepVerifier"]),
+            output_registry=address(doc["contracts"]["OutputRegistry"]),
+            rollups=RollupParams(**doc.get("rollups", {})),
         )
 
 
@@ -97,50 +143,69 @@ async def deploy_contracts(
     data_dir: pathlib.Path,
     *,
     policy: CallPolicy | None = None,
+    params: RollupParams | None = None,
 ) -> Addresses:
-    """Deploy BatchInbox (batcher = ``batcher_address``) and DepositPortal unless
-    DATA_DIR/l1/contracts.json names a deployment that is still on this chain; the addresses
-    either way."""
+    """Deploy BatchInbox (batcher = ``batcher_address``), DepositPortal, StepVerifier and
+    OutputRegistry unless DATA_DIR/l1/contracts.json names a deployment that is still on this
+    chain; the addresses either way."""
     batcher = address(batcher_address)
-    inbox = Contract(Artifact.load("BatchInbox"))
-    portal = Contract(Artifact.load("DepositPortal"))
+    params = params or RollupParams()
+    contracts = {name: Contract(Artifact.load(name)) for name in CONTRACTS}
     async with L1Client(rpc_url, policy=policy) as l1:
         chain_id = await l1.chain_id()
         recorded = load_addresses(data_dir)
-        if recorded is not None and await _still_deployed(l1, inbox, recorded, chain_id, batcher) and \
-                portal.artifact.matches_code(await l1.get_code(recorded.deposit_portal)):
+        if recorded is not None and recorded.rollups == params and \
+                await _still_deployed(l1, contracts, recorded, chain_id, batcher):
             return recorded
         sender = TxSender(l1, LocalSigner(deployer_key), chain_id)
-        receipt = await sender.wait_receipt(await sender.send(None, inbox.encode_deploy(batcher)), _DEPLOY_TIMEOUT_S)
-        if not receipt.success or receipt.contract_address is None:
-            raise DeployError(f"BatchInbox deployment failed in transaction 0x{receipt.tx_hash.hex()}")
-        portal_receipt = await sender.wait_receipt(await sender.send(None, portal.encode_deploy()), _DEPLOY_TIMEOUT_S)
-        if not portal_receipt.success or portal_receipt.contract_address is None:
-            raise DeployError(f"DepositPortal deployment failed in transaction 0x{portal_receipt.tx_hash.hex()}")
+
+        async def deploy(name: str, *args: Any) -> Receipt:
+            tx = await sender.send(None, contracts[name].encode_deploy(*args))
+            receipt = await sender.wait_receipt(tx, _DEPLOY_TIMEOUT_S)
+            if not receipt.success or receipt.contract_address is None:
+                raise DeployError(f"{name} deployment failed in transaction 0x{receipt.tx_hash.hex()}")
+            return receipt
+
+        inbox = await deploy("BatchInbox", batcher)
+        portal = await deploy("DepositPortal")
+        assert inbox.contract_address is not None and portal.contract_address is not None
+        verifier = await deploy("StepVerifier", inbox.contract_address, portal.contract_address, params.chain_id,
+                                params.sequencer_window)
+        assert verifier.contract_address is not None
+        anchor = snapshot_tuple(genesis_snapshot(devnet_genesis(params.chain_id)))
+        registry = await deploy("OutputRegistry", anchor, verifier.contract_address, params.proposal_bond,
+                                params.challenge_bond, params.move_bond_base, params.challenge_window_s,
+                                params.max_clock_s, params.max_trace_length)
+        assert registry.contract_address is not None
         addresses = Addresses(
             chain_id=chain_id,
-            block_number=receipt.block_number,
-            block_hash=receipt.block_hash,
+            block_number=inbox.block_number,
+            block_hash=inbox.block_hash,
             deployer=sender.address,
             batcher=batcher,
-            batch_inbox=receipt.contract_address,
-            deposit_portal=portal_receipt.contract_address,
+            batch_inbox=inbox.contract_address,
+            deposit_portal=portal.contract_address,
+            step_verifier=verifier.contract_address,
+            output_registry=registry.contract_address,
+            rollups=params,
         )
     _save(data_dir, addresses)
     return addresses
 
 
 async def _still_deployed(
-    l1: L1Client, inbox: Contract, recorded: Addresses, chain_id: int, batcher: bytes
+    l1: L1Client, contracts: dict[str, Contract], recorded: Addresses, chain_id: int, batcher: bytes
 ) -> bool:
     if recorded.chain_id != chain_id or recorded.batcher != batcher:
         return False
     block = await l1.get_block(recorded.block_number)
     if block is None or block.hash != recorded.block_hash:  # another chain that reuses the chain id
         return False
-    code = await l1.get_code(recorded.batch_inbox)
-    if not inbox.artifact.matches_code(code):  # no code (a lost state), or another version of it
-        return False
-    bound = Contract(inbox.artifact, recorded.batch_inbox)
+    where = dict(zip(CONTRACTS, (recorded.batch_inbox, recorded.deposit_portal, recorded.step_verifier,
+                                 recorded.output_registry), strict=True))
+    for name, at in where.items():
+        if not contracts[name].artifact.matches_code(await l1.get_code(at)):  # no code (lost state), or changed
+            return False
+    bound = Contract(contracts["BatchInbox"].artifact, recorded.batch_inbox)
     (on_chain,) = await bound.read(l1, "batcher")
     return bool(on_chain == batcher)

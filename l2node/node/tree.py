@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from l2node.node.config import BUILTIN_WORKERS, NodeConfig, WorkerEntry
-from l2node.node.deploy import DEVNET_BATCHER_KEY, contracts_path
+from l2node.node.deploy import DEVNET_BATCHER_KEY, DEVNET_CHALLENGER_KEY, DEVNET_PROPOSER_KEY, contracts_path
 from l2node.node.l1 import anvil_child, free_loopback_port
 from services.runtime import MONITOR_PRELOAD, ZYGOTE_PRELOAD
 from supervisor import ChildSpec, SupervisorFlags, SupervisorSpec
@@ -21,14 +21,20 @@ from supervisor._zygote_client import Zygote
 
 #: What a forked worker runs; the definition to serve is in its payload.
 WORKER_ENTRY = "services.runtime:zygote_entry"
+#: Which L1 keys each built-in service is given: a key goes only where it signs.
+KEYS_OF: dict[str, tuple[str, ...]] = {
+    "sequencer": ("batcher_key_file",),
+    "rollups": ("proposer_key_file", "challenger_key_file"),
+}
 
 
 def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int, l1: dict[str, str] | None = None
                    ) -> dict[str, Any]:
-    """What the zygote's child gets; built-in services also get ``settings["l1"]``."""
+    """What the zygote's child gets; built-in services also get ``settings["l1"]`` (with their keys)."""
     settings = dict(entry.settings)
     if l1 is not None and entry.id in BUILTIN_WORKERS:
-        settings["l1"] = {**l1, **settings.get("l1", {})}
+        own = {k: v for k, v in l1.items() if not k.endswith("_key_file") or k in KEYS_OF.get(entry.id, ())}
+        settings["l1"] = {**own, **settings.get("l1", {})}
     return {
         "definition": entry.definition,
         "config": {
@@ -50,16 +56,22 @@ def worker_child(cfg: NodeConfig, zygote: Zygote, entry: WorkerEntry, index: int
 
 
 def l1_settings(cfg: NodeConfig, rpc: str) -> dict[str, str]:
-    """How services reach L1: its URL, the contracts file, and (for the batcher) a key file."""
+    """How services reach L1: its URL, the contracts file, and the key files of the roles that
+    send L1 transactions (batcher, proposer, challenger)."""
     if cfg.l1_rpc is not None:
-        return {"rpc": rpc, "contracts": cfg.l1_contracts, "batcher_key_file": cfg.batcher_key_file}
-    key_file = cfg.data_dir / "l1" / "batcher.key"
-    if not key_file.exists():  # the devnet batcher: anvil's dev account 1
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(DEVNET_BATCHER_KEY + "\n")
-    return {"rpc": rpc, "contracts": str(contracts_path(cfg.data_dir)), "batcher_key_file": str(key_file)}
+        return {"rpc": rpc, "contracts": cfg.l1_contracts, "batcher_key_file": cfg.batcher_key_file,
+                "proposer_key_file": cfg.proposer_key_file, "challenger_key_file": cfg.challenger_key_file}
+    keys = {"batcher": DEVNET_BATCHER_KEY, "proposer": DEVNET_PROPOSER_KEY, "challenger": DEVNET_CHALLENGER_KEY}
+    settings = {"rpc": rpc, "contracts": str(contracts_path(cfg.data_dir))}
+    for role, key in keys.items():  # the devnet's: anvil dev accounts, written once, owner-only
+        key_file = cfg.data_dir / "l1" / f"{role}.key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(key + "\n")
+        settings[f"{role}_key_file"] = str(key_file)
+    return settings
 
 
 def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:

@@ -42,22 +42,23 @@ def _contracts_doc(path: str) -> dict[str, Any]:
 
 def step_proof(machine: Machine, target: int) -> bytes:
     """The one-step proof of the step ``machine`` (trace mode) is about to take."""
-    from ._witness import step_proof as prove  # type: ignore[import-not-found]  # (being written)
+    from ._witness import step_proof as prove  # the witness builder pulls in the tree proofs
 
-    proof: bytes = prove(machine, target)
-    return proof
+    return prove(machine, target)
 
 
 async def _register(ctx: WorkerContext) -> None:
     settings = RollupsSettings.from_mapping(ctx.config.settings)
     genesis = load_genesis(settings.genesis) if settings.genesis else devnet_genesis(settings.chain_id)
     rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
-    if not rpc or not contracts:
-        raise ValueError("the rollups service needs l1.rpc and l1.contracts (the registry lives on L1)")
-    doc = _contracts_doc(contracts)
-    named = doc["contracts"]
+    named = _contracts_doc(contracts)["contracts"] if rpc and contracts else {}
     if "OutputRegistry" not in named:
-        raise ValueError(f"{contracts} names no OutputRegistry: deploy the rollups contracts first")
+        # Like a sequencer without a batcher: up and healthy, saying why it cannot do its job.
+        ctx.logger.warning("no output registry configured (l1.rpc, l1.contracts): no proposer, no challenger")
+        rollups_pb2_grpc.add_RollupsServiceServicer_to_server(RollupsServicer(None, 0, settings.poll_interval_s),
+                                                              ctx.server)
+        return
+    doc = _contracts_doc(contracts)
     client = L1Client(rpc)
     registry = Registry(client, address(named["OutputRegistry"]))
     rules = settings.rules(int(doc.get("rollups", {}).get("sequencer_window", DEFAULT_SEQUENCER_WINDOW)))

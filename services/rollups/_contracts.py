@@ -11,7 +11,9 @@ from dataclasses import astuple, dataclass
 from enum import IntEnum
 from typing import Any, Final
 
-from services.l1 import Artifact, Contract, L1Client, Receipt, TxSender
+from eth_abi.exceptions import DecodingError
+
+from services.l1 import Artifact, BlockId, Contract, L1Client, Receipt, TxSender
 
 from ._snapshot import Snapshot
 
@@ -83,7 +85,17 @@ class GameState:
 
 
 class ContractFailed(RuntimeError):
-    """A transaction was mined but reverted."""
+    """A transaction was mined but reverted, or a read got no answer a contract would give."""
+
+
+async def read(l1: L1Client, contract: Contract, function: str, *args: Any, block: BlockId = "latest"
+               ) -> tuple[Any, ...]:
+    """``contract.read``, with an undecodable answer (no code there: an L1 that lost its state, a
+    wrong address) raised as ContractFailed, which the roles' loops wait out like an L1 outage."""
+    try:
+        return await contract.read(l1, function, *args, block=block)
+    except (DecodingError, ValueError) as exc:
+        raise ContractFailed(f"{function}() at 0x{(contract.address or b'').hex()}: {exc}") from None
 
 
 class Registry:
@@ -96,7 +108,7 @@ class Registry:
         self.game_artifact = Artifact.load("DisputeGame")
 
     async def _read(self, function: str, *args: Any) -> tuple[Any, ...]:
-        return await self.contract.read(self.l1, function, *args)
+        return await read(self.l1, self.contract, function, *args)
 
     async def param(self, name: str) -> int:
         (value,) = await self._read(name)
@@ -128,21 +140,24 @@ class Registry:
         return Contract(self.game_artifact, address)
 
     async def game_state(self, address: bytes) -> GameState:
+        """The game as of one L1 block: every field read at the same height, or a move landing
+        between two reads would pair one round's range with the next round's claim."""
         game = self.game(address)
+        block = await self.l1.block_number()
 
-        async def read(name: str) -> Any:
-            return (await game.read(self.l1, name))[0]
+        async def field(name: str) -> Any:
+            return (await read(self.l1, game, name, block=block))[0]
 
-        clocks = await game.read(self.l1, "clocks")
+        clocks = await read(self.l1, game, "clocks", block=block)
         return GameState(
-            address=address, output_index=int(await read("outputIndex")), defender=bytes(await read("defender")),
-            challenger=bytes(await read("challenger")), target=int(await read("target")),
-            trace_length=int(await read("traceLength")), status=GameStatus(int(await read("status"))),
-            lo=int(await read("lo")), hi=int(await read("hi")), lo_hash=bytes(await read("loHash")),
-            hi_hash=bytes(await read("hiHash")), mid_claim=bytes(await read("midClaim")),
-            round=int(await read("round")), next_move=Move(int(await read("nextMove"))),
-            turn=Side(int(await read("turn"))), defender_clock=int(clocks[0]), challenger_clock=int(clocks[1]),
-            balance=await self.l1.get_balance(address),
+            address=address, output_index=int(await field("outputIndex")), defender=bytes(await field("defender")),
+            challenger=bytes(await field("challenger")), target=int(await field("target")),
+            trace_length=int(await field("traceLength")), status=GameStatus(int(await field("status"))),
+            lo=int(await field("lo")), hi=int(await field("hi")), lo_hash=bytes(await field("loHash")),
+            hi_hash=bytes(await field("hiHash")), mid_claim=bytes(await field("midClaim")),
+            round=int(await field("round")), next_move=Move(int(await field("nextMove"))),
+            turn=Side(int(await field("turn"))), defender_clock=int(clocks[0]), challenger_clock=int(clocks[1]),
+            balance=await self.l1.get_balance(address, block),
         )
 
     # -- writes -----------------------------------------------------------------------------------
@@ -169,7 +184,7 @@ class Registry:
         return await self.transact(sender, game, self.game(game).encode_call(function, *args), value)
 
     async def move_bond(self, game: bytes, round_: int) -> int:
-        (bond,) = await self.game(game).read(self.l1, "moveBond", round_)
+        (bond,) = await read(self.l1, self.game(game), "moveBond", round_)
         return int(bond)
 
 

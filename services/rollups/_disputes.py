@@ -62,7 +62,9 @@ class Player:
             try:
                 moved = await self._turn(state)
             except (ContractFailed, L1Error) as exc:  # raced by the other side or a timeout: look again
-                _log.warning("dispute move failed", extra={"game": "0x" + game.hex(), "error": str(exc)})
+                error = self.registry.game(game).decode_error(getattr(exc, "revert_data", None))
+                _log.warning("dispute move failed", extra={
+                    "game": "0x" + game.hex(), "error": f"{error.name}{error.args}" if error else str(exc)})
                 moved = False
             if not moved:
                 await asyncio.sleep(POLL_S)

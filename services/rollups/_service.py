@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from l2node.rollups.v1 import rollups_pb2 as pb
 from l2node.rollups.v1 import rollups_pb2_grpc
-from services.runtime import InvalidArgument, NotFound
+from services.runtime import FailedPrecondition, InvalidArgument, NotFound
 
 from ._contracts import GameStatus, OutputRecord, Registry, Side, snapshot_from_tuple
 from ._snapshot import OUTPUT_VERSION
@@ -45,10 +45,17 @@ def _page(page_size: int, token: str) -> tuple[int, int]:
 
 
 class RollupsServicer(rollups_pb2_grpc.RollupsServiceServicer):
-    def __init__(self, registry: Registry, from_block: int, poll_s: float) -> None:
-        self._registry = registry
+    def __init__(self, registry: Registry | None, from_block: int, poll_s: float) -> None:
+        self._registry_or_none = registry
         self._from_block = from_block
         self._poll_s = poll_s
+
+    @property
+    def _registry(self) -> Registry:
+        if self._registry_or_none is None:
+            raise FailedPrecondition("this node has no output registry configured (l1.rpc and l1.contracts)",
+                                     reason="NO_REGISTRY")
+        return self._registry_or_none
 
     async def _output(self, index: int) -> pb.Output:
         count = await self._registry.output_count()

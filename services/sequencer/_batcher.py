@@ -92,6 +92,10 @@ def decode_batch(data: bytes) -> list[BatchBlock]:
         blocks = []
         for item in items:
             number, timestamp, origin_number, origin_hash, txs = item
+            # Each field must fit its word in the block's input leaf (see _batch_input), or the
+            # batch has no leaves at all: refused whole, never half-derived.
+            if any(len(word) > 32 for word in (number, timestamp, origin_number)) or len(origin_hash) != 32:
+                raise BatchFormatError("a block field does not fit its 32-byte word")
             blocks.append(BatchBlock(int.from_bytes(number, "big"), int.from_bytes(timestamp, "big"),
                                      int.from_bytes(origin_number, "big"), bytes(origin_hash),
                                      tuple(bytes(t) for t in txs)))

@@ -10,6 +10,7 @@ import pytest
 from eth_account import Account
 
 from l2node.node.deploy import (
+    CONTRACTS,
     DEVNET_BATCHER,
     DEVNET_BATCHER_KEY,
     DEVNET_DEPLOYER_KEY,
@@ -18,6 +19,9 @@ from l2node.node.deploy import (
     deploy_contracts,
 )
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, address
+from services.rollups._contracts import OutputStatus, Registry
+from services.rollups._machine import genesis_snapshot
+from services.sequencer._genesis import devnet_genesis
 from tests.l1.anvil import DEV_ADDRESSES, DEV_KEYS, Anvil
 
 MNEMONIC = "test test test test test test test test test test test junk"
@@ -51,6 +55,13 @@ async def test_deploys_once_then_reuses_the_record(chain: Anvil, tmp_path: pathl
     assert doc["chain_id"] == first.chain_id == 31337 and doc["block_number"] == first.block_number
     assert address(doc["contracts"]["BatchInbox"]) == first.batch_inbox
     assert await batcher_of(chain.url, first) == DEVNET_BATCHER
+    # The registry is anchored at the devnet genesis: output 0 is its snapshot, final.
+    async with L1Client(chain.url) as l1:
+        registry = Registry(l1, first.output_registry)
+        anchor = await registry.output(0)
+        assert anchor.snapshot_hash == genesis_snapshot(devnet_genesis()).commitment()
+        assert anchor.status == OutputStatus.FINALIZED and await registry.output_count() == 1
+        assert await registry.param("challengeWindow") == first.rollups.challenge_window_s
     nonce = await deployer_nonce(chain.url)
     again = await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path)
     assert again == first and await deployer_nonce(chain.url) == nonce  # nothing sent
@@ -88,7 +99,7 @@ async def test_an_anvil_restart_keeps_the_deployment_only_with_its_state(
         if keep_state:
             assert again == first and await deployer_nonce(node.url) == nonce
         else:
-            assert await deployer_nonce(node.url) == nonce + 2  # BatchInbox and DepositPortal again
+            assert await deployer_nonce(node.url) == nonce + len(CONTRACTS)  # every contract again
             assert await batcher_of(node.url, again) == DEVNET_BATCHER
     finally:
         node.stop()

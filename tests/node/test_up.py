@@ -88,12 +88,16 @@ class Node:
         self.proc = subprocess.Popen([*L2NODE, "up", "--data-dir", str(self.data_dir), "--config", str(self.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.endpoints = self.data_dir / "run" / "endpoints.json"
-        wait_for(self._up, 60, "tree up")
+        try:
+            wait_for(self._up, 60, "tree up")
+        except BaseException:
+            self.close()  # a tree that never came up must not outlive its test
+            raise
 
     def _up(self) -> bool:
         assert self.proc.poll() is None, (self.data_dir.parent / "up.log").read_text()
         rows = self.doc()["children"]
-        return len(rows) == 5 and all(c["state"] == "running" for c in rows)
+        return len(rows) == 6 and all(c["state"] == "running" for c in rows)
 
     def doc(self) -> dict[str, Any]:
         d: dict[str, Any] = json.loads(self.endpoints.read_text())
@@ -129,7 +133,8 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
     doc = node.doc()
     assert doc["control"] == f"127.0.0.1:{node.base_port}"
     kinds = {c["id"]: c["kind"] for c in doc["children"]}
-    assert kinds == {"zygote": "zygote", "l1": "external", "sequencer": "worker", "echo": "worker", "echo2": "worker"}
+    assert kinds == {"zygote": "zygote", "l1": "external", "sequencer": "worker", "rollups": "worker",
+                     "echo": "worker", "echo2": "worker"}
     l1 = next(c for c in doc["children"] if c["id"] == "l1")
     assert l1["address"].startswith("http://127.0.0.1:")
     rows = children(node.data_dir)
@@ -137,7 +142,8 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
         assert {"id", "kind", "state", "pid", "restarts", "uptime_s", "address", "breakers"} <= set(row)
         assert row["state"] == "running" and row["pid"] > 0
     assert rows["sequencer"]["address"] == f"127.0.0.1:{node.base_port + 1}"  # built-in services first
-    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 2}"
+    assert rows["rollups"]["address"] == f"127.0.0.1:{node.base_port + 2}"
+    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 3}"
     drawn = cli(node.data_dir, "status").stdout
     assert "echo2" in drawn and "external" in drawn and "l2node tree" in drawn
 
@@ -173,7 +179,7 @@ def test_killing_any_child_brings_it_back(node: Node, victim: str) -> None:
 
 def test_killing_the_supervisor_leaves_no_process_behind(node: Node) -> None:
     pids = node.pids()
-    assert len(pids) == 5
+    assert len(pids) == 6
     os.kill(node.proc.pid, signal.SIGKILL)
     node.proc.wait()
     deadline = time.monotonic() + 2.0  # the bound: every worker exits within 2 s
@@ -200,7 +206,7 @@ def test_control_plane_api_and_events(node: Node) -> None:
     stub = node.control()
     events = stub.WatchEvents(pb.WatchEventsRequest(prefix="echo"), timeout=30)
     counts = stub.CountChildren(pb.CountChildrenRequest(), timeout=5)
-    assert (counts.specs, counts.active) == (5, 5)
+    assert (counts.specs, counts.active) == (6, 6)
     stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     again = stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     assert again.child.state == pb.CHILD_STATE_TERMINATED  # the retried request applied once
@@ -276,3 +282,17 @@ def test_a_transfer_goes_pending_sealed_safe_finalized_with_its_batch_on_l1(node
     assert any(bytes.fromhex(tx_hash[2:]) in {keccak256(t) for t in b.transactions} for b in blocks)
     info = children(node.data_dir)["sequencer"]
     assert any(b["target"] == "l1" and b["state"] == "closed" for b in info["breakers"])
+    # The rollups service proposes an output covering that block, on L1, which finalizes after
+    # the devnet's challenge window; `l2node outputs` and `l2node disputes` show them.
+    block = status["block_number"]
+
+    def finalized_output() -> dict[str, Any] | None:
+        rows = [json.loads(line) for line in cli(node.data_dir, "outputs", "--json").stdout.splitlines()]
+        return next((o for o in rows if int(o["l2_block"]) >= block and o["status"] == "OUTPUT_STATUS_FINALIZED"),
+                    None)
+
+    output = wait_for(finalized_output, 90, "an output covering the transfer's block to finalize")
+    assert int(output["index"]) >= 1 and output["output_root"].startswith("0x")
+    shown = cli(node.data_dir, "outputs").stdout
+    assert f"output {int(output['index']):>5}" in shown and "finalized" in shown
+    assert cli(node.data_dir, "disputes").returncode == 0

@@ -16,8 +16,15 @@ from typing import Any
 
 import grpc
 import pytest
+import rlp
 
-from l2node.node.deploy import DEVNET_BATCHER, DEVNET_BATCHER_KEY, DEVNET_DEPLOYER_KEY, deploy_contracts
+from l2node.node.deploy import (
+    DEVNET_BATCHER,
+    DEVNET_BATCHER_KEY,
+    DEVNET_DEPLOYER_KEY,
+    RollupParams,
+    deploy_contracts,
+)
 from l2node.sequencer.v1 import sequencer_pb2 as pb
 from l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from services.sequencer._batcher import BatchBlock, BatchFormatError, decode_batch, encode_batch
@@ -40,6 +47,8 @@ def test_batch_round_trip() -> None:
         (b"\x00not zlib", "malformed"),
         (b"\x00" + zlib.compress(b"\xc3\x01\x02\x03"), "malformed"),
         (b"\x00" + zlib.compress(bytes(70 * 1024 * 1024)), "inflates beyond"),  # a zlib bomb
+        (b"\x00" + zlib.compress(rlp.encode([[1, 2, 3, b"\x33" * 5, []]])), "32-byte word"),  # short origin hash
+        (b"\x00" + zlib.compress(rlp.encode([[2**256, 2, 3, b"\x33" * 32, []]])), "32-byte word"),  # wide number
     ],
 )
 def test_bad_batches_are_refused_with_a_reason(data: bytes, match: str) -> None:
@@ -57,9 +66,9 @@ def l1(tmp_path: pathlib.Path) -> Iterator[Anvil]:
         anvil.stop()
 
 
-def start_sequencer(tmp_path: pathlib.Path, l1: Anvil, env: dict[str, str] | None = None
-                    ) -> tuple[subprocess.Popen[bytes], Any, grpc.Channel]:
-    asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path))
+def start_sequencer(tmp_path: pathlib.Path, l1: Anvil, env: dict[str, str] | None = None,
+                    params: RollupParams | None = None) -> tuple[subprocess.Popen[bytes], Any, grpc.Channel]:
+    asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path, params=params))
     key_file = tmp_path / "batcher.key"
     key_file.write_text(DEVNET_BATCHER_KEY)
     address = f"127.0.0.1:{free_port()}"
