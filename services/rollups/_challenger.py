@@ -35,7 +35,9 @@ class Challenger:
         #: This node's proposer key, if it proposes: games against its outputs are defended with it.
         self.defender = defender
         self._checked = 0
-        self._playing: set[int] = set()
+        #: (game id, side) being played: one node may play both sides of a game (its challenger
+        #: against its own proposer, when that proposer is faulty).
+        self._playing: set[tuple[int, Side]] = set()
         self.challenged: list[int] = []
 
     async def run(self) -> None:
@@ -77,17 +79,16 @@ class Challenger:
                 _log.warning("output challenged", extra={"index": index, "l2_block": out.l2_block,
                                                          "faulty_challenger": mine})
             for game_id in await self.registry.games_of(index):
-                if game_id in self._playing:
-                    continue
                 state = await self.registry.game_state(await self.registry.game_address(game_id))
-                if state.challenger == self.sender.address:
-                    side = Side.CHALLENGER
-                elif self.defender is not None and state.defender == self.defender.address:
-                    side = Side.DEFENDER
-                else:
-                    continue
-                self._playing.add(game_id)
-                to_play.append((game_id, side, out))
+                sides = []
+                if self.settings.challenge and state.challenger == self.sender.address:
+                    sides.append(Side.CHALLENGER)
+                if self.defender is not None and state.defender == self.defender.address:
+                    sides.append(Side.DEFENDER)
+                for side in sides:
+                    if (game_id, side) not in self._playing:
+                        self._playing.add((game_id, side))
+                        to_play.append((game_id, side, out))
         return to_play
 
     async def _play(self, game_id: int, side: Side, out: OutputRecord) -> None:

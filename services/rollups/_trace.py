@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from opentelemetry import trace
+
 from services.l1 import Contract, L1Client
 from services.sequencer._genesis import Genesis
 
@@ -22,6 +24,7 @@ from ._machine import DerivedBlock, L1Inputs, Machine, Rules, genesis_snapshot
 from ._snapshot import Snapshot
 
 _log = logging.getLogger("l2node.rollups.derivation")
+_tracer = trace.get_tracer("l2node.rollups")
 
 
 class DerivedChain:
@@ -51,10 +54,16 @@ class DerivedChain:
     async def sync(self) -> int:
         """Read L1 up to its safe head and derive; how many new L2 blocks that gave."""
         safe = await self.l1.block_number() - self.confirmation_depth
-        if safe >= self._next_l1:
+        if safe < self._next_l1:
+            return 0
+        with _tracer.start_as_current_span("derive") as span:  # the L1 reads are client spans under it
+            span.set_attribute("l1.from_block", self._next_l1)
+            span.set_attribute("l1.to_block", safe)
             await read_l1(self.l1, self.inbox, self.portal, self.inputs, self._next_l1, safe)
             self._next_l1 = safe + 1
-        added = self.deriver.advance()
+            added = self.deriver.advance()
+            span.set_attribute("l2.blocks_derived", added)
+            span.set_attribute("l2.head", self.head.header.number)
         if self.inputs.unavailable is not None and not self._unavailable_logged:
             self._unavailable_logged = True
             _log.error("batch data does not reproduce its input root: derivation stops there",

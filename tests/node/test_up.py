@@ -75,14 +75,14 @@ def wait_for(pred: Any, timeout: float = 30.0, what: str = "condition") -> Any:
 
 
 class Node:
-    def __init__(self, tmp: pathlib.Path) -> None:
+    def __init__(self, tmp: pathlib.Path, extra: str = "") -> None:
         self.data_dir = tmp / "data"
         self.base_port = free_base_port()
         self.config = tmp / "l2node.toml"
         self.config.write_text(
             f"[node]\nbase_port = {self.base_port}\nperiod_s = 5.0\nintensity = 20\n"
             '[workers.echo]\ndefinition = "tests.workers.echo:WORKER"\n'
-            '[workers.echo2]\ndefinition = "tests.workers.echo:WORKER"\n'
+            '[workers.echo2]\ndefinition = "tests.workers.echo:WORKER"\n' + extra
         )
         self.log = open(tmp / "up.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([*L2NODE, "up", "--data-dir", str(self.data_dir), "--config", str(self.config)],
@@ -296,3 +296,27 @@ def test_a_transfer_goes_pending_sealed_safe_finalized_with_its_batch_on_l1(node
     shown = cli(node.data_dir, "outputs").stdout
     assert f"output {int(output['index']):>5}" in shown and "finalized" in shown
     assert cli(node.data_dir, "disputes").returncode == 0
+
+
+def test_the_faulty_proposer_switch_makes_the_challenger_win_on_l1(tmp_path: pathlib.Path) -> None:
+    """One `l2node up`, its proposer told to corrupt output 1: its own challenger disputes it
+    (and its proposer defends, as a faulty proposer would), and L1 decides for the challenger."""
+    node = Node(tmp_path, "[workers.rollups.settings]\nfaulty_output = 1\n")
+    try:
+        cli(node.data_dir, "tx", "send", "--to", "0x000000000000000000000000000000000000bEEF", "--value", "5",
+            "--dev", "5", "--wait", "sealed")
+
+        def output(index: int) -> dict[str, Any] | None:
+            rows = [json.loads(line) for line in cli(node.data_dir, "outputs", "--json").stdout.splitlines()]
+            return next((o for o in rows if int(o["index"]) == index), None)
+
+        bad = wait_for(lambda: (o := output(1)) and o["status"] == "OUTPUT_STATUS_INVALIDATED" and o, 120,
+                       "output 1 invalidated")
+        disputes = [json.loads(line) for line in cli(node.data_dir, "disputes", "--json").stdout.splitlines()]
+        (game,) = [d for d in disputes if int(d["output_index"]) == 1]
+        assert game["status"] == "DISPUTE_STATUS_CHALLENGER_WON" and game["moves"][-1]["kind"] == "MOVE_KIND_STEP"
+        shown = cli(node.data_dir, "disputes", str(game["id"])).stdout
+        assert "challenger_won" in shown and "step" in shown
+        assert bad["dispute_ids"] == [game["id"]]
+    finally:
+        node.close()
