@@ -81,7 +81,8 @@ def bench_decode(n: int, repeat: int) -> list[Transaction]:
     decoded = [t for t in txs if isinstance(t, Transaction)]
     signing = [
         (
-            t.r.to_bytes(32, "big") + t.s.to_bytes(32, "big"),
+            t.r,
+            t.s,
             t.y_parity,
             UnsignedTransaction(
                 CHAIN, t.nonce, t.max_priority_fee_per_gas, t.max_fee_per_gas, t.gas_limit, t.to, t.value
@@ -90,11 +91,11 @@ def bench_decode(n: int, repeat: int) -> list[Transaction]:
         for t in decoded
     ]
     recoverer = Recoverer()
-    best, median = timed(lambda: [recoverer.address(rs, y, h) for rs, y, h in signing], repeat)
+    best, median = timed(lambda: [recoverer.address(r, s, y, h) for r, s, y, h in signing], repeat)
     line("  of which: sender recovery alone", best, median, n)
 
     class NoRecovery:
-        def address(self, rs: bytes, y: int, h: bytes) -> bytes:
+        def address(self, r: int, s: int, y: int, h: bytes) -> bytes:
             return bytes(20)
 
     fake = NoRecovery()

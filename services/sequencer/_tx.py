@@ -22,7 +22,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import repeat
-from typing import cast
+from typing import NamedTuple, cast
 
 from coincurve import PrivateKey
 from sha3 import keccak_256  # type: ignore[import-untyped]
@@ -115,9 +115,12 @@ class TxRejected(Exception):
         return f"{self.reason}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
-class Transaction:
-    """A decoded, signature-checked EIP-1559 transaction. Amounts in wei, addresses 20 bytes."""
+class Transaction(NamedTuple):
+    """A decoded, signature-checked EIP-1559 transaction. Amounts in wei, addresses 20 bytes.
+
+    Immutable. A NamedTuple, not a frozen dataclass: one is built per incoming transaction,
+    and a frozen dataclass of 15 fields costs ~1.4 us to build here, a tuple ~0.2 us.
+    """
 
     chain_id: int
     nonce: int
@@ -274,27 +277,19 @@ def _decode(raw: bytes, chain_id: int, max_size: int, recoverer: Recoverer) -> T
     unsigned_len = unsigned_end - body
     prefix = _SIGNING_PREFIXES[unsigned_len] if unsigned_len < len(_SIGNING_PREFIXES) else _signing_prefix(unsigned_len)
     signing_hash = keccak_256(prefix + raw[body:unsigned_end]).digest()
-    sender = recoverer.address(r.to_bytes(32, "big") + s.to_bytes(32, "big"), y_parity, signing_hash)
+    sender = recoverer.address(r, s, y_parity, signing_hash)
     if sender is None:
         raise TxRejected(Reason.INVALID_SIGNATURE, "no public key recovers from this signature")
 
-    return Transaction(
-        tx_chain_id,
-        nonce,
-        tip_cap,
-        fee_cap,
-        gas_limit,
-        to,
-        value,
-        data,
-        access_list,
-        y_parity,
-        r,
-        s,
-        sender,
-        keccak_256(raw).digest(),
-        raw,
+    return _new_transaction(
+        Transaction,
+        (tx_chain_id, nonce, tip_cap, fee_cap, gas_limit, to, value, data, access_list, y_parity, r, s, sender,
+         keccak_256(raw).digest(), raw),
     )
+
+
+#: Transaction(*fields) without the generated __new__'s argument binding (the hot path).
+_new_transaction = tuple.__new__
 
 
 def _signing_prefix(payload_length: int) -> bytes:

@@ -178,7 +178,7 @@ def test_withdrawal_call_encoding_matches_the_abi() -> None:
 
 def test_hand_built_malformed_withdrawal_is_refused() -> None:
     good = tx(to=MESSAGE_PASSER, data=b"")
-    forged = Transaction(**{**{f: getattr(good, f) for f in good.__dataclass_fields__}, "data": b"\x01\x02"})
+    forged = good._replace(data=b"\x01\x02")
     state = funded()
     with pytest.raises(TxRejected) as info:
         apply_transaction(state, forged, ENV)
