@@ -25,7 +25,7 @@ from ._chain import Chain
 from ._execution import State
 from ._genesis import devnet_genesis, load_genesis
 from ._intake import Intake
-from ._mempool import AccountState, Mempool
+from ._mempool import Mempool
 from ._ordering import FCFS, FeePriority
 from ._service import SequencerServicer
 from ._settings import L1Settings, SequencerSettings
@@ -44,8 +44,7 @@ async def _register(ctx: WorkerContext) -> None:
     pool_config = settings.mempool_config()
 
     def new_pool(state: State, base_fee: int) -> Mempool:
-        return Mempool(pool_config, policy=policy, base_fee=base_fee,
-                       account_state=lambda address: AccountState(*state.get(address)))
+        return Mempool(pool_config, policy=policy, base_fee=base_fee, account_state=state.get)
 
     chain = Chain(store, genesis, new_pool, max_block_txs=settings.max_block_txs)
     await chain.open()

@@ -32,13 +32,17 @@ from ._basefee import next_base_fee
 from ._block import BlockHeader, transactions_root
 from ._execution import BlockEnv, Deposit, State, TxResult, apply_deposit, apply_transaction
 from ._genesis import Genesis
-from ._mempool import AccountState, Dropped, Mempool
+from ._mempool import Dropped, Mempool
 from ._store import FORCED_INCLUDED, FORCED_SKIPPED, SealedTx, SequencerStore
 from ._tx import Reason, Transaction, TxRejected, decode_transaction
 
 _tracer = trace.get_tracer("l2node.sequencer")
 #: Links per block span, at most: enough to find the sending calls, bounded in cost.
 _MAX_LINKS = 32
+
+
+#: NamedTuple construction without the generated __new__'s argument binding (the hot path).
+_new_row = tuple.__new__
 
 
 def header_to_json(h: BlockHeader) -> str:
@@ -87,6 +91,8 @@ class Chain:
         self.origins: Mapping[bytes, trace.SpanContext] = {}
         self.mempool: Mempool = mempool_factory(self.state, self.next_base_fee)
         self._slots = 0  # accounts in the durable snapshot: the next new account's slot
+        #: The newest block this process sealed (durable): followers read it from here.
+        self._last_sealed: SealedBlock | None = None
         self._seal_lock = asyncio.Lock()
         self._new_block = asyncio.Condition()
         self.sealed_blocks = 0
@@ -128,6 +134,7 @@ class Chain:
         if roots.state_root != header.state_root or roots.message_root != header.message_root:
             raise ChainCorrupted(f"the snapshot at block {number} does not reproduce its roots")
         self.state = state
+        self._last_sealed = None
         self._slots = len(accounts)
         self.head = header
         self.head_hash = header.hash()
@@ -221,7 +228,9 @@ class Chain:
                 continue
             slot = slot_of.get(address)
             account_rows.append((address, -1 if slot is None else slot, account.nonce, account.balance))
-        sealed = [SealedTx(tx.hash, tx.raw, tx.sender, tx.nonce, 0, i, r.gas_used, r.effective_gas_price)
+        number = header.number
+        sealed = [_new_row(SealedTx, (tx.hash, tx.raw, tx.sender, tx.nonce, 0, number, i, r.gas_used,
+                                      str(r.effective_gas_price)))
                   for i, (tx, r) in enumerate(applied, start=len(minted))]
         messages = [(r.withdrawal.nonce, r.withdrawal.hash(), r.withdrawal.encode())
                     for _, r in applied if r.withdrawal is not None]
@@ -243,11 +252,14 @@ class Chain:
         self.head_hash = block_hash
         self.next_base_fee = next_base_fee(base_fee, gas, env.gas_limit)
         self.sealed_blocks += 1
+        block = SealedBlock(header, block_hash, tx_hashes)
+        self._last_sealed = block
         for tx_hash, reason in refused:
             self.mempool.drop(tx_hash, reason)
-        changed = {a: AccountState(*state.get(a)) for a in touched}
+        get = state.get
+        changed = {a: get(a) for a in touched}
         await self._record_drops(self.mempool.on_block([tx for tx, _ in applied], changed, self.next_base_fee))
-        return SealedBlock(header, block_hash, tx_hashes)
+        return block
 
     async def expire(self, now: float) -> None:
         """Drop queued transactions that waited past the pool's lifetime (same clock as adds)."""
@@ -270,6 +282,9 @@ class Chain:
         return self.head.number >= number
 
     def block(self, number: int) -> SealedBlock | None:
+        last = self._last_sealed
+        if last is not None and last.header.number == number:
+            return last  # what every follower asks for next: not read back from disk
         text = self._store.block_header(number)
         if text is None:
             return None

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._account import EMPTY_ACCOUNT, Account
 from ._commitment import AccountTree, MerkleTree
@@ -44,6 +45,7 @@ from ._rules import (
     FEE_VAULT,
     HASH_SIZE,
     MESSAGE_PASSER,
+    TX_BASE_GAS,
     UINT256_MAX,
     ZERO_ADDRESS,
     intrinsic_gas,
@@ -62,9 +64,9 @@ class BlockEnv:
     gas_limit: int = BLOCK_GAS_LIMIT
 
 
-@dataclass(frozen=True, slots=True)
-class TxResult:
-    """The outcome of one applied transaction (the receipt's execution part)."""
+class TxResult(NamedTuple):
+    """The outcome of one applied transaction (the receipt's execution part). A NamedTuple:
+    one is built per executed transaction, a frozen dataclass costs 3x as much."""
 
     tx_hash: bytes
     sender: bytes
@@ -146,11 +148,13 @@ class State:
         """Add ``amount`` wei (0 to an absent account is a no-op: it creates nothing)."""
         if not amount:
             return
-        account = self.accounts.get(address, EMPTY_ACCOUNT)
-        balance = account[1] + amount
+        accounts = self.accounts
+        nonce, balance = accounts.get(address, EMPTY_ACCOUNT)
+        balance += amount
         if balance > UINT256_MAX:  # unreachable with a real supply; kept so Solidity agrees
             raise OverflowError("balance above 2**256 - 1")
-        self._write(address, Account(account[0], balance))
+        accounts[address] = _new_account(Account, (nonce, balance))  # _write, inlined (hot path)
+        self._dirty[address] = None
 
     def _write(self, address: bytes, account: Account) -> None:
         self.accounts[address] = account
@@ -236,15 +240,24 @@ def apply_transaction(state: State, tx: Transaction, env: BlockEnv, block_gas_us
             raise TxRejected(Reason.MALFORMED_WITHDRAWAL, str(e), "data") from None
         withdrawal = WithdrawalMessage(state.message_count, sender, call.target, value, call.gas_limit, call.data)
 
-    gas_used = intrinsic_gas(tx.data, tx.access_list)
-    tip = min(tx.max_priority_fee_per_gas, fee_cap - base_fee)
+    data = tx.data
+    access_list = tx.access_list
+    gas_used = intrinsic_gas(data, access_list) if data or access_list else TX_BASE_GAS
+    tip = tx.max_priority_fee_per_gas
+    if fee_cap - base_fee < tip:
+        tip = fee_cap - base_fee
     price = base_fee + tip
-    state._write(sender, Account(nonce + 1, balance - gas_used * price - value))
+    state._write(sender, _new_account(Account, (nonce + 1, balance - gas_used * price - value)))
     state.credit(tx.to or ZERO_ADDRESS, value)
     state.credit(FEE_VAULT, tip * gas_used)
     if withdrawal is not None:
         state.record_message(withdrawal.hash())
-    return TxResult(tx.hash, sender, gas_used, price, base_fee * gas_used, tip * gas_used, withdrawal)
+    return _new_result(TxResult, (tx.hash, sender, gas_used, price, base_fee * gas_used, tip * gas_used, withdrawal))
+
+
+#: NamedTuple construction without the generated __new__'s argument binding (the hot path).
+_new_account = tuple.__new__
+_new_result = tuple.__new__
 
 
 def apply_deposit(state: State, deposit: Deposit) -> None:

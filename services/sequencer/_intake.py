@@ -18,7 +18,7 @@ from opentelemetry import trace
 
 from ._mempool import Mempool, MempoolRejected
 from ._store import PendingRow, SequencerStore
-from ._tx import TxRejected, decode_transactions
+from ._tx import Transaction, TxRejected, decode_transactions
 
 _tracer = trace.get_tracer("l2node.sequencer")
 
@@ -39,6 +39,8 @@ class Refusal:
 
 
 Outcome = bytes | Refusal
+#: NamedTuple construction without the generated __new__'s argument binding (the hot path).
+_new_row = tuple.__new__
 #: The current pool (the chain replaces it when it reloads its state).
 PoolFn = Callable[[], Mempool]
 
@@ -104,26 +106,32 @@ class Intake:
             decoded = await asyncio.get_running_loop().run_in_executor(
                 self._decoders, decode_transactions, raws, self._chain_id)
             outcomes: list[Outcome | None] = [None] * len(raws)
-            valid = []
+            txs: list[Transaction] = []
+            positions: list[int] = []
             for i, item in enumerate(decoded):
                 if isinstance(item, TxRejected):
                     outcomes[i] = Refusal(item.status.value, item.reason, item.message, item.field or "")
                 else:
-                    valid.append((i, item))
+                    txs.append(item)
+                    positions.append(i)
             pool = self._pool()
-            added = pool.add_many([tx for _, tx in valid], time.monotonic())
+            added = pool.add_many(txs, time.monotonic())
             rows = []
             superseded: list[tuple[bytes, str]] = []
-            for (i, tx), result in zip(valid, added, strict=True):
+            seq = self._seq
+            for i, tx, result in zip(positions, txs, added, strict=True):
                 if isinstance(result, MempoolRejected):
                     outcomes[i] = Refusal(result.status, result.reason, result.message)
                     continue
-                self._seq += 1
-                rows.append(PendingRow(tx.hash, tx.raw, tx.sender, tx.nonce, self._seq))
-                outcomes[i] = tx.hash
+                seq += 1
+                tx_hash = tx.hash
+                rows.append(_new_row(PendingRow, (tx_hash, tx.raw, tx.sender, tx.nonce, seq)))
+                outcomes[i] = tx_hash
                 if result.replaced is not None:
                     superseded.append((result.replaced, "REPLACED"))
-                superseded += [(h, "EVICTED") for h in result.evicted]
+                if result.evicted:
+                    superseded += [(h, "EVICTED") for h in result.evicted]
+            self._seq = seq
             if rows:
                 self._remember_span(span.get_span_context(), rows)
                 await self._group.commit(rows)

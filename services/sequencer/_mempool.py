@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, Protocol, TypeAlias
 
 from services.sequencer._ordering import FCFS, FeePriority, OrderingPolicy, Priority
 from services.sequencer._rules import BLOCK_GAS_LIMIT, MAX_TX_SIZE, TX_BASE_GAS
@@ -151,20 +151,31 @@ class MempoolConfig:
             raise ValueError(f"block_gas_limit must be at least {MIN_TX_GAS}")
 
 
-@dataclass(frozen=True, slots=True)
-class AccountState:
-    """An account as of the latest sealed block: the next nonce it may use, its balance in wei."""
+class AccountState(NamedTuple):
+    """An account as of the latest sealed block: the next nonce it may use, its balance in wei.
+
+    A NamedTuple like the state's own ``Account`` (the same two fields), so the node can hand
+    the pool its accounts as they are: one is looked up per new sender and per changed account.
+    """
 
     nonce: int
     balance: int
 
 
-#: Looks up a sender the pool holds nothing for (the node's state at the latest sealed block).
-AccountStateFn: TypeAlias = Callable[[bytes], AccountState]
+class _NonceAndBalance(Protocol):
+    @property
+    def nonce(self) -> int: ...
+
+    @property
+    def balance(self) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
-class AddResult:
+#: Looks up a sender the pool holds nothing for (the node's state at the latest sealed block):
+#: an AccountState, or anything else with ``nonce`` and ``balance`` (the state's Account).
+AccountStateFn: TypeAlias = Callable[[bytes], _NonceAndBalance]
+
+
+class AddResult(NamedTuple):
     """An accepted transaction: where it went, what it replaced, whom it evicted."""
 
     hash: bytes
@@ -224,17 +235,20 @@ class MempoolRejected(Exception):
 AddOutcome: TypeAlias = AddResult | MempoolRejected
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class _Entry:
-    """A pooled transaction with what the pool derived at arrival. Compared by identity."""
+    """A pooled transaction with what the pool derived at arrival. Compared by identity; never
+    changed once made (a plain slots class: one is built per add, a frozen dataclass costs 2x)."""
 
-    tx: Transaction
-    #: Arrival order, unique: the tie-break everywhere.
-    seq: int
-    #: The caller's clock at add: queued expiry counts from it.
-    arrived: float
-    #: value + gas_limit * max_fee_per_gas: the most it can take from the balance.
-    cost: int
+    __slots__ = ("arrived", "cost", "seq", "tx")
+
+    def __init__(self, tx: Transaction, seq: int, arrived: float, cost: int) -> None:
+        self.tx = tx
+        #: Arrival order, unique: the tie-break everywhere.
+        self.seq = seq
+        #: The caller's clock at add: queued expiry counts from it.
+        self.arrived = arrived
+        #: value + gas_limit * max_fee_per_gas: the most it can take from the balance.
+        self.cost = cost
 
 
 class _Sender:
@@ -268,6 +282,7 @@ _EvictItem: TypeAlias = tuple[int, int, int, _Entry]
 _SelectItem: TypeAlias = tuple[Priority, int, _Sender, _Entry]
 
 _NO_HASHES: Final[tuple[bytes, ...]] = ()
+_NO_ACCOUNT: Final = AccountState(0, 0)
 
 
 def _evict_item(entry: _Entry, base_fee: int) -> _EvictItem:
@@ -552,7 +567,7 @@ class Mempool:
         )
 
     def _load(self, sender: bytes) -> _Sender:
-        state = self._state_fn(sender) if self._state_fn is not None else AccountState(0, 0)
+        state = self._state_fn(sender) if self._state_fn is not None else _NO_ACCOUNT
         return _Sender(state.nonce, state.balance)
 
     @staticmethod
@@ -610,7 +625,7 @@ class Mempool:
         return tuple(dropped)
 
     def on_block(
-        self, included: Iterable[Transaction], accounts: Mapping[bytes, AccountState], base_fee: int
+        self, included: Iterable[Transaction], accounts: Mapping[bytes, _NonceAndBalance], base_fee: int
     ) -> tuple[Dropped, ...]:
         """After a block is sealed: remove ``included``, apply ``accounts``, price against ``base_fee``.
 

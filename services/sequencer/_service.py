@@ -103,15 +103,15 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
 
         async def call() -> pb.SendRawTransactionsResponse:
             outcomes = await self._intake.submit(list(request.raw_transactions))
-            results = []
+            response = pb.SendRawTransactionsResponse()
+            add = response.results.add  # built in place: a third of the cost of SendResult(...) each
             for o in outcomes:
                 if isinstance(o, Refusal):
-                    err = pb.TransactionError(code=grpc.StatusCode[o.status].value[0], reason=o.reason,
-                                              message=o.message, field=o.field)
-                    results.append(pb.SendResult(error=err))
+                    add(error=pb.TransactionError(code=grpc.StatusCode[o.status].value[0], reason=o.reason,
+                                                  message=o.message, field=o.field))
                 else:
-                    results.append(pb.SendResult(tx_hash=hex0x(o)))
-            return pb.SendRawTransactionsResponse(results=results)
+                    add(tx_hash="0x" + o.hex())
+            return response
 
         return await self._requests.once(request.request_id, call)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -97,8 +97,9 @@ CREATE TABLE IF NOT EXISTS messages (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRow:
+class PendingRow(NamedTuple):
+    """An acknowledged transaction's row; bound as it is (one is built per transaction)."""
+
     hash: bytes
     raw: bytes
     sender: bytes
@@ -106,16 +107,19 @@ class PendingRow:
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class SealedTx:
+class SealedTx(NamedTuple):
+    """A sealed transaction's row, in the order it is bound (one is built per transaction)."""
+
     hash: bytes
     raw: bytes
     sender: bytes
     nonce: int
     seq: int
-    index: int
+    block_number: int
+    idx: int
     gas_used: int
-    effective_gas_price: int
+    #: The effective gas price in decimal (the column is text: a price may exceed 64 bits).
+    price: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +179,10 @@ class SequencerStore:
 
     @staticmethod
     def insert_pending(db: sqlite3.Connection, rows: Iterable[PendingRow]) -> None:
+        # The rows are bound as they are: a PendingRow is (hash, raw, sender, nonce, seq).
         db.executemany(
-            "INSERT OR IGNORE INTO txs (hash, raw, sender, nonce, status, seq) VALUES (?, ?, ?, ?, ?, ?)",
-            [(r.hash, r.raw, r.sender, r.nonce, PENDING, r.seq) for r in rows],
-        )
+            f"INSERT OR IGNORE INTO txs (hash, raw, sender, nonce, status, seq) VALUES (?, ?, ?, ?, {PENDING}, ?)",
+            rows)
 
     @staticmethod
     def seal_block(
@@ -191,11 +195,10 @@ class SequencerStore:
         # that seals it (both queue on the writer thread); then the PENDING insert is ignored.
         db.executemany(
             "INSERT INTO txs (hash, raw, sender, nonce, status, seq, block_number, idx, gas_used, price) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET status = excluded.status, "
+            f"VALUES (?, ?, ?, ?, {SEALED}, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET status = excluded.status, "
             "block_number = excluded.block_number, idx = excluded.idx, gas_used = excluded.gas_used, "
             "price = excluded.price",
-            [(t.hash, t.raw, t.sender, t.nonce, SEALED, t.seq, number, t.index, t.gas_used, str(t.effective_gas_price))
-             for t in txs],
+            txs,
         )
         db.executemany(
             "INSERT INTO accounts (address, slot, nonce, balance) VALUES (?, ?, ?, ?) "
