@@ -22,7 +22,7 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -89,6 +89,8 @@ class Chain:
         self._mempool_factory = mempool_factory
         #: Where each transaction's accept span is (the intake's memory): a block links to them.
         self.origins: Mapping[bytes, trace.SpanContext] = {}
+        #: Accepted transactions whose PENDING row may not be durable yet (the intake's).
+        self.unwritten: Container[bytes] = frozenset()
         self.mempool: Mempool = mempool_factory(self.state, self.next_base_fee)
         self._slots = 0  # accounts in the durable snapshot: the next new account's slot
         #: The newest block this process sealed (durable): followers read it from here.
@@ -107,11 +109,11 @@ class Chain:
         if latest is None:
             state = self._genesis.state()
             header = self._genesis.header(state)
-            rows = [(a, slot, acct.nonce, acct.balance) for slot, (a, acct) in enumerate(state.accounts.items())]
+            rows = [(a, slot, acct.nonce, str(acct.balance)) for slot, (a, acct) in enumerate(state.accounts.items())]
             block_hash = header.hash()
 
             def write_genesis(db: sqlite3.Connection) -> None:
-                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), rows, ())
+                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), rows, (), ())
                 self._store.set_meta(db, "chain_id", str(self._genesis.chain_id))
                 self._store.set_meta(db, "genesis_hash", block_hash.hex())
 
@@ -221,13 +223,10 @@ class Chain:
         )
         block_hash = header.hash()
         slot_of = self._new_slots(state, known_accounts)
-        account_rows = []
-        for address in touched:
-            account = state.accounts.get(address)
-            if account is None:
-                continue
-            slot = slot_of.get(address)
-            account_rows.append((address, -1 if slot is None else slot, account.nonce, account.balance))
+        accounts = state.accounts
+        changed = {address: accounts[address] for address in touched}  # what the pool is told, below
+        new_accounts = [(a, slot, changed[a].nonce, str(changed[a].balance)) for a, slot in slot_of.items()]
+        changed_accounts = [(nonce, str(balance), a) for a, (nonce, balance) in changed.items() if a not in slot_of]
         number = header.number
         sealed = [_new_row(SealedTx, (tx.hash, tx.raw, tx.sender, tx.nonce, 0, number, i, r.gas_used,
                                       str(r.effective_gas_price)))
@@ -236,8 +235,8 @@ class Chain:
                     for _, r in applied if r.withdrawal is not None]
 
         def write_block(db: sqlite3.Connection) -> None:
-            self._store.seal_block(db, header.number, block_hash, header_to_json(header), sealed, account_rows,
-                                   messages)
+            self._store.seal_block(db, header.number, block_hash, header_to_json(header), sealed, new_accounts,
+                                   changed_accounts, messages, self.unwritten)
             self._store.drop(db, refused)
             self._store.settle_forced(db, header.number, settled)
             self._store.settle_deposits(db, header.number, [index for index, *_ in deposits])
@@ -256,8 +255,6 @@ class Chain:
         self._last_sealed = block
         for tx_hash, reason in refused:
             self.mempool.drop(tx_hash, reason)
-        get = state.get
-        changed = {a: get(a) for a in touched}
         await self._record_drops(self.mempool.on_block([tx for tx, _ in applied], changed, self.next_base_fee))
         return block
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import operator
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ class Refusal:
 Outcome = bytes | Refusal
 #: NamedTuple construction without the generated __new__'s argument binding (the hot path).
 _new_row = tuple.__new__
+_hash_of = operator.itemgetter(0)  # PendingRow.hash
 #: The current pool (the chain replaces it when it reloads its state).
 PoolFn = Callable[[], Mempool]
 
@@ -99,6 +101,9 @@ class Intake:
         self.block_full = asyncio.Event()
         #: tx hash -> the span context of the call that accepted it (bounded, oldest dropped first).
         self.accepted_in: dict[bytes, trace.SpanContext] = {}
+        #: Hashes of accepted transactions (in the pool) whose PENDING row is not known to be
+        #: durable yet: a block sealing one of them writes its whole row (see SequencerStore.seal_block).
+        self.unwritten: set[bytes] = set()
 
     async def submit(self, raws: Sequence[bytes]) -> list[Outcome]:
         with _tracer.start_as_current_span("accept_transactions") as span:
@@ -134,7 +139,12 @@ class Intake:
             self._seq = seq
             if rows:
                 self._remember_span(span.get_span_context(), rows)
-                await self._group.commit(rows)
+                unwritten = self.unwritten
+                unwritten.update(map(_hash_of, rows))
+                try:
+                    await self._group.commit(rows)
+                finally:
+                    unwritten.difference_update(map(_hash_of, rows))
                 if len(pool) >= self._block_txs:
                     self.block_full.set()
             if superseded:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +28,15 @@ SAFE: Final = 3
 FINALIZED: Final = 4
 DROPPED: Final = 5
 
+#: WAL pages between automatic checkpoints (SQLite's default: 1,000).
+WAL_CHECKPOINT_PAGES: Final = 10_000
+
 #: Fate of a forced transaction (the forced table's state column).
 FORCED_WAITING: Final = 0
 FORCED_INCLUDED: Final = 1
 FORCED_SKIPPED: Final = 2
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
     number INTEGER PRIMARY KEY,
@@ -53,8 +56,14 @@ CREATE TABLE IF NOT EXISTS txs (
     price TEXT,                        -- effective gas price, decimal wei
     drop_reason TEXT
 );
-CREATE INDEX IF NOT EXISTS txs_by_status ON txs (status, seq);
-CREATE INDEX IF NOT EXISTS txs_by_block ON txs (block_number, idx);
+-- Partial indexes: a transaction is in txs_pending only while PENDING and in txs_in_blocks only
+-- once sealed, so acknowledging one adds one entry, sealing it moves it from one to the other, and
+-- SAFE/FINALIZED touch neither (full indexes on (status, seq) and (block_number, idx) cost ~15%
+-- more writing per transaction). Databases made before them are migrated here, once.
+DROP INDEX IF EXISTS txs_by_status;
+DROP INDEX IF EXISTS txs_by_block;
+CREATE INDEX IF NOT EXISTS txs_pending ON txs (seq) WHERE status = {PENDING};
+CREATE INDEX IF NOT EXISTS txs_in_blocks ON txs (block_number, idx) WHERE block_number IS NOT NULL;
 CREATE TABLE IF NOT EXISTS accounts (
     address BLOB PRIMARY KEY,
     slot INTEGER NOT NULL UNIQUE,      -- creation order = the account tree's leaf order
@@ -152,6 +161,11 @@ class SequencerStore:
     def __init__(self, writer: sqlite3.Connection, path: Path) -> None:
         self._db = writer
         self._db.executescript(_SCHEMA)
+        # Checkpoint the WAL every ~40 MB rather than SQLite's ~4 MB: the transactions' hash index
+        # takes random inserts, so most commits dirty the same index pages again, and a rarer
+        # checkpoint copies each of them once instead of once per 4 MB (~2 us less writer CPU per
+        # transaction here). Durability is the same; a crash leaves at most that much WAL to read.
+        self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA query_only=ON")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sequencer-store")
@@ -187,24 +201,41 @@ class SequencerStore:
     @staticmethod
     def seal_block(
         db: sqlite3.Connection, number: int, block_hash: bytes, header_json: str, txs: Sequence[SealedTx],
-        accounts: Iterable[tuple[bytes, int, int, int]], messages: Iterable[tuple[int, bytes, bytes]],
+        new_accounts: Iterable[tuple[bytes, int, int, str]], changed_accounts: Sequence[tuple[int, str, bytes]],
+        messages: Iterable[tuple[int, bytes, bytes]], unwritten: Container[bytes] = frozenset(),
     ) -> None:
-        """The block, its transactions' new status, and the account snapshot: all or nothing."""
+        """The block, its transactions' new status, and the account snapshot: all or nothing.
+
+        ``new_accounts``: (address, slot, nonce, balance) of accounts the block created;
+        ``changed_accounts``: (nonce, balance, address) of accounts already on disk (balances in
+        decimal). ``unwritten``: hashes whose PENDING row may not be on disk yet (see below).
+        """
         db.execute("INSERT INTO blocks (number, hash, header) VALUES (?, ?, ?)", (number, block_hash, header_json))
-        # An upsert: the group commit that makes a transaction PENDING may come after the block
-        # that seals it (both queue on the writer thread); then the PENDING insert is ignored.
+        # A transaction's PENDING row is usually on disk already: an UPDATE of its block fields.
+        # The group commit that writes it may come after the block that seals it, though (both
+        # queue on this thread): those in ``unwritten`` are upserted whole, and their PENDING
+        # insert is then ignored.
+        known = [(t.block_number, t.idx, t.gas_used, t.price, t.hash) for t in txs if t.hash not in unwritten]
+        updated = db.executemany(
+            f"UPDATE txs SET status = {SEALED}, block_number = ?, idx = ?, gas_used = ?, price = ? WHERE hash = ?",
+            known).rowcount
+        if updated != len(known):  # a row was not there after all: write them all whole
+            rest: Iterable[SealedTx] = txs
+        else:
+            rest = [t for t in txs if t.hash in unwritten] if len(known) != len(txs) else ()
         db.executemany(
             "INSERT INTO txs (hash, raw, sender, nonce, status, seq, block_number, idx, gas_used, price) "
             f"VALUES (?, ?, ?, ?, {SEALED}, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET status = excluded.status, "
             "block_number = excluded.block_number, idx = excluded.idx, gas_used = excluded.gas_used, "
             "price = excluded.price",
-            txs,
+            rest,
         )
-        db.executemany(
-            "INSERT INTO accounts (address, slot, nonce, balance) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(address) DO UPDATE SET nonce = excluded.nonce, balance = excluded.balance",
-            [(a, slot, n, str(b)) for a, slot, n, b in accounts],
-        )
+        db.executemany("INSERT INTO accounts (address, slot, nonce, balance) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT(address) DO UPDATE SET nonce = excluded.nonce, balance = excluded.balance",
+                       new_accounts)
+        if db.executemany("UPDATE accounts SET nonce = ?, balance = ? WHERE address = ?",
+                          changed_accounts).rowcount != len(changed_accounts):
+            raise RuntimeError("an account the snapshot should hold is missing")
         db.executemany(
             "INSERT INTO messages (nonce, hash, block_number, body) VALUES (?, ?, ?, ?)",
             [(n, h, number, body) for n, h, body in messages],
@@ -289,7 +320,7 @@ class SequencerStore:
     def pending(self) -> list[StoredTx]:
         rows = self._reader.execute(
             "SELECT hash, raw, sender, nonce, status, seq, block_number, idx, gas_used, price, drop_reason "
-            "FROM txs WHERE status = ? ORDER BY seq", (PENDING,)).fetchall()
+            f"FROM txs WHERE status = {PENDING} ORDER BY seq").fetchall()  # a literal: txs_pending's condition
         return [_stored(r) for r in rows]
 
     def max_seq(self) -> int:
