@@ -14,7 +14,8 @@ interface IGameRegistry {
 /// @notice One challenger against one output's proposer (the defender): a bisection over the
 ///         derivation trace from the parent output's snapshot (position 0, agreed by both) to
 ///         the output's snapshot (position traceLength, claimed by the defender), down to a
-///         single step that the StepVerifier executes on L1.
+///         single step that the StepVerifier executes on L1, over the batches L1 held when the
+///         output was proposed (batchLimit).
 /// @dev The registry deploys one instance per challenge, so every challenger plays its own
 ///      two-party game with its own bond: nobody can ride on (or sabotage) another challenger's
 ///      moves. The invariant of the bisection: both sides agree on the snapshot commitment at
@@ -66,6 +67,7 @@ contract DisputeGame {
         uint256 outputIndex;
         IStepVerifier verifier;
         uint256 target; // the output's L2 block: where the trace ends
+        uint256 batchLimit; // the inbox's batch count when the output was proposed: the trace's bound
         bytes32 startHash; // the parent output's snapshot commitment (position 0)
         bytes32 endHash; // the output's snapshot commitment (position traceLength)
         uint256 traceLength;
@@ -82,6 +84,9 @@ contract DisputeGame {
     IStepVerifier public immutable verifier;
     /// @notice The disputed output's L2 block: the trace ends there.
     uint256 public immutable target;
+    /// @notice The inbox's batch count when the output was proposed: the trace reads no batch at or
+    ///         past it (see IStepVerifier), so the step's result cannot change during the game.
+    uint256 public immutable batchLimit;
     uint256 public immutable traceLength;
     /// @notice The agreed commitment at position 0 (the parent output's snapshot).
     bytes32 public immutable startClaim;
@@ -148,6 +153,7 @@ contract DisputeGame {
         outputIndex = c.outputIndex;
         verifier = c.verifier;
         target = c.target;
+        batchLimit = c.batchLimit;
         traceLength = c.traceLength;
         startClaim = c.startHash;
         rootClaim = c.endHash;
@@ -206,7 +212,7 @@ contract DisputeGame {
         _tick(Side.CHALLENGER);
         bytes32 preHash = keccak256(abi.encode(pre));
         if (preHash != loHash) revert PreStateMismatch(preHash, loHash);
-        bytes32 post = verifier.step(pre, target, proof);
+        bytes32 post = verifier.step(pre, target, batchLimit, proof);
         emit Stepped(preHash, post);
         _resolve(post != hiHash);
     }

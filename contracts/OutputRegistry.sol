@@ -16,6 +16,14 @@ import {Snapshots} from "./Snapshot.sol";
 ///      claim one and defend another). A game's start is the parent's snapshot: a challenger
 ///      who disputes the parent must challenge the parent.
 ///
+///      Each output also records its batchLimit, the inbox's batch count when it was proposed
+///      (verifier.batchCount()): its games re-execute derivation over those batches only (see
+///      IStepVerifier). An output is thus a claim about what L1 held when it was proposed: the
+///      step at any position of its trace is fixed from then on, whatever batches arrive during
+///      a game, and an output claiming an L2 block that those batches do not derive (a block
+///      from the future, or an invented one) loses to a challenger whose trace, padded with
+///      no-ops, stops where the batches do. The anchor's batchLimit is 0 (it reads nothing).
+///
 ///      Each challenger gets its own DisputeGame, played against the output's proposer, so
 ///      several may dispute one output at once and none can freeload on, or throw, another's
 ///      game. A defender win proves nothing about the output (the challenger may have played
@@ -59,20 +67,25 @@ contract OutputRegistry {
         address proposer;
         Status status;
         uint256 activeGames; // games opened and not yet resolved
+        uint256 batchLimit; // the inbox's batch count at proposal: the bound of its games' traces
     }
 
-    /// @dev The stored output: five slots rather than nine.
+    /// @dev The stored output: four slots rather than eleven. The status shares its slot with the
+    ///      proposer, which the cascade of an invalidation reads with it. The narrow widths are far
+    ///      beyond reach: each output and each batch is an L1 transaction, and uint40 seconds last
+    ///      until the year 36812.
     struct Record {
         bytes32 outputRoot;
         bytes32 snapshotHash;
         uint64 l2Block;
         uint64 parentIndex;
-        uint64 proposedAt;
         uint64 traceLength;
+        uint40 proposedAt;
+        uint16 activeGames;
         address proposer;
         Status status;
-        uint16 activeGames;
-        uint64 depth; // position on the chain from the anchor (depth 0)
+        uint40 depth; // position on the chain from the anchor (depth 0)
+        uint48 batchLimit;
     }
 
     struct GameRecord {
@@ -116,7 +129,8 @@ contract OutputRegistry {
         uint256 parentIndex,
         address proposer,
         bytes32 snapshotHash,
-        uint256 traceLength
+        uint256 traceLength,
+        uint256 batchLimit
     );
     event OutputChallenged(uint256 indexed index, uint256 indexed gameId, address game, address challenger);
     /// @notice `index` is invalid: `gameId` proved it (or an output it rests on) wrong, or NO_GAME
@@ -209,17 +223,18 @@ contract OutputRegistry {
                 snapshotHash: commitment,
                 l2Block: uint64(anchor.number),
                 parentIndex: 0,
-                proposedAt: uint64(block.timestamp),
                 traceLength: 0,
+                proposedAt: uint40(block.timestamp),
+                activeGames: 0,
                 proposer: address(0),
                 status: Status.FINALIZED,
-                activeGames: 0,
-                depth: 0
+                depth: 0,
+                batchLimit: 0
             })
         );
         _chainLength = 1; // _chain[0] = 0 already
         // Logged like any output, so that the log history alone describes the chain.
-        emit OutputProposed(0, root, anchor.number, 0, address(0), commitment, 0);
+        emit OutputProposed(0, root, anchor.number, 0, address(0), commitment, 0, 0);
         emit OutputFinalized(0);
     }
 
@@ -230,6 +245,8 @@ contract OutputRegistry {
     /// @param s The snapshot at the end of the output's L2 block (phase IDLE).
     /// @param traceLength Derivation steps from the parent's snapshot to `s`: what a dispute bisects.
     /// @return index The output's index.
+    /// @dev Records verifier.batchCount() as the output's batchLimit: `s` must be derivable from the
+    ///      batches L1 holds now, or the output loses any game (see the contract notes).
     function propose(uint256 parentIndex, Snapshots.Snapshot calldata s, uint256 traceLength)
         external
         payable
@@ -249,7 +266,10 @@ contract OutputRegistry {
         Snapshots.Snapshot memory snapshot = s;
         bytes32 root = Snapshots.outputRoot(snapshot);
         bytes32 commitment = Snapshots.commitment(snapshot);
-        uint64 depth = parent.depth + 1; // == _chainLength: the parent is the head
+        uint40 depth = parent.depth + 1; // == _chainLength: the parent is the head
+        // Clamped to the stored width (unreachable: each batch is an L1 transaction).
+        uint256 batchLimit = verifier.batchCount();
+        if (batchLimit > type(uint48).max) batchLimit = type(uint48).max;
         index = _outputs.length;
         _outputs.push(
             Record({
@@ -257,17 +277,18 @@ contract OutputRegistry {
                 snapshotHash: commitment,
                 l2Block: uint64(s.number),
                 parentIndex: uint64(parentIndex),
-                proposedAt: uint64(block.timestamp),
                 traceLength: uint64(traceLength),
+                proposedAt: uint40(block.timestamp),
+                activeGames: 0,
                 proposer: msg.sender,
                 status: Status.PROPOSED,
-                activeGames: 0,
-                depth: depth
+                depth: depth,
+                batchLimit: uint48(batchLimit)
             })
         );
         _chain[depth] = index;
         _chainLength = uint256(depth) + 1;
-        emit OutputProposed(index, root, s.number, parentIndex, msg.sender, commitment, traceLength);
+        emit OutputProposed(index, root, s.number, parentIndex, msg.sender, commitment, traceLength, batchLimit);
     }
 
     /// @notice Dispute output `index` within its challenge window: deploys a DisputeGame between
@@ -288,6 +309,7 @@ contract OutputRegistry {
                 outputIndex: index,
                 verifier: verifier,
                 target: o.l2Block,
+                batchLimit: o.batchLimit,
                 startHash: _outputs[o.parentIndex].snapshotHash,
                 endHash: o.snapshotHash,
                 traceLength: o.traceLength,
@@ -381,7 +403,8 @@ contract OutputRegistry {
             traceLength: o.traceLength,
             proposer: o.proposer,
             status: _status(index, o),
-            activeGames: o.activeGames
+            activeGames: o.activeGames,
+            batchLimit: o.batchLimit
         });
     }
 

@@ -33,6 +33,12 @@ interface IStepPortal {
 ///
 ///      The snapshot must be exact (its roots those of the state after the previous step: a trace
 ///      made with Machine(trace=True)), which is what the dispute bisects over.
+///
+///      Batches are bounded by `batchLimit` (see IStepVerifier): a batch exists for the step iff its
+///      index is below min(batchLimit, inbox.batchCount()), in rule 2 and rule 11 alike. Deposits and
+///      forced transactions need no bound: a block only takes those whose L1 block is at most its
+///      L1 origin, which is at most the L1 block of the (bounded) batch it came from, so they were
+///      on L1 before the output was proposed; an entry appended later is skipped either way.
 contract StepVerifier is IStepVerifier {
     /// @notice Sized root of an empty transactions tree: keccak256(ZERO[16] ‖ uint256(0)).
     bytes32 internal constant EMPTY_TX_ROOT = 0x0941a91968674e06d5439d8b18b048b76c72f89a999f07924a71a09c45f4168b;
@@ -73,27 +79,35 @@ contract StepVerifier is IStepVerifier {
 
     /// @inheritdoc IStepVerifier
     /// @dev `proof` is abi.encode(StepState.Proof); it may be empty for a step that reads nothing
-    ///      (rules 1, 2, a seal, an exhausted queue).
-    function step(Snapshots.Snapshot calldata pre, uint256 target, bytes calldata proof)
+    ///      (rules 1, 2, a seal, an exhausted queue, a batch past the bound).
+    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256 batchLimit, bytes calldata proof)
         external
         view
         returns (bytes32 post)
     {
         Snapshots.Snapshot memory s = pre;
         uint256 phase = s.phase;
-        if (phase == Snapshots.IDLE) _idle(s, target, proof);
+        if (phase == Snapshots.IDLE) _idle(s, target, batchLimit, proof);
         else if (phase == Snapshots.DEPOSITS) _deposits(s, proof);
         else if (phase == Snapshots.FORCED) _forced(s, proof);
-        else if (phase == Snapshots.BATCH) _batch(s, proof);
+        else if (phase == Snapshots.BATCH) _batch(s, batchLimit, proof);
         else revert InvalidPhase(phase);
         return Snapshots.commitment(s);
     }
 
+    /// @inheritdoc IStepVerifier
+    function batchCount() external view returns (uint256) {
+        return inbox.batchCount();
+    }
+
     // --- the rules (numbers as in services/rollups/_machine.py) ---------------------------------
 
-    function _idle(Snapshots.Snapshot memory s, uint256 target, bytes calldata proof) private view {
+    function _idle(Snapshots.Snapshot memory s, uint256 target, uint256 batchLimit, bytes calldata proof)
+        private
+        view
+    {
         if (s.number >= target) return; // 1
-        if (s.batchIndex >= inbox.batchCount()) return; // 2
+        if (!_batchExists(s.batchIndex, batchLimit)) return; // 2
         (bytes32 inputRoot, uint256 l1Block) = inbox.batch(s.batchIndex);
         StepState.Proof memory p = _proof(proof);
         (bool exists, uint256 count) = _leaf(inputRoot, s.itemIndex, p);
@@ -173,13 +187,14 @@ contract StepVerifier is IStepVerifier {
         s.blockGasUsed += gas; // 0 unless applied
     }
 
-    function _batch(Snapshots.Snapshot memory s, bytes calldata proof) private view {
+    function _batch(Snapshots.Snapshot memory s, uint256 batchLimit, bytes calldata proof) private view {
         if (s.txLeft == 0) {
             _seal(s); // 10
             return;
         }
-        // 11: the batch being read always exists in a reachable snapshot (START read it); cut if not.
-        if (s.batchIndex >= inbox.batchCount()) {
+        // 11: the batch being read always exists in a reachable snapshot (START read it, under the
+        // same bound); cut if not.
+        if (!_batchExists(s.batchIndex, batchLimit)) {
             s.txLeft = 0;
             return;
         }
@@ -237,6 +252,11 @@ contract StepVerifier is IStepVerifier {
             return baseFee + (up > 1 ? up : 1);
         }
         return baseFee - baseFee * (target - gasUsed) / target / 8;
+    }
+
+    /// @dev Rule 2's "batch `index` exists": below the trace's bound and on L1.
+    function _batchExists(uint256 index, uint256 batchLimit) private view returns (bool) {
+        return index < batchLimit && index < inbox.batchCount();
     }
 
     // --- reading the proof ---------------------------------------------------------------------

@@ -13,13 +13,17 @@ import {Snapshots} from "./Snapshot.sol";
 /// @dev Also exposes the Snapshots library, so that tests can compare Solidity's commitment
 ///      and output root with Python's.
 contract StepVerifierHarness is IStepVerifier {
+    /// @notice What batchCount() returns (what the registry records as a proposal's batchLimit).
+    uint256 public batches = 1;
+
     /// @notice `proof` is not what this machine expects: the commitment of `pre` itself.
     error ForgedProof(bytes32 expected);
 
     /// @inheritdoc IStepVerifier
     /// @dev The "proof" must be abi.encode(commitment(pre)): a stand-in for a real proof of
-    ///      what the step reads, so that the game's forged-proof path can be exercised.
-    function step(Snapshots.Snapshot calldata pre, uint256 target, bytes calldata proof)
+    ///      what the step reads, so that the game's forged-proof path can be exercised. The
+    ///      counter machine reads no batch: batchLimit is ignored.
+    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256, bytes calldata proof)
         external
         pure
         returns (bytes32 post)
@@ -30,6 +34,16 @@ contract StepVerifierHarness is IStepVerifier {
         // Stutter once the target is reached: a trace may be longer than its block range.
         if (s.number < target) s.number += 1;
         return Snapshots.commitment(s);
+    }
+
+    /// @inheritdoc IStepVerifier
+    function batchCount() external view returns (uint256) {
+        return batches;
+    }
+
+    /// @notice Set what batchCount() returns (anyone: a test double).
+    function setBatchCount(uint256 count) external {
+        batches = count;
     }
 
     /// @notice Snapshots.commitment, for the tests.

@@ -3,10 +3,14 @@
 It also defends: games opened against this node's own proposals are played from here, so a
 node that only proposes (``challenge`` off) still runs it, in defend-only mode.
 
-It trusts nothing but L1. For each output, once its derivation has reached the output's L2
-block, it compares the output's snapshot commitment with its own. It challenges the first wrong
-output on the chain (one resting on a wrong parent falls with it), plays the game to the end,
-and, as the defender, answers every game opened against its own node's proposals.
+It trusts nothing but L1. An output is right iff the batches L1 held when it was proposed (its
+batch limit) derive its L2 block with its snapshot: that is what its dispute re-executes (see
+_machine's Inputs notes). Once its derivation has reached the block from those batches, it
+compares the output's snapshot commitment with its own; once it has read and derived every
+batch below the limit without reaching the block (a block from the future, or invented), the
+output is wrong too, even if later batches derive it. Until then it waits. It challenges the
+first wrong output on the chain (one resting on a wrong parent falls with it), plays the game
+to the end, and, as the defender, answers every game opened against its own node's proposals.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from opentelemetry import trace
 
 from services.l1 import L1Error, TxSender
 
-from ._contracts import ContractFailed, OutputRecord, OutputStatus, Registry, Side
+from ._contracts import ContractFailed, GameStatus, OutputRecord, OutputStatus, Registry, Side
 from ._disputes import Player, Prover
 from ._settings import RollupsSettings
 from ._trace import DerivedChain
@@ -46,7 +50,7 @@ class Challenger:
                 try:
                     await self.chain.sync()
                     for game_id, side, output in await self.check():
-                        games.create_task(self._play(game_id, side, output))
+                        games.create_task(self.play(game_id, side, output))
                 except (L1Error, ContractFailed) as exc:
                     _log.warning("challenger round failed", extra={"error": str(exc)})
                 await asyncio.sleep(self.settings.poll_interval_s)
@@ -61,13 +65,11 @@ class Challenger:
                 if index == self._checked + 1:
                     self._checked = index
                 continue
-            derived = self.chain.block(out.l2_block)
-            if derived is None:
+            honest = self.chain.judge(out.l2_block, out.snapshot_hash, out.batch_limit)
+            if honest is None:
                 break  # our derivation is not there yet
-            honest = derived.snapshot.commitment() == out.snapshot_hash
             parent = await self.registry.output(out.parent_index)
-            parent_derived = self.chain.block(parent.l2_block)
-            parent_honest = parent_derived is not None and parent_derived.snapshot.commitment() == parent.snapshot_hash
+            parent_honest = self.chain.judge(parent.l2_block, parent.snapshot_hash, parent.batch_limit) is True
             mine = self.settings.faulty_challenger and honest and out.proposer != self.sender.address
             wrong = (not honest and parent_honest) or mine
             if self.settings.challenge and wrong and index not in self.challenged:
@@ -91,9 +93,10 @@ class Challenger:
                         to_play.append((game_id, side, out))
         return to_play
 
-    async def _play(self, game_id: int, side: Side, out: OutputRecord) -> None:
+    async def play(self, game_id: int, side: Side, out: OutputRecord) -> GameStatus:
+        """Play our ``side`` of game ``game_id`` over ``out`` to its end; its result."""
         parent = await self.registry.output(out.parent_index)
-        traces = self.chain.traces()
+        traces = self.chain.traces(out.batch_limit)  # the trace L1 checks: bounded, padded with no-ops
         snapshots = await asyncio.to_thread(traces.snapshots, parent.l2_block, out.l2_block, out.trace_length)
         claims = [s.commitment() for s in snapshots]
         if side == Side.DEFENDER:
@@ -105,3 +108,4 @@ class Challenger:
         result = await player.play(address)
         _log.info("dispute over", extra={"game": game_id, "output": out.index, "side": side.name,
                                          "result": result.name})
+        return result

@@ -60,6 +60,8 @@ class OutputRecord:
     proposer: bytes
     status: OutputStatus
     active_games: int
+    #: The inbox's batch count when it was proposed: its disputes read only those batches.
+    batch_limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +123,9 @@ class Registry:
         return await self.param("head")
 
     async def output(self, index: int) -> OutputRecord:
-        ((root, snap, l2, parent, at, length, proposer, status, active),) = await self._read("output", index)
+        ((root, snap, l2, parent, at, length, proposer, status, active, limit),) = await self._read("output", index)
         return OutputRecord(index, bytes(root), bytes(snap), int(l2), int(parent), int(at), int(length),
-                            bytes(proposer), OutputStatus(int(status)), int(active))
+                            bytes(proposer), OutputStatus(int(status)), int(active), int(limit))
 
     async def games_of(self, index: int) -> list[int]:
         (ids,) = await self._read("gamesOf", index)

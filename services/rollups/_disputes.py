@@ -1,5 +1,9 @@
 """Playing dispute games: the honest move at each turn, from the trace L1 data defines.
 
+That trace reads only the batches L1 held when the disputed output was proposed (its batch
+limit): ``traces`` must be the game's, ``DerivedChain.traces(output.batch_limit)``, as L1's step
+is (DisputeGame passes the limit to the StepVerifier).
+
 One ``play`` call follows one game to its end, as the defender (the output's proposer) or the
 challenger. Each move is a span ("dispute_move") with the game, round and move in its
 attributes, and the L1 calls under it.
@@ -45,6 +49,7 @@ Prover = Callable[[Machine, int], bytes]
 class Player:
     registry: Registry
     sender: TxSender
+    #: Bounded by the disputed output's batch limit (the step proofs come from its machines).
     traces: Traces
     prover: Prover
     #: The L2 block of the output the disputed one builds on (where the trace starts).

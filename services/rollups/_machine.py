@@ -6,18 +6,33 @@ proof on L1 (contracts/StepVerifier.sol) are the same function, ``step``, applie
 of an inbox batch (see services.sequencer._batch_input), one portal deposit or one forced-queue
 entry. The sequencer follows the same rules when it builds blocks (services.sequencer._chain).
 
-Inputs (all on L1, all append-only, so a step gives the same answer whenever it is replayed)
+Inputs (all on L1, all append-only)
     batch b      inbox.batch(b) = (dataHash, inputRoot, l1Block); its leaves prove against
                  inputRoot, whose sized-root count is the number of leaves.
     deposit d    portal.sourceHash(d) = keccak256(abi.encode(d, from, to, mint, l1Block)).
     forced f     inbox.forcedTransaction(f) = (keccak256(raw), l1Block).
+
+Append-only is not enough for a step to give the same answer whenever it is replayed: whether
+batch b exists changes when it is posted. A dispute trace is therefore bounded by its output's
+batch limit L, the inbox's batch count when the output was proposed (OutputRegistry records it):
+batch b exists only if b < L (``L1Inputs.limited``; StepVerifier takes L). Without the bound a
+batch posted during a game would turn a no-op into a real step, and an output claiming a block
+that no batch held when it was proposed (a "future" or invented block) could not be disproven
+before it finalized: its trace would only fail once the block's batch arrived, if ever. With it,
+an output claims what L1 held at proposal; the honest trace stops (no-ops) where those batches
+do, so such an output loses. Derivation itself (following L1) is unbounded. Deposits and forced
+entries need no bound: a block takes only those whose L1 block is at most its L1 origin, itself
+at most its batch's L1 block (rule 5c), which is at most the proposal's, so all of them are on L1
+once the proposal's L1 block is; an entry appended later has a later L1 block and is skipped
+(rules 7, 9) exactly as if it did not exist.
 
 Rules (W = the sequencer window in L1 blocks, a deployment constant; chain id likewise).
 ``s`` is the snapshot before the step; "+=" and "skip" change only the fields named.
 
 IDLE (between blocks)
   1. s.number >= target                     no-op (the trace is padded with these)
-  2. batch s.batchIndex does not exist      no-op (nothing to read yet)
+  2. batch s.batchIndex does not exist      no-op (nothing to read yet; in a dispute trace, a batch at
+     or past the output's batch limit does not exist, even once posted: see Inputs)
   3. s.itemIndex >= leaf count              batchIndex += 1, itemIndex = 0
   4. the leaf is not a BLOCK leaf           itemIndex += 1 (a stray leaf is skipped)
   5. BLOCK(n, t, on, oh, c):
@@ -46,8 +61,8 @@ BATCH
      stateRoot, txRoot, messageRoot, blockBaseFee, blockGasUsed, s.gasLimit, blockOriginNumber,
      blockOriginHash); the sealed fields become the header's, blockHash its hash; phase IDLE
      and fields 10-16 zero. Cursors stay.
- 11. the leaf at (batchIndex, itemIndex) does not exist or is a BLOCK leaf (a block claimed
-     more transactions than its batch holds)  txLeft = 0
+ 11. the leaf at (batchIndex, itemIndex) does not exist (its batch included, as in 2) or is a
+     BLOCK leaf (a block claimed more transactions than its batch holds)  txLeft = 0
  12. a TX leaf: decode and apply it as in 8 (any refusal, BLOCK_GAS_LIMIT_REACHED included,
      skips it); itemIndex += 1, txLeft -= 1
 
@@ -137,6 +152,8 @@ class L1Inputs:
     forced: list[QueuedForced] = field(default_factory=list)
     #: Set when a batch's data failed its root: derivation stops at it (see the module notes).
     unavailable: int | None = None
+    #: Batches from this index on do not exist for these inputs (None: no bound); see ``limited``.
+    batch_limit: int | None = None
 
     def add_batch(self, index: int, l1_block: int, root: bytes, leaves: tuple[Leaf, ...] | None) -> None:
         """Batch ``index`` as L1 holds it; ``leaves`` None when its data could not be decoded."""
@@ -155,7 +172,18 @@ class L1Inputs:
         if f.index == len(self.forced):
             self.forced.append(f)
 
+    def limited(self, batch_limit: int) -> L1Inputs:
+        """A view of the same inputs in which batch ``batch_limit`` and later ones do not exist: what
+        the dispute over an output proposed when L1 held ``batch_limit`` batches reads (rule 2 and
+        the Inputs notes). It shares the queues, so it sees what is added later (batches past the
+        bound excepted); it is read, not fed."""
+        if self.batch_limit is not None:
+            batch_limit = min(batch_limit, self.batch_limit)
+        return replace(self, batch_limit=batch_limit)
+
     def batch(self, index: int) -> L1Batch | None:
+        if self.batch_limit is not None and index >= self.batch_limit:
+            return None
         return self.batches[index] if index < len(self.batches) else None
 
     def deposit(self, index: int) -> QueuedDeposit | None:

@@ -1,11 +1,14 @@
 """The proposer: bonded outputs of the L1-derived chain, finalized when their window has passed.
 
 It proposes what it derived from L1 itself, never what the sequencer says: an output is a
-claim its proposer must be able to defend step by step, from L1 data, in a dispute.
+claim its proposer must be able to defend step by step, from L1 data, in a dispute. Its
+derivation reads L1 a few blocks back, so every batch it used is below the batch count the
+registry records at the proposal (the bound of the output's disputes).
 
 An output builds on the registry's head (the latest output not invalidated). The proposer only
-extends a head it agrees with (same snapshot commitment as its own derivation): a wrong head is
-the challenger's business, and an output on top of it would be invalidated with it.
+extends a head it agrees with (``DerivedChain.judge``: same snapshot commitment as its own
+derivation, from the batches L1 held when the head was proposed): a wrong head is the
+challenger's business, and an output on top of it would be invalidated with it.
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ class Proposer:
         head_index = await self.registry.head()
         head = await self.registry.output(head_index)
         parent = self.chain.block(head.l2_block)
-        if parent is None or parent.snapshot.commitment() != head.snapshot_hash:
-            return None  # not derived that far yet, or a head we disagree with
+        if parent is None or self.chain.judge(head.l2_block, head.snapshot_hash, head.batch_limit) is not True:
+            return None  # not derived that far yet, or a head we disagree with (wrong, or from the future)
         derived = self.chain.head
         new_blocks = derived.header.number - head.l2_block
         due = new_blocks >= self.settings.output_interval_blocks or (

@@ -4,8 +4,9 @@
 reorg above that depth cannot change what was derived) and derives every block it can.
 
 A dispute over output B (parent output A) bisects over positions 0..traceLength: position k
-is the commitment of the snapshot after k steps from A's snapshot towards B (``trace``). Traces
-are rebuilt on demand from genesis (fast up to A, then step by step with exact roots): a
+is the commitment of the snapshot after k steps from A's snapshot towards B (``trace``), reading
+only the batches L1 held when B was proposed (B's batch limit, see _machine's Inputs notes).
+Traces are rebuilt on demand from genesis (fast up to A, then step by step with exact roots): a
 dispute is rare and bounded, and keeping a state copy per output would cost more than this.
 """
 
@@ -70,15 +71,36 @@ class DerivedChain:
                        extra={"batch": self.inputs.unavailable})
         return added
 
-    def traces(self) -> Traces:
-        return Traces(self.genesis, self.rules, self.inputs)
+    def judge(self, l2_block: int, snapshot_hash: bytes, batch_limit: int) -> bool | None:
+        """Whether an output claiming ``snapshot_hash`` at ``l2_block``, proposed when L1 held
+        ``batch_limit`` batches, is right: its block derived from those batches alone, with that
+        snapshot. None while this view cannot tell: the block is not derived (or only from later
+        batches) and we have not read every batch below the limit yet.
+
+        A block's reads end in the batch its sealed snapshot points at (a block never leaves the
+        batch it started in), so it is derivable from the first ``batch_limit`` batches iff that
+        batch is below the limit (genesis reads nothing). When we hold all of those and have
+        derived over them (``sync`` derives whatever it reads), a block they do not derive is
+        one no dispute can prove: a wrong output, whatever later batches say."""
+        derived = self.block(l2_block)
+        if derived is not None and (derived.step == 0 or derived.snapshot.batch_index < batch_limit):
+            return derived.snapshot.commitment() == snapshot_hash
+        if len(self.inputs.batches) >= batch_limit:
+            return False
+        return None
+
+    def traces(self, batch_limit: int) -> Traces:
+        """The traces of a dispute over an output proposed when L1 held ``batch_limit`` batches."""
+        return Traces(self.genesis, self.rules, self.inputs, batch_limit)
 
 
 class Traces:
-    """Per-step traces between two derived blocks, over a fixed set of L1 inputs."""
+    """Per-step traces between two derived blocks, over L1's inputs below a batch limit (the
+    disputed output's): the same whatever is posted after the output."""
 
-    def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs) -> None:
-        self.genesis, self.rules, self.inputs = genesis, rules, inputs
+    def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs, batch_limit: int) -> None:
+        self.genesis, self.rules = genesis, rules
+        self.inputs = inputs.limited(batch_limit)
 
     def machine_at(self, block: int) -> Machine:
         """A trace-mode machine at the snapshot right after ``block`` sealed."""
@@ -86,7 +108,8 @@ class Traces:
         machine = Machine(genesis_snapshot(self.genesis, state), state, self.inputs, self.rules)
         machine.run(target=block)
         if machine.snapshot.number != block:
-            raise LookupError(f"L2 block {block} is not derivable from L1 (yet)")
+            raise LookupError(f"L2 block {block} is not derivable from L1's first "
+                              f"{self.inputs.batch_limit} batches (yet)")
         machine.trace = True
         return machine
 

@@ -26,6 +26,11 @@ that L1's storage does not hold itself, opened against what it does hold:
 
 Fields a step does not read are left empty, and L1 ignores them. The snapshot a proof goes with
 must be exact, so the machine must run in trace mode (``Machine(..., trace=True)``).
+
+A dispute's machine reads ``L1Inputs.limited(batch_limit)`` (the output's batch limit, which L1
+gets as StepVerifier.step's ``batchLimit``): a batch at or past it does not exist, so the step
+there reads nothing (rule 2's no-op, rule 11's cut) and its proof is empty, as on L1, even when
+L1 holds that batch by now.
 """
 
 from __future__ import annotations
@@ -106,8 +111,9 @@ class StepWitness:
 
 def step_proof(machine: Machine, target: int) -> bytes:
     """The proof for the step ``machine.step(target)`` would take next: StepVerifier.step's ``proof``
-    (with ``machine.snapshot`` as ``pre``). ``machine`` is not changed. Empty for a step that
-    reads nothing (a no-op, a seal, an exhausted queue): the contract then decodes nothing."""
+    (with ``machine.snapshot`` as ``pre``, and ``machine.inputs.batch_limit`` as ``batchLimit``).
+    ``machine`` is not changed. Empty for a step that reads nothing (a no-op, a seal, an exhausted
+    queue, a batch past the bound): the contract then decodes nothing."""
     witness = step_witness(machine, target)
     return b"" if witness == StepWitness() else witness.encode()
 
@@ -120,7 +126,7 @@ def step_witness(machine: Machine, target: int) -> StepWitness:
     w = StepWitness()
     inputs = machine.inputs
     if s.phase == Phase.IDLE:
-        batch = inputs.batch(s.batch_index)
+        batch = inputs.batch(s.batch_index)  # None past the bound too
         if s.number < target and batch is not None:  # rules 1 and 2 read nothing
             _batch_leaf(w, batch, s.item_index)
     elif s.phase == Phase.DEPOSITS:
@@ -140,6 +146,7 @@ def step_witness(machine: Machine, target: int) -> StepWitness:
             _transaction(w, machine, entry.raw)
     elif s.tx_left:  # BATCH; rule 10 (the seal) reads nothing
         batch = inputs.batch(s.batch_index)
+        # No batch (past the bound, unreachable from START): rule 11 cuts, L1 reads no proof.
         leaf = _batch_leaf(w, batch, s.item_index) if batch is not None else None
         if isinstance(leaf, TxLeaf):  # rule 12
             _transaction(w, machine, leaf.raw)
@@ -256,7 +263,8 @@ def trace(start: Snapshot, state: State, inputs: L1Inputs, target: int, rules: R
     """The derivation trace from ``start`` (IDLE, with ``state`` the state it commits to) towards
     L2 block ``target``: element i is the snapshot after i steps. It ends with the first snapshot
     the machine does not move from (a no-op: past ``target``, or nothing more on L1), which the
-    trace repeats forever after. ``state`` is copied, not changed."""
+    trace repeats forever after. For a dispute's trace, ``inputs`` is bounded by the output's batch
+    limit (``L1Inputs.limited``). ``state`` is copied, not changed."""
     machine = Machine(start, state.copy(), inputs, rules, trace=True)
     snapshots = [machine.snapshot]
     while machine.step(target) is not StepKind.NOOP:
@@ -272,8 +280,9 @@ def commitments(snapshots: list[Snapshot]) -> list[bytes]:
 def proof_at(start: Snapshot, state: State, inputs: L1Inputs, target: int, index: int,
              rules: Rules = DEFAULT_RULES) -> tuple[Snapshot, bytes]:
     """Step ``index`` (from 0) of the trace ``trace`` gives: its pre-snapshot and proof, i.e.
-    StepVerifier.step(pre, target, proof) returns the commitment of snapshot ``index + 1`` (past
-    the end of the trace, the last snapshot and a no-op's proof). ``state`` is copied, not changed."""
+    StepVerifier.step(pre, target, inputs.batch_limit, proof) returns the commitment of snapshot
+    ``index + 1`` (past the end of the trace, the last snapshot and a no-op's proof). ``state`` is
+    copied, not changed."""
     machine = Machine(start, state.copy(), inputs, rules, trace=True)
     for _ in range(index):
         if machine.step(target) is StepKind.NOOP:

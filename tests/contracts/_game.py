@@ -2,8 +2,9 @@
 counter-machine verifier (contracts/StepVerifierHarness.sol), and parties that play its games.
 
 The counter machine's step adds one to the snapshot's block number until the trace's target
-block, then stands still; so the honest snapshot at position k of a trace from `parent` is
-`parent` with number min(parent.number + k, target), and a liar is anyone who claims otherwise.
+block, then stands still (it reads no batch: the trace's batch limit changes nothing); so the
+honest snapshot at position k of a trace from `parent` is `parent` with number
+min(parent.number + k, target), and a liar is anyone who claims otherwise.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ class Registry:
 
     async def output(self, index: int) -> dict[str, Any]:
         names = ("output_root", "snapshot_hash", "l2_block", "parent_index", "proposed_at", "trace_length",
-                 "proposer", "status", "active_games")
+                 "proposer", "status", "active_games", "batch_limit")
         values = dict(zip(names, await self.read("output", index), strict=True))
         values["status"] = Status(values["status"])
         return values

@@ -43,7 +43,7 @@ async def test_the_anchor_the_parameters_and_what_the_constructor_refuses(l1: L1
     assert await reg.output(0) == {
         "output_root": ANCHOR.output_root(), "snapshot_hash": ANCHOR.commitment(), "l2_block": ANCHOR.number,
         "parent_index": 0, "proposed_at": await reg.now(), "trace_length": 0, "proposer": ZERO_ADDRESS,
-        "status": Status.FINALIZED, "active_games": 0}
+        "status": Status.FINALIZED, "active_games": 0, "batch_limit": 0}
     for view, expected in {"outputCount": 1, "head": 0, "latestFinalized": 0, "gameCount": 0,
                            "verifier": reg.verifier.address, "proposalBond": p.proposal_bond,
                            "challengeBond": p.challenge_bond, "moveBondBase": p.move_bond_base,
@@ -55,7 +55,7 @@ async def test_the_anchor_the_parameters_and_what_the_constructor_refuses(l1: L1
     assert reg.events(reg.deploy_receipt) == [
         ("OutputProposed", {"index": 0, "outputRoot": ANCHOR.output_root(), "l2Block": ANCHOR.number,
                             "parentIndex": 0, "proposer": ZERO_ADDRESS, "snapshotHash": ANCHOR.commitment(),
-                            "traceLength": 0}),
+                            "traceLength": 0, "batchLimit": 0}),
         ("OutputFinalized", {"index": 0})]
     for error_name, call in [("UnknownOutput", ("output", 1)), ("UnknownOutput", ("gamesOf", 1)),
                              ("UnknownGame", ("game", 0))]:
@@ -96,13 +96,13 @@ async def test_proposals_extend_the_head_with_a_bond(l1: L1Client, chain: Anvil)
     assert receipt.success
     assert reg.events(receipt) == [("OutputProposed", {
         "index": 1, "outputRoot": s1.output_root(), "l2Block": 110, "parentIndex": 0, "proposer": ALICE.address,
-        "snapshotHash": s1.commitment(), "traceLength": 10})]
+        "snapshotHash": s1.commitment(), "traceLength": 10, "batchLimit": 1})]
     block = await l1.get_block(receipt.block_number)
     assert block is not None
     assert await reg.output(1) == {
         "output_root": s1.output_root(), "snapshot_hash": s1.commitment(), "l2_block": 110, "parent_index": 0,
         "proposed_at": block.timestamp, "trace_length": 10, "proposer": ALICE.address, "status": Status.PROPOSED,
-        "active_games": 0}
+        "active_games": 0, "batch_limit": 1}
     assert (await reg.read("head"), await reg.read("outputCount")) == (1, 2)
     assert await l1.get_balance(reg.contract.address or b"") == bond
 
@@ -125,6 +125,30 @@ async def test_proposals_extend_the_head_with_a_bond(l1: L1Client, chain: Anvil)
     assert await reg.propose(BOB, s2, limit) == 2  # the longest trace allowed
     assert await reg.read("head") == 2
     assert (await reg.output(2))["parent_index"] == 1
+
+
+
+async def test_an_output_records_the_verifiers_batch_count_at_proposal(l1: L1Client, chain: Anvil) -> None:
+    """Its games' bound (IStepVerifier): the count when it was proposed, whatever L1 holds later."""
+    reg = await Registry.deploy(l1, chain)
+
+    async def batches(count: int) -> None:
+        assert (await reg.transact(DEPLOYER, reg.verifier, "setBatchCount", count)).success
+
+    await batches(5)
+    s1 = honest(ANCHOR, 110, 10)
+    receipt = await reg.transact(ALICE, reg.contract, "propose", 0, abi(s1), 10, value=reg.params.proposal_bond)
+    ((_, proposed),) = reg.events(receipt)
+    assert proposed["batchLimit"] == 5 and (await reg.output(1))["batch_limit"] == 5
+    await batches(9)  # batches posted after the proposal are not the output's
+    assert (await reg.output(1))["batch_limit"] == 5
+    assert await reg.propose(BOB, honest(s1, 120, 10), 10) == 2
+    assert (await reg.output(2))["batch_limit"] == 9
+    game = await reg.challenge(CAROL, 1)
+    assert await game.read(l1, "batchLimit") == (5,)  # what its step passes to the verifier
+    await batches(2**256 - 1)  # beyond the stored width (no inbox gets there): clamped
+    assert await reg.propose(BOB, honest(honest(s1, 120, 10), 130, 10), 10) == 3
+    assert (await reg.output(3))["batch_limit"] == 2**48 - 1
 
 
 async def test_finalization_waits_for_the_window_and_the_parent_at_production_scale(
@@ -202,7 +226,8 @@ async def test_a_lying_proposer_loses_its_output_everything_built_on_it_and_its_
     for view, expected in {"registry": reg.contract.address, "outputIndex": 1, "verifier": reg.verifier.address,
                            "target": trace.target, "traceLength": 1000, "startClaim": ANCHOR.commitment(),
                            "rootClaim": lie.commitment(), "defender": ALICE.address, "challenger": DAVE.address,
-                           "lo": 0, "hi": 1000, "loHash": ANCHOR.commitment(), "hiHash": lie.commitment(),
+                           "batchLimit": 1, "lo": 0, "hi": 1000, "loHash": ANCHOR.commitment(),
+                           "hiHash": lie.commitment(),
                            "round": 0, "status": GameStatus.IN_PROGRESS}.items():
         assert (await game.read(l1, view))[0] == expected, view
     assert await l1.get_balance(game.address or b"") == p.challenge_bond

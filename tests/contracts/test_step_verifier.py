@@ -9,7 +9,9 @@ seals, batch changes and no-ops. A trace-mode Machine over the same L1 inputs gi
 pre-snapshot and proof (services/rollups/_witness); the contract must return exactly the
 commitment of the machine's next snapshot. A zero-base-fee chain adds a sender created by its
 own transaction. Then forged proofs must revert, and a few steps (a transfer, a seal, ...) are sent
-as real transactions to measure their gas.
+as real transactions to measure their gas. Bounded by a batch limit (a dispute's trace, see
+_machine's Inputs notes), the same scenario derives only from the batches below it: the machine
+and L1 both stop at the limit although L1 holds the next batch.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ CHAIN_ID = 901
 WINDOW = 6
 RULES = Rules(CHAIN_ID, WINDOW)
 FAR = 2**63
+#: A batch limit that bounds nothing (StepVerifier.step's batchLimit for an unbounded trace).
+NO_LIMIT = 2**256 - 1
 #: "Well under a block": the figures are printed; the target is < 1M.
 GAS_BOUND = 1_000_000
 
@@ -137,20 +141,21 @@ class Scenario:
         assert self.inputs.unavailable is None
         return receipt.block_number
 
-    def machine(self, genesis: Genesis | None = None) -> Machine:
+    def machine(self, genesis: Genesis | None = None, batch_limit: int | None = None) -> Machine:
         genesis = genesis or devnet_genesis(CHAIN_ID)
         state = genesis.state()
-        return Machine(genesis_snapshot(genesis, state), state, self.inputs, RULES, trace=True)
+        inputs = self.inputs if batch_limit is None else self.inputs.limited(batch_limit)
+        return Machine(genesis_snapshot(genesis, state), state, inputs, RULES, trace=True)
 
-    async def step(self, pre: Snapshot, proof: bytes, target: int = FAR) -> bytes:
-        (post,) = await self.verifier.read(self.l1, "step", snapshot_tuple(pre), target, proof)
+    async def step(self, pre: Snapshot, proof: bytes, target: int = FAR, batch_limit: int = NO_LIMIT) -> bytes:
+        (post,) = await self.verifier.read(self.l1, "step", snapshot_tuple(pre), target, batch_limit, proof)
         return bytes(post)
 
     async def revert_of(self, pre: Snapshot, proof: bytes, target: int = FAR) -> str:
         assert self.verifier.address is not None
         with pytest.raises(RpcError) as caught:
             await self.l1.call(self.verifier.address,
-                               self.verifier.encode_call("step", snapshot_tuple(pre), target, proof))
+                               self.verifier.encode_call("step", snapshot_tuple(pre), target, NO_LIMIT, proof))
         error = self.verifier.decode_error(caught.value.revert_data)
         assert error is not None
         return error.name
@@ -224,15 +229,17 @@ async def scenario(l1: L1Client, chain: Anvil) -> Scenario:
 
 
 async def run_against_l1(sc: Scenario, m: Machine) -> dict[StepKind, int]:
-    """Every step of ``m`` until its first no-op, checked on L1; how many of each kind."""
+    """Every step of ``m`` until its first no-op, checked on L1 (with ``m``'s batch limit); how
+    many of each kind."""
     seen: dict[StepKind, int] = {}
     disagreements = []
+    limit = NO_LIMIT if m.inputs.batch_limit is None else m.inputs.batch_limit
     while True:
         pre = m.snapshot
         proof = step_proof(m, FAR)
         kind = m.step(FAR)
         seen[kind] = seen.get(kind, 0) + 1
-        post = await sc.step(pre, proof)
+        post = await sc.step(pre, proof, batch_limit=limit)
         if post != m.snapshot.commitment():
             disagreements.append(f"step {m.steps} ({kind}) from {pre}")
         if kind is StepKind.NOOP:
@@ -289,6 +296,44 @@ async def test_steps_that_read_nothing_take_an_empty_proof(scenario: Scenario) -
     assert step_proof(m, FAR) == b"" and m.step(FAR) is StepKind.SEAL
     assert await sc.step(sealing, b"") == m.snapshot.commitment()
     assert await sc.revert_of(replace(idle, phase=4), b"") == "InvalidPhase"  # type: ignore[arg-type]
+
+
+async def test_a_batch_at_or_past_the_limit_does_not_exist_though_l1_holds_it(scenario: Scenario) -> None:
+    """A dispute trace reads the batches L1 held when its output was proposed (rule 2, rule 11):
+    under every limit, every step agrees with L1, and derivation stops at the limit."""
+    sc = scenario
+    count = len(sc.inputs.batches)
+    full = sc.machine()
+    full.run()
+    for limit in range(count):
+        m = sc.machine(batch_limit=limit)
+        await run_against_l1(sc, m)
+        stopped = m.snapshot
+        assert (stopped.phase, stopped.batch_index, stopped.item_index) == (Phase.IDLE, limit, 0)
+        # A prefix of the unbounded derivation, short of its last block (only the last batch holds it).
+        assert len(m.sealed) < len(full.sealed)
+        assert [b.hash for b in m.sealed] == [b.hash for b in full.sealed[: len(m.sealed)]]
+        assert step_proof(m, FAR) == b""  # rule 2 reads nothing ...
+        assert await sc.step(stopped, b"", batch_limit=limit) == stopped.commitment()  # ... and stands still
+        # One more batch in the bound: the same snapshot takes a real step, from the batch it reads.
+        wider = sc.machine(batch_limit=limit + 1)
+        wider.snapshot, wider.state = stopped, m.state.copy()
+        proof = step_proof(wider, FAR)
+        assert wider.step(FAR) is not StepKind.NOOP and proof != b""
+        assert await sc.step(stopped, proof, batch_limit=limit + 1) == wider.snapshot.commitment()
+
+    # Rule 11: a block being read from a batch past the bound is cut (unreachable from START,
+    # which reads under the same bound, but L1 and Python must still agree), with no proof.
+    m = sc.machine()
+    while not (m.snapshot.phase == Phase.BATCH and m.snapshot.tx_left > 0):
+        m.step(FAR)
+    pre = m.snapshot
+    m.inputs = sc.inputs.limited(pre.batch_index)
+    assert step_proof(m, FAR) == b"" and m.step(FAR) is StepKind.TXS_CUT
+    assert await sc.step(pre, b"", batch_limit=pre.batch_index) == m.snapshot.commitment() \
+        == replace(pre, tx_left=0).commitment()
+    # A view narrows, never widens.
+    assert sc.inputs.limited(3).limited(5).batch_limit == 3 and sc.inputs.limited(3).batch(3) is None
 
 
 async def test_the_base_fee_update_is_python_s(scenario: Scenario) -> None:
@@ -414,7 +459,7 @@ async def test_gas_of_a_transfer_step_and_a_seal_step(scenario: Scenario) -> Non
         name = next((n for n, w in wanted.items() if w == at and n not in figures), None)
         if name is None:
             continue
-        data = sc.verifier.encode_call("step", snapshot_tuple(pre), FAR, proof)
+        data = sc.verifier.encode_call("step", snapshot_tuple(pre), FAR, NO_LIMIT, proof)
         receipt = await sc.transact(DEPLOYER, sc.verifier, data)
         zeros = data.count(0)
         floor = 21_000 + 10 * (zeros + 4 * (len(data) - zeros))  # EIP-7623 (Prague, anvil's default)
