@@ -32,6 +32,10 @@ def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int, l1: dict[str
                    ) -> dict[str, Any]:
     """What the zygote's child gets; built-in services also get ``settings["l1"]`` (with their keys)."""
     settings = dict(entry.settings)
+    if entry.id == "rollups":  # its proposer cross-checks outputs with this tree's sequencer
+        sequencer = next((cfg.worker_address(i) for i, w in enumerate(cfg.workers) if w.id == "sequencer"), None)
+        if sequencer is not None:
+            settings.setdefault("sequencer", sequencer)
     if l1 is not None and entry.id in BUILTIN_WORKERS:
         own = {k: v for k, v in l1.items() if not k.endswith("_key_file") or k in KEYS_OF.get(entry.id, ())}
         settings["l1"] = {**own, **settings.get("l1", {})}

@@ -14,16 +14,20 @@ import json
 import pathlib
 from typing import Any
 
+import grpc
+
 from l2node.rollups.v1 import rollups_pb2_grpc
+from l2node.sequencer.v1 import sequencer_pb2, sequencer_pb2_grpc
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender, address
-from services.runtime import WorkerContext, WorkerDefinition
+from services.runtime import CallPolicy, WorkerContext, WorkerDefinition
+from services.runtime._policy import call_unary
 from services.sequencer._genesis import devnet_genesis, load_genesis
 from supervisor import ChildSpec, task
 
 from ._challenger import Challenger
 from ._contracts import Registry
 from ._machine import DEFAULT_SEQUENCER_WINDOW, Machine
-from ._proposer import Proposer
+from ._proposer import Proposer, SequencerBlockHash
 from ._service import RollupsServicer
 from ._settings import RollupsSettings
 from ._trace import DerivedChain
@@ -45,6 +49,24 @@ def step_proof(machine: Machine, target: int) -> bytes:
     from ._witness import step_proof as prove  # the witness builder pulls in the tree proofs
 
     return prove(machine, target)
+
+
+def _sequencer_block_hash(ctx: WorkerContext, address_: str) -> SequencerBlockHash:
+    """GetBlock on the sequencer, through the "sequencer" call policy (deadline, retry, breaker)."""
+    stub = sequencer_pb2_grpc.SequencerServiceStub(ctx.channel(address_))
+    policy = CallPolicy.for_target("sequencer")
+
+    async def block_hash(number: int) -> bytes | None:
+        try:
+            reply = await call_unary(policy, stub.GetBlock, sequencer_pb2.GetBlockRequest(number=number),
+                                     deadline_s=5.0)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return bytes.fromhex(reply.block.hash.removeprefix("0x"))
+
+    return block_hash
 
 
 async def _register(ctx: WorkerContext) -> None:
@@ -73,7 +95,8 @@ async def _register(ctx: WorkerContext) -> None:
     if settings.propose:
         key_file = settings.proposer_key_file or settings.l1.get("proposer_key_file", "")
         proposer_sender = await TxSender.create(client, LocalSigner(_key(key_file)))
-        ctx.state["proposer"] = Proposer(derived_chain(), registry, proposer_sender, settings)
+        check = _sequencer_block_hash(ctx, settings.sequencer) if settings.sequencer else None
+        ctx.state["proposer"] = Proposer(derived_chain(), registry, proposer_sender, settings, check)
     if settings.challenge or proposer_sender is not None:  # a proposer must defend its outputs
         key_file = settings.challenger_key_file or settings.l1.get("challenger_key_file", "")
         sender = await TxSender.create(client, LocalSigner(_key(key_file))) if settings.challenge else \

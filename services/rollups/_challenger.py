@@ -22,7 +22,7 @@ from opentelemetry import trace
 
 from services.l1 import L1Error, TxSender
 
-from ._contracts import ContractFailed, GameStatus, OutputRecord, OutputStatus, Registry, Side
+from ._contracts import ContractFailed, GameState, GameStatus, OutputRecord, OutputStatus, Registry, Side
 from ._disputes import Player, Prover
 from ._settings import RollupsSettings
 from ._trace import DerivedChain
@@ -72,7 +72,10 @@ class Challenger:
             parent_honest = self.chain.judge(parent.l2_block, parent.snapshot_hash, parent.batch_limit) is True
             mine = self.settings.faulty_challenger and honest and out.proposer != self.sender.address
             wrong = (not honest and parent_honest) or mine
-            if self.settings.challenge and wrong and index not in self.challenged:
+            games = await self._games(index)
+            # Ours already on L1 (say, opened before a restart): play it rather than pay for a second.
+            ours = any(state.challenger == self.sender.address for _, state in games)
+            if self.settings.challenge and wrong and index not in self.challenged and not ours:
                 self.challenged.append(index)
                 with _tracer.start_as_current_span("challenge_output") as span:
                     span.set_attribute("l2.output.index", index)
@@ -80,8 +83,8 @@ class Challenger:
                     span.set_attribute("l1.block", receipt.block_number)
                 _log.warning("output challenged", extra={"index": index, "l2_block": out.l2_block,
                                                          "faulty_challenger": mine})
-            for game_id in await self.registry.games_of(index):
-                state = await self.registry.game_state(await self.registry.game_address(game_id))
+                games = await self._games(index)
+            for game_id, state in games:
                 sides = []
                 if self.settings.challenge and state.challenger == self.sender.address:
                     sides.append(Side.CHALLENGER)
@@ -92,6 +95,10 @@ class Challenger:
                         self._playing.add((game_id, side))
                         to_play.append((game_id, side, out))
         return to_play
+
+    async def _games(self, index: int) -> list[tuple[int, GameState]]:
+        return [(game_id, await self.registry.game_state(await self.registry.game_address(game_id)))
+                for game_id in await self.registry.games_of(index)]
 
     async def play(self, game_id: int, side: Side, out: OutputRecord) -> GameStatus:
         """Play our ``side`` of game ``game_id`` over ``out`` to its end; its result."""

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from opentelemetry import trace
@@ -33,9 +34,17 @@ _log = logging.getLogger("l2node.rollups.proposer")
 _tracer = trace.get_tracer("l2node.rollups")
 
 
+#: The sequencer's hash of an L2 block (None: it has no such block); raises when unreachable.
+SequencerBlockHash = Callable[[int], Awaitable[bytes | None]]
+
+
 class Proposer:
-    def __init__(self, chain: DerivedChain, registry: Registry, sender: TxSender, settings: RollupsSettings) -> None:
+    def __init__(self, chain: DerivedChain, registry: Registry, sender: TxSender, settings: RollupsSettings,
+                 sequencer_block_hash: SequencerBlockHash | None = None) -> None:
         self.chain, self.registry, self.sender, self.settings = chain, registry, sender, settings
+        self.sequencer_block_hash = sequencer_block_hash
+        #: Outputs whose block the sequencer had differently (or not at all): an operator alarm.
+        self.divergences = 0
         self._last_proposal = time.monotonic()
         self._finalized_upto = 0
         self.proposed = 0
@@ -68,6 +77,7 @@ class Proposer:
         if index == self.settings.faulty_output:
             snapshot = corrupt(snapshot)
         length = derived.step - parent.step
+        agrees = await self._compare_with_sequencer(derived.header.number, derived.hash)
         with _tracer.start_as_current_span("propose_output") as span:
             span.set_attribute("l2.output.index", index)
             span.set_attribute("l2.output.l2_block", derived.header.number)
@@ -77,8 +87,26 @@ class Proposer:
         self.proposed += 1
         _log.info("output proposed", extra={"index": index, "l2_block": derived.header.number,
                                             "output_root": "0x" + snapshot.output_root().hex(),
-                                            "faulty": snapshot is not derived.snapshot})
+                                            "faulty": snapshot is not derived.snapshot,
+                                            "sequencer_agrees": agrees})
         return index
+
+    async def _compare_with_sequencer(self, number: int, l1_hash: bytes) -> bool | None:
+        """Whether the sequencer has block ``number`` as L1 defines it (None: not asked / unreachable)."""
+        if self.sequencer_block_hash is None:
+            return None
+        try:
+            ours = await self.sequencer_block_hash(number)
+        except Exception as exc:  # unreachable or breaker open: the check is advisory
+            _log.warning("sequencer not reachable for the output cross-check", extra={"error": repr(exc)})
+            return None
+        if ours == l1_hash:
+            return True
+        self.divergences += 1
+        _log.error("the sequencer's block differs from the one L1 defines; proposing L1's", extra={
+            "l2_block": number, "l1_derived": "0x" + l1_hash.hex(),
+            "sequencer": "0x" + ours.hex() if ours is not None else None})
+        return False
 
     async def finalize_ready(self) -> list[int]:
         """Finalize, in order, every output whose window has passed without a winning challenge."""

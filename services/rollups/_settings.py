@@ -31,6 +31,10 @@ class RollupsSettings:
     #: Hex private key files of the proposer and the challenger (`l2node up`: dev keys 8 and 9).
     proposer_key_file: str = ""
     challenger_key_file: str = ""
+    #: host:port of this node's sequencer: the proposer compares each output's block with the
+    #: sequencer's (through the "sequencer" call policy) and logs a divergence loudly. It still
+    #: proposes what L1 says: L1 is the truth. Empty: no comparison (`l2node up` fills it).
+    sequencer: str = ""
     #: TEST/DEMO ONLY: corrupt the state root of the output proposed with this index (-1: never).
     faulty_output: int = -1
     #: TEST/DEMO ONLY: challenge honest outputs and disagree with every claim.

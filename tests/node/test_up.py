@@ -296,6 +296,10 @@ def test_a_transfer_goes_pending_sealed_safe_finalized_with_its_batch_on_l1(node
     shown = cli(node.data_dir, "outputs").stdout
     assert f"output {int(output['index']):>5}" in shown and "finalized" in shown
     assert cli(node.data_dir, "disputes").returncode == 0
+    # The proposer compared each output's block with this tree's sequencer: they agree.
+    log = (node.data_dir.parent / "up.log").read_text()
+    assert '"sequencer_agrees": true' in log and "differs from the one L1 defines" not in log
+    assert "not reachable for the output cross-check" not in log
 
 
 def test_the_faulty_proposer_switch_makes_the_challenger_win_on_l1(tmp_path: pathlib.Path) -> None:

@@ -139,6 +139,10 @@ async def _outputs_from_the_future(url: str, data_dir: pathlib.Path) -> None:
         # Ours has read every batch below it, and derivation does not reach block 7: wrong.
         assert r.chain.block(7) is None
         game_id, out = await r.challenged(1)
+        # Restarted (a fresh Challenger, the same key): it plays the game it opened, pays for no second.
+        restarted = Challenger(r.chain, r.registry, r.challenger.sender, r.challenger.settings, step_proof)
+        assert [(g, s) for g, s, _ in await restarted.check()] == [(game_id, Side.CHALLENGER)]
+        assert len(await r.registry.games_of(1)) == 1
         honest = [s.commitment() for s in r.chain.traces(1).snapshots(0, 7, out.trace_length)]
         stop = next(k for k in range(1, len(honest)) if honest[k] == honest[k - 1])  # the first no-op
         # The liar agrees with everything L1 defines, and claims more from the first no-op on.
