@@ -70,6 +70,7 @@ class RollupsServicer(rollups_pb2_grpc.RollupsServiceServicer):
             proposer=hex0x(o.proposer), proposed_at=o.proposed_at, window_ends_at=o.proposed_at + window,
             status=_STATUS.get(int(o.status), pb.OUTPUT_STATUS_UNSPECIFIED), snapshot_hash=hex0x(o.snapshot_hash),
             trace_length=o.trace_length, dispute_ids=await self._registry.games_of(o.index),
+            batch_limit=o.batch_limit,
         )
 
     async def ListOutputs(self, request: pb.ListOutputsRequest, context: Any) -> pb.ListOutputsResponse:

@@ -54,7 +54,7 @@ MOVE_KIND_STEP: MoveKind
 MOVE_KIND_TIMEOUT: MoveKind
 
 class Output(_message.Message):
-    __slots__ = ("index", "output_root", "l2_block", "parent_index", "proposer", "proposed_at", "window_ends_at", "status", "snapshot_hash", "trace_length", "dispute_ids")
+    __slots__ = ("index", "output_root", "l2_block", "parent_index", "proposer", "proposed_at", "window_ends_at", "status", "snapshot_hash", "trace_length", "dispute_ids", "batch_limit")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_ROOT_FIELD_NUMBER: _ClassVar[int]
     L2_BLOCK_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class Output(_message.Message):
     SNAPSHOT_HASH_FIELD_NUMBER: _ClassVar[int]
     TRACE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     DISPUTE_IDS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_LIMIT_FIELD_NUMBER: _ClassVar[int]
     index: int
     output_root: str
     l2_block: int
@@ -77,7 +78,8 @@ class Output(_message.Message):
     snapshot_hash: str
     trace_length: int
     dispute_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, index: _Optional[int] = ..., output_root: _Optional[str] = ..., l2_block: _Optional[int] = ..., parent_index: _Optional[int] = ..., proposer: _Optional[str] = ..., proposed_at: _Optional[int] = ..., window_ends_at: _Optional[int] = ..., status: _Optional[_Union[OutputStatus, str]] = ..., snapshot_hash: _Optional[str] = ..., trace_length: _Optional[int] = ..., dispute_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    batch_limit: int
+    def __init__(self, index: _Optional[int] = ..., output_root: _Optional[str] = ..., l2_block: _Optional[int] = ..., parent_index: _Optional[int] = ..., proposer: _Optional[str] = ..., proposed_at: _Optional[int] = ..., window_ends_at: _Optional[int] = ..., status: _Optional[_Union[OutputStatus, str]] = ..., snapshot_hash: _Optional[str] = ..., trace_length: _Optional[int] = ..., dispute_ids: _Optional[_Iterable[int]] = ..., batch_limit: _Optional[int] = ...) -> None: ...
 
 class OutputRootPreimage(_message.Message):
     __slots__ = ("version", "state_root", "message_passer_root", "block_hash")
