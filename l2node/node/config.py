@@ -15,7 +15,9 @@
     batcher_key_file = ""    # with rpc: hex key the sequencer posts batches with (local: a dev key)
     proposer_key_file = ""   # with rpc: hex key the rollups proposer bonds outputs with
     challenger_key_file = "" # with rpc: hex key the rollups challenger disputes with
-    [workers.NAME]           # a built-in service (sequencer) or an extra worker
+    [rollups]                # the rollup's L1 contracts' constants: l2node/node/params.py
+    challenge_window_s = 20  # (bonds, window, chess clocks, sequencer window; devnet defaults)
+    [workers.NAME]           # a built-in service (sequencer, rollups) or an extra worker
     definition = "module:ATTR" # required for extra workers
     enabled = true           # false leaves a built-in service out
     settings = { ... }       # the service's own settings (e.g. services.sequencer.SequencerSettings)
@@ -30,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from l2node.node.params import RollupParams
 from services.runtime import monitor_port_for
 
 DEFAULT_BASE_PORT = 50050
@@ -81,6 +84,8 @@ class NodeConfig:
     batcher_key_file: str = ""
     proposer_key_file: str = ""
     challenger_key_file: str = ""
+    #: What the local L1's rollup contracts are deployed with.
+    rollups: RollupParams = field(default_factory=RollupParams)
     workers: tuple[WorkerEntry, ...] = ()
 
     @property
@@ -132,7 +137,7 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"config {path}: {exc}") from None
     node, l1, workers = _section(doc, "node"), _section(doc, "l1"), _section(doc, "workers")
-    unknown = set(doc) - {"node", "l1", "workers", "data_dir"}
+    unknown = set(doc) - {"node", "l1", "workers", "rollups", "data_dir"}
     if unknown:
         raise ConfigError(f"unknown config sections: {sorted(unknown)}")
     cfg = NodeConfig(data_dir=pathlib.Path(doc.get("data_dir") or default_data_dir()))
@@ -152,6 +157,7 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             proposer_key_file=str(l1.get("proposer_key_file", "")),
             challenger_key_file=str(l1.get("challenger_key_file", "")),
             workers=_workers(workers),
+            rollups=RollupParams.from_mapping(_section(doc, "rollups")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None

@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
+from l2node.node.params import RollupParams
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, TxSender, address, checksum
 from services.rollups._contracts import snapshot_tuple
-from services.rollups._machine import DEFAULT_SEQUENCER_WINDOW, genesis_snapshot
+from services.rollups._machine import genesis_snapshot
 from services.runtime import CallPolicy
 from services.sequencer._genesis import devnet_genesis
 
@@ -39,33 +40,8 @@ DEVNET_CHALLENGER_KEY: Final = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33
 
 CONTRACTS_FILE: Final = "contracts.json"
 _DEPLOY_TIMEOUT_S: Final = 60.0  # anvil mines at once; a slow L1 takes a few blocks
-_ETHER: Final = 10**18
 #: Contracts deployed, in order; a later start redeploys all when any one's code changed.
 CONTRACTS: Final = ("BatchInbox", "DepositPortal", "StepVerifier", "OutputRegistry")
-
-
-@dataclass(frozen=True, slots=True)
-class RollupParams:
-    """The registry's and the step verifier's constructor arguments (devnet values)."""
-
-    proposal_bond: int = _ETHER
-    challenge_bond: int = _ETHER
-    #: A move at round r costs move_bond_base * (r + 1).
-    move_bond_base: int = _ETHER // 100
-    #: An output finalizes this long after its proposal (seconds) unless a challenger wins.
-    challenge_window_s: int = 20
-    #: Each side's chess clock in a dispute (seconds).
-    max_clock_s: int = 60
-    max_trace_length: int = 2**32
-    #: A block must be posted within this many L1 blocks of its L1 origin.
-    sequencer_window: int = DEFAULT_SEQUENCER_WINDOW
-    chain_id: int = 901
-
-    def to_json(self) -> dict[str, int]:
-        return {"proposal_bond": self.proposal_bond, "challenge_bond": self.challenge_bond,
-                "move_bond_base": self.move_bond_base, "challenge_window_s": self.challenge_window_s,
-                "max_clock_s": self.max_clock_s, "sequencer_window": self.sequencer_window,
-                "chain_id": self.chain_id}
 
 
 class DeployError(RuntimeError):
@@ -85,7 +61,7 @@ class Addresses:
     deposit_portal: bytes
     step_verifier: bytes
     output_registry: bytes
-    rollups: RollupParams = RollupParams()
+    rollups: RollupParams = field(default_factory=RollupParams)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,7 +88,7 @@ class Addresses:
             deposit_portal=address(doc["contracts"]["DepositPortal"]),
             step_verifier=address(doc["contracts"]["StepVerifier"]),
             output_registry=address(doc["contracts"]["OutputRegistry"]),
-            rollups=RollupParams(**doc.get("rollups", {})),
+            rollups=RollupParams.from_mapping(doc.get("rollups", {})),
         )
 
 

@@ -10,6 +10,7 @@ import socket
 from dataclasses import dataclass
 
 from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, deploy_contracts
+from l2node.node.params import RollupParams
 from supervisor import ChildKind, ChildSpec, LaunchContext, Restart, Running
 from supervisor._probe import Liveness
 from supervisor._process import ExternalStarter, external
@@ -55,7 +56,7 @@ def free_loopback_port() -> int:
 
 
 def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: int = DEVNET_CHAIN_ID,
-                liveness: Liveness | None = None) -> ChildSpec:
+                liveness: Liveness | None = None, params: RollupParams | None = None) -> ChildSpec:
     """The `l1` child: anvil on 127.0.0.1:port, its state kept under DATA_DIR/l1."""
     l1_dir = data_dir / "l1"
     l1_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,8 @@ def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: 
     ]
     start = external(zygote, argv, f"http://127.0.0.1:{port}", output=str(l1_dir / "anvil.log"),
                      liveness=liveness if liveness is not None else Liveness())
-    return ChildSpec(id="l1", start=_WithContracts(start, data_dir), restart=Restart.PERMANENT, shutdown=5000)
+    deployed = _WithContracts(start, data_dir, params or RollupParams())
+    return ChildSpec(id="l1", start=deployed, restart=Restart.PERMANENT, shutdown=5000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class _WithContracts:
 
     inner: ExternalStarter
     data_dir: pathlib.Path
+    params: RollupParams
 
     @property
     def kind(self) -> ChildKind:
@@ -93,7 +96,8 @@ class _WithContracts:
     async def launch(self, ctx: LaunchContext) -> Running:
         running = await self.inner.launch(ctx)
         try:
-            await deploy_contracts(self.inner.address, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, self.data_dir)
+            await deploy_contracts(self.inner.address, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, self.data_dir,
+                                   params=self.params)
         except BaseException:
             await running.stop(5000)  # a starter that raises leaves nothing running
             raise
