@@ -86,7 +86,7 @@ class RollupsServicer(rollups_pb2_grpc.RollupsServiceServicer):
     async def GetOutputAtBlock(self, request: pb.GetOutputAtBlockRequest, context: Any
                                ) -> pb.GetOutputAtBlockResponse:
         count = await self._registry.output_count()
-        for index in range(count):
+        for index in range(1, count):  # not the anchor: genesis holds no transaction to prove
             o = await self._registry.output(index)
             if o.l2_block >= request.l2_block and int(o.status) in (1, 2, 3):
                 preimage = await self._preimage(o)
@@ -103,7 +103,10 @@ class RollupsServicer(rollups_pb2_grpc.RollupsServiceServicer):
             tx = await registry.l1.get_transaction(log.tx_hash)
             if tx is None:
                 continue
-            _, snapshot, _ = registry.contract.decode_input("propose", tx.input)
+            try:
+                _, snapshot, _ = registry.contract.decode_input("propose", tx.input)
+            except ValueError:
+                continue  # not a direct propose() call (say, through a contract wallet)
             s = snapshot_from_tuple(tuple(snapshot))
             if s.output_root() == o.output_root:
                 return pb.OutputRootPreimage(version=hex0x(OUTPUT_VERSION), state_root=hex0x(s.state_root),
