@@ -153,7 +153,7 @@ class State:
         balance += amount
         if balance > UINT256_MAX:  # unreachable with a real supply; kept so Solidity agrees
             raise OverflowError("balance above 2**256 - 1")
-        accounts[address] = _new_account(Account, (nonce, balance))  # _write, inlined (hot path)
+        accounts[address] = _new(Account, (nonce, balance))  # _write, inlined (hot path)
         self._dirty[address] = None
 
     def _write(self, address: bytes, account: Account) -> None:
@@ -175,8 +175,8 @@ class State:
         Call it once per block (or per transaction only to recompute roots in a dispute).
         """
         if self._dirty:
-            accounts = self.accounts
-            self._account_tree.update([(address, accounts[address]) for address in self._dirty])
+            dirty = self._dirty
+            self._account_tree.update(zip(dirty, map(self.accounts.__getitem__, dirty), strict=True))
             self._dirty = {}
         if self._new_messages:
             self._message_tree.append(self.message_hashes[-self._new_messages :])
@@ -247,17 +247,17 @@ def apply_transaction(state: State, tx: Transaction, env: BlockEnv, block_gas_us
     if fee_cap - base_fee < tip:
         tip = fee_cap - base_fee
     price = base_fee + tip
-    state._write(sender, _new_account(Account, (nonce + 1, balance - gas_used * price - value)))
+    state.accounts[sender] = _new(Account, (nonce + 1, balance - gas_used * price - value))  # _write, inlined
+    state._dirty[sender] = None
     state.credit(tx.to or ZERO_ADDRESS, value)
     state.credit(FEE_VAULT, tip * gas_used)
     if withdrawal is not None:
         state.record_message(withdrawal.hash())
-    return _new_result(TxResult, (tx.hash, sender, gas_used, price, base_fee * gas_used, tip * gas_used, withdrawal))
+    return _new(TxResult, (tx.hash, sender, gas_used, price, base_fee * gas_used, tip * gas_used, withdrawal))
 
 
 #: NamedTuple construction without the generated __new__'s argument binding (the hot path).
-_new_account = tuple.__new__
-_new_result = tuple.__new__
+_new = tuple.__new__
 
 
 def apply_deposit(state: State, deposit: Deposit) -> None:

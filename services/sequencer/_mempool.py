@@ -39,7 +39,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, NamedTuple, Protocol, TypeAlias
 
-from services.sequencer._ordering import FCFS, FeePriority, OrderingPolicy, Priority
+from services.sequencer._ordering import FCFS, FeePriority, OrderingPolicy
 from services.sequencer._rules import BLOCK_GAS_LIMIT, MAX_TX_SIZE, TX_BASE_GAS
 from services.sequencer._tx import Transaction
 
@@ -278,8 +278,8 @@ class _Sender:
 #: Eviction heap item: (effective tip at the pool's base fee, max fee, -seq, entry); the cheapest,
 #: then the newest, is at the top. seq is unique, so entries are never compared.
 _EvictItem: TypeAlias = tuple[int, int, int, _Entry]
-#: select()'s heap item: (policy priority, seq, sender, entry).
-_SelectItem: TypeAlias = tuple[Priority, int, _Sender, _Entry]
+#: select()'s heap item: (the policy priority's two ints, seq, sender, entry).
+_SelectItem: TypeAlias = tuple[int, int, int, _Sender, _Entry]
 
 _NO_HASHES: Final[tuple[bytes, ...]] = ()
 _NO_ACCOUNT: Final = AccountState(0, 0)
@@ -586,16 +586,20 @@ class Mempool:
         (it stays pooled). One heap across senders: O(senders + taken * log senders).
         """
         priority = self._policy.priority
+        # Items are the priority's two ints flattened, then seq: ordered exactly as (priority, seq)
+        # but compared in one tuple, not two (the heap compares ~2 log n items per pop).
         heap: list[_SelectItem] = []
         for acct in self._senders.values():
             if acct.pending_end > acct.nonce:
                 head = acct.txs[acct.nonce]
-                heap.append((priority(head.tx, head.seq, base_fee), head.seq, acct, head))
+                first, second = priority(head.tx, head.seq, base_fee)
+                heap.append((first, second, head.seq, acct, head))
         heapq.heapify(heap)
+        pop, push = heapq.heappop, heapq.heappush
         taken: list[Transaction] = []
         gas_left = gas_limit
         while heap and len(taken) < max_count and gas_left >= MIN_TX_GAS:
-            _, _, acct, entry = heapq.heappop(heap)
+            acct, entry = pop(heap)[3:]
             tx = entry.tx
             if tx.max_fee_per_gas < base_fee or tx.gas_limit > gas_left:
                 continue
@@ -604,7 +608,8 @@ class Mempool:
             following = tx.nonce + 1
             if following < acct.pending_end:
                 nxt = acct.txs[following]
-                heapq.heappush(heap, (priority(nxt.tx, nxt.seq, base_fee), nxt.seq, acct, nxt))
+                first, second = priority(nxt.tx, nxt.seq, base_fee)
+                push(heap, (first, second, nxt.seq, acct, nxt))
         return taken
 
     # ------------------------------------------------------------------ account and block updates
@@ -745,6 +750,11 @@ class Mempool:
                 else:
                     self._drops[Reason.NONCE_TOO_LOW] += 1
                     dropped.append(Dropped(tx_hash, Reason.NONCE_TOO_LOW))
+            if not txs and self._state_fn is not None:
+                # The usual end of a sender's visit: its run included, nothing left. What follows
+                # would promote nothing, trim nothing and forget the record: forget it now.
+                self._prune(sender, acct)
+                return
         acct.nonce = nonce
         acct.balance = balance
         if acct.pending_end < nonce:
