@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -88,8 +89,11 @@ async def _register(ctx: WorkerContext) -> None:
     portal = Contract(Artifact.load("DepositPortal"), address(named["DepositPortal"]))
     from_block = int(doc["block_number"])
 
+    # Sender recovery runs in libsecp256k1 without the GIL: 2 threads (this machine has 2 cores).
+    pool = ctx.state["pool"] = ThreadPoolExecutor(2, thread_name_prefix="derive")
+
     def derived_chain() -> DerivedChain:  # one per role: each syncs at its own pace
-        return DerivedChain(client, inbox, portal, genesis, rules, from_block, settings.confirmation_depth)
+        return DerivedChain(client, inbox, portal, genesis, rules, from_block, settings.confirmation_depth, pool)
 
     proposer_sender = None
     if settings.propose:
@@ -125,6 +129,9 @@ def _tasks(ctx: WorkerContext) -> list[ChildSpec]:
 
 
 async def _on_stop(ctx: WorkerContext) -> None:
+    pool: ThreadPoolExecutor | None = ctx.state.get("pool")
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
     client: L1Client | None = ctx.state.get("l1")
     if client is not None:
         await client.aclose()

@@ -9,6 +9,8 @@ output root commits to the state root, the message-passer root and the block has
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 from services.l1 import Contract, L1Client
 from services.sequencer._batch_input import Leaf, batch_leaves
 from services.sequencer._batcher import BatchFormatError, decode_batch
@@ -31,13 +33,13 @@ from ._machine import (
 class Deriver:
     """The derived chain: feed ``inputs`` (or use ``read_l1``), then ``advance``."""
 
-    def __init__(self, genesis: Genesis, rules: Rules = DEFAULT_RULES) -> None:
+    def __init__(self, genesis: Genesis, rules: Rules = DEFAULT_RULES, executor: Executor | None = None) -> None:
         self.genesis = genesis
         self.inputs = L1Inputs()
         state = genesis.state()
         anchor = genesis_snapshot(genesis, state)
         header = genesis.header(state)
-        self.machine = Machine(anchor, state, self.inputs, rules)
+        self.machine = Machine(anchor, state, self.inputs, rules, executor=executor)
         #: Every derived block from genesis on; ``blocks[n]`` is block n.
         self.blocks: list[DerivedBlock] = [DerivedBlock(header, header.hash(), (), anchor, 0)]
 

@@ -80,6 +80,7 @@ back; deposits are matched by index and L1 block instead).
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
@@ -91,7 +92,7 @@ from services.sequencer._commitment import MerkleTree, merkle_root
 from services.sequencer._execution import BlockEnv, Deposit, State, apply_deposit, apply_transaction
 from services.sequencer._genesis import Genesis
 from services.sequencer._rules import DEFAULT_CHAIN_ID
-from services.sequencer._tx import Reason, TxRejected, decode_transaction
+from services.sequencer._tx import Reason, Transaction, TxRejected, decode_transaction, decode_transactions
 
 from ._snapshot import Phase, Snapshot
 
@@ -264,7 +265,7 @@ class Machine:
     """
 
     def __init__(self, snapshot: Snapshot, state: State, inputs: L1Inputs, rules: Rules = DEFAULT_RULES, *,
-                 trace: bool = False) -> None:
+                 trace: bool = False, executor: Executor | None = None) -> None:
         if snapshot.phase != Phase.IDLE:
             raise ValueError("a machine starts from a sealed (IDLE) snapshot")
         self.snapshot = snapshot
@@ -278,6 +279,12 @@ class Machine:
         self.steps = 0
         self._tx_hashes: list[bytes] = []
         self._tx_tree = MerkleTree()
+        #: With a thread pool, a batch's transactions are decoded (senders recovered: the bulk of
+        #: derivation's time, in libsecp256k1 without the GIL) all at once when it is first read;
+        #: the steps then take the results in order. Without one, each step decodes its own.
+        self._executor = executor
+        self._decoded: dict[bytes, Transaction | TxRejected] = {}
+        self._decoded_batch = -1
 
     # -- driving ------------------------------------------------------------------------------
 
@@ -315,6 +322,8 @@ class Machine:
         batch = self.inputs.batch(s.batch_index)
         if batch is None:
             return StepKind.NOOP, s  # 2
+        if self._executor is not None and batch.index != self._decoded_batch:
+            self._decode_ahead(batch)
         count = len(batch.leaves)
         if s.item_index >= count:
             return StepKind.NEXT_BATCH, replace(s, batch_index=s.batch_index + 1, item_index=0)  # 3
@@ -375,13 +384,22 @@ class Machine:
         """Gas used if applied; -1 if the rules refused it; None if the block has no room."""
         env = BlockEnv(s.number + 1, s.block_timestamp, s.block_base_fee, s.gas_limit)
         try:
-            tx = decode_transaction(raw, self.rules.chain_id)
+            decoded = self._decoded.pop(raw, None)
+            if isinstance(decoded, TxRejected):
+                raise decoded
+            tx = decoded if decoded is not None else decode_transaction(raw, self.rules.chain_id)
             gas = apply_transaction(self.state, tx, env, s.block_gas_used).gas_used
         except TxRejected as e:
             self.skipped.append(Skipped(s.number + 1, source, e.reason))
             return None if e.reason == Reason.BLOCK_GAS_LIMIT_REACHED else -1
         self._include(tx.hash)
         return gas
+
+    def _decode_ahead(self, batch: L1Batch) -> None:
+        raws = [leaf.raw for leaf in batch.leaves if isinstance(leaf, TxLeaf)]
+        self._decoded = dict(zip(raws, decode_transactions(raws, self.rules.chain_id, executor=self._executor),
+                                 strict=True))
+        self._decoded_batch = batch.index
 
     def _include(self, tx_hash: bytes) -> None:
         self._tx_hashes.append(tx_hash)

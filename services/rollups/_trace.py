@@ -12,8 +12,10 @@ dispute is rare and bounded, and keeping a state copy per output would cost more
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 from opentelemetry import trace
 
@@ -32,10 +34,11 @@ class DerivedChain:
     """The L2 chain as L1 alone defines it, extended each ``sync``."""
 
     def __init__(self, l1: L1Client, inbox: Contract, portal: Contract, genesis: Genesis, rules: Rules,
-                 from_block: int, confirmation_depth: int) -> None:
+                 from_block: int, confirmation_depth: int, executor: Executor | None = None) -> None:
         self.l1, self.inbox, self.portal = l1, inbox, portal
         self.genesis, self.rules = genesis, rules
-        self.deriver = Deriver(genesis, rules)
+        #: ``executor`` (a thread pool) recovers each new batch's senders in parallel.
+        self.deriver = Deriver(genesis, rules, executor)
         self.confirmation_depth = confirmation_depth
         self._next_l1 = from_block
         self._unavailable_logged = False
@@ -62,7 +65,7 @@ class DerivedChain:
             span.set_attribute("l1.to_block", safe)
             await read_l1(self.l1, self.inbox, self.portal, self.inputs, self._next_l1, safe)
             self._next_l1 = safe + 1
-            added = self.deriver.advance()
+            added = await asyncio.to_thread(self.deriver.advance)  # off the loop: RPCs keep flowing
             span.set_attribute("l2.blocks_derived", added)
             span.set_attribute("l2.head", self.head.header.number)
         if self.inputs.unavailable is not None and not self._unavailable_logged:
