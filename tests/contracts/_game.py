@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from services.l1 import Artifact, Contract, ContractError, L1Client, LocalSigner, Receipt, RpcError, TxSender, keccak
+from services.rollups._contracts import GameStatus, Move, OutputStatus
 from services.rollups._snapshot import Snapshot
 from tests.l1.anvil import DEV_KEYS, Anvil
 
@@ -32,33 +33,6 @@ _MORE_KEYS = (
 )
 DEPLOYER, ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE = (LocalSigner(k) for k in (*DEV_KEYS, *_MORE_KEYS))
 ETHER = 10**18
-
-
-class Status(IntEnum):
-    NONE = 0
-    PROPOSED = 1
-    CHALLENGED = 2
-    FINALIZED = 3
-    INVALIDATED = 4
-
-
-class GameStatus(IntEnum):
-    IN_PROGRESS = 0
-    DEFENDER_WON = 1
-    CHALLENGER_WON = 2
-
-
-class Side(IntEnum):
-    NONE = 0
-    DEFENDER = 1
-    CHALLENGER = 2
-
-
-class Move(IntEnum):
-    NONE = 0
-    BISECT = 1
-    CHOOSE = 2
-    STEP = 3
 
 
 @dataclass(frozen=True)
@@ -184,11 +158,11 @@ class Registry:
         names = ("output_root", "snapshot_hash", "l2_block", "parent_index", "proposed_at", "trace_length",
                  "proposer", "status", "active_games", "batch_limit")
         values = dict(zip(names, await self.read("output", index), strict=True))
-        values["status"] = Status(values["status"])
+        values["status"] = OutputStatus(values["status"])
         return values
 
-    async def status(self, index: int) -> Status:
-        return Status((await self.output(index))["status"])
+    async def status(self, index: int) -> OutputStatus:
+        return OutputStatus((await self.output(index))["status"])
 
     async def propose(self, signer: LocalSigner, snapshot: Snapshot, trace_length: int,
                       parent: int | None = None) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.l1 import Contract, L1Client, LocalSigner
+from services.rollups._contracts import GameStatus, Move, Side
+from services.rollups._contracts import OutputStatus as Status
 from services.rollups._snapshot import Phase, Snapshot
 from tests.contracts._game import (
     ALICE,
@@ -16,12 +18,8 @@ from tests.contracts._game import (
     CAROL,
     DAVE,
     FRANK,
-    GameStatus,
-    Move,
     Params,
     Registry,
-    Side,
-    Status,
     Trace,
     abi,
     honest,

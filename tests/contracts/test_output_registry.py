@@ -10,6 +10,8 @@ from dataclasses import replace
 import pytest
 
 from services.l1 import Contract, L1Client, RpcError
+from services.rollups._contracts import GameStatus
+from services.rollups._contracts import OutputStatus as Status
 from services.rollups._snapshot import Phase
 from tests.contracts._game import (
     ALICE,
@@ -20,10 +22,8 @@ from tests.contracts._game import (
     DEPLOYER,
     ERIN,
     REGISTRY,
-    GameStatus,
     Params,
     Registry,
-    Status,
     Trace,
     abi,
     forged,
