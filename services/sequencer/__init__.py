@@ -50,7 +50,7 @@ async def _register(ctx: WorkerContext) -> None:
     chain = Chain(store, genesis, new_pool, max_block_txs=settings.max_block_txs)
     await chain.open()
     intake = Intake(store, settings.chain_id, lambda: chain.mempool, block_txs=settings.max_block_txs)
-    chain.origins = intake.accepted_in
+    chain.origins = intake.accepted_in.get
     chain.unwritten = intake.unwritten
     restored = await intake.restore()
     ctx.logger.info("chain opened", extra={"head": chain.head.number, "pending": len(chain.mempool),

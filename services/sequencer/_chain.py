@@ -22,7 +22,7 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Sequence
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -43,6 +43,10 @@ _MAX_LINKS = 32
 
 #: NamedTuple construction without the generated __new__'s argument binding (the hot path).
 _new_row = tuple.__new__
+
+
+def _no_origin(tx_hash: bytes) -> None:
+    return None
 
 
 def header_to_json(h: BlockHeader) -> str:
@@ -88,7 +92,7 @@ class Chain:
         self.next_base_fee = genesis.base_fee
         self._mempool_factory = mempool_factory
         #: Where each transaction's accept span is (the intake's memory): a block links to them.
-        self.origins: Mapping[bytes, trace.SpanContext] = {}
+        self.origins: Callable[[bytes], trace.SpanContext | None] = _no_origin
         #: Accepted transactions whose PENDING row may not be durable yet (the intake's).
         self.unwritten: Container[bytes] = frozenset()
         self.mempool: Mempool = mempool_factory(self.state, self.next_base_fee)
@@ -166,7 +170,7 @@ class Chain:
                 return None
             # A span per block, not per transaction; links lead back to the calls that sent them.
             links = list({ctx.span_id: trace.Link(ctx) for tx in txs[:_MAX_LINKS]
-                          if (ctx := self.origins.get(tx.hash)) is not None}.values())
+                          if (ctx := self.origins(tx.hash)) is not None}.values())
             with _tracer.start_as_current_span("seal_block", links=links) as span:
                 block = await self._seal(deposits, forced, txs, base_fee, time.time() if now is None else now)
                 span.set_attribute("l2.block.number", block.header.number)

@@ -11,7 +11,7 @@ import asyncio
 import functools
 import operator
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -45,6 +45,35 @@ _new_row = tuple.__new__
 _hash_of = operator.itemgetter(0)  # PendingRow.hash
 #: The current pool (the chain replaces it when it reloads its state).
 PoolFn = Callable[[], Mempool]
+
+
+class SpanMemory:
+    """tx hash -> the context of the span that accepted it, for the last ``size`` transactions or so.
+
+    Two generations of half that size: once the newer is full it becomes the older, and the older
+    is dropped whole. (A dict dropping its oldest key at every insert rescans the deleted slots at
+    its front each time: ~13 us an insert once full, against ~0.1 us here.)
+    """
+
+    __slots__ = ("_half", "_newer", "_older")
+
+    def __init__(self, size: int) -> None:
+        self._half = max(1, size // 2)
+        self._newer: dict[bytes, trace.SpanContext] = {}
+        self._older: dict[bytes, trace.SpanContext] = {}
+
+    def remember(self, tx_hashes: Iterable[bytes], context: trace.SpanContext) -> None:
+        newer = self._newer
+        newer.update(dict.fromkeys(tx_hashes, context))
+        if len(newer) >= self._half:
+            self._older, self._newer = newer, {}
+
+    def get(self, tx_hash: bytes) -> trace.SpanContext | None:
+        context = self._newer.get(tx_hash)
+        return context if context is not None else self._older.get(tx_hash)
+
+    def __len__(self) -> int:
+        return len(self._newer) + len(self._older)
 
 
 class _GroupCommit:
@@ -100,7 +129,7 @@ class Intake:
         #: Set when the pool holds a block's worth: the producer seals without waiting for its timer.
         self.block_full = asyncio.Event()
         #: tx hash -> the span context of the call that accepted it (bounded, oldest dropped first).
-        self.accepted_in: dict[bytes, trace.SpanContext] = {}
+        self.accepted_in = SpanMemory(_SPAN_MEMORY)
         #: Hashes of accepted transactions (in the pool) whose PENDING row is not known to be
         #: durable yet: a block sealing one of them writes its whole row (see SequencerStore.seal_block).
         self.unwritten: set[bytes] = set()
@@ -159,10 +188,7 @@ class Intake:
         """Which accept span each transaction came in under, so the block sealing it can link it."""
         if not context.is_valid:
             return
-        for row in rows:
-            self.accepted_in[row.hash] = context
-        while len(self.accepted_in) > _SPAN_MEMORY:
-            self.accepted_in.pop(next(iter(self.accepted_in)))
+        self.accepted_in.remember(map(_hash_of, rows), context)
 
     async def restore(self) -> list[tuple[bytes, str]]:
         """Put the acknowledged-but-unsealed transactions back in the pool after a restart.
