@@ -397,3 +397,14 @@ def test_dev_overlay_is_base_plus_jaeger_in_its_namespace() -> None:
         return {(o["kind"], re.sub(r"-[a-z0-9]{10}$", "", o["metadata"]["name"])) for o in objs}
 
     assert kinds(render("base")) | kinds(render("jaeger")) <= kinds(dev)
+
+
+def test_every_service_port_of_the_tree_is_declared_and_exposed(node_config: NodeConfig) -> None:
+    """Clients in other pods reach each worker on the port the pod's own config gives it."""
+    expected = {"grpc-control": node_config.base_port}
+    for index, worker in enumerate(node_config.workers):
+        expected[f"grpc-{worker.id}"] = int(node_config.worker_address(index).rsplit(":", 1)[1])
+    declared = {p["name"]: p["containerPort"] for p in _node()["ports"]}
+    assert declared == expected
+    service = one("base", "Service", "l2node")["spec"]["ports"]
+    assert {p["name"]: (p["port"], p["targetPort"]) for p in service} == {n: (v, n) for n, v in expected.items()}
