@@ -29,7 +29,7 @@ from services.l1._errors import (
     classify,
 )
 from services.l1._fees import Fees
-from services.l1._follower import FollowerUpdate, Heads, LogFollower, Status
+from services.l1._follower import OUTAGE, FollowerUpdate, Heads, LogFollower, Status
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
 from services.l1._sender import PendingTx, TxSender
 from services.l1._signer import LocalSigner, SignedTx, UnsignedTx
@@ -37,6 +37,7 @@ from services.l1._signer import LocalSigner, SignedTx, UnsignedTx
 __all__ = [
     "DEFAULT_TARGET",
     "GWEI",
+    "OUTAGE",
     "POLICY",
     "Artifact",
     "BlockHeader",

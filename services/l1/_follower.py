@@ -42,7 +42,8 @@ _log = logging.getLogger("l2node.l1")
 
 _REWIND_BATCH: Final = 16  # headers per request while walking back to a common ancestor
 #: Failures that mean "L1 is unreachable for now": updates() waits them out.
-_OUTAGE: Final = (BreakerOpen, DeadlineExceeded, HttpStatusError, ProtocolError, aiohttp.ClientError, OSError)
+#: What an unreachable or failing L1 endpoint raises: a loop waits it out rather than crash.
+OUTAGE: Final = (BreakerOpen, DeadlineExceeded, HttpStatusError, ProtocolError, aiohttp.ClientError, OSError)
 
 
 class Status(enum.IntEnum):
@@ -133,7 +134,7 @@ class LogFollower:
             before = self._heads
             try:
                 update = await self.poll()
-            except _OUTAGE as exc:
+            except OUTAGE as exc:
                 _log.warning("L1 log follower: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(self.config.poll_interval_s)
                 continue

@@ -20,7 +20,7 @@ import logging
 
 from opentelemetry import trace
 
-from services.l1 import L1Error, TxSender
+from services.l1 import OUTAGE, L1Error, TxSender
 
 from ._contracts import ContractFailed, GameState, GameStatus, OutputRecord, OutputStatus, Registry, Side
 from ._disputes import Player, Prover
@@ -51,7 +51,7 @@ class Challenger:
                     await self.chain.sync()
                     for game_id, side, output in await self.check():
                         games.create_task(self.play(game_id, side, output))
-                except (L1Error, ContractFailed) as exc:
+                except (*OUTAGE, L1Error, ContractFailed) as exc:
                     _log.warning("challenger round failed", extra={"error": str(exc)})
                 await asyncio.sleep(self.settings.poll_interval_s)
 

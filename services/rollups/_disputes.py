@@ -28,7 +28,7 @@ from typing import Final
 
 from opentelemetry import trace
 
-from services.l1 import L1Error, TxSender
+from services.l1 import OUTAGE, L1Error, TxSender
 
 from ._contracts import ContractFailed, GameState, GameStatus, Move, Registry, Side, snapshot_tuple
 from ._machine import Machine
@@ -66,7 +66,7 @@ class Player:
                 return state.status
             try:
                 moved = await self._turn(state)
-            except (ContractFailed, L1Error) as exc:  # raced by the other side or a timeout: look again
+            except (*OUTAGE, ContractFailed, L1Error) as exc:  # raced by the other side or a timeout: look again
                 error = self.registry.game(game).decode_error(getattr(exc, "revert_data", None))
                 _log.warning("dispute move failed", extra={
                     "game": "0x" + game.hex(), "error": f"{error.name}{error.args}" if error else str(exc)})

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from opentelemetry import trace
 
-from services.l1 import L1Error, TxSender
+from services.l1 import OUTAGE, L1Error, TxSender
 from services.sequencer._keccak import keccak256
 
 from ._contracts import ContractFailed, OutputStatus, Registry
@@ -55,7 +55,7 @@ class Proposer:
                 await self.chain.sync()
                 await self.propose_once()
                 await self.finalize_ready()
-            except (L1Error, ContractFailed) as exc:  # L1 unreachable or a race: next round
+            except (*OUTAGE, L1Error, ContractFailed) as exc:  # L1 unreachable or a race: next round
                 _log.warning("proposer round failed", extra={"error": str(exc)})
             await asyncio.sleep(self.settings.poll_interval_s)
 
