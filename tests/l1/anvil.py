@@ -57,6 +57,16 @@ class Anvil:
             self.proc.wait(10)
         self.proc = None
 
+    def receipt(self, tx_hash: str, timeout_s: float = 10.0) -> Any:
+        """The receipt of a sent transaction, once anvil has one (with automine it can lag the
+        eth_sendTransaction answer by a moment while other senders' transactions are mined)."""
+        deadline = time.monotonic() + timeout_s
+        while (receipt := self.rpc("eth_getTransactionReceipt", tx_hash)) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no receipt for {tx_hash} within {timeout_s}s")
+            time.sleep(0.02)
+        return receipt
+
     def rpc(self, method: str, *params: Any) -> Any:
         """A synchronous call, for fixtures (no event loop needed)."""
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()

@@ -201,7 +201,7 @@ def test_a_deposit_on_l1_is_minted_on_l2_once(tmp_path: pathlib.Path, l1: Anvil)
         l1_tx = l1.rpc("eth_sendTransaction", {"from": depositor, "to": portal_address, "value": hex(3 * 10**18),
                                                "data": "0x" + portal.encode_call("depositTransaction",
                                                                                  bytes.fromhex(to[2:])).hex()})
-        (log,) = l1.rpc("eth_getTransactionReceipt", l1_tx)["logs"]
+        (log,) = l1.receipt(l1_tx)["logs"]
         source = bytes.fromhex(log["data"][2:])[64:96]  # data: mint, l1Block, sourceHash
         l1.rpc("anvil_mine", 4)
         deadline = time.monotonic() + 30
