@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IStepVerifier} from "./IStepVerifier.sol";
+import {PullPayments} from "./PullPayments.sol";
 import {Snapshots} from "./Snapshot.sol";
 
 /// @notice What a game reports its result to: the OutputRegistry that created it.
@@ -39,7 +40,7 @@ interface IGameRegistry {
 ///      grow quadratically with how long it keeps the game going, while an honest side always
 ///      recovers its bonds. Payouts are credited and pulled (withdraw), so a winner that cannot
 ///      receive ETH cannot block the game's resolution or the registry's.
-contract DisputeGame {
+contract DisputeGame is PullPayments {
     enum Status {
         IN_PROGRESS,
         DEFENDER_WON,
@@ -117,7 +118,6 @@ contract DisputeGame {
     /// @notice The defender's claim at mid() in the current round; meaningful while nextMove() is CHOOSE.
     bytes32 public midClaim;
 
-    mapping(address => uint256) private _credit;
 
     /// @notice The defender claimed `claim` at position `mid` in round `round`.
     event Bisected(uint256 round, uint256 mid, bytes32 claim);
@@ -128,7 +128,6 @@ contract DisputeGame {
     /// @notice The side to move ran out of time; the other side wins.
     event TimedOut(Side side);
     event Resolved(Status status);
-    event Withdrawn(address indexed account, uint256 amount);
 
     /// @notice The game is over (`status` is its result).
     error GameOver(Status status);
@@ -144,8 +143,6 @@ contract DisputeGame {
     error ClockNotExpired(Side side, uint256 remaining);
     /// @notice The step's pre-state is not the agreed snapshot at lo.
     error PreStateMismatch(bytes32 given, bytes32 expected);
-    error NothingToWithdraw(address account);
-    error WithdrawFailed(address account, uint256 amount);
 
     /// @dev Called by the registry with the challenge bond; the registry has validated `c`.
     constructor(Config memory c) payable {
@@ -232,15 +229,6 @@ contract DisputeGame {
         _resolve(side == Side.DEFENDER);
     }
 
-    /// @notice Pay out what the resolution credited to the caller.
-    function withdraw() external {
-        uint256 amount = _credit[msg.sender];
-        if (amount == 0) revert NothingToWithdraw(msg.sender);
-        _credit[msg.sender] = 0;
-        emit Withdrawn(msg.sender, amount);
-        (bool ok,) = msg.sender.call{value: amount}("");
-        if (!ok) revert WithdrawFailed(msg.sender, amount);
-    }
 
     // --- views -----------------------------------------------------------------------------------
 
@@ -279,10 +267,6 @@ contract DisputeGame {
         }
     }
 
-    /// @notice What `account` may withdraw (the winner's take, once resolved).
-    function credit(address account) external view returns (uint256) {
-        return _credit[account];
-    }
 
     // --- internals -------------------------------------------------------------------------------
 
@@ -311,7 +295,7 @@ contract DisputeGame {
     function _resolve(bool challengerWon) private {
         status = challengerWon ? Status.CHALLENGER_WON : Status.DEFENDER_WON;
         // Nothing is credited before resolution, so the balance is every bond both sides paid.
-        _credit[challengerWon ? challenger : defender] += address(this).balance;
+        _pay(challengerWon ? challenger : defender, address(this).balance);
         emit Resolved(status);
         IGameRegistry(registry).resolveGame(challengerWon);
     }

@@ -3,6 +3,7 @@ pragma solidity 0.8.28;
 
 import {DisputeGame} from "./DisputeGame.sol";
 import {IStepVerifier} from "./IStepVerifier.sol";
+import {PullPayments} from "./PullPayments.sol";
 import {Snapshots} from "./Snapshot.sol";
 
 /// @title OutputRegistry
@@ -47,7 +48,7 @@ import {Snapshots} from "./Snapshot.sol";
 ///
 ///      All payouts are credited and pulled (withdraw), so a recipient that cannot receive ETH
 ///      blocks neither a game's resolution nor finalization.
-contract OutputRegistry {
+contract OutputRegistry is PullPayments {
     enum Status {
         NONE,
         PROPOSED,
@@ -120,7 +121,6 @@ contract OutputRegistry {
     GameRecord[] private _games;
     mapping(address game => uint256 idPlusOne) private _gameIds;
     mapping(uint256 index => uint256[] gameIds) private _gamesOf;
-    mapping(address => uint256) private _credit;
 
     event OutputProposed(
         uint256 indexed index,
@@ -138,7 +138,6 @@ contract OutputRegistry {
     event OutputInvalidated(uint256 indexed index, uint256 gameId);
     event GameResolved(uint256 indexed gameId, bool challengerWon);
     event OutputFinalized(uint256 indexed index);
-    event Withdrawn(address indexed account, uint256 amount);
 
     error VerifierNotAContract(address verifier);
     error ZeroProposalBond();
@@ -171,8 +170,6 @@ contract OutputRegistry {
     error GameAlreadyResolved(uint256 gameId);
     /// @notice releaseOrphan: the output is still valid, or already settled.
     error NotAnOrphan(uint256 index);
-    error NothingToWithdraw(address account);
-    error WithdrawFailed(address account, uint256 amount);
 
     /// @param anchor The genesis snapshot (phase IDLE): output 0, final from the start.
     /// @param verifier_ Executes a game's last step.
@@ -360,7 +357,7 @@ contract OutputRegistry {
         if (_outputs[o.parentIndex].status != Status.FINALIZED) revert ParentNotFinalized(index, o.parentIndex);
         o.status = Status.FINALIZED;
         _latestFinalized = index;
-        _credit[o.proposer] += proposalBond;
+        _pay(o.proposer, proposalBond);
         emit OutputFinalized(index);
     }
 
@@ -375,15 +372,6 @@ contract OutputRegistry {
         _release(index, o, NO_GAME);
     }
 
-    /// @notice Pay out the caller's credit: bonds returned, won or refunded.
-    function withdraw() external {
-        uint256 amount = _credit[msg.sender];
-        if (amount == 0) revert NothingToWithdraw(msg.sender);
-        _credit[msg.sender] = 0;
-        emit Withdrawn(msg.sender, amount);
-        (bool ok,) = msg.sender.call{value: amount}("");
-        if (!ok) revert WithdrawFailed(msg.sender, amount);
-    }
 
     // --- views -----------------------------------------------------------------------------------
 
@@ -433,10 +421,6 @@ contract OutputRegistry {
         return _gamesOf[index];
     }
 
-    /// @notice What `account` may withdraw.
-    function credit(address account) external view returns (uint256) {
-        return _credit[account];
-    }
 
     // --- internals -------------------------------------------------------------------------------
 
@@ -462,7 +446,7 @@ contract OutputRegistry {
     function _invalidate(uint256 index, Record storage o, uint256 gameId, address challenger) private {
         o.status = Status.INVALIDATED;
         _chainLength = o.depth; // the head is the parent again
-        _credit[challenger] += proposalBond;
+        _pay(challenger, proposalBond);
         emit OutputInvalidated(index, gameId);
         // Every pending output after `index` was built on it (the chain only ever grows from the
         // head), and is now off the chain.
@@ -477,7 +461,7 @@ contract OutputRegistry {
     /// @dev An output invalidated because an output below it was: not proven wrong, so refunded.
     function _release(uint256 index, Record storage o, uint256 gameId) private {
         o.status = Status.INVALIDATED;
-        _credit[o.proposer] += proposalBond;
+        _pay(o.proposer, proposalBond);
         emit OutputInvalidated(index, gameId);
     }
 }
