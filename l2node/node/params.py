@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
+from services.runtime import settings_from
+
 _ETHER: Final = 10**18
 #: The registry's ceiling for a window or a clock (OutputRegistry.MAX_DURATION).
 MAX_DURATION_S: Final = 365 * 24 * 3600
@@ -55,7 +57,4 @@ class RollupParams:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RollupParams:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown rollups settings: {sorted(unknown)}")
-        return cls(**data)
+        return settings_from(cls, data, "rollups")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from services.runtime import settings_from
 from services.sequencer._rules import DEFAULT_CHAIN_ID
 
 from ._machine import DEFAULT_SEQUENCER_WINDOW, Rules
@@ -56,7 +57,4 @@ class RollupsSettings:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RollupsSettings:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown rollups settings: {sorted(unknown)}")
-        return cls(**data)
+        return settings_from(cls, data, "rollups")

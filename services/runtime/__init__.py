@@ -26,6 +26,7 @@ from services.runtime._config import (
     MonitorPorts,
     WorkerConfig,
     monitor_port_for,
+    settings_from,
 )
 from services.runtime._definition import ServiceRegistry, WorkerContext, WorkerDefinition, load_definition
 from services.runtime._errors import (
@@ -80,5 +81,6 @@ __all__ = [
     "monitor_port_for",
     "policies",
     "run",
+    "settings_from",
     "zygote_entry",
 ]

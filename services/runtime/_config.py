@@ -12,7 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+_S = TypeVar("_S")
 
 # -- aiomonitor ports: the one place that says where a worker's monitor listens --------------
 
@@ -141,6 +143,15 @@ class WorkerConfig:
         if m is None or int(m["port"]) > 65535:
             raise ValueError(f"address {self.address!r} must be host:port")
         return m["host"], int(m["port"])
+
+
+def settings_from(cls: type[_S], data: Mapping[str, Any], what: str) -> _S:
+    """A settings dataclass from a config table: every key must name a field (a typo is refused
+    with the key, not silently ignored); the dataclass's own checks do the rest."""
+    unknown = set(data) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    if unknown:
+        raise ValueError(f"unknown {what} settings: {sorted(unknown)}")
+    return cls(**data)
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:

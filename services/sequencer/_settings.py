@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Final
+
+from services.runtime import settings_from
 
 from ._mempool import MempoolConfig
 from ._rules import DEFAULT_CHAIN_ID
@@ -79,8 +81,4 @@ class SequencerSettings:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SequencerSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown sequencer settings: {sorted(unknown)}")
-        return cls(**data)
+        return settings_from(cls, data, "sequencer")
