@@ -41,7 +41,7 @@ from ._rules import (
     ZERO_ADDRESS,
     intrinsic_gas,
 )
-from ._secp256k1 import Recoverer
+from ._secp256k1 import recover_senders
 from ._withdrawal import MalformedWithdrawal, decode_withdrawal_call
 
 AccessList = tuple[tuple[bytes, tuple[bytes, ...]], ...]
@@ -161,7 +161,10 @@ class Transaction(NamedTuple):
 
 def decode_transaction(raw: bytes, chain_id: int, *, max_size: int = MAX_TX_SIZE) -> Transaction:
     """Decode and statelessly validate one raw transaction; raises TxRejected."""
-    return _decode(raw, chain_id, max_size, Recoverer())
+    (decoded,) = _decode_batch((raw,), chain_id, max_size)
+    if isinstance(decoded, TxRejected):
+        raise decoded
+    return decoded
 
 
 def decode_transactions(
@@ -170,8 +173,8 @@ def decode_transactions(
     """Decode a batch: one Transaction or TxRejected per item, in order (the hot path).
 
     With ``executor`` (a thread pool), a large batch is split across its threads: sender
-    recovery, ~80% of the time, runs in libsecp256k1 without the GIL (2 threads on this
-    2-core machine: ~1.4-1.9x, see bench/sequencer_core.py).
+    recovery, ~80% of the time, runs in C without the GIL (2 threads on this 2-core machine:
+    ~1.4-1.9x, see bench/sequencer_core.py).
     """
     items = raws if isinstance(raws, Sequence) else list(raws)
     if executor is None or len(items) < 2 * _PARALLEL_CHUNK:
@@ -188,19 +191,33 @@ _PARALLEL_CHUNK = 256
 
 
 def _decode_batch(raws: Sequence[bytes], chain_id: int, max_size: int) -> list[Transaction | TxRejected]:
+    """Every check in Python, with the GIL; then the whole batch's hashing and recovery in one C call."""
     out: list[Transaction | TxRejected] = []
     append = out.append
-    decode = _decode
-    recoverer = Recoverer()  # one per batch: its buffers are reused, and batches may run on threads
+    check = _check
+    checked: list[tuple[int, _Fields]] = []
+    jobs: list[tuple[bytes, int, int]] = []
     for raw in raws:
         try:
-            append(decode(raw, chain_id, max_size, recoverer))
+            fields = check(raw, chain_id, max_size)
         except TxRejected as rejected:
             append(rejected)
+            continue
+        checked.append((len(out), fields))
+        jobs.append((raw, fields[12], fields[13]))
+        append(_UNRECOVERED)
+    if not jobs:
+        return out
+    for (position, fields), (raw, _, _), (sender, tx_hash) in zip(checked, jobs, recover_senders(jobs), strict=True):
+        if sender is None:
+            out[position] = TxRejected(Reason.INVALID_SIGNATURE, "no public key recovers from this signature")
+        else:
+            out[position] = _new_transaction(Transaction, (*fields[:12], sender, tx_hash, raw))
     return out
 
 
-def _decode(raw: bytes, chain_id: int, max_size: int, recoverer: Recoverer) -> Transaction:
+def _check(raw: bytes, chain_id: int, max_size: int) -> _Fields:
+    """The fields of a transaction that passes every stateless rule but its signature's recovery."""
     size = len(raw)
     if size > max_size:
         raise TxRejected(Reason.OVERSIZED, f"transaction of {size} bytes exceeds the {max_size}-byte limit")
@@ -213,22 +230,7 @@ def _decode(raw: bytes, chain_id: int, max_size: int, recoverer: Recoverer) -> T
     fields = _fields_fast(raw, size)
     if fields is None:  # unusual but possibly valid (long data, access list), or malformed
         fields = _fields_strict(raw, size)
-    (
-        tx_chain_id,
-        nonce,
-        tip_cap,
-        fee_cap,
-        gas_limit,
-        to,
-        value,
-        data,
-        access_list,
-        y_parity,
-        r,
-        s,
-        body,
-        unsigned_end,
-    ) = fields
+    tx_chain_id, nonce, tip_cap, fee_cap, gas_limit, to, _value, data, access_list, y_parity, r, s, _, _ = fields
 
     if tx_chain_id != chain_id:
         raise TxRejected(
@@ -271,41 +273,15 @@ def _decode(raw: bytes, chain_id: int, max_size: int, recoverer: Recoverer) -> T
         raise TxRejected(Reason.INVALID_SIGNATURE, "s out of range (0 < s < secp256k1n)", "s")
     if s > SECP256K1_HALF_N:
         raise TxRejected(Reason.HIGH_S, "s above secp256k1n/2 (EIP-2): use the low-s form", "s")
+    return fields
 
-    # The signed payload is the same list without its last three items: re-frame the
-    # first nine fields' bytes under a new list header instead of re-encoding them.
-    unsigned_len = unsigned_end - body
-    prefix = _SIGNING_PREFIXES[unsigned_len] if unsigned_len < len(_SIGNING_PREFIXES) else _signing_prefix(unsigned_len)
-    signing_hash = keccak_256(prefix + raw[body:unsigned_end]).digest()
-    sender = recoverer.address(r, s, y_parity, signing_hash)
-    if sender is None:
-        raise TxRejected(Reason.INVALID_SIGNATURE, "no public key recovers from this signature")
 
-    return _new_transaction(
-        Transaction,
-        (tx_chain_id, nonce, tip_cap, fee_cap, gas_limit, to, value, data, access_list, y_parity, r, s, sender,
-         keccak_256(raw).digest(), raw),
-    )
+#: A placeholder in _decode_batch's output until the batch's senders are recovered.
+_UNRECOVERED = TxRejected(Reason.INVALID_SIGNATURE, "not recovered")
 
 
 #: Transaction(*fields) without the generated __new__'s argument binding (the hot path).
 _new_transaction = tuple.__new__
-
-
-def _signing_prefix(payload_length: int) -> bytes:
-    """0x02 and the RLP list header of an unsigned payload of this length."""
-    return b"\x02" + _list_header(payload_length)
-
-
-def _list_header(length: int) -> bytes:
-    if length < 56:
-        return bytes((0xC0 + length,))
-    length_bytes = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((0xF7 + len(length_bytes),)) + length_bytes
-
-
-#: Precomputed for the usual sizes: building them per transaction shows in the profile.
-_SIGNING_PREFIXES = tuple(_signing_prefix(n) for n in range(1024))
 
 
 def _unsupported_type(tx_type: int) -> TxRejected:
