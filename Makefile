@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: install up test lint protos protos-check contracts contracts-check bench clean
 
-$(STAMP): pyproject.toml package.json package-lock.json
+$(STAMP): pyproject.toml setup.py services/sequencer/_native.c package.json package-lock.json
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

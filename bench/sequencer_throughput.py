@@ -17,7 +17,7 @@ One run measures, side by side:
 2. Latency at half load: a fresh sequencer, batches paced at half the best tracing-off figure;
    per transaction, its batch's send -> arrival of the SubscribeBlocks message of its block.
 3. The machine's ceiling: this process, no gRPC, no pool, no ordering: decode_transactions
-   (RLP, checks, sender recovery) and the sequencer's own PENDING insert, committed durably
+   (RLP, checks, sender recovery) and the sequencer's own pending-log append, committed durably
    (WAL, synchronous=FULL) in one transaction per batch; on one thread, and with as many
    batches as there are cores decoded at once on threads (recovery releases the GIL).
 
@@ -63,9 +63,8 @@ sys.path.insert(0, str(ROOT))
 
 from l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
-from services.runtime._storage import Storage  # noqa: E402
 from services.sequencer._keccak import keccak256  # noqa: E402
-from services.sequencer._store import _SCHEMA, PendingRow, SequencerStore  # noqa: E402
+from services.sequencer._pending_log import PendingLog  # noqa: E402
 from services.sequencer._tx import Transaction, UnsignedTransaction, decode_transactions, sign_transaction  # noqa: E402
 
 CHAIN_ID = 901
@@ -353,13 +352,11 @@ async def one_run(name: str, tmp: pathlib.Path, genesis: pathlib.Path, txs: Sequ
 # -- the ceiling -----------------------------------------------------------------------------
 
 
-def ceiling(tmp: pathlib.Path, txs: Sequence[bytes], batch: int, threads: int) -> tuple[float, float, float]:
-    """(tx/s, decode us/tx, commit us/tx): decode + durable ``batch``-row commits, one process, no gRPC,
-    no pool. ``threads`` > 1: that many batches decoded at once on a thread pool
-    (decode_transactions(executor=...)), then committed one by one."""
-    storage = Storage(tmp / f"ceiling-{threads}" / "ceiling.db")
-    db = storage.connection
-    db.executescript(_SCHEMA)
+async def ceiling(tmp: pathlib.Path, txs: Sequence[bytes], batch: int, threads: int) -> tuple[float, float, float]:
+    """(tx/s, decode us/tx, commit us/tx): decode + durable ``batch``-entry appends to the sequencer's
+    own pending log, one process, no gRPC, no pool. ``threads`` > 1: that many batches decoded at
+    once on a thread pool (decode_transactions(executor=...)), then appended one by one."""
+    log = PendingLog(tmp / f"ceiling-{threads}" / "ceiling.pending.db")
     decode = commit = 0.0
     seq = 0
     step = batch * threads
@@ -368,22 +365,21 @@ def ceiling(tmp: pathlib.Path, txs: Sequence[bytes], batch: int, threads: int) -
         for i in range(0, len(txs), step):
             t0 = time.perf_counter()
             decoded = decode_transactions(txs[i:i + step], CHAIN_ID, executor=pool)
-            rows = []
+            entries = []
             for tx in decoded:
                 assert isinstance(tx, Transaction), tx
                 seq += 1
-                rows.append(PendingRow(tx.hash, tx.raw, tx.sender, tx.nonce, seq))
+                entries.append((seq, tx.raw))
             t1 = time.perf_counter()
-            for j in range(0, len(rows), batch):
-                with storage.transaction():
-                    SequencerStore.insert_pending(db, rows[j:j + batch])
+            for j in range(0, len(entries), batch):
+                await log.append(entries[j:j + batch])
             t2 = time.perf_counter()
             decode += t1 - t0
             commit += t2 - t1
     finally:
         if pool is not None:
             pool.shutdown()
-        storage.close()
+        await log.close()
     n = len(txs)
     return n / (decode + commit), decode / n * 1e6, commit / n * 1e6
 
@@ -430,7 +426,7 @@ async def bench(args: argparse.Namespace, tmp: pathlib.Path) -> None:
         runs.append(half)
     finally:
         await collector.stop(None)
-    ceilings = {n: ceiling(tmp, txs, args.batch, n) for n in (1, os.cpu_count() or 1)}
+    ceilings = {n: await ceiling(tmp, txs, args.batch, n) for n in (1, os.cpu_count() or 1)}
 
     cmd = "python bench/sequencer_throughput.py" + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items()

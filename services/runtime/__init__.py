@@ -46,7 +46,7 @@ from services.runtime._errors import (
 )
 from services.runtime._idempotency import Idempotency
 from services.runtime._policy import BreakerOpen, CallPolicy, PolicyConfig, policies
-from services.runtime._storage import Storage
+from services.runtime._storage import Storage, open_database
 
 __all__ = [
     "DEFAULT_MONITOR_BASE",
@@ -79,6 +79,7 @@ __all__ = [
     "WorkerDefinition",
     "load_definition",
     "monitor_port_for",
+    "open_database",
     "policies",
     "run",
     "settings_from",

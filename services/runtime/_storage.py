@@ -13,6 +13,27 @@ from typing import Final
 BUSY_TIMEOUT_MS: Final = 5000
 
 
+def open_database(path: Path) -> sqlite3.Connection:
+    """A connection every commit of which is durable when it returns: WAL, synchronous=FULL.
+
+    Autocommit (``isolation_level=None``): transactions are explicit. It may be handed to another
+    thread, but used by one thread at a time.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode!r})")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
 class Storage:
     """One connection to ``<data_dir>/<service>.db``.
 
@@ -23,20 +44,9 @@ class Storage:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._closed = False
-        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            mode = self.connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode!r})")
-            self.connection.execute("PRAGMA synchronous=FULL")
-            self.connection.execute("PRAGMA foreign_keys=ON")
-            self.connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        except BaseException:
-            self.connection.close()
-            raise
+        self.connection = open_database(path)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

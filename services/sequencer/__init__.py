@@ -1,9 +1,10 @@
 """The sequencer service: signed transactions in, ordered durable blocks out.
 
 Read in this order: ``_tx`` (decoding, where a transaction is validated statelessly),
-``_mempool`` (pool rules and ordering), ``_intake`` (acceptance: pool, durability, ack),
-``_execution`` (the state transition), ``_chain`` (block production), ``_store`` (what is
-durable), ``_service`` (the gRPC API). ``WORKER`` is what the worker runtime runs.
+``_mempool`` (pool rules and ordering), ``_intake`` (acceptance: pool, durability, ack) and
+``_pending_log`` (what is acknowledged and not yet sealed), ``_execution`` (the state
+transition), ``_chain`` (block production), ``_store`` (blocks, receipts, the account
+snapshot), ``_service`` (the gRPC API). ``WORKER`` is what the worker runtime runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ._genesis import devnet_genesis, load_genesis
 from ._intake import Intake
 from ._mempool import Mempool
 from ._ordering import FCFS, FeePriority
+from ._pending_log import PendingLog
 from ._service import SequencerServicer
 from ._settings import L1Settings, SequencerSettings
 from ._store import SequencerStore
@@ -49,9 +51,11 @@ async def _register(ctx: WorkerContext) -> None:
 
     chain = Chain(store, genesis, new_pool, max_block_txs=settings.max_block_txs)
     await chain.open()
-    intake = Intake(store, settings.chain_id, lambda: chain.mempool, block_txs=settings.max_block_txs)
+    log = PendingLog(PendingLog.beside(ctx.storage.path))
+    intake = Intake(store, log, settings.chain_id, lambda: chain.mempool, block_txs=settings.max_block_txs)
     chain.origins = intake.accepted_in.get
-    chain.unwritten = intake.unwritten
+    chain.on_sealed = intake.sealed
+    chain.on_dropped = intake.record_drops
     restored = await intake.restore()
     ctx.logger.info("chain opened", extra={"head": chain.head.number, "pending": len(chain.mempool),
                                            "dropped_on_restore": len(restored)})

@@ -22,7 +22,7 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Container, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from opentelemetry import trace
@@ -46,6 +46,14 @@ _new_row = tuple.__new__
 
 
 def _no_origin(tx_hash: bytes) -> None:
+    return None
+
+
+def _nobody_told(tx_hashes: Iterable[bytes]) -> None:
+    return None
+
+
+async def _nobody_records(dropped: Sequence[tuple[bytes, str]]) -> None:
     return None
 
 
@@ -93,8 +101,11 @@ class Chain:
         self._mempool_factory = mempool_factory
         #: Where each transaction's accept span is (the intake's memory): a block links to them.
         self.origins: Callable[[bytes], trace.SpanContext | None] = _no_origin
-        #: Accepted transactions whose PENDING row may not be durable yet (the intake's).
-        self.unwritten: Container[bytes] = frozenset()
+        #: Told the transactions of each block once it is durable (the intake: their pending log
+        #: entries can go).
+        self.on_sealed: Callable[[Iterable[bytes]], None] = _nobody_told
+        #: Records (hash, reason) of what the pool let go, so their receipts say DROPPED (the intake).
+        self.on_dropped: Callable[[Sequence[tuple[bytes, str]]], Awaitable[None]] = _nobody_records
         self.mempool: Mempool = mempool_factory(self.state, self.next_base_fee)
         self._slots = 0  # accounts in the durable snapshot: the next new account's slot
         #: The newest block this process sealed (durable): followers read it from here.
@@ -240,8 +251,7 @@ class Chain:
 
         def write_block(db: sqlite3.Connection) -> None:
             self._store.seal_block(db, header.number, block_hash, header_to_json(header), sealed, new_accounts,
-                                   changed_accounts, messages, self.unwritten)
-            self._store.drop(db, refused)
+                                   changed_accounts, messages)
             self._store.settle_forced(db, header.number, settled)
             self._store.settle_deposits(db, header.number, [index for index, *_ in deposits])
 
@@ -257,9 +267,10 @@ class Chain:
         self.sealed_blocks += 1
         block = SealedBlock(header, block_hash, tx_hashes)
         self._last_sealed = block
-        for tx_hash, reason in refused:
-            self.mempool.drop(tx_hash, reason)
-        await self._record_drops(self.mempool.on_block([tx for tx, _ in applied], changed, self.next_base_fee))
+        self.on_sealed(tx.hash for tx, _ in applied)
+        dropped = [d for tx_hash, reason in refused for d in self.mempool.drop(tx_hash, reason)]
+        dropped += self.mempool.on_block([tx for tx, _ in applied], changed, self.next_base_fee)
+        await self._record_drops(dropped)
         return block
 
     async def expire(self, now: float) -> None:
@@ -269,7 +280,7 @@ class Chain:
     async def _record_drops(self, dropped: Sequence[Dropped]) -> None:
         """Receipts of what the pool let go say DROPPED, with the pool's reason."""
         if dropped:
-            await self._store.run(functools.partial(self._store.drop, dropped=[(d.hash, d.reason) for d in dropped]))
+            await self.on_dropped([(d.hash, d.reason) for d in dropped])
 
     def _new_slots(self, state: State, known_accounts: int) -> dict[bytes, int]:
         """Slots of the accounts this block created: they follow the snapshot's, in creation order."""

@@ -1,15 +1,15 @@
 """Where a transaction is validated and accepted: decode → pool rules → durable → acknowledged.
 
-A transaction is acknowledged only once it is on disk. Concurrent submissions share one
-commit (group commit): under load, each fsync covers every transaction that arrived while the
-previous one ran.
+A transaction is acknowledged only once it is on disk, in the pending log (``_pending_log``:
+concurrent submissions share one commit). The intake also owns what leaves the log: a block
+sealed, or a transaction dropped (its receipt written first), and puts the log's transactions
+back in the pool after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
+from ._keccak import keccak256
 from ._mempool import Mempool, MempoolRejected
-from ._store import PendingRow, SequencerStore
+from ._pending_log import Entry, PendingLog
+from ._store import DROPPED, DropRow, SequencerStore
 from ._tx import Transaction, TxRejected, decode_transactions
 
 _tracer = trace.get_tracer("l2node.sequencer")
@@ -40,9 +42,6 @@ class Refusal:
 
 
 Outcome = bytes | Refusal
-#: NamedTuple construction without the generated __new__'s argument binding (the hot path).
-_new_row = tuple.__new__
-_hash_of = operator.itemgetter(0)  # PendingRow.hash
 #: The current pool (the chain replaces it when it reloads its state).
 PoolFn = Callable[[], Mempool]
 
@@ -76,52 +75,15 @@ class SpanMemory:
         return len(self._newer) + len(self._older)
 
 
-class _GroupCommit:
-    def __init__(self, store: SequencerStore) -> None:
-        self._store = store
-        self._waiting: list[tuple[list[PendingRow], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self.commits = 0
-
-    async def commit(self, rows: list[PendingRow]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((rows, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
-        await future
-
-    async def _write(self) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            rows = [r for batch, _ in group for r in batch]
-            try:
-                await self._store.run(functools.partial(self._store.insert_pending, rows=rows))
-            except BaseException as exc:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            self.commits += 1
-            for _, future in group:
-                if not future.done():
-                    future.set_result(None)
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
-
-
 class Intake:
-    def __init__(self, store: SequencerStore, chain_id: int, pool: PoolFn, *, block_txs: int) -> None:
+    def __init__(self, store: SequencerStore, log: PendingLog, chain_id: int, pool: PoolFn, *, block_txs: int) -> None:
         self._store = store
+        self._log = log
         self._chain_id = chain_id
         self._pool = pool
-        self._group = _GroupCommit(store)
-        self._seq = store.max_seq()
-        # Sender recovery (~45 µs a transaction) runs in libsecp256k1 without the GIL: decoding
-        # on threads keeps the event loop free and lets concurrent batches use both cores.
+        self._seq = max(store.max_seq(), log.max_seq())
+        # Sender recovery (~45 µs a transaction) runs in C without the GIL: decoding on threads
+        # keeps the event loop free and lets concurrent batches use both cores.
         self._decoders = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode")
         self.accepted = 0
         self.refused = 0
@@ -130,9 +92,8 @@ class Intake:
         self.block_full = asyncio.Event()
         #: tx hash -> the span context of the call that accepted it (bounded, oldest dropped first).
         self.accepted_in = SpanMemory(_SPAN_MEMORY)
-        #: Hashes of accepted transactions (in the pool) whose PENDING row is not known to be
-        #: durable yet: a block sealing one of them writes its whole row (see SequencerStore.seal_block).
-        self.unwritten: set[bytes] = set()
+        #: tx hash -> (its pending log seq, the transaction), for every entry not yet settled.
+        self._logged: dict[bytes, tuple[int, Transaction]] = {}
 
     async def submit(self, raws: Sequence[bytes]) -> list[Outcome]:
         with _tracer.start_as_current_span("accept_transactions") as span:
@@ -150,7 +111,8 @@ class Intake:
                     positions.append(i)
             pool = self._pool()
             added = pool.add_many(txs, time.monotonic())
-            rows = []
+            entries: list[Entry] = []
+            logged = self._logged
             superseded: list[tuple[bytes, str]] = []
             seq = self._seq
             for i, tx, result in zip(positions, txs, added, strict=True):
@@ -159,55 +121,109 @@ class Intake:
                     continue
                 seq += 1
                 tx_hash = tx.hash
-                rows.append(_new_row(PendingRow, (tx_hash, tx.raw, tx.sender, tx.nonce, seq)))
+                entries.append((seq, tx.raw))
+                logged[tx_hash] = (seq, tx)
                 outcomes[i] = tx_hash
                 if result.replaced is not None:
                     superseded.append((result.replaced, "REPLACED"))
                 if result.evicted:
                     superseded += [(h, "EVICTED") for h in result.evicted]
             self._seq = seq
-            if rows:
-                self._remember_span(span.get_span_context(), rows)
-                unwritten = self.unwritten
-                unwritten.update(map(_hash_of, rows))
-                try:
-                    await self._group.commit(rows)
-                finally:
-                    unwritten.difference_update(map(_hash_of, rows))
+            if entries:
+                self._remember_span(span.get_span_context(), outcomes)
+                await self._log.append(entries)
                 if len(pool) >= self._block_txs:
                     self.block_full.set()
             if superseded:
-                await self._store.run(functools.partial(self._store.drop, dropped=superseded))
+                await self.record_drops(superseded)
             done = [o for o in outcomes if o is not None]
-            self.accepted += len(rows)
-            self.refused += len(done) - len(rows)
-            span.set_attribute("l2.accepted", len(rows))
+            self.accepted += len(entries)
+            self.refused += len(done) - len(entries)
+            span.set_attribute("l2.accepted", len(entries))
             return done
 
-    def _remember_span(self, context: trace.SpanContext, rows: list[PendingRow]) -> None:
+    def _remember_span(self, context: trace.SpanContext, outcomes: list[Outcome | None]) -> None:
         """Which accept span each transaction came in under, so the block sealing it can link it."""
         if not context.is_valid:
             return
-        self.accepted_in.remember(map(_hash_of, rows), context)
+        self.accepted_in.remember([o for o in outcomes if isinstance(o, bytes)], context)
+
+    # -- what leaves the pending log ----------------------------------------------------------
+
+    def sealed(self, tx_hashes: Iterable[bytes]) -> None:
+        """These transactions are in a durable block: their log entries can go."""
+        logged = self._logged
+        self._log.forget([entry[0] for h in tx_hashes if (entry := logged.pop(h, None)) is not None])
+
+    async def record_drops(self, dropped: Sequence[tuple[bytes, str]]) -> None:
+        """(hash, reason) of transactions the pool let go: their receipts say DROPPED, then their
+        log entries can go. Hashes the log does not hold (never acknowledged) are ignored."""
+        rows = []
+        for tx_hash, reason in dropped:
+            entry = self._logged.pop(tx_hash, None)
+            if entry is not None:
+                seq, tx = entry
+                rows.append(DropRow(tx_hash, tx.raw, tx.sender, tx.nonce, seq, reason))
+        if rows:
+            await self._store.run(functools.partial(self._store.drop, dropped=rows))
+            self._log.forget(row.seq for row in rows)
+
+    def pending_entry(self, tx_hash: bytes) -> Transaction | None:
+        """The acknowledged transaction ``tx_hash`` while it is neither sealed nor dropped."""
+        entry = self._logged.get(tx_hash)
+        return None if entry is None else entry[1]
+
+    # -- restart ------------------------------------------------------------------------------
 
     async def restore(self) -> list[tuple[bytes, str]]:
         """Put the acknowledged-but-unsealed transactions back in the pool after a restart.
 
         Returns those the rules now refuse (e.g. a replacement that lost): they are dropped.
         """
-        stored = self._store.pending()
-        if not stored:
+        await self._migrate_pending_rows()
+        entries = self._log.entries()
+        if not entries:
             return []
-        decoded = decode_transactions([s.raw for s in stored], self._chain_id)
-        txs = [d for d in decoded if not isinstance(d, TxRejected)]
-        results = self._pool().add_many(txs, time.monotonic())
-        refused: list[tuple[bytes, str]] = [
-            (tx.hash, r.reason) for tx, r in zip(txs, results, strict=True) if isinstance(r, MempoolRejected)]
-        refused += [(s.hash, d.reason) for s, d in zip(stored, decoded, strict=True) if isinstance(d, TxRejected)]
+        decoded = decode_transactions([raw for _, raw in entries], self._chain_id)
+        txs: list[tuple[int, Transaction]] = []
+        refused: list[tuple[bytes, str]] = []
+        settled = self._store.settled([d.hash for d in decoded if isinstance(d, Transaction)])
+        done: list[int] = []
+        unreadable: list[DropRow] = []
+        for (seq, raw), item in zip(entries, decoded, strict=True):
+            if isinstance(item, TxRejected):  # only if the rules changed (the chain id?): its receipt says why
+                unreadable.append(DropRow(keccak256(raw), raw, b"", 0, seq, item.reason))
+                continue
+            known = settled.get(item.hash)
+            # Sealed, or dropped as this very entry (or a later one): settled. A transaction dropped
+            # and then sent again has a newer entry than its DROPPED row: pending again.
+            if known is not None and (known[0] != DROPPED or known[1] >= seq):
+                done.append(seq)
+                continue
+            if item.hash in self._logged:  # the same transaction logged twice (a migrated row)
+                done.append(seq)
+                continue
+            self._logged[item.hash] = (seq, item)
+            txs.append((seq, item))
+        if unreadable:
+            await self._store.run(functools.partial(self._store.drop, dropped=unreadable))
+            done += [row.seq for row in unreadable]
+        self._log.forget(done)
+        results = self._pool().add_many([tx for _, tx in txs], time.monotonic())
+        refused += [(tx.hash, r.reason) for (_, tx), r in zip(txs, results, strict=True)
+                    if isinstance(r, MempoolRejected)]
         if refused:
-            await self._store.run(functools.partial(self._store.drop, dropped=refused))
+            await self.record_drops(refused)
         return refused
 
+    async def _migrate_pending_rows(self) -> None:
+        """PENDING rows an older version kept in the store move to the log: appended (durably) first,
+        then deleted; a crash in between only logs them twice, and restore keeps one."""
+        rows = self._store.pending()
+        if rows:
+            await self._log.append([(row.seq, row.raw) for row in rows])
+            await self._store.run(self._store.delete_pending)
+
     async def close(self) -> None:
-        await self._group.close()
         self._decoders.shutdown(wait=True)
+        await self._log.close()

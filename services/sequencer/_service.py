@@ -118,6 +118,12 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
     async def GetTransactionReceipt(self, request: pb.GetTransactionReceiptRequest, context: Any
                                     ) -> pb.GetTransactionReceiptResponse:
         tx_hash = parse_hex(request.tx_hash, 32, "tx_hash")
+        pending = self._intake.pending_entry(tx_hash)  # acknowledged, in the pending log: no row yet
+        if pending is not None:
+            receipt = pb.Receipt(tx_hash=hex0x(tx_hash), status=pb.RECEIPT_STATUS_PENDING, nonce=pending.nonce,
+                                 to=hex0x(pending.to) if pending.to is not None else "")
+            setattr(receipt, "from", hex0x(pending.sender))
+            return pb.GetTransactionReceiptResponse(receipt=receipt)
         row = self._store.tx(tx_hash)
         if row is None:
             deposit = self._store.deposit(tx_hash)

@@ -5,8 +5,9 @@ grouped transactions: a commit costs an fsync (~0.1-4 ms here), so acknowledgeme
 the next group commit instead of paying one each. Reads that must not wait behind a commit
 (receipts, blocks) use a second connection; WAL lets it read while the writer writes.
 
-Restart loads the account snapshot of the last sealed block and the pending transactions:
-O(accounts + pending), never a replay of the chain.
+Restart loads the account snapshot of the last sealed block: O(accounts), never a replay of the
+chain. Acknowledged transactions not yet sealed are not here but in the pending log
+(``_pending_log``); a transaction gets its row here when it is sealed or dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
@@ -108,14 +109,16 @@ CREATE TABLE IF NOT EXISTS messages (
 """
 
 
-class PendingRow(NamedTuple):
-    """An acknowledged transaction's row; bound as it is (one is built per transaction)."""
+class DropRow(NamedTuple):
+    """A dropped transaction's row: its receipt says DROPPED with ``reason``."""
 
     hash: bytes
     raw: bytes
     sender: bytes
     nonce: int
+    #: The pending log entry it was (a later entry with the same hash was sent again).
     seq: int
+    reason: str
 
 
 class SealedTx(NamedTuple):
@@ -194,46 +197,30 @@ class SequencerStore:
     # -- writes (called through run) ----------------------------------------------------------
 
     @staticmethod
-    def insert_pending(db: sqlite3.Connection, rows: Sequence[PendingRow]) -> None:
-        # A PendingRow is (hash, raw, sender, nonce, seq): bound as it is.
-        _write_rows(db, "INSERT OR IGNORE INTO txs (hash, raw, sender, nonce, status, seq) VALUES ",
-                    f"(?, ?, ?, ?, {PENDING}, ?)", "", rows)
-
-    @staticmethod
     def seal_block(
         db: sqlite3.Connection, number: int, block_hash: bytes, header_json: str, txs: Sequence[SealedTx],
         new_accounts: Sequence[tuple[bytes, int, int, str]], changed_accounts: Sequence[tuple[int, str, bytes]],
-        messages: Iterable[tuple[int, bytes, bytes]], unwritten: Container[bytes] = frozenset(),
+        messages: Iterable[tuple[int, bytes, bytes]],
     ) -> None:
-        """The block, its transactions' new status, and the account snapshot: all or nothing.
+        """The block, its transactions' rows, and the account snapshot: all or nothing.
 
         ``new_accounts``: (address, slot, nonce, balance) of accounts the block created;
         ``changed_accounts``: (nonce, balance, address) of accounts already on disk (balances in
-        decimal). ``unwritten``: hashes whose PENDING row may not be on disk yet (see below).
+        decimal).
         """
         db.execute("INSERT INTO blocks (number, hash, header) VALUES (?, ?, ?)", (number, block_hash, header_json))
-        # A transaction's PENDING row is usually on disk already: an UPDATE of its block fields.
-        # The group commit that writes it may come after the block that seals it, though (both
-        # queue on this thread): those in ``unwritten`` are upserted whole, and their PENDING
-        # insert is then ignored.
-        known = [(t.block_number, t.idx, t.gas_used, t.price, t.hash) for t in txs if t.hash not in unwritten]
-        updated = _write_rows(
-            db, f"UPDATE txs SET status = {SEALED}, block_number = v.column1, idx = v.column2, gas_used = v.column3, "
-            "price = v.column4 FROM (VALUES ", "(?, ?, ?, ?, ?)", ") AS v WHERE txs.hash = v.column5", known)
-        if updated != len(known):  # a row was not there after all: write them all whole
-            rest: Sequence[SealedTx] = txs
-        else:
-            rest = [t for t in txs if t.hash in unwritten] if len(known) != len(txs) else ()
-        _write_rows(
+        # The first row of most transactions. Not of one dropped earlier and sent again, nor of
+        # a PENDING row an older version wrote: those rows become this one.
+        write_rows(
             db, "INSERT INTO txs (hash, raw, sender, nonce, status, seq, block_number, idx, gas_used, price) VALUES ",
             f"(?, ?, ?, ?, {SEALED}, ?, ?, ?, ?, ?)", " ON CONFLICT(hash) DO UPDATE SET status = excluded.status, "
             "block_number = excluded.block_number, idx = excluded.idx, gas_used = excluded.gas_used, "
-            "price = excluded.price", rest)
-        _write_rows(db, "INSERT INTO accounts (address, slot, nonce, balance) VALUES ", "(?, ?, ?, ?)",
-                    " ON CONFLICT(address) DO UPDATE SET nonce = excluded.nonce, balance = excluded.balance",
-                    new_accounts)
-        if _write_rows(db, "UPDATE accounts SET nonce = v.column1, balance = v.column2 FROM (VALUES ", "(?, ?, ?)",
-                       ") AS v WHERE accounts.address = v.column3", changed_accounts) != len(changed_accounts):
+            "price = excluded.price, drop_reason = NULL", txs)
+        write_rows(db, "INSERT INTO accounts (address, slot, nonce, balance) VALUES ", "(?, ?, ?, ?)",
+                   " ON CONFLICT(address) DO UPDATE SET nonce = excluded.nonce, balance = excluded.balance",
+                   new_accounts)
+        if write_rows(db, "UPDATE accounts SET nonce = v.column1, balance = v.column2 FROM (VALUES ", "(?, ?, ?)",
+                      ") AS v WHERE accounts.address = v.column3", changed_accounts) != len(changed_accounts):
             raise RuntimeError("an account the snapshot should hold is missing")
         db.executemany(
             "INSERT INTO messages (nonce, hash, block_number, body) VALUES (?, ?, ?, ?)",
@@ -241,9 +228,17 @@ class SequencerStore:
         )
 
     @staticmethod
-    def drop(db: sqlite3.Connection, dropped: Iterable[tuple[bytes, str]]) -> None:
-        db.executemany("UPDATE txs SET status = ?, drop_reason = ? WHERE hash = ? AND status = ?",
-                       [(DROPPED, reason, h, PENDING) for h, reason in dropped])
+    def drop(db: sqlite3.Connection, dropped: Sequence[DropRow]) -> None:
+        """Receipts that say DROPPED, with the reason. A sealed transaction is never demoted."""
+        write_rows(db, "INSERT INTO txs (hash, raw, sender, nonce, seq, drop_reason, status) VALUES ",
+                   f"(?, ?, ?, ?, ?, ?, {DROPPED})", " ON CONFLICT(hash) DO UPDATE SET status = excluded.status, "
+                   "seq = excluded.seq, drop_reason = excluded.drop_reason "
+                   f"WHERE txs.status IN ({PENDING}, {DROPPED})", dropped)
+
+    @staticmethod
+    def delete_pending(db: sqlite3.Connection) -> None:
+        """Forget the PENDING rows an older version kept here (they are in the pending log now)."""
+        db.execute(f"DELETE FROM txs WHERE status = {PENDING}")
 
     @staticmethod
     def record_batch(db: sqlite3.Connection, batch: BatchRow) -> None:
@@ -316,7 +311,19 @@ class SequencerStore:
             "FROM txs WHERE hash = ?", (tx_hash,)).fetchone()
         return None if row is None else _stored(row)
 
+    def settled(self, hashes: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
+        """hash -> (status, seq) of those of ``hashes`` that have a row: sealed (or later), or dropped."""
+        found: dict[bytes, tuple[int, int]] = {}
+        for start in range(0, len(hashes), _MAX_ROWS):
+            chunk = hashes[start : start + _MAX_ROWS]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._reader.execute(
+                f"SELECT hash, status, seq FROM txs WHERE hash IN ({marks}) AND status != {PENDING}", chunk)
+            found.update((bytes(h), (int(status), int(seq))) for h, status, seq in rows)
+        return found
+
     def pending(self) -> list[StoredTx]:
+        """PENDING rows: only an older version wrote them (now: the pending log); migrated at start."""
         rows = self._reader.execute(
             "SELECT hash, raw, sender, nonce, status, seq, block_number, idx, gas_used, price, drop_reason "
             f"FROM txs WHERE status = {PENDING} ORDER BY seq").fetchall()  # a literal: txs_pending's condition
@@ -409,7 +416,7 @@ class SequencerStore:
 _MAX_ROWS: Final = 256
 
 
-def _write_rows(db: sqlite3.Connection, head: str, row: str, tail: str, rows: Sequence[Sequence[Any]]) -> int:
+def write_rows(db: sqlite3.Connection, head: str, row: str, tail: str, rows: Sequence[Sequence[Any]]) -> int:
     """``head row, row, ... tail`` with ``rows`` bound in order, in statements of up to _MAX_ROWS
     rows; the number of rows changed.
 

@@ -329,3 +329,46 @@ def test_a_block_is_sealed_by_size_before_its_timer(node: Any) -> None:
     results = seq.stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=raws), timeout=10).results
     receipt = wait_status(seq.stub, results[-1].tx_hash, pb.RECEIPT_STATUS_SEALED, timeout=10)
     assert receipt.index == 3
+
+
+def test_a_replaced_transaction_is_dropped_for_good_across_a_restart(node: Any) -> None:
+    seq = node(block_time_s=30, max_block_txs=100)  # nothing sealed by time while we look
+    to = Account.create().address
+    old = sign(DEV_KEYS[1], 0, to, 1, max_fee=10 * GWEI, tip=GWEI)
+    new = sign(DEV_KEYS[1], 0, to, 2, max_fee=20 * GWEI, tip=2 * GWEI)  # a 100% bump
+    old_hash = seq.stub.SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=old), timeout=10).tx_hash
+    pending = seq.stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=old_hash), timeout=5).receipt
+    assert (pending.status, pending.nonce, getattr(pending, "from").lower(), pending.to.lower()) == (
+        pb.RECEIPT_STATUS_PENDING, 0, Account.from_key(DEV_KEYS[1]).address.lower(), to.lower())
+    new_hash = seq.stub.SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=new), timeout=10).tx_hash
+    dropped = wait_status(seq.stub, old_hash, pb.RECEIPT_STATUS_DROPPED)
+    assert dropped.drop_reason == "REPLACED" and dropped.nonce == 0
+    assert seq.stop() == 0
+    seq = node(block_time_s=0.05)
+    # both entries were in the pending log: the replacement comes back, the replaced one stays dropped
+    wait_status(seq.stub, new_hash, pb.RECEIPT_STATUS_SEALED)
+    again = seq.stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=old_hash), timeout=5).receipt
+    assert (again.status, again.drop_reason) == (pb.RECEIPT_STATUS_DROPPED, "REPLACED")
+
+
+def test_pending_rows_of_an_older_version_are_sealed_after_an_upgrade(node: Any, tmp_path: pathlib.Path) -> None:
+    """Before the pending log, acknowledged transactions were PENDING rows of the store's txs table."""
+    import sqlite3
+
+    seq = node()
+    assert seq.stop() == 0
+    raws = [sign(DEV_KEYS[2], n, Account.create().address, 7) for n in range(3)]
+    txs = [decode_transaction(raw, DEFAULT_CHAIN_ID) for raw in raws]
+    db = sqlite3.connect(tmp_path / "data" / "sequencer.db")
+    db.executemany("INSERT INTO txs (hash, raw, sender, nonce, status, seq) VALUES (?, ?, ?, ?, 1, ?)",
+                   [(tx.hash, tx.raw, tx.sender, tx.nonce, 10 + i) for i, tx in enumerate(txs)])
+    db.commit()
+    db.close()
+    seq = node()
+    for tx in txs:
+        receipt = wait_status(seq.stub, "0x" + tx.hash.hex(), pb.RECEIPT_STATUS_SEALED)
+        assert receipt.nonce == tx.nonce
+    assert seq.stop() == 0
+    db = sqlite3.connect(tmp_path / "data" / "sequencer.db")
+    assert db.execute("SELECT COUNT(*) FROM txs WHERE status = 1").fetchone()[0] == 0
+    db.close()

@@ -1,4 +1,4 @@
-"""The sequencer's store: sealing rows whose PENDING insert is on disk, queued, or missing; index migration."""
+"""The sequencer's store: sealed and dropped rows, what restore asks it (settled), index migration."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from services.runtime._storage import Storage
-from services.sequencer._store import PENDING, SEALED, PendingRow, SealedTx, SequencerStore
+from services.sequencer._store import DROPPED, PENDING, SEALED, DropRow, SealedTx, SequencerStore
 
 
 @pytest.fixture
@@ -21,12 +21,12 @@ def store(tmp_path: pathlib.Path) -> Iterator[SequencerStore]:
     storage.close()
 
 
-def row(i: int, seq: int | None = None) -> PendingRow:
-    return PendingRow(bytes([i]) * 32, b"raw %d" % i, bytes([i]) * 20, i, 100 + i if seq is None else seq)
+def sealed(i: int, number: int, index: int) -> SealedTx:
+    return SealedTx(bytes([i]) * 32, b"raw %d" % i, bytes([i]) * 20, i, 0, number, index, 21_000, str(2**70 + index))
 
 
-def sealed(r: PendingRow, number: int, index: int) -> SealedTx:
-    return SealedTx(r.hash, r.raw, r.sender, r.nonce, 0, number, index, 21_000, str(2**70 + index))
+def dropped(i: int, seq: int, reason: str = "REPLACED") -> DropRow:
+    return DropRow(bytes([i]) * 32, b"raw %d" % i, bytes([i]) * 20, i, seq, reason)
 
 
 def write(store: SequencerStore, fn: object) -> None:
@@ -36,37 +36,46 @@ def write(store: SequencerStore, fn: object) -> None:
     db.execute("COMMIT")
 
 
-def seal(store: SequencerStore, number: int, txs: list[SealedTx], unwritten: frozenset[bytes] = frozenset(),
+def seal(store: SequencerStore, number: int, txs: list[SealedTx],
          new: tuple[tuple[bytes, int, int, str], ...] = (), changed: tuple[tuple[int, str, bytes], ...] = ()) -> None:
-    write(store, lambda db: store.seal_block(db, number, bytes([number]) * 32, "{}", txs, new, changed, (),
-                                             unwritten))
+    write(store, lambda db: store.seal_block(db, number, bytes([number]) * 32, "{}", txs, new, changed, ()))
 
 
-@pytest.mark.parametrize("unwritten", [False, True], ids=["listed", "not-listed"])
-def test_every_sealed_transaction_gets_its_row_whatever_was_written_before(store: SequencerStore,
-                                                                          unwritten: bool) -> None:
-    on_disk, queued = row(1), row(2)
-    write(store, lambda db: store.insert_pending(db, [on_disk]))
-    # ``queued``'s PENDING insert comes after the block: listed as unwritten (the intake's set),
-    # or not (the set was wrong): its row is written whole either way.
-    seal(store, 1, [sealed(on_disk, 1, 0), sealed(queued, 1, 1)],
-         frozenset({queued.hash}) if unwritten else frozenset())
-    write(store, lambda db: store.insert_pending(db, [queued]))  # ignored: the row is there
-    for index, r in enumerate((on_disk, queued)):
-        got = store.tx(r.hash)
+def test_a_sealed_transaction_gets_its_whole_row(store: SequencerStore) -> None:
+    seal(store, 1, [sealed(1, 1, 0), sealed(2, 1, 1)])
+    for index, i in enumerate((1, 2)):
+        got = store.tx(bytes([i]) * 32)
         assert got is not None
         assert (got.raw, got.sender, got.nonce, got.status, got.block_number, got.index, got.gas_used,
-                got.effective_gas_price) == (r.raw, r.sender, r.nonce, SEALED, 1, index, 21_000, 2**70 + index)
-    assert store.tx(on_disk.hash).seq == on_disk.seq  # type: ignore[union-attr]
-    assert store.block_tx_hashes(1) == [on_disk.hash, queued.hash]
-    assert store.pending() == []
+                got.effective_gas_price, got.drop_reason) == (
+            b"raw %d" % i, bytes([i]) * 20, i, SEALED, 1, index, 21_000, 2**70 + index, None)
+    assert store.block_tx_hashes(1) == [b"\x01" * 32, b"\x02" * 32]
 
 
-def test_pending_rows_come_back_in_arrival_order(store: SequencerStore) -> None:
-    rows = [row(3, seq=1), row(1, seq=2), row(2, seq=3)]
-    write(store, lambda db: store.insert_pending(db, rows))
-    seal(store, 1, [sealed(rows[1], 1, 0)])
-    assert [(s.hash, s.status) for s in store.pending()] == [(rows[0].hash, PENDING), (rows[2].hash, PENDING)]
+def test_a_dropped_transaction_sent_again_and_sealed_is_sealed(store: SequencerStore) -> None:
+    write(store, lambda db: store.drop(db, [dropped(1, seq=5, reason="EXPIRED")]))
+    assert store.settled([b"\x01" * 32]) == {b"\x01" * 32: (DROPPED, 5)}
+    seal(store, 1, [sealed(1, 1, 0)])
+    got = store.tx(b"\x01" * 32)
+    assert got is not None and (got.status, got.block_number, got.drop_reason) == (SEALED, 1, None)
+
+
+def test_a_sealed_transaction_is_never_demoted_by_a_drop(store: SequencerStore) -> None:
+    seal(store, 1, [sealed(1, 1, 0)])
+    write(store, lambda db: store.drop(db, [dropped(1, seq=9)]))
+    got = store.tx(b"\x01" * 32)
+    assert got is not None and (got.status, got.drop_reason) == (SEALED, None)
+    # dropped twice (sent again in between): the newer drop's entry and reason
+    write(store, lambda db: store.drop(db, [dropped(2, seq=3, reason="EXPIRED")]))
+    write(store, lambda db: store.drop(db, [dropped(2, seq=7, reason="EVICTED")]))
+    assert store.settled([b"\x01" * 32, b"\x02" * 32, b"\x03" * 32]) == {
+        b"\x01" * 32: (SEALED, 0), b"\x02" * 32: (DROPPED, 7)}
+
+
+def test_settled_asks_in_chunks(store: SequencerStore) -> None:
+    write(store, lambda db: store.drop(db, [dropped(i, seq=i) for i in range(200)]))
+    hashes = [bytes([i % 256]) * 32 for i in range(700)]  # more than one statement's worth
+    assert store.settled(hashes) == {bytes([i]) * 32: (DROPPED, i) for i in range(200)}
 
 
 def test_accounts_are_inserted_once_then_updated(store: SequencerStore) -> None:
