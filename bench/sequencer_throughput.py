@@ -460,8 +460,8 @@ async def bench(args: argparse.Namespace, tmp: pathlib.Path) -> None:
               f"{half.tps:,.0f} sealed) | p50 {pct(half.latencies, 50):.0f} ms, p99 {pct(half.latencies, 99):.0f} ms |")
     for n, (tps, dec, com) in ceilings.items():
         how = "1 thread" if n == 1 else f"decoding on {n} threads"
-        print(f"| ceiling: decode + recover + durable {args.batch}-row commits, 1 process ({how}), no gRPC, no pool "
-              f"| **{tps:,.0f} tx/s** ({dec:.1f} us decode + {com:.1f} us commit per tx) |")
+        print(f"| ceiling: decode + recover + durable {args.batch}-entry pending-log appends, 1 process ({how}), "
+              f"no gRPC, no pool | **{tps:,.0f} tx/s** ({dec:.1f} us decode + {com:.1f} us commit per tx) |")
     print(f"| sustained (tracing off) / ceiling, 1 thread | {best_off.tps / ceilings[1][0]:.2f} |")
 
 
