@@ -276,7 +276,7 @@ def _check(raw: bytes, chain_id: int, max_size: int) -> _Fields:
     return fields
 
 
-#: A placeholder in _decode_batch's output until the batch's senders are recovered.
+#: The slot of a checked transaction in _decode_batch's output until the batch's senders are recovered.
 _UNRECOVERED = TxRejected(Reason.INVALID_SIGNATURE, "not recovered")
 
 
