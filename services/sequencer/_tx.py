@@ -27,6 +27,7 @@ from typing import NamedTuple, cast
 from coincurve import PrivateKey
 from sha3 import keccak_256  # type: ignore[import-untyped]
 
+from ._native import configure_rules, decode_common
 from ._rules import (
     ADDRESS_SIZE,
     BLOCK_GAS_LIMIT,
@@ -37,6 +38,8 @@ from ._rules import (
     SECP256K1_HALF_N,
     SECP256K1_N,
     TX_BASE_GAS,
+    TX_DATA_NON_ZERO_GAS,
+    TX_DATA_ZERO_GAS,
     TX_TYPE_EIP1559,
     ZERO_ADDRESS,
     intrinsic_gas,
@@ -191,6 +194,22 @@ _PARALLEL_CHUNK = 256
 
 
 def _decode_batch(raws: Sequence[bytes], chain_id: int, max_size: int) -> list[Transaction | TxRejected]:
+    """The common shape in C without the GIL (``_native.decode_common``); the rest in Python."""
+    out: list[Transaction | TxRejected | None] = decode_common(
+        raws if isinstance(raws, list) else list(raws), chain_id, max_size, Transaction)
+    if None in out:  # not accepted by the common path: Python decides, with the reason if refused
+        slow = [i for i, item in enumerate(out) if item is None]
+        for i, item in zip(slow, _decode_checked([raws[i] for i in slow], chain_id, max_size), strict=True):
+            out[i] = item
+    return cast(list[Transaction | TxRejected], out)
+
+
+# The stateless rules decode_common checks (it only ever accepts; refusals are _check's).
+configure_rules(SECP256K1_N.to_bytes(32, "big"), SECP256K1_HALF_N.to_bytes(32, "big"), MAX_NONCE, BLOCK_GAS_LIMIT,
+                TX_BASE_GAS, TX_DATA_ZERO_GAS, TX_DATA_NON_ZERO_GAS, MESSAGE_PASSER)
+
+
+def _decode_checked(raws: Sequence[bytes], chain_id: int, max_size: int) -> list[Transaction | TxRejected]:
     """Every check in Python, with the GIL; then the whole batch's hashing and recovery in one C call."""
     out: list[Transaction | TxRejected] = []
     append = out.append

@@ -12,6 +12,7 @@ from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.sequencer._native import decode_common
 from services.sequencer._rules import (
     BLOCK_GAS_LIMIT,
     MAX_TX_SIZE,
@@ -26,6 +27,7 @@ from services.sequencer._tx import (
     Transaction,
     TxRejected,
     UnsignedTransaction,
+    _decode_checked,
     _fields_fast,
     _fields_strict,
     decode_transaction,
@@ -424,15 +426,22 @@ VALID = [
 ORIGINAL = {raw: decode_transaction(raw, CHAIN) for raw in VALID}
 
 
-def _decode_never_crashes(raw: bytes) -> Transaction | TxRejected:
-    try:
-        tx = decode_transaction(raw, CHAIN)
-    except TxRejected as err:
-        assert err.reason in set(Reason)
-        return err
+def _decode_in_python(raw: bytes) -> Transaction | TxRejected:
+    (answer,) = _decode_checked([raw], CHAIN, MAX_TX_SIZE)
+    if isinstance(answer, TxRejected):
+        assert answer.reason in set(Reason)
+        return answer
     fast = _fields_fast(raw, len(raw))
     assert fast is None or fast == _fields_strict(raw, len(raw))
-    return tx
+    return answer
+
+
+def _decode_never_crashes(raw: bytes) -> Transaction | TxRejected:
+    """The decoder's answer; the C common path's is None or the same transaction."""
+    answer = _decode_in_python(raw)
+    (common,) = decode_common([raw], CHAIN, MAX_TX_SIZE, Transaction)
+    assert common is None or (isinstance(answer, Transaction) and common == answer)
+    return answer
 
 
 @given(st.binary(max_size=400))
