@@ -87,6 +87,7 @@ from dataclasses import dataclass
 from sha3 import keccak_256  # type: ignore[import-untyped]
 
 from ._account import Account
+from ._native import account_leaves, hash_level
 from ._rules import ADDRESS_SIZE, HASH_SIZE, MERKLE_ARITY, MERKLE_DEPTH, ZERO_ADDRESS
 
 ZERO_HASH = bytes(HASH_SIZE)
@@ -236,13 +237,7 @@ class MerkleTree:
             if pad:  # complete the last node with empty subtrees for the duration of the level
                 below.extend([zero[height]] * pad)
             parents = {i >> shift for i in dirty}
-            join = b"".join
-            for p, digest in zip(
-                parents,
-                [keccak_256(join(below[p << shift : (p + 1) << shift])).digest() for p in parents],
-                strict=True,
-            ):
-                above[p] = digest
+            hash_level(below, above, list(parents), arity)  # one C call a level, not a keccak call a node
             if pad:
                 del below[n:]
             dirty = parents
@@ -438,15 +433,9 @@ class AccountTree:
             else:
                 accounts[i] = account
             dirty.add(i)
-        # account_leaf_hash, inlined: this runs for every touched account of every block
-        self._tree.update(
-            {
-                i: keccak_256(
-                    addresses[i] + accounts[i][0].to_bytes(8, "big") + accounts[i][1].to_bytes(32, "big") + next_of[i]
-                ).digest()
-                for i in dirty
-            }
-        )
+        # account_leaf_hash for every touched account of the block, in one C call
+        slots = list(dirty)
+        self._tree.update(dict(zip(slots, account_leaves(addresses, accounts, next_of, slots), strict=True)))
 
     def leaf(self, index: int) -> AccountLeaf:
         nonce, balance = self._accounts[index]

@@ -1,8 +1,9 @@
 """The C extension (services/sequencer/_native.c) against independent references.
 
 keccak-256 against safe-pysha3; senders against eth-account (its own pure recovery path) for
-keys, payload sizes and signature shapes the decoder meets; and bad calls get Python errors,
-never a crash.
+keys, payload sizes and signature shapes the decoder meets; Merkle nodes and account leaves
+against the packed encodings they hash; and bad calls get Python errors, never a crash. (The
+common decode path has its own file: test_decode_common.py.)
 """
 
 from __future__ import annotations
@@ -117,3 +118,52 @@ def test_garbage_after_the_signed_fields_recovers_nothing() -> None:
     assert recover_senders([(b"\x02\xc1\xb9", 1, 2), (b"\x02", 1, 1), (b"", 0, 0)]) == [
         (None, keccak_256(b"\x02\xc1\xb9").digest()), (None, keccak_256(b"\x02").digest()),
         (None, keccak_256(b"").digest())]
+
+
+# --- Merkle hashing (hash_level, account_leaves) ---------------------------------------------
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), min_size=4, max_size=300), st.data())
+@settings(max_examples=100, deadline=None)
+def test_hash_level_matches_pysha3(children: list[bytes], data: st.DataObject) -> None:
+    children += [bytes(32)] * (-len(children) % 4)
+    parents = data.draw(st.lists(st.integers(0, len(children) // 4 - 1), unique=True))
+    above = [b"untouched"] * (len(children) // 4)
+    _native.hash_level(children, above, parents, 4)
+    for p, node in enumerate(above):
+        if p in parents:
+            assert node == keccak_256(b"".join(children[4 * p : 4 * p + 4])).digest()
+        else:
+            assert node == b"untouched"
+
+
+def test_account_leaves_match_the_packed_encoding() -> None:
+    addresses = [os.urandom(20) for _ in range(200)]
+    accounts = [(n * 7, n * 10**20) for n in range(200)]
+    next_of = [*addresses[1:], bytes(20)]
+    slots = [*range(0, 200, 3), 199]
+    leaves = _native.account_leaves(addresses, accounts, next_of, slots)
+    for i, leaf in zip(slots, leaves, strict=True):
+        nonce, balance = accounts[i]
+        packed = addresses[i] + nonce.to_bytes(8, "big") + balance.to_bytes(32, "big") + next_of[i]
+        assert leaf == keccak_256(packed).digest()
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: _native.hash_level([b"x" * 32] * 3, [b""], [0], 4), IndexError),  # a node short of children
+        (lambda: _native.hash_level([b"x" * 32] * 4, [b""], [1], 4), IndexError),  # no such parent
+        (lambda: _native.hash_level([b"x" * 31] * 4, [b""], [0], 4), TypeError),  # a child is not 32 bytes
+        (lambda: _native.hash_level([b"x" * 32] * 4, [b""], [0], 0), ValueError),
+        (lambda: _native.account_leaves([bytes(20)], [(2**64, 0)], [bytes(20)], [0]), OverflowError),  # nonce
+        (lambda: _native.account_leaves([bytes(20)], [(0, 2**256)], [bytes(20)], [0]), OverflowError),  # balance
+        (lambda: _native.account_leaves([bytes(20)], [(0, -1)], [bytes(20)], [0]), OverflowError),
+        (lambda: _native.account_leaves([bytes(19)], [(0, 0)], [bytes(20)], [0]), TypeError),
+        (lambda: _native.account_leaves([bytes(20)], [("0", 0)], [bytes(20)], [0]), TypeError),
+        (lambda: _native.account_leaves([bytes(20)], [(0, 0)], [bytes(20)], [1]), IndexError),
+    ],
+)
+def test_bad_merkle_inputs_raise(call: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        call()
