@@ -33,16 +33,12 @@ from ._block import BlockHeader, transactions_root
 from ._execution import BlockEnv, Deposit, State, TxResult, apply_deposit, apply_transaction
 from ._genesis import Genesis
 from ._mempool import Dropped, Mempool
-from ._store import FORCED_INCLUDED, FORCED_SKIPPED, SealedTx, SequencerStore
+from ._store import FORCED_INCLUDED, FORCED_SKIPPED, SequencerStore
 from ._tx import Reason, Transaction, TxRejected, decode_transaction
 
 _tracer = trace.get_tracer("l2node.sequencer")
 #: Links per block span, at most: enough to find the sending calls, bounded in cost.
 _MAX_LINKS = 32
-
-
-#: NamedTuple construction without the generated __new__'s argument binding (the hot path).
-_new_row = tuple.__new__
 
 
 def _no_origin(tx_hash: bytes) -> None:
@@ -128,7 +124,7 @@ class Chain:
             block_hash = header.hash()
 
             def write_genesis(db: sqlite3.Connection) -> None:
-                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), rows, (), ())
+                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), (), rows, (), ())
                 self._store.set_meta(db, "chain_id", str(self._genesis.chain_id))
                 self._store.set_meta(db, "genesis_hash", block_hash.hex())
 
@@ -229,7 +225,8 @@ class Chain:
             applied.append((tx, result))
         touched = state.changed_addresses()  # before commit, which clears it
         roots = state.commit()
-        tx_hashes = (*(d.hash() for d in minted), *(tx.hash for tx, _ in applied))
+        signed_hashes = [tx.hash for tx, _ in applied]
+        tx_hashes = (*(d.hash() for d in minted), *signed_hashes)
         header = BlockHeader(
             number=env.number, parent_hash=self.head_hash, timestamp=env.timestamp, state_root=roots.state_root,
             transactions_root=transactions_root(tx_hashes), message_root=roots.message_root, base_fee=base_fee,
@@ -242,16 +239,17 @@ class Chain:
         changed = {address: accounts[address] for address in touched}  # what the pool is told, below
         new_accounts = [(a, slot, changed[a].nonce, str(changed[a].balance)) for a, slot in slot_of.items()]
         changed_accounts = [(nonce, str(balance), a) for a, (nonce, balance) in changed.items() if a not in slot_of]
-        number = header.number
-        sealed = [_new_row(SealedTx, (tx.hash, tx.raw, tx.sender, tx.nonce, 0, number, i, r.gas_used,
-                                      str(r.effective_gas_price)))
-                  for i, (tx, r) in enumerate(applied, start=len(minted))]
+        # The store's only row per transaction: (hash, block, idx), zipped in C (deposits lead the
+        # block, so the signed ones' idx starts after them); the raws go in the block's own row.
+        index_rows = list(zip(signed_hashes, itertools.repeat(header.number), itertools.count(len(minted)),
+                              strict=False))
+        raws = [tx.raw for tx, _ in applied]
         messages = [(r.withdrawal.nonce, r.withdrawal.hash(), r.withdrawal.encode())
                     for _, r in applied if r.withdrawal is not None]
 
         def write_block(db: sqlite3.Connection) -> None:
-            self._store.seal_block(db, header.number, block_hash, header_to_json(header), sealed, new_accounts,
-                                   changed_accounts, messages)
+            self._store.seal_block(db, header.number, block_hash, header_to_json(header), index_rows, raws,
+                                   new_accounts, changed_accounts, messages)
             self._store.settle_forced(db, header.number, settled)
             self._store.settle_deposits(db, header.number, [index for index, *_ in deposits])
 
@@ -267,7 +265,7 @@ class Chain:
         self.sealed_blocks += 1
         block = SealedBlock(header, block_hash, tx_hashes)
         self._last_sealed = block
-        self.on_sealed(tx.hash for tx, _ in applied)
+        self.on_sealed(signed_hashes)
         dropped = [d for tx_hash, reason in refused for d in self.mempool.drop(tx_hash, reason)]
         dropped += self.mempool.on_block([tx for tx, _ in applied], changed, self.next_base_fee)
         await self._record_drops(dropped)

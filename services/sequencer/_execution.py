@@ -240,13 +240,8 @@ def apply_transaction(state: State, tx: Transaction, env: BlockEnv, block_gas_us
             raise TxRejected(Reason.MALFORMED_WITHDRAWAL, str(e), "data") from None
         withdrawal = WithdrawalMessage(state.message_count, sender, call.target, value, call.gas_limit, call.data)
 
-    data = tx.data
-    access_list = tx.access_list
-    gas_used = intrinsic_gas(data, access_list) if data or access_list else TX_BASE_GAS
-    tip = tx.max_priority_fee_per_gas
-    if fee_cap - base_fee < tip:
-        tip = fee_cap - base_fee
-    price = base_fee + tip
+    gas_used, price = gas_and_price(tx, base_fee)
+    tip = price - base_fee
     state.accounts[sender] = _new(Account, (nonce + 1, balance - gas_used * price - value))  # _write, inlined
     state._dirty[sender] = None
     state.credit(tx.to or ZERO_ADDRESS, value)
@@ -254,6 +249,20 @@ def apply_transaction(state: State, tx: Transaction, env: BlockEnv, block_gas_us
     if withdrawal is not None:
         state.record_message(withdrawal.hash())
     return _new(TxResult, (tx.hash, sender, gas_used, price, base_fee * gas_used, tip * gas_used, withdrawal))
+
+
+def gas_and_price(tx: Transaction, base_fee: int) -> tuple[int, int]:
+    """(gas used, effective gas price) of ``tx`` in a block of ``base_fee``: what apply_transaction
+    charges. The store derives a sealed transaction's receipt from its raw bytes with it, so these
+    two numbers are computed by this one function, never stored."""
+    data = tx.data
+    access_list = tx.access_list
+    gas_used = intrinsic_gas(data, access_list) if data or access_list else TX_BASE_GAS
+    tip = tx.max_priority_fee_per_gas
+    fee_cap = tx.max_fee_per_gas
+    if fee_cap - base_fee < tip:
+        tip = fee_cap - base_fee
+    return gas_used, base_fee + tip
 
 
 #: NamedTuple construction without the generated __new__'s argument binding (the hot path).

@@ -81,6 +81,7 @@ class Intake:
         self._log = log
         self._chain_id = chain_id
         self._pool = pool
+        # Above every dropped row's entry and every entry still logged (see SequencerStore.max_seq).
         self._seq = max(store.max_seq(), log.max_seq())
         # Sender recovery (~45 µs a transaction) runs in C without the GIL: decoding on threads
         # keeps the event loop free and lets concurrent batches use both cores.

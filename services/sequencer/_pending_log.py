@@ -1,20 +1,21 @@
 """The pending log: every transaction acknowledged and not yet sealed or dropped, durably.
 
 A transaction is acknowledged only once its entry is here, on disk. Why a log of its own, in
-its own SQLite file with its own writer thread, and not rows of the store's ``txs`` table:
+its own SQLite file with its own writer thread, and not PENDING rows in the store (as an older
+version kept them, in its hash-keyed ``txs`` table):
 
 - **An acknowledgement must not queue behind a block.** The store has one writer thread, and
   under load a block write takes 25-40 ms; a PENDING insert queued behind it held every call in
   flight for that long, and with a few calls in flight that latency *was* the throughput.
 - **Appends at the right edge.** Entries are keyed by arrival order, so each one extends the
-  B-tree's last page. ``txs`` is keyed by the random 32-byte transaction hash, and every insert
-  there dirtied an index page of its own (~5-8 us of writer CPU a transaction). Sealed
-  transactions still get their hash-keyed row, once, in the block's own write.
+  B-tree's last page. A table keyed by the random 32-byte transaction hash has every insert
+  dirty an index page of its own (~5-8 us of writer CPU a transaction). Sealed transactions
+  get their hash-keyed row (``tx_index``), once, in the block's own write.
 
 Entries leave lazily: once a transaction is sealed (its block durable) or dropped (its receipt
 durable), :meth:`PendingLog.forget` queues its deletion, done inside the next append's commit.
 Nothing depends on that deletion being durable: a restart re-reads every entry and skips those
-the store already knows (``SequencerStore.known``).
+the store already settled (``SequencerStore.settled``).
 
 Concurrent appends share one commit (group commit): each fsync covers every entry that arrived
 while the previous one ran.

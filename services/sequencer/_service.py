@@ -24,7 +24,6 @@ from services.runtime import (
 from ._chain import Chain, SealedBlock
 from ._intake import Intake, Refusal
 from ._store import FINALIZED, SAFE, SequencerStore
-from ._tx import decode_transaction
 
 _ERRORS: dict[str, type[DomainError]] = {
     "INVALID_ARGUMENT": InvalidArgument,
@@ -124,7 +123,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
                                  to=hex0x(pending.to) if pending.to is not None else "")
             setattr(receipt, "from", hex0x(pending.sender))
             return pb.GetTransactionReceiptResponse(receipt=receipt)
-        row = self._store.tx(tx_hash)
+        row = self._store.tx(tx_hash, self._chain_id)
         if row is None:
             deposit = self._store.deposit(tx_hash)
             if deposit is None:
@@ -145,18 +144,19 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
                 receipt.l1_tx_hash = hex0x(batch.l1_tx_hash)
         if row.drop_reason:
             receipt.drop_reason = row.drop_reason
-        to = decode_transaction(row.raw, self._chain_id).to
+        to = row.to
         receipt.to = hex0x(to) if to is not None else ""
         return pb.GetTransactionReceiptResponse(receipt=receipt)
 
     def _deposit_receipt(self, tx_hash: bytes, to: bytes, mint: int, block_number: int | None, index: int
                          ) -> pb.Receipt:
-        """A deposit: no sender on L2, no gas; its status is its block's (a deposit cannot fail)."""
+        """A deposit: no sender on L2, no gas; its status is its block's, as a signed transaction's
+        (a deposit cannot fail)."""
         receipt = pb.Receipt(tx_hash=hex0x(tx_hash), to=hex0x(to), status=pb.RECEIPT_STATUS_PENDING,
                              effective_gas_price="0")
         if block_number is None:
             return receipt
-        receipt.status = pb.RECEIPT_STATUS_SEALED
+        receipt.status = self._store.block_status(block_number)  # type: ignore[assignment]
         receipt.block_number = block_number
         receipt.index = index
         block = self._chain.block(block_number)
@@ -165,7 +165,6 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         if batch is not None:
             receipt.batch_index = batch.inbox_index
             receipt.l1_tx_hash = hex0x(batch.l1_tx_hash)
-            receipt.status = max(batch.status, pb.RECEIPT_STATUS_SEALED)  # type: ignore[assignment]
         return receipt
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: Any) -> pb.GetAccountResponse:

@@ -303,6 +303,18 @@ _UNRECOVERED = TxRejected(Reason.INVALID_SIGNATURE, "not recovered")
 _new_transaction = tuple.__new__
 
 
+def recipient(raw: bytes) -> bytes | None:
+    """The ``to`` of a raw transaction, read without recovering its sender (for receipts); None
+    for a contract creation, or for bytes that do not decode."""
+    if raw[:1] != bytes((TX_TYPE_EIP1559,)):
+        return None
+    try:
+        to = _fields_strict(raw, len(raw))[5]
+    except TxRejected:
+        return None
+    return to or None
+
+
 def _unsupported_type(tx_type: int) -> TxRejected:
     if tx_type >= 0xC0:
         what = "a legacy (pre-EIP-2718) transaction"

@@ -1,10 +1,23 @@
-"""The intake's bounded memory of which call accepted which transaction (for the seal's span links)."""
+"""The intake: its bounded memory of which call accepted which transaction (for the seal's span
+links), and what it makes of the store and the pending log across restarts."""
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 from opentelemetry.trace import SpanContext
 
-from services.sequencer._intake import SpanMemory
+from services.runtime._storage import Storage
+from services.sequencer._intake import Intake, SpanMemory
+from services.sequencer._keccak import keccak256
+from services.sequencer._mempool import AccountState, Mempool, MempoolConfig
+from services.sequencer._pending_log import PendingLog
+from services.sequencer._rules import DEFAULT_CHAIN_ID
+from services.sequencer._store import DROPPED, SEALED, SequencerStore
+from services.sequencer._tx import UnsignedTransaction, sign_transaction
+
+GWEI = 10**9
 
 
 def context(n: int) -> SpanContext:
@@ -21,3 +34,107 @@ def test_span_memory_keeps_the_newest_and_stays_bounded() -> None:
     assert [memory.get(b"%d" % n) for n in (8, 9)] == [context(8), context(9)]
     memory.remember([b"x", b"y"], context(42))  # a call's whole batch under one context
     assert memory.get(b"x") == memory.get(b"y") == context(42)
+
+
+# -- restart: what the store and the pending log say together -------------------------------
+
+
+class Node:
+    """The store, the pending log and the intake of one process lifetime, over ``data``."""
+
+    def __init__(self, data: pathlib.Path) -> None:
+        self.storage = Storage(data / "sequencer.db")
+        self.store = SequencerStore(self.storage.connection, self.storage.path)
+        self.log = PendingLog(PendingLog.beside(self.storage.path))
+        self.pool = Mempool(MempoolConfig(), account_state=lambda sender: AccountState(0, 10**30), base_fee=GWEI)
+        self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, lambda: self.pool, block_txs=100)
+
+    async def drop(self, tx_hash: bytes, reason: str) -> None:
+        """What the chain does when the pool lets a transaction go."""
+        await self.intake.record_drops([(d.hash, d.reason) for d in self.pool.drop(tx_hash, reason)])
+
+    async def seal(self, number: int, tx_hash: bytes) -> None:
+        """A block of the one transaction, as the chain writes it."""
+        tx = self.intake.pending_entry(tx_hash)
+        assert tx is not None
+        header = json.dumps({"base_fee": str(GWEI)})
+        await self.store.run(lambda db: self.store.seal_block(db, number, bytes([number]) * 32, header,
+                                                              [(tx.hash, number, 0)], [tx.raw], (), (), ()))
+        self.intake.sealed([tx.hash])
+
+    async def close(self) -> None:
+        await self.intake.close()
+        self.store.close()
+        self.storage.close()
+
+
+def transfer(nonce: int) -> bytes:
+    key = bytes.fromhex("5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a")
+    return sign_transaction(UnsignedTransaction(DEFAULT_CHAIN_ID, nonce, GWEI, 10 * GWEI, 21_000, b"\xee" * 20, 1),
+                            key)
+
+
+def transfer_hash(nonce: int) -> bytes:
+    return keccak256(transfer(nonce))
+
+
+def forget_the_log(path: pathlib.Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        pathlib.Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def status(node: Node, tx_hash: bytes) -> int | None:
+    row = node.store.tx(tx_hash, DEFAULT_CHAIN_ID)
+    return None if row is None else row.status
+
+
+async def test_a_transaction_dropped_then_sent_again_comes_back_after_a_restart_and_is_sealed(
+        tmp_path: pathlib.Path) -> None:
+    raw = transfer(0)
+    node = Node(tmp_path)
+    (tx_hash,) = await node.intake.submit([raw])
+    assert isinstance(tx_hash, bytes)
+    await node.drop(tx_hash, "EXPIRED")
+    assert status(node, tx_hash) == DROPPED and node.intake.pending_entry(tx_hash) is None
+    assert await node.intake.submit([raw]) == [tx_hash]  # sent again: a newer pending log entry
+    await node.close()
+
+    node = Node(tmp_path)
+    assert await node.intake.restore() == []
+    assert node.intake.pending_entry(tx_hash) is not None and len(node.pool) == 1  # not settled by its old drop
+    await node.seal(1, tx_hash)
+    assert status(node, tx_hash) == SEALED
+    await node.close()
+
+    node = Node(tmp_path)
+    assert await node.intake.restore() == []
+    assert node.intake.pending_entry(tx_hash) is None and len(node.pool) == 0  # sealed: settled
+    assert status(node, tx_hash) == SEALED
+    await node.close()
+
+
+async def test_after_a_restart_new_entries_are_numbered_above_every_dropped_one(tmp_path: pathlib.Path) -> None:
+    raw = transfer(0)
+    node = Node(tmp_path)
+    for nonce in (1, 2, 3):  # other entries first: the dropped one's seq is 4
+        await node.intake.submit([transfer(nonce)])
+    (tx_hash,) = await node.intake.submit([raw])
+    assert isinstance(tx_hash, bytes)
+    await node.drop(tx_hash, "EXPIRED")
+    for nonce in (1, 2, 3):
+        await node.drop(transfer_hash(nonce), "EXPIRED")
+    await node.close()
+    # Every log entry's deletion durable (here: the whole log gone): only the store remembers seq 4.
+    forget_the_log(PendingLog.beside(tmp_path / "sequencer.db"))
+
+    node = Node(tmp_path)
+    assert await node.intake.restore() == []
+    assert await node.intake.submit([raw]) == [tx_hash]  # sent again after the restart
+    assert [seq for seq, _ in node.log.entries()] == [5]
+    await node.close()
+
+    node = Node(tmp_path)  # so the next restart sees it pending again, not dropped as seq 4
+    await node.intake.restore()
+    assert node.intake.pending_entry(tx_hash) is not None
+    await node.close()
+

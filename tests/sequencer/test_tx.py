@@ -32,6 +32,7 @@ from services.sequencer._tx import (
     _fields_strict,
     decode_transaction,
     decode_transactions,
+    recipient,
     rlp_bytes,
     rlp_int,
     rlp_list,
@@ -482,3 +483,10 @@ def test_batch_matches_single(raws: list[bytes]) -> None:
             assert isinstance(item, TxRejected) and item.reason == single.reason
         else:
             assert item == single
+
+
+def test_recipient_reads_to_without_recovery() -> None:
+    assert recipient(eth_sign()) == TO
+    creation = UnsignedTransaction(CHAIN, 0, GWEI, 2 * GWEI, 60_000, None).encode_signed(0, 1, 1)
+    assert recipient(creation) is None
+    assert recipient(b"") is None and recipient(b"\x02\xc0") is None and recipient(b"\xf8\x00") is None
