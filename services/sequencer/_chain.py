@@ -124,7 +124,7 @@ class Chain:
             block_hash = header.hash()
 
             def write_genesis(db: sqlite3.Connection) -> None:
-                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), (), rows, (), ())
+                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), 0, rows, (), ())
                 self._store.set_meta(db, "chain_id", str(self._genesis.chain_id))
                 self._store.set_meta(db, "genesis_hash", block_hash.hex())
 
@@ -239,16 +239,12 @@ class Chain:
         changed = {address: accounts[address] for address in touched}  # what the pool is told, below
         new_accounts = [(a, slot, changed[a].nonce, str(changed[a].balance)) for a, slot in slot_of.items()]
         changed_accounts = [(nonce, str(balance), a) for a, (nonce, balance) in changed.items() if a not in slot_of]
-        # The store's only row per transaction: (hash, block, idx), zipped in C (deposits lead the
-        # block, so the signed ones' idx starts after them); the raws go in the block's own row.
-        index_rows = list(zip(signed_hashes, itertools.repeat(header.number), itertools.count(len(minted)),
-                              strict=False))
-        raws = [tx.raw for tx, _ in applied]
+        signed = [tx for tx, _ in applied]  # the store builds their rows on its own thread
         messages = [(r.withdrawal.nonce, r.withdrawal.hash(), r.withdrawal.encode())
                     for _, r in applied if r.withdrawal is not None]
 
         def write_block(db: sqlite3.Connection) -> None:
-            self._store.seal_block(db, header.number, block_hash, header_to_json(header), index_rows, raws,
+            self._store.seal_block(db, header.number, block_hash, header_to_json(header), signed, len(minted),
                                    new_accounts, changed_accounts, messages)
             self._store.settle_forced(db, header.number, settled)
             self._store.settle_deposits(db, header.number, [index for index, *_ in deposits])
@@ -267,7 +263,7 @@ class Chain:
         self._last_sealed = block
         self.on_sealed(signed_hashes)
         dropped = [d for tx_hash, reason in refused for d in self.mempool.drop(tx_hash, reason)]
-        dropped += self.mempool.on_block([tx for tx, _ in applied], changed, self.next_base_fee)
+        dropped += self.mempool.on_block(signed, changed, self.next_base_fee)
         await self._record_drops(dropped)
         return block
 

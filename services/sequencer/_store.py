@@ -11,8 +11,8 @@ chain. Acknowledged transactions not yet sealed are not here but in the pending 
 
 Sealed transactions are written for the least work per transaction, since the writer thread is
 on the sequencer's critical path: one small random insert each (``tx_index``: hash -> block,
-position), and per block one row holding the raw transactions and their hashes (``block_txs``,
-sequential pages). Nothing per transaction is ever rewritten: a sealed transaction's SAFE or
+position), and per block one row holding the raw transactions, their hashes and their senders
+(``block_txs``, sequential pages). Nothing per transaction is ever rewritten: a sealed transaction's SAFE or
 FINALIZED is its block's batch's status (``batches``), and its gas used and price follow from its
 raw bytes and the block's base fee. Dropped transactions, fewer, keep a whole row (``dropped``).
 """
@@ -27,13 +27,13 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import accumulate, chain, groupby, pairwise
+from itertools import accumulate, chain, count, groupby, pairwise, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, NamedTuple, TypeVar
 
 from ._execution import gas_and_price
-from ._tx import decode_transaction, recipient
+from ._tx import Transaction, recipient, sealed_transaction
 
 T = TypeVar("T")
 
@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS tx_index (
 CREATE TABLE IF NOT EXISTS block_txs (  -- one row per block: its signed transactions, in order
     number INTEGER PRIMARY KEY,
     raws BLOB NOT NULL,                -- _encode_raws: O(1) access by position
-    hashes BLOB NOT NULL               -- their 32-byte hashes, concatenated
+    hashes BLOB NOT NULL,              -- their 32-byte hashes, concatenated
+    senders BLOB NOT NULL              -- their 20-byte senders, concatenated (receipts: no recovery)
 );
 -- WITHOUT ROWID as well: one B-tree to insert into. Rows are mostly a transfer's ~200 bytes; a rare
 -- large one spills to overflow pages.
@@ -136,8 +137,6 @@ class DropRow(NamedTuple):
     reason: str
 
 
-#: (hash, block number, idx): a sealed transaction's tx_index row (one is built per transaction).
-IndexRow = tuple[bytes, int, int]
 _HASH: Final = itemgetter(0)
 
 
@@ -217,29 +216,29 @@ class SequencerStore:
 
     @staticmethod
     def seal_block(
-        db: sqlite3.Connection, number: int, block_hash: bytes, header_json: str, txs: Sequence[IndexRow],
-        raws: Sequence[bytes], new_accounts: Sequence[tuple[bytes, int, int, str]],
+        db: sqlite3.Connection, number: int, block_hash: bytes, header_json: str, txs: Sequence[Transaction],
+        first_index: int, new_accounts: Sequence[tuple[bytes, int, int, str]],
         changed_accounts: Sequence[tuple[int, str, bytes]], messages: Iterable[tuple[int, bytes, bytes]],
     ) -> None:
         """The block, its signed transactions, and the account snapshot: all or nothing.
 
-        ``txs``: the tx_index rows (hash, ``number``, idx) of the block's signed transactions, in
-        block order; ``raws``: their raw bytes, in the same order. ``new_accounts``: (address,
-        slot, nonce, balance) of accounts the block created; ``changed_accounts``: (nonce,
-        balance, address) of accounts already on disk (balances in decimal).
+        ``txs``: the block's signed transactions in block order, the first at position
+        ``first_index`` (after the block's deposits). ``new_accounts``: (address, slot, nonce,
+        balance) of accounts the block created; ``changed_accounts``: (nonce, balance, address) of
+        accounts already on disk (balances in decimal). The per-transaction rows are built here,
+        on the writer thread, not by the sealing event loop.
         """
-        if len(raws) != len(txs):
-            raise ValueError(f"{len(txs)} transactions but {len(raws)} raw ones")
         db.execute("INSERT INTO blocks (number, hash, header) VALUES (?, ?, ?)", (number, block_hash, header_json))
-        db.execute("INSERT INTO block_txs (number, raws, hashes) VALUES (?, ?, ?)",
-                   (number, _encode_raws(raws), b"".join(map(_HASH, txs))))
+        hashes = [tx.hash for tx in txs]
+        db.execute("INSERT INTO block_txs (number, raws, hashes, senders) VALUES (?, ?, ?, ?)",
+                   (number, _encode_raws([tx.raw for tx in txs]), b"".join(hashes), b"".join(tx.sender for tx in txs)))
         # In hash order: consecutive inserts then land in the same or the next leaf, still in the
         # page cache, instead of a block's worth of random leaves evicting each other (100k rows in
         # blocks of 4,000: ~7 -> ~3.5 us of writer CPU a row, the sort included). No ON CONFLICT: a
         # hash already sealed would be the same signed transaction (sender and nonce) executed
         # twice; the block fails whole rather than overwrite where it was.
         write_rows(db, "INSERT INTO tx_index (hash, block_number, idx) VALUES ", "(?, ?, ?)", "",
-                   sorted(txs, key=_HASH))
+                   sorted(zip(hashes, repeat(number), count(first_index)), key=_HASH))
         write_rows(db, "INSERT INTO accounts (address, slot, nonce, balance) VALUES ", "(?, ?, ?, ?)",
                    " ON CONFLICT(address) DO UPDATE SET nonce = excluded.nonce, balance = excluded.balance",
                    new_accounts)
@@ -334,8 +333,8 @@ class SequencerStore:
         A sealed one's sender and nonce come from its raw bytes (decoded for ``chain_id``), its gas
         used and price from those and its block's base fee, by the function that charged them
         (gas_and_price), and its status from its block's batch: so sealing writes one small row
-        per transaction, and nothing of it is rewritten later. A receipt pays for that with a
-        sender recovery (~50 us).
+        per transaction, and nothing of it is rewritten later. Its sender is read where the
+        block recorded it, not recovered again.
         """
         reader = self._reader
         row = reader.execute("SELECT t.block_number, t.idx, b.header FROM tx_index AS t "
@@ -349,15 +348,15 @@ class SequencerStore:
             return StoredTx(tx_hash, bytes(raw), bytes(sender), int(nonce), DROPPED, int(seq), None, None, None, None,
                             str(reason))
         number, index = int(row[0]), int(row[1])
-        raw = self._raw_in_block(number, index, tx_hash)
-        tx = decode_transaction(raw, chain_id)
+        raw, sender = self._raw_in_block(number, index, tx_hash)
+        tx = sealed_transaction(raw, sender, tx_hash)
         gas_used, price = gas_and_price(tx, int(json.loads(row[2])["base_fee"]))
         return StoredTx(tx_hash, raw, tx.sender, tx.nonce, self.block_status(number), 0, number, index, gas_used,
                         price, None)
 
-    def _raw_in_block(self, number: int, index: int, tx_hash: bytes) -> bytes:
-        """The raw bytes of ``tx_hash``, ``index``-th in block ``number``: read in place (incremental
-        blob I/O), not whole blobs, which run to megabytes in a full block."""
+    def _raw_in_block(self, number: int, index: int, tx_hash: bytes) -> tuple[bytes, bytes]:
+        """The raw bytes and sender of ``tx_hash``, ``index``-th in block ``number``: read in place
+        (incremental blob I/O), not whole blobs, which run to megabytes in a full block."""
         with self._reader.blobopen("block_txs", "hashes", number, readonly=True) as hashes:
             # Deposits lead a block and are not in block_txs: its position there is ``index`` less
             # the block's deposits. Look from ``index`` down; blocks mostly have none, so the first
@@ -367,8 +366,10 @@ class SequencerStore:
                 position -= 1
         if position < 0:
             raise RuntimeError(f"block {number} lacks transaction 0x{tx_hash.hex()} its index points to")
+        with self._reader.blobopen("block_txs", "senders", number, readonly=True) as senders:
+            sender = _read(senders, 20 * position, 20)
         with self._reader.blobopen("block_txs", "raws", number, readonly=True) as raws:
-            return _raw_at(raws, position)
+            return _raw_at(raws, position), sender
 
     def block_status(self, number: int) -> int:
         """The status of block ``number``'s transactions: SEALED, or what the most advanced batch
@@ -595,15 +596,16 @@ def _migrate_txs(db: sqlite3.Connection) -> None:
     try:
         db.execute(f"INSERT OR IGNORE INTO tx_index (hash, block_number, idx) "
                    f"SELECT hash, block_number, idx FROM txs WHERE {sealed}")
-        rows = db.execute(f"SELECT block_number, hash, raw FROM txs WHERE {sealed} ORDER BY block_number, idx")
+        rows = db.execute(f"SELECT block_number, hash, raw, sender FROM txs WHERE {sealed} "
+                          "ORDER BY block_number, idx")
         for number, group in groupby(rows, key=itemgetter(0)):
             block = list(group)
-            db.execute("INSERT OR IGNORE INTO block_txs (number, raws, hashes) VALUES (?, ?, ?)",
-                       (number, _encode_raws([bytes(raw) for _, _, raw in block]),
-                        b"".join(bytes(h) for _, h, _ in block)))
+            db.execute("INSERT OR IGNORE INTO block_txs (number, raws, hashes, senders) VALUES (?, ?, ?, ?)",
+                       (number, _encode_raws([bytes(raw) for _, _, raw, _ in block]),
+                        b"".join(bytes(h) for _, h, _, _ in block), b"".join(bytes(a) for *_, a in block)))
         # Blocks without a signed transaction get their (empty) row too: one row per block.
-        db.execute("INSERT OR IGNORE INTO block_txs (number, raws, hashes) SELECT number, ?, x'' FROM blocks",
-                   (_encode_raws(()),))
+        db.execute("INSERT OR IGNORE INTO block_txs (number, raws, hashes, senders) "
+                   "SELECT number, ?, x'', x'' FROM blocks", (_encode_raws(()),))
         db.execute("INSERT OR IGNORE INTO dropped (hash, raw, sender, nonce, seq, reason) "
                    f"SELECT hash, raw, sender, nonce, seq, COALESCE(drop_reason, '') FROM txs WHERE status = {DROPPED}")
         # Every seq it held, PENDING ones included: the intake numbers new entries above them

@@ -303,6 +303,12 @@ _UNRECOVERED = TxRejected(Reason.INVALID_SIGNATURE, "not recovered")
 _new_transaction = tuple.__new__
 
 
+def sealed_transaction(raw: bytes, sender: bytes, tx_hash: bytes) -> Transaction:
+    """A transaction this node validated and sealed, rebuilt from its raw bytes and the sender its
+    block recorded, without recovering the signature again (receipts)."""
+    return _new_transaction(Transaction, (*_fields_strict(raw, len(raw))[:12], sender, tx_hash, raw))
+
+
 def recipient(raw: bytes) -> bytes | None:
     """The ``to`` of a raw transaction, read without recovering its sender (for receipts); None
     for a contract creation, or for bytes that do not decode."""

@@ -59,7 +59,7 @@ class Node:
         assert tx is not None
         header = json.dumps({"base_fee": str(GWEI)})
         await self.store.run(lambda db: self.store.seal_block(db, number, bytes([number]) * 32, header,
-                                                              [(tx.hash, number, 0)], [tx.raw], (), (), ()))
+                                                              [tx], 0, (), (), ()))
         self.intake.sealed([tx.hash])
 
     async def close(self) -> None:
