@@ -56,6 +56,7 @@ async def _register(ctx: WorkerContext) -> None:
     chain.origins = intake.accepted_in.get
     chain.on_sealed = intake.sealed
     chain.on_dropped = intake.record_drops
+    chain.on_repool = intake.repool
     restored = await intake.restore()
     ctx.logger.info("chain opened", extra={"head": chain.head.number, "pending": len(chain.mempool),
                                            "dropped_on_restore": len(restored)})

@@ -10,8 +10,9 @@ portal. The L1 origin follows L1's safe head, so the delay is bounded by the con
 
 The in-memory state always equals the durable snapshot of the head block, except during a
 seal: execution mutates it before the block is written. If the write fails, the state is
-reloaded from disk (the block never happened) and the error propagates, so the producer loop
-restarts from a consistent state.
+reloaded from disk (the block never happened) with an empty pool, and the error propagates, so
+the producer loop restarts from a consistent state; before the next block the intake puts back
+every transaction it acknowledged and has not seen sealed (``on_repool``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def _nobody_told(tx_hashes: Iterable[bytes]) -> None:
 
 
 async def _nobody_records(dropped: Sequence[tuple[bytes, str]]) -> None:
+    return None
+
+
+async def _nothing_to_repool() -> None:
     return None
 
 
@@ -102,6 +107,10 @@ class Chain:
         self.on_sealed: Callable[[Iterable[bytes]], None] = _nobody_told
         #: Records (hash, reason) of what the pool let go, so their receipts say DROPPED (the intake).
         self.on_dropped: Callable[[Sequence[tuple[bytes, str]]], Awaitable[None]] = _nobody_records
+        #: Told (before the next block) that the pool was replaced by an empty one after a failed
+        #: block write: the intake puts back what it acknowledged and has not seen sealed.
+        self.on_repool: Callable[[], Awaitable[object]] = _nothing_to_repool
+        self._repool_due = False
         self.mempool: Mempool = mempool_factory(self.state, self.next_base_fee)
         self._slots = 0  # accounts in the durable snapshot: the next new account's slot
         #: The newest block this process sealed (durable): followers read it from here.
@@ -169,6 +178,9 @@ class Chain:
     async def seal(self, now: float | None = None) -> SealedBlock | None:
         """Seal one block from the pending pool; None if nothing was executable."""
         async with self._seal_lock:
+            if self._repool_due:
+                self._repool_due = False
+                await self.on_repool()
             base_fee = self.next_base_fee
             deposits = self._store.deposits_due(self.l1_origin[0])
             forced = self._store.forced_due(self.l1_origin[0])
@@ -252,7 +264,8 @@ class Chain:
         try:
             await self._store.run(write_block)
         except BaseException:
-            self._load()  # the block never happened: back to the durable head
+            self._load()  # the block never happened: back to the durable head, an empty pool
+            self._repool_due = True
             raise
         self._slots = len(state.accounts)
         self.head = header

@@ -14,11 +14,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 
 from opentelemetry import trace
 
 from ._keccak import keccak256
 from ._mempool import Mempool, MempoolRejected
+from ._mempool import Reason as PoolReason
 from ._pending_log import Entry, PendingLog
 from ._store import DROPPED, DropRow, SequencerStore
 from ._tx import Transaction, TxRejected, decode_transactions
@@ -44,6 +46,7 @@ class Refusal:
 Outcome = bytes | Refusal
 #: The current pool (the chain replaces it when it reloads its state).
 PoolFn = Callable[[], Mempool]
+_SEQ = itemgetter(0)
 
 
 class SpanMemory:
@@ -186,8 +189,7 @@ class Intake:
         if not entries:
             return []
         decoded = decode_transactions([raw for _, raw in entries], self._chain_id)
-        txs: list[tuple[int, Transaction]] = []
-        refused: list[tuple[bytes, str]] = []
+        txs: list[Transaction] = []
         settled = self._store.settled([d.hash for d in decoded if isinstance(d, Transaction)])
         done: list[int] = []
         unreadable: list[DropRow] = []
@@ -205,14 +207,27 @@ class Intake:
                 done.append(seq)
                 continue
             self._logged[item.hash] = (seq, item)
-            txs.append((seq, item))
+            txs.append(item)
         if unreadable:
             await self._store.run(functools.partial(self._store.drop, dropped=unreadable))
             done += [row.seq for row in unreadable]
         self._log.forget(done)
-        results = self._pool().add_many([tx for _, tx in txs], time.monotonic())
-        refused += [(tx.hash, r.reason) for (_, tx), r in zip(txs, results, strict=True)
-                    if isinstance(r, MempoolRejected)]
+        return await self._pool_again(txs)
+
+    async def repool(self) -> list[tuple[bytes, str]]:
+        """The chain replaced its pool with an empty one (a block write failed and it went back to
+        the durable head): put every logged transaction back, in arrival order, as after a restart
+        but from memory. Without this they would wait, acknowledged and durable, for a restart."""
+        entries = sorted(self._logged.values(), key=_SEQ)
+        return await self._pool_again([tx for _, tx in entries])
+
+    async def _pool_again(self, txs: Sequence[Transaction]) -> list[tuple[bytes, str]]:
+        """Add logged transactions (arrival order) to the pool; those the rules now refuse (e.g. a
+        replacement that lost) are dropped and returned. One the pool already holds (sent again
+        meanwhile) stays."""
+        results = self._pool().add_many(txs, time.monotonic())
+        refused: list[tuple[bytes, str]] = [(tx.hash, r.reason) for tx, r in zip(txs, results, strict=True)
+                   if isinstance(r, MempoolRejected) and r.reason != PoolReason.ALREADY_KNOWN]
         if refused:
             await self.record_drops(refused)
         return refused
