@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS blocks (
 );
 -- One row per sealed signed transaction: the only per-transaction write of a block. WITHOUT ROWID:
 -- the hash is the key itself, one B-tree instead of a rowid table plus its hash index. Its keys are
--- random, so once it outgrows the page cache each insert dirties a leaf page of its own (writer CPU
+-- random, so once it outgrows the page cache each insert dirties a leaf page of its own (sequencer CPU
 -- 75-80 -> 92-99 us a transaction from 100k to 1M rows, bench/RESULTS.md); a tiered index (a small
 -- recent table merged into larger sorted runs) is what would bound that.
 CREATE TABLE IF NOT EXISTS tx_index (
