@@ -178,7 +178,7 @@ class Batcher:
                 break
             h = block.header
             candidate = [*blocks, BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
-                                             tuple(self._store.block_raw_txs(number)))]
+                                             tuple(self._store.block_batch_txs(number)))]
             encoded = encode_batch(candidate)
             if blocks and len(encoded) > self._settings.max_bytes:
                 break

@@ -110,6 +110,7 @@ CREATE TABLE IF NOT EXISTS forced (     -- the inbox's forced-inclusion queue, a
     block_number INTEGER,
     note TEXT
 );
+CREATE INDEX IF NOT EXISTS forced_by_block ON forced (block_number) WHERE block_number IS NOT NULL;
 CREATE TABLE IF NOT EXISTS deposits (   -- deposits from the L1 portal, as seen at safe depth
     portal_index INTEGER PRIMARY KEY,
     source_hash BLOB NOT NULL UNIQUE,
@@ -436,6 +437,16 @@ class SequencerStore:
         """Block ``number``'s signed transactions, raw, in order."""
         row = self._reader.execute("SELECT raws FROM block_txs WHERE number = ?", (number,)).fetchone()
         return [] if row is None else _decode_raws(bytes(row[0]))
+
+    def block_batch_txs(self, number: int) -> list[bytes]:
+        """What block ``number``'s batch carries: its signed transactions without the forced ones.
+
+        Forced transactions lead their block (the chain applies them first) and derivation takes
+        them from the inbox's own queue, so a copy in the batch would only cost calldata (and be
+        skipped by the nonce rule)."""
+        (forced,) = self._reader.execute(f"SELECT COUNT(*) FROM forced WHERE block_number = ? "
+                                         f"AND state = {FORCED_INCLUDED}", (number,)).fetchone()
+        return self.block_raw_txs(number)[int(forced):]
 
     def batch_of_block(self, number: int) -> BatchRow | None:
         row = self._reader.execute(

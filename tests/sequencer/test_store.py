@@ -20,6 +20,8 @@ from services.sequencer._rules import DEFAULT_CHAIN_ID
 from services.sequencer._store import (
     DROPPED,
     FINALIZED,
+    FORCED_INCLUDED,
+    FORCED_SKIPPED,
     PENDING,
     SAFE,
     SEALED,
@@ -324,3 +326,15 @@ def test_a_legacy_database_without_pending_rows_loses_its_txs_table_at_once(tmp_
         assert store.max_seq() == 40
         seal(store, 4, TXS[4:6])  # and the chain goes on
         assert store.block_raw_txs(4) == [TXS[4].raw, TXS[5].raw]
+
+
+def test_a_batch_carries_a_block_s_transactions_without_its_forced_ones(store: SequencerStore) -> None:
+    write(store, lambda db: store.record_forced(db, [(0, TXS[0].raw, 5), (1, b"\x02 garbage", 5), (2, TXS[1].raw, 6)]))
+    seal(store, 1, TXS[:3])  # forced ones lead the block: 0 and 2 were included, 1 skipped
+    write(store, lambda db: store.settle_forced(db, 1, [(0, FORCED_INCLUDED, "0x" + TXS[0].hash.hex()),
+                                                        (1, FORCED_SKIPPED, "MALFORMED_RLP"),
+                                                        (2, FORCED_INCLUDED, "0x" + TXS[1].hash.hex())]))
+    seal(store, 2, TXS[3:4])
+    assert store.block_raw_txs(1) == [tx.raw for tx in TXS[:3]]
+    assert store.block_batch_txs(1) == [TXS[2].raw] and store.block_batch_txs(2) == [TXS[3].raw]
+    assert store.block_batch_txs(3) == []
