@@ -226,8 +226,9 @@ class Intake:
         replacement that lost) are dropped and returned. One the pool already holds (sent again
         meanwhile) stays."""
         results = self._pool().add_many(txs, time.monotonic())
-        refused: list[tuple[bytes, str]] = [(tx.hash, r.reason) for tx, r in zip(txs, results, strict=True)
-                   if isinstance(r, MempoolRejected) and r.reason != PoolReason.ALREADY_KNOWN]
+        refused: list[tuple[bytes, str]] = [
+            (tx.hash, r.reason) for tx, r in zip(txs, results, strict=True)
+            if isinstance(r, MempoolRejected) and r.reason != PoolReason.ALREADY_KNOWN]
         if refused:
             await self.record_drops(refused)
         return refused
