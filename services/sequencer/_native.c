@@ -27,6 +27,14 @@
 #include <stdint.h>
 #include <string.h>
 
+/* An int as n big-endian unsigned bytes (OverflowError if negative or wider). CPython 3.13 added a
+ * with_exceptions argument to the private function; 3.11 and 3.12 take five. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define INT_TO_BYTES(v, bytes, n) _PyLong_AsByteArray((PyLongObject *)(v), (bytes), (n), 0, 0, 1)
+#else
+#define INT_TO_BYTES(v, bytes, n) _PyLong_AsByteArray((PyLongObject *)(v), (bytes), (n), 0, 0)
+#endif
+
 /* ---- keccak-256 (the original Keccak padding, as Ethereum uses; not SHA3-256) ---------- */
 
 #define KECCAK_RATE 136 /* bytes: 1600 - 2 * 256 bits */
@@ -511,8 +519,8 @@ static PyObject *native_account_leaves(PyObject *self, PyObject *args) {
         uint8_t *leaf = inputs + (size_t)k * LEAF_SIZE;
         memcpy(leaf, PyBytes_AS_STRING(address), 20);
         /* nonce: uint64, balance: uint256, both big-endian; a negative or wider value is an error */
-        if (_PyLong_AsByteArray((PyLongObject *)PyTuple_GET_ITEM(account, 0), leaf + 20, 8, 0, 0) < 0 ||
-            _PyLong_AsByteArray((PyLongObject *)PyTuple_GET_ITEM(account, 1), leaf + 28, 32, 0, 0) < 0)
+        if (INT_TO_BYTES(PyTuple_GET_ITEM(account, 0), leaf + 20, 8) < 0 ||
+            INT_TO_BYTES(PyTuple_GET_ITEM(account, 1), leaf + 28, 32) < 0)
             goto done;
         memcpy(leaf + 60, PyBytes_AS_STRING(next), 20);
     }
@@ -676,7 +684,7 @@ static PyObject *native_decode_common(PyObject *self, PyObject *args) {
     uint8_t word[32];
     size_t chain_id_length = 0;
     const uint8_t *chain_id_bytes = word;
-    int representable = Py_SIZE(chain_id) >= 0 && _PyLong_AsByteArray((PyLongObject *)chain_id, word, 32, 0, 0) == 0;
+    int representable = INT_TO_BYTES(chain_id, word, 32) == 0; /* negative or wider: OverflowError */
     if (representable) {
         chain_id_bytes = minimal(word, &chain_id_length);
     } else {
