@@ -128,6 +128,9 @@ class Batcher:
         self._follower_config = follower_config
         self._start_block = start_block
         self._in_flight_upto = 0
+        #: The last batch was full (cut at max_bytes) and blocks wait behind it: post again without
+        #: waiting for the interval, so posting keeps up with a sequencer that fills batches faster.
+        self._backlog = False
         # A reorg that drops our batch transactions leaves the sender's local nonce ahead of L1.
         self._resync_nonce = False
         self.batches_sent = 0
@@ -137,10 +140,12 @@ class Batcher:
     async def run_poster(self) -> None:
         while True:
             await self.post_once()
-            await asyncio.sleep(self._settings.interval_s)
+            if not self._backlog:  # a batch cut at max_bytes left blocks behind: they go at once
+                await asyncio.sleep(self._settings.interval_s)
 
     async def post_once(self) -> bytes | None:
         """Send the next batch if there are unposted blocks; the L1 tx hash, or None."""
+        self._backlog = False
         first = max(self._store.posted_upto(), self._in_flight_upto) + 1
         last = self._chain.head.number
         if first > last:
@@ -165,6 +170,7 @@ class Batcher:
                 return None
             span.set_attribute("l1.block", receipt.block_number)
         self.batches_sent += 1
+        self._backlog = blocks[-1].number < last
         _log.info("batch posted", extra={"first": blocks[0].number, "last": blocks[-1].number, "bytes": len(data),
                                          "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
         return receipt.tx_hash

@@ -1,15 +1,21 @@
 """Block production in one process: the real chain, intake, store and pending log of a sequencer,
-driven without gRPC, for what a worker-level test cannot arrange (a block write that fails)."""
+driven without gRPC, for what a worker-level test cannot arrange (a block write that fails, a
+poster with blocks already waiting)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import pathlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from l2node.node.deploy import DEVNET_BATCHER, DEVNET_BATCHER_KEY, DEVNET_DEPLOYER_KEY, deploy_contracts
+from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, TxSender
 from services.runtime._storage import Storage
+from services.sequencer._batcher import Batcher, BatcherSettings
 from services.sequencer._chain import Chain
 from services.sequencer._execution import State
 from services.sequencer._genesis import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, devnet_genesis
@@ -19,6 +25,7 @@ from services.sequencer._pending_log import PendingLog
 from services.sequencer._rules import DEFAULT_CHAIN_ID
 from services.sequencer._store import SEALED, SequencerStore
 from services.sequencer._tx import UnsignedTransaction, sign_transaction
+from tests.l1.anvil import Anvil
 
 GWEI = 10**9
 
@@ -113,3 +120,43 @@ async def test_a_transaction_sent_again_while_its_block_failed_is_not_dropped(se
     assert block is not None and block.tx_hashes == (tx_hash,)
     stored = sequencer.store.tx(tx_hash, DEFAULT_CHAIN_ID)
     assert stored is not None and stored.status == SEALED
+
+
+# -- the batch poster over a real anvil ------------------------------------------------------
+
+
+@pytest.fixture
+def anvil() -> Iterator[Anvil]:
+    node = Anvil()
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+async def test_a_full_batch_is_followed_at_once_not_after_the_interval(
+        sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path) -> None:
+    """Blocks worth several batches wait: the poster sends them back to back. With an interval of an
+    hour, a poster that slept after each batch would send one and stop there."""
+    deployed = await deploy_contracts(anvil.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path / "l1-data")
+    for sender in range(4):  # four blocks of ~1.5 KB of transfers each
+        await sequencer.intake.submit([transfer(sender, nonce) for nonce in range(16)])
+        assert await sequencer.chain.seal() is not None
+    async with L1Client(anvil.url) as client:
+        batcher = Batcher(
+            sequencer.store, sequencer.chain, client,
+            await TxSender.create(client, LocalSigner(bytes.fromhex(DEVNET_BATCHER_KEY.removeprefix("0x")))),
+            Contract(Artifact.load("BatchInbox"), deployed.batch_inbox),
+            Contract(Artifact.load("DepositPortal"), deployed.deposit_portal),
+            BatcherSettings(interval_s=3600, max_bytes=2_000), FollowerConfig(), deployed.block_number)
+        poster = asyncio.create_task(batcher.run_poster())
+        try:
+            async with asyncio.timeout(60):  # a bound against hanging; each post is one anvil round trip
+                while batcher.batches_sent < 4:  # noqa: ASYNC110 - polls a counter the poster task moves
+                    await asyncio.sleep(0.05)
+        finally:
+            poster.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poster
+    assert batcher.batches_sent == 4  # one block each: two would exceed max_bytes
