@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import pathlib
@@ -22,7 +23,7 @@ from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigne
 from services.runtime import WorkerContext, WorkerDefinition
 from supervisor import ChildSpec, TaskStatus, task
 
-from ._batcher import Batcher, BatcherSettings
+from ._batcher import Batcher, BatcherSettings, block_room
 from ._chain import Chain
 from ._execution import State
 from ._genesis import devnet_genesis, load_genesis
@@ -64,6 +65,7 @@ async def _register(ctx: WorkerContext) -> None:
     l1 = settings.l1_settings()
     if l1.enabled:
         ctx.state["batcher"] = await _batcher(ctx, l1, store, chain)
+        chain.block_room = functools.partial(block_room, l1.max_batch_data)
     else:
         ctx.logger.warning("no L1 batcher configured: blocks are sealed but never posted (no SAFE/FINALIZED)")
     servicer = SequencerServicer(chain, intake, store, settings.chain_id, settings.max_batch)

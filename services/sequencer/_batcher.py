@@ -40,8 +40,9 @@ from services.l1 import Contract, FollowerConfig, L1Client, L1Error, Log, LogFol
 from ._batch_input import batch_leaves, input_root
 from ._chain import Chain
 from ._execution import Deposit
+from ._settings import BATCH_FRAMING
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
-from ._tx import rlp_bytes, rlp_int, rlp_list
+from ._tx import Transaction, rlp_bytes, rlp_int, rlp_list
 
 BATCH_VERSION: Final = 0
 _log = logging.getLogger("l2node.sequencer.batcher")
@@ -68,6 +69,30 @@ def encode_batch(blocks: Sequence[BatchBlock]) -> bytes:
         for b in blocks
     ]
     return bytes([BATCH_VERSION]) + zlib.compress(rlp_list(items), 6)
+
+
+def block_room(max_data: int, number: int, timestamp: int, origin_number: int, origin_hash: bytes,
+               txs: Sequence[Transaction]) -> int:
+    """How many of ``txs`` (a prefix) block ``number`` can carry so that a batch of it alone stays
+    within ``max_data`` bytes: every block must be postable in one L1 transaction, whatever it holds
+    (the gas limit alone allows ~1.9 MB of calldata a block)."""
+    raws = tuple(tx.raw for tx in txs)
+    # Under this bound nothing needs compressing: zlib never grows data by more than its framing,
+    # and an RLP string header is at most 4 bytes here.
+    if sum(map(len, raws)) + 4 * len(raws) + BATCH_FRAMING <= max_data:
+        return len(raws)
+
+    def fits(count: int) -> bool:
+        block = BatchBlock(number, timestamp, origin_number, origin_hash, raws[:count])
+        return len(encode_batch([block])) <= max_data
+
+    if fits(len(raws)):  # transfers compress to ~60%: one compression, then done
+        return len(raws)
+    low, high = 0, len(raws)  # fits(low), not fits(high): the encoded size grows with the prefix
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
 
 
 def batch_input_root(blocks: Sequence[BatchBlock]) -> bytes:

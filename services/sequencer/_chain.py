@@ -111,6 +111,10 @@ class Chain:
         #: block write: the intake puts back what it acknowledged and has not seen sealed.
         self.on_repool: Callable[[], Awaitable[object]] = _nothing_to_repool
         self._repool_due = False
+        #: How many of a block's selected transactions (a prefix) its batch can carry and still be
+        #: posted in one L1 transaction: (number, timestamp, L1 origin number and hash, txs) -> count.
+        #: The rest stay pooled for the next block. None: no batcher, no bound.
+        self.block_room: Callable[[int, int, int, bytes, Sequence[Transaction]], int] | None = None
         self.mempool: Mempool = mempool_factory(self.state, self.next_base_fee)
         self._slots = 0  # accounts in the durable snapshot: the next new account's slot
         #: The newest block this process sealed (durable): followers read it from here.
@@ -203,6 +207,8 @@ class Chain:
         parent = self.head
         env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
                        gas_limit=parent.gas_limit)
+        if self.block_room is not None and txs:
+            txs = txs[: self.block_room(env.number, env.timestamp, *self.l1_origin, txs)]
         state = self.state
         known_accounts = len(state.accounts)
         applied: list[tuple[Transaction, TxResult]] = []

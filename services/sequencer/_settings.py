@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from services.runtime import settings_from
@@ -14,6 +14,15 @@ from ._rules import DEFAULT_CHAIN_ID
 #: Most transactions one SendRawTransactions call may carry: bigger batches should be split
 #: (the response must stay well under gRPC's 4 MiB default message size).
 DEFAULT_MAX_BATCH: Final = 4096
+#: The largest transaction an L1 node accepts (geth's txpool: txMaxSize, 128 KiB). A block whose
+#: batch could not be posted in one would hold SAFE back for good, so no block outgrows it.
+L1_MAX_TX_BYTES: Final = 128 * 1024
+#: What an L1 transaction adds around a batch's data, at most: appendBatch's selector and ABI head
+#: (100 bytes) and padding (31), the signed EIP-1559 envelope (~120), rounded up.
+L1_TX_OVERHEAD: Final = 512
+#: What a batch of one block adds around its transactions' bytes, at most: the version byte, the
+#: block's RLP fields and list headers (~90), zlib's framing of incompressible data (~16 for 128 KiB).
+BATCH_FRAMING: Final = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,8 @@ class L1Settings:
     batch_interval_s: float = 1.0
     #: ... or as soon as a batch would be this large (compressed, bytes; L1 txs cap near 128 KiB).
     batch_max_bytes: int = 100_000
+    #: The largest transaction the L1 accepts (bytes): every block's batch fits one.
+    max_tx_bytes: int = L1_MAX_TX_BYTES
     #: L1 blocks on top of a batch's before its transactions count as SAFE.
     confirmation_depth: int = 4
     #: How often the inbox follower asks L1 for news (seconds).
@@ -37,6 +48,16 @@ class L1Settings:
     @property
     def enabled(self) -> bool:
         return bool(self.rpc and self.contracts and self.batcher_key_file)
+
+    @property
+    def max_batch_data(self) -> int:
+        """The most batch data (appendBatch's bytes) one L1 transaction carries."""
+        return self.max_tx_bytes - L1_TX_OVERHEAD
+
+    @property
+    def max_l2_tx(self) -> int:
+        """The largest L2 transaction a block can carry and still be posted (alone) in one L1 one."""
+        return self.max_batch_data - BATCH_FRAMING
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +85,16 @@ class SequencerSettings:
             raise ValueError(f"l1 settings: {exc}") from None
 
     def mempool_config(self) -> MempoolConfig:
+        """The pool's limits; with a batcher, no transaction larger than one L1 transaction can post
+        (the pool refuses it OVERSIZED, rather than hold it forever)."""
         try:
-            return MempoolConfig(**self.mempool)
+            config = MempoolConfig(**self.mempool)
         except TypeError as exc:
             raise ValueError(f"mempool settings: {exc}") from None
+        l1 = self.l1_settings()
+        if l1.enabled and config.max_tx_size > l1.max_l2_tx:
+            config = replace(config, max_tx_size=l1.max_l2_tx)
+        return config
 
     def __post_init__(self) -> None:
         if self.ordering not in ("fee", "fcfs"):
@@ -76,8 +103,13 @@ class SequencerSettings:
             raise ValueError(f"block_time_s {self.block_time_s} must be in (0, 60]")
         if self.max_block_txs < 1 or self.max_batch < 1:
             raise ValueError("max_block_txs and max_batch must be at least 1")
+        l1 = self.l1_settings()
+        if l1.enabled and l1.max_l2_tx < 1024:
+            raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes} leaves no room for a batch")
+        if l1.enabled and l1.batch_max_bytes > l1.max_batch_data:
+            raise ValueError(f"l1.batch_max_bytes {l1.batch_max_bytes} exceeds what one L1 transaction carries "
+                             f"({l1.max_batch_data} of l1.max_tx_bytes {l1.max_tx_bytes})")
         self.mempool_config()  # fail at start, with the reason, not at the first transaction
-        self.l1_settings()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SequencerSettings:

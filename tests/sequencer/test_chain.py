@@ -1,12 +1,14 @@
 """Block production in one process: the real chain, intake, store and pending log of a sequencer,
 driven without gRPC, for what a worker-level test cannot arrange (a block write that fails, a
-poster with blocks already waiting)."""
+poster with blocks already waiting, blocks of exactly measured size)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import pathlib
+import random
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,16 +17,17 @@ import pytest
 from l2node.node.deploy import DEVNET_BATCHER, DEVNET_BATCHER_KEY, DEVNET_DEPLOYER_KEY, deploy_contracts
 from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, TxSender
 from services.runtime._storage import Storage
-from services.sequencer._batcher import Batcher, BatcherSettings
-from services.sequencer._chain import Chain
+from services.sequencer._batcher import BatchBlock, Batcher, BatcherSettings, block_room, encode_batch
+from services.sequencer._chain import Chain, SealedBlock
 from services.sequencer._execution import State
 from services.sequencer._genesis import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, devnet_genesis
 from services.sequencer._intake import Intake
 from services.sequencer._mempool import Mempool, MempoolConfig
 from services.sequencer._pending_log import PendingLog
-from services.sequencer._rules import DEFAULT_CHAIN_ID
+from services.sequencer._rules import DEFAULT_CHAIN_ID, MAX_TX_SIZE
+from services.sequencer._settings import L1Settings, SequencerSettings
 from services.sequencer._store import SEALED, SequencerStore
-from services.sequencer._tx import UnsignedTransaction, sign_transaction
+from services.sequencer._tx import UnsignedTransaction, decode_transaction, sign_transaction
 from tests.l1.anvil import Anvil
 
 GWEI = 10**9
@@ -160,3 +163,55 @@ async def test_a_full_batch_is_followed_at_once_not_after_the_interval(
             with contextlib.suppress(asyncio.CancelledError):
                 await poster
     assert batcher.batches_sent == 4  # one block each: two would exceed max_bytes
+
+
+# -- every block's batch fits one L1 transaction ------------------------------------------------
+
+
+def data_transfer(sender: int, nonce: int, data: bytes) -> bytes:
+    fields = UnsignedTransaction(DEFAULT_CHAIN_ID, nonce, GWEI, 10 * GWEI, 21_000 + 16 * len(data), DEV_ACCOUNTS[9],
+                                 1, data)
+    return sign_transaction(fields, DEV_PRIVATE_KEYS[sender])
+
+
+def batch_of(store: SequencerStore, block: SealedBlock) -> bytes:
+    h = block.header
+    return encode_batch([BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
+                                    tuple(store.block_batch_txs(h.number)))])
+
+
+async def test_a_block_carries_no_more_than_one_l1_transaction_can_post(sequencer: Sequencer) -> None:
+    limit = L1Settings().max_batch_data
+    sequencer.chain.block_room = functools.partial(block_room, limit)  # as the worker sets it with a batcher
+    raws = [data_transfer(0, nonce, random.randbytes(40_000)) for nonce in range(5)]  # incompressible
+    assert all(isinstance(o, bytes) for o in await sequencer.intake.submit(raws))
+    first = await sequencer.chain.seal()
+    second = await sequencer.chain.seal()
+    assert first is not None and second is not None
+    assert (len(first.tx_hashes), len(second.tx_hashes)) == (3, 2)  # 4 x 40 KB would not post
+    assert all(len(batch_of(sequencer.store, b)) <= limit for b in (first, second))
+    zeros = [data_transfer(1, nonce, bytes(40_000)) for nonce in range(5)]  # 200 KB raw, compressed ~1 KB
+    assert all(isinstance(o, bytes) for o in await sequencer.intake.submit(zeros))
+    block = await sequencer.chain.seal()
+    assert block is not None and len(block.tx_hashes) == len(zeros)
+    many = [transfer(sender, nonce) for sender in range(2, 9) for nonce in range(16)]  # transfers: under the bound
+    assert all(isinstance(o, bytes) for o in await sequencer.intake.submit(many))
+    block = await sequencer.chain.seal()
+    assert block is not None and len(block.tx_hashes) == len(many)
+
+
+def test_with_a_batcher_the_pool_refuses_what_no_l1_transaction_can_carry(tmp_path: pathlib.Path) -> None:
+    l1 = {"rpc": "http://127.0.0.1:1", "contracts": "contracts.json", "batcher_key_file": "batcher.key"}
+    limits = L1Settings(**l1)
+    assert SequencerSettings.from_mapping({}).mempool_config().max_tx_size == MAX_TX_SIZE  # no batcher: no bound
+    assert SequencerSettings.from_mapping({"l1": l1}).mempool_config().max_tx_size == limits.max_l2_tx < MAX_TX_SIZE
+    with pytest.raises(ValueError, match="batch_max_bytes"):
+        SequencerSettings.from_mapping({"l1": {**l1, "batch_max_bytes": limits.max_batch_data + 1}})
+    # the largest transaction the pool lets in posts alone, incompressible as it may be
+    probe = data_transfer(0, 0, bytes(100_000))
+    overhead = len(probe) - 100_000
+    largest = data_transfer(0, 0, random.randbytes(limits.max_l2_tx - overhead))
+    assert len(largest) == limits.max_l2_tx
+    tx = decode_transaction(largest, DEFAULT_CHAIN_ID)
+    assert block_room(limits.max_batch_data, 2**40, 2**40, 2**40, bytes(32), [tx]) == 1
+    assert len(encode_batch([BatchBlock(2**40, 2**40, 2**40, bytes(32), (largest,))])) <= limits.max_batch_data
