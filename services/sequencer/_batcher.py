@@ -101,6 +101,10 @@ def batch_input_root(blocks: Sequence[BatchBlock]) -> bytes:
                                     for b in blocks]))
 
 
+#: Bytes of each signed transaction no compression removes: its signature's r and s, 64 random
+#: bytes, less a margin. A lower bound on what a block adds to a batch.
+_INCOMPRESSIBLE: Final = 56
+
 #: A batch never inflates beyond this: a zlib bomb in calldata must not take the follower down.
 MAX_DECOMPRESSED: Final = 64 * 1024 * 1024
 
@@ -201,17 +205,25 @@ class Batcher:
         return receipt.tx_hash
 
     def _pack(self, first: int, last: int) -> tuple[list[BatchBlock], bytes]:
+        """The blocks from ``first`` on that one batch holds (at least one), and its data. Runs on the
+        event loop: each compression of a full batch costs ~5 ms, so none is spent on a block that
+        certainly does not fit."""
         blocks: list[BatchBlock] = []
         data = b""
+        max_bytes = self._settings.max_bytes
         for number in range(first, last + 1):
+            if blocks and len(data) >= max_bytes:
+                break
             block = self._chain.block(number)
             if block is None:
                 break
             h = block.header
-            candidate = [*blocks, BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
-                                             tuple(self._store.block_batch_txs(number)))]
+            txs = tuple(self._store.block_batch_txs(number))
+            if blocks and len(data) + _INCOMPRESSIBLE * len(txs) > max_bytes:
+                break
+            candidate = [*blocks, BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash, txs)]
             encoded = encode_batch(candidate)
-            if blocks and len(encoded) > self._settings.max_bytes:
+            if blocks and len(encoded) > max_bytes:
                 break
             blocks, data = candidate, encoded
         return blocks, data
