@@ -5,7 +5,9 @@ into the inbox's forced queue) in L1 block F is applied in the first L2 block wh
 is at least F. A block begins with its due deposits (portal order; they cannot fail), then
 its due forced transactions (queue order), then the mempool's selection. A forced
 transaction the rules refuse (bad encoding, nonce, funds) is skipped for good; only a full
-block defers it to the next one. Deposits are not in batches: derivation reads them from the
+block defers it to the next one. Of the pool's selection, made before the forced ones ran, one
+whose nonce a forced transaction took is dropped; one that no longer fits (gas left, funds) waits
+in the pool for the next block, and so do its sender's later ones. Deposits are not in batches: derivation reads them from the
 portal. The L1 origin follows L1's safe head, so the delay is bounded by the confirmation depth.
 
 The in-memory state always equals the durable snapshot of the head block, except during a
@@ -231,13 +233,17 @@ class Chain:
             applied.append((tx, result))
             settled.append((index, FORCED_INCLUDED, "0x" + tx.hash.hex()))
         included = {tx.hash for tx, _ in applied}
+        stalled: set[bytes] = set()  # senders whose run stopped short in this block
         for tx in txs:
-            if tx.hash in included:
-                continue  # also sent to the pool, already in as a forced transaction
+            if tx.hash in included or tx.sender in stalled:
+                continue  # in already as a forced transaction; or behind one of its sender's that waits
             try:
                 result = apply_transaction(state, tx, env, gas)
-            except TxRejected as e:  # the pool's view was stale; the rules decide
-                refused.append((tx.hash, e.reason))
+            except TxRejected as e:  # the pool's view was stale (forced transactions ran first)
+                if e.reason == Reason.NONCE_TOO_LOW:  # its nonce is taken: it can never apply
+                    refused.append((tx.hash, e.reason))
+                else:  # no gas left, or funds spent: it waits, pooled, with its sender's later ones
+                    stalled.add(tx.sender)
                 continue
             gas += result.gas_used
             applied.append((tx, result))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import pathlib
 import random
@@ -20,13 +21,14 @@ from services.runtime._storage import Storage
 from services.sequencer._batcher import BatchBlock, Batcher, BatcherSettings, block_room, encode_batch
 from services.sequencer._chain import Chain, SealedBlock
 from services.sequencer._execution import State
-from services.sequencer._genesis import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, devnet_genesis
+from services.sequencer._genesis import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, Genesis, devnet_genesis
 from services.sequencer._intake import Intake
+from services.sequencer._keccak import keccak256
 from services.sequencer._mempool import Mempool, MempoolConfig
 from services.sequencer._pending_log import PendingLog
 from services.sequencer._rules import DEFAULT_CHAIN_ID, MAX_TX_SIZE
 from services.sequencer._settings import L1Settings, SequencerSettings
-from services.sequencer._store import SEALED, SequencerStore
+from services.sequencer._store import DROPPED, SEALED, SequencerStore
 from services.sequencer._tx import UnsignedTransaction, decode_transaction, sign_transaction
 from tests.l1.anvil import Anvil
 
@@ -36,7 +38,7 @@ GWEI = 10**9
 class Sequencer:
     """What services.sequencer wires together at start, over ``data``."""
 
-    def __init__(self, data: pathlib.Path) -> None:
+    def __init__(self, data: pathlib.Path, genesis: Genesis | None = None) -> None:
         self.storage = Storage(data / "sequencer.db")
         self.store = SequencerStore(self.storage.connection, self.storage.path)
         self.log = PendingLog(PendingLog.beside(self.storage.path))
@@ -45,7 +47,7 @@ class Sequencer:
         def new_pool(state: State, base_fee: int) -> Mempool:
             return Mempool(config, account_state=state.get, base_fee=base_fee)
 
-        self.chain = Chain(self.store, devnet_genesis(), new_pool, max_block_txs=1_000)
+        self.chain = Chain(self.store, genesis or devnet_genesis(), new_pool, max_block_txs=1_000)
         self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, lambda: self.chain.mempool, block_txs=1_000)
         self.chain.on_sealed = self.intake.sealed
         self.chain.on_dropped = self.intake.record_drops
@@ -215,3 +217,39 @@ def test_with_a_batcher_the_pool_refuses_what_no_l1_transaction_can_carry(tmp_pa
     tx = decode_transaction(largest, DEFAULT_CHAIN_ID)
     assert block_room(limits.max_batch_data, 2**40, 2**40, 2**40, bytes(32), [tx]) == 1
     assert len(encode_batch([BatchBlock(2**40, 2**40, 2**40, bytes(32), (largest,))])) <= limits.max_batch_data
+
+
+# -- what the seal refuses of the pool's selection ----------------------------------------------
+
+
+async def force(s: Sequencer, index: int, raw: bytes) -> None:
+    """An entry of the inbox's forced queue, seen at safe depth (what the batcher's follower records)."""
+    await s.store.run(lambda db: s.store.record_forced(db, [(index, raw, 0)]))
+
+
+async def test_a_transaction_a_full_block_has_no_gas_left_for_waits_for_the_next(tmp_path: pathlib.Path) -> None:
+    s = Sequencer(tmp_path, dataclasses.replace(devnet_genesis(), gas_limit=100_000))
+    await s.open()
+    try:
+        forced = data_transfer(5, 0, b"\x01" * 3_000)  # 69,000 gas, applied before the pool's selection
+        await force(s, 0, forced)
+        first, second = await s.intake.submit([transfer(1, 0), transfer(1, 1)])  # 21,000 each
+        block = await s.chain.seal()
+        assert block is not None and block.tx_hashes == (keccak256(forced), first)  # no gas left for the second
+        assert isinstance(second, bytes) and s.intake.pending_entry(second) is not None
+        assert s.store.tx(second, DEFAULT_CHAIN_ID) is None  # not dropped: still pending
+        block = await s.chain.seal()
+        assert block is not None and block.tx_hashes == (second,)
+    finally:
+        await s.close()
+
+
+async def test_a_nonce_a_forced_transaction_took_drops_only_that_transaction(sequencer: Sequencer) -> None:
+    forced = data_transfer(2, 0, b"forced")  # sender 2's nonce 0, not the one in the pool
+    await force(sequencer, 0, forced)
+    taken, after = await sequencer.intake.submit([transfer(2, 0), transfer(2, 1)])
+    block = await sequencer.chain.seal()
+    assert block is not None and block.tx_hashes == (keccak256(forced), after)
+    assert isinstance(taken, bytes)
+    stored = sequencer.store.tx(taken, DEFAULT_CHAIN_ID)
+    assert stored is not None and (stored.status, stored.drop_reason) == (DROPPED, "NONCE_TOO_LOW")
