@@ -7,8 +7,9 @@ its due forced transactions (queue order), then the mempool's selection. A force
 transaction the rules refuse (bad encoding, nonce, funds) is skipped for good; only a full
 block defers it to the next one. Of the pool's selection, made before the forced ones ran, one
 whose nonce a forced transaction took is dropped; one that no longer fits (gas left, funds) waits
-in the pool for the next block, and so do its sender's later ones. Deposits are not in batches: derivation reads them from the
-portal. The L1 origin follows L1's safe head, so the delay is bounded by the confirmation depth.
+in the pool for the next block, and so do its sender's later ones. Deposits are not in
+batches: derivation reads them from the portal. The L1 origin follows L1's safe head, so the
+delay is bounded by the confirmation depth.
 
 The in-memory state always equals the durable snapshot of the head block, except during a
 seal: execution mutates it before the block is written. If the write fails, the state is
