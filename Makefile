@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: install up test lint protos protos-check contracts contracts-check bench clean
 
-$(STAMP): pyproject.toml setup.py services/sequencer/_native.c package.json package-lock.json
+$(STAMP): pyproject.toml setup.py protocol/_native.c package.json package-lock.json
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -22,14 +22,15 @@ install: $(STAMP)
 up: install
 	$(BIN)/l2node up
 
-## Everything CI checks: generated code fresh, protos linted, ruff, mypy --strict, whole test suite.
+## Everything CI checks: generated code fresh, protos linted, ruff, the import layers, mypy --strict, whole test suite.
 test: install lint
 	$(BIN)/pytest -q
 
 lint: install protos-check contracts-check
 	$(BIN)/buf lint protos
-	$(BIN)/ruff check supervisor services l2node tests bench protos
-	$(BIN)/mypy --strict supervisor services/runtime services/l1 services/sequencer services/rollups l2node/node l2node/cli.py
+	$(BIN)/ruff check supervisor services protocol l2node tests bench protos
+	$(BIN)/lint-imports
+	$(BIN)/mypy --strict supervisor services/runtime services/l1 protocol services/sequencer services/rollups l2node/node l2node/cli.py
 
 protos: install
 	$(BIN)/python protos/generate.py

@@ -29,13 +29,13 @@ from collections.abc import Callable
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from protocol import Transaction  # noqa: E402
 from services.sequencer._mempool import (  # noqa: E402
     AccountState,
     AddResult,
     Mempool,
     MempoolConfig,
 )
-from services.sequencer._tx import Transaction  # noqa: E402
 
 RICH = 10**30
 GAS = 21_000

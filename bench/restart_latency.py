@@ -32,7 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from l2node.worker.v1 import worker_pb2, worker_pb2_grpc  # noqa: E402
+from protos.l2node.worker.v1 import worker_pb2, worker_pb2_grpc  # noqa: E402
 
 DEFINITION = "bench.workers:IDLE"
 

@@ -36,6 +36,7 @@ from l2node.node.deploy import (
     deploy_contracts,
 )
 from l2node.node.l1 import anvil_binary, free_loopback_port
+from protocol import BatchBlock, batch_input_root, devnet_genesis, encode_batch, keccak256
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from services.rollups import step_proof
 from services.rollups._contracts import GameStatus, Registry, Side
@@ -44,9 +45,6 @@ from services.rollups._machine import Rules
 from services.rollups._proposer import corrupt
 from services.rollups._snapshot import Phase
 from services.rollups._trace import DerivedChain
-from services.sequencer._batcher import BatchBlock, batch_input_root, encode_batch
-from services.sequencer._genesis import devnet_genesis
-from services.sequencer._keccak import keccak256
 
 PARAMS = RollupParams(challenge_window_s=3600, max_clock_s=3600)
 RULES = Rules(chain_id=PARAMS.chain_id, sequencer_window=PARAMS.sequencer_window)

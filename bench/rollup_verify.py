@@ -23,12 +23,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from protocol import (
+    DEV_PRIVATE_KEYS,
+    BatchBlock,
+    UnsignedTransaction,
+    devnet_genesis,
+    encode_batch,
+    input_root,
+    sign_transaction,
+)
 from services.rollups._derivation import leaves_of
 from services.rollups._machine import L1Inputs, Machine, genesis_snapshot
-from services.sequencer._batch_input import input_root
-from services.sequencer._batcher import BatchBlock, encode_batch
-from services.sequencer._genesis import DEV_PRIVATE_KEYS, devnet_genesis
-from services.sequencer._tx import UnsignedTransaction, sign_transaction
 
 CHAIN = 901
 ORIGIN_HASH = b"\x33" * 32

@@ -25,12 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.sequencer._account import Account
-from services.sequencer._commitment import AccountTree, MerkleTree
-from services.sequencer._execution import BlockEnv, State, apply_transaction
-from services.sequencer._keccak import keccak256
-from services.sequencer._secp256k1 import recover_senders
-from services.sequencer._tx import (
+from protocol import Account, AccountTree, BlockEnv, MerkleTree, State, apply_transaction, keccak256, recover_senders
+from protocol._tx import (
     Transaction,
     UnsignedTransaction,
     _check,

@@ -33,10 +33,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from sequencer_throughput import CHAIN_ID, MEMPOOL, presign, write_genesis  # noqa: E402
 
+from protocol import State, load_genesis  # noqa: E402
 from services.runtime import open_database  # noqa: E402
 from services.sequencer._chain import Chain  # noqa: E402
-from services.sequencer._execution import State  # noqa: E402
-from services.sequencer._genesis import load_genesis  # noqa: E402
 from services.sequencer._intake import Intake  # noqa: E402
 from services.sequencer._mempool import Mempool  # noqa: E402
 from services.sequencer._ordering import FeePriority  # noqa: E402

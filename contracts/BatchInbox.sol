@@ -13,7 +13,7 @@ pragma solidity 0.8.28;
 ///
 ///      No contract can afford to inflate the compressed data, so the batcher also posts
 ///      `inputRoot`: the sized Merkle root over the batch's leaves (one per block, one per
-///      transaction; services/sequencer/_batch_input.py). It is stored with the batch's L1 block,
+///      transaction; protocol/_batch_input.py). It is stored with the batch's L1 block,
 ///      so a one-step fraud proof can read one transaction of a batch with a Merkle proof.
 ///      Derivation checks the data against the root; the batcher is trusted to post data that
 ///      reproduces it (data availability), as it is trusted to post at all.

@@ -5,7 +5,7 @@ pragma solidity 0.8.28;
 /// @notice Decodes and statelessly validates one raw L2 transaction exactly as the sequencer does,
 ///         and hashes L2->L1 messages: what the one-step fraud proof needs to re-execute one L2
 ///         transaction on L1.
-/// @dev The specification is Python: services/sequencer/_tx.py (decode_transaction),
+/// @dev The specification is Python: protocol/_tx.py (decode_transaction),
 ///      _withdrawal.py (initiateWithdrawal calldata, message hash) and _rules.py (limits,
 ///      intrinsic gas). This library must accept exactly the byte strings that decode_transaction
 ///      accepts, with the same fields, sender and hash (tests/contracts/test_l2_transaction.py runs
@@ -17,7 +17,7 @@ pragma solidity 0.8.28;
 ///        short one fits, a single byte below 0x80 as itself, exactly 12 fields, nothing after.
 ///        So one transaction has one encoding and one hash.
 ///      - The checks run in the order Python runs them, so a rejected transaction gets the same
-///        reason (the index of services.sequencer._tx.Reason): parsing first, field by field
+///        reason (the index of protocol._tx.Reason): parsing first, field by field
 ///        (MALFORMED_RLP, or FIELD_OUT_OF_RANGE for an integer wider than 32 bytes, or
 ///        INVALID_ADDRESS for an access-list address that is not 20 bytes), then chain id, nonce,
 ///        `to`, fees, gas limit, intrinsic gas, withdrawal calldata, signature ranges, recovery.
@@ -54,7 +54,7 @@ library L2Transaction {
         bytes withdrawalData;
     }
 
-    // Rejection reasons: the indices of services.sequencer._tx.Reason, in declaration order.
+    // Rejection reasons: the indices of protocol._tx.Reason, in declaration order.
     uint8 internal constant OVERSIZED = 0;
     uint8 internal constant MALFORMED_RLP = 1;
     uint8 internal constant TX_TYPE_NOT_SUPPORTED = 2;

@@ -4,7 +4,7 @@ pragma solidity 0.8.28;
 /// @title StateProofs
 /// @notice Verifies Merkle proofs against L2 state commitments, and rewrites one leaf of a
 ///         proven tree: the building blocks of the one-step fraud proof.
-/// @dev The commitment is specified in services/sequencer/_commitment.py; this library must agree
+/// @dev The commitment is specified in protocol/_commitment.py; this library must agree
 ///      with it bit for bit (tests/contracts/test_state_proofs.py runs one table of vectors
 ///      against both). In short:
 ///

@@ -8,7 +8,7 @@ import {StateProofs} from "./StateProofs.sol";
 /// @title StepState
 /// @notice The state side of one derivation step on L1: the step's proof (its layout), reading and
 ///         writing accounts through it, and applying one L2 transaction or deposit exactly as
-///         services/sequencer/_execution.py does.
+///         protocol/_execution.py does.
 /// @dev A step writes accounts one at a time in _execution's order (sender, then `to`, then
 ///      FEE_VAULT), each against the root the previous write left: every write consumes the next
 ///      account witness, proven against that intermediate root. Python's tree applies the same

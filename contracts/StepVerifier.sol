@@ -24,7 +24,7 @@ interface IStepPortal {
 /// @notice One step of the derivation machine, re-executed on L1: where a fraud-proof dispute ends
 ///         once bisection has narrowed the disagreement down to a single step.
 /// @dev The specification is services/rollups/_machine.py (rules 1-12, numbered as there); the
-///      state transition is services/sequencer/_execution.py (see StepState). What the step reads
+///      state transition is protocol/_execution.py (see StepState). What the step reads
 ///      from L1 (batch input roots and L1 blocks, forced-transaction hashes, deposit source hashes)
 ///      comes from the inbox's and the portal's storage, never from the proof; the proof only opens
 ///      it (a leaf and its path, a raw transaction, a deposit preimage) and carries the account and
@@ -213,7 +213,7 @@ contract StepVerifier is IStepVerifier {
 
     /// @dev 10: the block seals; the header's fields become the snapshot's, its hash the block hash.
     function _seal(Snapshots.Snapshot memory s) private pure {
-        // The header (services/sequencer/_block.py): 11 words, in this order.
+        // The header (protocol/_block.py): 11 words, in this order.
         bytes32[11] memory header;
         header[0] = bytes32(s.number + 1);
         header[1] = s.blockHash;
@@ -242,7 +242,7 @@ contract StepVerifier is IStepVerifier {
         s.txLeft = 0;
     }
 
-    /// @notice services/sequencer/_basefee.next_base_fee (EIP-1559, integer-only).
+    /// @notice protocol/_basefee.next_base_fee (EIP-1559, integer-only).
     /// @dev A parent gas limit below 2 divides by zero and reverts, as Python raises.
     function nextBaseFee(uint256 baseFee, uint256 gasUsed, uint256 gasLimit) public pure returns (uint256) {
         uint256 target = gasLimit / 2;
@@ -284,7 +284,7 @@ contract StepVerifier is IStepVerifier {
         return (true, count);
     }
 
-    /// @dev As services/sequencer/_batch_input.decode_leaf: 0x01 and exactly 161 bytes.
+    /// @dev As protocol/_batch_input.decode_leaf: 0x01 and exactly 161 bytes.
     function _isBlockLeaf(bytes memory leaf) private pure returns (bool) {
         return leaf.length == BLOCK_LEAF_SIZE && leaf[0] == 0x01;
     }

@@ -20,9 +20,9 @@ import grpc
 
 from l2node.node import endpoints
 from l2node.node.config import ConfigError, default_data_dir, load
-from l2node.supervisor.v1 import supervisor_pb2 as pb
-from l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
-from l2node.worker.v1 import worker_pb2, worker_pb2_grpc
+from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
+from protos.l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
+from protos.l2node.worker.v1 import worker_pb2, worker_pb2_grpc
 
 _RPC_TIMEOUT_S = 5.0
 
@@ -179,14 +179,14 @@ def _service_channel(data_dir: pathlib.Path | None, service: str) -> grpc.Channe
 
 
 def _sequencer(data_dir: pathlib.Path | None) -> tuple[grpc.Channel, Any]:
-    from l2node.sequencer.v1 import sequencer_pb2_grpc as seq_grpc
+    from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as seq_grpc
 
     channel = _service_channel(data_dir, "sequencer")
     return channel, seq_grpc.SequencerServiceStub(channel)
 
 
 def _rollups(data_dir: pathlib.Path | None) -> tuple[grpc.Channel, Any]:
-    from l2node.rollups.v1 import rollups_pb2_grpc as rollups_grpc
+    from protos.l2node.rollups.v1 import rollups_pb2_grpc as rollups_grpc
 
     channel = _service_channel(data_dir, "rollups")
     return channel, rollups_grpc.RollupsServiceStub(channel)
@@ -206,7 +206,7 @@ def _rpc(call: Any, *args: Any, **kw: Any) -> Any:
 
 
 def _private_key(args: argparse.Namespace) -> bytes:
-    from services.sequencer._genesis import DEV_PRIVATE_KEYS
+    from protocol import DEV_PRIVATE_KEYS
 
     if args.key_file:
         text = pathlib.Path(args.key_file).read_text().strip().removeprefix("0x")
@@ -226,9 +226,8 @@ def _private_key(args: argparse.Namespace) -> bytes:
 def cmd_tx_send(args: argparse.Namespace) -> int:
     from coincurve import PrivateKey
 
-    from l2node.sequencer.v1 import sequencer_pb2 as spb
-    from services.sequencer._keccak import keccak256
-    from services.sequencer._tx import UnsignedTransaction, sign_transaction
+    from protocol import UnsignedTransaction, keccak256, sign_transaction
+    from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
 
     key = _private_key(args)
     sender = keccak256(PrivateKey(key).public_key.format(compressed=False)[1:])[12:]
@@ -255,7 +254,7 @@ def cmd_tx_send(args: argparse.Namespace) -> int:
 
 
 def _watch_receipt(stub: Any, tx_hash: str, until: str) -> None:
-    from l2node.sequencer.v1 import sequencer_pb2 as spb
+    from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
 
     goal = spb.ReceiptStatus.Value("RECEIPT_STATUS_" + until.upper())
     last = None
@@ -274,7 +273,7 @@ def _watch_receipt(stub: Any, tx_hash: str, until: str) -> None:
 
 
 def cmd_tx_status(args: argparse.Namespace) -> int:
-    from l2node.sequencer.v1 import sequencer_pb2 as spb
+    from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
 
     channel, stub = _sequencer(args.data_dir)
     with channel:
@@ -293,7 +292,7 @@ def cmd_tx_status(args: argparse.Namespace) -> int:
 
 
 def cmd_account(args: argparse.Namespace) -> int:
-    from l2node.sequencer.v1 import sequencer_pb2 as spb
+    from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
 
     channel, stub = _sequencer(args.data_dir)
     with channel:
@@ -303,7 +302,7 @@ def cmd_account(args: argparse.Namespace) -> int:
 
 
 def cmd_blocks(args: argparse.Namespace) -> int:
-    from l2node.sequencer.v1 import sequencer_pb2 as spb
+    from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
 
     channel, stub = _sequencer(args.data_dir)
     with channel:
@@ -335,7 +334,7 @@ def _message_dict(message: Any) -> dict[str, Any]:
 
 
 def cmd_outputs(args: argparse.Namespace) -> int:
-    from l2node.rollups.v1 import rollups_pb2 as rpb
+    from protos.l2node.rollups.v1 import rollups_pb2 as rpb
 
     channel, stub = _rollups(args.data_dir)
     with channel:
@@ -362,7 +361,7 @@ def _print_output(o: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps(_message_dict(o)), flush=True)
         return
-    from l2node.rollups.v1 import rollups_pb2 as rpb
+    from protos.l2node.rollups.v1 import rollups_pb2 as rpb
 
     status = _enum_word(rpb.OutputStatus, o.status, "OUTPUT_STATUS_")
     disputes = f"  disputes {','.join(map(str, o.dispute_ids))}" if o.dispute_ids else ""
@@ -371,7 +370,7 @@ def _print_output(o: Any, as_json: bool) -> None:
 
 
 def cmd_disputes(args: argparse.Namespace) -> int:
-    from l2node.rollups.v1 import rollups_pb2 as rpb
+    from protos.l2node.rollups.v1 import rollups_pb2 as rpb
 
     channel, stub = _rollups(args.data_dir)
     with channel:

@@ -1,9 +1,13 @@
 """Regenerate the Python code for every .proto in this buf module.
 
-    python protos/generate.py          # write l2node/<pkg>/v1/*_pb2*.py(i)
+    python protos/generate.py          # write protos/l2node/<pkg>/v1/*_pb2*.py(i), beside each .proto
     python protos/generate.py --check  # exit 1 if the committed code is stale
 
-The generator is grpcio-tools, pinned in pyproject.toml, so the output is reproducible.
+The generator is grpcio-tools, pinned in pyproject.toml, so the output is reproducible. The code
+is the Python package ``protos.l2node.<pkg>.v1``: the bottom layer, importing nothing of ours, so
+every layer above (the runtime, the services, the node) may use it without a cycle. The one
+absolute import protoc writes (``_pb2_grpc`` -> its ``_pb2``) is made relative, so the package
+does not depend on where it sits.
 `buf lint protos` checks the sources themselves.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,7 +25,8 @@ import grpc_tools
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
-OUT = ROOT  # proto package l2node.x.v1 lands in ROOT/l2node/x/v1
+OUT = PROTOS  # proto package l2node.x.v1 lands in protos/l2node/x/v1, beside its source
+_ABSOLUTE = re.compile(r"^from l2node\.[\w.]+ import (\w+_pb2) as ", re.M)
 
 
 def generate(out: pathlib.Path) -> list[pathlib.Path]:
@@ -33,6 +39,10 @@ def generate(out: pathlib.Path) -> list[pathlib.Path]:
     ]
     subprocess.run(cmd, check=True, cwd=PROTOS)
     generated = sorted(p.relative_to(out) for p in out.rglob("l2node/**/*_pb2*.py*"))
+    for rel in generated:
+        if rel.name.endswith("_pb2_grpc.py"):
+            path = out / rel
+            path.write_text(_ABSOLUTE.sub(r"from . import \1 as ", path.read_text()))
     for rel in {p.parent for p in generated}:
         for pkg in [rel, *rel.parents]:
             if str(pkg) != "." and not (out / pkg / "__init__.py").exists():

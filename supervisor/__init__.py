@@ -21,6 +21,8 @@ from supervisor._errors import (
 from supervisor._errors import Running as RunningError
 from supervisor._events import Event, EventBus, EventType
 from supervisor._nested import DynamicSupervisor, dynamic_supervisor, supervisor
+from supervisor._probe import Liveness
+from supervisor._process import ExternalStarter, external, forked
 from supervisor._spec import (
     BRUTAL_KILL,
     DEFAULT_INTENSITY,
@@ -40,6 +42,7 @@ from supervisor._spec import (
 from supervisor._spec import Shutdown as ShutdownSetting
 from supervisor._supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorStatistics
 from supervisor._task import TaskStatus, task
+from supervisor._zygote_client import Zygote
 
 __all__ = [
     "BRUTAL_KILL",
@@ -61,8 +64,10 @@ __all__ = [
     "EventBus",
     "EventType",
     "Exit",
+    "ExternalStarter",
     "InvalidSpec",
     "LaunchContext",
+    "Liveness",
     "MaxChildren",
     "NotFound",
     "NotRunning",
@@ -81,7 +86,10 @@ __all__ = [
     "SupervisorSpec",
     "SupervisorStatistics",
     "TaskStatus",
+    "Zygote",
     "dynamic_supervisor",
+    "external",
+    "forked",
     "supervisor",
     "task",
 ]

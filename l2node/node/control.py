@@ -10,8 +10,8 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 import supervisor as sv
-from l2node.supervisor.v1 import supervisor_pb2 as pb
-from l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
+from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
+from protos.l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
 from services.runtime import (
     AlreadyExists,
     FailedPrecondition,

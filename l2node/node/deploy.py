@@ -6,7 +6,7 @@ Their addresses go to DATA_DIR/l1/contracts.json::
      "batcher": "0x…", "contracts": {"BatchInbox": "0x…", "DepositPortal": "0x…",
      "StepVerifier": "0x…", "OutputRegistry": "0x…"}, "rollups": {"sequencer_window": 3600, …}}
 
-The output registry is anchored at the devnet genesis (services.sequencer._genesis) and uses
+The output registry is anchored at the devnet genesis (protocol._genesis) and uses
 ``RollupParams``: bonds, a challenge window and chess clocks short enough for a demo.
 
 A later start reuses the file when the chain still has that code at those addresses (anvil
@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from l2node.node.params import RollupParams
+from protocol import devnet_genesis
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, TxSender, address, checksum
-from services.rollups._contracts import snapshot_tuple
-from services.rollups._machine import genesis_snapshot
+from services.rollups import genesis_snapshot, snapshot_tuple
 from services.runtime import CallPolicy
-from services.sequencer._genesis import devnet_genesis
 
 #: anvil's dev accounts 0 and 1, from the standard mnemonic "test test ... junk" (m/44'/60'/0'/0/i).
 DEVNET_DEPLOYER_KEY: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"

@@ -11,10 +11,17 @@ from dataclasses import dataclass
 
 from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, deploy_contracts
 from l2node.node.params import RollupParams
-from supervisor import ChildKind, ChildSpec, LaunchContext, Restart, Running
-from supervisor._probe import Liveness
-from supervisor._process import ExternalStarter, external
-from supervisor._zygote_client import Zygote
+from supervisor import (
+    ChildKind,
+    ChildSpec,
+    ExternalStarter,
+    LaunchContext,
+    Liveness,
+    Restart,
+    Running,
+    Zygote,
+    external,
+)
 
 #: anvil's default chain id, which wallets and the dev accounts expect.
 DEVNET_CHAIN_ID = 31337

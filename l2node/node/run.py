@@ -24,15 +24,18 @@ from l2node.node import endpoints
 from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
 from l2node.node.tree import build, worker_payload
-from l2node.supervisor.v1 import supervisor_pb2 as pb
-from services.runtime import FieldViolation, InvalidArgument
-from services.runtime._bootstrap import SERVER_OPTIONS
-from services.runtime._health import SERVING, HealthServicer
-from services.runtime._interceptor import ServerInterceptor
-from services.runtime._logging import init_logging
-from services.runtime._tracing import init_tracing
-from supervisor._process import external, forked
-from supervisor._zygote_client import Zygote
+from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
+from services.runtime import (
+    SERVER_OPTIONS,
+    SERVING,
+    FieldViolation,
+    HealthServicer,
+    InvalidArgument,
+    ServerInterceptor,
+    init_logging,
+    init_tracing,
+)
+from supervisor import Zygote, external, forked
 
 SERVICE_NAME = "supervisor"
 _log = logging.getLogger("l2node.supervisor")

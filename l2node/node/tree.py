@@ -15,9 +15,7 @@ from l2node.node.config import BUILTIN_WORKERS, NodeConfig, WorkerEntry
 from l2node.node.deploy import DEVNET_BATCHER_KEY, DEVNET_CHALLENGER_KEY, DEVNET_PROPOSER_KEY, contracts_path
 from l2node.node.l1 import anvil_child, free_loopback_port
 from services.runtime import MONITOR_PRELOAD, ZYGOTE_PRELOAD
-from supervisor import ChildSpec, SupervisorFlags, SupervisorSpec
-from supervisor._process import forked
-from supervisor._zygote_client import Zygote
+from supervisor import ChildSpec, SupervisorFlags, SupervisorSpec, Zygote, forked
 
 #: What a forked worker runs; the definition to serve is in its payload.
 WORKER_ENTRY = "services.runtime:zygote_entry"

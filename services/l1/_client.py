@@ -21,9 +21,7 @@ from services.l1._config import DEFAULT_TARGET, POLICY, RECEIPT_FIRST_POLL_S, RE
 from services.l1._errors import ReceiptTimeout
 from services.l1._jsonrpc import Call, JsonRpc
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
-from services.runtime._breaker import BreakerOpen
-from services.runtime._policy import CallPolicy
-from services.runtime._retry import DeadlineExceeded
+from services.runtime import BreakerOpen, CallPolicy, DeadlineExceeded
 
 #: Topic filter of eth_getLogs: per position, one topic, any of several, or None (anything).
 Topics = Sequence[bytes | Sequence[bytes] | None]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from services.l1._errors import classify
-from services.runtime._policy import PolicyConfig
+from services.runtime import PolicyConfig
 
 GWEI: Final = 10**9
 

@@ -6,8 +6,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from services.runtime._policy import Verdict, default_classify, http_status_verdict
-from services.runtime._retry import ANSWER, FAULT, TRANSIENT
+from services.runtime import ANSWER, FAULT, TRANSIENT, Verdict, default_classify, http_status_verdict
 
 #: EIP-1474 "limit exceeded": the node is rate limiting us; asking again later is the answer.
 LIMIT_EXCEEDED: Final = -32005

@@ -35,8 +35,7 @@ from services.l1._client import L1Client, Topics, block_id, log_filter
 from services.l1._config import FollowerConfig
 from services.l1._errors import LIMIT_EXCEEDED, HttpStatusError, ProtocolError, ReorgTooDeep, RpcError
 from services.l1._records import BlockHeader, Log
-from services.runtime._breaker import BreakerOpen
-from services.runtime._retry import DeadlineExceeded
+from services.runtime import BreakerOpen, DeadlineExceeded
 
 _log = logging.getLogger("l2node.l1")
 

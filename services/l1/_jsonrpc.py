@@ -17,7 +17,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.l1._errors import LIMIT_EXCEEDED, HttpStatusError, ProtocolError, RpcError
-from services.runtime._policy import Attempt, CallPolicy
+from services.runtime import Attempt, CallPolicy
 
 #: One JSON-RPC call: method and positional params.
 Call = tuple[str, Sequence[Any]]

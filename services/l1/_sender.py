@@ -20,8 +20,7 @@ from services.l1._errors import FeeCapExceeded, ReceiptTimeout, RpcError, Transa
 from services.l1._fees import Fees, bumped, market_fees
 from services.l1._records import Receipt
 from services.l1._signer import LocalSigner, SignedTx, UnsignedTx
-from services.runtime._breaker import BreakerOpen
-from services.runtime._retry import DeadlineExceeded
+from services.runtime import BreakerOpen, DeadlineExceeded
 
 _log = logging.getLogger("l2node.l1")
 

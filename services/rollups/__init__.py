@@ -17,23 +17,22 @@ from typing import Any
 
 import grpc
 
-from l2node.rollups.v1 import rollups_pb2_grpc
-from l2node.sequencer.v1 import sequencer_pb2, sequencer_pb2_grpc
+from protocol import devnet_genesis, load_genesis
+from protos.l2node.rollups.v1 import rollups_pb2_grpc
+from protos.l2node.sequencer.v1 import sequencer_pb2, sequencer_pb2_grpc
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender, address
-from services.runtime import CallPolicy, WorkerContext, WorkerDefinition
-from services.runtime._policy import call_unary
-from services.sequencer._genesis import devnet_genesis, load_genesis
+from services.runtime import CallPolicy, WorkerContext, WorkerDefinition, call_unary
 from supervisor import ChildSpec, task
 
 from ._challenger import Challenger
-from ._contracts import Registry
-from ._machine import DEFAULT_SEQUENCER_WINDOW, Machine
+from ._contracts import Registry, snapshot_tuple
+from ._machine import DEFAULT_SEQUENCER_WINDOW, Machine, genesis_snapshot
 from ._proposer import Proposer, SequencerBlockHash
 from ._service import RollupsServicer
 from ._settings import RollupsSettings
 from ._trace import DerivedChain
 
-__all__ = ["WORKER", "RollupsSettings"]
+__all__ = ["WORKER", "RollupsSettings", "genesis_snapshot", "snapshot_tuple"]
 
 
 def _key(path: str) -> bytes:

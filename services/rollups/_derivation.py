@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
+from protocol import BatchFormatError, Deposit, Genesis, Leaf, State, batch_leaves, decode_batch
 from services.l1 import Contract, L1Client
-from services.sequencer._batch_input import Leaf, batch_leaves
-from services.sequencer._batcher import BatchFormatError, decode_batch
-from services.sequencer._execution import Deposit, State
-from services.sequencer._genesis import Genesis
 
 from ._machine import (
     DEFAULT_RULES,

@@ -3,7 +3,7 @@
 Derivation (the challenger rebuilding L2), the trace a dispute bisects over and the one-step
 proof on L1 (contracts/StepVerifier.sol) are the same function, ``step``, applied to a
 ``Snapshot`` (see _snapshot) and to what L1 holds. A step reads at most one L1 input: one leaf
-of an inbox batch (see services.sequencer._batch_input), one portal deposit or one forced-queue
+of an inbox batch (see protocol._batch_input), one portal deposit or one forced-queue
 entry. The sequencer follows the same rules when it builds blocks (services.sequencer._chain).
 
 Inputs (all on L1, all append-only)
@@ -66,8 +66,8 @@ BATCH
  12. a TX leaf: decode and apply it as in 8 (any refusal, BLOCK_GAS_LIMIT_REACHED included,
      skips it); itemIndex += 1, txLeft -= 1
 
-A transaction "applied" means services.sequencer._execution.apply_transaction succeeded on
-the decoded transaction (services.sequencer._tx.decode_transaction with the chain id); the
+A transaction "applied" means protocol._execution.apply_transaction succeeded on
+the decoded transaction (protocol._tx.decode_transaction with the chain id); the
 state and message roots in the snapshot are those of the state after the step.
 
 What is trusted: the batcher for data availability (that the calldata reproduces its input
@@ -85,14 +85,28 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
 
-from services.sequencer._basefee import next_base_fee
-from services.sequencer._batch_input import BlockLeaf, Leaf, TxLeaf, input_root
-from services.sequencer._block import BlockHeader
-from services.sequencer._commitment import MerkleTree, merkle_root
-from services.sequencer._execution import BlockEnv, Deposit, State, apply_deposit, apply_transaction
-from services.sequencer._genesis import Genesis
-from services.sequencer._rules import DEFAULT_CHAIN_ID
-from services.sequencer._tx import Reason, Transaction, TxRejected, decode_transaction, decode_transactions
+from protocol import (
+    DEFAULT_CHAIN_ID,
+    BlockEnv,
+    BlockHeader,
+    BlockLeaf,
+    Deposit,
+    Genesis,
+    Leaf,
+    MerkleTree,
+    Reason,
+    State,
+    Transaction,
+    TxLeaf,
+    TxRejected,
+    apply_deposit,
+    apply_transaction,
+    decode_transaction,
+    decode_transactions,
+    input_root,
+    merkle_root,
+    next_base_fee,
+)
 
 from ._snapshot import Phase, Snapshot
 

@@ -22,8 +22,8 @@ from dataclasses import replace
 
 from opentelemetry import trace
 
+from protocol import keccak256
 from services.l1 import OUTAGE, L1Error, TxSender
-from services.sequencer._keccak import keccak256
 
 from ._contracts import ContractFailed, OutputStatus, Registry
 from ._settings import RollupsSettings

@@ -10,12 +10,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
-from l2node.rollups.v1 import rollups_pb2 as pb
-from l2node.rollups.v1 import rollups_pb2_grpc
+from protocol import OUTPUT_VERSION
+from protos.l2node.rollups.v1 import rollups_pb2 as pb
+from protos.l2node.rollups.v1 import rollups_pb2_grpc
 from services.runtime import FailedPrecondition, InvalidArgument, NotFound
 
 from ._contracts import GameStatus, OutputRecord, Registry, Side, snapshot_from_tuple
-from ._snapshot import OUTPUT_VERSION
 
 DEFAULT_PAGE: Final = 50
 MAX_PAGE: Final = 500

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol import DEFAULT_CHAIN_ID
 from services.runtime import settings_from
-from services.sequencer._rules import DEFAULT_CHAIN_ID
 
 from ._machine import DEFAULT_SEQUENCER_WINDOW, Rules
 

@@ -42,10 +42,8 @@ from dataclasses import astuple, dataclass, fields, replace
 from enum import IntEnum
 from typing import Self
 
-from services.sequencer._keccak import keccak256
+from protocol import keccak256, output_root
 
-#: Output root version (Optimism's version 0).
-OUTPUT_VERSION = bytes(32)
 WORDS = 21
 
 
@@ -110,7 +108,3 @@ class Snapshot:
     def output_root(self) -> bytes:
         return output_root(self.state_root, self.message_root, self.block_hash)
 
-
-def output_root(state_root: bytes, message_root: bytes, block_hash: bytes) -> bytes:
-    """keccak256(version 0 ‖ state root ‖ message-passer root ‖ block hash), as in Optimism."""
-    return keccak256(OUTPUT_VERSION + state_root + message_root + block_hash)

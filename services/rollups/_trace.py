@@ -19,8 +19,8 @@ from concurrent.futures import Executor
 
 from opentelemetry import trace
 
+from protocol import Genesis
 from services.l1 import Contract, L1Client
-from services.sequencer._genesis import Genesis
 
 from ._derivation import Deriver, read_l1
 from ._machine import DerivedBlock, L1Inputs, Machine, Rules, genesis_snapshot

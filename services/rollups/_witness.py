@@ -41,12 +41,25 @@ from typing import Final
 
 from eth_abi.abi import encode
 
-from services.sequencer._account import EMPTY_ACCOUNT, Account
-from services.sequencer._batch_input import Leaf, TxLeaf, leaf_hash
-from services.sequencer._commitment import ZERO_HASH, AccountLeaf, AccountTree, MerkleProof, MerkleTree
-from services.sequencer._execution import State
-from services.sequencer._rules import FEE_VAULT, MERKLE_ARITY, MERKLE_DEPTH, MESSAGE_PASSER
-from services.sequencer._tx import TxRejected, decode_transaction
+from protocol import (
+    EMPTY_ACCOUNT,
+    FEE_VAULT,
+    MERKLE_ARITY,
+    MERKLE_DEPTH,
+    MESSAGE_PASSER,
+    ZERO_HASH,
+    Account,
+    AccountLeaf,
+    AccountTree,
+    Leaf,
+    MerkleProof,
+    MerkleTree,
+    State,
+    TxLeaf,
+    TxRejected,
+    decode_transaction,
+    leaf_hash,
+)
 
 from ._machine import DEFAULT_RULES, L1Batch, L1Inputs, Machine, Rules, StepKind
 from ._snapshot import Phase, Snapshot

@@ -20,7 +20,15 @@ Read in this order: ``_config``, ``_definition``, ``_bootstrap``; then ``_errors
 ``_health``, ``_status``, ``_storage``, ``_logging``, ``_monitor``.
 """
 
-from services.runtime._bootstrap import EXIT_FAILED, EXIT_OK, MONITOR_PRELOAD, ZYGOTE_PRELOAD, run, zygote_entry
+from services.runtime._bootstrap import (
+    EXIT_FAILED,
+    EXIT_OK,
+    MONITOR_PRELOAD,
+    SERVER_OPTIONS,
+    ZYGOTE_PRELOAD,
+    run,
+    zygote_entry,
+)
 from services.runtime._config import (
     DEFAULT_MONITOR_BASE,
     MonitorPorts,
@@ -44,24 +52,45 @@ from services.runtime._errors import (
     Unavailable,
     Unimplemented,
 )
+from services.runtime._health import SERVING, HealthServicer
 from services.runtime._idempotency import Idempotency
-from services.runtime._policy import BreakerOpen, CallPolicy, PolicyConfig, policies
+from services.runtime._interceptor import ServerInterceptor
+from services.runtime._logging import init_logging
+from services.runtime._policy import Attempt, BreakerOpen, CallPolicy, PolicyConfig, call_unary, policies
+from services.runtime._retry import (
+    ANSWER,
+    FAULT,
+    TRANSIENT,
+    DeadlineExceeded,
+    Verdict,
+    default_classify,
+    http_status_verdict,
+)
 from services.runtime._storage import Storage, open_database
+from services.runtime._tracing import init_tracing
 
 __all__ = [
+    "ANSWER",
     "DEFAULT_MONITOR_BASE",
     "DOMAIN",
     "EXIT_FAILED",
     "EXIT_OK",
+    "FAULT",
     "MONITOR_PRELOAD",
+    "SERVER_OPTIONS",
+    "SERVING",
+    "TRANSIENT",
     "ZYGOTE_PRELOAD",
     "Aborted",
     "AlreadyExists",
+    "Attempt",
     "BreakerOpen",
     "CallPolicy",
+    "DeadlineExceeded",
     "DomainError",
     "FailedPrecondition",
     "FieldViolation",
+    "HealthServicer",
     "Idempotency",
     "InvalidArgument",
     "MonitorPorts",
@@ -70,13 +99,20 @@ __all__ = [
     "PermissionDenied",
     "PolicyConfig",
     "ResourceExhausted",
+    "ServerInterceptor",
     "ServiceRegistry",
     "Storage",
     "Unavailable",
     "Unimplemented",
+    "Verdict",
     "WorkerConfig",
     "WorkerContext",
     "WorkerDefinition",
+    "call_unary",
+    "default_classify",
+    "http_status_verdict",
+    "init_logging",
+    "init_tracing",
     "load_definition",
     "monitor_port_for",
     "open_database",

@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from l2node.worker.v1 import worker_pb2
+from protos.l2node.worker.v1 import worker_pb2
 from services.runtime._policy import policies
 
 SERVICE_NAME = worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name

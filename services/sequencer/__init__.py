@@ -18,15 +18,14 @@ import pathlib
 import time
 from typing import Any
 
-from l2node.sequencer.v1 import sequencer_pb2_grpc
+from protocol import State, devnet_genesis, load_genesis
+from protos.l2node.sequencer.v1 import sequencer_pb2_grpc
 from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, TxSender, address
 from services.runtime import WorkerContext, WorkerDefinition
 from supervisor import ChildSpec, TaskStatus, task
 
 from ._batcher import Batcher, BatcherSettings, block_room
 from ._chain import Chain
-from ._execution import State
-from ._genesis import devnet_genesis, load_genesis
 from ._intake import Intake
 from ._mempool import Mempool
 from ._ordering import FCFS, FeePriority

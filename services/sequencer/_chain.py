@@ -31,14 +31,26 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
-from ._account import Account
-from ._basefee import next_base_fee
-from ._block import BlockHeader, transactions_root
-from ._execution import BlockEnv, Deposit, State, TxResult, apply_deposit, apply_transaction
-from ._genesis import Genesis
+from protocol import (
+    Account,
+    BlockEnv,
+    BlockHeader,
+    Deposit,
+    Genesis,
+    Reason,
+    State,
+    Transaction,
+    TxRejected,
+    TxResult,
+    apply_deposit,
+    apply_transaction,
+    decode_transaction,
+    next_base_fee,
+    transactions_root,
+)
+
 from ._mempool import Dropped, Mempool
 from ._store import FORCED_INCLUDED, FORCED_SKIPPED, SequencerStore
-from ._tx import Reason, Transaction, TxRejected, decode_transaction
 
 _tracer = trace.get_tracer("l2node.sequencer")
 #: Links per block span, at most: enough to find the sending calls, bounded in cost.

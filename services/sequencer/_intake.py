@@ -18,12 +18,12 @@ from operator import itemgetter
 
 from opentelemetry import trace
 
-from ._keccak import keccak256
+from protocol import Transaction, TxRejected, decode_transactions, keccak256
+
 from ._mempool import Mempool, MempoolRejected
 from ._mempool import Reason as PoolReason
 from ._pending_log import Entry, PendingLog
 from ._store import DROPPED, DropRow, SequencerStore
-from ._tx import Transaction, TxRejected, decode_transactions
 
 _tracer = trace.get_tracer("l2node.sequencer")
 

@@ -39,9 +39,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, NamedTuple, Protocol, TypeAlias
 
+from protocol import BLOCK_GAS_LIMIT, MAX_TX_SIZE, TX_BASE_GAS, Transaction
 from services.sequencer._ordering import FCFS, FeePriority, OrderingPolicy
-from services.sequencer._rules import BLOCK_GAS_LIMIT, MAX_TX_SIZE, TX_BASE_GAS
-from services.sequencer._tx import Transaction
 
 __all__ = [
     "FCFS",

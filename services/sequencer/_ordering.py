@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from services.sequencer._tx import Transaction
+from protocol import Transaction
 
 __all__ = ["FCFS", "FeePriority", "OrderingPolicy", "Priority"]
 

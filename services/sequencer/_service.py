@@ -7,8 +7,8 @@ from typing import Any
 
 import grpc
 
-from l2node.sequencer.v1 import sequencer_pb2 as pb
-from l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
+from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
+from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from services.runtime import (
     AlreadyExists,
     DomainError,

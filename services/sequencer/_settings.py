@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from protocol import DEFAULT_CHAIN_ID
 from services.runtime import settings_from
 
 from ._mempool import MempoolConfig
-from ._rules import DEFAULT_CHAIN_ID
 
 #: Most transactions one SendRawTransactions call may carry: bigger batches should be split
 #: (the response must stay well under gRPC's 4 MiB default message size).

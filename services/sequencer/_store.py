@@ -32,8 +32,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, NamedTuple, TypeVar
 
-from ._execution import gas_and_price
-from ._tx import Transaction, recipient, sealed_transaction
+from protocol import Transaction, gas_and_price, recipient, sealed_transaction
 
 T = TypeVar("T")
 
@@ -114,7 +113,7 @@ CREATE INDEX IF NOT EXISTS forced_by_block ON forced (block_number) WHERE block_
 CREATE TABLE IF NOT EXISTS deposits (   -- deposits from the L1 portal, as seen at safe depth
     portal_index INTEGER PRIMARY KEY,
     source_hash BLOB NOT NULL UNIQUE,
-    tx_hash BLOB NOT NULL UNIQUE,      -- its L2 transaction hash (services.sequencer._execution.Deposit.hash)
+    tx_hash BLOB NOT NULL UNIQUE,      -- its L2 transaction hash (protocol._execution.Deposit.hash)
     recipient BLOB NOT NULL,
     mint TEXT NOT NULL,                -- decimal wei
     l1_block INTEGER NOT NULL,

@@ -1,4 +1,4 @@
-"""L2Transaction on a real anvil: the Solidity decoder agrees with services/sequencer/_tx.
+"""L2Transaction on a real anvil: the Solidity decoder agrees with protocol/_tx.
 
 One table of raw transactions (valid ones signed by eth-account; every rejection reason, made
 by hand; a deterministic sweep of single-byte mutations of valid transactions) runs against
@@ -24,8 +24,21 @@ from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
-from services.sequencer._rules import (
+from protocol import (
+    Reason,
+    Transaction,
+    TxRejected,
+    UnsignedTransaction,
+    WithdrawalMessage,
+    decode_transaction,
+    decode_withdrawal_call,
+    encode_withdrawal_call,
+    rlp_bytes,
+    rlp_int,
+    rlp_list,
+    sign_transaction,
+)
+from protocol._rules import (
     BLOCK_GAS_LIMIT,
     DEFAULT_CHAIN_ID,
     INITIATE_WITHDRAWAL_SELECTOR,
@@ -36,18 +49,7 @@ from services.sequencer._rules import (
     UINT256_MAX,
     ZERO_ADDRESS,
 )
-from services.sequencer._tx import (
-    Reason,
-    Transaction,
-    TxRejected,
-    UnsignedTransaction,
-    decode_transaction,
-    rlp_bytes,
-    rlp_int,
-    rlp_list,
-    sign_transaction,
-)
-from services.sequencer._withdrawal import WithdrawalMessage, decode_withdrawal_call, encode_withdrawal_call
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from tests.l1.anvil import DEV_KEYS
 
 ARTIFACT = Artifact.load("L2TransactionHarness")

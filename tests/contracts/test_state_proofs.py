@@ -1,4 +1,4 @@
-"""StateProofs on a real anvil: the Solidity verifier agrees with services/sequencer/_commitment.
+"""StateProofs on a real anvil: the Solidity verifier agrees with protocol/_commitment.
 
 One table of account proofs (trees of 0, 1, 5 and 100 accounts; first, middle and last slots;
 absent addresses below, between and above the accounts; tampered proofs) runs against both
@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, RpcError, TxSender, keccak
-from services.sequencer._account import Account
-from services.sequencer._commitment import (
+from protocol import Account
+from protocol._commitment import (
     MAX_LEAVES,
     ZERO_HASH,
     AccountLeaf,
@@ -26,6 +25,7 @@ from services.sequencer._commitment import (
     root_from_proof,
     verify_account,
 )
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, RpcError, TxSender, keccak
 from tests.l1.anvil import DEV_KEYS
 
 ARTIFACT = Artifact.load("StateProofsHarness")

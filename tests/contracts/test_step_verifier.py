@@ -23,6 +23,25 @@ from typing import Any
 import pytest
 from eth_abi.abi import encode
 
+from protocol import (
+    BLOCK_GAS_LIMIT,
+    FEE_VAULT,
+    MESSAGE_PASSER,
+    BatchBlock,
+    BlockLeaf,
+    Deposit,
+    Genesis,
+    Leaf,
+    TxLeaf,
+    UnsignedTransaction,
+    devnet_genesis,
+    encode_batch,
+    encode_withdrawal_call,
+    input_root,
+    keccak256,
+    next_base_fee,
+    sign_transaction,
+)
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, RpcError, TxSender
 from services.rollups._derivation import leaves_of
 from services.rollups._machine import (
@@ -44,15 +63,6 @@ from services.rollups._witness import (
     step_witness,
     trace,
 )
-from services.sequencer._basefee import next_base_fee
-from services.sequencer._batch_input import BlockLeaf, Leaf, TxLeaf, input_root
-from services.sequencer._batcher import BatchBlock, encode_batch
-from services.sequencer._execution import Deposit
-from services.sequencer._genesis import Genesis, devnet_genesis
-from services.sequencer._keccak import keccak256
-from services.sequencer._rules import BLOCK_GAS_LIMIT, FEE_VAULT, MESSAGE_PASSER
-from services.sequencer._tx import UnsignedTransaction, sign_transaction
-from services.sequencer._withdrawal import encode_withdrawal_call
 from tests.l1.anvil import DEV_KEYS, Anvil
 
 INBOX, PORTAL, VERIFIER = (Artifact.load(n) for n in ("BatchInbox", "DepositPortal", "StepVerifier"))

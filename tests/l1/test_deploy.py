@@ -18,10 +18,10 @@ from l2node.node.deploy import (
     contracts_path,
     deploy_contracts,
 )
+from protocol import devnet_genesis
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, address
 from services.rollups._contracts import OutputStatus, Registry
 from services.rollups._machine import genesis_snapshot
-from services.sequencer._genesis import devnet_genesis
 from tests.l1.anvil import DEV_ADDRESSES, DEV_KEYS, Anvil
 
 MNEMONIC = "test test test test test test test test test test test junk"

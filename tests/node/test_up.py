@@ -17,8 +17,8 @@ from typing import Any
 import grpc
 import pytest
 
-from l2node.supervisor.v1 import supervisor_pb2 as pb
-from l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
+from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
+from protos.l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
 from tests.conftest import pid_alive
 
 L2NODE = [sys.executable, "-m", "l2node.cli"]
@@ -273,9 +273,9 @@ def test_a_transfer_goes_pending_sealed_safe_finalized_with_its_batch_on_l1(node
         l1_tx = json.loads(resp.read())["result"]
     contracts = json.loads((node.data_dir / "l1" / "contracts.json").read_text())
     assert l1_tx["to"].lower() == contracts["contracts"]["BatchInbox"].lower()
+    from protocol._batch import decode_batch
+    from protocol._keccak import keccak256
     from services.l1 import Artifact, Contract
-    from services.sequencer._batcher import decode_batch
-    from services.sequencer._keccak import keccak256
 
     inbox = Contract(Artifact.load("BatchInbox"))
     blocks = decode_batch(bytes(inbox.decode_input("appendBatch", bytes.fromhex(l1_tx["input"][2:]))[0]))

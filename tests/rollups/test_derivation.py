@@ -10,13 +10,11 @@ import time
 
 from eth_account import Account
 
-from l2node.sequencer.v1 import sequencer_pb2 as pb
+from protocol import UnsignedTransaction, batch_leaves, devnet_genesis, input_root, sign_transaction
+from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from services.l1 import Artifact, Contract, L1Client, address
 from services.rollups._derivation import Deriver, read_l1
 from services.rollups._machine import QueuedForced
-from services.sequencer._batch_input import batch_leaves, input_root
-from services.sequencer._genesis import devnet_genesis
-from services.sequencer._tx import UnsignedTransaction, sign_transaction
 from tests.l1.anvil import Anvil
 from tests.sequencer.test_batcher import receipt_when, start_sequencer
 from tests.sequencer.test_service import DEV_KEYS, sign

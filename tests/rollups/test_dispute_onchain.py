@@ -26,6 +26,7 @@ from l2node.node.deploy import (
     DEVNET_PROPOSER_KEY,
     deploy_contracts,
 )
+from protocol import BatchBlock, batch_input_root, devnet_genesis, encode_batch, keccak256
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from services.rollups._challenger import Challenger
 from services.rollups._contracts import GameState, GameStatus, OutputRecord, OutputStatus, Registry, Side
@@ -35,9 +36,6 @@ from services.rollups._settings import RollupsSettings
 from services.rollups._snapshot import Phase
 from services.rollups._trace import DerivedChain
 from services.rollups._witness import step_proof
-from services.sequencer._batcher import BatchBlock, batch_input_root, encode_batch
-from services.sequencer._genesis import devnet_genesis
-from services.sequencer._keccak import keccak256
 from tests.l1.anvil import Anvil
 
 TXS = 300

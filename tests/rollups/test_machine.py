@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from protocol import BlockLeaf, Deposit, Leaf, TxLeaf, batch_leaves, devnet_genesis, input_root, keccak256
 from services.rollups._machine import (
     DEFAULT_RULES,
     L1Inputs,
@@ -13,10 +14,6 @@ from services.rollups._machine import (
     genesis_snapshot,
 )
 from services.rollups._snapshot import Phase, Snapshot
-from services.sequencer._batch_input import BlockLeaf, Leaf, TxLeaf, batch_leaves, input_root
-from services.sequencer._execution import Deposit
-from services.sequencer._genesis import devnet_genesis
-from services.sequencer._keccak import keccak256
 from tests.rollups.test_derivation import transfer
 
 TO = b"\x22" * 20

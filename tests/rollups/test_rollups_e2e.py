@@ -23,9 +23,9 @@ import grpc
 import pytest
 
 from l2node.node.deploy import DEVNET_CHALLENGER_KEY, DEVNET_PROPOSER_KEY, RollupParams
-from l2node.rollups.v1 import rollups_pb2 as rpb
-from l2node.rollups.v1 import rollups_pb2_grpc as rpb_grpc
-from l2node.sequencer.v1 import sequencer_pb2 as pb
+from protos.l2node.rollups.v1 import rollups_pb2 as rpb
+from protos.l2node.rollups.v1 import rollups_pb2_grpc as rpb_grpc
+from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from services.l1 import L1Client, LocalSigner, address
 from services.rollups._contracts import Registry
 from tests.l1.anvil import Anvil

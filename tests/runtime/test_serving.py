@@ -13,7 +13,7 @@ from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from l2node.worker.v1 import worker_pb2, worker_pb2_grpc
+from protos.l2node.worker.v1 import worker_pb2, worker_pb2_grpc
 from tests.runtime.conftest import ECHO_SERVICE, Worker, channel, echo_method
 
 

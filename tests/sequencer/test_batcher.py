@@ -25,9 +25,9 @@ from l2node.node.deploy import (
     RollupParams,
     deploy_contracts,
 )
-from l2node.sequencer.v1 import sequencer_pb2 as pb
-from l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
-from services.sequencer._batcher import BatchBlock, BatchFormatError, decode_batch, encode_batch
+from protocol import BatchBlock, BatchFormatError, decode_batch, encode_batch
+from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
+from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from tests.conftest import Collector, otel_env
 from tests.l1.anvil import Anvil
 from tests.sequencer.test_service import DEV_KEYS, ROOT, free_port, sign
@@ -138,7 +138,7 @@ def test_forced_transactions_from_l1_are_included_and_garbage_is_skipped(tmp_pat
             l1.rpc("eth_sendTransaction", {"from": anyone, "to": inbox_address,
                                            "data": "0x" + inbox.encode_call("forceInclude", raw).hex()})
         l1.rpc("anvil_mine", 4)  # past the confirmation depth: the queue entries are safe
-        from services.sequencer._keccak import keccak256
+        from protocol._keccak import keccak256
 
         tx_hash = "0x" + keccak256(valid).hex()
         sealed = receipt_when(stub, tx_hash, lambda r: r.status >= pb.RECEIPT_STATUS_SEALED)
@@ -213,7 +213,7 @@ def test_a_deposit_on_l1_is_minted_on_l2_once(tmp_path: pathlib.Path, l1: Anvil)
         time.sleep(0.5)  # more L1 blocks, more polls: the deposit must not be minted twice
         assert int(stub.GetAccount(pb.GetAccountRequest(address=to), timeout=5).balance) == 3 * 10**18
         assert head.l1_origin_number > 0 and len(head.transaction_hashes) >= 1
-        from services.sequencer._execution import Deposit
+        from protocol._execution import Deposit
 
         deposit_hash = "0x" + Deposit(source, bytes.fromhex(to[2:]), 3 * 10**18).hash().hex()
         receipt = stub.GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=deposit_hash), timeout=5).receipt

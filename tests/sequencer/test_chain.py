@@ -16,20 +16,30 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from l2node.node.deploy import DEVNET_BATCHER, DEVNET_BATCHER_KEY, DEVNET_DEPLOYER_KEY, deploy_contracts
+from protocol import (
+    DEFAULT_CHAIN_ID,
+    DEV_ACCOUNTS,
+    DEV_PRIVATE_KEYS,
+    MAX_TX_SIZE,
+    BatchBlock,
+    Genesis,
+    State,
+    UnsignedTransaction,
+    decode_transaction,
+    devnet_genesis,
+    encode_batch,
+    keccak256,
+    sign_transaction,
+)
 from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, TxSender
 from services.runtime._storage import Storage
-from services.sequencer._batcher import BatchBlock, Batcher, BatcherSettings, block_room, encode_batch
+from services.sequencer._batcher import Batcher, BatcherSettings, block_room
 from services.sequencer._chain import Chain, SealedBlock
-from services.sequencer._execution import State
-from services.sequencer._genesis import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, Genesis, devnet_genesis
 from services.sequencer._intake import Intake
-from services.sequencer._keccak import keccak256
 from services.sequencer._mempool import Mempool, MempoolConfig
 from services.sequencer._pending_log import PendingLog
-from services.sequencer._rules import DEFAULT_CHAIN_ID, MAX_TX_SIZE
 from services.sequencer._settings import L1Settings, SequencerSettings
 from services.sequencer._store import DROPPED, SEALED, SequencerStore
-from services.sequencer._tx import UnsignedTransaction, decode_transaction, sign_transaction
 from tests.l1.anvil import Anvil
 
 GWEI = 10**9

@@ -8,14 +8,12 @@ import pathlib
 
 from opentelemetry.trace import SpanContext
 
+from protocol import DEFAULT_CHAIN_ID, UnsignedTransaction, keccak256, sign_transaction
 from services.runtime._storage import Storage
 from services.sequencer._intake import Intake, SpanMemory
-from services.sequencer._keccak import keccak256
 from services.sequencer._mempool import AccountState, Mempool, MempoolConfig
 from services.sequencer._pending_log import PendingLog
-from services.sequencer._rules import DEFAULT_CHAIN_ID
 from services.sequencer._store import DROPPED, SEALED, SequencerStore
-from services.sequencer._tx import UnsignedTransaction, sign_transaction
 
 GWEI = 10**9
 

@@ -13,6 +13,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from protocol import Transaction
 from services.sequencer._mempool import (
     FCFS,
     REJECT_STATUS,
@@ -27,7 +28,6 @@ from services.sequencer._mempool import (
     Reason,
     TxStatus,
 )
-from services.sequencer._tx import Transaction
 
 RICH = 10**30
 FUNDED = AccountState(0, RICH)
@@ -558,7 +558,7 @@ def test_the_same_calls_give_the_same_pool() -> None:
 def test_a_transaction_signed_by_eth_account_goes_through() -> None:
     from eth_account import Account
 
-    from services.sequencer._tx import decode_transaction
+    from protocol._tx import decode_transaction
 
     account = Account.from_key("0x" + "11" * 32)
     fields = {

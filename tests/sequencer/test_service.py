@@ -19,15 +19,19 @@ from eth_account import Account
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from l2node.sequencer.v1 import sequencer_pb2 as pb
-from l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
-from services.sequencer._block import BlockHeader
+from protocol import (
+    DEFAULT_CHAIN_ID,
+    FEE_VAULT,
+    BlockEnv,
+    BlockHeader,
+    apply_transaction,
+    decode_transaction,
+    devnet_genesis,
+)
+from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
+from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from services.sequencer._chain import header_from_json
-from services.sequencer._execution import BlockEnv, apply_transaction
-from services.sequencer._genesis import devnet_genesis
-from services.sequencer._rules import DEFAULT_CHAIN_ID, FEE_VAULT
 from services.sequencer._store import _decode_raws
-from services.sequencer._tx import decode_transaction
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: The first three anvil/hardhat dev keys (mnemonic "test test ... junk"), funded by the devnet genesis.

@@ -13,10 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol import (
+    DEFAULT_CHAIN_ID,
+    Account,
+    BlockEnv,
+    State,
+    Transaction,
+    UnsignedTransaction,
+    apply_transaction,
+    decode_transaction,
+    sign_transaction,
+)
 from services.runtime._storage import Storage
-from services.sequencer._account import Account
-from services.sequencer._execution import BlockEnv, State, apply_transaction
-from services.sequencer._rules import DEFAULT_CHAIN_ID
 from services.sequencer._store import (
     DROPPED,
     FINALIZED,
@@ -32,7 +40,6 @@ from services.sequencer._store import (
     _encode_raws,
     _raw_at,
 )
-from services.sequencer._tx import Transaction, UnsignedTransaction, decode_transaction, sign_transaction
 
 KEY = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
 BASE_FEE = 7 * 10**8

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from l2node.rollups.v1 import rollups_pb2 as l2node_dot_rollups_dot_v1_dot_rollups__pb2
+from . import rollups_pb2 as l2node_dot_rollups_dot_v1_dot_rollups__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -1,4 +1,4 @@
-"""The C extension (services/sequencer/_native.c) against independent references.
+"""The C extension (protocol/_native.c) against independent references.
 
 keccak-256 against safe-pysha3; senders against eth-account (its own pure recovery path) for
 keys, payload sizes and signature shapes the decoder meets; Merkle nodes and account leaves
@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sha3 import keccak_256  # type: ignore[import-untyped]
 
-from services.sequencer import _native
-from services.sequencer._secp256k1 import recover_senders
-from services.sequencer._tx import _check
+from protocol import recover_senders
+from protocol._tx import _check
+from protocol import _native
 
 CHAIN = 901
 

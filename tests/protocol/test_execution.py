@@ -7,25 +7,30 @@ from typing import Any
 import pytest
 from eth_abi.abi import encode as abi_encode
 
-from services.sequencer._account import Account
-from services.sequencer._commitment import verify_account, verify_merkle_proof
-from services.sequencer._execution import (
-    BlockEnv,
-    Deposit,
-    State,
-    apply_deposit,
-    apply_transaction,
-    roots_after_each,
-)
-from services.sequencer._keccak import keccak256
-from services.sequencer._rules import (
+from protocol import (
     FEE_VAULT,
     MESSAGE_PASSER,
     WITHDRAWAL_DEFAULT_GAS_LIMIT,
+    Account,
+    BlockEnv,
+    Deposit,
+    Reason,
+    State,
+    Status,
+    Transaction,
+    TxRejected,
+    UnsignedTransaction,
+    WithdrawalMessage,
+    apply_deposit,
+    apply_transaction,
+    decode_transaction,
+    encode_withdrawal_call,
+    keccak256,
+    roots_after_each,
+    verify_account,
+    verify_merkle_proof,
 )
-from services.sequencer._tx import Reason, Status, Transaction, TxRejected, UnsignedTransaction, decode_transaction
-from services.sequencer._tx import sign_transaction as sign
-from services.sequencer._withdrawal import WithdrawalMessage, encode_withdrawal_call
+from protocol import sign_transaction as sign
 
 CHAIN = 901
 GWEI = 10**9

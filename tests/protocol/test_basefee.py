@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.sequencer._basefee import next_base_fee
-from services.sequencer._rules import BLOCK_GAS_LIMIT, BLOCK_GAS_TARGET, INITIAL_BASE_FEE
+from protocol import BLOCK_GAS_LIMIT, BLOCK_GAS_TARGET, INITIAL_BASE_FEE, next_base_fee
 
 
 @pytest.mark.parametrize(

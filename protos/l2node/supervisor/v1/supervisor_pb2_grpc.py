@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from l2node.supervisor.v1 import supervisor_pb2 as l2node_dot_supervisor_dot_v1_dot_supervisor__pb2
+from . import supervisor_pb2 as l2node_dot_supervisor_dot_v1_dot_supervisor__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from l2node.sequencer.v1 import sequencer_pb2 as l2node_dot_sequencer_dot_v1_dot_sequencer__pb2
+from . import sequencer_pb2 as l2node_dot_sequencer_dot_v1_dot_sequencer__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

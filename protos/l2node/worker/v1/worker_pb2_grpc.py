@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from l2node.worker.v1 import worker_pb2 as l2node_dot_worker_dot_v1_dot_worker__pb2
+from . import worker_pb2 as l2node_dot_worker_dot_v1_dot_worker__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

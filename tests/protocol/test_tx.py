@@ -12,16 +12,10 @@ from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.sequencer._native import decode_common
-from services.sequencer._rules import (
-    BLOCK_GAS_LIMIT,
-    MAX_TX_SIZE,
-    MESSAGE_PASSER,
-    SECP256K1_HALF_N,
-    SECP256K1_N,
-    UINT64_MAX,
-)
-from services.sequencer._tx import (
+from protocol import encode_withdrawal_call
+from protocol._native import decode_common
+from protocol._rules import BLOCK_GAS_LIMIT, MAX_TX_SIZE, MESSAGE_PASSER, SECP256K1_HALF_N, SECP256K1_N, UINT64_MAX
+from protocol._tx import (
     Reason,
     Status,
     Transaction,
@@ -36,7 +30,6 @@ from services.sequencer._tx import (
     rlp_list,
     sign_transaction,
 )
-from services.sequencer._withdrawal import encode_withdrawal_call
 
 CHAIN = 901
 KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")

@@ -9,22 +9,25 @@ import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account as EthAccount
 
-from services.sequencer._account import Account
-from services.sequencer._block import BlockHeader, transactions_root
-from services.sequencer._commitment import merkle_root
-from services.sequencer._genesis import (
+from protocol import (
+    BLOCK_GAS_LIMIT,
+    DEFAULT_CHAIN_ID,
     DEV_ACCOUNTS,
     DEV_BALANCE,
     DEV_MNEMONIC,
     DEV_PRIVATE_KEYS,
+    INITIAL_BASE_FEE,
+    Account,
+    BlockHeader,
     Genesis,
     GenesisError,
     devnet_genesis,
+    keccak256,
     load_genesis,
+    merkle_root,
     parse_genesis,
+    transactions_root,
 )
-from services.sequencer._keccak import keccak256
-from services.sequencer._rules import BLOCK_GAS_LIMIT, DEFAULT_CHAIN_ID, INITIAL_BASE_FEE
 
 
 def test_dev_accounts_are_the_anvil_hardhat_ones() -> None:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.sequencer._account import Account
-from services.sequencer._commitment import (
+from protocol import MERKLE_ARITY, MERKLE_DEPTH, ZERO_ADDRESS, Account, keccak256
+from protocol._commitment import (
     ZERO,
     ZERO_HASH,
     AccountLeaf,
@@ -25,8 +25,6 @@ from services.sequencer._commitment import (
     verify_account,
     verify_merkle_proof,
 )
-from services.sequencer._keccak import keccak256
-from services.sequencer._rules import MERKLE_ARITY, MERKLE_DEPTH, ZERO_ADDRESS
 
 
 def address(n: int) -> bytes:

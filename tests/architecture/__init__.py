@@ -1,0 +1,1 @@
+"""Architecture rules that import-linter cannot express with its built-in contract types."""
