@@ -5,7 +5,8 @@
 #   git worktree add /tmp/before <commit>
 #   bench/ab_trees.sh /tmp/before . [pairs]
 #
-# Each tree needs its native extension built in place (protocol/_native*.so): in a
+# Each tree needs its native extension built in place (protocol/_native*.so; services/sequencer/
+# before the protocol package existed): in a
 # worktree, `.venv/bin/python setup.py build_ext --inplace` from that tree (or copy the .so if
 # _native.c is the same). Prints the tracing-off/on and ceiling lines of each run.
 set -euo pipefail
