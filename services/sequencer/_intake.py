@@ -44,7 +44,7 @@ class Refusal:
 
 
 Outcome = bytes | Refusal
-#: The current pool (the chain replaces it when it reloads its state).
+#: The current pool (the chain replaces it when it reloads its state): ``Mempools.current``.
 PoolFn = Callable[[], Mempool]
 _SEQ = itemgetter(0)
 
@@ -79,6 +79,9 @@ class SpanMemory:
 
 
 class Intake:
+    """Accepts transactions into the current pool and the pending log; the chain's listener
+    (``_chain.ChainListener``): told what was sealed or dropped, and when to refill the pool."""
+
     def __init__(self, store: SequencerStore, log: PendingLog, chain_id: int, pool: PoolFn, *, block_txs: int) -> None:
         self._store = store
         self._log = log
@@ -145,6 +148,10 @@ class Intake:
             self.refused += len(done) - len(entries)
             span.set_attribute("l2.accepted", len(entries))
             return done
+
+    def origin(self, tx_hash: bytes) -> trace.SpanContext | None:
+        """The context of the span that accepted ``tx_hash``, if remembered."""
+        return self.accepted_in.get(tx_hash)
 
     def _remember_span(self, context: trace.SpanContext, outcomes: list[Outcome | None]) -> None:
         """Which accept span each transaction came in under, so the block sealing it can link it."""
