@@ -98,7 +98,7 @@ class Intake:
         #: Set when the pool holds a block's worth: the producer seals without waiting for its timer.
         self.block_full = asyncio.Event()
         #: tx hash -> the span context of the call that accepted it (bounded, oldest dropped first).
-        self.accepted_in = SpanMemory(_SPAN_MEMORY)
+        self._accepted_in = SpanMemory(_SPAN_MEMORY)
         #: tx hash -> (its pending log seq, the transaction), for every entry not yet settled.
         self._logged: dict[bytes, tuple[int, Transaction]] = {}
 
@@ -151,13 +151,13 @@ class Intake:
 
     def origin(self, tx_hash: bytes) -> trace.SpanContext | None:
         """The context of the span that accepted ``tx_hash``, if remembered."""
-        return self.accepted_in.get(tx_hash)
+        return self._accepted_in.get(tx_hash)
 
     def _remember_span(self, context: trace.SpanContext, outcomes: list[Outcome | None]) -> None:
         """Which accept span each transaction came in under, so the block sealing it can link it."""
         if not context.is_valid:
             return
-        self.accepted_in.remember([o for o in outcomes if isinstance(o, bytes)], context)
+        self._accepted_in.remember([o for o in outcomes if isinstance(o, bytes)], context)
 
     # -- what leaves the pending log ----------------------------------------------------------
 

@@ -89,6 +89,7 @@ def test_task_tree_giving_up_exits_non_zero(spawn: Callable[..., Worker]) -> Non
     worker = spawn(ready=False, drain_s=0.0, settings={"tasks": "crash"})
     assert worker.wait() == 1
     assert any(e["message"].startswith("task tree gave up") for e in worker.logs())
+    assert worker.logs()[-2]["message"] == "service closed"  # then "stopped"
 
 
 def test_bad_config_is_rejected_before_anything_starts(spawn: Callable[..., Worker]) -> None:
