@@ -35,7 +35,7 @@ from sequencer_throughput import CHAIN_ID, MEMPOOL, presign, write_genesis  # no
 
 from protocol import State, load_genesis  # noqa: E402
 from services.runtime import open_database  # noqa: E402
-from services.sequencer._chain import Chain  # noqa: E402
+from services.sequencer._chain import Chain, Mempools  # noqa: E402
 from services.sequencer._intake import Intake  # noqa: E402
 from services.sequencer._mempool import Mempool  # noqa: E402
 from services.sequencer._ordering import FeePriority  # noqa: E402
@@ -64,12 +64,11 @@ async def one_run(raws: list[bytes], genesis_file: pathlib.Path, data: pathlib.P
     def new_pool(state: State, base_fee: int) -> Mempool:
         return Mempool(config, policy=FeePriority(), base_fee=base_fee, account_state=state.get)
 
-    chain = Chain(store, load_genesis(genesis_file), new_pool, max_block_txs=settings.max_block_txs)
-    await chain.open()
+    pools = Mempools(new_pool)
     log = PendingLog(PendingLog.beside(data / "sequencer.db"))
-    intake = Intake(store, log, CHAIN_ID, lambda: chain.mempool, block_txs=settings.max_block_txs)
-    chain.on_sealed = intake.sealed
-    chain.on_dropped = intake.record_drops
+    intake = Intake(store, log, CHAIN_ID, pools.current, block_txs=settings.max_block_txs)
+    chain = Chain(store, load_genesis(genesis_file), pools, intake, max_block_txs=settings.max_block_txs)
+    await chain.open()
     gc.freeze()  # as the worker does once started
 
     slots = asyncio.Semaphore(IN_FLIGHT)

@@ -2,10 +2,13 @@
 
 A service is a :class:`WorkerDefinition`; the runtime gives it config, storage, a grpc.aio
 server with health, reflection, tracing and error mapping, a supervised task tree, and a
-graceful stop::
+graceful stop. ``register`` returns the :class:`Service`: what owns the tasks and closes what
+was opened::
 
-    def register(ctx: WorkerContext) -> None:
-        add_SequencerServicer_to_server(Sequencer(ctx.storage), ctx.server)
+    async def register(ctx: WorkerContext) -> Service:
+        sequencer = await Sequencer.open(ctx.storage)  # tasks() -> its loops; aclose() -> closes it
+        add_SequencerServicer_to_server(SequencerServicer(sequencer), ctx.server)
+        return sequencer
 
     WORKER = WorkerDefinition(name="sequencer", register=register)
 
@@ -36,7 +39,13 @@ from services.runtime._config import (
     monitor_port_for,
     settings_from,
 )
-from services.runtime._definition import ServiceRegistry, WorkerContext, WorkerDefinition, load_definition
+from services.runtime._definition import (
+    Service,
+    ServiceRegistry,
+    WorkerContext,
+    WorkerDefinition,
+    load_definition,
+)
 from services.runtime._errors import (
     DOMAIN,
     Aborted,
@@ -100,6 +109,7 @@ __all__ = [
     "PolicyConfig",
     "ResourceExhausted",
     "ServerInterceptor",
+    "Service",
     "ServiceRegistry",
     "Storage",
     "Unavailable",

@@ -1,11 +1,11 @@
 """A worker's life: config -> storage -> server -> registration -> task tree -> serve -> stop.
 
 Start-up order (health says SERVING only at the end, because readiness is health):
-storage, gRPC server with every handler, bound and started with all statuses NOT_SERVING,
-task tree started, SERVING.
+storage, gRPC server with every handler (``register`` returns the service), bound and started
+with all statuses NOT_SERVING, the service's task tree started, SERVING.
 
 Shutdown order, on SIGTERM or SIGINT: NOT_SERVING; keep serving ``drain_s``; end Health.Watch
-streams; ``server.stop(grace_s)``; task tree; the service's ``on_stop``; outbound channels;
+streams; ``server.stop(grace_s)``; task tree; the service's ``aclose``; outbound channels;
 storage (checkpointed); spans flushed.
 """
 
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NoReturn
 
 import grpc
@@ -31,7 +30,6 @@ from services.runtime._channels import Channels
 from services.runtime._config import WorkerConfig
 from services.runtime._definition import (
     ServiceRegistry,
-    StopFn,
     WorkerContext,
     WorkerDefinition,
     load_definition,
@@ -132,11 +130,12 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
             tracer=tracing.tracer,
             _channel=channels.get,
         )
-        await _maybe_await(definition.register(ctx))
-        if definition.on_stop is not None:
-            cleanup.push_async_callback(_maybe_await_call, definition.on_stop, ctx)
+        service = await definition.register(ctx)
+        # The stack unwinds in reverse, so the shutdown order is: server stopped (below), task tree,
+        # then the service's aclose (its tasks no longer use what it closes), then channels, storage.
+        cleanup.push_async_callback(service.aclose)
 
-        tree = _TaskTree(definition.tasks(ctx) if definition.tasks is not None else ())
+        tree = _TaskTree(service.tasks())
         server.add_generic_rpc_handlers([WorkerStatusServicer(config.service, tree.rows).handler()])
         health = HealthServicer([*registry.service_names, WORKER_SERVICE])
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -146,7 +145,7 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
         port = server.add_insecure_port(config.address)  # raises if the port is taken
 
         ports, console = config.monitor_ports, config.monitor_console
-        cleanup.enter_context(monitor(ports, console=console, local_vars={"ctx": ctx}))
+        cleanup.enter_context(monitor(ports, console=console, local_vars={"ctx": ctx, "service": service}))
         await server.start()
         try:
             cleanup.push_async_callback(tree.stop)  # after the server: in-flight calls may need tasks
@@ -224,12 +223,3 @@ def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
     if not stop.is_set():
         _log.info("stop requested", extra={"signal": sig.name})
     stop.set()
-
-
-async def _maybe_await(result: Awaitable[None] | None) -> None:
-    if inspect.isawaitable(result):
-        await result
-
-
-async def _maybe_await_call(fn: StopFn, ctx: WorkerContext) -> None:
-    await _maybe_await(fn(ctx))

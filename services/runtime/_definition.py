@@ -1,4 +1,12 @@
-"""What a service hands the runtime (WorkerDefinition), and what the runtime hands back (WorkerContext)."""
+"""What a service hands the runtime (WorkerDefinition), what the runtime hands it (WorkerContext),
+and what its registration returns (Service).
+
+A worker's life, from the service's side: ``register(ctx)`` builds the service (opens what it
+needs, adds its servicers to ``ctx.server``) and returns it as a :class:`Service`; the runtime
+runs ``service.tasks()`` under a supervisor while it serves, and calls ``service.aclose()`` once,
+after the server and those tasks stopped. Everything the service opened is reachable from the
+object it returned, so nothing is shared through the context.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 from opentelemetry import trace
@@ -51,7 +59,7 @@ class ServiceRegistry:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class WorkerContext:
-    """Everything a service's register/tasks/on_stop callbacks get."""
+    """Everything a service's ``register`` gets."""
 
     #: Add servicers here (``add_FooServicer_to_server(servicer, ctx.server)``).
     server: ServiceRegistry
@@ -62,8 +70,6 @@ class WorkerContext:
     #: For spans of the service's own work (L1 JSON-RPC calls, sealing a batch).
     tracer: trace.Tracer
     _channel: Callable[[str], grpc.aio.Channel] = field(repr=False)
-    #: Scratch space for the service: what register() builds and tasks()/on_stop() need.
-    state: dict[str, Any] = field(default_factory=dict)
 
     def channel(self, address: str) -> grpc.aio.Channel:
         """A traced channel to ``address`` (``host:port`` or any gRPC target, e.g.
@@ -72,25 +78,38 @@ class WorkerContext:
         return self._channel(address)
 
 
-RegisterFn = Callable[[WorkerContext], Awaitable[None] | None]
-TasksFn = Callable[[WorkerContext], "Sequence[ChildSpec]"]
-StopFn = Callable[[WorkerContext], Awaitable[None] | None]
+class Service(Protocol):
+    """A registered service: it owns its long-running tasks and everything it opened.
+
+    ``register`` returns one; the runtime asks it for its tasks once, after registration, and
+    closes it once, when the worker stops.
+    """
+
+    def tasks(self) -> Sequence[ChildSpec]:
+        """Long-running loops, as ``ChildSpec(id=..., start=supervisor.task(fn))``; run under a
+        one_for_one supervisor that is ready before health says SERVING. If it gives up, the
+        worker exits non-zero and its own supervisor restarts the process. May be empty."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what ``register`` opened (files, L1 clients, thread pools). Called once, after
+        the server and the tasks stopped, before outbound channels and storage close; also when
+        the worker fails to start after ``register`` returned."""
+        ...
+
+
+#: Builds the service: opens what it needs and adds its servicers to ``ctx.server``.
+RegisterFn = Callable[[WorkerContext], Awaitable[Service]]
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerDefinition:
-    """One kind of worker; the runtime runs it (:func:`services.runtime.run`)."""
+    """One kind of worker; the runtime runs it (:func:`services.runtime.run`). What a node's
+    config names as ``definition = "package.module:ATTR"``."""
 
     #: The kind of worker ("sequencer"); the config's ``service`` names the instance.
     name: str
-    #: Adds the service's servicers to ``ctx.server``; may be async (open files, load state).
     register: RegisterFn
-    #: Long-running loops, as ``ChildSpec(id=..., start=supervisor.task(fn))``; run under a
-    #: one_for_one supervisor that is ready before health says SERVING. If it gives up, the
-    #: worker exits non-zero and its own supervisor restarts the process.
-    tasks: TasksFn | None = None
-    #: Called after the server and tasks stopped, before storage closes.
-    on_stop: StopFn | None = None
 
 
 def load_definition(ref: str) -> WorkerDefinition:

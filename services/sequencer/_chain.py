@@ -15,7 +15,10 @@ The in-memory state always equals the durable snapshot of the head block, except
 seal: execution mutates it before the block is written. If the write fails, the state is
 reloaded from disk (the block never happened) with an empty pool, and the error propagates, so
 the producer loop restarts from a consistent state; before the next block the intake puts back
-every transaction it acknowledged and has not seen sealed (``on_repool``).
+every transaction it acknowledged and has not seen sealed (``ChainListener.repool``).
+
+The chain is built with what it tells (a :class:`ChainListener`: the intake) and with its
+:class:`Mempools`, which the intake is built with too: so neither needs the other to exist first.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from opentelemetry import trace
 
@@ -57,20 +61,54 @@ _tracer = trace.get_tracer("l2node.sequencer")
 _MAX_LINKS = 32
 
 
-def _no_origin(tx_hash: bytes) -> None:
-    return None
+class ChainListener(Protocol):
+    """What the chain tells about the transactions it seals and lets go (the intake, which keeps
+    what is acknowledged and not yet settled)."""
+
+    def origin(self, tx_hash: bytes) -> trace.SpanContext | None:
+        """Where the transaction's accept span is: its block's span links to it."""
+        ...
+
+    def sealed(self, tx_hashes: Iterable[bytes]) -> None:
+        """These transactions are in a block, now durable."""
+        ...
+
+    async def record_drops(self, dropped: Sequence[tuple[bytes, str]]) -> None:
+        """(hash, reason) of what the pool let go: their receipts must say DROPPED."""
+        ...
+
+    async def repool(self) -> object:
+        """The pool was replaced by an empty one after a failed block write (told before the next
+        block): put back what was acknowledged and not seen sealed."""
+        ...
 
 
-def _nobody_told(tx_hashes: Iterable[bytes]) -> None:
-    return None
+#: How many of a block's selected transactions (a prefix) its batch can carry and still be posted
+#: in one L1 transaction: (number, timestamp, L1 origin number and hash, txs) -> count.
+BlockRoom = Callable[[int, int, int, bytes, Sequence[Transaction]], int]
 
 
-async def _nobody_records(dropped: Sequence[tuple[bytes, str]]) -> None:
-    return None
+class Mempools:
+    """Makes the chain's mempool over its state, and knows the current one.
 
+    The chain makes a new pool whenever it (re)loads its state (at open, after a failed block
+    write); the intake adds to whichever is current. Both are built with this object.
+    """
 
-async def _nothing_to_repool() -> None:
-    return None
+    __slots__ = ("_current", "_new")
+
+    def __init__(self, new: Callable[[State, int], Mempool]) -> None:
+        self._new = new
+        self._current: Mempool | None = None
+
+    def renew(self, state: State, base_fee: int) -> Mempool:
+        """A new, empty pool over ``state``: the current one from now on."""
+        self._current = self._new(state, base_fee)
+        return self._current
+
+    def current(self) -> Mempool:
+        assert self._current is not None, "no pool yet: the chain makes the first"
+        return self._current
 
 
 def header_to_json(h: BlockHeader) -> str:
@@ -105,8 +143,8 @@ class ChainCorrupted(RuntimeError):
 
 
 class Chain:
-    def __init__(self, store: SequencerStore, genesis: Genesis, mempool_factory: Callable[[State, int], Mempool],
-                 *, max_block_txs: int) -> None:
+    def __init__(self, store: SequencerStore, genesis: Genesis, pools: Mempools, listener: ChainListener,
+                 *, max_block_txs: int, block_room: BlockRoom | None = None) -> None:
         self._store = store
         self._genesis = genesis
         self._max_block_txs = max_block_txs
@@ -114,23 +152,12 @@ class Chain:
         self.head = genesis.header(genesis.state())
         self.head_hash = self.head.hash()
         self.next_base_fee = genesis.base_fee
-        self._mempool_factory = mempool_factory
-        #: Where each transaction's accept span is (the intake's memory): a block links to them.
-        self.origins: Callable[[bytes], trace.SpanContext | None] = _no_origin
-        #: Told the transactions of each block once it is durable (the intake: their pending log
-        #: entries can go).
-        self.on_sealed: Callable[[Iterable[bytes]], None] = _nobody_told
-        #: Records (hash, reason) of what the pool let go, so their receipts say DROPPED (the intake).
-        self.on_dropped: Callable[[Sequence[tuple[bytes, str]]], Awaitable[None]] = _nobody_records
-        #: Told (before the next block) that the pool was replaced by an empty one after a failed
-        #: block write: the intake puts back what it acknowledged and has not seen sealed.
-        self.on_repool: Callable[[], Awaitable[object]] = _nothing_to_repool
+        self._pools = pools
+        self._listener = listener
         self._repool_due = False
-        #: How many of a block's selected transactions (a prefix) its batch can carry and still be
-        #: posted in one L1 transaction: (number, timestamp, L1 origin number and hash, txs) -> count.
-        #: The rest stay pooled for the next block. None: no batcher, no bound.
-        self.block_room: Callable[[int, int, int, bytes, Sequence[Transaction]], int] | None = None
-        self.mempool: Mempool = mempool_factory(self.state, self.next_base_fee)
+        #: The rest of a block's selection stays pooled for the next block. None: no batcher, no bound.
+        self._block_room = block_room
+        self.mempool: Mempool = pools.renew(self.state, self.next_base_fee)
         self._slots = 0  # accounts in the durable snapshot: the next new account's slot
         #: The newest block this process sealed (durable): followers read it from here.
         self._last_sealed: SealedBlock | None = None
@@ -180,7 +207,7 @@ class Chain:
         self.head = header
         self.head_hash = header.hash()
         self.next_base_fee = next_base_fee(header.base_fee, header.gas_used, header.gas_limit)
-        self.mempool = self._mempool_factory(state, self.next_base_fee)
+        self.mempool = self._pools.renew(state, self.next_base_fee)
         self.l1_origin = max(self.l1_origin, (header.l1_origin_number, header.l1_origin_hash))
 
     def set_l1_origin(self, number: int, block_hash: bytes) -> None:
@@ -199,7 +226,7 @@ class Chain:
         async with self._seal_lock:
             if self._repool_due:
                 self._repool_due = False
-                await self.on_repool()
+                await self._listener.repool()
             base_fee = self.next_base_fee
             deposits = self._store.deposits_due(self.l1_origin[0])
             forced = self._store.forced_due(self.l1_origin[0])
@@ -208,7 +235,7 @@ class Chain:
                 return None
             # A span per block, not per transaction; links lead back to the calls that sent them.
             links = list({ctx.span_id: trace.Link(ctx) for tx in txs[:_MAX_LINKS]
-                          if (ctx := self.origins(tx.hash)) is not None}.values())
+                          if (ctx := self._listener.origin(tx.hash)) is not None}.values())
             with _tracer.start_as_current_span("seal_block", links=links) as span:
                 block = await self._seal(deposits, forced, txs, base_fee, time.time() if now is None else now)
                 span.set_attribute("l2.block.number", block.header.number)
@@ -222,8 +249,8 @@ class Chain:
         parent = self.head
         env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
                        gas_limit=parent.gas_limit)
-        if self.block_room is not None and txs:
-            txs = txs[: self.block_room(env.number, env.timestamp, *self.l1_origin, txs)]
+        if self._block_room is not None and txs:
+            txs = txs[: self._block_room(env.number, env.timestamp, *self.l1_origin, txs)]
         state = self.state
         known_accounts = len(state.accounts)
         applied: list[tuple[Transaction, TxResult]] = []
@@ -299,7 +326,7 @@ class Chain:
         self.sealed_blocks += 1
         block = SealedBlock(header, block_hash, tx_hashes)
         self._last_sealed = block
-        self.on_sealed(signed_hashes)
+        self._listener.sealed(signed_hashes)
         dropped = [d for tx_hash, reason in refused for d in self.mempool.drop(tx_hash, reason)]
         dropped += self.mempool.on_block(signed, changed, self.next_base_fee)
         await self._record_drops(dropped)
@@ -312,7 +339,7 @@ class Chain:
     async def _record_drops(self, dropped: Sequence[Dropped]) -> None:
         """Receipts of what the pool let go say DROPPED, with the pool's reason."""
         if dropped:
-            await self.on_dropped([(d.hash, d.reason) for d in dropped])
+            await self._listener.record_drops([(d.hash, d.reason) for d in dropped])
 
     def _new_slots(self, state: State, known_accounts: int) -> dict[bytes, int]:
         """Slots of the accounts this block created: they follow the snapshot's, in creation order."""

@@ -44,7 +44,7 @@ class Refusal:
 
 
 Outcome = bytes | Refusal
-#: The current pool (the chain replaces it when it reloads its state).
+#: The current pool (the chain replaces it when it reloads its state): ``Mempools.current``.
 PoolFn = Callable[[], Mempool]
 _SEQ = itemgetter(0)
 
@@ -79,6 +79,9 @@ class SpanMemory:
 
 
 class Intake:
+    """Accepts transactions into the current pool and the pending log; the chain's listener
+    (``_chain.ChainListener``): told what was sealed or dropped, and when to refill the pool."""
+
     def __init__(self, store: SequencerStore, log: PendingLog, chain_id: int, pool: PoolFn, *, block_txs: int) -> None:
         self._store = store
         self._log = log
@@ -95,7 +98,7 @@ class Intake:
         #: Set when the pool holds a block's worth: the producer seals without waiting for its timer.
         self.block_full = asyncio.Event()
         #: tx hash -> the span context of the call that accepted it (bounded, oldest dropped first).
-        self.accepted_in = SpanMemory(_SPAN_MEMORY)
+        self._accepted_in = SpanMemory(_SPAN_MEMORY)
         #: tx hash -> (its pending log seq, the transaction), for every entry not yet settled.
         self._logged: dict[bytes, tuple[int, Transaction]] = {}
 
@@ -146,11 +149,15 @@ class Intake:
             span.set_attribute("l2.accepted", len(entries))
             return done
 
+    def origin(self, tx_hash: bytes) -> trace.SpanContext | None:
+        """The context of the span that accepted ``tx_hash``, if remembered."""
+        return self._accepted_in.get(tx_hash)
+
     def _remember_span(self, context: trace.SpanContext, outcomes: list[Outcome | None]) -> None:
         """Which accept span each transaction came in under, so the block sealing it can link it."""
         if not context.is_valid:
             return
-        self.accepted_in.remember([o for o in outcomes if isinstance(o, bytes)], context)
+        self._accepted_in.remember([o for o in outcomes if isinstance(o, bytes)], context)
 
     # -- what leaves the pending log ----------------------------------------------------------
 

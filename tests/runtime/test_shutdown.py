@@ -47,7 +47,8 @@ async def test_sigterm_drains_in_flight_calls_and_ends_watch_streams(spawn: Call
     assert elapsed < GRACE_S / 2, f"stop took {elapsed:.1f}s: something held it for the grace period"
 
     messages = [e["message"] for e in worker.logs()]
-    assert messages[-4:] == ["stop requested", "draining", "on_stop called", "stopped"]
+    # the server stops, then the tasks, then the service closes
+    assert messages[-5:] == ["stop requested", "draining", "ticker stopped", "service closed", "stopped"]
 
 
 async def test_open_watch_alone_does_not_hold_shutdown(spawn: Callable[..., Worker]) -> None:
@@ -88,6 +89,7 @@ def test_task_tree_giving_up_exits_non_zero(spawn: Callable[..., Worker]) -> Non
     worker = spawn(ready=False, drain_s=0.0, settings={"tasks": "crash"})
     assert worker.wait() == 1
     assert any(e["message"].startswith("task tree gave up") for e in worker.logs())
+    assert worker.logs()[-2]["message"] == "service closed"  # then "stopped"
 
 
 def test_bad_config_is_rejected_before_anything_starts(spawn: Callable[..., Worker]) -> None:

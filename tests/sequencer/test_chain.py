@@ -34,7 +34,7 @@ from protocol import (
 from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, TxSender
 from services.runtime._storage import Storage
 from services.sequencer._batcher import Batcher, BatcherSettings, block_room
-from services.sequencer._chain import Chain, SealedBlock
+from services.sequencer._chain import BlockRoom, Chain, Mempools, SealedBlock
 from services.sequencer._intake import Intake
 from services.sequencer._mempool import Mempool, MempoolConfig
 from services.sequencer._pending_log import PendingLog
@@ -48,7 +48,8 @@ GWEI = 10**9
 class Sequencer:
     """What services.sequencer wires together at start, over ``data``."""
 
-    def __init__(self, data: pathlib.Path, genesis: Genesis | None = None) -> None:
+    def __init__(self, data: pathlib.Path, genesis: Genesis | None = None, block_room: BlockRoom | None = None
+                 ) -> None:
         self.storage = Storage(data / "sequencer.db")
         self.store = SequencerStore(self.storage.connection, self.storage.path)
         self.log = PendingLog(PendingLog.beside(self.storage.path))
@@ -57,11 +58,10 @@ class Sequencer:
         def new_pool(state: State, base_fee: int) -> Mempool:
             return Mempool(config, account_state=state.get, base_fee=base_fee)
 
-        self.chain = Chain(self.store, genesis or devnet_genesis(), new_pool, max_block_txs=1_000)
-        self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, lambda: self.chain.mempool, block_txs=1_000)
-        self.chain.on_sealed = self.intake.sealed
-        self.chain.on_dropped = self.intake.record_drops
-        self.chain.on_repool = self.intake.repool
+        pools = Mempools(new_pool)
+        self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, pools.current, block_txs=1_000)
+        self.chain = Chain(self.store, genesis or devnet_genesis(), pools, self.intake, max_block_txs=1_000,
+                           block_room=block_room)
 
     async def open(self) -> None:
         await self.chain.open()
@@ -192,24 +192,28 @@ def batch_of(store: SequencerStore, block: SealedBlock) -> bytes:
                                     tuple(store.block_batch_txs(h.number)))])
 
 
-async def test_a_block_carries_no_more_than_one_l1_transaction_can_post(sequencer: Sequencer) -> None:
+async def test_a_block_carries_no_more_than_one_l1_transaction_can_post(tmp_path: pathlib.Path) -> None:
     limit = L1Settings().max_batch_data
-    sequencer.chain.block_room = functools.partial(block_room, limit)  # as the worker sets it with a batcher
-    raws = [data_transfer(0, nonce, random.randbytes(40_000)) for nonce in range(5)]  # incompressible
-    assert all(isinstance(o, bytes) for o in await sequencer.intake.submit(raws))
-    first = await sequencer.chain.seal()
-    second = await sequencer.chain.seal()
-    assert first is not None and second is not None
-    assert (len(first.tx_hashes), len(second.tx_hashes)) == (3, 2)  # 4 x 40 KB would not post
-    assert all(len(batch_of(sequencer.store, b)) <= limit for b in (first, second))
-    zeros = [data_transfer(1, nonce, bytes(40_000)) for nonce in range(5)]  # 200 KB raw, compressed ~1 KB
-    assert all(isinstance(o, bytes) for o in await sequencer.intake.submit(zeros))
-    block = await sequencer.chain.seal()
-    assert block is not None and len(block.tx_hashes) == len(zeros)
-    many = [transfer(sender, nonce) for sender in range(2, 9) for nonce in range(16)]  # transfers: under the bound
-    assert all(isinstance(o, bytes) for o in await sequencer.intake.submit(many))
-    block = await sequencer.chain.seal()
-    assert block is not None and len(block.tx_hashes) == len(many)
+    sequencer = Sequencer(tmp_path, block_room=functools.partial(block_room, limit))  # as with a batcher
+    await sequencer.open()
+    try:
+        raws = [data_transfer(0, nonce, random.randbytes(40_000)) for nonce in range(5)]  # incompressible
+        assert all(isinstance(o, bytes) for o in await sequencer.intake.submit(raws))
+        first = await sequencer.chain.seal()
+        second = await sequencer.chain.seal()
+        assert first is not None and second is not None
+        assert (len(first.tx_hashes), len(second.tx_hashes)) == (3, 2)  # 4 x 40 KB would not post
+        assert all(len(batch_of(sequencer.store, b)) <= limit for b in (first, second))
+        zeros = [data_transfer(1, nonce, bytes(40_000)) for nonce in range(5)]  # 200 KB raw, compressed ~1 KB
+        assert all(isinstance(o, bytes) for o in await sequencer.intake.submit(zeros))
+        block = await sequencer.chain.seal()
+        assert block is not None and len(block.tx_hashes) == len(zeros)
+        many = [transfer(sender, nonce) for sender in range(2, 9) for nonce in range(16)]  # transfers: under the bound
+        assert all(isinstance(o, bytes) for o in await sequencer.intake.submit(many))
+        block = await sequencer.chain.seal()
+        assert block is not None and len(block.tx_hashes) == len(many)
+    finally:
+        await sequencer.close()
 
 
 def test_with_a_batcher_the_pool_refuses_what_no_l1_transaction_can_carry(tmp_path: pathlib.Path) -> None:

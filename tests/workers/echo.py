@@ -9,8 +9,9 @@ Service ``l2node.testing.v1.EchoService``; every request and response is a JSON 
 - Stream: async generator of ``n`` messages; StreamWrite: the same via ``context.write``.
 - Call: calls Echo on ``address`` through ``ctx.channel`` (trace propagation).
 
-Settings: ``{"tasks": "tick" | "crash"}`` adds a background task that ticks forever, or one
-that crashes at once (the task tree gives up and the worker must exit non-zero).
+Settings: ``{"tasks": "tick" | "crash"}`` adds a background task that ticks forever (and logs
+"ticker stopped" when stopped), or one that crashes at once (the task tree gives up and the worker
+must exit non-zero). Closing the service logs "service closed".
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from services.runtime import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    Service,
     Unavailable,
     WorkerContext,
     WorkerDefinition,
@@ -73,7 +75,43 @@ def _trace_id() -> str:
     return trace.format_trace_id(ctx.trace_id) if ctx.is_valid else ""
 
 
-def register(ctx: WorkerContext) -> None:
+class Echo:
+    """The echo worker's service: its one optional task, and a close that says it ran."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self._ctx = ctx
+        #: The registry holds policies weakly; the worker keeps its own alive.
+        self.policies: dict[str, CallPolicy] = {}
+
+    def tasks(self) -> Sequence[supervisor.ChildSpec]:
+        mode = self._ctx.config.settings.get("tasks")
+        if mode == "tick":
+            logger = self._ctx.logger
+
+            async def tick() -> None:
+                try:
+                    while True:  # noqa: ASYNC110 - a periodic loop is what services' tasks look like
+                        await asyncio.sleep(0.05)
+                finally:
+                    logger.info("ticker stopped")
+
+            return [supervisor.ChildSpec(id="ticker", start=supervisor.task(tick))]
+        if mode == "crash":
+
+            async def crash() -> None:
+                await asyncio.sleep(0.01)
+                raise RuntimeError("task crashed")
+
+            return [supervisor.ChildSpec(id="crasher", start=supervisor.task(crash))]
+        return []
+
+    async def aclose(self) -> None:
+        self._ctx.logger.info("service closed")
+
+
+async def register(ctx: WorkerContext) -> Service:
+    service = Echo(ctx)
+
     async def echo(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         req = _decode(raw)
         ctx.logger.info("echo", extra={"echo_keys": sorted(req)})
@@ -118,8 +156,7 @@ def register(ctx: WorkerContext) -> None:
         req = _decode(raw)
         address = req["address"]
         echo_b = ctx.channel(address).unary_unary(f"/{SERVICE}/Echo")
-        # The registry holds policies weakly; the worker keeps its own alive.
-        policy = ctx.state.setdefault(f"policy:{address}", CallPolicy.for_target(f"echo@{address}"))
+        policy = service.policies.setdefault(address, CallPolicy.for_target(f"echo@{address}"))
         body = _encode(req.get("payload", {}))
         reply = json.loads(await policy.call(lambda attempt: echo_b(body, timeout=attempt.timeout_s)))
         return _encode({"service": ctx.config.service, "trace_id": _trace_id(), "reply": reply})
@@ -133,29 +170,7 @@ def register(ctx: WorkerContext) -> None:
         "Call": grpc.unary_unary_rpc_method_handler(call),
     }
     ctx.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    return service
 
 
-def tasks(ctx: WorkerContext) -> Sequence[supervisor.ChildSpec]:
-    mode = ctx.config.settings.get("tasks")
-    if mode == "tick":
-
-        async def tick() -> None:
-            while True:  # noqa: ASYNC110 - a periodic loop is what services' tasks look like
-                await asyncio.sleep(0.05)
-
-        return [supervisor.ChildSpec(id="ticker", start=supervisor.task(tick))]
-    if mode == "crash":
-
-        async def crash() -> None:
-            await asyncio.sleep(0.01)
-            raise RuntimeError("task crashed")
-
-        return [supervisor.ChildSpec(id="crasher", start=supervisor.task(crash))]
-    return []
-
-
-def on_stop(ctx: WorkerContext) -> None:
-    ctx.logger.info("on_stop called")
-
-
-WORKER = WorkerDefinition(name="echo", register=register, tasks=tasks, on_stop=on_stop)
+WORKER = WorkerDefinition(name="echo", register=register)

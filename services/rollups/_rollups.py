@@ -1,0 +1,143 @@
+"""The running rollups service: what its worker opens at start (the L1 client, the derivation
+thread pool, the proposer and the challenger with their derived chains), runs (their loops) and
+closes at stop. The worker runtime's ``Service``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+
+from protocol import Genesis
+from protos.l2node.sequencer.v1 import sequencer_pb2, sequencer_pb2_grpc
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender, address
+from services.runtime import CallPolicy, call_unary
+from supervisor import ChildSpec, task
+
+from ._challenger import Challenger
+from ._contracts import Registry
+from ._machine import DEFAULT_SEQUENCER_WINDOW, Machine
+from ._proposer import Proposer, SequencerBlockHash
+from ._settings import RollupsSettings
+from ._trace import DerivedChain
+
+#: A traced, shared channel to an address (``WorkerContext.channel``).
+ChannelFn = Callable[[str], grpc.aio.Channel]
+
+
+def _key(path: str) -> bytes:
+    return bytes.fromhex(pathlib.Path(path).read_text().strip().removeprefix("0x"))
+
+
+def _contracts_doc(path: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(pathlib.Path(path).read_text())
+    return doc
+
+
+def step_proof(machine: Machine, target: int) -> bytes:
+    """The one-step proof of the step ``machine`` (trace mode) is about to take."""
+    from ._witness import step_proof as prove  # the witness builder pulls in the tree proofs
+
+    return prove(machine, target)
+
+
+def _sequencer_block_hash(channel: grpc.aio.Channel) -> SequencerBlockHash:
+    """GetBlock on the sequencer, through the "sequencer" call policy (deadline, retry, breaker)."""
+    stub = sequencer_pb2_grpc.SequencerServiceStub(channel)
+    policy = CallPolicy.for_target("sequencer")
+
+    async def block_hash(number: int) -> bytes | None:
+        try:
+            reply = await call_unary(policy, stub.GetBlock, sequencer_pb2.GetBlockRequest(number=number),
+                                     deadline_s=5.0)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return bytes.fromhex(reply.block.hash.removeprefix("0x"))
+
+    return block_hash
+
+
+class Rollups:
+    """Owns everything below; built by :meth:`open`. Without an output registry configured it
+    owns nothing and runs nothing (``registry`` is None)."""
+
+    def __init__(self, registry: Registry | None, from_block: int, l1: L1Client | None,
+                 pool: ThreadPoolExecutor | None, proposer: Proposer | None, challenger: Challenger | None) -> None:
+        #: The OutputRegistry on L1, and the L1 block it was deployed in (what the API reads).
+        self.registry = registry
+        self.from_block = from_block
+        self._l1 = l1
+        self._pool = pool
+        self._proposer = proposer
+        self._challenger = challenger
+
+    @classmethod
+    async def open(cls, settings: RollupsSettings, genesis: Genesis, logger: logging.Logger,
+                   channel: ChannelFn) -> Rollups:
+        rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
+        named = _contracts_doc(contracts)["contracts"] if rpc and contracts else {}
+        if "OutputRegistry" not in named:
+            # Like a sequencer without a batcher: up and healthy, saying why it cannot do its job.
+            logger.warning("no output registry configured (l1.rpc, l1.contracts): no proposer, no challenger")
+            return cls(None, 0, None, None, None, None)
+        doc = _contracts_doc(contracts)
+        client = L1Client(rpc)
+        registry = Registry(client, address(named["OutputRegistry"]))
+        rules = settings.rules(int(doc.get("rollups", {}).get("sequencer_window", DEFAULT_SEQUENCER_WINDOW)))
+        inbox = Contract(Artifact.load("BatchInbox"), address(named["BatchInbox"]))
+        portal = Contract(Artifact.load("DepositPortal"), address(named["DepositPortal"]))
+        from_block = int(doc["block_number"])
+
+        # Sender recovery runs in libsecp256k1 without the GIL: 2 threads (this machine has 2 cores).
+        pool = ThreadPoolExecutor(2, thread_name_prefix="derive")
+
+        def derived_chain() -> DerivedChain:  # one per role: each syncs at its own pace
+            return DerivedChain(client, inbox, portal, genesis, rules, from_block, settings.confirmation_depth, pool)
+
+        proposer: Proposer | None = None
+        challenger: Challenger | None = None
+        try:
+            proposer_sender = None
+            if settings.propose:
+                key_file = settings.proposer_key_file or settings.l1.get("proposer_key_file", "")
+                proposer_sender = await TxSender.create(client, LocalSigner(_key(key_file)))
+                check = _sequencer_block_hash(channel(settings.sequencer)) if settings.sequencer else None
+                proposer = Proposer(derived_chain(), registry, proposer_sender, settings, check)
+            if settings.challenge or proposer_sender is not None:  # a proposer must defend its outputs
+                key_file = settings.challenger_key_file or settings.l1.get("challenger_key_file", "")
+                sender = await TxSender.create(client, LocalSigner(_key(key_file))) if settings.challenge else \
+                    proposer_sender
+                assert sender is not None
+                challenger = Challenger(derived_chain(), registry, sender, settings, step_proof,
+                                        defender=proposer_sender)
+        except BaseException:
+            await cls(registry, from_block, client, pool, None, None).aclose()  # L1 unreachable, a bad key...
+            raise
+        logger.info("rollups ready", extra={"registry": named["OutputRegistry"], "propose": settings.propose,
+                                            "challenge": settings.challenge,
+                                            "faulty_output": settings.faulty_output,
+                                            "faulty_challenger": settings.faulty_challenger})
+        return cls(registry, from_block, client, pool, proposer, challenger)
+
+    def tasks(self) -> Sequence[ChildSpec]:
+        children = []
+        if self._proposer is not None:
+            children.append(ChildSpec(id="proposer", start=task(self._proposer.run)))
+        if self._challenger is not None:
+            children.append(ChildSpec(id="challenger", start=task(self._challenger.run)))
+        return children
+
+    async def aclose(self) -> None:
+        # The proposer and the challenger hold nothing of their own: their loops stopped with the
+        # task tree; what they used (the pool, the L1 client) closes here.
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._l1 is not None:
+            await self._l1.aclose()

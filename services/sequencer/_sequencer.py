@@ -1,0 +1,108 @@
+"""The running sequencer: what its worker opens at start (store, pending log, pool, chain,
+intake, and with L1 configured the batcher and its L1 client), runs (the block producer, the
+batch poster and the inbox follower) and closes at stop. The worker runtime's ``Service``."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+from protocol import Genesis, State
+from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, TxSender, address
+from services.runtime import Storage
+from supervisor import ChildSpec, task
+
+from ._batcher import Batcher, BatcherSettings, block_room
+from ._chain import BlockRoom, Chain, Mempools
+from ._intake import Intake
+from ._mempool import Mempool
+from ._ordering import FCFS, FeePriority
+from ._pending_log import PendingLog
+from ._producer import BlockProducer
+from ._settings import L1Settings, SequencerSettings
+from ._store import SequencerStore
+
+
+class Sequencer:
+    """Owns everything below; built by :meth:`open`."""
+
+    def __init__(self, store: SequencerStore, chain: Chain, intake: Intake, producer: BlockProducer,
+                 batcher: Batcher | None, l1: L1Client | None) -> None:
+        self.store = store
+        self.chain = chain
+        self.intake = intake
+        self._producer = producer
+        self._batcher = batcher
+        self._l1 = l1
+
+    @classmethod
+    async def open(cls, storage: Storage, settings: SequencerSettings, genesis: Genesis,
+                   logger: logging.Logger) -> Sequencer:
+        """Load the chain (or write genesis), put the pending log's transactions back in the pool,
+        and with L1 configured, get the batcher ready."""
+        store = SequencerStore(storage.connection, storage.path)
+        policy = FCFS() if settings.ordering == "fcfs" else FeePriority()
+        pool_config = settings.mempool_config()
+
+        def new_pool(state: State, base_fee: int) -> Mempool:
+            return Mempool(pool_config, policy=policy, base_fee=base_fee, account_state=state.get)
+
+        pools = Mempools(new_pool)
+        l1 = settings.l1_settings()
+        room: BlockRoom | None = functools.partial(block_room, l1.max_batch_data) if l1.enabled else None
+        log = PendingLog(PendingLog.beside(storage.path))
+        intake = Intake(store, log, settings.chain_id, pools.current, block_txs=settings.max_block_txs)
+        chain = Chain(store, genesis, pools, intake, max_block_txs=settings.max_block_txs, block_room=room)
+        await chain.open()
+        restored = await intake.restore()
+        logger.info("chain opened", extra={"head": chain.head.number, "pending": len(chain.mempool),
+                                           "dropped_on_restore": len(restored)})
+        producer = BlockProducer(chain, intake, max_block_txs=settings.max_block_txs,
+                                 block_time_s=settings.block_time_s)
+        if not l1.enabled:
+            logger.warning("no L1 batcher configured: blocks are sealed but never posted (no SAFE/FINALIZED)")
+            return cls(store, chain, intake, producer, None, None)
+        client = L1Client(l1.rpc)
+        try:
+            batcher = await _batcher(logger, l1, client, store, chain)
+        except BaseException:
+            await cls(store, chain, intake, producer, None, client).aclose()  # L1 unreachable, a bad key...
+            raise
+        return cls(store, chain, intake, producer, batcher, client)
+
+    def tasks(self) -> Sequence[ChildSpec]:
+        children = [ChildSpec(id="block-producer", start=task(self._producer.run))]
+        if self._batcher is not None:
+            children += [ChildSpec(id="batch-poster", start=task(self._batcher.run_poster)),
+                         ChildSpec(id="inbox-follower", start=task(self._batcher.run_follower))]
+        return children
+
+    async def aclose(self) -> None:
+        await self.intake.close()
+        self.store.close()
+        if self._l1 is not None:
+            await self._l1.aclose()
+
+
+def _l1_files(l1: L1Settings) -> tuple[dict[str, Any], bytes]:
+    """contracts.json and the batcher key (read once, at start)."""
+    doc: dict[str, Any] = json.loads(pathlib.Path(l1.contracts).read_text())
+    key = bytes.fromhex(pathlib.Path(l1.batcher_key_file).read_text().strip().removeprefix("0x"))
+    return doc, key
+
+
+async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, store: SequencerStore,
+                   chain: Chain) -> Batcher:
+    doc, key = _l1_files(l1)
+    sender = await TxSender.create(client, LocalSigner(key))
+    inbox = Contract(Artifact.load("BatchInbox"), address(doc["contracts"]["BatchInbox"]))
+    portal = Contract(Artifact.load("DepositPortal"), address(doc["contracts"]["DepositPortal"]))
+    follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s)
+    settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
+    logger.info("batcher ready", extra={"inbox": doc["contracts"]["BatchInbox"], "l1": l1.rpc,
+                                        "batcher": "0x" + sender.address.hex()})
+    return Batcher(store, chain, client, sender, inbox, portal, settings, follower, int(doc["block_number"]))
