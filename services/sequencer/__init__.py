@@ -1,7 +1,7 @@
 """The sequencer service: signed transactions in, ordered durable blocks out.
 
-Read in this order: ``_mempool`` (pool rules and ordering), ``_intake`` (where a transaction is
-validated and accepted: pool, durability, ack) and ``_pending_log`` (what is acknowledged and
+Read in this order: ``_mempool`` (pool rules and ordering), ``_intake`` (where a decoded transaction is
+accepted: pool, durability, ack) and ``_pending_log`` (what is acknowledged and
 not yet sealed), ``_chain`` (where a block is built), ``_producer`` (when blocks are sealed),
 ``_store`` (blocks, receipts, the account snapshot), ``_batcher`` (batches to L1 and their L1
 fate), ``_sequencer`` (what the worker opens, runs and closes), ``_service`` (the gRPC API).
