@@ -61,15 +61,10 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from protocol import (  # noqa: E402
-    Transaction,
-    UnsignedTransaction,
-    decode_transactions,
-    keccak256,
-    sign_transaction,
-)
+from protocol import Transaction, decode_transactions, keccak256  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
+from services.l1 import UnsignedTransaction, sign_transaction  # noqa: E402
 from services.sequencer._pending_log import PendingLog  # noqa: E402
 
 CHAIN_ID = 901

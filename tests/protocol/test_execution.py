@@ -19,7 +19,6 @@ from protocol import (
     Status,
     Transaction,
     TxRejected,
-    UnsignedTransaction,
     WithdrawalMessage,
     apply_deposit,
     apply_transaction,
@@ -30,7 +29,8 @@ from protocol import (
     verify_account,
     verify_merkle_proof,
 )
-from protocol import sign_transaction as sign
+from services.l1 import UnsignedTransaction
+from services.l1 import sign_transaction as sign
 
 CHAIN = 901
 GWEI = 10**9

@@ -18,9 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sha3 import keccak_256  # type: ignore[import-untyped]
 
-from protocol import recover_senders
+from protocol import _native, recover_senders
 from protocol._tx import _check
-from protocol import _native
 
 CHAIN = 901
 

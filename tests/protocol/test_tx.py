@@ -20,16 +20,12 @@ from protocol._tx import (
     Status,
     Transaction,
     TxRejected,
-    UnsignedTransaction,
     _decode_checked,
     decode_transaction,
     decode_transactions,
     recipient,
-    rlp_bytes,
-    rlp_int,
-    rlp_list,
-    sign_transaction,
 )
+from services.l1 import UnsignedTransaction, rlp_bytes, rlp_int, rlp_list, sign_transaction
 
 CHAIN = 901
 KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")

@@ -8,7 +8,8 @@ import pathlib
 
 from opentelemetry.trace import SpanContext
 
-from protocol import DEFAULT_CHAIN_ID, UnsignedTransaction, keccak256, sign_transaction
+from protocol import DEFAULT_CHAIN_ID, keccak256
+from services.l1 import UnsignedTransaction, sign_transaction
 from services.runtime._storage import Storage
 from services.sequencer._intake import Intake, SpanMemory
 from services.sequencer._mempool import AccountState, Mempool, MempoolConfig

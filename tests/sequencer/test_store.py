@@ -19,11 +19,10 @@ from protocol import (
     BlockEnv,
     State,
     Transaction,
-    UnsignedTransaction,
     apply_transaction,
     decode_transaction,
-    sign_transaction,
 )
+from services.l1 import UnsignedTransaction, sign_transaction
 from services.runtime._storage import Storage
 from services.sequencer._store import (
     DROPPED,
