@@ -32,15 +32,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from l2node.node.l1 import free_loopback_port  # noqa: E402
 from protos.l2node.worker.v1 import worker_pb2, worker_pb2_grpc  # noqa: E402
 
 DEFINITION = "bench.workers:IDLE"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_new(address: str, old: int | None, timeout: float = 30.0) -> int:
@@ -76,7 +71,7 @@ def wait_new(address: str, old: int | None, timeout: float = 30.0) -> int:
 
 
 def bench_l2node(kills: int, tmp: pathlib.Path) -> list[float]:
-    base = free_port()
+    base = free_loopback_port()
     cfg = tmp / "bench.toml"
     cfg.write_text(f'[node]\nbase_port = {base}\nintensity = 1000\nperiod_s = 1.0\n'
                    f'[workers.sequencer]\nenabled = false\n[workers.idle]\ndefinition = "{DEFINITION}"\n')
@@ -102,7 +97,7 @@ def bench_l2node(kills: int, tmp: pathlib.Path) -> list[float]:
 
 
 def bench_respawn(kills: int, tmp: pathlib.Path) -> list[float]:
-    address = f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{free_loopback_port()}"
     config = json.dumps({"service": "idle", "address": address, "data_dir": str(tmp / "respawn")})
     argv = [sys.executable, "-m", "services.runtime", DEFINITION, "--config-json", config]
 

@@ -26,12 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from protocol import (
     DEV_PRIVATE_KEYS,
     BatchBlock,
-    UnsignedTransaction,
     devnet_genesis,
     encode_batch,
     input_root,
-    sign_transaction,
 )
+from services.l1 import UnsignedTransaction, sign_transaction
 from services.rollups._derivation import leaves_of
 from services.rollups._machine import L1Inputs, Machine, genesis_snapshot
 

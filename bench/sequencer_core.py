@@ -28,12 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from protocol import Account, AccountTree, BlockEnv, MerkleTree, State, apply_transaction, keccak256, recover_senders
 from protocol._tx import (
     Transaction,
-    UnsignedTransaction,
     _check,
     decode_transaction,
     decode_transactions,
-    sign_transaction,
 )
+from services.l1 import UnsignedTransaction, sign_transaction
 
 CHAIN = 901
 TOUCHED = 7_500  # accounts one 250 ms block touches at 15k tx/s (sender + recipient each)

@@ -42,7 +42,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,15 +60,11 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from protocol import (  # noqa: E402
-    Transaction,
-    UnsignedTransaction,
-    decode_transactions,
-    keccak256,
-    sign_transaction,
-)
+from l2node.node.l1 import free_loopback_port  # noqa: E402
+from protocol import Transaction, decode_transactions, keccak256  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
+from services.l1 import UnsignedTransaction, sign_transaction  # noqa: E402
 from services.sequencer._pending_log import PendingLog  # noqa: E402
 
 CHAIN_ID = 901
@@ -79,12 +74,6 @@ BLOCK_GAS_LIMIT = 2_000_000_000
 #: would be full within a third of a second at 15k tx/s).
 MEMPOOL = {"account_slots": 64, "account_queue": 64, "global_slots": 262_144, "global_queue": 65_536}
 GRPC_OPTIONS = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the load: keys, genesis, pre-signed transactions ----------------------------------------
@@ -156,7 +145,7 @@ class Sequencer:
     """One ``python -m services.runtime services.sequencer:WORKER`` on a fresh data dir."""
 
     def __init__(self, tmp: pathlib.Path, name: str, genesis: pathlib.Path, otlp: str | None) -> None:
-        self.address = f"127.0.0.1:{free_port()}"
+        self.address = f"127.0.0.1:{free_loopback_port()}"
         settings = {"chain_id": CHAIN_ID, "genesis": str(genesis), "mempool": MEMPOOL}
         config = {"service": "sequencer", "address": self.address, "data_dir": str(tmp / name),
                   "drain_s": 0, "grace_s": 1, "log_level": "WARNING", "settings": settings}

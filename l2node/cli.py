@@ -224,13 +224,11 @@ def _private_key(args: argparse.Namespace) -> bytes:
 
 
 def cmd_tx_send(args: argparse.Namespace) -> int:
-    from coincurve import PrivateKey
-
-    from protocol import UnsignedTransaction, keccak256, sign_transaction
     from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
+    from services.l1 import LocalSigner, UnsignedTransaction
 
-    key = _private_key(args)
-    sender = keccak256(PrivateKey(key).public_key.format(compressed=False)[1:])[12:]
+    signer = LocalSigner(_private_key(args))
+    sender = signer.address
     to = bytes.fromhex(args.to.removeprefix("0x"))
     if len(to) != 20:
         raise CliError("--to must be a 20-byte 0x address")
@@ -244,7 +242,7 @@ def cmd_tx_send(args: argparse.Namespace) -> int:
         max_fee = int(args.max_fee_gwei * _GWEI) if args.max_fee_gwei else 2 * int(info.base_fee) + tip
         unsigned = UnsignedTransaction(chain_id=info.chain_id, nonce=nonce, max_priority_fee_per_gas=tip,
                                        max_fee_per_gas=max_fee, gas_limit=21_000, to=to, value=int(args.value))
-        raw = sign_transaction(unsigned, key)
+        raw = signer.sign(unsigned).raw
         reply = _rpc(stub.SendRawTransaction, spb.SendRawTransactionRequest(raw_transaction=raw,
                                                                              request_id=uuid.uuid4().hex))
         print(f"sent {reply.tx_hash} from 0x{sender.hex()} nonce {nonce}")

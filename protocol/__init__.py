@@ -64,6 +64,7 @@ from ._genesis import (
     parse_genesis,
 )
 from ._keccak import keccak256
+from ._l1_inputs import L1Input, L1InputReader, L1InputsUpdate, PostedBatch, QueuedDeposit, QueuedForced
 from ._output import OUTPUT_VERSION, output_root
 from ._rules import (
     ADDRESS_SIZE,
@@ -97,15 +98,10 @@ from ._tx import (
     Status,
     Transaction,
     TxRejected,
-    UnsignedTransaction,
     decode_transaction,
     decode_transactions,
     recipient,
-    rlp_bytes,
-    rlp_int,
-    rlp_list,
     sealed_transaction,
-    sign_transaction,
 )
 from ._withdrawal import (
     MalformedWithdrawal,
@@ -163,10 +159,16 @@ __all__ = [
     "Deposit",
     "Genesis",
     "GenesisError",
+    "L1Input",
+    "L1InputReader",
+    "L1InputsUpdate",
     "Leaf",
     "MalformedWithdrawal",
     "MerkleProof",
     "MerkleTree",
+    "PostedBatch",
+    "QueuedDeposit",
+    "QueuedForced",
     "Reason",
     "State",
     "StateRoots",
@@ -175,7 +177,6 @@ __all__ = [
     "TxLeaf",
     "TxRejected",
     "TxResult",
-    "UnsignedTransaction",
     "WithdrawalCall",
     "WithdrawalMessage",
     "account_leaf_hash",
@@ -203,13 +204,9 @@ __all__ = [
     "parse_genesis",
     "recipient",
     "recover_senders",
-    "rlp_bytes",
-    "rlp_int",
-    "rlp_list",
     "root_from_proof",
     "roots_after_each",
     "sealed_transaction",
-    "sign_transaction",
     "transactions_root",
     "verify_account",
     "verify_merkle_proof",

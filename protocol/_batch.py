@@ -18,8 +18,9 @@ from typing import Final
 
 import rlp  # type: ignore[import-untyped, unused-ignore]
 
+from services.l1 import rlp_bytes, rlp_int, rlp_list
+
 from ._batch_input import batch_leaves, input_root
-from ._tx import rlp_bytes, rlp_int, rlp_list
 
 BATCH_VERSION: Final = 0
 
@@ -48,8 +49,7 @@ def encode_batch(blocks: Sequence[BatchBlock]) -> bytes:
 
 def batch_input_root(blocks: Sequence[BatchBlock]) -> bytes:
     """The input root ``appendBatch`` posts with these blocks (see _batch_input)."""
-    return input_root(batch_leaves([(b.number, b.timestamp, b.l1_origin_number, b.l1_origin_hash, b.transactions)
-                                    for b in blocks]))
+    return input_root(batch_leaves(blocks))
 
 
 #: A batch never inflates beyond this: a zlib bomb in calldata must not take the follower down.

@@ -1,6 +1,6 @@
 """A batch's input commitment: what the inbox stores so one transaction of it can be proven on L1.
 
-Batch data is compressed (see _batcher), which no contract can afford to inflate. So the batcher
+Batch data is compressed (see _batch), which no contract can afford to inflate. So the batcher
 also posts ``inputRoot``, the sized Merkle root (see _commitment) over the batch's *leaves*, and
 the inbox stores it with the batch's L1 block. A one-step fraud proof reads one leaf with a
 Merkle proof against that root; derivation reads the leaves from the data and checks them
@@ -20,10 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ._commitment import merkle_root
 from ._keccak import keccak256
+
+if TYPE_CHECKING:
+    from ._batch import BatchBlock  # _batch encodes blocks and imports this module for their leaves
 
 TX_LEAF: Final = 0x00
 BLOCK_LEAF: Final = 0x01
@@ -71,12 +74,12 @@ def leaf_hash(leaf: Leaf) -> bytes:
     return keccak256(leaf.encode())
 
 
-def batch_leaves(blocks: Sequence[tuple[int, int, int, bytes, Sequence[bytes]]]) -> list[Leaf]:
-    """The leaves of blocks given as (number, timestamp, l1 origin number, origin hash, raw txs)."""
+def batch_leaves(blocks: Sequence[BatchBlock]) -> list[Leaf]:
+    """The leaves of a batch's blocks, in order."""
     leaves: list[Leaf] = []
-    for number, timestamp, origin_number, origin_hash, txs in blocks:
-        leaves.append(BlockLeaf(number, timestamp, origin_number, origin_hash, len(txs)))
-        leaves.extend(TxLeaf(raw) for raw in txs)
+    for b in blocks:
+        leaves.append(BlockLeaf(b.number, b.timestamp, b.l1_origin_number, b.l1_origin_hash, len(b.transactions)))
+        leaves.extend(TxLeaf(raw) for raw in b.transactions)
     return leaves
 
 

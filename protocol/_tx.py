@@ -19,13 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from enum import StrEnum
 from itertools import repeat
 from typing import NamedTuple, cast
-
-from coincurve import PrivateKey
-from sha3 import keccak_256  # type: ignore[import-untyped]
 
 from ._native import configure_rules, decode_common
 from ._rules import (
@@ -491,82 +487,3 @@ def _access_list(raw: bytes, pos: int, end: int) -> tuple[AccessList, int]:
         entries.append((address, tuple(keys)))
         p = entry_stop
     return tuple(entries), stop
-
-
-# --- encoding and signing (tools and tests) --------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class UnsignedTransaction:
-    """The nine signed fields of an EIP-1559 transaction."""
-
-    chain_id: int
-    nonce: int
-    max_priority_fee_per_gas: int
-    max_fee_per_gas: int
-    gas_limit: int
-    to: bytes | None
-    value: int = 0
-    data: bytes = b""
-    access_list: AccessList = ()
-
-    def encode_payload(self) -> bytes:
-        """rlp([chain_id, ..., access_list]) items, without the list header."""
-        return b"".join(
-            (
-                rlp_int(self.chain_id),
-                rlp_int(self.nonce),
-                rlp_int(self.max_priority_fee_per_gas),
-                rlp_int(self.max_fee_per_gas),
-                rlp_int(self.gas_limit),
-                rlp_bytes(self.to or b""),
-                rlp_int(self.value),
-                rlp_bytes(self.data),
-                rlp_list(rlp_list((rlp_bytes(a), rlp_list(map(rlp_bytes, keys)))) for a, keys in self.access_list),
-            )
-        )
-
-    def signing_hash(self) -> bytes:
-        """keccak256(0x02 || rlp(unsigned fields)): what the sender signs."""
-        return keccak_256(b"\x02" + _rlp_frame(0xC0, self.encode_payload())).digest()  # type: ignore[no-any-return]
-
-    def encode_signed(self, y_parity: int, r: int, s: int) -> bytes:
-        """The raw transaction with the given signature values (not checked: tests use it)."""
-        return b"\x02" + _rlp_frame(0xC0, self.encode_payload() + rlp_int(y_parity) + rlp_int(r) + rlp_int(s))
-
-
-def sign_transaction(fields: UnsignedTransaction, private_key: bytes) -> bytes:
-    """Sign ``fields`` with a 32-byte secp256k1 key: byte-identical to eth-account's raw_transaction.
-
-    Both use RFC 6979 deterministic nonces and the low-s form, so the signature is the same.
-    """
-    sig = PrivateKey(private_key).sign_recoverable(fields.signing_hash(), hasher=None)
-    return fields.encode_signed(sig[64], int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"))
-
-
-def rlp_int(value: int) -> bytes:
-    """RLP of a non-negative integer (big-endian, no leading zeros; zero is the empty string)."""
-    if value < 0:
-        raise ValueError("RLP integers are unsigned")
-    return rlp_bytes(value.to_bytes((value.bit_length() + 7) // 8, "big"))
-
-
-def rlp_bytes(data: bytes) -> bytes:
-    """RLP of a byte string."""
-    if len(data) == 1 and data[0] < 0x80:
-        return data
-    return _rlp_frame(0x80, data)
-
-
-def rlp_list(items: Iterable[bytes]) -> bytes:
-    """RLP of a list of already-encoded items."""
-    return _rlp_frame(0xC0, b"".join(items))
-
-
-def _rlp_frame(offset: int, payload: bytes) -> bytes:
-    """A string (offset 0x80) or list (0xC0) header followed by its payload."""
-    n = len(payload)
-    if n < 56:
-        return bytes((offset + n,)) + payload
-    len_bytes = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((offset + 55 + len(len_bytes),)) + len_bytes + payload

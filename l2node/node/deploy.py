@@ -24,18 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from l2node.node.params import RollupParams
-from protocol import devnet_genesis
+from protocol import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, devnet_genesis
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, TxSender, address, checksum
 from services.rollups import genesis_snapshot, snapshot_tuple
 from services.runtime import CallPolicy
 
-#: anvil's dev accounts 0 and 1, from the standard mnemonic "test test ... junk" (m/44'/60'/0'/0/i).
-DEVNET_DEPLOYER_KEY: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-DEVNET_BATCHER_KEY: Final = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-DEVNET_BATCHER: Final = address("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
+#: anvil's dev accounts 0 and 1 (protocol's DEV_PRIVATE_KEYS, from anvil's mnemonic), as 0x-hex
+#: the way key files hold them.
+DEVNET_DEPLOYER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[0].hex()
+DEVNET_BATCHER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[1].hex()
+DEVNET_BATCHER: Final = DEV_ACCOUNTS[1]
 #: The devnet rollups roles: anvil's dev accounts 8 and 9 (tests use the low ones on L1).
-DEVNET_PROPOSER_KEY: Final = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97"
-DEVNET_CHALLENGER_KEY: Final = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"
+DEVNET_PROPOSER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[8].hex()
+DEVNET_CHALLENGER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[9].hex()
 
 CONTRACTS_FILE: Final = "contracts.json"
 _DEPLOY_TIMEOUT_S: Final = 60.0  # anvil mines at once; a slow L1 takes a few blocks

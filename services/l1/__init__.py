@@ -10,7 +10,9 @@ reorg-aware log follower.
 
 Read in this order: ``_client`` (and ``_jsonrpc`` under it), ``_abi``, ``_sender`` (``_signer``,
 ``_fees``), ``_follower``; ``_config`` holds every default, ``_errors`` every error and the
-policy's classifier, ``_records`` the returned records, ``_codec`` hex and keccak.
+policy's classifier, ``_records`` the returned records, ``_codec`` hex and keccak, ``_rlp`` the
+RLP encoder. ``_signer`` and ``_codec`` are the one EIP-1559 signer and the one keccak, L2's too
+(the protocol package sits above this one).
 """
 
 from services.l1._abi import Artifact, Contract, ContractError, Event, artifacts_dir
@@ -31,14 +33,16 @@ from services.l1._errors import (
 from services.l1._fees import Fees
 from services.l1._follower import OUTAGE, FollowerUpdate, Heads, LogFollower, Status
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
+from services.l1._rlp import rlp_bytes, rlp_int, rlp_list
 from services.l1._sender import PendingTx, TxSender
-from services.l1._signer import LocalSigner, SignedTx, UnsignedTx
+from services.l1._signer import AccessList, LocalSigner, SignedTransaction, UnsignedTransaction, sign_transaction
 
 __all__ = [
     "DEFAULT_TARGET",
     "GWEI",
     "OUTAGE",
     "POLICY",
+    "AccessList",
     "Artifact",
     "BlockHeader",
     "BlockId",
@@ -63,17 +67,21 @@ __all__ = [
     "ReorgTooDeep",
     "RpcError",
     "SenderConfig",
-    "SignedTx",
+    "SignedTransaction",
     "Status",
     "Topics",
     "Transaction",
     "TransactionDropped",
     "TxSender",
-    "UnsignedTx",
+    "UnsignedTransaction",
     "address",
     "artifacts_dir",
     "checksum",
     "classify",
     "keccak",
     "policy_config",
+    "rlp_bytes",
+    "rlp_int",
+    "rlp_list",
+    "sign_transaction",
 ]

@@ -19,7 +19,7 @@ from services.l1._config import RECEIPT_FIRST_POLL_S, SenderConfig
 from services.l1._errors import FeeCapExceeded, ReceiptTimeout, RpcError, TransactionDropped
 from services.l1._fees import Fees, bumped, market_fees
 from services.l1._records import Receipt
-from services.l1._signer import LocalSigner, SignedTx, UnsignedTx
+from services.l1._signer import LocalSigner, SignedTransaction, UnsignedTransaction
 from services.runtime import BreakerOpen, DeadlineExceeded
 
 _log = logging.getLogger("l2node.l1")
@@ -180,12 +180,12 @@ class TxSender:
             tip = self.config.default_priority_fee_wei
         return market_fees(base_fee, tip, self.config)
 
-    def _sign(self, nonce: int, to: bytes | None, data: bytes, value: int, gas: int, fees: Fees) -> SignedTx:
-        return self._signer.sign(UnsignedTx(
+    def _sign(self, nonce: int, to: bytes | None, data: bytes, value: int, gas: int, fees: Fees) -> SignedTransaction:
+        return self._signer.sign(UnsignedTransaction(
             chain_id=self.chain_id, nonce=nonce, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
-            max_fee_per_gas=fees.max_fee_per_gas, gas=gas, to=to, value=value, data=data))
+            max_fee_per_gas=fees.max_fee_per_gas, gas_limit=gas, to=to, value=value, data=data))
 
-    async def _submit(self, signed: SignedTx) -> bool:
+    async def _submit(self, signed: SignedTransaction) -> bool:
         """True once the node has the transaction; False if its nonce is taken by another one."""
         try:
             await self._l1.send_raw_transaction(signed.raw)

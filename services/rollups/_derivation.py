@@ -1,7 +1,8 @@
 """Derivation: rebuild the L2 chain from L1 data alone, with the sequencer's own state transition.
 
 Nothing here asks the sequencer anything. ``read_l1`` collects what the inbox and the portal
-hold (batches with their input roots, forced transactions, deposits) into ``L1Inputs``;
+hold (batches with their input roots, forced transactions, deposits: read by protocol's
+``L1InputReader``, as the sequencer reads them) into ``L1Inputs``;
 ``Deriver`` runs the derivation machine (see _machine, where every rule is written down) over
 them as far as they go. What a challenger compares is the snapshot at each sealed block: its
 output root commits to the state root, the message-passer root and the block hash.
@@ -11,20 +12,19 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
-from protocol import BatchFormatError, Deposit, Genesis, Leaf, State, batch_leaves, decode_batch
-from services.l1 import Contract, L1Client
-
-from ._machine import (
-    DEFAULT_RULES,
-    DerivedBlock,
-    L1Inputs,
-    Machine,
+from protocol import (
+    BatchFormatError,
+    Genesis,
+    L1InputReader,
+    Leaf,
     QueuedDeposit,
     QueuedForced,
-    Rules,
-    Skipped,
-    genesis_snapshot,
+    State,
+    batch_leaves,
+    decode_batch,
 )
+
+from ._machine import DEFAULT_RULES, DerivedBlock, L1Inputs, Machine, Rules, Skipped, genesis_snapshot
 
 
 class Deriver:
@@ -67,38 +67,15 @@ def leaves_of(data: bytes) -> tuple[Leaf, ...] | None:
         blocks = decode_batch(data)
     except BatchFormatError:
         return None
-    return tuple(batch_leaves([(b.number, b.timestamp, b.l1_origin_number, b.l1_origin_hash, b.transactions)
-                               for b in blocks]))
+    return tuple(batch_leaves(blocks))
 
 
-async def read_l1(l1: L1Client, inbox: Contract, portal: Contract, inputs: L1Inputs, from_block: int,
-                  to_block: int) -> None:
+async def read_l1(reader: L1InputReader, inputs: L1Inputs, from_block: int, to_block: int) -> None:
     """Add to ``inputs`` what the inbox and the portal hold in L1 blocks [from, to], in L1 order."""
-    assert inbox.address is not None and portal.address is not None
-    batch, forced, deposit = inbox.topic("BatchAppended"), inbox.topic("ForcedTransaction"), \
-        portal.topic("DepositQueued")
-    logs = await l1.get_logs(from_block, to_block, address=[inbox.address, portal.address],
-                             topics=[[batch, forced, deposit]])
-    for log in sorted(logs, key=lambda x: (x.block_number, x.log_index)):
-        if log.topics[0] == deposit:
-            event = portal.decode_log(log)
-            if event is not None:
-                a = event.args
-                inputs.add_deposit(QueuedDeposit(int(a["index"]), int(a["l1Block"]), bytes(a["from"]),
-                                                 Deposit(bytes(a["sourceHash"]), bytes(a["to"]), int(a["mint"]))))
-        elif log.topics[0] == forced:
-            event = inbox.decode_log(log)
-            if event is not None:
-                a = event.args
-                inputs.add_forced(QueuedForced(int(a["index"]), int(a["l1Block"]), bytes(a["data"])))
+    for item in await reader.read(from_block, to_block):
+        if isinstance(item, QueuedDeposit):
+            inputs.add_deposit(item)
+        elif isinstance(item, QueuedForced):
+            inputs.add_forced(item)
         else:
-            event = inbox.decode_log(log)
-            tx = await l1.get_transaction(log.tx_hash)
-            if event is None or tx is None:
-                continue
-            a = event.args
-            try:
-                data = bytes(inbox.decode_input("appendBatch", tx.input)[0])
-            except ValueError:
-                data = b""
-            inputs.add_batch(int(a["index"]), int(a["l1Block"]), bytes(a["inputRoot"]), leaves_of(data))
+            inputs.add_batch(item.index, item.l1_block, item.input_root, leaves_of(item.data))

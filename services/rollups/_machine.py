@@ -90,10 +90,11 @@ from protocol import (
     BlockEnv,
     BlockHeader,
     BlockLeaf,
-    Deposit,
     Genesis,
     Leaf,
     MerkleTree,
+    QueuedDeposit,
+    QueuedForced,
     Reason,
     State,
     Transaction,
@@ -137,21 +138,6 @@ class L1Batch:
     l1_block: int
     input_root: bytes
     leaves: tuple[Leaf, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedDeposit:
-    index: int
-    l1_block: int
-    sender: bytes
-    deposit: Deposit
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedForced:
-    index: int
-    l1_block: int
-    raw: bytes
 
 
 class UnavailableBatch(ValueError):

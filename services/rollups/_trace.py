@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 
 from opentelemetry import trace
 
-from protocol import Genesis
+from protocol import Genesis, L1InputReader
 from services.l1 import Contract, L1Client
 
 from ._derivation import Deriver, read_l1
@@ -36,6 +36,7 @@ class DerivedChain:
     def __init__(self, l1: L1Client, inbox: Contract, portal: Contract, genesis: Genesis, rules: Rules,
                  from_block: int, confirmation_depth: int, executor: Executor | None = None) -> None:
         self.l1, self.inbox, self.portal = l1, inbox, portal
+        self._reader = L1InputReader(l1, inbox, portal)
         self.genesis, self.rules = genesis, rules
         #: ``executor`` (a thread pool) recovers each new batch's senders in parallel.
         self.deriver = Deriver(genesis, rules, executor)
@@ -63,7 +64,7 @@ class DerivedChain:
         with _tracer.start_as_current_span("derive") as span:  # the L1 reads are client spans under it
             span.set_attribute("l1.from_block", self._next_l1)
             span.set_attribute("l1.to_block", safe)
-            await read_l1(self.l1, self.inbox, self.portal, self.inputs, self._next_l1, safe)
+            await read_l1(self._reader, self.inputs, self._next_l1, safe)
             self._next_l1 = safe + 1
             added = await asyncio.to_thread(self.deriver.advance)  # off the loop: RPCs keep flowing
             span.set_attribute("l2.blocks_derived", added)

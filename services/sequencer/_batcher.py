@@ -4,9 +4,9 @@ Two loops share nothing but the store:
 
 * the *poster* packs the blocks after the last one on L1 into a batch (by size or time) and
   sends ``appendBatch``; it only ever reads what the follower recorded;
-* the *L1 follower* reads ``BatchAppended`` logs (reorg-aware, see services.l1), decodes
-  each batch from its transaction's calldata, and records which L2 blocks it carries. When
-  the batch's L1 block reaches safe depth, so do its transactions' receipts (SAFE); when it is
+* the *L1 follower* reads L1's inputs (protocol's ``L1InputReader``, reorg-aware, see
+  services.l1) and records which L2 blocks each batch carries. When the batch's L1 block
+  reaches safe depth, so do its transactions' receipts (SAFE); when it is
   finalized, FINALIZED. A reorg that removes a batch makes its blocks unposted again, and the
   poster sends them once more. The same follower records forced transactions and deposits
   once they are at safe depth, and moves the chain's L1 origin to L1's safe head.
@@ -28,8 +28,18 @@ from typing import Final
 
 from opentelemetry import trace
 
-from protocol import BatchBlock, BatchFormatError, Deposit, Transaction, batch_input_root, decode_batch, encode_batch
-from services.l1 import Contract, FollowerConfig, L1Client, L1Error, Log, LogFollower, TxSender
+from protocol import (
+    BatchBlock,
+    BatchFormatError,
+    L1InputReader,
+    L1InputsUpdate,
+    PostedBatch,
+    Transaction,
+    batch_input_root,
+    decode_batch,
+    encode_batch,
+)
+from services.l1 import Contract, FollowerConfig, L1Client, L1Error, TxSender
 
 from ._chain import Chain
 from ._settings import BATCH_FRAMING
@@ -166,23 +176,12 @@ class Batcher:
     # -- following ----------------------------------------------------------------------------
 
     async def run_follower(self) -> None:
-        """Follow L1: our batches (BatchAppended), the forced queue (ForcedTransaction) and deposits
-        (DepositQueued). Queue entries and deposits count once they are at safe depth."""
-        batch_topic, forced_topic = self._inbox.topic("BatchAppended"), self._inbox.topic("ForcedTransaction")
-        deposit_topic = self._portal.topic("DepositQueued")
+        """Follow L1's inputs (protocol's ``L1InputReader``): our batches, the forced queue and
+        deposits. Queue entries and deposits count once they are at safe depth."""
         start = int(self._store.meta("inbox_follow_from") or self._start_block)
-        assert self._inbox.address is not None and self._portal.address is not None
-        follower = LogFollower(self._l1, address=[self._inbox.address, self._portal.address],
-                               topics=[[batch_topic, forced_topic, deposit_topic]], start_block=start,
-                               config=self._follower_config)
-        async for update in follower.updates():
-            def having(topic: bytes, logs: Sequence[Log]) -> list[Log]:
-                return [log for log in logs if log.topics and log.topics[0] == topic]
-
-            await self._apply(having(batch_topic, update.removed), having(batch_topic, update.added),
-                              having(batch_topic, update.safe), having(batch_topic, update.finalized),
-                              update.heads.finalized, having(forced_topic, update.safe),
-                              having(deposit_topic, update.safe))
+        reader = L1InputReader(self._l1, self._inbox, self._portal)
+        async for update in reader.follow(start, self._follower_config):
+            await self._apply(update)
             await self._advance_origin(update.heads.safe)
 
     async def _advance_origin(self, safe: int) -> None:
@@ -192,59 +191,44 @@ class Batcher:
             if header is not None:
                 self._chain.set_l1_origin(header.number, header.hash)
 
-    async def _apply(self, removed: Sequence[Log], added: Sequence[Log], safe: Sequence[Log],
-                     finalized: Sequence[Log], finalized_head: int, forced: Sequence[Log] = (),
-                     deposits: Sequence[Log] = ()) -> None:
-        rows = [row for row in [await self._batch_row(log) for log in added] if row is not None]
-        queued = []
-        for log in forced:
-            event = self._inbox.decode_log(log)
-            if event is not None:
-                queued.append((int(event.args["index"]), bytes(event.args["data"]), int(event.args["l1Block"])))
-
-        minted = []
-        for log in deposits:
-            event = self._portal.decode_log(log)
-            if event is not None:
-                a = event.args
-                source, to, mint = bytes(a["sourceHash"]), bytes(a["to"]), int(a["mint"])
-                minted.append((int(a["index"]), source, Deposit(source, to, mint).hash(), to, mint,
-                               int(a["l1Block"])))
+    async def _apply(self, update: L1InputsUpdate) -> None:
+        rows = [row for row in map(self._batch_row, update.added) if row is not None]
+        queued = [(f.index, f.raw, f.l1_block) for f in update.forced]
+        minted = [(d.index, d.deposit.source_hash, d.deposit.hash(), d.deposit.to, d.deposit.mint, d.l1_block)
+                  for d in update.deposits]
 
         def write(db: sqlite3.Connection) -> None:
             self._store.record_forced(db, queued)
             self._store.record_deposits(db, minted)
-            for log in removed:
-                span = self._store.remove_batch(db, log.tx_hash)
+            for tx_hash in update.removed:
+                span = self._store.remove_batch(db, tx_hash)
                 if span is not None:
                     _log.warning("L1 reorg removed a batch; its blocks will be posted again",
                                  extra={"first": span[0], "last": span[1]})
             for row in rows:
                 self._store.record_batch(db, row)
-            for log in safe:
-                self._store.promote_batch(db, log.tx_hash, SAFE)
-            for log in finalized:
-                self._store.promote_batch(db, log.tx_hash, FINALIZED)
+            for tx_hash in update.safe:
+                self._store.promote_batch(db, tx_hash, SAFE)
+            for tx_hash in update.finalized:
+                self._store.promote_batch(db, tx_hash, FINALIZED)
             # Logs at or below the finalized head never change again: a restart resumes after them.
-            self._store.set_meta(db, "inbox_follow_from", str(max(self._start_block, finalized_head)))
+            self._store.set_meta(db, "inbox_follow_from", str(max(self._start_block, update.heads.finalized)))
 
-        if removed or rows or safe or finalized or queued or minted:
+        if update.removed or rows or update.safe or update.finalized or queued or minted:
             await self._store.run(write)
-            if removed:
+            if update.removed:
                 self._in_flight_upto = 0
                 self._resync_nonce = True
 
-    async def _batch_row(self, log: Log) -> BatchRow | None:
-        tx = await self._l1.get_transaction(log.tx_hash)
-        if tx is None:
-            return None
+    @staticmethod
+    def _batch_row(batch: PostedBatch) -> BatchRow | None:
         try:
-            data = self._inbox.decode_input("appendBatch", tx.input)[0]
-            blocks = decode_batch(bytes(data))
-        except (BatchFormatError, ValueError) as exc:
-            _log.warning("undecodable batch in the inbox", extra={"l1_tx": "0x" + log.tx_hash.hex(), "error": str(exc)})
+            blocks = decode_batch(batch.data)
+        except BatchFormatError as exc:
+            _log.warning("undecodable batch in the inbox",
+                         extra={"l1_tx": "0x" + batch.l1_tx_hash.hex(), "error": str(exc)})
             return None
         if not blocks:
             return None
-        index = int.from_bytes(log.topics[1], "big") if len(log.topics) > 1 else 0
-        return BatchRow(log.tx_hash, index, blocks[0].number, blocks[-1].number, log.block_number, log.block_hash)
+        return BatchRow(batch.l1_tx_hash, batch.index, blocks[0].number, blocks[-1].number, batch.l1_block,
+                        batch.l1_block_hash)

@@ -12,7 +12,8 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.sequencer.test_service import ROOT, Sequencer, free_port
+from tests.ports import free_port
+from tests.sequencer.test_service import ROOT, Sequencer
 
 
 def start_rollups_without_l1(tmp_path: pathlib.Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -16,22 +16,16 @@ from typing import Any
 
 import pytest
 
+from protocol import DEV_PRIVATE_KEYS
 from services.l1 import Artifact, Contract, ContractError, L1Client, LocalSigner, Receipt, RpcError, TxSender, keccak
 from services.rollups._contracts import GameStatus, Move, OutputStatus
 from services.rollups._snapshot import Snapshot
-from tests.l1.anvil import DEV_KEYS, Anvil
+from tests.l1.anvil import Anvil
 
 REGISTRY = Artifact.load("OutputRegistry")
 GAME = Artifact.load("DisputeGame")
 VERIFIER = Artifact.load("StepVerifierHarness")
-#: The dev mnemonic's accounts 4-7 (tests.l1.anvil.DEV_KEYS has 0-3).
-_MORE_KEYS = (
-    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
-    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
-    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
-    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
-)
-DEPLOYER, ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE = (LocalSigner(k) for k in (*DEV_KEYS, *_MORE_KEYS))
+DEPLOYER, ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE = (LocalSigner(k) for k in DEV_PRIVATE_KEYS[:8])
 ETHER = 10**18
 
 

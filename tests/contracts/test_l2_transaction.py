@@ -28,15 +28,10 @@ from protocol import (
     Reason,
     Transaction,
     TxRejected,
-    UnsignedTransaction,
     WithdrawalMessage,
     decode_transaction,
     decode_withdrawal_call,
     encode_withdrawal_call,
-    rlp_bytes,
-    rlp_int,
-    rlp_list,
-    sign_transaction,
 )
 from protocol._rules import (
     BLOCK_GAS_LIMIT,
@@ -49,7 +44,18 @@ from protocol._rules import (
     UINT256_MAX,
     ZERO_ADDRESS,
 )
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
+from services.l1 import (
+    Artifact,
+    Contract,
+    L1Client,
+    LocalSigner,
+    TxSender,
+    UnsignedTransaction,
+    rlp_bytes,
+    rlp_int,
+    rlp_list,
+    sign_transaction,
+)
 from tests.l1.anvil import DEV_KEYS
 
 ARTIFACT = Artifact.load("L2TransactionHarness")

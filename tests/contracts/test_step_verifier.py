@@ -32,23 +32,31 @@ from protocol import (
     Deposit,
     Genesis,
     Leaf,
+    QueuedDeposit,
+    QueuedForced,
     TxLeaf,
-    UnsignedTransaction,
     devnet_genesis,
     encode_batch,
     encode_withdrawal_call,
     input_root,
     keccak256,
     next_base_fee,
+)
+from services.l1 import (
+    Artifact,
+    Contract,
+    L1Client,
+    LocalSigner,
+    Receipt,
+    RpcError,
+    TxSender,
+    UnsignedTransaction,
     sign_transaction,
 )
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, RpcError, TxSender
 from services.rollups._derivation import leaves_of
 from services.rollups._machine import (
     L1Inputs,
     Machine,
-    QueuedDeposit,
-    QueuedForced,
     Rules,
     StepKind,
     genesis_snapshot,

@@ -14,16 +14,13 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
-from l2node.node.l1 import anvil_binary, free_loopback_port
+from l2node.node.l1 import anvil_binary
+from protocol import DEV_PRIVATE_KEYS
 from services.l1 import LocalSigner, checksum
+from tests.ports import free_port
 
-#: The standard dev mnemonic's first accounts ("test test ... junk", m/44'/60'/0'/0/i).
-DEV_KEYS = (
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-)
+#: The standard dev mnemonic's first accounts (protocol's DEV_PRIVATE_KEYS), as 0x-hex.
+DEV_KEYS = tuple("0x" + key.hex() for key in DEV_PRIVATE_KEYS[:4])
 DEV_ADDRESSES = tuple(checksum(LocalSigner(key).address) for key in DEV_KEYS)  # checked in test_deploy
 
 
@@ -31,7 +28,7 @@ class Anvil:
     """anvil on 127.0.0.1:port; restartable on the same port."""
 
     def __init__(self, port: int | None = None, *, state: pathlib.Path | None = None) -> None:
-        self.port = port or free_loopback_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._state = state
         self.proc: subprocess.Popen[bytes] | None = None

@@ -18,19 +18,18 @@ from l2node.node.deploy import (
     contracts_path,
     deploy_contracts,
 )
-from protocol import devnet_genesis
+from protocol import DEV_MNEMONIC, devnet_genesis
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, address
 from services.rollups._contracts import OutputStatus, Registry
 from services.rollups._machine import genesis_snapshot
 from tests.l1.anvil import DEV_ADDRESSES, DEV_KEYS, Anvil
 
-MNEMONIC = "test test test test test test test test test test test junk"
 DEPLOYER = LocalSigner(DEVNET_DEPLOYER_KEY).address
 
 
 def test_devnet_keys_are_anvils_first_dev_accounts() -> None:
     Account.enable_unaudited_hdwallet_features()
-    derived = [Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(len(DEV_KEYS))]
+    derived = [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}") for i in range(len(DEV_KEYS))]
     assert [a.key.hex().removeprefix("0x") for a in derived] == [k.removeprefix("0x") for k in DEV_KEYS]
     assert [a.address for a in derived] == list(DEV_ADDRESSES)
     assert DEV_KEYS[:2] == (DEVNET_DEPLOYER_KEY, DEVNET_BATCHER_KEY)

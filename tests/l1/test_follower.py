@@ -24,7 +24,7 @@ from services.l1 import (
     ReorgTooDeep,
     Status,
     TxSender,
-    UnsignedTx,
+    UnsignedTransaction,
     keccak,
     policy_config,
 )
@@ -168,9 +168,10 @@ async def test_a_block_replaced_by_anvil_reorg_is_reported_removed_and_the_new_l
     # Replace the block with one holding a different batch, from the same batcher with the same nonce.
     tx = await inbox.l1.get_transaction(original.tx_hash)
     assert tx is not None and inbox.contract.address is not None
-    other = BATCHER.sign(UnsignedTx(chain_id=31337, nonce=tx.nonce, max_priority_fee_per_gas=10**9,
-                                    max_fee_per_gas=10**10, gas=200_000, to=inbox.contract.address, value=0,
-                                    data=inbox.contract.encode_call("appendBatch", b"replacement batch", ROOT)))
+    data = inbox.contract.encode_call("appendBatch", b"replacement batch", ROOT)
+    other = BATCHER.sign(UnsignedTransaction(chain_id=31337, nonce=tx.nonce, max_priority_fee_per_gas=10**9,
+                                             max_fee_per_gas=10**10, gas_limit=200_000, to=inbox.contract.address,
+                                             value=0, data=data))
     chain.rpc("anvil_reorg", 1, [["0x" + other.raw.hex(), 0]])
     update = await follower.poll()
     consumer.apply(update)

@@ -20,7 +20,7 @@ from services.l1 import (
     SenderConfig,
     TransactionDropped,
     TxSender,
-    UnsignedTx,
+    UnsignedTransaction,
     checksum,
     keccak,
     policy_config,
@@ -52,8 +52,8 @@ async def inbox(l1: L1Client) -> Contract:
 
 def test_signatures_are_what_a_wallet_library_signs() -> None:
     for to, data in ((SINK, b""), (None, b"\x60\x00"), (SINK, bytes(range(256)) * 3)):
-        tx = UnsignedTx(chain_id=31337, nonce=7, max_priority_fee_per_gas=GWEI, max_fee_per_gas=3 * GWEI,
-                        gas=90_000, to=to, value=12345, data=data)
+        tx = UnsignedTransaction(chain_id=31337, nonce=7, max_priority_fee_per_gas=GWEI, max_fee_per_gas=3 * GWEI,
+                                 gas_limit=90_000, to=to, value=12345, data=data)
         ours = BATCHER.sign(tx)
         fields = {"type": 2, "chainId": 31337, "nonce": 7, "maxPriorityFeePerGas": GWEI, "maxFeePerGas": 3 * GWEI,
                   "gas": 90_000, "value": 12345, "data": data, **({"to": checksum(to)} if to else {})}

@@ -9,7 +9,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from tests.ops.support import (
     tool,
 )
 from tests.ops.test_dockerfile import IMAGE_UID
+from tests.ports import free_port
 
 #: Oldest Kubernetes the manifests are for: gRPC probes are GA since 1.27,
 #: PodDisruptionBudget.spec.unhealthyPodEvictionPolicy since 1.31.
@@ -309,12 +309,6 @@ def test_headless_service_for_the_control_plane(node_config: NodeConfig) -> None
 
 # ---- the pod's command, run here --------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _tree(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -332,7 +326,7 @@ def test_container_command_serves_what_the_kubelet_probes(tmp_path: Path) -> Non
     probe (Health/Check of service "") gets SERVING; SIGTERM stops the tree with exit code 0
     well within the termination grace period."""
     c, pod = _node(), _node_pod()
-    port = _free_port()
+    port = free_port()
     toml = config_map("base", "l2node-config")["data"]["l2node.toml"]
     toml, count = re.subn(r"(?m)^base_port\s*=\s*\d+", f"base_port = {port}", toml)
     assert count == 1

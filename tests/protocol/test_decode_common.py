@@ -15,12 +15,14 @@ from eth_account import Account as EthAccount
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol import DEV_PRIVATE_KEYS
 from protocol._native import decode_common
 from protocol._rules import BLOCK_GAS_LIMIT, MAX_NONCE, MAX_TX_SIZE, MESSAGE_PASSER, SECP256K1_HALF_N, SECP256K1_N
-from protocol._tx import Transaction, UnsignedTransaction, _decode_checked, decode_transactions, sign_transaction
+from protocol._tx import Transaction, _decode_checked, decode_transactions
+from services.l1 import UnsignedTransaction, sign_transaction
 
 CHAIN = 901
-KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+KEY = DEV_PRIVATE_KEYS[0]
 SENDER = bytes.fromhex(EthAccount.from_key(KEY).address[2:])
 TO = bytes.fromhex("70997970c51812dc3a010c7d01b50e0d17dc79c8")
 GWEI = 10**9

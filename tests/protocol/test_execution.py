@@ -8,6 +8,7 @@ import pytest
 from eth_abi.abi import encode as abi_encode
 
 from protocol import (
+    DEV_PRIVATE_KEYS,
     FEE_VAULT,
     MESSAGE_PASSER,
     WITHDRAWAL_DEFAULT_GAS_LIMIT,
@@ -19,7 +20,6 @@ from protocol import (
     Status,
     Transaction,
     TxRejected,
-    UnsignedTransaction,
     WithdrawalMessage,
     apply_deposit,
     apply_transaction,
@@ -30,14 +30,15 @@ from protocol import (
     verify_account,
     verify_merkle_proof,
 )
-from protocol import sign_transaction as sign
+from services.l1 import UnsignedTransaction
+from services.l1 import sign_transaction as sign
 
 CHAIN = 901
 GWEI = 10**9
 ETHER = 10**18
-ALICE_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+ALICE_KEY = DEV_PRIVATE_KEYS[0]
 ALICE = bytes.fromhex("f39fd6e51aad88f6f4ce6ab8827279cfffb92266")
-BOB_KEY = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
+BOB_KEY = DEV_PRIVATE_KEYS[1]
 BOB = bytes.fromhex("70997970c51812dc3a010c7d01b50e0d17dc79c8")
 CAROL = bytes.fromhex("3c44cdddb6a900fa2b585dd299e03d12fa4293bc")
 ENV = BlockEnv(number=1, timestamp=1_700_000_000, base_fee=GWEI)

@@ -12,7 +12,7 @@ from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import encode_withdrawal_call
+from protocol import DEV_PRIVATE_KEYS, encode_withdrawal_call
 from protocol._native import decode_common
 from protocol._rules import BLOCK_GAS_LIMIT, MAX_TX_SIZE, MESSAGE_PASSER, SECP256K1_HALF_N, SECP256K1_N, UINT64_MAX
 from protocol._tx import (
@@ -20,19 +20,15 @@ from protocol._tx import (
     Status,
     Transaction,
     TxRejected,
-    UnsignedTransaction,
     _decode_checked,
     decode_transaction,
     decode_transactions,
     recipient,
-    rlp_bytes,
-    rlp_int,
-    rlp_list,
-    sign_transaction,
 )
+from services.l1 import UnsignedTransaction, rlp_bytes, rlp_int, rlp_list, sign_transaction
 
 CHAIN = 901
-KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+KEY = DEV_PRIVATE_KEYS[0]
 SENDER = EthAccount.from_key(KEY).address
 TO = bytes.fromhex("70997970c51812dc3a010c7d01b50e0d17dc79c8")
 GWEI = 10**9

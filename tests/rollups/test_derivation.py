@@ -10,11 +10,10 @@ import time
 
 from eth_account import Account
 
-from protocol import UnsignedTransaction, batch_leaves, devnet_genesis, input_root, sign_transaction
+from protocol import BatchBlock, L1InputReader, QueuedForced, batch_leaves, devnet_genesis, input_root
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
-from services.l1 import Artifact, Contract, L1Client, address
+from services.l1 import Artifact, Contract, L1Client, UnsignedTransaction, address, sign_transaction
 from services.rollups._derivation import Deriver, read_l1
-from services.rollups._machine import QueuedForced
 from tests.l1.anvil import Anvil
 from tests.sequencer.test_batcher import receipt_when, start_sequencer
 from tests.sequencer.test_service import DEV_KEYS, sign
@@ -27,7 +26,7 @@ def transfer(nonce: int, value: int = 1, *, key: bytes = KEY) -> bytes:
     return sign_transaction(UnsignedTransaction(901, nonce, 10**9, 10 * 10**9, 21_000, TO, value), key)
 
 
-def post(deriver: Deriver, blocks: list[tuple[int, int, int, bytes, tuple[bytes, ...]]], l1_block: int = 4) -> None:
+def post(deriver: Deriver, blocks: list[BatchBlock], l1_block: int = 4) -> None:
     """Put a batch of these blocks on deriver's L1, as the inbox would hold it."""
     leaves = tuple(batch_leaves(blocks))
     deriver.inputs.add_batch(len(deriver.inputs.batches), l1_block, input_root(leaves), leaves)
@@ -40,7 +39,7 @@ def test_a_hostile_batch_derives_only_what_the_rules_allow() -> None:
     gap = transfer(9)  # nonce 9 while the account is at 2
     deriver = Deriver(devnet_genesis())
     deriver.inputs.add_forced(QueuedForced(0, 3, b"\x02garbage"))
-    block = (1, 100, 3, b"\x33" * 32, (b"\x02\xff\xff", good0, bytes(bad_signature), gap, good1, good0))
+    block = BatchBlock(1, 100, 3, b"\x33" * 32, (b"\x02\xff\xff", good0, bytes(bad_signature), gap, good1, good0))
     post(deriver, [block])
     assert deriver.advance() == 1
     reasons = [(s.source, s.reason) for s in deriver.skipped]
@@ -50,7 +49,7 @@ def test_a_hostile_batch_derives_only_what_the_rules_allow() -> None:
     assert deriver.state.get(TO).balance == 12
     # A duplicate of the same batch derives nothing more; a batch that skips a block is ignored.
     post(deriver, [block])
-    post(deriver, [(3, 101, 3, b"\x33" * 32, (transfer(2),))])
+    post(deriver, [BatchBlock(3, 101, 3, b"\x33" * 32, (transfer(2),))])
     assert deriver.advance() == 0
     assert deriver.head.header.number == 1
 
@@ -96,8 +95,8 @@ def test_derivation_from_l1_alone_agrees_with_the_sequencer(tmp_path: pathlib.Pa
             bound_portal = Contract(portal.artifact, address(portal_address))
             async with L1Client(l1.url) as client:
                 latest = await client.block_number()
-                await read_l1(client, bound_inbox, bound_portal, deriver.inputs, int(contracts["block_number"]),
-                              latest)
+                await read_l1(L1InputReader(client, bound_inbox, bound_portal), deriver.inputs,
+                              int(contracts["block_number"]), latest)
             deriver.advance()
             return deriver
 

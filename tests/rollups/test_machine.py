@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from protocol import BlockLeaf, Deposit, Leaf, TxLeaf, batch_leaves, devnet_genesis, input_root, keccak256
+from protocol import (
+    BatchBlock,
+    BlockLeaf,
+    Deposit,
+    Leaf,
+    QueuedDeposit,
+    QueuedForced,
+    TxLeaf,
+    batch_leaves,
+    devnet_genesis,
+    input_root,
+    keccak256,
+)
 from services.rollups._machine import (
     DEFAULT_RULES,
     L1Inputs,
     Machine,
-    QueuedDeposit,
-    QueuedForced,
     Rules,
     StepKind,
     genesis_snapshot,
@@ -28,7 +38,7 @@ def machine(rules: Rules = DEFAULT_RULES, *, trace: bool = False) -> Machine:
 
 
 def post(m: Machine, blocks: list[Block], l1_block: int = 10) -> None:
-    post_leaves(m, tuple(batch_leaves(blocks)), l1_block)
+    post_leaves(m, tuple(batch_leaves([BatchBlock(*b) for b in blocks])), l1_block)
 
 
 def post_leaves(m: Machine, leaves: tuple[Leaf, ...], l1_block: int = 10) -> None:
@@ -100,7 +110,7 @@ def test_a_block_claiming_more_transactions_than_its_batch_holds_ends_with_the_b
 
 def test_a_batch_whose_data_misses_its_root_stops_derivation_there() -> None:
     m = machine()
-    leaves = tuple(batch_leaves([(1, 100, 8, ORIGIN_HASH, (transfer(0),))]))
+    leaves = tuple(batch_leaves([BatchBlock(1, 100, 8, ORIGIN_HASH, (transfer(0),))]))
     m.inputs.add_batch(0, 10, keccak256(b"another root"), leaves)
     post(m, [(1, 100, 8, ORIGIN_HASH, (transfer(0),))])  # a later batch: not reachable past it
     assert m.inputs.unavailable == 0 and m.inputs.batches == []

@@ -29,8 +29,9 @@ from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from services.l1 import L1Client, LocalSigner, address
 from services.rollups._contracts import Registry
 from tests.l1.anvil import Anvil
+from tests.ports import free_port
 from tests.sequencer.test_batcher import start_sequencer
-from tests.sequencer.test_service import DEV_KEYS, ROOT, free_port, sign
+from tests.sequencer.test_service import DEV_KEYS, ROOT, sign
 
 #: Short enough for a test, long enough for the challenger to see an output and act.
 PARAMS = RollupParams(challenge_window_s=12, max_clock_s=40)

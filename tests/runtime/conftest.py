@@ -20,16 +20,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import Collector, otel_env  # noqa: F401  (re-exported to the runtime tests)
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = "tests.workers.echo:WORKER"
 ECHO_SERVICE = "l2node.testing.v1.EchoService"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Worker:

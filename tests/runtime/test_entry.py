@@ -15,7 +15,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.runtime import MonitorPorts
-from tests.runtime.conftest import ECHO, ROOT, free_port, listening
+from tests.ports import free_port
+from tests.runtime.conftest import ECHO, ROOT, listening
 
 # Plays the zygote: imports the runtime (no gRPC object), forks, and the child becomes a worker.
 # Anything after zygote_entry would run only if it returned into "zygote code".

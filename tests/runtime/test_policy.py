@@ -43,6 +43,7 @@ from services.runtime._retry import (
     default_classify,
     http_status_verdict,
 )
+from tests.ports import free_port
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -114,10 +115,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as s:  # bound then closed: connecting is refused
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+    return free_port()  # bound then closed: connecting is refused
 
 
 FAST = PolicyConfig(

@@ -9,7 +9,8 @@ import grpc
 import pytest
 
 from services.runtime import MonitorPorts
-from tests.runtime.conftest import Worker, free_port, listening
+from tests.ports import free_port
+from tests.runtime.conftest import Worker, listening
 
 
 async def test_live_port_cannot_be_shared(spawn: Callable[..., Worker]) -> None:

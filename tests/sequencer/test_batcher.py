@@ -30,7 +30,8 @@ from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from tests.conftest import Collector, otel_env
 from tests.l1.anvil import Anvil
-from tests.sequencer.test_service import DEV_KEYS, ROOT, free_port, sign
+from tests.ports import free_port
+from tests.sequencer.test_service import DEV_KEYS, ROOT, sign
 
 
 def test_batch_round_trip() -> None:

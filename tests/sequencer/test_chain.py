@@ -24,14 +24,21 @@ from protocol import (
     BatchBlock,
     Genesis,
     State,
-    UnsignedTransaction,
     decode_transaction,
     devnet_genesis,
     encode_batch,
     keccak256,
+)
+from services.l1 import (
+    Artifact,
+    Contract,
+    FollowerConfig,
+    L1Client,
+    LocalSigner,
+    TxSender,
+    UnsignedTransaction,
     sign_transaction,
 )
-from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, TxSender
 from services.runtime._storage import Storage
 from services.sequencer._batcher import Batcher, BatcherSettings, block_room
 from services.sequencer._chain import BlockRoom, Chain, Mempools, SealedBlock

@@ -8,7 +8,8 @@ import pathlib
 
 from opentelemetry.trace import SpanContext
 
-from protocol import DEFAULT_CHAIN_ID, UnsignedTransaction, keccak256, sign_transaction
+from protocol import DEFAULT_CHAIN_ID, DEV_PRIVATE_KEYS, keccak256
+from services.l1 import UnsignedTransaction, sign_transaction
 from services.runtime._storage import Storage
 from services.sequencer._intake import Intake, SpanMemory
 from services.sequencer._mempool import AccountState, Mempool, MempoolConfig
@@ -67,7 +68,7 @@ class Node:
 
 
 def transfer(nonce: int) -> bytes:
-    key = bytes.fromhex("5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a")
+    key = DEV_PRIVATE_KEYS[2]
     return sign_transaction(UnsignedTransaction(DEFAULT_CHAIN_ID, nonce, GWEI, 10 * GWEI, 21_000, b"\xee" * 20, 1),
                             key)
 

@@ -6,7 +6,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,21 +31,11 @@ from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from services.sequencer._chain import header_from_json
 from services.sequencer._store import _decode_raws
+from tests.l1.anvil import DEV_KEYS
+from tests.ports import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-#: The first three anvil/hardhat dev keys (mnemonic "test test ... junk"), funded by the devnet genesis.
-DEV_KEYS = [
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-]
 GWEI = 10**9
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def sign(key: str, nonce: int, to: str, value: int, *, chain_id: int = DEFAULT_CHAIN_ID,

@@ -15,15 +15,15 @@ from hypothesis import strategies as st
 
 from protocol import (
     DEFAULT_CHAIN_ID,
+    DEV_PRIVATE_KEYS,
     Account,
     BlockEnv,
     State,
     Transaction,
-    UnsignedTransaction,
     apply_transaction,
     decode_transaction,
-    sign_transaction,
 )
+from services.l1 import UnsignedTransaction, sign_transaction
 from services.runtime._storage import Storage
 from services.sequencer._store import (
     DROPPED,
@@ -41,7 +41,7 @@ from services.sequencer._store import (
     _raw_at,
 )
 
-KEY = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
+KEY = DEV_PRIVATE_KEYS[1]
 BASE_FEE = 7 * 10**8
 GWEI = 10**9
 

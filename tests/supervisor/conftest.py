@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,14 +10,9 @@ from supervisor import ChildSpec, ChildState, Supervisor, SupervisorFlags, Super
 from supervisor._probe import Liveness
 from supervisor._process import forked
 from supervisor._zygote_client import Zygote
+from tests.ports import free_port
 
 WORKER = "tests.supervisor.workers:health_worker"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 

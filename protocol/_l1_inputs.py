@@ -1,0 +1,159 @@
+"""L1 inputs: what L1 holds for L2, read from the inbox's and the portal's logs. **Where an L1
+input is read**, for the sequencer (following L1, reorg-aware) and for derivation alike.
+
+Three kinds, each a record in one field order (its queue index, the L1 block that holds it, then
+its content):
+
+- ``PostedBatch``: ``BatchAppended`` plus the batch bytes from its transaction's calldata
+  (``appendBatch(data, inputRoot)``); the batch format is _batch's, its leaves _batch_input's.
+- ``QueuedForced``: ``ForcedTransaction``, a signed L2 transaction queued for forced inclusion.
+- ``QueuedDeposit``: ``DepositQueued``, ``mint`` wei for ``to`` on L2.
+
+``L1InputReader.read`` returns a range of them in L1 order (derivation); ``follow`` wraps the L1
+client's reorg-aware ``LogFollower`` (sequencer): batches as they appear, are reorged out, reach
+safe depth and finality; queue entries and deposits once they are at safe depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from services.l1 import Contract, FollowerConfig, Heads, L1Client, Log, LogFollower
+
+from ._execution import Deposit
+
+
+@dataclass(frozen=True, slots=True)
+class PostedBatch:
+    """A batch as the inbox holds it."""
+
+    index: int
+    l1_block: int
+    l1_block_hash: bytes
+    l1_tx_hash: bytes
+    #: The sized Merkle root over the batch's leaves that ``appendBatch`` posted with it.
+    input_root: bytes
+    #: The batch bytes from the transaction's calldata; b"" if it is not an ``appendBatch`` call.
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedForced:
+    """An entry of the inbox's forced-inclusion queue."""
+
+    index: int
+    l1_block: int
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedDeposit:
+    """An entry of the portal's deposit queue."""
+
+    index: int
+    l1_block: int
+    sender: bytes
+    deposit: Deposit
+
+
+L1Input = PostedBatch | QueuedForced | QueuedDeposit
+
+
+@dataclass(frozen=True, slots=True)
+class L1InputsUpdate:
+    """What one poll of L1 changed (see services.l1's ``FollowerUpdate``); apply in field order."""
+
+    heads: Heads
+    #: L1 transactions of batches a reorg took out, newest first.
+    removed: tuple[bytes, ...]
+    #: Batches new on L1, at any depth, oldest first.
+    added: tuple[PostedBatch, ...]
+    #: L1 transactions of batches that reached safe depth now, and finality, oldest first.
+    safe: tuple[bytes, ...]
+    finalized: tuple[bytes, ...]
+    #: Queue entries and deposits that reached safe depth now: they count from there only.
+    forced: tuple[QueuedForced, ...]
+    deposits: tuple[QueuedDeposit, ...]
+
+
+class L1InputReader:
+    """Reads the L1 inputs of one deployment: its inbox and portal."""
+
+    def __init__(self, l1: L1Client, inbox: Contract, portal: Contract) -> None:
+        assert inbox.address is not None and portal.address is not None
+        self._l1, self._inbox, self._portal = l1, inbox, portal
+        self._addresses = [inbox.address, portal.address]
+        self._batch = inbox.topic("BatchAppended")
+        self._forced = inbox.topic("ForcedTransaction")
+        self._deposit = portal.topic("DepositQueued")
+        self._topics = [[self._batch, self._forced, self._deposit]]
+
+    async def read(self, from_block: int, to_block: int) -> list[L1Input]:
+        """Every input in L1 blocks [from, to], in L1 order."""
+        logs = await self._l1.get_logs(from_block, to_block, address=self._addresses, topics=self._topics)
+        inputs: list[L1Input] = []
+        for log in sorted(logs):
+            topic = log.topics[0] if log.topics else b""
+            item: L1Input | None
+            if topic == self._deposit:
+                item = self._queued_deposit(log)
+            elif topic == self._forced:
+                item = self._queued_forced(log)
+            else:
+                item = await self._posted_batch(log)
+            if item is not None:
+                inputs.append(item)
+        return inputs
+
+    async def follow(self, start_block: int, config: FollowerConfig) -> AsyncIterator[L1InputsUpdate]:
+        """Follow L1 from ``start_block`` on, forever (see ``LogFollower.updates``: an outage is
+        waited out; what is delivered again after a restart must be applied idempotently)."""
+        follower = LogFollower(self._l1, address=self._addresses, topics=self._topics, start_block=start_block,
+                               config=config)
+        batch, forced, deposit = self._batch, self._forced, self._deposit
+        async for update in follower.updates():
+            added = [await self._posted_batch(log) for log in _having(batch, update.added)]
+            yield L1InputsUpdate(
+                update.heads,
+                removed=tuple(log.tx_hash for log in _having(batch, update.removed)),
+                added=tuple(b for b in added if b is not None),
+                safe=tuple(log.tx_hash for log in _having(batch, update.safe)),
+                finalized=tuple(log.tx_hash for log in _having(batch, update.finalized)),
+                forced=tuple(f for f in map(self._queued_forced, _having(forced, update.safe)) if f is not None),
+                deposits=tuple(d for d in map(self._queued_deposit, _having(deposit, update.safe)) if d is not None),
+            )
+
+    async def _posted_batch(self, log: Log) -> PostedBatch | None:
+        """A ``BatchAppended`` log's batch, its data fetched from the transaction; None if the log
+        does not decode or the transaction is not found (reorged out meanwhile)."""
+        event = self._inbox.decode_log(log)
+        tx = await self._l1.get_transaction(log.tx_hash)
+        if event is None or tx is None:
+            return None
+        try:
+            data = bytes(self._inbox.decode_input("appendBatch", tx.input)[0])
+        except ValueError:
+            data = b""
+        a = event.args
+        return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, bytes(a["inputRoot"]),
+                           data)
+
+    def _queued_forced(self, log: Log) -> QueuedForced | None:
+        event = self._inbox.decode_log(log)
+        if event is None:
+            return None
+        a = event.args
+        return QueuedForced(int(a["index"]), int(a["l1Block"]), bytes(a["data"]))
+
+    def _queued_deposit(self, log: Log) -> QueuedDeposit | None:
+        event = self._portal.decode_log(log)
+        if event is None:
+            return None
+        a = event.args
+        return QueuedDeposit(int(a["index"]), int(a["l1Block"]), bytes(a["from"]),
+                             Deposit(bytes(a["sourceHash"]), bytes(a["to"]), int(a["mint"])))
+
+
+def _having(topic: bytes, logs: Sequence[Log]) -> list[Log]:
+    return [log for log in logs if log.topics and log.topics[0] == topic]
