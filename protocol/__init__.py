@@ -1,6 +1,6 @@
 """The L2 protocol: the rules every service and the L1 contracts agree on.
 
-Nothing here knows about processes, gRPC or storage; it is the chain's definition, imported by
+Nothing here knows about processes or storage; it is the chain's definition, imported by
 the services (sequencer, rollups, and the coming bridge and channels) and cited by the Solidity.
 It imports no service. Where things are:
 
@@ -11,7 +11,11 @@ It imports no service. Where things are:
   ``_commitment`` trees; ``_basefee``; ``_block`` (headers); ``_genesis``.
 - ``_withdrawal``: the L2 -> L1 message and its hash; ``_output``: the output root.
 - ``_batch`` and ``_batch_input``: the batch format and its leaves (what the one-step proof opens).
-- ``_keccak``, ``_secp256k1`` and ``_native.c``: the hashing and signature hot loops, in C.
+- ``_l1_inputs``: **where an L1 input is read** (batches, forced transactions, deposits), one
+  reader for the sequencer's follower and for derivation.
+- ``_secp256k1`` and ``_native.c``: sender recovery, hashing and Merkle levels, a whole batch per
+  call in C. keccak-256, the EIP-1559 signer and RLP are the L1 client's (``services.l1``, the
+  layer below), so there is one of each.
 """
 
 from ._account import EMPTY_ACCOUNT, Account
