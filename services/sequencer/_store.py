@@ -229,6 +229,13 @@ class StoredDeposit:
     index: int
 
 
+class BlockSpan(NamedTuple):
+    """The L2 blocks a batch carried, first to last."""
+
+    first: int
+    last: int
+
+
 class Settled(NamedTuple):
     """How the store settled a transaction: (DROPPED, the seq of the entry dropped), or (SEALED, 0)."""
 
@@ -377,14 +384,14 @@ class SequencerStore:
         )
 
     @staticmethod
-    def remove_batch(db: sqlite3.Connection, l1_tx_hash: bytes) -> tuple[int, int] | None:
+    def remove_batch(db: sqlite3.Connection, l1_tx_hash: bytes) -> BlockSpan | None:
         """An L1 reorg took the batch out: forget it. Its transactions are merely SEALED again
         (their status is their batch's, see block_status): nothing of theirs to rewrite."""
         row = db.execute("SELECT first_block, last_block FROM batches WHERE l1_tx_hash = ?", (l1_tx_hash,)).fetchone()
         if row is None:
             return None
         db.execute("DELETE FROM batches WHERE l1_tx_hash = ?", (l1_tx_hash,))
-        return int(row[0]), int(row[1])
+        return BlockSpan(int(row[0]), int(row[1]))
 
     @staticmethod
     def promote_batch(db: sqlite3.Connection, l1_tx_hash: bytes, status: ReceiptStatus) -> None:

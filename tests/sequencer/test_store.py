@@ -39,6 +39,7 @@ from services.sequencer._store import (
     SEALED,
     AccountRow,
     BatchRow,
+    BlockSpan,
     BlockWrite,
     DropRow,
     DueDeposit,
@@ -160,7 +161,10 @@ def test_status_is_the_batch_s_sealed_safe_finalized_then_sealed_again_after_a_r
         assert statuses() == [status, status, status, SEALED]
     write(store, lambda db: store.record_batch(db, batch))  # seen again after a restart: never demoted
     assert statuses() == [FINALIZED, FINALIZED, FINALIZED, SEALED]
-    write(store, lambda db: store.remove_batch(db, batch.l1_tx_hash))  # an L1 reorg took it out
+    removed: list[BlockSpan | None] = []
+    write(store, lambda db: removed.append(store.remove_batch(db, batch.l1_tx_hash)))  # an L1 reorg took it out
+    write(store, lambda db: removed.append(store.remove_batch(db, batch.l1_tx_hash)))  # gone already
+    assert removed == [BlockSpan(batch.first_block, batch.last_block), None]
     assert statuses() == [SEALED] * 4
     assert store.batch_of_block(1) is None
 
