@@ -17,7 +17,7 @@ pragma solidity 0.8.28;
 ///        short one fits, a single byte below 0x80 as itself, exactly 12 fields, nothing after.
 ///        So one transaction has one encoding and one hash.
 ///      - The checks run in the order Python runs them, so a rejected transaction gets the same
-///        reason (the index of protocol._tx.Reason): parsing first, field by field
+///        reason (its code in protocol._reasons.L2_TRANSACTION_CODES): parsing first, field by field
 ///        (MALFORMED_RLP, or FIELD_OUT_OF_RANGE for an integer wider than 32 bytes, or
 ///        INVALID_ADDRESS for an access-list address that is not 20 bytes), then chain id, nonce,
 ///        `to`, fees, gas limit, intrinsic gas, withdrawal calldata, signature ranges, recovery.
@@ -54,7 +54,7 @@ library L2Transaction {
         bytes withdrawalData;
     }
 
-    // Rejection reasons: the indices of protocol._tx.Reason, in declaration order.
+    // Rejection reasons: protocol._reasons.L2_TRANSACTION_CODES (tests/contracts checks they agree).
     uint8 internal constant OVERSIZED = 0;
     uint8 internal constant MALFORMED_RLP = 1;
     uint8 internal constant TX_TYPE_NOT_SUPPORTED = 2;
@@ -109,7 +109,7 @@ library L2Transaction {
     /// @param raw The raw transaction: 0x02 || rlp([...12 fields]).
     /// @param chainId This chain's id (EIP-155 replay protection).
     /// @return ok Whether Python accepts `raw`.
-    /// @return reason When !ok, the index of the Python Reason it raises; 0 when ok.
+    /// @return reason When !ok, the code (L2_TRANSACTION_CODES) of the Python Reason it raises; 0 when ok.
     /// @return t The transaction when ok; partially filled and meaningless otherwise.
     function decode(bytes memory raw, uint256 chainId) internal view returns (bool ok, uint8 reason, Tx memory t) {
         reason = _decode(raw, chainId, t);

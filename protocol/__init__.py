@@ -1,12 +1,13 @@
 """The L2 protocol: the rules every service and the L1 contracts agree on.
 
-Nothing here knows about processes or storage; it is the chain's definition, imported by
+Nothing here knows about processes or storage, nor of gRPC more than the status each refusal
+maps to (``_reasons``, with the runtime's error types); it is the chain's definition, imported by
 the services (sequencer, rollups, and the coming bridge and channels) and cited by the Solidity.
 It imports no service. Where things are:
 
 - ``_rules``: every constant (chain id, gas schedule, base-fee parameters, predeploy addresses).
 - ``_tx``: the transaction codec, **where a transaction is validated** (statelessly: shape,
-  chain id, signature, intrinsic gas); ``_reasons``: the one vocabulary of refusals.
+  chain id, signature, intrinsic gas); ``_reasons``: the one vocabulary of refusals and drops.
 - ``_execution``: the state transition (a transaction, a deposit) over ``_account`` and the
   ``_commitment`` trees; ``_basefee``; ``_block`` (headers); ``_genesis``.
 - ``_withdrawal``: the L2 -> L1 message and its hash; ``_output``: the output root.
@@ -70,6 +71,7 @@ from ._genesis import (
 from ._keccak import keccak256
 from ._l1_inputs import L1Input, L1InputReader, L1InputsUpdate, PostedBatch, QueuedDeposit, QueuedForced
 from ._output import OUTPUT_VERSION, output_root
+from ._reasons import L2_TRANSACTION_CODES, Reason
 from ._rules import (
     ADDRESS_SIZE,
     BASE_FEE_MAX_CHANGE_DENOMINATOR,
@@ -98,8 +100,6 @@ from ._rules import (
 from ._secp256k1 import recover_senders
 from ._tx import (
     AccessList,
-    Reason,
-    Status,
     Transaction,
     TxRejected,
     decode_transaction,
@@ -135,6 +135,7 @@ __all__ = [
     "HASH_SIZE",
     "INITIAL_BASE_FEE",
     "INITIATE_WITHDRAWAL_SELECTOR",
+    "L2_TRANSACTION_CODES",
     "MAX_DECOMPRESSED",
     "MAX_NONCE",
     "MAX_TX_SIZE",
@@ -176,7 +177,6 @@ __all__ = [
     "Reason",
     "State",
     "StateRoots",
-    "Status",
     "Transaction",
     "TxLeaf",
     "TxRejected",

@@ -38,6 +38,7 @@ from typing import NamedTuple
 from ._account import EMPTY_ACCOUNT, Account
 from ._commitment import AccountTree, MerkleTree
 from ._keccak import keccak256
+from ._reasons import Reason
 from ._rules import (
     ADDRESS_SIZE,
     BLOCK_GAS_LIMIT,
@@ -50,7 +51,7 @@ from ._rules import (
     ZERO_ADDRESS,
     intrinsic_gas,
 )
-from ._tx import Reason, Transaction, TxRejected
+from ._tx import Transaction, TxRejected
 from ._withdrawal import MalformedWithdrawal, WithdrawalMessage, decode_withdrawal_call
 
 

@@ -9,21 +9,27 @@ go-ethereum produce::
     signing hash = keccak256(0x02 || rlp([the first nine fields]))
     tx hash      = keccak256(the whole raw transaction)
 
+This is where a transaction is validated: statelessly, by ``decode_transaction`` (shape, chain
+id, fees against each other, gas limit against the block's and the intrinsic gas, withdrawal
+calldata, signature), once, whichever way a transaction comes in (a client, L1's forced queue, a
+batch being derived). What depends on state is the state transition's (``_execution``), and the
+sequencer's pool adds only its own admission limits.
+
 Decoding is strict: only canonical RLP (no leading zero bytes in integers or lengths, no
 long form where the short one fits, exactly 12 fields, nothing after the list), so one
 transaction has exactly one encoding and one hash. Every refusal is a ``TxRejected`` with a
-stable reason (``Reason``), a message for humans and, when one field is at fault, its name.
+stable reason (``_reasons.Reason``), a message for humans and, when one field is at fault, its name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
-from enum import StrEnum
 from itertools import repeat
 from typing import NamedTuple, cast
 
 from ._native import configure_rules, decode_common
+from ._reasons import Reason
 from ._rules import (
     ADDRESS_SIZE,
     BLOCK_GAS_LIMIT,
@@ -46,69 +52,19 @@ from ._withdrawal import MalformedWithdrawal, decode_withdrawal_call
 AccessList = tuple[tuple[bytes, tuple[bytes, ...]], ...]
 
 
-class Status(StrEnum):
-    """The gRPC status code a rejection maps to."""
-
-    #: The transaction itself is wrong: it can never become valid.
-    INVALID_ARGUMENT = "INVALID_ARGUMENT"
-    #: The transaction is well-formed but does not fit the current state (nonce, balance, fee).
-    FAILED_PRECONDITION = "FAILED_PRECONDITION"
-
-
-class Reason(StrEnum):
-    """Stable machine-readable rejection reasons (gRPC ErrorInfo.reason)."""
-
-    # stateless (decode_transaction): INVALID_ARGUMENT
-    OVERSIZED = "OVERSIZED"
-    MALFORMED_RLP = "MALFORMED_RLP"
-    TX_TYPE_NOT_SUPPORTED = "TX_TYPE_NOT_SUPPORTED"
-    WRONG_CHAIN_ID = "WRONG_CHAIN_ID"
-    FIELD_OUT_OF_RANGE = "FIELD_OUT_OF_RANGE"
-    INVALID_ADDRESS = "INVALID_ADDRESS"
-    CONTRACT_CREATION_NOT_SUPPORTED = "CONTRACT_CREATION_NOT_SUPPORTED"
-    TIP_ABOVE_FEE_CAP = "TIP_ABOVE_FEE_CAP"
-    GAS_LIMIT_TOO_HIGH = "GAS_LIMIT_TOO_HIGH"
-    INTRINSIC_GAS_TOO_LOW = "INTRINSIC_GAS_TOO_LOW"
-    MALFORMED_WITHDRAWAL = "MALFORMED_WITHDRAWAL"
-    INVALID_SIGNATURE = "INVALID_SIGNATURE"
-    HIGH_S = "HIGH_S"
-    # stateful (apply_transaction): FAILED_PRECONDITION
-    NONCE_TOO_LOW = "NONCE_TOO_LOW"
-    NONCE_TOO_HIGH = "NONCE_TOO_HIGH"
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    FEE_CAP_BELOW_BASE_FEE = "FEE_CAP_BELOW_BASE_FEE"
-    #: The block has no room left for the transaction's gas limit: it waits for the next one.
-    BLOCK_GAS_LIMIT_REACHED = "BLOCK_GAS_LIMIT_REACHED"
-
-
-_PRECONDITIONS = frozenset(
-    {
-        Reason.NONCE_TOO_LOW,
-        Reason.NONCE_TOO_HIGH,
-        Reason.INSUFFICIENT_FUNDS,
-        Reason.FEE_CAP_BELOW_BASE_FEE,
-        Reason.BLOCK_GAS_LIMIT_REACHED,
-    }
-)
-
-
 class TxRejected(Exception):
     """A transaction refused by a rule. ``reason`` is stable; ``message`` is for humans."""
 
-    reason: str
+    reason: Reason
     message: str
     #: The transaction field at fault (the names of ``Transaction``'s fields), if one is.
     field: str | None
 
-    def __init__(self, reason: str, message: str, field: str | None = None) -> None:
+    def __init__(self, reason: Reason, message: str, field: str | None = None) -> None:
         super().__init__(reason, message, field)  # args kept: the exception pickles
         self.reason = reason
         self.message = message
         self.field = field
-
-    @property
-    def status(self) -> Status:
-        return Status.FAILED_PRECONDITION if self.reason in _PRECONDITIONS else Status.INVALID_ARGUMENT
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
@@ -219,7 +175,7 @@ def _decode_checked(raws: Sequence[bytes], chain_id: int, max_size: int) -> list
             append(rejected)
             continue
         checked.append((len(out), fields))
-        jobs.append((raw, fields[12], fields[13]))
+        jobs.append((raw, fields.body, fields.unsigned_end))
         append(_UNRECOVERED)
     if not jobs:
         return out
@@ -227,7 +183,7 @@ def _decode_checked(raws: Sequence[bytes], chain_id: int, max_size: int) -> list
         if sender is None:
             out[position] = TxRejected(Reason.INVALID_SIGNATURE, "no public key recovers from this signature")
         else:
-            out[position] = _new_transaction(Transaction, (*fields[:12], sender, tx_hash, raw))
+            out[position] = _new(Transaction, (*fields[:_TX_FIELDS], sender, tx_hash, raw))
     return out
 
 
@@ -293,14 +249,14 @@ def _check(raw: bytes, chain_id: int, max_size: int) -> _Fields:
 _UNRECOVERED = TxRejected(Reason.INVALID_SIGNATURE, "not recovered")
 
 
-#: Transaction(*fields) without the generated __new__'s argument binding (the hot path).
-_new_transaction = tuple.__new__
+#: NamedTuple construction (Transaction, _Fields) without the generated __new__'s argument binding.
+_new = tuple.__new__
 
 
 def sealed_transaction(raw: bytes, sender: bytes, tx_hash: bytes) -> Transaction:
     """A transaction this node validated and sealed, rebuilt from its raw bytes and the sender its
     block recorded, without recovering the signature again (receipts)."""
-    return _new_transaction(Transaction, (*_fields_strict(raw, len(raw))[:12], sender, tx_hash, raw))
+    return _new(Transaction, (*_fields_strict(raw, len(raw))[:_TX_FIELDS], sender, tx_hash, raw))
 
 
 def recipient(raw: bytes) -> bytes | None:
@@ -309,7 +265,7 @@ def recipient(raw: bytes) -> bytes | None:
     if raw[:1] != bytes((TX_TYPE_EIP1559,)):
         return None
     try:
-        to = _fields_strict(raw, len(raw))[5]
+        to = _fields_strict(raw, len(raw)).to
     except TxRejected:
         return None
     return to or None
@@ -331,8 +287,31 @@ def _unsupported_type(tx_type: int) -> TxRejected:
     return TxRejected(Reason.TX_TYPE_NOT_SUPPORTED, f"{what}: only EIP-1559 (type 2) is accepted", "type")
 
 
-# Canonical RLP. The 12 fields, then where the payload starts and where the nine signed fields end.
-_Fields = tuple[int, int, int, int, int, bytes, int, bytes, AccessList, int, int, int, int, int]
+class _Fields(NamedTuple):
+    """A transaction's 12 fields as canonical RLP gives them (the first 12 of Transaction, in its
+    order), then where they are in the raw bytes, which sender recovery hashes."""
+
+    chain_id: int
+    nonce: int
+    max_priority_fee_per_gas: int
+    max_fee_per_gas: int
+    gas_limit: int
+    #: Empty for a contract creation.
+    to: bytes
+    value: int
+    data: bytes
+    access_list: AccessList
+    y_parity: int
+    r: int
+    s: int
+    #: The first byte of the list's payload.
+    body: int
+    #: The first byte after the access list: the nine signed fields end here.
+    unsigned_end: int
+
+
+#: The fields _Fields shares with Transaction (its first ones, in the same order).
+_TX_FIELDS = len(Transaction._fields) - 3  # all but sender, hash, raw
 
 
 def _fields_strict(raw: bytes, size: int) -> _Fields:
@@ -356,22 +335,8 @@ def _fields_strict(raw: bytes, size: int) -> _Fields:
     s, p = _int(raw, p, end, "s")
     if p != end:
         raise TxRejected(Reason.MALFORMED_RLP, "a type-2 transaction has exactly 12 fields")
-    return (
-        chain_id,
-        nonce,
-        tip_cap,
-        fee_cap,
-        gas_limit,
-        to,
-        value,
-        data,
-        access_list,
-        y_parity,
-        r,
-        s,
-        body,
-        unsigned_end,
-    )
+    return _new(_Fields, (chain_id, nonce, tip_cap, fee_cap, gas_limit, to, value, data, access_list, y_parity, r, s,
+                          body, unsigned_end))
 
 
 # Canonical RLP readers over ``raw[pos:end]``. Each returns (value, position after the item).

@@ -224,7 +224,7 @@ class Skipped:
 
     block: int
     source: str  # "batch" or "forced"
-    reason: str
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +391,7 @@ class Machine:
             gas = apply_transaction(self.state, tx, env, s.block_gas_used).gas_used
         except TxRejected as e:
             self.skipped.append(Skipped(s.number + 1, source, e.reason))
-            return None if e.reason == Reason.BLOCK_GAS_LIMIT_REACHED else -1
+            return None if e.reason is Reason.BLOCK_GAS_LIMIT_REACHED else -1
         self._include(tx.hash)
         return gas
 

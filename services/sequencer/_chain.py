@@ -36,10 +36,8 @@ from typing import Protocol
 from opentelemetry import trace
 
 from protocol import (
-    Account,
     BlockEnv,
     BlockHeader,
-    Deposit,
     Genesis,
     Reason,
     State,
@@ -54,7 +52,16 @@ from protocol import (
 )
 
 from ._mempool import Dropped, Mempool
-from ._store import FORCED_INCLUDED, FORCED_SKIPPED, SequencerStore
+from ._store import (
+    FORCED_INCLUDED,
+    FORCED_SKIPPED,
+    AccountRow,
+    BlockWrite,
+    DueDeposit,
+    ForcedOutcome,
+    ForcedTx,
+    SequencerStore,
+)
 
 _tracer = trace.get_tracer("l2node.sequencer")
 #: Links per block span, at most: enough to find the sending calls, bounded in cost.
@@ -73,8 +80,8 @@ class ChainListener(Protocol):
         """These transactions are in a block, now durable."""
         ...
 
-    async def record_drops(self, dropped: Sequence[tuple[bytes, str]]) -> None:
-        """(hash, reason) of what the pool let go: their receipts must say DROPPED."""
+    async def record_drops(self, dropped: Sequence[Dropped]) -> None:
+        """What the pool let go: their receipts must say DROPPED."""
         ...
 
     async def repool(self) -> object:
@@ -175,11 +182,11 @@ class Chain:
         if latest is None:
             state = self._genesis.state()
             header = self._genesis.header(state)
-            rows = [(a, slot, acct.nonce, str(acct.balance)) for slot, (a, acct) in enumerate(state.accounts.items())]
+            rows = [AccountRow(a, slot, acct) for slot, (a, acct) in enumerate(state.accounts.items())]
             block_hash = header.hash()
 
             def write_genesis(db: sqlite3.Connection) -> None:
-                self._store.seal_block(db, 0, block_hash, header_to_json(header), (), 0, rows, (), ())
+                self._store.seal_block(db, BlockWrite(0, block_hash, header_to_json(header), new_accounts=rows))
                 self._store.set_meta(db, "chain_id", str(self._genesis.chain_id))
                 self._store.set_meta(db, "genesis_hash", block_hash.hex())
 
@@ -197,7 +204,7 @@ class Chain:
         header = header_from_json(text)
         accounts = self._store.accounts()
         # Slot order, the zero address (slot 0) included: State keeps it first.
-        state = State([(a, Account(n, b)) for a, n, b in accounts], [h for _, h in self._store.messages()])
+        state = State([(row.address, row.account) for row in accounts], self._store.message_hashes())
         roots = state.commit()
         if roots.state_root != header.state_root or roots.message_root != header.message_root:
             raise ChainCorrupted(f"the snapshot at block {number} does not reproduce its roots")
@@ -244,8 +251,8 @@ class Chain:
                 self._new_block.notify_all()
             return block
 
-    async def _seal(self, deposits: list[tuple[int, bytes, bytes, int]], forced: list[tuple[int, bytes]],
-                    txs: list[Transaction], base_fee: int, now: float) -> SealedBlock:
+    async def _seal(self, deposits: list[DueDeposit], forced: list[ForcedTx], txs: list[Transaction], base_fee: int,
+                    now: float) -> SealedBlock:
         parent = self.head
         env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
                        gas_limit=parent.gas_limit)
@@ -254,24 +261,24 @@ class Chain:
         state = self.state
         known_accounts = len(state.accounts)
         applied: list[tuple[Transaction, TxResult]] = []
-        refused: list[tuple[bytes, str]] = []
+        refused: list[tuple[bytes, Reason]] = []
         gas = 0
-        minted = [Deposit(source, to, mint) for _, source, to, mint in deposits]
+        minted = [d.deposit for d in deposits]
         for deposit in minted:
             apply_deposit(state, deposit)
-        settled: list[tuple[int, int, str]] = []
+        settled: list[ForcedOutcome] = []
         for index, raw in forced:
             try:
                 tx = decode_transaction(raw, self._genesis.chain_id)
                 result = apply_transaction(state, tx, env, gas)
             except TxRejected as e:
-                if e.reason == Reason.BLOCK_GAS_LIMIT_REACHED:
+                if e.reason is Reason.BLOCK_GAS_LIMIT_REACHED:
                     break  # no room left: it leads the next block instead
-                settled.append((index, FORCED_SKIPPED, e.reason))
+                settled.append(ForcedOutcome(index, FORCED_SKIPPED, e.reason))
                 continue
             gas += result.gas_used
             applied.append((tx, result))
-            settled.append((index, FORCED_INCLUDED, "0x" + tx.hash.hex()))
+            settled.append(ForcedOutcome(index, FORCED_INCLUDED, "0x" + tx.hash.hex()))
         included = {tx.hash for tx, _ in applied}
         stalled: set[bytes] = set()  # senders whose run stopped short in this block
         for tx in txs:
@@ -280,7 +287,7 @@ class Chain:
             try:
                 result = apply_transaction(state, tx, env, gas)
             except TxRejected as e:  # the pool's view was stale (forced transactions ran first)
-                if e.reason == Reason.NONCE_TOO_LOW:  # its nonce is taken: it can never apply
+                if e.reason is Reason.NONCE_TOO_LOW:  # its nonce is taken: it can never apply
                     refused.append((tx.hash, e.reason))
                 else:  # no gas left, or funds spent: it waits, pooled, with its sender's later ones
                     stalled.add(tx.sender)
@@ -301,17 +308,17 @@ class Chain:
         slot_of = self._new_slots(state, known_accounts)
         accounts = state.accounts
         changed = {address: accounts[address] for address in touched}  # what the pool is told, below
-        new_accounts = [(a, slot, changed[a].nonce, str(changed[a].balance)) for a, slot in slot_of.items()]
-        changed_accounts = [(nonce, str(balance), a) for a, (nonce, balance) in changed.items() if a not in slot_of]
+        new_accounts = [AccountRow(a, slot, changed[a]) for a, slot in slot_of.items()]
+        changed_accounts = {a: account for a, account in changed.items() if a not in slot_of}
         signed = [tx for tx, _ in applied]  # the store builds their rows on its own thread
-        messages = [(r.withdrawal.nonce, r.withdrawal.hash(), r.withdrawal.encode())
-                    for _, r in applied if r.withdrawal is not None]
+        messages = [r.withdrawal for _, r in applied if r.withdrawal is not None]
 
         def write_block(db: sqlite3.Connection) -> None:
-            self._store.seal_block(db, header.number, block_hash, header_to_json(header), signed, len(minted),
-                                   new_accounts, changed_accounts, messages)
+            self._store.seal_block(db, BlockWrite(
+                header.number, block_hash, header_to_json(header), txs=signed, first_index=len(minted),
+                new_accounts=new_accounts, changed_accounts=changed_accounts, messages=messages))
             self._store.settle_forced(db, header.number, settled)
-            self._store.settle_deposits(db, header.number, [index for index, *_ in deposits])
+            self._store.settle_deposits(db, header.number, [d.portal_index for d in deposits])
 
         try:
             await self._store.run(write_block)
@@ -339,7 +346,7 @@ class Chain:
     async def _record_drops(self, dropped: Sequence[Dropped]) -> None:
         """Receipts of what the pool let go say DROPPED, with the pool's reason."""
         if dropped:
-            await self._listener.record_drops([(d.hash, d.reason) for d in dropped])
+            await self._listener.record_drops(dropped)
 
     def _new_slots(self, state: State, known_accounts: int) -> dict[bytes, int]:
         """Slots of the accounts this block created: they follow the snapshot's, in creation order."""
@@ -360,7 +367,7 @@ class Chain:
         if text is None:
             return None
         header = header_from_json(text)
-        deposits = [Deposit(s, to, mint).hash() for s, to, mint in self._store.block_deposit_sources(number)]
+        deposits = [d.hash() for d in self._store.block_deposits(number)]
         return SealedBlock(header, header.hash(), (*deposits, *self._store.block_tx_hashes(number)))
 
     async def follow(self, from_number: int | None) -> AsyncIterator[SealedBlock]:

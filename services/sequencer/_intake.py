@@ -1,4 +1,5 @@
-"""Where a transaction is validated and accepted: decode → pool rules → durable → acknowledged.
+"""Where a transaction is accepted: decoded (validated, by the protocol) → admitted by the pool →
+durable → acknowledged.
 
 A transaction is acknowledged only once it is on disk, in the pending log (``_pending_log``:
 concurrent submissions share one commit). The intake also owns what leaves the log: a block
@@ -18,10 +19,9 @@ from operator import itemgetter
 
 from opentelemetry import trace
 
-from protocol import Transaction, TxRejected, decode_transactions, keccak256
+from protocol import Reason, Transaction, TxRejected, decode_transactions, keccak256
 
-from ._mempool import Mempool, MempoolRejected
-from ._mempool import Reason as PoolReason
+from ._mempool import Dropped, Mempool, MempoolRejected
 from ._pending_log import Entry, PendingLog
 from ._store import DROPPED, DropRow, SequencerStore
 
@@ -35,10 +35,9 @@ DECODE_THREADS = 2
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why one transaction was not accepted: a gRPC code name, a stable reason, words, a field."""
+    """Why one transaction was not accepted: a stable reason (its gRPC status follows), words, a field."""
 
-    status: str
-    reason: str
+    reason: Reason
     message: str
     field: str = ""
 
@@ -112,7 +111,7 @@ class Intake:
             positions: list[int] = []
             for i, item in enumerate(decoded):
                 if isinstance(item, TxRejected):
-                    outcomes[i] = Refusal(item.status.value, item.reason, item.message, item.field or "")
+                    outcomes[i] = Refusal(item.reason, item.message, item.field or "")
                 else:
                     txs.append(item)
                     positions.append(i)
@@ -120,21 +119,21 @@ class Intake:
             added = pool.add_many(txs, time.monotonic())
             entries: list[Entry] = []
             logged = self._logged
-            superseded: list[tuple[bytes, str]] = []
+            superseded: list[Dropped] = []
             seq = self._seq
             for i, tx, result in zip(positions, txs, added, strict=True):
                 if isinstance(result, MempoolRejected):
-                    outcomes[i] = Refusal(result.status, result.reason, result.message)
+                    outcomes[i] = Refusal(result.reason, result.message)
                     continue
                 seq += 1
                 tx_hash = tx.hash
-                entries.append((seq, tx.raw))
+                entries.append(Entry(seq, tx.raw))
                 logged[tx_hash] = (seq, tx)
                 outcomes[i] = tx_hash
                 if result.replaced is not None:
-                    superseded.append((result.replaced, "REPLACED"))
+                    superseded.append(Dropped(result.replaced, Reason.REPLACED))
                 if result.evicted:
-                    superseded += [(h, "EVICTED") for h in result.evicted]
+                    superseded += [Dropped(h, Reason.EVICTED) for h in result.evicted]
             self._seq = seq
             if entries:
                 self._remember_span(span.get_span_context(), outcomes)
@@ -166,15 +165,15 @@ class Intake:
         logged = self._logged
         self._log.forget([entry[0] for h in tx_hashes if (entry := logged.pop(h, None)) is not None])
 
-    async def record_drops(self, dropped: Sequence[tuple[bytes, str]]) -> None:
-        """(hash, reason) of transactions the pool let go: their receipts say DROPPED, then their
-        log entries can go. Hashes the log does not hold (never acknowledged) are ignored."""
+    async def record_drops(self, dropped: Sequence[Dropped]) -> None:
+        """Transactions the pool let go: their receipts say DROPPED, with the reason, then their log
+        entries can go. Hashes the log does not hold (never acknowledged) are ignored."""
         rows = []
-        for tx_hash, reason in dropped:
-            entry = self._logged.pop(tx_hash, None)
+        for d in dropped:
+            entry = self._logged.pop(d.hash, None)
             if entry is not None:
                 seq, tx = entry
-                rows.append(DropRow(tx_hash, tx.raw, tx.sender, tx.nonce, seq, reason))
+                rows.append(DropRow(d.hash, tx.raw, tx.sender, tx.nonce, seq, d.reason))
         if rows:
             await self._store.run(functools.partial(self._store.drop, dropped=rows))
             self._log.forget(row.seq for row in rows)
@@ -186,7 +185,7 @@ class Intake:
 
     # -- restart ------------------------------------------------------------------------------
 
-    async def restore(self) -> list[tuple[bytes, str]]:
+    async def restore(self) -> list[Dropped]:
         """Put the acknowledged-but-unsealed transactions back in the pool after a restart.
 
         Returns those the rules now refuse (e.g. a replacement that lost): they are dropped.
@@ -195,7 +194,7 @@ class Intake:
         entries = self._log.entries()
         if not entries:
             return []
-        decoded = decode_transactions([raw for _, raw in entries], self._chain_id)
+        decoded = decode_transactions([e.raw for e in entries], self._chain_id)
         txs: list[Transaction] = []
         settled = self._store.settled([d.hash for d in decoded if isinstance(d, Transaction)])
         done: list[int] = []
@@ -207,7 +206,7 @@ class Intake:
             known = settled.get(item.hash)
             # Sealed, or dropped as this very entry (or a later one): settled. A transaction dropped
             # and then sent again has a newer entry than its DROPPED row: pending again.
-            if known is not None and (known[0] != DROPPED or known[1] >= seq):
+            if known is not None and (known.status != DROPPED or known.seq >= seq):
                 done.append(seq)
                 continue
             if item.hash in self._logged:  # the same transaction logged twice (a migrated row)
@@ -221,21 +220,20 @@ class Intake:
         self._log.forget(done)
         return await self._pool_again(txs)
 
-    async def repool(self) -> list[tuple[bytes, str]]:
+    async def repool(self) -> list[Dropped]:
         """The chain replaced its pool with an empty one (a block write failed and it went back to
         the durable head): put every logged transaction back, in arrival order, as after a restart
         but from memory. Without this they would wait, acknowledged and durable, for a restart."""
         entries = sorted(self._logged.values(), key=_SEQ)
         return await self._pool_again([tx for _, tx in entries])
 
-    async def _pool_again(self, txs: Sequence[Transaction]) -> list[tuple[bytes, str]]:
+    async def _pool_again(self, txs: Sequence[Transaction]) -> list[Dropped]:
         """Add logged transactions (arrival order) to the pool; those the rules now refuse (e.g. a
         replacement that lost) are dropped and returned. One the pool already holds (sent again
         meanwhile) stays."""
         results = self._pool().add_many(txs, time.monotonic())
-        refused: list[tuple[bytes, str]] = [
-            (tx.hash, r.reason) for tx, r in zip(txs, results, strict=True)
-            if isinstance(r, MempoolRejected) and r.reason != PoolReason.ALREADY_KNOWN]
+        refused = [Dropped(tx.hash, r.reason) for tx, r in zip(txs, results, strict=True)
+                   if isinstance(r, MempoolRejected) and r.reason is not Reason.ALREADY_KNOWN]
         if refused:
             await self.record_drops(refused)
         return refused
@@ -245,7 +243,7 @@ class Intake:
         then deleted; a crash in between only logs them twice, and restore keeps one."""
         rows = self._store.pending()
         if rows:
-            await self._log.append([(row.seq, row.raw) for row in rows])
+            await self._log.append([Entry(row.seq, row.raw) for row in rows])
             await self._store.run(self._store.delete_pending)
 
     async def close(self) -> None:

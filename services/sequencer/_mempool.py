@@ -1,5 +1,9 @@
 """The sequencer's mempool, after geth's txpool (core/txpool/legacypool): pure, deterministic, no I/O.
 
+This is stateful admission, not validation: a transaction comes here valid (the decoder,
+``protocol.decode_transaction``, checked it), and the pool decides against its sender's account
+and its own limits: nonce, funds, price, replacement, slots, size.
+
 Per sender the pool holds transactions by nonce, in two classes:
 
 - **pending** (executable): the contiguous run from the account's nonce, at most
@@ -21,7 +25,7 @@ only tails never opens a gap in anyone's pending run. Otherwise an executable tr
 in queued when that has room, and is promoted first-come when a pending slot frees; failing
 that the add is refused with POOL_FULL. A sender's own limits are never relieved by eviction.
 
-Every refusal is a :class:`MempoolRejected` with a stable :class:`Reason`; every removal other
+Every refusal is a :class:`MempoolRejected` with a stable ``protocol.Reason``; every removal other
 than inclusion or replacement is reported as :class:`Dropped`, so receipts can say why.
 
 Not thread-safe: one owner (the sequencer's event loop) calls it. With an ``account_state``
@@ -39,13 +43,12 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, NamedTuple, Protocol, TypeAlias
 
-from protocol import BLOCK_GAS_LIMIT, MAX_TX_SIZE, TX_BASE_GAS, Transaction
+from protocol import BLOCK_GAS_LIMIT, MAX_TX_SIZE, TX_BASE_GAS, Reason, Transaction
 from services.sequencer._ordering import FCFS, FeePriority, OrderingPolicy
 
 __all__ = [
     "FCFS",
     "MIN_TX_GAS",
-    "REJECT_STATUS",
     "AccountState",
     "AccountStateFn",
     "AddOutcome",
@@ -57,53 +60,11 @@ __all__ = [
     "MempoolRejected",
     "MempoolStats",
     "OrderingPolicy",
-    "Reason",
     "TxStatus",
 ]
 
 #: A plain transfer's intrinsic gas: no valid transaction has a lower gas limit.
 MIN_TX_GAS: Final = TX_BASE_GAS
-
-
-class Reason(StrEnum):
-    """Why an add was refused (:class:`MempoolRejected`) or a pooled transaction dropped (:class:`Dropped`)."""
-
-    ALREADY_KNOWN = "ALREADY_KNOWN"
-    #: Refused, or dropped when a block moved the account's nonce past it.
-    NONCE_TOO_LOW = "NONCE_TOO_LOW"
-    NONCE_GAP_TOO_LARGE = "NONCE_GAP_TOO_LARGE"
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    UNDERPRICED = "UNDERPRICED"
-    REPLACEMENT_UNDERPRICED = "REPLACEMENT_UNDERPRICED"
-    TIP_ABOVE_FEE_CAP = "TIP_ABOVE_FEE_CAP"
-    INTRINSIC_GAS_TOO_LOW = "INTRINSIC_GAS_TOO_LOW"
-    GAS_LIMIT_TOO_HIGH = "GAS_LIMIT_TOO_HIGH"
-    OVERSIZED = "OVERSIZED"
-    #: Refused, or dropped (highest nonces first) when a demotion overflowed the sender's queue.
-    ACCOUNT_LIMIT = "ACCOUNT_LIMIT"
-    POOL_FULL = "POOL_FULL"
-    #: Drops only.
-    EVICTED = "EVICTED"
-    EXPIRED = "EXPIRED"
-
-
-#: gRPC status code name for each refusal (``grpc.StatusCode[name]``); the ErrorInfo reason is the Reason.
-REJECT_STATUS: Final[Mapping[Reason, str]] = MappingProxyType(
-    {
-        Reason.ALREADY_KNOWN: "ALREADY_EXISTS",
-        Reason.NONCE_TOO_LOW: "FAILED_PRECONDITION",
-        Reason.INSUFFICIENT_FUNDS: "FAILED_PRECONDITION",
-        Reason.UNDERPRICED: "FAILED_PRECONDITION",
-        Reason.REPLACEMENT_UNDERPRICED: "FAILED_PRECONDITION",
-        Reason.TIP_ABOVE_FEE_CAP: "INVALID_ARGUMENT",
-        Reason.INTRINSIC_GAS_TOO_LOW: "INVALID_ARGUMENT",
-        Reason.GAS_LIMIT_TOO_HIGH: "INVALID_ARGUMENT",
-        Reason.OVERSIZED: "INVALID_ARGUMENT",
-        Reason.NONCE_GAP_TOO_LARGE: "RESOURCE_EXHAUSTED",
-        Reason.ACCOUNT_LIMIT: "RESOURCE_EXHAUSTED",
-        Reason.POOL_FULL: "RESOURCE_EXHAUSTED",
-    }
-)
 
 
 class TxStatus(StrEnum):
@@ -131,10 +92,11 @@ class MempoolConfig:
     price_bump_percent: int = 10
     #: Least max_priority_fee_per_gas accepted, wei (geth PriceLimit).
     min_tip: int = 1
-    #: Largest raw transaction, bytes (geth txMaxSize). The decoder checks it too; the pool also
-    #: takes Transactions built elsewhere.
+    #: Largest raw transaction, bytes (geth txMaxSize). The decoder enforces the protocol's
+    #: MAX_TX_SIZE; with a batcher this is lower: what one L1 transaction can post.
     max_tx_size: int = MAX_TX_SIZE
-    #: Largest gas limit: a transaction no block can hold would block its sender's later nonces forever.
+    #: Largest gas limit: a transaction no block can hold would block its sender's later nonces
+    #: forever. The decoder enforces the protocol's BLOCK_GAS_LIMIT; this may be set lower.
     block_gas_limit: int = BLOCK_GAS_LIMIT
 
     def __post_init__(self) -> None:
@@ -187,10 +149,10 @@ class AddResult(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Dropped:
-    """A pooled transaction removed without being included, and why (a Reason, or the caller's own)."""
+    """A pooled transaction removed without being included, and why."""
 
     hash: bytes
-    reason: str
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +169,11 @@ class MempoolStats:
     #: Transactions removed because a sealed block included them.
     included: int
     rejects: Mapping[Reason, int]
-    drops: Mapping[str, int]
+    drops: Mapping[Reason, int]
 
 
 class MempoolRejected(Exception):
-    """An add refused by a pool rule; ``reason`` is stable (see :data:`REJECT_STATUS`)."""
+    """An add refused by a pool rule; ``reason`` is stable (its gRPC status: ``reason.status``)."""
 
     reason: Reason
     message: str
@@ -220,11 +182,6 @@ class MempoolRejected(Exception):
         super().__init__(reason, message)  # args kept: the exception pickles
         self.reason = reason
         self.message = message
-
-    @property
-    def status(self) -> str:
-        """The gRPC status code name this refusal maps to."""
-        return REJECT_STATUS[self.reason]
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
@@ -325,7 +282,7 @@ class Mempool:
         self._promotions = 0
         self._included = 0
         self._rejects: Counter[Reason] = Counter()
-        self._drops: Counter[str] = Counter()
+        self._drops: Counter[Reason] = Counter()
 
     # ------------------------------------------------------------------ queries
 
@@ -417,21 +374,19 @@ class Mempool:
         return [add(tx, now) for tx in txs]
 
     def _add(self, tx: Transaction, now: float) -> AddOutcome:
-        # The hot path (SendRawTransactions): cheap static checks first, then one dict lookup per
-        # sender; the only loops are over one sender's queue (<= account_queue) on rare branches.
+        # The hot path (SendRawTransactions): the pool's own static limits first, then one dict lookup
+        # per sender; the only loops are over one sender's queue (<= account_queue) on rare branches.
+        # What the decoder checked (fee cap >= tip, intrinsic gas, the protocol's limits) is not
+        # checked again: every transaction here passed decode_transaction.
         tx_hash = tx.hash
         if tx_hash in self._by_hash:
             return self._reject(Reason.ALREADY_KNOWN, "transaction already in the pool")
         cfg = self._config
         tip = tx.max_priority_fee_per_gas
         fee_cap = tx.max_fee_per_gas
-        if tip > fee_cap:
-            return self._reject(Reason.TIP_ABOVE_FEE_CAP, f"max_priority_fee_per_gas {tip} > max_fee_per_gas {fee_cap}")
         if tip < cfg.min_tip:
             return self._reject(Reason.UNDERPRICED, f"max_priority_fee_per_gas {tip} < pool minimum {cfg.min_tip}")
         gas = tx.gas_limit
-        if gas < MIN_TX_GAS:
-            return self._reject(Reason.INTRINSIC_GAS_TOO_LOW, f"gas_limit {gas} < {MIN_TX_GAS}")
         if gas > cfg.block_gas_limit:
             return self._reject(Reason.GAS_LIMIT_TOO_HIGH, f"gas_limit {gas} > block gas limit {cfg.block_gas_limit}")
         if len(tx.raw) > cfg.max_tx_size:
@@ -669,7 +624,7 @@ class Mempool:
         self._kill_heaps()
         return tuple(dropped)
 
-    def drop(self, tx_hash: bytes, reason: str) -> tuple[Dropped, ...]:
+    def drop(self, tx_hash: bytes, reason: Reason) -> tuple[Dropped, ...]:
         """Remove a pooled transaction (e.g. it failed in execution). Its sender's later pending
         transactions lose their predecessor and go back to queued; returns everything dropped."""
         entry = self._by_hash.get(tx_hash)

@@ -28,14 +28,20 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from services.runtime import open_database
 
 from ._store import write_rows
 
-#: (seq, raw transaction): arrival order, and the signed bytes as the client sent them.
-Entry = tuple[int, bytes]
+
+class Entry(NamedTuple):
+    """One acknowledged transaction: its arrival order, and its signed bytes as the client sent them.
+    (A NamedTuple: one is built per accepted transaction.)"""
+
+    seq: int
+    raw: bytes
+
 
 _SCHEMA: Final = "CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY, raw BLOB NOT NULL)"
 
@@ -72,7 +78,7 @@ class PendingLog:
 
     def entries(self) -> list[Entry]:
         """Every entry, in arrival order."""
-        return [(int(s), bytes(r)) for s, r in self._db.execute("SELECT seq, raw FROM pending ORDER BY seq")]
+        return [Entry(int(s), bytes(r)) for s, r in self._db.execute("SELECT seq, raw FROM pending ORDER BY seq")]
 
     def max_seq(self) -> int:
         return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM pending").fetchone()[0])

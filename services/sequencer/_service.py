@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from services.runtime import (
-    AlreadyExists,
     DomainError,
-    FailedPrecondition,
     FieldViolation,
     Idempotency,
     InvalidArgument,
@@ -23,14 +19,7 @@ from services.runtime import (
 
 from ._chain import Chain, SealedBlock
 from ._intake import Intake, Refusal
-from ._store import FINALIZED, SAFE, SequencerStore
-
-_ERRORS: dict[str, type[DomainError]] = {
-    "INVALID_ARGUMENT": InvalidArgument,
-    "FAILED_PRECONDITION": FailedPrecondition,
-    "ALREADY_EXISTS": AlreadyExists,
-    "RESOURCE_EXHAUSTED": ResourceExhausted,
-}
+from ._store import FINALIZED, SAFE, SequencerStore, StoredDeposit
 
 
 def hex0x(b: bytes) -> str:
@@ -50,9 +39,9 @@ def parse_hex(value: str, size: int, field: str) -> bytes:
 
 
 def refusal_error(r: Refusal) -> DomainError:
-    cls = _ERRORS.get(r.status, FailedPrecondition)
+    """The error a refusal is answered with: its reason's (protocol.Reason.error), the field at fault."""
     violations = [FieldViolation(r.field, r.message, r.reason)] if r.field else []
-    return cls(r.message, reason=r.reason, field_violations=violations)
+    return r.reason.error(r.message, reason=r.reason, field_violations=violations)
 
 
 def block_pb(b: SealedBlock) -> pb.Block:
@@ -106,7 +95,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
             add = response.results.add  # built in place: a third of the cost of SendResult(...) each
             for o in outcomes:
                 if isinstance(o, Refusal):
-                    add(error=pb.TransactionError(code=grpc.StatusCode[o.status].value[0], reason=o.reason,
+                    add(error=pb.TransactionError(code=o.reason.status.value[0], reason=o.reason,
                                                   message=o.message, field=o.field))
                 else:
                     add(tx_hash="0x" + o.hex())
@@ -128,7 +117,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
             deposit = self._store.deposit(tx_hash)
             if deposit is None:
                 raise NotFound(f"no transaction {request.tx_hash}", reason="TRANSACTION_NOT_FOUND")
-            return pb.GetTransactionReceiptResponse(receipt=self._deposit_receipt(tx_hash, *deposit))
+            return pb.GetTransactionReceiptResponse(receipt=self._deposit_receipt(tx_hash, deposit))
         receipt = pb.Receipt(tx_hash=hex0x(row.hash), status=pb.ReceiptStatus.Name(row.status), nonce=row.nonce)
         setattr(receipt, "from", hex0x(row.sender))
         if row.block_number is not None:
@@ -148,17 +137,17 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         receipt.to = hex0x(to) if to is not None else ""
         return pb.GetTransactionReceiptResponse(receipt=receipt)
 
-    def _deposit_receipt(self, tx_hash: bytes, to: bytes, mint: int, block_number: int | None, index: int
-                         ) -> pb.Receipt:
+    def _deposit_receipt(self, tx_hash: bytes, deposit: StoredDeposit) -> pb.Receipt:
         """A deposit: no sender on L2, no gas; its status is its block's, as a signed transaction's
         (a deposit cannot fail)."""
-        receipt = pb.Receipt(tx_hash=hex0x(tx_hash), to=hex0x(to), status=pb.RECEIPT_STATUS_PENDING,
+        receipt = pb.Receipt(tx_hash=hex0x(tx_hash), to=hex0x(deposit.to), status=pb.RECEIPT_STATUS_PENDING,
                              effective_gas_price="0")
+        block_number = deposit.block_number
         if block_number is None:
             return receipt
         receipt.status = self._store.block_status(block_number)  # type: ignore[assignment]
         receipt.block_number = block_number
-        receipt.index = index
+        receipt.index = deposit.index
         block = self._chain.block(block_number)
         receipt.block_hash = hex0x(block.hash) if block is not None else ""
         batch = self._store.batch_of_block(block_number)

@@ -24,33 +24,60 @@ import functools
 import json
 import sqlite3
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import IntEnum
 from itertools import accumulate, chain, count, groupby, pairwise, repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, NamedTuple, TypeVar
 
-from protocol import Transaction, gas_and_price, recipient, sealed_transaction
+from protocol import (
+    Account,
+    Deposit,
+    Reason,
+    Transaction,
+    WithdrawalMessage,
+    gas_and_price,
+    recipient,
+    sealed_transaction,
+)
 
 T = TypeVar("T")
 
-#: Transaction status; the numbers match l2node.sequencer.v1.ReceiptStatus. Stored as a batch's
-#: status (SEALED = on L1, SAFE, FINALIZED), which its blocks' transactions take.
-PENDING: Final = 1
-SEALED: Final = 2
-SAFE: Final = 3
-FINALIZED: Final = 4
-DROPPED: Final = 5
+
+class ReceiptStatus(IntEnum):
+    """A transaction's status; the numbers are l2node.sequencer.v1.ReceiptStatus's, and stored as a
+    batch's status (SEALED = on L1, SAFE, FINALIZED), which its blocks' transactions take."""
+
+    PENDING = 1
+    SEALED = 2
+    SAFE = 3
+    FINALIZED = 4
+    DROPPED = 5
+
+
+class ForcedState(IntEnum):
+    """The fate of a forced transaction (the forced table's state column)."""
+
+    WAITING = 0
+    INCLUDED = 1
+    SKIPPED = 2
+
+
+# The members by their short names, as the SQL and the callers spell them.
+PENDING: Final = ReceiptStatus.PENDING
+SEALED: Final = ReceiptStatus.SEALED
+SAFE: Final = ReceiptStatus.SAFE
+FINALIZED: Final = ReceiptStatus.FINALIZED
+DROPPED: Final = ReceiptStatus.DROPPED
+FORCED_WAITING: Final = ForcedState.WAITING
+FORCED_INCLUDED: Final = ForcedState.INCLUDED
+FORCED_SKIPPED: Final = ForcedState.SKIPPED
 
 #: WAL pages between automatic checkpoints (SQLite's default: 1,000).
 WAL_CHECKPOINT_PAGES: Final = 10_000
-
-#: Fate of a forced transaction (the forced table's state column).
-FORCED_WAITING: Final = 0
-FORCED_INCLUDED: Final = 1
-FORCED_SKIPPED: Final = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -137,7 +164,83 @@ class DropRow(NamedTuple):
     nonce: int
     #: The pending log entry it was (a later entry with the same hash was sent again).
     seq: int
-    reason: str
+    reason: Reason
+
+
+class AccountRow(NamedTuple):
+    """An account of the snapshot: its slot is its creation order, the account tree's leaf order."""
+
+    address: bytes
+    slot: int
+    account: Account
+
+
+@dataclass(frozen=True, slots=True)
+class BlockWrite:
+    """Everything sealing one block writes, all or nothing (:meth:`SequencerStore.seal_block`)."""
+
+    number: int
+    hash: bytes
+    #: Canonical JSON of the header fields.
+    header_json: str
+    #: The block's signed transactions in block order; their rows are built on the writer thread.
+    txs: Sequence[Transaction] = ()
+    #: The position of ``txs[0]`` in the block: after the block's deposits.
+    first_index: int = 0
+    #: Accounts the block created.
+    new_accounts: Sequence[AccountRow] = ()
+    #: Accounts already in the snapshot that the block changed.
+    changed_accounts: Mapping[bytes, Account] = field(default_factory=dict)
+    #: The L2->L1 messages it recorded.
+    messages: Sequence[WithdrawalMessage] = ()
+
+
+class ForcedOutcome(NamedTuple):
+    """What a block decided for a forced transaction: included (note: its hash) or skipped (note: why)."""
+
+    inbox_index: int
+    state: ForcedState
+    note: str
+
+
+class ForcedTx(NamedTuple):
+    """A forced transaction waiting in the inbox's queue: its place there, and its raw bytes."""
+
+    inbox_index: int
+    raw: bytes
+
+
+class DueDeposit(NamedTuple):
+    """A deposit seen on L1 and not yet minted: its place in the portal's order, and the deposit."""
+
+    portal_index: int
+    deposit: Deposit
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDeposit:
+    """What a receipt says of a deposit."""
+
+    to: bytes
+    mint: int
+    #: The L2 block that minted it; None while it is due.
+    block_number: int | None
+    #: Its position in that block (deposits lead it, in portal order); 0 while it is due.
+    index: int
+
+
+class BlockSpan(NamedTuple):
+    """The L2 blocks a batch carried, first to last."""
+
+    first: int
+    last: int
+
+
+class Settled(NamedTuple):
+    """How the store settled a transaction: (DROPPED, the seq of the entry dropped), or (SEALED, 0)."""
+
+    status: ReceiptStatus
+    seq: int
 
 
 _HASH: Final = itemgetter(0)
@@ -151,7 +254,7 @@ class BatchRow:
     last_block: int
     l1_block: int
     l1_block_hash: bytes
-    status: int = SEALED
+    status: ReceiptStatus = SEALED
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +266,14 @@ class StoredTx:
     sender: bytes
     nonce: int
     #: SEALED, SAFE or FINALIZED (what its block's batch reached), or DROPPED.
-    status: int
+    status: ReceiptStatus
     #: The pending log entry it was, if dropped (0 if sealed: a sealed one's is not kept).
     seq: int
     block_number: int | None
     index: int | None
     gas_used: int | None
     effective_gas_price: int | None
+    #: As stored: a Reason's value (or whatever an older version wrote).
     drop_reason: str | None
 
     @property
@@ -218,20 +322,16 @@ class SequencerStore:
     # -- writes (called through run) ----------------------------------------------------------
 
     @staticmethod
-    def seal_block(
-        db: sqlite3.Connection, number: int, block_hash: bytes, header_json: str, txs: Sequence[Transaction],
-        first_index: int, new_accounts: Sequence[tuple[bytes, int, int, str]],
-        changed_accounts: Sequence[tuple[int, str, bytes]], messages: Iterable[tuple[int, bytes, bytes]],
-    ) -> None:
+    def seal_block(db: sqlite3.Connection, block: BlockWrite) -> None:
         """The block, its signed transactions, and the account snapshot: all or nothing.
 
-        ``txs``: the block's signed transactions in block order, the first at position
-        ``first_index`` (after the block's deposits). ``new_accounts``: (address, slot, nonce,
-        balance) of accounts the block created; ``changed_accounts``: (nonce, balance, address) of
-        accounts already on disk (balances in decimal). The per-transaction rows are built here,
-        on the writer thread, not by the sealing event loop.
+        The per-transaction and per-account rows are built here, on the writer thread, not by the
+        sealing event loop.
         """
-        db.execute("INSERT INTO blocks (number, hash, header) VALUES (?, ?, ?)", (number, block_hash, header_json))
+        number = block.number
+        txs = block.txs
+        db.execute("INSERT INTO blocks (number, hash, header) VALUES (?, ?, ?)",
+                   (number, block.hash, block.header_json))
         hashes = [tx.hash for tx in txs]
         db.execute("INSERT INTO block_txs (number, raws, hashes, senders) VALUES (?, ?, ?, ?)",
                    (number, _encode_raws([tx.raw for tx in txs]), b"".join(hashes), b"".join(tx.sender for tx in txs)))
@@ -241,16 +341,17 @@ class SequencerStore:
         # hash already sealed would be the same signed transaction (sender and nonce) executed
         # twice; the block fails whole rather than overwrite where it was.
         write_rows(db, "INSERT INTO tx_index (hash, block_number, idx) VALUES ", "(?, ?, ?)", "",
-                   sorted(zip(hashes, repeat(number), count(first_index)), key=_HASH))
+                   sorted(zip(hashes, repeat(number), count(block.first_index)), key=_HASH))
         write_rows(db, "INSERT INTO accounts (address, slot, nonce, balance) VALUES ", "(?, ?, ?, ?)",
                    " ON CONFLICT(address) DO UPDATE SET nonce = excluded.nonce, balance = excluded.balance",
-                   new_accounts)
+                   [(a, slot, nonce, str(balance)) for a, slot, (nonce, balance) in block.new_accounts])
+        changed = [(nonce, str(balance), a) for a, (nonce, balance) in block.changed_accounts.items()]
         if write_rows(db, "UPDATE accounts SET nonce = v.column1, balance = v.column2 FROM (VALUES ", "(?, ?, ?)",
-                      ") AS v WHERE accounts.address = v.column3", changed_accounts) != len(changed_accounts):
+                      ") AS v WHERE accounts.address = v.column3", changed) != len(changed):
             raise RuntimeError("an account the snapshot should hold is missing")
         db.executemany(
             "INSERT INTO messages (nonce, hash, block_number, body) VALUES (?, ?, ?, ?)",
-            [(n, h, number, body) for n, h, body in messages],
+            [(m.nonce, m.hash(), number, m.encode()) for m in block.messages],
         )
 
     @staticmethod
@@ -283,17 +384,17 @@ class SequencerStore:
         )
 
     @staticmethod
-    def remove_batch(db: sqlite3.Connection, l1_tx_hash: bytes) -> tuple[int, int] | None:
+    def remove_batch(db: sqlite3.Connection, l1_tx_hash: bytes) -> BlockSpan | None:
         """An L1 reorg took the batch out: forget it. Its transactions are merely SEALED again
         (their status is their batch's, see block_status): nothing of theirs to rewrite."""
         row = db.execute("SELECT first_block, last_block FROM batches WHERE l1_tx_hash = ?", (l1_tx_hash,)).fetchone()
         if row is None:
             return None
         db.execute("DELETE FROM batches WHERE l1_tx_hash = ?", (l1_tx_hash,))
-        return int(row[0]), int(row[1])
+        return BlockSpan(int(row[0]), int(row[1]))
 
     @staticmethod
-    def promote_batch(db: sqlite3.Connection, l1_tx_hash: bytes, status: int) -> None:
+    def promote_batch(db: sqlite3.Connection, l1_tx_hash: bytes, status: ReceiptStatus) -> None:
         """The batch's L1 block reached safe (or finalized) depth; so did its transactions, whose
         status is read from the batch (see block_status)."""
         db.execute("UPDATE batches SET status = ? WHERE l1_tx_hash = ? AND status < ?", (status, l1_tx_hash, status))
@@ -303,8 +404,8 @@ class SequencerStore:
         db.executemany("INSERT OR IGNORE INTO forced (inbox_index, raw, l1_block) VALUES (?, ?, ?)", rows)
 
     @staticmethod
-    def settle_forced(db: sqlite3.Connection, block_number: int, outcomes: Iterable[tuple[int, int, str]]) -> None:
-        """(inbox index, FORCED_INCLUDED or FORCED_SKIPPED, note) for each forced tx the block decided."""
+    def settle_forced(db: sqlite3.Connection, block_number: int, outcomes: Iterable[ForcedOutcome]) -> None:
+        """What block ``block_number`` decided for each forced transaction it took up."""
         db.executemany("UPDATE forced SET state = ?, block_number = ?, note = ? WHERE inbox_index = ?",
                        [(state, block_number, note, index) for index, state, note in outcomes])
 
@@ -374,28 +475,28 @@ class SequencerStore:
         with self._reader.blobopen("block_txs", "raws", number, readonly=True) as raws:
             return _raw_at(raws, position), sender
 
-    def block_status(self, number: int) -> int:
+    def block_status(self, number: int) -> ReceiptStatus:
         """The status of block ``number``'s transactions: SEALED, or what the most advanced batch
         carrying it reached (SAFE, FINALIZED). (A block posted again after a send that timed out
         may be in two batches.)"""
         row = self._reader.execute("SELECT MAX(status) FROM batches WHERE first_block <= ? AND last_block >= ?",
                                    (number, number)).fetchone()
-        return SEALED if row[0] is None else max(SEALED, int(row[0]))
+        return SEALED if row[0] is None else max(SEALED, ReceiptStatus(row[0]))
 
-    def settled(self, hashes: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
-        """hash -> (status, seq) of those of ``hashes`` the store holds: (DROPPED, the seq of the
-        entry dropped), or (SEALED, 0) for a sealed one, whatever its batch reached (callers only
+    def settled(self, hashes: Sequence[bytes]) -> dict[bytes, Settled]:
+        """hash -> how the store settled it, for those of ``hashes`` it holds: (DROPPED, the seq of
+        the entry dropped), or (SEALED, 0) for a sealed one, whatever its batch reached (callers only
         tell sealed from dropped, and compare seqs of dropped ones)."""
-        found: dict[bytes, tuple[int, int]] = {}
+        found: dict[bytes, Settled] = {}
         reader = self._reader
         for start in range(0, len(hashes), _MAX_ROWS):
             chunk = hashes[start : start + _MAX_ROWS]
             marks = ", ".join("?" * len(chunk))
             rows = reader.execute(f"SELECT hash, seq FROM dropped WHERE hash IN ({marks})", chunk)
-            found.update((bytes(h), (DROPPED, int(seq))) for h, seq in rows)
+            found.update((bytes(h), Settled(DROPPED, int(seq))) for h, seq in rows)
             # After: a transaction sealed (even one dropped before) is sealed.
             rows = reader.execute(f"SELECT hash FROM tx_index WHERE hash IN ({marks})", chunk)
-            found.update((bytes(h), (SEALED, 0)) for (h,) in rows)
+            found.update((bytes(h), Settled(SEALED, 0)) for (h,) in rows)
         return found
 
     def pending(self) -> list[StoredTx]:
@@ -453,14 +554,15 @@ class SequencerStore:
             "WHERE first_block <= ? AND last_block >= ? ORDER BY l1_block DESC LIMIT 1", (number, number)).fetchone()
         if row is None:
             return None
-        return BatchRow(bytes(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bytes(row[5]), int(row[6]))
+        return BatchRow(bytes(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bytes(row[5]),
+                        ReceiptStatus(row[6]))
 
     def posted_upto(self) -> int:
         """The last L2 block some batch on L1 carries (0: none yet; genesis is never posted)."""
         row = self._reader.execute("SELECT COALESCE(MAX(last_block), 0) FROM batches").fetchone()
         return int(row[0])
 
-    def batch_head(self, status: int) -> int:
+    def batch_head(self, status: ReceiptStatus) -> int:
         """The newest L2 block every block up to which is in a batch of at least ``status``."""
         rows = self._reader.execute("SELECT first_block, last_block FROM batches WHERE status >= ? "
                                     "ORDER BY first_block", (status,)).fetchall()
@@ -471,20 +573,21 @@ class SequencerStore:
             head = max(head, int(last))
         return head
 
-    def deposits_due(self, l1_origin: int) -> list[tuple[int, bytes, bytes, int]]:
-        """Unminted deposits from L1 blocks up to ``l1_origin``: (index, source hash, to, mint)."""
+    def deposits_due(self, l1_origin: int) -> list[DueDeposit]:
+        """Unminted deposits from L1 blocks up to ``l1_origin``, in portal order."""
         rows = self._reader.execute("SELECT portal_index, source_hash, recipient, mint FROM deposits "
                                     "WHERE block_number IS NULL AND l1_block <= ? ORDER BY portal_index",
                                     (l1_origin,)).fetchall()
-        return [(int(i), bytes(s), bytes(r), int(m)) for i, s, r, m in rows]
+        return [DueDeposit(int(i), Deposit(bytes(s), bytes(r), int(m))) for i, s, r, m in rows]
 
-    def block_deposit_sources(self, number: int) -> list[tuple[bytes, bytes, int]]:
+    def block_deposits(self, number: int) -> list[Deposit]:
+        """The deposits block ``number`` minted, in order."""
         rows = self._reader.execute("SELECT source_hash, recipient, mint FROM deposits WHERE block_number = ? "
                                     "ORDER BY portal_index", (number,)).fetchall()
-        return [(bytes(s), bytes(r), int(m)) for s, r, m in rows]
+        return [Deposit(bytes(s), bytes(r), int(m)) for s, r, m in rows]
 
-    def deposit(self, tx_hash: bytes) -> tuple[bytes, int, int | None, int] | None:
-        """A deposit by its L2 hash: (recipient, mint, the L2 block that minted it, its index there)."""
+    def deposit(self, tx_hash: bytes) -> StoredDeposit | None:
+        """A deposit by its L2 hash."""
         row = self._reader.execute("SELECT recipient, mint, block_number, portal_index FROM deposits "
                                    "WHERE tx_hash = ?", (tx_hash,)).fetchone()
         if row is None:
@@ -493,25 +596,27 @@ class SequencerStore:
         if row[2] is not None:  # deposits lead their block, in portal order
             index = self._reader.execute("SELECT COUNT(*) FROM deposits WHERE block_number = ? AND portal_index < ?",
                                          (row[2], row[3])).fetchone()[0]
-        return bytes(row[0]), int(row[1]), None if row[2] is None else int(row[2]), 0 if index is None else int(index)
+        return StoredDeposit(bytes(row[0]), int(row[1]), None if row[2] is None else int(row[2]),
+                             0 if index is None else int(index))
 
-    def forced_due(self, l1_origin: int) -> list[tuple[int, bytes]]:
+    def forced_due(self, l1_origin: int) -> list[ForcedTx]:
         """Waiting forced transactions from L1 blocks up to ``l1_origin``, in queue order."""
-        rows = self._reader.execute("SELECT inbox_index, raw FROM forced WHERE state = 0 AND l1_block <= ? "
-                                    "ORDER BY inbox_index", (l1_origin,)).fetchall()
-        return [(int(i), bytes(r)) for i, r in rows]
+        rows = self._reader.execute(f"SELECT inbox_index, raw FROM forced WHERE state = {FORCED_WAITING} "
+                                    "AND l1_block <= ? ORDER BY inbox_index", (l1_origin,)).fetchall()
+        return [ForcedTx(int(i), bytes(r)) for i, r in rows]
 
     def latest_block_number(self) -> int | None:
         row = self._reader.execute("SELECT MAX(number) FROM blocks").fetchone()
         return None if row[0] is None else int(row[0])
 
-    def accounts(self) -> list[tuple[bytes, int, int]]:
+    def accounts(self) -> list[AccountRow]:
         """Every account of the last sealed block, in creation (slot) order."""
-        return [(bytes(a), int(n), int(b)) for a, n, b in self._reader.execute(
-            "SELECT address, nonce, balance FROM accounts ORDER BY slot")]
+        return [AccountRow(bytes(a), int(slot), Account(int(n), int(b))) for a, slot, n, b in self._reader.execute(
+            "SELECT address, slot, nonce, balance FROM accounts ORDER BY slot")]
 
-    def messages(self) -> list[tuple[int, bytes]]:
-        return [(int(n), bytes(h)) for n, h in self._reader.execute("SELECT nonce, hash FROM messages ORDER BY nonce")]
+    def message_hashes(self) -> list[bytes]:
+        """The hashes of every L2->L1 message recorded, in nonce order (message nonce i at index i)."""
+        return [bytes(h) for (h,) in self._reader.execute("SELECT hash FROM messages ORDER BY nonce")]
 
 
 #: Rows per statement, at most (a power of two).

@@ -14,8 +14,10 @@ order), so there is no list of exceptions: any reason mismatch fails.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import (
+    L2_TRANSACTION_CODES,
     Reason,
     Transaction,
     TxRejected,
@@ -62,10 +65,11 @@ ARTIFACT = Artifact.load("L2TransactionHarness")
 DEPLOYER = LocalSigner(DEV_KEYS[0])
 CHAIN = DEFAULT_CHAIN_ID
 KEYS = tuple(bytes.fromhex(k.removeprefix("0x")) for k in DEV_KEYS)
-#: The Solidity reason code is the index of the Python Reason in declaration order.
-REASONS = tuple(Reason)
+#: The Python Reason of each Solidity reason code (protocol.L2_TRANSACTION_CODES).
+REASON_OF_CODE = {code: reason for reason, code in L2_TRANSACTION_CODES.items()}
 #: Only the stateless reasons can come out of decoding (the rest are apply_transaction's).
-DECODE_REASONS = REASONS[: REASONS.index(Reason.HIGH_S) + 1]
+DECODE_REASONS = tuple(L2_TRANSACTION_CODES)
+SOURCE = Path(__file__).resolve().parents[2] / "contracts" / "L2Transaction.sol"
 TO = bytes.fromhex("70997970c51812dc3a010c7d01b50e0d17dc79c8")
 GWEI = 10**9
 #: Rows per eth_call, and bytes of raw transactions per eth_call: well inside anvil's call gas cap.
@@ -482,7 +486,7 @@ def disagreement(vector: Vector, result: tuple[Any, ...]) -> str | None:
     """Why Solidity's `result` is not what Python says of `vector` (or what the table claims)."""
     ok, code, decoded = result
     python = python_decode(vector.raw, vector.chain_id)
-    solidity = None if ok else (REASONS[code] if code < len(REASONS) else f"code {code}")
+    solidity = None if ok else REASON_OF_CODE.get(code, f"code {code}")
     if isinstance(python, TxRejected):
         if vector.expect not in ("any", python.reason):
             return f"{vector.name}: python says {python.reason}, the table expects {vector.expect}"
@@ -531,6 +535,12 @@ async def harness(l1: L1Client) -> Contract:
 
 
 # --- tests --------------------------------------------------------------------------------------
+
+
+def test_the_solidity_constants_are_the_python_codes() -> None:
+    constants = dict(re.findall(r"uint8 internal constant ([A-Z_0-9]+) = (\d+);", SOURCE.read_text()))
+    assert {name: int(code) for name, code in constants.items()} == {
+        reason.value: code for reason, code in L2_TRANSACTION_CODES.items()}
 
 
 def test_the_table_covers_what_it_claims() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 import pytest
 from eth_abi.abi import encode as abi_encode
 
@@ -17,7 +18,6 @@ from protocol import (
     Deposit,
     Reason,
     State,
-    Status,
     Transaction,
     TxRejected,
     WithdrawalMessage,
@@ -70,7 +70,7 @@ def rejection(state: State, transaction: Transaction, env: BlockEnv = ENV, block
     with pytest.raises(TxRejected) as info:
         apply_transaction(state, transaction, env, block_gas_used)
     assert state.accounts == accounts and state.commit() == before  # nothing changed
-    assert info.value.status == Status.FAILED_PRECONDITION
+    assert info.value.reason.status is grpc.StatusCode.FAILED_PRECONDITION
     return info.value
 
 

@@ -6,18 +6,17 @@ import pickle
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import grpc
 import pytest
 from eth_account import Account as EthAccount
 from eth_utils.address import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import DEV_PRIVATE_KEYS, encode_withdrawal_call
+from protocol import DEV_PRIVATE_KEYS, Reason, encode_withdrawal_call
 from protocol._native import decode_common
 from protocol._rules import BLOCK_GAS_LIMIT, MAX_TX_SIZE, MESSAGE_PASSER, SECP256K1_HALF_N, SECP256K1_N, UINT64_MAX
 from protocol._tx import (
-    Reason,
-    Status,
     Transaction,
     TxRejected,
     _decode_checked,
@@ -245,7 +244,7 @@ def test_malformed_rlp_shapes(raw: bytes, field: str | None) -> None:
     err = rejected(raw)
     assert err.reason == Reason.MALFORMED_RLP
     assert err.field == field
-    assert err.status == Status.INVALID_ARGUMENT
+    assert err.reason.status is grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_malformed_rlp_fields() -> None:
@@ -398,8 +397,6 @@ def test_rejection_is_a_value() -> None:
     clone = pickle.loads(pickle.dumps(err))
     assert (clone.reason, clone.message, clone.field) == (err.reason, err.message, err.field)
     assert str(err).startswith("WRONG_CHAIN_ID: ")
-    assert TxRejected(Reason.NONCE_TOO_LOW, "x").status == Status.FAILED_PRECONDITION
-    assert TxRejected("SOME_MEMPOOL_REASON", "x").status == Status.INVALID_ARGUMENT
 
 
 # --- property tests ------------------------------------------------------------------------

@@ -234,7 +234,8 @@ def test_with_a_batcher_the_pool_refuses_what_no_l1_transaction_can_carry(tmp_pa
     probe = data_transfer(0, 0, bytes(100_000))
     overhead = len(probe) - 100_000
     largest = data_transfer(0, 0, random.randbytes(limits.max_l2_tx - overhead))
-    assert len(largest) == limits.max_l2_tx
+    while len(largest) != limits.max_l2_tx:  # a signature whose r or s has a leading zero byte (1 in 128)
+        largest = data_transfer(0, 0, random.randbytes(limits.max_l2_tx - overhead))
     tx = decode_transaction(largest, DEFAULT_CHAIN_ID)
     assert block_room(limits.max_batch_data, 2**40, 2**40, 2**40, bytes(32), [tx]) == 1
     assert len(encode_batch([BatchBlock(2**40, 2**40, 2**40, bytes(32), (largest,))])) <= limits.max_batch_data

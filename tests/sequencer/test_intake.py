@@ -8,13 +8,13 @@ import pathlib
 
 from opentelemetry.trace import SpanContext
 
-from protocol import DEFAULT_CHAIN_ID, DEV_PRIVATE_KEYS, keccak256
+from protocol import DEFAULT_CHAIN_ID, DEV_PRIVATE_KEYS, Reason, keccak256
 from services.l1 import UnsignedTransaction, sign_transaction
 from services.runtime._storage import Storage
 from services.sequencer._intake import Intake, SpanMemory
 from services.sequencer._mempool import AccountState, Mempool, MempoolConfig
 from services.sequencer._pending_log import PendingLog
-from services.sequencer._store import DROPPED, SEALED, SequencerStore
+from services.sequencer._store import DROPPED, SEALED, BlockWrite, SequencerStore
 
 GWEI = 10**9
 
@@ -48,17 +48,17 @@ class Node:
         self.pool = Mempool(MempoolConfig(), account_state=lambda sender: AccountState(0, 10**30), base_fee=GWEI)
         self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, lambda: self.pool, block_txs=100)
 
-    async def drop(self, tx_hash: bytes, reason: str) -> None:
+    async def drop(self, tx_hash: bytes, reason: Reason) -> None:
         """What the chain does when the pool lets a transaction go."""
-        await self.intake.record_drops([(d.hash, d.reason) for d in self.pool.drop(tx_hash, reason)])
+        await self.intake.record_drops(self.pool.drop(tx_hash, reason))
 
     async def seal(self, number: int, tx_hash: bytes) -> None:
         """A block of the one transaction, as the chain writes it."""
         tx = self.intake.pending_entry(tx_hash)
         assert tx is not None
         header = json.dumps({"base_fee": str(GWEI)})
-        await self.store.run(lambda db: self.store.seal_block(db, number, bytes([number]) * 32, header,
-                                                              [tx], 0, (), (), ()))
+        await self.store.run(lambda db: self.store.seal_block(db, BlockWrite(number, bytes([number]) * 32, header,
+                                                                             [tx])))
         self.intake.sealed([tx.hash])
 
     async def close(self) -> None:
@@ -93,7 +93,7 @@ async def test_a_transaction_dropped_then_sent_again_comes_back_after_a_restart_
     node = Node(tmp_path)
     (tx_hash,) = await node.intake.submit([raw])
     assert isinstance(tx_hash, bytes)
-    await node.drop(tx_hash, "EXPIRED")
+    await node.drop(tx_hash, Reason.EXPIRED)
     assert status(node, tx_hash) == DROPPED and node.intake.pending_entry(tx_hash) is None
     assert await node.intake.submit([raw]) == [tx_hash]  # sent again: a newer pending log entry
     await node.close()
@@ -119,9 +119,9 @@ async def test_after_a_restart_new_entries_are_numbered_above_every_dropped_one(
         await node.intake.submit([transfer(nonce)])
     (tx_hash,) = await node.intake.submit([raw])
     assert isinstance(tx_hash, bytes)
-    await node.drop(tx_hash, "EXPIRED")
+    await node.drop(tx_hash, Reason.EXPIRED)
     for nonce in (1, 2, 3):
-        await node.drop(transfer_hash(nonce), "EXPIRED")
+        await node.drop(transfer_hash(nonce), Reason.EXPIRED)
     await node.close()
     # Every log entry's deletion durable (here: the whole log gone): only the store remembers seq 4.
     forget_the_log(PendingLog.beside(tmp_path / "sequencer.db"))

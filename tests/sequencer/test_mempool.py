@@ -8,15 +8,15 @@ import hashlib
 import itertools
 from collections.abc import Sequence
 
+import grpc
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from protocol import Transaction
+from protocol import Reason, Transaction
 from services.sequencer._mempool import (
     FCFS,
-    REJECT_STATUS,
     AccountState,
     AddResult,
     Dropped,
@@ -25,7 +25,6 @@ from services.sequencer._mempool import (
     MempoolConfig,
     MempoolRejected,
     OrderingPolicy,
-    Reason,
     TxStatus,
 )
 
@@ -142,7 +141,7 @@ def test_the_nonce_gap_is_counted_from_the_next_executable_nonce() -> None:
     # 16 pending (the slot cap), so nonce 16 is next: 64 missing nonces are allowed, 65 are not.
     assert pool.add(tx(A, 16 + 64), 0).status is TxStatus.QUEUED
     assert rejected(pool, tx(A, 16 + 65)) is Reason.NONCE_GAP_TOO_LARGE
-    assert REJECT_STATUS[Reason.NONCE_GAP_TOO_LARGE] == "RESOURCE_EXHAUSTED"
+    assert Reason.NONCE_GAP_TOO_LARGE.status is grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 # --- per-account and global limits, eviction ----------------------------------------------------
@@ -155,7 +154,8 @@ def test_a_sender_gets_16_executable_slots_and_64_queued() -> None:
     assert (pool.pending_count(A), pool.queued_count(A)) == (16, 64)
     with pytest.raises(MempoolRejected) as info:
         pool.add(tx(A, 80), 0)
-    assert info.value.reason is Reason.ACCOUNT_LIMIT and info.value.status == "RESOURCE_EXHAUSTED"
+    assert info.value.reason is Reason.ACCOUNT_LIMIT
+    assert info.value.reason.status is grpc.StatusCode.RESOURCE_EXHAUSTED
 
     # A block takes the 16: the next 16 move up.
     pool.on_block(pool.select(0, 10**9, 100), {A: AccountState(16, RICH)}, 0)
@@ -239,7 +239,7 @@ def test_pool_full_when_both_classes_are_full() -> None:
     pool.add_many([a0, b0, c0], 0)
     assert pool.status(c0.hash) is TxStatus.QUEUED
     assert rejected(pool, tx(D, 0, tip=5)) is Reason.POOL_FULL
-    assert REJECT_STATUS[Reason.POOL_FULL] == "RESOURCE_EXHAUSTED"
+    assert Reason.POOL_FULL.status is grpc.StatusCode.RESOURCE_EXHAUSTED
     # Paying more wins a slot: of the two equally cheap tails the newer (b0) goes.
     assert pool.add(tx(D, 0, tip=6), 0).evicted == (b0.hash,)
 
@@ -291,7 +291,7 @@ def test_a_duplicate_is_already_known() -> None:
     t = tx(A, 0)
     pool.add(t, 0)
     assert rejected(pool, t) is Reason.ALREADY_KNOWN
-    assert REJECT_STATUS[Reason.ALREADY_KNOWN] == "ALREADY_EXISTS"
+    assert Reason.ALREADY_KNOWN.status is grpc.StatusCode.ALREADY_EXISTS
     assert pool.statistics().rejects == {Reason.ALREADY_KNOWN: 1}
 
 
@@ -300,16 +300,16 @@ def test_a_duplicate_is_already_known() -> None:
     [
         (tx(A, 0, tip=0), Reason.UNDERPRICED),
         (tx(A, 0, tip=4, fee=5), Reason.UNDERPRICED),  # min_tip 5 below
-        (tx(A, 0, tip=101, fee=100), Reason.TIP_ABOVE_FEE_CAP),
-        (tx(A, 0, tip=5, gas=20_999), Reason.INTRINSIC_GAS_TOO_LOW),
-        (tx(A, 0, tip=5, gas=30_000_001), Reason.GAS_LIMIT_TOO_HIGH),
-        (tx(A, 0, tip=5, size=128 * 1024 + 1), Reason.OVERSIZED),
+        # The pool's own limits, set below the protocol's (which the decoder enforces: test_tx).
+        (tx(A, 0, tip=5, gas=1_000_001), Reason.GAS_LIMIT_TOO_HIGH),
+        (tx(A, 0, tip=5, size=4_097), Reason.OVERSIZED),
     ],
 )
 def test_static_rules(t: Transaction, reason: Reason) -> None:
-    pool = make(MempoolConfig(min_tip=5))
+    pool = make(MempoolConfig(min_tip=5, block_gas_limit=1_000_000, max_tx_size=4_096))
     assert rejected(pool, t) is reason
-    assert REJECT_STATUS[reason] in {"FAILED_PRECONDITION", "INVALID_ARGUMENT"}
+    assert reason.status in {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT}
+    assert pool.add(tx(A, 0, tip=5, gas=1_000_000, size=4_096), 0).status is TxStatus.PENDING  # at the limits
 
 
 # --- funds --------------------------------------------------------------------------------------
@@ -325,7 +325,8 @@ def test_funds_cover_the_senders_earlier_transactions_too() -> None:
     pool.add(tx(A, 3, value=7), 0)  # counts a0 and a2: exactly the balance
     with pytest.raises(MempoolRejected) as info:
         pool.add(tx(A, 4, value=7), 0)
-    assert info.value.reason is Reason.INSUFFICIENT_FUNDS and info.value.status == "FAILED_PRECONDITION"
+    assert info.value.reason is Reason.INSUFFICIENT_FUNDS
+    assert info.value.reason.status is grpc.StatusCode.FAILED_PRECONDITION
     # Filling the gap is affordable itself (a0 + a1); the promotion stops where the funds do.
     pool.add(a1 := tx(A, 1, value=7), 0)
     assert (nonces(pool.pending(A)), nonces(pool.queued(A))) == ([0, 1, 2], [3])
@@ -470,10 +471,10 @@ def test_drop_demotes_the_rest_of_the_senders_run() -> None:
     pool = make()
     a0, a1, a2 = tx(A, 0), tx(A, 1), tx(A, 2)
     pool.add_many([a0, a1, a2], 0)
-    assert pool.drop(a1.hash, "EXECUTION_FAILED") == (Dropped(a1.hash, "EXECUTION_FAILED"),)
+    assert pool.drop(a1.hash, Reason.NONCE_TOO_LOW) == (Dropped(a1.hash, Reason.NONCE_TOO_LOW),)
     assert (pool.pending(A), pool.queued(A)) == ((a0,), (a2,))
-    assert pool.drop(a1.hash, "EXECUTION_FAILED") == ()
-    assert pool.statistics().drops == {"EXECUTION_FAILED": 1}
+    assert pool.drop(a1.hash, Reason.NONCE_TOO_LOW) == ()
+    assert pool.statistics().drops == {Reason.NONCE_TOO_LOW: 1}
     pool.audit()
 
 
@@ -481,9 +482,9 @@ def test_a_drop_that_overflows_the_senders_queue_drops_the_highest_nonces() -> N
     pool = make(MempoolConfig(account_slots=4, account_queue=2))
     txs = [tx(A, n) for n in range(6)]  # 4 pending, 2 queued
     pool.add_many(txs, 0)
-    dropped = pool.drop(txs[0].hash, "EXECUTION_FAILED")
+    dropped = pool.drop(txs[0].hash, Reason.NONCE_TOO_LOW)
     assert dropped == (
-        Dropped(txs[0].hash, "EXECUTION_FAILED"),
+        Dropped(txs[0].hash, Reason.NONCE_TOO_LOW),
         Dropped(txs[5].hash, Reason.ACCOUNT_LIMIT),
         Dropped(txs[4].hash, Reason.ACCOUNT_LIMIT),
         Dropped(txs[3].hash, Reason.ACCOUNT_LIMIT),
@@ -691,8 +692,8 @@ class MempoolMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def drop(self, data: st.DataObject) -> None:
         t = data.draw(st.sampled_from(self.pooled()))
-        dropped = self.pool.drop(t.hash, "EXECUTION_FAILED")
-        assert dropped[0] == Dropped(t.hash, "EXECUTION_FAILED") and t.hash not in self.pool
+        dropped = self.pool.drop(t.hash, Reason.NONCE_TOO_LOW)
+        assert dropped[0] == Dropped(t.hash, Reason.NONCE_TOO_LOW) and t.hash not in self.pool
 
     @rule(seconds=st.floats(0, 40))
     def time_passes(self, seconds: float) -> None:

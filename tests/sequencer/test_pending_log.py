@@ -6,7 +6,7 @@ import asyncio
 import pathlib
 import sqlite3
 
-from services.sequencer._pending_log import PendingLog
+from services.sequencer._pending_log import Entry, PendingLog
 
 
 def test_it_lives_beside_the_store() -> None:
@@ -15,8 +15,8 @@ def test_it_lives_beside_the_store() -> None:
 
 async def test_appended_entries_come_back_in_arrival_order(tmp_path: pathlib.Path) -> None:
     log = PendingLog(tmp_path / "s.pending.db")
-    await log.append([(3, b"c"), (1, b"a")])
-    await log.append([(2, b"b")])
+    await log.append([Entry(3, b"c"), Entry(1, b"a")])
+    await log.append([Entry(2, b"b")])
     await log.close()
     reopened = PendingLog(tmp_path / "s.pending.db")
     assert reopened.entries() == [(1, b"a"), (2, b"b"), (3, b"c")]
@@ -30,7 +30,7 @@ async def test_concurrent_appends_share_commits_and_each_is_durable_when_it_retu
     seen: list[int] = []
 
     async def one(seq: int) -> None:
-        await log.append([(seq, b"x%d" % seq)])
+        await log.append([Entry(seq, b"x%d" % seq)])
         # another connection, as a restarted process would read it
         reader = sqlite3.connect(path)
         seen.append(reader.execute("SELECT COUNT(*) FROM pending WHERE seq = ?", (seq,)).fetchone()[0])
@@ -45,11 +45,11 @@ async def test_concurrent_appends_share_commits_and_each_is_durable_when_it_retu
 
 async def test_forgotten_entries_go_with_the_next_commit(tmp_path: pathlib.Path) -> None:
     log = PendingLog(tmp_path / "s.pending.db")
-    await log.append([(1, b"a"), (2, b"b"), (3, b"c")])
+    await log.append([Entry(1, b"a"), Entry(2, b"b"), Entry(3, b"c")])
     log.forget([1, 3])
     assert log.statistics().forgetting == 2
     assert [seq for seq, _ in log.entries()] == [1, 2, 3]  # lazily: nothing deleted yet
-    await log.append([(4, b"d")])
+    await log.append([Entry(4, b"d")])
     assert log.entries() == [(2, b"b"), (4, b"d")]
     assert log.statistics().forgetting == 0
     await log.close()
@@ -58,8 +58,8 @@ async def test_forgotten_entries_go_with_the_next_commit(tmp_path: pathlib.Path)
 async def test_an_entry_logged_twice_is_one_entry(tmp_path: pathlib.Path) -> None:
     # a migration repeated after a crash appends the same seq again
     log = PendingLog(tmp_path / "s.pending.db")
-    await log.append([(7, b"raw")])
-    await log.append([(7, b"raw")])
+    await log.append([Entry(7, b"raw")])
+    await log.append([Entry(7, b"raw")])
     assert log.entries() == [(7, b"raw")]
     await log.close()
 
@@ -67,7 +67,7 @@ async def test_an_entry_logged_twice_is_one_entry(tmp_path: pathlib.Path) -> Non
 async def test_an_entry_forgotten_before_its_append_commits_is_gone_with_that_commit(tmp_path: pathlib.Path) -> None:
     # the block sealing a transaction can be durable before the transaction's own append
     log = PendingLog(tmp_path / "s.pending.db")
-    appending = asyncio.ensure_future(log.append([(1, b"a"), (2, b"b")]))
+    appending = asyncio.ensure_future(log.append([Entry(1, b"a"), Entry(2, b"b")]))
     log.forget([1])  # queued while the append waits for its commit
     await appending
     assert log.entries() == [(2, b"b")]

@@ -7,7 +7,7 @@ import contextlib
 import json
 import pathlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -18,11 +18,15 @@ from protocol import (
     DEV_PRIVATE_KEYS,
     Account,
     BlockEnv,
+    Deposit,
+    Reason,
     State,
     Transaction,
+    WithdrawalMessage,
     apply_transaction,
     decode_transaction,
 )
+from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from services.l1 import UnsignedTransaction, sign_transaction
 from services.runtime._storage import Storage
 from services.sequencer._store import (
@@ -33,9 +37,17 @@ from services.sequencer._store import (
     PENDING,
     SAFE,
     SEALED,
+    AccountRow,
     BatchRow,
+    BlockSpan,
+    BlockWrite,
     DropRow,
+    DueDeposit,
+    ForcedOutcome,
+    ForcedTx,
+    ReceiptStatus,
     SequencerStore,
+    StoredDeposit,
     _decode_raws,
     _encode_raws,
     _raw_at,
@@ -74,7 +86,7 @@ def store(tmp_path: pathlib.Path) -> Iterator[SequencerStore]:
         yield s
 
 
-def dropped(tx: Transaction, seq: int, reason: str = "REPLACED") -> DropRow:
+def dropped(tx: Transaction, seq: int, reason: Reason = Reason.REPLACED) -> DropRow:
     return DropRow(tx.hash, tx.raw, tx.sender, tx.nonce, seq, reason)
 
 
@@ -86,11 +98,12 @@ def write(store: SequencerStore, fn: object) -> None:
 
 
 def seal(store: SequencerStore, number: int, txs: Sequence[Transaction], *, deposits: int = 0,
-         new: tuple[tuple[bytes, int, int, str], ...] = (), changed: tuple[tuple[int, str, bytes], ...] = ()) -> None:
+         new: Sequence[AccountRow] = (), changed: Mapping[bytes, Account] | None = None,
+         messages: Sequence[WithdrawalMessage] = ()) -> None:
     """Block ``number`` with ``txs`` after ``deposits`` deposits (they lead a block; not stored here)."""
     header = json.dumps({"number": number, "base_fee": str(BASE_FEE)})
-    write(store, lambda db: store.seal_block(db, number, bytes([number]) * 32, header, txs, deposits, new, changed,
-                                             ()))
+    block = BlockWrite(number, bytes([number]) * 32, header, txs, deposits, new, changed or {}, messages)
+    write(store, lambda db: store.seal_block(db, block))
 
 
 def count(store: SequencerStore, table: str) -> int:
@@ -148,7 +161,10 @@ def test_status_is_the_batch_s_sealed_safe_finalized_then_sealed_again_after_a_r
         assert statuses() == [status, status, status, SEALED]
     write(store, lambda db: store.record_batch(db, batch))  # seen again after a restart: never demoted
     assert statuses() == [FINALIZED, FINALIZED, FINALIZED, SEALED]
-    write(store, lambda db: store.remove_batch(db, batch.l1_tx_hash))  # an L1 reorg took it out
+    removed: list[BlockSpan | None] = []
+    write(store, lambda db: removed.append(store.remove_batch(db, batch.l1_tx_hash)))  # an L1 reorg took it out
+    write(store, lambda db: removed.append(store.remove_batch(db, batch.l1_tx_hash)))  # gone already
+    assert removed == [BlockSpan(batch.first_block, batch.last_block), None]
     assert statuses() == [SEALED] * 4
     assert store.batch_of_block(1) is None
 
@@ -173,7 +189,7 @@ def test_a_sealed_transaction_is_never_demoted_by_a_drop(store: SequencerStore) 
 
 def test_a_dropped_transaction_sent_again_and_sealed_is_sealed(store: SequencerStore) -> None:
     tx = TXS[0]
-    write(store, lambda db: store.drop(db, [dropped(tx, seq=5, reason="EXPIRED")]))
+    write(store, lambda db: store.drop(db, [dropped(tx, seq=5, reason=Reason.EXPIRED)]))
     assert store.settled([tx.hash]) == {tx.hash: (DROPPED, 5)}
     got = store.tx(tx.hash, DEFAULT_CHAIN_ID)
     assert got is not None and (got.status, got.seq, got.sender, got.nonce, got.raw, got.drop_reason,
@@ -185,8 +201,8 @@ def test_a_dropped_transaction_sent_again_and_sealed_is_sealed(store: SequencerS
 
 
 def test_dropped_twice_keeps_the_newer_entry_and_reason(store: SequencerStore) -> None:
-    write(store, lambda db: store.drop(db, [dropped(TXS[1], seq=3, reason="EXPIRED")]))
-    write(store, lambda db: store.drop(db, [dropped(TXS[1], seq=7, reason="EVICTED")]))
+    write(store, lambda db: store.drop(db, [dropped(TXS[1], seq=3, reason=Reason.EXPIRED)]))
+    write(store, lambda db: store.drop(db, [dropped(TXS[1], seq=7, reason=Reason.EVICTED)]))
     assert store.settled([TXS[0].hash, TXS[1].hash]) == {TXS[1].hash: (DROPPED, 7)}
     got = store.tx(TXS[1].hash, DEFAULT_CHAIN_ID)
     assert got is not None and (got.seq, got.drop_reason) == (7, "EVICTED")
@@ -211,11 +227,11 @@ def test_max_seq_after_a_restart_exceeds_every_dropped_seq(tmp_path: pathlib.Pat
 
 def test_accounts_are_inserted_once_then_updated(store: SequencerStore) -> None:
     a, b = b"\x0a" * 20, b"\x0b" * 20
-    seal(store, 1, [], new=((a, 0, 0, "5"), (b, 1, 2, str(2**200))))
-    seal(store, 2, [], changed=((1, "4", a),))
-    assert store.accounts() == [(a, 1, 4), (b, 2, 2**200)]
+    seal(store, 1, [], new=(AccountRow(a, 0, Account(0, 5)), AccountRow(b, 1, Account(2, 2**200))))
+    seal(store, 2, [], changed={a: Account(1, 4)})
+    assert store.accounts() == [AccountRow(a, 0, Account(1, 4)), AccountRow(b, 1, Account(2, 2**200))]
     with pytest.raises(RuntimeError):  # an account said to be on disk that is not: the block fails whole
-        seal(store, 3, TXS[:1], changed=((1, "4", b"\x0c" * 20),))
+        seal(store, 3, TXS[:1], changed={b"\x0c" * 20: Account(1, 4)})
     assert store.latest_block_number() == 2
     assert store.tx(TXS[0].hash, DEFAULT_CHAIN_ID) is None and store.block_raw_txs(3) == []
 
@@ -338,10 +354,40 @@ def test_a_legacy_database_without_pending_rows_loses_its_txs_table_at_once(tmp_
 def test_a_batch_carries_a_block_s_transactions_without_its_forced_ones(store: SequencerStore) -> None:
     write(store, lambda db: store.record_forced(db, [(0, TXS[0].raw, 5), (1, b"\x02 garbage", 5), (2, TXS[1].raw, 6)]))
     seal(store, 1, TXS[:3])  # forced ones lead the block: 0 and 2 were included, 1 skipped
-    write(store, lambda db: store.settle_forced(db, 1, [(0, FORCED_INCLUDED, "0x" + TXS[0].hash.hex()),
-                                                        (1, FORCED_SKIPPED, "MALFORMED_RLP"),
-                                                        (2, FORCED_INCLUDED, "0x" + TXS[1].hash.hex())]))
+    assert store.forced_due(5) == [ForcedTx(0, TXS[0].raw), ForcedTx(1, b"\x02 garbage")]
+    write(store, lambda db: store.settle_forced(db, 1, [ForcedOutcome(0, FORCED_INCLUDED, "0x" + TXS[0].hash.hex()),
+                                                        ForcedOutcome(1, FORCED_SKIPPED, Reason.MALFORMED_RLP),
+                                                        ForcedOutcome(2, FORCED_INCLUDED, "0x" + TXS[1].hash.hex())]))
+    assert store.forced_due(6) == []
     seal(store, 2, TXS[3:4])
     assert store.block_raw_txs(1) == [tx.raw for tx in TXS[:3]]
     assert store.block_batch_txs(1) == [TXS[2].raw] and store.block_batch_txs(2) == [TXS[3].raw]
     assert store.block_batch_txs(3) == []
+
+
+def test_statuses_are_the_protos_numbers() -> None:
+    assert {s.name: s.value for s in ReceiptStatus} == {
+        name.removeprefix("RECEIPT_STATUS_"): value for name, value in pb.ReceiptStatus.items() if value}
+    assert tuple(ReceiptStatus) == (PENDING, SEALED, SAFE, FINALIZED, DROPPED)
+
+
+def test_messages_are_kept_in_nonce_order(store: SequencerStore) -> None:
+    sender, target = b"\x0a" * 20, b"\x0b" * 20
+    first, second = (WithdrawalMessage(n, sender, target, 10 + n, 100_000, b"hi") for n in range(2))
+    seal(store, 1, [], messages=[first])
+    seal(store, 2, [], messages=[second])
+    assert store.message_hashes() == [first.hash(), second.hash()]
+
+
+def test_a_deposit_is_due_until_a_block_mints_it(store: SequencerStore) -> None:
+    deposits = [Deposit(bytes([i]) * 32, bytes([0xD0 + i]) * 20, 10**18 + i) for i in range(3)]
+    write(store, lambda db: store.record_deposits(
+        db, [(i, d.source_hash, d.hash(), d.to, d.mint, 5 + i) for i, d in enumerate(deposits)]))
+    assert store.deposits_due(6) == [DueDeposit(0, deposits[0]), DueDeposit(1, deposits[1])]
+    assert store.deposit(deposits[1].hash()) == StoredDeposit(deposits[1].to, deposits[1].mint, None, 0)
+    seal(store, 1, TXS[:1], deposits=2)
+    write(store, lambda db: store.settle_deposits(db, 1, [0, 1]))
+    assert store.deposits_due(7) == [DueDeposit(2, deposits[2])]
+    assert store.block_deposits(1) == deposits[:2] and store.block_deposits(2) == []
+    assert store.deposit(deposits[1].hash()) == StoredDeposit(deposits[1].to, deposits[1].mint, 1, 1)
+    assert store.deposit(b"\x00" * 32) is None

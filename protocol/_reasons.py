@@ -1,0 +1,112 @@
+"""Why a transaction is refused or dropped: one vocabulary, and the gRPC status each refusal maps to.
+
+Every rule that can turn a transaction away names its reason here: the stateless decoder
+(``_tx``), the state transition (``_execution``), the sequencer's pool admission and what the
+pool lets go. A reason's value is stable: it is the wire's ``google.rpc.ErrorInfo.reason``, a
+dropped transaction's ``Receipt.drop_reason`` (stored as text) and a skipped forced
+transaction's note. The gRPC status of a refusal follows from its reason, in ``_ERRORS`` only.
+
+``contracts/L2Transaction.sol`` returns the decoder's reasons as ``uint8`` codes: those are
+``L2_TRANSACTION_CODES``, written out, so that adding a reason here cannot renumber them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+import grpc
+
+from services.runtime import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, ResourceExhausted
+
+
+class Reason(StrEnum):
+    """A stable, machine-readable reason a transaction was refused or dropped."""
+
+    # The stateless decoder (_tx.decode_transaction): the transaction can never become valid.
+    OVERSIZED = "OVERSIZED"
+    MALFORMED_RLP = "MALFORMED_RLP"
+    TX_TYPE_NOT_SUPPORTED = "TX_TYPE_NOT_SUPPORTED"
+    WRONG_CHAIN_ID = "WRONG_CHAIN_ID"
+    FIELD_OUT_OF_RANGE = "FIELD_OUT_OF_RANGE"
+    INVALID_ADDRESS = "INVALID_ADDRESS"
+    CONTRACT_CREATION_NOT_SUPPORTED = "CONTRACT_CREATION_NOT_SUPPORTED"
+    TIP_ABOVE_FEE_CAP = "TIP_ABOVE_FEE_CAP"
+    GAS_LIMIT_TOO_HIGH = "GAS_LIMIT_TOO_HIGH"
+    INTRINSIC_GAS_TOO_LOW = "INTRINSIC_GAS_TOO_LOW"
+    MALFORMED_WITHDRAWAL = "MALFORMED_WITHDRAWAL"
+    INVALID_SIGNATURE = "INVALID_SIGNATURE"
+    HIGH_S = "HIGH_S"
+    # The state transition (_execution.apply_transaction): well-formed, but not against this state.
+    #: Also the pool's, refused or dropped when a block moved the account's nonce past it.
+    NONCE_TOO_LOW = "NONCE_TOO_LOW"
+    NONCE_TOO_HIGH = "NONCE_TOO_HIGH"
+    #: Also the pool's: the balance does not cover this and the sender's earlier pooled transactions.
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    FEE_CAP_BELOW_BASE_FEE = "FEE_CAP_BELOW_BASE_FEE"
+    #: The block has no room left for the transaction's gas limit: it waits for the next one.
+    BLOCK_GAS_LIMIT_REACHED = "BLOCK_GAS_LIMIT_REACHED"
+    # The sequencer's pool admission (services.sequencer's Mempool): its own limits and prices.
+    ALREADY_KNOWN = "ALREADY_KNOWN"
+    NONCE_GAP_TOO_LARGE = "NONCE_GAP_TOO_LARGE"
+    UNDERPRICED = "UNDERPRICED"
+    REPLACEMENT_UNDERPRICED = "REPLACEMENT_UNDERPRICED"
+    #: Refused, or dropped (highest nonces first) when a demotion overflowed the sender's queue.
+    ACCOUNT_LIMIT = "ACCOUNT_LIMIT"
+    POOL_FULL = "POOL_FULL"
+    # Drops only, never a refusal: why an acknowledged transaction left the pool unsealed.
+    #: Another transaction with the same sender and nonce, paying more, took its place.
+    REPLACED = "REPLACED"
+    #: Another sender's transaction, paying more, took its place in a full pool.
+    EVICTED = "EVICTED"
+    #: Queued longer than the pool's lifetime.
+    EXPIRED = "EXPIRED"
+
+    @property
+    def error(self) -> type[DomainError]:
+        """The error a refusal for this reason is answered with (KeyError for a drop-only reason)."""
+        return _ERRORS[self]
+
+    @property
+    def status(self) -> grpc.StatusCode:
+        """The gRPC status code a refusal for this reason carries."""
+        return _ERRORS[self].code
+
+
+#: contracts/L2Transaction.sol's rejection codes (its ``uint8 reason``), one per decoder reason.
+#: A hard fork to change: the one-step proof on L1 decodes with them.
+L2_TRANSACTION_CODES: Final[Mapping[Reason, int]] = MappingProxyType({
+    Reason.OVERSIZED: 0,
+    Reason.MALFORMED_RLP: 1,
+    Reason.TX_TYPE_NOT_SUPPORTED: 2,
+    Reason.WRONG_CHAIN_ID: 3,
+    Reason.FIELD_OUT_OF_RANGE: 4,
+    Reason.INVALID_ADDRESS: 5,
+    Reason.CONTRACT_CREATION_NOT_SUPPORTED: 6,
+    Reason.TIP_ABOVE_FEE_CAP: 7,
+    Reason.GAS_LIMIT_TOO_HIGH: 8,
+    Reason.INTRINSIC_GAS_TOO_LOW: 9,
+    Reason.MALFORMED_WITHDRAWAL: 10,
+    Reason.INVALID_SIGNATURE: 11,
+    Reason.HIGH_S: 12,
+})
+
+#: The refusal's error, hence its gRPC status: the one place a reason's status is decided.
+_ERRORS: Final[Mapping[Reason, type[DomainError]]] = MappingProxyType({
+    # The decoder's, every one of which L2Transaction.sol returns too: never valid.
+    **dict.fromkeys(L2_TRANSACTION_CODES, InvalidArgument),
+    Reason.NONCE_TOO_LOW: FailedPrecondition,
+    Reason.NONCE_TOO_HIGH: FailedPrecondition,
+    Reason.INSUFFICIENT_FUNDS: FailedPrecondition,
+    Reason.FEE_CAP_BELOW_BASE_FEE: FailedPrecondition,
+    Reason.BLOCK_GAS_LIMIT_REACHED: FailedPrecondition,
+    Reason.ALREADY_KNOWN: AlreadyExists,
+    Reason.UNDERPRICED: FailedPrecondition,
+    Reason.REPLACEMENT_UNDERPRICED: FailedPrecondition,
+    # A bounded queue is full: retry later.
+    Reason.NONCE_GAP_TOO_LARGE: ResourceExhausted,
+    Reason.ACCOUNT_LIMIT: ResourceExhausted,
+    Reason.POOL_FULL: ResourceExhausted,
+})

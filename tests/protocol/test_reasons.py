@@ -1,0 +1,49 @@
+"""The one vocabulary of refusals and drops: stable wire strings, one gRPC status each, and the
+Solidity decoder's codes written out."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from protocol import L2_TRANSACTION_CODES, Reason
+from services.runtime import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
+
+DECODER = ["OVERSIZED", "MALFORMED_RLP", "TX_TYPE_NOT_SUPPORTED", "WRONG_CHAIN_ID", "FIELD_OUT_OF_RANGE",
+           "INVALID_ADDRESS", "CONTRACT_CREATION_NOT_SUPPORTED", "TIP_ABOVE_FEE_CAP", "GAS_LIMIT_TOO_HIGH",
+           "INTRINSIC_GAS_TOO_LOW", "MALFORMED_WITHDRAWAL", "INVALID_SIGNATURE", "HIGH_S"]
+PRECONDITIONS = ["NONCE_TOO_LOW", "NONCE_TOO_HIGH", "INSUFFICIENT_FUNDS", "FEE_CAP_BELOW_BASE_FEE",
+                 "BLOCK_GAS_LIMIT_REACHED", "UNDERPRICED", "REPLACEMENT_UNDERPRICED"]
+EXHAUSTED = ["NONCE_GAP_TOO_LARGE", "ACCOUNT_LIMIT", "POOL_FULL"]
+DROPS_ONLY = ["REPLACED", "EVICTED", "EXPIRED"]
+
+
+def test_the_wire_strings_are_the_names_and_none_is_lost() -> None:
+    assert all(r.value == r.name for r in Reason)
+    assert sorted(Reason) == sorted([*DECODER, *PRECONDITIONS, "ALREADY_KNOWN", *EXHAUSTED, *DROPS_ONLY])
+
+
+@pytest.mark.parametrize(
+    ("names", "error", "code"),
+    [
+        (DECODER, InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+        (PRECONDITIONS, FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+        (["ALREADY_KNOWN"], AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+        (EXHAUSTED, ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ],
+)
+def test_each_refusal_has_one_status(names: list[str], error: type, code: grpc.StatusCode) -> None:
+    for name in names:
+        assert (Reason(name).error, Reason(name).status) == (error, code)
+
+
+@pytest.mark.parametrize("name", DROPS_ONLY)
+def test_a_drop_only_reason_is_never_a_refusal(name: str) -> None:
+    with pytest.raises(KeyError):
+        Reason(name).status  # noqa: B018
+
+
+def test_the_solidity_codes_are_the_decoder_s_reasons_numbered_in_declaration_order() -> None:
+    assert [r.value for r in L2_TRANSACTION_CODES] == DECODER
+    assert list(L2_TRANSACTION_CODES.values()) == list(range(len(DECODER)))
+    assert list(Reason)[: len(DECODER)] == list(L2_TRANSACTION_CODES)  # so a reason's index still is its code
