@@ -193,13 +193,10 @@ class Batcher:
 
     async def _apply(self, update: L1InputsUpdate) -> None:
         rows = [row for row in map(self._batch_row, update.added) if row is not None]
-        queued = [(f.index, f.raw, f.l1_block) for f in update.forced]
-        minted = [(d.index, d.deposit.source_hash, d.deposit.hash(), d.deposit.to, d.deposit.mint, d.l1_block)
-                  for d in update.deposits]
 
         def write(db: sqlite3.Connection) -> None:
-            self._store.record_forced(db, queued)
-            self._store.record_deposits(db, minted)
+            self._store.record_forced(db, update.forced)
+            self._store.record_deposits(db, update.deposits)
             for tx_hash in update.removed:
                 span = self._store.remove_batch(db, tx_hash)
                 if span is not None:
@@ -214,7 +211,7 @@ class Batcher:
             # Logs at or below the finalized head never change again: a restart resumes after them.
             self._store.set_meta(db, "inbox_follow_from", str(max(self._start_block, update.heads.finalized)))
 
-        if update.removed or rows or update.safe or update.finalized or queued or minted:
+        if update.removed or rows or update.safe or update.finalized or update.forced or update.deposits:
             await self._store.run(write)
             if update.removed:
                 self._in_flight_upto = 0

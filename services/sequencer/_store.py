@@ -36,6 +36,8 @@ from typing import Any, Final, NamedTuple, TypeVar
 from protocol import (
     Account,
     Deposit,
+    QueuedDeposit,
+    QueuedForced,
     Reason,
     Transaction,
     WithdrawalMessage,
@@ -400,8 +402,10 @@ class SequencerStore:
         db.execute("UPDATE batches SET status = ? WHERE l1_tx_hash = ? AND status < ?", (status, l1_tx_hash, status))
 
     @staticmethod
-    def record_forced(db: sqlite3.Connection, rows: Iterable[tuple[int, bytes, int]]) -> None:
-        db.executemany("INSERT OR IGNORE INTO forced (inbox_index, raw, l1_block) VALUES (?, ?, ?)", rows)
+    def record_forced(db: sqlite3.Connection, queued: Iterable[QueuedForced]) -> None:
+        """Forced transactions seen at safe depth (the inbox's queue, as protocol's L1 reader gives it)."""
+        db.executemany("INSERT OR IGNORE INTO forced (inbox_index, raw, l1_block) VALUES (?, ?, ?)",
+                       [(f.index, f.raw, f.l1_block) for f in queued])
 
     @staticmethod
     def settle_forced(db: sqlite3.Connection, block_number: int, outcomes: Iterable[ForcedOutcome]) -> None:
@@ -410,10 +414,12 @@ class SequencerStore:
                        [(state, block_number, note, index) for index, state, note in outcomes])
 
     @staticmethod
-    def record_deposits(db: sqlite3.Connection, rows: Iterable[tuple[int, bytes, bytes, bytes, int, int]]) -> None:
-        """(portal index, source hash, L2 tx hash, recipient, mint, L1 block) of deposits seen at safe depth."""
+    def record_deposits(db: sqlite3.Connection, queued: Iterable[QueuedDeposit]) -> None:
+        """Deposits seen at safe depth (the portal's queue, as protocol's L1 reader gives it)."""
         db.executemany("INSERT OR IGNORE INTO deposits (portal_index, source_hash, tx_hash, recipient, mint, l1_block) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", [(i, s, h, r, str(m), b) for i, s, h, r, m, b in rows])
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       [(q.index, d.source_hash, d.hash(), d.to, str(d.mint), q.l1_block)
+                        for q in queued for d in (q.deposit,)])
 
     @staticmethod
     def settle_deposits(db: sqlite3.Connection, block_number: int, indexes: Iterable[int]) -> None:

@@ -23,6 +23,7 @@ from protocol import (
     MAX_TX_SIZE,
     BatchBlock,
     Genesis,
+    QueuedForced,
     State,
     decode_transaction,
     devnet_genesis,
@@ -246,7 +247,7 @@ def test_with_a_batcher_the_pool_refuses_what_no_l1_transaction_can_carry(tmp_pa
 
 async def force(s: Sequencer, index: int, raw: bytes) -> None:
     """An entry of the inbox's forced queue, seen at safe depth (what the batcher's follower records)."""
-    await s.store.run(lambda db: s.store.record_forced(db, [(index, raw, 0)]))
+    await s.store.run(lambda db: s.store.record_forced(db, [QueuedForced(index, 0, raw)]))
 
 
 async def test_a_transaction_a_full_block_has_no_gas_left_for_waits_for_the_next(tmp_path: pathlib.Path) -> None:

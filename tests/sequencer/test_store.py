@@ -19,6 +19,8 @@ from protocol import (
     Account,
     BlockEnv,
     Deposit,
+    QueuedDeposit,
+    QueuedForced,
     Reason,
     State,
     Transaction,
@@ -352,7 +354,8 @@ def test_a_legacy_database_without_pending_rows_loses_its_txs_table_at_once(tmp_
 
 
 def test_a_batch_carries_a_block_s_transactions_without_its_forced_ones(store: SequencerStore) -> None:
-    write(store, lambda db: store.record_forced(db, [(0, TXS[0].raw, 5), (1, b"\x02 garbage", 5), (2, TXS[1].raw, 6)]))
+    write(store, lambda db: store.record_forced(db, [
+        QueuedForced(0, 5, TXS[0].raw), QueuedForced(1, 5, b"\x02 garbage"), QueuedForced(2, 6, TXS[1].raw)]))
     seal(store, 1, TXS[:3])  # forced ones lead the block: 0 and 2 were included, 1 skipped
     assert store.forced_due(5) == [ForcedTx(0, TXS[0].raw), ForcedTx(1, b"\x02 garbage")]
     write(store, lambda db: store.settle_forced(db, 1, [ForcedOutcome(0, FORCED_INCLUDED, "0x" + TXS[0].hash.hex()),
@@ -382,7 +385,7 @@ def test_messages_are_kept_in_nonce_order(store: SequencerStore) -> None:
 def test_a_deposit_is_due_until_a_block_mints_it(store: SequencerStore) -> None:
     deposits = [Deposit(bytes([i]) * 32, bytes([0xD0 + i]) * 20, 10**18 + i) for i in range(3)]
     write(store, lambda db: store.record_deposits(
-        db, [(i, d.source_hash, d.hash(), d.to, d.mint, 5 + i) for i, d in enumerate(deposits)]))
+        db, [QueuedDeposit(i, 5 + i, b"\xaa" * 20, d) for i, d in enumerate(deposits)]))
     assert store.deposits_due(6) == [DueDeposit(0, deposits[0]), DueDeposit(1, deposits[1])]
     assert store.deposit(deposits[1].hash()) == StoredDeposit(deposits[1].to, deposits[1].mint, None, 0)
     seal(store, 1, TXS[:1], deposits=2)
