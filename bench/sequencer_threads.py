@@ -67,7 +67,8 @@ async def one_run(raws: list[bytes], genesis_file: pathlib.Path, data: pathlib.P
     chain = Chain(store, load_genesis(genesis_file), new_pool, max_block_txs=settings.max_block_txs)
     await chain.open()
     log = PendingLog(PendingLog.beside(data / "sequencer.db"))
-    intake = Intake(store, log, CHAIN_ID, lambda: chain.mempool, block_txs=settings.max_block_txs)
+    intake = Intake(store, log, CHAIN_ID, lambda: chain.mempool, block_txs=settings.max_block_txs,
+                    decode_threads=settings.decode_threads)
     chain.on_sealed = intake.sealed
     chain.on_dropped = intake.record_drops
     gc.freeze()  # as the worker does once started

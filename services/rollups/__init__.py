@@ -88,8 +88,7 @@ async def _register(ctx: WorkerContext) -> None:
     portal = Contract(Artifact.load("DepositPortal"), address(named["DepositPortal"]))
     from_block = int(doc["block_number"])
 
-    # Sender recovery runs in libsecp256k1 without the GIL: 2 threads (this machine has 2 cores).
-    pool = ctx.state["pool"] = ThreadPoolExecutor(2, thread_name_prefix="derive")
+    pool = ctx.state["pool"] = ThreadPoolExecutor(settings.derive_threads, thread_name_prefix="derive")
 
     def derived_chain() -> DerivedChain:  # one per role: each syncs at its own pace
         return DerivedChain(client, inbox, portal, genesis, rules, from_block, settings.confirmation_depth, pool)

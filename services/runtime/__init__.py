@@ -33,6 +33,8 @@ from services.runtime._config import (
     DEFAULT_MONITOR_BASE,
     MonitorPorts,
     WorkerConfig,
+    check_threads,
+    cpu_count,
     monitor_port_for,
     settings_from,
 )
@@ -109,6 +111,8 @@ __all__ = [
     "WorkerContext",
     "WorkerDefinition",
     "call_unary",
+    "check_threads",
+    "cpu_count",
     "default_classify",
     "http_status_verdict",
     "init_logging",

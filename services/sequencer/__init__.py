@@ -52,7 +52,8 @@ async def _register(ctx: WorkerContext) -> None:
     chain = Chain(store, genesis, new_pool, max_block_txs=settings.max_block_txs)
     await chain.open()
     log = PendingLog(PendingLog.beside(ctx.storage.path))
-    intake = Intake(store, log, settings.chain_id, lambda: chain.mempool, block_txs=settings.max_block_txs)
+    intake = Intake(store, log, settings.chain_id, lambda: chain.mempool, block_txs=settings.max_block_txs,
+                    decode_threads=settings.decode_threads)
     chain.origins = intake.accepted_in.get
     chain.on_sealed = intake.sealed
     chain.on_dropped = intake.record_drops

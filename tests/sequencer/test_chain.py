@@ -58,7 +58,8 @@ class Sequencer:
             return Mempool(config, account_state=state.get, base_fee=base_fee)
 
         self.chain = Chain(self.store, genesis or devnet_genesis(), new_pool, max_block_txs=1_000)
-        self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, lambda: self.chain.mempool, block_txs=1_000)
+        self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, lambda: self.chain.mempool, block_txs=1_000,
+                             decode_threads=2)
         self.chain.on_sealed = self.intake.sealed
         self.chain.on_dropped = self.intake.record_drops
         self.chain.on_repool = self.intake.repool
