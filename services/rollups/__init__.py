@@ -10,10 +10,11 @@ StepVerifier.sol (the one-step proof). ``WORKER`` is what the worker runtime run
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -32,7 +33,15 @@ from ._service import RollupsServicer
 from ._settings import RollupsSettings
 from ._trace import DerivedChain
 
-__all__ = ["WORKER", "RollupsSettings", "genesis_snapshot", "snapshot_tuple"]
+__all__ = ["WORKER", "Challenger", "Proposer", "Roles", "RollupsSettings", "definition", "genesis_snapshot",
+           "snapshot_tuple"]
+
+
+class Roles(NamedTuple):
+    """The classes that play the proposer and the challenger (a test worker gives faulty ones)."""
+
+    proposer: type[Proposer] = Proposer
+    challenger: type[Challenger] = Challenger
 
 
 def _key(path: str) -> bytes:
@@ -69,7 +78,7 @@ def _sequencer_block_hash(ctx: WorkerContext, address_: str) -> SequencerBlockHa
     return block_hash
 
 
-async def _register(ctx: WorkerContext) -> None:
+async def _register(ctx: WorkerContext, roles: Roles) -> None:
     settings = RollupsSettings.from_mapping(ctx.config.settings)
     genesis = load_genesis(settings.genesis) if settings.genesis else devnet_genesis(settings.chain_id)
     rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
@@ -98,19 +107,17 @@ async def _register(ctx: WorkerContext) -> None:
         key_file = settings.proposer_key_file or settings.l1.get("proposer_key_file", "")
         proposer_sender = await TxSender.create(client, LocalSigner(_key(key_file)))
         check = _sequencer_block_hash(ctx, settings.sequencer) if settings.sequencer else None
-        ctx.state["proposer"] = Proposer(derived_chain(), registry, proposer_sender, settings, check)
+        ctx.state["proposer"] = roles.proposer(derived_chain(), registry, proposer_sender, settings, check)
     if settings.challenge or proposer_sender is not None:  # a proposer must defend its outputs
         key_file = settings.challenger_key_file or settings.l1.get("challenger_key_file", "")
         sender = await TxSender.create(client, LocalSigner(_key(key_file))) if settings.challenge else \
             proposer_sender
         assert sender is not None
-        ctx.state["challenger"] = Challenger(derived_chain(), registry, sender, settings, step_proof,
-                                             defender=proposer_sender)
+        ctx.state["challenger"] = roles.challenger(derived_chain(), registry, sender, settings, step_proof,
+                                                   defender=proposer_sender)
     ctx.state["l1"] = client
     ctx.logger.info("rollups ready", extra={"registry": named["OutputRegistry"], "propose": settings.propose,
-                                            "challenge": settings.challenge,
-                                            "faulty_output": settings.faulty_output,
-                                            "faulty_challenger": settings.faulty_challenger})
+                                            "challenge": settings.challenge})
     servicer = RollupsServicer(registry, from_block, settings.poll_interval_s)
     rollups_pb2_grpc.add_RollupsServiceServicer_to_server(servicer, ctx.server)
 
@@ -135,4 +142,10 @@ async def _on_stop(ctx: WorkerContext) -> None:
         await client.aclose()
 
 
-WORKER = WorkerDefinition(name="rollups", register=_register, tasks=_tasks, on_stop=_on_stop)
+def definition(roles: Roles | None = None) -> WorkerDefinition:
+    """The rollups worker, its roles played by ``roles`` (default: the honest Proposer and Challenger)."""
+    return WorkerDefinition(name="rollups", register=functools.partial(_register, roles=roles or Roles()), tasks=_tasks,
+                            on_stop=_on_stop)
+
+
+WORKER = definition()

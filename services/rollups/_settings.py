@@ -36,10 +36,6 @@ class RollupsSettings:
     #: sequencer's (through the "sequencer" call policy) and logs a divergence loudly. It still
     #: proposes what L1 says: L1 is the truth. Empty: no comparison (`l2node up` fills it).
     sequencer: str = ""
-    #: TEST/DEMO ONLY: corrupt the state root of the output proposed with this index (-1: never).
-    faulty_output: int = -1
-    #: TEST/DEMO ONLY: challenge honest outputs and disagree with every claim.
-    faulty_challenger: bool = False
     #: {"rpc", "contracts", "proposer_key_file", "challenger_key_file"}, as `l2node up` fills
     #: them (the key files above, when set, win); contracts.json names the registry.
     l1: Mapping[str, Any] = field(default_factory=dict)
