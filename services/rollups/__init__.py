@@ -80,7 +80,7 @@ def _sequencer_block_hash(ctx: WorkerContext, address_: str) -> SequencerBlockHa
 
 async def _register(ctx: WorkerContext, roles: Roles) -> None:
     settings = RollupsSettings.from_mapping(ctx.config.settings)
-    genesis = load_genesis(settings.genesis) if settings.genesis else devnet_genesis(settings.chain_id)
+    genesis = load_genesis(settings.genesis_file) if settings.genesis_file else devnet_genesis(settings.chain_id)
     rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
     named = _contracts_doc(contracts)["contracts"] if rpc and contracts else {}
     if "OutputRegistry" not in named:

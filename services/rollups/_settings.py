@@ -14,9 +14,10 @@ from ._machine import DEFAULT_SEQUENCER_WINDOW, Rules
 
 @dataclass(frozen=True, slots=True)
 class RollupsSettings:
-    #: The L2 chain id and genesis: the same as the sequencer's (derivation re-executes its rules).
+    #: The L2 chain id and genesis file: the sequencer's (derivation re-executes its rules), both
+    #: set by the node from its one ``[node] genesis`` (l2node/node/genesis.py); empty: the devnet genesis.
     chain_id: int = DEFAULT_CHAIN_ID
-    genesis: str = ""
+    genesis_file: str = ""
     #: Run the proposer (bonded outputs) and/or the challenger (checks every output against
     #: its own derivation, challenges a wrong one, defends its own). Either can run alone.
     propose: bool = True

@@ -70,8 +70,9 @@ class SequencerSettings:
     max_block_txs: int = 10_000
     #: "fee" (effective tip, ties by arrival) or "fcfs" (arrival order).
     ordering: str = "fee"
-    #: A genesis JSON file; empty: the devnet genesis (the anvil/hardhat dev accounts funded).
-    genesis: str = ""
+    #: The genesis JSON file, set by the node from its one ``[node] genesis`` (the same for every
+    #: service; l2node/node/genesis.py); empty: the devnet genesis (the anvil/hardhat dev accounts funded).
+    genesis_file: str = ""
     max_batch: int = DEFAULT_MAX_BATCH
     #: Pool limits, as services.sequencer._mempool.MempoolConfig fields (geth's defaults otherwise).
     mempool: Mapping[str, Any] = field(default_factory=dict)

@@ -326,3 +326,14 @@ def test_a_faulty_proposer_makes_the_challenger_win_on_l1(tmp_path: pathlib.Path
         assert bad["dispute_ids"] == [game["id"]]
     finally:
         node.close()
+
+
+def test_up_refuses_a_node_whose_services_would_disagree_and_says_why(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "l2node.toml"
+    config.write_text("[workers.sequencer.settings]\nchain_id = 901\n[workers.rollups.settings]\nchain_id = 902\n")
+    r = cli(tmp_path / "data", "up", "--config", str(config), check=False)
+    assert r.returncode != 0 and "would not build on the same chain" in r.stderr
+    assert not (tmp_path / "data" / "run" / "endpoints.json").exists()  # nothing started
+    config.write_text('[workers.sequencer.settings]\ngenesis = "genesis.json"\n')  # the old spelling
+    r = cli(tmp_path / "data", "up", "--config", str(config), check=False)
+    assert r.returncode != 0 and '[node] genesis = "path"' in r.stderr
