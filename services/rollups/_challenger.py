@@ -70,8 +70,7 @@ class Challenger:
                 break  # our derivation is not there yet
             parent = await self.registry.output(out.parent_index)
             parent_honest = self.chain.judge(parent.l2_block, parent.snapshot_hash, parent.batch_limit) is True
-            mine = honest and self.challenges_honest(out)
-            wrong = (not honest and parent_honest) or mine
+            wrong = (not honest and parent_honest) or (honest and self.challenges_honest(out))
             games = await self._games(index)
             # Ours already on L1 (say, opened before a restart): play it rather than pay for a second.
             ours = any(state.challenger == self.sender.address for _, state in games)
@@ -82,7 +81,7 @@ class Challenger:
                     receipt = await self.registry.challenge(self.sender, index)
                     span.set_attribute("l1.block", receipt.block_number)
                 _log.warning("output challenged", extra={"index": index, "l2_block": out.l2_block,
-                                                         "faulty_challenger": mine})
+                                                         "honest_output": honest})
                 games = await self._games(index)
             for game_id, state in games:
                 sides = []
