@@ -30,15 +30,14 @@ def refuse_worker_genesis(service: str, settings: Mapping[str, Any]) -> None:
     """A service's own table may not set the genesis (the old spelling, or the node's key)."""
     for key in ("genesis", GENESIS_KEY):
         if key in settings:
-            raise ValueError(f"[workers.{service}.settings] {key}: the genesis is set once for the "
-                               f"whole node, as {NODE_KEY} = \"path\"")
+            raise ValueError(f"[workers.{service}.settings] {key}: the genesis is set once for the whole "
+                             f"node, as {NODE_KEY} = \"path\"")
 
 
 def one_genesis(genesis: str, workers: Mapping[str, Mapping[str, Any]], params: RollupParams,
                 params_chain_id_set: bool) -> tuple[dict[str, dict[str, Any]], RollupParams]:
     """Each genesis user's settings with the node's genesis (and its chain id) filled in, and the
-    rollup params with that chain id; raises ValueError, with the reason, if
-    they would not agree.
+    rollup params with that chain id; ValueError, with the reason, if they would disagree.
 
     ``workers`` holds the settings of the enabled users of the genesis, by service name.
     """
@@ -48,17 +47,21 @@ def one_genesis(genesis: str, workers: Mapping[str, Mapping[str, Any]], params: 
             chain_id = load_genesis(genesis).chain_id
         except GenesisError as exc:
             raise ValueError(f"{NODE_KEY}: {exc}") from None
-        source = f"the genesis's ({genesis})"
+        source = f"the chain id {chain_id} of {NODE_KEY} ({genesis})"
+    elif chain_ids:  # the devnet genesis, for the chain the first service names
+        first = next(iter(chain_ids))
+        chain_id = chain_ids[first]
+        source = f"[workers.{first}.settings] chain_id {chain_id}"
     else:
-        chain_id = next(iter(chain_ids.values()), DEFAULT_CHAIN_ID)
-        source = "the devnet genesis's"
+        chain_id = DEFAULT_CHAIN_ID
+        source = f"the devnet chain id {chain_id}"
     for name, value in chain_ids.items():
         if value != chain_id:
-            raise ValueError(f"[workers.{name}.settings] chain_id {value} differs from {source} chain id "
-                               f"{chain_id}: the services would not build on the same chain")
+            raise ValueError(f"[workers.{name}.settings] chain_id {value} differs from {source}: the services "
+                             "would not build on the same chain")
     if params_chain_id_set and params.chain_id != chain_id:
-        raise ValueError(f"[rollups] chain_id {params.chain_id} differs from {source} chain id {chain_id}: "
-                           "L1 would check the services' transactions for another chain")
+        raise ValueError(f"[rollups] chain_id {params.chain_id} differs from {source}: L1 would check the "
+                         "services' transactions for another chain")
     filled = {name: {**settings, "chain_id": chain_id, **({GENESIS_KEY: genesis} if genesis else {})}
               for name, settings in workers.items()}
     return filled, replace(params, chain_id=chain_id)

@@ -96,9 +96,9 @@ def test_a_service_s_own_genesis_is_refused_naming_the_node_key(tmp_path: pathli
 @pytest.mark.parametrize(("text", "reason"), [
     # a service on another chain than the genesis
     ("[workers.rollups.settings]\nchain_id = 901\n",
-     r"\[workers.rollups.settings\] chain_id 901 differs from the genesis's .* chain id 777"),
+     r"\[workers.rollups.settings\] chain_id 901 differs from the chain id 777 of \[node\] genesis \(/"),
     # the L1 step verifier on another chain
-    ("[rollups]\nchain_id = 901\n", r"\[rollups\] chain_id 901 differs from the genesis's .* chain id 777"),
+    ("[rollups]\nchain_id = 901\n", r"\[rollups\] chain_id 901 differs from the chain id 777 of \[node\] genesis"),
 ])
 def test_services_that_would_disagree_with_the_genesis_refuse_to_start(tmp_path: pathlib.Path, text: str,
                                                                        reason: str) -> None:
@@ -109,8 +109,9 @@ def test_services_that_would_disagree_with_the_genesis_refuse_to_start(tmp_path:
 
 def test_services_on_two_chains_refuse_to_start(tmp_path: pathlib.Path) -> None:
     text = "[workers.sequencer.settings]\nchain_id = 901\n[workers.rollups.settings]\nchain_id = 902\n"
-    with pytest.raises(ConfigError, match="chain_id 902 differs from the devnet genesis's chain id 901: the "
-                                          "services would not build on the same chain"):
+    with pytest.raises(ConfigError, match=r"\[workers.rollups.settings\] chain_id 902 differs from "
+                                          r"\[workers.sequencer.settings\] chain_id 901: the services would not "
+                                          "build on the same chain"):
         load(write(tmp_path, text), tmp_path)
 
 
@@ -120,3 +121,11 @@ def test_a_missing_or_broken_genesis_is_refused_with_the_reason(tmp_path: pathli
     (tmp_path / "bad.json").write_text('{"chain_id": 1}')
     with pytest.raises(ConfigError, match=r"\[node\] genesis: missing genesis keys"):
         load(write(tmp_path, f'[node]\ngenesis = "{tmp_path / "bad.json"}"\n'), tmp_path)
+
+
+def test_a_step_verifier_for_another_chain_than_the_services_refuses_to_start(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[rollups\] chain_id 902 differs from the devnet chain id 901: L1 "
+                                          "would check the services' transactions for another chain"):
+        load(write(tmp_path, "[rollups]\nchain_id = 902\n"), tmp_path)
+    same = load(write(tmp_path, "[rollups]\nchain_id = 902\n[workers.sequencer.settings]\nchain_id = 902\n"), tmp_path)
+    assert same.rollups.chain_id == 902 == settings_of(same)["rollups"]["chain_id"]
