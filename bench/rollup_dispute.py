@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,6 @@ from services.rollups import step_proof
 from services.rollups._contracts import GameStatus, Registry, Side
 from services.rollups._disputes import Player
 from services.rollups._machine import Rules
-from services.rollups._proposer import corrupt
 from services.rollups._snapshot import Phase
 from services.rollups._trace import DerivedChain
 
@@ -109,7 +109,8 @@ async def play_dispute(url: str, txs: int, data_dir: Path, wrong_from: int | Non
         proposer = await TxSender.create(l1, LocalSigner(DEVNET_PROPOSER_KEY))
         challenger = await TxSender.create(l1, LocalSigner(DEVNET_CHALLENGER_KEY))
         length = derived.step
-        claimed = corrupt(derived.snapshot)
+        # The faulty output: the derived snapshot with a wrong state root.
+        claimed = dataclasses.replace(derived.snapshot, state_root=keccak256(b"wrong" + derived.snapshot.state_root))
         await registry.propose(proposer, 0, claimed, length)
         started = time.perf_counter()
         await registry.challenge(challenger, 1)

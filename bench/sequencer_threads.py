@@ -66,7 +66,8 @@ async def one_run(raws: list[bytes], genesis_file: pathlib.Path, data: pathlib.P
 
     pools = Mempools(new_pool)
     log = PendingLog(PendingLog.beside(data / "sequencer.db"))
-    intake = Intake(store, log, CHAIN_ID, pools.current, block_txs=settings.max_block_txs)
+    intake = Intake(store, log, CHAIN_ID, pools.current, block_txs=settings.max_block_txs,
+                    decode_threads=settings.decode_threads)
     chain = Chain(store, load_genesis(genesis_file), pools, intake, max_block_txs=settings.max_block_txs)
     await chain.open()
     gc.freeze()  # as the worker does once started

@@ -146,7 +146,7 @@ class Sequencer:
 
     def __init__(self, tmp: pathlib.Path, name: str, genesis: pathlib.Path, otlp: str | None) -> None:
         self.address = f"127.0.0.1:{free_loopback_port()}"
-        settings = {"chain_id": CHAIN_ID, "genesis": str(genesis), "mempool": MEMPOOL}
+        settings = {"chain_id": CHAIN_ID, "genesis_file": str(genesis), "mempool": MEMPOOL}
         config = {"service": "sequencer", "address": self.address, "data_dir": str(tmp / name),
                   "drain_s": 0, "grace_s": 1, "log_level": "WARNING", "settings": settings}
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}

@@ -21,7 +21,7 @@ from supervisor._errors import (
 from supervisor._errors import Running as RunningError
 from supervisor._events import Event, EventBus, EventType
 from supervisor._nested import DynamicSupervisor, dynamic_supervisor, supervisor
-from supervisor._probe import Liveness
+from supervisor._probe import GrpcHealthProbe, Liveness, Probe, ProbeFailed, port_still_taken
 from supervisor._process import ExternalStarter, external, forked
 from supervisor._spec import (
     BRUTAL_KILL,
@@ -65,12 +65,15 @@ __all__ = [
     "EventType",
     "Exit",
     "ExternalStarter",
+    "GrpcHealthProbe",
     "InvalidSpec",
     "LaunchContext",
     "Liveness",
     "MaxChildren",
     "NotFound",
     "NotRunning",
+    "Probe",
+    "ProbeFailed",
     "Restart",
     "Restarting",
     "Running",
@@ -90,6 +93,7 @@ __all__ = [
     "dynamic_supervisor",
     "external",
     "forked",
+    "port_still_taken",
     "supervisor",
     "task",
 ]

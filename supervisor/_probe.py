@@ -1,21 +1,20 @@
 """Probes: how the supervisor learns that a process child is ready, and that it is still alive.
 
-Readiness is health: a worker counts as started when its grpc.health.v1 service says
-SERVING (OTP's start_link returning after init/1). Liveness is more than "the pid exists": a
-child that stops answering its probe is hung, and a hung child is killed and restarted.
+A probe is given by whoever builds the child spec; the supervisor knows only the ``Probe``
+protocol. Its own workers talk gRPC, so a forked child's probe is grpc.health.v1: it counts as
+started when its health service says SERVING (OTP's start_link returning after init/1).
+Liveness is more than "the pid exists": a child that stops answering its probe is hung, and a
+hung child is killed and restarted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from yarl import URL
 
 from supervisor._spec import DEFAULT_PROBE_FAILURES, DEFAULT_PROBE_INTERVAL_S, DEFAULT_PROBE_TIMEOUT_S
 
@@ -79,8 +78,9 @@ async def _port_taken(host: str, port: int) -> bool:
     return True
 
 
-async def _port_still_taken(host: str, port: int) -> bool:
-    """Whether something still listens at host:port after up to PORT_RELEASE_S of waiting."""
+async def port_still_taken(host: str, port: int) -> bool:
+    """Whether something still listens at host:port after up to PORT_RELEASE_S of waiting: what a
+    probe's preflight asks of its child's port."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PORT_RELEASE_S
     while await _port_taken(host, port):
@@ -104,7 +104,7 @@ class GrpcHealthProbe:
         self._channel: grpc.aio.Channel | None = None
 
     async def preflight(self) -> None:
-        if await _port_still_taken(*_split(self.address)):
+        if await port_still_taken(*_split(self.address)):
             raise ProbeFailed(f"{self.address} is already in use by another process")
 
     async def check(self, timeout_s: float) -> None:
@@ -160,39 +160,6 @@ class GrpcHealthProbe:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
-
-
-class JsonRpcProbe:
-    """A JSON-RPC call (``eth_chainId`` by default) that must return a result: an L1 node."""
-
-    def __init__(self, url: str, method: str = "eth_chainId") -> None:
-        self.url = url
-        self.method = method
-        self._session: aiohttp.ClientSession | None = None
-
-    async def preflight(self) -> None:
-        url = URL(self.url)
-        if url.host and url.port and await _port_still_taken(url.host, url.port):
-            raise ProbeFailed(f"{self.url} is already in use by another process")
-
-    async def check(self, timeout_s: float) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        body = {"jsonrpc": "2.0", "id": 1, "method": self.method, "params": []}
-        try:
-            async with self._session.post(
-                self.url, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
-            ) as resp:
-                reply = json.loads(await resp.text())
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise ProbeFailed(f"{self.method}: {type(exc).__name__}: {exc}") from None
-        if "result" not in reply:
-            raise ProbeFailed(f"{self.method}: {reply.get('error')}")
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 async def wait_ready(probe: Probe, timeout_s: float) -> None:

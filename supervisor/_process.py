@@ -1,8 +1,9 @@
 """Process children: OS processes forked by the zygote, probed for readiness and liveness.
 
 Two kinds share everything but what they run: a *forked* child calls a Python function in a
-fresh fork of the preloaded zygote (our gRPC workers); an *external* child execs a program
-(the local L1 node). Both are stopped per their shutdown setting: SIGKILL for brutal_kill,
+fresh fork of the preloaded zygote (our gRPC workers, probed with grpc.health.v1); an *external*
+child execs a program, probed however its spec says (the supervisor knows nothing of what the
+program speaks). Both are stopped per their shutdown setting: SIGKILL for brutal_kill,
 SIGTERM then SIGKILL after a timeout, or SIGTERM and wait for infinity.
 """
 
@@ -19,7 +20,7 @@ from supervisor._child import Exit, LaunchContext
 from supervisor._errors import StartFailed
 from supervisor._events import EventType
 from supervisor._pidwatch import PidWatch
-from supervisor._probe import GrpcHealthProbe, JsonRpcProbe, Liveness, Probe, ProbeFailed, wait_ready
+from supervisor._probe import GrpcHealthProbe, Liveness, Probe, ProbeFailed, wait_ready
 from supervisor._spec import BRUTAL_KILL, DEFAULT_START_TIMEOUT_S, INFINITY, ChildKind, Shutdown
 from supervisor._zygote_client import Zygote
 
@@ -164,17 +165,18 @@ class ForkedStarter:
 
 @dataclass(frozen=True, slots=True)
 class ExternalStarter:
-    """A non-Python program, exec'd from a zygote fork, probed with a JSON-RPC call."""
+    """A non-Python program, exec'd from a zygote fork, probed by the spec's own probe."""
 
     zygote: Zygote
     argv: tuple[str, ...]
-    #: URL the probe calls, e.g. "http://127.0.0.1:8545".
+    #: Where the program answers (a URL, host:port: whatever ``probe`` understands).
     address: str
+    #: Makes the probe for ``address``, afresh at each launch (a probe holds its connection).
+    probe: Callable[[str], Probe]
     #: Where the program's stdout and stderr go (appended); None: inherit ours.
     output: str | None = None
     cwd: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    probe_method: str = "eth_chainId"
     liveness: Liveness | None = field(default_factory=Liveness)
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S
 
@@ -186,7 +188,7 @@ class ExternalStarter:
         spec = {"id": ctx.path, "kind": "exec", "argv": list(self.argv), "env": dict(self.env),
                 "cwd": self.cwd, "output": self.output}
         return await _launch(ctx, lambda: self.zygote.spawn(spec), self.address,
-                             JsonRpcProbe(self.address, self.probe_method), self.liveness, self.start_timeout_s)
+                             self.probe(self.address), self.liveness, self.start_timeout_s)
 
 
 def forked(zygote: Zygote, target: str, address: str, **kw: Any) -> ForkedStarter:
@@ -194,6 +196,7 @@ def forked(zygote: Zygote, target: str, address: str, **kw: Any) -> ForkedStarte
     return ForkedStarter(zygote, target, address, **kw)
 
 
-def external(zygote: Zygote, argv: list[str] | tuple[str, ...], address: str, **kw: Any) -> ExternalStarter:
-    """An external program child, ready when ``address`` answers JSON-RPC."""
-    return ExternalStarter(zygote, tuple(argv), address, **kw)
+def external(zygote: Zygote, argv: list[str] | tuple[str, ...], address: str, probe: Callable[[str], Probe],
+             **kw: Any) -> ExternalStarter:
+    """An external program child, ready when ``probe(address)`` says so."""
+    return ExternalStarter(zygote, tuple(argv), address, probe, **kw)

@@ -7,6 +7,7 @@
     monitor_base_port = 0    # aiomonitor per worker on 127.0.0.1 (services.runtime.monitor_port_for); 0 = off
     intensity = 3            # root restart intensity ...
     period_s = 5.0           # ... within this window
+    genesis = ""             # the L2 genesis JSON every service builds on (l2node/node/genesis.py); "" = devnet's
     [l1]
     rpc = ""                 # an Ethereum JSON-RPC URL; empty = start a local anvil
     port = 0                 # the local anvil's port; 0 = a free loopback port
@@ -32,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from l2node.node import genesis
 from l2node.node.params import RollupParams
 from services.runtime import monitor_port_for
 
@@ -86,6 +88,8 @@ class NodeConfig:
     challenger_key_file: str = ""
     #: What the local L1's rollup contracts are deployed with.
     rollups: RollupParams = field(default_factory=RollupParams)
+    #: The L2 genesis file (absolute), handed to every service that builds on it; "" = the devnet's.
+    genesis: str = ""
     workers: tuple[WorkerEntry, ...] = ()
 
     @property
@@ -123,8 +127,20 @@ def _workers(tables: Mapping[str, Any]) -> tuple[WorkerEntry, ...]:
         definition = table.get("definition") or BUILTIN_WORKERS.get(name)
         if not definition:
             raise ConfigError(f"[workers.{name}] needs a definition = \"module:ATTR\"")
-        entries.append(WorkerEntry(id=name, definition=str(definition), settings=dict(table.get("settings", {}))))
+        settings = dict(table.get("settings", {}))
+        if name in genesis.USERS:
+            genesis.refuse_worker_genesis(name, settings)
+        entries.append(WorkerEntry(id=name, definition=str(definition), settings=settings))
     return tuple(entries)
+
+
+def _one_genesis(cfg: NodeConfig, params_chain_id_set: bool) -> NodeConfig:
+    """Every user of the genesis given the node's one (l2node/node/genesis.py); ValueError if they
+    would disagree."""
+    users = {w.id: w.settings for w in cfg.workers if w.id in genesis.USERS}
+    filled, params = genesis.one_genesis(cfg.genesis, users, cfg.rollups, params_chain_id_set)
+    return replace(cfg, rollups=params,
+                   workers=tuple(replace(w, settings=filled[w.id]) if w.id in filled else w for w in cfg.workers))
 
 
 def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc: str | None = None
@@ -158,7 +174,9 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             challenger_key_file=str(l1.get("challenger_key_file", "")),
             workers=_workers(workers),
             rollups=RollupParams.from_mapping(_section(doc, "rollups")),
+            genesis=genesis.resolve(node.get("genesis", "")),
         )
+        cfg = _one_genesis(cfg, "chain_id" in _section(doc, "rollups"))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None
     if data_dir is not None:

@@ -1,13 +1,18 @@
-"""The local L1: anvil from the `@foundry-rs/anvil` npm package, run as an external child."""
+"""The local L1: anvil from the `@foundry-rs/anvil` npm package, run as an external child, and
+the JSON-RPC probe that tells the supervisor an L1 node is up."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import platform
 import shutil
 import socket
 from dataclasses import dataclass
+
+import aiohttp
+from yarl import URL
 
 from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, deploy_contracts
 from l2node.node.params import RollupParams
@@ -17,10 +22,12 @@ from supervisor import (
     ExternalStarter,
     LaunchContext,
     Liveness,
+    ProbeFailed,
     Restart,
     Running,
     Zygote,
     external,
+    port_still_taken,
 )
 
 #: anvil's default chain id, which wallets and the dev accounts expect.
@@ -56,6 +63,39 @@ def anvil_binary() -> str:
     raise FileNotFoundError("anvil not found: run `npm ci` in the project root, or set L2NODE_ANVIL")
 
 
+class JsonRpcProbe:
+    """A supervisor probe for an L1 node: a JSON-RPC call (``eth_chainId``) must return a result."""
+
+    def __init__(self, url: str, method: str = "eth_chainId") -> None:
+        self.url = url
+        self.method = method
+        self._session: aiohttp.ClientSession | None = None
+
+    async def preflight(self) -> None:
+        url = URL(self.url)
+        if url.host and url.port and await port_still_taken(url.host, url.port):
+            raise ProbeFailed(f"{self.url} is already in use by another process")
+
+    async def check(self, timeout_s: float) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        body = {"jsonrpc": "2.0", "id": 1, "method": self.method, "params": []}
+        try:
+            async with self._session.post(
+                self.url, json=body, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            ) as resp:
+                reply = json.loads(await resp.text())
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise ProbeFailed(f"{self.method}: {type(exc).__name__}: {exc}") from None
+        if "result" not in reply:
+            raise ProbeFailed(f"{self.method}: {reply.get('error')}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 def free_loopback_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,7 +115,7 @@ def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: 
         # depth without more traffic: a block a second; "safe" is 4 blocks back, "finalized" 8.
         "--block-time", str(DEVNET_BLOCK_TIME_S), "--slots-in-an-epoch", "4",
     ]
-    start = external(zygote, argv, f"http://127.0.0.1:{port}", output=str(l1_dir / "anvil.log"),
+    start = external(zygote, argv, f"http://127.0.0.1:{port}", JsonRpcProbe, output=str(l1_dir / "anvil.log"),
                      liveness=liveness if liveness is not None else Liveness())
     deployed = _WithContracts(start, data_dir, params or RollupParams())
     return ChildSpec(id="l1", start=deployed, restart=Restart.PERMANENT, shutdown=5000)

@@ -23,6 +23,7 @@ import supervisor as sv
 from l2node.node import endpoints
 from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
+from l2node.node.l1 import JsonRpcProbe
 from l2node.node.tree import build, worker_payload
 from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from services.runtime import (
@@ -88,7 +89,7 @@ def _spec_factory(cfg: NodeConfig, zygote: Zygote) -> Any:
             if not spec.external.argv or not spec.external.address:
                 raise InvalidArgument("an external child needs argv and address", reason="INVALID_SPEC",
                                       field_violations=[FieldViolation("spec.external", "argv and address")])
-            start = external(zygote, list(spec.external.argv), spec.external.address)
+            start = external(zygote, list(spec.external.argv), spec.external.address, JsonRpcProbe)
         else:
             raise InvalidArgument("spec.start must be worker or external", reason="INVALID_SPEC",
                                   field_violations=[FieldViolation("spec.start", "missing")])

@@ -11,26 +11,36 @@ contracts/OutputRegistry.sol, DisputeGame.sol and StepVerifier.sol (the one-step
 
 from __future__ import annotations
 
+import functools
+
 from protocol import devnet_genesis, load_genesis
 from protos.l2node.rollups.v1 import rollups_pb2_grpc
 from services.runtime import Service, WorkerContext, WorkerDefinition
 
+from ._challenger import Challenger
 from ._contracts import snapshot_tuple
 from ._machine import genesis_snapshot
-from ._rollups import Rollups, step_proof
+from ._proposer import Proposer
+from ._rollups import Roles, Rollups, step_proof
 from ._service import RollupsServicer
 from ._settings import RollupsSettings
 
-__all__ = ["WORKER", "RollupsSettings", "genesis_snapshot", "snapshot_tuple", "step_proof"]
+__all__ = ["WORKER", "Challenger", "Proposer", "Roles", "RollupsSettings", "definition", "genesis_snapshot",
+           "snapshot_tuple", "step_proof"]
 
 
-async def _register(ctx: WorkerContext) -> Service:
+async def _register(ctx: WorkerContext, roles: Roles) -> Service:
     settings = RollupsSettings.from_mapping(ctx.config.settings)
-    genesis = load_genesis(settings.genesis) if settings.genesis else devnet_genesis(settings.chain_id)
-    rollups = await Rollups.open(settings, genesis, ctx.logger, ctx.channel)
+    genesis = load_genesis(settings.genesis_file) if settings.genesis_file else devnet_genesis(settings.chain_id)
+    rollups = await Rollups.open(settings, genesis, ctx.logger, ctx.channel, roles)
     servicer = RollupsServicer(rollups.registry, rollups.from_block, settings.poll_interval_s)
     rollups_pb2_grpc.add_RollupsServiceServicer_to_server(servicer, ctx.server)
     return rollups
 
 
-WORKER = WorkerDefinition(name="rollups", register=_register)
+def definition(roles: Roles | None = None) -> WorkerDefinition:
+    """The rollups worker, its roles played by ``roles`` (default: the honest Proposer and Challenger)."""
+    return WorkerDefinition(name="rollups", register=functools.partial(_register, roles=roles or Roles()))
+
+
+WORKER = definition()

@@ -70,8 +70,7 @@ class Challenger:
                 break  # our derivation is not there yet
             parent = await self.registry.output(out.parent_index)
             parent_honest = self.chain.judge(parent.l2_block, parent.snapshot_hash, parent.batch_limit) is True
-            mine = self.settings.faulty_challenger and honest and out.proposer != self.sender.address
-            wrong = (not honest and parent_honest) or mine
+            wrong = (not honest and parent_honest) or (honest and self.challenges_honest(out))
             games = await self._games(index)
             # Ours already on L1 (say, opened before a restart): play it rather than pay for a second.
             ours = any(state.challenger == self.sender.address for _, state in games)
@@ -82,7 +81,7 @@ class Challenger:
                     receipt = await self.registry.challenge(self.sender, index)
                     span.set_attribute("l1.block", receipt.block_number)
                 _log.warning("output challenged", extra={"index": index, "l2_block": out.l2_block,
-                                                         "faulty_challenger": mine})
+                                                         "honest_output": honest})
                 games = await self._games(index)
             for game_id, state in games:
                 sides = []
@@ -95,6 +94,16 @@ class Challenger:
                         self._playing.add((game_id, side))
                         to_play.append((game_id, side, out))
         return to_play
+
+    def challenges_honest(self, out: OutputRecord) -> bool:
+        """Whether to challenge ``out`` though it is right: never. (A test's faulty challenger,
+        tests/workers/faulty_rollups.py, says yes here.)"""
+        return False
+
+    def player_type(self, side: Side) -> type[Player]:
+        """How our ``side`` of a game is played: honestly. (A test's faulty challenger plays a
+        Player that disagrees with every claim.)"""
+        return Player
 
     async def _games(self, index: int) -> list[tuple[int, GameState]]:
         return [(game_id, await self.registry.game_state(await self.registry.game_address(game_id)))
@@ -109,8 +118,7 @@ class Challenger:
         if side == Side.DEFENDER:
             claims[-1] = out.snapshot_hash  # what we claimed, right or not: defend it to the end
         sender = self.sender if side == Side.CHALLENGER or self.defender is None else self.defender
-        player = Player(self.registry, sender, traces, self.prover, parent.l2_block, claims, side,
-                        faulty=self.settings.faulty_challenger and side == Side.CHALLENGER)
+        player = self.player_type(side)(self.registry, sender, traces, self.prover, parent.l2_block, claims, side)
         address = await self.registry.game_address(game_id)
         result = await player.play(address)
         _log.info("dispute over", extra={"game": game_id, "output": out.index, "side": side.name,

@@ -13,9 +13,6 @@ wide and its claim at ``hi`` is what L1 will compute, it proves the step itself 
 wait for the challenger's clock (the one-step proof is deterministic; whoever submits it).
 Challenger: agree with a middle claim iff it equals its own trace there, then prove the step.
 Either side claims a timeout as soon as the other's clock has run out.
-
-``faulty`` (tests and demos only) makes a challenger disagree with every claim: a dishonest
-challenger, which must lose.
 """
 
 from __future__ import annotations
@@ -57,7 +54,6 @@ class Player:
     #: Our own trace claims (positions 0..traceLength); the defender's end claim may be its own.
     claims: list[bytes]
     side: Side
-    faulty: bool = False
 
     async def play(self, game: bytes) -> GameStatus:
         while True:
@@ -89,10 +85,10 @@ class Player:
             return await self._move(g, "bisect", self.claims[mid], bond=True)
         if g.next_move == Move.CHOOSE:
             mid = (g.lo + g.hi) // 2
-            agree = not self.faulty and self._agrees(mid, g.mid_claim)
+            agree = self._agrees(mid, g.mid_claim)
             return await self._move(g, "choose", agree, bond=True)
         if g.next_move == Move.STEP:
-            if self.faulty or not self._agrees(g.lo, g.lo_hash):
+            if not self._agrees(g.lo, g.lo_hash):
                 return False  # nothing true to prove: our clock runs out
             return await self._step(g)
         return False

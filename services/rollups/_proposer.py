@@ -18,11 +18,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 
 from opentelemetry import trace
 
-from protocol import keccak256
 from services.l1 import OUTAGE, L1Error, TxSender
 
 from ._contracts import ContractFailed, OutputStatus, Registry
@@ -73,9 +71,7 @@ class Proposer:
         if not due:
             return None
         index = await self.registry.output_count()
-        snapshot = derived.snapshot
-        if index == self.settings.faulty_output:
-            snapshot = corrupt(snapshot)
+        snapshot = self.claim(index, derived.snapshot)
         length = derived.step - parent.step
         agrees = await self._compare_with_sequencer(derived.header.number, derived.hash)
         with _tracer.start_as_current_span("propose_output") as span:
@@ -90,6 +86,11 @@ class Proposer:
                                             "faulty": snapshot is not derived.snapshot,
                                             "sequencer_agrees": agrees})
         return index
+
+    def claim(self, index: int, derived: Snapshot) -> Snapshot:
+        """What output ``index`` claims: the snapshot derived from L1. (A test's faulty proposer,
+        tests/workers/faulty_rollups.py, claims something else here.)"""
+        return derived
 
     async def _compare_with_sequencer(self, number: int, l1_hash: bytes) -> bool | None:
         """Whether the sequencer has block ``number`` as L1 defines it (None: not asked / unreachable)."""
@@ -133,6 +134,3 @@ class Proposer:
         return block.timestamp if block is not None else 0
 
 
-def corrupt(snapshot: Snapshot) -> Snapshot:
-    """The faulty proposer's output: the same snapshot with a wrong state root."""
-    return replace(snapshot, state_root=keccak256(b"faulty proposer" + snapshot.state_root))

@@ -9,7 +9,7 @@ import logging
 import pathlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -64,6 +64,13 @@ def _sequencer_block_hash(channel: grpc.aio.Channel) -> SequencerBlockHash:
     return block_hash
 
 
+class Roles(NamedTuple):
+    """The classes that play the proposer and the challenger (a test worker gives faulty ones)."""
+
+    proposer: type[Proposer] = Proposer
+    challenger: type[Challenger] = Challenger
+
+
 class Rollups:
     """Owns everything below; built by :meth:`open`. Without an output registry configured it
     owns nothing and runs nothing (``registry`` is None)."""
@@ -80,7 +87,7 @@ class Rollups:
 
     @classmethod
     async def open(cls, settings: RollupsSettings, genesis: Genesis, logger: logging.Logger,
-                   channel: ChannelFn) -> Rollups:
+                   channel: ChannelFn, roles: Roles) -> Rollups:
         rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
         named = _contracts_doc(contracts)["contracts"] if rpc and contracts else {}
         if "OutputRegistry" not in named:
@@ -95,8 +102,8 @@ class Rollups:
         portal = Contract(Artifact.load("DepositPortal"), address(named["DepositPortal"]))
         from_block = int(doc["block_number"])
 
-        # Sender recovery runs in libsecp256k1 without the GIL: 2 threads (this machine has 2 cores).
-        pool = ThreadPoolExecutor(2, thread_name_prefix="derive")
+        # Sender recovery runs in libsecp256k1 without the GIL: one thread per CPU by default.
+        pool = ThreadPoolExecutor(settings.derive_threads, thread_name_prefix="derive")
 
         def derived_chain() -> DerivedChain:  # one per role: each syncs at its own pace
             return DerivedChain(client, inbox, portal, genesis, rules, from_block, settings.confirmation_depth, pool)
@@ -109,21 +116,19 @@ class Rollups:
                 key_file = settings.proposer_key_file or settings.l1.get("proposer_key_file", "")
                 proposer_sender = await TxSender.create(client, LocalSigner(_key(key_file)))
                 check = _sequencer_block_hash(channel(settings.sequencer)) if settings.sequencer else None
-                proposer = Proposer(derived_chain(), registry, proposer_sender, settings, check)
+                proposer = roles.proposer(derived_chain(), registry, proposer_sender, settings, check)
             if settings.challenge or proposer_sender is not None:  # a proposer must defend its outputs
                 key_file = settings.challenger_key_file or settings.l1.get("challenger_key_file", "")
                 sender = await TxSender.create(client, LocalSigner(_key(key_file))) if settings.challenge else \
                     proposer_sender
                 assert sender is not None
-                challenger = Challenger(derived_chain(), registry, sender, settings, step_proof,
-                                        defender=proposer_sender)
+                challenger = roles.challenger(derived_chain(), registry, sender, settings, step_proof,
+                                              defender=proposer_sender)
         except BaseException:
             await cls(registry, from_block, client, pool, None, None).aclose()  # L1 unreachable, a bad key...
             raise
         logger.info("rollups ready", extra={"registry": named["OutputRegistry"], "propose": settings.propose,
-                                            "challenge": settings.challenge,
-                                            "faulty_output": settings.faulty_output,
-                                            "faulty_challenger": settings.faulty_challenger})
+                                            "challenge": settings.challenge})
         return cls(registry, from_block, client, pool, proposer, challenger)
 
     def tasks(self) -> Sequence[ChildSpec]:

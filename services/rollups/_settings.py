@@ -7,16 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import DEFAULT_CHAIN_ID
-from services.runtime import settings_from
+from services.runtime import check_threads, cpu_count, settings_from
 
 from ._machine import DEFAULT_SEQUENCER_WINDOW, Rules
 
 
 @dataclass(frozen=True, slots=True)
 class RollupsSettings:
-    #: The L2 chain id and genesis: the same as the sequencer's (derivation re-executes its rules).
+    #: The L2 chain id and genesis file: the sequencer's (derivation re-executes its rules), both
+    #: set by the node from its one ``[node] genesis`` (l2node/node/genesis.py); empty: the devnet genesis.
     chain_id: int = DEFAULT_CHAIN_ID
-    genesis: str = ""
+    genesis_file: str = ""
     #: Run the proposer (bonded outputs) and/or the challenger (checks every output against
     #: its own derivation, challenges a wrong one, defends its own). Either can run alone.
     propose: bool = True
@@ -36,13 +37,12 @@ class RollupsSettings:
     #: sequencer's (through the "sequencer" call policy) and logs a divergence loudly. It still
     #: proposes what L1 says: L1 is the truth. Empty: no comparison (`l2node up` fills it).
     sequencer: str = ""
-    #: TEST/DEMO ONLY: corrupt the state root of the output proposed with this index (-1: never).
-    faulty_output: int = -1
-    #: TEST/DEMO ONLY: challenge honest outputs and disagree with every claim.
-    faulty_challenger: bool = False
     #: {"rpc", "contracts", "proposer_key_file", "challenger_key_file"}, as `l2node up` fills
     #: them (the key files above, when set, win); contracts.json names the registry.
     l1: Mapping[str, Any] = field(default_factory=dict)
+    #: Threads re-deriving blocks (shared by the proposer's and the challenger's derivations).
+    #: Sender recovery runs in libsecp256k1 without the GIL; default: one per CPU.
+    derive_threads: int = field(default_factory=cpu_count)
 
     def __post_init__(self) -> None:
         if self.output_interval_blocks < 1 or self.output_interval_s <= 0:
@@ -51,6 +51,7 @@ class RollupsSettings:
             raise ValueError(f"poll_interval_s {self.poll_interval_s} must be in (0, 60]")
         if self.confirmation_depth < 0:
             raise ValueError("confirmation_depth must be >= 0")
+        check_threads("derive_threads", self.derive_threads)
 
     def rules(self, sequencer_window: int = DEFAULT_SEQUENCER_WINDOW) -> Rules:
         return Rules(chain_id=self.chain_id, sequencer_window=sequencer_window)

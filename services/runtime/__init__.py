@@ -36,6 +36,8 @@ from services.runtime._config import (
     DEFAULT_MONITOR_BASE,
     MonitorPorts,
     WorkerConfig,
+    check_threads,
+    cpu_count,
     monitor_port_for,
     settings_from,
 )
@@ -119,6 +121,8 @@ __all__ = [
     "WorkerContext",
     "WorkerDefinition",
     "call_unary",
+    "check_threads",
+    "cpu_count",
     "default_classify",
     "http_status_verdict",
     "init_logging",

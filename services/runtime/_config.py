@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -152,6 +153,18 @@ def settings_from(cls: type[_S], data: Mapping[str, Any], what: str) -> _S:
     if unknown:
         raise ValueError(f"unknown {what} settings: {sorted(unknown)}")
     return cls(**data)
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity, which taskset or a container's cpuset
+    narrow): the default of every thread-count setting."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_threads(name: str, value: object) -> None:
+    """A thread-count setting: a whole number of threads, at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} {value!r} must be a whole number of threads >= 1")
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:

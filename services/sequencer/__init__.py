@@ -27,7 +27,7 @@ __all__ = ["WORKER", "SequencerSettings"]
 
 async def _register(ctx: WorkerContext) -> Service:
     settings = SequencerSettings.from_mapping(ctx.config.settings)
-    genesis = load_genesis(settings.genesis) if settings.genesis else devnet_genesis(settings.chain_id)
+    genesis = load_genesis(settings.genesis_file) if settings.genesis_file else devnet_genesis(settings.chain_id)
     if genesis.chain_id != settings.chain_id:
         raise ValueError(f"genesis chain id {genesis.chain_id} != configured chain id {settings.chain_id}")
     sequencer = await Sequencer.open(ctx.storage, settings, genesis, ctx.logger)

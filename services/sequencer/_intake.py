@@ -29,8 +29,6 @@ _tracer = trace.get_tracer("l2node.sequencer")
 
 #: How many transactions' accept spans are remembered for the blocks that seal them.
 _SPAN_MEMORY = 65_536
-#: Threads decoding incoming batches: one per core of this 2-core machine's worth of recovery.
-DECODE_THREADS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +79,17 @@ class Intake:
     """Accepts transactions into the current pool and the pending log; the chain's listener
     (``_chain.ChainListener``): told what was sealed or dropped, and when to refill the pool."""
 
-    def __init__(self, store: SequencerStore, log: PendingLog, chain_id: int, pool: PoolFn, *, block_txs: int) -> None:
+    def __init__(self, store: SequencerStore, log: PendingLog, chain_id: int, pool: PoolFn, *, block_txs: int,
+                 decode_threads: int) -> None:
         self._store = store
         self._log = log
         self._chain_id = chain_id
         self._pool = pool
         # Above every dropped row's entry and every entry still logged (see SequencerStore.max_seq).
         self._seq = max(store.max_seq(), log.max_seq())
-        # Sender recovery (~45 µs a transaction) runs in C without the GIL: decoding on threads
-        # keeps the event loop free and lets concurrent batches use both cores.
-        self._decoders = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode")
+        # Decoding on threads (SequencerSettings.decode_threads) keeps the event loop free and lets
+        # concurrent batches use every core.
+        self._decoders = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
         self.accepted = 0
         self.refused = 0
         self._block_txs = block_txs

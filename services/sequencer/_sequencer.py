@@ -55,7 +55,8 @@ class Sequencer:
         l1 = settings.l1_settings()
         room: BlockRoom | None = functools.partial(block_room, l1.max_batch_data) if l1.enabled else None
         log = PendingLog(PendingLog.beside(storage.path))
-        intake = Intake(store, log, settings.chain_id, pools.current, block_txs=settings.max_block_txs)
+        intake = Intake(store, log, settings.chain_id, pools.current, block_txs=settings.max_block_txs,
+                        decode_threads=settings.decode_threads)
         chain = Chain(store, genesis, pools, intake, max_block_txs=settings.max_block_txs, block_room=room)
         await chain.open()
         restored = await intake.restore()

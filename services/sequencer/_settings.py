@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from protocol import DEFAULT_CHAIN_ID
-from services.runtime import settings_from
+from services.runtime import check_threads, cpu_count, settings_from
 
 from ._mempool import MempoolConfig
 
@@ -70,13 +70,17 @@ class SequencerSettings:
     max_block_txs: int = 10_000
     #: "fee" (effective tip, ties by arrival) or "fcfs" (arrival order).
     ordering: str = "fee"
-    #: A genesis JSON file; empty: the devnet genesis (the anvil/hardhat dev accounts funded).
-    genesis: str = ""
+    #: The genesis JSON file, set by the node from its one ``[node] genesis`` (the same for every
+    #: service; l2node/node/genesis.py); empty: the devnet genesis (the anvil/hardhat dev accounts funded).
+    genesis_file: str = ""
     max_batch: int = DEFAULT_MAX_BATCH
     #: Pool limits, as services.sequencer._mempool.MempoolConfig fields (geth's defaults otherwise).
     mempool: Mapping[str, Any] = field(default_factory=dict)
     #: L1Settings fields (`l2node up` fills rpc, contracts and batcher_key_file).
     l1: Mapping[str, Any] = field(default_factory=dict)
+    #: Threads decoding incoming batches. Sender recovery (~45 us a transaction) runs in C
+    #: without the GIL, so each thread uses a core of its own; default: one per CPU.
+    decode_threads: int = field(default_factory=cpu_count)
 
     def l1_settings(self) -> L1Settings:
         try:
@@ -103,6 +107,7 @@ class SequencerSettings:
             raise ValueError(f"block_time_s {self.block_time_s} must be in (0, 60]")
         if self.max_block_txs < 1 or self.max_batch < 1:
             raise ValueError("max_block_txs and max_batch must be at least 1")
+        check_threads("decode_threads", self.decode_threads)
         l1 = self.l1_settings()
         if l1.enabled and l1.max_l2_tx < 1024:
             raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes} leaves no room for a batch")

@@ -1,14 +1,20 @@
-"""l2node/node/config.py and params.py: the [rollups] table, with its defaults and its refusals."""
+"""l2node/node/config.py, params.py and genesis.py: the [rollups] table and the node's one genesis,
+with their defaults and their refusals."""
 
 from __future__ import annotations
 
+import json
 import pathlib
+from typing import Any
 
 import pytest
 
-from l2node.node.config import ConfigError, load
+from l2node.node.config import ConfigError, NodeConfig, load
 from l2node.node.params import DEFAULT_SEQUENCER_WINDOW, RollupParams
+from protocol import DEFAULT_CHAIN_ID
+from services.rollups import RollupsSettings
 from services.rollups._machine import DEFAULT_SEQUENCER_WINDOW as MACHINE_WINDOW
+from services.sequencer import SequencerSettings
 
 
 def write(tmp_path: pathlib.Path, text: str) -> pathlib.Path:
@@ -36,3 +42,90 @@ def test_bad_rollups_values_are_refused_with_the_reason(tmp_path: pathlib.Path, 
 
 def test_the_default_sequencer_window_is_the_derivations() -> None:
     assert DEFAULT_SEQUENCER_WINDOW == MACHINE_WINDOW
+
+
+# -- the genesis: set once, at node level (l2node/node/genesis.py) ----------------------------------
+
+
+def genesis_file(tmp_path: pathlib.Path, chain_id: int = 777) -> pathlib.Path:
+    path = tmp_path / "genesis.json"
+    path.write_text(json.dumps({"chain_id": chain_id, "base_fee": "1000000000",
+                                "alloc": {"0x000000000000000000000000000000000000bEEF": "1000"}}))
+    return path
+
+
+def settings_of(cfg: NodeConfig) -> dict[str, dict[str, Any]]:
+    return {w.id: dict(w.settings) for w in cfg.workers}
+
+
+def test_the_node_s_genesis_is_handed_to_every_service_with_its_chain_id(tmp_path: pathlib.Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    genesis_file(tmp_path)
+    monkeypatch.chdir(tmp_path)  # a relative path is the node's working directory's, made absolute
+    cfg = load(write(tmp_path, '[node]\ngenesis = "genesis.json"\n'
+                               '[workers.echo]\ndefinition = "tests.workers.echo:WORKER"\n'
+                               "[workers.sequencer.settings]\nchain_id = 777\n"), tmp_path)
+    path = str(tmp_path / "genesis.json")
+    assert cfg.genesis == path
+    both = settings_of(cfg)
+    assert both["sequencer"] == both["rollups"] == {"genesis_file": path, "chain_id": 777}
+    assert both["echo"] == {}  # only the services that build on the genesis
+    assert cfg.rollups.chain_id == 777  # the L1 step verifier checks signatures for the same chain
+    # The settings each service reads it through: the node's key, the same file.
+    assert SequencerSettings.from_mapping(both["sequencer"]).genesis_file == path
+    assert RollupsSettings.from_mapping(both["rollups"]).genesis_file == path
+
+
+def test_without_a_genesis_every_service_builds_the_devnet_s_for_the_same_chain(tmp_path: pathlib.Path) -> None:
+    cfg = load(None, tmp_path)
+    assert cfg.genesis == "" and settings_of(cfg) == {"sequencer": {"chain_id": DEFAULT_CHAIN_ID},
+                                                      "rollups": {"chain_id": DEFAULT_CHAIN_ID}}
+    assert cfg.rollups == RollupParams()
+    one = load(write(tmp_path, "[workers.rollups.settings]\nchain_id = 902\n"), tmp_path)  # set once, for all
+    assert settings_of(one)["sequencer"]["chain_id"] == 902 == one.rollups.chain_id
+
+
+@pytest.mark.parametrize("key", ["genesis", "genesis_file"])
+@pytest.mark.parametrize("service", ["sequencer", "rollups"])
+def test_a_service_s_own_genesis_is_refused_naming_the_node_key(tmp_path: pathlib.Path, service: str,
+                                                                 key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"\[workers.{service}.settings\] {key}: .*\[node\] genesis = \"path\""):
+        load(write(tmp_path, f'[workers.{service}.settings]\n{key} = "{genesis_file(tmp_path)}"\n'), tmp_path)
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    # a service on another chain than the genesis
+    ("[workers.rollups.settings]\nchain_id = 901\n",
+     r"\[workers.rollups.settings\] chain_id 901 differs from the chain id 777 of \[node\] genesis \(/"),
+    # the L1 step verifier on another chain
+    ("[rollups]\nchain_id = 901\n", r"\[rollups\] chain_id 901 differs from the chain id 777 of \[node\] genesis"),
+])
+def test_services_that_would_disagree_with_the_genesis_refuse_to_start(tmp_path: pathlib.Path, text: str,
+                                                                       reason: str) -> None:
+    genesis = genesis_file(tmp_path)
+    with pytest.raises(ConfigError, match=reason):
+        load(write(tmp_path, f'[node]\ngenesis = "{genesis}"\n{text}'), tmp_path)
+
+
+def test_services_on_two_chains_refuse_to_start(tmp_path: pathlib.Path) -> None:
+    text = "[workers.sequencer.settings]\nchain_id = 901\n[workers.rollups.settings]\nchain_id = 902\n"
+    with pytest.raises(ConfigError, match=r"\[workers.rollups.settings\] chain_id 902 differs from "
+                                          r"\[workers.sequencer.settings\] chain_id 901: the services would not "
+                                          "build on the same chain"):
+        load(write(tmp_path, text), tmp_path)
+
+
+def test_a_missing_or_broken_genesis_is_refused_with_the_reason(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[node\] genesis: .*nothing.json"):
+        load(write(tmp_path, f'[node]\ngenesis = "{tmp_path / "nothing.json"}"\n'), tmp_path)
+    (tmp_path / "bad.json").write_text('{"chain_id": 1}')
+    with pytest.raises(ConfigError, match=r"\[node\] genesis: missing genesis keys"):
+        load(write(tmp_path, f'[node]\ngenesis = "{tmp_path / "bad.json"}"\n'), tmp_path)
+
+
+def test_a_step_verifier_for_another_chain_than_the_services_refuses_to_start(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[rollups\] chain_id 902 differs from the devnet chain id 901: L1 "
+                                          "would check the services' transactions for another chain"):
+        load(write(tmp_path, "[rollups]\nchain_id = 902\n"), tmp_path)
+    same = load(write(tmp_path, "[rollups]\nchain_id = 902\n[workers.sequencer.settings]\nchain_id = 902\n"), tmp_path)
+    assert same.rollups.chain_id == 902 == settings_of(same)["rollups"]["chain_id"]

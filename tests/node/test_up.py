@@ -302,10 +302,12 @@ def test_a_transfer_goes_pending_sealed_safe_finalized_with_its_batch_on_l1(node
     assert "not reachable for the output cross-check" not in log
 
 
-def test_the_faulty_proposer_switch_makes_the_challenger_win_on_l1(tmp_path: pathlib.Path) -> None:
-    """One `l2node up`, its proposer told to corrupt output 1: its own challenger disputes it
-    (and its proposer defends, as a faulty proposer would), and L1 decides for the challenger."""
-    node = Node(tmp_path, "[workers.rollups.settings]\nfaulty_output = 1\n")
+def test_a_faulty_proposer_makes_the_challenger_win_on_l1(tmp_path: pathlib.Path) -> None:
+    """One `l2node up`, its rollups worker the test one whose proposer corrupts output 1: its own
+    challenger disputes it (and its proposer defends, as a faulty proposer would), and L1 decides
+    for the challenger."""
+    node = Node(tmp_path, '[workers.rollups]\ndefinition = "tests.workers.faulty_rollups:WORKER"\n'
+                          "[workers.rollups.settings]\nfaulty_output = 1\n")
     try:
         cli(node.data_dir, "tx", "send", "--to", "0x000000000000000000000000000000000000bEEF", "--value", "5",
             "--dev", "5", "--wait", "sealed")
@@ -324,3 +326,14 @@ def test_the_faulty_proposer_switch_makes_the_challenger_win_on_l1(tmp_path: pat
         assert bad["dispute_ids"] == [game["id"]]
     finally:
         node.close()
+
+
+def test_up_refuses_a_node_whose_services_would_disagree_and_says_why(tmp_path: pathlib.Path) -> None:
+    config = tmp_path / "l2node.toml"
+    config.write_text("[workers.sequencer.settings]\nchain_id = 901\n[workers.rollups.settings]\nchain_id = 902\n")
+    r = cli(tmp_path / "data", "up", "--config", str(config), check=False)
+    assert r.returncode != 0 and "would not build on the same chain" in r.stderr
+    assert not (tmp_path / "data" / "run" / "endpoints.json").exists()  # nothing started
+    config.write_text('[workers.sequencer.settings]\ngenesis = "genesis.json"\n')  # the old spelling
+    r = cli(tmp_path / "data", "up", "--config", str(config), check=False)
+    assert r.returncode != 0 and '[node] genesis = "path"' in r.stderr

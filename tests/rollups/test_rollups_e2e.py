@@ -2,7 +2,8 @@
 
 Honest outputs are proposed and finalize; a faulty proposer is challenged by an independent
 challenger node and loses its output and bond; a faulty challenger loses its bond against an
-honest output. The L1 mines a block every second, as `l2node up`'s does.
+honest output (faults come from the test worker tests/workers/faulty_rollups.py). The L1 mines
+a block every second, as `l2node up`'s does.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from tests.sequencer.test_service import DEV_KEYS, ROOT, sign
 #: Short enough for a test, long enough for the challenger to see an output and act.
 PARAMS = RollupParams(challenge_window_s=12, max_clock_s=40)
 PAYEE = "0x000000000000000000000000000000000000bEEF"
+#: The rollups worker with fault switches (faulty_output, faulty_challenger): a test-only definition.
+FAULTY = "tests.workers.faulty_rollups:WORKER"
 
 
 @pytest.fixture
@@ -67,7 +70,8 @@ class Worker:
         return list(self.stub.ListOutputs(rpb.ListOutputsRequest(page_size=500), timeout=10).outputs)
 
 
-def start_rollups(tmp_path: pathlib.Path, l1: Anvil, name: str, **settings: Any) -> Worker:
+def start_rollups(tmp_path: pathlib.Path, l1: Anvil, name: str, definition: str = "services.rollups:WORKER",
+                  **settings: Any) -> Worker:
     keys = tmp_path / f"{name}-keys"
     keys.mkdir()
     (keys / "proposer.key").write_text(DEVNET_PROPOSER_KEY)
@@ -78,7 +82,7 @@ def start_rollups(tmp_path: pathlib.Path, l1: Anvil, name: str, **settings: Any)
         "proposer_key_file": str(keys / "proposer.key"), "challenger_key_file": str(keys / "challenger.key"),
         "l1": {"rpc": l1.url, "contracts": str(tmp_path / "l1" / "contracts.json")}, **settings}}
     log = tmp_path / f"{name}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "services.runtime", "services.rollups:WORKER",
+    proc = subprocess.Popen([sys.executable, "-m", "services.runtime", definition,
                              "--config-json", json.dumps(config)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=log.open("ab"), env=dict(os.environ))
     channel = grpc.insecure_channel(address)
@@ -89,7 +93,8 @@ def start_rollups(tmp_path: pathlib.Path, l1: Anvil, name: str, **settings: Any)
 @contextlib.contextmanager
 def cluster(tmp_path: pathlib.Path, l1: Anvil, params: RollupParams = PARAMS, **nodes: dict[str, Any]
             ) -> Iterator[tuple[Any, dict[str, Worker]]]:
-    """A sequencer (contracts deployed with ``params``) and one rollups worker per keyword."""
+    """A sequencer (contracts deployed with ``params``) and one rollups worker per keyword (its
+    settings, and optionally its ``definition``)."""
     seq, stub, channel = start_sequencer(tmp_path, l1, params=params)
     workers: dict[str, Worker] = {}
     try:
@@ -158,7 +163,8 @@ def test_honest_outputs_are_proposed_match_the_sequencer_and_finalize(tmp_path: 
 
 
 def test_a_faulty_proposer_loses_to_an_independent_challenger(tmp_path: pathlib.Path, l1: Anvil) -> None:
-    nodes = {"proposer": {"challenge": False, "faulty_output": 1}, "challenger": {"propose": False}}
+    nodes = {"proposer": {"definition": FAULTY, "challenge": False, "faulty_output": 1},
+             "challenger": {"propose": False}}
     with cluster(tmp_path, l1, **nodes) as (stub, workers):
         challenger = workers["challenger"]
         send_transfers(stub, DEV_KEYS[0], 8)
@@ -179,7 +185,8 @@ def test_a_faulty_proposer_loses_to_an_independent_challenger(tmp_path: pathlib.
 
 
 def test_a_faulty_challenger_loses_against_an_honest_output(tmp_path: pathlib.Path, l1: Anvil) -> None:
-    nodes = {"proposer": {"challenge": False}, "challenger": {"propose": False, "faulty_challenger": True}}
+    nodes = {"proposer": {"challenge": False},
+             "challenger": {"definition": FAULTY, "propose": False, "faulty_challenger": True}}
     with cluster(tmp_path, l1, **nodes) as (stub, workers):
         proposer, challenger = workers["proposer"], workers["challenger"]
         send_transfers(stub, DEV_KEYS[0], 6)
@@ -195,7 +202,8 @@ def test_a_faulty_challenger_loses_against_an_honest_output(tmp_path: pathlib.Pa
 
 
 def test_a_proposer_that_stops_answering_loses_on_time(tmp_path: pathlib.Path, l1: Anvil) -> None:
-    nodes = {"proposer": {"challenge": False, "faulty_output": 1}, "challenger": {"propose": False}}
+    nodes = {"proposer": {"definition": FAULTY, "challenge": False, "faulty_output": 1},
+             "challenger": {"propose": False}}
     with cluster(tmp_path, l1, RollupParams(challenge_window_s=12, max_clock_s=8), **nodes) as (stub, workers):
         challenger = workers["challenger"]
         send_transfers(stub, DEV_KEYS[0], 4)

@@ -67,7 +67,8 @@ class Sequencer:
             return Mempool(config, account_state=state.get, base_fee=base_fee)
 
         pools = Mempools(new_pool)
-        self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, pools.current, block_txs=1_000)
+        self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, pools.current, block_txs=1_000,
+                             decode_threads=2)
         self.chain = Chain(self.store, genesis or devnet_genesis(), pools, self.intake, max_block_txs=1_000,
                            block_room=block_room)
 

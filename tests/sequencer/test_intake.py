@@ -46,7 +46,8 @@ class Node:
         self.store = SequencerStore(self.storage.connection, self.storage.path)
         self.log = PendingLog(PendingLog.beside(self.storage.path))
         self.pool = Mempool(MempoolConfig(), account_state=lambda sender: AccountState(0, 10**30), base_fee=GWEI)
-        self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, lambda: self.pool, block_txs=100)
+        self.intake = Intake(self.store, self.log, DEFAULT_CHAIN_ID, lambda: self.pool, block_txs=100,
+                             decode_threads=2)
 
     async def drop(self, tx_hash: bytes, reason: Reason) -> None:
         """What the chain does when the pool lets a transaction go."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import signal
+import sys
 
 import grpc
 import pytest
@@ -12,11 +14,15 @@ import pytest
 from supervisor import (
     BRUTAL_KILL,
     INFINITY,
+    ChildKind,
+    ChildSpec,
     EventType,
+    ProbeFailed,
     Restart,
     Shutdown,
     StartFailed,
     SupervisorFlags,
+    external,
 )
 from supervisor._probe import GrpcHealthProbe, Liveness
 from tests.conftest import pid_alive
@@ -191,3 +197,36 @@ async def test_a_reply_left_behind_by_a_cancelled_request_is_not_taken_for_a_spa
     assert await serving(info.address)
     os.kill(info.pid, signal.SIGKILL)  # and it is that process the supervisor watches
     await wait_running(sup, "w", other_than=info.pid)
+
+
+class _FileProbe:
+    """A probe that knows nothing of the network: ready once the program has written its file."""
+
+    made: list[str] = []
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        _FileProbe.made.append(address)
+
+    async def preflight(self) -> None:
+        return None
+
+    async def check(self, timeout_s: float) -> None:
+        if not await asyncio.to_thread(os.path.exists, self.address):
+            raise ProbeFailed(f"{self.address} not written yet")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_an_external_child_is_probed_by_the_probe_its_spec_gives(tree: Tree, tmp_path: pathlib.Path
+                                                                       ) -> None:
+    ready = tmp_path / "ready"
+    script = f"import pathlib, time; time.sleep(0.3); pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"
+    start = external(tree.zygote, [sys.executable, "-c", script], str(ready), _FileProbe, start_timeout_s=10)
+    sup = await tree.start(SupervisorFlags(), ChildSpec(id="ext", start=start))
+    assert ready.exists()  # started means the given probe said ready, not merely exec'd
+    assert _FileProbe.made == [str(ready)] and child(sup, "ext").kind is ChildKind.EXTERNAL
+    ready.unlink()  # its liveness is the same probe: three misses and the child is hung
+    await wait_running(sup, "ext", other_than=child(sup, "ext").pid)
+    assert "hung" in child(sup, "ext").last_exit_reason and _FileProbe.made == [str(ready)] * 2
