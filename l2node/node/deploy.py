@@ -6,8 +6,9 @@ Their addresses go to DATA_DIR/l1/contracts.json::
      "batcher": "0x…", "contracts": {"BatchInbox": "0x…", "DepositPortal": "0x…",
      "StepVerifier": "0x…", "OutputRegistry": "0x…"}, "rollups": {"sequencer_window": 3600, …}}
 
-The output registry is anchored at the devnet genesis (protocol._genesis) and uses
-``RollupParams``: bonds, a challenge window and chess clocks short enough for a demo.
+The output registry is anchored at the node's L2 genesis (``[node] genesis``, or the devnet's)
+and uses ``RollupParams``: bonds, a challenge window and chess clocks short enough for a demo.
+The anchor's snapshot commitment is recorded, so a changed genesis deploys afresh.
 
 A later start reuses the file when the chain still has that code at those addresses (anvil
 keeps its state under DATA_DIR/l1), and deploys afresh otherwise: a new chain, a lost anvil
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from l2node.node.params import RollupParams
-from protocol import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, devnet_genesis
+from protocol import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, Genesis, devnet_genesis
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, TxSender, address, checksum
 from services.rollups import genesis_snapshot, snapshot_tuple
 from services.runtime import CallPolicy
@@ -62,6 +63,8 @@ class Addresses:
     step_verifier: bytes
     output_registry: bytes
     rollups: RollupParams = field(default_factory=RollupParams)
+    #: The registry's anchor: the commitment of the L2 genesis snapshot it starts from.
+    anchor: bytes = b""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class Addresses:
                           "StepVerifier": checksum(self.step_verifier),
                           "OutputRegistry": checksum(self.output_registry)},
             "rollups": self.rollups.to_json(),
+            "anchor": "0x" + self.anchor.hex(),
         }
 
     @classmethod
@@ -89,6 +93,7 @@ class Addresses:
             step_verifier=address(doc["contracts"]["StepVerifier"]),
             output_registry=address(doc["contracts"]["OutputRegistry"]),
             rollups=RollupParams.from_mapping(doc.get("rollups", {})),
+            anchor=bytes.fromhex(str(doc.get("anchor", "")).removeprefix("0x")),
         )
 
 
@@ -120,17 +125,20 @@ async def deploy_contracts(
     *,
     policy: CallPolicy | None = None,
     params: RollupParams | None = None,
+    genesis: Genesis | None = None,
 ) -> Addresses:
     """Deploy BatchInbox (batcher = ``batcher_address``), DepositPortal, StepVerifier and
-    OutputRegistry unless DATA_DIR/l1/contracts.json names a deployment that is still on this
-    chain; the addresses either way."""
+    OutputRegistry (anchored at ``genesis``, by default the devnet's) unless DATA_DIR/l1/contracts.json
+    names a deployment of the same parameters and anchor that is still on this chain; the addresses
+    either way."""
     batcher = address(batcher_address)
     params = params or RollupParams()
+    anchor = genesis_snapshot(genesis or devnet_genesis(params.chain_id))
     contracts = {name: Contract(Artifact.load(name)) for name in CONTRACTS}
     async with L1Client(rpc_url, policy=policy) as l1:
         chain_id = await l1.chain_id()
         recorded = load_addresses(data_dir)
-        if recorded is not None and recorded.rollups == params and \
+        if recorded is not None and recorded.rollups == params and recorded.anchor == anchor.commitment() and \
                 await _still_deployed(l1, contracts, recorded, chain_id, batcher):
             return recorded
         sender = TxSender(l1, LocalSigner(deployer_key), chain_id)
@@ -148,10 +156,9 @@ async def deploy_contracts(
         verifier = await deploy("StepVerifier", inbox.contract_address, portal.contract_address, params.chain_id,
                                 params.sequencer_window)
         assert verifier.contract_address is not None
-        anchor = snapshot_tuple(genesis_snapshot(devnet_genesis(params.chain_id)))
-        registry = await deploy("OutputRegistry", anchor, verifier.contract_address, params.proposal_bond,
-                                params.challenge_bond, params.move_bond_base, params.challenge_window_s,
-                                params.max_clock_s, params.max_trace_length)
+        registry = await deploy("OutputRegistry", snapshot_tuple(anchor), verifier.contract_address,
+                                params.proposal_bond, params.challenge_bond, params.move_bond_base,
+                                params.challenge_window_s, params.max_clock_s, params.max_trace_length)
         assert registry.contract_address is not None
         addresses = Addresses(
             chain_id=chain_id,
@@ -164,6 +171,7 @@ async def deploy_contracts(
             step_verifier=verifier.contract_address,
             output_registry=registry.contract_address,
             rollups=params,
+            anchor=anchor.commitment(),
         )
     _save(data_dir, addresses)
     return addresses

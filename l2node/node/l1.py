@@ -16,6 +16,7 @@ from yarl import URL
 
 from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, deploy_contracts
 from l2node.node.params import RollupParams
+from protocol import load_genesis
 from supervisor import (
     ChildKind,
     ChildSpec,
@@ -103,8 +104,10 @@ def free_loopback_port() -> int:
 
 
 def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: int = DEVNET_CHAIN_ID,
-                liveness: Liveness | None = None, params: RollupParams | None = None) -> ChildSpec:
-    """The `l1` child: anvil on 127.0.0.1:port, its state kept under DATA_DIR/l1."""
+                liveness: Liveness | None = None, params: RollupParams | None = None,
+                genesis_file: str = "") -> ChildSpec:
+    """The `l1` child: anvil on 127.0.0.1:port, its state kept under DATA_DIR/l1, with the contracts
+    deployed and the output registry anchored at the node's L2 genesis (``genesis_file``; "" = devnet's)."""
     l1_dir = data_dir / "l1"
     l1_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -117,7 +120,7 @@ def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: 
     ]
     start = external(zygote, argv, f"http://127.0.0.1:{port}", JsonRpcProbe, output=str(l1_dir / "anvil.log"),
                      liveness=liveness if liveness is not None else Liveness())
-    deployed = _WithContracts(start, data_dir, params or RollupParams())
+    deployed = _WithContracts(start, data_dir, params or RollupParams(), genesis_file)
     return ChildSpec(id="l1", start=deployed, restart=Restart.PERMANENT, shutdown=5000)
 
 
@@ -131,6 +134,7 @@ class _WithContracts:
     inner: ExternalStarter
     data_dir: pathlib.Path
     params: RollupParams
+    genesis_file: str = ""
 
     @property
     def kind(self) -> ChildKind:
@@ -143,8 +147,9 @@ class _WithContracts:
     async def launch(self, ctx: LaunchContext) -> Running:
         running = await self.inner.launch(ctx)
         try:
+            genesis = load_genesis(self.genesis_file) if self.genesis_file else None
             await deploy_contracts(self.inner.address, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, self.data_dir,
-                                   params=self.params)
+                                   params=self.params, genesis=genesis)
         except BaseException:
             await running.stop(5000)  # a starter that raises leaves nothing running
             raise

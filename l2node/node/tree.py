@@ -84,7 +84,8 @@ def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
     l1_url = cfg.l1_rpc
     if l1_url is None:
         port = cfg.l1_port or free_loopback_port()
-        children.append(anvil_child(zygote, cfg.data_dir, port, chain_id=cfg.chain_id, params=cfg.rollups))
+        children.append(anvil_child(zygote, cfg.data_dir, port, chain_id=cfg.chain_id, params=cfg.rollups,
+                                    genesis_file=cfg.genesis))
         l1_url = f"http://127.0.0.1:{port}"
     l1 = l1_settings(cfg, l1_url)
     children += [worker_child(cfg, zygote, w, i, l1) for i, w in enumerate(cfg.workers)]

@@ -81,6 +81,23 @@ async def test_redeploys_when_the_chain_lost_the_code_or_the_batcher_changed(
     assert Addresses.from_json(json.loads(contracts_path(tmp_path).read_text())) == third
 
 
+async def test_the_registry_is_anchored_at_the_node_genesis_and_redeployed_when_it_changes(
+    chain: Anvil, tmp_path: pathlib.Path
+) -> None:
+    custom = devnet_genesis(timestamp=1_700_000_000)  # another L2 genesis: another block 0
+    first = await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path, genesis=custom)
+    async with L1Client(chain.url) as l1:
+        anchor = await Registry(l1, first.output_registry).output(0)
+    assert anchor.snapshot_hash == genesis_snapshot(custom).commitment() == first.anchor
+    assert anchor.snapshot_hash != genesis_snapshot(devnet_genesis()).commitment()
+    nonce = await deployer_nonce(chain.url)
+    assert await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path, genesis=custom) == first
+    assert await deployer_nonce(chain.url) == nonce  # the same genesis: the record is reused
+    devnet = await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path)
+    assert devnet.output_registry != first.output_registry  # a changed genesis: a registry anchored at it
+    assert devnet.anchor == genesis_snapshot(devnet_genesis()).commitment()
+
+
 @pytest.mark.parametrize("keep_state", [True, False])
 async def test_an_anvil_restart_keeps_the_deployment_only_with_its_state(
     tmp_path: pathlib.Path, keep_state: bool

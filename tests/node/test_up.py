@@ -17,8 +17,10 @@ from typing import Any
 import grpc
 import pytest
 
+from protocol import devnet_genesis, load_genesis
 from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from protos.l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
+from services.rollups import genesis_snapshot
 from tests.conftest import pid_alive
 
 L2NODE = [sys.executable, "-m", "l2node.cli"]
@@ -75,12 +77,12 @@ def wait_for(pred: Any, timeout: float = 30.0, what: str = "condition") -> Any:
 
 
 class Node:
-    def __init__(self, tmp: pathlib.Path, extra: str = "") -> None:
+    def __init__(self, tmp: pathlib.Path, extra: str = "", node_extra: str = "") -> None:
         self.data_dir = tmp / "data"
         self.base_port = free_base_port()
         self.config = tmp / "l2node.toml"
         self.config.write_text(
-            f"[node]\nbase_port = {self.base_port}\nperiod_s = 5.0\nintensity = 20\n"
+            f"[node]\nbase_port = {self.base_port}\nperiod_s = 5.0\nintensity = 20\n{node_extra}"
             '[workers.echo]\ndefinition = "tests.workers.echo:WORKER"\n'
             '[workers.echo2]\ndefinition = "tests.workers.echo:WORKER"\n' + extra
         )
@@ -324,6 +326,32 @@ def test_a_faulty_proposer_makes_the_challenger_win_on_l1(tmp_path: pathlib.Path
         shown = cli(node.data_dir, "disputes", str(game["id"])).stdout
         assert "challenger_won" in shown and "step" in shown
         assert bad["dispute_ids"] == [game["id"]]
+    finally:
+        node.close()
+
+
+def test_one_custom_genesis_is_what_every_part_of_the_node_builds_on(tmp_path: pathlib.Path) -> None:
+    """`[node] genesis`: the sequencer executes from it, the L1 registry is anchored at it, and the
+    rollups worker derives from it, so outputs over a transfer finalize undisputed."""
+    rich = "0x00000000000000000000000000000000C0FFEE00"
+    genesis = devnet_genesis(timestamp=1_700_000_000)
+    doc = {"chain_id": genesis.chain_id, "base_fee": genesis.base_fee, "timestamp": genesis.timestamp,
+           "alloc": {**{"0x" + a.hex(): str(b) for a, b in genesis.alloc}, rich: "123456789"}}
+    (tmp_path / "genesis.json").write_text(json.dumps(doc))
+    custom = load_genesis(tmp_path / "genesis.json")
+    node = Node(tmp_path, node_extra='genesis = "genesis.json"\n')
+    try:
+        assert json.loads(cli(node.data_dir, "account", rich).stdout)["balance"] == "123456789"
+        contracts = json.loads((node.data_dir / "l1" / "contracts.json").read_text())
+        assert contracts["anchor"] == "0x" + genesis_snapshot(custom).commitment().hex()
+        cli(node.data_dir, "tx", "send", "--to", rich, "--value", "1", "--dev", "4", "--wait", "sealed")
+
+        def finalized() -> list[dict[str, Any]]:
+            rows = [json.loads(line) for line in cli(node.data_dir, "outputs", "--json").stdout.splitlines()]
+            return [o for o in rows if int(o["index"]) >= 1 and o["status"] == "OUTPUT_STATUS_FINALIZED"]
+
+        wait_for(finalized, 120, "an output over the custom genesis to finalize")
+        assert cli(node.data_dir, "disputes", "--json").stdout.strip() == ""  # nobody disagreed
     finally:
         node.close()
 
