@@ -339,7 +339,7 @@ def test_one_custom_genesis_is_what_every_part_of_the_node_builds_on(tmp_path: p
            "alloc": {**{"0x" + a.hex(): str(b) for a, b in genesis.alloc}, rich: "123456789"}}
     (tmp_path / "genesis.json").write_text(json.dumps(doc))
     custom = load_genesis(tmp_path / "genesis.json")
-    node = Node(tmp_path, node_extra='genesis = "genesis.json"\n')
+    node = Node(tmp_path, node_extra=f'genesis = "{tmp_path / "genesis.json"}"\n')
     try:
         assert json.loads(cli(node.data_dir, "account", rich).stdout)["balance"] == "123456789"
         contracts = json.loads((node.data_dir / "l1" / "contracts.json").read_text())
