@@ -1,65 +1,247 @@
-"""The one reader of L1 inputs, over a stub L1: each kind of log decoded into its record, in L1
-order, a batch's bytes taken from its transaction's calldata. (On a real anvil, following L1
-through reorgs: tests/sequencer/test_batcher.py; deriving from it: tests/rollups/test_derivation.py.)"""
+"""The one reader of L1 inputs on a real anvil with the real BatchInbox and DepositPortal: each kind
+read into its record in L1 order, bounded reads, following L1 through a reorg, and the batches
+whose data is not in their transaction's calldata (appended by a contract; reorged out under the
+read). (The sequencer following a real L1: tests/sequencer/test_batcher.py; deriving from it:
+tests/rollups/test_derivation.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from eth_abi.abi import encode
+from eth_account import Account
 
-from protocol import Deposit, L1InputReader, PostedBatch, QueuedDeposit, QueuedForced
-from services.l1 import Artifact, Contract, Log, Transaction, keccak
+from protocol import (
+    DEFAULT_CHAIN_ID,
+    BatchBlock,
+    Deposit,
+    L1Input,
+    L1InputReader,
+    L1InputsUpdate,
+    PostedBatch,
+    QueuedDeposit,
+    QueuedForced,
+    batch_input_root,
+    encode_batch,
+)
+from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, Log, Receipt, TxSender, keccak
+from tests.l1.anvil import DEV_KEYS, Anvil
 
-INBOX = Contract(Artifact.load("BatchInbox"), b"\x01" * 20)
-PORTAL = Contract(Artifact.load("DepositPortal"), b"\x02" * 20)
-ROOT = b"\x11" * 32
-
-
-def word(value: int | bytes) -> bytes:
-    return value.rjust(32, b"\0") if isinstance(value, bytes) else value.to_bytes(32, "big")
-
-
-def log(block: int, index: int, contract: Contract, event: str, indexed: Sequence[int | bytes], data: bytes,
-        tx_hash: bytes) -> Log:
-    assert contract.address is not None
-    return Log(block, index, keccak(b"block %d" % block), tx_hash, 0, contract.address,
-               (contract.topic(event), *map(word, indexed)), data)
-
-
-class StubL1:
-    """What the reader asks of an L1 client: logs, and transactions by hash."""
-
-    def __init__(self, logs: list[Log], txs: dict[bytes, bytes]) -> None:
-        self.logs, self.txs = logs, txs
-
-    async def get_logs(self, from_block: int, to_block: int, **_: Any) -> list[Log]:
-        return [x for x in self.logs if from_block <= x.block_number <= to_block]
-
-    async def get_transaction(self, tx_hash: bytes) -> Transaction | None:
-        data = self.txs.get(tx_hash)
-        return None if data is None else Transaction(tx_hash, b"\x03" * 20, INBOX.address, 0, 0, data, 1, b"")
+DEPLOYER, BATCHER, ALICE, BOB = (LocalSigner(k) for k in DEV_KEYS)
+INBOX, PORTAL = Artifact.load("BatchInbox"), Artifact.load("DepositPortal")
+FOLLOW = FollowerConfig(confirmation_depth=2, use_finalized_tag=False, finality_depth=4, poll_interval_s=0.01)
 
 
-def test_each_input_is_read_into_its_record_in_l1_order() -> None:
-    raw, sender, to = b"\x02 a signed tx", b"\x04" * 20, b"\x05" * 20
-    posted, not_a_call, gone = keccak(b"posted"), keccak(b"not appendBatch"), keccak(b"reorged out")
-    logs = [  # as a node may return them: the reader orders them
-        log(7, 1, INBOX, "BatchAppended", [1], keccak(b"x") + ROOT + word(7), not_a_call),
-        log(7, 0, PORTAL, "DepositQueued", [0, sender, to], word(5) + word(7) + keccak(b"source"), keccak(b"d")),
-        log(5, 3, INBOX, "BatchAppended", [0], keccak(b"batch") + ROOT + word(5), posted),
-        log(6, 0, INBOX, "ForcedTransaction", [0], encode(["bytes32", "bytes", "uint256"], [keccak(raw), raw, 6]),
-            keccak(b"f")),
-        log(8, 0, INBOX, "BatchAppended", [2], keccak(b"y") + ROOT + word(8), gone),
-    ]
-    txs = {posted: INBOX.encode_call("appendBatch", b"batch", ROOT), not_a_call: b"\xde\xad\xbe\xef"}
-    reader = L1InputReader(StubL1(logs, txs), INBOX, PORTAL)  # type: ignore[arg-type]
-    assert asyncio.run(reader.read(0, 10)) == [
-        PostedBatch(0, 5, keccak(b"block 5"), posted, ROOT, b"batch"),
-        QueuedForced(0, 6, raw),
-        QueuedDeposit(0, 7, sender, Deposit(keccak(b"source"), to, 5)),
-        PostedBatch(1, 7, keccak(b"block 7"), not_a_call, ROOT, b""),  # no batch data: derivation stops there
-    ]  # and the batch whose transaction is gone is not there
-    assert asyncio.run(reader.read(6, 6)) == [QueuedForced(0, 6, raw)]
+def l2_transaction(nonce: int) -> bytes:
+    """A signed L2 transaction, as a user queues it for forced inclusion."""
+    tx = {"type": 2, "chainId": DEFAULT_CHAIN_ID, "nonce": nonce, "to": BOB.address, "value": 1, "gas": 21_000,
+          "maxFeePerGas": 2 * 10**9, "maxPriorityFeePerGas": 10**9, "data": b""}
+    return bytes(Account.sign_transaction(tx, DEV_KEYS[2]).raw_transaction)
+
+
+def batch(number: int) -> tuple[bytes, bytes]:
+    """A real batch of one L2 block with one transaction, and its input root."""
+    blocks = [BatchBlock(number, 1000 + number, 1, b"\x11" * 32, (l2_transaction(number),))]
+    return encode_batch(blocks), batch_input_root(blocks)
+
+
+@dataclass
+class L1:
+    """A deployment on the test's anvil, and one sender per account."""
+
+    chain: Anvil
+    client: L1Client
+    inbox: Contract
+    portal: Contract
+    deployed_at: int
+    senders: dict[bytes, TxSender] = field(default_factory=dict)
+
+    def reader(self, client: L1Client | None = None) -> L1InputReader:
+        return L1InputReader(client or self.client, self.inbox, self.portal)
+
+    async def send(self, signer: LocalSigner, contract: Contract, function: str, *args: Any, value: int = 0) -> bytes:
+        if signer.address not in self.senders:
+            self.senders[signer.address] = await TxSender.create(self.client, signer)
+        assert contract.address is not None
+        return await self.senders[signer.address].send(contract.address, contract.encode_call(function, *args), value)
+
+    async def receipt(self, tx_hash: bytes) -> Receipt:
+        receipt = await self.client.wait_receipt(tx_hash, 5)
+        assert receipt.success
+        return receipt
+
+    async def post(self, index: int, number: int) -> PostedBatch:
+        data, root = batch(number)
+        return self.posted(index, await self.receipt(await self.send(BATCHER, self.inbox, "appendBatch", data, root)),
+                           data, root)
+
+    @staticmethod
+    def posted(index: int, r: Receipt, data: bytes, root: bytes) -> PostedBatch:
+        return PostedBatch(index, r.block_number, r.block_hash, r.tx_hash, root, data)
+
+    @staticmethod
+    def forced(index: int, r: Receipt, raw: bytes) -> QueuedForced:
+        return QueuedForced(index, r.block_number, raw)
+
+    @staticmethod
+    def deposited(index: int, r: Receipt, sender: LocalSigner, to: bytes, mint: int) -> QueuedDeposit:
+        source = keccak(encode(["uint256", "address", "address", "uint256", "uint256"],
+                               [index, sender.address, to, mint, r.block_number]))  # as DepositPortal names it
+        return QueuedDeposit(index, r.block_number, sender.address, Deposit(source, to, mint))
+
+
+async def deploy(client: L1Client, batcher: bytes) -> tuple[Contract, Contract, int]:
+    deployer = await TxSender.create(client, DEPLOYER)
+    made = []
+    for artifact, data in [(INBOX, Contract(INBOX).encode_deploy(batcher)), (PORTAL, Contract(PORTAL).encode_deploy())]:
+        receipt = await deployer.wait_receipt(await deployer.send(None, data), 5)
+        assert receipt.success and receipt.contract_address is not None
+        made.append((Contract(artifact, receipt.contract_address), receipt.block_number))
+    (inbox, _), (portal, deployed_at) = made
+    return inbox, portal, deployed_at
+
+
+@pytest.fixture
+async def l1(chain: Anvil) -> AsyncIterator[L1]:
+    async with L1Client(chain.url) as client:
+        inbox, portal, deployed_at = await deploy(client, BATCHER.address)
+        yield L1(chain, client, inbox, portal, deployed_at)
+
+
+async def post_inputs(l1: L1) -> list[L1Input]:
+    """Inputs of every kind over four blocks, three of them in one block; what the reader must
+    return for them, in L1 order (block, then position in the block)."""
+    to = b"\x42" * 20
+    first = await l1.post(0, 1)
+    raw0 = l2_transaction(0)
+    forced0 = l1.forced(0, await l1.receipt(await l1.send(ALICE, l1.inbox, "forceInclude", raw0)), raw0)
+    # One block holding a deposit, a batch and a forced transaction, from three senders.
+    l1.chain.rpc("evm_setAutomine", False)
+    data, root = batch(2)
+    raw1 = l2_transaction(1)
+    sent = [await l1.send(BOB, l1.portal, "depositTransaction", to, value=10**15),
+            await l1.send(BATCHER, l1.inbox, "appendBatch", data, root),
+            await l1.send(ALICE, l1.inbox, "forceInclude", raw1)]
+    l1.chain.rpc("evm_mine")
+    l1.chain.rpc("evm_setAutomine", True)
+    d, b, f = [await l1.receipt(tx_hash) for tx_hash in sent]
+    assert d.block_number == b.block_number == f.block_number
+    in_block: list[tuple[int, L1Input]] = [
+        (d.tx_index, l1.deposited(0, d, BOB, to, 10**15)), (b.tx_index, l1.posted(1, b, data, root)),
+        (f.tx_index, l1.forced(1, f, raw1))]
+    last = await l1.receipt(await l1.send(ALICE, l1.portal, "depositTransaction", to, value=7))
+    expected = [first, forced0, *(item for _, item in sorted(in_block, key=lambda item: item[0])),
+                l1.deposited(1, last, ALICE, to, 7)]
+    blocks = [x.l1_block for x in expected]
+    assert blocks == sorted(blocks) and len(set(blocks)) == 4
+    return expected
+
+
+async def test_each_input_is_read_into_its_record_in_l1_order(l1: L1) -> None:
+    expected = await post_inputs(l1)
+    latest = await l1.client.block_number()
+    assert await l1.reader().read(l1.deployed_at, latest) == expected
+    (one,) = [x for x in expected if isinstance(x, PostedBatch) and x.index == 0]
+    assert one.data == batch(1)[0] and one.input_root == batch(1)[1]  # the calldata's bytes, the event's root
+
+
+async def test_a_read_returns_only_the_inputs_of_its_block_range(l1: L1) -> None:
+    expected = await post_inputs(l1)
+    blocks = sorted({x.l1_block for x in expected})
+    reader = l1.reader()
+    assert await reader.read(l1.deployed_at, blocks[0] - 1) == []
+    assert await reader.read(blocks[1], blocks[2]) == [x for x in expected if blocks[1] <= x.l1_block <= blocks[2]]
+    assert await reader.read(blocks[2], blocks[2]) == [x for x in expected if x.l1_block == blocks[2]]
+    assert len(await reader.read(blocks[2], blocks[2])) == 3
+    l1.chain.rpc("evm_mine")
+    assert await reader.read(blocks[3] + 1, blocks[3] + 1) == []  # a block after them
+
+
+async def until(stream: AsyncIterator[L1InputsUpdate], done: Callable[[L1InputsUpdate], bool]) -> list[L1InputsUpdate]:
+    """The updates up to and including the first that is ``done``."""
+    seen: list[L1InputsUpdate] = []
+    async with asyncio.timeout(5):
+        while not seen or not done(seen[-1]):
+            seen.append(await anext(stream))
+    return seen
+
+
+async def test_following_l1_yields_the_same_inputs_once_and_reports_a_reorged_batch_removed(l1: L1) -> None:
+    expected = await post_inputs(l1)
+    batches = [x for x in expected if isinstance(x, PostedBatch)]
+    latest = await l1.client.block_number()
+    async with contextlib.aclosing(l1.reader().follow(l1.deployed_at, FOLLOW)) as stream:
+        updates = await until(stream, lambda u: u.heads.unsafe == latest)
+        assert [b for u in updates for b in u.added] == batches  # at any depth, as they appear
+        assert all(u.removed == () for u in updates)
+        l1.chain.rpc("anvil_mine", FOLLOW.confirmation_depth)
+        updates += await until(stream, lambda u: u.heads.safe == latest)
+        # Once each, at safe depth: batches by their L1 transaction, queue entries and deposits whole.
+        assert [tx for u in updates for tx in u.safe] == [b.l1_tx_hash for b in batches]
+        assert [f for u in updates for f in u.forced] == [x for x in expected if isinstance(x, QueuedForced)]
+        assert [d for u in updates for d in u.deposits] == [x for x in expected if isinstance(x, QueuedDeposit)]
+        for u in updates:
+            assert all(x.l1_block <= u.heads.safe for xs in (u.forced, u.deposits) for x in xs)
+        assert [b for u in updates for b in u.added] == batches  # nothing delivered twice
+
+        # A batch, then a reorg (back to before it) that puts another batch at the same height.
+        snapshot = l1.chain.rpc("evm_snapshot")
+        doomed = await l1.post(2, 3)
+        updates = await until(stream, lambda u: u.heads.unsafe == doomed.l1_block)
+        assert [b for u in updates for b in u.added] == [doomed]
+        assert l1.chain.rpc("evm_revert", snapshot)
+        await l1.senders[BATCHER.address].resync_nonce()  # the chain forgot the batcher's transaction
+        survivor = await l1.post(2, 4)
+        assert survivor.l1_block == doomed.l1_block and survivor.l1_block_hash != doomed.l1_block_hash
+        (update,) = await until(stream, lambda u: bool(u.removed))
+        assert update.removed == (doomed.l1_tx_hash,) and update.added == (survivor,)
+        l1.chain.rpc("anvil_mine", FOLLOW.confirmation_depth)
+        updates = await until(stream, lambda u: u.heads.safe == survivor.l1_block)
+        assert [tx for u in updates for tx in u.safe] == [survivor.l1_tx_hash]  # the removed one never is
+    assert await l1.reader().read(l1.deployed_at, survivor.l1_block) == [*expected, survivor]
+
+
+async def test_a_batch_appended_by_a_contract_has_no_data_in_its_transactions_calldata(chain: Anvil) -> None:
+    async with L1Client(chain.url) as client:
+        sender = await TxSender.create(client, ALICE)
+        receipt = await client.wait_receipt(
+            await sender.send(None, Contract(Artifact.load("ForwarderHarness")).encode_deploy()), 5)
+        assert receipt.contract_address is not None
+        forwarder = Contract(Artifact.load("ForwarderHarness"), receipt.contract_address)
+        inbox, portal, deployed_at = await deploy(client, receipt.contract_address)  # the forwarder is the batcher
+        l1 = L1(chain, client, inbox, portal, deployed_at)
+        data, root = batch(1)
+        r = await l1.receipt(await l1.send(ALICE, forwarder, "forward", inbox.address,
+                                           inbox.encode_call("appendBatch", data, root)))
+        # The inbox logged the batch, but the transaction's input is a forward(...) call: no batch
+        # data (derivation stops there).
+        assert await l1.reader().read(deployed_at, r.block_number) == [l1.posted(0, r, b"", root)]
+
+
+class RevertAfterLogs(L1Client):
+    """The real client, with a real reorg timed between the reader's two reads: once it has the
+    logs, the chain reverts to ``snapshot``, so a logged batch's transaction is gone when the
+    reader asks for its calldata."""
+
+    def __init__(self, chain: Anvil, snapshot: str) -> None:
+        super().__init__(chain.url)
+        self._chain, self._snapshot = chain, snapshot
+
+    async def get_logs(self, *args: Any, **kwargs: Any) -> list[Log]:
+        logs = await super().get_logs(*args, **kwargs)
+        assert self._chain.rpc("evm_revert", self._snapshot)
+        return logs
+
+
+async def test_a_batch_whose_transaction_is_reorged_out_under_the_read_is_left_out(l1: L1) -> None:
+    kept = await l1.post(0, 1)
+    snapshot = l1.chain.rpc("evm_snapshot")
+    gone = await l1.post(1, 2)
+    async with RevertAfterLogs(l1.chain, snapshot) as client:
+        assert await l1.reader(client).read(l1.deployed_at, gone.l1_block) == [kept]
+    assert await l1.client.get_transaction(gone.l1_tx_hash) is None
