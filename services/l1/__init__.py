@@ -19,6 +19,7 @@ from services.l1._abi import Artifact, Contract, ContractError, Event, artifacts
 from services.l1._client import L1Client, Topics
 from services.l1._codec import address, checksum, keccak
 from services.l1._config import DEFAULT_TARGET, GWEI, POLICY, FollowerConfig, SenderConfig, policy_config
+from services.l1._deployment import Deployment, DeploymentError, read_key
 from services.l1._errors import (
     FeeCapExceeded,
     HttpStatusError,
@@ -48,6 +49,8 @@ __all__ = [
     "BlockId",
     "Contract",
     "ContractError",
+    "Deployment",
+    "DeploymentError",
     "Event",
     "FeeCapExceeded",
     "Fees",
@@ -80,6 +83,7 @@ __all__ = [
     "classify",
     "keccak",
     "policy_config",
+    "read_key",
     "rlp_bytes",
     "rlp_int",
     "rlp_list",

@@ -4,18 +4,16 @@ closes at stop. The worker runtime's ``Service``."""
 
 from __future__ import annotations
 
-import json
 import logging
-import pathlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import grpc
 
 from protocol import Genesis
 from protos.l2node.sequencer.v1 import sequencer_pb2, sequencer_pb2_grpc
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender, address
+from services.l1 import Deployment, L1Client, LocalSigner, TxSender, checksum, read_key
 from services.runtime import CallPolicy, call_unary
 from supervisor import ChildSpec, task
 
@@ -28,15 +26,6 @@ from ._trace import DerivedChain
 
 #: A traced, shared channel to an address (``WorkerContext.channel``).
 ChannelFn = Callable[[str], grpc.aio.Channel]
-
-
-def _key(path: str) -> bytes:
-    return bytes.fromhex(pathlib.Path(path).read_text().strip().removeprefix("0x"))
-
-
-def _contracts_doc(path: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(pathlib.Path(path).read_text())
-    return doc
 
 
 def step_proof(machine: Machine, target: int) -> bytes:
@@ -89,18 +78,16 @@ class Rollups:
     async def open(cls, settings: RollupsSettings, genesis: Genesis, logger: logging.Logger,
                    channel: ChannelFn, roles: Roles) -> Rollups:
         rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
-        named = _contracts_doc(contracts)["contracts"] if rpc and contracts else {}
-        if "OutputRegistry" not in named:
+        deployment = Deployment.load(contracts) if rpc and contracts else None
+        if deployment is None or not deployment.has("OutputRegistry"):
             # Like a sequencer without a batcher: up and healthy, saying why it cannot do its job.
             logger.warning("no output registry configured (l1.rpc, l1.contracts): no proposer, no challenger")
             return cls(None, 0, None, None, None, None)
-        doc = _contracts_doc(contracts)
         client = L1Client(rpc)
-        registry = Registry(client, address(named["OutputRegistry"]))
-        rules = settings.rules(int(doc.get("rollups", {}).get("sequencer_window", DEFAULT_SEQUENCER_WINDOW)))
-        inbox = Contract(Artifact.load("BatchInbox"), address(named["BatchInbox"]))
-        portal = Contract(Artifact.load("DepositPortal"), address(named["DepositPortal"]))
-        from_block = int(doc["block_number"])
+        registry = Registry(client, deployment.address_of("OutputRegistry"))
+        rules = settings.rules(int(deployment.rollups.get("sequencer_window", DEFAULT_SEQUENCER_WINDOW)))
+        inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
+        from_block = deployment.block_number
 
         # Sender recovery runs in libsecp256k1 without the GIL: one thread per CPU by default.
         pool = ThreadPoolExecutor(settings.derive_threads, thread_name_prefix="derive")
@@ -114,12 +101,12 @@ class Rollups:
             proposer_sender = None
             if settings.propose:
                 key_file = settings.proposer_key_file or settings.l1.get("proposer_key_file", "")
-                proposer_sender = await TxSender.create(client, LocalSigner(_key(key_file)))
+                proposer_sender = await TxSender.create(client, LocalSigner(read_key(key_file)))
                 check = _sequencer_block_hash(channel(settings.sequencer)) if settings.sequencer else None
                 proposer = roles.proposer(derived_chain(), registry, proposer_sender, settings, check)
             if settings.challenge or proposer_sender is not None:  # a proposer must defend its outputs
                 key_file = settings.challenger_key_file or settings.l1.get("challenger_key_file", "")
-                sender = await TxSender.create(client, LocalSigner(_key(key_file))) if settings.challenge else \
+                sender = await TxSender.create(client, LocalSigner(read_key(key_file))) if settings.challenge else \
                     proposer_sender
                 assert sender is not None
                 challenger = roles.challenger(derived_chain(), registry, sender, settings, step_proof,
@@ -127,7 +114,7 @@ class Rollups:
         except BaseException:
             await cls(registry, from_block, client, pool, None, None).aclose()  # L1 unreachable, a bad key...
             raise
-        logger.info("rollups ready", extra={"registry": named["OutputRegistry"], "propose": settings.propose,
+        logger.info("rollups ready", extra={"registry": checksum(registry.address), "propose": settings.propose,
                                             "challenge": settings.challenge})
         return cls(registry, from_block, client, pool, proposer, challenger)
 

@@ -5,14 +5,11 @@ batch poster and the inbox follower) and closes at stop. The worker runtime's ``
 from __future__ import annotations
 
 import functools
-import json
 import logging
-import pathlib
 from collections.abc import Sequence
-from typing import Any
 
 from protocol import Genesis, State
-from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, TxSender, address
+from services.l1 import Deployment, FollowerConfig, L1Client, LocalSigner, TxSender, checksum, read_key
 from services.runtime import Storage
 from supervisor import ChildSpec, task
 
@@ -89,21 +86,13 @@ class Sequencer:
             await self._l1.aclose()
 
 
-def _l1_files(l1: L1Settings) -> tuple[dict[str, Any], bytes]:
-    """contracts.json and the batcher key (read once, at start)."""
-    doc: dict[str, Any] = json.loads(pathlib.Path(l1.contracts).read_text())
-    key = bytes.fromhex(pathlib.Path(l1.batcher_key_file).read_text().strip().removeprefix("0x"))
-    return doc, key
-
-
 async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, store: SequencerStore,
                    chain: Chain) -> Batcher:
-    doc, key = _l1_files(l1)
-    sender = await TxSender.create(client, LocalSigner(key))
-    inbox = Contract(Artifact.load("BatchInbox"), address(doc["contracts"]["BatchInbox"]))
-    portal = Contract(Artifact.load("DepositPortal"), address(doc["contracts"]["DepositPortal"]))
+    deployment = Deployment.load(l1.contracts)
+    inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
+    sender = await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s)
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
-    logger.info("batcher ready", extra={"inbox": doc["contracts"]["BatchInbox"], "l1": l1.rpc,
+    logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": l1.rpc,
                                         "batcher": "0x" + sender.address.hex()})
-    return Batcher(store, chain, client, sender, inbox, portal, settings, follower, int(doc["block_number"]))
+    return Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number)
