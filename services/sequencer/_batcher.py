@@ -186,7 +186,7 @@ class Batcher:
 
     async def _advance_origin(self, safe: int) -> None:
         """New L2 blocks derive from L1's safe head: deposits and forced txs up to it are due."""
-        if safe > self._chain.l1_origin[0]:
+        if safe > self._chain.l1_origin.number:
             header = await self._l1.get_block(safe)
             if header is not None:
                 self._chain.set_l1_origin(header.number, header.hash)

@@ -31,7 +31,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from opentelemetry import trace
 
@@ -93,6 +93,13 @@ class ChainListener(Protocol):
 #: How many of a block's selected transactions (a prefix) its batch can carry and still be posted
 #: in one L1 transaction: (number, timestamp, L1 origin number and hash, txs) -> count.
 BlockRoom = Callable[[int, int, int, bytes, Sequence[Transaction]], int]
+
+
+class L1Origin(NamedTuple):
+    """The L1 block new L2 blocks derive from (ordered by number, then hash: ``max`` keeps the newest)."""
+
+    number: int
+    hash: bytes
 
 
 class Mempools:
@@ -171,8 +178,8 @@ class Chain:
         self._seal_lock = asyncio.Lock()
         self._new_block = asyncio.Condition()
         self.sealed_blocks = 0
-        #: The L1 block new L2 blocks derive from: (number, hash); only ever moves forward.
-        self.l1_origin = (self.head.l1_origin_number, self.head.l1_origin_hash)
+        #: The L1 block new L2 blocks derive from; only ever moves forward.
+        self.l1_origin = L1Origin(self.head.l1_origin_number, self.head.l1_origin_hash)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -215,11 +222,11 @@ class Chain:
         self.head_hash = header.hash()
         self.next_base_fee = next_base_fee(header.base_fee, header.gas_used, header.gas_limit)
         self.mempool = self._pools.renew(state, self.next_base_fee)
-        self.l1_origin = max(self.l1_origin, (header.l1_origin_number, header.l1_origin_hash))
+        self.l1_origin = max(self.l1_origin, L1Origin(header.l1_origin_number, header.l1_origin_hash))
 
     def set_l1_origin(self, number: int, block_hash: bytes) -> None:
-        if number > self.l1_origin[0]:
-            self.l1_origin = (number, block_hash)
+        if number > self.l1_origin.number:
+            self.l1_origin = L1Origin(number, block_hash)
 
     @property
     def genesis_hash(self) -> bytes:
@@ -235,8 +242,8 @@ class Chain:
                 self._repool_due = False
                 await self._listener.repool()
             base_fee = self.next_base_fee
-            deposits = self._store.deposits_due(self.l1_origin[0])
-            forced = self._store.forced_due(self.l1_origin[0])
+            deposits = self._store.deposits_due(self.l1_origin.number)
+            forced = self._store.forced_due(self.l1_origin.number)
             txs = self.mempool.select(base_fee, self.head.gas_limit, self._max_block_txs)
             if not txs and not forced and not deposits:
                 return None
@@ -257,7 +264,7 @@ class Chain:
         env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
                        gas_limit=parent.gas_limit)
         if self._block_room is not None and txs:
-            txs = txs[: self._block_room(env.number, env.timestamp, *self.l1_origin, txs)]
+            txs = txs[: self._block_room(env.number, env.timestamp, self.l1_origin.number, self.l1_origin.hash, txs)]
         state = self.state
         known_accounts = len(state.accounts)
         applied: list[tuple[Transaction, TxResult]] = []
@@ -301,8 +308,8 @@ class Chain:
         header = BlockHeader(
             number=env.number, parent_hash=self.head_hash, timestamp=env.timestamp, state_root=roots.state_root,
             transactions_root=transactions_root(tx_hashes), message_root=roots.message_root, base_fee=base_fee,
-            gas_used=gas, gas_limit=env.gas_limit, l1_origin_number=self.l1_origin[0],
-            l1_origin_hash=self.l1_origin[1],
+            gas_used=gas, gas_limit=env.gas_limit, l1_origin_number=self.l1_origin.number,
+            l1_origin_hash=self.l1_origin.hash,
         )
         block_hash = header.hash()
         slot_of = self._new_slots(state, known_accounts)
