@@ -20,6 +20,7 @@ from supervisor._errors import (
 )
 from supervisor._errors import Running as RunningError
 from supervisor._events import Event, EventBus, EventType
+from supervisor._lock import LockHeld, PidLock
 from supervisor._nested import DynamicSupervisor, dynamic_supervisor, supervisor
 from supervisor._probe import GrpcHealthProbe, Liveness, Probe, ProbeFailed, port_still_taken
 from supervisor._process import ExternalStarter, external, forked
@@ -69,9 +70,11 @@ __all__ = [
     "InvalidSpec",
     "LaunchContext",
     "Liveness",
+    "LockHeld",
     "MaxChildren",
     "NotFound",
     "NotRunning",
+    "PidLock",
     "Probe",
     "ProbeFailed",
     "Restart",

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import pathlib
 import signal
 from typing import Any
 
@@ -36,9 +37,11 @@ from services.runtime import (
     init_logging,
     init_tracing,
 )
-from supervisor import Zygote, external, forked
+from supervisor import LockHeld, PidLock, Zygote, external, forked
 
 SERVICE_NAME = "supervisor"
+#: `l2node up` on a data dir another tree holds.
+EXIT_ALREADY_RUNNING = 3
 _log = logging.getLogger("l2node.supervisor")
 
 
@@ -131,7 +134,9 @@ async def up(cfg: NodeConfig) -> int:
     try:
         server, health = await _serve_control(cfg, root, zygote, tracing.tracer)
     except RuntimeError as exc:
-        _log.error("cannot serve the control plane", extra={"address": cfg.control_address, "error": str(exc)})
+        _log.error(f"cannot serve the control plane on {cfg.control_address}: is another l2node (with another "
+                   "data dir) or another program listening there? [node] base_port moves it",
+                   extra={"address": cfg.control_address, "error": str(exc)})
         tracing.shutdown()
         return 2
     code = 0
@@ -172,5 +177,18 @@ async def up(cfg: NodeConfig) -> int:
 def main(cfg: NodeConfig) -> int:
     init_logging(SERVICE_NAME, logging.INFO)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    _log.info("starting", extra={"data_dir": str(cfg.data_dir), "pid": os.getpid()})
-    return asyncio.run(up(cfg))
+    # One tree per data dir, before anything in it is touched: a second one would be a second
+    # sequencer on the same databases. Held until this process exits, however it exits.
+    try:
+        lock = PidLock.acquire(lock_path(cfg))
+    except LockHeld as exc:
+        _log.error(str(exc), extra={"data_dir": str(cfg.data_dir), "holder_pid": exc.holder})
+        return EXIT_ALREADY_RUNNING
+    with lock:
+        _log.info("starting", extra={"data_dir": str(cfg.data_dir), "pid": os.getpid()})
+        return asyncio.run(up(cfg))
+
+
+def lock_path(cfg: NodeConfig) -> pathlib.Path:
+    """The data dir's single-writer lock: the pid of the `l2node up` that holds it."""
+    return cfg.run_dir / "lock"

@@ -62,6 +62,10 @@ ZYGOTE_PRELOAD: Final = (
 #: otherwise: every module in the zygote makes each fork larger to copy and to tear down.
 MONITOR_PRELOAD: Final = ("aiomonitor",)
 
+#: How long a worker waits for a predecessor to let go of its database (an orphan's graceful
+#: stop takes at most supervisor's ORPHAN_GRACE_S); well within the start timeout.
+STORAGE_LOCK_WAIT_S: Final = 5.0
+
 SERVER_OPTIONS: Final = (
     # Without this, a replacement worker binds the port of a half-dead predecessor that still
     # listens, and the kernel splits new connections between the two.
@@ -115,6 +119,13 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
         loop.add_signal_handler(sig, _on_signal, sig, stop)
 
     async with contextlib.AsyncExitStack() as cleanup:  # unwinds in reverse: storage closes last
+        # One writer per database. Inside a tree a worker starts only after its predecessor was
+        # reaped, but a tree started right after its predecessor died meets that tree's orphaned
+        # workers still draining (ORPHAN_GRACE_S), after they gave up their port and before their
+        # storage closed: wait for them, then refuse naming the holder.
+        lock = await supervisor.PidLock.acquire_within(config.database_path.with_suffix(".lock"),
+                                                       STORAGE_LOCK_WAIT_S)
+        cleanup.callback(lock.release)
         storage = Storage(config.database_path)
         cleanup.callback(storage.close)
         channels = Channels(tracing.tracer)
