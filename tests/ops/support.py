@@ -74,15 +74,23 @@ def config_map(name: str, generated: str) -> dict[str, Any]:
     return found[0]
 
 
-def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
-    found = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name]
-    assert len(found) == 1, f"no container {name} in deployment/{deployment['metadata']['name']}"
+#: The kinds that run pods from a template, as rendered here.
+WORKLOADS = ("Deployment", "StatefulSet")
+
+
+def workloads(name: str) -> list[dict[str, Any]]:
+    return [o for o in render(name) if o["kind"] in WORKLOADS]
+
+
+def container(workload: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [c for c in workload["spec"]["template"]["spec"]["containers"] if c["name"] == name]
+    assert len(found) == 1, f"no container {name} in {workload['kind']}/{workload['metadata']['name']}"
     return found[0]
 
 
 def pod_specs(name: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    for d in objects(name, "Deployment"):
-        yield d["metadata"]["name"], d["spec"]["template"]["spec"]
+    for w in workloads(name):
+        yield f"{w['kind']}/{w['metadata']['name']}", w["spec"]["template"]["spec"]
 
 
 def env_value(c: dict[str, Any], var: str) -> Any:

@@ -5,7 +5,9 @@ supervisor's shutdown timeouts, its health service)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -24,10 +26,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kubernetes_validate.utils import latest_version
 
 from l2node.node.config import NodeConfig, WorkerEntry, load
+from l2node.node.deploy import (
+    DEVNET_BATCHER,
+    DEVNET_BATCHER_KEY,
+    DEVNET_CHALLENGER_KEY,
+    DEVNET_DEPLOYER_KEY,
+    DEVNET_PROPOSER_KEY,
+    contracts_path,
+    deploy_contracts,
+)
 from l2node.node.tree import build
 from services.runtime._config import WorkerConfig
 from services.runtime._tracing import SPAN_FLUSH_TIMEOUT_S
 from supervisor import BRUTAL_KILL, DEFAULT_WORKER_SHUTDOWN_MS, INFINITY
+from tests.l1.anvil import Anvil
+from tests.node.test_up import free_base_port, wait_for
 from tests.ops.support import (
     KUSTOMIZATIONS,
     NODE_LABELS,
@@ -40,9 +53,9 @@ from tests.ops.support import (
     pod_specs,
     render,
     tool,
+    workloads,
 )
 from tests.ops.test_dockerfile import IMAGE_UID
-from tests.ports import free_port
 
 #: Oldest Kubernetes the manifests are for: gRPC probes are GA since 1.27,
 #: PodDisruptionBudget.spec.unhealthyPodEvictionPolicy since 1.31.
@@ -53,14 +66,19 @@ PLANNED_SERVICES = ("sequencer", "rollups", "bridge", "channels")
 CONTROL_STOP_S = 0.5
 
 NODE_CONTAINER = "l2node"
+#: The Secret with the node's L1 keys, created by the operator (never generated from files in git).
+KEYS_SECRET = "l2node-keys"
+#: Where the pod's config expects what `l2node deploy` wrote and the operator's keys.
+CONTRACTS_PATH = "/etc/l2node/contracts.json"
+KEY_PATHS = {role: f"/etc/l2node/keys/{role}.key" for role in ("batcher", "proposer", "challenger")}
 
 
 def _node(name: str = "base") -> dict[str, Any]:
-    return container(one(name, "Deployment", "l2node"), NODE_CONTAINER)
+    return container(one(name, "StatefulSet", "l2node"), NODE_CONTAINER)
 
 
 def _node_pod(name: str = "base") -> dict[str, Any]:
-    spec: dict[str, Any] = one(name, "Deployment", "l2node")["spec"]["template"]["spec"]
+    spec: dict[str, Any] = one(name, "StatefulSet", "l2node")["spec"]["template"]["spec"]
     return spec
 
 
@@ -106,8 +124,8 @@ def test_every_object_matches_the_kubernetes_schema(version: str) -> None:
 
 def test_validator_is_strict() -> None:
     """A misspelt field fails (strict schemas), so the test above would catch typos."""
-    deployment = one("base", "Deployment", "l2node")
-    bad = {**deployment, "spec": {**deployment["spec"], "replica": 1}}
+    workload = one("base", "StatefulSet", "l2node")
+    bad = {**workload, "spec": {**workload["spec"], "replica": 1}}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, latest_version(), strict=True)
 
@@ -127,7 +145,7 @@ def test_labels_are_consistent(name: str) -> None:
         assert labels.get(PART_OF[0]) == PART_OF[1], f"{obj['kind']}/{obj['metadata']['name']}: {labels}"
         if obj["kind"] != "Namespace":
             assert "app.kubernetes.io/name" in labels and "app.kubernetes.io/component" in labels, obj["metadata"]
-    for d in objects(name, "Deployment"):
+    for d in workloads(name):
         selector = d["spec"]["selector"]["matchLabels"]
         template = d["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= template.items()
@@ -137,25 +155,33 @@ def test_labels_are_consistent(name: str) -> None:
         for obj in objects(name, kind):
             selector = obj["spec"]["selector"]
             selector = selector.get("matchLabels", selector)
-            matching = [d for d in objects(name, "Deployment")
+            matching = [d for d in workloads(name)
                         if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
-            assert len(matching) == 1, f"{kind}/{obj['metadata']['name']} selects {len(matching)} deployments"
+            assert len(matching) == 1, f"{kind}/{obj['metadata']['name']} selects {len(matching)} workloads"
 
 
 @pytest.mark.parametrize("name", sorted(KUSTOMIZATIONS))
 def test_references_resolve(name: str) -> None:
-    """ConfigMaps (hash-suffixed by kustomize), claims and service accounts exist in the render."""
+    """ConfigMaps (hash-suffixed by kustomize), claims and service accounts exist in the render;
+    the only Secret referenced from outside it is the node's keys, which the operator creates."""
     maps = {o["metadata"]["name"]: o.get("data", {}) for o in objects(name, "ConfigMap")}
     claims = {o["metadata"]["name"] for o in objects(name, "PersistentVolumeClaim")}
     accounts = {o["metadata"]["name"] for o in objects(name, "ServiceAccount")}
+    secrets = {o["metadata"]["name"] for o in objects(name, "Secret")} | {KEYS_SECRET}
+    templates = {f"{w['kind']}/{w['metadata']['name']}": {t["metadata"]["name"] for t in
+                                                          w["spec"].get("volumeClaimTemplates", [])}
+                 for w in workloads(name)}
     for deployment, pod in pod_specs(name):
         if "serviceAccountName" in pod:
             assert pod["serviceAccountName"] in accounts, deployment
         for vol in pod.get("volumes", []):
-            if "configMap" in vol:
-                assert vol["configMap"]["name"] in maps, vol
-                for item in vol["configMap"].get("items", []):
-                    assert item["key"] in maps[vol["configMap"]["name"]], item
+            for source in [vol, *vol.get("projected", {}).get("sources", [])]:
+                if "configMap" in source:
+                    assert source["configMap"]["name"] in maps, vol
+                    for item in source["configMap"].get("items", []):
+                        assert item["key"] in maps[source["configMap"]["name"]], item
+                if "secret" in source:
+                    assert source["secret"].get("secretName", source["secret"].get("name")) in secrets, vol
             if "persistentVolumeClaim" in vol:
                 assert vol["persistentVolumeClaim"]["claimName"] in claims, vol
         for c in pod["containers"]:
@@ -164,7 +190,7 @@ def test_references_resolve(name: str) -> None:
                 if ref:
                     assert ref["key"] in maps.get(ref["name"], {}), f"{deployment}: env {e['name']} -> {ref}"
             mounts = {m["name"] for m in c.get("volumeMounts", [])}
-            assert mounts <= {v["name"] for v in pod.get("volumes", [])}
+            assert mounts <= {v["name"] for v in pod.get("volumes", [])} | templates[deployment]
 
 
 # ---- the node's pod ------------------------------------------------------------------------
@@ -190,9 +216,10 @@ def test_pods_are_hardened(name: str) -> None:
             seccomp = sc.get("seccompProfile", ctx.get("seccompProfile", {}))
             assert seccomp.get("type") in ("RuntimeDefault", "Localhost"), where
             res = c.get("resources", {})
+            assert "memory" in res["limits"], f"{where}: a leak must hit a limit, not the node"
             for what in ("cpu", "memory"):
-                request, limit = res["requests"][what], res["limits"][what]
-                assert _quantity(request) <= _quantity(limit), f"{where}: {what} {request} > {limit}"
+                request, limit = res["requests"][what], res["limits"].get(what)
+                assert limit is None or _quantity(request) <= _quantity(limit), f"{where}: {what} {request} > {limit}"
 
 
 def _quantity(q: str | int) -> float:
@@ -210,8 +237,9 @@ def test_node_runs_as_the_image_user_with_a_writable_data_dir() -> None:
     assert data_dir == "/data" == env_value(c, "L2NODE_DATA_DIR")
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
     assert data_dir in mounts and not mounts[data_dir].get("readOnly")
-    volume = next(v for v in pod["volumes"] if v["name"] == mounts[data_dir]["name"])
-    assert "persistentVolumeClaim" in volume or "emptyDir" in volume
+    claims = {t["metadata"]["name"] for t in one("base", "StatefulSet", "l2node")["spec"]["volumeClaimTemplates"]}
+    assert mounts[data_dir]["name"] in claims, "the data dir is the StatefulSet's claim"
+    assert mounts[data_dir]["name"] not in {v["name"] for v in pod["volumes"]}, "not shadowed by a pod volume"
 
 
 def test_node_runs_the_tree_against_the_configured_l1() -> None:
@@ -221,18 +249,28 @@ def test_node_runs_the_tree_against_the_configured_l1() -> None:
     ref = env_value(c, "L1_RPC")["configMapKeyRef"]
     assert config_map("base", "l2node-config")["data"][ref["key"]].startswith(("http://", "https://"))
     # The config file the args name is the one the ConfigMap volume mounts.
-    config_path = Path(_flag(c["args"], "--config"))
-    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == str(config_path.parent))
-    volume = next(v for v in _node_pod()["volumes"] if v["name"] == mount["name"])
-    assert config_path.name in {i["path"] for i in volume["configMap"]["items"]}
+    generated = config_map("base", "l2node-config")["metadata"]["name"]
+    assert _mounted_files()[_flag(c["args"], "--config")][:3] == ("configMap", generated, "l2node.toml")
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in {e["name"] for e in c.get("env", [])}, "left to overlays"
 
 
 def test_node_is_a_single_writer() -> None:
-    """One tree (one sequencer, a ReadWriteOnce data dir): never two pods, even mid-rollout."""
-    spec = one("base", "Deployment", "l2node")["spec"]
+    """One tree (one sequencer): a StatefulSet of one, never two pods of it at once (not even
+    mid-rollout), on a claim only one pod may use (ReadWriteOncePod, not ReadWriteOnce, which
+    lets every pod on the same node mount it)."""
+    assert not objects("base", "Deployment"), "a Deployment may run two pods at once"
+    assert not objects("base", "PersistentVolumeClaim"), "the data claim is the StatefulSet's own"
+    spec = one("base", "StatefulSet", "l2node")["spec"]
     assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate"
+    assert spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
+    assert spec.get("updateStrategy", {}).get("type", "RollingUpdate") in ("RollingUpdate", "OnDelete")
+    assert "maxUnavailable" not in spec.get("updateStrategy", {}).get("rollingUpdate", {})
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOncePod"]
+    assert spec.get("persistentVolumeClaimRetentionPolicy", {}).get("whenDeleted", "Retain") == "Retain"
+    # Its pod's stable name resolves through the headless Service.
+    service = one("base", "Service", spec["serviceName"])
+    assert service["spec"]["clusterIP"] == "None"
 
 
 def test_config_binds_the_control_plane_where_the_kubelet_probes(node_config: NodeConfig) -> None:
@@ -286,15 +324,95 @@ def test_termination_grace_fits_the_drain(node_config: NodeConfig) -> None:
     assert grace >= budget(planned), f"grace {grace}s < worst-case stop {budget(planned)}s with the planned services"
 
 
-def test_pod_disruption_budget_covers_the_node() -> None:
+def test_pod_disruption_budget_does_not_block_drains() -> None:
+    """A budget on the single pod that allowed no eviction would hang every node drain and
+    cluster upgrade: with the pod healthy, at least one disruption is allowed."""
     pdbs = objects("base", "PodDisruptionBudget")
     assert len(pdbs) == 1
     pdb = pdbs[0]
     assert pdb["apiVersion"] == "policy/v1"
     assert ("minAvailable" in pdb["spec"]) != ("maxUnavailable" in pdb["spec"])
     assert pdb["spec"]["selector"]["matchLabels"] == NODE_LABELS
-    # A pod that is not Ready never blocks a node drain.
+    replicas = one("base", "StatefulSet", "l2node")["spec"]["replicas"]
+
+    def count(value: int | str) -> int:  # the controller rounds percentages up
+        return -(-replicas * int(value[:-1]) // 100) if isinstance(value, str) else value
+
+    if "maxUnavailable" in pdb["spec"]:
+        allowed = count(pdb["spec"]["maxUnavailable"])
+    else:
+        allowed = replicas - count(pdb["spec"]["minAvailable"])
+    assert allowed >= 1, f"{pdb['spec']}: a drain could never evict the node"
+    # Nor does a pod that is not Ready.
     assert pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
+
+
+def test_node_has_a_cpu_request_and_no_throttling_cpu_limit() -> None:
+    """The block producer seals every 250 ms: a CFS quota would throttle it after a burst."""
+    res = _node()["resources"]
+    assert _quantity(res["requests"]["cpu"]) >= 0.25
+    assert "cpu" not in res.get("limits", {}), "a CPU limit throttles the sequencer"
+    assert _quantity(res["requests"]["memory"]) == _quantity(res["limits"]["memory"]), \
+        "memory request = limit: never over its request, the last Burstable pod evicted"
+
+
+def _mounted_files(name: str = "base") -> dict[str, tuple[str, str, str, int, bool]]:
+    """Every file the node's ConfigMap and Secret volumes put in its container, by absolute
+    path: (source kind, source name, key, mode, mounted read-only)."""
+    pod = _node_pod(name)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files: dict[str, tuple[str, str, str, int, bool]] = {}
+    for mount in _node(name)["volumeMounts"]:
+        vol = volumes.get(mount["name"])
+        if vol is None:
+            continue
+        projected = vol.get("projected", {})
+        sources = projected.get("sources", [vol])
+        for source in sources:
+            for kind in ("configMap", "secret"):
+                if kind not in source:
+                    continue
+                src = source[kind]
+                default = src.get("defaultMode", projected.get("defaultMode", 0o644))
+                items = src.get("items")
+                assert items, f"{mount['name']}: list the files a {kind} provides, so a new key is not mounted blindly"
+                for item in items:
+                    path = str(Path(mount["mountPath"]) / item["path"])
+                    files[path] = (kind, src.get("name", src.get("secretName", "")), item["key"],
+                                   item.get("mode", default), bool(mount.get("readOnly")))
+    return files
+
+
+def test_secrets_are_mounted_read_only_for_the_owner_alone() -> None:
+    secret_files = {p: f for p, f in _mounted_files().items() if f[0] == "secret"}
+    assert secret_files, "the node's keys come from a Secret"
+    for path, (_, secret, key, mode, read_only) in secret_files.items():
+        assert read_only, f"{path} ({secret}/{key}) must be mounted readOnly"
+        assert mode == 0o400, f"{path} ({secret}/{key}): mode {mode:o}, not 0400"
+    assert {f[1] for f in secret_files.values()} == {KEYS_SECRET}, "one Secret holds the node's keys"
+    # The node runs as 10001 and reads them through its fsGroup (the kubelet makes them
+    # root:fsGroup and adds group read); no other Secret reaches the pod.
+    assert _node_pod()["securityContext"]["fsGroup"] == IMAGE_UID
+    assert all(not v.get("secret") for v in _node_pod()["volumes"]), "keys only through the listed items"
+
+
+def test_config_names_the_mounted_files_so_the_pod_runs_the_rollup(node_config: NodeConfig) -> None:
+    """The base config runs the sequencer (batcher) and rollups (proposer and challenger)
+    against `--l1-rpc`, with the contracts.json of the ConfigMap and each role's key from the
+    Secret: the paths it names are files the pod mounts, from the source each must come from."""
+    files = _mounted_files()
+    assert {w.id for w in node_config.workers} >= {"sequencer", "rollups"}
+    rollups = next(w for w in node_config.workers if w.id == "rollups").settings
+    assert rollups.get("propose", True) and rollups.get("challenge", True)
+    assert node_config.l1_contracts == CONTRACTS_PATH
+    generated = config_map("base", "l2node-config")
+    assert files[CONTRACTS_PATH][:3] == ("configMap", generated["metadata"]["name"], "contracts.json")
+    assert "contracts.json" in generated["data"]
+    for role, path in KEY_PATHS.items():
+        assert getattr(node_config, f"{role}_key_file") == path
+        assert files[path][:3] == ("secret", KEYS_SECRET, f"{role}.key")
+    # None of them under the data dir (what `l2node deploy --out DIR` writes is not /data).
+    assert not any(p.startswith(_flag(_node()["args"], "--data-dir") + "/") for p in files)
 
 
 def test_headless_service_for_the_control_plane(node_config: NodeConfig) -> None:
@@ -310,8 +428,9 @@ def test_headless_service_for_the_control_plane(node_config: NodeConfig) -> None
 # ---- the pod's command, run here --------------------------------------------------------------
 
 @contextlib.contextmanager
-def _tree(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _tree(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=out)
     try:
         yield proc
     finally:
@@ -320,25 +439,52 @@ def _tree(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[byt
             proc.wait(10)
 
 
-def test_container_command_serves_what_the_kubelet_probes(tmp_path: Path) -> None:
-    """The container's args and config, run as ``l2node`` here (the image's ENTRYPOINT), with
-    only the port moved and /data and /etc/l2node mapped to temporary dirs: the kubelet's gRPC
-    probe (Health/Check of service "") gets SERVING; SIGTERM stops the tree with exit code 0
-    well within the termination grace period."""
+def _log_lines(log: Path) -> list[dict[str, Any]]:
+    lines = []
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            lines.append(json.loads(line))
+    return lines
+
+
+def test_container_command_runs_the_rollup_and_serves_what_the_kubelet_probes(tmp_path: Path, chain: Anvil) -> None:
+    """The container's args and config, run as ``l2node`` here (the image's ENTRYPOINT), against
+    a real L1: the contracts deployed to an anvil, the devnet's keys as the Secret's files.
+    Only the ports are moved, and /data and every file the pod mounts under /etc/l2node are
+    mapped to temporary ones (the config's paths with them). The tree starts its batcher,
+    proposer and challenger; the kubelet's gRPC probe (Health/Check of service "") gets
+    SERVING; SIGTERM stops the tree with exit code 0 well within the termination grace period."""
     c, pod = _node(), _node_pod()
-    port = free_port()
-    toml = config_map("base", "l2node-config")["data"]["l2node.toml"]
+    port = free_base_port()
+    etc = tmp_path / "etc"
+    toml = config_map("base", "l2node-config")["data"]["l2node.toml"].replace("/etc/l2node/", f"{etc}/")
     toml, count = re.subn(r"(?m)^base_port\s*=\s*\d+", f"base_port = {port}", toml)
     assert count == 1
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "l2node.toml").write_text(toml)
-    paths = {"/data": str(tmp_path / "data"), "/etc/l2node/l2node.toml": str(tmp_path / "etc" / "l2node.toml")}
-    l1 = config_map("base", "l2node-config")["data"]["L1_RPC"]
-    args = [paths.get(a, a).replace("$(L1_RPC)", l1) for a in c["args"]]
+    asyncio.run(deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path / "deploy"))
+    keys = {"batcher": DEVNET_BATCHER_KEY, "proposer": DEVNET_PROPOSER_KEY, "challenger": DEVNET_CHALLENGER_KEY}
+    content = {"/etc/l2node/l2node.toml": toml, CONTRACTS_PATH: contracts_path(tmp_path / "deploy").read_text(),
+               **{KEY_PATHS[role]: key + "\n" for role, key in keys.items()}}
+    mounted = _mounted_files()
+    assert set(content) == set(mounted), "every file the pod mounts, and only those"
+    for path, text in content.items():
+        local = etc / Path(path).relative_to("/etc/l2node")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(text)
+        local.chmod(mounted[path][3])
+    paths = {"/data": str(tmp_path / "data"), "/etc/l2node/l2node.toml": str(etc / "l2node.toml")}
+    args = [paths.get(a, a).replace("$(L1_RPC)", chain.url) for a in c["args"]]
     env = {**os.environ, "L2NODE_DATA_DIR": paths["/data"]}
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     exe = Path(sys.executable).parent / "l2node"
-    with _tree([str(exe), *args], env) as proc:
+    log = tmp_path / "up.log"
+    with _tree([str(exe), *args], env, log) as proc:
+        def roles() -> bool:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            said = {line.get("message"): line for line in _log_lines(log)}
+            rollups = said.get("rollups ready", {})
+            return "batcher ready" in said and rollups.get("propose") is True and rollups.get("challenge") is True
+        wait_for(roles, 60, "batcher, proposer and challenger ready")
+
         deadline = time.monotonic() + 20
         status = None
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -354,8 +500,8 @@ def test_container_command_serves_what_the_kubelet_probes(tmp_path: Path) -> Non
                 time.sleep(0.05)
         if status != health_pb2.HealthCheckResponse.SERVING:
             proc.kill()
-            _, err = proc.communicate(10)
-            pytest.fail(f"no SERVING from the control plane (last status {status}):\n{err.decode()[-3000:]}")
+            proc.wait(10)
+            pytest.fail(f"no SERVING from the control plane (last status {status}):\n{log.read_text()[-3000:]}")
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(pod["terminationGracePeriodSeconds"])
