@@ -182,7 +182,8 @@ def main(cfg: NodeConfig) -> int:
     try:
         lock = PidLock.acquire(lock_path(cfg))
     except LockHeld as exc:
-        _log.error(str(exc), extra={"data_dir": str(cfg.data_dir), "holder_pid": exc.holder})
+        _log.error(f"l2node is {exc}; `l2node status` shows it, `l2node stop` stops it",
+                   extra={"data_dir": str(cfg.data_dir), "holder_pid": exc.holder})
         return EXIT_ALREADY_RUNNING
     with lock:
         _log.info("starting", extra={"data_dir": str(cfg.data_dir), "pid": os.getpid()})
