@@ -4,6 +4,9 @@ It serves the control plane first (so that a watcher sees the tree come up), sta
 tree in order, keeps DATA_DIR/run/endpoints.json current, and on SIGTERM or Ctrl-C stops
 everything in reverse order. If the tree escalates past the root, it exits non-zero so that
 whatever runs it (systemd, Kubernetes) decides next.
+
+One tree per data dir: it holds an flock on DATA_DIR/run/lock (with its pid in it) for its
+whole life, and a second `l2node up` on that data dir exits EXIT_ALREADY_RUNNING naming it.
 """
 
 from __future__ import annotations
