@@ -168,6 +168,18 @@ def cmd_stop(args: argparse.Namespace) -> int:
 # -- client commands for the sequencer --------------------------------------------------------
 
 _GWEI = 10**9
+#: How long `--wait` waits by default: FINALIZED on the devnet takes about a minute (L1 finality).
+_WAIT_TIMEOUT_S = 300.0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def _service_channel(data_dir: pathlib.Path | None, service: str) -> grpc.Channel:
@@ -247,27 +259,41 @@ def cmd_tx_send(args: argparse.Namespace) -> int:
                                                                              request_id=uuid.uuid4().hex))
         print(f"sent {reply.tx_hash} from 0x{sender.hex()} nonce {nonce}")
         if args.wait:
-            _watch_receipt(stub, reply.tx_hash, args.wait)
+            return _watch_receipt(stub, reply.tx_hash, args.wait, args.timeout)
     return 0
 
 
-def _watch_receipt(stub: Any, tx_hash: str, until: str) -> None:
+def _watch_receipt(stub: Any, tx_hash: str, until: str, timeout_s: float) -> int:
+    """Print the receipt's status (and why it waits) as it changes, until ``until``: 0 once there,
+    1 if DROPPED; CliError after ``timeout_s``, saying where it stands."""
     from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
 
     goal = spb.ReceiptStatus.Value("RECEIPT_STATUS_" + until.upper())
+    deadline = time.monotonic() + timeout_s
     last = None
     while True:
         r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=tx_hash)).receipt
-        if r.status != last:
-            last = r.status
-            where = f" in block {r.block_number} (index {r.index})" if r.HasField("block_number") else ""
-            if r.l1_tx_hash:
-                where += f", batch {r.batch_index} in L1 tx {r.l1_tx_hash}"
-            print(f"{_enum_word(spb.ReceiptStatus, r.status, 'RECEIPT_STATUS_')}{where}"
-                  + (f": {r.drop_reason}" if r.drop_reason else ""), flush=True)
-        if r.status >= goal or r.status == spb.RECEIPT_STATUS_DROPPED:
-            return
+        line = _receipt_line(spb, r)
+        if line != last:
+            last = line
+            print(line, flush=True)
+        if r.status == spb.RECEIPT_STATUS_DROPPED:
+            return 1
+        if r.status >= goal:
+            return 0
+        if time.monotonic() >= deadline:
+            raise CliError(f"timed out after {timeout_s:g}s waiting for {tx_hash} to be {until}; it is {line} "
+                           f"(`l2node tx status {tx_hash}` follows it)")
         time.sleep(0.1)
+
+
+def _receipt_line(spb: Any, r: Any) -> str:
+    """A receipt in one line: its status, where it is, and why it waits or was dropped."""
+    where = f" in block {r.block_number} (index {r.index})" if r.HasField("block_number") else ""
+    if r.l1_tx_hash:
+        where += f", batch {r.batch_index} in L1 tx {r.l1_tx_hash}"
+    why = f": {r.drop_reason}" if r.drop_reason else f": {r.wait_message}" if r.wait_message else ""
+    return f"{_enum_word(spb.ReceiptStatus, r.status, 'RECEIPT_STATUS_')}{where}{why}"
 
 
 def cmd_tx_status(args: argparse.Namespace) -> int:
@@ -276,14 +302,14 @@ def cmd_tx_status(args: argparse.Namespace) -> int:
     channel, stub = _sequencer(args.data_dir)
     with channel:
         if args.wait:
-            _watch_receipt(stub, args.hash, args.wait)
-            return 0
+            return _watch_receipt(stub, args.hash, args.wait, args.timeout)
         r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=args.hash)).receipt
     doc = {"tx_hash": r.tx_hash, "status": _enum_word(spb.ReceiptStatus, r.status, "RECEIPT_STATUS_"),
            "from": getattr(r, "from"), "to": r.to, "nonce": r.nonce,
            "block_number": r.block_number if r.HasField("block_number") else None, "block_hash": r.block_hash,
            "index": r.index if r.HasField("index") else None, "gas_used": r.gas_used,
            "effective_gas_price": r.effective_gas_price, "drop_reason": r.drop_reason,
+           "wait_reason": r.wait_reason, "wait_message": r.wait_message,
            "batch_index": r.batch_index if r.HasField("batch_index") else None, "l1_tx_hash": r.l1_tx_hash}
     print(json.dumps(doc, indent=2))
     return 0
@@ -412,6 +438,12 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", type=pathlib.Path, default=None,
                        help=f"state and run files (default {default_data_dir()})")
 
+    def wait_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--wait", choices=["sealed", "safe", "finalized"],
+                       help="follow the receipt until then (exit 1 if it is dropped)")
+        p.add_argument("--timeout", type=_positive_seconds, default=_WAIT_TIMEOUT_S, metavar="S",
+                       help=f"give up waiting after S seconds, exit 1 (default {_WAIT_TIMEOUT_S:g})")
+
     p = sub.add_parser("up", help="run the tree in the foreground; Ctrl-C stops it")
     data_dir(p)
     p.add_argument("--config", type=pathlib.Path, help="TOML config file")
@@ -441,12 +473,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nonce", type=int, default=None, help="default: the account's next nonce")
     p.add_argument("--tip-gwei", type=float, default=1.0)
     p.add_argument("--max-fee-gwei", type=float, default=None, help="default: 2 x base fee + tip")
-    p.add_argument("--wait", choices=["sealed", "safe", "finalized"], help="follow the receipt until then")
+    wait_options(p)
     p.set_defaults(fn=cmd_tx_send)
     p = tx.add_parser("status", help="a transaction's receipt")
     data_dir(p)
     p.add_argument("hash")
-    p.add_argument("--wait", choices=["sealed", "safe", "finalized"], help="follow the receipt until then")
+    wait_options(p)
     p.set_defaults(fn=cmd_tx_status)
     p = sub.add_parser("account", help="an L2 account's balance and nonce")
     data_dir(p)
