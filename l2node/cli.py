@@ -7,6 +7,7 @@ dir is the same for all of them (see l2node.node.config.default_data_dir).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import pathlib
@@ -168,8 +169,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
 # -- client commands for the sequencer --------------------------------------------------------
 
 _GWEI = 10**9
-#: How long `--wait` waits by default: FINALIZED on the devnet takes about a minute (L1 finality).
-_WAIT_TIMEOUT_S = 300.0
+#: How long `--wait` waits for each status unless --timeout says: sealing takes a block time;
+#: SAFE a few L1 blocks; FINALIZED L1 finality (~10 s on the devnet's anvil, ~13 min on Ethereum).
+_WAIT_TIMEOUT_S = {"sealed": 60.0, "safe": 600.0, "finalized": 1800.0}
 
 
 def _positive_seconds(text: str) -> float:
@@ -259,7 +261,7 @@ def cmd_tx_send(args: argparse.Namespace) -> int:
                                                                              request_id=uuid.uuid4().hex))
         print(f"sent {reply.tx_hash} from 0x{sender.hex()} nonce {nonce}")
         if args.wait:
-            return _watch_receipt(stub, reply.tx_hash, args.wait, args.timeout)
+            return _watch_receipt(stub, reply.tx_hash, args.wait, args.timeout or _WAIT_TIMEOUT_S[args.wait])
     return 0
 
 
@@ -302,7 +304,7 @@ def cmd_tx_status(args: argparse.Namespace) -> int:
     channel, stub = _sequencer(args.data_dir)
     with channel:
         if args.wait:
-            return _watch_receipt(stub, args.hash, args.wait, args.timeout)
+            return _watch_receipt(stub, args.hash, args.wait, args.timeout or _WAIT_TIMEOUT_S[args.wait])
         r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=args.hash)).receipt
     doc = {"tx_hash": r.tx_hash, "status": _enum_word(spb.ReceiptStatus, r.status, "RECEIPT_STATUS_"),
            "from": getattr(r, "from"), "to": r.to, "nonce": r.nonce,
@@ -372,12 +374,16 @@ def cmd_outputs(args: argparse.Namespace) -> int:
                 return 0
             return 0
         token = str(args.start) if args.start else ""
+        shown = 0
         while True:
             page = _rpc(stub.ListOutputs, rpb.ListOutputsRequest(page_size=100, page_token=token))
             for o in page.outputs:
                 _print_output(o, args.json)
+            shown += len(page.outputs)
             token = page.next_page_token
             if not token:
+                if not shown and not args.json:
+                    print("no outputs yet (the proposer posts one every few L2 blocks with news)")
                 return 0
 
 
@@ -390,7 +396,12 @@ def _print_output(o: Any, as_json: bool) -> None:
     status = _enum_word(rpb.OutputStatus, o.status, "OUTPUT_STATUS_")
     disputes = f"  disputes {','.join(map(str, o.dispute_ids))}" if o.dispute_ids else ""
     print(f"output {o.index:>5}  l2 block {o.l2_block:>7}  {status:<11}  {o.output_root}  "
-          f"window ends {o.window_ends_at}{disputes}", flush=True)
+          f"proposed {_utc(o.proposed_at)}  window ends {_utc(o.window_ends_at)}{disputes}", flush=True)
+
+
+def _utc(unix_s: int) -> str:
+    """A unix time (an L1 block timestamp) as ISO-8601 UTC, for people; JSON output keeps the number."""
+    return datetime.datetime.fromtimestamp(unix_s, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cmd_disputes(args: argparse.Namespace) -> int:
@@ -407,6 +418,8 @@ def cmd_disputes(args: argparse.Namespace) -> int:
                 disputes.extend(page.disputes)
                 if not (token := page.next_page_token):
                     break
+    if not disputes and not args.json:
+        print("no disputes")
     for d in disputes:
         if args.json:
             print(json.dumps(_message_dict(d)), flush=True)
@@ -441,8 +454,9 @@ def parser() -> argparse.ArgumentParser:
     def wait_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--wait", choices=["sealed", "safe", "finalized"],
                        help="follow the receipt until then (exit 1 if it is dropped)")
-        p.add_argument("--timeout", type=_positive_seconds, default=_WAIT_TIMEOUT_S, metavar="S",
-                       help=f"give up waiting after S seconds, exit 1 (default {_WAIT_TIMEOUT_S:g})")
+        p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
+                       help="give up waiting after S seconds, exit 1 (default: "
+                            + ", ".join(f"{k} {v:g}" for k, v in _WAIT_TIMEOUT_S.items()) + ")")
 
     p = sub.add_parser("up", help="run the tree in the foreground; Ctrl-C stops it")
     data_dir(p)
