@@ -382,6 +382,14 @@ def test_a_stuck_transfer_says_why_it_waits_and_wait_times_out_then_empty_blocks
     # Nothing else is sent: empty blocks lower the base fee until the fee cap covers it.
     out = cli(node.data_dir, "tx", "status", tx_hash, "--wait", "sealed", "--timeout", "60").stdout
     assert out.splitlines()[-1].startswith("sealed in block")
+    block = json.loads(cli(node.data_dir, "tx", "status", tx_hash).stdout)["block_number"]
+    assert block >= 2  # after empty blocks
+    # Derivation re-executes the empty blocks from L1 as any block: the output over them agrees.
+    wait_for(lambda: any(int(json.loads(line)["l2_block"]) >= block
+                         for line in cli(node.data_dir, "outputs", "--json").stdout.splitlines()), 60,
+             "an output over the empty blocks")
+    log = (node.data_dir.parent / "up.log").read_text()
+    assert '"sequencer_agrees": true' in log and "differs from the one L1 defines" not in log
 
     nonce = json.loads(cli(node.data_dir, "account", _dev_address(7)).stdout)["nonce"]
     r = cli(node.data_dir, "tx", "send", "--to", to, "--value", "1", "--dev", "7", "--nonce", str(nonce + 1),
