@@ -1,41 +1,53 @@
 # Two entry points for a fresh machine (see README): `make up` and `make test`.
-# Everything is installed into .venv and node_modules inside the checkout.
+# Everything is installed into .venv and node_modules inside the checkout. Running the node needs
+# only the runtime dependencies (`make up`); the dev tools (pytest, mypy, buf, ...) come with
+# `make test` and the other developer targets, on top of them, behind a stamp of their own (so
+# `make test` after `make up` still installs them).
 
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install up test lint protos protos-check contracts contracts-check bench clean
+.PHONY: install install-dev up test lint protos protos-check contracts contracts-check bench clean
 
 $(STAMP): pyproject.toml setup.py protocol/_native.c package.json package-lock.json
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	# not `npm ci`: npm 11 locks only this platform's optional anvil binary, which ci rejects
-	npm install --silent --no-audit --no-fund
+	$(BIN)/pip install --quiet -e .
+	# `npm ci`: exactly what the lock says, and the lock (tracked) is never rewritten. The lock lists
+	# every platform's optional anvil binary (npm installs only this platform's); a lock that lists
+	# only one makes `npm install` add the others, and `npm ci` refuse it.
+	npm ci --silent --no-audit --no-fund
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(DEV_STAMP)
+
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 ## Run the tree in the foreground with a local anvil L1; Ctrl-C stops it.
 up: install
 	$(BIN)/l2node up
 
 ## Everything CI checks: generated code fresh, protos linted, ruff, the import layers, mypy --strict, whole test suite.
-test: install lint
+test: install-dev lint
 	$(BIN)/pytest -q
 
-lint: install protos-check contracts-check
+lint: install-dev protos-check contracts-check
 	$(BIN)/buf lint protos
 	$(BIN)/ruff check supervisor services protocol l2node tests bench protos
 	$(BIN)/lint-imports
 	$(BIN)/mypy --strict supervisor services/runtime services/l1 protocol services/sequencer services/rollups l2node/node l2node/cli.py
 
-protos: install
+protos: install-dev
 	$(BIN)/python protos/generate.py
 
-protos-check: install
+protos-check: install-dev
 	$(BIN)/python protos/generate.py --check
 
 ## Solidity artifacts (solcjs from npm), reproducible; CI fails when the committed ones are stale.
@@ -45,7 +57,7 @@ contracts: install
 contracts-check: install
 	node contracts/build.mjs --check
 
-bench: install
+bench: install-dev
 	$(BIN)/python bench/restart_latency.py
 	$(BIN)/python bench/sequencer_throughput.py
 

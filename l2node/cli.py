@@ -7,6 +7,7 @@ dir is the same for all of them (see l2node.node.config.default_data_dir).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import pathlib
@@ -168,6 +169,19 @@ def cmd_stop(args: argparse.Namespace) -> int:
 # -- client commands for the sequencer --------------------------------------------------------
 
 _GWEI = 10**9
+#: How long `--wait` waits for each status unless --timeout says: sealing takes a block time;
+#: SAFE a few L1 blocks; FINALIZED L1 finality (~10 s on the devnet's anvil, ~13 min on Ethereum).
+_WAIT_TIMEOUT_S = {"sealed": 60.0, "safe": 600.0, "finalized": 1800.0}
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def _service_channel(data_dir: pathlib.Path | None, service: str) -> grpc.Channel:
@@ -247,27 +261,41 @@ def cmd_tx_send(args: argparse.Namespace) -> int:
                                                                              request_id=uuid.uuid4().hex))
         print(f"sent {reply.tx_hash} from 0x{sender.hex()} nonce {nonce}")
         if args.wait:
-            _watch_receipt(stub, reply.tx_hash, args.wait)
+            return _watch_receipt(stub, reply.tx_hash, args.wait, args.timeout or _WAIT_TIMEOUT_S[args.wait])
     return 0
 
 
-def _watch_receipt(stub: Any, tx_hash: str, until: str) -> None:
+def _watch_receipt(stub: Any, tx_hash: str, until: str, timeout_s: float) -> int:
+    """Print the receipt's status (and why it waits) as it changes, until ``until``: 0 once there,
+    1 if DROPPED; CliError after ``timeout_s``, saying where it stands."""
     from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
 
     goal = spb.ReceiptStatus.Value("RECEIPT_STATUS_" + until.upper())
+    deadline = time.monotonic() + timeout_s
     last = None
     while True:
         r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=tx_hash)).receipt
-        if r.status != last:
-            last = r.status
-            where = f" in block {r.block_number} (index {r.index})" if r.HasField("block_number") else ""
-            if r.l1_tx_hash:
-                where += f", batch {r.batch_index} in L1 tx {r.l1_tx_hash}"
-            print(f"{_enum_word(spb.ReceiptStatus, r.status, 'RECEIPT_STATUS_')}{where}"
-                  + (f": {r.drop_reason}" if r.drop_reason else ""), flush=True)
-        if r.status >= goal or r.status == spb.RECEIPT_STATUS_DROPPED:
-            return
+        line = _receipt_line(spb, r)
+        if line != last:
+            last = line
+            print(line, flush=True)
+        if r.status == spb.RECEIPT_STATUS_DROPPED:
+            return 1
+        if r.status >= goal:
+            return 0
+        if time.monotonic() >= deadline:
+            raise CliError(f"timed out after {timeout_s:g}s waiting for {tx_hash} to be {until}; it is {line} "
+                           f"(`l2node tx status {tx_hash}` follows it)")
         time.sleep(0.1)
+
+
+def _receipt_line(spb: Any, r: Any) -> str:
+    """A receipt in one line: its status, where it is, and why it waits or was dropped."""
+    where = f" in block {r.block_number} (index {r.index})" if r.HasField("block_number") else ""
+    if r.l1_tx_hash:
+        where += f", batch {r.batch_index} in L1 tx {r.l1_tx_hash}"
+    why = f": {r.drop_reason}" if r.drop_reason else f": {r.wait_message}" if r.wait_message else ""
+    return f"{_enum_word(spb.ReceiptStatus, r.status, 'RECEIPT_STATUS_')}{where}{why}"
 
 
 def cmd_tx_status(args: argparse.Namespace) -> int:
@@ -276,14 +304,14 @@ def cmd_tx_status(args: argparse.Namespace) -> int:
     channel, stub = _sequencer(args.data_dir)
     with channel:
         if args.wait:
-            _watch_receipt(stub, args.hash, args.wait)
-            return 0
+            return _watch_receipt(stub, args.hash, args.wait, args.timeout or _WAIT_TIMEOUT_S[args.wait])
         r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=args.hash)).receipt
     doc = {"tx_hash": r.tx_hash, "status": _enum_word(spb.ReceiptStatus, r.status, "RECEIPT_STATUS_"),
            "from": getattr(r, "from"), "to": r.to, "nonce": r.nonce,
            "block_number": r.block_number if r.HasField("block_number") else None, "block_hash": r.block_hash,
            "index": r.index if r.HasField("index") else None, "gas_used": r.gas_used,
            "effective_gas_price": r.effective_gas_price, "drop_reason": r.drop_reason,
+           "wait_reason": r.wait_reason, "wait_message": r.wait_message,
            "batch_index": r.batch_index if r.HasField("batch_index") else None, "l1_tx_hash": r.l1_tx_hash}
     print(json.dumps(doc, indent=2))
     return 0
@@ -346,12 +374,16 @@ def cmd_outputs(args: argparse.Namespace) -> int:
                 return 0
             return 0
         token = str(args.start) if args.start else ""
+        shown = 0
         while True:
             page = _rpc(stub.ListOutputs, rpb.ListOutputsRequest(page_size=100, page_token=token))
             for o in page.outputs:
                 _print_output(o, args.json)
+            shown += len(page.outputs)
             token = page.next_page_token
             if not token:
+                if not shown and not args.json:
+                    print("no outputs yet (the proposer posts one every few L2 blocks with news)")
                 return 0
 
 
@@ -364,7 +396,12 @@ def _print_output(o: Any, as_json: bool) -> None:
     status = _enum_word(rpb.OutputStatus, o.status, "OUTPUT_STATUS_")
     disputes = f"  disputes {','.join(map(str, o.dispute_ids))}" if o.dispute_ids else ""
     print(f"output {o.index:>5}  l2 block {o.l2_block:>7}  {status:<11}  {o.output_root}  "
-          f"window ends {o.window_ends_at}{disputes}", flush=True)
+          f"proposed {_utc(o.proposed_at)}  window ends {_utc(o.window_ends_at)}{disputes}", flush=True)
+
+
+def _utc(unix_s: int) -> str:
+    """A unix time (an L1 block timestamp) as ISO-8601 UTC, for people; JSON output keeps the number."""
+    return datetime.datetime.fromtimestamp(unix_s, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cmd_disputes(args: argparse.Namespace) -> int:
@@ -381,6 +418,8 @@ def cmd_disputes(args: argparse.Namespace) -> int:
                 disputes.extend(page.disputes)
                 if not (token := page.next_page_token):
                     break
+    if not disputes and not args.json:
+        print("no disputes")
     for d in disputes:
         if args.json:
             print(json.dumps(_message_dict(d)), flush=True)
@@ -412,6 +451,13 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", type=pathlib.Path, default=None,
                        help=f"state and run files (default {default_data_dir()})")
 
+    def wait_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--wait", choices=["sealed", "safe", "finalized"],
+                       help="follow the receipt until then (exit 1 if it is dropped)")
+        p.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S",
+                       help="give up waiting after S seconds, exit 1 (default: "
+                            + ", ".join(f"{k} {v:g}" for k, v in _WAIT_TIMEOUT_S.items()) + ")")
+
     p = sub.add_parser("up", help="run the tree in the foreground; Ctrl-C stops it")
     data_dir(p)
     p.add_argument("--config", type=pathlib.Path, help="TOML config file")
@@ -441,12 +487,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nonce", type=int, default=None, help="default: the account's next nonce")
     p.add_argument("--tip-gwei", type=float, default=1.0)
     p.add_argument("--max-fee-gwei", type=float, default=None, help="default: 2 x base fee + tip")
-    p.add_argument("--wait", choices=["sealed", "safe", "finalized"], help="follow the receipt until then")
+    wait_options(p)
     p.set_defaults(fn=cmd_tx_send)
     p = tx.add_parser("status", help="a transaction's receipt")
     data_dir(p)
     p.add_argument("hash")
-    p.add_argument("--wait", choices=["sealed", "safe", "finalized"], help="follow the receipt until then")
+    wait_options(p)
     p.set_defaults(fn=cmd_tx_status)
     p = sub.add_parser("account", help="an L2 account's balance and nonce")
     data_dir(p)

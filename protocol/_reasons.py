@@ -45,6 +45,7 @@ class Reason(StrEnum):
     NONCE_TOO_HIGH = "NONCE_TOO_HIGH"
     #: Also the pool's: the balance does not cover this and the sender's earlier pooled transactions.
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    #: Also the pool's: why a pending transaction waits, and why it is dropped after its lifetime.
     FEE_CAP_BELOW_BASE_FEE = "FEE_CAP_BELOW_BASE_FEE"
     #: The block has no room left for the transaction's gas limit: it waits for the next one.
     BLOCK_GAS_LIMIT_REACHED = "BLOCK_GAS_LIMIT_REACHED"
@@ -61,8 +62,10 @@ class Reason(StrEnum):
     REPLACED = "REPLACED"
     #: Another sender's transaction, paying more, took its place in a full pool.
     EVICTED = "EVICTED"
-    #: Queued longer than the pool's lifetime.
+    #: Queued longer than the pool's lifetime, waiting for room (a slot of its sender's or the pool's).
     EXPIRED = "EXPIRED"
+    #: Waited its lifetime behind a missing nonce (pending: why it waits): the gap was never filled.
+    NONCE_GAP = "NONCE_GAP"
 
     @property
     def error(self) -> type[DomainError]:

@@ -10,7 +10,7 @@
     genesis = ""             # the L2 genesis JSON every service builds on (l2node/node/genesis.py); "" = devnet's
     [l1]
     rpc = ""                 # an Ethereum JSON-RPC URL; empty = start a local anvil
-    port = 0                 # the local anvil's port; 0 = a free loopback port
+    port = 8545              # the local anvil's port (another free one, said so, if busy); 0 = any free port
     chain_id = 31337
     contracts = ""           # with rpc: the contracts.json of that chain (local anvil: deployed by up)
     batcher_key_file = ""    # with rpc: hex key the sequencer posts batches with (local: a dev key)
@@ -38,6 +38,8 @@ from l2node.node.params import RollupParams
 from services.runtime import monitor_port_for
 
 DEFAULT_BASE_PORT = 50050
+#: The local anvil's port unless configured: the usual JSON-RPC one, so the L1 URL stays the same.
+DEFAULT_L1_PORT = 8545
 
 #: The services every tree runs unless a config says `enabled = false`, in start order.
 BUILTIN_WORKERS: dict[str, str] = {
@@ -79,7 +81,7 @@ class NodeConfig:
     period_s: float = 5.0
     #: External L1 JSON-RPC URL; None starts a local anvil child.
     l1_rpc: str | None = None
-    l1_port: int = 0
+    l1_port: int = DEFAULT_L1_PORT
     chain_id: int = 31337
     #: With an external L1: its contracts.json and the batcher's key file ("" = no batcher).
     l1_contracts: str = ""
@@ -166,7 +168,7 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             intensity=int(node.get("intensity", cfg.intensity)),
             period_s=float(node.get("period_s", cfg.period_s)),
             l1_rpc=str(l1["rpc"]) if l1.get("rpc") else None,
-            l1_port=int(l1.get("port", 0)),
+            l1_port=int(l1.get("port", cfg.l1_port)),
             chain_id=int(l1.get("chain_id", cfg.chain_id)),
             l1_contracts=str(l1.get("contracts", "")),
             batcher_key_file=str(l1.get("batcher_key_file", "")),

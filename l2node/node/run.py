@@ -17,6 +17,7 @@ import logging
 import os
 import pathlib
 import signal
+import sys
 from typing import Any
 
 import grpc
@@ -24,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import supervisor as sv
-from l2node.node import endpoints
+from l2node.node import banner, endpoints
 from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
 from l2node.node.l1 import JsonRpcProbe
@@ -152,6 +153,8 @@ async def up(cfg: NodeConfig) -> int:
         ends.write()
         _log.info("tree up", extra={"control": cfg.control_address, "l1_rpc": l1_rpc,
                                     "endpoints": str(endpoints.path(cfg.run_dir))})
+        if sys.stdout.isatty():  # a person at a terminal (`make up`): where things are, what to run next
+            print(banner.text(cfg, l1_rpc), flush=True)
         stopped = asyncio.create_task(root.wait_stopped())
         signalled = asyncio.create_task(stop.wait())
         await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 from typing import Any
 
 from l2node.node.config import BUILTIN_WORKERS, NodeConfig, WorkerEntry
@@ -17,6 +19,7 @@ from l2node.node.l1 import anvil_child, free_loopback_port
 from services.runtime import MONITOR_PRELOAD, ZYGOTE_PRELOAD
 from supervisor import ChildSpec, SupervisorFlags, SupervisorSpec, Zygote, forked
 
+_log = logging.getLogger("l2node.supervisor")
 #: What a forked worker runs; the definition to serve is in its payload.
 WORKER_ENTRY = "services.runtime:zygote_entry"
 #: Which L1 keys each built-in service is given: a key goes only where it signs.
@@ -76,6 +79,23 @@ def l1_settings(cfg: NodeConfig, rpc: str) -> dict[str, str]:
     return settings
 
 
+def local_l1_port(wanted: int) -> int:
+    """The local anvil's port: ``wanted`` if free; if busy (another anvil, another tree), a free
+    one, logged (the banner says so too); 0 = any free port."""
+    if wanted:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as anvil binds: TIME_WAIT is no obstacle
+            try:
+                s.bind(("127.0.0.1", wanted))
+                return wanted
+            except OSError:
+                pass
+    port = free_loopback_port()
+    if wanted:
+        _log.warning("L1 port busy: the local anvil listens on another", extra={"busy": wanted, "port": port})
+    return port
+
+
 def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
     """The root spec, the zygote it forks through, and the L1 URL (None until configured)."""
     preload = [*ZYGOTE_PRELOAD, *(MONITOR_PRELOAD if cfg.monitor_base_port else ())]
@@ -83,7 +103,7 @@ def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
     children = [ChildSpec(id="zygote", start=zygote.starter())]
     l1_url = cfg.l1_rpc
     if l1_url is None:
-        port = cfg.l1_port or free_loopback_port()
+        port = local_l1_port(cfg.l1_port)
         children.append(anvil_child(zygote, cfg.data_dir, port, chain_id=cfg.chain_id, params=cfg.rollups,
                                     genesis_file=cfg.genesis))
         l1_url = f"http://127.0.0.1:{port}"

@@ -158,8 +158,10 @@ class ChainCorrupted(RuntimeError):
 
 class Chain:
     def __init__(self, store: SequencerStore, genesis: Genesis, pools: Mempools, listener: ChainListener,
-                 *, max_block_txs: int, block_room: BlockRoom | None = None) -> None:
+                 *, max_block_txs: int, block_room: BlockRoom | None = None,
+                 empty_block_time_s: float = 1.0) -> None:
         self._store = store
+        self._empty_block_time_s = empty_block_time_s
         self._genesis = genesis
         self._max_block_txs = max_block_txs
         self.state = State()
@@ -245,18 +247,36 @@ class Chain:
             deposits = self._store.deposits_due(self.l1_origin.number)
             forced = self._store.forced_due(self.l1_origin.number)
             txs = self.mempool.select(base_fee, self.head.gas_limit, self._max_block_txs)
-            if not txs and not forced and not deposits:
+            sealed_at = time.time() if now is None else now
+            if not txs and not forced and not deposits and not self._empty_block_due(base_fee, sealed_at):
                 return None
             # A span per block, not per transaction; links lead back to the calls that sent them.
             links = list({ctx.span_id: trace.Link(ctx) for tx in txs[:_MAX_LINKS]
                           if (ctx := self._listener.origin(tx.hash)) is not None}.values())
             with _tracer.start_as_current_span("seal_block", links=links) as span:
-                block = await self._seal(deposits, forced, txs, base_fee, time.time() if now is None else now)
+                block = await self._seal(deposits, forced, txs, base_fee, sealed_at)
                 span.set_attribute("l2.block.number", block.header.number)
                 span.set_attribute("l2.block.transactions", len(block.tx_hashes))
             async with self._new_block:
                 self._new_block.notify_all()
             return block
+
+    def _empty_block_due(self, base_fee: int, now: float) -> bool:
+        """Whether to seal an empty block: something waits for the base fee to fall, an empty block
+        lowers it, and the last block is ``empty_block_time_s`` old.
+
+        EIP-1559 lowers the base fee after blocks below the gas target; with no block at all it
+        never falls, and a fee cap under it would wait forever. Empty blocks are the one way that
+        needs no new rule: derivation (and the one-step proof on L1) re-executes whatever blocks
+        the batches hold, each block's base fee next_base_fee(parent), empty blocks included, so
+        they agree with no change. A base fee computed from elapsed time instead would be a new
+        protocol rule for the sequencer, derivation and StepVerifier.sol alike. Sealed only while a
+        transaction waits on the base fee (an idle chain posts nothing to L1), at a slower cadence
+        than blocks with transactions, and never once the base fee cannot fall further.
+        """
+        return (now >= self.head.timestamp + self._empty_block_time_s
+                and next_base_fee(base_fee, 0, self.head.gas_limit) < base_fee
+                and self.mempool.waits_on_base_fee())
 
     async def _seal(self, deposits: list[DueDeposit], forced: list[ForcedTx], txs: list[Transaction], base_fee: int,
                     now: float) -> SealedBlock:

@@ -61,6 +61,7 @@ __all__ = [
     "MempoolStats",
     "OrderingPolicy",
     "TxStatus",
+    "Waiting",
 ]
 
 #: A plain transfer's intrinsic gas: no valid transaction has a lower gas limit.
@@ -86,7 +87,8 @@ class MempoolConfig:
     global_queue: int = 1024
     #: Missing nonces a queued transaction may wait behind, counted from the sender's next executable nonce.
     max_nonce_gap: int = 64
-    #: Seconds a queued transaction may wait (geth Lifetime); enforced by :meth:`Mempool.expire`.
+    #: Seconds a transaction may wait without becoming executable (geth Lifetime: queued ones;
+    #: here a pending one under the base fee too); enforced by :meth:`Mempool.expire`.
     lifetime: float = 3 * 3600.0
     #: A replacement raises both max_fee_per_gas and max_priority_fee_per_gas by at least this (geth PriceBump).
     price_bump_percent: int = 10
@@ -145,6 +147,19 @@ class AddResult(NamedTuple):
     replaced: bytes | None = None
     #: Hashes of other senders' transactions evicted to make room (dropped with EVICTED).
     evicted: tuple[bytes, ...] = ()
+
+
+class Waiting(NamedTuple):
+    """Why a pooled transaction is not in the next block: a stable reason, and in words."""
+
+    reason: Reason
+    message: str
+    #: The nonce the obstacle is at: the transaction's own, an earlier one of its sender's, or the missing one.
+    nonce: int
+
+
+#: What waiting for room in the pool is dropped with after the lifetime: the room may still come.
+_ROOM: Final = frozenset({Reason.ACCOUNT_LIMIT, Reason.POOL_FULL})
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +329,21 @@ class Mempool:
         if entry is None:
             return None
         return TxStatus.PENDING if entry.tx.nonce < self._senders[entry.tx.sender].pending_end else TxStatus.QUEUED
+
+    def waiting(self, tx_hash: bytes) -> Waiting | None:
+        """Why the pooled ``tx_hash`` is not in the next block; None if it is executable now (or
+        not pooled). O(its sender's transactions): for status queries, not the hot path."""
+        entry = self._by_hash.get(tx_hash)
+        if entry is None:
+            return None
+        return self._why_waits(self._senders[entry.tx.sender], entry.tx.nonce)
+
+    def waits_on_base_fee(self) -> bool:
+        """Whether a sender's next executable transaction has a fee cap under the base fee: only a
+        lower base fee (empty blocks, EIP-1559's decay) lets it in. O(senders)."""
+        base_fee = self._base_fee
+        return any(acct.pending_end > acct.nonce and acct.txs[acct.nonce].tx.max_fee_per_gas < base_fee
+                   for acct in self._senders.values())
 
     def account(self, sender: bytes) -> AccountState | None:
         """The pool's view of ``sender``, if it holds a record for it."""
@@ -644,27 +674,59 @@ class Mempool:
         return tuple(dropped)
 
     def expire(self, now: float) -> tuple[Dropped, ...]:
-        """Drop queued transactions that have waited longer than ``lifetime`` by ``now``.
+        """Drop what has waited longer than ``lifetime`` by ``now`` and still cannot be in the next
+        block, with why (:meth:`waiting`'s reason): a fee cap under the base fee (pending or not),
+        a nonce gap, funds that do not cover it; EXPIRED when it waited for room in the pool.
 
-        Pending transactions never expire: they leave by inclusion, or by a block moving their
-        sender's nonce past them. A replacement restarts the wait.
+        A pending transaction held only by an earlier one of its sender's stays until that one
+        goes (then it is behind a gap). A replacement restarts the wait.
         """
         cutoff = now - self._config.lifetime
         dropped: list[Dropped] = []
         for sender, acct in list(self._senders.items()):
-            if acct.queued_count == 0:
-                continue
-            end = acct.pending_end
-            stale = sorted(n for n, e in acct.txs.items() if n >= end and e.arrived < cutoff)
-            for n in stale:
+            stale = sorted(n for n, e in acct.txs.items() if e.arrived < cutoff)
+            for n in stale:  # nonce order: dropping one leaves the later ones behind a gap
+                why = self._why_waits(acct, n)
+                if why is None or (n < acct.pending_end and why.nonce != n):
+                    continue
+                if not dropped:
+                    self._kill_heaps()
+                reason = Reason.EXPIRED if why.reason in _ROOM else why.reason
                 entry = acct.txs[n]
                 self._remove(acct, entry)
-                self._drops[Reason.EXPIRED] += 1
-                dropped.append(Dropped(entry.tx.hash, Reason.EXPIRED))
+                self._drops[reason] += 1
+                dropped.append(Dropped(entry.tx.hash, reason))
+            if stale:
+                self._trim_account_queue(acct, dropped)
             self._prune(sender, acct)
         if dropped:
+            self._trim_global_queue(dropped)
+            self._feed_starved()
             self._kill_heaps()
         return tuple(dropped)
+
+    def _why_waits(self, acct: _Sender, nonce: int) -> Waiting | None:
+        """Why ``acct``'s pooled ``nonce`` is not executable at the pool's base fee; None if it is."""
+        txs, end, base_fee = acct.txs, acct.pending_end, self._base_fee
+        # Its pending run up to it: the first fee cap under the base fee holds it and all after it.
+        for n in range(acct.nonce, min(nonce + 1, end)):
+            fee_cap = txs[n].tx.max_fee_per_gas
+            if fee_cap < base_fee:
+                held = "" if n == nonce else f" (nonce {n}, before it)"
+                return Waiting(Reason.FEE_CAP_BELOW_BASE_FEE, f"fee cap {fee_cap} under base fee {base_fee}{held}", n)
+        if nonce < end:
+            return None
+        # Queued: what keeps the sender's first queued nonce (``end``) from being promoted keeps it too.
+        head = txs.get(end)
+        if head is None:
+            return Waiting(Reason.NONCE_GAP, f"nonce gap: account nonce {acct.nonce}, waiting for nonce {end}", end)
+        if end - acct.nonce >= self._config.account_slots:
+            return Waiting(Reason.ACCOUNT_LIMIT, f"the sender has {self._config.account_slots} executable "
+                           "transactions already (account_slots): waiting for a block to take one", end)
+        if acct.pending_cost + head.cost > acct.balance:
+            return Waiting(Reason.INSUFFICIENT_FUNDS, f"balance {acct.balance} does not cover nonce {end} "
+                           f"({head.cost}) after {acct.pending_cost} for the earlier ones", end)
+        return Waiting(Reason.POOL_FULL, "waiting for a free slot in the pool (global_slots)", end)
 
     # ------------------------------------------------------------------ internals
 

@@ -1,5 +1,7 @@
 """The block producer: the loop that seals a block every ``block_time_s`` while something is
-pending, or at once when a block's worth is (``Intake.block_full``)."""
+pending, or at once when a block's worth is (``Intake.block_full``); an empty one now and then
+while a transaction waits for the base fee to fall (``Chain._empty_block_due``); and drops what
+waited past the pool's lifetime (``Chain.expire``)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,8 @@ class Sequencer:
         log = PendingLog(PendingLog.beside(storage.path))
         intake = Intake(store, log, settings.chain_id, pools.current, block_txs=settings.max_block_txs,
                         decode_threads=settings.decode_threads)
-        chain = Chain(store, genesis, pools, intake, max_block_txs=settings.max_block_txs, block_room=room)
+        chain = Chain(store, genesis, pools, intake, max_block_txs=settings.max_block_txs, block_room=room,
+                      empty_block_time_s=settings.empty_block_time_s)
         await chain.open()
         restored = await intake.restore()
         logger.info("chain opened", extra={"head": chain.head.number, "pending": len(chain.mempool),

@@ -111,6 +111,9 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
             receipt = pb.Receipt(tx_hash=hex0x(tx_hash), status=pb.RECEIPT_STATUS_PENDING, nonce=pending.nonce,
                                  to=hex0x(pending.to) if pending.to is not None else "")
             setattr(receipt, "from", hex0x(pending.sender))
+            waiting = self._chain.mempool.waiting(tx_hash)
+            if waiting is not None:
+                receipt.wait_reason, receipt.wait_message = waiting.reason, waiting.message
             return pb.GetTransactionReceiptResponse(receipt=receipt)
         row = self._store.tx(tx_hash, self._chain_id)
         if row is None:

@@ -68,6 +68,9 @@ class SequencerSettings:
     block_time_s: float = 0.25
     #: ... or as soon as this many are pending.
     max_block_txs: int = 10_000
+    #: Seal an empty block this often (seconds) while a transaction waits for the base fee to fall
+    #: (its fee cap is under it): EIP-1559's decay needs blocks (``_chain.Chain._empty_block_due``).
+    empty_block_time_s: float = 1.0
     #: "fee" (effective tip, ties by arrival) or "fcfs" (arrival order).
     ordering: str = "fee"
     #: The genesis JSON file, set by the node from its one ``[node] genesis`` (the same for every
@@ -105,6 +108,8 @@ class SequencerSettings:
             raise ValueError(f"ordering {self.ordering!r} must be 'fee' or 'fcfs'")
         if not 0 < self.block_time_s <= 60:
             raise ValueError(f"block_time_s {self.block_time_s} must be in (0, 60]")
+        if not 0 < self.empty_block_time_s <= 3600:
+            raise ValueError(f"empty_block_time_s {self.empty_block_time_s} must be in (0, 3600]")
         if self.max_block_txs < 1 or self.max_batch < 1:
             raise ValueError("max_block_txs and max_batch must be at least 1")
         check_threads("decode_threads", self.decode_threads)

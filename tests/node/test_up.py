@@ -83,6 +83,7 @@ class Node:
         self.config = tmp / "l2node.toml"
         self.config.write_text(
             f"[node]\nbase_port = {self.base_port}\nperiod_s = 5.0\nintensity = 20\n{node_extra}"
+            "[l1]\nport = 0\n"  # any free port: trees of tests running at once do not race for 8545
             '[workers.echo]\ndefinition = "tests.workers.echo:WORKER"\n'
             '[workers.echo2]\ndefinition = "tests.workers.echo:WORKER"\n' + extra
         )
@@ -365,3 +366,50 @@ def test_up_refuses_a_node_whose_services_would_disagree_and_says_why(tmp_path: 
     config.write_text('[workers.sequencer.settings]\ngenesis = "genesis.json"\n')  # the old spelling
     r = cli(tmp_path / "data", "up", "--config", str(config), check=False)
     assert r.returncode != 0 and '[node] genesis = "path"' in r.stderr
+
+
+def test_a_stuck_transfer_says_why_it_waits_and_wait_times_out_then_empty_blocks_let_it_in(node: Node) -> None:
+    base_fee = _base_fee(node)
+    under = f"{base_fee / 2 / 10**9:.9f}"  # gwei: half the base fee
+    to = "0x000000000000000000000000000000000000dEaD"
+    r = cli(node.data_dir, "tx", "send", "--to", to, "--value", "1", "--dev", "6", "--max-fee-gwei", under,
+            "--tip-gwei", under, "--wait", "sealed", "--timeout", "0.3", check=False)
+    assert r.returncode == 1 and "timed out after 0.3s waiting for" in r.stderr, r.stderr
+    assert "pending: fee cap " in r.stdout and " under base fee " in r.stdout
+    tx_hash = r.stdout.splitlines()[0].split()[1]
+    status = json.loads(cli(node.data_dir, "tx", "status", tx_hash).stdout)
+    assert status["status"] == "pending" and status["wait_reason"] == "FEE_CAP_BELOW_BASE_FEE"
+    # Nothing else is sent: empty blocks lower the base fee until the fee cap covers it.
+    out = cli(node.data_dir, "tx", "status", tx_hash, "--wait", "sealed", "--timeout", "60").stdout
+    assert out.splitlines()[-1].startswith("sealed in block")
+    block = json.loads(cli(node.data_dir, "tx", "status", tx_hash).stdout)["block_number"]
+    assert block >= 2  # after empty blocks
+    # Derivation re-executes the empty blocks from L1 as any block: the output over them agrees.
+    wait_for(lambda: any(int(json.loads(line)["l2_block"]) >= block
+                         for line in cli(node.data_dir, "outputs", "--json").stdout.splitlines()), 60,
+             "an output over the empty blocks")
+    log = (node.data_dir.parent / "up.log").read_text()
+    assert '"sequencer_agrees": true' in log and "differs from the one L1 defines" not in log
+
+    nonce = json.loads(cli(node.data_dir, "account", _dev_address(7)).stdout)["nonce"]
+    r = cli(node.data_dir, "tx", "send", "--to", to, "--value", "1", "--dev", "7", "--nonce", str(nonce + 1),
+            "--wait", "sealed", "--timeout", "0.3", check=False)
+    assert r.returncode == 1 and f"pending: nonce gap: account nonce {nonce}, waiting for nonce {nonce}" in r.stdout
+    bad = cli(node.data_dir, "tx", "status", tx_hash, "--wait", "sealed", "--timeout", "0", check=False)
+    assert bad.returncode == 2 and "positive number of seconds" in bad.stderr
+
+
+def _base_fee(node: Node) -> int:
+    from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
+    from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as spb_grpc
+
+    address = next(c["address"] for c in node.doc()["children"] if c["id"] == "sequencer")
+    with grpc.insecure_channel(address) as channel:
+        info = spb_grpc.SequencerServiceStub(channel).GetChainInfo(spb.GetChainInfoRequest(), timeout=5)
+    return int(info.base_fee)
+
+
+def _dev_address(index: int) -> str:
+    from protocol import DEV_ACCOUNTS
+
+    return "0x" + DEV_ACCOUNTS[index].hex()

@@ -11,6 +11,7 @@ import functools
 import pathlib
 import random
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -56,12 +57,12 @@ GWEI = 10**9
 class Sequencer:
     """What services.sequencer wires together at start, over ``data``."""
 
-    def __init__(self, data: pathlib.Path, genesis: Genesis | None = None, block_room: BlockRoom | None = None
-                 ) -> None:
+    def __init__(self, data: pathlib.Path, genesis: Genesis | None = None, block_room: BlockRoom | None = None,
+                 config: MempoolConfig | None = None) -> None:
         self.storage = Storage(data / "sequencer.db")
         self.store = SequencerStore(self.storage.connection, self.storage.path)
         self.log = PendingLog(PendingLog.beside(self.storage.path))
-        config = MempoolConfig()
+        config = config or MempoolConfig()
 
         def new_pool(state: State, base_fee: int) -> Mempool:
             return Mempool(config, account_state=state.get, base_fee=base_fee)
@@ -90,8 +91,9 @@ async def sequencer(tmp_path: pathlib.Path) -> AsyncIterator[Sequencer]:
     await s.close()
 
 
-def transfer(sender: int, nonce: int) -> bytes:
-    fields = UnsignedTransaction(DEFAULT_CHAIN_ID, nonce, GWEI, 10 * GWEI, 21_000, DEV_ACCOUNTS[9], 1 + nonce)
+def transfer(sender: int, nonce: int, *, fee_cap: int = 10 * GWEI) -> bytes:
+    fields = UnsignedTransaction(DEFAULT_CHAIN_ID, nonce, min(GWEI, fee_cap), fee_cap, 21_000, DEV_ACCOUNTS[9],
+                                 1 + nonce)
     return sign_transaction(fields, DEV_PRIVATE_KEYS[sender])
 
 
@@ -277,3 +279,50 @@ async def test_a_nonce_a_forced_transaction_took_drops_only_that_transaction(seq
     assert isinstance(taken, bytes)
     stored = sequencer.store.tx(taken, DEFAULT_CHAIN_ID)
     assert stored is not None and (stored.status, stored.drop_reason) == (DROPPED, "NONCE_TOO_LOW")
+
+
+async def test_empty_blocks_lower_the_base_fee_while_a_fee_cap_waits_under_it(sequencer: Sequencer) -> None:
+    chain = sequencer.chain
+    fee_cap = 6 * GWEI // 10
+    assert chain.next_base_fee > fee_cap
+    (tx_hash,) = await sequencer.intake.submit([transfer(0, 0, fee_cap=fee_cap)])
+    assert isinstance(tx_hash, bytes)
+    waiting = chain.mempool.waiting(tx_hash)
+    assert waiting is not None and waiting.message == f"fee cap {fee_cap} under base fee {chain.next_base_fee}"
+    now = float(chain.head.timestamp)
+    assert await chain.seal(now) is None  # the last block is too recent: no empty block yet
+    base_fees = []
+    while True:
+        now += 1.0  # empty_block_time_s
+        block = await chain.seal(now)
+        assert block is not None
+        base_fees.append(block.header.base_fee)
+        if block.tx_hashes:
+            break
+        assert block.header.gas_used == 0
+    assert block.tx_hashes == (tx_hash,) and block.header.base_fee <= fee_cap
+    assert base_fees == sorted(base_fees, reverse=True) and len(set(base_fees)) == len(base_fees) > 2
+    assert await chain.seal(now + 10) is None  # nothing waits on the base fee: an idle chain seals nothing
+
+
+async def test_an_idle_chain_seals_no_empty_blocks(sequencer: Sequencer) -> None:
+    assert await sequencer.chain.seal(1e9) is None
+
+
+async def test_a_fee_cap_under_the_base_fee_for_its_whole_lifetime_is_dropped_saying_so(
+        tmp_path: pathlib.Path) -> None:
+    s = Sequencer(tmp_path, config=MempoolConfig(lifetime=5.0))
+    await s.open()
+    try:
+        (tx_hash,) = await s.intake.submit([transfer(0, 0, fee_cap=GWEI // 2)])
+        (behind,) = await s.intake.submit([transfer(0, 1)])
+        assert isinstance(tx_hash, bytes) and isinstance(behind, bytes)
+        await s.chain.expire(time.monotonic())
+        assert tx_hash in s.chain.mempool
+        await s.chain.expire(time.monotonic() + 6.0)
+        for h, reason in ((tx_hash, "FEE_CAP_BELOW_BASE_FEE"), (behind, "NONCE_GAP")):
+            stored = s.store.tx(h, DEFAULT_CHAIN_ID)
+            assert stored is not None and (stored.status, stored.drop_reason) == (DROPPED, reason)
+        assert len(s.chain.mempool) == 0
+    finally:
+        await s.close()

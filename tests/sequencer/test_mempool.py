@@ -89,6 +89,10 @@ class Chain:
         return self.accounts.get(sender, self.default)
 
 
+#: What a pending transaction that waited its lifetime is dropped with: what kept it out.
+STUCK = {Reason.FEE_CAP_BELOW_BASE_FEE, Reason.NONCE_GAP}
+
+
 def make(
     config: MempoolConfig | None = None,
     chain: Chain | None = None,
@@ -375,20 +379,80 @@ def test_a_falling_balance_demotes_and_a_rising_one_promotes() -> None:
 # --- expiry -------------------------------------------------------------------------------------
 
 
-def test_queued_transactions_expire_after_the_lifetime_and_pending_ones_never() -> None:
+def test_queued_transactions_expire_after_the_lifetime_saying_why_and_executable_ones_never() -> None:
     pool = make(MempoolConfig(lifetime=100.0))
     a0, a5, a6 = tx(A, 0), tx(A, 5), tx(A, 6)
     pool.add(a0, 0.0)
     pool.add(a5, 0.0)
     pool.add(a6, 50.0)
     assert pool.expire(100.0) == ()  # waited exactly the lifetime: still there
-    assert pool.expire(100.5) == (Dropped(a5.hash, Reason.EXPIRED),)
+    assert pool.expire(100.5) == (Dropped(a5.hash, Reason.NONCE_GAP),)
     a6b = tx(A, 6, tip=3, fee=110)
     pool.add(a6b, 120.0)  # a replacement restarts the wait
     assert pool.expire(200.0) == ()
-    assert pool.expire(220.5) == (Dropped(a6b.hash, Reason.EXPIRED),)
+    assert pool.expire(220.5) == (Dropped(a6b.hash, Reason.NONCE_GAP),)
     assert pool.expire(1e12) == () and nonces(pool.pending(A)) == [0]
-    assert pool.statistics().drops == {Reason.EXPIRED: 2}
+    assert pool.statistics().drops == {Reason.NONCE_GAP: 2}
+
+
+def test_why_a_transaction_waits() -> None:
+    chain = Chain()
+    chain.accounts[B] = AccountState(3, RICH)
+    pool = make(MempoolConfig(account_slots=2), chain, base_fee=50)
+    cheap, behind = tx(A, 0, fee=40), tx(A, 1, fee=100)
+    pool.add_many([cheap, behind], 0.0)
+    assert pool.waiting(cheap.hash) == (Reason.FEE_CAP_BELOW_BASE_FEE, "fee cap 40 under base fee 50", 0)
+    assert pool.waiting(behind.hash) == (
+        Reason.FEE_CAP_BELOW_BASE_FEE, "fee cap 40 under base fee 50 (nonce 0, before it)", 0)
+    assert pool.waits_on_base_fee()
+    gapped = tx(B, 5)
+    pool.add(tx(B, 3), 0.0)
+    pool.add(gapped, 0.0)
+    assert pool.waiting(gapped.hash) == (Reason.NONCE_GAP, "nonce gap: account nonce 3, waiting for nonce 4", 4)
+    c = [tx(C, n) for n in range(3)]
+    pool.add_many(c, 0.0)
+    assert pool.waiting(c[0].hash) is None and pool.waiting(c[1].hash) is None  # executable
+    waits = pool.waiting(c[2].hash)
+    assert waits is not None and waits.reason is Reason.ACCOUNT_LIMIT
+    assert pool.waiting(b"\x00" * 32) is None
+    pool.on_block([], {}, 40)  # the base fee fell to the fee cap
+    assert pool.waiting(cheap.hash) is None and not pool.waits_on_base_fee()
+
+
+def test_a_fee_cap_under_the_base_fee_is_dropped_after_the_lifetime_and_its_followers_behind_the_gap() -> None:
+    pool = make(MempoolConfig(lifetime=100.0), base_fee=50)
+    cheap, behind, fine = tx(A, 0, fee=40), tx(A, 1, fee=100), tx(B, 0, fee=100)
+    pool.add_many([cheap, behind, fine], 0.0)
+    late = tx(C, 0, fee=40)
+    pool.add(late, 60.0)
+    assert pool.expire(100.5) == (Dropped(cheap.hash, Reason.FEE_CAP_BELOW_BASE_FEE),
+                                  Dropped(behind.hash, Reason.NONCE_GAP))
+    assert fine.hash in pool and late.hash in pool  # executable; not waited long enough
+    assert pool.statistics().drops == {Reason.FEE_CAP_BELOW_BASE_FEE: 1, Reason.NONCE_GAP: 1}
+    pool.audit()
+
+
+def test_a_pending_one_behind_a_younger_underpriced_one_stays() -> None:
+    pool = make(MempoolConfig(lifetime=100.0), base_fee=50)
+    first, second = tx(A, 0, fee=40), tx(A, 1, fee=100)
+    pool.add_many([first, second], 0.0)
+    bumped = tx(A, 0, tip=3, fee=45)
+    pool.add(bumped, 90.0)  # a replacement restarts the wait; the one behind it may still go in
+    assert pool.expire(150.0) == ()
+    assert pool.expire(190.5) == (Dropped(bumped.hash, Reason.FEE_CAP_BELOW_BASE_FEE),
+                                  Dropped(second.hash, Reason.NONCE_GAP))
+    pool.audit()
+
+
+def test_an_unaffordable_queued_one_expires_saying_so() -> None:
+    chain = Chain()
+    a0, a1 = tx(A, 0), tx(A, 1)
+    chain.accounts[A] = AccountState(0, cost(a0) + cost(a1))
+    pool = make(MempoolConfig(lifetime=10.0), chain)
+    pool.add_many([a0, a1], 0.0)
+    pool.set_account(A, 0, cost(a0))  # the balance fell: a1 waits for funds
+    assert pool.waiting(a1.hash) is not None and pool.waiting(a1.hash).reason is Reason.INSUFFICIENT_FUNDS  # type: ignore[union-attr]
+    assert pool.expire(11.0) == (Dropped(a1.hash, Reason.INSUFFICIENT_FUNDS),)
 
 
 # --- ordering and selection ---------------------------------------------------------------------
@@ -699,8 +763,9 @@ class MempoolMachine(RuleBasedStateMachine):
     def time_passes(self, seconds: float) -> None:
         self.now += seconds
         queued = {t.hash for s in SENDERS for t in self.pool.queued(s)}
+        waiting = {t.hash for s in SENDERS for t in self.pool.pending(s) if self.pool.waiting(t.hash) is not None}
         for dropped in self.pool.expire(self.now):
-            assert dropped.reason == Reason.EXPIRED and dropped.hash in queued
+            assert dropped.hash in queued or (dropped.hash in waiting and dropped.reason in STUCK)
 
     @invariant()
     def invariants_hold(self) -> None:
