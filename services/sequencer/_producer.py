@@ -14,6 +14,11 @@ from supervisor import TaskStatus
 from ._chain import Chain
 from ._intake import Intake
 
+#: How often the pool is scanned for what outlived its lifetime. The scan walks every pooled
+#: transaction (6-11 ms for 100k pooled, measured here), so not at every block: under load blocks follow each other
+#: within milliseconds. A drop comes at most this late, against a lifetime of hours.
+EXPIRY_SCAN_S = 1.0
+
 
 class BlockProducer:
     def __init__(self, chain: Chain, intake: Intake, *, max_block_txs: int, block_time_s: float) -> None:
@@ -26,10 +31,13 @@ class BlockProducer:
         """Seal every block_time while something is pending, or at once when a block's worth is."""
         chain, intake = self._chain, self._intake
         task_status.started()
+        next_scan = 0.0
         while True:
             started = asyncio.get_running_loop().time()
             await chain.seal()
-            await chain.expire(time.monotonic())
+            if (now := time.monotonic()) >= next_scan:
+                await chain.expire(now)
+                next_scan = now + EXPIRY_SCAN_S
             elapsed = asyncio.get_running_loop().time() - started
             intake.block_full.clear()
             if len(chain.mempool) < self._max_block_txs:
