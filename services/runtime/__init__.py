@@ -78,7 +78,14 @@ from services.runtime._retry import (
     http_status_verdict,
 )
 from services.runtime._storage import Storage, open_database
-from services.runtime._tracing import init_tracing
+from services.runtime._tracing import (
+    BlockingClientInterceptor,
+    child_span,
+    init_tracing,
+    keyed_context,
+    quiet,
+    start_keyed_span,
+)
 
 __all__ = [
     "ANSWER",
@@ -95,6 +102,7 @@ __all__ = [
     "Aborted",
     "AlreadyExists",
     "Attempt",
+    "BlockingClientInterceptor",
     "BreakerOpen",
     "CallPolicy",
     "DeadlineExceeded",
@@ -122,16 +130,20 @@ __all__ = [
     "WorkerDefinition",
     "call_unary",
     "check_threads",
+    "child_span",
     "cpu_count",
     "default_classify",
     "http_status_verdict",
     "init_logging",
     "init_tracing",
+    "keyed_context",
     "load_definition",
     "monitor_port_for",
     "open_database",
     "policies",
+    "quiet",
     "run",
     "settings_from",
+    "start_keyed_span",
     "zygote_entry",
 ]
