@@ -16,7 +16,9 @@ was opened::
 
 Handlers raise :class:`DomainError` subclasses; clients get the matching gRPC code with
 ``google.rpc`` details. Outbound calls go through ``ctx.channel(address)`` and a
-:class:`CallPolicy`.
+:class:`CallPolicy`. Only work makes spans: a poll runs under :func:`quiet` (or, for L1 calls,
+outside any span: :func:`child_span`), and a span another process must link to without being
+told its ids is started with :func:`start_keyed_span` (``keyed_context`` on the other side).
 
 Read in this order: ``_config``, ``_definition``, ``_bootstrap``; then ``_errors`` and
 ``_interceptor`` (errors and server spans), ``_tracing`` and ``_channels`` (client side),
