@@ -264,8 +264,9 @@ class Batcher:
                 posted = self._posted.get(tx_hash)
                 if posted is None:
                     continue
-                event: dict[str, str | int] = {"l1.tx.hash": "0x" + tx_hash.hex(), "l1.block": posted.l1_block,
-                         "l2.batch.first_block": posted.first, "l2.batch.last_block": posted.last}
+                event: dict[str, str | int] = {
+                    "l1.tx.hash": "0x" + tx_hash.hex(), "l1.block": posted.l1_block,
+                    "l2.batch.first_block": posted.first, "l2.batch.last_block": posted.last}
                 for call in self._chain.traces.calls(posted.first, posted.last):
                     span = _tracer.start_span(
                         f"tx_{status.lower()}", context=trace.set_span_in_context(trace.NonRecordingSpan(call.context)),
