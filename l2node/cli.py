@@ -7,6 +7,7 @@ dir is the same for all of them (see l2node.node.config.default_data_dir).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -15,6 +16,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -36,17 +38,65 @@ class CliError(Exception):
     pass
 
 
+# -- tracing -------------------------------------------------------------------------------------
+
+#: The traced channel interceptor while a command runs under tracing (see ``_traced``).
+_INTERCEPTORS: list[grpc.UnaryUnaryClientInterceptor] = []
+
+
+def _channel(address: str) -> grpc.Channel:
+    """A channel whose calls are CLIENT spans of the command's trace and carry its traceparent."""
+    channel = grpc.insecure_channel(address)
+    return grpc.intercept_channel(channel, *_INTERCEPTORS) if _INTERCEPTORS else channel
+
+
+@contextlib.contextmanager
+def _traced(args: argparse.Namespace) -> Iterator[None]:
+    """A command is one trace: a span named for it, its gRPC calls under it (the services continue
+    it). Only when OTLP export is configured (the standard OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT):
+    a traceparent naming a span nobody exports would show every server span as orphaned. A
+    TRACEPARENT in the environment (a traced script calling us) is the command's parent. `up`
+    traces itself (the supervisor and every worker)."""
+    if args.command == "up" or not (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                                    or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
+        yield
+        return
+    from opentelemetry import propagate
+
+    from services.runtime import BlockingClientInterceptor, init_tracing
+
+    tracing = init_tracing("l2node-cli")
+    carrier = {k.lower(): v for k in ("TRACEPARENT", "TRACESTATE") if (v := os.environ.get(k))}
+    name = " ".join(["l2node", args.command, *([args.tx] if args.command == "tx" else [])])
+    _INTERCEPTORS.append(BlockingClientInterceptor(tracing.tracer))
+    try:
+        with tracing.tracer.start_as_current_span(name, context=propagate.extract(carrier)):
+            yield
+    finally:
+        _INTERCEPTORS.clear()
+        tracing.shutdown()
+
+
+def _tx_span(tx_hash: str) -> None:
+    """The command's span is about this transaction: Jaeger finds it by the hash."""
+    if not _INTERCEPTORS:
+        return
+    from opentelemetry import trace
+
+    trace.get_current_span().set_attribute("l2.tx.hash", tx_hash)
+
+
 def _control(data_dir: pathlib.Path) -> tuple[dict[str, Any], grpc.Channel]:
     try:
         doc = endpoints.read(data_dir / "run")
     except FileNotFoundError:
         raise CliError(f"no running tree in {data_dir} (no run/endpoints.json); start one with `l2node up`"
                        ) from None
-    return doc, grpc.insecure_channel(doc["control"])
+    return doc, _channel(doc["control"])
 
 
 def _breakers(address: str) -> list[dict[str, Any]]:
-    with grpc.insecure_channel(address) as ch:
+    with _channel(address) as ch:
         try:
             reply = worker_pb2_grpc.WorkerServiceStub(ch).GetWorkerStatus(
                 worker_pb2.GetWorkerStatusRequest(), timeout=1.0)
@@ -189,7 +239,7 @@ def _service_channel(data_dir: pathlib.Path | None, service: str) -> grpc.Channe
     address = next((c["address"] for c in doc["children"] if c["id"].rsplit("/", 1)[-1] == service), None)
     if not address:
         raise CliError(f"the running tree has no {service}")
-    return grpc.insecure_channel(address)
+    return _channel(address)
 
 
 def _sequencer(data_dir: pathlib.Path | None) -> tuple[grpc.Channel, Any]:
@@ -256,7 +306,9 @@ def cmd_tx_send(args: argparse.Namespace) -> int:
         max_fee = int(args.max_fee_gwei * _GWEI) if args.max_fee_gwei else 2 * int(info.base_fee) + tip
         unsigned = UnsignedTransaction(chain_id=info.chain_id, nonce=nonce, max_priority_fee_per_gas=tip,
                                        max_fee_per_gas=max_fee, gas_limit=21_000, to=to, value=int(args.value))
-        raw = signer.sign(unsigned).raw
+        signed = signer.sign(unsigned)
+        raw = signed.raw
+        _tx_span("0x" + signed.hash.hex())
         reply = _rpc(stub.SendRawTransaction, spb.SendRawTransactionRequest(raw_transaction=raw,
                                                                              request_id=uuid.uuid4().hex))
         print(f"sent {reply.tx_hash} from 0x{sender.hex()} nonce {nonce}")
@@ -273,10 +325,15 @@ def _watch_receipt(stub: Any, tx_hash: str, until: str, timeout_s: float) -> int
     goal = spb.ReceiptStatus.Value("RECEIPT_STATUS_" + until.upper())
     deadline = time.monotonic() + timeout_s
     last = None
+    last_status = None
     while True:
-        r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=tx_hash)).receipt
+        with _quiet():  # a poll that sees no change is no span; a change is an event on the command's
+            r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=tx_hash)).receipt
         line = _receipt_line(spb, r)
         if line != last:
+            if r.status != last_status:
+                last_status = r.status
+                _receipt_event(r)
             last = line
             print(line, flush=True)
         if r.status == spb.RECEIPT_STATUS_DROPPED:
@@ -298,10 +355,36 @@ def _receipt_line(spb: Any, r: Any) -> str:
     return f"{_enum_word(spb.ReceiptStatus, r.status, 'RECEIPT_STATUS_')}{where}{why}"
 
 
+def _quiet() -> contextlib.AbstractContextManager[None]:
+    if not _INTERCEPTORS:  # not traced: nothing to quiet, and no OTel import
+        return contextlib.nullcontext()
+    from services.runtime import quiet
+
+    return quiet()
+
+
+def _receipt_event(r: Any) -> None:
+    if not _INTERCEPTORS:
+        return
+    from opentelemetry import trace
+
+    from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
+
+    attributes: dict[str, str | int] = {"l2.tx.hash": r.tx_hash}
+    if r.HasField("block_number"):
+        attributes["l2.block.number"] = r.block_number
+    if r.l1_tx_hash:
+        attributes["l1.tx.hash"] = r.l1_tx_hash
+    if r.drop_reason:
+        attributes["l2.tx.drop_reason"] = r.drop_reason
+    trace.get_current_span().add_event(spb.ReceiptStatus.Name(r.status).removeprefix("RECEIPT_STATUS_"), attributes)
+
+
 def cmd_tx_status(args: argparse.Namespace) -> int:
     from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
 
     channel, stub = _sequencer(args.data_dir)
+    _tx_span(args.hash)
     with channel:
         if args.wait:
             return _watch_receipt(stub, args.hash, args.wait, args.timeout or _WAIT_TIMEOUT_S[args.wait])
@@ -521,7 +604,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        code: int = args.fn(args)
+        with _traced(args):
+            code: int = args.fn(args)
     except CliError as exc:
         print(f"l2node: {exc}", file=sys.stderr)
         return 1

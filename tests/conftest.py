@@ -38,7 +38,8 @@ def chain(anvil: Anvil) -> Iterator[Anvil]:
 
 
 class Collector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-    """Keeps every exported span as a flat dict: name, ids, parent, service, status, attributes."""
+    """Keeps every exported span as a flat dict: name, ids, parent, service, status, attributes,
+    links, events (name, attributes) and start time."""
 
     def __init__(self) -> None:
         self.spans: list[dict[str, Any]] = []
@@ -61,6 +62,9 @@ class Collector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[mi
                             "status_message": span.status.message,
                             "attributes": {a.key: _any_value(a.value) for a in span.attributes},
                             "links": [(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                            "events": [(e.name, {a.key: _any_value(a.value) for a in e.attributes})
+                                       for e in span.events],
+                            "start_ns": span.start_time_unix_nano,
                         }
                     )
         return trace_service_pb2.ExportTraceServiceResponse()

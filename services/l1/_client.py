@@ -21,7 +21,7 @@ from services.l1._config import DEFAULT_TARGET, POLICY, RECEIPT_FIRST_POLL_S, RE
 from services.l1._errors import ReceiptTimeout
 from services.l1._jsonrpc import Call, JsonRpc
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
-from services.runtime import BreakerOpen, CallPolicy, DeadlineExceeded
+from services.runtime import BreakerOpen, CallPolicy, DeadlineExceeded, quiet
 
 #: Topic filter of eth_getLogs: per position, one topic, any of several, or None (anything).
 Topics = Sequence[bytes | Sequence[bytes] | None]
@@ -172,10 +172,12 @@ class L1Client:
         delay = RECEIPT_FIRST_POLL_S
         while True:
             try:
-                receipt = await self.get_receipt(tx_hash)
+                with quiet():  # the polls that find nothing are no spans; the find is an event
+                    receipt = await self.get_receipt(tx_hash)
             except (BreakerOpen, DeadlineExceeded) as exc:
                 receipt, last_error = None, exc
             if receipt is not None:
+                receipt_event(receipt)
                 return receipt
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -193,3 +195,9 @@ def _tx_object(to: bytes | None, data: bytes, sender: bytes | None, value: int) 
     if value:
         doc["value"] = quantity(value)
     return doc
+
+
+def receipt_event(receipt: Receipt) -> None:
+    """On the span that waited for it: the receipt polls are unrecorded (``quiet``)."""
+    trace.get_current_span().add_event(
+        "l1.receipt", {"l1.tx.hash": data_hex(receipt.tx_hash), "l1.block": receipt.block_number})

@@ -2,6 +2,8 @@
 
 Each JSON-RPC call is one OpenTelemetry CLIENT span named after its method, covering every
 attempt the policy makes; a batch request is one HTTP exchange and one span per call in it.
+Only as part of work: a call made under no recording span (a follower's or a loop's poll) makes
+no span, so an idle node creates no root traces; the work that needs L1 opens its span first.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.l1._errors import LIMIT_EXCEEDED, HttpStatusError, ProtocolError, RpcError
-from services.runtime import Attempt, CallPolicy
+from services.runtime import Attempt, CallPolicy, child_span
 
 #: One JSON-RPC call: method and positional params.
 Call = tuple[str, Sequence[Any]]
@@ -60,8 +62,8 @@ class JsonRpc:
         """One call; its result, or :class:`RpcError` for an error response (never retried)."""
         request_id = next(self._ids)
         payload = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)}).encode()
-        span = self._tracer.start_span(
-            method, kind=SpanKind.CLIENT, attributes={**self._attributes, "rpc.method": method})
+        span = child_span(
+            self._tracer, method, kind=SpanKind.CLIENT, attributes={**self._attributes, "rpc.method": method})
         attempts = 0
 
         async def attempt(a: Attempt) -> Any:
@@ -89,8 +91,8 @@ class JsonRpc:
         ).encode()
         size = len(calls)
         spans = [
-            self._tracer.start_span(
-                m, kind=SpanKind.CLIENT,
+            child_span(
+                self._tracer, m, kind=SpanKind.CLIENT,
                 attributes={**self._attributes, "rpc.method": m, "rpc.jsonrpc.batch_size": size},
             )
             for m, _ in calls

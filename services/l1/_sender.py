@@ -14,13 +14,13 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
-from services.l1._client import L1Client
+from services.l1._client import L1Client, receipt_event
 from services.l1._config import RECEIPT_FIRST_POLL_S, SenderConfig
 from services.l1._errors import FeeCapExceeded, ReceiptTimeout, RpcError, TransactionDropped
 from services.l1._fees import Fees, bumped, market_fees
 from services.l1._records import Receipt
 from services.l1._signer import LocalSigner, SignedTransaction, UnsignedTransaction
-from services.runtime import BreakerOpen, DeadlineExceeded
+from services.runtime import BreakerOpen, DeadlineExceeded, quiet
 
 _log = logging.getLogger("l2node.l1")
 
@@ -130,9 +130,11 @@ class TxSender:
             if pending is not None:
                 hashes = pending.hashes
             try:
-                receipt = await self._first_receipt(hashes)
+                with quiet():  # the polls that find nothing are no spans; the find is an event
+                    receipt = await self._first_receipt(hashes)
                 if receipt is not None:
                     self._forget(nonce)
+                    receipt_event(receipt)
                     return receipt
                 if pending is not None and loop.time() - pending.sent_at >= self.config.replace_after_s:
                     await self._replace_stuck(pending)

@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from protocol import (
     BatchFormatError,
     Genesis,
+    L1Input,
     L1InputReader,
     Leaf,
     QueuedDeposit,
@@ -70,12 +71,15 @@ def leaves_of(data: bytes) -> tuple[Leaf, ...] | None:
     return tuple(batch_leaves(blocks))
 
 
-async def read_l1(reader: L1InputReader, inputs: L1Inputs, from_block: int, to_block: int) -> None:
-    """Add to ``inputs`` what the inbox and the portal hold in L1 blocks [from, to], in L1 order."""
-    for item in await reader.read(from_block, to_block):
+async def read_l1(reader: L1InputReader, inputs: L1Inputs, from_block: int, to_block: int) -> list[L1Input]:
+    """Add to ``inputs`` what the inbox and the portal hold in L1 blocks [from, to], in L1 order;
+    what that was."""
+    items = await reader.read(from_block, to_block)
+    for item in items:
         if isinstance(item, QueuedDeposit):
             inputs.add_deposit(item)
         elif isinstance(item, QueuedForced):
             inputs.add_forced(item)
         else:
             inputs.add_batch(item.index, item.l1_block, item.input_root, leaves_of(item.data))
+    return items

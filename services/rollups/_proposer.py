@@ -73,18 +73,20 @@ class Proposer:
         index = await self.registry.output_count()
         snapshot = self.claim(index, derived.snapshot)
         length = derived.step - parent.step
-        agrees = await self._compare_with_sequencer(derived.header.number, derived.hash)
-        with _tracer.start_as_current_span("propose_output") as span:
+        # Linked to the posts of the batches the output's new blocks came from.
+        links = self.chain.batch_links(head.l2_block + 1, derived.header.number)
+        with _tracer.start_as_current_span("propose_output", links=links) as span:
             span.set_attribute("l2.output.index", index)
             span.set_attribute("l2.output.l2_block", derived.header.number)
+            agrees = await self._compare_with_sequencer(derived.header.number, derived.hash)
             receipt = await self.registry.propose(self.sender, head_index, snapshot, length)
             span.set_attribute("l1.block", receipt.block_number)
+            _log.info("output proposed", extra={"index": index, "l2_block": derived.header.number,
+                                                "output_root": "0x" + snapshot.output_root().hex(),
+                                                "faulty": snapshot is not derived.snapshot,
+                                                "sequencer_agrees": agrees})
         self._last_proposal = time.monotonic()
         self.proposed += 1
-        _log.info("output proposed", extra={"index": index, "l2_block": derived.header.number,
-                                            "output_root": "0x" + snapshot.output_root().hex(),
-                                            "faulty": snapshot is not derived.snapshot,
-                                            "sequencer_agrees": agrees})
         return index
 
     def claim(self, index: int, derived: Snapshot) -> Snapshot:
@@ -123,7 +125,8 @@ class Proposer:
                 continue
             if out.status != OutputStatus.PROPOSED or latest < out.proposed_at + window:
                 break  # outputs finalize parent first: nothing after this one can
-            with contextlib.suppress(ContractFailed):
+            with contextlib.suppress(ContractFailed), _tracer.start_as_current_span("finalize_output") as span:
+                span.set_attribute("l2.output.index", index)
                 await self.registry.finalize(self.sender, index)
                 done.append(index)
                 self._finalized_upto = index

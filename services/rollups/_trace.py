@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
 from opentelemetry import trace
 
-from protocol import Genesis, L1InputReader
+from protocol import Genesis, L1InputReader, PostedBatch, keccak256
 from services.l1 import Contract, L1Client
+from services.runtime import keyed_context
 
 from ._derivation import Deriver, read_l1
 from ._machine import DerivedBlock, L1Inputs, Machine, Rules, genesis_snapshot
@@ -28,6 +30,8 @@ from ._snapshot import Snapshot
 
 _log = logging.getLogger("l2node.rollups.derivation")
 _tracer = trace.get_tracer("l2node.rollups")
+#: Links per span, at most.
+MAX_LINKS = 32
 
 
 class DerivedChain:
@@ -43,6 +47,8 @@ class DerivedChain:
         self.confirmation_depth = confirmation_depth
         self._next_l1 = from_block
         self._unavailable_logged = False
+        #: Batch index -> the span context of its post (see ``sync``).
+        self._posts: dict[int, trace.SpanContext] = {}
 
     @property
     def inputs(self) -> L1Inputs:
@@ -61,11 +67,23 @@ class DerivedChain:
         safe = await self.l1.block_number() - self.confirmation_depth
         if safe < self._next_l1:
             return 0
-        with _tracer.start_as_current_span("derive") as span:  # the L1 reads are client spans under it
-            span.set_attribute("l1.from_block", self._next_l1)
+        # Read before any span: an L1 range with nothing in it is a poll, not work, and makes no
+        # span (its L1 calls, outside a span, make none either). Derivation depends on the inputs
+        # alone, so without new ones there is nothing to derive.
+        started = time.time_ns()
+        first = self._next_l1
+        items = await read_l1(self._reader, self.inputs, first, safe)
+        self._next_l1 = safe + 1
+        if not items:
+            return 0
+        batches = [item for item in items if isinstance(item, PostedBatch)]
+        for batch in batches:  # the post's span has ids derived from the batch data (keyed_context)
+            self._posts[batch.index] = keyed_context(keccak256(batch.data))
+        links = [trace.Link(self._posts[b.index]) for b in batches[-MAX_LINKS:]]
+        with _tracer.start_as_current_span("derive", start_time=started, links=links) as span:
+            span.set_attribute("l1.from_block", first)
             span.set_attribute("l1.to_block", safe)
-            await read_l1(self._reader, self.inputs, self._next_l1, safe)
-            self._next_l1 = safe + 1
+            span.set_attribute("l2.batches_read", len(batches))
             added = await asyncio.to_thread(self.deriver.advance)  # off the loop: RPCs keep flowing
             span.set_attribute("l2.blocks_derived", added)
             span.set_attribute("l2.head", self.head.header.number)
@@ -74,6 +92,16 @@ class DerivedChain:
             _log.error("batch data does not reproduce its input root: derivation stops there",
                        extra={"batch": self.inputs.unavailable})
         return added
+
+    def batch_links(self, first_block: int, last_block: int) -> list[trace.Link]:
+        """Links to the posts of the batches L2 blocks ``first_block..last_block`` were derived
+        from (the last ``MAX_LINKS``), as far as this process read them."""
+        low, high = self.block(first_block), self.block(last_block)
+        if low is None or high is None:
+            return []
+        indices = range(max(low.snapshot.batch_index, high.snapshot.batch_index - MAX_LINKS + 1),
+                        high.snapshot.batch_index + 1)
+        return [trace.Link(self._posts[i]) for i in indices if i in self._posts]
 
     def judge(self, l2_block: int, snapshot_hash: bytes, batch_limit: int) -> bool | None:
         """Whether an output claiming ``snapshot_hash`` at ``l2_block``, proposed when L1 held

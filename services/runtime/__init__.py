@@ -16,7 +16,9 @@ was opened::
 
 Handlers raise :class:`DomainError` subclasses; clients get the matching gRPC code with
 ``google.rpc`` details. Outbound calls go through ``ctx.channel(address)`` and a
-:class:`CallPolicy`.
+:class:`CallPolicy`. Only work makes spans: a poll runs under :func:`quiet` (or, for L1 calls,
+outside any span: :func:`child_span`), and a span another process must link to without being
+told its ids is started with :func:`start_keyed_span` (``keyed_context`` on the other side).
 
 Read in this order: ``_config``, ``_definition``, ``_bootstrap``; then ``_errors`` and
 ``_interceptor`` (errors and server spans), ``_tracing`` and ``_channels`` (client side),
@@ -78,7 +80,14 @@ from services.runtime._retry import (
     http_status_verdict,
 )
 from services.runtime._storage import Storage, open_database
-from services.runtime._tracing import init_tracing
+from services.runtime._tracing import (
+    BlockingClientInterceptor,
+    child_span,
+    init_tracing,
+    keyed_context,
+    quiet,
+    start_keyed_span,
+)
 
 __all__ = [
     "ANSWER",
@@ -95,6 +104,7 @@ __all__ = [
     "Aborted",
     "AlreadyExists",
     "Attempt",
+    "BlockingClientInterceptor",
     "BreakerOpen",
     "CallPolicy",
     "DeadlineExceeded",
@@ -122,16 +132,20 @@ __all__ = [
     "WorkerDefinition",
     "call_unary",
     "check_threads",
+    "child_span",
     "cpu_count",
     "default_classify",
     "http_status_verdict",
     "init_logging",
     "init_tracing",
+    "keyed_context",
     "load_definition",
     "monitor_port_for",
     "open_database",
     "policies",
+    "quiet",
     "run",
     "settings_from",
+    "start_keyed_span",
     "zygote_entry",
 ]

@@ -31,10 +31,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        # Formatting runs in the thread that logged, inside the caller's context, so the
-        # current span is the one the record belongs to.
+        # Formatting runs in the thread that logged, inside the caller's context (every logger:
+        # one handler on the root; asyncio.to_thread copies the context to its thread, a bare
+        # executor's run_in_executor does not, so code that logs on a thread uses to_thread), so the
+        # current span is the one the record belongs to. Ids of a trace nobody records (a
+        # ``quiet`` poll) would lead nowhere.
         span = trace.get_current_span().get_span_context()
-        if span.is_valid:
+        if span.is_valid and span.trace_flags.sampled:
             entry["trace_id"] = trace.format_trace_id(span.trace_id)
             entry["span_id"] = trace.format_span_id(span.span_id)
         for key, value in record.__dict__.items():

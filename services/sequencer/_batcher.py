@@ -24,7 +24,7 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from opentelemetry import trace
 
@@ -38,15 +38,31 @@ from protocol import (
     batch_input_root,
     decode_batch,
     encode_batch,
+    keccak256,
 )
 from services.l1 import Contract, FollowerConfig, L1Client, L1Error, TxSender
+from services.runtime import keyed_context, start_keyed_span
 
 from ._chain import Chain
 from ._settings import BATCH_FRAMING
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
+from ._traces import TxCall
 
 _log = logging.getLogger("l2node.sequencer.batcher")
 _tracer = trace.get_tracer("l2node.sequencer")
+
+
+class _Posted(NamedTuple):
+    post: trace.SpanContext
+    first: int
+    last: int
+    l1_block: int
+
+
+def _tx_attributes(call: TxCall) -> dict[str, str | int]:
+    if call.tx_hash is not None:
+        return {"l2.tx.hash": "0x" + call.tx_hash.hex()}
+    return {"l2.tx.count": call.tx_count}
 
 
 def block_room(max_data: int, number: int, timestamp: int, origin_number: int, origin_hash: bytes,
@@ -107,6 +123,9 @@ class Batcher:
         self._backlog = False
         # A reorg that drops our batch transactions leaves the sender's local nonce ahead of L1.
         self._resync_nonce = False
+        self._last_post_key = b""
+        #: L1 tx hash -> the batch's post span and blocks, until final: for the SAFE / FINALIZED spans.
+        self._posted: dict[bytes, _Posted] = {}
         self.batches_sent = 0
 
     # -- posting --------------------------------------------------------------------------------
@@ -128,7 +147,7 @@ class Batcher:
             self._resync_nonce = False
             await self._sender.resync_nonce()
         blocks, data = self._pack(first, last)
-        with _tracer.start_as_current_span("post_batch") as span:
+        with trace.use_span(self._post_span(blocks[0].number, blocks[-1].number, data), end_on_exit=True) as span:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
@@ -143,11 +162,24 @@ class Batcher:
                 self._in_flight_upto = 0
                 return None
             span.set_attribute("l1.block", receipt.block_number)
+            span.set_attribute("l1.tx.hash", "0x" + receipt.tx_hash.hex())
+            _log.info("batch posted", extra={"first": blocks[0].number, "last": blocks[-1].number, "bytes": len(data),
+                                             "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
         self.batches_sent += 1
         self._backlog = blocks[-1].number < last
-        _log.info("batch posted", extra={"first": blocks[0].number, "last": blocks[-1].number, "bytes": len(data),
-                                         "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
         return receipt.tx_hash
+
+    def _post_span(self, first: int, last: int, data: bytes) -> trace.Span:
+        """The batch's post: linked to the seal spans of its blocks, and with ids derived from the
+        batch data (``keyed_context``), which derivation reads back from L1 and links to. The same
+        data posted again (the first post was not mined) is a child of the first, not its twin."""
+        key = keccak256(data)
+        links = self._chain.traces.seal_links(first, last)
+        if key == self._last_post_key:
+            parent = trace.set_span_in_context(trace.NonRecordingSpan(keyed_context(key)))
+            return _tracer.start_span("post_batch", context=parent, links=links)
+        self._last_post_key = key
+        return start_keyed_span(_tracer, "post_batch", key, links=links)
 
     def _pack(self, first: int, last: int) -> tuple[list[BatchBlock], bytes]:
         """The blocks from ``first`` on that one batch holds (at least one), and its data. Runs on the
@@ -216,6 +248,34 @@ class Batcher:
             if update.removed:
                 self._in_flight_upto = 0
                 self._resync_nonce = True
+            self._trace_batches(update, rows)
+
+    def _trace_batches(self, update: L1InputsUpdate, rows: Sequence[BatchRow]) -> None:
+        """SAFE and FINALIZED in the traces of the calls that sent the batch's transactions: a span
+        each, child of the call's accept span, with the event and a link to the post (``_traces``)."""
+        for tx_hash in update.removed:
+            self._posted.pop(tx_hash, None)
+        data = {b.l1_tx_hash: b.data for b in update.added}
+        for row in rows:
+            post = keyed_context(keccak256(data[row.l1_tx_hash]))
+            self._posted[row.l1_tx_hash] = _Posted(post, row.first_block, row.last_block, row.l1_block)
+        for status, done in (("SAFE", update.safe), ("FINALIZED", update.finalized)):
+            for tx_hash in done:
+                posted = self._posted.get(tx_hash)
+                if posted is None:
+                    continue
+                event: dict[str, str | int] = {
+                    "l1.tx.hash": "0x" + tx_hash.hex(), "l1.block": posted.l1_block,
+                    "l2.batch.first_block": posted.first, "l2.batch.last_block": posted.last}
+                for call in self._chain.traces.calls(posted.first, posted.last):
+                    span = _tracer.start_span(
+                        f"tx_{status.lower()}", context=trace.set_span_in_context(trace.NonRecordingSpan(call.context)),
+                        links=[trace.Link(posted.post)], attributes=_tx_attributes(call))
+                    span.add_event(status, event)
+                    span.end()
+                if status == "FINALIZED":
+                    del self._posted[tx_hash]
+                    self._chain.traces.forget_upto(posted.last)
 
     @staticmethod
     def _batch_row(batch: PostedBatch) -> BatchRow | None:

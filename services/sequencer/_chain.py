@@ -62,6 +62,7 @@ from ._store import (
     ForcedTx,
     SequencerStore,
 )
+from ._traces import BlockTraces
 
 _tracer = trace.get_tracer("l2node.sequencer")
 #: Links per block span, at most: enough to find the sending calls, bounded in cost.
@@ -180,6 +181,8 @@ class Chain:
         self._seal_lock = asyncio.Lock()
         self._new_block = asyncio.Condition()
         self.sealed_blocks = 0
+        #: What the batch post and the SAFE / FINALIZED spans link to (see ``_traces``).
+        self.traces = BlockTraces()
         #: The L1 block new L2 blocks derive from; only ever moves forward.
         self.l1_origin = L1Origin(self.head.l1_origin_number, self.head.l1_origin_hash)
 
@@ -257,6 +260,8 @@ class Chain:
                 block = await self._seal(deposits, forced, txs, base_fee, sealed_at)
                 span.set_attribute("l2.block.number", block.header.number)
                 span.set_attribute("l2.block.transactions", len(block.tx_hashes))
+                self.traces.sealed(block.header.number, span.get_span_context(), block.tx_hashes,
+                                   self._listener.origin)
             async with self._new_block:
                 self._new_block.notify_all()
             return block

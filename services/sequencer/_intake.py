@@ -114,6 +114,8 @@ class Intake:
                 else:
                     txs.append(item)
                     positions.append(i)
+            if len(raws) == 1 and txs:  # a wallet's or the CLI's call: Jaeger finds it by the hash
+                span.set_attribute("l2.tx.hash", "0x" + txs[0].hash.hex())
             pool = self._pool()
             added = pool.add_many(txs, time.monotonic())
             entries: list[Entry] = []

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from services.l1 import HttpStatusError, L1Client, ProtocolError, RpcError, policy_config
 from services.l1._jsonrpc import redacted
-from services.runtime import CallPolicy
+from services.runtime import CallPolicy, quiet
 
 Reply = Callable[[Any], web.Response]
 
@@ -143,10 +143,12 @@ async def test_a_batch_is_one_request_with_a_span_per_call(
     script, url = server
     exporter, provider = spans
     script.replies = [result("0x5")]
-    async with L1Client(url, policy=policy, tracer=provider.get_tracer("t")) as l1:
-        assert await l1.batch([("eth_blockNumber", ()), ("eth_chainId", ())]) == ["0x5", "0x5"]
+    tracer = provider.get_tracer("t")
+    async with L1Client(url, policy=policy, tracer=tracer) as l1:
+        with tracer.start_as_current_span("work"):
+            assert await l1.batch([("eth_blockNumber", ()), ("eth_chainId", ())]) == ["0x5", "0x5"]
     assert len(script.requests) == 1 and len(script.requests[0]) == 2
-    assert sorted(s.name for s in exporter.get_finished_spans()) == ["eth_blockNumber", "eth_chainId"]
+    assert sorted(s.name for s in exporter.get_finished_spans()) == ["eth_blockNumber", "eth_chainId", "work"]
 
 
 async def test_each_call_is_a_client_span_without_the_endpoints_secrets(
@@ -155,13 +157,15 @@ async def test_each_call_is_a_client_span_without_the_endpoints_secrets(
     script, url = server
     exporter, provider = spans
     script.replies = [status(503), result("0x7a69")]
-    async with L1Client(url, policy=policy, tracer=provider.get_tracer("t")) as l1:
-        await l1.chain_id()
-        script.replies = [error(-32000, "nonce too low")]
-        script.requests.clear()
-        with pytest.raises(RpcError):
-            await l1.send_raw_transaction(b"\x02")
-    ok, failed = exporter.get_finished_spans()
+    tracer = provider.get_tracer("t")
+    async with L1Client(url, policy=policy, tracer=tracer) as l1:
+        with tracer.start_as_current_span("work"):
+            await l1.chain_id()
+            script.replies = [error(-32000, "nonce too low")]
+            script.requests.clear()
+            with pytest.raises(RpcError):
+                await l1.send_raw_transaction(b"\x02")
+    ok, failed, _work = exporter.get_finished_spans()
     assert (ok.name, ok.kind, failed.name) == ("eth_chainId", SpanKind.CLIENT, "eth_sendRawTransaction")
     assert ok.attributes is not None and failed.attributes is not None
     assert ok.attributes["rpc.system"] == "jsonrpc" and ok.attributes["rpc.method"] == "eth_chainId"
@@ -171,6 +175,23 @@ async def test_each_call_is_a_client_span_without_the_endpoints_secrets(
     assert failed.attributes["rpc.jsonrpc.error_code"] == -32000
     # W3C trace context goes along with each request.
     assert f"{failed.context.trace_id:032x}-{failed.context.span_id:016x}" in script.traceparents[-1]
+
+
+async def test_calls_outside_work_make_no_spans_and_send_no_traceparent(
+    server: tuple[Script, str], policy: CallPolicy, spans: tuple[InMemorySpanExporter, TracerProvider]
+) -> None:
+    """A loop's poll (no span) or a quiet one: an idle node must not make a root trace per call."""
+    script, url = server
+    exporter, provider = spans
+    tracer = provider.get_tracer("t")
+    script.replies = [result("0x1")]
+    async with L1Client(url, policy=policy, tracer=tracer) as l1:
+        await l1.block_number()
+        with tracer.start_as_current_span("work"), quiet():
+            await l1.block_number()
+            await l1.batch([("eth_blockNumber", ()), ("eth_chainId", ())])
+    assert [s.name for s in exporter.get_finished_spans()] == ["work"]
+    assert len(script.requests) == 3 and not [t for t in script.traceparents if t]
 
 
 def test_endpoints_are_redacted_to_scheme_host_and_port() -> None:

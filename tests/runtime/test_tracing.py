@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from collections.abc import Callable
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry import trace
 from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from services.runtime import BlockingClientInterceptor, child_span, keyed_context, quiet
+from services.runtime._tracing import ClientInterceptor
 from tests.runtime.conftest import ECHO_SERVICE, Collector, Worker, channel, echo_method, otel_env
 
 SERVER = trace_pb2.Span.SPAN_KIND_SERVER
@@ -106,3 +114,81 @@ async def test_watch_and_write_streams_work_with_tracing(
     span = await collector.wait_for(lambda s: s["name"] == "grpc.health.v1.Health/Watch")
     assert (span["kind"], span["status"], span["service"]) == (SERVER, UNSET, "echo-watch")
     await collector.wait_for(lambda s: s["name"] == f"{ECHO_SERVICE}/StreamWrite")
+
+
+def _local_tracer() -> tuple[trace.Tracer, InMemorySpanExporter]:
+    """A tracer of this test process's own (not the global one), keeping its spans in memory."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider.get_tracer("test"), exporter
+
+
+async def test_a_quiet_call_is_recorded_nowhere_and_its_log_lines_name_no_trace(
+    spawn: Callable[..., Worker], collector: Collector
+) -> None:
+    worker = spawn("echo-quiet", env=otel_env(collector))
+    tracer, exporter = _local_tracer()
+    async with grpc.aio.insecure_channel(worker.address, interceptors=[ClientInterceptor(tracer)]) as ch:
+        with quiet():
+            await echo_method(ch, "Echo")(b'{"polled": 1}')
+        with tracer.start_as_current_span("work"):
+            await echo_method(ch, "Echo")(b'{"worked": 1}')
+    server = await collector.wait_for(lambda s: s["name"] == f"{ECHO_SERVICE}/Echo")
+    await asyncio.sleep(0.3)  # a span of the quiet call would have been exported by now too
+    assert [s["span_id"] for s in collector.spans if s["name"] == f"{ECHO_SERVICE}/Echo"] == [server["span_id"]]
+    client = [s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.CLIENT]
+    assert len(client) == 1 and server["parent_id"] == trace.format_span_id(client[0].context.span_id)
+    lines = {tuple(e.get("echo_keys", ())): e for e in worker.logs() if e["message"] == "echo"}
+    assert "trace_id" not in lines[("polled",)]
+    assert lines[("worked",)]["trace_id"] == server["trace_id"]
+
+
+async def test_the_blocking_client_interceptor_propagates_and_records_status(
+    spawn: Callable[..., Worker], collector: Collector
+) -> None:
+    worker = spawn("echo-blocking", env=otel_env(collector))
+    tracer, exporter = _local_tracer()
+
+    def calls() -> None:
+        interceptor = BlockingClientInterceptor(tracer)
+        with grpc.intercept_channel(grpc.insecure_channel(worker.address), interceptor) as ch, \
+                tracer.start_as_current_span("command"):
+            ch.unary_unary(f"/{ECHO_SERVICE}/Echo")(b"{}")
+            try:
+                ch.unary_unary(f"/{ECHO_SERVICE}/Fail")(json.dumps({"kind": "invalid_argument"}).encode())
+            except grpc.RpcError as exc:
+                assert exc.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert [json.loads(m)["i"] for m in ch.unary_stream(f"/{ECHO_SERVICE}/Stream")(b'{"n": 2}')] == [0, 1]
+
+    await asyncio.to_thread(calls)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    echo = await collector.wait_for(lambda s: s["name"] == f"{ECHO_SERVICE}/Echo")
+    stream = await collector.wait_for(lambda s: s["name"] == f"{ECHO_SERVICE}/Stream")
+    for server in (echo, stream):
+        client = spans[server["name"]]
+        assert server["parent_id"] == trace.format_span_id(client.context.span_id)
+        assert client.parent is not None and client.parent.span_id == spans["command"].context.span_id
+        assert client.attributes is not None and client.attributes["rpc.grpc.status_code"] == 0
+    failed = spans[f"{ECHO_SERVICE}/Fail"]
+    assert failed.status.status_code is trace.StatusCode.ERROR
+    assert failed.status.description is not None and failed.status.description.startswith("INVALID_ARGUMENT")
+
+
+def test_child_spans_only_under_recorded_work_and_keyed_contexts_are_deterministic() -> None:
+    tracer, _ = _local_tracer()
+    assert child_span(tracer, "poll") is trace.INVALID_SPAN  # no span at all: a loop's poll
+    with quiet():
+        assert child_span(tracer, "poll") is trace.INVALID_SPAN
+    with tracer.start_as_current_span("work") as work:
+        call = child_span(tracer, "call")
+        assert call.is_recording() and call.parent is not None
+        assert call.parent.span_id == work.get_span_context().span_id
+        call.end()
+    key = bytes(range(32))
+    ctx = keyed_context(key)
+    assert ctx == keyed_context(key) and ctx.trace_flags.sampled and ctx.is_valid
+    assert trace.format_trace_id(ctx.trace_id) == key[:16].hex()
+    assert trace.format_span_id(ctx.span_id) == key[16:24].hex()
+    with pytest.raises(ValueError):
+        keyed_context(key[:23])
