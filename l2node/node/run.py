@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import supervisor as sv
-from l2node.node import endpoints
+from l2node.node import endpoints, metrics
 from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
 from l2node.node.l1 import JsonRpcProbe
@@ -47,6 +47,7 @@ class _Endpoints:
 
     def __init__(self, cfg: NodeConfig, root: sv.Supervisor, l1_rpc: str | None) -> None:
         self._cfg, self._root, self._l1 = cfg, root, l1_rpc
+        self._metrics = metrics.url(cfg.host, cfg.metrics_listen_port)
         self._pending = False
 
     def on_event(self, event: sv.Event) -> None:
@@ -58,7 +59,8 @@ class _Endpoints:
 
     def write(self) -> None:
         self._pending = False
-        endpoints.write(self._cfg.run_dir, endpoints.document(self._root, self._cfg.control_address, self._l1))
+        endpoints.write(self._cfg.run_dir,
+                        endpoints.document(self._root, self._cfg.control_address, self._l1, self._metrics))
 
 
 def _spec_factory(cfg: NodeConfig, zygote: Zygote) -> Any:
@@ -128,10 +130,22 @@ async def up(cfg: NodeConfig) -> int:
         loop.add_signal_handler(sig, stop.set)
     ends = _Endpoints(cfg, root, l1_rpc)
     root.bus.add_listener(ends.on_event)
+    samples = metrics.prepare(cfg.run_dir)  # before the zygote starts: it and every worker inherit it
+    tree_metrics = metrics.TreeMetrics(root, samples)
+    root.bus.add_listener(tree_metrics.on_event)
+    scrape = metrics.MetricsServer(tree_metrics, samples)
     try:
         server, health = await _serve_control(cfg, root, zygote, tracing.tracer)
     except RuntimeError as exc:
         _log.error("cannot serve the control plane", extra={"address": cfg.control_address, "error": str(exc)})
+        tracing.shutdown()
+        return 2
+    try:
+        await scrape.start(cfg.host, cfg.metrics_listen_port)
+    except OSError as exc:
+        _log.error("cannot serve metrics ([node] metrics_port)", extra={"port": cfg.metrics_listen_port,
+                                                                        "error": str(exc)})
+        await server.stop(0)
         tracing.shutdown()
         return 2
     code = 0
@@ -163,6 +177,7 @@ async def up(cfg: NodeConfig) -> int:
         await root.stop()
         health.end_watches()
         await server.stop(0.5)
+        await scrape.stop()
         zygote.close()
         endpoints.remove(cfg.run_dir)
         tracing.shutdown()

@@ -23,6 +23,7 @@ from opentelemetry import trace
 
 from services.l1 import OUTAGE, L1Error, TxSender
 
+from . import _metrics as metrics
 from ._contracts import ContractFailed, OutputStatus, Registry
 from ._settings import RollupsSettings
 from ._snapshot import Snapshot
@@ -81,6 +82,7 @@ class Proposer:
             span.set_attribute("l1.block", receipt.block_number)
         self._last_proposal = time.monotonic()
         self.proposed += 1
+        metrics.OUTPUTS.labels("proposed").inc()
         _log.info("output proposed", extra={"index": index, "l2_block": derived.header.number,
                                             "output_root": "0x" + snapshot.output_root().hex(),
                                             "faulty": snapshot is not derived.snapshot,
@@ -126,6 +128,7 @@ class Proposer:
             with contextlib.suppress(ContractFailed):
                 await self.registry.finalize(self.sender, index)
                 done.append(index)
+                metrics.OUTPUTS.labels("finalized").inc()
                 self._finalized_upto = index
         return done
 

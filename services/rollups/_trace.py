@@ -22,6 +22,7 @@ from opentelemetry import trace
 from protocol import Genesis, L1InputReader
 from services.l1 import Contract, L1Client
 
+from . import _metrics as metrics
 from ._derivation import Deriver, read_l1
 from ._machine import DerivedBlock, L1Inputs, Machine, Rules, genesis_snapshot
 from ._snapshot import Snapshot
@@ -59,6 +60,7 @@ class DerivedChain:
     async def sync(self) -> int:
         """Read L1 up to its safe head and derive; how many new L2 blocks that gave."""
         safe = await self.l1.block_number() - self.confirmation_depth
+        metrics.DERIVATION_LAG.set(safe + self.confirmation_depth - self._next_l1 + 1)
         if safe < self._next_l1:
             return 0
         with _tracer.start_as_current_span("derive") as span:  # the L1 reads are client spans under it
@@ -69,6 +71,8 @@ class DerivedChain:
             added = await asyncio.to_thread(self.deriver.advance)  # off the loop: RPCs keep flowing
             span.set_attribute("l2.blocks_derived", added)
             span.set_attribute("l2.head", self.head.header.number)
+        metrics.DERIVATION_LAG.set(self.confirmation_depth)
+        metrics.DERIVED_HEAD.set(self.head.header.number)
         if self.inputs.unavailable is not None and not self._unavailable_logged:
             self._unavailable_logged = True
             _log.error("batch data does not reproduce its input root: derivation stops there",

@@ -67,6 +67,7 @@ from services.runtime._health import SERVING, HealthServicer
 from services.runtime._idempotency import Idempotency
 from services.runtime._interceptor import ServerInterceptor
 from services.runtime._logging import init_logging
+from services.runtime._metrics import BREAKER_LEVELS, MULTIPROC_ENV, counter, gauge, histogram, service_label
 from services.runtime._policy import Attempt, BreakerOpen, CallPolicy, PolicyConfig, call_unary, policies
 from services.runtime._retry import (
     ANSWER,
@@ -82,12 +83,14 @@ from services.runtime._tracing import init_tracing
 
 __all__ = [
     "ANSWER",
+    "BREAKER_LEVELS",
     "DEFAULT_MONITOR_BASE",
     "DOMAIN",
     "EXIT_FAILED",
     "EXIT_OK",
     "FAULT",
     "MONITOR_PRELOAD",
+    "MULTIPROC_ENV",
     "SERVER_OPTIONS",
     "SERVING",
     "TRANSIENT",
@@ -122,8 +125,11 @@ __all__ = [
     "WorkerDefinition",
     "call_unary",
     "check_threads",
+    "counter",
     "cpu_count",
     "default_classify",
+    "gauge",
+    "histogram",
     "http_status_verdict",
     "init_logging",
     "init_tracing",
@@ -132,6 +138,7 @@ __all__ = [
     "open_database",
     "policies",
     "run",
+    "service_label",
     "settings_from",
     "zygote_entry",
 ]

@@ -37,6 +37,7 @@ from services.runtime._definition import (
 from services.runtime._health import HEALTH_SERVICE, SERVING, HealthServicer
 from services.runtime._interceptor import ServerInterceptor
 from services.runtime._logging import init_logging
+from services.runtime._metrics import bind as bind_metrics
 from services.runtime._monitor import monitor
 from services.runtime._status import SERVICE_NAME as WORKER_SERVICE
 from services.runtime._status import WorkerStatusServicer
@@ -75,6 +76,7 @@ def run(definition: WorkerDefinition, config: WorkerConfig) -> int:
     """Run the worker until SIGTERM/SIGINT; returns the process exit code. Sets up logging and
     tracing for the whole process, so call it once per process."""
     init_logging(config.service, config.log_level_number)
+    bind_metrics(config.service)
     tracing = init_tracing(config.service)
     try:
         return asyncio.run(_serve(definition, config, tracing))

@@ -41,6 +41,7 @@ from protocol import (
 )
 from services.l1 import Contract, FollowerConfig, L1Client, L1Error, TxSender
 
+from . import _metrics as metrics
 from ._chain import Chain
 from ._settings import BATCH_FRAMING
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
@@ -144,6 +145,8 @@ class Batcher:
                 return None
             span.set_attribute("l1.block", receipt.block_number)
         self.batches_sent += 1
+        metrics.BATCHES.inc()
+        metrics.BATCH_BYTES.inc(len(data))
         self._backlog = blocks[-1].number < last
         _log.info("batch posted", extra={"first": blocks[0].number, "last": blocks[-1].number, "bytes": len(data),
                                          "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
@@ -180,6 +183,7 @@ class Batcher:
         deposits. Queue entries and deposits count once they are at safe depth."""
         start = int(self._store.meta("inbox_follow_from") or self._start_block)
         reader = L1InputReader(self._l1, self._inbox, self._portal)
+        self._observe_heads()
         async for update in reader.follow(start, self._follower_config):
             await self._apply(update)
             await self._advance_origin(update.heads.safe)
@@ -213,9 +217,14 @@ class Batcher:
 
         if update.removed or rows or update.safe or update.finalized or update.forced or update.deposits:
             await self._store.run(write)
+            self._observe_heads()
             if update.removed:
                 self._in_flight_upto = 0
                 self._resync_nonce = True
+
+    def _observe_heads(self) -> None:
+        metrics.HEADS.set("safe", self._store.batch_head(SAFE))
+        metrics.HEADS.set("finalized", self._store.batch_head(FINALIZED))
 
     @staticmethod
     def _batch_row(batch: PostedBatch) -> BatchRow | None:

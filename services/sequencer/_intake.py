@@ -21,6 +21,7 @@ from opentelemetry import trace
 
 from protocol import Reason, Transaction, TxRejected, decode_transactions, keccak256
 
+from . import _metrics as metrics
 from ._mempool import Dropped, Mempool, MempoolRejected
 from ._pending_log import Entry, PendingLog
 from ._store import DROPPED, DropRow, SequencerStore
@@ -144,6 +145,10 @@ class Intake:
             done = [o for o in outcomes if o is not None]
             self.accepted += len(entries)
             self.refused += len(done) - len(entries)
+            metrics.ACCEPTED.inc(len(entries))
+            for o in done if len(done) > len(entries) else ():
+                if isinstance(o, Refusal):
+                    metrics.REFUSED.labels(o.reason.value).inc()
             span.set_attribute("l2.accepted", len(entries))
             return done
 
@@ -175,6 +180,8 @@ class Intake:
                 rows.append(DropRow(d.hash, tx.raw, tx.sender, tx.nonce, seq, d.reason))
         if rows:
             await self._store.run(functools.partial(self._store.drop, dropped=rows))
+            for row in rows:
+                metrics.DROPPED.labels(row.reason.value).inc()
             self._log.forget(row.seq for row in rows)
 
     def pending_entry(self, tx_hash: bytes) -> Transaction | None:

@@ -9,6 +9,7 @@ import time
 
 from supervisor import TaskStatus
 
+from . import _metrics as metrics
 from ._chain import Chain
 from ._intake import Intake
 
@@ -26,9 +27,12 @@ class BlockProducer:
         task_status.started()
         while True:
             started = asyncio.get_running_loop().time()
-            await chain.seal()
+            sealed = await chain.seal()
+            if sealed is not None:
+                metrics.SEAL_SECONDS.observe(asyncio.get_running_loop().time() - started)
             await chain.expire(time.monotonic())
             elapsed = asyncio.get_running_loop().time() - started
+            metrics.observe_chain(chain)
             intake.block_full.clear()
             if len(chain.mempool) < self._max_block_txs:
                 with contextlib.suppress(TimeoutError):

@@ -1,0 +1,128 @@
+"""The tree's one Prometheus endpoint, scraped from a real `l2node up`: the counters move with
+what happens (a transfer, a worker killed), survive the worker's restart, and every metric the
+Grafana dashboard and the alert rules name is one the tree really exports."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.node.test_up import Node, cli, status, wait_for
+
+OPS = pathlib.Path(__file__).resolve().parents[2] / "ops"
+_NAME = re.compile(r"\bl2node_[a-z0-9_]+\b")
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str) -> tuple[Samples, set[str]]:
+    """Every sample by (name, labels), and every metric name the endpoint declares."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200
+        text = r.read().decode()
+    samples: Samples = {}
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        for s in family.samples:
+            names.add(s.name)
+            samples[s.name, frozenset(s.labels.items())] = s.value
+    return samples, names
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+@pytest.fixture
+def node(tmp_path: pathlib.Path) -> Iterator[Node]:
+    n = Node(tmp_path)
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+def test_one_endpoint_serves_workers_and_supervisor_across_a_transfer_and_a_kill(node: Node) -> None:
+    url = node.doc()["metrics"]
+    assert url == f"http://127.0.0.1:{node.base_port + 5}/metrics"  # after the 4 workers' ports
+    assert status(node.data_dir)["metrics"] == url
+    samples, _ = scrape(url)
+    assert value(samples, "l2node_transactions_accepted_total") == 0
+    assert value(samples, "l2node_child_up", child="sequencer", kind="worker") == 1
+
+    to = "0x000000000000000000000000000000000000bEEF"
+    cli(node.data_dir, "tx", "send", "--to", to, "--value", "5", "--dev", "3", "--wait", "sealed")
+    samples, _ = scrape(url)
+    assert value(samples, "l2node_transactions_accepted_total") == 1
+    assert (value(samples, "l2node_l2_head_block", status="sealed") or 0) >= 1
+    assert (value(samples, "l2node_seal_duration_seconds_count") or 0) >= 1
+    assert any(k[0] == "l2node_l1_requests_total" and ("service", "sequencer") in k[1] and v > 0
+               for k, v in samples.items())
+    assert value(samples, "l2node_breaker_state", service="sequencer", target="l1") == 0
+    assert value(samples, "l2node_pool_transactions", pool="pending") == 0  # sealed: the pool is empty
+
+    victim = next(c for c in node.doc()["children"] if c["id"] == "sequencer")
+    os.kill(victim["pid"], signal.SIGKILL)
+
+    def restarted() -> Samples | None:
+        now, _ = scrape(url)
+        return now if value(now, "l2node_child_restarts_total", child="sequencer") == 1 else None
+
+    samples = wait_for(restarted, 30, "the restart counted")
+    assert value(samples, "l2node_child_exits_total", child="sequencer", reason="SIGKILL") == 1
+    # The dead worker's counters stay in the sum; its gauges went with it (no pid label, no double count).
+    assert value(samples, "l2node_transactions_accepted_total") == 1
+    wait_for(lambda: value(scrape(url)[0], "l2node_child_up", child="sequencer", kind="worker") == 1, 30,
+             "sequencer back up")
+    assert value(scrape(url)[0], "l2node_pool_transactions", pool="pending") == 0
+
+
+def _dashboard_names() -> set[str]:
+    dash = json.loads((OPS / "grafana" / "l2node.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert exprs
+    return {n for e in exprs for n in _NAME.findall(e)}
+
+
+def _alert_names() -> set[str]:
+    doc = yaml.safe_load((OPS / "prometheus" / "alerts.yaml").read_text())
+    rules = [r for g in doc["groups"] for r in g["rules"]]
+    assert {r["alert"] for r in rules} >= {"L2SafeLagGrowing", "L2BreakerOpen", "L2RestartsEscalating",
+                                           "L2DisputeOpen"}
+    for g in doc["groups"]:
+        assert set(g) <= {"name", "interval", "rules", "limit"} and g["name"]
+    for r in rules:  # Prometheus' rule-file shape: an alert has a name, a PromQL expression, maybe more
+        assert set(r) <= {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}, r
+        assert isinstance(r["expr"], str) and _NAME.search(r["expr"]), r
+        assert all(isinstance(v, str) for v in {**r.get("labels", {}), **r.get("annotations", {})}.values())
+    return {n for r in rules for n in _NAME.findall(r["expr"])}
+
+
+def test_the_dashboard_and_the_alerts_name_only_metrics_the_tree_exports(node: Node) -> None:
+    wanted = _dashboard_names() | _alert_names()
+    _, names = scrape(node.doc()["metrics"])
+    missing = sorted(n for n in wanted if n not in names and not n.endswith(("_bucket", "_count", "_sum")))
+    assert not missing, f"named in ops/ but not exported: {missing}"
+    histograms = {n.rsplit("_", 1)[0] for n in wanted if n.endswith(("_bucket", "_count", "_sum"))}
+    assert histograms <= names
+
+
+def test_a_taken_metrics_port_is_refused_by_name(tmp_path: pathlib.Path) -> None:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(AssertionError, match="cannot serve metrics"):
+            Node(tmp_path, node_extra=f"metrics_port = {port}\n")
