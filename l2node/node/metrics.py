@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
-import re
 import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -25,12 +24,10 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 import supervisor as sv
-from services.runtime import MULTIPROC_ENV
+from services.runtime import MULTIPROC_ENV, exit_reason
 
 PATH = "/metrics"
 _CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_CODE = re.compile(r"exited with code (\d+)")
-_SIGNAL = re.compile(r"killed by (SIG[A-Z0-9]+)")
 
 
 def prepare(run_dir: pathlib.Path) -> pathlib.Path:
@@ -44,19 +41,6 @@ def prepare(run_dir: pathlib.Path) -> pathlib.Path:
 
 def url(host: str, port: int) -> str:
     return f"http://{host}:{port}{PATH}"
-
-
-def exit_reason(reason: str) -> str:
-    """A child's exit reason as a label of bounded cardinality: exit_code_N, SIGKILL, hung, ..."""
-    if match := _CODE.search(reason):
-        return f"exit_code_{match.group(1)}"
-    if reason.startswith("hung"):
-        return "hung"
-    if match := _SIGNAL.search(reason):
-        return match.group(1)
-    if reason.startswith("did not stop"):
-        return "stop_timeout"
-    return reason if reason in ("shutdown", "cancelled", "returned") else "other"
 
 
 class TreeMetrics(Collector):

@@ -67,7 +67,15 @@ from services.runtime._health import SERVING, HealthServicer
 from services.runtime._idempotency import Idempotency
 from services.runtime._interceptor import ServerInterceptor
 from services.runtime._logging import init_logging
-from services.runtime._metrics import BREAKER_LEVELS, MULTIPROC_ENV, counter, gauge, histogram, service_label
+from services.runtime._metrics import (
+    BREAKER_LEVELS,
+    MULTIPROC_ENV,
+    counter,
+    exit_reason,
+    gauge,
+    histogram,
+    service_label,
+)
 from services.runtime._policy import Attempt, BreakerOpen, CallPolicy, PolicyConfig, call_unary, policies
 from services.runtime._retry import (
     ANSWER,
@@ -128,6 +136,7 @@ __all__ = [
     "counter",
     "cpu_count",
     "default_classify",
+    "exit_reason",
     "gauge",
     "histogram",
     "http_status_verdict",

@@ -38,6 +38,7 @@ from services.runtime._health import HEALTH_SERVICE, SERVING, HealthServicer
 from services.runtime._interceptor import ServerInterceptor
 from services.runtime._logging import init_logging
 from services.runtime._metrics import bind as bind_metrics
+from services.runtime._metrics import task_event
 from services.runtime._monitor import monitor
 from services.runtime._status import SERVICE_NAME as WORKER_SERVICE
 from services.runtime._status import WorkerStatusServicer
@@ -193,6 +194,8 @@ class _TaskTree:
         flags = supervisor.SupervisorFlags(strategy=supervisor.Strategy.ONE_FOR_ONE)
         spec = supervisor.SupervisorSpec(flags=flags, children=children)
         self._sup = supervisor.Supervisor(spec) if children else None
+        if self._sup is not None:
+            self._sup.bus.add_listener(task_event)
         self.exit_code = EXIT_OK
 
     async def start(self) -> None:

@@ -27,10 +27,13 @@ and counters end in ``_total``. Metrics that several services emit (breakers, L1
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
+
+import supervisor
 
 #: Where the tree tells prometheus-client (and so every forked worker) to keep the samples.
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -39,6 +42,9 @@ PREFIX: Final = "l2node_"
 BREAKER_LEVELS: Final = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
 _service = "unknown"
+_CODE = re.compile(r"exited with code (\d+)")
+_SIGNAL = re.compile(r"killed by (SIG[A-Z0-9]+)")
+_ERROR = re.compile(r"^([A-Za-z_]\w*): ")
 
 
 def bind(service: str) -> None:
@@ -78,3 +84,33 @@ BREAKER_STATE: Final = gauge(
 
 def breaker_state(target: str, state: str) -> None:
     BREAKER_STATE.labels(_service, target).set(BREAKER_LEVELS[state])
+
+
+def exit_reason(reason: str) -> str:
+    """A supervisor's exit reason as a label of bounded cardinality: exit_code_N, SIGKILL, hung,
+    stop_timeout, error_<ExceptionType> (a task's crash), shutdown, cancelled, returned, other."""
+    if reason.startswith("did not stop"):  # before the signal that ended it
+        return "stop_timeout"
+    if reason.startswith("hung"):
+        return "hung"
+    if match := _CODE.search(reason):
+        return f"exit_code_{match.group(1)}"
+    if match := _SIGNAL.search(reason):
+        return match.group(1)
+    if match := _ERROR.match(reason):
+        return f"error_{match.group(1)}"
+    return reason if reason in ("shutdown", "cancelled", "returned") else "other"
+
+
+TASK_EXITS: Final = counter("l2node_task_exits_total", "Exits of a worker's supervised loops, by reason",
+                            ("service", "task", "reason"))
+TASK_RESTARTS: Final = counter("l2node_task_restarts_total", "Restarts of a worker's supervised loops",
+                               ("service", "task"))
+
+
+def task_event(event: supervisor.Event) -> None:
+    """A worker's task tree event (an EventBus listener): its loops' exits and restarts."""
+    if event.type is supervisor.EventType.EXITED:
+        TASK_EXITS.labels(_service, event.child_id, exit_reason(event.reason)).inc()
+    elif event.type is supervisor.EventType.RESTARTED:
+        TASK_RESTARTS.labels(_service, event.child_id).inc()

@@ -4,6 +4,7 @@ Grafana dashboard and the alert rules name is one the tree really exports."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -12,11 +13,14 @@ import signal
 import urllib.request
 from collections.abc import Iterator
 
+import grpc
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.node.test_up import Node, cli, status, wait_for
+from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
+from services.runtime import exit_reason
+from tests.node.test_up import Node, cli, free_base_port, status, wait_for
 
 OPS = pathlib.Path(__file__).resolve().parents[2] / "ops"
 _NAME = re.compile(r"\bl2node_[a-z0-9_]+\b")
@@ -88,6 +92,17 @@ def test_one_endpoint_serves_workers_and_supervisor_across_a_transfer_and_a_kill
     assert value(scrape(url)[0], "l2node_pool_transactions", pool="pending") == 0
 
 
+def test_a_worker_loop_that_crashes_is_counted_by_reason(node: Node) -> None:
+    spec = pb.ChildSpec(id="crashy", restart=pb.RESTART_TYPE_TEMPORARY, worker=pb.WorkerStart(
+        definition="tests.workers.echo:WORKER", address=f"127.0.0.1:{free_base_port(1)}",
+        settings_json=json.dumps({"tasks": "crash"})))
+    with contextlib.suppress(grpc.RpcError):  # its task tree may give up before or after it is SERVING
+        node.control().StartChild(pb.StartChildRequest(spec=spec), timeout=30)
+    url = node.doc()["metrics"]
+    wait_for(lambda: (value(scrape(url)[0], "l2node_task_exits_total", service="crashy", task="crasher",
+                            reason="error_RuntimeError") or 0) >= 1, 30, "the task's crash counted")
+
+
 def _dashboard_names() -> set[str]:
     dash = json.loads((OPS / "grafana" / "l2node.json").read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
@@ -126,3 +141,13 @@ def test_a_taken_metrics_port_is_refused_by_name(tmp_path: pathlib.Path) -> None
         port = s.getsockname()[1]
         with pytest.raises(AssertionError, match="cannot serve metrics"):
             Node(tmp_path, node_extra=f"metrics_port = {port}\n")
+
+
+@pytest.mark.parametrize(("reason", "label"), [
+    ("exited with code 1", "exit_code_1"), ("killed by SIGKILL", "SIGKILL"),
+    ("killed by SIGSEGV (core dumped)", "SIGSEGV"), ("hung: 3 probes missed in a row (DEADLINE_EXCEEDED)", "hung"),
+    ("did not stop within 500 ms; killed by SIGKILL", "stop_timeout"),
+    ("ValueError: boom", "error_ValueError"), ("shutdown", "shutdown"), ("vanished before it was watched", "other"),
+])
+def test_exit_reasons_become_labels_of_bounded_cardinality(reason: str, label: str) -> None:
+    assert exit_reason(reason) == label
