@@ -52,6 +52,7 @@ class TreeMetrics(Collector):
         self._restarts: Counter[str] = Counter()
         self._probe_failures: Counter[str] = Counter()
         self._escalations: Counter[str] = Counter()
+        self._escalations["root"] = 0  # series exist from the start, so increase() sees the first one
 
     def on_event(self, event: sv.Event) -> None:
         kind = event.type
@@ -59,6 +60,9 @@ class TreeMetrics(Collector):
             self._exits[event.child_id, exit_reason(event.reason)] += 1
             if event.pid:  # its live gauges (pool sizes, ...) go with it; its counters stay
                 mark_process_dead(event.pid, str(self._samples))
+        elif kind is sv.EventType.STARTED:
+            self._restarts[event.child_id] += 0
+            self._probe_failures[event.child_id] += 0
         elif kind is sv.EventType.RESTARTED:
             self._restarts[event.child_id] += 1
         elif kind is sv.EventType.PROBE_FAILED:
