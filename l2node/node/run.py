@@ -130,16 +130,18 @@ async def up(cfg: NodeConfig) -> int:
         loop.add_signal_handler(sig, stop.set)
     ends = _Endpoints(cfg, root, l1_rpc)
     root.bus.add_listener(ends.on_event)
-    samples = metrics.prepare(cfg.run_dir)  # before the zygote starts: it and every worker inherit it
-    tree_metrics = metrics.TreeMetrics(root, samples)
-    root.bus.add_listener(tree_metrics.on_event)
-    scrape = metrics.MetricsServer(tree_metrics, samples)
     try:
         server, health = await _serve_control(cfg, root, zygote, tracing.tracer)
     except RuntimeError as exc:
         _log.error("cannot serve the control plane", extra={"address": cfg.control_address, "error": str(exc)})
         tracing.shutdown()
         return 2
+    # Once the port says this tree is the only one, and before the zygote starts (it and every
+    # worker inherit where the samples go).
+    samples = metrics.prepare(cfg.run_dir)
+    tree_metrics = metrics.TreeMetrics(root, samples)
+    root.bus.add_listener(tree_metrics.on_event)
+    scrape = metrics.MetricsServer(tree_metrics, samples)
     try:
         await scrape.start(cfg.host, cfg.metrics_listen_port)
     except OSError as exc:
