@@ -146,9 +146,8 @@ class Intake:
             self.accepted += len(entries)
             self.refused += len(done) - len(entries)
             metrics.ACCEPTED.inc(len(entries))
-            for o in done if len(done) > len(entries) else ():
-                if isinstance(o, Refusal):
-                    metrics.REFUSED.labels(o.reason.value).inc()
+            if len(done) > len(entries):
+                metrics.count_refusals(o.reason for o in done if isinstance(o, Refusal))
             span.set_attribute("l2.accepted", len(entries))
             return done
 

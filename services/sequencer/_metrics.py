@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from protocol import Reason
@@ -62,3 +64,9 @@ def observe_chain(chain: Chain) -> None:
     POOL.labels("pending").set(stats.pending)
     POOL.labels("queued").set(stats.queued)
     HEADS.set("sealed", chain.head.number)
+
+
+def count_refusals(reasons: Iterable[Reason]) -> None:
+    """One update per reason, not per transaction: a flood of bad transactions stays cheap."""
+    for reason, n in Counter(reasons).items():
+        REFUSED.labels(reason.value).inc(n)

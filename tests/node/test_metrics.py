@@ -106,6 +106,12 @@ def test_one_endpoint_serves_workers_and_supervisor_across_a_transfer_and_a_kill
     assert value(samples, "l2node_breaker_state", service="sequencer", target="l1") == 0
     assert value(samples, "l2node_pool_transactions", pool="pending") == 0  # sealed: the pool is empty
 
+    refused = cli(node.data_dir, "tx", "send", "--to", to, "--value", str(10**40), "--dev", "3", check=False)
+    assert refused.returncode != 0
+    samples, _ = scrape(url)
+    counted = {dict(k[1])["reason"]: v for k, v in samples.items() if k[0] == "l2node_transactions_refused_total"}
+    assert sum(counted.values()) == 1 and counted["INSUFFICIENT_FUNDS"] == 1, refused.stderr
+
     victim = next(c for c in node.doc()["children"] if c["id"] == "sequencer")
     os.kill(victim["pid"], signal.SIGKILL)
 
