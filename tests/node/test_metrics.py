@@ -96,9 +96,20 @@ def test_one_endpoint_serves_workers_and_supervisor_across_a_transfer_and_a_kill
     assert value(samples, "l2node_child_restarts_total", child="sequencer") == 0  # there before the first one
 
     to = "0x000000000000000000000000000000000000bEEF"
-    cli(node.data_dir, "tx", "send", "--to", to, "--value", "5", "--dev", "3", "--wait", "sealed")
+    cli(node.data_dir, "tx", "send", "--to", to, "--value", "5", "--dev", "3", "--wait", "safe")
     samples, _ = scrape(url)
     assert value(samples, "l2node_transactions_accepted_total") == 1
+    assert (value(samples, "l2node_batches_posted_total") or 0) >= 1
+    assert (value(samples, "l2node_batch_posted_bytes_total") or 0) > 0
+
+    def heads() -> Samples | None:
+        now, _ = scrape(url)
+        safe, derived = value(now, "l2node_l2_head_block", status="safe"), value(now, "l2node_derived_head_block")
+        return now if (safe or 0) >= 1 and (derived or 0) >= 1 else None
+
+    samples = wait_for(heads, 30, "SAFE and derived heads")
+    assert value(samples, "l2node_l2_head_lag_blocks", status="safe") is not None
+    assert value(samples, "l2node_derivation_lag_blocks") is not None
     assert (value(samples, "l2node_l2_head_block", status="sealed") or 0) >= 1
     assert (value(samples, "l2node_seal_duration_seconds_count") or 0) >= 1
     assert any(k[0] == "l2node_l1_requests_total" and ("service", "sequencer") in k[1] and v > 0
