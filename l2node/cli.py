@@ -129,7 +129,8 @@ def status_document(data_dir: pathlib.Path) -> dict[str, Any]:
             "restart": _enum_word(pb.RestartType, c.restart, "RESTART_TYPE_"),
             "last_exit_reason": c.last_exit_reason, "parent": c.parent,
         })
-    return {"control": doc["control"], "pid": doc.get("pid"), "l1_rpc": doc.get("l1_rpc"), "children": children}
+    return {"control": doc["control"], "pid": doc.get("pid"), "l1_rpc": doc.get("l1_rpc"),
+            "metrics": doc.get("metrics"), "children": children}
 
 
 def _draw(status: dict[str, Any]) -> str:

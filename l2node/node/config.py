@@ -4,6 +4,7 @@
     [node]
     host = "127.0.0.1"
     base_port = 50050        # control plane = base_port; worker i listens on base_port + 1 + i
+    metrics_port = 0         # Prometheus /metrics of the whole tree; 0 = base_port + 1 + number of workers
     monitor_base_port = 0    # aiomonitor per worker on 127.0.0.1 (services.runtime.monitor_port_for); 0 = off
     intensity = 3            # root restart intensity ...
     period_s = 5.0           # ... within this window
@@ -76,6 +77,8 @@ class NodeConfig:
     data_dir: pathlib.Path
     host: str = DEFAULT_HOST
     base_port: int = DEFAULT_BASE_PORT
+    #: The tree's one Prometheus endpoint; 0 = the port after the last worker's (l2node/node/metrics.py).
+    metrics_port: int = 0
     monitor_base_port: int = 0
     intensity: int = 3
     period_s: float = 5.0
@@ -100,6 +103,10 @@ class NodeConfig:
 
     def worker_address(self, index: int) -> str:
         return f"{self.host}:{self.base_port + 1 + index}"
+
+    @property
+    def metrics_listen_port(self) -> int:
+        return self.metrics_port or self.base_port + 1 + len(self.workers)
 
     def monitor_port(self, index: int) -> int:
         """aiomonitor's port for worker ``index``; 0 (off) unless monitor_base_port is set."""
@@ -164,6 +171,7 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             cfg,
             host=str(node.get("host", cfg.host)),
             base_port=int(node.get("base_port", cfg.base_port)),
+            metrics_port=int(node.get("metrics_port", cfg.metrics_port)),
             monitor_base_port=int(node.get("monitor_base_port", cfg.monitor_base_port)),
             intensity=int(node.get("intensity", cfg.intensity)),
             period_s=float(node.get("period_s", cfg.period_s)),
@@ -187,4 +195,8 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
         cfg = replace(cfg, l1_rpc=l1_rpc)
     if not 0 < cfg.base_port < 65536 - 1 - len(cfg.workers):
         raise ConfigError(f"base_port {cfg.base_port} leaves no room for {len(cfg.workers)} workers")
+    taken = range(cfg.base_port, cfg.base_port + 1 + len(cfg.workers))
+    if not 0 < cfg.metrics_listen_port < 65536 or cfg.metrics_listen_port in taken:
+        raise ConfigError(f"metrics_port {cfg.metrics_listen_port} must be a port outside the control plane's and "
+                          f"the workers' ({taken.start}-{taken.stop - 1})")
     return replace(cfg, data_dir=cfg.data_dir.resolve())

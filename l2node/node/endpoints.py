@@ -1,6 +1,6 @@
 """DATA_DIR/run/endpoints.json: how other programs find the running tree.
 
-    {"control": "HOST:PORT", "pid": SUPERVISOR_PID, "l1_rpc": URL,
+    {"control": "HOST:PORT", "pid": SUPERVISOR_PID, "l1_rpc": URL, "metrics": "http://HOST:PORT/metrics",
      "children": [{"id": "sequencer", "kind": "worker", "pid": 123, "address": "HOST:PORT"}, ...]}
 
 Every process in the tree, flattened, nested ids as paths. External checks read these key
@@ -23,12 +23,12 @@ def path(run_dir: pathlib.Path) -> pathlib.Path:
     return run_dir / "endpoints.json"
 
 
-def document(root: Supervisor, control: str, l1_rpc: str | None) -> dict[str, Any]:
+def document(root: Supervisor, control: str, l1_rpc: str | None, metrics: str | None = None) -> dict[str, Any]:
     children = [
         {"id": c.path, "kind": c.kind.value, "pid": c.pid or 0, "address": c.address, "state": c.state.value}
         for c in root.walk() if c.kind in PROCESS_KINDS
     ]
-    return {"control": control, "pid": os.getpid(), "l1_rpc": l1_rpc, "children": children}
+    return {"control": control, "pid": os.getpid(), "l1_rpc": l1_rpc, "metrics": metrics, "children": children}
 
 
 def write(run_dir: pathlib.Path, doc: dict[str, Any]) -> None:

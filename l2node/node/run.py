@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import supervisor as sv
-from l2node.node import banner, endpoints
+from l2node.node import banner, endpoints, metrics
 from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
 from l2node.node.l1 import JsonRpcProbe
@@ -54,6 +54,7 @@ class _Endpoints:
 
     def __init__(self, cfg: NodeConfig, root: sv.Supervisor, l1_rpc: str | None) -> None:
         self._cfg, self._root, self._l1 = cfg, root, l1_rpc
+        self._metrics = metrics.url(cfg.host, cfg.metrics_listen_port)
         self._pending = False
 
     def on_event(self, event: sv.Event) -> None:
@@ -65,7 +66,8 @@ class _Endpoints:
 
     def write(self) -> None:
         self._pending = False
-        endpoints.write(self._cfg.run_dir, endpoints.document(self._root, self._cfg.control_address, self._l1))
+        endpoints.write(self._cfg.run_dir,
+                        endpoints.document(self._root, self._cfg.control_address, self._l1, self._metrics))
 
 
 def _spec_factory(cfg: NodeConfig, zygote: Zygote) -> Any:
@@ -143,6 +145,20 @@ async def up(cfg: NodeConfig) -> int:
                    extra={"address": cfg.control_address, "error": str(exc)})
         tracing.shutdown()
         return 2
+    # Once the port says this tree is the only one, and before the zygote starts (it and every
+    # worker inherit where the samples go).
+    samples = metrics.prepare(cfg.run_dir)
+    tree_metrics = metrics.TreeMetrics(root, samples)
+    root.bus.add_listener(tree_metrics.on_event)
+    scrape = metrics.MetricsServer(tree_metrics, samples)
+    try:
+        await scrape.start(cfg.host, cfg.metrics_listen_port)
+    except OSError as exc:
+        _log.error("cannot serve metrics ([node] metrics_port)", extra={"port": cfg.metrics_listen_port,
+                                                                        "error": str(exc)})
+        await server.stop(0)
+        tracing.shutdown()
+        return 2
     code = 0
     try:
         try:
@@ -174,6 +190,7 @@ async def up(cfg: NodeConfig) -> int:
         await root.stop()
         health.end_watches()
         await server.stop(0.5)
+        await scrape.stop()
         zygote.close()
         endpoints.remove(cfg.run_dir)
         tracing.shutdown()

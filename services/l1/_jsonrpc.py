@@ -8,6 +8,7 @@ no span, so an idle node creates no root traces; the work that needs L1 opens it
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import Sequence
@@ -19,13 +20,16 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.l1._errors import LIMIT_EXCEEDED, HttpStatusError, ProtocolError, RpcError
-from services.runtime import Attempt, CallPolicy, child_span
+from services.runtime import Attempt, CallPolicy, child_span, counter, service_label
 
 #: One JSON-RPC call: method and positional params.
 Call = tuple[str, Sequence[Any]]
 
 _HEADERS: Final = {"Content-Type": "application/json", "Accept": "application/json"}
 _tracer = trace.get_tracer("l2node.l1")  # a proxy: follows the provider init_tracing installs later
+_CALLS = counter("l2node_l1_requests_total", "L1 JSON-RPC calls by method and outcome: ok, rpc_error (the node "
+                 "answered an error), failed (transport, deadline, breaker open), cancelled",
+                 ("service", "method", "outcome"))
 
 
 def redacted(url: str) -> str:
@@ -74,8 +78,10 @@ class JsonRpc:
         try:
             result = await self.policy.call(attempt, deadline_s=deadline_s, mutating=mutating)
         except BaseException as exc:
+            _count(method, exc)
             _fail(span, exc, attempts)
             raise
+        _count(method, None)
         span.set_attribute("l1.attempts", attempts)
         span.end()
         return result
@@ -121,11 +127,13 @@ class JsonRpc:
         try:
             results = await self.policy.call(attempt, deadline_s=deadline_s)
         except BaseException as exc:
-            for span in spans:
+            for span, (method, _) in zip(spans, calls, strict=True):
+                _count(method, exc)
                 _fail(span, exc, attempts)
             raise
         first_error: RpcError | None = None
-        for span, result in zip(spans, results, strict=True):
+        for span, result, (method, _) in zip(spans, results, calls, strict=True):
+            _count(method, result if isinstance(result, RpcError) else None)
             if isinstance(result, RpcError):
                 _fail(span, result, attempts)
                 first_error = first_error or result
@@ -172,6 +180,12 @@ def _rpc_error(error: Any, method: str) -> RpcError:
 def _retry_after_s(response: aiohttp.ClientResponse) -> float | None:
     value = response.headers.get("Retry-After", "")
     return float(value) if value.isdigit() else None  # the HTTP-date form is not worth parsing here
+
+
+def _count(method: str, exc: BaseException | None) -> None:
+    outcome = ("ok" if exc is None else "rpc_error" if isinstance(exc, RpcError)
+               else "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed")
+    _CALLS.labels(service_label(), method, outcome).inc()
 
 
 def _fail(span: trace.Span, exc: BaseException, attempts: int) -> None:

@@ -22,6 +22,7 @@ from opentelemetry import trace
 
 from services.l1 import OUTAGE, L1Error, TxSender
 
+from . import _metrics as metrics
 from ._contracts import ContractFailed, GameState, GameStatus, OutputRecord, OutputStatus, Registry, Side
 from ._disputes import Player, Prover
 from ._settings import RollupsSettings
@@ -79,6 +80,7 @@ class Challenger:
                 with _tracer.start_as_current_span("challenge_output") as span:
                     span.set_attribute("l2.output.index", index)
                     receipt = await self.registry.challenge(self.sender, index)
+                    metrics.DISPUTES.labels("opened").inc()
                     span.set_attribute("l1.block", receipt.block_number)
                 _log.warning("output challenged", extra={"index": index, "l2_block": out.l2_block,
                                                          "honest_output": honest})
@@ -120,7 +122,9 @@ class Challenger:
         sender = self.sender if side == Side.CHALLENGER or self.defender is None else self.defender
         player = self.player_type(side)(self.registry, sender, traces, self.prover, parent.l2_block, claims, side)
         address = await self.registry.game_address(game_id)
-        result = await player.play(address)
+        with metrics.DISPUTES_OPEN.track_inprogress():
+            result = await player.play(address)
+        metrics.DISPUTES.labels(result.name.lower()).inc()
         _log.info("dispute over", extra={"game": game_id, "output": out.index, "side": side.name,
                                          "result": result.name})
         return result

@@ -23,6 +23,7 @@ from opentelemetry import trace
 
 from services.l1 import OUTAGE, L1Error, TxSender
 
+from . import _metrics as metrics
 from ._contracts import ContractFailed, OutputStatus, Registry
 from ._settings import RollupsSettings
 from ._snapshot import Snapshot
@@ -87,6 +88,7 @@ class Proposer:
                                                 "sequencer_agrees": agrees})
         self._last_proposal = time.monotonic()
         self.proposed += 1
+        metrics.OUTPUTS.labels("proposed").inc()
         return index
 
     def claim(self, index: int, derived: Snapshot) -> Snapshot:
@@ -129,6 +131,7 @@ class Proposer:
                 span.set_attribute("l2.output.index", index)
                 await self.registry.finalize(self.sender, index)
                 done.append(index)
+                metrics.OUTPUTS.labels("finalized").inc()
                 self._finalized_upto = index
         return done
 

@@ -24,6 +24,7 @@ from protocol import Genesis, L1InputReader, PostedBatch, keccak256
 from services.l1 import Contract, L1Client
 from services.runtime import keyed_context
 
+from . import _metrics as metrics
 from ._derivation import Deriver, read_l1
 from ._machine import DerivedBlock, L1Inputs, Machine, Rules, genesis_snapshot
 from ._snapshot import Snapshot
@@ -65,6 +66,7 @@ class DerivedChain:
     async def sync(self) -> int:
         """Read L1 up to its safe head and derive; how many new L2 blocks that gave."""
         safe = await self.l1.block_number() - self.confirmation_depth
+        metrics.DERIVATION_LAG.set(safe + self.confirmation_depth - self._next_l1 + 1)
         if safe < self._next_l1:
             return 0
         # Read before any span: an L1 range with nothing in it is a poll, not work, and makes no
@@ -87,6 +89,8 @@ class DerivedChain:
             added = await asyncio.to_thread(self.deriver.advance)  # off the loop: RPCs keep flowing
             span.set_attribute("l2.blocks_derived", added)
             span.set_attribute("l2.head", self.head.header.number)
+        metrics.DERIVATION_LAG.set(self.confirmation_depth)
+        metrics.DERIVED_HEAD.set(self.head.header.number)
         if self.inputs.unavailable is not None and not self._unavailable_logged:
             self._unavailable_logged = True
             _log.error("batch data does not reproduce its input root: derivation stops there",

@@ -69,6 +69,15 @@ from services.runtime._health import SERVING, HealthServicer
 from services.runtime._idempotency import Idempotency
 from services.runtime._interceptor import ServerInterceptor
 from services.runtime._logging import init_logging
+from services.runtime._metrics import (
+    BREAKER_LEVELS,
+    MULTIPROC_ENV,
+    counter,
+    exit_reason,
+    gauge,
+    histogram,
+    service_label,
+)
 from services.runtime._policy import Attempt, BreakerOpen, CallPolicy, PolicyConfig, call_unary, policies
 from services.runtime._retry import (
     ANSWER,
@@ -91,12 +100,14 @@ from services.runtime._tracing import (
 
 __all__ = [
     "ANSWER",
+    "BREAKER_LEVELS",
     "DEFAULT_MONITOR_BASE",
     "DOMAIN",
     "EXIT_FAILED",
     "EXIT_OK",
     "FAULT",
     "MONITOR_PRELOAD",
+    "MULTIPROC_ENV",
     "SERVER_OPTIONS",
     "SERVING",
     "TRANSIENT",
@@ -133,8 +144,12 @@ __all__ = [
     "call_unary",
     "check_threads",
     "child_span",
+    "counter",
     "cpu_count",
     "default_classify",
+    "exit_reason",
+    "gauge",
+    "histogram",
     "http_status_verdict",
     "init_logging",
     "init_tracing",
@@ -145,6 +160,7 @@ __all__ = [
     "policies",
     "quiet",
     "run",
+    "service_label",
     "settings_from",
     "start_keyed_span",
     "zygote_entry",

@@ -37,6 +37,8 @@ from services.runtime._definition import (
 from services.runtime._health import HEALTH_SERVICE, SERVING, HealthServicer
 from services.runtime._interceptor import ServerInterceptor
 from services.runtime._logging import init_logging
+from services.runtime._metrics import bind as bind_metrics
+from services.runtime._metrics import task_event
 from services.runtime._monitor import monitor
 from services.runtime._status import SERVICE_NAME as WORKER_SERVICE
 from services.runtime._status import WorkerStatusServicer
@@ -79,6 +81,7 @@ def run(definition: WorkerDefinition, config: WorkerConfig) -> int:
     """Run the worker until SIGTERM/SIGINT; returns the process exit code. Sets up logging and
     tracing for the whole process, so call it once per process."""
     init_logging(config.service, config.log_level_number)
+    bind_metrics(config.service)
     tracing = init_tracing(config.service)
     try:
         return asyncio.run(_serve(definition, config, tracing))
@@ -202,6 +205,8 @@ class _TaskTree:
         flags = supervisor.SupervisorFlags(strategy=supervisor.Strategy.ONE_FOR_ONE)
         spec = supervisor.SupervisorSpec(flags=flags, children=children)
         self._sup = supervisor.Supervisor(spec) if children else None
+        if self._sup is not None:
+            self._sup.bus.add_listener(task_event)
         self.exit_code = EXIT_OK
 
     async def start(self) -> None:

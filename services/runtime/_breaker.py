@@ -21,6 +21,7 @@ from typing import Final, Literal, NoReturn
 
 import pybreaker
 
+from services.runtime._metrics import breaker_state
 from services.runtime._retry import Health
 
 BreakerState = Literal["closed", "open", "half_open"]
@@ -70,6 +71,7 @@ class _Observer(pybreaker.CircuitBreakerListener):
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
         self.generation += 1
+        breaker_state(cb.name or "", _STATE_NAMES[new_state.name])
 
 
 def _replay(error: BaseException | None) -> None:
@@ -88,6 +90,7 @@ class AsyncBreaker:
         )
         self._trial_taken = False
         self.rejected = 0
+        breaker_state(target, self.state)
 
     @property
     def state(self) -> BreakerState:

@@ -43,6 +43,7 @@ from protocol import (
 from services.l1 import Contract, FollowerConfig, L1Client, L1Error, TxSender
 from services.runtime import keyed_context, start_keyed_span
 
+from . import _metrics as metrics
 from ._chain import Chain
 from ._settings import BATCH_FRAMING
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
@@ -166,6 +167,8 @@ class Batcher:
             _log.info("batch posted", extra={"first": blocks[0].number, "last": blocks[-1].number, "bytes": len(data),
                                              "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
         self.batches_sent += 1
+        metrics.BATCHES.inc()
+        metrics.BATCH_BYTES.inc(len(data))
         self._backlog = blocks[-1].number < last
         return receipt.tx_hash
 
@@ -212,6 +215,7 @@ class Batcher:
         deposits. Queue entries and deposits count once they are at safe depth."""
         start = int(self._store.meta("inbox_follow_from") or self._start_block)
         reader = L1InputReader(self._l1, self._inbox, self._portal)
+        self._observe_heads()
         async for update in reader.follow(start, self._follower_config):
             await self._apply(update)
             await self._advance_origin(update.heads.safe)
@@ -245,6 +249,7 @@ class Batcher:
 
         if update.removed or rows or update.safe or update.finalized or update.forced or update.deposits:
             await self._store.run(write)
+            self._observe_heads()
             if update.removed:
                 self._in_flight_upto = 0
                 self._resync_nonce = True
@@ -276,6 +281,10 @@ class Batcher:
                 if status == "FINALIZED":
                     del self._posted[tx_hash]
                     self._chain.traces.forget_upto(posted.last)
+
+    def _observe_heads(self) -> None:
+        metrics.HEADS.set("safe", self._store.batch_head(SAFE))
+        metrics.HEADS.set("finalized", self._store.batch_head(FINALIZED))
 
     @staticmethod
     def _batch_row(batch: PostedBatch) -> BatchRow | None:

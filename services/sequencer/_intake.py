@@ -21,6 +21,7 @@ from opentelemetry import trace
 
 from protocol import Reason, Transaction, TxRejected, decode_transactions, keccak256
 
+from . import _metrics as metrics
 from ._mempool import Dropped, Mempool, MempoolRejected
 from ._pending_log import Entry, PendingLog
 from ._store import DROPPED, DropRow, SequencerStore
@@ -146,6 +147,9 @@ class Intake:
             done = [o for o in outcomes if o is not None]
             self.accepted += len(entries)
             self.refused += len(done) - len(entries)
+            metrics.ACCEPTED.inc(len(entries))
+            if len(done) > len(entries):
+                metrics.count_refusals(o.reason for o in done if isinstance(o, Refusal))
             span.set_attribute("l2.accepted", len(entries))
             return done
 
@@ -177,6 +181,8 @@ class Intake:
                 rows.append(DropRow(d.hash, tx.raw, tx.sender, tx.nonce, seq, d.reason))
         if rows:
             await self._store.run(functools.partial(self._store.drop, dropped=rows))
+            for row in rows:
+                metrics.DROPPED.labels(row.reason.value).inc()
             self._log.forget(row.seq for row in rows)
 
     def pending_entry(self, tx_hash: bytes) -> Transaction | None:

@@ -11,6 +11,7 @@ import time
 
 from supervisor import TaskStatus
 
+from . import _metrics as metrics
 from ._chain import Chain
 from ._intake import Intake
 
@@ -34,11 +35,14 @@ class BlockProducer:
         next_scan = 0.0
         while True:
             started = asyncio.get_running_loop().time()
-            await chain.seal()
+            sealed = await chain.seal()
+            if sealed is not None:
+                metrics.SEAL_SECONDS.observe(asyncio.get_running_loop().time() - started)
             if (now := time.monotonic()) >= next_scan:
                 await chain.expire(now)
                 next_scan = now + EXPIRY_SCAN_S
             elapsed = asyncio.get_running_loop().time() - started
+            metrics.observe_chain(chain)
             intake.block_full.clear()
             if len(chain.mempool) < self._max_block_txs:
                 with contextlib.suppress(TimeoutError):

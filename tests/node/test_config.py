@@ -129,3 +129,14 @@ def test_a_step_verifier_for_another_chain_than_the_services_refuses_to_start(tm
         load(write(tmp_path, "[rollups]\nchain_id = 902\n"), tmp_path)
     same = load(write(tmp_path, "[rollups]\nchain_id = 902\n[workers.sequencer.settings]\nchain_id = 902\n"), tmp_path)
     assert same.rollups.chain_id == 902 == settings_of(same)["rollups"]["chain_id"]
+
+
+def test_the_metrics_port_follows_the_workers_or_is_set_and_never_collides(tmp_path: pathlib.Path) -> None:
+    cfg = load(None, data_dir=tmp_path)
+    assert cfg.metrics_listen_port == cfg.base_port + 1 + len(cfg.workers)  # 50053 with the two built-ins
+    config = tmp_path / "l2node.toml"
+    config.write_text("[node]\nbase_port = 40000\nmetrics_port = 9464\n")
+    assert load(config, data_dir=tmp_path).metrics_listen_port == 9464
+    config.write_text("[node]\nbase_port = 40000\nmetrics_port = 40001\n")  # the sequencer's port
+    with pytest.raises(ConfigError, match="metrics_port 40001"):
+        load(config, data_dir=tmp_path)
