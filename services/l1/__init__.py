@@ -33,6 +33,7 @@ from services.l1._errors import (
 )
 from services.l1._fees import Fees
 from services.l1._follower import OUTAGE, FollowerUpdate, Heads, LogFollower, Status
+from services.l1._jsonrpc import redacted
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
 from services.l1._rlp import rlp_bytes, rlp_int, rlp_list
 from services.l1._sender import PendingTx, TxSender
@@ -84,6 +85,7 @@ __all__ = [
     "keccak",
     "policy_config",
     "read_key",
+    "redacted",
     "rlp_bytes",
     "rlp_int",
     "rlp_list",
