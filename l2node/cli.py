@@ -44,18 +44,20 @@ def _control(data_dir: pathlib.Path) -> tuple[dict[str, Any], grpc.Channel]:
     return doc, grpc.insecure_channel(doc["control"])
 
 
-def _breakers(address: str) -> list[dict[str, Any]]:
+def _worker_status(address: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """A worker's breakers, and why it is not ready (empty: ready)."""
     with grpc.insecure_channel(address) as ch:
         try:
             reply = worker_pb2_grpc.WorkerServiceStub(ch).GetWorkerStatus(
                 worker_pb2.GetWorkerStatusRequest(), timeout=1.0)
         except grpc.RpcError:
-            return []
-    return [
+            return [], []
+    breakers = [
         {"target": b.target, "state": _enum_word(worker_pb2.BreakerState, b.state, "BREAKER_STATE_"),
          "failures": b.failures, "calls": b.calls, "retries": b.retries, "rejected": b.rejected}
         for b in reply.breakers
     ]
+    return breakers, list(reply.not_ready)
 
 
 def status_document(data_dir: pathlib.Path) -> dict[str, Any]:
@@ -71,18 +73,22 @@ def status_document(data_dir: pathlib.Path) -> dict[str, Any]:
     for c in reply.children:
         kind = _enum_word(pb.ChildKind, c.kind, "CHILD_KIND_")
         state = _enum_word(pb.ChildState, c.state, "CHILD_STATE_")
+        breakers, not_ready = _worker_status(c.address) if kind == "worker" and state == "running" else ([], [])
         children.append({
             "id": c.id, "kind": kind, "state": state, "pid": c.pid, "restarts": c.restarts,
             "uptime_s": round(c.uptime_s, 3), "address": c.address,
-            "breakers": _breakers(c.address) if kind == "worker" and state == "running" else [],
+            "breakers": breakers, "not_ready": not_ready,
             "restart": _enum_word(pb.RestartType, c.restart, "RESTART_TYPE_"),
             "last_exit_reason": c.last_exit_reason, "parent": c.parent,
         })
-    return {"control": doc["control"], "pid": doc.get("pid"), "l1_rpc": doc.get("l1_rpc"), "children": children}
+    ready = all(c["state"] == "running" and not c["not_ready"] for c in children)
+    return {"control": doc["control"], "pid": doc.get("pid"), "l1_rpc": doc.get("l1_rpc"), "ready": ready,
+            "children": children}
 
 
 def _draw(status: dict[str, Any]) -> str:
-    lines = [f"l2node tree  pid {status['pid']}  control {status['control']}"]
+    lines = [f"l2node tree  pid {status['pid']}  control {status['control']}"
+             f"{'' if status['ready'] else '  NOT READY'}"]
     rows = status["children"]
     for i, c in enumerate(rows):
         depth = c["id"].count("/")
@@ -92,6 +98,8 @@ def _draw(status: dict[str, Any]) -> str:
         detail = f"{c['state']:<10} pid {c['pid'] or '-':<7} restarts {c['restarts']:<3} up {c['uptime_s']:>8.1f}s"
         where = f"  {c['address']}" if c["address"] else ""
         lines.append(f"{branch}{name:<12} {c['kind']:<10} {detail}{where}")
+        for reason in c["not_ready"]:
+            lines.append(f"{'│   ' * (depth + 1)}   not ready: {reason}")
         for b in c["breakers"]:
             lines.append(f"{'│   ' * (depth + 1)}   breaker {b['target']}: {b['state']} "
                          f"(failures {b['failures']}, calls {b['calls']}, retries {b['retries']})")

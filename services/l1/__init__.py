@@ -19,7 +19,7 @@ from services.l1._abi import Artifact, Contract, ContractError, Event, artifacts
 from services.l1._client import L1Client, Topics
 from services.l1._codec import address, checksum, keccak
 from services.l1._config import DEFAULT_TARGET, GWEI, POLICY, FollowerConfig, SenderConfig, policy_config
-from services.l1._deployment import Deployment, DeploymentError, read_key
+from services.l1._deployment import Deployment, DeploymentError, needed_files, read_key
 from services.l1._errors import (
     FeeCapExceeded,
     HttpStatusError,
@@ -83,6 +83,7 @@ __all__ = [
     "checksum",
     "classify",
     "keccak",
+    "needed_files",
     "policy_config",
     "read_key",
     "redacted",
