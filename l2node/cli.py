@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 
 from l2node.node import endpoints
-from l2node.node.config import ConfigError, default_data_dir, load
+from l2node.node.config import NODE_CONFIG_DIR, NODE_KEYS_DIR, ConfigError, default_data_dir, load
 from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from protos.l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
 from protos.l2node.worker.v1 import worker_pb2, worker_pb2_grpc
@@ -488,11 +488,11 @@ def parser() -> argparse.ArgumentParser:
                         "the base of the written l2node.toml")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("."),
                    help="where contracts.json and l2node.toml go (default: the current directory)")
-    p.add_argument("--node-config-dir", default="/etc/l2node",
-                   help="where the node will find contracts.json (and genesis.json) (default /etc/l2node)")
-    p.add_argument("--node-keys-dir", default="/var/run/secrets/l2node",
-                   help="where the node will find batcher.key, proposer.key, challenger.key "
-                        "(default /var/run/secrets/l2node)")
+    p.add_argument("--node-config-dir", default=NODE_CONFIG_DIR,
+                   help=f"where the node will find l2node.toml, contracts.json (and genesis.json) "
+                        f"(default {NODE_CONFIG_DIR})")
+    p.add_argument("--node-keys-dir", default=NODE_KEYS_DIR,
+                   help=f"where the node will find batcher.key, proposer.key, challenger.key (default {NODE_KEYS_DIR})")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each deployment's receipt")
     p.add_argument("--force", action="store_true", help="replace an existing contracts.json in --out")
     p.set_defaults(fn=cmd_deploy)

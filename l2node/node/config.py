@@ -45,6 +45,11 @@ BUILTIN_WORKERS: dict[str, str] = {
     "rollups": "services.rollups:WORKER",
 }
 DEFAULT_HOST = "127.0.0.1"
+#: Where a container finds its files (what `l2node deploy` writes into the config unless told
+#: otherwise): the config, contracts.json and genesis.json from a ConfigMap at NODE_CONFIG_DIR, the
+#: node's key files (batcher.key, proposer.key, challenger.key) from a Secret at NODE_KEYS_DIR.
+NODE_CONFIG_DIR = "/etc/l2node"
+NODE_KEYS_DIR = "/var/run/secrets/l2node"
 
 
 def default_data_dir() -> pathlib.Path:

@@ -30,16 +30,12 @@ from typing import Any, Final
 
 import aiohttp
 
-from l2node.node.config import ConfigError, load
+from l2node.node.config import NODE_CONFIG_DIR, NODE_KEYS_DIR, ConfigError, load
 from l2node.node.deploy import Addresses, DeployError, deploy_new
 from protocol import load_genesis
 from services.l1 import L1Client, L1Error, LocalSigner, address, read_key, redacted
 from services.runtime import BreakerOpen, DeadlineExceeded
 
-#: Where a container finds them, unless told otherwise: the config (and contracts.json beside
-#: it) from a ConfigMap at /etc/l2node, the node's keys from a Secret at /var/run/secrets/l2node.
-NODE_CONFIG_DIR: Final = "/etc/l2node"
-NODE_KEYS_DIR: Final = "/var/run/secrets/l2node"
 #: The key files of the node's roles, by the [l1] key that names each.
 ROLE_KEYS: Final = {"batcher_key_file": "batcher.key", "proposer_key_file": "proposer.key",
                     "challenger_key_file": "challenger.key"}
