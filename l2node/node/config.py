@@ -12,10 +12,13 @@
     rpc = ""                 # an Ethereum JSON-RPC URL; empty = start a local anvil
     port = 0                 # the local anvil's port; 0 = a free loopback port
     chain_id = 31337
-    contracts = ""           # with rpc: the contracts.json of that chain (local anvil: deployed by up)
+    contracts = ""           # with rpc: the contracts.json of that chain (`l2node deploy` writes it;
+                             # local anvil: deployed by up)
     batcher_key_file = ""    # with rpc: hex key the sequencer posts batches with (local: a dev key)
     proposer_key_file = ""   # with rpc: hex key the rollups proposer bonds outputs with
     challenger_key_file = "" # with rpc: hex key the rollups challenger disputes with
+                             # (with rpc, a file an enabled role needs and lacks: that worker is not
+                             # ready, and `l2node status` names it)
     [rollups]                # the rollup's L1 contracts' constants: l2node/node/params.py
     challenge_window_s = 20  # (bonds, window, chess clocks, sequencer window; devnet defaults)
     [workers.NAME]           # a built-in service (sequencer, rollups) or an extra worker
