@@ -75,7 +75,7 @@ class RollupsSettings:
             needs["proposer_key_file"] = (self.key_file("proposer"), read_key)
         if self.challenge:
             needs["challenger_key_file"] = (self.key_file("challenger"), read_key)
-        return needed_files("the rollups roles", needs)
+        return needed_files("the rollups worker (proposer, challenger)", needs)
 
     def rules(self, sequencer_window: int = DEFAULT_SEQUENCER_WINDOW) -> Rules:
         return Rules(chain_id=self.chain_id, sequencer_window=sequencer_window)

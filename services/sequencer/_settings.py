@@ -26,6 +26,11 @@ L1_TX_OVERHEAD: Final = 512
 BATCH_FRAMING: Final = 128
 
 
+def _inbox_and_portal(contracts: str) -> tuple[bytes, bytes]:
+    deployment = Deployment.load(contracts)
+    return deployment.address_of("BatchInbox"), deployment.address_of("DepositPortal")
+
+
 @dataclass(frozen=True, slots=True)
 class L1Settings:
     """Where L1 is and how batches go there. No rpc: no batcher (blocks stay SEALED), e.g. a bare
@@ -57,7 +62,7 @@ class L1Settings:
         it has everything, or when there is no L1 (no batcher asked for)."""
         if not self.rpc:
             return []
-        return needed_files("the batcher", {"l1.contracts": (self.contracts, Deployment.load),
+        return needed_files("the batcher", {"l1.contracts": (self.contracts, _inbox_and_portal),
                                             "l1.batcher_key_file": (self.batcher_key_file, read_key)})
 
     @property
