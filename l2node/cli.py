@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 
 from l2node.node import endpoints
-from l2node.node.config import ConfigError, default_data_dir, load
+from l2node.node.config import NODE_CONFIG_DIR, NODE_KEYS_DIR, ConfigError, default_data_dir, load
 from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from protos.l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
 from protos.l2node.worker.v1 import worker_pb2, worker_pb2_grpc
@@ -95,18 +95,20 @@ def _control(data_dir: pathlib.Path) -> tuple[dict[str, Any], grpc.Channel]:
     return doc, _channel(doc["control"])
 
 
-def _breakers(address: str) -> list[dict[str, Any]]:
+def _worker_status(address: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """A worker's breakers, and why it is not ready (empty: ready)."""
     with _channel(address) as ch:
         try:
             reply = worker_pb2_grpc.WorkerServiceStub(ch).GetWorkerStatus(
                 worker_pb2.GetWorkerStatusRequest(), timeout=1.0)
         except grpc.RpcError:
-            return []
-    return [
+            return [], []
+    breakers = [
         {"target": b.target, "state": _enum_word(worker_pb2.BreakerState, b.state, "BREAKER_STATE_"),
          "failures": b.failures, "calls": b.calls, "retries": b.retries, "rejected": b.rejected}
         for b in reply.breakers
     ]
+    return breakers, list(reply.not_ready)
 
 
 def status_document(data_dir: pathlib.Path) -> dict[str, Any]:
@@ -122,19 +124,22 @@ def status_document(data_dir: pathlib.Path) -> dict[str, Any]:
     for c in reply.children:
         kind = _enum_word(pb.ChildKind, c.kind, "CHILD_KIND_")
         state = _enum_word(pb.ChildState, c.state, "CHILD_STATE_")
+        breakers, not_ready = _worker_status(c.address) if kind == "worker" and state == "running" else ([], [])
         children.append({
             "id": c.id, "kind": kind, "state": state, "pid": c.pid, "restarts": c.restarts,
             "uptime_s": round(c.uptime_s, 3), "address": c.address,
-            "breakers": _breakers(c.address) if kind == "worker" and state == "running" else [],
+            "breakers": breakers, "not_ready": not_ready,
             "restart": _enum_word(pb.RestartType, c.restart, "RESTART_TYPE_"),
             "last_exit_reason": c.last_exit_reason, "parent": c.parent,
         })
-    return {"control": doc["control"], "pid": doc.get("pid"), "l1_rpc": doc.get("l1_rpc"),
+    ready = all(c["state"] == "running" and not c["not_ready"] for c in children)
+    return {"control": doc["control"], "pid": doc.get("pid"), "l1_rpc": doc.get("l1_rpc"), "ready": ready,
             "metrics": doc.get("metrics"), "children": children}
 
 
 def _draw(status: dict[str, Any]) -> str:
-    lines = [f"l2node tree  pid {status['pid']}  control {status['control']}"]
+    lines = [f"l2node tree  pid {status['pid']}  control {status['control']}"
+             f"{'' if status['ready'] else '  NOT READY'}"]
     rows = status["children"]
     for i, c in enumerate(rows):
         depth = c["id"].count("/")
@@ -144,6 +149,8 @@ def _draw(status: dict[str, Any]) -> str:
         detail = f"{c['state']:<10} pid {c['pid'] or '-':<7} restarts {c['restarts']:<3} up {c['uptime_s']:>8.1f}s"
         where = f"  {c['address']}" if c["address"] else ""
         lines.append(f"{branch}{name:<12} {c['kind']:<10} {detail}{where}")
+        for reason in c["not_ready"]:
+            lines.append(f"{'│   ' * (depth + 1)}   not ready: {reason}")
         for b in c["breakers"]:
             lines.append(f"{'│   ' * (depth + 1)}   breaker {b['target']}: {b['state']} "
                          f"(failures {b['failures']}, calls {b['calls']}, retries {b['retries']})")
@@ -160,6 +167,34 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     return run.main(cfg)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from l2node.node.deploy import DeployError
+    from l2node.node.provision import Request, batcher_of, provision
+    from services.l1 import DeploymentError, checksum, redacted
+
+    try:
+        request = Request(l1_rpc=args.l1_rpc, key_file=args.key_file, out=args.out, config=args.config,
+                          batcher=batcher_of(args.batcher_address, args.batcher_key_file),
+                          node_config_dir=args.node_config_dir, node_keys_dir=args.node_keys_dir,
+                          timeout_s=args.timeout, force=args.force)
+        print(f"deploying to {redacted(args.l1_rpc)} (batcher {checksum(request.batcher)})", flush=True)
+        addresses, written = asyncio.run(provision(request))
+    except (DeployError, DeploymentError, ConfigError, ValueError) as exc:
+        raise CliError(f"deploy: {exc}") from None
+    doc = addresses.to_json()
+    print(f"deployed and verified on L1 chain {doc['chain_id']} in block {doc['block_number']} "
+          f"(deployer {doc['deployer']})")
+    for name, at in doc["contracts"].items():
+        print(f"  {name:<15} {at}")
+    print("wrote " + ", ".join(map(str, written)))
+    print(f"the node reads its keys from {args.node_keys_dir}/{{batcher,proposer,challenger}}.key; "
+          f"fund the batcher ({doc['batcher']}) for gas and the proposer and challenger for bonds "
+          f"({doc['rollups']['proposal_bond']} / {doc['rollups']['challenge_bond']} wei)")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -527,6 +562,27 @@ def _print_block(b: Any) -> None:
           f"base fee {b.base_fee}", flush=True)
 
 
+_DEPLOY_HELP = """\
+Deploy BatchInbox, DepositPortal, StepVerifier and OutputRegistry on any Ethereum JSON-RPC L1,
+read every one back (code, the inbox's batcher, the verifier's and registry's parameters, the
+registry's anchor at the L2 genesis) and fail on any difference. Then write into --out:
+
+  contracts.json   the deployment (addresses, block, [rollups] parameters, anchor)
+  l2node.toml      --config (if given) with [l1] naming the node's files:
+                     contracts           = NODE_CONFIG_DIR/contracts.json
+                     batcher_key_file    = NODE_KEYS_DIR/batcher.key
+                     proposer_key_file   = NODE_KEYS_DIR/proposer.key
+                     challenger_key_file = NODE_KEYS_DIR/challenger.key
+                   and [rollups] as deployed ([node] genesis = NODE_CONFIG_DIR/genesis.json, copied, if set)
+
+The deployer's key only pays for the deployment. The node signs with its own keys, one file per
+role (a 0x-hex private key), which you put where l2node.toml says (e.g. a read-only Secret). The
+L1 URL is never written (it may carry credentials): start the node with
+  l2node up --config NODE_CONFIG_DIR/l2node.toml --l1-rpc URL
+A node missing a file its roles need is not ready, and `l2node status` names the file.
+"""
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="l2node", description="A Layer-2 rollup node as a supervision tree.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -547,6 +603,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=pathlib.Path, help="TOML config file")
     p.add_argument("--l1-rpc", help="use this Ethereum JSON-RPC URL instead of a local anvil")
     p.set_defaults(fn=cmd_up)
+    p = sub.add_parser(
+        "deploy", help="deploy and verify the rollup contracts on an L1; write contracts.json and a node config",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=_DEPLOY_HELP)
+    p.add_argument("--l1-rpc", required=True, help="the L1's Ethereum JSON-RPC URL (shown redacted)")
+    p.add_argument("--key-file", required=True, type=pathlib.Path,
+                   help="hex private key of the deployer (pays for the deployment; not one of the node's keys)")
+    batcher = p.add_mutually_exclusive_group(required=True)
+    batcher.add_argument("--batcher-address", help="0x address the sequencer will post batches from")
+    batcher.add_argument("--batcher-key-file", help="... or the batcher's key file, to take its address from")
+    p.add_argument("--config", type=pathlib.Path,
+                   help="the node's TOML config: its [rollups] and [node] genesis are deployed, and it is "
+                        "the base of the written l2node.toml")
+    p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("."),
+                   help="where contracts.json and l2node.toml go (default: the current directory)")
+    p.add_argument("--node-config-dir", default=NODE_CONFIG_DIR,
+                   help=f"where the node will find l2node.toml, contracts.json (and genesis.json) "
+                        f"(default {NODE_CONFIG_DIR})")
+    p.add_argument("--node-keys-dir", default=NODE_KEYS_DIR,
+                   help=f"where the node will find batcher.key, proposer.key, challenger.key (default {NODE_KEYS_DIR})")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each deployment's receipt")
+    p.add_argument("--force", action="store_true", help="replace an existing contracts.json in --out")
+    p.set_defaults(fn=cmd_deploy)
     p = sub.add_parser("status", help="the live tree")
     data_dir(p)
     p.add_argument("--json", action="store_true", help="machine-readable")

@@ -13,10 +13,13 @@
     rpc = ""                 # an Ethereum JSON-RPC URL; empty = start a local anvil
     port = 8545              # the local anvil's port (another free one, said so, if busy); 0 = any free port
     chain_id = 31337
-    contracts = ""           # with rpc: the contracts.json of that chain (local anvil: deployed by up)
+    contracts = ""           # with rpc: the contracts.json of that chain (`l2node deploy` writes it;
+                             # local anvil: deployed by up)
     batcher_key_file = ""    # with rpc: hex key the sequencer posts batches with (local: a dev key)
     proposer_key_file = ""   # with rpc: hex key the rollups proposer bonds outputs with
     challenger_key_file = "" # with rpc: hex key the rollups challenger disputes with
+                             # (with rpc, a file an enabled role needs and lacks: that worker is not
+                             # ready, and `l2node status` names it)
     [rollups]                # the rollup's L1 contracts' constants: l2node/node/params.py
     challenge_window_s = 20  # (bonds, window, chess clocks, sequencer window; devnet defaults)
     [workers.NAME]           # a built-in service (sequencer, rollups) or an extra worker
@@ -48,6 +51,11 @@ BUILTIN_WORKERS: dict[str, str] = {
     "rollups": "services.rollups:WORKER",
 }
 DEFAULT_HOST = "127.0.0.1"
+#: Where a container finds its files (what `l2node deploy` writes into the config unless told
+#: otherwise): the config, contracts.json and genesis.json from a ConfigMap at NODE_CONFIG_DIR, the
+#: node's key files (batcher.key, proposer.key, challenger.key) from a Secret at NODE_KEYS_DIR.
+NODE_CONFIG_DIR = "/etc/l2node"
+NODE_KEYS_DIR = "/etc/l2node/keys"
 
 
 def default_data_dir() -> pathlib.Path:

@@ -133,63 +133,117 @@ async def deploy_contracts(
     either way."""
     batcher = address(batcher_address)
     params = params or RollupParams()
-    anchor = genesis_snapshot(genesis or devnet_genesis(params.chain_id))
-    contracts = {name: Contract(Artifact.load(name)) for name in CONTRACTS}
+    anchor = genesis_snapshot(genesis or devnet_genesis(params.chain_id)).commitment()
     async with L1Client(rpc_url, policy=policy) as l1:
         chain_id = await l1.chain_id()
         recorded = load_addresses(data_dir)
-        if recorded is not None and recorded.rollups == params and recorded.anchor == anchor.commitment() and \
-                await _still_deployed(l1, contracts, recorded, chain_id, batcher):
+        if recorded is not None and recorded.rollups == params and recorded.anchor == anchor and \
+                await _still_deployed(l1, recorded, chain_id, batcher):
             return recorded
-        sender = TxSender(l1, LocalSigner(deployer_key), chain_id)
-
-        async def deploy(name: str, *args: Any) -> Receipt:
-            tx = await sender.send(None, contracts[name].encode_deploy(*args))
-            receipt = await sender.wait_receipt(tx, _DEPLOY_TIMEOUT_S)
-            if not receipt.success or receipt.contract_address is None:
-                raise DeployError(f"{name} deployment failed in transaction 0x{receipt.tx_hash.hex()}")
-            return receipt
-
-        inbox = await deploy("BatchInbox", batcher)
-        portal = await deploy("DepositPortal")
-        assert inbox.contract_address is not None and portal.contract_address is not None
-        verifier = await deploy("StepVerifier", inbox.contract_address, portal.contract_address, params.chain_id,
-                                params.sequencer_window)
-        assert verifier.contract_address is not None
-        registry = await deploy("OutputRegistry", snapshot_tuple(anchor), verifier.contract_address,
-                                params.proposal_bond, params.challenge_bond, params.move_bond_base,
-                                params.challenge_window_s, params.max_clock_s, params.max_trace_length)
-        assert registry.contract_address is not None
-        addresses = Addresses(
-            chain_id=chain_id,
-            block_number=inbox.block_number,
-            block_hash=inbox.block_hash,
-            deployer=sender.address,
-            batcher=batcher,
-            batch_inbox=inbox.contract_address,
-            deposit_portal=portal.contract_address,
-            step_verifier=verifier.contract_address,
-            output_registry=registry.contract_address,
-            rollups=params,
-            anchor=anchor.commitment(),
-        )
+        addresses = await deploy_new(l1, deployer_key, batcher, params, genesis)
     _save(data_dir, addresses)
     return addresses
 
 
-async def _still_deployed(
-    l1: L1Client, contracts: dict[str, Contract], recorded: Addresses, chain_id: int, batcher: bytes
-) -> bool:
+async def deploy_new(l1: L1Client, deployer_key: str | bytes, batcher: bytes, params: RollupParams,
+                     genesis: Genesis | None = None, *, timeout_s: float = _DEPLOY_TIMEOUT_S) -> Addresses:
+    """Deploy the four contracts in order on ``l1`` from ``deployer_key``, then read them back
+    (:func:`verify`); the addresses. DeployError if a deployment reverts or reads back wrong."""
+    anchor = genesis_snapshot(genesis or devnet_genesis(params.chain_id))
+    contracts = {name: Contract(Artifact.load(name)) for name in CONTRACTS}
+    chain_id = await l1.chain_id()
+    sender = TxSender(l1, LocalSigner(deployer_key), chain_id)
+
+    async def deploy(name: str, *args: Any) -> bytes:
+        tx = await sender.send(None, contracts[name].encode_deploy(*args))
+        receipt = await sender.wait_receipt(tx, timeout_s)
+        if not receipt.success or receipt.contract_address is None:
+            raise DeployError(f"{name} deployment failed in transaction 0x{receipt.tx_hash.hex()}")
+        receipts.append(receipt)
+        return receipt.contract_address
+
+    receipts: list[Receipt] = []
+    inbox = await deploy("BatchInbox", batcher)
+    portal = await deploy("DepositPortal")
+    verifier = await deploy("StepVerifier", inbox, portal, params.chain_id, params.sequencer_window)
+    registry = await deploy("OutputRegistry", snapshot_tuple(anchor), verifier, params.proposal_bond,
+                            params.challenge_bond, params.move_bond_base, params.challenge_window_s,
+                            params.max_clock_s, params.max_trace_length)
+    addresses = Addresses(
+        chain_id=chain_id,
+        block_number=receipts[0].block_number,
+        block_hash=receipts[0].block_hash,
+        deployer=sender.address,
+        batcher=batcher,
+        batch_inbox=inbox,
+        deposit_portal=portal,
+        step_verifier=verifier,
+        output_registry=registry,
+        rollups=params,
+        anchor=anchor.commitment(),
+    )
+    await verify(l1, addresses)
+    return addresses
+
+
+def _located(addresses: Addresses) -> dict[str, bytes]:
+    return dict(zip(CONTRACTS, (addresses.batch_inbox, addresses.deposit_portal, addresses.step_verifier,
+                                addresses.output_registry), strict=True))
+
+
+async def mismatches(l1: L1Client, addresses: Addresses) -> list[str]:
+    """What the chain says differently from ``addresses``: each contract's code (its artifact's,
+    immutables aside), the inbox's batcher, the verifier's inbox, portal, chain id and sequencer
+    window, the registry's verifier, bonds, window, clocks and anchor. Empty: all as recorded."""
+    wrong: list[str] = []
+    chain_id = await l1.chain_id()
+    if chain_id != addresses.chain_id:
+        return [f"the L1 chain id is {chain_id}, not {addresses.chain_id}"]
+    block = await l1.get_block(addresses.block_number)
+    if block is None or block.hash != addresses.block_hash:  # reorged away, or another chain
+        return [f"L1 block {addresses.block_number} is not 0x{addresses.block_hash.hex()}"]
+    located = _located(addresses)
+    for name, at in located.items():
+        if not Artifact.load(name).matches_code(await l1.get_code(at)):  # none (lost state), or another
+            wrong.append(f"{name} at {checksum(at)}: the code is not the {name} artifact's")
+    if wrong:
+        return wrong  # reading immutables of the wrong code would only add noise
+    params = addresses.rollups
+    expected: dict[str, dict[str, Any]] = {
+        "BatchInbox": {"batcher": addresses.batcher},
+        "StepVerifier": {"inbox": addresses.batch_inbox, "portal": addresses.deposit_portal,
+                         "chainId": params.chain_id, "sequencerWindow": params.sequencer_window},
+        "OutputRegistry": {"verifier": addresses.step_verifier, "proposalBond": params.proposal_bond,
+                           "challengeBond": params.challenge_bond, "moveBondBase": params.move_bond_base,
+                           "challengeWindow": params.challenge_window_s, "maxClockDuration": params.max_clock_s,
+                           "maxTraceLength": params.max_trace_length},
+    }
+    for name, getters in expected.items():
+        bound = Contract(Artifact.load(name), located[name])
+        for getter, want in getters.items():
+            (got,) = await bound.read(l1, getter)
+            if got != want:
+                wrong.append(f"{name}.{getter}() is {_shown(got)}, not {_shown(want)}")
+    registry = Contract(Artifact.load("OutputRegistry"), addresses.output_registry)
+    (anchor,) = await registry.read(l1, "output", 0)
+    if bytes(anchor[1]) != addresses.anchor:
+        wrong.append(f"OutputRegistry's anchor (output 0) is 0x{bytes(anchor[1]).hex()}, "
+                     f"not the L2 genesis snapshot 0x{addresses.anchor.hex()}")
+    return wrong
+
+
+def _shown(value: Any) -> str:
+    return checksum(value) if isinstance(value, bytes) and len(value) == 20 else str(value)
+
+
+async def verify(l1: L1Client, addresses: Addresses) -> None:
+    """DeployError, naming every difference, unless the chain holds ``addresses`` as recorded."""
+    wrong = await mismatches(l1, addresses)
+    if wrong:
+        raise DeployError("the deployment does not read back as deployed: " + "; ".join(wrong))
+
+
+async def _still_deployed(l1: L1Client, recorded: Addresses, chain_id: int, batcher: bytes) -> bool:
     if recorded.chain_id != chain_id or recorded.batcher != batcher:
         return False
-    block = await l1.get_block(recorded.block_number)
-    if block is None or block.hash != recorded.block_hash:  # another chain that reuses the chain id
-        return False
-    where = dict(zip(CONTRACTS, (recorded.batch_inbox, recorded.deposit_portal, recorded.step_verifier,
-                                 recorded.output_registry), strict=True))
-    for name, at in where.items():
-        if not contracts[name].artifact.matches_code(await l1.get_code(at)):  # no code (lost state), or changed
-            return False
-    bound = Contract(contracts["BatchInbox"].artifact, recorded.batch_inbox)
-    (on_chain,) = await bound.read(l1, "batcher")
-    return bool(on_chain == batcher)
+    return not await mismatches(l1, recorded)

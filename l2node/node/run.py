@@ -29,6 +29,7 @@ from l2node.node import banner, endpoints, metrics
 from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
 from l2node.node.l1 import JsonRpcProbe
+from l2node.node.readiness import NodeHealth
 from l2node.node.tree import build, worker_payload
 from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from services.runtime import (
@@ -117,7 +118,7 @@ async def _serve_control(cfg: NodeConfig, root: sv.Supervisor, zygote: Zygote, t
     server = grpc.aio.server(interceptors=[ServerInterceptor(tracer)], options=SERVER_OPTIONS)
     add_to_server(server, SupervisorControl(root, _spec_factory(cfg, zygote)))
     control_name = pb.DESCRIPTOR.services_by_name["SupervisorService"].full_name
-    health = HealthServicer([control_name])
+    health = NodeHealth([control_name], root)  # and READY: the tree's readiness (l2node/node/readiness.py)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         [control_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)

@@ -19,7 +19,7 @@ from services.l1._abi import Artifact, Contract, ContractError, Event, artifacts
 from services.l1._client import L1Client, Topics
 from services.l1._codec import address, checksum, keccak
 from services.l1._config import DEFAULT_TARGET, GWEI, POLICY, FollowerConfig, SenderConfig, policy_config
-from services.l1._deployment import Deployment, DeploymentError, read_key
+from services.l1._deployment import Deployment, DeploymentError, needed_files, read_key
 from services.l1._errors import (
     FeeCapExceeded,
     HttpStatusError,
@@ -33,6 +33,7 @@ from services.l1._errors import (
 )
 from services.l1._fees import Fees
 from services.l1._follower import OUTAGE, FollowerUpdate, Heads, LogFollower, Status
+from services.l1._jsonrpc import redacted
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
 from services.l1._rlp import rlp_bytes, rlp_int, rlp_list
 from services.l1._sender import PendingTx, TxSender
@@ -82,8 +83,10 @@ __all__ = [
     "checksum",
     "classify",
     "keccak",
+    "needed_files",
     "policy_config",
     "read_key",
+    "redacted",
     "rlp_bytes",
     "rlp_int",
     "rlp_list",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,3 +69,22 @@ def read_key(path: str | pathlib.Path) -> bytes:
     if len(key) != 32:
         raise DeploymentError(f"key file {path}: a private key is 32 bytes, not {len(key)}")
     return key
+
+
+#: What :func:`needed_files` checks: a setting's name -> (its path, the reader that must accept it).
+Needs = Mapping[str, tuple[str, Callable[[str], object]]]
+
+
+def needed_files(role: str, needs: Needs) -> list[str]:
+    """Why ``role`` cannot run: each setting in ``needs`` that is unset, or whose file its reader
+    refuses (missing, unreadable, malformed), with the setting and the file named. Empty: all there."""
+    missing = []
+    for key, (path, read) in needs.items():
+        if not path:
+            missing.append(f"{key} is not set: {role} needs it")
+            continue
+        try:
+            read(path)
+        except DeploymentError as exc:
+            missing.append(f"{key}: {exc}")
+    return missing

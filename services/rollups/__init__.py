@@ -33,6 +33,8 @@ async def _register(ctx: WorkerContext, roles: Roles) -> Service:
     settings = RollupsSettings.from_mapping(ctx.config.settings)
     genesis = load_genesis(settings.genesis_file) if settings.genesis_file else devnet_genesis(settings.chain_id)
     rollups = await Rollups.open(settings, genesis, ctx.logger, ctx.channel, roles)
+    for reason in rollups.not_ready:
+        ctx.not_ready(reason)
     servicer = RollupsServicer(rollups.registry, rollups.from_block, settings.poll_interval_s)
     rollups_pb2_grpc.add_RollupsServiceServicer_to_server(servicer, ctx.server)
     return rollups

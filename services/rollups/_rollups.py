@@ -65,7 +65,8 @@ class Rollups:
     owns nothing and runs nothing (``registry`` is None)."""
 
     def __init__(self, registry: Registry | None, from_block: int, l1: L1Client | None,
-                 pool: ThreadPoolExecutor | None, proposer: Proposer | None, challenger: Challenger | None) -> None:
+                 pool: ThreadPoolExecutor | None, proposer: Proposer | None, challenger: Challenger | None,
+                 not_ready: Sequence[str] = ()) -> None:
         #: The OutputRegistry on L1, and the L1 block it was deployed in (what the API reads).
         self.registry = registry
         self.from_block = from_block
@@ -73,16 +74,20 @@ class Rollups:
         self._pool = pool
         self._proposer = proposer
         self._challenger = challenger
+        #: Why the roles cannot run (a file they need is missing); empty when ready.
+        self.not_ready = tuple(not_ready)
 
     @classmethod
     async def open(cls, settings: RollupsSettings, genesis: Genesis, logger: logging.Logger,
                    channel: ChannelFn, roles: Roles) -> Rollups:
         rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
-        deployment = Deployment.load(contracts) if rpc and contracts else None
-        if deployment is None or not deployment.has("OutputRegistry"):
-            # Like a sequencer without a batcher: up and healthy, saying why it cannot do its job.
-            logger.warning("no output registry configured (l1.rpc, l1.contracts): no proposer, no challenger")
-            return cls(None, 0, None, None, None, None)
+        missing = settings.missing()
+        if missing or not rpc:
+            # Up and serving what it can, saying why it cannot do its job; not ready if an L1 is
+            # configured but a file its roles need is not there.
+            logger.warning("no output registry or role keys: no proposer, no challenger", extra={"missing": missing})
+            return cls(None, 0, None, None, None, None, missing)
+        deployment = Deployment.load(contracts)
         client = L1Client(rpc)
         registry = Registry(client, deployment.address_of("OutputRegistry"))
         rules = settings.rules(int(deployment.rollups.get("sequencer_window", DEFAULT_SEQUENCER_WINDOW)))
@@ -100,14 +105,13 @@ class Rollups:
         try:
             proposer_sender = None
             if settings.propose:
-                key_file = settings.proposer_key_file or settings.l1.get("proposer_key_file", "")
-                proposer_sender = await TxSender.create(client, LocalSigner(read_key(key_file)))
+                key = read_key(settings.key_file("proposer"))
+                proposer_sender = await TxSender.create(client, LocalSigner(key))
                 check = _sequencer_block_hash(channel(settings.sequencer)) if settings.sequencer else None
                 proposer = roles.proposer(derived_chain(), registry, proposer_sender, settings, check)
             if settings.challenge or proposer_sender is not None:  # a proposer must defend its outputs
-                key_file = settings.challenger_key_file or settings.l1.get("challenger_key_file", "")
-                sender = await TxSender.create(client, LocalSigner(read_key(key_file))) if settings.challenge else \
-                    proposer_sender
+                sender = await TxSender.create(client, LocalSigner(read_key(settings.key_file("challenger")))) \
+                    if settings.challenge else proposer_sender
                 assert sender is not None
                 challenger = roles.challenger(derived_chain(), registry, sender, settings, step_proof,
                                               defender=proposer_sender)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from protocol import DEFAULT_CHAIN_ID
+from services.l1 import Deployment, needed_files, read_key
 from services.runtime import check_threads, cpu_count, settings_from
 
 from ._machine import DEFAULT_SEQUENCER_WINDOW, Rules
+
+
+def _registry_of(contracts: str) -> bytes:
+    return Deployment.load(contracts).address_of("OutputRegistry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,25 @@ class RollupsSettings:
         if self.confirmation_depth < 0:
             raise ValueError("confirmation_depth must be >= 0")
         check_threads("derive_threads", self.derive_threads)
+
+    def key_file(self, role: str) -> str:
+        """``proposer`` or ``challenger``'s key file: this table's, else the node's ``l1`` one."""
+        own: str = getattr(self, f"{role}_key_file")
+        return own or str(self.l1.get(f"{role}_key_file", ""))
+
+    def missing(self) -> list[str]:
+        """What the enabled roles need and cannot have (the contracts file with an OutputRegistry,
+        the proposer's and the challenger's key files), each named with what is wrong; empty when
+        all is there, or when there is no L1 (nothing to propose to or challenge on)."""
+        if not self.l1.get("rpc"):
+            return []
+        needs: dict[str, tuple[str, Callable[[str], object]]] = {
+            "l1.contracts": (str(self.l1.get("contracts", "")), _registry_of)}
+        if self.propose:
+            needs["proposer_key_file"] = (self.key_file("proposer"), read_key)
+        if self.challenge:
+            needs["challenger_key_file"] = (self.key_file("challenger"), read_key)
+        return needed_files("the rollups worker (proposer, challenger)", needs)
 
     def rules(self, sequencer_window: int = DEFAULT_SEQUENCER_WINDOW) -> Rules:
         return Rules(chain_id=self.chain_id, sequencer_window=sequencer_window)

@@ -34,7 +34,7 @@ from services.runtime._definition import (
     WorkerDefinition,
     load_definition,
 )
-from services.runtime._health import HEALTH_SERVICE, SERVING, HealthServicer
+from services.runtime._health import HEALTH_SERVICE, NOT_SERVING, SERVING, HealthServicer
 from services.runtime._interceptor import ServerInterceptor
 from services.runtime._logging import init_logging
 from services.runtime._metrics import bind as bind_metrics
@@ -150,7 +150,8 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
         cleanup.push_async_callback(service.aclose)
 
         tree = _TaskTree(service.tasks())
-        server.add_generic_rpc_handlers([WorkerStatusServicer(config.service, tree.rows).handler()])
+        server.add_generic_rpc_handlers(
+            [WorkerStatusServicer(config.service, tree.rows, ctx.not_ready_reasons).handler()])
         health = HealthServicer([*registry.service_names, WORKER_SERVICE])
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(
@@ -166,6 +167,10 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
             await tree.start()
             if not stop.is_set():  # a signal during start-up: never claim readiness
                 health.set_all(SERVING)
+                if ctx.not_ready_reasons:  # alive ("" SERVING), but its services cannot do their job
+                    for name in registry.service_names:
+                        health.set(name, NOT_SERVING)
+                    _log.warning("not ready", extra={"reasons": ctx.not_ready_reasons})
             _log.info(
                 "serving",
                 extra={"address": config.address, "port": port, "services": registry.service_names},

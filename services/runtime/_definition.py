@@ -70,6 +70,15 @@ class WorkerContext:
     #: For spans of the service's own work (L1 JSON-RPC calls, sealing a batch).
     tracer: trace.Tracer
     _channel: Callable[[str], grpc.aio.Channel] = field(repr=False)
+    #: Why the service cannot do its job (see :meth:`not_ready`).
+    not_ready_reasons: list[str] = field(default_factory=list)
+
+    def not_ready(self, reason: str) -> None:
+        """Called from ``register``: the service cannot do its job (a key file its role needs is
+        missing, ...). The worker still starts and serves, but its services' health says NOT_SERVING
+        and GetWorkerStatus (so `l2node status`) gives ``reason``; "" stays SERVING, since the process
+        is alive and restarting it would not help."""
+        self.not_ready_reasons.append(reason)
 
     def channel(self, address: str) -> grpc.aio.Channel:
         """A traced channel to ``address`` (``host:port`` or any gRPC target, e.g.

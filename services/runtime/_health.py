@@ -39,6 +39,12 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
             self._status[name] = status
         self._notify()
 
+    def set(self, name: str, status: Any) -> None:
+        """Set one service; ignored once shutdown began."""
+        if not self._shutting_down and name in self._status:
+            self._status[name] = status
+            self._notify()
+
     def enter_graceful_shutdown(self) -> None:
         self.set_all(NOT_SERVING)
         self._shutting_down = True

@@ -31,6 +31,8 @@ async def _register(ctx: WorkerContext) -> Service:
     if genesis.chain_id != settings.chain_id:
         raise ValueError(f"genesis chain id {genesis.chain_id} != configured chain id {settings.chain_id}")
     sequencer = await Sequencer.open(ctx.storage, settings, genesis, ctx.logger)
+    for reason in sequencer.not_ready:
+        ctx.not_ready(reason)
     servicer = SequencerServicer(sequencer.chain, sequencer.intake, sequencer.store, settings.chain_id,
                                  settings.max_batch)
     sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(servicer, ctx.server)

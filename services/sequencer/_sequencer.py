@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from protocol import Genesis, State
-from services.l1 import Deployment, FollowerConfig, L1Client, LocalSigner, TxSender, checksum, read_key
+from services.l1 import Deployment, FollowerConfig, L1Client, LocalSigner, TxSender, checksum, read_key, redacted
 from services.runtime import Storage
 from supervisor import ChildSpec, task
 
@@ -28,13 +28,15 @@ class Sequencer:
     """Owns everything below; built by :meth:`open`."""
 
     def __init__(self, store: SequencerStore, chain: Chain, intake: Intake, producer: BlockProducer,
-                 batcher: Batcher | None, l1: L1Client | None) -> None:
+                 batcher: Batcher | None, l1: L1Client | None, not_ready: Sequence[str] = ()) -> None:
         self.store = store
         self.chain = chain
         self.intake = intake
         self._producer = producer
         self._batcher = batcher
         self._l1 = l1
+        #: Why the sequencer cannot do its whole job (no batcher although an L1 is configured).
+        self.not_ready = tuple(not_ready)
 
     @classmethod
     async def open(cls, storage: Storage, settings: SequencerSettings, genesis: Genesis,
@@ -62,9 +64,11 @@ class Sequencer:
                                            "dropped_on_restore": len(restored)})
         producer = BlockProducer(chain, intake, max_block_txs=settings.max_block_txs,
                                  block_time_s=settings.block_time_s)
-        if not l1.enabled:
-            logger.warning("no L1 batcher configured: blocks are sealed but never posted (no SAFE/FINALIZED)")
-            return cls(store, chain, intake, producer, None, None)
+        missing = l1.missing()
+        if missing or not l1.rpc:
+            logger.warning("no L1 batcher: blocks are sealed but never posted (no SAFE/FINALIZED)",
+                           extra={"missing": missing})
+            return cls(store, chain, intake, producer, None, None, missing)
         client = L1Client(l1.rpc)
         try:
             batcher = await _batcher(logger, l1, client, store, chain)
@@ -94,6 +98,6 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     sender = await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s)
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
-    logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": l1.rpc,
+    logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redacted(l1.rpc),
                                         "batcher": "0x" + sender.address.hex()})
     return Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number)

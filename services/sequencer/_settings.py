@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from protocol import DEFAULT_CHAIN_ID
+from services.l1 import Deployment, needed_files, read_key
 from services.runtime import check_threads, cpu_count, settings_from
 
 from ._mempool import MempoolConfig
@@ -25,9 +26,16 @@ L1_TX_OVERHEAD: Final = 512
 BATCH_FRAMING: Final = 128
 
 
+def _inbox_and_portal(contracts: str) -> tuple[bytes, bytes]:
+    deployment = Deployment.load(contracts)
+    return deployment.address_of("BatchInbox"), deployment.address_of("DepositPortal")
+
+
 @dataclass(frozen=True, slots=True)
 class L1Settings:
-    """Where L1 is and how batches go there. Empty rpc/contracts/key: no batcher (blocks stay SEALED)."""
+    """Where L1 is and how batches go there. No rpc: no batcher (blocks stay SEALED), e.g. a bare
+    worker in a benchmark. With an rpc, the batcher is the sequencer's job: without its contracts
+    file or its key the worker is not ready (:meth:`missing`)."""
 
     rpc: str = ""
     #: contracts.json of the L1 chain (written by `l2node up` on a local anvil).
@@ -48,6 +56,14 @@ class L1Settings:
     @property
     def enabled(self) -> bool:
         return bool(self.rpc and self.contracts and self.batcher_key_file)
+
+    def missing(self) -> list[str]:
+        """What the batcher needs and cannot have (the file and what is wrong with it); empty when
+        it has everything, or when there is no L1 (no batcher asked for)."""
+        if not self.rpc:
+            return []
+        return needed_files("the batcher", {"l1.contracts": (self.contracts, _inbox_and_portal),
+                                            "l1.batcher_key_file": (self.batcher_key_file, read_key)})
 
     @property
     def max_batch_data(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 import signal
+from dataclasses import replace
 
 import pytest
 from eth_account import Account
@@ -15,11 +16,16 @@ from l2node.node.deploy import (
     DEVNET_BATCHER_KEY,
     DEVNET_DEPLOYER_KEY,
     Addresses,
+    DeployError,
     contracts_path,
     deploy_contracts,
+    deploy_new,
+    mismatches,
+    verify,
 )
+from l2node.node.params import RollupParams
 from protocol import DEV_MNEMONIC, devnet_genesis
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, address
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, address, checksum
 from services.rollups._contracts import OutputStatus, Registry
 from services.rollups._machine import genesis_snapshot
 from tests.l1.anvil import DEV_ADDRESSES, DEV_KEYS, Anvil
@@ -119,3 +125,24 @@ async def test_an_anvil_restart_keeps_the_deployment_only_with_its_state(
             assert await batcher_of(node.url, again) == DEVNET_BATCHER
     finally:
         node.stop()
+
+
+async def test_verification_reads_every_contract_back_and_names_each_difference(chain: Anvil) -> None:
+    async with L1Client(chain.url) as l1:
+        deployed = await deploy_new(l1, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, RollupParams())
+        assert await mismatches(l1, deployed) == []
+        other = LocalSigner(DEV_KEYS[3]).address
+        wrong = replace(deployed, batcher=other, rollups=replace(deployed.rollups, challenge_window_s=21),
+                        anchor=bytes(32))
+        with pytest.raises(DeployError) as refused:
+            await verify(l1, wrong)
+        why = str(refused.value)
+        assert f"BatchInbox.batcher() is {checksum(DEVNET_BATCHER)}, not {checksum(other)}" in why
+        assert "OutputRegistry.challengeWindow() is 20, not 21" in why
+        assert f"OutputRegistry's anchor (output 0) is 0x{deployed.anchor.hex()}, not the L2 genesis snapshot 0x" in why
+        # The chain holds other code where the registry was deployed (a wrong address, another chain).
+        inbox_code = await l1.get_code(deployed.batch_inbox)
+        chain.rpc("anvil_setCode", checksum(deployed.output_registry), "0x" + inbox_code.hex())
+        assert await mismatches(l1, deployed) == [
+            f"OutputRegistry at {checksum(deployed.output_registry)}: the code is not the OutputRegistry artifact's"]
+        assert (await mismatches(l1, replace(deployed, chain_id=1)))[0] == "the L1 chain id is 31337, not 1"

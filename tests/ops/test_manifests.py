@@ -35,6 +35,7 @@ from l2node.node.deploy import (
     contracts_path,
     deploy_contracts,
 )
+from l2node.node.readiness import READY
 from l2node.node.tree import build
 from services.runtime._config import WorkerConfig
 from services.runtime._tracing import SPAN_FLUSH_TIMEOUT_S
@@ -285,7 +286,10 @@ def test_native_grpc_probes_on_the_control_port(probe: str, node_config: NodeCon
     p = _node()[probe]
     assert set(p) & {"grpc", "httpGet", "tcpSocket", "exec"} == {"grpc"}, p
     assert p["grpc"]["port"] == node_config.base_port
-    assert p["grpc"].get("service", "") == "", "the health status of the whole tree is service ''"
+    # Liveness and startup: the tree's own health (""), so a pod missing a key is not restarted in
+    # a loop; readiness: l2node.ready, SERVING only when every worker has what its roles need.
+    want = READY if probe == "readinessProbe" else ""
+    assert p["grpc"].get("service", "") == want, f"{probe} must probe service {want!r}"
 
 
 def test_startup_probe_covers_a_slow_start() -> None:
@@ -544,7 +548,11 @@ def test_every_service_port_of_the_tree_is_declared_and_exposed(node_config: Nod
     expected = {"grpc-control": node_config.base_port}
     for index, worker in enumerate(node_config.workers):
         expected[f"grpc-{worker.id}"] = int(node_config.worker_address(index).rsplit(":", 1)[1])
+    expected["metrics"] = node_config.metrics_listen_port
     declared = {p["name"]: p["containerPort"] for p in _node()["ports"]}
     assert declared == expected
     service = one("base", "Service", "l2node")["spec"]["ports"]
     assert {p["name"]: (p["port"], p["targetPort"]) for p in service} == {n: (v, n) for n, v in expected.items()}
+    scrape = one("base", "StatefulSet", "l2node")["spec"]["template"]["metadata"]["annotations"]
+    assert scrape["prometheus.io/port"] == str(node_config.metrics_listen_port)
+    assert scrape["prometheus.io/scrape"] == "true"

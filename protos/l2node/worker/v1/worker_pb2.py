@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dl2node/worker/v1/worker.proto\x12\x10l2node.worker.v1\"\x8c\x01\n\x07\x42reaker\x12\x0e\n\x06target\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.l2node.worker.v1.BreakerState\x12\x10\n\x08\x66\x61ilures\x18\x03 \x01(\r\x12\r\n\x05\x63\x61lls\x18\x04 \x01(\x04\x12\x0f\n\x07retries\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\"3\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08restarts\x18\x03 \x01(\r\"\x18\n\x16GetWorkerStatusRequest\"\x9d\x01\n\x17GetWorkerStatusResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x10\n\x08uptime_s\x18\x03 \x01(\x01\x12+\n\x08\x62reakers\x18\x04 \x03(\x0b\x32\x19.l2node.worker.v1.Breaker\x12%\n\x05tasks\x18\x05 \x03(\x0b\x32\x16.l2node.worker.v1.Task*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32w\n\rWorkerService\x12\x66\n\x0fGetWorkerStatus\x12(.l2node.worker.v1.GetWorkerStatusRequest\x1a).l2node.worker.v1.GetWorkerStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dl2node/worker/v1/worker.proto\x12\x10l2node.worker.v1\"\x8c\x01\n\x07\x42reaker\x12\x0e\n\x06target\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.l2node.worker.v1.BreakerState\x12\x10\n\x08\x66\x61ilures\x18\x03 \x01(\r\x12\r\n\x05\x63\x61lls\x18\x04 \x01(\x04\x12\x0f\n\x07retries\x18\x05 \x01(\x04\x12\x10\n\x08rejected\x18\x06 \x01(\x04\"3\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x10\n\x08restarts\x18\x03 \x01(\r\"\x18\n\x16GetWorkerStatusRequest\"\xb0\x01\n\x17GetWorkerStatusResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\x05\x12\x10\n\x08uptime_s\x18\x03 \x01(\x01\x12+\n\x08\x62reakers\x18\x04 \x03(\x0b\x32\x19.l2node.worker.v1.Breaker\x12%\n\x05tasks\x18\x05 \x03(\x0b\x32\x16.l2node.worker.v1.Task\x12\x11\n\tnot_ready\x18\x06 \x03(\t*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x32w\n\rWorkerService\x12\x66\n\x0fGetWorkerStatus\x12(.l2node.worker.v1.GetWorkerStatusRequest\x1a).l2node.worker.v1.GetWorkerStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'l2node.worker.v1.worker_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BREAKERSTATE']._serialized_start=433
-  _globals['_BREAKERSTATE']._serialized_end=557
+  _globals['_BREAKERSTATE']._serialized_start=452
+  _globals['_BREAKERSTATE']._serialized_end=576
   _globals['_BREAKER']._serialized_start=52
   _globals['_BREAKER']._serialized_end=192
   _globals['_TASK']._serialized_start=194
@@ -40,7 +40,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETWORKERSTATUSREQUEST']._serialized_start=247
   _globals['_GETWORKERSTATUSREQUEST']._serialized_end=271
   _globals['_GETWORKERSTATUSRESPONSE']._serialized_start=274
-  _globals['_GETWORKERSTATUSRESPONSE']._serialized_end=431
-  _globals['_WORKERSERVICE']._serialized_start=559
-  _globals['_WORKERSERVICE']._serialized_end=678
+  _globals['_GETWORKERSTATUSRESPONSE']._serialized_end=450
+  _globals['_WORKERSERVICE']._serialized_start=578
+  _globals['_WORKERSERVICE']._serialized_end=697
 # @@protoc_insertion_point(module_scope)

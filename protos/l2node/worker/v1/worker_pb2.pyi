@@ -49,15 +49,17 @@ class GetWorkerStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetWorkerStatusResponse(_message.Message):
-    __slots__ = ("service", "pid", "uptime_s", "breakers", "tasks")
+    __slots__ = ("service", "pid", "uptime_s", "breakers", "tasks", "not_ready")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     BREAKERS_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    NOT_READY_FIELD_NUMBER: _ClassVar[int]
     service: str
     pid: int
     uptime_s: float
     breakers: _containers.RepeatedCompositeFieldContainer[Breaker]
     tasks: _containers.RepeatedCompositeFieldContainer[Task]
-    def __init__(self, service: _Optional[str] = ..., pid: _Optional[int] = ..., uptime_s: _Optional[float] = ..., breakers: _Optional[_Iterable[_Union[Breaker, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ...) -> None: ...
+    not_ready: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, service: _Optional[str] = ..., pid: _Optional[int] = ..., uptime_s: _Optional[float] = ..., breakers: _Optional[_Iterable[_Union[Breaker, _Mapping]]] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., not_ready: _Optional[_Iterable[str]] = ...) -> None: ...
