@@ -66,8 +66,9 @@ from services.runtime._errors import (
 from services.runtime._health import SERVING, HealthServicer
 from services.runtime._idempotency import Idempotency
 from services.runtime._interceptor import ServerInterceptor
-from services.runtime._logging import init_logging
+from services.runtime._logging import LOG_DIR_ENV, console_line, init_logging, log_event, log_file
 from services.runtime._policy import Attempt, BreakerOpen, CallPolicy, PolicyConfig, call_unary, policies
+from services.runtime._redact import redact, redact_url
 from services.runtime._retry import (
     ANSWER,
     FAULT,
@@ -87,6 +88,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "FAULT",
+    "LOG_DIR_ENV",
     "MONITOR_PRELOAD",
     "SERVER_OPTIONS",
     "SERVING",
@@ -122,15 +124,20 @@ __all__ = [
     "WorkerDefinition",
     "call_unary",
     "check_threads",
+    "console_line",
     "cpu_count",
     "default_classify",
     "http_status_verdict",
     "init_logging",
     "init_tracing",
     "load_definition",
+    "log_event",
+    "log_file",
     "monitor_port_for",
     "open_database",
     "policies",
+    "redact",
+    "redact_url",
     "run",
     "settings_from",
     "zygote_entry",
