@@ -12,9 +12,10 @@ import pty
 from collections.abc import Iterator
 
 import pytest
+from google.rpc import error_details_pb2
 
 import supervisor as sv
-from services.runtime import LOG_DIR_ENV, init_logging, log_event, redact, redact_url
+from services.runtime import LOG_DIR_ENV, FieldViolation, Unavailable, init_logging, log_event, redact, redact_url
 
 KEY = "9aa3d95b3bc440fa88ea12eaa4456161"
 
@@ -107,3 +108,13 @@ def test_a_crash_is_a_warning_giving_up_an_error(
     entry = json.loads(out.getvalue())
     assert entry["level"] == level and entry["message"] == event_type.value
     assert entry["child"] == "sequencer" and entry["child_pid"] == 42
+
+
+def test_an_error_status_never_carries_url_credentials() -> None:
+    error = Unavailable(f"L1 https://u:secret@h.io/v3/{KEY} unreachable",
+                        field_violations=[FieldViolation("l1.rpc", f"https://h.io/?apikey={KEY}")])
+    status = error.to_status_proto()
+    assert status.message == "L1 https://***@h.io/v3/*** unreachable"
+    bad = error_details_pb2.BadRequest()
+    assert status.details[1].Unpack(bad)
+    assert bad.field_violations[0].description == "https://h.io/?apikey=***"
