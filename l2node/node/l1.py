@@ -36,6 +36,9 @@ from supervisor import (
 DEVNET_CHAIN_ID = 31337
 #: Seconds between the local L1's blocks.
 DEVNET_BLOCK_TIME_S = 1
+#: The local L1's hang probe (an eth_chainId each time): every 5 s rather than every second, so
+#: that an idle node stays under 2 L1 requests a second; a hung anvil is killed within ~15 s.
+L1_LIVENESS = Liveness(interval_s=5.0)
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -123,7 +126,7 @@ def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: 
         "--quiet",
     ]
     start = external(zygote, argv, f"http://127.0.0.1:{port}", JsonRpcProbe, output=str(l1_dir / "anvil.log"),
-                     liveness=liveness if liveness is not None else Liveness())
+                     liveness=liveness if liveness is not None else L1_LIVENESS)
     deployed = _WithContracts(start, data_dir, params or RollupParams(), genesis_file)
     return ChildSpec(id="l1", start=deployed, restart=Restart.PERMANENT, shutdown=5000)
 

@@ -192,7 +192,7 @@ class _TaskTree:
         spec = supervisor.SupervisorSpec(flags=flags, children=children)
         self._sup = supervisor.Supervisor(spec) if children else None
         if self._sup is not None:  # a task that crashes is a WARNING, a tree that gives up an ERROR
-            self._sup.bus.add_listener(lambda event: log_event(_log, event))
+            self._sup.bus.add_listener(lambda event: log_event(_log, event, min_level=logging.WARNING))
         self.exit_code = EXIT_OK
 
     async def start(self) -> None:

@@ -149,9 +149,12 @@ def event_level(event: Event) -> int:
     return logging.INFO
 
 
-def log_event(logger: logging.Logger, event: Event) -> None:
-    """One supervisor event as one log line, at :func:`event_level`."""
-    logger.log(event_level(event), event.type.value, extra={
+def log_event(logger: logging.Logger, event: Event, min_level: int = logging.NOTSET) -> None:
+    """One supervisor event as one log line, at :func:`event_level`; none below ``min_level``."""
+    level = event_level(event)
+    if level < min_level:
+        return
+    logger.log(level, event.type.value, extra={
         "child": event.child_id, "child_pid": event.pid, "reason": event.reason, "normal": event.normal})
 
 
