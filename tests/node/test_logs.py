@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import pty
+import select
 import signal
 import subprocess
 import threading
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.node.test_up import L2NODE, Node, children, cli, wait_for
+from tests.node.test_up import L2NODE, Node, children, cli, free_base_port, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,32 @@ def test_the_local_anvil_does_not_log_every_request(node: Node) -> None:
     log = node.data_dir / "l1" / "anvil.log"
     time.sleep(3.0)  # blocks are mined every second and the services poll: before, ~30 lines a second
     assert len(log.read_text().splitlines()) < 20
+
+
+def test_on_a_terminal_the_tree_logs_readable_lines(tmp_path: pathlib.Path) -> None:
+    """`make up` runs in a terminal: the supervisor and the workers it forks (which share its
+    stderr) print lines a person reads, not JSON; the files stay JSON."""
+    config = tmp_path / "l2node.toml"
+    config.write_text(f"[node]\nbase_port = {free_base_port()}\n[workers.sequencer]\nenabled = false\n"
+                      '[workers.rollups]\nenabled = false\n[workers.echo]\ndefinition = "tests.workers.echo:WORKER"\n')
+    controller, terminal = pty.openpty()
+    data_dir = tmp_path / "data"
+    proc = subprocess.Popen([*L2NODE, "up", "--data-dir", str(data_dir), "--config", str(config)],
+                            stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, start_new_session=True)
+    os.close(terminal)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"tree up" not in shown and time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.5)[0]:
+                shown += os.read(controller, 65536)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        os.close(controller)
+    lines = [line for line in shown.decode(errors="replace").splitlines() if line.strip()]
+    assert any("tree up" in line for line in lines), lines
+    assert not any(line.lstrip().startswith("{") for line in lines), lines
+    assert any(" INFO    supervisor[" in line for line in lines) and any(" echo[" in line for line in lines)
+    file_lines = (data_dir / "logs" / "echo.log").read_text().splitlines()
+    assert file_lines and all(json.loads(line)["service"] == "echo" for line in file_lines)
