@@ -128,8 +128,10 @@ class Proposer:
                 if index == self._finalized_upto + 1:
                     self._finalized_upto = index
                 continue
-            self._pending = True
             if out.status != OutputStatus.PROPOSED or latest < out.proposed_at + window:
+                # Full speed only once its window is about to pass (a 7-day window is not news).
+                due_in_s = out.proposed_at + window - latest
+                self._pending |= out.status == OutputStatus.PROPOSED and due_in_s <= self.settings.idle_poll_s
                 break  # outputs finalize parent first: nothing after this one can
             with contextlib.suppress(ContractFailed):
                 await self.registry.finalize(self.sender, index)
