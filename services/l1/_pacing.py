@@ -3,14 +3,16 @@
 An idle node must not cost a paid L1 provider a request per poll per loop (issue 11: ~36/s
 before). Every poller of L1 sleeps through a :class:`Pacer`: its interval starts at the base,
 doubles with each round that found nothing, up to ``idle_max_s``, and snaps back to the base
-when a round finds something or when this process sends an L1 transaction (:class:`Activity`:
-what we send is what our pollers are about to see, so they must see it at full speed).
+when a round finds something. When this process sends an L1 transaction (:class:`Activity`),
+its pollers wake and stay at the base interval for ``idle_max_s``: what we send is what they are
+about to see, and they must see it as soon as it is mined, not one backed-off interval later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Final
 
 
@@ -42,13 +44,16 @@ class Pacer:
         self.idle_max_s: Final = max(base_s, idle_max_s)
         self._activity = activity or Activity()
         self._seen = self._activity.generation
+        self._hold_until = 0.0  # monotonic time until which the base interval holds
         self.interval_s = base_s
 
     def next_interval(self, active: bool) -> float:
         """The interval after a round; ``active``: the round found or did something."""
-        generation = self._activity.generation
-        if active or generation != self._seen:
+        generation, now = self._activity.generation, time.monotonic()
+        if generation != self._seen:
             self._seen = generation
+            self._hold_until = now + self.idle_max_s
+        if active or now < self._hold_until:
             self.interval_s = self.base_s
         else:
             self.interval_s = min(self.interval_s * 2, self.idle_max_s)
