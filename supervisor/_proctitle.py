@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 
 _PR_SET_NAME = 15
 #: Fields 48 and 49 of /proc/PID/stat (proc(5)), counted from 1.
@@ -22,7 +21,9 @@ _ARG_START, _ARG_END = 48, 49
 def set_process_title(title: str) -> None:
     """Show ``title`` in ps and /proc/PID/cmdline, and its last part (after ": ") as ``comm``."""
     with contextlib.suppress(OSError, AttributeError, TypeError, ValueError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # dlopen(NULL): the symbols already loaded (libc among them), with no ldconfig subprocess
+        # (find_library's) on a worker's start path.
+        libc = ctypes.CDLL(None, use_errno=True)
         name = title.rpartition(": ")[2] or title  # the part that tells processes apart
         libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
     with contextlib.suppress(OSError, ValueError, IndexError):
