@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from l2node.node import logs as node_logs
 from tests.node.test_up import L2NODE, Node, children, cli, free_base_port, wait_for
 
 
@@ -127,3 +128,28 @@ def test_on_a_terminal_the_tree_logs_readable_lines(tmp_path: pathlib.Path) -> N
     assert any(" INFO    supervisor[" in line for line in lines) and any(" echo[" in line for line in lines)
     file_lines = (data_dir / "logs" / "echo.log").read_text().splitlines()
     assert file_lines and all(json.loads(line)["service"] == "echo" for line in file_lines)
+
+
+def test_follow_reads_on_across_a_rotation(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "sequencer.log"
+    path.write_text('{"ts": "1", "message": "before"}\n')
+    emitted: list[str] = []
+    done = threading.Event()
+    follower = threading.Thread(target=node_logs.follow, args=([path], emitted.append),
+                                kwargs={"should_stop": done.is_set}, daemon=True)
+    follower.start()
+    try:
+        time.sleep(0.3)
+        with open(path, "a") as f:
+            f.write('{"ts": "2", "message": "appended"}\n{"ts": "3", "mess')  # a line still being written
+        wait_for(lambda: len(emitted) == 1, 5, "the appended line")
+        with open(path, "a") as f:
+            f.write('age": "completed"}\n')
+        wait_for(lambda: len(emitted) == 2, 5, "the completed line")
+        path.rename(tmp_path / "sequencer.log.1")  # what RotatingFileHandler does at its size cap
+        path.write_text('{"ts": "4", "message": "after rotation"}\n')
+        wait_for(lambda: len(emitted) == 3, 5, "the new file's line")
+    finally:
+        done.set()
+        follower.join(5)
+    assert [json.loads(line)["message"] for line in emitted] == ["appended", "completed", "after rotation"]
