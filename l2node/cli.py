@@ -174,14 +174,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     from l2node.node.deploy import DeployError
     from l2node.node.provision import Request, batcher_of, provision
-    from services.l1 import DeploymentError, checksum, redacted
+    from services.l1 import DeploymentError, checksum
+    from services.runtime import redact_url
 
     try:
         request = Request(l1_rpc=args.l1_rpc, key_file=args.key_file, out=args.out, config=args.config,
                           batcher=batcher_of(args.batcher_address, args.batcher_key_file),
                           node_config_dir=args.node_config_dir, node_keys_dir=args.node_keys_dir,
                           timeout_s=args.timeout, force=args.force)
-        print(f"deploying to {redacted(args.l1_rpc)} (batcher {checksum(request.batcher)})", flush=True)
+        print(f"deploying to {redact_url(args.l1_rpc)} (batcher {checksum(request.batcher)})", flush=True)
         addresses, written = asyncio.run(provision(request))
     except (DeployError, DeploymentError, ConfigError, ValueError) as exc:
         raise CliError(f"deploy: {exc}") from None
@@ -557,6 +558,27 @@ def cmd_disputes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from l2node.node import logs  # imports the runtime (otel): only for `logs`
+
+    data_dir = args.data_dir or default_data_dir()
+    try:
+        paths = logs.select(data_dir, args.id)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    readable = sys.stdout.isatty() and not args.json
+
+    def emit(line: str) -> None:
+        print(logs.render(line, readable), flush=True)
+
+    for line in logs.last_lines(paths, args.lines):
+        emit(line)
+    if args.follow:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a follow ends
+            logs.follow(paths, emit)
+    return 0
+
+
 def _print_block(b: Any) -> None:
     print(f"block {b.number:>8}  {b.hash}  txs {len(b.transaction_hashes):>5}  gas {b.gas_used:>10}  "
           f"base fee {b.base_fee}", flush=True)
@@ -637,6 +659,14 @@ def parser() -> argparse.ArgumentParser:
     data_dir(p)
     p.add_argument("--timeout", type=float, default=60.0)
     p.set_defaults(fn=cmd_stop)
+
+    p = sub.add_parser("logs", help="the tree's logs (DATA_DIR/logs), or one child's; --follow streams new lines")
+    data_dir(p)
+    p.add_argument("id", nargs="?", default=None, help="a child id (sequencer, rollups, supervisor...); default: all")
+    p.add_argument("--follow", "-f", action="store_true")
+    p.add_argument("--lines", "-n", type=int, default=50, help="how many past lines first (default 50)")
+    p.add_argument("--json", action="store_true", help="JSON lines even on a terminal")
+    p.set_defaults(fn=cmd_logs)
 
     tx = sub.add_parser("tx", help="send and follow L2 transactions").add_subparsers(dest="tx", required=True)
     p = tx.add_parser("send", help="sign and send a transfer (from a dev account or a key file)")

@@ -24,6 +24,7 @@ from supervisor._lock import LockHeld, PidLock
 from supervisor._nested import DynamicSupervisor, dynamic_supervisor, supervisor
 from supervisor._probe import GrpcHealthProbe, Liveness, Probe, ProbeFailed, port_still_taken
 from supervisor._process import ExternalStarter, external, forked
+from supervisor._proctitle import set_process_title
 from supervisor._spec import (
     BRUTAL_KILL,
     DEFAULT_INTENSITY,
@@ -97,6 +98,7 @@ __all__ = [
     "external",
     "forked",
     "port_still_taken",
+    "set_process_title",
     "supervisor",
     "task",
 ]

@@ -29,6 +29,7 @@ import traceback
 from typing import Any, NoReturn
 
 from supervisor._orphans import die_with_parent, wait_adopted, watch_parent_pipe
+from supervisor._proctitle import set_process_title
 
 
 def _resolve(target: str) -> Any:
@@ -39,7 +40,7 @@ def _resolve(target: str) -> Any:
     return obj
 
 
-def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int) -> NoReturn:
+def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, title: str) -> NoReturn:
     """Runs in a detached grandchild once it has its orders: become the child and never return."""
     code = 70
     try:
@@ -63,6 +64,8 @@ def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int) -> N
             os.set_inheritable(watch_fd, False)
             argv = [str(a) for a in spec["argv"]]
             os.execvpe(argv[0], argv, env)
+        if title:
+            set_process_title(f"{title}: {spec.get('id', '?')}")
         os.environ.clear()
         os.environ.update(env)
         os.set_inheritable(watch_fd, False)
@@ -106,7 +109,7 @@ class _Warm:
         self.orders_fd = orders_fd
 
     @classmethod
-    def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int) -> _Warm:
+    def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int, title: str) -> _Warm:
         orders_r, orders_w = os.pipe()
         pid_r, pid_w = os.pipe()
         middle = os.fork()
@@ -124,7 +127,7 @@ class _Warm:
                     if not orders:
                         os._exit(0)  # the zygote went away without using us
                     os.close(orders_r)
-                    _become_child(json.loads(orders), watch_fd, supervisor_pid)
+                    _become_child(json.loads(orders), watch_fd, supervisor_pid, title)
                 os.write(pid_w, str(child).encode())
             finally:
                 os._exit(0)
@@ -148,8 +151,11 @@ class _Warm:
         return self.pid
 
 
-def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str], pool: int) -> int:
+def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str], pool: int,
+          title: str = "") -> int:
     die_with_parent(supervisor_pid, signal.SIGKILL)
+    if title:
+        set_process_title(f"{title}: zygote")
     # The supervisor stops us with SIGTERM when it is ready to; Ctrl-C is its business.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -168,7 +174,7 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
 
     def refill() -> None:
         while len(warm) < pool:
-            warm.append(_Warm.fork(control, watch_fd, supervisor_pid))
+            warm.append(_Warm.fork(control, watch_fd, supervisor_pid, title))
 
     refill()
     rfile = control.makefile("rb")
@@ -179,7 +185,7 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
             if req.get("op") == "ping":
                 reply: dict[str, Any] = {"ok": True, "pid": os.getpid()}
             elif req.get("op") == "spawn":
-                proc = warm.popleft() if warm else _Warm.fork(control, watch_fd, supervisor_pid)
+                proc = warm.popleft() if warm else _Warm.fork(control, watch_fd, supervisor_pid, title)
                 reply = {"ok": True, "pid": proc.start(req["spec"])}
             else:
                 reply = {"ok": False, "error": f"unknown op {req.get('op')!r}"}
@@ -198,9 +204,10 @@ def main() -> int:
     ap.add_argument("--supervisor-pid", type=int, required=True)
     ap.add_argument("--preload", default="", help="comma-separated modules to import once")
     ap.add_argument("--pool", type=int, default=1, help="pre-forked processes kept waiting")
+    ap.add_argument("--title", default="", help="process titles: TITLE: zygote, TITLE: ID for each child")
     args = ap.parse_args()
     preload = [m for m in args.preload.split(",") if m]
-    return serve(args.control_fd, args.watch_fd, args.supervisor_pid, preload, args.pool)
+    return serve(args.control_fd, args.watch_fd, args.supervisor_pid, preload, args.pool, args.title)
 
 
 if __name__ == "__main__":

@@ -94,8 +94,10 @@ class Zygote:
     a "module:function" entry is called after the imports, to do first-use work once.
     """
 
-    def __init__(self, preload: Sequence[str] = (), pool: int = 1) -> None:
+    def __init__(self, preload: Sequence[str] = (), pool: int = 1, title: str = "") -> None:
         self.preload = tuple(dict.fromkeys((*BASE_PRELOAD, *preload)))
+        #: Process titles: "TITLE: zygote" for the zygote, "TITLE: ID" for each forked child ("": unchanged).
+        self.title = title
         #: Pre-forked processes the zygote keeps waiting for a spawn (0: fork on request).
         self.pool = pool
         self._pipe: ParentWatchPipe | None = None
@@ -200,6 +202,7 @@ class ZygoteStarter:
             sys.executable, "-m", "supervisor._zygote", "--control-fd", str(theirs.fileno()),
             "--watch-fd", str(self.zygote._watch_fd()), "--supervisor-pid", str(os.getpid()),
             "--preload", ",".join(self.zygote.preload), "--pool", str(self.zygote.pool),
+            "--title", self.zygote.title,
         ]
         reap_strays()  # the warm pool of a zygote that died before us is gone by now
         env = {**os.environ, "GRPC_ENABLE_FORK_SUPPORT": "0"}

@@ -21,6 +21,8 @@ from services.runtime import (
     NotFound,
     ResourceExhausted,
     Unavailable,
+    redact,
+    redact_url,
 )
 
 #: Builds a child spec from its wire form; raises InvalidArgument for a bad one.
@@ -39,8 +41,8 @@ _IDEMPOTENCY_WINDOW = 1024
 def child_pb(c: sv.ChildInfo) -> pb.Child:
     return pb.Child(
         id=c.path, kind=_KIND[c.kind], state=_STATE[c.state], pid=c.pid or 0, restarts=c.restarts,
-        uptime_s=c.uptime_s, address=c.address, restart=_RESTART[c.restart], significant=c.significant,
-        last_exit_reason=c.last_exit_reason, parent=c.parent,
+        uptime_s=c.uptime_s, address=redact_url(c.address), restart=_RESTART[c.restart],
+        significant=c.significant, last_exit_reason=redact(c.last_exit_reason), parent=c.parent,
     )
 
 
@@ -48,7 +50,7 @@ def event_pb(e: sv.Event) -> pb.Event:
     ts = timestamp_pb2.Timestamp()
     ts.FromNanoseconds(int(e.time * 1e9))
     return pb.Event(sequence=e.sequence, type=_EVENT[e.type], child_id=e.child_id, pid=e.pid or 0,
-                    reason=e.reason, time=ts, normal=e.normal)
+                    reason=redact(e.reason), time=ts, normal=e.normal)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ import os
 import pathlib
 from typing import Any
 
+from services.runtime import redact_url
 from supervisor import ChildKind, Supervisor
 
 PROCESS_KINDS = (ChildKind.WORKER, ChildKind.EXTERNAL, ChildKind.ZYGOTE)
@@ -24,11 +25,15 @@ def path(run_dir: pathlib.Path) -> pathlib.Path:
 
 
 def document(root: Supervisor, control: str, l1_rpc: str | None, metrics: str | None = None) -> dict[str, Any]:
+    """The file's content; URLs with their credentials redacted (the file is for reading, not for
+    connecting with a provider's key)."""
     children = [
-        {"id": c.path, "kind": c.kind.value, "pid": c.pid or 0, "address": c.address, "state": c.state.value}
+        {"id": c.path, "kind": c.kind.value, "pid": c.pid or 0, "address": redact_url(c.address),
+         "state": c.state.value}
         for c in root.walk() if c.kind in PROCESS_KINDS
     ]
-    return {"control": control, "pid": os.getpid(), "l1_rpc": l1_rpc, "metrics": metrics, "children": children}
+    return {"control": control, "pid": os.getpid(), "l1_rpc": l1_rpc and redact_url(l1_rpc), "metrics": metrics,
+            "children": children}
 
 
 def write(run_dir: pathlib.Path, doc: dict[str, Any]) -> None:

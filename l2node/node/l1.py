@@ -17,6 +17,7 @@ from yarl import URL
 from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, deploy_contracts
 from l2node.node.params import RollupParams
 from protocol import load_genesis
+from services.runtime import redact_url
 from supervisor import (
     ChildKind,
     ChildSpec,
@@ -35,6 +36,9 @@ from supervisor import (
 DEVNET_CHAIN_ID = 31337
 #: Seconds between the local L1's blocks.
 DEVNET_BLOCK_TIME_S = 1
+#: The local L1's hang probe (an eth_chainId each time): every 5 s rather than every second, so
+#: that an idle node stays under 2 L1 requests a second; a hung anvil is killed within ~15 s.
+L1_LIVENESS = Liveness(interval_s=5.0)
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -75,7 +79,7 @@ class JsonRpcProbe:
     async def preflight(self) -> None:
         url = URL(self.url)
         if url.host and url.port and await port_still_taken(url.host, url.port):
-            raise ProbeFailed(f"{self.url} is already in use by another process")
+            raise ProbeFailed(f"{redact_url(self.url)} is already in use by another process")
 
     async def check(self, timeout_s: float) -> None:
         if self._session is None:
@@ -117,9 +121,12 @@ def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: 
         # A chain that moves on its own, like a real one, so that batches reach safe and finalized
         # depth without more traffic: a block a second; "safe" is 4 blocks back, "finalized" 8.
         "--block-time", str(DEVNET_BLOCK_TIME_S), "--slots-in-an-epoch", "4",
+        # No log of every request and block (~30 lines a second, unrotated): anvil.log keeps what
+        # anvil still prints (its startup failure, a panic), which is what an operator needs.
+        "--quiet",
     ]
     start = external(zygote, argv, f"http://127.0.0.1:{port}", JsonRpcProbe, output=str(l1_dir / "anvil.log"),
-                     liveness=liveness if liveness is not None else Liveness())
+                     liveness=liveness if liveness is not None else L1_LIVENESS)
     deployed = _WithContracts(start, data_dir, params or RollupParams(), genesis_file)
     return ChildSpec(id="l1", start=deployed, restart=Restart.PERMANENT, shutdown=5000)
 

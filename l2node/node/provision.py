@@ -33,8 +33,8 @@ import aiohttp
 from l2node.node.config import NODE_CONFIG_DIR, NODE_KEYS_DIR, ConfigError, load
 from l2node.node.deploy import Addresses, DeployError, deploy_new
 from protocol import load_genesis
-from services.l1 import L1Client, L1Error, LocalSigner, address, read_key, redacted
-from services.runtime import BreakerOpen, DeadlineExceeded
+from services.l1 import L1Client, L1Error, LocalSigner, address, read_key
+from services.runtime import BreakerOpen, DeadlineExceeded, redact_url
 
 #: The key files of the node's roles, by the [l1] key that names each.
 ROLE_KEYS: Final = {"batcher_key_file": "batcher.key", "proposer_key_file": "proposer.key",
@@ -148,7 +148,7 @@ async def provision(request: Request) -> tuple[Addresses, list[pathlib.Path]]:
             addresses = await deploy_new(l1, deployer, request.batcher, cfg.rollups, genesis,
                                          timeout_s=request.timeout_s)
     except (L1Error, aiohttp.ClientError, OSError, TimeoutError, BreakerOpen, DeadlineExceeded) as exc:
-        shown = redacted(request.l1_rpc)
+        shown = redact_url(request.l1_rpc)
         raise DeployError(f"L1 {shown}: {type(exc).__name__}: {str(exc).replace(request.l1_rpc, shown)}") from None
     request.out.mkdir(parents=True, exist_ok=True)
     written = [contracts_file, config_file]

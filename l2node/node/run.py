@@ -30,9 +30,10 @@ from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
 from l2node.node.l1 import JsonRpcProbe
 from l2node.node.readiness import NodeHealth
-from l2node.node.tree import build, worker_payload
+from l2node.node.tree import PROCESS_TITLE, build, worker_payload
 from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from services.runtime import (
+    LOG_DIR_ENV,
     SERVER_OPTIONS,
     SERVING,
     FieldViolation,
@@ -41,6 +42,7 @@ from services.runtime import (
     ServerInterceptor,
     init_logging,
     init_tracing,
+    log_event,
 )
 from supervisor import LockHeld, PidLock, Zygote, external, forked
 
@@ -59,8 +61,7 @@ class _Endpoints:
         self._pending = False
 
     def on_event(self, event: sv.Event) -> None:
-        _log.info(event.type.value, extra={"child": event.child_id, "child_pid": event.pid, "reason": event.reason,
-                                           "normal": event.normal})
+        log_event(_log, event)
         if not self._pending:
             self._pending = True
             asyncio.get_running_loop().call_soon(self.write)
@@ -130,6 +131,7 @@ async def _serve_control(cfg: NodeConfig, root: sv.Supervisor, zygote: Zygote, t
 
 async def up(cfg: NodeConfig) -> int:
     spec, zygote, l1_rpc = build(cfg)
+    sv.set_process_title(f"{PROCESS_TITLE}: {SERVICE_NAME}")
     root = sv.Supervisor(spec)
     tracing = init_tracing(SERVICE_NAME)
     stop = asyncio.Event()
@@ -199,6 +201,7 @@ async def up(cfg: NodeConfig) -> int:
 
 
 def main(cfg: NodeConfig) -> int:
+    os.environ[LOG_DIR_ENV] = str(cfg.data_dir / "logs")  # every process of the tree logs there too
     init_logging(SERVICE_NAME, logging.INFO)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     # One tree per data dir, before anything in it is touched: a second one would be a second

@@ -20,6 +20,9 @@ from services.runtime import MONITOR_PRELOAD, ZYGOTE_PRELOAD
 from supervisor import ChildSpec, SupervisorFlags, SupervisorSpec, Zygote, forked
 
 _log = logging.getLogger("l2node.supervisor")
+
+#: `ps` shows the tree's processes as "l2node: supervisor", "l2node: zygote", "l2node: sequencer"...
+PROCESS_TITLE = "l2node"
 #: What a forked worker runs; the definition to serve is in its payload.
 WORKER_ENTRY = "services.runtime:zygote_entry"
 #: Which L1 keys each built-in service is given: a key goes only where it signs.
@@ -99,7 +102,8 @@ def local_l1_port(wanted: int) -> int:
 def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
     """The root spec, the zygote it forks through, and the L1 URL (None until configured)."""
     preload = [*ZYGOTE_PRELOAD, *(MONITOR_PRELOAD if cfg.monitor_base_port else ())]
-    zygote = Zygote(preload=[*preload, *sorted({w.definition.partition(":")[0] for w in cfg.workers})])
+    zygote = Zygote(preload=[*preload, *sorted({w.definition.partition(":")[0] for w in cfg.workers})],
+                    title=PROCESS_TITLE)
     children = [ChildSpec(id="zygote", start=zygote.starter())]
     l1_url = cfg.l1_rpc
     if l1_url is None:

@@ -33,7 +33,7 @@ from services.l1._errors import (
 )
 from services.l1._fees import Fees
 from services.l1._follower import OUTAGE, FollowerUpdate, Heads, LogFollower, Status
-from services.l1._jsonrpc import redacted
+from services.l1._pacing import Activity, Pacer
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
 from services.l1._rlp import rlp_bytes, rlp_int, rlp_list
 from services.l1._sender import PendingTx, TxSender
@@ -45,6 +45,7 @@ __all__ = [
     "OUTAGE",
     "POLICY",
     "AccessList",
+    "Activity",
     "Artifact",
     "BlockHeader",
     "BlockId",
@@ -64,6 +65,7 @@ __all__ = [
     "LocalSigner",
     "Log",
     "LogFollower",
+    "Pacer",
     "PendingTx",
     "ProtocolError",
     "Receipt",
@@ -86,7 +88,6 @@ __all__ = [
     "needed_files",
     "policy_config",
     "read_key",
-    "redacted",
     "rlp_bytes",
     "rlp_int",
     "rlp_list",

@@ -20,6 +20,7 @@ from services.l1._codec import data_hex, quantity, to_bytes, to_int
 from services.l1._config import DEFAULT_TARGET, POLICY, RECEIPT_FIRST_POLL_S, RECEIPT_POLL_S
 from services.l1._errors import ReceiptTimeout
 from services.l1._jsonrpc import Call, JsonRpc
+from services.l1._pacing import Activity
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
 from services.runtime import BreakerOpen, CallPolicy, DeadlineExceeded, quiet
 
@@ -63,6 +64,8 @@ class L1Client:
         # No cookies (a JSON-RPC endpoint has no business setting any); the policy bounds time.
         self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         self.rpc: Final = JsonRpc(url, self._session, self.policy, tracer)
+        #: Notified on every transaction sent through this client: its pollers snap back to full speed.
+        self.activity: Final = Activity()
 
     @property
     def url(self) -> str:
@@ -152,7 +155,9 @@ class L1Client:
     async def send_raw_transaction(self, raw: bytes) -> bytes:
         """Submit a signed transaction; its hash. Retried on connection errors: resending the
         same bytes is the same transaction (the node answers "already known" or "nonce too low")."""
-        return to_bytes(await self.rpc.request("eth_sendRawTransaction", (data_hex(raw),), mutating=True))
+        tx_hash = to_bytes(await self.rpc.request("eth_sendRawTransaction", (data_hex(raw),), mutating=True))
+        self.activity.notify()
+        return tx_hash
 
     async def get_transaction(self, tx_hash: bytes) -> Transaction | None:
         doc = await self.rpc.request("eth_getTransactionByHash", (data_hex(tx_hash),))

@@ -69,6 +69,9 @@ class FollowerConfig:
     finality_depth: int = 64
     #: Sleep between polls once caught up with the head (an L1 slot is 12 s).
     poll_interval_s: float = 2.0
+    #: While no delivered log awaits finality and polls find nothing, the sleep doubles up to this
+    #: (never below poll_interval_s; see services.l1's Pacer); a transaction sent here snaps it back.
+    idle_poll_s: float = 8.0
     #: Blocks per eth_getLogs while catching up over finalized history (providers cap ranges).
     max_log_range: int = 1000
     #: Block headers fetched per JSON-RPC batch above the finalized head.

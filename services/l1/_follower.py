@@ -18,6 +18,12 @@ again at the next poll. Finalized history is read in wide eth_getLogs ranges wit
 
 No background task: the consumer's ``async for`` drives the polls, so a slow consumer slows the
 polling instead of queueing updates, and nothing outlives the loop that iterates.
+
+Quiet when idle: while no delivered log awaits safe or final depth and polls find nothing, the
+interval backs off up to ``idle_poll_s`` (a transaction sent through the same client snaps it
+back), and the headers between the last block processed and the new tip are not fetched: with no
+log to undo, the range end's hash is all a later reorg check needs (a block hash commits to its
+ancestors). A range that has logs is read again with every header.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import aiohttp
 from services.l1._client import L1Client, Topics, block_id, log_filter
 from services.l1._config import FollowerConfig
 from services.l1._errors import LIMIT_EXCEEDED, HttpStatusError, ProtocolError, ReorgTooDeep, RpcError
+from services.l1._pacing import Pacer
 from services.l1._records import BlockHeader, Log
 from services.runtime import BreakerOpen, DeadlineExceeded
 
@@ -129,6 +136,7 @@ class LogFollower:
     async def updates(self) -> AsyncIterator[FollowerUpdate]:
         """Poll forever, yielding every update that changes something (logs or heads). An L1
         outage is logged and waited out; an :class:`RpcError` or :class:`ReorgTooDeep` ends it."""
+        pacer = Pacer(self.config.poll_interval_s, self.config.idle_poll_s, self._l1.activity)
         while True:
             before = self._heads
             try:
@@ -140,7 +148,8 @@ class LogFollower:
             if not update.empty or update.heads != before:
                 yield update
             if not self._behind:
-                await asyncio.sleep(self.config.poll_interval_s)
+                # Logs short of finality keep it at full speed: SAFE and FINALIZED come as soon as before.
+                await pacer.sleep(active=not update.empty or bool(self._logs))
 
     async def poll(self) -> FollowerUpdate:
         """One step: detect a reorg, process up to one range of new blocks, move the heads."""
@@ -157,7 +166,7 @@ class LogFollower:
                     if self._tip < chain_finalized:
                         added = await self._catch_up(chain_finalized)
                     elif self._tip < latest.number:
-                        added = await self._advance(latest.number)
+                        added = await self._advance(latest)
                     break
                 except _Diverged:
                     removed += await self._rewind(min(latest.number, self._tip))
@@ -202,16 +211,30 @@ class LogFollower:
         self._record(end, {end: BlockHeader.from_json(header).hash}, logs)
         return logs
 
-    async def _advance(self, latest: int) -> list[Log]:
-        """Blocks above the finalized head: headers and logs in one batch, checked against each other."""
+    async def _advance(self, head: BlockHeader, *, dense: bool = False) -> list[Log]:
+        """Blocks above the finalized head: headers and logs in one batch, checked against each other
+        (with nothing to undo and unless ``dense``, only the range's end headers: see the module doc)."""
+        latest = head.number
         start, end = self._tip + 1, min(latest, self._tip + self.config.max_header_batch)
         numbers = list(range(start, end + 1))
         fetch_tip = self._tip >= 0 and self._tip not in self._hashes  # started above the finalized head
+        sparse = not dense and not self._logs and self._tip >= 0 and end > start  # nothing to undo
+        if sparse:
+            numbers = [] if end == latest else [end]  # the latest header came with the chain heads
+            fetch_tip = True
         wanted = [self._tip, *numbers] if fetch_tip else numbers
         *docs, found = await self._l1.batch([*(_get_header(n) for n in wanted), self._get_logs(start, end)])
         if any(d is None for d in docs):
             return []  # the chain got shorter meanwhile: the next poll sees it
         headers = [BlockHeader.from_json(d) for d in docs]
+        if sparse:
+            known = self._hashes.get(self._tip)
+            if known is not None and headers[0].hash != known:
+                raise _Diverged
+            if found:
+                return await self._advance(head, dense=True)
+            self._record(end, {end: (headers[-1] if numbers else head).hash}, [])
+            return []
         parent = self._hashes.get(self._tip)
         hashes: dict[int, bytes] = {}
         for header in headers:
@@ -280,8 +303,11 @@ class LogFollower:
         newly_final = [log for n in sorted(self._logs) if old.finalized < n <= finalized for log in self._logs[n]]
         for n in [n for n in self._logs if n <= finalized]:
             del self._logs[n]
-        for n in [n for n in self._hashes if n < finalized]:
-            del self._hashes[n]  # the finalized head's own hash stays: it anchors the next link
+        # The newest hash at or below the finalized head stays: it anchors the next link (a rewind
+        # stops there). Dense, that is the finalized head's own; sparse, the range end before it.
+        anchor = max((n for n in self._hashes if n <= finalized), default=finalized)
+        for n in [n for n in self._hashes if n < anchor]:
+            del self._hashes[n]
         self._heads = heads
         return FollowerUpdate(heads, tuple(removed), tuple(added), tuple(newly_safe), tuple(newly_final))
 

@@ -20,7 +20,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.l1._errors import LIMIT_EXCEEDED, HttpStatusError, ProtocolError, RpcError
-from services.runtime import Attempt, CallPolicy, child_span, counter, service_label
+from services.runtime import Attempt, CallPolicy, child_span, counter, redact_url, service_label
 
 #: One JSON-RPC call: method and positional params.
 Call = tuple[str, Sequence[Any]]
@@ -30,14 +30,6 @@ _tracer = trace.get_tracer("l2node.l1")  # a proxy: follows the provider init_tr
 _CALLS = counter("l2node_l1_requests_total", "L1 JSON-RPC calls by method and outcome: ok, rpc_error (the node "
                  "answered an error), failed (transport, deadline, breaker open), cancelled",
                  ("service", "method", "outcome"))
-
-
-def redacted(url: str) -> str:
-    """scheme://host:port of an endpoint: provider URLs carry API keys in the path or userinfo,
-    which must not end up in spans and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
 
 
 class JsonRpc:
@@ -55,7 +47,7 @@ class JsonRpc:
         self._attributes: Final[dict[str, str | int]] = {
             "rpc.system": "jsonrpc",
             "rpc.jsonrpc.version": "2.0",
-            "l1.endpoint": redacted(url),
+            "l1.endpoint": redact_url(url),
             "server.address": parts.hostname or "",
             **({"server.port": parts.port} if parts.port else {}),
         }

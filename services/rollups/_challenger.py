@@ -20,7 +20,7 @@ import logging
 
 from opentelemetry import trace
 
-from services.l1 import OUTAGE, L1Error, TxSender
+from services.l1 import OUTAGE, L1Error, Pacer, TxSender
 
 from . import _metrics as metrics
 from ._contracts import ContractFailed, GameState, GameStatus, OutputRecord, OutputStatus, Registry, Side
@@ -46,15 +46,19 @@ class Challenger:
         self.challenged: list[int] = []
 
     async def run(self) -> None:
+        pacer = Pacer(self.settings.poll_interval_s, self.settings.idle_poll_s, self.registry.l1.activity)
         async with asyncio.TaskGroup() as games:  # no game outlives the challenger
             while True:
+                active = False
                 try:
-                    await self.chain.sync()
+                    active = await self.chain.sync() > 0
                     for game_id, side, output in await self.check():
                         games.create_task(self.play(game_id, side, output))
+                        active = True
                 except (*OUTAGE, L1Error, ContractFailed) as exc:
                     _log.warning("challenger round failed", extra={"error": str(exc)})
-                await asyncio.sleep(self.settings.poll_interval_s)
+                # Idle, a new output is seen within idle_poll_s: far inside any challenge window.
+                await pacer.sleep(active)
 
     async def check(self) -> list[tuple[int, Side, OutputRecord]]:
         """Challenge what is wrong; the games (new ones, and ones against us) to play."""

@@ -13,7 +13,6 @@ challenger's business, and an output on top of it would be invalidated with it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -21,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from opentelemetry import trace
 
-from services.l1 import OUTAGE, L1Error, TxSender
+from services.l1 import OUTAGE, L1Error, Pacer, TxSender
 
 from . import _metrics as metrics
 from ._contracts import ContractFailed, OutputStatus, Registry
@@ -47,16 +46,21 @@ class Proposer:
         self._last_proposal = time.monotonic()
         self._finalized_upto = 0
         self.proposed = 0
+        #: Work the clock will make due: derived blocks not yet proposed, outputs not yet finalized.
+        self._pending = False
 
     async def run(self) -> None:
+        pacer = Pacer(self.settings.poll_interval_s, self.settings.idle_poll_s, self.registry.l1.activity)
         while True:
+            active = False
             try:
-                await self.chain.sync()
-                await self.propose_once()
-                await self.finalize_ready()
+                self._pending = False
+                active = await self.chain.sync() > 0
+                active = await self.propose_once() is not None or active
+                active = bool(await self.finalize_ready()) or active
             except (*OUTAGE, L1Error, ContractFailed) as exc:  # L1 unreachable or a race: next round
                 _log.warning("proposer round failed", extra={"error": str(exc)})
-            await asyncio.sleep(self.settings.poll_interval_s)
+            await pacer.sleep(active or self._pending)
 
     async def propose_once(self) -> int | None:
         """Propose the derived head if it is due; the new output's index, or None."""
@@ -69,6 +73,7 @@ class Proposer:
         new_blocks = derived.header.number - head.l2_block
         due = new_blocks >= self.settings.output_interval_blocks or (
             new_blocks > 0 and time.monotonic() - self._last_proposal >= self.settings.output_interval_s)
+        self._pending = self._pending or new_blocks > 0
         if not due:
             return None
         index = await self.registry.output_count()
@@ -116,9 +121,11 @@ class Proposer:
     async def finalize_ready(self) -> list[int]:
         """Finalize, in order, every output whose window has passed without a winning challenge."""
         done: list[int] = []
+        count = await self.registry.output_count()
+        if count <= self._finalized_upto + 1:
+            return done  # nothing awaits finalization: no need to ask L1 the time
         window = await self.registry.param("challengeWindow")
         latest = await self.l1_time()
-        count = await self.registry.output_count()
         for index in range(self._finalized_upto + 1, count):
             out = await self.registry.output(index)
             if out.status in (OutputStatus.FINALIZED, OutputStatus.INVALIDATED):
@@ -126,6 +133,9 @@ class Proposer:
                     self._finalized_upto = index
                 continue
             if out.status != OutputStatus.PROPOSED or latest < out.proposed_at + window:
+                # Full speed only once its window is about to pass (a 7-day window is not news).
+                due_in_s = out.proposed_at + window - latest
+                self._pending |= out.status == OutputStatus.PROPOSED and due_in_s <= self.settings.idle_poll_s
                 break  # outputs finalize parent first: nothing after this one can
             with contextlib.suppress(ContractFailed), _tracer.start_as_current_span("finalize_output") as span:
                 span.set_attribute("l2.output.index", index)

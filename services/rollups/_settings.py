@@ -33,6 +33,9 @@ class RollupsSettings:
     output_interval_s: float = 5.0
     #: How often L1 is read and outputs and games are looked at (seconds).
     poll_interval_s: float = 0.5
+    #: Rounds that find nothing back off up to this (an idle node stays quiet on L1); news, a
+    #: pending proposal or finalization, or a transaction this worker sends snaps back.
+    idle_poll_s: float = 12.0
     #: Derive only from L1 blocks this deep: a reorg above it cannot change a proposal.
     confirmation_depth: int = 4
     #: Hex private key files of the proposer and the challenger (`l2node up`: dev keys 8 and 9).
@@ -54,6 +57,8 @@ class RollupsSettings:
             raise ValueError("output_interval_blocks must be >= 1 and output_interval_s > 0")
         if not 0 < self.poll_interval_s <= 60:
             raise ValueError(f"poll_interval_s {self.poll_interval_s} must be in (0, 60]")
+        if not 0 < self.idle_poll_s <= 600:
+            raise ValueError(f"idle_poll_s {self.idle_poll_s} must be in (0, 600]")
         if self.confirmation_depth < 0:
             raise ValueError("confirmation_depth must be >= 0")
         check_threads("derive_threads", self.derive_threads)

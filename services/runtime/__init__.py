@@ -68,7 +68,7 @@ from services.runtime._errors import (
 from services.runtime._health import SERVING, HealthServicer
 from services.runtime._idempotency import Idempotency
 from services.runtime._interceptor import ServerInterceptor
-from services.runtime._logging import init_logging
+from services.runtime._logging import LOG_DIR_ENV, console_line, init_logging, log_event, log_file
 from services.runtime._metrics import (
     BREAKER_LEVELS,
     MULTIPROC_ENV,
@@ -79,6 +79,7 @@ from services.runtime._metrics import (
     service_label,
 )
 from services.runtime._policy import Attempt, BreakerOpen, CallPolicy, PolicyConfig, call_unary, policies
+from services.runtime._redact import redact, redact_url
 from services.runtime._retry import (
     ANSWER,
     FAULT,
@@ -106,6 +107,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "FAULT",
+    "LOG_DIR_ENV",
     "MONITOR_PRELOAD",
     "MULTIPROC_ENV",
     "SERVER_OPTIONS",
@@ -144,6 +146,7 @@ __all__ = [
     "call_unary",
     "check_threads",
     "child_span",
+    "console_line",
     "counter",
     "cpu_count",
     "default_classify",
@@ -155,10 +158,14 @@ __all__ = [
     "init_tracing",
     "keyed_context",
     "load_definition",
+    "log_event",
+    "log_file",
     "monitor_port_for",
     "open_database",
     "policies",
     "quiet",
+    "redact",
+    "redact_url",
     "run",
     "service_label",
     "settings_from",

@@ -36,7 +36,7 @@ from services.runtime._definition import (
 )
 from services.runtime._health import HEALTH_SERVICE, NOT_SERVING, SERVING, HealthServicer
 from services.runtime._interceptor import ServerInterceptor
-from services.runtime._logging import init_logging
+from services.runtime._logging import init_logging, log_event
 from services.runtime._metrics import bind as bind_metrics
 from services.runtime._metrics import task_event
 from services.runtime._monitor import monitor
@@ -210,8 +210,9 @@ class _TaskTree:
         flags = supervisor.SupervisorFlags(strategy=supervisor.Strategy.ONE_FOR_ONE)
         spec = supervisor.SupervisorSpec(flags=flags, children=children)
         self._sup = supervisor.Supervisor(spec) if children else None
-        if self._sup is not None:
+        if self._sup is not None:  # a task that crashes is a WARNING, a tree that gives up an ERROR
             self._sup.bus.add_listener(task_event)
+            self._sup.bus.add_listener(lambda event: log_event(_log, event, min_level=logging.WARNING))
         self.exit_code = EXIT_OK
 
     async def start(self) -> None:

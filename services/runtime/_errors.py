@@ -17,6 +17,8 @@ import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from services.runtime._redact import redact
+
 #: ErrorInfo.domain of every error this node raises.
 DOMAIN: Final = "l2node"
 
@@ -57,13 +59,14 @@ class DomainError(Exception):
         self.retry_delay_s = retry_delay_s
 
     def to_status_proto(self) -> status_pb2.Status:
-        status = status_pb2.Status(code=self.code.value[0], message=self.message)
+        # A message may quote an endpoint (say, the L1 RPC a call failed on): never its credentials.
+        status = status_pb2.Status(code=self.code.value[0], message=redact(self.message))
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)
         status.details.add().Pack(info)
         if self.field_violations:
             bad = error_details_pb2.BadRequest()
             for v in self.field_violations:
-                bad.field_violations.add(field=v.field, description=v.description, reason=v.reason)
+                bad.field_violations.add(field=v.field, description=redact(v.description), reason=v.reason)
             status.details.add().Pack(bad)
         if self.retry_delay_s is not None:
             retry = error_details_pb2.RetryInfo()

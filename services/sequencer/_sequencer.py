@@ -9,8 +9,8 @@ import logging
 from collections.abc import Sequence
 
 from protocol import Genesis, State
-from services.l1 import Deployment, FollowerConfig, L1Client, LocalSigner, TxSender, checksum, read_key, redacted
-from services.runtime import Storage
+from services.l1 import Deployment, FollowerConfig, L1Client, LocalSigner, TxSender, checksum, read_key
+from services.runtime import Storage, redact_url
 from supervisor import ChildSpec, task
 
 from ._batcher import Batcher, BatcherSettings, block_room
@@ -98,6 +98,6 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     sender = await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s)
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
-    logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redacted(l1.rpc),
+    logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redact_url(l1.rpc),
                                         "batcher": "0x" + sender.address.hex()})
     return Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number)

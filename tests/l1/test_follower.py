@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -241,3 +242,63 @@ async def test_starting_above_the_finalized_head_links_onto_the_block_before(inb
     chain.rpc("anvil_rollback", 2)  # drops the log's block and the block before it, which the follower linked onto
     update = await follower.poll()
     assert [log.tx_hash for log in update.removed] == [receipt.tx_hash]
+
+
+async def test_with_nothing_to_undo_a_reorg_inside_a_range_read_sparsely_is_still_seen(
+    inbox: Inbox, chain: Anvil
+) -> None:
+    """Idle, the follower keeps only the hash of each range's end (no log above finality to undo):
+    a reorg that puts a log into a block of a range already read still reaches the consumer."""
+    config = FollowerConfig(confirmation_depth=2, finality_depth=50, use_finalized_tag=False)
+    follower = inbox.follower(config)
+    consumer = Consumer()
+    consumer.apply(await follower.poll())
+    chain.rpc("anvil_mine", 6)
+    consumer.apply(await follower.poll())  # six blocks, no log: read sparsely
+    tip = follower.heads.unsafe
+    assert consumer.seen == {} and tip == int(chain.rpc("eth_blockNumber"), 16)
+    assert inbox.contract.address is not None
+    nonce = await inbox.l1.get_transaction_count(BATCHER.address)
+    data = inbox.contract.encode_call("appendBatch", b"in a replaced block", ROOT)
+    tx = BATCHER.sign(UnsignedTransaction(chain_id=31337, nonce=nonce, max_priority_fee_per_gas=10**9,
+                                          max_fee_per_gas=10**10, gas_limit=200_000, to=inbox.contract.address,
+                                          value=0, data=data))
+    chain.rpc("anvil_reorg", 4, [["0x" + tx.raw.hex(), 1]])  # the log lands 3 blocks under the tip
+    update = await follower.poll()
+    consumer.apply(update)
+    assert update.removed == () and [log.tx_hash for log in update.added] == [tx.hash]
+    assert update.added[0].block_number == tip - 2
+    chain.rpc("anvil_mine", 3)
+    consumer.apply(await follower.poll())
+    assert consumer.safe == set(consumer.seen)  # and it goes on to safe depth as any log does
+
+
+async def test_updates_back_off_while_idle_and_snap_back_when_this_client_sends(inbox: Inbox, chain: Anvil) -> None:
+    config = FollowerConfig(confirmation_depth=0, finality_depth=50, use_finalized_tag=False, poll_interval_s=0.05,
+                            idle_poll_s=30.0)
+    follower = inbox.follower(config)
+    arrivals: list[float] = []
+    updates: asyncio.Queue[FollowerUpdate] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    async def run() -> None:
+        async with contextlib.aclosing(follower.updates()) as stream:
+            async for update in stream:
+                arrivals.append(loop.time())
+                updates.put_nowait(update)
+
+    task = asyncio.create_task(run())
+    try:
+        for _ in range(40):  # blocks keep coming, with no log of ours: the polls space out
+            await asyncio.to_thread(chain.rpc, "evm_mine")
+            await asyncio.sleep(0.1)
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        assert gaps[0] < 0.5 and max(gaps) >= 1.2, gaps
+        receipt = await inbox.append(b"ours")  # a transaction sent through this client wakes it at once
+        while not (update := await asyncio.wait_for(updates.get(), 1.0)).added:
+            pass
+        assert [log.tx_hash for log in update.added] == [receipt.tx_hash]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

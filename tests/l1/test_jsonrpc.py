@@ -17,8 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from services.l1 import HttpStatusError, L1Client, ProtocolError, RpcError, policy_config
-from services.l1._jsonrpc import redacted
-from services.runtime import CallPolicy, quiet
+from services.runtime import CallPolicy, quiet, redact_url
 
 Reply = Callable[[Any], web.Response]
 
@@ -194,6 +193,8 @@ async def test_calls_outside_work_make_no_spans_and_send_no_traceparent(
     assert len(script.requests) == 3 and not [t for t in script.traceparents if t]
 
 
-def test_endpoints_are_redacted_to_scheme_host_and_port() -> None:
-    assert redacted("https://user:pw@eth.example.com:8545/v3/KEY?x=1") == "https://eth.example.com:8545"
-    assert redacted("http://127.0.0.1/") == "http://127.0.0.1"
+def test_span_endpoints_are_redacted_by_the_one_redaction() -> None:
+    shown = redact_url("https://user:pw@eth.example.com:8545/v3/0123456789abcdef0123456789abcdef?apikey=SECRET")
+    assert "pw" not in shown and "0123456789abcdef" not in shown and "SECRET" not in shown
+    assert shown.startswith("https://") and "eth.example.com:8545" in shown
+    assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"

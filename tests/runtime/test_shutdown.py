@@ -90,6 +90,10 @@ def test_task_tree_giving_up_exits_non_zero(spawn: Callable[..., Worker]) -> Non
     assert worker.wait() == 1
     assert any(e["message"].startswith("task tree gave up") for e in worker.logs())
     assert worker.logs()[-2]["message"] == "service closed"  # then "stopped"
+    # Each crash of the task is a WARNING saying why; the tree giving up is an ERROR.
+    crashes = [e for e in worker.logs() if e["message"] == "exited" and e.get("child") == "crasher"]
+    assert crashes and all(e["level"] == "WARNING" and "task crashed" in e["reason"] for e in crashes)
+    assert [e["level"] for e in worker.logs() if e["message"] == "escalated"] == ["ERROR"]
 
 
 def test_bad_config_is_rejected_before_anything_starts(spawn: Callable[..., Worker]) -> None:
