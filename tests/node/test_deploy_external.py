@@ -236,7 +236,7 @@ def test_deploy_to_a_wrong_rpc_fails_with_the_url_redacted_and_writes_nothing(tm
     started = time.monotonic()
     r = site.deploy("--batcher-address", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
     assert r.returncode == 1 and time.monotonic() - started < 60
-    assert r.stderr.startswith("l2node: deploy: L1 http://127.0.0.1:") and "Cannot connect" in r.stderr
+    assert r.stderr.startswith("l2node: deploy: L1 http://***@127.0.0.1:") and "Cannot connect" in r.stderr
     assert SECRET not in r.stdout + r.stderr and "operator" not in r.stdout + r.stderr
     assert not site.etc.exists()
 
