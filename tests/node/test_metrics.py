@@ -10,7 +10,6 @@ import os
 import pathlib
 import signal
 import urllib.request
-from collections.abc import Iterator
 
 import grpc
 import promql_parser as promql
@@ -75,15 +74,6 @@ def test_metric_names_come_from_the_syntax_tree() -> None:
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
-
-
-@pytest.fixture
-def node(tmp_path: pathlib.Path) -> Iterator[Node]:
-    n = Node(tmp_path)
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 def test_one_endpoint_serves_workers_and_supervisor_across_a_transfer_and_a_kill(node: Node) -> None:
