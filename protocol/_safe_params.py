@@ -188,18 +188,22 @@ async def check_safe_params(l1: L1Client, t: Timings, *, genesis_origin: int, de
     default the head): UnsafeParams naming every reason unless it is safe or ``l1`` is a local
     devnet, where the reasons are logged as a warning. The reasons either way."""
     block_time, head = await l1_block_time_s(l1)
-    at = head if deploy_block is None else deploy_block
+    chain_id = await l1.chain_id()
+    local = is_local_devnet(chain_id, l1.url)
     if block_time is None:
+        if local:  # `l2node up`'s fresh anvil: the rollups worker checks once blocks are there
+            _log.info("%s not checked: the local devnet has no block yet to measure its block time from", what)
+            return []
         reasons = ["the L1 has no block after genesis to measure its block time from"]
     else:
-        reasons = unsafe_reasons(t, block_time, genesis_origin=genesis_origin, l1_head=at,
+        reasons = unsafe_reasons(t, block_time, genesis_origin=genesis_origin,
+                                 l1_head=head if deploy_block is None else deploy_block,
                                  confirmation_depth=confirmation_depth, batch_interval_s=batch_interval_s)
     if not reasons:
         return reasons
-    chain_id = await l1.chain_id()
     measured = "no block time yet" if block_time is None else f"block time {block_time:g} s, measured"
     shown = f"{what} {t._asdict()} on L1 chain {chain_id} ({measured})"
-    if is_local_devnet(chain_id, l1.url):
+    if local:
         _log.warning("%s: only safe on a local devnet: %s", shown, "; ".join(reasons))
         return reasons
     raise UnsafeParams(f"{shown} is unsafe: " + "; ".join(reasons) + " (see protocol/_safe_params.py)")

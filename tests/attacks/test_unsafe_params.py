@@ -204,3 +204,20 @@ async def test_on_a_local_devnet_unsafe_values_deploy_with_a_warning(
     assert deployed.chain_id == 31337 and deployed.rollups.max_clock_s == 8
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "l2node.params"]
     assert "only safe on a local devnet" in warning and "max_clock_s 8 is below 84 s" in warning
+
+
+@pytest.mark.parametrize(("chain_id", "refused"), [(5, True), (31337, False)])
+async def test_an_l1_without_a_block_to_measure_is_refused_unless_a_fresh_local_devnet(
+        chain_id: int, refused: bool) -> None:
+    fresh = Anvil(args=("--chain-id", str(chain_id)))
+    fresh.start()
+    try:
+        async with L1Client(fresh.url) as l1:
+            assert await l1.block_number() == 0
+            if refused:  # no history: the block time cannot be measured, so nothing is deployed
+                with pytest.raises(DeployError, match="no block after genesis to measure its block time from"):
+                    await deploy_new(l1, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, PRESETS["production"])
+            else:  # `l2node up`'s own anvil, just started: the worker's start check comes once it has blocks
+                assert (await deploy_new(l1, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, DEVNET)).chain_id == 31337
+    finally:
+        fresh.stop()
