@@ -12,6 +12,8 @@ It imports no service. Where things are:
   ``_commitment`` trees; ``_basefee``; ``_block`` (headers); ``_genesis``.
 - ``_withdrawal``: the L2 -> L1 message and its hash; ``_output``: the output root.
 - ``_batch`` and ``_batch_input``: the batch format and its leaves (what the one-step proof opens).
+- ``_safe_params``: whether rollup parameters are safe on an L1 (its measured block time),
+  checked at deploy and when the rollups worker starts.
 - ``_l1_inputs``: **where an L1 input is read** (batches, forced transactions, deposits), one
   reader for the sequencer's follower and for derivation.
 - ``_secp256k1`` and ``_native.c``: sender recovery, hashing and Merkle levels, a whole batch per
@@ -97,6 +99,18 @@ from ._rules import (
     ZERO_ADDRESS,
     intrinsic_gas,
 )
+from ._safe_params import (
+    MOVE_MARGIN_BLOCKS,
+    Timings,
+    UnsafeParams,
+    check_deployed,
+    check_safe_params,
+    deployed_timings,
+    game_rounds,
+    is_local_devnet,
+    l1_block_time_s,
+    unsafe_reasons,
+)
 from ._secp256k1 import recover_senders
 from ._tx import (
     AccessList,
@@ -142,6 +156,7 @@ __all__ = [
     "MERKLE_ARITY",
     "MERKLE_DEPTH",
     "MESSAGE_PASSER",
+    "MOVE_MARGIN_BLOCKS",
     "OUTPUT_VERSION",
     "TX_BASE_GAS",
     "TX_LEAF",
@@ -177,10 +192,12 @@ __all__ = [
     "Reason",
     "State",
     "StateRoots",
+    "Timings",
     "Transaction",
     "TxLeaf",
     "TxRejected",
     "TxResult",
+    "UnsafeParams",
     "WithdrawalCall",
     "WithdrawalMessage",
     "account_leaf_hash",
@@ -188,18 +205,24 @@ __all__ = [
     "apply_transaction",
     "batch_input_root",
     "batch_leaves",
+    "check_deployed",
+    "check_safe_params",
     "decode_batch",
     "decode_leaf",
     "decode_transaction",
     "decode_transactions",
     "decode_withdrawal_call",
+    "deployed_timings",
     "devnet_genesis",
     "encode_batch",
     "encode_withdrawal_call",
+    "game_rounds",
     "gas_and_price",
     "input_root",
     "intrinsic_gas",
+    "is_local_devnet",
     "keccak256",
+    "l1_block_time_s",
     "leaf_hash",
     "load_genesis",
     "merkle_root",
@@ -212,6 +235,7 @@ __all__ = [
     "roots_after_each",
     "sealed_transaction",
     "transactions_root",
+    "unsafe_reasons",
     "verify_account",
     "verify_merkle_proof",
 ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from l2node.node.params import RollupParams
-from protocol import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, Genesis, devnet_genesis
+from protocol import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, Genesis, UnsafeParams, check_safe_params, devnet_genesis
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, TxSender, address, checksum
 from services.rollups import genesis_snapshot, snapshot_tuple
 from services.runtime import CallPolicy
@@ -148,8 +148,14 @@ async def deploy_contracts(
 async def deploy_new(l1: L1Client, deployer_key: str | bytes, batcher: bytes, params: RollupParams,
                      genesis: Genesis | None = None, *, timeout_s: float = _DEPLOY_TIMEOUT_S) -> Addresses:
     """Deploy the four contracts in order on ``l1`` from ``deployer_key``, then read them back
-    (:func:`verify`); the addresses. DeployError if a deployment reverts or reads back wrong."""
-    anchor = genesis_snapshot(genesis or devnet_genesis(params.chain_id))
+    (:func:`verify`); the addresses. DeployError if ``params`` are unsafe on this L1 (off a local
+    devnet: protocol's check_safe_params), or a deployment reverts or reads back wrong."""
+    genesis = genesis or devnet_genesis(params.chain_id)
+    try:
+        await check_safe_params(l1, params.timings(), genesis_origin=genesis.l1_origin_number)
+    except UnsafeParams as exc:
+        raise DeployError(f"refused: {exc}") from None
+    anchor = genesis_snapshot(genesis)
     contracts = {name: Contract(Artifact.load(name)) for name in CONTRACTS}
     chain_id = await l1.chain_id()
     sender = TxSender(l1, LocalSigner(deployer_key), chain_id)

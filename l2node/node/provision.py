@@ -4,7 +4,8 @@
 
 deploys BatchInbox, DepositPortal, StepVerifier and OutputRegistry (``[rollups]`` and
 ``[node] genesis`` of ``--config``), reads every one back (:func:`l2node.node.deploy.verify`),
-and writes into DIR:
+and writes into DIR (``[rollups]`` unsafe on that L1 is refused before anything is sent, off a
+local devnet: protocol/_safe_params.py):
 
     contracts.json   the deployment record (services.l1.Deployment reads it)
     genesis.json     with ``[node] genesis``: a copy of it, which the node's config names

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import grpc
 
-from protocol import Genesis
+from protocol import Genesis, check_deployed
 from protos.l2node.sequencer.v1 import sequencer_pb2, sequencer_pb2_grpc
 from services.l1 import Deployment, L1Client, LocalSigner, TxSender, checksum, read_key
 from services.runtime import CallPolicy, call_unary
@@ -103,6 +103,10 @@ class Rollups:
         proposer: Proposer | None = None
         challenger: Challenger | None = None
         try:
+            # Refuses (off a local devnet) values unsafe on this L1 (item 7 of issue 12).
+            await check_deployed(client, registry.address, deployment.address_of("StepVerifier"),
+                                 genesis_origin=genesis.l1_origin_number, deploy_block=from_block,
+                                 confirmation_depth=settings.confirmation_depth)
             proposer_sender = None
             if settings.propose:
                 key = read_key(settings.key_file("proposer"))

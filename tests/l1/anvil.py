@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from l2node.node.l1 import anvil_binary
@@ -27,14 +27,16 @@ DEV_ADDRESSES = tuple(checksum(LocalSigner(key).address) for key in DEV_KEYS)  #
 class Anvil:
     """anvil on 127.0.0.1:port; restartable on the same port."""
 
-    def __init__(self, port: int | None = None, *, state: pathlib.Path | None = None) -> None:
+    def __init__(self, port: int | None = None, *, state: pathlib.Path | None = None, args: Sequence[str] = ()
+                 ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._state = state
+        self._args = tuple(args)  # more of anvil's flags, e.g. ("--chain-id", "1")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 10.0) -> None:
-        argv = [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port), "--quiet"]
+        argv = [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port), "--quiet", *self._args]
         if self._state is not None:
             argv += ["--state", str(self._state)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
