@@ -1,0 +1,139 @@
+"""Attack (issue 12 items 5 and 6): a sequencer stalls or drops the forced queue, the L1 escape hatch.
+
+The attacker holds the batcher's key (it is the sequencer) and sends its own transactions to the
+deployed contracts on a real anvil: forced transactions into the inbox (anyone may), batches of
+its own blocks. The chain's genesis gas limit is 1M, under the 30M a transaction may declare.
+
+- Item 5: a forced transaction of 20M gas from a key with no L2 funds. Before, "block full" was
+  checked first and a full block did not advance the queue: it blocked every later forced
+  transaction for ever. Now its gas limit is above the block's: dropped (GAS_LIMIT_ABOVE_BLOCK).
+  A forced transaction whose gas limit is the whole block's, behind another, leads the next block,
+  where it is first and fits, and is dropped there for its missing funds: the queue advances.
+- Item 6: the sequencer fills ten blocks to push the L2 base fee up past a forced transaction's
+  fee cap. Before, it was skipped as FEE_CAP_BELOW_BASE_FEE; now it executes at its cap.
+
+Derivation (the Python machine, fed by the real L1 reader) and the one-step proof (StepVerifier,
+deployed by l2node's deploy) must agree on every step of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, replace
+from typing import Any
+
+from l2node.node.deploy import DEVNET_BATCHER, DEVNET_BATCHER_KEY, DEVNET_DEPLOYER_KEY, deploy_new
+from l2node.node.params import RollupParams
+from protocol import (
+    DEV_PRIVATE_KEYS,
+    BatchBlock,
+    L1InputReader,
+    Reason,
+    batch_input_root,
+    devnet_genesis,
+    encode_batch,
+    keccak256,
+)
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender, UnsignedTransaction, sign_transaction
+from services.rollups._derivation import read_l1
+from services.rollups._machine import L1Inputs, Machine, Rules, StepKind, genesis_snapshot
+from services.rollups._snapshot import Snapshot
+from services.rollups._witness import step_proof
+from tests.l1.anvil import Anvil
+
+PARAMS = RollupParams()
+CHAIN_ID = PARAMS.chain_id
+GAS_LIMIT = 1_000_000
+GWEI = 10**9
+FAR = 2**63
+NO_LIMIT = 2**256 - 1
+#: Anyone may force a transaction: an L1 key of the attacker's.
+ATTACKER = LocalSigner(DEV_PRIVATE_KEYS[5])
+#: L2 keys: funded by the devnet genesis, and one with no L2 funds at all.
+FUNDED, SPAMMER = DEV_PRIVATE_KEYS[2], DEV_PRIVATE_KEYS[3]
+UNFUNDED = keccak256(b"forced-queue attacker, no L2 funds")
+TO = b"\x77" * 20
+#: Transfers per block that push the base fee up: 47 x 21,000 = 987,000 gas, near the 1M limit.
+FULL = 47
+
+
+def l2_tx(key: bytes, nonce: int, *, gas: int = 21_000, fee_cap: int = 10 * GWEI, tip: int = 0) -> bytes:
+    return sign_transaction(UnsignedTransaction(CHAIN_ID, nonce, tip, fee_cap, gas, TO, 1), key)
+
+
+def snapshot_tuple(s: Snapshot) -> tuple[Any, ...]:
+    return tuple(w if isinstance(w, bytes) else int(w) for w in astuple(s))
+
+
+async def test_the_sequencer_can_neither_stall_nor_drop_forced_transactions(chain: Anvil) -> None:
+    async with L1Client(chain.url) as l1:
+        genesis = replace(devnet_genesis(CHAIN_ID), gas_limit=GAS_LIMIT, l1_origin_number=await l1.block_number() + 1)
+        addresses = await deploy_new(l1, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, PARAMS, genesis)
+        inbox = Contract(Artifact.load("BatchInbox"), addresses.batch_inbox)
+        portal = Contract(Artifact.load("DepositPortal"), addresses.deposit_portal)
+        verifier = Contract(Artifact.load("StepVerifier"), addresses.step_verifier)
+        attacker = await TxSender.create(l1, ATTACKER)
+        batcher = await TxSender.create(l1, LocalSigner(DEVNET_BATCHER_KEY))
+
+        async def force(raw: bytes) -> int:
+            data = inbox.encode_call("forceInclude", raw)
+            receipt = await attacker.wait_receipt(await attacker.send(inbox.address, data), 5)
+            assert receipt.success
+            return receipt.block_number
+
+        async def post(blocks: list[BatchBlock]) -> int:
+            # The inbox's batch call: what the batcher posts (see services.sequencer's batcher).
+            data = inbox.encode_call("appendBatch", encode_batch(blocks), batch_input_root(blocks))
+            receipt = await batcher.wait_receipt(await batcher.send(inbox.address, data), 5)
+            assert receipt.success
+            return receipt.block_number
+
+        # Item 5: the 20M-gas transaction that blocked the queue, then one that goes in, then one
+        # that takes a whole block's gas limit (and has no funds to pay for it).
+        stall = l2_tx(UNFUNDED, 0, gas=20_000_000)
+        await force(stall)
+        included = l2_tx(FUNDED, 0)
+        await force(included)
+        whole_block = l2_tx(UNFUNDED, 0, gas=GAS_LIMIT)
+        origin = await force(whole_block)
+        # Item 6: ten full blocks of the sequencer's own transfers push the base fee from ~0.9 to ~2.8 gwei.
+        spam = iter(l2_tx(SPAMMER, n, fee_cap=100 * GWEI) for n in range(10 * FULL))
+        blocks = [BatchBlock(1, genesis.timestamp + 1, origin, b"\x11" * 32, ())]
+        blocks += [BatchBlock(n, genesis.timestamp + n, origin, b"\x11" * 32, tuple(next(spam) for _ in range(FULL)))
+                   for n in range(2, 12)]
+        await post(blocks)
+        under_the_fee = l2_tx(FUNDED, 1, fee_cap=3 * GWEI // 2, tip=GWEI)
+        origin = await force(under_the_fee)
+        horizon = await post([BatchBlock(12, genesis.timestamp + 12, origin, b"\x11" * 32,
+                                         (l2_tx(FUNDED, 2, fee_cap=3 * GWEI // 2),))])  # the same cap, batched
+
+        # Derivation over what L1 holds, read as the rollups worker reads it, to the last block.
+        inputs = L1Inputs()
+        await read_l1(L1InputReader(l1, inbox, portal), inputs, addresses.block_number, horizon)
+        inputs.l1_horizon = horizon
+        state = genesis.state()
+        m = Machine(genesis_snapshot(genesis, state), state, inputs, Rules(CHAIN_ID, PARAMS.sequencer_window),
+                    trace=True)
+        disagreements = []
+        while True:
+            pre, proof = m.snapshot, step_proof(m, FAR)
+            kind = m.step(FAR)
+            (post_commitment,) = await verifier.read(l1, "step", snapshot_tuple(pre), FAR, NO_LIMIT, horizon, proof)
+            if bytes(post_commitment) != m.snapshot.commitment():
+                disagreements.append(f"step {m.steps} ({kind})")
+            if kind is StepKind.NOOP:
+                break
+        assert not disagreements, disagreements
+
+    # The queue advanced past every forced transaction: each dropped or included by the rules.
+    assert m.snapshot.forced_index == 4 and len(m.sealed) == 12
+    forced_skips = [(s.block, s.reason) for s in m.skipped if s.source == "forced"]
+    assert forced_skips == [(1, Reason.GAS_LIMIT_ABOVE_BLOCK), (1, Reason.BLOCK_GAS_LIMIT_REACHED),
+                            (2, Reason.INSUFFICIENT_FUNDS)]
+    hashes = {b.header.number: b.tx_hashes for b in m.sealed}
+    assert keccak256(included) in hashes[1] and keccak256(whole_block) not in {h for v in hashes.values() for h in v}
+    # The pushed-up base fee refuses the batched transaction but not the forced one, which pays its cap.
+    block12 = m.sealed[-1].header
+    assert block12.base_fee > 3 * GWEI // 2 > m.sealed[0].header.base_fee
+    assert hashes[12] == (keccak256(under_the_fee),)
+    assert [s.reason for s in m.skipped if s.block == 12] == [Reason.FEE_CAP_BELOW_BASE_FEE]
+    assert block12.gas_used == 21_000 and m.state.get(TO).balance == 2 + 10 * FULL
