@@ -13,11 +13,13 @@ its own blocks. The chain's genesis gas limit is 1M, under the 30M a transaction
   fee cap. Before, it was skipped as FEE_CAP_BELOW_BASE_FEE; now it executes at its cap.
 
 Derivation (the Python machine, fed by the real L1 reader) and the one-step proof (StepVerifier,
-deployed by l2node's deploy) must agree on every step of it.
+deployed by l2node's deploy) must agree on every step of it; and an honest sequencer (its real
+block production, services.sequencer's Chain) seals the same blocks from the same queue.
 """
 
 from __future__ import annotations
 
+import pathlib
 from dataclasses import astuple, replace
 from typing import Any
 
@@ -27,8 +29,10 @@ from protocol import (
     DEV_PRIVATE_KEYS,
     BatchBlock,
     L1InputReader,
+    QueuedForced,
     Reason,
     batch_input_root,
+    batch_leaves,
     devnet_genesis,
     encode_batch,
     keccak256,
@@ -38,7 +42,9 @@ from services.rollups._derivation import read_l1
 from services.rollups._machine import L1Inputs, Machine, Rules, StepKind, genesis_snapshot
 from services.rollups._snapshot import Snapshot
 from services.rollups._witness import step_proof
+from services.sequencer._store import FORCED_INCLUDED, FORCED_SKIPPED
 from tests.l1.anvil import Anvil
+from tests.sequencer.test_chain import Sequencer
 
 PARAMS = RollupParams()
 CHAIN_ID = PARAMS.chain_id
@@ -137,3 +143,38 @@ async def test_the_sequencer_can_neither_stall_nor_drop_forced_transactions(chai
     assert hashes[12] == (keccak256(under_the_fee),)
     assert [s.reason for s in m.skipped if s.block == 12] == [Reason.FEE_CAP_BELOW_BASE_FEE]
     assert block12.gas_used == 21_000 and m.state.get(TO).balance == 2 + 10 * FULL
+
+
+async def test_an_honest_sequencer_seals_what_derivation_derives_from_the_same_queue(tmp_path: pathlib.Path) -> None:
+    """services.sequencer's block production applies forced transactions by protocol.apply_forced too:
+    with the base fee at 100 gwei and a 1M gas limit, the same drops, waiver and deferral, and the
+    same block hashes as derivation of its blocks."""
+    genesis = replace(devnet_genesis(CHAIN_ID), gas_limit=GAS_LIMIT, base_fee=100 * GWEI)
+    queue = [l2_tx(UNFUNDED, 0, gas=20_000_000), l2_tx(FUNDED, 0), l2_tx(UNFUNDED, 0, gas=GAS_LIMIT),
+             l2_tx(FUNDED, 1, fee_cap=GWEI, tip=GWEI)]
+    s = Sequencer(tmp_path, genesis)
+    await s.open()
+    try:
+        entries = [QueuedForced(i, 0, raw) for i, raw in enumerate(queue)]
+        await s.store.run(lambda db: s.store.record_forced(db, entries))
+        sealed = [await s.chain.seal(), await s.chain.seal()]
+        outcomes = s.storage.connection.execute("SELECT state, block_number, note FROM forced ORDER BY inbox_index")
+        assert [tuple(row) for row in outcomes] == [
+            (FORCED_SKIPPED, 1, "GAS_LIMIT_ABOVE_BLOCK"), (FORCED_INCLUDED, 1, "0x" + keccak256(queue[1]).hex()),
+            (FORCED_SKIPPED, 2, "INSUFFICIENT_FUNDS"), (FORCED_INCLUDED, 2, "0x" + keccak256(queue[3]).hex())]
+    finally:
+        await s.close()
+    blocks = [b for b in sealed if b is not None]
+    assert [b.tx_hashes for b in blocks] == [(keccak256(queue[1]),), (keccak256(queue[3]),)]
+    assert all(b.header.base_fee > 10 * GWEI for b in blocks)  # both under the base fee, both in
+
+    inputs = L1Inputs()
+    for i, raw in enumerate(queue):
+        inputs.add_forced(QueuedForced(i, 0, raw))
+    leaves = [BatchBlock(b.header.number, b.header.timestamp, b.header.l1_origin_number, b.header.l1_origin_hash, ())
+              for b in blocks]
+    inputs.add_batch(0, genesis.l1_origin_number + 1, batch_input_root(leaves), tuple(batch_leaves(leaves)))
+    state = genesis.state()
+    m = Machine(genesis_snapshot(genesis, state), state, inputs, Rules(CHAIN_ID, PARAMS.sequencer_window))
+    m.run()
+    assert [d.hash for d in m.sealed] == [b.hash for b in blocks]
