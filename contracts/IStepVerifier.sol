@@ -21,6 +21,6 @@ interface IStepVerifier {
     ///         reads (a forged pre-state proof reverts).
     function step(Snapshots.Snapshot calldata pre, uint256 target, uint256 batchLimit, uint256 l1Horizon, bytes calldata proof) external view returns (bytes32 post);
 
-    /// @notice How many batches L1 holds now.
+    /// @notice How many batches L1 holds now: an output proposed now has this as its batchLimit.
     function batchCount() external view returns (uint256);
 }

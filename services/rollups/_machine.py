@@ -140,7 +140,8 @@ class Rules:
     """The deployment's derivation constants: the step verifier on L1 is built with the same."""
 
     chain_id: int = DEFAULT_CHAIN_ID
-    #: A block must be posted within this many L1 blocks of its L1 origin.
+    #: A block must be posted within this many L1 blocks of its parent's L1 origin (rule F; and of
+    #: its own, 5c), or derivation makes it.
     sequencer_window: int = DEFAULT_SEQUENCER_WINDOW
 
 
