@@ -11,6 +11,8 @@ its own blocks. The chain's genesis gas limit is 1M, under the 30M a transaction
   where it is first and fits, and is dropped there for its missing funds: the queue advances.
 - Item 6: the sequencer fills ten blocks to push the L2 base fee up past a forced transaction's
   fee cap. Before, it was skipped as FEE_CAP_BELOW_BASE_FEE; now it executes at its cap.
+- Item 2 (derivation's side): the sequencer posts nothing at all. Before, the forced transaction
+  waited for a batch for ever; now the rollups worker's derivation makes the blocks (rule F).
 
 Derivation (the Python machine, fed by the real L1 reader) and the one-step proof (StepVerifier,
 deployed by l2node's deploy) must agree on every step of it; and an honest sequencer (its real
@@ -41,6 +43,7 @@ from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender, Uns
 from services.rollups._derivation import read_l1
 from services.rollups._machine import L1Inputs, Machine, Rules, StepKind, genesis_snapshot
 from services.rollups._snapshot import Snapshot
+from services.rollups._trace import DerivedChain
 from services.rollups._witness import step_proof
 from services.sequencer._store import FORCED_INCLUDED, FORCED_SKIPPED
 from tests.l1.anvil import Anvil
@@ -178,3 +181,39 @@ async def test_an_honest_sequencer_seals_what_derivation_derives_from_the_same_q
     m = Machine(genesis_snapshot(genesis, state), state, inputs, Rules(CHAIN_ID, PARAMS.sequencer_window))
     m.run()
     assert [d.hash for d in m.sealed] == [b.hash for b in blocks]
+
+
+async def test_a_silent_sequencer_cannot_keep_a_forced_transaction_out(chain: Anvil) -> None:
+    """The sequencer posts nothing at all: once the window of the chain's origin lapses, the rollups
+    worker's derivation (DerivedChain, following L1 to its horizon) makes the blocks itself (rule F)
+    and the forced transaction is in one of them; StepVerifier agrees on the derived block's start."""
+    window = 8  # past the deployment and the forced transaction
+    async with L1Client(chain.url) as l1:
+        params = replace(PARAMS, sequencer_window=window)
+        genesis = replace(devnet_genesis(CHAIN_ID), l1_origin_number=await l1.block_number() + 1)
+        addresses = await deploy_new(l1, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, params, genesis)
+        inbox = Contract(Artifact.load("BatchInbox"), addresses.batch_inbox)
+        portal = Contract(Artifact.load("DepositPortal"), addresses.deposit_portal)
+        verifier = Contract(Artifact.load("StepVerifier"), addresses.step_verifier)
+        attacker = await TxSender.create(l1, ATTACKER)
+        forced = l2_tx(FUNDED, 0)
+        receipt = await attacker.wait_receipt(await attacker.send(inbox.address, inbox.encode_call("forceInclude",
+                                                                                                  forced)), 5)
+        derived = DerivedChain(l1, inbox, portal, genesis, Rules(CHAIN_ID, window), addresses.block_number, 0)
+        while await l1.block_number() < genesis.l1_origin_number + window - 1:
+            chain.rpc("anvil_mine", "0x1")
+        assert await derived.sync() == 0  # the window of the genesis's origin is still open
+        chain.rpc("anvil_mine", hex(receipt.block_number - genesis.l1_origin_number + window))
+        assert await derived.sync() > 0
+        head = derived.head.header
+        assert head.l1_origin_number == derived.inputs.l1_horizon - window + 1  # every lapsed origin o: o + W <= h
+        including = [b for b in derived.deriver.blocks if keccak256(forced) in b.tx_hashes]
+        assert len(including) == 1 and including[0].header.l1_origin_number == receipt.block_number
+        assert derived.deriver.state.get(TO).balance == 1
+        # The first derived block's start, on L1, with the horizon derivation had.
+        state = genesis.state()
+        m = Machine(genesis_snapshot(genesis, state), state, derived.inputs, Rules(CHAIN_ID, window), trace=True)
+        pre, proof = m.snapshot, step_proof(m, FAR)
+        assert m.step(FAR) is StepKind.FORCED_BLOCK and proof == b""
+        (post,) = await verifier.read(l1, "step", snapshot_tuple(pre), FAR, NO_LIMIT, derived.inputs.l1_horizon, b"")
+        assert bytes(post) == m.snapshot.commitment()
