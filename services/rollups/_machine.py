@@ -16,7 +16,7 @@ Append-only is not enough for a step to give the same answer whenever it is repl
 batch b exists changes when it is posted, and so does how far L1 has been read. Every derivation
 therefore has a batch limit L and an L1 horizon h: it has read every input in L1 blocks <= h, and
 batch b exists only if b < L (``L1Inputs.limited``; StepVerifier takes both). Derivation following
-L1 reads up to the last L1 block it has read (its horizon; no batch limit). A dispute reads what its
+L1 has no batch limit, and its horizon is the last L1 block it has read. A dispute reads what its
 output claims: the output's l1Horizon, and its batchLimit, the number of inbox batches with an L1
 block <= that horizon (OutputRegistry checks it). Without the bound a batch posted during a game
 would turn a no-op into a real step, and an output claiming a block that no batch held when it was
@@ -54,7 +54,8 @@ IDLE (between blocks)
      c. invalid: t < s.timestamp, or t >= 2**64 (a field the snapshot range check refuses), or
         on < s.l1OriginNumber (origins never go back), or on > the batch's l1Block (an origin from
         the future), or on + W < the batch's l1Block (posted too late: the sequencer window, which
-        bounds how long forced transactions can be kept out)
+        bounds how long forced transactions can be kept out; with origins never going back, rule F
+        now catches such a batch first: kept as the guard it always was)
                                             itemIndex = min(itemIndex + 1 + c, count)
      d. otherwise the block starts: phase DEPOSITS, blockTimestamp t, blockOriginNumber on,
         blockOriginHash oh, blockBaseFee = next_base_fee(s.baseFee, s.gasUsed, s.gasLimit),
