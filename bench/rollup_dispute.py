@@ -115,7 +115,7 @@ async def play_dispute(url: str, txs: int, data_dir: Path, wrong_from: int | Non
         started = time.perf_counter()
         await registry.challenge(challenger, 1)
         game = await registry.game_address(0)
-        traces = chain.traces((await registry.output(1)).batch_limit)
+        traces = chain.traces((await registry.output(1)).batch_limit, 0)
         snapshots = await asyncio.to_thread(traces.snapshots, 0, 1, length)
         honest = [s.commitment() for s in snapshots]
         start = length if wrong_from is None else wrong_from

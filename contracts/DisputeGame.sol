@@ -209,7 +209,7 @@ contract DisputeGame is PullPayments {
         _tick(Side.CHALLENGER);
         bytes32 preHash = keccak256(abi.encode(pre));
         if (preHash != loHash) revert PreStateMismatch(preHash, loHash);
-        bytes32 post = verifier.step(pre, target, batchLimit, proof);
+        bytes32 post = verifier.step(pre, target, batchLimit, 0, proof); // l1Horizon: issue 12 section D
         emit Stepped(preHash, post);
         _resolve(post != hiHash);
     }

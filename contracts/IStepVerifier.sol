@@ -9,18 +9,17 @@ import {Snapshots} from "./Snapshot.sol";
 /// @dev Batches keep arriving, so "does batch b exist" must not be asked of L1 as it is when the
 ///      step runs: the answer could change during a dispute, and an output claiming an L2 block
 ///      no batch held when it was proposed could never be disproven before it finalized. Every
-///      dispute trace is therefore bounded by `batchLimit`, the inbox's batch count when the
-///      disputed output was proposed (OutputRegistry records batchCount() then).
+///      dispute trace is therefore bounded by `batchLimit` and `l1Horizon`: the disputed output's
+///      L1 horizon (every input in L1 blocks <= it has been read) and the number of inbox batches
+///      with an L1 block <= it (OutputRegistry checks both at proposal). The horizon also decides
+///      when the sequencer's window has lapsed with nothing left to read (derivation rule F).
 interface IStepVerifier {
     /// @notice The commitment of the snapshot one derivation step after `pre`, for a trace that
-    ///         ends at L2 block `target` and reads only the batches with an index below
-    ///         `batchLimit` (a batch at or past it does not exist for this step, even if L1 holds
-    ///         it). Reverts if `proof` does not prove what the step reads (a forged pre-state
-    ///         proof reverts).
-    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256 batchLimit, bytes calldata proof)
-        external
-        view
-        returns (bytes32 post);
+    ///         ends at L2 block `target`, reads only the batches with an index below `batchLimit`
+    ///         (a batch at or past it does not exist for this step, even if L1 holds it), and has
+    ///         read L1 up to block `l1Horizon`. Reverts if `proof` does not prove what the step
+    ///         reads (a forged pre-state proof reverts).
+    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256 batchLimit, uint256 l1Horizon, bytes calldata proof) external view returns (bytes32 post);
 
     /// @notice How many batches L1 holds now: an output proposed now has this as its batchLimit.
     function batchCount() external view returns (uint256);

@@ -20,7 +20,7 @@ library StepState {
 
     /// @notice How a transaction fared (rules 8 and 12 of services/rollups/_machine.py).
     uint256 internal constant APPLIED = 0;
-    /// @notice Refused by a rule (changes nothing but the cursor).
+    /// @notice Refused by a rule (changes nothing but the cursor; a forced transaction is dropped).
     uint256 internal constant REFUSED = 1;
     /// @notice Refused for BLOCK_GAS_LIMIT_REACHED (a forced transaction then waits for the next block).
     uint256 internal constant FULL = 2;
@@ -155,22 +155,27 @@ library StepState {
         s.txRoot = appended(s.txRoot, keccak256(abi.encodePacked(uint8(0x7e), sourceHash, uint256(uint160(to)), mint)), p.txs);
     }
 
-    /// @notice decode_transaction then apply_transaction on the block in progress of `s`: the state,
-    ///         message and transactions roots of `s` move when it applies; the caller moves the cursors
-    ///         and the block's gas.
+    /// @notice decode_transaction then apply_transaction on the block in progress of `s` (`forced`:
+    ///         protocol/_execution.apply_forced, which executes it at base fee min(blockBaseFee, its
+    ///         fee cap), so the base fee never refuses it): the state, message and transactions roots
+    ///         of `s` move when it applies; the caller moves the cursors and the block's gas.
     /// @return outcome APPLIED, REFUSED or FULL.
     /// @return gas The gas it used when APPLIED (its intrinsic gas: no L2 EVM).
-    function applyTransaction(Snapshots.Snapshot memory s, bytes memory raw, Proof memory p, uint256 chainId)
-        internal
-        view
-        returns (uint256 outcome, uint256 gas)
-    {
+    function applyTransaction(
+        Snapshots.Snapshot memory s,
+        bytes memory raw,
+        Proof memory p,
+        uint256 chainId,
+        bool forced
+    ) internal view returns (uint256 outcome, uint256 gas) {
         (bool ok,, L2Transaction.Tx memory t) = L2Transaction.decode(raw, chainId);
         if (!ok) return (REFUSED, 0);
         // apply_transaction's refusals, in its order.
         uint256 baseFee = s.blockBaseFee;
-        if (t.maxFeePerGas < baseFee) return (REFUSED, 0);
-        if (s.blockGasUsed + t.gasLimit > s.gasLimit) return (FULL, 0);
+        if (forced && t.maxFeePerGas < baseFee) baseFee = t.maxFeePerGas; // the waiver
+        if (t.maxFeePerGas < baseFee) return (REFUSED, 0); // FEE_CAP_BELOW_BASE_FEE
+        if (t.gasLimit > s.gasLimit) return (REFUSED, 0); // GAS_LIMIT_ABOVE_BLOCK: no block holds it
+        if (s.blockGasUsed + t.gasLimit > s.gasLimit) return (FULL, 0); // BLOCK_GAS_LIMIT_REACHED
         Accounts memory a = Accounts(s.stateRoot, p.accounts, 0);
         (AccountWitness memory w, bool exists) = read(a, t.sender);
         Applying memory x;

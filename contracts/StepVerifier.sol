@@ -23,7 +23,7 @@ interface IStepPortal {
 /// @title StepVerifier
 /// @notice One step of the derivation machine, re-executed on L1: where a fraud-proof dispute ends
 ///         once bisection has narrowed the disagreement down to a single step.
-/// @dev The specification is services/rollups/_machine.py (rules 1-12, numbered as there); the
+/// @dev The specification is services/rollups/_machine.py (rules 1, F, 2-12, numbered as there); the
 ///      state transition is protocol/_execution.py (see StepState). What the step reads
 ///      from L1 (batch input roots and L1 blocks, forced-transaction hashes, deposit source hashes)
 ///      comes from the inbox's and the portal's storage, never from the proof; the proof only opens
@@ -35,15 +35,20 @@ interface IStepPortal {
 ///      made with Machine(trace=True)), which is what the dispute bisects over.
 ///
 ///      Batches are bounded by `batchLimit` (see IStepVerifier): a batch exists for the step iff its
-///      index is below min(batchLimit, inbox.batchCount()), in rule 2 and rule 11 alike. Deposits and
+///      index is below min(batchLimit, inbox.batchCount()), in rules F, 2 and 11 alike. Deposits and
 ///      forced transactions need no bound: a block only takes those whose L1 block is at most its
-///      L1 origin, which is at most the L1 block of the (bounded) batch it came from, so they were
-///      on L1 before the output was proposed; an entry appended later is skipped either way.
+///      L1 origin, which is at most the L1 block of the (bounded) batch it came from, or (rule F)
+///      at most `l1Horizon`, so they were on L1 within the output's horizon; an entry appended later
+///      is skipped either way.
 contract StepVerifier is IStepVerifier {
     /// @notice Sized root of an empty transactions tree: keccak256(ZERO[16] ‖ uint256(0)).
     bytes32 internal constant EMPTY_TX_ROOT = 0x0941a91968674e06d5439d8b18b048b76c72f89a999f07924a71a09c45f4168b;
     /// @notice A BLOCK leaf: 0x01 ‖ abi.encode(number, timestamp, l1OriginNumber, l1OriginHash, txCount).
     uint256 internal constant BLOCK_LEAF_SIZE = 161;
+    /// @notice Rule 5c: a block's timestamp must be below this (the snapshot range check's bound).
+    uint256 internal constant TIMESTAMP_BOUND = 2 ** 64;
+    /// @notice protocol/_basefee.MAX_BASE_FEE: nextBaseFee never rises above it.
+    uint256 internal constant MAX_BASE_FEE = 2 ** 128 - 1;
 
     IStepInbox public immutable inbox;
     IStepPortal public immutable portal;
@@ -79,15 +84,17 @@ contract StepVerifier is IStepVerifier {
 
     /// @inheritdoc IStepVerifier
     /// @dev `proof` is abi.encode(StepState.Proof); it may be empty for a step that reads nothing
-    ///      (rules 1, 2, a seal, an exhausted queue, a batch past the bound).
-    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256 batchLimit, bytes calldata proof)
-        external
-        view
-        returns (bytes32 post)
-    {
+    ///      (rules 1, F, 2, a seal, an exhausted queue, a batch past the bound).
+    function step(
+        Snapshots.Snapshot calldata pre,
+        uint256 target,
+        uint256 batchLimit,
+        uint256 l1Horizon,
+        bytes calldata proof
+    ) external view returns (bytes32 post) {
         Snapshots.Snapshot memory s = pre;
         uint256 phase = s.phase;
-        if (phase == Snapshots.IDLE) _idle(s, target, batchLimit, proof);
+        if (phase == Snapshots.IDLE) _idle(s, target, batchLimit, l1Horizon, proof);
         else if (phase == Snapshots.DEPOSITS) _deposits(s, proof);
         else if (phase == Snapshots.FORCED) _forced(s, proof);
         else if (phase == Snapshots.BATCH) _batch(s, batchLimit, proof);
@@ -102,13 +109,33 @@ contract StepVerifier is IStepVerifier {
 
     // --- the rules (numbers as in services/rollups/_machine.py) ---------------------------------
 
-    function _idle(Snapshots.Snapshot memory s, uint256 target, uint256 batchLimit, bytes calldata proof)
+    function _idle(
+        Snapshots.Snapshot memory s,
+        uint256 target,
+        uint256 batchLimit,
+        uint256 l1Horizon,
+        bytes calldata proof
+    ) private view {
+        if (s.number >= target) return; // 1
+        bool posted = _batchExists(s.batchIndex, batchLimit);
+        bytes32 inputRoot;
+        uint256 l1Block;
+        if (posted) (inputRoot, l1Block) = inbox.batch(s.batchIndex);
+        // F: E >= o + W + 1, with E the batch's L1 block, or l1Horizon + 1 when there is none
+        // (written so that neither side can overflow: o < 2**64 in any reachable snapshot).
+        uint256 windowEnd = s.l1OriginNumber + sequencerWindow;
+        if (posted ? l1Block > windowEnd : l1Horizon >= windowEnd) {
+            _start(s, s.timestamp, s.l1OriginNumber + 1, bytes32(0), 0);
+            return;
+        }
+        if (posted) _readBatch(s, inputRoot, l1Block, proof); // else 2
+    }
+
+    /// @dev Rules 3-5: the leaf at (batchIndex, itemIndex) of a batch that exists.
+    function _readBatch(Snapshots.Snapshot memory s, bytes32 inputRoot, uint256 l1Block, bytes calldata proof)
         private
         view
     {
-        if (s.number >= target) return; // 1
-        if (!_batchExists(s.batchIndex, batchLimit)) return; // 2
-        (bytes32 inputRoot, uint256 l1Block) = inbox.batch(s.batchIndex);
         StepState.Proof memory p = _proof(proof);
         (bool exists, uint256 count) = _leaf(inputRoot, s.itemIndex, p);
         if (!exists) {
@@ -130,20 +157,30 @@ contract StepVerifier is IStepVerifier {
         }
         // 5c. Evaluated left to right: originNumber + window is reached only when originNumber <=
         // l1Block, so it cannot overflow.
-        if (b.timestamp < s.timestamp || b.originNumber > l1Block || b.originNumber + sequencerWindow < l1Block) {
+        if (
+            b.timestamp < s.timestamp || b.timestamp >= TIMESTAMP_BOUND || b.originNumber < s.l1OriginNumber
+                || b.originNumber > l1Block || b.originNumber + sequencerWindow < l1Block
+        ) {
             s.itemIndex = _past(s.itemIndex, b.txCount, count);
             return;
         }
-        // 5d
+        _start(s, b.timestamp, b.originNumber, b.originHash, b.txCount); // 5d
+        s.itemIndex += 1;
+    }
+
+    /// @dev A block in progress (rules F and 5d); the cursors are the caller's.
+    function _start(Snapshots.Snapshot memory s, uint256 timestamp, uint256 origin, bytes32 originHash, uint256 txLeft)
+        private
+        pure
+    {
         s.phase = Snapshots.DEPOSITS;
-        s.blockTimestamp = b.timestamp;
-        s.blockOriginNumber = b.originNumber;
-        s.blockOriginHash = b.originHash;
+        s.blockTimestamp = timestamp;
+        s.blockOriginNumber = origin;
+        s.blockOriginHash = originHash;
         s.blockBaseFee = nextBaseFee(s.baseFee, s.gasUsed, s.gasLimit);
         s.blockGasUsed = 0;
         s.txRoot = EMPTY_TX_ROOT;
-        s.txLeft = b.txCount;
-        s.itemIndex += 1;
+        s.txLeft = txLeft;
     }
 
     function _deposits(Snapshots.Snapshot memory s, bytes calldata proof) private view {
@@ -178,12 +215,12 @@ contract StepVerifier is IStepVerifier {
         }
         StepState.Proof memory p = _proof(proof);
         if (keccak256(p.input) != txHash) revert InvalidForcedTransaction();
-        (uint256 outcome, uint256 gas) = StepState.applyTransaction(s, p.input, p, chainId); // 8
+        (uint256 outcome, uint256 gas) = StepState.applyTransaction(s, p.input, p, chainId, true); // 8
         if (outcome == StepState.FULL) {
             s.phase = Snapshots.BATCH; // it leads the next block
             return;
         }
-        s.forcedIndex = index + 1;
+        s.forcedIndex = index + 1; // applied, or dropped
         s.blockGasUsed += gas; // 0 unless applied
     }
 
@@ -205,7 +242,7 @@ contract StepVerifier is IStepVerifier {
             s.txLeft = 0; // 11
             return;
         }
-        (uint256 outcome, uint256 gas) = StepState.applyTransaction(s, _txOfLeaf(p.input), p, chainId); // 12
+        (uint256 outcome, uint256 gas) = StepState.applyTransaction(s, _txOfLeaf(p.input), p, chainId, false); // 12
         s.itemIndex += 1;
         s.txLeft -= 1;
         if (outcome == StepState.APPLIED) s.blockGasUsed += gas;
@@ -242,14 +279,16 @@ contract StepVerifier is IStepVerifier {
         s.txLeft = 0;
     }
 
-    /// @notice protocol/_basefee.next_base_fee (EIP-1559, integer-only).
-    /// @dev A parent gas limit below 2 divides by zero and reverts, as Python raises.
+    /// @notice protocol/_basefee.next_base_fee (EIP-1559, integer-only, at most MAX_BASE_FEE).
+    /// @dev A parent gas limit below 2 divides by zero and reverts, as Python raises. In range
+    ///      (baseFee <= MAX_BASE_FEE, gas figures < 2**64) nothing overflows.
     function nextBaseFee(uint256 baseFee, uint256 gasUsed, uint256 gasLimit) public pure returns (uint256) {
         uint256 target = gasLimit / 2;
         if (gasUsed == target) return baseFee;
         if (gasUsed > target) {
             uint256 up = baseFee * (gasUsed - target) / target / 8;
-            return baseFee + (up > 1 ? up : 1);
+            uint256 next = baseFee + (up > 1 ? up : 1);
+            return next < MAX_BASE_FEE ? next : MAX_BASE_FEE;
         }
         return baseFee - baseFee * (target - gasUsed) / target / 8;
     }

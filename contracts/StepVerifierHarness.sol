@@ -23,7 +23,7 @@ contract StepVerifierHarness is IStepVerifier {
     /// @dev The "proof" must be abi.encode(commitment(pre)): a stand-in for a real proof of
     ///      what the step reads, so that the game's forged-proof path can be exercised. The
     ///      counter machine reads no batch: batchLimit is ignored.
-    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256, bytes calldata proof)
+    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256, uint256, bytes calldata proof)
         external
         pure
         returns (bytes32 post)

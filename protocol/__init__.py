@@ -22,7 +22,7 @@ It imports no service. Where things are:
 """
 
 from ._account import EMPTY_ACCOUNT, Account
-from ._basefee import next_base_fee
+from ._basefee import MAX_BASE_FEE, next_base_fee
 from ._batch import (
     BATCH_VERSION,
     MAX_DECOMPRESSED,
@@ -50,10 +50,12 @@ from ._commitment import (
 from ._execution import (
     BlockEnv,
     Deposit,
+    ForcedResult,
     State,
     StateRoots,
     TxResult,
     apply_deposit,
+    apply_forced,
     apply_transaction,
     gas_and_price,
     roots_after_each,
@@ -150,6 +152,7 @@ __all__ = [
     "INITIAL_BASE_FEE",
     "INITIATE_WITHDRAWAL_SELECTOR",
     "L2_TRANSACTION_CODES",
+    "MAX_BASE_FEE",
     "MAX_DECOMPRESSED",
     "MAX_NONCE",
     "MAX_TX_SIZE",
@@ -177,6 +180,7 @@ __all__ = [
     "BlockHeader",
     "BlockLeaf",
     "Deposit",
+    "ForcedResult",
     "Genesis",
     "GenesisError",
     "L1Input",
@@ -202,6 +206,7 @@ __all__ = [
     "WithdrawalMessage",
     "account_leaf_hash",
     "apply_deposit",
+    "apply_forced",
     "apply_transaction",
     "batch_input_root",
     "batch_leaves",

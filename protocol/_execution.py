@@ -6,9 +6,11 @@ apply exactly these rules, in this order.
 A transaction (already decoded and statelessly valid, see _tx) is applied by
 ``apply_transaction``. It is refused, changing nothing, when (in this order)
   1. max_fee_per_gas < base fee                              FEE_CAP_BELOW_BASE_FEE
-  2. block gas used + gas_limit > block gas limit            BLOCK_GAS_LIMIT_REACHED
-  3. nonce != the sender's nonce                             NONCE_TOO_LOW / NONCE_TOO_HIGH
-  4. balance < gas_limit * max_fee_per_gas + value           INSUFFICIENT_FUNDS
+  2. gas_limit > the block's gas limit                       GAS_LIMIT_ABOVE_BLOCK (geth: "exceeds
+                                                             block gas limit"; it fits no block)
+  3. block gas used + gas_limit > block gas limit            BLOCK_GAS_LIMIT_REACHED
+  4. nonce != the sender's nonce                             NONCE_TOO_LOW / NONCE_TOO_HIGH
+  5. balance < gas_limit * max_fee_per_gas + value           INSUFFICIENT_FUNDS
 Otherwise, with gas_used = intrinsic gas (no EVM: a transaction uses exactly that),
 tip = min(max_priority_fee_per_gas, max_fee_per_gas - base_fee) and
 effective_gas_price = base_fee + tip:
@@ -26,6 +28,21 @@ account tree (see _commitment), so the creation order is part of the state.
 
 A deposit (from L1, no signature) mints ``mint`` wei to ``to``; it cannot fail. Each L1
 deposit must be applied exactly once: deduplicating by source hash is the caller's job.
+
+A forced transaction (one pushed into the L1 inbox's forced queue) is applied by ``apply_forced``,
+the one function derivation, the sequencer and (in Solidity) StepState follow for it:
+  - It is not refused for its fee cap: it executes with base fee min(block base fee,
+    max_fee_per_gas), so it pays at most its cap, and its tip is min(max_priority_fee_per_gas,
+    max_fee_per_gas - that base fee). Decision (issue 12 item 6), as Optimism's deposits do not pay
+    the L2 base fee: a forced transaction paid for its place with L1 gas, and the L2 base fee is the
+    sequencer's to push up (full blocks), so it must not be a way to refuse it. The block's base fee
+    is unchanged (the header's, every other transaction's). Its effective gas price is then
+    min(block base fee + tip cap, fee cap), exactly ``gas_and_price`` at the block's base fee, so a
+    receipt computed that way is right for it too.
+  - Refused for BLOCK_GAS_LIMIT_REACHED it waits: it leads the next block, where it is first
+    (deposits use no block gas), so it fits there or is refused for something else. Refused for
+    anything else (GAS_LIMIT_ABOVE_BLOCK included) it is dropped for good. The forced queue always
+    advances (issue 12 item 5: one transaction that can never fit must not stall it).
 """
 
 from __future__ import annotations
@@ -51,7 +68,7 @@ from ._rules import (
     ZERO_ADDRESS,
     intrinsic_gas,
 )
-from ._tx import Transaction, TxRejected
+from ._tx import Transaction, TxRejected, decode_transaction
 from ._withdrawal import MalformedWithdrawal, WithdrawalMessage, decode_withdrawal_call
 
 
@@ -214,7 +231,12 @@ def apply_transaction(state: State, tx: Transaction, env: BlockEnv, block_gas_us
         raise TxRejected(
             Reason.FEE_CAP_BELOW_BASE_FEE, f"max_fee_per_gas {fee_cap} < base fee {base_fee}", "max_fee_per_gas"
         )
-    if block_gas_used + tx.gas_limit > env.gas_limit:
+    if block_gas_used + tx.gas_limit > env.gas_limit:  # one comparison on the hot path for rules 2 and 3
+        if tx.gas_limit > env.gas_limit:
+            raise TxRejected(
+                Reason.GAS_LIMIT_ABOVE_BLOCK, f"gas limit {tx.gas_limit} exceeds the block gas limit {env.gas_limit}",
+                "gas_limit",
+            )
         raise TxRejected(
             Reason.BLOCK_GAS_LIMIT_REACHED,
             f"gas limit {tx.gas_limit} does not fit the {env.gas_limit - block_gas_used} gas left in the block",
@@ -268,6 +290,37 @@ def gas_and_price(tx: Transaction, base_fee: int) -> tuple[int, int]:
 
 #: NamedTuple construction without the generated __new__'s argument binding (the hot path).
 _new = tuple.__new__
+
+
+class ForcedResult(NamedTuple):
+    """What a forced-queue entry came to in a block (``apply_forced``)."""
+
+    #: The decoded transaction; None when it does not decode.
+    tx: Transaction | None
+    #: Its execution when applied, else None.
+    result: TxResult | None
+    #: Why it was refused (None when applied): dropped, or waiting when ``waits``.
+    reason: Reason | None
+
+    @property
+    def waits(self) -> bool:
+        """Refused for a full block: it stays at the head of the queue and leads the next block."""
+        return self.reason is Reason.BLOCK_GAS_LIMIT_REACHED
+
+
+def apply_forced(state: State, raw: bytes, chain_id: int, env: BlockEnv, block_gas_used: int = 0) -> ForcedResult:
+    """Decode and apply one forced-queue entry by the forced rules (module notes): the base fee
+    waiver, then drop or wait. Changes ``state`` only when it applies."""
+    try:
+        tx = decode_transaction(raw, chain_id)
+    except TxRejected as e:
+        return ForcedResult(None, None, e.reason)
+    if tx.max_fee_per_gas < env.base_fee:  # the waiver: it pays at most its cap
+        env = BlockEnv(env.number, env.timestamp, tx.max_fee_per_gas, env.gas_limit)
+    try:
+        return ForcedResult(tx, apply_transaction(state, tx, env, block_gas_used), None)
+    except TxRejected as e:
+        return ForcedResult(tx, None, e.reason)
 
 
 def apply_deposit(state: State, deposit: Deposit) -> None:

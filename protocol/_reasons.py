@@ -49,6 +49,8 @@ class Reason(StrEnum):
     FEE_CAP_BELOW_BASE_FEE = "FEE_CAP_BELOW_BASE_FEE"
     #: The block has no room left for the transaction's gas limit: it waits for the next one.
     BLOCK_GAS_LIMIT_REACHED = "BLOCK_GAS_LIMIT_REACHED"
+    #: Its gas limit is above the chain's block gas limit: no block can ever hold it (a forced one is dropped).
+    GAS_LIMIT_ABOVE_BLOCK = "GAS_LIMIT_ABOVE_BLOCK"
     # The sequencer's pool admission (services.sequencer's Mempool): its own limits and prices.
     ALREADY_KNOWN = "ALREADY_KNOWN"
     NONCE_GAP_TOO_LARGE = "NONCE_GAP_TOO_LARGE"
@@ -105,6 +107,8 @@ _ERRORS: Final[Mapping[Reason, type[DomainError]]] = MappingProxyType({
     Reason.INSUFFICIENT_FUNDS: FailedPrecondition,
     Reason.FEE_CAP_BELOW_BASE_FEE: FailedPrecondition,
     Reason.BLOCK_GAS_LIMIT_REACHED: FailedPrecondition,
+    # Never valid on this chain (its block gas limit is the genesis's), as GAS_LIMIT_TOO_HIGH is on any.
+    Reason.GAS_LIMIT_ABOVE_BLOCK: InvalidArgument,
     Reason.ALREADY_KNOWN: AlreadyExists,
     Reason.UNDERPRICED: FailedPrecondition,
     Reason.REPLACEMENT_UNDERPRICED: FailedPrecondition,

@@ -118,7 +118,9 @@ class Challenger:
     async def play(self, game_id: int, side: Side, out: OutputRecord) -> GameStatus:
         """Play our ``side`` of game ``game_id`` over ``out`` to its end; its result."""
         parent = await self.registry.output(out.parent_index)
-        traces = self.chain.traces(out.batch_limit)  # the trace L1 checks: bounded, padded with no-ops
+        # The trace L1 checks: bounded, padded with no-ops. Horizon 0 as DisputeGame passes it until
+        # outputs record theirs (issue 12 section D).
+        traces = self.chain.traces(out.batch_limit, 0)
         snapshots = await asyncio.to_thread(traces.snapshots, parent.l2_block, out.l2_block, out.trace_length)
         claims = [s.commitment() for s in snapshots]
         if side == Side.DEFENDER:

@@ -13,24 +13,37 @@ Inputs (all on L1, all append-only)
     forced f     inbox.forcedTransaction(f) = (keccak256(raw), l1Block).
 
 Append-only is not enough for a step to give the same answer whenever it is replayed: whether
-batch b exists changes when it is posted. A dispute trace is therefore bounded by its output's
-batch limit L, the inbox's batch count when the output was proposed (OutputRegistry records it):
-batch b exists only if b < L (``L1Inputs.limited``; StepVerifier takes L). Without the bound a
-batch posted during a game would turn a no-op into a real step, and an output claiming a block
-that no batch held when it was proposed (a "future" or invented block) could not be disproven
-before it finalized: its trace would only fail once the block's batch arrived, if ever. With it,
-an output claims what L1 held at proposal; the honest trace stops (no-ops) where those batches
-do, so such an output loses. Derivation itself (following L1) is unbounded. Deposits and forced
-entries need no bound: a block takes only those whose L1 block is at most its L1 origin, itself
-at most its batch's L1 block (rule 5c), which is at most the proposal's, so all of them are on L1
-once the proposal's L1 block is; an entry appended later has a later L1 block and is skipped
-(rules 7, 9) exactly as if it did not exist.
+batch b exists changes when it is posted, and so does how far L1 has been read. Every derivation
+therefore has a batch limit L and an L1 horizon h: it has read every input in L1 blocks <= h, and
+batch b exists only if b < L (``L1Inputs.limited``; StepVerifier takes both). Derivation following
+L1 has no batch limit, and its horizon is the last L1 block it has read. A dispute reads what its
+output claims: the output's l1Horizon, and its batchLimit, the number of inbox batches with an L1
+block <= that horizon (OutputRegistry checks it). Without the bound a batch posted during a game
+would turn a no-op into a real step, and an output claiming a block that no batch held when it was
+proposed (a "future" or invented block) could not be disproven before it finalized: its trace would
+only fail once the block's batch arrived, if ever. With it, an output claims what L1 held at its
+horizon; the honest trace stops (no-ops) where those batches do, so such an output loses. Deposits
+and forced entries need no bound of their own: a block takes only those whose L1 block is at most
+its L1 origin, itself at most its batch's L1 block (rule 5c) or (a derived block, rule F) at most
+h + 1 - W <= h, so all of them are on L1 within the horizon; an entry appended later has a later L1
+block and is skipped (rules 7, 9) exactly as if it did not exist.
 
 Rules (W = the sequencer window in L1 blocks, a deployment constant; chain id likewise).
 ``s`` is the snapshot before the step; "+=" and "skip" change only the fields named.
 
 IDLE (between blocks)
   1. s.number >= target                     no-op (the trace is padded with these)
+  F. the sequencer's window lapsed: with o = s.l1OriginNumber (the last sealed block's origin) and
+     E = the L1 block of batch s.batchIndex if it exists (as in 2), else h + 1: if E >= o + W + 1
+     (no block posted before the window of the chain's latest origin closed remains to be read),
+     derivation makes the block itself (Optimism's forced empty batches): phase DEPOSITS,
+     blockTimestamp s.timestamp, blockOriginNumber o + 1, blockOriginHash zero, blockBaseFee =
+     next_base_fee(s.baseFee, s.gasUsed, s.gasLimit), blockGasUsed 0, txRoot = the empty tree's
+     sized root, txLeft 0; cursors unchanged. Its due deposits and forced transactions (L1 block
+     <= o + 1) go in by rules 6-9, then it seals (10). Origins advance by exactly one per derived
+     block, so the derived chain is a function of L1 alone, and a larger horizon only extends it
+     (E can only grow with h: it never changes a block already derived). A sequencer block posted
+     later for the same number is 5a's duplicate: the sequencer must follow the derived chain.
   2. batch s.batchIndex does not exist      no-op (nothing to read yet; in a dispute trace, a batch at
      or past the output's batch limit does not exist, even once posted: see Inputs)
   3. s.itemIndex >= leaf count              batchIndex += 1, itemIndex = 0
@@ -38,9 +51,11 @@ IDLE (between blocks)
   5. BLOCK(n, t, on, oh, c):
      a. n <= s.number (already derived)     itemIndex = min(itemIndex + 1 + c, count)
      b. n > s.number + 1 (a gap)            batchIndex += 1, itemIndex = 0 (rest ignored)
-     c. invalid: t < s.timestamp, or on > the batch's l1Block (an origin from the future), or
-        on + W < the batch's l1Block (posted too late: the sequencer window, which bounds how
-        long forced transactions can be kept out)
+     c. invalid: t < s.timestamp, or t >= 2**64 (a field the snapshot range check refuses), or
+        on < s.l1OriginNumber (origins never go back), or on > the batch's l1Block (an origin from
+        the future), or on + W < the batch's l1Block (posted too late: the sequencer window, which
+        bounds how long forced transactions can be kept out; with origins never going back, rule F
+        now catches such a batch first: kept as the guard it always was)
                                             itemIndex = min(itemIndex + 1 + c, count)
      d. otherwise the block starts: phase DEPOSITS, blockTimestamp t, blockOriginNumber on,
         blockOriginHash oh, blockBaseFee = next_base_fee(s.baseFee, s.gasUsed, s.gasLimit),
@@ -50,10 +65,13 @@ DEPOSITS
         mint to its recipient (apply_deposit), append Deposit.hash() to txRoot, depositIndex += 1
   7. otherwise                              phase FORCED
 FORCED
-  8. entry s.forcedIndex exists and its l1Block <= blockOriginNumber: decode and apply it
-     (block env: number s.number + 1, blockTimestamp, blockBaseFee, s.gasLimit, blockGasUsed):
-        refused for BLOCK_GAS_LIMIT_REACHED  phase BATCH (it leads the next block)
-        refused for any other reason         forcedIndex += 1
+  8. entry s.forcedIndex exists and its l1Block <= blockOriginNumber: decode and apply it by the
+     forced rules (protocol.apply_forced: executed at base fee min(blockBaseFee, its fee cap), so
+     the sequencer-controlled base fee cannot refuse it; block env: number s.number + 1,
+     blockTimestamp, s.gasLimit, blockGasUsed):
+        refused for BLOCK_GAS_LIMIT_REACHED  phase BATCH (it leads the next block, where it is
+                                             first: it fits there, or is refused for another reason)
+        refused for any other reason         forcedIndex += 1 (dropped; GAS_LIMIT_ABOVE_BLOCK too)
         applied                              blockGasUsed += gas, append its hash, forcedIndex += 1
   9. otherwise                              phase BATCH
 BATCH
@@ -63,19 +81,18 @@ BATCH
      and fields 10-16 zero. Cursors stay.
  11. the leaf at (batchIndex, itemIndex) does not exist (its batch included, as in 2) or is a
      BLOCK leaf (a block claimed more transactions than its batch holds)  txLeft = 0
- 12. a TX leaf: decode and apply it as in 8 (any refusal, BLOCK_GAS_LIMIT_REACHED included,
-     skips it); itemIndex += 1, txLeft -= 1
+ 12. a TX leaf: decode and apply it (protocol.apply_transaction at blockBaseFee; any refusal,
+     BLOCK_GAS_LIMIT_REACHED included, skips it); itemIndex += 1, txLeft -= 1
 
 A transaction "applied" means protocol._execution.apply_transaction succeeded on
 the decoded transaction (protocol._tx.decode_transaction with the chain id); the
 state and message roots in the snapshot are those of the state after the step.
 
-What is trusted: the batcher for data availability (that the calldata reproduces its input
-root; when it does not, ``L1Inputs`` refuses the batch and derivation stops there, since no
-rule can say what an unavailable batch held). Not built: deriving empty blocks when the
-sequencer posts nothing for a whole window (Optimism does; here forced transactions wait for
-the next valid block), and checking origin hashes against L1 (the EVM only sees 256 blocks
-back; deposits are matched by index and L1 block instead).
+What is trusted: nothing beyond L1 itself for what derivation reads (the inbox computes each
+batch's input root from its calldata); the sequencer only for liveness within a window, since rule
+F derives the chain's deposits and forced transactions once a window lapses. Not built: checking
+origin hashes in derivation (the inbox checks them when a batch is posted; a derived block's origin
+hash is zero), and any sequencer control of the gas limit (the genesis's, for ever).
 """
 
 from __future__ import annotations
@@ -87,6 +104,7 @@ from typing import Final
 
 from protocol import (
     DEFAULT_CHAIN_ID,
+    UINT64_MAX,
     BlockEnv,
     BlockHeader,
     BlockLeaf,
@@ -101,6 +119,7 @@ from protocol import (
     TxLeaf,
     TxRejected,
     apply_deposit,
+    apply_forced,
     apply_transaction,
     decode_transaction,
     decode_transactions,
@@ -122,7 +141,8 @@ class Rules:
     """The deployment's derivation constants: the step verifier on L1 is built with the same."""
 
     chain_id: int = DEFAULT_CHAIN_ID
-    #: A block must be posted within this many L1 blocks of its L1 origin.
+    #: A block must be posted within this many L1 blocks of its parent's L1 origin (rule F; and of
+    #: its own, 5c), or derivation makes it.
     sequencer_window: int = DEFAULT_SEQUENCER_WINDOW
 
 
@@ -155,6 +175,9 @@ class L1Inputs:
     unavailable: int | None = None
     #: Batches from this index on do not exist for these inputs (None: no bound); see ``limited``.
     batch_limit: int | None = None
+    #: Every input in L1 blocks <= this has been read (rule F's h): the last L1 block read, or a
+    #: dispute's l1Horizon. Set it only as far as every queue above holds what L1 held there.
+    l1_horizon: int = 0
 
     def add_batch(self, index: int, l1_block: int, root: bytes, leaves: tuple[Leaf, ...] | None) -> None:
         """Batch ``index`` as L1 holds it; ``leaves`` None when its data could not be decoded."""
@@ -173,14 +196,15 @@ class L1Inputs:
         if f.index == len(self.forced):
             self.forced.append(f)
 
-    def limited(self, batch_limit: int) -> L1Inputs:
-        """A view of the same inputs in which batch ``batch_limit`` and later ones do not exist: what
-        the dispute over an output proposed when L1 held ``batch_limit`` batches reads (rule 2 and
-        the Inputs notes). It shares the queues, so it sees what is added later (batches past the
-        bound excepted); it is read, not fed."""
+    def limited(self, batch_limit: int, l1_horizon: int) -> L1Inputs:
+        """A view of the same inputs as a dispute over an output with this ``batch_limit`` and
+        ``l1_horizon`` reads them: batch ``batch_limit`` and later ones do not exist (rule 2), and
+        rule F sees the horizon ``l1_horizon`` (see the Inputs notes). It shares the queues, so it
+        sees what is added later (batches past the bound excepted); it is read, not fed: read L1
+        up to ``l1_horizon`` first. A view's batches narrow, never widen (the lower bound wins)."""
         if self.batch_limit is not None:
             batch_limit = min(batch_limit, self.batch_limit)
-        return replace(self, batch_limit=batch_limit)
+        return replace(self, batch_limit=batch_limit, l1_horizon=l1_horizon)
 
     def batch(self, index: int) -> L1Batch | None:
         if self.batch_limit is not None and index >= self.batch_limit:
@@ -201,6 +225,7 @@ class StepKind(StrEnum):
     """Which rule a step applied (numbers refer to the module notes)."""
 
     NOOP = "NOOP"  # 1, 2
+    FORCED_BLOCK = "FORCED_BLOCK"  # F: the window lapsed, derivation starts the block itself
     NEXT_BATCH = "NEXT_BATCH"  # 3
     SKIP_LEAF = "SKIP_LEAF"  # 4
     SKIP_BLOCK = "SKIP_BLOCK"  # 5a, 5c
@@ -208,8 +233,8 @@ class StepKind(StrEnum):
     START = "START"  # 5d
     DEPOSIT = "DEPOSIT"  # 6
     DEPOSITS_DONE = "DEPOSITS_DONE"  # 7
-    FORCED_FULL = "FORCED_FULL"  # 8, no room
-    FORCED_SKIPPED = "FORCED_SKIPPED"  # 8, refused
+    FORCED_FULL = "FORCED_FULL"  # 8, no room: it leads the next block
+    FORCED_SKIPPED = "FORCED_SKIPPED"  # 8, refused: dropped
     FORCED_APPLIED = "FORCED_APPLIED"  # 8
     FORCED_DONE = "FORCED_DONE"  # 9
     SEAL = "SEAL"  # 10
@@ -316,9 +341,21 @@ class Machine:
 
     # -- the rules (numbers as in the module notes) --------------------------------------------
 
+    def window_lapsed(self, s: Snapshot | None = None) -> bool:
+        """Rule F's condition at the IDLE snapshot ``s`` (the machine's own by default): the next
+        block is derivation's to make, since none posted within the sequencer window remains."""
+        if s is None:
+            s = self.snapshot
+        batch = self.inputs.batch(s.batch_index)
+        end = batch.l1_block if batch is not None else self.inputs.l1_horizon + 1
+        return end >= s.l1_origin_number + self.rules.sequencer_window + 1
+
     def _idle(self, s: Snapshot, target: int) -> tuple[StepKind, Snapshot]:
         if s.number >= target:
             return StepKind.NOOP, s  # 1
+        if self.window_lapsed(s):  # F
+            return StepKind.FORCED_BLOCK, self._start(s, s.timestamp, s.l1_origin_number + 1, bytes(32), 0,
+                                                      s.item_index)
         batch = self.inputs.batch(s.batch_index)
         if batch is None:
             return StepKind.NOOP, s  # 2
@@ -335,16 +372,23 @@ class Machine:
             return StepKind.SKIP_BLOCK, replace(s, item_index=past)  # 5a
         if leaf.number != s.number + 1:
             return StepKind.SKIP_REST, replace(s, batch_index=s.batch_index + 1, item_index=0)  # 5b
-        if (leaf.timestamp < s.timestamp or leaf.l1_origin_number > batch.l1_block
+        if (leaf.timestamp < s.timestamp or leaf.timestamp > UINT64_MAX or leaf.l1_origin_number < s.l1_origin_number
+                or leaf.l1_origin_number > batch.l1_block
                 or leaf.l1_origin_number + self.rules.sequencer_window < batch.l1_block):
             return StepKind.SKIP_BLOCK, replace(s, item_index=past)  # 5c
+        return StepKind.START, self._start(s, leaf.timestamp, leaf.l1_origin_number, leaf.l1_origin_hash,  # 5d
+                                           leaf.tx_count, s.item_index + 1)
+
+    def _start(self, s: Snapshot, timestamp: int, origin: int, origin_hash: bytes, tx_left: int,
+               item_index: int) -> Snapshot:
+        """A block in progress (rules F and 5d)."""
         self._tx_hashes = []
         if self.trace:
             self._tx_tree = MerkleTree()
-        return StepKind.START, replace(  # 5d
-            s, phase=Phase.DEPOSITS, block_timestamp=leaf.timestamp, block_origin_number=leaf.l1_origin_number,
-            block_origin_hash=leaf.l1_origin_hash, block_base_fee=next_base_fee(s.base_fee, s.gas_used, s.gas_limit),
-            block_gas_used=0, tx_root=EMPTY_TX_ROOT, tx_left=leaf.tx_count, item_index=s.item_index + 1,
+        return replace(
+            s, phase=Phase.DEPOSITS, block_timestamp=timestamp, block_origin_number=origin,
+            block_origin_hash=origin_hash, block_base_fee=next_base_fee(s.base_fee, s.gas_used, s.gas_limit),
+            block_gas_used=0, tx_root=EMPTY_TX_ROOT, tx_left=tx_left, item_index=item_index,
         )
 
     def _deposits(self, s: Snapshot) -> tuple[StepKind, Snapshot]:
@@ -359,13 +403,16 @@ class Machine:
         entry = self.inputs.forced_entry(s.forced_index)
         if entry is None or entry.l1_block > s.block_origin_number:
             return StepKind.FORCED_DONE, replace(s, phase=Phase.BATCH)  # 9
-        gas = self._apply(s, entry.raw, "forced")  # 8
-        if gas is None:
-            return StepKind.FORCED_FULL, replace(s, phase=Phase.BATCH)
-        if gas < 0:
+        forced = apply_forced(self.state, entry.raw, self.rules.chain_id, self._env(s), s.block_gas_used)  # 8
+        if forced.result is None:
+            assert forced.reason is not None
+            self.skipped.append(Skipped(s.number + 1, "forced", forced.reason))
+            if forced.waits:
+                return StepKind.FORCED_FULL, replace(s, phase=Phase.BATCH)
             return StepKind.FORCED_SKIPPED, replace(s, forced_index=s.forced_index + 1)
+        self._include(forced.result.tx_hash)
         return StepKind.FORCED_APPLIED, replace(s, forced_index=s.forced_index + 1,
-                                                block_gas_used=s.block_gas_used + gas)
+                                                block_gas_used=s.block_gas_used + forced.result.gas_used)
 
     def _batch(self, s: Snapshot) -> tuple[StepKind, Snapshot]:
         if s.tx_left == 0:
@@ -374,26 +421,22 @@ class Machine:
         leaf = batch.leaves[s.item_index] if batch is not None and s.item_index < len(batch.leaves) else None
         if not isinstance(leaf, TxLeaf):
             return StepKind.TXS_CUT, replace(s, tx_left=0)  # 11
-        gas = self._apply(s, leaf.raw, "batch")  # 12
         moved = replace(s, item_index=s.item_index + 1, tx_left=s.tx_left - 1)
-        if gas is None or gas < 0:
-            return StepKind.TX_SKIPPED, moved
-        return StepKind.TX_APPLIED, replace(moved, block_gas_used=s.block_gas_used + gas)
-
-    def _apply(self, s: Snapshot, raw: bytes, source: str) -> int | None:
-        """Gas used if applied; -1 if the rules refused it; None if the block has no room."""
-        env = BlockEnv(s.number + 1, s.block_timestamp, s.block_base_fee, s.gas_limit)
-        try:
-            decoded = self._decoded.pop(raw, None)
+        try:  # 12
+            decoded = self._decoded.pop(leaf.raw, None)
             if isinstance(decoded, TxRejected):
                 raise decoded
-            tx = decoded if decoded is not None else decode_transaction(raw, self.rules.chain_id)
-            gas = apply_transaction(self.state, tx, env, s.block_gas_used).gas_used
+            tx = decoded if decoded is not None else decode_transaction(leaf.raw, self.rules.chain_id)
+            gas = apply_transaction(self.state, tx, self._env(s), s.block_gas_used).gas_used
         except TxRejected as e:
-            self.skipped.append(Skipped(s.number + 1, source, e.reason))
-            return None if e.reason is Reason.BLOCK_GAS_LIMIT_REACHED else -1
+            self.skipped.append(Skipped(s.number + 1, "batch", e.reason))
+            return StepKind.TX_SKIPPED, moved
         self._include(tx.hash)
-        return gas
+        return StepKind.TX_APPLIED, replace(moved, block_gas_used=s.block_gas_used + gas)
+
+    @staticmethod
+    def _env(s: Snapshot) -> BlockEnv:
+        return BlockEnv(s.number + 1, s.block_timestamp, s.block_base_fee, s.gas_limit)
 
     def _decode_ahead(self, batch: L1Batch) -> None:
         raws = [leaf.raw for leaf in batch.leaves if isinstance(leaf, TxLeaf)]

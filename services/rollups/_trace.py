@@ -76,7 +76,8 @@ class DerivedChain:
         first = self._next_l1
         items = await read_l1(self._reader, self.inputs, first, safe)
         self._next_l1 = safe + 1
-        if not items:
+        self.inputs.l1_horizon = safe  # every input up to it is read: rule F's horizon
+        if not items and not self.deriver.machine.window_lapsed():
             return 0
         batches = [item for item in items if isinstance(item, PostedBatch)]
         for batch in batches:  # the post's span has ids derived from the batch data (keyed_context)
@@ -125,18 +126,18 @@ class DerivedChain:
             return False
         return None
 
-    def traces(self, batch_limit: int) -> Traces:
-        """The traces of a dispute over an output proposed when L1 held ``batch_limit`` batches."""
-        return Traces(self.genesis, self.rules, self.inputs, batch_limit)
+    def traces(self, batch_limit: int, l1_horizon: int) -> Traces:
+        """The traces of a dispute over an output with this batch limit and L1 horizon."""
+        return Traces(self.genesis, self.rules, self.inputs, batch_limit, l1_horizon)
 
 
 class Traces:
     """Per-step traces between two derived blocks, over L1's inputs below a batch limit (the
     disputed output's): the same whatever is posted after the output."""
 
-    def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs, batch_limit: int) -> None:
+    def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs, batch_limit: int, l1_horizon: int) -> None:
         self.genesis, self.rules = genesis, rules
-        self.inputs = inputs.limited(batch_limit)
+        self.inputs = inputs.limited(batch_limit, l1_horizon)
 
     def machine_at(self, block: int) -> Machine:
         """A trace-mode machine at the snapshot right after ``block`` sealed."""

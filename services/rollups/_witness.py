@@ -27,10 +27,11 @@ that L1's storage does not hold itself, opened against what it does hold:
 Fields a step does not read are left empty, and L1 ignores them. The snapshot a proof goes with
 must be exact, so the machine must run in trace mode (``Machine(..., trace=True)``).
 
-A dispute's machine reads ``L1Inputs.limited(batch_limit)`` (the output's batch limit, which L1
-gets as StepVerifier.step's ``batchLimit``): a batch at or past it does not exist, so the step
-there reads nothing (rule 2's no-op, rule 11's cut) and its proof is empty, as on L1, even when
-L1 holds that batch by now.
+A dispute's machine reads ``L1Inputs.limited(batch_limit, l1_horizon)`` (the output's batch limit
+and L1 horizon, which L1 gets as StepVerifier.step's ``batchLimit`` and ``l1Horizon``): a batch at
+or past the limit does not exist, so the step there reads nothing (rule 2's no-op, rule 11's cut)
+and its proof is empty, as on L1, even when L1 holds that batch by now. Rule F (a derived block's
+start) reads only L1's storage (the batch's L1 block) and the horizon: its proof is empty too.
 """
 
 from __future__ import annotations
@@ -124,9 +125,10 @@ class StepWitness:
 
 def step_proof(machine: Machine, target: int) -> bytes:
     """The proof for the step ``machine.step(target)`` would take next: StepVerifier.step's ``proof``
-    (with ``machine.snapshot`` as ``pre``, and ``machine.inputs.batch_limit`` as ``batchLimit``).
+    (with ``machine.snapshot`` as ``pre``, ``machine.inputs.batch_limit`` as ``batchLimit`` and
+    ``machine.inputs.l1_horizon`` as ``l1Horizon``).
     ``machine`` is not changed. Empty for a step that reads nothing (a no-op, a seal, an exhausted
-    queue, a batch past the bound): the contract then decodes nothing."""
+    queue, a batch past the bound, rule F): the contract then decodes nothing."""
     witness = step_witness(machine, target)
     return b"" if witness == StepWitness() else witness.encode()
 
@@ -140,7 +142,7 @@ def step_witness(machine: Machine, target: int) -> StepWitness:
     inputs = machine.inputs
     if s.phase == Phase.IDLE:
         batch = inputs.batch(s.batch_index)  # None past the bound too
-        if s.number < target and batch is not None:  # rules 1 and 2 read nothing
+        if s.number < target and batch is not None and not machine.window_lapsed():  # rules 1, F, 2 read nothing
             _batch_leaf(w, batch, s.item_index)
     elif s.phase == Phase.DEPOSITS:
         queued = inputs.deposit(s.deposit_index)
@@ -156,13 +158,13 @@ def step_witness(machine: Machine, target: int) -> StepWitness:
         entry = inputs.forced_entry(s.forced_index)
         if entry is not None and entry.l1_block <= s.block_origin_number:  # rule 8
             w.input = entry.raw
-            _transaction(w, machine, entry.raw)
+            _transaction(w, machine, entry.raw, forced=True)
     elif s.tx_left:  # BATCH; rule 10 (the seal) reads nothing
         batch = inputs.batch(s.batch_index)
         # No batch (past the bound, unreachable from START): rule 11 cuts, L1 reads no proof.
         leaf = _batch_leaf(w, batch, s.item_index) if batch is not None else None
         if isinstance(leaf, TxLeaf):  # rule 12
-            _transaction(w, machine, leaf.raw)
+            _transaction(w, machine, leaf.raw, forced=False)
     return w
 
 
@@ -207,17 +209,18 @@ def _input_tree(batch: L1Batch) -> MerkleTree:
     return tree
 
 
-def _transaction(w: StepWitness, machine: Machine, raw: bytes) -> None:
-    """Rules 8 and 12: decode_transaction then apply_transaction, as StepState.applyTransaction
-    reads them (this mirrors _execution.apply_transaction; the contract tests check both agree)."""
+def _transaction(w: StepWitness, machine: Machine, raw: bytes, *, forced: bool) -> None:
+    """Rules 8 and 12: decode_transaction then apply_transaction (``forced``: apply_forced's base
+    fee waiver), as StepState.applyTransaction reads them (this mirrors _execution; the contract
+    tests check both agree)."""
     s = machine.snapshot
     try:
         tx = decode_transaction(raw, machine.rules.chain_id)
     except TxRejected:
         return
-    base_fee = s.block_base_fee
+    base_fee = min(s.block_base_fee, tx.max_fee_per_gas) if forced else s.block_base_fee
     if tx.max_fee_per_gas < base_fee or s.block_gas_used + tx.gas_limit > s.gas_limit:
-        return  # refused before any account is read
+        return  # refused before any account is read (GAS_LIMIT_ABOVE_BLOCK is a case of the latter)
     accounts = _Accounts(machine.state.account_tree, w.accounts)
     nonce, balance = accounts.read(tx.sender)
     if tx.nonce != nonce or balance < tx.gas_limit * tx.max_fee_per_gas + tx.value:
@@ -277,7 +280,7 @@ def trace(start: Snapshot, state: State, inputs: L1Inputs, target: int, rules: R
     L2 block ``target``: element i is the snapshot after i steps. It ends with the first snapshot
     the machine does not move from (a no-op: past ``target``, or nothing more on L1), which the
     trace repeats forever after. For a dispute's trace, ``inputs`` is bounded by the output's batch
-    limit (``L1Inputs.limited``). ``state`` is copied, not changed."""
+    limit and horizon (``L1Inputs.limited``). ``state`` is copied, not changed."""
     machine = Machine(start, state.copy(), inputs, rules, trace=True)
     snapshots = [machine.snapshot]
     while machine.step(target) is not StepKind.NOOP:
@@ -293,7 +296,7 @@ def commitments(snapshots: list[Snapshot]) -> list[bytes]:
 def proof_at(start: Snapshot, state: State, inputs: L1Inputs, target: int, index: int,
              rules: Rules = DEFAULT_RULES) -> tuple[Snapshot, bytes]:
     """Step ``index`` (from 0) of the trace ``trace`` gives: its pre-snapshot and proof, i.e.
-    StepVerifier.step(pre, target, inputs.batch_limit, proof) returns the commitment of snapshot
+    StepVerifier.step(pre, target, inputs.batch_limit, inputs.l1_horizon, proof) returns the commitment of snapshot
     ``index + 1`` (past the end of the trace, the last snapshot and a no-op's proof). ``state`` is
     copied, not changed."""
     machine = Machine(start, state.copy(), inputs, rules, trace=True)

@@ -3,9 +3,10 @@
 What comes from L1, by the rule derivation repeats: a deposit made (or a transaction pushed
 into the inbox's forced queue) in L1 block F is applied in the first L2 block whose L1 origin
 is at least F. A block begins with its due deposits (portal order; they cannot fail), then
-its due forced transactions (queue order), then the mempool's selection. A forced
-transaction the rules refuse (bad encoding, nonce, funds) is skipped for good; only a full
-block defers it to the next one. Of the pool's selection, made before the forced ones ran, one
+its due forced transactions (queue order), then the mempool's selection. Forced transactions
+follow protocol.apply_forced, as derivation does: never refused for the base fee; one the rules
+refuse (bad encoding, nonce, funds, a gas limit above the block's) is skipped for good; only a
+full block defers it to the next one. Of the pool's selection, made before the forced ones ran, one
 whose nonce a forced transaction took is dropped; one that no longer fits (gas left, funds) waits
 in the pool for the next block, and so do its sender's later ones. Deposits are not in
 batches: derivation reads them from the portal. The L1 origin follows L1's safe head, so the
@@ -45,8 +46,8 @@ from protocol import (
     TxRejected,
     TxResult,
     apply_deposit,
+    apply_forced,
     apply_transaction,
-    decode_transaction,
     next_base_fee,
     transactions_root,
 )
@@ -299,18 +300,17 @@ class Chain:
         for deposit in minted:
             apply_deposit(state, deposit)
         settled: list[ForcedOutcome] = []
-        for index, raw in forced:
-            try:
-                tx = decode_transaction(raw, self._genesis.chain_id)
-                result = apply_transaction(state, tx, env, gas)
-            except TxRejected as e:
-                if e.reason is Reason.BLOCK_GAS_LIMIT_REACHED:
-                    break  # no room left: it leads the next block instead
-                settled.append(ForcedOutcome(index, FORCED_SKIPPED, e.reason))
+        for index, raw in forced:  # by derivation's forced rules: apply_forced (base fee waiver; drop or wait)
+            outcome = apply_forced(state, raw, self._genesis.chain_id, env, gas)
+            if outcome.waits:
+                break  # no room left: it leads the next block instead
+            if outcome.tx is None or outcome.result is None:
+                assert outcome.reason is not None
+                settled.append(ForcedOutcome(index, FORCED_SKIPPED, outcome.reason))
                 continue
-            gas += result.gas_used
-            applied.append((tx, result))
-            settled.append(ForcedOutcome(index, FORCED_INCLUDED, "0x" + tx.hash.hex()))
+            gas += outcome.result.gas_used
+            applied.append((outcome.tx, outcome.result))
+            settled.append(ForcedOutcome(index, FORCED_INCLUDED, "0x" + outcome.tx.hash.hex()))
         included = {tx.hash for tx, _ in applied}
         stalled: set[bytes] = set()  # senders whose run stopped short in this block
         for tx in txs:

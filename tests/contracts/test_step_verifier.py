@@ -4,8 +4,13 @@ One scenario, posted for real to BatchInbox and DepositPortal (batches with thei
 deposits, forced transactions), covers every StepKind of services/rollups/_machine.py: transfers
 (one creating an account), withdrawals to the message passer, deposits, forced transactions
 applied / refused / left for the next block, every kind of refused batch transaction, duplicate,
-gapped and invalid blocks (timestamp, origin, sequencer window), a stray leaf, blocks cut short,
-seals, batch changes and no-ops. A trace-mode Machine over the same L1 inputs gives each step's
+gapped and invalid blocks (timestamp, origin from the future or going back, a timestamp past
+2**64), a stray leaf, blocks cut short, seals, batch changes, no-ops, and a batcher silent past the
+sequencer window: derivation's own blocks (rule F), with a deposit and a forced transaction in
+them, once from the late batch's L1 block and once from the L1 horizon. A chain with a 15M gas
+limit and a high base fee covers issue 12's forced-queue rules: a forced transaction over the
+block gas limit dropped, one under the base fee included at its cap, a full block's leading the
+next block and dropped there when its sender cannot pay. A trace-mode Machine over the same L1 inputs gives each step's
 pre-snapshot and proof (services/rollups/_witness); the contract must return exactly the
 commitment of the machine's next snapshot. A zero-base-fee chain adds a sender created by its
 own transaction. Then forged proofs must revert, and a few steps (a transfer, a seal, ...) are sent
@@ -26,6 +31,7 @@ from eth_abi.abi import encode
 from protocol import (
     BLOCK_GAS_LIMIT,
     FEE_VAULT,
+    MAX_BASE_FEE,
     MESSAGE_PASSER,
     BatchBlock,
     BlockLeaf,
@@ -35,6 +41,7 @@ from protocol import (
     QueuedDeposit,
     QueuedForced,
     TxLeaf,
+    batch_leaves,
     devnet_genesis,
     encode_batch,
     encode_withdrawal_call,
@@ -122,6 +129,8 @@ class Scenario:
     inbox: Contract
     portal: Contract
     verifier: Contract
+    #: The genesis's L1 origin: the L1 block right after the deployment (rule F counts from it).
+    origin: int = 0
     inputs: L1Inputs = field(default_factory=L1Inputs)
 
     async def transact(self, signer: LocalSigner, contract: Contract | None, data: bytes, value: int = 0) -> Receipt:
@@ -159,21 +168,31 @@ class Scenario:
         assert self.inputs.unavailable is None
         return receipt.block_number
 
+    def genesis(self, **fields: Any) -> Genesis:
+        return replace(devnet_genesis(CHAIN_ID), l1_origin_number=self.origin, **fields)
+
+    async def read_to_head(self) -> int:
+        """The L1 horizon: every input up to L1's head is in ``inputs`` (the scenario adds them as it sends)."""
+        self.inputs.l1_horizon = await self.l1.block_number()
+        return self.inputs.l1_horizon
+
     def machine(self, genesis: Genesis | None = None, batch_limit: int | None = None) -> Machine:
-        genesis = genesis or devnet_genesis(CHAIN_ID)
+        genesis = genesis or self.genesis()
         state = genesis.state()
-        inputs = self.inputs if batch_limit is None else self.inputs.limited(batch_limit)
+        inputs = self.inputs if batch_limit is None else self.inputs.limited(batch_limit, self.inputs.l1_horizon)
         return Machine(genesis_snapshot(genesis, state), state, inputs, RULES, trace=True)
 
-    async def step(self, pre: Snapshot, proof: bytes, target: int = FAR, batch_limit: int = NO_LIMIT) -> bytes:
-        (post,) = await self.verifier.read(self.l1, "step", snapshot_tuple(pre), target, batch_limit, proof)
+    async def step(self, pre: Snapshot, proof: bytes, target: int = FAR, batch_limit: int = NO_LIMIT,
+                   l1_horizon: int | None = None) -> bytes:
+        horizon = self.inputs.l1_horizon if l1_horizon is None else l1_horizon
+        (post,) = await self.verifier.read(self.l1, "step", snapshot_tuple(pre), target, batch_limit, horizon, proof)
         return bytes(post)
 
     async def revert_of(self, pre: Snapshot, proof: bytes, target: int = FAR) -> str:
         assert self.verifier.address is not None
         with pytest.raises(RpcError) as caught:
-            await self.l1.call(self.verifier.address,
-                               self.verifier.encode_call("step", snapshot_tuple(pre), target, NO_LIMIT, proof))
+            await self.l1.call(self.verifier.address, self.verifier.encode_call(
+                "step", snapshot_tuple(pre), target, NO_LIMIT, self.inputs.l1_horizon, proof))
         error = self.verifier.decode_error(caught.value.revert_data)
         assert error is not None
         return error.name
@@ -191,7 +210,7 @@ async def deployed(l1: L1Client, chain: Anvil) -> Scenario:
     portal = await deploy(l1, PORTAL)
     assert inbox.address is not None and portal.address is not None
     verifier = await deploy(l1, VERIFIER, inbox.address, portal.address, CHAIN_ID, WINDOW)
-    return Scenario(l1, chain, inbox, portal, verifier)
+    return Scenario(l1, chain, inbox, portal, verifier, await l1.block_number() + 1)
 
 
 @pytest.fixture
@@ -222,14 +241,16 @@ async def scenario(l1: L1Client, chain: Anvil) -> Scenario:
                    BatchBlock(2, 101, origin2, ORIGIN_HASH, (
                        tx(K0, 5, gas=BLOCK_GAS_LIMIT),  # the forced one used 21,000 gas: refused, no room
                        tx(K0, 5)))])
-    posted = await sc.post([
+    posted = await sc.post_leaves((*batch_leaves([
         BatchBlock(2, 101, origin2, ORIGIN_HASH, (tx(K0, 6),)),  # a duplicate of block 2
         BatchBlock(3, 50, origin2, ORIGIN_HASH, ()),  # timestamp before block 2's
         BatchBlock(3, 102, 10**9, ORIGIN_HASH, (tx(K0, 6),)),  # an origin after the batch's L1 block
+        BatchBlock(3, 102, origin1, ORIGIN_HASH, (tx(K0, 6),)),  # an origin before block 2's: never back
+    ]), BlockLeaf(3, 2**64, origin2, ORIGIN_HASH, 0), *batch_leaves([  # a timestamp no snapshot holds
         BatchBlock(3, 102, origin2, ORIGIN_HASH, (tx(K0, 6), tx(K1, 2, FEE_VAULT, 1))),  # valid
         BatchBlock(5, 103, origin2, ORIGIN_HASH, (tx(K0, 7),)),  # a gap: the rest of the batch is ignored
         BatchBlock(4, 103, origin2, ORIGIN_HASH, ()),
-    ])
+    ])))
     assert posted - origin2 <= WINDOW
     await sc.post_leaves((
         TxLeaf(tx(K0, 7)),  # a stray leaf
@@ -239,10 +260,18 @@ async def scenario(l1: L1Client, chain: Anvil) -> Scenario:
         TxLeaf(b""),  # an empty transaction
         TxLeaf(tx(K0, 8)),  # block 5 claimed five: cut at the end of the batch
     ))
+    # The batcher goes silent past the window of block 5's origin (origin2): derivation makes the
+    # blocks of origins origin2 + 1 ... late - WINDOW itself (rule F), a deposit and a forced
+    # transaction in the one of their L1 block; block 6 of the late batch is a duplicate by then.
+    await sc.deposit(FRESH_DEPOSIT, 3)
+    await sc.force(tx(K1, 3, FRESH, 4, fee_cap=10**9, tip=10**9))
     chain.rpc("anvil_mine", hex(WINDOW))
-    late = await sc.post([BatchBlock(6, 105, origin2, ORIGIN_HASH, (tx(K0, 9),)),  # past the window
-                          BatchBlock(6, 105, origin2 + WINDOW, ORIGIN_HASH, ())])
-    assert late > origin2 + WINDOW and late <= origin2 + 2 * WINDOW
+    late = await sc.l1.block_number() + 1
+    derived = late - WINDOW - origin2
+    await sc.post([BatchBlock(6, 105, origin2, ORIGIN_HASH, (tx(K0, 9),)),  # posted too late
+                   BatchBlock(6 + derived, 105, late - WINDOW, ORIGIN_HASH, (tx(K0, 9),))])  # after derivation's
+    # Read to L1's head: the window of the last block's origin (late - WINDOW) lapses once more.
+    assert await sc.read_to_head() == late
     return sc
 
 
@@ -257,7 +286,7 @@ async def run_against_l1(sc: Scenario, m: Machine) -> dict[StepKind, int]:
         proof = step_proof(m, FAR)
         kind = m.step(FAR)
         seen[kind] = seen.get(kind, 0) + 1
-        post = await sc.step(pre, proof, batch_limit=limit)
+        post = await sc.step(pre, proof, batch_limit=limit, l1_horizon=m.inputs.l1_horizon)
         if post != m.snapshot.commitment():
             disagreements.append(f"step {m.steps} ({kind}) from {pre}")
         if kind is StepKind.NOOP:
@@ -271,14 +300,23 @@ async def test_every_step_of_the_trace_agrees_with_python(scenario: Scenario) ->
     m = sc.machine()
     seen = await run_against_l1(sc, m)
     assert set(seen) == set(StepKind), f"not covered: {set(StepKind) - set(seen)}"
-    assert [b.header.number for b in m.sealed] == [1, 2, 3, 4, 5, 6]
-    assert [len(b.tx_hashes) for b in m.sealed] == [7, 3, 2, 1, 1, 0]  # deposits and forced ones included
+    # Blocks 1-5 from batches; derivation's own (origin2 + 1 ...); the late batch's next; one more of
+    # derivation's, from the horizon (L1 was read to the late batch's block).
+    derived = [b for b in m.sealed if b.header.l1_origin_hash == bytes(32)]
+    late = m.sealed[-2].header
+    assert [b.header.number for b in m.sealed] == list(range(1, len(m.sealed) + 1)) and len(derived) >= 2
+    assert [b.header.number for b in derived] == [*range(6, late.number), late.number + 1]
+    assert [b.header.l1_origin_number for b in derived] == [
+        *range(m.sealed[4].header.l1_origin_number + 1, late.l1_origin_number + 1), late.l1_origin_number + 1]
+    assert [len(b.tx_hashes) for b in m.sealed[:5]] == [7, 3, 2, 1, 1]  # deposits and forced ones included
+    assert sum(len(b.tx_hashes) for b in derived) == 2 and len(late.transactions_root) == 32
+    assert len(m.sealed[-2].tx_hashes) == 1  # the late batch's block after derivation's
     assert m.state.message_count == 2 and m.state.get(MESSAGE_PASSER).balance == 10**15 + 3
     assert [s.reason for s in m.skipped if s.block == 1] == [
         "MALFORMED_RLP", "BLOCK_GAS_LIMIT_REACHED", "NONCE_TOO_HIGH", "INVALID_SIGNATURE", "NONCE_TOO_HIGH",
         "INSUFFICIENT_FUNDS", "FEE_CAP_BELOW_BASE_FEE", "MALFORMED_RLP"]
     # The whole trace: the commitments a dispute bisects over, from genesis's snapshot on.
-    genesis = devnet_genesis(CHAIN_ID)
+    genesis = sc.genesis()
     snapshots = trace(genesis_snapshot(genesis), genesis.state(), sc.inputs, FAR, RULES)
     assert len(snapshots) == m.steps + 1 and snapshots[-1] == m.snapshot
     pre, proof = proof_at(genesis_snapshot(genesis), genesis.state(), sc.inputs, FAR, 5, RULES)
@@ -291,7 +329,7 @@ async def test_a_sender_without_an_account_is_created_by_its_own_transaction(l1:
     sc = await deployed(l1, chain)
     origin = await sc.force(tx(POOR, 0, FRESH, 0, fee_cap=0, tip=0))
     await sc.post([BatchBlock(1, 1, origin, ORIGIN_HASH, (tx(POOR, 1, EXISTING, 0, fee_cap=0, tip=0),))])
-    zero_fee = replace(devnet_genesis(CHAIN_ID), base_fee=0)
+    zero_fee = sc.genesis(base_fee=0)
     m = sc.machine(zero_fee)
     await run_against_l1(sc, m)
     poor = m.sealed[0].tx_hashes
@@ -307,7 +345,7 @@ async def test_steps_that_read_nothing_take_an_empty_proof(scenario: Scenario) -
     assert idle.number == 1 and idle.phase == Phase.IDLE and step_proof(m, 1) == b""
     assert await sc.step(idle, b"", target=1) == idle.commitment()  # rule 1: at the target
     nothing_posted = replace(idle, batch_index=len(sc.inputs.batches))
-    assert await sc.step(nothing_posted, b"") == nothing_posted.commitment()  # rule 2
+    assert await sc.step(nothing_posted, b"", l1_horizon=idle.l1_origin_number) == nothing_posted.commitment()  # 2
     while not (m.snapshot.phase == Phase.BATCH and m.snapshot.tx_left == 0):
         m.step(FAR)
     sealing = m.snapshot
@@ -324,7 +362,10 @@ async def test_a_batch_at_or_past_the_limit_does_not_exist_though_l1_holds_it(sc
     full = sc.machine()
     full.run()
     for limit in range(count):
+        # The horizon of a dispute whose batch limit is `limit`: the L1 block before batch `limit`'s.
+        horizon = sc.inputs.batches[limit].l1_block - 1
         m = sc.machine(batch_limit=limit)
+        m.inputs = m.inputs.limited(limit, horizon)
         await run_against_l1(sc, m)
         stopped = m.snapshot
         assert (stopped.phase, stopped.batch_index, stopped.item_index) == (Phase.IDLE, limit, 0)
@@ -332,13 +373,15 @@ async def test_a_batch_at_or_past_the_limit_does_not_exist_though_l1_holds_it(sc
         assert len(m.sealed) < len(full.sealed)
         assert [b.hash for b in m.sealed] == [b.hash for b in full.sealed[: len(m.sealed)]]
         assert step_proof(m, FAR) == b""  # rule 2 reads nothing ...
-        assert await sc.step(stopped, b"", batch_limit=limit) == stopped.commitment()  # ... and stands still
+        assert await sc.step(stopped, b"", batch_limit=limit, l1_horizon=horizon) == stopped.commitment()  # still
         # One more batch in the bound: the same snapshot takes a real step, from the batch it reads.
         wider = sc.machine(batch_limit=limit + 1)
+        wider.inputs = wider.inputs.limited(limit + 1, sc.inputs.batches[limit].l1_block)
         wider.snapshot, wider.state = stopped, m.state.copy()
         proof = step_proof(wider, FAR)
         assert wider.step(FAR) is not StepKind.NOOP and proof != b""
-        assert await sc.step(stopped, proof, batch_limit=limit + 1) == wider.snapshot.commitment()
+        assert await sc.step(stopped, proof, batch_limit=limit + 1,
+                             l1_horizon=wider.inputs.l1_horizon) == wider.snapshot.commitment()
 
     # Rule 11: a block being read from a batch past the bound is cut (unreachable from START,
     # which reads under the same bound, but L1 and Python must still agree), with no proof.
@@ -346,18 +389,19 @@ async def test_a_batch_at_or_past_the_limit_does_not_exist_though_l1_holds_it(sc
     while not (m.snapshot.phase == Phase.BATCH and m.snapshot.tx_left > 0):
         m.step(FAR)
     pre = m.snapshot
-    m.inputs = sc.inputs.limited(pre.batch_index)
+    m.inputs = sc.inputs.limited(pre.batch_index, 0)
     assert step_proof(m, FAR) == b"" and m.step(FAR) is StepKind.TXS_CUT
-    assert await sc.step(pre, b"", batch_limit=pre.batch_index) == m.snapshot.commitment() \
+    assert await sc.step(pre, b"", batch_limit=pre.batch_index, l1_horizon=0) == m.snapshot.commitment() \
         == replace(pre, tx_left=0).commitment()
-    # A view narrows, never widens.
-    assert sc.inputs.limited(3).limited(5).batch_limit == 3 and sc.inputs.limited(3).batch(3) is None
+    # A view's batches narrow, never widen; its horizon is the dispute's.
+    narrowed = sc.inputs.limited(3, 7).limited(5, 9)
+    assert (narrowed.batch_limit, narrowed.l1_horizon) == (3, 9) and sc.inputs.limited(3, 7).batch(3) is None
 
 
 async def test_the_base_fee_update_is_python_s(scenario: Scenario) -> None:
     limit = BLOCK_GAS_LIMIT
     target = limit // 2
-    for base_fee in (0, 7, 8, 10**9, 2**128):
+    for base_fee in (0, 7, 8, 10**9, MAX_BASE_FEE - MAX_BASE_FEE // 16, MAX_BASE_FEE - 1, MAX_BASE_FEE):
         for gas_used in (0, 1, target - 1, target, target + 1, limit - 1, limit):
             (fee,) = await scenario.verifier.read(scenario.l1, "nextBaseFee", base_fee, gas_used, limit)
             assert fee == next_base_fee(base_fee, gas_used, limit), (base_fee, gas_used)
@@ -460,24 +504,20 @@ async def test_forged_proofs_revert(scenario: Scenario) -> None:
         assert await sc.revert_of(pre, lie.encode()) == "InvalidInputProof"
 
 
-async def test_gas_of_a_transfer_step_and_a_seal_step(scenario: Scenario) -> None:
-    """Real transactions: gas of the whole transaction (21,000 and the calldata included)."""
-    sc = scenario
-    assert sc.verifier.address is not None
-    wanted = {  # (batch index, item index) of the leaf a step reads, or the kind of step
-        "transfer": (0, 1), "transfer creating an account": (0, 3), "withdrawal": (0, 4),
-        "refused (nonce gap)": (0, 7), "deposit": StepKind.DEPOSIT, "seal": StepKind.SEAL,
-    }
+async def step_gas(sc: Scenario, m: Machine, wanted: dict[str, object]) -> dict[str, tuple[int, int, int]]:
+    """Steps ``m`` and sends the first step of each wanted kind (a StepKind, or the (batch index,
+    item index) of the batch leaf it reads) as a real transaction: (gas used, EIP-7623 calldata
+    floor, proof bytes) by name. Gas of the whole transaction: 21,000 and the calldata included."""
     figures: dict[str, tuple[int, int, int]] = {}
-    m = sc.machine()
     while len(figures) < len(wanted):
         pre, proof = m.snapshot, step_proof(m, FAR)
         kind = m.step(FAR)
+        assert kind is not StepKind.NOOP, f"not met: {set(wanted) - set(figures)}"
         at = (pre.batch_index, pre.item_index) if pre.phase == Phase.BATCH and kind is not StepKind.SEAL else kind
         name = next((n for n, w in wanted.items() if w == at and n not in figures), None)
         if name is None:
             continue
-        data = sc.verifier.encode_call("step", snapshot_tuple(pre), FAR, NO_LIMIT, proof)
+        data = sc.verifier.encode_call("step", snapshot_tuple(pre), FAR, NO_LIMIT, m.inputs.l1_horizon, proof)
         receipt = await sc.transact(DEPLOYER, sc.verifier, data)
         zeros = data.count(0)
         floor = 21_000 + 10 * (zeros + 4 * (len(data) - zeros))  # EIP-7623 (Prague, anvil's default)
@@ -486,6 +526,59 @@ async def test_gas_of_a_transfer_step_and_a_seal_step(scenario: Scenario) -> Non
     print("\nStepVerifier.step gas: whole transaction, EIP-7623 calldata floor (proof bytes)",
           *(f"  {n}: {gas:,}, {floor:,} ({size:,})" for n, (gas, floor, size) in figures.items()), sep="\n")
     assert all(gas < GAS_BOUND for gas, _, _ in figures.values()), figures
+    return figures
+
+
+async def test_gas_of_a_transfer_step_and_a_seal_step(scenario: Scenario) -> None:
+    await step_gas(scenario, scenario.machine(), {
+        "transfer": (0, 1), "transfer creating an account": (0, 3), "withdrawal": (0, 4),
+        "refused (nonce gap)": (0, 7), "deposit": StepKind.DEPOSIT, "seal": StepKind.SEAL,
+        "derived block start (rule F)": StepKind.FORCED_BLOCK,
+    })
+
+
+async def forced_queue(l1: L1Client, chain: Anvil) -> tuple[Scenario, Genesis]:
+    """Issue 12 items 5 and 6 on a chain with a 15M gas limit and a 100 gwei genesis base fee: every
+    forced transaction below has a 10 gwei fee cap, far under block 1's base fee (87.5 gwei)."""
+    sc = await deployed(l1, chain)
+    genesis = sc.genesis(gas_limit=15_000_000, base_fee=100 * 10**9)
+    await sc.force(tx(POOR, 0, gas=20_000_000))  # over the block gas limit, from a key with no funds: dropped
+    await sc.force(tx(K1, 0))  # under the base fee: included at its cap
+    await sc.force(tx(K1, 1, gas=15_000_000))  # a whole block's gas: 21,000 are used, it leads block 2
+    await sc.force(tx(POOR, 0, gas=15_000_000))  # leads block 3, where it fits: no funds, dropped
+    origin = await sc.force(tx(K1, 2))
+    await sc.post([BatchBlock(1, 1, origin, ORIGIN_HASH, (tx(K0, 0),)),  # a batch transaction: refused
+                   BatchBlock(2, 2, origin, ORIGIN_HASH, ()), BatchBlock(3, 3, origin, ORIGIN_HASH, ())])
+    await sc.read_to_head()
+    return sc, genesis
+
+
+async def test_forced_transactions_are_dropped_waived_and_deferred_as_in_python(l1: L1Client, chain: Anvil) -> None:
+    sc, genesis = await forced_queue(l1, chain)
+    m = sc.machine(genesis)
+    seen = await run_against_l1(sc, m)
+    assert seen[StepKind.FORCED_SKIPPED] == 2 and seen[StepKind.FORCED_FULL] == 2 and seen[StepKind.FORCED_APPLIED] == 3
+    assert [(s.block, s.source, s.reason) for s in m.skipped] == [
+        (1, "forced", "GAS_LIMIT_ABOVE_BLOCK"), (1, "forced", "BLOCK_GAS_LIMIT_REACHED"),
+        (1, "batch", "FEE_CAP_BELOW_BASE_FEE"), (2, "forced", "BLOCK_GAS_LIMIT_REACHED"),
+        (3, "forced", "INSUFFICIENT_FUNDS")]
+    assert [len(b.tx_hashes) for b in m.sealed] == [1, 1, 1] and m.snapshot.forced_index == 5
+    # Each paid its fee cap (10 gwei), under the block's base fee, and no tip.
+    assert all(b.header.base_fee > 10 * 10**9 for b in m.sealed) and m.state.get(FEE_VAULT).balance == 0
+    k1 = next(balance for address, balance in genesis.alloc if address == LocalSigner(DEV_KEYS[3]).address)
+    assert m.state.get(LocalSigner(DEV_KEYS[3]).address).balance == k1 - 3 * (21_000 * 10 * 10**9 + 1)
+    # The base fee clamp: a chain at MAX_BASE_FEE whose blocks are full stays there, on L1 too.
+    (fee,) = await sc.verifier.read(sc.l1, "nextBaseFee", MAX_BASE_FEE, 15_000_000, 15_000_000)
+    assert fee == next_base_fee(MAX_BASE_FEE, 15_000_000, 15_000_000) == MAX_BASE_FEE
+
+
+async def test_gas_of_forced_queue_steps(l1: L1Client, chain: Anvil) -> None:
+    sc, genesis = await forced_queue(l1, chain)
+    await step_gas(sc, sc.machine(genesis), {
+        "forced dropped (gas limit above the block's)": StepKind.FORCED_SKIPPED,
+        "forced applied under the base fee (waiver)": StepKind.FORCED_APPLIED,
+        "forced deferred (block full)": StepKind.FORCED_FULL,
+    })
 
 
 def test_witness_refuses_a_machine_whose_snapshot_is_not_exact() -> None:

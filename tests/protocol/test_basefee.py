@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol import BLOCK_GAS_LIMIT, BLOCK_GAS_TARGET, INITIAL_BASE_FEE, next_base_fee
+from protocol import BLOCK_GAS_LIMIT, BLOCK_GAS_TARGET, INITIAL_BASE_FEE, MAX_BASE_FEE, next_base_fee
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,12 @@ def test_a_run_of_blocks_is_integer_exact() -> None:
         fee = next_base_fee(fee, used, BLOCK_GAS_LIMIT)
     # 1e9 -> 1.125e9 -> 1.265625e9 -> 1107421875 -> same -> 1107421875 - floor(1107421875*2654322/15e6/8)
     assert fee == 1107421875 - 1107421875 * (BLOCK_GAS_TARGET - 12_345_678) // BLOCK_GAS_TARGET // 8
+
+
+def test_the_base_fee_never_rises_above_max_base_fee() -> None:
+    """So an honest snapshot always passes the range check (issue 12 item 9): the clamp, not an overflow."""
+    assert next_base_fee(MAX_BASE_FEE, BLOCK_GAS_LIMIT, BLOCK_GAS_LIMIT) == MAX_BASE_FEE
+    assert next_base_fee(MAX_BASE_FEE - 1, BLOCK_GAS_TARGET + 1, BLOCK_GAS_LIMIT) == MAX_BASE_FEE
+    below = MAX_BASE_FEE - MAX_BASE_FEE // 16  # one full block's +12.5% would pass the ceiling
+    assert next_base_fee(below, BLOCK_GAS_LIMIT, BLOCK_GAS_LIMIT) == MAX_BASE_FEE
+    assert next_base_fee(MAX_BASE_FEE, 0, BLOCK_GAS_LIMIT) == MAX_BASE_FEE - MAX_BASE_FEE // 8  # it still falls

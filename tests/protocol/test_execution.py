@@ -22,9 +22,11 @@ from protocol import (
     TxRejected,
     WithdrawalMessage,
     apply_deposit,
+    apply_forced,
     apply_transaction,
     decode_transaction,
     encode_withdrawal_call,
+    gas_and_price,
     keccak256,
     roots_after_each,
     verify_account,
@@ -142,6 +144,74 @@ def test_block_gas_limit() -> None:
     assert apply_transaction(state, tx(gas_limit=30_000), env, block_gas_used=20_000).gas_used == 21_000
     err = rejection(state, tx(nonce=1, gas_limit=30_000), env, block_gas_used=20_001)
     assert err.reason == Reason.BLOCK_GAS_LIMIT_REACHED
+
+
+def test_a_gas_limit_above_the_block_s_is_refused_before_room_nonce_and_funds() -> None:
+    """Issue 12 item 5: "it does not fit this block" (it may wait) is told apart from "it fits no
+    block" (final), and both come before the sender's nonce and funds."""
+    env = BlockEnv(number=1, timestamp=0, base_fee=GWEI, gas_limit=15_000_000)
+    state = funded()
+    before = state.copy().commit()
+    # An unfunded key, a wrong nonce, 20M gas against a 15M block: the gas limit is what is wrong.
+    for used in (0, 14_000_000):
+        with pytest.raises(TxRejected) as info:
+            apply_transaction(state, tx(BOB_KEY, nonce=5, gas_limit=20_000_000), env, used)
+        assert (info.value.reason, info.value.field) == (Reason.GAS_LIMIT_ABOVE_BLOCK, "gas_limit")
+        assert info.value.reason.status is grpc.StatusCode.INVALID_ARGUMENT
+    assert state.commit() == before
+    # It fits an empty block but not this one: BLOCK_GAS_LIMIT_REACHED, still before nonce and funds.
+    assert rejection(state, tx(BOB_KEY, nonce=5, gas_limit=10_000_000), env, 6_000_000).reason \
+        == Reason.BLOCK_GAS_LIMIT_REACHED
+    # The fee cap is checked first of all (a batch transaction's order).
+    assert rejection(state, tx(gas_limit=20_000_000, max_priority_fee_per_gas=0, max_fee_per_gas=1), env).reason \
+        == Reason.FEE_CAP_BELOW_BASE_FEE
+    # At exactly the block's gas limit it applies.
+    assert apply_transaction(state, tx(gas_limit=15_000_000), env).gas_used == 21_000
+
+
+def test_a_forced_transaction_is_never_refused_for_the_base_fee() -> None:
+    """Issue 12 item 6: it executes at base fee min(block base fee, its cap); it pays at most its cap."""
+    high = BlockEnv(number=1, timestamp=0, base_fee=50 * GWEI)
+    raw = sign(UnsignedTransaction(CHAIN, 0, 2 * GWEI, 10 * GWEI, 21_000, BOB, ETHER), ALICE_KEY)
+    assert rejection(funded(), decode_transaction(raw, CHAIN), high).reason == Reason.FEE_CAP_BELOW_BASE_FEE
+    state = funded()
+    forced = apply_forced(state, raw, CHAIN, high)
+    assert forced.reason is None and not forced.waits and forced.tx is not None and forced.result is not None
+    r = forced.result
+    # Base fee paid: its cap (10 gwei), all burned; no room left for a tip.
+    assert (r.effective_gas_price, r.burned, r.tip_paid) == (10 * GWEI, 21_000 * 10 * GWEI, 0)
+    assert state.get(ALICE).balance == 100 * ETHER - ETHER - 21_000 * 10 * GWEI and state.get(FEE_VAULT).balance == 0
+    # What a receipt computes at the block's base fee is the price it paid (the store relies on it).
+    assert gas_and_price(forced.tx, high.base_fee) == (r.gas_used, r.effective_gas_price)
+    # Under its cap it is any transaction: the block's base fee and the tip, as apply_transaction.
+    low = BlockEnv(number=1, timestamp=0, base_fee=9 * GWEI)
+    plain, waived = funded(), funded()
+    assert apply_forced(waived, raw, CHAIN, low).result == apply_transaction(plain, decode_transaction(raw, CHAIN), low)
+    assert waived.commit() == plain.commit()
+    assert waived.get(FEE_VAULT).balance == 21_000 * GWEI  # tip: min(2, 10 - 9) gwei
+
+
+def test_a_forced_transaction_is_dropped_or_waits_by_its_reason() -> None:
+    env = BlockEnv(number=1, timestamp=0, base_fee=GWEI, gas_limit=15_000_000)
+    state = funded()
+    before = state.copy().commit()
+    unfunded_20m = sign(UnsignedTransaction(CHAIN, 0, 0, GWEI, 20_000_000, BOB, 0), BOB_KEY)
+    cases = {  # raw, block gas used -> (reason, waits)
+        "over the block gas limit (the issue's 20M from a key with no funds)": (unfunded_20m, 0,
+                                                                               Reason.GAS_LIMIT_ABOVE_BLOCK, False),
+        "no room left in this block": (sign(UnsignedTransaction(CHAIN, 0, 0, GWEI, 10_000_000, BOB, 0), ALICE_KEY),
+                                       6_000_000, Reason.BLOCK_GAS_LIMIT_REACHED, True),
+        "no funds (it fits)": (sign(UnsignedTransaction(CHAIN, 0, 0, GWEI, 10_000_000, BOB, 0), BOB_KEY), 0,
+                               Reason.INSUFFICIENT_FUNDS, False),
+        "a nonce gap": (sign(UnsignedTransaction(CHAIN, 3, 0, GWEI, 21_000, BOB, 0), ALICE_KEY), 0,
+                        Reason.NONCE_TOO_HIGH, False),
+        "not a transaction": (b"\x02garbage", 0, Reason.MALFORMED_RLP, False),
+    }
+    for name, (raw, used, reason, waits) in cases.items():
+        forced = apply_forced(state, raw, CHAIN, env, used)
+        assert (forced.result, forced.reason, forced.waits) == (None, reason, waits), name
+        assert (forced.tx is None) == (reason is Reason.MALFORMED_RLP), name
+    assert state.commit() == before
 
 
 def test_self_transfer_and_zero_value_to_fresh_address() -> None:

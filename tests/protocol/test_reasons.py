@@ -14,19 +14,23 @@ DECODER = ["OVERSIZED", "MALFORMED_RLP", "TX_TYPE_NOT_SUPPORTED", "WRONG_CHAIN_I
            "INTRINSIC_GAS_TOO_LOW", "MALFORMED_WITHDRAWAL", "INVALID_SIGNATURE", "HIGH_S"]
 PRECONDITIONS = ["NONCE_TOO_LOW", "NONCE_TOO_HIGH", "INSUFFICIENT_FUNDS", "FEE_CAP_BELOW_BASE_FEE",
                  "BLOCK_GAS_LIMIT_REACHED", "UNDERPRICED", "REPLACEMENT_UNDERPRICED"]
+#: Not the decoder's (the chain's block gas limit decides it) but as final: no block can hold it.
+CHAIN_INVALID = ["GAS_LIMIT_ABOVE_BLOCK"]
 EXHAUSTED = ["NONCE_GAP_TOO_LARGE", "ACCOUNT_LIMIT", "POOL_FULL"]
 DROPS_ONLY = ["REPLACED", "EVICTED", "EXPIRED", "NONCE_GAP"]
 
 
 def test_the_wire_strings_are_the_names_and_none_is_lost() -> None:
     assert all(r.value == r.name for r in Reason)
-    assert sorted(Reason) == sorted([*DECODER, *PRECONDITIONS, "ALREADY_KNOWN", *EXHAUSTED, *DROPS_ONLY])
+    assert sorted(Reason) == sorted(
+        [*DECODER, *CHAIN_INVALID, *PRECONDITIONS, "ALREADY_KNOWN", *EXHAUSTED, *DROPS_ONLY])
 
 
 @pytest.mark.parametrize(
     ("names", "error", "code"),
     [
         (DECODER, InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+        (CHAIN_INVALID, InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
         (PRECONDITIONS, FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
         (["ALREADY_KNOWN"], AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
         (EXHAUSTED, ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),

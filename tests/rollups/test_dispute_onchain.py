@@ -141,11 +141,11 @@ async def _outputs_from_the_future(url: str, data_dir: pathlib.Path) -> None:
         restarted = Challenger(r.chain, r.registry, r.challenger.sender, r.challenger.settings, step_proof)
         assert [(g, s) for g, s, _ in await restarted.check()] == [(game_id, Side.CHALLENGER)]
         assert len(await r.registry.games_of(1)) == 1
-        honest = [s.commitment() for s in r.chain.traces(1).snapshots(0, 7, out.trace_length)]
+        honest = [s.commitment() for s in r.chain.traces(1, 0).snapshots(0, 7, out.trace_length)]
         stop = next(k for k in range(1, len(honest)) if honest[k] == honest[k - 1])  # the first no-op
         # The liar agrees with everything L1 defines, and claims more from the first no-op on.
         claims = [*honest[:stop], *(keccak256(b"more" + c) for c in honest[stop:-1]), invented.commitment()]
-        defender = Player(r.registry, r.proposer, r.chain.traces(1), step_proof, 0, claims, Side.DEFENDER)
+        defender = Player(r.registry, r.proposer, r.chain.traces(1, 0), step_proof, 0, claims, Side.DEFENDER)
         game = await r.dispute(game_id, out, defender)
         assert (game.lo, game.hi) == (stop - 1, stop)  # L1 computed the no-op at the bound
 
@@ -165,10 +165,10 @@ async def _outputs_from_the_future(url: str, data_dir: pathlib.Path) -> None:
         game_id, out = await r.challenged(2)
         assert out.batch_limit == 1
         # The proposer defends the trace over every batch L1 holds; L1 reads batch 1 as absent.
-        unbounded = r.chain.traces(2**64)
+        unbounded = r.chain.traces(2**64, 0)
         claims = [s.commitment() for s in unbounded.snapshots(0, 7, out.trace_length)]
         assert claims[-1] == out.snapshot_hash
         defender = Player(r.registry, r.proposer, unbounded, step_proof, 0, claims, Side.DEFENDER)
         game = await r.dispute(game_id, out, defender)
-        pre = r.chain.traces(1).snapshots(0, 7, game.lo)[-1]
+        pre = r.chain.traces(1, 0).snapshots(0, 7, game.lo)[-1]
         assert (pre.phase, pre.batch_index, pre.item_index) == (Phase.IDLE, 1, 0)  # where batch 1 would start
