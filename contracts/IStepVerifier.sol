@@ -17,10 +17,7 @@ interface IStepVerifier {
     ///         `batchLimit` (a batch at or past it does not exist for this step, even if L1 holds
     ///         it). Reverts if `proof` does not prove what the step reads (a forged pre-state
     ///         proof reverts).
-    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256 batchLimit, bytes calldata proof)
-        external
-        view
-        returns (bytes32 post);
+    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256 batchLimit, uint256 l1Horizon, bytes calldata proof) external view returns (bytes32 post);
 
     /// @notice How many batches L1 holds now: an output proposed now has this as its batchLimit.
     function batchCount() external view returns (uint256);

@@ -80,7 +80,7 @@ contract StepVerifier is IStepVerifier {
     /// @inheritdoc IStepVerifier
     /// @dev `proof` is abi.encode(StepState.Proof); it may be empty for a step that reads nothing
     ///      (rules 1, 2, a seal, an exhausted queue, a batch past the bound).
-    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256 batchLimit, bytes calldata proof)
+    function step(Snapshots.Snapshot calldata pre, uint256 target, uint256 batchLimit, uint256, bytes calldata proof)
         external
         view
         returns (bytes32 post)

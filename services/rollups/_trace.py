@@ -3,9 +3,10 @@
 ``DerivedChain`` follows L1 to its safe head (``confirmation_depth`` blocks back, so an L1
 reorg above that depth cannot change what was derived) and derives every block it can.
 
-A dispute over output B (parent output A) bisects over positions 0..traceLength: position k
-is the commitment of the snapshot after k steps from A's snapshot towards B (``trace``), reading
-only the batches L1 held when B was proposed (B's batch limit, see _machine's Inputs notes).
+A dispute over output B (start output A: the latest finalized output when B was proposed)
+bisects over positions 0..traceLength: position k is the commitment of the snapshot after k
+steps from A's snapshot towards B (``trace``), reading only what L1 held up to B's L1 horizon
+(B's batch limit: the batches included by then; see _machine's Inputs notes).
 Traces are rebuilt on demand from genesis (fast up to A, then step by step with exact roots): a
 dispute is rare and bounded, and keeping a state copy per output would cost more than this.
 """
@@ -25,6 +26,7 @@ from services.l1 import Contract, L1Client
 from services.runtime import keyed_context
 
 from . import _metrics as metrics
+from ._contracts import OutputRecord
 from ._derivation import Deriver, read_l1
 from ._machine import DerivedBlock, L1Inputs, Machine, Rules, genesis_snapshot
 from ._snapshot import Snapshot
@@ -58,6 +60,16 @@ class DerivedChain:
     @property
     def head(self) -> DerivedBlock:
         return self.deriver.head
+
+    @property
+    def horizon(self) -> int:
+        """The L1 horizon of this derivation: it has read every input in L1 blocks up to here."""
+        return self._next_l1 - 1
+
+    @property
+    def batch_count(self) -> int:
+        """How many batches it read: the inbox's batches in L1 blocks up to ``horizon``."""
+        return len(self.inputs.batches)
 
     def block(self, number: int) -> DerivedBlock | None:
         blocks = self.deriver.blocks
@@ -107,36 +119,51 @@ class DerivedChain:
                         high.snapshot.batch_index + 1)
         return [trace.Link(self._posts[i]) for i in indices if i in self._posts]
 
-    def judge(self, l2_block: int, snapshot_hash: bytes, batch_limit: int) -> bool | None:
-        """Whether an output claiming ``snapshot_hash`` at ``l2_block``, proposed when L1 held
-        ``batch_limit`` batches, is right: its block derived from those batches alone, with that
-        snapshot. None while this view cannot tell: the block is not derived (or only from later
-        batches) and we have not read every batch below the limit yet.
+    def judge(self, out: OutputRecord, start: DerivedBlock) -> bool | None:
+        """Whether output ``out`` is right: its trace from ``start`` (our block at its start
+        output's, which the caller has found equal to it), over what L1 held up to its horizon,
+        has its snapshot at position ``trace_length``. None while this view cannot tell: we have
+        not read L1 as far as its horizon yet.
 
-        A block's reads end in the batch its sealed snapshot points at (a block never leaves the
-        batch it started in), so it is derivable from the first ``batch_limit`` batches iff that
-        batch is below the limit (genesis reads nothing). When we hold all of those and have
-        derived over them (``sync`` derives whatever it reads), a block they do not derive is
-        one no dispute can prove: a wrong output, whatever later batches say."""
-        derived = self.block(l2_block)
-        if derived is not None and (derived.step == 0 or derived.snapshot.batch_index < batch_limit):
-            return derived.snapshot.commitment() == snapshot_hash
-        if len(self.inputs.batches) >= batch_limit:
+        The trace pads with no-ops once at the output's block, so it is right iff the block is
+        derivable within its bounds with that snapshot and the trace is long enough to reach it.
+        Once we have read past its horizon (``sync`` derives whatever it reads), a block not
+        derivable within its bounds is one no dispute can prove: a wrong output, whatever later
+        batches say."""
+        if self.horizon < out.l1_horizon:
+            return None
+        derived = self.block(out.l2_block)
+        if derived is None or not _derivable(derived, out.batch_limit, out.l1_horizon):
             return False
-        return None
+        return derived.snapshot.commitment() == out.snapshot_hash and out.trace_length >= derived.step - start.step
 
-    def traces(self, batch_limit: int) -> Traces:
-        """The traces of a dispute over an output proposed when L1 held ``batch_limit`` batches."""
-        return Traces(self.genesis, self.rules, self.inputs, batch_limit)
+    def traces(self, batch_limit: int, l1_horizon: int) -> Traces:
+        """The traces of a dispute over an output with this batch limit and L1 horizon."""
+        return Traces(self.genesis, self.rules, dispute_inputs(self.inputs, batch_limit, l1_horizon))
+
+
+def dispute_inputs(inputs: L1Inputs, batch_limit: int, l1_horizon: int) -> L1Inputs:
+    """What the dispute over an output with this batch limit and L1 horizon reads (as L1's step
+    does: DisputeGame passes both to the StepVerifier)."""
+    del l1_horizon  # read by derivation's window rule once L1Inputs carries it: limited(batch_limit, l1_horizon)
+    return inputs.limited(batch_limit)
+
+
+def _derivable(block: DerivedBlock, batch_limit: int, l1_horizon: int) -> bool:
+    """Whether ``block`` (derived by following L1) is derived within these bounds too. A block's
+    reads end in the batch its sealed snapshot points at (a block never leaves the batch it
+    started in), so it is iff that batch is below the limit (genesis reads nothing)."""
+    del l1_horizon  # every block comes from a batch (below the limit iff included by the horizon)
+    return block.step == 0 or block.snapshot.batch_index < batch_limit
 
 
 class Traces:
-    """Per-step traces between two derived blocks, over L1's inputs below a batch limit (the
-    disputed output's): the same whatever is posted after the output."""
+    """Per-step traces between two derived blocks, over L1's inputs up to a disputed output's
+    bounds (``dispute_inputs``): the same whatever is posted after the output."""
 
-    def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs, batch_limit: int) -> None:
+    def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs) -> None:
         self.genesis, self.rules = genesis, rules
-        self.inputs = inputs.limited(batch_limit)
+        self.inputs = inputs
 
     def machine_at(self, block: int) -> Machine:
         """A trace-mode machine at the snapshot right after ``block`` sealed."""

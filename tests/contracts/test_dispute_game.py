@@ -41,9 +41,9 @@ async def test_solidity_hashes_snapshots_as_python_does(l1: L1Client, chain: Anv
     # The counter machine: one block per step up to the target, then it stands still.
     for position, target in ((0, 200), (99, 200), (100, 200), (150, 200)):
         pre = honest(ANCHOR, target, position)
-        (post,) = await reg.verifier.read(l1, "step", abi(pre), target, 0, pre.commitment())
+        (post,) = await reg.verifier.read(l1, "step", abi(pre), target, 0, 0, pre.commitment())
         assert post == honest(ANCHOR, target, position + 1).commitment()
-    (post,) = await reg.verifier.read(l1, "step", abi(ANCHOR), ANCHOR.number, 0, ANCHOR.commitment())
+    (post,) = await reg.verifier.read(l1, "step", abi(ANCHOR), ANCHOR.number, 0, 0, ANCHOR.commitment())
     assert post == ANCHOR.commitment()
 
 

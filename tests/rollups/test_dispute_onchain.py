@@ -5,9 +5,9 @@ transaction in the middle of the range: bisection must narrow the range to exact
 at most ceil(log2 n) rounds, and L1's re-execution of that one transfer must decide for the
 challenger.
 
-Outputs from the future: an output claiming an L2 block that no batch held when it was proposed
-is challenged by the honest challenger as soon as it has derived every batch below the output's
-batch limit, and loses, even when a batch posted later derives exactly the claimed block.
+Outputs from the future: an output claiming an L2 block that no batch held by its L1 horizon
+derives is challenged by the honest challenger as soon as it has read L1 past that horizon, and
+loses, even when a batch posted later derives exactly the claimed block.
 """
 
 from __future__ import annotations
@@ -127,25 +127,27 @@ async def _outputs_from_the_future(url: str, data_dir: pathlib.Path) -> None:
         # 1. An invented block 7 (an IDLE snapshot, a trace as long as 7 blocks at this pace).
         invented = replace(derived.snapshot, number=7, timestamp=107, state_root=keccak256(b"invented"),
                            block_hash=keccak256(b"block 7"))
-        receipt = await r.registry.propose(r.proposer, 0, invented, derived.step * 7 // 2)
+        receipt = await r.registry.propose(r.proposer, invented, derived.step * 7 // 2, r.chain.batch_count,
+                                           r.chain.horizon)
         print(f"\npropose with the real StepVerifier: {receipt.gas_used:,} gas")
         assert (await r.registry.output(1)).batch_limit == 1
-        # A challenger whose L1 view is behind the output's batch limit waits, as before.
+        # A challenger whose L1 view is behind the output's horizon waits.
         behind = Challenger(DerivedChain(r.l1, r.inbox, r.chain.portal, devnet_genesis(), RULES, 0, 0),
                             r.registry, r.challenger.sender, r.challenger.settings, step_proof)
         assert await behind.check() == [] and behind.challenged == []
-        # Ours has read every batch below it, and derivation does not reach block 7: wrong.
+        # Ours has read L1 up to its horizon, and derivation does not reach block 7: wrong.
         assert r.chain.block(7) is None
         game_id, out = await r.challenged(1)
         # Restarted (a fresh Challenger, the same key): it plays the game it opened, pays for no second.
         restarted = Challenger(r.chain, r.registry, r.challenger.sender, r.challenger.settings, step_proof)
         assert [(g, s) for g, s, _ in await restarted.check()] == [(game_id, Side.CHALLENGER)]
         assert len(await r.registry.games_of(1)) == 1
-        honest = [s.commitment() for s in r.chain.traces(1).snapshots(0, 7, out.trace_length)]
+        honest = [s.commitment() for s in r.chain.traces(1, out.l1_horizon).snapshots(0, 7, out.trace_length)]
         stop = next(k for k in range(1, len(honest)) if honest[k] == honest[k - 1])  # the first no-op
         # The liar agrees with everything L1 defines, and claims more from the first no-op on.
         claims = [*honest[:stop], *(keccak256(b"more" + c) for c in honest[stop:-1]), invented.commitment()]
-        defender = Player(r.registry, r.proposer, r.chain.traces(1), step_proof, 0, claims, Side.DEFENDER)
+        defender = Player(r.registry, r.proposer, r.chain.traces(1, out.l1_horizon), step_proof, 0, claims,
+                          Side.DEFENDER)
         game = await r.dispute(game_id, out, defender)
         assert (game.lo, game.hi) == (stop - 1, stop)  # L1 computed the no-op at the bound
 
@@ -157,18 +159,18 @@ async def _outputs_from_the_future(url: str, data_dir: pathlib.Path) -> None:
         foreseen.inputs.add_batch(1, head.number + 10, batch_input_root(later), leaves_of(encode_batch(later)))
         foreseen.advance()
         future = foreseen.blocks[7]
-        assert await r.registry.head() == 0
-        await r.registry.propose(r.proposer, 0, future.snapshot, future.step)
+        assert await r.registry.latest_finalized() == 0
+        await r.registry.propose(r.proposer, future.snapshot, future.step, 1, await r.l1.block_number())
         await r.post(later)  # batch 1, after the proposal: not the output's (batch limit 1)
         await r.chain.sync()
         assert r.chain.block(7) == future  # L1 derives exactly the claim now, but only from batch 1
         game_id, out = await r.challenged(2)
         assert out.batch_limit == 1
         # The proposer defends the trace over every batch L1 holds; L1 reads batch 1 as absent.
-        unbounded = r.chain.traces(2**64)
+        unbounded = r.chain.traces(2**64, 2**64)
         claims = [s.commitment() for s in unbounded.snapshots(0, 7, out.trace_length)]
         assert claims[-1] == out.snapshot_hash
         defender = Player(r.registry, r.proposer, unbounded, step_proof, 0, claims, Side.DEFENDER)
         game = await r.dispute(game_id, out, defender)
-        pre = r.chain.traces(1).snapshots(0, 7, game.lo)[-1]
+        pre = r.chain.traces(1, out.l1_horizon).snapshots(0, 7, game.lo)[-1]
         assert (pre.phase, pre.batch_index, pre.item_index) == (Phase.IDLE, 1, 0)  # where batch 1 would start
