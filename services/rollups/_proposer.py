@@ -73,8 +73,9 @@ class Proposer:
 
     async def propose_once(self) -> int | None:
         """Propose the derived head if it is due; the new output's index, or None."""
-        if self._ours is not None and self.chain.head.header.number == self._ours[1]:
-            return None  # nothing derived since our latest output: no L1 reads while idle
+        covered = await self._last_proposed()
+        if self.chain.head.header.number == covered:
+            return None  # nothing derived since our latest (valid) output
         start_index = await self.registry.latest_finalized()
         start = await self.registry.output(start_index)
         base = self.chain.block(start.l2_block)
@@ -87,7 +88,7 @@ class Proposer:
                            extra={"index": start_index, "l2_block": start.l2_block})
             return None
         derived = self.chain.head
-        new_blocks = derived.header.number - max(start.l2_block, await self._last_proposed())
+        new_blocks = derived.header.number - max(start.l2_block, covered)
         due = new_blocks >= self.settings.output_interval_blocks or (
             new_blocks > 0 and time.monotonic() - self._last_proposal >= self.settings.output_interval_s)
         self._pending = self._pending or new_blocks > 0
