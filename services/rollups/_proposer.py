@@ -49,8 +49,8 @@ class Proposer:
         self.divergences = 0
         self._last_proposal = time.monotonic()
         self._finalized_upto = 0
-        #: Outputs read so far looking for ours, and our latest one (index, L2 block).
-        self._scanned = 1
+        #: Outputs read so far looking for ours (0: none yet), and our latest one (index, L2 block).
+        self._scanned = 0
         self._ours: tuple[int, int] | None = None
         #: The finalized output found wrong (logged once).
         self._wrong_start = -1
@@ -122,10 +122,14 @@ class Proposer:
         """The L2 block of our latest output that is not invalidated (0: none), from L1, so that a
         restarted proposer does not propose again what it already has."""
         count = await self.registry.output_count()
-        for index in range(self._scanned, count):
+        # New outputs, oldest first; at the first call, every output, newest first, up to our latest.
+        new = range(self._scanned, count) if self._scanned else range(count - 1, 0, -1)
+        for index in new:
             out = await self.registry.output(index)
             if out.proposer == self.sender.address:
                 self._ours = (index, out.l2_block)
+                if not self._scanned:
+                    break
         self._scanned = count
         if self._ours is None:
             return 0

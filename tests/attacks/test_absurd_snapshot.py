@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from services.l1 import RpcError, TxSender
-from services.rollups._contracts import GameStatus, OutputStatus, Side, snapshot_tuple
+from services.rollups._contracts import OutputStatus, Side, snapshot_tuple
 from services.rollups._snapshot import MAX_BASE_FEE, Phase, Snapshot, SnapshotRangeError, check_range
 from tests.l1.anvil import Anvil
 from tests.rollups._rollup import ROGUE, Rollup, rollup, sender
@@ -88,15 +88,9 @@ async def _disproven(url: str, data_dir: pathlib.Path) -> None:
         assert await r.propose(rogue, edge, block2.step) == 1
         ((game_id, side, out),) = await r.challenger.check()
         assert side == Side.CHALLENGER
-        # The rogue defends its claim with the honest trace up to its absurd end: the dispute comes
-        # down to the last step, from a snapshot both agree on, which L1 executes.
-        claims = await r.honest_claims(out)
-        claims[-1] = out.snapshot_hash
-        address = await r.registry.game_address(game_id)
-        results = await asyncio.gather(r.challenger.play(game_id, Side.CHALLENGER, out),
-                                       r.defend(rogue, out, claims, address))
-        assert results == [GameStatus.CHALLENGER_WON] * 2
-        game = await r.registry.game_state(address)
+        # The rogue defends its claim with the honest trace up to its absurd end: the last step,
+        # from a snapshot both agree on, is L1's to execute.
+        game = await r.lie_to_the_step(rogue, game_id, out)
         assert (game.lo, game.hi) == (out.trace_length - 1, out.trace_length)
         assert (await r.registry.output(1)).status == OutputStatus.INVALIDATED
         assert (await r.credit(r.challenger.sender), await r.credit(rogue)) == (r.params.proposal_bond, 0)

@@ -44,13 +44,7 @@ async def _stacked(url: str, data_dir: pathlib.Path) -> None:
         # The rogue defends its first lie to the one-step proof (honest claims but the last), and
         # abandons the others.
         (first, _, out1), *rest = games
-        claims = await r.honest_claims(out1)
-        claims[-1] = out1.snapshot_hash
-        address = await r.registry.game_address(first)
-        results = await asyncio.gather(r.challenger.play(first, Side.CHALLENGER, out1),
-                                       r.defend(rogue, out1, claims, address))
-        assert results == [GameStatus.CHALLENGER_WON] * 2
-        assert (await r.registry.game_state(address)).next_move.name == "NONE"
+        assert (await r.lie_to_the_step(rogue, first, out1)).hi == out1.trace_length
         (second, _, out2), (third, _, out3) = rest
         # A trace of one step starts at the step, the challenger's move: L1's step from the start
         # is not the claim.

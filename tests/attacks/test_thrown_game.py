@@ -20,6 +20,7 @@ import pathlib
 from services.l1 import TxSender
 from services.rollups._contracts import GameStatus, OutputStatus, Side
 from services.rollups._disputes import Player
+from services.rollups._proposer import Proposer
 from services.rollups._witness import step_proof
 from tests.l1.anvil import Anvil
 from tests.rollups._rollup import ACCOMPLICE, ROGUE, Rollup, rollup, sender
@@ -67,6 +68,9 @@ async def _thrown_game(url: str, data_dir: pathlib.Path) -> None:
         await r.extend(1)
         index = await r.proposer.propose_once()
         assert index == 4 and (await r.registry.output(4)).start_index == 3
+        # A restarted proposer reads its latest output back from L1 and does not propose it again.
+        restarted = Proposer(r.proposer.chain, r.registry, r.proposer.sender, r.proposer.settings)
+        assert await restarted.propose_once() is None and await r.registry.output_count() == 5
 
 
 def test_an_accomplice_challenging_an_honest_output_meets_its_defence(chain: Anvil, tmp_path: pathlib.Path) -> None:

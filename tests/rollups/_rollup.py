@@ -23,7 +23,7 @@ from l2node.node.deploy import (
 from protocol import DEV_PRIVATE_KEYS, BatchBlock, batch_input_root, devnet_genesis, encode_batch
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from services.rollups._challenger import Challenger
-from services.rollups._contracts import GameStatus, OutputRecord, OutputStatus, Registry, Side
+from services.rollups._contracts import GameState, GameStatus, OutputRecord, OutputStatus, Registry, Side
 from services.rollups._disputes import Player
 from services.rollups._machine import DerivedBlock
 from services.rollups._proposer import Proposer
@@ -115,6 +115,18 @@ class Rollup:
         start = await self.registry.output(out.start_index)
         traces = self.chain.traces(out.batch_limit, out.l1_horizon)
         return await Player(self.registry, sender, traces, step_proof, start.l2_block, claims, Side.DEFENDER).play(game)
+
+    async def lie_to_the_step(self, liar: TxSender, game_id: int, out: OutputRecord) -> GameState:
+        """The honest challenger's ``play`` against ``liar`` defending ``out`` with the trace L1
+        defines but its own end claim: the dispute comes down to the last step, from a snapshot both
+        agree on, which L1 executes. Both sides see the challenger win; the game once over."""
+        claims = await self.honest_claims(out)
+        claims[-1] = out.snapshot_hash
+        address = await self.registry.game_address(game_id)
+        results = await asyncio.gather(self.challenger.play(game_id, Side.CHALLENGER, out),
+                                       self.defend(liar, out, claims, address))
+        assert results == [GameStatus.CHALLENGER_WON] * 2
+        return await self.registry.game_state(address)
 
     async def honest_claims(self, out: OutputRecord) -> list[bytes]:
         """The commitments of ``out``'s trace, positions 0..traceLength, as L1 defines them."""
