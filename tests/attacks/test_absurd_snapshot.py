@@ -13,18 +13,15 @@ disproves on L1.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import pathlib
 from typing import Any
 
 import pytest
 
-from services.l1 import RpcError, TxSender
-from services.rollups._contracts import OutputStatus, Side, snapshot_tuple
-from services.rollups._snapshot import MAX_BASE_FEE, Phase, Snapshot, SnapshotRangeError, check_range
-from tests.l1.anvil import Anvil
-from tests.rollups._rollup import ROGUE, Rollup, rollup, sender
+from services.l1 import TxSender
+from services.rollups._contracts import OutputStatus, Side
+from services.rollups._snapshot import MAX_BASE_FEE, Phase, SnapshotRangeError, check_range
+from tests.rollups._rollup import Rollup
 
 ABSURD: list[tuple[str, Any, str]] = [
     ("base_fee", 2**256 - 1, "baseFee"),  # the issue's: next_base_fee would overflow
@@ -41,56 +38,31 @@ ABSURD: list[tuple[str, Any, str]] = [
 ]
 
 
-def test_absurd_snapshots_are_refused_at_propose_naming_the_field(chain: Anvil, tmp_path: pathlib.Path) -> None:
-    asyncio.run(_refused(chain.url, tmp_path))
+async def test_absurd_snapshots_are_refused_at_propose_naming_the_field(r: Rollup, rogue: TxSender) -> None:
+    await r.extend(2)
+    block2 = r.derived(2)
+    for name, value, field in ABSURD:
+        absurd = dataclasses.replace(block2.snapshot, **{name: value})
+        with pytest.raises(SnapshotRangeError) as caught:
+            check_range(absurd)
+        assert caught.value.field == field
+        error = await r.refusal(rogue, absurd, block2.step)
+        assert (error.name, error.args) == ("SnapshotFieldOutOfRange", (field, int(value))), name
+    assert await r.registry.output_count() == 1
 
 
-async def _refused(url: str, data_dir: pathlib.Path) -> None:
-    r = await rollup(url, data_dir)
-    async with r.l1:
-        rogue = await sender(r.l1, ROGUE)
-        await r.extend(2)
-        block2 = r.derived(2)
-        for name, value, field in ABSURD:
-            absurd = dataclasses.replace(block2.snapshot, **{name: value})
-            with pytest.raises(SnapshotRangeError) as caught:
-                check_range(absurd)
-            assert caught.value.field == field
-            error = await refusal(r, rogue, absurd, block2.step)
-            assert (error.name, error.args) == ("SnapshotFieldOutOfRange", (field, int(value))), name
-        assert await r.registry.output_count() == 1
-
-
-async def refusal(r: Rollup, who: TxSender, snapshot: Snapshot, length: int) -> Any:
-    """The error ``propose`` reverts with, for ``who``."""
-    data = r.registry.contract.encode_call("propose", snapshot_tuple(snapshot), length, r.chain.batch_count,
-                                           r.chain.horizon)
-    with pytest.raises(RpcError) as caught:
-        await r.l1.call(r.registry.address, data, sender=who.address, value=r.params.proposal_bond, block="pending")
-    error = r.registry.contract.decode_error(caught.value.revert_data)
-    assert error is not None
-    return error
-
-
-def test_a_wrong_snapshot_at_the_edges_of_the_range_is_disproven(chain: Anvil, tmp_path: pathlib.Path) -> None:
-    asyncio.run(_disproven(chain.url, tmp_path))
-
-
-async def _disproven(url: str, data_dir: pathlib.Path) -> None:
-    r = await rollup(url, data_dir)
-    async with r.l1:
-        rogue = await sender(r.l1, ROGUE)
-        await r.extend(2)
-        block2 = r.derived(2)
-        edge = dataclasses.replace(block2.snapshot, base_fee=MAX_BASE_FEE, timestamp=2**64 - 1,
-                                   gas_used=block2.snapshot.gas_limit, forced_index=2**64 - 1)
-        check_range(edge)
-        assert await r.propose(rogue, edge, block2.step) == 1
-        ((game_id, side, out),) = await r.challenger.check()
-        assert side == Side.CHALLENGER
-        # The rogue defends its claim with the honest trace up to its absurd end: the last step,
-        # from a snapshot both agree on, is L1's to execute.
-        game = await r.lie_to_the_step(rogue, game_id, out)
-        assert (game.lo, game.hi) == (out.trace_length - 1, out.trace_length)
-        assert (await r.registry.output(1)).status == OutputStatus.INVALIDATED
-        assert (await r.credit(r.challenger.sender), await r.credit(rogue)) == (r.params.proposal_bond, 0)
+async def test_a_wrong_snapshot_at_the_edges_of_the_range_is_disproven(r: Rollup, rogue: TxSender) -> None:
+    await r.extend(2)
+    block2 = r.derived(2)
+    edge = dataclasses.replace(block2.snapshot, base_fee=MAX_BASE_FEE, timestamp=2**64 - 1,
+                               gas_used=block2.snapshot.gas_limit, forced_index=2**64 - 1)
+    check_range(edge)
+    assert await r.propose(rogue, edge, block2.step) == 1
+    ((game_id, side, out),) = await r.challenger.check()
+    assert side == Side.CHALLENGER
+    # The rogue defends its claim with the honest trace up to its absurd end: the last step,
+    # from a snapshot both agree on, is L1's to execute.
+    game = await r.lie_to_the_step(rogue, game_id, out)
+    assert (game.lo, game.hi) == (out.trace_length - 1, out.trace_length)
+    assert (await r.registry.output(1)).status == OutputStatus.INVALIDATED
+    assert (await r.credit(r.challenger.sender), await r.credit(rogue)) == (r.params.proposal_bond, 0)

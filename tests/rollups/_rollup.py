@@ -9,6 +9,8 @@ import asyncio
 import pathlib
 from dataclasses import dataclass, field
 
+import pytest
+
 from bench.rollup_dispute import PARAMS, RULES
 from bench.rollup_verify import transfers
 from l2node.node.deploy import (
@@ -21,9 +23,17 @@ from l2node.node.deploy import (
     deploy_contracts,
 )
 from protocol import DEV_PRIVATE_KEYS, BatchBlock, batch_input_root, devnet_genesis, encode_batch
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
+from services.l1 import Artifact, Contract, ContractError, L1Client, LocalSigner, RpcError, TxSender
 from services.rollups._challenger import Challenger
-from services.rollups._contracts import GameState, GameStatus, OutputRecord, OutputStatus, Registry, Side
+from services.rollups._contracts import (
+    GameState,
+    GameStatus,
+    OutputRecord,
+    OutputStatus,
+    Registry,
+    Side,
+    snapshot_tuple,
+)
 from services.rollups._disputes import Player
 from services.rollups._machine import DerivedBlock
 from services.rollups._proposer import Proposer
@@ -97,6 +107,19 @@ class Rollup:
         await self.registry.propose(sender, snapshot, trace_length, self.chain.batch_count, self.chain.horizon)
         return index
 
+    async def refusal(self, who: TxSender, snapshot: Snapshot, trace_length: int, batch_limit: int | None = None,
+                      l1_horizon: int | None = None) -> ContractError:
+        """The error ``who``'s proposal reverts with (bounds: what L1 holds now, unless given)."""
+        limit = self.chain.batch_count if batch_limit is None else batch_limit
+        horizon = self.chain.horizon if l1_horizon is None else l1_horizon
+        data = self.registry.contract.encode_call("propose", snapshot_tuple(snapshot), trace_length, limit, horizon)
+        with pytest.raises(RpcError) as caught:
+            await self.l1.call(self.registry.address, data, sender=who.address, value=self.params.proposal_bond,
+                               block="pending")
+        error = self.registry.contract.decode_error(caught.value.revert_data)
+        assert error is not None
+        return error
+
     async def pass_time(self, seconds: int) -> None:
         await self.l1.request("evm_increaseTime", seconds)
         await self.l1.request("evm_mine")
@@ -115,6 +138,14 @@ class Rollup:
         start = await self.registry.output(out.start_index)
         traces = self.chain.traces(out.batch_limit, out.l1_horizon)
         return await Player(self.registry, sender, traces, step_proof, start.l2_block, claims, Side.DEFENDER).play(game)
+
+    async def attack(self, challenger: TxSender, game: bytes, claims: list[bytes]) -> GameStatus:
+        """``challenger`` plays ``claims`` as its trace (it agrees with a mid claim iff it equals its own)."""
+        out = await self.registry.output((await self.registry.game_state(game)).output_index)
+        start = await self.registry.output(out.start_index)
+        traces = self.chain.traces(out.batch_limit, out.l1_horizon)
+        player = Player(self.registry, challenger, traces, step_proof, start.l2_block, claims, Side.CHALLENGER)
+        return await player.play(game)
 
     async def lie_to_the_step(self, liar: TxSender, game_id: int, out: OutputRecord) -> GameState:
         """The honest challenger's ``play`` against ``liar`` defending ``out`` with the trace L1
