@@ -55,6 +55,11 @@ interface IInboxReader {
 ///      the two, for the gas of a game) and touches no other output, and the next proposal starts
 ///      from the same finalized output as before. The proposer may challenge its own output
 ///      (forbidding it would only cost it a second address); this is all that buys.
+///      (The other way out of item 3, letting anyone defend a right output, is what Optimism's
+///      multi-party game does; the two-party game is kept, and made unable to hurt anyone else.)
+///      What a challenge can still do to a right output: keep it undecided for up to both chess
+///      clocks, at the price of a challenge bond and move bonds that its defender wins (the rollups
+///      worker defends its proposer's outputs by itself); it delays no other output.
 ///      The cost: a trace spans from the latest finalized output, up to a challenge window of L2
 ///      blocks (maxTraceLength bounds it; bisection is logarithmic in it).
 ///
