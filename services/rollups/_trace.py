@@ -21,7 +21,7 @@ from concurrent.futures import Executor
 
 from opentelemetry import trace
 
-from protocol import Genesis, L1InputReader, PostedBatch, keccak256
+from protocol import ZERO_HASH, Genesis, L1InputReader, PostedBatch, keccak256
 from services.l1 import Contract, L1Client
 from services.runtime import keyed_context
 
@@ -133,37 +133,51 @@ class DerivedChain:
         if self.horizon < out.l1_horizon:
             return None
         derived = self.block(out.l2_block)
-        if derived is None or not _derivable(derived, out.batch_limit, out.l1_horizon):
+        if derived is None or not self._derivable(derived, out.batch_limit, out.l1_horizon):
             return False
         return derived.snapshot.commitment() == out.snapshot_hash and out.trace_length >= derived.step - start.step
 
     def traces(self, batch_limit: int, l1_horizon: int) -> Traces:
         """The traces of a dispute over an output with this batch limit and L1 horizon."""
-        return Traces(self.genesis, self.rules, dispute_inputs(self.inputs, batch_limit, l1_horizon))
+        return Traces(self.genesis, self.rules, self.inputs, batch_limit, l1_horizon)
 
-
-def dispute_inputs(inputs: L1Inputs, batch_limit: int, l1_horizon: int) -> L1Inputs:
-    """What the dispute over an output with this batch limit and L1 horizon reads (as L1's step
-    does: DisputeGame passes both to the StepVerifier)."""
-    del l1_horizon  # read by derivation's window rule once L1Inputs carries it: limited(batch_limit, l1_horizon)
-    return inputs.limited(batch_limit)
-
-
-def _derivable(block: DerivedBlock, batch_limit: int, l1_horizon: int) -> bool:
-    """Whether ``block`` (derived by following L1) is derived within these bounds too. A block's
-    reads end in the batch its sealed snapshot points at (a block never leaves the batch it
-    started in), so it is iff that batch is below the limit (genesis reads nothing)."""
-    del l1_horizon  # every block comes from a batch (below the limit iff included by the horizon)
-    return block.step == 0 or block.snapshot.batch_index < batch_limit
+    def _derivable(self, block: DerivedBlock, batch_limit: int, l1_horizon: int) -> bool:
+        """Whether ``block`` (derived following L1) is derived within an output's bounds too: iff
+        every block up to it is. A block from a batch is iff that batch is below the limit (a block
+        never leaves the batch it started in). A block derivation made itself (rule F: a zero
+        origin hash) is iff the batch at its cursor is below the limit (the same batch then
+        decides the same) or the horizon alone lapses its window (h >= its origin - 1 + W): the
+        output's view never lapses a window earlier than ours, and only these two let it lapse
+        one as ours did. Batch indices, cursors and origins only grow along the chain, so each
+        condition holds for a prefix of it: the last block of each kind up to ``block`` decides
+        (genesis reads nothing)."""
+        window = self.rules.sequencer_window
+        decided_batch = decided_window = False
+        for number in range(block.header.number, 0, -1):
+            b = self.deriver.blocks[number]
+            if b.header.l1_origin_hash == ZERO_HASH:
+                if not decided_window:
+                    decided_window = True
+                    if b.snapshot.batch_index >= batch_limit and l1_horizon < b.header.l1_origin_number - 1 + window:
+                        return False
+            elif not decided_batch:
+                decided_batch = True
+                if b.snapshot.batch_index >= batch_limit:
+                    return False
+            if decided_batch and decided_window:
+                break
+        return True
 
 
 class Traces:
-    """Per-step traces between two derived blocks, over L1's inputs up to a disputed output's
-    bounds (``dispute_inputs``): the same whatever is posted after the output."""
+    """Per-step traces between two derived blocks, over L1's inputs within a disputed output's
+    bounds (its batch limit and L1 horizon, as L1's step reads them): the same whatever is posted
+    after the output."""
 
-    def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs) -> None:
+    def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs, batch_limit: int, l1_horizon: int) -> None:
         self.genesis, self.rules = genesis, rules
-        self.inputs = inputs
+        del l1_horizon  # rule F reads it once L1Inputs carries it: inputs.limited(batch_limit, l1_horizon)
+        self.inputs = inputs.limited(batch_limit)
 
     def machine_at(self, block: int) -> Machine:
         """A trace-mode machine at the snapshot right after ``block`` sealed."""
