@@ -6,7 +6,9 @@ The real contracts (BatchInbox, DepositPortal, StepVerifier, OutputRegistry, Dis
 fresh anvil that mines each transaction at once, so the wall time is the players' own work
 (trace building, proofs) plus L1 round trips. One batch holds one L2 block of ``--txs``
 transfers; the proposer claims that block with a corrupted state root; an honest challenger
-plays the game to the one-step proof. Prints rounds, wall time and the step's L1 gas.
+plays the game to the one-step proof. Prints rounds, wall time and the L1 gas of every
+registry and game entry point: propose, challenge, each move, and finalize (an honest output
+proposed beside the faulty one, finalized once the window has passed).
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ class DisputeResult:
     step_phase: Phase
     step_position: int
     winner: GameStatus
+    #: L1 gas by entry point: (min, max) over the calls made.
+    gas: dict[str, tuple[int, int]]
 
 
 async def play_dispute(url: str, txs: int, data_dir: Path, wrong_from: int | None = None) -> DisputeResult:
@@ -111,11 +115,14 @@ async def play_dispute(url: str, txs: int, data_dir: Path, wrong_from: int | Non
         length = derived.step
         # The faulty output: the derived snapshot with a wrong state root.
         claimed = dataclasses.replace(derived.snapshot, state_root=keccak256(b"wrong" + derived.snapshot.state_root))
-        await registry.propose(proposer, 0, claimed, length)
+        gas: dict[str, list[int]] = {}
+        proposed = await registry.propose(proposer, claimed, length, chain.batch_count, chain.horizon)
+        gas["propose"] = [proposed.gas_used]
         started = time.perf_counter()
-        await registry.challenge(challenger, 1)
+        gas["challenge"] = [(await registry.challenge(challenger, 1)).gas_used]
         game = await registry.game_address(0)
-        traces = chain.traces((await registry.output(1)).batch_limit, 0)
+        out = await registry.output(1)
+        traces = chain.traces(out.batch_limit, out.l1_horizon)
         snapshots = await asyncio.to_thread(traces.snapshots, 0, 1, length)
         honest = [s.commitment() for s in snapshots]
         start = length if wrong_from is None else wrong_from
@@ -129,11 +136,23 @@ async def play_dispute(url: str, txs: int, data_dir: Path, wrong_from: int | Non
         logs = await l1.get_logs(addresses.block_number, "latest", address=game)
         stepped = [log for log in logs if log.topics[0] == contract.topic("Stepped")]
         rounds = sum(1 for log in logs if log.topics[0] == contract.topic("Bisected"))
+        for log in logs:
+            name = next((n for n in ("Bisected", "Chose", "Stepped") if log.topics[0] == contract.topic(n)), None)
+            move_receipt = await l1.get_receipt(log.tx_hash)
+            if name is not None and move_receipt is not None:
+                gas.setdefault({"Bisected": "bisect", "Chose": "choose", "Stepped": "step"}[name], []).append(
+                    move_receipt.gas_used)
         receipt = await l1.get_receipt(stepped[0].tx_hash)
         assert receipt is not None
         state = await registry.game_state(game)
+        # An honest output beside it, finalized once its window has passed.
+        honest_out = await registry.propose(proposer, derived.snapshot, length, chain.batch_count, chain.horizon)
+        gas["propose"].append(honest_out.gas_used)
+        await l1.request("evm_increaseTime", PARAMS.challenge_window_s + 1)
+        await l1.request("evm_mine")
+        gas["finalize"] = [(await registry.finalize(proposer, 2)).gas_used]
         return DisputeResult(length, rounds, wall, built, receipt.gas_used, snapshots[state.lo].phase, state.lo,
-                             results[1])
+                             results[1], {name: (min(v), max(v)) for name, v in gas.items()})
 
 
 def report(txs: int, r: DisputeResult, what: str) -> None:
@@ -141,6 +160,8 @@ def report(txs: int, r: DisputeResult, what: str) -> None:
           f"{r.rounds} bisection rounds (ceil(log2 {r.length}) = {(r.length - 1).bit_length()}), "
           f"wall {r.wall_s:.1f} s (trace build {r.trace_s:.1f} s), one-step proof of step {r.step_position} "
           f"({r.step_phase.name} pre-state) {r.step_gas:,} L1 gas, {r.winner.name}")
+    print("  L1 gas (min-max): " + ", ".join(f"{name} {lo:,}" + (f"-{hi:,}" if hi != lo else "")
+                                             for name, (lo, hi) in r.gas.items()))
 
 
 def main() -> int:

@@ -13,10 +13,10 @@ interface IGameRegistry {
 
 /// @title DisputeGame
 /// @notice One challenger against one output's proposer (the defender): a bisection over the
-///         derivation trace from the parent output's snapshot (position 0, agreed by both) to
+///         derivation trace from the start output's snapshot (position 0, agreed by both) to
 ///         the output's snapshot (position traceLength, claimed by the defender), down to a
-///         single step that the StepVerifier executes on L1, over the batches L1 held when the
-///         output was proposed (batchLimit).
+///         single step that the StepVerifier executes on L1, over what L1 held up to the output's
+///         L1 horizon (l1Horizon, and batchLimit, the batches included by then).
 /// @dev The registry deploys one instance per challenge, so every challenger plays its own
 ///      two-party game with its own bond: nobody can ride on (or sabotage) another challenger's
 ///      moves. The invariant of the bisection: both sides agree on the snapshot commitment at
@@ -68,8 +68,9 @@ contract DisputeGame is PullPayments {
         uint256 outputIndex;
         IStepVerifier verifier;
         uint256 target; // the output's L2 block: where the trace ends
-        uint256 batchLimit; // the inbox's batch count when the output was proposed: the trace's bound
-        bytes32 startHash; // the parent output's snapshot commitment (position 0)
+        uint256 batchLimit; // inbox batches in L1 blocks <= l1Horizon: the trace's bound
+        uint256 l1Horizon; // the last L1 block the output's derivation read
+        bytes32 startHash; // the start output's snapshot commitment (position 0)
         bytes32 endHash; // the output's snapshot commitment (position traceLength)
         uint256 traceLength;
         address defender;
@@ -85,11 +86,14 @@ contract DisputeGame is PullPayments {
     IStepVerifier public immutable verifier;
     /// @notice The disputed output's L2 block: the trace ends there.
     uint256 public immutable target;
-    /// @notice The inbox's batch count when the output was proposed: the trace reads no batch at or
-    ///         past it (see IStepVerifier), so the step's result cannot change during the game.
+    /// @notice The inbox's batches in L1 blocks <= l1Horizon: the trace reads no batch at or past it
+    ///         (see IStepVerifier), so the step's result cannot change during the game.
     uint256 public immutable batchLimit;
+    /// @notice The disputed output's L1 horizon: the trace reads L1 up to this block only.
+    uint256 public immutable l1Horizon;
     uint256 public immutable traceLength;
-    /// @notice The agreed commitment at position 0 (the parent output's snapshot).
+    /// @notice The agreed commitment at position 0 (the start output's snapshot: the latest finalized
+    ///         output when the disputed one was proposed).
     bytes32 public immutable startClaim;
     /// @notice The defender's commitment at position traceLength (the output's snapshot).
     bytes32 public immutable rootClaim;
@@ -151,6 +155,7 @@ contract DisputeGame is PullPayments {
         verifier = c.verifier;
         target = c.target;
         batchLimit = c.batchLimit;
+        l1Horizon = c.l1Horizon;
         traceLength = c.traceLength;
         startClaim = c.startHash;
         rootClaim = c.endHash;
@@ -209,7 +214,7 @@ contract DisputeGame is PullPayments {
         _tick(Side.CHALLENGER);
         bytes32 preHash = keccak256(abi.encode(pre));
         if (preHash != loHash) revert PreStateMismatch(preHash, loHash);
-        bytes32 post = verifier.step(pre, target, batchLimit, 0, proof); // l1Horizon: issue 12 section D
+        bytes32 post = verifier.step(pre, target, batchLimit, l1Horizon, proof);
         emit Stepped(preHash, post);
         _resolve(post != hiHash);
     }

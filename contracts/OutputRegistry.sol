@@ -6,24 +6,62 @@ import {IStepVerifier} from "./IStepVerifier.sol";
 import {PullPayments} from "./PullPayments.sol";
 import {Snapshots} from "./Snapshot.sol";
 
+/// @notice What the registry reads of BatchInbox: a proposal's batch limit is checked against it.
+interface IBatchIndex {
+    function batchCount() external view returns (uint256);
+    function batch(uint256 index) external view returns (bytes32 inputRoot, uint256 l1Block);
+}
+
+/// @notice What the registry reads of the StepVerifier beyond IStepVerifier: the inbox its steps
+///         read, so that a proposal's batch limit is checked against the very batches its games replay.
+interface IInboxReader {
+    function inbox() external view returns (IBatchIndex);
+}
+
 /// @title OutputRegistry
-/// @notice The rollup's L2 outputs on L1: anyone proposes the next output with a bond, anyone
-///         challenges it with a bond within the challenge window, and an output nobody proved
-///         wrong finalizes once the window has passed and its parent has finalized. The
-///         registry is also the factory of the dispute games that decide challenges.
-/// @dev Outputs form a chain from the anchor (index 0): each is proposed on the current head,
-///      with the whole snapshot at the end of its L2 block, from which the registry derives both
-///      the output root and the snapshot commitment the dispute bisects to (so an output cannot
-///      claim one and defend another). A game's start is the parent's snapshot: a challenger
-///      who disputes the parent must challenge the parent.
+/// @notice The rollup's L2 outputs on L1: anyone proposes an output with a bond, at any L2 block
+///         past the latest finalized output, at any time; anyone challenges it with a bond within
+///         its challenge window; an output nobody proved wrong finalizes once its window has
+///         passed and its games are over. The registry is also the factory of the dispute games
+///         that decide challenges.
+/// @dev Outputs are independent claims, each from the latest finalized output (Optimism's fault
+///      dispute games, which all start from the anchor state, not from the previous proposal).
+///      An output records, when it is proposed:
+///      - startIndex = latestFinalized(): where its games' traces start (position 0, a snapshot
+///        both sides accept because it is final). The proposer does not choose it. A start that
+///        finalizes after the proposer computed its trace only shortens the trace needed, and
+///        traces are padded with no-ops, so a proposal computed against an older start is still
+///        right.
+///      - its snapshot at the end of its L2 block, from which the registry derives the output root
+///        and the commitment at position traceLength (so an output cannot claim one and defend
+///        another); the snapshot must pass Snapshots.checkRange (see there, issue item 9).
+///      - l1Horizon and batchLimit: the claim is "derivation from the start over what L1 held in
+///        blocks <= l1Horizon gives this snapshot". l1Horizon is in the past (< block.number)
+///        and not before the start's; batchLimit is exactly the number of inbox batches in
+///        those blocks (checked with two reads). Its games replay derivation over those batches
+///        only (see IStepVerifier), so a step's result is fixed from the proposal on, whatever
+///        arrives during a game, and an output claiming a block those batches do not derive (a
+///        block from the future, or invented) loses to the trace that stops where they do.
 ///
-///      Each output also records its batchLimit, the inbox's batch count when it was proposed
-///      (verifier.batchCount()): its games re-execute derivation over those batches only (see
-///      IStepVerifier). An output is thus a claim about what L1 held when it was proposed: the
-///      step at any position of its trace is fixed from then on, whatever batches arrive during
-///      a game, and an output claiming an L2 block that those batches do not derive (a block
-///      from the future, or an invented one) loses to a challenger whose trace, padded with
-///      no-ops, stops where the batches do. The anchor's batchLimit is 0 (it reads nothing).
+///      Why independent outputs (issue items 3, 4, 8). With a chain of outputs, each resting on
+///      the previous: a wrong head blocks every honest proposal for a whole chess clock (squatting
+///      the head); a proposer that throws its game against an accomplice takes every honest output
+///      built on its own down with it (a rollback for the price of gas); and outputs built on a
+///      wrong one must be refunded, so stacking wrong outputs costs one bond. Here nothing rests
+///      on a pending output: a challenger win invalidates that output only and pays its proposal
+///      bond to the challenger. So every wrong output costs its own bond; an honest proposer keeps
+///      proposing (and finalizing) while other outputs are disputed; and a thrown game can only
+///      invalidate the thrower's own output: it loses its bond to its accomplice (a wash between
+///      the two, for the gas of a game) and touches no other output, and the next proposal starts
+///      from the same finalized output as before. The proposer may challenge its own output
+///      (forbidding it would only cost it a second address); this is all that buys.
+///      (The other way out of item 3, letting anyone defend a right output, is what Optimism's
+///      multi-party game does; the two-party game is kept, and made unable to hurt anyone else.)
+///      What a challenge can still do to a right output: keep it undecided for up to both chess
+///      clocks, at the price of a challenge bond and move bonds that its defender wins (the rollups
+///      worker defends its proposer's outputs by itself); it delays no other output.
+///      The cost: a trace spans from the latest finalized output, up to a challenge window of L2
+///      blocks (maxTraceLength bounds it; bisection is logarithmic in it).
 ///
 ///      Each challenger gets its own DisputeGame, played against the output's proposer, so
 ///      several may dispute one output at once and none can freeload on, or throw, another's
@@ -31,23 +69,9 @@ import {Snapshots} from "./Snapshot.sol";
 ///      badly): the output stays disputed while any game is open, and finalizes only once all
 ///      are resolved and the window has passed, even if games outlast the window.
 ///
-///      A challenger win invalidates the output and everything built on it: the valid outputs
-///      are one chain (anchor to head), and every valid output proposed after the loser rests
-///      on it. Validity is kept O(1) by recording the chain by depth (`_chain[depth] = index`):
-///      an invalidation only shortens it. Later outputs are also marked INVALIDATED and their
-///      bonds refunded (they were not proven wrong) eagerly, but for at most MAX_CASCADE of
-///      them, so that nobody can make a resolution too expensive to execute by proposing many
-///      outputs on top of a bad one; output() reports the rest as INVALIDATED already, and
-///      releaseOrphan() marks and refunds them one by one.
-///
-///      The proposer may challenge its own output: forbidding it would only cost it a second
-///      address. It is pointless for a correct output the proposer defends, but a two-party
-///      game lets a proposer that colludes with its challenger throw the game; what that buys is
-///      a rollback of the outputs built on its own (refunded, and proposed again by their
-///      proposers), at the cost of the games' gas.
-///
-///      All payouts are credited and pulled (withdraw), so a recipient that cannot receive ETH
-///      blocks neither a game's resolution nor finalization.
+///      latestFinalized() is the finalized output with the highest L2 block (outputs may
+///      finalize in any order). All payouts are credited and pulled (withdraw), so a recipient
+///      that cannot receive ETH blocks neither a game's resolution nor finalization.
 contract OutputRegistry is PullPayments {
     enum Status {
         NONE,
@@ -62,31 +86,31 @@ contract OutputRegistry is PullPayments {
         bytes32 outputRoot;
         bytes32 snapshotHash;
         uint256 l2Block;
-        uint256 parentIndex;
+        uint256 startIndex; // the latest finalized output when it was proposed: its games' start
         uint256 proposedAt;
         uint256 traceLength;
         address proposer;
         Status status;
         uint256 activeGames; // games opened and not yet resolved
-        uint256 batchLimit; // the inbox's batch count at proposal: the bound of its games' traces
+        uint256 batchLimit; // inbox batches in L1 blocks <= l1Horizon: the bound of its games' traces
+        uint256 l1Horizon; // the last L1 block its derivation read
     }
 
-    /// @dev The stored output: four slots rather than eleven. The status shares its slot with the
-    ///      proposer, which the cascade of an invalidation reads with it. The narrow widths are far
-    ///      beyond reach: each output and each batch is an L1 transaction, and uint40 seconds last
-    ///      until the year 36812.
+    /// @dev The stored output: four slots rather than eleven. The narrow widths are far beyond
+    ///      reach: each output and each batch is an L1 transaction, uint40 seconds last until the
+    ///      year 36812, and uint40 L1 blocks for 400,000 years of 12-second blocks.
     struct Record {
         bytes32 outputRoot;
         bytes32 snapshotHash;
         uint64 l2Block;
-        uint64 parentIndex;
+        uint64 startIndex;
         uint64 traceLength;
         uint40 proposedAt;
         uint16 activeGames;
         address proposer;
         Status status;
-        uint40 depth; // position on the chain from the anchor (depth 0)
         uint48 batchLimit;
+        uint40 l1Horizon;
     }
 
     struct GameRecord {
@@ -99,12 +123,10 @@ contract OutputRegistry is PullPayments {
     /// @notice Upper bound on the challenge window and the clock: catches a duration given in
     ///         milliseconds (7 days in ms is 19 years).
     uint256 public constant MAX_DURATION = 365 days;
-    /// @notice How many later outputs a challenger win marks and refunds eagerly (see the notes).
-    uint256 public constant MAX_CASCADE = 256;
-    /// @notice The gameId of OutputInvalidated for an output released by releaseOrphan.
-    uint256 public constant NO_GAME = type(uint256).max;
 
     IStepVerifier public immutable verifier;
+    /// @notice The inbox the verifier's steps read (verifier.inbox()): batch limits are checked here.
+    IBatchIndex public immutable inbox;
     uint256 public immutable proposalBond;
     uint256 public immutable challengeBond;
     uint256 public immutable moveBondBase;
@@ -115,8 +137,6 @@ contract OutputRegistry is PullPayments {
     uint256 public immutable maxTraceLength;
 
     Record[] private _outputs;
-    mapping(uint256 depth => uint256 index) private _chain;
-    uint256 private _chainLength; // valid outputs, anchor included: the head is at depth _chainLength - 1
     uint256 private _latestFinalized;
     GameRecord[] private _games;
     mapping(address game => uint256 idPlusOne) private _gameIds;
@@ -126,20 +146,21 @@ contract OutputRegistry is PullPayments {
         uint256 indexed index,
         bytes32 outputRoot,
         uint256 l2Block,
-        uint256 parentIndex,
+        uint256 startIndex,
         address proposer,
         bytes32 snapshotHash,
         uint256 traceLength,
-        uint256 batchLimit
+        uint256 batchLimit,
+        uint256 l1Horizon
     );
     event OutputChallenged(uint256 indexed index, uint256 indexed gameId, address game, address challenger);
-    /// @notice `index` is invalid: `gameId` proved it (or an output it rests on) wrong, or NO_GAME
-    ///         when releaseOrphan marked it.
+    /// @notice `index` is invalid: game `gameId` proved it wrong.
     event OutputInvalidated(uint256 indexed index, uint256 gameId);
     event GameResolved(uint256 indexed gameId, bool challengerWon);
     event OutputFinalized(uint256 indexed index);
 
     error VerifierNotAContract(address verifier);
+    error InboxNotAContract(address inbox);
     error ZeroProposalBond();
     error ZeroChallengeBond();
     error ZeroMoveBond();
@@ -149,14 +170,18 @@ contract OutputRegistry is PullPayments {
     error ClockDurationOutOfRange(uint256 duration, uint256 max);
     /// @notice maxTraceLength must be in [1, 2**64 - 1]: game positions are 64-bit.
     error MaxTraceLengthOutOfRange(uint256 maxTraceLength, uint256 max);
-    /// @notice Outputs (the anchor included) are snapshots between blocks.
-    error NotIdle(uint256 phase);
     error WrongBond(uint256 sent, uint256 required);
-    /// @notice Outputs are proposed on the head only.
-    error NotHead(uint256 parentIndex, uint256 head);
-    /// @notice The output's L2 block must be above its parent's (and fit 64 bits).
-    error L2BlockOutOfRange(uint256 l2Block, uint256 parentL2Block);
+    /// @notice The output's L2 block must be above its start's (the latest finalized output's).
+    error L2BlockOutOfRange(uint256 l2Block, uint256 startL2Block);
     error TraceLengthOutOfRange(uint256 traceLength, uint256 maxTraceLength);
+    /// @notice l1Horizon must be in [the start's l1Horizon, block.number - 1].
+    error L1HorizonOutOfRange(uint256 l1Horizon, uint256 startL1Horizon, uint256 blockNumber);
+    /// @notice batchLimit is more than the inbox holds.
+    error BatchLimitAboveCount(uint256 batchLimit, uint256 batchCount);
+    /// @notice batchLimit counts batch `index`, which L1 included after l1Horizon (in `l1Block`).
+    error BatchAfterHorizon(uint256 index, uint256 l1Block, uint256 l1Horizon);
+    /// @notice batchLimit leaves out batch `index`, which L1 included by l1Horizon (in `l1Block`).
+    error BatchWithinHorizon(uint256 index, uint256 l1Block, uint256 l1Horizon);
     error UnknownOutput(uint256 index, uint256 count);
     error UnknownGame(uint256 gameId, uint256 count);
     /// @notice The output is not PROPOSED or CHALLENGED (anchor, finalized or invalidated).
@@ -165,14 +190,12 @@ contract OutputRegistry is PullPayments {
     error ChallengeWindowOpen(uint256 index, uint256 closesAt);
     error TooManyGames(uint256 index);
     error OutputUnderChallenge(uint256 index, uint256 activeGames);
-    error ParentNotFinalized(uint256 index, uint256 parentIndex);
     error NotGame(address caller);
     error GameAlreadyResolved(uint256 gameId);
-    /// @notice releaseOrphan: the output is still valid, or already settled.
-    error NotAnOrphan(uint256 index);
 
-    /// @param anchor The genesis snapshot (phase IDLE): output 0, final from the start.
-    /// @param verifier_ Executes a game's last step.
+    /// @param anchor The genesis snapshot (it must pass Snapshots.checkRange): output 0, final from
+    ///        the start, with batchLimit and l1Horizon 0 (it reads nothing).
+    /// @param verifier_ Executes a game's last step; its inbox() is the inbox batch limits are checked on.
     /// @param proposalBond_ Paid with each proposal; returned at finalization, lost to a winning challenger.
     /// @param challengeBond_ Paid with each challenge; part of what the game's winner takes.
     /// @param moveBondBase_ A game's round-r moves pay moveBondBase_ * (r + 1).
@@ -190,6 +213,8 @@ contract OutputRegistry is PullPayments {
         uint256 maxTraceLength_
     ) {
         if (address(verifier_).code.length == 0) revert VerifierNotAContract(address(verifier_));
+        IBatchIndex inbox_ = IInboxReader(address(verifier_)).inbox();
+        if (address(inbox_).code.length == 0) revert InboxNotAContract(address(inbox_));
         if (proposalBond_ == 0) revert ZeroProposalBond();
         if (challengeBond_ == 0) revert ZeroChallengeBond();
         if (moveBondBase_ == 0) revert ZeroMoveBond();
@@ -202,9 +227,9 @@ contract OutputRegistry is PullPayments {
         if (maxTraceLength_ == 0 || maxTraceLength_ > type(uint64).max) {
             revert MaxTraceLengthOutOfRange(maxTraceLength_, type(uint64).max);
         }
-        if (anchor.phase != Snapshots.IDLE) revert NotIdle(anchor.phase);
-        if (anchor.number > type(uint64).max) revert L2BlockOutOfRange(anchor.number, 0);
+        Snapshots.checkRange(anchor);
         verifier = verifier_;
+        inbox = inbox_;
         proposalBond = proposalBond_;
         challengeBond = challengeBond_;
         moveBondBase = moveBondBase_;
@@ -219,73 +244,67 @@ contract OutputRegistry is PullPayments {
                 outputRoot: root,
                 snapshotHash: commitment,
                 l2Block: uint64(anchor.number),
-                parentIndex: 0,
+                startIndex: 0,
                 traceLength: 0,
                 proposedAt: uint40(block.timestamp),
                 activeGames: 0,
                 proposer: address(0),
                 status: Status.FINALIZED,
-                depth: 0,
-                batchLimit: 0
+                batchLimit: 0,
+                l1Horizon: 0
             })
         );
-        _chainLength = 1; // _chain[0] = 0 already
-        // Logged like any output, so that the log history alone describes the chain.
-        emit OutputProposed(0, root, anchor.number, 0, address(0), commitment, 0, 0);
+        // Logged like any output, so that the log history alone describes every output.
+        emit OutputProposed(0, root, anchor.number, 0, address(0), commitment, 0, 0, 0);
         emit OutputFinalized(0);
     }
 
     // --- proposals -------------------------------------------------------------------------------
 
-    /// @notice Propose the output after the head. Anyone, with proposalBond.
-    /// @param parentIndex The head (checked: a proposal never forks the chain).
-    /// @param s The snapshot at the end of the output's L2 block (phase IDLE).
-    /// @param traceLength Derivation steps from the parent's snapshot to `s`: what a dispute bisects.
+    /// @notice Propose an output, from the latest finalized output. Anyone, with proposalBond.
+    /// @param s The snapshot at the end of the output's L2 block (checked by Snapshots.checkRange).
+    /// @param traceLength Derivation steps from the start's snapshot to `s`: what a dispute bisects.
+    /// @param batchLimit The number of inbox batches included in L1 blocks <= l1Horizon.
+    /// @param l1Horizon The last L1 block the derivation of `s` read: below block.number, not below
+    ///        the start's.
     /// @return index The output's index.
-    /// @dev Records verifier.batchCount() as the output's batchLimit: `s` must be derivable from the
-    ///      batches L1 holds now, or the output loses any game (see the contract notes).
-    function propose(uint256 parentIndex, Snapshots.Snapshot calldata s, uint256 traceLength)
+    function propose(Snapshots.Snapshot calldata s, uint256 traceLength, uint256 batchLimit, uint256 l1Horizon)
         external
         payable
         returns (uint256 index)
     {
         if (msg.value != proposalBond) revert WrongBond(msg.value, proposalBond);
-        uint256 headIndex = head();
-        if (parentIndex != headIndex) revert NotHead(parentIndex, headIndex);
-        if (s.phase != Snapshots.IDLE) revert NotIdle(s.phase);
-        Record storage parent = _outputs[parentIndex];
-        if (s.number <= parent.l2Block || s.number > type(uint64).max) {
-            revert L2BlockOutOfRange(s.number, parent.l2Block);
-        }
+        Snapshots.Snapshot memory snapshot = s;
+        Snapshots.checkRange(snapshot);
+        uint256 startIndex = _latestFinalized;
+        Record storage start = _outputs[startIndex];
+        if (s.number <= start.l2Block) revert L2BlockOutOfRange(s.number, start.l2Block);
         if (traceLength == 0 || traceLength > maxTraceLength) {
             revert TraceLengthOutOfRange(traceLength, maxTraceLength);
         }
-        Snapshots.Snapshot memory snapshot = s;
+        if (l1Horizon >= block.number || l1Horizon < start.l1Horizon) {
+            revert L1HorizonOutOfRange(l1Horizon, start.l1Horizon, block.number);
+        }
+        _checkBatchLimit(batchLimit, l1Horizon);
         bytes32 root = Snapshots.outputRoot(snapshot);
         bytes32 commitment = Snapshots.commitment(snapshot);
-        uint40 depth = parent.depth + 1; // == _chainLength: the parent is the head
-        // Clamped to the stored width (unreachable: each batch is an L1 transaction).
-        uint256 batchLimit = verifier.batchCount();
-        if (batchLimit > type(uint48).max) batchLimit = type(uint48).max;
         index = _outputs.length;
         _outputs.push(
             Record({
                 outputRoot: root,
                 snapshotHash: commitment,
                 l2Block: uint64(s.number),
-                parentIndex: uint64(parentIndex),
+                startIndex: uint64(startIndex),
                 traceLength: uint64(traceLength),
                 proposedAt: uint40(block.timestamp),
                 activeGames: 0,
                 proposer: msg.sender,
                 status: Status.PROPOSED,
-                depth: depth,
-                batchLimit: uint48(batchLimit)
+                batchLimit: uint48(batchLimit),
+                l1Horizon: uint40(l1Horizon)
             })
         );
-        _chain[depth] = index;
-        _chainLength = uint256(depth) + 1;
-        emit OutputProposed(index, root, s.number, parentIndex, msg.sender, commitment, traceLength, batchLimit);
+        emit OutputProposed(index, root, s.number, startIndex, msg.sender, commitment, traceLength, batchLimit, l1Horizon);
     }
 
     /// @notice Dispute output `index` within its challenge window: deploys a DisputeGame between
@@ -294,7 +313,7 @@ contract OutputRegistry is PullPayments {
     /// @return gameId The game's index in the registry (game(gameId) is its address).
     function challenge(uint256 index) external payable returns (uint256 gameId) {
         Record storage o = _record(index);
-        Status status = _status(index, o);
+        Status status = o.status;
         if (status != Status.PROPOSED && status != Status.CHALLENGED) revert OutputNotPending(index, status);
         uint256 closes = uint256(o.proposedAt) + challengeWindow;
         if (block.timestamp >= closes) revert ChallengeWindowClosed(index, closes);
@@ -307,7 +326,8 @@ contract OutputRegistry is PullPayments {
                 verifier: verifier,
                 target: o.l2Block,
                 batchLimit: o.batchLimit,
-                startHash: _outputs[o.parentIndex].snapshotHash,
+                l1Horizon: o.l1Horizon,
+                startHash: _outputs[o.startIndex].snapshotHash,
                 endHash: o.snapshotHash,
                 traceLength: o.traceLength,
                 defender: o.proposer,
@@ -326,8 +346,8 @@ contract OutputRegistry is PullPayments {
     }
 
     /// @notice A game's result. Only a game this registry created, once. A challenger win
-    ///         invalidates the output and the outputs built on it and pays the proposer's bond
-    ///         to the challenger; a game on an output already invalidated changes nothing.
+    ///         invalidates the output (that one only: nothing rests on it) and pays its proposal
+    ///         bond to the challenger; a game on an output already invalidated changes nothing.
     function resolveGame(bool challengerWon) external {
         uint256 idPlusOne = _gameIds[msg.sender];
         if (idPlusOne == 0) revert NotGame(msg.sender);
@@ -339,13 +359,18 @@ contract OutputRegistry is PullPayments {
         Record storage o = _outputs[index];
         o.activeGames -= 1;
         emit GameResolved(gameId, challengerWon);
-        if (_status(index, o) == Status.INVALIDATED) return; // another game (on it or below it) won
-        if (challengerWon) _invalidate(index, o, gameId, g.challenger);
-        else if (o.activeGames == 0) o.status = Status.PROPOSED;
+        if (o.status == Status.INVALIDATED) return; // another game on it won already
+        if (challengerWon) {
+            o.status = Status.INVALIDATED;
+            _pay(g.challenger, proposalBond);
+            emit OutputInvalidated(index, gameId);
+        } else if (o.activeGames == 0) {
+            o.status = Status.PROPOSED;
+        }
     }
 
-    /// @notice Finalize output `index`: unchallenged or every game won by its proposer, its
-    ///         window passed, its parent final. Returns the proposal bond. Anyone.
+    /// @notice Finalize output `index`: unchallenged or every game won by its proposer, and its
+    ///         window passed. Returns the proposal bond. Anyone.
     function finalize(uint256 index) external {
         Record storage o = _record(index);
         Status status = o.status;
@@ -353,25 +378,11 @@ contract OutputRegistry is PullPayments {
         if (status != Status.PROPOSED) revert OutputNotPending(index, status);
         uint256 closes = uint256(o.proposedAt) + challengeWindow;
         if (block.timestamp < closes) revert ChallengeWindowOpen(index, closes);
-        // A PROPOSED output off the chain always has a non-final parent: this check covers it.
-        if (_outputs[o.parentIndex].status != Status.FINALIZED) revert ParentNotFinalized(index, o.parentIndex);
         o.status = Status.FINALIZED;
-        _latestFinalized = index;
+        if (o.l2Block > _outputs[_latestFinalized].l2Block) _latestFinalized = index;
         _pay(o.proposer, proposalBond);
         emit OutputFinalized(index);
     }
-
-    /// @notice Mark an output invalidated by an ancestor's invalidation, which the eager cascade
-    ///         did not reach (see MAX_CASCADE), and refund its bond. Anyone.
-    function releaseOrphan(uint256 index) external {
-        Record storage o = _record(index);
-        Status status = o.status;
-        if ((status != Status.PROPOSED && status != Status.CHALLENGED) || _onChain(index, o)) {
-            revert NotAnOrphan(index);
-        }
-        _release(index, o, NO_GAME);
-    }
-
 
     // --- views -----------------------------------------------------------------------------------
 
@@ -379,28 +390,24 @@ contract OutputRegistry is PullPayments {
         return _outputs.length;
     }
 
-    /// @notice Output `index`; an output resting on an invalidated one reads INVALIDATED.
     function output(uint256 index) external view returns (Output memory) {
         Record storage o = _record(index);
         return Output({
             outputRoot: o.outputRoot,
             snapshotHash: o.snapshotHash,
             l2Block: o.l2Block,
-            parentIndex: o.parentIndex,
+            startIndex: o.startIndex,
             proposedAt: o.proposedAt,
             traceLength: o.traceLength,
             proposer: o.proposer,
-            status: _status(index, o),
+            status: o.status,
             activeGames: o.activeGames,
-            batchLimit: o.batchLimit
+            batchLimit: o.batchLimit,
+            l1Horizon: o.l1Horizon
         });
     }
 
-    /// @notice The latest valid output: the next proposal's parent.
-    function head() public view returns (uint256) {
-        return _chain[_chainLength - 1];
-    }
-
+    /// @notice The finalized output with the highest L2 block: the start of the next proposal.
     function latestFinalized() external view returns (uint256) {
         return _latestFinalized;
     }
@@ -429,39 +436,19 @@ contract OutputRegistry is PullPayments {
         return _outputs[index];
     }
 
-    function _onChain(uint256 index, Record storage o) private view returns (bool) {
-        uint256 depth = o.depth;
-        return depth < _chainLength && _chain[depth] == index;
-    }
-
-    /// @dev The stored status, except that a pending output off the chain is INVALIDATED.
-    function _status(uint256 index, Record storage o) private view returns (Status) {
-        Status status = o.status;
-        if ((status == Status.PROPOSED || status == Status.CHALLENGED) && !_onChain(index, o)) {
-            return Status.INVALIDATED;
+    /// @dev batchLimit is the number of batches in L1 blocks <= l1Horizon: batch batchLimit - 1 is
+    ///      in one (or there is none), and batch batchLimit is not (or there is none). Batches are
+    ///      appended in L1 block order, so two reads decide it.
+    function _checkBatchLimit(uint256 batchLimit, uint256 l1Horizon) private view {
+        uint256 count = inbox.batchCount();
+        if (batchLimit > count) revert BatchLimitAboveCount(batchLimit, count);
+        if (batchLimit > 0) {
+            (, uint256 last) = inbox.batch(batchLimit - 1);
+            if (last > l1Horizon) revert BatchAfterHorizon(batchLimit - 1, last, l1Horizon);
         }
-        return status;
-    }
-
-    function _invalidate(uint256 index, Record storage o, uint256 gameId, address challenger) private {
-        o.status = Status.INVALIDATED;
-        _chainLength = o.depth; // the head is the parent again
-        _pay(challenger, proposalBond);
-        emit OutputInvalidated(index, gameId);
-        // Every pending output after `index` was built on it (the chain only ever grows from the
-        // head), and is now off the chain.
-        uint256 end = _outputs.length;
-        if (end > index + 1 + MAX_CASCADE) end = index + 1 + MAX_CASCADE;
-        for (uint256 j = index + 1; j < end; ++j) {
-            Record storage later = _outputs[j];
-            if (later.status == Status.PROPOSED || later.status == Status.CHALLENGED) _release(j, later, gameId);
+        if (batchLimit < count) {
+            (, uint256 next) = inbox.batch(batchLimit);
+            if (next <= l1Horizon) revert BatchWithinHorizon(batchLimit, next, l1Horizon);
         }
-    }
-
-    /// @dev An output invalidated because an output below it was: not proven wrong, so refunded.
-    function _release(uint256 index, Record storage o, uint256 gameId) private {
-        o.status = Status.INVALIDATED;
-        _pay(o.proposer, proposalBond);
-        emit OutputInvalidated(index, gameId);
     }
 }

@@ -38,6 +38,43 @@ library Snapshots {
         uint256 forcedIndex;
     }
 
+    /// @notice The largest base fee a snapshot may hold (next_base_fee clamps to it).
+    uint256 internal constant MAX_BASE_FEE = type(uint128).max;
+
+    /// @notice `field` of a proposed (or anchor) snapshot is out of range: it is `value`.
+    error SnapshotFieldOutOfRange(string field, uint256 value);
+
+    /// @notice Refuse a snapshot no honest derivation can produce (issue item 9): one that could
+    ///         make the step's arithmetic overflow, so that a trace starting from it could not be
+    ///         disproven. Phase IDLE (an output is between blocks); number, timestamp, origin, gas
+    ///         and the four cursors below 2**64; baseFee at most MAX_BASE_FEE; 2 <= gasLimit
+    ///         (EIP-1559's elasticity halves it) and gasUsed <= gasLimit; the block-in-progress
+    ///         words (blockTimestamp through txLeft) zero. Mirrored by check_range in
+    ///         services/rollups/_snapshot.py.
+    /// @dev Applied to the anchor and every proposal. A step's pre-state is then always a snapshot
+    ///      the challenger agreed to or a checked start, so no step meets an absurd pre-state: an
+    ///      absurd claim is disproven, never unprovable.
+    function checkRange(Snapshot memory s) internal pure {
+        if (s.number > type(uint64).max) revert SnapshotFieldOutOfRange("number", s.number);
+        if (s.timestamp > type(uint64).max) revert SnapshotFieldOutOfRange("timestamp", s.timestamp);
+        if (s.baseFee > MAX_BASE_FEE) revert SnapshotFieldOutOfRange("baseFee", s.baseFee);
+        if (s.gasLimit > type(uint64).max || s.gasLimit < 2) revert SnapshotFieldOutOfRange("gasLimit", s.gasLimit);
+        if (s.gasUsed > s.gasLimit) revert SnapshotFieldOutOfRange("gasUsed", s.gasUsed);
+        if (s.l1OriginNumber > type(uint64).max) revert SnapshotFieldOutOfRange("l1OriginNumber", s.l1OriginNumber);
+        if (s.phase != IDLE) revert SnapshotFieldOutOfRange("phase", s.phase);
+        if (s.blockTimestamp != 0) revert SnapshotFieldOutOfRange("blockTimestamp", s.blockTimestamp);
+        if (s.blockOriginNumber != 0) revert SnapshotFieldOutOfRange("blockOriginNumber", s.blockOriginNumber);
+        if (s.blockOriginHash != 0) revert SnapshotFieldOutOfRange("blockOriginHash", uint256(s.blockOriginHash));
+        if (s.blockBaseFee != 0) revert SnapshotFieldOutOfRange("blockBaseFee", s.blockBaseFee);
+        if (s.blockGasUsed != 0) revert SnapshotFieldOutOfRange("blockGasUsed", s.blockGasUsed);
+        if (s.txRoot != 0) revert SnapshotFieldOutOfRange("txRoot", uint256(s.txRoot));
+        if (s.txLeft != 0) revert SnapshotFieldOutOfRange("txLeft", s.txLeft);
+        if (s.batchIndex > type(uint64).max) revert SnapshotFieldOutOfRange("batchIndex", s.batchIndex);
+        if (s.itemIndex > type(uint64).max) revert SnapshotFieldOutOfRange("itemIndex", s.itemIndex);
+        if (s.depositIndex > type(uint64).max) revert SnapshotFieldOutOfRange("depositIndex", s.depositIndex);
+        if (s.forcedIndex > type(uint64).max) revert SnapshotFieldOutOfRange("forcedIndex", s.forcedIndex);
+    }
+
     function commitment(Snapshot memory s) internal pure returns (bytes32) {
         return keccak256(abi.encode(s));
     }

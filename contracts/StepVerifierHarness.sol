@@ -13,16 +13,17 @@ import {Snapshots} from "./Snapshot.sol";
 /// @dev Also exposes the Snapshots library, so that tests can compare Solidity's commitment
 ///      and output root with Python's.
 contract StepVerifierHarness is IStepVerifier {
-    /// @notice What batchCount() returns (what the registry records as a proposal's batchLimit).
-    uint256 public batches = 1;
+    /// @notice The L1 block of each batch of the inbox this double also stands for (see inbox()).
+    uint256[] public batchBlocks;
 
     /// @notice `proof` is not what this machine expects: the commitment of `pre` itself.
     error ForgedProof(bytes32 expected);
+    error IndexOutOfRange(uint256 index, uint256 count);
 
     /// @inheritdoc IStepVerifier
     /// @dev The "proof" must be abi.encode(commitment(pre)): a stand-in for a real proof of
     ///      what the step reads, so that the game's forged-proof path can be exercised. The
-    ///      counter machine reads no batch: batchLimit is ignored.
+    ///      counter machine reads no batch: batchLimit and l1Horizon are ignored.
     function step(Snapshots.Snapshot calldata pre, uint256 target, uint256, uint256, bytes calldata proof)
         external
         pure
@@ -36,14 +37,27 @@ contract StepVerifierHarness is IStepVerifier {
         return Snapshots.commitment(s);
     }
 
-    /// @inheritdoc IStepVerifier
-    function batchCount() external view returns (uint256) {
-        return batches;
+    // --- the inbox double: the registry checks a proposal's batch limit on verifier.inbox() ------
+
+    /// @notice This contract: it answers BatchInbox's batchCount() and batch(i) itself.
+    function inbox() external view returns (address) {
+        return address(this);
     }
 
-    /// @notice Set what batchCount() returns (anyone: a test double).
-    function setBatchCount(uint256 count) external {
-        batches = count;
+    /// @inheritdoc IStepVerifier
+    function batchCount() external view returns (uint256) {
+        return batchBlocks.length;
+    }
+
+    /// @notice Batch `index` as BatchInbox.batch returns it (a zero root: nothing reads it).
+    function batch(uint256 index) external view returns (bytes32 inputRoot, uint256 l1Block) {
+        if (index >= batchBlocks.length) revert IndexOutOfRange(index, batchBlocks.length);
+        return (bytes32(0), batchBlocks[index]);
+    }
+
+    /// @notice Append a batch "included" in L1 block `l1Block` (anyone: a test double).
+    function addBatch(uint256 l1Block) external {
+        batchBlocks.push(l1Block);
     }
 
     /// @notice Snapshots.commitment, for the tests.

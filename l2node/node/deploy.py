@@ -200,7 +200,7 @@ def _located(addresses: Addresses) -> dict[str, bytes]:
 async def mismatches(l1: L1Client, addresses: Addresses) -> list[str]:
     """What the chain says differently from ``addresses``: each contract's code (its artifact's,
     immutables aside), the inbox's batcher, the verifier's inbox, portal, chain id and sequencer
-    window, the registry's verifier, bonds, window, clocks and anchor. Empty: all as recorded."""
+    window, the registry's verifier, inbox, bonds, window, clocks and anchor. Empty: all as recorded."""
     wrong: list[str] = []
     chain_id = await l1.chain_id()
     if chain_id != addresses.chain_id:
@@ -219,7 +219,8 @@ async def mismatches(l1: L1Client, addresses: Addresses) -> list[str]:
         "BatchInbox": {"batcher": addresses.batcher},
         "StepVerifier": {"inbox": addresses.batch_inbox, "portal": addresses.deposit_portal,
                          "chainId": params.chain_id, "sequencerWindow": params.sequencer_window},
-        "OutputRegistry": {"verifier": addresses.step_verifier, "proposalBond": params.proposal_bond,
+        "OutputRegistry": {"verifier": addresses.step_verifier, "inbox": addresses.batch_inbox,
+                           "proposalBond": params.proposal_bond,
                            "challengeBond": params.challenge_bond, "moveBondBase": params.move_bond_base,
                            "challengeWindow": params.challenge_window_s, "maxClockDuration": params.max_clock_s,
                            "maxTraceLength": params.max_trace_length},

@@ -3,14 +3,15 @@
 It also defends: games opened against this node's own proposals are played from here, so a
 node that only proposes (``challenge`` off) still runs it, in defend-only mode.
 
-It trusts nothing but L1. An output is right iff the batches L1 held when it was proposed (its
-batch limit) derive its L2 block with its snapshot: that is what its dispute re-executes (see
-_machine's Inputs notes). Once its derivation has reached the block from those batches, it
-compares the output's snapshot commitment with its own; once it has read and derived every
-batch below the limit without reaching the block (a block from the future, or invented), the
-output is wrong too, even if later batches derive it. Until then it waits. It challenges the
-first wrong output on the chain (one resting on a wrong parent falls with it), plays the game
-to the end, and, as the defender, answers every game opened against its own node's proposals.
+It trusts nothing but L1. Outputs are independent claims (see OutputRegistry): output B says
+that derivation from its start output A's snapshot (the latest finalized output when B was
+proposed), over what L1 held up to B's L1 horizon (B's batch limit: the batches included by
+then), reaches B's snapshot at trace position B.traceLength. That is what B's dispute
+re-executes, so that is what it judges (``DerivedChain.judge``), each output on its own: once
+its derivation has read L1 past B's horizon it compares; until then it waits on B and goes on
+with the others. It challenges every wrong output (each loses its own bond), plays each game to
+the end, and, as the defender, answers every game opened against its own node's proposals. A
+start it disagrees with is a finalized wrong output: nothing can be judged from it, and it says so.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Challenger:
         #: against its own proposer, when that proposer is faulty).
         self._playing: set[tuple[int, Side]] = set()
         self.challenged: list[int] = []
+        self._verdicts: dict[int, bool] = {}
+        self._wrong_starts: set[int] = set()
 
     async def run(self) -> None:
         pacer = Pacer(self.settings.poll_interval_s, self.settings.idle_poll_s, self.registry.l1.activity)
@@ -70,12 +73,10 @@ class Challenger:
                 if index == self._checked + 1:
                     self._checked = index
                 continue
-            honest = self.chain.judge(out.l2_block, out.snapshot_hash, out.batch_limit)
+            honest = await self._judge(out)
             if honest is None:
-                break  # our derivation is not there yet
-            parent = await self.registry.output(out.parent_index)
-            parent_honest = self.chain.judge(parent.l2_block, parent.snapshot_hash, parent.batch_limit) is True
-            wrong = (not honest and parent_honest) or (honest and self.challenges_honest(out))
+                continue  # our derivation is not there yet (for this one: outputs are independent)
+            wrong = not honest or self.challenges_honest(out)
             games = await self._games(index)
             # Ours already on L1 (say, opened before a restart): play it rather than pay for a second.
             ours = any(state.challenger == self.sender.address for _, state in games)
@@ -101,6 +102,27 @@ class Challenger:
                         to_play.append((game_id, side, out))
         return to_play
 
+    async def _judge(self, out: OutputRecord) -> bool | None:
+        """Whether ``out`` is right (its judgment never changes: an output's fields are fixed); None
+        while we cannot tell, or when its start is a finalized output we find wrong."""
+        known = self._verdicts.get(out.index)
+        if known is not None:
+            return known
+        start = await self.registry.output(out.start_index)
+        base = self.chain.block(start.l2_block)
+        if base is None:
+            return None  # not derived that far yet
+        if base.snapshot.commitment() != start.snapshot_hash:
+            if out.start_index not in self._wrong_starts:
+                self._wrong_starts.add(out.start_index)
+                _log.error("a finalized output is not what L1 derives: outputs starting from it cannot be judged",
+                           extra={"index": out.start_index, "l2_block": start.l2_block})
+            return None
+        verdict = self.chain.judge(out, base)
+        if verdict is not None:
+            self._verdicts[out.index] = verdict
+        return verdict
+
     def challenges_honest(self, out: OutputRecord) -> bool:
         """Whether to challenge ``out`` though it is right: never. (A test's faulty challenger,
         tests/workers/faulty_rollups.py, says yes here.)"""
@@ -117,16 +139,15 @@ class Challenger:
 
     async def play(self, game_id: int, side: Side, out: OutputRecord) -> GameStatus:
         """Play our ``side`` of game ``game_id`` over ``out`` to its end; its result."""
-        parent = await self.registry.output(out.parent_index)
-        # The trace L1 checks: bounded, padded with no-ops. Horizon 0 as DisputeGame passes it until
-        # outputs record theirs (issue 12 section D).
-        traces = self.chain.traces(out.batch_limit, 0)
-        snapshots = await asyncio.to_thread(traces.snapshots, parent.l2_block, out.l2_block, out.trace_length)
+        start = await self.registry.output(out.start_index)
+        # The trace L1 checks: from the start, within the output's bounds, padded with no-ops.
+        traces = self.chain.traces(out.batch_limit, out.l1_horizon)
+        snapshots = await asyncio.to_thread(traces.snapshots, start.l2_block, out.l2_block, out.trace_length)
         claims = [s.commitment() for s in snapshots]
         if side == Side.DEFENDER:
             claims[-1] = out.snapshot_hash  # what we claimed, right or not: defend it to the end
         sender = self.sender if side == Side.CHALLENGER or self.defender is None else self.defender
-        player = self.player_type(side)(self.registry, sender, traces, self.prover, parent.l2_block, claims, side)
+        player = self.player_type(side)(self.registry, sender, traces, self.prover, start.l2_block, claims, side)
         address = await self.registry.game_address(game_id)
         with metrics.DISPUTES_OPEN.track_inprogress():
             result = await player.play(address)

@@ -54,14 +54,17 @@ class OutputRecord:
     output_root: bytes
     snapshot_hash: bytes
     l2_block: int
-    parent_index: int
+    #: The latest finalized output when it was proposed: its games' trace starts at its snapshot.
+    start_index: int
     proposed_at: int
     trace_length: int
     proposer: bytes
     status: OutputStatus
     active_games: int
-    #: The inbox's batch count when it was proposed: its disputes read only those batches.
+    #: The inbox's batches in L1 blocks <= l1_horizon: its disputes read only those batches.
     batch_limit: int
+    #: The last L1 block its derivation read.
+    l1_horizon: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +122,14 @@ class Registry:
     async def output_count(self) -> int:
         return await self.param("outputCount")
 
-    async def head(self) -> int:
-        return await self.param("head")
+    async def latest_finalized(self) -> int:
+        return await self.param("latestFinalized")
 
     async def output(self, index: int) -> OutputRecord:
-        ((root, snap, l2, parent, at, length, proposer, status, active, limit),) = await self._read("output", index)
-        return OutputRecord(index, bytes(root), bytes(snap), int(l2), int(parent), int(at), int(length),
-                            bytes(proposer), OutputStatus(int(status)), int(active), int(limit))
+        ((root, snap, l2, start, at, length, proposer, status, active, limit, horizon),) = \
+            await self._read("output", index)
+        return OutputRecord(index, bytes(root), bytes(snap), int(l2), int(start), int(at), int(length),
+                            bytes(proposer), OutputStatus(int(status)), int(active), int(limit), int(horizon))
 
     async def games_of(self, index: int) -> list[int]:
         (ids,) = await self._read("gamesOf", index)
@@ -170,9 +174,11 @@ class Registry:
             raise ContractFailed(f"transaction 0x{receipt.tx_hash.hex()} reverted")
         return receipt
 
-    async def propose(self, sender: TxSender, parent_index: int, snapshot: Snapshot, trace_length: int) -> Receipt:
+    async def propose(self, sender: TxSender, snapshot: Snapshot, trace_length: int, batch_limit: int,
+                      l1_horizon: int) -> Receipt:
+        """Propose ``snapshot`` from the latest finalized output (the registry records which)."""
         bond = await self.param("proposalBond")
-        data = self.contract.encode_call("propose", parent_index, snapshot_tuple(snapshot), trace_length)
+        data = self.contract.encode_call("propose", snapshot_tuple(snapshot), trace_length, batch_limit, l1_horizon)
         return await self.transact(sender, self.address, data, bond)
 
     async def challenge(self, sender: TxSender, index: int) -> Receipt:

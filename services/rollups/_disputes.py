@@ -1,8 +1,9 @@
 """Playing dispute games: the honest move at each turn, from the trace L1 data defines.
 
-That trace reads only the batches L1 held when the disputed output was proposed (its batch
-limit): ``traces`` must be the game's, ``DerivedChain.traces(output.batch_limit)``, as L1's step
-is (DisputeGame passes the limit to the StepVerifier).
+That trace starts at the disputed output's start (the latest finalized output when it was
+proposed) and reads only what L1 held up to its L1 horizon (its batch limit: the batches
+included by then): ``traces`` must be the game's, ``DerivedChain.traces(output.batch_limit,
+output.l1_horizon)``, as L1's step is (DisputeGame passes both to the StepVerifier).
 
 One ``play`` call follows one game to its end, as the defender (the output's proposer) or the
 challenger. Each move is a span ("dispute_move") with the game, round and move in its
@@ -46,10 +47,10 @@ Prover = Callable[[Machine, int], bytes]
 class Player:
     registry: Registry
     sender: TxSender
-    #: Bounded by the disputed output's batch limit (the step proofs come from its machines).
+    #: Bounded by the disputed output's batch limit and L1 horizon (the step proofs come from its machines).
     traces: Traces
     prover: Prover
-    #: The L2 block of the output the disputed one builds on (where the trace starts).
+    #: The L2 block of the disputed output's start output (where the trace starts).
     start_block: int
     #: Our own trace claims (positions 0..traceLength); the defender's end claim may be its own.
     claims: list[bytes]

@@ -2,13 +2,17 @@
 
 It proposes what it derived from L1 itself, never what the sequencer says: an output is a
 claim its proposer must be able to defend step by step, from L1 data, in a dispute. Its
-derivation reads L1 a few blocks back, so every batch it used is below the batch count the
-registry records at the proposal (the bound of the output's disputes).
+derivation reads L1 a few blocks back (the L1 horizon: the last block it read), and the output
+carries that horizon and the number of batches L1 included by then (its batch limit, which the
+registry checks): the bounds of the output's disputes.
 
-An output builds on the registry's head (the latest output not invalidated). The proposer only
-extends a head it agrees with (``DerivedChain.judge``: same snapshot commitment as its own
-derivation, from the batches L1 held when the head was proposed): a wrong head is the
-challenger's business, and an output on top of it would be invalidated with it.
+Outputs are independent (see OutputRegistry): each starts from the latest finalized output,
+which the registry records. The proposer proposes only from a start it agrees with (the same
+snapshot commitment as its own derivation at that block); a wrong finalized start means L1
+finalized a wrong output, which no proposal can fix: it says so loudly and waits. It proposes
+every ``output_interval_blocks`` blocks (or ``output_interval_s`` with news) after its own
+latest valid output, whatever other outputs are doing: a disputed output, right or wrong,
+holds up nobody else's.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from services.l1 import OUTAGE, L1Error, Pacer, TxSender
 from . import _metrics as metrics
 from ._contracts import ContractFailed, OutputStatus, Registry
 from ._settings import RollupsSettings
-from ._snapshot import Snapshot
+from ._snapshot import Snapshot, check_range
 from ._trace import DerivedChain
 
 _log = logging.getLogger("l2node.rollups.proposer")
@@ -45,6 +49,11 @@ class Proposer:
         self.divergences = 0
         self._last_proposal = time.monotonic()
         self._finalized_upto = 0
+        #: Outputs read so far looking for ours (0: none yet), and our latest one (index, L2 block).
+        self._scanned = 0
+        self._ours: tuple[int, int] | None = None
+        #: The finalized output found wrong (logged once).
+        self._wrong_start = -1
         self.proposed = 0
         #: Work the clock will make due: derived blocks not yet proposed, outputs not yet finalized.
         self._pending = False
@@ -64,13 +73,22 @@ class Proposer:
 
     async def propose_once(self) -> int | None:
         """Propose the derived head if it is due; the new output's index, or None."""
-        head_index = await self.registry.head()
-        head = await self.registry.output(head_index)
-        parent = self.chain.block(head.l2_block)
-        if parent is None or self.chain.judge(head.l2_block, head.snapshot_hash, head.batch_limit) is not True:
-            return None  # not derived that far yet, or a head we disagree with (wrong, or from the future)
+        covered = await self._last_proposed()
+        if self.chain.head.header.number == covered:
+            return None  # nothing derived since our latest (valid) output
+        start_index = await self.registry.latest_finalized()
+        start = await self.registry.output(start_index)
+        base = self.chain.block(start.l2_block)
+        if base is None or self.chain.horizon < start.l1_horizon:
+            return None  # not derived that far yet
+        if base.snapshot.commitment() != start.snapshot_hash:
+            if start_index != self._wrong_start:
+                self._wrong_start = start_index
+                _log.error("the latest finalized output is not what L1 derives: no output can start from it",
+                           extra={"index": start_index, "l2_block": start.l2_block})
+            return None
         derived = self.chain.head
-        new_blocks = derived.header.number - head.l2_block
+        new_blocks = derived.header.number - max(start.l2_block, covered)
         due = new_blocks >= self.settings.output_interval_blocks or (
             new_blocks > 0 and time.monotonic() - self._last_proposal >= self.settings.output_interval_s)
         self._pending = self._pending or new_blocks > 0
@@ -78,23 +96,48 @@ class Proposer:
             return None
         index = await self.registry.output_count()
         snapshot = self.claim(index, derived.snapshot)
-        length = derived.step - parent.step
+        check_range(snapshot)  # what the registry refuses; an honest derivation never produces it
+        length = derived.step - base.step
+        horizon, batch_limit = self.chain.horizon, self.chain.batch_count
         # Linked to the posts of the batches the output's new blocks came from.
-        links = self.chain.batch_links(head.l2_block + 1, derived.header.number)
+        links = self.chain.batch_links(start.l2_block + 1, derived.header.number)
         with _tracer.start_as_current_span("propose_output", links=links) as span:
             span.set_attribute("l2.output.index", index)
             span.set_attribute("l2.output.l2_block", derived.header.number)
             agrees = await self._compare_with_sequencer(derived.header.number, derived.hash)
-            receipt = await self.registry.propose(self.sender, head_index, snapshot, length)
+            receipt = await self.registry.propose(self.sender, snapshot, length, batch_limit, horizon)
             span.set_attribute("l1.block", receipt.block_number)
             _log.info("output proposed", extra={"index": index, "l2_block": derived.header.number,
+                                                "start": start_index, "l1_horizon": horizon,
                                                 "output_root": "0x" + snapshot.output_root().hex(),
                                                 "faulty": snapshot is not derived.snapshot,
                                                 "sequencer_agrees": agrees})
         self._last_proposal = time.monotonic()
+        self._ours = (index, derived.header.number)
         self.proposed += 1
         metrics.OUTPUTS.labels("proposed").inc()
         return index
+
+    async def _last_proposed(self) -> int:
+        """The L2 block of our latest output that is not invalidated (0: none), from L1, so that a
+        restarted proposer does not propose again what it already has."""
+        count = await self.registry.output_count()
+        # New outputs, oldest first; at the first call, every output, newest first, up to our latest.
+        new = range(self._scanned, count) if self._scanned else range(count - 1, 0, -1)
+        for index in new:
+            out = await self.registry.output(index)
+            if out.proposer == self.sender.address:
+                self._ours = (index, out.l2_block)
+                if not self._scanned:
+                    break
+        self._scanned = count
+        if self._ours is None:
+            return 0
+        index, block = self._ours
+        if (await self.registry.output(index)).status == OutputStatus.INVALIDATED:
+            self._ours = None  # it lost a game: propose that range again
+            return 0
+        return block
 
     def claim(self, index: int, derived: Snapshot) -> Snapshot:
         """What output ``index`` claims: the snapshot derived from L1. (A test's faulty proposer,
@@ -119,7 +162,7 @@ class Proposer:
         return False
 
     async def finalize_ready(self) -> list[int]:
-        """Finalize, in order, every output whose window has passed without a winning challenge."""
+        """Finalize every output whose window has passed with no game open and none won against it."""
         done: list[int] = []
         count = await self.registry.output_count()
         if count <= self._finalized_upto + 1:
@@ -132,17 +175,20 @@ class Proposer:
                 if index == self._finalized_upto + 1:
                     self._finalized_upto = index
                 continue
-            if out.status != OutputStatus.PROPOSED or latest < out.proposed_at + window:
+            if latest < out.proposed_at + window:
                 # Full speed only once its window is about to pass (a 7-day window is not news).
                 due_in_s = out.proposed_at + window - latest
-                self._pending |= out.status == OutputStatus.PROPOSED and due_in_s <= self.settings.idle_poll_s
-                break  # outputs finalize parent first: nothing after this one can
+                self._pending |= due_in_s <= self.settings.idle_poll_s
+                break  # later outputs were proposed later: their windows are open too
+            if out.status != OutputStatus.PROPOSED:
+                continue  # disputed: it finalizes (if ever) once its games are over
             with contextlib.suppress(ContractFailed), _tracer.start_as_current_span("finalize_output") as span:
                 span.set_attribute("l2.output.index", index)
                 await self.registry.finalize(self.sender, index)
                 done.append(index)
                 metrics.OUTPUTS.labels("finalized").inc()
-                self._finalized_upto = index
+                if index == self._finalized_upto + 1:
+                    self._finalized_upto = index
         return done
 
     async def l1_time(self) -> int:

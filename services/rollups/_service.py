@@ -66,7 +66,7 @@ class RollupsServicer(rollups_pb2_grpc.RollupsServiceServicer):
     async def _output_pb(self, o: OutputRecord) -> pb.Output:
         window = await self._registry.param("challengeWindow")
         return pb.Output(
-            index=o.index, output_root=hex0x(o.output_root), l2_block=o.l2_block, parent_index=o.parent_index,
+            index=o.index, output_root=hex0x(o.output_root), l2_block=o.l2_block, parent_index=o.start_index,
             proposer=hex0x(o.proposer), proposed_at=o.proposed_at, window_ends_at=o.proposed_at + window,
             status=_STATUS.get(int(o.status), pb.OUTPUT_STATUS_UNSPECIFIED), snapshot_hash=hex0x(o.snapshot_hash),
             trace_length=o.trace_length, dispute_ids=await self._registry.games_of(o.index),
@@ -104,7 +104,7 @@ class RollupsServicer(rollups_pb2_grpc.RollupsServiceServicer):
             if tx is None:
                 continue
             try:
-                _, snapshot, _ = registry.contract.decode_input("propose", tx.input)
+                snapshot, *_ = registry.contract.decode_input("propose", tx.input)
             except ValueError:
                 continue  # not a direct propose() call (say, through a contract wallet)
             s = snapshot_from_tuple(tuple(snapshot))

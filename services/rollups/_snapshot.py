@@ -45,6 +45,12 @@ from typing import Self
 from protocol import keccak256, output_root
 
 WORDS = 21
+#: The largest base fee a snapshot may hold (Snapshots.MAX_BASE_FEE; next_base_fee clamps to it).
+MAX_BASE_FEE = 2**128 - 1
+_U64 = 2**64
+#: The block-in-progress words: zero in a snapshot between blocks.
+_IN_PROGRESS = ("block_timestamp", "block_origin_number", "block_origin_hash", "block_base_fee",
+                "block_gas_used", "tx_root", "tx_left")
 
 
 class Phase(IntEnum):
@@ -107,4 +113,43 @@ class Snapshot:
 
     def output_root(self) -> bytes:
         return output_root(self.state_root, self.message_root, self.block_hash)
+
+
+class SnapshotRangeError(ValueError):
+    """A snapshot field outside what derivation can produce (Snapshots.SnapshotFieldOutOfRange)."""
+
+    def __init__(self, field: str, value: int) -> None:
+        super().__init__(f"snapshot {field} {value} is out of range")
+        self.field, self.value = field, value
+
+
+def check_range(s: Snapshot) -> None:
+    """Snapshots.checkRange: refuse a snapshot no honest derivation produces (the registry
+    refuses it as an anchor or a proposal), naming the first field out of range, in the same
+    order as Solidity. Why: an absurd pre-state could make the one-step proof overflow and
+    revert, so that a trace from it could not be disproven (issue item 9)."""
+    for name, value, ok in (
+        ("number", s.number, s.number < _U64),
+        ("timestamp", s.timestamp, s.timestamp < _U64),
+        ("baseFee", s.base_fee, s.base_fee <= MAX_BASE_FEE),
+        ("gasLimit", s.gas_limit, 2 <= s.gas_limit < _U64),
+        ("gasUsed", s.gas_used, s.gas_used <= s.gas_limit),
+        ("l1OriginNumber", s.l1_origin_number, s.l1_origin_number < _U64),
+        ("phase", s.phase, s.phase == Phase.IDLE),
+    ):
+        if not ok:
+            raise SnapshotRangeError(name, int(value))
+    for name in _IN_PROGRESS:
+        value = getattr(s, name)
+        number = int.from_bytes(value, "big") if isinstance(value, bytes) else value
+        if number:
+            raise SnapshotRangeError(_camel(name), number)
+    for name in ("batch_index", "item_index", "deposit_index", "forced_index"):
+        if getattr(s, name) >= _U64:
+            raise SnapshotRangeError(_camel(name), getattr(s, name))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
 

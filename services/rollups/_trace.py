@@ -3,9 +3,10 @@
 ``DerivedChain`` follows L1 to its safe head (``confirmation_depth`` blocks back, so an L1
 reorg above that depth cannot change what was derived) and derives every block it can.
 
-A dispute over output B (parent output A) bisects over positions 0..traceLength: position k
-is the commitment of the snapshot after k steps from A's snapshot towards B (``trace``), reading
-only the batches L1 held when B was proposed (B's batch limit, see _machine's Inputs notes).
+A dispute over output B (start output A: the latest finalized output when B was proposed)
+bisects over positions 0..traceLength: position k is the commitment of the snapshot after k
+steps from A's snapshot towards B (``trace``), reading only what L1 held up to B's L1 horizon
+(B's batch limit: the batches included by then; see _machine's Inputs notes).
 Traces are rebuilt on demand from genesis (fast up to A, then step by step with exact roots): a
 dispute is rare and bounded, and keeping a state copy per output would cost more than this.
 """
@@ -20,11 +21,12 @@ from concurrent.futures import Executor
 
 from opentelemetry import trace
 
-from protocol import Genesis, L1InputReader, PostedBatch, keccak256
+from protocol import ZERO_HASH, Genesis, L1InputReader, PostedBatch, keccak256
 from services.l1 import Contract, L1Client
 from services.runtime import keyed_context
 
 from . import _metrics as metrics
+from ._contracts import OutputRecord
 from ._derivation import Deriver, read_l1
 from ._machine import DerivedBlock, L1Inputs, Machine, Rules, genesis_snapshot
 from ._snapshot import Snapshot
@@ -58,6 +60,16 @@ class DerivedChain:
     @property
     def head(self) -> DerivedBlock:
         return self.deriver.head
+
+    @property
+    def horizon(self) -> int:
+        """The L1 horizon of this derivation: it has read every input in L1 blocks up to here."""
+        return self.inputs.l1_horizon
+
+    @property
+    def batch_count(self) -> int:
+        """How many batches it read: the inbox's batches in L1 blocks up to ``horizon``."""
+        return len(self.inputs.batches)
 
     def block(self, number: int) -> DerivedBlock | None:
         blocks = self.deriver.blocks
@@ -108,32 +120,60 @@ class DerivedChain:
                         high.snapshot.batch_index + 1)
         return [trace.Link(self._posts[i]) for i in indices if i in self._posts]
 
-    def judge(self, l2_block: int, snapshot_hash: bytes, batch_limit: int) -> bool | None:
-        """Whether an output claiming ``snapshot_hash`` at ``l2_block``, proposed when L1 held
-        ``batch_limit`` batches, is right: its block derived from those batches alone, with that
-        snapshot. None while this view cannot tell: the block is not derived (or only from later
-        batches) and we have not read every batch below the limit yet.
+    def judge(self, out: OutputRecord, start: DerivedBlock) -> bool | None:
+        """Whether output ``out`` is right: its trace from ``start`` (our block at its start
+        output's, which the caller has found equal to it), over what L1 held up to its horizon,
+        has its snapshot at position ``trace_length``. None while this view cannot tell: we have
+        not read L1 as far as its horizon yet.
 
-        A block's reads end in the batch its sealed snapshot points at (a block never leaves the
-        batch it started in), so it is derivable from the first ``batch_limit`` batches iff that
-        batch is below the limit (genesis reads nothing). When we hold all of those and have
-        derived over them (``sync`` derives whatever it reads), a block they do not derive is
-        one no dispute can prove: a wrong output, whatever later batches say."""
-        derived = self.block(l2_block)
-        if derived is not None and (derived.step == 0 or derived.snapshot.batch_index < batch_limit):
-            return derived.snapshot.commitment() == snapshot_hash
-        if len(self.inputs.batches) >= batch_limit:
+        The trace pads with no-ops once at the output's block, so it is right iff the block is
+        derivable within its bounds with that snapshot and the trace is long enough to reach it.
+        Once we have read past its horizon (``sync`` derives whatever it reads), a block not
+        derivable within its bounds is one no dispute can prove: a wrong output, whatever later
+        batches say."""
+        if self.horizon < out.l1_horizon:
+            return None
+        derived = self.block(out.l2_block)
+        if derived is None or not self._derivable(derived, out.batch_limit, out.l1_horizon):
             return False
-        return None
+        return derived.snapshot.commitment() == out.snapshot_hash and out.trace_length >= derived.step - start.step
 
     def traces(self, batch_limit: int, l1_horizon: int) -> Traces:
         """The traces of a dispute over an output with this batch limit and L1 horizon."""
         return Traces(self.genesis, self.rules, self.inputs, batch_limit, l1_horizon)
 
+    def _derivable(self, block: DerivedBlock, batch_limit: int, l1_horizon: int) -> bool:
+        """Whether ``block`` (derived following L1) is derived within an output's bounds too: iff
+        every block up to it is. A block from a batch is iff that batch is below the limit (a block
+        never leaves the batch it started in). A block derivation made itself (rule F: a zero
+        origin hash) is iff the batch at its cursor is below the limit (the same batch then
+        decides the same) or the horizon alone lapses its window (h >= its origin - 1 + W): the
+        output's view never lapses a window earlier than ours, and only these two let it lapse
+        one as ours did. Batch indices, cursors and origins only grow along the chain, so each
+        condition holds for a prefix of it: the last block of each kind up to ``block`` decides
+        (genesis reads nothing)."""
+        window = self.rules.sequencer_window
+        decided_batch = decided_window = False
+        for number in range(block.header.number, 0, -1):
+            b = self.deriver.blocks[number]
+            if b.header.l1_origin_hash == ZERO_HASH:
+                if not decided_window:
+                    decided_window = True
+                    if b.snapshot.batch_index >= batch_limit and l1_horizon < b.header.l1_origin_number - 1 + window:
+                        return False
+            elif not decided_batch:
+                decided_batch = True
+                if b.snapshot.batch_index >= batch_limit:
+                    return False
+            if decided_batch and decided_window:
+                break
+        return True
+
 
 class Traces:
-    """Per-step traces between two derived blocks, over L1's inputs below a batch limit (the
-    disputed output's): the same whatever is posted after the output."""
+    """Per-step traces between two derived blocks, over L1's inputs within a disputed output's
+    bounds (its batch limit and L1 horizon, as L1's step reads them): the same whatever is posted
+    after the output."""
 
     def __init__(self, genesis: Genesis, rules: Rules, inputs: L1Inputs, batch_limit: int, l1_horizon: int) -> None:
         self.genesis, self.rules = genesis, rules

@@ -2,9 +2,11 @@
 counter-machine verifier (contracts/StepVerifierHarness.sol), and parties that play its games.
 
 The counter machine's step adds one to the snapshot's block number until the trace's target
-block, then stands still (it reads no batch: the trace's batch limit changes nothing); so the
-honest snapshot at position k of a trace from `parent` is `parent` with number
-min(parent.number + k, target), and a liar is anyone who claims otherwise.
+block, then stands still (it reads no batch: the trace's batch limit and L1 horizon change
+nothing); so the honest snapshot at position k of a trace from `start` is `start` with number
+min(start.number + k, target), and a liar is anyone who claims otherwise. The harness also
+stands for the inbox (verifier.inbox() is itself): `add_batch` appends a batch at an L1 block,
+against which the registry checks a proposal's batch limit.
 """
 
 from __future__ import annotations
@@ -53,9 +55,9 @@ ANCHOR = Snapshot(state_root=keccak(b"state 0"), message_root=keccak(b"messages 
                   l1_origin_number=5, batch_index=3, item_index=7, deposit_index=11, forced_index=13)
 
 
-def honest(parent: Snapshot, target: int, position: int) -> Snapshot:
-    """The counter machine's snapshot `position` steps after `parent`, on a trace ending at `target`."""
-    return replace(parent, number=min(parent.number + position, target))
+def honest(start: Snapshot, target: int, position: int) -> Snapshot:
+    """The counter machine's snapshot `position` steps after `start`, on a trace ending at `target`."""
+    return replace(start, number=min(start.number + position, target))
 
 
 def forged(s: Snapshot) -> Snapshot:
@@ -149,8 +151,8 @@ class Registry:
     # --- the registry ----------------------------------------------------------------------------
 
     async def output(self, index: int) -> dict[str, Any]:
-        names = ("output_root", "snapshot_hash", "l2_block", "parent_index", "proposed_at", "trace_length",
-                 "proposer", "status", "active_games", "batch_limit")
+        names = ("output_root", "snapshot_hash", "l2_block", "start_index", "proposed_at", "trace_length",
+                 "proposer", "status", "active_games", "batch_limit", "l1_horizon")
         values = dict(zip(names, await self.read("output", index), strict=True))
         values["status"] = OutputStatus(values["status"])
         return values
@@ -158,10 +160,23 @@ class Registry:
     async def status(self, index: int) -> OutputStatus:
         return OutputStatus((await self.output(index))["status"])
 
+    async def add_batch(self, l1_block: int) -> None:
+        """A batch in the inbox (the harness), included in `l1_block`."""
+        assert (await self.transact(DEPLOYER, self.verifier, "addBatch", l1_block)).success
+
+    async def bounds(self, l1_horizon: int | None = None) -> tuple[int, int]:
+        """(batchLimit, l1Horizon) for a proposal: by default the latest block as the horizon, and
+        the number of batches the inbox holds in blocks up to it."""
+        horizon = await self.l1.block_number() if l1_horizon is None else l1_horizon
+        (count,) = await self.verifier.read(self.l1, "batchCount")
+        blocks = [(await self.verifier.read(self.l1, "batchBlocks", i))[0] for i in range(count)]
+        return sum(1 for b in blocks if b <= horizon), horizon
+
     async def propose(self, signer: LocalSigner, snapshot: Snapshot, trace_length: int,
-                      parent: int | None = None) -> int:
-        parent = await self.read("head") if parent is None else parent
-        receipt = await self.transact(signer, self.contract, "propose", parent, abi(snapshot), trace_length,
+                      l1_horizon: int | None = None) -> int:
+        """Propose (from the latest finalized output, as the registry decides); the new index."""
+        limit, horizon = await self.bounds(l1_horizon)
+        receipt = await self.transact(signer, self.contract, "propose", abi(snapshot), trace_length, limit, horizon,
                                       value=self.params.proposal_bond)
         assert receipt.success
         ((name, args),) = self.events(receipt)
@@ -183,14 +198,14 @@ Claims = Callable[[int], bytes]
 
 @dataclass(frozen=True)
 class Trace:
-    """The honest trace of a game: the parent output's snapshot, the target block, the length."""
+    """The honest trace of a game: the start output's snapshot, the target block, the length."""
 
-    parent: Snapshot
+    start: Snapshot
     target: int
     length: int
 
     def snapshot(self, position: int) -> Snapshot:
-        return honest(self.parent, self.target, position)
+        return honest(self.start, self.target, position)
 
     def claim(self, position: int) -> bytes:
         return self.snapshot(position).commitment()

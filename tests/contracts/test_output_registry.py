@@ -1,7 +1,7 @@
-"""OutputRegistry on a real anvil: the anchor, bonded proposals, the challenge window and
-parent-first finalization, invalidation of an output and of what was built on it, concurrent
-challengers, and the bounded cascade. Games are played with the counter-machine verifier
-(contracts/StepVerifierHarness.sol), see tests/contracts/_game.py."""
+"""OutputRegistry on a real anvil: the anchor, bonded proposals from the latest finalized output
+(their snapshot range, L1 horizon and batch limit checked), the challenge window and finalization
+in any order, invalidation of one output only, and concurrent challengers. Games are played with
+the counter-machine verifier (contracts/StepVerifierHarness.sol), see tests/contracts/_game.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from services.l1 import Contract, L1Client, RpcError
 from services.rollups._contracts import GameStatus
 from services.rollups._contracts import OutputStatus as Status
-from services.rollups._snapshot import Phase
+from services.rollups._snapshot import Phase, SnapshotRangeError, check_range
 from tests.contracts._game import (
     ALICE,
     ANCHOR,
@@ -42,20 +42,21 @@ async def test_the_anchor_the_parameters_and_what_the_constructor_refuses(l1: L1
     p = reg.params
     assert await reg.output(0) == {
         "output_root": ANCHOR.output_root(), "snapshot_hash": ANCHOR.commitment(), "l2_block": ANCHOR.number,
-        "parent_index": 0, "proposed_at": await reg.now(), "trace_length": 0, "proposer": ZERO_ADDRESS,
-        "status": Status.FINALIZED, "active_games": 0, "batch_limit": 0}
-    for view, expected in {"outputCount": 1, "head": 0, "latestFinalized": 0, "gameCount": 0,
-                           "verifier": reg.verifier.address, "proposalBond": p.proposal_bond,
+        "start_index": 0, "proposed_at": await reg.now(), "trace_length": 0, "proposer": ZERO_ADDRESS,
+        "status": Status.FINALIZED, "active_games": 0, "batch_limit": 0, "l1_horizon": 0}
+    for view, expected in {"outputCount": 1, "latestFinalized": 0, "gameCount": 0,
+                           "verifier": reg.verifier.address, "inbox": reg.verifier.address,
+                           "proposalBond": p.proposal_bond,
                            "challengeBond": p.challenge_bond, "moveBondBase": p.move_bond_base,
                            "challengeWindow": p.window, "maxClockDuration": p.clock,
                            "maxTraceLength": p.max_trace_length, "MAX_DURATION": 365 * DAY}.items():
         assert await reg.read(view) == expected, view
     assert await reg.read("gamesOf", 0) == ()
-    # The anchor is logged like any output: the log history alone describes the chain.
+    # The anchor is logged like any output: the log history alone describes every output.
     assert reg.events(reg.deploy_receipt) == [
         ("OutputProposed", {"index": 0, "outputRoot": ANCHOR.output_root(), "l2Block": ANCHOR.number,
-                            "parentIndex": 0, "proposer": ZERO_ADDRESS, "snapshotHash": ANCHOR.commitment(),
-                            "traceLength": 0, "batchLimit": 0}),
+                            "startIndex": 0, "proposer": ZERO_ADDRESS, "snapshotHash": ANCHOR.commitment(),
+                            "traceLength": 0, "batchLimit": 0, "l1Horizon": 0}),
         ("OutputFinalized", {"index": 0})]
     for error_name, call in [("UnknownOutput", ("output", 1)), ("UnknownOutput", ("gamesOf", 1)),
                              ("UnknownGame", ("game", 0))]:
@@ -81,77 +82,113 @@ async def test_the_anchor_the_parameters_and_what_the_constructor_refuses(l1: L1
                                   sender=DEPLOYER.address)
         refused = contract.decode_error(caught.value.revert_data)
         assert refused is not None and (refused.name, refused.args) == (name, args), params
-    with pytest.raises(RpcError) as caught:
-        await l1.estimate_gas(None, contract.encode_deploy(*Params().deploy_args(
-            replace(ANCHOR, phase=Phase.BATCH), verifier)), sender=DEPLOYER.address)
-    refused = contract.decode_error(caught.value.revert_data)
-    assert refused is not None and (refused.name, refused.args) == ("NotIdle", (3,))
+    # The anchor passes the snapshot range check (issue item 9), as every proposal does.
+    for anchor, field, value in ((replace(ANCHOR, phase=Phase.BATCH), "phase", 3),
+                                 (replace(ANCHOR, base_fee=2**128), "baseFee", 2**128)):
+        with pytest.raises(RpcError) as caught:
+            await l1.estimate_gas(None, contract.encode_deploy(*Params().deploy_args(anchor, verifier)),
+                                  sender=DEPLOYER.address)
+        refused = contract.decode_error(caught.value.revert_data)
+        assert refused is not None and (refused.name, refused.args) == ("SnapshotFieldOutOfRange", (field, value))
 
 
-async def test_proposals_extend_the_head_with_a_bond(l1: L1Client, chain: Anvil) -> None:
+async def test_anyone_proposes_at_any_block_from_the_latest_finalized_output(l1: L1Client, chain: Anvil) -> None:
+    """No head (issue item 4): outputs are independent claims, each starting from the latest
+    finalized output, whatever else is pending."""
     reg = await Registry.deploy(l1, chain)
     bond, limit = reg.params.proposal_bond, reg.params.max_trace_length
     s1 = honest(ANCHOR, 110, 10)
-    receipt = await reg.transact(ALICE, reg.contract, "propose", 0, abi(s1), 10, value=bond)
+    horizon = await l1.block_number()
+    receipt = await reg.transact(ALICE, reg.contract, "propose", abi(s1), 10, 0, horizon, value=bond)
     assert receipt.success
     assert reg.events(receipt) == [("OutputProposed", {
-        "index": 1, "outputRoot": s1.output_root(), "l2Block": 110, "parentIndex": 0, "proposer": ALICE.address,
-        "snapshotHash": s1.commitment(), "traceLength": 10, "batchLimit": 1})]
+        "index": 1, "outputRoot": s1.output_root(), "l2Block": 110, "startIndex": 0, "proposer": ALICE.address,
+        "snapshotHash": s1.commitment(), "traceLength": 10, "batchLimit": 0, "l1Horizon": horizon})]
     block = await l1.get_block(receipt.block_number)
     assert block is not None
     assert await reg.output(1) == {
-        "output_root": s1.output_root(), "snapshot_hash": s1.commitment(), "l2_block": 110, "parent_index": 0,
+        "output_root": s1.output_root(), "snapshot_hash": s1.commitment(), "l2_block": 110, "start_index": 0,
         "proposed_at": block.timestamp, "trace_length": 10, "proposer": ALICE.address, "status": Status.PROPOSED,
-        "active_games": 0, "batch_limit": 1}
-    assert (await reg.read("head"), await reg.read("outputCount")) == (1, 2)
+        "active_games": 0, "batch_limit": 0, "l1_horizon": horizon}
     assert await l1.get_balance(reg.contract.address or b"") == bond
+    # A second output at a lower block, one at the same block, and a wrong one: all from the anchor.
+    assert await reg.propose(BOB, honest(ANCHOR, 105, 5), 5) == 2
+    assert await reg.propose(CAROL, s1, 10) == 3
+    assert await reg.propose(DAVE, forged(s1), 10) == 4
+    assert [(await reg.output(i))["start_index"] for i in (2, 3, 4)] == [0, 0, 0]
 
-    s2 = honest(s1, 120, 10)
+    s2 = honest(ANCHOR, 120, 20)
+    now = await l1.block_number()  # the next transaction's block is now + 1
     refused = [
-        ((1, abi(s2), 10), 0, "WrongBond", (0, bond)),
-        ((1, abi(s2), 10), bond + 1, "WrongBond", (bond + 1, bond)),
-        ((0, abi(s2), 10), bond, "NotHead", (0, 1)),  # the anchor is no longer the head
-        ((2, abi(s2), 10), bond, "NotHead", (2, 1)),
-        ((1, abi(replace(s2, phase=Phase.DEPOSITS)), 10), bond, "NotIdle", (1,)),
-        ((1, abi(replace(s2, number=110)), 10), bond, "L2BlockOutOfRange", (110, 110)),
-        ((1, abi(replace(s2, number=109)), 10), bond, "L2BlockOutOfRange", (109, 110)),
-        ((1, abi(replace(s2, number=2**64)), 10), bond, "L2BlockOutOfRange", (2**64, 110)),
-        ((1, abi(s2), 0), bond, "TraceLengthOutOfRange", (0, limit)),
-        ((1, abi(s2), limit + 1), bond, "TraceLengthOutOfRange", (limit + 1, limit)),
+        ((abi(s2), 20, 0, now), 0, "WrongBond", (0, bond)),
+        ((abi(s2), 20, 0, now), bond + 1, "WrongBond", (bond + 1, bond)),
+        ((abi(replace(s2, number=100)), 20, 0, now), bond, "L2BlockOutOfRange", (100, 100)),
+        ((abi(replace(s2, number=99)), 20, 0, now), bond, "L2BlockOutOfRange", (99, 100)),
+        ((abi(s2), 0, 0, now), bond, "TraceLengthOutOfRange", (0, limit)),
+        ((abi(s2), limit + 1, 0, now), bond, "TraceLengthOutOfRange", (limit + 1, limit)),
+        ((abi(s2), 20, 0, now + 1), bond, "L1HorizonOutOfRange", (now + 1, 0, now + 1)),  # not in the past
     ]
     for args, value, name, expected in refused:
-        error = await reg.revert_of(BOB, reg.contract, "propose", *args, value=value)
+        error = await reg.revert_of(ERIN, reg.contract, "propose", *args, value=value)
         assert (error.name, error.args) == (name, expected)
-    assert await reg.propose(BOB, s2, limit) == 2  # the longest trace allowed
-    assert await reg.read("head") == 2
-    assert (await reg.output(2))["parent_index"] == 1
+    assert await reg.propose(ERIN, s2, limit) == 5  # the longest trace allowed
 
 
-
-async def test_an_output_records_the_verifiers_batch_count_at_proposal(l1: L1Client, chain: Anvil) -> None:
-    """Its games' bound (IStepVerifier): the count when it was proposed, whatever L1 holds later."""
+@pytest.mark.parametrize(("field", "value"), [
+    ("number", 2**64), ("timestamp", 2**64), ("base_fee", 2**128), ("gas_limit", 2**64), ("gas_limit", 1),
+    ("gas_used", 30_000_001), ("l1_origin_number", 2**64), ("phase", Phase.DEPOSITS), ("block_timestamp", 1),
+    ("block_origin_number", 1), ("block_origin_hash", b"\x01".rjust(32, b"\0")), ("block_base_fee", 1),
+    ("block_gas_used", 1), ("tx_root", b"\x01".rjust(32, b"\0")), ("tx_left", 1), ("batch_index", 2**64),
+    ("item_index", 2**64), ("deposit_index", 2**64), ("forced_index", 2**64)])
+async def test_a_snapshot_out_of_range_is_refused_naming_the_field_as_python_does(
+        l1: L1Client, chain: Anvil, field: str, value: int | bytes) -> None:
     reg = await Registry.deploy(l1, chain)
+    absurd = replace(honest(ANCHOR, 110, 10), **{field: value})
+    with pytest.raises(SnapshotRangeError) as caught:
+        check_range(absurd)
+    number = int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
+    error = await reg.revert_of(ALICE, reg.contract, "propose", abi(absurd), 10, 0, await l1.block_number(),
+                                value=reg.params.proposal_bond)
+    assert (error.name, error.args) == ("SnapshotFieldOutOfRange", (caught.value.field, number))
+    # The edges themselves pass, in both.
+    edge = replace(honest(ANCHOR, 110, 10), number=2**64 - 1, timestamp=2**64 - 1, base_fee=2**128 - 1,
+                   gas_limit=2**64 - 1, gas_used=2**64 - 1, batch_index=2**64 - 1, forced_index=2**64 - 1)
+    check_range(edge)
+    assert await reg.propose(ALICE, edge, 10) == 1
 
-    async def batches(count: int) -> None:
-        assert (await reg.transact(DEPLOYER, reg.verifier, "setBatchCount", count)).success
 
-    await batches(5)
+async def test_the_batch_limit_is_exactly_the_batches_by_the_horizon(l1: L1Client, chain: Anvil) -> None:
+    """Its games' bound (IStepVerifier): what L1 included by the output's horizon, whatever L1
+    holds later; checked on the inbox the verifier reads, so no output can claim another."""
+    reg = await Registry.deploy(l1, chain)
+    bond = reg.params.proposal_bond
+    for block in (10, 12, 12, 15):
+        await reg.add_batch(block)
+    chain.rpc("anvil_mine", hex(20))
     s1 = honest(ANCHOR, 110, 10)
-    receipt = await reg.transact(ALICE, reg.contract, "propose", 0, abi(s1), 10, value=reg.params.proposal_bond)
-    ((_, proposed),) = reg.events(receipt)
-    assert proposed["batchLimit"] == 5 and (await reg.output(1))["batch_limit"] == 5
-    await batches(9)  # batches posted after the proposal are not the output's
-    assert (await reg.output(1))["batch_limit"] == 5
-    assert await reg.propose(BOB, honest(s1, 120, 10), 10) == 2
-    assert (await reg.output(2))["batch_limit"] == 9
-    game = await reg.challenge(CAROL, 1)
-    assert await game.read(l1, "batchLimit") == (5,)  # what its step passes to the verifier
-    await batches(2**256 - 1)  # beyond the stored width (no inbox gets there): clamped
-    assert await reg.propose(BOB, honest(honest(s1, 120, 10), 130, 10), 10) == 3
-    assert (await reg.output(3))["batch_limit"] == 2**48 - 1
+    now = await l1.block_number()
+    assert now > 15
+    refused = [
+        ((5, now), "BatchLimitAboveCount", (5, 4)),
+        ((4, 14), "BatchAfterHorizon", (3, 15, 14)),  # counts batch 3, included after the horizon
+        ((2, 11), "BatchAfterHorizon", (1, 12, 11)),
+        ((2, 12), "BatchWithinHorizon", (2, 12, 12)),  # leaves out batch 2, included by then
+        ((0, 10), "BatchWithinHorizon", (0, 10, 10)),
+        ((3, now), "BatchWithinHorizon", (3, 15, now)),
+    ]
+    for (limit, horizon), name, expected in refused:
+        error = await reg.revert_of(ALICE, reg.contract, "propose", abi(s1), 10, limit, horizon, value=bond)
+        assert (error.name, error.args) == (name, expected), (limit, horizon)
+    for limit, horizon in ((0, 9), (1, 11), (3, 12), (3, 14), (4, 15), (4, now)):
+        receipt = await reg.transact(ALICE, reg.contract, "propose", abi(s1), 10, limit, horizon, value=bond)
+        assert receipt.success, (limit, horizon)
+    await reg.add_batch(now + 1)  # posted after: not the outputs'
+    assert [(await reg.output(i))["batch_limit"] for i in range(1, 7)] == [0, 1, 3, 3, 4, 4]
+    game = await reg.challenge(CAROL, 3)
+    assert (await game.read(l1, "batchLimit"), await game.read(l1, "l1Horizon")) == ((3,), (12,))
 
 
-async def test_finalization_waits_for_the_window_and_the_parent_at_production_scale(
+async def test_outputs_finalize_in_any_order_and_the_highest_finalized_block_is_the_next_start(
         l1: L1Client, chain: Anvil) -> None:
     window = 7 * DAY
     reg = await Registry.deploy(l1, chain, Params(window=window, clock=7 * DAY // 2))
@@ -159,8 +196,9 @@ async def test_finalization_waits_for_the_window_and_the_parent_at_production_sc
     t1 = await reg.now() + 10
     reg.at(t1)
     assert await reg.propose(ALICE, honest(ANCHOR, 110, 10), 10) == 1
+    h2 = await l1.block_number()
     reg.at(t1 + 1)
-    assert await reg.propose(BOB, honest(honest(ANCHOR, 110, 10), 120, 10), 10) == 2
+    assert await reg.propose(BOB, honest(ANCHOR, 120, 20), 20, l1_horizon=h2) == 2
 
     reg.at(t1 + window - 1)  # one second early
     error = await reg.revert_of(CAROL, reg.contract, "finalize", 1)
@@ -168,26 +206,34 @@ async def test_finalization_waits_for_the_window_and_the_parent_at_production_sc
     receipt = await reg.transact(CAROL, reg.contract, "finalize", 1, gas=200_000)  # mined anyway: reverted
     assert not receipt.success and await reg.status(1) == Status.PROPOSED
     reg.at(t1 + window + 1)
-    error = await reg.revert_of(CAROL, reg.contract, "finalize", 2)  # its window is over too, but 1 is not final
-    assert (error.name, error.args) == ("ParentNotFinalized", (2, 1))
-    receipt = await reg.transact(CAROL, reg.contract, "finalize", 1)  # anyone may finalize
-    assert receipt.success and reg.events(receipt) == [("OutputFinalized", {"index": 1})]
-    assert await reg.read("latestFinalized") == 1
-    assert (await reg.transact(CAROL, reg.contract, "finalize", 2)).success
-    assert (await reg.status(2), await reg.read("latestFinalized"), await reg.read("head")) == (Status.FINALIZED, 2, 2)
+    receipt = await reg.transact(CAROL, reg.contract, "finalize", 2)  # anyone; no order among outputs
+    assert receipt.success and reg.events(receipt) == [("OutputFinalized", {"index": 2})]
+    assert await reg.read("latestFinalized") == 2
+    assert (await reg.transact(CAROL, reg.contract, "finalize", 1)).success
+    assert await reg.read("latestFinalized") == 2  # block 110 is below 120: still the start
     for index in (0, 1):
         error = await reg.revert_of(CAROL, reg.contract, "finalize", index)
         assert (error.name, error.args) == ("OutputNotPending", (index, Status.FINALIZED))
         error = await reg.revert_of(CAROL, reg.contract, "challenge", index, value=reg.params.challenge_bond)
         assert (error.name, error.args) == ("OutputNotPending", (index, Status.FINALIZED))
 
-    # The bond comes back to the proposer, by pull.
-    assert (await reg.read("credit", ALICE.address), await reg.read("credit", CAROL.address)) == (bond, 0)
+    # The next proposal starts from output 2: above its block, at or after its horizon.
+    start = honest(ANCHOR, 120, 20)
+    error = await reg.revert_of(DAVE, reg.contract, "propose", abi(honest(start, 120, 0)), 1, 0, h2, value=bond)
+    assert (error.name, error.args) == ("L2BlockOutOfRange", (120, 120))
+    now = await l1.block_number()
+    error = await reg.revert_of(DAVE, reg.contract, "propose", abi(honest(start, 130, 10)), 10, 0, h2 - 1,
+                                value=bond)
+    assert (error.name, error.args) == ("L1HorizonOutOfRange", (h2 - 1, h2, now + 1))
+    assert await reg.propose(DAVE, honest(start, 130, 10), 10, l1_horizon=h2) == 3
+    assert (await reg.output(3))["start_index"] == 2
+
+    # The bonds come back to the proposers, by pull.
+    assert [await reg.read("credit", who.address) for who in (ALICE, BOB, CAROL)] == [bond, bond, 0]
     before = await l1.get_balance(ALICE.address)
     receipt = await reg.transact(ALICE, reg.contract, "withdraw")
     assert reg.events(receipt) == [("Withdrawn", {"account": ALICE.address, "amount": bond})]
     assert await l1.get_balance(ALICE.address) == before + bond - receipt.gas_used * receipt.effective_gas_price
-    assert await reg.read("credit", ALICE.address) == 0
     error = await reg.revert_of(ALICE, reg.contract, "withdraw")
     assert (error.name, error.args) == ("NothingToWithdraw", (ALICE.address,))
 
@@ -195,39 +241,40 @@ async def test_finalization_waits_for_the_window_and_the_parent_at_production_sc
     # does not finalize, whatever the time.
     t3 = await reg.now() + 10
     reg.at(t3)
-    assert await reg.propose(BOB, honest(honest(honest(ANCHOR, 110, 10), 120, 10), 130, 10), 10) == 3
+    assert await reg.propose(BOB, honest(start, 140, 20), 20) == 4
     reg.at(t3 + window)
-    error = await reg.revert_of(DAVE, reg.contract, "challenge", 3, value=reg.params.challenge_bond)
-    assert (error.name, error.args) == ("ChallengeWindowClosed", (3, t3 + window))
+    error = await reg.revert_of(DAVE, reg.contract, "challenge", 4, value=reg.params.challenge_bond)
+    assert (error.name, error.args) == ("ChallengeWindowClosed", (4, t3 + window))
     reg.at(t3 + window - 1)
-    error = await reg.revert_of(DAVE, reg.contract, "challenge", 3, value=reg.params.challenge_bond - 1)
+    error = await reg.revert_of(DAVE, reg.contract, "challenge", 4, value=reg.params.challenge_bond - 1)
     assert error.name == "WrongBond"
-    await reg.challenge(DAVE, 3)
+    await reg.challenge(DAVE, 4)
     reg.at(t3 + window + 1)
-    error = await reg.revert_of(DAVE, reg.contract, "finalize", 3)
-    assert (error.name, error.args) == ("OutputUnderChallenge", (3, 1))
+    error = await reg.revert_of(DAVE, reg.contract, "finalize", 4)
+    assert (error.name, error.args) == ("OutputUnderChallenge", (4, 1))
 
 
-async def test_a_lying_proposer_loses_its_output_everything_built_on_it_and_its_bond(
+async def test_a_lying_proposer_loses_its_output_and_its_bond_and_nothing_else(
         l1: L1Client, chain: Anvil) -> None:
     reg = await Registry.deploy(l1, chain)
     p = reg.params
     trace = Trace(ANCHOR, target=ANCHOR.number + 1000, length=1000)
     lie = forged(trace.snapshot(1000))  # the right block, the wrong state
     assert await reg.propose(ALICE, lie, 1000) == 1
-    s2 = honest(lie, lie.number + 50, 50)  # honest work, built on the lie
-    assert await reg.propose(BOB, s2, 50) == 2
-    assert await reg.propose(CAROL, honest(s2, s2.number + 5, 5), 5) == 3
+    # Honest outputs proposed meanwhile, below and above the lie: they rest on nothing pending.
+    assert await reg.propose(BOB, trace.snapshot(500), 500) == 2
+    assert await reg.propose(CAROL, honest(ANCHOR, ANCHOR.number + 1050, 1050), 1050) == 3
 
     game = await reg.challenge(DAVE, 1)
     assert await reg.read("gamesOf", 1) == (0,)
     assert (await reg.read("gameCount"), await reg.read("game", 0)) == (1, game.address)
     assert ((await reg.output(1))["status"], (await reg.output(1))["active_games"]) == (Status.CHALLENGED, 1)
+    horizon = (await reg.output(1))["l1_horizon"]
     for view, expected in {"registry": reg.contract.address, "outputIndex": 1, "verifier": reg.verifier.address,
                            "target": trace.target, "traceLength": 1000, "startClaim": ANCHOR.commitment(),
                            "rootClaim": lie.commitment(), "defender": ALICE.address, "challenger": DAVE.address,
-                           "batchLimit": 1, "lo": 0, "hi": 1000, "loHash": ANCHOR.commitment(),
-                           "hiHash": lie.commitment(),
+                           "batchLimit": 0, "l1Horizon": horizon, "lo": 0, "hi": 1000,
+                           "loHash": ANCHOR.commitment(), "hiHash": lie.commitment(),
                            "round": 0, "status": GameStatus.IN_PROGRESS}.items():
         assert (await game.read(l1, view))[0] == expected, view
     assert await l1.get_balance(game.address or b"") == p.challenge_bond
@@ -243,13 +290,14 @@ async def test_a_lying_proposer_loses_its_output_everything_built_on_it_and_its_
     assert reg.events(step, game) == [("Stepped", {"pre": trace.claim(999), "post": trace.claim(1000)}),
                                       ("Resolved", {"status": GameStatus.CHALLENGER_WON})]
     assert reg.events(step) == [("GameResolved", {"gameId": 0, "challengerWon": True}),
-                                *[("OutputInvalidated", {"index": i, "gameId": 0}) for i in (1, 2, 3)]]
+                                ("OutputInvalidated", {"index": 1, "gameId": 0})]
 
-    assert [await reg.status(i) for i in range(4)] == [Status.FINALIZED, *[Status.INVALIDATED] * 3]
-    assert (await reg.read("head"), (await reg.output(1))["active_games"]) == (0, 0)
-    # Bonds: the liar's goes to the challenger; the outputs built on it are refunded.
+    assert [await reg.status(i) for i in range(4)] == [Status.FINALIZED, Status.INVALIDATED, Status.PROPOSED,
+                                                       Status.PROPOSED]
+    assert (await reg.output(1))["active_games"] == 0
+    # Bonds: the liar's goes to the challenger; nobody else's moves.
     credits = {who: await reg.read("credit", who.address) for who in (ALICE, BOB, CAROL, DAVE)}
-    assert credits == {ALICE: 0, BOB: p.proposal_bond, CAROL: p.proposal_bond, DAVE: p.proposal_bond}
+    assert credits == {ALICE: 0, BOB: 0, CAROL: 0, DAVE: p.proposal_bond}
     # The game's pot (the challenge bond and every move bond of both sides) goes to the winner.
     pot = p.challenge_bond + 2 * p.move_bond_base * sum(r + 1 for r in range(10))
     assert (await game.read(l1, "credit", DAVE.address), await game.read(l1, "credit", ALICE.address)) == ((pot,), (0,))
@@ -260,22 +308,20 @@ async def test_a_lying_proposer_loses_its_output_everything_built_on_it_and_its_
     spent = sum(r.gas_used * r.effective_gas_price for r in (r1, r2))
     assert await l1.get_balance(DAVE.address) == before + pot + p.proposal_bond - spent
     assert await l1.get_balance(game.address or b"") == 0
-    assert (await reg.transact(BOB, reg.contract, "withdraw")).success
-    assert await l1.get_balance(reg.contract.address or b"") == p.proposal_bond  # CAROL's, not yet withdrawn
+    assert await l1.get_balance(reg.contract.address or b"") == 2 * p.proposal_bond  # BOB's and CAROL's, at stake
 
-    # The chain continues from the anchor; the invalidated outputs are out of play.
-    error = await reg.revert_of(BOB, reg.contract, "propose", 3, abi(honest(s2, 2000, 5)), 5, value=p.proposal_bond)
-    assert (error.name, error.args) == ("NotHead", (3, 0))
-    for index in (1, 2):
+    for index in (1,):
         error = await reg.revert_of(ERIN, reg.contract, "challenge", index, value=p.challenge_bond)
         assert (error.name, error.args) == ("OutputNotPending", (index, Status.INVALIDATED))
         error = await reg.revert_of(ERIN, reg.contract, "finalize", index)
         assert (error.name, error.args) == ("OutputNotPending", (index, Status.INVALIDATED))
-    assert await reg.propose(BOB, trace.snapshot(1000), 1000) == 4
-    assert await reg.read("head") == 4
+    reg.mine_at(await reg.now() + p.window + 1)
+    for index in (2, 3):
+        assert (await reg.transact(ERIN, reg.contract, "finalize", index)).success
+    assert await reg.read("latestFinalized") == 3
 
     gas = {name: (min(reg.gas[name]), max(reg.gas[name])) for name in ("propose", "challenge", "bisect", "choose",
-                                                                      "step", "withdraw")}
+                                                                      "step", "finalize", "withdraw")}
     print(f"\ngas (min, max) over the scenario: {gas}")
     assert gas["challenge"][1] < 1_500_000 and max(gas["bisect"][1], gas["choose"][1]) < 100_000
 
@@ -334,7 +380,7 @@ async def test_concurrent_challengers_each_play_their_own_game(l1: L1Client, cha
     assert (played.status, played.rounds) == (GameStatus.CHALLENGER_WON, 6)
     assert reg.events(played.receipts[-1][1]) == [("GameResolved", {"gameId": 0, "challengerWon": True}),
                                                   ("OutputInvalidated", {"index": 1, "gameId": 0})]
-    assert (await reg.status(1), await reg.read("head")) == (Status.INVALIDATED, 0)
+    assert await reg.status(1) == Status.INVALIDATED
     # DAVE's game goes on and he wins it too, but the output is already invalidated: the
     # registry only counts the game as resolved, and the proposal bond was BOB's.
     played = await play(reg, late_game, trace, ALICE, DAVE, claims=claims, agrees=truthful)
@@ -350,46 +396,3 @@ async def test_concurrent_challengers_each_play_their_own_game(l1: L1Client, cha
     # Only a game the registry created can report a result, and only once.
     error = await reg.revert_of(CAROL, reg.contract, "resolveGame", True)
     assert (error.name, error.args) == ("NotGame", (CAROL.address,))
-
-
-async def test_a_long_cascade_is_bounded_and_the_rest_is_released_one_by_one(l1: L1Client, chain: Anvil) -> None:
-    reg = await Registry.deploy(l1, chain)
-    p = reg.params
-    (cap,) = await reg.contract.read(l1, "MAX_CASCADE")
-    trace = Trace(ANCHOR, target=ANCHOR.number + 1, length=1)
-    lie = forged(trace.snapshot(1))
-    assert await reg.propose(ALICE, lie, 1) == 1
-    s = lie
-    for index in range(2, cap + 4):  # cap + 2 outputs on top of the lie
-        s = honest(s, s.number + 1, 1)
-        assert await reg.propose(BOB if index % 2 else CAROL, s, 1) == index
-    last = cap + 3
-    game = await reg.challenge(DAVE, 1)
-    # A trace of one step starts at the step.
-    assert [(await game.read(l1, v))[0] for v in ("nextMove", "turn", "round")] == [3, 2, 0]
-    receipt = await reg.transact(DAVE, game, "step", abi(ANCHOR), ANCHOR.commitment())
-    assert receipt.success
-    invalidated = [args["index"] for name, args in reg.events(receipt) if name == "OutputInvalidated"]
-    assert invalidated == list(range(1, cap + 2))  # the loser and the next `cap`
-    print(f"\nresolution invalidating {cap + 1} outputs: {receipt.gas_used} gas")
-    assert receipt.gas_used < 12_000_000
-
-    # The rest read INVALIDATED already and cannot be challenged; anyone releases their bonds.
-    assert [await reg.status(i) for i in (cap + 1, cap + 2, last)] == [Status.INVALIDATED] * 3
-    error = await reg.revert_of(ERIN, reg.contract, "challenge", last, value=p.challenge_bond)
-    assert (error.name, error.args) == ("OutputNotPending", (last, Status.INVALIDATED))
-    credit_before = await reg.read("credit", BOB.address)
-    receipt = await reg.transact(ERIN, reg.contract, "releaseOrphan", last)
-    assert reg.events(receipt) == [("OutputInvalidated", {"index": last, "gameId": 2**256 - 1})]
-    assert await reg.read("credit", BOB.address) == credit_before + p.proposal_bond
-    for index in (0, cap + 1, last):  # the anchor is valid; the others are settled already
-        error = await reg.revert_of(ERIN, reg.contract, "releaseOrphan", index)
-        assert (error.name, error.args) == ("NotAnOrphan", (index,))
-    assert (await reg.transact(ERIN, reg.contract, "releaseOrphan", cap + 2)).success
-    refunds = sum([await reg.read("credit", who.address) for who in (BOB, CAROL)])
-    assert refunds == (cap + 2) * p.proposal_bond
-    assert await reg.read("credit", DAVE.address) == p.proposal_bond
-    # The new head's children are valid, and they are not orphans.
-    assert await reg.propose(ERIN, trace.snapshot(1), 1) == last + 1
-    error = await reg.revert_of(ERIN, reg.contract, "releaseOrphan", last + 1)
-    assert error.name == "NotAnOrphan"
