@@ -17,7 +17,7 @@ import pathlib
 from dataclasses import dataclass, replace
 
 from bench.rollup_dispute import PARAMS, RULES, play_dispute
-from bench.rollup_verify import ORIGIN_HASH, transfers
+from bench.rollup_verify import transfers
 from l2node.node.deploy import (
     DEVNET_BATCHER,
     DEVNET_BATCHER_KEY,
@@ -26,11 +26,11 @@ from l2node.node.deploy import (
     DEVNET_PROPOSER_KEY,
     deploy_contracts,
 )
-from protocol import BatchBlock, batch_input_root, devnet_genesis, encode_batch, keccak256
+from protocol import BatchBlock, batch_input_root, decode_batch, devnet_genesis, encode_batch, keccak256
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from services.rollups._challenger import Challenger
 from services.rollups._contracts import GameState, GameStatus, OutputRecord, OutputStatus, Registry, Side
-from services.rollups._derivation import Deriver, leaves_of
+from services.rollups._derivation import Deriver
 from services.rollups._disputes import Player
 from services.rollups._settings import RollupsSettings
 from services.rollups._snapshot import Phase
@@ -71,7 +71,7 @@ class Rollup:
 
     async def post(self, blocks: list[BatchBlock]) -> None:
         data = encode_batch(blocks)
-        call = self.inbox.encode_call("appendBatch", data, batch_input_root(blocks))
+        call = self.inbox.encode_call("appendBatch", data)
         assert self.inbox.address is not None
         assert (await self.batcher.wait_receipt(await self.batcher.send(self.inbox.address, call), 60)).success
 
@@ -118,7 +118,7 @@ async def _outputs_from_the_future(url: str, data_dir: pathlib.Path) -> None:
         head = await r.l1.get_block("latest")
         assert head is not None
         txs = transfers(14)
-        blocks = [BatchBlock(n, 100 + n, head.number, ORIGIN_HASH, tuple(txs[2 * n - 2 : 2 * n])) for n in range(1, 8)]
+        blocks = [BatchBlock(n, 100 + n, head.number, head.hash, tuple(txs[2 * n - 2 : 2 * n])) for n in range(1, 8)]
         await r.post(blocks[:2])
         await r.chain.sync()
         derived = r.chain.head
@@ -154,7 +154,7 @@ async def _outputs_from_the_future(url: str, data_dir: pathlib.Path) -> None:
         for b in r.chain.inputs.batches:
             foreseen.inputs.add_batch(b.index, b.l1_block, b.input_root, b.leaves)
         later = blocks[2:]
-        foreseen.inputs.add_batch(1, head.number + 10, batch_input_root(later), leaves_of(encode_batch(later)))
+        foreseen.inputs.add_batch(1, head.number + 10, batch_input_root(later), decode_batch(encode_batch(later)))
         foreseen.advance()
         future = foreseen.blocks[7]
         assert await r.registry.head() == 0
