@@ -51,10 +51,10 @@ RULES = Rules(chain_id=PARAMS.chain_id, sequencer_window=PARAMS.sequencer_window
 
 
 @contextlib.contextmanager
-def anvil() -> Iterator[str]:
+def anvil(*extra: str) -> Iterator[str]:
     port = free_loopback_port()
     proc = subprocess.Popen([anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--quiet",
-                             "--gas-limit", "100000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--gas-limit", "100000000", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):

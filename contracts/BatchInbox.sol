@@ -226,9 +226,8 @@ contract BatchInbox {
                             // answers nothing (an empty account): either way, no hash.
                             mstore(0, originNumber)
                             actual := 0
-                            if and(staticcall(gas(), HISTORY, 0, 32, 0, 32), eq(returndatasize(), 32)) {
-                                actual := mload(0)
-                            }
+                            let ok := staticcall(gas(), HISTORY, 0, 32, 0, 32)
+                            if and(ok, eq(returndatasize(), 32)) { actual := mload(0) }
                         }
                         if or(iszero(actual), iszero(eq(actual, claimed))) {
                             fault := _MISMATCH

@@ -198,19 +198,22 @@ class Batcher:
         self._observe_heads()
         async for update in reader.follow(start, self._follower_config):
             await self._apply(update)
-            await self._advance_origin(update.heads.safe)
+            # Never the head itself: appendBatch's gas estimate runs at the head's number, where
+            # BLOCKHASH knows no hash for it (the inbox would call the origin one from the future).
+            await self._advance_origin(min(update.heads.safe, update.heads.unsafe - 1))
 
     async def attest_origin(self) -> None:
         """Before the first block is sealed: if the chain's L1 origin is still the genesis's without a
         hash (the devnet genesis names L1 block 0 with a zero hash), move it to a real L1 block, so
         that every block sealed carries an origin the inbox attests (it refuses a batch with any
-        other). The safe head if it is past the genesis's origin, else the block after that origin."""
+        other). The safe head if it is past the genesis's origin, else the block after that origin,
+        never the head itself (see ``run_follower``)."""
         origin = self._chain.l1_origin
         if origin.hash != ZERO_HASH:
             return
         head = await self._l1.block_number()
-        number = max(origin.number + 1, head - self._follower_config.confirmation_depth)
-        header = await self._l1.get_block(number) if number <= head else None
+        number = min(max(origin.number + 1, head - self._follower_config.confirmation_depth), head - 1)
+        header = await self._l1.get_block(number) if number > origin.number else None
         if header is not None:
             self._chain.set_l1_origin(header.number, header.hash)
 
