@@ -319,7 +319,8 @@ async def test_python_and_the_inbox_accept_the_same_batches_with_the_same_root(l
         index += 1
         seen["accepted"] = seen.get("accepted", 0) + 1
     # Every outcome was met (a fixed seed: the same batches every run).
-    assert {"accepted", "NoLeaves", "TruncatedLeaf", "EmptyLeaf", "UnknownLeaf", "OriginHashMismatch"} <= set(seen), seen
+    outcomes = {"accepted", "NoLeaves", "TruncatedLeaf", "EmptyLeaf", "UnknownLeaf", "OriginHashMismatch"}
+    assert outcomes <= set(seen), seen
 
 
 # --- forced inclusion ---------------------------------------------------------------------------------
