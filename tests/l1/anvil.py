@@ -27,16 +27,19 @@ DEV_ADDRESSES = tuple(checksum(LocalSigner(key).address) for key in DEV_KEYS)  #
 class Anvil:
     """anvil on 127.0.0.1:port; restartable on the same port."""
 
-    def __init__(self, port: int | None = None, *, state: pathlib.Path | None = None) -> None:
+    def __init__(self, port: int | None = None, *, state: pathlib.Path | None = None, args: tuple[str, ...] = ()
+                 ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._state = state
+        self._args = args
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 10.0) -> None:
         argv = [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port), "--quiet"]
         if self._state is not None:
             argv += ["--state", str(self._state)]
+        argv += self._args
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while True:
