@@ -21,7 +21,7 @@ import pytest
 
 from bench.rollup_verify import transfers
 from protocol import BatchBlock, BlockLeaf, TxLeaf, decode_batch, encode_batch, encode_leaves, input_root, keccak256
-from services.l1 import Artifact, Contract, RpcError, TxSender
+from services.l1 import Artifact, Contract, RpcError
 from services.rollups._contracts import GameStatus, OutputStatus, Side
 from services.rollups._disputes import Player
 from services.rollups._witness import step_proof
