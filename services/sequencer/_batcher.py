@@ -73,6 +73,8 @@ def block_room(max_data: int, number: int, timestamp: int, origin_number: int, o
     (the gas limit alone allows ~1.9 MB of calldata a block). Batches are not compressed, so the
     size is exact: each transaction adds its bytes, its leaf's kind byte and its frame."""
     room = max_data - batch_size([BatchBlock(number, timestamp, origin_number, origin_hash, ())])
+    if sum(len(tx.raw) for tx in txs) + (FRAME_HEADER + 1) * len(txs) <= room:  # the usual case, in one pass
+        return len(txs)
     count = 0
     for tx in txs:
         room -= FRAME_HEADER + 1 + len(tx.raw)
