@@ -283,7 +283,9 @@ class Framings:
 
 async def expected(l1: L1Client, data: bytes) -> str | tuple[Leaf, ...]:
     """What the inbox must do with ``data`` in a call at the latest block, in Python: the leaves, or
-    the error's name (the framing as decode_batch refuses it; then each BLOCK leaf's origin)."""
+    the error's name (the framing as decode_batch refuses it; then each BLOCK leaf's origin). The
+    inbox names the first fault in batch order, so with an origin fault before a framing fault the
+    names would differ (both refuse): ``Framings`` makes one fault a batch."""
     try:
         leaves = decode_batch(data)
     except BatchFormatError as exc:
