@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.rollup_verify import ORIGIN_HASH, transfers
+from bench.rollup_verify import transfers
 from l2node.node.deploy import (
     DEVNET_BATCHER,
     DEVNET_BATCHER_KEY,
@@ -39,7 +39,7 @@ from l2node.node.deploy import (
     deploy_contracts,
 )
 from l2node.node.l1 import anvil_binary, free_loopback_port
-from protocol import BatchBlock, batch_input_root, devnet_genesis, encode_batch, keccak256
+from protocol import BatchBlock, devnet_genesis, encode_batch, keccak256
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from services.rollups import step_proof
 from services.rollups._contracts import GameStatus, Registry, Side
@@ -53,10 +53,10 @@ RULES = Rules(chain_id=PARAMS.chain_id, sequencer_window=PARAMS.sequencer_window
 
 
 @contextlib.contextmanager
-def anvil() -> Iterator[str]:
+def anvil(*extra: str) -> Iterator[str]:
     port = free_loopback_port()
     proc = subprocess.Popen([anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--quiet",
-                             "--gas-limit", "100000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--gas-limit", "100000000", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -100,11 +100,10 @@ async def play_dispute(url: str, txs: int, data_dir: Path, wrong_from: int | Non
         portal = Contract(Artifact.load("DepositPortal"), addresses.deposit_portal)
         head = await l1.get_block("latest")
         assert head is not None
-        blocks = [BatchBlock(1, 100, head.number, ORIGIN_HASH, tuple(transfers(txs)))]
+        blocks = [BatchBlock(1, 100, head.number, head.hash, tuple(transfers(txs)))]
         batcher = await TxSender.create(l1, LocalSigner(DEVNET_BATCHER_KEY))
-        data = encode_batch(blocks)
         await batcher.wait_receipt(await batcher.send(addresses.batch_inbox, inbox.encode_call(
-            "appendBatch", data, batch_input_root(blocks))), 60)
+            "appendBatch", encode_batch(blocks))), 60)
         chain = DerivedChain(l1, inbox, portal, devnet_genesis(), RULES, addresses.block_number, 0)
         await chain.sync()
         derived = chain.block(1)

@@ -4,25 +4,50 @@ pragma solidity 0.8.28;
 /// @title BatchInbox
 /// @notice Where the L2 sequencer posts its transaction batches, and where anyone can queue a
 ///         signed L2 transaction that the sequencer must include (forced inclusion).
-/// @dev Batch data stays in calldata: storing it would cost ~20k gas per 32 bytes, while
-///      calldata is already part of L1 history. Derivation finds a batch through the
-///      `BatchAppended` log's transaction hash, decodes `appendBatch(bytes)` from that
-///      transaction's input and checks it against `dataHash`. So the batcher must be an EOA
-///      calling this contract directly (a contract batcher's call would be an internal call,
-///      invisible in the transaction input).
+/// @dev What is bound, and why. Derivation reads a batch's leaves (protocol/_batch_input.py: one
+///      BLOCK leaf per block, one TX leaf per transaction) from the `appendBatch` calldata; a
+///      one-step fraud proof opens one leaf with a Merkle proof against the `inputRoot` stored
+///      here. The two must be the same leaves, or a batcher could post data that does not match
+///      its root: derivation could not read the batch, the proof could, and judging would stop
+///      (issue 12, item 1). So the inbox computes `inputRoot` itself, from the calldata, with
+///      protocol/_commitment.merkle_root's exact tree (4-ary, depth 16, sized root; the same
+///      tree StateProofs.verifyMerkleProof checks). Whatever the inbox stores, derivation reads.
 ///
-///      No contract can afford to inflate the compressed data, so the batcher also posts
-///      `inputRoot`: the sized Merkle root over the batch's leaves (one per block, one per
-///      transaction; protocol/_batch_input.py). It is stored with the batch's L1 block,
-///      so a one-step fraud proof can read one transaction of a batch with a Merkle proof.
-///      Derivation checks the data against the root; the batcher is trusted to post data that
-///      reproduces it (data availability), as it is trusted to post at all.
+///      Batch format 1 (protocol/_batch.py): `0x01 ‖ frame*`, frame = uint24 big-endian length ‖
+///      leaf; a leaf is a TX leaf (0x00 ‖ raw tx, any length >= 1) or a BLOCK leaf (0x01 ‖ 5
+///      words, exactly 161 bytes). A batch with no leaves, an empty leaf, a frame running past
+///      the end or a leaf of another kind or size reverts with a named error, and Python's
+///      decoder refuses exactly these: a malformed batch never enters the inbox, so derivation
+///      never meets one (no "unavailable" batch, no halt). What the leaves *say* (gaps, late
+///      blocks, bad transactions) is derivation's to judge, by rules Python and StepVerifier share.
 ///
-///      Only the batcher may append: the inbox is the L2's ordering, and if anyone could write
-///      to it anyone could fill it with junk that every node must download and reject. The
-///      escape hatch against a censoring sequencer is the forced-inclusion queue, which is open
-///      to everyone: the sequencer must include each queued transaction within a deadline of
-///      L1 blocks after `l1Block`, and a fraud proof can check that against the stored entry.
+///      Decisions:
+///      - No compression: no contract can afford to inflate zlib, and the root must be computed
+///        from what derivation reads. (Under EIP-7623 the calldata floor of 40 gas a byte, not
+///        this contract's hashing, prices a batch; compression and blobs are issue 15's.)
+///      - Top-level calls from an EOA only (`msg.sender == tx.origin`, no code at `tx.origin`):
+///        then the batch is the transaction's own calldata, where derivation finds it through the
+///        `BatchAppended` log's transaction. A contract batcher, or an EOA with an EIP-7702
+///        delegation (its code is the delegation designator), could make the call from inside
+///        another transaction's execution, invisible in any transaction input.
+///      - The L1 origin is checked, not recorded (item 10): every BLOCK leaf's (l1OriginNumber,
+///        l1OriginHash) must be a block L1 itself attests: BLOCKHASH for the last 256 blocks, the
+///        EIP-2935 history contract for the last 8191. An origin in the future (the current block
+///        or later), older than that history, or with another hash reverts the batch. So an L2
+///        block follows a real L1 block of the chain that includes its batch (a batch built on
+///        a reorged-out L1 block cannot land), and the origin's deposits and forced transactions
+///        are those of that chain. Consequence for deployments: the sequencer window must stay
+///        below 8191 L1 blocks (a valid block's origin is at most the window old when posted;
+///        the params check enforces it at deploy). Blocks derivation makes itself when the
+///        window lapses carry a zero origin hash and are never posted.
+///
+///      Batch data stays in calldata: storing it would cost ~20k gas per 32 bytes, while calldata
+///      is already part of L1 history. Only the batcher may append: the inbox is the L2's
+///      ordering, and if anyone could write to it anyone could fill it with junk that every node
+///      must download and reject. The escape hatch against a censoring sequencer is the
+///      forced-inclusion queue, which is open to everyone: the sequencer must include each queued
+///      transaction within a deadline of L1 blocks after `l1Block`, and a fraud proof can check
+///      that against the stored entry.
 ///
 ///      Forced inclusion charges no fee or bond: the L1 gas of a queue entry (~50k gas plus
 ///      calldata and log data) already prices out spam, and a fee would need custody and a
@@ -46,6 +71,12 @@ contract BatchInbox {
 
     /// @notice Largest signed L2 transaction the queue accepts (geth's txMaxSize, 128 KiB).
     uint256 public constant MAX_FORCED_TX_SIZE = 131072;
+    /// @notice The batch format this inbox reads: the first byte of every batch.
+    uint8 public constant BATCH_VERSION = 1;
+    /// @notice The EIP-2935 history contract: the hashes of the last HISTORY_WINDOW blocks.
+    address public constant HISTORY = 0x0000F90827F1C53a10cb7A02335B175320002935;
+    /// @notice How far back the history contract answers (EIP-2935's HISTORY_SERVE_WINDOW).
+    uint256 public constant HISTORY_WINDOW = 8191;
 
     /// @notice The only address allowed to append batches.
     address public immutable batcher;
@@ -75,8 +106,29 @@ contract BatchInbox {
     error ForcedTxTooLarge(uint256 size, uint256 maxSize);
     /// @notice No batch or queue entry at this index.
     error IndexOutOfRange(uint256 index, uint256 count);
-    /// @notice A batch posted without an input root (no root is ever zero).
-    error ZeroInputRoot();
+    /// @notice The batcher called from inside another call (a contract batcher, or a call routed
+    ///         through one): the batch would not be the transaction's calldata.
+    error NotTopLevelCall(address sender, address origin);
+    /// @notice The batcher's account has code (an EIP-7702 delegation): it could append from
+    ///         inside its own code, out of derivation's sight.
+    error BatcherHasCode(address batcher);
+    /// @notice The batch's first byte is not BATCH_VERSION.
+    error UnknownVersion(uint8 version);
+    /// @notice A batch of no leaves.
+    error NoLeaves();
+    /// @notice Leaf `leaf`'s frame (its 3-byte length or its bytes) runs past the end of the batch.
+    error TruncatedLeaf(uint256 leaf);
+    /// @notice Leaf `leaf` is framed with length 0.
+    error EmptyLeaf(uint256 leaf);
+    /// @notice Leaf `leaf` is neither a TX leaf (0x00 ‖ tx) nor a 161-byte BLOCK leaf (0x01 ‖ 5 words).
+    error UnknownLeaf(uint256 leaf);
+    /// @notice BLOCK leaf `leaf` names an L1 origin at or after the block that includes the batch.
+    error OriginInFuture(uint256 leaf, uint256 origin, uint256 l1Block);
+    /// @notice BLOCK leaf `leaf` names an L1 origin older than L1's block-hash history.
+    error OriginTooOld(uint256 leaf, uint256 origin, uint256 l1Block);
+    /// @notice BLOCK leaf `leaf`'s origin hash is not L1's hash of that block (`actual`; zero when
+    ///         L1 has none to give, e.g. no EIP-2935 history before its fork).
+    error OriginHashMismatch(uint256 leaf, uint256 origin, bytes32 claimed, bytes32 actual);
     /// @notice The constructor was given the zero address as batcher.
     error ZeroBatcher();
 
@@ -86,18 +138,145 @@ contract BatchInbox {
         batcher = batcher_;
     }
 
-    /// @notice Append a batch of L2 transactions. Only the batcher.
-    /// @param data The batch, in the sequencer's (compressed) batch encoding.
-    /// @param inputRoot The sized Merkle root over the batch's leaves.
+    /// @notice Append a batch of L2 transactions. Only the batcher, and only as the top-level call
+    ///         of its own transaction (see the contract notes).
+    /// @param data The batch, in batch format 1: 0x01 ‖ (uint24 length ‖ leaf)*.
     /// @return index The batch's index.
-    function appendBatch(bytes calldata data, bytes32 inputRoot) external returns (uint256 index) {
+    function appendBatch(bytes calldata data) external returns (uint256 index) {
         if (msg.sender != batcher) revert NotBatcher(msg.sender);
-        if (data.length == 0) revert EmptyData();
-        if (inputRoot == bytes32(0)) revert ZeroInputRoot();
-        bytes32 dataHash = keccak256(data);
+        if (msg.sender != tx.origin) revert NotTopLevelCall(msg.sender, tx.origin);
+        if (msg.sender.code.length != 0) revert BatcherHasCode(msg.sender);
+        (bytes32 dataHash, bytes32 inputRoot) = _commit(data);
         index = _batches.length;
         _batches.push(BatchEntry(inputRoot, uint64(block.number)));
         emit BatchAppended(index, dataHash, inputRoot, block.number);
+    }
+
+    // Why `_commit` stopped (0: it did not), and the values its named error reports.
+    uint256 private constant _TRUNCATED = 1;
+    uint256 private constant _EMPTY_LEAF = 2;
+    uint256 private constant _UNKNOWN_LEAF = 3;
+    uint256 private constant _IN_FUTURE = 4;
+    uint256 private constant _TOO_OLD = 5;
+    uint256 private constant _MISMATCH = 6;
+
+    /// @notice keccak256(data) and the sized Merkle root over its leaves' hashes, every BLOCK
+    ///         leaf's origin checked against L1; reverts with the named error of the first fault.
+    /// @dev One pass over a memory copy of the batch (needed for the data hash anyway): each
+    ///      leaf is hashed in place, its hash appended to an array after the copy; then the tree
+    ///      is folded in place, level by level (node i of a level overwrites slot i, whose
+    ///      children 4i..4i+3 are already read), an incomplete last node padded with ZERO[level].
+    function _commit(bytes calldata data) private view returns (bytes32 dataHash, bytes32 root) {
+        uint256 size = data.length;
+        if (size == 0) revert EmptyData();
+        if (uint8(data[0]) != BATCH_VERSION) revert UnknownVersion(uint8(data[0]));
+        uint256 fault;
+        uint256 leaf;
+        uint256 originNumber;
+        bytes32 claimed;
+        bytes32 actual;
+        assembly ("memory-safe") {
+            let batch := mload(0x40)
+            calldatacopy(batch, data.offset, size)
+            dataHash := keccak256(batch, size)
+            let end := add(batch, size)
+            let hashes := and(add(end, 31), not(31))
+            let pos := add(batch, 1)
+            // The last originNumber checked: consecutive blocks mostly share one.
+            let lastOrigin := not(0)
+            let lastHash := 0
+            for {} lt(pos, end) {} {
+                if gt(add(pos, 3), end) {
+                    fault := _TRUNCATED
+                    break
+                }
+                let len := shr(232, mload(pos))
+                pos := add(pos, 3)
+                if iszero(len) {
+                    fault := _EMPTY_LEAF
+                    break
+                }
+                if gt(add(pos, len), end) {
+                    fault := _TRUNCATED
+                    break
+                }
+                let kind := byte(0, mload(pos))
+                if kind {
+                    if or(iszero(eq(kind, 1)), iszero(eq(len, 161))) {
+                        fault := _UNKNOWN_LEAF
+                        break
+                    }
+                    // BLOCK leaf: 0x01 ‖ number ‖ timestamp ‖ l1OriginNumber ‖ l1OriginHash ‖ txCount
+                    originNumber := mload(add(pos, 65))
+                    claimed := mload(add(pos, 97))
+                    if or(iszero(eq(originNumber, lastOrigin)), iszero(eq(claimed, lastHash))) {
+                        if iszero(lt(originNumber, number())) {
+                            fault := _IN_FUTURE
+                            break
+                        }
+                        let age := sub(number(), originNumber)
+                        switch gt(age, 256)
+                        case 0 { actual := blockhash(originNumber) }
+                        default {
+                            if gt(age, HISTORY_WINDOW) {
+                                fault := _TOO_OLD
+                                break
+                            }
+                            // The history contract reverts outside its window; a chain without it
+                            // answers nothing (an empty account): either way, no hash.
+                            mstore(0, originNumber)
+                            actual := 0
+                            let ok := staticcall(gas(), HISTORY, 0, 32, 0, 32)
+                            if and(ok, eq(returndatasize(), 32)) { actual := mload(0) }
+                        }
+                        if or(iszero(actual), iszero(eq(actual, claimed))) {
+                            fault := _MISMATCH
+                            break
+                        }
+                        lastOrigin := originNumber
+                        lastHash := claimed
+                    }
+                }
+                mstore(add(hashes, shl(5, leaf)), keccak256(pos, len))
+                leaf := add(leaf, 1)
+                pos := add(pos, len)
+            }
+            if iszero(fault) {
+                // The tree: 16 levels of 4-ary nodes over `leaf` hashes, then H(treeRoot ‖ count).
+                let width := leaf
+                let zero := 0
+                for { let level := 0 } lt(level, 16) { level := add(level, 1) } {
+                    // Complete the last node of the level with empty subtrees.
+                    let padded := and(add(width, 3), not(3))
+                    for { let i := width } lt(i, padded) { i := add(i, 1) } {
+                        mstore(add(hashes, shl(5, i)), zero)
+                    }
+                    width := shr(2, padded)
+                    for { let i := 0 } lt(i, width) { i := add(i, 1) } {
+                        mstore(add(hashes, shl(5, i)), keccak256(add(hashes, shl(7, i)), 128))
+                    }
+                    // ZERO[level + 1] = H(ZERO[level] x 4), in the scratch words past the padding.
+                    let scratch := add(hashes, shl(5, padded))
+                    mstore(scratch, zero)
+                    mstore(add(scratch, 32), zero)
+                    mstore(add(scratch, 64), zero)
+                    mstore(add(scratch, 96), zero)
+                    zero := keccak256(scratch, 128)
+                }
+                mstore(add(hashes, 32), leaf)
+                root := keccak256(hashes, 64)
+            }
+        }
+        if (fault == 0) {
+            if (leaf == 0) revert NoLeaves();
+            return (dataHash, root);
+        }
+        if (fault == _TRUNCATED) revert TruncatedLeaf(leaf);
+        if (fault == _EMPTY_LEAF) revert EmptyLeaf(leaf);
+        if (fault == _UNKNOWN_LEAF) revert UnknownLeaf(leaf);
+        if (fault == _IN_FUTURE) revert OriginInFuture(leaf, originNumber, block.number);
+        if (fault == _TOO_OLD) revert OriginTooOld(leaf, originNumber, block.number);
+        revert OriginHashMismatch(leaf, originNumber, claimed, actual);
     }
 
     /// @notice Queue a signed L2 transaction that the sequencer must include. Anyone.

@@ -2,9 +2,10 @@
 pragma solidity 0.8.28;
 
 /// @title ForwarderHarness
-/// @notice Calls `target` with `data`: a contract as BatchInbox's batcher, so that tests can see
-///         what derivation reads when a batch is appended by an internal call (the transaction's
-///         input is a `forward` call, not `appendBatch`). Not deployed by the node.
+/// @notice Calls `target` with `data`: a contract as BatchInbox's batcher (or as the code an
+///         EIP-7702-delegated batcher runs), so that tests can see the inbox refuse a batch
+///         appended by an internal call, whose data no transaction's input would hold. Not
+///         deployed by the node.
 contract ForwarderHarness {
     /// @notice The call to `target` reverted with `reason`.
     error CallFailed(bytes reason);

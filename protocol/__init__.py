@@ -11,7 +11,8 @@ It imports no service. Where things are:
 - ``_execution``: the state transition (a transaction, a deposit) over ``_account`` and the
   ``_commitment`` trees; ``_basefee``; ``_block`` (headers); ``_genesis``.
 - ``_withdrawal``: the L2 -> L1 message and its hash; ``_output``: the output root.
-- ``_batch`` and ``_batch_input``: the batch format and its leaves (what the one-step proof opens).
+- ``_batch`` and ``_batch_input``: the batch format and its leaves (what the one-step proof opens,
+  and what BatchInbox computes the input root of).
 - ``_safe_params``: whether rollup parameters are safe on an L1 (its measured block time),
   checked at deploy and when the rollups worker starts.
 - ``_l1_inputs``: **where an L1 input is read** (batches, forced transactions, deposits), one
@@ -25,14 +26,17 @@ from ._account import EMPTY_ACCOUNT, Account
 from ._basefee import MAX_BASE_FEE, next_base_fee
 from ._batch import (
     BATCH_VERSION,
-    MAX_DECOMPRESSED,
+    FRAME_HEADER,
+    MAX_LEAF_SIZE,
     BatchBlock,
     BatchFormatError,
     batch_input_root,
+    batch_size,
     decode_batch,
     encode_batch,
+    encode_leaves,
 )
-from ._batch_input import BLOCK_LEAF, TX_LEAF, BlockLeaf, Leaf, TxLeaf, batch_leaves, decode_leaf, input_root, leaf_hash
+from ._batch_input import BLOCK_LEAF, TX_LEAF, BlockLeaf, Leaf, TxLeaf, batch_leaves, input_root, leaf_hash
 from ._block import BlockHeader, transactions_root
 from ._commitment import (
     ZERO_HASH,
@@ -73,7 +77,7 @@ from ._genesis import (
     parse_genesis,
 )
 from ._keccak import keccak256
-from ._l1_inputs import L1Input, L1InputReader, L1InputsUpdate, PostedBatch, QueuedDeposit, QueuedForced
+from ._l1_inputs import BatchDataError, L1Input, L1InputReader, L1InputsUpdate, PostedBatch, QueuedDeposit, QueuedForced
 from ._output import OUTPUT_VERSION, output_root
 from ._reasons import L2_TRANSACTION_CODES, Reason
 from ._rules import (
@@ -148,12 +152,13 @@ __all__ = [
     "EMPTY_ACCOUNT",
     "ETHER",
     "FEE_VAULT",
+    "FRAME_HEADER",
     "HASH_SIZE",
     "INITIAL_BASE_FEE",
     "INITIATE_WITHDRAWAL_SELECTOR",
     "L2_TRANSACTION_CODES",
     "MAX_BASE_FEE",
-    "MAX_DECOMPRESSED",
+    "MAX_LEAF_SIZE",
     "MAX_NONCE",
     "MAX_TX_SIZE",
     "MERKLE_ARITY",
@@ -175,6 +180,7 @@ __all__ = [
     "AccountProof",
     "AccountTree",
     "BatchBlock",
+    "BatchDataError",
     "BatchFormatError",
     "BlockEnv",
     "BlockHeader",
@@ -210,16 +216,17 @@ __all__ = [
     "apply_transaction",
     "batch_input_root",
     "batch_leaves",
+    "batch_size",
     "check_deployed",
     "check_safe_params",
     "decode_batch",
-    "decode_leaf",
     "decode_transaction",
     "decode_transactions",
     "decode_withdrawal_call",
     "deployed_timings",
     "devnet_genesis",
     "encode_batch",
+    "encode_leaves",
     "encode_withdrawal_call",
     "game_rounds",
     "gas_and_price",

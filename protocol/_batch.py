@@ -1,28 +1,36 @@
 """The batch format: what the batcher posts to L1 and what derivation reads back.
 
-Version 0::
+Version 1: the batch *is* its leaves (see _batch_input), each framed with its length::
 
-    batch = 0x00 || zlib(rlp([block, ...]))
-    block = [number, timestamp, l1_origin_number, l1_origin_hash, [raw_tx, ...]]
+    batch = 0x01 || frame+
+    frame = uint24 big-endian length || leaf        (1 <= length <= 2**24 - 1)
+    leaf  = 0x00 || raw tx                          (TX leaf, length >= 1)
+          | 0x01 || 5 abi words                     (BLOCK leaf, exactly 161 bytes)
 
-posted as ``appendBatch(batch, inputRoot)``, the input root being the Merkle root over the
-batch's leaves (see _batch_input): what a one-step fraud proof reads a transaction against.
+posted as ``appendBatch(batch)``. BatchInbox walks the same framing on L1, computes the input
+root (the sized Merkle root over the leaves' hashes, ``input_root``) and stores it, so what
+derivation reads and what a one-step proof opens are bound by L1 itself.
+
+``decode_batch`` refuses exactly what ``appendBatch`` refuses for its form (contracts/BatchInbox.sol):
+no data, another version byte, no leaves, a frame running past the end, an empty leaf, a leaf of
+neither kind or a BLOCK leaf of another size. The inbox's other refusals depend on L1 (the
+caller, and each BLOCK leaf's origin against L1's block hashes), so they are not the decoder's:
+a batch in the inbox passed them. There is no compression: no contract can afford to inflate it,
+and the root must be computed from what derivation reads (measured in bench/batch_gas.py).
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import rlp  # type: ignore[import-untyped, unused-ignore]
+from ._batch_input import BLOCK_LEAF, BLOCK_LEAF_SIZE, TX_LEAF, BlockLeaf, Leaf, TxLeaf, batch_leaves, input_root
 
-from services.l1 import rlp_bytes, rlp_int, rlp_list
-
-from ._batch_input import batch_leaves, input_root
-
-BATCH_VERSION: Final = 0
+BATCH_VERSION: Final = 1
+#: Bytes of a frame's length prefix; a leaf is at most 2**24 - 1 bytes.
+FRAME_HEADER: Final = 3
+MAX_LEAF_SIZE: Final = 2 ** (8 * FRAME_HEADER) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,46 +43,67 @@ class BatchBlock:
 
 
 class BatchFormatError(ValueError):
-    pass
+    """Bytes ``appendBatch`` refuses; ``reason`` names the contract's error."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def encode_leaves(leaves: Sequence[Leaf]) -> bytes:
+    """The batch of these leaves, in order (at least one; each at most MAX_LEAF_SIZE bytes)."""
+    parts = [bytes((BATCH_VERSION,))]
+    for leaf in leaves:
+        data = leaf.encode()
+        parts.append(len(data).to_bytes(FRAME_HEADER, "big"))
+        parts.append(data)
+    return b"".join(parts)
 
 
 def encode_batch(blocks: Sequence[BatchBlock]) -> bytes:
-    items = [
-        rlp_list([rlp_int(b.number), rlp_int(b.timestamp), rlp_int(b.l1_origin_number), rlp_bytes(b.l1_origin_hash),
-                  rlp_list(rlp_bytes(t) for t in b.transactions)])
-        for b in blocks
-    ]
-    return bytes([BATCH_VERSION]) + zlib.compress(rlp_list(items), 6)
+    """The batch that carries ``blocks``: their leaves, framed."""
+    return encode_leaves(batch_leaves(blocks))
+
+
+def batch_size(blocks: Sequence[BatchBlock]) -> int:
+    """len(encode_batch(blocks)), without encoding."""
+    return 1 + sum(FRAME_HEADER + BLOCK_LEAF_SIZE + sum(FRAME_HEADER + 1 + len(t) for t in b.transactions)
+                   for b in blocks)
 
 
 def batch_input_root(blocks: Sequence[BatchBlock]) -> bytes:
-    """The input root ``appendBatch`` posts with these blocks (see _batch_input)."""
+    """The input root the inbox computes for ``encode_batch(blocks)`` (see _batch_input)."""
     return input_root(batch_leaves(blocks))
 
 
-#: A batch never inflates beyond this: a zlib bomb in calldata must not take the follower down.
-MAX_DECOMPRESSED: Final = 64 * 1024 * 1024
-
-
-def decode_batch(data: bytes) -> list[BatchBlock]:
-    if not data or data[0] != BATCH_VERSION:
-        raise BatchFormatError(f"unknown batch version {data[:1].hex() or 'none'}")
-    try:
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(data[1:], MAX_DECOMPRESSED)
-        if inflater.unconsumed_tail:
-            raise BatchFormatError("batch inflates beyond the limit")
-        items = rlp.decode(raw)
-        blocks = []
-        for item in items:
-            number, timestamp, origin_number, origin_hash, txs = item
-            # Each field must fit its word in the block's input leaf (see _batch_input), or the
-            # batch has no leaves at all: refused whole, never half-derived.
-            if any(len(word) > 32 for word in (number, timestamp, origin_number)) or len(origin_hash) != 32:
-                raise BatchFormatError("a block field does not fit its 32-byte word")
-            blocks.append(BatchBlock(int.from_bytes(number, "big"), int.from_bytes(timestamp, "big"),
-                                     int.from_bytes(origin_number, "big"), bytes(origin_hash),
-                                     tuple(bytes(t) for t in txs)))
-    except (zlib.error, rlp.exceptions.DecodingError, ValueError, TypeError) as exc:
-        raise BatchFormatError(f"malformed batch: {exc}") from None
-    return blocks
+def decode_batch(data: bytes) -> tuple[Leaf, ...]:
+    """The leaves of a batch, in order; BatchFormatError for what ``appendBatch`` refuses."""
+    if not data:
+        raise BatchFormatError("EmptyData", "empty batch")
+    if data[0] != BATCH_VERSION:
+        raise BatchFormatError("UnknownVersion", f"unknown batch version {data[0]}")
+    leaves: list[Leaf] = []
+    pos, end = 1, len(data)
+    while pos < end:
+        n = len(leaves)
+        if pos + FRAME_HEADER > end:
+            raise BatchFormatError("TruncatedLeaf", f"leaf {n}: its length runs past the end of the batch")
+        size = int.from_bytes(data[pos : pos + FRAME_HEADER], "big")
+        pos += FRAME_HEADER
+        if size == 0:
+            raise BatchFormatError("EmptyLeaf", f"leaf {n} is empty")
+        if pos + size > end:
+            raise BatchFormatError("TruncatedLeaf", f"leaf {n}: {size} bytes run past the end of the batch")
+        kind = data[pos]
+        if kind == TX_LEAF:
+            leaves.append(TxLeaf(data[pos + 1 : pos + size]))
+        elif kind == BLOCK_LEAF and size == BLOCK_LEAF_SIZE:
+            w = [int.from_bytes(data[pos + 1 + 32 * i : pos + 33 + 32 * i], "big") for i in range(5)]
+            leaves.append(BlockLeaf(w[0], w[1], w[2], data[pos + 97 : pos + 129], w[4]))
+        else:
+            raise BatchFormatError("UnknownLeaf",
+                                   f"leaf {n} is neither a TX leaf nor a {BLOCK_LEAF_SIZE}-byte BLOCK leaf")
+        pos += size
+    if not leaves:
+        raise BatchFormatError("NoLeaves", "a batch of no leaves")
+    return tuple(leaves)

@@ -1,12 +1,12 @@
-"""A batch's input commitment: what the inbox stores so one transaction of it can be proven on L1.
+"""A batch's leaves and their input commitment: what the inbox stores so one transaction of a batch
+can be proven on L1.
 
-Batch data is compressed (see _batch), which no contract can afford to inflate. So the batcher
-also posts ``inputRoot``, the sized Merkle root (see _commitment) over the batch's *leaves*, and
-the inbox stores it with the batch's L1 block. A one-step fraud proof reads one leaf with a
-Merkle proof against that root; derivation reads the leaves from the data and checks them
-against the root (a batch whose data does not reproduce its root is unavailable: derivation
-stops there rather than guess; the batcher is trusted for data availability, see
-services.rollups._machine).
+A batch is its leaves, framed (see _batch); BatchInbox computes the sized Merkle root (see
+_commitment) over the leaves' hashes from the calldata itself and stores it, ``inputRoot``, with
+the batch's L1 block. A one-step fraud proof reads one leaf with a Merkle proof against that
+root; derivation reads the same leaves from the same calldata. So the two cannot differ: no batch
+in the inbox is "unavailable" (an L1 client that returns calldata not reproducing the event's
+root is broken, and derivation says so loudly: see protocol._l1_inputs).
 
 Leaves, in order: for each block, one BLOCK leaf then one TX leaf per transaction::
 
@@ -14,6 +14,9 @@ Leaves, in order: for each block, one BLOCK leaf then one TX leaf per transactio
                                     bytes32 l1OriginHash, uint256 txCount)      // 161 bytes
     TX leaf    = 0x00 || raw signed transaction
     leaf hash  = keccak256(leaf)
+
+The inbox also checks every BLOCK leaf's (l1OriginNumber, l1OriginHash) against L1's own block
+hashes (BLOCKHASH, EIP-2935): an origin L1 does not attest never enters the inbox.
 """
 
 from __future__ import annotations
@@ -57,17 +60,6 @@ class TxLeaf:
 
 
 Leaf = BlockLeaf | TxLeaf
-
-
-def decode_leaf(data: bytes) -> Leaf | None:
-    """The leaf these bytes encode; None for bytes that are neither kind (never produced)."""
-    if data[:1] == bytes((TX_LEAF,)):
-        return TxLeaf(data[1:])
-    if len(data) == BLOCK_LEAF_SIZE and data[0] == BLOCK_LEAF:
-        words = [data[1 + 32 * i : 33 + 32 * i] for i in range(5)]
-        return BlockLeaf(int.from_bytes(words[0], "big"), int.from_bytes(words[1], "big"),
-                         int.from_bytes(words[2], "big"), words[3], int.from_bytes(words[4], "big"))
-    return None
 
 
 def leaf_hash(leaf: Leaf) -> bytes:

@@ -4,8 +4,13 @@ input is read**, for the sequencer (following L1, reorg-aware) and for derivatio
 Three kinds, each a record in one field order (its queue index, the L1 block that holds it, then
 its content):
 
-- ``PostedBatch``: ``BatchAppended`` plus the batch bytes from its transaction's calldata
-  (``appendBatch(data, inputRoot)``); the batch format is _batch's, its leaves _batch_input's.
+- ``PostedBatch``: ``BatchAppended`` plus the batch from its transaction's calldata
+  (``appendBatch(data)``, always the transaction's top-level call: the inbox refuses any other);
+  the batch format is _batch's, its leaves _batch_input's. The inbox computed the event's input
+  root from that very calldata, so the data found must decode and reproduce it (and its
+  ``dataHash``). If it does not, or the transaction cannot be found at confirmed depth, the L1
+  client is wrong, not the batch: ``BatchDataError`` is raised, never a batch skipped in silence
+  (which would make derivation, and the challenger's judging, stop or go wrong there).
 - ``QueuedForced``: ``ForcedTransaction``, a signed L2 transaction queued for forced inclusion.
 - ``QueuedDeposit``: ``DepositQueued``, ``mint`` wei for ``to`` on L2.
 
@@ -21,7 +26,16 @@ from dataclasses import dataclass
 
 from services.l1 import Contract, FollowerConfig, Heads, L1Client, Log, LogFollower
 
+from ._batch import BatchFormatError, decode_batch
+from ._batch_input import Leaf, input_root
 from ._execution import Deposit
+from ._keccak import keccak256
+
+
+class BatchDataError(RuntimeError):
+    """L1 reported a batch whose data it cannot give back as the inbox accepted it: a broken or
+    lying L1 client (the inbox refuses any batch that would raise this). Fatal to a derivation
+    that meets it: retrying, or another L1 endpoint, is the operator's call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +46,12 @@ class PostedBatch:
     l1_block: int
     l1_block_hash: bytes
     l1_tx_hash: bytes
-    #: The sized Merkle root over the batch's leaves that ``appendBatch`` posted with it.
+    #: The sized Merkle root over the batch's leaves that the inbox computed (the event's).
     input_root: bytes
-    #: The batch bytes from the transaction's calldata; b"" if it is not an ``appendBatch`` call.
+    #: The batch bytes from the transaction's calldata.
     data: bytes
+    #: Its leaves (decode_batch of ``data``); they reproduce ``input_root``.
+    leaves: tuple[Leaf, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +101,14 @@ class L1InputReader:
         self._l1, self._inbox, self._portal = l1, inbox, portal
         self._addresses = [inbox.address, portal.address]
         self._batch = inbox.topic("BatchAppended")
+        self._append_batch = inbox.function("appendBatch").selector
         self._forced = inbox.topic("ForcedTransaction")
         self._deposit = portal.topic("DepositQueued")
         self._topics = [[self._batch, self._forced, self._deposit]]
 
     async def read(self, from_block: int, to_block: int) -> list[L1Input]:
-        """Every input in L1 blocks [from, to], in L1 order."""
+        """Every input in L1 blocks [from, to], in L1 order. For blocks at confirmed depth: a batch
+        whose data cannot be found or checked raises ``BatchDataError``."""
         logs = await self._l1.get_logs(from_block, to_block, address=self._addresses, topics=self._topics)
         inputs: list[L1Input] = []
         for log in sorted(logs):
@@ -101,7 +119,7 @@ class L1InputReader:
             elif topic == self._forced:
                 item = self._queued_forced(log)
             else:
-                item = await self._posted_batch(log)
+                item = await self._posted_batch(log, reorged_ok=False)
             if item is not None:
                 inputs.append(item)
         return inputs
@@ -113,7 +131,7 @@ class L1InputReader:
                                config=config)
         batch, forced, deposit = self._batch, self._forced, self._deposit
         async for update in follower.updates():
-            added = [await self._posted_batch(log) for log in _having(batch, update.added)]
+            added = [await self._posted_batch(log, reorged_ok=True) for log in _having(batch, update.added)]
             yield L1InputsUpdate(
                 update.heads,
                 removed=tuple(log.tx_hash for log in _having(batch, update.removed)),
@@ -124,20 +142,34 @@ class L1InputReader:
                 deposits=tuple(d for d in map(self._queued_deposit, _having(deposit, update.safe)) if d is not None),
             )
 
-    async def _posted_batch(self, log: Log) -> PostedBatch | None:
-        """A ``BatchAppended`` log's batch, its data fetched from the transaction; None if the log
-        does not decode or the transaction is not found (reorged out meanwhile)."""
+    async def _posted_batch(self, log: Log, *, reorged_ok: bool) -> PostedBatch | None:
+        """A ``BatchAppended`` log's batch, its data read from the transaction's calldata and checked
+        against the event (see the module notes). A transaction not found is None if ``reorged_ok``
+        (a follower at the unsafe head: the reorg that took it shows in its next update), else
+        ``BatchDataError``, like data that does not check."""
         event = self._inbox.decode_log(log)
+        if event is None:
+            raise BatchDataError(f"L1 tx 0x{log.tx_hash.hex()}: a BatchAppended log that does not decode")
         tx = await self._l1.get_transaction(log.tx_hash)
-        if event is None or tx is None:
-            return None
-        try:
-            data = bytes(self._inbox.decode_input("appendBatch", tx.input)[0])
-        except ValueError:
-            data = b""
+        if tx is None:
+            if reorged_ok:
+                return None
+            raise BatchDataError(f"L1 tx 0x{log.tx_hash.hex()} of batch {event.args['index']} is not found "
+                                 "although its log is")
         a = event.args
-        return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, bytes(a["inputRoot"]),
-                           data)
+        where = f"batch {a['index']} (L1 tx 0x{log.tx_hash.hex()})"
+        data = _append_batch_data(self._append_batch, tx.input)
+        if data is None or keccak256(data) != bytes(a["dataHash"]):
+            raise BatchDataError(f"{where}: the transaction's input is not the appendBatch call the inbox "
+                                 "logged")
+        try:
+            leaves = decode_batch(data)
+        except BatchFormatError as exc:
+            raise BatchDataError(f"{where}: the inbox accepted data its format refuses ({exc})") from None
+        root = bytes(a["inputRoot"])
+        if input_root(leaves) != root:
+            raise BatchDataError(f"{where}: the data does not reproduce the inbox's input root")
+        return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, root, data, leaves)
 
     def _queued_forced(self, log: Log) -> QueuedForced | None:
         event = self._inbox.decode_log(log)
@@ -157,3 +189,17 @@ class L1InputReader:
 
 def _having(topic: bytes, logs: Sequence[Log]) -> list[Log]:
     return [log for log in logs if log.topics and log.topics[0] == topic]
+
+
+def _append_batch_data(selector: bytes, calldata: bytes) -> bytes | None:
+    """The ``bytes data`` argument of an ``appendBatch`` call, read as the contract's ABI decoder reads
+    it (the offset followed, padding ignored: a stricter decoder would refuse calls the inbox
+    accepted); None if the input is not such a call."""
+    if calldata[:4] != selector or len(calldata) < 36:
+        return None
+    offset = 4 + int.from_bytes(calldata[4:36], "big")
+    if offset + 32 > len(calldata):
+        return None
+    size = int.from_bytes(calldata[offset : offset + 32], "big")
+    data = calldata[offset + 32 : offset + 32 + size]
+    return data if len(data) == size else None

@@ -5,7 +5,7 @@ reorg-aware log follower.
     async with L1Client(url) as l1:
         inbox = Contract(Artifact.load("BatchInbox"), address)
         sender = await TxSender.create(l1, LocalSigner(batcher_key))
-        tx_hash = await sender.send(inbox.address, inbox.encode_call("appendBatch", batch, input_root))
+        tx_hash = await sender.send(inbox.address, inbox.encode_call("appendBatch", batch))
         receipt = await sender.wait_receipt(tx_hash, timeout_s=60)
 
 Read in this order: ``_client`` (and ``_jsonrpc`` under it), ``_abi``, ``_sender`` (``_signer``,

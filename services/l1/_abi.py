@@ -1,7 +1,7 @@
 """A contract bound to its build artifact: encode calls, decode results, events and errors.
 
     inbox = Contract(Artifact.load("BatchInbox"), address)
-    data = inbox.encode_call("appendBatch", batch, input_root)
+    data = inbox.encode_call("appendBatch", batch)
     event = inbox.decode_log(log)              # Event(name="BatchAppended", args={...})
     count, = await inbox.read(l1, "batchCount")
 
@@ -79,7 +79,7 @@ class Artifact:
 @dataclass(frozen=True, slots=True)
 class Function:
     name: str
-    signature: str  # canonical, e.g. "appendBatch(bytes,bytes32)"
+    signature: str  # canonical, e.g. "appendBatch(bytes)"
     selector: bytes
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]

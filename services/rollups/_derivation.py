@@ -1,8 +1,9 @@
 """Derivation: rebuild the L2 chain from L1 data alone, with the sequencer's own state transition.
 
 Nothing here asks the sequencer anything. ``read_l1`` collects what the inbox and the portal
-hold (batches with their input roots, forced transactions, deposits: read by protocol's
-``L1InputReader``, as the sequencer reads them) into ``L1Inputs``;
+hold (batches with their leaves and input roots, forced transactions, deposits: read by protocol's
+``L1InputReader``, as the sequencer reads them; a batch whose data L1 cannot give back raises
+``BatchDataError`` there, never a silent stop) into ``L1Inputs``;
 ``Deriver`` runs the derivation machine (see _machine, where every rule is written down) over
 them as far as they go. What a challenger compares is the snapshot at each sealed block: its
 output root commits to the state root, the message-passer root and the block hash.
@@ -12,18 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
-from protocol import (
-    BatchFormatError,
-    Genesis,
-    L1Input,
-    L1InputReader,
-    Leaf,
-    QueuedDeposit,
-    QueuedForced,
-    State,
-    batch_leaves,
-    decode_batch,
-)
+from protocol import Genesis, L1Input, L1InputReader, QueuedDeposit, QueuedForced, State
 
 from ._machine import DEFAULT_RULES, DerivedBlock, L1Inputs, Machine, Rules, Skipped, genesis_snapshot
 
@@ -62,15 +52,6 @@ class Deriver:
         return len(new)
 
 
-def leaves_of(data: bytes) -> tuple[Leaf, ...] | None:
-    """A batch's leaves from its calldata; None when the data does not decode."""
-    try:
-        blocks = decode_batch(data)
-    except BatchFormatError:
-        return None
-    return tuple(batch_leaves(blocks))
-
-
 async def read_l1(reader: L1InputReader, inputs: L1Inputs, from_block: int, to_block: int) -> list[L1Input]:
     """Add to ``inputs`` what the inbox and the portal hold in L1 blocks [from, to], in L1 order;
     what that was."""
@@ -81,5 +62,5 @@ async def read_l1(reader: L1InputReader, inputs: L1Inputs, from_block: int, to_b
         elif isinstance(item, QueuedForced):
             inputs.add_forced(item)
         else:
-            inputs.add_batch(item.index, item.l1_block, item.input_root, leaves_of(item.data))
+            inputs.add_batch(item.index, item.l1_block, item.input_root, item.leaves)
     return items

@@ -105,6 +105,7 @@ from typing import Final
 from protocol import (
     DEFAULT_CHAIN_ID,
     UINT64_MAX,
+    BatchDataError,
     BlockEnv,
     BlockHeader,
     BlockLeaf,
@@ -160,8 +161,6 @@ class L1Batch:
     leaves: tuple[Leaf, ...]
 
 
-class UnavailableBatch(ValueError):
-    """A batch whose data does not reproduce its input root: nothing after it can be derived."""
 
 
 @dataclass
@@ -171,21 +170,20 @@ class L1Inputs:
     batches: list[L1Batch] = field(default_factory=list)
     deposits: list[QueuedDeposit] = field(default_factory=list)
     forced: list[QueuedForced] = field(default_factory=list)
-    #: Set when a batch's data failed its root: derivation stops at it (see the module notes).
-    unavailable: int | None = None
     #: Batches from this index on do not exist for these inputs (None: no bound); see ``limited``.
     batch_limit: int | None = None
     #: Every input in L1 blocks <= this has been read (rule F's h): the last L1 block read, or a
     #: dispute's l1Horizon. Set it only as far as every queue above holds what L1 held there.
     l1_horizon: int = 0
 
-    def add_batch(self, index: int, l1_block: int, root: bytes, leaves: tuple[Leaf, ...] | None) -> None:
-        """Batch ``index`` as L1 holds it; ``leaves`` None when its data could not be decoded."""
-        if index != len(self.batches) or self.unavailable is not None:
+    def add_batch(self, index: int, l1_block: int, root: bytes, leaves: tuple[Leaf, ...]) -> None:
+        """Batch ``index`` as L1 holds it: the inbox computed ``root`` from the very calldata
+        ``leaves`` were read from, so leaves that do not reproduce it are an L1 client's fault,
+        raised (``BatchDataError``), never a batch to skip or stop at."""
+        if index != len(self.batches):
             return
-        if leaves is None or input_root(leaves) != root:
-            self.unavailable = index
-            return
+        if input_root(leaves) != root:
+            raise BatchDataError(f"batch {index}: its leaves do not reproduce the inbox's input root")
         self.batches.append(L1Batch(index, l1_block, root, leaves))
 
     def add_deposit(self, d: QueuedDeposit) -> None:

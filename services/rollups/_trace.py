@@ -49,7 +49,6 @@ class DerivedChain:
         self.deriver = Deriver(genesis, rules, executor)
         self.confirmation_depth = confirmation_depth
         self._next_l1 = from_block
-        self._unavailable_logged = False
         #: Batch index -> the span context of its post (see ``sync``).
         self._posts: dict[int, trace.SpanContext] = {}
 
@@ -104,10 +103,6 @@ class DerivedChain:
             span.set_attribute("l2.head", self.head.header.number)
         metrics.DERIVATION_LAG.set(self.confirmation_depth)
         metrics.DERIVED_HEAD.set(self.head.header.number)
-        if self.inputs.unavailable is not None and not self._unavailable_logged:
-            self._unavailable_logged = True
-            _log.error("batch data does not reproduce its input root: derivation stops there",
-                       extra={"batch": self.inputs.unavailable})
         return added
 
     def batch_links(self, first_block: int, last_block: int) -> list[trace.Link]:

@@ -1,4 +1,4 @@
-"""Batches: sealed blocks, compressed, posted to L1's BatchInbox, and their L1 fate tracked back.
+"""Batches: sealed blocks, posted to L1's BatchInbox, and their L1 fate tracked back.
 
 Two loops share nothing but the store:
 
@@ -24,19 +24,20 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 from opentelemetry import trace
 
 from protocol import (
+    FRAME_HEADER,
+    ZERO_HASH,
     BatchBlock,
-    BatchFormatError,
+    BlockLeaf,
     L1InputReader,
     L1InputsUpdate,
     PostedBatch,
     Transaction,
-    batch_input_root,
-    decode_batch,
+    batch_size,
     encode_batch,
     keccak256,
 )
@@ -45,7 +46,6 @@ from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
 from ._chain import Chain
-from ._settings import BATCH_FRAMING
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
 from ._traces import TxCall
 
@@ -70,36 +70,25 @@ def block_room(max_data: int, number: int, timestamp: int, origin_number: int, o
                txs: Sequence[Transaction]) -> int:
     """How many of ``txs`` (a prefix) block ``number`` can carry so that a batch of it alone stays
     within ``max_data`` bytes: every block must be postable in one L1 transaction, whatever it holds
-    (the gas limit alone allows ~1.9 MB of calldata a block)."""
-    raws = tuple(tx.raw for tx in txs)
-    # Under this bound nothing needs compressing: zlib never grows data by more than its framing,
-    # and an RLP string header is at most 4 bytes here.
-    if sum(map(len, raws)) + 4 * len(raws) + BATCH_FRAMING <= max_data:
-        return len(raws)
-
-    def size(count: int) -> int:
-        return len(encode_batch([BatchBlock(number, timestamp, origin_number, origin_hash, raws[:count])]))
-
-    # Runs on the event loop, a compression of up to ~170 KB (~5 ms) each: so no bisection. A
-    # prefix compresses about as well as the whole, so aim a little under the limit and check;
-    # the block need not be the largest that fits, only one that does.
-    count = len(raws)
-    encoded = size(count)
-    while encoded > max_data:
-        count = min(count - 1, int(count * max_data / encoded * 0.97))
-        encoded = size(count)
+    (the gas limit alone allows ~1.9 MB of calldata a block). Batches are not compressed, so the
+    size is exact: each transaction adds its bytes, its leaf's kind byte and its frame."""
+    room = max_data - batch_size([BatchBlock(number, timestamp, origin_number, origin_hash, ())])
+    if sum(len(tx.raw) for tx in txs) + (FRAME_HEADER + 1) * len(txs) <= room:  # the usual case, in one pass
+        return len(txs)
+    count = 0
+    for tx in txs:
+        room -= FRAME_HEADER + 1 + len(tx.raw)
+        if room < 0:
+            break
+        count += 1
     return count
 
-
-#: Bytes of each signed transaction no compression removes: its signature's r and s, 64 random
-#: bytes, less a margin. A lower bound on what a block adds to a batch.
-_INCOMPRESSIBLE: Final = 56
 
 @dataclass(frozen=True, slots=True)
 class BatcherSettings:
     #: Post at least this often while blocks wait (seconds).
     interval_s: float = 1.0
-    #: ... or as soon as a batch would be this large (compressed calldata, bytes).
+    #: ... or as soon as a batch would be this large (calldata, bytes).
     max_bytes: int = 100_000
     #: A sent batch not mined after this long is re-sent (fee bump) by the tx sender.
     receipt_timeout_s: float = 120.0
@@ -152,8 +141,7 @@ class Batcher:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
-            root = batch_input_root(blocks)
-            tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data, root))
+            tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
             self._in_flight_upto = blocks[-1].number
             try:
                 receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
@@ -185,28 +173,22 @@ class Batcher:
         return start_keyed_span(_tracer, "post_batch", key, links=links)
 
     def _pack(self, first: int, last: int) -> tuple[list[BatchBlock], bytes]:
-        """The blocks from ``first`` on that one batch holds (at least one), and its data. Runs on the
-        event loop: each compression of a full batch costs ~5 ms, so none is spent on a block that
-        certainly does not fit."""
+        """The blocks from ``first`` on that one batch holds (at least one), and its data."""
         blocks: list[BatchBlock] = []
-        data = b""
+        size = batch_size(())
         max_bytes = self._settings.max_bytes
         for number in range(first, last + 1):
-            if blocks and len(data) >= max_bytes:
-                break
             block = self._chain.block(number)
             if block is None:
                 break
             h = block.header
-            txs = tuple(self._store.block_batch_txs(number))
-            if blocks and len(data) + _INCOMPRESSIBLE * len(txs) > max_bytes:
+            candidate = BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
+                                   tuple(self._store.block_batch_txs(number)))
+            size += batch_size((candidate,)) - batch_size(())
+            if blocks and size > max_bytes:
                 break
-            candidate = [*blocks, BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash, txs)]
-            encoded = encode_batch(candidate)
-            if blocks and len(encoded) > max_bytes:
-                break
-            blocks, data = candidate, encoded
-        return blocks, data
+            blocks.append(candidate)
+        return blocks, encode_batch(blocks)
 
     # -- following ----------------------------------------------------------------------------
 
@@ -218,7 +200,24 @@ class Batcher:
         self._observe_heads()
         async for update in reader.follow(start, self._follower_config):
             await self._apply(update)
-            await self._advance_origin(update.heads.safe)
+            # Never the head itself: appendBatch's gas estimate runs at the head's number, where
+            # BLOCKHASH knows no hash for it (the inbox would call the origin one from the future).
+            await self._advance_origin(min(update.heads.safe, update.heads.unsafe - 1))
+
+    async def attest_origin(self) -> None:
+        """Before the first block is sealed: if the chain's L1 origin is still the genesis's without a
+        hash (the devnet genesis names L1 block 0 with a zero hash), move it to a real L1 block, so
+        that every block sealed carries an origin the inbox attests (it refuses a batch with any
+        other). The safe head if it is past the genesis's origin, else the block after that origin,
+        never the head itself (see ``run_follower``)."""
+        origin = self._chain.l1_origin
+        if origin.hash != ZERO_HASH:
+            return
+        head = await self._l1.block_number()
+        number = min(max(origin.number + 1, head - self._follower_config.confirmation_depth), head - 1)
+        header = await self._l1.get_block(number) if number > origin.number else None
+        if header is not None:
+            self._chain.set_l1_origin(header.number, header.hash)
 
     async def _advance_origin(self, safe: int) -> None:
         """New L2 blocks derive from L1's safe head: deposits and forced txs up to it are due."""
@@ -288,13 +287,7 @@ class Batcher:
 
     @staticmethod
     def _batch_row(batch: PostedBatch) -> BatchRow | None:
-        try:
-            blocks = decode_batch(batch.data)
-        except BatchFormatError as exc:
-            _log.warning("undecodable batch in the inbox",
-                         extra={"l1_tx": "0x" + batch.l1_tx_hash.hex(), "error": str(exc)})
+        numbers = [leaf.number for leaf in batch.leaves if isinstance(leaf, BlockLeaf)]
+        if not numbers:
             return None
-        if not blocks:
-            return None
-        return BatchRow(batch.l1_tx_hash, batch.index, blocks[0].number, blocks[-1].number, batch.l1_block,
-                        batch.l1_block_hash)
+        return BatchRow(batch.l1_tx_hash, batch.index, numbers[0], numbers[-1], batch.l1_block, batch.l1_block_hash)

@@ -100,4 +100,6 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
     logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redact_url(l1.rpc),
                                         "batcher": "0x" + sender.address.hex()})
-    return Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number)
+    batcher = Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number)
+    await batcher.attest_origin()  # before any block is sealed: the inbox checks every block's origin
+    return batcher

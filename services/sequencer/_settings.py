@@ -21,9 +21,9 @@ L1_MAX_TX_BYTES: Final = 128 * 1024
 #: What an L1 transaction adds around a batch's data, at most: appendBatch's selector and ABI head
 #: (100 bytes) and padding (31), the signed EIP-1559 envelope (~120), rounded up.
 L1_TX_OVERHEAD: Final = 512
-#: What a batch of one block adds around its transactions' bytes, at most: the version byte, the
-#: block's RLP fields and list headers (~90), zlib's framing of incompressible data (~16 for 128 KiB).
-BATCH_FRAMING: Final = 128
+#: What a batch of one block of one transaction adds around the transaction's bytes (protocol's
+#: batch format 1): the version byte, the BLOCK leaf (161) and the TX leaf's kind byte, each framed (3).
+BATCH_FRAMING: Final = 1 + 3 + 161 + 3 + 1
 
 
 def _inbox_and_portal(contracts: str) -> tuple[bytes, bytes]:

@@ -90,8 +90,11 @@ async def test_the_sequencer_can_neither_stall_nor_drop_forced_transactions(chai
             return receipt.block_number
 
         async def post(blocks: list[BatchBlock]) -> int:
-            # The inbox's batch call: what the batcher posts (see services.sequencer's batcher).
-            data = inbox.encode_call("appendBatch", encode_batch(blocks), batch_input_root(blocks))
+            # The inbox's batch call: what the batcher posts (see services.sequencer's batcher), with
+            # each block's origin hash L1's (the inbox refuses any other).
+            hashes = {n: (await l1.get_block(n)).hash for n in {b.l1_origin_number for b in blocks}}  # type: ignore[union-attr]
+            blocks = [replace(b, l1_origin_hash=hashes[b.l1_origin_number]) for b in blocks]
+            data = inbox.encode_call("appendBatch", encode_batch(blocks))
             receipt = await batcher.wait_receipt(await batcher.send(inbox.address, data), 5)
             assert receipt.success
             return receipt.block_number

@@ -33,9 +33,13 @@ from services.runtime import CallPolicy
 from tests.l1.anvil import DEV_KEYS, Anvil
 
 BATCHER = LocalSigner(DEV_KEYS[1])
-#: Any non-zero input root: these tests are about sending and following, not batch contents.
-ROOT = b"\x11" * 32
 BY_DEPTH = FollowerConfig(confirmation_depth=2, use_finalized_tag=False, finality_depth=4, poll_interval_s=0.01)
+
+
+def batch(payload: bytes) -> bytes:
+    """A batch the inbox accepts around ``payload``: one TX leaf (no BLOCK leaf, so no L1 origin to
+    check). These tests are about sending and following, not batch contents."""
+    return b"\x01" + (1 + len(payload)).to_bytes(3, "big") + b"\x00" + payload
 
 
 @dataclass
@@ -47,7 +51,7 @@ class Inbox:
 
     async def append(self, data: bytes) -> Receipt:
         assert self.contract.address is not None
-        tx_hash = await self.sender.send(self.contract.address, self.contract.encode_call("appendBatch", data, ROOT))
+        tx_hash = await self.sender.send(self.contract.address, self.contract.encode_call("appendBatch", batch(data)))
         return await self.sender.wait_receipt(tx_hash, 5)
 
     def follower(self, config: FollowerConfig = BY_DEPTH, start_block: int | None = None) -> LogFollower:
@@ -104,7 +108,7 @@ async def test_logs_move_from_unsafe_to_safe_to_finalized_as_blocks_are_mined(in
     update = await follower.poll()
     (log,) = update.added
     assert (log.tx_hash, log.block_number, inbox.data_hash(log)) == (receipt.tx_hash, receipt.block_number,
-                                                                     keccak(b"batch one"))
+                                                                     keccak(batch(b"batch one")))
     assert update.heads.unsafe == receipt.block_number and update.heads.status(log.block_number) is Status.UNSAFE
     assert update.safe == update.finalized == ()
     chain.rpc("evm_mine")
@@ -169,7 +173,7 @@ async def test_a_block_replaced_by_anvil_reorg_is_reported_removed_and_the_new_l
     # Replace the block with one holding a different batch, from the same batcher with the same nonce.
     tx = await inbox.l1.get_transaction(original.tx_hash)
     assert tx is not None and inbox.contract.address is not None
-    data = inbox.contract.encode_call("appendBatch", b"replacement batch", ROOT)
+    data = inbox.contract.encode_call("appendBatch", batch(b"replacement batch"))
     other = BATCHER.sign(UnsignedTransaction(chain_id=31337, nonce=tx.nonce, max_priority_fee_per_gas=10**9,
                                              max_fee_per_gas=10**10, gas_limit=200_000, to=inbox.contract.address,
                                              value=0, data=data))
@@ -179,7 +183,7 @@ async def test_a_block_replaced_by_anvil_reorg_is_reported_removed_and_the_new_l
     assert update.removed == (old_log,)
     (new_log,) = update.added
     assert new_log.block_number == old_log.block_number and new_log.block_hash != old_log.block_hash
-    assert new_log.tx_hash == other.hash and inbox.data_hash(new_log) == keccak(b"replacement batch")
+    assert new_log.tx_hash == other.hash and inbox.data_hash(new_log) == keccak(batch(b"replacement batch"))
     assert await inbox.l1.get_receipt(original.tx_hash) is None
     # Both survive to finality with the new log only.
     chain.rpc("anvil_mine", 5)
@@ -195,7 +199,7 @@ async def test_a_reorg_through_snapshot_and_revert_to_a_chain_of_the_same_height
     chain.rpc("evm_mine")
     consumer.apply(await follower.poll())
     tip = follower.heads.unsafe
-    assert [inbox.data_hash(log) for log in consumer.seen.values()] == [keccak(b"A")]
+    assert [inbox.data_hash(log) for log in consumer.seen.values()] == [keccak(batch(b"A"))]
     assert chain.rpc("evm_revert", snapshot)
     await inbox.sender.resync_nonce()  # the chain forgot the sender's transaction
     await inbox.append(b"B")
@@ -203,9 +207,9 @@ async def test_a_reorg_through_snapshot_and_revert_to_a_chain_of_the_same_height
     assert int(chain.rpc("eth_blockNumber"), 16) == tip  # same height, different blocks
     update = await follower.poll()
     consumer.apply(update)
-    assert [inbox.data_hash(log) for log in update.removed] == [keccak(b"A")]
-    assert [inbox.data_hash(log) for log in update.added] == [keccak(b"B")]
-    assert [inbox.data_hash(log) for log in consumer.seen.values()] == [keccak(b"B")]
+    assert [inbox.data_hash(log) for log in update.removed] == [keccak(batch(b"A"))]
+    assert [inbox.data_hash(log) for log in update.added] == [keccak(batch(b"B"))]
+    assert [inbox.data_hash(log) for log in consumer.seen.values()] == [keccak(batch(b"B"))]
 
 
 async def test_a_shorter_chain_after_anvil_rollback(inbox: Inbox, chain: Anvil) -> None:
@@ -259,7 +263,7 @@ async def test_with_nothing_to_undo_a_reorg_inside_a_range_read_sparsely_is_stil
     assert consumer.seen == {} and tip == int(chain.rpc("eth_blockNumber"), 16)
     assert inbox.contract.address is not None
     nonce = await inbox.l1.get_transaction_count(BATCHER.address)
-    data = inbox.contract.encode_call("appendBatch", b"in a replaced block", ROOT)
+    data = inbox.contract.encode_call("appendBatch", batch(b"in a replaced block"))
     tx = BATCHER.sign(UnsignedTransaction(chain_id=31337, nonce=nonce, max_priority_fee_per_gas=10**9,
                                           max_fee_per_gas=10**10, gas_limit=200_000, to=inbox.contract.address,
                                           value=0, data=data))

@@ -27,11 +27,10 @@ from services.l1 import (
 )
 from services.runtime import CallPolicy
 from tests.l1.anvil import DEV_ADDRESSES, DEV_KEYS, Anvil
+from tests.l1.test_follower import batch
 
 BATCHER, STRANGER = LocalSigner(DEV_KEYS[1]), LocalSigner(DEV_KEYS[2])
 SINK = bytes.fromhex("000000000000000000000000000000000000dead")
-#: Any non-zero input root: these tests are about sending and following, not batch contents.
-ROOT = b"\x11" * 32
 
 
 @pytest.fixture
@@ -117,7 +116,7 @@ async def test_a_reverting_call_is_not_retried_and_uses_no_nonce(l1: L1Client, i
     before = l1.policy.statistics()
     nonce = await l1.get_transaction_count(STRANGER.address)
     with pytest.raises(RpcError) as caught:
-        await sender.send(inbox.address, inbox.encode_call("appendBatch", b"batch", ROOT))
+        await sender.send(inbox.address, inbox.encode_call("appendBatch", batch(b"batch")))
     error = inbox.decode_error(caught.value.revert_data)
     assert error is not None and (error.name, error.args) == ("NotBatcher", (STRANGER.address,))
     after = l1.policy.statistics()
@@ -125,7 +124,7 @@ async def test_a_reverting_call_is_not_retried_and_uses_no_nonce(l1: L1Client, i
     assert after.retries == before.retries and after.failures == before.failures and after.state == "closed"
     assert await l1.get_transaction_count(STRANGER.address) == nonce
     batcher = await TxSender.create(l1, BATCHER)  # and the batcher itself can
-    sent = await batcher.send(inbox.address, inbox.encode_call("appendBatch", b"b", ROOT))
+    sent = await batcher.send(inbox.address, inbox.encode_call("appendBatch", batch(b"b")))
     receipt = await batcher.wait_receipt(sent, 5)
     assert receipt.success
 

@@ -266,13 +266,12 @@ def test_a_transfer_goes_pending_sealed_safe_finalized_with_its_batch_on_l1(node
         l1_tx = json.loads(resp.read())["result"]
     contracts = json.loads((node.data_dir / "l1" / "contracts.json").read_text())
     assert l1_tx["to"].lower() == contracts["contracts"]["BatchInbox"].lower()
-    from protocol._batch import decode_batch
-    from protocol._keccak import keccak256
+    from protocol import TxLeaf, decode_batch, keccak256
     from services.l1 import Artifact, Contract
 
     inbox = Contract(Artifact.load("BatchInbox"))
-    blocks = decode_batch(bytes(inbox.decode_input("appendBatch", bytes.fromhex(l1_tx["input"][2:]))[0]))
-    assert any(bytes.fromhex(tx_hash[2:]) in {keccak256(t) for t in b.transactions} for b in blocks)
+    leaves = decode_batch(bytes(inbox.decode_input("appendBatch", bytes.fromhex(l1_tx["input"][2:]))[0]))
+    assert bytes.fromhex(tx_hash[2:]) in {keccak256(leaf.raw) for leaf in leaves if isinstance(leaf, TxLeaf)}
     info = children(node.data_dir)["sequencer"]
     assert any(b["target"] == "l1" and b["state"] == "closed" for b in info["breakers"])
     # The rollups service proposes an output covering that block, on L1, which finalizes after

@@ -1,13 +1,14 @@
 """The one reader of L1 inputs on a real anvil with the real BatchInbox and DepositPortal: each kind
 read into its record in L1 order, bounded reads, following L1 through a reorg, and the batches
-whose data is not in their transaction's calldata (appended by a contract; reorged out under the
-read). (The sequencer following a real L1: tests/sequencer/test_batcher.py; deriving from it:
-tests/rollups/test_derivation.py.)"""
+whose data cannot be read back as the inbox accepted it (reorged out under the read; an L1 client
+returning other calldata): raised, never skipped. (The sequencer following a real L1:
+tests/sequencer/test_batcher.py; deriving from it: tests/rollups/test_derivation.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from eth_account import Account
 from protocol import (
     DEFAULT_CHAIN_ID,
     BatchBlock,
+    BatchDataError,
     Deposit,
     L1Input,
     L1InputReader,
@@ -27,9 +29,22 @@ from protocol import (
     QueuedDeposit,
     QueuedForced,
     batch_input_root,
+    decode_batch,
     encode_batch,
 )
-from services.l1 import Artifact, Contract, FollowerConfig, L1Client, LocalSigner, Log, Receipt, TxSender, keccak
+from services.l1 import (
+    Artifact,
+    Contract,
+    FollowerConfig,
+    L1Client,
+    LocalSigner,
+    Log,
+    Receipt,
+    RpcError,
+    Transaction,
+    TxSender,
+    keccak,
+)
 from tests.l1.anvil import DEV_KEYS, Anvil
 
 DEPLOYER, BATCHER, ALICE, BOB = (LocalSigner(k) for k in DEV_KEYS)
@@ -44,10 +59,6 @@ def l2_transaction(nonce: int) -> bytes:
     return bytes(Account.sign_transaction(tx, DEV_KEYS[2]).raw_transaction)
 
 
-def batch(number: int) -> tuple[bytes, bytes]:
-    """A real batch of one L2 block with one transaction, and its input root."""
-    blocks = [BatchBlock(number, 1000 + number, 1, b"\x11" * 32, (l2_transaction(number),))]
-    return encode_batch(blocks), batch_input_root(blocks)
 
 
 @dataclass
@@ -60,6 +71,13 @@ class L1:
     portal: Contract
     deployed_at: int
     senders: dict[bytes, TxSender] = field(default_factory=dict)
+
+    def batch(self, number: int) -> tuple[bytes, bytes]:
+        """A real batch of one L2 block with one transaction (its L1 origin the deployment's block, as
+        the inbox checks it), and its input root."""
+        origin = bytes.fromhex(self.chain.rpc("eth_getBlockByNumber", hex(self.deployed_at), False)["hash"][2:])
+        blocks = [BatchBlock(number, 1000 + number, self.deployed_at, origin, (l2_transaction(number),))]
+        return encode_batch(blocks), batch_input_root(blocks)
 
     def reader(self, client: L1Client | None = None) -> L1InputReader:
         return L1InputReader(client or self.client, self.inbox, self.portal)
@@ -76,13 +94,13 @@ class L1:
         return receipt
 
     async def post(self, index: int, number: int) -> PostedBatch:
-        data, root = batch(number)
-        return self.posted(index, await self.receipt(await self.send(BATCHER, self.inbox, "appendBatch", data, root)),
+        data, root = self.batch(number)
+        return self.posted(index, await self.receipt(await self.send(BATCHER, self.inbox, "appendBatch", data)),
                            data, root)
 
     @staticmethod
     def posted(index: int, r: Receipt, data: bytes, root: bytes) -> PostedBatch:
-        return PostedBatch(index, r.block_number, r.block_hash, r.tx_hash, root, data)
+        return PostedBatch(index, r.block_number, r.block_hash, r.tx_hash, root, data, decode_batch(data))
 
     @staticmethod
     def forced(index: int, r: Receipt, raw: bytes) -> QueuedForced:
@@ -122,10 +140,10 @@ async def post_inputs(l1: L1) -> list[L1Input]:
     forced0 = l1.forced(0, await l1.receipt(await l1.send(ALICE, l1.inbox, "forceInclude", raw0)), raw0)
     # One block holding a deposit, a batch and a forced transaction, from three senders.
     l1.chain.rpc("evm_setAutomine", False)
-    data, root = batch(2)
+    data, root = l1.batch(2)
     raw1 = l2_transaction(1)
     sent = [await l1.send(BOB, l1.portal, "depositTransaction", to, value=10**15),
-            await l1.send(BATCHER, l1.inbox, "appendBatch", data, root),
+            await l1.send(BATCHER, l1.inbox, "appendBatch", data),
             await l1.send(ALICE, l1.inbox, "forceInclude", raw1)]
     l1.chain.rpc("evm_mine")
     l1.chain.rpc("evm_setAutomine", True)
@@ -147,7 +165,7 @@ async def test_each_input_is_read_into_its_record_in_l1_order(l1: L1) -> None:
     latest = await l1.client.block_number()
     assert await l1.reader().read(l1.deployed_at, latest) == expected
     (one,) = [x for x in expected if isinstance(x, PostedBatch) and x.index == 0]
-    assert one.data == batch(1)[0] and one.input_root == batch(1)[1]  # the calldata's bytes, the event's root
+    assert (one.data, one.input_root) == l1.batch(1)  # the calldata's bytes, the event's root
 
 
 async def test_a_read_returns_only_the_inputs_of_its_block_range(l1: L1) -> None:
@@ -206,7 +224,7 @@ async def test_following_l1_yields_the_same_inputs_once_and_reports_a_reorged_ba
     assert await l1.reader().read(l1.deployed_at, survivor.l1_block) == [*expected, survivor]
 
 
-async def test_a_batch_appended_by_a_contract_has_no_data_in_its_transactions_calldata(chain: Anvil) -> None:
+async def test_a_batch_cannot_be_appended_by_a_contract_so_its_data_is_always_calldata(chain: Anvil) -> None:
     async with L1Client(chain.url) as client:
         sender = await TxSender.create(client, ALICE)
         receipt = await client.wait_receipt(
@@ -215,12 +233,16 @@ async def test_a_batch_appended_by_a_contract_has_no_data_in_its_transactions_ca
         forwarder = Contract(Artifact.load("ForwarderHarness"), receipt.contract_address)
         inbox, portal, deployed_at = await deploy(client, receipt.contract_address)  # the forwarder is the batcher
         l1 = L1(chain, client, inbox, portal, deployed_at)
-        data, root = batch(1)
-        r = await l1.receipt(await l1.send(ALICE, forwarder, "forward", inbox.address,
-                                           inbox.encode_call("appendBatch", data, root)))
-        # The inbox logged the batch, but the transaction's input is a forward(...) call: no batch
-        # data (derivation stops there).
-        assert await l1.reader().read(deployed_at, r.block_number) == [l1.posted(0, r, b"", root)]
+        data, _ = l1.batch(1)
+        assert forwarder.address is not None and inbox.address is not None
+        with pytest.raises(RpcError) as caught:
+            await client.call(forwarder.address, forwarder.encode_call("forward", inbox.address,
+                                                                      inbox.encode_call("appendBatch", data)),
+                              sender=ALICE.address)
+        error = forwarder.decode_error(caught.value.revert_data)
+        assert error is not None and error.name == "CallFailed"
+        refusal = inbox.decode_error(error.args[0])
+        assert refusal is not None and refusal.name == "NotTopLevelCall"
 
 
 class RevertAfterLogs(L1Client):
@@ -238,10 +260,40 @@ class RevertAfterLogs(L1Client):
         return logs
 
 
-async def test_a_batch_whose_transaction_is_reorged_out_under_the_read_is_left_out(l1: L1) -> None:
+async def test_a_batch_whose_transaction_is_reorged_out_under_the_read_is_raised_not_skipped(l1: L1) -> None:
+    """Skipping it would also drop every later batch (they must be added in index order): a derivation
+    reading at confirmed depth raises, and reads the range again once restarted."""
     kept = await l1.post(0, 1)
     snapshot = l1.chain.rpc("evm_snapshot")
     gone = await l1.post(1, 2)
     async with RevertAfterLogs(l1.chain, snapshot) as client:
-        assert await l1.reader(client).read(l1.deployed_at, gone.l1_block) == [kept]
+        with pytest.raises(BatchDataError, match="not found"):
+            await l1.reader(client).read(l1.deployed_at, gone.l1_block)
     assert await l1.client.get_transaction(gone.l1_tx_hash) is None
+    assert await l1.reader().read(l1.deployed_at, gone.l1_block) == [kept]
+
+
+class OtherCalldata(L1Client):
+    """The real client, except that a transaction's input comes back as ``edit`` makes it: an L1
+    endpoint that lies, or is broken, about calldata."""
+
+    def __init__(self, url: str, edit: Callable[[bytes], bytes]) -> None:
+        super().__init__(url)
+        self._edit = edit
+
+    async def get_transaction(self, tx_hash: bytes) -> Transaction | None:
+        tx = await super().get_transaction(tx_hash)
+        return None if tx is None else dataclasses.replace(tx, input=self._edit(tx.input))
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    (lambda data: data[:-40] + bytes([data[-40] ^ 1]) + data[-39:], "not the appendBatch call"),  # a flipped byte
+    (lambda data: b"\x00" * 4 + data[4:], "not the appendBatch call"),  # another function
+    (lambda data: data[:36], "not the appendBatch call"),  # the data cut off
+])
+async def test_calldata_that_does_not_match_the_event_is_raised_not_skipped(
+        l1: L1, edit: Callable[[bytes], bytes], match: str) -> None:
+    posted = await l1.post(0, 1)
+    async with OtherCalldata(l1.chain.url, edit) as client:
+        with pytest.raises(BatchDataError, match=match):
+            await l1.reader(client).read(l1.deployed_at, posted.l1_block)

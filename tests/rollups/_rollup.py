@@ -22,7 +22,7 @@ from l2node.node.deploy import (
     RollupParams,
     deploy_contracts,
 )
-from protocol import DEV_PRIVATE_KEYS, BatchBlock, batch_input_root, devnet_genesis, encode_batch
+from protocol import DEV_PRIVATE_KEYS, BatchBlock, devnet_genesis, encode_batch
 from services.l1 import Artifact, Contract, ContractError, L1Client, LocalSigner, RpcError, TxSender
 from services.rollups._challenger import Challenger
 from services.rollups._contracts import (
@@ -78,7 +78,7 @@ class Rollup:
     async def post(self, blocks: list[BatchBlock]) -> None:
         """Post ``blocks`` as one batch (the only place that knows the inbox's call)."""
         data = encode_batch(blocks)
-        call = self.inbox.encode_call("appendBatch", data, batch_input_root(blocks))
+        call = self.inbox.encode_call("appendBatch", data)
         assert self.inbox.address is not None
         assert (await self.batcher.wait_receipt(await self.batcher.send(self.inbox.address, call), 60)).success
 

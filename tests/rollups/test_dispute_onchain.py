@@ -18,10 +18,10 @@ from dataclasses import replace
 
 from bench.rollup_dispute import RULES, play_dispute
 from bench.rollup_verify import transfers
-from protocol import BatchBlock, batch_input_root, devnet_genesis, encode_batch, keccak256
+from protocol import BatchBlock, batch_input_root, decode_batch, devnet_genesis, encode_batch, keccak256
 from services.rollups._challenger import Challenger
 from services.rollups._contracts import GameState, GameStatus, OutputRecord, OutputStatus, Side
-from services.rollups._derivation import Deriver, leaves_of
+from services.rollups._derivation import Deriver
 from services.rollups._disputes import Player
 from services.rollups._snapshot import Phase
 from services.rollups._trace import DerivedChain
@@ -115,7 +115,7 @@ async def _outputs_from_the_future(url: str, data_dir: pathlib.Path) -> None:
         assert head is not None
         later = [BatchBlock(n, 100 + n, head.number, head.hash, tuple(transfers(14)[2 * n - 2 : 2 * n]))
                  for n in range(3, 8)]
-        foreseen.inputs.add_batch(1, head.number + 10, batch_input_root(later), leaves_of(encode_batch(later)))
+        foreseen.inputs.add_batch(1, head.number + 10, batch_input_root(later), decode_batch(encode_batch(later)))
         foreseen.advance()
         future = foreseen.blocks[7]
         assert await r.registry.latest_finalized() == 0

@@ -6,9 +6,12 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from protocol import (
     FEE_VAULT,
     BatchBlock,
+    BatchDataError,
     BlockLeaf,
     Deposit,
     Leaf,
@@ -117,13 +120,17 @@ def test_a_block_claiming_more_transactions_than_its_batch_holds_ends_with_the_b
     assert len(m.sealed[0].tx_hashes) == 1
 
 
-def test_a_batch_whose_data_misses_its_root_stops_derivation_there() -> None:
+def test_leaves_that_miss_their_root_are_an_error_not_a_batch_to_stop_at() -> None:
+    """The inbox computes the root from the calldata the leaves are read from: leaves that miss it
+    mean a broken L1 client, raised (derivation never halts quietly on a batch)."""
     m = machine()
     leaves = tuple(batch_leaves([BatchBlock(1, 100, 8, ORIGIN_HASH, (transfer(0),))]))
-    m.inputs.add_batch(0, 10, keccak256(b"another root"), leaves)
-    post(m, [(1, 100, 8, ORIGIN_HASH, (transfer(0),))])  # a later batch: not reachable past it
-    assert m.inputs.unavailable == 0 and m.inputs.batches == []
-    assert m.run() == 0
+    with pytest.raises(BatchDataError, match="batch 0"):
+        m.inputs.add_batch(0, 10, keccak256(b"another root"), leaves)
+    assert m.inputs.batches == []
+    post(m, [(1, 100, 8, ORIGIN_HASH, (transfer(0),))])  # the same batch, as L1 holds it
+    m.run()
+    assert [b.header.number for b in m.sealed] == [1]
 
 
 def test_past_its_target_the_trace_is_padded_with_no_ops() -> None:
