@@ -10,6 +10,8 @@ It imports no service. Where things are:
   chain id, signature, intrinsic gas); ``_reasons``: the one vocabulary of refusals and drops.
 - ``_execution``: the state transition (a transaction, a deposit) over ``_account`` and the
   ``_commitment`` trees; ``_basefee``; ``_block`` (headers); ``_genesis``.
+- ``_window``: the sequencer window (when derivation makes a block itself, which posted block
+  it accepts, when the sequencer seals a heartbeat).
 - ``_withdrawal``: the L2 -> L1 message and its hash; ``_output``: the output root.
 - ``_batch`` and ``_batch_input``: the batch format and its leaves (what the one-step proof opens).
 - ``_l1_inputs``: **where an L1 input is read** (batches, forced transactions, deposits), one
@@ -107,6 +109,15 @@ from ._tx import (
     recipient,
     sealed_transaction,
 )
+from ._window import (
+    DEFAULT_SEQUENCER_WINDOW,
+    DERIVED_ORIGIN_HASH,
+    MAX_TIMESTAMP,
+    derived_origin,
+    heartbeat_due,
+    leaf_acceptable,
+    window_lapsed,
+)
 from ._withdrawal import (
     MalformedWithdrawal,
     WithdrawalCall,
@@ -123,7 +134,9 @@ __all__ = [
     "BLOCK_GAS_TARGET",
     "BLOCK_LEAF",
     "DEFAULT_CHAIN_ID",
+    "DEFAULT_SEQUENCER_WINDOW",
     "DEPOSIT_TX_TYPE",
+    "DERIVED_ORIGIN_HASH",
     "DEV_ACCOUNTS",
     "DEV_BALANCE",
     "DEV_MNEMONIC",
@@ -138,6 +151,7 @@ __all__ = [
     "L2_TRANSACTION_CODES",
     "MAX_DECOMPRESSED",
     "MAX_NONCE",
+    "MAX_TIMESTAMP",
     "MAX_TX_SIZE",
     "MERKLE_ARITY",
     "MERKLE_DEPTH",
@@ -193,13 +207,16 @@ __all__ = [
     "decode_transaction",
     "decode_transactions",
     "decode_withdrawal_call",
+    "derived_origin",
     "devnet_genesis",
     "encode_batch",
     "encode_withdrawal_call",
     "gas_and_price",
+    "heartbeat_due",
     "input_root",
     "intrinsic_gas",
     "keccak256",
+    "leaf_acceptable",
     "leaf_hash",
     "load_genesis",
     "merkle_root",
@@ -214,4 +231,5 @@ __all__ = [
     "transactions_root",
     "verify_account",
     "verify_merkle_proof",
+    "window_lapsed",
 ]

@@ -9,9 +9,14 @@ Two loops share nothing but the store:
   reaches safe depth, so do its transactions' receipts (SAFE); when it is
   finalized, FINALIZED. A reorg that removes a batch makes its blocks unposted again, and the
   poster sends them once more. The same follower records forced transactions and deposits
-  once they are at safe depth, and moves the chain's L1 origin to L1's safe head.
+  once they are at safe depth, and moves the chain's L1 origin to L1's safe head. At each
+  update it runs derivation up to L1's safe head over what it saw (``_follow``), so the chain
+  follows derivation when the sequencer window lapsed.
 
-So what counts as posted is what L1 shows, never what the poster believes it sent.
+So what counts as posted is what L1 shows, never what the poster believes it sent. Blocks that
+derivation made itself (a zero origin hash) are never posted; after a rewind, the poster posts
+from the chain's new blocks, and a batch it sent before it is stale (never recorded as posting
+them; derivation may still take some of its blocks, which ``_follow`` then seals again).
 
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
@@ -30,13 +35,10 @@ from opentelemetry import trace
 
 from protocol import (
     BatchBlock,
-    BatchFormatError,
     L1InputReader,
     L1InputsUpdate,
-    PostedBatch,
     Transaction,
     batch_input_root,
-    decode_batch,
     encode_batch,
     keccak256,
 )
@@ -44,7 +46,8 @@ from services.l1 import Contract, FollowerConfig, L1Client, L1Error, TxSender
 from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
-from ._chain import Chain
+from ._chain import Chain, is_derived
+from ._follow import DerivationFollower, SeenBatch, seen_batch
 from ._settings import BATCH_FRAMING
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
 from ._traces import TxCall
@@ -107,8 +110,8 @@ class BatcherSettings:
 
 class Batcher:
     def __init__(self, store: SequencerStore, chain: Chain, l1: L1Client, sender: TxSender, inbox: Contract,
-                 portal: Contract, settings: BatcherSettings, follower_config: FollowerConfig, start_block: int
-                 ) -> None:
+                 portal: Contract, settings: BatcherSettings, follower_config: FollowerConfig, start_block: int,
+                 window: int) -> None:
         self._store = store
         self._chain = chain
         self._l1 = l1
@@ -128,6 +131,11 @@ class Batcher:
         #: L1 tx hash -> the batch's post span and blocks, until final: for the SAFE / FINALIZED spans.
         self._posted: dict[bytes, _Posted] = {}
         self.batches_sent = 0
+        chain.window = window
+        # The catch-up covers the blocks between the safe head a follow saw and where the next
+        # batch lands: the confirmation depth and a few blocks for the post itself.
+        self.follow = DerivationFollower(store, chain, window, catch_up_blocks=follower_config.confirmation_depth + 4,
+                                         on_rewind=self._rewound)
 
     # -- posting --------------------------------------------------------------------------------
 
@@ -147,13 +155,19 @@ class Batcher:
         if self._resync_nonce:
             self._resync_nonce = False
             await self._sender.resync_nonce()
+        rewinds = self._chain.rewinds
         blocks, data = self._pack(first, last)
+        if not blocks:
+            return None  # a block derivation made (never posted) is next: the follower records it
         with trace.use_span(self._post_span(blocks[0].number, blocks[-1].number, data), end_on_exit=True) as span:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
             root = batch_input_root(blocks)
             tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data, root))
+            if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
+                await self._rewound()
+                return None
             self._in_flight_upto = blocks[-1].number
             try:
                 receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
@@ -195,7 +209,7 @@ class Batcher:
             if blocks and len(data) >= max_bytes:
                 break
             block = self._chain.block(number)
-            if block is None:
+            if block is None or is_derived(block.header):
                 break
             h = block.header
             txs = tuple(self._store.block_batch_txs(number))
@@ -213,12 +227,24 @@ class Batcher:
     async def run_follower(self) -> None:
         """Follow L1's inputs (protocol's ``L1InputReader``): our batches, the forced queue and
         deposits. Queue entries and deposits count once they are at safe depth."""
-        start = int(self._store.meta("inbox_follow_from") or self._start_block)
+        start = self.follow.start_block(int(self._store.meta("inbox_follow_from") or self._start_block))
         reader = L1InputReader(self._l1, self._inbox, self._portal)
         self._observe_heads()
         async for update in reader.follow(start, self._follower_config):
             await self._apply(update)
             await self._advance_origin(update.heads.safe)
+
+    async def _rewound(self) -> None:
+        """The chain dropped blocks to follow derivation: what is in flight carries dropped blocks
+        (stale: never recorded as posting the new ones), and posting starts again from L1's record."""
+        self._in_flight_upto = 0
+        stale = [h for pending in self._sender.pending() for h in pending.hashes]
+
+        def write(db: sqlite3.Connection) -> None:
+            for tx_hash in stale:
+                self._store.stale_batch(db, tx_hash)
+
+        await self._store.run(write)
 
     async def _advance_origin(self, safe: int) -> None:
         """New L2 blocks derive from L1's safe head: deposits and forced txs up to it are due."""
@@ -228,7 +254,8 @@ class Batcher:
                 self._chain.set_l1_origin(header.number, header.hash)
 
     async def _apply(self, update: L1InputsUpdate) -> None:
-        rows = [row for row in map(self._batch_row, update.added) if row is not None]
+        seen = [seen_batch(batch) for batch in update.added]
+        rows = [row for row in map(self._batch_row, seen) if row is not None]
 
         def write(db: sqlite3.Connection) -> None:
             self._store.record_forced(db, update.forced)
@@ -254,6 +281,9 @@ class Batcher:
                 self._in_flight_upto = 0
                 self._resync_nonce = True
             self._trace_batches(update, rows)
+        self.follow.remove(update.removed)
+        self.follow.add(seen)
+        await self.follow.reconcile(update.heads.safe, update.heads.finalized)
 
     def _trace_batches(self, update: L1InputsUpdate, rows: Sequence[BatchRow]) -> None:
         """SAFE and FINALIZED in the traces of the calls that sent the batch's transactions: a span
@@ -287,13 +317,8 @@ class Batcher:
         metrics.HEADS.set("finalized", self._store.batch_head(FINALIZED))
 
     @staticmethod
-    def _batch_row(batch: PostedBatch) -> BatchRow | None:
-        try:
-            blocks = decode_batch(batch.data)
-        except BatchFormatError as exc:
-            _log.warning("undecodable batch in the inbox",
-                         extra={"l1_tx": "0x" + batch.l1_tx_hash.hex(), "error": str(exc)})
-            return None
+    def _batch_row(batch: SeenBatch) -> BatchRow | None:
+        blocks = batch.blocks
         if not blocks:
             return None
         return BatchRow(batch.l1_tx_hash, batch.index, blocks[0].number, blocks[-1].number, batch.l1_block,

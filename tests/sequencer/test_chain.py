@@ -166,6 +166,8 @@ async def test_a_full_batch_is_followed_at_once_not_after_the_interval(
     """Blocks worth several batches wait: the poster sends them back to back. With an interval of an
     hour, a poster that slept after each batch would send one and stop there."""
     deployed = await deploy_contracts(anvil.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path / "l1-data")
+    origin = anvil.rpc("eth_getBlockByNumber", "latest", False)  # blocks cite a real L1 block (the inbox checks it)
+    sequencer.chain.set_l1_origin(int(origin["number"], 16), bytes.fromhex(origin["hash"][2:]))
     for sender in range(4):  # four blocks of ~1.5 KB of transfers each
         await sequencer.intake.submit([transfer(sender, nonce) for nonce in range(16)])
         assert await sequencer.chain.seal() is not None
@@ -175,7 +177,7 @@ async def test_a_full_batch_is_followed_at_once_not_after_the_interval(
             await TxSender.create(client, LocalSigner(bytes.fromhex(DEVNET_BATCHER_KEY.removeprefix("0x")))),
             Contract(Artifact.load("BatchInbox"), deployed.batch_inbox),
             Contract(Artifact.load("DepositPortal"), deployed.deposit_portal),
-            BatcherSettings(interval_s=3600, max_bytes=2_000), FollowerConfig(), deployed.block_number)
+            BatcherSettings(interval_s=3600, max_bytes=2_000), FollowerConfig(), deployed.block_number, window=3600)
         poster = asyncio.create_task(batcher.run_poster())
         try:
             async with asyncio.timeout(60):  # a bound against hanging; each post is one anvil round trip
