@@ -500,7 +500,7 @@ class Chain:
     def _replay(self, number: int) -> State:
         """The state after block ``number``, replayed from genesis from the stored blocks."""
         state = self._genesis.state()
-        header = self.head
+        header = self._genesis.header(state)
         for n in range(1, number + 1):
             text = self._store.block_header(n)
             if text is None:
