@@ -13,7 +13,6 @@ import pytest
 
 from protocol import (
     DEFAULT_CHAIN_ID,
-    DERIVED_ORIGIN_HASH,
     DEV_ACCOUNTS,
     BatchBlock,
     Deposit,
