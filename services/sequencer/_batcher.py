@@ -132,9 +132,10 @@ class Batcher:
         self._posted: dict[bytes, _Posted] = {}
         self.batches_sent = 0
         chain.window = window
-        # The catch-up covers the blocks between the safe head a follow saw and where the next
-        # batch lands: the confirmation depth and a few blocks for the post itself.
-        self.follow = DerivationFollower(store, chain, window, catch_up_blocks=follower_config.confirmation_depth + 4,
+        # The catch-up covers the L1 blocks between the safe head a follow saw and where the next
+        # batch lands (``Chain.catch_up``): the confirmation depth, and as many again for the post.
+        self.follow = DerivationFollower(store, chain, window,
+                                         catch_up_blocks=2 * follower_config.confirmation_depth + 8,
                                          on_rewind=self._rewound)
 
     # -- posting --------------------------------------------------------------------------------
@@ -150,8 +151,8 @@ class Batcher:
         self._backlog = False
         first = max(self._store.posted_upto(), self._in_flight_upto) + 1
         last = self._chain.head.number
-        if first > last:
-            return None
+        if first > last or self.follow.deferring or self._chain.catching_up:
+            return None  # (the catch-up blocks go in one batch: derivation skips its leading ones)
         if self._resync_nonce:
             self._resync_nonce = False
             await self._sender.resync_nonce()
@@ -254,10 +255,13 @@ class Batcher:
                 self._chain.set_l1_origin(header.number, header.hash)
 
     async def _apply(self, update: L1InputsUpdate) -> None:
+        """Record what L1 shows, then follow derivation up to L1's safe head (``_follow``: it may drop
+        blocks), and only then promote batches to SAFE or FINALIZED: a block derivation does not take
+        is never shown SAFE, not even for a moment."""
         seen = [seen_batch(batch) for batch in update.added]
         rows = [row for row in map(self._batch_row, seen) if row is not None]
 
-        def write(db: sqlite3.Connection) -> None:
+        def record(db: sqlite3.Connection) -> None:
             self._store.record_forced(db, update.forced)
             self._store.record_deposits(db, update.deposits)
             for tx_hash in update.removed:
@@ -267,6 +271,8 @@ class Batcher:
                                  extra={"first": span[0], "last": span[1]})
             for row in rows:
                 self._store.record_batch(db, row)
+
+        def promote(db: sqlite3.Connection) -> None:
             for tx_hash in update.safe:
                 self._store.promote_batch(db, tx_hash, SAFE)
             for tx_hash in update.finalized:
@@ -274,16 +280,19 @@ class Batcher:
             # Logs at or below the finalized head never change again: a restart resumes after them.
             self._store.set_meta(db, "inbox_follow_from", str(max(self._start_block, update.heads.finalized)))
 
-        if update.removed or rows or update.safe or update.finalized or update.forced or update.deposits:
-            await self._store.run(write)
-            self._observe_heads()
+        news = bool(update.removed or rows or update.safe or update.finalized or update.forced or update.deposits)
+        if news:
+            await self._store.run(record)
             if update.removed:
                 self._in_flight_upto = 0
                 self._resync_nonce = True
-            self._trace_batches(update, rows)
         self.follow.remove(update.removed)
         self.follow.add(seen)
         await self.follow.reconcile(update.heads.safe, update.heads.finalized)
+        if news:
+            await self._store.run(promote)
+            self._observe_heads()
+            self._trace_batches(update, rows)
 
     def _trace_batches(self, update: L1InputsUpdate, rows: Sequence[BatchRow]) -> None:
         """SAFE and FINALIZED in the traces of the calls that sent the batch's transactions: a span

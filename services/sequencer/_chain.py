@@ -457,6 +457,11 @@ class Chain:
                 self._new_block.notify_all()
             return block
 
+    @property
+    def catching_up(self) -> bool:
+        """Catch-up blocks remain to be sealed (the poster waits for all of them)."""
+        return self._catch_up > 0
+
     def catch_up(self, blocks: int) -> None:
         """Seal ``blocks`` empty blocks at once (on the chain's own origin) after following a lapse.
 

@@ -144,6 +144,8 @@ class DerivationFollower:
         self._batches: dict[int, SeenBatch] = {}
         self.cursor = self._load_cursor()
         self._finalized = -1
+        #: Set while a rewind waits for the sequencer's next batch to reach the horizon (``_derive``).
+        self.deferring = False
 
     def _load_cursor(self) -> Cursor:
         text = self._store.meta(_CURSOR)
@@ -180,6 +182,7 @@ class DerivationFollower:
     async def reconcile(self, horizon: int, finalized: int) -> None:
         """Run derivation over what L1 holds up to ``horizon`` (L1's safe head) from the cursor on,
         agreeing with the sequencer's blocks, or rewinding and sealing derivation's instead."""
+        self.deferring = False
         try:
             cursor, taken, done, followed = await self._derive(self.cursor, horizon)
         finally:
@@ -227,6 +230,13 @@ class DerivationFollower:
                     continue  # already derived (5a), or not acceptable (5c)
                 step = _Taken(batch, leaf)
             number = parent.number + 1
+            if (isinstance(step, _Derived) and batch is None and cursor.batch in self._batches
+                    and self._chain.head.number >= number and not self._same(self._header(number), step)):
+                # The next batch is on L1 above the horizon: how many blocks derivation makes before
+                # it is decided where it landed. Rewind once then, not once per L1 block until then;
+                # meanwhile the poster waits (what it would post now is dropped then).
+                self.deferring = True
+                break
             parent, sealed = await self._agree(number, step, horizon)
             if isinstance(step, _Derived):
                 followed.append((number, step.origin - 1 + self._window))
