@@ -23,7 +23,7 @@ import pytest
 from eth_account import Account
 
 from l2node.node.deploy import RollupParams
-from protocol import DERIVED_ORIGIN_HASH, Deposit, L1InputReader, devnet_genesis, keccak256
+from protocol import DERIVED_ORIGIN_HASH, BlockLeaf, Deposit, L1InputReader, devnet_genesis, keccak256
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from services.l1 import Artifact, Contract, L1Client, address
 from services.rollups._derivation import Deriver, read_l1
@@ -153,7 +153,43 @@ def test_a_silent_sequencer_cannot_keep_forced_transactions_and_deposits_out(
             assert deriver.state.get(bytes.fromhex(who[2:])).balance == \
                 int(stub.GetAccount(pb.GetAccountRequest(address=who), timeout=5).balance)
         assert int(stub.GetAccount(pb.GetAccountRequest(address=payee), timeout=5).balance) == 7 + 3 + 11
+        assert not posted_derived_blocks(deriver)
     finally:
         stop(proc, channel)
     log_text = (tmp_path / "sequencer.log").read_text()
-    assert "derivation made other blocks than the sequencer's" in log_text  # said loudly
+    assert REWIND in log_text  # said loudly
+
+
+REWIND = "derivation made other blocks than the sequencer's"
+
+
+def posted_derived_blocks(deriver: Deriver) -> list[int]:
+    """Blocks with a zero origin hash in the inbox's batches: the batcher must never post one."""
+    return [leaf.number for batch in deriver.inputs.batches for leaf in batch.leaves
+            if isinstance(leaf, BlockLeaf) and leaf.l1_origin_hash == DERIVED_ORIGIN_HASH]
+
+
+def test_an_idle_sequencer_keeps_its_window_open_with_heartbeats(tmp_path: pathlib.Path, l1: Anvil) -> None:
+    """No transactions for several windows: the sequencer seals and posts empty blocks often enough
+    that derivation never makes a block itself, and it never drops one of its own."""
+    proc, stub, channel = start_sequencer(tmp_path, l1, params=PARAMS)
+    contracts = json.loads((tmp_path / "l1" / "contracts.json").read_text())
+    try:
+        mine_until(l1, lambda: stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).safe_block >= 1,
+                   "a first block SAFE")
+        start = stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block.number
+        log_before = (tmp_path / "sequencer.log").read_text().count(REWIND)
+        target = l1_number(l1) + 4 * WINDOW
+        mine_until(l1, lambda: l1_number(l1) >= target, "four windows of L1 blocks")
+        mine_until(l1, lambda: stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).safe_block
+                   >= stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block.number, "every block SAFE")
+        head = stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block
+        assert head.number > start + 4  # heartbeats: about one per half window
+        assert head.l1_origin_number + WINDOW > l1_number(l1)
+        deriver, _ = derive(l1, contracts)
+        assert deriver.head.header.number == head.number and deriver.head.hash.hex() == head.hash[2:]
+        assert all(b.header.l1_origin_hash != DERIVED_ORIGIN_HASH for b in deriver.blocks[start + 1:])
+        assert not posted_derived_blocks(deriver)
+    finally:
+        stop(proc, channel)
+    assert (tmp_path / "sequencer.log").read_text().count(REWIND) == log_before
