@@ -208,6 +208,8 @@ class Chain:
         self.window: int | None = None
         #: Rewinds so far (``rewind``): whoever remembers block numbers compares this first.
         self.rewinds = 0
+        #: The block each rewind went back to, in order (rewinds are rare: an outage each).
+        self._rewound_to: list[int] = []
         #: Empty blocks still to seal at once after following a lapse (``catch_up``).
         self._catch_up = 0
         #: Set while _follow seals derivation's blocks: ``seal`` seals nothing meanwhile.
@@ -498,9 +500,12 @@ class Chain:
                                                     tx_hashes=tx_hashes))
             self._load()
             self.rewinds += 1
+            self._rewound_to.append(number)
             self._repool_due = False
             await self._listener.repool()
-            return txs
+        async with self._new_block:
+            self._new_block.notify_all()  # block followers go back to the new blocks
+        return txs
 
     def _replay(self, number: int) -> State:
         """The state after block ``number``, replayed from genesis from the stored blocks."""
@@ -525,8 +530,8 @@ class Chain:
 
     # -- following ----------------------------------------------------------------------------
 
-    def _reached(self, number: int) -> bool:
-        return self.head.number >= number
+    def _reached(self, number: int, rewinds: int) -> bool:
+        return self.head.number >= number or self.rewinds != rewinds
 
     def block(self, number: int) -> SealedBlock | None:
         last = self._last_sealed
@@ -540,13 +545,19 @@ class Chain:
         return SealedBlock(header, header.hash(), (*deposits, *self._store.block_tx_hashes(number)))
 
     async def follow(self, from_number: int | None) -> AsyncIterator[SealedBlock]:
-        """Blocks from ``from_number`` (or the next one) on, as they are sealed. Never ends."""
+        """Blocks from ``from_number`` (or the next one) on, as they are sealed. Never ends. After a
+        rewind, the blocks that replaced those already given come again (a number with another hash
+        and parent: the client sees the reorg as on L1)."""
         number = self.head.number + 1 if from_number is None else from_number
+        rewinds = self.rewinds
         while True:
+            if self.rewinds != rewinds:
+                number = min(number, min(self._rewound_to[rewinds:]) + 1)
+                rewinds = self.rewinds
             while number <= self.head.number:
                 block = self.block(number)
                 if block is not None:
                     yield block
                 number += 1
             async with self._new_block:
-                await self._new_block.wait_for(functools.partial(self._reached, number))
+                await self._new_block.wait_for(functools.partial(self._reached, number, rewinds))

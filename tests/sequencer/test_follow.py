@@ -6,6 +6,7 @@ W = 8 L1 blocks throughout. The L1 block hashes are made up: nothing here reads 
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 from collections.abc import AsyncIterator
 
@@ -213,3 +214,27 @@ async def test_with_a_batcher_no_block_is_sealed_before_a_real_l1_origin(seq: Se
     assert await seq.chain.seal(100) is None  # the genesis origin's hash is zero: no batch could cite it
     seq.chain.set_l1_origin(1, l1_hash(1))
     assert await seq.chain.seal(100) is not None
+
+
+async def test_a_block_stream_sees_the_blocks_that_replaced_those_it_was_given(seq: Sequencer) -> None:
+    f = follower(seq)
+    seen: list[tuple[int, bytes]] = []
+
+    async def watch() -> None:
+        async for block in seq.chain.follow(1):
+            seen.append((block.header.number, block.hash))
+
+    task = asyncio.create_task(watch())
+    try:
+        await seq.intake.submit([transfer(0, 0)])
+        await seal_at(seq, 3, 100)
+        await seal_at(seq, 8, 101)  # a heartbeat: the origin moved past half the window
+        await f.reconcile(horizon=W, finalized=0)  # lapsed: block 1 replaced, block 2 dropped
+        async with asyncio.timeout(5):
+            while len(seen) < 3:  # noqa: ASYNC110 - polls what the watcher task collects
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    derived = seq.chain.block(1)
+    assert derived is not None and is_derived(derived.header)
+    assert [n for n, _ in seen] == [1, 2, 1] and seen[2][1] == derived.hash != seen[0][1]
