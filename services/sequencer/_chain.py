@@ -172,8 +172,9 @@ class ChainCorrupted(RuntimeError):
 
 
 def is_derived(header: BlockHeader) -> bool:
-    """Whether derivation made the block itself (a lapsed window): such a block is never posted."""
-    return header.l1_origin_hash == DERIVED_ORIGIN_HASH
+    """Whether derivation made the block itself (a lapsed window): such a block is never posted.
+    (Genesis may have a zero origin hash too: it is no such block.)"""
+    return header.number > 0 and header.l1_origin_hash == DERIVED_ORIGIN_HASH
 
 
 class Chain:

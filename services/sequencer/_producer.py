@@ -45,6 +45,7 @@ class BlockProducer:
             elapsed = asyncio.get_running_loop().time() - started
             metrics.observe_chain(chain)
             intake.block_full.clear()
-            if len(chain.mempool) < self._max_block_txs and not chain.catching_up:  # catch-up blocks go at once
+            # Catch-up blocks go at once, one after the other (while they seal: an unsealable round waits).
+            if len(chain.mempool) < self._max_block_txs and (sealed is None or not chain.catching_up):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(intake.block_full.wait(), max(0.0, self._block_time_s - elapsed))

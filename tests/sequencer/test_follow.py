@@ -26,7 +26,9 @@ from protocol import (
 )
 from services.sequencer._chain import is_derived
 from services.sequencer._follow import DerivationFollower, SeenBatch
+from services.sequencer._producer import BlockProducer
 from services.sequencer._store import FINALIZED, SAFE, SEALED
+from supervisor import TaskStatus
 from tests.sequencer.test_chain import Sequencer, data_transfer, transfer
 
 W = 8
@@ -238,3 +240,31 @@ async def test_a_block_stream_sees_the_blocks_that_replaced_those_it_was_given(s
     derived = seq.chain.block(1)
     assert derived is not None and is_derived(derived.header)
     assert [n for n, _ in seen] == [1, 2, 1] and seen[2][1] == derived.hash != seen[0][1]
+
+
+async def test_genesis_is_not_a_derived_block_and_brings_no_catch_up(seq: Sequencer) -> None:
+    f = follower(seq)
+    genesis = seq.chain.block(0)
+    assert genesis is not None and genesis.header.l1_origin_hash == bytes(32) and not is_derived(genesis.header)
+    await f.reconcile(horizon=3, finalized=0)
+    assert seq.chain.head.number == 0 and not seq.chain.catching_up
+
+
+async def test_catch_up_blocks_that_cannot_be_sealed_yet_do_not_starve_the_event_loop(seq: Sequencer) -> None:
+    """No L1 origin yet (the follower sets it): the producer waits between rounds, so the follower runs."""
+    seq.chain.window = W
+    seq.chain.catch_up(5)
+    producer = asyncio.create_task(BlockProducer(seq.chain, seq.intake, max_block_txs=1_000, block_time_s=0.02)
+                                   .run(TaskStatus()))
+    ticks = 0
+    try:
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+            ticks += 1
+        seq.chain.set_l1_origin(1, l1_hash(1))
+        async with asyncio.timeout(5):
+            while seq.chain.catching_up:  # noqa: ASYNC110 - the producer task seals them
+                await asyncio.sleep(0.01)
+    finally:
+        producer.cancel()
+    assert ticks == 20 and seq.chain.head.number == 5
