@@ -163,6 +163,13 @@ def test_a_silent_sequencer_cannot_keep_forced_transactions_and_deposits_out(
 REWIND = "derivation made other blocks than the sequencer's"
 
 
+def settled(stub: Any) -> bool:
+    """Every block SAFE, the newest one the sequencer's own (posted, not derivation's)."""
+    head = stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block
+    return (head.l1_origin_hash != "0x" + DERIVED_ORIGIN_HASH.hex()
+            and stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).safe_block >= head.number >= 1)
+
+
 def posted_derived_blocks(deriver: Deriver) -> list[int]:
     """Blocks with a zero origin hash in the inbox's batches: the batcher must never post one."""
     return [leaf.number for batch in deriver.inputs.batches for leaf in batch.leaves
@@ -175,14 +182,14 @@ def test_an_idle_sequencer_keeps_its_window_open_with_heartbeats(tmp_path: pathl
     proc, stub, channel = start_sequencer(tmp_path, l1, params=PARAMS)
     contracts = json.loads((tmp_path / "l1" / "contracts.json").read_text())
     try:
-        mine_until(l1, lambda: stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).safe_block >= 1,
-                   "a first block SAFE")
+        # Settled first: a block of its own SAFE and nothing unposted. (If deploying took more L1
+        # blocks than the window, derivation made the first blocks and the sequencer followed.)
+        mine_until(l1, lambda: settled(stub), "a first block of the sequencer's own SAFE")
         start = stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block.number
         log_before = (tmp_path / "sequencer.log").read_text().count(REWIND)
         target = l1_number(l1) + 4 * WINDOW
         mine_until(l1, lambda: l1_number(l1) >= target, "four windows of L1 blocks")
-        mine_until(l1, lambda: stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).safe_block
-                   >= stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block.number, "every block SAFE")
+        mine_until(l1, lambda: settled(stub), "every block SAFE")
         head = stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block
         assert head.number > start + 4  # heartbeats: about one per half window
         assert head.l1_origin_number + WINDOW > l1_number(l1)
