@@ -25,10 +25,14 @@ after a lapse, derivation makes one block per L1 block until it reads the sequen
 batch, so how many it made depends on where that batch lands, which the sequencer cannot know
 when it resumes; and a batch sent before the lapse and mined after it (or the resumed batch
 itself) is read after the derived blocks, taking those of its blocks numbered above them. So a
-lapse costs the sequencer two rewinds: one when the horizon passes the window, one when its next
-batch lands. To lose nothing but empty blocks at the second, the chain first seals a few empty
-blocks (``Chain.catch_up``): derivation skips the leading blocks of that batch that it already
-made itself.
+lapse costs the sequencer at most two rewinds: one when the horizon passes the window (none if
+it was offline and sealed nothing meanwhile), one when its next batch reaches the horizon. Until
+then a rewind that depends on where that batch landed waits for it (``deferring``; the poster
+holds its next batch meanwhile), rather than one rewind per L1 block. To lose nothing but empty
+blocks at the second, the chain first seals a run of empty blocks (``Chain.catch_up``), posted
+in one batch: derivation skips the leading ones, numbered within what it made itself by then.
+The horizon is L1's safe head, so the sequencer's chain is derivation's at that horizon; a
+derivation with a larger horizon only extends it.
 
 What clients see: a transaction sealed in a dropped block goes back to PENDING (its receipt
 says so; then SEALED again, usually in the next block), and a block number gets another block
