@@ -35,7 +35,9 @@ The horizon is L1's safe head, so the sequencer's chain is derivation's at that 
 derivation with a larger horizon only extends it.
 
 What clients see: a transaction sealed in a dropped block goes back to PENDING (its receipt
-says so; then SEALED again, usually in the next block), and a block number gets another block
+says so; then SEALED again, usually in the next block; DROPPED with the pool's reason only if
+derivation's blocks made it invalid, e.g. a forced transaction took its nonce), and a block number
+gets another block
 (another hash: a block stream sees the number again; compare parent hashes, as with an L1
 reorg). Only SEALED blocks are ever dropped: a block is SAFE once derivation at safe depth
 agrees with it. Every rewind is logged at ERROR with what it dropped, and counted
