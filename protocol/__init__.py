@@ -10,6 +10,8 @@ It imports no service. Where things are:
   chain id, signature, intrinsic gas); ``_reasons``: the one vocabulary of refusals and drops.
 - ``_execution``: the state transition (a transaction, a deposit) over ``_account`` and the
   ``_commitment`` trees; ``_basefee``; ``_block`` (headers); ``_genesis``.
+- ``_window``: the sequencer window (when derivation makes a block itself, which posted block
+  it accepts, when the sequencer seals a heartbeat).
 - ``_withdrawal``: the L2 -> L1 message and its hash; ``_output``: the output root.
 - ``_batch`` and ``_batch_input``: the batch format and its leaves (what the one-step proof opens,
   and what BatchInbox computes the input root of).
@@ -30,6 +32,7 @@ from ._batch import (
     MAX_LEAF_SIZE,
     BatchBlock,
     BatchFormatError,
+    batch_blocks,
     batch_input_root,
     batch_size,
     decode_batch,
@@ -127,6 +130,15 @@ from ._tx import (
     recipient,
     sealed_transaction,
 )
+from ._window import (
+    DEFAULT_SEQUENCER_WINDOW,
+    DERIVED_ORIGIN_HASH,
+    MAX_TIMESTAMP,
+    derived_origin,
+    heartbeat_due,
+    leaf_acceptable,
+    window_lapsed,
+)
 from ._withdrawal import (
     MalformedWithdrawal,
     WithdrawalCall,
@@ -143,7 +155,9 @@ __all__ = [
     "BLOCK_GAS_TARGET",
     "BLOCK_LEAF",
     "DEFAULT_CHAIN_ID",
+    "DEFAULT_SEQUENCER_WINDOW",
     "DEPOSIT_TX_TYPE",
+    "DERIVED_ORIGIN_HASH",
     "DEV_ACCOUNTS",
     "DEV_BALANCE",
     "DEV_MNEMONIC",
@@ -160,6 +174,7 @@ __all__ = [
     "MAX_BASE_FEE",
     "MAX_LEAF_SIZE",
     "MAX_NONCE",
+    "MAX_TIMESTAMP",
     "MAX_TX_SIZE",
     "MERKLE_ARITY",
     "MERKLE_DEPTH",
@@ -214,6 +229,7 @@ __all__ = [
     "apply_deposit",
     "apply_forced",
     "apply_transaction",
+    "batch_blocks",
     "batch_input_root",
     "batch_leaves",
     "batch_size",
@@ -224,17 +240,20 @@ __all__ = [
     "decode_transactions",
     "decode_withdrawal_call",
     "deployed_timings",
+    "derived_origin",
     "devnet_genesis",
     "encode_batch",
     "encode_leaves",
     "encode_withdrawal_call",
     "game_rounds",
     "gas_and_price",
+    "heartbeat_due",
     "input_root",
     "intrinsic_gas",
     "is_local_devnet",
     "keccak256",
     "l1_block_time_s",
+    "leaf_acceptable",
     "leaf_hash",
     "load_genesis",
     "merkle_root",
@@ -250,4 +269,5 @@ __all__ = [
     "unsafe_reasons",
     "verify_account",
     "verify_merkle_proof",
+    "window_lapsed",
 ]

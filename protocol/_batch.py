@@ -107,3 +107,24 @@ def decode_batch(data: bytes) -> tuple[Leaf, ...]:
     if not leaves:
         raise BatchFormatError("NoLeaves", "a batch of no leaves")
     return tuple(leaves)
+
+
+def batch_blocks(leaves: Sequence[Leaf]) -> tuple[BatchBlock, ...]:
+    """The blocks of a well-formed batch (each BLOCK leaf followed by exactly its transactions, as
+    ``encode_batch`` writes them): what the sequencer reads back of its own batches. Anything else
+    (a stray TX leaf, a block claiming more or fewer transactions than follow it) is a
+    BatchFormatError: derivation still reads such a batch leaf by leaf (services.rollups._machine
+    rules 4, 5 and 11), but it holds no block list."""
+    blocks: list[BatchBlock] = []
+    i, count = 0, len(leaves)
+    while i < count:
+        head = leaves[i]
+        if not isinstance(head, BlockLeaf):
+            raise BatchFormatError("StrayLeaf", f"leaf {i}: a transaction outside any block")
+        txs = leaves[i + 1 : i + 1 + head.tx_count]
+        if len(txs) != head.tx_count or not all(isinstance(t, TxLeaf) for t in txs):
+            raise BatchFormatError("ShortBlock", f"leaf {i}: block {head.number} claims {head.tx_count} transactions")
+        blocks.append(BatchBlock(head.number, head.timestamp, head.l1_origin_number, head.l1_origin_hash,
+                                 tuple(t.raw for t in txs if isinstance(t, TxLeaf))))
+        i += 1 + head.tx_count
+    return tuple(blocks)

@@ -7,8 +7,9 @@ of an inbox batch (see protocol._batch_input), one portal deposit or one forced-
 entry. The sequencer follows the same rules when it builds blocks (services.sequencer._chain).
 
 Inputs (all on L1, all append-only)
-    batch b      inbox.batch(b) = (dataHash, inputRoot, l1Block); its leaves prove against
-                 inputRoot, whose sized-root count is the number of leaves.
+    batch b      inbox.batch(b) = (inputRoot, l1Block), the root computed by the inbox from the
+                 batch's calldata; its leaves prove against inputRoot, whose sized-root count
+                 is the number of leaves.
     deposit d    portal.sourceHash(d) = keccak256(abi.encode(d, from, to, mint, l1Block)).
     forced f     inbox.forcedTransaction(f) = (keccak256(raw), l1Block).
 
@@ -28,7 +29,8 @@ its L1 origin, itself at most its batch's L1 block (rule 5c) or (a derived block
 h + 1 - W <= h, so all of them are on L1 within the horizon; an entry appended later has a later L1
 block and is skipped (rules 7, 9) exactly as if it did not exist.
 
-Rules (W = the sequencer window in L1 blocks, a deployment constant; chain id likewise).
+Rules (W = the sequencer window in L1 blocks, a deployment constant; chain id likewise). Rule F
+and 5c decide with protocol._window's functions, which the sequencer uses to follow derivation.
 ``s`` is the snapshot before the step; "+=" and "skip" change only the fields named.
 
 IDLE (between blocks)
@@ -104,7 +106,8 @@ from typing import Final
 
 from protocol import (
     DEFAULT_CHAIN_ID,
-    UINT64_MAX,
+    DEFAULT_SEQUENCER_WINDOW,
+    DERIVED_ORIGIN_HASH,
     BatchDataError,
     BlockEnv,
     BlockHeader,
@@ -124,17 +127,18 @@ from protocol import (
     apply_transaction,
     decode_transaction,
     decode_transactions,
+    derived_origin,
     input_root,
+    leaf_acceptable,
     merkle_root,
     next_base_fee,
+    window_lapsed,
 )
 
 from ._snapshot import Phase, Snapshot
 
 #: The sized root of an empty transactions tree (a block that has included nothing yet).
 EMPTY_TX_ROOT: Final = merkle_root(())
-#: Optimism's default sequencer window: 3,600 L1 blocks (12 h at 12 s).
-DEFAULT_SEQUENCER_WINDOW: Final = 3_600
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,14 +350,14 @@ class Machine:
             s = self.snapshot
         batch = self.inputs.batch(s.batch_index)
         end = batch.l1_block if batch is not None else self.inputs.l1_horizon + 1
-        return end >= s.l1_origin_number + self.rules.sequencer_window + 1
+        return window_lapsed(s.l1_origin_number, end, self.rules.sequencer_window)
 
     def _idle(self, s: Snapshot, target: int) -> tuple[StepKind, Snapshot]:
         if s.number >= target:
             return StepKind.NOOP, s  # 1
         if self.window_lapsed(s):  # F
-            return StepKind.FORCED_BLOCK, self._start(s, s.timestamp, s.l1_origin_number + 1, bytes(32), 0,
-                                                      s.item_index)
+            return StepKind.FORCED_BLOCK, self._start(s, s.timestamp, derived_origin(s.l1_origin_number),
+                                                      DERIVED_ORIGIN_HASH, 0, s.item_index)
         batch = self.inputs.batch(s.batch_index)
         if batch is None:
             return StepKind.NOOP, s  # 2
@@ -370,9 +374,8 @@ class Machine:
             return StepKind.SKIP_BLOCK, replace(s, item_index=past)  # 5a
         if leaf.number != s.number + 1:
             return StepKind.SKIP_REST, replace(s, batch_index=s.batch_index + 1, item_index=0)  # 5b
-        if (leaf.timestamp < s.timestamp or leaf.timestamp > UINT64_MAX or leaf.l1_origin_number < s.l1_origin_number
-                or leaf.l1_origin_number > batch.l1_block
-                or leaf.l1_origin_number + self.rules.sequencer_window < batch.l1_block):
+        if not leaf_acceptable(s.timestamp, s.l1_origin_number, leaf.timestamp, leaf.l1_origin_number, batch.l1_block,
+                               self.rules.sequencer_window):
             return StepKind.SKIP_BLOCK, replace(s, item_index=past)  # 5c
         return StepKind.START, self._start(s, leaf.timestamp, leaf.l1_origin_number, leaf.l1_origin_hash,  # 5d
                                            leaf.tx_count, s.item_index + 1)

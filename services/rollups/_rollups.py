@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import grpc
 
-from protocol import Genesis, check_deployed
+from protocol import DEFAULT_SEQUENCER_WINDOW, Genesis, check_deployed
 from protos.l2node.sequencer.v1 import sequencer_pb2, sequencer_pb2_grpc
 from services.l1 import Deployment, L1Client, LocalSigner, TxSender, checksum, read_key
 from services.runtime import CallPolicy, call_unary
@@ -19,7 +19,7 @@ from supervisor import ChildSpec, task
 
 from ._challenger import Challenger
 from ._contracts import Registry
-from ._machine import DEFAULT_SEQUENCER_WINDOW, Machine
+from ._machine import Machine
 from ._proposer import Proposer, SequencerBlockHash
 from ._settings import RollupsSettings
 from ._trace import DerivedChain

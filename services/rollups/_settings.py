@@ -6,11 +6,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol import DEFAULT_CHAIN_ID
+from protocol import DEFAULT_CHAIN_ID, DEFAULT_SEQUENCER_WINDOW
 from services.l1 import Deployment, needed_files, read_key
 from services.runtime import check_threads, cpu_count, settings_from
 
-from ._machine import DEFAULT_SEQUENCER_WINDOW, Rules
+from ._machine import Rules
 
 
 def _registry_of(contracts: str) -> bytes:

@@ -4,7 +4,8 @@ Read in this order: ``_mempool`` (pool rules and ordering), ``_intake`` (where a
 accepted: pool, durability, ack) and ``_pending_log`` (what is acknowledged and
 not yet sealed), ``_chain`` (where a block is built), ``_producer`` (when blocks are sealed),
 ``_store`` (blocks, receipts, the account snapshot), ``_batcher`` (batches to L1 and their L1
-fate), ``_sequencer`` (what the worker opens, runs and closes), ``_service`` (the gRPC API).
+fate), ``_follow`` (the chain follows derivation when the sequencer window lapsed),
+``_sequencer`` (what the worker opens, runs and closes), ``_service`` (the gRPC API).
 The rules themselves (decoding, the state transition: ``protocol._tx``, ``protocol._execution``)
 are the ``protocol`` package's.
 ``WORKER`` is what the worker runtime runs.

@@ -9,9 +9,14 @@ Two loops share nothing but the store:
   reaches safe depth, so do its transactions' receipts (SAFE); when it is
   finalized, FINALIZED. A reorg that removes a batch makes its blocks unposted again, and the
   poster sends them once more. The same follower records forced transactions and deposits
-  once they are at safe depth, and moves the chain's L1 origin to L1's safe head.
+  once they are at safe depth, and moves the chain's L1 origin to L1's safe head. At each
+  update it runs derivation up to L1's safe head over what it saw (``_follow``), so the chain
+  follows derivation when the sequencer window lapsed.
 
-So what counts as posted is what L1 shows, never what the poster believes it sent.
+So what counts as posted is what L1 shows, never what the poster believes it sent. Blocks that
+derivation made itself (a zero origin hash) are never posted; after a rewind, the poster posts
+from the chain's new blocks, and a batch it sent before it is stale (never recorded as posting
+them; derivation may still take some of its blocks, which ``_follow`` then seals again).
 
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
@@ -32,10 +37,8 @@ from protocol import (
     FRAME_HEADER,
     ZERO_HASH,
     BatchBlock,
-    BlockLeaf,
     L1InputReader,
     L1InputsUpdate,
-    PostedBatch,
     Transaction,
     batch_size,
     encode_batch,
@@ -45,7 +48,8 @@ from services.l1 import Contract, FollowerConfig, L1Client, L1Error, TxSender
 from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
-from ._chain import Chain
+from ._chain import Chain, is_derived
+from ._follow import DerivationFollower, SeenBatch, seen_batch
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
 from ._traces import TxCall
 
@@ -96,8 +100,8 @@ class BatcherSettings:
 
 class Batcher:
     def __init__(self, store: SequencerStore, chain: Chain, l1: L1Client, sender: TxSender, inbox: Contract,
-                 portal: Contract, settings: BatcherSettings, follower_config: FollowerConfig, start_block: int
-                 ) -> None:
+                 portal: Contract, settings: BatcherSettings, follower_config: FollowerConfig, start_block: int,
+                 window: int) -> None:
         self._store = store
         self._chain = chain
         self._l1 = l1
@@ -117,6 +121,12 @@ class Batcher:
         #: L1 tx hash -> the batch's post span and blocks, until final: for the SAFE / FINALIZED spans.
         self._posted: dict[bytes, _Posted] = {}
         self.batches_sent = 0
+        chain.window = window
+        # The catch-up covers the L1 blocks between the safe head a follow saw and where the next
+        # batch lands (``Chain.catch_up``): the confirmation depth, and as many again for the post.
+        self.follow = DerivationFollower(store, chain, window,
+                                         catch_up_blocks=2 * follower_config.confirmation_depth + 8,
+                                         on_rewind=self._rewound)
 
     # -- posting --------------------------------------------------------------------------------
 
@@ -131,17 +141,23 @@ class Batcher:
         self._backlog = False
         first = max(self._store.posted_upto(), self._in_flight_upto) + 1
         last = self._chain.head.number
-        if first > last:
-            return None
+        if first > last or self.follow.deferring or self._chain.catching_up:
+            return None  # (the catch-up blocks go in one batch: derivation skips its leading ones)
         if self._resync_nonce:
             self._resync_nonce = False
             await self._sender.resync_nonce()
+        rewinds = self._chain.rewinds
         blocks, data = self._pack(first, last)
+        if not blocks:
+            return None  # a block derivation made (never posted) is next: the follower records it
         with trace.use_span(self._post_span(blocks[0].number, blocks[-1].number, data), end_on_exit=True) as span:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
             tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+            if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
+                await self._rewound()
+                return None
             self._in_flight_upto = blocks[-1].number
             try:
                 receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
@@ -179,7 +195,7 @@ class Batcher:
         max_bytes = self._settings.max_bytes
         for number in range(first, last + 1):
             block = self._chain.block(number)
-            if block is None:
+            if block is None or is_derived(block.header):
                 break
             h = block.header
             candidate = BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
@@ -195,7 +211,7 @@ class Batcher:
     async def run_follower(self) -> None:
         """Follow L1's inputs (protocol's ``L1InputReader``): our batches, the forced queue and
         deposits. Queue entries and deposits count once they are at safe depth."""
-        start = int(self._store.meta("inbox_follow_from") or self._start_block)
+        start = self.follow.start_block(int(self._store.meta("inbox_follow_from") or self._start_block))
         reader = L1InputReader(self._l1, self._inbox, self._portal)
         self._observe_heads()
         async for update in reader.follow(start, self._follower_config):
@@ -219,6 +235,18 @@ class Batcher:
         if header is not None:
             self._chain.set_l1_origin(header.number, header.hash)
 
+    async def _rewound(self) -> None:
+        """The chain dropped blocks to follow derivation: what is in flight carries dropped blocks
+        (stale: never recorded as posting the new ones), and posting starts again from L1's record."""
+        self._in_flight_upto = 0
+        stale = [h for pending in self._sender.pending() for h in pending.hashes]
+
+        def write(db: sqlite3.Connection) -> None:
+            for tx_hash in stale:
+                self._store.stale_batch(db, tx_hash)
+
+        await self._store.run(write)
+
     async def _advance_origin(self, safe: int) -> None:
         """New L2 blocks derive from L1's safe head: deposits and forced txs up to it are due."""
         if safe > self._chain.l1_origin.number:
@@ -227,9 +255,13 @@ class Batcher:
                 self._chain.set_l1_origin(header.number, header.hash)
 
     async def _apply(self, update: L1InputsUpdate) -> None:
-        rows = [row for row in map(self._batch_row, update.added) if row is not None]
+        """Record what L1 shows, then follow derivation up to L1's safe head (``_follow``: it may drop
+        blocks), and only then promote batches to SAFE or FINALIZED: a block derivation does not take
+        is never shown SAFE, not even for a moment."""
+        seen = [seen_batch(batch) for batch in update.added]
+        rows = [row for row in map(self._batch_row, seen) if row is not None]
 
-        def write(db: sqlite3.Connection) -> None:
+        def record(db: sqlite3.Connection) -> None:
             self._store.record_forced(db, update.forced)
             self._store.record_deposits(db, update.deposits)
             for tx_hash in update.removed:
@@ -239,6 +271,8 @@ class Batcher:
                                  extra={"first": span[0], "last": span[1]})
             for row in rows:
                 self._store.record_batch(db, row)
+
+        def promote(db: sqlite3.Connection) -> None:
             for tx_hash in update.safe:
                 self._store.promote_batch(db, tx_hash, SAFE)
             for tx_hash in update.finalized:
@@ -246,12 +280,18 @@ class Batcher:
             # Logs at or below the finalized head never change again: a restart resumes after them.
             self._store.set_meta(db, "inbox_follow_from", str(max(self._start_block, update.heads.finalized)))
 
-        if update.removed or rows or update.safe or update.finalized or update.forced or update.deposits:
-            await self._store.run(write)
-            self._observe_heads()
+        news = bool(update.removed or rows or update.safe or update.finalized or update.forced or update.deposits)
+        if news:
+            await self._store.run(record)
             if update.removed:
                 self._in_flight_upto = 0
                 self._resync_nonce = True
+        self.follow.remove(update.removed)
+        self.follow.add(seen)
+        await self.follow.reconcile(update.heads.safe, update.heads.finalized)
+        if news:
+            await self._store.run(promote)
+            self._observe_heads()
             self._trace_batches(update, rows)
 
     def _trace_batches(self, update: L1InputsUpdate, rows: Sequence[BatchRow]) -> None:
@@ -286,8 +326,9 @@ class Batcher:
         metrics.HEADS.set("finalized", self._store.batch_head(FINALIZED))
 
     @staticmethod
-    def _batch_row(batch: PostedBatch) -> BatchRow | None:
-        numbers = [leaf.number for leaf in batch.leaves if isinstance(leaf, BlockLeaf)]
-        if not numbers:
+    def _batch_row(batch: SeenBatch) -> BatchRow | None:
+        blocks = batch.blocks
+        if not blocks:
             return None
-        return BatchRow(batch.l1_tx_hash, batch.index, numbers[0], numbers[-1], batch.l1_block, batch.l1_block_hash)
+        return BatchRow(batch.l1_tx_hash, batch.index, blocks[0].number, blocks[-1].number, batch.l1_block,
+                        batch.l1_block_hash)

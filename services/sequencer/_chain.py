@@ -20,6 +20,13 @@ every transaction it acknowledged and has not seen sealed (``ChainListener.repoo
 
 The chain is built with what it tells (a :class:`ChainListener`: the intake) and with its
 :class:`Mempools`, which the intake is built with too: so neither needs the other to exist first.
+
+The sequencer window (protocol._window): with a batcher, ``window`` is set, and the chain seals a
+heartbeat block (empty if nothing waits) whenever its tip's origin is more than half a window
+behind L1's safe head, so an idle chain never lets the window lapse. When it has lapsed anyway
+(the batcher or the whole sequencer was down), derivation made blocks of its own, and the chain
+follows them (``_follow``): ``rewind`` drops the blocks after the last one derivation agrees with,
+and ``seal_followed`` seals derivation's blocks by the same rules as any block.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from typing import NamedTuple, Protocol
 from opentelemetry import trace
 
 from protocol import (
+    DERIVED_ORIGIN_HASH,
     BlockEnv,
     BlockHeader,
     Genesis,
@@ -48,6 +56,8 @@ from protocol import (
     apply_deposit,
     apply_forced,
     apply_transaction,
+    decode_transaction,
+    heartbeat_due,
     next_base_fee,
     transactions_root,
 )
@@ -89,6 +99,11 @@ class ChainListener(Protocol):
     async def repool(self) -> object:
         """The pool was replaced by an empty one after a failed block write (told before the next
         block): put back what was acknowledged and not seen sealed."""
+        ...
+
+    async def unseal(self, txs: Sequence[Transaction]) -> None:
+        """These sealed transactions' blocks are about to be dropped (``Chain.rewind``): they are
+        acknowledged and not sealed again, durably, before the blocks go."""
         ...
 
 
@@ -158,6 +173,12 @@ class ChainCorrupted(RuntimeError):
     """The durable snapshot does not reproduce the head's state root."""
 
 
+def is_derived(header: BlockHeader) -> bool:
+    """Whether derivation made the block itself (a lapsed window): such a block is never posted.
+    (Genesis may have a zero origin hash too: it is no such block.)"""
+    return header.number > 0 and header.l1_origin_hash == DERIVED_ORIGIN_HASH
+
+
 class Chain:
     def __init__(self, store: SequencerStore, genesis: Genesis, pools: Mempools, listener: ChainListener,
                  *, max_block_txs: int, block_room: BlockRoom | None = None,
@@ -186,6 +207,16 @@ class Chain:
         self.traces = BlockTraces()
         #: The L1 block new L2 blocks derive from; only ever moves forward.
         self.l1_origin = L1Origin(self.head.l1_origin_number, self.head.l1_origin_hash)
+        #: The sequencer window (L1 blocks), set with a batcher: heartbeats keep the tip's origin fresh.
+        self.window: int | None = None
+        #: Rewinds so far (``rewind``): whoever remembers block numbers compares this first.
+        self.rewinds = 0
+        #: The block each rewind went back to, in order (rewinds are rare: an outage each).
+        self._rewound_to: list[int] = []
+        #: Empty blocks still to seal at once after following a lapse (``catch_up``).
+        self._catch_up = 0
+        #: Set while _follow seals derivation's blocks: ``seal`` seals nothing meanwhile.
+        self.following = False
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -244,6 +275,8 @@ class Chain:
     async def seal(self, now: float | None = None) -> SealedBlock | None:
         """Seal one block from the pending pool; None if nothing was executable."""
         async with self._seal_lock:
+            if self.following or (self.window is not None and self.l1_origin.hash == DERIVED_ORIGIN_HASH):
+                return None  # following derivation; or no L1 origin yet that a batch could cite
             if self._repool_due:
                 self._repool_due = False
                 await self._listener.repool()
@@ -252,13 +285,15 @@ class Chain:
             forced = self._store.forced_due(self.l1_origin.number)
             txs = self.mempool.select(base_fee, self.head.gas_limit, self._max_block_txs)
             sealed_at = time.time() if now is None else now
-            if not txs and not forced and not deposits and not self._empty_block_due(base_fee, sealed_at):
+            if (not txs and not forced and not deposits and not self._empty_block_due(base_fee, sealed_at)
+                    and not self._heartbeat_due()):
                 return None
             # A span per block, not per transaction; links lead back to the calls that sent them.
             links = list({ctx.span_id: trace.Link(ctx) for tx in txs[:_MAX_LINKS]
                           if (ctx := self._listener.origin(tx.hash)) is not None}.values())
             with _tracer.start_as_current_span("seal_block", links=links) as span:
                 block = await self._seal(deposits, forced, txs, base_fee, sealed_at)
+                self._catch_up = max(0, self._catch_up - 1)
                 span.set_attribute("l2.block.number", block.header.number)
                 span.set_attribute("l2.block.transactions", len(block.tx_hashes))
                 self.traces.sealed(block.header.number, span.get_span_context(), block.tx_hashes,
@@ -284,12 +319,22 @@ class Chain:
                 and next_base_fee(base_fee, 0, self.head.gas_limit) < base_fee
                 and self.mempool.waits_on_base_fee())
 
+    def _heartbeat_due(self) -> bool:
+        """Whether to seal a block, empty if nothing waits, to keep the sequencer window from
+        lapsing (protocol.heartbeat_due), or to catch up after following a lapse (``catch_up``)."""
+        return self.window is not None and (
+            self._catch_up > 0 or heartbeat_due(self.head.l1_origin_number, self.l1_origin.number, self.window))
+
     async def _seal(self, deposits: list[DueDeposit], forced: list[ForcedTx], txs: list[Transaction], base_fee: int,
-                    now: float) -> SealedBlock:
+                    now: float, origin: L1Origin | None = None, replay: bool = False) -> SealedBlock:
+        """Seal a block of ``txs`` after the due deposits and forced transactions. ``replay``: the
+        block is derivation's (``seal_followed``): ``txs`` are a posted block's, each one the rules
+        refuse is skipped (rule 12), and it has ``origin``, not the chain's."""
         parent = self.head
+        origin = origin or self.l1_origin
         env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
                        gas_limit=parent.gas_limit)
-        if self._block_room is not None and txs:
+        if self._block_room is not None and txs and not replay:
             txs = txs[: self._block_room(env.number, env.timestamp, self.l1_origin.number, self.l1_origin.hash, txs)]
         state = self.state
         known_accounts = len(state.accounts)
@@ -319,6 +364,8 @@ class Chain:
             try:
                 result = apply_transaction(state, tx, env, gas)
             except TxRejected as e:  # the pool's view was stale (forced transactions ran first)
+                if replay:
+                    continue  # derivation skips it, whatever the reason
                 if e.reason is Reason.NONCE_TOO_LOW:  # its nonce is taken: it can never apply
                     refused.append((tx.hash, e.reason))
                 else:  # no gas left, or funds spent: it waits, pooled, with its sender's later ones
@@ -333,8 +380,7 @@ class Chain:
         header = BlockHeader(
             number=env.number, parent_hash=self.head_hash, timestamp=env.timestamp, state_root=roots.state_root,
             transactions_root=transactions_root(tx_hashes), message_root=roots.message_root, base_fee=base_fee,
-            gas_used=gas, gas_limit=env.gas_limit, l1_origin_number=self.l1_origin.number,
-            l1_origin_hash=self.l1_origin.hash,
+            gas_used=gas, gas_limit=env.gas_limit, l1_origin_number=origin.number, l1_origin_hash=origin.hash,
         )
         block_hash = header.hash()
         slot_of = self._new_slots(state, known_accounts)
@@ -386,10 +432,114 @@ class Chain:
         created = list(itertools.islice(reversed(state.accounts), len(state.accounts) - known_accounts))[::-1]
         return {a: self._slots + i for i, a in enumerate(created)}
 
+    # -- derivation's blocks (a lapsed sequencer window; see _follow) ------------------------
+
+    async def seal_followed(self, number: int, timestamp: int, origin: L1Origin, raws: Sequence[bytes]
+                            ) -> SealedBlock | None:
+        """Seal block ``number`` as derivation makes it: its due deposits and forced transactions
+        (at ``origin``), then ``raws`` (a posted block's transactions; none for a block derivation
+        made itself), each the rules refuse skipped, at ``timestamp``. The same code as every block.
+        None if the head is no longer ``number`` - 1 (a block was sealed meanwhile)."""
+        async with self._seal_lock:
+            if self.head.number + 1 != number:
+                return None
+            if self._repool_due:
+                self._repool_due = False
+                await self._listener.repool()
+            txs = []
+            for raw in raws:
+                try:
+                    txs.append(decode_transaction(raw, self._genesis.chain_id))
+                except TxRejected:
+                    continue  # derivation skips it too (rule 12)
+            with _tracer.start_as_current_span("seal_followed_block") as span:
+                block = await self._seal(self._store.deposits_due(origin.number), self._store.forced_due(origin.number),
+                                         txs, self.next_base_fee, timestamp, origin=origin, replay=True)
+                span.set_attribute("l2.block.number", block.header.number)
+                span.set_attribute("l2.block.transactions", len(block.tx_hashes))
+            async with self._new_block:
+                self._new_block.notify_all()
+            return block
+
+    @property
+    def catching_up(self) -> bool:
+        """Catch-up blocks remain to be sealed (the poster waits for all of them)."""
+        return self._catch_up > 0
+
+    def catch_up(self, blocks: int) -> None:
+        """Seal ``blocks`` empty blocks at once (on the chain's own origin) after following a lapse.
+
+        Derivation makes one block per L1 block of lapse until it reads the sequencer's next batch,
+        which lands a few L1 blocks after the safe head the follow saw: the blocks of that batch
+        numbered below what derivation reached by then are skipped (rule 5a), the rest are taken.
+        A batch that leads with these empty blocks loses only empty ones to that overlap.
+        """
+        self._catch_up = max(self._catch_up, blocks)
+
+    async def rewind(self, number: int) -> list[Transaction]:
+        """Drop every block after ``number``; their signed transactions (forced ones aside, which
+        L1's queue holds) are pending again, acknowledged and durable, and go back to the pool.
+
+        An outage path (the sequencer window lapsed, see _follow), so the state at ``number`` is
+        rebuilt by replaying the stored blocks from genesis (the snapshot holds only the head's),
+        checked against block ``number``'s roots. Crash-safe: the transactions are logged as
+        pending before the blocks go (a crash in between logs them twice, and restore keeps the
+        sealed copy until the rewind is done again).
+        """
+        async with self._seal_lock:
+            head = self.head.number
+            if number >= head:
+                return []
+            txs: list[Transaction] = []
+            tx_hashes: list[bytes] = []
+            for n in range(number + 1, head + 1):
+                tx_hashes += self._store.block_tx_hashes(n)
+                txs += self._store.block_transactions(n)[self._store.block_forced_count(n):]
+            await self._listener.unseal(txs)
+            state = await asyncio.to_thread(self._replay, number)
+            rows = [AccountRow(a, slot, account) for slot, (a, account) in enumerate(state.accounts.items())]
+            await self._store.run(functools.partial(self._store.rewind, number=number, accounts=rows,
+                                                    tx_hashes=tx_hashes))
+            self._load()
+            self.rewinds += 1
+            self._rewound_to.append(number)
+            self._repool_due = False
+            await self._listener.repool()
+        async with self._new_block:
+            self._new_block.notify_all()  # block followers go back to the new blocks
+        return txs
+
+    def _replay(self, number: int) -> State:
+        """The state after block ``number``, replayed from genesis from the stored blocks."""
+        state = self._genesis.state()
+        header = self._genesis.header(state)
+        for n in range(1, number + 1):
+            text = self._store.block_header(n)
+            if text is None:
+                raise ChainCorrupted(f"block {n} is missing: the chain cannot be replayed")
+            header = header_from_json(text)
+            for deposit in self._store.block_deposits(n):
+                apply_deposit(state, deposit)
+            env = BlockEnv(number=n, timestamp=header.timestamp, base_fee=header.base_fee, gas_limit=header.gas_limit)
+            gas = 0
+            # Forced transactions lead the signed ones; each is replayed by the rule the block
+            # applied it with (apply_forced: the base fee waiver), the others by apply_transaction.
+            forced = self._store.block_forced_count(n)
+            for i, tx in enumerate(self._store.block_transactions(n)):
+                result = (apply_forced(state, tx.raw, self._genesis.chain_id, env, gas).result if i < forced
+                          else apply_transaction(state, tx, env, gas))
+                if result is None:
+                    raise ChainCorrupted(f"block {n}'s forced transaction {i} no longer applies on replay")
+                gas += result.gas_used
+        roots = state.commit()
+        if roots.state_root != header.state_root or roots.message_root != header.message_root:
+            raise ChainCorrupted(f"replaying blocks 1-{number} does not reproduce block {number}'s roots")
+        return state
+
     # -- following ----------------------------------------------------------------------------
 
-    def _reached(self, number: int) -> bool:
-        return self.head.number >= number
+    def _reached(self, number: int, rewinds: int) -> bool:
+        return self.head.number >= number or self.rewinds != rewinds
 
     def block(self, number: int) -> SealedBlock | None:
         last = self._last_sealed
@@ -403,13 +553,19 @@ class Chain:
         return SealedBlock(header, header.hash(), (*deposits, *self._store.block_tx_hashes(number)))
 
     async def follow(self, from_number: int | None) -> AsyncIterator[SealedBlock]:
-        """Blocks from ``from_number`` (or the next one) on, as they are sealed. Never ends."""
+        """Blocks from ``from_number`` (or the next one) on, as they are sealed. Never ends. After a
+        rewind, the blocks that replaced those already given come again (a number with another hash
+        and parent: the client sees the reorg as on L1)."""
         number = self.head.number + 1 if from_number is None else from_number
+        rewinds = self.rewinds
         while True:
+            if self.rewinds != rewinds:
+                number = min(number, min(self._rewound_to[rewinds:]) + 1)
+                rewinds = self.rewinds
             while number <= self.head.number:
                 block = self.block(number)
                 if block is not None:
                     yield block
                 number += 1
             async with self._new_block:
-                await self._new_block.wait_for(functools.partial(self._reached, number))
+                await self._new_block.wait_for(functools.partial(self._reached, number, rewinds))

@@ -185,6 +185,22 @@ class Intake:
                 metrics.DROPPED.labels(row.reason.value).inc()
             self._log.forget(row.seq for row in rows)
 
+    async def unseal(self, txs: Sequence[Transaction]) -> None:
+        """Sealed transactions whose blocks the chain drops (it follows derivation, see
+        ``Chain.rewind``): acknowledged, so logged again, durably, with new entries; their receipts
+        say PENDING until they are sealed again."""
+        entries: list[Entry] = []
+        seq = self._seq
+        for tx in txs:
+            if tx.hash in self._logged:
+                continue
+            seq += 1
+            entries.append(Entry(seq, tx.raw))
+            self._logged[tx.hash] = (seq, tx)
+        self._seq = seq
+        if entries:
+            await self._log.append(entries)
+
     def pending_entry(self, tx_hash: bytes) -> Transaction | None:
         """The acknowledged transaction ``tx_hash`` while it is neither sealed nor dropped."""
         entry = self._logged.get(tx_hash)

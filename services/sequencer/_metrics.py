@@ -26,6 +26,11 @@ LAG: Final = gauge("l2node_l2_head_lag_blocks", "How many blocks the safe and fi
                    "sealed head", ("status",))
 BATCHES: Final = counter("l2node_batches_posted_total", "Batches posted to the L1 inbox and mined")
 BATCH_BYTES: Final = counter("l2node_batch_posted_bytes_total", "Compressed batch bytes posted to L1")
+REWINDS: Final = counter("l2node_sequencer_rewinds_total", "Times the sequencer dropped blocks to follow what "
+                         "derivation made (a lapsed sequencer window; services/sequencer/_follow.py)")
+REWOUND_BLOCKS: Final = counter("l2node_sequencer_rewound_blocks_total", "Sealed blocks dropped to follow derivation")
+FOLLOWED_BLOCKS: Final = counter("l2node_sequencer_followed_blocks_total", "Blocks sealed as derivation made them "
+                                 "(at a lapsed sequencer window, or from a batch of dropped blocks)")
 
 # Every series exists from the start (at zero), so dashboards and alerts see it before it moves.
 for _reason in Reason:

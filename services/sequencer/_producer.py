@@ -1,6 +1,7 @@
 """The block producer: the loop that seals a block every ``block_time_s`` while something is
 pending, or at once when a block's worth is (``Intake.block_full``); an empty one now and then
-while a transaction waits for the base fee to fall (``Chain._empty_block_due``); and drops what
+while a transaction waits for the base fee to fall (``Chain._empty_block_due``); heartbeats and
+catch-up blocks (``Chain._heartbeat_due``, the sequencer window); and drops what
 waited past the pool's lifetime (``Chain.expire``)."""
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class BlockProducer:
             elapsed = asyncio.get_running_loop().time() - started
             metrics.observe_chain(chain)
             intake.block_full.clear()
-            if len(chain.mempool) < self._max_block_txs:
+            # Catch-up blocks go at once, one after the other (while they seal: an unsealable round waits).
+            if len(chain.mempool) < self._max_block_txs and (sealed is None or not chain.catching_up):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(intake.block_full.wait(), max(0.0, self._block_time_s - elapsed))

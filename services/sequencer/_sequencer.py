@@ -8,7 +8,7 @@ import functools
 import logging
 from collections.abc import Sequence
 
-from protocol import Genesis, State
+from protocol import DEFAULT_SEQUENCER_WINDOW, Genesis, State
 from services.l1 import Deployment, FollowerConfig, L1Client, LocalSigner, TxSender, checksum, read_key
 from services.runtime import Storage, redact_url
 from supervisor import ChildSpec, task
@@ -100,6 +100,8 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
     logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redact_url(l1.rpc),
                                         "batcher": "0x" + sender.address.hex()})
-    batcher = Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number)
+    window = int(deployment.rollups.get("sequencer_window", DEFAULT_SEQUENCER_WINDOW))
+    batcher = Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number,
+                      window)
     await batcher.attest_origin()  # before any block is sealed: the inbox checks every block's origin
     return batcher

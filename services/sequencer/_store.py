@@ -130,6 +130,8 @@ CREATE TABLE IF NOT EXISTS batches (    -- batches seen on L1 (the inbox followe
     status INTEGER NOT NULL            -- SEALED (= on L1, unsafe), SAFE or FINALIZED
 );
 CREATE INDEX IF NOT EXISTS batches_by_block ON batches (first_block, last_block);
+-- Batches whose blocks the sequencer dropped to follow derivation (_follow): never recorded again.
+CREATE TABLE IF NOT EXISTS stale_batches (l1_tx_hash BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS forced (     -- the inbox's forced-inclusion queue, as seen at safe depth
     inbox_index INTEGER PRIMARY KEY,
     raw BLOB NOT NULL,
@@ -284,6 +286,15 @@ class StoredTx:
         return recipient(self.raw)
 
 
+#: The inbox index of a followed block's row in ``batches`` (SequencerStore.record_followed).
+FOLLOWED_INDEX: Final = -1
+
+
+def _followed_key(number: int) -> bytes:
+    """The batches key of followed block ``number``: no L1 transaction hash begins with 24 zero bytes."""
+    return bytes(24) + number.to_bytes(8, "big")
+
+
 #: The meta key holding the highest seq a row here was written with (see SequencerStore.max_seq).
 _MAX_SEQ: Final = "max_seq"
 
@@ -375,15 +386,78 @@ class SequencerStore:
 
     @staticmethod
     def record_batch(db: sqlite3.Connection, batch: BatchRow) -> None:
+        """A batch seen on L1, unless it carries blocks the sequencer dropped (stale_batches)."""
         db.execute(
             "INSERT INTO batches (l1_tx_hash, inbox_index, first_block, last_block, l1_block, l1_block_hash, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(l1_tx_hash) DO UPDATE SET inbox_index = excluded.inbox_index, "
+            "SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM stale_batches WHERE l1_tx_hash = ?) "
+            "ON CONFLICT(l1_tx_hash) DO UPDATE SET inbox_index = excluded.inbox_index, "
             "l1_block = excluded.l1_block, l1_block_hash = excluded.l1_block_hash, "
             # Seen again after a restart (the follower resumes at the finalized head): never demote.
             "status = MAX(batches.status, excluded.status)",
             (batch.l1_tx_hash, batch.inbox_index, batch.first_block, batch.last_block, batch.l1_block,
-             batch.l1_block_hash, SEALED),
+             batch.l1_block_hash, SEALED, batch.l1_tx_hash),
         )
+
+    @staticmethod
+    def take_batch(db: sqlite3.Connection, batch: BatchRow) -> None:
+        """Derivation at safe depth took blocks ``first`` to ``last`` of the chain from the batch."""
+        db.execute("DELETE FROM stale_batches WHERE l1_tx_hash = ?", (batch.l1_tx_hash,))
+        db.execute(
+            "INSERT INTO batches (l1_tx_hash, inbox_index, first_block, last_block, l1_block, l1_block_hash, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(l1_tx_hash) DO UPDATE SET first_block = excluded.first_block, "
+            "last_block = excluded.last_block, status = MAX(batches.status, excluded.status)",
+            (batch.l1_tx_hash, batch.inbox_index, batch.first_block, batch.last_block, batch.l1_block,
+             batch.l1_block_hash, batch.status))
+
+    @staticmethod
+    def stale_batch(db: sqlite3.Connection, l1_tx_hash: bytes) -> None:
+        """The batch gave derivation none of the blocks it says: forget it, and never record it again."""
+        db.execute("INSERT OR IGNORE INTO stale_batches (l1_tx_hash) VALUES (?)", (l1_tx_hash,))
+        db.execute("DELETE FROM batches WHERE l1_tx_hash = ?", (l1_tx_hash,))
+
+    @staticmethod
+    def record_followed(db: sqlite3.Connection, number: int, l1_block: int) -> None:
+        """Block ``number`` was sealed by following derivation (made by it at a lapsed window, or
+        taken from a batch of blocks the sequencer had dropped): decided at safe depth, so SAFE,
+        recorded as a batch of its own that no L1 transaction carries (inbox index -1)."""
+        db.execute("INSERT INTO batches (l1_tx_hash, inbox_index, first_block, last_block, l1_block, l1_block_hash, "
+                   "status) VALUES (?, ?, ?, ?, ?, x'', ?) ON CONFLICT(l1_tx_hash) DO UPDATE SET "
+                   "l1_block = excluded.l1_block, status = MAX(batches.status, excluded.status)",
+                   (_followed_key(number), FOLLOWED_INDEX, number, number, l1_block, SAFE))
+
+    @staticmethod
+    def finalize_followed(db: sqlite3.Connection, finalized_l1_block: int) -> None:
+        """Followed blocks decided at or below L1's finalized head are FINALIZED."""
+        db.execute(f"UPDATE batches SET status = {FINALIZED} WHERE inbox_index = {FOLLOWED_INDEX} AND l1_block <= ? "
+                   f"AND status < {FINALIZED}", (finalized_l1_block,))
+
+    @staticmethod
+    def rewind(db: sqlite3.Connection, number: int, accounts: Sequence[AccountRow], tx_hashes: Sequence[bytes]
+               ) -> list[bytes]:
+        """Drop every block after ``number`` (their transactions' rows are ``tx_hashes``) and make
+        ``accounts`` the snapshot: the chain is at block ``number`` again. Deposits and forced
+        transactions those blocks took are due again; batches that carried them are stale (returned).
+        """
+        for start in range(0, len(tx_hashes), _MAX_ROWS):
+            chunk = tx_hashes[start : start + _MAX_ROWS]
+            db.execute(f"DELETE FROM tx_index WHERE hash IN ({', '.join('?' * len(chunk))})", chunk)
+        for table in ("blocks", "block_txs"):
+            db.execute(f"DELETE FROM {table} WHERE number > ?", (number,))
+        db.execute("DELETE FROM messages WHERE block_number > ?", (number,))
+        db.execute("UPDATE deposits SET block_number = NULL WHERE block_number > ?", (number,))
+        db.execute(f"UPDATE forced SET state = {FORCED_WAITING}, block_number = NULL, note = NULL "
+                   "WHERE block_number > ?", (number,))
+        stale = [bytes(h) for (h,) in db.execute(
+            f"SELECT l1_tx_hash FROM batches WHERE first_block > ? AND inbox_index != {FOLLOWED_INDEX}", (number,))]
+        db.executemany("INSERT OR IGNORE INTO stale_batches (l1_tx_hash) VALUES (?)", [(h,) for h in stale])
+        db.execute("DELETE FROM batches WHERE first_block > ?", (number,))
+        # A batch that carried blocks on both sides keeps those derivation took (a restart's record
+        # of it again changes no span).
+        db.execute("UPDATE batches SET last_block = ? WHERE last_block > ?", (number, number))
+        db.execute("DELETE FROM accounts")
+        write_rows(db, "INSERT INTO accounts (address, slot, nonce, balance) VALUES ", "(?, ?, ?, ?)", "",
+                   [(a, slot, nonce, str(balance)) for a, slot, (nonce, balance) in accounts])
+        return stale
 
     @staticmethod
     def remove_batch(db: sqlite3.Connection, l1_tx_hash: bytes) -> BlockSpan | None:
@@ -550,18 +624,33 @@ class SequencerStore:
         Forced transactions lead their block (the chain applies them first) and derivation takes
         them from the inbox's own queue, so a copy in the batch would only cost calldata (and be
         skipped by the nonce rule)."""
-        (forced,) = self._reader.execute(f"SELECT COUNT(*) FROM forced WHERE block_number = ? "
-                                         f"AND state = {FORCED_INCLUDED}", (number,)).fetchone()
-        return self.block_raw_txs(number)[int(forced):]
+        return self.block_raw_txs(number)[self.block_forced_count(number):]
 
     def batch_of_block(self, number: int) -> BatchRow | None:
+        """The L1 batch that carries block ``number`` (None for a followed block: no L1 transaction)."""
         row = self._reader.execute(
             "SELECT l1_tx_hash, inbox_index, first_block, last_block, l1_block, l1_block_hash, status FROM batches "
-            "WHERE first_block <= ? AND last_block >= ? ORDER BY l1_block DESC LIMIT 1", (number, number)).fetchone()
+            f"WHERE first_block <= ? AND last_block >= ? AND inbox_index != {FOLLOWED_INDEX} "
+            "ORDER BY l1_block DESC LIMIT 1", (number, number)).fetchone()
         if row is None:
             return None
         return BatchRow(bytes(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bytes(row[5]),
                         ReceiptStatus(row[6]))
+
+    def block_transactions(self, number: int) -> list[Transaction]:
+        """Block ``number``'s signed transactions, in order, rebuilt with the senders it recorded."""
+        row = self._reader.execute("SELECT raws, hashes, senders FROM block_txs WHERE number = ?", (number,)).fetchone()
+        if row is None:
+            return []
+        raws, hashes, senders = _decode_raws(bytes(row[0])), bytes(row[1]), bytes(row[2])
+        return [sealed_transaction(raw, senders[20 * i : 20 * i + 20], hashes[32 * i : 32 * i + 32])
+                for i, raw in enumerate(raws)]
+
+    def block_forced_count(self, number: int) -> int:
+        """How many forced transactions block ``number`` included (they lead its signed ones)."""
+        (forced,) = self._reader.execute(f"SELECT COUNT(*) FROM forced WHERE block_number = ? "
+                                         f"AND state = {FORCED_INCLUDED}", (number,)).fetchone()
+        return int(forced)
 
     def posted_upto(self) -> int:
         """The last L2 block some batch on L1 carries (0: none yet; genesis is never posted)."""

@@ -12,8 +12,8 @@ import pytest
 from l2node.node.config import ConfigError, NodeConfig, load
 from l2node.node.params import DEFAULT_SEQUENCER_WINDOW, RollupParams
 from protocol import DEFAULT_CHAIN_ID
+from protocol import DEFAULT_SEQUENCER_WINDOW as MACHINE_WINDOW
 from services.rollups import RollupsSettings
-from services.rollups._machine import DEFAULT_SEQUENCER_WINDOW as MACHINE_WINDOW
 from services.sequencer import SequencerSettings
 
 

@@ -177,7 +177,7 @@ async def test_a_full_batch_is_followed_at_once_not_after_the_interval(
             await TxSender.create(client, LocalSigner(bytes.fromhex(DEVNET_BATCHER_KEY.removeprefix("0x")))),
             Contract(Artifact.load("BatchInbox"), deployed.batch_inbox),
             Contract(Artifact.load("DepositPortal"), deployed.deposit_portal),
-            BatcherSettings(interval_s=3600, max_bytes=2_000), FollowerConfig(), deployed.block_number)
+            BatcherSettings(interval_s=3600, max_bytes=2_000), FollowerConfig(), deployed.block_number, window=3600)
         poster = asyncio.create_task(batcher.run_poster())
         try:
             async with asyncio.timeout(60):  # a bound against hanging; each post is one anvil round trip
