@@ -265,7 +265,9 @@ contract DisputeGame is PullPayments {
         defenderRemaining = _defenderClock;
         challengerRemaining = _challengerClock;
         Side side = turn();
-        uint256 elapsed = block.timestamp - lastMoveAt;
+        // A view may be evaluated against a header older than the state it reads (an RPC node's
+        // eth_call at a block number racing a new block): never revert on it.
+        uint256 elapsed = block.timestamp > lastMoveAt ? block.timestamp - lastMoveAt : 0;
         if (side == Side.DEFENDER) defenderRemaining = elapsed >= defenderRemaining ? 0 : defenderRemaining - elapsed;
         else if (side == Side.CHALLENGER) {
             challengerRemaining = elapsed >= challengerRemaining ? 0 : challengerRemaining - elapsed;
