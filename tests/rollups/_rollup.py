@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bench.rollup_dispute import PARAMS, RULES
+from bench.rollup_dispute import PARAMS
 from bench.rollup_verify import transfers
 from l2node.node.deploy import (
     DEVNET_BATCHER,
@@ -35,7 +35,7 @@ from services.rollups._contracts import (
     snapshot_tuple,
 )
 from services.rollups._disputes import Player
-from services.rollups._machine import DerivedBlock
+from services.rollups._machine import DerivedBlock, Rules
 from services.rollups._proposer import Proposer
 from services.rollups._settings import RollupsSettings
 from services.rollups._snapshot import Snapshot
@@ -174,9 +174,10 @@ async def rollup(url: str, data_dir: pathlib.Path, params: RollupParams = PARAMS
     inbox = Contract(Artifact.load("BatchInbox"), addresses.batch_inbox)
     portal = Contract(Artifact.load("DepositPortal"), addresses.deposit_portal)
     registry = Registry(l1, addresses.output_registry)
+    rules = Rules(chain_id=params.chain_id, sequencer_window=params.sequencer_window)
 
     def chain() -> DerivedChain:
-        return DerivedChain(l1, inbox, portal, devnet_genesis(), RULES, addresses.block_number, 0)
+        return DerivedChain(l1, inbox, portal, devnet_genesis(), rules, addresses.block_number, 0)
 
     proposer_sender = await sender(l1, DEVNET_PROPOSER_KEY)
     proposer = Proposer(chain(), registry, proposer_sender, settings)
