@@ -418,7 +418,8 @@ class Mempool:
             return self._reject(Reason.UNDERPRICED, f"max_priority_fee_per_gas {tip} < pool minimum {cfg.min_tip}")
         gas = tx.gas_limit
         if gas > cfg.block_gas_limit:
-            return self._reject(Reason.GAS_LIMIT_TOO_HIGH, f"gas_limit {gas} > block gas limit {cfg.block_gas_limit}")
+            return self._reject(Reason.GAS_LIMIT_ABOVE_BLOCK,
+                                f"gas_limit {gas} > block gas limit {cfg.block_gas_limit}: no block can hold it")
         if len(tx.raw) > cfg.max_tx_size:
             return self._reject(Reason.OVERSIZED, f"{len(tx.raw)} bytes > {cfg.max_tx_size}")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from protocol import DEFAULT_SEQUENCER_WINDOW, Genesis, State
 from services.l1 import Deployment, FollowerConfig, L1Client, LocalSigner, TxSender, checksum, read_key
@@ -45,7 +46,10 @@ class Sequencer:
         and with L1 configured, get the batcher ready."""
         store = SequencerStore(storage.connection, storage.path)
         policy = FCFS() if settings.ordering == "fcfs" else FeePriority()
+        # No block of this chain holds more gas than the genesis's limit: refuse such a transaction
+        # at once (GAS_LIMIT_ABOVE_BLOCK) rather than hold it until it expires.
         pool_config = settings.mempool_config()
+        pool_config = replace(pool_config, block_gas_limit=min(pool_config.block_gas_limit, genesis.gas_limit))
 
         def new_pool(state: State, base_fee: int) -> Mempool:
             return Mempool(pool_config, policy=policy, base_fee=base_fee, account_state=state.get)

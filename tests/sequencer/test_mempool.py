@@ -305,7 +305,7 @@ def test_a_duplicate_is_already_known() -> None:
         (tx(A, 0, tip=0), Reason.UNDERPRICED),
         (tx(A, 0, tip=4, fee=5), Reason.UNDERPRICED),  # min_tip 5 below
         # The pool's own limits, set below the protocol's (which the decoder enforces: test_tx).
-        (tx(A, 0, tip=5, gas=1_000_001), Reason.GAS_LIMIT_TOO_HIGH),
+        (tx(A, 0, tip=5, gas=1_000_001), Reason.GAS_LIMIT_ABOVE_BLOCK),
         (tx(A, 0, tip=5, size=4_097), Reason.OVERSIZED),
     ],
 )

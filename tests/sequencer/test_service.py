@@ -181,6 +181,29 @@ def test_bad_input_gets_a_clear_status(node: Any, raw: bytes, code: grpc.StatusC
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_a_transaction_no_block_of_this_chain_can_hold_is_refused_at_once(node: Any, tmp_path: pathlib.Path) -> None:
+    """Under the protocol's 30M cap but over the genesis's gas limit: refused with its reason, not
+    held in the pool until it expires (no block would ever select it)."""
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(json.dumps({"chain_id": DEFAULT_CHAIN_ID, "base_fee": GWEI, "gas_limit": 1_000_000,
+                                   "alloc": {Account.from_key(DEV_KEYS[0]).address: str(10**21)}}))
+    seq = node(genesis_file=str(genesis))
+    bob = Account.create().address
+    with pytest.raises(grpc.RpcError) as err:
+        seq.stub.SendRawTransaction(pb.SendRawTransactionRequest(
+            raw_transaction=sign(DEV_KEYS[0], 0, bob, 1, gas=1_000_001)), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(err.value)
+    assert status is not None
+    from google.rpc import error_details_pb2
+
+    info = error_details_pb2.ErrorInfo()
+    assert any(d.Unpack(info) for d in status.details) and info.reason == "GAS_LIMIT_ABOVE_BLOCK"
+    fits = seq.stub.SendRawTransaction(pb.SendRawTransactionRequest(
+        raw_transaction=sign(DEV_KEYS[0], 0, bob, 1, gas=1_000_000)), timeout=5).tx_hash
+    wait_status(seq.stub, fits, pb.RECEIPT_STATUS_SEALED)
+
+
 def test_subscribe_blocks_streams_new_blocks(node: Any) -> None:
     seq = node()
     stream = seq.stub.SubscribeBlocks(pb.SubscribeBlocksRequest(from_number=0), timeout=20)
