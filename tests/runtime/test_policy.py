@@ -301,7 +301,10 @@ async def test_deadline_bounds_retries_and_backoff(rig: Rig) -> None:
         await unary(policy, rig, deadline_s=0.3)
     assert time.monotonic() - started < 1.0
     assert rig.backend.hits >= 2
-    assert rpc_code(err.value.__cause__) == Code.UNAVAILABLE
+    # The cause is the last attempt's error: UNAVAILABLE, unless that attempt itself ran into the
+    # deadline (a loaded machine can stretch one round trip past what was left): then its timeout.
+    cause = err.value.__cause__
+    assert rpc_code(cause) in (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED) or isinstance(cause, TimeoutError), cause
     assert isinstance(err.value, TimeoutError)
 
 
