@@ -1,13 +1,39 @@
-"""A free TCP port on the loopback interface, for a test's server (the one definition tests use;
-production has its own, ``l2node.node.l1.free_loopback_port``)."""
+"""Free TCP ports on the loopback interface, for tests' servers (the one definition tests use;
+production has its own, ``l2node.node.l1.free_loopback_port``).
+
+Ports are drawn at random from below the kernel's ephemeral range, not asked of the OS with port 0.
+A port the OS hands out is an ephemeral one, and between the test choosing it and its server
+binding it the kernel may give the same port to any outgoing connection or any other port-0 bind
+(the tree's own anvil, a gRPC client's socket): that race failed a clean-clone CI run. Below the
+ephemeral range the kernel assigns nothing by itself, so only another explicit bind can collide."""
 
 from __future__ import annotations
 
+import random
 import socket
+
+_LOW, _HIGH = 20000, 32000  # under Linux's default ip_local_port_range (32768-60999)
+_rng = random.SystemRandom()
 
 
 def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it; another process could still take it)."""
+    """A port nothing listens on right now, outside the range the kernel assigns by itself."""
+    return free_base_port(1)
+
+
+def free_base_port(span: int = 8) -> int:
+    """A base port with `span` free ports after it (a tree's control plane and its workers)."""
+    for _ in range(200):
+        base = _rng.randrange(_LOW, _HIGH - span)
+        if all(_bindable(base + i) for i in range(span)):
+            return base
+    raise RuntimeError(f"no {span} free consecutive ports in [{_LOW}, {_HIGH})")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False

@@ -27,9 +27,9 @@ from l2node.node.l1 import anvil_binary
 from l2node.node.readiness import READY
 from protocol import DEV_PRIVATE_KEYS
 from services.l1 import Deployment, LocalSigner, checksum
-from tests.node.test_up import free_base_port, wait_for
+from tests.node.test_up import wait_for
 from tests.ops.support import OPS, dockerfile, render
-from tests.ports import free_port
+from tests.ports import free_base_port, free_port
 
 L2NODE = [sys.executable, "-m", "l2node.cli"]
 SECRET = "s3cret-api-key"

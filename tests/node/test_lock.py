@@ -19,7 +19,8 @@ from l2node.node.run import EXIT_ALREADY_RUNNING
 from services.runtime._bootstrap import STORAGE_LOCK_WAIT_S
 from supervisor import LockHeld, PidLock
 from tests.conftest import pid_alive
-from tests.node.test_up import L2NODE, free_base_port, wait_for
+from tests.node.test_up import L2NODE, wait_for
+from tests.ports import free_base_port
 from tests.runtime.conftest import Worker
 
 #: A light tree: no anvil (an L1 URL is given, and nothing uses it), one echo worker.

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from l2node.node import logs as node_logs
-from tests.node.test_up import L2NODE, Node, children, cli, free_base_port, wait_for
+from tests.node.test_up import L2NODE, Node, children, cli, wait_for
+from tests.ports import free_base_port
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from services.runtime import exit_reason
-from tests.node.test_up import Node, cli, free_base_port, status, wait_for
+from tests.node.test_up import Node, cli, status, wait_for
+from tests.ports import free_base_port
 
 OPS = pathlib.Path(__file__).resolve().parents[2] / "ops"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

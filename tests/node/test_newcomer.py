@@ -18,7 +18,8 @@ from l2node.node import banner
 from l2node.node.config import DEFAULT_L1_PORT, load
 from protocol import DEV_ACCOUNTS
 from services.l1 import checksum
-from tests.node.test_up import L2NODE, free_base_port
+from tests.node.test_up import L2NODE
+from tests.ports import free_base_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

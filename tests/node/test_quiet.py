@@ -29,8 +29,8 @@ from l2node.node.deploy import (
     deploy_contracts,
 )
 from l2node.node.l1 import anvil_binary
-from tests.node.test_up import L2NODE, cli, free_base_port, wait_for
-from tests.ports import free_port
+from tests.node.test_up import L2NODE, cli, wait_for
+from tests.ports import free_base_port, free_port
 
 #: The issue's bound for an idle node, per node.
 MAX_IDLE_RATE = 2.0

@@ -7,7 +7,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,28 +20,9 @@ from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from protos.l2node.supervisor.v1 import supervisor_pb2_grpc as pb_grpc
 from services.rollups import genesis_snapshot
 from tests.conftest import pid_alive
+from tests.ports import free_base_port
 
 L2NODE = [sys.executable, "-m", "l2node.cli"]
-
-
-def free_base_port(span: int = 8) -> int:
-    """A base port with `span` free ports after it (the control plane and the workers)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + span < 65000 and all(_free(base + i) for i in range(span)):
-            return base
-    raise RuntimeError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def cli(data_dir: pathlib.Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -41,7 +41,7 @@ from services.runtime._config import WorkerConfig
 from services.runtime._tracing import SPAN_FLUSH_TIMEOUT_S
 from supervisor import BRUTAL_KILL, DEFAULT_WORKER_SHUTDOWN_MS, INFINITY
 from tests.l1.anvil import Anvil
-from tests.node.test_up import free_base_port, wait_for
+from tests.node.test_up import wait_for
 from tests.ops.support import (
     KUSTOMIZATIONS,
     NODE_LABELS,
@@ -57,6 +57,7 @@ from tests.ops.support import (
     workloads,
 )
 from tests.ops.test_dockerfile import IMAGE_UID
+from tests.ports import free_base_port
 
 #: Oldest Kubernetes the manifests are for: gRPC probes are GA since 1.27,
 #: PodDisruptionBudget.spec.unhealthyPodEvictionPolicy since 1.31.
