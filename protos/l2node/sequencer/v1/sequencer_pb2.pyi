@@ -134,7 +134,7 @@ class GetAccountResponse(_message.Message):
     def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., nonce: _Optional[int] = ..., block_number: _Optional[int] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("number", "hash", "parent_hash", "timestamp", "state_root", "transactions_root", "message_passer_root", "base_fee", "gas_used", "gas_limit", "transaction_hashes", "l1_origin_number", "l1_origin_hash")
+    __slots__ = ("number", "hash", "parent_hash", "timestamp", "state_root", "transactions_root", "message_passer_root", "base_fee", "gas_used", "gas_limit", "transaction_hashes", "l1_origin_number", "l1_origin_hash", "message_count")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     HASH_FIELD_NUMBER: _ClassVar[int]
     PARENT_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class Block(_message.Message):
     TRANSACTION_HASHES_FIELD_NUMBER: _ClassVar[int]
     L1_ORIGIN_NUMBER_FIELD_NUMBER: _ClassVar[int]
     L1_ORIGIN_HASH_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
     number: int
     hash: str
     parent_hash: str
@@ -161,7 +162,8 @@ class Block(_message.Message):
     transaction_hashes: _containers.RepeatedScalarFieldContainer[str]
     l1_origin_number: int
     l1_origin_hash: str
-    def __init__(self, number: _Optional[int] = ..., hash: _Optional[str] = ..., parent_hash: _Optional[str] = ..., timestamp: _Optional[int] = ..., state_root: _Optional[str] = ..., transactions_root: _Optional[str] = ..., message_passer_root: _Optional[str] = ..., base_fee: _Optional[str] = ..., gas_used: _Optional[int] = ..., gas_limit: _Optional[int] = ..., transaction_hashes: _Optional[_Iterable[str]] = ..., l1_origin_number: _Optional[int] = ..., l1_origin_hash: _Optional[str] = ...) -> None: ...
+    message_count: int
+    def __init__(self, number: _Optional[int] = ..., hash: _Optional[str] = ..., parent_hash: _Optional[str] = ..., timestamp: _Optional[int] = ..., state_root: _Optional[str] = ..., transactions_root: _Optional[str] = ..., message_passer_root: _Optional[str] = ..., base_fee: _Optional[str] = ..., gas_used: _Optional[int] = ..., gas_limit: _Optional[int] = ..., transaction_hashes: _Optional[_Iterable[str]] = ..., l1_origin_number: _Optional[int] = ..., l1_origin_hash: _Optional[str] = ..., message_count: _Optional[int] = ...) -> None: ...
 
 class GetBlockRequest(_message.Message):
     __slots__ = ("number", "latest")
@@ -208,3 +210,47 @@ class GetChainInfoResponse(_message.Message):
     base_fee: str
     genesis_hash: str
     def __init__(self, chain_id: _Optional[int] = ..., unsafe_block: _Optional[int] = ..., safe_block: _Optional[int] = ..., finalized_block: _Optional[int] = ..., base_fee: _Optional[str] = ..., genesis_hash: _Optional[str] = ...) -> None: ...
+
+class L2ToL1Message(_message.Message):
+    __slots__ = ("nonce", "hash", "sender", "target", "value", "gas_limit", "data", "block_number", "block_hash", "tx_hash", "traceparent")
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    GAS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
+    nonce: int
+    hash: str
+    sender: str
+    target: str
+    value: str
+    gas_limit: int
+    data: str
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    traceparent: str
+    def __init__(self, nonce: _Optional[int] = ..., hash: _Optional[str] = ..., sender: _Optional[str] = ..., target: _Optional[str] = ..., value: _Optional[str] = ..., gas_limit: _Optional[int] = ..., data: _Optional[str] = ..., block_number: _Optional[int] = ..., block_hash: _Optional[str] = ..., tx_hash: _Optional[str] = ..., traceparent: _Optional[str] = ...) -> None: ...
+
+class ListMessagesRequest(_message.Message):
+    __slots__ = ("from_nonce", "page_size")
+    FROM_NONCE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    from_nonce: int
+    page_size: int
+    def __init__(self, from_nonce: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListMessagesResponse(_message.Message):
+    __slots__ = ("messages", "message_count", "block_number")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[L2ToL1Message]
+    message_count: int
+    block_number: int
+    def __init__(self, messages: _Optional[_Iterable[_Union[L2ToL1Message, _Mapping]]] = ..., message_count: _Optional[int] = ..., block_number: _Optional[int] = ...) -> None: ...

@@ -69,6 +69,11 @@ class SequencerServiceStub:
                 request_serializer=l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.GetChainInfoRequest.SerializeToString,
                 response_deserializer=l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.GetChainInfoResponse.FromString,
                 _registered_method=True)
+        self.ListMessages = channel.unary_unary(
+                '/l2node.sequencer.v1.SequencerService/ListMessages',
+                request_serializer=l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.ListMessagesRequest.SerializeToString,
+                response_deserializer=l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.ListMessagesResponse.FromString,
+                _registered_method=True)
 
 
 class SequencerServiceServicer:
@@ -119,6 +124,13 @@ class SequencerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMessages(self, request, context):
+        """L2 -> L1 messages (withdrawals) recorded by the sealed chain, by nonce from from_nonce.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SequencerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +168,11 @@ def add_SequencerServiceServicer_to_server(servicer, server):
                     servicer.GetChainInfo,
                     request_deserializer=l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.GetChainInfoRequest.FromString,
                     response_serializer=l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.GetChainInfoResponse.SerializeToString,
+            ),
+            'ListMessages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMessages,
+                    request_deserializer=l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.ListMessagesRequest.FromString,
+                    response_serializer=l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.ListMessagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -347,6 +364,33 @@ class SequencerService:
             '/l2node.sequencer.v1.SequencerService/GetChainInfo',
             l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.GetChainInfoRequest.SerializeToString,
             l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.GetChainInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMessages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/l2node.sequencer.v1.SequencerService/ListMessages',
+            l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.ListMessagesRequest.SerializeToString,
+            l2node_dot_sequencer_dot_v1_dot_sequencer__pb2.ListMessagesResponse.FromString,
             options,
             channel_credentials,
             insecure,
