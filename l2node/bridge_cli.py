@@ -178,9 +178,11 @@ def deposit_line(d: Any) -> str:
 
     status = _word(bpb.DepositStatus, d.status, "DEPOSIT_STATUS_")
     if d.status == bpb.DEPOSIT_STATUS_CREDITED:
-        where = f"in L2 block {d.l2_block} (L2 tx {d.l2_tx_hash or d.deposit_hash})"
+        where = f"in L2 block {d.l2_block}"
     elif d.status == bpb.DEPOSIT_STATUS_REORGED:
         where = f"its L1 block {d.l1_block} left the chain: it never happened"
+    elif d.status == bpb.DEPOSIT_STATUS_CONFIRMED:
+        where = f"L1 block {d.l1_block} is {d.confirmed_at_l1_block - d.l1_block} deep: the sequencer mints it next"
     else:
         where = f"in L1 block {d.l1_block}, credited on L2 once L1 reaches block {d.confirmed_at_l1_block}"
     return f"deposit {d.deposit_hash} {status} {where}: {show_amount(int(d.value or 0))} to {d.to}"
@@ -343,9 +345,11 @@ def cmd_withdrawals(args: argparse.Namespace) -> int:
         if args.hash:
             show(_one_withdrawal(stub, args.hash))
             return 0
+        if not args.address:
+            raise cli.CliError("withdrawals: give a HASH, or --address A for one address's (--follow: everyone's)")
         token, shown = "", 0
         while True:
-            page = cli._rpc(stub.ListWithdrawals, bpb.ListWithdrawalsRequest(address=args.address or "", page_size=500,
+            page = cli._rpc(stub.ListWithdrawals, bpb.ListWithdrawalsRequest(address=args.address, page_size=500,
                                                                              page_token=token))
             for w in page.withdrawals:
                 show(w)
@@ -353,7 +357,7 @@ def cmd_withdrawals(args: argparse.Namespace) -> int:
             if not (token := page.next_page_token):
                 break
     if not shown and not args.json:
-        print("no withdrawals" + (f" of {args.address}" if args.address else ""))
+        print(f"no withdrawals of {args.address}")
     return 0
 
 
