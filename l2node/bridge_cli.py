@@ -196,7 +196,7 @@ def _follow_deposit(stub: Any, first: Any, deadline: float, timeout_s: float) ->
     last = [first.status]  # a cell: the timeout's message says the latest
     request = bpb.SubscribeEventsRequest(from_sequence=0, hash=first.deposit_hash)
     for d in _events(stub, request, deadline, lambda: f"deposit {first.deposit_hash} to be credited; it is "
-                     + _word(bpb.DepositStatus, last[0], "DEPOSIT_STATUS_"), kind="deposit"):
+                     + _word(bpb.DepositStatus, last[0], "DEPOSIT_STATUS_"), kind="deposit", timeout_s=timeout_s):
         if d.status != last[0]:
             last[0] = d.status
             print(deposit_line(d), flush=True)
@@ -216,7 +216,8 @@ def _print_l2_balance(data_dir: pathlib.Path | None, address: str) -> None:
     print(f"L2 balance of {address}: {show_amount(int(a.balance))} at L2 block {a.block_number}", flush=True)
 
 
-def _events(stub: Any, request: Any, deadline: float, waiting_for: Callable[[], str], kind: str) -> Iterator[Any]:
+def _events(stub: Any, request: Any, deadline: float, waiting_for: Callable[[], str], kind: str,
+            timeout_s: float) -> Iterator[Any]:
     """The ``kind`` ("deposit" / "withdrawal") items of SubscribeEvents until ``deadline``;
     CliError then, saying what it waited for and where it stands (``waiting_for``)."""
     remaining = deadline - time.monotonic()
@@ -226,7 +227,7 @@ def _events(stub: Any, request: Any, deadline: float, waiting_for: Callable[[], 
                 yield getattr(item, kind)
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise cli.CliError(f"timed out waiting for {waiting_for()}") from None
+            raise cli.CliError(f"timed out after {timeout_s:g}s waiting for {waiting_for()}") from None
         raise cli.CliError(f"{exc.code().name}: {exc.details()}") from None
     raise cli.CliError(f"the bridge ended the stream while waiting for {waiting_for()}")
 
@@ -305,7 +306,7 @@ def _follow_withdrawal(stub: Any, l2_tx_hash: str, until: str, deadline: float, 
     shown = ""
     request = bpb.SubscribeEventsRequest(from_sequence=0, hash=l2_tx_hash)
     for w in _events(stub, request, deadline, lambda: f"L2 tx {l2_tx_hash} to be {until.upper()}; it is {last[0]}",
-                     kind="withdrawal"):
+                     kind="withdrawal", timeout_s=timeout_s):
         _span("l2.withdrawal.hash", w.withdrawal_hash)
         line = withdrawal_line(w)
         last[0] = _word(bpb.WithdrawalStatus, w.status, "WITHDRAWAL_STATUS_")
