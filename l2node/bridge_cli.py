@@ -182,7 +182,7 @@ def deposit_line(d: Any) -> str:
     elif d.status == bpb.DEPOSIT_STATUS_REORGED:
         where = f"its L1 block {d.l1_block} left the chain: it never happened"
     elif d.status == bpb.DEPOSIT_STATUS_CONFIRMED:
-        where = f"L1 block {d.l1_block} is {d.confirmed_at_l1_block - d.l1_block} deep: the sequencer mints it next"
+        where = f"L1 block {d.l1_block} is {d.confirmed_at_l1_block - d.l1_block} deep, the sequencer mints it next"
     else:
         where = f"in L1 block {d.l1_block}, credited on L2 once L1 reaches block {d.confirmed_at_l1_block}"
     return f"deposit {d.deposit_hash} {status} {where}: {show_amount(int(d.value or 0))} to {d.to}"
