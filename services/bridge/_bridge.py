@@ -145,7 +145,7 @@ class Bridge:
             new = await tracker.read_messages()
             still_open = await tracker.progress()
             if self._relayer is not None:
-                tracker.hand_to_relayer(self._serves)
+                await tracker.hand_to_relayer(self._serves)
             return new + still_open
 
         await self._loop("withdrawal tracker", round_)
@@ -180,6 +180,16 @@ class Bridge:
                 self._log.warning("relayer: %s: %s (tried again later)", type(exc).__name__, exc)
                 tracker.retry_later(item)
                 await asyncio.sleep(self.settings.poll_interval_s)
+            except Exception:
+                # Not an outage (a revert the relayer did not expect...): logged, and tried again at a
+                # later round rather than crash the loop and lose the rest of the queue.
+                self._log.exception("relayer failed on 0x%s", _hash_of(item).hex())
+                tracker.retry_later(item)
+                await asyncio.sleep(self.settings.poll_interval_s)
+
+
+def _hash_of(item: WithdrawalProof | WithdrawalRecord) -> bytes:
+    return item.withdrawal.withdrawal_hash if isinstance(item, WithdrawalProof) else item.withdrawal_hash
 
 
 def withdrawals_served(settings: BridgeSettings) -> Callable[[WithdrawalRecord], bool]:

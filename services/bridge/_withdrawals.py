@@ -235,7 +235,7 @@ class Withdrawals:
         self._write(changed)
         return len(open_)
 
-    def hand_to_relayer(self, serves: Callable[[WithdrawalRecord], bool]) -> None:
+    async def hand_to_relayer(self, serves: Callable[[WithdrawalRecord], bool]) -> None:
         """Queue the served withdrawals the relayer has work on: a proof (IN_OUTPUT, proven by
         nobody) or a finalize (READY); each once per run and state (the relayer is idempotent)."""
         assert self.proofs is not None
@@ -253,10 +253,13 @@ class Withdrawals:
             output = self.outputs.get(record.output_index) if record.output_index is not None else None
             if output is None:
                 continue
+            block = await self.proofs.block_of(output)
+            if block is None:
+                continue  # the output no longer matches (invalidated meanwhile): chosen again next round
             try:
-                proof = self._build(record, output)
+                proof = self.proofs.build(record, output, block)
             except DomainError as exc:
-                self._log.info("no proof yet for 0x%s: %s", record.withdrawal_hash.hex(), exc.message)
+                self._log.debug("no proof yet for 0x%s: %s", record.withdrawal_hash.hex(), exc.message)
                 continue
             self._handed.add(key)
             self.relay_queue.put_nowait(proof)
@@ -266,13 +269,6 @@ class Withdrawals:
         record = item.withdrawal if isinstance(item, WithdrawalProof) else item
         action = "prove" if isinstance(item, WithdrawalProof) else "finalize"
         self._handed.discard((record.withdrawal_hash, action, record.output_index))
-
-    def _build(self, record: WithdrawalRecord, output: Output) -> WithdrawalProof:
-        assert self.proofs is not None
-        block = self.proofs.cached_block(output)
-        if block is None:
-            raise DomainError(f"output {output.index} not matched yet", reason="NO_OUTPUT_YET")
-        return self.proofs.build(record, output, block)
 
     def _write(self, records: Iterable[WithdrawalRecord]) -> None:
         for record in self._store.put(records):
