@@ -95,7 +95,7 @@ class Cluster:
         self._bridge_port = free_port()
         self.bridge = self.start_bridge()
 
-    def start_rollups(self, **settings: Any) -> None:
+    def start_rollups(self, definition: str = "services.rollups:WORKER", **settings: Any) -> None:
         """The rollups worker (proposer and challenger: dev keys 8 and 9), on its fixed port."""
         if self.rollups is not None:
             self.rollups.stop()
@@ -103,7 +103,7 @@ class Cluster:
         keys.mkdir(exist_ok=True)
         (keys / "proposer.key").write_text(DEVNET_PROPOSER_KEY)
         (keys / "challenger.key").write_text(DEVNET_CHALLENGER_KEY)
-        self.rollups = worker(self.tmp_path, "services.rollups:WORKER", "rollups", {
+        self.rollups = worker(self.tmp_path, definition, "rollups", {
             "poll_interval_s": 0.2, "confirmation_depth": 1, "output_interval_blocks": 3, "output_interval_s": 1.0,
             "proposer_key_file": str(keys / "proposer.key"), "challenger_key_file": str(keys / "challenger.key"),
             "l1": {"rpc": self.l1.url, "contracts": str(self.contracts)}, **settings}, self.env,

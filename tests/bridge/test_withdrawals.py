@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,8 @@ from eth_account import Account
 from l2node.node.deploy import RollupParams
 from protocol import DEFAULT_CHAIN_ID, MESSAGE_PASSER, WithdrawalMessage, encode_withdrawal_call
 from protos.l2node.bridge.v1 import bridge_pb2 as bpb
+from protos.l2node.rollups.v1 import rollups_pb2 as rpb
+from protos.l2node.rollups.v1 import rollups_pb2_grpc as rpb_grpc
 from protos.l2node.sequencer.v1 import sequencer_pb2 as spb
 from services.bridge import withdrawal_tuple
 from services.l1 import L1Client, keccak
@@ -27,6 +30,7 @@ from services.rollups._contracts import Registry
 from tests.bridge._cluster import Cluster, wait_for, withdrawal_status
 from tests.bridge.test_deposits import refused
 from tests.l1.anvil import DEV_ADDRESSES, DEV_KEYS, Anvil
+from tests.sequencer.test_service import sign
 
 GWEI = 10**9
 ALICE_KEY, ALICE, CAROL = DEV_KEYS[2], DEV_ADDRESSES[2], DEV_ADDRESSES[3]
@@ -166,3 +170,28 @@ def output_root_on_l1(c: Cluster, index: int) -> bytes:
             return (await Registry(l1, c.addresses["OutputRegistry"]).output(index)).output_root
 
     return asyncio.run(read())
+
+
+def test_an_output_that_is_not_this_nodes_chain_is_never_proven_against(cluster: Cluster) -> None:
+    c = cluster
+    l2_tx = withdraw(c, ALICE_KEY, 0, 1, TARGET)
+    w = wait_for("the withdrawal", lambda: c.stub.GetWithdrawal(bpb.GetWithdrawalRequest(l2_tx_hash=l2_tx),
+                                                                timeout=5).withdrawal)
+    # A faulty proposer: output 1 (which covers the withdrawal) has a wrong state root; nobody challenges it.
+    c.start_rollups("tests.workers.faulty_rollups:WORKER", faulty_output=1, challenge=False)
+    assert c.rollups is not None
+    outputs = rpb_grpc.RollupsServiceStub(c.rollups.channel)
+    for n in range(12):  # more L2 blocks, for a second output
+        c.seq.SendRawTransaction(spb.SendRawTransactionRequest(raw_transaction=sign(DEV_KEYS[1], n, CAROL, 1)),
+                                 timeout=10)
+        time.sleep(0.1)
+    wait_for("outputs 1 and 2", lambda: len(outputs.ListOutputs(rpb.ListOutputsRequest(), timeout=10).outputs) >= 3,
+             timeout=90)
+    assert outputs.GetOutput(rpb.GetOutputRequest(index=1), timeout=10).output.l2_block >= w.l2_block
+    w = wait_for("the withdrawal IN_OUTPUT", lambda: status_is(c, w.withdrawal_hash, "IN_OUTPUT"), timeout=60)
+    assert w.output_index >= 2  # never the faulty output 1
+    assert refused(c.stub.GetWithdrawalProof, bpb.GetWithdrawalProofRequest(
+        withdrawal_hash=w.withdrawal_hash, output_index=1)) == (grpc.StatusCode.FAILED_PRECONDITION, "OUTPUT_MISMATCH")
+    proof = c.stub.GetWithdrawalProof(bpb.GetWithdrawalProofRequest(withdrawal_hash=w.withdrawal_hash), timeout=10)
+    assert proof.output_index == w.output_index
+    assert int(c.send(CAROL, b(proof.portal), b(proof.prove_calldata))["status"], 16) == 1
