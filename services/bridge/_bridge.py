@@ -32,6 +32,8 @@ ChannelFn = Callable[[str], grpc.aio.Channel]
 _RESUME_AT: Final = "l1_resume_block"
 #: What a loop waits out (a neighbour or L1 down, a breaker open) rather than crash on.
 _TRANSIENT: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded, *OUTAGE)
+#: A relay action its call did not settle is handed again after this long.
+_RELAY_AGAIN_S: Final = 5.0
 #: An idle loop backs off to this.
 _IDLE_POLL_S: Final = 2.0
 
@@ -173,9 +175,15 @@ class Bridge:
             item = await tracker.relay_queue.get()
             try:
                 if isinstance(item, WithdrawalProof):
-                    await relayer.prove(item)
+                    outcome = await relayer.prove(item)
                 else:
-                    await relayer.finalize(item)
+                    outcome = await relayer.finalize(item)
+                state = getattr(outcome, "state", None)
+                if state is not None and str(state) != "confirmed":
+                    # Reverted, dropped or still open: asked again later (the relayer decides whether
+                    # to send anything; by then the record has often moved on: proven or finalized by
+                    # someone else).
+                    tracker.retry_later(item, _RELAY_AGAIN_S)
             except _TRANSIENT as exc:
                 self._log.warning("relayer: %s: %s (tried again later)", type(exc).__name__, exc)
                 tracker.retry_later(item)

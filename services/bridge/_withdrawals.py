@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
@@ -84,8 +86,9 @@ class Withdrawals:
         self._settled = 0
         #: Portal events for a withdrawal whose message is not read yet (catching up after a restart).
         self._early: dict[bytes, list[tuple[Log, bool]]] = {}
-        #: What this run already handed the relayer: (hash, action, output index).
-        self._handed: set[tuple[bytes, str, int | None]] = set()
+        #: What this run handed the relayer, (hash, action, output index) -> when it may be handed
+        #: again (inf: never; the relayer settled it, or the record moves on to another key).
+        self._handed: dict[tuple[bytes, str, int | None], float] = {}
         self.relay_queue: asyncio.Queue[WithdrawalProof | WithdrawalRecord] = asyncio.Queue()
 
     @property
@@ -244,10 +247,10 @@ class Withdrawals:
                 continue
             action = "prove" if record.status == WithdrawalStatus.IN_OUTPUT else "finalize"
             key = (record.withdrawal_hash, action, record.output_index)
-            if key in self._handed:
+            if self._handed.get(key, 0.0) > time.monotonic():
                 continue
             if action == "finalize":
-                self._handed.add(key)
+                self._handed[key] = math.inf
                 self.relay_queue.put_nowait(record)
                 continue
             output = self.outputs.get(record.output_index) if record.output_index is not None else None
@@ -261,14 +264,14 @@ class Withdrawals:
             except DomainError as exc:
                 self._log.debug("no proof yet for 0x%s: %s", record.withdrawal_hash.hex(), exc.message)
                 continue
-            self._handed.add(key)
+            self._handed[key] = math.inf
             self.relay_queue.put_nowait(proof)
 
-    def retry_later(self, item: WithdrawalProof | WithdrawalRecord) -> None:
-        """The relayer could not act on ``item`` now (L1 down): hand it again at the next round."""
+    def retry_later(self, item: WithdrawalProof | WithdrawalRecord, after_s: float = 0.0) -> None:
+        """The relayer did not settle ``item`` (L1 down, a revert): hand it again, not before ``after_s``."""
         record = item.withdrawal if isinstance(item, WithdrawalProof) else item
         action = "prove" if isinstance(item, WithdrawalProof) else "finalize"
-        self._handed.discard((record.withdrawal_hash, action, record.output_index))
+        self._handed[(record.withdrawal_hash, action, record.output_index)] = time.monotonic() + after_s
 
     def _write(self, records: Iterable[WithdrawalRecord]) -> None:
         for record in self._store.put(records):
