@@ -203,11 +203,11 @@ class Outbox:
 
     def __init__(self, l1: L1Client, signer: LocalSigner, db_path: Path, done: DoneCheck, *,
                  config: SenderConfig | None = None, logger: logging.Logger | None = None,
-                 checkpoint: Callable[[str], None] = _no_checkpoint) -> None:
+                 checkpoint: Callable[[str], None] | None = None) -> None:
         self.l1, self.signer, self.done = l1, signer, done
         self.config: Final = config or SenderConfig()
         self.log = logger or logging.getLogger("l2node.bridge.relayer")
-        self.checkpoint = checkpoint
+        self.checkpoint = checkpoint or _no_checkpoint
         self.rebroadcasts = 0
         self._chain_id: int | None = None
         self._lock = asyncio.Lock()  # one writer of nonces and intents at a time
