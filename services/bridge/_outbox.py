@@ -320,7 +320,8 @@ class Outbox:
         if intent.state is IntentState.OPEN and ask_done and await self.done(intent):
             return await self._cancel(intent)
         newest = intent.versions[-1]
-        if time.time() - newest.created >= self.config.replace_after_s:
+        # Stuck: bumped, but not at a resume, which sends the stored bytes first as they are.
+        if not ask_done and time.time() - newest.created >= self.config.replace_after_s:
             if intent.state is IntentState.OPEN and await self.done(intent):
                 return await self._cancel(intent)
             return await self._bump(intent)

@@ -55,6 +55,7 @@ MAX_ATTEMPTS: Final = 3
 SETTLE_TIMEOUT_S: Final = 120.0
 _FIRST_POLL_S: Final = 0.005  # anvil mines within a few ms of the send
 _MAX_POLL_S: Final = 0.5
+_MAX_RESUME_POLL_S: Final = 2.0  # at start, while L1 is down: the breaker's reset time is the pace anyway
 
 #: What a relayer call answers: the action's intent (its L1 transaction), or None (nothing to do).
 RelayStatistics = OutboxStatistics
@@ -97,9 +98,10 @@ class Relayer:
                     intents = await self.outbox.resume()
                 break
             except OUTAGE as exc:
-                self.log.warning("relayer: L1 unreachable at start, waiting: %s: %s", type(exc).__name__, exc)
+                if delay == _FIRST_POLL_S:  # once per outage, not once per poll
+                    self.log.warning("relayer: L1 unreachable at start, waiting: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_POLL_S)
+                delay = min(delay * 2, _MAX_RESUME_POLL_S)
         if intents:
             self.log.info("relayer resumed", extra={"open": len(intents)})
         for intent in intents:
