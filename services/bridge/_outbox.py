@@ -203,11 +203,11 @@ class Outbox:
 
     def __init__(self, l1: L1Client, signer: LocalSigner, db_path: Path, done: DoneCheck, *,
                  config: SenderConfig | None = None, logger: logging.Logger | None = None,
-                 checkpoint: Callable[[str], None] = _no_checkpoint) -> None:
+                 checkpoint: Callable[[str], None] | None = None) -> None:
         self.l1, self.signer, self.done = l1, signer, done
         self.config: Final = config or SenderConfig()
         self.log = logger or logging.getLogger("l2node.bridge.relayer")
-        self.checkpoint = checkpoint
+        self.checkpoint = checkpoint or _no_checkpoint
         self.rebroadcasts = 0
         self._chain_id: int | None = None
         self._lock = asyncio.Lock()  # one writer of nonces and intents at a time
@@ -320,7 +320,8 @@ class Outbox:
         if intent.state is IntentState.OPEN and ask_done and await self.done(intent):
             return await self._cancel(intent)
         newest = intent.versions[-1]
-        if time.time() - newest.created >= self.config.replace_after_s:
+        # Stuck: bumped, but not at a resume, which sends the stored bytes first as they are.
+        if not ask_done and time.time() - newest.created >= self.config.replace_after_s:
             if intent.state is IntentState.OPEN and await self.done(intent):
                 return await self._cancel(intent)
             return await self._bump(intent)
