@@ -136,6 +136,7 @@ def test_deposit_then_withdraw_part_of_it_round_trip_from_the_cli(tree: Tree, tm
 
     # L1: the target got exactly the value (the relayer paid the gas); L2: the value and the fee left.
     assert tree.l1_balance(user) == ETHER // 4
+    assert f"l1 balance of {user}: 0 eth (0 wei) -> 0.25 eth ({ETHER // 4} wei)" in out.lower(), out
     left = tree.l2_balance(user)
     assert left < ETHER - ETHER // 4 and ETHER - left - ETHER // 4 < 10**15  # the L2 fee, well under 0.001 ETH
 
