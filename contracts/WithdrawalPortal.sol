@@ -31,12 +31,13 @@ import {StateProofs} from "./StateProofs.sol";
 ///      W8  finalize(w, prover): `prover` proved w; block.timestamp >= provenAt +
 ///          proofMaturityDelay (exactly then passes); the proven output is FINALIZED (statuses are
 ///          terminal: a finalized output can never be invalidated) and its root is still the
-///          proven one; state NONE.
+///          proven one (its high 128 bits, kept with the proof); state NONE.
 ///      W9  No finalize, retry or refund inside a withdrawal's target call (a transient lock that
 ///          is also l2Sender): re-entry can neither finalize the same withdrawal twice nor another.
 ///      W10 The target call gets at least gasLimit gas: the transaction reverts InsufficientGas
 ///          unless gasleft() is enough for that (Optimism's SafeCall.hasMinGas: 63/64 rule plus a
 ///          40,000 gas CALL overhead), so a finalizer cannot make the call fail by starving it.
+///          A gasLimit of 2**64 or more (beyond any block) is never called.
 ///      W11 The state is written before the call (checks, effects, interaction). The call's
 ///          outcome decides it: SUCCEEDED, or FAILED with the value kept here, earmarked.
 ///      W12 retry(w): state FAILED; anyone; same gas rule and lock; success -> SUCCEEDED, failure
