@@ -33,20 +33,11 @@ from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from services.l1 import Artifact, Contract
 from tests.l1.anvil import Anvil
 from tests.ports import free_port
+from tests.sequencer.test_batcher import l1 as l1  # an anvil of its own
 from tests.sequencer.test_service import DEV_KEYS, ROOT, sign
 
 ETHER = 10**18
 DEPTH = 3
-
-
-@pytest.fixture
-def l1() -> Iterator[Anvil]:
-    anvil = Anvil()
-    anvil.start()
-    try:
-        yield anvil
-    finally:
-        anvil.stop()
 
 
 class L1Deposit(NamedTuple):
