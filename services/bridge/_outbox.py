@@ -44,8 +44,9 @@ intent that is still open, and an open intent is re-sent until its nonce is cons
    the portal's events, not the outbox, for what is proven and finalized.
 
 Fault points (``checkpoint``): ``sign`` (before signing and storing), ``stored`` (stored, not
-sent), ``broadcast`` (sent, no receipt read) and ``receipt`` (receipt read, not recorded). The
-kill -9 tests (tests/bridge/relay_driver.py) stop the process at each.
+sent), ``broadcast`` (sent, no receipt read), ``receipt`` (receipt read, not recorded) and
+``bumped`` (a new version stored, not sent). The kill -9 tests (tests/bridge/relay_driver.py)
+stop the process at each.
 """
 
 from __future__ import annotations
@@ -371,6 +372,7 @@ class Outbox:
                        (intent.state, *intent.key, intent.attempt))
             self._insert_version(db, intent, len(intent.versions), version)
         intent = replace(intent, versions=(*intent.versions, version))
+        self.checkpoint("bumped")
         await self._send(intent, version)
         return intent
 

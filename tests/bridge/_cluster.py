@@ -71,7 +71,8 @@ class Cluster:
     """Contracts on ``l1``, a sequencer, maybe a rollups worker, and the bridge."""
 
     def __init__(self, tmp_path: pathlib.Path, l1: Anvil, params: RollupParams | None = None,
-                 rollups: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
+                 rollups: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 bridge: dict[str, Any] | None = None) -> None:
         self.tmp_path, self.l1, self.env = tmp_path, l1, env
         asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path, params=params))
         self.contracts = tmp_path / "l1" / "contracts.json"
@@ -91,7 +92,8 @@ class Cluster:
             self.start_rollups(**rollups)
         self.bridge_settings: dict[str, Any] = {
             "l1": {"rpc": l1.url, "contracts": str(self.contracts)}, "sequencer": self.sequencer.address,
-            "rollups": f"127.0.0.1:{self._rollups_port}", "confirmation_depth": DEPTH, "poll_interval_s": 0.1}
+            "rollups": f"127.0.0.1:{self._rollups_port}", "confirmation_depth": DEPTH, "poll_interval_s": 0.1,
+            **(bridge or {})}
         self._bridge_port = free_port()
         self.bridge = self.start_bridge()
 

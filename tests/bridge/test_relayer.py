@@ -129,6 +129,30 @@ async def test_prove_then_finalize_once_each_in_the_withdrawals_trace(
     await relayer.aclose()
 
 
+async def test_a_proof_voided_by_its_outputs_invalidation_is_made_again_on_another_output(
+        l1: L1Client, chain: Anvil, bridge: Bridge, tmp_path: pathlib.Path) -> None:
+    m = message(bridge, 0)
+    relayer = relayer_for(l1, bridge, tmp_path / "bridge.db")
+    record = record_of(m)
+    lie = await bridge.propose([m], ERIN)
+    before = sent(chain)
+    first = await relayer.prove(proof_of(record, lie))
+    assert first is not None and first.state is IntentState.CONFIRMED
+    await bridge.invalidate(lie)  # a challenger wins: the proof against it is void
+    honest = await bridge.propose([m], ERIN)
+    assert honest.index != lie.index
+    second = await relayer.prove(proof_of(record, honest))  # what the bridge hands after the invalidation
+    assert second is not None and second.state is IntentState.CONFIRMED and second.attempt == first.attempt + 1
+    (index, _, _) = await bridge.read("provenWithdrawal", m.hash(), RELAYER.address)
+    assert index == honest.index and sent(chain) == before + 2
+    assert await relayer.prove(proof_of(record, honest)) == second  # and no third
+    await mature(bridge, honest, RELAYER.address, m)
+    finalized = await relayer.finalize(record)
+    assert finalized is not None and finalized.state is IntentState.CONFIRMED
+    assert await bridge.state(m) == SUCCEEDED and sent(chain) == before + 3
+    await relayer.aclose()
+
+
 async def test_finalize_uses_another_provers_proof(l1: L1Client, chain: Anvil, bridge: Bridge,
                                                    tmp_path: pathlib.Path) -> None:
     m = message(bridge, 0)
