@@ -125,8 +125,8 @@ def _statuses(output: str, kind: str) -> list[str]:
 
 async def test_deposit_then_withdraw_part_of_it_round_trip_from_the_cli(tree: Tree, tmp_path: pathlib.Path,
                                                                       collector: Collector) -> None:
-    def run(*args: str, timeout: float = 60) -> Any:
-        return asyncio.to_thread(tree.cli, *args, timeout=timeout)
+    def run(*args: str, timeout: float = 60, check: bool = True) -> Any:
+        return asyncio.to_thread(tree.cli, *args, timeout=timeout, check=check)
 
     async def l2_balance(address: str) -> int:
         return await asyncio.to_thread(tree.l2_balance, address)
@@ -148,9 +148,18 @@ async def test_deposit_then_withdraw_part_of_it_round_trip_from_the_cli(tree: Tr
     assert f"l2 balance of {user}: 1 eth ({ETHER} wei)" in out.lower(), out
     assert await l2_balance(user) == ETHER
 
-    # Withdraw a quarter to the same address on L1, signed by the new key; the relayer proves and finalizes.
-    withdraw = await run("withdraw", "--key-file", str(key_file), "--value", "0.25ether", "--wait", "finalized",
-                         "--timeout", str(WITHDRAW_TIMEOUT_S), timeout=WITHDRAW_TIMEOUT_S + 30)
+    # Withdraw a quarter to the same address on L1, signed by the new key; the relayer proves and
+    # finalizes. Meanwhile (the same outputs and windows), dev account 6 withdraws to a contract that
+    # takes no ETH (the BatchInbox): its target call fails, the command exits 1 and says what is left.
+    inbox = json.loads((tree.data_dir / "l1" / "contracts.json").read_text())["contracts"]["BatchInbox"]
+    wait = ("--wait", "finalized", "--timeout", str(WITHDRAW_TIMEOUT_S))
+    withdraw, failed = await asyncio.gather(
+        run("withdraw", "--key-file", str(key_file), "--value", "0.25ether", *wait, timeout=WITHDRAW_TIMEOUT_S + 30),
+        run("withdraw", "--dev", "6", "--value", "5gwei", "--to", inbox, *wait, timeout=WITHDRAW_TIMEOUT_S + 30,
+            check=False))
+    assert failed.returncode == 1 and _statuses(failed.stdout, "withdrawal")[-1] == "FINALIZED", failed
+    assert "target call FAILED" in failed.stdout and "value waits in DepositPortal" in failed.stdout
+    assert "retryWithdrawal" in failed.stdout and "refundWithdrawal" in failed.stdout
     out = withdraw.stdout
     assert f"withdraw 0.25 ETH ({ETHER // 4} wei) to {user} on L1" in out, out
     assert f"waiting up to {WITHDRAW_TIMEOUT_S}s for the withdrawal of L2 tx 0x" in out
