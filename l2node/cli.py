@@ -707,6 +707,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int, nargs="?", default=None)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(fn=cmd_disputes)
+    from l2node import bridge_cli  # imports this module: registered here, not at import time
+
+    bridge_cli.register(sub, data_dir)
     return ap
 
 
@@ -721,5 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m l2node.cli`: run the module bridge_cli imports, not a second copy
+    from l2node.cli import main as _main
+
+    sys.exit(_main())

@@ -38,6 +38,8 @@ DEVNET_BATCHER: Final = DEV_ACCOUNTS[1]
 #: The devnet rollups roles: anvil's dev accounts 8 and 9 (tests use the low ones on L1).
 DEVNET_PROPOSER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[8].hex()
 DEVNET_CHALLENGER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[9].hex()
+#: The devnet bridge relayer (proves and finalizes withdrawals): anvil's dev account 7.
+DEVNET_RELAYER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[7].hex()
 
 CONTRACTS_FILE: Final = "contracts.json"
 _DEPLOY_TIMEOUT_S: Final = 60.0  # anvil mines at once; a slow L1 takes a few blocks

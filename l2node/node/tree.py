@@ -4,6 +4,7 @@
     ├── zygote       forks every other process; first, so that it is up before them
     ├── l1           local anvil, unless an external L1 RPC is configured
     └── <workers>    one gRPC worker process per service, each on its fixed port
+                     (sequencer, rollups, bridge, then the config's extra workers)
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import socket
 from typing import Any
 
 from l2node.node.config import BUILTIN_WORKERS, NodeConfig, WorkerEntry
-from l2node.node.deploy import DEVNET_BATCHER_KEY, DEVNET_CHALLENGER_KEY, DEVNET_PROPOSER_KEY, contracts_path
+from l2node.node.deploy import (
+    DEVNET_BATCHER_KEY,
+    DEVNET_CHALLENGER_KEY,
+    DEVNET_PROPOSER_KEY,
+    DEVNET_RELAYER_KEY,
+    contracts_path,
+)
 from l2node.node.l1 import anvil_child, free_loopback_port
 from services.runtime import MONITOR_PRELOAD, ZYGOTE_PRELOAD
 from supervisor import ChildSpec, SupervisorFlags, SupervisorSpec, Zygote, forked
@@ -29,6 +36,14 @@ WORKER_ENTRY = "services.runtime:zygote_entry"
 KEYS_OF: dict[str, tuple[str, ...]] = {
     "sequencer": ("batcher_key_file",),
     "rollups": ("proposer_key_file", "challenger_key_file"),
+    "bridge": ("relayer_key_file",),
+}
+#: Which other built-in services' gRPC addresses a service is given, as settings of the same name:
+#: the rollups proposer cross-checks outputs with this tree's sequencer; the bridge follows the
+#: sequencer's messages and deposits' credits and the rollups' outputs.
+PEERS_OF: dict[str, tuple[str, ...]] = {
+    "rollups": ("sequencer",),
+    "bridge": ("sequencer", "rollups"),
 }
 
 
@@ -36,10 +51,10 @@ def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int, l1: dict[str
                    ) -> dict[str, Any]:
     """What the zygote's child gets; built-in services also get ``settings["l1"]`` (with their keys)."""
     settings = dict(entry.settings)
-    if entry.id == "rollups":  # its proposer cross-checks outputs with this tree's sequencer
-        sequencer = next((cfg.worker_address(i) for i, w in enumerate(cfg.workers) if w.id == "sequencer"), None)
-        if sequencer is not None:
-            settings.setdefault("sequencer", sequencer)
+    addresses = {w.id: cfg.worker_address(i) for i, w in enumerate(cfg.workers)}
+    for peer in PEERS_OF.get(entry.id, ()):
+        if peer in addresses:  # a disabled peer: the service's own setting (or its absence) stands
+            settings.setdefault(peer, addresses[peer])
     if l1 is not None and entry.id in BUILTIN_WORKERS:
         own = {k: v for k, v in l1.items() if not k.endswith("_key_file") or k in KEYS_OF.get(entry.id, ())}
         settings["l1"] = {**own, **settings.get("l1", {})}
@@ -65,11 +80,13 @@ def worker_child(cfg: NodeConfig, zygote: Zygote, entry: WorkerEntry, index: int
 
 def l1_settings(cfg: NodeConfig, rpc: str) -> dict[str, str]:
     """How services reach L1: its URL, the contracts file, and the key files of the roles that
-    send L1 transactions (batcher, proposer, challenger)."""
+    send L1 transactions (batcher, proposer, challenger, relayer)."""
     if cfg.l1_rpc is not None:
         return {"rpc": rpc, "contracts": cfg.l1_contracts, "batcher_key_file": cfg.batcher_key_file,
-                "proposer_key_file": cfg.proposer_key_file, "challenger_key_file": cfg.challenger_key_file}
-    keys = {"batcher": DEVNET_BATCHER_KEY, "proposer": DEVNET_PROPOSER_KEY, "challenger": DEVNET_CHALLENGER_KEY}
+                "proposer_key_file": cfg.proposer_key_file, "challenger_key_file": cfg.challenger_key_file,
+                "relayer_key_file": cfg.relayer_key_file}
+    keys = {"batcher": DEVNET_BATCHER_KEY, "proposer": DEVNET_PROPOSER_KEY, "challenger": DEVNET_CHALLENGER_KEY,
+            "relayer": DEVNET_RELAYER_KEY}
     settings = {"rpc": rpc, "contracts": str(contracts_path(cfg.data_dir))}
     for role, key in keys.items():  # the devnet's: anvil dev accounts, written once, owner-only
         key_file = cfg.data_dir / "l1" / f"{role}.key"

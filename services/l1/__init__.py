@@ -31,17 +31,19 @@ from services.l1._errors import (
     TransactionDropped,
     classify,
 )
-from services.l1._fees import Fees
+from services.l1._fees import Fees, bumped
 from services.l1._follower import OUTAGE, FollowerUpdate, Heads, LogFollower, Status
 from services.l1._pacing import Activity, Pacer
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
 from services.l1._rlp import rlp_bytes, rlp_int, rlp_list
-from services.l1._sender import PendingTx, TxSender
+from services.l1._sender import ALREADY_KNOWN, NONCE_TOO_LOW, PendingTx, TxSender, current_fees
 from services.l1._signer import AccessList, LocalSigner, SignedTransaction, UnsignedTransaction, sign_transaction
 
 __all__ = [
+    "ALREADY_KNOWN",
     "DEFAULT_TARGET",
     "GWEI",
+    "NONCE_TOO_LOW",
     "OUTAGE",
     "POLICY",
     "AccessList",
@@ -82,8 +84,10 @@ __all__ = [
     "UnsignedTransaction",
     "address",
     "artifacts_dir",
+    "bumped",
     "checksum",
     "classify",
+    "current_fees",
     "keccak",
     "needed_files",
     "policy_config",

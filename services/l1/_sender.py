@@ -25,8 +25,10 @@ from services.runtime import BreakerOpen, DeadlineExceeded, quiet
 _log = logging.getLogger("l2node.l1")
 
 _MAX_TRACKED: Final = 256  # pending transactions remembered for replacement; the oldest go first
-_ALREADY_KNOWN: Final = ("already known", "already imported", "known transaction")
-_NONCE_TOO_LOW: Final = ("nonce too low", "nonce has already been used")
+#: What nodes answer eth_sendRawTransaction with when they have the very transaction already...
+ALREADY_KNOWN: Final = ("already known", "already imported", "known transaction")
+#: ...and when its nonce is used (by it, by another version of it, or by another transaction).
+NONCE_TOO_LOW: Final = ("nonce too low", "nonce has already been used")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,13 +176,7 @@ class TxSender:
         return await self._l1.get_transaction_count(self.address, "pending")
 
     async def _market_fees(self) -> Fees:
-        head = await self._l1.get_block("latest")
-        base_fee = head.base_fee if head is not None and head.base_fee is not None else 0
-        try:
-            tip = await self._l1.max_priority_fee()
-        except RpcError:  # a node without eth_maxPriorityFeePerGas
-            tip = self.config.default_priority_fee_wei
-        return market_fees(base_fee, tip, self.config)
+        return await current_fees(self._l1, self.config)
 
     def _sign(self, nonce: int, to: bytes | None, data: bytes, value: int, gas: int, fees: Fees) -> SignedTransaction:
         return self._signer.sign(UnsignedTransaction(
@@ -193,9 +189,9 @@ class TxSender:
             await self._l1.send_raw_transaction(signed.raw)
             return True
         except RpcError as exc:
-            if exc.mentions(*_ALREADY_KNOWN):
+            if exc.mentions(*ALREADY_KNOWN):
                 return True  # an earlier attempt of this very call got through
-            if exc.mentions(*_NONCE_TOO_LOW):
+            if exc.mentions(*NONCE_TOO_LOW):
                 # Ours if an earlier attempt got through and was mined; else the nonce went elsewhere.
                 return await self._l1.get_transaction(signed.hash) is not None
             raise  # an answer that leaves the nonce unused (insufficient funds, underpriced...)
@@ -226,6 +222,18 @@ class TxSender:
         pending = self._pending.pop(nonce, None)
         for tx_hash in pending.hashes if pending else ():
             self._nonce_of.pop(tx_hash, None)
+
+
+async def current_fees(l1: L1Client, config: SenderConfig) -> Fees:
+    """What to offer now (:func:`market_fees`): the latest block's base fee and the node's tip.
+    Also for senders that store a signed transaction before sending it (the bridge's relayer)."""
+    head = await l1.get_block("latest")
+    base_fee = head.base_fee if head is not None and head.base_fee is not None else 0
+    try:
+        tip = await l1.max_priority_fee()
+    except RpcError:  # a node without eth_maxPriorityFeePerGas
+        tip = config.default_priority_fee_wei
+    return market_fees(base_fee, tip, config)
 
 
 def _now() -> float:

@@ -71,6 +71,7 @@ from ._store import (
     DueDeposit,
     ForcedOutcome,
     ForcedTx,
+    SentMessage,
     SequencerStore,
 )
 from ._traces import BlockTraces
@@ -167,6 +168,8 @@ class SealedBlock:
     header: BlockHeader
     hash: bytes
     tx_hashes: tuple[bytes, ...]
+    #: L2->L1 messages recorded by the chain up to and including this block.
+    message_count: int
 
 
 class ChainCorrupted(RuntimeError):
@@ -389,7 +392,7 @@ class Chain:
         new_accounts = [AccountRow(a, slot, changed[a]) for a, slot in slot_of.items()]
         changed_accounts = {a: account for a, account in changed.items() if a not in slot_of}
         signed = [tx for tx, _ in applied]  # the store builds their rows on its own thread
-        messages = [r.withdrawal for _, r in applied if r.withdrawal is not None]
+        messages = [SentMessage(tx.hash, r.withdrawal) for tx, r in applied if r.withdrawal is not None]
 
         def write_block(db: sqlite3.Connection) -> None:
             self._store.seal_block(db, BlockWrite(
@@ -409,7 +412,7 @@ class Chain:
         self.head_hash = block_hash
         self.next_base_fee = next_base_fee(base_fee, gas, env.gas_limit)
         self.sealed_blocks += 1
-        block = SealedBlock(header, block_hash, tx_hashes)
+        block = SealedBlock(header, block_hash, tx_hashes, state.message_count)
         self._last_sealed = block
         self._listener.sealed(signed_hashes)
         dropped = [d for tx_hash, reason in refused for d in self.mempool.drop(tx_hash, reason)]
@@ -550,7 +553,8 @@ class Chain:
             return None
         header = header_from_json(text)
         deposits = [d.hash() for d in self._store.block_deposits(number)]
-        return SealedBlock(header, header.hash(), (*deposits, *self._store.block_tx_hashes(number)))
+        return SealedBlock(header, header.hash(), (*deposits, *self._store.block_tx_hashes(number)),
+                           self._store.message_count(number))
 
     async def follow(self, from_number: int | None) -> AsyncIterator[SealedBlock]:
         """Blocks from ``from_number`` (or the next one) on, as they are sealed. Never ends. After a

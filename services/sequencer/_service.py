@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Final
+
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
@@ -19,7 +22,12 @@ from services.runtime import (
 
 from ._chain import Chain, SealedBlock
 from ._intake import Intake, Refusal
-from ._store import FINALIZED, SAFE, SequencerStore, StoredDeposit
+from ._store import FINALIZED, SAFE, SequencerStore, StoredDeposit, StoredMessage
+
+#: ListMessages' page: its default and its most.
+DEFAULT_MESSAGE_PAGE: Final = 256
+MAX_MESSAGE_PAGE: Final = 4096
+_W3C: Final = TraceContextTextMapPropagator()
 
 
 def hex0x(b: bytes) -> str:
@@ -51,8 +59,25 @@ def block_pb(b: SealedBlock) -> pb.Block:
         state_root=hex0x(h.state_root), transactions_root=hex0x(h.transactions_root),
         message_passer_root=hex0x(h.message_root), base_fee=str(h.base_fee), gas_used=h.gas_used,
         gas_limit=h.gas_limit, transaction_hashes=[hex0x(t) for t in b.tx_hashes],
-        l1_origin_number=h.l1_origin_number, l1_origin_hash=hex0x(h.l1_origin_hash),
+        l1_origin_number=h.l1_origin_number, l1_origin_hash=hex0x(h.l1_origin_hash), message_count=b.message_count,
     )
+
+
+def traceparent(ctx: trace.SpanContext | None) -> str:
+    """The W3C traceparent naming span ``ctx`` (empty for none)."""
+    if ctx is None or not ctx.is_valid:
+        return ""
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier, context=trace.set_span_in_context(trace.NonRecordingSpan(ctx)))
+    return carrier.get("traceparent", "")
+
+
+def message_pb(m: StoredMessage, sent_by: trace.SpanContext | None) -> pb.L2ToL1Message:
+    w = m.message
+    return pb.L2ToL1Message(nonce=w.nonce, hash=hex0x(m.hash), sender=hex0x(w.sender), target=hex0x(w.target),
+                            value=str(w.value), gas_limit=w.gas_limit, data=hex0x(w.data),
+                            block_number=m.block_number, block_hash=hex0x(m.block_hash), tx_hash=hex0x(m.tx_hash),
+                            traceparent=traceparent(sent_by))
 
 
 class SequencerServicer(pb_grpc.SequencerServiceServicer):
@@ -186,3 +211,19 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
             safe_block=self._store.batch_head(SAFE), finalized_block=self._store.batch_head(FINALIZED),
             base_fee=str(self._chain.next_base_fee), genesis_hash=hex0x(self._chain.genesis_hash),
         )
+
+    async def ListMessages(self, request: pb.ListMessagesRequest, context: Any) -> pb.ListMessagesResponse:
+        size = request.page_size or DEFAULT_MESSAGE_PAGE
+        if size > MAX_MESSAGE_PAGE:
+            raise InvalidArgument(f"page_size {size} is above {MAX_MESSAGE_PAGE}", reason="PAGE_SIZE_TOO_LARGE",
+                                  field_violations=[FieldViolation("page_size", f"<= {MAX_MESSAGE_PAGE}")])
+        page = self._store.messages(request.from_nonce, size)
+        return pb.ListMessagesResponse(
+            messages=[message_pb(m, self._sent_by(m)) for m in page.messages], message_count=page.message_count,
+            block_number=page.head)
+
+    def _sent_by(self, m: StoredMessage) -> trace.SpanContext | None:
+        """The accept span of the call that sent the message's transaction, while remembered: the
+        intake's (any call, the last transactions accepted), else the block's record of its
+        single-transaction calls (kept until the block is final)."""
+        return self._intake.origin(m.tx_hash) or self._chain.traces.sent_in(m.block_number, m.tx_hash)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple, TypeVar
 
 from protocol import (
+    MESSAGE_PASSER,
     Account,
     Deposit,
     QueuedDeposit,
@@ -150,11 +151,15 @@ CREATE TABLE IF NOT EXISTS deposits (   -- deposits from the L1 portal, as seen 
     l1_block INTEGER NOT NULL,
     block_number INTEGER               -- the L2 block that minted it; NULL while due
 );
+-- L2->L1 messages (withdrawals), written with their block and deleted with it on a rewind. body:
+-- WithdrawalMessage.encode(), the hash preimage (every field); tx_hash: the transaction that sent it
+-- (_migrate_messages fills an older version's rows).
 CREATE TABLE IF NOT EXISTS messages (
     nonce INTEGER PRIMARY KEY,
     hash BLOB NOT NULL,
     block_number INTEGER NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    tx_hash BLOB NOT NULL DEFAULT x''
 );
 """
 
@@ -179,6 +184,33 @@ class AccountRow(NamedTuple):
     account: Account
 
 
+class SentMessage(NamedTuple):
+    """An L2->L1 message and the hash of the transaction that recorded it."""
+
+    tx_hash: bytes
+    message: WithdrawalMessage
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """An L2->L1 message as the sealed chain recorded it: the message, its block, its transaction."""
+
+    message: WithdrawalMessage
+    hash: bytes
+    block_number: int
+    block_hash: bytes
+    tx_hash: bytes
+
+
+class MessagePage(NamedTuple):
+    """Messages from some nonce on, with the count the sealed chain had recorded as of ``head``
+    (one read snapshot: the messages, the count and the head agree)."""
+
+    messages: list[StoredMessage]
+    message_count: int
+    head: int
+
+
 @dataclass(frozen=True, slots=True)
 class BlockWrite:
     """Everything sealing one block writes, all or nothing (:meth:`SequencerStore.seal_block`)."""
@@ -195,8 +227,8 @@ class BlockWrite:
     new_accounts: Sequence[AccountRow] = ()
     #: Accounts already in the snapshot that the block changed.
     changed_accounts: Mapping[bytes, Account] = field(default_factory=dict)
-    #: The L2->L1 messages it recorded.
-    messages: Sequence[WithdrawalMessage] = ()
+    #: The L2->L1 messages it recorded, in nonce order, each with the transaction that sent it.
+    messages: Sequence[SentMessage] = ()
 
 
 class ForcedOutcome(NamedTuple):
@@ -309,6 +341,7 @@ class SequencerStore:
         # transaction here). Durability is the same; a crash leaves at most that much WAL to read.
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         _migrate_txs(self._db)
+        _migrate_messages(self._db)
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA query_only=ON")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sequencer-store")
@@ -363,8 +396,8 @@ class SequencerStore:
                       ") AS v WHERE accounts.address = v.column3", changed) != len(changed):
             raise RuntimeError("an account the snapshot should hold is missing")
         db.executemany(
-            "INSERT INTO messages (nonce, hash, block_number, body) VALUES (?, ?, ?, ?)",
-            [(m.nonce, m.hash(), number, m.encode()) for m in block.messages],
+            "INSERT INTO messages (nonce, hash, block_number, body, tx_hash) VALUES (?, ?, ?, ?, ?)",
+            [(m.nonce, m.hash(), number, m.encode(), tx_hash) for tx_hash, m in block.messages],
         )
 
     @staticmethod
@@ -713,6 +746,30 @@ class SequencerStore:
         """The hashes of every L2->L1 message recorded, in nonce order (message nonce i at index i)."""
         return [bytes(h) for (h,) in self._reader.execute("SELECT hash FROM messages ORDER BY nonce")]
 
+    def message_count(self, number: int) -> int:
+        """L2->L1 messages recorded by the chain up to and including block ``number``."""
+        row = self._reader.execute("SELECT nonce FROM messages WHERE block_number <= ? "
+                                   "ORDER BY block_number DESC, nonce DESC LIMIT 1", (number,)).fetchone()
+        return 0 if row is None else int(row[0]) + 1
+
+    def messages(self, from_nonce: int, limit: int) -> MessagePage:
+        """Up to ``limit`` messages from nonce ``from_nonce`` on, in nonce order, with the count
+        and the head block of the same snapshot (a block sealed meanwhile is in all three or none)."""
+        reader = self._reader
+        reader.execute("BEGIN")  # one read snapshot for the three reads (the reader is autocommit)
+        try:
+            rows = reader.execute(
+                "SELECT m.nonce, m.hash, m.block_number, m.body, m.tx_hash, b.hash FROM messages AS m "
+                "JOIN blocks AS b ON b.number = m.block_number WHERE m.nonce >= ? ORDER BY m.nonce LIMIT ?",
+                (from_nonce, limit)).fetchall()
+            (top,) = reader.execute("SELECT MAX(nonce) FROM messages").fetchone()
+            (head,) = reader.execute("SELECT MAX(number) FROM blocks").fetchone()
+        finally:
+            reader.execute("COMMIT")
+        found = [StoredMessage(decode_message(bytes(body)), bytes(h), int(n), bytes(block_hash), bytes(tx_hash))
+                 for _, h, n, body, tx_hash, block_hash in rows]
+        return MessagePage(found, 0 if top is None else int(top) + 1, 0 if head is None else int(head))
+
 
 #: Rows per statement, at most (a power of two).
 _MAX_ROWS: Final = 256
@@ -782,6 +839,42 @@ def _read(blob: sqlite3.Blob, offset: int, length: int) -> bytes:
 
 
 # -- the rest -----------------------------------------------------------------------------------
+
+
+def decode_message(body: bytes) -> WithdrawalMessage:
+    """The message whose ``encode()`` is ``body`` (abi.encode(nonce, sender, target, value,
+    gasLimit, data), as the store wrote it)."""
+    word = functools.partial(int.from_bytes, byteorder="big")
+    length = word(body[192:224])
+    return WithdrawalMessage(word(body[0:32]), body[44:64], body[76:96], word(body[96:128]), word(body[128:160]),
+                             body[224 : 224 + length])
+
+
+def _migrate_messages(db: sqlite3.Connection) -> None:
+    """Messages an older version stored without the hash of the transaction that sent it get it:
+    a block's messages are, in nonce order, its transactions to MESSAGE_PASSER in block order
+    (every sealed one recorded exactly one, protocol._withdrawal). Once, in one transaction; and
+    the index that finds a block's messages (message counts, rewinds)."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(messages)")]
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if "tx_hash" not in columns:
+            db.execute("ALTER TABLE messages ADD COLUMN tx_hash BLOB NOT NULL DEFAULT x''")
+            blocks = [int(n) for (n,) in db.execute("SELECT DISTINCT block_number FROM messages ORDER BY block_number")]
+            for number in blocks:
+                row = db.execute("SELECT raws, hashes, senders FROM block_txs WHERE number = ?", (number,)).fetchone()
+                raws, hashes, senders = _decode_raws(bytes(row[0])), bytes(row[1]), bytes(row[2])
+                sent = [hashes[32 * i : 32 * i + 32] for i, raw in enumerate(raws)
+                        if sealed_transaction(raw, senders[20 * i : 20 * i + 20], hashes[32 * i : 32 * i + 32]).to
+                        == MESSAGE_PASSER]
+                nonces = [int(n) for (n,) in db.execute("SELECT nonce FROM messages WHERE block_number = ? "
+                                                        "ORDER BY nonce", (number,))]
+                db.executemany("UPDATE messages SET tx_hash = ? WHERE nonce = ?", list(zip(sent, nonces, strict=True)))
+        db.execute("CREATE INDEX IF NOT EXISTS messages_by_block ON messages (block_number, nonce)")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _raise_max_seq(db: sqlite3.Connection, seq: int) -> None:

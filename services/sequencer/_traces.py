@@ -85,6 +85,12 @@ class BlockTraces:
         return _merge(call for n in range(first, last + 1) if (entry := self._blocks.get(n)) is not None
                       for call in entry[1])
 
+    def sent_in(self, number: int, tx_hash: bytes) -> trace.SpanContext | None:
+        """The accept span of the call that sent ``tx_hash`` alone (a single-transaction call: a
+        wallet's or the CLI's), sealed in block ``number``; None if not remembered."""
+        entry = self._blocks.get(number)
+        return next((call.context for call in entry[1] if call.tx_hash == tx_hash), None) if entry else None
+
     def forget_upto(self, number: int) -> None:
         """Blocks up to ``number`` are final: nothing links to them any more."""
         for n in [n for n in self._blocks if n <= number]:

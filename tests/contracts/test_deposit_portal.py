@@ -10,12 +10,15 @@ from tests.l1.anvil import DEV_KEYS
 
 ARTIFACT = Artifact.load("DepositPortal")
 DEPLOYER, ALICE = LocalSigner(DEV_KEYS[0]), LocalSigner(DEV_KEYS[2])
+#: Deposits never read the output registry (withdrawals: test_portal_withdrawals.py).
+UNUSED_REGISTRY = b"\xee" * 20
 
 
 @pytest.fixture
 async def portal(l1: L1Client) -> Contract:
     deployer = await TxSender.create(l1, DEPLOYER)
-    receipt = await deployer.wait_receipt(await deployer.send(None, Contract(ARTIFACT).encode_deploy()), 5)
+    data = Contract(ARTIFACT).encode_deploy(UNUSED_REGISTRY, 1)
+    receipt = await deployer.wait_receipt(await deployer.send(None, data), 5)
     assert receipt.success and receipt.contract_address is not None
     return Contract(ARTIFACT, receipt.contract_address)
 

@@ -214,7 +214,7 @@ async def deploy(l1: L1Client, artifact: Artifact, *args: Any) -> Contract:
 
 async def deployed(l1: L1Client, chain: Anvil) -> Scenario:
     inbox = await deploy(l1, INBOX, BATCHER.address)
-    portal = await deploy(l1, PORTAL)
+    portal = await deploy(l1, PORTAL, b"\xee" * 20, 1)  # its registry: unused, no withdrawal here
     assert inbox.address is not None and portal.address is not None
     verifier = await deploy(l1, VERIFIER, inbox.address, portal.address, CHAIN_ID, WINDOW)
     return Scenario(l1, chain, inbox, portal, verifier, await l1.block_number() + 1)

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from l2node.node.config import ConfigError, NodeConfig, load
+from l2node.node.deploy import DEVNET_RELAYER_KEY
 from l2node.node.params import DEFAULT_SEQUENCER_WINDOW, RollupParams
-from protocol import DEFAULT_CHAIN_ID
+from l2node.node.tree import l1_settings, worker_payload
+from protocol import DEFAULT_CHAIN_ID, DEV_PRIVATE_KEYS
 from protocol import DEFAULT_SEQUENCER_WINDOW as MACHINE_WINDOW
 from services.rollups import RollupsSettings
 from services.sequencer import SequencerSettings
@@ -79,7 +81,8 @@ def test_the_node_s_genesis_is_handed_to_every_service_with_its_chain_id(tmp_pat
 def test_without_a_genesis_every_service_builds_the_devnet_s_for_the_same_chain(tmp_path: pathlib.Path) -> None:
     cfg = load(None, tmp_path)
     assert cfg.genesis == "" and settings_of(cfg) == {"sequencer": {"chain_id": DEFAULT_CHAIN_ID},
-                                                      "rollups": {"chain_id": DEFAULT_CHAIN_ID}}
+                                                      "rollups": {"chain_id": DEFAULT_CHAIN_ID},
+                                                      "bridge": {}}  # reads blocks, never executes them
     assert cfg.rollups == RollupParams()
     one = load(write(tmp_path, "[workers.rollups.settings]\nchain_id = 902\n"), tmp_path)  # set once, for all
     assert settings_of(one)["sequencer"]["chain_id"] == 902 == one.rollups.chain_id
@@ -133,10 +136,44 @@ def test_a_step_verifier_for_another_chain_than_the_services_refuses_to_start(tm
 
 def test_the_metrics_port_follows_the_workers_or_is_set_and_never_collides(tmp_path: pathlib.Path) -> None:
     cfg = load(None, data_dir=tmp_path)
-    assert cfg.metrics_listen_port == cfg.base_port + 1 + len(cfg.workers)  # 50053 with the two built-ins
+    assert cfg.metrics_listen_port == cfg.base_port + 1 + len(cfg.workers)  # 50054 with the three built-ins
     config = tmp_path / "l2node.toml"
     config.write_text("[node]\nbase_port = 40000\nmetrics_port = 9464\n")
     assert load(config, data_dir=tmp_path).metrics_listen_port == 9464
     config.write_text("[node]\nbase_port = 40000\nmetrics_port = 40001\n")  # the sequencer's port
     with pytest.raises(ConfigError, match="metrics_port 40001"):
         load(config, data_dir=tmp_path)
+
+
+def test_the_bridge_runs_after_rollups_with_both_addresses_and_only_the_relayer_key(tmp_path: pathlib.Path) -> None:
+    """Built-in order (ports follow it); the bridge gets the sequencer's and rollups' gRPC addresses
+    and, of the L1 keys, only the relayer's: the devnet's is anvil's dev account 7, written once."""
+    cfg = load(write(tmp_path, "[node]\nbase_port = 40000\n"), tmp_path)
+    assert [w.id for w in cfg.workers] == ["sequencer", "rollups", "bridge"]
+    assert cfg.workers[2].definition == "services.bridge:WORKER"
+    l1 = l1_settings(cfg, "http://127.0.0.1:8545")
+    payload = worker_payload(cfg, cfg.workers[2], 2, l1)
+    settings = payload["config"]["settings"]
+    assert payload["config"]["address"] == "127.0.0.1:40003"
+    assert (settings["sequencer"], settings["rollups"]) == ("127.0.0.1:40001", "127.0.0.1:40002")
+    key_file = tmp_path / "l1" / "relayer.key"
+    assert settings["l1"] == {"rpc": "http://127.0.0.1:8545", "contracts": str(tmp_path / "l1" / "contracts.json"),
+                              "relayer_key_file": str(key_file)}
+    assert key_file.read_text().strip() == DEVNET_RELAYER_KEY == "0x" + DEV_PRIVATE_KEYS[7].hex()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    rollups = worker_payload(cfg, cfg.workers[1], 1, l1)["config"]["settings"]
+    assert rollups["sequencer"] == "127.0.0.1:40001" and "rollups" not in rollups
+    assert "relayer_key_file" not in rollups["l1"]
+    # An external L1: the config's [l1] relayer_key_file ("" = no relayer), its own setting winning.
+    text = ('[l1]\nrpc = "http://l1:8545"\ncontracts = "/c.json"\nrelayer_key_file = "/k/relayer.key"\n'
+            '[workers.bridge.settings]\nrelay_for = ["0x000000000000000000000000000000000000dEaD"]\n')
+    ext = load(write(tmp_path, text), tmp_path)
+    assert ext.relayer_key_file == "/k/relayer.key"
+    bridge = worker_payload(ext, ext.workers[2], 2, l1_settings(ext, "http://l1:8545"))["config"]["settings"]
+    assert bridge["l1"]["relayer_key_file"] == "/k/relayer.key" and "batcher_key_file" not in bridge["l1"]
+    assert bridge["relay_for"] == ["0x000000000000000000000000000000000000dEaD"]
+    # Without the sequencer (an independent relayer), the bridge is told where it is by its own settings.
+    alone = load(write(tmp_path, '[workers.sequencer]\nenabled = false\n[workers.bridge.settings]\n'
+                                 'sequencer = "seq:50051"\n'), tmp_path)
+    (bridge_entry,) = [w for w in alone.workers if w.id == "bridge"]
+    assert worker_payload(alone, bridge_entry, 1)["config"]["settings"]["sequencer"] == "seq:50051"

@@ -30,6 +30,8 @@ base_port = {port}
 enabled = false
 [workers.rollups]
 enabled = false
+[workers.bridge]
+enabled = false
 [workers.echo]
 definition = "tests.workers.echo:WORKER"
 """

@@ -107,7 +107,8 @@ def test_on_a_terminal_the_tree_logs_readable_lines(tmp_path: pathlib.Path) -> N
     stderr) print lines a person reads, not JSON; the files stay JSON."""
     config = tmp_path / "l2node.toml"
     config.write_text(f"[node]\nbase_port = {free_base_port()}\n[workers.sequencer]\nenabled = false\n"
-                      '[workers.rollups]\nenabled = false\n[workers.echo]\ndefinition = "tests.workers.echo:WORKER"\n')
+                      "[workers.rollups]\nenabled = false\n[workers.bridge]\nenabled = false\n"
+                      '[workers.echo]\ndefinition = "tests.workers.echo:WORKER"\n')
     controller, terminal = pty.openpty()
     data_dir = tmp_path / "data"
     proc = subprocess.Popen([*L2NODE, "up", "--data-dir", str(data_dir), "--config", str(config)],

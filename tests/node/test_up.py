@@ -79,7 +79,7 @@ class Node:
     def _up(self) -> bool:
         assert self.proc.poll() is None, (self.data_dir.parent / "up.log").read_text()
         rows = self.doc()["children"]
-        return len(rows) == 6 and all(c["state"] == "running" for c in rows)
+        return len(rows) == 7 and all(c["state"] == "running" for c in rows)
 
     def doc(self) -> dict[str, Any]:
         d: dict[str, Any] = json.loads(self.endpoints.read_text())
@@ -107,7 +107,7 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
     assert doc["control"] == f"127.0.0.1:{node.base_port}"
     kinds = {c["id"]: c["kind"] for c in doc["children"]}
     assert kinds == {"zygote": "zygote", "l1": "external", "sequencer": "worker", "rollups": "worker",
-                     "echo": "worker", "echo2": "worker"}
+                     "bridge": "worker", "echo": "worker", "echo2": "worker"}
     l1 = next(c for c in doc["children"] if c["id"] == "l1")
     assert l1["address"].startswith("http://127.0.0.1:")
     rows = children(node.data_dir)
@@ -116,7 +116,8 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
         assert row["state"] == "running" and row["pid"] > 0
     assert rows["sequencer"]["address"] == f"127.0.0.1:{node.base_port + 1}"  # built-in services first
     assert rows["rollups"]["address"] == f"127.0.0.1:{node.base_port + 2}"
-    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 3}"
+    assert rows["bridge"]["address"] == f"127.0.0.1:{node.base_port + 3}"
+    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 4}"
     drawn = cli(node.data_dir, "status").stdout
     assert "echo2" in drawn and "external" in drawn and "l2node tree" in drawn
 

@@ -32,6 +32,7 @@ from l2node.node.deploy import (
     DEVNET_CHALLENGER_KEY,
     DEVNET_DEPLOYER_KEY,
     DEVNET_PROPOSER_KEY,
+    DEVNET_RELAYER_KEY,
     contracts_path,
     deploy_contracts,
 )
@@ -72,7 +73,7 @@ NODE_CONTAINER = "l2node"
 KEYS_SECRET = "l2node-keys"
 #: Where the pod's config expects what `l2node deploy` wrote and the operator's keys.
 CONTRACTS_PATH = "/etc/l2node/contracts.json"
-KEY_PATHS = {role: f"/etc/l2node/keys/{role}.key" for role in ("batcher", "proposer", "challenger")}
+KEY_PATHS = {role: f"/etc/l2node/keys/{role}.key" for role in ("batcher", "proposer", "challenger", "relayer")}
 
 
 def _node(name: str = "base") -> dict[str, Any]:
@@ -402,11 +403,11 @@ def test_secrets_are_mounted_read_only_for_the_owner_alone() -> None:
 
 
 def test_config_names_the_mounted_files_so_the_pod_runs_the_rollup(node_config: NodeConfig) -> None:
-    """The base config runs the sequencer (batcher) and rollups (proposer and challenger)
-    against `--l1-rpc`, with the contracts.json of the ConfigMap and each role's key from the
+    """The base config runs the sequencer (batcher), rollups (proposer and challenger) and the
+    bridge (relayer) against `--l1-rpc`, with the contracts.json of the ConfigMap and each role's key from the
     Secret: the paths it names are files the pod mounts, from the source each must come from."""
     files = _mounted_files()
-    assert {w.id for w in node_config.workers} >= {"sequencer", "rollups"}
+    assert {w.id for w in node_config.workers} >= {"sequencer", "rollups", "bridge"}
     rollups = next(w for w in node_config.workers if w.id == "rollups").settings
     assert rollups.get("propose", True) and rollups.get("challenge", True)
     assert node_config.l1_contracts == CONTRACTS_PATH
@@ -466,7 +467,8 @@ def test_container_command_runs_the_rollup_and_serves_what_the_kubelet_probes(tm
     toml, count = re.subn(r"(?m)^base_port\s*=\s*\d+", f"base_port = {port}", toml)
     assert count == 1
     asyncio.run(deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path / "deploy"))
-    keys = {"batcher": DEVNET_BATCHER_KEY, "proposer": DEVNET_PROPOSER_KEY, "challenger": DEVNET_CHALLENGER_KEY}
+    keys = {"batcher": DEVNET_BATCHER_KEY, "proposer": DEVNET_PROPOSER_KEY, "challenger": DEVNET_CHALLENGER_KEY,
+            "relayer": DEVNET_RELAYER_KEY}
     content = {"/etc/l2node/l2node.toml": toml, CONTRACTS_PATH: contracts_path(tmp_path / "deploy").read_text(),
                **{KEY_PATHS[role]: key + "\n" for role, key in keys.items()}}
     mounted = _mounted_files()

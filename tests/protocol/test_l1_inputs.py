@@ -49,6 +49,8 @@ from tests.l1.anvil import DEV_KEYS, Anvil
 
 DEPLOYER, BATCHER, ALICE, BOB = (LocalSigner(k) for k in DEV_KEYS)
 INBOX, PORTAL = Artifact.load("BatchInbox"), Artifact.load("DepositPortal")
+#: The portal's output registry: deposits never read it (no withdrawal is proven here).
+UNUSED_REGISTRY = b"\xee" * 20
 FOLLOW = FollowerConfig(confirmation_depth=2, use_finalized_tag=False, finality_depth=4, poll_interval_s=0.01)
 
 
@@ -116,7 +118,8 @@ class L1:
 async def deploy(client: L1Client, batcher: bytes) -> tuple[Contract, Contract, int]:
     deployer = await TxSender.create(client, DEPLOYER)
     made = []
-    for artifact, data in [(INBOX, Contract(INBOX).encode_deploy(batcher)), (PORTAL, Contract(PORTAL).encode_deploy())]:
+    for artifact, data in [(INBOX, Contract(INBOX).encode_deploy(batcher)),
+                           (PORTAL, Contract(PORTAL).encode_deploy(UNUSED_REGISTRY, 1))]:
         receipt = await deployer.wait_receipt(await deployer.send(None, data), 5)
         assert receipt.success and receipt.contract_address is not None
         made.append((Contract(artifact, receipt.contract_address), receipt.block_number))

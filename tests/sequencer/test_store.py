@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from protocol import (
     DEFAULT_CHAIN_ID,
     DEV_PRIVATE_KEYS,
+    MESSAGE_PASSER,
     Account,
     BlockEnv,
     Deposit,
@@ -48,11 +49,13 @@ from services.sequencer._store import (
     ForcedOutcome,
     ForcedTx,
     ReceiptStatus,
+    SentMessage,
     SequencerStore,
     StoredDeposit,
     _decode_raws,
     _encode_raws,
     _raw_at,
+    decode_message,
 )
 
 KEY = DEV_PRIVATE_KEYS[1]
@@ -101,7 +104,7 @@ def write(store: SequencerStore, fn: object) -> None:
 
 def seal(store: SequencerStore, number: int, txs: Sequence[Transaction], *, deposits: int = 0,
          new: Sequence[AccountRow] = (), changed: Mapping[bytes, Account] | None = None,
-         messages: Sequence[WithdrawalMessage] = ()) -> None:
+         messages: Sequence[SentMessage] = ()) -> None:
     """Block ``number`` with ``txs`` after ``deposits`` deposits (they lead a block; not stored here)."""
     header = json.dumps({"number": number, "base_fee": str(BASE_FEE)})
     block = BlockWrite(number, bytes([number]) * 32, header, txs, deposits, new, changed or {}, messages)
@@ -376,10 +379,45 @@ def test_statuses_are_the_protos_numbers() -> None:
 
 def test_messages_are_kept_in_nonce_order(store: SequencerStore) -> None:
     sender, target = b"\x0a" * 20, b"\x0b" * 20
-    first, second = (WithdrawalMessage(n, sender, target, 10 + n, 100_000, b"hi") for n in range(2))
-    seal(store, 1, [], messages=[first])
-    seal(store, 2, [], messages=[second])
-    assert store.message_hashes() == [first.hash(), second.hash()]
+    first, second, third = (WithdrawalMessage(n, sender, target, 10 + n, 100_000, b"hi" * n) for n in range(3))
+    seal(store, 1, [], messages=[SentMessage(b"\x01" * 32, first)])
+    seal(store, 2, [])
+    seal(store, 3, [], messages=[SentMessage(b"\x02" * 32, second), SentMessage(b"\x03" * 32, third)])
+    assert store.message_hashes() == [first.hash(), second.hash(), third.hash()]
+    assert [store.message_count(n) for n in range(5)] == [0, 1, 1, 3, 3]
+    page = store.messages(1, 256)
+    assert (page.message_count, page.head) == (3, 3)
+    assert [(m.message, m.hash, m.block_number, m.block_hash, m.tx_hash) for m in page.messages] == [
+        (second, second.hash(), 3, b"\x03" * 32, b"\x02" * 32), (third, third.hash(), 3, b"\x03" * 32, b"\x03" * 32)]
+    assert [m.message.nonce for m in store.messages(0, 2).messages] == [0, 1]
+    assert store.messages(3, 256).messages == [] and store.messages(3, 256).message_count == 3
+
+
+@given(st.integers(0, 2**256 - 1), st.binary(min_size=20, max_size=20), st.binary(min_size=20, max_size=20),
+       st.integers(0, 2**256 - 1), st.integers(0, 2**256 - 1), st.binary(max_size=100))
+def test_a_stored_message_decodes_to_itself(nonce: int, sender: bytes, target: bytes, value: int, gas: int,
+                                            data: bytes) -> None:
+    message = WithdrawalMessage(nonce, sender, target, value, gas, data)
+    assert decode_message(message.encode()) == message
+
+
+def test_messages_an_older_version_stored_get_their_transaction_hashes(tmp_path: pathlib.Path) -> None:
+    """A database written before messages kept the sending transaction: its withdrawals' hashes
+    are found again in their blocks (the transactions to MESSAGE_PASSER, in order)."""
+    path = tmp_path / "sequencer.db"
+    to_passer = [decode_transaction(sign_transaction(UnsignedTransaction(
+        DEFAULT_CHAIN_ID, n, GWEI, 10 * GWEI, 100_000, MESSAGE_PASSER, 5, b""), KEY), DEFAULT_CHAIN_ID)
+        for n in (1, 3)]
+    txs = [TXS[0], to_passer[0], TXS[2], to_passer[1]]
+    messages = [WithdrawalMessage(n, b"\x0a" * 20, b"\x0a" * 20, 5, 100_000, b"") for n in range(2)]
+    with opened(path) as store:
+        seal(store, 1, txs, messages=[SentMessage(t.hash, m) for t, m in zip(to_passer, messages, strict=True)])
+    old = sqlite3.connect(path)  # what the older version had: no tx_hash column
+    old.executescript("DROP INDEX messages_by_block; ALTER TABLE messages DROP COLUMN tx_hash;")
+    assert [r[1] for r in old.execute("PRAGMA table_info(messages)")] == ["nonce", "hash", "block_number", "body"]
+    old.close()
+    with opened(path) as store:
+        assert [m.tx_hash for m in store.messages(0, 10).messages] == [t.hash for t in to_passer]
 
 
 def test_a_deposit_is_due_until_a_block_mints_it(store: SequencerStore) -> None:

@@ -1,0 +1,200 @@
+"""The running bridge: what its worker opens at start (the store, the L1 client and the portal,
+the sequencer and rollups clients, the relayer when a key file is configured), runs as supervised
+tasks (the portal's L1 follower, the credit checker, the withdrawal tracker, the relayer's queue)
+and closes at stop. The worker runtime's ``Service``."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+import grpc
+from opentelemetry import trace
+
+from services.l1 import OUTAGE, Contract, Deployment, FollowerConfig, L1Client, LocalSigner, LogFollower, read_key
+from services.runtime import BreakerOpen, DeadlineExceeded, quiet
+from supervisor import ChildSpec, task
+
+from ._clients import RollupsClient, SequencerClient
+from ._deposits import Deposits
+from ._proofs import Proofs
+from ._records import WithdrawalProof, WithdrawalRecord
+from ._settings import BridgeSettings
+from ._store import BridgeStore
+from ._withdrawals import Withdrawals
+
+#: A traced, shared channel to an address (``WorkerContext.channel``).
+ChannelFn = Callable[[str], grpc.aio.Channel]
+#: meta key: the first L1 block the portal follower has not seen finalized (where a restart resumes).
+_RESUME_AT: Final = "l1_resume_block"
+#: What a loop waits out (a neighbour or L1 down, a breaker open) rather than crash on.
+_TRANSIENT: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded, *OUTAGE)
+#: An idle loop backs off to this.
+_IDLE_POLL_S: Final = 2.0
+
+
+def _relayer_class() -> Any:
+    """services/bridge/_relayer.py's Relayer, when that module is there (imported by name so the
+    worker runs without it)."""
+    try:
+        return importlib.import_module(f"{__package__}._relayer").Relayer
+    except ModuleNotFoundError:
+        return None
+
+
+class Bridge:
+    def __init__(self, settings: BridgeSettings, store: BridgeStore, logger: logging.Logger, tracer: trace.Tracer,
+                 l1: L1Client | None = None, portal: Contract | None = None, start_block: int = 0,
+                 deposits: Deposits | None = None, withdrawals: Withdrawals | None = None, relayer: Any = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.portal = portal
+        self.withdrawals = withdrawals
+        self._log = logger
+        self._tracer = tracer
+        self._l1 = l1
+        self._start = start_block
+        self._deposits = deposits
+        self._relayer = relayer
+        self._serves = withdrawals_served(settings)
+
+    @classmethod
+    async def open(cls, settings: BridgeSettings, store: BridgeStore, logger: logging.Logger, tracer: trace.Tracer,
+                   channel: ChannelFn, data_dir: Any) -> Bridge:
+        rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
+        if not rpc or settings.missing():
+            logger.warning("no L1 or no DepositPortal: the bridge follows nothing",
+                           extra={"missing": settings.missing()})
+            return cls(settings, store, logger, tracer)
+        deployment = Deployment.load(contracts)
+        portal = deployment.contract("DepositPortal")
+        l1 = L1Client(rpc)
+        try:
+            sequencer = SequencerClient(channel(settings.sequencer)) if settings.sequencer else None
+            rollups = RollupsClient(channel(settings.rollups)) if settings.rollups else None
+            proofs = Proofs(sequencer, store) if sequencer is not None else None
+            delay = await _maturity_delay(l1, portal, deployment)
+            start = store.get_meta(_RESUME_AT, deployment.block_number)
+            deposits = Deposits(portal, store, sequencer, settings.confirmation_depth, start, tracer, logger)
+            withdrawals = Withdrawals(l1, portal, store, sequencer, rollups, proofs, delay, tracer, logger)
+            relayer = None
+            if settings.relayer_key:
+                relayer_class = _relayer_class()
+                if relayer_class is None:
+                    logger.warning("a relayer key file is configured but this build has no relayer")
+                else:
+                    relayer = relayer_class(l1, LocalSigner(read_key(settings.relayer_key)), portal,
+                                            data_dir / "relayer.db", withdrawals_served(settings), logger)
+        except BaseException:
+            await l1.aclose()
+            raise
+        logger.info("bridge ready", extra={"portal": "0x" + (portal.address or b"").hex(), "from_block": start,
+                                           "proof_maturity_delay_s": delay, "relayer": relayer is not None})
+        return cls(settings, store, logger, tracer, l1, portal, start, deposits, withdrawals, relayer)
+
+    def tasks(self) -> Sequence[ChildSpec]:
+        if self._l1 is None:
+            return []
+        children = [ChildSpec(id="portal", start=task(self._follow_portal)),
+                    ChildSpec(id="credits", start=task(self._credit)),
+                    ChildSpec(id="withdrawals", start=task(self._track))]
+        if self._relayer is not None:
+            children.append(ChildSpec(id="relayer", start=task(self._relay)))
+        return children
+
+    async def aclose(self) -> None:
+        closer = getattr(self._relayer, "aclose", None)
+        if closer is not None:
+            await closer()
+        if self._l1 is not None:
+            await self._l1.aclose()
+
+    # --- the loops -------------------------------------------------------------------------------
+
+    async def _follow_portal(self) -> None:
+        assert self._l1 is not None and self.portal is not None and self._deposits is not None
+        assert self.withdrawals is not None
+        topics = [self.portal.topic("DepositQueued"), *self.withdrawals.topics]
+        poll = self.settings.poll_interval_s
+        config = FollowerConfig(confirmation_depth=self.settings.confirmation_depth, poll_interval_s=poll,
+                                idle_poll_s=max(poll, 1.0))
+        follower = LogFollower(self._l1, address=self.portal.address, topics=[topics], start_block=self._start,
+                               config=config)
+        resume = self._start
+        with quiet():
+            async for update in follower.updates():
+                self._deposits.apply(update)
+                await self.withdrawals.apply(update)
+                if update.heads.finalized + 1 > resume:
+                    resume = update.heads.finalized + 1
+                    self.store.set_meta(_RESUME_AT, resume)
+
+    async def _credit(self) -> None:
+        assert self._deposits is not None
+        deposits = self._deposits
+        await self._loop("credit checker", deposits.credit_round)
+
+    async def _track(self) -> None:
+        tracker = self.withdrawals
+        assert tracker is not None
+
+        async def round_() -> int:
+            new = await tracker.read_messages()
+            still_open = await tracker.progress()
+            if self._relayer is not None:
+                tracker.hand_to_relayer(self._serves)
+            return new + still_open
+
+        await self._loop("withdrawal tracker", round_)
+
+    async def _loop(self, what: str, round_: Callable[[], Awaitable[int]]) -> None:
+        """``round_`` forever: at the poll interval while it reports work in flight, backing off
+        to _IDLE_POLL_S when idle; a neighbour's outage is logged and waited out."""
+        poll = self.settings.poll_interval_s
+        delay = poll
+        while True:
+            busy = 0
+            try:
+                with quiet():
+                    busy = await round_()
+            except _TRANSIENT as exc:
+                self._log.warning("%s: %s: %s", what, type(exc).__name__, exc)
+            delay = poll if busy else min(delay * 2, max(_IDLE_POLL_S, poll))
+            await asyncio.sleep(delay)
+
+    async def _relay(self) -> None:
+        tracker, relayer = self.withdrawals, self._relayer
+        assert tracker is not None and relayer is not None
+        await relayer.resume()
+        while True:
+            item = await tracker.relay_queue.get()
+            try:
+                if isinstance(item, WithdrawalProof):
+                    await relayer.prove(item)
+                else:
+                    await relayer.finalize(item)
+            except _TRANSIENT as exc:
+                self._log.warning("relayer: %s: %s (tried again later)", type(exc).__name__, exc)
+                tracker.retry_later(item)
+                await asyncio.sleep(self.settings.poll_interval_s)
+
+
+def withdrawals_served(settings: BridgeSettings) -> Callable[[WithdrawalRecord], bool]:
+    """The relayer's ``serves``: the withdrawals whose sender or target it relays for."""
+    serving = settings.relays_for()
+    if serving is None:
+        return lambda r: True
+    return lambda r: r.message.sender in serving or r.message.target in serving
+
+
+async def _maturity_delay(l1: L1Client, portal: Contract, deployment: Deployment) -> int:
+    """DepositPortal.proofMaturityDelay (an older portal has none: contracts.json's, else 0)."""
+    try:
+        portal.function("proofMaturityDelay")
+    except KeyError:
+        return int(deployment.rollups.get("proof_maturity_delay_s", 0))
+    (delay,) = await portal.read(l1, "proofMaturityDelay")
+    return int(delay)

@@ -1,0 +1,86 @@
+"""A relay outbox (or relayer) in its own process, for the kill -9 tests: it SIGKILLs itself at
+the fault point named by ``RELAY_KILL_AT`` (see services/bridge/_outbox.py's docstring), so each
+test stops it at one chosen step rather than racing a timer.
+
+    RELAY_KILL_AT=stored python -m tests.bridge.relay_driver send RPC DB KEY HASH TO VALUE
+    python -m tests.bridge.relay_driver relay RPC DB KEY PORTAL JOB.json   # prove or finalize
+
+Prints the action's intent as one JSON line when it has settled (mined or dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import pathlib
+import signal
+import sys
+import uuid
+from typing import Any
+
+from services.bridge._outbox import Intent, Outbox
+from services.l1 import L1Client, LocalSigner, policy_config
+from services.runtime import CallPolicy
+
+KILL_ENV = "RELAY_KILL_AT"
+
+
+def checkpoint(point: str) -> None:
+    if os.environ.get(KILL_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def client(rpc: str) -> L1Client:
+    policy = CallPolicy(f"relay-driver-{uuid.uuid4().hex[:8]}",
+                        policy_config(backoff_initial_s=0.001, backoff_max_s=0.01, breaker_reset_s=0.1))
+    return L1Client(rpc, policy=policy)
+
+
+def transfer_outbox(l1: L1Client, db: pathlib.Path, key: str) -> Outbox:
+    """An outbox whose actions are value transfers; one counts as done by anyone once its target
+    holds at least the value (each test's targets are fresh addresses)."""
+    async def done(intent: Intent) -> bool:
+        return await l1.get_balance(intent.to) >= intent.value
+
+    return Outbox(l1, LocalSigner(key), db, done, checkpoint=checkpoint, logger=logging.getLogger("relay_driver"))
+
+
+def describe(intent: Intent | None) -> dict[str, Any]:
+    if intent is None:
+        return {"state": None}
+    return {"state": str(intent.state), "nonce": intent.nonce, "attempt": intent.attempt,
+            "tx_hash": intent.tx_hash.hex(), "versions": [v.tx_hash.hex() for v in intent.versions]}
+
+
+async def settle(outbox: Outbox) -> None:
+    for _ in range(500):
+        if not outbox.open_intents():
+            return
+        await outbox.sweep()
+        await asyncio.sleep(0.01)
+    raise RuntimeError("intents still open")
+
+
+async def send(rpc: str, db: str, key: str, withdrawal_hash: str, to: str, value: str) -> dict[str, Any]:
+    async with client(rpc) as l1:
+        outbox = transfer_outbox(l1, pathlib.Path(db), key)
+        await outbox.resume()
+        action = (bytes.fromhex(withdrawal_hash), "prove")
+        await outbox.submit(action, bytes.fromhex(to), b"", value=int(value))
+        await settle(outbox)
+        return describe(outbox.latest(action))
+
+
+def main(argv: list[str]) -> None:
+    command, *args = argv
+    if command == "send":
+        result = asyncio.run(send(*args))
+    else:
+        raise SystemExit(f"unknown command {command}")
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

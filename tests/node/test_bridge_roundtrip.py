@@ -1,0 +1,144 @@
+"""The bridge's round trip from the CLI, on a real `l2node up` (the default tree: anvil, sequencer,
+rollups, bridge with the devnet relayer): deposit 1 ETH on L1 and see it credited on L2, withdraw
+part of it and see it FINALIZED on L1 by the relayer, and see the L1 balance change by exactly
+that amount. What the README's bridge section shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import secrets
+import signal
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from protocol import DEV_ACCOUNTS
+from services.l1 import LocalSigner
+from tests.node.test_up import L2NODE, wait_for
+from tests.ports import free_base_port
+
+ETHER = 10**18
+#: The devnet relayer (l2node/node/deploy.py DEVNET_RELAYER_KEY): anvil's dev account 7.
+RELAYER = "0x" + DEV_ACCOUNTS[7].hex()
+#: The order a withdrawal's statuses come in (the README lists them).
+WITHDRAWAL_STATUSES = ("INITIATED", "IN_OUTPUT", "PROVEN", "READY", "FINALIZED")
+
+
+class Tree:
+    """`l2node up` with the built-in services only, on free ports."""
+
+    def __init__(self, tmp: pathlib.Path) -> None:
+        self.data_dir = tmp / "data"
+        config = tmp / "l2node.toml"
+        config.write_text(f"[node]\nbase_port = {free_base_port()}\n[l1]\nport = 0\n")
+        self.log_path = tmp / "up.log"
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen([*L2NODE, "up", "--data-dir", str(self.data_dir), "--config", str(config)],
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for(self._ready, 120, "tree up and ready")
+        except BaseException:
+            self.close()
+            raise
+
+    def _ready(self) -> bool:
+        assert self.proc.poll() is None, self.log_path.read_text()[-5000:]
+        if not (self.data_dir / "run" / "endpoints.json").exists():
+            return False
+        r = self.cli("status", "--json", check=False)
+        if r.returncode:
+            return False
+        doc = json.loads(r.stdout)
+        return doc["ready"] and {"sequencer", "rollups", "bridge"} <= {c["id"] for c in doc["children"]}
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run([*L2NODE, *args, "--data-dir", str(self.data_dir)], capture_output=True, text=True,
+                           timeout=timeout)
+        if check:
+            assert r.returncode == 0, f"l2node {' '.join(args)}: {r.stdout}\n{r.stderr}"
+        return r
+
+    def l1_balance(self, address: str) -> int:
+        url = json.loads((self.data_dir / "run" / "endpoints.json").read_text())["l1_rpc"]
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": [address, "latest"]}
+        req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return int(json.loads(resp.read())["result"], 16)
+
+    def l2_balance(self, address: str) -> int:
+        return int(json.loads(self.cli("account", address).stdout)["balance"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture
+def tree(tmp_path: pathlib.Path) -> Iterator[Tree]:
+    t = Tree(tmp_path)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+def _statuses(output: str, kind: str) -> list[str]:
+    """The statuses ``kind`` lines show, in order, each once."""
+    seen: list[str] = []
+    for line in output.splitlines():
+        words = line.split()
+        status = words[2].rstrip(",") if len(words) > 2 and words[0] == kind else None
+        if status and status not in seen:
+            seen.append(status)
+    return seen
+
+
+def test_deposit_then_withdraw_part_of_it_round_trip_from_the_cli(tree: Tree, tmp_path: pathlib.Path) -> None:
+    # A fresh account: nothing on L1, nothing on L2; dev account 5 deposits to it on L1.
+    key = secrets.token_bytes(32)
+    user = "0x" + LocalSigner(key).address.hex()
+    key_file = tmp_path / "user.key"
+    key_file.write_text("0x" + key.hex() + "\n")
+    assert tree.l1_balance(user) == 0 and tree.l2_balance(user) == 0
+
+    deposit = tree.cli("deposit", "--dev", "5", "--to", user, "--value", "1ether", "--wait", "credited", timeout=180)
+    out = deposit.stdout
+    assert "sent L1 tx 0x" in out and "waiting up to 120s for deposit 0x" in out
+    assert _statuses(out, "deposit")[-1] == "CREDITED", out
+    assert f"l2 balance of {user}: 1 eth ({ETHER} wei)" in out.lower(), out
+    assert tree.l2_balance(user) == ETHER
+
+    # Withdraw a quarter to the same address on L1, signed by the new key; the relayer proves and finalizes.
+    withdraw = tree.cli("withdraw", "--key-file", str(key_file), "--value", "0.25ether", "--wait", "finalized",
+                        timeout=400)
+    out = withdraw.stdout
+    assert f"withdraw 0.25 ETH ({ETHER // 4} wei) to {user} on L1" in out, out
+    assert "to be FINALIZED on L1" in out
+    shown = _statuses(out, "withdrawal")
+    assert shown[0] == "INITIATED" and shown[-1] == "FINALIZED", out
+    assert shown == [s for s in WITHDRAWAL_STATUSES if s in shown], f"out of order: {shown}"
+    assert "target call SUCCEEDED" in out and f"by {RELAYER}" in out.lower(), out
+
+    # L1: the target got exactly the value (the relayer paid the gas); L2: the value and the fee left.
+    assert tree.l1_balance(user) == ETHER // 4
+    left = tree.l2_balance(user)
+    assert left < ETHER - ETHER // 4 and ETHER - left - ETHER // 4 < 10**15  # the L2 fee, well under 0.001 ETH
+
+    # The bridge lists it, by address and by hash, finalized and succeeded.
+    (line,) = tree.cli("withdrawals", "--address", user, "--json").stdout.splitlines()
+    doc: dict[str, Any] = json.loads(line)
+    assert (doc["status"], doc["outcome"]) == ("WITHDRAWAL_STATUS_FINALIZED", "WITHDRAWAL_OUTCOME_SUCCEEDED")
+    assert doc["sender"].lower() == doc["target"].lower() == user and doc["value"] == str(ETHER // 4)
+    assert doc["prover"].lower() == RELAYER
+    one = tree.cli("withdrawals", doc["withdrawal_hash"]).stdout
+    assert one.startswith(f"withdrawal {doc['withdrawal_hash']} FINALIZED") and "target call SUCCEEDED" in one
