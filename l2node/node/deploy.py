@@ -8,7 +8,10 @@ Their addresses go to DATA_DIR/l1/contracts.json::
 
 The output registry is anchored at the node's L2 genesis (``[node] genesis``, or the devnet's)
 and uses ``RollupParams``: bonds, a challenge window and chess clocks short enough for a demo.
-The anchor's snapshot commitment is recorded, so a changed genesis deploys afresh.
+The anchor's snapshot commitment is recorded, so a changed genesis deploys afresh. The deposit
+portal proves withdrawals against the registry's outputs, so it takes the registry's address in
+its constructor although the registry is deployed after it (the step verifier between them reads
+the portal): the address is predicted from the deployer's nonce (a CREATE address), and checked.
 
 A later start reuses the file when the chain still has that code at those addresses (anvil
 keeps its state under DATA_DIR/l1), and deploys afresh otherwise: a new chain, a lost anvil
@@ -26,7 +29,20 @@ from typing import Any, Final
 
 from l2node.node.params import RollupParams
 from protocol import DEV_ACCOUNTS, DEV_PRIVATE_KEYS, Genesis, UnsafeParams, check_safe_params, devnet_genesis
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, Receipt, TxSender, address, checksum
+from services.l1 import (
+    Artifact,
+    Contract,
+    L1Client,
+    LocalSigner,
+    Receipt,
+    TxSender,
+    address,
+    checksum,
+    keccak,
+    rlp_bytes,
+    rlp_int,
+    rlp_list,
+)
 from services.rollups import genesis_snapshot, snapshot_tuple
 from services.runtime import CallPolicy
 
@@ -171,12 +187,17 @@ async def deploy_new(l1: L1Client, deployer_key: str | bytes, batcher: bytes, pa
         return receipt.contract_address
 
     receipts: list[Receipt] = []
+    # The registry is the fourth creation from here: BatchInbox, DepositPortal, StepVerifier, it.
+    predicted = create_address(sender.address, await l1.get_transaction_count(sender.address, "pending") + 3)
     inbox = await deploy("BatchInbox", batcher)
-    portal = await deploy("DepositPortal")
+    portal = await deploy("DepositPortal", predicted, params.proof_maturity_delay_s)
     verifier = await deploy("StepVerifier", inbox, portal, params.chain_id, params.sequencer_window)
     registry = await deploy("OutputRegistry", snapshot_tuple(anchor), verifier, params.proposal_bond,
                             params.challenge_bond, params.move_bond_base, params.challenge_window_s,
                             params.max_clock_s, params.max_trace_length)
+    if registry != predicted:  # another transaction from the deployer's key came in between
+        raise DeployError(f"OutputRegistry was deployed at {checksum(registry)}, not at {checksum(predicted)} "
+                          "where DepositPortal expects it: is another process sending from the deployer key?")
     addresses = Addresses(
         chain_id=chain_id,
         block_number=receipts[0].block_number,
@@ -194,6 +215,11 @@ async def deploy_new(l1: L1Client, deployer_key: str | bytes, batcher: bytes, pa
     return addresses
 
 
+def create_address(sender: bytes, nonce: int) -> bytes:
+    """Where a CREATE from ``sender`` at ``nonce`` puts its contract: keccak(rlp([sender, nonce]))[12:]."""
+    return keccak(rlp_list((rlp_bytes(sender), rlp_int(nonce))))[12:]
+
+
 def _located(addresses: Addresses) -> dict[str, bytes]:
     return dict(zip(CONTRACTS, (addresses.batch_inbox, addresses.deposit_portal, addresses.step_verifier,
                                 addresses.output_registry), strict=True))
@@ -201,8 +227,9 @@ def _located(addresses: Addresses) -> dict[str, bytes]:
 
 async def mismatches(l1: L1Client, addresses: Addresses) -> list[str]:
     """What the chain says differently from ``addresses``: each contract's code (its artifact's,
-    immutables aside), the inbox's batcher, the verifier's inbox, portal, chain id and sequencer
-    window, the registry's verifier, inbox, bonds, window, clocks and anchor. Empty: all as recorded."""
+    immutables aside), the inbox's batcher, the portal's registry and maturity delay, the verifier's
+    inbox, portal, chain id and sequencer window, the registry's verifier, inbox, bonds, window,
+    clocks and anchor. Empty: all as recorded."""
     wrong: list[str] = []
     chain_id = await l1.chain_id()
     if chain_id != addresses.chain_id:
@@ -219,6 +246,8 @@ async def mismatches(l1: L1Client, addresses: Addresses) -> list[str]:
     params = addresses.rollups
     expected: dict[str, dict[str, Any]] = {
         "BatchInbox": {"batcher": addresses.batcher},
+        "DepositPortal": {"outputRegistry": addresses.output_registry,
+                          "proofMaturityDelay": params.proof_maturity_delay_s},
         "StepVerifier": {"inbox": addresses.batch_inbox, "portal": addresses.deposit_portal,
                          "chainId": params.chain_id, "sequencerWindow": params.sequencer_window},
         "OutputRegistry": {"verifier": addresses.step_verifier, "inbox": addresses.batch_inbox,

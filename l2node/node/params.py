@@ -13,6 +13,7 @@ once deployed: a changed value deploys a new set of contracts.
     max_clock_s = 90                       # each side's chess clock in a dispute
     max_trace_length = 1048576             # 2**20 steps: the deepest game is 20 rounds
     sequencer_window = 3600                # L1 blocks within which a block must be posted
+    proof_maturity_delay_s = 10            # a withdrawal's proof waits this long before finalizing
 
 Both presets pass protocol/_safe_params.py's check, which `l2node deploy`, `l2node up` and the
 rollups worker run against the L1's *measured* block time b (refused off a local devnet; a
@@ -31,6 +32,12 @@ given 4 L1 blocks (MOVE_MARGIN_BLOCKS: see the check's docstring):
   bench/RESULTS.md), 0.36 ETH at 100 gwei, so a 5 ETH proposal bond repays it up to ~1,400 gwei;
   a 5 ETH challenge bond the same for a defender against a frivolous challenge; move bonds stay
   0.01 ETH x (r + 1), at least the ~50k-gas answer at 200 gwei.
+
+The proof maturity delay (DepositPortal.proofMaturityDelay): a withdrawal is finalized no sooner
+than this after its proof, and only once the output it was proven against is FINALIZED (which
+already takes the challenge window). It is the time for anyone to notice a proof against a wrong
+output that is somehow final; Optimism's is 7 days (production). The devnet's 10 s keeps the
+round trip short: a withdrawal finalizes ~20 s (the window) after its output is proposed.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ from protocol import Timings
 from services.runtime import settings_from
 
 _ETHER: Final = 10**18
-#: The registry's ceiling for a window or a clock (OutputRegistry.MAX_DURATION).
+#: The contracts' ceiling for a window, a clock or a delay (OutputRegistry.MAX_DURATION,
+#: DepositPortal.MAX_DURATION): a value in milliseconds is refused.
 MAX_DURATION_S: Final = 365 * 24 * 3600
 #: Optimism's sequencer window; services.rollups._machine.DEFAULT_SEQUENCER_WINDOW (a test keeps
 #: the two equal; importing it here would load the whole derivation for every CLI command).
@@ -63,15 +71,18 @@ class RollupParams:
     sequencer_window: int = DEFAULT_SEQUENCER_WINDOW
     #: The L2 chain id the step verifier checks signatures for (the sequencer's).
     chain_id: int = 901
+    #: Seconds between a withdrawal's proof and its finalization (DepositPortal's constructor).
+    proof_maturity_delay_s: int = 10
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"rollups.{f.name} must be a positive integer, not {value!r}")
-        for name in ("challenge_window_s", "max_clock_s"):
+        for name, contract in (("challenge_window_s", "registry"), ("max_clock_s", "registry"),
+                               ("proof_maturity_delay_s", "portal")):
             if getattr(self, name) > MAX_DURATION_S:
-                raise ValueError(f"rollups.{name} is above the registry's limit of {MAX_DURATION_S} s")
+                raise ValueError(f"rollups.{name} is above the {contract}'s limit of {MAX_DURATION_S} s")
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
@@ -95,5 +106,5 @@ PRESETS: Final = {
     "devnet": RollupParams(),
     "production": RollupParams(proposal_bond=5 * _ETHER, challenge_bond=5 * _ETHER, move_bond_base=_ETHER // 100,
                                challenge_window_s=7 * 24 * 3600, max_clock_s=84 * 3600, max_trace_length=2**32,
-                               sequencer_window=DEFAULT_SEQUENCER_WINDOW),
+                               sequencer_window=DEFAULT_SEQUENCER_WINDOW, proof_maturity_delay_s=7 * 24 * 3600),
 }

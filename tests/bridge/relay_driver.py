@@ -20,8 +20,11 @@ import sys
 import uuid
 from typing import Any
 
+from protocol import WithdrawalMessage
 from services.bridge._outbox import Intent, Outbox
-from services.l1 import L1Client, LocalSigner, policy_config
+from services.bridge._records import OutputRootProof, WithdrawalProof, WithdrawalRecord, WithdrawalStatus
+from services.bridge._relayer import Relayer
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, policy_config
 from services.runtime import CallPolicy
 
 KILL_ENV = "RELAY_KILL_AT"
@@ -73,10 +76,53 @@ async def send(rpc: str, db: str, key: str, withdrawal_hash: str, to: str, value
         return describe(outbox.latest(action))
 
 
+def job(record: WithdrawalRecord, proof: WithdrawalProof | None) -> dict[str, Any]:
+    """A prove (with ``proof``) or finalize (without) of ``record``, as JSON."""
+    m = record.message
+    doc: dict[str, Any] = {"message": [m.nonce, m.sender.hex(), m.target.hex(), m.value, m.gas_limit, m.data.hex()],
+                           "prover": record.prover.hex(), "traceparent": record.traceparent}
+    if proof is not None:
+        r = proof.root_proof
+        doc["proof"] = {"output_index": proof.output_index, "output_root": proof.output_root.hex(),
+                        "output_l2_block": proof.output_l2_block, "index": proof.index, "count": proof.count,
+                        "root_proof": [x.hex() for x in (r.version, r.state_root, r.message_passer_root, r.block_hash)],
+                        "siblings": [x.hex() for x in proof.siblings]}
+    return doc
+
+
+def from_job(doc: dict[str, Any]) -> tuple[WithdrawalRecord, WithdrawalProof | None]:
+    nonce, sender, target, value, gas_limit, data = doc["message"]
+    m = WithdrawalMessage(nonce, bytes.fromhex(sender), bytes.fromhex(target), value, gas_limit, bytes.fromhex(data))
+    record = WithdrawalRecord(m, m.hash(), WithdrawalStatus.IN_OUTPUT, 1, b"", prover=bytes.fromhex(doc["prover"]),
+                              traceparent=doc["traceparent"])
+    p = doc.get("proof")
+    if p is None:
+        return record, None
+    root = OutputRootProof(*(bytes.fromhex(x) for x in p["root_proof"]))
+    return record, WithdrawalProof(record, p["output_index"], bytes.fromhex(p["output_root"]), p["output_l2_block"],
+                                   "FINALIZED", root, p["index"], p["count"],
+                                   tuple(bytes.fromhex(x) for x in p["siblings"]))
+
+
+async def relay(rpc: str, db: str, key: str, portal: str, doc: dict[str, Any]) -> dict[str, Any]:
+    record, proof = from_job(doc)
+    async with client(rpc) as l1:
+        contract = Contract(Artifact.load("DepositPortal"), bytes.fromhex(portal))
+        relayer = Relayer(l1, LocalSigner(key), contract, pathlib.Path(db), lambda _: True,
+                          logging.getLogger("relay_driver"), checkpoint=checkpoint)
+        await relayer.resume()
+        intent = await relayer.prove(proof) if proof is not None else await relayer.finalize(record)
+        await relayer.aclose()
+        return describe(intent)
+
+
 def main(argv: list[str]) -> None:
     command, *args = argv
     if command == "send":
         result = asyncio.run(send(*args))
+    elif command == "relay":
+        rpc, db, key, portal, job_file = args
+        result = asyncio.run(relay(rpc, db, key, portal, json.loads(pathlib.Path(job_file).read_text())))
     else:
         raise SystemExit(f"unknown command {command}")
     print(json.dumps(result), flush=True)

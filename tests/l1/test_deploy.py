@@ -18,6 +18,7 @@ from l2node.node.deploy import (
     Addresses,
     DeployError,
     contracts_path,
+    create_address,
     deploy_contracts,
     deploy_new,
     mismatches,
@@ -40,6 +41,13 @@ def test_devnet_keys_are_anvils_first_dev_accounts() -> None:
     assert [a.address for a in derived] == list(DEV_ADDRESSES)
     assert DEV_KEYS[:2] == (DEVNET_DEPLOYER_KEY, DEVNET_BATCHER_KEY)
     assert DEVNET_BATCHER == address(derived[1].address) == LocalSigner(DEVNET_BATCHER_KEY).address
+
+
+def test_create_addresses_are_keccak_of_the_rlp_of_sender_and_nonce() -> None:
+    sender = address("0x6ac7ea33f8831ea9dcc53393aaa88b25a785dbf0")  # the yellow paper's usual vectors
+    assert create_address(sender, 0) == address("0xcd234a471b72ba2f1ccf0a70fcaba648a5eecd8d")
+    assert create_address(sender, 1) == address("0x343c43a37d37dff08ae8c4a11544c718abb4fcf8")
+    assert create_address(sender, 2) == address("0xf778b86fa74e846c4f0a1fbd1335fe81c00a0c91")
 
 
 async def deployer_nonce(url: str) -> int:
@@ -67,6 +75,11 @@ async def test_deploys_once_then_reuses_the_record(chain: Anvil, tmp_path: pathl
         assert anchor.snapshot_hash == genesis_snapshot(devnet_genesis()).commitment()
         assert anchor.status == OutputStatus.FINALIZED and await registry.output_count() == 1
         assert await registry.param("challengeWindow") == first.rollups.challenge_window_s
+        # The portal was deployed before the registry, at the address it predicted for it.
+        portal = Contract(Artifact.load("DepositPortal"), first.deposit_portal)
+        assert await portal.read(l1, "outputRegistry") == (first.output_registry,)
+        assert await portal.read(l1, "proofMaturityDelay") == (first.rollups.proof_maturity_delay_s,) == (10,)
+    assert doc["rollups"]["proof_maturity_delay_s"] == 10
     nonce = await deployer_nonce(chain.url)
     again = await deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path)
     assert again == first and await deployer_nonce(chain.url) == nonce  # nothing sent
@@ -132,13 +145,14 @@ async def test_verification_reads_every_contract_back_and_names_each_difference(
         deployed = await deploy_new(l1, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, RollupParams())
         assert await mismatches(l1, deployed) == []
         other = LocalSigner(DEV_KEYS[3]).address
-        wrong = replace(deployed, batcher=other, rollups=replace(deployed.rollups, challenge_window_s=21),
-                        anchor=bytes(32))
+        wrong = replace(deployed, batcher=other, anchor=bytes(32),
+                        rollups=replace(deployed.rollups, challenge_window_s=21, proof_maturity_delay_s=11))
         with pytest.raises(DeployError) as refused:
             await verify(l1, wrong)
         why = str(refused.value)
         assert f"BatchInbox.batcher() is {checksum(DEVNET_BATCHER)}, not {checksum(other)}" in why
         assert "OutputRegistry.challengeWindow() is 20, not 21" in why
+        assert "DepositPortal.proofMaturityDelay() is 10, not 11" in why
         assert f"OutputRegistry's anchor (output 0) is 0x{deployed.anchor.hex()}, not the L2 genesis snapshot 0x" in why
         # The chain holds other code where the registry was deployed (a wrong address, another chain).
         inbox_code = await l1.get_code(deployed.batch_inbox)

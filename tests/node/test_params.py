@@ -41,3 +41,13 @@ def test_the_production_preset_with_explicit_keys_overriding_it(tmp_path: pathli
 def test_a_bad_preset_or_key_is_refused_by_name(tmp_path: pathlib.Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load(write(tmp_path, f"[rollups]\n{text}\n"), tmp_path)
+
+
+def test_the_proof_maturity_delay_is_10_s_on_the_devnet_and_7_days_in_production() -> None:
+    assert RollupParams().proof_maturity_delay_s == 10
+    assert PRESETS["production"].proof_maturity_delay_s == 7 * DAY  # Optimism's
+    assert RollupParams.from_mapping({"proof_maturity_delay_s": 30}).proof_maturity_delay_s == 30
+    assert RollupParams.from_mapping(PRESETS["production"].to_json()) == PRESETS["production"]
+    for bad, message in [(0, "must be a positive integer"), (7 * DAY * 1000, "above the portal's limit")]:
+        with pytest.raises(ValueError, match=message):
+            RollupParams(proof_maturity_delay_s=bad)
