@@ -31,12 +31,13 @@ import {StateProofs} from "./StateProofs.sol";
 ///      W8  finalize(w, prover): `prover` proved w; block.timestamp >= provenAt +
 ///          proofMaturityDelay (exactly then passes); the proven output is FINALIZED (statuses are
 ///          terminal: a finalized output can never be invalidated) and its root is still the
-///          proven one; state NONE.
+///          proven one (its high 128 bits, kept with the proof); state NONE.
 ///      W9  No finalize, retry or refund inside a withdrawal's target call (a transient lock that
 ///          is also l2Sender): re-entry can neither finalize the same withdrawal twice nor another.
 ///      W10 The target call gets at least gasLimit gas: the transaction reverts InsufficientGas
 ///          unless gasleft() is enough for that (Optimism's SafeCall.hasMinGas: 63/64 rule plus a
 ///          40,000 gas CALL overhead), so a finalizer cannot make the call fail by starving it.
+///          A gasLimit of 2**64 or more (beyond any block) is never called.
 ///      W11 The state is written before the call (checks, effects, interaction). The call's
 ///          outcome decides it: SUCCEEDED, or FAILED with the value kept here, earmarked.
 ///      W12 retry(w): state FAILED; anyone; same gas rule and lock; success -> SUCCEEDED, failure
@@ -69,9 +70,13 @@ abstract contract WithdrawalPortal {
         bytes32[48] siblings;
     }
 
-    /// @dev One slot for the root, one for index and time: 2 fresh slots per proof.
+    /// @dev One slot per proof, as OptimismPortal2's: the output's index, the time, and the
+    ///      root's high 128 bits, enough to see the root change (W8). An output's root never
+    ///      changes in the registry (outputs are appended; only their status moves), so the full
+    ///      root is the registry's, which provenWithdrawal returns. A second slot for the full
+    ///      root would cost each prove ~22,000 gas and each finalize 2,100 more.
     struct Proof {
-        bytes32 outputRoot;
+        bytes16 rootPrefix;
         uint64 outputIndex;
         uint64 provenAt;
     }
@@ -178,7 +183,7 @@ abstract contract WithdrawalPortal {
         if (!StateProofs.verifyMerkleProof(o.messagePasserRoot, h, p.index, p.count, p.siblings)) {
             revert InvalidInclusionProof();
         }
-        _proofs[h][msg.sender] = Proof(out.outputRoot, uint64(outputIndex), uint64(block.timestamp));
+        _proofs[h][msg.sender] = Proof(bytes16(out.outputRoot), uint64(outputIndex), uint64(block.timestamp));
         emit WithdrawalProven(h, msg.sender, outputIndex);
     }
 
@@ -191,7 +196,7 @@ abstract contract WithdrawalPortal {
         if (block.timestamp < maturesAt) revert ProofNotMature(h, maturesAt);
         OutputRegistry.Output memory out = OutputRegistry(outputRegistry).output(proof.outputIndex);
         if (out.status != OutputRegistry.Status.FINALIZED) revert OutputNotFinalized(proof.outputIndex, uint8(out.status));
-        if (out.outputRoot != proof.outputRoot) revert OutputRootChanged(proof.outputIndex);
+        if (bytes16(out.outputRoot) != proof.rootPrefix) revert OutputRootChanged(proof.outputIndex);
         State state = _states[h];
         if (state != State.NONE) revert WithdrawalNotPending(h, uint8(state));
         _states[h] = State.SUCCEEDED;
@@ -226,14 +231,16 @@ abstract contract WithdrawalPortal {
         return _hash(w);
     }
 
-    /// @notice `prover`'s proof of withdrawal `h`; provenAt 0: none.
+    /// @notice `prover`'s proof of withdrawal `h`: the output, its root, the time; provenAt 0: none.
     function provenWithdrawal(bytes32 h, address prover)
         external
         view
         returns (uint256 outputIndex, bytes32 outputRoot, uint256 provenAt)
     {
         Proof memory proof = _proofs[h][prover];
-        return (proof.outputIndex, proof.outputRoot, proof.provenAt);
+        if (proof.provenAt == 0) return (0, bytes32(0), 0);
+        bytes32 root = OutputRegistry(outputRegistry).output(proof.outputIndex).outputRoot;
+        return (proof.outputIndex, root, proof.provenAt);
     }
 
     /// @notice 0 NONE, 1 SUCCEEDED, 2 FAILED, 3 REFUNDED.

@@ -178,9 +178,11 @@ def deposit_line(d: Any) -> str:
 
     status = _word(bpb.DepositStatus, d.status, "DEPOSIT_STATUS_")
     if d.status == bpb.DEPOSIT_STATUS_CREDITED:
-        where = f"in L2 block {d.l2_block} (L2 tx {d.l2_tx_hash or d.deposit_hash})"
+        where = f"in L2 block {d.l2_block}"
     elif d.status == bpb.DEPOSIT_STATUS_REORGED:
         where = f"its L1 block {d.l1_block} left the chain: it never happened"
+    elif d.status == bpb.DEPOSIT_STATUS_CONFIRMED:
+        where = f"L1 block {d.l1_block} is {d.confirmed_at_l1_block - d.l1_block} deep, the sequencer mints it next"
     else:
         where = f"in L1 block {d.l1_block}, credited on L2 once L1 reaches block {d.confirmed_at_l1_block}"
     return f"deposit {d.deposit_hash} {status} {where}: {show_amount(int(d.value or 0))} to {d.to}"
@@ -194,7 +196,7 @@ def _follow_deposit(stub: Any, first: Any, deadline: float, timeout_s: float) ->
     last = [first.status]  # a cell: the timeout's message says the latest
     request = bpb.SubscribeEventsRequest(from_sequence=0, hash=first.deposit_hash)
     for d in _events(stub, request, deadline, lambda: f"deposit {first.deposit_hash} to be credited; it is "
-                     + _word(bpb.DepositStatus, last[0], "DEPOSIT_STATUS_"), kind="deposit"):
+                     + _word(bpb.DepositStatus, last[0], "DEPOSIT_STATUS_"), kind="deposit", timeout_s=timeout_s):
         if d.status != last[0]:
             last[0] = d.status
             print(deposit_line(d), flush=True)
@@ -214,7 +216,8 @@ def _print_l2_balance(data_dir: pathlib.Path | None, address: str) -> None:
     print(f"L2 balance of {address}: {show_amount(int(a.balance))} at L2 block {a.block_number}", flush=True)
 
 
-def _events(stub: Any, request: Any, deadline: float, waiting_for: Callable[[], str], kind: str) -> Iterator[Any]:
+def _events(stub: Any, request: Any, deadline: float, waiting_for: Callable[[], str], kind: str,
+            timeout_s: float) -> Iterator[Any]:
     """The ``kind`` ("deposit" / "withdrawal") items of SubscribeEvents until ``deadline``;
     CliError then, saying what it waited for and where it stands (``waiting_for``)."""
     remaining = deadline - time.monotonic()
@@ -224,7 +227,7 @@ def _events(stub: Any, request: Any, deadline: float, waiting_for: Callable[[], 
                 yield getattr(item, kind)
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise cli.CliError(f"timed out waiting for {waiting_for()}") from None
+            raise cli.CliError(f"timed out after {timeout_s:g}s waiting for {waiting_for()}") from None
         raise cli.CliError(f"{exc.code().name}: {exc.details()}") from None
     raise cli.CliError(f"the bridge ended the stream while waiting for {waiting_for()}")
 
@@ -303,7 +306,7 @@ def _follow_withdrawal(stub: Any, l2_tx_hash: str, until: str, deadline: float, 
     shown = ""
     request = bpb.SubscribeEventsRequest(from_sequence=0, hash=l2_tx_hash)
     for w in _events(stub, request, deadline, lambda: f"L2 tx {l2_tx_hash} to be {until.upper()}; it is {last[0]}",
-                     kind="withdrawal"):
+                     kind="withdrawal", timeout_s=timeout_s):
         _span("l2.withdrawal.hash", w.withdrawal_hash)
         line = withdrawal_line(w)
         last[0] = _word(bpb.WithdrawalStatus, w.status, "WITHDRAWAL_STATUS_")
@@ -343,9 +346,11 @@ def cmd_withdrawals(args: argparse.Namespace) -> int:
         if args.hash:
             show(_one_withdrawal(stub, args.hash))
             return 0
+        if not args.address:
+            raise cli.CliError("withdrawals: give a HASH, or --address A for one address's (--follow: everyone's)")
         token, shown = "", 0
         while True:
-            page = cli._rpc(stub.ListWithdrawals, bpb.ListWithdrawalsRequest(address=args.address or "", page_size=500,
+            page = cli._rpc(stub.ListWithdrawals, bpb.ListWithdrawalsRequest(address=args.address, page_size=500,
                                                                              page_token=token))
             for w in page.withdrawals:
                 show(w)
@@ -353,7 +358,7 @@ def cmd_withdrawals(args: argparse.Namespace) -> int:
             if not (token := page.next_page_token):
                 break
     if not shown and not args.json:
-        print("no withdrawals" + (f" of {args.address}" if args.address else ""))
+        print(f"no withdrawals of {args.address}")
     return 0
 
 

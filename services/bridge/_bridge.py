@@ -32,6 +32,8 @@ ChannelFn = Callable[[str], grpc.aio.Channel]
 _RESUME_AT: Final = "l1_resume_block"
 #: What a loop waits out (a neighbour or L1 down, a breaker open) rather than crash on.
 _TRANSIENT: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded, *OUTAGE)
+#: A relay action its call did not settle is handed again after this long.
+_RELAY_AGAIN_S: Final = 5.0
 #: An idle loop backs off to this.
 _IDLE_POLL_S: Final = 2.0
 
@@ -145,7 +147,7 @@ class Bridge:
             new = await tracker.read_messages()
             still_open = await tracker.progress()
             if self._relayer is not None:
-                tracker.hand_to_relayer(self._serves)
+                await tracker.hand_to_relayer(self._serves)
             return new + still_open
 
         await self._loop("withdrawal tracker", round_)
@@ -173,13 +175,29 @@ class Bridge:
             item = await tracker.relay_queue.get()
             try:
                 if isinstance(item, WithdrawalProof):
-                    await relayer.prove(item)
+                    outcome = await relayer.prove(item)
                 else:
-                    await relayer.finalize(item)
+                    outcome = await relayer.finalize(item)
+                state = getattr(outcome, "state", None)
+                if state is not None and str(state) != "confirmed":
+                    # Reverted, dropped or still open: asked again later (the relayer decides whether
+                    # to send anything; by then the record has often moved on: proven or finalized by
+                    # someone else).
+                    tracker.retry_later(item, _RELAY_AGAIN_S)
             except _TRANSIENT as exc:
                 self._log.warning("relayer: %s: %s (tried again later)", type(exc).__name__, exc)
                 tracker.retry_later(item)
                 await asyncio.sleep(self.settings.poll_interval_s)
+            except Exception:
+                # Not an outage (a revert the relayer did not expect...): logged, and tried again at a
+                # later round rather than crash the loop and lose the rest of the queue.
+                self._log.exception("relayer failed on 0x%s", _hash_of(item).hex())
+                tracker.retry_later(item)
+                await asyncio.sleep(self.settings.poll_interval_s)
+
+
+def _hash_of(item: WithdrawalProof | WithdrawalRecord) -> bytes:
+    return item.withdrawal.withdrawal_hash if isinstance(item, WithdrawalProof) else item.withdrawal_hash
 
 
 def withdrawals_served(settings: BridgeSettings) -> Callable[[WithdrawalRecord], bool]:

@@ -44,8 +44,9 @@ intent that is still open, and an open intent is re-sent until its nonce is cons
    the portal's events, not the outbox, for what is proven and finalized.
 
 Fault points (``checkpoint``): ``sign`` (before signing and storing), ``stored`` (stored, not
-sent), ``broadcast`` (sent, no receipt read) and ``receipt`` (receipt read, not recorded). The
-kill -9 tests (tests/bridge/relay_driver.py) stop the process at each.
+sent), ``broadcast`` (sent, no receipt read), ``receipt`` (receipt read, not recorded) and
+``bumped`` (a new version stored, not sent). The kill -9 tests (tests/bridge/relay_driver.py)
+stop the process at each.
 """
 
 from __future__ import annotations
@@ -320,7 +321,8 @@ class Outbox:
         if intent.state is IntentState.OPEN and ask_done and await self.done(intent):
             return await self._cancel(intent)
         newest = intent.versions[-1]
-        if time.time() - newest.created >= self.config.replace_after_s:
+        # Stuck: bumped, but not at a resume, which sends the stored bytes first as they are.
+        if not ask_done and time.time() - newest.created >= self.config.replace_after_s:
             if intent.state is IntentState.OPEN and await self.done(intent):
                 return await self._cancel(intent)
             return await self._bump(intent)
@@ -370,6 +372,7 @@ class Outbox:
                        (intent.state, *intent.key, intent.attempt))
             self._insert_version(db, intent, len(intent.versions), version)
         intent = replace(intent, versions=(*intent.versions, version))
+        self.checkpoint("bumped")
         await self._send(intent, version)
         return intent
 

@@ -10,10 +10,15 @@ its docstring for kill -9 and nonces). The relayer decides what to send:
 - finalize (READY): with the record's prover's proof (its own, or a wallet's), or its own when the
   record names none; not if the portal's state says finalized (by anyone).
 
-A reverted transaction is recorded and tried again only when asked again, after a fresh
-simulation passes, at most ``MAX_ATTEMPTS`` times per action. Each call waits for its transaction
-to be mined (the bridge hands each item once); an L1 outage meanwhile is waited out, the intent
-stays stored, and the calls are safe to repeat (an action asked again sends nothing new).
+Only a CONFIRMED attempt settles an action for good. After a revert, or a DROPPED attempt (its
+nonce cancelled because the portal showed the action done, or taken by a transaction this key
+sent elsewhere), the action is looked at again when asked again: the portal's state first (done
+by anyone: nothing is sent), then a fresh simulation, at most ``MAX_ATTEMPTS`` attempts per action.
+
+Each call waits for its transaction to be mined (the bridge hands each action once), and first
+looks again at any intent an earlier call left open; an L1 outage meanwhile is waited out, the
+intent stays stored, and the calls are safe to repeat (an action asked again sends nothing new).
+An L1 outage before anything is stored raises (``services.l1.OUTAGE``): the caller asks again.
 
 Spans ``relay.prove`` / ``relay.finalize`` (``l2.withdrawal.hash``, ``l1.tx.hash``), children of
 the withdrawal's trace (``record.traceparent``, the sending call's on L2) when it has one.
@@ -50,6 +55,7 @@ MAX_ATTEMPTS: Final = 3
 SETTLE_TIMEOUT_S: Final = 120.0
 _FIRST_POLL_S: Final = 0.005  # anvil mines within a few ms of the send
 _MAX_POLL_S: Final = 0.5
+_MAX_RESUME_POLL_S: Final = 2.0  # at start, while L1 is down: the breaker's reset time is the pace anyway
 
 #: What a relayer call answers: the action's intent (its L1 transaction), or None (nothing to do).
 RelayStatistics = OutboxStatistics
@@ -92,9 +98,10 @@ class Relayer:
                     intents = await self.outbox.resume()
                 break
             except OUTAGE as exc:
-                self.log.warning("relayer: L1 unreachable at start, waiting: %s: %s", type(exc).__name__, exc)
+                if delay == _FIRST_POLL_S:  # once per outage, not once per poll
+                    self.log.warning("relayer: L1 unreachable at start, waiting: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_POLL_S)
+                delay = min(delay * 2, _MAX_RESUME_POLL_S)
         if intents:
             self.log.info("relayer resumed", extra={"open": len(intents)})
         for intent in intents:
@@ -105,12 +112,13 @@ class Relayer:
         record = proof.withdrawal
         if not self.serves(record):
             return None
+        await self._revisit()
         key, tag = (record.withdrawal_hash, PROVE), str(proof.output_index)
         latest = self.outbox.latest(key)
         if latest is not None and latest.is_open:
             return await self._settle(latest)
-        if latest is not None and latest.tag == tag and latest.state is not IntentState.REVERTED:
-            return latest  # proven (or found done by someone else) against this very output
+        if latest is not None and latest.tag == tag and latest.state is IntentState.CONFIRMED:
+            return latest  # proven against this very output
         if not self._may_try(latest):
             return latest
         if await self._finalized(record.withdrawal_hash):
@@ -125,11 +133,12 @@ class Relayer:
         """finalizeWithdrawal with the record's prover's proof (or this relayer's), unless done."""
         if not self.serves(record):
             return None
+        await self._revisit()
         key = (record.withdrawal_hash, FINALIZE)
         latest = self.outbox.latest(key)
         if latest is not None and latest.is_open:
             return await self._settle(latest)
-        if latest is not None and latest.state is not IntentState.REVERTED:
+        if latest is not None and latest.state is IntentState.CONFIRMED:
             return latest
         if not self._may_try(latest) or await self._finalized(record.withdrawal_hash):
             return latest
@@ -142,7 +151,7 @@ class Relayer:
     def _may_try(self, latest: Intent | None) -> bool:
         if latest is None or self.outbox.attempts(latest.key) < MAX_ATTEMPTS:
             return True
-        self.log.error("relay %s reverted %d times: left to the user", latest.action, MAX_ATTEMPTS,
+        self.log.error("relay %s tried %d times: left to the user", latest.action, MAX_ATTEMPTS,
                        extra={"withdrawal_hash": "0x" + latest.withdrawal_hash.hex()})
         return False
 
@@ -184,6 +193,13 @@ class Relayer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_POLL_S)
         return intent
+
+    async def _revisit(self) -> None:
+        """One look at every intent a call left open (not mined within its wait: underfunded,
+        underpriced, L1 down), since the bridge hands each action once: re-sent, bumped, closed."""
+        for intent in self.outbox.open_intents():
+            with contextlib.suppress(*OUTAGE), quiet():
+                await self.outbox.check(intent)
 
     async def _finalized(self, withdrawal_hash: bytes) -> bool:
         (state,) = await self.portal.read(self.l1, "withdrawalState", withdrawal_hash)

@@ -13,12 +13,23 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
+import grpc
+
 from protos.l2node.bridge.v1 import bridge_pb2 as pb
 from protos.l2node.bridge.v1 import bridge_pb2_grpc
 from services.l1 import Contract
-from services.runtime import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, Unavailable
+from services.runtime import (
+    BreakerOpen,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 
 from ._calls import finalize_calldata, prove_calldata
+from ._clients import L2Block, Output
 from ._records import DepositRecord, WithdrawalRecord
 from ._spans import current_traceparent
 from ._store import BridgeStore, Record
@@ -147,23 +158,34 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
         return pb.ListWithdrawalsResponse(withdrawals=[withdrawal_pb(w) for w in found],
                                           next_page_token=str(more) if more is not None else "")
 
+    @staticmethod
+    async def _output_for(tracker: Withdrawals, record: WithdrawalRecord, request: pb.GetWithdrawalProofRequest
+                          ) -> tuple[Output, L2Block]:
+        """The output the request names (or the rule's choice), with this node's block there."""
+        assert tracker.proofs is not None
+        await tracker.refresh_outputs()
+        if request.HasField("output_index"):
+            output = tracker.outputs.get(request.output_index)
+            if output is None:
+                raise NotFound(f"no output {request.output_index} on L1", reason="OUTPUT_NOT_FOUND")
+            return await tracker.proofs.for_output(record, output)
+        chosen = await tracker.proofs.choose(record, tracker.outputs.values())
+        if chosen is None:
+            raise FailedPrecondition(f"no output covers L2 block {record.l2_block} yet", reason="NO_OUTPUT_YET")
+        return chosen
+
     async def GetWithdrawalProof(self, request: pb.GetWithdrawalProofRequest, context: Any
                                  ) -> pb.GetWithdrawalProofResponse:
         record = self._withdrawal(pb.GetWithdrawalRequest(withdrawal_hash=request.withdrawal_hash))
         tracker = self._withdrawals
         if tracker is None or self._portal is None or tracker.proofs is None:
             raise Unavailable("this bridge follows no L1, sequencer or rollups worker", reason="NOT_CONFIGURED")
-        await tracker.refresh_outputs()
-        if request.HasField("output_index"):
-            output = tracker.outputs.get(request.output_index)
-            if output is None:
-                raise NotFound(f"no output {request.output_index} on L1", reason="OUTPUT_NOT_FOUND")
-            output, block = await tracker.proofs.for_output(record, output)
-        else:
-            chosen = await tracker.proofs.choose(record, tracker.outputs.values())
-            if chosen is None:
-                raise FailedPrecondition(f"no output covers L2 block {record.l2_block} yet", reason="NO_OUTPUT_YET")
-            output, block = chosen
+        try:
+            output, block = await self._output_for(tracker, record, request)
+        except (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded) as exc:
+            raise Unavailable(f"the sequencer or the rollups worker cannot be asked now: {type(exc).__name__}",
+                              reason="DEPENDENCY_UNAVAILABLE", retry_delay_s=1.0) from None
+        assert tracker.proofs is not None
         proof = tracker.proofs.build(record, output, block)
         root, path = proof.root_proof, proof
         return pb.GetWithdrawalProofResponse(

@@ -65,7 +65,7 @@ class BridgeSettings:
     @property
     def relayer_key(self) -> str:
         """The relayer's key file: this table's, else the node's ``l1`` one; "" = no relayer."""
-        return self.relayer_key_file or str(self.l1.get("relayer_key_file", ""))
+        return self.relayer_key_file or str(self.l1.get("relayer_key_file") or "")
 
     def relays_for(self) -> frozenset[bytes] | None:
         """The served addresses; None = everyone."""

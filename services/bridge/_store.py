@@ -176,7 +176,9 @@ class BridgeStore:
         return found[0] if found else None
 
     def deposits_of_tx(self, l1_tx_hash: bytes) -> list[DepositRecord]:
-        return self._deposits("l1_tx_hash = ? ORDER BY portal_index", (l1_tx_hash,))
+        # A deposit reorged out and mined again is another deposit of the same transaction: the live one first.
+        return self._deposits(f"l1_tx_hash = ? ORDER BY status = {int(DepositStatus.REORGED)}, portal_index, id",
+                              (l1_tx_hash,))
 
     def deposits_in(self, statuses: Iterable[DepositStatus]) -> list[DepositRecord]:
         wanted = [int(s) for s in statuses]

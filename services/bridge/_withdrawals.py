@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
@@ -84,8 +86,9 @@ class Withdrawals:
         self._settled = 0
         #: Portal events for a withdrawal whose message is not read yet (catching up after a restart).
         self._early: dict[bytes, list[tuple[Log, bool]]] = {}
-        #: What this run already handed the relayer: (hash, action, output index).
-        self._handed: set[tuple[bytes, str, int | None]] = set()
+        #: What this run handed the relayer, (hash, action, output index) -> when it may be handed
+        #: again (inf: never; the relayer settled it, or the record moves on to another key).
+        self._handed: dict[tuple[bytes, str, int | None], float] = {}
         self.relay_queue: asyncio.Queue[WithdrawalProof | WithdrawalRecord] = asyncio.Queue()
 
     @property
@@ -235,7 +238,7 @@ class Withdrawals:
         self._write(changed)
         return len(open_)
 
-    def hand_to_relayer(self, serves: Callable[[WithdrawalRecord], bool]) -> None:
+    async def hand_to_relayer(self, serves: Callable[[WithdrawalRecord], bool]) -> None:
         """Queue the served withdrawals the relayer has work on: a proof (IN_OUTPUT, proven by
         nobody) or a finalize (READY); each once per run and state (the relayer is idempotent)."""
         assert self.proofs is not None
@@ -244,35 +247,31 @@ class Withdrawals:
                 continue
             action = "prove" if record.status == WithdrawalStatus.IN_OUTPUT else "finalize"
             key = (record.withdrawal_hash, action, record.output_index)
-            if key in self._handed:
+            if self._handed.get(key, 0.0) > time.monotonic():
                 continue
             if action == "finalize":
-                self._handed.add(key)
+                self._handed[key] = math.inf
                 self.relay_queue.put_nowait(record)
                 continue
             output = self.outputs.get(record.output_index) if record.output_index is not None else None
             if output is None:
                 continue
+            block = await self.proofs.block_of(output)
+            if block is None:
+                continue  # the output no longer matches (invalidated meanwhile): chosen again next round
             try:
-                proof = self._build(record, output)
+                proof = self.proofs.build(record, output, block)
             except DomainError as exc:
-                self._log.info("no proof yet for 0x%s: %s", record.withdrawal_hash.hex(), exc.message)
+                self._log.debug("no proof yet for 0x%s: %s", record.withdrawal_hash.hex(), exc.message)
                 continue
-            self._handed.add(key)
+            self._handed[key] = math.inf
             self.relay_queue.put_nowait(proof)
 
-    def retry_later(self, item: WithdrawalProof | WithdrawalRecord) -> None:
-        """The relayer could not act on ``item`` now (L1 down): hand it again at the next round."""
+    def retry_later(self, item: WithdrawalProof | WithdrawalRecord, after_s: float = 0.0) -> None:
+        """The relayer did not settle ``item`` (L1 down, a revert): hand it again, not before ``after_s``."""
         record = item.withdrawal if isinstance(item, WithdrawalProof) else item
         action = "prove" if isinstance(item, WithdrawalProof) else "finalize"
-        self._handed.discard((record.withdrawal_hash, action, record.output_index))
-
-    def _build(self, record: WithdrawalRecord, output: Output) -> WithdrawalProof:
-        assert self.proofs is not None
-        block = self.proofs.cached_block(output)
-        if block is None:
-            raise DomainError(f"output {output.index} not matched yet", reason="NO_OUTPUT_YET")
-        return self.proofs.build(record, output, block)
+        self._handed[(record.withdrawal_hash, action, record.output_index)] = time.monotonic() + after_s
 
     def _write(self, records: Iterable[WithdrawalRecord]) -> None:
         for record in self._store.put(records):

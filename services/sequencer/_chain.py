@@ -220,6 +220,9 @@ class Chain:
         self._catch_up = 0
         #: Set while _follow seals derivation's blocks: ``seal`` seals nothing meanwhile.
         self.following = False
+        #: Set when the L1 origin moved and deposits or forced transactions became due: the producer
+        #: seals at once instead of at its next tick (a deposit's latency from depth to mint).
+        self.inputs_due = asyncio.Event()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -267,6 +270,8 @@ class Chain:
     def set_l1_origin(self, number: int, block_hash: bytes) -> None:
         if number > self.l1_origin.number:
             self.l1_origin = L1Origin(number, block_hash)
+            if self._store.deposits_due(number) or self._store.forced_due(number):
+                self.inputs_due.set()
 
     @property
     def genesis_hash(self) -> bytes:

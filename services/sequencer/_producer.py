@@ -1,5 +1,6 @@
 """The block producer: the loop that seals a block every ``block_time_s`` while something is
-pending, or at once when a block's worth is (``Intake.block_full``); an empty one now and then
+pending, or at once when a block's worth is (``Intake.block_full``) or when deposits or forced
+transactions became due (``Chain.inputs_due``: L1's safe head moved over them); an empty one now and then
 while a transaction waits for the base fee to fall (``Chain._empty_block_due``); heartbeats and
 catch-up blocks (``Chain._heartbeat_due``, the sequencer window); and drops what
 waited past the pool's lifetime (``Chain.expire``)."""
@@ -7,7 +8,6 @@ waited past the pool's lifetime (``Chain.expire``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from supervisor import TaskStatus
@@ -36,6 +36,7 @@ class BlockProducer:
         next_scan = 0.0
         while True:
             started = asyncio.get_running_loop().time()
+            chain.inputs_due.clear()  # before the seal, which takes what is due: a later set wakes the next
             sealed = await chain.seal()
             if sealed is not None:
                 metrics.SEAL_SECONDS.observe(asyncio.get_running_loop().time() - started)
@@ -47,5 +48,16 @@ class BlockProducer:
             intake.block_full.clear()
             # Catch-up blocks go at once, one after the other (while they seal: an unsealable round waits).
             if len(chain.mempool) < self._max_block_txs and (sealed is None or not chain.catching_up):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(intake.block_full.wait(), max(0.0, self._block_time_s - elapsed))
+                await _first_set((intake.block_full, chain.inputs_due), max(0.0, self._block_time_s - elapsed))
+
+
+async def _first_set(events: tuple[asyncio.Event, ...], timeout_s: float) -> None:
+    """Return when one of ``events`` is set, or after ``timeout_s``."""
+    if any(e.is_set() for e in events):
+        return
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

@@ -17,7 +17,15 @@ from typing import Any
 
 import grpc
 
-from l2node.node.deploy import DEVNET_BATCHER, DEVNET_BATCHER_KEY, DEVNET_DEPLOYER_KEY, RollupParams, deploy_contracts
+from l2node.node.deploy import (
+    DEVNET_BATCHER,
+    DEVNET_BATCHER_KEY,
+    DEVNET_CHALLENGER_KEY,
+    DEVNET_DEPLOYER_KEY,
+    DEVNET_PROPOSER_KEY,
+    RollupParams,
+    deploy_contracts,
+)
 from protos.l2node.bridge.v1 import bridge_pb2 as bpb
 from protos.l2node.bridge.v1 import bridge_pb2_grpc as bpb_grpc
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as spb_grpc
@@ -63,7 +71,8 @@ class Cluster:
     """Contracts on ``l1``, a sequencer, maybe a rollups worker, and the bridge."""
 
     def __init__(self, tmp_path: pathlib.Path, l1: Anvil, params: RollupParams | None = None,
-                 rollups: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
+                 rollups: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 bridge: dict[str, Any] | None = None) -> None:
         self.tmp_path, self.l1, self.env = tmp_path, l1, env
         asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path, params=params))
         self.contracts = tmp_path / "l1" / "contracts.json"
@@ -78,16 +87,29 @@ class Cluster:
                 "batch_interval_s": 0.1, "confirmation_depth": DEPTH, "poll_interval_s": 0.05}}, env)
         self.seq = spb_grpc.SequencerServiceStub(self.sequencer.channel)
         self.rollups: Process | None = None
+        self._rollups_port = free_port()
         if rollups is not None:
-            self.rollups = worker(tmp_path, "services.rollups:WORKER", "rollups", {
-                "poll_interval_s": 0.2, "confirmation_depth": 1,
-                "l1": {"rpc": l1.url, "contracts": str(self.contracts)}, **rollups}, env)
+            self.start_rollups(**rollups)
         self.bridge_settings: dict[str, Any] = {
             "l1": {"rpc": l1.url, "contracts": str(self.contracts)}, "sequencer": self.sequencer.address,
-            "rollups": self.rollups.address if self.rollups else "", "confirmation_depth": DEPTH,
-            "poll_interval_s": 0.1}
+            "rollups": f"127.0.0.1:{self._rollups_port}", "confirmation_depth": DEPTH, "poll_interval_s": 0.1,
+            **(bridge or {})}
         self._bridge_port = free_port()
         self.bridge = self.start_bridge()
+
+    def start_rollups(self, definition: str = "services.rollups:WORKER", **settings: Any) -> None:
+        """The rollups worker (proposer and challenger: dev keys 8 and 9), on its fixed port."""
+        if self.rollups is not None:
+            self.rollups.stop()
+        keys = self.tmp_path / "rollups-keys"
+        keys.mkdir(exist_ok=True)
+        (keys / "proposer.key").write_text(DEVNET_PROPOSER_KEY)
+        (keys / "challenger.key").write_text(DEVNET_CHALLENGER_KEY)
+        self.rollups = worker(self.tmp_path, definition, "rollups", {
+            "poll_interval_s": 0.2, "confirmation_depth": 1, "output_interval_blocks": 3, "output_interval_s": 1.0,
+            "proposer_key_file": str(keys / "proposer.key"), "challenger_key_file": str(keys / "challenger.key"),
+            "l1": {"rpc": self.l1.url, "contracts": str(self.contracts)}, **settings}, self.env,
+            port=self._rollups_port)
 
     def start_bridge(self) -> Process:
         self.bridge_proc = worker(self.tmp_path, "services.bridge:WORKER", "bridge", self.bridge_settings, self.env,

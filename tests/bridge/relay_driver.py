@@ -24,10 +24,11 @@ from protocol import WithdrawalMessage
 from services.bridge._outbox import Intent, Outbox
 from services.bridge._records import OutputRootProof, WithdrawalProof, WithdrawalRecord, WithdrawalStatus
 from services.bridge._relayer import Relayer
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, policy_config
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, SenderConfig, policy_config
 from services.runtime import CallPolicy
 
 KILL_ENV = "RELAY_KILL_AT"
+REPLACE_ENV = "RELAY_REPLACE_AFTER_S"
 
 
 def checkpoint(point: str) -> None:
@@ -47,7 +48,9 @@ def transfer_outbox(l1: L1Client, db: pathlib.Path, key: str) -> Outbox:
     async def done(intent: Intent) -> bool:
         return await l1.get_balance(intent.to) >= intent.value
 
-    return Outbox(l1, LocalSigner(key), db, done, checkpoint=checkpoint, logger=logging.getLogger("relay_driver"))
+    replace_after_s = float(os.environ.get(REPLACE_ENV, "30"))  # tiny: every check bumps
+    return Outbox(l1, LocalSigner(key), db, done, checkpoint=checkpoint, logger=logging.getLogger("relay_driver"),
+                  config=SenderConfig(replace_after_s=replace_after_s))
 
 
 def describe(intent: Intent | None) -> dict[str, Any]:

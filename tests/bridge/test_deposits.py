@@ -121,21 +121,34 @@ def test_a_reorged_deposit_paging_refusals_and_a_killed_worker(cluster: Cluster,
     key = bpb.GetDepositRequest(deposit_hash=doomed.deposit_hash)
     wait_for("the deposit REORGED", lambda: c.stub.GetDeposit(key, timeout=5).deposit.status ==
              bpb.DEPOSIT_STATUS_REORGED)
+    # The same while the worker is down: killed with the deposit SEEN, it finds it gone at restart.
+    lost_tx = c.deposit(ALICE, CAROL, 8)
+    l1.rpc("anvil_mine", 1)
+    lost = c.stub.TrackDeposit(bpb.TrackDepositRequest(l1_tx_hash=lost_tx), timeout=30).deposits[0]
+    c.bridge_proc.stop(signal.SIGKILL)
+    l1.rpc("anvil_reorg", 1, [])
+    l1.rpc("anvil_mine", DEPTH + 2)
+    c.restart_bridge()
+    key = bpb.GetDepositRequest(deposit_hash=lost.deposit_hash)
+    wait_for("the deposit REORGED after a restart", lambda: c.stub.GetDeposit(key, timeout=5).deposit.status ==
+             bpb.DEPOSIT_STATUS_REORGED)
     l1.rpc("evm_setIntervalMining", 1)
 
     # Three deposits of Alice's, listed newest first, two to a page.
     sent = [c.deposit(ALICE, ALICE, n + 1) for n in range(3)]
     for tx in sent:
         credited(c, tx)
-    first = c.stub.ListDeposits(bpb.ListDepositsRequest(address=ALICE, page_size=2), timeout=5)
-    assert [d.l1_tx_hash for d in first.deposits] == sent[::-1][:2] and first.next_page_token
-    rest = c.stub.ListDeposits(bpb.ListDepositsRequest(address=ALICE, page_size=2,
-                                                       page_token=first.next_page_token), timeout=5)
-    listed = [d.deposit_hash for d in [*first.deposits, *rest.deposits]]
-    assert rest.next_page_token == "" and doomed.deposit_hash in listed and len(listed) == len(set(listed))
-    assert rest.deposits[0].l1_tx_hash == sent[0]
-    assert c.stub.ListDeposits(bpb.ListDepositsRequest(address=CAROL.lower()), timeout=5).deposits[0].deposit_hash \
-        == doomed.deposit_hash
+    pages, token = [], ""
+    while True:
+        page = c.stub.ListDeposits(bpb.ListDepositsRequest(address=ALICE, page_size=2, page_token=token), timeout=5)
+        pages.append(list(page.deposits))
+        if not (token := page.next_page_token):
+            break
+    assert [len(p) for p in pages] == [2, 2, 1]
+    listed = [d for p in pages for d in p]
+    assert [d.l1_tx_hash for d in listed] == [*sent[::-1], lost_tx, doomed_tx]  # newest first
+    carols = c.stub.ListDeposits(bpb.ListDepositsRequest(address=CAROL.lower()), timeout=5).deposits
+    assert [d.deposit_hash for d in carols] == [lost.deposit_hash, doomed.deposit_hash]
 
     # Refusals, each with its code and reason.
     s = c.stub
@@ -160,7 +173,7 @@ def test_a_reorged_deposit_paging_refusals_and_a_killed_worker(cluster: Cluster,
         grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_ADDRESS")
 
     # kill -9: everything recorded stays, the event log continues, and following goes on.
-    before = {d.deposit_hash: (d.status, d.l2_block) for d in [*first.deposits, *rest.deposits]}
+    before = {d.deposit_hash: (d.status, d.l2_block) for d in listed}
     c.restart_bridge(signal.SIGKILL)
     after = c.stub.ListDeposits(bpb.ListDepositsRequest(address=ALICE, page_size=10), timeout=5).deposits
     assert {d.deposit_hash: (d.status, d.l2_block) for d in after} == before
@@ -173,5 +186,6 @@ def test_a_reorged_deposit_paging_refusals_and_a_killed_worker(cluster: Cluster,
         if event.deposit.l1_tx_hash == again and event.deposit.status == bpb.DEPOSIT_STATUS_CREDITED:
             break
     log.cancel()
-    assert statuses[doomed.deposit_hash] == ["SEEN", "REORGED"]
-    assert all(v == ["SEEN", "CONFIRMED", "CREDITED"] for h, v in statuses.items() if h != doomed.deposit_hash)
+    assert statuses[doomed.deposit_hash] == statuses[lost.deposit_hash] == ["SEEN", "REORGED"]
+    assert all(v == ["SEEN", "CONFIRMED", "CREDITED"] for h, v in statuses.items()
+               if h not in (doomed.deposit_hash, lost.deposit_hash))

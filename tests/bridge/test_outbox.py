@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import signal
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -19,7 +20,7 @@ import pytest
 from protocol import DEV_PRIVATE_KEYS
 from services.bridge._outbox import IntentState, Outbox
 from services.l1 import OUTAGE, L1Client, LocalSigner, RpcError, SenderConfig, keccak
-from tests.bridge.relay_driver import KILL_ENV, client, transfer_outbox
+from tests.bridge.relay_driver import KILL_ENV, REPLACE_ENV, client, transfer_outbox
 from tests.l1.anvil import Anvil
 
 RELAYER_KEY = "0x" + DEV_PRIVATE_KEYS[7].hex()
@@ -42,11 +43,13 @@ def balance(chain: Anvil, address: bytes) -> int:
     return int(chain.rpc("eth_getBalance", "0x" + address.hex(), "latest"), 16)
 
 
-def drive(chain: Anvil, db: pathlib.Path, action: bytes, to: bytes, kill_at: str | None = None
-          ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+def drive(chain: Anvil, db: pathlib.Path, action: bytes, to: bytes, kill_at: str | None = None,
+          replace_after_s: float | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in (KILL_ENV, REPLACE_ENV)}
     if kill_at is not None:
         env[KILL_ENV] = kill_at
+    if replace_after_s is not None:
+        env[REPLACE_ENV] = str(replace_after_s)
     return subprocess.run(
         [sys.executable, "-m", "tests.bridge.relay_driver", "send", chain.url, str(db), RELAYER_KEY, action.hex(),
          to.hex(), str(VALUE)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
@@ -75,6 +78,23 @@ def test_kill_at_any_step_then_restart_sends_one_transaction(chain: Anvil, tmp_p
     assert int(receipt["status"], 16) == 1 and int(outcome["nonce"]) == before
     again = drive(chain, db, action, to)  # a polling loop asking again: nothing new
     assert again.returncode == 0 and json.loads(again.stdout) == outcome and nonce(chain) == before + 1
+
+
+def test_kill_between_storing_a_fee_bump_and_sending_it(chain: Anvil, tmp_path: pathlib.Path) -> None:
+    db, action, to = tmp_path / "bridge.db", b"\x06" * 32, fresh_address()
+    before = nonce(chain)
+    chain.rpc("evm_setAutomine", False)  # the first version waits in the pool: the next check bumps it
+    killed = drive(chain, db, action, to, kill_at="bumped", replace_after_s=0.001)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with sqlite3.connect(db) as stored:
+        versions = [bytes(h).hex() for (h,) in stored.execute("SELECT tx_hash FROM relay_txs ORDER BY version")]
+    assert len(versions) == 2  # the bump was stored before it was sent
+    chain.rpc("evm_setAutomine", True)
+    restarted = drive(chain, db, action, to)
+    assert restarted.returncode == 0, restarted.stderr
+    outcome = json.loads(restarted.stdout)
+    assert outcome["state"] == "confirmed" and outcome["versions"] == versions and outcome["tx_hash"] in versions
+    assert nonce(chain) == before + 1 and balance(chain, to) == VALUE  # one of the two, once
 
 
 def test_an_intent_done_by_someone_else_is_cancelled_at_its_nonce_leaving_no_gap(

@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -82,9 +83,10 @@ async def mature(bridge: Bridge, out: Output, prover: bytes, m: WithdrawalMessag
     bridge.reg.mine_at(max(await bridge.reg.now() + 1, proven_at + DELAY))
 
 
-def relayer_for(l1: L1Client, bridge: Bridge, db: pathlib.Path, **kwargs: object) -> Relayer:
+def relayer_for(l1: L1Client, bridge: Bridge, db: pathlib.Path, *, settle_timeout_s: float = 30.0,
+                config: SenderConfig | None = None, tracer: trace.Tracer | None = None) -> Relayer:
     return Relayer(l1, RELAYER, bridge.portal, db, lambda _: True, logging.getLogger("test.relayer"),
-                   **kwargs)  # type: ignore[arg-type]
+                   settle_timeout_s=settle_timeout_s, config=config, tracer=tracer)
 
 
 async def test_prove_then_finalize_once_each_in_the_withdrawals_trace(
@@ -124,6 +126,30 @@ async def test_prove_then_finalize_once_each_in_the_withdrawals_trace(
         assert span.attributes is not None
         assert span.attributes["l2.withdrawal.hash"] == "0x" + record.withdrawal_hash.hex()
         assert span.attributes["l1.tx.hash"] == "0x" + intent.tx_hash.hex()
+    await relayer.aclose()
+
+
+async def test_a_proof_voided_by_its_outputs_invalidation_is_made_again_on_another_output(
+        l1: L1Client, chain: Anvil, bridge: Bridge, tmp_path: pathlib.Path) -> None:
+    m = message(bridge, 0)
+    relayer = relayer_for(l1, bridge, tmp_path / "bridge.db")
+    record = record_of(m)
+    lie = await bridge.propose([m], ERIN)
+    before = sent(chain)
+    first = await relayer.prove(proof_of(record, lie))
+    assert first is not None and first.state is IntentState.CONFIRMED
+    await bridge.invalidate(lie)  # a challenger wins: the proof against it is void
+    honest = await bridge.propose([m], ERIN)
+    assert honest.index != lie.index
+    second = await relayer.prove(proof_of(record, honest))  # what the bridge hands after the invalidation
+    assert second is not None and second.state is IntentState.CONFIRMED and second.attempt == first.attempt + 1
+    (index, _, _) = await bridge.read("provenWithdrawal", m.hash(), RELAYER.address)
+    assert index == honest.index and sent(chain) == before + 2
+    assert await relayer.prove(proof_of(record, honest)) == second  # and no third
+    await mature(bridge, honest, RELAYER.address, m)
+    finalized = await relayer.finalize(record)
+    assert finalized is not None and finalized.state is IntentState.CONFIRMED
+    assert await bridge.state(m) == SUCCEEDED and sent(chain) == before + 3
     await relayer.aclose()
 
 
@@ -226,3 +252,36 @@ async def test_a_reverted_finalize_is_recorded_and_not_resent(
     assert sent(chain) == before + 1 and await bridge.harness("calls") == 1
     assert relayer.statistics().reverted == 1
     await relayer.aclose()
+
+
+async def test_an_l1_outage_with_a_prove_in_flight_is_waited_out(tmp_path: pathlib.Path) -> None:
+    node = Anvil()
+    node.start()
+    try:
+        async with client(node.url) as l1:
+            bridge = await Bridge.deploy(l1, node)
+            m = message(bridge, 0)
+            out = await bridge.propose([m], ERIN)
+            record = record_of(m)
+            relayer = relayer_for(l1, bridge, tmp_path / "bridge.db", settle_timeout_s=0.2)
+            node.rpc("evm_setAutomine", False)
+            pending = await relayer.prove(proof_of(record, out))  # sent, in the pool only
+            assert pending is not None and pending.state is IntentState.OPEN
+            state = node.rpc("anvil_dumpState")
+            node.stop()  # L1 gone, and the pooled transaction with it
+            again = await relayer.prove(proof_of(record, out))  # the polling loop meanwhile: waits, loses nothing
+            assert again is not None and again.state is IntentState.OPEN and again.versions == pending.versions
+            node.start()
+            node.rpc("anvil_loadState", state)
+            await relayer.resume()  # the same signed bytes, once L1 answers again
+            done = await relayer.prove(proof_of(record, out))
+            assert done is not None and done.state is IntentState.CONFIRMED
+            assert done.mined_tx_hash == pending.versions[0].tx_hash
+            (index, _, proven_at) = await bridge.read("provenWithdrawal", m.hash(), RELAYER.address)
+            assert index == out.index and proven_at != 0
+            assert node.rpc("eth_getTransactionCount", "0x" + RELAYER.address.hex(), "latest") == "0x1"
+            stats = relayer.statistics()
+            assert (stats.sent, stats.confirmed, stats.outstanding) == (1, 1, 0) and stats.rebroadcast >= 1
+            await relayer.aclose()
+    finally:
+        node.stop()

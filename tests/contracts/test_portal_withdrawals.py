@@ -502,3 +502,27 @@ async def test_a_withdrawal_proven_on_one_portal_cannot_be_replayed_on_another_d
     second.reg.mine_at(await second.reg.now() + DELAY)
     error = await second.refused(DAVE, "finalizeWithdrawal", w_tuple(m), BOB.address)
     assert (error.name, error.args) == ("WithdrawalNotProven", (m.hash(), BOB.address))
+
+
+async def test_a_challenged_output_takes_proofs_but_pays_nothing_and_a_re_proof_restarts_its_own_timer(
+        bridge: Bridge) -> None:
+    """OptimismPortal2: proving against an undecided output is allowed (finalize waits for its
+    fate); a prover that proves again waits again, from its new proof."""
+    m = message(bridge, 0)
+    out = await bridge.propose([m], ERIN)
+    await bridge.reg.challenge(DAVE, out.index)
+    assert await bridge.reg.status(out.index) == OutputStatus.CHALLENGED
+    first = await bridge.block_time(await bridge.prove(BOB, m, out))
+    bridge.reg.at(first + DELAY)
+    error = await bridge.refused(FRANK, "finalizeWithdrawal", w_tuple(m), BOB.address)
+    assert (error.name, error.args) == ("OutputNotFinalized", (out.index, OutputStatus.CHALLENGED))
+
+    honest = await bridge.propose([m], ERIN, length=5)
+    await bridge.finalize_output(honest)
+    again = await bridge.block_time(await bridge.prove(BOB, m, honest))
+    assert again > first + DELAY
+    bridge.reg.at(again + DELAY - 1)
+    error = await bridge.refused(FRANK, "finalizeWithdrawal", w_tuple(m), BOB.address)
+    assert (error.name, error.args) == ("ProofNotMature", (m.hash(), again + DELAY))
+    bridge.reg.at(again + DELAY)
+    assert (await bridge.finalize(FRANK, m, BOB)).success

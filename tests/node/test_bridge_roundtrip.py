@@ -25,6 +25,10 @@ from tests.ports import free_base_port
 ETHER = 10**18
 #: The devnet relayer (l2node/node/deploy.py DEVNET_RELAYER_KEY): anvil's dev account 7.
 RELAYER = "0x" + DEV_ACCOUNTS[7].hex()
+#: The devnet's withdrawal takes an output (~5 s), its challenge window (20 s) and the proof's
+#: maturity (10 s), plus L1 blocks for each step; the CLI's own --timeout fails first, saying where it stands.
+WITHDRAW_TIMEOUT_S = 240
+pytestmark = pytest.mark.timeout(WITHDRAW_TIMEOUT_S + 180)
 #: The order a withdrawal's statuses come in (the README lists them).
 WITHDRAWAL_STATUSES = ("INITIATED", "IN_OUTPUT", "PROVEN", "READY", "FINALIZED")
 
@@ -120,9 +124,10 @@ def test_deposit_then_withdraw_part_of_it_round_trip_from_the_cli(tree: Tree, tm
 
     # Withdraw a quarter to the same address on L1, signed by the new key; the relayer proves and finalizes.
     withdraw = tree.cli("withdraw", "--key-file", str(key_file), "--value", "0.25ether", "--wait", "finalized",
-                        timeout=400)
+                        "--timeout", str(WITHDRAW_TIMEOUT_S), timeout=WITHDRAW_TIMEOUT_S + 30)
     out = withdraw.stdout
     assert f"withdraw 0.25 ETH ({ETHER // 4} wei) to {user} on L1" in out, out
+    assert f"waiting up to {WITHDRAW_TIMEOUT_S}s for the withdrawal of L2 tx 0x" in out
     assert "to be FINALIZED on L1" in out
     shown = _statuses(out, "withdrawal")
     assert shown[0] == "INITIATED" and shown[-1] == "FINALIZED", out

@@ -23,7 +23,9 @@ from protocol import (
     DEV_PRIVATE_KEYS,
     MAX_TX_SIZE,
     BatchBlock,
+    Deposit,
     Genesis,
+    QueuedDeposit,
     QueuedForced,
     State,
     decode_transaction,
@@ -47,8 +49,10 @@ from services.sequencer._chain import BlockRoom, Chain, Mempools, SealedBlock
 from services.sequencer._intake import Intake
 from services.sequencer._mempool import Mempool, MempoolConfig
 from services.sequencer._pending_log import PendingLog
+from services.sequencer._producer import BlockProducer
 from services.sequencer._settings import L1Settings, SequencerSettings
 from services.sequencer._store import DROPPED, SEALED, SequencerStore
+from supervisor import TaskStatus
 from tests.l1.anvil import Anvil
 
 GWEI = 10**9
@@ -329,3 +333,27 @@ async def test_a_fee_cap_under_the_base_fee_for_its_whole_lifetime_is_dropped_sa
         assert len(s.chain.mempool) == 0
     finally:
         await s.close()
+
+
+async def test_deposits_due_at_a_new_l1_origin_wake_the_producer_at_once(sequencer: Sequencer) -> None:
+    """A deposit is minted as soon as L1's safe head passes it, not at the producer's next tick:
+    with a block time of a minute, the block minting it comes at once all the same."""
+    deposit = Deposit(keccak256(b"deposit"), b"\xd0" * 20, 10**18)
+    store = sequencer.store
+    await store.run(lambda db: store.record_deposits(db, [QueuedDeposit(0, 7, DEV_ACCOUNTS[0], deposit)]))
+    sequencer.chain.set_l1_origin(6, keccak256(b"L1 block 6"))
+    assert not sequencer.chain.inputs_due.is_set()  # nothing due at block 6
+    producer = BlockProducer(sequencer.chain, sequencer.intake, max_block_txs=1_000, block_time_s=60)
+    task = asyncio.create_task(producer.run(TaskStatus()))
+    try:
+        await asyncio.sleep(0.05)  # its first round found nothing: it waits for its minute
+        assert sequencer.chain.head.number == 0
+        sequencer.chain.set_l1_origin(7, keccak256(b"L1 block 7"))
+        assert sequencer.chain.inputs_due.is_set()
+        async with asyncio.timeout(5):
+            block = await anext(aiter(sequencer.chain.follow(1)))
+        assert block.header.number == 1 and block.tx_hashes == (deposit.hash(),)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
