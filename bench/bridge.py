@@ -21,10 +21,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import json
 import os
 import pathlib
+import shutil
 import signal
 import statistics
 import subprocess
@@ -409,6 +411,24 @@ OPTIMISM: Final = {
 }
 
 
+def on_the_devnet(tree: Tree, deposits: int, withdrawals: int) -> None:
+    arrivals = Arrivals(tree)
+    to_block, to_bridge = deposit_latency(tree, arrivals, deposits)
+    print(f"deposit latency, L1 depth reached -> in a sealed L2 block, over {len(to_block)}: "
+          f"p50 {percentile(to_block, 50):.0f} ms, p99 {percentile(to_block, 99):.0f} ms "
+          f"(min {min(to_block):.0f}, max {max(to_block):.0f})")
+    print(f"deposit latency, L1 depth reached -> the bridge's CREDITED event, over {len(to_bridge)}: "
+          f"p50 {percentile(to_bridge, 50):.0f} ms, p99 {percentile(to_bridge, 99):.0f} ms")
+    phases, prove_gas, finalize_gas = round_trip(tree, arrivals, withdrawals)
+    print(f"withdrawal round trip on the devnet, {len(phases)} at once, relayer on (median, min-max, s):")
+    for i, (name, _) in enumerate([*PHASES, ("total", 0)]):
+        column = [p[i] for p in phases]
+        print(f"  {name:<28} {statistics.median(column):6.1f}  ({min(column):.1f}-{max(column):.1f})")
+    print(f"L1 gas, the relayer's transactions: prove {sorted(set(prove_gas))}, "
+          f"finalize {sorted(set(finalize_gas))} (finalize includes the target's call: an EOA)")
+    arrivals.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--deposits", type=int, default=30)
@@ -416,32 +436,23 @@ def main() -> int:
     args = ap.parse_args()
     command = " ".join(["python", "bench/bridge.py", *sys.argv[1:]])
     print(f"$ {command}")
-    with tempfile.TemporaryDirectory(prefix="bench-bridge-") as tmp:
-        tree = Tree(pathlib.Path(tmp), free_loopback_port())
-        try:
-            arrivals = Arrivals(tree)
-            to_block, to_bridge = deposit_latency(tree, arrivals, args.deposits)
-            print(f"deposit latency, L1 depth reached -> in a sealed L2 block, over {len(to_block)}: "
-                  f"p50 {percentile(to_block, 50):.0f} ms, p99 {percentile(to_block, 99):.0f} ms "
-                  f"(min {min(to_block):.0f}, max {max(to_block):.0f})")
-            print(f"deposit latency, L1 depth reached -> the bridge's CREDITED event, over {len(to_bridge)}: "
-                  f"p50 {percentile(to_bridge, 50):.0f} ms, p99 {percentile(to_bridge, 99):.0f} ms")
-            phases, prove_gas, finalize_gas = round_trip(tree, arrivals, args.withdrawals)
-            print(f"withdrawal round trip on the devnet, {len(phases)} at once, relayer on (median, min-max, s):")
-            for i, (name, _) in enumerate([*PHASES, ("total", 0)]):
-                column = [p[i] for p in phases]
-                print(f"  {name:<28} {statistics.median(column):6.1f}  ({min(column):.1f}-{max(column):.1f})")
-            print(f"L1 gas, the relayer's transactions: prove {sorted(set(prove_gas))}, "
-                  f"finalize {sorted(set(finalize_gas))} (finalize includes the target's call: an EOA)")
-            arrivals.close()
-        finally:
-            tree.close()
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-bridge-"))  # kept on failure: up.log says why
+    tree = Tree(tmp, free_loopback_port())
     try:
-        from bench.portal_gas import measure  # b13-contracts' portal-only figures
-    except ImportError:
-        measure = None
-    if measure is not None:
-        print(f"portal alone (bench/portal_gas.py measure()): {measure()}")
+        on_the_devnet(tree, args.deposits, args.withdrawals)
+    finally:
+        tree.close()
+    shutil.rmtree(tmp)
+    from bench.portal_gas import measure, report  # the portal alone, on a fresh anvil (b13-contracts')
+    from tests.l1.anvil import Anvil
+
+    chain = Anvil()
+    chain.start()
+    try:
+        print("the portal alone (bench/portal_gas.py's measure(), 1,000 messages in the output's tree):")
+        print(report(asyncio.run(measure(chain.url, chain))))
+    finally:
+        chain.stop()
     for action, (gas, where) in OPTIMISM.items():
         print(f"Optimism {action}: {gas} gas ({where})")
     return 0
