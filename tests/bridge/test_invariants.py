@@ -20,8 +20,12 @@ one WithdrawalFinalized(success) or WithdrawalRefunded, never both), and the rel
 transaction twice: its L1 nonce equals the number of its distinct (withdrawal, action) events.
 
 Kills land at random points: between plan steps (SIGKILL of the bridge or the sequencer worker)
-and while the relayer proves and finalizes (just after a withdrawal turns IN_OUTPUT or READY). Time
-is warped on anvil (evm_increaseTime, anvil_mine) instead of waited out.
+and while the relayer proves and finalizes (just after a withdrawal turns IN_OUTPUT or READY).
+Reorgs (1 or 2 blocks, under the depth of 4 everything irreversible waits for) land between plan
+steps, over a deposit just mined (dropped, or moved to another block), and just after a relayer's
+prove is mined; the replaced blocks' other transactions go back to the pool, as geth does. Time is
+warped on anvil (evm_increaseTime, anvil_mine) instead of waited out. Each example settles all of
+its deposits and withdrawals, then checks; the tree, and so every check, spans all examples.
 """
 
 from __future__ import annotations
@@ -102,6 +106,8 @@ class Plan:
     #: just after one turns READY (the relayer finalizes it).
     kill_proving: KillOp | None
     kill_finalizing: KillOp
+    #: A reorg of that depth as soon as a withdrawal turns PROVEN (its prove among the blocks replaced).
+    reorg_proven: int | None
 
 
 users = st.sampled_from(USERS)
@@ -120,7 +126,8 @@ def plans(draw: st.DrawFn) -> Plan:
     must = [draw(deposits), replace(draw(withdrawals), reverting=True), replace(draw(kills), worker="bridge"),
             replace(draw(kills), worker="sequencer"), draw(reorged_deposits)]
     extra = draw(st.lists(st.one_of(deposits, withdrawals, kills, reorgs), max_size=4))
-    return Plan(tuple(draw(st.permutations(must + extra))), draw(st.none() | kills), draw(kills))
+    return Plan(tuple(draw(st.permutations(must + extra))), draw(st.none() | kills), draw(kills),
+                draw(st.none() | st.integers(1, 2)))
 
 
 # --- the tree -------------------------------------------------------------------------------------
@@ -181,36 +188,42 @@ def withdraw(tree: Tree, ledger: Ledger, op: WithdrawOp) -> None:
 
 
 def reorg(tree: Tree, ledger: Ledger, op: ReorgOp) -> None:
-    """Replace the last ``op.depth`` blocks of L1 (fewer than DEPTH: nothing credited, derived or
-    proposed from them is touched) by as many new ones, as a real L1 reorg does: the transactions of
-    the replaced blocks go back to the pool (geth re-injects them; anvil_reorg drops them, so this
-    sends them again) and are mined later, in other blocks. The exception is the op's own fresh
-    deposit: dropped for good (as if its sender had replaced it), or moved to the last new block.
-    Anvil's block timer is paused meanwhile, so that the blocks read are the blocks replaced."""
-    tree.rpc("evm_setIntervalMining", 0)
+    """A shallow reorg (``replace_blocks``), over the op's fresh deposit if it has one: that deposit
+    is dropped for good (as if its sender had replaced it), or moved to the last new block."""
+    tree.rpc("evm_setIntervalMining", 0)  # the blocks read are the blocks replaced
     try:
-        fresh = b""
-        if op.deposit is not None:
-            call = PORTAL.encode_call("depositTransaction", address_of(op.deposit.to))
-            raw, fresh = tree.sign_l1(DEV_PRIVATE_KEYS[op.deposit.sender], tree.portal, call, op.deposit.wei)
-            tree.rpc("eth_sendRawTransaction", "0x" + raw.hex())
-            tree.mine()
-            receipt = tree.l1_receipt(fresh)
-            assert int(receipt["blockNumber"], 16) == tree.head()
-            (log,) = [PORTAL.decode_log(Log.from_json(x)) for x in receipt["logs"]]
-            assert log is not None
-            ledger.orphans.add(deposit_hash(dict(log.args)))
-        head = tree.head()
-        replaced = [h for n in range(head - op.depth + 1, head + 1)
-                    for h in tree.rpc("eth_getBlockByNumber", hex(n), False)["transactions"]]
-        back = [tree.rpc("eth_getRawTransactionByHash", h) for h in replaced if h != "0x" + fresh.hex()]
-        moved = [["0x" + raw.hex(), op.depth - 1]] if op.deposit is not None and op.move else []
-        tree.rpc("anvil_reorg", op.depth, moved)
-        for raw_hex in back:
-            with contextlib.suppress(RuntimeError):  # already known, or its sender sent anew at its nonce
-                tree.rpc("eth_sendRawTransaction", raw_hex)
+        if op.deposit is None:
+            replace_blocks(tree, op.depth)
+            return
+        call = PORTAL.encode_call("depositTransaction", address_of(op.deposit.to))
+        raw, fresh = tree.sign_l1(DEV_PRIVATE_KEYS[op.deposit.sender], tree.portal, call, op.deposit.wei)
+        tree.rpc("eth_sendRawTransaction", "0x" + raw.hex())
+        tree.mine()
+        receipt = tree.l1_receipt(fresh)
+        assert int(receipt["blockNumber"], 16) == tree.head()
+        (log,) = [PORTAL.decode_log(Log.from_json(x)) for x in receipt["logs"]]
+        assert log is not None
+        ledger.orphans.add(deposit_hash(dict(log.args)))
+        replace_blocks(tree, op.depth, fresh, ["0x" + raw.hex(), op.depth - 1] if op.move else None)
     finally:
         tree.rpc("evm_setIntervalMining", 1)
+
+
+def replace_blocks(tree: Tree, depth: int, dropped: bytes = b"", moved: list[Any] | None = None) -> None:
+    """Replace the last ``depth`` blocks of L1 (fewer than DEPTH: nothing credited, derived or
+    proposed from them is touched) by as many new ones, as a real L1 reorg does: the transactions of
+    the replaced blocks go back to the pool (geth re-injects them; anvil_reorg drops them, so they
+    are sent again here) and are mined later, in other blocks; except ``dropped``, gone for good
+    (or, ``moved``, put in a new block: [raw, offset])."""
+    assert depth < DEPTH
+    head = tree.head()
+    replaced = [h for n in range(head - depth + 1, head + 1)
+                for h in tree.rpc("eth_getBlockByNumber", hex(n), False)["transactions"]]
+    back = [tree.rpc("eth_getRawTransactionByHash", h) for h in replaced if h != "0x" + dropped.hex()]
+    tree.rpc("anvil_reorg", depth, [moved] if moved else [])
+    for raw_hex in back:
+        with contextlib.suppress(RuntimeError):  # already known, or its sender sent anew at its nonce
+            tree.rpc("eth_sendRawTransaction", raw_hex)
 
 
 def run(tree: Tree, ledger: Ledger, op: Op) -> None:
@@ -249,13 +262,18 @@ def settle_withdrawals(tree: Tree, ledger: Ledger, plan: Plan) -> None:
     def statuses() -> list[int]:
         return [r.status if (r := tree.withdrawal(h)) is not None else 0 for h in hashes]
 
-    def reach(status: int, kill: KillOp | None, kill_at: int, timeout: float, what: str) -> None:
+    def reach(status: int, kill: KillOp | None, kill_at: int, timeout: float, what: str,
+              reorg_depth: int | None = None) -> None:
         deadline = time.monotonic() + timeout
         while True:
             now = statuses()
             if kill is not None and any(s >= kill_at for s in now):
                 threading.Timer(kill.delay_ms / 1000, tree.kill, (kill.worker,)).start()
                 kill = None
+            if reorg_depth is not None and any(s >= status for s in now):
+                replace_blocks(tree, reorg_depth)  # the relayer's transaction that got it there, likely
+                reorg_depth = None
+                continue
             if all(s >= status for s in now):
                 return
             if time.monotonic() > deadline:
@@ -265,7 +283,7 @@ def settle_withdrawals(tree: Tree, ledger: Ledger, plan: Plan) -> None:
             time.sleep(0.2)
 
     reach(bpb.WITHDRAWAL_STATUS_PROVEN, plan.kill_proving, bpb.WITHDRAWAL_STATUS_IN_OUTPUT, 60,
-          "proven by the relayer")
+          "proven by the relayer", plan.reorg_proven)
     tree.rpc("evm_increaseTime", WARP_S)
     tree.mine()
     reach(bpb.WITHDRAWAL_STATUS_FINALIZED, plan.kill_finalizing, bpb.WITHDRAWAL_STATUS_READY, 60,
