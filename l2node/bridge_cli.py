@@ -271,6 +271,7 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + timeout_s
     # Before any ETH moves: a tree without a bridge cannot follow it.
     bridge_channel, bridge = _bridge(args.data_dir) if args.wait else (None, None)
+    before = _l1_balance(args.data_dir, target) if args.wait == "finalized" else None
     channel, stub = cli._sequencer(args.data_dir)
     with channel:
         info = cli._rpc(stub.GetChainInfo, spb.GetChainInfoRequest())
@@ -290,7 +291,29 @@ def cmd_withdraw(args: argparse.Namespace) -> int:
         print(f"`l2node withdrawals {reply.tx_hash} --follow` follows it", flush=True)
         return 0
     with bridge_channel:
-        return _follow_withdrawal(bridge, reply.tx_hash, args.wait, deadline, timeout_s)
+        code = _follow_withdrawal(bridge, reply.tx_hash, args.wait, deadline, timeout_s)
+    after = _l1_balance(args.data_dir, target) if before is not None else None
+    if before is not None and after is not None:
+        print(f"L1 balance of {cli_address(target)}: {show_amount(before)} -> {show_amount(after)}", flush=True)
+    return code
+
+
+def _l1_balance(data_dir: pathlib.Path | None, who: bytes) -> int | None:
+    """``who``'s balance on the tree's L1; None when its URL is shown redacted (an external L1)."""
+    from services.l1 import L1Client, L1Error
+
+    url = cli._endpoints(data_dir).get("l1_rpc") or ""
+    if not url or "***" in url:
+        return None
+
+    async def read() -> int:
+        async with L1Client(url) as l1:
+            return await l1.get_balance(who)
+
+    try:
+        return asyncio.run(read())
+    except L1Error:
+        return None
 
 
 def _follow_withdrawal(stub: Any, l2_tx_hash: str, until: str, deadline: float, timeout_s: float) -> int:

@@ -1,10 +1,12 @@
 """The bridge's round trip from the CLI, on a real `l2node up` (the default tree: anvil, sequencer,
 rollups, bridge with the devnet relayer): deposit 1 ETH on L1 and see it credited on L2, withdraw
 part of it and see it FINALIZED on L1 by the relayer, and see the L1 balance change by exactly
-that amount. What the README's bridge section shows."""
+that amount. What the README's bridge section shows. Traced, as with Jaeger (tests.conftest's
+OTLP collector): each crossing is one trace, from the command to the bridge's last span."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pathlib
@@ -12,13 +14,14 @@ import secrets
 import signal
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from protocol import DEV_ACCOUNTS
 from services.l1 import LocalSigner
+from tests.conftest import Collector, otel_env
 from tests.node.test_up import L2NODE, wait_for
 from tests.ports import free_base_port
 
@@ -88,12 +91,25 @@ class Tree:
 
 
 @pytest.fixture
-def tree(tmp_path: pathlib.Path) -> Iterator[Tree]:
-    t = Tree(tmp_path)
+async def tree(tmp_path: pathlib.Path, collector: Collector, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Tree]:
+    for key, value in otel_env(collector).items():  # the tree and every command export spans to it
+        monkeypatch.setenv(key, value)
+    t = await asyncio.to_thread(Tree, tmp_path)
     try:
         yield t
     finally:
-        t.close()
+        await asyncio.to_thread(t.close)
+
+
+async def _in_one_trace(collector: Collector, command: str, key: str, value: str, names: tuple[str, ...]) -> None:
+    """The command's span carries ``key`` = ``value`` and roots a trace holding a span of each of
+    ``names`` about the same hash."""
+    root = await collector.wait_for(lambda s: s["name"] == command and s["attributes"].get(key) == value, 30)
+    assert root["service"] == "l2node-cli" and root["parent_id"] == ""
+    for name in names:
+        span = await collector.wait_for(lambda s, n=name: s["name"] == n and s["attributes"].get(key) == value, 30)
+        assert span["trace_id"] == root["trace_id"], f"{name} is not in the trace of {command}"
+        assert span["service"] == "bridge"
 
 
 def _statuses(output: str, kind: str) -> list[str]:
@@ -107,24 +123,34 @@ def _statuses(output: str, kind: str) -> list[str]:
     return seen
 
 
-def test_deposit_then_withdraw_part_of_it_round_trip_from_the_cli(tree: Tree, tmp_path: pathlib.Path) -> None:
+async def test_deposit_then_withdraw_part_of_it_round_trip_from_the_cli(tree: Tree, tmp_path: pathlib.Path,
+                                                                      collector: Collector) -> None:
+    def run(*args: str, timeout: float = 60) -> Any:
+        return asyncio.to_thread(tree.cli, *args, timeout=timeout)
+
+    async def l2_balance(address: str) -> int:
+        return await asyncio.to_thread(tree.l2_balance, address)
+
+    async def l1_balance(address: str) -> int:
+        return await asyncio.to_thread(tree.l1_balance, address)
+
     # A fresh account: nothing on L1, nothing on L2; dev account 5 deposits to it on L1.
     key = secrets.token_bytes(32)
     user = "0x" + LocalSigner(key).address.hex()
     key_file = tmp_path / "user.key"
     key_file.write_text("0x" + key.hex() + "\n")
-    assert tree.l1_balance(user) == 0 and tree.l2_balance(user) == 0
+    assert await l1_balance(user) == 0 and await l2_balance(user) == 0
 
-    deposit = tree.cli("deposit", "--dev", "5", "--to", user, "--value", "1ether", "--wait", "credited", timeout=180)
+    deposit = await run("deposit", "--dev", "5", "--to", user, "--value", "1ether", "--wait", "credited", timeout=180)
     out = deposit.stdout
     assert "sent L1 tx 0x" in out and "waiting up to 120s for deposit 0x" in out
     assert _statuses(out, "deposit")[-1] == "CREDITED", out
     assert f"l2 balance of {user}: 1 eth ({ETHER} wei)" in out.lower(), out
-    assert tree.l2_balance(user) == ETHER
+    assert await l2_balance(user) == ETHER
 
     # Withdraw a quarter to the same address on L1, signed by the new key; the relayer proves and finalizes.
-    withdraw = tree.cli("withdraw", "--key-file", str(key_file), "--value", "0.25ether", "--wait", "finalized",
-                        "--timeout", str(WITHDRAW_TIMEOUT_S), timeout=WITHDRAW_TIMEOUT_S + 30)
+    withdraw = await run("withdraw", "--key-file", str(key_file), "--value", "0.25ether", "--wait", "finalized",
+                         "--timeout", str(WITHDRAW_TIMEOUT_S), timeout=WITHDRAW_TIMEOUT_S + 30)
     out = withdraw.stdout
     assert f"withdraw 0.25 ETH ({ETHER // 4} wei) to {user} on L1" in out, out
     assert f"waiting up to {WITHDRAW_TIMEOUT_S}s for the withdrawal of L2 tx 0x" in out
@@ -135,15 +161,24 @@ def test_deposit_then_withdraw_part_of_it_round_trip_from_the_cli(tree: Tree, tm
     assert "target call SUCCEEDED" in out and f"by {RELAYER}" in out.lower(), out
 
     # L1: the target got exactly the value (the relayer paid the gas); L2: the value and the fee left.
-    assert tree.l1_balance(user) == ETHER // 4
-    left = tree.l2_balance(user)
+    assert await l1_balance(user) == ETHER // 4
+    assert f"l1 balance of {user}: 0 eth (0 wei) -> 0.25 eth ({ETHER // 4} wei)" in out.lower(), out
+    left = await l2_balance(user)
     assert left < ETHER - ETHER // 4 and ETHER - left - ETHER // 4 < 10**15  # the L2 fee, well under 0.001 ETH
 
     # The bridge lists it, by address and by hash, finalized and succeeded.
-    (line,) = tree.cli("withdrawals", "--address", user, "--json").stdout.splitlines()
+    (line,) = (await run("withdrawals", "--address", user, "--json")).stdout.splitlines()
     doc: dict[str, Any] = json.loads(line)
     assert (doc["status"], doc["outcome"]) == ("WITHDRAWAL_STATUS_FINALIZED", "WITHDRAWAL_OUTCOME_SUCCEEDED")
     assert doc["sender"].lower() == doc["target"].lower() == user and doc["value"] == str(ETHER // 4)
     assert doc["prover"].lower() == RELAYER
-    one = tree.cli("withdrawals", doc["withdrawal_hash"]).stdout
+    one = (await run("withdrawals", doc["withdrawal_hash"])).stdout
     assert one.startswith(f"withdrawal {doc['withdrawal_hash']} FINALIZED") and "target call SUCCEEDED" in one
+
+    # Each crossing is one trace: the command's span roots the bridge's spans about its hash.
+    deposit_hash = next(line.split()[1] for line in deposit.stdout.splitlines() if line.startswith("deposit 0x"))
+    await _in_one_trace(collector, "l2node deposit", "l2.deposit.hash", deposit_hash,
+                        ("bridge.deposit.confirmed", "bridge.deposit.credited"))
+    await _in_one_trace(collector, "l2node withdraw", "l2.withdrawal.hash", doc["withdrawal_hash"],
+                        ("bridge.withdrawal.initiated", "bridge.withdrawal.proven", "relay.prove",
+                         "relay.finalize", "bridge.withdrawal.finalized"))
