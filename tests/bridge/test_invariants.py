@@ -45,6 +45,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from bench.bridge import DEPTH, ETHER, PORTAL, Tree, address_of, deposit_hash, wait_for
+from l2node.node.l1 import DEVNET_BLOCK_TIME_S
 from protocol import DEV_PRIVATE_KEYS, FEE_VAULT, MESSAGE_PASSER, devnet_genesis
 from protos.l2node.bridge.v1 import bridge_pb2 as bpb
 from services.l1 import Artifact, Contract, LocalSigner, Log, checksum
@@ -206,7 +207,7 @@ def reorg(tree: Tree, ledger: Ledger, op: ReorgOp) -> None:
         ledger.orphans.add(deposit_hash(dict(log.args)))
         replace_blocks(tree, op.depth, fresh, ["0x" + raw.hex(), op.depth - 1] if op.move else None)
     finally:
-        tree.rpc("evm_setIntervalMining", 1)
+        tree.rpc("evm_setIntervalMining", DEVNET_BLOCK_TIME_S)
 
 
 def replace_blocks(tree: Tree, depth: int, dropped: bytes = b"", moved: list[Any] | None = None) -> None:
