@@ -135,8 +135,9 @@ def plans(draw: st.DrawFn) -> Plan:
 
 @dataclass
 class Ledger:
-    """What the test did, across examples (the tree is the module's): its own L2 transactions, the
-    withdrawals still to settle, and the L2 blocks scanned so far."""
+    """What the test did, across examples (the tree is the module's): its reverting target, its own
+    L2 transactions, the withdrawals still to settle, those that failed first, the deposits a reorg
+    replaced."""
 
     harness: bytes
     l2_txs: set[bytes] = field(default_factory=set)
@@ -305,7 +306,9 @@ def settle_withdrawals(tree: Tree, ledger: Ledger, plan: Plan) -> None:
             tree.send_l1(sender, ledger.harness, HARNESS.encode_call("configure", False, 0, b""))
             tree.send_l1(sender, tree.portal, PORTAL.encode_call("retryWithdrawal", w))
             tree.send_l1(sender, ledger.harness, HARNESS.encode_call("configure", True, 0, b""))
-        want = bpb.WITHDRAWAL_OUTCOME_REFUNDED if op.remedy == "refund" else bpb.WITHDRAWAL_OUTCOME_SUCCEEDED
+        want, state = ((bpb.WITHDRAWAL_OUTCOME_REFUNDED, REFUNDED) if op.remedy == "refund"
+                       else (bpb.WITHDRAWAL_OUTCOME_SUCCEEDED, SUCCEEDED))
+        assert tree.read(PORTAL, tree.portal, "withdrawalState", bytes.fromhex(h[2:]))[0] == state, h
         wait_for(lambda h=h, want=want: (r := tree.withdrawal(h)) is not None and r.outcome == want, 30,  # type: ignore[misc]
                  f"the bridge sees {h}'s {op.remedy}")
     ledger.pending.clear()
