@@ -391,7 +391,9 @@ def check_withdrawals(tree: Tree, ledger: Ledger) -> str:
         record = tree.withdrawal(h)
         assert record is not None and record.status == bpb.WITHDRAWAL_STATUS_FINALIZED, (h, record)
 
-    # The relayer: one L1 transaction per distinct (withdrawal, action), none sent twice.
+    # The relayer: one L1 transaction per distinct (withdrawal, action), none sent twice. Nobody else
+    # proves or finalizes here, so it never has to fill a nonce with a cancel: its nonce counts
+    # exactly its actions, and a duplicate (which would revert, or re-prove) shows up in it.
     actions = [("prove", "0x" + e["withdrawalHash"].hex()) for e in tree.logs("WithdrawalProven")
                if e["prover"] == RELAYER]
     for e in finalized:
