@@ -40,6 +40,8 @@ from services.runtime import BreakerOpen, DeadlineExceeded, redact_url
 #: The key files of the node's roles, by the [l1] key that names each.
 ROLE_KEYS: Final = {"batcher_key_file": "batcher.key", "proposer_key_file": "proposer.key",
                     "challenger_key_file": "challenger.key"}
+#: Optional roles' key files: named under the node's keys dir only when the source config has the role.
+OPTIONAL_ROLE_KEYS: Final = {"relayer_key_file": "relayer.key"}
 CONFIG_FILE: Final = "l2node.toml"
 CONTRACTS_FILE: Final = "contracts.json"
 GENESIS_FILE: Final = "genesis.json"
@@ -90,6 +92,9 @@ def node_config(source: Mapping[str, Any], addresses: Addresses, request: Reques
     l1["contracts"] = f"{request.node_config_dir}/{CONTRACTS_FILE}"
     for key, name in ROLE_KEYS.items():
         l1[key] = f"{request.node_keys_dir}/{name}"
+    for key, name in OPTIONAL_ROLE_KEYS.items():
+        if l1.get(key):
+            l1[key] = f"{request.node_keys_dir}/{name}"
     doc["l1"] = l1
     doc["rollups"] = addresses.rollups.to_json()
     if genesis:

@@ -9,7 +9,7 @@ PROVEN      DepositPortal's ``WithdrawalProven`` (by anyone: a wallet proving by
             too); a proof against an output later invalidated is void: back to choosing an output.
 READY       proven, matured (L1's latest block timestamp >= matures_at) and the output FINALIZED.
 FINALIZED   ``WithdrawalFinalized`` (outcome SUCCEEDED or FAILED; a retry that succeeds makes it
-            SUCCEEDED), ``WithdrawalRefunded`` (REFUNDED).
+            SUCCEEDED), ``WithdrawalRefunded`` (REFUNDED: a FAILED one, or one no block can call, W14).
 
 Portal events come from the same L1 follower as deposits (``_bridge``), applied at the unsafe
 head and undone when a reorg removes them. The relayer, when the worker has one, is handed each
@@ -187,8 +187,11 @@ class Withdrawals:
                     new = dataclasses.replace(record, status=WithdrawalStatus.FINALIZED,
                                               finalized_l1_tx_hash=log.tx_hash, outcome=outcome)
         elif event.name == "WithdrawalRefunded":
-            if removed and record.outcome == WithdrawalOutcome.REFUNDED:
+            if removed and record.outcome == WithdrawalOutcome.REFUNDED and record.finalized_l1_tx_hash:
                 new = dataclasses.replace(record, outcome=WithdrawalOutcome.FAILED)
+            elif removed and record.outcome == WithdrawalOutcome.REFUNDED:
+                # W14 refunds a withdrawal no block can call without a finalize first: back to READY.
+                new = dataclasses.replace(record, status=WithdrawalStatus.READY, outcome=WithdrawalOutcome.NONE)
             elif not removed:
                 new = dataclasses.replace(record, status=WithdrawalStatus.FINALIZED, outcome=WithdrawalOutcome.REFUNDED)
         if new != record:

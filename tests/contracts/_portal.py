@@ -29,6 +29,8 @@ DELAY = 3_600
 #: What the harness needs to record a call (cold SSTOREs of value, data, l2Sender).
 TARGET_GAS = 200_000
 FUNDS = 100 * ETHER
+#: WithdrawalPortal.CALL_OVERHEAD: what W10 keeps back for the CALL itself.
+CALL_OVERHEAD = 40_000
 
 
 def w_tuple(m: WithdrawalMessage) -> tuple[Any, ...]:
@@ -162,6 +164,20 @@ class Bridge:
     async def finalize(self, finalizer: LocalSigner, m: WithdrawalMessage, prover: LocalSigner,
                        gas: int | None = None) -> Receipt:
         return await self.send(finalizer, "finalizeWithdrawal", w_tuple(m), prover.address, gas=gas)
+
+    async def refund_uncallable(self, sender: LocalSigner, m: WithdrawalMessage, prover: LocalSigner) -> Receipt:
+        return await self.send(sender, "refundUncallableWithdrawal", w_tuple(m), prover.address)
+
+    async def block_gas_limit(self) -> int:
+        """The latest block's gas limit (anvil keeps it for the next ones): W14's bound."""
+        block = await self.reg.l1.request("eth_getBlockByNumber", "latest", False)
+        return int(block["gasLimit"], 16)
+
+
+def largest_callable(block_gas_limit: int) -> int:
+    """The largest gas limit W10's inequality lets through with a whole block's gas:
+    block * 63 >= limit * 64 + CALL_OVERHEAD * 63. One more is uncallable (W14)."""
+    return (block_gas_limit - CALL_OVERHEAD) * 63 // 64
 
 
 async def deploy(reg: Registry, artifact: Artifact, *args: Any) -> Contract:

@@ -1,7 +1,7 @@
 """DepositPortal's withdrawals on a real anvil, over a real OutputRegistry: prove a message of an
 output's message-passer root, wait out the maturity delay, finalize (value and data to the target,
 l2Sender visible), and OptimismPortal2's test list of attacks plus ours, each refused with the
-rule it breaks (contracts/WithdrawalPortal.sol, W1-W13)."""
+rule it breaks (contracts/WithdrawalPortal.sol, W1-W14)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,17 @@ from protocol import WithdrawalMessage
 from services.l1 import Contract, L1Client, RpcError
 from services.rollups._contracts import OutputStatus
 from tests.contracts._game import ALICE, BOB, CAROL, DAVE, DEPLOYER, ERIN, FRANK, GRACE
-from tests.contracts._portal import DELAY, ETHER, PORTAL, TARGET_GAS, Bridge, Output, w_tuple
+from tests.contracts._portal import (
+    CALL_OVERHEAD,
+    DELAY,
+    ETHER,
+    PORTAL,
+    TARGET_GAS,
+    Bridge,
+    Output,
+    largest_callable,
+    w_tuple,
+)
 from tests.l1.anvil import Anvil
 
 NONE, SUCCEEDED, FAILED, REFUNDED = range(4)
@@ -449,6 +459,104 @@ async def test_a_failed_withdrawal_is_refunded_to_its_sender_only_and_once(bridg
     error = await bridge.refused(DAVE, "finalizeWithdrawal", w_tuple(m), BOB.address)
     assert (error.name, error.args) == ("WithdrawalNotPending", (m.hash(), REFUNDED))
     assert await bridge.harness("received") == 0
+
+
+# --- a withdrawal no block can call (W14) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("beyond", ["2**64", "2**256-1", "the block"])
+async def test_a_withdrawal_no_block_can_call_is_refunded_to_its_sender_once_it_could_be_finalized(
+        bridge: Bridge, beyond: str) -> None:
+    """L2 records any gas limit; one W10 can never meet would strand its value (it never reaches
+    FAILED, so W13 cannot free it). Its sender takes it back, on finalize's own terms."""
+    block_gas = await bridge.block_gas_limit()
+    assert await bridge.read("CALL_OVERHEAD") == CALL_OVERHEAD
+    edge = largest_callable(block_gas)
+    gas_limit = {"2**64": 2**64, "2**256-1": 2**256 - 1, "the block": edge + 1}[beyond]
+    m = message(bridge, 0, gas_limit=gas_limit)
+    callable_ = message(bridge, 1, gas_limit=edge)  # the largest limit the whole block could give
+    out = await bridge.propose([m, callable_], ERIN)
+    proven_at = await bridge.block_time(await bridge.prove(BOB, m, out))
+    await bridge.prove(BOB, callable_, out)
+    await bridge.finalize_output(out)
+    # CAROL proves it against a later output, which nobody finalizes.
+    pending = await bridge.propose([m, callable_], ERIN, length=5)
+    carol_at = await bridge.block_time(await bridge.prove(CAROL, m, pending))
+
+    bridge.reg.at(proven_at + DELAY - 1)
+    error = await bridge.refused(ALICE, "refundUncallableWithdrawal", w_tuple(m), BOB.address)
+    assert (error.name, error.args) == ("ProofNotMature", (m.hash(), proven_at + DELAY))
+    bridge.reg.mine_at(max(proven_at + DELAY, carol_at + DELAY))
+    error = await bridge.refused(ALICE, "refundUncallableWithdrawal", w_tuple(m), CAROL.address)
+    assert (error.name, error.args) == ("OutputNotFinalized", (pending.index, OutputStatus.PROPOSED))
+    error = await bridge.refused(ALICE, "refundUncallableWithdrawal", w_tuple(m), FRANK.address)
+    assert (error.name, error.args) == ("WithdrawalNotProven", (m.hash(), FRANK.address))
+    for stranger in (BOB, DAVE):  # the prover, anyone: not theirs
+        error = await bridge.refused(stranger, "refundUncallableWithdrawal", w_tuple(m), BOB.address)
+        assert (error.name, error.args) == ("NotWithdrawalSender", (stranger.address, ALICE.address))
+    # Finalizing it is refused as ever (W10), and one the whole block could call is not refunded.
+    error = await bridge.refused(DAVE, "finalizeWithdrawal", w_tuple(m), BOB.address)
+    assert (error.name, error.args) == ("InsufficientGas", (gas_limit,))
+    error = await bridge.refused(ALICE, "refundUncallableWithdrawal", w_tuple(callable_), BOB.address)
+    assert (error.name, error.args) == ("WithdrawalCallable", (edge, block_gas))
+    assert [await bridge.state(x) for x in (m, callable_)] == [NONE, NONE]
+
+    balance, portal = [await bridge.reg.l1.get_balance(a) for a in (ALICE.address, bridge.address)]
+    receipt = await bridge.refund_uncallable(ALICE, m, BOB)
+    assert receipt.success
+    assert bridge.events(receipt) == [("WithdrawalRefunded", {"withdrawalHash": m.hash(), "to": ALICE.address,
+                                                              "value": m.value})]
+    assert await bridge.state(m) == REFUNDED
+    fee = receipt.gas_used * receipt.effective_gas_price
+    assert await bridge.reg.l1.get_balance(ALICE.address) == balance + m.value - fee
+    assert await bridge.reg.l1.get_balance(bridge.address) == portal - m.value
+    # Once: not again, not by finalize, retry or the failed-withdrawal refund.
+    error = await bridge.refused(ALICE, "refundUncallableWithdrawal", w_tuple(m), BOB.address)
+    assert (error.name, error.args) == ("WithdrawalNotPending", (m.hash(), REFUNDED))
+    error = await bridge.refused(DAVE, "finalizeWithdrawal", w_tuple(m), BOB.address)
+    assert (error.name, error.args) == ("WithdrawalNotPending", (m.hash(), REFUNDED))
+    for function in ("refundWithdrawal", "retryWithdrawal"):
+        error = await bridge.refused(ALICE, function, w_tuple(m))
+        assert (error.name, error.args) == ("WithdrawalNotFailed", (m.hash(), REFUNDED))
+    assert await bridge.harness("calls") == 0
+
+
+async def test_an_ordinary_withdrawal_is_callable_so_finalized_not_refunded(bridge: Bridge) -> None:
+    messages, _, proven_at = await proven_and_final(bridge)
+    m = messages[0]
+    bridge.reg.at(proven_at + DELAY)
+    error = await bridge.refused(ALICE, "refundUncallableWithdrawal", w_tuple(m), BOB.address)
+    assert (error.name, error.args) == ("WithdrawalCallable", (TARGET_GAS, await bridge.block_gas_limit()))
+    assert (await bridge.finalize(DAVE, m, BOB)).success and await bridge.state(m) == SUCCEEDED
+    error = await bridge.refused(ALICE, "refundUncallableWithdrawal", w_tuple(m), BOB.address)
+    assert (error.name, error.args) == ("WithdrawalNotPending", (m.hash(), SUCCEEDED))
+
+
+async def test_refunding_an_uncallable_withdrawal_inside_a_target_call_or_to_a_refusing_sender_is_refused(
+        bridge: Bridge) -> None:
+    """The harness is the uncallable withdrawal's sender here, so that its re-entry passes every
+    check but the lock (W9): without the lock the refund would go through."""
+    stuck = message(bridge, 0, sender=bridge.target_address, gas_limit=2**64)
+    carrier = message(bridge, 1, gas_limit=600_000)
+    out = await bridge.propose([stuck, carrier], ERIN)
+    for m in (stuck, carrier):
+        await bridge.prove(BOB, m, out)
+    await bridge.finalize_output(out)
+    bridge.reg.mine_at(await bridge.reg.now() + DELAY)
+    reentry = bridge.portal.encode_call("refundUncallableWithdrawal", w_tuple(stuck), BOB.address)
+    await bridge.configure(reentry=reentry)
+    assert (await bridge.finalize(DAVE, carrier, BOB)).success and await bridge.state(carrier) == SUCCEEDED
+    assert not await bridge.harness("reentryOk")
+    error = bridge.portal.decode_error(await bridge.harness("reentryResult"))
+    assert error is not None and error.name == "InsideWithdrawalCall"
+    assert await bridge.state(stuck) == NONE
+    # Outside a target call, every check passes but the payment: the harness's receive() reads
+    # l2Sender(), which reverts there. RefundFailed, and nothing changed.
+    with pytest.raises(RpcError) as caught:
+        await bridge.reg.l1.call(bridge.address, reentry, sender=bridge.target_address, block="pending")
+    refused = bridge.portal.decode_error(caught.value.revert_data)
+    assert refused is not None and (refused.name, refused.args) == ("RefundFailed", (stuck.hash(),))
+    assert await bridge.state(stuck) == NONE
 
 
 # --- per-prover proofs (W7) -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -33,8 +34,8 @@ from tests.ports import free_base_port, free_port
 
 L2NODE = [sys.executable, "-m", "l2node.cli"]
 SECRET = "s3cret-api-key"
-#: The node's own keys: anvil's funded dev accounts 1 (batcher), 8 and 9; the deployer is 0.
-KEYS = {"deployer": 0, "batcher": 1, "proposer": 8, "challenger": 9}
+#: The node's own keys: anvil's funded dev accounts 1 (batcher), 8, 9 and 7 (relayer); the deployer is 0.
+KEYS = {"deployer": 0, "batcher": 1, "proposer": 8, "challenger": 9, "relayer": 7}
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +86,15 @@ class Site:
         self.tmp, self.l1_url = tmp, l1_url
         self.etc, self.keys, self.data = tmp / "etc", tmp / "secrets", tmp / "data"
         self.deployer_key = write_key(tmp / "deployer" / "deployer.key", KEYS["deployer"])
-        # The operator's config: the Kubernetes base's, on a port of its own for this test.
+        # The operator's config: the Kubernetes base's, on ports of its own for this test (a tree on
+        # the default ports, e.g. ../shared/checks/interface-contract's, must not collide with it).
         self.base_port = free_base_port()
         base = (OPS / "k8s" / "base" / "l2node.toml").read_text()
         self.source = tmp / "source.toml"
-        self.source.write_text(base.replace("base_port = 50050", f"base_port = {self.base_port}"))
+        text, count = re.subn(r"(?m)^base_port = 50050$", f"base_port = {self.base_port}", base)
+        text, metrics = re.subn(r"(?m)^metrics_port = \d+$", f"metrics_port = {self.base_port + 7}", text)
+        assert count == metrics == 1
+        self.source.write_text(text)
 
     def deploy(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return run("deploy", "--l1-rpc", self.l1_url, "--key-file", str(self.deployer_key), "--config",
@@ -157,10 +162,10 @@ def test_deploy_then_the_container_command_finalizes_a_transfer(l1: str, tmp_pat
     assert {"BatchInbox", "DepositPortal", "StepVerifier", "OutputRegistry"} <= set(deployment.addresses)
     config = (site.etc / "l2node.toml").read_text()
     assert SECRET not in config and "rpc" not in config.split("[l1]")[1].split("[")[0]
-    for role in ("batcher", "proposer", "challenger"):
+    for role in ("batcher", "proposer", "challenger", "relayer"):  # the base config has a relayer
         assert f'{role}_key_file = "{site.keys / f"{role}.key"}"' in config
     assert f'contracts = "{site.etc / "contracts.json"}"' in config and 'host = "0.0.0.0"' in config
-    for role in ("proposer", "challenger"):
+    for role in ("proposer", "challenger", "relayer"):
         write_key(site.keys / f"{role}.key", KEYS[role])
 
     node = site.up()
@@ -184,6 +189,7 @@ def test_a_missing_key_file_makes_the_node_not_ready_and_status_names_it(l1: str
     assert deployed.returncode == 0, deployed.stderr
     write_key(site.keys / "batcher.key", KEYS["batcher"])
     write_key(site.keys / "challenger.key", KEYS["challenger"])  # the proposer's key is not there
+    write_key(site.keys / "relayer.key", KEYS["relayer"])
     node = site.up()
     try:
         doc = wait_for(lambda: tree_running(site, node), 90, "tree up")

@@ -40,3 +40,12 @@ def test_the_node_config_names_the_files_not_the_url(tmp_path: pathlib.Path) -> 
     written.write_text(node_config(source, addresses, request, ""))
     cfg = load(written, l1_rpc="http://l1:8545")  # what `up` makes of it
     assert cfg.batcher_key_file == "/keys/batcher.key" and cfg.rollups.challenge_window_s == 600
+    assert cfg.relayer_key_file == ""  # an optional role: none in the source, none written
+
+
+def test_a_relayer_in_the_source_config_reads_its_key_from_the_node_keys_dir(tmp_path: pathlib.Path) -> None:
+    addresses = Addresses(31337, 7, bytes(32), bytes(20), bytes(20), bytes(20), bytes(20), bytes(20), bytes(20),
+                          RollupParams(), bytes(32))
+    source = {"l1": {"relayer_key_file": "/etc/l2node/keys/relayer.key"}}
+    request = Request("http://l1:8545", tmp_path / "k", bytes(20), tmp_path, node_keys_dir="/keys")
+    assert tomllib.loads(node_config(source, addresses, request, ""))["l1"]["relayer_key_file"] == "/keys/relayer.key"

@@ -465,7 +465,8 @@ def test_container_command_runs_the_rollup_and_serves_what_the_kubelet_probes(tm
     etc = tmp_path / "etc"
     toml = config_map("base", "l2node-config")["data"]["l2node.toml"].replace("/etc/l2node/", f"{etc}/")
     toml, count = re.subn(r"(?m)^base_port\s*=\s*\d+", f"base_port = {port}", toml)
-    assert count == 1
+    toml, metrics = re.subn(r"(?m)^metrics_port\s*=\s*\d+", f"metrics_port = {port + 7}", toml)
+    assert count == metrics == 1
     asyncio.run(deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path / "deploy"))
     keys = {"batcher": DEVNET_BATCHER_KEY, "proposer": DEVNET_PROPOSER_KEY, "challenger": DEVNET_CHALLENGER_KEY,
             "relayer": DEVNET_RELAYER_KEY}
