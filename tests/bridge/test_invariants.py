@@ -192,7 +192,7 @@ def withdraw(tree: Tree, ledger: Ledger, op: WithdrawOp) -> None:
 def reorg(tree: Tree, ledger: Ledger, op: ReorgOp) -> None:
     """A shallow reorg (``replace_blocks``), over the op's fresh deposit if it has one: that deposit
     is dropped for good (as if its sender had replaced it), or moved to the last new block."""
-    tree.rpc("evm_setIntervalMining", 0)  # the blocks read are the blocks replaced
+    tree.rpc("evm_setIntervalMining", 0)  # the fresh deposit's block stays the head until replaced
     try:
         if op.deposit is None:
             replace_blocks(tree, op.depth)
@@ -216,16 +216,21 @@ def replace_blocks(tree: Tree, depth: int, dropped: bytes = b"", moved: list[Any
     proposed from them is touched) by as many new ones, as a real L1 reorg does: the transactions of
     the replaced blocks go back to the pool (geth re-injects them; anvil_reorg drops them, so they
     are sent again here) and are mined later, in other blocks; except ``dropped``, gone for good
-    (or, ``moved``, put in a new block: [raw, offset])."""
+    (or, ``moved``, put in a new block: [raw, offset]). Anvil's block timer is paused meanwhile, so
+    that the blocks read are the blocks replaced."""
     assert depth < DEPTH
-    head = tree.head()
-    replaced = [h for n in range(head - depth + 1, head + 1)
-                for h in tree.rpc("eth_getBlockByNumber", hex(n), False)["transactions"]]
-    back = [tree.rpc("eth_getRawTransactionByHash", h) for h in replaced if h != "0x" + dropped.hex()]
-    tree.rpc("anvil_reorg", depth, [moved] if moved else [])
-    for raw_hex in back:
-        with contextlib.suppress(RuntimeError):  # already known, or its sender sent anew at its nonce
-            tree.rpc("eth_sendRawTransaction", raw_hex)
+    tree.rpc("evm_setIntervalMining", 0)
+    try:
+        head = tree.head()
+        replaced = [h for n in range(head - depth + 1, head + 1)
+                    for h in tree.rpc("eth_getBlockByNumber", hex(n), False)["transactions"]]
+        back = [tree.rpc("eth_getRawTransactionByHash", h) for h in replaced if h != "0x" + dropped.hex()]
+        tree.rpc("anvil_reorg", depth, [moved] if moved else [])
+        for raw_hex in back:
+            with contextlib.suppress(RuntimeError):  # already known, or its sender sent anew at its nonce
+                tree.rpc("eth_sendRawTransaction", raw_hex)
+    finally:
+        tree.rpc("evm_setIntervalMining", DEVNET_BLOCK_TIME_S)
 
 
 def run(tree: Tree, ledger: Ledger, op: Op) -> None:
