@@ -1,16 +1,20 @@
 """Deposit latency: from the deposit's L1 block reaching the confirmation depth to its mint on L2.
 
-    python bench/deposit_latency.py [--deposits 30] [--depth 4] [--idle-s 30] [--settings JSON]
+    python bench/deposit_latency.py [--deposits 20] [--after-idle 3] [--idle-s 30] [--depth 4]
+                                    [--settings JSON]
 
-A real anvil mining a block every second, the contracts deployed, and a real sequencer worker
-(its settings' defaults unless --settings overrides them) reading L1 through a counting proxy.
-Deposits are sent at random moments of the L1 block period. The bench watches both sides itself:
-it polls anvil's head every 2 ms (the moment block D + depth is first seen: the deposit of block D
-is at depth) and follows the sequencer's SubscribeBlocks stream (the moment the block minting the
-deposit arrives). The latency is the difference, on one monotonic clock; each side's observation
-error is a few ms. Before the deposits, it leaves the node idle for --idle-s and counts its L1
-requests (HTTP requests, and JSON-RPC calls in them) while it is idle before the deposits,
-once its follower has backed off (the first half of --idle-s is not counted).
+A real anvil as `l2node up` runs it (a block a second, finalized 8 blocks back), the contracts
+deployed, and a real sequencer worker (its settings' defaults unless --settings overrides them)
+reading L1 through a counting proxy. Deposits are sent at random moments of the L1 block period.
+The bench watches both sides itself: it polls anvil's head every 2 ms (the moment block D + depth
+is first seen: the deposit of block D is at depth) and follows the sequencer's SubscribeBlocks
+stream (the moment the block minting the deposit arrives). The latency is the difference, on one
+monotonic clock; each side's observation error is a few ms.
+
+First it leaves the node idle for --idle-s and counts its L1 requests (HTTP requests, and the
+JSON-RPC calls in them) over the second half, once its follower has backed off. Then --deposits
+deposits 1-2 s apart, then --after-idle more, each after --idle-s of quiet (the first deposit an
+idle node sees: its follower was backed off).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -53,6 +58,7 @@ class CountingProxy:
         self.upstream = upstream
         self.requests = 0
         self.calls = 0
+        self.methods: Counter[str] = Counter()
         self.url = f"http://127.0.0.1:{free_loopback_port()}"
         self._session: aiohttp.ClientSession | None = None
         self._loop = asyncio.new_event_loop()
@@ -76,7 +82,9 @@ class CountingProxy:
         body = await request.read()
         self.requests += 1
         parsed = json.loads(body)
-        self.calls += len(parsed) if isinstance(parsed, list) else 1
+        calls = parsed if isinstance(parsed, list) else [parsed]
+        self.calls += len(calls)
+        self.methods.update(call["method"] for call in calls)
         assert self._session is not None
         async with self._session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}) as r:
             return web.Response(body=await r.read(), status=r.status, content_type="application/json")
@@ -128,10 +136,12 @@ def main() -> None:
     parser.add_argument("--deposits", type=int, default=30)
     parser.add_argument("--depth", type=int, default=4, help="the sequencer's confirmation_depth")
     parser.add_argument("--idle-s", type=float, default=30.0)
+    parser.add_argument("--after-idle", type=int, default=3,
+                        help="then this many deposits, each after --idle-s of quiet (the follower backed off)")
     parser.add_argument("--settings", default="{}", help="JSON merged into the sequencer's [l1] settings")
     args = parser.parse_args()
 
-    anvil = Anvil(args=("--block-time", "1"))
+    anvil = Anvil(args=("--block-time", "1", "--slots-in-an-epoch", "4"))  # l2node up's devnet L1
     anvil.start()
     proxy = CountingProxy(anvil.url)
     proxy.start()
@@ -153,10 +163,11 @@ def main() -> None:
         grpc.channel_ready_future(channel).result(timeout=60)
         stub = pb_grpc.SequencerServiceStub(channel)
         time.sleep(args.idle_s / 2)  # the follower backs off while nothing happens
-        requests, calls, started = proxy.requests, proxy.calls, time.monotonic()
+        requests, calls, started, methods = proxy.requests, proxy.calls, time.monotonic(), proxy.methods.copy()
         time.sleep(args.idle_s / 2)
         elapsed = time.monotonic() - started
         idle_requests, idle_calls = (proxy.requests - requests) / elapsed, (proxy.calls - calls) / elapsed
+        idle_methods = proxy.methods - methods
         watcher = Watcher(anvil, stub)
         watcher.start()
 
@@ -164,31 +175,46 @@ def main() -> None:
         portal = Contract(Artifact.load("DepositPortal"))
         depositor = anvil.rpc("eth_accounts")[6]
         to = bytes.fromhex("00000000000000000000000000000000000d3e05")
-        sent: list[tuple[int, str]] = []  # (L1 block, L2 deposit hash)
-        for _ in range(args.deposits):
-            time.sleep(random.uniform(1.0, 2.0))  # a random moment of the block period
+
+        def deposit() -> tuple[int, str]:
+            """A deposit: its L1 block and its L2 hash."""
             tx = anvil.rpc("eth_sendTransaction", {"from": depositor, "to": portal_address, "value": hex(10**15),
                                                    "data": "0x" + portal.encode_call("depositTransaction", to).hex()})
             receipt = anvil.receipt(tx)
             (event,) = receipt["logs"]
             source = bytes.fromhex(event["data"][2:])[64:96]  # data: mint, l1Block, sourceHash
-            sent.append((int(receipt["blockNumber"], 16), "0x" + Deposit(source, to, 10**15).hash().hex()))
-        deadline = time.monotonic() + 30
-        while any(h not in watcher.l2_seen for _, h in sent):
-            assert time.monotonic() < deadline, "deposits not minted"
-            time.sleep(0.1)
-        latencies = [1000 * (watcher.l2_seen[h] - watcher.l1_seen[block + args.depth]) for block, h in sent]
+            return int(receipt["blockNumber"], 16), "0x" + Deposit(source, to, 10**15).hash().hex()
+
+        def latency(sent: list[tuple[int, str]]) -> list[float]:
+            deadline = time.monotonic() + 30
+            while any(h not in watcher.l2_seen for _, h in sent):
+                assert time.monotonic() < deadline, "deposits not minted"
+                time.sleep(0.1)
+            return [1000 * (watcher.l2_seen[h] - watcher.l1_seen[block + args.depth]) for block, h in sent]
+
+        sent = []
+        for _ in range(args.deposits):  # (none: only the idle rate)
+            time.sleep(random.uniform(1.0, 2.0))  # a random moment of the block period
+            sent.append(deposit())
+        latencies = latency(sent)
+        after_idle = []
+        for _ in range(args.after_idle):
+            time.sleep(args.idle_s + random.uniform(0, 1))
+            after_idle += latency([deposit()])
 
         watcher.stop()
         channel.close()
 
         print(f"deposits: {len(latencies)}, confirmation depth {args.depth}, L1 block time 1 s, "
               f"settings {args.settings}")
-        print(f"latency (depth reached -> minted on L2), ms: p50 {statistics.median(latencies):.0f}, "
-              f"p90 {percentile(latencies, 0.9):.0f}, p99 {percentile(latencies, 0.99):.0f}, "
-              f"min {min(latencies):.0f}, max {max(latencies):.0f}")
-        print("each, ms, in order:", " ".join(f"{x:.0f}" for x in latencies))
-        print(f"idle sequencer, L1 requests/s: {idle_requests:.2f} HTTP ({idle_calls:.2f} JSON-RPC calls)")
+        if latencies:
+            print(f"latency (depth reached -> minted on L2), ms: p50 {statistics.median(latencies):.0f}, "
+                  f"p90 {percentile(latencies, 0.9):.0f}, p99 {percentile(latencies, 0.99):.0f}, "
+                  f"min {min(latencies):.0f}, max {max(latencies):.0f}")
+            print("each, ms, in order:", " ".join(f"{x:.0f}" for x in latencies))
+        print("after idle, ms:", " ".join(f"{x:.0f}" for x in after_idle))
+        print(f"idle sequencer, L1 requests/s: {idle_requests:.2f} HTTP ({idle_calls:.2f} JSON-RPC calls: "
+              + ", ".join(f"{m} {n / elapsed:.2f}" for m, n in idle_methods.most_common()) + ")")
     finally:
         if proc is not None:
             proc.terminate()

@@ -100,12 +100,31 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     deployment = Deployment.load(l1.contracts)
     inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
     sender = await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)))
-    follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s)
+    idle_poll_s = l1.idle_poll_for(await _block_time(client))
+    follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s,
+                              idle_poll_s=idle_poll_s)
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
     logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redact_url(l1.rpc),
-                                        "batcher": "0x" + sender.address.hex()})
+                                        "batcher": "0x" + sender.address.hex(), "idle_poll_s": idle_poll_s})
     window = int(deployment.rollups.get("sequencer_window", DEFAULT_SEQUENCER_WINDOW))
     batcher = Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number,
                       window)
     await batcher.attest_origin()  # before any block is sealed: the inbox checks every block's origin
     return batcher
+
+
+#: L1 blocks the block time is measured over.
+_BLOCK_TIME_SPAN = 16
+
+
+async def _block_time(client: L1Client) -> float | None:
+    """L1's mean block time over its last blocks (seconds), from their timestamps; None while it
+    has too few blocks, or mines them within the same second (an L1 mining on demand)."""
+    head = await client.block_number()
+    span = min(_BLOCK_TIME_SPAN, head)
+    if span < 2:
+        return None
+    newest, oldest = await client.get_blocks([head, head - span])
+    if newest is None or oldest is None or newest.timestamp <= oldest.timestamp:
+        return None
+    return (newest.timestamp - oldest.timestamp) / span

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from protocol import DEFAULT_CHAIN_ID
-from services.l1 import Deployment, needed_files, read_key
+from services.l1 import Deployment, FollowerConfig, needed_files, read_key
 from services.runtime import check_threads, cpu_count, settings_from
 
 from ._mempool import MempoolConfig
@@ -53,8 +53,27 @@ class L1Settings:
     #: How often the inbox follower asks L1 for news (seconds) while something it saw awaits depth;
     #: idle, it backs off to services.l1's idle_poll_s. A deposit is minted within about this long
     #: of reaching the depth (Chain.inputs_due seals at once): bench/deposit_latency.py, p50 ~140 ms
-    #: at 0.25 s, ~210 ms at 0.5 s (the goal: 300 ms). Idle, it costs nothing more.
+    #: at 0.25 s, ~210 ms at 0.5 s (the goal: 300 ms). Idle, it costs nothing (see idle_poll_s).
     poll_interval_s: float = 0.25
+    #: The longest sleep of the idle follower (seconds); 0: derived at start from L1's block time
+    #: (``idle_poll_for``), so that a deposit made while the node is idle is still seen before it
+    #: reaches the depth, and minted within ``poll_interval_s`` of it. The devnet's L1 (1 s blocks,
+    #: depth 4): 4 s, ~0.8 L1 requests/s idle (0.4 at services.l1's 8 s, where the first deposit
+    #: after a quiet spell waited up to 4 s more); an L1 of 12 s slots: 8 s, as before.
+    idle_poll_s: float = 0.0
+
+    def idle_poll_for(self, block_time_s: float | None) -> float:
+        """The idle follower's longest sleep on an L1 with blocks every ``block_time_s`` (None: not
+        known, as on an L1 that mines only when sent a transaction): the time a deposit takes to
+        reach the depth, so the first poll after it comes before (it then polls every
+        ``poll_interval_s`` until the depth) or right at it; between ``poll_interval_s`` and
+        services.l1's default (8 s: a 12 s L1 slot never makes it poll more)."""
+        if self.idle_poll_s:
+            return max(self.idle_poll_s, self.poll_interval_s)
+        idle_max = FollowerConfig().idle_poll_s
+        if not block_time_s:
+            return idle_max
+        return max(self.poll_interval_s, min(idle_max, self.confirmation_depth * block_time_s))
 
     @property
     def enabled(self) -> bool:

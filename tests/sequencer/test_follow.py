@@ -15,21 +15,25 @@ import pytest
 from protocol import (
     DEFAULT_CHAIN_ID,
     DEV_ACCOUNTS,
+    DEV_PRIVATE_KEYS,
+    MESSAGE_PASSER,
     BatchBlock,
     Deposit,
     QueuedDeposit,
     QueuedForced,
+    encode_withdrawal_call,
     heartbeat_due,
     keccak256,
     leaf_acceptable,
     window_lapsed,
 )
+from services.l1 import UnsignedTransaction, sign_transaction
 from services.sequencer._chain import is_derived
 from services.sequencer._follow import DerivationFollower, SeenBatch
 from services.sequencer._producer import BlockProducer
 from services.sequencer._store import FINALIZED, SAFE, SEALED
 from supervisor import TaskStatus
-from tests.sequencer.test_chain import Sequencer, data_transfer, transfer
+from tests.sequencer.test_chain import GWEI, Sequencer, data_transfer, transfer
 
 W = 8
 PAYEE = bytes.fromhex("00000000000000000000000000000000000000aa")
@@ -268,3 +272,28 @@ async def test_catch_up_blocks_that_cannot_be_sealed_yet_do_not_starve_the_event
     finally:
         producer.cancel()
     assert ticks == 20 and seq.chain.head.number == 5
+
+
+async def test_a_withdrawal_in_a_block_derivation_replaced_is_listed_again_only_from_its_new_block(
+        seq: Sequencer) -> None:
+    """The messages table follows the rewind: the message of the dropped block goes with it (a
+    derived block records none), and comes back, same nonce, with the block that seals it again."""
+    f = follower(seq)
+    raw = sign_transaction(UnsignedTransaction(DEFAULT_CHAIN_ID, 0, GWEI, 10 * GWEI, 100_000, MESSAGE_PASSER, 5,
+                                               encode_withdrawal_call(PAYEE, 100_000)), DEV_PRIVATE_KEYS[2])
+    (sent,) = await seq.intake.submit([raw])
+    own = seq.chain.block(await seal_at(seq, 3, 100))
+    assert own is not None and own.message_count == 1
+    assert [m.block_hash for m in seq.store.messages(0, 10).messages] == [own.hash]
+
+    await f.reconcile(horizon=W + 2, finalized=0)  # nothing posted: blocks 1-3 are derivation's
+    assert seq.chain.rewinds == 1 and seq.chain.head.number == 3
+    page = seq.store.messages(0, 10)
+    assert (page.messages, page.message_count, page.head) == ([], 0, 3)
+    assert [seq.chain.block(n).message_count for n in (1, 2, 3)] == [0, 0, 0]  # type: ignore[union-attr]
+
+    again = await seq.chain.seal(200)
+    assert again is not None and sent in again.tx_hashes and again.message_count == 1
+    (m,) = seq.store.messages(0, 10).messages
+    assert (m.message.nonce, m.block_number, m.block_hash, m.tx_hash) == (0, again.header.number, again.hash, sent)
+    assert m.message.target == PAYEE and m.message.value == 5
