@@ -25,6 +25,7 @@ import json
 import os
 import pathlib
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -220,6 +221,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
         anvil.stop()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

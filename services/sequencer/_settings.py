@@ -55,19 +55,21 @@ class L1Settings:
     #: of reaching the depth (Chain.inputs_due seals at once): bench/deposit_latency.py, p50 ~140 ms
     #: at 0.25 s, ~210 ms at 0.5 s (the goal: 300 ms). Idle, it costs nothing (see idle_poll_s).
     poll_interval_s: float = 0.25
-    #: The longest sleep of the idle follower (seconds); 0: derived at start from L1's block time
-    #: (``idle_poll_for``), so that a deposit made while the node is idle is still seen before it
-    #: reaches the depth, and minted within ``poll_interval_s`` of it. The devnet's L1 (1 s blocks,
-    #: depth 4): 4 s, ~0.8 L1 requests/s idle (0.4 at services.l1's 8 s, where the first deposit
-    #: after a quiet spell waited up to 4 s more); an L1 of 12 s slots: 8 s, as before.
-    idle_poll_s: float = 0.0
+    #: The longest sleep of the idle follower (seconds); default services.l1's (8 s). 0: derived at
+    #: start from L1's block time (``idle_poll_for``), so that a deposit made while the node is idle
+    #: is still seen before it reaches the depth and minted within ``poll_interval_s`` of it: on the
+    #: devnet's L1 (1 s blocks, depth 4) 4 s, and the sequencer's idle L1 calls double (0.67 -> 1.33
+    #: a second, against an idle node's budget of 2, tests/node/test_quiet.py); at 8 s, the first
+    #: deposit after a quiet spell waits up to ~4 s more there. An L1 of 12 s slots: 8 s either way.
+    idle_poll_s: float = field(default_factory=lambda: FollowerConfig().idle_poll_s)
 
     def idle_poll_for(self, block_time_s: float | None) -> float:
-        """The idle follower's longest sleep on an L1 with blocks every ``block_time_s`` (None: not
-        known, as on an L1 that mines only when sent a transaction): the time a deposit takes to
-        reach the depth, so the first poll after it comes before (it then polls every
-        ``poll_interval_s`` until the depth) or right at it; between ``poll_interval_s`` and
-        services.l1's default (8 s: a 12 s L1 slot never makes it poll more)."""
+        """The idle follower's longest sleep: ``idle_poll_s``, or when that is 0, derived for an
+        L1 with blocks every ``block_time_s`` (None: not known, as on an L1 that mines only when
+        sent a transaction): the time a deposit takes to reach the depth, so the first poll after
+        it comes before (it then polls every ``poll_interval_s`` until the depth) or right at it;
+        between ``poll_interval_s`` and services.l1's default (8 s: a 12 s L1 slot never makes it
+        poll more)."""
         if self.idle_poll_s:
             return max(self.idle_poll_s, self.poll_interval_s)
         idle_max = FollowerConfig().idle_poll_s
