@@ -42,8 +42,8 @@ async def _register(ctx: WorkerContext) -> Service:
     bridge = await Bridge.open(settings, store, ctx.logger, ctx.tracer, ctx.channel, ctx.config.data_dir)
     for reason in settings.missing():
         ctx.not_ready(reason)
-    bridge_pb2_grpc.add_BridgeServiceServicer_to_server(BridgeServicer(store, bridge.withdrawals, bridge.portal),
-                                                        ctx.server)
+    servicer = BridgeServicer(store, bridge.withdrawals, bridge.portal, bridge.wake_l1)
+    bridge_pb2_grpc.add_BridgeServiceServicer_to_server(servicer, ctx.server)
     return bridge
 
 

@@ -6,6 +6,7 @@ and closes at stop. The worker runtime's ``Service``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,7 @@ from supervisor import ChildSpec, task
 from ._clients import RollupsClient, SequencerClient
 from ._deposits import Deposits
 from ._proofs import Proofs
-from ._records import WithdrawalProof, WithdrawalRecord
+from ._records import DepositStatus, WithdrawalProof, WithdrawalRecord
 from ._settings import BridgeSettings
 from ._store import BridgeStore
 from ._withdrawals import Withdrawals
@@ -120,9 +121,11 @@ class Bridge:
         assert self._l1 is not None and self.portal is not None and self._deposits is not None
         assert self.withdrawals is not None
         topics = [self.portal.topic("DepositQueued"), *self.withdrawals.topics]
-        poll = self.settings.poll_interval_s
-        config = FollowerConfig(confirmation_depth=self.settings.confirmation_depth, poll_interval_s=poll,
-                                idle_poll_s=max(poll, 1.0))
+        # The follower backs off like every L1 poller of an idle node (services.l1's default idle
+        # interval: test_quiet's budget). A deposit waiting for depth, or one a client tracks
+        # (TrackDeposit), holds the fast interval: that is the latency a user waits through.
+        config = FollowerConfig(confirmation_depth=self.settings.confirmation_depth,
+                                poll_interval_s=self.settings.poll_interval_s)
         follower = LogFollower(self._l1, address=self.portal.address, topics=[topics], start_block=self._start,
                                config=config)
         resume = self._start
@@ -130,9 +133,16 @@ class Bridge:
             async for update in follower.updates():
                 self._deposits.apply(update)
                 await self.withdrawals.apply(update)
+                if self.store.deposits_in((DepositStatus.SEEN,)):
+                    self.wake_l1()
                 if update.heads.finalized + 1 > resume:
                     resume = update.heads.finalized + 1
                     self.store.set_meta(_RESUME_AT, resume)
+
+    def wake_l1(self) -> None:
+        """Poll L1 at the base interval for a while: something this node cares about is due."""
+        if self._l1 is not None:
+            self._l1.activity.notify()
 
     async def _credit(self) -> None:
         assert self._deposits is not None
@@ -159,13 +169,17 @@ class Bridge:
         delay = poll
         while True:
             busy = 0
+            changed = self.store.changed()
             try:
                 with quiet():
                     busy = await round_()
             except _TRANSIENT as exc:
                 self._log.warning("%s: %s: %s", what, type(exc).__name__, exc)
             delay = poll if busy else min(delay * 2, max(_IDLE_POLL_S, poll))
-            await asyncio.sleep(delay)
+            # A recorded change (a deposit at depth, an output, a proof) may be this loop's work:
+            # it runs at once rather than after a backed-off interval.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), delay)
 
     async def _relay(self) -> None:
         tracker, relayer = self.withdrawals, self._relayer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final
 
 import grpc
@@ -111,10 +111,13 @@ def _involves(record: Record, who: bytes | None, key: bytes | None) -> bool:
 
 
 class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
-    def __init__(self, store: BridgeStore, withdrawals: Withdrawals | None, portal: Contract | None) -> None:
+    def __init__(self, store: BridgeStore, withdrawals: Withdrawals | None, portal: Contract | None,
+                 wake_l1: Callable[[], None] = lambda: None) -> None:
         self._store = store
         self._withdrawals = withdrawals
         self._portal = portal
+        #: TrackDeposit's: a client waits on a deposit, so L1 is polled at the base interval.
+        self._wake_l1 = wake_l1
 
     async def GetDeposit(self, request: pb.GetDepositRequest, context: Any) -> pb.GetDepositResponse:
         which = request.WhichOneof("key")
@@ -222,6 +225,7 @@ class BridgeServicer(bridge_pb2_grpc.BridgeServiceServicer):
 
     async def TrackDeposit(self, request: pb.TrackDepositRequest, context: Any) -> pb.TrackDepositResponse:
         tx_hash = parse_hex(request.l1_tx_hash, 32, "l1_tx_hash")
+        self._wake_l1()
         remaining = context.time_remaining()
         loop = asyncio.get_running_loop()
         # Answer NOT_FOUND a little before the caller's deadline rather than let it expire.
