@@ -354,6 +354,9 @@ def deposit_latency(tree: Tree, arrivals: Arrivals, count: int) -> tuple[list[fl
         (log,) = [PORTAL.decode_log(Log.from_json(x)) for x in receipt["logs"]]
         assert log is not None
         h = "0x" + deposit_hash(dict(log.args)).hex()
+        # As `l2node deposit` does: hand the deposit to the bridge, which then watches L1 closely.
+        track = bpb.TrackDepositRequest(l1_tx_hash=receipt["transactionHash"])
+        retried(lambda: tree.bridge.TrackDeposit(track, timeout=10))  # noqa: B023 (called at once)
         missing = mined + DEPTH - tree.head()
         if missing <= 0:  # anvil's own block timer got there first: the start is unknown
             continue
