@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -15,6 +14,7 @@ from typing import Any, Final
 import grpc
 from opentelemetry import trace
 
+from protocol import is_local_devnet
 from services.l1 import OUTAGE, Contract, Deployment, FollowerConfig, L1Client, LocalSigner, LogFollower, read_key
 from services.runtime import BreakerOpen, DeadlineExceeded, quiet
 from supervisor import ChildSpec, task
@@ -23,6 +23,7 @@ from ._clients import RollupsClient, SequencerClient
 from ._deposits import Deposits
 from ._proofs import Proofs
 from ._records import DepositStatus, WithdrawalProof, WithdrawalRecord
+from ._relayer import Relayer
 from ._settings import BridgeSettings
 from ._store import BridgeStore
 from ._withdrawals import Withdrawals
@@ -39,19 +40,11 @@ _RELAY_AGAIN_S: Final = 5.0
 _IDLE_POLL_S: Final = 2.0
 
 
-def _relayer_class() -> Any:
-    """services/bridge/_relayer.py's Relayer, when that module is there (imported by name so the
-    worker runs without it)."""
-    try:
-        return importlib.import_module(f"{__package__}._relayer").Relayer
-    except ModuleNotFoundError:
-        return None
-
-
 class Bridge:
     def __init__(self, settings: BridgeSettings, store: BridgeStore, logger: logging.Logger, tracer: trace.Tracer,
                  l1: L1Client | None = None, portal: Contract | None = None, start_block: int = 0,
-                 deposits: Deposits | None = None, withdrawals: Withdrawals | None = None, relayer: Any = None) -> None:
+                 deposits: Deposits | None = None, withdrawals: Withdrawals | None = None,
+                 relayer: Relayer | None = None) -> None:
         self.settings = settings
         self.store = store
         self.portal = portal
@@ -85,12 +78,13 @@ class Bridge:
             withdrawals = Withdrawals(l1, portal, store, sequencer, rollups, proofs, delay, tracer, logger)
             relayer = None
             if settings.relayer_key:
-                relayer_class = _relayer_class()
-                if relayer_class is None:
-                    logger.warning("a relayer key file is configured but this build has no relayer")
-                else:
-                    relayer = relayer_class(l1, LocalSigner(read_key(settings.relayer_key)), portal,
-                                            data_dir / "relayer.db", withdrawals_served(settings), logger)
+                relayer = Relayer(l1, LocalSigner(read_key(settings.relayer_key)), portal, data_dir / "relayer.db",
+                                  withdrawals_served(settings), logger)
+                if settings.relays_for() is None and not settings.relay_min_value_wei and \
+                        not is_local_devnet(await l1.chain_id(), str(settings.l1["rpc"])):
+                    logger.warning("the relayer serves every withdrawal of any value on a paid L1: dust "
+                                   "withdrawals cost the sender an L2 fee and the relayer ~180,000 L1 gas each; "
+                                   "set relay_for or relay_min_value_wei")
         except BaseException:
             await l1.aclose()
             raise
@@ -215,11 +209,12 @@ def _hash_of(item: WithdrawalProof | WithdrawalRecord) -> bytes:
 
 
 def withdrawals_served(settings: BridgeSettings) -> Callable[[WithdrawalRecord], bool]:
-    """The relayer's ``serves``: the withdrawals whose sender or target it relays for."""
-    serving = settings.relays_for()
+    """The relayer's ``serves``: the withdrawals whose sender or target it relays for, of at least
+    relay_min_value_wei."""
+    serving, least = settings.relays_for(), settings.relay_min_value_wei
     if serving is None:
-        return lambda r: True
-    return lambda r: r.message.sender in serving or r.message.target in serving
+        return lambda r: r.message.value >= least
+    return lambda r: r.message.value >= least and (r.message.sender in serving or r.message.target in serving)
 
 
 async def _maturity_delay(l1: L1Client, portal: Contract, deployment: Deployment) -> int:

@@ -34,6 +34,10 @@ class BridgeSettings:
     #: The relayer proves and finalizes the withdrawals whose sender or target is one of these
     #: addresses; "*" serves everyone. Only with a relayer key file.
     relay_for: Sequence[str] = (EVERYONE,)
+    #: The relayer serves only withdrawals of at least this many wei. Each costs it ~180,000 L1 gas
+    #: (prove + finalize), and a dust withdrawal costs its sender only an L2 fee: on a paid L1 an
+    #: open relayer (relay_for = ["*"]) with 0 here can be drained by griefers (warned at start).
+    relay_min_value_wei: int = 0
     #: Hex private key file of the relayer (`l2node up`: dev key 7); empty: this table's ``l1`` one.
     relayer_key_file: str = ""
     #: The L2 chain (for the record; the bridge re-executes nothing).
@@ -57,6 +61,9 @@ class BridgeSettings:
                 except (ValueError, TypeError):
                     raise ValueError(f"relay_for entry {entry!r} is neither an 0x address nor \"*\"") from None
         object.__setattr__(self, "relay_for", tuple(self.relay_for))
+        if isinstance(self.relay_min_value_wei, bool) or not isinstance(self.relay_min_value_wei, int) \
+                or not 0 <= self.relay_min_value_wei < 2**256:
+            raise ValueError(f"relay_min_value_wei {self.relay_min_value_wei!r} must be wei: a whole number >= 0")
         for name in ("sequencer", "rollups"):
             value = getattr(self, name)
             if not isinstance(value, str) or (value and ":" not in value):
