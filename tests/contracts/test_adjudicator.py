@@ -29,6 +29,7 @@ from tests.contracts._adjudicator import (
     adjudicator,
     payment_hash,
     preimage,
+    sign,
     typed_data,
 )
 from tests.l1.anvil import Anvil
@@ -240,3 +241,19 @@ async def test_a_recipient_that_refuses_its_payout_is_credited_and_blocks_nobody
     bob = await adj.l1.get_balance(BOB.address)
     withdrawn = await adj.send(BOB, "withdraw")
     assert await adj.l1.get_balance(BOB.address) == bob + 6 * ETHER - withdrawn.gas_used * withdrawn.effective_gas_price
+
+
+async def test_after_a_fork_the_domain_follows_the_chain_id(adj: Adjudicator, chain: Anvil) -> None:
+    channel_id = await adj.open()
+    state = State(channel_id, 3, 2 * ETHER, 6 * ETHER)
+    signed_before = adj.signed(state)
+    fork_id = adj.chain_id + 1
+    chain.rpc("anvil_setChainId", fork_id)
+    try:
+        # A5: signatures from before the fork are void on the fork; ones for the fork's id pass.
+        assert (await adj.refused(ALICE, "closeUnilateral", *signed_before)).name == "WrongSigner"
+        fork_sigs = (sign(state, ALICE, fork_id, adj.address), sign(state, BOB, fork_id, adj.address))
+        await adj.l1.call(adj.address, adj.contract.encode_call("closeUnilateral", state.abi(), *fork_sigs),
+                          sender=ALICE.address, block="pending")
+    finally:
+        chain.rpc("anvil_setChainId", adj.chain_id)
