@@ -158,6 +158,20 @@ def test_a_signature_is_a_wallet_s_and_recovers_to_its_signer() -> None:
     check_signature(CHANNEL, digest, signature, B)
 
 
+@settings(max_examples=30, deadline=None)
+@given(STATES, DOMAINS, st.integers(1, SECP256K1_N - 1))
+def test_any_key_signs_as_a_wallet_does_and_is_recovered(state: ChannelState, domain: Domain, secret: int) -> None:
+    key = secret.to_bytes(32, "big")
+    signature = sign_state(state_digest(state, domain), key)
+    wallet = EthAccount.sign_message(encode_typed_data(full_message=eip712(state, domain)), key)
+    assert signature == bytes(wallet.signature)
+    assert recover_signer(state_digest(state, domain), signature) == bytes.fromhex(wallet_address(key)[2:])
+
+
+def wallet_address(key: bytes) -> str:
+    return str(EthAccount.from_key(key).address)
+
+
 def _refused(reason: Reason, call: Any, *args: Any, **kwargs: Any) -> ChannelRefused:
     with pytest.raises(ChannelRefused) as caught:
         call(*args, **kwargs)
@@ -312,3 +326,9 @@ def test_a_refusal_pickles_and_maps_to_a_grpc_status() -> None:
     again = pickle.loads(pickle.dumps(refusal))
     assert (again.reason, again.message) == (refusal.reason, refusal.message)
     assert isinstance(refusal, ValueError) and str(refusal).startswith("STALE_SEQUENCE: ")
+
+
+@pytest.mark.parametrize("key", [bytes(32), SECP256K1_N.to_bytes(32, "big"), KEY_A[:31], KEY_A + b"\x00"])
+def test_an_invalid_key_signs_nothing(key: bytes) -> None:
+    with pytest.raises(ValueError, match="private key"):
+        sign_state(keccak256(b"state"), key)
