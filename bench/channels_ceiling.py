@@ -101,7 +101,7 @@ def _figures(latencies: list[float], wall: float) -> Figures:
 
 def _next(state: ChannelState) -> ChannelState:
     """A pays B 1 wei: the next state."""
-    return ChannelState(state.channel_id, state.sequence + 1, state.balance_a - 1, state.balance_b + 1)
+    return state.transfer(True, 1)
 
 
 def _row(state: ChannelState, sig_a: bytes | None, sig_b: bytes | None) -> tuple[object, ...]:
