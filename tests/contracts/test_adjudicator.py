@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from eth_abi import encode
 
+import protocol
 from services.l1 import keccak
 from tests.contracts._adjudicator import (
     ALICE,
@@ -18,6 +19,7 @@ from tests.contracts._adjudicator import (
     CONCLUDED,
     ETHER,
     FINAL,
+    KEYS,
     MALLORY,
     OPEN,
     OPEN_TIMEOUT,
@@ -257,3 +259,25 @@ async def test_after_a_fork_the_domain_follows_the_chain_id(adj: Adjudicator, ch
                           sender=ALICE.address, block="pending")
     finally:
         chain.rpc("anvil_setChainId", adj.chain_id)
+
+
+async def test_the_protocols_channel_state_hashes_and_signs_as_the_contract_checks(adj: Adjudicator) -> None:
+    """protocol/_channel.py (what the workers sign with) against the contract, on chain."""
+    channel = protocol.Channel(adj.chain_id, adj.address, ALICE.address, BOB.address, 4, 5 * ETHER, 3 * ETHER)
+    assert await adj.open(nonce=4) == channel.id == protocol.channel_id(adj.chain_id, adj.address, ALICE.address,
+                                                                        BOB.address, 4)
+    assert await adj.read("domainSeparator") == channel.domain.separator
+    expiry = await adj.now() + 10 * PERIOD
+    htlcs = (protocol.Htlc(True, ETHER, protocol.payment_hash(preimage(1)), expiry),
+             protocol.Htlc(False, 2, protocol.payment_hash(preimage(2)), expiry))
+    state = protocol.ChannelState(channel.id, 6, 4 * ETHER, 3 * ETHER - 2, htlcs)
+    protocol.check_state(state, channel)
+    mirror = State(state.channel_id, state.sequence, state.balance_a, state.balance_b,
+                   tuple(Htlc(h.from_a, h.amount, h.payment_hash, h.expiry) for h in htlcs))
+    digest = protocol.state_digest(state, channel.domain)
+    assert await adj.read("stateDigest", mirror.abi()) == digest
+    assert await adj.read("htlcsHash", mirror.htlc_list()) == protocol.htlcs_hash(htlcs) == mirror.htlcs_hash()
+    sigs = [protocol.sign_state(digest, KEYS[p.address]) for p in (ALICE, BOB)]
+    assert sigs == list(adj.signatures(mirror))  # RFC 6979: the same bytes as eth-account's
+    await adj.send(BOB, "closeUnilateral", mirror.abi(), *sigs)
+    assert (await adj.channel(channel.id))["htlcs_hash"] == protocol.htlcs_hash(htlcs)
