@@ -260,3 +260,16 @@ async def test_funding_by_the_wrong_party_or_amount_is_refused(adj: Adjudicator)
         assert (await adj.refused(signer, "fund", channel_id, value=value)).name == error
     await adj.send(BOB, "fund", channel_id, value=3 * ETHER)
     assert (await adj.refused(BOB, "fund", channel_id, value=3 * ETHER)).name == "WrongStatus"  # twice
+
+
+async def test_an_htlc_of_a_close_that_a_cooperative_close_ended_is_not_claimable(adj: Adjudicator) -> None:
+    channel_id = await adj.open()
+    htlc = Htlc(True, ETHER, payment_hash(preimage(1)), await adj.now() + 10 * PERIOD)
+    disputed = State(channel_id, 4, 3 * ETHER, 4 * ETHER, (htlc,))
+    await adj.send(BOB, "closeUnilateral", *adj.signed(disputed))
+    # The HTLC was settled off chain (Bob got it) and both signed a final state ending the dispute.
+    await adj.send(ALICE, "closeCooperative", *adj.signed(State(channel_id, FINAL, 3 * ETHER, 5 * ETHER)))
+    assert await adj.l1.get_balance(adj.address) == 0
+    for function, args in (("claimHtlc", (preimage(1),)), ("refundHtlc", ())):
+        refused = await adj.refused(BOB, function, channel_id, disputed.htlc_list(), 0, *args)
+        assert refused.name == "HtlcsMismatch"  # it would pay the HTLC a second time, from others' funds
