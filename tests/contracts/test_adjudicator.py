@@ -21,6 +21,7 @@ from tests.contracts._adjudicator import (
     FINAL,
     KEYS,
     MALLORY,
+    MAX_HTLCS,
     OPEN,
     OPEN_TIMEOUT,
     OPENING,
@@ -281,3 +282,21 @@ async def test_the_protocols_channel_state_hashes_and_signs_as_the_contract_chec
     assert sigs == list(adj.signatures(mirror))  # RFC 6979: the same bytes as eth-account's
     await adj.send(BOB, "closeUnilateral", mirror.abi(), *sigs)
     assert (await adj.channel(channel.id))["htlcs_hash"] == protocol.htlcs_hash(htlcs)
+
+
+async def test_a_state_with_max_htlcs_closes_and_each_htlc_resolves(adj: Adjudicator) -> None:
+    """C5's cap fits L1: a close with 483 HTLCs (signed by protocol/_channel.py, as a worker would)."""
+    channel_id = await adj.open(amount_a=MAX_HTLCS, amount_b=0)
+    expiry = await adj.now() + 2 * PERIOD
+    htlcs = tuple(Htlc(True, 1, payment_hash(preimage(i)), expiry) for i in range(MAX_HTLCS))
+    state = State(channel_id, 1, 0, 0, htlcs)
+    mine = protocol.ChannelState(channel_id, 1, 0, 0, tuple(protocol.Htlc(*h.abi()) for h in htlcs))
+    digest = protocol.state_digest(mine, protocol.Domain(adj.chain_id, adj.address))
+    sigs = [protocol.sign_state(digest, KEYS[p.address]) for p in (ALICE, BOB)]
+    receipt = await adj.send(BOB, "closeUnilateral", state.abi(), *sigs)
+    assert receipt.gas_used < 3_000_000
+    adj.at((await adj.channel(channel_id))["ends_at"])
+    await adj.send(BOB, "conclude", channel_id, state.htlc_list())
+    await adj.send(BOB, "claimHtlc", channel_id, state.htlc_list(), MAX_HTLCS - 1, preimage(MAX_HTLCS - 1))
+    assert [await adj.read("htlcSettled", channel_id, i) for i in (0, 255, 256, MAX_HTLCS - 1)] == [
+        False, False, False, True]
