@@ -13,7 +13,8 @@ base and the calldata included):
 - challenge: a newer state with the same HTLCs replacing the closing one;
 - conclude: after the period, both balances paid;
 - HTLC claim: after conclude, the preimage revealed and the amount paid in one call (a reveal during
-  the period costs about as much and pays nothing; the payout is a second call); HTLC refund.
+  the period costs about as much and pays nothing; the payout is a second call); HTLC refund;
+- a unilateral close with MAX_HTLCS (483) HTLCs: the largest state a close must fit in a block.
 
 ``measure()`` returns the figures for bench/channels.py.
 """
@@ -34,6 +35,7 @@ from tests.contracts._adjudicator import (
     ETHER,
     FINAL,
     MALLORY,
+    MAX_HTLCS,
     PERIOD,
     Htlc,
     State,
@@ -55,6 +57,7 @@ class ChannelGas:
     conclude: int
     claim_htlc: int  # after conclude: reveal and pay
     refund_htlc: int
+    close_unilateral_max: int  # MAX_HTLCS (483) HTLCs: the worst case a close must fit
 
     @property
     def open_and_fund(self) -> int:
@@ -84,8 +87,11 @@ async def measure(chain: Anvil) -> ChannelGas:
         claim = (await adj.send(BOB, "claimHtlc", disputed, newer.htlc_list(), 0, preimage(1))).gas_used
         adj.at(expiry + 1)
         refund = (await adj.send(BOB, "refundHtlc", disputed, newer.htlc_list(), 1)).gas_used
+        full = await adj.open(nonce=4, amount_a=MAX_HTLCS, amount_b=0)
+        many = tuple(Htlc(True, 1, payment_hash(preimage(i)), expiry + PERIOD) for i in range(MAX_HTLCS))
+        close_max = (await adj.send(BOB, "closeUnilateral", *adj.signed(State(full, 1, 0, 0, many)))).gas_used
         return ChannelGas(adj.gas["open"][0], adj.gas["fund"][0], close_cooperative, close_unilateral, close_htlc,
-                          challenge, conclude, claim, refund)
+                          challenge, conclude, claim, refund, close_max)
 
 
 def report(gas: ChannelGas) -> str:
@@ -98,6 +104,7 @@ def report(gas: ChannelGas) -> str:
         f"conclude:              {gas.conclude:>7,} gas (after the period; both paid)",
         f"HTLC claim:            {gas.claim_htlc:>7,} gas (after conclude: preimage revealed and paid)",
         f"HTLC refund:           {gas.refund_htlc:>7,} gas (after the expiry)",
+        f"unilateral close, 483: {gas.close_unilateral_max:>7,} gas (MAX_HTLCS pending: the largest close)",
     ])
 
 
