@@ -101,7 +101,7 @@ from ._genesis import (
 from ._keccak import keccak256
 from ._l1_inputs import BatchDataError, L1Input, L1InputReader, L1InputsUpdate, PostedBatch, QueuedDeposit, QueuedForced
 from ._output import OUTPUT_VERSION, output_root
-from ._reasons import L2_TRANSACTION_CODES, Reason
+from ._reasons import CHANNEL_REASONS, L2_TRANSACTION_CODES, Reason
 from ._rules import (
     ADDRESS_SIZE,
     BASE_FEE_MAX_CHANGE_DENOMINATOR,
@@ -173,6 +173,7 @@ __all__ = [
     "BLOCK_GAS_LIMIT",
     "BLOCK_GAS_TARGET",
     "BLOCK_LEAF",
+    "CHANNEL_REASONS",
     "DEFAULT_CHAIN_ID",
     "DEFAULT_SEQUENCER_WINDOW",
     "DEPOSIT_TX_TYPE",

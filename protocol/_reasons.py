@@ -112,6 +112,15 @@ class Reason(StrEnum):
         return _ERRORS[self].code
 
 
+#: The reasons only a channel update is refused for: no transaction ever carries one (the
+#: sequencer's per-reason metrics leave them out).
+CHANNEL_REASONS: Final[frozenset[Reason]] = frozenset({
+    Reason.CHANNEL_MISMATCH, Reason.STALE_SEQUENCE, Reason.FUNDS_NOT_CONSERVED, Reason.HTLC_AMOUNT_ZERO,
+    Reason.TOO_MANY_HTLCS, Reason.DUPLICATE_HTLC, Reason.HTLC_EXPIRY_TOO_SOON, Reason.NOT_A_PARTICIPANT,
+    Reason.SIGNER_MISMATCH, Reason.UNKNOWN_HTLC,
+})
+
+
 #: contracts/L2Transaction.sol's rejection codes (its ``uint8 reason``), one per decoder reason.
 #: A hard fork to change: the one-step proof on L1 decodes with them.
 L2_TRANSACTION_CODES: Final[Mapping[Reason, int]] = MappingProxyType({

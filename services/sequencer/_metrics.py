@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
-from protocol import Reason
+from protocol import CHANNEL_REASONS, Reason
 from services.runtime import counter, gauge, histogram
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ FOLLOWED_BLOCKS: Final = counter("l2node_sequencer_followed_blocks_total", "Bloc
                                  "(at a lapsed sequencer window, or from a batch of dropped blocks)")
 
 # Every series exists from the start (at zero), so dashboards and alerts see it before it moves.
-for _reason in Reason:
+for _reason in set(Reason) - CHANNEL_REASONS:  # a transaction is never refused for a channel's reason
     REFUSED.labels(_reason.value)
     DROPPED.labels(_reason.value)
 for _status in ("sealed", "safe", "finalized"):
