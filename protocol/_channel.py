@@ -514,6 +514,13 @@ class Update:
     #: A settled HTLC's preimage, as ``check_proposal`` found it among the known ones (P4).
     preimage: bytes | None = None
 
+    def __str__(self) -> str:
+        """One log line's worth: ``ADD_HTLC 1000 A->B 0x<hash> expiry 1800003600``."""
+        if self.from_a is None:
+            return str(self.kind)
+        line = f"{self.kind} {self.amount} {'A->B' if self.from_a else 'B->A'}"
+        return line if self.htlc is None else f"{line} 0x{self.htlc.payment_hash.hex()} expiry {self.htlc.expiry}"
+
 
 def _one_change(message: str) -> ChannelRefused:
     return ChannelRefused(Reason.UPDATE_NOT_ONE_CHANGE, message)

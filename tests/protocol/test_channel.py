@@ -419,6 +419,9 @@ def test_describe_update_reads_each_kind_of_change() -> None:
     failed = offered.fail_htlc(True, preimage_hash(3))
     assert describe_update(offered, failed) == Update(UpdateKind.FAIL_HTLC, 200, True, htlc(3, 200))
     assert describe_update(paid, paid.final()) == Update(UpdateKind.FINAL, 0, None)
+    # What the worker logs: one short line each.
+    assert [str(describe_update(p, n)) for p, n in [(FUNDED, paid), (offered, failed), (paid, paid.final())]] == [
+        "TRANSFER 9 B->A", f"FAIL_HTLC 200 A->B 0x{preimage_hash(3).hex()} expiry {NOW + DELTA}", "FINAL"]
     # describe_update judges on its own what it reads: value out of nothing is no change of any kind.
     _refused(Reason.FUNDS_NOT_CONSERVED, describe_update, FUNDED, replace(paid, balance_a=paid.balance_a + 1))
 
