@@ -520,9 +520,11 @@ Step = tuple[ChannelState, bytes, tuple[bytes, ...], UpdateKind]
 
 def _legal_step(data: st.DataObject, prev: ChannelState, now: int, fresh: int) -> Step:
     """One legal update of ``prev`` drawn at random: the state, its proposer, the preimages sent."""
-    options = [UpdateKind.TRANSFER]
-    if len(prev.htlcs) < 6:
-        options.append(UpdateKind.ADD_HTLC)
+    options = []
+    if prev.balance_a or prev.balance_b:  # else everything is in HTLCs: only settling or failing moves
+        options.append(UpdateKind.TRANSFER)
+        if len(prev.htlcs) < 6:
+            options.append(UpdateKind.ADD_HTLC)
     if prev.htlcs:
         options += [UpdateKind.SETTLE_HTLC, UpdateKind.FAIL_HTLC]
     kind = data.draw(st.sampled_from(options))
