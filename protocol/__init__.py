@@ -12,8 +12,9 @@ It imports no service. Where things are:
   ``_commitment`` trees; ``_basefee``; ``_block`` (headers); ``_genesis``.
 - ``_window``: the sequencer window (when derivation makes a block itself, which posted block
   it accepts, when the sequencer seals a heartbeat).
-- ``_channel``: payment channels, **where a channel update is checked** (rules C0-C9: the
-  channel id, the EIP-712 state digest the adjudicator verifies, signatures, HTLCs).
+- ``_channel``: payment channels, **where a channel update is checked** (rules C0-C10: the
+  channel id, the EIP-712 state digest the adjudicator verifies, signatures, HTLCs, the final
+  state; P0-P6: who may propose which one change).
 - ``_withdrawal``: the L2 -> L1 message and its hash; ``_output``: the output root.
 - ``_batch`` and ``_batch_input``: the batch format and its leaves (what the one-step proof opens,
   and what BatchInbox computes the input root of).
@@ -44,16 +45,21 @@ from ._batch import (
 from ._batch_input import BLOCK_LEAF, TX_LEAF, BlockLeaf, Leaf, TxLeaf, batch_leaves, input_root, leaf_hash
 from ._block import BlockHeader, transactions_root
 from ._channel import (
+    FINAL_SEQUENCE,
     MAX_HTLCS,
     Channel,
     ChannelRefused,
     ChannelState,
     Domain,
     Htlc,
+    Update,
+    UpdateKind,
     channel_id,
+    check_proposal,
     check_signature,
     check_state,
     check_update,
+    describe_update,
     htlcs_hash,
     payment_hash,
     recover_signer,
@@ -186,6 +192,7 @@ __all__ = [
     "EMPTY_ACCOUNT",
     "ETHER",
     "FEE_VAULT",
+    "FINAL_SEQUENCE",
     "FRAME_HEADER",
     "HASH_SIZE",
     "INITIAL_BASE_FEE",
@@ -249,6 +256,8 @@ __all__ = [
     "TxRejected",
     "TxResult",
     "UnsafeParams",
+    "Update",
+    "UpdateKind",
     "WithdrawalCall",
     "WithdrawalMessage",
     "account_leaf_hash",
@@ -261,6 +270,7 @@ __all__ = [
     "batch_size",
     "channel_id",
     "check_deployed",
+    "check_proposal",
     "check_safe_params",
     "check_signature",
     "check_state",
@@ -271,6 +281,7 @@ __all__ = [
     "decode_withdrawal_call",
     "deployed_timings",
     "derived_origin",
+    "describe_update",
     "devnet_genesis",
     "encode_batch",
     "encode_leaves",

@@ -57,21 +57,60 @@ each refusal is a ``Reason``, raised as ``ChannelRefused``):
   NOT_A_PARTICIPANT (a stranger's, or one over another channel's, chain's or adjudicator's
   digest), to the other one is SIGNER_MISMATCH.
 
-``check_state`` is C1 and C3-C6 on one state (the funding state, a state a watchtower is handed);
-``check_update`` is those and C2 and C7 between the last co-signed state and a proposed one;
-``check_signature`` is C8 and C9. Which party may propose what (who pays, who settles an HTLC
-with which preimage) is the worker's: these are the rules any co-signed state obeys.
+- **C10** A state at ``FINAL_SEQUENCE`` = 2**64 - 1 is *final* (the adjudicator's A9: the only
+  state ``closeCooperative`` pays at once, as Nitro's isFinal, Lightning's closing_signed): it
+  carries no HTLC (HTLCS_PENDING). It follows any state by C2, and nothing follows it (no
+  sequence is above it: STALE_SEQUENCE).
+
+``check_state`` is C1, C3-C6 and C10 on one state (the funding state, a state a watchtower is
+handed); ``check_update`` is those and C2 and C7 between the last co-signed state and a proposed
+one; ``check_signature`` is C8 and C9. These are the rules any co-signed state obeys, whoever
+proposed it.
+
+Who may propose what is ``check_proposal``'s, on top of ``check_update``: the rules a party
+checks before counter-signing its peer's proposal (the proposer is the peer, identified by the
+signature on its message):
+
+- **P0** The proposer is a participant (NOT_A_PARTICIPANT).
+- **P1** An update makes exactly one change (UPDATE_NOT_ONE_CHANGE), as ``describe_update``
+  reads it off the two states: a TRANSFER (one balance down, the other up by as much, HTLCs as
+  they were), an ADD_HTLC (one HTLC appended, its amount taken from its offerer's balance), a
+  SETTLE_HTLC (one HTLC removed, its amount to its receiver), a FAIL_HTLC (one removed, its
+  amount back to its offerer), or FINAL (the final state: balances as they were, no HTLC before
+  or after; HTLCS_PENDING if some are in flight). The other HTLCs stay as they were, in their
+  order (an HTLC's index is its identity on L1, A14-A16). Nothing else: an update that changes
+  nothing, two things, or an HTLC in place is refused. Lightning batches any number of
+  update_add/fulfill/fail messages into one commitment_signed for throughput; here one state is
+  one change, so each signature has exactly one meaning (what the worker logs, what a payment's
+  record points at, what a dispute has to explain), and a refusal names the one change it
+  refuses. The sequence may skip (C2 only): a refused proposal's sequence stays taken by the
+  worker, never signed twice.
+- **P2** A TRANSFER debits its proposer: nobody pays from the other's balance (PROPOSER_NOT_PAYER).
+- **P3** An ADD_HTLC is offered by its proposer, from its own balance (``fromA`` is the
+  proposer's side: PROPOSER_NOT_PAYER).
+- **P4** A SETTLE_HTLC is proposed by the HTLC's receiver (PROPOSER_NOT_RECEIVER) with its
+  preimage: one of ``preimages_known`` hashes to its paymentHash (PREIMAGE_MISSING); the preimage
+  is in the returned ``Update`` (the offerer settles upstream with it). A late settle is not
+  refused: the preimage is the proof of payment, and the offerer's upstream HTLC expires a
+  safety delta later.
+- **P5** A FAIL_HTLC is proposed by the HTLC's receiver at any time (it gives the payment up),
+  or by its offerer only after its expiry (``now > expiry``, as the adjudicator's refund, A15;
+  HTLC_NOT_EXPIRED): until then the receiver may still settle it.
+- **P6** FINAL is proposed by either party (a cooperative close), once no HTLC is in flight.
 
 The next state of each kind of update is built by ``ChannelState``'s ``transfer``, ``add_htlc``,
-``settle_htlc`` (by preimage) and ``fail_htlc``: sequence + 1, refused when the payer's balance
-does not cover it (INSUFFICIENT_FUNDS) or the HTLC is not held (UNKNOWN_HTLC).
+``settle_htlc`` (by preimage), ``fail_htlc`` and ``final``: sequence + 1 (``final``:
+FINAL_SEQUENCE), refused when the payer's balance does not cover it (INSUFFICIENT_FUNDS), the
+HTLC is not held (UNKNOWN_HTLC), HTLCs are in flight (``final``: HTLCS_PENDING) or only the
+final state may follow (STALE_SEQUENCE).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any, Final
 
 from coincurve import PublicKey
@@ -84,6 +123,8 @@ from ._rules import SECP256K1_HALF_N, SECP256K1_N, UINT64_MAX, UINT256_MAX
 
 #: BOLT 2's cap on the HTLCs one side accepts in flight; here on a channel's whole state (C5).
 MAX_HTLCS: Final = 483
+#: The sequence of a final state (C10; the adjudicator's FINAL_SEQUENCE, A9).
+FINAL_SEQUENCE: Final = UINT64_MAX
 #: The EIP-712 domain's name and version (the adjudicator's constructor hashes the same).
 DOMAIN_NAME: Final = "l2node channels"
 DOMAIN_VERSION: Final = "1"
@@ -251,20 +292,21 @@ class ChannelState:
             raise ChannelRefused(Reason.FIELD_OUT_OF_RANGE, "htlcs must be a tuple of Htlc")
 
     # The next state, for each kind of update: sequence + 1. They refuse what no state could hold
-    # (INSUFFICIENT_FUNDS, UNKNOWN_HTLC); the rules on the result are check_update's.
+    # (INSUFFICIENT_FUNDS, UNKNOWN_HTLC, HTLCS_PENDING) and what may not follow (STALE_SEQUENCE);
+    # the rules on the result are check_update's.
 
     def transfer(self, from_a: bool, amount: int) -> ChannelState:
         """``amount`` paid outright from A to B (``from_a``) or from B to A."""
         if type(amount) is not int or amount <= 0:
             raise ChannelRefused(Reason.FIELD_OUT_OF_RANGE, f"a payment's amount is above zero, not {amount!r}")
         balance_a, balance_b = self._debit(from_a, amount)
-        return ChannelState(self.channel_id, self.sequence + 1, *_credit(balance_a, balance_b, not from_a, amount),
+        return ChannelState(self.channel_id, self._next(), *_credit(balance_a, balance_b, not from_a, amount),
                             self.htlcs)
 
     def add_htlc(self, htlc: Htlc) -> ChannelState:
         """``htlc`` offered: its amount leaves the offerer's balance for the HTLC."""
         balance_a, balance_b = self._debit(htlc.from_a, htlc.amount)
-        return ChannelState(self.channel_id, self.sequence + 1, balance_a, balance_b, (*self.htlcs, htlc))
+        return ChannelState(self.channel_id, self._next(), balance_a, balance_b, (*self.htlcs, htlc))
 
     def settle_htlc(self, from_a: bool, preimage: bytes) -> ChannelState:
         """The HTLC from A (``from_a``) or B with paymentHash sha256(``preimage``) paid to its receiver."""
@@ -273,6 +315,23 @@ class ChannelState:
     def fail_htlc(self, from_a: bool, hash_: bytes) -> ChannelState:
         """The HTLC from A (``from_a``) or B with paymentHash ``hash_`` returned to its offerer."""
         return self._released(from_a, hash_, to_a=from_a)
+
+    def final(self) -> ChannelState:
+        """The final state (C10): these balances at FINAL_SEQUENCE, what a cooperative close pays.
+        Refused while HTLCs are in flight (settle or fail them first) and after a final state."""
+        if self.sequence == FINAL_SEQUENCE:
+            raise ChannelRefused(Reason.STALE_SEQUENCE, "the state is final already: nothing follows it")
+        if self.htlcs:
+            raise ChannelRefused(
+                Reason.HTLCS_PENDING, f"{len(self.htlcs)} HTLCs in flight: a final state carries none")
+        return ChannelState(self.channel_id, FINAL_SEQUENCE, self.balance_a, self.balance_b)
+
+    def _next(self) -> int:
+        # FINAL_SEQUENCE is the final state's alone: a payment built at it would read as a close.
+        if self.sequence >= FINAL_SEQUENCE - 1:
+            raise ChannelRefused(
+                Reason.STALE_SEQUENCE, f"after sequence {self.sequence} only the final state may follow")
+        return self.sequence + 1
 
     def _debit(self, from_a: bool, amount: int) -> tuple[int, int]:
         balance = self.balance_a if from_a else self.balance_b
@@ -286,7 +345,7 @@ class ChannelState:
             if htlc.from_a == from_a and htlc.payment_hash == hash_:
                 rest = tuple(h for h in self.htlcs if h is not htlc)
                 balances = _credit(self.balance_a, self.balance_b, to_a, htlc.amount)
-                return ChannelState(self.channel_id, self.sequence + 1, *balances, rest)
+                return ChannelState(self.channel_id, self._next(), *balances, rest)
         raise ChannelRefused(
             Reason.UNKNOWN_HTLC, f"no HTLC from {'A' if from_a else 'B'} with payment hash 0x{hash_.hex()}")
 
@@ -384,13 +443,15 @@ def check_signature(channel: Channel, digest: bytes, signature: bytes, signer: b
 
 
 def check_state(state: ChannelState, channel: Channel) -> None:
-    """C1 and C3-C6: ``state`` is a valid state of ``channel`` on its own."""
+    """C1, C3-C6 and C10: ``state`` is a valid state of ``channel`` on its own."""
     if state.channel_id != channel.id:
         raise ChannelRefused(
             Reason.CHANNEL_MISMATCH, f"state of channel 0x{state.channel_id.hex()}, not 0x{channel.id.hex()}")
     htlcs = state.htlcs
     if len(htlcs) > MAX_HTLCS:
         raise ChannelRefused(Reason.TOO_MANY_HTLCS, f"{len(htlcs)} HTLCs, at most {MAX_HTLCS}")
+    if htlcs and state.sequence == FINAL_SEQUENCE:
+        raise ChannelRefused(Reason.HTLCS_PENDING, f"a final state with {len(htlcs)} HTLCs: it carries none")
     held = 0
     seen: set[tuple[bool, bytes]] = set()
     for htlc in htlcs:
@@ -411,7 +472,7 @@ def check_state(state: ChannelState, channel: Channel) -> None:
 
 
 def check_update(prev: ChannelState, new: ChannelState, channel: Channel, *, now: int, expiry_delta: int) -> None:
-    """C1-C7: ``new`` may follow ``prev``, the last state of ``channel`` both signed (or its
+    """C1-C7 and C10: ``new`` may follow ``prev``, the last state of ``channel`` both signed (or its
     funding state). ``now`` is L1 unix seconds; ``expiry_delta`` the least time an added HTLC
     must have left. Signatures are ``check_signature``'s (C8, C9)."""
     check_state(new, channel)
@@ -427,3 +488,125 @@ def check_update(prev: ChannelState, new: ChannelState, channel: Channel, *, now
                     Reason.HTLC_EXPIRY_TOO_SOON,
                     f"HTLC 0x{htlc.payment_hash.hex()} expires at {htlc.expiry}, before now + delta = {deadline}",
                 )
+
+
+class UpdateKind(StrEnum):
+    """The one change an update makes (P1)."""
+
+    TRANSFER = "TRANSFER"
+    ADD_HTLC = "ADD_HTLC"
+    SETTLE_HTLC = "SETTLE_HTLC"
+    FAIL_HTLC = "FAIL_HTLC"
+    FINAL = "FINAL"
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What one update does (``describe_update``): the worker logs it, ``check_proposal`` judges it."""
+
+    kind: UpdateKind
+    #: What moves: the transfer's, the HTLC's; 0 for FINAL.
+    amount: int
+    #: The side that pays: the transfer's payer, the HTLC's offerer (``htlc.from_a``); None for FINAL.
+    from_a: bool | None
+    #: The HTLC added, settled or failed; None for TRANSFER and FINAL.
+    htlc: Htlc | None = None
+    #: A settled HTLC's preimage, as ``check_proposal`` found it among the known ones (P4).
+    preimage: bytes | None = None
+
+    def __str__(self) -> str:
+        """One log line's worth: ``ADD_HTLC 1000 A->B 0x<hash> expiry 1800003600``."""
+        if self.from_a is None:
+            return str(self.kind)
+        line = f"{self.kind} {self.amount} {'A->B' if self.from_a else 'B->A'}"
+        return line if self.htlc is None else f"{line} 0x{self.htlc.payment_hash.hex()} expiry {self.htlc.expiry}"
+
+
+def _one_change(message: str) -> ChannelRefused:
+    return ChannelRefused(Reason.UPDATE_NOT_ONE_CHANGE, message)
+
+
+def describe_update(prev: ChannelState, new: ChannelState) -> Update:
+    """P1: the one change from ``prev`` to ``new``, read off their balances and HTLCs (not their
+    sequences, C2's, beyond FINAL_SEQUENCE marking FINAL). Refused if it is none or several
+    (UPDATE_NOT_ONE_CHANGE), if value appears or vanishes (FUNDS_NOT_CONSERVED), and for a final
+    state while HTLCs are in flight (HTLCS_PENDING)."""
+    before = prev.balance_a + prev.balance_b + sum(h.amount for h in prev.htlcs)
+    after = new.balance_a + new.balance_b + sum(h.amount for h in new.htlcs)
+    if before != after:
+        raise ChannelRefused(Reason.FUNDS_NOT_CONSERVED, f"the update turns {before} into {after}")
+    delta_a = new.balance_a - prev.balance_a
+    delta_b = new.balance_b - prev.balance_b
+    old, now_held = prev.htlcs, new.htlcs
+    if new.sequence == FINAL_SEQUENCE:
+        if old or now_held:
+            raise ChannelRefused(
+                Reason.HTLCS_PENDING, f"{len(old) or len(now_held)} HTLCs in flight: a final state carries none")
+        if delta_a or delta_b:
+            raise _one_change("a final state keeps the last balances")
+        return Update(UpdateKind.FINAL, 0, None)
+    if len(now_held) == len(old):
+        if now_held != old:
+            raise _one_change("the HTLCs changed in place (or were reordered)")
+        if delta_a == 0:
+            raise _one_change("the update changes nothing")
+        return Update(UpdateKind.TRANSFER, abs(delta_a), delta_a < 0)
+    if len(now_held) == len(old) + 1:
+        added = now_held[-1]
+        paid = (delta_a, delta_b) if added.from_a else (delta_b, delta_a)
+        if now_held[:-1] != old or paid != (-added.amount, 0):
+            raise _one_change("not one HTLC appended from its offerer's balance, the others as they were")
+        return Update(UpdateKind.ADD_HTLC, added.amount, added.from_a, added)
+    if len(now_held) == len(old) - 1:
+        index = next((i for i, (h, k) in enumerate(zip(old, now_held, strict=False)) if h != k), len(now_held))
+        removed = old[index]
+        if now_held != old[:index] + old[index + 1:]:
+            raise _one_change("not one HTLC removed, the others as they were")
+        to_offerer = (delta_a, delta_b) == ((removed.amount, 0) if removed.from_a else (0, removed.amount))
+        to_receiver = (delta_a, delta_b) == ((0, removed.amount) if removed.from_a else (removed.amount, 0))
+        if to_receiver:
+            return Update(UpdateKind.SETTLE_HTLC, removed.amount, removed.from_a, removed)
+        if to_offerer:
+            return Update(UpdateKind.FAIL_HTLC, removed.amount, removed.from_a, removed)
+        raise _one_change("an HTLC removed, its amount paid to neither side whole")
+    raise _one_change(f"{len(old)} HTLCs became {len(now_held)}: more than one added or removed")
+
+
+def check_proposal(
+    prev: ChannelState,
+    new: ChannelState,
+    channel: Channel,
+    proposer: bytes,
+    *,
+    preimages_known: Iterable[bytes] = (),
+    now: int,
+    expiry_delta: int,
+) -> Update:
+    """P0-P6 on top of ``check_update`` (C1-C7, C10): ``proposer`` (a participant's address) may
+    propose ``new`` after ``prev``, the last co-signed state. ``preimages_known`` are the preimages
+    that came with the proposal (a settle's, P4). Returns the update, a settle's preimage in it."""
+    if proposer not in (channel.a, channel.b):
+        raise ChannelRefused(Reason.NOT_A_PARTICIPANT, f"0x{proposer.hex()} is not a participant of the channel")
+    check_update(prev, new, channel, now=now, expiry_delta=expiry_delta)
+    update = describe_update(prev, new)
+    by_a = proposer == channel.a
+    side = "A" if by_a else "B"
+    htlc = update.htlc
+    if update.kind is UpdateKind.TRANSFER and update.from_a != by_a:
+        raise ChannelRefused(Reason.PROPOSER_NOT_PAYER, f"{side} proposed a payment from the other side's balance")
+    if update.kind is UpdateKind.ADD_HTLC and update.from_a != by_a:
+        raise ChannelRefused(Reason.PROPOSER_NOT_PAYER, f"{side} proposed an HTLC from the other side's balance")
+    if update.kind is UpdateKind.SETTLE_HTLC and htlc is not None:
+        if htlc.from_a == by_a:
+            raise ChannelRefused(Reason.PROPOSER_NOT_RECEIVER, f"{side} settles its own HTLC: only its receiver does")
+        for preimage in preimages_known:
+            if type(preimage) is bytes and len(preimage) == 32 and payment_hash(preimage) == htlc.payment_hash:
+                return replace(update, preimage=preimage)
+        raise ChannelRefused(
+            Reason.PREIMAGE_MISSING, f"no preimage given hashes to the settled HTLC's 0x{htlc.payment_hash.hex()}")
+    if update.kind is UpdateKind.FAIL_HTLC and htlc is not None and htlc.from_a == by_a and now <= htlc.expiry:
+        raise ChannelRefused(
+            Reason.HTLC_NOT_EXPIRED,
+            f"{side} fails its own HTLC at {now}, not after its expiry {htlc.expiry}: its receiver may still settle it",
+        )
+    return update

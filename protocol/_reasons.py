@@ -3,8 +3,9 @@ status each refusal maps to.
 
 Every rule that can turn a transaction away names its reason here: the stateless decoder
 (``_tx``), the state transition (``_execution``), the sequencer's pool admission and what the
-pool lets go; and every rule of a payment channel's state (``_channel``'s C0-C9), which reuses
-the decoder's FIELD_OUT_OF_RANGE, INVALID_SIGNATURE and HIGH_S for what they already mean.
+pool lets go; and every rule of a payment channel's state and of who may propose it
+(``_channel``'s C0-C10 and P0-P6), which reuses the decoder's FIELD_OUT_OF_RANGE,
+INVALID_SIGNATURE and HIGH_S and the execution's INSUFFICIENT_FUNDS for what they already mean.
 A reason's value is stable: it is the wire's ``google.rpc.ErrorInfo.reason``, a dropped
 transaction's ``Receipt.drop_reason`` (stored as text) and a skipped forced transaction's note.
 The gRPC status of a refusal follows from its reason, in ``_ERRORS`` only.
@@ -100,6 +101,18 @@ class Reason(StrEnum):
     #: An update settles or fails an HTLC the channel's state does not hold (INSUFFICIENT_FUNDS
     #: is an update's too: a payment or an HTLC above its payer's balance).
     UNKNOWN_HTLC = "UNKNOWN_HTLC"
+    #: C10: a final state with HTLCs in flight (they are settled or failed first).
+    HTLCS_PENDING = "HTLCS_PENDING"
+    #: P1: an update that changes nothing, or more than one thing, or an HTLC in place.
+    UPDATE_NOT_ONE_CHANGE = "UPDATE_NOT_ONE_CHANGE"
+    #: P2, P3: a payment or an HTLC proposed from the other side's balance.
+    PROPOSER_NOT_PAYER = "PROPOSER_NOT_PAYER"
+    #: P4: an HTLC settled by its offerer: only its receiver, holding the preimage, settles it.
+    PROPOSER_NOT_RECEIVER = "PROPOSER_NOT_RECEIVER"
+    #: P4: a settle without a preimage that hashes to the HTLC's payment hash.
+    PREIMAGE_MISSING = "PREIMAGE_MISSING"
+    #: P5: an HTLC failed by its offerer before its expiry, while its receiver may still settle it.
+    HTLC_NOT_EXPIRED = "HTLC_NOT_EXPIRED"
 
     @property
     def error(self) -> type[DomainError]:
@@ -117,7 +130,8 @@ class Reason(StrEnum):
 CHANNEL_REASONS: Final[frozenset[Reason]] = frozenset({
     Reason.CHANNEL_MISMATCH, Reason.STALE_SEQUENCE, Reason.FUNDS_NOT_CONSERVED, Reason.HTLC_AMOUNT_ZERO,
     Reason.TOO_MANY_HTLCS, Reason.DUPLICATE_HTLC, Reason.HTLC_EXPIRY_TOO_SOON, Reason.NOT_A_PARTICIPANT,
-    Reason.SIGNER_MISMATCH, Reason.UNKNOWN_HTLC,
+    Reason.SIGNER_MISMATCH, Reason.UNKNOWN_HTLC, Reason.HTLCS_PENDING, Reason.UPDATE_NOT_ONE_CHANGE,
+    Reason.PROPOSER_NOT_PAYER, Reason.PROPOSER_NOT_RECEIVER, Reason.PREIMAGE_MISSING, Reason.HTLC_NOT_EXPIRED,
 })
 
 
@@ -162,13 +176,21 @@ _ERRORS: Final[Mapping[Reason, type[DomainError]]] = MappingProxyType({
     Reason.FUNDS_NOT_CONSERVED: InvalidArgument,
     Reason.HTLC_AMOUNT_ZERO: InvalidArgument,
     Reason.DUPLICATE_HTLC: InvalidArgument,
+    Reason.UPDATE_NOT_ONE_CHANGE: InvalidArgument,
+    #: A settle as sent never passes: the preimage is the proposal's to carry.
+    Reason.PREIMAGE_MISSING: InvalidArgument,
     # Against the channel's last state or the clock: a fresh proposal may pass.
     Reason.STALE_SEQUENCE: FailedPrecondition,
     Reason.HTLC_EXPIRY_TOO_SOON: FailedPrecondition,
     Reason.UNKNOWN_HTLC: FailedPrecondition,
+    Reason.HTLCS_PENDING: FailedPrecondition,
+    Reason.HTLC_NOT_EXPIRED: FailedPrecondition,
     # The channel's HTLC slots are full: retry once some settle.
     Reason.TOO_MANY_HTLCS: ResourceExhausted,
     # Signed by someone without the right to speak for this participant.
     Reason.NOT_A_PARTICIPANT: PermissionDenied,
     Reason.SIGNER_MISMATCH: PermissionDenied,
+    # A participant proposing what only the other may: spend its balance, settle its HTLC.
+    Reason.PROPOSER_NOT_PAYER: PermissionDenied,
+    Reason.PROPOSER_NOT_RECEIVER: PermissionDenied,
 })

@@ -1,12 +1,14 @@
 """Payment-channel states (protocol._channel): the channel id, the EIP-712 digest and HTLC hash
 against independent implementations (eth-account's encode_typed_data, eth-abi), pinned vectors,
-signatures (refused by name when malleable, malformed or foreign) and every update rule C0-C9."""
+signatures (refused by name when malleable, malformed or foreign), every update rule C0-C10, and
+who may propose which one change (P0-P6), over random legal histories too."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import pickle
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 
 from protocol import (
     DEV_PRIVATE_KEYS,
+    FINAL_SEQUENCE,
     MAX_HTLCS,
     Channel,
     ChannelRefused,
@@ -25,10 +28,14 @@ from protocol import (
     Domain,
     Htlc,
     Reason,
+    Update,
+    UpdateKind,
     channel_id,
+    check_proposal,
     check_signature,
     check_state,
     check_update,
+    describe_update,
     htlcs_hash,
     keccak256,
     payment_hash,
@@ -363,3 +370,254 @@ def test_an_update_beyond_the_state_is_refused_by_name() -> None:
     _refused(Reason.UNKNOWN_HTLC, offered.settle_htlc, False, (1).to_bytes(32, "big"))  # the other direction
     _refused(Reason.UNKNOWN_HTLC, offered.fail_htlc, True, preimage_hash(2))
     _refused(Reason.FIELD_OUT_OF_RANGE, payment_hash, bytes(31))
+
+
+# --- C10: the final state -----------------------------------------------------------------------
+
+
+def test_c10_the_final_state_follows_any_state_and_nothing_follows_it() -> None:
+    paid = FUNDED.transfer(True, 7)
+    final = paid.final()
+    assert (final.sequence, final.balance_a, final.balance_b, final.htlcs) == (
+        FINAL_SEQUENCE, paid.balance_a, paid.balance_b, ())
+    for prev in (FUNDED, paid, replace(paid, sequence=FINAL_SEQUENCE - 1)):
+        update(prev, replace(final, balance_a=prev.balance_a, balance_b=prev.balance_b))
+    _refused(Reason.STALE_SEQUENCE, update, final, final)
+    _refused(Reason.STALE_SEQUENCE, update, final, replace(final, balance_a=final.balance_a - 1,
+                                                           balance_b=final.balance_b + 1))
+    _refused(Reason.STALE_SEQUENCE, final.final)
+    _refused(Reason.STALE_SEQUENCE, final.transfer, True, 1)
+    # FINAL_SEQUENCE is the final state's alone: a payment is never built at it.
+    _refused(Reason.STALE_SEQUENCE, replace(paid, sequence=FINAL_SEQUENCE - 1).transfer, True, 1)
+    _refused(Reason.STALE_SEQUENCE, replace(paid, sequence=FINAL_SEQUENCE - 1).add_htlc, htlc(1))
+
+
+def test_c10_a_final_state_carries_no_htlc() -> None:
+    offered = FUNDED.add_htlc(htlc(1))
+    _refused(Reason.HTLCS_PENDING, offered.final)
+    _refused(Reason.HTLCS_PENDING, check_state, replace(offered, sequence=FINAL_SEQUENCE), CHANNEL)
+    _refused(Reason.HTLCS_PENDING, update, FUNDED, replace(offered, sequence=FINAL_SEQUENCE))
+
+
+# --- describe_update (P1) and check_proposal (P0-P6) --------------------------------------------
+
+PREIMAGE_1 = (1).to_bytes(32, "big")
+
+
+def propose(prev: ChannelState, new: ChannelState, proposer: bytes, *preimages: bytes, now: int = NOW) -> Update:
+    return check_proposal(prev, new, CHANNEL, proposer, preimages_known=preimages, now=now, expiry_delta=DELTA)
+
+
+def test_describe_update_reads_each_kind_of_change() -> None:
+    paid = FUNDED.transfer(False, 9)
+    assert describe_update(FUNDED, paid) == Update(UpdateKind.TRANSFER, 9, False)
+    offered = paid.add_htlc(htlc(1, 500)).add_htlc(htlc(2, 300, from_a=False)).add_htlc(htlc(3, 200))
+    assert describe_update(paid, paid.add_htlc(htlc(1, 500))) == Update(UpdateKind.ADD_HTLC, 500, True, htlc(1, 500))
+    # The middle one removed: the others keep their order.
+    settled = offered.settle_htlc(False, (2).to_bytes(32, "big"))
+    assert describe_update(offered, settled) == Update(UpdateKind.SETTLE_HTLC, 300, False, htlc(2, 300, from_a=False))
+    failed = offered.fail_htlc(True, preimage_hash(3))
+    assert describe_update(offered, failed) == Update(UpdateKind.FAIL_HTLC, 200, True, htlc(3, 200))
+    assert describe_update(paid, paid.final()) == Update(UpdateKind.FINAL, 0, None)
+    # What the worker logs: one short line each.
+    assert [str(describe_update(p, n)) for p, n in [(FUNDED, paid), (offered, failed), (paid, paid.final())]] == [
+        "TRANSFER 9 B->A", f"FAIL_HTLC 200 A->B 0x{preimage_hash(3).hex()} expiry {NOW + DELTA}", "FINAL"]
+    # describe_update judges on its own what it reads: value out of nothing is no change of any kind.
+    _refused(Reason.FUNDS_NOT_CONSERVED, describe_update, FUNDED, replace(paid, balance_a=paid.balance_a + 1))
+
+
+def test_p0_the_proposer_is_a_participant() -> None:
+    _refused(Reason.NOT_A_PARTICIPANT, propose, FUNDED, FUNDED.transfer(True, 1), C)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda s: replace(s, sequence=s.sequence + 1), id="nothing"),
+        pytest.param(lambda s: s.transfer(True, 5).add_htlc(htlc(9, 5)), id="transfer+add"),
+        pytest.param(lambda s: s.add_htlc(htlc(8)).add_htlc(htlc(9)), id="two adds"),
+        pytest.param(lambda s: s.settle_htlc(True, PREIMAGE_1).transfer(True, 5), id="settle+transfer"),
+        pytest.param(lambda s: s.settle_htlc(True, PREIMAGE_1).fail_htlc(True, preimage_hash(2)), id="two removals"),
+        pytest.param(lambda s: replace(s, sequence=s.sequence + 1, htlcs=s.htlcs[::-1]), id="reordered"),
+        pytest.param(lambda s: replace(s, sequence=s.sequence + 1, balance_a=s.balance_a - 1,
+                                       htlcs=(replace(s.htlcs[0], amount=s.htlcs[0].amount + 1), s.htlcs[1])),
+                     id="an htlc grown in place"),
+        pytest.param(lambda s: replace(s, sequence=s.sequence + 1,
+                                       htlcs=(replace(s.htlcs[0], expiry=s.htlcs[0].expiry + 1), s.htlcs[1])),
+                     id="an htlc's expiry moved"),
+        pytest.param(lambda s: replace(s, sequence=s.sequence + 1, balance_a=s.balance_a + 600,
+                                       balance_b=s.balance_b + 400, htlcs=s.htlcs[1:]),
+                     id="an htlc split between both sides"),
+        pytest.param(lambda s: s.settle_htlc(True, PREIMAGE_1).add_htlc(htlc(1)), id="settled and re-added"),
+    ],
+)
+def test_p1_an_update_makes_exactly_one_change(build: Any) -> None:
+    prev = FUNDED.add_htlc(htlc(1)).add_htlc(htlc(2))
+    new = build(prev)
+    update(prev, new)  # every one obeys C1-C7: only P1 refuses it
+    _refused(Reason.UPDATE_NOT_ONE_CHANGE, propose, prev, new, A, PREIMAGE_1)
+    _refused(Reason.UPDATE_NOT_ONE_CHANGE, propose, prev, new, B, PREIMAGE_1)
+
+
+def test_p1_a_final_state_keeps_the_balances() -> None:
+    prev = FUNDED.transfer(True, 7)
+    _refused(Reason.UPDATE_NOT_ONE_CHANGE, propose, prev, prev.transfer(True, 1).final(), A)
+
+
+def test_p2_a_payment_debits_its_proposer() -> None:
+    a_pays, b_pays = FUNDED.transfer(True, 7), FUNDED.transfer(False, 7)
+    assert propose(FUNDED, a_pays, A) == Update(UpdateKind.TRANSFER, 7, True)
+    assert propose(FUNDED, b_pays, B) == Update(UpdateKind.TRANSFER, 7, False)
+    _refused(Reason.PROPOSER_NOT_PAYER, propose, FUNDED, a_pays, B)
+    _refused(Reason.PROPOSER_NOT_PAYER, propose, FUNDED, b_pays, A)
+
+
+def test_p3_an_htlc_is_offered_from_its_proposer_s_balance() -> None:
+    from_a, from_b = FUNDED.add_htlc(htlc(1)), FUNDED.add_htlc(htlc(1, from_a=False))
+    assert propose(FUNDED, from_a, A).kind is UpdateKind.ADD_HTLC
+    assert propose(FUNDED, from_b, B).kind is UpdateKind.ADD_HTLC
+    _refused(Reason.PROPOSER_NOT_PAYER, propose, FUNDED, from_a, B)
+    _refused(Reason.PROPOSER_NOT_PAYER, propose, FUNDED, from_b, A)
+
+
+def test_p4_the_receiver_settles_with_the_preimage() -> None:
+    offered = FUNDED.add_htlc(htlc(1))  # A's: B receives it
+    settled = offered.settle_htlc(True, PREIMAGE_1)
+    done = propose(offered, settled, B, (7).to_bytes(32, "big"), PREIMAGE_1)
+    assert done == Update(UpdateKind.SETTLE_HTLC, 1000, True, htlc(1), PREIMAGE_1)
+    # Late, too: the preimage is the proof of payment.
+    assert propose(offered, settled, B, PREIMAGE_1, now=NOW + 10 * DELTA).preimage == PREIMAGE_1
+    _refused(Reason.PROPOSER_NOT_RECEIVER, propose, offered, settled, A, PREIMAGE_1)
+    _refused(Reason.PREIMAGE_MISSING, propose, offered, settled, B)
+    _refused(Reason.PREIMAGE_MISSING, propose, offered, settled, B, (2).to_bytes(32, "big"), preimage_hash(1))
+    _refused(Reason.PREIMAGE_MISSING, propose, offered, settled, B, PREIMAGE_1[:31])
+
+
+def test_p5_the_receiver_fails_at_any_time_the_offerer_only_after_the_expiry() -> None:
+    offered = FUNDED.add_htlc(htlc(1, from_a=False))  # B's: A receives it
+    failed = offered.fail_htlc(False, preimage_hash(1))
+    expiry = offered.htlcs[0].expiry
+    assert propose(offered, failed, A) == Update(UpdateKind.FAIL_HTLC, 1000, False, htlc(1, from_a=False))
+    for now in (NOW, expiry):  # exactly at the expiry the receiver may still claim it (A14)
+        _refused(Reason.HTLC_NOT_EXPIRED, propose, offered, failed, B, now=now)
+    assert propose(offered, failed, B, now=expiry + 1).kind is UpdateKind.FAIL_HTLC
+
+
+def test_p6_either_party_proposes_the_final_state_once_no_htlc_is_in_flight() -> None:
+    paid = FUNDED.transfer(True, 7)
+    for proposer in (A, B):
+        assert propose(paid, paid.final(), proposer) == Update(UpdateKind.FINAL, 0, None)
+    offered = paid.add_htlc(htlc(1))
+    closing = ChannelState(CHANNEL.id, FINAL_SEQUENCE, offered.balance_a + 1000, offered.balance_b)
+    _refused(Reason.HTLCS_PENDING, describe_update, offered, closing)
+
+
+# --- random legal histories ---------------------------------------------------------------------
+
+
+Step = tuple[ChannelState, bytes, tuple[bytes, ...], UpdateKind]
+
+
+def _legal_step(data: st.DataObject, prev: ChannelState, now: int, fresh: int) -> Step:
+    """One legal update of ``prev`` drawn at random: the state, its proposer, the preimages sent."""
+    options = []
+    if prev.balance_a or prev.balance_b:  # else everything is in HTLCs: only settling or failing moves
+        options.append(UpdateKind.TRANSFER)
+        if len(prev.htlcs) < 6:
+            options.append(UpdateKind.ADD_HTLC)
+    if prev.htlcs:
+        options += [UpdateKind.SETTLE_HTLC, UpdateKind.FAIL_HTLC]
+    kind = data.draw(st.sampled_from(options))
+    by_a = data.draw(st.booleans())
+    balance = prev.balance_a if by_a else prev.balance_b
+    if kind in (UpdateKind.TRANSFER, UpdateKind.ADD_HTLC) and balance == 0:
+        by_a, balance = not by_a, prev.balance_b if by_a else prev.balance_a
+    proposer = A if by_a else B
+    if kind is UpdateKind.TRANSFER:
+        return prev.transfer(by_a, data.draw(st.integers(1, balance))), proposer, (), kind
+    if kind is UpdateKind.ADD_HTLC:
+        expiry = now + DELTA + data.draw(st.integers(0, 3 * DELTA))
+        added = Htlc(by_a, data.draw(st.integers(1, balance)), preimage_hash(fresh), expiry)
+        return prev.add_htlc(added), proposer, (), kind
+    target = data.draw(st.sampled_from(prev.htlcs))
+    receiver = B if target.from_a else A
+    if kind is UpdateKind.SETTLE_HTLC:
+        preimage = next(n.to_bytes(32, "big") for n in range(fresh) if preimage_hash(n) == target.payment_hash)
+        return prev.settle_htlc(target.from_a, preimage), receiver, (preimage,), kind
+    expired = now > target.expiry
+    failer = data.draw(st.sampled_from([receiver, A if target.from_a else B])) if expired else receiver
+    return prev.fail_htlc(target.from_a, target.payment_hash), failer, (), kind
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_every_legal_history_is_accepted_and_conserves_the_funds(data: st.DataObject) -> None:
+    prev, now = FUNDED, NOW
+    for step in range(data.draw(st.integers(1, 25))):
+        now += data.draw(st.sampled_from([0, 1, DELTA]))
+        new, proposer, preimages, kind = _legal_step(data, prev, now, fresh=step + 1)
+        if data.draw(st.booleans()):  # a refused proposal's sequence stays taken: the next skips it
+            new = replace(new, sequence=new.sequence + data.draw(st.integers(1, 3)))
+        done = check_proposal(prev, new, CHANNEL, proposer, preimages_known=preimages, now=now, expiry_delta=DELTA)
+        assert done.kind is kind and done.preimage == (preimages[0] if preimages else None)
+        assert new.balance_a + new.balance_b + sum(h.amount for h in new.htlcs) == TOTAL
+        prev = new
+    for h in prev.htlcs:  # unwound (each failed by its receiver), then closed
+        new = prev.fail_htlc(h.from_a, h.payment_hash)
+        check_proposal(prev, new, CHANNEL, B if h.from_a else A, now=now, expiry_delta=DELTA)
+        prev = new
+    final = prev.final()
+    assert check_proposal(prev, final, CHANNEL, A, now=now, expiry_delta=DELTA).kind is UpdateKind.FINAL
+    assert final.balance_a + final.balance_b == TOTAL
+
+
+_FIELDS = ["channel_id", "sequence", "balance_a", "balance_b", "htlc.from_a", "htlc.amount", "htlc.payment_hash",
+           "htlc.expiry"]
+
+
+def _tampered(state: ChannelState, name: str, data: st.DataObject) -> ChannelState:
+    """``state`` with one field changed to any other value."""
+    if name.startswith("htlc."):
+        index = data.draw(st.integers(0, len(state.htlcs) - 1))
+        old = state.htlcs[index]
+        attribute = name.removeprefix("htlc.")
+        value: Any = {
+            "from_a": not old.from_a,
+            "amount": data.draw(st.integers(0, 2**256 - 1).filter(lambda v: v != old.amount)),
+            "payment_hash": data.draw(HASHES.filter(lambda v: v != old.payment_hash)),
+            "expiry": data.draw(UINT64.filter(lambda v: v != old.expiry)),
+        }[attribute]
+        htlcs = list(state.htlcs)
+        htlcs[index] = replace(old, **{attribute: value})
+        return replace(state, htlcs=tuple(htlcs))
+    current = getattr(state, name)
+    if name == "channel_id":
+        return replace(state, channel_id=data.draw(HASHES.filter(lambda v: v != current)))
+    value = data.draw(st.integers(0, 2**64 - 2).filter(lambda v: v != current))
+    return replace(state, **{name: value})
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_a_single_tampered_field_is_refused(data: st.DataObject) -> None:
+    """A legal update signed by its proposer, one field of it changed after: the signature does not
+    recover to the proposer any more; and a change to what the rules see (the channel, balances, an
+    HTLC the update did not add, a sequence not above the last) is refused by the rules as well."""
+    prev = FUNDED.transfer(True, 10**17).add_htlc(htlc(1, 10**16)).add_htlc(htlc(2, 10**15, from_a=False))
+    new, proposer, preimages, _ = _legal_step(data, prev, NOW, fresh=3)
+    key = KEY_A if proposer == A else KEY_B
+    signature = sign_state(state_digest(new, CHANNEL.domain), key)
+    fields = _FIELDS if new.htlcs else _FIELDS[:4]
+    name = data.draw(st.sampled_from(fields))
+    bad = _tampered(new, name, data)
+    with pytest.raises(ChannelRefused) as caught:
+        check_signature(CHANNEL, state_digest(bad, CHANNEL.domain), signature, proposer)
+    assert caught.value.reason in (Reason.NOT_A_PARTICIPANT, Reason.SIGNER_MISMATCH)
+    added = new.htlcs[-1] if len(new.htlcs) > len(prev.htlcs) else None
+    if name == "sequence" and bad.sequence > prev.sequence:
+        return  # a higher sequence is a legal one (C2): only the signature catches it
+    if name.startswith("htlc.") and added is not None and bad.htlcs[:-1] == new.htlcs[:-1] and name in (
+            "htlc.payment_hash", "htlc.expiry"):
+        return  # the added HTLC's hash or expiry is the proposer's to choose: only the signature catches it
+    with pytest.raises(ChannelRefused):
+        check_proposal(prev, bad, CHANNEL, proposer, preimages_known=preimages, now=NOW, expiry_delta=DELTA)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from protocol import L2_TRANSACTION_CODES, Reason
+from protocol import CHANNEL_REASONS, L2_TRANSACTION_CODES, Reason
 from services.runtime import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied, ResourceExhausted
 
 DECODER = ["OVERSIZED", "MALFORMED_RLP", "TX_TYPE_NOT_SUPPORTED", "WRONG_CHAIN_ID", "FIELD_OUT_OF_RANGE",
@@ -18,10 +18,12 @@ PRECONDITIONS = ["NONCE_TOO_LOW", "NONCE_TOO_HIGH", "INSUFFICIENT_FUNDS", "FEE_C
 CHAIN_INVALID = ["GAS_LIMIT_ABOVE_BLOCK"]
 EXHAUSTED = ["NONCE_GAP_TOO_LARGE", "ACCOUNT_LIMIT", "POOL_FULL"]
 DROPS_ONLY = ["REPLACED", "EVICTED", "EXPIRED", "NONCE_GAP"]
-#: A channel update's (protocol._channel, rules C1-C9).
-CHANNEL_INVALID = ["CHANNEL_MISMATCH", "FUNDS_NOT_CONSERVED", "HTLC_AMOUNT_ZERO", "DUPLICATE_HTLC"]
-CHANNEL_PRECONDITIONS = ["STALE_SEQUENCE", "HTLC_EXPIRY_TOO_SOON", "UNKNOWN_HTLC"]
-CHANNEL_SIGNERS = ["NOT_A_PARTICIPANT", "SIGNER_MISMATCH"]
+#: A channel update's (protocol._channel, rules C1-C10 and P0-P6).
+CHANNEL_INVALID = ["CHANNEL_MISMATCH", "FUNDS_NOT_CONSERVED", "HTLC_AMOUNT_ZERO", "DUPLICATE_HTLC",
+                   "UPDATE_NOT_ONE_CHANGE", "PREIMAGE_MISSING"]
+CHANNEL_PRECONDITIONS = ["STALE_SEQUENCE", "HTLC_EXPIRY_TOO_SOON", "UNKNOWN_HTLC", "HTLCS_PENDING",
+                         "HTLC_NOT_EXPIRED"]
+CHANNEL_SIGNERS = ["NOT_A_PARTICIPANT", "SIGNER_MISMATCH", "PROPOSER_NOT_PAYER", "PROPOSER_NOT_RECEIVER"]
 
 
 def test_the_wire_strings_are_the_names_and_none_is_lost() -> None:
@@ -29,6 +31,12 @@ def test_the_wire_strings_are_the_names_and_none_is_lost() -> None:
     assert sorted(Reason) == sorted(
         [*DECODER, *CHAIN_INVALID, *PRECONDITIONS, "ALREADY_KNOWN", *EXHAUSTED, *DROPS_ONLY,
          *CHANNEL_INVALID, *CHANNEL_PRECONDITIONS, "TOO_MANY_HTLCS", *CHANNEL_SIGNERS])
+
+
+def test_the_channel_reasons_are_the_channel_rules_and_only_theirs() -> None:
+    """The sequencer's metrics skip exactly these: a reason a transaction can carry must not be one."""
+    assert sorted(CHANNEL_REASONS) == sorted(
+        [*CHANNEL_INVALID, *CHANNEL_PRECONDITIONS, "TOO_MANY_HTLCS", *CHANNEL_SIGNERS])
 
 
 @pytest.mark.parametrize(
