@@ -72,9 +72,13 @@ async def _unattested(chain: Anvil, tmp_path: pathlib.Path) -> None:
         snapshot = chain.rpc("evm_snapshot")
         chain.rpc("evm_mine")
         forked = await on(r, await r.l1.block_number())
+        forked_header = await r.l1.get_block(forked.l1_origin_number)
+        assert forked_header is not None
         assert chain.rpc("evm_revert", snapshot)
         await r.batcher.resync_nonce()
-        chain.rpc("evm_increaseTime", 1)
+        # Another timestamp, so another block at that height whatever the clock did meanwhile (an
+        # increaseTime could land on the forked block's own second on a loaded machine: same hash).
+        chain.rpc("evm_setNextBlockTimestamp", forked_header.timestamp + 7)
         chain.rpc("evm_mine")
         canonical = await on(r, forked.l1_origin_number)
         assert canonical.l1_origin_hash != forked.l1_origin_hash
