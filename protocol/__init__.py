@@ -12,6 +12,8 @@ It imports no service. Where things are:
   ``_commitment`` trees; ``_basefee``; ``_block`` (headers); ``_genesis``.
 - ``_window``: the sequencer window (when derivation makes a block itself, which posted block
   it accepts, when the sequencer seals a heartbeat).
+- ``_channel``: payment channels, **where a channel update is checked** (rules C0-C9: the
+  channel id, the EIP-712 state digest the adjudicator verifies, signatures, HTLCs).
 - ``_withdrawal``: the L2 -> L1 message and its hash; ``_output``: the output root.
 - ``_batch`` and ``_batch_input``: the batch format and its leaves (what the one-step proof opens,
   and what BatchInbox computes the input root of).
@@ -41,6 +43,22 @@ from ._batch import (
 )
 from ._batch_input import BLOCK_LEAF, TX_LEAF, BlockLeaf, Leaf, TxLeaf, batch_leaves, input_root, leaf_hash
 from ._block import BlockHeader, transactions_root
+from ._channel import (
+    MAX_HTLCS,
+    Channel,
+    ChannelRefused,
+    ChannelState,
+    Domain,
+    Htlc,
+    channel_id,
+    check_signature,
+    check_state,
+    check_update,
+    htlcs_hash,
+    recover_signer,
+    sign_state,
+    state_digest,
+)
 from ._commitment import (
     ZERO_HASH,
     AccountLeaf,
@@ -172,6 +190,7 @@ __all__ = [
     "INITIATE_WITHDRAWAL_SELECTOR",
     "L2_TRANSACTION_CODES",
     "MAX_BASE_FEE",
+    "MAX_HTLCS",
     "MAX_LEAF_SIZE",
     "MAX_NONCE",
     "MAX_TIMESTAMP",
@@ -200,10 +219,15 @@ __all__ = [
     "BlockEnv",
     "BlockHeader",
     "BlockLeaf",
+    "Channel",
+    "ChannelRefused",
+    "ChannelState",
     "Deposit",
+    "Domain",
     "ForcedResult",
     "Genesis",
     "GenesisError",
+    "Htlc",
     "L1Input",
     "L1InputReader",
     "L1InputsUpdate",
@@ -233,8 +257,12 @@ __all__ = [
     "batch_input_root",
     "batch_leaves",
     "batch_size",
+    "channel_id",
     "check_deployed",
     "check_safe_params",
+    "check_signature",
+    "check_state",
+    "check_update",
     "decode_batch",
     "decode_transaction",
     "decode_transactions",
@@ -248,6 +276,7 @@ __all__ = [
     "game_rounds",
     "gas_and_price",
     "heartbeat_due",
+    "htlcs_hash",
     "input_root",
     "intrinsic_gas",
     "is_local_devnet",
@@ -262,9 +291,12 @@ __all__ = [
     "parse_genesis",
     "recipient",
     "recover_senders",
+    "recover_signer",
     "root_from_proof",
     "roots_after_each",
     "sealed_transaction",
+    "sign_state",
+    "state_digest",
     "transactions_root",
     "unsafe_reasons",
     "verify_account",

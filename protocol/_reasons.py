@@ -1,10 +1,13 @@
-"""Why a transaction is refused or dropped: one vocabulary, and the gRPC status each refusal maps to.
+"""Why a transaction or a channel update is refused or dropped: one vocabulary, and the gRPC
+status each refusal maps to.
 
 Every rule that can turn a transaction away names its reason here: the stateless decoder
 (``_tx``), the state transition (``_execution``), the sequencer's pool admission and what the
-pool lets go. A reason's value is stable: it is the wire's ``google.rpc.ErrorInfo.reason``, a
-dropped transaction's ``Receipt.drop_reason`` (stored as text) and a skipped forced
-transaction's note. The gRPC status of a refusal follows from its reason, in ``_ERRORS`` only.
+pool lets go; and every rule of a payment channel's state (``_channel``'s C0-C9), which reuses
+the decoder's FIELD_OUT_OF_RANGE, INVALID_SIGNATURE and HIGH_S for what they already mean.
+A reason's value is stable: it is the wire's ``google.rpc.ErrorInfo.reason``, a dropped
+transaction's ``Receipt.drop_reason`` (stored as text) and a skipped forced transaction's note.
+The gRPC status of a refusal follows from its reason, in ``_ERRORS`` only.
 
 ``contracts/L2Transaction.sol`` returns the decoder's reasons as ``uint8`` codes: those are
 ``L2_TRANSACTION_CODES``, written out, so that adding a reason here cannot renumber them.
@@ -19,7 +22,14 @@ from typing import Final
 
 import grpc
 
-from services.runtime import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, ResourceExhausted
+from services.runtime import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+)
 
 
 class Reason(StrEnum):
@@ -68,6 +78,25 @@ class Reason(StrEnum):
     EXPIRED = "EXPIRED"
     #: Waited its lifetime behind a missing nonce (pending: why it waits): the gap was never filled.
     NONCE_GAP = "NONCE_GAP"
+    # A channel state or update (_channel's rules, cited by number; C0 and C8 reuse the decoder's).
+    #: C1: the state names another channel.
+    CHANNEL_MISMATCH = "CHANNEL_MISMATCH"
+    #: C2: the sequence does not exceed the last co-signed state's.
+    STALE_SEQUENCE = "STALE_SEQUENCE"
+    #: C3: balances and HTLCs do not add up to the channel's funding.
+    FUNDS_NOT_CONSERVED = "FUNDS_NOT_CONSERVED"
+    #: C4: an HTLC of amount zero.
+    HTLC_AMOUNT_ZERO = "HTLC_AMOUNT_ZERO"
+    #: C5: more than MAX_HTLCS in flight: the channel's slots are full until some settle.
+    TOO_MANY_HTLCS = "TOO_MANY_HTLCS"
+    #: C6: two HTLCs with one payment hash in one direction.
+    DUPLICATE_HTLC = "DUPLICATE_HTLC"
+    #: C7: an added HTLC expires sooner than the safety delta from now.
+    HTLC_EXPIRY_TOO_SOON = "HTLC_EXPIRY_TOO_SOON"
+    #: C9: the signature recovers to neither participant (a stranger, or a replay from elsewhere).
+    NOT_A_PARTICIPANT = "NOT_A_PARTICIPANT"
+    #: C9: the signature is the other participant's, not the one it claims.
+    SIGNER_MISMATCH = "SIGNER_MISMATCH"
 
     @property
     def error(self) -> type[DomainError]:
@@ -116,4 +145,17 @@ _ERRORS: Final[Mapping[Reason, type[DomainError]]] = MappingProxyType({
     Reason.NONCE_GAP_TOO_LARGE: ResourceExhausted,
     Reason.ACCOUNT_LIMIT: ResourceExhausted,
     Reason.POOL_FULL: ResourceExhausted,
+    # A channel update: malformed for this channel whatever its state, never valid.
+    Reason.CHANNEL_MISMATCH: InvalidArgument,
+    Reason.FUNDS_NOT_CONSERVED: InvalidArgument,
+    Reason.HTLC_AMOUNT_ZERO: InvalidArgument,
+    Reason.DUPLICATE_HTLC: InvalidArgument,
+    # Against the channel's last state or the clock: a fresh proposal may pass.
+    Reason.STALE_SEQUENCE: FailedPrecondition,
+    Reason.HTLC_EXPIRY_TOO_SOON: FailedPrecondition,
+    # The channel's HTLC slots are full: retry once some settle.
+    Reason.TOO_MANY_HTLCS: ResourceExhausted,
+    # Signed by someone without the right to speak for this participant.
+    Reason.NOT_A_PARTICIPANT: PermissionDenied,
+    Reason.SIGNER_MISMATCH: PermissionDenied,
 })

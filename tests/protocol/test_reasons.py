@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from protocol import L2_TRANSACTION_CODES, Reason
-from services.runtime import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
+from services.runtime import AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied, ResourceExhausted
 
 DECODER = ["OVERSIZED", "MALFORMED_RLP", "TX_TYPE_NOT_SUPPORTED", "WRONG_CHAIN_ID", "FIELD_OUT_OF_RANGE",
            "INVALID_ADDRESS", "CONTRACT_CREATION_NOT_SUPPORTED", "TIP_ABOVE_FEE_CAP", "GAS_LIMIT_TOO_HIGH",
@@ -18,12 +18,17 @@ PRECONDITIONS = ["NONCE_TOO_LOW", "NONCE_TOO_HIGH", "INSUFFICIENT_FUNDS", "FEE_C
 CHAIN_INVALID = ["GAS_LIMIT_ABOVE_BLOCK"]
 EXHAUSTED = ["NONCE_GAP_TOO_LARGE", "ACCOUNT_LIMIT", "POOL_FULL"]
 DROPS_ONLY = ["REPLACED", "EVICTED", "EXPIRED", "NONCE_GAP"]
+#: A channel update's (protocol._channel, rules C1-C9).
+CHANNEL_INVALID = ["CHANNEL_MISMATCH", "FUNDS_NOT_CONSERVED", "HTLC_AMOUNT_ZERO", "DUPLICATE_HTLC"]
+CHANNEL_PRECONDITIONS = ["STALE_SEQUENCE", "HTLC_EXPIRY_TOO_SOON"]
+CHANNEL_SIGNERS = ["NOT_A_PARTICIPANT", "SIGNER_MISMATCH"]
 
 
 def test_the_wire_strings_are_the_names_and_none_is_lost() -> None:
     assert all(r.value == r.name for r in Reason)
     assert sorted(Reason) == sorted(
-        [*DECODER, *CHAIN_INVALID, *PRECONDITIONS, "ALREADY_KNOWN", *EXHAUSTED, *DROPS_ONLY])
+        [*DECODER, *CHAIN_INVALID, *PRECONDITIONS, "ALREADY_KNOWN", *EXHAUSTED, *DROPS_ONLY,
+         *CHANNEL_INVALID, *CHANNEL_PRECONDITIONS, "TOO_MANY_HTLCS", *CHANNEL_SIGNERS])
 
 
 @pytest.mark.parametrize(
@@ -34,6 +39,10 @@ def test_the_wire_strings_are_the_names_and_none_is_lost() -> None:
         (PRECONDITIONS, FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
         (["ALREADY_KNOWN"], AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
         (EXHAUSTED, ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (CHANNEL_INVALID, InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+        (CHANNEL_PRECONDITIONS, FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+        (["TOO_MANY_HTLCS"], ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (CHANNEL_SIGNERS, PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     ],
 )
 def test_each_refusal_has_one_status(names: list[str], error: type, code: grpc.StatusCode) -> None:
