@@ -308,18 +308,20 @@ class OpenResponse(_message.Message):
     def __init__(self, channel_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
 
 class ProposeRequest(_message.Message):
-    __slots__ = ("state", "signature", "amount", "payment_hash", "sender_signature")
+    __slots__ = ("state", "signature", "amount", "payment_hash", "sender_signature", "final")
     STATE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
     SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
     state: State
     signature: bytes
     amount: str
     payment_hash: str
     sender_signature: bytes
-    def __init__(self, state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+    final: bool
+    def __init__(self, state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., sender_signature: _Optional[bytes] = ..., final: _Optional[bool] = ...) -> None: ...
 
 class ProposeResponse(_message.Message):
     __slots__ = ("channel_id", "sequence", "accepted", "signature", "preimage", "reason", "message", "signed_upto", "sender_signature")
