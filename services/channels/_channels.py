@@ -83,7 +83,7 @@ class Channels:
     async def open(cls, settings: ChannelsSettings, store: ChannelsStore, logger: logging.Logger,
                    tracer: trace.Tracer, channel: ChannelFn, endpoint: str) -> Channels:
         rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
-        if not rpc or settings.missing():
+        if not rpc or not settings.key_file or settings.missing():
             logger.warning("no L1, adjudicator or channel key: the channels worker opens nothing",
                            extra={"missing": settings.missing()})
             return cls(settings, store, logger, tracer, channel, endpoint)

@@ -53,8 +53,9 @@ class ChannelsSettings:
         return self.channels_key_file or str(self.l1.get("channels_key_file") or "")
 
     def missing(self) -> list[str]:
-        """What the worker needs and cannot have, each named; empty without an L1."""
-        if not self.l1.get("rpc"):
+        """What the worker needs and cannot have, each named; empty without an L1 or a channel key
+        (a node without channels: the worker serves its empty store)."""
+        if not self.l1.get("rpc") or not self.key_file:
             return []
         needs: dict[str, tuple[str, Any]] = {
             "l1.contracts": (str(self.l1.get("contracts", "")), _adjudicator_of),

@@ -107,7 +107,7 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
     assert doc["control"] == f"127.0.0.1:{node.base_port}"
     kinds = {c["id"]: c["kind"] for c in doc["children"]}
     assert kinds == {"zygote": "zygote", "l1": "external", "sequencer": "worker", "rollups": "worker",
-                     "bridge": "worker", "echo": "worker", "echo2": "worker"}
+                     "bridge": "worker", "channels": "worker", "echo": "worker", "echo2": "worker"}
     l1 = next(c for c in doc["children"] if c["id"] == "l1")
     assert l1["address"].startswith("http://127.0.0.1:")
     rows = children(node.data_dir)
@@ -117,7 +117,8 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
     assert rows["sequencer"]["address"] == f"127.0.0.1:{node.base_port + 1}"  # built-in services first
     assert rows["rollups"]["address"] == f"127.0.0.1:{node.base_port + 2}"
     assert rows["bridge"]["address"] == f"127.0.0.1:{node.base_port + 3}"
-    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 4}"
+    assert rows["channels"]["address"] == f"127.0.0.1:{node.base_port + 4}"
+    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 5}"
     drawn = cli(node.data_dir, "status").stdout
     assert "echo2" in drawn and "external" in drawn and "l2node tree" in drawn
 
