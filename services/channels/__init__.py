@@ -14,14 +14,19 @@ from __future__ import annotations
 from protos.l2node.channels.v1 import channels_pb2_grpc
 from services.runtime import Service, WorkerContext, WorkerDefinition
 
+from ._adjudicator import FINAL_SEQUENCE
 from ._channels import Channels
+from ._peer import seal, sender_of
 from ._records import ChannelRecord, ChannelStatus, InvoiceRecord, InvoiceStatus, StateRecord
+from ._rules import Rules
 from ._service import ChannelsServicer, PeerServicer
 from ._settings import ChannelsSettings
 from ._store import ChannelsStore, SequenceTaken
+from ._wire import state_of_pb, state_pb
 
-__all__ = ["WORKER", "ChannelRecord", "ChannelStatus", "Channels", "ChannelsSettings", "ChannelsStore",
-           "InvoiceRecord", "InvoiceStatus", "SequenceTaken", "StateRecord", "definition"]
+__all__ = ["FINAL_SEQUENCE", "WORKER", "ChannelRecord", "ChannelStatus", "Channels", "ChannelsSettings",
+           "ChannelsStore", "InvoiceRecord", "InvoiceStatus", "Rules", "SequenceTaken", "StateRecord", "definition",
+           "seal", "sender_of", "state_of_pb", "state_pb"]
 
 
 async def _register(ctx: WorkerContext) -> Service:

@@ -44,7 +44,7 @@ from services.runtime import (
     Unavailable,
     quiet,
 )
-from supervisor import ChildSpec, task
+from supervisor import ChildSpec, Restart, task
 
 from ._adjudicator import FINAL_SEQUENCE, L1_CANCELLED, L1_CLOSING, L1_CONCLUDED, L1_OPEN, L1_OPENING, Adjudicator
 from ._peer import PeerClient, require_sender, seal
@@ -120,7 +120,9 @@ class Channels:
     def tasks(self) -> Sequence[ChildSpec]:
         if self.adjudicator is None:
             return []
-        return [ChildSpec(id="resume", start=task(self._resume)), ChildSpec(id="l1", start=task(self._watch_l1))]
+        # The resume task ends once every pending state is answered: transient, not restarted then.
+        return [ChildSpec(id="resume", start=task(self._resume), restart=Restart.TRANSIENT),
+                ChildSpec(id="l1", start=task(self._watch_l1))]
 
     async def aclose(self) -> None:
         if self._l1_client is not None:
@@ -342,7 +344,7 @@ class Channels:
                 channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False, reason=refused.reason,
                 message=str(refused), signed_upto=max(0, self.store.highest_sequence(state.channel_id))))
         cosigned, preimage = answer
-        mine = cosigned.sig_a if not record.we_are_a else cosigned.sig_b
+        mine = cosigned.sig_a if record.we_are_a else cosigned.sig_b
         return seal(rules, pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence,
                                               accepted=True, signature=mine,
                                               preimage=hex0x(preimage) if preimage else "",

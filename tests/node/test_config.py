@@ -82,7 +82,8 @@ def test_without_a_genesis_every_service_builds_the_devnet_s_for_the_same_chain(
     cfg = load(None, tmp_path)
     assert cfg.genesis == "" and settings_of(cfg) == {"sequencer": {"chain_id": DEFAULT_CHAIN_ID},
                                                       "rollups": {"chain_id": DEFAULT_CHAIN_ID},
-                                                      "bridge": {}}  # reads blocks, never executes them
+                                                      "bridge": {},  # reads blocks, never executes them
+                                                      "channels": {}}
     assert cfg.rollups == RollupParams()
     one = load(write(tmp_path, "[workers.rollups.settings]\nchain_id = 902\n"), tmp_path)  # set once, for all
     assert settings_of(one)["sequencer"]["chain_id"] == 902 == one.rollups.chain_id
