@@ -247,7 +247,12 @@ class Channels:
         if amount <= 0:
             raise InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT")
         async with self.lock(record.channel_id):
-            await self._flush(record)
+            flushed = await self._flush(record)
+            if flushed is not None and payment_hash and flushed[2] == payment_hash:
+                return flushed[0], flushed[1]  # a retried invoice payment, delivered now
+            done = self.store.paid(payment_hash) if payment_hash else None
+            if done is not None:
+                return done  # a retried invoice payment, delivered before (at a restart): paid once
             for _ in range(_RACE_RETRIES):
                 record = self.channel(record.channel_id)
                 if record.status != ChannelStatus.OPEN:
@@ -278,7 +283,7 @@ class Channels:
         when the peer refused it for a racing proposal (try again above). Raises on other refusals
         and on no answer (the state stays pending: re-sent as it is)."""
         rules = self._rules()
-        state = self.store.put_state(state.signed(record.we_are_a, rules.sign(state)))  # durable first
+        state = self.store.put_state(state.signed(record.we_are_a, rules.sign(state)), payment_hash)  # durable first
         return await self._send(record, state, amount, payment_hash, final)
 
     async def _send(self, record: ChannelRecord, state: StateRecord, amount: int, payment_hash: bytes,
@@ -303,19 +308,22 @@ class Channels:
                                    reason="BAD_PREIMAGE")
         cosigned = state.signed(not record.we_are_a, answer.signature)
         kind = "CHANNEL_CLOSING" if final else "PAYMENT_SENT"
-        self.store.record_payment(cosigned, kind, payment_hash, amount)
+        self.store.record_payment(cosigned, kind, payment_hash, amount, preimage)
         return cosigned, preimage
 
-    async def _flush(self, record: ChannelRecord) -> None:
-        """Re-send this node's pending state (signed, never answered) as it is, first."""
+    async def _flush(self, record: ChannelRecord) -> tuple[StateRecord, bytes, bytes] | None:
+        """Re-send this node's pending state (signed, never answered) as it is, first: the co-signed
+        state, the preimage and the payment hash of the invoice it paid; None: nothing pending."""
         pending = self.store.pending(record.channel_id)
         if pending is None:
-            return
+            return None
         latest = self._latest(record)
         ours_then = latest.balance_a if record.we_are_a else latest.balance_b
         ours_now = pending.balance_a if record.we_are_a else pending.balance_b
-        final = pending.sequence == FINAL_SEQUENCE
-        await self._send(record, pending, ours_then - ours_now, b"", final)
+        payment_hash = self.store.payment_of(record.channel_id, pending.sequence)
+        answer = await self._send(record, pending, ours_then - ours_now, payment_hash,
+                                  pending.sequence == FINAL_SEQUENCE)
+        return None if answer is None else (*answer, payment_hash)
 
     async def _ask(self, call: Any) -> Any:
         try:

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS channels (
 CREATE TABLE IF NOT EXISTS states (
     channel_id BLOB NOT NULL REFERENCES channels (channel_id), sequence INTEGER NOT NULL,
     balance_a TEXT NOT NULL, balance_b TEXT NOT NULL, htlcs TEXT NOT NULL, sig_a BLOB NOT NULL,
-    sig_b BLOB NOT NULL, refused INTEGER NOT NULL DEFAULT 0,
+    sig_b BLOB NOT NULL, refused INTEGER NOT NULL DEFAULT 0, payment_hash BLOB NOT NULL DEFAULT x'',
+    preimage BLOB NOT NULL DEFAULT x'',
     UNIQUE (channel_id, sequence));
 CREATE TABLE IF NOT EXISTS invoices (
     payment_hash BLOB PRIMARY KEY, preimage BLOB NOT NULL, amount TEXT NOT NULL, memo TEXT NOT NULL,
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS events (
     sequence INTEGER PRIMARY KEY, kind TEXT NOT NULL, channel_id BLOB NOT NULL, payment_hash BLOB NOT NULL,
     amount TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS events_channel ON events (channel_id);
+CREATE INDEX IF NOT EXISTS states_payment ON states (payment_hash) WHERE payment_hash != x'';
 """
 _CHANNEL_COLUMNS: Final = ("channel_id", "a", "b", "nonce", "we_are_a", "peer", "status", "amount_a", "amount_b",
                            "open_tx", "close_tx", "closes_at", "reason", "updated_at")
@@ -169,14 +171,18 @@ class ChannelsStore:
                                (channel_id, _enc(sequence))).fetchone()
         return _state_of(row) if row else None
 
-    def put_state(self, state: StateRecord) -> StateRecord:
-        """Store ``state`` (durable when this returns), or add signatures to the same state already
-        stored; the stored row. SequenceTaken if a different state holds that sequence."""
+    def put_state(self, state: StateRecord, payment_hash: bytes = b"") -> StateRecord:
+        """Store ``state`` (durable when this returns) with the invoice it pays (re-sent with it),
+        or add signatures to the same state already stored; the stored row. SequenceTaken if a
+        different state holds that sequence."""
         with self._storage.transaction() as db:
             row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
                              (state.channel_id, _enc(state.sequence))).fetchone()
             if row is None:
                 self._insert_state(db, state)
+                if payment_hash:
+                    db.execute("UPDATE states SET payment_hash = ? WHERE channel_id = ? AND sequence = ?",
+                               (payment_hash, state.channel_id, _enc(state.sequence)))
                 return state
             existing = _state_of(row)
             if not existing.same_content(state):
@@ -203,6 +209,18 @@ class ChannelsStore:
                                (channel_id, above)).fetchone()
         return _state_of(row) if row else None
 
+    def paid(self, payment_hash: bytes) -> tuple[StateRecord, bytes] | None:
+        """The co-signed state in which this node paid the invoice ``payment_hash``, and its preimage."""
+        row = self._db.execute(f"SELECT {_STATE_COLUMNS}, preimage FROM states WHERE payment_hash = ? "
+                               "AND sig_a != x'' AND sig_b != x'' AND preimage != x''", (payment_hash,)).fetchone()
+        return (_state_of(row[:-1]), bytes(row[-1])) if row else None
+
+    def payment_of(self, channel_id: bytes, sequence: int) -> bytes:
+        """The payment hash of the invoice a state this node proposed pays (b"": none)."""
+        row = self._db.execute("SELECT payment_hash FROM states WHERE channel_id = ? AND sequence = ?",
+                               (channel_id, _enc(sequence))).fetchone()
+        return bytes(row[0]) if row else b""
+
     def refuse(self, channel_id: bytes, sequence: int) -> None:
         """The peer refused this node's state at ``sequence``: never re-sent, its sequence stays taken."""
         self._db.execute("UPDATE states SET refused = 1 WHERE channel_id = ? AND sequence = ?",
@@ -219,8 +237,10 @@ class ChannelsStore:
                                 (channel_id,)).fetchall()
         return [_state_of(r) for r in rows]
 
-    def record_payment(self, state: StateRecord, kind: str, payment_hash: bytes, amount: int) -> StateRecord:
-        """The co-signed state of a payment, its event and (received) the invoice paid, in one commit."""
+    def record_payment(self, state: StateRecord, kind: str, payment_hash: bytes, amount: int,
+                       preimage: bytes = b"") -> StateRecord:
+        """The co-signed state of a payment, its event and the invoice paid (received: marked paid;
+        sent: its hash and preimage with the state, the proof of payment), in one commit."""
         with self._storage.transaction() as db:
             row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
                              (state.channel_id, _enc(state.sequence))).fetchone()
@@ -236,6 +256,9 @@ class ChannelsStore:
             if kind == "PAYMENT_RECEIVED" and payment_hash:
                 db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
                            (int(InvoiceStatus.PAID), payment_hash))
+            elif payment_hash:
+                db.execute("UPDATE states SET payment_hash = ?, preimage = ? WHERE channel_id = ? AND sequence = ?",
+                           (payment_hash, preimage, state.channel_id, _enc(state.sequence)))
             self._event(db, kind, state.channel_id, payment_hash, amount)
         self._notify()
         return state

@@ -1,9 +1,11 @@
 """kill -9 between storing a state and its signature reaching the peer: A signs and stores a
-payment while B is down (the signature never arrives), then A is killed. Restarted, A re-sends
-that very state (never another one at its sequence), B accepts it, and the channel goes on."""
+payment of B's invoice while B is down (the signature never arrives), then A is killed. Restarted,
+A re-sends that very state (never another one at its sequence) with the invoice, B accepts it, a
+retried payment of the invoice is answered with its preimage (paid once), and the channel goes on."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import sqlite3
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from protos.l2node.channels.v1 import channels_pb2 as pb
 from tests.channels._nodes import ETHER, Node, Pair, reason_of, wait_for
 from tests.l1.anvil import Anvil
 
@@ -39,9 +42,10 @@ def test_a_state_signed_and_stored_but_never_delivered_is_resent_as_it_is_after_
     cid = pair.open(ETHER)
     a.pay(b, 100)
     b.pay(a, 40)
+    invoice = b.stub.CreateInvoice(pb.CreateInvoiceRequest(amount="777"), timeout=10).invoice
     b.stop(signal.SIGKILL)
     with pytest.raises(grpc.RpcError) as unanswered:
-        a.pay(b, 777)
+        a.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=20)
     assert (unanswered.value.code(), reason_of(unanswered.value)) == (grpc.StatusCode.UNAVAILABLE,
                                                                       "PEER_UNAVAILABLE")
     a.stop(signal.SIGKILL)
@@ -54,8 +58,13 @@ def test_a_state_signed_and_stored_but_never_delivered_is_resent_as_it_is_after_
     wait_for(lambda: a.channel(cid).state.sequence == 3, 30, "A holds sequence 3 co-signed")
     assert b.channel(cid).state == a.channel(cid).state
     assert states(a)[3][2] == pending[2]  # the very signature stored before the crash
+    # The payer retrying the invoice is told it is paid (the preimage), not charged twice.
+    retried = a.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=20)
+    assert retried.sequence == 3 and hashlib.sha256(bytes.fromhex(retried.preimage[2:])).hexdigest() == \
+        invoice.payment_hash[2:]
     assert a.pay(b, 1).sequence == 4 and b.pay(a, 2).sequence == 5
     ours, theirs = states(a), states(b)
     assert sorted(ours) == sorted(theirs) == [0, 1, 2, 3, 4, 5]
+    assert a.channel(cid).state.balance_b == str(100 - 40 + 777 + 1 - 2)
     assert ours == theirs  # one state per sequence, the same on both sides, signed by both
     assert all(sig_a and sig_b for _, _, sig_a, sig_b in ours.values())

@@ -70,6 +70,10 @@ def test_bad_signatures_stale_sequences_and_unbalanced_states_are_refused_by_nam
     # A state that moves another amount than the payment says, or takes from B.
     assert propose(pays(10), 9).reason == "AMOUNT_MISMATCH"
     assert propose(pays(-10), 10).reason == "AMOUNT_MISMATCH"
+    # An invoice B never issued (a payment hash no one holds the preimage of).
+    unknown = pb.ProposeRequest(state=state_pb(pays(10)), signature=as_a.sign(pays(10)), amount="10",
+                                payment_hash="0x" + "ab" * 32)
+    assert b.peer_stub.Propose(seal(as_a, unknown), timeout=10).reason == "UNKNOWN_INVOICE"
     # Every answer is signed by B.
     assert answer.sender_signature
     # B's channel is as it was; A's next real payment is the next sequence.
