@@ -79,7 +79,7 @@ class Node:
     def _up(self) -> bool:
         assert self.proc.poll() is None, (self.data_dir.parent / "up.log").read_text()
         rows = self.doc()["children"]
-        return len(rows) == 7 and all(c["state"] == "running" for c in rows)
+        return len(rows) == 8 and all(c["state"] == "running" for c in rows)
 
     def doc(self) -> dict[str, Any]:
         d: dict[str, Any] = json.loads(self.endpoints.read_text())
@@ -154,7 +154,7 @@ def test_killing_any_child_brings_it_back(node: Node, victim: str) -> None:
 
 def test_killing_the_supervisor_leaves_no_process_behind(node: Node) -> None:
     pids = node.pids()
-    assert len(pids) == 7
+    assert len(pids) == 8
     os.kill(node.proc.pid, signal.SIGKILL)
     node.proc.wait()
     deadline = time.monotonic() + 2.0  # the bound: every worker exits within 2 s
@@ -181,7 +181,7 @@ def test_control_plane_api_and_events(node: Node) -> None:
     stub = node.control()
     events = stub.WatchEvents(pb.WatchEventsRequest(prefix="echo"), timeout=30)
     counts = stub.CountChildren(pb.CountChildrenRequest(), timeout=5)
-    assert (counts.specs, counts.active) == (7, 7)
+    assert (counts.specs, counts.active) == (8, 8)
     stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     again = stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     assert again.child.state == pb.CHILD_STATE_TERMINATED  # the retried request applied once
