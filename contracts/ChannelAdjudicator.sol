@@ -51,6 +51,8 @@ import {PullPayments} from "./PullPayments.sol";
 ///          state may be stale: paying it at once would let a party close with an old one), when
 ///          OPEN or CLOSING (it ends a dispute too), from anyone: pays both balances at once,
 ///          CONCLUDED. No state can ever replace a final one (nothing is above its sequence).
+///          Its htlcsHash is zero, which no list of HTLCs hashes to: a replaced closing state's
+///          HTLCs are no longer claimable or refundable (A14).
 ///      A10 closeUnilateral(s, sigA, sigB): OPEN, msg.sender is a or b (a watchtower holding
 ///          states may answer a close, A11, never start one), s valid (A7 or A8): s becomes the
 ///          closing state, the period ends at block.timestamp + CHALLENGE_PERIOD; CLOSING.
@@ -303,6 +305,7 @@ contract ChannelAdjudicator is PullPayments {
         ch.sequence = s.sequence;
         ch.balanceA = uint128(s.balanceA);
         ch.balanceB = uint128(s.balanceB);
+        if (ch.htlcsHash != 0) ch.htlcsHash = 0; // no HTLC list hashes to 0: none is claimable any more
         emit ChannelConcluded(s.channelId, s.sequence, s.balanceA, s.balanceB);
         _send(ch.a, s.balanceA);
         _send(ch.b, s.balanceB);

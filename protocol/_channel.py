@@ -61,10 +61,15 @@ each refusal is a ``Reason``, raised as ``ChannelRefused``):
 ``check_update`` is those and C2 and C7 between the last co-signed state and a proposed one;
 ``check_signature`` is C8 and C9. Which party may propose what (who pays, who settles an HTLC
 with which preimage) is the worker's: these are the rules any co-signed state obeys.
+
+The next state of each kind of update is built by ``ChannelState``'s ``transfer``, ``add_htlc``,
+``settle_htlc`` (by preimage) and ``fail_htlc``: sequence + 1, refused when the payer's balance
+does not cover it (INSUFFICIENT_FUNDS) or the HTLC is not held (UNKNOWN_HTLC).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -245,6 +250,46 @@ class ChannelState:
         if type(self.htlcs) is not tuple or not all(type(h) is Htlc for h in self.htlcs):
             raise ChannelRefused(Reason.FIELD_OUT_OF_RANGE, "htlcs must be a tuple of Htlc")
 
+    # The next state, for each kind of update: sequence + 1. They refuse what no state could hold
+    # (INSUFFICIENT_FUNDS, UNKNOWN_HTLC); the rules on the result are check_update's.
+
+    def transfer(self, from_a: bool, amount: int) -> ChannelState:
+        """``amount`` paid outright from A to B (``from_a``) or from B to A."""
+        if type(amount) is not int or amount <= 0:
+            raise ChannelRefused(Reason.FIELD_OUT_OF_RANGE, f"a payment's amount is above zero, not {amount!r}")
+        balance_a, balance_b = self._debit(from_a, amount)
+        return ChannelState(self.channel_id, self.sequence + 1, *_credit(balance_a, balance_b, not from_a, amount),
+                            self.htlcs)
+
+    def add_htlc(self, htlc: Htlc) -> ChannelState:
+        """``htlc`` offered: its amount leaves the offerer's balance for the HTLC."""
+        balance_a, balance_b = self._debit(htlc.from_a, htlc.amount)
+        return ChannelState(self.channel_id, self.sequence + 1, balance_a, balance_b, (*self.htlcs, htlc))
+
+    def settle_htlc(self, from_a: bool, preimage: bytes) -> ChannelState:
+        """The HTLC from A (``from_a``) or B with paymentHash sha256(``preimage``) paid to its receiver."""
+        return self._released(from_a, payment_hash(preimage), to_a=not from_a)
+
+    def fail_htlc(self, from_a: bool, hash_: bytes) -> ChannelState:
+        """The HTLC from A (``from_a``) or B with paymentHash ``hash_`` returned to its offerer."""
+        return self._released(from_a, hash_, to_a=from_a)
+
+    def _debit(self, from_a: bool, amount: int) -> tuple[int, int]:
+        balance = self.balance_a if from_a else self.balance_b
+        if amount > balance:
+            raise ChannelRefused(
+                Reason.INSUFFICIENT_FUNDS, f"{'A' if from_a else 'B'} holds {balance}, not the {amount} it would pay")
+        return (self.balance_a - amount, self.balance_b) if from_a else (self.balance_a, self.balance_b - amount)
+
+    def _released(self, from_a: bool, hash_: bytes, *, to_a: bool) -> ChannelState:
+        for htlc in self.htlcs:
+            if htlc.from_a == from_a and htlc.payment_hash == hash_:
+                rest = tuple(h for h in self.htlcs if h is not htlc)
+                balances = _credit(self.balance_a, self.balance_b, to_a, htlc.amount)
+                return ChannelState(self.channel_id, self.sequence + 1, *balances, rest)
+        raise ChannelRefused(
+            Reason.UNKNOWN_HTLC, f"no HTLC from {'A' if from_a else 'B'} with payment hash 0x{hash_.hex()}")
+
     def struct_hash(self) -> bytes:
         """EIP-712 hashStruct(State)."""
         htlcs = keccak256(b"".join(h.struct_hash() for h in self.htlcs)) if self.htlcs else _EMPTY_ARRAY_HASH
@@ -256,6 +301,16 @@ class ChannelState:
             + self.balance_b.to_bytes(_WORD, "big")
             + htlcs
         )
+
+
+def _credit(balance_a: int, balance_b: int, to_a: bool, amount: int) -> tuple[int, int]:
+    return (balance_a + amount, balance_b) if to_a else (balance_a, balance_b + amount)
+
+
+def payment_hash(preimage: bytes) -> bytes:
+    """sha256(preimage), the preimage 32 bytes (as Lightning's; the adjudicator's claimHtlc checks it)."""
+    _fixed(preimage, 32, "preimage")
+    return hashlib.sha256(preimage).digest()
 
 
 def state_digest(state: ChannelState, domain: Domain) -> bytes:

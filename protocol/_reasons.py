@@ -97,6 +97,9 @@ class Reason(StrEnum):
     NOT_A_PARTICIPANT = "NOT_A_PARTICIPANT"
     #: C9: the signature is the other participant's, not the one it claims.
     SIGNER_MISMATCH = "SIGNER_MISMATCH"
+    #: An update settles or fails an HTLC the channel's state does not hold (INSUFFICIENT_FUNDS
+    #: is an update's too: a payment or an HTLC above its payer's balance).
+    UNKNOWN_HTLC = "UNKNOWN_HTLC"
 
     @property
     def error(self) -> type[DomainError]:
@@ -153,6 +156,7 @@ _ERRORS: Final[Mapping[Reason, type[DomainError]]] = MappingProxyType({
     # Against the channel's last state or the clock: a fresh proposal may pass.
     Reason.STALE_SEQUENCE: FailedPrecondition,
     Reason.HTLC_EXPIRY_TOO_SOON: FailedPrecondition,
+    Reason.UNKNOWN_HTLC: FailedPrecondition,
     # The channel's HTLC slots are full: retry once some settle.
     Reason.TOO_MANY_HTLCS: ResourceExhausted,
     # Signed by someone without the right to speak for this participant.

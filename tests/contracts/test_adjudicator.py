@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from eth_abi import encode
 
+import protocol
 from services.l1 import keccak
 from tests.contracts._adjudicator import (
     ALICE,
@@ -18,7 +19,9 @@ from tests.contracts._adjudicator import (
     CONCLUDED,
     ETHER,
     FINAL,
+    KEYS,
     MALLORY,
+    MAX_HTLCS,
     OPEN,
     OPEN_TIMEOUT,
     OPENING,
@@ -29,6 +32,7 @@ from tests.contracts._adjudicator import (
     adjudicator,
     payment_hash,
     preimage,
+    sign,
     typed_data,
 )
 from tests.l1.anvil import Anvil
@@ -240,3 +244,59 @@ async def test_a_recipient_that_refuses_its_payout_is_credited_and_blocks_nobody
     bob = await adj.l1.get_balance(BOB.address)
     withdrawn = await adj.send(BOB, "withdraw")
     assert await adj.l1.get_balance(BOB.address) == bob + 6 * ETHER - withdrawn.gas_used * withdrawn.effective_gas_price
+
+
+async def test_after_a_fork_the_domain_follows_the_chain_id(adj: Adjudicator, chain: Anvil) -> None:
+    channel_id = await adj.open()
+    state = State(channel_id, 3, 2 * ETHER, 6 * ETHER)
+    signed_before = adj.signed(state)
+    fork_id = adj.chain_id + 1
+    chain.rpc("anvil_setChainId", fork_id)
+    try:
+        # A5: signatures from before the fork are void on the fork; ones for the fork's id pass.
+        assert (await adj.refused(ALICE, "closeUnilateral", *signed_before)).name == "WrongSigner"
+        fork_sigs = (sign(state, ALICE, fork_id, adj.address), sign(state, BOB, fork_id, adj.address))
+        await adj.l1.call(adj.address, adj.contract.encode_call("closeUnilateral", state.abi(), *fork_sigs),
+                          sender=ALICE.address, block="pending")
+    finally:
+        chain.rpc("anvil_setChainId", adj.chain_id)
+
+
+async def test_the_protocols_channel_state_hashes_and_signs_as_the_contract_checks(adj: Adjudicator) -> None:
+    """protocol/_channel.py (what the workers sign with) against the contract, on chain."""
+    channel = protocol.Channel(adj.chain_id, adj.address, ALICE.address, BOB.address, 4, 5 * ETHER, 3 * ETHER)
+    assert await adj.open(nonce=4) == channel.id == protocol.channel_id(adj.chain_id, adj.address, ALICE.address,
+                                                                        BOB.address, 4)
+    assert await adj.read("domainSeparator") == channel.domain.separator
+    expiry = await adj.now() + 10 * PERIOD
+    htlcs = (protocol.Htlc(True, ETHER, protocol.payment_hash(preimage(1)), expiry),
+             protocol.Htlc(False, 2, protocol.payment_hash(preimage(2)), expiry))
+    state = protocol.ChannelState(channel.id, 6, 4 * ETHER, 3 * ETHER - 2, htlcs)
+    protocol.check_state(state, channel)
+    mirror = State(state.channel_id, state.sequence, state.balance_a, state.balance_b,
+                   tuple(Htlc(h.from_a, h.amount, h.payment_hash, h.expiry) for h in htlcs))
+    digest = protocol.state_digest(state, channel.domain)
+    assert await adj.read("stateDigest", mirror.abi()) == digest
+    assert await adj.read("htlcsHash", mirror.htlc_list()) == protocol.htlcs_hash(htlcs) == mirror.htlcs_hash()
+    sigs = [protocol.sign_state(digest, KEYS[p.address]) for p in (ALICE, BOB)]
+    assert sigs == list(adj.signatures(mirror))  # RFC 6979: the same bytes as eth-account's
+    await adj.send(BOB, "closeUnilateral", mirror.abi(), *sigs)
+    assert (await adj.channel(channel.id))["htlcs_hash"] == protocol.htlcs_hash(htlcs)
+
+
+async def test_a_state_with_max_htlcs_closes_and_each_htlc_resolves(adj: Adjudicator) -> None:
+    """C5's cap fits L1: a close with 483 HTLCs (signed by protocol/_channel.py, as a worker would)."""
+    channel_id = await adj.open(amount_a=MAX_HTLCS, amount_b=0)
+    expiry = await adj.now() + 2 * PERIOD
+    htlcs = tuple(Htlc(True, 1, payment_hash(preimage(i)), expiry) for i in range(MAX_HTLCS))
+    state = State(channel_id, 1, 0, 0, htlcs)
+    mine = protocol.ChannelState(channel_id, 1, 0, 0, tuple(protocol.Htlc(*h.abi()) for h in htlcs))
+    digest = protocol.state_digest(mine, protocol.Domain(adj.chain_id, adj.address))
+    sigs = [protocol.sign_state(digest, KEYS[p.address]) for p in (ALICE, BOB)]
+    receipt = await adj.send(BOB, "closeUnilateral", state.abi(), *sigs)
+    assert receipt.gas_used < 3_000_000
+    adj.at((await adj.channel(channel_id))["ends_at"])
+    await adj.send(BOB, "conclude", channel_id, state.htlc_list())
+    await adj.send(BOB, "claimHtlc", channel_id, state.htlc_list(), MAX_HTLCS - 1, preimage(MAX_HTLCS - 1))
+    assert [await adj.read("htlcSettled", channel_id, i) for i in (0, 255, 256, MAX_HTLCS - 1)] == [
+        False, False, False, True]

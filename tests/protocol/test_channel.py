@@ -5,6 +5,7 @@ signatures (refused by name when malleable, malformed or foreign) and every upda
 from __future__ import annotations
 
 import hashlib
+import itertools
 import pickle
 from typing import Any
 
@@ -30,6 +31,7 @@ from protocol import (
     check_update,
     htlcs_hash,
     keccak256,
+    payment_hash,
     recover_signer,
     sign_state,
     state_digest,
@@ -332,3 +334,32 @@ def test_a_refusal_pickles_and_maps_to_a_grpc_status() -> None:
 def test_an_invalid_key_signs_nothing(key: bytes) -> None:
     with pytest.raises(ValueError, match="private key"):
         sign_state(keccak256(b"state"), key)
+
+
+def test_each_kind_of_update_builds_a_next_state_that_check_update_accepts() -> None:
+    preimage = (1).to_bytes(32, "big")
+    assert payment_hash(preimage) == preimage_hash(1)
+    paid = FUNDED.transfer(True, 7)
+    assert (paid.sequence, paid.balance_a, paid.balance_b) == (1, CHANNEL.amount_a - 7, CHANNEL.amount_b + 7)
+    back = paid.transfer(False, 10)
+    assert (back.balance_a, back.balance_b) == (paid.balance_a + 10, paid.balance_b - 10)
+    offered = back.add_htlc(htlc(1, 500)).add_htlc(htlc(1, 300, from_a=False))
+    assert (offered.sequence, offered.balance_a, offered.balance_b) == (4, back.balance_a - 500, back.balance_b - 300)
+    settled = offered.settle_htlc(True, preimage)  # A's HTLC: its 500 to B
+    assert settled.htlcs == (htlc(1, 300, from_a=False),) and settled.balance_b == offered.balance_b + 500
+    failed = settled.fail_htlc(False, preimage_hash(1))  # B's HTLC: its 300 back to B
+    assert failed.htlcs == () and (failed.balance_a, failed.balance_b) == (settled.balance_a, settled.balance_b + 300)
+    chain = [FUNDED, paid, back, back.add_htlc(htlc(1, 500)), offered, settled, failed]
+    for prev, new in itertools.pairwise(chain):
+        update(prev, new)
+
+
+def test_an_update_beyond_the_state_is_refused_by_name() -> None:
+    _refused(Reason.INSUFFICIENT_FUNDS, FUNDED.transfer, True, CHANNEL.amount_a + 1)
+    _refused(Reason.INSUFFICIENT_FUNDS, FUNDED.add_htlc, htlc(1, CHANNEL.amount_b + 1, from_a=False))
+    _refused(Reason.FIELD_OUT_OF_RANGE, FUNDED.transfer, True, 0)
+    offered = FUNDED.add_htlc(htlc(1))
+    _refused(Reason.UNKNOWN_HTLC, offered.settle_htlc, True, (2).to_bytes(32, "big"))  # the wrong preimage
+    _refused(Reason.UNKNOWN_HTLC, offered.settle_htlc, False, (1).to_bytes(32, "big"))  # the other direction
+    _refused(Reason.UNKNOWN_HTLC, offered.fail_htlc, True, preimage_hash(2))
+    _refused(Reason.FIELD_OUT_OF_RANGE, payment_hash, bytes(31))

@@ -1,0 +1,275 @@
+"""Attacks on the channel adjudicator (issue 14), each on a real anvil: a stale close, late and stale
+challenges, HTLC claims and refunds on the wrong side of their expiry, states that create money,
+signatures from outside the channel or replayed on another channel, chain or adjudicator, payouts
+taken twice, and opens and fundings by the wrong party (rules A1-A17 in ChannelAdjudicator.sol).
+
+Each attack is paired with the honest move it imitates, done for real, so that a contract that let
+the attack through, or refused everything, fails the test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.contracts._adjudicator import (
+    ALICE,
+    BOB,
+    ETHER,
+    FINAL,
+    MALLORY,
+    MAX_HTLCS,
+    OPEN,
+    PERIOD,
+    Adjudicator,
+    Htlc,
+    State,
+    adjudicator,
+    high_s,
+    payment_hash,
+    preimage,
+    sign,
+)
+from tests.l1.anvil import Anvil
+
+
+@pytest.fixture
+async def adj(chain: Anvil) -> AsyncIterator[Adjudicator]:
+    async with adjudicator(chain) as deployed:
+        yield deployed
+
+
+def payments(channel_id: bytes) -> list[State]:
+    """Alice pays Bob 1 ETH five times: states 1..5 of a 5 + 3 ETH channel (the first one is her best)."""
+    return [State(channel_id, n, (5 - n) * ETHER, (3 + n) * ETHER) for n in range(1, 6)]
+
+
+async def test_a_stale_close_is_answered_by_the_newest_state_and_the_closer_gains_nothing(adj: Adjudicator) -> None:
+    channel_id = await adj.open()
+    states = payments(channel_id)
+    await adj.send(ALICE, "closeUnilateral", *adj.signed(states[0]))  # Alice closes with her best, stale state
+    await adj.send(MALLORY, "challenge", *adj.signed(states[-1]))  # Bob's tower answers with the newest
+    adj.at((await adj.channel(channel_id))["ends_at"])
+    alice, bob = await adj.l1.get_balance(ALICE.address), await adj.l1.get_balance(BOB.address)
+    await adj.send(MALLORY, "conclude", channel_id, [])
+    assert await adj.l1.get_balance(ALICE.address) - alice == states[-1].balance_a == 0
+    assert await adj.l1.get_balance(BOB.address) - bob == states[-1].balance_b == 8 * ETHER
+
+
+async def test_a_challenge_after_the_period_is_refused(adj: Adjudicator) -> None:
+    channel_id = await adj.open()
+    states = payments(channel_id)
+    await adj.send(ALICE, "closeUnilateral", *adj.signed(states[0]))
+    ends_at = (await adj.channel(channel_id))["ends_at"]
+    for late in (ends_at, ends_at + PERIOD):
+        adj.at(late)
+        error = await adj.refused(BOB, "challenge", *adj.signed(states[-1]))
+        assert (error.name, error.args) == ("ChallengePeriodOver", (ends_at,))
+    adj.at(ends_at - 1)
+    await adj.send(BOB, "challenge", *adj.signed(states[-1]))  # one second earlier it passes
+
+
+@pytest.mark.parametrize("newer", [False, True], ids=["equal", "lower"])
+async def test_a_challenge_with_an_equal_or_lower_sequence_is_refused(adj: Adjudicator, newer: bool) -> None:
+    channel_id = await adj.open()
+    states = payments(channel_id)
+    await adj.send(BOB, "closeUnilateral", *adj.signed(states[2]))
+    stale = states[2] if not newer else states[1]
+    error = await adj.refused(ALICE, "challenge", *adj.signed(stale))
+    assert (error.name, error.args) == ("StaleState", (stale.sequence, 3))
+    await adj.send(ALICE, "challenge", *adj.signed(states[3]))  # the next sequence passes
+
+
+async def closing_with(adj: Adjudicator, htlc: Htlc) -> tuple[bytes, list[tuple[object, ...]]]:
+    """A channel closed unilaterally with ``htlc`` (Alice -> Bob) pending, and concluded."""
+    channel_id = await adj.open()
+    state = State(channel_id, 4, 3 * ETHER, 4 * ETHER, (htlc,))
+    await adj.send(BOB, "closeUnilateral", *adj.signed(state))
+    adj.at((await adj.channel(channel_id))["ends_at"])
+    await adj.send(MALLORY, "conclude", channel_id, state.htlc_list())
+    return channel_id, state.htlc_list()
+
+
+async def test_an_htlc_claim_one_second_after_its_expiry_fails_and_exactly_at_it_passes(adj: Adjudicator) -> None:
+    expiry = await adj.now() + PERIOD + 100
+    channel_id, htlcs = await closing_with(adj, Htlc(True, ETHER, payment_hash(preimage(9)), expiry))
+    adj.at(expiry + 1)
+    error = await adj.refused(BOB, "claimHtlc", channel_id, htlcs, 0, preimage(9))
+    assert (error.name, error.args) == ("HtlcExpired", (expiry,))
+    adj.at(expiry)
+    bob = await adj.l1.get_balance(BOB.address)
+    await adj.send(MALLORY, "claimHtlc", channel_id, htlcs, 0, preimage(9))
+    assert await adj.l1.get_balance(BOB.address) == bob + ETHER
+    assert await adj.read("revealedAt", channel_id, payment_hash(preimage(9))) == expiry
+
+
+async def test_a_refund_only_after_the_expiry(adj: Adjudicator) -> None:
+    expiry = await adj.now() + PERIOD + 100
+    channel_id, htlcs = await closing_with(adj, Htlc(True, ETHER, payment_hash(preimage(9)), expiry))
+    adj.at(expiry)
+    error = await adj.refused(ALICE, "refundHtlc", channel_id, htlcs, 0)
+    assert (error.name, error.args) == ("HtlcNotExpired", (expiry,))
+    adj.at(expiry + 1)
+    alice = await adj.l1.get_balance(ALICE.address)
+    await adj.send(MALLORY, "refundHtlc", channel_id, htlcs, 0)
+    assert await adj.l1.get_balance(ALICE.address) == alice + ETHER
+
+
+async def test_a_preimage_revealed_on_chain_is_in_the_event_for_the_upstream_hop(adj: Adjudicator) -> None:
+    channel_id = await adj.open()
+    secret = preimage(0xC0FFEE)
+    htlc = Htlc(True, ETHER, payment_hash(secret), await adj.now() + 10 * PERIOD)
+    state = State(channel_id, 4, 3 * ETHER, 4 * ETHER, (htlc,))
+    await adj.send(BOB, "closeUnilateral", *adj.signed(state))
+    receipt = await adj.send(BOB, "claimHtlc", channel_id, state.htlc_list(), 0, secret)  # during the period
+    # The upstream hop filters the adjudicator's HtlcClaimed logs by its payment hash, and reads the preimage.
+    logs = await adj.l1.get_logs(receipt.block_number, receipt.block_number, address=adj.address,
+                                 topics=(adj.contract.topic("HtlcClaimed"), None, htlc.payment_hash))
+    (log,) = logs
+    event = adj.contract.decode_log(log)
+    assert event is not None and event.args["preimage"] == secret and payment_hash(event.args["preimage"]) == (
+        htlc.payment_hash)
+
+
+@pytest.mark.parametrize(("balances", "htlc_amounts", "error"), [
+    ((5 * ETHER, 3 * ETHER + 1), (), "FundsNotConserved"),  # one wei created
+    ((5 * ETHER, 3 * ETHER - 1), (), "FundsNotConserved"),  # one wei lost
+    ((2**255, 2**255), (), "FundsNotConserved"),  # wraps around 2**256
+    ((4 * ETHER, 3 * ETHER), (ETHER, 1), "FundsNotConserved"),  # the HTLCs push it over
+    ((4 * ETHER, 4 * ETHER), (0,), "ZeroHtlcAmount"),
+    ((0, 0), (1,) * (MAX_HTLCS + 1), "TooManyHtlcs"),
+])
+async def test_a_state_whose_balances_do_not_add_up_is_refused(adj: Adjudicator, balances: tuple[int, int],
+                                                               htlc_amounts: tuple[int, ...], error: str) -> None:
+    channel_id = await adj.open()
+    expiry = await adj.now() + 10 * PERIOD
+    htlcs = tuple(Htlc(True, a, payment_hash(preimage(i)), expiry) for i, a in enumerate(htlc_amounts))
+    state = State(channel_id, 2, *balances, htlcs)
+    sigs = adj.signatures(state) if len(htlcs) <= MAX_HTLCS else (b"", b"")  # both signed: it adds up or not
+    for function in ("closeUnilateral", "closeCooperative"):
+        final = state if function == "closeUnilateral" else State(channel_id, FINAL, *balances)
+        if function == "closeCooperative" and htlcs:
+            continue
+        refused = await adj.refused(ALICE, function, final.abi(), *(sigs if final is state else adj.signatures(final)))
+        assert refused.name == error
+    ok = State(channel_id, 2, 4 * ETHER, 4 * ETHER - 1, (Htlc(True, 1, payment_hash(preimage(0)), expiry),))
+    await adj.send(ALICE, "closeUnilateral", *adj.signed(ok))  # what adds up passes
+
+
+async def test_a_signature_from_outside_the_channel_or_a_malformed_one_is_refused(adj: Adjudicator) -> None:
+    channel_id = await adj.open()
+    state = State(channel_id, 3, 2 * ETHER, 6 * ETHER)
+    good_a, good_b = adj.signatures(state)
+    mallory = sign(state, MALLORY, adj.chain_id, adj.address)
+    for sig_a, sig_b, error in [
+        (good_a, mallory, ("WrongSigner", (BOB.address, MALLORY.address))),
+        (mallory, good_b, ("WrongSigner", (ALICE.address, MALLORY.address))),
+        (good_b, good_a, ("WrongSigner", (ALICE.address, BOB.address))),  # swapped
+        (good_a, good_a, ("WrongSigner", (BOB.address, ALICE.address))),  # Alice signs for both
+        (good_a, high_s(good_b), ("SignatureHighS", ())),  # the malleable twin recovers Bob too
+        (good_a, good_b[:64] + bytes([good_b[64] - 27]), ("SignatureV", (good_b[64] - 27,))),
+        (good_a, good_b[:64], ("SignatureLength", (64,))),
+        (good_a, b"", ("SignatureLength", (0,))),
+    ]:
+        refused = await adj.refused(ALICE, "closeUnilateral", state.abi(), sig_a, sig_b)
+        assert (refused.name, refused.args) == error
+    await adj.send(ALICE, "closeUnilateral", state.abi(), good_a, good_b)
+
+
+async def test_a_signature_replayed_on_another_channel_is_refused(adj: Adjudicator) -> None:
+    first, second = await adj.open(nonce=1), await adj.open(nonce=2)  # the same two parties, twice
+    state = State(first, 3, 2 * ETHER, 6 * ETHER)
+    sig_a, sig_b = adj.signatures(state)
+    replayed = State(second, 3, 2 * ETHER, 6 * ETHER)
+    refused = await adj.refused(BOB, "closeUnilateral", replayed.abi(), sig_a, sig_b)
+    assert refused.name == "WrongSigner"
+    await adj.send(BOB, "closeUnilateral", state.abi(), sig_a, sig_b)  # on its own channel it passes
+
+
+async def test_a_signature_for_another_chain_id_is_refused(adj: Adjudicator) -> None:
+    channel_id = await adj.open()
+    state = State(channel_id, 3, 2 * ETHER, 6 * ETHER)
+    other_chain = (sign(state, ALICE, 1, adj.address), sign(state, BOB, 1, adj.address))
+    assert (await adj.refused(BOB, "closeUnilateral", state.abi(), *other_chain)).name == "WrongSigner"
+    await adj.send(BOB, "closeUnilateral", *adj.signed(state))
+
+
+async def test_a_signature_for_another_adjudicator_is_refused(adj: Adjudicator, chain: Anvil) -> None:
+    async with adjudicator(chain) as other:
+        mine, theirs = await adj.open(), await other.open()  # the same parties and nonce: ids differ (A1)
+        assert mine != theirs
+        state = State(mine, 3, 2 * ETHER, 6 * ETHER)
+        signed_here = adj.signed(state)
+        refused = await other.refused(BOB, "closeUnilateral", *signed_here)
+        assert (refused.name, refused.args) == ("WrongStatus", (mine, 0))  # no such channel there
+        moved = State(theirs, 3, 2 * ETHER, 6 * ETHER)  # the other's channel, in this domain
+        refused = await other.refused(BOB, "closeUnilateral", moved.abi(), *adj.signatures(moved))
+        assert refused.name == "WrongSigner"
+        await other.send(BOB, "closeUnilateral", *other.signed(moved))
+        await adj.send(BOB, "closeUnilateral", *signed_here)
+
+
+async def test_nothing_is_paid_twice(adj: Adjudicator) -> None:
+    channel_id = await adj.open()
+    expiry = await adj.now() + 2 * PERIOD
+    claimed = Htlc(True, ETHER, payment_hash(preimage(1)), expiry)
+    refunded = Htlc(False, ETHER, payment_hash(preimage(2)), expiry)
+    state = State(channel_id, 4, 3 * ETHER, 3 * ETHER, (claimed, refunded))
+    htlcs = state.htlc_list()
+    await adj.send(BOB, "closeUnilateral", *adj.signed(state))
+    adj.at((await adj.channel(channel_id))["ends_at"])
+    await adj.send(MALLORY, "conclude", channel_id, htlcs)
+    assert (await adj.refused(MALLORY, "conclude", channel_id, htlcs)).name == "WrongStatus"  # double conclude
+    await adj.send(BOB, "claimHtlc", channel_id, htlcs, 0, preimage(1))
+    error = await adj.refused(BOB, "claimHtlc", channel_id, htlcs, 0, preimage(1))
+    assert (error.name, error.args) == ("HtlcSettled", (0,))  # double claim
+    adj.at(expiry + 1)
+    assert (await adj.refused(ALICE, "refundHtlc", channel_id, htlcs, 0)).name == "PreimageRevealed"  # claim, refund
+    await adj.send(BOB, "refundHtlc", channel_id, htlcs, 1)
+    assert (await adj.refused(BOB, "refundHtlc", channel_id, htlcs, 1)).name == "HtlcSettled"  # double refund
+    assert (await adj.refused(ALICE, "claimHtlc", channel_id, htlcs, 1, preimage(2))).name == "HtlcExpired"
+    assert await adj.l1.get_balance(adj.address) == 0
+    final = State(channel_id, FINAL, 4 * ETHER, 4 * ETHER)
+    assert (await adj.refused(ALICE, "closeCooperative", *adj.signed(final))).name == "WrongStatus"
+
+
+async def test_a_double_cooperative_close_is_refused(adj: Adjudicator) -> None:
+    channel_id = await adj.open()
+    final = State(channel_id, FINAL, 4 * ETHER, 4 * ETHER)
+    await adj.send(ALICE, "closeCooperative", *adj.signed(final))
+    assert (await adj.refused(ALICE, "closeCooperative", *adj.signed(final))).name == "WrongStatus"
+    assert (await adj.refused(ALICE, "closeUnilateral", *adj.signed(final))).name == "WrongStatus"
+
+
+async def test_cancel_open_before_the_timeout_or_after_funding_is_refused(adj: Adjudicator) -> None:
+    pending = await adj.open(nonce=1, fund=False)
+    assert (await adj.refused(ALICE, "cancelOpen", pending)).name == "OpenTimeoutRunning"
+    funded = await adj.open(nonce=2)
+    adj.at((await adj.channel(funded))["opened_at"] + 10 * 86_400)
+    error = await adj.refused(ALICE, "cancelOpen", funded)
+    assert (error.name, error.args) == ("WrongStatus", (funded, OPEN))
+    adj.at((await adj.channel(pending))["opened_at"] + 10 * 86_400)
+    await adj.send(ALICE, "cancelOpen", pending)  # the unfunded one, after the timeout, passes
+    assert await adj.l1.get_balance(adj.address) == 8 * ETHER  # the funded channel's 5 + 3 stay
+
+
+async def test_funding_by_the_wrong_party_or_amount_is_refused(adj: Adjudicator) -> None:
+    channel_id = await adj.open(fund=False)
+    for signer, value, error in [(MALLORY, 3 * ETHER, "NotFunder"), (ALICE, 3 * ETHER, "NotFunder"),
+                                 (BOB, 3 * ETHER - 1, "WrongAmount"), (BOB, 3 * ETHER + 1, "WrongAmount")]:
+        assert (await adj.refused(signer, "fund", channel_id, value=value)).name == error
+    await adj.send(BOB, "fund", channel_id, value=3 * ETHER)
+    assert (await adj.refused(BOB, "fund", channel_id, value=3 * ETHER)).name == "WrongStatus"  # twice
+
+
+async def test_an_htlc_of_a_close_that_a_cooperative_close_ended_is_not_claimable(adj: Adjudicator) -> None:
+    channel_id = await adj.open()
+    htlc = Htlc(True, ETHER, payment_hash(preimage(1)), await adj.now() + 10 * PERIOD)
+    disputed = State(channel_id, 4, 3 * ETHER, 4 * ETHER, (htlc,))
+    await adj.send(BOB, "closeUnilateral", *adj.signed(disputed))
+    # The HTLC was settled off chain (Bob got it) and both signed a final state ending the dispute.
+    await adj.send(ALICE, "closeCooperative", *adj.signed(State(channel_id, FINAL, 3 * ETHER, 5 * ETHER)))
+    assert await adj.l1.get_balance(adj.address) == 0
+    for function, args in (("claimHtlc", (preimage(1),)), ("refundHtlc", ())):
+        refused = await adj.refused(BOB, function, channel_id, disputed.htlc_list(), 0, *args)
+        assert refused.name == "HtlcsMismatch"  # it would pay the HTLC a second time, from others' funds
