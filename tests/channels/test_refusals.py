@@ -80,3 +80,10 @@ def test_bad_signatures_stale_sequences_and_unbalanced_states_are_refused_by_nam
     assert b.channel(cid).state == held.state
     assert a.pay(b, 10).sequence == 4
     assert state_of_pb(b.channel(cid).state) == dataclasses.replace(pays(10), sig_a=b"", sig_b=b"")
+    # B's event log: what happened to the channel, none of the refused messages.
+    stream = b.stub.SubscribeEvents(pb.SubscribeEventsRequest(from_sequence=1, channel_id=cid), timeout=10)
+    events = [next(stream) for _ in range(6)]
+    stream.cancel()
+    assert [e.kind for e in events] == ["CHANNEL_OPENING", "CHANNEL_OPEN", *["PAYMENT_RECEIVED"] * 4]
+    assert [e.amount for e in events[2:]] == ["1000", "1000", "1000", "10"]
+    assert events[-1].channel.state.sequence == 4 and events[-1].channel_id == cid
