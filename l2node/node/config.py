@@ -20,11 +20,13 @@
     challenger_key_file = "" # with rpc: hex key the rollups challenger disputes with
     relayer_key_file = ""    # with rpc: hex key the bridge's relayer proves and finalizes withdrawals
                              # with ("" = no relayer; the bridge still follows and serves proofs)
+    channels_key_file = ""   # with rpc: hex key of this node's payment channels (signs states, opens and
+                             # closes channels on the ChannelAdjudicator; local: a dev key)
                              # (with rpc, a file an enabled role needs and lacks: that worker is not
                              # ready, and `l2node status` names it)
     [rollups]                # the rollup's L1 contracts' constants: l2node/node/params.py
     challenge_window_s = 20  # (bonds, window, chess clocks, sequencer window; devnet defaults)
-    [workers.NAME]           # a built-in service (sequencer, rollups, bridge) or an extra worker
+    [workers.NAME]           # a built-in service (sequencer, rollups, bridge, channels) or an extra worker
     definition = "module:ATTR" # required for extra workers
     enabled = true           # false leaves a built-in service out
     settings = { ... }       # the service's own settings (e.g. services.sequencer.SequencerSettings)
@@ -52,11 +54,13 @@ BUILTIN_WORKERS: dict[str, str] = {
     "sequencer": "services.sequencer:WORKER",
     "rollups": "services.rollups:WORKER",
     "bridge": "services.bridge:WORKER",
+    "channels": "services.channels:WORKER",
 }
 DEFAULT_HOST = "127.0.0.1"
 #: Where a container finds its files (what `l2node deploy` writes into the config unless told
 #: otherwise): the config, contracts.json and genesis.json from a ConfigMap at NODE_CONFIG_DIR, the
-#: node's key files (batcher.key, proposer.key, challenger.key, relayer.key) from a Secret at NODE_KEYS_DIR.
+#: node's key files (batcher.key, proposer.key, challenger.key, relayer.key, channels.key) from a Secret at
+#: NODE_KEYS_DIR.
 NODE_CONFIG_DIR = "/etc/l2node"
 NODE_KEYS_DIR = "/etc/l2node/keys"
 
@@ -104,6 +108,8 @@ class NodeConfig:
     challenger_key_file: str = ""
     #: The bridge's relayer ("" = none: withdrawals are proven and finalized by their owners).
     relayer_key_file: str = ""
+    #: The channels worker's channel key ("" = none: it serves its store and opens nothing).
+    channels_key_file: str = ""
     #: What the local L1's rollup contracts are deployed with.
     rollups: RollupParams = field(default_factory=RollupParams)
     #: The L2 genesis file (absolute), handed to every service that builds on it; "" = the devnet's.
@@ -196,6 +202,7 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             proposer_key_file=str(l1.get("proposer_key_file", "")),
             challenger_key_file=str(l1.get("challenger_key_file", "")),
             relayer_key_file=str(l1.get("relayer_key_file", "")),
+            channels_key_file=str(l1.get("channels_key_file", "")),
             workers=_workers(workers),
             rollups=RollupParams.from_mapping(_section(doc, "rollups")),
             genesis=genesis.resolve(node.get("genesis", "")),

@@ -4,7 +4,8 @@ Their addresses go to DATA_DIR/l1/contracts.json::
 
     {"chain_id": 31337, "block_number": 1, "block_hash": "0x…", "deployer": "0x…",
      "batcher": "0x…", "contracts": {"BatchInbox": "0x…", "DepositPortal": "0x…",
-     "StepVerifier": "0x…", "OutputRegistry": "0x…"}, "rollups": {"sequencer_window": 3600, …}}
+     "StepVerifier": "0x…", "OutputRegistry": "0x…", "ChannelAdjudicator": "0x…"},
+     "rollups": {"sequencer_window": 3600, …}}
 
 The output registry is anchored at the node's L2 genesis (``[node] genesis``, or the devnet's)
 and uses ``RollupParams``: bonds, a challenge window and chess clocks short enough for a demo.
@@ -12,6 +13,8 @@ The anchor's snapshot commitment is recorded, so a changed genesis deploys afres
 portal proves withdrawals against the registry's outputs, so it takes the registry's address in
 its constructor although the registry is deployed after it (the step verifier between them reads
 the portal): the address is predicted from the deployer's nonce (a CREATE address), and checked.
+The payment channels' ChannelAdjudicator comes last, built with its challenge period
+(``RollupParams.channel_challenge_period_s``).
 
 A later start reuses the file when the chain still has that code at those addresses (anvil
 keeps its state under DATA_DIR/l1), and deploys afresh otherwise: a new chain, a lost anvil
@@ -56,11 +59,13 @@ DEVNET_PROPOSER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[8].hex()
 DEVNET_CHALLENGER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[9].hex()
 #: The devnet bridge relayer (proves and finalizes withdrawals): anvil's dev account 7.
 DEVNET_RELAYER_KEY: Final = "0x" + DEV_PRIVATE_KEYS[7].hex()
+#: The devnet channels worker's channel key (signs states, opens and closes channels): dev account 6.
+DEVNET_CHANNELS_KEY: Final = "0x" + DEV_PRIVATE_KEYS[6].hex()
 
 CONTRACTS_FILE: Final = "contracts.json"
 _DEPLOY_TIMEOUT_S: Final = 60.0  # anvil mines at once; a slow L1 takes a few blocks
 #: Contracts deployed, in order; a later start redeploys all when any one's code changed.
-CONTRACTS: Final = ("BatchInbox", "DepositPortal", "StepVerifier", "OutputRegistry")
+CONTRACTS: Final = ("BatchInbox", "DepositPortal", "StepVerifier", "OutputRegistry", "ChannelAdjudicator")
 
 
 class DeployError(RuntimeError):
@@ -83,6 +88,8 @@ class Addresses:
     rollups: RollupParams = field(default_factory=RollupParams)
     #: The registry's anchor: the commitment of the L2 genesis snapshot it starts from.
     anchor: bytes = b""
+    #: The payment channels' adjudicator (b"": a record from before it; deployed afresh).
+    channel_adjudicator: bytes = b""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,7 +100,9 @@ class Addresses:
             "batcher": checksum(self.batcher),
             "contracts": {"BatchInbox": checksum(self.batch_inbox), "DepositPortal": checksum(self.deposit_portal),
                           "StepVerifier": checksum(self.step_verifier),
-                          "OutputRegistry": checksum(self.output_registry)},
+                          "OutputRegistry": checksum(self.output_registry),
+                          **({"ChannelAdjudicator": checksum(self.channel_adjudicator)}
+                             if self.channel_adjudicator else {})},
             "rollups": self.rollups.to_json(),
             "anchor": "0x" + self.anchor.hex(),
         }
@@ -112,6 +121,8 @@ class Addresses:
             output_registry=address(doc["contracts"]["OutputRegistry"]),
             rollups=RollupParams.from_mapping(doc.get("rollups", {})),
             anchor=bytes.fromhex(str(doc.get("anchor", "")).removeprefix("0x")),
+            channel_adjudicator=address(doc["contracts"]["ChannelAdjudicator"])
+            if doc["contracts"].get("ChannelAdjudicator") else b"",
         )
 
 
@@ -156,6 +167,7 @@ async def deploy_contracts(
         chain_id = await l1.chain_id()
         recorded = load_addresses(data_dir)
         if recorded is not None and recorded.rollups == params and recorded.anchor == anchor and \
+                recorded.channel_adjudicator and \
                 await _still_deployed(l1, recorded, chain_id, batcher):
             return recorded
         addresses = await deploy_new(l1, deployer_key, batcher, params, genesis)
@@ -165,7 +177,7 @@ async def deploy_contracts(
 
 async def deploy_new(l1: L1Client, deployer_key: str | bytes, batcher: bytes, params: RollupParams,
                      genesis: Genesis | None = None, *, timeout_s: float = _DEPLOY_TIMEOUT_S) -> Addresses:
-    """Deploy the four contracts in order on ``l1`` from ``deployer_key``, then read them back
+    """Deploy the five contracts in order on ``l1`` from ``deployer_key``, then read them back
     (:func:`verify`); the addresses. DeployError if ``params`` are unsafe on this L1 (off a local
     devnet: protocol's check_safe_params), or a deployment reverts or reads back wrong."""
     genesis = genesis or devnet_genesis(params.chain_id)
@@ -198,6 +210,7 @@ async def deploy_new(l1: L1Client, deployer_key: str | bytes, batcher: bytes, pa
     if registry != predicted:  # another transaction from the deployer's key came in between
         raise DeployError(f"OutputRegistry was deployed at {checksum(registry)}, not at {checksum(predicted)} "
                           "where DepositPortal expects it: is another process sending from the deployer key?")
+    adjudicator = await deploy("ChannelAdjudicator", params.channel_challenge_period_s)
     addresses = Addresses(
         chain_id=chain_id,
         block_number=receipts[0].block_number,
@@ -210,6 +223,7 @@ async def deploy_new(l1: L1Client, deployer_key: str | bytes, batcher: bytes, pa
         output_registry=registry,
         rollups=params,
         anchor=anchor.commitment(),
+        channel_adjudicator=adjudicator,
     )
     await verify(l1, addresses)
     return addresses
@@ -222,14 +236,14 @@ def create_address(sender: bytes, nonce: int) -> bytes:
 
 def _located(addresses: Addresses) -> dict[str, bytes]:
     return dict(zip(CONTRACTS, (addresses.batch_inbox, addresses.deposit_portal, addresses.step_verifier,
-                                addresses.output_registry), strict=True))
+                                addresses.output_registry, addresses.channel_adjudicator), strict=True))
 
 
 async def mismatches(l1: L1Client, addresses: Addresses) -> list[str]:
     """What the chain says differently from ``addresses``: each contract's code (its artifact's,
     immutables aside), the inbox's batcher, the portal's registry and maturity delay, the verifier's
     inbox, portal, chain id and sequencer window, the registry's verifier, inbox, bonds, window,
-    clocks and anchor. Empty: all as recorded."""
+    clocks and anchor, the adjudicator's challenge period. Empty: all as recorded."""
     wrong: list[str] = []
     chain_id = await l1.chain_id()
     if chain_id != addresses.chain_id:
@@ -255,6 +269,7 @@ async def mismatches(l1: L1Client, addresses: Addresses) -> list[str]:
                            "challengeBond": params.challenge_bond, "moveBondBase": params.move_bond_base,
                            "challengeWindow": params.challenge_window_s, "maxClockDuration": params.max_clock_s,
                            "maxTraceLength": params.max_trace_length},
+        "ChannelAdjudicator": {"CHALLENGE_PERIOD": params.channel_challenge_period_s},
     }
     for name, getters in expected.items():
         bound = Contract(Artifact.load(name), located[name])

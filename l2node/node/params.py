@@ -14,6 +14,7 @@ once deployed: a changed value deploys a new set of contracts.
     max_trace_length = 1048576             # 2**20 steps: the deepest game is 20 rounds
     sequencer_window = 3600                # L1 blocks within which a block must be posted
     proof_maturity_delay_s = 10            # a withdrawal's proof waits this long before finalizing
+    channel_challenge_period_s = 20        # a channel's unilateral close waits this long for a newer state
 
 Both presets pass protocol/_safe_params.py's check, which `l2node deploy`, `l2node up` and the
 rollups worker run against the L1's *measured* block time b (refused off a local devnet; a
@@ -38,6 +39,14 @@ than this after its proof, and only once the output it was proven against is FIN
 already takes the challenge window). It is the time for anyone to notice a proof against a wrong
 output that is somehow final; Optimism's is 7 days (production). The devnet's 10 s keeps the
 round trip short: a withdrawal finalizes ~20 s (the window) after its output is proposed.
+
+The channel challenge period (ChannelAdjudicator.CHALLENGE_PERIOD, its constructor argument):
+after a unilateral close of a payment channel, the other party (or its watchtower) has this long
+to answer a stale closing state with a newer co-signed one; the balances are paid only after it.
+It is how long a node may be offline without risking its channels' funds, so production's is a
+day (Lightning's default to_self_delay of 144 blocks is ~1 day; Raiden's settle timeout ~500
+blocks); the devnet's 20 s lets a forced close conclude within a test. It bounds the HTLC expiry
+delta too: an HTLC must outlive a close and its period to be claimable on L1.
 """
 
 from __future__ import annotations
@@ -51,7 +60,8 @@ from services.runtime import settings_from
 
 _ETHER: Final = 10**18
 #: The contracts' ceiling for a window, a clock or a delay (OutputRegistry.MAX_DURATION,
-#: DepositPortal.MAX_DURATION): a value in milliseconds is refused.
+#: DepositPortal.MAX_DURATION), and the node's for the channel challenge period: a value in
+#: milliseconds is refused.
 MAX_DURATION_S: Final = 365 * 24 * 3600
 #: Optimism's sequencer window; services.rollups._machine.DEFAULT_SEQUENCER_WINDOW (a test keeps
 #: the two equal; importing it here would load the whole derivation for every CLI command).
@@ -73,6 +83,8 @@ class RollupParams:
     chain_id: int = 901
     #: Seconds between a withdrawal's proof and its finalization (DepositPortal's constructor).
     proof_maturity_delay_s: int = 10
+    #: Seconds a payment channel's unilateral close waits for a newer state (ChannelAdjudicator's constructor).
+    channel_challenge_period_s: int = 20
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -80,7 +92,7 @@ class RollupParams:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"rollups.{f.name} must be a positive integer, not {value!r}")
         for name, contract in (("challenge_window_s", "registry"), ("max_clock_s", "registry"),
-                               ("proof_maturity_delay_s", "portal")):
+                               ("proof_maturity_delay_s", "portal"), ("channel_challenge_period_s", "adjudicator")):
             if getattr(self, name) > MAX_DURATION_S:
                 raise ValueError(f"rollups.{name} is above the {contract}'s limit of {MAX_DURATION_S} s")
 
@@ -106,5 +118,6 @@ PRESETS: Final = {
     "devnet": RollupParams(),
     "production": RollupParams(proposal_bond=5 * _ETHER, challenge_bond=5 * _ETHER, move_bond_base=_ETHER // 100,
                                challenge_window_s=7 * 24 * 3600, max_clock_s=84 * 3600, max_trace_length=2**32,
-                               sequencer_window=DEFAULT_SEQUENCER_WINDOW, proof_maturity_delay_s=7 * 24 * 3600),
+                               sequencer_window=DEFAULT_SEQUENCER_WINDOW, proof_maturity_delay_s=7 * 24 * 3600,
+                               channel_challenge_period_s=24 * 3600),
 }

@@ -4,7 +4,7 @@
     ├── zygote       forks every other process; first, so that it is up before them
     ├── l1           local anvil, unless an external L1 RPC is configured
     └── <workers>    one gRPC worker process per service, each on its fixed port
-                     (sequencer, rollups, bridge, then the config's extra workers)
+                     (sequencer, rollups, bridge, channels, then the config's extra workers)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from l2node.node.config import BUILTIN_WORKERS, NodeConfig, WorkerEntry
 from l2node.node.deploy import (
     DEVNET_BATCHER_KEY,
     DEVNET_CHALLENGER_KEY,
+    DEVNET_CHANNELS_KEY,
     DEVNET_PROPOSER_KEY,
     DEVNET_RELAYER_KEY,
     contracts_path,
@@ -37,6 +38,7 @@ KEYS_OF: dict[str, tuple[str, ...]] = {
     "sequencer": ("batcher_key_file",),
     "rollups": ("proposer_key_file", "challenger_key_file"),
     "bridge": ("relayer_key_file",),
+    "channels": ("channels_key_file",),
 }
 #: Which other built-in services' gRPC addresses a service is given, as settings of the same name:
 #: the rollups proposer cross-checks outputs with this tree's sequencer; the bridge follows the
@@ -80,13 +82,13 @@ def worker_child(cfg: NodeConfig, zygote: Zygote, entry: WorkerEntry, index: int
 
 def l1_settings(cfg: NodeConfig, rpc: str) -> dict[str, str]:
     """How services reach L1: its URL, the contracts file, and the key files of the roles that
-    send L1 transactions (batcher, proposer, challenger, relayer)."""
+    send L1 transactions (batcher, proposer, challenger, relayer, channels)."""
     if cfg.l1_rpc is not None:
         return {"rpc": rpc, "contracts": cfg.l1_contracts, "batcher_key_file": cfg.batcher_key_file,
                 "proposer_key_file": cfg.proposer_key_file, "challenger_key_file": cfg.challenger_key_file,
-                "relayer_key_file": cfg.relayer_key_file}
+                "relayer_key_file": cfg.relayer_key_file, "channels_key_file": cfg.channels_key_file}
     keys = {"batcher": DEVNET_BATCHER_KEY, "proposer": DEVNET_PROPOSER_KEY, "challenger": DEVNET_CHALLENGER_KEY,
-            "relayer": DEVNET_RELAYER_KEY}
+            "relayer": DEVNET_RELAYER_KEY, "channels": DEVNET_CHANNELS_KEY}
     settings = {"rpc": rpc, "contracts": str(contracts_path(cfg.data_dir))}
     for role, key in keys.items():  # the devnet's: anvil dev accounts, written once, owner-only
         key_file = cfg.data_dir / "l1" / f"{role}.key"

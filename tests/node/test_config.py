@@ -82,7 +82,8 @@ def test_without_a_genesis_every_service_builds_the_devnet_s_for_the_same_chain(
     cfg = load(None, tmp_path)
     assert cfg.genesis == "" and settings_of(cfg) == {"sequencer": {"chain_id": DEFAULT_CHAIN_ID},
                                                       "rollups": {"chain_id": DEFAULT_CHAIN_ID},
-                                                      "bridge": {}}  # reads blocks, never executes them
+                                                      "bridge": {},  # reads blocks, never executes them
+                                                      "channels": {}}
     assert cfg.rollups == RollupParams()
     one = load(write(tmp_path, "[workers.rollups.settings]\nchain_id = 902\n"), tmp_path)  # set once, for all
     assert settings_of(one)["sequencer"]["chain_id"] == 902 == one.rollups.chain_id
@@ -136,7 +137,7 @@ def test_a_step_verifier_for_another_chain_than_the_services_refuses_to_start(tm
 
 def test_the_metrics_port_follows_the_workers_or_is_set_and_never_collides(tmp_path: pathlib.Path) -> None:
     cfg = load(None, data_dir=tmp_path)
-    assert cfg.metrics_listen_port == cfg.base_port + 1 + len(cfg.workers)  # 50054 with the three built-ins
+    assert cfg.metrics_listen_port == cfg.base_port + 1 + len(cfg.workers)  # 50055 with the four built-ins
     config = tmp_path / "l2node.toml"
     config.write_text("[node]\nbase_port = 40000\nmetrics_port = 9464\n")
     assert load(config, data_dir=tmp_path).metrics_listen_port == 9464
@@ -149,7 +150,7 @@ def test_the_bridge_runs_after_rollups_with_both_addresses_and_only_the_relayer_
     """Built-in order (ports follow it); the bridge gets the sequencer's and rollups' gRPC addresses
     and, of the L1 keys, only the relayer's: the devnet's is anvil's dev account 7, written once."""
     cfg = load(write(tmp_path, "[node]\nbase_port = 40000\n"), tmp_path)
-    assert [w.id for w in cfg.workers] == ["sequencer", "rollups", "bridge"]
+    assert [w.id for w in cfg.workers] == ["sequencer", "rollups", "bridge", "channels"]
     assert cfg.workers[2].definition == "services.bridge:WORKER"
     l1 = l1_settings(cfg, "http://127.0.0.1:8545")
     payload = worker_payload(cfg, cfg.workers[2], 2, l1)

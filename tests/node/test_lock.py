@@ -32,6 +32,8 @@ enabled = false
 enabled = false
 [workers.bridge]
 enabled = false
+[workers.channels]
+enabled = false
 [workers.echo]
 definition = "tests.workers.echo:WORKER"
 """

@@ -108,6 +108,7 @@ def test_on_a_terminal_the_tree_logs_readable_lines(tmp_path: pathlib.Path) -> N
     config = tmp_path / "l2node.toml"
     config.write_text(f"[node]\nbase_port = {free_base_port()}\n[workers.sequencer]\nenabled = false\n"
                       "[workers.rollups]\nenabled = false\n[workers.bridge]\nenabled = false\n"
+                      "[workers.channels]\nenabled = false\n"
                       '[workers.echo]\ndefinition = "tests.workers.echo:WORKER"\n')
     controller, terminal = pty.openpty()
     data_dir = tmp_path / "data"

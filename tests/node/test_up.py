@@ -79,7 +79,7 @@ class Node:
     def _up(self) -> bool:
         assert self.proc.poll() is None, (self.data_dir.parent / "up.log").read_text()
         rows = self.doc()["children"]
-        return len(rows) == 7 and all(c["state"] == "running" for c in rows)
+        return len(rows) == 8 and all(c["state"] == "running" for c in rows)
 
     def doc(self) -> dict[str, Any]:
         d: dict[str, Any] = json.loads(self.endpoints.read_text())
@@ -107,7 +107,7 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
     assert doc["control"] == f"127.0.0.1:{node.base_port}"
     kinds = {c["id"]: c["kind"] for c in doc["children"]}
     assert kinds == {"zygote": "zygote", "l1": "external", "sequencer": "worker", "rollups": "worker",
-                     "bridge": "worker", "echo": "worker", "echo2": "worker"}
+                     "bridge": "worker", "channels": "worker", "echo": "worker", "echo2": "worker"}
     l1 = next(c for c in doc["children"] if c["id"] == "l1")
     assert l1["address"].startswith("http://127.0.0.1:")
     rows = children(node.data_dir)
@@ -117,7 +117,8 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
     assert rows["sequencer"]["address"] == f"127.0.0.1:{node.base_port + 1}"  # built-in services first
     assert rows["rollups"]["address"] == f"127.0.0.1:{node.base_port + 2}"
     assert rows["bridge"]["address"] == f"127.0.0.1:{node.base_port + 3}"
-    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 4}"
+    assert rows["channels"]["address"] == f"127.0.0.1:{node.base_port + 4}"
+    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 5}"
     drawn = cli(node.data_dir, "status").stdout
     assert "echo2" in drawn and "external" in drawn and "l2node tree" in drawn
 
@@ -153,7 +154,7 @@ def test_killing_any_child_brings_it_back(node: Node, victim: str) -> None:
 
 def test_killing_the_supervisor_leaves_no_process_behind(node: Node) -> None:
     pids = node.pids()
-    assert len(pids) == 7
+    assert len(pids) == 8
     os.kill(node.proc.pid, signal.SIGKILL)
     node.proc.wait()
     deadline = time.monotonic() + 2.0  # the bound: every worker exits within 2 s
@@ -180,7 +181,7 @@ def test_control_plane_api_and_events(node: Node) -> None:
     stub = node.control()
     events = stub.WatchEvents(pb.WatchEventsRequest(prefix="echo"), timeout=30)
     counts = stub.CountChildren(pb.CountChildrenRequest(), timeout=5)
-    assert (counts.specs, counts.active) == (7, 7)
+    assert (counts.specs, counts.active) == (8, 8)
     stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     again = stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     assert again.child.state == pb.CHILD_STATE_TERMINATED  # the retried request applied once

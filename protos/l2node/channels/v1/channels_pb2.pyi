@@ -1,0 +1,372 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ChannelStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANNEL_STATUS_UNSPECIFIED: _ClassVar[ChannelStatus]
+    CHANNEL_STATUS_OPENING: _ClassVar[ChannelStatus]
+    CHANNEL_STATUS_OPEN: _ClassVar[ChannelStatus]
+    CHANNEL_STATUS_CLOSING: _ClassVar[ChannelStatus]
+    CHANNEL_STATUS_DISPUTED: _ClassVar[ChannelStatus]
+    CHANNEL_STATUS_CLOSED: _ClassVar[ChannelStatus]
+    CHANNEL_STATUS_FAILED: _ClassVar[ChannelStatus]
+
+class InvoiceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INVOICE_STATUS_UNSPECIFIED: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_OPEN: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_PAID: _ClassVar[InvoiceStatus]
+CHANNEL_STATUS_UNSPECIFIED: ChannelStatus
+CHANNEL_STATUS_OPENING: ChannelStatus
+CHANNEL_STATUS_OPEN: ChannelStatus
+CHANNEL_STATUS_CLOSING: ChannelStatus
+CHANNEL_STATUS_DISPUTED: ChannelStatus
+CHANNEL_STATUS_CLOSED: ChannelStatus
+CHANNEL_STATUS_FAILED: ChannelStatus
+INVOICE_STATUS_UNSPECIFIED: InvoiceStatus
+INVOICE_STATUS_OPEN: InvoiceStatus
+INVOICE_STATUS_PAID: InvoiceStatus
+
+class Htlc(_message.Message):
+    __slots__ = ("from_a", "amount", "payment_hash", "expiry")
+    FROM_A_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    from_a: bool
+    amount: str
+    payment_hash: str
+    expiry: int
+    def __init__(self, from_a: _Optional[bool] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., expiry: _Optional[int] = ...) -> None: ...
+
+class State(_message.Message):
+    __slots__ = ("channel_id", "sequence", "balance_a", "balance_b", "htlcs")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_A_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_B_FIELD_NUMBER: _ClassVar[int]
+    HTLCS_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    sequence: int
+    balance_a: str
+    balance_b: str
+    htlcs: _containers.RepeatedCompositeFieldContainer[Htlc]
+    def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., balance_a: _Optional[str] = ..., balance_b: _Optional[str] = ..., htlcs: _Optional[_Iterable[_Union[Htlc, _Mapping]]] = ...) -> None: ...
+
+class Channel(_message.Message):
+    __slots__ = ("channel_id", "a", "b", "nonce", "our_side", "peer", "status", "amount_a", "amount_b", "state", "signature_a", "signature_b", "local_balance", "remote_balance", "open_l1_tx_hash", "close_l1_tx_hash", "closes_at", "reason", "updated_at")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    OUR_SIDE_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_A_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_B_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_A_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_B_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    OPEN_L1_TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_L1_TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    CLOSES_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    a: str
+    b: str
+    nonce: int
+    our_side: str
+    peer: str
+    status: ChannelStatus
+    amount_a: str
+    amount_b: str
+    state: State
+    signature_a: str
+    signature_b: str
+    local_balance: str
+    remote_balance: str
+    open_l1_tx_hash: str
+    close_l1_tx_hash: str
+    closes_at: int
+    reason: str
+    updated_at: int
+    def __init__(self, channel_id: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., nonce: _Optional[int] = ..., our_side: _Optional[str] = ..., peer: _Optional[str] = ..., status: _Optional[_Union[ChannelStatus, str]] = ..., amount_a: _Optional[str] = ..., amount_b: _Optional[str] = ..., state: _Optional[_Union[State, _Mapping]] = ..., signature_a: _Optional[str] = ..., signature_b: _Optional[str] = ..., local_balance: _Optional[str] = ..., remote_balance: _Optional[str] = ..., open_l1_tx_hash: _Optional[str] = ..., close_l1_tx_hash: _Optional[str] = ..., closes_at: _Optional[int] = ..., reason: _Optional[str] = ..., updated_at: _Optional[int] = ...) -> None: ...
+
+class OpenChannelRequest(_message.Message):
+    __slots__ = ("request_id", "peer", "amount", "peer_amount")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PEER_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    peer: str
+    amount: str
+    peer_amount: str
+    def __init__(self, request_id: _Optional[str] = ..., peer: _Optional[str] = ..., amount: _Optional[str] = ..., peer_amount: _Optional[str] = ...) -> None: ...
+
+class OpenChannelResponse(_message.Message):
+    __slots__ = ("channel",)
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    channel: Channel
+    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ...) -> None: ...
+
+class ListChannelsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListChannelsResponse(_message.Message):
+    __slots__ = ("channels", "next_page_token")
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    channels: _containers.RepeatedCompositeFieldContainer[Channel]
+    next_page_token: str
+    def __init__(self, channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetChannelRequest(_message.Message):
+    __slots__ = ("channel_id",)
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    def __init__(self, channel_id: _Optional[str] = ...) -> None: ...
+
+class GetChannelResponse(_message.Message):
+    __slots__ = ("channel",)
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    channel: Channel
+    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ...) -> None: ...
+
+class Invoice(_message.Message):
+    __slots__ = ("payment_hash", "amount", "payee", "memo", "status", "encoded", "created_at")
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAYEE_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ENCODED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    payment_hash: str
+    amount: str
+    payee: str
+    memo: str
+    status: InvoiceStatus
+    encoded: str
+    created_at: int
+    def __init__(self, payment_hash: _Optional[str] = ..., amount: _Optional[str] = ..., payee: _Optional[str] = ..., memo: _Optional[str] = ..., status: _Optional[_Union[InvoiceStatus, str]] = ..., encoded: _Optional[str] = ..., created_at: _Optional[int] = ...) -> None: ...
+
+class CreateInvoiceRequest(_message.Message):
+    __slots__ = ("request_id", "amount", "memo")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    amount: str
+    memo: str
+    def __init__(self, request_id: _Optional[str] = ..., amount: _Optional[str] = ..., memo: _Optional[str] = ...) -> None: ...
+
+class CreateInvoiceResponse(_message.Message):
+    __slots__ = ("invoice",)
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    invoice: Invoice
+    def __init__(self, invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
+
+class PayRequest(_message.Message):
+    __slots__ = ("request_id", "invoice", "address", "amount")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    invoice: str
+    address: str
+    amount: str
+    def __init__(self, request_id: _Optional[str] = ..., invoice: _Optional[str] = ..., address: _Optional[str] = ..., amount: _Optional[str] = ...) -> None: ...
+
+class PayResponse(_message.Message):
+    __slots__ = ("channel_id", "sequence", "payment_hash", "preimage", "channel")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    PREIMAGE_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    sequence: int
+    payment_hash: str
+    preimage: str
+    channel: Channel
+    def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., payment_hash: _Optional[str] = ..., preimage: _Optional[str] = ..., channel: _Optional[_Union[Channel, _Mapping]] = ...) -> None: ...
+
+class CloseChannelRequest(_message.Message):
+    __slots__ = ("request_id", "channel_id", "force")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    channel_id: str
+    force: bool
+    def __init__(self, request_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class CloseChannelResponse(_message.Message):
+    __slots__ = ("channel", "l1_tx_hash")
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    L1_TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    channel: Channel
+    l1_tx_hash: str
+    def __init__(self, channel: _Optional[_Union[Channel, _Mapping]] = ..., l1_tx_hash: _Optional[str] = ...) -> None: ...
+
+class SubscribeEventsRequest(_message.Message):
+    __slots__ = ("from_sequence", "channel_id")
+    FROM_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    from_sequence: int
+    channel_id: str
+    def __init__(self, from_sequence: _Optional[int] = ..., channel_id: _Optional[str] = ...) -> None: ...
+
+class SubscribeEventsResponse(_message.Message):
+    __slots__ = ("sequence", "kind", "channel_id", "channel", "payment_hash", "amount", "at")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    kind: str
+    channel_id: str
+    channel: Channel
+    payment_hash: str
+    amount: str
+    at: int
+    def __init__(self, sequence: _Optional[int] = ..., kind: _Optional[str] = ..., channel_id: _Optional[str] = ..., channel: _Optional[_Union[Channel, _Mapping]] = ..., payment_hash: _Optional[str] = ..., amount: _Optional[str] = ..., at: _Optional[int] = ...) -> None: ...
+
+class HelloRequest(_message.Message):
+    __slots__ = ("address", "chain_id", "adjudicator", "sender_signature")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    ADJUDICATOR_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    chain_id: int
+    adjudicator: str
+    sender_signature: bytes
+    def __init__(self, address: _Optional[str] = ..., chain_id: _Optional[int] = ..., adjudicator: _Optional[str] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class HelloResponse(_message.Message):
+    __slots__ = ("address", "chain_id", "adjudicator", "sender_signature")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    ADJUDICATOR_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    chain_id: int
+    adjudicator: str
+    sender_signature: bytes
+    def __init__(self, address: _Optional[str] = ..., chain_id: _Optional[int] = ..., adjudicator: _Optional[str] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class OpenRequest(_message.Message):
+    __slots__ = ("a", "b", "nonce", "amount_a", "amount_b", "endpoint", "state", "signature", "sender_signature")
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_A_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_B_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    a: str
+    b: str
+    nonce: int
+    amount_a: str
+    amount_b: str
+    endpoint: str
+    state: State
+    signature: bytes
+    sender_signature: bytes
+    def __init__(self, a: _Optional[str] = ..., b: _Optional[str] = ..., nonce: _Optional[int] = ..., amount_a: _Optional[str] = ..., amount_b: _Optional[str] = ..., endpoint: _Optional[str] = ..., state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class OpenResponse(_message.Message):
+    __slots__ = ("channel_id", "signature", "sender_signature")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    signature: bytes
+    sender_signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class ProposeRequest(_message.Message):
+    __slots__ = ("state", "signature", "amount", "payment_hash", "sender_signature", "final")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    state: State
+    signature: bytes
+    amount: str
+    payment_hash: str
+    sender_signature: bytes
+    final: bool
+    def __init__(self, state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., sender_signature: _Optional[bytes] = ..., final: _Optional[bool] = ...) -> None: ...
+
+class ProposeResponse(_message.Message):
+    __slots__ = ("channel_id", "sequence", "accepted", "signature", "preimage", "reason", "message", "signed_upto", "sender_signature")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PREIMAGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_UPTO_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    sequence: int
+    accepted: bool
+    signature: bytes
+    preimage: str
+    reason: str
+    message: str
+    signed_upto: int
+    sender_signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., accepted: _Optional[bool] = ..., signature: _Optional[bytes] = ..., preimage: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., signed_upto: _Optional[int] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class AnnounceRequest(_message.Message):
+    __slots__ = ("channel_id", "node", "capacity", "fee_base", "fee_ppm", "timestamp", "sender_signature")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    FEE_BASE_FIELD_NUMBER: _ClassVar[int]
+    FEE_PPM_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    node: str
+    capacity: str
+    fee_base: str
+    fee_ppm: int
+    timestamp: int
+    sender_signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., node: _Optional[str] = ..., capacity: _Optional[str] = ..., fee_base: _Optional[str] = ..., fee_ppm: _Optional[int] = ..., timestamp: _Optional[int] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class AnnounceResponse(_message.Message):
+    __slots__ = ("known", "sender_signature")
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    known: bool
+    sender_signature: bytes
+    def __init__(self, known: _Optional[bool] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...

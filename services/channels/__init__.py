@@ -1,0 +1,49 @@
+"""The channels service: payment channels between l2node nodes, value locked in the
+ChannelAdjudicator on L1, moved by states both participants sign (protocol's channel rules, C1..).
+
+Read in this order: ``_records`` (a channel, its states, invoices, events), ``_store`` (SQLite: a
+state durable before its signature leaves, never two states at one sequence), ``_rules`` (the door
+to protocol's channel rules and signatures), ``_peer`` (signed PeerService messages, the client
+and its call policy per peer), ``_adjudicator`` (this node's L1 calls), ``_channels`` (the state
+machine: open, pay, receive, close, and the L1 watcher), ``_wire`` (proto shapes), ``_service``
+(the gRPC APIs). On L1: contracts/ChannelAdjudicator.sol. ``WORKER`` is what the worker runtime runs.
+"""
+
+from __future__ import annotations
+
+from protos.l2node.channels.v1 import channels_pb2_grpc
+from services.runtime import Service, WorkerContext, WorkerDefinition
+
+from ._adjudicator import FINAL_SEQUENCE
+from ._channels import Channels
+from ._peer import seal, sender_of
+from ._records import ChannelRecord, ChannelStatus, InvoiceRecord, InvoiceStatus, StateRecord
+from ._rules import Rules
+from ._service import ChannelsServicer, PeerServicer
+from ._settings import ChannelsSettings
+from ._store import ChannelsStore, SequenceTaken
+from ._wire import state_of_pb, state_pb
+
+__all__ = ["FINAL_SEQUENCE", "WORKER", "ChannelRecord", "ChannelStatus", "Channels", "ChannelsSettings",
+           "ChannelsStore", "InvoiceRecord", "InvoiceStatus", "Rules", "SequenceTaken", "StateRecord", "definition",
+           "seal", "sender_of", "state_of_pb", "state_pb"]
+
+
+async def _register(ctx: WorkerContext) -> Service:
+    settings = ChannelsSettings.from_mapping(ctx.config.settings)
+    store = ChannelsStore(ctx.storage)
+    endpoint = settings.endpoint or ctx.config.address
+    channels = await Channels.open(settings, store, ctx.logger, ctx.tracer, ctx.channel, endpoint)
+    for reason in settings.missing():
+        ctx.not_ready(reason)
+    channels_pb2_grpc.add_ChannelsServiceServicer_to_server(ChannelsServicer(channels), ctx.server)
+    channels_pb2_grpc.add_PeerServiceServicer_to_server(PeerServicer(channels), ctx.server)
+    return channels
+
+
+def definition() -> WorkerDefinition:
+    """The channels worker."""
+    return WorkerDefinition(name="channels", register=_register)
+
+
+WORKER = definition()

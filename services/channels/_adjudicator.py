@@ -1,0 +1,106 @@
+"""This node's calls to the ChannelAdjudicator on L1 (contracts/ChannelAdjudicator.sol), through
+the one L1 client (its "l1" call policy) and a sender holding the channel key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from services.l1 import Contract, L1Client, RpcError, TxSender
+from services.runtime import FailedPrecondition
+
+from ._records import StateRecord
+
+#: ChannelAdjudicator.Status.
+L1_NONE: Final = 0
+L1_OPENING: Final = 1
+L1_OPEN: Final = 2
+L1_CLOSING: Final = 3
+L1_CONCLUDED: Final = 4
+L1_CANCELLED: Final = 5
+#: The sequence of a final state (A9): what a cooperative close signs.
+FINAL_SEQUENCE: Final = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class OnChain:
+    """What the adjudicator holds of a channel (ChannelAdjudicator.channel's ChannelView)."""
+
+    status: int
+    #: The closing state's sequence, and the end of its challenge period (L1 unix seconds).
+    closing_sequence: int
+    ends_at: int
+
+
+def state_tuple(state: StateRecord) -> tuple[Any, ...]:
+    """The adjudicator's State struct."""
+    return (state.channel_id, state.sequence, state.balance_a, state.balance_b, htlc_tuples(state))
+
+
+def htlc_tuples(state: StateRecord) -> list[tuple[Any, ...]]:
+    return [(f, amount, h, expiry) for f, amount, h, expiry in state.htlcs]
+
+
+class Adjudicator:
+    def __init__(self, l1: L1Client, contract: Contract, sender: TxSender, timeout_s: float) -> None:
+        self.l1 = l1
+        self.contract = contract
+        self._sender = sender
+        self._timeout = timeout_s
+
+    @property
+    def address(self) -> bytes:
+        assert self.contract.address is not None
+        return self.contract.address
+
+    async def challenge_period(self) -> int:
+        (period,) = await self.contract.read(self.l1, "CHALLENGE_PERIOD")
+        return int(period)
+
+    async def _send(self, what: str, function: str, *args: Any, value: int = 0) -> bytes:
+        """Send and wait: the transaction's hash once mined and successful. A call that would
+        revert is FAILED_PRECONDITION with reason L1_REVERTED (nothing sent)."""
+        try:
+            tx = await self._sender.send(self.address, self.contract.encode_call(function, *args), value)
+        except RpcError as exc:
+            error = self.contract.decode_error(getattr(exc, "revert_data", None))
+            shown = error.name if error is not None else str(exc)
+            raise FailedPrecondition(f"{what}: the adjudicator refuses: {shown}", reason="L1_REVERTED") from None
+        receipt = await self._sender.wait_receipt(tx, self._timeout)
+        if not receipt.success:
+            raise FailedPrecondition(f"{what}: transaction 0x{tx.hex()} reverted", reason="L1_REVERTED")
+        return tx
+
+    async def open(self, a: bytes, b: bytes, nonce: int, amount_a: int, amount_b: int) -> bytes:
+        return await self._send("open", "open", a, b, nonce, amount_a, amount_b, value=amount_a)
+
+    async def fund(self, channel_id: bytes, amount: int) -> bytes:
+        return await self._send("fund", "fund", channel_id, value=amount)
+
+    async def close_cooperative(self, state: StateRecord) -> bytes:
+        return await self._send("closeCooperative", "closeCooperative", state_tuple(state), state.sig_a,
+                                state.sig_b)
+
+    async def close_unilateral(self, state: StateRecord) -> bytes:
+        return await self._send("closeUnilateral", "closeUnilateral", state_tuple(state), state.sig_a, state.sig_b)
+
+    async def challenge(self, state: StateRecord) -> bytes:
+        return await self._send("challenge", "challenge", state_tuple(state), state.sig_a, state.sig_b)
+
+    async def conclude(self, state: StateRecord) -> bytes:
+        return await self._send("conclude", "conclude", state.channel_id, htlc_tuples(state))
+
+    async def on_chain(self, channel_id: bytes) -> OnChain:
+        (view,) = await self.contract.read(self.l1, "channel", channel_id)
+        return on_chain_of(view)
+
+    async def now(self) -> int:
+        block = await self.l1.get_block("latest")
+        assert block is not None
+        return block.timestamp
+
+
+def on_chain_of(view: Any) -> OnChain:
+    """ChannelView(a, b, amountA, amountB, status, sequence, openedAt, endsAt, balanceA, balanceB,
+    htlcsHash)."""
+    return OnChain(int(view[4]), int(view[5]), int(view[7]))

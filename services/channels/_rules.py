@@ -1,0 +1,91 @@
+"""The worker's one door to protocol's channel rules (protocol/_channel.py, C0-C9): a stored
+StateRecord as protocol's ChannelState, its EIP-712 digest, signing and recovery, and the update
+check. The peer messages' own signatures (over their content) use the same secp256k1 signing."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from protocol import (
+    Channel,
+    ChannelRefused,
+    ChannelState,
+    Domain,
+    Htlc,
+    channel_id,
+    check_update,
+    keccak256,
+    recover_signer,
+    sign_state,
+    state_digest,
+)
+
+from ._records import ChannelRecord, StateRecord
+
+#: What a peer message's signature is over (see PeerService in channels.proto).
+PEER_DOMAIN: Final = b"l2node channels peer v1"
+
+__all__ = ["ChannelRefused", "Rules", "message_digest"]
+
+
+def message_digest(name: str, content: bytes) -> bytes:
+    """keccak256("l2node channels peer v1" || name || content): what a peer message's sender signs."""
+    return keccak256(PEER_DOMAIN + name.encode() + content)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The channel rules of one L1 chain and adjudicator, with this node's channel key."""
+
+    chain_id: int
+    adjudicator: bytes
+    key: bytes
+    #: C7's delta: an HTLC added by an update has at least this long left (L1 seconds).
+    expiry_delta_s: int = 0
+
+    @property
+    def domain(self) -> Domain:
+        return Domain(self.chain_id, self.adjudicator)
+
+    def channel_id(self, a: bytes, b: bytes, nonce: int) -> bytes:
+        return channel_id(self.chain_id, self.adjudicator, a, b, nonce)
+
+    def channel(self, record: ChannelRecord) -> Channel:
+        return Channel(self.chain_id, self.adjudicator, record.a, record.b, record.nonce, record.amount_a,
+                       record.amount_b)
+
+    @staticmethod
+    def state(record: StateRecord) -> ChannelState:
+        """ChannelRefused (FIELD_OUT_OF_RANGE) if a field is out of its width (C0)."""
+        return ChannelState(record.channel_id, record.sequence, record.balance_a, record.balance_b,
+                            tuple(Htlc(f, amount, h, expiry) for f, amount, h, expiry in record.htlcs))
+
+    def digest(self, record: StateRecord) -> bytes:
+        return state_digest(self.state(record), self.domain)
+
+    def sign(self, record: StateRecord) -> bytes:
+        return sign_state(self.digest(record), self.key)
+
+    def signer_of(self, record: StateRecord, signature: bytes) -> bytes | None:
+        """Who signed ``record`` (None: no valid signature (C8), or a state out of range (C0))."""
+        try:
+            return recover_signer(self.digest(record), signature)
+        except ChannelRefused:
+            return None
+
+    def sign_message(self, name: str, content: bytes) -> bytes:
+        return sign_state(message_digest(name, content), self.key)
+
+    @staticmethod
+    def message_signer(name: str, content: bytes, signature: bytes) -> bytes | None:
+        try:
+            return recover_signer(message_digest(name, content), signature)
+        except ChannelRefused:
+            return None
+
+    def check(self, prev: StateRecord, new: StateRecord, channel: ChannelRecord) -> None:
+        """protocol's check_update (C1-C7): raises its ChannelRefused."""
+        check_update(self.state(prev), self.state(new), self.channel(channel), now=int(time.time()),
+                     expiry_delta=self.expiry_delta_s)

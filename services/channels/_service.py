@@ -1,0 +1,150 @@
+"""The gRPC APIs: ChannelsService (this node's user) and PeerService (other nodes' channels
+workers). Bad input is INVALID_ARGUMENT with a reason (MALFORMED_ADDRESS, MALFORMED_HASH,
+MALFORMED_AMOUNT, MALFORMED_INVOICE, PAGE_SIZE_TOO_LARGE, BAD_PAGE_TOKEN); an unknown channel is
+NOT_FOUND (CHANNEL_NOT_FOUND); a payment the channel cannot make is FAILED_PRECONDITION
+(CHANNEL_NOT_OPEN, INSUFFICIENT_BALANCE, NO_ROUTE, or the peer's refusal reason); a peer that does
+not answer is UNAVAILABLE (PEER_UNAVAILABLE: the update stays pending and is re-sent as it is).
+A peer message signed by anyone but the channel's other participant is PERMISSION_DENIED
+(BAD_PEER_SIGNATURE); a proposal the rules refuse is answered (accepted = false) with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from protos.l2node.channels.v1 import channels_pb2 as pb
+from protos.l2node.channels.v1 import channels_pb2_grpc
+from services.runtime import FieldViolation, Idempotency, InvalidArgument
+
+from ._channels import Channels
+from ._records import ChannelRecord
+from ._wire import amount_of, channel_pb, decode_invoice, event_pb, invoice_pb, parse_hex
+
+DEFAULT_PAGE: Final = 50
+MAX_PAGE: Final = 500
+_REPLAY_BATCH: Final = 256
+
+
+def _page(page_size: int, token: str) -> tuple[int | None, int]:
+    size = page_size or DEFAULT_PAGE
+    if size > MAX_PAGE:
+        raise InvalidArgument(f"page_size {size} is above {MAX_PAGE}", reason="PAGE_SIZE_TOO_LARGE",
+                              field_violations=[FieldViolation("page_size", f"at most {MAX_PAGE}")])
+    if not token:
+        return None, size
+    before = int(token) if token.isdigit() else 0
+    if before <= 0:
+        raise InvalidArgument("page_token is not one this service gave", reason="BAD_PAGE_TOKEN",
+                              field_violations=[FieldViolation("page_token", "from a previous response")])
+    return before, size
+
+
+class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
+    def __init__(self, channels: Channels) -> None:
+        self._channels = channels
+        self._store = channels.store
+        self._once = Idempotency()
+
+    def _pb(self, record: ChannelRecord) -> pb.Channel:
+        return channel_pb(record, self._store.latest_cosigned(record.channel_id))
+
+    async def OpenChannel(self, request: pb.OpenChannelRequest, context: Any) -> pb.OpenChannelResponse:
+        if ":" not in request.peer:
+            raise InvalidArgument(f"peer {request.peer!r} must be the peer's channels address host:port",
+                                  reason="MALFORMED_ENDPOINT", field_violations=[FieldViolation("peer", "host:port")])
+        amount = amount_of(request.amount, "amount")
+        peer_amount = amount_of(request.peer_amount, "peer_amount")
+
+        async def run() -> pb.OpenChannelResponse:
+            record = await self._channels.open_channel(request.peer, amount, peer_amount)
+            return pb.OpenChannelResponse(channel=self._pb(record))
+
+        return await self._once.once(request.request_id, run)
+
+    async def ListChannels(self, request: pb.ListChannelsRequest, context: Any) -> pb.ListChannelsResponse:
+        before, size = _page(request.page_size, request.page_token)
+        found, more = self._store.channels(before, size)
+        return pb.ListChannelsResponse(channels=[self._pb(c) for c in found],
+                                       next_page_token=str(more) if more is not None else "")
+
+    async def GetChannel(self, request: pb.GetChannelRequest, context: Any) -> pb.GetChannelResponse:
+        record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
+        return pb.GetChannelResponse(channel=self._pb(record))
+
+    async def CreateInvoice(self, request: pb.CreateInvoiceRequest, context: Any) -> pb.CreateInvoiceResponse:
+        amount = amount_of(request.amount, "amount", empty_ok=False)
+
+        async def run() -> pb.CreateInvoiceResponse:
+            invoice = self._channels.create_invoice(amount, request.memo)
+            return pb.CreateInvoiceResponse(invoice=invoice_pb(invoice, self._channels.address))
+
+        return await self._once.once(request.request_id, run)
+
+    async def Pay(self, request: pb.PayRequest, context: Any) -> pb.PayResponse:
+        amount = amount_of(request.amount, "amount")
+        payment_hash = b""
+        which = request.WhichOneof("target")
+        if which == "invoice":
+            payee, invoiced, payment_hash = decode_invoice(request.invoice)
+            if amount and amount != invoiced:
+                raise InvalidArgument(f"amount {amount} is not the invoice's {invoiced}", reason="AMOUNT_MISMATCH")
+            amount = invoiced
+        elif which == "address":
+            payee = parse_hex(request.address, 20, "address")
+        else:
+            raise InvalidArgument("give invoice or address", reason="MISSING_TARGET")
+
+        async def run() -> pb.PayResponse:
+            record = self._channels.channel_to(payee, amount)
+            state, preimage = await self._channels.pay(record, amount, payment_hash)
+            return pb.PayResponse(channel_id="0x" + state.channel_id.hex(), sequence=state.sequence,
+                                  payment_hash="0x" + payment_hash.hex() if payment_hash else "",
+                                  preimage="0x" + preimage.hex() if preimage else "",
+                                  channel=self._pb(self._channels.channel(record.channel_id)))
+
+        return await self._once.once(request.request_id, run)
+
+    async def CloseChannel(self, request: pb.CloseChannelRequest, context: Any) -> pb.CloseChannelResponse:
+        record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
+
+        async def run() -> pb.CloseChannelResponse:
+            closed, tx = await self._channels.close(record, request.force)
+            return pb.CloseChannelResponse(channel=self._pb(closed), l1_tx_hash="0x" + tx.hex())
+
+        return await self._once.once(request.request_id, run)
+
+    async def SubscribeEvents(self, request: pb.SubscribeEventsRequest, context: Any
+                              ) -> AsyncIterator[pb.SubscribeEventsResponse]:
+        only = parse_hex(request.channel_id, 32, "channel_id") if request.channel_id else None
+        following = request.from_sequence if request.HasField("from_sequence") else self._store.last_event() + 1
+        while True:
+            changed = self._store.changed()
+            batch = self._store.events(following, _REPLAY_BATCH)
+            for event in batch:
+                following = event.sequence + 1
+                if only is not None and event.channel_id != only:
+                    continue
+                record = self._store.channel(event.channel_id) if event.channel_id else None
+                yield event_pb(event, self._pb(record) if record is not None else None)
+            if len(batch) < _REPLAY_BATCH:
+                await changed.wait()
+
+
+class PeerServicer(channels_pb2_grpc.PeerServiceServicer):
+    """Other nodes' channels workers: every request's sender signature checked, every answer signed."""
+
+    def __init__(self, channels: Channels) -> None:
+        self._channels = channels
+
+    async def Hello(self, request: pb.HelloRequest, context: Any) -> pb.HelloResponse:
+        return self._channels.on_hello(request)
+
+    async def Open(self, request: pb.OpenRequest, context: Any) -> pb.OpenResponse:
+        return self._channels.on_open(request)
+
+    async def Propose(self, request: pb.ProposeRequest, context: Any) -> pb.ProposeResponse:
+        return self._channels.on_propose(request)
+
+    async def Announce(self, request: pb.AnnounceRequest, context: Any) -> pb.AnnounceResponse:
+        return self._channels.on_announce(request)

@@ -1,0 +1,67 @@
+"""The channels worker's settings (the worker config's ``settings`` table), each with its default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.l1 import Deployment, needed_files, read_key
+from services.runtime import settings_from
+
+
+def _adjudicator_of(contracts: str) -> bytes:
+    return Deployment.load(contracts).address_of("ChannelAdjudicator")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelsSettings:
+    #: {"rpc", "contracts", "channels_key_file"}, as `l2node up` fills them; contracts.json names
+    #: the ChannelAdjudicator. No rpc: the worker serves its store and opens nothing.
+    l1: Mapping[str, Any] = field(default_factory=dict)
+    #: Hex private key file of this node's channel key (`l2node up`: dev key 6); empty: the ``l1``
+    #: table's. It signs every state and every peer message, and sends this node's L1 calls.
+    channels_key_file: str = ""
+    #: The host:port peers reach this worker at (what the opener hands the peer); empty: the
+    #: worker's own listening address.
+    endpoint: str = ""
+    #: The call policy around each peer: an attempt's deadline (a payment is one round trip).
+    peer_deadline_s: float = 5.0
+    #: The shortest adjudicator challenge period this node accepts: a forced close by the peer with
+    #: a stale state must be answerable while this node may be offline for a while. Refused at start
+    #: (not ready) when the deployed adjudicator's is shorter.
+    min_challenge_period_s: int = 1
+    #: How often L1 is looked at while a close waits for its challenge period.
+    poll_interval_s: float = 0.5
+    #: An L1 transaction of an open or a close waits this long for its receipt.
+    l1_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("peer_deadline_s", "poll_interval_s", "l1_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 600:
+                raise ValueError(f"{name} {value!r} must be seconds in (0, 600]")
+        if isinstance(self.min_challenge_period_s, bool) or not isinstance(self.min_challenge_period_s, int) \
+                or self.min_challenge_period_s < 0:
+            raise ValueError(f"min_challenge_period_s {self.min_challenge_period_s!r} must be whole seconds >= 0")
+        if not isinstance(self.endpoint, str) or (self.endpoint and ":" not in self.endpoint):
+            raise ValueError(f"endpoint {self.endpoint!r} must be a gRPC address (host:port), or empty")
+
+    @property
+    def key_file(self) -> str:
+        """The channel key's file: this table's, else the node's ``l1`` one; "" = none."""
+        return self.channels_key_file or str(self.l1.get("channels_key_file") or "")
+
+    def missing(self) -> list[str]:
+        """What the worker needs and cannot have, each named; empty without an L1 or a channel key
+        (a node without channels: the worker serves its empty store)."""
+        if not self.l1.get("rpc") or not self.key_file:
+            return []
+        needs: dict[str, tuple[str, Any]] = {
+            "l1.contracts": (str(self.l1.get("contracts", "")), _adjudicator_of),
+            "channels_key_file": (self.key_file, read_key)}
+        return needed_files("the channels worker", needs)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> ChannelsSettings:
+        return settings_from(cls, data, "channels")

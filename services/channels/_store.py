@@ -1,0 +1,308 @@
+"""The channels worker's store: channels, their states, invoices and events, in the worker's
+SQLite file (WAL, synchronous=FULL: services.runtime.Storage).
+
+Crash safety rests on two rules the schema enforces. A state row is committed (durable) before
+this node's signature of it leaves the process: the caller stores, then sends. And ``states`` has
+UNIQUE (channel_id, sequence): once this node signed a state at a sequence, a different state at
+that sequence cannot be stored, so it cannot be signed (:meth:`ChannelsStore.put_state` raises
+:class:`SequenceTaken`). A state this node signed whose counter-signature never came is kept, and
+re-sent as it is (never re-signed differently) until the peer accepts or refuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+from services.runtime import Storage
+
+from ._records import (
+    ChannelRecord,
+    ChannelStatus,
+    EventRecord,
+    HtlcTuple,
+    InvoiceRecord,
+    InvoiceStatus,
+    StateRecord,
+)
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS channels (
+    id INTEGER PRIMARY KEY, channel_id BLOB NOT NULL UNIQUE, a BLOB NOT NULL, b BLOB NOT NULL,
+    nonce INTEGER NOT NULL, we_are_a INTEGER NOT NULL, peer TEXT NOT NULL, status INTEGER NOT NULL,
+    amount_a TEXT NOT NULL, amount_b TEXT NOT NULL, open_tx BLOB NOT NULL, close_tx BLOB NOT NULL,
+    closes_at INTEGER NOT NULL, reason TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS states (
+    channel_id BLOB NOT NULL REFERENCES channels (channel_id), sequence INTEGER NOT NULL,
+    balance_a TEXT NOT NULL, balance_b TEXT NOT NULL, htlcs TEXT NOT NULL, sig_a BLOB NOT NULL,
+    sig_b BLOB NOT NULL, refused INTEGER NOT NULL DEFAULT 0, payment_hash BLOB NOT NULL DEFAULT x'',
+    preimage BLOB NOT NULL DEFAULT x'',
+    UNIQUE (channel_id, sequence));
+CREATE TABLE IF NOT EXISTS invoices (
+    payment_hash BLOB PRIMARY KEY, preimage BLOB NOT NULL, amount TEXT NOT NULL, memo TEXT NOT NULL,
+    status INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    sequence INTEGER PRIMARY KEY, kind TEXT NOT NULL, channel_id BLOB NOT NULL, payment_hash BLOB NOT NULL,
+    amount TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS events_channel ON events (channel_id);
+CREATE INDEX IF NOT EXISTS states_payment ON states (payment_hash) WHERE payment_hash != x'';
+"""
+_CHANNEL_COLUMNS: Final = ("channel_id", "a", "b", "nonce", "we_are_a", "peer", "status", "amount_a", "amount_b",
+                           "open_tx", "close_tx", "closes_at", "reason", "updated_at")
+
+
+class SequenceTaken(Exception):
+    """This node already holds (so may have signed) a different state at that sequence."""
+
+    def __init__(self, existing: StateRecord) -> None:
+        super().__init__(f"channel 0x{existing.channel_id.hex()} already has a state at sequence {existing.sequence}")
+        self.existing = existing
+
+
+def _channel_of(row: Sequence[Any]) -> ChannelRecord:
+    (cid, a, b, nonce, we_are_a, peer, status, amount_a, amount_b, open_tx, close_tx, closes_at, reason,
+     updated_at) = row
+    return ChannelRecord(bytes(cid), bytes(a), bytes(b), nonce, bool(we_are_a), peer, ChannelStatus(status),
+                         int(amount_a), int(amount_b), bytes(open_tx), bytes(close_tx), closes_at, reason, updated_at)
+
+
+def _htlcs_json(htlcs: tuple[HtlcTuple, ...]) -> str:
+    return json.dumps([[f, str(amount), h.hex(), expiry] for f, amount, h, expiry in htlcs])
+
+
+def _htlcs_of(text: str) -> tuple[HtlcTuple, ...]:
+    return tuple((bool(f), int(amount), bytes.fromhex(h), int(expiry)) for f, amount, h, expiry in json.loads(text))
+
+
+def _state_of(row: Sequence[Any]) -> StateRecord:
+    cid, sequence, balance_a, balance_b, htlcs, sig_a, sig_b = row
+    return StateRecord(bytes(cid), sequence + _OFFSET, int(balance_a), int(balance_b), _htlcs_of(htlcs), bytes(sig_a),
+                       bytes(sig_b))
+
+
+_STATE_COLUMNS: Final = "channel_id, sequence, balance_a, balance_b, htlcs, sig_a, sig_b"
+#: A sequence is a uint64 (a final state's is 2**64 - 1) and SQLite's INTEGER a signed 64-bit one:
+#: stored as sequence - 2**63, which keeps the order.
+_OFFSET: Final = 2**63
+
+
+def _enc(sequence: int) -> int:
+    return sequence - _OFFSET
+
+
+class ChannelsStore:
+    """The worker's tables on one connection (the event loop's thread only: each write is one
+    short, durable commit). :meth:`changed` wakes whoever waits for the next event."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._db = storage.connection
+        self._db.executescript(_SCHEMA)
+        self._changed = asyncio.Event()
+
+    def changed(self) -> asyncio.Event:
+        """An event set at the next recorded event (take it before reading, then wait on it)."""
+        return self._changed
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # --- channels -----------------------------------------------------------------------------
+
+    def add_channel(self, channel: ChannelRecord, funding: StateRecord, event: str) -> None:
+        """A new channel with its funding state (sequence 0), in one commit."""
+        with self._storage.transaction() as db:
+            db.execute(f"INSERT INTO channels ({', '.join(_CHANNEL_COLUMNS)}) VALUES "
+                       f"({', '.join('?' * len(_CHANNEL_COLUMNS))})", _channel_row(channel))
+            self._insert_state(db, funding)
+            self._event(db, event, channel.channel_id)
+        self._notify()
+
+    def update_channel(self, channel: ChannelRecord, event: str = "") -> ChannelRecord:
+        channel = _stamped(channel)
+        with self._storage.transaction() as db:
+            db.execute(f"UPDATE channels SET {', '.join(c + ' = ?' for c in _CHANNEL_COLUMNS[1:])} "
+                       "WHERE channel_id = ?", (*_channel_row(channel)[1:], channel.channel_id))
+            if event:
+                self._event(db, event, channel.channel_id)
+        if event:
+            self._notify()
+        return channel
+
+    def channel(self, channel_id: bytes) -> ChannelRecord | None:
+        row = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE channel_id = ?",
+                               (channel_id,)).fetchone()
+        return _channel_of(row) if row else None
+
+    def channels(self, before: int | None = None, limit: int = 50) -> tuple[list[ChannelRecord], int | None]:
+        """Newest first; the page token of the next page (None: no more)."""
+        rows = self._db.execute(f"SELECT id, {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE id < ? "
+                                "ORDER BY id DESC LIMIT ?", (before or 2**62, limit + 1)).fetchall()
+        more = rows[limit - 1][0] if len(rows) > limit else None
+        return [_channel_of(r[1:]) for r in rows[:limit]], more
+
+    def channels_with(self, peer_key: bytes) -> list[ChannelRecord]:
+        rows = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE a = ? OR b = ? "
+                                "ORDER BY id", (peer_key, peer_key)).fetchall()
+        return [_channel_of(r) for r in rows]
+
+    def channels_in(self, statuses: Sequence[ChannelStatus]) -> list[ChannelRecord]:
+        marks = ", ".join("?" * len(statuses))
+        rows = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE status IN ({marks}) "
+                                "ORDER BY id", [int(s) for s in statuses]).fetchall()
+        return [_channel_of(r) for r in rows]
+
+    # --- states -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_state(db: sqlite3.Connection, state: StateRecord) -> None:
+        db.execute(f"INSERT INTO states ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (state.channel_id, _enc(state.sequence), str(state.balance_a), str(state.balance_b),
+                    _htlcs_json(state.htlcs), state.sig_a, state.sig_b))
+
+    def state(self, channel_id: bytes, sequence: int) -> StateRecord | None:
+        row = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
+                               (channel_id, _enc(sequence))).fetchone()
+        return _state_of(row) if row else None
+
+    def put_state(self, state: StateRecord, payment_hash: bytes = b"") -> StateRecord:
+        """Store ``state`` (durable when this returns) with the invoice it pays (re-sent with it),
+        or add signatures to the same state already stored; the stored row. SequenceTaken if a
+        different state holds that sequence."""
+        with self._storage.transaction() as db:
+            row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
+                             (state.channel_id, _enc(state.sequence))).fetchone()
+            if row is None:
+                self._insert_state(db, state)
+                if payment_hash:
+                    db.execute("UPDATE states SET payment_hash = ? WHERE channel_id = ? AND sequence = ?",
+                               (payment_hash, state.channel_id, _enc(state.sequence)))
+                return state
+            existing = _state_of(row)
+            if not existing.same_content(state):
+                raise SequenceTaken(existing)
+            merged = StateRecord(existing.channel_id, existing.sequence, existing.balance_a, existing.balance_b,
+                                 existing.htlcs, existing.sig_a or state.sig_a, existing.sig_b or state.sig_b)
+            if merged != existing:
+                db.execute("UPDATE states SET sig_a = ?, sig_b = ? WHERE channel_id = ? AND sequence = ?",
+                           (merged.sig_a, merged.sig_b, state.channel_id, _enc(state.sequence)))
+            return merged
+
+    def latest_cosigned(self, channel_id: bytes) -> StateRecord | None:
+        row = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sig_a != x'' "
+                               "AND sig_b != x'' ORDER BY sequence DESC LIMIT 1", (channel_id,)).fetchone()
+        return _state_of(row) if row else None
+
+    def pending(self, channel_id: bytes) -> StateRecord | None:
+        """The newest state above the latest co-signed one that holds only one signature and was not
+        refused: signed by this node and not yet accepted (re-sent as is), or none."""
+        latest = self.latest_cosigned(channel_id)
+        above = _enc(0) if latest is None else _enc(latest.sequence) + 1
+        row = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence >= ? "
+                               "AND refused = 0 AND (sig_a = x'' OR sig_b = x'') ORDER BY sequence DESC LIMIT 1",
+                               (channel_id, above)).fetchone()
+        return _state_of(row) if row else None
+
+    def paid(self, payment_hash: bytes) -> tuple[StateRecord, bytes] | None:
+        """The co-signed state in which this node paid the invoice ``payment_hash``, and its preimage."""
+        row = self._db.execute(f"SELECT {_STATE_COLUMNS}, preimage FROM states WHERE payment_hash = ? "
+                               "AND sig_a != x'' AND sig_b != x'' AND preimage != x''", (payment_hash,)).fetchone()
+        return (_state_of(row[:-1]), bytes(row[-1])) if row else None
+
+    def payment_of(self, channel_id: bytes, sequence: int) -> bytes:
+        """The payment hash of the invoice a state this node proposed pays (b"": none)."""
+        row = self._db.execute("SELECT payment_hash FROM states WHERE channel_id = ? AND sequence = ?",
+                               (channel_id, _enc(sequence))).fetchone()
+        return bytes(row[0]) if row else b""
+
+    def refuse(self, channel_id: bytes, sequence: int) -> None:
+        """The peer refused this node's state at ``sequence``: never re-sent, its sequence stays taken."""
+        self._db.execute("UPDATE states SET refused = 1 WHERE channel_id = ? AND sequence = ?",
+                         (channel_id, _enc(sequence)))
+
+    def highest_sequence(self, channel_id: bytes) -> int:
+        """The highest sequence stored (so possibly signed by this node) in the channel; -1: none."""
+        row = self._db.execute("SELECT MAX(sequence) FROM states WHERE channel_id = ?", (channel_id,)).fetchone()
+        return -1 if row[0] is None else int(row[0]) + _OFFSET
+
+    def states(self, channel_id: bytes) -> list[StateRecord]:
+        """Every state held of the channel, by sequence."""
+        rows = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? ORDER BY sequence",
+                                (channel_id,)).fetchall()
+        return [_state_of(r) for r in rows]
+
+    def record_payment(self, state: StateRecord, kind: str, payment_hash: bytes, amount: int,
+                       preimage: bytes = b"") -> StateRecord:
+        """The co-signed state of a payment, its event and the invoice paid (received: marked paid;
+        sent: its hash and preimage with the state, the proof of payment), in one commit."""
+        with self._storage.transaction() as db:
+            row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
+                             (state.channel_id, _enc(state.sequence))).fetchone()
+            if row is None:
+                self._insert_state(db, state)
+            else:
+                existing = _state_of(row)
+                if not existing.same_content(state):
+                    raise SequenceTaken(existing)
+                db.execute("UPDATE states SET sig_a = ?, sig_b = ? WHERE channel_id = ? AND sequence = ?",
+                           (state.sig_a or existing.sig_a, state.sig_b or existing.sig_b, state.channel_id,
+                            _enc(state.sequence)))
+            if kind == "PAYMENT_RECEIVED" and payment_hash:
+                db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
+                           (int(InvoiceStatus.PAID), payment_hash))
+            elif payment_hash:
+                db.execute("UPDATE states SET payment_hash = ?, preimage = ? WHERE channel_id = ? AND sequence = ?",
+                           (payment_hash, preimage, state.channel_id, _enc(state.sequence)))
+            self._event(db, kind, state.channel_id, payment_hash, amount)
+        self._notify()
+        return state
+
+    # --- invoices -----------------------------------------------------------------------------
+
+    def add_invoice(self, invoice: InvoiceRecord) -> None:
+        with self._storage.transaction() as db:
+            db.execute("INSERT INTO invoices (payment_hash, preimage, amount, memo, status, created_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (invoice.payment_hash, invoice.preimage, str(invoice.amount),
+                                                     invoice.memo, int(invoice.status), invoice.created_at))
+            self._event(db, "INVOICE_CREATED", b"", invoice.payment_hash, invoice.amount)
+        self._notify()
+
+    def invoice(self, payment_hash: bytes) -> InvoiceRecord | None:
+        row = self._db.execute("SELECT payment_hash, preimage, amount, memo, status, created_at FROM invoices "
+                               "WHERE payment_hash = ?", (payment_hash,)).fetchone()
+        if row is None:
+            return None
+        h, preimage, amount, memo, status, created = row
+        return InvoiceRecord(bytes(h), bytes(preimage), int(amount), memo, InvoiceStatus(status), created)
+
+    # --- events -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(db: sqlite3.Connection, kind: str, channel_id: bytes, payment_hash: bytes = b"",
+               amount: int = 0) -> None:
+        db.execute("INSERT INTO events (kind, channel_id, payment_hash, amount, at) VALUES (?, ?, ?, ?, ?)",
+                   (kind, channel_id, payment_hash, str(amount), int(time.time())))
+
+    def events(self, from_sequence: int, limit: int) -> list[EventRecord]:
+        rows = self._db.execute("SELECT sequence, kind, channel_id, payment_hash, amount, at FROM events "
+                                "WHERE sequence >= ? ORDER BY sequence LIMIT ?", (from_sequence, limit)).fetchall()
+        return [EventRecord(s, k, bytes(c), bytes(h), int(a), at) for s, k, c, h, a, at in rows]
+
+    def last_event(self) -> int:
+        row = self._db.execute("SELECT MAX(sequence) FROM events").fetchone()
+        return 0 if row[0] is None else int(row[0])
+
+
+def _stamped(channel: ChannelRecord) -> ChannelRecord:
+    return replace(channel, updated_at=int(time.time()))
+
+
+def _channel_row(c: ChannelRecord) -> tuple[Any, ...]:
+    return (c.channel_id, c.a, c.b, c.nonce, int(c.we_are_a), c.peer, int(c.status), str(c.amount_a),
+            str(c.amount_b), c.open_tx, c.close_tx, c.closes_at, c.reason, c.updated_at or int(time.time()))

@@ -1,0 +1,70 @@
+"""kill -9 between storing a state and its signature reaching the peer: A signs and stores a
+payment of B's invoice while B is down (the signature never arrives), then A is killed. Restarted,
+A re-sends that very state (never another one at its sequence) with the invoice, B accepts it, a
+retried payment of the invoice is answered with its preimage (paid once), and the channel goes on."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sqlite3
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from protos.l2node.channels.v1 import channels_pb2 as pb
+from tests.channels._nodes import ETHER, Node, Pair, reason_of, wait_for
+from tests.l1.anvil import Anvil
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    node = Anvil()
+    node.start()
+    pair = Pair(tmp_path_factory.mktemp("channels"), node)
+    try:
+        yield pair
+    finally:
+        pair.close()
+        node.stop()
+
+
+def states(node: Node) -> dict[int, tuple[str, str, bytes, bytes]]:
+    """Every state the node's store holds: sequence -> (balance A, balance B, sig A, sig B)."""
+    with sqlite3.connect(f"file:{node.tmp_path / node.name / node.name}.db?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT sequence, balance_a, balance_b, sig_a, sig_b FROM states").fetchall()
+    return {s + 2**63: (ba, bb, bytes(sa), bytes(sb)) for s, ba, bb, sa, sb in rows}
+
+
+def test_a_state_signed_and_stored_but_never_delivered_is_resent_as_it_is_after_kill_9(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    cid = pair.open(ETHER)
+    a.pay(b, 100)
+    b.pay(a, 40)
+    invoice = b.stub.CreateInvoice(pb.CreateInvoiceRequest(amount="777"), timeout=10).invoice
+    b.stop(signal.SIGKILL)
+    with pytest.raises(grpc.RpcError) as unanswered:
+        a.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=20)
+    assert (unanswered.value.code(), reason_of(unanswered.value)) == (grpc.StatusCode.UNAVAILABLE,
+                                                                      "PEER_UNAVAILABLE")
+    a.stop(signal.SIGKILL)
+    pending = states(a)[3]
+    assert pending[:2] == (str(ETHER - 100 + 40 - 777), str(100 - 40 + 777)) and pending[2] and not pending[3]
+
+    b.start()
+    a.start()
+    # A's resume re-sends sequence 3 as it was signed; B counter-signs it: both hold it.
+    wait_for(lambda: a.channel(cid).state.sequence == 3, 30, "A holds sequence 3 co-signed")
+    assert b.channel(cid).state == a.channel(cid).state
+    assert states(a)[3][2] == pending[2]  # the very signature stored before the crash
+    # The payer retrying the invoice is told it is paid (the preimage), not charged twice.
+    retried = a.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=20)
+    assert retried.sequence == 3 and hashlib.sha256(bytes.fromhex(retried.preimage[2:])).hexdigest() == \
+        invoice.payment_hash[2:]
+    assert a.pay(b, 1).sequence == 4 and b.pay(a, 2).sequence == 5
+    ours, theirs = states(a), states(b)
+    assert sorted(ours) == sorted(theirs) == [0, 1, 2, 3, 4, 5]
+    assert a.channel(cid).state.balance_b == str(100 - 40 + 777 + 1 - 2)
+    assert ours == theirs  # one state per sequence, the same on both sides, signed by both
+    assert all(sig_a and sig_b for _, _, sig_a, sig_b in ours.values())
