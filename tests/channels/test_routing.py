@@ -386,16 +386,20 @@ def edges(max_min: int) -> st.SearchStrategy[list[Edge]]:
         x = draw(st.integers(0, 4))
         y = (x + draw(st.integers(1, 4))) % 5
         htlc_min = draw(st.integers(1, max_min))
-        return Edge(x, y, draw(st.integers(0, 30)), draw(st.integers(0, 300_000)), draw(st.integers(1, 100)),
+        return Edge(x, y, draw(st.integers(0, 30)), draw(st.integers(0, 100_000)), draw(st.integers(1, 100)),
                     draw(st.integers(200, 3_000)), htlc_min, htlc_min + draw(st.integers(200, 3_000)))
 
-    return st.lists(edge(), min_size=6, max_size=20)
+    return st.lists(edge(), min_size=8, max_size=20)
 
 
 Ends = tuple[list[int], bool]
 #: A payment's source and target: two distinct nodes, and whether a channel between them is kept
 #: (without one, every route has hops to compare).
 ENDS = st.tuples(st.lists(st.integers(0, 4), min_size=2, max_size=2, unique=True), st.booleans())
+
+
+#: The nodes whose breaker is open (the source among them is ignored: it is this node).
+BREAKERS_OPEN = st.sets(st.integers(0, 4), min_size=1, max_size=2)
 
 
 def build(es: list[Edge], ends: Ends) -> tuple[Graph, list[Announcement], bytes, bytes]:
@@ -422,7 +426,8 @@ def cost(anns: tuple[Announcement, ...], amount: int) -> tuple[int, int, int] | 
 
 
 def brute_force(anns: list[Announcement], source: bytes, target: bytes, amount: int,
-                max_hops: int) -> tuple[int, int, int] | None:
+                max_hops: int, down: frozenset[bytes] = frozenset()) -> tuple[int, int, int] | None:
+    """The cheapest of every simple path of at most ``max_hops`` avoiding ``down`` (R8-R10)."""
     best: tuple[int, int, int] | None = None
 
     def walk(node: bytes, seen: frozenset[bytes], so_far: tuple[Announcement, ...]) -> None:
@@ -438,7 +443,7 @@ def brute_force(anns: list[Announcement], source: bytes, target: bytes, amount: 
             if ann.sender == node and ann.receiver not in seen:
                 walk(ann.receiver, seen | {ann.receiver}, (*so_far, ann))
 
-    walk(source, frozenset({source}), ())
+    walk(source, frozenset({source}) | down, ())
     return best
 
 
@@ -447,7 +452,8 @@ def check_valid(found: Route, anns: list[Announcement], source: bytes, target: b
     assert found.source == source and found.target == target and found.amount == amount
     assert 1 <= len(found.hops) <= max_hops
     used = []
-    for hop in found.hops:
+    for i, hop in enumerate(found.hops):
+        assert found.upstream_of(i) == found.hops[:i][::-1]
         (ann,) = [a for a in anns if a.channel_id == hop.channel_id and a.from_a == hop.from_a]
         assert (hop.sender, hop.receiver, hop.policy) == (ann.sender, ann.receiver, ann.policy)
         used.append(ann)
@@ -462,14 +468,18 @@ def check_valid(found: Route, anns: list[Announcement], source: bytes, target: b
 
 
 @settings(max_examples=150, deadline=None)
-@given(edges(max_min=1), ENDS, st.integers(1, 400), st.integers(1, 5))
-def test_every_route_is_valid_and_none_is_cheaper(es: list[Edge], ends: Ends, amount: int,
-                                                  max_hops: int) -> None:
+@given(edges(max_min=1), ENDS, st.integers(1, 400), st.integers(1, 5), BREAKERS_OPEN)
+def test_every_route_is_valid_and_none_is_cheaper(es: list[Edge], ends: Ends, amount: int, max_hops: int,
+                                                  breakers_open: set[int]) -> None:
     """With every htlc_min at most the amount, the search is exact (R10): it finds a route iff
-    brute force over every simple path does, and one exactly as cheap (fee, hops, expiry)."""
+    brute force over every simple path does, and one exactly as cheap (fee, hops, expiry), with
+    the nodes whose breaker is open avoided (the source is this node: never avoided)."""
     g, anns, source, target = build(es, ends)
+    down = frozenset(NODE[NAMES[i]] for i in breakers_open) - {source}
+    for node in down:
+        g.mark_unavailable(node)
     found = find_route(g, source, target, amount, final_expiry_delta_s=FINAL, now=NOW, max_hops=max_hops)
-    best = brute_force(anns, source, target, amount, max_hops)
+    best = brute_force(anns, source, target, amount, max_hops, down)
     if best is None:
         assert found is None
     else:
