@@ -248,6 +248,95 @@ async def test_an_older_appointment_does_not_replace_a_newer_one(adj: Adjudicato
         reopened.close()
 
 
+# --- an L1 outage ----------------------------------------------------------------------------------
+
+
+class Link:
+    """A TCP relay to anvil that can be cut: the tower's own path to L1 fails (connections
+    dropped on arrival, open ones closed) while L1 itself goes on for everyone else."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.up = port, True
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        assert self._server is not None
+        self._server.close()
+
+    def cut(self) -> None:
+        self.up = False
+        for writer in self._open:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self._open |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._open -= {writer, up_writer}
+
+
+async def test_an_l1_outage_is_waited_out_and_the_close_made_during_it_is_answered(
+        adj: Adjudicator, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two outages of the tower's link: one while Bob closes (the follower waits it out), one
+    between seeing the close and sending the challenge (the round fails and is read again)."""
+    channel_id = await adj.open()
+    link = Link(adj.chain.port)
+    cuts: list[str] = []
+
+    def checkpoint(point: str) -> None:
+        if point == "seen" and not cuts:
+            cuts.append(point)
+            link.cut()
+
+    def logged(text: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return any(text in r.getMessage() for r in caplog.records)
+        return check
+
+    async with link as url, client(url) as l1:
+        tower = Tower(l1, TOWER, tmp_path / "tower.db", adj.address, config=CONFIG, checkpoint=checkpoint)
+
+        async def rejected() -> bool:
+            return l1.policy.statistics().rejected > 0
+        try:
+            await tower.accept(appointment(adj, state(channel_id, NEWEST)))
+            with caplog.at_level(logging.WARNING):
+                async with running(tower):
+                    link.cut()
+                    closing = await close(adj, appointment(adj, state(channel_id, STALE)))  # L1 is up for Bob
+                    await until(rejected, "the tower's breaker open")
+                    assert (await adj.read("channel", channel_id))[5] == 1  # unanswered while the link is down
+                    link.up = True
+                    await until(logged("tower round failed"), "the second outage, at the challenge")
+                    assert cuts == ["seen"] and tower.challenges() == []
+                    link.up = True
+                    await until(lambda: _confirmed(tower), "the challenge after the outages")
+            assert await logged("L1 log follower: BreakerOpen")()
+            assert (await tower.view(channel_id)).sequence == 2 and await tower_nonce(adj) == 1
+            mined = await adj.l1.get_receipt(tower.challenges()[0].tx_hash)
+            ((_, closed),) = adj.events(closing)
+            block = await adj.l1.get_block(mined.block_number) if mined else None
+            assert block is not None and block.timestamp < closed["endsAt"]
+        finally:
+            tower.close()
+
+
 # --- kill -9 ---------------------------------------------------------------------------------------
 
 
