@@ -25,7 +25,9 @@ state is older than the one it holds, submits ``challenge(state, sigA, sigB)`` f
   CLOSING channel is accepted) has a lower sequence than the appointment's and the period runs
   (L1's latest block time < endsAt). A close with the newest state (or newer: the owner's own
   challenge) is left alone. The decision is made from the view, not from the log, so a log
-  delivered twice (a restart, a reorg) decides the same.
+  delivered twice (a restart, a reorg) decides the same, and a log a reorg removed is decided
+  again. A challenge mined in a block above the finalized head is looked at after each update:
+  if a reorg took its receipt away, it is open again and its same bytes are re-sent (T6).
 - **T5** At once, early: the challenge is sent when the close is seen; there is nothing to wait
   for (A11 fixes endsAt at the first close). A close seen with less than ``safety_margin_s``
   left is logged at ERROR (the challenge may not be mined in time) and still answered; one seen
@@ -278,7 +280,7 @@ class Tower:
                 follower = LogFollower(self.l1, address=self.adjudicator, topics=[self._topics],
                                        start_block=self.resume_block(), config=self.config.follower)
                 async for update in follower.updates():  # it holds nothing to close: no aclosing
-                    self._handle(update.added)
+                    self._handle((*update.removed, *update.added))  # a reorged-out close or challenge too
                     await self._answer_due()
                     await self._settle()
                     self._store_resume(update.heads.finalized + 1)
@@ -351,10 +353,19 @@ class Tower:
             _log.info("challenge sent", extra={**fields, "l1_tx_hash": _hex(signed.hash), "nonce": nonce})
 
     async def _settle(self) -> None:
-        """Every open challenge: its receipt recorded, or its stored bytes sent again (T6)."""
+        """Every open challenge: its receipt recorded, or its stored bytes sent again (T6). A
+        confirmed one above the finalized head is looked at again: a reorg may have undone it."""
         async with self._lock:
+            final = self.resume_block()  # the follower's finalized head + 1
             for challenge in self.challenges():
-                if challenge.state is not ChallengeState.OPEN:
+                if challenge.state is ChallengeState.CONFIRMED and challenge.l1_block >= final:
+                    receipt = await self.l1.get_receipt(challenge.tx_hash)
+                    if receipt is not None and receipt.block_number == challenge.l1_block:
+                        continue
+                    _log.warning("the tower's challenge was reorged out of L1; settling it again", extra={
+                        "channel_id": _hex(challenge.channel_id), "l1_tx_hash": _hex(challenge.tx_hash)})
+                    self._close(challenge, ChallengeState.OPEN, 0)
+                elif challenge.state is not ChallengeState.OPEN:
                     continue
                 receipt = await self.l1.get_receipt(challenge.tx_hash)
                 if receipt is not None:
