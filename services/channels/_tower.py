@@ -45,7 +45,8 @@ state is older than the one it holds, submits ``challenge(state, sigA, sigB)`` f
   (what was not fully handled is read again: T4 makes that harmless).
 - **T8** It resumes after a restart from its stored block (the follower's finalized head + 1,
   stored after each update is handled, so a close never falls between the stored block and
-  the next read) and its stored appointments and challenges.
+  the next read) and its stored appointments and challenges; at start it reads the view of every
+  channel it holds, so a close below the stored block that was never answered is found too.
 
 Fault points (``checkpoint``): ``seen`` (a close to answer found, nothing stored), ``stored``
 (the signed challenge stored, not sent), ``sent`` (sent, receipt not read). The kill -9 tests
@@ -274,9 +275,14 @@ class Tower:
     async def run(self) -> None:
         """Forever: settle open challenges (T6), then follow the adjudicator's closes from the
         stored block (T8), answering each stale one (T4); an L1 outage is waited out (T7)."""
+        # Every held channel is looked at once first: a close whose log lies below the stored
+        # block but whose answer never went out (an accept's answer cut short by L1, then a
+        # restart) is found by its view (T4, T8).
+        self._due.update(bytes(row[0]) for row in self._db.execute("SELECT channel_id FROM tower_appointments"))
         while True:
             try:
                 await self._settle()
+                await self._answer_due()
                 follower = LogFollower(self.l1, address=self.adjudicator, topics=[self._topics],
                                        start_block=self.resume_block(), config=self.config.follower)
                 async for update in follower.updates():  # it holds nothing to close: no aclosing

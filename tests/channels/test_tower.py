@@ -186,6 +186,24 @@ async def test_an_appointment_for_a_channel_already_closing_stale_is_answered_at
     assert (await tower.view(channel_id)).sequence == 2 and await tower_nonce(adj) == 1
 
 
+async def test_a_stale_close_below_the_block_it_starts_from_is_found_at_start(
+        adj: Adjudicator, tmp_path: pathlib.Path) -> None:
+    channel_id = await adj.open()
+    first = Tower(adj.l1, TOWER, tmp_path / "tower.db", adj.address, config=CONFIG)
+    await first.accept(appointment(adj, state(channel_id, NEWEST)))  # while OPEN: nothing to answer yet
+    first.close()
+    receipt = await close(adj, appointment(adj, state(channel_id, STALE)))
+    late = dataclasses.replace(CONFIG, start_block=receipt.block_number + 1)  # its log is never read
+    async with client(adj.chain.url) as l1:
+        tower = Tower(l1, TOWER, tmp_path / "tower.db", adj.address, config=late)
+        try:
+            async with running(tower):
+                await until(lambda: _confirmed(tower), "the challenge recorded")
+        finally:
+            tower.close()
+    assert (await adj.read("channel", channel_id))[5] == 2
+
+
 async def test_a_close_with_the_newest_state_is_not_challenged(adj: Adjudicator, tower: Tower) -> None:
     channel_id = await adj.open()
     newest = appointment(adj, state(channel_id, NEWEST))
@@ -329,10 +347,13 @@ async def test_an_l1_outage_is_waited_out_and_the_close_made_during_it_is_answer
             cuts.append(point)
             link.cut()
 
-    def logged(text: str) -> Callable[[], Awaitable[bool]]:
+    def logged(text: str, more_than: int = 0) -> Callable[[], Awaitable[bool]]:
         async def check() -> bool:
-            return any(text in r.getMessage() for r in caplog.records)
+            return count(text) > more_than
         return check
+
+    def count(text: str) -> int:
+        return sum(text in r.getMessage() for r in caplog.records)
 
     async with link as url, client(url) as l1:
         tower = Tower(l1, TOWER, tmp_path / "tower.db", adj.address, config=CONFIG, checkpoint=checkpoint)
@@ -347,12 +368,16 @@ async def test_an_l1_outage_is_waited_out_and_the_close_made_during_it_is_answer
                     closing = await close(adj, appointment(adj, state(channel_id, STALE)))  # L1 is up for Bob
                     await until(rejected, "the tower's breaker open")
                     assert (await adj.read("channel", channel_id))[5] == 1  # unanswered while the link is down
+                    failed = count("tower round failed")
                     link.up = True
-                    await until(logged("tower round failed"), "the second outage, at the challenge")
-                    assert cuts == ["seen"] and tower.challenges() == []
+
+                    async def seen() -> bool:
+                        return cuts == ["seen"]
+                    await until(seen, "the stale close seen, and the link cut again")
+                    await until(logged("tower round failed", failed), "the second outage, at the challenge")
+                    assert tower.challenges() == []
                     link.up = True
                     await until(lambda: _confirmed(tower), "the challenge after the outages")
-            assert await logged("L1 log follower: BreakerOpen")()
             assert (await tower.view(channel_id)).sequence == 2 and await tower_nonce(adj) == 1
             mined = await adj.l1.get_receipt(tower.challenges()[0].tx_hash)
             ((_, closed),) = adj.events(closing)
