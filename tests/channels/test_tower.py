@@ -157,22 +157,24 @@ async def test_a_challenge_reorged_out_of_l1_is_sent_again_with_the_same_bytes(
     # Blocks above latest - 4 may be reorged (with finality_depth 0, any reorg is too deep).
     deep = TowerConfig(retry_s=0.05, follower=dataclasses.replace(FOLLOW, finality_depth=4))
     tower = Tower(adj.l1, TOWER, tmp_path / "tower.db", adj.address, config=deep)
-    channel_id = await adj.open()
-    await tower.accept(appointment(adj, state(channel_id, NEWEST)))
-    await close(adj, appointment(adj, state(channel_id, STALE)))
-    before = adj.chain.rpc("evm_snapshot")  # the chain with the stale close, without the challenge
-    async with running(tower):
-        await until(lambda: _confirmed(tower), "the challenge recorded")
-        (first,) = tower.challenges()
-        assert adj.chain.rpc("evm_revert", before)  # a reorg: the challenge's block is gone
-        assert (await tower.view(channel_id)).sequence == 1
-        await adj.l1.request("anvil_mine", "0x1")  # the new branch moves on, without the challenge
+    try:
+        channel_id = await adj.open()
+        await tower.accept(appointment(adj, state(channel_id, NEWEST)))
+        await close(adj, appointment(adj, state(channel_id, STALE)))
+        before = adj.chain.rpc("evm_snapshot")  # the chain with the stale close, without the challenge
+        async with running(tower):
+            await until(lambda: _confirmed(tower), "the challenge recorded")
+            (first,) = tower.challenges()
+            assert adj.chain.rpc("evm_revert", before)  # a reorg: the challenge's block is gone
+            assert (await tower.view(channel_id)).sequence == 1
+            await adj.l1.request("anvil_mine", "0x1")  # the new branch moves on, without the challenge
 
-        async def again() -> bool:
-            return (await tower.view(channel_id)).sequence == 2 and await _confirmed(tower)
-        await until(again, "the challenge mined again")
-    (challenge,) = tower.challenges()
-    tower.close()
+            async def again() -> bool:
+                return (await tower.view(channel_id)).sequence == 2 and await _confirmed(tower)
+            await until(again, "the challenge mined again")
+        (challenge,) = tower.challenges()
+    finally:
+        tower.close()
     assert challenge.tx_hash == first.tx_hash and await tower_nonce(adj) == 1
 
 
