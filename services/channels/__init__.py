@@ -14,7 +14,6 @@ from __future__ import annotations
 from protos.l2node.channels.v1 import channels_pb2_grpc
 from services.runtime import Service, WorkerContext, WorkerDefinition
 
-from ._adjudicator import FINAL_SEQUENCE
 from ._channels import Channels
 from ._peer import seal, sender_of
 from ._records import ChannelRecord, ChannelStatus, InvoiceRecord, InvoiceStatus, StateRecord
@@ -24,7 +23,7 @@ from ._settings import ChannelsSettings
 from ._store import ChannelsStore, SequenceTaken
 from ._wire import state_of_pb, state_pb
 
-__all__ = ["FINAL_SEQUENCE", "WORKER", "ChannelRecord", "ChannelStatus", "Channels", "ChannelsSettings",
+__all__ = ["WORKER", "ChannelRecord", "ChannelStatus", "Channels", "ChannelsSettings",
            "ChannelsStore", "InvoiceRecord", "InvoiceStatus", "Rules", "SequenceTaken", "StateRecord", "definition",
            "seal", "sender_of", "state_of_pb", "state_pb"]
 

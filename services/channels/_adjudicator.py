@@ -18,8 +18,6 @@ L1_OPEN: Final = 2
 L1_CLOSING: Final = 3
 L1_CONCLUDED: Final = 4
 L1_CANCELLED: Final = 5
-#: The sequence of a final state (A9): what a cooperative close signs.
-FINAL_SEQUENCE: Final = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)

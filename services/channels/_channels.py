@@ -32,6 +32,7 @@ from typing import Any, Final
 import grpc
 from opentelemetry import trace
 
+from protocol import FINAL_SEQUENCE
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.l1 import OUTAGE, Deployment, L1Client, LocalSigner, TxSender, checksum, read_key
 from services.runtime import (
@@ -46,7 +47,7 @@ from services.runtime import (
 )
 from supervisor import ChildSpec, Restart, task
 
-from ._adjudicator import FINAL_SEQUENCE, L1_CANCELLED, L1_CLOSING, L1_CONCLUDED, L1_OPEN, L1_OPENING, Adjudicator
+from ._adjudicator import L1_CANCELLED, L1_CLOSING, L1_CONCLUDED, L1_OPEN, L1_OPENING, Adjudicator
 from ._peer import PeerClient, require_sender, seal
 from ._records import ChannelRecord, ChannelStatus, InvoiceRecord, InvoiceStatus, StateRecord
 from ._rules import ChannelRefused, Rules

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from protocol import FINAL_SEQUENCE
 from protos.l2node.channels.v1 import channels_pb2 as pb
-from services.channels import FINAL_SEQUENCE
 from tests.channels._nodes import ETHER, L1_CLOSING, L1_CONCLUDED, L1_OPEN, PERIOD, Pair, reason_of, wait_for
 from tests.l1.anvil import Anvil
 

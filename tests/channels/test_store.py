@@ -9,8 +9,8 @@ import pathlib
 
 import pytest
 
+from protocol import FINAL_SEQUENCE
 from services.channels import (
-    FINAL_SEQUENCE,
     ChannelRecord,
     ChannelsSettings,
     ChannelsStore,
