@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import socket
+from collections.abc import Iterable
 
 _LOW, _HIGH = 20000, 32000  # under Linux's default ip_local_port_range (32768-60999)
 _rng = random.SystemRandom()
@@ -23,11 +24,18 @@ def free_port() -> int:
 
 def free_base_port(span: int = 8) -> int:
     """A base port with `span` free ports after it (a tree's control plane and its workers)."""
+    return free_port_with(range(span))
+
+
+def free_port_with(offsets: Iterable[int]) -> int:
+    """A port ``p`` such that ``p + o`` is free for every offset (e.g. aiomonitor's three ports)."""
+    wanted = tuple(offsets)
+    reach = max(wanted)
     for _ in range(200):
-        base = _rng.randrange(_LOW, _HIGH - span)
-        if all(_bindable(base + i) for i in range(span)):
+        base = _rng.randrange(_LOW, _HIGH - reach)
+        if all(_bindable(base + o) for o in wanted):
             return base
-    raise RuntimeError(f"no {span} free consecutive ports in [{_LOW}, {_HIGH})")
+    raise RuntimeError(f"no port in [{_LOW}, {_HIGH}) with offsets {wanted} all free")
 
 
 def _bindable(port: int) -> bool:

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from services.runtime import MonitorPorts
-from tests.ports import free_port
+from tests.ports import free_port_with
 from tests.runtime.conftest import Worker, listening
 
 
@@ -35,12 +35,9 @@ def test_monitor_is_off_by_default(echo: Worker) -> None:
 
 
 def test_monitor_listens_on_loopback_only(spawn: Callable[..., Worker]) -> None:
-    port = free_port()
+    offsets = MonitorPorts.from_monitor_port(0)
+    port = free_port_with((offsets.termui, offsets.webui, offsets.console))  # all three free: never skipped
     ports = MonitorPorts.from_monitor_port(port)
-    for p in (ports.webui, ports.console):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", p)) == 0:
-                pytest.skip(f"port {p} is taken on this machine")
     worker = spawn(monitor_port=port)
     assert listening(worker.pid) == {
         ("127.0.0.1", worker.port),
