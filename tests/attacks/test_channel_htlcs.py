@@ -233,3 +233,71 @@ def test_hand_built_htlc_updates_that_break_a_rule_are_refused_by_name_and_chang
     assert in_flight(held_out) == in_flight(held_in) == "PAYMENT_IN_FLIGHT"
     assert {(h.from_a, h.payment_hash) for h in htlcs(v, mv)} == {(theirs[0], "0x" + theirs[2].hex()),
                                                                   (ours[0], "0x" + ours[2].hex())}
+
+
+@pytest.fixture(scope="module")
+def flooded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    setup = Setup(tmp_path_factory.mktemp("htlc-slots"), ("victim", "mallory", "carol"), 1, **TERMS,
+                  max_accepted_htlcs=6)
+    try:
+        yield setup
+    finally:
+        setup.close()
+
+
+def test_a_peer_filling_a_channel_with_tiny_htlcs_takes_only_its_share_of_the_slots(flooded: Setup) -> None:
+    net, (far,) = flooded.net, flooded.holders
+    v, m, c = net["victim"], net["mallory"], net["carol"]
+    mv = net.open("mallory", "victim", ETHER, ETHER)
+    vc = net.open("victim", "carol", ETHER, ETHER)
+    first = flooded.open_to("victim", far, ETHER)
+    net.wait_known("mallory", first, 1)
+    net.wait_known("carol", mv, 2)
+    tiny = 1_000  # htlc_min: each HTLC costs mallory as little as the victim allows
+
+    def flood(count: int, channel_id: str) -> list[Any]:
+        """Mallory pays ``count`` of the holder's invoices through the victim: each one held over
+        ``channel_id``, the HTLCs after the other."""
+        calls = []
+        held, out = len(htlcs(v, mv)), len(htlcs(v, channel_id))
+        for n in range(1, count + 1):
+            calls.append(m.stub.Pay.future(pb.PayRequest(invoice=far.invoice(tiny)), timeout=60))
+            wait_for(lambda n=n: (len(htlcs(v, channel_id)), len(htlcs(v, mv))) == (out + n, held + n),
+                     20, "the victim holds one more of mallory's HTLCs")
+        return calls
+
+    def refused(invoice: str, payer: Node = m) -> str:
+        with pytest.raises(grpc.RpcError) as failed:
+            payer.stub.Pay(pb.PayRequest(invoice=invoice, max_attempts=1), timeout=60)
+        assert failed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        return reason_of(failed.value)
+
+    # H6: the victim forwards at most half of its 6 slots from one incoming channel over one
+    # outgoing channel; the fourth is failed back to mallory at once.
+    held = flood(3, first)
+    assert refused(far.invoice(tiny)) == "SLOT_SHARE_EXCEEDED"
+    wait_for(lambda: len(htlcs(v, mv)) == 3, 20, "the fourth HTLC failed back")
+    # ... so carol's payment over the same outgoing channel still finds a slot there.
+    carols = c.stub.Pay.future(pb.PayRequest(invoice=far.invoice(tiny)), timeout=60)
+    wait_for(lambda: len(htlcs(v, first)) == 4, 20, "the victim forwards carol's HTLC")
+
+    # H2: with a second channel to the holder, mallory fills all 6 slots the victim gives it in
+    # their channel; the seventh HTLC is refused.
+    second = flooded.open_to("victim", far, ETHER)
+    net.wait_known("mallory", second, 1)
+    held += flood(3, second)
+    assert [h.from_a for h in htlcs(v, mv)] == [True] * 6
+    assert refused(far.invoice(tiny)) == "TOO_MANY_HTLCS"
+    assert refused(far.invoice(tiny)) == "TOO_MANY_HTLCS"
+    assert len(htlcs(v, mv)) == 6 and len(htlcs(v, first)) == 4 and len(htlcs(v, second)) == 3
+
+    # Honest payments still go through: carol pays mallory through the victim (the attacked
+    # channel in the other direction: the victim's own slots there are free), and the victim pays
+    # carol directly.
+    invoice = m.stub.CreateInvoice(pb.CreateInvoiceRequest(amount="50000"), timeout=10).invoice
+    paid = c.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=60)
+    assert paid.payment.status == pb.PAYMENT_STATUS_SUCCEEDED
+    assert [h.channel_id for h in paid.payment.route] == [vc, mv]
+    assert v.pay(c, 777).channel_id == vc
+    assert len(htlcs(v, mv)) == 6  # mallory's, still in flight: the holder's to resolve
+    assert {in_flight(call) for call in [*held, carols]} == {"PAYMENT_IN_FLIGHT"}
