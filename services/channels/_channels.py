@@ -26,7 +26,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -49,6 +49,7 @@ from services.runtime import (
 from supervisor import ChildSpec, Restart, task
 
 from ._adjudicator import L1_CANCELLED, L1_CLOSING, L1_CONCLUDED, L1_OPEN, L1_OPENING, Adjudicator
+from ._enforce import Enforcer
 from ._gossip import Gossip
 from ._payments import Payments, PaymentTerms
 from ._peer import PeerClient, require_sender, seal
@@ -106,6 +107,8 @@ class Channels:
             settings.max_htlc_expiry_s or max(40 * period, 600), settings.payment_timeout_s), logger, tracer)
         self.gossip = Gossip(self, store, Graph(rules.domain if rules else _NO_DOMAIN), policy, logger,
                              settings.gossip_interval_s)
+        self._enforcer = Enforcer(self, store, adjudicator, settings.onchain_margin_s or max(period // 2, 5),
+                                  logger) if adjudicator is not None else None
 
     @classmethod
     async def open(cls, settings: ChannelsSettings, store: ChannelsStore, logger: logging.Logger,
@@ -611,7 +614,8 @@ class Channels:
                 await asyncio.wait_for(self._wake.wait(), delay)
 
     async def _l1_round(self) -> bool:
-        adjudicator = self._l1()
+        adjudicator, enforcer = self._l1(), self._enforcer
+        assert enforcer is not None  # with an adjudicator
         busy = False
         await self.refresh_clock()
         for record in self.store.channels_in((ChannelStatus.OPENING, ChannelStatus.OPEN, ChannelStatus.CLOSING,
@@ -625,6 +629,8 @@ class Channels:
                         and not record.open_tx:
                     tx = await adjudicator.fund(record.channel_id, record.amount_b)
                     self.store.update_channel(replace(record, open_tx=tx))
+            elif on_chain.status == L1_OPEN and record.status == ChannelStatus.OPEN:
+                busy |= await self._enforce(enforcer.open_channel(record), record)
             elif on_chain.status == L1_CLOSING:
                 busy = True
                 latest = self._latest(record)
@@ -637,14 +643,29 @@ class Channels:
                 if record.status != ChannelStatus.DISPUTED:
                     record = self.store.update_channel(replace(record, status=ChannelStatus.DISPUTED,
                                                                closes_at=on_chain.ends_at), "CHANNEL_DISPUTED")
-                if await adjudicator.now() > on_chain.ends_at:
+                await self._enforce(enforcer.closing_channel(record, on_chain), record)
+                if await adjudicator.now() >= on_chain.ends_at:
                     closing = self.store.state(record.channel_id, on_chain.closing_sequence) or latest
                     tx = await adjudicator.conclude(closing)
-                    self.store.update_channel(replace(record, status=ChannelStatus.CLOSED, close_tx=tx),
+                    self.store.update_channel(replace(record, close_tx=tx))  # CLOSED once its HTLCs are (E4)
+            elif on_chain.status == L1_CONCLUDED:
+                if await self._enforce(enforcer.concluded_channel(record, on_chain), record, True):
+                    busy = True
+                else:
+                    self.store.update_channel(replace(self.channel(record.channel_id), status=ChannelStatus.CLOSED),
                                               "CHANNEL_CLOSED")
-            elif on_chain.status in (L1_CONCLUDED, L1_CANCELLED):
+            elif on_chain.status == L1_CANCELLED:
                 self.store.update_channel(replace(record, status=ChannelStatus.CLOSED), "CHANNEL_CLOSED")
         return busy
+
+    async def _enforce(self, step: Coroutine[Any, Any, bool], record: ChannelRecord, failed: bool = False) -> bool:
+        """One channel's enforcement step (_enforce.py), its failure logged, not the round's end;
+        ``failed``: what to answer if it failed (True: look again soon)."""
+        try:
+            return await step
+        except (FailedPrecondition, Unavailable, *_TRANSIENT) as exc:
+            self._log.warning("channel 0x%s: enforcing its HTLCs on L1: %s", record.channel_id.hex(), exc)
+            return failed
 
     def wake(self) -> None:
         self._wake.set()
