@@ -11,8 +11,9 @@ An update, as the proposer P and the receiver R run it (channels.proto: PeerServ
 3. P checks the counter-signature and stores it: both sides hold state n+1.
 
 A crash anywhere leaves P with its own signed state and maybe R's: P re-sends the very same state
-(at restart, and before any new update), and R answers a state it already holds with the same
-signature. Only an explicit refusal releases P's sequence, never a timeout (R may have accepted).
+(at restart, before any new update, and every second until R answers), and R answers a state it
+already holds with the same signature. Only an explicit refusal releases P's sequence, never a
+timeout (R may have accepted).
 Both sides' proposals race at one sequence: the receiver refuses (SEQUENCE_CONFLICT) and tells
 its highest signed sequence; the proposer tries again above it.
 """
@@ -46,7 +47,7 @@ from services.runtime import (
     Unavailable,
     quiet,
 )
-from supervisor import ChildSpec, Restart, task
+from supervisor import ChildSpec, task
 
 from ._adjudicator import L1_CANCELLED, L1_CLOSING, L1_CONCLUDED, L1_OPEN, L1_OPENING, Adjudicator
 from ._enforce import Enforcer
@@ -68,6 +69,8 @@ _TRANSIENT: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded, *OUTAG
 _RACE_RETRIES: Final = 12
 #: The refusals of a proposal that raced the peer's own: tried again above it.
 _RACES: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING")
+#: How often channels are looked at for a pending state left unanswered (a peer that stopped answering).
+_RESEND_S: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +178,7 @@ class Channels:
     def tasks(self) -> Sequence[ChildSpec]:
         if self.adjudicator is None:
             return []
-        # The resume task ends once every pending state is answered: transient, not restarted then.
-        return [ChildSpec(id="resume", start=task(self._resume), restart=Restart.TRANSIENT),
+        return [ChildSpec(id="resume", start=task(self._resume)),
                 ChildSpec(id="l1", start=task(self._watch_l1)),
                 ChildSpec(id="htlcs", start=task(self.payments.run)),
                 ChildSpec(id="gossip", start=task(self.gossip.run))]
@@ -577,12 +579,14 @@ class Channels:
     # --- the loops --------------------------------------------------------------------------------
 
     async def _resume(self) -> None:
-        """At start: every channel's pending state (signed, unanswered) re-sent until answered."""
+        """Every channel's pending state (signed, unanswered) re-sent until answered: those a crash
+        left, and those of a peer that stopped answering for a while (its HTLC's payment or forward
+        waits on that answer, and the peer refuses its own proposals meanwhile: PEER_PENDING)."""
         while True:
             left = 0
             for record in self.store.channels_in((ChannelStatus.OPEN, ChannelStatus.CLOSING)):
-                if self.store.pending(record.channel_id) is None:
-                    continue
+                if self.store.pending(record.channel_id) is None or self.lock(record.channel_id).locked():
+                    continue  # (a locked channel's holder re-sends it first)
                 try:
                     async with self.lock(record.channel_id):
                         await self._flush(record)
@@ -592,9 +596,7 @@ class Channels:
                                       exc)
                 except Exception:
                     self._log.exception("channel 0x%s: pending state refused", record.channel_id.hex())
-            if not left:
-                return
-            await asyncio.sleep(self.settings.poll_interval_s)
+            await asyncio.sleep(self.settings.poll_interval_s if left else _RESEND_S)
 
     async def _watch_l1(self) -> None:
         """Channels opening (the peer's funding, this node's), closing by either side, and forced
