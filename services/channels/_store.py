@@ -238,10 +238,11 @@ class ChannelsStore:
         """The newest state above the latest co-signed one that holds only one signature and was not
         refused: signed by this node and not yet accepted (re-sent as is), or none."""
         latest = self.latest_cosigned(channel_id)
-        above = _enc(0) if latest is None else _enc(latest.sequence) + 1
-        row = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence >= ? "
+        # Strictly above it: a final state's sequence + 1 is out of SQLite's range (and nothing follows it).
+        op, bound = (">=", _enc(0)) if latest is None else (">", _enc(latest.sequence))
+        row = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence {op} ? "
                                "AND refused = 0 AND (sig_a = x'' OR sig_b = x'') ORDER BY sequence DESC LIMIT 1",
-                               (channel_id, above)).fetchone()
+                               (channel_id, bound)).fetchone()
         return _state_of(row) if row else None
 
     def paid(self, payment_hash: bytes) -> tuple[StateRecord, bytes] | None:
