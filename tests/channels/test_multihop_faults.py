@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from typing import Final
 
 import grpc
 import pytest
@@ -22,6 +23,10 @@ from tests.channels._nodes import ETHER, Node, reason_of, wait_for
 from tests.l1.anvil import Anvil
 
 AMOUNT = 100_000
+#: The payee's HTLC has 300 s left when a route is built (not the default 40): each node reads L1's
+#: clock off the latest block it saw, and anvil mines only on a transaction, so two nodes' clocks may
+#: differ by as long as no block came (a loaded machine): a payment must not fail on that here.
+TERMS: Final = {"final_expiry_delta_s": 300}
 FEE = 1_000 + 100  # bob's: 1,000 wei base + 1,000 ppm of 100,000
 
 
@@ -29,7 +34,7 @@ FEE = 1_000 + 100  # bob's: 1,000 wei base + 1,000 ppm of 100,000
 def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Network, str, str]]:
     node = Anvil()
     node.start()
-    net = Network(tmp_path_factory.mktemp("faults"), node, ("alice", "bob", "carol"))
+    net = Network(tmp_path_factory.mktemp("faults"), node, ("alice", "bob", "carol"), **TERMS)
     try:
         ab = net.open("alice", "bob", 2 * ETHER)
         bc = net.open("bob", "carol", ETHER)
@@ -119,11 +124,21 @@ def test_kill_9_in_the_middle_of_a_two_hop_payment_loses_nothing(line: tuple[Net
     assert held(a, ab)[:2] == (before["ab"][0] - moved_ab, before["ab"][1] + moved_ab)
 
 
+def pay(payer: Node, invoice: pb.Invoice) -> pb.PayResponse:
+    """``payer`` pays ``invoice``; a failure tells what the payment record says (each attempt's end)."""
+    try:
+        paid: pb.PayResponse = payer.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=60)
+    except grpc.RpcError as exc:
+        record = payer.stub.GetPayment(pb.GetPaymentRequest(payment_hash=invoice.payment_hash), timeout=10)
+        raise AssertionError(f"{exc.details()}: {record.payment}") from None
+    return paid
+
+
 @pytest.fixture(scope="module")
 def diamond(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     node = Anvil()
     node.start()
-    net = Network(tmp_path_factory.mktemp("diamond"), node, ("alice", "bob", "carol", "dave"))
+    net = Network(tmp_path_factory.mktemp("diamond"), node, ("alice", "bob", "carol", "dave"), **TERMS)
     try:
         yield net
     finally:
@@ -146,7 +161,7 @@ def test_a_payment_routes_around_a_hop_that_stopped_answering(diamond: Network) 
     def invoice() -> pb.Invoice:
         return d.stub.CreateInvoice(pb.CreateInvoiceRequest(amount=str(AMOUNT)), timeout=10).invoice
 
-    first = a.stub.Pay(pb.PayRequest(invoice=invoice().encoded), timeout=60)
+    first = pay(a, invoice())
     assert [h.channel_id for h in first.payment.route] == [ab, bd]
 
     b.stop(signal.SIGKILL)
@@ -158,7 +173,7 @@ def test_a_payment_routes_around_a_hop_that_stopped_answering(diamond: Network) 
     assert (unanswered.value.code(), reason_of(unanswered.value)) == (grpc.StatusCode.UNAVAILABLE,
                                                                       "PEER_UNAVAILABLE")
     # The one after goes around bob, through carol (after at most one attempt that fails at bob).
-    around = a.stub.Pay(pb.PayRequest(invoice=invoice().encoded), timeout=60)
+    around = pay(a, invoice())
     assert around.payment.status == pb.PAYMENT_STATUS_SUCCEEDED
     assert [h.channel_id for h in around.payment.route] == [ac, cd]
     assert around.payment.fee == str(5_000 + 100) and around.payment.attempts <= 2
