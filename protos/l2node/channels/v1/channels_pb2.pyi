@@ -210,6 +210,26 @@ class PayRequest(_message.Message):
     max_hops: int
     def __init__(self, request_id: _Optional[str] = ..., invoice: _Optional[str] = ..., address: _Optional[str] = ..., amount: _Optional[str] = ..., max_fee: _Optional[str] = ..., max_attempts: _Optional[int] = ..., max_hops: _Optional[int] = ...) -> None: ...
 
+class PayStreamResponse(_message.Message):
+    __slots__ = ("request_id", "payment", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    payment: PayResponse
+    error: PayError
+    def __init__(self, request_id: _Optional[str] = ..., payment: _Optional[_Union[PayResponse, _Mapping]] = ..., error: _Optional[_Union[PayError, _Mapping]] = ...) -> None: ...
+
+class PayError(_message.Message):
+    __slots__ = ("code", "reason", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    reason: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class RouteHop(_message.Message):
     __slots__ = ("channel_id", "node", "amount", "expiry")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
