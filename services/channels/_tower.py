@@ -56,8 +56,9 @@ Fault points (``checkpoint``): ``seen`` (a close to answer found, nothing stored
 stop the tower at each of the first two.
 
 Left for later: a stuck challenge is re-sent as is, never fee-bumped (SenderConfig's fee
-multiplier absorbs six full blocks of base-fee rises); an appointment is not authenticated
-(anyone holding a co-signed state may hand it in, which only helps its channel's parties).
+multiplier absorbs six full blocks of base-fee rises). The Tower itself does not ask who hands
+an appointment in (a co-signed state only helps its channel's parties); TowerService
+(``_tower_host``) keeps only those signed by a participant of the channel.
 """
 
 from __future__ import annotations
