@@ -15,7 +15,7 @@ import pytest
 
 from protocol import DEV_PRIVATE_KEYS
 from protos.l2node.channels.v1 import channels_pb2 as pb
-from services.channels import Rules, StateRecord, seal, state_pb
+from services.channels import ChannelsSettings, Rules, StateRecord, seal, state_pb
 from services.l1 import LocalSigner
 from tests.channels._nodes import ETHER, L1_CLOSING, L1_CONCLUDED, PERIOD, Node, Pair, reason_of, wait_for
 from tests.l1.anvil import Anvil
@@ -187,3 +187,11 @@ def test_a_stale_close_while_b_is_offline_is_answered_by_the_tower_and_b_gets_it
     assert pair.balance(a.address) - before_a == 600 * FINNEY
     a.start()
     b.start()
+
+
+def test_the_tower_settings_are_checked_where_they_are_read() -> None:
+    assert ChannelsSettings.from_mapping({"tower": "127.0.0.1:7000"}).tower_enabled  # hosting is the default
+    for bad in ({"tower": "nowhere"}, {"tower_enabled": "yes"}, {"tower_delay_s": 0}, {"tower_retry_s": -1},
+                {"tower_poll_s": 601}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ChannelsSettings.from_mapping(bad)
