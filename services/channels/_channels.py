@@ -368,6 +368,9 @@ class Channels:
         require_sender(answer, record.theirs, "the peer's answer")
         if not answer.accepted:
             self.store.refuse(state.channel_id, state.sequence)
+            update = describe_update(rules.state(self._latest(record)), rules.state(state))
+            if update.kind is UpdateKind.ADD_HTLC:  # whoever waits on that HTLC learns it never went
+                self.payments.refused(record, update, answer.reason, answer.message)
             if answer.reason in _RACES:
                 return None
             raise FailedPrecondition(f"the peer refused the update: {answer.message}", reason=answer.reason)

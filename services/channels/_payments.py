@@ -219,6 +219,25 @@ class Payments:
             return effects, "HTLC_SETTLED"
         return effects, "HTLC_FAILED"
 
+    def refused(self, record: ChannelRecord, update: Update, reason: str, message: str) -> None:
+        """The peer refused this node's ADD_HTLC: the forward that sent it fails upstream, the
+        payment that sent it failed (a race's refusal too: the next attempt writes its own row)."""
+        htlc = update.htlc
+        assert htlc is not None
+        effects: list[Effect] = []
+        forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
+        if forward is not None:
+            effects.append(ChannelsStore.forward_effect(replace(
+                forward, status=ForwardStatus.FAILING, reason=reason, message=message, out_channel=b"")))
+        payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
+        if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
+            effects.append(ChannelsStore.payment_effect(replace(
+                payment, status=PaymentStatus.FAILED, reason=reason,
+                message=f"{message} (channel 0x{record.channel_id.hex()})")))
+        if effects:
+            self._store.apply(effects, "HTLC_REFUSED", record.channel_id, htlc.payment_hash, htlc.amount)
+            self._wake.set()
+
     # --- the payer --------------------------------------------------------------------------------
 
     async def pay(self, payee: bytes, amount: int, payment_hash: bytes, max_fee: int, max_attempts: int,
@@ -393,10 +412,13 @@ class Payments:
         try:
             await self._offer(out, htlc, rest, [ChannelsStore.forward_effect(sent)])
         except FailedPrecondition as exc:
+            # Not offered (the next node refused it: ``refused`` moved it to FAILING already; or it
+            # could not be built): failed upstream.
             held = self._store.forward(forward.in_channel, forward.payment_hash)
-            if held is not None and held.status == ForwardStatus.FORWARDED:
-                return  # the refusal came for a racing state; the HTLC went on
-            await self._fail(forward, exc.reason or "REFUSED", str(exc), out.channel_id)
+            if held is not None and held.status in (ForwardStatus.RECEIVED, ForwardStatus.FORWARDED):
+                await self._fail(held, exc.reason or "REFUSED", str(exc), out.channel_id)
+            elif held is not None and held.status == ForwardStatus.FAILING:
+                await self._resolve(held, settle=False, at=out.channel_id)
 
     def _cannot_send_on(self, forward: ForwardRecord, out: ChannelRecord | None) -> tuple[str, str] | None:
         nxt = forward.onward[0]
