@@ -555,3 +555,59 @@ class AnnounceResponse(_message.Message):
     accepted: int
     sender_signature: bytes
     def __init__(self, accepted: _Optional[int] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class AppointRequest(_message.Message):
+    __slots__ = ("adjudicator", "a", "b", "nonce", "state", "signature_a", "signature_b", "sender_signature")
+    ADJUDICATOR_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_A_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_B_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    adjudicator: str
+    a: str
+    b: str
+    nonce: int
+    state: State
+    signature_a: bytes
+    signature_b: bytes
+    sender_signature: bytes
+    def __init__(self, adjudicator: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., nonce: _Optional[int] = ..., state: _Optional[_Union[State, _Mapping]] = ..., signature_a: _Optional[bytes] = ..., signature_b: _Optional[bytes] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class AppointResponse(_message.Message):
+    __slots__ = ("channel_id", "sequence", "tower", "sender_signature")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TOWER_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    sequence: int
+    tower: str
+    sender_signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., tower: _Optional[str] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class GetAppointmentRequest(_message.Message):
+    __slots__ = ("channel_id", "sender_signature")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    sender_signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class GetAppointmentResponse(_message.Message):
+    __slots__ = ("held", "state", "signature_a", "signature_b", "tower", "sender_signature")
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_A_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_B_FIELD_NUMBER: _ClassVar[int]
+    TOWER_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    held: bool
+    state: State
+    signature_a: bytes
+    signature_b: bytes
+    tower: str
+    sender_signature: bytes
+    def __init__(self, held: _Optional[bool] = ..., state: _Optional[_Union[State, _Mapping]] = ..., signature_a: _Optional[bytes] = ..., signature_b: _Optional[bytes] = ..., tower: _Optional[str] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
