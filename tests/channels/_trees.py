@@ -1,0 +1,170 @@
+"""N real `l2node up` trees on one anvil, for the multi-node channels tests and the benchmark.
+
+    with Trees(tmp_path, 3) as trees:
+        a, b, c = trees
+        a.cli("channels", "open", b.channels, "--amount", "1ether")
+
+Tree 1 is the default `l2node up` (its local anvil, the contracts deployed with a 20 s channel
+challenge period, every built-in service; its channel key is the devnet's, dev account 6). Trees
+2..N are `l2node up --l1-rpc <tree 1's anvil>` with ``[l1] contracts`` = tree 1's contracts.json,
+only the channels worker, and each its own data dir, base port and channel key: anvil dev accounts
+2, 3, 4, 5 in turn (tree 1's roles sign with 0, 1, 6, 7, 8 and 9: l2node/node/deploy.py). Each
+tree's channels address is the one its endpoints.json lists, as a user would find it.
+
+Every tree is stopped at the end (SIGTERM to its process group, then SIGKILL), trees 2..N first:
+tree 1 owns the anvil they all use.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import urllib.request
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from l2node.cli import CliError, status_document
+from protocol import DEV_ACCOUNTS, DEV_PRIVATE_KEYS
+from tests.node.test_up import L2NODE, cli, stop_tree, wait_for
+from tests.ports import free_base_port
+
+#: The channel keys of trees 2..N: the dev accounts no role of tree 1 signs with.
+PEER_KEY_INDEXES: Final = (2, 3, 4, 5)
+#: Tree 1's channel key: l2node/node/deploy.py's DEVNET_CHANNELS_KEY.
+TREE1_KEY_INDEX: Final = 6
+#: The adjudicator's challenge period tree 1 deploys (l2node/node/params.py's devnet default).
+PERIOD: Final = 20
+#: What the channels workers run with unless told: L1 looked at often, a silent peer given up on soon.
+CHANNELS_SETTINGS: Final = {"poll_interval_s": 0.1, "peer_deadline_s": 2.0}
+_START_S: Final = 120.0
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)  # strings, numbers and booleans read back the same in TOML
+
+
+class Tree:
+    """One `l2node up` process and what a test needs of it."""
+
+    def __init__(self, tmp: pathlib.Path, name: str, key_index: int, config: str, l1_rpc: str | None) -> None:
+        self.name = name
+        self.dir = tmp / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.dir / "data"
+        self.base_port = free_base_port()
+        #: The channel key's address (0x-hex): what `l2node pay --to` takes.
+        self.address = "0x" + DEV_ACCOUNTS[key_index].hex()
+        self.key = DEV_PRIVATE_KEYS[key_index]
+        config_file = self.dir / "l2node.toml"
+        config_file.write_text(f"[node]\nbase_port = {self.base_port}\n{config}")
+        self.log_path = self.dir / "up.log"
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen(
+                [*L2NODE, "up", "--data-dir", str(self.data_dir), "--config", str(config_file),
+                 *(["--l1-rpc", l1_rpc] if l1_rpc else [])],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def endpoints(self) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads((self.data_dir / "run" / "endpoints.json").read_text())
+        return doc
+
+    @property
+    def channels(self) -> str:
+        """This tree's channels address (host:port), from its endpoints.json: what PEER is."""
+        return str(next(c["address"] for c in self.endpoints()["children"] if c["id"] == "channels"))
+
+    def ready(self) -> bool:
+        """What `l2node status` says (asked in-process: a poll is no interpreter start)."""
+        assert self.proc.poll() is None, f"tree {self.name} exited:\n{self.log_path.read_text()[-5000:]}"
+        try:
+            return bool(status_document(self.data_dir)["ready"])
+        except CliError:  # no endpoints.json yet, or the control plane not answering yet
+            return False
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``l2node ARGS --data-dir`` this tree's, a subprocess; with ``check``, it must exit 0."""
+        return cli(self.data_dir, *args, check=check)
+
+    def cli_json(self, *args: str) -> Any:
+        """``l2node ARGS --json``, which must exit 0: its output read as JSON."""
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def stop(self) -> None:
+        stop_tree(self.proc)
+
+
+class Trees:
+    """``n`` trees on tree 1's anvil (1 <= n <= 5), started and ready on entry, stopped on exit.
+    ``channels_settings`` is every tree's ``[workers.channels] settings``; ``channels_only`` leaves
+    tree 1's other services out too (a test about channels alone spares the machine an L2)."""
+
+    def __init__(self, tmp: pathlib.Path, n: int, channels_settings: Mapping[str, Any] = CHANNELS_SETTINGS,
+                 channels_only: bool = False) -> None:
+        if not 1 <= n <= 1 + len(PEER_KEY_INDEXES):
+            raise ValueError(f"{n} trees: one anvil has dev keys for 1 to {1 + len(PEER_KEY_INDEXES)}")
+        self.tmp, self.n, self.channels_only = tmp, n, channels_only
+        self.channels_settings = dict(channels_settings)
+        self.trees: list[Tree] = []
+
+    def __enter__(self) -> Trees:
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # trees that never came up must not outlive their test
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Tree]:
+        return iter(self.trees)
+
+    def __getitem__(self, index: int) -> Tree:
+        return self.trees[index]
+
+    def _start(self) -> None:
+        settings = f"[workers.channels]\nsettings = {_toml(self.channels_settings)}\n"
+        others_off = "".join(f"[workers.{w}]\nenabled = false\n" for w in ("sequencer", "rollups", "bridge"))
+        first = Tree(self.tmp, "tree1", TREE1_KEY_INDEX,
+                     "[l1]\nport = 0\n" + (others_off if self.channels_only else "") + settings, None)
+        self.trees.append(first)
+        wait_for(first.ready, _START_S, "tree 1 up and ready")
+        #: Tree 1's anvil, which every tree uses, and the contracts `up` deployed on it.
+        self.l1_rpc = str(first.endpoints()["l1_rpc"])
+        self.contracts = first.data_dir / "l1" / "contracts.json"
+        for i, key_index in enumerate(PEER_KEY_INDEXES[:self.n - 1], start=2):
+            key_file = self.tmp / f"tree{i}.key"
+            key_file.write_text("0x" + DEV_PRIVATE_KEYS[key_index].hex() + "\n")
+            key_file.chmod(0o600)
+            config = (f"[l1]\ncontracts = {json.dumps(str(self.contracts))}\n"
+                      f"channels_key_file = {json.dumps(str(key_file))}\n" + others_off + settings)
+            self.trees.append(Tree(self.tmp, f"tree{i}", key_index, config, self.l1_rpc))
+        for tree in self.trees[1:]:  # they start at once; each must come up
+            wait_for(tree.ready, _START_S, f"{tree.name} up and ready")
+
+    def close(self) -> None:
+        for tree in reversed(self.trees):  # tree 1 last: its anvil is everyone's L1
+            tree.stop()
+
+    # --- L1 --------------------------------------------------------------------------------------
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        """One JSON-RPC call to the shared anvil."""
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+        request = urllib.request.Request(self.l1_rpc, data=body, headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            doc = json.loads(response.read())
+        assert "error" not in doc, doc
+        return doc["result"]
+
+    def pass_time(self, seconds: int) -> None:
+        """L1 time moves ``seconds`` on, and a block is mined at it (a challenge period runs out)."""
+        self.rpc("evm_increaseTime", seconds)
+        self.rpc("anvil_mine", "0x1")
+
+    def balance(self, address: str) -> int:
+        return int(self.rpc("eth_getBalance", address, "latest"), 16)

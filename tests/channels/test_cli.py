@@ -1,0 +1,181 @@
+"""`l2node channels`, `l2node invoice` and `l2node pay` as a user runs them: two real `l2node up`
+trees on one anvil (tests/channels/_trees.py), each command a subprocess against its tree's
+--data-dir. Open A-B, look at it from both sides, pay B's invoice and B's address, close it
+cooperatively; open another and close it by force, concluded after the challenge period; and the
+refusals: one line with the service's reason on stderr, exit 1, the reason in --json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from l2node.cli import main, parser
+from tests.channels._trees import PERIOD, Tree, Trees
+from tests.node.test_up import wait_for
+
+ETHER = 10**18
+GWEI = 10**9
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trees]:
+    with Trees(tmp_path_factory.mktemp("cli"), 2, channels_only=True) as started:
+        yield started
+
+
+def channel(tree: Tree, cid: str) -> dict[str, Any]:
+    doc: dict[str, Any] = tree.cli_json("channels", cid)
+    return doc
+
+
+def refused(tree: Tree, *args: str) -> tuple[str, dict[str, str]]:
+    """The command, with --json, fails: one line on stderr (the service's code, reason and message),
+    exit 1, and the same as a JSON error document on stdout."""
+    r = tree.cli(*args, "--json", check=False)
+    line = r.stderr.strip()
+    assert r.returncode == 1 and line.startswith("l2node: ") and "\n" not in line and "Traceback" not in line, \
+        (r.stdout, r.stderr)
+    error: dict[str, str] = json.loads(r.stdout)["error"]
+    assert line == f"l2node: {error['code']} {error['reason']}: {error['message']}"
+    return line, error
+
+
+def test_open_look_pay_an_invoice_and_an_address_and_close_cooperatively(trees: Trees) -> None:
+    a, b = trees
+    opened = a.cli("channels", "open", b.channels, "--amount", "1ether", "--peer-amount", "0.5ether")
+    assert opened.stdout.startswith("opened channel 0x") and f"with {b.address} at {b.channels}: OPEN" in opened.stdout
+    cid = opened.stdout.split()[2]
+    # A's list (newest first), and B's: the same channel, seen from its side.
+    assert a.cli("channels").stdout.splitlines()[0].startswith(f"{cid}  OPEN      peer {b.address} at {b.channels}")
+    listed = wait_for(lambda: [c for c in map(json.loads, b.cli("channels", "--json").stdout.splitlines())
+                               if c["channel_id"] == cid and c["status"] == "CHANNEL_STATUS_OPEN"], 20,
+                      "B sees the channel OPEN")[0]
+    assert (listed["our_side"], listed["amount_a"], listed["amount_b"], listed["peer"]) == \
+        ("b", str(ETHER), str(ETHER // 2), a.channels)
+    shown = b.cli("channels", cid).stdout
+    assert shown.startswith(f"channel {cid}  OPEN\n") and f"{b.address} (side b)" in shown
+    assert f"peer        {a.address} at {a.channels}" in shown and "sequence 0, signed by both" in shown
+
+    # B's invoice, paid by A: the preimage comes back, its sha256 the payment hash.
+    invoice = b.cli("invoice", "--amount", "2gwei", "--memo", "coffee").stdout.splitlines()
+    assert invoice[0].startswith(f"l2inv:{b.address}:{2 * GWEI}:0x") and "'coffee'" in invoice[1]
+    paid = a.cli("pay", invoice[0]).stdout
+    assert f"paid invoice {invoice[0].rsplit(':', 1)[1]} over channel {cid} (sequence 1, held by both)" in paid
+    second = b.cli_json("invoice", "--amount", "3000")
+    assert (second["payee"], second["amount"], second["status"]) == (b.address, "3000", "INVOICE_STATUS_OPEN")
+    proof = a.cli_json("pay", second["encoded"])
+    assert (proof["channel_id"], proof["sequence"], proof["payment_hash"]) == (cid, "2", second["payment_hash"])
+    assert "0x" + hashlib.sha256(bytes.fromhex(proof["preimage"][2:])).hexdigest() == second["payment_hash"]
+    # An amount to B's channel address.
+    to_address = a.cli("pay", "--to", b.address, "--amount", "1000").stdout
+    assert f"paid 0.000000000000001 ETH (1000 wei) to {b.address} over channel {cid} (sequence 3" in to_address
+
+    # Both sides hold the same co-signed state, both signatures on it.
+    balance_a, balance_b = ETHER - 2 * GWEI - 4000, ETHER // 2 + 2 * GWEI + 4000
+    ours, theirs = channel(a, cid), channel(b, cid)
+    assert ours["state"] == theirs["state"]
+    assert (ours["state"]["sequence"], ours["state"]["balance_a"], ours["state"]["balance_b"]) == \
+        ("3", str(balance_a), str(balance_b))
+    assert ours["signature_b"] == theirs["signature_b"] and ours["signature_a"] == theirs["signature_a"]
+    assert (theirs["local_balance"], theirs["remote_balance"]) == (str(balance_b), str(balance_a))
+
+    # Cooperative close by A: B sends nothing and is paid exactly its balance on L1.
+    before_b = trees.balance(b.address)
+    closed = a.cli("channels", "close", cid).stdout
+    assert closed.startswith(f"closed channel {cid} cooperatively in L1 tx 0x") and ": CLOSED, paid out" in closed
+    assert trees.balance(b.address) == before_b + balance_b
+    wait_for(lambda: channel(b, cid)["status"] == "CHANNEL_STATUS_CLOSED", 20, "B sees the channel CLOSED")
+    plain = a.cli("pay", "--to", b.address, "--amount", "1", check=False)  # without --json: stderr alone
+    assert (plain.returncode, plain.stdout) == (1, "")
+    assert plain.stderr.startswith("l2node: FAILED_PRECONDITION NO_ROUTE: ")  # its only channel with B is closed
+
+
+def test_a_forced_close_is_concluded_after_the_challenge_period(trees: Trees) -> None:
+    a, b = trees
+    cid = a.cli_json("channels", "open", b.channels, "--amount", "0.1ether")["channel"]["channel_id"]
+    assert a.cli_json("pay", "--to", b.address, "--amount", "1gwei")["sequence"] == "1"
+    # Paying more than A holds is refused, saying why, and changes nothing (the close below has sequence 1).
+    line, error = refused(a, "pay", "--to", b.address, "--amount", "1ether")
+    assert (error["code"], error["reason"]) == ("FAILED_PRECONDITION", "NO_ROUTE") and str(ETHER) in line
+
+    wait_for(lambda: channel(b, cid)["status"] == "CHANNEL_STATUS_OPEN", 20, "B sees the channel OPEN")
+    forced = b.cli("channels", "close", cid, "--force").stdout
+    assert forced.startswith(f"forced close of channel {cid} in L1 tx 0x") and ": DISPUTED with sequence 1" in forced
+    shown = b.cli("channels", cid).stdout
+    assert shown.startswith(f"channel {cid}  DISPUTED\n") and "disputed    until " in shown
+    trees.pass_time(PERIOD + 1)
+    wait_for(lambda: all(channel(t, cid)["status"] == "CHANNEL_STATUS_CLOSED" for t in (a, b)), 30,
+             "both see it concluded after the period")
+
+
+def test_refusals_are_one_line_with_the_reason(trees: Trees) -> None:
+    a, _ = trees
+    unknown = "0x" + "11" * 32
+    for args, code, reason in [
+        (("channels", "open", "nonsense", "--amount", "1"), "INVALID_ARGUMENT", "MALFORMED_ENDPOINT"),
+        (("channels", unknown), "NOT_FOUND", "CHANNEL_NOT_FOUND"),
+        (("channels", "close", unknown, "--force"), "NOT_FOUND", "CHANNEL_NOT_FOUND"),
+        (("channels", "0x11"), "INVALID_ARGUMENT", "MALFORMED_HASH"),
+        (("pay", "l2inv:nonsense"), "INVALID_ARGUMENT", "MALFORMED_INVOICE"),
+    ]:
+        line, error = refused(a, *args)
+        assert (error["code"], error["reason"]) == (code, reason), line
+
+
+# --- offline: what the commands take, and what they refuse before asking anyone --------------------
+
+
+def test_the_commands_arguments() -> None:
+    args = parser().parse_args(["channels", "open", "h:1", "--amount", "1.5ether", "--peer-amount", "2gwei"])
+    assert (args.what, args.arg, args.amount, args.peer_amount, args.force) == ("open", "h:1", 3 * ETHER // 2,
+                                                                                  2 * GWEI, False)
+    args = parser().parse_args(["channels", "close", "0xab", "--force", "--json"])
+    assert (args.what, args.arg, args.force, args.json) == ("close", "0xab", True, True)
+    assert (parser().parse_args(["channels"]).what, parser().parse_args(["channels", "0xab"]).what) == (None, "0xab")
+    args = parser().parse_args(["invoice", "--amount", "7", "--memo", "tea"])
+    assert (args.amount, args.memo) == (7, "tea")
+    args = parser().parse_args(["pay", "--to", "0x" + "AB" * 20, "--amount", "1gwei"])
+    assert (args.invoice, args.to, args.amount) == ("", "0x" + "ab" * 20, GWEI)
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["channels", "open", "h:1"], "--amount A (what this node locks) is missing"),
+    (["channels", "open"], "PEER (host:port) is missing"),
+    (["channels", "close"], "the channel id is missing"),
+    (["channels", "open", "h:1", "--amount", "1", "--force"], "--force is for `channels close`"),
+    (["channels", "close", "0xab", "--amount", "1"], "--amount and --peer-amount are for `channels open`"),
+    (["channels", "0xab", "--force"], "--force is for `channels close`"),
+    (["channels", "0xab", "0xcd"], "give one channel id"),
+    (["pay"], "give an INVOICE, or --to ADDRESS with --amount A"),
+    (["pay", "l2inv:x", "--to", "0x" + "11" * 20], "give an INVOICE, or --to ADDRESS"),
+    (["pay", "--to", "0x" + "11" * 20], "--amount A is missing"),
+])
+def test_incomplete_commands_say_what_is_missing(argv: list[str], says: str, tmp_path: pathlib.Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*argv, "--data-dir", str(tmp_path)]) == 1
+    assert says in capsys.readouterr().err
+
+
+def test_without_a_tree_json_says_so_too(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["channels", "--json", "--data-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    assert out.err.startswith(f"l2node: no running tree in {tmp_path}")
+    assert json.loads(out.out)["error"]["message"].startswith(f"no running tree in {tmp_path}")
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["channels", "open", "h:1", "--amount", "1.5wei"], "argument --amount: '1.5wei' is not a whole number of wei"),
+    (["invoice"], "the following arguments are required: --amount"),
+    (["invoice", "--amount", "0"], "the amount must be more than 0"),
+    (["pay", "--to", "0x12", "--amount", "1"], "argument --to: '0x12' is not a 20-byte 0x address"),
+])
+def test_usage_errors_say_what_is_wrong(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parser().parse_args(argv)
+    assert exc.value.code == 2
+    assert says in capsys.readouterr().err
