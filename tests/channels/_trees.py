@@ -8,8 +8,14 @@ Tree 1 is the default `l2node up` (its local anvil, the contracts deployed with 
 challenge period, every built-in service; its channel key is the devnet's, dev account 6). Trees
 2..N are `l2node up --l1-rpc <tree 1's anvil>` with ``[l1] contracts`` = tree 1's contracts.json,
 only the channels worker, and each its own data dir, base port and channel key: anvil dev accounts
-2, 3, 4, 5 in turn (tree 1's roles sign with 0, 1, 6, 7, 8 and 9: l2node/node/deploy.py). Each
-tree's channels address is the one its endpoints.json lists, as a user would find it.
+2, 3, 4, 5 in turn (tree 1's roles sign with 0, 1, 6, 7, 8 and 9: l2node/node/deploy.py).
+
+Each tree's channels address (``Tree.channels``) and channel key address (``Tree.address``) are
+known before any tree starts, so one tree's settings may name another's (``settings_of``: a
+watchtower); once up, its endpoints.json must list the same address. A tree can be taken down
+and brought back on its data dir and ports (``stop``, ``start``, ``wait_ready``: a node offline),
+and ``pid_and_address`` names a worker to kill -9. The shared anvil: ``Trees.rpc``, ``pass_time``
+(a challenge period runs out), ``balance``.
 
 Every tree is stopped at the end (SIGTERM to its process group, then SIGKILL), trees 2..N first:
 tree 1 owns the anvil they all use.
@@ -21,7 +27,7 @@ import json
 import pathlib
 import subprocess
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from l2node.cli import CliError, status_document
@@ -47,42 +53,61 @@ def _toml(value: Any) -> str:
 
 
 class Tree:
-    """One `l2node up` process and what a test needs of it."""
+    """One `l2node up`: its files, its ports and keys (known before it starts), its process."""
 
-    def __init__(self, tmp: pathlib.Path, name: str, key_index: int, config: str, l1_rpc: str | None) -> None:
+    def __init__(self, tmp: pathlib.Path, name: str, key_index: int, channels_only: bool) -> None:
         self.name = name
         self.dir = tmp / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.dir / "data"
+        self.config_file = self.dir / "l2node.toml"
+        self.log_path = self.dir / "up.log"
         self.base_port = free_base_port()
+        #: The channels worker's address (host:port): what PEER is. The worker listens at base_port
+        #: + 1 + its index among the tree's services (sequencer, rollups, bridge, channels); once
+        #: up, its endpoints.json says the same (checked).
+        self.channels = f"127.0.0.1:{self.base_port + 1 + (0 if channels_only else 3)}"
         #: The channel key's address (0x-hex): what `l2node pay --to` takes.
         self.address = "0x" + DEV_ACCOUNTS[key_index].hex()
         self.key = DEV_PRIVATE_KEYS[key_index]
-        config_file = self.dir / "l2node.toml"
-        config_file.write_text(f"[node]\nbase_port = {self.base_port}\n{config}")
-        self.log_path = self.dir / "up.log"
-        with self.log_path.open("w") as log:
+        self.l1_rpc: str | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def configure(self, config: str, l1_rpc: str | None) -> None:
+        self.config_file.write_text(f"[node]\nbase_port = {self.base_port}\n{config}")
+        self.l1_rpc = l1_rpc
+
+    def start(self) -> None:
+        """`l2node up` with this tree's config and data dir (again, after ``stop``: it resumes from
+        its data dir on the same ports). Returns at once; ``wait_ready`` waits."""
+        with self.log_path.open("a") as log:
             self.proc = subprocess.Popen(
-                [*L2NODE, "up", "--data-dir", str(self.data_dir), "--config", str(config_file),
-                 *(["--l1-rpc", l1_rpc] if l1_rpc else [])],
+                [*L2NODE, "up", "--data-dir", str(self.data_dir), "--config", str(self.config_file),
+                 *(["--l1-rpc", self.l1_rpc] if self.l1_rpc else [])],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ready(self) -> bool:
+        """What `l2node status` says (asked in-process: a poll is no interpreter start)."""
+        assert self.proc is not None and self.proc.poll() is None, \
+            f"tree {self.name} exited:\n{self.log_path.read_text()[-5000:]}"
+        try:
+            return bool(status_document(self.data_dir)["ready"])
+        except CliError:  # no endpoints.json yet, or the control plane not answering yet
+            return False
+
+    def wait_ready(self) -> None:
+        wait_for(self.ready, _START_S, f"{self.name} up and ready")
+        listed = self.pid_and_address("channels")[1]
+        assert listed == self.channels, f"{self.name}: endpoints.json lists channels at {listed}, not {self.channels}"
 
     def endpoints(self) -> dict[str, Any]:
         doc: dict[str, Any] = json.loads((self.data_dir / "run" / "endpoints.json").read_text())
         return doc
 
-    @property
-    def channels(self) -> str:
-        """This tree's channels address (host:port), from its endpoints.json: what PEER is."""
-        return str(next(c["address"] for c in self.endpoints()["children"] if c["id"] == "channels"))
-
-    def ready(self) -> bool:
-        """What `l2node status` says (asked in-process: a poll is no interpreter start)."""
-        assert self.proc.poll() is None, f"tree {self.name} exited:\n{self.log_path.read_text()[-5000:]}"
-        try:
-            return bool(status_document(self.data_dir)["ready"])
-        except CliError:  # no endpoints.json yet, or the control plane not answering yet
-            return False
+    def pid_and_address(self, child: str) -> tuple[int, str]:
+        """A child's pid and address, as endpoints.json lists them (e.g. to kill -9 the channels worker)."""
+        row = next(c for c in self.endpoints()["children"] if c["id"] == child)
+        return int(row["pid"]), str(row["address"])
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``l2node ARGS --data-dir`` this tree's, a subprocess; with ``check``, it must exit 0."""
@@ -93,21 +118,35 @@ class Tree:
         return json.loads(self.cli(*args, "--json").stdout)
 
     def stop(self) -> None:
-        stop_tree(self.proc)
+        """The whole tree down (SIGTERM, then SIGKILL after 30 s); ``start`` brings it back."""
+        if self.proc is not None:
+            stop_tree(self.proc)
+
+
+#: A tree's own ``[workers.channels] settings`` over the common ones, from its index (0 = tree 1)
+#: and every tree (their addresses are known before any starts: e.g. ``tower`` = another's channels).
+SettingsOf = Callable[[int, Sequence[Tree]], Mapping[str, Any]]
 
 
 class Trees:
     """``n`` trees on tree 1's anvil (1 <= n <= 5), started and ready on entry, stopped on exit.
-    ``channels_settings`` is every tree's ``[workers.channels] settings``; ``channels_only`` leaves
-    tree 1's other services out too (a test about channels alone spares the machine an L2)."""
+
+    ``channels_settings`` is every tree's ``[workers.channels] settings``, ``settings_of`` a tree's
+    own on top; ``channels_only`` leaves tree 1's other services out too (a test about channels
+    alone spares the machine an L2)."""
 
     def __init__(self, tmp: pathlib.Path, n: int, channels_settings: Mapping[str, Any] = CHANNELS_SETTINGS,
-                 channels_only: bool = False) -> None:
+                 settings_of: SettingsOf | None = None, channels_only: bool = False) -> None:
         if not 1 <= n <= 1 + len(PEER_KEY_INDEXES):
             raise ValueError(f"{n} trees: one anvil has dev keys for 1 to {1 + len(PEER_KEY_INDEXES)}")
-        self.tmp, self.n, self.channels_only = tmp, n, channels_only
+        keys = (TREE1_KEY_INDEX, *PEER_KEY_INDEXES)
+        self.trees = [Tree(tmp, f"tree{i + 1}", keys[i], channels_only or i > 0) for i in range(n)]
+        self.tmp, self.channels_only = tmp, channels_only
         self.channels_settings = dict(channels_settings)
-        self.trees: list[Tree] = []
+        self.settings_of = settings_of
+        #: Tree 1's anvil, which every tree uses, and the contracts `up` deployed on it (set on entry).
+        self.l1_rpc = ""
+        self.contracts = self.trees[0].data_dir / "l1" / "contracts.json"
 
     def __enter__(self) -> Trees:
         try:
@@ -126,25 +165,27 @@ class Trees:
     def __getitem__(self, index: int) -> Tree:
         return self.trees[index]
 
+    def _settings(self, index: int) -> str:
+        own = self.settings_of(index, self.trees) if self.settings_of else {}
+        return f"[workers.channels]\nsettings = {_toml({**self.channels_settings, **own})}\n"
+
     def _start(self) -> None:
-        settings = f"[workers.channels]\nsettings = {_toml(self.channels_settings)}\n"
         others_off = "".join(f"[workers.{w}]\nenabled = false\n" for w in ("sequencer", "rollups", "bridge"))
-        first = Tree(self.tmp, "tree1", TREE1_KEY_INDEX,
-                     "[l1]\nport = 0\n" + (others_off if self.channels_only else "") + settings, None)
-        self.trees.append(first)
-        wait_for(first.ready, _START_S, "tree 1 up and ready")
-        #: Tree 1's anvil, which every tree uses, and the contracts `up` deployed on it.
+        first = self.trees[0]
+        first.configure("[l1]\nport = 0\n" + (others_off if self.channels_only else "") + self._settings(0), None)
+        first.start()
+        first.wait_ready()
         self.l1_rpc = str(first.endpoints()["l1_rpc"])
-        self.contracts = first.data_dir / "l1" / "contracts.json"
-        for i, key_index in enumerate(PEER_KEY_INDEXES[:self.n - 1], start=2):
-            key_file = self.tmp / f"tree{i}.key"
-            key_file.write_text("0x" + DEV_PRIVATE_KEYS[key_index].hex() + "\n")
+        for i, tree in enumerate(self.trees[1:], start=1):
+            key_file = tree.dir / "channels.key"
+            key_file.write_text("0x" + tree.key.hex() + "\n")
             key_file.chmod(0o600)
-            config = (f"[l1]\ncontracts = {json.dumps(str(self.contracts))}\n"
-                      f"channels_key_file = {json.dumps(str(key_file))}\n" + others_off + settings)
-            self.trees.append(Tree(self.tmp, f"tree{i}", key_index, config, self.l1_rpc))
+            tree.configure(f"[l1]\ncontracts = {json.dumps(str(self.contracts))}\n"
+                           f"channels_key_file = {json.dumps(str(key_file))}\n" + others_off + self._settings(i),
+                           self.l1_rpc)
+            tree.start()
         for tree in self.trees[1:]:  # they start at once; each must come up
-            wait_for(tree.ready, _START_S, f"{tree.name} up and ready")
+            tree.wait_ready()
 
     def close(self) -> None:
         for tree in reversed(self.trees):  # tree 1 last: its anvil is everyone's L1
