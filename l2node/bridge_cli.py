@@ -183,7 +183,7 @@ def _events(stub: Any, request: Any, deadline: float, waiting_for: Callable[[], 
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise cli.CliError(f"timed out after {timeout_s:g}s waiting for {waiting_for()}") from None
-        raise cli.CliError(f"{exc.code().name}: {exc.details()}") from None
+        raise cli.rpc_refused(exc) from None
     raise cli.CliError(f"the bridge ended the stream while waiting for {waiting_for()}")
 
 
@@ -317,7 +317,7 @@ def cmd_withdrawals(args: argparse.Namespace) -> int:
                     if item.WhichOneof("item") == "withdrawal":
                         show(item.withdrawal)
             except grpc.RpcError as exc:
-                raise cli.CliError(f"{exc.code().name}: {exc.details()}") from None
+                raise cli.rpc_refused(exc) from None
             except KeyboardInterrupt:
                 return 0
             return 0
@@ -349,7 +349,7 @@ def _one_withdrawal(stub: Any, hash_: str) -> Any:
         return stub.GetWithdrawal(request, timeout=cli._RPC_TIMEOUT_S).withdrawal
     except grpc.RpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:
-            raise cli.CliError(f"{exc.code().name}: {exc.details()}") from None
+            raise cli.rpc_refused(exc) from None
     return cli._rpc(stub.GetWithdrawal, bpb.GetWithdrawalRequest(l2_tx_hash=hash_)).withdrawal
 
 

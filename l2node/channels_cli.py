@@ -2,6 +2,7 @@
 
     channels                          this node's channels, newest first
     channels ID                       one channel, with its latest state both signed
+    channels [ID] --follow            every event (one channel's), from the first, then as they happen
     channels open PEER --amount A [--peer-amount B]
                                       a channel with the node whose channels worker is at PEER
                                       (host:port, as that node's endpoints.json lists it); done once
@@ -136,20 +137,28 @@ def channel_text(c: Any) -> str:
 # -- the commands ----------------------------------------------------------------------------------
 
 
+#: The options of `channels` that only one of its forms takes: the flag, and that form.
+_OPTION_OF: Final = {"amount": ("--amount", "open"), "peer_amount": ("--peer-amount", "open"),
+                     "force": ("--force", "close"), "follow": ("--follow", "[ID]")}
+
+
 @_json_errors
 def cmd_channels(args: argparse.Namespace) -> int:
     """`channels`, `channels ID`, `channels open PEER`, `channels close ID`: one parser, the first
     word says which (a channel id is never "open" or "close")."""
     what, arg = args.what, args.arg
+    form = what if what in ("open", "close") else "[ID]"
+    for name, (flag, owner) in _OPTION_OF.items():
+        if getattr(args, name) not in (None, False) and owner != form:
+            raise cli.CliError(f"{flag} is for `channels {owner}`")
     if what == "open":
         return _open(args, _needs(arg, "channels open PEER --amount A: PEER (host:port) is missing"))
     if what == "close":
         return _close(args, _needs(arg, "channels close ID: the channel id is missing"))
-    for flag, given in (("--amount", args.amount), ("--peer-amount", args.peer_amount), ("--force", args.force)):
-        if given:
-            raise cli.CliError(f"{flag} is for `channels {'close' if flag == '--force' else 'open'}`")
     if arg is not None:
         raise cli.CliError(f"channels {what} {arg}: give one channel id (or open / close)")
+    if args.follow:
+        return _follow(args, what or "")
     if what is None:
         return _list(args)
     from protos.l2node.channels.v1 import channels_pb2 as pb
@@ -187,11 +196,40 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def event_line(e: Any) -> str:
+    """An event in one line: when, what, which channel, how much, which payment."""
+    parts = [f"{e.sequence:>6}  {cli._utc(e.at)}  {e.kind:<16}"]
+    if e.channel_id:
+        parts.append(f"channel {e.channel_id} ({_status(e.channel)})" if e.HasField("channel")
+                     else f"channel {e.channel_id}")
+    if _wei(e.amount):
+        parts.append(show_amount(_wei(e.amount)))
+    if e.payment_hash:
+        parts.append(f"payment {e.payment_hash}")
+    return "  ".join(parts)
+
+
+def _follow(args: argparse.Namespace, channel_id: str) -> int:
+    """Every event (one channel's, with an id), from the first, then each as it happens; Ctrl-C ends."""
+    import grpc
+
+    from protos.l2node.channels.v1 import channels_pb2 as pb
+
+    channel, stub = _stub(args)
+    with channel:
+        try:
+            for e in stub.SubscribeEvents(pb.SubscribeEventsRequest(from_sequence=0, channel_id=channel_id)):
+                print(json.dumps(cli._message_dict(e)) if args.json else event_line(e), flush=True)
+        except grpc.RpcError as exc:
+            raise cli.rpc_refused(exc) from None
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
 def _open(args: argparse.Namespace, peer: str) -> int:
     from protos.l2node.channels.v1 import channels_pb2 as pb
 
-    if args.force:
-        raise cli.CliError("--force is for `channels close`")
     if args.amount is None:
         raise cli.CliError("channels open PEER: --amount A (what this node locks) is missing")
     request = pb.OpenChannelRequest(request_id=uuid.uuid4().hex, peer=peer, amount=str(args.amount),
@@ -212,8 +250,6 @@ def _open(args: argparse.Namespace, peer: str) -> int:
 def _close(args: argparse.Namespace, channel_id: str) -> int:
     from protos.l2node.channels.v1 import channels_pb2 as pb
 
-    if args.amount is not None or args.peer_amount is not None:
-        raise cli.CliError("--amount and --peer-amount are for `channels open`")
     request = pb.CloseChannelRequest(request_id=uuid.uuid4().hex, channel_id=channel_id, force=args.force)
     reply = _call(args, "CloseChannel", request, CLOSE_TIMEOUT_S)
     c = reply.channel
@@ -279,6 +315,7 @@ def cmd_pay(args: argparse.Namespace) -> int:
 _CHANNELS_HELP = """\
   l2node channels                                   this node's channels, newest first
   l2node channels ID                                one channel, with its latest co-signed state
+  l2node channels [ID] --follow                     its events (opened, paid, disputed, closed...)
   l2node channels open PEER --amount A [--peer-amount B]
                                                     open one with the node whose channels worker
                                                     is at PEER (host:port, from its endpoints.json)
@@ -305,6 +342,8 @@ def register(sub: Any, data_dir: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--peer-amount", type=parse_amount, default=None,
                    help="open: what the peer locks, if it agrees (default none)")
     p.add_argument("--force", action="store_true", help="close: on L1 alone, with the latest co-signed state")
+    p.add_argument("--follow", action="store_true",
+                   help="every event (the channel's, with an ID) from the first, then as they happen; Ctrl-C ends")
     as_json(p)
     p.set_defaults(fn=cmd_channels)
 

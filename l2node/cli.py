@@ -496,7 +496,7 @@ def cmd_blocks(args: argparse.Namespace) -> int:
             for item in stub.SubscribeBlocks(spb.SubscribeBlocksRequest(from_number=start)):
                 _print_block(item.block)
         except grpc.RpcError as exc:
-            raise CliError(f"{exc.code().name}: {exc.details()}") from None
+            raise rpc_refused(exc) from None
         except KeyboardInterrupt:
             return 0
     return 0
@@ -523,7 +523,7 @@ def cmd_outputs(args: argparse.Namespace) -> int:
                 for item in stub.SubscribeOutputs(rpb.SubscribeOutputsRequest(from_index=args.start)):
                     _print_output(item.output, args.json)
             except grpc.RpcError as exc:
-                raise CliError(f"{exc.code().name}: {exc.details()}") from None
+                raise rpc_refused(exc) from None
             except KeyboardInterrupt:
                 return 0
             return 0

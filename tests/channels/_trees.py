@@ -13,9 +13,9 @@ only the channels worker, and each its own data dir, base port and channel key: 
 Each tree's channels address (``Tree.channels``) and channel key address (``Tree.address``) are
 known before any tree starts, so one tree's settings may name another's (``settings_of``: a
 watchtower); once up, its endpoints.json must list the same address. A tree can be taken down
-and brought back on its data dir and ports (``stop``, ``start``, ``wait_ready``: a node offline),
-and ``pid_and_address`` names a worker to kill -9. The shared anvil: ``Trees.rpc``, ``pass_time``
-(a challenge period runs out), ``balance``.
+and brought back on its data dir and ports (``stop``, ``start``, ``wait_ready``: a node offline);
+``pid_and_address`` names a worker to kill -9; ``follow`` runs a streaming command (``--follow``).
+The shared anvil: ``Trees.rpc``, ``pass_time`` (a challenge period runs out), ``balance``.
 
 Every tree is stopped at the end (SIGTERM to its process group, then SIGKILL), trees 2..N first:
 tree 1 owns the anvil they all use.
@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import json
 import pathlib
+import signal
 import subprocess
+import threading
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -72,6 +74,7 @@ class Tree:
         self.key = DEV_PRIVATE_KEYS[key_index]
         self.l1_rpc: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.followers: list[Follower] = []
 
     def configure(self, config: str, l1_rpc: str | None) -> None:
         self.config_file.write_text(f"[node]\nbase_port = {self.base_port}\n{config}")
@@ -117,10 +120,49 @@ class Tree:
         """``l2node ARGS --json``, which must exit 0: its output read as JSON."""
         return json.loads(self.cli(*args, "--json").stdout)
 
+    def follow(self, *args: str) -> Follower:
+        """``l2node ARGS --data-dir`` this tree's, left running (e.g. ``channels --follow --json``) until
+        its ``stop``, or the tree's."""
+        follower = Follower([*L2NODE, *args, "--data-dir", str(self.data_dir)])
+        self.followers.append(follower)
+        return follower
+
     def stop(self) -> None:
         """The whole tree down (SIGTERM, then SIGKILL after 30 s); ``start`` brings it back."""
+        for follower in self.followers:
+            follower.stop()
         if self.proc is not None:
             stop_tree(self.proc)
+
+
+class Follower:
+    """A command that streams lines (``--follow``): its lines as they come, read by a thread."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, match: Callable[[str], bool], timeout_s: float, what: str) -> str:
+        return str(wait_for(lambda: next((line for line in self.lines if match(line)), None), timeout_s, what))
+
+    def stop(self) -> int:
+        """Ctrl-C (SIGINT), as a user ends it; its exit code (SIGKILL after 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
 
 
 #: A tree's own ``[workers.channels] settings`` over the common ones, from its index (0 = tree 1)

@@ -104,13 +104,22 @@ def test_a_forced_close_is_concluded_after_the_challenge_period(trees: Trees) ->
     assert (error["code"], error["reason"]) == ("FAILED_PRECONDITION", "NO_ROUTE") and str(ETHER) in line
 
     wait_for(lambda: channel(b, cid)["status"] == "CHANNEL_STATUS_OPEN", 20, "B sees the channel OPEN")
+    events = a.follow("channels", cid, "--follow", "--json")  # A watches its channel as B forces it closed
     forced = b.cli("channels", "close", cid, "--force").stdout
     assert forced.startswith(f"forced close of channel {cid} in L1 tx 0x") and ": DISPUTED with sequence 1" in forced
     shown = b.cli("channels", cid).stdout
     assert shown.startswith(f"channel {cid}  DISPUTED\n") and "disputed    until " in shown
+    events.wait_for_line(lambda line: '"CHANNEL_DISPUTED"' in line, 20, "A sees the dispute")
     trees.pass_time(PERIOD + 1)
     wait_for(lambda: all(channel(t, cid)["status"] == "CHANNEL_STATUS_CLOSED" for t in (a, b)), 30,
              "both see it concluded after the period")
+    events.wait_for_line(lambda line: '"CHANNEL_CLOSED"' in line, 10, "A's CHANNEL_CLOSED event")
+    assert events.stop() == 0
+    seen = [json.loads(line) for line in events.lines]
+    assert {e["channel_id"] for e in seen} == {cid}
+    kinds = [e["kind"] for e in seen]
+    assert kinds[0] in ("CHANNEL_OPENING", "CHANNEL_OPEN") and kinds.count("PAYMENT_SENT") == 1
+    assert kinds.index("CHANNEL_DISPUTED") < kinds.index("CHANNEL_CLOSED") == len(kinds) - 1, kinds
 
 
 def test_refusals_are_one_line_with_the_reason(trees: Trees) -> None:
@@ -148,7 +157,9 @@ def test_the_commands_arguments() -> None:
     (["channels", "open"], "PEER (host:port) is missing"),
     (["channels", "close"], "the channel id is missing"),
     (["channels", "open", "h:1", "--amount", "1", "--force"], "--force is for `channels close`"),
-    (["channels", "close", "0xab", "--amount", "1"], "--amount and --peer-amount are for `channels open`"),
+    (["channels", "close", "0xab", "--amount", "1"], "--amount is for `channels open`"),
+    (["channels", "--peer-amount", "1"], "--peer-amount is for `channels open`"),
+    (["channels", "open", "h:1", "--amount", "1", "--follow"], "--follow is for `channels [ID]`"),
     (["channels", "0xab", "--force"], "--force is for `channels close`"),
     (["channels", "0xab", "0xcd"], "give one channel id"),
     (["pay"], "give an INVOICE, or --to ADDRESS with --amount A"),
