@@ -3,6 +3,7 @@
     channels                          this node's channels, newest first
     channels ID                       one channel, with its latest state both signed
     channels [ID] --follow            every event (one channel's), from the first, then as they happen
+    channels --known                  the channels payments route over (this node's and announced)
     channels open PEER --amount A [--peer-amount B]
                                       a channel with the node whose channels worker is at PEER
                                       (host:port, as that node's endpoints.json lists it); done once
@@ -11,7 +12,8 @@
                                       or forced: the latest co-signed state on L1, concluded by this
                                       node after the adjudicator's challenge period
     invoice --amount A [--memo TEXT]  a new invoice of this node; prints its encoded form first
-    pay INVOICE                       pay a peer's invoice (its preimage comes back: the proof)
+    pay INVOICE                       pay an invoice (its preimage comes back: the proof); a node
+                                      that is no peer is paid over a route, for a fee
     pay --to ADDRESS --amount A       pay a peer's channel address
 
 The tree is found through --data-dir as for every command, its channels worker through its
@@ -139,7 +141,7 @@ def channel_text(c: Any) -> str:
 
 #: The options of `channels` that only one of its forms takes: the flag, and that form.
 _OPTION_OF: Final = {"amount": ("--amount", "open"), "peer_amount": ("--peer-amount", "open"),
-                     "force": ("--force", "close"), "follow": ("--follow", "[ID]")}
+                     "force": ("--force", "close"), "follow": ("--follow", "[ID]"), "known": ("--known", "[ID]")}
 
 
 @_json_errors
@@ -159,6 +161,10 @@ def cmd_channels(args: argparse.Namespace) -> int:
         raise cli.CliError(f"channels {what} {arg}: give one channel id (or open / close)")
     if args.follow:
         return _follow(args, what or "")
+    if args.known:
+        if what is not None:
+            raise cli.CliError("--known lists every channel this node knows of: give no ID")
+        return _known(args)
     if what is None:
         return _list(args)
     from protos.l2node.channels.v1 import channels_pb2 as pb
@@ -227,6 +233,22 @@ def _follow(args: argparse.Namespace, channel_id: str) -> int:
     return 0
 
 
+def _known(args: argparse.Namespace) -> int:
+    """The channels this node routes over: its own and those its peers announced, one direction a line."""
+    from protos.l2node.channels.v1 import channels_pb2 as pb
+
+    found = _call(args, "ListKnownChannels", pb.ListKnownChannelsRequest()).channels
+    for k in found:
+        if args.json:
+            _print_json(k)
+        else:
+            print(f"{k.channel_id}  {k.node} -> {k.peer}  capacity {show_amount(_wei(k.capacity))}  "
+                  f"fee {k.fee_base} wei + {k.fee_ppm} ppm  expiry delta {k.expiry_delta_s}s", flush=True)
+    if not found and not args.json:
+        print("no channels known (peers announce theirs once open)")
+    return 0
+
+
 def _open(args: argparse.Namespace, peer: str) -> int:
     from protos.l2node.channels.v1 import channels_pb2 as pb
 
@@ -290,24 +312,37 @@ def cmd_pay(args: argparse.Namespace) -> int:
         raise cli.CliError("pay: give an INVOICE, or --to ADDRESS with --amount A")
     if args.to and args.amount is None:
         raise cli.CliError("pay --to ADDRESS: --amount A is missing")
-    amount = str(args.amount or "")
-    request = pb.PayRequest(request_id=uuid.uuid4().hex, invoice=args.invoice, amount=amount) if args.invoice \
-        else pb.PayRequest(request_id=uuid.uuid4().hex, address=args.to, amount=amount)
+    request = pb.PayRequest(request_id=uuid.uuid4().hex, amount=str(args.amount or ""),
+                            max_fee=str(args.max_fee or ""), max_attempts=args.max_attempts or 0,
+                            max_hops=args.max_hops or 0)
+    if args.invoice:
+        request.invoice = args.invoice
+    else:
+        request.address = args.to
     reply = _call(args, "Pay", request, PAY_TIMEOUT_S)
     if reply.payment_hash:
         cli.span_attribute("l2.payment.hash", reply.payment_hash)
     if args.json:
         _print_json(reply)
         return 0
-    what = f"invoice {reply.payment_hash}" if args.invoice else f"{show_amount(args.amount)} to {args.to}"
-    print(f"paid {what} over channel {reply.channel_id} (sequence {reply.sequence}, held by both); "
-          f"local balance now {show_amount(_wei(reply.channel.local_balance))}")
-    route, fee = getattr(reply, "route", None), getattr(reply, "fee", "")  # multi-hop payments say their route
-    if route:
-        print(f"route {' -> '.join(map(str, route))}, fee {show_amount(_wei(fee))}")
-    if reply.preimage:
-        print(f"preimage {reply.preimage} (sha256 = payment hash {reply.payment_hash}: the proof of payment)")
+    print(paid_text(reply, f"invoice {reply.payment_hash}" if args.invoice else f"{show_amount(args.amount)} "
+                                                                                   f"to {args.to}"))
     return 0
+
+
+def paid_text(reply: Any, what: str) -> str:
+    """A payment made: over which channel (the first hop's), and a routed one's route and fee."""
+    lines = [f"paid {what} over channel {reply.channel_id} (sequence {reply.sequence}, held by both); "
+             f"local balance now {show_amount(_wei(reply.channel.local_balance))}"]
+    p = reply.payment
+    if len(p.route) > 1:
+        hops = " -> ".join(h.node for h in p.route)
+        tries = f", {p.attempts} attempts" if p.attempts > 1 else ""
+        lines.append(f"routed over {len(p.route)} hops to {hops}: {show_amount(_wei(p.amount))} and a fee of "
+                     f"{show_amount(_wei(p.fee))}{tries}")
+    if reply.preimage:
+        lines.append(f"preimage {reply.preimage} (sha256 = payment hash {reply.payment_hash}: the proof of payment)")
+    return "\n".join(lines)
 
 
 # -- the commands' arguments -----------------------------------------------------------------------
@@ -316,6 +351,7 @@ _CHANNELS_HELP = """\
   l2node channels                                   this node's channels, newest first
   l2node channels ID                                one channel, with its latest co-signed state
   l2node channels [ID] --follow                     its events (opened, paid, disputed, closed...)
+  l2node channels --known                           the channels payments may route over
   l2node channels open PEER --amount A [--peer-amount B]
                                                     open one with the node whose channels worker
                                                     is at PEER (host:port, from its endpoints.json)
@@ -342,6 +378,8 @@ def register(sub: Any, data_dir: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--peer-amount", type=parse_amount, default=None,
                    help="open: what the peer locks, if it agrees (default none)")
     p.add_argument("--force", action="store_true", help="close: on L1 alone, with the latest co-signed state")
+    p.add_argument("--known", action="store_true",
+                   help="the channels this node routes over (its own and its peers' announcements)")
     p.add_argument("--follow", action="store_true",
                    help="every event (the channel's, with an ID) from the first, then as they happen; Ctrl-C ends")
     as_json(p)
@@ -359,5 +397,15 @@ def register(sub: Any, data_dir: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("invoice", nargs="?", default="", metavar="INVOICE", help="what `l2node invoice` printed")
     p.add_argument("--to", type=parse_address, default=None, help="... or a peer's channel address (0x)")
     p.add_argument("--amount", type=parse_amount, default=None, help=f"with --to ({amount_help})")
+    p.add_argument("--max-fee", type=parse_amount, default=None,
+                   help="a routed payment: the most paid in fees (default 1%% of the amount, at least 10000 wei)")
+    p.add_argument("--max-attempts", type=_count, default=None, help="a routed payment: the most routes tried (3)")
+    p.add_argument("--max-hops", type=_count, default=None, help="a routed payment: the most hops of a route (8)")
     as_json(p)
     p.set_defaults(fn=cmd_pay)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (a whole number from 1)")
+    return int(text)

@@ -43,8 +43,9 @@ PEER_KEY_INDEXES: Final = (2, 3, 4, 5)
 TREE1_KEY_INDEX: Final = 6
 #: The adjudicator's challenge period tree 1 deploys (l2node/node/params.py's devnet default).
 PERIOD: Final = 20
-#: What the channels workers run with unless told: L1 looked at often, a silent peer given up on soon.
-CHANNELS_SETTINGS: Final = {"poll_interval_s": 0.1, "peer_deadline_s": 2.0}
+#: What the channels workers run with unless told: L1 looked at often, a silent peer given up on soon,
+#: a channel announced soon after it opens.
+CHANNELS_SETTINGS: Final = {"poll_interval_s": 0.1, "peer_deadline_s": 2.0, "gossip_interval_s": 0.5}
 _START_S: Final = 120.0
 
 

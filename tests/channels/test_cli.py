@@ -24,7 +24,7 @@ GWEI = 10**9
 
 @pytest.fixture(scope="module")
 def trees(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trees]:
-    with Trees(tmp_path_factory.mktemp("cli"), 2, channels_only=True) as started:
+    with Trees(tmp_path_factory.mktemp("cli"), 3, channels_only=True) as started:
         yield started
 
 
@@ -46,7 +46,7 @@ def refused(tree: Tree, *args: str) -> tuple[str, dict[str, str]]:
 
 
 def test_open_look_pay_an_invoice_and_an_address_and_close_cooperatively(trees: Trees) -> None:
-    a, b = trees
+    a, b, _ = trees
     opened = a.cli("channels", "open", b.channels, "--amount", "1ether", "--peer-amount", "0.5ether")
     assert opened.stdout.startswith("opened channel 0x") and f"with {b.address} at {b.channels}: OPEN" in opened.stdout
     cid = opened.stdout.split()[2]
@@ -96,7 +96,7 @@ def test_open_look_pay_an_invoice_and_an_address_and_close_cooperatively(trees: 
 
 
 def test_a_forced_close_is_concluded_after_the_challenge_period(trees: Trees) -> None:
-    a, b = trees
+    a, b, _ = trees
     cid = a.cli_json("channels", "open", b.channels, "--amount", "0.1ether")["channel"]["channel_id"]
     assert a.cli_json("pay", "--to", b.address, "--amount", "1gwei")["sequence"] == "1"
     # Paying more than A holds is refused, saying why, and changes nothing (the close below has sequence 1).
@@ -122,8 +122,25 @@ def test_a_forced_close_is_concluded_after_the_challenge_period(trees: Trees) ->
     assert kinds.index("CHANNEL_DISPUTED") < kinds.index("CHANNEL_CLOSED") == len(kinds) - 1, kinds
 
 
+def test_a_pays_cs_invoice_through_b(trees: Trees) -> None:
+    a, b, c = trees
+    a.cli("channels", "open", b.channels, "--amount", "0.1ether")
+    bc = b.cli_json("channels", "open", c.channels, "--amount", "0.1ether")["channel"]["channel_id"]
+    # A learns B's side of B-C by gossip: `channels --known` is what payments route over.
+    line = f"{bc}  {b.address} -> {c.address}  capacity 0.1 ETH ({ETHER // 10} wei)  fee 1000 wei + 1000 ppm"
+    wait_for(lambda: line in a.cli("channels", "--known").stdout, 30, "A learns B-C")
+    invoice = c.cli("invoice", "--amount", "100000").stdout.splitlines()[0]
+    paid = a.cli("pay", invoice).stdout.splitlines()
+    # B's fee: 1,000 wei base + 1,000 ppm of 100,000.
+    assert paid[1] == (f"routed over 2 hops to {b.address} -> {c.address}: 0.0000000000001 ETH (100000 wei) and a "
+                       f"fee of 0.0000000000000011 ETH (1100 wei)")
+    assert paid[2].startswith("preimage 0x")
+    line, error = refused(a, "pay", invoice, "--amount", "5")
+    assert (error["code"], error["reason"]) == ("INVALID_ARGUMENT", "AMOUNT_MISMATCH")
+
+
 def test_refusals_are_one_line_with_the_reason(trees: Trees) -> None:
-    a, _ = trees
+    a = trees[0]
     unknown = "0x" + "11" * 32
     for args, code, reason in [
         (("channels", "open", "nonsense", "--amount", "1"), "INVALID_ARGUMENT", "MALFORMED_ENDPOINT"),
@@ -149,7 +166,11 @@ def test_the_commands_arguments() -> None:
     args = parser().parse_args(["invoice", "--amount", "7", "--memo", "tea"])
     assert (args.amount, args.memo) == (7, "tea")
     args = parser().parse_args(["pay", "--to", "0x" + "AB" * 20, "--amount", "1gwei"])
-    assert (args.invoice, args.to, args.amount) == ("", "0x" + "ab" * 20, GWEI)
+    assert (args.invoice, args.to, args.amount, args.max_fee, args.max_attempts) == ("", "0x" + "ab" * 20, GWEI,
+                                                                                     None, None)
+    args = parser().parse_args(["pay", "l2inv:x", "--max-fee", "2gwei", "--max-attempts", "5", "--max-hops", "3"])
+    assert (args.invoice, args.max_fee, args.max_attempts, args.max_hops) == ("l2inv:x", 2 * GWEI, 5, 3)
+    assert parser().parse_args(["channels", "--known"]).known
 
 
 @pytest.mark.parametrize(("argv", "says"), [
@@ -162,6 +183,8 @@ def test_the_commands_arguments() -> None:
     (["channels", "open", "h:1", "--amount", "1", "--follow"], "--follow is for `channels [ID]`"),
     (["channels", "0xab", "--force"], "--force is for `channels close`"),
     (["channels", "0xab", "0xcd"], "give one channel id"),
+    (["channels", "0xab", "--known"], "--known lists every channel this node knows of: give no ID"),
+    (["channels", "close", "0xab", "--known"], "--known is for `channels [ID]`"),
     (["pay"], "give an INVOICE, or --to ADDRESS with --amount A"),
     (["pay", "l2inv:x", "--to", "0x" + "11" * 20], "give an INVOICE, or --to ADDRESS"),
     (["pay", "--to", "0x" + "11" * 20], "--amount A is missing"),
@@ -184,6 +207,7 @@ def test_without_a_tree_json_says_so_too(tmp_path: pathlib.Path, capsys: pytest.
     (["invoice"], "the following arguments are required: --amount"),
     (["invoice", "--amount", "0"], "the amount must be more than 0"),
     (["pay", "--to", "0x12", "--amount", "1"], "argument --to: '0x12' is not a 20-byte 0x address"),
+    (["pay", "l2inv:x", "--max-attempts", "0"], "argument --max-attempts: '0' is not a count"),
 ])
 def test_usage_errors_say_what_is_wrong(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
