@@ -1,4 +1,4 @@
-"""`l2node channels`, `l2node invoice` and `l2node pay`: payment channels from the CLI.
+"""`l2node channels`, `invoice`, `pay` and `payment`: payment channels from the CLI.
 
     channels                          this node's channels, newest first
     channels ID                       one channel, with its latest state both signed
@@ -15,6 +15,7 @@
     pay INVOICE                       pay an invoice (its preimage comes back: the proof); a node
                                       that is no peer is paid over a route, for a fee
     pay --to ADDRESS --amount A       pay a peer's channel address
+    payment HASH                      a payment this node sent: its status, route, fee, preimage
 
 The tree is found through --data-dir as for every command, its channels worker through its
 endpoints.json. Amounts are wei, or with a unit (1.5ether, 2gwei; l2node/cli_values.py); on the
@@ -37,10 +38,12 @@ from l2node import cli
 from l2node.cli_values import parse_address, parse_amount, show_amount
 
 #: How long each call may take: an open sends the L1 funding transactions and waits for them (the
-#: peer's too); a close sends one and waits for it; a payment is one round trip to the peer.
+#: peer's too); a close sends one and waits for it; a direct payment is one round trip to the peer,
+#: a routed one waits for the preimage, and the worker answers PAYMENT_IN_FLIGHT after its own
+#: payment_timeout_s (60 s by default): the command waits longer, to say that rather than time out.
 OPEN_TIMEOUT_S: Final = 120.0
 CLOSE_TIMEOUT_S: Final = 120.0
-PAY_TIMEOUT_S: Final = 60.0
+PAY_TIMEOUT_S: Final = 90.0
 _PAGE: Final = 500
 
 Command = Callable[[argparse.Namespace], int]
@@ -345,6 +348,36 @@ def paid_text(reply: Any, what: str) -> str:
     return "\n".join(lines)
 
 
+@_json_errors
+def cmd_payment(args: argparse.Namespace) -> int:
+    from protos.l2node.channels.v1 import channels_pb2 as pb
+
+    cli.span_attribute("l2.payment.hash", args.hash)
+    payment = _call(args, "GetPayment", pb.GetPaymentRequest(payment_hash=args.hash)).payment
+    if args.json:
+        _print_json(payment)
+    else:
+        print(payment_text(payment))
+    return 0
+
+
+def payment_text(p: Any) -> str:
+    """A payment this node sent: where it stands, what it cost, the route it took (or last tried)."""
+    from protos.l2node.channels.v1 import channels_pb2 as pb
+
+    status = cli._enum_word(pb.PaymentStatus, p.status, "PAYMENT_STATUS_").upper()
+    lines = [f"payment {p.payment_hash}  {status}  {show_amount(_wei(p.amount))} to {p.payee}, fee "
+             f"{show_amount(_wei(p.fee))}, {p.attempts} attempt{'s' if p.attempts != 1 else ''}"]
+    for i, h in enumerate(p.route):
+        lines.append(f"  hop {i + 1}  {show_amount(_wei(h.amount))} to {h.node} over channel {h.channel_id}, "
+                     f"expires {cli._utc(h.expiry)}")
+    if p.preimage:
+        lines.append(f"  preimage {p.preimage}")
+    if p.reason:
+        lines.append(f"  failed   {p.reason}: {p.message}")
+    return "\n".join(lines)
+
+
 # -- the commands' arguments -----------------------------------------------------------------------
 
 _CHANNELS_HELP = """\
@@ -362,7 +395,7 @@ _CHANNELS_HELP = """\
 
 
 def register(sub: Any, data_dir: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add channels, invoice and pay to the `l2node` command's subparsers."""
+    """Add channels, invoice, pay and payment to the `l2node` command's subparsers."""
 
     def as_json(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="the answer as JSON (a list: one object per line); "
@@ -403,6 +436,12 @@ def register(sub: Any, data_dir: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--max-hops", type=_count, default=None, help="a routed payment: the most hops of a route (8)")
     as_json(p)
     p.set_defaults(fn=cmd_pay)
+
+    p = sub.add_parser("payment", help="a payment this node sent, by its payment hash: status, route, fee")
+    data_dir(p)
+    p.add_argument("hash", metavar="HASH", help="its payment hash (0x...)")
+    as_json(p)
+    p.set_defaults(fn=cmd_payment)
 
 
 def _count(text: str) -> int:

@@ -1,8 +1,9 @@
-"""`l2node channels`, `l2node invoice` and `l2node pay` as a user runs them: two real `l2node up`
+"""`l2node channels`, `invoice`, `pay` and `payment` as a user runs them: three real `l2node up`
 trees on one anvil (tests/channels/_trees.py), each command a subprocess against its tree's
 --data-dir. Open A-B, look at it from both sides, pay B's invoice and B's address, close it
-cooperatively; open another and close it by force, concluded after the challenge period; and the
-refusals: one line with the service's reason on stderr, exit 1, the reason in --json."""
+cooperatively; open another and close it by force (A following its events), concluded after the
+challenge period; A pays C's invoice through B (route, fee); and the refusals: one line with the
+service's reason on stderr, exit 1, the reason in --json."""
 
 from __future__ import annotations
 
@@ -64,23 +65,21 @@ def test_open_look_pay_an_invoice_and_an_address_and_close_cooperatively(trees: 
     # B's invoice, paid by A: the preimage comes back, its sha256 the payment hash.
     invoice = b.cli("invoice", "--amount", "2gwei", "--memo", "coffee").stdout.splitlines()
     assert invoice[0].startswith(f"l2inv:{b.address}:{2 * GWEI}:0x") and "'coffee'" in invoice[1]
-    paid = a.cli("pay", invoice[0]).stdout
-    assert f"paid invoice {invoice[0].rsplit(':', 1)[1]} over channel {cid} (sequence 1, held by both)" in paid
-    second = b.cli_json("invoice", "--amount", "3000")
-    assert (second["payee"], second["amount"], second["status"]) == (b.address, "3000", "INVOICE_STATUS_OPEN")
-    proof = a.cli_json("pay", second["encoded"])
-    assert (proof["channel_id"], proof["sequence"], proof["payment_hash"]) == (cid, "2", second["payment_hash"])
-    assert "0x" + hashlib.sha256(bytes.fromhex(proof["preimage"][2:])).hexdigest() == second["payment_hash"]
+    payment_hash = invoice[0].rsplit(":", 1)[1]
+    proof = a.cli_json("pay", invoice[0])
+    assert (proof["channel_id"], proof["sequence"], proof["payment_hash"]) == (cid, "1", payment_hash)
+    assert "0x" + hashlib.sha256(bytes.fromhex(proof["preimage"][2:])).hexdigest() == payment_hash
     # An amount to B's channel address.
     to_address = a.cli("pay", "--to", b.address, "--amount", "1000").stdout
-    assert f"paid 0.000000000000001 ETH (1000 wei) to {b.address} over channel {cid} (sequence 3" in to_address
+    assert to_address.startswith(f"paid 0.000000000000001 ETH (1000 wei) to {b.address} over channel {cid} "
+                                 f"(sequence 2, held by both); local balance now ")
 
     # Both sides hold the same co-signed state, both signatures on it.
-    balance_a, balance_b = ETHER - 2 * GWEI - 4000, ETHER // 2 + 2 * GWEI + 4000
+    balance_a, balance_b = ETHER - 2 * GWEI - 1000, ETHER // 2 + 2 * GWEI + 1000
     ours, theirs = channel(a, cid), channel(b, cid)
     assert ours["state"] == theirs["state"]
     assert (ours["state"]["sequence"], ours["state"]["balance_a"], ours["state"]["balance_b"]) == \
-        ("3", str(balance_a), str(balance_b))
+        ("2", str(balance_a), str(balance_b))
     assert ours["signature_b"] == theirs["signature_b"] and ours["signature_a"] == theirs["signature_a"]
     assert (theirs["local_balance"], theirs["remote_balance"]) == (str(balance_b), str(balance_a))
 
@@ -129,13 +128,23 @@ def test_a_pays_cs_invoice_through_b(trees: Trees) -> None:
     # A learns B's side of B-C by gossip: `channels --known` is what payments route over.
     line = f"{bc}  {b.address} -> {c.address}  capacity 0.1 ETH ({ETHER // 10} wei)  fee 1000 wei + 1000 ppm"
     wait_for(lambda: line in a.cli("channels", "--known").stdout, 30, "A learns B-C")
-    invoice = c.cli("invoice", "--amount", "100000").stdout.splitlines()[0]
-    paid = a.cli("pay", invoice).stdout.splitlines()
+    invoice = c.cli_json("invoice", "--amount", "100000", "--memo", "tea")
+    assert (invoice["payee"], invoice["amount"], invoice["memo"], invoice["status"]) == \
+        (c.address, "100000", "tea", "INVOICE_STATUS_OPEN")
+    payment_hash = invoice["payment_hash"]
+    paid = a.cli("pay", invoice["encoded"]).stdout.splitlines()
+    assert paid[0].startswith(f"paid invoice {payment_hash} over channel 0x")  # A-B, the first hop
     # B's fee: 1,000 wei base + 1,000 ppm of 100,000.
     assert paid[1] == (f"routed over 2 hops to {b.address} -> {c.address}: 0.0000000000001 ETH (100000 wei) and a "
                        f"fee of 0.0000000000000011 ETH (1100 wei)")
     assert paid[2].startswith("preimage 0x")
-    line, error = refused(a, "pay", invoice, "--amount", "5")
+    shown = a.cli("payment", payment_hash).stdout.splitlines()
+    assert shown[0] == (f"payment {payment_hash}  SUCCEEDED  0.0000000000001 ETH (100000 wei) to {c.address}, fee "
+                        f"0.0000000000000011 ETH (1100 wei), 1 attempt")
+    assert shown[1].startswith(f"  hop 1  0.0000000000001011 ETH (101100 wei) to {b.address} over channel 0x")
+    assert shown[2].startswith(f"  hop 2  0.0000000000001 ETH (100000 wei) to {c.address} over channel {bc}")
+    assert shown[3] == paid[2].split(" (sha256")[0].replace("preimage", "  preimage")
+    line, error = refused(a, "pay", invoice["encoded"], "--amount", "5")
     assert (error["code"], error["reason"]) == ("INVALID_ARGUMENT", "AMOUNT_MISMATCH")
 
 
@@ -145,9 +154,9 @@ def test_refusals_are_one_line_with_the_reason(trees: Trees) -> None:
     for args, code, reason in [
         (("channels", "open", "nonsense", "--amount", "1"), "INVALID_ARGUMENT", "MALFORMED_ENDPOINT"),
         (("channels", unknown), "NOT_FOUND", "CHANNEL_NOT_FOUND"),
-        (("channels", "close", unknown, "--force"), "NOT_FOUND", "CHANNEL_NOT_FOUND"),
         (("channels", "0x11"), "INVALID_ARGUMENT", "MALFORMED_HASH"),
         (("pay", "l2inv:nonsense"), "INVALID_ARGUMENT", "MALFORMED_INVOICE"),
+        (("payment", unknown), "NOT_FOUND", "PAYMENT_NOT_FOUND"),
     ]:
         line, error = refused(a, *args)
         assert (error["code"], error["reason"]) == (code, reason), line
