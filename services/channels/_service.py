@@ -177,7 +177,10 @@ class PeerServicer(channels_pb2_grpc.PeerServiceServicer):
         return self._channels.on_open(request)
 
     async def Propose(self, request: pb.ProposeRequest, context: Any) -> pb.ProposeResponse:
-        return self._channels.on_propose(request)
+        return self._channels.updates.on_propose(request)
+
+    async def ProposeBatch(self, request: pb.ProposeBatchRequest, context: Any) -> pb.ProposeBatchResponse:
+        return self._channels.updates.on_propose_batch(request)
 
     async def Announce(self, request: pb.AnnounceRequest, context: Any) -> pb.AnnounceResponse:
         return await self._channels.gossip.on_announce(request)

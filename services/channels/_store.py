@@ -12,10 +12,11 @@ re-sent as it is (never re-signed differently) until the peer accepts or refuses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -140,6 +141,13 @@ class ChannelsStore:
         """An event set at the next recorded event (take it before reading, then wait on it)."""
         return self._changed
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside in one durable commit (each method's own commit becomes a savepoint
+        of it: one that raises undoes its own writes only)."""
+        with self._storage.transaction():
+            yield
+
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
@@ -243,6 +251,16 @@ class ChannelsStore:
                                "AND refused = 0 AND (sig_a = x'' OR sig_b = x'') ORDER BY sequence DESC LIMIT 1",
                                (channel_id, above)).fetchone()
         return _state_of(row) if row else None
+
+    def pendings(self, channel_id: bytes) -> list[StateRecord]:
+        """Every state above the latest co-signed one that holds only this node's signature and
+        was not refused, by sequence: signed by this node and not yet answered (re-sent as is)."""
+        latest = self.latest_cosigned(channel_id)
+        above = _enc(0) if latest is None else _enc(latest.sequence) + 1
+        rows = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence >= ? "
+                                "AND refused = 0 AND (sig_a = x'' OR sig_b = x'') ORDER BY sequence",
+                                (channel_id, above)).fetchall()
+        return [_state_of(r) for r in rows]
 
     def paid(self, payment_hash: bytes) -> tuple[StateRecord, bytes] | None:
         """The co-signed state in which this node paid the invoice ``payment_hash``, and its preimage."""

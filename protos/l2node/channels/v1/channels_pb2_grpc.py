@@ -514,6 +514,11 @@ class PeerServiceStub:
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeRequest.SerializeToString,
                 response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeResponse.FromString,
                 _registered_method=True)
+        self.ProposeBatch = channel.unary_unary(
+                '/l2node.channels.v1.PeerService/ProposeBatch',
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchRequest.SerializeToString,
+                response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchResponse.FromString,
+                _registered_method=True)
         self.Announce = channel.unary_unary(
                 '/l2node.channels.v1.PeerService/Announce',
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.AnnounceRequest.SerializeToString,
@@ -553,6 +558,18 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProposeBatch(self, request, context):
+        """Several proposals in order, each building on the one before (sequence n+1, n+2, ...; each
+        state one change, P1), checked one by one and stored in one durable commit before the answer:
+        one round trip and one fsync per side for many payments. The answer holds one response per
+        proposal: the accepted ones first; after the first refusal every later one is refused too
+        (reason PREVIOUS_REFUSED: propose it again on the state both hold). The inner proposals'
+        sender_signature may be empty: the batch's covers them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Announce(self, request, context):
         """Channel announcements (each signed by its direction's sender, R1-R4 of
         services/channels/_routing.py), for routing. A node announces its own channels to its peers
@@ -579,6 +596,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.Propose,
                     request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeRequest.FromString,
                     response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeResponse.SerializeToString,
+            ),
+            'ProposeBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeBatch,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchRequest.FromString,
+                    response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchResponse.SerializeToString,
             ),
             'Announce': grpc.unary_unary_rpc_method_handler(
                     servicer.Announce,
@@ -672,6 +694,33 @@ class PeerService:
             '/l2node.channels.v1.PeerService/Propose',
             l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeRequest.SerializeToString,
             l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/l2node.channels.v1.PeerService/ProposeBatch',
+            l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
