@@ -88,7 +88,7 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
     async def Pay(self, request: pb.PayRequest, context: Any) -> pb.PayResponse:
         return await self._pay(request)
 
-    async def PayStream(self, request_iterator: AsyncIterator[pb.PayRequest], context: Any
+    async def PayStream(self, request_iterator: AsyncIterator[pb.PayStreamRequest], context: Any
                         ) -> AsyncIterator[pb.PayStreamResponse]:
         """Each request paid as a unary Pay would be, concurrently (at most _STREAM_IN_FLIGHT), each
         answer sent as it completes; the stream ends once every request was answered."""
@@ -112,7 +112,7 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             async with asyncio.TaskGroup() as group:
                 async for request in request_iterator:
                     await slots.acquire()
-                    group.create_task(one(request))
+                    group.create_task(one(request.payment))
             answers.put_nowait(None)
 
         reader = asyncio.create_task(read())

@@ -210,6 +210,12 @@ class PayRequest(_message.Message):
     max_hops: int
     def __init__(self, request_id: _Optional[str] = ..., invoice: _Optional[str] = ..., address: _Optional[str] = ..., amount: _Optional[str] = ..., max_fee: _Optional[str] = ..., max_attempts: _Optional[int] = ..., max_hops: _Optional[int] = ...) -> None: ...
 
+class PayStreamRequest(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: PayRequest
+    def __init__(self, payment: _Optional[_Union[PayRequest, _Mapping]] = ...) -> None: ...
+
 class PayStreamResponse(_message.Message):
     __slots__ = ("request_id", "payment", "error")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]

@@ -69,7 +69,7 @@ class ChannelsServiceStub:
                 _registered_method=True)
         self.PayStream = channel.stream_stream(
                 '/l2node.channels.v1.ChannelsService/PayStream',
-                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.SerializeToString,
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamRequest.SerializeToString,
                 response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamResponse.FromString,
                 _registered_method=True)
         self.GetPayment = channel.unary_unary(
@@ -150,7 +150,7 @@ class ChannelsServiceServicer:
 
     def PayStream(self, request_iterator, context):
         """Many payments on one stream, for a client that pays at volume (a unary call per payment costs
-        more CPU than the payment itself): each request is a PayRequest (its request_id names it),
+        more CPU than the payment itself): each request carries a PayRequest (its request_id names it),
         each answer names the request it answers, in the order they complete. The payments on one
         channel go in the same round trips to the peer (one state, one signature per side for all of
         them), so throughput grows with how many are in flight.
@@ -220,7 +220,7 @@ def add_ChannelsServiceServicer_to_server(servicer, server):
             ),
             'PayStream': grpc.stream_stream_rpc_method_handler(
                     servicer.PayStream,
-                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.FromString,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamRequest.FromString,
                     response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamResponse.SerializeToString,
             ),
             'GetPayment': grpc.unary_unary_rpc_method_handler(
@@ -412,7 +412,7 @@ class ChannelsService:
             request_iterator,
             target,
             '/l2node.channels.v1.ChannelsService/PayStream',
-            l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamRequest.SerializeToString,
             l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamResponse.FromString,
             options,
             channel_credentials,
