@@ -144,7 +144,8 @@ def channel_text(c: Any) -> str:
 
 #: The options of `channels` that only one of its forms takes: the flag, and that form.
 _OPTION_OF: Final = {"amount": ("--amount", "open"), "peer_amount": ("--peer-amount", "open"),
-                     "force": ("--force", "close"), "follow": ("--follow", "[ID]"), "known": ("--known", "[ID]")}
+                     "force": ("--force", "close"), "stale": ("--stale", "close"), "follow": ("--follow", "[ID]"),
+                     "known": ("--known", "[ID]")}
 
 
 @_json_errors
@@ -276,10 +277,18 @@ def _close(args: argparse.Namespace, channel_id: str) -> int:
     from protos.l2node.channels.v1 import channels_pb2 as pb
 
     request = pb.CloseChannelRequest(request_id=uuid.uuid4().hex, channel_id=channel_id, force=args.force)
+    if args.stale is not None:
+        if not args.force:
+            raise cli.CliError("--stale is a forced close's: add --force")
+        request.stale_sequence = args.stale
     reply = _call(args, "CloseChannel", request, CLOSE_TIMEOUT_S)
     c = reply.channel
     if args.json:
         _print_json(reply)
+    elif args.stale is not None:
+        print(f"fire drill: closed channel {c.channel_id} with the stale sequence {args.stale} (the latest is "
+              f"{c.state.sequence}) in L1 tx {reply.l1_tx_hash}: {_status(c)} until {cli._utc(c.closes_at)}; this "
+              f"node does not answer it: the peer or its watchtower must, with the newest state")
     elif args.force:
         print(f"forced close of channel {c.channel_id} in L1 tx {reply.l1_tx_hash}: {_status(c)} with sequence "
               f"{c.state.sequence} (local {show_amount(_wei(c.local_balance))}) until {cli._utc(c.closes_at)}; "
@@ -411,6 +420,9 @@ def register(sub: Any, data_dir: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--peer-amount", type=parse_amount, default=None,
                    help="open: what the peer locks, if it agrees (default none)")
     p.add_argument("--force", action="store_true", help="close: on L1 alone, with the latest co-signed state")
+    p.add_argument("--stale", type=int, default=None, metavar="SEQUENCE",
+                   help="close --force: a devnet fire drill, with this older co-signed state (as a cheater "
+                        "would); the peer or its watchtower answers with the newest")
     p.add_argument("--known", action="store_true",
                    help="the channels this node routes over (its own and its peers' announcements)")
     p.add_argument("--follow", action="store_true",

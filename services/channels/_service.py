@@ -183,7 +183,8 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
 
         async def run() -> pb.CloseChannelResponse:
-            closed, tx = await self._channels.close(record, request.force)
+            stale = request.stale_sequence if request.HasField("stale_sequence") else None
+            closed, tx = await self._channels.close(record, request.force, stale)
             return pb.CloseChannelResponse(channel=self._pb(closed), l1_tx_hash="0x" + tx.hex())
 
         return await self._once.once(request.request_id, run)

@@ -335,14 +335,16 @@ class PayResponse(_message.Message):
     def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., payment_hash: _Optional[str] = ..., preimage: _Optional[str] = ..., channel: _Optional[_Union[Channel, _Mapping]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
 
 class CloseChannelRequest(_message.Message):
-    __slots__ = ("request_id", "channel_id", "force")
+    __slots__ = ("request_id", "channel_id", "force", "stale_sequence")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
+    STALE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     channel_id: str
     force: bool
-    def __init__(self, request_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    stale_sequence: int
+    def __init__(self, request_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., force: _Optional[bool] = ..., stale_sequence: _Optional[int] = ...) -> None: ...
 
 class CloseChannelResponse(_message.Message):
     __slots__ = ("channel", "l1_tx_hash")
