@@ -12,12 +12,15 @@ An update, as the proposer P and the receiver R run it (channels.proto: PeerServ
    co-signed state (durable), answers.
 3. P checks the counter-signature and stores it with what the update means to P: both hold n+1.
 
-U1 Many direct payments on one channel go in one round trip: the payments waiting for the
-   channel are built as states n+1 .. n+k (each one change, P1), signed and stored in one commit,
-   sent in one ProposeBatch, checked one by one and stored in one commit by R (SQLite savepoints:
-   a refused one undoes only its own writes), answered, and stored in one commit by P. After the
-   first refusal R refuses every later one (PREVIOUS_REFUSED): they are built again on what both
-   hold. A payment's durability is unchanged: acknowledged only after both commits.
+U1 Many direct payments on one channel go in one round trip and one state: the payments waiting
+   for the channel make one TRANSFER (P1: one change, their sum) whose proposal lists each
+   payment (``parts``: its amount and invoice); one signature and one commit per side for all of
+   them, and the answer carries each invoice's preimage. R checks every part (the amounts add up,
+   each invoice open and paid whole); if it refuses, the payments are tried again one per state,
+   so one bad invoice fails alone. A payment is acknowledged only after both commits, as before.
+   Updates of other kinds go one per state, several per round trip (ProposeBatch: each checked in
+   order and stored in one commit, SQLite savepoints undoing a refused one's writes; after the
+   first refusal every later one is refused, PREVIOUS_REFUSED, and built again).
 U2 A crash anywhere leaves P with its own signed states and maybe R's: P re-sends the very same
    states in order (at restart, and before any new update: ``flush``), and R answers a state it
    already holds with the same signature. Only an explicit refusal releases P's sequence, never a
@@ -67,12 +70,14 @@ class Outcome:
 
     state: StateRecord
     accepted: bool
-    preimage: bytes = b""
+    #: The preimage of each payment part's invoice (b"" for a part without one).
+    preimages: tuple[bytes, ...] = ()
     reason: str = ""
     message: str = ""
-    #: What the proposal paid (U4): an invoice's hash, the client's request_id.
-    payment_hash: bytes = b""
-    request_key: str = ""
+
+    @property
+    def preimage(self) -> bytes:
+        return self.preimages[0] if self.preimages else b""
 
 
 @dataclass(eq=False)
@@ -84,6 +89,8 @@ class _Transfer:
     request_key: str
     future: asyncio.Future[tuple[StateRecord, bytes]]
     tries: int = 0
+    #: Sent in a state of its own (a refused state of several payments is tried again one by one).
+    alone: bool = False
 
     def settle(self, result: tuple[StateRecord, bytes] | BaseException) -> None:
         if self.future.done():
@@ -138,11 +145,13 @@ class Updates:
                 waiting.popleft().settle(exc)
             return
         for outcome in flushed:  # U4: a retried payment delivered by the flush is answered with it
-            for item in list(waiting):
-                if (item.payment_hash and item.payment_hash == outcome.payment_hash) or \
-                        (item.request_key and item.request_key == outcome.request_key):
-                    waiting.remove(item)
-                    item.settle((outcome.state, outcome.preimage))
+            parts = self._store.parts_of(cid, outcome.state.sequence)
+            for i, (_, payment_hash, request_key) in enumerate(parts):
+                for item in list(waiting):
+                    if (item.payment_hash and item.payment_hash == payment_hash) or \
+                            (item.request_key and item.request_key == request_key):
+                        waiting.remove(item)
+                        item.settle((outcome.state, outcome.preimages[i] if i < len(outcome.preimages) else b""))
         record = self._channels.channel(cid)
         if record.status != ChannelStatus.OPEN:
             refusal = FailedPrecondition(f"channel 0x{cid.hex()} is {record.status.name}, not OPEN",
@@ -150,51 +159,59 @@ class Updates:
             while waiting:
                 waiting.popleft().settle(refusal)
             return
-        taken = self._take(record, waiting)
-        if not taken:
+        taken, state = self._take(record, waiting)
+        if state is None:
             return
         rules = self._channels.rules_of()
-        sent: list[tuple[StateRecord, pb.ProposeRequest, str]] = []
-        with self._store.batch():  # U1: one commit for the k signed states
-            for item, state in taken:
-                signed = state.signed(record.we_are_a, rules.sign(state))
-                request = Proposal(amount=item.amount, payment_hash=item.payment_hash).request(signed, record.we_are_a)
-                self._store.put_state(signed, item.payment_hash, request.SerializeToString(deterministic=True),
-                                      (), item.request_key)  # durable before the signature leaves
-                sent.append((signed, request, item.request_key))
+        signed = state.signed(record.we_are_a, rules.sign(state))
+        proposal = Proposal(amount=sum(i.amount for i in taken), parts=tuple((i.amount, i.payment_hash) for i in taken))
+        request = proposal.request(signed, record.we_are_a)
+        with self._store.batch():  # durable before the signature leaves
+            self._store.put_state(signed, b"", request.SerializeToString(deterministic=True))
+            self._store.put_parts(signed, [(i.amount, i.payment_hash, i.request_key) for i in taken])
         try:
-            outcomes = await self._send(record, sent)
-        except Exception as exc:  # no answer: the states stay pending, re-sent as they are (U2)
-            for item, _ in taken:
+            (outcome,) = await self._send(record, [(signed, request)])
+        except Exception as exc:  # no answer: the state stays pending, re-sent as it is (U2)
+            for item in taken:
                 item.settle(exc)
             return
+        if outcome.accepted:
+            for item, preimage in zip(taken, outcome.preimages, strict=False):
+                item.settle((outcome.state, preimage))
+            return
         again: list[_Transfer] = []
-        for (item, _), outcome in zip(taken, outcomes, strict=True):
-            if outcome.accepted:
-                item.settle((outcome.state, outcome.preimage))
-            elif outcome.reason in AGAIN and item.tries < RACE_RETRIES:
+        for item in taken:
+            if outcome.reason in AGAIN and item.tries < RACE_RETRIES:
                 item.tries += 1
                 again.append(item)
             elif outcome.reason in AGAIN:
                 item.settle(Unavailable("the peer kept proposing at the same sequences: try again",
                                         reason="SEQUENCE_CONFLICT", retry_delay_s=0.1))
+            elif len(taken) > 1:
+                item.alone = True  # which payment was refused is found by sending each on its own (U1)
+                again.append(item)
             else:
                 item.settle(FailedPrecondition(f"the peer refused the payment: {outcome.message}",
                                                reason=outcome.reason))
-        if again:
-            waiting.extendleft(reversed(again))
-            await asyncio.sleep(random.uniform(0.001, 0.01) * min(max(i.tries for i in again), 5))  # U3
+        waiting.extendleft(reversed(again))
+        if outcome.reason in AGAIN:
+            await asyncio.sleep(random.uniform(0.001, 0.01) * min(max(i.tries for i in taken), 5))  # U3
 
     def _take(self, record: ChannelRecord, waiting: collections.deque[_Transfer]
-              ) -> list[tuple[_Transfer, StateRecord]]:
-        """The next round trip's payments, each built on the one before (U1)."""
+              ) -> tuple[list[_Transfer], StateRecord | None]:
+        """The next round trip's payments and the one TRANSFER that makes them all (U1)."""
         latest = self._channels.latest(record)
-        sequence = self._store.highest_sequence(record.channel_id) + 1
-        taken: list[tuple[_Transfer, StateRecord]] = []
+        ours = latest.balance_a if record.we_are_a else latest.balance_b
+        taken: list[_Transfer] = []
+        total = 0
         while waiting and len(taken) < MAX_BATCH:
-            item = waiting.popleft()
+            item = waiting[0]
             if item.future.done():
+                waiting.popleft()
                 continue
+            if taken and (item.alone or taken[0].alone):
+                break
+            waiting.popleft()
             paid = self._store.paid(item.payment_hash) if item.payment_hash else None
             if paid is not None:  # U4: an invoice paid before (at a restart): paid once
                 item.settle(paid)
@@ -203,20 +220,20 @@ class Updates:
             if again is not None:  # U4: the same request_id paid before: paid once
                 item.settle((again, b""))
                 continue
-            if item.payment_hash and any(t.payment_hash == item.payment_hash for t, _ in taken):
+            if item.payment_hash and any(t.payment_hash == item.payment_hash for t in taken):
                 waiting.appendleft(item)  # the same invoice twice in one trip: the second waits for the first
                 break
-            ours = latest.balance_a if record.we_are_a else latest.balance_b
-            if item.amount > ours:
-                item.settle(FailedPrecondition(f"this node holds {ours} wei in the channel, not {item.amount}",
+            if total + item.amount > ours:
+                item.settle(FailedPrecondition(f"this node holds {ours - total} wei in the channel, not {item.amount}",
                                                reason="INSUFFICIENT_BALANCE"))
                 continue
-            delta = -item.amount if record.we_are_a else item.amount
-            latest = StateRecord(record.channel_id, sequence, latest.balance_a + delta, latest.balance_b - delta,
-                                 latest.htlcs)
-            sequence += 1
-            taken.append((item, latest))
-        return taken
+            total += item.amount
+            taken.append(item)
+        if not taken:
+            return [], None
+        delta = -total if record.we_are_a else total
+        return taken, StateRecord(record.channel_id, self._store.highest_sequence(record.channel_id) + 1,
+                                  latest.balance_a + delta, latest.balance_b - delta, latest.htlcs)
 
     async def propose(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
         """One update this node proposes (an HTLC's, a final state): ``make`` builds it on the
@@ -237,7 +254,7 @@ class Updates:
             request = built.proposal.request(signed, record.we_are_a)
             self._store.put_state(signed, built.proposal.payment_hash, request.SerializeToString(deterministic=True),
                                   built.effects)  # durable before the signature leaves
-            (outcome,) = await self._send(record, [(signed, request, "")])
+            (outcome,) = await self._send(record, [(signed, request)])
             if outcome.accepted:
                 return outcome.state, outcome.preimage
             if outcome.reason not in AGAIN:
@@ -252,26 +269,24 @@ class Updates:
         pending = self._store.pendings(record.channel_id)
         if not pending:
             return []
-        sent = []
-        for state in pending:
-            body, request_key = self._store.request_of(record.channel_id, state.sequence)
-            sent.append((state, pb.ProposeRequest.FromString(body), request_key))
+        sent = [(state, pb.ProposeRequest.FromString(self._store.request_of(record.channel_id, state.sequence)))
+                for state in pending]
         return [o for o in await self._send(record, sent) if o.accepted]
 
-    async def _send(self, record: ChannelRecord, sent: Sequence[tuple[StateRecord, pb.ProposeRequest, str]]
+    async def _send(self, record: ChannelRecord, sent: Sequence[tuple[StateRecord, pb.ProposeRequest]]
                     ) -> list[Outcome]:
         """Send this node's signed states (their proposals) in one round trip; store each answer
         with what the update means to this node (its payment, forward, close), in one commit."""
         channels, rules = self._channels, self._channels.rules_of()
         batch = seal(rules, pb.ProposeBatchRequest(channel_id=hex0x(record.channel_id),
-                                                   proposals=[request for _, request, _ in sent]))
+                                                   proposals=[request for _, request in sent]))
         answer = await channels.ask(channels.peer(record.peer).propose_batch(batch))
         require_sender(answer, record.theirs, "the peer's answer")
         outcomes: list[Outcome] = []
         forged: PermissionDenied | None = None
         with self._store.batch():
             prev = channels.latest(record)
-            for i, (state, request, request_key) in enumerate(sent):
+            for i, (state, request) in enumerate(sent):
                 response = answer.responses[i] if i < len(answer.responses) else \
                     pb.ProposeResponse(accepted=False, reason="PREVIOUS_REFUSED", message="not answered")
                 proposal = Proposal.of(request)
@@ -283,15 +298,13 @@ class Updates:
                     reason = response.reason if not response.accepted else "BAD_STATE_SIGNATURE"
                     if update.kind is UpdateKind.ADD_HTLC:  # whoever waits on the HTLC learns it never went
                         channels.payments.refused(record, update, reason, response.message)
-                    outcomes.append(Outcome(state, False, reason=reason, message=response.message,
-                                            payment_hash=proposal.payment_hash, request_key=request_key))
+                    outcomes.append(Outcome(state, False, reason=reason, message=response.message))
                     continue
-                preimage = bytes.fromhex(response.preimage.removeprefix("0x")) if response.preimage else b""
+                preimages = _preimages(response)
                 cosigned = state.signed(not record.we_are_a, response.signature)
-                self._record_sent(record, prev, cosigned, proposal, preimage)
+                self._record_sent(record, prev, cosigned, proposal, preimages)
                 prev = cosigned
-                outcomes.append(Outcome(cosigned, True, preimage, payment_hash=proposal.payment_hash,
-                                        request_key=request_key))
+                outcomes.append(Outcome(cosigned, True, preimages))
         if forged is not None:
             raise forged
         return outcomes
@@ -302,18 +315,22 @@ class Updates:
         the peer's), or None."""
         if self._channels.rules_of().signer_of(state, response.signature) != record.theirs:
             return PermissionDenied("the peer's counter-signature is not its own", reason="BAD_STATE_SIGNATURE")
-        preimage = bytes.fromhex(response.preimage.removeprefix("0x")) if response.preimage else b""
-        if proposal.payment_hash and hashlib.sha256(preimage).digest() != proposal.payment_hash:
-            return PermissionDenied("the peer's preimage does not hash to the invoice's payment hash",
+        if not proposal.parts and not proposal.payment_hash:
+            return None
+        preimages = _preimages(response)
+        hashes = [h for _, h in proposal.payments]
+        if len(preimages) < len(hashes) or any(h and hashlib.sha256(p).digest() != h
+                                                 for h, p in zip(hashes, preimages, strict=False)):
+            return PermissionDenied("the peer's preimages do not hash to the invoices' payment hashes",
                                     reason="BAD_PREIMAGE")
         return None
 
     def _record_sent(self, record: ChannelRecord, prev: StateRecord, cosigned: StateRecord, proposal: Proposal,
-                     preimage: bytes) -> None:
+                     preimages: tuple[bytes, ...]) -> None:
         rules, store = self._channels.rules_of(), self._store
         update = describe_update(rules.state(prev), rules.state(cosigned))
         if update.kind is UpdateKind.TRANSFER:
-            store.record_payment(cosigned, "PAYMENT_SENT", proposal.payment_hash, proposal.amount, preimage)
+            store.record_sent(cosigned, proposal.payments, preimages)
         elif update.kind is UpdateKind.FINAL:
             store.put_state(cosigned)
             store.update_channel(replace(self._channels.channel(record.channel_id), status=ChannelStatus.CLOSING),
@@ -360,18 +377,18 @@ class Updates:
 
     def _answer(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest) -> pb.ProposeResponse:
         try:
-            cosigned, preimage = self._accept(self._channels.channel(record.channel_id), state, request)
+            cosigned, preimages = self._accept(self._channels.channel(record.channel_id), state, request)
         except Refused as refused:
             return pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False,
                                       reason=refused.reason, message=str(refused),
                                       signed_upto=max(0, self._store.highest_sequence(state.channel_id)))
         mine = cosigned.sig_a if record.we_are_a else cosigned.sig_b
         return pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=True,
-                                  signature=mine, preimage=hex0x(preimage) if preimage else "",
-                                  signed_upto=state.sequence)
+                                  signature=mine, preimage=hex0x(preimages[0]) if preimages and preimages[0] else "",
+                                  preimages=[hex0x(p) if p else "" for p in preimages], signed_upto=state.sequence)
 
     def _accept(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest
-                ) -> tuple[StateRecord, bytes]:
+                ) -> tuple[StateRecord, tuple[bytes, ...]]:
         channels, rules, store = self._channels, self._channels.rules_of(), self._store
         theirs_a = not record.we_are_a
         if rules.signer_of(state, request.signature) != record.theirs:
@@ -381,7 +398,7 @@ class Updates:
         proposal = Proposal.of(request)
         if held is not None and held.same_content(state) and held.cosigned:
             # A re-sent proposal this node already accepted: the same answer again (U2).
-            return held, self._preimage(proposal.payment_hash)
+            return held, self._preimages(proposal)
         if record.status not in (ChannelStatus.OPEN,):
             raise Refused("CHANNEL_NOT_OPEN", f"the channel is {record.status.name}")
         latest = channels.latest(record)
@@ -401,15 +418,15 @@ class Updates:
         except ChannelRefused as exc:
             raise Refused(str(exc.reason), exc.message) from None
         cosigned = proposed.signed(not theirs_a, rules.sign(state))
-        preimage = b""
+        preimages: tuple[bytes, ...] = ()
         try:
             if update.kind is UpdateKind.FINAL:
                 with store.batch():
                     store.put_state(cosigned)
                     store.update_channel(replace(record, status=ChannelStatus.CLOSING), "CHANNEL_CLOSING")
             elif update.kind is UpdateKind.TRANSFER:
-                preimage = self._transfer_received(update.amount, proposal)
-                store.record_payment(cosigned, "PAYMENT_RECEIVED", proposal.payment_hash, update.amount)
+                preimages = self._transfer_received(update.amount, proposal)
+                store.record_received(cosigned, proposal.payments)
             else:
                 effects, event = channels.payments.received(record, update, proposal)
                 assert update.htlc is not None
@@ -417,22 +434,42 @@ class Updates:
                 channels.payments.wake()
         except SequenceTaken:
             raise Refused("SEQUENCE_CONFLICT", f"this node holds another state at sequence {state.sequence}") from None
-        return cosigned, preimage
+        return cosigned, preimages
 
-    def _transfer_received(self, amount: int, proposal: Proposal) -> bytes:
-        """A direct payment to this node: its amount is the proposal's, an invoice's is paid whole."""
-        if amount != proposal.amount:
+    def _transfer_received(self, amount: int, proposal: Proposal) -> tuple[bytes, ...]:
+        """Direct payments to this node (U1): the parts add up to what the state moves, each
+        invoice open and paid whole, none twice; their preimages."""
+        parts = proposal.payments
+        total = sum(a for a, _ in parts)
+        if amount != total or proposal.amount != total or any(a <= 0 for a, _ in parts):
             raise Refused("AMOUNT_MISMATCH",
-                          f"the state moves {amount} wei to this node, not the payment's {proposal.amount}")
-        if not proposal.payment_hash:
-            return b""
-        invoice = self._store.invoice(proposal.payment_hash)
-        if invoice is None or invoice.status != InvoiceStatus.OPEN:
-            raise Refused("UNKNOWN_INVOICE", "no open invoice of that payment hash")
-        if invoice.amount != amount:
-            raise Refused("AMOUNT_MISMATCH", f"the invoice is for {invoice.amount} wei, not {amount}")
-        return invoice.preimage
+                          f"the state moves {amount} wei to this node, not the payments' {total} ({proposal.amount})")
+        hashes = [h for _, h in parts if h]
+        if len(set(hashes)) != len(hashes):
+            raise Refused("DUPLICATE_PAYMENT", "one invoice paid twice in one update")
+        preimages = []
+        for part_amount, payment_hash in parts:
+            if not payment_hash:
+                preimages.append(b"")
+                continue
+            invoice = self._store.invoice(payment_hash)
+            if invoice is None or invoice.status != InvoiceStatus.OPEN:
+                raise Refused("UNKNOWN_INVOICE", f"no open invoice of payment hash 0x{payment_hash.hex()}")
+            if invoice.amount != part_amount:
+                raise Refused("AMOUNT_MISMATCH", f"the invoice is for {invoice.amount} wei, not {part_amount}")
+            preimages.append(invoice.preimage)
+        return tuple(preimages)
 
-    def _preimage(self, payment_hash: bytes) -> bytes:
-        invoice = self._store.invoice(payment_hash) if payment_hash else None
-        return invoice.preimage if invoice is not None else b""
+    def _preimages(self, proposal: Proposal) -> tuple[bytes, ...]:
+        """A re-sent proposal's preimages, answered again (its invoices are paid by now)."""
+        found = []
+        for _, payment_hash in proposal.payments:
+            invoice = self._store.invoice(payment_hash) if payment_hash else None
+            found.append(invoice.preimage if invoice is not None else b"")
+        return tuple(found)
+
+
+def _preimages(response: pb.ProposeResponse) -> tuple[bytes, ...]:
+    """The preimages of an accepting answer (one per payment part; the old single field)."""
+    texts = list(response.preimages) or ([response.preimage] if response.preimage else [])
+    return tuple(bytes.fromhex(t.removeprefix("0x")) if t else b"" for t in texts)
