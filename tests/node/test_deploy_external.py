@@ -9,7 +9,6 @@ Dockerfile's ENTRYPOINT and the Kubernetes base's container args, with the conta
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import signal
@@ -28,7 +27,7 @@ from l2node.node.l1 import anvil_binary
 from l2node.node.readiness import READY
 from protocol import DEV_PRIVATE_KEYS
 from services.l1 import Deployment, LocalSigner, checksum
-from tests.node.test_up import wait_for
+from tests.node.test_up import stop_tree, wait_for
 from tests.ops.support import OPS, dockerfile, render
 from tests.ports import free_base_port, free_port
 
@@ -129,16 +128,6 @@ class Site:
         return int(reply.status)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def tree_running(site: Site, node: subprocess.Popen[bytes]) -> dict[str, Any] | None:
     assert node.poll() is None, (site.tmp / "up.log").read_text()
     if not (site.data / "run" / "endpoints.json").exists():
@@ -179,7 +168,7 @@ def test_deploy_then_the_container_command_finalizes_a_transfer(l1: str, tmp_pat
         assert sent.returncode == 0, sent.stderr
         assert "FINALIZED" in sent.stdout.upper()
     finally:
-        stop(node)
+        stop_tree(node)
         site.log.close()
 
 
@@ -216,7 +205,7 @@ def test_a_missing_key_file_makes_the_node_not_ready_and_status_names_it(l1: str
         wait_for(lambda: site.status()["ready"], 30, "ready after the key is there")
         assert site.ready_health() == health_pb2.HealthCheckResponse.SERVING
     finally:
-        stop(node)
+        stop_tree(node)
         site.log.close()
 
 
@@ -235,7 +224,7 @@ def test_a_node_with_an_l1_and_no_contracts_is_not_ready(l1: str, tmp_path: path
             assert any(r.startswith("l1.contracts: contracts file /etc/l2node/contracts.json: FileNotFoundError")
                        for r in rows[worker]["not_ready"]), rows[worker]["not_ready"]
     finally:
-        stop(node)
+        stop_tree(node)
         site.log.close()
 
 
