@@ -33,8 +33,9 @@ from tests.ports import free_base_port, free_port
 
 L2NODE = [sys.executable, "-m", "l2node.cli"]
 SECRET = "s3cret-api-key"
-#: The node's own keys: anvil's funded dev accounts 1 (batcher), 8, 9 and 7 (relayer); the deployer is 0.
-KEYS = {"deployer": 0, "batcher": 1, "proposer": 8, "challenger": 9, "relayer": 7}
+#: The node's own keys: anvil's funded dev accounts 1 (batcher), 8, 9, 7 (relayer) and 6 (channels); the
+#: deployer is 0.
+KEYS = {"deployer": 0, "batcher": 1, "proposer": 8, "challenger": 9, "relayer": 7, "channels": 6}
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +152,10 @@ def test_deploy_then_the_container_command_finalizes_a_transfer(l1: str, tmp_pat
     assert {"BatchInbox", "DepositPortal", "StepVerifier", "OutputRegistry"} <= set(deployment.addresses)
     config = (site.etc / "l2node.toml").read_text()
     assert SECRET not in config and "rpc" not in config.split("[l1]")[1].split("[")[0]
-    for role in ("batcher", "proposer", "challenger", "relayer"):  # the base config has a relayer
+    for role in ("batcher", "proposer", "challenger", "relayer", "channels"):  # the base has both optional roles
         assert f'{role}_key_file = "{site.keys / f"{role}.key"}"' in config
     assert f'contracts = "{site.etc / "contracts.json"}"' in config and 'host = "0.0.0.0"' in config
-    for role in ("proposer", "challenger", "relayer"):
+    for role in ("proposer", "challenger", "relayer", "channels"):
         write_key(site.keys / f"{role}.key", KEYS[role])
 
     node = site.up()
@@ -179,6 +180,7 @@ def test_a_missing_key_file_makes_the_node_not_ready_and_status_names_it(l1: str
     write_key(site.keys / "batcher.key", KEYS["batcher"])
     write_key(site.keys / "challenger.key", KEYS["challenger"])  # the proposer's key is not there
     write_key(site.keys / "relayer.key", KEYS["relayer"])
+    write_key(site.keys / "channels.key", KEYS["channels"])
     node = site.up()
     try:
         doc = wait_for(lambda: tree_running(site, node), 90, "tree up")
