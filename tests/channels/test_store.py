@@ -44,7 +44,7 @@ def test_one_state_per_sequence_and_the_final_one_above_every_other(tmp_path: pa
     final = StateRecord(CID, FINAL_SEQUENCE, 90, 10, sig_a=b"af", sig_b=b"bf")
     store.put_state(final)
     assert store.highest_sequence(CID) == FINAL_SEQUENCE and store.latest_cosigned(CID) == final
-    assert store.pending(CID) is None  # nothing above the final state (its sequence + 1 is out of range)
+    assert store.pending(CID) is None and store.pendings(CID) == []  # nothing above the final state
     assert [s.sequence for s in store.states(CID)] == [0, 1, FINAL_SEQUENCE]
     # A restart reads back the same.
     again = ChannelsStore(Storage(tmp_path / "channels.db"))
