@@ -73,6 +73,10 @@ class Holder(pb_grpc.PeerServiceServicer):
                                                    accepted=True, signature=self.rules.sign(state),
                                                    signed_upto=state.sequence))
 
+    def ProposeBatch(self, request: pb.ProposeBatchRequest, context: Any) -> pb.ProposeBatchResponse:
+        return seal(self.rules, pb.ProposeBatchResponse(
+            responses=[self.Propose(proposal, context) for proposal in request.proposals]))
+
     def Announce(self, request: pb.AnnounceRequest, context: Any) -> pb.AnnounceResponse:
         return seal(self.rules, pb.AnnounceResponse())
 
