@@ -1,0 +1,425 @@
+"""Channel payments as a user makes them: ChannelsService.Pay between two nodes' channels workers.
+
+    .venv/bin/python bench/channels.py [--payments 2000] [--in-flight 1,8,32,64] [--profile] [--cprofile]
+                                       [--two-hop] [--data-dir DIR]
+
+What runs: one anvil with the contracts deployed as `l2node up` deploys them; two channels
+workers, each its own process, data dir, port and channel key (the bare workers
+tests/channels/_nodes.py starts: a tree adds a supervisor and other workers beside it, none of
+them on a payment's path; the client calls the channels worker's own port, as endpoints.json
+lists it); a channel A -> B opened on L1 with 100 ETH. This process is the user: it calls A's
+ChannelsService.Pay over gRPC with N calls in flight, 1 wei each, paying B's address, then B's
+invoices (created beforehand, untimed). Pay returns once the payment is durable on both sides (the
+worker's design, services/channels/_channels.py: A stores its signed state, B checks, counter-signs
+and commits before it answers, A commits the co-signed state; each commit an fsync: WAL,
+synchronous=FULL). The bench checks at the end that both sides hold the same latest state, both
+signatures, the sequence and balance every payment made.
+
+Printed, in one run: payments/s (payments / wall time) and latency p50 / p99 per in-flight count;
+the CPU each process spent per payment (from /proc); an empty unary gRPC call's rate (health
+Check) on the same worker; bench/channels_ceiling.py's ceiling (sign + verify + durable commit per
+payment, no gRPC: its ``ceiling()``); and bench/channels_gas.py's L1 gas (its ``measure()``, on
+the same anvil after the payments).
+
+--profile restarts both workers as bench/channels_spans.py's instrumented worker (the same
+worker, with time spans around each step) on the same data dirs, and prints where a payment's time
+goes, per side, with one payment in flight and with 32. --cprofile adds cProfile's top functions.
+
+--two-hop: three nodes, A pays C's invoices through B (A -> B -> C), once the channels worker routes
+an invoice over its graph (PayResponse has a route); until then it says so and measures nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pstats
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.channels_ceiling import Figures, _figures, ceiling
+from bench.channels_gas import measure, report
+from bench.channels_spans import CPROFILE_ENV, SPANS_ENV
+from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, RollupParams, deploy_contracts
+from protos.l2node.channels.v1 import channels_pb2 as pb
+from protos.l2node.channels.v1 import channels_pb2_grpc as pb_grpc
+from tests.bridge._cluster import worker
+from tests.channels._nodes import ETHER, PERIOD, Node, wait_for
+from tests.l1.anvil import Anvil
+
+CHANNEL_FUNDS: Final = 100 * ETHER
+WARM_UP: Final = 50
+PLAIN: Final = "services.channels:WORKER"
+INSTRUMENTED: Final = "bench.channels_spans:WORKER"
+TICK: Final = os.sysconf("SC_CLK_TCK")
+
+
+class BenchNode(Node):
+    """tests/channels/_nodes.py's node, its worker definition and environment chosen (the plain
+    worker, or the instrumented one of --profile)."""
+
+    definition = PLAIN
+    env: dict[str, str] = {}
+
+    def start(self) -> None:
+        self.proc = worker(self.tmp_path, self.definition, self.name, self.settings, env=self.env, port=self.port)
+        self.stub = pb_grpc.ChannelsServiceStub(self.proc.channel)
+        self.peer_stub = pb_grpc.PeerServiceStub(self.proc.channel)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.proc.pid
+
+    def restart(self, definition: str, env: dict[str, str]) -> None:
+        self.stop()
+        self.definition, self.env = definition, env
+        self.start()
+
+
+class Network:
+    """The contracts on one anvil and ``names`` nodes (dev keys 2, 3, 4, ...)."""
+
+    def __init__(self, nodes: list[BenchNode]) -> None:
+        self.nodes = nodes
+
+    @classmethod
+    async def start(cls, directory: Path, l1: Anvil, names: tuple[str, ...]) -> Network:
+        await deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, directory,
+                               params=RollupParams(channel_challenge_period_s=PERIOD))
+        settings = {"l1": {"rpc": l1.url, "contracts": str(directory / "l1" / "contracts.json")},
+                    "poll_interval_s": 0.1}
+        return cls([BenchNode(directory, name, 2 + i, settings) for i, name in enumerate(names)])
+
+    def open(self, payer: BenchNode, payee: BenchNode, amount: int) -> str:
+        """``payer`` opens a channel to ``payee`` (single-funded: OPEN at once); its id once both see it OPEN."""
+        opened = payer.stub.OpenChannel(pb.OpenChannelRequest(peer=payee.endpoint, amount=str(amount)),
+                                        timeout=60).channel
+        assert opened.status == pb.CHANNEL_STATUS_OPEN, opened
+        wait_for(lambda: payee.status(opened.channel_id) == pb.CHANNEL_STATUS_OPEN, 20, "the payee sees it OPEN")
+        return opened.channel_id
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+# --- driving -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One sweep point: its figures, failed calls, and CPU microseconds per payment by process."""
+
+    what: str
+    in_flight: int
+    figures: Figures
+    failed: int
+    cpu_us: dict[str, float]
+
+    def line(self) -> str:
+        cpu = ", ".join(f"{name} {us:,.0f}" for name, us in self.cpu_us.items())
+        failed = f"   FAILED {self.failed}" if self.failed else ""
+        return (f"  {self.what:8s} {self.in_flight:3d} in flight  {self.figures.line()}   "
+                f"CPU us/payment: {cpu}{failed}")
+
+
+def _cpu_s(pid: int) -> float:
+    """A process's user + system CPU seconds so far (every thread)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class CpuMeter:
+    """CPU seconds of each named process (``None``: this one) over a block."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+
+    def read(self) -> dict[str, float]:
+        return {name: time.process_time() if pid is None else _cpu_s(pid) for name, pid in self.pids.items()}
+
+    @contextmanager
+    def measure(self, into: dict[str, float]) -> Iterator[None]:
+        before = self.read()
+        yield
+        into.update({name: spent - before[name] for name, spent in self.read().items()})
+
+
+async def drive(call: Callable[[int], Awaitable[object]], count: int, in_flight: int
+                ) -> tuple[list[float], float, int]:
+    """``count`` calls, ``in_flight`` at a time: (each call's latency, the wall time, failures)."""
+    indexes = iter(range(count))
+    latencies: list[float] = []
+    failed = 0
+
+    async def caller() -> None:
+        nonlocal failed
+        for i in indexes:  # shared: each caller takes the next index when its call returns
+            start = time.perf_counter()
+            try:
+                await call(i)
+            except grpc.aio.AioRpcError as exc:
+                failed += 1
+                if failed <= 3:
+                    print(f"    call {i} failed: {exc.code().name} {exc.details()}", flush=True)
+                continue
+            latencies.append(time.perf_counter() - start)
+
+    wall = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(in_flight)))
+    return latencies, time.perf_counter() - wall, failed
+
+
+class Payer:
+    """The bench as A's user: Pay over gRPC to A's worker, paying B's address or B's invoices."""
+
+    def __init__(self, payer: BenchNode, payee: BenchNode) -> None:
+        self.payer, self.payee = payer, payee
+        self.channel = grpc.aio.insecure_channel(payer.endpoint)
+        self.payee_channel = grpc.aio.insecure_channel(payee.endpoint)
+        self.stub = pb_grpc.ChannelsServiceStub(self.channel)
+        self.payee_stub = pb_grpc.ChannelsServiceStub(self.payee_channel)
+        self.to_address = pb.PayRequest(address="0x" + payee.address.hex(), amount="1")
+        self.paid = 0  # wei A paid B, every payment 1 wei
+
+    async def aclose(self) -> None:
+        await self.channel.close()
+        await self.payee_channel.close()
+
+    async def pay_address(self, _: int) -> None:
+        await self.stub.Pay(self.to_address, timeout=60)
+        self.paid += 1
+
+    async def invoices(self, count: int) -> list[pb.PayRequest]:
+        """``count`` invoices of 1 wei from the payee (untimed: the payee's user makes them)."""
+        made: list[pb.PayRequest] = []
+
+        async def create(_: int) -> None:
+            answer = await self.payee_stub.CreateInvoice(pb.CreateInvoiceRequest(amount="1"), timeout=60)
+            made.append(pb.PayRequest(invoice=answer.invoice.encoded))
+
+        await drive(create, count, 16)
+        return made
+
+    async def pay_invoices(self, requests: list[pb.PayRequest]) -> Callable[[int], Awaitable[object]]:
+        async def pay(i: int) -> None:
+            answer = await self.stub.Pay(requests[i], timeout=60)
+            assert answer.preimage, answer  # the proof of payment, revealed by the payee
+            self.paid += 1
+        return pay
+
+    async def point(self, what: str, count: int, in_flight: int, meter: CpuMeter) -> Point:
+        if what == "invoice":
+            requests = await self.invoices(count + WARM_UP)
+            call = await self.pay_invoices(requests)
+            warm = await self.pay_invoices(requests[count:])
+        else:
+            call = warm = self.pay_address
+        await drive(warm, WARM_UP, in_flight)
+        cpu: dict[str, float] = {}
+        with meter.measure(cpu):
+            latencies, wall, failed = await drive(call, count, in_flight)
+        done = max(1, len(latencies))
+        return Point(what, in_flight, _figures(latencies, wall), failed,
+                     {name: spent / done * 1e6 for name, spent in cpu.items()})
+
+    def check_both_sides(self, channel_id: str) -> str:
+        """Both workers hold the same latest state, both signatures, every payment in it."""
+        views = [node.channel(channel_id) for node in (self.payer, self.payee)]
+        states = [(v.state.sequence, v.state.balance_a, v.state.balance_b, v.signature_a, v.signature_b)
+                  for v in views]
+        assert states[0] == states[1], states
+        sequence, _, balance_b, sig_a, sig_b = states[0]
+        assert sig_a and sig_b
+        assert int(balance_b) == self.paid, (balance_b, self.paid)
+        assert sequence == self.paid, (sequence, self.paid)
+        return (f"both workers hold state {sequence} of channel {channel_id[:10]}..., both signatures, "
+                f"B's balance {int(balance_b):,} wei = the {self.paid:,} payments made")
+
+
+async def unary_floor(node: BenchNode, count: int, in_flight: int) -> Figures:
+    """An empty unary call (grpc.health.v1 Check) on the worker, as the bench makes its Pays."""
+    async with grpc.aio.insecure_channel(node.endpoint) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest()
+
+        async def check(_: int) -> None:
+            await stub.Check(request, timeout=30)
+
+        await drive(check, WARM_UP, in_flight)
+        latencies, wall, _ = await drive(check, count, in_flight)
+    return _figures(latencies, wall)
+
+
+# --- the profile ---------------------------------------------------------------------------------
+
+SIDE_ORDER: Final = (
+    "pay (Channels.pay: the lock, then all below)", "channel_to (find the channel)",
+    "flush (the pending-state look-up)", "propose (sign, put_state, send)",
+    "peer.propose (the Propose RPC, the peer's work in it)", "on_propose (the receiver's whole handler)",
+    "accept (verify, rules, sign, record_payment)",
+)
+
+
+async def profile(net: Network, payer: Payer, in_flights: tuple[int, ...], count: int, cprofile: bool,
+                  directory: Path) -> Payer:
+    """Both workers restarted instrumented (bench/channels_spans.py); spans per payment by side."""
+    await payer.aclose()
+    a, b = net.nodes[0], net.nodes[1]
+    paths = {node.name: directory / f"{node.name}.spans.json" for node in (a, b)}
+    for node in (a, b):
+        env = {SPANS_ENV: str(paths[node.name])}
+        if cprofile:
+            env[CPROFILE_ENV] = str(directory / f"{node.name}.pstats")
+        node.restart(INSTRUMENTED, env)
+    again = Payer(a, b)
+    again.paid = payer.paid
+    for in_flight in in_flights:
+        await drive(again.pay_address, WARM_UP, in_flight)
+        for node in (a, b):
+            paths[node.name].unlink(missing_ok=True)
+            os.kill(node.pid, signal.SIGUSR1)
+        await asyncio.sleep(0.2)
+        latencies, wall, failed = await drive(again.pay_address, count, in_flight)
+        for node in (a, b):
+            os.kill(node.pid, signal.SIGUSR2)
+        spans = {node.name: json.loads(wait_for(lambda p=paths[node.name]: p.exists() and p.read_text(), 10,
+                                                "the spans")) for node in (a, b)}
+        figures = _figures(latencies, wall)
+        print(f"\nwhere a payment's time goes, {in_flight} in flight ({count:,} payments to B's address, "
+              f"{figures.line().strip()}; failed {failed}); mean us per payment (a span's total / payments; "
+              "spans nest; calls per payment in brackets):")
+        print(f"  {'client: the bench Pay call (unary gRPC, both workers)':70s} {1e6 * sum(latencies) / count:9,.0f}")
+        labels = [label for label in SIDE_ORDER if label in spans[a.name] or label in spans[b.name]]
+        labels += sorted({*spans[a.name], *spans[b.name]} - set(labels))
+        print(f"  {'span':70s} {'A (payer)':>9s} {'B (payee)':>16s}")
+        for label in labels:
+            cells = []
+            for node in (a, b):
+                calls, seconds = spans[node.name].get(label, (0, 0.0))
+                cells.append(f"{1e6 * seconds / count:9,.1f} ({calls / count:.1f})" if calls else f"{'-':>15s}")
+            print(f"  {label:70s} {cells[0]:>15s} {cells[1]:>15s}")
+        if cprofile:
+            for node in (a, b):
+                print(f"\ncProfile of {node.name}'s event-loop thread, {in_flight} in flight, top 25 by own time:")
+                stats = pstats.Stats(str(directory / f"{node.name}.pstats"))
+                stats.sort_stats("tottime").print_stats(25)
+    return again
+
+
+# --- two hops ------------------------------------------------------------------------------------
+
+
+def multi_hop_available() -> bool:
+    """The channels worker routes an invoice over its graph: PayResponse carries the route."""
+    return "route" in pb.PayResponse.DESCRIPTOR.fields_by_name
+
+
+async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int, ...], meter_pids: bool) -> None:
+    """A pays C's invoices through B (A -> B -> C): payments/s and latency per in-flight count."""
+    if not multi_hop_available():
+        print("\ntwo hops: this tree's channels worker pays direct peers only (PayResponse has no route): "
+              "nothing measured")
+        return
+    net = await Network.start(directory / "two-hop", l1, ("carol-a", "carol-b", "carol-c"))
+    a, b, c = net.nodes
+    try:
+        net.open(a, b, CHANNEL_FUNDS)
+        net.open(b, c, CHANNEL_FUNDS)
+        payer = Payer(a, c)
+        meter = CpuMeter({"A": a.pid, "B": b.pid, "C": c.pid, "bench": None} if meter_pids else {})
+        print(f"\ntwo hops, A -> B -> C, {count:,} payments of C's invoices per row:")
+        for in_flight in in_flights:
+            print((await payer.point("invoice", count, in_flight, meter)).line(), flush=True)
+        await payer.aclose()
+    finally:
+        net.close()
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+async def run(args: argparse.Namespace, directory: Path) -> None:
+    in_flights = tuple(int(n) for n in args.in_flight.split(","))
+    l1 = Anvil()
+    l1.start()
+    net = await Network.start(directory, l1, ("alice", "bob"))
+    try:
+        a, b = net.nodes
+        channel_id = net.open(a, b, CHANNEL_FUNDS)
+        print(f"channel {channel_id} A -> B open, {CHANNEL_FUNDS // ETHER} ETH (A's side); {_load()}", flush=True)
+        payer = Payer(a, b)
+        meter = CpuMeter({"A": a.pid, "B": b.pid, "bench": None, "anvil": l1.proc.pid if l1.proc else None})
+        points: list[Point] = []
+        print(f"\ndirect payments, A -> B, {args.payments:,} per row (after {WARM_UP} untimed), 1 wei each, "
+              "each durable on both sides when Pay returns:")
+        for what in ("address", "invoice"):
+            for in_flight in in_flights:
+                point = await payer.point(what, args.payments, in_flight, meter)
+                points.append(point)
+                print(point.line(), flush=True)
+        print("  " + payer.check_both_sides(channel_id))
+        print("\nan empty unary gRPC call (grpc.health.v1 Check on A's worker), from this process:")
+        for in_flight in (1, 32):
+            print(f"  {in_flight:3d} in flight  {(await unary_floor(a, args.payments, in_flight)).line()}")
+        if args.profile or args.cprofile:
+            payer = await profile(net, payer, (1, 32), min(args.payments, 1000), args.cprofile, directory)
+            print("  " + payer.check_both_sides(channel_id))
+        await payer.aclose()
+        net.close()
+        if args.two_hop:
+            await two_hop(directory, l1, args.payments, in_flights, True)
+        print(f"\nceiling, same run and disk ({args.ceiling_payments:,} payments a mode; bench/channels_ceiling.py, "
+              "one thread, no gRPC):")
+        for mode, figures in ceiling(args.ceiling_payments, directory).items():
+            print(f"  {mode:26s} {figures.line()}")
+        print("\nL1 gas (bench/channels_gas.py's measure(), on this anvil):")
+        print("  " + report(await measure(l1)).replace("\n", "\n  "))
+        best = max((p for p in points if p.what == "address"), key=lambda p: p.figures.per_second)
+        print(f"\nbest direct: {best.figures.per_second:,.0f} payments/s at {best.in_flight} in flight "
+              f"(goal >= 5,000); p50 at 1 in flight {points[0].figures.p50_ms:.2f} ms (goal <= 5 ms); {_load()}")
+    finally:
+        net.close()
+        l1.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--payments", type=int, default=2000, help="timed payments per row")
+    parser.add_argument("--in-flight", default="1,8,32,64", help="Pay calls in flight, a row each")
+    parser.add_argument("--ceiling-payments", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true", help="where a payment's time goes (instrumented workers)")
+    parser.add_argument("--cprofile", action="store_true", help="--profile, and cProfile's top functions")
+    parser.add_argument("--two-hop", action="store_true", help="A pays C's invoices through B")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the nodes' data dirs go (default: a temp dir)")
+    args = parser.parse_args()
+    print(f"command: .venv/bin/python bench/channels.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {_load()}; "
+          "two bare channels workers (tests/channels/_nodes.py's), one anvil")
+    with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
+        asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()

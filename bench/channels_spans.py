@@ -1,0 +1,168 @@
+"""The channels worker with time spans around each step of a payment: bench/channels.py's profile.
+
+    python -m services.runtime bench.channels_spans:WORKER --config-json '{...}'
+
+The very worker of services.channels (its own ``definition()``), with each step a payment takes
+wrapped in a time.perf_counter span once it is registered: on the instance (Channels, its store, its
+storage, each PeerClient) and on the class for Rules (a frozen dataclass). Nothing of the worker's
+code is changed or copied but Storage.transaction's four lines, so its COMMIT (the fsync) is a span
+of its own. Spans nest (``put_state`` holds a ``commit``); each is the wall time between its start
+and its end, its awaits included, so figures are clean with one payment in flight.
+
+Signals, so the bench reads the spans of the payments it chooses: SIGUSR1 clears the spans (and
+starts cProfile when ``L2NODE_BENCH_CPROFILE`` names a file); SIGUSR2 writes them as JSON to
+``L2NODE_BENCH_SPANS`` (``{label: [count, seconds]}``) and cProfile's stats to its file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import cProfile
+import functools
+import inspect
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from services.channels import Channels, Rules
+from services.channels import definition as channels_definition
+from services.runtime import Service, WorkerContext, WorkerDefinition
+from supervisor import ChildSpec
+
+SPANS_ENV = "L2NODE_BENCH_SPANS"
+CPROFILE_ENV = "L2NODE_BENCH_CPROFILE"
+
+
+class Spans:
+    """label -> [count, seconds]."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[float]] = {}
+
+    def add(self, label: str, seconds: float) -> None:
+        entry = self.totals.setdefault(label, [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds
+
+    def wrap(self, label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def timed_async(*args: Any, **kwargs: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    self.add(label, time.perf_counter() - start)
+            return timed_async
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(label, time.perf_counter() - start)
+        return timed
+
+
+def _instrument(channels: Channels, ctx: WorkerContext, spans: Spans) -> None:
+    # The payer's side (ChannelsService.Pay) and the receiver's (PeerService.Propose); the servicers
+    # call these through the instance, so instance attributes take their place.
+    for name, label in (("pay", "pay (Channels.pay: the lock, then all below)"),
+                        ("channel_to", "channel_to (find the channel)"),
+                        ("_flush", "flush (the pending-state look-up)"),
+                        ("_propose", "propose (sign, put_state, send)"),
+                        ("on_propose", "on_propose (the receiver's whole handler)"),
+                        ("_accept", "accept (verify, rules, sign, record_payment)")):
+        setattr(channels, name, spans.wrap(label, getattr(channels, name)))
+    store = channels.store
+    for name in ("put_state", "record_payment", "latest_cosigned", "highest_sequence", "pending", "channel", "paid",
+                 "invoice"):
+        setattr(store, name, spans.wrap(f"store.{name}", getattr(store, name)))
+    original_peer = channels.peer
+
+    def peer(address: str) -> Any:
+        client = original_peer(address)
+        if not getattr(client, "_bench_timed", False):
+            client.propose = spans.wrap("peer.propose (the Propose RPC, the peer's work in it)", client.propose)
+            client._bench_timed = True
+        return client
+
+    channels.peer = peer  # type: ignore[method-assign]
+    storage = ctx.storage
+
+    @contextlib.contextmanager
+    def transaction() -> Iterator[Any]:
+        # Storage.transaction's own steps, the COMMIT timed apart: it is the fsync.
+        storage.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield storage.connection
+        except BaseException:
+            storage.connection.execute("ROLLBACK")
+            raise
+        start = time.perf_counter()
+        storage.connection.execute("COMMIT")
+        spans.add("commit (COMMIT: the fsync)", time.perf_counter() - start)
+
+    storage.transaction = transaction  # type: ignore[method-assign]
+    for name, label in (("sign", "rules.sign (a state: EIP-712 digest + secp256k1 sign)"),
+                        ("signer_of", "rules.signer_of (a state: digest + recover)"),
+                        ("sign_message", "rules.sign_message (a peer message's seal)"),
+                        ("check", "rules.check (check_update C1-C7)")):
+        setattr(Rules, name, spans.wrap(label, getattr(Rules, name)))
+    Rules.message_signer = staticmethod(spans.wrap(  # type: ignore[method-assign]
+        "rules.message_signer (a peer message's sender: recover)", Rules.message_signer))
+
+
+class _Profiled:
+    """The channels service, its spans cleared and written on signals."""
+
+    def __init__(self, inner: Service, spans: Spans) -> None:
+        self._inner = inner
+        self._spans = spans
+        self._profile: cProfile.Profile | None = None
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, self.clear)
+        loop.add_signal_handler(signal.SIGUSR2, self.write)
+
+    def clear(self) -> None:
+        self._spans.totals.clear()
+        if os.environ.get(CPROFILE_ENV):
+            self._profile = cProfile.Profile()
+            self._profile.enable()
+
+    def write(self) -> None:
+        if self._profile is not None:
+            self._profile.disable()
+            self._profile.dump_stats(os.environ[CPROFILE_ENV])
+            self._profile = None
+        where = os.environ.get(SPANS_ENV)
+        if where:
+            tmp = Path(where + ".tmp")
+            tmp.write_text(json.dumps(self._spans.totals))
+            tmp.replace(where)  # whole or absent: the bench polls for it
+
+    def tasks(self) -> Sequence[ChildSpec]:
+        return self._inner.tasks()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+_INNER = channels_definition()
+
+
+async def _register(ctx: WorkerContext) -> Service:
+    service = await _INNER.register(ctx)
+    assert isinstance(service, Channels)
+    spans = Spans()
+    _instrument(service, ctx, spans)
+    return _Profiled(service, spans)
+
+
+WORKER = WorkerDefinition(name="channels", register=_register)
