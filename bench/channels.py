@@ -1,14 +1,16 @@
 """Channel payments as a user makes them: ChannelsService.Pay between two nodes' channels workers.
 
     .venv/bin/python bench/channels.py [--payments 2000] [--in-flight 1,8,32,64] [--profile] [--cprofile]
-                                       [--two-hop] [--data-dir DIR]
+                                       [--trees] [--two-hop] [--data-dir DIR]
 
 What runs: one anvil with the contracts deployed as `l2node up` deploys them; two channels
 workers, each its own process, data dir, port and channel key (the bare workers
 tests/channels/_nodes.py starts: a tree adds a supervisor and other workers beside it, none of
 them on a payment's path; the client calls the channels worker's own port, as endpoints.json
-lists it); a channel A -> B opened on L1 with 100 ETH. This process is the user: it calls A's
-ChannelsService.Pay over gRPC with N calls in flight, 1 wei each, paying B's address, then B's
+lists it); or, with --trees, two trees as a user runs them: `l2node up` (its own anvil, the whole
+devnet: sequencer, rollups, bridge, channels) and `l2node up --l1-rpc <that anvil>` with only its
+channels worker, on tree 1's contracts. A channel A -> B opened on L1 with 100 ETH. This process is
+the user: it calls A's ChannelsService.Pay over gRPC with N calls in flight, 1 wei each, paying B's address, then B's
 invoices (created beforehand, untimed). Pay returns once the payment is durable on both sides (the
 worker's design, services/channels/_channels.py: A stores its signed state, B checks, counter-signs
 and commits before it answers, A commits the co-signed state; each commit an fsync: WAL,
@@ -37,6 +39,7 @@ import json
 import os
 import pstats
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +47,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -55,17 +58,38 @@ from bench.channels_ceiling import Figures, _figures, ceiling
 from bench.channels_gas import measure, report
 from bench.channels_spans import CPROFILE_ENV, SPANS_ENV
 from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, RollupParams, deploy_contracts
+from protocol import DEV_PRIVATE_KEYS
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from protos.l2node.channels.v1 import channels_pb2_grpc as pb_grpc
-from tests.bridge._cluster import worker
+from services.l1 import LocalSigner
+from tests.bridge._cluster import ROOT, worker
 from tests.channels._nodes import ETHER, PERIOD, Node, wait_for
 from tests.l1.anvil import Anvil
+from tests.ports import free_base_port
 
 CHANNEL_FUNDS: Final = 100 * ETHER
 WARM_UP: Final = 50
 PLAIN: Final = "services.channels:WORKER"
 INSTRUMENTED: Final = "bench.channels_spans:WORKER"
 TICK: Final = os.sysconf("SC_CLK_TCK")
+
+
+class ChannelsNode(Protocol):
+    """A node's channels worker as the bench reaches it: a bare worker or a tree's."""
+
+    name: str
+    address: bytes
+    stub: pb_grpc.ChannelsServiceStub
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def pid(self) -> int: ...
+
+    def channel(self, channel_id: str) -> pb.Channel: ...
+
+    def status(self, channel_id: str) -> int: ...
 
 
 class BenchNode(Node):
@@ -105,17 +129,91 @@ class Network:
                     "poll_interval_s": 0.1}
         return cls([BenchNode(directory, name, 2 + i, settings) for i, name in enumerate(names)])
 
-    def open(self, payer: BenchNode, payee: BenchNode, amount: int) -> str:
-        """``payer`` opens a channel to ``payee`` (single-funded: OPEN at once); its id once both see it OPEN."""
-        opened = payer.stub.OpenChannel(pb.OpenChannelRequest(peer=payee.endpoint, amount=str(amount)),
-                                        timeout=60).channel
-        assert opened.status == pb.CHANNEL_STATUS_OPEN, opened
-        wait_for(lambda: payee.status(opened.channel_id) == pb.CHANNEL_STATUS_OPEN, 20, "the payee sees it OPEN")
-        return opened.channel_id
-
     def close(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+def open_channel(payer: ChannelsNode, payee: ChannelsNode, amount: int) -> str:
+    """``payer`` opens a channel to ``payee`` (single-funded: OPEN at once); its id once both see it OPEN."""
+    opened = payer.stub.OpenChannel(pb.OpenChannelRequest(peer=payee.endpoint, amount=str(amount)),
+                                    timeout=60).channel
+    assert opened.status == pb.CHANNEL_STATUS_OPEN, opened
+    wait_for(lambda: payee.status(opened.channel_id) == pb.CHANNEL_STATUS_OPEN, 20, "the payee sees it OPEN")
+    return opened.channel_id
+
+
+class TreeNode:
+    """A node as a user runs it: `l2node up` (tree.py's supervisor and its workers), its channels
+    worker found in endpoints.json. ``l1_rpc`` None: the tree starts its own anvil, the whole devnet
+    (sequencer, rollups, bridge, channels; channel key: dev key 6); else only the channels worker,
+    on that chain's contracts, with dev key ``key_index``."""
+
+    def __init__(self, directory: Path, name: str, base_port: int, key_index: int = 6, l1_rpc: str | None = None,
+                 contracts: Path | None = None) -> None:
+        self.name, self.data_dir = name, directory / name
+        self.key = DEV_PRIVATE_KEYS[key_index]
+        self.address = LocalSigner(self.key).address
+        config = f"[node]\nbase_port = {base_port}\n[l1]\nport = 0\n"
+        argv = [sys.executable, "-m", "l2node.cli", "up", "--data-dir", str(self.data_dir)]
+        if l1_rpc is not None:
+            key_file = directory / f"{name}.key"
+            key_file.write_text("0x" + self.key.hex())
+            config += (f'contracts = "{contracts}"\nchannels_key_file = "{key_file}"\n'
+                       + "".join(f"[workers.{w}]\nenabled = false\n" for w in ("sequencer", "rollups", "bridge")))
+            argv += ["--l1-rpc", l1_rpc]
+        path = directory / f"{name}.toml"
+        path.write_text(config)
+        self.log = (directory / f"{name}.up.log").open("w")
+        self.proc = subprocess.Popen([*argv, "--config", str(path)], stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=ROOT)
+        try:
+            doc = wait_for(self._up, 120, f"{name}'s tree up")
+        except BaseException:
+            self.stop()
+            raise
+        (channels,) = [c for c in doc["children"] if c["id"] == "channels"]
+        self.endpoint, self.pid, self.l1_rpc = channels["address"], int(channels["pid"]), str(doc["l1_rpc"])
+        self.contracts = self.data_dir / "l1" / "contracts.json"
+        self.stub = pb_grpc.ChannelsServiceStub(grpc.insecure_channel(self.endpoint))
+
+    def _up(self) -> dict[str, Any] | None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"l2node up exited: see {self.log.name}")
+        try:
+            doc: dict[str, Any] = json.loads((self.data_dir / "run" / "endpoints.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        rows = doc["children"]
+        ready = "channels" in {c["id"] for c in rows} and all(c["state"] == "running" for c in rows)
+        return doc if ready else None
+
+    def channel(self, channel_id: str) -> pb.Channel:
+        return self.stub.GetChannel(pb.GetChannelRequest(channel_id=channel_id), timeout=10).channel
+
+    def status(self, channel_id: str) -> int:
+        return self.channel(channel_id).status
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def start_trees(directory: Path) -> list[TreeNode]:
+    """Tree 1: `l2node up` with its own anvil; tree 2: `l2node up --l1-rpc <tree 1's anvil>`, only
+    its channels worker, on tree 1's contracts (dev key 3)."""
+    first = TreeNode(directory, "tree1", free_base_port(16))
+    try:
+        return [first, TreeNode(directory, "tree2", free_base_port(16), 3, first.l1_rpc, first.contracts)]
+    except BaseException:
+        first.stop()
+        raise
 
 
 # --- driving -------------------------------------------------------------------------------------
@@ -123,41 +221,43 @@ class Network:
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One sweep point: its figures, failed calls, and CPU microseconds per payment by process."""
+    """One sweep point: its figures, failed calls, and CPU microseconds per payment by process
+    (user + system, and the system part)."""
 
     what: str
     in_flight: int
     figures: Figures
     failed: int
-    cpu_us: dict[str, float]
+    cpu_us: dict[str, tuple[float, float]]
 
     def line(self) -> str:
-        cpu = ", ".join(f"{name} {us:,.0f}" for name, us in self.cpu_us.items())
+        cpu = ", ".join(f"{name} {total:,.0f} ({system:,.0f})" for name, (total, system) in self.cpu_us.items())
         failed = f"   FAILED {self.failed}" if self.failed else ""
         return (f"  {self.what:8s} {self.in_flight:3d} in flight  {self.figures.line()}   "
-                f"CPU us/payment: {cpu}{failed}")
+                f"CPU us/payment (system): {cpu}{failed}")
 
 
-def _cpu_s(pid: int) -> float:
-    """A process's user + system CPU seconds so far (every thread)."""
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """A process's user and system CPU seconds so far (every thread)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 class CpuMeter:
-    """CPU seconds of each named process (``None``: this one) over a block."""
+    """CPU seconds (user, system) of each named process (``None``: this one) over a block."""
 
     def __init__(self, pids: dict[str, int | None]) -> None:
         self.pids = pids
 
-    def read(self) -> dict[str, float]:
-        return {name: time.process_time() if pid is None else _cpu_s(pid) for name, pid in self.pids.items()}
+    def read(self) -> dict[str, tuple[float, float]]:
+        return {name: os.times()[:2] if pid is None else _cpu_s(pid) for name, pid in self.pids.items()}
 
     @contextmanager
-    def measure(self, into: dict[str, float]) -> Iterator[None]:
+    def measure(self, into: dict[str, tuple[float, float]]) -> Iterator[None]:
         before = self.read()
         yield
-        into.update({name: spent - before[name] for name, spent in self.read().items()})
+        into.update({name: (user - before[name][0], system - before[name][1])
+                     for name, (user, system) in self.read().items()})
 
 
 async def drive(call: Callable[[int], Awaitable[object]], count: int, in_flight: int
@@ -188,7 +288,7 @@ async def drive(call: Callable[[int], Awaitable[object]], count: int, in_flight:
 class Payer:
     """The bench as A's user: Pay over gRPC to A's worker, paying B's address or B's invoices."""
 
-    def __init__(self, payer: BenchNode, payee: BenchNode) -> None:
+    def __init__(self, payer: ChannelsNode, payee: ChannelsNode) -> None:
         self.payer, self.payee = payer, payee
         self.channel = grpc.aio.insecure_channel(payer.endpoint)
         self.payee_channel = grpc.aio.insecure_channel(payee.endpoint)
@@ -231,12 +331,12 @@ class Payer:
         else:
             call = warm = self.pay_address
         await drive(warm, WARM_UP, in_flight)
-        cpu: dict[str, float] = {}
+        cpu: dict[str, tuple[float, float]] = {}
         with meter.measure(cpu):
             latencies, wall, failed = await drive(call, count, in_flight)
-        done = max(1, len(latencies))
+        per = 1e6 / max(1, len(latencies))
         return Point(what, in_flight, _figures(latencies, wall), failed,
-                     {name: spent / done * 1e6 for name, spent in cpu.items()})
+                     {name: ((user + system) * per, system * per) for name, (user, system) in cpu.items()})
 
     def check_both_sides(self, channel_id: str) -> str:
         """Both workers hold the same latest state, both signatures, every payment in it."""
@@ -252,7 +352,7 @@ class Payer:
                 f"B's balance {int(balance_b):,} wei = the {self.paid:,} payments made")
 
 
-async def unary_floor(node: BenchNode, count: int, in_flight: int) -> Figures:
+async def unary_floor(node: ChannelsNode, count: int, in_flight: int) -> Figures:
     """An empty unary call (grpc.health.v1 Check) on the worker, as the bench makes its Pays."""
     async with grpc.aio.insecure_channel(node.endpoint) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -336,11 +436,11 @@ async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int,
         print("\ntwo hops: this tree's channels worker pays direct peers only (PayResponse has no route): "
               "nothing measured")
         return
-    net = await Network.start(directory / "two-hop", l1, ("carol-a", "carol-b", "carol-c"))
+    net = await Network.start(directory / "two-hop", l1, ("hop-a", "hop-b", "hop-c"))
     a, b, c = net.nodes
     try:
-        net.open(a, b, CHANNEL_FUNDS)
-        net.open(b, c, CHANNEL_FUNDS)
+        open_channel(a, b, CHANNEL_FUNDS)
+        open_channel(b, c, CHANNEL_FUNDS)
         payer = Payer(a, c)
         meter = CpuMeter({"A": a.pid, "B": b.pid, "C": c.pid, "bench": None} if meter_pids else {})
         print(f"\ntwo hops, A -> B -> C, {count:,} payments of C's invoices per row:")
@@ -359,47 +459,70 @@ def _load() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
-async def run(args: argparse.Namespace, directory: Path) -> None:
+async def direct(args: argparse.Namespace, a: ChannelsNode, b: ChannelsNode, anvil_pid: int | None,
+                 net: Network | None, directory: Path) -> list[Point]:
+    """The direct sweep A -> B (and the profile on bare workers): its points."""
     in_flights = tuple(int(n) for n in args.in_flight.split(","))
-    l1 = Anvil()
-    l1.start()
-    net = await Network.start(directory, l1, ("alice", "bob"))
-    try:
-        a, b = net.nodes
-        channel_id = net.open(a, b, CHANNEL_FUNDS)
-        print(f"channel {channel_id} A -> B open, {CHANNEL_FUNDS // ETHER} ETH (A's side); {_load()}", flush=True)
-        payer = Payer(a, b)
-        meter = CpuMeter({"A": a.pid, "B": b.pid, "bench": None, "anvil": l1.proc.pid if l1.proc else None})
-        points: list[Point] = []
-        print(f"\ndirect payments, A -> B, {args.payments:,} per row (after {WARM_UP} untimed), 1 wei each, "
-              "each durable on both sides when Pay returns:")
-        for what in ("address", "invoice"):
-            for in_flight in in_flights:
-                point = await payer.point(what, args.payments, in_flight, meter)
-                points.append(point)
-                print(point.line(), flush=True)
-        print("  " + payer.check_both_sides(channel_id))
-        print("\nan empty unary gRPC call (grpc.health.v1 Check on A's worker), from this process:")
-        for in_flight in (1, 32):
-            print(f"  {in_flight:3d} in flight  {(await unary_floor(a, args.payments, in_flight)).line()}")
-        if args.profile or args.cprofile:
+    channel_id = open_channel(a, b, CHANNEL_FUNDS)
+    print(f"channel {channel_id} A -> B open, {CHANNEL_FUNDS // ETHER} ETH (A's side); {_load()}", flush=True)
+    payer = Payer(a, b)
+    pids: dict[str, int | None] = {"A": a.pid, "B": b.pid, "bench": None}
+    if anvil_pid is not None:
+        pids["anvil"] = anvil_pid
+    meter = CpuMeter(pids)
+    points: list[Point] = []
+    print(f"\ndirect payments, A -> B, {args.payments:,} per row (after {WARM_UP} untimed), 1 wei each, "
+          "each durable on both sides when Pay returns:")
+    for what in ("address", "invoice"):
+        for in_flight in in_flights:
+            point = await payer.point(what, args.payments, in_flight, meter)
+            points.append(point)
+            print(point.line(), flush=True)
+    print("  " + payer.check_both_sides(channel_id))
+    print("\nan empty unary gRPC call (grpc.health.v1 Check on A's worker), from this process:")
+    for in_flight in (1, 32):
+        print(f"  {in_flight:3d} in flight  {(await unary_floor(a, args.payments, in_flight)).line()}")
+    if args.profile or args.cprofile:
+        if net is None:
+            print("\n--profile: bare workers only (it restarts them instrumented); run without --trees")
+        else:
             payer = await profile(net, payer, (1, 32), min(args.payments, 1000), args.cprofile, directory)
             print("  " + payer.check_both_sides(channel_id))
-        await payer.aclose()
-        net.close()
+    await payer.aclose()
+    return points
+
+
+async def run(args: argparse.Namespace, directory: Path) -> None:
+    l1 = Anvil()
+    l1.start()
+    try:
+        if args.trees:
+            trees = start_trees(directory)
+            try:
+                print("two trees: `l2node up` (its anvil, the whole devnet) and `l2node up --l1-rpc` (channels only)")
+                points = await direct(args, trees[0], trees[1], None, None, directory)
+            finally:
+                for tree in trees:
+                    tree.stop()
+        else:
+            net = await Network.start(directory, l1, ("alice", "bob"))
+            try:
+                points = await direct(args, net.nodes[0], net.nodes[1], l1.proc.pid if l1.proc else None, net,
+                                      directory)
+            finally:
+                net.close()
         if args.two_hop:
-            await two_hop(directory, l1, args.payments, in_flights, True)
+            await two_hop(directory, l1, args.payments, tuple(int(n) for n in args.in_flight.split(",")), True)
         print(f"\nceiling, same run and disk ({args.ceiling_payments:,} payments a mode; bench/channels_ceiling.py, "
               "one thread, no gRPC):")
         for mode, figures in ceiling(args.ceiling_payments, directory).items():
             print(f"  {mode:26s} {figures.line()}")
-        print("\nL1 gas (bench/channels_gas.py's measure(), on this anvil):")
+        print("\nL1 gas (bench/channels_gas.py's measure(), on the bench's own anvil):")
         print("  " + report(await measure(l1)).replace("\n", "\n  "))
         best = max((p for p in points if p.what == "address"), key=lambda p: p.figures.per_second)
         print(f"\nbest direct: {best.figures.per_second:,.0f} payments/s at {best.in_flight} in flight "
               f"(goal >= 5,000); p50 at 1 in flight {points[0].figures.p50_ms:.2f} ms (goal <= 5 ms); {_load()}")
     finally:
-        net.close()
         l1.stop()
 
 
@@ -410,13 +533,15 @@ def main() -> None:
     parser.add_argument("--ceiling-payments", type=int, default=2000)
     parser.add_argument("--profile", action="store_true", help="where a payment's time goes (instrumented workers)")
     parser.add_argument("--cprofile", action="store_true", help="--profile, and cProfile's top functions")
+    parser.add_argument("--trees", action="store_true",
+                        help="two trees (`l2node up`, and `l2node up --l1-rpc` on its anvil) instead of bare workers")
     parser.add_argument("--two-hop", action="store_true", help="A pays C's invoices through B")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where the nodes' data dirs go (default: a temp dir)")
     args = parser.parse_args()
     print(f"command: .venv/bin/python bench/channels.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {_load()}; "
-          "two bare channels workers (tests/channels/_nodes.py's), one anvil")
+    what = "two trees" if args.trees else "two bare channels workers (tests/channels/_nodes.py's), one anvil"
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {_load()}; {what}")
     with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
         asyncio.run(run(args, Path(tmp)))
 
