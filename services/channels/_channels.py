@@ -23,16 +23,17 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import grpc
 from opentelemetry import trace
 
-from protocol import FINAL_SEQUENCE
+from protocol import FINAL_SEQUENCE, ChannelRefused, Domain, UpdateKind, check_proposal, describe_update
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.l1 import OUTAGE, Deployment, L1Client, LocalSigner, TxSender, checksum, read_key
 from services.runtime import (
@@ -48,9 +49,13 @@ from services.runtime import (
 from supervisor import ChildSpec, Restart, task
 
 from ._adjudicator import L1_CANCELLED, L1_CLOSING, L1_CONCLUDED, L1_OPEN, L1_OPENING, Adjudicator
+from ._gossip import Gossip
+from ._payments import Payments, PaymentTerms
 from ._peer import PeerClient, require_sender, seal
+from ._proposal import Built, Make, Proposal, Refused
 from ._records import ChannelRecord, ChannelStatus, InvoiceRecord, InvoiceStatus, StateRecord
-from ._rules import ChannelRefused, Rules
+from ._routing import ChannelPolicy, Graph
+from ._rules import Rules
 from ._settings import ChannelsSettings
 from ._store import ChannelsStore, SequenceTaken
 from ._wire import amount_of, hex0x, parse_hex, state_of_pb, state_pb
@@ -59,7 +64,19 @@ ChannelFn = Callable[[str], grpc.aio.Channel]
 #: What a call to a peer or L1 may fail with that is no answer (the update stays pending).
 _TRANSIENT: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded, *OUTAGE)
 #: A proposal refused for a racing one is tried again this many times, above the peer's sequence.
-_RACE_RETRIES: Final = 8
+_RACE_RETRIES: Final = 12
+#: The refusals of a proposal that raced the peer's own: tried again above it.
+_RACES: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING")
+
+
+@dataclass(frozen=True, slots=True)
+class Flushed:
+    """A pending state delivered: co-signed now, with what it paid."""
+
+    state: StateRecord
+    preimage: bytes
+    payment_hash: bytes
+    request_key: str
 
 
 class Channels:
@@ -79,6 +96,16 @@ class Channels:
         self._peers: dict[str, PeerClient] = {}
         self._locks: dict[bytes, asyncio.Lock] = {}
         self._wake = asyncio.Event()
+        #: L1's clock minus this machine's (HTLC expiries are L1 seconds), refreshed by the L1 watcher.
+        self._l1_offset = 0.0
+        period = challenge_period_s
+        policy = ChannelPolicy(settings.fee_base_wei, settings.fee_ppm, settings.expiry_delta_s or max(2 * period, 1),
+                               settings.htlc_min_wei, 2**256 - 1, settings.max_accepted_htlcs)
+        self.payments = Payments(self, store, PaymentTerms(
+            policy, settings.final_expiry_delta_s or max(2 * period, 1), settings.max_accepted_htlcs,
+            settings.max_htlc_expiry_s or max(40 * period, 600), settings.payment_timeout_s), logger, tracer)
+        self.gossip = Gossip(self, store, Graph(rules.domain if rules else _NO_DOMAIN), policy, logger,
+                             settings.gossip_interval_s)
 
     @classmethod
     async def open(cls, settings: ChannelsSettings, store: ChannelsStore, logger: logging.Logger,
@@ -99,14 +126,38 @@ class Channels:
         except BaseException:
             await l1.aclose()
             raise
+        channels = cls(settings, store, logger, tracer, channel, endpoint, rules, adjudicator, l1, period)
+        await channels.refresh_clock()
         logger.info("channels ready", extra={"address": checksum(LocalSigner(key).address),
                                              "adjudicator": checksum(adjudicator.address),
                                              "challenge_period_s": period})
-        return cls(settings, store, logger, tracer, channel, endpoint, rules, adjudicator, l1, period)
+        return channels
 
     @property
     def address(self) -> bytes:
         return LocalSigner(self._rules().key).address
+
+    def l1_now(self) -> int:
+        """L1's time now, as this node knows it (HTLC expiries are L1 unix seconds)."""
+        return int(time.time() + self._l1_offset)
+
+    async def refresh_clock(self) -> None:
+        self._l1_offset = await self._l1().now() - time.time()
+
+    def peer_available(self, endpoint: str) -> bool:
+        """False while the peer's breaker is open (R8: routes go around it)."""
+        client = self._peers.get(endpoint)
+        return client is None or client.available
+
+    async def open_on_l1(self, channel_id: bytes) -> bool:
+        return (await self._l1().on_chain(channel_id)).status == L1_OPEN
+
+    def rules_of(self) -> Rules:
+        return self._rules()
+
+    async def flush(self, record: ChannelRecord) -> None:
+        """Re-send this node's pending state of the channel, if any (the caller holds its lock)."""
+        await self._flush(record)
 
     def _rules(self) -> Rules:
         if self.rules is None:
@@ -123,7 +174,9 @@ class Channels:
             return []
         # The resume task ends once every pending state is answered: transient, not restarted then.
         return [ChildSpec(id="resume", start=task(self._resume), restart=Restart.TRANSIENT),
-                ChildSpec(id="l1", start=task(self._watch_l1))]
+                ChildSpec(id="l1", start=task(self._watch_l1)),
+                ChildSpec(id="htlcs", start=task(self.payments.run)),
+                ChildSpec(id="gossip", start=task(self.gossip.run))]
 
     async def aclose(self) -> None:
         if self._l1_client is not None:
@@ -240,36 +293,63 @@ class Channels:
             signed = self.store.state(cid, 0) or funding
         return seal(rules, pb.OpenResponse(channel_id=hex0x(cid), signature=signed.sig_b))
 
-    # --- payments ---------------------------------------------------------------------------------
+    # --- updates: the one way a state changes -----------------------------------------------------
 
-    async def pay(self, record: ChannelRecord, amount: int, payment_hash: bytes = b"") -> tuple[StateRecord, bytes]:
+    async def pay(self, record: ChannelRecord, amount: int, payment_hash: bytes = b"", request_key: str = ""
+                  ) -> tuple[StateRecord, bytes]:
         """Pay ``amount`` to the channel's peer (its invoice ``payment_hash``, or b""): the co-signed
-        new state and the invoice's preimage (b"")."""
+        new state and the invoice's preimage (b""). A retry of the same invoice, or of the same
+        ``request_key`` (the client's request_id), pays once: the first attempt's state, delivered
+        now if it was left pending (the peer did not answer), is the answer."""
         if amount <= 0:
             raise InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT")
         async with self.lock(record.channel_id):
             flushed = await self._flush(record)
-            if flushed is not None and payment_hash and flushed[2] == payment_hash:
-                return flushed[0], flushed[1]  # a retried invoice payment, delivered now
+            if flushed is not None and ((payment_hash and flushed.payment_hash == payment_hash)
+                                        or (request_key and flushed.request_key == request_key)):
+                return flushed.state, flushed.preimage  # a retried payment, delivered now
             done = self.store.paid(payment_hash) if payment_hash else None
             if done is not None:
                 return done  # a retried invoice payment, delivered before (at a restart): paid once
-            for _ in range(_RACE_RETRIES):
-                record = self.channel(record.channel_id)
-                if record.status != ChannelStatus.OPEN:
-                    raise FailedPrecondition(f"channel 0x{record.channel_id.hex()} is {record.status.name}, not OPEN",
-                                             reason="CHANNEL_NOT_OPEN")
-                latest = self._latest(record)
+            again = self.store.by_request_key(request_key) if request_key else None
+            if again is not None:
+                return again, b""  # a retried address payment, delivered before: paid once
+
+            def transfer(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
                 ours = latest.balance_a if record.we_are_a else latest.balance_b
                 if amount > ours:
                     raise FailedPrecondition(f"this node holds {ours} wei in the channel, not {amount}",
                                              reason="INSUFFICIENT_BALANCE")
                 delta = -amount if record.we_are_a else amount
-                state = StateRecord(record.channel_id, self.store.highest_sequence(record.channel_id) + 1,
-                                    latest.balance_a + delta, latest.balance_b - delta, latest.htlcs)
-                answer = await self._propose(record, state, amount, payment_hash, final=False)
-                if answer is not None:
-                    return answer
+                state = StateRecord(record.channel_id, sequence, latest.balance_a + delta, latest.balance_b - delta,
+                                    latest.htlcs)
+                return Built(state, Proposal(amount=amount, payment_hash=payment_hash))
+
+            return await self.propose(record, transfer, request_key)
+
+    async def propose(self, record: ChannelRecord, make: Make, request_key: str = "") -> tuple[StateRecord, bytes]:
+        """One update this node proposes: ``make`` builds it on the latest co-signed state at the
+        next free sequence; signed, stored (durable), sent, its counter-signature stored. Tried
+        again above the peer's sequence when both sides raced. The caller holds the channel's lock
+        and flushed its pending state. Raises on a refusal and on no answer (the state stays
+        pending: re-sent as it is)."""
+        rules = self._rules()
+        for attempt in range(_RACE_RETRIES):
+            record = self.channel(record.channel_id)
+            if record.status != ChannelStatus.OPEN:
+                raise FailedPrecondition(f"channel 0x{record.channel_id.hex()} is {record.status.name}, not OPEN",
+                                         reason="CHANNEL_NOT_OPEN")
+            latest = self._latest(record)
+            built = make(record, latest, self.store.highest_sequence(record.channel_id) + 1)
+            signed = built.state.signed(record.we_are_a, rules.sign(built.state))
+            request = seal(rules, built.proposal.request(signed, record.we_are_a))
+            self.store.put_state(signed, built.proposal.payment_hash, request.SerializeToString(deterministic=True),
+                                 built.effects, request_key)  # durable before the signature leaves
+            answer = await self._send(record, signed, request)
+            if answer is not None:
+                return answer
+            # Both proposed at once: back off a little, at random, so one of the two goes first.
+            await asyncio.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
         raise Unavailable("the peer kept proposing at the same sequences: try again", reason="SEQUENCE_CONFLICT",
                           retry_delay_s=0.1)
 
@@ -278,53 +358,54 @@ class Channels:
         assert latest is not None  # the funding state is co-signed before a channel is stored OPENING
         return latest
 
-    async def _propose(self, record: ChannelRecord, state: StateRecord, amount: int, payment_hash: bytes,
-                       final: bool) -> tuple[StateRecord, bytes] | None:
-        """Sign, store, send, store the counter-signature: the co-signed state and a preimage; None
-        when the peer refused it for a racing proposal (try again above). Raises on other refusals
-        and on no answer (the state stays pending: re-sent as it is)."""
+    async def _send(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest
+                    ) -> tuple[StateRecord, bytes] | None:
+        """Send this node's signed ``state`` (its proposal ``request``); store the counter-signature
+        with what the update means to this node (its payment, forward, close). The co-signed state
+        and a preimage; None when the peer refused it for a racing proposal."""
         rules = self._rules()
-        state = self.store.put_state(state.signed(record.we_are_a, rules.sign(state)), payment_hash)  # durable first
-        return await self._send(record, state, amount, payment_hash, final)
-
-    async def _send(self, record: ChannelRecord, state: StateRecord, amount: int, payment_hash: bytes,
-                    final: bool) -> tuple[StateRecord, bytes] | None:
-        rules = self._rules()
-        mine = state.sig_a if record.we_are_a else state.sig_b
-        request = seal(rules, pb.ProposeRequest(state=state_pb(state), signature=mine, amount=str(amount),
-                                                payment_hash=hex0x(payment_hash) if payment_hash else "",
-                                                final=final))
         answer = await self._ask(self.peer(record.peer).propose(request))
         require_sender(answer, record.theirs, "the peer's answer")
         if not answer.accepted:
             self.store.refuse(state.channel_id, state.sequence)
-            if answer.reason == "SEQUENCE_CONFLICT":
+            update = describe_update(rules.state(self._latest(record)), rules.state(state))
+            if update.kind is UpdateKind.ADD_HTLC:  # whoever waits on that HTLC learns it never went
+                self.payments.refused(record, update, answer.reason, answer.message)
+            if answer.reason in _RACES:
                 return None
             raise FailedPrecondition(f"the peer refused the update: {answer.message}", reason=answer.reason)
         if rules.signer_of(state, answer.signature) != record.theirs:
             raise PermissionDenied("the peer's counter-signature is not its own", reason="BAD_STATE_SIGNATURE")
+        proposal = Proposal.of(request)
         preimage = bytes.fromhex(answer.preimage.removeprefix("0x")) if answer.preimage else b""
-        if payment_hash and hashlib.sha256(preimage).digest() != payment_hash:
+        if proposal.payment_hash and hashlib.sha256(preimage).digest() != proposal.payment_hash:
             raise PermissionDenied("the peer's preimage does not hash to the invoice's payment hash",
                                    reason="BAD_PREIMAGE")
         cosigned = state.signed(not record.we_are_a, answer.signature)
-        kind = "CHANNEL_CLOSING" if final else "PAYMENT_SENT"
-        self.store.record_payment(cosigned, kind, payment_hash, amount, preimage)
+        update = describe_update(rules.state(self._latest(record)), rules.state(state))
+        if update.kind is UpdateKind.TRANSFER:
+            self.store.record_payment(cosigned, "PAYMENT_SENT", proposal.payment_hash, proposal.amount, preimage)
+        elif update.kind is UpdateKind.FINAL:
+            self.store.put_state(cosigned)
+            self.store.update_channel(replace(self.channel(record.channel_id), status=ChannelStatus.CLOSING),
+                                      "CHANNEL_CLOSING")
+        else:
+            assert update.htlc is not None
+            effects, event = self.payments.proposed(record, update, proposal)
+            self.store.record_payment(cosigned, event, update.htlc.payment_hash, update.amount, effects=effects)
+            self.payments.wake()
         return cosigned, preimage
 
-    async def _flush(self, record: ChannelRecord) -> tuple[StateRecord, bytes, bytes] | None:
-        """Re-send this node's pending state (signed, never answered) as it is, first: the co-signed
-        state, the preimage and the payment hash of the invoice it paid; None: nothing pending."""
+    async def _flush(self, record: ChannelRecord) -> Flushed | None:
+        """Re-send this node's pending state (signed, never answered) as it is, first; None: nothing
+        pending (or the peer refused it for a racing proposal)."""
         pending = self.store.pending(record.channel_id)
         if pending is None:
             return None
-        latest = self._latest(record)
-        ours_then = latest.balance_a if record.we_are_a else latest.balance_b
-        ours_now = pending.balance_a if record.we_are_a else pending.balance_b
-        payment_hash = self.store.payment_of(record.channel_id, pending.sequence)
-        answer = await self._send(record, pending, ours_then - ours_now, payment_hash,
-                                  pending.sequence == FINAL_SEQUENCE)
-        return None if answer is None else (*answer, payment_hash)
+        body, request_key = self.store.request_of(record.channel_id, pending.sequence)
+        request = pb.ProposeRequest.FromString(body)
+        answer = await self._send(record, pending, request)
+        return None if answer is None else Flushed(*answer, Proposal.of(request).payment_hash, request_key)
 
     async def _ask(self, call: Any) -> Any:
         try:
@@ -347,12 +428,11 @@ class Channels:
         record = self.channel(state.channel_id)
         require_sender(request, record.theirs, "the proposal")
         try:
-            answer = self._accept(record, state, request)
-        except _Refused as refused:
+            cosigned, preimage = self._accept(record, state, request)
+        except Refused as refused:
             return seal(rules, pb.ProposeResponse(
                 channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False, reason=refused.reason,
                 message=str(refused), signed_upto=max(0, self.store.highest_sequence(state.channel_id))))
-        cosigned, preimage = answer
         mine = cosigned.sig_a if record.we_are_a else cosigned.sig_b
         return seal(rules, pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence,
                                               accepted=True, signature=mine,
@@ -364,70 +444,66 @@ class Channels:
         rules = self._rules()
         theirs_a = not record.we_are_a
         if rules.signer_of(state, request.signature) != record.theirs:
-            raise _Refused("the state is not signed by the channel's other participant", "BAD_STATE_SIGNATURE")
+            raise Refused("BAD_STATE_SIGNATURE", "the state is not signed by the channel's other participant")
         proposed = state.signed(theirs_a, request.signature)
         held = self.store.state(state.channel_id, state.sequence)
-        payment_hash = parse_hex(request.payment_hash, 32, "payment_hash") if request.payment_hash else b""
+        proposal = Proposal.of(request)
         if held is not None and held.same_content(state) and held.cosigned:
             # A re-sent proposal this node already accepted: the same answer again.
-            return held, self._preimage(payment_hash)
+            return held, self._preimage(proposal.payment_hash)
         if record.status not in (ChannelStatus.OPEN,):
-            raise _Refused(f"the channel is {record.status.name}", "CHANNEL_NOT_OPEN")
+            raise Refused("CHANNEL_NOT_OPEN", f"the channel is {record.status.name}")
         latest = self._latest(record)
-        if state.sequence <= self.store.highest_sequence(state.channel_id):
+        highest = self.store.highest_sequence(state.channel_id)
+        if state.sequence <= highest:
             reason = "SEQUENCE_CONFLICT" if state.sequence > latest.sequence else "STALE_SEQUENCE"
-            raise _Refused(f"sequence {state.sequence} is not above {self.store.highest_sequence(state.channel_id)}, "
-                           "the highest this node signed", reason)
+            raise Refused(reason, f"sequence {state.sequence} is not above {highest}, the highest this node signed")
+        if self.store.pending(state.channel_id) is not None:
+            # This node's own proposal is unanswered: the peer may have accepted it and built on it.
+            raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
+        if proposal.final != (state.sequence == FINAL_SEQUENCE):
+            raise Refused("BAD_FINAL_STATE", f"sequence {FINAL_SEQUENCE} is the final state's, and only its")
         try:
-            rules.check(latest, state, record)
+            update = check_proposal(rules.state(latest), rules.state(state), rules.channel(record), record.theirs,
+                                    preimages_known=(proposal.preimage,) if proposal.preimage else (),
+                                    now=self.l1_now(), expiry_delta=rules.expiry_delta_s)
         except ChannelRefused as exc:
-            raise _Refused(exc.message, str(exc.reason)) from None
-        amount = amount_of(request.amount, "amount")
-        ours_then = latest.balance_b if theirs_a else latest.balance_a
-        ours_now = state.balance_b if theirs_a else state.balance_a
-        if state.htlcs != latest.htlcs:
-            raise _Refused("a direct payment changes no HTLC", "UNEXPECTED_HTLCS")
-        if request.final != (state.sequence == FINAL_SEQUENCE):
-            raise _Refused(f"sequence {FINAL_SEQUENCE} is the final state's, and only its", "BAD_FINAL_STATE")
-        if request.final:
-            if amount != 0 or state.balance_a != latest.balance_a:
-                raise _Refused("a final state keeps the last balances", "BAD_FINAL_STATE")
-            if state.htlcs:
-                raise _Refused("a channel with HTLCs in flight cannot close cooperatively", "HTLCS_IN_FLIGHT")
-        elif amount <= 0 or ours_now - ours_then != amount:
-            raise _Refused(f"the state moves {ours_now - ours_then} wei to this node, not the payment's {amount}",
-                           "AMOUNT_MISMATCH")
-        preimage = b""
-        if payment_hash:
-            invoice = self.store.invoice(payment_hash)
-            if invoice is None or invoice.status != InvoiceStatus.OPEN:
-                raise _Refused("no open invoice of that payment hash", "UNKNOWN_INVOICE")
-            if invoice.amount != amount:
-                raise _Refused(f"the invoice is for {invoice.amount} wei, not {amount}", "AMOUNT_MISMATCH")
-            preimage = invoice.preimage
+            raise Refused(str(exc.reason), exc.message) from None
         cosigned = proposed.signed(not theirs_a, rules.sign(state))
+        preimage = b""
         try:
-            if request.final:
+            if update.kind is UpdateKind.FINAL:
                 self.store.put_state(cosigned)
                 self.store.update_channel(replace(record, status=ChannelStatus.CLOSING), "CHANNEL_CLOSING")
+            elif update.kind is UpdateKind.TRANSFER:
+                preimage = self._transfer_received(update.amount, proposal)
+                self.store.record_payment(cosigned, "PAYMENT_RECEIVED", proposal.payment_hash, update.amount)
             else:
-                self.store.record_payment(cosigned, "PAYMENT_RECEIVED", payment_hash, amount)  # durable first
+                effects, event = self.payments.received(record, update, proposal)
+                assert update.htlc is not None
+                self.store.record_payment(cosigned, event, update.htlc.payment_hash, update.amount, effects=effects)
+                self.payments.wake()
         except SequenceTaken:
-            raise _Refused(f"this node holds another state at sequence {state.sequence}", "SEQUENCE_CONFLICT") from None
+            raise Refused("SEQUENCE_CONFLICT", f"this node holds another state at sequence {state.sequence}") from None
         return cosigned, preimage
+
+    def _transfer_received(self, amount: int, proposal: Proposal) -> bytes:
+        """A direct payment to this node: its amount is the proposal's, an invoice's is paid whole."""
+        if amount != proposal.amount:
+            raise Refused("AMOUNT_MISMATCH",
+                          f"the state moves {amount} wei to this node, not the payment's {proposal.amount}")
+        if not proposal.payment_hash:
+            return b""
+        invoice = self.store.invoice(proposal.payment_hash)
+        if invoice is None or invoice.status != InvoiceStatus.OPEN:
+            raise Refused("UNKNOWN_INVOICE", "no open invoice of that payment hash")
+        if invoice.amount != amount:
+            raise Refused("AMOUNT_MISMATCH", f"the invoice is for {invoice.amount} wei, not {amount}")
+        return invoice.preimage
 
     def _preimage(self, payment_hash: bytes) -> bytes:
         invoice = self.store.invoice(payment_hash) if payment_hash else None
         return invoice.preimage if invoice is not None else b""
-
-    def on_announce(self, request: pb.AnnounceRequest) -> pb.AnnounceResponse:
-        """A peer's capacity and fees over a channel with this node: checked (its sender is the
-        channel's other participant); routing over them is the next slice's."""
-        record = self.channel(parse_hex(request.channel_id, 32, "channel_id"))
-        require_sender(request, record.theirs, "the announcement")
-        if parse_hex(request.node, 20, "node") != record.theirs:
-            raise PermissionDenied("an announcement speaks for its sender only", reason="BAD_PEER_SIGNATURE")
-        return seal(self._rules(), pb.AnnounceResponse(known=True))
 
     # --- invoices ---------------------------------------------------------------------------------
 
@@ -439,6 +515,13 @@ class Channels:
                                 int(time.time()))
         self.store.add_invoice(invoice)
         return invoice
+
+    def direct_channel(self, payee: bytes, amount: int) -> ChannelRecord | None:
+        """An OPEN channel with ``payee`` that can carry ``amount`` from this node, if any."""
+        try:
+            return self.channel_to(payee, amount)
+        except FailedPrecondition:
+            return None
 
     def channel_to(self, payee: bytes, amount: int) -> ChannelRecord:
         """An OPEN channel with ``payee`` that can carry ``amount`` from this node."""
@@ -469,12 +552,16 @@ class Channels:
                 return record, tx
             if record.status == ChannelStatus.OPEN:
                 await self._flush(record)
-                record = self.store.update_channel(replace(record, status=ChannelStatus.CLOSING), "CHANNEL_CLOSING")
                 latest = self._latest(record)
-                state = StateRecord(record.channel_id, FINAL_SEQUENCE, latest.balance_a, latest.balance_b)
-                if await self._propose(record, state, 0, b"", final=True) is None:
-                    raise Unavailable("the peer is proposing: try again", reason="SEQUENCE_CONFLICT",
-                                      retry_delay_s=0.1)
+                if latest.htlcs:
+                    raise FailedPrecondition(f"{len(latest.htlcs)} HTLCs are in flight: close once they resolve, "
+                                             "or force the close", reason="HTLCS_PENDING")
+
+                def make_final(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
+                    state = StateRecord(record.channel_id, FINAL_SEQUENCE, latest.balance_a, latest.balance_b)
+                    return Built(state, Proposal(final=True))
+
+                await self.propose(record, make_final)
             else:
                 with contextlib.suppress(Unavailable):
                     await self._flush(record)  # a final state not yet answered
@@ -526,6 +613,7 @@ class Channels:
     async def _l1_round(self) -> bool:
         adjudicator = self._l1()
         busy = False
+        await self.refresh_clock()
         for record in self.store.channels_in((ChannelStatus.OPENING, ChannelStatus.OPEN, ChannelStatus.CLOSING,
                                                ChannelStatus.DISPUTED)):
             on_chain = await adjudicator.on_chain(record.channel_id)
@@ -562,9 +650,8 @@ class Channels:
         self._wake.set()
 
 
-class _Refused(Exception):
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+#: The graph's domain of a worker without L1 (it routes nothing).
+_NO_DOMAIN: Final = Domain(1, bytes(20))
+
 
 

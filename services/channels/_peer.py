@@ -76,6 +76,10 @@ class PeerClient:
         self._stub = channels_pb2_grpc.PeerServiceStub(channel(address))
         self._policy = CallPolicy.for_target(f"peer {address}",
                                              PolicyConfig(deadline_s=deadline_s, max_attempts=_ATTEMPTS))
+        # Gossip is best effort and in the background: its failures must not open the breaker
+        # payments go through (a peer back from an outage would stay shunned for no payment's sake).
+        self._gossip_policy = CallPolicy.for_target(f"peer {address} gossip",
+                                                    PolicyConfig(deadline_s=deadline_s, max_attempts=1))
         self._deadline = deadline_s
 
     async def hello(self, request: pb.HelloRequest) -> pb.HelloResponse:
@@ -83,6 +87,14 @@ class PeerClient:
 
     async def open(self, request: pb.OpenRequest) -> pb.OpenResponse:
         return await call_unary(self._policy, self._stub.Open, request, deadline_s=self._deadline, mutating=True)
+
+    @property
+    def available(self) -> bool:
+        """False while this peer's breaker is open."""
+        return str(self._policy.circuit.current_state) != "open"
+
+    async def announce(self, request: pb.AnnounceRequest) -> pb.AnnounceResponse:
+        return await call_unary(self._gossip_policy, self._stub.Announce, request, deadline_s=self._deadline)
 
     async def propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
         return await call_unary(self._policy, self._stub.Propose, request, deadline_s=self._deadline,

@@ -102,3 +102,75 @@ class EventRecord:
     payment_hash: bytes
     amount: int
     at: int
+
+
+class ForwardStatus(enum.IntEnum):
+    """Where an HTLC offered to this node stands (services/channels/_payments.py, H-rules)."""
+
+    #: Co-signed in the incoming channel; not yet sent on (or, for the payee, not yet settled).
+    RECEIVED = 1
+    #: Offered on downstream (co-signed there): waiting for its settle or fail.
+    FORWARDED = 2
+    #: The preimage is known (the payee's invoice, or downstream's settle): settle upstream.
+    SETTLING = 3
+    #: Downstream failed it, or it could not be sent on: fail it upstream.
+    FAILING = 4
+    #: Settled or failed in the incoming channel: nothing left to do.
+    DONE = 5
+
+
+class PaymentStatus(enum.IntEnum):
+    """The proto's PAYMENT_STATUS_* (same numbers)."""
+
+    IN_FLIGHT = 1
+    SUCCEEDED = 2
+    FAILED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RouteHop:
+    """One HTLC of a route as the payer computed it and every hop reads it (in clear)."""
+
+    channel_id: bytes
+    #: The node this hop pays (the HTLC's receiver).
+    node: bytes
+    amount: int
+    expiry: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardRecord:
+    """An HTLC a peer offered this node, and what this node does with it: send it on along
+    ``onward`` (its first hop over ``out_channel``), or settle it as the payee (``onward`` empty)."""
+
+    in_channel: bytes
+    payment_hash: bytes
+    amount: int
+    expiry: int
+    onward: tuple[RouteHop, ...]
+    status: ForwardStatus
+    out_channel: bytes = b""
+    preimage: bytes = b""
+    reason: str = ""
+    message: str = ""
+    updated_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A payment this node sends: one row per payment hash, whatever the routes tried."""
+
+    payment_hash: bytes
+    payee: bytes
+    amount: int
+    status: PaymentStatus
+    fee: int = 0
+    route: tuple[RouteHop, ...] = ()
+    #: The first hop's channel of the current attempt.
+    channel_id: bytes = b""
+    attempts: int = 0
+    preimage: bytes = b""
+    reason: str = ""
+    message: str = ""
+    created_at: int = 0
+    updated_at: int = 0

@@ -4,7 +4,6 @@ check. The peer messages' own signatures (over their content) use the same secp2
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -15,7 +14,6 @@ from protocol import (
     Domain,
     Htlc,
     channel_id,
-    check_update,
     keccak256,
     recover_signer,
     sign_state,
@@ -62,6 +60,12 @@ class Rules:
         return ChannelState(record.channel_id, record.sequence, record.balance_a, record.balance_b,
                             tuple(Htlc(f, amount, h, expiry) for f, amount, h, expiry in record.htlcs))
 
+    @staticmethod
+    def record(state: ChannelState, sequence: int) -> StateRecord:
+        """protocol's ``state`` as a record at ``sequence`` (the next free one: C2 lets it skip)."""
+        return StateRecord(state.channel_id, sequence, state.balance_a, state.balance_b,
+                           tuple((h.from_a, h.amount, h.payment_hash, h.expiry) for h in state.htlcs))
+
     def digest(self, record: StateRecord) -> bytes:
         return state_digest(self.state(record), self.domain)
 
@@ -85,7 +89,3 @@ class Rules:
         except ChannelRefused:
             return None
 
-    def check(self, prev: StateRecord, new: StateRecord, channel: ChannelRecord) -> None:
-        """protocol's check_update (C1-C7): raises its ChannelRefused."""
-        check_update(self.state(prev), self.state(new), self.channel(channel), now=int(time.time()),
-                     expiry_delta=self.expiry_delta_s)

@@ -15,11 +15,12 @@ from typing import Any, Final
 
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from protos.l2node.channels.v1 import channels_pb2_grpc
-from services.runtime import FieldViolation, Idempotency, InvalidArgument
+from services.runtime import FailedPrecondition, FieldViolation, Idempotency, InvalidArgument, NotFound
 
 from ._channels import Channels
-from ._records import ChannelRecord
-from ._wire import amount_of, channel_pb, decode_invoice, event_pb, invoice_pb, parse_hex
+from ._payments import check_pay_limits
+from ._records import ChannelRecord, PaymentStatus
+from ._wire import amount_of, channel_pb, decode_invoice, event_pb, hex0x, invoice_pb, parse_hex, payment_pb
 
 DEFAULT_PAGE: Final = 50
 MAX_PAGE: Final = 500
@@ -94,16 +95,48 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             payee = parse_hex(request.address, 20, "address")
         else:
             raise InvalidArgument("give invoice or address", reason="MISSING_TARGET")
+        if amount <= 0:
+            raise InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT",
+                                  field_violations=[FieldViolation("amount", "wei > 0")])
+        max_fee, attempts, hops = check_pay_limits(
+            amount, amount_of(request.max_fee, "max_fee") if request.max_fee else None, request.max_attempts,
+            request.max_hops)
 
         async def run() -> pb.PayResponse:
-            record = self._channels.channel_to(payee, amount)
-            state, preimage = await self._channels.pay(record, amount, payment_hash)
-            return pb.PayResponse(channel_id="0x" + state.channel_id.hex(), sequence=state.sequence,
-                                  payment_hash="0x" + payment_hash.hex() if payment_hash else "",
-                                  preimage="0x" + preimage.hex() if preimage else "",
-                                  channel=self._pb(self._channels.channel(record.channel_id)))
+            direct = self._channels.direct_channel(payee, amount)
+            if direct is not None or not payment_hash:
+                record = direct or self._channels.channel_to(payee, amount)
+                state, preimage = await self._channels.pay(record, amount, payment_hash, request.request_id)
+                return pb.PayResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence,
+                                      payment_hash=hex0x(payment_hash) if payment_hash else "",
+                                      preimage=hex0x(preimage) if preimage else "",
+                                      channel=self._pb(self._channels.channel(record.channel_id)))
+            payment = await self._channels.payments.pay(payee, amount, payment_hash, max_fee, attempts, hops)
+            if payment.status != PaymentStatus.SUCCEEDED:
+                raise FailedPrecondition(f"the payment failed after {payment.attempts} attempts: {payment.message}",
+                                         reason=payment.reason or "PAYMENT_FAILED")
+            first = self._store.channel(payment.channel_id)
+            latest = self._store.latest_cosigned(payment.channel_id)
+            return pb.PayResponse(channel_id=hex0x(payment.channel_id),
+                                  sequence=latest.sequence if latest is not None else 0,
+                                  payment_hash=hex0x(payment_hash), preimage=hex0x(payment.preimage),
+                                  channel=self._pb(first) if first is not None else None, payment=payment_pb(payment))
 
         return await self._once.once(request.request_id, run)
+
+    async def GetPayment(self, request: pb.GetPaymentRequest, context: Any) -> pb.GetPaymentResponse:
+        payment = self._store.payment(parse_hex(request.payment_hash, 32, "payment_hash"))
+        if payment is None:
+            raise NotFound(f"no payment {request.payment_hash} sent by this node", reason="PAYMENT_NOT_FOUND")
+        return pb.GetPaymentResponse(payment=payment_pb(payment))
+
+    async def ListKnownChannels(self, request: pb.ListKnownChannelsRequest, context: Any
+                                ) -> pb.ListKnownChannelsResponse:
+        return pb.ListKnownChannelsResponse(channels=[
+            pb.KnownChannel(channel_id=hex0x(a.channel_id), node=hex0x(a.sender), peer=hex0x(a.receiver),
+                            capacity=str(a.capacity), fee_base=str(a.policy.fee_base_wei), fee_ppm=a.policy.fee_ppm,
+                            expiry_delta_s=a.policy.expiry_delta_s, timestamp=a.timestamp)
+            for a in self._channels.gossip.graph.announcements()])
 
     async def CloseChannel(self, request: pb.CloseChannelRequest, context: Any) -> pb.CloseChannelResponse:
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
@@ -147,4 +180,4 @@ class PeerServicer(channels_pb2_grpc.PeerServiceServicer):
         return self._channels.on_propose(request)
 
     async def Announce(self, request: pb.AnnounceRequest, context: Any) -> pb.AnnounceResponse:
-        return self._channels.on_announce(request)
+        return await self._channels.gossip.on_announce(request)

@@ -35,15 +35,45 @@ class ChannelsSettings:
     poll_interval_s: float = 0.5
     #: An L1 transaction of an open or a close waits this long for its receipt.
     l1_timeout_s: float = 60.0
+    #: Routing terms this node announces for the channels it forwards over (services/channels/
+    #: _routing.py R5, _payments.py H1-H6): a base fee in wei plus parts per million of the amount.
+    fee_base_wei: int = 1_000
+    fee_ppm: int = 1_000
+    #: How much earlier than the incoming HTLC the outgoing one must expire (BOLT's
+    #: cltv_expiry_delta, L1 seconds): time to claim upstream on L1 after learning a preimage at the
+    #: last moment. 0: twice the adjudicator's challenge period.
+    expiry_delta_s: int = 0
+    #: How long the payee's HTLC has left when a route is built. 0: twice the challenge period.
+    final_expiry_delta_s: int = 0
+    #: The smallest HTLC this node takes (H1): a slot costs something.
+    htlc_min_wei: int = 1_000
+    #: HTLCs a peer may have in flight towards this node in one channel (H2, BOLT 2's
+    #: max_accepted_htlcs; C5's 483 bounds both directions together).
+    max_accepted_htlcs: int = 240
+    #: The furthest expiry of an HTLC this node takes (H3). 0: 40 challenge periods (at least 600 s).
+    max_htlc_expiry_s: int = 0
+    #: A routed Pay answers PAYMENT_IN_FLIGHT if the payment is still unresolved after this long.
+    payment_timeout_s: float = 60.0
+    #: How often the gossip task looks for channels to announce again (and peers' breakers).
+    gossip_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("peer_deadline_s", "poll_interval_s", "l1_timeout_s"):
+        for name in ("peer_deadline_s", "poll_interval_s", "l1_timeout_s", "payment_timeout_s", "gossip_interval_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 600:
                 raise ValueError(f"{name} {value!r} must be seconds in (0, 600]")
         if isinstance(self.min_challenge_period_s, bool) or not isinstance(self.min_challenge_period_s, int) \
                 or self.min_challenge_period_s < 0:
             raise ValueError(f"min_challenge_period_s {self.min_challenge_period_s!r} must be whole seconds >= 0")
+        for name in ("fee_base_wei", "fee_ppm", "expiry_delta_s", "final_expiry_delta_s", "max_htlc_expiry_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+                raise ValueError(f"{name} {value!r} must be a whole number >= 0")
+        if isinstance(self.htlc_min_wei, bool) or not isinstance(self.htlc_min_wei, int) or self.htlc_min_wei < 1:
+            raise ValueError(f"htlc_min_wei {self.htlc_min_wei!r} must be wei >= 1")
+        if isinstance(self.max_accepted_htlcs, bool) or not isinstance(self.max_accepted_htlcs, int) \
+                or not 1 <= self.max_accepted_htlcs <= 483:
+            raise ValueError(f"max_accepted_htlcs {self.max_accepted_htlcs!r} must be in [1, 483]")
         if not isinstance(self.endpoint, str) or (self.endpoint and ":" not in self.endpoint):
             raise ValueError(f"endpoint {self.endpoint!r} must be a gRPC address (host:port), or empty")
 

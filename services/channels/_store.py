@@ -15,7 +15,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -25,11 +25,19 @@ from ._records import (
     ChannelRecord,
     ChannelStatus,
     EventRecord,
+    ForwardRecord,
+    ForwardStatus,
     HtlcTuple,
     InvoiceRecord,
     InvoiceStatus,
+    PaymentRecord,
+    PaymentStatus,
+    RouteHop,
     StateRecord,
 )
+
+#: A write that goes into the same commit as a co-signed state (a forward's or a payment's new status).
+Effect = Callable[[sqlite3.Connection], None]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS channels (
@@ -41,7 +49,7 @@ CREATE TABLE IF NOT EXISTS states (
     channel_id BLOB NOT NULL REFERENCES channels (channel_id), sequence INTEGER NOT NULL,
     balance_a TEXT NOT NULL, balance_b TEXT NOT NULL, htlcs TEXT NOT NULL, sig_a BLOB NOT NULL,
     sig_b BLOB NOT NULL, refused INTEGER NOT NULL DEFAULT 0, payment_hash BLOB NOT NULL DEFAULT x'',
-    preimage BLOB NOT NULL DEFAULT x'',
+    preimage BLOB NOT NULL DEFAULT x'', request BLOB NOT NULL DEFAULT x'', request_key TEXT NOT NULL DEFAULT '',
     UNIQUE (channel_id, sequence));
 CREATE TABLE IF NOT EXISTS invoices (
     payment_hash BLOB PRIMARY KEY, preimage BLOB NOT NULL, amount TEXT NOT NULL, memo TEXT NOT NULL,
@@ -50,7 +58,25 @@ CREATE TABLE IF NOT EXISTS events (
     sequence INTEGER PRIMARY KEY, kind TEXT NOT NULL, channel_id BLOB NOT NULL, payment_hash BLOB NOT NULL,
     amount TEXT NOT NULL, at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS events_channel ON events (channel_id);
+CREATE TABLE IF NOT EXISTS forwards (
+    in_channel BLOB NOT NULL, payment_hash BLOB NOT NULL, amount TEXT NOT NULL, expiry INTEGER NOT NULL,
+    onward TEXT NOT NULL, status INTEGER NOT NULL, out_channel BLOB NOT NULL, preimage BLOB NOT NULL,
+    reason TEXT NOT NULL, message TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (in_channel, payment_hash));
+CREATE INDEX IF NOT EXISTS forwards_out ON forwards (out_channel, payment_hash);
+CREATE INDEX IF NOT EXISTS forwards_status ON forwards (status) WHERE status != 5;
+CREATE TABLE IF NOT EXISTS payments (
+    payment_hash BLOB PRIMARY KEY, payee BLOB NOT NULL, amount TEXT NOT NULL, status INTEGER NOT NULL,
+    fee TEXT NOT NULL, route TEXT NOT NULL, channel_id BLOB NOT NULL, attempts INTEGER NOT NULL,
+    preimage BLOB NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL, created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS payments_channel ON payments (channel_id, payment_hash);
+CREATE TABLE IF NOT EXISTS announcements (
+    channel_id BLOB NOT NULL, from_a INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (channel_id, from_a));
+"""
+_INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS states_payment ON states (payment_hash) WHERE payment_hash != x'';
+CREATE INDEX IF NOT EXISTS states_request_key ON states (request_key) WHERE request_key != '';
 """
 _CHANNEL_COLUMNS: Final = ("channel_id", "a", "b", "nonce", "we_are_a", "peer", "status", "amount_a", "amount_b",
                            "open_tx", "close_tx", "closes_at", "reason", "updated_at")
@@ -103,6 +129,11 @@ class ChannelsStore:
         self._storage = storage
         self._db = storage.connection
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(states)")}
+        if "request" not in columns:  # a store from before multi-hop
+            self._db.execute("ALTER TABLE states ADD COLUMN request BLOB NOT NULL DEFAULT x''")
+            self._db.execute("ALTER TABLE states ADD COLUMN request_key TEXT NOT NULL DEFAULT ''")
+        self._db.executescript(_INDEXES)
         self._changed = asyncio.Event()
 
     def changed(self) -> asyncio.Event:
@@ -171,18 +202,22 @@ class ChannelsStore:
                                (channel_id, _enc(sequence))).fetchone()
         return _state_of(row) if row else None
 
-    def put_state(self, state: StateRecord, payment_hash: bytes = b"") -> StateRecord:
-        """Store ``state`` (durable when this returns) with the invoice it pays (re-sent with it),
-        or add signatures to the same state already stored; the stored row. SequenceTaken if a
-        different state holds that sequence."""
+    def put_state(self, state: StateRecord, payment_hash: bytes = b"", request: bytes = b"",
+                  effects: Sequence[Effect] = (), request_key: str = "") -> StateRecord:
+        """Store ``state`` (durable when this returns) with the invoice it pays and the proposal
+        that carries it (``request``: re-sent as it is), or add signatures to the same state
+        already stored; the stored row. SequenceTaken if a different state holds that sequence."""
         with self._storage.transaction() as db:
             row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
                              (state.channel_id, _enc(state.sequence))).fetchone()
+            for effect in effects:
+                effect(db)
             if row is None:
                 self._insert_state(db, state)
-                if payment_hash:
-                    db.execute("UPDATE states SET payment_hash = ? WHERE channel_id = ? AND sequence = ?",
-                               (payment_hash, state.channel_id, _enc(state.sequence)))
+                if payment_hash or request or request_key:
+                    db.execute("UPDATE states SET payment_hash = ?, request = ?, request_key = ? WHERE channel_id = ? "
+                               "AND sequence = ?", (payment_hash, request, request_key, state.channel_id,
+                                                    _enc(state.sequence)))
                 return state
             existing = _state_of(row)
             if not existing.same_content(state):
@@ -221,6 +256,19 @@ class ChannelsStore:
                                (channel_id, _enc(sequence))).fetchone()
         return bytes(row[0]) if row else b""
 
+    def request_of(self, channel_id: bytes, sequence: int) -> tuple[bytes, str]:
+        """The proposal (a serialized ProposeRequest) that carried this node's state at ``sequence``,
+        and the client's request_id of the payment it makes ("" if none)."""
+        row = self._db.execute("SELECT request, request_key FROM states WHERE channel_id = ? AND sequence = ?",
+                               (channel_id, _enc(sequence))).fetchone()
+        return (bytes(row[0]), row[1]) if row else (b"", "")
+
+    def by_request_key(self, request_key: str) -> StateRecord | None:
+        """The co-signed state of the direct payment the client asked for with ``request_key``."""
+        row = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE request_key = ? AND sig_a != x'' "
+                               "AND sig_b != x''", (request_key,)).fetchone()
+        return _state_of(row) if row else None
+
     def refuse(self, channel_id: bytes, sequence: int) -> None:
         """The peer refused this node's state at ``sequence``: never re-sent, its sequence stays taken."""
         self._db.execute("UPDATE states SET refused = 1 WHERE channel_id = ? AND sequence = ?",
@@ -238,10 +286,13 @@ class ChannelsStore:
         return [_state_of(r) for r in rows]
 
     def record_payment(self, state: StateRecord, kind: str, payment_hash: bytes, amount: int,
-                       preimage: bytes = b"") -> StateRecord:
+                       preimage: bytes = b"", effects: Sequence[Effect] = ()) -> StateRecord:
         """The co-signed state of a payment, its event and the invoice paid (received: marked paid;
-        sent: its hash and preimage with the state, the proof of payment), in one commit."""
+        sent: its hash and preimage with the state, the proof of payment), and ``effects``, in one
+        commit."""
         with self._storage.transaction() as db:
+            for effect in effects:
+                effect(db)
             row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
                              (state.channel_id, _enc(state.sequence))).fetchone()
             if row is None:
@@ -256,7 +307,7 @@ class ChannelsStore:
             if kind == "PAYMENT_RECEIVED" and payment_hash:
                 db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
                            (int(InvoiceStatus.PAID), payment_hash))
-            elif payment_hash:
+            elif kind == "PAYMENT_SENT" and payment_hash:
                 db.execute("UPDATE states SET payment_hash = ?, preimage = ? WHERE channel_id = ? AND sequence = ?",
                            (payment_hash, preimage, state.channel_id, _enc(state.sequence)))
             self._event(db, kind, state.channel_id, payment_hash, amount)
@@ -281,6 +332,91 @@ class ChannelsStore:
         h, preimage, amount, memo, status, created = row
         return InvoiceRecord(bytes(h), bytes(preimage), int(amount), memo, InvoiceStatus(status), created)
 
+    # --- forwards and payments (multi-hop) -----------------------------------------------------
+
+    @staticmethod
+    def forward_effect(f: ForwardRecord) -> Effect:
+        """Insert or replace ``f``: for put_state's and record_payment's ``effects``."""
+        row = (f.in_channel, f.payment_hash, str(f.amount), f.expiry, _route_json(f.onward), int(f.status),
+               f.out_channel, f.preimage, f.reason, f.message, int(time.time()))
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(f"INSERT OR REPLACE INTO forwards ({_FORWARD_COLUMNS}) VALUES "
+                       f"({', '.join('?' * len(row))})", row)
+        return write
+
+    @staticmethod
+    def invoice_paid_effect(payment_hash: bytes) -> Effect:
+        def write(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?", (int(InvoiceStatus.PAID), payment_hash))
+        return write
+
+    @staticmethod
+    def payment_effect(p: PaymentRecord) -> Effect:
+        row = (p.payment_hash, p.payee, str(p.amount), int(p.status), str(p.fee), _route_json(p.route), p.channel_id,
+               p.attempts, p.preimage, p.reason, p.message, p.created_at or int(time.time()), int(time.time()))
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(f"INSERT OR REPLACE INTO payments ({_PAYMENT_COLUMNS}) VALUES "
+                       f"({', '.join('?' * len(row))})", row)
+        return write
+
+    def apply(self, effects: Sequence[Effect], event: str = "", channel_id: bytes = b"", payment_hash: bytes = b"",
+              amount: int = 0) -> None:
+        """``effects`` (and an event) in one commit."""
+        with self._storage.transaction() as db:
+            for effect in effects:
+                effect(db)
+            if event:
+                self._event(db, event, channel_id, payment_hash, amount)
+        if event:
+            self._notify()
+
+    def forward(self, in_channel: bytes, payment_hash: bytes) -> ForwardRecord | None:
+        row = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards WHERE in_channel = ? AND payment_hash = ?",
+                               (in_channel, payment_hash)).fetchone()
+        return _forward_of(row) if row else None
+
+    def forward_out(self, out_channel: bytes, payment_hash: bytes) -> ForwardRecord | None:
+        """The forward whose HTLC went on over ``out_channel`` (waiting there)."""
+        row = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards WHERE out_channel = ? AND payment_hash = ? "
+                               "AND status = ?", (out_channel, payment_hash, int(ForwardStatus.FORWARDED))).fetchone()
+        return _forward_of(row) if row else None
+
+    def forwards_to_do(self) -> list[ForwardRecord]:
+        """Every forward not DONE, oldest first."""
+        rows = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards WHERE status != 5 ORDER BY rowid").fetchall()
+        return [_forward_of(r) for r in rows]
+
+    def forwarded_over(self, out_channel: bytes, incoming: bytes) -> int:
+        """How many HTLCs from ``incoming`` wait on ``out_channel`` (the slot share, H6)."""
+        row = self._db.execute("SELECT COUNT(*) FROM forwards WHERE out_channel = ? AND in_channel = ? AND status = ?",
+                               (out_channel, incoming, int(ForwardStatus.FORWARDED))).fetchone()
+        return int(row[0])
+
+    def payment(self, payment_hash: bytes) -> PaymentRecord | None:
+        row = self._db.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_hash = ?",
+                               (payment_hash,)).fetchone()
+        return _payment_of(row) if row else None
+
+    def payment_on(self, channel_id: bytes, payment_hash: bytes) -> PaymentRecord | None:
+        """This node's own payment whose current attempt's first HTLC is in ``channel_id``."""
+        row = self._db.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE channel_id = ? AND payment_hash = ?",
+                               (channel_id, payment_hash)).fetchone()
+        return _payment_of(row) if row else None
+
+    def put_announcement(self, channel_id: bytes, from_a: bool, body: bytes) -> None:
+        with self._storage.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO announcements (channel_id, from_a, body) VALUES (?, ?, ?)",
+                       (channel_id, int(from_a), body))
+
+    def announcement_bodies(self) -> list[bytes]:
+        return [bytes(r[0]) for r in self._db.execute("SELECT body FROM announcements ORDER BY rowid")]
+
+    def forget_announcements(self, channel_id: bytes) -> None:
+        with self._storage.transaction() as db:
+            db.execute("DELETE FROM announcements WHERE channel_id = ?", (channel_id,))
+
     # --- events -------------------------------------------------------------------------------
 
     @staticmethod
@@ -297,6 +433,32 @@ class ChannelsStore:
     def last_event(self) -> int:
         row = self._db.execute("SELECT MAX(sequence) FROM events").fetchone()
         return 0 if row[0] is None else int(row[0])
+
+
+_FORWARD_COLUMNS: Final = ("in_channel, payment_hash, amount, expiry, onward, status, out_channel, preimage, reason, "
+                           "message, updated_at")
+_PAYMENT_COLUMNS: Final = ("payment_hash, payee, amount, status, fee, route, channel_id, attempts, preimage, reason, "
+                           "message, created_at, updated_at")
+
+
+def _route_json(hops: Sequence[RouteHop]) -> str:
+    return json.dumps([[h.channel_id.hex(), h.node.hex(), str(h.amount), h.expiry] for h in hops])
+
+
+def _route_of(text: str) -> tuple[RouteHop, ...]:
+    return tuple(RouteHop(bytes.fromhex(c), bytes.fromhex(n), int(a), int(e)) for c, n, a, e in json.loads(text))
+
+
+def _forward_of(row: Sequence[Any]) -> ForwardRecord:
+    in_channel, h, amount, expiry, onward, status, out_channel, preimage, reason, message, updated = row
+    return ForwardRecord(bytes(in_channel), bytes(h), int(amount), expiry, _route_of(onward), ForwardStatus(status),
+                         bytes(out_channel), bytes(preimage), reason, message, updated)
+
+
+def _payment_of(row: Sequence[Any]) -> PaymentRecord:
+    h, payee, amount, status, fee, route, cid, attempts, preimage, reason, message, created, updated = row
+    return PaymentRecord(bytes(h), bytes(payee), int(amount), PaymentStatus(status), int(fee), _route_of(route),
+                         bytes(cid), attempts, bytes(preimage), reason, message, created, updated)
 
 
 def _stamped(channel: ChannelRecord) -> ChannelRecord:

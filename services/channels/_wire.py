@@ -8,7 +8,7 @@ from typing import Final
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.runtime import FieldViolation, InvalidArgument
 
-from ._records import ChannelRecord, EventRecord, InvoiceRecord, StateRecord
+from ._records import ChannelRecord, EventRecord, InvoiceRecord, PaymentRecord, RouteHop, StateRecord
 
 #: An invoice as text: "l2inv:" payee ":" amount ":" payment_hash.
 INVOICE_PREFIX: Final = "l2inv:"
@@ -95,3 +95,19 @@ def event_pb(e: EventRecord, channel: pb.Channel | None) -> pb.SubscribeEventsRe
                                       channel_id=hex0x(e.channel_id) if e.channel_id else "", channel=channel,
                                       payment_hash=hex0x(e.payment_hash) if e.payment_hash else "",
                                       amount=str(e.amount), at=e.at)
+
+
+def route_hop_pb(h: RouteHop) -> pb.RouteHop:
+    return pb.RouteHop(channel_id=hex0x(h.channel_id), node=hex0x(h.node), amount=str(h.amount), expiry=h.expiry)
+
+
+def route_hop_of_pb(h: pb.RouteHop) -> RouteHop:
+    return RouteHop(parse_hex(h.channel_id, 32, "route.channel_id"), parse_hex(h.node, 20, "route.node"),
+                    amount_of(h.amount, "route.amount"), h.expiry)
+
+
+def payment_pb(p: PaymentRecord) -> pb.Payment:
+    return pb.Payment(payment_hash=hex0x(p.payment_hash), payee=hex0x(p.payee), amount=str(p.amount), fee=str(p.fee),
+                      status=f"PAYMENT_STATUS_{p.status.name}", preimage=hex0x(p.preimage) if p.preimage else "",
+                      route=[route_hop_pb(h) for h in p.route], attempts=p.attempts, reason=p.reason,
+                      message=p.message, created_at=p.created_at, updated_at=p.updated_at)

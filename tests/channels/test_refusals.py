@@ -69,7 +69,7 @@ def test_bad_signatures_stale_sequences_and_unbalanced_states_are_refused_by_nam
     assert (answer.accepted, answer.reason) == (False, "FUNDS_NOT_CONSERVED")
     # A state that moves another amount than the payment says, or takes from B.
     assert propose(pays(10), 9).reason == "AMOUNT_MISMATCH"
-    assert propose(pays(-10), 10).reason == "AMOUNT_MISMATCH"
+    assert propose(pays(-10), 10).reason == "PROPOSER_NOT_PAYER"
     # An invoice B never issued (a payment hash no one holds the preimage of).
     unknown = pb.ProposeRequest(state=state_pb(pays(10)), signature=as_a.sign(pays(10)), amount="10",
                                 payment_hash="0x" + "ab" * 32)

@@ -22,6 +22,13 @@ class InvoiceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INVOICE_STATUS_UNSPECIFIED: _ClassVar[InvoiceStatus]
     INVOICE_STATUS_OPEN: _ClassVar[InvoiceStatus]
     INVOICE_STATUS_PAID: _ClassVar[InvoiceStatus]
+
+class PaymentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAYMENT_STATUS_UNSPECIFIED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_IN_FLIGHT: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_SUCCEEDED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_FAILED: _ClassVar[PaymentStatus]
 CHANNEL_STATUS_UNSPECIFIED: ChannelStatus
 CHANNEL_STATUS_OPENING: ChannelStatus
 CHANNEL_STATUS_OPEN: ChannelStatus
@@ -32,6 +39,10 @@ CHANNEL_STATUS_FAILED: ChannelStatus
 INVOICE_STATUS_UNSPECIFIED: InvoiceStatus
 INVOICE_STATUS_OPEN: InvoiceStatus
 INVOICE_STATUS_PAID: InvoiceStatus
+PAYMENT_STATUS_UNSPECIFIED: PaymentStatus
+PAYMENT_STATUS_IN_FLIGHT: PaymentStatus
+PAYMENT_STATUS_SUCCEEDED: PaymentStatus
+PAYMENT_STATUS_FAILED: PaymentStatus
 
 class Htlc(_message.Message):
     __slots__ = ("from_a", "amount", "payment_hash", "expiry")
@@ -182,30 +193,120 @@ class CreateInvoiceResponse(_message.Message):
     def __init__(self, invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
 
 class PayRequest(_message.Message):
-    __slots__ = ("request_id", "invoice", "address", "amount")
+    __slots__ = ("request_id", "invoice", "address", "amount", "max_fee", "max_attempts", "max_hops")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     INVOICE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_FEE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOPS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     invoice: str
     address: str
     amount: str
-    def __init__(self, request_id: _Optional[str] = ..., invoice: _Optional[str] = ..., address: _Optional[str] = ..., amount: _Optional[str] = ...) -> None: ...
+    max_fee: str
+    max_attempts: int
+    max_hops: int
+    def __init__(self, request_id: _Optional[str] = ..., invoice: _Optional[str] = ..., address: _Optional[str] = ..., amount: _Optional[str] = ..., max_fee: _Optional[str] = ..., max_attempts: _Optional[int] = ..., max_hops: _Optional[int] = ...) -> None: ...
+
+class RouteHop(_message.Message):
+    __slots__ = ("channel_id", "node", "amount", "expiry")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    node: str
+    amount: str
+    expiry: int
+    def __init__(self, channel_id: _Optional[str] = ..., node: _Optional[str] = ..., amount: _Optional[str] = ..., expiry: _Optional[int] = ...) -> None: ...
+
+class Payment(_message.Message):
+    __slots__ = ("payment_hash", "payee", "amount", "fee", "status", "preimage", "route", "attempts", "reason", "message", "created_at", "updated_at")
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    PAYEE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    FEE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PREIMAGE_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    payment_hash: str
+    payee: str
+    amount: str
+    fee: str
+    status: PaymentStatus
+    preimage: str
+    route: _containers.RepeatedCompositeFieldContainer[RouteHop]
+    attempts: int
+    reason: str
+    message: str
+    created_at: int
+    updated_at: int
+    def __init__(self, payment_hash: _Optional[str] = ..., payee: _Optional[str] = ..., amount: _Optional[str] = ..., fee: _Optional[str] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., preimage: _Optional[str] = ..., route: _Optional[_Iterable[_Union[RouteHop, _Mapping]]] = ..., attempts: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ...) -> None: ...
+
+class GetPaymentRequest(_message.Message):
+    __slots__ = ("payment_hash",)
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    payment_hash: str
+    def __init__(self, payment_hash: _Optional[str] = ...) -> None: ...
+
+class GetPaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: Payment
+    def __init__(self, payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
+
+class ListKnownChannelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class KnownChannel(_message.Message):
+    __slots__ = ("channel_id", "node", "peer", "capacity", "fee_base", "fee_ppm", "expiry_delta_s", "timestamp")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    FEE_BASE_FIELD_NUMBER: _ClassVar[int]
+    FEE_PPM_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_DELTA_S_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    node: str
+    peer: str
+    capacity: str
+    fee_base: str
+    fee_ppm: int
+    expiry_delta_s: int
+    timestamp: int
+    def __init__(self, channel_id: _Optional[str] = ..., node: _Optional[str] = ..., peer: _Optional[str] = ..., capacity: _Optional[str] = ..., fee_base: _Optional[str] = ..., fee_ppm: _Optional[int] = ..., expiry_delta_s: _Optional[int] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class ListKnownChannelsResponse(_message.Message):
+    __slots__ = ("channels",)
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    channels: _containers.RepeatedCompositeFieldContainer[KnownChannel]
+    def __init__(self, channels: _Optional[_Iterable[_Union[KnownChannel, _Mapping]]] = ...) -> None: ...
 
 class PayResponse(_message.Message):
-    __slots__ = ("channel_id", "sequence", "payment_hash", "preimage", "channel")
+    __slots__ = ("channel_id", "sequence", "payment_hash", "preimage", "channel", "payment")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
     PREIMAGE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
     channel_id: str
     sequence: int
     payment_hash: str
     preimage: str
     channel: Channel
-    def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., payment_hash: _Optional[str] = ..., preimage: _Optional[str] = ..., channel: _Optional[_Union[Channel, _Mapping]] = ...) -> None: ...
+    payment: Payment
+    def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., payment_hash: _Optional[str] = ..., preimage: _Optional[str] = ..., channel: _Optional[_Union[Channel, _Mapping]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
 
 class CloseChannelRequest(_message.Message):
     __slots__ = ("request_id", "channel_id", "force")
@@ -308,20 +409,30 @@ class OpenResponse(_message.Message):
     def __init__(self, channel_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
 
 class ProposeRequest(_message.Message):
-    __slots__ = ("state", "signature", "amount", "payment_hash", "sender_signature", "final")
+    __slots__ = ("state", "signature", "amount", "payment_hash", "sender_signature", "final", "onward", "preimage", "fail_reason", "fail_message", "fail_channel_id")
     STATE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
     SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    ONWARD_FIELD_NUMBER: _ClassVar[int]
+    PREIMAGE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_REASON_FIELD_NUMBER: _ClassVar[int]
+    FAIL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     state: State
     signature: bytes
     amount: str
     payment_hash: str
     sender_signature: bytes
     final: bool
-    def __init__(self, state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., sender_signature: _Optional[bytes] = ..., final: _Optional[bool] = ...) -> None: ...
+    onward: _containers.RepeatedCompositeFieldContainer[RouteHop]
+    preimage: str
+    fail_reason: str
+    fail_message: str
+    fail_channel_id: str
+    def __init__(self, state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., sender_signature: _Optional[bytes] = ..., final: _Optional[bool] = ..., onward: _Optional[_Iterable[_Union[RouteHop, _Mapping]]] = ..., preimage: _Optional[str] = ..., fail_reason: _Optional[str] = ..., fail_message: _Optional[str] = ..., fail_channel_id: _Optional[str] = ...) -> None: ...
 
 class ProposeResponse(_message.Message):
     __slots__ = ("channel_id", "sequence", "accepted", "signature", "preimage", "reason", "message", "signed_upto", "sender_signature")
@@ -345,28 +456,52 @@ class ProposeResponse(_message.Message):
     sender_signature: bytes
     def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., accepted: _Optional[bool] = ..., signature: _Optional[bytes] = ..., preimage: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., signed_upto: _Optional[int] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
 
-class AnnounceRequest(_message.Message):
-    __slots__ = ("channel_id", "node", "capacity", "fee_base", "fee_ppm", "timestamp", "sender_signature")
+class ChannelAnnouncement(_message.Message):
+    __slots__ = ("channel_id", "a", "b", "nonce", "from_a", "capacity", "fee_base", "fee_ppm", "expiry_delta_s", "htlc_min", "htlc_max", "max_htlcs", "timestamp", "signature")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
-    NODE_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    FROM_A_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     FEE_BASE_FIELD_NUMBER: _ClassVar[int]
     FEE_PPM_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_DELTA_S_FIELD_NUMBER: _ClassVar[int]
+    HTLC_MIN_FIELD_NUMBER: _ClassVar[int]
+    HTLC_MAX_FIELD_NUMBER: _ClassVar[int]
+    MAX_HTLCS_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
-    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     channel_id: str
-    node: str
+    a: str
+    b: str
+    nonce: int
+    from_a: bool
     capacity: str
     fee_base: str
     fee_ppm: int
+    expiry_delta_s: int
+    htlc_min: str
+    htlc_max: str
+    max_htlcs: int
     timestamp: int
+    signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., nonce: _Optional[int] = ..., from_a: _Optional[bool] = ..., capacity: _Optional[str] = ..., fee_base: _Optional[str] = ..., fee_ppm: _Optional[int] = ..., expiry_delta_s: _Optional[int] = ..., htlc_min: _Optional[str] = ..., htlc_max: _Optional[str] = ..., max_htlcs: _Optional[int] = ..., timestamp: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class AnnounceRequest(_message.Message):
+    __slots__ = ("node", "announcements", "sender_signature")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ANNOUNCEMENTS_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    announcements: _containers.RepeatedCompositeFieldContainer[ChannelAnnouncement]
     sender_signature: bytes
-    def __init__(self, channel_id: _Optional[str] = ..., node: _Optional[str] = ..., capacity: _Optional[str] = ..., fee_base: _Optional[str] = ..., fee_ppm: _Optional[int] = ..., timestamp: _Optional[int] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, node: _Optional[str] = ..., announcements: _Optional[_Iterable[_Union[ChannelAnnouncement, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
 
 class AnnounceResponse(_message.Message):
-    __slots__ = ("known", "sender_signature")
-    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("accepted", "sender_signature")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
-    known: bool
+    accepted: int
     sender_signature: bytes
-    def __init__(self, known: _Optional[bool] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, accepted: _Optional[int] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...

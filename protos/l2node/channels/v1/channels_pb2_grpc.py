@@ -67,6 +67,16 @@ class ChannelsServiceStub:
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.SerializeToString,
                 response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayResponse.FromString,
                 _registered_method=True)
+        self.GetPayment = channel.unary_unary(
+                '/l2node.channels.v1.ChannelsService/GetPayment',
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.GetPaymentRequest.SerializeToString,
+                response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.GetPaymentResponse.FromString,
+                _registered_method=True)
+        self.ListKnownChannels = channel.unary_unary(
+                '/l2node.channels.v1.ChannelsService/ListKnownChannels',
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ListKnownChannelsRequest.SerializeToString,
+                response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ListKnownChannelsResponse.FromString,
+                _registered_method=True)
         self.CloseChannel = channel.unary_unary(
                 '/l2node.channels.v1.ChannelsService/CloseChannel',
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.CloseChannelRequest.SerializeToString,
@@ -121,8 +131,27 @@ class ChannelsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Pay(self, request, context):
-        """Pay an invoice of the channel's peer, or an amount to the peer's channel address, over a
-        direct channel: one update both sign. Returns once both sides hold the new state durably.
+        """Pay an invoice, or an amount to a peer's channel address. To a peer this node has a channel
+        with: one update both sign (TRANSFER), returned once both sides hold it durably. An invoice of
+        any other node: routed over the channels this node knows of (announcements), HTLCs hop by hop
+        (ADD_HTLC ... SETTLE_HTLC back), tried over up to `max_attempts` routes; returned once the
+        payee's preimage is back (SUCCEEDED) or every route failed (FAILED_PRECONDITION, the last
+        hop's reason). An address that is no peer is NO_ROUTE: a routed payment needs an invoice (the
+        preimage is the payee's).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayment(self, request, context):
+        """A payment this node sent, by payment hash: its status, route, fee and preimage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKnownChannels(self, request, context):
+        """The channels this node knows of (its own and those its peers announced), for routing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,6 +201,16 @@ def add_ChannelsServiceServicer_to_server(servicer, server):
                     servicer.Pay,
                     request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.FromString,
                     response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayResponse.SerializeToString,
+            ),
+            'GetPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayment,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.GetPaymentRequest.FromString,
+                    response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.GetPaymentResponse.SerializeToString,
+            ),
+            'ListKnownChannels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKnownChannels,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ListKnownChannelsRequest.FromString,
+                    response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ListKnownChannelsResponse.SerializeToString,
             ),
             'CloseChannel': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseChannel,
@@ -338,6 +377,60 @@ class ChannelsService:
             _registered_method=True)
 
     @staticmethod
+    def GetPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/l2node.channels.v1.ChannelsService/GetPayment',
+            l2node_dot_channels_dot_v1_dot_channels__pb2.GetPaymentRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.GetPaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKnownChannels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/l2node.channels.v1.ChannelsService/ListKnownChannels',
+            l2node_dot_channels_dot_v1_dot_channels__pb2.ListKnownChannelsRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.ListKnownChannelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CloseChannel(request,
             target,
             options=(),
@@ -461,7 +554,9 @@ class PeerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Announce(self, request, context):
-        """The channel's capacity and fees, for routing (multi-hop: a later slice).
+        """Channel announcements (each signed by its direction's sender, R1-R4 of
+        services/channels/_routing.py), for routing. A node announces its own channels to its peers
+        and passes on the new ones it learns (gossip).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

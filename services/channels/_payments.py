@@ -1,0 +1,487 @@
+"""Multi-hop payments: **where an HTLC is offered, forwarded, settled and failed**.
+
+A payment from A to C's invoice (payment hash h) over A -> B -> C:
+
+1. A finds the cheapest route (``_routing.find_route`` over the gossip graph), and stores the
+   payment IN_FLIGHT in the same commit as its signed ADD_HTLC to B, which carries the route on
+   from B in clear (``onward``: [B -> C]; no onion: every hop sees the route).
+2. B accepts the ADD (H1-H4) and stores a forward RECEIVED in the same commit as the co-signed
+   state; its resolver offers C the next HTLC (``onward[0]``'s amount and expiry) carrying the rest.
+3. C, the payee (``onward`` empty), accepts it against its own open invoice (H5), and settles:
+   SETTLE_HTLC with the preimage.
+4. B, accepting C's settle (P4: the preimage hashes to h), stores the preimage with its forward
+   (SETTLING) in that commit, and settles upstream to A.
+5. A, accepting B's settle, marks the payment SUCCEEDED with the preimage: the proof of payment.
+
+A hop that cannot send the HTLC on fails its incoming one (FAIL_HTLC, with the reason and the
+failing channel); each node fails its incoming HTLC once its outgoing one failed, so a failure
+unwinds every hop before it, and the payer tries another route without the failed channel.
+
+Rules (each refusal is a reason code the payer sees):
+
+- **H1** An HTLC offered to this node carries at least ``htlc_min_wei`` (HTLC_TOO_SMALL): a
+  slot costs the attacker something.
+- **H2** The peer has at most ``max_accepted_htlcs`` HTLCs in flight towards this node in the
+  channel (TOO_MANY_HTLCS): with C5's 483 for both directions together, the peer cannot take the
+  slots this node needs to pay the other way (BOLT 2's max_accepted_htlcs).
+- **H3** Its expiry is at most ``max_htlc_expiry_s`` away (EXPIRY_TOO_FAR): an HTLC locks funds
+  and a slot until it resolves, so a griefer cannot lock them for months.
+- **H4** To forward: ``onward[0]`` is an OPEN channel of this node with ``onward[0].node``
+  (UNKNOWN_NEXT_CHANNEL); the incoming amount is at least the outgoing one plus this node's fee
+  for it (FEE_INSUFFICIENT, R5); the incoming expiry is at least the outgoing one plus this
+  node's ``expiry_delta_s`` (EXPIRY_DELTA_TOO_SMALL, R7): time to claim upstream on L1 after
+  learning the preimage downstream at the last moment.
+- **H5** To be paid: an open invoice of this node with that payment hash (UNKNOWN_INVOICE), an
+  amount between the invoice's and twice it (AMOUNT_MISMATCH, as BOLT 4), and at least
+  ``final_expiry_delta_s / 2`` left (EXPIRY_TOO_SOON: time to settle, on L1 if need be).
+- **H6** When sending on, one incoming channel may hold at most half of the outgoing channel's
+  slots this node may use (SLOT_SHARE_EXCEEDED), so a peer filling a channel with tiny HTLCs
+  leaves room for every other channel's payments; and the outgoing balance must cover the HTLC
+  (NO_CAPACITY).
+- **H7** A forward's status moves in the same commit as the co-signed state that moves it, and
+  the resolver re-runs every forward not DONE at start: kill -9 between any two steps leaves a
+  state the next run finishes (settles or fails), never a lost or doubled HTLC.
+- **H8** A routed payment is one row per payment hash: a retried Pay (same hash) waits for the
+  one in flight or returns its outcome, so it never pays twice; a new route is tried only after
+  the previous attempt's HTLC failed (it left the co-signed state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext
+
+from protocol import MAX_HTLCS, ChannelRefused, Htlc, Update, UpdateKind
+from services.runtime import FailedPrecondition, InvalidArgument, Unavailable
+
+from ._proposal import Built, Proposal, Refused
+from ._records import (
+    ChannelRecord,
+    ChannelStatus,
+    ForwardRecord,
+    ForwardStatus,
+    InvoiceStatus,
+    PaymentRecord,
+    PaymentStatus,
+    RouteHop,
+    StateRecord,
+)
+from ._routing import ChannelPolicy, find_route
+from ._store import ChannelsStore, Effect
+
+if TYPE_CHECKING:
+    from ._channels import Channels
+
+#: The attribute every payment span carries, so Jaeger finds a payment by its hash on every node.
+PAYMENT_HASH_ATTR: Final = "l2.payment.hash"
+#: How often the resolver looks again at forwards it could not advance (a peer unreachable).
+_RETRY_S: Final = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentTerms:
+    """This node's routing terms (settings, with the challenge period's defaults filled in)."""
+
+    policy: ChannelPolicy
+    final_expiry_delta_s: int
+    max_accepted_htlcs: int
+    max_htlc_expiry_s: int
+    payment_timeout_s: float
+
+
+class Payments:
+    """The payer, forwarder and payee sides of HTLC payments, over the channels' one update path."""
+
+    def __init__(self, channels: Channels, store: ChannelsStore, terms: PaymentTerms, logger: logging.Logger,
+                 tracer: trace.Tracer) -> None:
+        self._channels = channels
+        self._store = store
+        self.terms = terms
+        self._log = logger
+        self._tracer = tracer
+        self._wake = asyncio.Event()
+        self._busy: set[tuple[bytes, bytes]] = set()
+        #: The span each forward continues (the incoming proposal's), so a payment is one trace.
+        self._parents: dict[tuple[bytes, bytes], SpanContext] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- the receiver's side of an HTLC update (inside the channel's accept: no await) ---------
+
+    def received(self, record: ChannelRecord, update: Update, proposal: Proposal) -> tuple[Sequence[Effect], str]:
+        """What an HTLC update the peer proposed means to this node, written with its co-signed
+        state: Refused (answered as a refusal) if this node will not take it."""
+        htlc = update.htlc
+        assert htlc is not None
+        if update.kind is UpdateKind.ADD_HTLC:
+            received = self._check_add(record, htlc, proposal.onward)
+            self._remember_parent(record.channel_id, htlc.payment_hash)
+            return [ChannelsStore.forward_effect(received)], "HTLC_RECEIVED"
+        offered_by_us = htlc.from_a == record.we_are_a
+        if not offered_by_us:  # P5: its offerer failed an HTLC it offered us, after its expiry
+            expired = self._store.forward(record.channel_id, htlc.payment_hash)
+            if expired is None:
+                return [], "HTLC_FAILED"
+            done = replace(expired, status=ForwardStatus.DONE, reason="EXPIRED", message="failed after its expiry")
+            return [ChannelsStore.forward_effect(done)], "HTLC_FAILED"
+        self._remember_parent(record.channel_id, htlc.payment_hash)
+        forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
+        payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
+        effects: list[Effect] = []
+        if update.kind is UpdateKind.SETTLE_HTLC:
+            assert update.preimage is not None
+            if forward is not None:
+                effects.append(ChannelsStore.forward_effect(
+                    replace(forward, status=ForwardStatus.SETTLING, preimage=update.preimage)))
+            if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
+                effects.append(ChannelsStore.payment_effect(
+                    replace(payment, status=PaymentStatus.SUCCEEDED, preimage=update.preimage)))
+            return effects, "HTLC_SETTLED"
+        reason, message = proposal.fail_reason or "HTLC_FAILED", proposal.fail_message
+        if forward is not None:
+            effects.append(ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.FAILING, reason=reason,
+                                                                message=message)))
+        if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
+            failed_at = proposal.fail_channel or record.channel_id
+            effects.append(ChannelsStore.payment_effect(replace(
+                payment, status=PaymentStatus.FAILED, reason=reason,
+                message=f"{message} (channel 0x{failed_at.hex()})")))
+        return effects, "HTLC_FAILED"
+
+    def _remember_parent(self, channel_id: bytes, payment_hash: bytes) -> None:
+        """The incoming proposal's span: the forward's next step continues its trace."""
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            self._parents[(channel_id, payment_hash)] = context
+            for out in (self._store.forward_out(channel_id, payment_hash),):
+                if out is not None:  # a settle or fail from downstream: the incoming forward continues it
+                    self._parents[(out.in_channel, payment_hash)] = context
+
+    def _check_add(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...]) -> ForwardRecord:
+        terms, now = self.terms, self._channels.l1_now()
+        if htlc.amount < terms.policy.htlc_min:
+            raise Refused("HTLC_TOO_SMALL", f"an HTLC carries at least {terms.policy.htlc_min} wei here")
+        latest = self._store.latest_cosigned(record.channel_id)
+        theirs_a = not record.we_are_a
+        held = sum(1 for h in (latest.htlcs if latest else ()) if h[0] == theirs_a)
+        if held >= terms.max_accepted_htlcs:
+            raise Refused("TOO_MANY_HTLCS",
+                          f"the peer has {held} HTLCs in flight to this node: at most {terms.max_accepted_htlcs}")
+        if htlc.expiry > now + terms.max_htlc_expiry_s:
+            raise Refused("EXPIRY_TOO_FAR", f"expiry {htlc.expiry} is more than {terms.max_htlc_expiry_s} s away")
+        forward = ForwardRecord(record.channel_id, htlc.payment_hash, htlc.amount, htlc.expiry, onward,
+                                ForwardStatus.RECEIVED)
+        if not onward:
+            invoice = self._store.invoice(htlc.payment_hash)
+            if invoice is None or invoice.status != InvoiceStatus.OPEN:
+                raise Refused("UNKNOWN_INVOICE", "no open invoice of that payment hash")
+            if not invoice.amount <= htlc.amount <= 2 * invoice.amount:
+                raise Refused("AMOUNT_MISMATCH", f"the invoice is for {invoice.amount} wei, not {htlc.amount}")
+            if htlc.expiry < now + terms.final_expiry_delta_s // 2:
+                raise Refused("EXPIRY_TOO_SOON", f"expiry {htlc.expiry} leaves too little time to settle")
+            return replace(forward, status=ForwardStatus.SETTLING, preimage=invoice.preimage)
+        nxt = onward[0]
+        out = self._store.channel(nxt.channel_id)
+        if out is None or out.status != ChannelStatus.OPEN or out.theirs != nxt.node:
+            raise Refused("UNKNOWN_NEXT_CHANNEL",
+                                 f"no open channel 0x{nxt.channel_id.hex()} of this node with 0x{nxt.node.hex()}")
+        fee = terms.policy.fee(nxt.amount)
+        if htlc.amount < nxt.amount + fee:
+            raise Refused("FEE_INSUFFICIENT", f"forwarding {nxt.amount} wei costs {fee} wei here")
+        if htlc.expiry < nxt.expiry + terms.policy.expiry_delta_s:
+            raise Refused("EXPIRY_DELTA_TOO_SMALL",
+                                 f"the next expiry must be at least {terms.policy.expiry_delta_s} s before this one")
+        return forward
+
+    # --- the proposer's side: what an HTLC update this node proposed means, once co-signed ------
+
+    def proposed(self, record: ChannelRecord, update: Update, proposal: Proposal) -> tuple[Sequence[Effect], str]:
+        htlc = update.htlc
+        assert htlc is not None
+        if update.kind is UpdateKind.ADD_HTLC:
+            return [], "HTLC_OFFERED"  # the forward or payment row went with the signed state
+        forward = self._store.forward(record.channel_id, htlc.payment_hash)
+        effects: list[Effect] = []
+        if forward is not None:
+            effects.append(ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.DONE)))
+        if update.kind is UpdateKind.SETTLE_HTLC:
+            if forward is not None and not forward.onward:
+                return effects, "PAYMENT_RECEIVED"  # the payee's: record_payment marks the invoice paid
+            return effects, "HTLC_SETTLED"
+        return effects, "HTLC_FAILED"
+
+    def refused(self, record: ChannelRecord, update: Update, reason: str, message: str) -> None:
+        """The peer refused this node's ADD_HTLC: the forward that sent it fails upstream, the
+        payment that sent it failed (a race's refusal too: the next attempt writes its own row)."""
+        htlc = update.htlc
+        assert htlc is not None
+        effects: list[Effect] = []
+        forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
+        if forward is not None:
+            effects.append(ChannelsStore.forward_effect(replace(
+                forward, status=ForwardStatus.FAILING, reason=reason, message=message, out_channel=b"")))
+        payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
+        if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
+            effects.append(ChannelsStore.payment_effect(replace(
+                payment, status=PaymentStatus.FAILED, reason=reason,
+                message=f"{message} (channel 0x{record.channel_id.hex()})")))
+        if effects:
+            self._store.apply(effects, "HTLC_REFUSED", record.channel_id, htlc.payment_hash, htlc.amount)
+            self._wake.set()
+
+    # --- the payer --------------------------------------------------------------------------------
+
+    async def pay(self, payee: bytes, amount: int, payment_hash: bytes, max_fee: int, max_attempts: int,
+                  max_hops: int) -> PaymentRecord:
+        """Pay ``payee``'s invoice ``payment_hash`` over a route; the payment, SUCCEEDED or FAILED
+        (Unavailable PAYMENT_IN_FLIGHT if it is still in flight at the timeout)."""
+        with self._tracer.start_as_current_span("channels.pay", attributes={
+                PAYMENT_HASH_ATTR: "0x" + payment_hash.hex(), "l2.payment.amount": str(amount)}) as span:
+            existing = self._store.payment(payment_hash)
+            if existing is not None and existing.status == PaymentStatus.SUCCEEDED:
+                return existing
+            if existing is not None and existing.status == PaymentStatus.IN_FLIGHT:
+                return await self._outcome(existing)  # H8: a retried Pay waits for the one in flight
+            attempts = existing.attempts if existing is not None else 0
+            exclude: set[bytes] = set()
+            last = existing
+            for _ in range(max_attempts):
+                payment = await self._attempt(payee, amount, payment_hash, max_fee, max_hops, exclude, attempts + 1)
+                attempts = payment.attempts
+                if payment.status == PaymentStatus.IN_FLIGHT:
+                    payment = await self._outcome(payment)
+                last = payment
+                if payment.status != PaymentStatus.FAILED or payment.reason in ("NO_ROUTE", "FEE_TOO_HIGH"):
+                    break
+                exclude.update(self._failed_at(payment))
+            assert last is not None
+            span.set_attribute("l2.payment.status", last.status.name)
+            return last
+
+    @staticmethod
+    def _failed_at(payment: PaymentRecord) -> set[bytes]:
+        """The channels a failed attempt points at: the one the failing hop named, else the route's."""
+        named = payment.message.rsplit("(channel 0x", 1)
+        if len(named) == 2 and len(named[1]) >= 64:
+            with contextlib.suppress(ValueError):
+                return {bytes.fromhex(named[1][:64])}
+        return {h.channel_id for h in payment.route}
+
+    async def _attempt(self, payee: bytes, amount: int, payment_hash: bytes, max_fee: int, max_hops: int,
+                       exclude: set[bytes], attempt: int) -> PaymentRecord:
+        channels = self._channels
+        source = channels.address
+        now = channels.l1_now()
+        unusable = {r.channel_id for r in self._store.channels_in((ChannelStatus.OPEN,))
+                    if not self._can_send(r, amount + max_fee)}
+        route = find_route(channels.gossip.graph, source, payee, amount, final_expiry_delta_s=self.terms.
+                           final_expiry_delta_s, now=now, max_hops=max_hops, exclude=exclude | unusable)
+        base = PaymentRecord(payment_hash, payee, amount, PaymentStatus.FAILED, attempts=attempt,
+                             created_at=int(time.time()))
+        if route is None:
+            failed = replace(base, reason="NO_ROUTE", message=f"no route to 0x{payee.hex()} carries {amount} wei")
+            self._store.apply([ChannelsStore.payment_effect(failed)], "PAYMENT_FAILED", b"", payment_hash, amount)
+            return failed
+        hops = tuple(RouteHop(h.channel_id, h.receiver, h.amount, h.expiry) for h in route.hops)
+        if route.total_fee > max_fee:
+            failed = replace(base, route=hops, fee=route.total_fee, reason="FEE_TOO_HIGH",
+                             message=f"the cheapest route costs {route.total_fee} wei in fees, above {max_fee}")
+            self._store.apply([ChannelsStore.payment_effect(failed)], "PAYMENT_FAILED", b"", payment_hash, amount)
+            return failed
+        first = hops[0]
+        record = channels.channel(first.channel_id)
+        payment = replace(base, status=PaymentStatus.IN_FLIGHT, fee=route.total_fee, route=hops,
+                          channel_id=first.channel_id)
+        htlc = Htlc(record.we_are_a, first.amount, payment_hash, first.expiry)
+        try:
+            await self._offer(record, htlc, hops[1:], [ChannelsStore.payment_effect(payment)])
+        except FailedPrecondition as exc:
+            failed = replace(payment, status=PaymentStatus.FAILED, reason=exc.reason or "REFUSED",
+                             message=f"{exc} (channel 0x{first.channel_id.hex()})")
+            self._store.apply([ChannelsStore.payment_effect(failed)], "PAYMENT_FAILED", first.channel_id,
+                              payment_hash, amount)
+            return failed
+        except Unavailable:
+            stored = self._store.payment(payment_hash)
+            if stored is None or stored.attempts != attempt:  # never signed: nothing in flight
+                failed = replace(payment, status=PaymentStatus.FAILED, reason="PEER_UNAVAILABLE",
+                                 message=f"the first hop cannot be reached (channel 0x{first.channel_id.hex()})")
+                self._store.apply([ChannelsStore.payment_effect(failed)], "PAYMENT_FAILED", first.channel_id,
+                                  payment_hash, amount)
+                return failed
+            raise  # the ADD is signed and may be accepted: in flight until answered
+        return self._store.payment(payment_hash) or payment
+
+    def _can_send(self, record: ChannelRecord, amount: int) -> bool:
+        latest = self._store.latest_cosigned(record.channel_id)
+        if latest is None:
+            return False
+        ours = latest.balance_a if record.we_are_a else latest.balance_b
+        return ours >= amount and len(latest.htlcs) < MAX_HTLCS
+
+    async def _outcome(self, payment: PaymentRecord) -> PaymentRecord:
+        """Wait for an in-flight attempt to settle or fail (the store changes with its update)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.terms.payment_timeout_s
+        while True:
+            changed = self._store.changed()
+            now = self._store.payment(payment.payment_hash)
+            if now is None or now.status != PaymentStatus.IN_FLIGHT or now.attempts != payment.attempts:
+                return now or payment
+            left = deadline - loop.time()
+            if left <= 0:
+                raise Unavailable(f"payment 0x{payment.payment_hash.hex()} is still in flight: GetPayment tells "
+                                  "its outcome", reason="PAYMENT_IN_FLIGHT", retry_delay_s=1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+
+    async def _offer(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...],
+                     effects: Sequence[Effect]) -> None:
+        """Propose ADD_HTLC ``htlc`` in ``record`` carrying ``onward``, ``effects`` stored with it."""
+        channels = self._channels
+
+        def add(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
+            try:
+                state = channels.rules_of().state(latest).add_htlc(htlc)
+            except ChannelRefused as exc:
+                raise FailedPrecondition(exc.message, reason=str(exc.reason)) from None
+            return Built(channels.rules_of().record(state, sequence), Proposal(onward=onward), effects)
+
+        async with channels.lock(record.channel_id):
+            await channels.flush(record)
+            await channels.propose(record, add)
+
+    # --- the resolver: every forward not DONE, advanced (H7) ------------------------------------
+
+    async def run(self) -> None:
+        """Send on, settle and fail every forward that needs it; at start, those a crash left."""
+        async with asyncio.TaskGroup() as group:
+            while True:
+                self._wake.clear()
+                for forward in self._store.forwards_to_do():
+                    key = (forward.in_channel, forward.payment_hash)
+                    if key in self._busy or forward.status == ForwardStatus.FORWARDED:
+                        continue
+                    self._busy.add(key)
+                    group.create_task(self._advance(forward, key))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), _RETRY_S)
+
+    async def _advance(self, forward: ForwardRecord, key: tuple[bytes, bytes]) -> None:
+        parent = self._parents.pop(key, None)
+        context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+        name = {ForwardStatus.RECEIVED: "channels.forward", ForwardStatus.SETTLING: "channels.settle",
+                ForwardStatus.FAILING: "channels.fail"}.get(forward.status, "channels.htlc")
+        try:
+            with self._tracer.start_as_current_span(name, context=context, attributes={
+                    PAYMENT_HASH_ATTR: "0x" + forward.payment_hash.hex()}):
+                if forward.status == ForwardStatus.RECEIVED:
+                    await self._send_on(forward)
+                elif forward.status == ForwardStatus.SETTLING:
+                    await self._resolve(forward, settle=True)
+                elif forward.status == ForwardStatus.FAILING:
+                    await self._resolve(forward, settle=False)
+        except (Unavailable, FailedPrecondition) as exc:
+            self._log.warning("HTLC 0x%s: %s (tried again)", forward.payment_hash.hex(), exc)
+        except Exception:
+            self._log.exception("HTLC 0x%s: could not be advanced", forward.payment_hash.hex())
+        finally:
+            self._busy.discard(key)
+        self._wake.set()
+
+    async def _send_on(self, forward: ForwardRecord) -> None:
+        """H4/H6: offer the next hop its HTLC, or fail the incoming one with why not."""
+        nxt, rest = forward.onward[0], forward.onward[1:]
+        out = self._store.channel(nxt.channel_id)
+        failure = self._cannot_send_on(forward, out)
+        if failure is not None or out is None:
+            reason, message = failure or ("UNKNOWN_NEXT_CHANNEL", "the next channel is gone")
+            await self._fail(forward, reason, message, nxt.channel_id)
+            return
+        sent = replace(forward, status=ForwardStatus.FORWARDED, out_channel=out.channel_id)
+        htlc = Htlc(out.we_are_a, nxt.amount, forward.payment_hash, nxt.expiry)
+        try:
+            await self._offer(out, htlc, rest, [ChannelsStore.forward_effect(sent)])
+        except FailedPrecondition as exc:
+            # Not offered (the next node refused it: ``refused`` moved it to FAILING already; or it
+            # could not be built): failed upstream.
+            held = self._store.forward(forward.in_channel, forward.payment_hash)
+            if held is not None and held.status in (ForwardStatus.RECEIVED, ForwardStatus.FORWARDED):
+                await self._fail(held, exc.reason or "REFUSED", str(exc), out.channel_id)
+            elif held is not None and held.status == ForwardStatus.FAILING:
+                await self._resolve(held, settle=False, at=out.channel_id)
+
+    def _cannot_send_on(self, forward: ForwardRecord, out: ChannelRecord | None) -> tuple[str, str] | None:
+        nxt = forward.onward[0]
+        if out is None or out.status != ChannelStatus.OPEN:
+            return "UNKNOWN_NEXT_CHANNEL", f"channel 0x{nxt.channel_id.hex()} is not open"
+        latest = self._store.latest_cosigned(out.channel_id)
+        assert latest is not None
+        ours = latest.balance_a if out.we_are_a else latest.balance_b
+        if ours < nxt.amount:
+            return "NO_CAPACITY", f"this node holds {ours} wei in the next channel, not {nxt.amount}"
+        share = max(1, min(self.terms.max_accepted_htlcs, MAX_HTLCS - len(latest.htlcs)) // 2)
+        if self._store.forwarded_over(out.channel_id, forward.in_channel) >= self.terms.max_accepted_htlcs // 2 \
+                or share <= 0:
+            return "SLOT_SHARE_EXCEEDED", "the incoming channel holds its share of the next channel's HTLC slots"
+        if not self._channels.peer_available(out.peer):
+            return "PEER_UNAVAILABLE", f"the next node at {out.peer} is not answering"
+        if nxt.expiry <= self._channels.l1_now() + self._channels.rules_of().expiry_delta_s:
+            return "EXPIRY_TOO_SOON", "too little time is left to send the HTLC on"
+        return None
+
+    async def _fail(self, forward: ForwardRecord, reason: str, message: str, at: bytes) -> None:
+        failing = replace(forward, status=ForwardStatus.FAILING, reason=reason, message=message)
+        self._store.apply([ChannelsStore.forward_effect(failing)])
+        await self._resolve(failing, settle=False, at=at)
+
+    async def _resolve(self, forward: ForwardRecord, *, settle: bool, at: bytes = b"") -> None:
+        """Settle (with the preimage) or fail the incoming HTLC of ``forward`` in its channel."""
+        channels = self._channels
+        record = channels.channel(forward.in_channel)
+        theirs_a = not record.we_are_a
+
+        def release(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
+            state = channels.rules_of().state(latest)
+            if not any(h.from_a == theirs_a and h.payment_hash == forward.payment_hash for h in state.htlcs):
+                raise _Gone()
+            if settle:
+                new, proposal = state.settle_htlc(theirs_a, forward.preimage), Proposal(preimage=forward.preimage)
+            else:
+                new = state.fail_htlc(theirs_a, forward.payment_hash)
+                proposal = Proposal(fail_reason=forward.reason, fail_message=forward.message,
+                                    fail_channel=at or forward.out_channel)
+            return Built(channels.rules_of().record(new, sequence), proposal)
+
+        try:
+            async with channels.lock(record.channel_id):
+                await channels.flush(record)
+                await channels.propose(record, release)
+        except _Gone:  # settled or failed already (a resumed step): done
+            self._store.apply([ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.DONE))])
+
+
+class _Gone(Exception):
+    """The HTLC is no longer in the channel's latest co-signed state."""
+
+
+def check_pay_limits(amount: int, max_fee: int | None, max_attempts: int, max_hops: int) -> tuple[int, int, int]:
+    """A Pay request's limits with their defaults (1% fee at least 10,000 wei, 3 attempts, 8 hops)."""
+    fee = max_fee if max_fee is not None else max(amount // 100, 10_000)
+    attempts = max_attempts or 3
+    hops = max_hops or 8
+    if attempts > 20:
+        raise InvalidArgument(f"max_attempts {attempts} is above 20", reason="FIELD_OUT_OF_RANGE")
+    if hops > 20:
+        raise InvalidArgument(f"max_hops {hops} is above 20", reason="FIELD_OUT_OF_RANGE")
+    return fee, attempts, hops
+

@@ -1,0 +1,72 @@
+"""What an update carries beside its state: the fields of a PeerService.Propose request that say
+what the state means (a payment's amount and invoice, an HTLC's way on, a settle's preimage, a
+fail's reason), and the shape a proposer builds an update in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from protos.l2node.channels.v1 import channels_pb2 as pb
+
+from ._records import ChannelRecord, RouteHop, StateRecord
+from ._store import Effect
+from ._wire import amount_of, hex0x, parse_hex, route_hop_of_pb, route_hop_pb, state_pb
+
+
+class Refused(Exception):
+    """A proposal this node will not counter-sign: answered (accepted = false) with ``reason``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    #: A TRANSFER's amount (0 for the others: their amount is in the state).
+    amount: int = 0
+    #: A direct invoice payment's hash (its preimage comes back with the counter-signature).
+    payment_hash: bytes = b""
+    final: bool = False
+    #: ADD_HTLC: the route on from the receiver, next hop first; empty: the receiver is the payee.
+    onward: tuple[RouteHop, ...] = ()
+    #: SETTLE_HTLC: the preimage.
+    preimage: bytes = b""
+    #: FAIL_HTLC: why (a reason code), its words, and the channel where it failed.
+    fail_reason: str = ""
+    fail_message: str = ""
+    fail_channel: bytes = b""
+
+    def request(self, state: StateRecord, side_a: bool) -> pb.ProposeRequest:
+        """The (unsealed) proposal of ``state``, signed by this node on ``side_a``."""
+        return pb.ProposeRequest(
+            state=state_pb(state), signature=state.sig_a if side_a else state.sig_b, amount=str(self.amount),
+            payment_hash=hex0x(self.payment_hash) if self.payment_hash else "", final=self.final,
+            onward=[route_hop_pb(h) for h in self.onward], preimage=hex0x(self.preimage) if self.preimage else "",
+            fail_reason=self.fail_reason, fail_message=self.fail_message,
+            fail_channel_id=hex0x(self.fail_channel) if self.fail_channel else "")
+
+    @classmethod
+    def of(cls, request: pb.ProposeRequest) -> Proposal:
+        """A received proposal's fields (INVALID_ARGUMENT with a reason if malformed)."""
+        return cls(amount_of(request.amount, "amount"),
+                   parse_hex(request.payment_hash, 32, "payment_hash") if request.payment_hash else b"",
+                   request.final, tuple(route_hop_of_pb(h) for h in request.onward),
+                   parse_hex(request.preimage, 32, "preimage") if request.preimage else b"",
+                   request.fail_reason[:64], request.fail_message[:512],
+                   parse_hex(request.fail_channel_id, 32, "fail_channel_id") if request.fail_channel_id else b"")
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """An update a proposer built: the new state (unsigned), its proposal, and what this node
+    stores with its own signature of it (in the same commit)."""
+
+    state: StateRecord
+    proposal: Proposal
+    effects: Sequence[Effect] = ()
+
+
+#: Builds the next update on (the channel, its latest co-signed state, the next free sequence).
+Make = Callable[[ChannelRecord, StateRecord, int], Built]

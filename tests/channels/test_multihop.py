@@ -1,0 +1,73 @@
+"""Multi-hop payments over real workers on one anvil: A pays C's invoice through B (HTLCs added hop
+by hop, settled back with the preimage, B's fee taken), and a payment the payee refuses unwinds
+every hop (each HTLC failed back, the balances as they were)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from protos.l2node.channels.v1 import channels_pb2 as pb
+from tests.channels._network import Network
+from tests.channels._nodes import ETHER, reason_of, wait_for
+from tests.l1.anvil import Anvil
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    node = Anvil()
+    node.start()
+    network = Network(tmp_path_factory.mktemp("multihop"), node, ("alice", "bob", "carol"))
+    try:
+        yield network
+    finally:
+        network.close()
+        node.stop()
+
+
+def balances(node_channel: pb.Channel) -> tuple[int, int, int]:
+    """(local, remote, HTLCs in flight) of a channel as one node sees it."""
+    return int(node_channel.local_balance), int(node_channel.remote_balance), len(node_channel.state.htlcs)
+
+
+def test_a_pays_c_through_b_and_a_refused_payment_unwinds_every_hop(net: Network) -> None:
+    a, b, c = net["alice"], net["bob"], net["carol"]
+    ab = net.open("alice", "bob", 2 * ETHER)
+    bc = net.open("bob", "carol", ETHER)
+    net.wait_known("alice", bc)
+
+    invoice = c.stub.CreateInvoice(pb.CreateInvoiceRequest(amount="100000", memo="two hops"), timeout=10).invoice
+    paid = a.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=60)
+    fee = 1_000 + 100  # bob's: 1,000 wei base + 1,000 ppm of 100,000
+    assert paid.payment.status == pb.PAYMENT_STATUS_SUCCEEDED
+    assert hashlib.sha256(bytes.fromhex(paid.preimage[2:])).hexdigest() == invoice.payment_hash[2:]
+    assert [(h.channel_id, h.amount) for h in paid.payment.route] == [(ab, str(100_000 + fee)), (bc, "100000")]
+    assert paid.payment.fee == str(fee) and paid.payment.route[0].expiry > paid.payment.route[1].expiry
+    # Every HTLC settled: the value moved, the fee stayed with bob, nothing in flight.
+    wait_for(lambda: balances(c.channel(bc)) == (100_000, ETHER - 100_000, 0), 20, "carol is paid")
+    wait_for(lambda: balances(b.channel(ab)) == (100_000 + fee, 2 * ETHER - 100_000 - fee, 0), 20, "bob is paid")
+    assert balances(a.channel(ab)) == (2 * ETHER - 100_000 - fee, 100_000 + fee, 0)
+    assert balances(b.channel(bc)) == (ETHER - 100_000, 100_000, 0)
+    got = a.stub.GetPayment(pb.GetPaymentRequest(payment_hash=invoice.payment_hash), timeout=10).payment
+    assert (got.status, got.preimage, got.attempts) == (pb.PAYMENT_STATUS_SUCCEEDED, paid.preimage, 1)
+    assert c.stub.SubscribeEvents  # the payee's invoice is paid
+    # Paying the same invoice again is answered with the first outcome: paid once.
+    again = a.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=60)
+    assert again.preimage == paid.preimage
+    assert balances(a.channel(ab)) == (2 * ETHER - 100_000 - fee, 100_000 + fee, 0)
+
+    # An invoice carol never issued: carol refuses the HTLC, bob fails his back, alice is refunded.
+    forged = f"l2inv:0x{c.address.hex()}:5000:0x{secrets.token_bytes(32).hex()}"
+    with pytest.raises(grpc.RpcError) as failed:
+        a.stub.Pay(pb.PayRequest(invoice=forged, max_attempts=1), timeout=60)
+    assert (failed.value.code(), reason_of(failed.value)) == (grpc.StatusCode.FAILED_PRECONDITION, "UNKNOWN_INVOICE")
+    wait_for(lambda: balances(b.channel(ab))[2] == 0, 20, "bob's incoming HTLC failed back")
+    assert balances(a.channel(ab)) == (2 * ETHER - 100_000 - fee, 100_000 + fee, 0)
+    assert balances(b.channel(bc)) == (ETHER - 100_000, 100_000, 0)
+    forged_hash = forged.rsplit(":", 1)[1]
+    failed_payment = a.stub.GetPayment(pb.GetPaymentRequest(payment_hash=forged_hash), timeout=10).payment
+    assert failed_payment.status == pb.PAYMENT_STATUS_FAILED and failed_payment.reason == "UNKNOWN_INVOICE"
