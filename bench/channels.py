@@ -27,8 +27,9 @@ the same anvil after the payments).
 worker, with time spans around each step) on the same data dirs, and prints where a payment's time
 goes, per side, with one payment in flight and with 32. --cprofile adds cProfile's top functions.
 
---two-hop: three nodes, A pays C's invoices through B (A -> B -> C), once the channels worker routes
-an invoice over its graph (PayResponse has a route); until then it says so and measures nothing.
+--two-hop: three bare workers, channels A -> B and B -> C, A pays C's invoices (1,000 wei, the
+smallest HTLC) through B as its worker routes them (an HTLC added hop by hop, settled back with the
+preimage); checked at the end: C holds every payment, no HTLC left in flight.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ from tests.ports import free_base_port
 
 CHANNEL_FUNDS: Final = 100 * ETHER
 WARM_UP: Final = 50
+#: A two-hop payment's amount: an HTLC carries at least the worker's htlc_min_wei (1,000 by default).
+HOP_AMOUNT: Final = 1_000
 PLAIN: Final = "services.channels:WORKER"
 INSTRUMENTED: Final = "bench.channels_spans:WORKER"
 TICK: Final = os.sysconf("SC_CLK_TCK")
@@ -122,11 +125,11 @@ class Network:
         self.nodes = nodes
 
     @classmethod
-    async def start(cls, directory: Path, l1: Anvil, names: tuple[str, ...]) -> Network:
+    async def start(cls, directory: Path, l1: Anvil, names: tuple[str, ...], **more: Any) -> Network:
         await deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, directory,
                                params=RollupParams(channel_challenge_period_s=PERIOD))
         settings = {"l1": {"rpc": l1.url, "contracts": str(directory / "l1" / "contracts.json")},
-                    "poll_interval_s": 0.1}
+                    "poll_interval_s": 0.1, **more}
         return cls([BenchNode(directory, name, 2 + i, settings) for i, name in enumerate(names)])
 
     def close(self) -> None:
@@ -288,14 +291,14 @@ async def drive(call: Callable[[int], Awaitable[object]], count: int, in_flight:
 class Payer:
     """The bench as A's user: Pay over gRPC to A's worker, paying B's address or B's invoices."""
 
-    def __init__(self, payer: ChannelsNode, payee: ChannelsNode) -> None:
-        self.payer, self.payee = payer, payee
+    def __init__(self, payer: ChannelsNode, payee: ChannelsNode, amount: int = 1) -> None:
+        self.payer, self.payee, self.amount = payer, payee, amount
         self.channel = grpc.aio.insecure_channel(payer.endpoint)
         self.payee_channel = grpc.aio.insecure_channel(payee.endpoint)
         self.stub = pb_grpc.ChannelsServiceStub(self.channel)
         self.payee_stub = pb_grpc.ChannelsServiceStub(self.payee_channel)
-        self.to_address = pb.PayRequest(address="0x" + payee.address.hex(), amount="1")
-        self.paid = 0  # wei A paid B, every payment 1 wei
+        self.to_address = pb.PayRequest(address="0x" + payee.address.hex(), amount=str(amount))
+        self.paid = 0  # payments made, each of ``amount`` wei
 
     async def aclose(self) -> None:
         await self.channel.close()
@@ -306,24 +309,25 @@ class Payer:
         self.paid += 1
 
     async def invoices(self, count: int) -> list[pb.PayRequest]:
-        """``count`` invoices of 1 wei from the payee (untimed: the payee's user makes them)."""
+        """``count`` invoices of ``amount`` wei from the payee (untimed: the payee's user makes them)."""
         made: list[pb.PayRequest] = []
 
         async def create(_: int) -> None:
-            answer = await self.payee_stub.CreateInvoice(pb.CreateInvoiceRequest(amount="1"), timeout=60)
+            answer = await self.payee_stub.CreateInvoice(pb.CreateInvoiceRequest(amount=str(self.amount)), timeout=60)
             made.append(pb.PayRequest(invoice=answer.invoice.encoded))
 
         await drive(create, count, 16)
         return made
 
-    async def pay_invoices(self, requests: list[pb.PayRequest]) -> Callable[[int], Awaitable[object]]:
-        async def pay(i: int) -> None:
+    async def pay_invoices(self, requests: list[pb.PayRequest]) -> Callable[[int], Awaitable[pb.PayResponse]]:
+        async def pay(i: int) -> pb.PayResponse:
             answer = await self.stub.Pay(requests[i], timeout=60)
             assert answer.preimage, answer  # the proof of payment, revealed by the payee
             self.paid += 1
+            return answer
         return pay
 
-    async def point(self, what: str, count: int, in_flight: int, meter: CpuMeter) -> Point:
+    async def point(self, what: str, count: int, in_flight: int, meter: CpuMeter, label: str = "") -> Point:
         if what == "invoice":
             requests = await self.invoices(count + WARM_UP)
             call = await self.pay_invoices(requests)
@@ -335,7 +339,7 @@ class Payer:
         with meter.measure(cpu):
             latencies, wall, failed = await drive(call, count, in_flight)
         per = 1e6 / max(1, len(latencies))
-        return Point(what, in_flight, _figures(latencies, wall), failed,
+        return Point(label or what, in_flight, _figures(latencies, wall), failed,
                      {name: ((user + system) * per, system * per) for name, (user, system) in cpu.items()})
 
     def check_both_sides(self, channel_id: str) -> str:
@@ -346,7 +350,7 @@ class Payer:
         assert states[0] == states[1], states
         sequence, _, balance_b, sig_a, sig_b = states[0]
         assert sig_a and sig_b
-        assert int(balance_b) == self.paid, (balance_b, self.paid)
+        assert int(balance_b) == self.paid * self.amount, (balance_b, self.paid)
         assert sequence == self.paid, (sequence, self.paid)
         return (f"both workers hold state {sequence} of channel {channel_id[:10]}..., both signatures, "
                 f"B's balance {int(balance_b):,} wei = the {self.paid:,} payments made")
@@ -369,8 +373,9 @@ async def unary_floor(node: ChannelsNode, count: int, in_flight: int) -> Figures
 # --- the profile ---------------------------------------------------------------------------------
 
 SIDE_ORDER: Final = (
-    "pay (Channels.pay: the lock, then all below)", "channel_to (find the channel)",
-    "flush (the pending-state look-up)", "propose (sign, put_state, send)",
+    "pay (Channels.pay: the lock, then all below)", "direct_channel (find the channel)",
+    "channel_to (find the channel)", "flush (the pending-state look-up)",
+    "propose (build, sign, seal, put_state, send)", "send (the Propose RPC, then verify and record)",
     "peer.propose (the Propose RPC, the peer's work in it)", "on_propose (the receiver's whole handler)",
     "accept (verify, rules, sign, record_payment)",
 )
@@ -426,29 +431,51 @@ async def profile(net: Network, payer: Payer, in_flights: tuple[int, ...], count
 
 
 def multi_hop_available() -> bool:
-    """The channels worker routes an invoice over its graph: PayResponse carries the route."""
-    return "route" in pb.PayResponse.DESCRIPTOR.fields_by_name
+    """The channels worker routes an invoice over its graph: PayResponse carries the payment (its route)."""
+    return "payment" in pb.PayResponse.DESCRIPTOR.fields_by_name
 
 
-async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int, ...], meter_pids: bool) -> None:
+def wait_known(node: ChannelsNode, channel_id: str) -> None:
+    """Until ``node``'s graph holds both directions of the channel (announced by gossip)."""
+    def known() -> bool:
+        found = node.stub.ListKnownChannels(pb.ListKnownChannelsRequest(), timeout=10).channels
+        return sum(1 for c in found if c.channel_id == channel_id) >= 2
+    wait_for(known, 60, f"{node.name} learns channel {channel_id} by gossip")
+
+
+async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int, ...]) -> list[Point]:
     """A pays C's invoices through B (A -> B -> C): payments/s and latency per in-flight count."""
     if not multi_hop_available():
-        print("\ntwo hops: this tree's channels worker pays direct peers only (PayResponse has no route): "
+        print("\ntwo hops: this tree's channels worker pays direct peers only (PayResponse has no payment): "
               "nothing measured")
-        return
-    net = await Network.start(directory / "two-hop", l1, ("hop-a", "hop-b", "hop-c"))
+        return []
+    net = await Network.start(directory / "two-hop", l1, ("hop-a", "hop-b", "hop-c"), gossip_interval_s=0.5)
     a, b, c = net.nodes
+    points = []
     try:
-        open_channel(a, b, CHANNEL_FUNDS)
-        open_channel(b, c, CHANNEL_FUNDS)
-        payer = Payer(a, c)
-        meter = CpuMeter({"A": a.pid, "B": b.pid, "C": c.pid, "bench": None} if meter_pids else {})
-        print(f"\ntwo hops, A -> B -> C, {count:,} payments of C's invoices per row:")
+        ab, bc = open_channel(a, b, CHANNEL_FUNDS), open_channel(b, c, CHANNEL_FUNDS)
+        wait_known(a, bc)
+        payer = Payer(a, c, HOP_AMOUNT)
+        first = await (await payer.pay_invoices(await payer.invoices(1)))(0)
+        route = " -> ".join(f"{hop.channel_id[:10]}... {int(hop.amount):,} wei" for hop in first.payment.route)
+        print(f"\ntwo hops, A -> B -> C, {count:,} payments of C's invoices ({HOP_AMOUNT:,} wei) per row (after "
+              f"{WARM_UP} untimed); the route: {route}, fee {int(first.payment.fee):,} wei:")
+        meter = CpuMeter({"A": a.pid, "B": b.pid, "C": c.pid, "bench": None})
         for in_flight in in_flights:
-            print((await payer.point("invoice", count, in_flight, meter)).line(), flush=True)
+            point = await payer.point("invoice", count, in_flight, meter, label="2 hops")
+            points.append(point)
+            print(point.line(), flush=True)
         await payer.aclose()
+        # Every HTLC settled back: C holds every payment; nothing in flight on either channel.
+        views = {"A-B at A": a.channel(ab), "A-B at B": b.channel(ab), "B-C at B": b.channel(bc),
+                 "B-C at C": c.channel(bc)}
+        in_flight_htlcs = {name: len(view.state.htlcs) for name, view in views.items() if view.state.htlcs}
+        assert not in_flight_htlcs, in_flight_htlcs
+        assert int(views["B-C at C"].local_balance) == payer.paid * HOP_AMOUNT, views["B-C at C"]
+        print(f"  C holds {payer.paid:,} x {HOP_AMOUNT:,} wei; no HTLC left in flight on A-B or B-C, on either side")
     finally:
         net.close()
+    return points
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -511,8 +538,8 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
                                       directory)
             finally:
                 net.close()
-        if args.two_hop:
-            await two_hop(directory, l1, args.payments, tuple(int(n) for n in args.in_flight.split(",")), True)
+        hops = await two_hop(directory, l1, args.payments, tuple(int(n) for n in args.in_flight.split(","))) \
+            if args.two_hop else []
         print(f"\nceiling, same run and disk ({args.ceiling_payments:,} payments a mode; bench/channels_ceiling.py, "
               "one thread, no gRPC):")
         for mode, figures in ceiling(args.ceiling_payments, directory).items():
@@ -522,6 +549,11 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
         best = max((p for p in points if p.what == "address"), key=lambda p: p.figures.per_second)
         print(f"\nbest direct: {best.figures.per_second:,.0f} payments/s at {best.in_flight} in flight "
               f"(goal >= 5,000); p50 at 1 in flight {points[0].figures.p50_ms:.2f} ms (goal <= 5 ms); {_load()}")
+        if hops:
+            top = max(hops, key=lambda p: p.figures.per_second)
+            print(f"best two hops: {top.figures.per_second:,.0f} payments/s at {top.in_flight} in flight "
+                  f"(goal >= 1,000); p50 at {hops[0].in_flight} in flight {hops[0].figures.p50_ms:.2f} ms "
+                  "(goal <= 20 ms)")
     finally:
         l1.stop()
 

@@ -70,20 +70,35 @@ class Spans:
         return timed
 
 
+def _wrap_each(target: object, spans: Spans, names: dict[str, str]) -> None:
+    """Each of ``names`` the target has (the worker changes: a name it lost is skipped), timed."""
+    for name, label in names.items():
+        if hasattr(target, name):
+            setattr(target, name, spans.wrap(label, getattr(target, name)))
+
+
 def _instrument(channels: Channels, ctx: WorkerContext, spans: Spans) -> None:
     # The payer's side (ChannelsService.Pay) and the receiver's (PeerService.Propose); the servicers
-    # call these through the instance, so instance attributes take their place.
-    for name, label in (("pay", "pay (Channels.pay: the lock, then all below)"),
-                        ("channel_to", "channel_to (find the channel)"),
-                        ("_flush", "flush (the pending-state look-up)"),
-                        ("_propose", "propose (sign, put_state, send)"),
-                        ("on_propose", "on_propose (the receiver's whole handler)"),
-                        ("_accept", "accept (verify, rules, sign, record_payment)")):
-        setattr(channels, name, spans.wrap(label, getattr(channels, name)))
-    store = channels.store
-    for name in ("put_state", "record_payment", "latest_cosigned", "highest_sequence", "pending", "channel", "paid",
-                 "invoice"):
-        setattr(store, name, spans.wrap(f"store.{name}", getattr(store, name)))
+    # and the worker call these through the instance, so instance attributes take their place.
+    _wrap_each(channels, spans, {
+        "pay": "pay (Channels.pay: the lock, then all below)",
+        "direct_channel": "direct_channel (find the channel)",
+        "channel_to": "channel_to (find the channel)",
+        "_flush": "flush (the pending-state look-up)",
+        "propose": "propose (build, sign, seal, put_state, send)",
+        "_send": "send (the Propose RPC, then verify and record)",
+        "on_propose": "on_propose (the receiver's whole handler)",
+        "_accept": "accept (verify, rules, sign, record_payment)",
+    })
+    _wrap_each(channels.payments, spans, {
+        "pay": "payments.pay (a routed payment: route, HTLC out, wait for its outcome)",
+        "_offer": "payments.offer (add the HTLC to the first hop)",
+        "_send_on": "payments.send_on (a forward: the HTLC on to the next hop)",
+        "_resolve": "payments.resolve (settle or fail an incoming HTLC)",
+    })
+    _wrap_each(channels.store, spans, {name: f"store.{name}" for name in (
+        "put_state", "record_payment", "apply", "latest_cosigned", "highest_sequence", "pending", "channel", "paid",
+        "invoice", "by_request_key", "state")})
     original_peer = channels.peer
 
     def peer(address: str) -> Any:
@@ -110,11 +125,12 @@ def _instrument(channels: Channels, ctx: WorkerContext, spans: Spans) -> None:
         spans.add("commit (COMMIT: the fsync)", time.perf_counter() - start)
 
     storage.transaction = transaction  # type: ignore[method-assign]
-    for name, label in (("sign", "rules.sign (a state: EIP-712 digest + secp256k1 sign)"),
-                        ("signer_of", "rules.signer_of (a state: digest + recover)"),
-                        ("sign_message", "rules.sign_message (a peer message's seal)"),
-                        ("check", "rules.check (check_update C1-C7)")):
-        setattr(Rules, name, spans.wrap(label, getattr(Rules, name)))
+    _wrap_each(Rules, spans, {
+        "sign": "rules.sign (a state: EIP-712 digest + secp256k1 sign)",
+        "signer_of": "rules.signer_of (a state: digest + recover)",
+        "sign_message": "rules.sign_message (a peer message's seal)",
+        "check": "rules.check (check_update C1-C7)",
+    })
     Rules.message_signer = staticmethod(spans.wrap(  # type: ignore[method-assign]
         "rules.message_signer (a peer message's sender: recover)", Rules.message_signer))
 
