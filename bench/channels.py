@@ -1,7 +1,7 @@
 """Channel payments as a user makes them: ChannelsService.Pay between two nodes' channels workers.
 
     .venv/bin/python bench/channels.py [--payments 2000] [--in-flight 1,8,32,64] [--profile] [--cprofile]
-                                       [--trees] [--two-hop] [--data-dir DIR]
+                                       [--trees] [--two-hop] [--hop-payments 500] [--data-dir DIR]
 
 What runs: one anvil with the contracts deployed as `l2node up` deploys them; two channels
 workers, each its own process, data dir, port and channel key (the bare workers
@@ -291,14 +291,14 @@ async def drive(call: Callable[[int], Awaitable[object]], count: int, in_flight:
 class Payer:
     """The bench as A's user: Pay over gRPC to A's worker, paying B's address or B's invoices."""
 
-    def __init__(self, payer: ChannelsNode, payee: ChannelsNode, amount: int = 1) -> None:
+    def __init__(self, payer: ChannelsNode, payee: ChannelsNode, amount: int = 1, paid: int = 0) -> None:
         self.payer, self.payee, self.amount = payer, payee, amount
         self.channel = grpc.aio.insecure_channel(payer.endpoint)
         self.payee_channel = grpc.aio.insecure_channel(payee.endpoint)
         self.stub = pb_grpc.ChannelsServiceStub(self.channel)
         self.payee_stub = pb_grpc.ChannelsServiceStub(self.payee_channel)
         self.to_address = pb.PayRequest(address="0x" + payee.address.hex(), amount=str(amount))
-        self.paid = 0  # payments made, each of ``amount`` wei
+        self.paid = paid  # payments made, each of ``amount`` wei
 
     async def aclose(self) -> None:
         await self.channel.close()
@@ -381,49 +381,57 @@ SIDE_ORDER: Final = (
 )
 
 
-async def profile(net: Network, payer: Payer, in_flights: tuple[int, ...], count: int, cprofile: bool,
-                  directory: Path) -> Payer:
-    """Both workers restarted instrumented (bench/channels_spans.py); spans per payment by side."""
-    await payer.aclose()
-    a, b = net.nodes[0], net.nodes[1]
-    paths = {node.name: directory / f"{node.name}.spans.json" for node in (a, b)}
-    for node in (a, b):
-        env = {SPANS_ENV: str(paths[node.name])}
+def instrument(nodes: list[BenchNode], directory: Path, cprofile: bool) -> None:
+    """Each worker restarted as bench/channels_spans.py's (the same worker, spans around its steps)."""
+    for node in nodes:
+        env = {SPANS_ENV: str(directory / f"{node.name}.spans.json")}
         if cprofile:
             env[CPROFILE_ENV] = str(directory / f"{node.name}.pstats")
         node.restart(INSTRUMENTED, env)
-    again = Payer(a, b)
-    again.paid = payer.paid
+
+
+async def spans(nodes: list[BenchNode], call: Callable[[int], Awaitable[object]], count: int, in_flight: int,
+                what: str, directory: Path, cprofile: bool) -> None:
+    """``count`` calls (after a warm-up), each node's spans per payment printed, a column each."""
+    await drive(call, WARM_UP, in_flight)
+    paths = {node.name: directory / f"{node.name}.spans.json" for node in nodes}
+    for node in nodes:
+        paths[node.name].unlink(missing_ok=True)
+        os.kill(node.pid, signal.SIGUSR1)
+    await asyncio.sleep(0.2)
+    latencies, wall, failed = await drive(lambda i: call(WARM_UP + i), count, in_flight)
+    for node in nodes:
+        os.kill(node.pid, signal.SIGUSR2)
+    found = {node.name: json.loads(wait_for(lambda p=paths[node.name]: p.exists() and p.read_text(), 10,
+                                            "the spans")) for node in nodes}
+    print(f"\nwhere a payment's time goes, {in_flight} in flight ({count:,} {what}, "
+          f"{_figures(latencies, wall).line().strip()}; failed {failed}); mean us per payment (a span's total / "
+          "payments; spans nest; calls per payment in brackets):")
+    print(f"  {'client: the bench Pay call (unary gRPC)':70s} {1e6 * sum(latencies) / count:9,.0f}")
+    labels = [label for label in SIDE_ORDER if any(label in found[n.name] for n in nodes)]
+    labels += sorted({label for n in nodes for label in found[n.name]} - set(labels))
+    print(f"  {'span':70s} " + " ".join(f"{n.name:>15s}" for n in nodes))
+    for label in labels:
+        cells = []
+        for node in nodes:
+            calls, seconds = found[node.name].get(label, (0, 0.0))
+            cells.append(f"{1e6 * seconds / count:9,.1f} ({calls / count:.1f})" if calls else f"{'-':>15s}")
+        print(f"  {label:70s} " + " ".join(f"{cell:>15s}" for cell in cells))
+    if cprofile:
+        for node in nodes:
+            print(f"\ncProfile of {node.name}'s event-loop thread, {in_flight} in flight, top 25 by own time:")
+            pstats.Stats(str(directory / f"{node.name}.pstats")).sort_stats("tottime").print_stats(25)
+
+
+async def profile(net: Network, payer: Payer, in_flights: tuple[int, ...], count: int, cprofile: bool,
+                  directory: Path) -> Payer:
+    """Both workers restarted instrumented; spans per payment by side, paying B's address."""
+    await payer.aclose()
+    a, b = net.nodes[0], net.nodes[1]
+    instrument([a, b], directory, cprofile)
+    again = Payer(a, b, paid=payer.paid)
     for in_flight in in_flights:
-        await drive(again.pay_address, WARM_UP, in_flight)
-        for node in (a, b):
-            paths[node.name].unlink(missing_ok=True)
-            os.kill(node.pid, signal.SIGUSR1)
-        await asyncio.sleep(0.2)
-        latencies, wall, failed = await drive(again.pay_address, count, in_flight)
-        for node in (a, b):
-            os.kill(node.pid, signal.SIGUSR2)
-        spans = {node.name: json.loads(wait_for(lambda p=paths[node.name]: p.exists() and p.read_text(), 10,
-                                                "the spans")) for node in (a, b)}
-        figures = _figures(latencies, wall)
-        print(f"\nwhere a payment's time goes, {in_flight} in flight ({count:,} payments to B's address, "
-              f"{figures.line().strip()}; failed {failed}); mean us per payment (a span's total / payments; "
-              "spans nest; calls per payment in brackets):")
-        print(f"  {'client: the bench Pay call (unary gRPC, both workers)':70s} {1e6 * sum(latencies) / count:9,.0f}")
-        labels = [label for label in SIDE_ORDER if label in spans[a.name] or label in spans[b.name]]
-        labels += sorted({*spans[a.name], *spans[b.name]} - set(labels))
-        print(f"  {'span':70s} {'A (payer)':>9s} {'B (payee)':>16s}")
-        for label in labels:
-            cells = []
-            for node in (a, b):
-                calls, seconds = spans[node.name].get(label, (0, 0.0))
-                cells.append(f"{1e6 * seconds / count:9,.1f} ({calls / count:.1f})" if calls else f"{'-':>15s}")
-            print(f"  {label:70s} {cells[0]:>15s} {cells[1]:>15s}")
-        if cprofile:
-            for node in (a, b):
-                print(f"\ncProfile of {node.name}'s event-loop thread, {in_flight} in flight, top 25 by own time:")
-                stats = pstats.Stats(str(directory / f"{node.name}.pstats"))
-                stats.sort_stats("tottime").print_stats(25)
+        await spans([a, b], again.pay_address, count, in_flight, "payments to B's address", directory, cprofile)
     return again
 
 
@@ -443,7 +451,8 @@ def wait_known(node: ChannelsNode, channel_id: str) -> None:
     wait_for(known, 60, f"{node.name} learns channel {channel_id} by gossip")
 
 
-async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int, ...]) -> list[Point]:
+async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int, ...], profile_hops: bool
+                  ) -> list[Point]:
     """A pays C's invoices through B (A -> B -> C): payments/s and latency per in-flight count."""
     if not multi_hop_available():
         print("\ntwo hops: this tree's channels worker pays direct peers only (PayResponse has no payment): "
@@ -456,6 +465,12 @@ async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int,
         ab, bc = open_channel(a, b, CHANNEL_FUNDS), open_channel(b, c, CHANNEL_FUNDS)
         wait_known(a, bc)
         payer = Payer(a, c, HOP_AMOUNT)
+
+        def settled() -> dict[str, pb.Channel] | None:
+            views = {"A-B at A": a.channel(ab), "A-B at B": b.channel(ab), "B-C at B": b.channel(bc),
+                     "B-C at C": c.channel(bc)}
+            return None if any(view.state.htlcs for view in views.values()) else views
+
         first = await (await payer.pay_invoices(await payer.invoices(1)))(0)
         route = " -> ".join(f"{hop.channel_id[:10]}... {int(hop.amount):,} wei" for hop in first.payment.route)
         print(f"\ntwo hops, A -> B -> C, {count:,} payments of C's invoices ({HOP_AMOUNT:,} wei) per row (after "
@@ -465,12 +480,23 @@ async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int,
             point = await payer.point("invoice", count, in_flight, meter, label="2 hops")
             points.append(point)
             print(point.line(), flush=True)
+        if profile_hops:
+            wait_for(settled, 60, "every HTLC settled")  # none left to resume at the restart
+            await payer.aclose()
+            instrument([a, b, c], directory, cprofile=False)
+            payer = Payer(a, c, HOP_AMOUNT, paid=payer.paid)
+            started = time.perf_counter()
+            await payer.stub.Pay((await payer.invoices(1))[0], timeout=300)
+            payer.paid += 1
+            print(f"\nthe three workers restarted instrumented; the first payment after took "
+                  f"{time.perf_counter() - started:.1f} s")
+            for in_flight in (1, 8):
+                call = await payer.pay_invoices(await payer.invoices(WARM_UP + min(count, 500)))
+                await spans([a, b, c], call, min(count, 500), in_flight, "payments of C's invoices through B",
+                            directory, cprofile=False)
         await payer.aclose()
         # Every HTLC settled back: C holds every payment; nothing in flight on either channel.
-        views = {"A-B at A": a.channel(ab), "A-B at B": b.channel(ab), "B-C at B": b.channel(bc),
-                 "B-C at C": c.channel(bc)}
-        in_flight_htlcs = {name: len(view.state.htlcs) for name, view in views.items() if view.state.htlcs}
-        assert not in_flight_htlcs, in_flight_htlcs
+        views = wait_for(settled, 60, "every HTLC settled")
         assert int(views["B-C at C"].local_balance) == payer.paid * HOP_AMOUNT, views["B-C at C"]
         print(f"  C holds {payer.paid:,} x {HOP_AMOUNT:,} wei; no HTLC left in flight on A-B or B-C, on either side")
     finally:
@@ -538,8 +564,8 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
                                       directory)
             finally:
                 net.close()
-        hops = await two_hop(directory, l1, args.payments, tuple(int(n) for n in args.in_flight.split(","))) \
-            if args.two_hop else []
+        hops = await two_hop(directory, l1, args.hop_payments, tuple(int(n) for n in args.in_flight.split(",")),
+                             args.profile) if args.two_hop else []
         print(f"\nceiling, same run and disk ({args.ceiling_payments:,} payments a mode; bench/channels_ceiling.py, "
               "one thread, no gRPC):")
         for mode, figures in ceiling(args.ceiling_payments, directory).items():
@@ -562,6 +588,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=2000, help="timed payments per row")
     parser.add_argument("--in-flight", default="1,8,32,64", help="Pay calls in flight, a row each")
+    parser.add_argument("--hop-payments", type=int, default=500, help="timed payments per --two-hop row")
     parser.add_argument("--ceiling-payments", type=int, default=2000)
     parser.add_argument("--profile", action="store_true", help="where a payment's time goes (instrumented workers)")
     parser.add_argument("--cprofile", action="store_true", help="--profile, and cProfile's top functions")
