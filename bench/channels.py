@@ -112,11 +112,6 @@ class BenchNode(Node):
         assert self.proc is not None
         return self.proc.proc.pid
 
-    def restart(self, definition: str, env: dict[str, str]) -> None:
-        self.stop()
-        self.definition, self.env = definition, env
-        self.start()
-
 
 class Network:
     """The contracts on one anvil and ``names`` nodes (dev keys 2, 3, 4, ...)."""
@@ -382,12 +377,17 @@ SIDE_ORDER: Final = (
 
 
 def instrument(nodes: list[BenchNode], directory: Path, cprofile: bool) -> None:
-    """Each worker restarted as bench/channels_spans.py's (the same worker, spans around its steps)."""
+    """Each worker restarted as bench/channels_spans.py's (the same worker, spans around its steps):
+    all stopped, then all started, so no worker's channel to a peer saw that peer go away (a peer
+    that did is in gRPC's reconnect back-off and its breaker open for a while)."""
+    for node in nodes:
+        node.stop()
     for node in nodes:
         env = {SPANS_ENV: str(directory / f"{node.name}.spans.json")}
         if cprofile:
             env[CPROFILE_ENV] = str(directory / f"{node.name}.pstats")
-        node.restart(INSTRUMENTED, env)
+        node.definition, node.env = INSTRUMENTED, env
+        node.start()
 
 
 async def spans(nodes: list[BenchNode], call: Callable[[int], Awaitable[object]], count: int, in_flight: int,
@@ -402,6 +402,9 @@ async def spans(nodes: list[BenchNode], call: Callable[[int], Awaitable[object]]
     latencies, wall, failed = await drive(lambda i: call(WARM_UP + i), count, in_flight)
     for node in nodes:
         os.kill(node.pid, signal.SIGUSR2)
+    if not latencies:
+        print(f"\nno span figures at {in_flight} in flight: every payment failed")
+        return
     found = {node.name: json.loads(wait_for(lambda p=paths[node.name]: p.exists() and p.read_text(), 10,
                                             "the spans")) for node in nodes}
     print(f"\nwhere a payment's time goes, {in_flight} in flight ({count:,} {what}, "
