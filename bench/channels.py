@@ -230,9 +230,11 @@ class Point:
 
     def line(self) -> str:
         cpu = ", ".join(f"{name} {total:,.0f} ({system:,.0f})" for name, (total, system) in self.cpu_us.items())
+        # The cores these processes got (a shared machine gives less than 2).
+        used = sum(total for total, _ in self.cpu_us.values()) * self.figures.per_second / 1e6
         failed = f"   FAILED {self.failed}" if self.failed else ""
         return (f"  {self.what:8s} {self.in_flight:3d} in flight  {self.figures.line()}   "
-                f"CPU us/payment (system): {cpu}{failed}")
+                f"CPU us/payment (system): {cpu}; {used:.2f} cores{failed}")
 
 
 def _cpu_s(pid: int) -> tuple[float, float]:

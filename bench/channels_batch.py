@@ -7,10 +7,11 @@ What bench/channels.py's proposal would reach on this machine, before anyone rew
 (services/channels/_channels.py is untouched). Two processes, A (payer) and B (payee), each with its
 own SQLite file opened as the runtime opens one (services.runtime.Storage: WAL, synchronous=FULL)
 and the worker's own rules door (services.channels.Rules: EIP-712 digest, secp256k1 sign and
-recover, check_update) and wire shapes (state_pb / state_of_pb, pb.ProposeRequest, pb.PayRequest /
-pb.PayResponse). This process is the user: one bidirectional stream of PayRequests to A, N
-payments in flight (sent ahead of their answers), 1 wei each, one PayRequest per stream message or
---per-message of them (a batch Pay: one message, several payments, one answer).
+recover), receiver check (protocol's check_proposal) and wire shapes (state_pb / state_of_pb,
+pb.ProposeRequest, pb.PayRequest / pb.PayResponse). This process is the user: one bidirectional
+stream of PayRequests to A, N payments in flight (sent ahead of their answers), 1 wei each, one
+PayRequest per stream message or --per-message of them (a batch Pay: one message, several
+payments, one answer).
 
 P1 stays: every payment is its own state n+1, each signed by both. What changes is how many go
 per message and per commit:
@@ -51,6 +52,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.channels_ceiling import CHANNEL, INSERT, KEY_A, KEY_B, Figures, _figures, _row, _storage
+from protocol import UpdateKind, check_proposal
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.channels import ChannelRecord, ChannelStatus, Rules, StateRecord, state_of_pb, state_pb
 from services.l1 import LocalSigner
@@ -106,6 +108,7 @@ class Payee:
 
     def __init__(self, directory: Path) -> None:
         self.rules = _rules(KEY_B)
+        self.channel = self.rules.channel(RECORD_A)
         self.writer = Writer(directory, "payee")
         self.latest = _funding()
         self.turn = asyncio.Condition()
@@ -123,8 +126,10 @@ class Payee:
                 state = state_of_pb(request.state)
                 if self.rules.signer_of(state, request.signature) != A:
                     await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not A's signature")
-                self.rules.check(prev, state, RECORD_A)
-                if state.balance_b - prev.balance_b != int(request.amount):
+                # The worker's receiver check (check_proposal, P0-P6), then the payment's amount.
+                update = check_proposal(self.rules.state(prev), self.rules.state(state), self.channel, A,
+                                        now=int(time.time()), expiry_delta=0)
+                if update.kind is not UpdateKind.TRANSFER or update.amount != int(request.amount):
                     await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "amount")
                 mine = self.rules.sign(state)
                 rows.append(_row(state, request.signature, mine))  # type: ignore[arg-type]
@@ -336,8 +341,10 @@ def bench(args: argparse.Namespace) -> None:
                     proc.wait(30)
             held = _both_hold(directory, last)
             per = ", ".join(f"{name} {(spent[name] - cpu[name]) / args.payments * 1e6:,.0f}" for name in cpu)
+            # The cores these processes got: on a shared machine, what the rate could be on 2 free cores.
+            used = sum(spent[name] - cpu[name] for name in cpu) / args.payments * figures.per_second
             print(f"  {per_message:3d} a message, {in_flight:4d} in flight  {figures.line()}   "
-                  f"CPU us/payment: {per}   ({held})", flush=True)
+                  f"CPU us/payment: {per}; {used:.2f} cores   ({held})", flush=True)
 
 
 def main() -> None:
