@@ -88,6 +88,34 @@ class Adjudicator:
     async def conclude(self, state: StateRecord) -> bytes:
         return await self._send("conclude", "conclude", state.channel_id, htlc_tuples(state))
 
+    async def claim_htlc(self, closing: StateRecord, index: int, preimage: bytes) -> bytes:
+        return await self._send("claimHtlc", "claimHtlc", closing.channel_id, htlc_tuples(closing), index, preimage)
+
+    async def refund_htlc(self, closing: StateRecord, index: int) -> bytes:
+        return await self._send("refundHtlc", "refundHtlc", closing.channel_id, htlc_tuples(closing), index)
+
+    async def revealed_at(self, channel_id: bytes, payment_hash: bytes) -> int:
+        """When the preimage of ``payment_hash`` was first revealed in the channel (0: never)."""
+        (at,) = await self.contract.read(self.l1, "revealedAt", channel_id, payment_hash)
+        return int(at)
+
+    async def htlc_settled(self, channel_id: bytes, index: int) -> bool:
+        (settled,) = await self.contract.read(self.l1, "htlcSettled", channel_id, index)
+        return bool(settled)
+
+    async def revealed_preimage(self, channel_id: bytes, payment_hash: bytes) -> bytes:
+        """The preimage an HtlcClaimed of the channel revealed for ``payment_hash`` (b"": none).
+        Read from the logs since the chain's start: a devnet's or an archive node's range."""
+        if not await self.revealed_at(channel_id, payment_hash):
+            return b""
+        logs = await self.l1.get_logs("earliest", "latest", address=self.address,
+                                      topics=[self.contract.topic("HtlcClaimed"), channel_id, payment_hash])
+        for log in logs:
+            event = self.contract.decode_log(log)
+            if event is not None:
+                return bytes(event.args["preimage"])
+        return b""
+
     async def on_chain(self, channel_id: bytes) -> OnChain:
         (view,) = await self.contract.read(self.l1, "channel", channel_id)
         return on_chain_of(view)

@@ -1,21 +1,12 @@
-"""The running channels worker: the channel state machine of direct payments, both sides of it.
+"""The running channels worker: a channel's life (open, close, the L1 watcher) and the doors to
+its parts: the one update path (``_updates``: every state change, both sides), multi-hop payments
+(``_payments``), the gossip graph (``_gossip``) and the enforcement of HTLCs on L1 (``_enforce``).
 
-An update, as the proposer P and the receiver R run it (channels.proto: PeerService.Propose):
-
-1. P builds state n+1 on the latest state both signed (n), signs it and stores it (durable)
-   BEFORE its signature leaves the process; the UNIQUE (channel, sequence) row means P can never
-   sign another state at n+1 (a refused one stays, its sequence taken).
-2. R checks the message's sender, the state's signature, protocol's rules (check_update, C1..)
-   and the payment itself (its own balance grows by exactly the amount; an invoice's amount), never
-   at a sequence it signed before; counter-signs, stores the co-signed state (durable), answers.
-3. P checks the counter-signature and stores it: both sides hold state n+1.
-
-A crash anywhere leaves P with its own signed state and maybe R's: P re-sends the very same state
-(at restart, and before any new update), and R answers a state it already holds with the same
-signature. Only an explicit refusal releases P's sequence, never a timeout (R may have accepted).
-Both sides' proposals race at one sequence: the receiver refuses (SEQUENCE_CONFLICT) and tells
-its highest signed sequence; the proposer tries again above it.
-"""
+Opening: the opener and the peer both sign the funding state (sequence 0) before either puts
+ETH on L1; the opener opens, the peer funds its side, the channel is OPEN when both did. Closing:
+cooperative (both sign the final state, C10; closeCooperative pays at once) or forced
+(closeUnilateral with the latest co-signed state; the L1 watcher challenges a stale close by the
+peer and concludes after the period)."""
 
 from __future__ import annotations
 
@@ -23,17 +14,16 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 import grpc
 from opentelemetry import trace
 
-from protocol import FINAL_SEQUENCE, ChannelRefused, Domain, UpdateKind, check_proposal, describe_update
+from protocol import FINAL_SEQUENCE, Domain
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.l1 import OUTAGE, Deployment, L1Client, LocalSigner, TxSender, checksum, read_key
 from services.runtime import (
@@ -49,34 +39,22 @@ from services.runtime import (
 from supervisor import ChildSpec, Restart, task
 
 from ._adjudicator import L1_CANCELLED, L1_CLOSING, L1_CONCLUDED, L1_OPEN, L1_OPENING, Adjudicator
+from ._enforce import Enforcer
 from ._gossip import Gossip
 from ._payments import Payments, PaymentTerms
 from ._peer import PeerClient, require_sender, seal
-from ._proposal import Built, Make, Proposal, Refused
+from ._proposal import Built, Make, Proposal
 from ._records import ChannelRecord, ChannelStatus, InvoiceRecord, InvoiceStatus, StateRecord
 from ._routing import ChannelPolicy, Graph
 from ._rules import Rules
 from ._settings import ChannelsSettings
-from ._store import ChannelsStore, SequenceTaken
+from ._store import ChannelsStore
+from ._updates import Updates
 from ._wire import amount_of, hex0x, parse_hex, state_of_pb, state_pb
 
 ChannelFn = Callable[[str], grpc.aio.Channel]
 #: What a call to a peer or L1 may fail with that is no answer (the update stays pending).
 _TRANSIENT: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded, *OUTAGE)
-#: A proposal refused for a racing one is tried again this many times, above the peer's sequence.
-_RACE_RETRIES: Final = 12
-#: The refusals of a proposal that raced the peer's own: tried again above it.
-_RACES: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING")
-
-
-@dataclass(frozen=True, slots=True)
-class Flushed:
-    """A pending state delivered: co-signed now, with what it paid."""
-
-    state: StateRecord
-    preimage: bytes
-    payment_hash: bytes
-    request_key: str
 
 
 class Channels:
@@ -101,11 +79,14 @@ class Channels:
         period = challenge_period_s
         policy = ChannelPolicy(settings.fee_base_wei, settings.fee_ppm, settings.expiry_delta_s or max(2 * period, 1),
                                settings.htlc_min_wei, 2**256 - 1, settings.max_accepted_htlcs)
+        self.updates = Updates(self, store, logger)
         self.payments = Payments(self, store, PaymentTerms(
             policy, settings.final_expiry_delta_s or max(2 * period, 1), settings.max_accepted_htlcs,
             settings.max_htlc_expiry_s or max(40 * period, 600), settings.payment_timeout_s), logger, tracer)
         self.gossip = Gossip(self, store, Graph(rules.domain if rules else _NO_DOMAIN), policy, logger,
                              settings.gossip_interval_s)
+        self._enforcer = Enforcer(self, store, adjudicator, settings.onchain_margin_s or max(period // 2, 5),
+                                  logger) if adjudicator is not None else None
 
     @classmethod
     async def open(cls, settings: ChannelsSettings, store: ChannelsStore, logger: logging.Logger,
@@ -155,10 +136,6 @@ class Channels:
     def rules_of(self) -> Rules:
         return self._rules()
 
-    async def flush(self, record: ChannelRecord) -> None:
-        """Re-send this node's pending state of the channel, if any (the caller holds its lock)."""
-        await self._flush(record)
-
     def _rules(self) -> Rules:
         if self.rules is None:
             raise Unavailable("this channels worker has no L1, adjudicator or channel key", reason="NOT_CONFIGURED")
@@ -206,7 +183,7 @@ class Channels:
         if amount + peer_amount <= 0:
             raise InvalidArgument("a channel needs funds: amount + peer_amount > 0", reason="NO_FUNDS")
         peer = self.peer(peer_endpoint)
-        hello = await self._ask(peer.hello(seal(rules, pb.HelloRequest(
+        hello = await self.ask(peer.hello(seal(rules, pb.HelloRequest(
             address=hex0x(self.address), chain_id=rules.chain_id, adjudicator=hex0x(rules.adjudicator)))))
         them = parse_hex(hello.address, 20, "address")
         require_sender(hello, them, "the peer's hello")
@@ -226,7 +203,7 @@ class Channels:
                                              amount_b=str(peer_amount), endpoint=self.endpoint,
                                              state=state_pb(funding), signature=funding.sig_a))
         try:
-            answer = await self._ask(peer.open(request))
+            answer = await self.ask(peer.open(request))
             require_sender(answer, them, "the peer's answer to open")
             if rules.signer_of(funding, answer.signature) != them:
                 raise PermissionDenied("the peer's signature of the funding state is not its own",
@@ -293,121 +270,26 @@ class Channels:
             signed = self.store.state(cid, 0) or funding
         return seal(rules, pb.OpenResponse(channel_id=hex0x(cid), signature=signed.sig_b))
 
-    # --- updates: the one way a state changes -----------------------------------------------------
+    # --- updates: the one way a state changes (_updates.py) ---------------------------------------
 
     async def pay(self, record: ChannelRecord, amount: int, payment_hash: bytes = b"", request_key: str = ""
                   ) -> tuple[StateRecord, bytes]:
-        """Pay ``amount`` to the channel's peer (its invoice ``payment_hash``, or b""): the co-signed
-        new state and the invoice's preimage (b""). A retry of the same invoice, or of the same
-        ``request_key`` (the client's request_id), pays once: the first attempt's state, delivered
-        now if it was left pending (the peer did not answer), is the answer."""
-        if amount <= 0:
-            raise InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT")
-        async with self.lock(record.channel_id):
-            flushed = await self._flush(record)
-            if flushed is not None and ((payment_hash and flushed.payment_hash == payment_hash)
-                                        or (request_key and flushed.request_key == request_key)):
-                return flushed.state, flushed.preimage  # a retried payment, delivered now
-            done = self.store.paid(payment_hash) if payment_hash else None
-            if done is not None:
-                return done  # a retried invoice payment, delivered before (at a restart): paid once
-            again = self.store.by_request_key(request_key) if request_key else None
-            if again is not None:
-                return again, b""  # a retried address payment, delivered before: paid once
+        return await self.updates.pay(record, amount, payment_hash, request_key)
 
-            def transfer(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
-                ours = latest.balance_a if record.we_are_a else latest.balance_b
-                if amount > ours:
-                    raise FailedPrecondition(f"this node holds {ours} wei in the channel, not {amount}",
-                                             reason="INSUFFICIENT_BALANCE")
-                delta = -amount if record.we_are_a else amount
-                state = StateRecord(record.channel_id, sequence, latest.balance_a + delta, latest.balance_b - delta,
-                                    latest.htlcs)
-                return Built(state, Proposal(amount=amount, payment_hash=payment_hash))
+    async def propose(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
+        return await self.updates.propose(record, make)
 
-            return await self.propose(record, transfer, request_key)
+    async def flush(self, record: ChannelRecord) -> None:
+        """Re-send this node's pending states of the channel, if any (the caller holds its lock)."""
+        await self.updates.flush(record)
 
-    async def propose(self, record: ChannelRecord, make: Make, request_key: str = "") -> tuple[StateRecord, bytes]:
-        """One update this node proposes: ``make`` builds it on the latest co-signed state at the
-        next free sequence; signed, stored (durable), sent, its counter-signature stored. Tried
-        again above the peer's sequence when both sides raced. The caller holds the channel's lock
-        and flushed its pending state. Raises on a refusal and on no answer (the state stays
-        pending: re-sent as it is)."""
-        rules = self._rules()
-        for attempt in range(_RACE_RETRIES):
-            record = self.channel(record.channel_id)
-            if record.status != ChannelStatus.OPEN:
-                raise FailedPrecondition(f"channel 0x{record.channel_id.hex()} is {record.status.name}, not OPEN",
-                                         reason="CHANNEL_NOT_OPEN")
-            latest = self._latest(record)
-            built = make(record, latest, self.store.highest_sequence(record.channel_id) + 1)
-            signed = built.state.signed(record.we_are_a, rules.sign(built.state))
-            request = seal(rules, built.proposal.request(signed, record.we_are_a))
-            self.store.put_state(signed, built.proposal.payment_hash, request.SerializeToString(deterministic=True),
-                                 built.effects, request_key)  # durable before the signature leaves
-            answer = await self._send(record, signed, request)
-            if answer is not None:
-                return answer
-            # Both proposed at once: back off a little, at random, so one of the two goes first.
-            await asyncio.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
-        raise Unavailable("the peer kept proposing at the same sequences: try again", reason="SEQUENCE_CONFLICT",
-                          retry_delay_s=0.1)
-
-    def _latest(self, record: ChannelRecord) -> StateRecord:
+    def latest(self, record: ChannelRecord) -> StateRecord:
         latest = self.store.latest_cosigned(record.channel_id)
         assert latest is not None  # the funding state is co-signed before a channel is stored OPENING
         return latest
 
-    async def _send(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest
-                    ) -> tuple[StateRecord, bytes] | None:
-        """Send this node's signed ``state`` (its proposal ``request``); store the counter-signature
-        with what the update means to this node (its payment, forward, close). The co-signed state
-        and a preimage; None when the peer refused it for a racing proposal."""
-        rules = self._rules()
-        answer = await self._ask(self.peer(record.peer).propose(request))
-        require_sender(answer, record.theirs, "the peer's answer")
-        if not answer.accepted:
-            self.store.refuse(state.channel_id, state.sequence)
-            update = describe_update(rules.state(self._latest(record)), rules.state(state))
-            if update.kind is UpdateKind.ADD_HTLC:  # whoever waits on that HTLC learns it never went
-                self.payments.refused(record, update, answer.reason, answer.message)
-            if answer.reason in _RACES:
-                return None
-            raise FailedPrecondition(f"the peer refused the update: {answer.message}", reason=answer.reason)
-        if rules.signer_of(state, answer.signature) != record.theirs:
-            raise PermissionDenied("the peer's counter-signature is not its own", reason="BAD_STATE_SIGNATURE")
-        proposal = Proposal.of(request)
-        preimage = bytes.fromhex(answer.preimage.removeprefix("0x")) if answer.preimage else b""
-        if proposal.payment_hash and hashlib.sha256(preimage).digest() != proposal.payment_hash:
-            raise PermissionDenied("the peer's preimage does not hash to the invoice's payment hash",
-                                   reason="BAD_PREIMAGE")
-        cosigned = state.signed(not record.we_are_a, answer.signature)
-        update = describe_update(rules.state(self._latest(record)), rules.state(state))
-        if update.kind is UpdateKind.TRANSFER:
-            self.store.record_payment(cosigned, "PAYMENT_SENT", proposal.payment_hash, proposal.amount, preimage)
-        elif update.kind is UpdateKind.FINAL:
-            self.store.put_state(cosigned)
-            self.store.update_channel(replace(self.channel(record.channel_id), status=ChannelStatus.CLOSING),
-                                      "CHANNEL_CLOSING")
-        else:
-            assert update.htlc is not None
-            effects, event = self.payments.proposed(record, update, proposal)
-            self.store.record_payment(cosigned, event, update.htlc.payment_hash, update.amount, effects=effects)
-            self.payments.wake()
-        return cosigned, preimage
-
-    async def _flush(self, record: ChannelRecord) -> Flushed | None:
-        """Re-send this node's pending state (signed, never answered) as it is, first; None: nothing
-        pending (or the peer refused it for a racing proposal)."""
-        pending = self.store.pending(record.channel_id)
-        if pending is None:
-            return None
-        body, request_key = self.store.request_of(record.channel_id, pending.sequence)
-        request = pb.ProposeRequest.FromString(body)
-        answer = await self._send(record, pending, request)
-        return None if answer is None else Flushed(*answer, Proposal.of(request).payment_hash, request_key)
-
-    async def _ask(self, call: Any) -> Any:
+    async def ask(self, call: Any) -> Any:
+        """A peer call's answer; its failure as this worker's error (refused, or no answer)."""
         try:
             return await call
         except grpc.aio.AioRpcError as exc:
@@ -420,90 +302,6 @@ class Channels:
             raise Unavailable(f"the peer cannot be reached: {type(exc).__name__}", reason="PEER_UNAVAILABLE",
                               retry_delay_s=1.0) from None
 
-    def on_propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
-        """The receiver's side: everything checked, counter-signed and stored before answering.
-        Synchronous (no await): checked and stored in one step of the event loop."""
-        rules = self._rules()
-        state = state_of_pb(request.state)
-        record = self.channel(state.channel_id)
-        require_sender(request, record.theirs, "the proposal")
-        try:
-            cosigned, preimage = self._accept(record, state, request)
-        except Refused as refused:
-            return seal(rules, pb.ProposeResponse(
-                channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False, reason=refused.reason,
-                message=str(refused), signed_upto=max(0, self.store.highest_sequence(state.channel_id))))
-        mine = cosigned.sig_a if record.we_are_a else cosigned.sig_b
-        return seal(rules, pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence,
-                                              accepted=True, signature=mine,
-                                              preimage=hex0x(preimage) if preimage else "",
-                                              signed_upto=state.sequence))
-
-    def _accept(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest
-                ) -> tuple[StateRecord, bytes]:
-        rules = self._rules()
-        theirs_a = not record.we_are_a
-        if rules.signer_of(state, request.signature) != record.theirs:
-            raise Refused("BAD_STATE_SIGNATURE", "the state is not signed by the channel's other participant")
-        proposed = state.signed(theirs_a, request.signature)
-        held = self.store.state(state.channel_id, state.sequence)
-        proposal = Proposal.of(request)
-        if held is not None and held.same_content(state) and held.cosigned:
-            # A re-sent proposal this node already accepted: the same answer again.
-            return held, self._preimage(proposal.payment_hash)
-        if record.status not in (ChannelStatus.OPEN,):
-            raise Refused("CHANNEL_NOT_OPEN", f"the channel is {record.status.name}")
-        latest = self._latest(record)
-        highest = self.store.highest_sequence(state.channel_id)
-        if state.sequence <= highest:
-            reason = "SEQUENCE_CONFLICT" if state.sequence > latest.sequence else "STALE_SEQUENCE"
-            raise Refused(reason, f"sequence {state.sequence} is not above {highest}, the highest this node signed")
-        if self.store.pending(state.channel_id) is not None:
-            # This node's own proposal is unanswered: the peer may have accepted it and built on it.
-            raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
-        if proposal.final != (state.sequence == FINAL_SEQUENCE):
-            raise Refused("BAD_FINAL_STATE", f"sequence {FINAL_SEQUENCE} is the final state's, and only its")
-        try:
-            update = check_proposal(rules.state(latest), rules.state(state), rules.channel(record), record.theirs,
-                                    preimages_known=(proposal.preimage,) if proposal.preimage else (),
-                                    now=self.l1_now(), expiry_delta=rules.expiry_delta_s)
-        except ChannelRefused as exc:
-            raise Refused(str(exc.reason), exc.message) from None
-        cosigned = proposed.signed(not theirs_a, rules.sign(state))
-        preimage = b""
-        try:
-            if update.kind is UpdateKind.FINAL:
-                self.store.put_state(cosigned)
-                self.store.update_channel(replace(record, status=ChannelStatus.CLOSING), "CHANNEL_CLOSING")
-            elif update.kind is UpdateKind.TRANSFER:
-                preimage = self._transfer_received(update.amount, proposal)
-                self.store.record_payment(cosigned, "PAYMENT_RECEIVED", proposal.payment_hash, update.amount)
-            else:
-                effects, event = self.payments.received(record, update, proposal)
-                assert update.htlc is not None
-                self.store.record_payment(cosigned, event, update.htlc.payment_hash, update.amount, effects=effects)
-                self.payments.wake()
-        except SequenceTaken:
-            raise Refused("SEQUENCE_CONFLICT", f"this node holds another state at sequence {state.sequence}") from None
-        return cosigned, preimage
-
-    def _transfer_received(self, amount: int, proposal: Proposal) -> bytes:
-        """A direct payment to this node: its amount is the proposal's, an invoice's is paid whole."""
-        if amount != proposal.amount:
-            raise Refused("AMOUNT_MISMATCH",
-                          f"the state moves {amount} wei to this node, not the payment's {proposal.amount}")
-        if not proposal.payment_hash:
-            return b""
-        invoice = self.store.invoice(proposal.payment_hash)
-        if invoice is None or invoice.status != InvoiceStatus.OPEN:
-            raise Refused("UNKNOWN_INVOICE", "no open invoice of that payment hash")
-        if invoice.amount != amount:
-            raise Refused("AMOUNT_MISMATCH", f"the invoice is for {invoice.amount} wei, not {amount}")
-        return invoice.preimage
-
-    def _preimage(self, payment_hash: bytes) -> bytes:
-        invoice = self.store.invoice(payment_hash) if payment_hash else None
-        return invoice.preimage if invoice is not None else b""
 
     # --- invoices ---------------------------------------------------------------------------------
 
@@ -528,7 +326,7 @@ class Channels:
         for record in self.store.channels_with(payee):
             if record.status != ChannelStatus.OPEN or record.theirs != payee:
                 continue
-            latest = self._latest(record)
+            latest = self.latest(record)
             if (latest.balance_a if record.we_are_a else latest.balance_b) >= amount:
                 return record
         raise FailedPrecondition(f"no open channel with 0x{payee.hex()} carries {amount} wei from this node",
@@ -543,7 +341,7 @@ class Channels:
                                      reason="CHANNEL_NOT_OPEN")
         async with self.lock(record.channel_id):
             if force:
-                latest = self._latest(record)
+                latest = self.latest(record)
                 tx = await adjudicator.close_unilateral(latest)
                 on_chain = await adjudicator.on_chain(record.channel_id)
                 record = self.store.update_channel(replace(record, status=ChannelStatus.DISPUTED, close_tx=tx,
@@ -551,8 +349,8 @@ class Channels:
                 self._wake.set()
                 return record, tx
             if record.status == ChannelStatus.OPEN:
-                await self._flush(record)
-                latest = self._latest(record)
+                await self.flush(record)
+                latest = self.latest(record)
                 if latest.htlcs:
                     raise FailedPrecondition(f"{len(latest.htlcs)} HTLCs are in flight: close once they resolve, "
                                              "or force the close", reason="HTLCS_PENDING")
@@ -564,8 +362,8 @@ class Channels:
                 await self.propose(record, make_final)
             else:
                 with contextlib.suppress(Unavailable):
-                    await self._flush(record)  # a final state not yet answered
-            final = self._latest(record)
+                    await self.flush(record)  # a final state not yet answered
+            final = self.latest(record)
             tx = await adjudicator.close_cooperative(final)
             record = self.store.update_channel(replace(self.channel(record.channel_id), status=ChannelStatus.CLOSED,
                                                        close_tx=tx), "CHANNEL_CLOSED")
@@ -582,7 +380,7 @@ class Channels:
                     continue
                 try:
                     async with self.lock(record.channel_id):
-                        await self._flush(record)
+                        await self.flush(record)
                 except (Unavailable, *_TRANSIENT) as exc:
                     left += 1
                     self._log.warning("channel 0x%s: pending state not delivered yet: %s", record.channel_id.hex(),
@@ -611,7 +409,8 @@ class Channels:
                 await asyncio.wait_for(self._wake.wait(), delay)
 
     async def _l1_round(self) -> bool:
-        adjudicator = self._l1()
+        adjudicator, enforcer = self._l1(), self._enforcer
+        assert enforcer is not None  # with an adjudicator
         busy = False
         await self.refresh_clock()
         for record in self.store.channels_in((ChannelStatus.OPENING, ChannelStatus.OPEN, ChannelStatus.CLOSING,
@@ -625,9 +424,11 @@ class Channels:
                         and not record.open_tx:
                     tx = await adjudicator.fund(record.channel_id, record.amount_b)
                     self.store.update_channel(replace(record, open_tx=tx))
+            elif on_chain.status == L1_OPEN and record.status == ChannelStatus.OPEN:
+                busy |= await self._enforce(enforcer.open_channel(record), record)
             elif on_chain.status == L1_CLOSING:
                 busy = True
-                latest = self._latest(record)
+                latest = self.latest(record)
                 if latest.sequence > on_chain.closing_sequence:
                     # The peer closed with an older state: answered with the newest both signed.
                     await adjudicator.challenge(latest)
@@ -637,14 +438,29 @@ class Channels:
                 if record.status != ChannelStatus.DISPUTED:
                     record = self.store.update_channel(replace(record, status=ChannelStatus.DISPUTED,
                                                                closes_at=on_chain.ends_at), "CHANNEL_DISPUTED")
-                if await adjudicator.now() > on_chain.ends_at:
+                await self._enforce(enforcer.closing_channel(record, on_chain), record)
+                if await adjudicator.now() >= on_chain.ends_at:
                     closing = self.store.state(record.channel_id, on_chain.closing_sequence) or latest
                     tx = await adjudicator.conclude(closing)
-                    self.store.update_channel(replace(record, status=ChannelStatus.CLOSED, close_tx=tx),
+                    self.store.update_channel(replace(record, close_tx=tx))  # CLOSED once its HTLCs are (E4)
+            elif on_chain.status == L1_CONCLUDED:
+                if await self._enforce(enforcer.concluded_channel(record, on_chain), record, True):
+                    busy = True
+                else:
+                    self.store.update_channel(replace(self.channel(record.channel_id), status=ChannelStatus.CLOSED),
                                               "CHANNEL_CLOSED")
-            elif on_chain.status in (L1_CONCLUDED, L1_CANCELLED):
+            elif on_chain.status == L1_CANCELLED:
                 self.store.update_channel(replace(record, status=ChannelStatus.CLOSED), "CHANNEL_CLOSED")
         return busy
+
+    async def _enforce(self, step: Coroutine[Any, Any, bool], record: ChannelRecord, failed: bool = False) -> bool:
+        """One channel's enforcement step (_enforce.py), its failure logged, not the round's end;
+        ``failed``: what to answer if it failed (True: look again soon)."""
+        try:
+            return await step
+        except (FailedPrecondition, Unavailable, *_TRANSIENT) as exc:
+            self._log.warning("channel 0x%s: enforcing its HTLCs on L1: %s", record.channel_id.hex(), exc)
+            return failed
 
     def wake(self) -> None:
         self._wake.set()

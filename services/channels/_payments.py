@@ -146,16 +146,23 @@ class Payments:
                 effects.append(ChannelsStore.payment_effect(
                     replace(payment, status=PaymentStatus.SUCCEEDED, preimage=update.preimage)))
             return effects, "HTLC_SETTLED"
-        reason, message = proposal.fail_reason or "HTLC_FAILED", proposal.fail_message
+        return self._failed_downstream(record, htlc, proposal.fail_reason or "HTLC_FAILED", proposal.fail_message,
+                                       proposal.fail_channel or record.channel_id), "HTLC_FAILED"
+
+    def _failed_downstream(self, record: ChannelRecord, htlc: Htlc, reason: str, message: str, at: bytes
+                           ) -> list[Effect]:
+        """An HTLC this node offered in ``record`` failed: the forward that sent it fails upstream,
+        the payment that sent it failed (with the channel it failed at, routed around next)."""
+        effects: list[Effect] = []
+        forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
         if forward is not None:
             effects.append(ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.FAILING, reason=reason,
                                                                 message=message)))
+        payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
         if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
-            failed_at = proposal.fail_channel or record.channel_id
             effects.append(ChannelsStore.payment_effect(replace(
-                payment, status=PaymentStatus.FAILED, reason=reason,
-                message=f"{message} (channel 0x{failed_at.hex()})")))
-        return effects, "HTLC_FAILED"
+                payment, status=PaymentStatus.FAILED, reason=reason, message=f"{message} (channel 0x{at.hex()})")))
+        return effects
 
     def _remember_parent(self, channel_id: bytes, payment_hash: bytes) -> None:
         """The incoming proposal's span: the forward's next step continues its trace."""
@@ -209,6 +216,9 @@ class Payments:
         assert htlc is not None
         if update.kind is UpdateKind.ADD_HTLC:
             return [], "HTLC_OFFERED"  # the forward or payment row went with the signed state
+        if htlc.from_a == record.we_are_a:  # P5: this node failed its own expired HTLC (E2)
+            return self._failed_downstream(record, htlc, "EXPIRED", "failed after its expiry", record.channel_id), \
+                "HTLC_FAILED"
         forward = self._store.forward(record.channel_id, htlc.payment_hash)
         effects: list[Effect] = []
         if forward is not None:
@@ -224,16 +234,7 @@ class Payments:
         payment that sent it failed (a race's refusal too: the next attempt writes its own row)."""
         htlc = update.htlc
         assert htlc is not None
-        effects: list[Effect] = []
-        forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
-        if forward is not None:
-            effects.append(ChannelsStore.forward_effect(replace(
-                forward, status=ForwardStatus.FAILING, reason=reason, message=message, out_channel=b"")))
-        payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
-        if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
-            effects.append(ChannelsStore.payment_effect(replace(
-                payment, status=PaymentStatus.FAILED, reason=reason,
-                message=f"{message} (channel 0x{record.channel_id.hex()})")))
+        effects = self._failed_downstream(record, htlc, reason, message, record.channel_id)
         if effects:
             self._store.apply(effects, "HTLC_REFUSED", record.channel_id, htlc.payment_hash, htlc.amount)
             self._wake.set()
@@ -360,6 +361,23 @@ class Payments:
             await channels.flush(record)
             await channels.propose(record, add)
 
+    async def fail_expired(self, record: ChannelRecord, payment_hash: bytes) -> None:
+        """P5/E2: fail an HTLC this node offered in ``record`` once expired (the peer withheld it)."""
+        channels = self._channels
+
+        def release(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
+            state = channels.rules_of().state(latest)
+            try:
+                new = state.fail_htlc(record.we_are_a, payment_hash)
+            except ChannelRefused as exc:
+                raise FailedPrecondition(exc.message, reason=str(exc.reason)) from None
+            return Built(channels.rules_of().record(new, sequence),
+                         Proposal(fail_reason="EXPIRED", fail_message="failed by its offerer after its expiry"))
+
+        async with channels.lock(record.channel_id):
+            await channels.flush(record)
+            await channels.propose(record, release)
+
     # --- the resolver: every forward not DONE, advanced (H7) ------------------------------------
 
     async def run(self) -> None:
@@ -449,6 +467,10 @@ class Payments:
         channels = self._channels
         record = channels.channel(forward.in_channel)
         theirs_a = not record.we_are_a
+        if record.status != ChannelStatus.OPEN:  # closed on L1: the HTLC is enforced there (E1-E4)
+            self._store.apply([ChannelsStore.forward_effect(replace(
+                forward, status=ForwardStatus.DONE, message=f"{forward.message}; its channel closed on L1"))])
+            return
 
         def release(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
             state = channels.rules_of().state(latest)

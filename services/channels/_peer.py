@@ -6,8 +6,9 @@ deterministically with ``sender_signature`` empty, under the message's name."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -69,11 +70,14 @@ class PeerError(Exception):
 
 
 class PeerClient:
-    """Calls to one peer's PeerService; every answer's sender signature is checked by the caller."""
+    """Calls to one peer's PeerService; every answer's sender signature is checked by the caller.
+    A peer is another node, restarted or back from an outage at any time: a call waits (within its
+    deadline) for the connection (wait_for_ready) instead of failing at once while gRPC backs off."""
 
     def __init__(self, address: str, channel: Callable[[str], grpc.aio.Channel], deadline_s: float) -> None:
         self.address = address
         self._stub = channels_pb2_grpc.PeerServiceStub(channel(address))
+
         self._policy = CallPolicy.for_target(f"peer {address}",
                                              PolicyConfig(deadline_s=deadline_s, max_attempts=_ATTEMPTS))
         # Gossip is best effort and in the background: its failures must not open the breaker
@@ -82,11 +86,17 @@ class PeerClient:
                                                     PolicyConfig(deadline_s=deadline_s, max_attempts=1))
         self._deadline = deadline_s
 
+    async def _call(self, method: Any, request: Any, mutating: bool = False) -> Any:
+        return await call_unary(self._policy, functools.partial(method, wait_for_ready=True), request,
+                                deadline_s=self._deadline, mutating=mutating)
+
     async def hello(self, request: pb.HelloRequest) -> pb.HelloResponse:
-        return await call_unary(self._policy, self._stub.Hello, request, deadline_s=self._deadline)
+        answer: pb.HelloResponse = await self._call(self._stub.Hello, request)
+        return answer
 
     async def open(self, request: pb.OpenRequest) -> pb.OpenResponse:
-        return await call_unary(self._policy, self._stub.Open, request, deadline_s=self._deadline, mutating=True)
+        answer: pb.OpenResponse = await self._call(self._stub.Open, request, mutating=True)
+        return answer
 
     @property
     def available(self) -> bool:
@@ -94,8 +104,13 @@ class PeerClient:
         return str(self._policy.circuit.current_state) != "open"
 
     async def announce(self, request: pb.AnnounceRequest) -> pb.AnnounceResponse:
-        return await call_unary(self._gossip_policy, self._stub.Announce, request, deadline_s=self._deadline)
+        return await call_unary(self._gossip_policy, functools.partial(self._stub.Announce, wait_for_ready=True),
+                                request, deadline_s=self._deadline)
+
+    async def propose_batch(self, request: pb.ProposeBatchRequest) -> pb.ProposeBatchResponse:
+        answer: pb.ProposeBatchResponse = await self._call(self._stub.ProposeBatch, request, mutating=True)
+        return answer
 
     async def propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
-        return await call_unary(self._policy, self._stub.Propose, request, deadline_s=self._deadline,
-                                mutating=True)
+        answer: pb.ProposeResponse = await self._call(self._stub.Propose, request, mutating=True)
+        return answer

@@ -37,6 +37,13 @@ class Proposal:
     fail_reason: str = ""
     fail_message: str = ""
     fail_channel: bytes = b""
+    #: A TRANSFER making several payments: (amount, invoice payment hash or b"") each, adding up.
+    parts: tuple[tuple[int, bytes], ...] = ()
+
+    @property
+    def payments(self) -> tuple[tuple[int, bytes], ...]:
+        """The payments a TRANSFER makes: its parts, or the one of ``amount``."""
+        return self.parts or ((self.amount, self.payment_hash),)
 
     def request(self, state: StateRecord, side_a: bool) -> pb.ProposeRequest:
         """The (unsealed) proposal of ``state``, signed by this node on ``side_a``."""
@@ -45,7 +52,8 @@ class Proposal:
             payment_hash=hex0x(self.payment_hash) if self.payment_hash else "", final=self.final,
             onward=[route_hop_pb(h) for h in self.onward], preimage=hex0x(self.preimage) if self.preimage else "",
             fail_reason=self.fail_reason, fail_message=self.fail_message,
-            fail_channel_id=hex0x(self.fail_channel) if self.fail_channel else "")
+            fail_channel_id=hex0x(self.fail_channel) if self.fail_channel else "",
+            parts=[pb.PaymentPart(amount=str(a), payment_hash=hex0x(h) if h else "") for a, h in self.parts])
 
     @classmethod
     def of(cls, request: pb.ProposeRequest) -> Proposal:
@@ -55,7 +63,10 @@ class Proposal:
                    request.final, tuple(route_hop_of_pb(h) for h in request.onward),
                    parse_hex(request.preimage, 32, "preimage") if request.preimage else b"",
                    request.fail_reason[:64], request.fail_message[:512],
-                   parse_hex(request.fail_channel_id, 32, "fail_channel_id") if request.fail_channel_id else b"")
+                   parse_hex(request.fail_channel_id, 32, "fail_channel_id") if request.fail_channel_id else b"",
+                   tuple((amount_of(p.amount, "parts.amount", empty_ok=False),
+                          parse_hex(p.payment_hash, 32, "parts.payment_hash") if p.payment_hash else b"")
+                         for p in request.parts))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,13 @@ A peer message signed by anyone but the channel's other participant is PERMISSIO
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from protos.l2node.channels.v1 import channels_pb2_grpc
-from services.runtime import FailedPrecondition, FieldViolation, Idempotency, InvalidArgument, NotFound
+from services.runtime import DomainError, FailedPrecondition, FieldViolation, Idempotency, InvalidArgument, NotFound
 
 from ._channels import Channels
 from ._payments import check_pay_limits
@@ -23,6 +24,8 @@ from ._records import ChannelRecord, PaymentStatus
 from ._wire import amount_of, channel_pb, decode_invoice, event_pb, hex0x, invoice_pb, parse_hex, payment_pb
 
 DEFAULT_PAGE: Final = 50
+#: Payments of one PayStream in flight at once (more wait for a slot: the stream's back-pressure).
+_STREAM_IN_FLIGHT: Final = 1024
 MAX_PAGE: Final = 500
 _REPLAY_BATCH: Final = 256
 
@@ -83,6 +86,44 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
         return await self._once.once(request.request_id, run)
 
     async def Pay(self, request: pb.PayRequest, context: Any) -> pb.PayResponse:
+        return await self._pay(request)
+
+    async def PayStream(self, request_iterator: AsyncIterator[pb.PayRequest], context: Any
+                        ) -> AsyncIterator[pb.PayStreamResponse]:
+        """Each request paid as a unary Pay would be, concurrently (at most _STREAM_IN_FLIGHT), each
+        answer sent as it completes; the stream ends once every request was answered."""
+        answers: asyncio.Queue[pb.PayStreamResponse | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(_STREAM_IN_FLIGHT)
+
+        async def one(request: pb.PayRequest) -> None:
+            try:
+                answer = pb.PayStreamResponse(request_id=request.request_id, payment=await self._pay(request))
+            except DomainError as exc:
+                answer = pb.PayStreamResponse(request_id=request.request_id, error=pb.PayError(
+                    code=exc.code.name, reason=exc.reason, message=exc.message))
+            except Exception as exc:  # a bug: that payment's answer says so, the stream goes on
+                answer = pb.PayStreamResponse(request_id=request.request_id, error=pb.PayError(
+                    code="INTERNAL", reason="INTERNAL", message=type(exc).__name__))
+            finally:
+                slots.release()
+            answers.put_nowait(answer)
+
+        async def read() -> None:
+            async with asyncio.TaskGroup() as group:
+                async for request in request_iterator:
+                    await slots.acquire()
+                    group.create_task(one(request))
+            answers.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (answer := await answers.get()) is not None:
+                yield answer
+            await reader
+        finally:
+            reader.cancel()
+
+    async def _pay(self, request: pb.PayRequest) -> pb.PayResponse:
         amount = amount_of(request.amount, "amount")
         payment_hash = b""
         which = request.WhichOneof("target")
@@ -177,7 +218,10 @@ class PeerServicer(channels_pb2_grpc.PeerServiceServicer):
         return self._channels.on_open(request)
 
     async def Propose(self, request: pb.ProposeRequest, context: Any) -> pb.ProposeResponse:
-        return self._channels.on_propose(request)
+        return self._channels.updates.on_propose(request)
+
+    async def ProposeBatch(self, request: pb.ProposeBatchRequest, context: Any) -> pb.ProposeBatchResponse:
+        return self._channels.updates.on_propose_batch(request)
 
     async def Announce(self, request: pb.AnnounceRequest, context: Any) -> pb.AnnounceResponse:
         return await self._channels.gossip.on_announce(request)

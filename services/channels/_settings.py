@@ -52,6 +52,10 @@ class ChannelsSettings:
     max_accepted_htlcs: int = 240
     #: The furthest expiry of an HTLC this node takes (H3). 0: 40 challenge periods (at least 600 s).
     max_htlc_expiry_s: int = 0
+    #: How long before an HTLC's expiry this node goes to L1 to claim it when its peer withholds the
+    #: settle (_enforce.py E1): time to close and reveal the preimage. 0: half the challenge period
+    #: (at least 5 s).
+    onchain_margin_s: int = 0
     #: A routed Pay answers PAYMENT_IN_FLIGHT if the payment is still unresolved after this long.
     payment_timeout_s: float = 60.0
     #: How often the gossip task looks for channels to announce again (and peers' breakers).
@@ -65,7 +69,8 @@ class ChannelsSettings:
         if isinstance(self.min_challenge_period_s, bool) or not isinstance(self.min_challenge_period_s, int) \
                 or self.min_challenge_period_s < 0:
             raise ValueError(f"min_challenge_period_s {self.min_challenge_period_s!r} must be whole seconds >= 0")
-        for name in ("fee_base_wei", "fee_ppm", "expiry_delta_s", "final_expiry_delta_s", "max_htlc_expiry_s"):
+        for name in ("fee_base_wei", "fee_ppm", "expiry_delta_s", "final_expiry_delta_s", "max_htlc_expiry_s",
+                     "onchain_margin_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
                 raise ValueError(f"{name} {value!r} must be a whole number >= 0")

@@ -12,10 +12,11 @@ re-sent as it is (never re-signed differently) until the peer accepts or refuses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
@@ -49,7 +50,7 @@ CREATE TABLE IF NOT EXISTS states (
     channel_id BLOB NOT NULL REFERENCES channels (channel_id), sequence INTEGER NOT NULL,
     balance_a TEXT NOT NULL, balance_b TEXT NOT NULL, htlcs TEXT NOT NULL, sig_a BLOB NOT NULL,
     sig_b BLOB NOT NULL, refused INTEGER NOT NULL DEFAULT 0, payment_hash BLOB NOT NULL DEFAULT x'',
-    preimage BLOB NOT NULL DEFAULT x'', request BLOB NOT NULL DEFAULT x'', request_key TEXT NOT NULL DEFAULT '',
+    preimage BLOB NOT NULL DEFAULT x'', request BLOB NOT NULL DEFAULT x'',
     UNIQUE (channel_id, sequence));
 CREATE TABLE IF NOT EXISTS invoices (
     payment_hash BLOB PRIMARY KEY, preimage BLOB NOT NULL, amount TEXT NOT NULL, memo TEXT NOT NULL,
@@ -71,12 +72,17 @@ CREATE TABLE IF NOT EXISTS payments (
     preimage BLOB NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL, created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS payments_channel ON payments (channel_id, payment_hash);
+CREATE TABLE IF NOT EXISTS parts (
+    channel_id BLOB NOT NULL, sequence INTEGER NOT NULL, idx INTEGER NOT NULL, amount TEXT NOT NULL,
+    payment_hash BLOB NOT NULL, preimage BLOB NOT NULL, request_key TEXT NOT NULL,
+    PRIMARY KEY (channel_id, sequence, idx));
+CREATE INDEX IF NOT EXISTS parts_payment ON parts (payment_hash) WHERE payment_hash != x'';
+CREATE INDEX IF NOT EXISTS parts_request_key ON parts (request_key) WHERE request_key != '';
 CREATE TABLE IF NOT EXISTS announcements (
     channel_id BLOB NOT NULL, from_a INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (channel_id, from_a));
 """
 _INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS states_payment ON states (payment_hash) WHERE payment_hash != x'';
-CREATE INDEX IF NOT EXISTS states_request_key ON states (request_key) WHERE request_key != '';
 """
 _CHANNEL_COLUMNS: Final = ("channel_id", "a", "b", "nonce", "we_are_a", "peer", "status", "amount_a", "amount_b",
                            "open_tx", "close_tx", "closes_at", "reason", "updated_at")
@@ -112,6 +118,8 @@ def _state_of(row: Sequence[Any]) -> StateRecord:
 
 
 _STATE_COLUMNS: Final = "channel_id, sequence, balance_a, balance_b, htlcs, sig_a, sig_b"
+#: The same, of a states table joined as ``s``.
+_JOINED_STATE_COLUMNS: Final = ", ".join(f"s.{c}" for c in _STATE_COLUMNS.split(", "))
 #: A sequence is a uint64 (a final state's is 2**64 - 1) and SQLite's INTEGER a signed 64-bit one:
 #: stored as sequence - 2**63, which keeps the order.
 _OFFSET: Final = 2**63
@@ -132,13 +140,19 @@ class ChannelsStore:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(states)")}
         if "request" not in columns:  # a store from before multi-hop
             self._db.execute("ALTER TABLE states ADD COLUMN request BLOB NOT NULL DEFAULT x''")
-            self._db.execute("ALTER TABLE states ADD COLUMN request_key TEXT NOT NULL DEFAULT ''")
         self._db.executescript(_INDEXES)
         self._changed = asyncio.Event()
 
     def changed(self) -> asyncio.Event:
         """An event set at the next recorded event (take it before reading, then wait on it)."""
         return self._changed
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write inside in one durable commit (each method's own commit becomes a savepoint
+        of it: one that raises undoes its own writes only)."""
+        with self._storage.transaction():
+            yield
 
     def _notify(self) -> None:
         self._changed.set()
@@ -203,7 +217,7 @@ class ChannelsStore:
         return _state_of(row) if row else None
 
     def put_state(self, state: StateRecord, payment_hash: bytes = b"", request: bytes = b"",
-                  effects: Sequence[Effect] = (), request_key: str = "") -> StateRecord:
+                  effects: Sequence[Effect] = ()) -> StateRecord:
         """Store ``state`` (durable when this returns) with the invoice it pays and the proposal
         that carries it (``request``: re-sent as it is), or add signatures to the same state
         already stored; the stored row. SequenceTaken if a different state holds that sequence."""
@@ -214,10 +228,9 @@ class ChannelsStore:
                 effect(db)
             if row is None:
                 self._insert_state(db, state)
-                if payment_hash or request or request_key:
-                    db.execute("UPDATE states SET payment_hash = ?, request = ?, request_key = ? WHERE channel_id = ? "
-                               "AND sequence = ?", (payment_hash, request, request_key, state.channel_id,
-                                                    _enc(state.sequence)))
+                if payment_hash or request:
+                    db.execute("UPDATE states SET payment_hash = ?, request = ? WHERE channel_id = ? AND sequence = ?",
+                               (payment_hash, request, state.channel_id, _enc(state.sequence)))
                 return state
             existing = _state_of(row)
             if not existing.same_content(state):
@@ -244,14 +257,68 @@ class ChannelsStore:
                                (channel_id, above)).fetchone()
         return _state_of(row) if row else None
 
+    def pendings(self, channel_id: bytes) -> list[StateRecord]:
+        """Every state above the latest co-signed one that holds only this node's signature and
+        was not refused, by sequence: signed by this node and not yet answered (re-sent as is)."""
+        latest = self.latest_cosigned(channel_id)
+        above = _enc(0) if latest is None else _enc(latest.sequence) + 1
+        rows = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence >= ? "
+                                "AND refused = 0 AND (sig_a = x'' OR sig_b = x'') ORDER BY sequence",
+                                (channel_id, above)).fetchall()
+        return [_state_of(r) for r in rows]
+
+    def put_parts(self, state: StateRecord, parts: Sequence[tuple[int, bytes, str]]) -> None:
+        """The payments (amount, invoice hash, the client's request_id) a state this node proposed
+        makes, with it (inside the batch that stores the state)."""
+        with self._storage.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO parts (channel_id, sequence, idx, amount, payment_hash, preimage, "
+                           "request_key) VALUES (?, ?, ?, ?, ?, x'', ?)",
+                           [(state.channel_id, _enc(state.sequence), i, str(a), h, k)
+                            for i, (a, h, k) in enumerate(parts)])
+
+    def parts_of(self, channel_id: bytes, sequence: int) -> list[tuple[int, bytes, str]]:
+        rows = self._db.execute("SELECT amount, payment_hash, request_key FROM parts WHERE channel_id = ? AND "
+                                "sequence = ? ORDER BY idx", (channel_id, _enc(sequence))).fetchall()
+        return [(int(a), bytes(h), k) for a, h, k in rows]
+
+    def record_sent(self, state: StateRecord, parts: Sequence[tuple[int, bytes]], preimages: Sequence[bytes]) -> None:
+        """The co-signed state of this node's payments, each payment's event and the preimages
+        its invoices revealed (the proofs of payment), in one commit."""
+        with self._storage.transaction() as db:
+            self.put_state(state)
+            db.executemany("UPDATE parts SET preimage = ? WHERE channel_id = ? AND sequence = ? AND idx = ?",
+                           [(p, state.channel_id, _enc(state.sequence), i) for i, p in enumerate(preimages) if p])
+            for amount, payment_hash in parts:
+                self._event(db, "PAYMENT_SENT", state.channel_id, payment_hash, amount)
+        self._notify()
+
+    def record_received(self, state: StateRecord, parts: Sequence[tuple[int, bytes]]) -> None:
+        """The co-signed state of payments to this node, each one's event, its invoices paid."""
+        with self._storage.transaction() as db:
+            self.put_state(state)
+            for amount, payment_hash in parts:
+                if payment_hash:
+                    db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
+                               (int(InvoiceStatus.PAID), payment_hash))
+                self._event(db, "PAYMENT_RECEIVED", state.channel_id, payment_hash, amount)
+        self._notify()
+
     def paid(self, payment_hash: bytes) -> tuple[StateRecord, bytes] | None:
         """The co-signed state in which this node paid the invoice ``payment_hash``, and its preimage."""
-        # "payment_hash != x''" lets SQLite use the partial index states_payment (a bound value proves
-        # nothing): without it, every invoice payment scanned the whole table.
-        row = self._db.execute(f"SELECT {_STATE_COLUMNS}, preimage FROM states WHERE payment_hash = ? "
-                               "AND payment_hash != x'' AND sig_a != x'' AND sig_b != x'' AND preimage != x''",
+        row = self._db.execute(f"SELECT {_JOINED_STATE_COLUMNS}, "
+                               "p.preimage FROM parts p JOIN states s ON s.channel_id = p.channel_id AND "
+                               "s.sequence = p.sequence WHERE p.payment_hash = ? AND p.payment_hash != x'' "
+                               "AND p.preimage != x'' AND s.sig_a != x'' AND s.sig_b != x''",
                                (payment_hash,)).fetchone()
         return (_state_of(row[:-1]), bytes(row[-1])) if row else None
+
+    def by_request_key(self, request_key: str) -> StateRecord | None:
+        """The co-signed state of the direct payment the client asked for with ``request_key``."""
+        row = self._db.execute(f"SELECT {_JOINED_STATE_COLUMNS} "
+                               "FROM parts p JOIN states s ON s.channel_id = p.channel_id AND s.sequence = p.sequence "
+                               "WHERE p.request_key = ? AND p.request_key != '' AND s.sig_a != x'' AND s.sig_b != x''",
+                               (request_key,)).fetchone()
+        return _state_of(row) if row else None
 
     def payment_of(self, channel_id: bytes, sequence: int) -> bytes:
         """The payment hash of the invoice a state this node proposed pays (b"": none)."""
@@ -259,18 +326,11 @@ class ChannelsStore:
                                (channel_id, _enc(sequence))).fetchone()
         return bytes(row[0]) if row else b""
 
-    def request_of(self, channel_id: bytes, sequence: int) -> tuple[bytes, str]:
-        """The proposal (a serialized ProposeRequest) that carried this node's state at ``sequence``,
-        and the client's request_id of the payment it makes ("" if none)."""
-        row = self._db.execute("SELECT request, request_key FROM states WHERE channel_id = ? AND sequence = ?",
+    def request_of(self, channel_id: bytes, sequence: int) -> bytes:
+        """The proposal (a serialized ProposeRequest) that carried this node's state at ``sequence``."""
+        row = self._db.execute("SELECT request FROM states WHERE channel_id = ? AND sequence = ?",
                                (channel_id, _enc(sequence))).fetchone()
-        return (bytes(row[0]), row[1]) if row else (b"", "")
-
-    def by_request_key(self, request_key: str) -> StateRecord | None:
-        """The co-signed state of the direct payment the client asked for with ``request_key``."""
-        row = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE request_key = ? AND request_key != '' "
-                               "AND sig_a != x'' AND sig_b != x''", (request_key,)).fetchone()  # the index, as paid()
-        return _state_of(row) if row else None
+        return bytes(row[0]) if row else b""
 
     def refuse(self, channel_id: bytes, sequence: int) -> None:
         """The peer refused this node's state at ``sequence``: never re-sent, its sequence stays taken."""

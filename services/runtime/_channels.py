@@ -16,6 +16,9 @@ CHANNEL_OPTIONS: Final = channel_options(
     # A peer restarted by its supervisor is back in ~20-200 ms; gRPC's default first reconnect
     # backoff of 1 s would keep calls failing for five times that.
     ("grpc.initial_reconnect_backoff_ms", 100),
+    # ... and its default cap of 120 s would keep a peer that was down for a minute unreachable for
+    # another two after it is back (the channels workers' peers are other nodes, down for a while).
+    ("grpc.max_reconnect_backoff_ms", 1000),
     # A dns:/// target naming a headless Kubernetes service resolves to every pod; spread calls
     # over them instead of pinning the first. Harmless with one address.
     ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),

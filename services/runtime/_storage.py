@@ -46,11 +46,28 @@ class Storage:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._closed = False
+        self._depth = 0
         self.connection = open_database(path)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises. Inside another
+        transaction it is a savepoint: its writes join the outer commit (one fsync for a batch of
+        them), and a block that raises undoes its own writes only."""
+        if self.connection.in_transaction:
+            self._depth += 1
+            name = f"nested_{self._depth}"
+            self.connection.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.connection
+            except BaseException:
+                self.connection.execute(f"ROLLBACK TO {name}")
+                self.connection.execute(f"RELEASE {name}")
+                raise
+            finally:
+                self._depth -= 1
+            self.connection.execute(f"RELEASE {name}")
+            return
         self.connection.execute("BEGIN IMMEDIATE")
         try:
             yield self.connection

@@ -54,6 +54,28 @@ class Network:
             return sum(1 for c in found if c.channel_id == channel_id) >= directions
         wait_for(known, 30, f"{node} learns channel {channel_id} by gossip")
 
+    def balance(self, who: bytes) -> int:
+        return int(self.l1.rpc("eth_getBalance", "0x" + who.hex(), "latest"), 16)
+
+    def now(self) -> int:
+        """L1's latest block timestamp."""
+        return int(self.l1.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+
+    def on_chain(self, channel_id: str) -> tuple[Any, ...]:
+        """The adjudicator's ChannelView of a channel."""
+        data = self.adjudicator.encode_call("channel", bytes.fromhex(channel_id[2:]))
+        raw = self.l1.rpc("eth_call", {"to": "0x" + (self.adjudicator.address or b"").hex(),
+                                       "data": "0x" + data.hex()}, "latest")
+        (view,) = self.adjudicator.decode_output("channel", bytes.fromhex(raw[2:]))
+        return tuple(view)
+
+    def revealed_at(self, channel_id: str, payment_hash: str) -> int:
+        data = self.adjudicator.encode_call("revealedAt", bytes.fromhex(channel_id[2:]),
+                                            bytes.fromhex(payment_hash[2:]))
+        raw = self.l1.rpc("eth_call", {"to": "0x" + (self.adjudicator.address or b"").hex(),
+                                       "data": "0x" + data.hex()}, "latest")
+        return int(raw, 16)
+
     def pass_time(self, seconds: int) -> None:
         self.l1.rpc("evm_increaseTime", seconds)
         self.l1.rpc("anvil_mine", "0x1")

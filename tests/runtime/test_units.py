@@ -143,6 +143,32 @@ def test_storage_is_wal_full_and_checkpoints_on_close(tmp_path: Path) -> None:
     other.close()
 
 
+def test_a_transaction_inside_another_is_a_savepoint_of_its_commit(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "svc.db")
+    conn = storage.connection
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    other = sqlite3.connect(tmp_path / "svc.db")
+    with storage.transaction():
+        with storage.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(ZeroDivisionError), storage.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (2)")
+            1 / 0  # noqa: B018
+        with storage.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (3)")
+        # Nothing is committed until the outer transaction is: another connection sees none of it.
+        assert other.execute("SELECT count(*) FROM t").fetchone() == (0,)
+        assert conn.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (3,)]
+    assert other.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (3,)]  # one commit, the failed one undone
+    with pytest.raises(ZeroDivisionError), storage.transaction():
+        with storage.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (4)")
+        1 / 0  # noqa: B018
+    assert other.execute("SELECT count(*) FROM t").fetchone() == (2,)  # the outer rollback undoes the inner
+    other.close()
+    storage.close()
+
+
 # -- logging --------------------------------------------------------------------------------------
 
 

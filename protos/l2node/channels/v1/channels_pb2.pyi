@@ -210,6 +210,26 @@ class PayRequest(_message.Message):
     max_hops: int
     def __init__(self, request_id: _Optional[str] = ..., invoice: _Optional[str] = ..., address: _Optional[str] = ..., amount: _Optional[str] = ..., max_fee: _Optional[str] = ..., max_attempts: _Optional[int] = ..., max_hops: _Optional[int] = ...) -> None: ...
 
+class PayStreamResponse(_message.Message):
+    __slots__ = ("request_id", "payment", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    payment: PayResponse
+    error: PayError
+    def __init__(self, request_id: _Optional[str] = ..., payment: _Optional[_Union[PayResponse, _Mapping]] = ..., error: _Optional[_Union[PayError, _Mapping]] = ...) -> None: ...
+
+class PayError(_message.Message):
+    __slots__ = ("code", "reason", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    reason: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class RouteHop(_message.Message):
     __slots__ = ("channel_id", "node", "amount", "expiry")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -409,7 +429,7 @@ class OpenResponse(_message.Message):
     def __init__(self, channel_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
 
 class ProposeRequest(_message.Message):
-    __slots__ = ("state", "signature", "amount", "payment_hash", "sender_signature", "final", "onward", "preimage", "fail_reason", "fail_message", "fail_channel_id")
+    __slots__ = ("state", "signature", "amount", "payment_hash", "sender_signature", "final", "onward", "preimage", "fail_reason", "fail_message", "fail_channel_id", "parts")
     STATE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -421,6 +441,7 @@ class ProposeRequest(_message.Message):
     FAIL_REASON_FIELD_NUMBER: _ClassVar[int]
     FAIL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     FAIL_CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
     state: State
     signature: bytes
     amount: str
@@ -432,10 +453,19 @@ class ProposeRequest(_message.Message):
     fail_reason: str
     fail_message: str
     fail_channel_id: str
-    def __init__(self, state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., sender_signature: _Optional[bytes] = ..., final: _Optional[bool] = ..., onward: _Optional[_Iterable[_Union[RouteHop, _Mapping]]] = ..., preimage: _Optional[str] = ..., fail_reason: _Optional[str] = ..., fail_message: _Optional[str] = ..., fail_channel_id: _Optional[str] = ...) -> None: ...
+    parts: _containers.RepeatedCompositeFieldContainer[PaymentPart]
+    def __init__(self, state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., sender_signature: _Optional[bytes] = ..., final: _Optional[bool] = ..., onward: _Optional[_Iterable[_Union[RouteHop, _Mapping]]] = ..., preimage: _Optional[str] = ..., fail_reason: _Optional[str] = ..., fail_message: _Optional[str] = ..., fail_channel_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[PaymentPart, _Mapping]]] = ...) -> None: ...
+
+class PaymentPart(_message.Message):
+    __slots__ = ("amount", "payment_hash")
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    amount: str
+    payment_hash: str
+    def __init__(self, amount: _Optional[str] = ..., payment_hash: _Optional[str] = ...) -> None: ...
 
 class ProposeResponse(_message.Message):
-    __slots__ = ("channel_id", "sequence", "accepted", "signature", "preimage", "reason", "message", "signed_upto", "sender_signature")
+    __slots__ = ("channel_id", "sequence", "accepted", "signature", "preimage", "reason", "message", "signed_upto", "sender_signature", "preimages")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
@@ -445,6 +475,7 @@ class ProposeResponse(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SIGNED_UPTO_FIELD_NUMBER: _ClassVar[int]
     SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PREIMAGES_FIELD_NUMBER: _ClassVar[int]
     channel_id: str
     sequence: int
     accepted: bool
@@ -454,7 +485,8 @@ class ProposeResponse(_message.Message):
     message: str
     signed_upto: int
     sender_signature: bytes
-    def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., accepted: _Optional[bool] = ..., signature: _Optional[bytes] = ..., preimage: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., signed_upto: _Optional[int] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+    preimages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., accepted: _Optional[bool] = ..., signature: _Optional[bytes] = ..., preimage: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., signed_upto: _Optional[int] = ..., sender_signature: _Optional[bytes] = ..., preimages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ChannelAnnouncement(_message.Message):
     __slots__ = ("channel_id", "a", "b", "nonce", "from_a", "capacity", "fee_base", "fee_ppm", "expiry_delta_s", "htlc_min", "htlc_max", "max_htlcs", "timestamp", "signature")
@@ -487,6 +519,24 @@ class ChannelAnnouncement(_message.Message):
     timestamp: int
     signature: bytes
     def __init__(self, channel_id: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., nonce: _Optional[int] = ..., from_a: _Optional[bool] = ..., capacity: _Optional[str] = ..., fee_base: _Optional[str] = ..., fee_ppm: _Optional[int] = ..., expiry_delta_s: _Optional[int] = ..., htlc_min: _Optional[str] = ..., htlc_max: _Optional[str] = ..., max_htlcs: _Optional[int] = ..., timestamp: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class ProposeBatchRequest(_message.Message):
+    __slots__ = ("channel_id", "proposals", "sender_signature")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    proposals: _containers.RepeatedCompositeFieldContainer[ProposeRequest]
+    sender_signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., proposals: _Optional[_Iterable[_Union[ProposeRequest, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class ProposeBatchResponse(_message.Message):
+    __slots__ = ("responses", "sender_signature")
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[ProposeResponse]
+    sender_signature: bytes
+    def __init__(self, responses: _Optional[_Iterable[_Union[ProposeResponse, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
 
 class AnnounceRequest(_message.Message):
     __slots__ = ("node", "announcements", "sender_signature")

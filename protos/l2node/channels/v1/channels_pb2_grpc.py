@@ -67,6 +67,11 @@ class ChannelsServiceStub:
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.SerializeToString,
                 response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayResponse.FromString,
                 _registered_method=True)
+        self.PayStream = channel.stream_stream(
+                '/l2node.channels.v1.ChannelsService/PayStream',
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.SerializeToString,
+                response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamResponse.FromString,
+                _registered_method=True)
         self.GetPayment = channel.unary_unary(
                 '/l2node.channels.v1.ChannelsService/GetPayment',
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.GetPaymentRequest.SerializeToString,
@@ -143,6 +148,17 @@ class ChannelsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PayStream(self, request_iterator, context):
+        """Many payments on one stream, for a client that pays at volume (a unary call per payment costs
+        more CPU than the payment itself): each request is a PayRequest (its request_id names it),
+        each answer names the request it answers, in the order they complete. The payments on one
+        channel go in the same round trips to the peer (one state, one signature per side for all of
+        them), so throughput grows with how many are in flight.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetPayment(self, request, context):
         """A payment this node sent, by payment hash: its status, route, fee and preimage.
         """
@@ -201,6 +217,11 @@ def add_ChannelsServiceServicer_to_server(servicer, server):
                     servicer.Pay,
                     request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.FromString,
                     response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayResponse.SerializeToString,
+            ),
+            'PayStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.PayStream,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.FromString,
+                    response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamResponse.SerializeToString,
             ),
             'GetPayment': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPayment,
@@ -377,6 +398,33 @@ class ChannelsService:
             _registered_method=True)
 
     @staticmethod
+    def PayStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/l2node.channels.v1.ChannelsService/PayStream',
+            l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetPayment(request,
             target,
             options=(),
@@ -514,6 +562,11 @@ class PeerServiceStub:
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeRequest.SerializeToString,
                 response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeResponse.FromString,
                 _registered_method=True)
+        self.ProposeBatch = channel.unary_unary(
+                '/l2node.channels.v1.PeerService/ProposeBatch',
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchRequest.SerializeToString,
+                response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchResponse.FromString,
+                _registered_method=True)
         self.Announce = channel.unary_unary(
                 '/l2node.channels.v1.PeerService/Announce',
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.AnnounceRequest.SerializeToString,
@@ -553,6 +606,18 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProposeBatch(self, request, context):
+        """Several proposals in order, each building on the one before (sequence n+1, n+2, ...; each
+        state one change, P1), checked one by one and stored in one durable commit before the answer:
+        one round trip and one fsync per side for many payments. The answer holds one response per
+        proposal: the accepted ones first; after the first refusal every later one is refused too
+        (reason PREVIOUS_REFUSED: propose it again on the state both hold). The inner proposals'
+        sender_signature may be empty: the batch's covers them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Announce(self, request, context):
         """Channel announcements (each signed by its direction's sender, R1-R4 of
         services/channels/_routing.py), for routing. A node announces its own channels to its peers
@@ -579,6 +644,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.Propose,
                     request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeRequest.FromString,
                     response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeResponse.SerializeToString,
+            ),
+            'ProposeBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeBatch,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchRequest.FromString,
+                    response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchResponse.SerializeToString,
             ),
             'Announce': grpc.unary_unary_rpc_method_handler(
                     servicer.Announce,
@@ -672,6 +742,33 @@ class PeerService:
             '/l2node.channels.v1.PeerService/Propose',
             l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeRequest.SerializeToString,
             l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/l2node.channels.v1.PeerService/ProposeBatch',
+            l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

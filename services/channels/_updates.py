@@ -1,0 +1,475 @@
+"""**The one way a channel's state changes**: updates proposed, counter-signed and stored, both
+sides of it, one at a time or many per round trip.
+
+An update, as the proposer P and the receiver R run it (channels.proto: PeerService.ProposeBatch):
+
+1. P builds state n+1 on the latest state both signed (n), signs it and stores it (durable)
+   BEFORE its signature leaves the process; the UNIQUE (channel, sequence) row means P can never
+   sign another state at n+1 (a refused one stays, its sequence taken).
+2. R checks the message's sender, the state's signature, protocol's rules (``check_proposal``:
+   C1-C10 and P0-P6) and what the update means to it (a payment's amount and invoice; an HTLC's
+   terms, ``_payments``), never at a sequence it signed before; counter-signs, stores the
+   co-signed state (durable), answers.
+3. P checks the counter-signature and stores it with what the update means to P: both hold n+1.
+
+U1 Many direct payments on one channel go in one round trip and one state: the payments waiting
+   for the channel make one TRANSFER (P1: one change, their sum) whose proposal lists each
+   payment (``parts``: its amount and invoice); one signature and one commit per side for all of
+   them, and the answer carries each invoice's preimage. R checks every part (the amounts add up,
+   each invoice open and paid whole); if it refuses, the payments are tried again one per state,
+   so one bad invoice fails alone. A payment is acknowledged only after both commits, as before.
+   Updates of other kinds go one per state, several per round trip (ProposeBatch: each checked in
+   order and stored in one commit, SQLite savepoints undoing a refused one's writes; after the
+   first refusal every later one is refused, PREVIOUS_REFUSED, and built again).
+U2 A crash anywhere leaves P with its own signed states and maybe R's: P re-sends the very same
+   states in order (at restart, and before any new update: ``flush``), and R answers a state it
+   already holds with the same signature. Only an explicit refusal releases P's sequence, never a
+   timeout (R may have accepted).
+U3 Both sides' proposals race at one sequence: R refuses (SEQUENCE_CONFLICT; or PEER_PENDING
+   while its own proposal is unanswered, since P may have accepted it and built on it) and tells
+   its highest signed sequence; P tries again above it after a short random pause.
+U4 A retried payment pays once: an invoice's by its payment hash, an address payment by the
+   client's request_id, kept with the state that made it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Final
+
+from protocol import FINAL_SEQUENCE, ChannelRefused, UpdateKind, check_proposal, describe_update
+from protos.l2node.channels.v1 import channels_pb2 as pb
+from services.runtime import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
+
+from ._peer import require_sender, seal
+from ._proposal import Built, Make, Proposal, Refused
+from ._records import ChannelRecord, ChannelStatus, InvoiceStatus, StateRecord
+from ._store import ChannelsStore, SequenceTaken
+from ._wire import hex0x, parse_hex, state_of_pb
+
+if TYPE_CHECKING:
+    from ._channels import Channels
+
+#: A proposal refused for a racing one is tried again this many times, above the peer's sequence.
+RACE_RETRIES: Final = 12
+#: The refusals after which a proposal is built again on what both hold (U1, U3).
+AGAIN: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING", "PREVIOUS_REFUSED")
+#: The most payments in one round trip (U1).
+MAX_BATCH: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to one proposal: accepted (the co-signed state, a preimage) or refused."""
+
+    state: StateRecord
+    accepted: bool
+    #: The preimage of each payment part's invoice (b"" for a part without one).
+    preimages: tuple[bytes, ...] = ()
+    reason: str = ""
+    message: str = ""
+
+    @property
+    def preimage(self) -> bytes:
+        return self.preimages[0] if self.preimages else b""
+
+
+@dataclass(eq=False)
+class _Transfer:
+    """A direct payment waiting for its channel's next round trip."""
+
+    amount: int
+    payment_hash: bytes
+    request_key: str
+    future: asyncio.Future[tuple[StateRecord, bytes]]
+    tries: int = 0
+    #: Sent in a state of its own (a refused state of several payments is tried again one by one).
+    alone: bool = False
+
+    def settle(self, result: tuple[StateRecord, bytes] | BaseException) -> None:
+        if self.future.done():
+            return  # its caller gave up (cancelled): the payment stands, no one waits for it
+        if isinstance(result, BaseException):
+            self.future.set_exception(result)
+        else:
+            self.future.set_result(result)
+
+
+@dataclass
+class _Queue:
+    waiting: collections.deque[_Transfer] = field(default_factory=collections.deque)
+
+
+class Updates:
+    """Both sides of the update path for one node's channels."""
+
+    def __init__(self, channels: Channels, store: ChannelsStore, logger: logging.Logger) -> None:
+        self._channels = channels
+        self._store = store
+        self._log = logger
+        self._queues: dict[bytes, _Queue] = {}
+
+    # --- the proposer -----------------------------------------------------------------------------
+
+    async def pay(self, record: ChannelRecord, amount: int, payment_hash: bytes = b"", request_key: str = ""
+                  ) -> tuple[StateRecord, bytes]:
+        """Pay ``amount`` to the channel's peer (its invoice ``payment_hash``, or b""): the co-signed
+        new state and the invoice's preimage (b""). Waits for the channel's next round trip (U1);
+        pays once on a retry (U4)."""
+        if amount <= 0:
+            raise InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT")
+        cid = record.channel_id
+        item = _Transfer(amount, payment_hash, request_key, asyncio.get_running_loop().create_future())
+        queue = self._queues.setdefault(cid, _Queue())
+        queue.waiting.append(item)
+        while not item.future.done():
+            # Whoever holds the channel's lock sends everything waiting: the lock is the turn (FIFO).
+            async with self._channels.lock(cid):
+                if not item.future.done():
+                    await self._drain(cid, queue)
+        return item.future.result()
+
+    async def _drain(self, cid: bytes, queue: _Queue) -> None:
+        """One round trip of the payments waiting on the channel (the caller holds its lock)."""
+        waiting = queue.waiting
+        try:
+            flushed = await self.flush(self._channels.channel(cid))
+        except Exception as exc:  # the pending states are not answered: nothing new can follow them
+            while waiting:
+                waiting.popleft().settle(exc)
+            return
+        for outcome in flushed:  # U4: a retried payment delivered by the flush is answered with it
+            parts = self._store.parts_of(cid, outcome.state.sequence)
+            for i, (_, payment_hash, request_key) in enumerate(parts):
+                for item in list(waiting):
+                    if (item.payment_hash and item.payment_hash == payment_hash) or \
+                            (item.request_key and item.request_key == request_key):
+                        waiting.remove(item)
+                        item.settle((outcome.state, outcome.preimages[i] if i < len(outcome.preimages) else b""))
+        record = self._channels.channel(cid)
+        if record.status != ChannelStatus.OPEN:
+            refusal = FailedPrecondition(f"channel 0x{cid.hex()} is {record.status.name}, not OPEN",
+                                         reason="CHANNEL_NOT_OPEN")
+            while waiting:
+                waiting.popleft().settle(refusal)
+            return
+        taken, state = self._take(record, waiting)
+        if state is None:
+            return
+        rules = self._channels.rules_of()
+        signed = state.signed(record.we_are_a, rules.sign(state))
+        proposal = Proposal(amount=sum(i.amount for i in taken), parts=tuple((i.amount, i.payment_hash) for i in taken))
+        request = proposal.request(signed, record.we_are_a)
+        with self._store.batch():  # durable before the signature leaves
+            self._store.put_state(signed, b"", request.SerializeToString(deterministic=True))
+            self._store.put_parts(signed, [(i.amount, i.payment_hash, i.request_key) for i in taken])
+        try:
+            (outcome,) = await self._send(record, [(signed, request)])
+        except Exception as exc:  # no answer: the state stays pending, re-sent as it is (U2)
+            for item in taken:
+                item.settle(exc)
+            return
+        if outcome.accepted:
+            for item, preimage in zip(taken, outcome.preimages, strict=False):
+                item.settle((outcome.state, preimage))
+            return
+        again: list[_Transfer] = []
+        for item in taken:
+            if outcome.reason in AGAIN and item.tries < RACE_RETRIES:
+                item.tries += 1
+                again.append(item)
+            elif outcome.reason in AGAIN:
+                item.settle(Unavailable("the peer kept proposing at the same sequences: try again",
+                                        reason="SEQUENCE_CONFLICT", retry_delay_s=0.1))
+            elif len(taken) > 1:
+                item.alone = True  # which payment was refused is found by sending each on its own (U1)
+                again.append(item)
+            else:
+                item.settle(FailedPrecondition(f"the peer refused the payment: {outcome.message}",
+                                               reason=outcome.reason))
+        waiting.extendleft(reversed(again))
+        if outcome.reason in AGAIN:
+            await asyncio.sleep(random.uniform(0.001, 0.01) * min(max(i.tries for i in taken), 5))  # U3
+
+    def _take(self, record: ChannelRecord, waiting: collections.deque[_Transfer]
+              ) -> tuple[list[_Transfer], StateRecord | None]:
+        """The next round trip's payments and the one TRANSFER that makes them all (U1)."""
+        latest = self._channels.latest(record)
+        ours = latest.balance_a if record.we_are_a else latest.balance_b
+        taken: list[_Transfer] = []
+        total = 0
+        while waiting and len(taken) < MAX_BATCH:
+            item = waiting[0]
+            if item.future.done():
+                waiting.popleft()
+                continue
+            if taken and (item.alone or taken[0].alone):
+                break
+            waiting.popleft()
+            paid = self._store.paid(item.payment_hash) if item.payment_hash else None
+            if paid is not None:  # U4: an invoice paid before (at a restart): paid once
+                item.settle(paid)
+                continue
+            again = self._store.by_request_key(item.request_key) if item.request_key else None
+            if again is not None:  # U4: the same request_id paid before: paid once
+                item.settle((again, b""))
+                continue
+            if item.payment_hash and any(t.payment_hash == item.payment_hash for t in taken):
+                waiting.appendleft(item)  # the same invoice twice in one trip: the second waits for the first
+                break
+            if total + item.amount > ours:
+                item.settle(FailedPrecondition(f"this node holds {ours - total} wei in the channel, not {item.amount}",
+                                               reason="INSUFFICIENT_BALANCE"))
+                continue
+            total += item.amount
+            taken.append(item)
+        if not taken:
+            return [], None
+        delta = -total if record.we_are_a else total
+        return taken, StateRecord(record.channel_id, self._store.highest_sequence(record.channel_id) + 1,
+                                  latest.balance_a + delta, latest.balance_b - delta, latest.htlcs)
+
+    async def propose(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
+        """One update this node proposes (an HTLC's, a final state): ``make`` builds it on the
+        latest co-signed state at the next free sequence; signed, stored (durable), sent, its
+        counter-signature stored. Tried again above the peer's sequence when both sides raced
+        (U3). The caller holds the channel's lock and flushed its pending states. Raises on a
+        refusal (FailedPrecondition with its reason) and on no answer (Unavailable: the state
+        stays pending, re-sent as it is)."""
+        rules = self._channels.rules_of()
+        for attempt in range(RACE_RETRIES):
+            record = self._channels.channel(record.channel_id)
+            if record.status != ChannelStatus.OPEN:
+                raise FailedPrecondition(f"channel 0x{record.channel_id.hex()} is {record.status.name}, not OPEN",
+                                         reason="CHANNEL_NOT_OPEN")
+            built: Built = make(record, self._channels.latest(record),
+                                self._store.highest_sequence(record.channel_id) + 1)
+            signed = built.state.signed(record.we_are_a, rules.sign(built.state))
+            request = built.proposal.request(signed, record.we_are_a)
+            self._store.put_state(signed, built.proposal.payment_hash, request.SerializeToString(deterministic=True),
+                                  built.effects)  # durable before the signature leaves
+            (outcome,) = await self._send(record, [(signed, request)])
+            if outcome.accepted:
+                return outcome.state, outcome.preimage
+            if outcome.reason not in AGAIN:
+                raise FailedPrecondition(f"the peer refused the update: {outcome.message}", reason=outcome.reason)
+            await asyncio.sleep(random.uniform(0.001, 0.01) * (attempt + 1))  # U3
+        raise Unavailable("the peer kept proposing at the same sequences: try again", reason="SEQUENCE_CONFLICT",
+                          retry_delay_s=0.1)
+
+    async def flush(self, record: ChannelRecord) -> list[Outcome]:
+        """U2: re-send this node's pending states (signed, never answered) as they are, in order;
+        the accepted ones' outcomes (with what they paid)."""
+        pending = self._store.pendings(record.channel_id)
+        if not pending:
+            return []
+        sent = [(state, pb.ProposeRequest.FromString(self._store.request_of(record.channel_id, state.sequence)))
+                for state in pending]
+        return [o for o in await self._send(record, sent) if o.accepted]
+
+    async def _send(self, record: ChannelRecord, sent: Sequence[tuple[StateRecord, pb.ProposeRequest]]
+                    ) -> list[Outcome]:
+        """Send this node's signed states (their proposals) in one round trip; store each answer
+        with what the update means to this node (its payment, forward, close), in one commit."""
+        channels, rules = self._channels, self._channels.rules_of()
+        batch = seal(rules, pb.ProposeBatchRequest(channel_id=hex0x(record.channel_id),
+                                                   proposals=[request for _, request in sent]))
+        answer = await channels.ask(channels.peer(record.peer).propose_batch(batch))
+        require_sender(answer, record.theirs, "the peer's answer")
+        outcomes: list[Outcome] = []
+        forged: PermissionDenied | None = None
+        with self._store.batch():
+            prev = channels.latest(record)
+            for i, (state, request) in enumerate(sent):
+                response = answer.responses[i] if i < len(answer.responses) else \
+                    pb.ProposeResponse(accepted=False, reason="PREVIOUS_REFUSED", message="not answered")
+                proposal = Proposal.of(request)
+                if forged is None and response.accepted:
+                    forged = self._forged(record, state, response, proposal)
+                if forged is not None or not response.accepted:
+                    self._store.refuse(state.channel_id, state.sequence)
+                    update = describe_update(rules.state(prev), rules.state(state))
+                    reason = response.reason if not response.accepted else "BAD_STATE_SIGNATURE"
+                    if update.kind is UpdateKind.ADD_HTLC:  # whoever waits on the HTLC learns it never went
+                        channels.payments.refused(record, update, reason, response.message)
+                    outcomes.append(Outcome(state, False, reason=reason, message=response.message))
+                    continue
+                preimages = _preimages(response)
+                cosigned = state.signed(not record.we_are_a, response.signature)
+                self._record_sent(record, prev, cosigned, proposal, preimages)
+                prev = cosigned
+                outcomes.append(Outcome(cosigned, True, preimages))
+        if forged is not None:
+            raise forged
+        return outcomes
+
+    def _forged(self, record: ChannelRecord, state: StateRecord, response: pb.ProposeResponse, proposal: Proposal
+                ) -> PermissionDenied | None:
+        """Why an accepting answer is not a valid one (a counter-signature or preimage that is not
+        the peer's), or None."""
+        if self._channels.rules_of().signer_of(state, response.signature) != record.theirs:
+            return PermissionDenied("the peer's counter-signature is not its own", reason="BAD_STATE_SIGNATURE")
+        if not proposal.parts and not proposal.payment_hash:
+            return None
+        preimages = _preimages(response)
+        hashes = [h for _, h in proposal.payments]
+        if len(preimages) < len(hashes) or any(h and hashlib.sha256(p).digest() != h
+                                                 for h, p in zip(hashes, preimages, strict=False)):
+            return PermissionDenied("the peer's preimages do not hash to the invoices' payment hashes",
+                                    reason="BAD_PREIMAGE")
+        return None
+
+    def _record_sent(self, record: ChannelRecord, prev: StateRecord, cosigned: StateRecord, proposal: Proposal,
+                     preimages: tuple[bytes, ...]) -> None:
+        rules, store = self._channels.rules_of(), self._store
+        update = describe_update(rules.state(prev), rules.state(cosigned))
+        if update.kind is UpdateKind.TRANSFER:
+            store.record_sent(cosigned, proposal.payments, preimages)
+        elif update.kind is UpdateKind.FINAL:
+            store.put_state(cosigned)
+            store.update_channel(replace(self._channels.channel(record.channel_id), status=ChannelStatus.CLOSING),
+                                 "CHANNEL_CLOSING")
+        else:
+            assert update.htlc is not None
+            effects, event = self._channels.payments.proposed(record, update, proposal)
+            store.record_payment(cosigned, event, update.htlc.payment_hash, update.amount, effects=effects)
+            self._channels.payments.wake()
+
+    # --- the receiver -----------------------------------------------------------------------------
+
+    def on_propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
+        """One proposal, its sender checked; answered after it is stored."""
+        state = state_of_pb(request.state)
+        record = self._channels.channel(state.channel_id)
+        require_sender(request, record.theirs, "the proposal")
+        return seal(self._channels.rules_of(), self._answer(record, state, request))
+
+    def on_propose_batch(self, request: pb.ProposeBatchRequest) -> pb.ProposeBatchResponse:
+        """U1: proposals in order, one commit for all of them before the answer. Synchronous (no
+        await): checked and stored in one step of the event loop."""
+        record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
+        require_sender(request, record.theirs, "the proposals")
+        if len(request.proposals) > MAX_BATCH:
+            raise InvalidArgument(f"at most {MAX_BATCH} proposals in a batch", reason="BATCH_TOO_LARGE")
+        responses: list[pb.ProposeResponse] = []
+        refused = False
+        with self._store.batch():
+            for proposal in request.proposals:
+                state = state_of_pb(proposal.state)
+                if state.channel_id != record.channel_id:
+                    raise InvalidArgument("every proposal of a batch is of its channel", reason="CHANNEL_MISMATCH")
+                if refused:
+                    responses.append(pb.ProposeResponse(
+                        channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False,
+                        reason="PREVIOUS_REFUSED", message="an earlier proposal of the batch was refused",
+                        signed_upto=max(0, self._store.highest_sequence(state.channel_id))))
+                    continue
+                answer = self._answer(record, state, proposal)
+                refused = not answer.accepted
+                responses.append(answer)
+        return seal(self._channels.rules_of(), pb.ProposeBatchResponse(responses=responses))
+
+    def _answer(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest) -> pb.ProposeResponse:
+        try:
+            cosigned, preimages = self._accept(self._channels.channel(record.channel_id), state, request)
+        except Refused as refused:
+            return pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False,
+                                      reason=refused.reason, message=str(refused),
+                                      signed_upto=max(0, self._store.highest_sequence(state.channel_id)))
+        mine = cosigned.sig_a if record.we_are_a else cosigned.sig_b
+        return pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=True,
+                                  signature=mine, preimage=hex0x(preimages[0]) if preimages and preimages[0] else "",
+                                  preimages=[hex0x(p) if p else "" for p in preimages], signed_upto=state.sequence)
+
+    def _accept(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest
+                ) -> tuple[StateRecord, tuple[bytes, ...]]:
+        channels, rules, store = self._channels, self._channels.rules_of(), self._store
+        theirs_a = not record.we_are_a
+        if rules.signer_of(state, request.signature) != record.theirs:
+            raise Refused("BAD_STATE_SIGNATURE", "the state is not signed by the channel's other participant")
+        proposed = state.signed(theirs_a, request.signature)
+        held = store.state(state.channel_id, state.sequence)
+        proposal = Proposal.of(request)
+        if held is not None and held.same_content(state) and held.cosigned:
+            # A re-sent proposal this node already accepted: the same answer again (U2).
+            return held, self._preimages(proposal)
+        if record.status not in (ChannelStatus.OPEN,):
+            raise Refused("CHANNEL_NOT_OPEN", f"the channel is {record.status.name}")
+        latest = channels.latest(record)
+        highest = store.highest_sequence(state.channel_id)
+        if state.sequence <= highest:
+            reason = "SEQUENCE_CONFLICT" if state.sequence > latest.sequence else "STALE_SEQUENCE"
+            raise Refused(reason, f"sequence {state.sequence} is not above {highest}, the highest this node signed")
+        if store.pending(state.channel_id) is not None:
+            # This node's own proposal is unanswered: the peer may have accepted it and built on it (U3).
+            raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
+        if proposal.final != (state.sequence == FINAL_SEQUENCE):
+            raise Refused("BAD_FINAL_STATE", f"sequence {FINAL_SEQUENCE} is the final state's, and only its")
+        try:
+            update = check_proposal(rules.state(latest), rules.state(state), rules.channel(record), record.theirs,
+                                    preimages_known=(proposal.preimage,) if proposal.preimage else (),
+                                    now=channels.l1_now(), expiry_delta=rules.expiry_delta_s)
+        except ChannelRefused as exc:
+            raise Refused(str(exc.reason), exc.message) from None
+        cosigned = proposed.signed(not theirs_a, rules.sign(state))
+        preimages: tuple[bytes, ...] = ()
+        try:
+            if update.kind is UpdateKind.FINAL:
+                with store.batch():
+                    store.put_state(cosigned)
+                    store.update_channel(replace(record, status=ChannelStatus.CLOSING), "CHANNEL_CLOSING")
+            elif update.kind is UpdateKind.TRANSFER:
+                preimages = self._transfer_received(update.amount, proposal)
+                store.record_received(cosigned, proposal.payments)
+            else:
+                effects, event = channels.payments.received(record, update, proposal)
+                assert update.htlc is not None
+                store.record_payment(cosigned, event, update.htlc.payment_hash, update.amount, effects=effects)
+                channels.payments.wake()
+        except SequenceTaken:
+            raise Refused("SEQUENCE_CONFLICT", f"this node holds another state at sequence {state.sequence}") from None
+        return cosigned, preimages
+
+    def _transfer_received(self, amount: int, proposal: Proposal) -> tuple[bytes, ...]:
+        """Direct payments to this node (U1): the parts add up to what the state moves, each
+        invoice open and paid whole, none twice; their preimages."""
+        parts = proposal.payments
+        total = sum(a for a, _ in parts)
+        if amount != total or proposal.amount != total or any(a <= 0 for a, _ in parts):
+            raise Refused("AMOUNT_MISMATCH",
+                          f"the state moves {amount} wei to this node, not the payments' {total} ({proposal.amount})")
+        hashes = [h for _, h in parts if h]
+        if len(set(hashes)) != len(hashes):
+            raise Refused("DUPLICATE_PAYMENT", "one invoice paid twice in one update")
+        preimages = []
+        for part_amount, payment_hash in parts:
+            if not payment_hash:
+                preimages.append(b"")
+                continue
+            invoice = self._store.invoice(payment_hash)
+            if invoice is None or invoice.status != InvoiceStatus.OPEN:
+                raise Refused("UNKNOWN_INVOICE", f"no open invoice of payment hash 0x{payment_hash.hex()}")
+            if invoice.amount != part_amount:
+                raise Refused("AMOUNT_MISMATCH", f"the invoice is for {invoice.amount} wei, not {part_amount}")
+            preimages.append(invoice.preimage)
+        return tuple(preimages)
+
+    def _preimages(self, proposal: Proposal) -> tuple[bytes, ...]:
+        """A re-sent proposal's preimages, answered again (its invoices are paid by now)."""
+        found = []
+        for _, payment_hash in proposal.payments:
+            invoice = self._store.invoice(payment_hash) if payment_hash else None
+            found.append(invoice.preimage if invoice is not None else b"")
+        return tuple(found)
+
+
+def _preimages(response: pb.ProposeResponse) -> tuple[bytes, ...]:
+    """The preimages of an accepting answer (one per payment part; the old single field)."""
+    texts = list(response.preimages) or ([response.preimage] if response.preimage else [])
+    return tuple(bytes.fromhex(t.removeprefix("0x")) if t else b"" for t in texts)
