@@ -5,8 +5,8 @@
 The very worker of services.channels (its own ``definition()``), with each step a payment takes
 wrapped in a time.perf_counter span once it is registered: on the instance (Channels, its store, its
 storage, each PeerClient) and on the class for Rules (a frozen dataclass). Nothing of the worker's
-code is changed or copied but Storage.transaction's four lines, so its COMMIT (the fsync) is a span
-of its own. Spans nest (``put_state`` holds a ``commit``); each is the wall time between its start
+code is changed or copied; Storage.transaction is wrapped so its outermost COMMIT (the fsync) is a
+span of its own. Spans nest (``put_state`` holds a ``commit``); each is the wall time between its start
 and its end, its awaits included, so figures are clean with one payment in flight.
 
 Signals, so the bench reads the spans of the payments it chooses: SIGUSR1 clears the spans (and
@@ -90,6 +90,16 @@ def _instrument(channels: Channels, ctx: WorkerContext, spans: Spans) -> None:
         "on_propose": "on_propose (the receiver's whole handler)",
         "_accept": "accept (verify, rules, sign, record_payment)",
     })
+    if hasattr(channels, "updates"):  # the one update path (services/channels/_updates.py)
+        _wrap_each(channels.updates, spans, {
+            "pay": "updates.pay (queued, waits for the channel's turn and its round trip)",
+            "_drain": "updates.drain (one round trip: the payments waiting, one state)",
+            "flush": "updates.flush (pending states re-sent first)",
+            "_send": "updates.send (the Propose(Batch) RPC, then verify and record)",
+            "on_propose_batch": "updates.on_propose_batch (the receiver's whole handler)",
+            "on_propose": "updates.on_propose (the receiver's whole handler)",
+            "_accept": "updates.accept (verify, check_proposal, sign, record)",
+        })
     _wrap_each(channels.payments, spans, {
         "pay": "payments.pay (a routed payment: route, HTLC out, wait for its outcome)",
         "_offer": "payments.offer (add the HTLC to the first hop)",
@@ -97,32 +107,44 @@ def _instrument(channels: Channels, ctx: WorkerContext, spans: Spans) -> None:
         "_resolve": "payments.resolve (settle or fail an incoming HTLC)",
     })
     _wrap_each(channels.store, spans, {name: f"store.{name}" for name in (
-        "put_state", "record_payment", "apply", "latest_cosigned", "highest_sequence", "pending", "channel", "paid",
-        "invoice", "by_request_key", "state")})
+        "put_state", "put_parts", "record_sent", "record_received", "record_payment", "apply", "latest_cosigned",
+        "highest_sequence", "pending", "channel", "paid", "invoice", "by_request_key", "state", "parts_of")})
     original_peer = channels.peer
 
     def peer(address: str) -> Any:
         client = original_peer(address)
         if not getattr(client, "_bench_timed", False):
             client.propose = spans.wrap("peer.propose (the Propose RPC, the peer's work in it)", client.propose)
+            if hasattr(client, "propose_batch"):
+                client.propose_batch = spans.wrap("peer.propose_batch (the ProposeBatch RPC, the peer's work in it)",
+                                                  client.propose_batch)
             client._bench_timed = True
         return client
 
     channels.peer = peer  # type: ignore[method-assign]
     storage = ctx.storage
+    original_transaction = storage.transaction
+    depth = 0
 
     @contextlib.contextmanager
     def transaction() -> Iterator[Any]:
-        # Storage.transaction's own steps, the COMMIT timed apart: it is the fsync.
-        storage.connection.execute("BEGIN IMMEDIATE")
+        # The runtime's own transaction; its end timed when it is the outermost: the COMMIT, the fsync.
+        nonlocal depth
+        inner = original_transaction()
+        db = inner.__enter__()
+        depth += 1
         try:
-            yield storage.connection
-        except BaseException:
-            storage.connection.execute("ROLLBACK")
-            raise
+            yield db
+        except BaseException as exc:
+            depth -= 1
+            if not inner.__exit__(type(exc), exc, exc.__traceback__):
+                raise
+            return
+        depth -= 1
         start = time.perf_counter()
-        storage.connection.execute("COMMIT")
-        spans.add("commit (COMMIT: the fsync)", time.perf_counter() - start)
+        inner.__exit__(None, None, None)
+        if depth == 0:
+            spans.add("commit (COMMIT: the fsync)", time.perf_counter() - start)
 
     storage.transaction = transaction  # type: ignore[method-assign]
     _wrap_each(Rules, spans, {
