@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml setup.py protocol/_native.c package.json package-lock.j
 	$(BIN)/pip install --quiet -e .
 	# `npm ci`: exactly what the lock says, and the lock (tracked) is never rewritten. The lock lists
 	# every platform's optional anvil binary (npm installs only this platform's); a lock that lists
-	# only one makes `npm install` add the others, and `npm ci` refuse it.
-	npm ci --silent --no-audit --no-fund
+	# only one makes `npm install` add the others, and `npm ci` refuse it. A node_modules that is a
+	# symlink (a git worktree sharing another checkout's) is left alone: `npm ci` through it would
+	# empty the other checkout's.
+	[ -L node_modules ] || npm ci --silent --no-audit --no-fund
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
@@ -42,7 +44,7 @@ lint: install-dev protos-check contracts-check
 	$(BIN)/buf lint protos
 	$(BIN)/ruff check supervisor services protocol l2node tests bench protos
 	$(BIN)/lint-imports
-	$(BIN)/mypy --strict supervisor services/runtime services/l1 protocol services/sequencer services/rollups services/bridge services/channels l2node/node l2node/cli.py l2node/bridge_cli.py
+	$(BIN)/mypy --strict supervisor services/runtime services/l1 protocol services/sequencer services/rollups services/bridge services/channels l2node
 
 protos: install-dev
 	$(BIN)/python protos/generate.py

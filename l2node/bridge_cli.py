@@ -23,16 +23,14 @@ import pathlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 import grpc
 
 from l2node import cli
+from l2node.cli_values import parse_address, parse_amount, show_amount
 from l2node.node.config import default_data_dir
 
-#: What each unit is worth in wei; an amount without a unit is wei.
-UNITS: Final = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
 #: How long each --wait waits unless --timeout says: a deposit is credited a few L1 blocks after
 #: its own (confirmation depth 4, ~5 s on the devnet); a withdrawal is final after an output covers
 #: it, that output's challenge window (20 s on the devnet) and the proof's maturity (10 s).
@@ -42,40 +40,6 @@ WAIT_TIMEOUT_S: Final = {"credited": 120.0, "initiated": 60.0, "in_output": 300.
 #: a poll or two of it being mined.
 _TRACK_S: Final = 30.0
 _L1_RECEIPT_S: Final = 120.0
-
-
-def parse_amount(text: str) -> int:
-    """``1ether``, ``0.5ether``, ``5gwei``, ``123`` or ``123wei``: a positive whole number of wei."""
-    usage = (f"{text!r} is not an amount: give wei (123) or a number with a unit "
-             f"({', '.join(f'1{u}' for u in ('ether', 'gwei', 'wei'))}, 0.5ether)")
-    raw = text.strip().lower().replace("_", "")
-    unit = next((u for u in UNITS if raw.endswith(u)), "wei")
-    number = raw.removesuffix(unit).strip() if raw.endswith(unit) else raw
-    try:
-        amount = Decimal(number) * UNITS[unit]
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(usage) from None
-    if not amount.is_finite() or amount != amount.to_integral_value():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of wei" if amount.is_finite() else usage)
-    if amount <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the amount must be more than 0")
-    return int(amount)
-
-
-def show_amount(wei: int) -> str:
-    """Wei for people: ``1.5 ETH (1500000000000000000 wei)``."""
-    ether = (Decimal(wei) / UNITS["ether"]).normalize()
-    return f"{ether:f} ETH ({wei} wei)"
-
-
-def parse_address(text: str) -> str:
-    raw = text.removeprefix("0x").removeprefix("0X")
-    try:
-        if len(bytes.fromhex(raw)) == 20:
-            return "0x" + raw.lower()
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"{text!r} is not a 20-byte 0x address")
 
 
 def parse_hex(text: str) -> bytes:
@@ -90,15 +54,6 @@ def _bridge(data_dir: pathlib.Path | None) -> tuple[grpc.Channel, Any]:
 
     channel = cli._service_channel(data_dir, "bridge")
     return channel, bridge_pb2_grpc.BridgeServiceStub(channel)  # type: ignore[no-untyped-call]  # generated
-
-
-def _span(key: str, value: str) -> None:
-    """The command's span is about this deposit or withdrawal: Jaeger finds it by the hash."""
-    if not cli._INTERCEPTORS:
-        return
-    from opentelemetry import trace
-
-    trace.get_current_span().set_attribute(key, value)
 
 
 def _word(enum: Any, value: int, prefix: str) -> str:
@@ -163,7 +118,7 @@ def cmd_deposit(args: argparse.Namespace) -> int:
                                f"({exc.code().name}: {exc.details()}); it is on L1 and will be credited "
                                f"all the same") from None
         for d in deposits:
-            _span("l2.deposit.hash", d.deposit_hash)
+            cli.span_attribute("l2.deposit.hash", d.deposit_hash)
             print(deposit_line(d), flush=True)
         if not args.wait:
             return 0
@@ -228,7 +183,7 @@ def _events(stub: Any, request: Any, deadline: float, waiting_for: Callable[[], 
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise cli.CliError(f"timed out after {timeout_s:g}s waiting for {waiting_for()}") from None
-        raise cli.CliError(f"{exc.code().name}: {exc.details()}") from None
+        raise cli.rpc_refused(exc) from None
     raise cli.CliError(f"the bridge ended the stream while waiting for {waiting_for()}")
 
 
@@ -330,7 +285,7 @@ def _follow_withdrawal(stub: Any, l2_tx_hash: str, until: str, deadline: float, 
     request = bpb.SubscribeEventsRequest(from_sequence=0, hash=l2_tx_hash)
     for w in _events(stub, request, deadline, lambda: f"L2 tx {l2_tx_hash} to be {until.upper()}; it is {last[0]}",
                      kind="withdrawal", timeout_s=timeout_s):
-        _span("l2.withdrawal.hash", w.withdrawal_hash)
+        cli.span_attribute("l2.withdrawal.hash", w.withdrawal_hash)
         line = withdrawal_line(w)
         last[0] = _word(bpb.WithdrawalStatus, w.status, "WITHDRAWAL_STATUS_")
         if line != shown:
@@ -362,7 +317,7 @@ def cmd_withdrawals(args: argparse.Namespace) -> int:
                     if item.WhichOneof("item") == "withdrawal":
                         show(item.withdrawal)
             except grpc.RpcError as exc:
-                raise cli.CliError(f"{exc.code().name}: {exc.details()}") from None
+                raise cli.rpc_refused(exc) from None
             except KeyboardInterrupt:
                 return 0
             return 0
@@ -394,7 +349,7 @@ def _one_withdrawal(stub: Any, hash_: str) -> Any:
         return stub.GetWithdrawal(request, timeout=cli._RPC_TIMEOUT_S).withdrawal
     except grpc.RpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:
-            raise cli.CliError(f"{exc.code().name}: {exc.details()}") from None
+            raise cli.rpc_refused(exc) from None
     return cli._rpc(stub.GetWithdrawal, bpb.GetWithdrawalRequest(l2_tx_hash=hash_)).withdrawal
 
 

@@ -38,6 +38,34 @@ class CliError(Exception):
     pass
 
 
+class RpcRefused(CliError):
+    """A call the service answered with an error: its status code, its ErrorInfo reason (the
+    stable word programs match; the code's name when the service gave none) and its message."""
+
+    def __init__(self, code: str, reason: str, message: str) -> None:
+        super().__init__(f"{code}: {message}" if reason == code else f"{code} {reason}: {message}")
+        self.code, self.reason, self.message = code, reason, message
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "reason": self.reason, "message": self.message}
+
+
+def rpc_refused(exc: grpc.RpcError) -> RpcRefused:
+    """``exc`` as one line: code, reason (from the google.rpc.Status details) and message."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    code = exc.code().name  # a call's RpcError is a grpc.Call too
+    reason = code
+    status = rpc_status.from_call(exc)
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason or code
+    return RpcRefused(code, reason, exc.details() or "")
+
+
 # -- tracing -------------------------------------------------------------------------------------
 
 #: The traced channel interceptor while a command runs under tracing (see ``_traced``).
@@ -79,11 +107,17 @@ def _traced(args: argparse.Namespace) -> Iterator[None]:
 
 def _tx_span(tx_hash: str) -> None:
     """The command's span is about this transaction: Jaeger finds it by the hash."""
+    span_attribute("l2.tx.hash", tx_hash)
+
+
+def span_attribute(key: str, value: str) -> None:
+    """The command's span is about this (a transaction, a deposit, a payment): Jaeger finds it by
+    ``key`` = ``value``. Nothing when the command is not traced."""
     if not _INTERCEPTORS:
         return
     from opentelemetry import trace
 
-    trace.get_current_span().set_attribute("l2.tx.hash", tx_hash)
+    trace.get_current_span().set_attribute(key, value)
 
 
 def _control(data_dir: pathlib.Path) -> tuple[dict[str, Any], grpc.Channel]:
@@ -299,11 +333,11 @@ def _endpoints(data_dir: pathlib.Path | None) -> dict[str, Any]:
     return doc
 
 
-def _rpc(call: Any, *args: Any, **kw: Any) -> Any:
+def _rpc(call: Any, *args: Any, timeout: float = _RPC_TIMEOUT_S, **kw: Any) -> Any:
     try:
-        return call(*args, timeout=_RPC_TIMEOUT_S, **kw)
+        return call(*args, timeout=timeout, **kw)
     except grpc.RpcError as exc:
-        raise CliError(f"{exc.code().name}: {exc.details()}") from None
+        raise rpc_refused(exc) from None
 
 
 def _private_key(args: argparse.Namespace) -> bytes:
@@ -462,7 +496,7 @@ def cmd_blocks(args: argparse.Namespace) -> int:
             for item in stub.SubscribeBlocks(spb.SubscribeBlocksRequest(from_number=start)):
                 _print_block(item.block)
         except grpc.RpcError as exc:
-            raise CliError(f"{exc.code().name}: {exc.details()}") from None
+            raise rpc_refused(exc) from None
         except KeyboardInterrupt:
             return 0
     return 0
@@ -489,7 +523,7 @@ def cmd_outputs(args: argparse.Namespace) -> int:
                 for item in stub.SubscribeOutputs(rpb.SubscribeOutputsRequest(from_index=args.start)):
                     _print_output(item.output, args.json)
             except grpc.RpcError as exc:
-                raise CliError(f"{exc.code().name}: {exc.details()}") from None
+                raise rpc_refused(exc) from None
             except KeyboardInterrupt:
                 return 0
             return 0
@@ -707,9 +741,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int, nargs="?", default=None)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(fn=cmd_disputes)
-    from l2node import bridge_cli  # imports this module: registered here, not at import time
+    from l2node import bridge_cli  # they import this module: registered here, not at import time
 
     bridge_cli.register(sub, data_dir)
+    from l2node import channels_cli
+
+    channels_cli.register(sub, data_dir)
     return ap
 
 

@@ -41,7 +41,7 @@ from services.runtime import BreakerOpen, DeadlineExceeded, redact_url
 ROLE_KEYS: Final = {"batcher_key_file": "batcher.key", "proposer_key_file": "proposer.key",
                     "challenger_key_file": "challenger.key"}
 #: Optional roles' key files: named under the node's keys dir only when the source config has the role.
-OPTIONAL_ROLE_KEYS: Final = {"relayer_key_file": "relayer.key"}
+OPTIONAL_ROLE_KEYS: Final = {"relayer_key_file": "relayer.key", "channels_key_file": "channels.key"}
 CONFIG_FILE: Final = "l2node.toml"
 CONTRACTS_FILE: Final = "contracts.json"
 GENESIS_FILE: Final = "genesis.json"

@@ -11,16 +11,21 @@ state), ``_channels`` (the one update path, open, direct payments, close, the L1
 ``_payments`` (**where an HTLC is offered, forwarded, settled and failed**: H1-H8), ``_routing``
 (announcements and the cheapest route: R1-R10), ``_gossip`` (the graph's upkeep), ``_enforce``
 (**where an HTLC is enforced on L1** when a peer withholds its answer: E1-E4), ``_tower`` (the
-watchtower: T1-T8), ``_adjudicator`` (this node's L1 calls), ``_wire`` (proto shapes),
-``_service`` (the gRPC APIs). On L1: contracts/ChannelAdjudicator.sol (A1-A17). ``WORKER`` is
-what the worker runtime runs.
+watchtower: T1-T8), ``_tower_host`` (the tower this worker hosts, and TowerService), ``_appoint``
+(this node handing its newest states to another node's tower), ``_adjudicator`` (this node's L1
+calls), ``_wire`` (proto shapes), ``_service`` (the gRPC APIs). On L1:
+contracts/ChannelAdjudicator.sol (A1-A17). ``WORKER`` is what the worker runtime runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from protos.l2node.channels.v1 import channels_pb2_grpc
 from services.runtime import Service, WorkerContext, WorkerDefinition
+from supervisor import ChildSpec
 
+from ._appoint import Appointer
 from ._channels import Channels
 from ._peer import seal, sender_of
 from ._records import ChannelRecord, ChannelStatus, InvoiceRecord, InvoiceStatus, StateRecord
@@ -28,11 +33,28 @@ from ._rules import Rules
 from ._service import ChannelsServicer, PeerServicer
 from ._settings import ChannelsSettings
 from ._store import ChannelsStore, SequenceTaken
+from ._tower_host import HostedTower, TowerServicer
 from ._wire import state_of_pb, state_pb
 
 __all__ = ["WORKER", "ChannelRecord", "ChannelStatus", "Channels", "ChannelsSettings",
            "ChannelsStore", "InvoiceRecord", "InvoiceStatus", "Rules", "SequenceTaken", "StateRecord", "definition",
            "seal", "sender_of", "state_of_pb", "state_pb"]
+
+
+class _Worker:
+    """The worker's Service: the channels, the tower it hosts, the appointer of its own states."""
+
+    def __init__(self, channels: Channels, tower: HostedTower | None, appointer: Appointer | None) -> None:
+        self.channels, self.tower, self.appointer = channels, tower, appointer
+
+    def tasks(self) -> Sequence[ChildSpec]:
+        return [*self.channels.tasks(), *(self.tower.tasks() if self.tower else ()),
+                *(self.appointer.tasks() if self.appointer else ())]
+
+    async def aclose(self) -> None:
+        if self.tower is not None:
+            self.tower.close()
+        await self.channels.aclose()
 
 
 async def _register(ctx: WorkerContext) -> Service:
@@ -42,9 +64,21 @@ async def _register(ctx: WorkerContext) -> Service:
     channels = await Channels.open(settings, store, ctx.logger, ctx.tracer, ctx.channel, endpoint)
     for reason in settings.missing():
         ctx.not_ready(reason)
+    try:
+        tower = HostedTower.open(settings, channels, ctx.config.database_path.with_suffix(".tower.db"), ctx.logger)
+    except BaseException:
+        await channels.aclose()
+        raise
+    appointer = None
+    if settings.tower and channels.rules is not None:
+        appointer = Appointer(settings, store, ctx.storage, channels.rules, ctx.channel, ctx.logger)
+    elif settings.tower:
+        ctx.logger.warning("tower is set, but this node has no channel key: nothing to appoint")
     channels_pb2_grpc.add_ChannelsServiceServicer_to_server(ChannelsServicer(channels), ctx.server)
     channels_pb2_grpc.add_PeerServiceServicer_to_server(PeerServicer(channels), ctx.server)
-    return channels
+    if settings.tower_enabled:
+        channels_pb2_grpc.add_TowerServiceServicer_to_server(TowerServicer(tower), ctx.server)
+    return _Worker(channels, tower, appointer)
 
 
 def definition() -> WorkerDefinition:

@@ -51,6 +51,12 @@ class Adjudicator:
         assert self.contract.address is not None
         return self.contract.address
 
+    @property
+    def sender(self) -> TxSender:
+        """The channel key's one sender: whatever else sends from that key (the tower) shares it,
+        so two senders never take one nonce."""
+        return self._sender
+
     async def challenge_period(self) -> int:
         (period,) = await self.contract.read(self.l1, "CHALLENGE_PERIOD")
         return int(period)

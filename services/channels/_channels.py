@@ -334,18 +334,29 @@ class Channels:
 
     # --- closing ----------------------------------------------------------------------------------
 
-    async def close(self, record: ChannelRecord, force: bool) -> tuple[ChannelRecord, bytes]:
+    async def close(self, record: ChannelRecord, force: bool, stale_sequence: int | None = None
+                    ) -> tuple[ChannelRecord, bytes]:
         adjudicator = self._l1()
         if record.status in (ChannelStatus.CLOSED, ChannelStatus.FAILED):
             raise FailedPrecondition(f"channel 0x{record.channel_id.hex()} is {record.status.name}",
                                      reason="CHANNEL_NOT_OPEN")
         async with self.lock(record.channel_id):
+            if stale_sequence is not None and not force:
+                raise InvalidArgument("stale_sequence is a forced close's", reason="STALE_SEQUENCE_NEEDS_FORCE")
             if force:
                 latest = self.latest(record)
+                if stale_sequence is not None:  # a fire drill: the close a cheater would send
+                    older = self.store.state(record.channel_id, stale_sequence)
+                    if older is None or not older.cosigned or older.sequence >= latest.sequence:
+                        raise FailedPrecondition(f"no co-signed state older than the latest at sequence "
+                                                 f"{stale_sequence}", reason="NO_SUCH_STATE")
+                    latest = older
                 tx = await adjudicator.close_unilateral(latest)
                 on_chain = await adjudicator.on_chain(record.channel_id)
+                reason = _DRILL if stale_sequence is not None else record.reason
                 record = self.store.update_channel(replace(record, status=ChannelStatus.DISPUTED, close_tx=tx,
-                                                           closes_at=on_chain.ends_at), "CHANNEL_DISPUTED")
+                                                           closes_at=on_chain.ends_at, reason=reason),
+                                                   "CHANNEL_DISPUTED")
                 self._wake.set()
                 return record, tx
             if record.status == ChannelStatus.OPEN:
@@ -429,7 +440,7 @@ class Channels:
             elif on_chain.status == L1_CLOSING:
                 busy = True
                 latest = self.latest(record)
-                if latest.sequence > on_chain.closing_sequence:
+                if latest.sequence > on_chain.closing_sequence and record.reason != _DRILL:
                     # The peer closed with an older state: answered with the newest both signed.
                     await adjudicator.challenge(latest)
                     self._log.warning("channel 0x%s: closed with stale sequence %d, challenged with %d",
@@ -465,6 +476,10 @@ class Channels:
     def wake(self) -> None:
         self._wake.set()
 
+
+#: A channel this node closed with a stale state on purpose (a fire drill): it does not answer its
+#: own close, so the peer's node or its watchtower must.
+_DRILL: Final = "a fire drill: closed with a stale state on purpose; the peer or its tower answers"
 
 #: The graph's domain of a worker without L1 (it routes nothing).
 _NO_DOMAIN: Final = Domain(1, bytes(20))

@@ -88,7 +88,7 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
     async def Pay(self, request: pb.PayRequest, context: Any) -> pb.PayResponse:
         return await self._pay(request)
 
-    async def PayStream(self, request_iterator: AsyncIterator[pb.PayRequest], context: Any
+    async def PayStream(self, request_iterator: AsyncIterator[pb.PayStreamRequest], context: Any
                         ) -> AsyncIterator[pb.PayStreamResponse]:
         """Each request paid as a unary Pay would be, concurrently (at most _STREAM_IN_FLIGHT), each
         answer sent as it completes; the stream ends once every request was answered."""
@@ -112,7 +112,7 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             async with asyncio.TaskGroup() as group:
                 async for request in request_iterator:
                     await slots.acquire()
-                    group.create_task(one(request))
+                    group.create_task(one(request.payment))
             answers.put_nowait(None)
 
         reader = asyncio.create_task(read())
@@ -183,7 +183,8 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
 
         async def run() -> pb.CloseChannelResponse:
-            closed, tx = await self._channels.close(record, request.force)
+            stale = request.stale_sequence if request.HasField("stale_sequence") else None
+            closed, tx = await self._channels.close(record, request.force, stale)
             return pb.CloseChannelResponse(channel=self._pb(closed), l1_tx_hash="0x" + tx.hex())
 
         return await self._once.once(request.request_id, run)

@@ -60,9 +60,29 @@ class ChannelsSettings:
     payment_timeout_s: float = 60.0
     #: How often the gossip task looks for channels to announce again (and peers' breakers).
     gossip_interval_s: float = 2.0
+    #: Host a watchtower for other nodes' channels (``TowerService`` on this worker's port; its
+    #: appointments in ``tower.db`` beside the worker's database). Its challenges are sent from the
+    #: channel key, through the worker's one sender of that key (no nonce is taken twice), which
+    #: needs ETH on L1 for the gas. Needs an L1 and a channel key (else Appoint is UNAVAILABLE).
+    tower_enabled: bool = True
+    #: How often the hosted tower asks L1 for new closes of the adjudicator's channels (its log
+    #: follower's poll; idle, it backs off to four times this). A close is answered within about
+    #: this long of its block, far inside any challenge period this node accepts.
+    tower_poll_s: float = 2.0
+    #: Another node's channels address (host:port, as its endpoints.json lists it) whose tower
+    #: this node hands the newest co-signed state of each of its channels; "" = no tower.
+    tower: str = ""
+    #: A changed channel is appointed this long after its change, with the newest state then: a
+    #: burst of payments is one Appoint, and a payment never waits for the tower. The tower holds
+    #: a state at most about this old (plus an outage of the tower's) while this node is online.
+    tower_delay_s: float = 1.0
+    #: An Appoint that failed for want of an answer (the tower down, its breaker open) is tried
+    #: again after this long, until delivered.
+    tower_retry_s: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("peer_deadline_s", "poll_interval_s", "l1_timeout_s", "payment_timeout_s", "gossip_interval_s"):
+        for name in ("peer_deadline_s", "poll_interval_s", "l1_timeout_s", "payment_timeout_s", "gossip_interval_s",
+                     "tower_poll_s", "tower_delay_s", "tower_retry_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 600:
                 raise ValueError(f"{name} {value!r} must be seconds in (0, 600]")
@@ -79,8 +99,12 @@ class ChannelsSettings:
         if isinstance(self.max_accepted_htlcs, bool) or not isinstance(self.max_accepted_htlcs, int) \
                 or not 1 <= self.max_accepted_htlcs <= 483:
             raise ValueError(f"max_accepted_htlcs {self.max_accepted_htlcs!r} must be in [1, 483]")
-        if not isinstance(self.endpoint, str) or (self.endpoint and ":" not in self.endpoint):
-            raise ValueError(f"endpoint {self.endpoint!r} must be a gRPC address (host:port), or empty")
+        for name in ("endpoint", "tower"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or (value and ":" not in value):
+                raise ValueError(f"{name} {value!r} must be a gRPC address (host:port), or empty")
+        if not isinstance(self.tower_enabled, bool):
+            raise ValueError(f"tower_enabled {self.tower_enabled!r} must be true or false")
 
     @property
     def key_file(self) -> str:

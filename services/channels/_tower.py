@@ -37,9 +37,12 @@ state is older than the one it holds, submits ``challenge(state, sigA, sigB)`` f
   sent. After a restart, an open challenge is settled before anything else: its receipt is
   recorded, or the same signed bytes are sent again if L1 does not hold them (L1 takes them for
   what they are: one transaction). A challenge whose simulation fails (someone else answered
-  first, the period ended) is not sent: logged, nothing stored. The tower's key must be its own
-  (a nonce taken by a transaction it did not sign closes the challenge DROPPED, logged; the next
-  log of the channel may try again).
+  first, the period ended) is not sent: logged, nothing stored. The tower's key is its own, or
+  shared through one ``TxSender`` (the channels worker's: its node's channel key), whose
+  ``sign_next`` hands the nonce out under the sender's lock, so the two never sign one nonce
+  twice. A nonce taken by a transaction the tower did not sign (a restart's race, the key used
+  elsewhere) closes the challenge DROPPED, logged, and the channel is looked at again: a new
+  challenge at a new nonce while the period runs.
 - **T7** L1 outages are waited out: every L1 call goes through the "l1" call policy (its
   breaker); a failed round is logged and retried after ``retry_s`` from the last stored block
   (what was not fully handled is read again: T4 makes that harmless).
@@ -53,8 +56,9 @@ Fault points (``checkpoint``): ``seen`` (a close to answer found, nothing stored
 stop the tower at each of the first two.
 
 Left for later: a stuck challenge is re-sent as is, never fee-bumped (SenderConfig's fee
-multiplier absorbs six full blocks of base-fee rises); an appointment is not authenticated
-(anyone holding a co-signed state may hand it in, which only helps its channel's parties).
+multiplier absorbs six full blocks of base-fee rises). The Tower itself does not ask who hands
+an appointment in (a co-signed state only helps its channel's parties); TowerService
+(``_tower_host``) keeps only those signed by a participant of the channel.
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ from services.l1 import (
     LogFollower,
     RpcError,
     SenderConfig,
+    TxSender,
     UnsignedTransaction,
     current_fees,
 )
@@ -195,8 +200,13 @@ class Tower:
     """Watches one adjudicator for the channels it holds appointments for (``run``)."""
 
     def __init__(self, l1: L1Client, signer: LocalSigner, db_path: Path, adjudicator: bytes, *,
-                 config: TowerConfig | None = None, checkpoint: Callable[[str], None] | None = None) -> None:
+                 config: TowerConfig | None = None, checkpoint: Callable[[str], None] | None = None,
+                 sender: TxSender | None = None) -> None:
+        if sender is not None and sender.address != signer.address:
+            raise ValueError("the tower's sender must hold the tower's key")
         self.l1, self.signer, self.adjudicator = l1, signer, adjudicator
+        #: The key's one sender when the key is shared (T6): it hands out the nonces.
+        self.sender = sender
         self.config: Final = config or TowerConfig()
         self.checkpoint = checkpoint or _no_checkpoint
         self.contract: Final = Contract(Artifact.load("ChannelAdjudicator"), adjudicator)
@@ -343,10 +353,14 @@ class Tower:
                 return
             gas = estimate * (100 + self.config.sender.gas_margin_percent) // 100
             fees = await current_fees(self.l1, self.config.sender)
-            nonce = max(await self.l1.get_transaction_count(self.address, "pending"), self._next_stored_nonce())
-            signed = self.signer.sign(UnsignedTransaction(
-                chain_id=await self._chain(), nonce=nonce, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
-                max_fee_per_gas=fees.max_fee_per_gas, gas_limit=gas, to=self.adjudicator, data=data))
+            if self.sender is not None:  # a shared key: its sender hands out the nonce (T6)
+                signed = await self.sender.sign_next(self.adjudicator, data, gas, fees)
+                nonce = signed.tx.nonce
+            else:
+                nonce = max(await self.l1.get_transaction_count(self.address, "pending"), self._next_stored_nonce())
+                signed = self.signer.sign(UnsignedTransaction(
+                    chain_id=await self._chain(), nonce=nonce, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+                    max_fee_per_gas=fees.max_fee_per_gas, gas_limit=gas, to=self.adjudicator, data=data))
             challenge = Challenge(channel_id, sequence, nonce, signed.raw, signed.hash, ChallengeState.OPEN)
             with self._storage.transaction() as db:
                 db.execute("INSERT OR REPLACE INTO tower_challenges (channel_id, sequence, sender, nonce, raw, "
@@ -385,6 +399,7 @@ class Tower:
                         _log.error("the tower's nonce was used by a transaction it did not sign: is its key used "
                                    "elsewhere?", extra={"nonce": challenge.nonce})
                         self._close(challenge, ChallengeState.DROPPED, 0)
+                        self._due.add(challenge.channel_id)  # answered again at a new nonce (T6)
                 elif await self.l1.get_transaction(challenge.tx_hash) is None:  # never sent, or L1 lost it
                     _log.info("challenge re-sent", extra={"channel_id": _hex(challenge.channel_id),
                                                           "l1_tx_hash": _hex(challenge.tx_hash)})

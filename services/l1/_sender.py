@@ -92,6 +92,17 @@ class TxSender:
             raise TransactionDropped(f"nonce too low {self.config.nonce_retries + 1} times: is another "
                                      f"process sending from {self._signer}?")
 
+    async def sign_next(self, to: bytes, data: bytes, gas: int, fees: Fees) -> SignedTransaction:
+        """Sign a transaction at this sender's next nonce and take that nonce, without sending it:
+        for a caller that stores the signed bytes before it sends them, so that they go out
+        exactly once across a crash (the channels worker's watchtower, sharing its node's key).
+        The caller sends them itself, and must: a nonce taken and never sent holds up the later
+        ones. Not tracked here (no replacement)."""
+        async with self._lock:
+            nonce = self._nonce if self._nonce is not None else await self._pending_nonce()
+            self._nonce = nonce + 1
+            return self._sign(nonce, to, data, 0, gas, fees)
+
     async def replace(self, tx_hash: bytes) -> bytes:
         """Resend a pending transaction with both fees bumped by at least the configured percent
         (and to at least the market's); the new hash. If a version is mined already, its hash."""

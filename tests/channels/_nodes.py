@@ -1,6 +1,7 @@
 """Two nodes' channels workers on one real anvil, for the channels tests: the contracts deployed
 as `l2node up` does (the ChannelAdjudicator with a 20 s challenge period), each worker its own
-process with its own data dir, port and channel key (anvil dev accounts 2 and 3)."""
+process with its own data dir, port and channel key (anvil dev accounts 2 and 3). ``Pair.node``
+starts a third one (a watchtower's node) on the same contracts."""
 
 from __future__ import annotations
 
@@ -46,12 +47,13 @@ def wait_for(check: Callable[[], T | None], timeout_s: float, what: str) -> T:
 class Node:
     """One node's channels worker; restartable on its port and data dir."""
 
-    def __init__(self, tmp_path: pathlib.Path, name: str, key_index: int, settings: dict[str, Any]) -> None:
+    def __init__(self, tmp_path: pathlib.Path, name: str, key_index: int, settings: dict[str, Any],
+                 port: int | None = None) -> None:
         self.key = DEV_PRIVATE_KEYS[key_index]
         self.address = LocalSigner(self.key).address
         key_file = tmp_path / f"{name}.key"
         key_file.write_text("0x" + self.key.hex())
-        self.tmp_path, self.name, self.port = tmp_path, name, free_port()
+        self.tmp_path, self.name, self.port = tmp_path, name, port or free_port()
         self.settings = {**settings, "channels_key_file": str(key_file)}
         self.proc: Process | None = None
         self.start()
@@ -64,6 +66,12 @@ class Node:
         self.proc = worker(self.tmp_path, "services.channels:WORKER", self.name, self.settings, port=self.port)
         self.stub = pb_grpc.ChannelsServiceStub(self.proc.channel)
         self.peer_stub = pb_grpc.PeerServiceStub(self.proc.channel)
+        self.tower_stub = pb_grpc.TowerServiceStub(self.proc.channel)
+
+    @property
+    def log(self) -> str:
+        """Everything the worker logged so far (its restarts append)."""
+        return (self.tmp_path / f"{self.name}.log").read_text()
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.proc is not None:
@@ -82,18 +90,23 @@ class Node:
 class Pair:
     """The contracts on ``l1`` and two nodes, A and B."""
 
-    def __init__(self, tmp_path: pathlib.Path, l1: Anvil) -> None:
-        self.l1 = l1
+    def __init__(self, tmp_path: pathlib.Path, l1: Anvil, a: dict[str, Any] | None = None,
+                 b: dict[str, Any] | None = None) -> None:
+        self.l1, self.tmp_path = l1, tmp_path
         params = RollupParams(channel_challenge_period_s=PERIOD)
         asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path, params=params))
         contracts = tmp_path / "l1" / "contracts.json"
         doc = json.loads(contracts.read_text())
         self.adjudicator = Contract(Artifact.load("ChannelAdjudicator"),
                                     address(doc["contracts"]["ChannelAdjudicator"]))
-        settings = {"l1": {"rpc": l1.url, "contracts": str(contracts)}, "poll_interval_s": 0.1,
-                    "peer_deadline_s": 2.0}
-        self.a = Node(tmp_path, "alice", 2, settings)
-        self.b = Node(tmp_path, "bob", 3, settings)
+        self.settings: dict[str, Any] = {"l1": {"rpc": l1.url, "contracts": str(contracts)}, "poll_interval_s": 0.1,
+                                         "peer_deadline_s": 2.0}
+        self.a = Node(tmp_path, "alice", 2, {**self.settings, **(a or {})})
+        self.b = Node(tmp_path, "bob", 3, {**self.settings, **(b or {})})
+
+    def node(self, name: str, key_index: int, settings: dict[str, Any] | None = None, port: int | None = None) -> Node:
+        """Another node's channels worker on the same contracts (stop it yourself)."""
+        return Node(self.tmp_path, name, key_index, {**self.settings, **(settings or {})}, port)
 
     def close(self) -> None:
         self.a.stop()
@@ -118,6 +131,14 @@ class Pair:
                                        "data": "0x" + data.hex()}, "latest")
         (view,) = self.adjudicator.decode_output("channel", bytes.fromhex(raw[2:]))
         return tuple(view)
+
+    def send(self, sender: bytes, function: str, *args: Any) -> Any:
+        """``function`` of the adjudicator sent from the dev account ``sender`` (anvil holds its
+        key); its receipt, whatever its outcome."""
+        data = self.adjudicator.encode_call(function, *args)
+        tx = self.l1.rpc("eth_sendTransaction", {"from": "0x" + sender.hex(), "data": "0x" + data.hex(),
+                                                 "to": "0x" + (self.adjudicator.address or b"").hex()})
+        return self.l1.receipt(tx)
 
     def pass_time(self, seconds: int) -> None:
         self.l1.rpc("evm_increaseTime", seconds)

@@ -41,7 +41,8 @@ def test_a_stream_of_payments_is_paid_in_shared_round_trips_and_a_bad_one_fails_
     requests += [pb.PayRequest(request_id="zero", address=to_bob, amount="0"),
                  pb.PayRequest(request_id="forged", invoice=forged),
                  pb.PayRequest(request_id="too-much", address=to_bob, amount=str(2 * ETHER))]
-    answers = {r.request_id: r for r in a.stub.PayStream(iter(requests), timeout=120)}
+    answers = {r.request_id: r for r in a.stub.PayStream(iter(pb.PayStreamRequest(payment=r) for r in requests),
+                                                            timeout=120)}
 
     assert sorted(answers) == sorted(r.request_id for r in requests)  # each answered once
     errors = {rid: (r.error.code, r.error.reason) for rid, r in answers.items() if r.HasField("error")}
@@ -55,6 +56,7 @@ def test_a_stream_of_payments_is_paid_in_shared_round_trips_and_a_bad_one_fails_
     # Fewer states than payments: they shared round trips (and signatures).
     assert a.channel(cid).state.sequence < 420
     # A retried request_id pays once.
-    again = list(a.stub.PayStream(iter([pb.PayRequest(request_id="p7", address=to_bob, amount="107")]), timeout=30))
+    retry = pb.PayStreamRequest(payment=pb.PayRequest(request_id="p7", address=to_bob, amount="107"))
+    again = list(a.stub.PayStream(iter([retry]), timeout=30))
     assert again[0].HasField("payment") and b.channel(cid).local_balance == str(paid)
     assert b.channel(cid).state == a.channel(cid).state  # both hold the same latest state

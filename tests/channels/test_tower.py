@@ -25,7 +25,7 @@ import pytest
 
 from protocol import DEV_PRIVATE_KEYS, ChannelRefused, ChannelState, Domain, Reason, sign_state, state_digest
 from services.channels._tower import Appointment, ChallengeState, L1Status, Tower, TowerConfig
-from services.l1 import FollowerConfig, L1Client, LocalSigner, Receipt, policy_config
+from services.l1 import FollowerConfig, L1Client, LocalSigner, Receipt, TxSender, policy_config
 from services.runtime import CallPolicy
 from tests.contracts._adjudicator import ALICE, BOB, ETHER, KEYS, MALLORY, PERIOD, Adjudicator, adjudicator
 from tests.l1.anvil import Anvil
@@ -150,6 +150,39 @@ async def test_a_stale_close_while_the_owner_is_offline_is_challenged_in_time_an
 
 async def _confirmed(tower: Tower) -> bool:
     return [c.state for c in tower.challenges()] == [ChallengeState.CONFIRMED]
+
+
+async def test_a_tower_sharing_its_key_takes_each_nonce_from_the_keys_one_sender(
+        adj: Adjudicator, tmp_path: pathlib.Path) -> None:
+    # The channels worker's tower sends from the node's channel key, which the worker's TxSender
+    # also sends from. With blocks held back, its transactions wait in the pool: a tower counting
+    # nonces on its own would sign the sender's next one, and one of the two sends would fail.
+    sender = await TxSender.create(adj.l1, TOWER)
+    tower = Tower(adj.l1, TOWER, tmp_path / "tower.db", adj.address, config=CONFIG, sender=sender)
+    channel_id = await adj.open()
+    await tower.accept(appointment(adj, state(channel_id, NEWEST)))
+    await close(adj, appointment(adj, state(channel_id, STALE)))
+    await adj.l1.request("evm_setAutomine", False)
+    try:
+        before = await sender.send(MALLORY.address, value=1)  # nonce 0, pending
+        async with running(tower):
+            await until(lambda: _stored(tower), "the challenge signed and sent")
+            after = await sender.send(MALLORY.address, value=1)  # the sender's next, not the tower's
+            await adj.l1.request("evm_setAutomine", True)
+            await adj.l1.request("anvil_mine", "0x1")
+            await until(lambda: _confirmed(tower), "the challenge recorded")
+        for tx in (before, after):
+            assert (await sender.wait_receipt(tx, 5)).success
+        (challenge,) = tower.challenges()
+    finally:
+        await adj.l1.request("evm_setAutomine", True)
+        tower.close()
+    assert challenge.nonce == 1 and await tower_nonce(adj) == 3
+    assert (await tower.view(channel_id)).sequence == 2
+
+
+async def _stored(tower: Tower) -> bool:
+    return len(tower.challenges()) == 1
 
 
 async def test_a_challenge_reorged_out_of_l1_is_sent_again_with_the_same_bytes(

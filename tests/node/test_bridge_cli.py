@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from l2node.bridge_cli import WAIT_TIMEOUT_S, parse_address, parse_amount, show_amount
+from l2node.bridge_cli import WAIT_TIMEOUT_S
 from l2node.cli import parser
+from l2node.cli_values import parse_address, parse_amount, show_amount
 from protocol import WITHDRAWAL_DEFAULT_GAS_LIMIT
 
 ETHER = 10**18

@@ -9,7 +9,6 @@ Dockerfile's ENTRYPOINT and the Kubernetes base's container args, with the conta
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import signal
@@ -28,14 +27,15 @@ from l2node.node.l1 import anvil_binary
 from l2node.node.readiness import READY
 from protocol import DEV_PRIVATE_KEYS
 from services.l1 import Deployment, LocalSigner, checksum
-from tests.node.test_up import wait_for
+from tests.node.test_up import stop_tree, wait_for
 from tests.ops.support import OPS, dockerfile, render
 from tests.ports import free_base_port, free_port
 
 L2NODE = [sys.executable, "-m", "l2node.cli"]
 SECRET = "s3cret-api-key"
-#: The node's own keys: anvil's funded dev accounts 1 (batcher), 8, 9 and 7 (relayer); the deployer is 0.
-KEYS = {"deployer": 0, "batcher": 1, "proposer": 8, "challenger": 9, "relayer": 7}
+#: The node's own keys: anvil's funded dev accounts 1 (batcher), 8, 9, 7 (relayer) and 6 (channels); the
+#: deployer is 0.
+KEYS = {"deployer": 0, "batcher": 1, "proposer": 8, "challenger": 9, "relayer": 7, "channels": 6}
 
 
 @pytest.fixture(scope="module")
@@ -128,16 +128,6 @@ class Site:
         return int(reply.status)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def tree_running(site: Site, node: subprocess.Popen[bytes]) -> dict[str, Any] | None:
     assert node.poll() is None, (site.tmp / "up.log").read_text()
     if not (site.data / "run" / "endpoints.json").exists():
@@ -162,10 +152,10 @@ def test_deploy_then_the_container_command_finalizes_a_transfer(l1: str, tmp_pat
     assert {"BatchInbox", "DepositPortal", "StepVerifier", "OutputRegistry"} <= set(deployment.addresses)
     config = (site.etc / "l2node.toml").read_text()
     assert SECRET not in config and "rpc" not in config.split("[l1]")[1].split("[")[0]
-    for role in ("batcher", "proposer", "challenger", "relayer"):  # the base config has a relayer
+    for role in ("batcher", "proposer", "challenger", "relayer", "channels"):  # the base has both optional roles
         assert f'{role}_key_file = "{site.keys / f"{role}.key"}"' in config
     assert f'contracts = "{site.etc / "contracts.json"}"' in config and 'host = "0.0.0.0"' in config
-    for role in ("proposer", "challenger", "relayer"):
+    for role in ("proposer", "challenger", "relayer", "channels"):
         write_key(site.keys / f"{role}.key", KEYS[role])
 
     node = site.up()
@@ -178,7 +168,7 @@ def test_deploy_then_the_container_command_finalizes_a_transfer(l1: str, tmp_pat
         assert sent.returncode == 0, sent.stderr
         assert "FINALIZED" in sent.stdout.upper()
     finally:
-        stop(node)
+        stop_tree(node)
         site.log.close()
 
 
@@ -190,6 +180,7 @@ def test_a_missing_key_file_makes_the_node_not_ready_and_status_names_it(l1: str
     write_key(site.keys / "batcher.key", KEYS["batcher"])
     write_key(site.keys / "challenger.key", KEYS["challenger"])  # the proposer's key is not there
     write_key(site.keys / "relayer.key", KEYS["relayer"])
+    write_key(site.keys / "channels.key", KEYS["channels"])
     node = site.up()
     try:
         doc = wait_for(lambda: tree_running(site, node), 90, "tree up")
@@ -214,7 +205,7 @@ def test_a_missing_key_file_makes_the_node_not_ready_and_status_names_it(l1: str
         wait_for(lambda: site.status()["ready"], 30, "ready after the key is there")
         assert site.ready_health() == health_pb2.HealthCheckResponse.SERVING
     finally:
-        stop(node)
+        stop_tree(node)
         site.log.close()
 
 
@@ -233,7 +224,7 @@ def test_a_node_with_an_l1_and_no_contracts_is_not_ready(l1: str, tmp_path: path
             assert any(r.startswith("l1.contracts: contracts file /etc/l2node/contracts.json: FileNotFoundError")
                        for r in rows[worker]["not_ready"]), rows[worker]["not_ready"]
     finally:
-        stop(node)
+        stop_tree(node)
         site.log.close()
 
 

@@ -40,12 +40,16 @@ def test_the_node_config_names_the_files_not_the_url(tmp_path: pathlib.Path) -> 
     written.write_text(node_config(source, addresses, request, ""))
     cfg = load(written, l1_rpc="http://l1:8545")  # what `up` makes of it
     assert cfg.batcher_key_file == "/keys/batcher.key" and cfg.rollups.challenge_window_s == 600
-    assert cfg.relayer_key_file == ""  # an optional role: none in the source, none written
+    assert cfg.relayer_key_file == cfg.channels_key_file == ""  # optional roles: none in the source, none written
 
 
-def test_a_relayer_in_the_source_config_reads_its_key_from_the_node_keys_dir(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize(("key", "file"), [("relayer_key_file", "relayer.key"), ("channels_key_file", "channels.key")])
+def test_an_optional_role_in_the_source_config_reads_its_key_from_the_node_keys_dir(
+        tmp_path: pathlib.Path, key: str, file: str) -> None:
     addresses = Addresses(31337, 7, bytes(32), bytes(20), bytes(20), bytes(20), bytes(20), bytes(20), bytes(20),
                           RollupParams(), bytes(32))
-    source = {"l1": {"relayer_key_file": "/etc/l2node/keys/relayer.key"}}
+    source = {"l1": {key: f"/etc/l2node/keys/{file}"}}
     request = Request("http://l1:8545", tmp_path / "k", bytes(20), tmp_path, node_keys_dir="/keys")
-    assert tomllib.loads(node_config(source, addresses, request, ""))["l1"]["relayer_key_file"] == "/keys/relayer.key"
+    l1 = tomllib.loads(node_config(source, addresses, request, ""))["l1"]
+    assert l1[key] == f"/keys/{file}"
+    assert set(l1) == {"contracts", "batcher_key_file", "proposer_key_file", "challenger_key_file", key}

@@ -92,14 +92,20 @@ class Node:
         return [c["pid"] for c in self.doc()["children"] if c["pid"]]
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_tree(self.proc)
         self.log.close()
+
+
+def stop_tree(proc: subprocess.Popen[bytes]) -> None:
+    """An `l2node up` started in its own session: SIGTERM to its process group, SIGKILL if it is
+    not gone in 30 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:

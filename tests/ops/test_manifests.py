@@ -30,6 +30,7 @@ from l2node.node.deploy import (
     DEVNET_BATCHER,
     DEVNET_BATCHER_KEY,
     DEVNET_CHALLENGER_KEY,
+    DEVNET_CHANNELS_KEY,
     DEVNET_DEPLOYER_KEY,
     DEVNET_PROPOSER_KEY,
     DEVNET_RELAYER_KEY,
@@ -37,7 +38,11 @@ from l2node.node.deploy import (
     deploy_contracts,
 )
 from l2node.node.readiness import READY
-from l2node.node.tree import build
+from l2node.node.tree import build, l1_settings, worker_payload
+from protocol import DEV_PRIVATE_KEYS
+from protos.l2node.channels.v1 import channels_pb2, channels_pb2_grpc
+from services.channels import ChannelsSettings, Rules, seal, sender_of
+from services.l1 import Deployment, LocalSigner, read_key
 from services.runtime._config import WorkerConfig
 from services.runtime._tracing import SPAN_FLUSH_TIMEOUT_S
 from supervisor import BRUTAL_KILL, DEFAULT_WORKER_SHUTDOWN_MS, INFINITY
@@ -73,7 +78,8 @@ NODE_CONTAINER = "l2node"
 KEYS_SECRET = "l2node-keys"
 #: Where the pod's config expects what `l2node deploy` wrote and the operator's keys.
 CONTRACTS_PATH = "/etc/l2node/contracts.json"
-KEY_PATHS = {role: f"/etc/l2node/keys/{role}.key" for role in ("batcher", "proposer", "challenger", "relayer")}
+KEY_PATHS = {role: f"/etc/l2node/keys/{role}.key"
+             for role in ("batcher", "proposer", "challenger", "relayer", "channels")}
 
 
 def _node(name: str = "base") -> dict[str, Any]:
@@ -396,6 +402,11 @@ def test_secrets_are_mounted_read_only_for_the_owner_alone() -> None:
         assert read_only, f"{path} ({secret}/{key}) must be mounted readOnly"
         assert mode == 0o400, f"{path} ({secret}/{key}): mode {mode:o}, not 0400"
     assert {f[1] for f in secret_files.values()} == {KEYS_SECRET}, "one Secret holds the node's keys"
+    # None optional: a key the config names and the pod lacks makes its worker not ready, and so
+    # the pod (test_a_missing_channels_key_would_take_the_pod_out_of_the_service); better the
+    # kubelet refuse to start the pod, naming the Secret's missing key.
+    for source in next(v for v in _node_pod()["volumes"] if v["name"] == "config")["projected"]["sources"]:
+        assert not source.get("secret", {}).get("optional"), source
     # The node runs as 10001 and reads them through its fsGroup (the kubelet makes them
     # root:fsGroup and adds group read); no other Secret reaches the pod.
     assert _node_pod()["securityContext"]["fsGroup"] == IMAGE_UID
@@ -403,11 +414,12 @@ def test_secrets_are_mounted_read_only_for_the_owner_alone() -> None:
 
 
 def test_config_names_the_mounted_files_so_the_pod_runs_the_rollup(node_config: NodeConfig) -> None:
-    """The base config runs the sequencer (batcher), rollups (proposer and challenger) and the
-    bridge (relayer) against `--l1-rpc`, with the contracts.json of the ConfigMap and each role's key from the
-    Secret: the paths it names are files the pod mounts, from the source each must come from."""
+    """The base config runs the sequencer (batcher), rollups (proposer and challenger), the
+    bridge (relayer) and payment channels (channel key) against `--l1-rpc`, with the contracts.json
+    of the ConfigMap and each role's key from the Secret: the paths it names are files the pod
+    mounts, from the source each must come from."""
     files = _mounted_files()
-    assert {w.id for w in node_config.workers} >= {"sequencer", "rollups", "bridge"}
+    assert {w.id for w in node_config.workers} >= {"sequencer", "rollups", "bridge", "channels"}
     rollups = next(w for w in node_config.workers if w.id == "rollups").settings
     assert rollups.get("propose", True) and rollups.get("challenge", True)
     assert node_config.l1_contracts == CONTRACTS_PATH
@@ -419,6 +431,60 @@ def test_config_names_the_mounted_files_so_the_pod_runs_the_rollup(node_config: 
         assert files[path][:3] == ("secret", KEYS_SECRET, f"{role}.key")
     # None of them under the data dir (what `l2node deploy --out DIR` writes is not /data).
     assert not any(p.startswith(_flag(_node()["args"], "--data-dir") + "/") for p in files)
+
+
+def _channels_settings(cfg: NodeConfig) -> ChannelsSettings:
+    """The channels worker's settings as `l2node up` hands them to it (l2node/node/tree.py)."""
+    index, entry = next((i, w) for i, w in enumerate(cfg.workers) if w.id == "channels")
+    payload = worker_payload(cfg, entry, index, l1_settings(cfg, "http://l1.invalid:8545"))
+    return ChannelsSettings.from_mapping(payload["config"]["settings"])
+
+
+def test_an_operator_without_a_channels_key_drops_its_line_and_the_pod_stays_ready(tmp_path: Path) -> None:
+    """The pod with every file it mounts but channels.key (what an optional Secret item would
+    give): the channels worker names the key it lacks, so it is not ready, and so is the pod
+    (l2node.ready: every worker ready), which leaves the Service on every port, the rollup's too.
+    Hence the item is required (test_secrets_are_mounted_read_only_for_the_owner_alone), and an
+    operator without channels drops the config's channels_key_file line (and the item): the worker
+    stays in the tree and lacks nothing, serving an empty store (ops/README.md)."""
+    etc = tmp_path / "etc"
+    toml = config_map("base", "l2node-config")["data"]["l2node.toml"].replace("/etc/l2node/", f"{etc}/")
+    (etc / "keys").mkdir(parents=True)
+    (etc / "contracts.json").write_text(json.dumps({"contracts": {"ChannelAdjudicator": "0x" + "11" * 20},
+                                                    "block_number": 1}))
+    for role in KEY_PATHS.keys() - {"channels"}:
+        (etc / "keys" / f"{role}.key").write_text(DEVNET_BATCHER_KEY + "\n")
+    config = etc / "l2node.toml"
+    config.write_text(toml)
+    cfg = load(config, data_dir=tmp_path / "data", l1_rpc="http://l1.invalid:8545")
+    (reason,) = _channels_settings(cfg).missing()
+    assert reason.startswith(f"channels_key_file: key file {etc}/keys/channels.key: FileNotFoundError"), reason
+
+    without, dropped = re.subn(r"(?m)^channels_key_file\s*=.*\n", "", toml)
+    assert dropped == 1
+    config.write_text(without)
+    cfg = load(config, data_dir=tmp_path / "data", l1_rpc="http://l1.invalid:8545")
+    assert "channels" in {w.id for w in cfg.workers} and cfg.channels_key_file == ""
+    assert _channels_settings(cfg).missing() == []
+    # The base as shipped, with the Secret's key there: nothing missing either.
+    (etc / "keys" / "channels.key").write_text(DEVNET_CHANNELS_KEY + "\n")
+    config.write_text(toml)
+    assert _channels_settings(load(config, data_dir=tmp_path / "data", l1_rpc="http://l1.invalid:8545")).missing() \
+        == []
+
+
+def test_peers_are_handed_an_address_that_reaches_the_channels_worker(node_config: NodeConfig) -> None:
+    """The address the node hands a peer when it opens a channel (the peer calls back there): the
+    pod's stable name under its headless Service, on the channels worker's port, not the
+    0.0.0.0 it listens on."""
+    index = next(i for i, w in enumerate(node_config.workers) if w.id == "channels")
+    listens = int(node_config.worker_address(index).rsplit(":", 1)[1])
+    host, port = _channels_settings(node_config).endpoint.rsplit(":", 1)
+    spec = one("base", "StatefulSet", "l2node")
+    assert host == f"{spec['metadata']['name']}-0.{spec['spec']['serviceName']}"
+    assert int(port) == listens
+    service = one("base", "Service", spec["spec"]["serviceName"])
+    assert any(p["port"] == listens and p["targetPort"] == "grpc-channels" for p in service["spec"]["ports"])
 
 
 def test_headless_service_for_the_control_plane(node_config: NodeConfig) -> None:
@@ -458,8 +524,10 @@ def test_container_command_runs_the_rollup_and_serves_what_the_kubelet_probes(tm
     a real L1: the contracts deployed to an anvil, the devnet's keys as the Secret's files.
     Only the ports are moved, and /data and every file the pod mounts under /etc/l2node are
     mapped to temporary ones (the config's paths with them). The tree starts its batcher,
-    proposer and challenger; the kubelet's gRPC probe (Health/Check of service "") gets
-    SERVING; SIGTERM stops the tree with exit code 0 well within the termination grace period."""
+    proposer and challenger; the kubelet's gRPC probes get SERVING (liveness: service "",
+    readiness: l2node.ready, every worker with what its roles need); a peer's channels worker
+    reaches PeerService on the grpc-channels port and the node answers with the Secret's channel
+    key; SIGTERM stops the tree with exit code 0 well within the termination grace period."""
     c, pod = _node(), _node_pod()
     port = free_base_port()
     etc = tmp_path / "etc"
@@ -469,7 +537,7 @@ def test_container_command_runs_the_rollup_and_serves_what_the_kubelet_probes(tm
     assert count == metrics == 1
     asyncio.run(deploy_contracts(chain.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path / "deploy"))
     keys = {"batcher": DEVNET_BATCHER_KEY, "proposer": DEVNET_PROPOSER_KEY, "challenger": DEVNET_CHALLENGER_KEY,
-            "relayer": DEVNET_RELAYER_KEY}
+            "relayer": DEVNET_RELAYER_KEY, "channels": DEVNET_CHANNELS_KEY}
     content = {"/etc/l2node/l2node.toml": toml, CONTRACTS_PATH: contracts_path(tmp_path / "deploy").read_text(),
                **{KEY_PATHS[role]: key + "\n" for role, key in keys.items()}}
     mounted = _mounted_files()
@@ -493,23 +561,38 @@ def test_container_command_runs_the_rollup_and_serves_what_the_kubelet_probes(tm
             return "batcher ready" in said and rollups.get("propose") is True and rollups.get("challenge") is True
         wait_for(roles, 60, "batcher, proposer and challenger ready")
 
-        deadline = time.monotonic() + 20
-        status = None
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1).status
-                except grpc.RpcError:
+        for service in ("", READY):  # the liveness and startup probes', then the readiness probe's
+            deadline = time.monotonic() + 20
+            status = None
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                while time.monotonic() < deadline and proc.poll() is None:
+                    try:
+                        status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
+                    except grpc.RpcError:
+                        time.sleep(0.05)
+                        continue
+                    if status == health_pb2.HealthCheckResponse.SERVING:
+                        break
                     time.sleep(0.05)
-                    continue
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    break
-                time.sleep(0.05)
-        if status != health_pb2.HealthCheckResponse.SERVING:
-            proc.kill()
-            proc.wait(10)
-            pytest.fail(f"no SERVING from the control plane (last status {status}):\n{log.read_text()[-3000:]}")
+            if status != health_pb2.HealthCheckResponse.SERVING:
+                proc.kill()
+                proc.wait(10)
+                pytest.fail(f"no SERVING for {service!r} from the control plane (last status {status}):\n"
+                            f"{log.read_text()[-3000:]}")
+
+        # A peer (another node's channels worker) on the port the pod and its Service name.
+        named = {p["name"]: p["containerPort"] for p in c["ports"]}
+        peer_port = port + named["grpc-channels"] - named["grpc-control"]
+        adjudicator = Deployment.load(contracts_path(tmp_path / "deploy")).address_of("ChannelAdjudicator")
+        peer = Rules(int(chain.rpc("eth_chainId"), 16), adjudicator, DEV_PRIVATE_KEYS[5])
+        hello = seal(peer, channels_pb2.HelloRequest(address="0x" + LocalSigner(peer.key).address.hex(),
+                                                     chain_id=peer.chain_id, adjudicator="0x" + adjudicator.hex()))
+        with grpc.insecure_channel(f"127.0.0.1:{peer_port}") as channel:
+            answer = channels_pb2_grpc.PeerServiceStub(channel).Hello(hello, timeout=5)
+        node = LocalSigner(read_key(KEY_PATHS["channels"].replace("/etc/l2node/", f"{etc}/"))).address
+        assert bytes.fromhex(answer.address.removeprefix("0x")) == node == sender_of(answer)
+        assert bytes.fromhex(answer.adjudicator.removeprefix("0x")) == adjudicator
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(pod["terminationGracePeriodSeconds"])

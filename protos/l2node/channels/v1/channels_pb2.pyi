@@ -210,6 +210,12 @@ class PayRequest(_message.Message):
     max_hops: int
     def __init__(self, request_id: _Optional[str] = ..., invoice: _Optional[str] = ..., address: _Optional[str] = ..., amount: _Optional[str] = ..., max_fee: _Optional[str] = ..., max_attempts: _Optional[int] = ..., max_hops: _Optional[int] = ...) -> None: ...
 
+class PayStreamRequest(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: PayRequest
+    def __init__(self, payment: _Optional[_Union[PayRequest, _Mapping]] = ...) -> None: ...
+
 class PayStreamResponse(_message.Message):
     __slots__ = ("request_id", "payment", "error")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -329,14 +335,16 @@ class PayResponse(_message.Message):
     def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., payment_hash: _Optional[str] = ..., preimage: _Optional[str] = ..., channel: _Optional[_Union[Channel, _Mapping]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ...) -> None: ...
 
 class CloseChannelRequest(_message.Message):
-    __slots__ = ("request_id", "channel_id", "force")
+    __slots__ = ("request_id", "channel_id", "force", "stale_sequence")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
+    STALE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     channel_id: str
     force: bool
-    def __init__(self, request_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    stale_sequence: int
+    def __init__(self, request_id: _Optional[str] = ..., channel_id: _Optional[str] = ..., force: _Optional[bool] = ..., stale_sequence: _Optional[int] = ...) -> None: ...
 
 class CloseChannelResponse(_message.Message):
     __slots__ = ("channel", "l1_tx_hash")
@@ -555,3 +563,59 @@ class AnnounceResponse(_message.Message):
     accepted: int
     sender_signature: bytes
     def __init__(self, accepted: _Optional[int] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class AppointRequest(_message.Message):
+    __slots__ = ("adjudicator", "a", "b", "nonce", "state", "signature_a", "signature_b", "sender_signature")
+    ADJUDICATOR_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_A_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_B_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    adjudicator: str
+    a: str
+    b: str
+    nonce: int
+    state: State
+    signature_a: bytes
+    signature_b: bytes
+    sender_signature: bytes
+    def __init__(self, adjudicator: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., nonce: _Optional[int] = ..., state: _Optional[_Union[State, _Mapping]] = ..., signature_a: _Optional[bytes] = ..., signature_b: _Optional[bytes] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class AppointResponse(_message.Message):
+    __slots__ = ("channel_id", "sequence", "tower", "sender_signature")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TOWER_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    sequence: int
+    tower: str
+    sender_signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., sequence: _Optional[int] = ..., tower: _Optional[str] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class GetAppointmentRequest(_message.Message):
+    __slots__ = ("channel_id", "sender_signature")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    sender_signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class GetAppointmentResponse(_message.Message):
+    __slots__ = ("held", "state", "signature_a", "signature_b", "tower", "sender_signature")
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_A_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_B_FIELD_NUMBER: _ClassVar[int]
+    TOWER_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    held: bool
+    state: State
+    signature_a: bytes
+    signature_b: bytes
+    tower: str
+    sender_signature: bytes
+    def __init__(self, held: _Optional[bool] = ..., state: _Optional[_Union[State, _Mapping]] = ..., signature_a: _Optional[bytes] = ..., signature_b: _Optional[bytes] = ..., tower: _Optional[str] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...

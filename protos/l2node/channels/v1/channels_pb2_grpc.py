@@ -69,7 +69,7 @@ class ChannelsServiceStub:
                 _registered_method=True)
         self.PayStream = channel.stream_stream(
                 '/l2node.channels.v1.ChannelsService/PayStream',
-                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.SerializeToString,
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamRequest.SerializeToString,
                 response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamResponse.FromString,
                 _registered_method=True)
         self.GetPayment = channel.unary_unary(
@@ -150,7 +150,7 @@ class ChannelsServiceServicer:
 
     def PayStream(self, request_iterator, context):
         """Many payments on one stream, for a client that pays at volume (a unary call per payment costs
-        more CPU than the payment itself): each request is a PayRequest (its request_id names it),
+        more CPU than the payment itself): each request carries a PayRequest (its request_id names it),
         each answer names the request it answers, in the order they complete. The payments on one
         channel go in the same round trips to the peer (one state, one signature per side for all of
         them), so throughput grows with how many are in flight.
@@ -220,7 +220,7 @@ def add_ChannelsServiceServicer_to_server(servicer, server):
             ),
             'PayStream': grpc.stream_stream_rpc_method_handler(
                     servicer.PayStream,
-                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.FromString,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamRequest.FromString,
                     response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamResponse.SerializeToString,
             ),
             'GetPayment': grpc.unary_unary_rpc_method_handler(
@@ -412,7 +412,7 @@ class ChannelsService:
             request_iterator,
             target,
             '/l2node.channels.v1.ChannelsService/PayStream',
-            l2node_dot_channels_dot_v1_dot_channels__pb2.PayRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamRequest.SerializeToString,
             l2node_dot_channels_dot_v1_dot_channels__pb2.PayStreamResponse.FromString,
             options,
             channel_credentials,
@@ -796,6 +796,168 @@ class PeerService:
             '/l2node.channels.v1.PeerService/Announce',
             l2node_dot_channels_dot_v1_dot_channels__pb2.AnnounceRequest.SerializeToString,
             l2node_dot_channels_dot_v1_dot_channels__pb2.AnnounceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class TowerServiceStub:
+    """--- TowerService -------------------------------------------------------------------------------
+
+    A watchtower for other nodes' channels (services/channels/_tower.py: rules T1-T8), served by
+    every channels worker that hosts one (`tower_enabled`). A node hands it, per channel, the newest
+    state both participants signed; if the counterparty closes the channel on L1 with an older state
+    while the node is offline, the tower sends ChannelAdjudicator.challenge with the newest one
+    within the challenge period (from its own node's channel key; anyone may challenge: A11).
+
+    Every request is signed like a PeerService message (`sender_signature`: keccak256 of
+    "l2node channels peer v1" || the message's name || the message serialized with
+    sender_signature empty), by one of the channel's two participants: the tower keeps nothing
+    signed by anyone else. Every response is signed the same way by the tower's key.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Appoint = channel.unary_unary(
+                '/l2node.channels.v1.TowerService/Appoint',
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.AppointRequest.SerializeToString,
+                response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.AppointResponse.FromString,
+                _registered_method=True)
+        self.GetAppointment = channel.unary_unary(
+                '/l2node.channels.v1.TowerService/GetAppointment',
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.GetAppointmentRequest.SerializeToString,
+                response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.GetAppointmentResponse.FromString,
+                _registered_method=True)
+
+
+class TowerServiceServicer:
+    """--- TowerService -------------------------------------------------------------------------------
+
+    A watchtower for other nodes' channels (services/channels/_tower.py: rules T1-T8), served by
+    every channels worker that hosts one (`tower_enabled`). A node hands it, per channel, the newest
+    state both participants signed; if the counterparty closes the channel on L1 with an older state
+    while the node is offline, the tower sends ChannelAdjudicator.challenge with the newest one
+    within the challenge period (from its own node's channel key; anyone may challenge: A11).
+
+    Every request is signed like a PeerService message (`sender_signature`: keccak256 of
+    "l2node channels peer v1" || the message's name || the message serialized with
+    sender_signature empty), by one of the channel's two participants: the tower keeps nothing
+    signed by anyone else. Every response is signed the same way by the tower's key.
+    """
+
+    def Appoint(self, request, context):
+        """Keep the newest co-signed state of a channel: one appointment per channel, a higher sequence
+        replaces the one held. Acknowledged means durable at the tower. Refusals (ErrorInfo reason):
+        a sender that is neither a nor b (PERMISSION_DENIED, NOT_A_PARTICIPANT); participants and
+        nonce that do not hash to the state's channel id, another adjudicator, or a channel not OPEN
+        or CLOSING on L1 (INVALID_ARGUMENT, CHANNEL_MISMATCH); a state that breaks the channel rules
+        (C3-C6, their reasons); a signature that is not a's, resp. b's (INVALID_SIGNATURE, HIGH_S,
+        NOT_A_PARTICIPANT, SIGNER_MISMATCH); the funding state, or a sequence older than the one held
+        (FAILED_PRECONDITION, STALE_SEQUENCE). The same sequence again is acknowledged (the one held
+        stays). The tower cannot read L1: UNAVAILABLE (L1_UNAVAILABLE), nothing kept; send again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAppointment(self, request, context):
+        """What the tower holds for one channel, asked by one of its participants (the sender is checked
+        against the adjudicator's view of the channel: PERMISSION_DENIED, NOT_A_PARTICIPANT).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TowerServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Appoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.Appoint,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.AppointRequest.FromString,
+                    response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.AppointResponse.SerializeToString,
+            ),
+            'GetAppointment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAppointment,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.GetAppointmentRequest.FromString,
+                    response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.GetAppointmentResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'l2node.channels.v1.TowerService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('l2node.channels.v1.TowerService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TowerService:
+    """--- TowerService -------------------------------------------------------------------------------
+
+    A watchtower for other nodes' channels (services/channels/_tower.py: rules T1-T8), served by
+    every channels worker that hosts one (`tower_enabled`). A node hands it, per channel, the newest
+    state both participants signed; if the counterparty closes the channel on L1 with an older state
+    while the node is offline, the tower sends ChannelAdjudicator.challenge with the newest one
+    within the challenge period (from its own node's channel key; anyone may challenge: A11).
+
+    Every request is signed like a PeerService message (`sender_signature`: keccak256 of
+    "l2node channels peer v1" || the message's name || the message serialized with
+    sender_signature empty), by one of the channel's two participants: the tower keeps nothing
+    signed by anyone else. Every response is signed the same way by the tower's key.
+    """
+
+    @staticmethod
+    def Appoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/l2node.channels.v1.TowerService/Appoint',
+            l2node_dot_channels_dot_v1_dot_channels__pb2.AppointRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.AppointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAppointment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/l2node.channels.v1.TowerService/GetAppointment',
+            l2node_dot_channels_dot_v1_dot_channels__pb2.GetAppointmentRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.GetAppointmentResponse.FromString,
             options,
             channel_credentials,
             insecure,
