@@ -342,8 +342,8 @@ class Payer:
                 await window.acquire()
                 request_id = f"{prefix}{i}"
                 sent[request_id] = time.perf_counter()
-                await call.write(pb.PayRequest(request_id=request_id, address=self.to_address.address,
-                                               amount=self.to_address.amount))
+                await call.write(pb.PayStreamRequest(payment=pb.PayRequest(
+                    request_id=request_id, address=self.to_address.address, amount=self.to_address.amount)))
             await call.done_writing()
 
         wall = time.perf_counter()
