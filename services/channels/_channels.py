@@ -278,6 +278,7 @@ class Channels:
         return await self.updates.pay(record, amount, payment_hash, request_key)
 
     async def propose(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
+        """One update this node proposes (an HTLC's), in the channel's next round trip."""
         return await self.updates.propose(record, make)
 
     async def flush(self, record: ChannelRecord) -> None:
@@ -371,7 +372,7 @@ class Channels:
                     state = StateRecord(record.channel_id, FINAL_SEQUENCE, latest.balance_a, latest.balance_b)
                     return Built(state, Proposal(final=True))
 
-                await self.propose(record, make_final)
+                await self.updates.propose_now(record, make_final)
             else:
                 with contextlib.suppress(Unavailable):
                     await self.flush(record)  # a final state not yet answered

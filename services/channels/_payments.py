@@ -357,9 +357,7 @@ class Payments:
                 raise FailedPrecondition(exc.message, reason=str(exc.reason)) from None
             return Built(channels.rules_of().record(state, sequence), Proposal(onward=onward), effects)
 
-        async with channels.lock(record.channel_id):
-            await channels.flush(record)
-            await channels.propose(record, add)
+        await channels.propose(record, add)
 
     async def fail_expired(self, record: ChannelRecord, payment_hash: bytes) -> None:
         """P5/E2: fail an HTLC this node offered in ``record`` once expired (the peer withheld it)."""
@@ -374,9 +372,7 @@ class Payments:
             return Built(channels.rules_of().record(new, sequence),
                          Proposal(fail_reason="EXPIRED", fail_message="failed by its offerer after its expiry"))
 
-        async with channels.lock(record.channel_id):
-            await channels.flush(record)
-            await channels.propose(record, release)
+        await channels.propose(record, release)
 
     # --- the resolver: every forward not DONE, advanced (H7) ------------------------------------
 
@@ -485,9 +481,7 @@ class Payments:
             return Built(channels.rules_of().record(new, sequence), proposal)
 
         try:
-            async with channels.lock(record.channel_id):
-                await channels.flush(record)
-                await channels.propose(record, release)
+            await channels.propose(record, release)
         except _Gone:  # settled or failed already (a resumed step): done
             self._store.apply([ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.DONE))])
 

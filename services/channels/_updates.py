@@ -80,6 +80,16 @@ class Outcome:
         return self.preimages[0] if self.preimages else b""
 
 
+def _settle(future: asyncio.Future[tuple[StateRecord, bytes]], result: tuple[StateRecord, bytes] | BaseException
+            ) -> None:
+    if future.done():
+        return  # its caller gave up (cancelled): the update stands, no one waits for it
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
 @dataclass(eq=False)
 class _Transfer:
     """A direct payment waiting for its channel's next round trip."""
@@ -93,12 +103,19 @@ class _Transfer:
     alone: bool = False
 
     def settle(self, result: tuple[StateRecord, bytes] | BaseException) -> None:
-        if self.future.done():
-            return  # its caller gave up (cancelled): the payment stands, no one waits for it
-        if isinstance(result, BaseException):
-            self.future.set_exception(result)
-        else:
-            self.future.set_result(result)
+        _settle(self.future, result)
+
+
+@dataclass(eq=False)
+class _Update:
+    """An update (an HTLC's) waiting for its channel's next round trip."""
+
+    make: Make
+    future: asyncio.Future[tuple[StateRecord, bytes]]
+    tries: int = 0
+
+    def settle(self, result: tuple[StateRecord, bytes] | BaseException) -> None:
+        _settle(self.future, result)
 
 
 @dataclass
@@ -114,6 +131,7 @@ class Updates:
         self._store = store
         self._log = logger
         self._queues: dict[bytes, _Queue] = {}
+        self._proposals: dict[bytes, collections.deque[_Update]] = {}
 
     # --- the proposer -----------------------------------------------------------------------------
 
@@ -236,7 +254,79 @@ class Updates:
                                   latest.balance_a + delta, latest.balance_b - delta, latest.htlcs)
 
     async def propose(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
-        """One update this node proposes (an HTLC's, a final state): ``make`` builds it on the
+        """One update this node proposes (an HTLC's): waits for the channel's next round trip,
+        which carries every update waiting on the channel, each its own state (U1): ``make``
+        builds it on the state before it. Raises on a refusal (FailedPrecondition with its reason)
+        and on no answer (Unavailable: the state stays pending, re-sent as it is)."""
+        cid = record.channel_id
+        item = _Update(make, asyncio.get_running_loop().create_future())
+        queue = self._proposals.setdefault(cid, collections.deque())
+        queue.append(item)
+        while not item.future.done():
+            async with self._channels.lock(cid):
+                if not item.future.done():
+                    await self._drain_updates(cid, queue)
+        return item.future.result()
+
+    async def _drain_updates(self, cid: bytes, waiting: collections.deque[_Update]) -> None:
+        """One round trip of the updates waiting on the channel (the caller holds its lock)."""
+        try:
+            await self.flush(self._channels.channel(cid))
+            record = self._channels.channel(cid)
+            if record.status != ChannelStatus.OPEN:
+                raise FailedPrecondition(f"channel 0x{cid.hex()} is {record.status.name}, not OPEN",
+                                         reason="CHANNEL_NOT_OPEN")
+        except Exception as exc:
+            while waiting:
+                waiting.popleft().settle(exc)
+            return
+        rules = self._channels.rules_of()
+        state = self._channels.latest(record)
+        sequence = self._store.highest_sequence(cid) + 1
+        taken: list[tuple[_Update, StateRecord, pb.ProposeRequest]] = []
+        with self._store.batch():  # every signed state durable before any signature leaves
+            while waiting and len(taken) < MAX_BATCH:
+                item = waiting.popleft()
+                if item.future.done():
+                    continue
+                try:
+                    built = item.make(record, state, sequence)
+                except Exception as exc:  # this one cannot be built (an HTLC gone, no funds): it alone fails
+                    item.settle(exc)
+                    continue
+                signed = built.state.signed(record.we_are_a, rules.sign(built.state))
+                request = built.proposal.request(signed, record.we_are_a)
+                self._store.put_state(signed, built.proposal.payment_hash,
+                                      request.SerializeToString(deterministic=True), built.effects)
+                taken.append((item, signed, request))
+                state, sequence = signed, sequence + 1
+        if not taken:
+            return
+        try:
+            outcomes = await self._send(record, [(signed, request) for _, signed, request in taken])
+        except Exception as exc:  # no answer: the states stay pending, re-sent as they are (U2)
+            for item, _, _ in taken:
+                item.settle(exc)
+            return
+        again: list[_Update] = []
+        for (item, _, _), outcome in zip(taken, outcomes, strict=True):
+            if outcome.accepted:
+                item.settle((outcome.state, outcome.preimage))
+            elif outcome.reason in AGAIN and item.tries < RACE_RETRIES:
+                item.tries += 1
+                again.append(item)
+            elif outcome.reason in AGAIN:
+                item.settle(Unavailable("the peer kept proposing at the same sequences: try again",
+                                        reason="SEQUENCE_CONFLICT", retry_delay_s=0.1))
+            else:
+                item.settle(FailedPrecondition(f"the peer refused the update: {outcome.message}",
+                                               reason=outcome.reason))
+        if again:
+            waiting.extendleft(reversed(again))
+            await asyncio.sleep(random.uniform(0.001, 0.01) * min(max(i.tries for i in again), 5))  # U3
+
+    async def propose_now(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
+        """One update this node proposes at once (a final state), on its own: ``make`` builds it on the
         latest co-signed state at the next free sequence; signed, stored (durable), sent, its
         counter-signature stored. Tried again above the peer's sequence when both sides raced
         (U3). The caller holds the channel's lock and flushed its pending states. Raises on a
@@ -296,7 +386,7 @@ class Updates:
                     self._store.refuse(state.channel_id, state.sequence)
                     update = describe_update(rules.state(prev), rules.state(state))
                     reason = response.reason if not response.accepted else "BAD_STATE_SIGNATURE"
-                    if update.kind is UpdateKind.ADD_HTLC:  # whoever waits on the HTLC learns it never went
+                    if update.kind is UpdateKind.ADD_HTLC and reason not in AGAIN:  # its waiter learns it never went
                         channels.payments.refused(record, update, reason, response.message)
                     outcomes.append(Outcome(state, False, reason=reason, message=response.message))
                     continue

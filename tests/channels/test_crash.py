@@ -68,3 +68,24 @@ def test_a_state_signed_and_stored_but_never_delivered_is_resent_as_it_is_after_
     assert a.channel(cid).state.balance_b == str(100 - 40 + 777 + 1 - 2)
     assert ours == theirs  # one state per sequence, the same on both sides, signed by both
     assert all(sig_a and sig_b for _, _, sig_a, sig_b in ours.values())
+
+
+def test_an_address_payment_retried_after_peer_unavailable_pays_once(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    pair.open(ETHER)
+    channels = {c.channel_id: int(c.local_balance) for c in b.stub.ListChannels(pb.ListChannelsRequest(),
+                                                                                timeout=10).channels}
+    b.stop(signal.SIGKILL)
+    request = pb.PayRequest(request_id="coffee-42", address="0x" + b.address.hex(), amount="500")
+    with pytest.raises(grpc.RpcError) as unanswered:
+        a.stub.Pay(request, timeout=20)
+    assert reason_of(unanswered.value) == "PEER_UNAVAILABLE"  # signed and stored: it may yet arrive
+    b.start()
+    # The client retries with the same request_id: the pending state is delivered, not a second one.
+    first = a.stub.Pay(request, timeout=20)
+    again = a.stub.Pay(request, timeout=20)
+    assert (first.channel_id, first.sequence) == (again.channel_id, again.sequence)
+    after = {c.channel_id: int(c.local_balance) for c in b.stub.ListChannels(pb.ListChannelsRequest(),
+                                                                             timeout=10).channels}
+    assert sum(after.values()) == sum(channels.values()) + 500  # bob holds the payment once
+    assert after[first.channel_id] == channels[first.channel_id] + 500

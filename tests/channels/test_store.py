@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from collections.abc import Callable
 
 import pytest
 
@@ -23,8 +24,8 @@ from services.runtime import Storage
 CID = b"\x11" * 32
 
 
-def store_at(path: pathlib.Path) -> ChannelsStore:
-    store = ChannelsStore(Storage(path / "channels.db"))
+def store_at(path: pathlib.Path, storage: Storage | None = None) -> ChannelsStore:
+    store = ChannelsStore(storage or Storage(path / "channels.db"))
     channel = ChannelRecord(CID, b"\x0a" * 20, b"\x0b" * 20, 7, True, "127.0.0.1:1", ChannelStatus.OPEN, 100, 0)
     store.add_channel(channel, StateRecord(CID, 0, 100, 0, sig_a=b"a0", sig_b=b"b0"), "CHANNEL_OPEN")
     return store
@@ -60,3 +61,41 @@ def test_settings_refuse_what_cannot_work() -> None:
     (reason, *_) = ChannelsSettings(l1={"rpc": "http://l1", "contracts": "/nope.json"},
                                     channels_key_file="/nope.key").missing()
     assert reason.startswith("l1.contracts:")
+
+
+def test_the_lookups_by_payment_hash_and_request_key_stay_flat_as_the_states_grow(tmp_path: pathlib.Path) -> None:
+    """paid() and by_request_key() run once per payment: they use their partial indexes (SQLite
+    does only if the query implies the index's WHERE), so their SQLite steps do not grow with the
+    channel's payments (a full scan did: each invoice payment cost more than the one before)."""
+    storage = Storage(tmp_path / "channels.db")
+    store, db = store_at(tmp_path, storage), storage.connection
+    db.execute("PRAGMA synchronous = OFF")  # the look-ups' plans are the point here, not durability
+
+    def steps(lookup: Callable[[], object]) -> int:
+        counted = 0
+
+        def tick() -> int:
+            nonlocal counted
+            counted += 1
+            return 0
+
+        db.set_progress_handler(tick, 1)
+        try:
+            assert lookup() is not None
+        finally:
+            db.set_progress_handler(None, 1)
+        return counted
+
+    def grow(upto: int) -> None:
+        for i in range(len(store.states(CID)), upto + 1):
+            state = store.put_state(StateRecord(CID, i, 100_000 - i, i, sig_a=b"a", sig_b=b"b"))
+            store.put_parts(state, [(1, i.to_bytes(32, "big"), f"key-{i}")])
+
+    grow(50)
+    small = (steps(lambda: store.by_request_key("key-7")),)
+    db.execute("UPDATE parts SET preimage = x'01'")  # as if each paid an invoice
+    small += (steps(lambda: store.paid((7).to_bytes(32, "big"))),)
+    grow(2_000)
+    db.execute("UPDATE parts SET preimage = x'01'")  # as if each paid an invoice
+    large = (steps(lambda: store.by_request_key("key-7")), steps(lambda: store.paid((7).to_bytes(32, "big"))))
+    assert large[0] < 2 * small[0] and large[1] < 2 * small[1], (small, large)

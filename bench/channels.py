@@ -1,0 +1,682 @@
+"""Channel payments as a user makes them: ChannelsService.Pay between two nodes' channels workers.
+
+    .venv/bin/python bench/channels.py [--payments 2000] [--in-flight 1,8,32,64] [--profile] [--cprofile]
+                                       [--trees] [--two-hop] [--hop-payments 500] [--data-dir DIR]
+
+What runs: one anvil with the contracts deployed as `l2node up` deploys them; two channels
+workers, each its own process, data dir, port and channel key (the bare workers
+tests/channels/_nodes.py starts: a tree adds a supervisor and other workers beside it, none of
+them on a payment's path; the client calls the channels worker's own port, as endpoints.json
+lists it); or, with --trees, two trees as a user runs them: `l2node up` (its own anvil, the whole
+devnet: sequencer, rollups, bridge, channels) and `l2node up --l1-rpc <that anvil>` with only its
+channels worker, on tree 1's contracts. A channel A -> B opened on L1 with 100 ETH. This process is
+the user: it calls A's ChannelsService.Pay over gRPC with N calls in flight, 1 wei each, paying
+B's address, then B's invoices (created beforehand, untimed), then (when the worker has it) B's
+address on one ChannelsService.PayStream with N payments sent ahead of their answers. Pay returns
+once the payment is durable on both sides (the worker's design, services/channels/_updates.py: the
+payer stores its signed state before sending it, the payee checks, counter-signs and commits
+before it answers, the payer commits the co-signed state; each commit an fsync, WAL +
+synchronous=FULL; the payments waiting on a channel share one state and one round trip). The
+bench checks at the end that both sides hold the same latest state, both signatures, and B's
+balance = the payments made.
+
+Printed, in one run: payments/s (payments / wall time) and latency p50 / p99 per in-flight count;
+the CPU each process spent per payment (from /proc); an empty unary gRPC call's rate (health
+Check) on the same worker; bench/channels_ceiling.py's ceiling (sign + verify + durable commit per
+payment, no gRPC: its ``ceiling()``); and bench/channels_gas.py's L1 gas (its ``measure()``, on
+the same anvil after the payments).
+
+--profile restarts both workers as bench/channels_spans.py's instrumented worker (the same
+worker, with time spans around each step) on the same data dirs, and prints where a payment's time
+goes, per side, with one payment in flight and with 32. --cprofile adds cProfile's top functions.
+
+--two-hop: three bare workers, channels A -> B and B -> C, A pays C's invoices (1,000 wei, the
+smallest HTLC) through B as its worker routes them (an HTLC added hop by hop, settled back with the
+preimage); checked at the end: C holds every payment, no HTLC left in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.channels_ceiling import Figures, _figures, ceiling
+from bench.channels_gas import measure, report
+from bench.channels_spans import CPROFILE_ENV, SPANS_ENV
+from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, RollupParams, deploy_contracts
+from protocol import DEV_PRIVATE_KEYS
+from protos.l2node.channels.v1 import channels_pb2 as pb
+from protos.l2node.channels.v1 import channels_pb2_grpc as pb_grpc
+from services.l1 import LocalSigner
+from tests.bridge._cluster import ROOT, worker
+from tests.channels._nodes import ETHER, PERIOD, Node, wait_for
+from tests.l1.anvil import Anvil
+from tests.ports import free_base_port
+
+CHANNEL_FUNDS: Final = 100 * ETHER
+WARM_UP: Final = 50
+#: A two-hop payment's amount: an HTLC carries at least the worker's htlc_min_wei (1,000 by default).
+HOP_AMOUNT: Final = 1_000
+PLAIN: Final = "services.channels:WORKER"
+INSTRUMENTED: Final = "bench.channels_spans:WORKER"
+TICK: Final = os.sysconf("SC_CLK_TCK")
+
+
+class ChannelsNode(Protocol):
+    """A node's channels worker as the bench reaches it: a bare worker or a tree's."""
+
+    name: str
+    address: bytes
+    stub: pb_grpc.ChannelsServiceStub
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def pid(self) -> int: ...
+
+    def channel(self, channel_id: str) -> pb.Channel: ...
+
+    def status(self, channel_id: str) -> int: ...
+
+
+class BenchNode(Node):
+    """tests/channels/_nodes.py's node, its worker definition and environment chosen (the plain
+    worker, or the instrumented one of --profile)."""
+
+    definition = PLAIN
+    env: dict[str, str] = {}
+
+    def start(self) -> None:
+        self.proc = worker(self.tmp_path, self.definition, self.name, self.settings, env=self.env, port=self.port)
+        self.stub = pb_grpc.ChannelsServiceStub(self.proc.channel)
+        self.peer_stub = pb_grpc.PeerServiceStub(self.proc.channel)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.proc.pid
+
+
+class Network:
+    """The contracts on one anvil and ``names`` nodes (dev keys 2, 3, 4, ...)."""
+
+    def __init__(self, nodes: list[BenchNode]) -> None:
+        self.nodes = nodes
+
+    @classmethod
+    async def start(cls, directory: Path, l1: Anvil, names: tuple[str, ...], **more: Any) -> Network:
+        await deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, directory,
+                               params=RollupParams(channel_challenge_period_s=PERIOD))
+        settings = {"l1": {"rpc": l1.url, "contracts": str(directory / "l1" / "contracts.json")},
+                    "poll_interval_s": 0.1, **more}
+        return cls([BenchNode(directory, name, 2 + i, settings) for i, name in enumerate(names)])
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def open_channel(payer: ChannelsNode, payee: ChannelsNode, amount: int) -> str:
+    """``payer`` opens a channel to ``payee`` (single-funded: OPEN at once); its id once both see it OPEN."""
+    opened = payer.stub.OpenChannel(pb.OpenChannelRequest(peer=payee.endpoint, amount=str(amount)),
+                                    timeout=60).channel
+    assert opened.status == pb.CHANNEL_STATUS_OPEN, opened
+    wait_for(lambda: payee.status(opened.channel_id) == pb.CHANNEL_STATUS_OPEN, 20, "the payee sees it OPEN")
+    return opened.channel_id
+
+
+class TreeNode:
+    """A node as a user runs it: `l2node up` (tree.py's supervisor and its workers), its channels
+    worker found in endpoints.json. ``l1_rpc`` None: the tree starts its own anvil, the whole devnet
+    (sequencer, rollups, bridge, channels; channel key: dev key 6); else only the channels worker,
+    on that chain's contracts, with dev key ``key_index``."""
+
+    def __init__(self, directory: Path, name: str, base_port: int, key_index: int = 6, l1_rpc: str | None = None,
+                 contracts: Path | None = None) -> None:
+        self.name, self.data_dir = name, directory / name
+        self.key = DEV_PRIVATE_KEYS[key_index]
+        self.address = LocalSigner(self.key).address
+        config = f"[node]\nbase_port = {base_port}\n[l1]\nport = 0\n"
+        argv = [sys.executable, "-m", "l2node.cli", "up", "--data-dir", str(self.data_dir)]
+        if l1_rpc is not None:
+            key_file = directory / f"{name}.key"
+            key_file.write_text("0x" + self.key.hex())
+            config += (f'contracts = "{contracts}"\nchannels_key_file = "{key_file}"\n'
+                       + "".join(f"[workers.{w}]\nenabled = false\n" for w in ("sequencer", "rollups", "bridge")))
+            argv += ["--l1-rpc", l1_rpc]
+        path = directory / f"{name}.toml"
+        path.write_text(config)
+        self.log = (directory / f"{name}.up.log").open("w")
+        self.proc = subprocess.Popen([*argv, "--config", str(path)], stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=ROOT)
+        try:
+            doc = wait_for(self._up, 120, f"{name}'s tree up")
+        except BaseException:
+            self.stop()
+            raise
+        (channels,) = [c for c in doc["children"] if c["id"] == "channels"]
+        self.endpoint, self.pid, self.l1_rpc = channels["address"], int(channels["pid"]), str(doc["l1_rpc"])
+        self.contracts = self.data_dir / "l1" / "contracts.json"
+        self.stub = pb_grpc.ChannelsServiceStub(grpc.insecure_channel(self.endpoint))
+
+    def _up(self) -> dict[str, Any] | None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"l2node up exited: see {self.log.name}")
+        try:
+            doc: dict[str, Any] = json.loads((self.data_dir / "run" / "endpoints.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        rows = doc["children"]
+        ready = "channels" in {c["id"] for c in rows} and all(c["state"] == "running" for c in rows)
+        return doc if ready else None
+
+    def channel(self, channel_id: str) -> pb.Channel:
+        return self.stub.GetChannel(pb.GetChannelRequest(channel_id=channel_id), timeout=10).channel
+
+    def status(self, channel_id: str) -> int:
+        return self.channel(channel_id).status
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def start_trees(directory: Path) -> list[TreeNode]:
+    """Tree 1: `l2node up` with its own anvil; tree 2: `l2node up --l1-rpc <tree 1's anvil>`, only
+    its channels worker, on tree 1's contracts (dev key 3)."""
+    first = TreeNode(directory, "tree1", free_base_port(16))
+    try:
+        return [first, TreeNode(directory, "tree2", free_base_port(16), 3, first.l1_rpc, first.contracts)]
+    except BaseException:
+        first.stop()
+        raise
+
+
+# --- driving -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One sweep point: its figures, failed calls, and CPU microseconds per payment by process
+    (user + system, and the system part)."""
+
+    what: str
+    in_flight: int
+    figures: Figures
+    failed: int
+    cpu_us: dict[str, tuple[float, float]]
+
+    def line(self) -> str:
+        cpu = ", ".join(f"{name} {total:,.0f} ({system:,.0f})" for name, (total, system) in self.cpu_us.items())
+        # The cores these processes got (a shared machine gives less than 2).
+        used = sum(total for total, _ in self.cpu_us.values()) * self.figures.per_second / 1e6
+        failed = f"   FAILED {self.failed}" if self.failed else ""
+        return (f"  {self.what:8s} {self.in_flight:3d} in flight  {self.figures.line()}   "
+                f"CPU us/payment (system): {cpu}; {used:.2f} cores{failed}")
+
+
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """A process's user and system CPU seconds so far (every thread)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+class CpuMeter:
+    """CPU seconds (user, system) of each named process (``None``: this one) over a block."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+
+    def read(self) -> dict[str, tuple[float, float]]:
+        return {name: os.times()[:2] if pid is None else _cpu_s(pid) for name, pid in self.pids.items()}
+
+    @contextmanager
+    def measure(self, into: dict[str, tuple[float, float]]) -> Iterator[None]:
+        before = self.read()
+        yield
+        into.update({name: (user - before[name][0], system - before[name][1])
+                     for name, (user, system) in self.read().items()})
+
+
+async def drive(call: Callable[[int], Awaitable[object]], count: int, in_flight: int
+                ) -> tuple[list[float], float, int]:
+    """``count`` calls, ``in_flight`` at a time: (each call's latency, the wall time, failures)."""
+    indexes = iter(range(count))
+    latencies: list[float] = []
+    failed = 0
+
+    async def caller() -> None:
+        nonlocal failed
+        for i in indexes:  # shared: each caller takes the next index when its call returns
+            start = time.perf_counter()
+            try:
+                await call(i)
+            except grpc.aio.AioRpcError as exc:
+                failed += 1
+                if failed <= 3:
+                    print(f"    call {i} failed: {exc.code().name} {exc.details()}", flush=True)
+                continue
+            latencies.append(time.perf_counter() - start)
+
+    wall = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(in_flight)))
+    return latencies, time.perf_counter() - wall, failed
+
+
+class Payer:
+    """The bench as A's user: Pay over gRPC to A's worker, paying B's address or B's invoices."""
+
+    def __init__(self, payer: ChannelsNode, payee: ChannelsNode, amount: int = 1, paid: int = 0) -> None:
+        self.payer, self.payee, self.amount = payer, payee, amount
+        self.channel = grpc.aio.insecure_channel(payer.endpoint)
+        self.payee_channel = grpc.aio.insecure_channel(payee.endpoint)
+        self.stub = pb_grpc.ChannelsServiceStub(self.channel)
+        self.payee_stub = pb_grpc.ChannelsServiceStub(self.payee_channel)
+        self.to_address = pb.PayRequest(address="0x" + payee.address.hex(), amount=str(amount))
+        self.paid = paid  # payments made, each of ``amount`` wei
+
+    async def aclose(self) -> None:
+        await self.channel.close()
+        await self.payee_channel.close()
+
+    async def pay_address(self, _: int) -> None:
+        await self.stub.Pay(self.to_address, timeout=60)
+        self.paid += 1
+
+    async def invoices(self, count: int) -> list[pb.PayRequest]:
+        """``count`` invoices of ``amount`` wei from the payee (untimed: the payee's user makes them)."""
+        made: list[pb.PayRequest] = []
+
+        async def create(_: int) -> None:
+            answer = await self.payee_stub.CreateInvoice(pb.CreateInvoiceRequest(amount=str(self.amount)), timeout=60)
+            made.append(pb.PayRequest(invoice=answer.invoice.encoded))
+
+        await drive(create, count, 16)
+        return made
+
+    async def pay_invoices(self, requests: list[pb.PayRequest]) -> Callable[[int], Awaitable[pb.PayResponse]]:
+        async def pay(i: int) -> pb.PayResponse:
+            answer = await self.stub.Pay(requests[i], timeout=60)
+            assert answer.preimage, answer  # the proof of payment, revealed by the payee
+            self.paid += 1
+            return answer
+        return pay
+
+    async def stream(self, count: int, in_flight: int) -> tuple[list[float], float, int]:
+        """``count`` payments to the payee's address on one PayStream, ``in_flight`` sent ahead of
+        their answers (each answered by its request_id as it completes)."""
+        sent: dict[str, float] = {}
+        window = asyncio.Semaphore(in_flight)
+        latencies: list[float] = []
+        failed = 0
+        call = self.stub.PayStream(timeout=600)
+        prefix = f"s{time.monotonic_ns()}-"
+
+        async def write() -> None:
+            for i in range(count):
+                await window.acquire()
+                request_id = f"{prefix}{i}"
+                sent[request_id] = time.perf_counter()
+                await call.write(pb.PayStreamRequest(payment=pb.PayRequest(
+                    request_id=request_id, address=self.to_address.address, amount=self.to_address.amount)))
+            await call.done_writing()
+
+        wall = time.perf_counter()
+        writer = asyncio.create_task(write())
+        for _ in range(count):
+            answer = await call.read()
+            if answer.HasField("error"):
+                failed += 1
+                if failed <= 3:
+                    print(f"    {answer.request_id} failed: {answer.error.code} {answer.error.reason}", flush=True)
+            else:
+                latencies.append(time.perf_counter() - sent[answer.request_id])
+                self.paid += 1
+            window.release()
+        wall = time.perf_counter() - wall
+        await writer
+        return latencies, wall, failed
+
+    async def point(self, what: str, count: int, in_flight: int, meter: CpuMeter, label: str = "") -> Point:
+        if what == "stream":
+            await self.stream(WARM_UP, in_flight)
+            cpu: dict[str, tuple[float, float]] = {}
+            with meter.measure(cpu):
+                latencies, wall, failed = await self.stream(count, in_flight)
+            per = 1e6 / max(1, len(latencies))
+            return Point(label or what, in_flight, _figures(latencies, wall), failed,
+                         {name: ((user + system) * per, system * per) for name, (user, system) in cpu.items()})
+        if what == "invoice":
+            requests = await self.invoices(count + WARM_UP)
+            call = await self.pay_invoices(requests)
+            warm = await self.pay_invoices(requests[count:])
+        else:
+            call = warm = self.pay_address
+        await drive(warm, WARM_UP, in_flight)
+        cpu = {}
+        with meter.measure(cpu):
+            latencies, wall, failed = await drive(call, count, in_flight)
+        per = 1e6 / max(1, len(latencies))
+        return Point(label or what, in_flight, _figures(latencies, wall), failed,
+                     {name: ((user + system) * per, system * per) for name, (user, system) in cpu.items()})
+
+    def check_both_sides(self, channel_id: str) -> str:
+        """Both workers hold the same latest state, both signatures, every payment in it."""
+        views = [node.channel(channel_id) for node in (self.payer, self.payee)]
+        states = [(v.state.sequence, v.state.balance_a, v.state.balance_b, v.signature_a, v.signature_b)
+                  for v in views]
+        assert states[0] == states[1], states
+        sequence, _, balance_b, sig_a, sig_b = states[0]
+        assert sig_a and sig_b
+        assert int(balance_b) == self.paid * self.amount, (balance_b, self.paid)
+        assert 0 < sequence <= self.paid, (sequence, self.paid)  # a state carries one payment or several
+        return (f"both workers hold state {sequence} of channel {channel_id[:10]}..., both signatures, "
+                f"B's balance {int(balance_b):,} wei = the {self.paid:,} payments made "
+                f"({self.paid / sequence:.1f} payments a state)")
+
+
+async def unary_floor(node: ChannelsNode, count: int, in_flight: int) -> Figures:
+    """An empty unary call (grpc.health.v1 Check) on the worker, as the bench makes its Pays."""
+    async with grpc.aio.insecure_channel(node.endpoint) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest()
+
+        async def check(_: int) -> None:
+            await stub.Check(request, timeout=30)
+
+        await drive(check, WARM_UP, in_flight)
+        latencies, wall, _ = await drive(check, count, in_flight)
+    return _figures(latencies, wall)
+
+
+# --- the profile ---------------------------------------------------------------------------------
+
+SIDE_ORDER: Final = (
+    "pay (Channels.pay: the lock, then all below)", "direct_channel (find the channel)",
+    "channel_to (find the channel)", "flush (the pending-state look-up)",
+    "propose (build, sign, seal, put_state, send)", "send (the Propose RPC, then verify and record)",
+    "peer.propose (the Propose RPC, the peer's work in it)", "on_propose (the receiver's whole handler)",
+    "accept (verify, rules, sign, record_payment)",
+)
+
+
+def instrument(nodes: list[BenchNode], directory: Path, cprofile: bool) -> None:
+    """Each worker restarted as bench/channels_spans.py's (the same worker, spans around its steps):
+    all stopped, then all started, so no worker's channel to a peer saw that peer go away (a peer
+    that did is in gRPC's reconnect back-off and its breaker open for a while)."""
+    for node in nodes:
+        node.stop()
+    for node in nodes:
+        env = {SPANS_ENV: str(directory / f"{node.name}.spans.json")}
+        if cprofile:
+            env[CPROFILE_ENV] = str(directory / f"{node.name}.pstats")
+        node.definition, node.env = INSTRUMENTED, env
+        node.start()
+
+
+async def until_paid(call: Callable[[], Awaitable[object]], timeout_s: float = 180) -> float:
+    """Seconds until ``call`` (one payment) succeeds, tried every 0.5 s: after a restart a worker's
+    channel to a peer that was away is in gRPC's reconnect back-off and its breaker open a while."""
+    started = time.perf_counter()
+    while True:
+        try:
+            await call()
+            return time.perf_counter() - started
+        except grpc.aio.AioRpcError:
+            if time.perf_counter() - started > timeout_s:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def spans(nodes: list[BenchNode], call: Callable[[int], Awaitable[object]], count: int, in_flight: int,
+                what: str, directory: Path, cprofile: bool) -> None:
+    """``count`` calls (after a warm-up), each node's spans per payment printed, a column each."""
+    await drive(call, WARM_UP, in_flight)
+    paths = {node.name: directory / f"{node.name}.spans.json" for node in nodes}
+    for node in nodes:
+        paths[node.name].unlink(missing_ok=True)
+        os.kill(node.pid, signal.SIGUSR1)
+    await asyncio.sleep(0.2)
+    latencies, wall, failed = await drive(lambda i: call(WARM_UP + i), count, in_flight)
+    for node in nodes:
+        os.kill(node.pid, signal.SIGUSR2)
+    if not latencies:
+        print(f"\nno span figures at {in_flight} in flight: every payment failed")
+        return
+    found = {node.name: json.loads(wait_for(lambda p=paths[node.name]: p.exists() and p.read_text(), 10,
+                                            "the spans")) for node in nodes}
+    print(f"\nwhere a payment's time goes, {in_flight} in flight ({count:,} {what}, "
+          f"{_figures(latencies, wall).line().strip()}; failed {failed}); mean us per payment (a span's total / "
+          "payments; spans nest; calls per payment in brackets):")
+    print(f"  {'client: the bench Pay call (unary gRPC)':70s} {1e6 * sum(latencies) / count:9,.0f}")
+    labels = [label for label in SIDE_ORDER if any(label in found[n.name] for n in nodes)]
+    labels += sorted({label for n in nodes for label in found[n.name]} - set(labels))
+    print(f"  {'span':70s} " + " ".join(f"{n.name:>15s}" for n in nodes))
+    for label in labels:
+        cells = []
+        for node in nodes:
+            calls, seconds = found[node.name].get(label, (0, 0.0))
+            cells.append(f"{1e6 * seconds / count:9,.1f} ({calls / count:.1f})" if calls else f"{'-':>15s}")
+        print(f"  {label:70s} " + " ".join(f"{cell:>15s}" for cell in cells))
+    if cprofile:
+        for node in nodes:
+            print(f"\ncProfile of {node.name}'s event-loop thread, {in_flight} in flight, top 25 by own time:")
+            pstats.Stats(str(directory / f"{node.name}.pstats")).sort_stats("tottime").print_stats(25)
+
+
+async def profile(net: Network, payer: Payer, in_flights: tuple[int, ...], count: int, cprofile: bool,
+                  directory: Path) -> Payer:
+    """Both workers restarted instrumented; spans per payment by side, paying B's address."""
+    await payer.aclose()
+    a, b = net.nodes[0], net.nodes[1]
+    instrument([a, b], directory, cprofile)
+    again = Payer(a, b, paid=payer.paid)
+    once = pb.PayRequest(request_id=f"bench-{os.getpid()}-ready", address="0x" + b.address.hex(), amount="1")
+    waited = await until_paid(lambda: again.stub.Pay(once, timeout=60))  # a retry pays once (its request_id)
+    again.paid += 1
+    print(f"\nboth workers restarted instrumented: the first payment went through after {waited:.1f} s")
+    for in_flight in in_flights:
+        await spans([a, b], again.pay_address, count, in_flight, "payments to B's address", directory, cprofile)
+    return again
+
+
+# --- two hops ------------------------------------------------------------------------------------
+
+
+def multi_hop_available() -> bool:
+    """The channels worker routes an invoice over its graph: PayResponse carries the payment (its route)."""
+    return "payment" in pb.PayResponse.DESCRIPTOR.fields_by_name
+
+
+def wait_known(node: ChannelsNode, channel_id: str) -> None:
+    """Until ``node``'s graph holds both directions of the channel (announced by gossip)."""
+    def known() -> bool:
+        found = node.stub.ListKnownChannels(pb.ListKnownChannelsRequest(), timeout=10).channels
+        return sum(1 for c in found if c.channel_id == channel_id) >= 2
+    wait_for(known, 60, f"{node.name} learns channel {channel_id} by gossip")
+
+
+async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int, ...], profile_hops: bool
+                  ) -> list[Point]:
+    """A pays C's invoices through B (A -> B -> C): payments/s and latency per in-flight count."""
+    if not multi_hop_available():
+        print("\ntwo hops: this tree's channels worker pays direct peers only (PayResponse has no payment): "
+              "nothing measured")
+        return []
+    net = await Network.start(directory / "two-hop", l1, ("hop-a", "hop-b", "hop-c"), gossip_interval_s=0.5)
+    a, b, c = net.nodes
+    points = []
+    try:
+        ab, bc = open_channel(a, b, CHANNEL_FUNDS), open_channel(b, c, CHANNEL_FUNDS)
+        wait_known(a, bc)
+        payer = Payer(a, c, HOP_AMOUNT)
+
+        def settled() -> dict[str, pb.Channel] | None:
+            views = {"A-B at A": a.channel(ab), "A-B at B": b.channel(ab), "B-C at B": b.channel(bc),
+                     "B-C at C": c.channel(bc)}
+            return None if any(view.state.htlcs for view in views.values()) else views
+
+        first = await (await payer.pay_invoices(await payer.invoices(1)))(0)
+        route = " -> ".join(f"{hop.channel_id[:10]}... {int(hop.amount):,} wei" for hop in first.payment.route)
+        print(f"\ntwo hops, A -> B -> C, {count:,} payments of C's invoices ({HOP_AMOUNT:,} wei) per row (after "
+              f"{WARM_UP} untimed); the route: {route}, fee {int(first.payment.fee):,} wei:")
+        meter = CpuMeter({"A": a.pid, "B": b.pid, "C": c.pid, "bench": None})
+        for in_flight in in_flights:
+            point = await payer.point("invoice", count, in_flight, meter, label="2 hops")
+            points.append(point)
+            print(point.line(), flush=True)
+        if profile_hops:
+            wait_for(settled, 60, "every HTLC settled")  # none left to resume at the restart
+            await payer.aclose()
+            instrument([a, b, c], directory, cprofile=False)
+            payer = Payer(a, c, HOP_AMOUNT, paid=payer.paid)
+
+            async def pay_one() -> None:  # a new invoice each try: a routed payment that failed stays failed
+                await (await payer.pay_invoices(await payer.invoices(1)))(0)
+
+            waited = await until_paid(pay_one)
+            print(f"\nthe three workers restarted instrumented: the first payment went through after {waited:.1f} s")
+            for in_flight in (1, 8):
+                call = await payer.pay_invoices(await payer.invoices(WARM_UP + min(count, 500)))
+                await spans([a, b, c], call, min(count, 500), in_flight, "payments of C's invoices through B",
+                            directory, cprofile=False)
+        await payer.aclose()
+        # Every HTLC settled back: C holds every payment; nothing in flight on either channel.
+        views = wait_for(settled, 60, "every HTLC settled")
+        assert int(views["B-C at C"].local_balance) == payer.paid * HOP_AMOUNT, views["B-C at C"]
+        print(f"  C holds {payer.paid:,} x {HOP_AMOUNT:,} wei; no HTLC left in flight on A-B or B-C, on either side")
+    finally:
+        net.close()
+    return points
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+async def direct(args: argparse.Namespace, a: ChannelsNode, b: ChannelsNode, anvil_pid: int | None,
+                 net: Network | None, directory: Path) -> list[Point]:
+    """The direct sweep A -> B (and the profile on bare workers): its points."""
+    in_flights = tuple(int(n) for n in args.in_flight.split(","))
+    channel_id = open_channel(a, b, CHANNEL_FUNDS)
+    print(f"channel {channel_id} A -> B open, {CHANNEL_FUNDS // ETHER} ETH (A's side); {_load()}", flush=True)
+    payer = Payer(a, b)
+    pids: dict[str, int | None] = {"A": a.pid, "B": b.pid, "bench": None}
+    if anvil_pid is not None:
+        pids["anvil"] = anvil_pid
+    meter = CpuMeter(pids)
+    points: list[Point] = []
+    print(f"\ndirect payments, A -> B, {args.payments:,} per row (after {WARM_UP} untimed), 1 wei each, "
+          "each durable on both sides when Pay returns:")
+    kinds = ("address", "invoice", "stream") if "PayStream" in pb.DESCRIPTOR.services_by_name[
+        "ChannelsService"].methods_by_name else ("address", "invoice")
+    for what in kinds:
+        for in_flight in in_flights if what != "stream" else (*in_flights, 256, 1024):
+            point = await payer.point(what, args.payments, in_flight, meter)
+            points.append(point)
+            print(point.line(), flush=True)
+    print("  " + payer.check_both_sides(channel_id))
+    print("\nan empty unary gRPC call (grpc.health.v1 Check on A's worker), from this process:")
+    for in_flight in (1, 32):
+        print(f"  {in_flight:3d} in flight  {(await unary_floor(a, args.payments, in_flight)).line()}")
+    if args.profile or args.cprofile:
+        if net is None:
+            print("\n--profile: bare workers only (it restarts them instrumented); run without --trees")
+        else:
+            payer = await profile(net, payer, (1, 32), min(args.payments, 1000), args.cprofile, directory)
+            print("  " + payer.check_both_sides(channel_id))
+    await payer.aclose()
+    return points
+
+
+async def run(args: argparse.Namespace, directory: Path) -> None:
+    l1 = Anvil()
+    l1.start()
+    try:
+        if args.trees:
+            trees = start_trees(directory)
+            try:
+                print("two trees: `l2node up` (its anvil, the whole devnet) and `l2node up --l1-rpc` (channels only)")
+                points = await direct(args, trees[0], trees[1], None, None, directory)
+            finally:
+                for tree in trees:
+                    tree.stop()
+        else:
+            net = await Network.start(directory, l1, ("alice", "bob"))
+            try:
+                points = await direct(args, net.nodes[0], net.nodes[1], l1.proc.pid if l1.proc else None, net,
+                                      directory)
+            finally:
+                net.close()
+        hops = await two_hop(directory, l1, args.hop_payments, tuple(int(n) for n in args.in_flight.split(",")),
+                             args.profile) if args.two_hop else []
+        print(f"\nceiling, same run and disk ({args.ceiling_payments:,} payments a mode; bench/channels_ceiling.py, "
+              "one thread, no gRPC):")
+        for mode, figures in ceiling(args.ceiling_payments, directory).items():
+            print(f"  {mode:26s} {figures.line()}")
+        print("\nL1 gas (bench/channels_gas.py's measure(), on the bench's own anvil):")
+        print("  " + report(await measure(l1)).replace("\n", "\n  "))
+        best = max(points, key=lambda p: p.figures.per_second)
+        print(f"\nbest direct: {best.figures.per_second:,.0f} payments/s ({best.what}) at {best.in_flight} in flight "
+              f"(goal >= 5,000); p50 at 1 in flight {points[0].figures.p50_ms:.2f} ms (goal <= 5 ms); {_load()}")
+        if hops:
+            top = max(hops, key=lambda p: p.figures.per_second)
+            print(f"best two hops: {top.figures.per_second:,.0f} payments/s at {top.in_flight} in flight "
+                  f"(goal >= 1,000); p50 at {hops[0].in_flight} in flight {hops[0].figures.p50_ms:.2f} ms "
+                  "(goal <= 20 ms)")
+    finally:
+        l1.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--payments", type=int, default=2000, help="timed payments per row")
+    parser.add_argument("--in-flight", default="1,8,32,64", help="Pay calls in flight, a row each")
+    parser.add_argument("--hop-payments", type=int, default=500, help="timed payments per --two-hop row")
+    parser.add_argument("--ceiling-payments", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true", help="where a payment's time goes (instrumented workers)")
+    parser.add_argument("--cprofile", action="store_true", help="--profile, and cProfile's top functions")
+    parser.add_argument("--trees", action="store_true",
+                        help="two trees (`l2node up`, and `l2node up --l1-rpc` on its anvil) instead of bare workers")
+    parser.add_argument("--two-hop", action="store_true", help="A pays C's invoices through B")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the nodes' data dirs go (default: a temp dir)")
+    args = parser.parse_args()
+    print(f"command: .venv/bin/python bench/channels.py {' '.join(sys.argv[1:])}".rstrip())
+    what = "two trees" if args.trees else "two bare channels workers (tests/channels/_nodes.py's), one anvil"
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {_load()}; {what}")
+    with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
+        asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()
