@@ -9,6 +9,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+TEST_WORKERS ?= 3
 
 .PHONY: install install-dev up test lint protos protos-check contracts contracts-check bench clean
 
@@ -37,8 +38,13 @@ up: install
 	$(BIN)/l2node up
 
 ## Everything CI checks: generated code fresh, protos linted, ruff, the import layers, mypy --strict, whole test suite.
+## The suite runs in TEST_WORKERS processes (pytest-xdist): most tests wait on L1 blocks, timers and
+## child processes rather than burn a core, so 3 workers fit a 2-core machine. A module is one unit
+## (--dist loadfile): its module-scoped fixtures are set up once, its tests keep their order. Units
+## go out in collection order (--no-loadscope-reorder): xdist's default, most tests first, would
+## leave the few-test modules that wait on L1 for a minute (tests/node) to the very end.
 test: install-dev lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: install-dev protos-check contracts-check
 	$(BIN)/buf lint protos

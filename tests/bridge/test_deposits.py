@@ -5,10 +5,8 @@ kill -9 of the worker that loses nothing."""
 
 from __future__ import annotations
 
-import pathlib
 import signal
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -24,26 +22,6 @@ from tests.l1.anvil import DEV_ADDRESSES, Anvil
 ALICE, CAROL = DEV_ADDRESSES[2], DEV_ADDRESSES[3]
 BOB = "0x00000000000000000000000000000000000b0b00"
 ETHER = 10**18
-
-
-@pytest.fixture
-def l1() -> Iterator[Anvil]:
-    anvil = Anvil()
-    anvil.start()
-    anvil.rpc("evm_setIntervalMining", 1)
-    try:
-        yield anvil
-    finally:
-        anvil.stop()
-
-
-@pytest.fixture
-def cluster(tmp_path: pathlib.Path, l1: Anvil) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, l1)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def credited(c: Cluster, l1_tx: str) -> Any:

@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -53,12 +52,6 @@ def drive(chain: Anvil, db: pathlib.Path, action: bytes, to: bytes, kill_at: str
     return subprocess.run(
         [sys.executable, "-m", "tests.bridge.relay_driver", "send", chain.url, str(db), RELAYER_KEY, action.hex(),
          to.hex(), str(VALUE)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-async def l1(chain: Anvil) -> AsyncIterator[L1Client]:
-    async with client(chain.url) as c:
-        yield c
 
 
 @pytest.mark.parametrize("point", ["sign", "stored", "broadcast", "receipt"])
@@ -113,10 +106,10 @@ def test_an_intent_done_by_someone_else_is_cancelled_at_its_nonce_leaving_no_gap
     assert balance(chain, first) == VALUE and balance(chain, second) == VALUE
 
 
-async def test_a_revert_is_recorded_and_not_resent(chain: Anvil, l1: L1Client, tmp_path: pathlib.Path) -> None:
+async def test_a_revert_is_recorded_and_not_resent(chain: Anvil, l1_client: L1Client, tmp_path: pathlib.Path) -> None:
     target = fresh_address()
     chain.rpc("anvil_setCode", "0x" + target.hex(), "0x" + FLIPPABLE.hex())
-    outbox = transfer_outbox(l1, tmp_path / "bridge.db", RELAYER_KEY)
+    outbox = transfer_outbox(l1_client, tmp_path / "bridge.db", RELAYER_KEY)
     before = nonce(chain)
     chain.rpc("evm_setAutomine", False)
     intent = await outbox.submit((b"\x03" * 32, "finalize"), target, b"\x01")
@@ -134,12 +127,12 @@ async def test_a_revert_is_recorded_and_not_resent(chain: Anvil, l1: L1Client, t
     outbox.close()
 
 
-async def test_a_stuck_transaction_is_re_signed_at_the_same_nonce(chain: Anvil, l1: L1Client,
+async def test_a_stuck_transaction_is_re_signed_at_the_same_nonce(chain: Anvil, l1_client: L1Client,
                                                                   tmp_path: pathlib.Path) -> None:
     async def never(_: object) -> bool:
         return False
 
-    outbox = Outbox(l1, LocalSigner(RELAYER_KEY), tmp_path / "bridge.db", never,
+    outbox = Outbox(l1_client, LocalSigner(RELAYER_KEY), tmp_path / "bridge.db", never,
                     config=SenderConfig(replace_after_s=0.01))
     before, to = nonce(chain), fresh_address()
     chain.rpc("evm_setAutomine", False)

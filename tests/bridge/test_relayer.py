@@ -12,7 +12,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 from opentelemetry import trace
@@ -44,14 +43,8 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 @pytest.fixture
-async def l1(chain: Anvil) -> AsyncIterator[L1Client]:
-    async with client(chain.url) as c:
-        yield c
-
-
-@pytest.fixture
-async def bridge(l1: L1Client, chain: Anvil) -> Bridge:
-    return await Bridge.deploy(l1, chain)
+async def bridge(l1_client: L1Client, chain: Anvil) -> Bridge:
+    return await Bridge.deploy(l1_client, chain)
 
 
 def message(bridge: Bridge, nonce: int) -> WithdrawalMessage:
@@ -90,11 +83,11 @@ def relayer_for(l1: L1Client, bridge: Bridge, db: pathlib.Path, *, settle_timeou
 
 
 async def test_prove_then_finalize_once_each_in_the_withdrawals_trace(
-        l1: L1Client, chain: Anvil, bridge: Bridge, tmp_path: pathlib.Path) -> None:
+        l1_client: L1Client, chain: Anvil, bridge: Bridge, tmp_path: pathlib.Path) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    relayer = relayer_for(l1, bridge, tmp_path / "bridge.db", tracer=provider.get_tracer("test"))
+    relayer = relayer_for(l1_client, bridge, tmp_path / "bridge.db", tracer=provider.get_tracer("test"))
     await relayer.resume()
     messages = [message(bridge, n) for n in range(3)]
     out = await bridge.propose(messages, ERIN)
@@ -130,9 +123,9 @@ async def test_prove_then_finalize_once_each_in_the_withdrawals_trace(
 
 
 async def test_a_proof_voided_by_its_outputs_invalidation_is_made_again_on_another_output(
-        l1: L1Client, chain: Anvil, bridge: Bridge, tmp_path: pathlib.Path) -> None:
+        l1_client: L1Client, chain: Anvil, bridge: Bridge, tmp_path: pathlib.Path) -> None:
     m = message(bridge, 0)
-    relayer = relayer_for(l1, bridge, tmp_path / "bridge.db")
+    relayer = relayer_for(l1_client, bridge, tmp_path / "bridge.db")
     record = record_of(m)
     lie = await bridge.propose([m], ERIN)
     before = sent(chain)
@@ -153,13 +146,13 @@ async def test_a_proof_voided_by_its_outputs_invalidation_is_made_again_on_anoth
     await relayer.aclose()
 
 
-async def test_finalize_uses_another_provers_proof(l1: L1Client, chain: Anvil, bridge: Bridge,
+async def test_finalize_uses_another_provers_proof(l1_client: L1Client, chain: Anvil, bridge: Bridge,
                                                    tmp_path: pathlib.Path) -> None:
     m = message(bridge, 0)
     out = await bridge.propose([m], ERIN)
     await bridge.prove(BOB, m, out)  # a wallet proved by itself
     await mature(bridge, out, BOB.address, m)
-    relayer = relayer_for(l1, bridge, tmp_path / "bridge.db")
+    relayer = relayer_for(l1_client, bridge, tmp_path / "bridge.db")
     before = sent(chain)
     finalized = await relayer.finalize(record_of(m, prover=BOB.address))
     assert finalized is not None and finalized.state is IntentState.CONFIRMED
@@ -227,12 +220,12 @@ async def test_a_finalize_done_by_someone_else_while_down_is_cancelled_not_sent(
 
 
 async def test_a_reverted_finalize_is_recorded_and_not_resent(
-        l1: L1Client, chain: Anvil, bridge: Bridge, tmp_path: pathlib.Path) -> None:
+        l1_client: L1Client, chain: Anvil, bridge: Bridge, tmp_path: pathlib.Path) -> None:
     m = message(bridge, 0)
     out = await bridge.propose([m], ERIN)
     await bridge.prove(BOB, m, out)
     await mature(bridge, out, BOB.address, m)
-    relayer = relayer_for(l1, bridge, tmp_path / "bridge.db", settle_timeout_s=0.05,
+    relayer = relayer_for(l1_client, bridge, tmp_path / "bridge.db", settle_timeout_s=0.05,
                           config=SenderConfig(replace_after_s=3600))
     before = sent(chain)
     chain.rpc("evm_setAutomine", False)

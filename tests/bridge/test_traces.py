@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
-from collections.abc import Iterator
 
-import pytest
 from eth_account import Account
 
 from protocol import DEFAULT_CHAIN_ID, MESSAGE_PASSER, encode_withdrawal_call
@@ -21,17 +19,6 @@ from tests.conftest import Collector, otel_env
 from tests.l1.anvil import DEV_ADDRESSES, Anvil
 
 ALICE = DEV_ADDRESSES[2]
-
-
-@pytest.fixture
-def l1() -> Iterator[Anvil]:
-    anvil = Anvil()
-    anvil.start()
-    anvil.rpc("evm_setIntervalMining", 1)
-    try:
-        yield anvil
-    finally:
-        anvil.stop()
 
 
 def traceparent() -> tuple[str, str]:

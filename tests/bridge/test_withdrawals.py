@@ -8,10 +8,8 @@ address, the events' replay, refusals, and a kill -9 of the worker that loses no
 from __future__ import annotations
 
 import asyncio
-import pathlib
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -41,23 +39,8 @@ PARAMS = RollupParams(challenge_window_s=12, max_clock_s=40)
 
 
 @pytest.fixture
-def l1() -> Iterator[Anvil]:
-    anvil = Anvil()
-    anvil.start()
-    anvil.rpc("evm_setIntervalMining", 1)
-    try:
-        yield anvil
-    finally:
-        anvil.stop()
-
-
-@pytest.fixture
-def cluster(tmp_path: pathlib.Path, l1: Anvil) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, l1, PARAMS, rollups={"propose": False})  # no output yet: started below
-    try:
-        yield c
-    finally:
-        c.close()
+def cluster_options() -> dict[str, Any]:
+    return {"params": PARAMS, "rollups": {"propose": False}}  # no output yet: started below
 
 
 def withdraw(c: Cluster, key: str, nonce: int, value: int, target: bytes, gas_limit: int = 100_000) -> str:

@@ -1,5 +1,6 @@
 """A real anvil for the L1 and contract tests: one per session, shared by both test packages,
-with evm_snapshot / evm_revert around each test; plus dedicated ones for kill/restart tests."""
+with evm_snapshot / evm_revert around each test; plus dedicated ones for kill/restart tests and
+for workers that follow a chain mining on its own (mining_anvil)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,19 @@ class Anvil:
             self.rpc("evm_setAutomine", True)
             if not self.rpc("evm_revert", snap):
                 raise RuntimeError("evm_revert failed")
+
+
+@contextlib.contextmanager
+def mining_anvil() -> Iterator[Anvil]:
+    """An anvil of the test's own that mines a block a second, as `l2node up`'s L1 does: for workers
+    that follow its head and wait for depth (the shared one is reverted under them, and never moves)."""
+    node = Anvil()
+    node.start()
+    try:
+        node.rpc("evm_setIntervalMining", 1)
+        yield node
+    finally:
+        node.stop()
 
 
 _shared: Anvil | None = None

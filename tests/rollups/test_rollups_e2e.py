@@ -29,7 +29,7 @@ from protos.l2node.rollups.v1 import rollups_pb2_grpc as rpb_grpc
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from services.l1 import L1Client, LocalSigner, address
 from services.rollups._contracts import Registry
-from tests.l1.anvil import Anvil
+from tests.l1.anvil import Anvil, mining_anvil
 from tests.ports import free_port
 from tests.sequencer.test_batcher import start_sequencer
 from tests.sequencer.test_service import DEV_KEYS, ROOT, sign
@@ -43,13 +43,8 @@ FAULTY = "tests.workers.faulty_rollups:WORKER"
 
 @pytest.fixture
 def l1() -> Iterator[Anvil]:
-    anvil = Anvil()
-    anvil.start()
-    anvil.rpc("evm_setIntervalMining", 1)
-    try:
-        yield anvil
-    finally:
-        anvil.stop()
+    with mining_anvil() as node:
+        yield node
 
 
 class Worker:
