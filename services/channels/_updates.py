@@ -25,9 +25,14 @@ U2 A crash anywhere leaves P with its own signed states and maybe R's: P re-send
    states in order (at restart, before any new update: ``flush``, and every second until R
    answers: the resume task), and R answers a state it already holds with the same signature.
    Only an explicit refusal releases P's sequence, never a timeout (R may have accepted).
-U3 Both sides' proposals race at one sequence: R refuses (SEQUENCE_CONFLICT; or PEER_PENDING
-   while its own proposal is unanswered, since P may have accepted it and built on it) and tells
-   its highest signed sequence; P tries again above it after a short random pause.
+U3 Both sides may propose at once (payments one way, settles the other). When R holds
+   unanswered updates of its own and P's proposal builds on the latest state both hold, the side
+   that did not propose that latest state has the turn (the funding state counts as A's; a node
+   knows which states it proposed): if that is P, R abandons its own unanswered updates (P, having
+   built on the latest state, cannot have accepted them) and takes P's, re-proposing its own
+   after; otherwise R refuses (PEER_PENDING: P may yet accept R's). Turns alternate, so neither
+   side starves. A proposal at or below R's highest signed sequence is refused
+   (SEQUENCE_CONFLICT) with that sequence, and P tries again above it after a short random pause.
 U4 A retried payment pays once: an invoice's by its payment hash, an address payment by the
    client's request_id, kept with the state that made it.
 """
@@ -250,7 +255,7 @@ class Updates:
         if not taken:
             return [], None
         delta = -total if record.we_are_a else total
-        return taken, StateRecord(record.channel_id, self._store.highest_sequence(record.channel_id) + 1,
+        return taken, StateRecord(record.channel_id, self._next_sequence(record),
                                   latest.balance_a + delta, latest.balance_b - delta, latest.htlcs)
 
     async def propose(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
@@ -282,7 +287,7 @@ class Updates:
             return
         rules = self._channels.rules_of()
         state = self._channels.latest(record)
-        sequence = self._store.highest_sequence(cid) + 1
+        sequence = self._next_sequence(record)
         taken: list[tuple[_Update, StateRecord, pb.ProposeRequest]] = []
         with self._store.batch():  # every signed state durable before any signature leaves
             while waiting and len(taken) < MAX_BATCH:
@@ -325,6 +330,10 @@ class Updates:
             waiting.extendleft(reversed(again))
             await asyncio.sleep(random.uniform(0.001, 0.01) * min(max(i.tries for i in again), 5))  # U3
 
+    def _next_sequence(self, record: ChannelRecord) -> int:
+        """The next sequence above all this node ever signed in the channel (C2; never one twice)."""
+        return self._store.highest_sequence(record.channel_id) + 1
+
     async def propose_now(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
         """One update this node proposes at once (a final state), on its own: ``make`` builds it on the
         latest co-signed state at the next free sequence; signed, stored (durable), sent, its
@@ -339,7 +348,7 @@ class Updates:
                 raise FailedPrecondition(f"channel 0x{record.channel_id.hex()} is {record.status.name}, not OPEN",
                                          reason="CHANNEL_NOT_OPEN")
             built: Built = make(record, self._channels.latest(record),
-                                self._store.highest_sequence(record.channel_id) + 1)
+                                self._next_sequence(record))
             signed = built.state.signed(record.we_are_a, rules.sign(built.state))
             request = built.proposal.request(signed, record.we_are_a)
             self._store.put_state(signed, built.proposal.payment_hash, request.SerializeToString(deterministic=True),
@@ -370,12 +379,13 @@ class Updates:
         channels, rules = self._channels, self._channels.rules_of()
         batch = seal(rules, pb.ProposeBatchRequest(channel_id=hex0x(record.channel_id),
                                                    proposals=[request for _, request in sent]))
+        base = channels.latest(record)  # what the first was built on (the latest may move while we wait)
         answer = await channels.ask(channels.peer(record.peer).propose_batch(batch))
         require_sender(answer, record.theirs, "the peer's answer")
         outcomes: list[Outcome] = []
         forged: PermissionDenied | None = None
         with self._store.batch():
-            prev = channels.latest(record)
+            prev = base
             for i, (state, request) in enumerate(sent):
                 response = answer.responses[i] if i < len(answer.responses) else \
                     pb.ProposeResponse(accepted=False, reason="PREVIOUS_REFUSED", message="not answered")
@@ -389,6 +399,7 @@ class Updates:
                     if update.kind is UpdateKind.ADD_HTLC and reason not in AGAIN:  # its waiter learns it never went
                         channels.payments.refused(record, update, reason, response.message)
                     outcomes.append(Outcome(state, False, reason=reason, message=response.message))
+                    prev = state  # the next one was built on this one (and is refused with it)
                     continue
                 preimages = _preimages(response)
                 cosigned = state.signed(not record.we_are_a, response.signature)
@@ -492,13 +503,17 @@ class Updates:
         if record.status not in (ChannelStatus.OPEN,):
             raise Refused("CHANNEL_NOT_OPEN", f"the channel is {record.status.name}")
         latest = channels.latest(record)
+        unanswered = store.pendings(state.channel_id)
+        if unanswered:
+            if not self._peer_has_the_turn(record, latest, state):
+                # This node's own update is in flight: the peer may have accepted it and built on it (U3).
+                raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
+            for own in unanswered:  # U3: the peer has the turn; ours are proposed again after
+                store.refuse(own.channel_id, own.sequence)
         highest = store.highest_sequence(state.channel_id)
         if state.sequence <= highest:
             reason = "SEQUENCE_CONFLICT" if state.sequence > latest.sequence else "STALE_SEQUENCE"
             raise Refused(reason, f"sequence {state.sequence} is not above {highest}, the highest this node signed")
-        if store.pending(state.channel_id) is not None:
-            # This node's own proposal is unanswered: the peer may have accepted it and built on it (U3).
-            raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
         if proposal.final != (state.sequence == FINAL_SEQUENCE):
             raise Refused("BAD_FINAL_STATE", f"sequence {FINAL_SEQUENCE} is the final state's, and only its")
         try:
@@ -525,6 +540,21 @@ class Updates:
         except SequenceTaken:
             raise Refused("SEQUENCE_CONFLICT", f"this node holds another state at sequence {state.sequence}") from None
         return cosigned, preimages
+
+    def _peer_has_the_turn(self, record: ChannelRecord, latest: StateRecord, state: StateRecord) -> bool:
+        """U3: both sides proposed on ``latest``: the side that did not propose it goes first (the
+        funding state counts as A's), if its proposal builds on ``latest`` (it cannot then have
+        accepted this node's unanswered updates, so abandoning them is safe)."""
+        we_proposed_latest = bool(self._store.request_of(record.channel_id, latest.sequence)) if latest.sequence \
+            else record.we_are_a
+        if not we_proposed_latest:
+            return False
+        rules = self._channels.rules_of()
+        try:
+            describe_update(rules.state(latest), rules.state(state))
+        except ChannelRefused:
+            return False
+        return True
 
     def _transfer_received(self, amount: int, proposal: Proposal) -> tuple[bytes, ...]:
         """Direct payments to this node (U1): the parts add up to what the state moves, each
