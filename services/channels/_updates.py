@@ -61,8 +61,12 @@ from ._wire import hex0x, parse_hex, state_of_pb
 if TYPE_CHECKING:
     from ._channels import Channels
 
-#: A proposal refused for a racing one is tried again this many times, above the peer's sequence.
+#: A proposal refused for a racing one is tried again this many times, above the peer's sequence
+#: (propose_now, on its own) ...
 RACE_RETRIES: Final = 12
+#: ... and a queued one for this long: the turns alternate (U3), so a busy channel's waiting
+#: updates go through every other round trip, whatever their number.
+RACE_BUDGET_S: Final = 30.0
 #: The refusals after which a proposal is built again on what both hold (U1, U3).
 AGAIN: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING", "PREVIOUS_REFUSED")
 #: The most payments in one round trip (U1).
@@ -85,6 +89,10 @@ class Outcome:
         return self.preimages[0] if self.preimages else b""
 
 
+def _within_budget(since: float) -> bool:
+    return asyncio.get_running_loop().time() - since < RACE_BUDGET_S
+
+
 def _settle(future: asyncio.Future[tuple[StateRecord, bytes]], result: tuple[StateRecord, bytes] | BaseException
             ) -> None:
     if future.done():
@@ -104,6 +112,8 @@ class _Transfer:
     request_key: str
     future: asyncio.Future[tuple[StateRecord, bytes]]
     tries: int = 0
+    #: When it was first queued (the event loop's clock): RACE_BUDGET_S runs from here.
+    since: float = field(default_factory=lambda: asyncio.get_running_loop().time())
     #: Sent in a state of its own (a refused state of several payments is tried again one by one).
     alone: bool = False
 
@@ -118,6 +128,8 @@ class _Update:
     make: Make
     future: asyncio.Future[tuple[StateRecord, bytes]]
     tries: int = 0
+    #: When it was first queued (the event loop's clock): RACE_BUDGET_S runs from here.
+    since: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     def settle(self, result: tuple[StateRecord, bytes] | BaseException) -> None:
         _settle(self.future, result)
@@ -204,7 +216,7 @@ class Updates:
             return
         again: list[_Transfer] = []
         for item in taken:
-            if outcome.reason in AGAIN and item.tries < RACE_RETRIES:
+            if outcome.reason in AGAIN and _within_budget(item.since):
                 item.tries += 1
                 again.append(item)
             elif outcome.reason in AGAIN:
@@ -317,7 +329,7 @@ class Updates:
         for (item, _, _), outcome in zip(taken, outcomes, strict=True):
             if outcome.accepted:
                 item.settle((outcome.state, outcome.preimage))
-            elif outcome.reason in AGAIN and item.tries < RACE_RETRIES:
+            elif outcome.reason in AGAIN and _within_budget(item.since):
                 item.tries += 1
                 again.append(item)
             elif outcome.reason in AGAIN:
