@@ -78,6 +78,7 @@ class Channels:
         self._wake = asyncio.Event()
         #: L1's clock minus this machine's (HTLC expiries are L1 seconds), refreshed by the L1 watcher.
         self._l1_offset = 0.0
+        self._clock_read_at = 0.0
         period = challenge_period_s
         policy = ChannelPolicy(settings.fee_base_wei, settings.fee_ppm, settings.expiry_delta_s or max(2 * period, 1),
                                settings.htlc_min_wei, 2**256 - 1, settings.max_accepted_htlcs)
@@ -126,6 +127,16 @@ class Channels:
 
     async def refresh_clock(self) -> None:
         self._l1_offset = await self._l1().now() - time.time()
+        self._clock_read_at = time.monotonic()
+
+    async def fresh_clock(self, max_age_s: float = 1.0) -> None:
+        """The L1 clock read within ``max_age_s`` (a proposal's HTLC expiries are judged by it: a
+        node back from a pause must not judge them by the time it had before)."""
+        if self.adjudicator is not None and time.monotonic() - self._clock_read_at > max_age_s:
+            try:
+                await self.refresh_clock()
+            except (*_TRANSIENT, Unavailable) as exc:  # L1 down: payments go on, judged by the last clock
+                self._log.warning("L1 clock not refreshed: %s", exc)
 
     def peer_available(self, endpoint: str) -> bool:
         """False while the peer's breaker is open (R8: routes go around it)."""
@@ -452,7 +463,11 @@ class Channels:
                     record = self.store.update_channel(replace(record, status=ChannelStatus.DISPUTED,
                                                                closes_at=on_chain.ends_at), "CHANNEL_DISPUTED")
                 await self._enforce(enforcer.closing_channel(record, on_chain), record)
-                if await adjudicator.now() >= on_chain.ends_at:
+                # The closer concludes as the period ends; the other side only if it has not a
+                # little later: both at once would pay a reverted transaction's gas.
+                closer = bool(record.close_tx)
+                if await adjudicator.now() >= on_chain.ends_at and (closer or self.l1_now() >= on_chain.ends_at
+                                                                     + _CONCLUDE_GRACE_S):
                     closing = self.store.state(record.channel_id, on_chain.closing_sequence) or latest
                     tx = await adjudicator.conclude(closing)
                     self.store.update_channel(replace(record, close_tx=tx))  # CLOSED once its HTLCs are (E4)
@@ -478,6 +493,9 @@ class Channels:
     def wake(self) -> None:
         self._wake.set()
 
+
+#: L1 seconds the side that did not close waits past the period before it concludes in the closer's stead.
+_CONCLUDE_GRACE_S: Final = 10
 
 #: A channel this node closed with a stale state on purpose (a fire drill): it does not answer its
 #: own close, so the peer's node or its watchtower must.

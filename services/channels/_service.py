@@ -219,9 +219,11 @@ class PeerServicer(channels_pb2_grpc.PeerServiceServicer):
         return self._channels.on_open(request)
 
     async def Propose(self, request: pb.ProposeRequest, context: Any) -> pb.ProposeResponse:
+        await self._channels.fresh_clock()
         return self._channels.updates.on_propose(request)
 
     async def ProposeBatch(self, request: pb.ProposeBatchRequest, context: Any) -> pb.ProposeBatchResponse:
+        await self._channels.fresh_clock()
         return self._channels.updates.on_propose_batch(request)
 
     async def Announce(self, request: pb.AnnounceRequest, context: Any) -> pb.AnnounceResponse:
