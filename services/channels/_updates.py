@@ -89,8 +89,15 @@ class Outcome:
         return self.preimages[0] if self.preimages else b""
 
 
-def _within_budget(since: float) -> bool:
-    return asyncio.get_running_loop().time() - since < RACE_BUDGET_S
+def _try_again(item: _Transfer | _Update) -> bool:
+    """A waiting update refused for a race (AGAIN): True to propose it again, within
+    RACE_BUDGET_S of its first try; past it, it fails (SEQUENCE_CONFLICT, UNAVAILABLE)."""
+    if asyncio.get_running_loop().time() - item.since < RACE_BUDGET_S:
+        item.tries += 1
+        return True
+    item.settle(Unavailable("the peer kept proposing at the same sequences: try again", reason="SEQUENCE_CONFLICT",
+                            retry_delay_s=0.1))
+    return False
 
 
 def _settle(future: asyncio.Future[tuple[StateRecord, bytes]], result: tuple[StateRecord, bytes] | BaseException
@@ -216,12 +223,9 @@ class Updates:
             return
         again: list[_Transfer] = []
         for item in taken:
-            if outcome.reason in AGAIN and _within_budget(item.since):
-                item.tries += 1
-                again.append(item)
-            elif outcome.reason in AGAIN:
-                item.settle(Unavailable("the peer kept proposing at the same sequences: try again",
-                                        reason="SEQUENCE_CONFLICT", retry_delay_s=0.1))
+            if outcome.reason in AGAIN:
+                if _try_again(item):
+                    again.append(item)
             elif len(taken) > 1:
                 item.alone = True  # which payment was refused is found by sending each on its own (U1)
                 again.append(item)
@@ -329,12 +333,9 @@ class Updates:
         for (item, _, _), outcome in zip(taken, outcomes, strict=True):
             if outcome.accepted:
                 item.settle((outcome.state, outcome.preimage))
-            elif outcome.reason in AGAIN and _within_budget(item.since):
-                item.tries += 1
-                again.append(item)
             elif outcome.reason in AGAIN:
-                item.settle(Unavailable("the peer kept proposing at the same sequences: try again",
-                                        reason="SEQUENCE_CONFLICT", retry_delay_s=0.1))
+                if _try_again(item):
+                    again.append(item)
             else:
                 item.settle(FailedPrecondition(f"the peer refused the update: {outcome.message}",
                                                reason=outcome.reason))

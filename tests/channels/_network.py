@@ -12,7 +12,7 @@ from typing import Any
 from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, RollupParams, deploy_contracts
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.l1 import Artifact, Contract, address
-from tests.channels._nodes import PERIOD, Node, wait_for
+from tests.channels._nodes import PERIOD, Node, adjudicator_read, adjudicator_view, wait_for
 from tests.l1.anvil import Anvil
 
 
@@ -63,18 +63,12 @@ class Network:
 
     def on_chain(self, channel_id: str) -> tuple[Any, ...]:
         """The adjudicator's ChannelView of a channel."""
-        data = self.adjudicator.encode_call("channel", bytes.fromhex(channel_id[2:]))
-        raw = self.l1.rpc("eth_call", {"to": "0x" + (self.adjudicator.address or b"").hex(),
-                                       "data": "0x" + data.hex()}, "latest")
-        (view,) = self.adjudicator.decode_output("channel", bytes.fromhex(raw[2:]))
-        return tuple(view)
+        return adjudicator_view(self.l1, self.adjudicator, channel_id)
 
     def revealed_at(self, channel_id: str, payment_hash: str) -> int:
-        data = self.adjudicator.encode_call("revealedAt", bytes.fromhex(channel_id[2:]),
-                                            bytes.fromhex(payment_hash[2:]))
-        raw = self.l1.rpc("eth_call", {"to": "0x" + (self.adjudicator.address or b"").hex(),
-                                       "data": "0x" + data.hex()}, "latest")
-        return int(raw, 16)
+        (at,) = adjudicator_read(self.l1, self.adjudicator, "revealedAt", bytes.fromhex(channel_id[2:]),
+                                 bytes.fromhex(payment_hash[2:]))
+        return int(at)
 
     def pass_time(self, seconds: int) -> None:
         self.l1.rpc("evm_increaseTime", seconds)

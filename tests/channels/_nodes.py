@@ -126,11 +126,7 @@ class Pair:
         return int(self.l1.rpc("eth_getBalance", "0x" + who.hex(), "latest"), 16)
 
     def on_chain(self, channel_id: str) -> tuple[Any, ...]:
-        data = self.adjudicator.encode_call("channel", bytes.fromhex(channel_id[2:]))
-        raw = self.l1.rpc("eth_call", {"to": "0x" + (self.adjudicator.address or b"").hex(),
-                                       "data": "0x" + data.hex()}, "latest")
-        (view,) = self.adjudicator.decode_output("channel", bytes.fromhex(raw[2:]))
-        return tuple(view)
+        return adjudicator_view(self.l1, self.adjudicator, channel_id)
 
     def send(self, sender: bytes, function: str, *args: Any) -> Any:
         """``function`` of the adjudicator sent from the dev account ``sender`` (anvil holds its
@@ -143,6 +139,19 @@ class Pair:
     def pass_time(self, seconds: int) -> None:
         self.l1.rpc("evm_increaseTime", seconds)
         self.l1.rpc("anvil_mine", "0x1")
+
+
+def adjudicator_read(l1: Anvil, adjudicator: Contract, function: str, *args: Any) -> tuple[Any, ...]:
+    """A view of the ChannelAdjudicator on ``l1`` (eth_call at the latest block)."""
+    data = adjudicator.encode_call(function, *args)
+    raw = l1.rpc("eth_call", {"to": "0x" + (adjudicator.address or b"").hex(), "data": "0x" + data.hex()}, "latest")
+    return adjudicator.decode_output(function, bytes.fromhex(raw[2:]))
+
+
+def adjudicator_view(l1: Anvil, adjudicator: Contract, channel_id: str) -> tuple[Any, ...]:
+    """ChannelAdjudicator.channel's ChannelView of a channel."""
+    (view,) = adjudicator_read(l1, adjudicator, "channel", bytes.fromhex(channel_id[2:]))
+    return tuple(view)
 
 
 def reason_of(exc: grpc.RpcError) -> str:
