@@ -4,15 +4,11 @@ channels opened between any two of them."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import pathlib
 from typing import Any
 
-from l2node.node.deploy import DEVNET_BATCHER, DEVNET_DEPLOYER_KEY, RollupParams, deploy_contracts
 from protos.l2node.channels.v1 import channels_pb2 as pb
-from services.l1 import Artifact, Contract, address
-from tests.channels._nodes import PERIOD, Node, adjudicator_read, adjudicator_view, wait_for
+from tests.channels._nodes import Node, adjudicator_read, adjudicator_view, deploy, wait_for
 from tests.l1.anvil import Anvil
 
 
@@ -21,12 +17,7 @@ class Network:
 
     def __init__(self, tmp_path: pathlib.Path, l1: Anvil, names: tuple[str, ...], **settings: Any) -> None:
         self.l1 = l1
-        params = RollupParams(channel_challenge_period_s=PERIOD)
-        asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path, params=params))
-        contracts = tmp_path / "l1" / "contracts.json"
-        doc = json.loads(contracts.read_text())
-        self.adjudicator = Contract(Artifact.load("ChannelAdjudicator"),
-                                    address(doc["contracts"]["ChannelAdjudicator"]))
+        contracts, self.adjudicator = deploy(tmp_path, l1)
         base = {"l1": {"rpc": l1.url, "contracts": str(contracts)}, "poll_interval_s": 0.1, "peer_deadline_s": 2.0,
                 "gossip_interval_s": 0.2, **settings}
         self.nodes = {name: Node(tmp_path, name, 2 + i, base) for i, name in enumerate(names)}

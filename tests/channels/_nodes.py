@@ -87,18 +87,23 @@ class Node:
         return self.stub.Pay(pb.PayRequest(address="0x" + to.address.hex(), amount=str(amount)), timeout=20)
 
 
+def deploy(tmp_path: pathlib.Path, l1: Anvil) -> tuple[pathlib.Path, Contract]:
+    """The contracts on ``l1`` as `l2node up` deploys them (a PERIOD challenge period): the
+    contracts.json written under ``tmp_path`` and the ChannelAdjudicator."""
+    params = RollupParams(channel_challenge_period_s=PERIOD)
+    asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path, params=params))
+    contracts = tmp_path / "l1" / "contracts.json"
+    doc = json.loads(contracts.read_text())
+    return contracts, Contract(Artifact.load("ChannelAdjudicator"), address(doc["contracts"]["ChannelAdjudicator"]))
+
+
 class Pair:
     """The contracts on ``l1`` and two nodes, A and B."""
 
     def __init__(self, tmp_path: pathlib.Path, l1: Anvil, a: dict[str, Any] | None = None,
                  b: dict[str, Any] | None = None) -> None:
         self.l1, self.tmp_path = l1, tmp_path
-        params = RollupParams(channel_challenge_period_s=PERIOD)
-        asyncio.run(deploy_contracts(l1.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path, params=params))
-        contracts = tmp_path / "l1" / "contracts.json"
-        doc = json.loads(contracts.read_text())
-        self.adjudicator = Contract(Artifact.load("ChannelAdjudicator"),
-                                    address(doc["contracts"]["ChannelAdjudicator"]))
+        contracts, self.adjudicator = deploy(tmp_path, l1)
         self.settings: dict[str, Any] = {"l1": {"rpc": l1.url, "contracts": str(contracts)}, "poll_interval_s": 0.1,
                                          "peer_deadline_s": 2.0}
         self.a = Node(tmp_path, "alice", 2, {**self.settings, **(a or {})})

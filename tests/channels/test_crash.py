@@ -8,26 +8,12 @@ from __future__ import annotations
 import hashlib
 import signal
 import sqlite3
-from collections.abc import Iterator
 
 import grpc
 import pytest
 
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from tests.channels._nodes import ETHER, Node, Pair, reason_of, wait_for
-from tests.l1.anvil import Anvil
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    node = Anvil()
-    node.start()
-    pair = Pair(tmp_path_factory.mktemp("channels"), node)
-    try:
-        yield pair
-    finally:
-        pair.close()
-        node.stop()
 
 
 def states(node: Node) -> dict[int, tuple[str, str, bytes, bytes]]:

@@ -4,7 +4,6 @@ keys) on one real anvil: open (both fund on L1), pay both ways, close cooperativ
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -12,19 +11,6 @@ import pytest
 from protocol import FINAL_SEQUENCE
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from tests.channels._nodes import ETHER, L1_CLOSING, L1_CONCLUDED, L1_OPEN, PERIOD, Pair, reason_of, wait_for
-from tests.l1.anvil import Anvil
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    node = Anvil()
-    node.start()
-    pair = Pair(tmp_path_factory.mktemp("channels"), node)
-    try:
-        yield pair
-    finally:
-        pair.close()
-        node.stop()
 
 
 def latest(channel: pb.Channel) -> tuple[int, int, int]:

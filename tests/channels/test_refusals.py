@@ -4,7 +4,6 @@ PeerService, and every bad message is refused by name while B's channel stays as
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -13,21 +12,8 @@ from protocol import DEV_PRIVATE_KEYS
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.channels import Rules, StateRecord, seal, state_of_pb, state_pb
 from tests.channels._nodes import ETHER, Pair, reason_of
-from tests.l1.anvil import Anvil
 
 MALLORY_KEY = DEV_PRIVATE_KEYS[5]
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    node = Anvil()
-    node.start()
-    pair = Pair(tmp_path_factory.mktemp("channels"), node)
-    try:
-        yield pair
-    finally:
-        pair.close()
-        node.stop()
 
 
 def test_bad_signatures_stale_sequences_and_unbalanced_states_are_refused_by_name(pair: Pair) -> None:
