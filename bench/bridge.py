@@ -109,6 +109,7 @@ class Tree:
 
     def __init__(self, tmp: pathlib.Path, base_port: int, config: str = "") -> None:
         self.data_dir = tmp / "data"
+        self._killed: dict[str, int] = {}  # worker -> the pid last SIGKILLed
         path = tmp / "l2node.toml"
         path.write_text(f"[node]\nbase_port = {base_port}\nperiod_s = 5.0\nintensity = 50\n[l1]\nport = 0\n{config}")
         self.log = open(tmp / "up.log", "w")  # noqa: SIM115
@@ -221,13 +222,24 @@ class Tree:
     def kill(self, worker: str) -> None:
         """SIGKILL ``worker``'s process (its pid from the control plane, once it has one: pid 0 is
         a child being restarted, and kill(0) would hit this process's own group); the supervisor
-        restarts it."""
+        restarts it. Two kills in a row: the control plane may still list the pid just killed
+        (and already reaped) until the supervisor sees the exit, so that pid is never the answer,
+        and a pid that vanished before the signal is read again."""
         def pid() -> int:
             children = retried(lambda: self.control.WhichChildren(cpb.WhichChildrenRequest(), timeout=5)).children
             (child,) = [c for c in children if c.id == worker]
-            return int(child.pid)
+            return 0 if child.pid == self._killed.get(worker) else int(child.pid)
 
-        os.kill(wait_for(pid, 30, f"{worker} running"), signal.SIGKILL)
+        def signalled() -> bool:
+            target = wait_for(pid, 30, f"{worker} running")
+            try:
+                os.kill(target, signal.SIGKILL)
+            except ProcessLookupError:
+                return False
+            self._killed[worker] = target
+            return True
+
+        wait_for(signalled, 30, f"{worker} killed")
 
     # L2
 
