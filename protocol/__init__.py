@@ -66,6 +66,7 @@ from ._channel import (
     sign_state,
     state_digest,
 )
+from ._channel_chain import CHAIN_KINDS, Chain, Change
 from ._commitment import (
     ZERO_HASH,
     AccountLeaf,
@@ -179,6 +180,7 @@ __all__ = [
     "BLOCK_GAS_LIMIT",
     "BLOCK_GAS_TARGET",
     "BLOCK_LEAF",
+    "CHAIN_KINDS",
     "CHANNEL_REASONS",
     "DEFAULT_CHAIN_ID",
     "DEFAULT_SEQUENCER_WINDOW",
@@ -228,6 +230,8 @@ __all__ = [
     "BlockEnv",
     "BlockHeader",
     "BlockLeaf",
+    "Chain",
+    "Change",
     "Channel",
     "ChannelRefused",
     "ChannelState",

@@ -113,6 +113,8 @@ class Reason(StrEnum):
     PREIMAGE_MISSING = "PREIMAGE_MISSING"
     #: P5: an HTLC failed by its offerer before its expiry, while its receiver may still settle it.
     HTLC_NOT_EXPIRED = "HTLC_NOT_EXPIRED"
+    #: P7: a chain's signed state is not the one its changes make, or a change is malformed.
+    CHAIN_MISMATCH = "CHAIN_MISMATCH"
 
     @property
     def error(self) -> type[DomainError]:
@@ -132,6 +134,7 @@ CHANNEL_REASONS: Final[frozenset[Reason]] = frozenset({
     Reason.TOO_MANY_HTLCS, Reason.DUPLICATE_HTLC, Reason.HTLC_EXPIRY_TOO_SOON, Reason.NOT_A_PARTICIPANT,
     Reason.SIGNER_MISMATCH, Reason.UNKNOWN_HTLC, Reason.HTLCS_PENDING, Reason.UPDATE_NOT_ONE_CHANGE,
     Reason.PROPOSER_NOT_PAYER, Reason.PROPOSER_NOT_RECEIVER, Reason.PREIMAGE_MISSING, Reason.HTLC_NOT_EXPIRED,
+    Reason.CHAIN_MISMATCH,
 })
 
 
@@ -177,6 +180,7 @@ _ERRORS: Final[Mapping[Reason, type[DomainError]]] = MappingProxyType({
     Reason.HTLC_AMOUNT_ZERO: InvalidArgument,
     Reason.DUPLICATE_HTLC: InvalidArgument,
     Reason.UPDATE_NOT_ONE_CHANGE: InvalidArgument,
+    Reason.CHAIN_MISMATCH: InvalidArgument,
     #: A settle as sent never passes: the preimage is the proposal's to carry.
     Reason.PREIMAGE_MISSING: InvalidArgument,
     # Against the channel's last state or the clock: a fresh proposal may pass.

@@ -34,11 +34,11 @@ from ._service import ChannelsServicer, PeerServicer
 from ._settings import ChannelsSettings
 from ._store import ChannelsStore, SequenceTaken
 from ._tower_host import HostedTower, TowerServicer
-from ._wire import state_of_pb, state_pb
+from ._wire import change_pb, state_of_pb, state_pb
 
 __all__ = ["WORKER", "ChannelRecord", "ChannelStatus", "Channels", "ChannelsSettings",
            "ChannelsStore", "InvoiceRecord", "InvoiceStatus", "Rules", "SequenceTaken", "StateRecord", "definition",
-           "seal", "sender_of", "state_of_pb", "state_pb"]
+           "change_pb", "seal", "sender_of", "state_of_pb", "state_pb"]
 
 
 class _Worker:

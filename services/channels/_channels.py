@@ -43,7 +43,7 @@ from ._enforce import Enforcer
 from ._gossip import Gossip
 from ._payments import Payments, PaymentTerms
 from ._peer import PeerClient, require_sender, seal
-from ._proposal import Built, Make, Proposal
+from ._proposal import Built, MakeStep, Proposal
 from ._records import ChannelRecord, ChannelStatus, InvoiceRecord, InvoiceStatus, StateRecord
 from ._routing import ChannelPolicy, Graph
 from ._rules import Rules
@@ -288,8 +288,8 @@ class Channels:
                   ) -> tuple[StateRecord, bytes]:
         return await self.updates.pay(record, amount, payment_hash, request_key)
 
-    async def propose(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
-        """One update this node proposes (an HTLC's), in the channel's next round trip."""
+    async def propose(self, record: ChannelRecord, make: MakeStep) -> tuple[StateRecord, bytes]:
+        """One change this node proposes (an HTLC's), in the channel's next round trip (U5)."""
         return await self.updates.propose(record, make)
 
     async def flush(self, record: ChannelRecord) -> None:

@@ -151,10 +151,10 @@ class Enforcer:
         payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
         effects = []
         if forward is not None:
-            effects.append(ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.SETTLING,
+            effects.append(self._store.forward_effect(replace(forward, status=ForwardStatus.SETTLING,
                                                                 preimage=preimage)))
         if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
-            effects.append(ChannelsStore.payment_effect(replace(payment, status=PaymentStatus.SUCCEEDED,
+            effects.append(self._store.payment_effect(replace(payment, status=PaymentStatus.SUCCEEDED,
                                                                 preimage=preimage)))
         if effects:
             self._store.apply(effects, "HTLC_SETTLED_ON_L1", record.channel_id, htlc.payment_hash, htlc.amount)
@@ -166,10 +166,10 @@ class Enforcer:
         effects = []
         message = f"refunded on L1 after its expiry (channel 0x{record.channel_id.hex()})"
         if forward is not None:
-            effects.append(ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.FAILING,
+            effects.append(self._store.forward_effect(replace(forward, status=ForwardStatus.FAILING,
                                                                 reason="REFUNDED_ON_L1", message=message)))
         if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
-            effects.append(ChannelsStore.payment_effect(replace(payment, status=PaymentStatus.FAILED,
+            effects.append(self._store.payment_effect(replace(payment, status=PaymentStatus.FAILED,
                                                                 reason="REFUNDED_ON_L1", message=message)))
         self._store.apply(effects, "HTLC_REFUNDED_ON_L1", record.channel_id, htlc.payment_hash, htlc.amount)
         self._channels.payments.wake()

@@ -59,10 +59,10 @@ from typing import TYPE_CHECKING, Final
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
-from protocol import MAX_HTLCS, ChannelRefused, Htlc, Update, UpdateKind
+from protocol import MAX_HTLCS, Chain, Change, Htlc, Update, UpdateKind
 from services.runtime import FailedPrecondition, InvalidArgument, Unavailable
 
-from ._proposal import Built, Proposal, Refused
+from ._proposal import Proposal, Refused, Step
 from ._records import (
     ChannelRecord,
     ChannelStatus,
@@ -72,7 +72,6 @@ from ._records import (
     PaymentRecord,
     PaymentStatus,
     RouteHop,
-    StateRecord,
 )
 from ._routing import ChannelPolicy, find_route
 from ._store import ChannelsStore, Effect
@@ -117,24 +116,24 @@ class Payments:
 
     # --- the receiver's side of an HTLC update (inside the channel's accept: no await) ---------
 
-    def received(self, record: ChannelRecord, update: Update, proposal: Proposal, state: StateRecord
+    def received(self, record: ChannelRecord, update: Update, proposal: Proposal, theirs: int
                  ) -> tuple[Sequence[Effect], str]:
-        """What an HTLC update the peer proposed (``state``, the update's new state: in a chain,
-        U5, not yet co-signed) means to this node, written with its co-signed state: Refused
-        (answered as a refusal) if this node will not take it."""
+        """What an HTLC update the peer proposed means to this node (``theirs``: the peer's HTLCs in
+        flight before it, in a chain's working state, U5), written with its co-signed state:
+        Refused (answered as a refusal) if this node will not take it."""
         htlc = update.htlc
         assert htlc is not None
         if update.kind is UpdateKind.ADD_HTLC:
-            received = self._check_add(record, htlc, proposal.onward, state)
+            received = self._check_add(record, htlc, proposal.onward, theirs)
             self._remember_parent(record.channel_id, htlc.payment_hash)
-            return [ChannelsStore.forward_effect(received)], "HTLC_RECEIVED"
+            return [self._store.forward_effect(received)], "HTLC_RECEIVED"
         offered_by_us = htlc.from_a == record.we_are_a
         if not offered_by_us:  # P5: its offerer failed an HTLC it offered us, after its expiry
             expired = self._store.forward(record.channel_id, htlc.payment_hash)
             if expired is None:
                 return [], "HTLC_FAILED"
             done = replace(expired, status=ForwardStatus.DONE, reason="EXPIRED", message="failed after its expiry")
-            return [ChannelsStore.forward_effect(done)], "HTLC_FAILED"
+            return [self._store.forward_effect(done)], "HTLC_FAILED"
         self._remember_parent(record.channel_id, htlc.payment_hash)
         forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
         payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
@@ -142,10 +141,10 @@ class Payments:
         if update.kind is UpdateKind.SETTLE_HTLC:
             assert update.preimage is not None
             if forward is not None:
-                effects.append(ChannelsStore.forward_effect(
+                effects.append(self._store.forward_effect(
                     replace(forward, status=ForwardStatus.SETTLING, preimage=update.preimage)))
             if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
-                effects.append(ChannelsStore.payment_effect(
+                effects.append(self._store.payment_effect(
                     replace(payment, status=PaymentStatus.SUCCEEDED, preimage=update.preimage)))
             return effects, "HTLC_SETTLED"
         return self._failed_downstream(record, htlc, proposal.fail_reason or "HTLC_FAILED", proposal.fail_message,
@@ -158,11 +157,11 @@ class Payments:
         effects: list[Effect] = []
         forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
         if forward is not None:
-            effects.append(ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.FAILING, reason=reason,
+            effects.append(self._store.forward_effect(replace(forward, status=ForwardStatus.FAILING, reason=reason,
                                                                 message=message)))
         payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
         if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
-            effects.append(ChannelsStore.payment_effect(replace(
+            effects.append(self._store.payment_effect(replace(
                 payment, status=PaymentStatus.FAILED, reason=reason, message=f"{message} (channel 0x{at.hex()})")))
         return effects
 
@@ -175,13 +174,11 @@ class Payments:
                 if out is not None:  # a settle or fail from downstream: the incoming forward continues it
                     self._parents[(out.in_channel, payment_hash)] = context
 
-    def _check_add(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...], state: StateRecord
+    def _check_add(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...], held: int
                    ) -> ForwardRecord:
         terms, now = self.terms, self._channels.l1_now()
         if htlc.amount < terms.policy.htlc_min:
             raise Refused("HTLC_TOO_SMALL", f"an HTLC carries at least {terms.policy.htlc_min} wei here")
-        theirs_a = not record.we_are_a
-        held = sum(1 for h in state.htlcs if h[0] == theirs_a) - 1  # before this one (``state`` holds it)
         if held >= terms.max_accepted_htlcs:
             raise Refused("TOO_MANY_HTLCS",
                           f"the peer has {held} HTLCs in flight to this node: at most {terms.max_accepted_htlcs}")
@@ -224,10 +221,10 @@ class Payments:
         forward = self._store.forward(record.channel_id, htlc.payment_hash)
         effects: list[Effect] = []
         if forward is not None:
-            effects.append(ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.DONE)))
+            effects.append(self._store.forward_effect(replace(forward, status=ForwardStatus.DONE)))
         if update.kind is UpdateKind.SETTLE_HTLC:
             if forward is not None and not forward.onward:
-                return effects, "PAYMENT_RECEIVED"  # the payee's: record_payment marks the invoice paid
+                return effects, "PAYMENT_RECEIVED"  # the payee's: record_chain marks the invoice paid
             return effects, "HTLC_SETTLED"
         return effects, "HTLC_FAILED"
 
@@ -292,13 +289,13 @@ class Payments:
                              created_at=int(time.time()))
         if route is None:
             failed = replace(base, reason="NO_ROUTE", message=f"no route to 0x{payee.hex()} carries {amount} wei")
-            self._store.apply([ChannelsStore.payment_effect(failed)], "PAYMENT_FAILED", b"", payment_hash, amount)
+            self._store.apply([self._store.payment_effect(failed)], "PAYMENT_FAILED", b"", payment_hash, amount)
             return failed
         hops = tuple(RouteHop(h.channel_id, h.receiver, h.amount, h.expiry) for h in route.hops)
         if route.total_fee > max_fee:
             failed = replace(base, route=hops, fee=route.total_fee, reason="FEE_TOO_HIGH",
                              message=f"the cheapest route costs {route.total_fee} wei in fees, above {max_fee}")
-            self._store.apply([ChannelsStore.payment_effect(failed)], "PAYMENT_FAILED", b"", payment_hash, amount)
+            self._store.apply([self._store.payment_effect(failed)], "PAYMENT_FAILED", b"", payment_hash, amount)
             return failed
         first = hops[0]
         record = channels.channel(first.channel_id)
@@ -306,11 +303,11 @@ class Payments:
                           channel_id=first.channel_id)
         htlc = Htlc(record.we_are_a, first.amount, payment_hash, first.expiry)
         try:
-            await self._offer(record, htlc, hops[1:], [ChannelsStore.payment_effect(payment)])
+            await self._offer(record, htlc, hops[1:], [self._store.payment_effect(payment)])
         except FailedPrecondition as exc:
             failed = replace(payment, status=PaymentStatus.FAILED, reason=exc.reason or "REFUSED",
                              message=f"{exc} (channel 0x{first.channel_id.hex()})")
-            self._store.apply([ChannelsStore.payment_effect(failed)], "PAYMENT_FAILED", first.channel_id,
+            self._store.apply([self._store.payment_effect(failed)], "PAYMENT_FAILED", first.channel_id,
                               payment_hash, amount)
             return failed
         except Unavailable:
@@ -318,7 +315,7 @@ class Payments:
             if stored is None or stored.attempts != attempt:  # never signed: nothing in flight
                 failed = replace(payment, status=PaymentStatus.FAILED, reason="PEER_UNAVAILABLE",
                                  message=f"the first hop cannot be reached (channel 0x{first.channel_id.hex()})")
-                self._store.apply([ChannelsStore.payment_effect(failed)], "PAYMENT_FAILED", first.channel_id,
+                self._store.apply([self._store.payment_effect(failed)], "PAYMENT_FAILED", first.channel_id,
                                   payment_hash, amount)
                 return failed
             raise  # the ADD is signed and may be accepted: in flight until answered
@@ -336,7 +333,7 @@ class Payments:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.terms.payment_timeout_s
         while True:
-            changed = self._store.changed()
+            changed = self._store.payment_changed(payment.payment_hash)
             now = self._store.payment(payment.payment_hash)
             if now is None or now.status != PaymentStatus.IN_FLIGHT or now.attempts != payment.attempts:
                 return now or payment
@@ -344,20 +341,16 @@ class Payments:
             if left <= 0:
                 raise Unavailable(f"payment 0x{payment.payment_hash.hex()} is still in flight: GetPayment tells "
                                   "its outcome", reason="PAYMENT_IN_FLIGHT", retry_delay_s=1.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), left)
+            with contextlib.suppress(TimeoutError):  # looked at every second whatever: a missed wake costs that
+                await asyncio.wait_for(changed.wait(), min(left, 1.0))
 
     async def _offer(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...],
                      effects: Sequence[Effect]) -> None:
         """Propose ADD_HTLC ``htlc`` in ``record`` carrying ``onward``, ``effects`` stored with it."""
         channels = self._channels
 
-        def add(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
-            try:
-                state = channels.rules_of().state(latest).add_htlc(htlc)
-            except ChannelRefused as exc:
-                raise FailedPrecondition(exc.message, reason=str(exc.reason)) from None
-            return Built(channels.rules_of().record(state, sequence), Proposal(onward=onward), effects)
+        def add(record: ChannelRecord, chain: Chain) -> Step:
+            return Step(Proposal(onward=onward, change=Change.add(htlc)), effects)
 
         await channels.propose(record, add)
 
@@ -365,32 +358,38 @@ class Payments:
         """P5/E2: fail an HTLC this node offered in ``record`` once expired (the peer withheld it)."""
         channels = self._channels
 
-        def release(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
-            state = channels.rules_of().state(latest)
-            try:
-                new = state.fail_htlc(record.we_are_a, payment_hash)
-            except ChannelRefused as exc:
-                raise FailedPrecondition(exc.message, reason=str(exc.reason)) from None
-            return Built(channels.rules_of().record(new, sequence),
-                         Proposal(fail_reason="EXPIRED", fail_message="failed by its offerer after its expiry"))
+        def release(record: ChannelRecord, chain: Chain) -> Step:
+            return Step(Proposal(fail_reason="EXPIRED", fail_message="failed by its offerer after its expiry",
+                                 change=Change.fail(record.we_are_a, payment_hash)))
 
         await channels.propose(record, release)
 
     # --- the resolver: every forward not DONE, advanced (H7) ------------------------------------
 
     async def run(self) -> None:
-        """Send on, settle and fail every forward that needs it; at start, those a crash left."""
+        """Send on, settle and fail every forward that needs it: those just written (the store's
+        touched ones), and every one not DONE at start and every _RETRY_S (a crash left it, or a
+        peer was away). Only the touched ones in between: reading every forward in flight on every
+        change made the resolver O(forwards) per change."""
+        loop = asyncio.get_running_loop()
+        scan_at = loop.time()
         async with asyncio.TaskGroup() as group:
             while True:
                 self._wake.clear()
-                for forward in self._store.forwards_to_do():
+                if loop.time() >= scan_at:
+                    self._store.take_touched()
+                    todo = self._store.forwards_to_do()
+                    scan_at = loop.time() + _RETRY_S
+                else:
+                    todo = self._store.take_touched()
+                for forward in todo:
                     key = (forward.in_channel, forward.payment_hash)
-                    if key in self._busy or forward.status == ForwardStatus.FORWARDED:
+                    if key in self._busy or forward.status in (ForwardStatus.FORWARDED, ForwardStatus.DONE):
                         continue
                     self._busy.add(key)
                     group.create_task(self._advance(forward, key))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _RETRY_S)
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, scan_at - loop.time()))
 
     async def _advance(self, forward: ForwardRecord, key: tuple[bytes, bytes]) -> None:
         parent = self._parents.pop(key, None)
@@ -406,10 +405,12 @@ class Payments:
                     await self._resolve(forward, settle=True)
                 elif forward.status == ForwardStatus.FAILING:
                     await self._resolve(forward, settle=False)
-        except (Unavailable, FailedPrecondition) as exc:
+        except (Unavailable, FailedPrecondition) as exc:  # tried again at the next scan (_RETRY_S)
             self._log.warning("HTLC 0x%s: %s (tried again)", forward.payment_hash.hex(), exc)
         except Exception:
             self._log.exception("HTLC 0x%s: could not be advanced", forward.payment_hash.hex())
+        else:
+            self._store.touch(*key)  # it may have been written while it was busy: looked at again now
         finally:
             self._busy.discard(key)
         self._wake.set()
@@ -426,7 +427,7 @@ class Payments:
         sent = replace(forward, status=ForwardStatus.FORWARDED, out_channel=out.channel_id)
         htlc = Htlc(out.we_are_a, nxt.amount, forward.payment_hash, nxt.expiry)
         try:
-            await self._offer(out, htlc, rest, [ChannelsStore.forward_effect(sent)])
+            await self._offer(out, htlc, rest, [self._store.forward_effect(sent)])
         except FailedPrecondition as exc:
             # Not offered (the next node refused it: ``refused`` moved it to FAILING already; or it
             # could not be built): failed upstream.
@@ -457,7 +458,7 @@ class Payments:
 
     async def _fail(self, forward: ForwardRecord, reason: str, message: str, at: bytes) -> None:
         failing = replace(forward, status=ForwardStatus.FAILING, reason=reason, message=message)
-        self._store.apply([ChannelsStore.forward_effect(failing)])
+        self._store.apply([self._store.forward_effect(failing)])
         await self._resolve(failing, settle=False, at=at)
 
     async def _resolve(self, forward: ForwardRecord, *, settle: bool, at: bytes = b"") -> None:
@@ -466,26 +467,23 @@ class Payments:
         record = channels.channel(forward.in_channel)
         theirs_a = not record.we_are_a
         if record.status != ChannelStatus.OPEN:  # closed on L1: the HTLC is enforced there (E1-E4)
-            self._store.apply([ChannelsStore.forward_effect(replace(
+            self._store.apply([self._store.forward_effect(replace(
                 forward, status=ForwardStatus.DONE, message=f"{forward.message}; its channel closed on L1"))])
             return
 
-        def release(record: ChannelRecord, latest: StateRecord, sequence: int) -> Built:
-            state = channels.rules_of().state(latest)
-            if not any(h.from_a == theirs_a and h.payment_hash == forward.payment_hash for h in state.htlcs):
+        def release(record: ChannelRecord, chain: Chain) -> Step:
+            if chain.holds(theirs_a, forward.payment_hash) is None:
                 raise _Gone()
             if settle:
-                new, proposal = state.settle_htlc(theirs_a, forward.preimage), Proposal(preimage=forward.preimage)
-            else:
-                new = state.fail_htlc(theirs_a, forward.payment_hash)
-                proposal = Proposal(fail_reason=forward.reason, fail_message=forward.message,
-                                    fail_channel=at or forward.out_channel)
-            return Built(channels.rules_of().record(new, sequence), proposal)
+                return Step(Proposal(preimage=forward.preimage, change=Change.settle(theirs_a, forward.preimage)))
+            return Step(Proposal(fail_reason=forward.reason, fail_message=forward.message,
+                                 fail_channel=at or forward.out_channel,
+                                 change=Change.fail(theirs_a, forward.payment_hash)))
 
         try:
             await channels.propose(record, release)
         except _Gone:  # settled or failed already (a resumed step): done
-            self._store.apply([ChannelsStore.forward_effect(replace(forward, status=ForwardStatus.DONE))])
+            self._store.apply([self._store.forward_effect(replace(forward, status=ForwardStatus.DONE))])
 
 
 class _Gone(Exception):

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from protocol import Chain, Change
 from protos.l2node.channels.v1 import channels_pb2 as pb
 
 from ._records import ChannelRecord, RouteHop, StateRecord
 from ._store import Effect
-from ._wire import amount_of, hex0x, parse_hex, route_hop_of_pb, route_hop_pb, state_pb
+from ._wire import amount_of, change_of_pb, change_pb, hex0x, parse_hex, route_hop_of_pb, route_hop_pb, state_pb
 
 
 class Refused(Exception):
@@ -39,34 +40,42 @@ class Proposal:
     fail_channel: bytes = b""
     #: A TRANSFER making several payments: (amount, invoice payment hash or b"") each, adding up.
     parts: tuple[tuple[int, bytes], ...] = ()
+    #: A chain's change (U5, P7; a SETTLE's preimage is ``preimage``).
+    change: Change | None = None
 
     @property
     def payments(self) -> tuple[tuple[int, bytes], ...]:
         """The payments a TRANSFER makes: its parts, or the one of ``amount``."""
         return self.parts or ((self.amount, self.payment_hash),)
 
-    def request(self, state: StateRecord, side_a: bool) -> pb.ProposeRequest:
-        """The (unsealed) proposal of ``state``, signed by this node on ``side_a``."""
-        return pb.ProposeRequest(
-            state=state_pb(state), signature=state.sig_a if side_a else state.sig_b, amount=str(self.amount),
-            payment_hash=hex0x(self.payment_hash) if self.payment_hash else "", final=self.final,
-            onward=[route_hop_pb(h) for h in self.onward], preimage=hex0x(self.preimage) if self.preimage else "",
-            fail_reason=self.fail_reason, fail_message=self.fail_message,
-            fail_channel_id=hex0x(self.fail_channel) if self.fail_channel else "",
-            parts=[pb.PaymentPart(amount=str(a), payment_hash=hex0x(h) if h else "") for a, h in self.parts])
+    def request(self, state: StateRecord | None, side_a: bool) -> pb.ProposeRequest:
+        """The (unsealed) proposal of ``state``, signed by this node on ``side_a``; None: a step of a
+        chain (its change alone, U5)."""
+        request = pb.ProposeRequest(
+            amount=str(self.amount), payment_hash=hex0x(self.payment_hash) if self.payment_hash else "",
+            final=self.final, onward=[route_hop_pb(h) for h in self.onward],
+            preimage=hex0x(self.preimage) if self.preimage else "", fail_reason=self.fail_reason,
+            fail_message=self.fail_message, fail_channel_id=hex0x(self.fail_channel) if self.fail_channel else "",
+            parts=[pb.PaymentPart(amount=str(a), payment_hash=hex0x(h) if h else "") for a, h in self.parts],
+            change=change_pb(self.change) if self.change is not None else None)
+        if state is not None:
+            request.state.CopyFrom(state_pb(state))
+            request.signature = state.sig_a if side_a else state.sig_b
+        return request
 
     @classmethod
     def of(cls, request: pb.ProposeRequest) -> Proposal:
         """A received proposal's fields (INVALID_ARGUMENT with a reason if malformed)."""
+        preimage = parse_hex(request.preimage, 32, "preimage") if request.preimage else b""
         return cls(amount_of(request.amount, "amount"),
                    parse_hex(request.payment_hash, 32, "payment_hash") if request.payment_hash else b"",
-                   request.final, tuple(route_hop_of_pb(h) for h in request.onward),
-                   parse_hex(request.preimage, 32, "preimage") if request.preimage else b"",
+                   request.final, tuple(route_hop_of_pb(h) for h in request.onward), preimage,
                    request.fail_reason[:64], request.fail_message[:512],
                    parse_hex(request.fail_channel_id, 32, "fail_channel_id") if request.fail_channel_id else b"",
                    tuple((amount_of(p.amount, "parts.amount", empty_ok=False),
                           parse_hex(p.payment_hash, 32, "parts.payment_hash") if p.payment_hash else b"")
-                         for p in request.parts))
+                         for p in request.parts),
+                   change_of_pb(request.change, preimage) if request.HasField("change") else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +90,21 @@ class Built:
 
 #: Builds the next update on (the channel, its latest co-signed state, the next free sequence).
 Make = Callable[[ChannelRecord, StateRecord, int], Built]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A change this node chains (U5): its proposal (the change in it) and what this node stores
+    with its own signature of the chain's state (in the same commit)."""
+
+    proposal: Proposal
+    effects: Sequence[Effect] = ()
+
+    @property
+    def change(self) -> Change:
+        assert self.proposal.change is not None
+        return self.proposal.change
+
+
+#: Builds the next change of a chain on (the channel, the chain so far).
+MakeStep = Callable[[ChannelRecord, Chain], Step]

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from services.runtime import Storage
@@ -39,6 +39,17 @@ from ._records import (
 
 #: A write that goes into the same commit as a co-signed state (a forward's or a payment's new status).
 Effect = Callable[[sqlite3.Connection], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    """What one change of a co-signed state means to this node: its event (kind, payment hash,
+    amount) and the writes that go with it."""
+
+    kind: str
+    payment_hash: bytes
+    amount: int
+    effects: Sequence[Effect] = ()
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS channels (
@@ -151,6 +162,12 @@ class ChannelsStore:
             self._db.execute("ALTER TABLE states ADD COLUMN steps BLOB NOT NULL DEFAULT x''")
         self._db.executescript(_INDEXES)
         self._changed = asyncio.Event()
+        self._latest: dict[bytes, StateRecord] = {}
+        #: Forwards written since ``take_touched`` last ran (the resolver's work list).
+        self._touched: set[tuple[bytes, bytes]] = set()
+        #: Payments written since the last commit's notification, and who waits for which.
+        self._touched_payments: set[bytes] = set()
+        self._payment_events: dict[bytes, asyncio.Event] = {}
 
     def changed(self) -> asyncio.Event:
         """An event set at the next recorded event (take it before reading, then wait on it)."""
@@ -166,6 +183,11 @@ class ChannelsStore:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+        touched, self._touched_payments = self._touched_payments, set()
+        for payment_hash in touched:
+            waiting = self._payment_events.pop(payment_hash, None)
+            if waiting is not None:
+                waiting.set()
 
     # --- channels -----------------------------------------------------------------------------
 
@@ -214,8 +236,8 @@ class ChannelsStore:
 
     # --- states -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _insert_state(db: sqlite3.Connection, state: StateRecord) -> None:
+    def _insert_state(self, db: sqlite3.Connection, state: StateRecord) -> None:
+        self._latest.pop(state.channel_id, None)
         db.execute(f"INSERT INTO states ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (state.channel_id, _enc(state.sequence), str(state.balance_a), str(state.balance_b),
                     _htlcs_json(state.htlcs), state.sig_a, state.sig_b))
@@ -249,14 +271,24 @@ class ChannelsStore:
             merged = StateRecord(existing.channel_id, existing.sequence, existing.balance_a, existing.balance_b,
                                  existing.htlcs, existing.sig_a or state.sig_a, existing.sig_b or state.sig_b)
             if merged != existing:
+                self._latest.pop(state.channel_id, None)
                 db.execute("UPDATE states SET sig_a = ?, sig_b = ? WHERE channel_id = ? AND sequence = ?",
                            (merged.sig_a, merged.sig_b, state.channel_id, _enc(state.sequence)))
             return merged
 
     def latest_cosigned(self, channel_id: bytes) -> StateRecord | None:
+        """The newest state both signed. Kept in memory once read outside a transaction (a state
+        is O(HTLCs) to decode, and it is read on every payment); any write of the channel's states
+        forgets it, so a rolled-back write never leaves it stale."""
+        cached = self._latest.get(channel_id)
+        if cached is not None:
+            return cached
         row = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sig_a != x'' "
                                "AND sig_b != x'' ORDER BY sequence DESC LIMIT 1", (channel_id,)).fetchone()
-        return _state_of(row) if row else None
+        latest = _state_of(row) if row else None
+        if latest is not None and not self._db.in_transaction:
+            self._latest[channel_id] = latest
+        return latest
 
     def pending(self, channel_id: bytes) -> StateRecord | None:
         """The newest state above the latest co-signed one that holds only one signature and was not
@@ -364,14 +396,11 @@ class ChannelsStore:
                                 (channel_id,)).fetchall()
         return [_state_of(r) for r in rows]
 
-    def record_payment(self, state: StateRecord, kind: str, payment_hash: bytes, amount: int,
-                       preimage: bytes = b"", effects: Sequence[Effect] = ()) -> StateRecord:
-        """The co-signed state of a payment, its event and the invoice paid (received: marked paid;
-        sent: its hash and preimage with the state, the proof of payment), and ``effects``, in one
-        commit."""
+    def record_chain(self, state: StateRecord, meanings: Sequence[Meaning]) -> StateRecord:
+        """The co-signed state of a chain of HTLC changes (U5) and what each change means (its
+        event, its invoice, its ``effects``), in one commit: the state row written once, whatever
+        the chain's length (it is O(HTLCs) to write and to read)."""
         with self._storage.transaction() as db:
-            for effect in effects:
-                effect(db)
             row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
                              (state.channel_id, _enc(state.sequence))).fetchone()
             if row is None:
@@ -380,16 +409,17 @@ class ChannelsStore:
                 existing = _state_of(row)
                 if not existing.same_content(state):
                     raise SequenceTaken(existing)
+                self._latest.pop(state.channel_id, None)
                 db.execute("UPDATE states SET sig_a = ?, sig_b = ? WHERE channel_id = ? AND sequence = ?",
                            (state.sig_a or existing.sig_a, state.sig_b or existing.sig_b, state.channel_id,
                             _enc(state.sequence)))
-            if kind == "PAYMENT_RECEIVED" and payment_hash:
-                db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
-                           (int(InvoiceStatus.PAID), payment_hash))
-            elif kind == "PAYMENT_SENT" and payment_hash:
-                db.execute("UPDATE states SET payment_hash = ?, preimage = ? WHERE channel_id = ? AND sequence = ?",
-                           (payment_hash, preimage, state.channel_id, _enc(state.sequence)))
-            self._event(db, kind, state.channel_id, payment_hash, amount)
+            for meaning in meanings:
+                for effect in meaning.effects:
+                    effect(db)
+                if meaning.kind == "PAYMENT_RECEIVED" and meaning.payment_hash:
+                    db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
+                               (int(InvoiceStatus.PAID), meaning.payment_hash))
+                self._event(db, meaning.kind, state.channel_id, meaning.payment_hash, meaning.amount)
         self._notify()
         return state
 
@@ -413,16 +443,28 @@ class ChannelsStore:
 
     # --- forwards and payments (multi-hop) -----------------------------------------------------
 
-    @staticmethod
-    def forward_effect(f: ForwardRecord) -> Effect:
-        """Insert or replace ``f``: for put_state's and record_payment's ``effects``."""
+    def forward_effect(self, f: ForwardRecord) -> Effect:
+        """Insert or replace ``f``: for put_state's and record_chain's ``effects``."""
         row = (f.in_channel, f.payment_hash, str(f.amount), f.expiry, _route_json(f.onward), int(f.status),
                f.out_channel, f.preimage, f.reason, f.message, int(time.time()))
+        touched = self._touched
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(f"INSERT OR REPLACE INTO forwards ({_FORWARD_COLUMNS}) VALUES "
                        f"({', '.join('?' * len(row))})", row)
+            touched.add((f.in_channel, f.payment_hash))
         return write
+
+    def touch(self, in_channel: bytes, payment_hash: bytes) -> None:
+        """Have the next ``take_touched`` read this forward again."""
+        self._touched.add((in_channel, payment_hash))
+
+    def take_touched(self) -> list[ForwardRecord]:
+        """The forwards written since the last call, as stored now (a rolled-back write's too: it
+        is read again, as it stands)."""
+        keys, self._touched = self._touched, set()
+        found = (self.forward(in_channel, payment_hash) for in_channel, payment_hash in keys)
+        return [f for f in found if f is not None]
 
     @staticmethod
     def invoice_paid_effect(payment_hash: bytes) -> Effect:
@@ -430,15 +472,21 @@ class ChannelsStore:
             db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?", (int(InvoiceStatus.PAID), payment_hash))
         return write
 
-    @staticmethod
-    def payment_effect(p: PaymentRecord) -> Effect:
+    def payment_effect(self, p: PaymentRecord) -> Effect:
         row = (p.payment_hash, p.payee, str(p.amount), int(p.status), str(p.fee), _route_json(p.route), p.channel_id,
                p.attempts, p.preimage, p.reason, p.message, p.created_at or int(time.time()), int(time.time()))
+        touched = self._touched_payments
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(f"INSERT OR REPLACE INTO payments ({_PAYMENT_COLUMNS}) VALUES "
                        f"({', '.join('?' * len(row))})", row)
+            touched.add(p.payment_hash)
         return write
+
+    def payment_changed(self, payment_hash: bytes) -> asyncio.Event:
+        """An event set once the payment's row is written and committed (take it before reading,
+        then wait on it): a payer waits for its own payment, not for every change of the store."""
+        return self._payment_events.setdefault(payment_hash, asyncio.Event())
 
     def apply(self, effects: Sequence[Effect], event: str = "", channel_id: bytes = b"", payment_hash: bytes = b"",
               amount: int = 0) -> None:
@@ -448,8 +496,7 @@ class ChannelsStore:
                 effect(db)
             if event:
                 self._event(db, event, channel_id, payment_hash, amount)
-        if event:
-            self._notify()
+        self._notify()
 
     def forward(self, in_channel: bytes, payment_hash: bytes) -> ForwardRecord | None:
         row = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards WHERE in_channel = ? AND payment_hash = ?",

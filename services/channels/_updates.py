@@ -33,44 +33,49 @@ U3 Both sides may propose at once (payments one way, settles the other). When R 
    (SEQUENCE_CONFLICT) with that sequence, and P tries again above it after a short random pause.
 U4 A retried payment pays once: an invoice's by its payment hash, an address payment by the
    client's request_id, kept with the state that made it.
-U5 A chain: the HTLC updates waiting on a channel (adds, settles, fails) are built one on another,
-   each state one change (P1, checked step by step as if each were an update of its own), and
-   only the last state is signed: the chain is one update, the co-signed state jumps from n to
-   n+k. The steps travel before it in the same ProposeBatch, unsigned (empty signature); R checks
-   each (check_proposal, and what it means: ``_payments``), signs only the last, and stores the
-   last with every step's meaning in one commit (a savepoint: a refused step undoes the chain's
-   writes). A refused step refuses the chain: the steps before it answer CHAIN_REFUSED, those
-   after PREVIOUS_REFUSED (both built again), the step itself its reason (it alone fails). P keeps
-   the steps with its signed last state (``steps``) and re-sends them with it (U2). Nothing but
-   the last state is ever signed, so C2's one-signature-per-sequence holds for every step's
-   sequence too, and a signature and a digest per side is paid once for the whole chain (with
-   many HTLCs in flight, also one stored state: each is O(HTLCs)), not once per change. Lightning
-   batches its update messages under one commitment_signed the same way.
+U5 A chain: the HTLC changes waiting on a channel (adds, settles, fails) go in one round trip as
+   one update (protocol's P7): each change judged on the ones before it by protocol's ``Chain``
+   (the rules that would judge it alone, O(1) each), and one state, the one they make, signed.
+   The changes travel as proposals of their own before the signed one (``change`` only: no state,
+   no signature), the signed one carrying its own change and the state. R judges each change and
+   what it means to it (``_payments``), checks the state is what they make, signs it, and stores
+   it with every change's meaning in one commit (a savepoint: a refused change undoes the chain's
+   writes). A refused change refuses the chain: the changes before it answer CHAIN_REFUSED, those
+   after PREVIOUS_REFUSED (both built again), the change itself its reason (it alone fails). P
+   keeps the changes with its signed state (``steps``) and re-sends them with it (U2). A state
+   costs O(HTLCs in flight) to build, hash, sign, send, check and store; a chain of k changes pays
+   that once, where k states would pay it k times. Lightning batches update_add/fulfill/fail
+   messages under one commitment_signed the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import functools
 import hashlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
-from protocol import FINAL_SEQUENCE, ChannelRefused, Update, UpdateKind, check_proposal, describe_update
+from protocol import FINAL_SEQUENCE, Chain, ChannelRefused, Update, UpdateKind, check_proposal, describe_update
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.runtime import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 
 from ._peer import require_sender, seal
-from ._proposal import Built, Make, Proposal, Refused
+from ._proposal import Built, Make, MakeStep, Proposal, Refused, Step
 from ._records import ChannelRecord, ChannelStatus, InvoiceStatus, StateRecord
-from ._store import ChannelsStore, Effect, SequenceTaken
+from ._rules import Rules
+from ._store import ChannelsStore, Meaning, SequenceTaken
 from ._wire import hex0x, parse_hex, state_of_pb
 
 if TYPE_CHECKING:
     from ._channels import Channels
+
+T = TypeVar("T")
 
 #: A proposal refused for a racing one is tried again this many times, above the peer's sequence
 #: (propose_now, on its own) ...
@@ -143,7 +148,7 @@ class _Transfer:
 class _Update:
     """An update (an HTLC's) waiting for its channel's next round trip."""
 
-    make: Make
+    make: MakeStep
     future: asyncio.Future[tuple[StateRecord, bytes]]
     tries: int = 0
     #: When it was first queued (the event loop's clock): RACE_BUDGET_S runs from here.
@@ -285,11 +290,11 @@ class Updates:
         return taken, StateRecord(record.channel_id, self._next_sequence(record),
                                   latest.balance_a + delta, latest.balance_b - delta, latest.htlcs)
 
-    async def propose(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
-        """One update this node proposes (an HTLC's): waits for the channel's next round trip,
-        which carries every update waiting on the channel, each its own state (U1): ``make``
-        builds it on the state before it. Raises on a refusal (FailedPrecondition with its reason)
-        and on no answer (Unavailable: the state stays pending, re-sent as it is)."""
+    async def propose(self, record: ChannelRecord, make: MakeStep) -> tuple[StateRecord, bytes]:
+        """One change this node proposes (an HTLC's): waits for the channel's next round trip,
+        which carries every change waiting on the channel as one chain (U5): ``make`` builds it on
+        the chain so far. Raises on a refusal (FailedPrecondition with its reason) and on no answer
+        (Unavailable: the state stays pending, re-sent as it is)."""
         cid = record.channel_id
         item = _Update(make, asyncio.get_running_loop().create_future())
         queue = self._proposals.setdefault(cid, collections.deque())
@@ -312,40 +317,45 @@ class Updates:
             while waiting:
                 waiting.popleft().settle(exc)
             return
-        rules = self._channels.rules_of()
-        state = self._channels.latest(record)
-        sequence = self._next_sequence(record)
-        built: list[tuple[_Update, Built]] = []
-        while waiting and len(built) < MAX_BATCH:  # U5: one chain, each step built on the one before
+        channels, rules = self._channels, self._channels.rules_of()
+        chain = Chain(rules.state(channels.latest(record)), rules.channel(record), channels.address,
+                      now=channels.l1_now(), expiry_delta=rules.expiry_delta_s)
+        built: list[tuple[_Update, Step]] = []
+        while waiting and len(built) < MAX_BATCH:  # U5: one chain of the changes waiting, each judged (P7)
             item = waiting.popleft()
             if item.future.done():
                 continue
             try:
-                step = item.make(record, state, sequence)
-            except Exception as exc:  # this one cannot be built (an HTLC gone, no funds): it alone fails
+                step = item.make(record, chain)
+                chain.apply(step.change)
+            except ChannelRefused as exc:  # this one cannot be made (no funds, an HTLC gone): it alone fails
+                item.settle(FailedPrecondition(exc.message, reason=str(exc.reason)))
+                continue
+            except Exception as exc:
                 item.settle(exc)
                 continue
             built.append((item, step))
-            state, sequence = step.state, sequence + 1
         if not built:
             return
-        # Only the last state is signed (U5); the steps before it go unsigned, kept with it (U2).
+        # Only the state the chain makes is signed (U5); its steps go before it, kept with it (U2).
+        sequence = self._next_sequence(record)
+        state = rules.record(chain.state(sequence), sequence)
         signed = state.signed(record.we_are_a, rules.sign(state))
-        taken = [(item, step.state, step.proposal.request(step.state, record.we_are_a)) for item, step in built[:-1]]
+        steps = [step.proposal.request(None, record.we_are_a) for _, step in built[:-1]]
         request = built[-1][1].proposal.request(signed, record.we_are_a)
-        taken.append((built[-1][0], signed, request))
-        steps = pb.ProposeBatchRequest(proposals=[r for _, _, r in taken[:-1]]).SerializeToString(deterministic=True) \
-            if len(taken) > 1 else b""
         self._store.put_state(signed, b"", request.SerializeToString(deterministic=True),
-                              [e for _, step in built for e in step.effects], steps)  # durable before it leaves
+                              [e for _, step in built for e in step.effects],
+                              pb.ProposeBatchRequest(proposals=steps).SerializeToString(deterministic=True)
+                              if steps else b"")  # durable before the signature leaves
+        taken = [item for item, _ in built]
         try:
-            outcomes = await self._send(record, [(signed, request) for _, signed, request in taken])
-        except Exception as exc:  # no answer: the states stay pending, re-sent as they are (U2)
-            for item, _, _ in taken:
+            outcomes = await self._send(record, [*((None, r) for r in steps), (signed, request)])
+        except Exception as exc:  # no answer: the state stays pending, re-sent as it is (U2)
+            for item in taken:
                 item.settle(exc)
             return
         again: list[_Update] = []
-        for (item, _, _), outcome in zip(taken, outcomes, strict=True):
+        for item, outcome in zip(taken, outcomes, strict=True):
             if outcome.accepted:
                 item.settle((outcome.state, outcome.preimage))
             elif outcome.reason in AGAIN:
@@ -356,7 +366,20 @@ class Updates:
                                                reason=outcome.reason))
         if again:
             waiting.extendleft(reversed(again))
-            await asyncio.sleep(random.uniform(0.001, 0.01) * min(max(i.tries for i in again), 5))  # U3
+            await self._peer_turn(record, min(max(i.tries for i in again), 5))
+
+    async def _peer_turn(self, record: ChannelRecord, tries: int) -> None:
+        """After a race lost (U3): wait for the peer's update to land here (the latest co-signed
+        state moves), at most a random pause growing with the tries; then it is this node's turn."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + random.uniform(0.001, 0.01) * tries
+        before = self._channels.latest(record).sequence
+        while (left := deadline - loop.time()) > 0:
+            changed = self._store.changed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)
+            if self._channels.latest(record).sequence != before:
+                return
 
     def _next_sequence(self, record: ChannelRecord) -> int:
         """The next sequence above all this node ever signed in the channel (C2; never one twice)."""
@@ -397,19 +420,18 @@ class Updates:
         pending = self._store.pendings(cid)
         if not pending:
             return []
-        sent: list[tuple[StateRecord, pb.ProposeRequest]] = []
+        sent: list[tuple[StateRecord | None, pb.ProposeRequest]] = []
         for state in pending:
             steps = self._store.steps_of(cid, state.sequence)
             if steps:
-                sent.extend((state_of_pb(step.state), step)
-                            for step in pb.ProposeBatchRequest.FromString(steps).proposals)
+                sent.extend((None, step) for step in pb.ProposeBatchRequest.FromString(steps).proposals)
             sent.append((state, pb.ProposeRequest.FromString(self._store.request_of(cid, state.sequence))))
         return [o for o in await self._send(record, sent) if o.accepted]
 
-    async def _send(self, record: ChannelRecord, sent: Sequence[tuple[StateRecord, pb.ProposeRequest]]
+    async def _send(self, record: ChannelRecord, sent: Sequence[tuple[StateRecord | None, pb.ProposeRequest]]
                     ) -> list[Outcome]:
-        """Send this node's proposals in one round trip: signed states, each after the unsigned
-        steps of its chain (U5); store each answer with what the update means to this node (its
+        """Send this node's proposals in one round trip: signed states, a chain's after its steps
+        (their state None, U5); store each answer with what the update means to this node (its
         payment, forward, close), in one commit. One outcome per proposal: a step's is its chain's."""
         channels, rules = self._channels, self._channels.rules_of()
         batch = seal(rules, pb.ProposeBatchRequest(channel_id=hex0x(record.channel_id),
@@ -419,41 +441,46 @@ class Updates:
         require_sender(answer, record.theirs, "the peer's answer")
         outcomes: list[Outcome] = []
         forged: PermissionDenied | None = None
-        chain: list[tuple[StateRecord, pb.ProposeRequest, pb.ProposeResponse]] = []
+        chain: list[tuple[pb.ProposeRequest, pb.ProposeResponse]] = []
         with self._store.batch():
             prev = base
             for i, (state, request) in enumerate(sent):
                 response = answer.responses[i] if i < len(answer.responses) else \
                     pb.ProposeResponse(accepted=False, reason="PREVIOUS_REFUSED", message="not answered")
-                chain.append((state, request, response))
-                if not request.signature:
+                chain.append((request, response))
+                if state is None:
                     continue  # a step: judged with the signed state that ends its chain (U5)
-                proposal = Proposal.of(request)
+                proposals = [Proposal.of(r) for r, _ in chain]
+                updates = self._replayed(record, prev, proposals) if request.HasField("change") else \
+                    [describe_update(rules.state(prev), rules.state(state))]
                 if forged is None and response.accepted:
-                    forged = self._forged(record, state, response, proposal)
+                    forged = self._forged(record, state, response, proposals[-1])
                 if forged is not None or not response.accepted:
                     self._store.refuse(state.channel_id, state.sequence)
-                    for step, _, step_response in chain:
-                        update = describe_update(rules.state(prev), rules.state(step))
+                    for update, (_, step_response) in zip(updates, chain, strict=True):
                         reason = "BAD_STATE_SIGNATURE" if forged is not None else \
                             step_response.reason if not step_response.accepted else "CHAIN_REFUSED"
                         if update.kind is UpdateKind.ADD_HTLC and reason not in AGAIN:  # its waiter learns: never went
                             channels.payments.refused(record, update, reason, step_response.message)
-                        outcomes.append(Outcome(step, False, reason=reason, message=step_response.message))
-                        prev = step  # the next one was built on this one (and is refused with it)
+                        outcomes.append(Outcome(state, False, reason=reason, message=step_response.message))
+                    prev = state  # the next one was built on this one (and is refused with it)
                 else:
                     preimages = _preimages(response)
                     cosigned = state.signed(not record.we_are_a, response.signature)
-                    for step, step_request, _ in chain:
-                        update = describe_update(rules.state(prev), rules.state(step))
-                        self._record_sent(record, update, cosigned, Proposal.of(step_request), preimages)
-                        outcomes.append(Outcome(cosigned, True, preimages))
-                        prev = step
+                    self._record_sent(record, updates, cosigned, proposals, preimages)
+                    outcomes.extend(Outcome(cosigned, True, preimages) for _ in updates)
                     prev = cosigned
                 chain = []
         if forged is not None:
             raise forged
         return outcomes
+
+    def _replayed(self, record: ChannelRecord, prev: StateRecord, proposals: Sequence[Proposal]) -> list[Update]:
+        """What each change of this node's chain on ``prev`` did (it was judged when built: P7)."""
+        rules = self._channels.rules_of()
+        chain = Chain(rules.state(prev), rules.channel(record), self._channels.address, now=0, expiry_delta=0,
+                      trusted=True)
+        return [chain.apply(p.change) for p in proposals if p.change is not None]
 
     def _forged(self, record: ChannelRecord, state: StateRecord, response: pb.ProposeResponse, proposal: Proposal
                 ) -> PermissionDenied | None:
@@ -471,108 +498,127 @@ class Updates:
                                     reason="BAD_PREIMAGE")
         return None
 
-    def _record_sent(self, record: ChannelRecord, update: Update, cosigned: StateRecord, proposal: Proposal,
-                     preimages: tuple[bytes, ...]) -> None:
-        """What ``update`` (of this node's, one step of the chain ``cosigned`` ends) means to this
-        node, stored with ``cosigned``."""
-        store = self._store
-        if update.kind is UpdateKind.TRANSFER:
-            store.record_sent(cosigned, proposal.payments, preimages)
-        elif update.kind is UpdateKind.FINAL:
+    def _record_sent(self, record: ChannelRecord, updates: Sequence[Update], cosigned: StateRecord,
+                     proposals: Sequence[Proposal], preimages: tuple[bytes, ...]) -> None:
+        """What this node's ``updates`` (a state of its own, or a chain's changes) mean to it,
+        stored with ``cosigned``, the state they made."""
+        store, payments = self._store, self._channels.payments
+        if updates[0].kind is UpdateKind.TRANSFER:
+            store.record_sent(cosigned, proposals[0].payments, preimages)
+        elif updates[0].kind is UpdateKind.FINAL:
             store.put_state(cosigned)
             store.update_channel(replace(self._channels.channel(record.channel_id), status=ChannelStatus.CLOSING),
                                  "CHANNEL_CLOSING")
         else:
-            assert update.htlc is not None
-            effects, event = self._channels.payments.proposed(record, update, proposal)
-            store.record_payment(cosigned, event, update.htlc.payment_hash, update.amount, effects=effects)
-            self._channels.payments.wake()
+            meanings = []
+            for update, proposal in zip(updates, proposals, strict=True):
+                assert update.htlc is not None
+                effects, event = payments.proposed(record, update, proposal)
+                meanings.append(Meaning(event, update.htlc.payment_hash, update.amount, effects))
+            store.record_chain(cosigned, meanings)
+            payments.wake()
 
     # --- the receiver -----------------------------------------------------------------------------
 
     def on_propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
-        """One proposal, its sender checked; answered after it is stored."""
+        """One proposal (a chain of one change, or a state of its own), its sender checked;
+        answered after it is stored."""
         state = state_of_pb(request.state)
         record = self._channels.channel(state.channel_id)
         require_sender(request, record.theirs, "the proposal")
-        return seal(self._channels.rules_of(), self._answer(record, state, request))
+        answers = self._answer_chain(record, [request], state) if request.HasField("change") else \
+            [self._answer(record, state, request)]
+        return seal(self._channels.rules_of(), answers[-1])
 
     def on_propose_batch(self, request: pb.ProposeBatchRequest) -> pb.ProposeBatchResponse:
-        """U1, U5: proposals in order, each signed one ending the chain of unsigned steps before it;
-        one commit for all of them before the answer. Synchronous (no await): checked and stored in
-        one step of the event loop."""
+        """U1, U5: proposals in order, each signed one ending the chain of steps before it; one
+        commit for all of them before the answer. Synchronous (no await): checked and stored in one
+        step of the event loop."""
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
         require_sender(request, record.theirs, "the proposals")
         if len(request.proposals) > MAX_BATCH:
             raise InvalidArgument(f"at most {MAX_BATCH} proposals in a batch", reason="BATCH_TOO_LARGE")
         responses: list[pb.ProposeResponse] = []
-        chain: list[tuple[StateRecord, pb.ProposeRequest]] = []
+        chain: list[pb.ProposeRequest] = []
         with self._store.batch():
             for proposal in request.proposals:
+                chain.append(proposal)
+                if not proposal.signature:
+                    continue  # a step of the chain the next signed proposal ends (U5)
                 state = state_of_pb(proposal.state)
                 if state.channel_id != record.channel_id:
                     raise InvalidArgument("every proposal of a batch is of its channel", reason="CHANNEL_MISMATCH")
-                chain.append((state, proposal))
-                if not proposal.signature:
-                    continue  # a step of the chain the next signed proposal ends (U5)
                 if responses and not responses[-1].accepted:
-                    responses.extend(self._refusal(s, "PREVIOUS_REFUSED", "an earlier proposal of the batch was "
-                                                   "refused") for s, _ in chain)
-                elif len(chain) == 1:
-                    responses.append(self._answer(record, state, proposal))
+                    responses.extend(self._refusal(record, "PREVIOUS_REFUSED", "an earlier proposal of the batch "
+                                                   "was refused") for _ in chain)
+                elif proposal.HasField("change"):
+                    responses.extend(self._answer_chain(record, chain, state))
+                elif len(chain) > 1:
+                    responses.extend(self._refusal(record, "CHAIN_MISMATCH", "a chain's steps end with a state "
+                                                   "that has a change of its own") for _ in chain)
                 else:
-                    responses.extend(self._answer_chain(record, chain))
+                    responses.append(self._answer(record, state, proposal))
                 chain = []
-            responses.extend(self._refusal(s, "UNSIGNED_STATE", "no signed state ends this chain of steps")
-                             for s, _ in chain)
+            responses.extend(self._refusal(record, "UNSIGNED_STATE", "no signed state ends this chain") for _ in chain)
         return seal(self._channels.rules_of(), pb.ProposeBatchResponse(responses=responses))
 
-    def _refusal(self, state: StateRecord, reason: str, message: str) -> pb.ProposeResponse:
-        return pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False,
+    def _refusal(self, record: ChannelRecord, reason: str, message: str, sequence: int = 0) -> pb.ProposeResponse:
+        return pb.ProposeResponse(channel_id=hex0x(record.channel_id), sequence=sequence, accepted=False,
                                   reason=reason, message=message,
-                                  signed_upto=max(0, self._store.highest_sequence(state.channel_id)))
+                                  signed_upto=max(0, self._store.highest_sequence(record.channel_id)))
 
     def _answer(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest) -> pb.ProposeResponse:
         try:
             cosigned, preimages = self._accept(self._channels.channel(record.channel_id), state, request)
         except Refused as refused:
-            return self._refusal(state, refused.reason, str(refused))
+            return self._refusal(record, refused.reason, str(refused), state.sequence)
         mine = cosigned.sig_a if record.we_are_a else cosigned.sig_b
         return pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=True,
                                   signature=mine, preimage=hex0x(preimages[0]) if preimages and preimages[0] else "",
                                   preimages=[hex0x(p) if p else "" for p in preimages], signed_upto=state.sequence)
 
-    def _answer_chain(self, record: ChannelRecord, chain: list[tuple[StateRecord, pb.ProposeRequest]]
+    def _answer_chain(self, record: ChannelRecord, chain: list[pb.ProposeRequest], state: StateRecord
                       ) -> list[pb.ProposeResponse]:
-        """U5: a chain's answers: every step taken and the last state counter-signed, or every step
-        refused (CHAIN_REFUSED before the refused one, PREVIOUS_REFUSED after) with none of its writes."""
-        last = chain[-1][0]
+        """U5: a chain's answers (``state`` its signed end): every change taken and the state
+        counter-signed, or every one refused (CHAIN_REFUSED before the refused one, PREVIOUS_REFUSED
+        after) with none of its writes."""
         try:
-            with self._store.batch():  # a savepoint: a refused step undoes the writes of the steps before it
-                cosigned = self._accept_chain(self._channels.channel(record.channel_id), chain)
+            with self._store.batch():  # a savepoint: a refused change undoes the writes of those before it
+                cosigned = self._accept_chain(self._channels.channel(record.channel_id), chain, state)
         except _StepRefused as refused:
-            at = refused.index
-            return [self._refusal(s, refused.reason, str(refused)) if i == at else
-                    self._refusal(s, "CHAIN_REFUSED", f"step {at} of its chain was refused: {refused.reason}")
-                    if i < at else self._refusal(s, "PREVIOUS_REFUSED", "an earlier step of its chain was refused")
-                    for i, (s, _) in enumerate(chain)]
+            at, sequence = refused.index, state.sequence
+            return [self._refusal(record, refused.reason, str(refused), sequence) if i == at else
+                    self._refusal(record, "CHAIN_REFUSED", f"change {at} of its chain was refused: {refused.reason}",
+                                  sequence) if i < at else
+                    self._refusal(record, "PREVIOUS_REFUSED", "an earlier change of its chain was refused", sequence)
+                    for i in range(len(chain))]
         mine = cosigned.sig_a if record.we_are_a else cosigned.sig_b
-        return [pb.ProposeResponse(channel_id=hex0x(s.channel_id), sequence=s.sequence, accepted=True,
-                                   signed_upto=last.sequence) for s, _ in chain[:-1]] + \
-            [pb.ProposeResponse(channel_id=hex0x(last.channel_id), sequence=last.sequence, accepted=True,
-                                signature=mine, signed_upto=last.sequence)]
+        return [pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=True,
+                                   signed_upto=state.sequence) for _ in chain[:-1]] + \
+            [pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=True,
+                                signature=mine, signed_upto=state.sequence)]
 
     def _accept(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest
                 ) -> tuple[StateRecord, tuple[bytes, ...]]:
+        """A state of its own (a payment, a final state, an HTLC update built whole): P0-P6."""
         channels, rules, store = self._channels, self._channels.rules_of(), self._store
         proposal = Proposal.of(request)
-        held = self._admit(record, [(state, request)])
+        held = self._held(record, state, request.signature)
         if held is not None:  # a re-sent proposal this node already accepted: the same answer again (U2)
             return held, self._preimages(proposal)
         latest = channels.latest(record)
+        try:
+            update = check_proposal(rules.state(latest), rules.state(state), rules.channel(record), record.theirs,
+                                    preimages_known=(proposal.preimage,) if proposal.preimage else (),
+                                    now=channels.l1_now(), expiry_delta=rules.expiry_delta_s)
+            refusal: Refused | None = None
+        except ChannelRefused as exc:
+            refusal = Refused(str(exc.reason), exc.message)
+        self._take_turn(record, latest, state, builds_on_latest=refusal is None or _builds_on(rules, latest, state))
+        if refusal is not None:
+            raise refusal
         if proposal.final != (state.sequence == FINAL_SEQUENCE):
             raise Refused("BAD_FINAL_STATE", f"sequence {FINAL_SEQUENCE} is the final state's, and only its")
-        update = self._check(record, latest, state, proposal)
         cosigned = state.signed(not record.we_are_a, request.signature).signed(record.we_are_a, rules.sign(state))
         preimages: tuple[bytes, ...] = ()
         try:
@@ -584,104 +630,102 @@ class Updates:
                 preimages = self._transfer_received(update.amount, proposal)
                 store.record_received(cosigned, proposal.payments)
             else:
-                effects, event = channels.payments.received(record, update, proposal, state)
                 assert update.htlc is not None
-                store.record_payment(cosigned, event, update.htlc.payment_hash, update.amount, effects=effects)
+                theirs = sum(1 for h in latest.htlcs if h[0] != record.we_are_a)
+                effects, event = channels.payments.received(record, update, proposal, theirs)
+                store.record_chain(cosigned, [Meaning(event, update.htlc.payment_hash, update.amount, effects)])
                 channels.payments.wake()
         except SequenceTaken:
             raise Refused("SEQUENCE_CONFLICT", f"this node holds another state at sequence {state.sequence}") from None
         return cosigned, preimages
 
-    def _accept_chain(self, record: ChannelRecord, chain: list[tuple[StateRecord, pb.ProposeRequest]]
+    def _accept_chain(self, record: ChannelRecord, chain: list[pb.ProposeRequest], state: StateRecord
                       ) -> StateRecord:
-        """U5: each step checked as an update of its own on the one before (HTLC updates only), the
-        last state counter-signed and stored with every step's meaning. _StepRefused names the step."""
+        """U5: each change judged on the ones before it (P7) and what it means to this node
+        (``_payments``), ``state`` checked to be what they make, counter-signed and stored with
+        every change's meaning. _StepRefused names the change refused."""
         channels, rules, store = self._channels, self._channels.rules_of(), self._store
+        end = len(chain) - 1
         try:
-            held = self._admit(record, chain)
-        except Refused as refused:
-            raise _StepRefused(len(chain) - 1 if refused.reason == "BAD_STATE_SIGNATURE" else 0, refused) from None
-        last, request = chain[-1]
+            held = self._held(record, state, chain[-1].signature)
+        except Refused as exc:
+            raise _StepRefused(end, exc) from None
         if held is not None:
             return held  # re-sent (U2): the same answer again
-        prev = channels.latest(record)
-        meanings: list[tuple[str, bytes, int, Sequence[Effect]]] = []
-        for i, (state, step) in enumerate(chain):
+        latest = channels.latest(record)
+        proposals = [Proposal.of(request) for request in chain]
+        theirs_a = not record.we_are_a
+        made = Chain(rules.state(latest), rules.channel(record), record.theirs, now=channels.l1_now(),
+                     expiry_delta=rules.expiry_delta_s)
+        meanings: list[Meaning] = []
+        refused: _StepRefused | None = None
+        for i, proposal in enumerate(proposals):
             try:
-                proposal = Proposal.of(step)
-                if proposal.final or proposal.parts or proposal.amount:
-                    raise Refused("CHAIN_STEP_KIND", "a chain's steps are HTLC updates: a payment or a final "
-                                                     "state is an update of its own")
-                update = self._check(record, prev, state, proposal)
-                if update.htlc is None:
-                    raise Refused("CHAIN_STEP_KIND", f"a chain's steps are HTLC updates, not {update.kind}")
-                effects, event = channels.payments.received(record, update, proposal, state)
-            except Refused as refused:
-                raise _StepRefused(i, refused) from None
-            meanings.append((event, update.htlc.payment_hash, update.amount, effects))
-            prev = state
-        cosigned = last.signed(not record.we_are_a, request.signature).signed(record.we_are_a, rules.sign(last))
+                change = proposal.change
+                if change is None or proposal.final or proposal.parts or proposal.amount:
+                    raise Refused("CHAIN_STEP_KIND", "a chain is made of HTLC changes: a payment or a final state "
+                                                     "is an update of its own")
+                theirs = made.held(theirs_a)
+                update = _judged(functools.partial(made.apply, change))
+                assert update.htlc is not None
+                effects, event = channels.payments.received(record, update, proposal, theirs)
+            except Refused as exc:
+                refused = _StepRefused(i, exc)
+                break
+            meanings.append(Meaning(event, update.htlc.payment_hash, update.amount, effects))
+        if refused is None:
+            try:
+                _judged(functools.partial(made.check, rules.state(state)))
+            except Refused as exc:
+                refused = _StepRefused(end, exc)
         try:
-            for event, payment_hash, amount, effects in meanings:
-                store.record_payment(cosigned, event, payment_hash, amount, effects=effects)
+            self._take_turn(record, latest, state, builds_on_latest=refused is None)
+        except Refused as exc:
+            raise _StepRefused(end, exc) from None
+        if refused is not None:
+            raise refused
+        cosigned = state.signed(theirs_a, chain[-1].signature).signed(record.we_are_a, rules.sign(state))
+        try:
+            store.record_chain(cosigned, meanings)
         except SequenceTaken:
-            raise _StepRefused(len(chain) - 1, Refused(
-                "SEQUENCE_CONFLICT", f"this node holds another state at sequence {last.sequence}")) from None
+            raise _StepRefused(end, Refused(
+                "SEQUENCE_CONFLICT", f"this node holds another state at sequence {state.sequence}")) from None
         channels.payments.wake()
         return cosigned
 
-    def _admit(self, record: ChannelRecord, chain: list[tuple[StateRecord, pb.ProposeRequest]]) -> StateRecord | None:
-        """What every proposal (a chain: its first step, its signed last state) must pass before its
-        rules are checked: the last state signed by the peer; the co-signed state itself if this
-        node holds it already (U2: a re-send); an OPEN channel; the turn (U3); a sequence above every
-        one this node signed (C2)."""
-        store = self._store
-        first, last, signature = chain[0][0], chain[-1][0], chain[-1][1].signature
-        if self._channels.rules_of().signer_of(last, signature) != record.theirs:
+    def _held(self, record: ChannelRecord, state: StateRecord, signature: bytes) -> StateRecord | None:
+        """The first checks of any proposal: ``state`` signed by the peer; the co-signed state itself
+        if this node holds it already (U2: a re-send, answered the same); an OPEN channel."""
+        if self._channels.rules_of().signer_of(state, signature) != record.theirs:
             raise Refused("BAD_STATE_SIGNATURE", "the state is not signed by the channel's other participant")
-        held = store.state(last.channel_id, last.sequence)
-        if held is not None and held.same_content(last) and held.cosigned:
+        held = self._store.state(state.channel_id, state.sequence)
+        if held is not None and held.same_content(state) and held.cosigned:
             return held
         if record.status not in (ChannelStatus.OPEN,):
             raise Refused("CHANNEL_NOT_OPEN", f"the channel is {record.status.name}")
-        latest = self._channels.latest(record)
-        unanswered = store.pendings(last.channel_id)
+        return None
+
+    def _take_turn(self, record: ChannelRecord, latest: StateRecord, state: StateRecord, *, builds_on_latest: bool
+                   ) -> None:
+        """Races first, whatever the proposal says (a proposal built on a state this node does not
+        hold yet may look wrong only for that): U3, whose turn it is when this node's own update is
+        unanswered (``builds_on_latest``: the proposal is ``latest`` changed, so it cannot hold
+        this node's unanswered updates, and abandoning them is safe; a proposal that does not read
+        as that waits, PEER_PENDING), then C2 against every sequence this node signed."""
+        store = self._store
+        unanswered = store.pendings(record.channel_id)
         if unanswered:
-            if not self._peer_has_the_turn(record, latest, first):
+            we_proposed_latest = bool(store.request_of(record.channel_id, latest.sequence)) if latest.sequence \
+                else record.we_are_a
+            if not (builds_on_latest and we_proposed_latest):
                 # This node's own update is in flight: the peer may have accepted it and built on it (U3).
                 raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
             for own in unanswered:  # U3: the peer has the turn; ours are proposed again after
                 store.refuse(own.channel_id, own.sequence)
-        highest = store.highest_sequence(last.channel_id)
-        if first.sequence <= highest:
-            reason = "SEQUENCE_CONFLICT" if first.sequence > latest.sequence else "STALE_SEQUENCE"
-            raise Refused(reason, f"sequence {first.sequence} is not above {highest}, the highest this node signed")
-        return None
-
-    def _check(self, record: ChannelRecord, prev: StateRecord, state: StateRecord, proposal: Proposal) -> Update:
-        """check_proposal (C1-C10, P0-P6) of ``state`` after ``prev``, as a refusal."""
-        rules = self._channels.rules_of()
-        try:
-            return check_proposal(rules.state(prev), rules.state(state), rules.channel(record), record.theirs,
-                                  preimages_known=(proposal.preimage,) if proposal.preimage else (),
-                                  now=self._channels.l1_now(), expiry_delta=rules.expiry_delta_s)
-        except ChannelRefused as exc:
-            raise Refused(str(exc.reason), exc.message) from None
-
-    def _peer_has_the_turn(self, record: ChannelRecord, latest: StateRecord, state: StateRecord) -> bool:
-        """U3: both sides proposed on ``latest``: the side that did not propose it goes first (the
-        funding state counts as A's), if its proposal builds on ``latest`` (it cannot then have
-        accepted this node's unanswered updates, so abandoning them is safe)."""
-        we_proposed_latest = bool(self._store.request_of(record.channel_id, latest.sequence)) if latest.sequence \
-            else record.we_are_a
-        if not we_proposed_latest:
-            return False
-        rules = self._channels.rules_of()
-        try:
-            describe_update(rules.state(latest), rules.state(state))
-        except ChannelRefused:
-            return False
-        return True
+        highest = store.highest_sequence(record.channel_id)
+        if state.sequence <= highest:
+            reason = "SEQUENCE_CONFLICT" if state.sequence > latest.sequence else "STALE_SEQUENCE"
+            raise Refused(reason, f"sequence {state.sequence} is not above {highest}, the highest this node signed")
 
     def _transfer_received(self, amount: int, proposal: Proposal) -> tuple[bytes, ...]:
         """Direct payments to this node (U1): the parts add up to what the state moves, each
@@ -714,6 +758,23 @@ class Updates:
             invoice = self._store.invoice(payment_hash) if payment_hash else None
             found.append(invoice.preimage if invoice is not None else b"")
         return tuple(found)
+
+
+def _builds_on(rules: Rules, latest: StateRecord, state: StateRecord) -> bool:
+    """``state`` reads as one change of ``latest`` (P1), whatever the rules make of that change."""
+    try:
+        describe_update(rules.state(latest), rules.state(state))
+    except ChannelRefused:
+        return False
+    return True
+
+
+def _judged(judge: Callable[[], T]) -> T:
+    """``judge()``, a protocol refusal (ChannelRefused) as this node's answer (Refused)."""
+    try:
+        return judge()
+    except ChannelRefused as exc:
+        raise Refused(str(exc.reason), exc.message) from None
 
 
 class _StepRefused(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from protocol import Change, UpdateKind
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.runtime import FieldViolation, InvalidArgument
 
@@ -46,6 +47,28 @@ def state_pb(s: StateRecord) -> pb.State:
                     balance_b=str(s.balance_b),
                     htlcs=[pb.Htlc(from_a=f, amount=str(amount), payment_hash=hex0x(h), expiry=expiry)
                            for f, amount, h, expiry in s.htlcs])
+
+
+_CHANGE_KINDS: Final = {UpdateKind.ADD_HTLC: pb.HTLC_CHANGE_KIND_ADD,
+                         UpdateKind.SETTLE_HTLC: pb.HTLC_CHANGE_KIND_SETTLE,
+                         UpdateKind.FAIL_HTLC: pb.HTLC_CHANGE_KIND_FAIL}
+_KINDS_OF: Final = {v: k for k, v in _CHANGE_KINDS.items()}
+
+
+def change_pb(c: Change) -> pb.HtlcChange:
+    """A chain's change on the wire (a SETTLE's preimage travels in its proposal's ``preimage``)."""
+    return pb.HtlcChange(kind=_CHANGE_KINDS[c.kind], from_a=c.from_a, payment_hash=hex0x(c.payment_hash),
+                         amount=str(c.amount) if c.amount else "", expiry=c.expiry)
+
+
+def change_of_pb(c: pb.HtlcChange, preimage: bytes) -> Change:
+    kind = _KINDS_OF.get(c.kind)
+    if kind is None:
+        raise InvalidArgument(f"change.kind {c.kind} is not ADD, SETTLE or FAIL", reason="MALFORMED_CHANGE",
+                              field_violations=[FieldViolation("change.kind", "ADD, SETTLE or FAIL")])
+    return Change(kind, c.from_a, parse_hex(c.payment_hash, 32, "change.payment_hash"),
+                  amount_of(c.amount, "change.amount"), c.expiry,
+                  preimage if kind is UpdateKind.SETTLE_HTLC else b"")
 
 
 def state_of_pb(s: pb.State) -> StateRecord:

@@ -2,29 +2,29 @@
 built one on another, only the last state signed), on real channels workers over one real anvil.
 
 The attacker, mallory, holds its channel key and speaks for itself straight to the victim's
-PeerService with chains built by hand: a bad step hidden among good ones, a last state that is
-not the steps' continuation, a signature that is not mallory's, a chain with no signed end, a
-payment smuggled in as a step, more HTLCs than the victim accepts spread over the steps of one
-chain, and a replayed chain. Each is refused by name at the step that breaks a rule, with none of
-the chain's writes kept; an honest chain is taken whole, counter-signed once, and a replay of it
-is answered the same without taking anything twice."""
+PeerService with chains built by hand: a bad change hidden among good ones, a signed state that is
+not what the changes make, a signature that is not mallory's, a chain with no signed end, a
+payment smuggled into a chain, a settle of an HTLC never held, more HTLCs than the victim accepts
+spread over the changes of one chain, and a replayed chain. Each is refused by name at the change
+that breaks a rule, with none of the chain's writes kept; an honest chain is taken whole,
+counter-signed once, and a replay of it is answered the same without taking anything twice."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from protocol import ChannelState, Htlc, recover_signer, state_digest
+from protocol import Chain, Change, Channel, Htlc, recover_signer, state_digest
 from protos.l2node.channels.v1 import channels_pb2 as pb
-from services.channels import Rules, StateRecord, seal, state_of_pb, state_pb
+from services.channels import Rules, StateRecord, change_pb, seal, state_of_pb, state_pb
 from tests.attacks.test_channel_htlcs import CHAIN_ID, TERMS, Setup, l1_now
 from tests.channels._nodes import ETHER, PERIOD
-
-Step = Callable[[ChannelState], ChannelState]
 
 
 @pytest.fixture(scope="module")
@@ -43,53 +43,61 @@ def test_chains_are_checked_step_by_step_refused_whole_and_taken_once(chained: S
     mv = net.open("mallory", "victim", ETHER, ETHER)  # mallory is the channel's a, the victim its b
     before = v.channel(mv)
     latest = state_of_pb(before.state)
+    seen = v.channel(mv)
+    channel = Channel(CHAIN_ID, chained.adjudicator, bytes.fromhex(seen.a[2:]), bytes.fromhex(seen.b[2:]), seen.nonce,
+                      int(seen.amount_a), int(seen.amount_b))
     as_m = Rules(CHAIN_ID, chained.adjudicator, m.key, PERIOD)
     as_c = Rules(CHAIN_ID, chained.adjudicator, c.key, PERIOD)
     now = l1_now(net)
     invoices = [v.stub.CreateInvoice(pb.CreateInvoiceRequest(amount="50000"), timeout=10).invoice for _ in range(4)]
     hashes = [bytes.fromhex(i.payment_hash[2:]) for i in invoices]
 
-    def pays(n: int) -> Step:  # mallory pays the victim's invoice n: a valid ADD_HTLC
-        return lambda s: s.add_htlc(Htlc(True, 50_000, hashes[n], now + 300))
+    def pays(n: int) -> Change:  # mallory pays the victim's invoice n: a valid ADD_HTLC
+        return Change.add(Htlc(True, 50_000, hashes[n], now + 300))
 
-    def states(*steps: Step) -> list[StateRecord]:
-        built, state = [], as_m.state(latest)
-        for step in steps:
-            state = step(state)
-            built.append(as_m.record(state, state.sequence))
-        return built
+    def made(*changes: Change) -> StateRecord:
+        """The state ``changes`` make on the victim's latest (as mallory's node would build it)."""
+        chain = Chain(as_m.state(latest), channel, m.address, now=0, expiry_delta=0, trusted=True)
+        for change in changes:
+            chain.apply(change)
+        return as_m.record(chain.state(latest.sequence + 1), latest.sequence + 1)
 
-    def send(chain: list[StateRecord], signer: Rules | None = as_m, last: pb.ProposeRequest | None = None
-             ) -> list[tuple[bool, str]]:
-        proposals = [pb.ProposeRequest(state=state_pb(s)) for s in chain]
+    def send(changes: list[Change], state: StateRecord | None = None, signer: Rules | None = as_m,
+             **last: Any) -> list[tuple[bool, str]]:
+        """The chain of ``changes`` ending in ``state`` (the one they make unless given), signed by
+        ``signer``; ``last``: more fields of the signed proposal."""
+        state = state or made(*changes)
+        proposals = [pb.ProposeRequest(change=change_pb(c)) for c in changes]
+        proposals[-1].state.CopyFrom(state_pb(state))
         if signer is not None:
-            proposals[-1].signature = signer.sign(chain[-1])
-        if last is not None:
-            proposals[-1].MergeFrom(last)
+            proposals[-1].signature = signer.sign(state)
+        for name, value in last.items():
+            setattr(proposals[-1], name, value)
         answer = v.peer_stub.ProposeBatch(seal(as_m, pb.ProposeBatchRequest(channel_id=mv, proposals=proposals)),
                                           timeout=10)
-        assert len(answer.responses) == len(chain)
+        assert len(answer.responses) == len(changes)
         return [(r.accepted, r.reason) for r in answer.responses]
 
-    # A bad step hidden between good ones (P3: an HTLC out of the victim's balance): that step is
-    # refused with its reason, the ones before it are not taken either, the ones after not looked at.
-    theft: Step = lambda s: s.add_htlc(Htlc(False, 50_000, hashes[3], now + 300))  # noqa: E731
-    assert send(states(pays(0), theft, pays(2))) == [
+    # A bad change hidden between good ones (P3: an HTLC out of the victim's balance): that change
+    # is refused with its reason, the ones before it are not taken either, the ones after not read.
+    theft = Change.add(Htlc(False, 50_000, hashes[3], now + 300))
+    assert send([pays(0), theft, pays(2)], made(pays(0))) == [
         (False, "CHAIN_REFUSED"), (False, "PROPOSER_NOT_PAYER"), (False, "PREVIOUS_REFUSED")]
-    # The last state is not one change on the step before it: 1 wei moved beside the HTLC (C3 holds).
-    sneaky = states(pays(0), pays(1))
-    sneaky[-1] = dataclasses.replace(sneaky[-1], balance_a=sneaky[-1].balance_a + 1,
-                                     balance_b=sneaky[-1].balance_b - 1)
-    assert send(sneaky) == [(False, "CHAIN_REFUSED"), (False, "UPDATE_NOT_ONE_CHANGE")]
+    # The signed state is not what the changes make: 1 wei more moved to mallory beside the HTLCs.
+    sneaky = made(pays(0), pays(1))
+    sneaky = dataclasses.replace(sneaky, balance_a=sneaky.balance_a + 1, balance_b=sneaky.balance_b - 1)
+    assert send([pays(0), pays(1)], sneaky) == [(False, "CHAIN_REFUSED"), (False, "CHAIN_MISMATCH")]
     # Signed by someone else (carol's key), or by no one: nothing ends the chain with mallory's word.
-    assert send(states(pays(0), pays(1)), signer=as_c) == [(False, "CHAIN_REFUSED"), (False, "BAD_STATE_SIGNATURE")]
-    assert send(states(pays(0), pays(1)), signer=None) == [(False, "UNSIGNED_STATE"), (False, "UNSIGNED_STATE")]
-    # A payment smuggled in as a step (its parts checked by no one): a payment is an update of its own.
-    paid: Step = lambda s: s.transfer(True, 1_000)  # noqa: E731
-    assert send(states(pays(0), paid), last=pb.ProposeRequest(amount="1000")) == [
-        (False, "CHAIN_REFUSED"), (False, "CHAIN_STEP_KIND")]
-    # H2 counts every step: four HTLCs where the victim accepts three in flight from mallory.
-    assert send(states(pays(0), pays(1), pays(2), pays(3))) == [
+    assert send([pays(0), pays(1)], signer=as_c) == [(False, "CHAIN_REFUSED"), (False, "BAD_STATE_SIGNATURE")]
+    unsigned = [pb.ProposeRequest(change=change_pb(pays(0))), pb.ProposeRequest(change=change_pb(pays(1)))]
+    answer = v.peer_stub.ProposeBatch(seal(as_m, pb.ProposeBatchRequest(channel_id=mv, proposals=unsigned)), timeout=10)
+    assert [(r.accepted, r.reason) for r in answer.responses] == [(False, "UNSIGNED_STATE")] * 2
+    # A payment smuggled into a chain (its parts checked by no one): a payment is an update of its own.
+    assert send([pays(0), pays(1)], amount="1000") == [(False, "CHAIN_REFUSED"), (False, "CHAIN_STEP_KIND")]
+    # A settle of an HTLC the victim never held.
+    assert send([Change.settle(False, secrets.token_bytes(32))], made()) == [(False, "UNKNOWN_HTLC")]
+    # H2 counts every change: four HTLCs where the victim accepts three in flight from mallory.
+    assert send([pays(0), pays(1), pays(2), pays(3)]) == [
         (False, "CHAIN_REFUSED"), (False, "CHAIN_REFUSED"), (False, "CHAIN_REFUSED"), (False, "TOO_MANY_HTLCS")]
 
     # Nothing of any refused chain stayed: the same co-signed state, no forward, no event.
@@ -111,16 +119,17 @@ def test_chains_are_checked_step_by_step_refused_whole_and_taken_once(chained: S
 
     # An honest chain of three: taken whole, one counter-signature (the victim's, over the last
     # state), and the victim's co-signed state is that last state with all three HTLCs.
-    honest = states(pays(0), pays(1), pays(2))
-    request = seal(as_m, pb.ProposeBatchRequest(channel_id=mv, proposals=[
-        pb.ProposeRequest(state=state_pb(s)) for s in honest[:-1]] + [
-        pb.ProposeRequest(state=state_pb(honest[-1]), signature=as_m.sign(honest[-1]))]))
+    honest = made(pays(0), pays(1), pays(2))
+    proposals = [pb.ProposeRequest(change=change_pb(pays(n))) for n in range(3)]
+    proposals[-1].state.CopyFrom(state_pb(honest))
+    proposals[-1].signature = as_m.sign(honest)
+    request = seal(as_m, pb.ProposeBatchRequest(channel_id=mv, proposals=proposals))
     answer = v.peer_stub.ProposeBatch(request, timeout=10)
     assert [(r.accepted, bool(r.signature)) for r in answer.responses] == [(True, False), (True, False), (True, True)]
-    digest = state_digest(as_m.state(honest[-1]), as_m.domain)
+    digest = state_digest(as_m.state(honest), as_m.domain)
     assert recover_signer(digest, answer.responses[-1].signature) == v.address
     held = state_of_pb(v.channel(mv).state)
-    assert held.same_content(honest[-1]) and held.sequence == latest.sequence + 3 and len(held.htlcs) == 3
+    assert held.same_content(honest) and held.sequence == latest.sequence + 1 and len(held.htlcs) == 3
     assert received() == 3
     # The same chain again (a replay, or a re-send after a lost answer, U2): the same answer, taken once.
     again = v.peer_stub.ProposeBatch(request, timeout=10)

@@ -29,6 +29,13 @@ class PaymentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PAYMENT_STATUS_IN_FLIGHT: _ClassVar[PaymentStatus]
     PAYMENT_STATUS_SUCCEEDED: _ClassVar[PaymentStatus]
     PAYMENT_STATUS_FAILED: _ClassVar[PaymentStatus]
+
+class HtlcChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HTLC_CHANGE_KIND_UNSPECIFIED: _ClassVar[HtlcChangeKind]
+    HTLC_CHANGE_KIND_ADD: _ClassVar[HtlcChangeKind]
+    HTLC_CHANGE_KIND_SETTLE: _ClassVar[HtlcChangeKind]
+    HTLC_CHANGE_KIND_FAIL: _ClassVar[HtlcChangeKind]
 CHANNEL_STATUS_UNSPECIFIED: ChannelStatus
 CHANNEL_STATUS_OPENING: ChannelStatus
 CHANNEL_STATUS_OPEN: ChannelStatus
@@ -43,6 +50,10 @@ PAYMENT_STATUS_UNSPECIFIED: PaymentStatus
 PAYMENT_STATUS_IN_FLIGHT: PaymentStatus
 PAYMENT_STATUS_SUCCEEDED: PaymentStatus
 PAYMENT_STATUS_FAILED: PaymentStatus
+HTLC_CHANGE_KIND_UNSPECIFIED: HtlcChangeKind
+HTLC_CHANGE_KIND_ADD: HtlcChangeKind
+HTLC_CHANGE_KIND_SETTLE: HtlcChangeKind
+HTLC_CHANGE_KIND_FAIL: HtlcChangeKind
 
 class Htlc(_message.Message):
     __slots__ = ("from_a", "amount", "payment_hash", "expiry")
@@ -437,7 +448,7 @@ class OpenResponse(_message.Message):
     def __init__(self, channel_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
 
 class ProposeRequest(_message.Message):
-    __slots__ = ("state", "signature", "amount", "payment_hash", "sender_signature", "final", "onward", "preimage", "fail_reason", "fail_message", "fail_channel_id", "parts")
+    __slots__ = ("state", "signature", "amount", "payment_hash", "sender_signature", "final", "onward", "preimage", "fail_reason", "fail_message", "fail_channel_id", "parts", "change")
     STATE_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -450,6 +461,7 @@ class ProposeRequest(_message.Message):
     FAIL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     FAIL_CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
     state: State
     signature: bytes
     amount: str
@@ -462,7 +474,22 @@ class ProposeRequest(_message.Message):
     fail_message: str
     fail_channel_id: str
     parts: _containers.RepeatedCompositeFieldContainer[PaymentPart]
-    def __init__(self, state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., sender_signature: _Optional[bytes] = ..., final: _Optional[bool] = ..., onward: _Optional[_Iterable[_Union[RouteHop, _Mapping]]] = ..., preimage: _Optional[str] = ..., fail_reason: _Optional[str] = ..., fail_message: _Optional[str] = ..., fail_channel_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[PaymentPart, _Mapping]]] = ...) -> None: ...
+    change: HtlcChange
+    def __init__(self, state: _Optional[_Union[State, _Mapping]] = ..., signature: _Optional[bytes] = ..., amount: _Optional[str] = ..., payment_hash: _Optional[str] = ..., sender_signature: _Optional[bytes] = ..., final: _Optional[bool] = ..., onward: _Optional[_Iterable[_Union[RouteHop, _Mapping]]] = ..., preimage: _Optional[str] = ..., fail_reason: _Optional[str] = ..., fail_message: _Optional[str] = ..., fail_channel_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[PaymentPart, _Mapping]]] = ..., change: _Optional[_Union[HtlcChange, _Mapping]] = ...) -> None: ...
+
+class HtlcChange(_message.Message):
+    __slots__ = ("kind", "from_a", "payment_hash", "amount", "expiry")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FROM_A_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRY_FIELD_NUMBER: _ClassVar[int]
+    kind: HtlcChangeKind
+    from_a: bool
+    payment_hash: str
+    amount: str
+    expiry: int
+    def __init__(self, kind: _Optional[_Union[HtlcChangeKind, str]] = ..., from_a: _Optional[bool] = ..., payment_hash: _Optional[str] = ..., amount: _Optional[str] = ..., expiry: _Optional[int] = ...) -> None: ...
 
 class PaymentPart(_message.Message):
     __slots__ = ("amount", "payment_hash")
