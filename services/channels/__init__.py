@@ -36,9 +36,25 @@ from ._store import ChannelsStore, SequenceTaken
 from ._tower_host import HostedTower, TowerServicer
 from ._wire import change_pb, state_of_pb, state_pb
 
-__all__ = ["WORKER", "ChannelRecord", "ChannelStatus", "Channels", "ChannelsSettings",
-           "ChannelsStore", "InvoiceRecord", "InvoiceStatus", "Rules", "SequenceTaken", "StateRecord", "definition",
-           "change_pb", "seal", "sender_of", "state_of_pb", "state_pb"]
+__all__ = [
+    "WORKER",
+    "ChannelRecord",
+    "ChannelStatus",
+    "Channels",
+    "ChannelsSettings",
+    "ChannelsStore",
+    "InvoiceRecord",
+    "InvoiceStatus",
+    "Rules",
+    "SequenceTaken",
+    "StateRecord",
+    "change_pb",
+    "definition",
+    "seal",
+    "sender_of",
+    "state_of_pb",
+    "state_pb",
+]
 
 
 class _Worker:
