@@ -14,7 +14,8 @@ Each tree's channels address (``Tree.channels``) and channel key address (``Tree
 known before any tree starts, so one tree's settings may name another's (``settings_of``: a
 watchtower); once up, its endpoints.json must list the same address. A tree can be taken down
 and brought back on its data dir and ports (``stop``, ``start``, ``wait_ready``: a node offline);
-``freeze`` stops the whole tree without a word (SIGSTOP: connections stay open, nothing answers);
+``freeze`` stops the whole tree without a word (SIGSTOP: connections stay open, nothing answers),
+``frozen`` and ``offline`` for the length of a block;
 ``pid_and_address`` names a worker to kill -9; ``follow`` runs a streaming command (``--follow``).
 The shared anvil: ``Trees.rpc``, ``now``, ``pass_time`` (a challenge period runs out), ``balance``,
 ``gas_spent`` (what an account paid for its L1 transactions: every wei of a payout accounted for),
@@ -89,7 +90,7 @@ class Tree:
         self.l1_rpc: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.followers: list[Follower] = []
-        self.frozen = False
+        self.is_frozen = False
 
     def configure(self, config: str, l1_rpc: str | None) -> None:
         self.config_file.write_text(f"[node]\nbase_port = {self.base_port}\n{config}")
@@ -155,14 +156,34 @@ class Tree:
                 os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
         if not frozen:
             os.killpg(self.proc.pid, signal.SIGCONT)
-        self.frozen = frozen
+        self.is_frozen = frozen
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """``freeze``: the tree frozen for the block, continued after it (when the block fails too)."""
+        self.freeze(True)
+        try:
+            yield
+        finally:
+            self.freeze(False)
+
+    @contextlib.contextmanager
+    def offline(self) -> Iterator[None]:
+        """The tree down (``stop``) for the block, back and ready after it (when the block fails too:
+        the trees are shared, and the next test needs it)."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+            self.wait_ready()
 
     def stop(self) -> None:
         """The whole tree down (SIGTERM, then SIGKILL after 30 s); ``start`` brings it back."""
         for follower in self.followers:
             follower.stop()
         if self.proc is not None:
-            if self.frozen and self.proc.poll() is None:
+            if self.is_frozen and self.proc.poll() is None:
                 self.freeze(False)  # a stopped process group would sit on its SIGTERM
             stop_tree(self.proc)
 

@@ -215,36 +215,30 @@ def test_a_hop_offline_holding_the_htlc_the_payer_is_refunded_through_l1(trees: 
     a, b, c = trees
     ab, bc = route(trees, SMALL)
     invoice = stub(c).CreateInvoice(pb.CreateInvoiceRequest(amount="50000"), timeout=10).invoice
-    try:
-        # C is unreachable: B's HTLC to it stays unanswered (B cannot settle), then B's tree goes down.
-        c.freeze(True)
+    # C is unreachable: B's HTLC to it stays unanswered (B cannot settle), then B's tree goes down.
+    with c.frozen():
         with pytest.raises(grpc.RpcError) as in_flight:
             stub(a).Pay(pb.PayRequest(invoice=invoice.encoded), timeout=60)
         assert reason_of(in_flight.value) == "PAYMENT_IN_FLIGHT"
         held = channel(b, ab).state.htlcs
         assert len(held) == 1 and held[0].payment_hash == invoice.payment_hash  # B accepted A's HTLC
-        b.stop()
-        first_hop = payment(a, invoice.payment_hash).route[0]
-        assert first_hop.channel_id == ab and len(channel(a, ab).state.htlcs) == 1
-        start, a_before, b_before = trees.block(), trees.balance(a.address), trees.balance(b.address)
+        with b.offline():
+            first_hop = payment(a, invoice.payment_hash).route[0]
+            assert first_hop.channel_id == ab and len(channel(a, ab).state.htlcs) == 1
+            start, a_before, b_before = trees.block(), trees.balance(a.address), trees.balance(b.address)
 
-        # Past the HTLC's expiry: A cannot fail it off chain (B is gone), so it closes on L1 (E2) ...
-        trees.pass_time(first_hop.expiry - trees.now() + 3)
-        wait_for(lambda: channel(a, ab).status == pb.CHANNEL_STATUS_DISPUTED, 30, "A closes A-B on L1")
-        # ... and once the challenge period is over, concludes and takes the HTLC back (E4).
-        trees.pass_time(PERIOD + 1)
-        wait_for(lambda: channel(a, ab).status == pb.CHANNEL_STATUS_CLOSED, 30, "A concludes and is refunded")
-        failed = payment(a, invoice.payment_hash)
-        assert (failed.status, failed.reason) == (pb.PAYMENT_STATUS_FAILED, "REFUNDED_ON_L1")
-        assert trees.on_chain(ab)[4] == L1_CONCLUDED
-        # Every wei of A's side came back on L1: its balance moved by the ether less its own gas.
-        assert trees.balance(a.address) - a_before == ETHER - trees.gas_spent(a.address, start)
-
+            # Past the HTLC's expiry: A cannot fail it off chain (B is gone), so it closes on L1 (E2) ...
+            trees.pass_time(first_hop.expiry - trees.now() + 3)
+            wait_for(lambda: channel(a, ab).status == pb.CHANNEL_STATUS_DISPUTED, 30, "A closes A-B on L1")
+            # ... and once the challenge period is over, concludes and takes the HTLC back (E4).
+            trees.pass_time(PERIOD + 1)
+            wait_for(lambda: channel(a, ab).status == pb.CHANNEL_STATUS_CLOSED, 30, "A concludes and is refunded")
+            failed = payment(a, invoice.payment_hash)
+            assert (failed.status, failed.reason) == (pb.PAYMENT_STATUS_FAILED, "REFUNDED_ON_L1")
+            assert trees.on_chain(ab)[4] == L1_CONCLUDED
+            # Every wei of A's side came back on L1: its balance moved by the ether less its own gas.
+            assert trees.balance(a.address) - a_before == ETHER - trees.gas_spent(a.address, start)
         # B back, then C: B learns A-B was concluded, and the HTLC it offered C fails; nothing is lost.
-        b.start()
-        b.wait_ready()
-    finally:
-        c.freeze(False)
     wait_for(lambda: channel(b, ab).status == pb.CHANNEL_STATUS_CLOSED, 30, "B sees A-B concluded")
     on_bc = settled(b, c, bc)
     assert (int(on_bc.local_balance), int(on_bc.remote_balance)) == (SMALL, 0)
@@ -264,22 +258,21 @@ def test_a_stale_close_while_b_is_offline_is_answered_by_c_s_watchtower(trees: T
         paid = stub(a).Pay(pb.PayRequest(address=b.address, amount=str(100 * FINNEY)), timeout=20)
         assert (paid.channel_id, paid.sequence) == (ab, sequence)
     wait_for(lambda: trees.held_by_tower(c, b, ab) == 3, 20, "B's newest state (3) at C's tower")
-    b.stop()
-    start, a_before, b_before, c_nonce = (trees.block(), trees.balance(a.address), trees.balance(b.address),
-                                          trees.nonce(c.address))
-    # A closes with sequence 1 (when it still held 900 finney), as a cheater would.
-    closed = stub(a).CloseChannel(pb.CloseChannelRequest(channel_id=ab, force=True, stale_sequence=1), timeout=60)
-    assert closed.channel.status == pb.CHANNEL_STATUS_DISPUTED
-    assert trees.on_chain(ab)[4:6] == (L1_CLOSING, 1)
-    wait_for(lambda: trees.on_chain(ab)[5] == 3, 20, "C's tower challenges with the newest state (3)")
-    assert trees.nonce(c.address) == c_nonce + 1  # the challenge is the tower's (B is down; A leaves its drill)
+    with b.offline():
+        start, a_before, b_before, c_nonce = (trees.block(), trees.balance(a.address), trees.balance(b.address),
+                                              trees.nonce(c.address))
+        # A closes with sequence 1 (when it still held 900 finney), as a cheater would.
+        closed = stub(a).CloseChannel(pb.CloseChannelRequest(channel_id=ab, force=True, stale_sequence=1),
+                                      timeout=60)
+        assert closed.channel.status == pb.CHANNEL_STATUS_DISPUTED
+        assert trees.on_chain(ab)[4:6] == (L1_CLOSING, 1)
+        wait_for(lambda: trees.on_chain(ab)[5] == 3, 20, "C's tower challenges with the newest state (3)")
+        assert trees.nonce(c.address) == c_nonce + 1  # the challenge is the tower's (B is down; A leaves its drill)
 
-    trees.pass_time(PERIOD + 1)
-    wait_for(lambda: channel(a, ab).status == pb.CHANNEL_STATUS_CLOSED, 30, "A concludes after the period")
-    assert trees.on_chain(ab)[4] == L1_CONCLUDED
-    # The newest state paid out: B its 300 finney although offline; A the rest, less its gas.
-    assert trees.balance(b.address) - b_before == 300 * FINNEY
-    assert trees.balance(a.address) - a_before == 700 * FINNEY - trees.gas_spent(a.address, start)
-    b.start()
-    b.wait_ready()
+        trees.pass_time(PERIOD + 1)
+        wait_for(lambda: channel(a, ab).status == pb.CHANNEL_STATUS_CLOSED, 30, "A concludes after the period")
+        assert trees.on_chain(ab)[4] == L1_CONCLUDED
+        # The newest state paid out: B its 300 finney although offline; A the rest, less its gas.
+        assert trees.balance(b.address) - b_before == 300 * FINNEY
+        assert trees.balance(a.address) - a_before == 700 * FINNEY - trees.gas_spent(a.address, start)
     wait_for(lambda: channel(b, ab).status == pb.CHANNEL_STATUS_CLOSED, 30, "B, back, sees it closed")
