@@ -80,11 +80,13 @@ signature on its message):
   or after; HTLCS_PENDING if some are in flight). The other HTLCs stay as they were, in their
   order (an HTLC's index is its identity on L1, A14-A16). Nothing else: an update that changes
   nothing, two things, or an HTLC in place is refused. Lightning batches any number of
-  update_add/fulfill/fail messages into one commitment_signed for throughput; here one state is
-  one change, so each signature has exactly one meaning (what the worker logs, what a payment's
-  record points at, what a dispute has to explain), and a refusal names the one change it
-  refuses. The sequence may skip (C2 only): a refused proposal's sequence stays taken by the
-  worker, never signed twice.
+  update_add/fulfill/fail messages into one commitment_signed for throughput; here too, but as
+  a chain (the worker's U5): HTLC updates built one on another, each step a state of its own
+  checked by these rules as an update of its own, only the last one signed. So every signature
+  still has one explanation, the list of its one-change steps (what the worker logs and stores
+  with it, what a dispute has to explain), and a refusal names the one step it refuses. The
+  sequence may skip (C2 only): a refused proposal's sequence stays taken by the worker, never
+  signed twice, and a chain's unsigned steps take theirs.
 - **P2** A TRANSFER debits its proposer: nobody pays from the other's balance (PROPOSER_NOT_PAYER).
 - **P3** An ADD_HTLC is offered by its proposer, from its own balance (``fromA`` is the
   proposer's side: PROPOSER_NOT_PAYER).

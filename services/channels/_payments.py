@@ -117,13 +117,15 @@ class Payments:
 
     # --- the receiver's side of an HTLC update (inside the channel's accept: no await) ---------
 
-    def received(self, record: ChannelRecord, update: Update, proposal: Proposal) -> tuple[Sequence[Effect], str]:
-        """What an HTLC update the peer proposed means to this node, written with its co-signed
-        state: Refused (answered as a refusal) if this node will not take it."""
+    def received(self, record: ChannelRecord, update: Update, proposal: Proposal, state: StateRecord
+                 ) -> tuple[Sequence[Effect], str]:
+        """What an HTLC update the peer proposed (``state``, the update's new state: in a chain,
+        U5, not yet co-signed) means to this node, written with its co-signed state: Refused
+        (answered as a refusal) if this node will not take it."""
         htlc = update.htlc
         assert htlc is not None
         if update.kind is UpdateKind.ADD_HTLC:
-            received = self._check_add(record, htlc, proposal.onward)
+            received = self._check_add(record, htlc, proposal.onward, state)
             self._remember_parent(record.channel_id, htlc.payment_hash)
             return [ChannelsStore.forward_effect(received)], "HTLC_RECEIVED"
         offered_by_us = htlc.from_a == record.we_are_a
@@ -173,13 +175,13 @@ class Payments:
                 if out is not None:  # a settle or fail from downstream: the incoming forward continues it
                     self._parents[(out.in_channel, payment_hash)] = context
 
-    def _check_add(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...]) -> ForwardRecord:
+    def _check_add(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...], state: StateRecord
+                   ) -> ForwardRecord:
         terms, now = self.terms, self._channels.l1_now()
         if htlc.amount < terms.policy.htlc_min:
             raise Refused("HTLC_TOO_SMALL", f"an HTLC carries at least {terms.policy.htlc_min} wei here")
-        latest = self._store.latest_cosigned(record.channel_id)
         theirs_a = not record.we_are_a
-        held = sum(1 for h in (latest.htlcs if latest else ()) if h[0] == theirs_a)
+        held = sum(1 for h in state.htlcs if h[0] == theirs_a) - 1  # before this one (``state`` holds it)
         if held >= terms.max_accepted_htlcs:
             raise Refused("TOO_MANY_HTLCS",
                           f"the peer has {held} HTLCs in flight to this node: at most {terms.max_accepted_htlcs}")

@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS states (
     channel_id BLOB NOT NULL REFERENCES channels (channel_id), sequence INTEGER NOT NULL,
     balance_a TEXT NOT NULL, balance_b TEXT NOT NULL, htlcs TEXT NOT NULL, sig_a BLOB NOT NULL,
     sig_b BLOB NOT NULL, refused INTEGER NOT NULL DEFAULT 0, payment_hash BLOB NOT NULL DEFAULT x'',
-    preimage BLOB NOT NULL DEFAULT x'', request BLOB NOT NULL DEFAULT x'',
+    preimage BLOB NOT NULL DEFAULT x'', request BLOB NOT NULL DEFAULT x'', steps BLOB NOT NULL DEFAULT x'',
     UNIQUE (channel_id, sequence));
 CREATE TABLE IF NOT EXISTS invoices (
     payment_hash BLOB PRIMARY KEY, preimage BLOB NOT NULL, amount TEXT NOT NULL, memo TEXT NOT NULL,
@@ -147,6 +147,8 @@ class ChannelsStore:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(states)")}
         if "request" not in columns:  # a store from before multi-hop
             self._db.execute("ALTER TABLE states ADD COLUMN request BLOB NOT NULL DEFAULT x''")
+        if "steps" not in columns:  # a store from before chained updates (U5)
+            self._db.execute("ALTER TABLE states ADD COLUMN steps BLOB NOT NULL DEFAULT x''")
         self._db.executescript(_INDEXES)
         self._changed = asyncio.Event()
 
@@ -224,9 +226,10 @@ class ChannelsStore:
         return _state_of(row) if row else None
 
     def put_state(self, state: StateRecord, payment_hash: bytes = b"", request: bytes = b"",
-                  effects: Sequence[Effect] = ()) -> StateRecord:
+                  effects: Sequence[Effect] = (), steps: bytes = b"") -> StateRecord:
         """Store ``state`` (durable when this returns) with the invoice it pays and the proposal
-        that carries it (``request``: re-sent as it is), or add signatures to the same state
+        that carries it (``request``, and the unsigned steps of its chain before it, ``steps``: a
+        serialized ProposeBatchRequest; re-sent as they are), or add signatures to the same state
         already stored; the stored row. SequenceTaken if a different state holds that sequence."""
         with self._storage.transaction() as db:
             row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
@@ -235,9 +238,10 @@ class ChannelsStore:
                 effect(db)
             if row is None:
                 self._insert_state(db, state)
-                if payment_hash or request:
-                    db.execute("UPDATE states SET payment_hash = ?, request = ? WHERE channel_id = ? AND sequence = ?",
-                               (payment_hash, request, state.channel_id, _enc(state.sequence)))
+                if payment_hash or request or steps:
+                    db.execute("UPDATE states SET payment_hash = ?, request = ?, steps = ? WHERE channel_id = ? "
+                               "AND sequence = ?", (payment_hash, request, steps, state.channel_id,
+                                                    _enc(state.sequence)))
                 return state
             existing = _state_of(row)
             if not existing.same_content(state):
@@ -334,6 +338,13 @@ class ChannelsStore:
     def request_of(self, channel_id: bytes, sequence: int) -> bytes:
         """The proposal (a serialized ProposeRequest) that carried this node's state at ``sequence``."""
         row = self._db.execute("SELECT request FROM states WHERE channel_id = ? AND sequence = ?",
+                               (channel_id, _enc(sequence))).fetchone()
+        return bytes(row[0]) if row else b""
+
+    def steps_of(self, channel_id: bytes, sequence: int) -> bytes:
+        """The unsigned steps before this node's state at ``sequence`` in its chain (a serialized
+        ProposeBatchRequest; b"": the state is an update of its own)."""
+        row = self._db.execute("SELECT steps FROM states WHERE channel_id = ? AND sequence = ?",
                                (channel_id, _enc(sequence))).fetchone()
         return bytes(row[0]) if row else b""
 

@@ -18,9 +18,7 @@ U1 Many direct payments on one channel go in one round trip and one state: the p
    them, and the answer carries each invoice's preimage. R checks every part (the amounts add up,
    each invoice open and paid whole); if it refuses, the payments are tried again one per state,
    so one bad invoice fails alone. A payment is acknowledged only after both commits, as before.
-   Updates of other kinds go one per state, several per round trip (ProposeBatch: each checked in
-   order and stored in one commit, SQLite savepoints undoing a refused one's writes; after the
-   first refusal every later one is refused, PREVIOUS_REFUSED, and built again).
+   Updates of other kinds (HTLCs) waiting on a channel go in one round trip as one chain (U5).
 U2 A crash anywhere leaves P with its own signed states and maybe R's: P re-sends the very same
    states in order (at restart, before any new update: ``flush``, and every second until R
    answers: the resume task), and R answers a state it already holds with the same signature.
@@ -35,6 +33,19 @@ U3 Both sides may propose at once (payments one way, settles the other). When R 
    (SEQUENCE_CONFLICT) with that sequence, and P tries again above it after a short random pause.
 U4 A retried payment pays once: an invoice's by its payment hash, an address payment by the
    client's request_id, kept with the state that made it.
+U5 A chain: the HTLC updates waiting on a channel (adds, settles, fails) are built one on another,
+   each state one change (P1, checked step by step as if each were an update of its own), and
+   only the last state is signed: the chain is one update, the co-signed state jumps from n to
+   n+k. The steps travel before it in the same ProposeBatch, unsigned (empty signature); R checks
+   each (check_proposal, and what it means: ``_payments``), signs only the last, and stores the
+   last with every step's meaning in one commit (a savepoint: a refused step undoes the chain's
+   writes). A refused step refuses the chain: the steps before it answer CHAIN_REFUSED, those
+   after PREVIOUS_REFUSED (both built again), the step itself its reason (it alone fails). P keeps
+   the steps with its signed last state (``steps``) and re-sends them with it (U2). Nothing but
+   the last state is ever signed, so C2's one-signature-per-sequence holds for every step's
+   sequence too, and a signature and a digest per side is paid once for the whole chain (with
+   many HTLCs in flight, also one stored state: each is O(HTLCs)), not once per change. Lightning
+   batches its update messages under one commitment_signed the same way.
 """
 
 from __future__ import annotations
@@ -48,14 +59,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
-from protocol import FINAL_SEQUENCE, ChannelRefused, UpdateKind, check_proposal, describe_update
+from protocol import FINAL_SEQUENCE, ChannelRefused, Update, UpdateKind, check_proposal, describe_update
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.runtime import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 
 from ._peer import require_sender, seal
 from ._proposal import Built, Make, Proposal, Refused
 from ._records import ChannelRecord, ChannelStatus, InvoiceStatus, StateRecord
-from ._store import ChannelsStore, SequenceTaken
+from ._store import ChannelsStore, Effect, SequenceTaken
 from ._wire import hex0x, parse_hex, state_of_pb
 
 if TYPE_CHECKING:
@@ -68,8 +79,8 @@ RACE_RETRIES: Final = 12
 #: updates go through every other round trip, whatever their number.
 RACE_BUDGET_S: Final = 30.0
 #: The refusals after which a proposal is built again on what both hold (U1, U3).
-AGAIN: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING", "PREVIOUS_REFUSED")
-#: The most payments in one round trip (U1).
+AGAIN: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING", "PREVIOUS_REFUSED", "CHAIN_REFUSED")
+#: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
 
 
@@ -304,25 +315,29 @@ class Updates:
         rules = self._channels.rules_of()
         state = self._channels.latest(record)
         sequence = self._next_sequence(record)
-        taken: list[tuple[_Update, StateRecord, pb.ProposeRequest]] = []
-        with self._store.batch():  # every signed state durable before any signature leaves
-            while waiting and len(taken) < MAX_BATCH:
-                item = waiting.popleft()
-                if item.future.done():
-                    continue
-                try:
-                    built = item.make(record, state, sequence)
-                except Exception as exc:  # this one cannot be built (an HTLC gone, no funds): it alone fails
-                    item.settle(exc)
-                    continue
-                signed = built.state.signed(record.we_are_a, rules.sign(built.state))
-                request = built.proposal.request(signed, record.we_are_a)
-                self._store.put_state(signed, built.proposal.payment_hash,
-                                      request.SerializeToString(deterministic=True), built.effects)
-                taken.append((item, signed, request))
-                state, sequence = signed, sequence + 1
-        if not taken:
+        built: list[tuple[_Update, Built]] = []
+        while waiting and len(built) < MAX_BATCH:  # U5: one chain, each step built on the one before
+            item = waiting.popleft()
+            if item.future.done():
+                continue
+            try:
+                step = item.make(record, state, sequence)
+            except Exception as exc:  # this one cannot be built (an HTLC gone, no funds): it alone fails
+                item.settle(exc)
+                continue
+            built.append((item, step))
+            state, sequence = step.state, sequence + 1
+        if not built:
             return
+        # Only the last state is signed (U5); the steps before it go unsigned, kept with it (U2).
+        signed = state.signed(record.we_are_a, rules.sign(state))
+        taken = [(item, step.state, step.proposal.request(step.state, record.we_are_a)) for item, step in built[:-1]]
+        request = built[-1][1].proposal.request(signed, record.we_are_a)
+        taken.append((built[-1][0], signed, request))
+        steps = pb.ProposeBatchRequest(proposals=[r for _, _, r in taken[:-1]]).SerializeToString(deterministic=True) \
+            if len(taken) > 1 else b""
+        self._store.put_state(signed, b"", request.SerializeToString(deterministic=True),
+                              [e for _, step in built for e in step.effects], steps)  # durable before it leaves
         try:
             outcomes = await self._send(record, [(signed, request) for _, signed, request in taken])
         except Exception as exc:  # no answer: the states stay pending, re-sent as they are (U2)
@@ -376,19 +391,26 @@ class Updates:
                           retry_delay_s=0.1)
 
     async def flush(self, record: ChannelRecord) -> list[Outcome]:
-        """U2: re-send this node's pending states (signed, never answered) as they are, in order;
-        the accepted ones' outcomes (with what they paid)."""
-        pending = self._store.pendings(record.channel_id)
+        """U2: re-send this node's pending states (signed, never answered) as they are, in order,
+        each after the steps of its chain (U5); the accepted ones' outcomes (with what they paid)."""
+        cid = record.channel_id
+        pending = self._store.pendings(cid)
         if not pending:
             return []
-        sent = [(state, pb.ProposeRequest.FromString(self._store.request_of(record.channel_id, state.sequence)))
-                for state in pending]
+        sent: list[tuple[StateRecord, pb.ProposeRequest]] = []
+        for state in pending:
+            steps = self._store.steps_of(cid, state.sequence)
+            if steps:
+                sent.extend((state_of_pb(step.state), step)
+                            for step in pb.ProposeBatchRequest.FromString(steps).proposals)
+            sent.append((state, pb.ProposeRequest.FromString(self._store.request_of(cid, state.sequence))))
         return [o for o in await self._send(record, sent) if o.accepted]
 
     async def _send(self, record: ChannelRecord, sent: Sequence[tuple[StateRecord, pb.ProposeRequest]]
                     ) -> list[Outcome]:
-        """Send this node's signed states (their proposals) in one round trip; store each answer
-        with what the update means to this node (its payment, forward, close), in one commit."""
+        """Send this node's proposals in one round trip: signed states, each after the unsigned
+        steps of its chain (U5); store each answer with what the update means to this node (its
+        payment, forward, close), in one commit. One outcome per proposal: a step's is its chain's."""
         channels, rules = self._channels, self._channels.rules_of()
         batch = seal(rules, pb.ProposeBatchRequest(channel_id=hex0x(record.channel_id),
                                                    proposals=[request for _, request in sent]))
@@ -397,28 +419,38 @@ class Updates:
         require_sender(answer, record.theirs, "the peer's answer")
         outcomes: list[Outcome] = []
         forged: PermissionDenied | None = None
+        chain: list[tuple[StateRecord, pb.ProposeRequest, pb.ProposeResponse]] = []
         with self._store.batch():
             prev = base
             for i, (state, request) in enumerate(sent):
                 response = answer.responses[i] if i < len(answer.responses) else \
                     pb.ProposeResponse(accepted=False, reason="PREVIOUS_REFUSED", message="not answered")
+                chain.append((state, request, response))
+                if not request.signature:
+                    continue  # a step: judged with the signed state that ends its chain (U5)
                 proposal = Proposal.of(request)
                 if forged is None and response.accepted:
                     forged = self._forged(record, state, response, proposal)
                 if forged is not None or not response.accepted:
                     self._store.refuse(state.channel_id, state.sequence)
-                    update = describe_update(rules.state(prev), rules.state(state))
-                    reason = response.reason if not response.accepted else "BAD_STATE_SIGNATURE"
-                    if update.kind is UpdateKind.ADD_HTLC and reason not in AGAIN:  # its waiter learns it never went
-                        channels.payments.refused(record, update, reason, response.message)
-                    outcomes.append(Outcome(state, False, reason=reason, message=response.message))
-                    prev = state  # the next one was built on this one (and is refused with it)
-                    continue
-                preimages = _preimages(response)
-                cosigned = state.signed(not record.we_are_a, response.signature)
-                self._record_sent(record, prev, cosigned, proposal, preimages)
-                prev = cosigned
-                outcomes.append(Outcome(cosigned, True, preimages))
+                    for step, _, step_response in chain:
+                        update = describe_update(rules.state(prev), rules.state(step))
+                        reason = "BAD_STATE_SIGNATURE" if forged is not None else \
+                            step_response.reason if not step_response.accepted else "CHAIN_REFUSED"
+                        if update.kind is UpdateKind.ADD_HTLC and reason not in AGAIN:  # its waiter learns: never went
+                            channels.payments.refused(record, update, reason, step_response.message)
+                        outcomes.append(Outcome(step, False, reason=reason, message=step_response.message))
+                        prev = step  # the next one was built on this one (and is refused with it)
+                else:
+                    preimages = _preimages(response)
+                    cosigned = state.signed(not record.we_are_a, response.signature)
+                    for step, step_request, _ in chain:
+                        update = describe_update(rules.state(prev), rules.state(step))
+                        self._record_sent(record, update, cosigned, Proposal.of(step_request), preimages)
+                        outcomes.append(Outcome(cosigned, True, preimages))
+                        prev = step
+                    prev = cosigned
+                chain = []
         if forged is not None:
             raise forged
         return outcomes
@@ -439,10 +471,11 @@ class Updates:
                                     reason="BAD_PREIMAGE")
         return None
 
-    def _record_sent(self, record: ChannelRecord, prev: StateRecord, cosigned: StateRecord, proposal: Proposal,
+    def _record_sent(self, record: ChannelRecord, update: Update, cosigned: StateRecord, proposal: Proposal,
                      preimages: tuple[bytes, ...]) -> None:
-        rules, store = self._channels.rules_of(), self._store
-        update = describe_update(rules.state(prev), rules.state(cosigned))
+        """What ``update`` (of this node's, one step of the chain ``cosigned`` ends) means to this
+        node, stored with ``cosigned``."""
+        store = self._store
         if update.kind is UpdateKind.TRANSFER:
             store.record_sent(cosigned, proposal.payments, preimages)
         elif update.kind is UpdateKind.FINAL:
@@ -465,77 +498,82 @@ class Updates:
         return seal(self._channels.rules_of(), self._answer(record, state, request))
 
     def on_propose_batch(self, request: pb.ProposeBatchRequest) -> pb.ProposeBatchResponse:
-        """U1: proposals in order, one commit for all of them before the answer. Synchronous (no
-        await): checked and stored in one step of the event loop."""
+        """U1, U5: proposals in order, each signed one ending the chain of unsigned steps before it;
+        one commit for all of them before the answer. Synchronous (no await): checked and stored in
+        one step of the event loop."""
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
         require_sender(request, record.theirs, "the proposals")
         if len(request.proposals) > MAX_BATCH:
             raise InvalidArgument(f"at most {MAX_BATCH} proposals in a batch", reason="BATCH_TOO_LARGE")
         responses: list[pb.ProposeResponse] = []
-        refused = False
+        chain: list[tuple[StateRecord, pb.ProposeRequest]] = []
         with self._store.batch():
             for proposal in request.proposals:
                 state = state_of_pb(proposal.state)
                 if state.channel_id != record.channel_id:
                     raise InvalidArgument("every proposal of a batch is of its channel", reason="CHANNEL_MISMATCH")
-                if refused:
-                    responses.append(pb.ProposeResponse(
-                        channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False,
-                        reason="PREVIOUS_REFUSED", message="an earlier proposal of the batch was refused",
-                        signed_upto=max(0, self._store.highest_sequence(state.channel_id))))
-                    continue
-                answer = self._answer(record, state, proposal)
-                refused = not answer.accepted
-                responses.append(answer)
+                chain.append((state, proposal))
+                if not proposal.signature:
+                    continue  # a step of the chain the next signed proposal ends (U5)
+                if responses and not responses[-1].accepted:
+                    responses.extend(self._refusal(s, "PREVIOUS_REFUSED", "an earlier proposal of the batch was "
+                                                   "refused") for s, _ in chain)
+                elif len(chain) == 1:
+                    responses.append(self._answer(record, state, proposal))
+                else:
+                    responses.extend(self._answer_chain(record, chain))
+                chain = []
+            responses.extend(self._refusal(s, "UNSIGNED_STATE", "no signed state ends this chain of steps")
+                             for s, _ in chain)
         return seal(self._channels.rules_of(), pb.ProposeBatchResponse(responses=responses))
+
+    def _refusal(self, state: StateRecord, reason: str, message: str) -> pb.ProposeResponse:
+        return pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False,
+                                  reason=reason, message=message,
+                                  signed_upto=max(0, self._store.highest_sequence(state.channel_id)))
 
     def _answer(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest) -> pb.ProposeResponse:
         try:
             cosigned, preimages = self._accept(self._channels.channel(record.channel_id), state, request)
         except Refused as refused:
-            return pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=False,
-                                      reason=refused.reason, message=str(refused),
-                                      signed_upto=max(0, self._store.highest_sequence(state.channel_id)))
+            return self._refusal(state, refused.reason, str(refused))
         mine = cosigned.sig_a if record.we_are_a else cosigned.sig_b
         return pb.ProposeResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence, accepted=True,
                                   signature=mine, preimage=hex0x(preimages[0]) if preimages and preimages[0] else "",
                                   preimages=[hex0x(p) if p else "" for p in preimages], signed_upto=state.sequence)
 
+    def _answer_chain(self, record: ChannelRecord, chain: list[tuple[StateRecord, pb.ProposeRequest]]
+                      ) -> list[pb.ProposeResponse]:
+        """U5: a chain's answers: every step taken and the last state counter-signed, or every step
+        refused (CHAIN_REFUSED before the refused one, PREVIOUS_REFUSED after) with none of its writes."""
+        last = chain[-1][0]
+        try:
+            with self._store.batch():  # a savepoint: a refused step undoes the writes of the steps before it
+                cosigned = self._accept_chain(self._channels.channel(record.channel_id), chain)
+        except _StepRefused as refused:
+            at = refused.index
+            return [self._refusal(s, refused.reason, str(refused)) if i == at else
+                    self._refusal(s, "CHAIN_REFUSED", f"step {at} of its chain was refused: {refused.reason}")
+                    if i < at else self._refusal(s, "PREVIOUS_REFUSED", "an earlier step of its chain was refused")
+                    for i, (s, _) in enumerate(chain)]
+        mine = cosigned.sig_a if record.we_are_a else cosigned.sig_b
+        return [pb.ProposeResponse(channel_id=hex0x(s.channel_id), sequence=s.sequence, accepted=True,
+                                   signed_upto=last.sequence) for s, _ in chain[:-1]] + \
+            [pb.ProposeResponse(channel_id=hex0x(last.channel_id), sequence=last.sequence, accepted=True,
+                                signature=mine, signed_upto=last.sequence)]
+
     def _accept(self, record: ChannelRecord, state: StateRecord, request: pb.ProposeRequest
                 ) -> tuple[StateRecord, tuple[bytes, ...]]:
         channels, rules, store = self._channels, self._channels.rules_of(), self._store
-        theirs_a = not record.we_are_a
-        if rules.signer_of(state, request.signature) != record.theirs:
-            raise Refused("BAD_STATE_SIGNATURE", "the state is not signed by the channel's other participant")
-        proposed = state.signed(theirs_a, request.signature)
-        held = store.state(state.channel_id, state.sequence)
         proposal = Proposal.of(request)
-        if held is not None and held.same_content(state) and held.cosigned:
-            # A re-sent proposal this node already accepted: the same answer again (U2).
+        held = self._admit(record, [(state, request)])
+        if held is not None:  # a re-sent proposal this node already accepted: the same answer again (U2)
             return held, self._preimages(proposal)
-        if record.status not in (ChannelStatus.OPEN,):
-            raise Refused("CHANNEL_NOT_OPEN", f"the channel is {record.status.name}")
         latest = channels.latest(record)
-        unanswered = store.pendings(state.channel_id)
-        if unanswered:
-            if not self._peer_has_the_turn(record, latest, state):
-                # This node's own update is in flight: the peer may have accepted it and built on it (U3).
-                raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
-            for own in unanswered:  # U3: the peer has the turn; ours are proposed again after
-                store.refuse(own.channel_id, own.sequence)
-        highest = store.highest_sequence(state.channel_id)
-        if state.sequence <= highest:
-            reason = "SEQUENCE_CONFLICT" if state.sequence > latest.sequence else "STALE_SEQUENCE"
-            raise Refused(reason, f"sequence {state.sequence} is not above {highest}, the highest this node signed")
         if proposal.final != (state.sequence == FINAL_SEQUENCE):
             raise Refused("BAD_FINAL_STATE", f"sequence {FINAL_SEQUENCE} is the final state's, and only its")
-        try:
-            update = check_proposal(rules.state(latest), rules.state(state), rules.channel(record), record.theirs,
-                                    preimages_known=(proposal.preimage,) if proposal.preimage else (),
-                                    now=channels.l1_now(), expiry_delta=rules.expiry_delta_s)
-        except ChannelRefused as exc:
-            raise Refused(str(exc.reason), exc.message) from None
-        cosigned = proposed.signed(not theirs_a, rules.sign(state))
+        update = self._check(record, latest, state, proposal)
+        cosigned = state.signed(not record.we_are_a, request.signature).signed(record.we_are_a, rules.sign(state))
         preimages: tuple[bytes, ...] = ()
         try:
             if update.kind is UpdateKind.FINAL:
@@ -546,13 +584,89 @@ class Updates:
                 preimages = self._transfer_received(update.amount, proposal)
                 store.record_received(cosigned, proposal.payments)
             else:
-                effects, event = channels.payments.received(record, update, proposal)
+                effects, event = channels.payments.received(record, update, proposal, state)
                 assert update.htlc is not None
                 store.record_payment(cosigned, event, update.htlc.payment_hash, update.amount, effects=effects)
                 channels.payments.wake()
         except SequenceTaken:
             raise Refused("SEQUENCE_CONFLICT", f"this node holds another state at sequence {state.sequence}") from None
         return cosigned, preimages
+
+    def _accept_chain(self, record: ChannelRecord, chain: list[tuple[StateRecord, pb.ProposeRequest]]
+                      ) -> StateRecord:
+        """U5: each step checked as an update of its own on the one before (HTLC updates only), the
+        last state counter-signed and stored with every step's meaning. _StepRefused names the step."""
+        channels, rules, store = self._channels, self._channels.rules_of(), self._store
+        try:
+            held = self._admit(record, chain)
+        except Refused as refused:
+            raise _StepRefused(len(chain) - 1 if refused.reason == "BAD_STATE_SIGNATURE" else 0, refused) from None
+        last, request = chain[-1]
+        if held is not None:
+            return held  # re-sent (U2): the same answer again
+        prev = channels.latest(record)
+        meanings: list[tuple[str, bytes, int, Sequence[Effect]]] = []
+        for i, (state, step) in enumerate(chain):
+            try:
+                proposal = Proposal.of(step)
+                if proposal.final or proposal.parts or proposal.amount:
+                    raise Refused("CHAIN_STEP_KIND", "a chain's steps are HTLC updates: a payment or a final "
+                                                     "state is an update of its own")
+                update = self._check(record, prev, state, proposal)
+                if update.htlc is None:
+                    raise Refused("CHAIN_STEP_KIND", f"a chain's steps are HTLC updates, not {update.kind}")
+                effects, event = channels.payments.received(record, update, proposal, state)
+            except Refused as refused:
+                raise _StepRefused(i, refused) from None
+            meanings.append((event, update.htlc.payment_hash, update.amount, effects))
+            prev = state
+        cosigned = last.signed(not record.we_are_a, request.signature).signed(record.we_are_a, rules.sign(last))
+        try:
+            for event, payment_hash, amount, effects in meanings:
+                store.record_payment(cosigned, event, payment_hash, amount, effects=effects)
+        except SequenceTaken:
+            raise _StepRefused(len(chain) - 1, Refused(
+                "SEQUENCE_CONFLICT", f"this node holds another state at sequence {last.sequence}")) from None
+        channels.payments.wake()
+        return cosigned
+
+    def _admit(self, record: ChannelRecord, chain: list[tuple[StateRecord, pb.ProposeRequest]]) -> StateRecord | None:
+        """What every proposal (a chain: its first step, its signed last state) must pass before its
+        rules are checked: the last state signed by the peer; the co-signed state itself if this
+        node holds it already (U2: a re-send); an OPEN channel; the turn (U3); a sequence above every
+        one this node signed (C2)."""
+        store = self._store
+        first, last, signature = chain[0][0], chain[-1][0], chain[-1][1].signature
+        if self._channels.rules_of().signer_of(last, signature) != record.theirs:
+            raise Refused("BAD_STATE_SIGNATURE", "the state is not signed by the channel's other participant")
+        held = store.state(last.channel_id, last.sequence)
+        if held is not None and held.same_content(last) and held.cosigned:
+            return held
+        if record.status not in (ChannelStatus.OPEN,):
+            raise Refused("CHANNEL_NOT_OPEN", f"the channel is {record.status.name}")
+        latest = self._channels.latest(record)
+        unanswered = store.pendings(last.channel_id)
+        if unanswered:
+            if not self._peer_has_the_turn(record, latest, first):
+                # This node's own update is in flight: the peer may have accepted it and built on it (U3).
+                raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
+            for own in unanswered:  # U3: the peer has the turn; ours are proposed again after
+                store.refuse(own.channel_id, own.sequence)
+        highest = store.highest_sequence(last.channel_id)
+        if first.sequence <= highest:
+            reason = "SEQUENCE_CONFLICT" if first.sequence > latest.sequence else "STALE_SEQUENCE"
+            raise Refused(reason, f"sequence {first.sequence} is not above {highest}, the highest this node signed")
+        return None
+
+    def _check(self, record: ChannelRecord, prev: StateRecord, state: StateRecord, proposal: Proposal) -> Update:
+        """check_proposal (C1-C10, P0-P6) of ``state`` after ``prev``, as a refusal."""
+        rules = self._channels.rules_of()
+        try:
+            return check_proposal(rules.state(prev), rules.state(state), rules.channel(record), record.theirs,
+                                  preimages_known=(proposal.preimage,) if proposal.preimage else (),
+                                  now=self._channels.l1_now(), expiry_delta=rules.expiry_delta_s)
+        except ChannelRefused as exc:
+            raise Refused(str(exc.reason), exc.message) from None
 
     def _peer_has_the_turn(self, record: ChannelRecord, latest: StateRecord, state: StateRecord) -> bool:
         """U3: both sides proposed on ``latest``: the side that did not propose it goes first (the
@@ -600,6 +714,15 @@ class Updates:
             invoice = self._store.invoice(payment_hash) if payment_hash else None
             found.append(invoice.preimage if invoice is not None else b"")
         return tuple(found)
+
+
+class _StepRefused(Exception):
+    """Step ``index`` of a chain refused (U5): the chain is, with the step's reason."""
+
+    def __init__(self, index: int, refused: Refused) -> None:
+        super().__init__(str(refused))
+        self.index = index
+        self.reason = refused.reason
 
 
 def _preimages(response: pb.ProposeResponse) -> tuple[bytes, ...]:

@@ -4,7 +4,9 @@ channels opened between any two of them."""
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
+from collections.abc import Iterator
 from typing import Any
 
 from protos.l2node.channels.v1 import channels_pb2 as pb
@@ -21,6 +23,21 @@ class Network:
         base = {"l1": {"rpc": l1.url, "contracts": str(contracts)}, "poll_interval_s": 0.1, "peer_deadline_s": 2.0,
                 "gossip_interval_s": 0.2, **settings}
         self.nodes = {name: Node(tmp_path, name, 2 + i, base) for i, name in enumerate(names)}
+
+    @classmethod
+    @contextlib.contextmanager
+    def on_own_anvil(cls, tmp_path: pathlib.Path, names: tuple[str, ...], **settings: Any) -> Iterator[Network]:
+        """A network on an anvil of its own, both stopped at the end (a test module's fixture)."""
+        l1 = Anvil()
+        l1.start()
+        try:
+            network = cls(tmp_path, l1, names, **settings)
+            try:
+                yield network
+            finally:
+                network.close()
+        finally:
+            l1.stop()
 
     def __getitem__(self, name: str) -> Node:
         return self.nodes[name]

@@ -14,19 +14,12 @@ import pytest
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from tests.channels._network import Network
 from tests.channels._nodes import ETHER, reason_of, wait_for
-from tests.l1.anvil import Anvil
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    node = Anvil()
-    node.start()
-    network = Network(tmp_path_factory.mktemp("multihop"), node, ("alice", "bob", "carol"))
-    try:
+    with Network.on_own_anvil(tmp_path_factory.mktemp("multihop"), ("alice", "bob", "carol")) as network:
         yield network
-    finally:
-        network.close()
-        node.stop()
 
 
 def balances(node_channel: pb.Channel) -> tuple[int, int, int]:

@@ -609,7 +609,10 @@ class PeerServiceServicer:
     def ProposeBatch(self, request, context):
         """Several proposals in order, each building on the one before (sequence n+1, n+2, ...; each
         state one change, P1), checked one by one and stored in one durable commit before the answer:
-        one round trip and one fsync per side for many payments. The answer holds one response per
+        one round trip and one fsync per side for many payments. A proposal with an empty signature
+        is a step of a chain: the next signed proposal ends it, and only that state is counter-signed
+        (services/channels/_updates.py U5); a chain is taken whole or refused whole (the refused step
+        answers its reason, the steps before it CHAIN_REFUSED). The answer holds one response per
         proposal: the accepted ones first; after the first refusal every later one is refused too
         (reason PREVIOUS_REFUSED: propose it again on the state both hold). The inner proposals'
         sender_signature may be empty: the batch's covers them.
