@@ -79,7 +79,12 @@ class Gossip:
         self._wake = asyncio.Event()
         for body in store.announcement_bodies():
             with contextlib.suppress(ChannelRefused, ValueError):
-                graph.add(announcement_of(pb.ChannelAnnouncement.FromString(body)))
+                announcement = announcement_of(pb.ChannelAnnouncement.FromString(body))
+                graph.add(announcement)
+                record = store.channel(announcement.channel_id)
+                if record is not None and record.we_are_a == announcement.from_a:
+                    # Signed before a restart: the next one must be newer (R4), or peers ignore it.
+                    self._last_stamp = max(self._last_stamp, announcement.timestamp)
 
     def wake(self) -> None:
         self._wake.set()
@@ -89,16 +94,18 @@ class Gossip:
         self._last_stamp = max(int(time.time()), self._last_stamp + 1)
         return self._last_stamp
 
-    def _own(self, record: ChannelRecord) -> Announcement | None:
+    def _capacity(self, record: ChannelRecord) -> int | None:
+        """What this node announces it can send in the channel (None: no co-signed state yet)."""
         latest = self._store.latest_cosigned(record.channel_id)
         if latest is None:
             return None
         capacity = latest.balance_a if record.we_are_a else latest.balance_b
-        policy = self._policy
-        if capacity < policy.htlc_min:
-            capacity = 0
+        return 0 if capacity < self._policy.htlc_min else capacity
+
+    def _own(self, record: ChannelRecord, capacity: int) -> Announcement:
+        # Stamped only when sent: a stamp taken per look would run ahead of the clock.
         plain = Announcement(record.channel_id, record.a, record.b, record.nonce, record.we_are_a, capacity,
-                             policy, self._stamp())
+                             self._policy, self._stamp())
         return plain.signed(self._channels.rules_of().domain, self._channels.rules_of().key)
 
     async def run(self) -> None:
@@ -114,9 +121,10 @@ class Gossip:
                         self._store.forget_announcements(record.channel_id)
                     continue
                 known = self._announced.get(record.channel_id)
-                mine = self._own(record)
-                if mine is None or (known is not None and abs(mine.capacity - known) <= _MOVED * max(known, 1)):
+                capacity = self._capacity(record)
+                if capacity is None or (known is not None and abs(capacity - known) <= _MOVED * max(known, 1)):
                     continue
+                mine = self._own(record, capacity)
                 self.graph.add(mine)
                 self._store.put_announcement(mine.channel_id, mine.from_a, announcement_pb(mine).SerializeToString())
                 self._announced[record.channel_id] = mine.capacity

@@ -11,7 +11,7 @@ import pathlib
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
@@ -146,14 +146,20 @@ class Pair:
         self.l1.rpc("anvil_mine", "0x1")
 
 
-def adjudicator_read(l1: Anvil, adjudicator: Contract, function: str, *args: Any) -> tuple[Any, ...]:
+class JsonRpc(Protocol):
+    """An L1 to read: an Anvil, or the anvil trees share (tests/channels/_trees.py's Trees)."""
+
+    def rpc(self, method: str, *params: Any) -> Any: ...
+
+
+def adjudicator_read(l1: JsonRpc, adjudicator: Contract, function: str, *args: Any) -> tuple[Any, ...]:
     """A view of the ChannelAdjudicator on ``l1`` (eth_call at the latest block)."""
     data = adjudicator.encode_call(function, *args)
     raw = l1.rpc("eth_call", {"to": "0x" + (adjudicator.address or b"").hex(), "data": "0x" + data.hex()}, "latest")
     return adjudicator.decode_output(function, bytes.fromhex(raw[2:]))
 
 
-def adjudicator_view(l1: Anvil, adjudicator: Contract, channel_id: str) -> tuple[Any, ...]:
+def adjudicator_view(l1: JsonRpc, adjudicator: Contract, channel_id: str) -> tuple[Any, ...]:
     """ChannelAdjudicator.channel's ChannelView of a channel."""
     (view,) = adjudicator_read(l1, adjudicator, "channel", bytes.fromhex(channel_id[2:]))
     return tuple(view)

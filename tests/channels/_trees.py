@@ -14,8 +14,12 @@ Each tree's channels address (``Tree.channels``) and channel key address (``Tree
 known before any tree starts, so one tree's settings may name another's (``settings_of``: a
 watchtower); once up, its endpoints.json must list the same address. A tree can be taken down
 and brought back on its data dir and ports (``stop``, ``start``, ``wait_ready``: a node offline);
+``freeze`` stops the whole tree without a word (SIGSTOP: connections stay open, nothing answers),
+``frozen`` and ``offline`` for the length of a block;
 ``pid_and_address`` names a worker to kill -9; ``follow`` runs a streaming command (``--follow``).
-The shared anvil: ``Trees.rpc``, ``pass_time`` (a challenge period runs out), ``balance``.
+The shared anvil: ``Trees.rpc``, ``now``, ``pass_time`` (a challenge period runs out), ``balance``,
+``gas_spent`` (what an account paid for its L1 transactions: every wei of a payout accounted for),
+``on_chain`` (the adjudicator's view of a channel); ``held_by_tower`` asks a tree's watchtower.
 
 Every tree is stopped at the end (SIGTERM to its process group, then SIGKILL), trees 2..N first:
 tree 1 owns the anvil they all use.
@@ -23,7 +27,10 @@ tree 1 owns the anvil they all use.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -32,8 +39,15 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
+import grpc
+
 from l2node.cli import CliError, status_document
 from protocol import DEV_ACCOUNTS, DEV_PRIVATE_KEYS
+from protos.l2node.channels.v1 import channels_pb2 as pb
+from protos.l2node.channels.v1 import channels_pb2_grpc as pb_grpc
+from services.channels import Rules, seal
+from services.l1 import Artifact, Contract, Deployment
+from tests.channels._nodes import adjudicator_view
 from tests.node.test_up import L2NODE, cli, stop_tree, wait_for
 from tests.ports import free_base_port
 
@@ -76,6 +90,7 @@ class Tree:
         self.l1_rpc: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.followers: list[Follower] = []
+        self.is_frozen = False
 
     def configure(self, config: str, l1_rpc: str | None) -> None:
         self.config_file.write_text(f"[node]\nbase_port = {self.base_port}\n{config}")
@@ -128,11 +143,48 @@ class Tree:
         self.followers.append(follower)
         return follower
 
+    def freeze(self, frozen: bool) -> None:
+        """Every process of the tree stopped (SIGSTOP: offline without a word, its connections open
+        and unanswered), or continued (SIGCONT) where it was: `up`'s process group, the supervisor
+        first, and each child (in its own session: supervisor/_zygote.py)."""
+        assert self.proc is not None and self.proc.poll() is None, f"tree {self.name} is not running"
+        children = [int(c["pid"]) for c in self.endpoints()["children"] if c.get("pid")]
+        if frozen:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+        if not frozen:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+        self.is_frozen = frozen
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """``freeze``: the tree frozen for the block, continued after it (when the block fails too)."""
+        self.freeze(True)
+        try:
+            yield
+        finally:
+            self.freeze(False)
+
+    @contextlib.contextmanager
+    def offline(self) -> Iterator[None]:
+        """The tree down (``stop``) for the block, back and ready after it (when the block fails too:
+        the trees are shared, and the next test needs it)."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+            self.wait_ready()
+
     def stop(self) -> None:
         """The whole tree down (SIGTERM, then SIGKILL after 30 s); ``start`` brings it back."""
         for follower in self.followers:
             follower.stop()
         if self.proc is not None:
+            if self.is_frozen and self.proc.poll() is None:
+                self.freeze(False)  # a stopped process group would sit on its SIGTERM
             stop_tree(self.proc)
 
 
@@ -252,3 +304,42 @@ class Trees:
 
     def balance(self, address: str) -> int:
         return int(self.rpc("eth_getBalance", address, "latest"), 16)
+
+    def now(self) -> int:
+        """The latest block's timestamp (what an HTLC's expiry is compared with)."""
+        return int(self.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+
+    def block(self) -> int:
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def gas_spent(self, address: str, after_block: int) -> int:
+        """Wei ``address`` paid for the gas of its transactions in the blocks after ``after_block``:
+        with what it was paid out, its balance's whole change."""
+        spent = 0
+        for number in range(after_block + 1, self.block() + 1):
+            for tx in self.rpc("eth_getBlockByNumber", hex(number), True)["transactions"]:
+                if tx["from"].lower() == address.lower():
+                    receipt = self.rpc("eth_getTransactionReceipt", tx["hash"])
+                    spent += int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+        return spent
+
+    def nonce(self, address: str) -> int:
+        return int(self.rpc("eth_getTransactionCount", address, "latest"), 16)
+
+    @functools.cached_property
+    def adjudicator(self) -> Contract:
+        return Contract(Artifact.load("ChannelAdjudicator"),
+                        Deployment.load(str(self.contracts)).address_of("ChannelAdjudicator"))
+
+    def on_chain(self, channel_id: str) -> tuple[Any, ...]:
+        """The adjudicator's ChannelView of a channel (tests/channels/_nodes.py: L1_CLOSING, ...)."""
+        return adjudicator_view(self, self.adjudicator, channel_id)
+
+    def held_by_tower(self, tower: Tree, asker: Tree, channel_id: str) -> int:
+        """The sequence of the channel's state ``tower``'s watchtower holds (-1: none), asked as
+        ``asker`` (a participant of the channel: no one else may read it)."""
+        rules = Rules(int(self.rpc("eth_chainId"), 16), self.adjudicator.address or b"", asker.key)
+        with grpc.insecure_channel(tower.channels) as channel:
+            answer = pb_grpc.TowerServiceStub(channel).GetAppointment(
+                seal(rules, pb.GetAppointmentRequest(channel_id=channel_id)), timeout=10)
+        return int(answer.state.sequence) if answer.held else -1
