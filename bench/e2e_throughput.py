@@ -327,8 +327,29 @@ async def poll_derived(watch: Watch, url: str) -> None:
 # -- L1 ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    calldata: int
+    data: int
+    gas: int
+    transfers: int
+    l2_blocks: int
+
+
+@dataclass(frozen=True, slots=True)
+class L1Block:
+    number: int
+    timestamp: int
+    gas_limit: int
+    gas_used: int
+    blob_gas_used: int
+    batches: tuple[Batch, ...]
+
+
 @dataclass
 class L1Window:
+    """L1 blocks summed: their gas and the batches they carry."""
+
     blocks: int = 0
     seconds: float = 0.0
     gas_limit: int = 0
@@ -341,23 +362,37 @@ class L1Window:
     batch_gas: int = 0
     transfers: int = 0
     l2_blocks: int = 0
-    #: How many batch transactions each L1 block of the window held.
+    #: How many batch transactions each L1 block held.
     batches_per_block: collections.Counter[int] = field(default_factory=collections.Counter)
     biggest_batch: int = 0
 
+    @classmethod
+    def of(cls, blocks: Sequence[L1Block], before: int, hardfork: str) -> L1Window:
+        """``blocks`` (consecutive), ``before`` the timestamp of the block before the first."""
+        w = cls(hardfork=hardfork, blocks=len(blocks))
+        w.seconds = float(blocks[-1].timestamp - before) if blocks else 0.0
+        for b in blocks:
+            w.gas_limit = b.gas_limit
+            w.gas_used += b.gas_used
+            w.blob_gas_used += b.blob_gas_used
+            w.batches_per_block[len(b.batches)] += 1
+            for batch in b.batches:
+                w.batches += 1
+                w.batch_calldata += batch.calldata
+                w.batch_data += batch.data
+                w.batch_gas += batch.gas
+                w.transfers += batch.transfers
+                w.l2_blocks += batch.l2_blocks
+                w.biggest_batch = max(w.biggest_batch, batch.data)
+        return w
 
-def read_l1(url: str, inbox: str, first: int, last: int) -> L1Window:
-    """The L1 blocks first..last: their gas, and the batch transactions they carry."""
-    w = L1Window(hardfork=str(rpc(url, "anvil_nodeInfo").get("hardFork", "")))
-    stamps = []
+
+def read_l1(url: str, inbox: str, first: int, last: int) -> list[L1Block]:
+    """The L1 blocks first..last: their gas, and the batch transactions they carry, decoded."""
+    out = []
     for n in range(first, last + 1):
         block = rpc(url, "eth_getBlockByNumber", hex(n), True)
-        w.blocks += 1
-        w.gas_limit = int(block["gasLimit"], 16)
-        w.gas_used += int(block["gasUsed"], 16)
-        w.blob_gas_used += int(block.get("blobGasUsed") or "0x0", 16)
-        stamps.append(int(block["timestamp"], 16))
-        here = 0
+        batches = []
         for tx in block["transactions"]:
             if (tx.get("to") or "").lower() != inbox:
                 continue
@@ -367,20 +402,11 @@ def read_l1(url: str, inbox: str, first: int, last: int) -> L1Window:
             calldata = bytes.fromhex(tx["input"][2:])
             size = int.from_bytes(calldata[36:68], "big")  # appendBatch(bytes): selector, offset, length, data
             leaves = decode_batch(calldata[68:68 + size])
-            here += 1
-            w.batches += 1
-            w.batch_calldata += len(calldata)
-            w.batch_data += size
-            w.biggest_batch = max(w.biggest_batch, size)
-            w.batch_gas += int(receipt["gasUsed"], 16)
             txs = sum(isinstance(leaf, TxLeaf) for leaf in leaves)
-            w.transfers += txs
-            w.l2_blocks += len(leaves) - txs
-        w.batches_per_block[here] += 1
-    # n blocks span n intervals from the block before the first
-    before = int(rpc(url, "eth_getBlockByNumber", hex(first - 1), False)["timestamp"], 16)
-    w.seconds = float(stamps[-1] - before) if stamps else 0.0
-    return w
+            batches.append(Batch(len(calldata), size, int(receipt["gasUsed"], 16), txs, len(leaves) - txs))
+        out.append(L1Block(n, int(block["timestamp"], 16), int(block["gasLimit"], 16), int(block["gasUsed"], 16),
+                           int(block.get("blobGasUsed") or "0x0", 16), tuple(batches)))
+    return out
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -405,7 +431,10 @@ class Report:
     derived_censored: int
     derived_gap: list[int]
     safe_gap: list[int]
+    #: The L1 blocks mined during the window (capacity and its share).
     l1: L1Window
+    #: ... and those until the watch ended: the batches of the window's transfers (cost per transfer).
+    l1_all: L1Window
     l1_block_time: float
     cpu: dict[str, float]
     idle: float
@@ -453,7 +482,8 @@ def lags(watch: Watch, marks: dict[int, float], blocks: Sequence[int], end: floa
     return out, censored
 
 
-async def run(args: argparse.Namespace, tmp: pathlib.Path) -> Report:
+async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Report:
+    """One tree, one window: the figures (``command`` is how this run was asked for)."""
     per_account = max(1, math.ceil(args.duration * args.max_rate / args.accounts))
     genesis = tmp / "genesis.json"
     write_genesis(genesis, args.accounts, args.l2_gas_limit or DEVNET_L2_GAS_LIMIT)
@@ -498,6 +528,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path) -> Report:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(watch.wait_for(last).wait(), args.drain_s)
             drained = time.perf_counter()
+            l1_drained = int(rpc(l1_url, "eth_blockNumber"), 16)
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -505,14 +536,18 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path) -> Report:
                     await t
         safe_lags, safe_censored = lags(watch, watch.safe_at, window, drained)
         derived_lags, derived_censored = lags(watch, watch.derived_at, window, drained)
-        l1 = await asyncio.to_thread(read_l1, l1_url, inbox, l1_first, l1_last)
+        hardfork = str(rpc(l1_url, "anvil_nodeInfo").get("hardFork", ""))
+        before = int(rpc(l1_url, "eth_getBlockByNumber", hex(l1_first - 1), False)["timestamp"], 16)
+        blocks = await asyncio.to_thread(read_l1, l1_url, inbox, l1_first, l1_drained)
+        l1 = L1Window.of([b for b in blocks if b.number <= l1_last], before, hardfork)
+        l1_all = L1Window.of(blocks, before, hardfork)
     finally:
         loader.join(30)
         if loader.is_alive():
             loader.kill()
         await asyncio.to_thread(tree.close)
     return Report(
-        command=shlex.join(["python", "bench/e2e_throughput.py", *sys.argv[1:]]),
+        command=command,
         loadavg_before=loadavg_before, loadavg_after=loadavg_after, duration=args.duration, signed=signed,
         load=load, sealed_txs=sum(watch.txs[n] for n in window),
         safe_txs=sum(watch.txs.get(n, 0) for n, at in watch.safe_at.items() if start <= at <= end),
@@ -522,7 +557,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path) -> Report:
         derived_censored=derived_censored,
         derived_gap=[g for t, g in watch.derived_gap if start <= t <= end],
         safe_gap=[g for t, g in watch.safe_gap if start <= t <= end],
-        l1=l1, l1_block_time=args.l1_block_time or 1.0, cpu=cpu, idle=idle, drained_s=drained - end,
+        l1=l1, l1_all=l1_all, l1_block_time=args.l1_block_time or 1.0, cpu=cpu, idle=idle, drained_s=drained - end,
         sealed_blocks=len(window), biggest_block=max((watch.txs[n] for n in window), default=0))
 
 
@@ -539,8 +574,8 @@ def lag_text(samples: Sequence[tuple[float, int]], censored: int) -> str:
 
 
 def print_report(r: Report) -> None:
-    l1 = r.l1
-    per = max(1, l1.transfers)
+    l1, every = r.l1, r.l1_all
+    per = max(1, every.transfers)
     block_time = l1.seconds / l1.blocks if l1.blocks and l1.seconds else r.l1_block_time
     calldata_cap = l1.gas_limit / FLOOR_GAS_PER_BYTE / block_time if block_time else 0.0
     blobs = MAX_BLOBS.get(l1.hardfork.lower())
@@ -577,11 +612,11 @@ def print_report(r: Report) -> None:
     print(f"| L1 blocks in the window | {l1.blocks} over {l1.seconds:.0f} s; gas limit {l1.gas_limit:,}; "
           f"hardfork {l1.hardfork}; batch transactions per block: "
           f"{', '.join(f'{k}: {v}' for k, v in sorted(l1.batches_per_block.items()))} |")
-    print(f"| batches | {l1.batches} carrying {l1.transfers:,} transfers in {l1.l2_blocks} L2 blocks; "
-          f"largest {l1.biggest_batch:,} B of batch data |")
-    print(f"| **L1 bytes per transfer** | **{l1.batch_calldata / per:.1f}** calldata "
-          f"({l1.batch_data / per:.1f} of batch data) |")
-    print(f"| **L1 gas per transfer** | **{l1.batch_gas / per:,.0f}** |")
+    print(f"| batches mined in the window | {l1.batches} carrying {l1.transfers:,} transfers in {l1.l2_blocks} L2 "
+          f"blocks; largest {l1.biggest_batch:,} B of batch data |")
+    print(f"| **L1 bytes per transfer** (every batch until the watch ended: {every.batches}, {every.transfers:,} "
+          f"transfers) | **{every.batch_calldata / per:.1f}** calldata ({every.batch_data / per:.1f} of batch data) |")
+    print(f"| **L1 gas per transfer** | **{every.batch_gas / per:,.0f}** |")
     print(f"| L1 calldata capacity (gas limit / {FLOOR_GAS_PER_BYTE} gas a byte / {block_time:.2f} s) | "
           f"{calldata_cap / 1e3:,.0f} KB/s; used {l1.batch_calldata / span / 1e3:,.1f} KB/s = "
           f"**{l1.batch_calldata / span / calldata_cap:.1%}** |" if calldata_cap else "| L1 calldata capacity | - |")
@@ -628,8 +663,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     args = parser().parse_args()
+    command = shlex.join(["python", "bench/e2e_throughput.py", *sys.argv[1:]])
     with tempfile.TemporaryDirectory(prefix="l2e2e-") as d:
-        report = asyncio.run(run(args, pathlib.Path(d)))
+        report = asyncio.run(run(args, pathlib.Path(d), command))
     print_report(report)
     return 0
 
