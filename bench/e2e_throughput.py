@@ -264,6 +264,8 @@ class Watch:
     derived_gap: list[tuple[float, int]] = field(default_factory=list)
     #: (time, sealed head - safe head) at each safe poll.
     safe_gap: list[tuple[float, int]] = field(default_factory=list)
+    #: (time, the next block's base fee) at each safe poll: past the L2 gas target, it climbs.
+    base_fee: list[tuple[float, int]] = field(default_factory=list)
 
     #: Set once the safe and the derived heads both reach ``target`` (the window's last block).
     target: int | None = None
@@ -300,6 +302,7 @@ async def poll_safe(watch: Watch, stub: pb_grpc.SequencerServiceStub) -> None:
                 old, watch.safe_head = watch.safe_head, info.safe_block
                 watch.mark(watch.safe_at, old, info.safe_block, now)
             watch.safe_gap.append((now, max(0, info.unsafe_block - info.safe_block)))
+            watch.base_fee.append((now, int(info.base_fee)))
         await asyncio.sleep(SAFE_POLL_S)
 
 
@@ -557,6 +560,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
         derived_censored=derived_censored,
         derived_gap=[g for t, g in watch.derived_gap if start <= t <= end],
         safe_gap=[g for t, g in watch.safe_gap if start <= t <= end],
+        base_fee=[f for t, f in watch.base_fee if start <= t <= end],
         l1=l1, l1_all=l1_all, l1_block_time=args.l1_block_time or 1.0, cpu=cpu, idle=idle, drained_s=drained - end,
         sealed_blocks=len(window), biggest_block=max((watch.txs[n] for n in window), default=0))
 
@@ -603,6 +607,9 @@ def print_report(r: Report) -> None:
     if gap:
         print(f"| safe head behind sealed (blocks, sampled each {SAFE_POLL_S} s) | p50 {statistics.median(gap):.0f}, "
               f"max {max(gap)}, at the window's end {gap[-1]} |")
+    if r.base_fee:
+        print(f"| L2 base fee (gwei; the load's fee cap is 10) | start {r.base_fee[0] / GWEI:.2f}, "
+              f"max {max(r.base_fee) / GWEI:.2f}, end {r.base_fee[-1] / GWEI:.2f} |")
     print(f"| rollups derivation lag, sealed -> derived, per transfer | "
           f"{lag_text(r.derived_lags, r.derived_censored)} |")
     if r.derived_gap:
