@@ -55,6 +55,7 @@ import multiprocessing.connection
 import os
 import pathlib
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -434,6 +435,7 @@ class Report:
     derived_censored: int
     derived_gap: list[int]
     safe_gap: list[int]
+    base_fee: list[int]
     #: The L1 blocks mined during the window (capacity and its share).
     l1: L1Window
     #: ... and those until the watch ended: the batches of the window's transfers (cost per transfer).
@@ -549,6 +551,8 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
         if loader.is_alive():
             loader.kill()
         await asyncio.to_thread(tree.close)
+        if args.keep_logs:
+            shutil.copytree(tree.data_dir / "logs", args.keep_logs, dirs_exist_ok=True)
     return Report(
         command=command,
         loadavg_before=loadavg_before, loadavg_after=loadavg_after, duration=args.duration, signed=signed,
@@ -663,6 +667,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-tx-bytes", type=int, default=0, help="sequencer l1.max_tx_bytes (0: default, 128 KiB)")
     ap.add_argument("--batch-max-bytes", type=int, default=0, help="sequencer l1.batch_max_bytes (0: default 100 kB)")
     ap.add_argument("--confirmation-depth", type=int, default=0, help="sequencer l1.confirmation_depth (0: default 4)")
+    ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
     ap.add_argument("--extra-toml", default="", help="appended to the node's config (tables other than [node], "
                     "[l1], [workers.sequencer.settings])")
     return ap
