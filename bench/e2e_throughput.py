@@ -9,7 +9,10 @@ worker deriving the chain from L1 alone, the bridge, the channels worker. This s
 tree (``python -m l2node.cli up``, a data dir of its own, ports from tests/ports.py, everything
 else as configured by default unless a flag says otherwise) on a genesis that funds
 ``--accounts`` bench keys (the devnet's 10 dev accounts too; gas limit the devnet's 30M unless
-``--l2-gas-limit``), with pool limits roomy enough that the pool never refuses the load.
+``--l2-gas-limit``), with pool limits roomy enough that the pool never refuses the load. The
+transfers cap their fee at 10 gwei (presign's): on the devnet's 30M gas limit, blocks past the 15M
+target push the base fee up to that cap, and sealing then falls to the target (714 transfers a
+block); the report shows the base fee over the window.
 
 The load generator is a separate process (``multiprocessing``, spawned): it signs every transfer
 before the window opens (bench/sequencer_throughput.py's presign: each account to the next,
@@ -74,14 +77,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.sequencer_throughput import GRPC_OPTIONS, MEMPOOL, address_of, bench_key, machine_idle, presign  # noqa: E402
 from bench.sequencer_throughput import process_cpu as _process_cpu  # noqa: E402
-from protocol import DEV_ACCOUNTS, DEV_BALANCE, TxLeaf, decode_batch  # noqa: E402
+from protocol import BLOCK_GAS_LIMIT, DEV_ACCOUNTS, DEV_BALANCE, INITIAL_BASE_FEE, TxLeaf, decode_batch  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
 from tests.ports import free_base_port, free_port  # noqa: E402
 
 CHAIN_ID = 901
 GWEI = 10**9
-DEVNET_L2_GAS_LIMIT = 30_000_000
 #: EIP-7623: a transaction pays at least 10 gas a calldata token, 4 tokens a non-zero byte.
 FLOOR_GAS_PER_BYTE = 40
 BLOB_BYTES = 128 * 1024
@@ -157,9 +159,11 @@ async def send_for(address: str, txs: Sequence[bytes], duration: float, batch: i
 
 
 def write_genesis(path: pathlib.Path, accounts: int, gas_limit: int) -> None:
+    """The devnet's genesis (its chain id, base fee and dev accounts) plus ``accounts`` funded bench
+    keys, with block gas limit ``gas_limit``."""
     alloc = {"0x" + a.hex(): str(DEV_BALANCE) for a in DEV_ACCOUNTS}
     alloc |= {"0x" + address_of(bench_key(a)).hex(): str(10**24) for a in range(accounts)}
-    path.write_text(json.dumps({"chain_id": CHAIN_ID, "base_fee": str(GWEI), "gas_limit": gas_limit,
+    path.write_text(json.dumps({"chain_id": CHAIN_ID, "base_fee": str(INITIAL_BASE_FEE), "gas_limit": gas_limit,
                                 "alloc": alloc}))
 
 
@@ -491,7 +495,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
     """One tree, one window: the figures (``command`` is how this run was asked for)."""
     per_account = max(1, math.ceil(args.duration * args.max_rate / args.accounts))
     genesis = tmp / "genesis.json"
-    write_genesis(genesis, args.accounts, args.l2_gas_limit or DEVNET_L2_GAS_LIMIT)
+    write_genesis(genesis, args.accounts, args.l2_gas_limit or BLOCK_GAS_LIMIT)
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
     loader = ctx.Process(target=load_process, args=(theirs, args.accounts, per_account), name="e2e-load")
