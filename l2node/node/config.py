@@ -12,8 +12,7 @@
     [l1]
     rpc = ""                 # an Ethereum JSON-RPC URL; empty = start a local anvil
     port = 8545              # the local anvil's port (another free one, said so, if busy); 0 = any free port
-    chain_id = 31337
-    contracts = ""           # with rpc: the contracts.json of that chain (`l2node deploy` writes it;
+XX         # with rpc: the contracts.json of that chain (`l2node deploy` writes it;
                              # local anvil: deployed by up)
     batcher_key_file = ""    # with rpc: hex key the sequencer posts batches with (local: a dev key)
     proposer_key_file = ""   # with rpc: hex key the rollups proposer bonds outputs with
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from l2node.node import genesis
+from l2node.node.l1 import DEVNET_BLOCK_TIME_S
 from l2node.node.params import RollupParams
 from services.runtime import monitor_port_for
 
@@ -101,6 +101,10 @@ class NodeConfig:
     l1_rpc: str | None = None
     l1_port: int = DEFAULT_L1_PORT
     chain_id: int = 31337
+    #: The local anvil's block time (seconds) and block gas limit (0 = anvil's default, 30M): devnet
+    #: tuning knobs (issue 15), unused with an external L1.
+    l1_block_time_s: float = DEVNET_BLOCK_TIME_S
+    l1_gas_limit: int = 0
     #: With an external L1: its contracts.json and the batcher's key file ("" = no batcher).
     l1_contracts: str = ""
     batcher_key_file: str = ""
@@ -197,6 +201,8 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             l1_rpc=str(l1["rpc"]) if l1.get("rpc") else None,
             l1_port=int(l1.get("port", cfg.l1_port)),
             chain_id=int(l1.get("chain_id", cfg.chain_id)),
+            l1_block_time_s=float(l1.get("block_time_s", cfg.l1_block_time_s)),
+            l1_gas_limit=int(l1.get("gas_limit", cfg.l1_gas_limit)),
             l1_contracts=str(l1.get("contracts", "")),
             batcher_key_file=str(l1.get("batcher_key_file", "")),
             proposer_key_file=str(l1.get("proposer_key_file", "")),
@@ -210,6 +216,9 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
         cfg = _one_genesis(cfg, "chain_id" in _section(doc, "rollups"))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None
+    if not 0 < cfg.l1_block_time_s <= 60 or cfg.l1_gas_limit < 0:
+        raise ConfigError(f"config {path}: [l1] block_time_s must be in (0, 60] and gas_limit at least 0 "
+                          f"(got {cfg.l1_block_time_s}, {cfg.l1_gas_limit})")
     if data_dir is not None:
         cfg = replace(cfg, data_dir=data_dir)
     if l1_rpc:

@@ -109,9 +109,10 @@ def free_loopback_port() -> int:
 
 def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: int = DEVNET_CHAIN_ID,
                 liveness: Liveness | None = None, params: RollupParams | None = None,
-                genesis_file: str = "") -> ChildSpec:
+                genesis_file: str = "", block_time_s: float = DEVNET_BLOCK_TIME_S, gas_limit: int = 0) -> ChildSpec:
     """The `l1` child: anvil on 127.0.0.1:port, its state kept under DATA_DIR/l1, with the contracts
-    deployed and the output registry anchored at the node's L2 genesis (``genesis_file``; "" = devnet's)."""
+    deployed and the output registry anchored at the node's L2 genesis (``genesis_file``; "" = devnet's).
+    ``block_time_s`` and ``gas_limit`` (0: anvil's default, 30M) tune the devnet's L1 (``[l1]``'s keys)."""
     l1_dir = data_dir / "l1"
     l1_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -120,11 +121,13 @@ def anvil_child(zygote: Zygote, data_dir: pathlib.Path, port: int, *, chain_id: 
         "--state", str(l1_dir / "state.json"), "--state-interval", "5",
         # A chain that moves on its own, like a real one, so that batches reach safe and finalized
         # depth without more traffic: a block a second; "safe" is 4 blocks back, "finalized" 8.
-        "--block-time", str(DEVNET_BLOCK_TIME_S), "--slots-in-an-epoch", "4",
+        "--block-time", f"{block_time_s:g}", "--slots-in-an-epoch", "4",
         # No log of every request and block (~30 lines a second, unrotated): anvil.log keeps what
         # anvil still prints (its startup failure, a panic), which is what an operator needs.
         "--quiet",
     ]
+    if gas_limit:
+        argv += ["--gas-limit", str(gas_limit)]
     start = external(zygote, argv, f"http://127.0.0.1:{port}", JsonRpcProbe, output=str(l1_dir / "anvil.log"),
                      liveness=liveness if liveness is not None else L1_LIVENESS)
     deployed = _WithContracts(start, data_dir, params or RollupParams(), genesis_file)

@@ -128,7 +128,8 @@ def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
     if l1_url is None:
         port = local_l1_port(cfg.l1_port)
         children.append(anvil_child(zygote, cfg.data_dir, port, chain_id=cfg.chain_id, params=cfg.rollups,
-                                    genesis_file=cfg.genesis))
+                                    genesis_file=cfg.genesis, block_time_s=cfg.l1_block_time_s,
+                                    gas_limit=cfg.l1_gas_limit))
         l1_url = f"http://127.0.0.1:{port}"
     l1 = l1_settings(cfg, l1_url)
     children += [worker_child(cfg, zygote, w, i, l1) for i, w in enumerate(cfg.workers)]

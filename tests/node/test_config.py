@@ -12,7 +12,7 @@ import pytest
 from l2node.node.config import ConfigError, NodeConfig, load
 from l2node.node.deploy import DEVNET_RELAYER_KEY
 from l2node.node.params import DEFAULT_SEQUENCER_WINDOW, RollupParams
-from l2node.node.tree import l1_settings, worker_payload
+from l2node.node.tree import build, l1_settings, worker_payload
 from protocol import DEFAULT_CHAIN_ID, DEV_PRIVATE_KEYS
 from protocol import DEFAULT_SEQUENCER_WINDOW as MACHINE_WINDOW
 from services.rollups import RollupsSettings
@@ -178,3 +178,22 @@ def test_the_bridge_runs_after_rollups_with_both_addresses_and_only_the_relayer_
                                  'sequencer = "seq:50051"\n'), tmp_path)
     (bridge_entry,) = [w for w in alone.workers if w.id == "bridge"]
     assert worker_payload(alone, bridge_entry, 1)["config"]["settings"]["sequencer"] == "seq:50051"
+
+
+def test_the_local_anvil_s_block_time_and_gas_limit_are_settings_defaulting_to_anvil_s_own(
+        tmp_path: pathlib.Path) -> None:
+    """[l1] block_time_s and gas_limit (devnet tuning, issue 15): the default anvil command line is
+    unchanged (1 s blocks, anvil's own gas limit), the settings reach it, and nonsense is refused."""
+    def anvil_argv(cfg: NodeConfig) -> tuple[str, ...]:
+        spec, _, _ = build(cfg)
+        (l1,) = [c for c in spec.children if c.id == "l1"]
+        return tuple(l1.start.inner.argv)  # type: ignore[attr-defined]
+
+    default = anvil_argv(load(None, tmp_path))
+    assert default[default.index("--block-time") + 1] == "1" and "--gas-limit" not in default
+    tuned = anvil_argv(load(write(tmp_path, "[l1]\nblock_time_s = 0.5\ngas_limit = 100000000\n"), tmp_path))
+    assert tuned[tuned.index("--block-time") + 1] == "0.5"
+    assert tuned[tuned.index("--gas-limit") + 1] == "100000000"
+    for bad in ("block_time_s = 0", "gas_limit = -1"):
+        with pytest.raises(ConfigError, match="block_time_s must be in"):
+            load(write(tmp_path, f"[l1]\n{bad}\n"), tmp_path)

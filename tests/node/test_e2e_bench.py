@@ -1,0 +1,34 @@
+"""bench/e2e_throughput.py on a whole `l2node up` tree for two seconds of load: it measures what it
+says (transfers sealed, made SAFE, derived, their batches read back from L1) and prints its report.
+No timing is asserted: only that every figure is there and sane."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from bench.e2e_throughput import parser, print_report, run
+
+
+async def test_the_e2e_bench_reports_sealed_safe_derived_and_l1_figures(tmp_path: pathlib.Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # Depth 1, so that the watch after the window (at most 60 s) sees every transfer SAFE quickly.
+    args = parser().parse_args(["--duration", "2", "--accounts", "64", "--max-rate", "256", "--drain-s", "60",
+                                "--confirmation-depth", "1"])
+    report = await run(args, tmp_path, "test")
+    assert report.load["sent"] == report.load["accepted"] == report.signed == 512  # the load ran out, all taken
+    assert report.sealed_txs == 512 and report.sealed_blocks >= 1
+    # Every transfer sealed became SAFE and was derived by the rollups worker, each with a lag.
+    assert report.safe_censored == report.derived_censored == 0
+    assert sum(n for _, n in report.safe_lags) == sum(n for _, n in report.derived_lags) == 512
+    assert all(lag > 0 for lag, _ in report.safe_lags)
+    # Their batches, read back from L1: every transfer, at its raw bytes plus framing and ABI.
+    every = report.l1_all
+    assert every.transfers == 512 and every.l2_blocks >= 1
+    assert 100 < every.batch_calldata / every.transfers < 200 and every.batch_gas > 21_000 * every.batches
+    assert report.l1.gas_limit == 30_000_000 and report.l1.hardfork
+    assert report.cpu["sequencer"] > 0
+    print_report(report)
+    out = capsys.readouterr().out
+    assert "command: `test`" in out and "load average" in out and "L1 gas per transfer" in out
