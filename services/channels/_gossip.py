@@ -3,7 +3,8 @@ every announcement a peer passes on, verified and kept (``_routing``'s R1-R4) an
 
 - A node announces each OPEN channel's direction it sends in: its routing terms and, as the
   capacity, its balance in the latest co-signed state. It announces again when the channel opens,
-  when that balance moved by more than a tenth, and when it closes (the channel is forgotten).
+  when that balance moved by more than a tenth, and when it closes: capacity 0, so peers route
+  around it (then it forgets the channel).
 - An announcement is taken only from one of this node's channel peers (a stranger cannot fill the
   graph), only if its channel is OPEN on L1 (looked up once per channel: no route over a channel
   that does not exist), and it is passed on to the other peers if it was new (R4: the newest per
@@ -116,6 +117,8 @@ class Gossip:
             for record in self._store.channels_in((ChannelStatus.OPEN, ChannelStatus.CLOSING, ChannelStatus.DISPUTED,
                                                    ChannelStatus.CLOSED)):
                 if record.status != ChannelStatus.OPEN:
+                    if record.channel_id in self._announced:  # the last word: nothing is sent in it any more
+                        fresh.append(self._own(record, 0))
                     if self.graph.remove_channel(record.channel_id) or record.channel_id in self._announced:
                         self._announced.pop(record.channel_id, None)
                         self._store.forget_announcements(record.channel_id)

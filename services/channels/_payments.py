@@ -83,6 +83,8 @@ if TYPE_CHECKING:
 PAYMENT_HASH_ATTR: Final = "l2.payment.hash"
 #: How often the resolver looks again at forwards it could not advance (a peer unreachable).
 _RETRY_S: Final = 1.0
+#: H4's refusals: about the channel the HTLC would go on in, not the one it came in.
+_NEXT_HOP_REASONS: Final = frozenset({"UNKNOWN_NEXT_CHANNEL", "FEE_INSUFFICIENT", "EXPIRY_DELTA_TOO_SMALL"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +230,15 @@ class Payments:
             return effects, "HTLC_SETTLED"
         return effects, "HTLC_FAILED"
 
-    def refused(self, record: ChannelRecord, update: Update, reason: str, message: str) -> None:
+    def refused(self, record: ChannelRecord, update: Update, proposal: Proposal, reason: str, message: str) -> None:
         """The peer refused this node's ADD_HTLC: the forward that sent it fails upstream, the
-        payment that sent it failed (a race's refusal too: the next attempt writes its own row)."""
+        payment that sent it failed (a race's refusal too: the next attempt writes its own row),
+        at the channel the refusal is about (the next hop's for H4's, so the payer routes around
+        that one, not around this one)."""
         htlc = update.htlc
         assert htlc is not None
-        effects = self._failed_downstream(record, htlc, reason, message, record.channel_id)
+        at = proposal.onward[0].channel_id if reason in _NEXT_HOP_REASONS and proposal.onward else record.channel_id
+        effects = self._failed_downstream(record, htlc, reason, message, at)
         if effects:
             self._store.apply(effects, "HTLC_REFUSED", record.channel_id, htlc.payment_hash, htlc.amount)
             self._wake.set()
@@ -305,8 +310,9 @@ class Payments:
         try:
             await self._offer(record, htlc, hops[1:], [self._store.payment_effect(payment)])
         except FailedPrecondition as exc:
+            at = hops[1].channel_id if exc.reason in _NEXT_HOP_REASONS and len(hops) > 1 else first.channel_id
             failed = replace(payment, status=PaymentStatus.FAILED, reason=exc.reason or "REFUSED",
-                             message=f"{exc} (channel 0x{first.channel_id.hex()})")
+                             message=f"{exc} (channel 0x{at.hex()})")
             self._store.apply([self._store.payment_effect(failed)], "PAYMENT_FAILED", first.channel_id,
                               payment_hash, amount)
             return failed

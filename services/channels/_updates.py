@@ -457,11 +457,11 @@ class Updates:
                     forged = self._forged(record, state, response, proposals[-1])
                 if forged is not None or not response.accepted:
                     self._store.refuse(state.channel_id, state.sequence)
-                    for update, (_, step_response) in zip(updates, chain, strict=True):
+                    for update, proposal, (_, step_response) in zip(updates, proposals, chain, strict=True):
                         reason = "BAD_STATE_SIGNATURE" if forged is not None else \
                             step_response.reason if not step_response.accepted else "CHAIN_REFUSED"
                         if update.kind is UpdateKind.ADD_HTLC and reason not in AGAIN:  # its waiter learns: never went
-                            channels.payments.refused(record, update, reason, step_response.message)
+                            channels.payments.refused(record, update, proposal, reason, step_response.message)
                         outcomes.append(Outcome(state, False, reason=reason, message=step_response.message))
                     prev = state  # the next one was built on this one (and is refused with it)
                 else:

@@ -64,3 +64,26 @@ def test_a_pays_c_through_b_and_a_refused_payment_unwinds_every_hop(net: Network
     forged_hash = forged.rsplit(":", 1)[1]
     failed_payment = a.stub.GetPayment(pb.GetPaymentRequest(payment_hash=forged_hash), timeout=10).payment
     assert failed_payment.status == pb.PAYMENT_STATUS_FAILED and failed_payment.reason == "UNKNOWN_INVOICE"
+
+
+
+def test_a_channel_closed_on_the_route_is_routed_around(net: Network) -> None:
+    """Bob closes the bob-carol channel alice routes over: its last announcement (capacity 0) or,
+    if alice pays before it arrives, bob's refusal naming that channel (not alice's own) sends the
+    payment over another of bob's channels with carol."""
+    a, b, c = net["alice"], net["bob"], net["carol"]
+    net.open("alice", "bob", ETHER)
+    for channel_id in (net.open("bob", "carol", ETHER), net.open("bob", "carol", ETHER)):
+        net.wait_known("alice", channel_id)
+
+    def pay(amount: int) -> pb.PayResponse:
+        invoice = c.stub.CreateInvoice(pb.CreateInvoiceRequest(amount=str(amount)), timeout=10).invoice
+        return a.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=60)
+
+    used = pay(10_000).payment.route[1].channel_id
+    closed = b.stub.CloseChannel(pb.CloseChannelRequest(channel_id=used), timeout=60)
+    assert closed.channel.status != pb.CHANNEL_STATUS_OPEN
+    for amount in (20_000, 30_000):  # at once, and once alice heard of the close
+        paid = pay(amount)
+        assert paid.payment.status == pb.PAYMENT_STATUS_SUCCEEDED
+        assert paid.payment.route[1].channel_id != used
