@@ -14,17 +14,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import secrets
+import signal
 import sqlite3
+import threading
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 
-from protocol import Chain, Change, Channel, Htlc, recover_signer, state_digest
+from protocol import DEV_PRIVATE_KEYS, Chain, Change, Channel, Htlc, recover_signer, state_digest
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.channels import Rules, StateRecord, change_pb, seal, state_of_pb, state_pb
-from tests.attacks.test_channel_htlcs import CHAIN_ID, TERMS, Setup, l1_now
-from tests.channels._nodes import ETHER, PERIOD
+from tests.attacks.test_channel_htlcs import CHAIN_ID, TERMS, Holder, Setup, htlcs, l1_now
+from tests.channels._nodes import ETHER, PERIOD, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +139,75 @@ def test_chains_are_checked_step_by_step_refused_whole_and_taken_once(chained: S
     assert [(r.accepted, r.signature) for r in again.responses] == [(r.accepted, r.signature)
                                                                      for r in answer.responses]
     assert received() == 3
+
+
+class Forgetful(Holder):
+    """A holder whose answer to the first chain of several changes is lost on the way (it co-signs,
+    then answers UNAVAILABLE), and which answers nothing more until ``answer`` is set again."""
+
+    def __init__(self, key: bytes, adjudicator: bytes) -> None:
+        super().__init__(key, adjudicator)
+        self.answer = threading.Event()
+        self.answer.set()
+        self.lost: pb.ProposeBatchRequest | None = None
+        #: The first batch after the lost one's (the re-send).
+        self.again: pb.ProposeBatchRequest | None = None
+
+    def ProposeBatch(self, request: pb.ProposeBatchRequest, context: Any) -> pb.ProposeBatchResponse:
+        if not self.answer.is_set():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "not answering")
+        if self.lost is not None and self.again is None:
+            self.again = request
+        answered = super().ProposeBatch(request, context)
+        if self.lost is None and len(request.proposals) > 1:
+            self.lost = request
+            self.answer.clear()
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the answer was lost")
+        return answered
+
+
+@pytest.fixture(scope="module")
+def forgetful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    setup = Setup(tmp_path_factory.mktemp("chain-resend"), ("victim", "mallory"), 0, **TERMS)
+    setup.holders.append(Forgetful(DEV_PRIVATE_KEYS[4], setup.adjudicator))
+    try:
+        yield setup
+    finally:
+        setup.close()
+
+
+def test_a_chain_whose_answer_was_lost_is_sent_again_whole_after_kill_9(forgetful: Setup) -> None:
+    """U2 for chains: the victim forwards mallory's HTLCs to the holder as one chain, the answer is
+    lost, the victim is killed (-9) holding that chain signed and unanswered, and once back it
+    sends the same changes and state again; the holder's co-signature lands, and every HTLC the
+    victim took from mallory is forwarded exactly once."""
+    net, (holder,) = forgetful.net, forgetful.holders
+    assert isinstance(holder, Forgetful)
+    v, m = net["victim"], net["mallory"]
+    mv = net.open("mallory", "victim", ETHER)
+    vh = forgetful.open_to("victim", holder, ETHER)
+    net.wait_known("mallory", vh, 1)
+    database = v.tmp_path / v.name / f"{v.name}.db"
+
+    def pending_chain() -> bytes | None:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT steps FROM states WHERE channel_id = ? AND steps != x'' AND refused = 0 AND "
+                             "(sig_a = x'' OR sig_b = x'')", (bytes.fromhex(vh[2:]),)).fetchone()
+        return bytes(row[0]) if row else None
+
+    calls = [m.stub.Pay.future(pb.PayRequest(invoice=holder.invoice(10_000)), timeout=60) for _ in range(8)]
+    steps = wait_for(pending_chain, 30, "the victim holds a chain signed and unanswered")
+    v.stop(signal.SIGKILL)
+    lost = holder.lost
+    assert lost is not None and len(lost.proposals) == 1 + len(pb.ProposeBatchRequest.FromString(steps).proposals)
+    holder.answer.set()
+    v.start()
+    # The same chain again (its changes and signed state as first sent), then everything held settles in.
+    wait_for(lambda: pending_chain() is None, 30, "the chain's co-signature landed")
+    assert holder.again is not None and list(holder.again.proposals)[:len(lost.proposals)] == list(lost.proposals)
+    wait_for(lambda: len(htlcs(v, mv)) == len(htlcs(v, vh)) == 8, 30, "every HTLC forwarded once")
+    assert sorted(h.payment_hash for h in htlcs(v, mv)) == sorted(h.payment_hash for h in htlcs(v, vh))
+    assert state_of_pb(v.channel(vh).state).sequence > 0
+    for call in calls:
+        with contextlib.suppress(grpc.RpcError):  # held by the holder: in flight, never failed
+            assert call.result().payment.status != pb.PAYMENT_STATUS_FAILED

@@ -74,8 +74,10 @@ class Holder(pb_grpc.PeerServiceServicer):
                                                    signed_upto=state.sequence))
 
     def ProposeBatch(self, request: pb.ProposeBatchRequest, context: Any) -> pb.ProposeBatchResponse:
-        return seal(self.rules, pb.ProposeBatchResponse(
-            responses=[self.Propose(proposal, context) for proposal in request.proposals]))
+        """Every proposal taken: a signed one co-signed, a chain's unsigned change (U5) just accepted."""
+        return seal(self.rules, pb.ProposeBatchResponse(responses=[
+            self.Propose(proposal, context) if proposal.signature else
+            pb.ProposeResponse(channel_id=request.channel_id, accepted=True) for proposal in request.proposals]))
 
     def Announce(self, request: pb.AnnounceRequest, context: Any) -> pb.AnnounceResponse:
         return seal(self.rules, pb.AnnounceResponse())
