@@ -1,13 +1,14 @@
 """The channels service: payment channels between l2node nodes, value locked in the
 ChannelAdjudicator on L1, moved by states both participants sign (protocol's channel rules, C1..,
-and who may propose what, P0-P6).
+who may propose what, P0-P6, and chains of HTLC changes, P7).
 
 Read in this order: ``_records`` (a channel, its states, invoices, forwards, payments, events),
 ``_store`` (SQLite: a state durable before its signature leaves, never two states at one
 sequence; a forward's or payment's status committed with the state that moves it), ``_rules``
 (the door to protocol's channel rules and signatures), ``_peer`` (signed PeerService messages,
 the client and its call policy per peer), ``_proposal`` (what an update carries beside its
-state), ``_channels`` (the one update path, open, direct payments, close, the L1 watcher),
+state), ``_updates`` (**where an update is proposed, checked, counter-signed and stored**, both
+sides: U1-U5), ``_channels`` (open, direct payments, close, the L1 watcher),
 ``_payments`` (**where an HTLC is offered, forwarded, settled and failed**: H1-H8), ``_routing``
 (announcements and the cheapest route: R1-R10), ``_gossip`` (the graph's upkeep), ``_enforce``
 (**where an HTLC is enforced on L1** when a peer withholds its answer: E1-E4), ``_tower`` (the
