@@ -52,11 +52,17 @@ def stop(proc: Any, channel: grpc.Channel) -> None:
     channel.close()
 
 
-def mine_until(l1: Anvil, done: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """One L1 block at a time, slowly enough for the sequencer to keep its origin fresh."""
+def mine_until(l1: Anvil, done: Callable[[], bool], what: str, timeout: float = 60,
+               pace: Callable[[], bool] | None = None) -> None:
+    """One L1 block at a time, slowly enough for the sequencer to keep its origin fresh; with
+    ``pace``, each block waits (up to 10 s) until ``pace()`` holds: on a loaded machine the
+    sequencer's reaction, not the L1's 12-second blocks, would otherwise set what the test sees."""
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        waited = time.monotonic() + 10
+        while pace is not None and not pace() and time.monotonic() < waited:
+            time.sleep(0.05)
         l1.rpc("anvil_mine", 1)
         time.sleep(0.25)
 
@@ -188,7 +194,20 @@ def test_an_idle_sequencer_keeps_its_window_open_with_heartbeats(tmp_path: pathl
         start = stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block.number
         log_before = (tmp_path / "sequencer.log").read_text().count(REWIND)
         target = l1_number(l1) + 4 * WINDOW
-        mine_until(l1, lambda: l1_number(l1) >= target, "four windows of L1 blocks")
+        log = tmp_path / "sequencer.log"
+
+        def kept_up() -> bool:
+            """Every block the sequencer sealed is posted, and the next L1 block leaves its newest
+            one short of the window's end: it is due a heartbeat once its view of L1 (its depth
+            behind the head) is past half a window (protocol.heartbeat_due), which here is one L1
+            block before the end; so the test mines no further until that heartbeat is posted, as
+            12-second L1 blocks would let it."""
+            head = stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block
+            posted = [json.loads(line).get("last", 0) for line in log.read_text().splitlines()
+                      if '"batch posted"' in line]
+            return l1_number(l1) + 1 - head.l1_origin_number < WINDOW and max(posted, default=0) >= head.number
+
+        mine_until(l1, lambda: l1_number(l1) >= target, "four windows of L1 blocks", pace=kept_up)
         mine_until(l1, lambda: settled(stub), "every block SAFE")
         head = stub.GetBlock(pb.GetBlockRequest(latest=True), timeout=5).block
         assert head.number > start + 4  # heartbeats: about one per half window
