@@ -93,6 +93,7 @@ def _instrument(channels: Channels, ctx: WorkerContext, spans: Spans) -> None:
     if hasattr(channels, "updates"):  # the one update path (services/channels/_updates.py)
         _wrap_each(channels.updates, spans, {
             "pay": "updates.pay (queued, waits for the channel's turn and its round trip)",
+            "pay_many": "updates.pay_many (a message's payments queued at once, their round trips)",
             "_drain": "updates.drain (one round trip: the payments waiting, one state)",
             "flush": "updates.flush (pending states re-sent first)",
             "_send": "updates.send (the Propose(Batch) RPC, then verify and record)",
@@ -197,9 +198,10 @@ _INNER = channels_definition()
 
 async def _register(ctx: WorkerContext) -> Service:
     service = await _INNER.register(ctx)
-    assert isinstance(service, Channels)
+    channels = getattr(service, "channels", service)  # the worker's Service holds its Channels (and its tower)
+    assert isinstance(channels, Channels), type(service)
     spans = Spans()
-    _instrument(service, ctx, spans)
+    _instrument(channels, ctx, spans)
     return _Profiled(service, spans)
 
 

@@ -164,18 +164,52 @@ class Updates:
         """Pay ``amount`` to the channel's peer (its invoice ``payment_hash``, or b""): the co-signed
         new state and the invoice's preimage (b""). Waits for the channel's next round trip (U1);
         pays once on a retry (U4)."""
-        if amount <= 0:
-            raise InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT")
+        (outcome,) = await self.pay_many(record, ((amount, payment_hash, request_key),))
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def pay_many(self, record: ChannelRecord, payments: Sequence[tuple[int, bytes, str]]
+                       ) -> list[tuple[StateRecord, bytes] | BaseException]:
+        """Several payments to the channel's peer, each (amount, invoice payment hash or b"", the
+        client's request_id or ""), queued on the channel at once: each one's outcome, in order, as
+        ``pay`` would return or raise it. One waiter for all of them (the round trips carry them
+        with whatever else waits on the channel, U1); each pays once on a retry (U4). If the caller
+        is cancelled, those of its payments not yet sent are dropped (never sent)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        items: list[_Transfer] = []
+        outcomes: list[tuple[StateRecord, bytes] | BaseException | None] = []
+        for amount, payment_hash, request_key in payments:
+            if amount <= 0:
+                outcomes.append(InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT"))
+                continue
+            outcomes.append(None)
+            items.append(_Transfer(amount, payment_hash, request_key, loop.create_future(), since=now))
         cid = record.channel_id
-        item = _Transfer(amount, payment_hash, request_key, asyncio.get_running_loop().create_future())
         queue = self._queues.setdefault(cid, _Queue())
-        queue.waiting.append(item)
-        while not item.future.done():
-            # Whoever holds the channel's lock sends everything waiting: the lock is the turn (FIFO).
-            async with self._channels.lock(cid):
-                if not item.future.done():
-                    await self._drain(cid, queue)
-        return item.future.result()
+        queue.waiting.extend(items)
+        done = 0  # items[:done] are settled (the queue is FIFO: most settle in order)
+        try:
+            while done < len(items):
+                if items[done].future.done():
+                    done += 1
+                    continue
+                # Whoever holds the channel's lock sends everything waiting: the lock is the turn (FIFO).
+                async with self._channels.lock(cid):
+                    if not items[done].future.done():
+                        await self._drain(cid, queue)
+        except BaseException:
+            for item in items:  # not sent yet: dropped (_take skips a done future); sent: answered to no one
+                item.future.cancel()
+            raise
+        found = iter(items)
+        for i, outcome in enumerate(outcomes):
+            if outcome is None:
+                future = next(found).future
+                error = future.exception()
+                outcomes[i] = error if error is not None else future.result()
+        return [o for o in outcomes if o is not None]
 
     async def _drain(self, cid: bytes, queue: _Queue) -> None:
         """One round trip of the payments waiting on the channel (the caller holds its lock)."""
@@ -186,14 +220,20 @@ class Updates:
             while waiting:
                 waiting.popleft().settle(exc)
             return
-        for outcome in flushed:  # U4: a retried payment delivered by the flush is answered with it
-            parts = self._store.parts_of(cid, outcome.state.sequence)
-            for i, (_, payment_hash, request_key) in enumerate(parts):
-                for item in list(waiting):
-                    if (item.payment_hash and item.payment_hash == payment_hash) or \
-                            (item.request_key and item.request_key == request_key):
-                        waiting.remove(item)
-                        item.settle((outcome.state, outcome.preimages[i] if i < len(outcome.preimages) else b""))
+        if flushed and waiting:  # U4: a retried payment delivered by the flush is answered with it
+            by_hash = {i.payment_hash: i for i in waiting if i.payment_hash}
+            by_key = {i.request_key: i for i in waiting if i.request_key}
+            for outcome in flushed:
+                parts = self._store.parts_of(cid, outcome.state.sequence)
+                for n, (_, payment_hash, request_key) in enumerate(parts):
+                    item = by_hash.pop(payment_hash, None) if payment_hash else None
+                    if item is None and request_key:
+                        item = by_key.pop(request_key, None)
+                    if item is not None:
+                        item.settle((outcome.state, outcome.preimages[n] if n < len(outcome.preimages) else b""))
+            kept = [i for i in waiting if not i.future.done()]
+            waiting.clear()
+            waiting.extend(kept)
         record = self._channels.channel(cid)
         if record.status != ChannelStatus.OPEN:
             refusal = FailedPrecondition(f"channel 0x{cid.hex()} is {record.status.name}, not OPEN",
@@ -213,6 +253,12 @@ class Updates:
             self._store.put_parts(signed, [(i.amount, i.payment_hash, i.request_key) for i in taken])
         try:
             (outcome,) = await self._send(record, [(signed, request)])
+        except asyncio.CancelledError:  # the sender's caller went away: the state stays pending (U2) ...
+            cancelled = Unavailable("the round trip was cancelled: the state stays pending, re-sent as it is",
+                                    reason="PEER_UNAVAILABLE", retry_delay_s=0.1)
+            for item in taken:  # ... and the others' payments in it are answered (never left waiting)
+                item.settle(cancelled)
+            raise
         except Exception as exc:  # no answer: the state stays pending, re-sent as it is (U2)
             for item in taken:
                 item.settle(exc)
@@ -242,14 +288,18 @@ class Updates:
         latest = self._channels.latest(record)
         ours = latest.balance_a if record.we_are_a else latest.balance_b
         taken: list[_Transfer] = []
+        hashes: set[bytes] = set()
+        keys: set[str] = set()
         total = 0
         while waiting and len(taken) < MAX_BATCH:
             item = waiting[0]
-            if item.future.done():
+            if item.future.done():  # its caller went away before it was sent
                 waiting.popleft()
                 continue
             if taken and (item.alone or taken[0].alone):
                 break
+            if item.payment_hash in hashes or item.request_key in keys:
+                break  # the same invoice or request_id twice in one trip: the second waits for the first (U4)
             waiting.popleft()
             paid = self._store.paid(item.payment_hash) if item.payment_hash else None
             if paid is not None:  # U4: an invoice paid before (at a restart): paid once
@@ -259,15 +309,16 @@ class Updates:
             if again is not None:  # U4: the same request_id paid before: paid once
                 item.settle((again, b""))
                 continue
-            if item.payment_hash and any(t.payment_hash == item.payment_hash for t in taken):
-                waiting.appendleft(item)  # the same invoice twice in one trip: the second waits for the first
-                break
             if total + item.amount > ours:
                 item.settle(FailedPrecondition(f"this node holds {ours - total} wei in the channel, not {item.amount}",
                                                reason="INSUFFICIENT_BALANCE"))
                 continue
             total += item.amount
             taken.append(item)
+            if item.payment_hash:
+                hashes.add(item.payment_hash)
+            if item.request_key:
+                keys.add(item.request_key)
         if not taken:
             return [], None
         delta = -total if record.we_are_a else total
