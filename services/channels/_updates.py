@@ -16,8 +16,11 @@ U1 Many direct payments on one channel go in one round trip and one state: the p
    for the channel make one TRANSFER (P1: one change, their sum) whose proposal lists each
    payment (``parts``: its amount and invoice); one signature and one commit per side for all of
    them, and the answer carries each invoice's preimage. R checks every part (the amounts add up,
-   each invoice open and paid whole); if it refuses, the payments are tried again one per state,
-   so one bad invoice fails alone. A payment is acknowledged only after both commits, as before.
+   each invoice open and paid whole); if it refuses, the payments are tried again by halves (each
+   half a state, halved again while refused), so one bad invoice fails alone, in some 2 log2(n)
+   round trips, not n. A payment is acknowledged only after both commits, as before. Payments
+   that arrive together (PayStream's ``payments``) are queued at once, one waiter for all of them
+   (``pay_many``).
    Updates of other kinds go one per state, several per round trip (ProposeBatch: each checked in
    order and stored in one commit, SQLite savepoints undoing a refused one's writes; after the
    first refusal every later one is refused, PREVIOUS_REFUSED, and built again).
@@ -34,7 +37,9 @@ U3 Both sides may propose at once (payments one way, settles the other). When R 
    side starves. A proposal at or below R's highest signed sequence is refused
    (SEQUENCE_CONFLICT) with that sequence, and P tries again above it after a short random pause.
 U4 A retried payment pays once: an invoice's by its payment hash, an address payment by the
-   client's request_id, kept with the state that made it.
+   client's request_id, kept with the state that made it. One invoice or request_id goes in one
+   payment of a round trip at most (a second waits for the next, and is answered with the first's
+   state).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import itertools
 import logging
 import random
 from collections.abc import Sequence
@@ -71,6 +77,8 @@ RACE_BUDGET_S: Final = 30.0
 AGAIN: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING", "PREVIOUS_REFUSED")
 #: The most payments in one round trip (U1).
 MAX_BATCH: Final = 256
+#: The groups a refused state's payments are tried again in (U1).
+_GROUPS: Final = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +129,9 @@ class _Transfer:
     tries: int = 0
     #: When it was first queued (the event loop's clock): RACE_BUDGET_S runs from here.
     since: float = field(default_factory=lambda: asyncio.get_running_loop().time())
-    #: Sent in a state of its own (a refused state of several payments is tried again one by one).
-    alone: bool = False
+    #: Sent only with the payments of its group (0: with any): a refused state of several payments is
+    #: tried again in halves, each a group, until the refused ones are alone (U1).
+    group: int = 0
 
     def settle(self, result: tuple[StateRecord, bytes] | BaseException) -> None:
         _settle(self.future, result)
@@ -268,15 +277,17 @@ class Updates:
                 item.settle((outcome.state, preimage))
             return
         again: list[_Transfer] = []
-        for item in taken:
-            if outcome.reason in AGAIN:
-                if _try_again(item):
-                    again.append(item)
-            elif len(taken) > 1:
-                item.alone = True  # which payment was refused is found by sending each on its own (U1)
-                again.append(item)
-            else:
-                item.settle(FailedPrecondition(f"the peer refused the payment: {outcome.message}",
+        if outcome.reason in AGAIN:
+            again = [item for item in taken if _try_again(item)]
+        elif len(taken) > 1:  # which payments were refused is found by halves, each a state (U1)
+            half = len(taken) // 2
+            for part in (taken[:half], taken[half:]):
+                group = next(_GROUPS)
+                for item in part:
+                    item.group = group
+            again = taken
+        else:
+            taken[0].settle(FailedPrecondition(f"the peer refused the payment: {outcome.message}",
                                                reason=outcome.reason))
         waiting.extendleft(reversed(again))
         if outcome.reason in AGAIN:
@@ -296,7 +307,7 @@ class Updates:
             if item.future.done():  # its caller went away before it was sent
                 waiting.popleft()
                 continue
-            if taken and (item.alone or taken[0].alone):
+            if taken and item.group != taken[0].group:
                 break
             if item.payment_hash in hashes or item.request_key in keys:
                 break  # the same invoice or request_id twice in one trip: the second waits for the first (U4)
