@@ -503,16 +503,25 @@ async def until_paid(call: Callable[[], Awaitable[object]], timeout_s: float = 1
             await asyncio.sleep(0.5)
 
 
-async def spans(nodes: list[BenchNode], call: Callable[[int], Awaitable[object]], count: int, in_flight: int,
-                what: str, directory: Path, cprofile: bool) -> None:
-    """``count`` calls (after a warm-up), each node's spans per payment printed, a column each."""
-    await drive(call, WARM_UP, in_flight)
+#: A run of payments: (how many, the index of the first) -> (each one's latency, the wall time, failures).
+Run = Callable[[int, int], Awaitable[tuple[list[float], float, int]]]
+
+
+def calls(call: Callable[[int], Awaitable[object]], in_flight: int) -> Run:
+    """A run of ``call`` (a unary Pay), ``in_flight`` at a time."""
+    return lambda count, first: drive(lambda i: call(first + i), count, in_flight)
+
+
+async def spans(nodes: list[BenchNode], run: Run, count: int, in_flight: int, what: str, directory: Path,
+                cprofile: bool, client: str = "the bench Pay call (unary gRPC)") -> None:
+    """``count`` payments (after a warm-up), each node's spans per payment printed, a column each."""
+    await run(WARM_UP, 0)
     paths = {node.name: directory / f"{node.name}.spans.json" for node in nodes}
     for node in nodes:
         paths[node.name].unlink(missing_ok=True)
         os.kill(node.pid, signal.SIGUSR1)
     await asyncio.sleep(0.2)
-    latencies, wall, failed = await drive(lambda i: call(WARM_UP + i), count, in_flight)
+    latencies, wall, failed = await run(count, WARM_UP)
     for node in nodes:
         os.kill(node.pid, signal.SIGUSR2)
     if not latencies:
@@ -523,7 +532,7 @@ async def spans(nodes: list[BenchNode], call: Callable[[int], Awaitable[object]]
     print(f"\nwhere a payment's time goes, {in_flight} in flight ({count:,} {what}, "
           f"{figures(latencies, wall).line().strip()}; failed {failed}); mean us per payment (a span's total / "
           "payments; spans nest; calls per payment in brackets):")
-    print(f"  {'client: the bench Pay call (unary gRPC)':70s} {1e6 * sum(latencies) / count:9,.0f}")
+    print(f"  {'client: ' + client:70s} {1e6 * sum(latencies) / count:9,.0f}")
     labels = [label for label in SIDE_ORDER if any(label in found[n.name] for n in nodes)]
     labels += sorted({label for n in nodes for label in found[n.name]} - set(labels))
     print(f"  {'span':70s} " + " ".join(f"{n.name:>15s}" for n in nodes))
@@ -553,7 +562,11 @@ async def profile(net: Network, payer: Payer, in_flights: tuple[int, ...], count
     again.paid += 1
     print(f"\nboth workers restarted instrumented: the first payment went through after {waited:.1f} s")
     for in_flight in in_flights:
-        await spans([a, b], again.pay_address, count, in_flight, "payments to B's address", directory, cprofile)
+        await spans([a, b], calls(again.pay_address, in_flight), count, in_flight, "payments to B's address",
+                    directory, cprofile)
+    await spans([a, b], lambda n, _: again.stream(n, 1024, 256), max(count, 2048), 1024,
+                "payments to B's address, 256 a PayStream message", directory, cprofile,
+                client="a payment on the bench's PayStream (answered in its message's answers)")
     return again
 
 
@@ -626,8 +639,8 @@ async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int,
             print(f"\nthe three workers restarted instrumented: the first payment went through after {waited:.1f} s")
             for in_flight in (1, 8):
                 call = await payer.pay_invoices(await payer.invoices(WARM_UP + min(count, 500)))
-                await spans([a, b, c], call, min(count, 500), in_flight, "payments of C's invoices through B",
-                            directory, cprofile=False)
+                await spans([a, b, c], calls(call, in_flight), min(count, 500), in_flight,
+                            "payments of C's invoices through B", directory, cprofile=False)
         await payer.aclose()
         # Every HTLC settled back: C holds every payment; nothing in flight on either channel.
         views = until(settled, 30)

@@ -165,7 +165,7 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
                 found = await self._pay_many(requests)
             finally:
                 window.release(len(requests))
-            answers.put_nowait(pb.PayStreamResponse(answers=found))
+            answers.put_nowait(found)
 
         async def read() -> None:
             try:
@@ -202,27 +202,29 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
         if malformed:
             raise malformed[0]
 
-    async def _pay_many(self, requests: Sequence[pb.PayRequest]) -> list[pb.PayStreamAnswer]:
-        """One message's payments, each checked and answered as Pay would: the direct ones on a
-        channel enqueued on it at once (Updates.pay_many: one waiter, no task per payment; U4 pays
-        a retried request_id once), the routed ones each as Pay pays it; their answers, in order."""
-        answers: list[pb.PayStreamAnswer | None] = [None] * len(requests)
-        channels: dict[tuple[bytes, int], ChannelRecord | None] = {}  # (payee, amount): found once a message
+    async def _pay_many(self, requests: Sequence[pb.PayRequest]) -> pb.PayStreamResponse:
+        """One message's payments, each checked and paid as Pay would: the direct ones on a channel
+        enqueued on it at once (Updates.pay_many: one waiter, no task per payment; U4 pays a
+        retried request_id once), the routed ones each as Pay pays it. Their answers, in order, in
+        one response; each channel they went over in its ``channels``, once (not in each answer)."""
+        results: list[tuple[StateRecord, bytes] | pb.PayResponse | BaseException | None] = [None] * len(requests)
+        hashes: list[bytes] = [b""] * len(requests)
+        found: dict[tuple[bytes, int], ChannelRecord | None] = {}  # (payee, amount): looked up once a message
         direct: dict[bytes, tuple[ChannelRecord, list[int], list[tuple[int, bytes, str]]]] = {}
         routed: list[int] = []
         for i, request in enumerate(requests):
             try:
                 payee, amount, payment_hash, _ = _target(request)
                 key = (payee, amount)
-                record = channels[key] if key in channels else \
-                    channels.setdefault(key, self._channels.direct_channel(payee, amount))
+                record = found[key] if key in found else found.setdefault(key, self._channels.direct_channel(*key))
                 if record is None and payment_hash:
                     routed.append(i)
                     continue
                 record = record or self._channels.channel_to(payee, amount)  # NO_ROUTE
             except Exception as exc:
-                answers[i] = pb.PayStreamAnswer(request_id=request.request_id, error=_pay_error(exc))
+                results[i] = exc
                 continue
+            hashes[i] = payment_hash
             _, indexes, payments = direct.setdefault(record.channel_id, (record, [], []))
             indexes.append(i)
             payments.append((amount, payment_hash, request.request_id))
@@ -232,28 +234,45 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             try:
                 outcomes: Sequence[tuple[StateRecord, bytes] | BaseException] = \
                     await self._channels.updates.pay_many(record, payments)
-                view = self._pb(self._channels.channel(record.channel_id))  # one view of the channel for all
-            except Exception as exc:  # the channel's round trip failed as a whole: each payment says why
-                outcomes, view = [exc] * len(payments), pb.Channel()
-            cid = hex0x(record.channel_id)
-            for i, (_, payment_hash, request_id), outcome in zip(indexes, payments, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    answers[i] = pb.PayStreamAnswer(request_id=request_id, error=_pay_error(outcome))
-                    continue
-                state, preimage = outcome
-                answers[i] = pb.PayStreamAnswer(request_id=request_id, payment=pb.PayResponse(
-                    channel_id=cid, sequence=state.sequence, payment_hash=hex0x(payment_hash) if payment_hash else "",
-                    preimage=hex0x(preimage) if preimage else "", channel=view))
+            except Exception as exc:  # the channel's round trips failed as a whole: each payment says why
+                outcomes = [exc] * len(payments)
+            for i, outcome in zip(indexes, outcomes, strict=True):
+                results[i] = outcome
 
         async def pay_routed(i: int) -> None:
-            request = requests[i]
             try:
-                answers[i] = pb.PayStreamAnswer(request_id=request.request_id, payment=await self._pay(request))
+                results[i] = await self._pay(requests[i])
             except Exception as exc:
-                answers[i] = pb.PayStreamAnswer(request_id=request.request_id, error=_pay_error(exc))
+                results[i] = exc
 
         await asyncio.gather(*(pay_direct(*group) for group in direct.values()), *(pay_routed(i) for i in routed))
-        return [a for a in answers if a is not None]
+        response = pb.PayStreamResponse()
+        views: dict[str, pb.Channel] = {}
+        for cid in direct:
+            try:
+                views[hex0x(cid)] = self._pb(self._channels.channel(cid))
+            except DomainError:  # gone meanwhile (cannot be: channels are never deleted); its answers stand
+                continue
+        add = response.answers.add
+        for request, payment_hash, result in zip(requests, hashes, results, strict=True):
+            answer = add(request_id=request.request_id)
+            if isinstance(result, tuple):  # a direct payment: the fields a unary Pay answers, but its channel
+                state, preimage = result
+                paid = answer.payment
+                paid.channel_id, paid.sequence = hex0x(state.channel_id), state.sequence
+                if payment_hash:
+                    paid.payment_hash = hex0x(payment_hash)
+                if preimage:
+                    paid.preimage = hex0x(preimage)
+            elif isinstance(result, pb.PayResponse):  # a routed one: its first hop's channel goes in `channels`
+                if result.HasField("channel"):
+                    views.setdefault(result.channel.channel_id, result.channel)
+                answer.payment.CopyFrom(result)
+                answer.payment.ClearField("channel")
+            else:
+                answer.error.CopyFrom(_pay_error(result if result is not None else AssertionError("not paid")))
+        response.channels.extend(views.values())
+        return response
 
     async def _pay(self, request: pb.PayRequest) -> pb.PayResponse:
         payee, amount, payment_hash, (max_fee, attempts, hops) = _target(request)

@@ -295,41 +295,44 @@ class Updates:
 
     def _take(self, record: ChannelRecord, waiting: collections.deque[_Transfer]
               ) -> tuple[list[_Transfer], StateRecord | None]:
-        """The next round trip's payments and the one TRANSFER that makes them all (U1)."""
-        latest = self._channels.latest(record)
-        ours = latest.balance_a if record.we_are_a else latest.balance_b
-        taken: list[_Transfer] = []
+        """The next round trip's payments and the one TRANSFER that makes them all (U1): those at
+        the head of the queue (one group; one of each invoice and request_id), those paid before
+        answered with the state that paid them (U4: one read for all), those the balance cannot
+        carry refused."""
+        heads: list[_Transfer] = []
         hashes: set[bytes] = set()
         keys: set[str] = set()
-        total = 0
-        while waiting and len(taken) < MAX_BATCH:
+        while waiting and len(heads) < MAX_BATCH:
             item = waiting[0]
             if item.future.done():  # its caller went away before it was sent
                 waiting.popleft()
                 continue
-            if taken and item.group != taken[0].group:
+            if heads and item.group != heads[0].group:
                 break
             if item.payment_hash in hashes or item.request_key in keys:
                 break  # the same invoice or request_id twice in one trip: the second waits for the first (U4)
-            waiting.popleft()
-            paid = self._store.paid(item.payment_hash) if item.payment_hash else None
-            if paid is not None:  # U4: an invoice paid before (at a restart): paid once
-                item.settle(paid)
-                continue
-            again = self._store.by_request_key(item.request_key) if item.request_key else None
-            if again is not None:  # U4: the same request_id paid before: paid once
-                item.settle((again, b""))
-                continue
-            if total + item.amount > ours:
-                item.settle(FailedPrecondition(f"this node holds {ours - total} wei in the channel, not {item.amount}",
-                                               reason="INSUFFICIENT_BALANCE"))
-                continue
-            total += item.amount
-            taken.append(item)
+            heads.append(waiting.popleft())
             if item.payment_hash:
                 hashes.add(item.payment_hash)
             if item.request_key:
                 keys.add(item.request_key)
+        paid = self._store.paid_many(tuple(hashes))  # U4: an invoice paid before (a retry, a restart)
+        again = self._store.by_request_keys(tuple(keys))  # U4: the same request_id paid before
+        latest = self._channels.latest(record)
+        ours = latest.balance_a if record.we_are_a else latest.balance_b
+        taken: list[_Transfer] = []
+        total = 0
+        for item in heads:
+            if item.payment_hash in paid:
+                item.settle(paid[item.payment_hash])
+            elif item.request_key in again:
+                item.settle((again[item.request_key], b""))
+            elif total + item.amount > ours:
+                item.settle(FailedPrecondition(f"this node holds {ours - total} wei in the channel, not {item.amount}",
+                                               reason="INSUFFICIENT_BALANCE"))
+            else:
+                total += item.amount
+                taken.append(item)
         if not taken:
             return [], None
         delta = -total if record.we_are_a else total

@@ -106,7 +106,11 @@ def test_payments_batched_in_messages_are_each_paid_once_durably_on_both_sides_a
            pb.PayRequest(request_id="no-target", amount="5")]
     payments = good[:300] + bad[:2] + good[300:] + bad[2:]  # the bad ones amid the good ones
     messages = [pb.PayStreamRequest(payments=payments[i:i + 256]) for i in range(0, len(payments), 256)]
-    answers = by_request_id(answers_of(a, messages))
+    responses = list(a.stub.PayStream(iter(messages), timeout=120))
+    # A response a message, its answers in the message's order.
+    assert [[r.request_id for r in response.answers] for response in responses] == \
+        [[p.request_id for p in m.payments] for m in messages]
+    answers = by_request_id([answer for response in responses for answer in response.answers])
 
     assert sorted(answers) == sorted(p.request_id for p in payments)  # each answered once
     errors = {rid: (r.error.code, r.error.reason) for rid, r in answers.items() if r.HasField("error")}
@@ -120,9 +124,13 @@ def test_payments_batched_in_messages_are_each_paid_once_durably_on_both_sides_a
         assert answer.payment_hash == invoice.payment_hash
         assert hashlib.sha256(bytes.fromhex(answer.preimage[2:])).hexdigest() == invoice.payment_hash[2:]
     assert answers["inv3-again"].payment.preimage == answers["inv3"].payment.preimage
-    for answer in answers.values():
-        if answer.HasField("payment"):  # each answer names the channel and a state that both sides hold
-            assert answer.payment.channel_id == cid and answer.payment.channel.state.sequence >= answer.payment.sequence
+    for response in responses:  # each answer names the channel and its state; the channel is in the response, once
+        (view,) = response.channels
+        assert view.channel_id == cid and view.signature_a and view.signature_b
+        for answer in response.answers:
+            if answer.HasField("payment"):
+                assert answer.payment.channel_id == cid and not answer.payment.HasField("channel")
+                assert 0 < answer.payment.sequence <= view.state.sequence
     paid = sum(10 + i for i in range(600)) + sum(7_000 + i for i in range(30))
 
     def check_both_sides() -> None:

@@ -219,16 +219,18 @@ class PayStreamRequest(_message.Message):
     def __init__(self, payment: _Optional[_Union[PayRequest, _Mapping]] = ..., payments: _Optional[_Iterable[_Union[PayRequest, _Mapping]]] = ...) -> None: ...
 
 class PayStreamResponse(_message.Message):
-    __slots__ = ("request_id", "payment", "error", "answers")
+    __slots__ = ("request_id", "payment", "error", "answers", "channels")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     payment: PayResponse
     error: PayError
     answers: _containers.RepeatedCompositeFieldContainer[PayStreamAnswer]
-    def __init__(self, request_id: _Optional[str] = ..., payment: _Optional[_Union[PayResponse, _Mapping]] = ..., error: _Optional[_Union[PayError, _Mapping]] = ..., answers: _Optional[_Iterable[_Union[PayStreamAnswer, _Mapping]]] = ...) -> None: ...
+    channels: _containers.RepeatedCompositeFieldContainer[Channel]
+    def __init__(self, request_id: _Optional[str] = ..., payment: _Optional[_Union[PayResponse, _Mapping]] = ..., error: _Optional[_Union[PayError, _Mapping]] = ..., answers: _Optional[_Iterable[_Union[PayStreamAnswer, _Mapping]]] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ...) -> None: ...
 
 class PayStreamAnswer(_message.Message):
     __slots__ = ("request_id", "payment", "error")
