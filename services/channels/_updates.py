@@ -210,7 +210,8 @@ class Updates:
                         await self._drain(cid, queue)
         except BaseException:
             for item in items:  # not sent yet: dropped (_take skips a done future); sent: answered to no one
-                item.future.cancel()
+                if not item.future.cancel() and not item.future.cancelled():
+                    item.future.exception()  # settled already: read, so asyncio does not log it as lost
             raise
         found = iter(items)
         for i, outcome in enumerate(outcomes):

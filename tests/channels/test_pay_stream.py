@@ -3,13 +3,15 @@ the payments waiting on the channel), one per message (`payment`) or several (`p
 in `answers`). Every payment is answered once, by its request_id; a bad one fails alone (its own
 error, the others paid); both sides hold every payment, durably; a retried request_id pays once;
 a malformed message ends the stream with INVALID_ARGUMENT and its reason, the payments before it
-answered."""
+answered; a stream cancelled in the middle of its round trip loses no payment and pays none twice."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import signal
+import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from tests.channels._network import Network
-from tests.channels._nodes import ETHER, Node, reason_of
+from tests.channels._nodes import ETHER, Node, reason_of, wait_for
 from tests.l1.anvil import Anvil
 
 
@@ -47,6 +49,14 @@ def answers_of(node: Node, messages: Iterable[pb.PayStreamRequest], timeout: flo
     answered by a PayStreamResponse, its `payments` by PayStreamAnswers: the same fields)."""
     return [answer for response in node.stub.PayStream(iter(messages), timeout=timeout)
             for answer in (response.answers or [response])]
+
+
+def pending(node: Node, channel_id: str) -> bool:
+    """The node holds a state of the channel it signed and sent, not answered yet (its store, read)."""
+    with sqlite3.connect(f"file:{node.tmp_path / node.name / node.name}.db?mode=ro", uri=True) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM states WHERE channel_id = ? AND refused = 0 AND "
+                              "(sig_a = x'' OR sig_b = x'')", (bytes.fromhex(channel_id[2:]),)).fetchone()
+    return bool(count)
 
 
 def by_request_id(answers: list[Any]) -> dict[str, Any]:
@@ -208,3 +218,38 @@ def test_a_malformed_message_ends_the_stream_with_its_reason_once_those_before_i
             [ahead[0].payment.request_id, *(p.request_id for p in ahead[1].payments)])
         assert all(r.HasField("payment") for r in answered)
     assert int(d.channel(to_dave).local_balance) == before + 2 * 3 * 3
+
+
+def test_a_stream_cancelled_during_its_round_trip_loses_no_payment_and_pays_none_twice(
+        net: Network, to_dave: str) -> None:
+    a, d = net["alice"], net["dave"]
+    to_dave_address = "0x" + d.address.hex()
+    before = int(d.channel(to_dave).local_balance)
+    batch = [pb.PayRequest(request_id=f"cancelled-{i}", address=to_dave_address, amount=str(1_000 + i))
+             for i in range(50)]
+    open_until = threading.Event()
+
+    def messages() -> Iterator[pb.PayStreamRequest]:
+        yield pb.PayStreamRequest(payments=batch)
+        open_until.wait(30)  # the stream stays open: its client cancels it
+
+    assert d.proc is not None
+    dave = d.proc.proc
+    dave.send_signal(signal.SIGSTOP)  # dave holds the round trip: alice's signed state waits for his answer
+    try:
+        call = a.stub.PayStream(messages(), timeout=30)
+        wait_for(lambda: pending(a, to_dave), 10, "alice's state of the batch, signed and sent")
+        call.cancel()
+    finally:
+        open_until.set()
+        dave.send_signal(signal.SIGCONT)
+    # The state stays pending and is re-sent (U2); retried, each payment is answered once paid, once.
+    paid = sum(1_000 + i for i in range(50))
+
+    def retried() -> dict[str, Any] | None:
+        answers = by_request_id(answers_of(a, [pb.PayStreamRequest(payments=batch)], timeout=30))
+        return answers if all(r.HasField("payment") for r in answers.values()) else None
+
+    wait_for(retried, 30, "every payment of the cancelled stream paid")
+    assert int(d.channel(to_dave).local_balance) == before + paid
+    assert a.channel(to_dave).state == d.channel(to_dave).state
