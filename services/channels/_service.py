@@ -1,6 +1,7 @@
 """The gRPC APIs: ChannelsService (this node's user) and PeerService (other nodes' channels
 workers). Bad input is INVALID_ARGUMENT with a reason (MALFORMED_ADDRESS, MALFORMED_HASH,
-MALFORMED_AMOUNT, MALFORMED_INVOICE, PAGE_SIZE_TOO_LARGE, BAD_PAGE_TOKEN); an unknown channel is
+MALFORMED_AMOUNT, MALFORMED_INVOICE, PAGE_SIZE_TOO_LARGE, BAD_PAGE_TOKEN; a PayStream message with
+both `payment` and `payments`, PAYMENT_AND_PAYMENTS, or too many, TOO_MANY_PAYMENTS); an unknown channel is
 NOT_FOUND (CHANNEL_NOT_FOUND); a payment the channel cannot make is FAILED_PRECONDITION
 (CHANNEL_NOT_OPEN, INSUFFICIENT_BALANCE, NO_ROUTE, or the peer's refusal reason); a peer that does
 not answer is UNAVAILABLE (PEER_UNAVAILABLE: the update stays pending and is re-sent as it is).
