@@ -109,7 +109,8 @@ def _instrument(channels: Channels, ctx: WorkerContext, spans: Spans) -> None:
     })
     _wrap_each(channels.store, spans, {name: f"store.{name}" for name in (
         "put_state", "put_parts", "record_sent", "record_received", "record_payment", "apply", "latest_cosigned",
-        "highest_sequence", "pending", "channel", "paid", "invoice", "by_request_key", "state", "parts_of")})
+        "highest_sequence", "pending", "channel", "paid", "paid_many", "invoice", "by_request_key", "by_request_keys",
+        "state", "parts_of")})
     original_peer = channels.peer
 
     def peer(address: str) -> Any:
