@@ -93,6 +93,7 @@ def _instrument(channels: Channels, ctx: WorkerContext, spans: Spans) -> None:
     if hasattr(channels, "updates"):  # the one update path (services/channels/_updates.py)
         _wrap_each(channels.updates, spans, {
             "pay": "updates.pay (queued, waits for the channel's turn and its round trip)",
+            "pay_many": "updates.pay_many (a message's payments queued at once, their round trips)",
             "_drain": "updates.drain (one round trip: the payments waiting, one state)",
             "flush": "updates.flush (pending states re-sent first)",
             "_send": "updates.send (the Propose(Batch) RPC, then verify and record)",
@@ -108,7 +109,8 @@ def _instrument(channels: Channels, ctx: WorkerContext, spans: Spans) -> None:
     })
     _wrap_each(channels.store, spans, {name: f"store.{name}" for name in (
         "put_state", "put_parts", "record_sent", "record_received", "record_payment", "apply", "latest_cosigned",
-        "highest_sequence", "pending", "channel", "paid", "invoice", "by_request_key", "state", "parts_of")})
+        "highest_sequence", "pending", "channel", "paid", "paid_many", "invoice", "by_request_key", "by_request_keys",
+        "state", "parts_of")})
     original_peer = channels.peer
 
     def peer(address: str) -> Any:
@@ -197,9 +199,10 @@ _INNER = channels_definition()
 
 async def _register(ctx: WorkerContext) -> Service:
     service = await _INNER.register(ctx)
-    assert isinstance(service, Channels)
+    channels = getattr(service, "channels", service)  # the worker's Service holds its Channels (and its tower)
+    assert isinstance(channels, Channels), type(service)
     spans = Spans()
-    _instrument(service, ctx, spans)
+    _instrument(channels, ctx, spans)
     return _Profiled(service, spans)
 
 

@@ -1,6 +1,7 @@
 """The gRPC APIs: ChannelsService (this node's user) and PeerService (other nodes' channels
 workers). Bad input is INVALID_ARGUMENT with a reason (MALFORMED_ADDRESS, MALFORMED_HASH,
-MALFORMED_AMOUNT, MALFORMED_INVOICE, PAGE_SIZE_TOO_LARGE, BAD_PAGE_TOKEN); an unknown channel is
+MALFORMED_AMOUNT, MALFORMED_INVOICE, PAGE_SIZE_TOO_LARGE, BAD_PAGE_TOKEN; a PayStream message with
+both `payment` and `payments`, PAYMENT_AND_PAYMENTS, or too many, TOO_MANY_PAYMENTS); an unknown channel is
 NOT_FOUND (CHANNEL_NOT_FOUND); a payment the channel cannot make is FAILED_PRECONDITION
 (CHANNEL_NOT_OPEN, INSUFFICIENT_BALANCE, NO_ROUTE, or the peer's refusal reason); a peer that does
 not answer is UNAVAILABLE (PEER_UNAVAILABLE: the update stays pending and is re-sent as it is).
@@ -11,7 +12,7 @@ A peer message signed by anyone but the channel's other participant is PERMISSIO
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
 from protos.l2node.channels.v1 import channels_pb2 as pb
@@ -20,12 +21,15 @@ from services.runtime import DomainError, FailedPrecondition, FieldViolation, Id
 
 from ._channels import Channels
 from ._payments import check_pay_limits
-from ._records import ChannelRecord, PaymentStatus
+from ._records import ChannelRecord, PaymentStatus, StateRecord
 from ._wire import amount_of, channel_pb, decode_invoice, event_pb, hex0x, invoice_pb, parse_hex, payment_pb
 
 DEFAULT_PAGE: Final = 50
-#: Payments of one PayStream in flight at once (more wait for a slot: the stream's back-pressure).
-_STREAM_IN_FLIGHT: Final = 1024
+#: The most payments one PayStreamRequest carries (``payments``).
+MAX_STREAM_PAYMENTS: Final = 1024
+#: Payments of one PayStream in flight at once (more wait for a slot: the stream's back-pressure);
+#: a few messages' worth of ``payments``.
+_STREAM_IN_FLIGHT: Final = 4 * MAX_STREAM_PAYMENTS
 MAX_PAGE: Final = 500
 _REPLAY_BATCH: Final = 256
 
@@ -42,6 +46,54 @@ def _page(page_size: int, token: str) -> tuple[int | None, int]:
         raise InvalidArgument("page_token is not one this service gave", reason="BAD_PAGE_TOKEN",
                               field_violations=[FieldViolation("page_token", "from a previous response")])
     return before, size
+
+
+def _target(request: pb.PayRequest) -> tuple[bytes, int, bytes, tuple[int, int, int]]:
+    """A Pay request checked: (payee, amount, invoice payment hash or b"", its routing limits)."""
+    amount = amount_of(request.amount, "amount")
+    payment_hash = b""
+    which = request.WhichOneof("target")
+    if which == "invoice":
+        payee, invoiced, payment_hash = decode_invoice(request.invoice)
+        if amount and amount != invoiced:
+            raise InvalidArgument(f"amount {amount} is not the invoice's {invoiced}", reason="AMOUNT_MISMATCH")
+        amount = invoiced
+    elif which == "address":
+        payee = parse_hex(request.address, 20, "address")
+    else:
+        raise InvalidArgument("give invoice or address", reason="MISSING_TARGET")
+    if amount <= 0:
+        raise InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT",
+                              field_violations=[FieldViolation("amount", "wei > 0")])
+    limits = check_pay_limits(amount, amount_of(request.max_fee, "max_fee") if request.max_fee else None,
+                              request.max_attempts, request.max_hops)
+    return payee, amount, payment_hash, limits
+
+
+def _pay_error(exc: BaseException) -> pb.PayError:
+    """A failed payment's answer on a PayStream: what a unary Pay would have answered."""
+    if isinstance(exc, DomainError):
+        return pb.PayError(code=exc.code.name, reason=exc.reason, message=exc.message)
+    # a bug: that payment's answer says so, the stream goes on
+    return pb.PayError(code="INTERNAL", reason="INTERNAL", message=type(exc).__name__)
+
+
+class _Window:
+    """A PayStream's payments in flight: at most ``size``; acquiring more waits for releases."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._released = asyncio.Event()
+
+    async def acquire(self, count: int) -> None:
+        while self.free < count:
+            self._released.clear()
+            await self._released.wait()
+        self.free -= count
+
+    def release(self, count: int) -> None:
+        self.free += count
+        self._released.set()
 
 
 class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
@@ -90,30 +142,56 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
 
     async def PayStream(self, request_iterator: AsyncIterator[pb.PayStreamRequest], context: Any
                         ) -> AsyncIterator[pb.PayStreamResponse]:
-        """Each request paid as a unary Pay would be, concurrently (at most _STREAM_IN_FLIGHT), each
-        answer sent as it completes; the stream ends once every request was answered."""
+        """Each payment paid as a unary Pay would be, concurrently (at most _STREAM_IN_FLIGHT of the
+        stream at once: more wait, the stream's back-pressure): a message's ``payment`` in a task of
+        its own, answered in a response of its own; a message's ``payments`` in one task, the
+        direct ones enqueued on their channel at once (``_pay_many``), answered together in
+        ``answers``. The stream ends once every payment was answered; at a malformed message, with
+        INVALID_ARGUMENT once those before it are answered."""
         answers: asyncio.Queue[pb.PayStreamResponse | None] = asyncio.Queue()
-        slots = asyncio.Semaphore(_STREAM_IN_FLIGHT)
+        window = _Window(_STREAM_IN_FLIGHT)
+        malformed: list[InvalidArgument] = []
 
         async def one(request: pb.PayRequest) -> None:
             try:
                 answer = pb.PayStreamResponse(request_id=request.request_id, payment=await self._pay(request))
-            except DomainError as exc:
-                answer = pb.PayStreamResponse(request_id=request.request_id, error=pb.PayError(
-                    code=exc.code.name, reason=exc.reason, message=exc.message))
-            except Exception as exc:  # a bug: that payment's answer says so, the stream goes on
-                answer = pb.PayStreamResponse(request_id=request.request_id, error=pb.PayError(
-                    code="INTERNAL", reason="INTERNAL", message=type(exc).__name__))
+            except Exception as exc:
+                answer = pb.PayStreamResponse(request_id=request.request_id, error=_pay_error(exc))
             finally:
-                slots.release()
+                window.release(1)
             answers.put_nowait(answer)
 
+        async def many(requests: Sequence[pb.PayRequest]) -> None:
+            try:
+                found = await self._pay_many(requests)
+            finally:
+                window.release(len(requests))
+            answers.put_nowait(found)
+
         async def read() -> None:
-            async with asyncio.TaskGroup() as group:
-                async for request in request_iterator:
-                    await slots.acquire()
-                    group.create_task(one(request.payment))
-            answers.put_nowait(None)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    async for request in request_iterator:
+                        if not request.payments:
+                            await window.acquire(1)
+                            group.create_task(one(request.payment))
+                            continue
+                        if request.HasField("payment"):
+                            malformed.append(InvalidArgument(
+                                "a PayStreamRequest carries `payment` or `payments`, not both",
+                                reason="PAYMENT_AND_PAYMENTS",
+                                field_violations=[FieldViolation("payments", "empty when payment is set")]))
+                            break
+                        if len(request.payments) > MAX_STREAM_PAYMENTS:
+                            malformed.append(InvalidArgument(
+                                f"{len(request.payments)} payments in one message: at most {MAX_STREAM_PAYMENTS}",
+                                reason="TOO_MANY_PAYMENTS",
+                                field_violations=[FieldViolation("payments", f"at most {MAX_STREAM_PAYMENTS}")]))
+                            break
+                        await window.acquire(len(request.payments))
+                        group.create_task(many(request.payments))
+            finally:
+                answers.put_nowait(None)
 
         reader = asyncio.create_task(read())
         try:
@@ -122,26 +200,83 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             await reader
         finally:
             reader.cancel()
+        if malformed:
+            raise malformed[0]
+
+    async def _pay_many(self, requests: Sequence[pb.PayRequest]) -> pb.PayStreamResponse:
+        """One message's payments, each checked and paid as Pay would: the direct ones on a channel
+        enqueued on it at once (Updates.pay_many: one waiter, no task per payment; U4 pays a
+        retried request_id once), the routed ones each as Pay pays it. Their answers, in order, in
+        one response; each channel they went over in its ``channels``, once (not in each answer)."""
+        results: list[tuple[StateRecord, bytes] | pb.PayResponse | BaseException | None] = [None] * len(requests)
+        hashes: list[bytes] = [b""] * len(requests)
+        found: dict[tuple[bytes, int], ChannelRecord | None] = {}  # (payee, amount): looked up once a message
+        direct: dict[bytes, tuple[ChannelRecord, list[int], list[tuple[int, bytes, str]]]] = {}
+        routed: list[int] = []
+        for i, request in enumerate(requests):
+            try:
+                payee, amount, payment_hash, _ = _target(request)
+                key = (payee, amount)
+                record = found[key] if key in found else found.setdefault(key, self._channels.direct_channel(*key))
+                if record is None and payment_hash:
+                    routed.append(i)
+                    continue
+                record = record or self._channels.channel_to(payee, amount)  # NO_ROUTE
+            except Exception as exc:
+                results[i] = exc
+                continue
+            hashes[i] = payment_hash
+            _, indexes, payments = direct.setdefault(record.channel_id, (record, [], []))
+            indexes.append(i)
+            payments.append((amount, payment_hash, request.request_id))
+
+        async def pay_direct(record: ChannelRecord, indexes: list[int], payments: list[tuple[int, bytes, str]]
+                             ) -> None:
+            try:
+                outcomes: Sequence[tuple[StateRecord, bytes] | BaseException] = \
+                    await self._channels.updates.pay_many(record, payments)
+            except Exception as exc:  # the channel's round trips failed as a whole: each payment says why
+                outcomes = [exc] * len(payments)
+            for i, outcome in zip(indexes, outcomes, strict=True):
+                results[i] = outcome
+
+        async def pay_routed(i: int) -> None:
+            try:
+                results[i] = await self._pay(requests[i])
+            except Exception as exc:
+                results[i] = exc
+
+        await asyncio.gather(*(pay_direct(*group) for group in direct.values()), *(pay_routed(i) for i in routed))
+        response = pb.PayStreamResponse()
+        views: dict[str, pb.Channel] = {}
+        for cid in direct:
+            try:
+                views[hex0x(cid)] = self._pb(self._channels.channel(cid))
+            except DomainError:  # gone meanwhile (cannot be: channels are never deleted); its answers stand
+                continue
+        add = response.answers.add
+        for request, payment_hash, result in zip(requests, hashes, results, strict=True):
+            answer = add(request_id=request.request_id)
+            if isinstance(result, tuple):  # a direct payment: the fields a unary Pay answers, but its channel
+                state, preimage = result
+                paid = answer.payment
+                paid.channel_id, paid.sequence = hex0x(state.channel_id), state.sequence
+                if payment_hash:
+                    paid.payment_hash = hex0x(payment_hash)
+                if preimage:
+                    paid.preimage = hex0x(preimage)
+            elif isinstance(result, pb.PayResponse):  # a routed one: its first hop's channel goes in `channels`
+                if result.HasField("channel"):
+                    views.setdefault(result.channel.channel_id, result.channel)
+                answer.payment.CopyFrom(result)
+                answer.payment.ClearField("channel")
+            else:
+                answer.error.CopyFrom(_pay_error(result if result is not None else AssertionError("not paid")))
+        response.channels.extend(views.values())
+        return response
 
     async def _pay(self, request: pb.PayRequest) -> pb.PayResponse:
-        amount = amount_of(request.amount, "amount")
-        payment_hash = b""
-        which = request.WhichOneof("target")
-        if which == "invoice":
-            payee, invoiced, payment_hash = decode_invoice(request.invoice)
-            if amount and amount != invoiced:
-                raise InvalidArgument(f"amount {amount} is not the invoice's {invoiced}", reason="AMOUNT_MISMATCH")
-            amount = invoiced
-        elif which == "address":
-            payee = parse_hex(request.address, 20, "address")
-        else:
-            raise InvalidArgument("give invoice or address", reason="MISSING_TARGET")
-        if amount <= 0:
-            raise InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT",
-                                  field_violations=[FieldViolation("amount", "wei > 0")])
-        max_fee, attempts, hops = check_pay_limits(
-            amount, amount_of(request.max_fee, "max_fee") if request.max_fee else None, request.max_attempts,
-            request.max_hops)
+        payee, amount, payment_hash, (max_fee, attempts, hops) = _target(request)
 
         async def run() -> pb.PayResponse:
             direct = self._channels.direct_channel(payee, amount)

@@ -16,9 +16,12 @@ U1 Many direct payments on one channel go in one round trip and one state: the p
    for the channel make one TRANSFER (P1: one change, their sum) whose proposal lists each
    payment (``parts``: its amount and invoice); one signature and one commit per side for all of
    them, and the answer carries each invoice's preimage. R checks every part (the amounts add up,
-   each invoice open and paid whole); if it refuses, the payments are tried again one per state,
-   so one bad invoice fails alone. A payment is acknowledged only after both commits, as before.
-   Updates of other kinds (HTLCs) waiting on a channel go in one round trip as one chain (U5).
+   each invoice open and paid whole); if it refuses, the payments are tried again by halves (each
+   half a state, halved again while refused), so one bad invoice fails alone, in some 2 log2(n)
+   round trips, not n. A payment is acknowledged only after both commits, as before. Payments
+   that arrive together (PayStream's ``payments``) are queued at once, one waiter for all of them
+   (``pay_many``). Updates of other kinds (HTLCs) waiting on a channel go in one round trip as one
+   chain (U5).
 U2 A crash anywhere leaves P with its own signed states and maybe R's: P re-sends the very same
    states in order (at restart, before any new update: ``flush``, and every second until R
    answers: the resume task), and R answers a state it already holds with the same signature.
@@ -32,7 +35,9 @@ U3 Both sides may propose at once (payments one way, settles the other). When R 
    side starves. A proposal at or below R's highest signed sequence is refused
    (SEQUENCE_CONFLICT) with that sequence, and P tries again above it after a short random pause.
 U4 A retried payment pays once: an invoice's by its payment hash, an address payment by the
-   client's request_id, kept with the state that made it.
+   client's request_id, kept with the state that made it. One invoice or request_id goes in one
+   payment of a round trip at most (a second waits for the next, and is answered with the first's
+   state).
 U5 A chain: the HTLC changes waiting on a channel (adds, settles, fails) go in one round trip as
    one update (protocol's P7): each change judged on the ones before it by protocol's ``Chain``
    (the rules that would judge it alone, O(1) each), and one state, the one they make, signed.
@@ -55,6 +60,7 @@ import collections
 import contextlib
 import functools
 import hashlib
+import itertools
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -87,6 +93,8 @@ RACE_BUDGET_S: Final = 30.0
 AGAIN: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING", "PREVIOUS_REFUSED", "CHAIN_REFUSED")
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
+#: The groups a refused state's payments are tried again in (U1).
+_GROUPS: Final = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +145,9 @@ class _Transfer:
     tries: int = 0
     #: When it was first queued (the event loop's clock): RACE_BUDGET_S runs from here.
     since: float = field(default_factory=lambda: asyncio.get_running_loop().time())
-    #: Sent in a state of its own (a refused state of several payments is tried again one by one).
-    alone: bool = False
+    #: Sent only with the payments of its group (0: with any): a refused state of several payments is
+    #: tried again in halves, each a group, until the refused ones are alone (U1).
+    group: int = 0
 
     def settle(self, result: tuple[StateRecord, bytes] | BaseException) -> None:
         _settle(self.future, result)
@@ -180,18 +189,53 @@ class Updates:
         """Pay ``amount`` to the channel's peer (its invoice ``payment_hash``, or b""): the co-signed
         new state and the invoice's preimage (b""). Waits for the channel's next round trip (U1);
         pays once on a retry (U4)."""
-        if amount <= 0:
-            raise InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT")
+        (outcome,) = await self.pay_many(record, ((amount, payment_hash, request_key),))
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def pay_many(self, record: ChannelRecord, payments: Sequence[tuple[int, bytes, str]]
+                       ) -> list[tuple[StateRecord, bytes] | BaseException]:
+        """Several payments to the channel's peer, each (amount, invoice payment hash or b"", the
+        client's request_id or ""), queued on the channel at once: each one's outcome, in order, as
+        ``pay`` would return or raise it. One waiter for all of them (the round trips carry them
+        with whatever else waits on the channel, U1); each pays once on a retry (U4). If the caller
+        is cancelled, those of its payments not yet sent are dropped (never sent)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        items: list[_Transfer] = []
+        outcomes: list[tuple[StateRecord, bytes] | BaseException | None] = []
+        for amount, payment_hash, request_key in payments:
+            if amount <= 0:
+                outcomes.append(InvalidArgument("amount must be > 0", reason="NON_POSITIVE_AMOUNT"))
+                continue
+            outcomes.append(None)
+            items.append(_Transfer(amount, payment_hash, request_key, loop.create_future(), since=now))
         cid = record.channel_id
-        item = _Transfer(amount, payment_hash, request_key, asyncio.get_running_loop().create_future())
         queue = self._queues.setdefault(cid, _Queue())
-        queue.waiting.append(item)
-        while not item.future.done():
-            # Whoever holds the channel's lock sends everything waiting: the lock is the turn (FIFO).
-            async with self._channels.lock(cid):
-                if not item.future.done():
-                    await self._drain(cid, queue)
-        return item.future.result()
+        queue.waiting.extend(items)
+        done = 0  # items[:done] are settled (the queue is FIFO: most settle in order)
+        try:
+            while done < len(items):
+                if items[done].future.done():
+                    done += 1
+                    continue
+                # Whoever holds the channel's lock sends everything waiting: the lock is the turn (FIFO).
+                async with self._channels.lock(cid):
+                    if not items[done].future.done():
+                        await self._drain(cid, queue)
+        except BaseException:
+            for item in items:  # not sent yet: dropped (_take skips a done future); sent: answered to no one
+                if not item.future.cancel() and not item.future.cancelled():
+                    item.future.exception()  # settled already: read, so asyncio does not log it as lost
+            raise
+        found = iter(items)
+        for i, outcome in enumerate(outcomes):
+            if outcome is None:
+                future = next(found).future
+                error = future.exception()
+                outcomes[i] = error if error is not None else future.result()
+        return [o for o in outcomes if o is not None]
 
     async def _drain(self, cid: bytes, queue: _Queue) -> None:
         """One round trip of the payments waiting on the channel (the caller holds its lock)."""
@@ -202,14 +246,20 @@ class Updates:
             while waiting:
                 waiting.popleft().settle(exc)
             return
-        for outcome in flushed:  # U4: a retried payment delivered by the flush is answered with it
-            parts = self._store.parts_of(cid, outcome.state.sequence)
-            for i, (_, payment_hash, request_key) in enumerate(parts):
-                for item in list(waiting):
-                    if (item.payment_hash and item.payment_hash == payment_hash) or \
-                            (item.request_key and item.request_key == request_key):
-                        waiting.remove(item)
-                        item.settle((outcome.state, outcome.preimages[i] if i < len(outcome.preimages) else b""))
+        if flushed and waiting:  # U4: a retried payment delivered by the flush is answered with it
+            by_hash = {i.payment_hash: i for i in waiting if i.payment_hash}
+            by_key = {i.request_key: i for i in waiting if i.request_key}
+            for outcome in flushed:
+                parts = self._store.parts_of(cid, outcome.state.sequence)
+                for n, (_, payment_hash, request_key) in enumerate(parts):
+                    item = by_hash.pop(payment_hash, None) if payment_hash else None
+                    if item is None and request_key:
+                        item = by_key.pop(request_key, None)
+                    if item is not None:
+                        item.settle((outcome.state, outcome.preimages[n] if n < len(outcome.preimages) else b""))
+            kept = [i for i in waiting if not i.future.done()]
+            waiting.clear()
+            waiting.extend(kept)
         record = self._channels.channel(cid)
         if record.status != ChannelStatus.OPEN:
             refusal = FailedPrecondition(f"channel 0x{cid.hex()} is {record.status.name}, not OPEN",
@@ -229,6 +279,12 @@ class Updates:
             self._store.put_parts(signed, [(i.amount, i.payment_hash, i.request_key) for i in taken])
         try:
             (outcome,) = await self._send(record, [(signed, request)])
+        except asyncio.CancelledError:  # the sender's caller went away: the state stays pending (U2) ...
+            cancelled = Unavailable("the round trip was cancelled: the state stays pending, re-sent as it is",
+                                    reason="PEER_UNAVAILABLE", retry_delay_s=0.1)
+            for item in taken:  # ... and the others' payments in it are answered (never left waiting)
+                item.settle(cancelled)
+            raise
         except Exception as exc:  # no answer: the state stays pending, re-sent as it is (U2)
             for item in taken:
                 item.settle(exc)
@@ -238,15 +294,17 @@ class Updates:
                 item.settle((outcome.state, preimage))
             return
         again: list[_Transfer] = []
-        for item in taken:
-            if outcome.reason in AGAIN:
-                if _try_again(item):
-                    again.append(item)
-            elif len(taken) > 1:
-                item.alone = True  # which payment was refused is found by sending each on its own (U1)
-                again.append(item)
-            else:
-                item.settle(FailedPrecondition(f"the peer refused the payment: {outcome.message}",
+        if outcome.reason in AGAIN:
+            again = [item for item in taken if _try_again(item)]
+        elif len(taken) > 1:  # which payments were refused is found by halves, each a state (U1)
+            half = len(taken) // 2
+            for part in (taken[:half], taken[half:]):
+                group = next(_GROUPS)
+                for item in part:
+                    item.group = group
+            again = taken
+        else:
+            taken[0].settle(FailedPrecondition(f"the peer refused the payment: {outcome.message}",
                                                reason=outcome.reason))
         waiting.extendleft(reversed(again))
         if outcome.reason in AGAIN:
@@ -254,36 +312,44 @@ class Updates:
 
     def _take(self, record: ChannelRecord, waiting: collections.deque[_Transfer]
               ) -> tuple[list[_Transfer], StateRecord | None]:
-        """The next round trip's payments and the one TRANSFER that makes them all (U1)."""
+        """The next round trip's payments and the one TRANSFER that makes them all (U1): those at
+        the head of the queue (one group; one of each invoice and request_id), those paid before
+        answered with the state that paid them (U4: one read for all), those the balance cannot
+        carry refused."""
+        heads: list[_Transfer] = []
+        hashes: set[bytes] = set()
+        keys: set[str] = set()
+        while waiting and len(heads) < MAX_BATCH:
+            item = waiting[0]
+            if item.future.done():  # its caller went away before it was sent
+                waiting.popleft()
+                continue
+            if heads and item.group != heads[0].group:
+                break
+            if item.payment_hash in hashes or item.request_key in keys:
+                break  # the same invoice or request_id twice in one trip: the second waits for the first (U4)
+            heads.append(waiting.popleft())
+            if item.payment_hash:
+                hashes.add(item.payment_hash)
+            if item.request_key:
+                keys.add(item.request_key)
+        paid = self._store.paid_many(tuple(hashes))  # U4: an invoice paid before (a retry, a restart)
+        again = self._store.by_request_keys(tuple(keys))  # U4: the same request_id paid before
         latest = self._channels.latest(record)
         ours = latest.balance_a if record.we_are_a else latest.balance_b
         taken: list[_Transfer] = []
         total = 0
-        while waiting and len(taken) < MAX_BATCH:
-            item = waiting[0]
-            if item.future.done():
-                waiting.popleft()
-                continue
-            if taken and (item.alone or taken[0].alone):
-                break
-            waiting.popleft()
-            paid = self._store.paid(item.payment_hash) if item.payment_hash else None
-            if paid is not None:  # U4: an invoice paid before (at a restart): paid once
-                item.settle(paid)
-                continue
-            again = self._store.by_request_key(item.request_key) if item.request_key else None
-            if again is not None:  # U4: the same request_id paid before: paid once
-                item.settle((again, b""))
-                continue
-            if item.payment_hash and any(t.payment_hash == item.payment_hash for t in taken):
-                waiting.appendleft(item)  # the same invoice twice in one trip: the second waits for the first
-                break
-            if total + item.amount > ours:
+        for item in heads:
+            if item.payment_hash in paid:
+                item.settle(paid[item.payment_hash])
+            elif item.request_key in again:
+                item.settle((again[item.request_key], b""))
+            elif total + item.amount > ours:
                 item.settle(FailedPrecondition(f"this node holds {ours - total} wei in the channel, not {item.amount}",
                                                reason="INSUFFICIENT_BALANCE"))
-                continue
-            total += item.amount
-            taken.append(item)
+            else:
+                total += item.amount
+                taken.append(item)
         if not taken:
             return [], None
         delta = -total if record.we_are_a else total

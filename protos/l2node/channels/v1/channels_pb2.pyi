@@ -222,12 +222,28 @@ class PayRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., invoice: _Optional[str] = ..., address: _Optional[str] = ..., amount: _Optional[str] = ..., max_fee: _Optional[str] = ..., max_attempts: _Optional[int] = ..., max_hops: _Optional[int] = ...) -> None: ...
 
 class PayStreamRequest(_message.Message):
-    __slots__ = ("payment",)
+    __slots__ = ("payment", "payments")
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENTS_FIELD_NUMBER: _ClassVar[int]
     payment: PayRequest
-    def __init__(self, payment: _Optional[_Union[PayRequest, _Mapping]] = ...) -> None: ...
+    payments: _containers.RepeatedCompositeFieldContainer[PayRequest]
+    def __init__(self, payment: _Optional[_Union[PayRequest, _Mapping]] = ..., payments: _Optional[_Iterable[_Union[PayRequest, _Mapping]]] = ...) -> None: ...
 
 class PayStreamResponse(_message.Message):
+    __slots__ = ("request_id", "payment", "error", "answers", "channels")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    payment: PayResponse
+    error: PayError
+    answers: _containers.RepeatedCompositeFieldContainer[PayStreamAnswer]
+    channels: _containers.RepeatedCompositeFieldContainer[Channel]
+    def __init__(self, request_id: _Optional[str] = ..., payment: _Optional[_Union[PayResponse, _Mapping]] = ..., error: _Optional[_Union[PayError, _Mapping]] = ..., answers: _Optional[_Iterable[_Union[PayStreamAnswer, _Mapping]]] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ...) -> None: ...
+
+class PayStreamAnswer(_message.Message):
     __slots__ = ("request_id", "payment", "error")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_FIELD_NUMBER: _ClassVar[int]

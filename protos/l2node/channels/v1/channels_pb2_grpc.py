@@ -150,10 +150,13 @@ class ChannelsServiceServicer:
 
     def PayStream(self, request_iterator, context):
         """Many payments on one stream, for a client that pays at volume (a unary call per payment costs
-        more CPU than the payment itself): each request carries a PayRequest (its request_id names it),
-        each answer names the request it answers, in the order they complete. The payments on one
-        channel go in the same round trips to the peer (one state, one signature per side for all of
-        them), so throughput grows with how many are in flight.
+        more CPU than the payment itself): each request carries one PayRequest or several (its
+        request_id names it), each answer names the request it answers, in the order they complete.
+        The payments on one channel go in the same round trips to the peer (one state, one signature
+        per side for all of them), so throughput grows with how many are in flight; several per
+        message save the per-message cost on both ends of the stream. A malformed message (`payment`
+        and `payments` both set, more than 1,024 payments) ends the stream with INVALID_ARGUMENT
+        (reason PAYMENT_AND_PAYMENTS, TOO_MANY_PAYMENTS) once the payments before it are answered.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
