@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime
 import json
 import math
@@ -47,6 +48,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -367,66 +369,97 @@ def phases_of(data_dir: pathlib.Path, genesis: pathlib.Path, tmp: pathlib.Path) 
     return [(str(k), float(v)) for k, v in json.loads(result.stdout)]
 
 
+#: What time_phases clocks inside Sequencer.open: (module, attribute path, label). Nested calls
+#: are clocked too (State.__init__ inside Chain.open), so the rows overlap: read them as a tree.
+PHASES = (
+    ("services.sequencer._store", "SequencerStore.__init__", "SequencerStore(): schema, migrations, reader"),
+    ("services.sequencer._pending_log", "PendingLog.__init__", "PendingLog(): its own sqlite file"),
+    ("services.sequencer._intake", "Intake.__init__", "Intake()"),
+    ("services.sequencer._chain", "Chain.__init__", "Chain(): genesis state + header, a pool"),
+    ("services.sequencer._chain", "Chain.open", "Chain.open(): the head and its state"),
+    ("services.sequencer._store", "SequencerStore.accounts", "  store.accounts(): every account row"),
+    ("services.sequencer._store", "SequencerStore.message_hashes", "  store.message_hashes()"),
+    ("protocol._execution", "State.__init__", "  State(): account + message trees from every leaf"),
+    ("protocol._execution", "State.commit", "  State.commit()"),
+    ("services.sequencer._chain", "Mempools.renew", "  Mempools.renew(): a new pool"),
+    ("services.sequencer._intake", "Intake.restore", "Intake.restore(): the pending log back in the pool"),
+    ("services.sequencer._pending_log", "PendingLog.entries", "  pending log read"),
+    ("services.sequencer._intake", "decode_transactions", "  decode_transactions(): RLP + sender recovery"),
+    ("services.sequencer._store", "SequencerStore.settled", "  store.settled(): which are sealed"),
+)
+
+
 def time_phases(db_path: pathlib.Path, genesis_file: pathlib.Path) -> list[tuple[str, float]]:
-    """What Sequencer.open does (services/sequencer/_sequencer.py, _chain.Chain.open/_load), one
-    step at a time with a clock between steps, then the whole Sequencer.open (no L1) again for a
-    total; milliseconds. In a forked worker the imports are already done (the zygote preloads)."""
-    marks: list[tuple[str, float]] = []
-    last = time.perf_counter()
-
-    def mark(name: str) -> None:
-        nonlocal last
-        now = time.perf_counter()
-        marks.append((name, (now - last) * 1000))
-        last = now
-
+    """The real Sequencer.open (no L1: the batcher's set-up is in the logs' timeline) on
+    ``db_path``, with a clock around each function of PHASES (wrapped in this throwaway process
+    only), twice: the first open on a page cache the copy left warm-ish, the second warm; ms, and
+    how many calls. In a forked worker the imports are already done (the zygote preloads them)."""
+    import importlib
+    import inspect
     import logging
 
     from bench.sequencer_throughput import MEMPOOL
-    from protocol import State, load_genesis
+    from protocol import load_genesis
     from services.runtime import Storage
     from services.sequencer import SequencerSettings
-    from services.sequencer._chain import header_from_json
     from services.sequencer._sequencer import Sequencer
-    from services.sequencer._store import SequencerStore
-    mark("imports (fresh interpreter; a zygote-forked worker has them)")
-    storage = Storage(db_path)
-    mark("Storage(path): sqlite open, pragmas")
-    store = SequencerStore(storage.connection, storage.path)
-    mark("SequencerStore: schema, migrations, reader connection")
-    genesis = load_genesis(str(genesis_file))
-    genesis.header(genesis.state())
-    mark(f"genesis read + its state and header (Chain.__init__; {len(genesis.alloc)} accounts)")
-    number = store.latest_block_number()
-    assert number is not None
-    header = header_from_json(str(store.block_header(number)))
-    mark(f"head block {number} read")
-    accounts = store.accounts()
-    mark(f"store.accounts(): {len(accounts):,} rows -> AccountRow")
-    messages = store.message_hashes()
-    mark(f"store.message_hashes(): {len(messages):,}")
-    state = State([(row.address, row.account) for row in accounts], messages)
-    mark("State(...): dict + account tree + message tree built from every leaf")
-    roots = state.commit()
-    assert roots.state_root == header.state_root, "the snapshot does not reproduce its root"
-    mark("state.commit() + root check")
-    store.close()
-    storage.close()
-    del state, accounts
-    mark("close")
-    settings = SequencerSettings.from_mapping({"chain_id": genesis.chain_id, "genesis_file": str(genesis_file),
-                                               "mempool": MEMPOOL})
 
-    async def whole() -> None:
+    spent: dict[str, list[float]] = {}
+
+    def clock(label: str, fn: Any) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            async def timed_async(*a: Any, **k: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return await fn(*a, **k)
+                finally:
+                    spent.setdefault(label, []).append(time.perf_counter() - t0)
+            return timed_async
+
+        def timed(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent.setdefault(label, []).append(time.perf_counter() - t0)
+        return timed
+
+    for module, path, label in PHASES:
+        owner: Any = importlib.import_module(module)
+        *outer, name = path.split(".")
+        for part in outer:
+            owner = getattr(owner, part)
+        setattr(owner, name, clock(label, getattr(owner, name)))
+    settings = SequencerSettings.from_mapping({"chain_id": 901, "genesis_file": str(genesis_file),
+                                               "mempool": MEMPOOL})
+    pending = pathlib.Path(str(db_path).removesuffix(".db") + ".pending.db")
+    with contextlib.closing(sqlite3.connect(f"file:{pending}?mode=ro", uri=True)) as db:
+        (entries,) = db.execute("SELECT COUNT(*) FROM pending").fetchone()
+    out: list[tuple[str, float]] = [(f"pending log entries at start: {entries:,}", 0.0)]
+
+    async def one(run: str) -> None:
+        spent.clear()
+        t0 = time.perf_counter()
         storage = Storage(db_path)
-        sequencer = await Sequencer.open(storage, settings, load_genesis(str(genesis_file)),
-                                         logging.getLogger("phases"))
-        mark("whole Sequencer.open again (no L1, warm page cache), genesis load included")
+        t1 = time.perf_counter()
+        genesis = load_genesis(str(genesis_file))
+        t2 = time.perf_counter()
+        sequencer = await Sequencer.open(storage, settings, genesis, logging.getLogger("phases"))
+        t3 = time.perf_counter()
+        out.append((f"{run}: Storage(path): open, pragmas", (t1 - t0) * 1000))
+        out.append((f"{run}: load_genesis ({len(genesis.alloc):,} accounts)", (t2 - t1) * 1000))
+        out.append((f"{run}: **Sequencer.open, whole**", (t3 - t2) * 1000))
+        for _, _, label in PHASES:
+            if label in spent:
+                calls = spent[label]
+                times = f" ({len(calls)} calls)" if len(calls) > 1 else ""
+                out.append((f"{run}: {label}{times}", sum(calls) * 1000))
         await sequencer.aclose()
         storage.close()
 
-    asyncio.run(whole())
-    return marks
+    asyncio.run(one("1st open"))
+    asyncio.run(one("2nd open"))
+    return out
 
 
 def summary(xs: list[float]) -> dict[str, float]:
