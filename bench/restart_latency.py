@@ -19,7 +19,9 @@ own data dir and anvil, ports from tests/ports.py), with the idle worker as one 
 same tree. Each named worker, then the idle one, is SIGKILLed ``--kills`` times (its pid from the
 control plane, SupervisorService.WhichChildren; the tree healthy again, every child RUNNING,
 between kills) and timed by the same client as above. Per service: min/p50/p90/p99/max, the idle
-worker beside them.
+worker beside them, its resident memory before the kills, and its restarts as the tree's logs
+tell them (DATA_DIR/logs: the supervisor's "exited"/"started", each line the new process logged
+up to "serving"; ms after the kill, p50 and max).
 
 Large-state mode (``--state N``): first N transfers go through the sequencer's public batch RPC
 (bench/sequencer_throughput.py's presign, every transfer to a new account, from ``--senders``
@@ -278,6 +280,14 @@ async def wait_safe(address: str, within_s: float) -> tuple[int, int, float]:
             await asyncio.sleep(1.0)
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid``, MB (VmRSS): what the kernel tears down when it is killed."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def read_log(path: pathlib.Path) -> list[dict[str, Any]]:
     out = []
     for line in path.read_text().splitlines():
@@ -342,6 +352,8 @@ def bench_services(args: argparse.Namespace, tmp: pathlib.Path) -> dict[str, obj
                     del txs
                 if args.wait_safe:
                     out["safe"] = asyncio.run(wait_safe(seq, args.wait_safe))
+                kids = control.healthy()
+                out["rss"] = {name: rss_mb(kids[name].pid) for name in [*services, IDLE_ID]}
                 out["loadavg_before"] = os.getloadavg()
                 times, steps = {}, {}
                 for name in [*services, IDLE_ID]:
@@ -502,6 +514,7 @@ def print_services(args: argparse.Namespace, r: dict[str, Any]) -> None:
     if "safe" in r:
         safe, sealed, waited = r["safe"]
         print(f"# before the kills, waited {waited:.0f} s for SAFE: safe head {safe:,} / sealed head {sealed:,}")
+    print("# resident memory before the kills (MB): " + ", ".join(f"{k} {v:,.0f}" for k, v in r["rss"].items()))
     safe, sealed, _ = r["chain"]
     print(f"# after the kills: safe head {safe:,} / sealed head {sealed:,}")
     print("| ms | min | p50 | p90 | p99 | max |")
