@@ -167,10 +167,13 @@ def write_genesis(path: pathlib.Path, accounts: int, gas_limit: int) -> None:
                                 "alloc": alloc}))
 
 
-def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int, l1_port: int) -> str:
-    """The tree's l2node.toml: ports, the bench genesis, roomy pool limits, and the flags' knobs."""
+def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int, l1_port: int,
+                intensity: int = 50) -> str:
+    """The tree's l2node.toml: ports, the bench genesis, roomy pool limits, and the flags' knobs
+    (``intensity``: restarts the root allows in 5 s; the restart bench kills far more often)."""
     mempool = ", ".join(f"{k} = {v}" for k, v in MEMPOOL.items())
-    lines = ["[node]", f"base_port = {base_port}", f"genesis = \"{genesis}\"", "intensity = 50", "period_s = 5.0",
+    lines = ["[node]", f"base_port = {base_port}", f"genesis = \"{genesis}\"", f"intensity = {intensity}",
+             "period_s = 5.0",
              "[l1]", f"port = {l1_port}"]
     if args.l1_block_time:
         lines.append(f"block_time_s = {args.l1_block_time}")

@@ -1,6 +1,9 @@
 """Restart latency: SIGKILL a live worker, time kill -> health SERVING from the new process.
 
     python bench/restart_latency.py [--kills 60]
+    python bench/restart_latency.py --services sequencer,rollups [--state N] [--kills 30] [--phases]
+
+Default mode (an idle worker, ``bench.workers:IDLE``):
 
 (a) l2node: `l2node up` runs the worker; its supervisor notices the exit and has the
     zygote fork a replacement.
@@ -10,21 +13,50 @@
 Both are measured by the same client, in the same run (see wait_new): poll the worker's port,
 then Health.Watch until SERVING, and WorkerService.GetWorkerStatus to see the new pid. This machine
 is shared and noisy, so compare the two columns, not absolute numbers across runs.
+
+Real-services mode (``--services``): a whole `l2node up` tree (bench/e2e_throughput.py's Tree: its
+own data dir and anvil, ports from tests/ports.py), with the idle worker as one more child of the
+same tree. Each named worker, then the idle one, is SIGKILLed ``--kills`` times (its pid from the
+control plane, SupervisorService.WhichChildren; the tree healthy again, every child RUNNING,
+between kills) and timed by the same client as above. Per service: min/p50/p90/p99/max, the idle
+worker beside them, its resident memory before the kills, and its restarts as the tree's logs
+tell them (DATA_DIR/logs: the supervisor's "exited"/"started", each line the new process logged
+up to "serving"; ms after the kill, p50 and max).
+
+Large-state mode (``--state N``): first N transfers go through the sequencer's public batch RPC
+(bench/sequencer_throughput.py's presign, every transfer to a new account, from ``--senders``
+accounts the genesis funds; bench/e2e_throughput.py's send_for), until every sender's nonce says
+they are all sealed; so the chain holds senders + N accounts and N transfers. The batcher keeps
+posting meanwhile: ``--wait-safe S`` waits up to S seconds for the safe head to reach the sealed
+head first (the report says how far behind it still was). ``--phases`` then stops the tree and
+times, in a fresh process on a copy of the sequencer's database, the steps of Sequencer.open one
+by one (what the restart spends its time on).
+
+Every figure is printed with the command line and the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime
 import json
+import math
 import os
 import pathlib
+import shlex
+import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -32,8 +64,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.e2e_throughput import Tree, node_config, send_for, write_genesis  # noqa: E402
+from bench.sequencer_throughput import BLOCK_GAS_LIMIT, GRPC_OPTIONS, address_of, bench_key, presign  # noqa: E402
 from l2node.node.l1 import free_loopback_port  # noqa: E402
+from protos.l2node.sequencer.v1 import sequencer_pb2 as spb  # noqa: E402
+from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as spb_grpc  # noqa: E402
+from protos.l2node.supervisor.v1 import supervisor_pb2 as cpb  # noqa: E402
+from protos.l2node.supervisor.v1 import supervisor_pb2_grpc as cpb_grpc  # noqa: E402
 from protos.l2node.worker.v1 import worker_pb2, worker_pb2_grpc  # noqa: E402
+from tests.ports import free_base_port, free_port  # noqa: E402
 
 DEFINITION = "bench.workers:IDLE"
 
@@ -123,16 +162,410 @@ def bench_respawn(kills: int, tmp: pathlib.Path) -> list[float]:
         proc.wait()
 
 
+# -- real-services mode -----------------------------------------------------------------------
+
+#: The idle worker's child id in the real tree: the runtime alone, for comparison.
+IDLE_ID = "idle"
+#: Senders the genesis funds in large-state mode (each sends N / senders transfers, nonce-major).
+SENDERS = 4000
+
+
+class Control:
+    """The tree's control plane: which process each child is, and whether the tree is whole."""
+
+    def __init__(self, address: str) -> None:
+        self._channel = grpc.insecure_channel(address)
+        self._stub = cpb_grpc.SupervisorServiceStub(self._channel)
+
+    def children(self) -> dict[str, cpb.Child]:
+        reply = self._stub.WhichChildren(cpb.WhichChildrenRequest(recursive=True), timeout=5)
+        return {c.id: c for c in reply.children}
+
+    def healthy(self, timeout: float = 120.0) -> dict[str, cpb.Child]:
+        """Every child RUNNING with a process (tasks have none): the tree as it was before a kill."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                kids = self.children()
+            except grpc.RpcError:
+                kids = {}
+            if kids and all(c.state == cpb.CHILD_STATE_RUNNING and (c.pid or c.kind in (
+                    cpb.CHILD_KIND_TASK, cpb.CHILD_KIND_SUPERVISOR)) for c in kids.values()):
+                return kids
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"tree not healthy: {[(c.id, c.state, c.pid) for c in kids.values()]}")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def kill_loop(control: Control, child: str, kills: int, timeout: float,
+              killed_at: list[tuple[float, int]]) -> list[float]:
+    """SIGKILL ``child`` ``kills`` times, the tree healthy before each; kill -> SERVING, seconds.
+    Appends (wall-clock time, pid) of each kill to ``killed_at``, for the logs' timeline."""
+    out: list[float] = []
+    killed = 0
+    for _ in range(kills):
+        kid = control.healthy()[child]
+        while kid.pid == killed:  # the control plane has not seen the last exit yet
+            time.sleep(0.01)
+            kid = control.healthy()[child]
+        time.sleep(0.05)  # let the new worker settle, as a real crash would find it
+        t0, wall = time.perf_counter(), time.time()
+        os.kill(kid.pid, signal.SIGKILL)
+        wait_new(kid.address, kid.pid, timeout)
+        out.append(time.perf_counter() - t0)
+        killed_at.append((wall, kid.pid))
+        killed = kid.pid
+    return out
+
+
+def tree_config(genesis: pathlib.Path) -> str:
+    """bench/e2e_throughput.py's tree (the devnet defaults, roomy pool limits) plus the idle worker."""
+    knobs = argparse.Namespace(l1_block_time=0.0, l1_gas_limit=0, max_tx_bytes=0, batch_max_bytes=0,
+                               confirmation_depth=0,
+                               extra_toml=f'[workers.{IDLE_ID}]\ndefinition = "{DEFINITION}"\n')
+    return node_config(knobs, genesis, free_base_port(8), free_port(), intensity=100_000)
+
+
+def expected_nonces(n: int, senders: int) -> list[int]:
+    """How many of presign(senders, ceil(n / senders))[:n] each sender signed (nonce-major order)."""
+    return [n // senders + (a < n % senders) for a in range(senders)]
+
+
+#: Transfers sent before waiting for them to be sealed: the pool (262,144 slots) never fills, however
+#: far sealing falls behind sending as the state grows.
+CHUNK = 100_000
+
+
+async def put_state(address: str, txs: list[bytes], n: int, senders: int) -> dict[str, float]:
+    """Send the signed transfers through SendRawTransactions, CHUNK at a time, each chunk sealed
+    (every sender's nonce past it) before the next; then wait until every one is sealed."""
+    t0 = time.perf_counter()
+    accepted = 0
+    async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as ch:
+        stub = spb_grpc.SequencerServiceStub(ch)
+
+        async def sealed_upto(count: int) -> None:
+            for a, want in enumerate(expected_nonces(count, senders)):
+                request = spb.GetAccountRequest(address="0x" + address_of(bench_key(a)).hex())
+                while True:
+                    if (await stub.GetAccount(request, timeout=10)).nonce >= want:
+                        break
+                    await asyncio.sleep(0.2)
+
+        for start in range(0, n, CHUNK):
+            sent = await send_for(address, txs[start:start + CHUNK], 1e9, 256, 4, 0.0)
+            if sent["rejects"]:
+                raise RuntimeError(f"refused: {sent['rejects']}")
+            accepted += sent["accepted"]
+            await sealed_upto(min(n, start + CHUNK))
+            print(f"# {min(n, start + CHUNK):,} sealed after {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        sealed = time.perf_counter()
+        info = await stub.GetChainInfo(spb.GetChainInfoRequest(), timeout=10)
+    return {"accepted": accepted, "sealed_s": sealed - t0, "head": info.unsafe_block}
+
+
+async def wait_safe(address: str, within_s: float) -> tuple[int, int, float]:
+    """Up to ``within_s``, until the safe head reaches the sealed head: (safe, sealed, seconds waited)."""
+    t0 = time.perf_counter()
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = spb_grpc.SequencerServiceStub(ch)
+        while True:
+            info = await stub.GetChainInfo(spb.GetChainInfoRequest(), timeout=10)
+            waited = time.perf_counter() - t0
+            if info.safe_block >= info.unsafe_block or waited >= within_s:
+                return int(info.safe_block), int(info.unsafe_block), waited
+            await asyncio.sleep(1.0)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid``, MB (VmRSS): what the kernel tears down when it is killed."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def read_log(path: pathlib.Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a traceback's lines
+        rec["t"] = datetime.datetime.fromisoformat(rec["ts"].replace("Z", "+00:00")).timestamp()
+        out.append(rec)
+    return out
+
+
+def timeline(logs: pathlib.Path, child: str, kills: list[tuple[float, int]]) -> list[tuple[str, float, float]]:
+    """The restarts of ``child`` as its logs tell them: for each line of the replacement process up
+    to "serving" (and the supervisor's "exited" / "started" of it), ms after the kill: (line, p50, max).
+    The log's clock is the wall clock, so is each kill's (time.time() just before os.kill)."""
+    sup = [r for r in read_log(logs / "supervisor.log") if r.get("child") == child]
+    worker = read_log(logs / f"{child}.log") if (logs / f"{child}.log").exists() else []
+    offsets: dict[str, list[float]] = {}
+    for wall, pid in kills:
+        exited = next((r for r in sup if r["message"] == "exited" and r.get("child_pid") == pid), None)
+        if exited is None:
+            continue
+        started = next((r for r in sup if r["message"] == "started" and r["t"] >= exited["t"]), None)
+        if started is None:
+            continue
+        new = started["child_pid"]
+        seen = [("supervisor: exited", exited["t"]), ("supervisor: started", started["t"])]
+        for r in worker:
+            if r.get("pid") == new:
+                seen.append((f"worker: {r['message']}", r["t"]))
+                if r["message"] == "serving":
+                    break
+        for name, t in seen:
+            offsets.setdefault(name, []).append((t - wall) * 1000)
+    rows = [(name, statistics.median(xs), max(xs)) for name, xs in offsets.items()]
+    return sorted(rows, key=lambda r: r[1])
+
+
+def bench_services(args: argparse.Namespace, tmp: pathlib.Path) -> dict[str, object]:
+    """One tree: its state put in (``--state``), then each service killed ``--kills`` times, then idle."""
+    services = [s for s in args.services.split(",") if s]
+    senders = max(1, min(args.senders, args.state)) if args.state else 1
+    genesis = tmp / "genesis.json"
+    write_genesis(genesis, senders, BLOCK_GAS_LIMIT)
+    out: dict[str, object] = {"senders": senders}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # signs (on every core) while the tree starts
+        signing = pool.submit(presign, senders, math.ceil(args.state / senders), True) if args.state else None
+        tree = Tree(tmp, tree_config(genesis))
+        try:
+            tree.wait_up()
+            control = Control(str(tree.doc["control"]))
+            try:
+                kids = control.healthy()
+                seq = kids["sequencer"].address
+                if signing is not None:
+                    t0 = time.perf_counter()
+                    txs = signing.result()[:args.state]
+                    out["sign_wait_s"] = time.perf_counter() - t0
+                    out["state"] = asyncio.run(put_state(seq, txs, args.state, senders))
+                    del txs
+                if args.wait_safe:
+                    out["safe"] = asyncio.run(wait_safe(seq, args.wait_safe))
+                kids = control.healthy()
+                out["rss"] = {name: rss_mb(kids[name].pid) for name in [*services, IDLE_ID]}
+                out["loadavg_before"] = os.getloadavg()
+                times, steps = {}, {}
+                for name in [*services, IDLE_ID]:
+                    killed_at: list[tuple[float, int]] = []
+                    times[name] = kill_loop(control, name, args.kills, args.timeout, killed_at)
+                    steps[name] = killed_at
+                    print(f"# {name}: {summary(times[name])}", file=sys.stderr)
+                out["loadavg_after"] = os.getloadavg()
+                out["times"] = times
+                out["chain"] = asyncio.run(wait_safe(seq, 0))
+            finally:
+                control.close()
+        finally:
+            tree.close()
+            if "times" in out:
+                out["timeline"] = {name: timeline(tree.data_dir / "logs", name, kills) for name, kills in steps.items()}
+            if args.keep_logs:
+                shutil.copytree(tree.data_dir / "logs", args.keep_logs, dirs_exist_ok=True)
+    if args.phases:
+        out["phases"] = phases_of(tree.data_dir, genesis, tmp)
+    return out
+
+
+# -- where a sequencer restart's time goes ------------------------------------------------------
+
+
+def phases_of(data_dir: pathlib.Path, genesis: pathlib.Path, tmp: pathlib.Path) -> list[tuple[str, float]]:
+    """Sequencer.open's steps timed in a fresh process (--phases-of), on a copy of the stopped
+    tree's sequencer database: twice, the first with a cold page cache as far as a copy allows."""
+    (db,) = data_dir.rglob("sequencer.db")
+    copy = tmp / "phases"
+    copy.mkdir()
+    for f in db.parent.iterdir():
+        if f.name.startswith("sequencer") and f.is_file():
+            shutil.copy2(f, copy / f.name)
+    result = subprocess.run([sys.executable, __file__, "--phases-of", str(copy / db.name), "--genesis", str(genesis)],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
+    return [(str(k), float(v)) for k, v in json.loads(result.stdout)]
+
+
+#: What time_phases clocks inside Sequencer.open: (module, attribute path, label). Nested calls
+#: are clocked too (State.__init__ inside Chain.open), so the rows overlap: read them as a tree.
+PHASES = (
+    ("services.sequencer._store", "SequencerStore.__init__", "SequencerStore(): schema, migrations, reader"),
+    ("services.sequencer._pending_log", "PendingLog.__init__", "PendingLog(): its own sqlite file"),
+    ("services.sequencer._intake", "Intake.__init__", "Intake()"),
+    ("services.sequencer._chain", "Chain.__init__", "Chain(): genesis state + header, a pool"),
+    ("services.sequencer._chain", "Chain.open", "Chain.open(): the head and its state"),
+    ("services.sequencer._store", "SequencerStore.accounts", "  store.accounts(): every account row"),
+    ("services.sequencer._store", "SequencerStore.message_hashes", "  store.message_hashes()"),
+    ("protocol._execution", "State.__init__", "  State(): account + message trees from every leaf"),
+    ("protocol._execution", "State.commit", "  State.commit()"),
+    ("services.sequencer._chain", "Mempools.renew", "  Mempools.renew(): a new pool"),
+    ("services.sequencer._intake", "Intake.restore", "Intake.restore(): the pending log back in the pool"),
+    ("services.sequencer._pending_log", "PendingLog.entries", "  pending log read"),
+    ("services.sequencer._intake", "decode_transactions", "  decode_transactions(): RLP + sender recovery"),
+    ("services.sequencer._store", "SequencerStore.settled", "  store.settled(): which are sealed"),
+)
+
+
+def time_phases(db_path: pathlib.Path, genesis_file: pathlib.Path) -> list[tuple[str, float]]:
+    """The real Sequencer.open (no L1: the batcher's set-up is in the logs' timeline) on
+    ``db_path``, with a clock around each function of PHASES (wrapped in this throwaway process
+    only), twice: the first open on a page cache the copy left warm-ish, the second warm; ms, and
+    how many calls. In a forked worker the imports are already done (the zygote preloads them)."""
+    import importlib
+    import inspect
+    import logging
+
+    from bench.sequencer_throughput import MEMPOOL
+    from protocol import load_genesis
+    from services.runtime import Storage
+    from services.sequencer import SequencerSettings
+    from services.sequencer._sequencer import Sequencer
+
+    spent: dict[str, list[float]] = {}
+
+    def clock(label: str, fn: Any) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            async def timed_async(*a: Any, **k: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return await fn(*a, **k)
+                finally:
+                    spent.setdefault(label, []).append(time.perf_counter() - t0)
+            return timed_async
+
+        def timed(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent.setdefault(label, []).append(time.perf_counter() - t0)
+        return timed
+
+    for module, path, label in PHASES:
+        owner: Any = importlib.import_module(module)
+        *outer, name = path.split(".")
+        for part in outer:
+            owner = getattr(owner, part)
+        setattr(owner, name, clock(label, getattr(owner, name)))
+    settings = SequencerSettings.from_mapping({"chain_id": 901, "genesis_file": str(genesis_file),
+                                               "mempool": MEMPOOL})
+    pending = pathlib.Path(str(db_path).removesuffix(".db") + ".pending.db")
+    with contextlib.closing(sqlite3.connect(f"file:{pending}?mode=ro", uri=True)) as db:
+        (entries,) = db.execute("SELECT COUNT(*) FROM pending").fetchone()
+    out: list[tuple[str, float]] = [(f"pending log entries at start: {entries:,}", 0.0)]
+
+    async def one(run: str) -> None:
+        spent.clear()
+        t0 = time.perf_counter()
+        storage = Storage(db_path)
+        t1 = time.perf_counter()
+        genesis = load_genesis(str(genesis_file))
+        t2 = time.perf_counter()
+        sequencer = await Sequencer.open(storage, settings, genesis, logging.getLogger("phases"))
+        t3 = time.perf_counter()
+        out.append((f"{run}: Storage(path): open, pragmas", (t1 - t0) * 1000))
+        out.append((f"{run}: load_genesis ({len(genesis.alloc):,} accounts)", (t2 - t1) * 1000))
+        out.append((f"{run}: **Sequencer.open, whole**", (t3 - t2) * 1000))
+        for _, _, label in PHASES:
+            if label in spent:
+                calls = spent[label]
+                times = f" ({len(calls)} calls)" if len(calls) > 1 else ""
+                out.append((f"{run}: {label}{times}", sum(calls) * 1000))
+        await sequencer.aclose()
+        storage.close()
+
+    asyncio.run(one("1st open"))
+    asyncio.run(one("2nd open"))
+    return out
+
+
 def summary(xs: list[float]) -> dict[str, float]:
     s = sorted(x * 1000 for x in xs)
     q = statistics.quantiles(s, n=100, method="inclusive")
     return {"min": s[0], "p50": statistics.median(s), "p90": q[89], "p99": q[98], "max": s[-1]}
 
 
+def row(name: str, s: dict[str, float]) -> str:
+    return f"| {name} | " + " | ".join(f"{s[k]:.1f}" for k in ("min", "p50", "p90", "p99", "max")) + " |"
+
+
+def print_services(args: argparse.Namespace, r: dict[str, Any]) -> None:
+    cmd = shlex.join(["python", "bench/restart_latency.py", *sys.argv[1:]])
+    times: dict[str, list[float]] = r["times"]
+    print(f"# restart latency of real workers in one `l2node up` tree, kill -9 -> SERVING from the new process "
+          f"({args.kills} kills each)")
+    print(f"# command: {cmd}   ({time.strftime('%Y-%m-%d %H:%M')} UTC, {os.cpu_count()} cores)")
+    print(f"# load average (1/5/15 min): before {' '.join(f'{x:.2f}' for x in r['loadavg_before'])}, "
+          f"after {' '.join(f'{x:.2f}' for x in r['loadavg_after'])}")
+    if "state" in r:
+        st = r["state"]
+        print(f"# state: {st['accepted']:,} transfers from {r['senders']:,} senders, each to a new account "
+              f"(chain: {r['senders'] + args.state:,} bench accounts + the devnet's), signed while the tree started "
+              f"(+{r['sign_wait_s']:.0f} s after it was up), sent {CHUNK:,} at a time, all sealed after "
+              f"{st['sealed_s']:.0f} s, head block {st['head']:,}")
+    if "safe" in r:
+        safe, sealed, waited = r["safe"]
+        print(f"# before the kills, waited {waited:.0f} s for SAFE: safe head {safe:,} / sealed head {sealed:,}")
+    print("# resident memory before the kills (MB): " + ", ".join(f"{k} {v:,.0f}" for k, v in r["rss"].items()))
+    safe, sealed, _ = r["chain"]
+    print(f"# after the kills: safe head {safe:,} / sealed head {sealed:,}")
+    print("| ms | min | p50 | p90 | p99 | max |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, xs in times.items():
+        label = "idle worker (runtime only), same tree" if name == IDLE_ID else name
+        print(row(label, summary(xs)))
+    for name, rows in r.get("timeline", {}).items():
+        print()
+        print(f"# {name}: its restarts as the logs tell them, ms after the kill (log lines are ms-stamped, "
+              f"wall clock)")
+        print("| log line | p50 | max |")
+        print("| --- | --- | --- |")
+        for line, p50, most in rows:
+            print(f"| {line} | {p50:.1f} | {most:.1f} |")
+    if "phases" in r:
+        print()
+        print("# sequencer start, step by step (a fresh process on a copy of its database; ms):")
+        print("| step | ms |")
+        print("| --- | --- |")
+        for name, ms in r["phases"]:
+            print(f"| {name} | {ms:.1f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=60)
+    ap.add_argument("--services", default="", help="real-services mode: these workers of a whole tree "
+                    "(e.g. sequencer,rollups), the idle worker beside them")
+    ap.add_argument("--state", type=int, default=0, help="large-state mode: this many transfers first, "
+                    "each to a new account (implies --services sequencer,rollups if not given)")
+    ap.add_argument("--senders", type=int, default=SENDERS, help="accounts the genesis funds to send them")
+    ap.add_argument("--wait-safe", type=float, default=0.0, help="before the kills, wait up to this many "
+                    "seconds for the safe head to reach the sealed head")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds a restart may take")
+    ap.add_argument("--phases", action="store_true", help="after the kills, time the sequencer's start step by "
+                    "step on a copy of its database")
+    ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
+    ap.add_argument("--phases-of", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--genesis", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.phases_of:
+        print(json.dumps(time_phases(pathlib.Path(args.phases_of), pathlib.Path(args.genesis))))
+        return 0
+    if args.state and not args.services:
+        args.services = "sequencer,rollups"
+    if args.services:
+        with tempfile.TemporaryDirectory(prefix="l2bench-") as d:
+            print_services(args, bench_services(args, pathlib.Path(d)))
+        return 0
+    loadavg = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="l2bench-") as d:
         tmp = pathlib.Path(d)
         ours = summary(bench_l2node(args.kills, tmp))
@@ -140,10 +573,12 @@ def main() -> int:
     cmd = "python bench/restart_latency.py" + (f" --kills {args.kills}" if args.kills != 60 else "")
     print(f"# restart latency, kill -9 -> SERVING from the new process ({args.kills} kills each)")
     print(f"# command: {cmd}   ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)")
+    print(f"# load average (1/5/15 min): before {' '.join(f'{x:.2f}' for x in loadavg)}, "
+          f"after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| ms | min | p50 | p90 | p99 | max |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, s in (("l2node (zygote fork)", ours), ("plain re-spawn (Popen)", base)):
-        print(f"| {name} | " + " | ".join(f"{s[k]:.1f}" for k in ("min", "p50", "p90", "p99", "max")) + " |")
+        print(row(name, s))
     print(f"ratio re-spawn / l2node: p50 {base['p50'] / ours['p50']:.1f}x, p99 {base['p99'] / ours['p99']:.1f}x")
     return 0
 

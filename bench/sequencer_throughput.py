@@ -87,13 +87,21 @@ def address_of(key: bytes) -> bytes:
     return keccak256(PrivateKey(key).public_key.format(compressed=False)[1:])[12:]
 
 
-def _sign_accounts(first: int, last: int, accounts: int, per_account: int) -> list[list[bytes]]:
-    """Raw transfers of accounts first..last-1, nonces 0..per_account-1, each to the next account."""
+def fresh_recipient(i: int) -> bytes:
+    """The ``i``-th address that no genesis funds: transfers to these each create an account."""
+    return keccak256(b"l2node bench recipient %d" % i)[12:]
+
+
+def _sign_accounts(first: int, last: int, accounts: int, per_account: int, fresh: bool = False) -> list[list[bytes]]:
+    """Raw transfers of accounts first..last-1, nonces 0..per_account-1, each to the next account
+    (``fresh``: each to a new address, fresh_recipient(nonce x accounts + sender))."""
     out = []
     for a in range(first, last):
         key, to = PrivateKey(bench_key(a)), address_of(bench_key((a + 1) % accounts))
         txs = []
         for n in range(per_account):
+            if fresh:
+                to = fresh_recipient(n * accounts + a)
             # sign_transaction(fields, key), without deriving the public key again for every nonce
             fields = UnsignedTransaction(CHAIN_ID, n, GWEI, 10 * GWEI, 21_000, to, 1 + n)
             sig = key.sign_recoverable(fields.signing_hash(), hasher=None)
@@ -103,16 +111,18 @@ def _sign_accounts(first: int, last: int, accounts: int, per_account: int) -> li
     return out
 
 
-def presign(accounts: int, per_account: int) -> list[bytes]:
-    """Every transaction, nonce-major (all nonce-0 transfers, then all nonce-1, ...), signed on every core."""
+def presign(accounts: int, per_account: int, fresh: bool = False) -> list[bytes]:
+    """Every transaction, nonce-major (all nonce-0 transfers, then all nonce-1, ...), signed on every core
+    (``fresh``: every transfer to a new account, see _sign_accounts)."""
     workers = os.cpu_count() or 1
     step = -(-accounts // (workers * 4))
     starts = range(0, accounts, step)
     with ProcessPoolExecutor(workers) as pool:
         parts = pool.map(_sign_accounts, starts, [min(a + step, accounts) for a in starts], repeat(accounts),
-                         repeat(per_account))
+                         repeat(per_account), repeat(fresh))
         by_account = [txs for part in parts for txs in part]
-    first = UnsignedTransaction(CHAIN_ID, 0, GWEI, 10 * GWEI, 21_000, address_of(bench_key(1 % accounts)), 1)
+    to = fresh_recipient(0) if fresh else address_of(bench_key(1 % accounts))
+    first = UnsignedTransaction(CHAIN_ID, 0, GWEI, 10 * GWEI, 21_000, to, 1)
     assert by_account[0][0] == sign_transaction(first, bench_key(0))  # the same bytes as the sequencer's signer
     return [by_account[a][n] for n in range(per_account) for a in range(accounts)]
 
