@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import pathlib
 
+import pytest
 from opentelemetry.trace import SpanContext
 
 from protocol import DEFAULT_CHAIN_ID, DEV_PRIVATE_KEYS, Reason, keccak256
 from services.l1 import UnsignedTransaction, sign_transaction
 from services.runtime._storage import Storage
+from services.sequencer import _intake as intake_module
 from services.sequencer._intake import Intake, SpanMemory
 from services.sequencer._mempool import AccountState, Mempool, MempoolConfig
 from services.sequencer._pending_log import PendingLog
@@ -138,3 +140,26 @@ async def test_after_a_restart_new_entries_are_numbered_above_every_dropped_one(
     assert node.intake.pending_entry(tx_hash) is not None
     await node.close()
 
+
+
+async def test_a_restart_deletes_the_settled_entries_for_good_and_decodes_only_the_rest(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log forgets sealed entries lazily (at the next append): a worker killed in a loop used to
+    decode every sealed transaction again at each start (65,826 of them at 1M accounts: 3.4 s)."""
+    node = Node(tmp_path)
+    hashes = await node.intake.submit([transfer(n) for n in range(3)])
+    for number, tx_hash in enumerate(hashes[:2], start=1):
+        assert isinstance(tx_hash, bytes)
+        await node.seal(number, tx_hash)
+    await node.close()  # killed before another append: both sealed entries are still in the log
+
+    node = Node(tmp_path)
+    assert len(node.log.entries()) == 3
+    decoded: list[int] = []
+    real = intake_module.decode_transactions
+    monkeypatch.setattr(intake_module, "decode_transactions",
+                        lambda raws, chain_id: decoded.append(len(raws)) or real(raws, chain_id))
+    assert await node.intake.restore() == []
+    assert decoded == [1]  # the one still pending, not the two sealed
+    assert [e.seq for e in node.log.entries()] == [3] and len(node.pool) == 1
+    await node.close()
