@@ -51,6 +51,7 @@ from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as spb_grpc
 from protos.l2node.supervisor.v1 import supervisor_pb2 as cpb
 from protos.l2node.supervisor.v1 import supervisor_pb2_grpc as cpb_grpc
 from services.l1 import GWEI, Artifact, Contract, LocalSigner, Log, UnsignedTransaction, checksum
+from tests.node.test_up import stop_tree
 
 T = TypeVar("T")
 ETHER: Final = 10**18
@@ -140,13 +141,7 @@ class Tree:
         return "bridge" in {c["id"] for c in rows} and all(c["state"] == "running" for c in rows)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_tree(self.proc)
         self.log.close()
 
     # L1

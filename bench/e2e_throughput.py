@@ -59,7 +59,6 @@ import os
 import pathlib
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -80,6 +79,7 @@ from bench.sequencer_throughput import process_cpu as _process_cpu  # noqa: E402
 from protocol import BLOCK_GAS_LIMIT, DEV_ACCOUNTS, DEV_BALANCE, INITIAL_BASE_FEE, TxLeaf, decode_batch  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
+from tests.node.test_up import stop_tree  # noqa: E402
 from tests.ports import free_base_port, free_port  # noqa: E402
 
 CHAIN_ID = 901
@@ -227,13 +227,7 @@ class Tree:
         return next(str(c["address"]) for c in self.doc["children"] if c["id"] == child)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_tree(self.proc)
         self._log.close()
 
 

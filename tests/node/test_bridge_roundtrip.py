@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import pathlib
 import secrets
-import signal
 import subprocess
 import urllib.request
 from collections.abc import AsyncIterator
@@ -22,7 +20,7 @@ import pytest
 from protocol import DEV_ACCOUNTS
 from services.l1 import LocalSigner
 from tests.conftest import Collector, otel_env
-from tests.node.test_up import L2NODE, wait_for
+from tests.node.test_up import L2NODE, stop_tree, wait_for
 from tests.ports import free_base_port
 
 ETHER = 10**18
@@ -81,13 +79,7 @@ class Tree:
         return int(json.loads(self.cli("account", address).stdout)["balance"])
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_tree(self.proc)
 
 
 @pytest.fixture
