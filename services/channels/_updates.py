@@ -741,7 +741,7 @@ class Updates:
             meanings.append(Meaning(event, update.htlc.payment_hash, update.amount, effects))
         if refused is None:
             try:
-                _judged(functools.partial(made.check, rules.state(state)))
+                _judged(lambda: made.check(rules.state(state)))  # C0 of the state judged too
             except Refused as exc:
                 refused = _StepRefused(end, exc)
         try:
