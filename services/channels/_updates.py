@@ -33,7 +33,14 @@ U3 Both sides may propose at once (payments one way, settles the other). When R 
    built on the latest state, cannot have accepted them) and takes P's, re-proposing its own
    after; otherwise R refuses (PEER_PENDING: P may yet accept R's). Turns alternate, so neither
    side starves. A proposal at or below R's highest signed sequence is refused
-   (SEQUENCE_CONFLICT) with that sequence, and P tries again above it after a short random pause.
+   (SEQUENCE_CONFLICT) with that sequence (R never signs two states at one sequence, even one it
+   gave up). So the side with the turn proposes one sequence higher (the latest's + 2) when the
+   peer's last message said it has updates waiting (``waiting``, U6): when both propose at once,
+   its proposal is above the other's, and the other, giving up its own, takes it; the side without
+   the turn, refused (PEER_PENDING), waits for that update to land (U6's wait). (Sequences only
+   have to increase, C2; an idle peer's channel keeps them consecutive.)
+   A SEQUENCE_CONFLICT (the sides disagreed on the latest state) goes again at once above it, a
+   second one after a random pause growing with the tries.
 U4 A retried payment pays once: an invoice's by its payment hash, an address payment by the
    client's request_id, kept with the state that made it. One invoice or request_id goes in one
    payment of a round trip at most (a second waits for the next, and is answered with the first's
@@ -51,6 +58,16 @@ U5 A chain: the HTLC changes waiting on a channel (adds, settles, fails) go in o
    costs O(HTLCs in flight) to build, hash, sign, send, check and store; a chain of k changes pays
    that once, where k states would pay it k times. Lightning batches update_add/fulfill/fail
    messages under one commitment_signed the same way.
+U6 Turns are taken, not raced for: R answers with ``waiting`` when it has updates of its own
+   waiting on the channel, and P then lets R go first: before its next round trip on the channel,
+   P waits until an update of R's lands (the latest co-signed state moves), at most twice the
+   channel's recent round trip (YIELD_ROUND_TRIPS; R's update takes one, and a loaded machine
+   makes every one slower). Both
+   sides busy (adds one way, settles the other, as every hop of a routed payment has) then
+   alternate, each round trip carrying all that waited meanwhile, where proposing at once had one
+   of every two round trips refused (U3) and its whole chain built, signed, stored and sent for
+   nothing. A peer that says ``waiting`` and proposes nothing delays only its own channel, by two
+   round trips a round trip.
 """
 
 from __future__ import annotations
@@ -71,6 +88,7 @@ from protocol import FINAL_SEQUENCE, Chain, ChannelRefused, Update, UpdateKind, 
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from services.runtime import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 
+from . import _metrics as metrics
 from ._peer import require_sender, seal
 from ._proposal import Built, Make, MakeStep, Proposal, Refused, Step
 from ._records import ChannelRecord, ChannelStatus, InvoiceStatus, StateRecord
@@ -89,8 +107,14 @@ RACE_RETRIES: Final = 12
 #: ... and a queued one for this long: the turns alternate (U3), so a busy channel's waiting
 #: updates go through every other round trip, whatever their number.
 RACE_BUDGET_S: Final = 30.0
-#: The refusals after which a proposal is built again on what both hold (U1, U3).
-AGAIN: Final = ("SEQUENCE_CONFLICT", "PEER_PENDING", "PREVIOUS_REFUSED", "CHAIN_REFUSED")
+#: The refusals after which a proposal is built again on what both hold (U1, U3; STALE_SEQUENCE:
+#: one this node gave up for the peer's, U3, reaching the peer after the peer's landed).
+AGAIN: Final = ("SEQUENCE_CONFLICT", "STALE_SEQUENCE", "PEER_PENDING", "PREVIOUS_REFUSED", "CHAIN_REFUSED")
+#: How long a proposer lets the peer go first when it said it has updates waiting (U6), in the
+#: channel's recent round trips (a moving average), and the bounds of that wait in seconds; past
+#: it, the proposer goes anyway (and U3 settles a race).
+YIELD_ROUND_TRIPS: Final = 2.0
+YIELD_BOUNDS_S: Final = (0.005, 1.0)
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
 #: The groups a refused state's payments are tried again in (U1).
@@ -181,6 +205,13 @@ class Updates:
         self._log = logger
         self._queues: dict[bytes, _Queue] = {}
         self._proposals: dict[bytes, collections.deque[_Update]] = {}
+        #: U6: the channels whose peer said it has updates waiting: the latest sequence then, and
+        #: until when this node lets the peer go first.
+        self._yields: dict[bytes, tuple[int, float]] = {}
+        #: U3: the channels whose peer's last message said it has updates waiting.
+        self._peer_busy: set[bytes] = set()
+        #: Each channel's recent round trip, in seconds (a moving average of _send's).
+        self._round_trips: dict[bytes, float] = {}
 
     # --- the proposer -----------------------------------------------------------------------------
 
@@ -267,6 +298,7 @@ class Updates:
             while waiting:
                 waiting.popleft().settle(refusal)
             return
+        record = await self._let_peer_go(record)
         taken, state = self._take(record, waiting)
         if state is None:
             return
@@ -307,8 +339,8 @@ class Updates:
             taken[0].settle(FailedPrecondition(f"the peer refused the payment: {outcome.message}",
                                                reason=outcome.reason))
         waiting.extendleft(reversed(again))
-        if outcome.reason in AGAIN:
-            await asyncio.sleep(random.uniform(0.001, 0.01) * min(max(i.tries for i in taken), 5))  # U3
+        if again and outcome.reason in AGAIN:
+            await self._after_race(record, outcome.reason, max(i.tries for i in again))
 
     def _take(self, record: ChannelRecord, waiting: collections.deque[_Transfer]
               ) -> tuple[list[_Transfer], StateRecord | None]:
@@ -383,6 +415,7 @@ class Updates:
             while waiting:
                 waiting.popleft().settle(exc)
             return
+        record = await self._let_peer_go(record)
         channels, rules = self._channels, self._channels.rules_of()
         chain = Chain(rules.state(channels.latest(record)), rules.channel(record), channels.address,
                       now=channels.l1_now(), expiry_delta=rules.expiry_delta_s)
@@ -432,24 +465,65 @@ class Updates:
                                                reason=outcome.reason))
         if again:
             waiting.extendleft(reversed(again))
-            await self._peer_turn(record, min(max(i.tries for i in again), 5))
+            await self._after_race(record, outcomes[-1].reason, max(i.tries for i in again))
 
-    async def _peer_turn(self, record: ChannelRecord, tries: int) -> None:
-        """After a race lost (U3): wait for the peer's update to land here (the latest co-signed
-        state moves), at most a random pause growing with the tries; then it is this node's turn."""
+    async def _after_race(self, record: ChannelRecord, reason: str, tries: int) -> None:
+        """U3, the proposer's side of a round trip refused (``reason``) and tried again: after
+        PEER_PENDING the next one lets the peer's update land first (U6); the first
+        SEQUENCE_CONFLICT goes again at once; a conflict again waits for the peer's update to land,
+        at most a random pause growing with the tries. Other refusals (a change of the chain
+        refused for itself) go again at once."""
+        if reason == "PEER_PENDING":
+            self._yield_to_peer(record)
+        elif reason == "SEQUENCE_CONFLICT" and tries > 1:
+            await self._peer_lands(record, self._channels.latest(record).sequence,
+                                   asyncio.get_running_loop().time() + random.uniform(0.001, 0.01) * min(tries, 5))
+
+    def _yield_to_peer(self, record: ChannelRecord) -> None:
+        """U6: this node's next round trip on the channel waits for the peer's update to land
+        first, at most YIELD_ROUND_TRIPS of the channel's recent round trips."""
+        cid, low, high = record.channel_id, *YIELD_BOUNDS_S
+        wait = min(high, max(low, YIELD_ROUND_TRIPS * self._round_trips.get(cid, low)))
+        self._yields[cid] = (self._channels.latest(record).sequence, asyncio.get_running_loop().time() + wait)
+
+    async def _let_peer_go(self, record: ChannelRecord) -> ChannelRecord:
+        """U6: if the peer said it has updates waiting, wait until one of them lands (or YIELD_S);
+        the channel as it is then."""
+        turn = self._yields.pop(record.channel_id, None)
+        if turn is None:
+            return record
+        landed = await self._peer_lands(record, *turn)
+        metrics.TURN_WAITS.labels("landed" if landed else "timed_out").inc()
+        return self._channels.channel(record.channel_id)
+
+    async def _peer_lands(self, record: ChannelRecord, before: int, deadline: float) -> bool:
+        """Until the latest co-signed state moves past sequence ``before`` (the peer's update
+        landed: True), or the loop's clock reaches ``deadline`` (False)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + random.uniform(0.001, 0.01) * tries
-        before = self._channels.latest(record).sequence
         while (left := deadline - loop.time()) > 0:
             changed = self._store.changed()
+            if self._channels.latest(record).sequence != before:
+                return True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), left)
-            if self._channels.latest(record).sequence != before:
-                return
+        return self._channels.latest(record).sequence != before
 
     def _next_sequence(self, record: ChannelRecord) -> int:
-        """The next sequence above all this node ever signed in the channel (C2; never one twice)."""
-        return self._store.highest_sequence(record.channel_id) + 1
+        """The next sequence above all this node ever signed in the channel (C2; never one twice),
+        and above the one after the latest when this node has the turn (U3): of two proposals made
+        at once, the one with the turn is then the higher, and the peer, giving up its own for it,
+        can take it."""
+        highest = self._store.highest_sequence(record.channel_id) + 1
+        if record.channel_id not in self._peer_busy:
+            return highest
+        latest = self._channels.latest(record)
+        return highest if self._proposed(record, latest) else max(highest, latest.sequence + 2)
+
+    def _proposed(self, record: ChannelRecord, latest: StateRecord) -> bool:
+        """Whether this node proposed ``latest`` (the funding state counts as A's): then the peer
+        has the turn (U3)."""
+        return bool(self._store.request_of(record.channel_id, latest.sequence)) if latest.sequence \
+            else record.we_are_a
 
     async def propose_now(self, record: ChannelRecord, make: Make) -> tuple[StateRecord, bytes]:
         """One update this node proposes at once (a final state), on its own: ``make`` builds it on the
@@ -501,9 +575,15 @@ class Updates:
         payment, forward, close), in one commit. One outcome per proposal: a step's is its chain's."""
         channels, rules = self._channels, self._channels.rules_of()
         batch = seal(rules, pb.ProposeBatchRequest(channel_id=hex0x(record.channel_id),
-                                                   proposals=[request for _, request in sent]))
+                                                   proposals=[request for _, request in sent],
+                                                   waiting=self._waiting(record.channel_id)))
         base = channels.latest(record)  # what the first was built on (the latest may move while we wait)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         answer = await channels.ask(channels.peer(record.peer).propose_batch(batch))
+        cid = record.channel_id
+        took = loop.time() - started
+        self._round_trips[cid] = 0.8 * self._round_trips.get(cid, took) + 0.2 * took
         require_sender(answer, record.theirs, "the peer's answer")
         outcomes: list[Outcome] = []
         forged: PermissionDenied | None = None
@@ -539,6 +619,11 @@ class Updates:
                 chain = []
         if forged is not None:
             raise forged
+        if outcomes:
+            metrics.ROUND_TRIPS.labels("accepted" if outcomes[-1].accepted else outcomes[-1].reason).inc()
+        self._heard(cid, answer.waiting)
+        if answer.waiting:  # U6: its turn next
+            self._yield_to_peer(record)
         return outcomes
 
     def _replayed(self, record: ChannelRecord, prev: StateRecord, proposals: Sequence[Proposal]) -> list[Update]:
@@ -602,6 +687,7 @@ class Updates:
         step of the event loop."""
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
         require_sender(request, record.theirs, "the proposals")
+        self._heard(record.channel_id, request.waiting)
         if len(request.proposals) > MAX_BATCH:
             raise InvalidArgument(f"at most {MAX_BATCH} proposals in a batch", reason="BATCH_TOO_LARGE")
         responses: list[pb.ProposeResponse] = []
@@ -626,7 +712,21 @@ class Updates:
                     responses.append(self._answer(record, state, proposal))
                 chain = []
             responses.extend(self._refusal(record, "UNSIGNED_STATE", "no signed state ends this chain") for _ in chain)
-        return seal(self._channels.rules_of(), pb.ProposeBatchResponse(responses=responses))
+        return seal(self._channels.rules_of(), pb.ProposeBatchResponse(responses=responses,
+                                                                        waiting=self._waiting(record.channel_id)))
+
+    def _heard(self, cid: bytes, waiting: bool) -> None:
+        """The peer's last message on the channel said it has updates waiting, or not (U3)."""
+        if waiting:
+            self._peer_busy.add(cid)
+        else:
+            self._peer_busy.discard(cid)
+
+    def _waiting(self, cid: bytes) -> bool:
+        """Whether this node has updates of its own waiting on the channel (U6)."""
+        queue = self._queues.get(cid)
+        return any(not item.future.done() for item in self._proposals.get(cid, ())) or \
+            (queue is not None and any(not item.future.done() for item in queue.waiting))
 
     def _refusal(self, record: ChannelRecord, reason: str, message: str, sequence: int = 0) -> pb.ProposeResponse:
         return pb.ProposeResponse(channel_id=hex0x(record.channel_id), sequence=sequence, accepted=False,
@@ -781,9 +881,7 @@ class Updates:
         store = self._store
         unanswered = store.pendings(record.channel_id)
         if unanswered:
-            we_proposed_latest = bool(store.request_of(record.channel_id, latest.sequence)) if latest.sequence \
-                else record.we_are_a
-            if not (builds_on_latest and we_proposed_latest):
+            if not (builds_on_latest and self._proposed(record, latest)):
                 # This node's own update is in flight: the peer may have accepted it and built on it (U3).
                 raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
             for own in unanswered:  # U3: the peer has the turn; ours are proposed again after
