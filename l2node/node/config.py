@@ -181,7 +181,10 @@ def _workers(tables: Mapping[str, Any]) -> tuple[WorkerEntry, ...]:
         if name in genesis.USERS:
             genesis.refuse_worker_genesis(name, settings)
         entries.append(WorkerEntry(id=name, definition=str(definition), settings=settings))
-    return tuple(entries)
+    ids = {e.id for e in entries}
+    # JSON-RPC serves a sequencer's chain: a tree without one (channels only, ...) has none to serve,
+    # unless the worker's settings name another's.
+    return tuple(e for e in entries if e.id != "jsonrpc" or "sequencer" in ids or e.settings.get("sequencer"))
 
 
 def _one_genesis(cfg: NodeConfig, params_chain_id_set: bool) -> NodeConfig:

@@ -233,14 +233,13 @@ class Methods:
         head = await self._head_number()
         if ref.hash is not None:
             return await self._number_of_hash(ref.hash)
-        if ref.tag in (None, "latest", "pending"):
-            return head
+        if ref.number is not None:
+            return ref.number if ref.number <= head else None
         if ref.tag == "earliest":
             return 0
         if ref.tag in ("safe", "finalized"):
             return await self._tag_number(ref.tag)
-        assert ref.number is not None
-        return ref.number if ref.number <= head else None
+        return head  # latest, pending (the pool's block is the next one: not here)
 
     async def _block(self, number: int, full: bool) -> pb.Block | None:
         if not full:

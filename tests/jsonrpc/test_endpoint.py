@@ -1,0 +1,248 @@
+"""Ethereum's JSON-RPC against a real `l2node up` tree: real clients (web3.py, cast) send a transfer,
+wait for its receipt, read balances and blocks; and the protocol's edges (batches, notifications,
+-32700 / -32600 / -32601 / -32602, geth's error messages, newHeads over WebSocket).
+
+Each test signs with a dev account of its own, so their nonces never meet."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+from typing import Any
+
+import aiohttp
+from eth_account import Account
+from web3 import Web3
+
+from protocol import (
+    DEV_PRIVATE_KEYS,
+    MESSAGE_PASSER,
+    TX_BASE_GAS,
+    encode_withdrawal_call,
+    intrinsic_gas,
+    keccak256,
+)
+from tests.jsonrpc.conftest import DEAD, Tree, dev, receipt, transfer
+from tests.node.test_up import cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+#: What MetaMask asks of a network it adds and uses (its network controller, balances, send flow, activity).
+METAMASK: tuple[tuple[str, list[Any]], ...] = (
+    ("eth_chainId", []), ("net_version", []), ("eth_blockNumber", []), ("web3_clientVersion", []),
+    ("eth_getBlockByNumber", ["latest", False]), ("eth_getBalance", [DEAD, "latest"]),
+    ("eth_getTransactionCount", [DEAD, "pending"]), ("eth_getCode", [DEAD, "latest"]), ("eth_gasPrice", []),
+    ("eth_maxPriorityFeePerGas", []), ("eth_feeHistory", ["0xa", "latest", [10, 50, 90]]),
+    ("eth_estimateGas", [{"from": DEAD, "to": DEAD, "value": "0x0"}]), ("eth_call", [{"to": DEAD, "data": "0x"}]),
+    ("eth_getTransactionReceipt", ["0x" + "11" * 32]), ("eth_getTransactionByHash", ["0x" + "11" * 32]),
+    ("eth_getBlockByHash", ["0x" + "11" * 32, False]), ("eth_syncing", []), ("net_listening", []),
+)
+
+
+def test_endpoints_json_and_status_list_the_url(tree: Tree) -> None:
+    doc = json.loads((tree.data_dir / "run" / "endpoints.json").read_text())
+    assert doc["jsonrpc"] == tree.url
+    assert {"control", "pid", "l1_rpc", "metrics", "children"} <= set(doc)  # the agreed keys stay
+    status = json.loads(cli(tree.data_dir, "status", "--json").stdout)
+    assert status["jsonrpc"] == tree.url and "jsonrpc" in {c["id"] for c in status["children"]}
+    assert f"Ethereum JSON-RPC: {tree.url}" in cli(tree.data_dir, "status").stdout
+
+
+def test_web3py_sends_a_transfer_waits_for_its_receipt_and_reads_balance_and_blocks(tree: Tree) -> None:
+    w3 = Web3(Web3.HTTPProvider(tree.url))
+    sender = dev(0)
+    assert w3.is_connected() and w3.eth.chain_id == 901 and w3.net.version == "901"
+    assert w3.client_version.startswith("l2node/v")
+    before, start = w3.eth.get_balance(DEAD), w3.eth.block_number
+    nonce = w3.eth.get_transaction_count(sender.address, "pending")
+    tx = {"type": 2, "chainId": w3.eth.chain_id, "nonce": nonce, "to": DEAD, "value": 12345,
+          "gas": w3.eth.estimate_gas({"from": sender.address, "to": DEAD, "value": 12345}),
+          "maxFeePerGas": 2 * w3.eth.gas_price, "maxPriorityFeePerGas": w3.eth.max_priority_fee}
+    assert tx["gas"] == TX_BASE_GAS
+    tx_hash = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+    r = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=15, poll_latency=0.05)
+    assert r["status"] == 1 and r["type"] == 2 and r["gasUsed"] == TX_BASE_GAS
+    assert r["cumulativeGasUsed"] >= TX_BASE_GAS and r["effectiveGasPrice"] > 0
+    assert r["from"] == sender.address and r["to"] == DEAD and r["logs"] == [] and r["contractAddress"] is None
+    assert r["logsBloom"] == bytes(256) and r["transactionHash"] == tx_hash
+    assert w3.eth.get_balance(DEAD) == before + 12345
+    assert w3.eth.block_number >= r["blockNumber"] > start  # never behind a receipt it served
+    assert w3.eth.get_transaction_count(sender.address) == nonce + 1
+
+    got = w3.eth.get_transaction(tx_hash)
+    assert (got["from"], got["to"], got["value"], got["nonce"]) == (sender.address, DEAD, 12345, nonce)
+    assert (got["blockHash"], got["blockNumber"], got["transactionIndex"]) == (
+        r["blockHash"], r["blockNumber"], r["transactionIndex"])
+    assert got["gasPrice"] == r["effectiveGasPrice"] and got["type"] == 2
+
+    block = w3.eth.get_block(r["blockNumber"], full_transactions=True)
+    assert block["hash"] == r["blockHash"] and block["transactions"][r["transactionIndex"]]["hash"] == tx_hash
+    by_hash = w3.eth.get_block(r["blockHash"])
+    assert by_hash["number"] == r["blockNumber"] and tx_hash in by_hash["transactions"]
+    count = len(by_hash["transactions"])
+    assert w3.eth.get_block_transaction_count(r["blockNumber"]) == count
+    assert w3.eth.get_block_transaction_count(r["blockHash"]) == count
+    assert by_hash["gasUsed"] == block["gasUsed"] >= r["cumulativeGasUsed"]
+    latest = w3.eth.get_block("latest")
+    assert latest["number"] >= r["blockNumber"] and latest["baseFeePerGas"] > 0
+
+
+def _cast() -> str:
+    """cast from @foundry-rs/cast in node_modules (package.json); L2NODE_CAST names another."""
+    found = os.environ.get("L2NODE_CAST") or shutil.which("cast", path=str(ROOT / "node_modules" / ".bin"))
+    assert found, "cast is missing: package.json's @foundry-rs/cast (npm ci), or L2NODE_CAST=/path/to/cast"
+    return found
+
+
+def test_cast_sends_a_transfer_and_follows_the_block(tree: Tree) -> None:
+    cast, key = _cast(), "0x" + DEV_PRIVATE_KEYS[1].hex()
+    to = Account.create().address
+
+    def run(*args: str) -> str:
+        r = subprocess.run([cast, *args, "--rpc-url", tree.url], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    assert run("chain-id") == "901"
+    sent = json.loads(run("send", "--private-key", key, to, "--value", "4321", "--json"))
+    assert sent["status"] == "0x1" and sent["to"].lower() == to.lower()
+    assert run("balance", to) == "4321"
+    number = int(sent["blockNumber"], 16)
+    assert int(run("block-number")) >= number
+    block = json.loads(run("block", str(number), "--json"))
+    assert block["hash"] == sent["blockHash"] and sent["transactionHash"] in block["transactions"]
+    assert run("block", str(number), "--field", "number") == str(number)
+    assert json.loads(run("receipt", sent["transactionHash"], "--json"))["gasUsed"] == hex(TX_BASE_GAS)
+
+
+def test_batches_notifications_and_malformed_requests_are_answered_as_json_rpc_says(tree: Tree) -> None:
+    assert tree.post(b"{not json")["error"]["code"] == -32700
+    assert tree.post([])["error"]["code"] == -32600
+    assert tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_nope"})["error"] == {
+        "code": -32601, "message": "the method eth_nope does not exist/is not available"}
+    answers = tree.post([
+        {"jsonrpc": "2.0", "id": "a", "method": "eth_chainId"},
+        {"jsonrpc": "2.0", "method": "eth_blockNumber"},  # a notification: no answer
+        5,
+        {"jsonrpc": "2.0", "id": 3, "method": "eth_getBalance", "params": ["0x1234", "latest"]},
+        {"jsonrpc": "2.0", "id": 4, "method": "eth_getBalance", "params": [DEAD, "lastest"]},
+        {"jsonrpc": "2.0", "id": 5, "method": "eth_getBalance", "params": []},
+        {"jsonrpc": "2.0", "id": 6, "method": "eth_getBlockByNumber", "params": ["0xffffff", False]},
+    ])
+    assert [a["id"] for a in answers] == ["a", None, 3, 4, 5, 6]  # request order, the notification left out
+    assert answers[0]["result"] == hex(901)
+    assert answers[1]["error"]["code"] == -32600
+    assert [a["error"]["code"] for a in answers[2:5]] == [-32602] * 3
+    assert answers[5]["result"] is None  # a block not sealed yet
+    assert tree.post({"jsonrpc": "2.0", "method": "eth_chainId"}) is None
+    assert tree.error("eth_subscribe", "newHeads")["message"] == "notifications not supported"  # HTTP
+    assert tree.call("eth_getCode", DEAD, "latest") == "0x" and tree.call("eth_syncing") is False
+    for method, params in METAMASK:  # MetaMask's checklist: every method it uses is here
+        reply = tree.post({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        assert "result" in reply, (method, reply)
+
+
+def test_refusals_carry_geths_messages(tree: Tree) -> None:
+    sender = dev(2)
+    first = transfer(tree, sender)
+    replaced = transfer(tree, sender, nonce=int(tree.call("eth_getTransactionCount", sender.address, "pending"), 16),
+                        value=2)
+    answers = tree.post([{"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [raw]}
+                         for i, raw in enumerate([first, first, replaced])])
+    assert answers[0]["result"] == "0x" + keccak256(bytes.fromhex(first[2:])).hex()
+    assert answers[1]["error"]["message"] == "already known"
+    assert answers[2]["error"]["message"] == "replacement transaction underpriced"
+    receipt(tree, answers[0]["result"])
+    error = tree.error("eth_sendRawTransaction", first)
+    assert (error["code"], error["message"], error["data"]["reason"]) == (-32000, "nonce too low", "NONCE_TOO_LOW")
+    poor = Account.create()
+    assert tree.error("eth_sendRawTransaction", transfer(tree, poor))["message"] == (
+        "insufficient funds for gas * price + value")
+    assert tree.error("eth_sendRawTransaction", "0x02")["message"].startswith("rlp:")
+    assert tree.error("eth_sendRawTransaction", "0xzz")["code"] == -32602
+    assert tree.error("eth_estimateGas", {"from": poor.address, "to": DEAD, "value": "0x1"})["message"] == (
+        "insufficient funds for transfer")
+
+
+def test_a_batch_of_sends_is_one_call_and_every_one_lands(tree: Tree) -> None:
+    senders = [dev(i) for i in range(4, 10)]
+    raws = []
+    for sender in senders:  # 16 a sender: the pool's executable slots per account
+        nonce = int(tree.call("eth_getTransactionCount", sender.address, "pending"), 16)
+        raws += [transfer(tree, sender, nonce=nonce + k, value=1 + k) for k in range(16)]
+    answers = tree.post([{"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [raw]}
+                         for i, raw in enumerate(raws)])
+    assert [a["result"] for a in answers] == ["0x" + keccak256(bytes.fromhex(r[2:])).hex() for r in raws]
+    for k in range(15, len(raws), 16):  # each sender's last
+        assert receipt(tree, answers[k]["result"])["status"] == "0x1"
+    assert int(tree.call("eth_getTransactionCount", senders[-1].address, "latest"), 16) >= 16
+
+
+def test_accounts_answer_for_the_head_and_say_when_history_is_not_kept(tree: Tree) -> None:
+    sender = dev(3)
+    tx_hash = tree.call("eth_sendRawTransaction", transfer(tree, sender))
+    number = int(receipt(tree, tx_hash)["blockNumber"], 16)
+    receipt(tree, tree.call("eth_sendRawTransaction", transfer(tree, sender)))  # blocks are sealed for work only
+    head = tree.call("eth_blockNumber")
+    assert int(head, 16) > number
+    assert tree.call("eth_getBalance", sender.address, head) == tree.call("eth_getBalance", sender.address)
+    old = tree.error("eth_getBalance", sender.address, hex(number - 1))
+    assert old["code"] == -32000 and "historical state" in old["message"]
+    assert tree.error("eth_getTransactionCount", sender.address, hex(10**9))["message"] == "header not found"
+    at_hash = tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance",
+                         "params": [sender.address, {"blockHash": tree.call("eth_getBlockByNumber", "latest",
+                                                                             False)["hash"]}]})
+    assert "result" in at_hash or "historical state" in at_hash["error"]["message"]  # a block may seal between
+
+
+def test_estimate_gas_for_a_withdrawal_is_what_the_sequencer_charges_and_a_malformed_one_reverts(tree: Tree
+                                                                                                 ) -> None:
+    sender = dev(0)
+    calldata = encode_withdrawal_call(bytes.fromhex(DEAD[2:]), 100_000, b"\x01\x02")
+    gas = tree.call("eth_estimateGas", {"from": sender.address, "to": "0x" + MESSAGE_PASSER.hex(),
+                                        "value": "0x10", "data": "0x" + calldata.hex()})
+    assert int(gas, 16) == intrinsic_gas(calldata, ()) > TX_BASE_GAS
+    bad = tree.error("eth_estimateGas", {"to": "0x" + MESSAGE_PASSER.hex(), "data": "0xdeadbeef"})
+    assert bad["code"] == 3 and bad["message"].startswith("execution reverted")
+    assert tree.call("eth_call", {"to": DEAD, "data": "0x1234"}, "latest") == "0x"
+    history = tree.call("eth_feeHistory", "0x4", "latest", [25, 75])
+    assert len(history["baseFeePerGas"]) == len(history["gasUsedRatio"]) + 1 == len(history["reward"]) + 1
+    assert int(tree.call("eth_gasPrice"), 16) > int(tree.call("eth_maxPriorityFeePerGas"), 16) > 0
+
+
+def test_optimism_output_at_block_is_the_output_root_of_that_block(tree: Tree) -> None:
+    block = tree.call("eth_getBlockByNumber", "latest", False)
+    output = tree.call("optimism_outputAtBlock", block["number"])
+    preimage = bytes(32) + bytes.fromhex(block["stateRoot"][2:]) + bytes.fromhex(
+        output["withdrawalStorageRoot"][2:]) + bytes.fromhex(block["hash"][2:])
+    assert output["outputRoot"] == "0x" + keccak256(preimage).hex()
+    assert output["blockRef"]["hash"] == block["hash"]
+    status = tree.call("optimism_syncStatus")
+    assert status["unsafe_l2"]["number"] >= status["safe_l2"]["number"] >= status["finalized_l2"]["number"]
+
+
+async def test_new_heads_arrive_over_websocket_until_unsubscribed(tree: Tree) -> None:
+    async with aiohttp.ClientSession() as session, session.ws_connect(tree.ws_url) as ws:
+        await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]})
+        sub_id = (await ws.receive_json(timeout=5))["result"]
+        await ws.send_json({"jsonrpc": "2.0", "id": 2, "method": "eth_sendRawTransaction",
+                            "params": [transfer(tree, dev(3))]})
+        heads = []
+        while len(heads) < 1:
+            note = await ws.receive_json(timeout=10)
+            if note.get("method") == "eth_subscription":
+                assert note["params"]["subscription"] == sub_id
+                heads.append(note["params"]["result"])
+        assert {"number", "hash", "parentHash", "baseFeePerGas", "timestamp"} <= set(heads[0])
+        assert tree.call("eth_getBlockByNumber", heads[0]["number"], False)["hash"] == heads[0]["hash"]
+        await ws.send_json({"jsonrpc": "2.0", "id": 3, "method": "eth_unsubscribe", "params": [sub_id]})
+        while (answer := await ws.receive_json(timeout=5)).get("id") != 3:
+            pass
+        assert answer["result"] is True
+        bad = {"jsonrpc": "2.0", "id": 4, "method": "eth_subscribe", "params": ["logs", {}]}
+        await ws.send_json(bad)
+        while (answer := await ws.receive_json(timeout=5)).get("id") != 4:
+            pass
+        assert answer["error"]["code"] == -32602
