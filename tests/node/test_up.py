@@ -187,7 +187,7 @@ def test_control_plane_api_and_events(node: Node) -> None:
     stub = node.control()
     events = stub.WatchEvents(pb.WatchEventsRequest(prefix="echo"), timeout=30)
     counts = stub.CountChildren(pb.CountChildrenRequest(), timeout=5)
-    assert (counts.specs, counts.active) == (8, 8)
+    assert (counts.specs, counts.active) == (9, 9)
     stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     again = stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     assert again.child.state == pb.CHILD_STATE_TERMINATED  # the retried request applied once
