@@ -168,13 +168,15 @@ def test_refusals_carry_geths_messages(tree: Tree) -> None:
 
 def test_a_batch_of_sends_is_one_call_and_every_one_lands(tree: Tree) -> None:
     senders = [dev(i) for i in range(4, 10)]
-    raws = []
+    raws, nonces = [], []
     for sender in senders:  # 16 a sender: the pool's executable slots per account
-        nonce = int(tree.call("eth_getTransactionCount", sender.address, "pending"), 16)
+        nonces.append(nonce := int(tree.call("eth_getTransactionCount", sender.address, "pending"), 16))
         raws += [transfer(tree, sender, nonce=nonce + k, value=1 + k) for k in range(16)]
     answers = tree.post([{"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [raw]}
                          for i, raw in enumerate(raws)])
     assert [a["result"] for a in answers] == ["0x" + keccak256(bytes.fromhex(r[2:])).hex() for r in raws]
+    for sender, nonce in zip(senders, nonces, strict=True):  # pooled or sealed by now: either way counted
+        assert int(tree.call("eth_getTransactionCount", sender.address, "pending"), 16) == nonce + 16
     for k in range(15, len(raws), 16):  # each sender's last
         assert receipt(tree, answers[k]["result"])["status"] == "0x1"
     assert int(tree.call("eth_getTransactionCount", senders[-1].address, "latest"), 16) >= 16
