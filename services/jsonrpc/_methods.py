@@ -52,7 +52,7 @@ from ._hex import (
 )
 from ._settings import JsonRpcSettings
 from ._shapes import block_json, deposit_tx_json, receipt_json, signed_tx_json
-from ._upstream import Head, Rollups, Sequencer
+from ._upstream import Accounts, Head, Rollups, Sequencer
 
 Handler = Callable[[Any], Awaitable[Any]]
 #: geth's eth_feeHistory bound on blocks per call.
@@ -92,6 +92,7 @@ class Methods:
         self._seq = sequencer
         self._rollups = rollups
         self.head = head
+        self._accounts = Accounts(sequencer, head, settings.cached_accounts)
         self._client_version = client_version
         self._gas: OrderedDict[str, asyncio.Future[list[int]]] = OrderedDict()
         self.table: dict[str, Handler] = {
@@ -184,7 +185,10 @@ class Methods:
             if number is None:
                 raise header_not_found()
             ref = BlockRef(number=number)
-        account = await self._seq.account(data(address), pending=ref.tag == "pending")
+        if ref.tag == "pending":  # the pool's nonce: it moves between blocks
+            account = await self._seq.account(data(address), pending=True)
+        else:
+            account = await self._accounts.latest(data(address))
         if ref.number is not None and ref.number != account.block_number:
             if ref.number > account.block_number:
                 raise header_not_found()

@@ -191,3 +191,49 @@ class Head:
                     self._log.warning("sequencer block stream broke; reopening", extra={"error": str(exc)})
                 await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
                 failures += 1
+
+
+class Accounts:
+    """Accounts as of the head, each read from the sequencer once per block: a read is kept while
+    the head stays at the block it was read at (the state changes only when a block is sealed), and
+    reads of one address while its call is out wait for that call. A wallet polling its balance, or
+    many asking for one contract-less hot address, costs a call per block, not per request; what it
+    answers is never newer or older than this server's eth_blockNumber."""
+
+    def __init__(self, sequencer: Sequencer, head: Head, size: int) -> None:
+        self._sequencer = sequencer
+        self._head = head
+        self._size = size
+        self._kept: dict[str, pb.GetAccountResponse] = {}
+        self._kept_at = -1
+        self._flights: dict[str, asyncio.Future[pb.GetAccountResponse]] = {}
+
+    def _current(self) -> int:
+        at = self._head.number if self._head.ready.is_set() else -1
+        if at != self._kept_at:
+            self._kept.clear()
+            self._kept_at = at
+        return at
+
+    async def latest(self, address: str) -> pb.GetAccountResponse:
+        self._current()
+        kept = self._kept.get(address)
+        if kept is not None:
+            return kept
+        flight = self._flights.get(address)
+        if flight is not None:
+            return await asyncio.shield(flight)
+        flight = asyncio.get_running_loop().create_future()
+        self._flights[address] = flight
+        try:
+            reply = await self._sequencer.account(address)
+        except BaseException as exc:
+            flight.set_exception(exc)
+            flight.exception()  # retrieved: whoever waits on it gets it, nobody else logs it
+            raise
+        finally:
+            self._flights.pop(address, None)
+        flight.set_result(reply)
+        if reply.block_number == self._current() and len(self._kept) < self._size:
+            self._kept[address] = reply
+        return reply
