@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from prometheus_client import Counter, Histogram
+
 from services.runtime import counter, gauge, histogram
 
 CALLS: Final = counter("l2node_jsonrpc_calls_total", "JSON-RPC method calls, by method", ("method",))
@@ -16,3 +18,13 @@ SECONDS: Final = histogram("l2node_jsonrpc_call_duration_seconds", "Time to answ
                            ("method",))
 SUBSCRIPTIONS: Final = gauge("l2node_jsonrpc_subscriptions", "Open eth_subscribe subscriptions (WebSocket)")
 OTHER: Final = "other"
+
+#: method -> its (calls, duration) series, looked up once (a labels() call costs a few us a request).
+_SERIES: dict[str, tuple[Counter, Histogram]] = {}
+
+
+def series(method: str) -> tuple[Counter, Histogram]:
+    found = _SERIES.get(method)
+    if found is None:
+        found = _SERIES[method] = (CALLS.labels(method), SECONDS.labels(method))
+    return found

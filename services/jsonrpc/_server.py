@@ -213,8 +213,9 @@ class Server:
                 m.ERRORS.labels(label, str(error.code)).inc()
                 answers[index] = _response(item.get("id"), error=error)
             finally:
-                m.CALLS.labels(label).inc()
-                m.SECONDS.labels(label).observe(time.perf_counter() - started)
+                calls, seconds = m.series(label)
+                calls.inc()
+                seconds.observe(time.perf_counter() - started)
 
     async def _sends(self, sends: list[tuple[int, Json]], answers: list[Json | None],
                      parent: otel_context.Context | None) -> None:
@@ -254,8 +255,9 @@ class Server:
                     span.set_status(trace.Status(trace.StatusCode.ERROR, failed[0]["message"]))
             for error in failed:
                 m.ERRORS.labels(SEND, str(error["code"])).inc()
-            m.CALLS.labels(SEND).inc(len(sends))
-            m.SECONDS.labels(SEND).observe(time.perf_counter() - started)
+            calls, seconds = m.series(SEND)
+            calls.inc(len(sends))
+            seconds.observe(time.perf_counter() - started)
 
 
 class _Subscriptions:
