@@ -4,23 +4,57 @@ them, and the tree is up sooner); the rollups worker stays (optimism_*)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import pathlib
 import subprocess
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from protocol import DEV_PRIVATE_KEYS
+from tests.conftest import Collector, otel_env
 from tests.node.test_up import L2NODE, stop_tree, wait_for
 from tests.ports import free_base_port, free_port
 
 DEAD = "0x000000000000000000000000000000000000dEaD"
+
+
+class ThreadedCollector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+    """tests.conftest's OTLP collector, served from a thread (the tree here outlives any one test's
+    event loop)."""
+
+    def __init__(self) -> None:
+        self.sink = Collector()
+        self._server = grpc.server(ThreadPoolExecutor(2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
+        self.sink.address = f"http://127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
+        self._server.start()
+
+    def Export(self, request: Any, context: Any) -> Any:
+        return asyncio.run(self.sink.Export(request, context))
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], limit_s: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            for span in list(self.sink.spans):
+                if predicate(span):
+                    return span
+            time.sleep(0.02)
+        raise AssertionError(f"no matching span in {len(self.sink.spans)}")
+
+    def stop(self) -> None:
+        self._server.stop(0)
 
 
 @dataclass(frozen=True)
@@ -28,15 +62,17 @@ class Tree:
     url: str
     data_dir: pathlib.Path
     proc: subprocess.Popen[bytes]
+    spans: ThreadedCollector
 
     @property
     def ws_url(self) -> str:
         return "ws" + self.url.removeprefix("http")
 
-    def post(self, body: bytes | str | Any) -> Any:
+    def post(self, body: bytes | str | Any, headers: dict[str, str] | None = None) -> Any:
         """POST ``body`` (encoded as JSON unless bytes/str); the decoded answer, None if empty."""
         raw = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        req = urllib.request.Request(self.url, data=raw, headers={"content-type": "application/json"})
+        sent = {"content-type": "application/json", **(headers or {})}
+        req = urllib.request.Request(self.url, data=raw, headers=sent)
         with urllib.request.urlopen(req, timeout=10) as resp:
             text = resp.read()
         return json.loads(text) if text else None
@@ -83,9 +119,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
     config.write_text(f"[node]\nbase_port = {free_base_port()}\n[l1]\nport = 0\n[jsonrpc]\nport = {port}\n"
                       "[workers.bridge]\nenabled = false\n[workers.channels]\nenabled = false\n")
     log = open(tmp / "up.log", "w")  # noqa: SIM115
+    spans = ThreadedCollector()
     proc = subprocess.Popen([*L2NODE, "up", "--data-dir", str(data_dir), "--config", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    t = Tree(f"http://127.0.0.1:{port}", data_dir, proc)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **otel_env(spans.sink)})
+    t = Tree(f"http://127.0.0.1:{port}", data_dir, proc, spans)
 
     def up() -> bool:
         assert proc.poll() is None, (tmp / "up.log").read_text()
@@ -100,4 +138,5 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
         yield t
     finally:
         stop_tree(proc)
+        spans.stop()
         log.close()

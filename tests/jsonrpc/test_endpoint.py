@@ -248,3 +248,22 @@ async def test_new_heads_arrive_over_websocket_until_unsubscribed(tree: Tree) ->
         while (answer := await ws.receive_json(timeout=5)).get("id") != 4:
             pass
         assert answer["error"]["code"] == -32602
+
+
+def test_every_call_is_a_span_and_a_send_carries_its_hash_into_the_sequencer(tree: Tree) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    parent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    raw = transfer(tree, dev(0))
+    reply = tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw]},
+                      headers={"traceparent": parent})
+    tx_hash = reply["result"]
+    span = tree.spans.wait_for(lambda s: s["service"] == "jsonrpc" and s["name"] == "eth_sendRawTransaction"
+                               and s["attributes"].get("l2.tx.hash") == tx_hash)
+    assert span["trace_id"] == trace_id and span["parent_id"] == "00f067aa0ba902b7"  # the caller's trace goes on
+    attributes = span["attributes"]
+    assert attributes["rpc.system"] == "jsonrpc" and attributes["rpc.method"] == "eth_sendRawTransaction"
+    tree.spans.wait_for(lambda s: s["service"] == "sequencer" and s["trace_id"] == trace_id
+                        and s["name"].endswith("SendRawTransactions"))
+    tree.post({"jsonrpc": "2.0", "id": 2, "method": "eth_getBalance", "params": ["0x12", "latest"]})
+    failed = tree.spans.wait_for(lambda s: s["name"] == "eth_getBalance" and s["status"] == 2)
+    assert failed["attributes"]["rpc.jsonrpc.error_code"] == -32602
