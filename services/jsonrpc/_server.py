@@ -87,6 +87,8 @@ class Server:
         self._log = logger
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        for method in (*methods.table, *_Subscriptions.METHODS, SEND, m.OTHER):  # every series from the start, at 0
+            m.series(method)
 
     async def start(self) -> None:
         """Bind and serve (before the worker says SERVING: a port in use fails the start)."""

@@ -139,6 +139,10 @@ def test_batches_notifications_and_malformed_requests_are_answered_as_json_rpc_s
     assert tree.post({"jsonrpc": "2.0", "method": "eth_chainId"}) is None
     assert tree.error("eth_subscribe", "newHeads")["message"] == "notifications not supported"  # HTTP
     assert tree.call("eth_getCode", DEAD, "latest") == "0x" and tree.call("eth_syncing") is False
+    latest = int(tree.call("eth_getBlockByNumber", "latest", False)["number"], 16)
+    safe = int(tree.call("eth_getBlockByNumber", "safe", False)["number"], 16)
+    assert latest >= safe >= int(tree.call("eth_getBlockByNumber", "finalized", False)["number"], 16) >= 0
+    assert tree.call("eth_getBlockByNumber", "earliest", False)["number"] == "0x0"
     for method, params in METAMASK:  # MetaMask's checklist: every method it uses is here
         reply = tree.post({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         assert "result" in reply, (method, reply)
