@@ -26,7 +26,7 @@ from protocol import (
     keccak256,
 )
 from tests.jsonrpc.conftest import DEAD, Tree, dev, receipt, transfer
-from tests.node.test_up import cli
+from tests.node.test_up import cli, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: What MetaMask asks of a network it adds and uses (its network controller, balances, send flow, activity).
@@ -271,3 +271,29 @@ def test_every_call_is_a_span_and_a_send_carries_its_hash_into_the_sequencer(tre
     tree.post({"jsonrpc": "2.0", "id": 2, "method": "eth_getBalance", "params": ["0x12", "latest"]})
     failed = tree.spans.wait_for(lambda s: s["name"] == "eth_getBalance" and s["status"] == 2)
     assert failed["attributes"]["rpc.jsonrpc.error_code"] == -32602
+
+
+def test_a_restarted_sequencer_is_followed_again_and_calls_meanwhile_get_answers(tree: Tree) -> None:
+    before = int(tree.call("eth_blockNumber"), 16)
+    cli(tree.data_dir, "restart", "sequencer")
+    answers = tree.post([{"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": [DEAD, "latest"]},
+                         {"jsonrpc": "2.0", "id": 2, "method": "eth_chainId"}])
+    assert all("result" in a or a["error"]["code"] == -32603 for a in answers)  # an answer, never a dropped call
+    sender = dev(1)
+
+    def sent() -> str | None:  # while it is down (the policy's circuit opens): an error answer, then a hash
+        raw = transfer(tree, sender, nonce=int(tree.call("eth_getTransactionCount", sender.address, "pending"), 16))
+        reply = tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw]})
+        assert "result" in reply or reply["error"]["code"] == -32603, reply
+        return reply.get("result")
+
+    def sent_quietly() -> str | None:
+        try:
+            return sent()
+        except AssertionError as exc:  # tree.call's own: the sequencer still down
+            assert "-32603" in str(exc), exc
+            return None
+
+    tx_hash = wait_for(sent_quietly, 20, "a send once the sequencer is back")
+    number = int(receipt(tree, tx_hash)["blockNumber"], 16)
+    assert int(tree.call("eth_blockNumber"), 16) >= number > before  # the block stream was opened again
