@@ -2,11 +2,10 @@
 memory), and the Ethereum shape of the answer.
 
 State: the sequencer keeps the latest state only (an account model without history), so
-eth_getBalance and eth_getTransactionCount answer for the head ("latest", "pending", or the head's
-own number or hash); for an older block they give geth's error for state a node does not keep
-(-32000 "historical state ... is not available"), and for a block not sealed yet geth's
-"header not found". "safe" and "finalized" are answered when they are the head (an idle chain),
-else with the same error: what the state was at an older block is not kept here.
+eth_getBalance and eth_getTransactionCount at an older block ("safe", "finalized", a number or a
+hash) take the latest state back through the blocks since (``_history``), for the last
+``history_blocks`` blocks; older ones get geth's error for state a node does not keep (-32000
+"historical state ... is not available"), a block not sealed yet geth's "header not found".
 
 Sends: every eth_sendRawTransaction goes out as SendRawTransactions, so those of one JSON-RPC batch
 are one call (:meth:`Methods.send_raw`), and a refusal comes back as geth's words (``_errors``).
@@ -50,6 +49,7 @@ from ._hex import (
     parse_quantity,
     quantity,
 )
+from ._history import History
 from ._settings import JsonRpcSettings
 from ._shapes import block_json, deposit_tx_json, receipt_json, signed_tx_json
 from ._upstream import Accounts, Head, Rollups, Sequencer
@@ -70,11 +70,6 @@ def header_not_found() -> RpcError:
     return RpcError(SERVER_ERROR, "header not found")
 
 
-def history_unavailable(number: int, head: int) -> RpcError:
-    return RpcError(SERVER_ERROR, f"historical state for block {number} is not available: this node keeps "
-                                  f"the latest state only (block {head})")
-
-
 def _bool(value: Any, what: str) -> bool:
     if value is None:
         return False
@@ -93,6 +88,7 @@ class Methods:
         self._rollups = rollups
         self.head = head
         self._accounts = Accounts(sequencer, head, settings.cached_accounts)
+        self._history = History(sequencer, head, settings.history_blocks)
         self._client_version = client_version
         self._gas: OrderedDict[str, asyncio.Future[list[int]]] = OrderedDict()
         self.table: dict[str, Handler] = {
@@ -192,7 +188,9 @@ class Methods:
         if ref.number is not None and ref.number != account.block_number:
             if ref.number > account.block_number:
                 raise header_not_found()
-            raise history_unavailable(ref.number, account.block_number)
+            nonce, balance = await self._history.account(address, ref.number, account)
+            return pb.GetAccountResponse(address=account.address, balance=str(balance), nonce=nonce,
+                                         block_number=ref.number)
         return account
 
     async def eth_getBalance(self, params: Any) -> str:

@@ -37,13 +37,16 @@ class JsonRpcSettings:
     recent_blocks: int = 1024
     #: Accounts read at the head block kept until the next block (``_upstream.Accounts``).
     cached_accounts: int = 65_536
+    #: How far back eth_getBalance / eth_getTransactionCount go (``_history``): the latest state
+    #: taken back through at most this many blocks ("safe" is a few blocks behind, "finalized" more).
+    history_blocks: int = 128
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
             raise ValueError(f"host {self.host!r} must be an interface address")
         for name, lo, hi in (("port", 0, 65535), ("max_batch", 1, 100_000), ("max_body_bytes", 1024, 2**30),
                              ("send_batch", 1, 4096), ("suggested_tip_wei", 0, 2**128), ("recent_blocks", 1, 100_000),
-                             ("cached_accounts", 0, 10**7)):
+                             ("cached_accounts", 0, 10**7), ("history_blocks", 0, 10_000)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"{name} {value!r} must be a whole number in {lo}..{hi}")
