@@ -27,8 +27,8 @@ from ._upstream import Head, Sequencer
 
 #: address -> (balance change, nonce change) of one block.
 Changes = dict[bytes, tuple[int, int]]
-#: Blocks whose changes are kept (a block's are up to ~3 x its transactions' entries).
-_KEPT: Final = 256
+#: Most blocks whose changes are kept: a full block's are ~3,000 entries (~0.4 MB).
+_MOST_KEPT: Final = 256
 
 
 class History:
@@ -37,6 +37,7 @@ class History:
         self._head = head
         self._window = window
         self._changes: OrderedDict[str, Changes] = OrderedDict()
+        self._keep = max(16, min(window, _MOST_KEPT))
 
     async def account(self, address: bytes, number: int, latest: pb.GetAccountResponse) -> tuple[int, int]:
         """(nonce, balance) of ``address`` as of block ``number`` (< latest.block_number)."""
@@ -60,7 +61,7 @@ class History:
             raise RpcError(SERVER_ERROR, "header not found")
         changes = await self._compute(block)
         self._changes[block.hash] = changes
-        while len(self._changes) > _KEPT:
+        while len(self._changes) > self._keep:
             self._changes.popitem(last=False)
         return changes
 
