@@ -50,7 +50,7 @@ lint: install-dev protos-check contracts-check
 	$(BIN)/buf lint protos
 	$(BIN)/ruff check supervisor services protocol l2node tests bench protos
 	$(BIN)/lint-imports
-	$(BIN)/mypy --strict supervisor services/runtime services/l1 protocol services/sequencer services/rollups services/bridge services/channels l2node
+	$(BIN)/mypy --strict supervisor services/runtime services/l1 protocol services/sequencer services/rollups services/bridge services/channels services/jsonrpc l2node
 
 protos: install-dev
 	$(BIN)/python protos/generate.py

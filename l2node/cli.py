@@ -168,7 +168,7 @@ def status_document(data_dir: pathlib.Path) -> dict[str, Any]:
         })
     ready = all(c["state"] == "running" and not c["not_ready"] for c in children)
     return {"control": doc["control"], "pid": doc.get("pid"), "l1_rpc": doc.get("l1_rpc"), "ready": ready,
-            "metrics": doc.get("metrics"), "children": children}
+            "metrics": doc.get("metrics"), "jsonrpc": doc.get("jsonrpc"), "children": children}
 
 
 def _draw(status: dict[str, Any]) -> str:
@@ -190,6 +190,8 @@ def _draw(status: dict[str, Any]) -> str:
                          f"(failures {b['failures']}, calls {b['calls']}, retries {b['retries']})")
         if c["last_exit_reason"] and c["restarts"]:
             lines.append(f"{'│   ' * (depth + 1)}   last exit: {c['last_exit_reason']}")
+        if c["id"] == "jsonrpc" and status.get("jsonrpc"):
+            lines.append(f"{'│   ' * (depth + 1)}   Ethereum JSON-RPC: {status['jsonrpc']} (and WebSocket)")
     return "\n".join(lines)
 
 

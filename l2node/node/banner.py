@@ -48,6 +48,8 @@ def text(cfg: NodeConfig, l1_rpc: str | None, cli: str | None = None) -> str:
         f"l2node is up (control {cfg.control_address}, data {cfg.data_dir}). Ctrl-C stops it.",
         f"  CLI           {cli}   (`{cli} --help`; `{cli} status` shows the tree)",
         f"  L1            {l1}",
+        *([f"  JSON-RPC      {cfg.jsonrpc_url} (Ethereum's: cast, viem, ethers, web3.py, wallets; ws:// too)"]
+          if cfg.jsonrpc_url else []),
         f"  L2 chain id   {cfg.rollups.chain_id}; dev accounts (funded by the devnet genesis; sign with --dev N):",
         *(f"                {row}" for row in rows),
         "  Next, in another terminal:",

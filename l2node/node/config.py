@@ -23,9 +23,12 @@ XX         # with rpc: the contracts.json of that chain (`l2node deploy` writes 
                              # closes channels on the ChannelAdjudicator; local: a dev key)
                              # (with rpc, a file an enabled role needs and lacks: that worker is not
                              # ready, and `l2node status` names it)
+    [jsonrpc]                # Ethereum's JSON-RPC (HTTP and WebSocket, one port): services/jsonrpc
+    host = ""                # "" = [node] host
+    port = 8547              # (another free one, said so, if busy); 0 = any free port. 8545 is L1's.
     [rollups]                # the rollup's L1 contracts' constants: l2node/node/params.py
     challenge_window_s = 20  # (bonds, window, chess clocks, sequencer window; devnet defaults)
-    [workers.NAME]           # a built-in service (sequencer, rollups, bridge, channels) or an extra worker
+    [workers.NAME]           # a built-in service (sequencer, rollups, bridge, channels, jsonrpc) or an extra worker
     definition = "module:ATTR" # required for extra workers
     enabled = true           # false leaves a built-in service out
     settings = { ... }       # the service's own settings (e.g. services.sequencer.SequencerSettings)
@@ -48,6 +51,9 @@ from services.runtime import monitor_port_for
 DEFAULT_BASE_PORT = 50050
 #: The local anvil's port unless configured: the usual JSON-RPC one, so the L1 URL stays the same.
 DEFAULT_L1_PORT = 8545
+#: Ethereum JSON-RPC's port unless configured (services.jsonrpc.DEFAULT_PORT, the same): clear of
+#: L1's 8545 and geth's WebSocket 8546.
+DEFAULT_JSONRPC_PORT = 8547
 
 #: The services every tree runs unless a config says `enabled = false`, in start order.
 BUILTIN_WORKERS: dict[str, str] = {
@@ -55,6 +61,8 @@ BUILTIN_WORKERS: dict[str, str] = {
     "rollups": "services.rollups:WORKER",
     "bridge": "services.bridge:WORKER",
     "channels": "services.channels:WORKER",
+    # Last: it serves what the others hold, so it starts once they answer.
+    "jsonrpc": "services.jsonrpc:WORKER",
 }
 DEFAULT_HOST = "127.0.0.1"
 #: Where a container finds its files (what `l2node deploy` writes into the config unless told
@@ -118,6 +126,9 @@ class NodeConfig:
     rollups: RollupParams = field(default_factory=RollupParams)
     #: The L2 genesis file (absolute), handed to every service that builds on it; "" = the devnet's.
     genesis: str = ""
+    #: Where the jsonrpc worker serves Ethereum's JSON-RPC ("" = ``host``); port 0 = any free one.
+    jsonrpc_host: str = ""
+    jsonrpc_port: int = DEFAULT_JSONRPC_PORT
     workers: tuple[WorkerEntry, ...] = ()
 
     @property
@@ -134,6 +145,13 @@ class NodeConfig:
     def monitor_port(self, index: int) -> int:
         """aiomonitor's port for worker ``index``; 0 (off) unless monitor_base_port is set."""
         return monitor_port_for(index, self.monitor_base_port) if self.monitor_base_port else 0
+
+    @property
+    def jsonrpc_url(self) -> str | None:
+        """The JSON-RPC endpoint's URL; None without a jsonrpc worker."""
+        if not any(w.id == "jsonrpc" for w in self.workers):
+            return None
+        return f"http://{self.jsonrpc_host or self.host}:{self.jsonrpc_port}"
 
     @property
     def run_dir(self) -> pathlib.Path:
@@ -163,7 +181,10 @@ def _workers(tables: Mapping[str, Any]) -> tuple[WorkerEntry, ...]:
         if name in genesis.USERS:
             genesis.refuse_worker_genesis(name, settings)
         entries.append(WorkerEntry(id=name, definition=str(definition), settings=settings))
-    return tuple(entries)
+    ids = {e.id for e in entries}
+    # JSON-RPC serves a sequencer's chain: a tree without one (channels only, ...) has none to serve,
+    # unless the worker's settings name another's.
+    return tuple(e for e in entries if e.id != "jsonrpc" or "sequencer" in ids or e.settings.get("sequencer"))
 
 
 def _one_genesis(cfg: NodeConfig, params_chain_id_set: bool) -> NodeConfig:
@@ -185,7 +206,8 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"config {path}: {exc}") from None
     node, l1, workers = _section(doc, "node"), _section(doc, "l1"), _section(doc, "workers")
-    unknown = set(doc) - {"node", "l1", "workers", "rollups", "data_dir"}
+    jsonrpc = _section(doc, "jsonrpc")
+    unknown = set(doc) - {"node", "l1", "workers", "rollups", "jsonrpc", "data_dir"}
     if unknown:
         raise ConfigError(f"unknown config sections: {sorted(unknown)}")
     cfg = NodeConfig(data_dir=pathlib.Path(doc.get("data_dir") or default_data_dir()))
@@ -212,6 +234,8 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             workers=_workers(workers),
             rollups=RollupParams.from_mapping(_section(doc, "rollups")),
             genesis=genesis.resolve(node.get("genesis", "")),
+            jsonrpc_host=str(jsonrpc.get("host", cfg.jsonrpc_host)),
+            jsonrpc_port=int(jsonrpc.get("port", cfg.jsonrpc_port)),
         )
         cfg = _one_genesis(cfg, "chain_id" in _section(doc, "rollups"))
     except (KeyError, TypeError, ValueError) as exc:
@@ -229,4 +253,12 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
     if not 0 < cfg.metrics_listen_port < 65536 or cfg.metrics_listen_port in taken:
         raise ConfigError(f"metrics_port {cfg.metrics_listen_port} must be a port outside the control plane's and "
                           f"the workers' ({taken.start}-{taken.stop - 1})")
+    if set(jsonrpc) - {"host", "port"}:
+        raise ConfigError(f"config {path}: unknown [jsonrpc] keys: {sorted(set(jsonrpc) - {'host', 'port'})}")
+    l1_port = cfg.l1_port if cfg.l1_rpc is None else 0
+    if not 0 <= cfg.jsonrpc_port < 65536 or cfg.jsonrpc_port in taken \
+            or cfg.jsonrpc_port in (cfg.metrics_listen_port, l1_port or -1):
+        raise ConfigError(f"[jsonrpc] port {cfg.jsonrpc_port} must be a port outside the control plane's, the "
+                          f"workers' ({taken.start}-{taken.stop - 1}), metrics' ({cfg.metrics_listen_port}) "
+                          "and the local L1's")
     return replace(cfg, data_dir=cfg.data_dir.resolve())

@@ -1,6 +1,7 @@
 """DATA_DIR/run/endpoints.json: how other programs find the running tree.
 
     {"control": "HOST:PORT", "pid": SUPERVISOR_PID, "l1_rpc": URL, "metrics": "http://HOST:PORT/metrics",
+     "jsonrpc": "http://HOST:PORT" (Ethereum JSON-RPC, HTTP; ws:// on the same port; null without one),
      "children": [{"id": "sequencer", "kind": "worker", "pid": 123, "address": "HOST:PORT"}, ...]}
 
 Every process in the tree, flattened, nested ids as paths. External checks read these key
@@ -24,7 +25,8 @@ def path(run_dir: pathlib.Path) -> pathlib.Path:
     return run_dir / "endpoints.json"
 
 
-def document(root: Supervisor, control: str, l1_rpc: str | None, metrics: str | None = None) -> dict[str, Any]:
+def document(root: Supervisor, control: str, l1_rpc: str | None, metrics: str | None = None,
+             jsonrpc: str | None = None) -> dict[str, Any]:
     """The file's content; URLs with their credentials redacted (the file is for reading, not for
     connecting with a provider's key)."""
     children = [
@@ -33,7 +35,7 @@ def document(root: Supervisor, control: str, l1_rpc: str | None, metrics: str | 
         for c in root.walk() if c.kind in PROCESS_KINDS
     ]
     return {"control": control, "pid": os.getpid(), "l1_rpc": l1_rpc and redact_url(l1_rpc), "metrics": metrics,
-            "children": children}
+            "jsonrpc": jsonrpc, "children": children}
 
 
 def write(run_dir: pathlib.Path, doc: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
 from l2node.node.l1 import JsonRpcProbe
 from l2node.node.readiness import NodeHealth
-from l2node.node.tree import PROCESS_TITLE, build, worker_payload
+from l2node.node.tree import PROCESS_TITLE, build, settle_ports, worker_payload
 from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from services.runtime import (
     LOG_DIR_ENV,
@@ -69,7 +69,8 @@ class _Endpoints:
     def write(self) -> None:
         self._pending = False
         endpoints.write(self._cfg.run_dir,
-                        endpoints.document(self._root, self._cfg.control_address, self._l1, self._metrics))
+                        endpoints.document(self._root, self._cfg.control_address, self._l1, self._metrics,
+                                           self._cfg.jsonrpc_url))
 
 
 def _spec_factory(cfg: NodeConfig, zygote: Zygote) -> Any:
@@ -130,6 +131,7 @@ async def _serve_control(cfg: NodeConfig, root: sv.Supervisor, zygote: Zygote, t
 
 
 async def up(cfg: NodeConfig) -> int:
+    cfg = settle_ports(cfg)
     spec, zygote, l1_rpc = build(cfg)
     sv.set_process_title(f"{PROCESS_TITLE}: {SERVICE_NAME}")
     root = sv.Supervisor(spec)
@@ -170,7 +172,7 @@ async def up(cfg: NodeConfig) -> int:
             _log.error("tree failed to start", extra={"child": exc.child_id, "reason": exc.why})
             return 1
         ends.write()
-        _log.info("tree up", extra={"control": cfg.control_address, "l1_rpc": l1_rpc,
+        _log.info("tree up", extra={"control": cfg.control_address, "l1_rpc": l1_rpc, "jsonrpc": cfg.jsonrpc_url,
                                     "endpoints": str(endpoints.path(cfg.run_dir))})
         if sys.stdout.isatty():  # a person at a terminal (`make up`): where things are, what to run next
             print(banner.text(cfg, l1_rpc), flush=True)

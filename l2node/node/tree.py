@@ -4,7 +4,8 @@
     ├── zygote       forks every other process; first, so that it is up before them
     ├── l1           local anvil, unless an external L1 RPC is configured
     └── <workers>    one gRPC worker process per service, each on its fixed port
-                     (sequencer, rollups, bridge, channels, then the config's extra workers)
+                     (sequencer, rollups, bridge, channels, jsonrpc, then the config's extra
+                     workers); jsonrpc also serves Ethereum's JSON-RPC on [jsonrpc] port
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from dataclasses import replace
 from typing import Any
 
 from l2node.node.config import BUILTIN_WORKERS, NodeConfig, WorkerEntry
@@ -46,7 +48,10 @@ KEYS_OF: dict[str, tuple[str, ...]] = {
 PEERS_OF: dict[str, tuple[str, ...]] = {
     "rollups": ("sequencer",),
     "bridge": ("sequencer", "rollups"),
+    "jsonrpc": ("sequencer", "rollups"),
 }
+#: Built-in services that never talk to L1 (they get no ``l1`` settings, so no L1 key either).
+NO_L1: frozenset[str] = frozenset({"jsonrpc"})
 
 
 def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int, l1: dict[str, str] | None = None
@@ -57,7 +62,10 @@ def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int, l1: dict[str
     for peer in PEERS_OF.get(entry.id, ()):
         if peer in addresses:  # a disabled peer: the service's own setting (or its absence) stands
             settings.setdefault(peer, addresses[peer])
-    if l1 is not None and entry.id in BUILTIN_WORKERS:
+    if entry.id == "jsonrpc":  # its JSON-RPC listener (settle_ports chose a free port for 0 or a busy one)
+        settings.setdefault("host", cfg.jsonrpc_host or cfg.host)
+        settings.setdefault("port", cfg.jsonrpc_port)
+    if l1 is not None and entry.id in BUILTIN_WORKERS and entry.id not in NO_L1:
         own = {k: v for k, v in l1.items() if not k.endswith("_key_file") or k in KEYS_OF.get(entry.id, ())}
         settings["l1"] = {**own, **settings.get("l1", {})}
     return {
@@ -99,6 +107,30 @@ def l1_settings(cfg: NodeConfig, rpc: str) -> dict[str, str]:
                 f.write(key + "\n")
         settings[f"{role}_key_file"] = str(key_file)
     return settings
+
+
+def settle_ports(cfg: NodeConfig) -> NodeConfig:
+    """``cfg`` with the JSON-RPC port it will really have: the configured one if free; 0 or a busy
+    one (another tree on this machine): a free one, logged (endpoints.json and the banner say
+    which), as the local anvil's."""
+    if cfg.jsonrpc_url is None:
+        return cfg
+    port = _free_or_other(cfg.jsonrpc_host or cfg.host, cfg.jsonrpc_port)
+    if cfg.jsonrpc_port and port != cfg.jsonrpc_port:
+        _log.warning("JSON-RPC port busy: serving on another", extra={"busy": cfg.jsonrpc_port, "port": port})
+    return replace(cfg, jsonrpc_port=port)
+
+
+def _free_or_other(host: str, wanted: int) -> int:
+    if wanted:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds: TIME_WAIT is no obstacle
+            try:
+                s.bind((host, wanted))
+                return wanted
+            except OSError:
+                pass
+    return free_loopback_port()
 
 
 def local_l1_port(wanted: int) -> int:

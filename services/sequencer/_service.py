@@ -139,6 +139,8 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
             waiting = self._chain.mempool.waiting(tx_hash)
             if waiting is not None:
                 receipt.wait_reason, receipt.wait_message = waiting.reason, waiting.message
+            if request.include_raw:
+                receipt.raw_transaction = pending.raw
             return pb.GetTransactionReceiptResponse(receipt=receipt)
         row = self._store.tx(tx_hash, self._chain_id)
         if row is None:
@@ -147,6 +149,8 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
                 raise NotFound(f"no transaction {request.tx_hash}", reason="TRANSACTION_NOT_FOUND")
             return pb.GetTransactionReceiptResponse(receipt=self._deposit_receipt(tx_hash, deposit))
         receipt = pb.Receipt(tx_hash=hex0x(row.hash), status=pb.ReceiptStatus.Name(row.status), nonce=row.nonce)
+        if request.include_raw:
+            receipt.raw_transaction = row.raw
         setattr(receipt, "from", hex0x(row.sender))
         if row.block_number is not None:
             receipt.block_number = row.block_number
@@ -169,7 +173,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         """A deposit: no sender on L2, no gas; its status is its block's, as a signed transaction's
         (a deposit cannot fail)."""
         receipt = pb.Receipt(tx_hash=hex0x(tx_hash), to=hex0x(deposit.to), status=pb.RECEIPT_STATUS_PENDING,
-                             effective_gas_price="0")
+                             effective_gas_price="0", mint=str(deposit.mint))
         block_number = deposit.block_number
         if block_number is None:
             return receipt
@@ -187,17 +191,31 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
     async def GetAccount(self, request: pb.GetAccountRequest, context: Any) -> pb.GetAccountResponse:
         address = parse_hex(request.address, 20, "address")
         nonce, balance = self._chain.state.get(address)
+        if request.pending:  # the pool's executable run: nonces [its account nonce, that + count)
+            pool = self._chain.mempool
+            held = pool.account(address)
+            if held is not None:
+                nonce = max(nonce, held.nonce + pool.pending_count(address))
         return pb.GetAccountResponse(address=hex0x(address), balance=str(balance), nonce=nonce,
                                      block_number=self._chain.head.number)
 
     async def GetBlock(self, request: pb.GetBlockRequest, context: Any) -> pb.GetBlockResponse:
         which = request.WhichOneof("which")
-        number = self._chain.head.number if which in (None, "latest") else request.number
+        if which == "hash":
+            found = self._store.block_number_of(parse_hex(request.hash, 32, "hash"))
+            if found is None:
+                raise NotFound(f"no sealed block has hash {request.hash}", reason="BLOCK_NOT_FOUND")
+            number = found
+        else:
+            number = self._chain.head.number if which in (None, "latest") else request.number
         block = self._chain.block(number)
         if block is None:
             raise OutOfRange(f"block {number} is not sealed yet (head {self._chain.head.number})",
                              reason="BLOCK_NOT_FOUND")
-        return pb.GetBlockResponse(block=block_pb(block))
+        reply = block_pb(block)
+        if request.include_transactions:
+            reply.raw_transactions.extend(self._store.block_raw_txs(number))
+        return pb.GetBlockResponse(block=reply)
 
     async def SubscribeBlocks(self, request: pb.SubscribeBlocksRequest, context: Any
                               ) -> AsyncIterator[pb.SubscribeBlocksResponse]:

@@ -638,6 +638,11 @@ class SequencerStore:
         row = self._reader.execute("SELECT header FROM blocks WHERE number = ?", (number,)).fetchone()
         return None if row is None else str(row[0])
 
+    def block_number_of(self, block_hash: bytes) -> int | None:
+        """The number of the sealed block with hash ``block_hash`` (blocks.hash is indexed)."""
+        row = self._reader.execute("SELECT number FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
+        return None if row is None else int(row[0])
+
     def block_tx_hashes(self, number: int) -> list[bytes]:
         """The hashes of block ``number``'s signed transactions, in order (its deposits are not here)."""
         row = self._reader.execute("SELECT hashes FROM block_txs WHERE number = ?", (number,)).fetchone()

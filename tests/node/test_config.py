@@ -83,7 +83,7 @@ def test_without_a_genesis_every_service_builds_the_devnet_s_for_the_same_chain(
     assert cfg.genesis == "" and settings_of(cfg) == {"sequencer": {"chain_id": DEFAULT_CHAIN_ID},
                                                       "rollups": {"chain_id": DEFAULT_CHAIN_ID},
                                                       "bridge": {},  # reads blocks, never executes them
-                                                      "channels": {}}
+                                                      "channels": {}, "jsonrpc": {}}
     assert cfg.rollups == RollupParams()
     one = load(write(tmp_path, "[workers.rollups.settings]\nchain_id = 902\n"), tmp_path)  # set once, for all
     assert settings_of(one)["sequencer"]["chain_id"] == 902 == one.rollups.chain_id
@@ -150,7 +150,7 @@ def test_the_bridge_runs_after_rollups_with_both_addresses_and_only_the_relayer_
     """Built-in order (ports follow it); the bridge gets the sequencer's and rollups' gRPC addresses
     and, of the L1 keys, only the relayer's: the devnet's is anvil's dev account 7, written once."""
     cfg = load(write(tmp_path, "[node]\nbase_port = 40000\n"), tmp_path)
-    assert [w.id for w in cfg.workers] == ["sequencer", "rollups", "bridge", "channels"]
+    assert [w.id for w in cfg.workers] == ["sequencer", "rollups", "bridge", "channels", "jsonrpc"]
     assert cfg.workers[2].definition == "services.bridge:WORKER"
     l1 = l1_settings(cfg, "http://127.0.0.1:8545")
     payload = worker_payload(cfg, cfg.workers[2], 2, l1)

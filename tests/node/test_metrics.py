@@ -79,7 +79,7 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 def test_one_endpoint_serves_workers_and_supervisor_across_a_transfer_and_a_kill(node: Node) -> None:
     url = node.doc()["metrics"]
-    assert url == f"http://127.0.0.1:{node.base_port + 7}/metrics"  # after the 6 workers' ports
+    assert url == f"http://127.0.0.1:{node.base_port + 8}/metrics"  # after the 7 workers' ports
     assert status(node.data_dir)["metrics"] == url
     samples, _ = scrape(url)
     assert value(samples, "l2node_transactions_accepted_total") == 0

@@ -149,7 +149,7 @@ def idle(tmp_path_factory: pytest.TempPathFactory, anvil: str) -> IdleRun:
         def up() -> bool:
             assert proc.poll() is None, (tmp_path / "up.log").read_text()
             rows = json.loads(endpoints.read_text())["children"]
-            return len(rows) == 5 and all(c["state"] == "running" for c in rows)
+            return len(rows) == 6 and all(c["state"] == "running" for c in rows)
 
         wait_for(up, 60, "tree up")
         time.sleep(SETTLE_S)  # catching up on the chain is work, not idleness

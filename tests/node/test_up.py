@@ -56,7 +56,7 @@ def wait_for(pred: Any, timeout: float = 30.0, what: str = "condition") -> Any:
 class Node:
     def __init__(self, tmp: pathlib.Path, extra: str = "", node_extra: str = "") -> None:
         self.data_dir = tmp / "data"
-        self.base_port = free_base_port()
+        self.base_port = free_base_port(10)  # control, 7 workers, metrics
         self.config = tmp / "l2node.toml"
         self.config.write_text(
             f"[node]\nbase_port = {self.base_port}\nperiod_s = 5.0\nintensity = 20\n{node_extra}"
@@ -77,7 +77,7 @@ class Node:
     def _up(self) -> bool:
         assert self.proc.poll() is None, (self.data_dir.parent / "up.log").read_text()
         rows = self.doc()["children"]
-        return len(rows) == 8 and all(c["state"] == "running" for c in rows)
+        return len(rows) == 9 and all(c["state"] == "running" for c in rows)
 
     def doc(self) -> dict[str, Any]:
         d: dict[str, Any] = json.loads(self.endpoints.read_text())
@@ -111,7 +111,8 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
     assert doc["control"] == f"127.0.0.1:{node.base_port}"
     kinds = {c["id"]: c["kind"] for c in doc["children"]}
     assert kinds == {"zygote": "zygote", "l1": "external", "sequencer": "worker", "rollups": "worker",
-                     "bridge": "worker", "channels": "worker", "echo": "worker", "echo2": "worker"}
+                     "bridge": "worker", "channels": "worker", "jsonrpc": "worker", "echo": "worker",
+                     "echo2": "worker"}
     l1 = next(c for c in doc["children"] if c["id"] == "l1")
     assert l1["address"].startswith("http://127.0.0.1:")
     rows = children(node.data_dir)
@@ -122,7 +123,8 @@ def test_up_writes_endpoints_and_status_shows_the_tree(node: Node) -> None:
     assert rows["rollups"]["address"] == f"127.0.0.1:{node.base_port + 2}"
     assert rows["bridge"]["address"] == f"127.0.0.1:{node.base_port + 3}"
     assert rows["channels"]["address"] == f"127.0.0.1:{node.base_port + 4}"
-    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 5}"
+    assert rows["jsonrpc"]["address"] == f"127.0.0.1:{node.base_port + 5}"
+    assert rows["echo"]["address"] == f"127.0.0.1:{node.base_port + 6}"
     drawn = cli(node.data_dir, "status").stdout
     assert "echo2" in drawn and "external" in drawn and "l2node tree" in drawn
 
@@ -158,7 +160,7 @@ def test_killing_any_child_brings_it_back(node: Node, victim: str) -> None:
 
 def test_killing_the_supervisor_leaves_no_process_behind(node: Node) -> None:
     pids = node.pids()
-    assert len(pids) == 8
+    assert len(pids) == 9
     os.kill(node.proc.pid, signal.SIGKILL)
     node.proc.wait()
     deadline = time.monotonic() + 2.0  # the bound: every worker exits within 2 s
@@ -185,7 +187,7 @@ def test_control_plane_api_and_events(node: Node) -> None:
     stub = node.control()
     events = stub.WatchEvents(pb.WatchEventsRequest(prefix="echo"), timeout=30)
     counts = stub.CountChildren(pb.CountChildrenRequest(), timeout=5)
-    assert (counts.specs, counts.active) == (8, 8)
+    assert (counts.specs, counts.active) == (9, 9)
     stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     again = stub.TerminateChild(pb.TerminateChildRequest(id="echo", request_id="t-1"), timeout=30)
     assert again.child.state == pb.CHILD_STATE_TERMINATED  # the retried request applied once

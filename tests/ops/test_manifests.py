@@ -636,6 +636,8 @@ def test_every_service_port_of_the_tree_is_declared_and_exposed(node_config: Nod
     for index, worker in enumerate(node_config.workers):
         expected[f"grpc-{worker.id}"] = int(node_config.worker_address(index).rsplit(":", 1)[1])
     expected["metrics"] = node_config.metrics_listen_port
+    if node_config.jsonrpc_url is not None:  # Ethereum's JSON-RPC, beside the worker's gRPC port
+        expected["jsonrpc"] = node_config.jsonrpc_port
     declared = {p["name"]: p["containerPort"] for p in _node()["ports"]}
     assert declared == expected
     service = one("base", "Service", "l2node")["spec"]["ports"]

@@ -71,7 +71,7 @@ class SendRawTransactionsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SendResult, _Mapping]]] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("tx_hash", "status", "to", "nonce", "block_number", "block_hash", "index", "batch_index", "l1_tx_hash", "gas_used", "effective_gas_price", "drop_reason", "wait_reason", "wait_message")
+    __slots__ = ("tx_hash", "status", "to", "nonce", "block_number", "block_hash", "index", "batch_index", "l1_tx_hash", "gas_used", "effective_gas_price", "drop_reason", "wait_reason", "wait_message", "raw_transaction", "mint")
     TX_HASH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FROM_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,8 @@ class Receipt(_message.Message):
     DROP_REASON_FIELD_NUMBER: _ClassVar[int]
     WAIT_REASON_FIELD_NUMBER: _ClassVar[int]
     WAIT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RAW_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
+    MINT_FIELD_NUMBER: _ClassVar[int]
     tx_hash: str
     status: ReceiptStatus
     to: str
@@ -101,13 +103,17 @@ class Receipt(_message.Message):
     drop_reason: str
     wait_reason: str
     wait_message: str
-    def __init__(self, tx_hash: _Optional[str] = ..., status: _Optional[_Union[ReceiptStatus, str]] = ..., to: _Optional[str] = ..., nonce: _Optional[int] = ..., block_number: _Optional[int] = ..., block_hash: _Optional[str] = ..., index: _Optional[int] = ..., batch_index: _Optional[int] = ..., l1_tx_hash: _Optional[str] = ..., gas_used: _Optional[int] = ..., effective_gas_price: _Optional[str] = ..., drop_reason: _Optional[str] = ..., wait_reason: _Optional[str] = ..., wait_message: _Optional[str] = ..., **kwargs) -> None: ...
+    raw_transaction: bytes
+    mint: str
+    def __init__(self, tx_hash: _Optional[str] = ..., status: _Optional[_Union[ReceiptStatus, str]] = ..., to: _Optional[str] = ..., nonce: _Optional[int] = ..., block_number: _Optional[int] = ..., block_hash: _Optional[str] = ..., index: _Optional[int] = ..., batch_index: _Optional[int] = ..., l1_tx_hash: _Optional[str] = ..., gas_used: _Optional[int] = ..., effective_gas_price: _Optional[str] = ..., drop_reason: _Optional[str] = ..., wait_reason: _Optional[str] = ..., wait_message: _Optional[str] = ..., raw_transaction: _Optional[bytes] = ..., mint: _Optional[str] = ..., **kwargs) -> None: ...
 
 class GetTransactionReceiptRequest(_message.Message):
-    __slots__ = ("tx_hash",)
+    __slots__ = ("tx_hash", "include_raw")
     TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_RAW_FIELD_NUMBER: _ClassVar[int]
     tx_hash: str
-    def __init__(self, tx_hash: _Optional[str] = ...) -> None: ...
+    include_raw: bool
+    def __init__(self, tx_hash: _Optional[str] = ..., include_raw: _Optional[bool] = ...) -> None: ...
 
 class GetTransactionReceiptResponse(_message.Message):
     __slots__ = ("receipt",)
@@ -116,10 +122,12 @@ class GetTransactionReceiptResponse(_message.Message):
     def __init__(self, receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
 
 class GetAccountRequest(_message.Message):
-    __slots__ = ("address",)
+    __slots__ = ("address", "pending")
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     address: str
-    def __init__(self, address: _Optional[str] = ...) -> None: ...
+    pending: bool
+    def __init__(self, address: _Optional[str] = ..., pending: _Optional[bool] = ...) -> None: ...
 
 class GetAccountResponse(_message.Message):
     __slots__ = ("address", "balance", "nonce", "block_number")
@@ -134,7 +142,7 @@ class GetAccountResponse(_message.Message):
     def __init__(self, address: _Optional[str] = ..., balance: _Optional[str] = ..., nonce: _Optional[int] = ..., block_number: _Optional[int] = ...) -> None: ...
 
 class Block(_message.Message):
-    __slots__ = ("number", "hash", "parent_hash", "timestamp", "state_root", "transactions_root", "message_passer_root", "base_fee", "gas_used", "gas_limit", "transaction_hashes", "l1_origin_number", "l1_origin_hash", "message_count")
+    __slots__ = ("number", "hash", "parent_hash", "timestamp", "state_root", "transactions_root", "message_passer_root", "base_fee", "gas_used", "gas_limit", "transaction_hashes", "l1_origin_number", "l1_origin_hash", "message_count", "raw_transactions")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     HASH_FIELD_NUMBER: _ClassVar[int]
     PARENT_HASH_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +157,7 @@ class Block(_message.Message):
     L1_ORIGIN_NUMBER_FIELD_NUMBER: _ClassVar[int]
     L1_ORIGIN_HASH_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RAW_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     number: int
     hash: str
     parent_hash: str
@@ -163,15 +172,20 @@ class Block(_message.Message):
     l1_origin_number: int
     l1_origin_hash: str
     message_count: int
-    def __init__(self, number: _Optional[int] = ..., hash: _Optional[str] = ..., parent_hash: _Optional[str] = ..., timestamp: _Optional[int] = ..., state_root: _Optional[str] = ..., transactions_root: _Optional[str] = ..., message_passer_root: _Optional[str] = ..., base_fee: _Optional[str] = ..., gas_used: _Optional[int] = ..., gas_limit: _Optional[int] = ..., transaction_hashes: _Optional[_Iterable[str]] = ..., l1_origin_number: _Optional[int] = ..., l1_origin_hash: _Optional[str] = ..., message_count: _Optional[int] = ...) -> None: ...
+    raw_transactions: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, number: _Optional[int] = ..., hash: _Optional[str] = ..., parent_hash: _Optional[str] = ..., timestamp: _Optional[int] = ..., state_root: _Optional[str] = ..., transactions_root: _Optional[str] = ..., message_passer_root: _Optional[str] = ..., base_fee: _Optional[str] = ..., gas_used: _Optional[int] = ..., gas_limit: _Optional[int] = ..., transaction_hashes: _Optional[_Iterable[str]] = ..., l1_origin_number: _Optional[int] = ..., l1_origin_hash: _Optional[str] = ..., message_count: _Optional[int] = ..., raw_transactions: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class GetBlockRequest(_message.Message):
-    __slots__ = ("number", "latest")
+    __slots__ = ("number", "latest", "hash", "include_transactions")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     LATEST_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     number: int
     latest: bool
-    def __init__(self, number: _Optional[int] = ..., latest: _Optional[bool] = ...) -> None: ...
+    hash: str
+    include_transactions: bool
+    def __init__(self, number: _Optional[int] = ..., latest: _Optional[bool] = ..., hash: _Optional[str] = ..., include_transactions: _Optional[bool] = ...) -> None: ...
 
 class GetBlockResponse(_message.Message):
     __slots__ = ("block",)
