@@ -336,11 +336,13 @@ class Payer:
             return answer
         return pay
 
-    async def stream(self, count: int, in_flight: int, per_message: int = 0) -> tuple[list[float], float, int]:
-        """``count`` payments to the payee's address on one PayStream, ``in_flight`` sent ahead of
-        their answers (each answered by its request_id as it completes): one per message (its
-        ``payment``), or ``per_message`` per message (its ``payments``, answered in ``answers``).
-        A stream that breaks counts its unanswered payments as failed."""
+    async def stream(self, count: int, in_flight: int, per_message: int = 0,
+                     invoices: list[pb.PayRequest] | None = None) -> tuple[list[float], float, int]:
+        """``count`` payments to the payee's address (or of ``invoices``) on one PayStream,
+        ``in_flight`` sent ahead of their answers (each answered by its request_id as it
+        completes): one per message (its ``payment``), or ``per_message`` per message (its
+        ``payments``, answered in ``answers``). A stream that breaks counts its unanswered payments
+        as failed."""
         sent: dict[str, float] = {}
         window = asyncio.Semaphore(in_flight)  # a permit a payment
         latencies: list[float] = []
@@ -354,7 +356,8 @@ class Payer:
                 size = min(per_message or 1, in_flight, count - first)
                 for _ in range(size):
                     await window.acquire()
-                payments = [pb.PayRequest(request_id=f"{prefix}{i}", address=address, amount=amount)
+                payments = [pb.PayRequest(request_id=f"{prefix}{i}", invoice=invoices[i].invoice) if invoices else
+                            pb.PayRequest(request_id=f"{prefix}{i}", address=address, amount=amount)
                             for i in range(first, first + size)]
                 now = time.perf_counter()
                 for payment in payments:
@@ -399,11 +402,12 @@ class Payer:
 
     async def point(self, what: str, count: int, in_flight: int, meter: CpuMeter, label: str = "",
                     per_message: int = 0) -> Point:
-        if what == "stream":
-            await self.stream(WARM_UP, in_flight, per_message)
+        if what in ("stream", "stream-invoice"):  # the payee's address, or its invoices
+            invoices = await self.invoices(count + WARM_UP) if what == "stream-invoice" else None
+            await self.stream(WARM_UP, in_flight, per_message, invoices[count:] if invoices else None)
             cpu: dict[str, tuple[float, float]] = {}
             with meter.measure(cpu):
-                latencies, wall, failed = await self.stream(count, in_flight, per_message)
+                latencies, wall, failed = await self.stream(count, in_flight, per_message, invoices)
             per = 1e6 / max(1, len(latencies))
             return Point(label or what, in_flight, figures(latencies, wall), failed,
                          {name: ((user + system) * per, system * per) for name, (user, system) in cpu.items()})
@@ -619,8 +623,13 @@ async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int,
         print(f"\ntwo hops, A -> B -> C, {count:,} payments of C's invoices ({HOP_AMOUNT:,} wei) per row (after "
               f"{WARM_UP} untimed); the route: {route}, fee {int(first.payment.fee):,} wei:")
         meter = CpuMeter({"A": a.pid, "B": b.pid, "C": c.pid, "bench": None})
-        for in_flight in in_flights:
-            point = await row(payer.point("invoice", count, in_flight, meter, label="2 hops"), "2 hops", in_flight)
+        rows = [("invoice", in_flight, 0) for in_flight in in_flights]
+        if "payments" in pb.PayStreamRequest.DESCRIPTOR.fields_by_name:  # C's invoices, 64 a PayStream message
+            rows += [("stream-invoice", in_flight, 64) for in_flight in (128, 192)]
+        for what, in_flight, per_message in rows:
+            label = f"2 hops batch {per_message}" if per_message else "2 hops"
+            point = await row(payer.point(what, count, in_flight, meter, label=label, per_message=per_message), label,
+                              in_flight)
             if point is not None:
                 points.append(point)
                 print(point.line(), flush=True)
@@ -754,7 +763,7 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
                   f"{_load()}")
         if hops:
             top = max(hops, key=lambda p: p.figures.per_second)
-            print(f"best two hops: {top.figures.per_second:,.0f} payments/s at {top.in_flight} in flight "
+            print(f"best two hops: {top.figures.per_second:,.0f} payments/s ({top.what}) at {top.in_flight} in flight "
                   f"(goal >= 1,000); p50 at {hops[0].in_flight} in flight {hops[0].figures.p50_ms:.2f} ms "
                   "(goal <= 20 ms)")
     finally:

@@ -108,6 +108,7 @@ final state may follow (STALE_SEQUENCE).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -352,7 +353,7 @@ class ChannelState:
 
     def struct_hash(self) -> bytes:
         """EIP-712 hashStruct(State)."""
-        htlcs = keccak256(b"".join(h.struct_hash() for h in self.htlcs)) if self.htlcs else _EMPTY_ARRAY_HASH
+        htlcs = keccak256(b"".join(_htlc_hash(h) for h in self.htlcs)) if self.htlcs else _EMPTY_ARRAY_HASH
         return keccak256(
             STATE_TYPEHASH
             + self.channel_id
@@ -361,6 +362,13 @@ class ChannelState:
             + self.balance_b.to_bytes(_WORD, "big")
             + htlcs
         )
+
+
+@functools.lru_cache(maxsize=16384)
+def _htlc_hash(htlc: Htlc) -> bytes:
+    """``htlc.struct_hash()``, remembered: an HTLC in flight is in every state until it settles,
+    and every state is hashed several times a round trip (signed, checked, counter-signed)."""
+    return htlc.struct_hash()
 
 
 def _credit(balance_a: int, balance_b: int, to_a: bool, amount: int) -> tuple[int, int]:

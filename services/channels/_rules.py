@@ -4,6 +4,7 @@ check. The peer messages' own signatures (over their content) use the same secp2
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,6 +27,13 @@ from ._records import ChannelRecord, StateRecord
 PEER_DOMAIN: Final = b"l2node channels peer v1"
 
 __all__ = ["ChannelRefused", "Rules", "message_digest"]
+
+
+@functools.lru_cache(maxsize=16384)
+def _htlc(fields: tuple[bool, int, bytes, int]) -> Htlc:
+    """A record's HTLC as protocol's (C0 checked once): an HTLC in flight is in every state
+    until it settles, and a round trip reads each state several times."""
+    return Htlc(*fields)
 
 
 def message_digest(name: str, content: bytes) -> bytes:
@@ -58,7 +66,7 @@ class Rules:
     def state(record: StateRecord) -> ChannelState:
         """ChannelRefused (FIELD_OUT_OF_RANGE) if a field is out of its width (C0)."""
         return ChannelState(record.channel_id, record.sequence, record.balance_a, record.balance_b,
-                            tuple(Htlc(f, amount, h, expiry) for f, amount, h, expiry in record.htlcs))
+                            tuple(map(_htlc, record.htlcs)))
 
     @staticmethod
     def record(state: ChannelState, sequence: int) -> StateRecord:
