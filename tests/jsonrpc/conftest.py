@@ -1,5 +1,5 @@
-"""One `l2node up` tree for this folder's module (starting one costs seconds): its Ethereum JSON-RPC
-URL, and raw JSON-RPC helpers. The bridge and channels workers are left out (nothing here uses
+"""One `l2node up` tree for this folder, shared by its modules (starting one costs seconds): its
+Ethereum JSON-RPC URL, and raw JSON-RPC helpers. The bridge and channels workers are left out (nothing here uses
 them, and the tree is up sooner); the rollups worker stays (optimism_*)."""
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def receipt(tree: Tree, tx_hash: str, timeout: float = 15.0) -> dict[str, Any]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
     tmp = tmp_path_factory.mktemp("jsonrpc")
     data_dir = tmp / "data"
