@@ -32,7 +32,7 @@ __all__ = ["WORKER", "Challenger", "Proposer", "Roles", "RollupsSettings", "defi
 async def _register(ctx: WorkerContext, roles: Roles) -> Service:
     settings = RollupsSettings.from_mapping(ctx.config.settings)
     genesis = load_genesis(settings.genesis_file) if settings.genesis_file else devnet_genesis(settings.chain_id)
-    rollups = await Rollups.open(settings, genesis, ctx.logger, ctx.channel, roles)
+    rollups = await Rollups.open(settings, genesis, ctx.logger, ctx.channel, roles, ctx.storage)
     for reason in rollups.not_ready:
         ctx.not_ready(reason)
     servicer = RollupsServicer(rollups.registry, rollups.from_block, settings.poll_interval_s)
