@@ -4,6 +4,7 @@ closes at stop. The worker runtime's ``Service``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -116,18 +117,22 @@ class Rollups:
         proposer: Proposer | None = None
         challenger: Challenger | None = None
         try:
-            # Refuses (off a local devnet) values unsafe on this L1 (item 7 of issue 12).
-            await check_deployed(client, registry.address, deployment.address_of("StepVerifier"),
-                                 genesis_origin=genesis.l1_origin_number, deploy_block=from_block,
-                                 confirmation_depth=settings.confirmation_depth)
+            # Refuses (off a local devnet) values unsafe on this L1 (item 7 of issue 12). The start's
+            # L1 round trips (that check's, the chain id for both senders) go at once: they are on
+            # the way to SERVING.
+            _, chain_id = await asyncio.gather(
+                check_deployed(client, registry.address, deployment.address_of("StepVerifier"),
+                               genesis_origin=genesis.l1_origin_number, deploy_block=from_block,
+                               confirmation_depth=settings.confirmation_depth),
+                client.chain_id())
             proposer_sender = None
             if settings.propose:
                 key = read_key(settings.key_file("proposer"))
-                proposer_sender = await TxSender.create(client, LocalSigner(key))
+                proposer_sender = TxSender(client, LocalSigner(key), chain_id)
                 check = _sequencer_block_hash(channel(settings.sequencer)) if settings.sequencer else None
                 proposer = roles.proposer(chain, registry, proposer_sender, settings, check)
             if settings.challenge or proposer_sender is not None:  # a proposer must defend its outputs
-                sender = await TxSender.create(client, LocalSigner(read_key(settings.key_file("challenger")))) \
+                sender = TxSender(client, LocalSigner(read_key(settings.key_file("challenger"))), chain_id) \
                     if settings.challenge else proposer_sender
                 assert sender is not None
                 challenger = roles.challenger(chain, registry, sender, settings, step_proof,

@@ -54,9 +54,8 @@ class DerivedChain:
         self.genesis, self.rules = genesis, rules
         #: ``executor`` (a thread pool) recovers each new batch's senders in parallel.
         self._executor = executor
-        self.deriver = Deriver(genesis, rules, executor)
-        if store is not None:
-            self.deriver.machine.touched = {}  # what each checkpoint writes
+        #: Built at first use (the genesis state is not on the worker's way to SERVING), or by ``resume``.
+        self._deriver: Deriver | None = None
         self.confirmation_depth = confirmation_depth
         self._next_l1 = from_block
         #: Batch index -> the span context of its post (see ``sync``).
@@ -72,6 +71,14 @@ class DerivedChain:
         #: What the restart did: the checkpoint resumed from (its L1 and L2 blocks), the L1 blocks
         #: read since, and how long loading the state took (once it was needed).
         self.stats: dict[str, float] = {"l1_blocks_read": 0}
+
+    @property
+    def deriver(self) -> Deriver:
+        if self._deriver is None:
+            self._deriver = Deriver(self.genesis, self.rules, self._executor)
+            if self.store is not None:
+                self._deriver.machine.touched = {}  # what each checkpoint writes
+        return self._deriver
 
     @property
     def inputs(self) -> L1Inputs:
@@ -118,13 +125,12 @@ class DerivedChain:
         s = block.snapshot
         inputs = L1Inputs(l1_horizon=chosen.l1_block, batch_base=s.batch_index, deposit_base=s.deposit_index,
                           forced_base=s.forced_index)
-        self.deriver = Deriver(self.genesis, self.rules, self._executor,
-                               resume=(block, functools.partial(self._load_state, chosen), inputs))
+        self._deriver = Deriver(self.genesis, self.rules, self._executor,
+                                resume=(block, functools.partial(self._load_state, chosen), inputs))
         self.deriver.machine.touched = {}
         self._next_l1 = chosen.reread_from
         self.checkpoint, self._checkpoint_at = chosen, time.monotonic()
         self.stats.update(resumed_l1_block=chosen.l1_block, resumed_l2_block=chosen.l2_block)
-        metrics.DERIVED_HEAD.set(block.header.number)
         metrics.RESUMED_FROM.set(chosen.l1_block)
         _log.info("derivation resumed from a checkpoint", extra={
             "l1_block": chosen.l1_block, "l2_block": chosen.l2_block, "reread_from": chosen.reread_from})
@@ -148,6 +154,7 @@ class DerivedChain:
                 await self.resume()
                 self._resumed = True
             added = await self._sync()
+            metrics.DERIVED_HEAD.set(self.head.header.number)  # after a sync: what a restart caught up with
             if "caught_up_s" not in self.stats and "resumed_at" in self.stats:
                 self.stats["caught_up_s"] = time.monotonic() - self.stats["resumed_at"]
                 _log.info("derivation caught up", extra={
