@@ -13,8 +13,8 @@ after it and the L1 read position at the time:
 
 It is written in one transaction with what it covers, in the worker's own SQLite (``rollups.db``):
 
-    derived_blocks    every derived block up to H (header, hash, snapshot, step): outputs are
-                      compared with these and traces are counted from them, without re-deriving
+    derived_blocks    every derived block up to H (header, hash, snapshot, step, and whether rule F
+                      made it): outputs are compared with these and traces are counted from them
     account_versions  (slot, the checkpoint's l1_block) -> account, for each account the blocks
                       since the previous checkpoint wrote (every account at the first): the state
                       at checkpoint c is, per slot, the latest version at or below c
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from protocol import Account, BlockHeader, State
+from protocol import ZERO_HASH, Account, BlockHeader, State
 from services.runtime import Storage
 
 from ._machine import DerivedBlock
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     l2_block INTEGER NOT NULL, account_count INTEGER NOT NULL, message_count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS derived_blocks (
     number INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL, snapshot BLOB NOT NULL,
-    step INTEGER NOT NULL);
+    step INTEGER NOT NULL, made_by_derivation INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS derived_blocks_by_kind ON derived_blocks (made_by_derivation, number);
 CREATE TABLE IF NOT EXISTS account_versions (
     slot INTEGER NOT NULL, l1_block INTEGER NOT NULL, address BLOB NOT NULL, nonce INTEGER NOT NULL,
     balance BLOB NOT NULL, PRIMARY KEY (slot, l1_block)) WITHOUT ROWID;
@@ -132,6 +133,12 @@ class CheckpointStore:
         rows = self._read("SELECT hash, header, snapshot, step FROM derived_blocks WHERE number = ?", (number,))
         return _block(rows[0]) if rows else None
 
+    def last_block(self, number: int, *, made_by_derivation: bool) -> DerivedBlock | None:
+        """The last block in 1..``number`` that derivation made itself (rule F), or the last from a batch."""
+        rows = self._read("SELECT hash, header, snapshot, step FROM derived_blocks WHERE made_by_derivation = ? "
+                          "AND number BETWEEN 1 AND ? ORDER BY number DESC LIMIT 1", (int(made_by_derivation), number))
+        return _block(rows[0]) if rows else None
+
     def state_at(self, checkpoint: Checkpoint) -> State:
         """The state after the checkpoint's block, checked against that block's state root.
         O(accounts): the rows read, the trees rebuilt. Opens its own connection (it may run in
@@ -166,9 +173,9 @@ class CheckpointStore:
         """One transaction: the blocks since the last checkpoint, the accounts they wrote (slot,
         address, account), the new messages (nonce, hash), and the checkpoint that covers them."""
         with self._storage.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO derived_blocks VALUES (?, ?, ?, ?, ?)",
-                           [(b.header.number, b.hash, b.header.encode(), b.snapshot.encode(), b.step)
-                            for b in blocks])
+            db.executemany("INSERT OR REPLACE INTO derived_blocks VALUES (?, ?, ?, ?, ?, ?)",
+                           [(b.header.number, b.hash, b.header.encode(), b.snapshot.encode(), b.step,
+                             int(b.header.l1_origin_hash == ZERO_HASH)) for b in blocks])
             db.executemany("INSERT OR REPLACE INTO account_versions VALUES (?, ?, ?, ?, ?)",
                            [(slot, checkpoint.l1_block, address, account.nonce, account.balance.to_bytes(32, "big"))
                             for slot, address, account in accounts])

@@ -302,22 +302,25 @@ class DerivedChain:
         condition holds for a prefix of it: the last block of each kind up to ``block`` decides
         (genesis reads nothing)."""
         window = self.rules.sequencer_window
-        decided_batch = decided_window = False
-        for number in range(block.header.number, 0, -1):
-            b = self.block(number)
+        made = self._last_of_kind(block.header.number, made_by_derivation=True)
+        if made is not None and made.snapshot.batch_index >= batch_limit \
+                and l1_horizon < made.header.l1_origin_number - 1 + window:
+            return False
+        posted = self._last_of_kind(block.header.number, made_by_derivation=False)
+        return posted is None or posted.snapshot.batch_index < batch_limit
+
+    def _last_of_kind(self, number: int, *, made_by_derivation: bool) -> DerivedBlock | None:
+        """The last block up to ``number`` (genesis excluded) that derivation made itself (rule F:
+        a zero origin hash), or the last one from a batch: in memory, then in the checkpoint store."""
+        base, number = self.deriver.base, min(number, self.head.header.number)
+        for n in range(number, base, -1):
+            b = self.deriver.block(n)
             assert b is not None
-            if b.header.l1_origin_hash == ZERO_HASH:
-                if not decided_window:
-                    decided_window = True
-                    if b.snapshot.batch_index >= batch_limit and l1_horizon < b.header.l1_origin_number - 1 + window:
-                        return False
-            elif not decided_batch:
-                decided_batch = True
-                if b.snapshot.batch_index >= batch_limit:
-                    return False
-            if decided_batch and decided_window:
-                break
-        return True
+            if (b.header.l1_origin_hash == ZERO_HASH) == made_by_derivation:
+                return b
+        if self.store is None or min(number, base) < 1:
+            return None
+        return self.store.last_block(min(number, base), made_by_derivation=made_by_derivation)
 
 
 class Traces:

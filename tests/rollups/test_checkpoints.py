@@ -80,6 +80,10 @@ async def test_a_dispute_from_a_checkpoint_has_the_genesis_traces_and_proofs(cha
         assert "state_load_s" not in again.stats  # nothing new: the state was not needed
         for n in (2, 5):  # from the store (a restored block has no transaction hashes: nothing reads them)
             assert again.block(n) == replace(r.derived(n), tx_hashes=())
+        for n in range(8):  # what judging an output reads: in memory, then in the store
+            for kind in (False, True):
+                ours, theirs = (c._last_of_kind(n, made_by_derivation=kind) for c in (again, derived))
+                assert (ours and ours.hash) == (theirs and theirs.hash)
         # ... and its disputes from before it resumed read their inputs from L1 again.
         for start in (4, 6):  # the checkpoints at blocks 3 (batch 0) and 5 (batch 1)
             resumed = await again.dispute_traces(limit, horizon, start)
