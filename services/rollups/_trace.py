@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -41,6 +42,9 @@ _log = logging.getLogger("l2node.rollups.derivation")
 _tracer = trace.get_tracer("l2node.rollups")
 #: Links per span, at most.
 MAX_LINKS = 32
+#: With no new L2 block, a checkpoint only once the horizon moved this many L1 blocks (a restart
+#: reads at most these again: one eth_getLogs).
+IDLE_STRIDE = 64
 
 
 class DerivedChain:
@@ -71,6 +75,9 @@ class DerivedChain:
         #: What the restart did: the checkpoint resumed from (its L1 and L2 blocks), the L1 blocks
         #: read since, and how long loading the state took (once it was needed).
         self.stats: dict[str, float] = {"l1_blocks_read": 0}
+        self._state_lock = threading.Lock()
+        self._resumed_state: State | None = None
+        self._preload: asyncio.Task[State] | None = None
 
     @property
     def deriver(self) -> Deriver:
@@ -137,14 +144,18 @@ class DerivedChain:
         return chosen
 
     def _load_state(self, checkpoint: Checkpoint) -> State:
+        """The state at the checkpoint resumed from, loaded once: by the machine's first step that
+        needs it, or ahead of it by ``sync`` once caught up (whichever comes first; the other waits)."""
         assert self.store is not None
-        started = time.perf_counter()
-        state = self.store.state_at(checkpoint)
-        self.stats["state_load_s"] = time.perf_counter() - started
-        _log.info("derivation state loaded from its checkpoint", extra={
-            "l1_block": checkpoint.l1_block, "accounts": checkpoint.account_count,
-            "seconds": round(self.stats["state_load_s"], 3)})
-        return state
+        with self._state_lock:
+            if self._resumed_state is None:
+                started = time.perf_counter()
+                self._resumed_state = self.store.state_at(checkpoint)
+                self.stats["state_load_s"] = time.perf_counter() - started
+                _log.info("derivation state loaded from its checkpoint", extra={
+                    "l1_block": checkpoint.l1_block, "accounts": checkpoint.account_count,
+                    "seconds": round(self.stats["state_load_s"], 3)})
+            return self._resumed_state
 
     async def sync(self) -> int:
         """Read L1 up to its safe head and derive; how many new L2 blocks that gave."""
@@ -160,7 +171,14 @@ class DerivedChain:
                 _log.info("derivation caught up", extra={
                     "l2_block": self.head.header.number, "l1_block": self.horizon,
                     "l1_blocks_read": self.stats["l1_blocks_read"], "seconds": round(self.stats["caught_up_s"], 3)})
-            if self.store is not None and time.monotonic() - self._checkpoint_at >= self.checkpoint_interval_s:
+                if not self.deriver.machine.state_loaded:
+                    # Caught up without it: load it now, in the background, rather than when the next
+                    # batch comes (O(accounts): see _checkpoints).
+                    self._preload = asyncio.create_task(asyncio.to_thread(lambda: self.deriver.machine.state))
+            # At most every interval while blocks keep coming; at once when a round brings none
+            # and the head is not in a checkpoint yet (so a quiet chain's head always is).
+            if self.store is not None and (time.monotonic() - self._checkpoint_at >= self.checkpoint_interval_s or (
+                    added == 0 and (self.checkpoint is None or self.checkpoint.l2_block != self.head.header.number))):
                 await self._save_checkpoint()
             return added
 
@@ -202,6 +220,8 @@ class DerivedChain:
         last, horizon = self.checkpoint, self.horizon
         if horizon == 0 or (last is not None and last.l1_block >= horizon):
             return
+        if last is not None and last.l2_block == self.head.header.number and horizon - last.l1_block < IDLE_STRIDE:
+            return  # an idle chain: no fsync and L1 call every interval for a few empty L1 blocks
         header = await self.l1.get_block(horizon)
         if header is None:
             return
