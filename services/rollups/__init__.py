@@ -2,8 +2,10 @@
 
 Read in this order: ``_snapshot`` (what a dispute bisects over), ``_machine`` (the derivation
 rules, one step at a time: where a dispute move is checked, in Python), ``_derivation`` (L1
-data in), ``_trace`` (the derived chain and dispute traces), ``_contracts`` (the registry and
-game on L1), ``_proposer``, ``_challenger`` and ``_disputes`` (the two roles and the moves),
+data in), ``_trace`` (the derived chain and dispute traces), ``_checkpoints`` (where a restart
+and a dispute resume: the derived state at an L1 point, in the worker's SQLite), ``_contracts``
+(the registry and game on L1), ``_proposer``, ``_challenger`` and ``_disputes`` (the two roles
+and the moves),
 ``_rollups`` (what the worker opens, runs and closes), ``_service`` (the gRPC API). On L1:
 contracts/OutputRegistry.sol, DisputeGame.sol and StepVerifier.sol (the one-step proof).
 ``WORKER`` is what the worker runtime runs.
