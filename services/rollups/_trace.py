@@ -116,15 +116,16 @@ class DerivedChain:
         there are none: from genesis). Checkpoints above a reorg are dropped, with what they cover."""
         assert self.store is not None
         store = self.store
-        chosen = None
-        for checkpoint in reversed(await asyncio.to_thread(store.checkpoints)):
+        chosen, stored = None, await asyncio.to_thread(store.checkpoints)
+        for checkpoint in reversed(stored):
             header = await self.l1.get_block(checkpoint.l1_block)
             if header is not None and header.hash == checkpoint.l1_hash:
                 chosen = checkpoint
                 break
             _log.warning("derivation checkpoint no longer on L1's chain: dropped", extra={
                 "l1_block": checkpoint.l1_block, "l2_block": checkpoint.l2_block})
-        await asyncio.to_thread(store.drop_above, chosen)
+        if stored and chosen != stored[-1]:  # a reorg (the drop scans the account versions)
+            await asyncio.to_thread(store.drop_above, chosen)
         if chosen is None:
             return None
         block = store.block(chosen.l2_block)
