@@ -99,6 +99,7 @@ hash is zero), and any sequencer control of the gas limit (the genesis's, for ev
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
@@ -328,6 +329,7 @@ class Machine:
         #: derivation with nothing new to derive never loads it.
         self._state: State | None = state if isinstance(state, State) else None
         self._load_state = None if isinstance(state, State) else state
+        self._state_lock = threading.Lock()
         self.inputs = inputs
         self.rules = rules
         self.trace = trace
@@ -350,15 +352,16 @@ class Machine:
 
     @property
     def state(self) -> State:
-        if self._state is None:
-            assert self._load_state is not None
-            self._state = self._load_state()
-            self._load_state = None
-        return self._state
-
-    @state.setter
-    def state(self, state: State) -> None:
-        self._state, self._load_state = state, None
+        state = self._state
+        if state is None:
+            # A worker thread may preload it (DerivedChain.sync) while a step in another wants it:
+            # one loads, the other waits for that load, and a failed load is tried again.
+            with self._state_lock:
+                if self._state is None:
+                    assert self._load_state is not None
+                    self._state, self._load_state = self._load_state(), None
+                state = self._state
+        return state
 
     @property
     def state_loaded(self) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -75,8 +74,6 @@ class DerivedChain:
         #: What the restart did: the checkpoint resumed from (its L1 and L2 blocks), the L1 blocks
         #: read since, and how long loading the state took (once it was needed).
         self.stats: dict[str, float] = {"l1_blocks_read": 0}
-        self._state_lock = threading.Lock()
-        self._resumed_state: State | None = None
         self._preload: asyncio.Task[State] | None = None
 
     @property
@@ -145,18 +142,16 @@ class DerivedChain:
         return chosen
 
     def _load_state(self, checkpoint: Checkpoint) -> State:
-        """The state at the checkpoint resumed from, loaded once: by the machine's first step that
-        needs it, or ahead of it by ``sync`` once caught up (whichever comes first; the other waits)."""
+        """The state at the checkpoint resumed from: by the machine's first step that needs it, or
+        ahead of it by ``sync`` once caught up (``Machine.state`` loads it once)."""
         assert self.store is not None
-        with self._state_lock:
-            if self._resumed_state is None:
-                started = time.perf_counter()
-                self._resumed_state = self.store.state_at(checkpoint)
-                self.stats["state_load_s"] = time.perf_counter() - started
-                _log.info("derivation state loaded from its checkpoint", extra={
-                    "l1_block": checkpoint.l1_block, "accounts": checkpoint.account_count,
-                    "seconds": round(self.stats["state_load_s"], 3)})
-            return self._resumed_state
+        started = time.perf_counter()
+        state = self.store.state_at(checkpoint)
+        self.stats["state_load_s"] = time.perf_counter() - started
+        _log.info("derivation state loaded from its checkpoint", extra={
+            "l1_block": checkpoint.l1_block, "accounts": checkpoint.account_count,
+            "seconds": round(self.stats["state_load_s"], 3)})
+        return state
 
     async def sync(self) -> int:
         """Read L1 up to its safe head and derive; how many new L2 blocks that gave."""
@@ -176,6 +171,7 @@ class DerivedChain:
                     # Caught up without it: load it now, in the background, rather than when the next
                     # batch comes (O(accounts): see _checkpoints).
                     self._preload = asyncio.create_task(asyncio.to_thread(lambda: self.deriver.machine.state))
+                    self._preload.add_done_callback(_preload_done)
             # At most every interval while blocks keep coming; at once when a round brings none
             # and the head is not in a checkpoint yet (so a quiet chain's head always is).
             if self.store is not None and (time.monotonic() - self._checkpoint_at >= self.checkpoint_interval_s or (
@@ -342,6 +338,13 @@ class DerivedChain:
         if self.store is None or min(number, base) < 1:
             return None
         return self.store.last_block(min(number, base), made_by_derivation=made_by_derivation)
+
+
+def _preload_done(task: asyncio.Task[State]) -> None:
+    """A background state load that failed is logged here; the next step that needs the state
+    loads it again and raises in the derivation's own round."""
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("loading the derivation state from its checkpoint failed", exc_info=task.exception())
 
 
 class Traces:
