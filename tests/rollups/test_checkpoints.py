@@ -3,6 +3,8 @@
 - A dispute's traces from the nearest checkpoint (the state loaded from SQLite; the inputs the
   chain holds, or re-read from L1 after a resume) are the genesis traces, snapshot for snapshot and
   one-step proof for one-step proof.
+- A dispute opened after a restart starts from a checkpoint, not genesis, and wins on L1 against
+  a wrong output.
 - A real rollups worker killed with SIGKILL resumes from its latest checkpoint: it reads L1 again
   only from there (not from the deployment block), and goes on to propose what L1 derives.
 - A reorg that removes a checkpoint's L1 block: the restarted worker drops it and resumes from an
@@ -28,15 +30,16 @@ import pytest
 
 from bench.rollup_dispute import PARAMS
 from l2node.node.deploy import DEVNET_BATCHER_KEY, DEVNET_CHALLENGER_KEY, DEVNET_PROPOSER_KEY
-from protocol import BatchBlock, devnet_genesis
+from protocol import BatchBlock, devnet_genesis, keccak256
+from services.rollups._challenger import Challenger
 from services.rollups._checkpoints import CheckpointStore
-from services.rollups._contracts import OutputRecord
+from services.rollups._contracts import GameStatus, OutputRecord, OutputStatus, Side
 from services.rollups._trace import DerivedChain, Traces
 from services.rollups._witness import step_proof
 from services.runtime import Storage
 from tests.l1.anvil import Anvil, mining_anvil
 from tests.ports import free_port
-from tests.rollups._rollup import Rollup, rollup, sender
+from tests.rollups._rollup import ROGUE, Rollup, rollup, sender
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -97,6 +100,48 @@ async def test_a_dispute_from_a_checkpoint_has_the_genesis_traces_and_proofs(cha
         assert await again.sync() == 2
         assert "state_load_s" in again.stats
         assert again.head.snapshot == r.derived(9).snapshot and again.head.step == r.derived(9).step
+
+
+async def test_a_dispute_after_a_restart_starts_from_a_checkpoint_and_wins(chain: Anvil,
+                                                                           tmp_path: pathlib.Path) -> None:
+    r = await rollup(chain.url, tmp_path)
+    async with r.l1:
+        derived = store_chain(r, tmp_path / "rollups.db")
+        await r.extend(2)
+        await derived.sync()  # a checkpoint at block 2
+        assert await r.proposer.propose_once() == 1
+        await r.pass_time(r.params.challenge_window_s + 1)
+        assert await r.proposer.finalize_ready() == [1]  # later outputs start from block 2
+        await r.extend(2)
+        await derived.sync()  # and one at block 4
+        assert derived.store is not None
+        assert [c.l2_block for c in derived.store.checkpoints()] == [2, 4]
+        # A lie about block 4, proposed from the start at block 2.
+        liar = await sender(r.l1, ROGUE)
+        block4 = r.derived(4)
+        wrong = replace(block4.snapshot, state_root=keccak256(b"after the restart"))
+        index = await r.propose(liar, wrong, block4.step - r.derived(2).step)
+
+        # A new process: its derivation resumes at block 4, and its challenger finds the lie.
+        again = store_chain(r, tmp_path / "rollups.db")
+        assert await again.sync() == 0 and again.stats["resumed_l2_block"] == 4
+        restarted = Challenger(again, r.registry, r.challenger.sender, r.challenger.settings, step_proof)
+        ((game_id, side, out),) = await restarted.check()
+        assert (side, out.index, out.start_index) == (Side.CHALLENGER, index, 1)
+        # The traces it plays start from the checkpoint at block 2 (the state loaded from SQLite,
+        # the inputs read from L1 again: from before it resumed), not from genesis ...
+        traces = await again.dispute_traces(out.batch_limit, out.l1_horizon, 2)
+        assert traces._base is not None and traces._base[0].number == 2
+        assert traces.inputs.batches is not again.inputs.batches
+        assert traces.inputs.batch_base == r.derived(2).snapshot.batch_index
+        # ... and it wins on L1 against the liar defending L1's trace with its own end claim.
+        claims = await r.honest_claims(out)
+        claims[-1] = out.snapshot_hash
+        address = await r.registry.game_address(game_id)
+        results = await asyncio.gather(restarted.play(game_id, Side.CHALLENGER, out),
+                                       r.defend(liar, out, claims, address))
+        assert results == [GameStatus.CHALLENGER_WON] * 2
+        assert (await r.registry.output(index)).status == OutputStatus.INVALIDATED
 
 
 # --- a real worker, killed ----------------------------------------------------------------------
