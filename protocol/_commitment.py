@@ -75,7 +75,8 @@ Why this tree, in numbers (bench/sequencer_core.py; shared 2-core machine; best 
     - Whole per-block update (leaf hashes, linked list, tree, root) of 7,500 touched accounts:
       19-26 ms with 10,000 accounts and 40-44 ms with 100,000; 7,500 new accounts
       (two paths each: low leaf and new slot) 39-50 / 73-77 ms. From scratch: 440-520
-      ms for 100,000 accounts (a restart loads the accounts in slot order and rebuilds).
+      ms for 100,000 accounts, ~8 s for a million: so the sequencer keeps the nodes in its store
+      and a restart opens them lazily (``StoredAccountTree``: the same tree, read on demand).
 """
 
 from __future__ import annotations

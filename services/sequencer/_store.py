@@ -5,9 +5,12 @@ grouped transactions: a commit costs an fsync (~0.1-4 ms here), so acknowledgeme
 the next group commit instead of paying one each. Reads that must not wait behind a commit
 (receipts, blocks) use a second connection; WAL lets it read while the writer writes.
 
-Restart loads the account snapshot of the last sealed block: O(accounts), never a replay of the
-chain. Acknowledged transactions not yet sealed are not here but in the pending log
-(``_pending_log``); a transaction gets its row here when it is sealed or dropped.
+The account snapshot of the last sealed block is its rows (``accounts``) and its Merkle tree's
+nodes (``account_nodes``), written in the block's transaction: a restart reads the tree's top node
+and the head, nothing per account (protocol.StoredAccountTree reads the rest on demand; this store
+is its AccountSource). Never a replay of the chain. Acknowledged transactions not yet sealed are
+not here but in the pending log (``_pending_log``); a transaction gets its row here when it is
+sealed or dropped.
 
 Sealed transactions are written for the least work per transaction, since the writer thread is
 on the sequencer's critical path: one small random insert each (``tx_index``: hash -> block,
