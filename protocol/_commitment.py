@@ -81,6 +81,7 @@ Why this tree, in numbers (bench/sequencer_core.py; shared 2-core machine; best 
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -583,9 +584,7 @@ class StoredAccountTree(AccountTree):
 
     def update(self, changes: Iterable[tuple[bytes, Account]]) -> None:
         """Write accounts; an address not in the tree yet takes the next slot, in ``changes`` order."""
-        values: dict[bytes, Account] = {}
-        for address, account in changes:
-            values[address] = account
+        values = dict(changes)  # the last write of each; first writes in order (new slots)
         known = self._known
         unknown = [a for a in values if a not in known]
         if unknown:
@@ -616,8 +615,10 @@ class StoredAccountTree(AccountTree):
             values.update(self.read(lows))  # unchanged since the last durable write
         slots = list(dirty)
         addresses = [dirty[s] for s in slots]
+        nexts = self._next_of
         leaves = account_leaves(addresses, [values[a] for a in addresses],
-                                [self._successor(a, created) for a in addresses], list(range(len(slots))))
+                                [nexts[a] if a in nexts else self._successor(a, created) for a in addresses],
+                                list(range(len(slots))))
         self._rehash(dict(zip(slots, leaves, strict=True)))
 
     def _below(self, address: bytes, created: list[bytes]) -> bytes | None:
@@ -672,25 +673,25 @@ class StoredAccountTree(AccountTree):
     def _rehash(self, leaves: Mapping[int, bytes]) -> None:
         """Set leaves (slot -> hash) and rehash their paths, reading the siblings not cached."""
         writes = self._writes
-        level = self._levels[0]
-        for slot, leaf in leaves.items():
-            level[slot] = writes[node_key(0, slot)] = leaf
-        dirty = set(leaves)
+        self._levels[0].update(leaves)
+        writes.update(leaves)  # node_key(0, slot) is the slot
+        dirty: Iterable[int] = leaves.keys()
         for height in range(MERKLE_DEPTH):
             parents = sorted({i >> _LEVEL_BITS for i in dirty})
             width = self._width(height)
             below = self._levels[height]
-            self._fetch(height, [c for p in parents
-                                 for c in range(p * MERKLE_ARITY, min(width, (p + 1) * MERKLE_ARITY))])
-            empty = ZERO[height]
-            children = [below[c] if c < width else empty
-                        for p in parents for c in range(p * MERKLE_ARITY, (p + 1) * MERKLE_ARITY)]
+            spans = [c for p in parents for c in range(p << _LEVEL_BITS, (p << _LEVEL_BITS) + MERKLE_ARITY)]
+            missing = [c for c in spans if c < width and c not in below]
+            if missing:
+                self._fetch(height, missing)
+            # A cached node is always left of ``width`` (the tree only grows): absent means empty.
+            children = list(map(below.get, spans, itertools.repeat(ZERO[height])))
             hashed: list[bytes] = [ZERO_HASH] * len(parents)
             hash_level(children, hashed, list(range(len(parents))), MERKLE_ARITY)
-            above = self._levels[height + 1]
-            for p, node in zip(parents, hashed, strict=True):
-                above[p] = writes[node_key(height + 1, p)] = node
-            dirty = set(parents)
+            self._levels[height + 1].update(zip(parents, hashed, strict=True))
+            base = node_key(height + 1, 0)
+            writes.update(zip([base | p for p in parents], hashed, strict=True))
+            dirty = parents
 
     def take_writes(self) -> dict[int, bytes]:
         """The nodes ``update`` computed since the last call (node_key -> hash): the block writes them."""
