@@ -15,15 +15,18 @@ import time
 from typing import Any
 
 import grpc
+import pytest
 
 from protocol import (
     DEFAULT_CHAIN_ID,
     DEV_ACCOUNTS,
     DEV_PRIVATE_KEYS,
+    MERKLE_DEPTH,
     ZERO_ADDRESS,
     Account,
     AccountTree,
     StoredAccountTree,
+    node_key,
 )
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
@@ -88,9 +91,20 @@ def test_stored_tree_matches_the_rule_block_for_block(tmp_path: pathlib.Path) ->
             assert tree.prove(address) == reference.prove(address)
             assert tree.index_of(address) == reference.index_of(address)
         assert tree.prove_slot(tree.count) == reference.prove_slot(reference.count)
+    tree.update([])  # an empty block changes no node: nothing to write
+    assert tree.take_writes() == {}
     # the store holds exactly the rule's nodes: nothing stale, nothing missing
     stored = dict(storage.connection.execute("SELECT key, hash FROM account_nodes"))
     assert stored == dict(reference.nodes())
+    # a store that lacks a node says so (the chain then rebuilds the tree from the account rows)
+    storage.connection.execute("DELETE FROM account_nodes WHERE key = ?", (node_key(0, 1),))
+    storage.connection.commit()
+    with pytest.raises(LookupError):
+        StoredAccountTree(store, store.account_count()).prove_slot(0)  # slot 1 is a sibling
+    storage.connection.execute("DELETE FROM account_nodes WHERE key = ?", (node_key(MERKLE_DEPTH, 0),))
+    storage.connection.commit()
+    with pytest.raises(LookupError):
+        StoredAccountTree(store, store.account_count()).root()
     store.close()
     storage.close()
 
