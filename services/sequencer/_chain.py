@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import json
 import sqlite3
 import time
@@ -45,11 +44,15 @@ from opentelemetry import trace
 
 from protocol import (
     DERIVED_ORIGIN_HASH,
+    FEE_VAULT,
+    ZERO_ADDRESS,
+    AccountTree,
     BlockEnv,
     BlockHeader,
     Genesis,
     Reason,
     State,
+    StoredAccountTree,
     Transaction,
     TxRejected,
     TxResult,
@@ -79,6 +82,12 @@ from ._traces import BlockTraces
 _tracer = trace.get_tracer("l2node.sequencer")
 #: Links per block span, at most: enough to find the sending calls, bounded in cost.
 _MAX_LINKS = 32
+#: Account tree nodes kept in memory between blocks, at most (~150 bytes each with the dict's share):
+#: the top levels and recent paths; the rest is read back from the store when a block touches it.
+#: Memory no longer grows with the chain (at a million accounts, everything in memory took 519 MB).
+_CACHED_NODES = 1 << 18
+#: Accounts (and their slots and successors) kept in memory between blocks, at most.
+_CACHED_ACCOUNTS = 1 << 17
 
 
 class ChainListener(Protocol):
@@ -176,6 +185,10 @@ class ChainCorrupted(RuntimeError):
     """The durable snapshot does not reproduce the head's state root."""
 
 
+class _StaleTree(ChainCorrupted):
+    """The stored account tree is missing or does not give the head's state root."""
+
+
 def is_derived(header: BlockHeader) -> bool:
     """Whether derivation made the block itself (a lapsed window): such a block is never posted.
     (Genesis may have a zero origin hash too: it is no such block.)"""
@@ -191,8 +204,9 @@ class Chain:
         self._genesis = genesis
         self._max_block_txs = max_block_txs
         self.state = State()
-        self.head = genesis.header(genesis.state())
-        self.head_hash = self.head.hash()
+        #: Set by ``open`` (genesis's header is computed only for a new chain).
+        self.head: BlockHeader
+        self.head_hash = b""
         self.next_base_fee = genesis.base_fee
         self._pools = pools
         self._listener = listener
@@ -208,8 +222,8 @@ class Chain:
         self.sealed_blocks = 0
         #: What the batch post and the SAFE / FINALIZED spans link to (see ``_traces``).
         self.traces = BlockTraces()
-        #: The L1 block new L2 blocks derive from; only ever moves forward.
-        self.l1_origin = L1Origin(self.head.l1_origin_number, self.head.l1_origin_hash)
+        #: The L1 block new L2 blocks derive from; only ever moves forward (``open`` sets the head's).
+        self.l1_origin = L1Origin(genesis.l1_origin_number, genesis.l1_origin_hash)
         #: The sequencer window (L1 blocks), set with a batcher: heartbeats keep the tip's origin fresh.
         self.window: int | None = None
         #: Rewinds so far (``rewind``): whoever remembers block numbers compares this first.
@@ -234,9 +248,11 @@ class Chain:
             header = self._genesis.header(state)
             rows = [AccountRow(a, slot, acct) for slot, (a, acct) in enumerate(state.accounts.items())]
             block_hash = header.hash()
+            nodes = dict(state.account_tree.nodes())
 
             def write_genesis(db: sqlite3.Connection) -> None:
-                self._store.seal_block(db, BlockWrite(0, block_hash, header_to_json(header), new_accounts=rows))
+                self._store.seal_block(db, BlockWrite(0, block_hash, header_to_json(header), new_accounts=rows,
+                                                      nodes=nodes))
                 self._store.set_meta(db, "chain_id", str(self._genesis.chain_id))
                 self._store.set_meta(db, "genesis_hash", block_hash.hex())
 
@@ -244,23 +260,43 @@ class Chain:
         stored_chain = self._store.meta("chain_id")
         if stored_chain is not None and int(stored_chain) != self._genesis.chain_id:
             raise ChainCorrupted(f"the database is for chain {stored_chain}, not {self._genesis.chain_id}")
-        self._load()
+        try:
+            self._load()
+        except _StaleTree:
+            await self._rebuild_tree()
+            self._load()
+
+    async def _rebuild_tree(self) -> None:
+        """Write the account tree's nodes from every account row (a database from before they were
+        stored, once): the one start that reads every account."""
+        accounts = self._store.accounts()
+        # Slot order, the zero address (slot 0, whatever it holds) first: the tree the rows make.
+        tree = await asyncio.to_thread(AccountTree, [(row.address, row.account) for row in accounts])
+        await self._store.run(functools.partial(self._store.write_nodes, nodes=tree.nodes(), replace_all=True))
 
     def _load(self) -> None:
+        """The head and a state over the store: its account tree read lazily (the top node now),
+        checked against the head's state root; the message tree rebuilt from its leaves."""
         number = self._store.latest_block_number()
         assert number is not None
         text = self._store.block_header(number)
         assert text is not None
         header = header_from_json(text)
-        accounts = self._store.accounts()
-        # Slot order, the zero address (slot 0) included: State keeps it first.
-        state = State([(row.address, row.account) for row in accounts], self._store.message_hashes())
+        count = self._store.account_count()
+        tree = StoredAccountTree(self._store, count)
+        try:
+            state_root = tree.root()
+        except LookupError:
+            raise _StaleTree from None  # no nodes stored yet
+        if state_root != header.state_root:
+            raise _StaleTree  # nodes of another snapshot: rebuilt from the rows (which must agree)
+        state = State((), self._store.message_hashes(), account_tree=tree)
         roots = state.commit()
-        if roots.state_root != header.state_root or roots.message_root != header.message_root:
-            raise ChainCorrupted(f"the snapshot at block {number} does not reproduce its roots")
+        if roots.message_root != header.message_root:
+            raise ChainCorrupted(f"the snapshot at block {number} does not reproduce its message root")
         self.state = state
         self._last_sealed = None
-        self._slots = len(accounts)
+        self._slots = count
         self.head = header
         self.head_hash = header.hash()
         self.next_base_fee = next_base_fee(header.base_fee, header.gas_used, header.gas_limit)
@@ -345,7 +381,7 @@ class Chain:
         if self._block_room is not None and txs and not replay:
             txs = txs[: self._block_room(env.number, env.timestamp, self.l1_origin.number, self.l1_origin.hash, txs)]
         state = self.state
-        known_accounts = len(state.accounts)
+        state.prefetch(self._touches(deposits, forced, txs))
         applied: list[tuple[Transaction, TxResult]] = []
         refused: list[tuple[bytes, Reason]] = []
         gas = 0
@@ -391,7 +427,9 @@ class Chain:
             gas_used=gas, gas_limit=env.gas_limit, l1_origin_number=origin.number, l1_origin_hash=origin.hash,
         )
         block_hash = header.hash()
-        slot_of = self._new_slots(state, known_accounts)
+        tree = state.account_tree
+        slot_of = {a: slot for a in touched if (slot := tree.index_of(a)) is not None and slot >= self._slots}
+        nodes = tree.take_writes() if isinstance(tree, StoredAccountTree) else dict(tree.nodes())
         accounts = state.accounts
         changed = {address: accounts[address] for address in touched}  # what the pool is told, below
         new_accounts = [AccountRow(a, slot, changed[a]) for a, slot in slot_of.items()]
@@ -402,7 +440,7 @@ class Chain:
         def write_block(db: sqlite3.Connection) -> None:
             self._store.seal_block(db, BlockWrite(
                 header.number, block_hash, header_to_json(header), txs=signed, first_index=len(minted),
-                new_accounts=new_accounts, changed_accounts=changed_accounts, messages=messages))
+                new_accounts=new_accounts, changed_accounts=changed_accounts, messages=messages, nodes=nodes))
             self._store.settle_forced(db, header.number, settled)
             self._store.settle_deposits(db, header.number, [d.portal_index for d in deposits])
 
@@ -412,7 +450,10 @@ class Chain:
             self._load()  # the block never happened: back to the durable head, an empty pool
             self._repool_due = True
             raise
-        self._slots = len(state.accounts)
+        self._slots = tree.count
+        if isinstance(tree, StoredAccountTree):  # the block is durable: caches may forget
+            tree.evict(_CACHED_NODES, _CACHED_ACCOUNTS)
+            state.evict(_CACHED_ACCOUNTS)
         self.head = header
         self.head_hash = block_hash
         self.next_base_fee = next_base_fee(base_fee, gas, env.gas_limit)
@@ -434,11 +475,21 @@ class Chain:
         if dropped:
             await self._listener.record_drops(dropped)
 
-    def _new_slots(self, state: State, known_accounts: int) -> dict[bytes, int]:
-        """Slots of the accounts this block created: they follow the snapshot's, in creation order."""
-        # New accounts are the dict's last entries: walk those, not the whole state.
-        created = list(itertools.islice(reversed(state.accounts), len(state.accounts) - known_accounts))[::-1]
-        return {a: self._slots + i for i, a in enumerate(created)}
+    def _touches(self, deposits: Sequence[DueDeposit], forced: Sequence[ForcedTx], txs: Sequence[Transaction]
+                 ) -> list[bytes]:
+        """Every address executing these may read or write (protocol._execution: the sender, the
+        recipient or the zero address, FEE_VAULT; a deposit's recipient): the state reads those
+        not cached from the store before execution, which reads only what is cached."""
+        touched = [ZERO_ADDRESS, FEE_VAULT, *(d.deposit.to for d in deposits)]
+        for _, raw in forced:
+            try:
+                tx = decode_transaction(raw, self._genesis.chain_id)
+            except TxRejected:
+                continue  # apply_forced skips it: it touches nothing
+            touched += (tx.sender, tx.to or ZERO_ADDRESS)
+        for tx in txs:
+            touched += (tx.sender, tx.to or ZERO_ADDRESS)
+        return touched
 
     # -- derivation's blocks (a lapsed sequencer window; see _follow) ------------------------
 
@@ -507,7 +558,7 @@ class Chain:
             state = await asyncio.to_thread(self._replay, number)
             rows = [AccountRow(a, slot, account) for slot, (a, account) in enumerate(state.accounts.items())]
             await self._store.run(functools.partial(self._store.rewind, number=number, accounts=rows,
-                                                    tx_hashes=tx_hashes))
+                                                    tx_hashes=tx_hashes, nodes=state.account_tree.nodes()))
             self._load()
             self.rewinds += 1
             self._rewound_to.append(number)
