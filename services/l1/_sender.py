@@ -195,8 +195,11 @@ class TxSender:
                         found[nonce] = PendingTx(nonce, address(to) if to else None, to_bytes(doc["input"]),
                                                  to_int(doc["value"]), to_int(doc["gas"]), fees,
                                                  (to_bytes(doc["hash"]),), now)
-            for pending in found.values():
-                self._track(pending)
+            for nonce, pending in found.items():
+                if nonce in self._pending:  # known already (a caller's task restarted): every version it sent
+                    found[nonce] = self._pending[nonce]
+                else:
+                    self._track(pending)
             self._nonce = max([await self._pending_nonce(), *(n + 1 for n in found)])
             if found:
                 _log.info("recovered %d pending transactions of %s from the node's pool (nonces %d-%d)",

@@ -48,7 +48,7 @@ from protocol import (
     encode_batch,
     keccak256,
 )
-from services.l1 import Contract, FollowerConfig, L1Client, L1Error, TxSender
+from services.l1 import Contract, FollowerConfig, L1Client, TxSender
 from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
@@ -244,7 +244,7 @@ class Batcher:
         (batches after it may still land: derivation skips the blocks it has, rule 5a)."""
         try:
             receipt = await self._sender.wait_receipt(flight.tx_hash, self._settings.receipt_timeout_s)
-        except L1Error as exc:
+        except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
             _log.warning("batch not mined; will re-post", extra={"first": flight.first, "last": flight.last,
                                                                   "error": str(exc)})
             self._in_flight_upto = min(self._in_flight_upto, flight.first - 1)
@@ -253,7 +253,8 @@ class Batcher:
             _log.info("batch mined", extra={"first": flight.first, "last": flight.last,
                                             "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
         finally:
-            self._in_flight.pop(flight.tx_hash, None)
+            if self._in_flight.get(flight.tx_hash) is flight:  # (not a watcher started since for the same tx)
+                del self._in_flight[flight.tx_hash]
             self._slot_free.set()
 
     def _post_span(self, first: int, last: int, data: bytes) -> trace.Span:
