@@ -2,8 +2,9 @@
 
 Two loops share nothing but the store:
 
-* the *poster* packs the blocks after the last one on L1 into a batch (by size or time) and
-  sends ``appendBatch``; it only ever reads what the follower recorded;
+* the *poster* packs the blocks after the last one on L1 (or in flight) into a batch (by size or
+  time) and sends ``appendBatch``; it only ever reads what the follower recorded, and what it has
+  in flight;
 * the *L1 follower* reads L1's inputs (protocol's ``L1InputReader``, reorg-aware, see
   services.l1) and records which L2 blocks each batch carries. When the batch's L1 block
   reaches safe depth, so do its transactions' receipts (SAFE); when it is
@@ -17,6 +18,24 @@ So what counts as posted is what L1 shows, never what the poster believes it sen
 derivation made itself (a zero origin hash) are never posted; after a rewind, the poster posts
 from the chain's new blocks, and a batch it sent before it is stale (never recorded as posting
 them; derivation may still take some of its blocks, which ``_follow`` then seals again).
+
+**In flight.** Up to ``max_in_flight`` batch transactions are sent and not yet mined at once, at
+consecutive nonces the tx sender hands out locally; a task per batch waits for its receipt (the
+sender bumps a stuck one at its nonce, by at least the replacement minimum). L1 mines them in
+nonce order, so their blocks land in order. Derivation skips a block it has (rule 5a), so a block
+posted twice costs only gas; a gap would end a batch (rule 5b), so each failure re-posts from the
+first block it may have lost, never later, at the nonce the node expects next (a nonce gap's, if L1
+lost one of ours: ahead of those waiting behind it), so L1 never holds a batch after a block gap.
+
+* a batch not mined (dropped, its nonce taken, timed out): from its first block, at a nonce the
+  node expects (the sender resyncs);
+* an L1 reorg removes batches: from the first block of the first removed, at the node's nonce
+  (anvil does not put removed transactions back in its pool, geth does: then they land twice);
+  those in flight behind the gap land after the re-post;
+* a restart (kill -9 included): the sender takes back what the node's pool still holds from the
+  key (``txpool_content``), which is in flight again; the poster waits for the follower's first
+  pass, so what was mined meanwhile is on record, and goes on after both. Without a txpool API
+  the in-flight ones are posted again (twice on L1, once for derivation).
 
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
@@ -107,8 +126,9 @@ class BatcherSettings:
     #: A sent batch not mined after this long is given up and its blocks posted again (the tx
     #: sender bumps its fees every ``SenderConfig.replace_after_s`` meanwhile).
     receipt_timeout_s: float = 120.0
-    #: Batch transactions sent and not yet mined, at most (L1Settings.max_in_flight).
-    max_in_flight: int = 1
+    #: Batch transactions sent and not yet mined, at most (L1Settings.max_in_flight; 1: one batch
+    #: per L1 block at best, as before).
+    max_in_flight: int = 8
 
 
 class Batcher:
