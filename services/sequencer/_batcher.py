@@ -152,6 +152,9 @@ class Batcher:
         self._full = False  # the last post_once found every slot taken
         self._slot_free = asyncio.Event()
         self._followed = asyncio.Event()  # set after the follower's first pass
+        #: After a rewind, one batch at a time until the follower has seen it (``post_once``): -1 =
+        #: the next may go, n = the one sent (its last block) awaits the follower; None = no rewind.
+        self._settle: int | None = None
         #: The last batch was full (cut at max_bytes) and blocks wait behind it: post again without
         #: waiting for the interval, so posting keeps up with a sequencer that fills batches faster.
         self._backlog = False
@@ -224,6 +227,12 @@ class Batcher:
         if self._full:
             self._slot_free.clear()
             return None
+        if self._settle is not None and (self._settle >= 0 or self._in_flight):
+            # After a rewind (the sequencer window lapsed): where the next batch lands decides how many
+            # blocks derivation makes before it, and so whether the blocks after it stand. Until the
+            # follower has seen it (then ``follow.deferring`` holds posting until it is at the
+            # horizon), nothing goes out behind it, as when the poster waited for every receipt.
+            return None
         first = max(self._store.posted_upto(), self._in_flight_upto) + 1
         last = self._chain.head.number
         if first > last or self.follow.deferring or self._chain.catching_up:
@@ -245,6 +254,8 @@ class Batcher:
                 await self._rewound()
                 return None
             self._in_flight_upto = blocks[-1].number
+            if self._settle is not None:
+                self._settle = blocks[-1].number
             self._start_watch(_InFlight(tx_hash, blocks[0].number, blocks[-1].number))
         self.batches_sent += 1
         metrics.BATCHES.inc()
@@ -269,8 +280,10 @@ class Batcher:
                                                                   "error": str(exc)})
             self._in_flight_upto = min(self._in_flight_upto, flight.first - 1)
             self._resync_nonce = True
+            if self._settle is not None:
+                self._settle = -1
         else:
-            _log.info("batch mined", extra={"first": flight.first, "last": flight.last,
+            _log.info("batch posted", extra={"first": flight.first, "last": flight.last,
                                             "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
         finally:
             if self._in_flight.get(flight.tx_hash) is flight:  # (not a watcher started since for the same tx)
@@ -338,8 +351,10 @@ class Batcher:
 
     async def _rewound(self) -> None:
         """The chain dropped blocks to follow derivation: what is in flight carries dropped blocks
-        (stale: never recorded as posting the new ones), and posting starts again from L1's record."""
+        (stale: never recorded as posting the new ones), and posting starts again from L1's record,
+        one batch at a time until the follower has seen the first (``post_once``)."""
         self._in_flight_upto = 0
+        self._settle = -1
         stale = [h for pending in self._sender.pending() for h in pending.hashes]
 
         def write(db: sqlite3.Connection) -> None:
@@ -392,6 +407,8 @@ class Batcher:
                 # now: a reorg that drops our transactions leaves the sender's local nonce ahead.
                 self._in_flight_upto = min([self._in_flight_upto, *(first - 1 for first, _ in removed)])
                 self._resync_nonce = True
+                if self._settle is not None:
+                    self._settle = -1
         self.follow.remove(update.removed)
         self.follow.add(seen)
         await self.follow.reconcile(update.heads.safe, update.heads.finalized)
@@ -399,6 +416,8 @@ class Batcher:
             await self._store.run(promote)
             self._observe_heads()
             self._trace_batches(update, rows)
+        if self._settle is not None and 0 <= self._settle <= self._store.posted_upto():
+            self._settle = None  # the batch sent after the rewind is on record: follow.deferring takes over
         self._followed.set()
 
     def _trace_batches(self, update: L1InputsUpdate, rows: Sequence[BatchRow]) -> None:
