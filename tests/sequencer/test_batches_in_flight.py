@@ -357,6 +357,36 @@ def test_an_l1_reorg_under_batches_in_flight_reposts_what_it_removed(tmp_path: p
         stop(proc, channel)
 
 
+def test_batches_a_reorg_mines_again_on_the_new_branch_stand(tmp_path: pathlib.Path, anvil: Anvil) -> None:
+    """As a geth L1 does (it puts a reorg's removed transactions back in its pool): four batches land,
+    a reorg replaces their L1 block with one that holds the same four transactions. The follower sees
+    them removed and added again in another block; whatever the batcher posts again lands after them
+    (derivation skips the blocks it has), and the chain stays the one derivation reads."""
+    inbox, since, proc, stub, channel = deploy_and_start(tmp_path, anvil)
+    try:
+        txs = send_one_block_each(stub, range(4))
+        wait(lambda: len(pool(anvil)) == 4, "four batches in flight")
+        raw = [anvil.rpc("eth_getRawTransactionByHash", h) for _, h in sorted(pool(anvil).items())]
+        anvil.rpc("anvil_mine", 1)
+        wait(lambda: all(receipt(stub, h).l1_tx_hash for h in txs), "the follower saw the four land")
+        landed = inbox_batches(anvil, inbox, since)
+        old_block = anvil.rpc("eth_getBlockByNumber", hex(landed[0][0]), False)["hash"]
+        head = stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).unsafe_block
+        before = block_hashes(stub, head)
+
+        anvil.rpc("anvil_reorg", 1, [[tx, 0] for tx in raw])  # the same four, in a block of another hash
+        again = inbox_batches(anvil, inbox, since)
+        assert [b[1:] for b in again] == [b[1:] for b in landed]
+        assert anvil.rpc("eth_getBlockByNumber", hex(landed[0][0]), False)["hash"] != old_block
+        wait(all_safe(stub, txs), "every transfer SAFE", mine=anvil)
+        assert block_hashes(stub, head) == before
+        batches = inbox_batches(anvil, inbox, since)
+        assert batches[:4] == again  # anything posted again comes after them
+        assert {n for _, first, last, _ in batches for n in range(first, last + 1)} == set(range(1, head + 1))
+    finally:
+        stop(proc, channel)
+
+
 def test_no_batch_outgrows_the_l1_transaction_gas_cap() -> None:
     """EIP-7825 caps an L1 transaction at 2**24 gas: at EIP-7623's floor (40 gas a byte) that is
     ~414 KB of batch data with room for the intrinsic gas and appendBatch's execution; a larger
