@@ -1,7 +1,8 @@
 """End-to-end throughput of a whole `l2node up` tree: sealed, SAFE, and what it costs on L1.
 
     .venv/bin/python bench/e2e_throughput.py [--duration 60] [--l2-gas-limit N] [--l1-gas-limit N]
-        [--l1-block-time S] [--max-tx-bytes N] [--batch-max-bytes N] [--extra-toml TEXT]
+        [--l1-block-time S] [--max-tx-bytes N] [--batch-max-bytes N] [--max-in-flight N] [--max-tx-gas N]
+        [--extra-toml TEXT]
 
 ``bench/sequencer_throughput.py`` measures a bare sequencer; a user runs the tree: its own anvil
 (L1, contracts deployed), the sequencer with its batcher posting to the BatchInbox, the rollups
@@ -40,8 +41,9 @@ blocks each carries), the block gas limit, and the hardfork (anvil_nodeInfo), fo
 
 Every figure is printed with the command line and the machine's load average (before and after).
 Devnet knobs: ``--l1-block-time`` / ``--l1-gas-limit`` are ``[l1] block_time_s`` / ``gas_limit``,
-``--max-tx-bytes`` / ``--batch-max-bytes`` / ``--confirmation-depth`` the sequencer's
-``l1.max_tx_bytes`` / ``l1.batch_max_bytes`` / ``l1.confirmation_depth``, ``--l2-gas-limit`` the
+``--max-tx-bytes`` / ``--batch-max-bytes`` / ``--confirmation-depth`` / ``--max-in-flight`` /
+``--max-tx-gas`` the sequencer's ``l1.max_tx_bytes`` / ``l1.batch_max_bytes`` /
+``l1.confirmation_depth`` / ``l1.max_in_flight`` / ``l1.max_tx_gas``, ``--l2-gas-limit`` the
 genesis's ``gas_limit``; ``--extra-toml`` is appended to the node's config as is (other tables).
 """
 
@@ -180,8 +182,10 @@ def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int,
     if args.l1_gas_limit:
         lines.append(f"gas_limit = {args.l1_gas_limit}")
     lines += ["[workers.sequencer.settings]", f"mempool = {{ {mempool} }}"]
+    # (getattr: bench/restart_latency.py's knobs lack the newer two)
     seq_l1 = {"max_tx_bytes": args.max_tx_bytes, "batch_max_bytes": args.batch_max_bytes,
-              "confirmation_depth": args.confirmation_depth}
+              "confirmation_depth": args.confirmation_depth,
+              "max_in_flight": getattr(args, "max_in_flight", 0), "max_tx_gas": getattr(args, "max_tx_gas", 0)}
     if any(seq_l1.values()):
         lines.append("[workers.sequencer.settings.l1]")
         lines += [f"{k} = {v}" for k, v in seq_l1.items() if v]
@@ -668,6 +672,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-tx-bytes", type=int, default=0, help="sequencer l1.max_tx_bytes (0: default, 128 KiB)")
     ap.add_argument("--batch-max-bytes", type=int, default=0, help="sequencer l1.batch_max_bytes (0: default 100 kB)")
     ap.add_argument("--confirmation-depth", type=int, default=0, help="sequencer l1.confirmation_depth (0: default 4)")
+    ap.add_argument("--max-in-flight", type=int, default=0,
+                    help="sequencer l1.max_in_flight: batch transactions not yet mined, at most (0: default 8)")
+    ap.add_argument("--max-tx-gas", type=int, default=0,
+                    help="sequencer l1.max_tx_gas: an L1 transaction's gas cap (0: default, EIP-7825's 2**24)")
     ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
     ap.add_argument("--extra-toml", default="", help="appended to the node's config (tables other than [node], "
                     "[l1], [workers.sequencer.settings])")

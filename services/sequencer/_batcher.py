@@ -2,8 +2,9 @@
 
 Two loops share nothing but the store:
 
-* the *poster* packs the blocks after the last one on L1 into a batch (by size or time) and
-  sends ``appendBatch``; it only ever reads what the follower recorded;
+* the *poster* packs the blocks after the last one on L1 (or in flight) into a batch (by size or
+  time) and sends ``appendBatch``; it only ever reads what the follower recorded, and what it has
+  in flight;
 * the *L1 follower* reads L1's inputs (protocol's ``L1InputReader``, reorg-aware, see
   services.l1) and records which L2 blocks each batch carries. When the batch's L1 block
   reaches safe depth, so do its transactions' receipts (SAFE); when it is
@@ -18,6 +19,24 @@ derivation made itself (a zero origin hash) are never posted; after a rewind, th
 from the chain's new blocks, and a batch it sent before it is stale (never recorded as posting
 them; derivation may still take some of its blocks, which ``_follow`` then seals again).
 
+**In flight.** Up to ``max_in_flight`` batch transactions are sent and not yet mined at once, at
+consecutive nonces the tx sender hands out locally; a task per batch waits for its receipt (the
+sender bumps a stuck one at its nonce, by at least the replacement minimum). L1 mines them in
+nonce order, so their blocks land in order. Derivation skips a block it has (rule 5a), so a block
+posted twice costs only gas; a gap would end a batch (rule 5b), so each failure re-posts from the
+first block it may have lost, never later, at the nonce the node expects next (a nonce gap's, if L1
+lost one of ours: ahead of those waiting behind it), so L1 never holds a batch after a block gap.
+
+* a batch not mined (dropped, its nonce taken, timed out): from its first block, at a nonce the
+  node expects (the sender resyncs);
+* an L1 reorg removes batches: from the first block of the first removed, at the node's nonce
+  (anvil does not put removed transactions back in its pool, geth does: then they land twice);
+  those in flight behind the gap land after the re-post;
+* a restart (kill -9 included): the sender takes back what the node's pool still holds from the
+  key (``txpool_content``), which is in flight again; the poster waits for the follower's first
+  pass, so what was mined meanwhile is on record, and goes on after both. Without a txpool API
+  the in-flight ones are posted again (twice on L1, once for derivation).
+
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
 """
@@ -25,6 +44,7 @@ The batch format itself (what derivation reads back from the calldata) is the pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -37,14 +57,17 @@ from protocol import (
     FRAME_HEADER,
     ZERO_HASH,
     BatchBlock,
+    BatchFormatError,
     L1InputReader,
     L1InputsUpdate,
     Transaction,
+    batch_blocks,
     batch_size,
+    decode_batch,
     encode_batch,
     keccak256,
 )
-from services.l1 import Contract, FollowerConfig, L1Client, L1Error, TxSender
+from services.l1 import Contract, FollowerConfig, L1Client, TxSender
 from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
@@ -55,6 +78,12 @@ from ._traces import TxCall
 
 _log = logging.getLogger("l2node.sequencer.batcher")
 _tracer = trace.get_tracer("l2node.sequencer")
+
+
+class _InFlight(NamedTuple):
+    tx_hash: bytes  # of the first version sent (the sender tracks its replacements)
+    first: int
+    last: int
 
 
 class _Posted(NamedTuple):
@@ -94,8 +123,12 @@ class BatcherSettings:
     interval_s: float = 1.0
     #: ... or as soon as a batch would be this large (calldata, bytes).
     max_bytes: int = 100_000
-    #: A sent batch not mined after this long is re-sent (fee bump) by the tx sender.
+    #: A sent batch not mined after this long is given up and its blocks posted again (the tx
+    #: sender bumps its fees every ``SenderConfig.replace_after_s`` meanwhile).
     receipt_timeout_s: float = 120.0
+    #: Batch transactions sent and not yet mined, at most (L1Settings.max_in_flight; 1: one batch
+    #: per L1 block at best, as before).
+    max_in_flight: int = 8
 
 
 class Batcher:
@@ -111,7 +144,17 @@ class Batcher:
         self._settings = settings
         self._follower_config = follower_config
         self._start_block = start_block
+        #: The last block of the newest batch sent (0: none in flight; post from L1's record).
         self._in_flight_upto = 0
+        #: Batches sent and not yet mined, by their first version's L1 tx hash; each has a watcher.
+        self._in_flight: dict[bytes, _InFlight] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._full = False  # the last post_once found every slot taken
+        self._slot_free = asyncio.Event()
+        self._followed = asyncio.Event()  # set after the follower's first pass
+        #: After a rewind, one batch at a time until the follower has seen it (``post_once``): -1 =
+        #: the next may go, n = the one sent (its last block) awaits the follower; None = no rewind.
+        self._settle: int | None = None
         #: The last batch was full (cut at max_bytes) and blocks wait behind it: post again without
         #: waiting for the interval, so posting keeps up with a sequencer that fills batches faster.
         self._backlog = False
@@ -131,14 +174,65 @@ class Batcher:
     # -- posting --------------------------------------------------------------------------------
 
     async def run_poster(self) -> None:
-        while True:
-            await self.post_once()
-            if not self._backlog:  # a batch cut at max_bytes left blocks behind: they go at once
+        """Send batches, up to ``max_in_flight`` not yet mined at once; each is waited for by a task
+        of its own (``_watch``). Before the first: what a previous run left in flight (``recover``),
+        and the follower's first pass, so that batches mined while the worker was down are not
+        posted again (they would only cost gas: derivation skips blocks it has, rule 5a)."""
+        try:
+            await self.recover()
+            await self._followed.wait()
+            while True:
+                sent = await self.post_once()
+                if sent is not None and self._backlog:
+                    continue  # a batch cut at max_bytes left blocks behind: they go at once
+                if self._full:  # every slot taken: the next batch goes when one is mined
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._settings.interval_s):
+                            await self._slot_free.wait()
+                    continue
                 await asyncio.sleep(self._settings.interval_s)
+        finally:
+            for task in self._watchers:
+                task.cancel()
+
+    async def recover(self) -> None:
+        """Take back the batches a previous run sent that L1's pool still holds (``TxSender.recover``):
+        they are in flight again, watched and bumped like the ones sent now, and posting goes on
+        after their blocks rather than posting them twice."""
+        for pending in await self._sender.recover():
+            blocks = self._batch_blocks(pending.to, pending.data)
+            if blocks:
+                self._start_watch(_InFlight(pending.hashes[0], blocks[0].number, blocks[-1].number))
+                self._in_flight_upto = max(self._in_flight_upto, blocks[-1].number)
+
+    def _batch_blocks(self, to: bytes | None, data: bytes) -> tuple[BatchBlock, ...]:
+        if to != self._inbox.address:
+            return ()
+        try:
+            (batch,) = self._inbox.decode_input("appendBatch", data)
+            return batch_blocks(decode_batch(bytes(batch)))
+        except (ValueError, BatchFormatError):  # not a batch of blocks: not ours to track
+            return ()
+
+    @property
+    def in_flight(self) -> int:
+        """Batch transactions sent and not yet seen mined."""
+        return len(self._in_flight)
 
     async def post_once(self) -> bytes | None:
-        """Send the next batch if there are unposted blocks; the L1 tx hash, or None."""
+        """Send the next batch if there are unposted blocks and a slot for it; the L1 tx hash, or
+        None. It does not wait for the receipt (``_watch`` does)."""
         self._backlog = False
+        self._full = len(self._in_flight) >= self._settings.max_in_flight
+        if self._full:
+            self._slot_free.clear()
+            return None
+        if self._settle is not None and (self._settle >= 0 or self._in_flight):
+            # After a rewind (the sequencer window lapsed): where the next batch lands decides how many
+            # blocks derivation makes before it, and so whether the blocks after it stand. Until the
+            # follower has seen it (then ``follow.deferring`` holds posting until it is at the
+            # horizon), nothing goes out behind it, as when the poster waited for every receipt.
+            return None
         first = max(self._store.posted_upto(), self._in_flight_upto) + 1
         last = self._chain.head.number
         if first > last or self.follow.deferring or self._chain.catching_up:
@@ -155,26 +249,51 @@ class Batcher:
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
             tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+            span.set_attribute("l1.tx.hash", "0x" + tx_hash.hex())
             if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
                 await self._rewound()
                 return None
             self._in_flight_upto = blocks[-1].number
-            try:
-                receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
-            except L1Error as exc:
-                # Dropped, replaced out, timed out: the follower's record decides what is posted.
-                _log.warning("batch not mined; will re-post", extra={"error": str(exc)})
-                self._in_flight_upto = 0
-                return None
-            span.set_attribute("l1.block", receipt.block_number)
-            span.set_attribute("l1.tx.hash", "0x" + receipt.tx_hash.hex())
-            _log.info("batch posted", extra={"first": blocks[0].number, "last": blocks[-1].number, "bytes": len(data),
-                                             "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
+            if self._settle is not None:
+                self._settle = blocks[-1].number
+            self._start_watch(_InFlight(tx_hash, blocks[0].number, blocks[-1].number))
         self.batches_sent += 1
         metrics.BATCHES.inc()
         metrics.BATCH_BYTES.inc(len(data))
         self._backlog = blocks[-1].number < last
-        return receipt.tx_hash
+        return tx_hash
+
+    def _start_watch(self, flight: _InFlight) -> None:
+        self._in_flight[flight.tx_hash] = flight
+        task = asyncio.create_task(self._watch(flight), name=f"batch-{flight.first}-{flight.last}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, flight: _InFlight) -> None:
+        """Wait for a batch transaction's receipt (the sender bumps its fees while it is stuck). Not
+        mined (dropped, its nonce taken, timed out): its blocks are posted again, from its first on
+        (batches after it may still land: derivation skips the blocks it has, rule 5a)."""
+        try:
+            # A span of its own, child of the post (whose context the task copied): the post has ended
+            # by the time the receipt comes, and the sender puts the receipt on the current span.
+            with _tracer.start_as_current_span("wait_batch_receipt", attributes={
+                    "l1.tx.hash": "0x" + flight.tx_hash.hex(), "l2.batch.first_block": flight.first,
+                    "l2.batch.last_block": flight.last}):
+                receipt = await self._sender.wait_receipt(flight.tx_hash, self._settings.receipt_timeout_s)
+        except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
+            _log.warning("batch not mined; will re-post", extra={"first": flight.first, "last": flight.last,
+                                                                  "error": str(exc)})
+            self._in_flight_upto = min(self._in_flight_upto, flight.first - 1)
+            self._resync_nonce = True
+            if self._settle is not None:
+                self._settle = -1
+        else:
+            _log.info("batch posted", extra={"first": flight.first, "last": flight.last,
+                                            "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
+        finally:
+            if self._in_flight.get(flight.tx_hash) is flight:  # (not a watcher started since for the same tx)
+                del self._in_flight[flight.tx_hash]
+            self._slot_free.set()
 
     def _post_span(self, first: int, last: int, data: bytes) -> trace.Span:
         """The batch's post: linked to the seal spans of its blocks, and with ids derived from the
@@ -237,8 +356,10 @@ class Batcher:
 
     async def _rewound(self) -> None:
         """The chain dropped blocks to follow derivation: what is in flight carries dropped blocks
-        (stale: never recorded as posting the new ones), and posting starts again from L1's record."""
+        (stale: never recorded as posting the new ones), and posting starts again from L1's record,
+        one batch at a time until the follower has seen the first (``post_once``)."""
         self._in_flight_upto = 0
+        self._settle = -1
         stale = [h for pending in self._sender.pending() for h in pending.hashes]
 
         def write(db: sqlite3.Connection) -> None:
@@ -260,6 +381,7 @@ class Batcher:
         is never shown SAFE, not even for a moment."""
         seen = [seen_batch(batch) for batch in update.added]
         rows = [row for row in map(self._batch_row, seen) if row is not None]
+        removed: list[tuple[int, int]] = []
 
         def record(db: sqlite3.Connection) -> None:
             self._store.record_forced(db, update.forced)
@@ -267,6 +389,7 @@ class Batcher:
             for tx_hash in update.removed:
                 span = self._store.remove_batch(db, tx_hash)
                 if span is not None:
+                    removed.append(span)
                     _log.warning("L1 reorg removed a batch; its blocks will be posted again",
                                  extra={"first": span[0], "last": span[1]})
             for row in rows:
@@ -284,8 +407,13 @@ class Batcher:
         if news:
             await self._store.run(record)
             if update.removed:
-                self._in_flight_upto = 0
+                # Posted again from the first block a removed batch carried (batches in flight after
+                # it may land too: derivation skips the blocks it has, rule 5a), at a nonce L1 expects
+                # now: a reorg that drops our transactions leaves the sender's local nonce ahead.
+                self._in_flight_upto = min([self._in_flight_upto, *(first - 1 for first, _ in removed)])
                 self._resync_nonce = True
+                if self._settle is not None:
+                    self._settle = -1
         self.follow.remove(update.removed)
         self.follow.add(seen)
         await self.follow.reconcile(update.heads.safe, update.heads.finalized)
@@ -293,6 +421,9 @@ class Batcher:
             await self._store.run(promote)
             self._observe_heads()
             self._trace_batches(update, rows)
+        if self._settle is not None and 0 <= self._settle <= self._store.posted_upto():
+            self._settle = None  # the batch sent after the rewind is on record: follow.deferring takes over
+        self._followed.set()
 
     def _trace_batches(self, update: L1InputsUpdate, rows: Sequence[BatchRow]) -> None:
         """SAFE and FINALIZED in the traces of the calls that sent the batch's transactions: a span

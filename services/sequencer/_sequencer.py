@@ -10,7 +10,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from protocol import DEFAULT_SEQUENCER_WINDOW, Genesis, State
-from services.l1 import Deployment, FollowerConfig, L1Client, LocalSigner, TxSender, checksum, read_key
+from services.l1 import (
+    Deployment,
+    FollowerConfig,
+    L1Client,
+    LocalSigner,
+    SenderConfig,
+    TxSender,
+    checksum,
+    read_key,
+)
 from services.runtime import Storage, redact_url
 from supervisor import ChildSpec, task
 
@@ -99,11 +108,13 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
                    chain: Chain) -> Batcher:
     deployment = Deployment.load(l1.contracts)
     inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
-    sender = await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)))
+    sender = await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)),
+                                   SenderConfig(max_gas=l1.max_tx_gas))
     idle_poll_s = l1.idle_poll_for(None if l1.idle_poll_s else await _block_time(client))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s,
                               idle_poll_s=idle_poll_s)
-    settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
+    settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes,
+                               max_in_flight=l1.max_in_flight)
     logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redact_url(l1.rpc),
                                         "batcher": "0x" + sender.address.hex(), "idle_poll_s": idle_poll_s})
     window = int(deployment.rollups.get("sequencer_window", DEFAULT_SEQUENCER_WINDOW))
