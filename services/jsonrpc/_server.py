@@ -1,5 +1,6 @@
-"""JSON-RPC 2.0 over HTTP and WebSocket on one port (aiohttp): POST a request or a batch; GET with
-a WebSocket upgrade for the same, plus eth_subscribe("newHeads").
+"""JSON-RPC 2.0 over HTTP and WebSocket on one port: POST a request or a batch (``_http``'s lean
+HTTP/1.1 protocol); GET with a WebSocket upgrade for the same, plus eth_subscribe("newHeads")
+(aiohttp, which ``_http`` hands such a connection to, as it does a chunked POST).
 
 Every call is a server span named after its method (``rpc.system`` = jsonrpc, ``rpc.method``; a
 send's carries ``l2.tx.hash``), continuing the caller's W3C ``traceparent`` header if it sent one,
@@ -37,6 +38,7 @@ from ._errors import (
     invalid_params,
 )
 from ._hex import params_of, parse_data
+from ._http import IDLE_S, Headers, HttpProtocol
 from ._methods import Methods
 from ._settings import JsonRpcSettings
 from ._shapes import block_json
@@ -86,6 +88,9 @@ class Server:
         self._tracer = tracer
         self._log = logger
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._connections: set[HttpProtocol] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         for method in (*methods.table, *_Subscriptions.METHODS, SEND, m.OTHER):  # every series from the start, at 0
             m.series(method)
@@ -95,20 +100,45 @@ class Server:
         app = web.Application(client_max_size=self._settings.max_body_bytes)
         app.router.add_post("/", self._http)
         app.router.add_get("/", self._websocket)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._settings.host, self._settings.port, reuse_port=False)
-        await site.start()
+        self._runner = runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        aiohttp_protocol = runner.server
+        assert aiohttp_protocol is not None
+        max_body = self._settings.max_body_bytes
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: HttpProtocol(self._post, aiohttp_protocol, max_body, self._connections),
+            self._settings.host, self._settings.port)
+        self._sweeper = asyncio.ensure_future(self._sweep())
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for connection in list(self._connections):
+            connection.close()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def _sweep(self) -> None:
+        """Closes the HTTP connections idle for IDLE_S (one timer for all, not one a request)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(60.0, IDLE_S))
+            cutoff = loop.time() - IDLE_S
+            for connection in [c for c in self._connections if c.idle and c.last_active < cutoff]:
+                connection.close()
+
     # -- transports ----------------------------------------------------------------------------
 
+    async def _post(self, body: bytes, headers: Headers) -> bytes | None:
+        return await self.answer(body, propagate.extract(headers))
+
     async def _http(self, request: web.Request) -> web.Response:
+        """A POST aiohttp was handed (a chunked body)."""
         parent = propagate.extract(request.headers)
         body = await request.read()
         answer = await self.answer(body, parent)
