@@ -191,15 +191,18 @@ def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int,
 class Tree:
     """``python -m l2node.cli up`` in ``tmp``; stopped (SIGTERM to its group, then SIGKILL) by close()."""
 
-    def __init__(self, tmp: pathlib.Path, config: str) -> None:
+    def __init__(self, tmp: pathlib.Path, config: str, root: pathlib.Path = ROOT) -> None:
+        """``root``: the source tree to run (another one for an A/B: its packages first on the path,
+        for the tree and the workers it starts)."""
         self.data_dir = tmp / "data"
         path = tmp / "l2node.toml"
         path.write_text(config)
         self.log_path = tmp / "up.log"
         self._log = self.log_path.open("w")
+        env = None if root == ROOT else {**os.environ, "PYTHONPATH": str(root)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "l2node.cli", "up", "--data-dir", str(self.data_dir), "--config", str(path)],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root, env=env)
         self.doc: dict[str, Any] = {}
 
     def wait_up(self, timeout: float = 120) -> None:
