@@ -78,6 +78,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.sequencer_throughput import GRPC_OPTIONS, MEMPOOL, address_of, bench_key, machine_idle, presign  # noqa: E402
 from bench.sequencer_throughput import process_cpu as _process_cpu  # noqa: E402
+from l2node.node.l1 import anvil_binary  # noqa: E402
 from protocol import BLOCK_GAS_LIMIT, DEV_ACCOUNTS, DEV_BALANCE, INITIAL_BASE_FEE, TxLeaf, decode_batch  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
@@ -195,15 +196,24 @@ def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int,
 class Tree:
     """``python -m l2node.cli up`` in ``tmp``; stopped (SIGTERM to its group, then SIGKILL) by close()."""
 
-    def __init__(self, tmp: pathlib.Path, config: str) -> None:
+    def __init__(self, tmp: pathlib.Path, config: str, root: pathlib.Path = ROOT) -> None:
+        """``root``: the source tree to run (another one for an A/B, e.g. a ``git archive``: its
+        packages first on the path, for the tree and the workers it starts; its native module built
+        in place if it has none; this checkout's anvil, as it has no node_modules of its own)."""
         self.data_dir = tmp / "data"
         path = tmp / "l2node.toml"
         path.write_text(config)
         self.log_path = tmp / "up.log"
         self._log = self.log_path.open("w")
+        env = None
+        if root != ROOT:
+            if not any((root / "protocol").glob("_native*.so")):
+                subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=root, check=True,
+                               stdout=subprocess.DEVNULL)
+            env = {**os.environ, "PYTHONPATH": str(root), "L2NODE_ANVIL": anvil_binary()}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "l2node.cli", "up", "--data-dir", str(self.data_dir), "--config", str(path)],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root, env=env)
         self.doc: dict[str, Any] = {}
 
     def wait_up(self, timeout: float = 120) -> None:

@@ -1,7 +1,7 @@
 """Ethereum JSON-RPC throughput of a `l2node up` tree, side by side with anvil's in the same run.
 
     .venv/bin/python bench/jsonrpc.py [--duration 5] [--connections 32] [--accounts 512]
-        [--per-account 48] [--batch 256] [--inflight 4]
+        [--per-account 48] [--batch 256] [--inflight 4] [--old DIR]
 
 Starts a tree (bench/e2e_throughput.py's: its own anvil, a genesis funding ``--accounts`` bench
 keys, roomy pool limits; the bridge and channels workers left out), then, each for ``--duration``
@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--per-account", type=int, default=48)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--inflight", type=int, default=4)
+    parser.add_argument("--old", type=pathlib.Path, help="another source tree: its reads, side by side")
     args = parser.parse_args()
     print("command:", shlex.join([".venv/bin/python", "bench/jsonrpc.py", *sys.argv[1:]]))
     print(f"load average before: {os.getloadavg()}  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
@@ -225,20 +226,29 @@ def main() -> None:
         rpc_port = free_port()
         url = f"http://127.0.0.1:{rpc_port}"
         tree = Tree(tmp, config(genesis, free_base_port(), free_port(), rpc_port))
+        old_url, old_tree = "", None
+        if args.old is not None:
+            (tmp / "old").mkdir()
+            old_port = free_port()
+            old_url = f"http://127.0.0.1:{old_port}"
+            old_tree = Tree(tmp / "old", config(genesis, free_base_port(), free_port(), old_port), args.old.resolve())
         try:
             wait_up(tree, url)
+            if old_tree is not None:
+                wait_up(old_tree, old_url)
             anvil = str(tree.doc["l1_rpc"])
             pids = {c["id"]: int(c["pid"]) for c in tree.doc["children"] if c["pid"]}
+            old_pids = {c["id"]: int(c["pid"]) for c in old_tree.doc["children"] if c["pid"]} if old_tree else {}
             signed = parent.recv()
             print(f"signed {signed[1]} transfers ({args.accounts} accounts x {args.per_account})")
             someone = "0x" + address_of(bench_key(0)).hex()
             rows = []
 
-            def run(label: str, job: tuple[Any, ...], unit: str) -> None:
-                cpu0 = {k: process_cpu(pids[k]) for k in ("jsonrpc", "sequencer")}
+            def run(label: str, job: tuple[Any, ...], unit: str, which: dict[str, int] = pids) -> None:
+                cpu0 = {k: process_cpu(which[k]) for k in ("jsonrpc", "sequencer")}
                 parent.send(job)
                 stats = parent.recv()
-                cpu = {k: process_cpu(pids[k]) - v for k, v in cpu0.items()}
+                cpu = {k: process_cpu(which[k]) - v for k, v in cpu0.items()}
                 n = stats.get("accepted", stats.get("count", 0))
                 rate = n / stats["seconds"] if stats["seconds"] else 0.0
                 per = 1000 / n if n else 0.0
@@ -252,11 +262,14 @@ def main() -> None:
 
             print("| what | rate | p50 | p99 | CPU s per 1,000: jsonrpc / sequencer / client | done |")
             print("| --- | --- | --- | --- | --- | --- |")
-            for target, where in ((url, "l2node"), (anvil, "anvil")):
-                for method, params in (("eth_blockNumber", []), ("eth_getBalance", [someone, "latest"])):
-                    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+            targets = [(url, "l2node", pids), (anvil, "anvil", pids)]
+            if old_tree is not None:
+                targets.insert(1, (old_url, f"l2node {args.old}", old_pids))
+            for method, params in (("eth_blockNumber", []), ("eth_getBalance", [someone, "latest"])):
+                body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+                for target, where, which in targets:
                     run(f"{where} {method}, {args.connections} connections", ("reads", target, body, args.duration,
-                                                                              args.connections), "req")
+                                                                              args.connections), "req", which)
             half = signed[1] // 2
             run(f"l2node eth_sendRawTransaction, batches of {args.batch}, {args.inflight} in flight",
                 ("sends", 0, half, url, args.batch, args.inflight, args.duration), "tx")
@@ -267,6 +280,8 @@ def main() -> None:
             parent.send(("stop",))
             loader.join(30)
             tree.close()
+            if old_tree is not None:
+                old_tree.close()
     print(f"load average after: {os.getloadavg()}")
 
 
