@@ -5,8 +5,10 @@
 services/jsonrpc's Server (its HTTP/1.1 protocol, dispatch, metrics, span) in this process,
 answering eth_blockNumber from a one-method table (a constant: the method's own cost left out);
 keep-alive load from a child process. Each round runs the server with the tracer a worker has
-(``init_tracing``: the SDK, spans recorded, no exporter unless OTEL_EXPORTER_OTLP_ENDPOINT is set)
-and then with OpenTelemetry's no-op tracer, so the difference is what the per-call span costs.
+(``init_tracing``: the SDK, no exporter unless OTEL_EXPORTER_OTLP_ENDPOINT is set) recording every
+read (``read_trace_ratio`` 1), then as a worker does by default (reads recorded 1 in 100: the rest
+get an unrecorded span with ids), then with OpenTelemetry's no-op tracer: the differences are what
+the per-call span costs.
 Prints this process's CPU per request for each (the loader's is not counted).
 """
 
@@ -69,9 +71,10 @@ class OneMethod:
         self.table = {"eth_blockNumber": block_number}
 
 
-async def measure(tracer: trace.Tracer, seconds: float, connections: int) -> tuple[int, float]:
+async def measure(tracer: trace.Tracer, ratio: float, seconds: float, connections: int) -> tuple[int, float]:
     port = free_port()
-    server = Server(JsonRpcSettings(port=port), OneMethod(), tracer, logging.getLogger("bench"))  # type: ignore[arg-type]
+    settings = JsonRpcSettings(port=port, read_trace_ratio=ratio)
+    server = Server(settings, OneMethod(), tracer, logging.getLogger("bench"))  # type: ignore[arg-type]
     await server.start()
     spawn = multiprocessing.get_context("spawn")  # a fork would inherit grpc's and OTel's threads' locks
     parent, child = spawn.Pipe()
@@ -93,12 +96,15 @@ def main() -> None:
     args = parser.parse_args()
     print("command:", shlex.join([".venv/bin/python", "bench/jsonrpc_layers.py", *sys.argv[1:]]))
     print(f"load average before: {os.getloadavg()}  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
-    tracers = {"SDK span (as a worker)": init_tracing("jsonrpc").tracer, "no-op tracer": trace.NoOpTracer()}
+    sdk = init_tracing("jsonrpc").tracer
+    default = JsonRpcSettings().read_trace_ratio
+    tracers = {"SDK, every read recorded": (sdk, 1.0), f"SDK, read_trace_ratio {default} (the default)": (sdk, default),
+               "no-op tracer": (trace.NoOpTracer(), 1.0)}
     print("| tracer | requests | req/s | server CPU us per request |")
     print("| --- | --- | --- | --- |")
     for _ in range(args.rounds):
-        for label, tracer in tracers.items():
-            count, cpu = asyncio.run(measure(tracer, args.seconds, args.connections))
+        for label, (tracer, ratio) in tracers.items():
+            count, cpu = asyncio.run(measure(tracer, ratio, args.seconds, args.connections))
             print(f"| {label} | {count:,} | {count / args.seconds:,.0f} | {cpu / count * 1e6:.1f} |", flush=True)
     print(f"load average after: {os.getloadavg()}")
 

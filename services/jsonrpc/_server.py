@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable, Coroutine
@@ -26,7 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
-from services.runtime import BreakerOpen, DeadlineExceeded
+from services.runtime import BreakerOpen, DeadlineExceeded, unrecorded_span
 
 from . import _metrics as m
 from ._errors import (
@@ -49,6 +50,23 @@ _UNAVAILABLE: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded, Time
 _ATTRS: Final = {"rpc.system": "jsonrpc", "rpc.jsonrpc.version": "2.0"}
 
 Json = dict[str, Any]
+
+
+def _sampled(parent: otel_context.Context | None) -> bool:
+    """Whether the caller's traceparent (if any) asked for its trace to be recorded."""
+    return parent is not None and trace.get_current_span(parent).get_span_context().trace_flags.sampled
+
+
+def _recording(parent: otel_context.Context | None) -> otel_context.Context | None:
+    """``parent`` with its sampled flag set: a span under it is recorded (and continues its trace)."""
+    if parent is None:
+        return None
+    caller = trace.get_current_span(parent).get_span_context()
+    if not caller.is_valid or caller.trace_flags.sampled:
+        return parent
+    sampled = trace.SpanContext(caller.trace_id, caller.span_id, is_remote=True,
+                                trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED), trace_state=caller.trace_state)
+    return trace.set_span_in_context(trace.NonRecordingSpan(sampled), parent)
 
 
 def _response(request_id: Any, result: Any = None, error: RpcError | None = None) -> Json:
@@ -95,6 +113,7 @@ class Server:
         for method in (*methods.table, *_Subscriptions.METHODS, SEND, m.OTHER):  # every series from the start, at 0
             m.series(method)
         #: A span's attributes per method this server has, built once (a client's made-up names are not kept).
+        self._read_trace_ratio = settings.read_trace_ratio
         self._attributes = {method: {**_ATTRS, "rpc.method": method} for method in (*methods.table,
                                                                                     *_Subscriptions.METHODS)}
 
@@ -240,7 +259,12 @@ class Server:
         # managers (~3 us a call). Only a BaseException (a cancel) leaves the try, which it would not
         # record either; the finally detaches and ends the span whatever happens.
         attributes = self._attributes.get(method) or {**_ATTRS, "rpc.method": method}
-        span = self._tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER, attributes=attributes)
+        # A read is recorded when its caller's trace is, or at read_trace_ratio: wallets poll, and a
+        # recorded span is a third of a read's CPU. Unrecorded, it still has ids (its log lines
+        # carry them) and tells the services it calls not to record either; a failure is recorded.
+        recorded = self._read_trace_ratio >= 1.0 or _sampled(parent) or random.random() < self._read_trace_ratio
+        span = (self._tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER, attributes=attributes)
+                if recorded else unrecorded_span())
         started = time.perf_counter()
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
@@ -250,6 +274,12 @@ class Server:
                 raise RpcError(METHOD_NOT_FOUND, f"the method {method} does not exist/is not available")
             return _response(item.get("id"), await handler(item.get("params")))
         except Exception as exc:
+            if not span.is_recording():  # recorded after all, from when the call began
+                otel_context.detach(token)
+                began = time.time_ns() - int((time.perf_counter() - started) * 1e9)
+                span = self._tracer.start_span(method, context=_recording(parent), kind=trace.SpanKind.SERVER,
+                                               attributes=attributes, start_time=began)
+                token = otel_context.attach(trace.set_span_in_context(span))
             error = _failure(exc)
             if not isinstance(exc, (RpcError, *_UNAVAILABLE)):
                 self._log.exception("JSON-RPC method failed", extra={"method": method})

@@ -173,6 +173,28 @@ def test_each_single_call_counts_answered_or_not_and_its_span_ends(tree: Tree) -
     assert tree.spans.wait_for(lambda s: s["name"] == "eth_getCode" and s["status"] == 2)["parent_id"] == ""
 
 
+def test_a_read_is_recorded_when_its_caller_records_its_trace_and_when_it_fails(tree: Tree) -> None:
+    """Reads are polled: one that succeeds is recorded only if the caller's traceparent is sampled
+    (or at read_trace_ratio, 0 here); a failed one always is, from when it began."""
+    quiet = [f"00-{i + 1:032x}-00f067aa0ba902b7-00" for i in range(5)]  # unsampled: flag 00
+    for parent in quiet:
+        tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_syncing", "params": []}, headers={"traceparent": parent})
+    tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_syncing", "params": []})  # no traceparent
+    recorded = "5" * 32
+    tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_syncing", "params": []},
+              headers={"traceparent": f"00-{recorded}-00f067aa0ba902b7-01"})
+    span = tree.spans.wait_for(lambda s: s["trace_id"] == recorded)
+    assert (span["name"], span["parent_id"]) == ("eth_syncing", "00f067aa0ba902b7")
+    # One exporter queue, in order: had any of the others been recorded, it would be here by now.
+    assert [s for s in tree.spans.sink.spans if s["name"] == "eth_syncing"] == [span]
+
+    failing = "6" * 32
+    tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": ["0x12", "latest"]},
+              headers={"traceparent": f"00-{failing}-00f067aa0ba902b7-00"})
+    failed = tree.spans.wait_for(lambda s: s["name"] == "eth_getBalance" and s["trace_id"] == failing)
+    assert failed["status"] == 2 and failed["attributes"]["rpc.jsonrpc.error_code"] == -32602
+
+
 def test_refusals_carry_geths_messages(tree: Tree) -> None:
     sender = dev(2)
     first = transfer(tree, sender)
