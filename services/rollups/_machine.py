@@ -363,6 +363,13 @@ class Machine:
                 state = self._state
         return state
 
+    @state.setter
+    def state(self, state: State) -> None:
+        """Put the machine on another state (with ``snapshot``, to replay from a known step: tests and
+        proofs of other accounts); a load not yet done is dropped."""
+        with self._state_lock:
+            self._state, self._load_state = state, None
+
     @property
     def state_loaded(self) -> bool:
         return self._state is not None
