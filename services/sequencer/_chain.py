@@ -44,8 +44,10 @@ from opentelemetry import trace
 
 from protocol import (
     DERIVED_ORIGIN_HASH,
+    EMPTY_ACCOUNT,
     FEE_VAULT,
     ZERO_ADDRESS,
+    Account,
     AccountTree,
     BlockEnv,
     BlockHeader,
@@ -218,6 +220,10 @@ class Chain:
         #: The newest block this process sealed (durable): followers read it from here.
         self._last_sealed: SealedBlock | None = None
         self._seal_lock = asyncio.Lock()
+        #: While a block is executed and made durable, the accounts it may change as they are at the
+        #: head: ``state`` already holds the block's changes, which reads must not see before it is
+        #: durable and the head (``account``). None between blocks.
+        self._at_head: dict[bytes, Account] | None = None
         self._new_block = asyncio.Condition()
         self.sealed_blocks = 0
         #: What the batch post and the SAFE / FINALIZED spans link to (see ``_traces``).
@@ -346,6 +352,13 @@ class Chain:
                 self._new_block.notify_all()
             return block
 
+    def account(self, address: bytes) -> Account:
+        """The account at ``address`` as of the head block (not a block being sealed)."""
+        at_head = self._at_head
+        if at_head is not None and (found := at_head.get(address)) is not None:
+            return found
+        return self.state.get(address)
+
     def _empty_block_due(self, base_fee: int, now: float) -> bool:
         """Whether to seal an empty block: something waits for the base fee to fall, an empty block
         lowers it, and the last block is ``empty_block_time_s`` old.
@@ -381,7 +394,10 @@ class Chain:
         if self._block_room is not None and txs and not replay:
             txs = txs[: self._block_room(env.number, env.timestamp, self.l1_origin.number, self.l1_origin.hash, txs)]
         state = self.state
-        state.prefetch(self._touches(deposits, forced, txs))
+        touches = self._touches(deposits, forced, txs)
+        state.prefetch(touches)
+        held = state.accounts
+        self._at_head = {a: held.get(a, EMPTY_ACCOUNT) for a in touches}
         applied: list[tuple[Transaction, TxResult]] = []
         refused: list[tuple[bytes, Reason]] = []
         gas = 0
@@ -449,6 +465,7 @@ class Chain:
         except BaseException:
             self._load()  # the block never happened: back to the durable head, an empty pool
             self._repool_due = True
+            self._at_head = None
             raise
         self._slots = tree.count
         if isinstance(tree, StoredAccountTree):  # the block is durable: caches may forget
@@ -456,6 +473,7 @@ class Chain:
             state.evict(_CACHED_ACCOUNTS)
         self.head = header
         self.head_hash = block_hash
+        self._at_head = None  # reads see the block now, with it as the head
         self.next_base_fee = next_base_fee(base_fee, gas, env.gas_limit)
         self.sealed_blocks += 1
         block = SealedBlock(header, block_hash, tx_hashes, state.message_count)

@@ -190,7 +190,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: Any) -> pb.GetAccountResponse:
         address = parse_hex(request.address, 20, "address")
-        nonce, balance = self._chain.state.get(address)
+        nonce, balance = self._chain.account(address)  # as of the head it names, not the block being sealed
         if request.pending:  # the pool's executable run: nonces [its account nonce, that + count)
             pool = self._chain.mempool
             held = pool.account(address)

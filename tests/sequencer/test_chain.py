@@ -359,3 +359,30 @@ async def test_deposits_due_at_a_new_l1_origin_wake_the_producer_at_once(sequenc
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_reads_see_the_head_not_a_block_still_being_made_durable(sequencer: Sequencer) -> None:
+    """The chain's state holds a block's changes from its execution on, before the block is durable
+    and the head: a read meanwhile (GetAccount, and so eth_getBalance "latest") must give the
+    head's account, or it would show a balance that a crash before the commit takes back."""
+    sender, recipient = DEV_ACCOUNTS[0], DEV_ACCOUNTS[9]
+    before = {a: sequencer.chain.account(a) for a in (sender, recipient)}
+    await sequencer.intake.submit([transfer(0, 0)])
+    # Another writer holds SQLite's write lock: the block's commit waits on it (busy timeout).
+    other = sqlite3.connect(sequencer.storage.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        sealing = asyncio.create_task(sequencer.chain.seal())
+        for _ in range(200):  # until the block is executed and its write is waiting
+            await asyncio.sleep(0.01)
+            if sequencer.chain.state.get(sender).nonce == 1:
+                break
+        assert sequencer.chain.state.get(sender).nonce == 1 and not sealing.done()
+        assert {a: sequencer.chain.account(a) for a in (sender, recipient)} == before
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    block = await sealing
+    assert block is not None and sequencer.chain.head.number == block.header.number
+    after = {a: sequencer.chain.account(a) for a in (sender, recipient)}
+    assert after[sender].nonce == 1 and after[recipient].balance == before[recipient].balance + 1
