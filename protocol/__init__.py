@@ -93,6 +93,7 @@ from ._execution import (
     gas_and_price,
     roots_after_each,
 )
+from ._frames import frames_hash, split_frames
 from ._genesis import (
     DEV_ACCOUNTS,
     DEV_BALANCE,
@@ -290,6 +291,7 @@ __all__ = [
     "encode_batch",
     "encode_leaves",
     "encode_withdrawal_call",
+    "frames_hash",
     "game_rounds",
     "gas_and_price",
     "heartbeat_due",
@@ -314,6 +316,7 @@ __all__ = [
     "roots_after_each",
     "sealed_transaction",
     "sign_state",
+    "split_frames",
     "state_digest",
     "transactions_root",
     "unsafe_reasons",
