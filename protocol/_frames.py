@@ -21,7 +21,7 @@ checks after reading the frames back (protocol._l1_inputs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ._batch import BATCH_VERSION, FRAME_HEADER, encode_leaves
 from ._batch_input import Leaf
@@ -48,7 +48,7 @@ def split_frames(leaves: Sequence[Leaf], max_bytes: int) -> tuple[bytes, ...]:
     return tuple(frames)
 
 
-def frames_hash(frames: Sequence[bytes]) -> bytes:
+def frames_hash(frames: Iterable[bytes]) -> bytes:
     """The hash chain the inbox logs as a framed batch's ``dataHash``."""
     chain = ZERO_HASH
     for frame in frames:
