@@ -62,10 +62,12 @@ from protocol import (
     L1InputsUpdate,
     Transaction,
     batch_blocks,
+    batch_leaves,
     batch_size,
     decode_batch,
     encode_batch,
     keccak256,
+    split_frames,
 )
 from services.l1 import Contract, FollowerConfig, L1Client, TxSender
 from services.runtime import keyed_context, start_keyed_span
@@ -73,17 +75,30 @@ from services.runtime import keyed_context, start_keyed_span
 from . import _metrics as metrics
 from ._chain import Chain, is_derived
 from ._follow import DerivationFollower, SeenBatch, seen_batch
+from ._settings import L1_MAX_TX_BYTES, L1_TX_OVERHEAD
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
 from ._traces import TxCall
 
 _log = logging.getLogger("l2node.sequencer.batcher")
+
+#: Gas on top of a frame's estimate as a frame 0 (see ``Batcher._send_frames``): the frontier
+#: slots a later frame may write that a frame 0 does not (up to 3 a level, 22,100 gas each the first
+#: time, for the ~8 levels of 65k leaves) and the channel's two slots.
+FRAME_GAS_MARGIN = 8 * 3 * 22_100 + 2 * 22_100
 _tracer = trace.get_tracer("l2node.sequencer")
 
 
 class _InFlight(NamedTuple):
-    tx_hash: bytes  # of the first version sent (the sender tracks its replacements)
+    tx_hash: bytes  # of the first version sent (the sender tracks its replacements); a channel's last frame
     first: int
     last: int
+    #: A batch posted in frames: every frame's transaction (first versions), in order; () for one
+    #: ``appendBatch``.
+    frames: tuple[bytes, ...] = ()
+
+    @property
+    def transactions(self) -> tuple[bytes, ...]:
+        return self.frames or (self.tx_hash,)
 
 
 class _Posted(NamedTuple):
@@ -127,8 +142,10 @@ class BatcherSettings:
     #: sender bumps its fees every ``SenderConfig.replace_after_s`` meanwhile).
     receipt_timeout_s: float = 120.0
     #: Batch transactions sent and not yet mined, at most (L1Settings.max_in_flight; 1: one batch
-    #: per L1 block at best, as before).
+    #: per L1 block at best, as before). Each frame of a channel counts.
     max_in_flight: int = 8
+    #: A batch larger than this (bytes of data) goes in frames of at most this (L1Settings.frame_bytes).
+    max_frame_bytes: int = L1_MAX_TX_BYTES - L1_TX_OVERHEAD
 
 
 class Batcher:
@@ -216,14 +233,14 @@ class Batcher:
 
     @property
     def in_flight(self) -> int:
-        """Batch transactions sent and not yet seen mined."""
-        return len(self._in_flight)
+        """Batch transactions (frames included) sent and not yet seen mined."""
+        return sum(len(flight.transactions) for flight in self._in_flight.values())
 
     async def post_once(self) -> bytes | None:
         """Send the next batch if there are unposted blocks and a slot for it; the L1 tx hash, or
         None. It does not wait for the receipt (``_watch`` does)."""
         self._backlog = False
-        self._full = len(self._in_flight) >= self._settings.max_in_flight
+        self._full = self.in_flight >= self._settings.max_in_flight
         if self._full:
             self._slot_free.clear()
             return None
@@ -248,7 +265,13 @@ class Batcher:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
-            tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+            if len(data) > self._settings.max_frame_bytes:
+                frames = await self._send_frames(split_frames(batch_leaves(blocks), self._settings.max_frame_bytes))
+                tx_hash = frames[-1]
+                span.set_attribute("l2.batch.frames", len(frames))
+            else:
+                frames = ()
+                tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
             span.set_attribute("l1.tx.hash", "0x" + tx_hash.hex())
             if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
                 await self._rewound()
@@ -256,12 +279,29 @@ class Batcher:
             self._in_flight_upto = blocks[-1].number
             if self._settle is not None:
                 self._settle = blocks[-1].number
-            self._start_watch(_InFlight(tx_hash, blocks[0].number, blocks[-1].number))
+            self._start_watch(_InFlight(tx_hash, blocks[0].number, blocks[-1].number, frames))
         self.batches_sent += 1
         metrics.BATCHES.inc()
         metrics.BATCH_BYTES.inc(len(data))
         self._backlog = blocks[-1].number < last
         return tx_hash
+
+    async def _send_frames(self, frames: Sequence[bytes]) -> tuple[bytes, ...]:
+        """Send a batch's frames (protocol._frames) at consecutive nonces, frame 0 opening a fresh
+        channel (it abandons any channel left open by a failed post: BatchInbox.appendFrame); their
+        L1 transaction hashes. A frame after the first cannot be estimated before the ones ahead of
+        it are mined (the inbox would refuse it out of order), so each is estimated as a frame 0 of
+        the same data, plus what the frontier's storage may cost on top (``FRAME_GAS_MARGIN``)."""
+        assert self._inbox.address is not None
+        hashes: list[bytes] = []
+        for number, frame in enumerate(frames):
+            last = number == len(frames) - 1
+            estimate = await self._l1.estimate_gas(self._inbox.address, self._inbox.encode_call(
+                "appendFrame", frame, 0, last), sender=self._sender.address)
+            gas = min(estimate + FRAME_GAS_MARGIN, self._sender.config.max_gas)
+            hashes.append(await self._sender.send(self._inbox.address, self._inbox.encode_call(
+                "appendFrame", frame, number, last), gas=gas))
+        return tuple(hashes)
 
     def _start_watch(self, flight: _InFlight) -> None:
         self._in_flight[flight.tx_hash] = flight
@@ -274,7 +314,10 @@ class Batcher:
         mined (dropped, its nonce taken, timed out): its blocks are posted again, from its first on
         (batches after it may still land: derivation skips the blocks it has, rule 5a)."""
         try:
-            receipt = await self._sender.wait_receipt(flight.tx_hash, self._settings.receipt_timeout_s)
+            for tx_hash in flight.transactions:  # a channel's frames, in nonce order: the close last
+                receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
+                if flight.frames and not receipt.success:  # (a frame refused: out of order after a reorg)
+                    raise RuntimeError(f"frame L1 tx 0x{receipt.tx_hash.hex()} reverted")
         except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
             _log.warning("batch not mined; will re-post", extra={"first": flight.first, "last": flight.last,
                                                                   "error": str(exc)})
