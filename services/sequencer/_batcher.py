@@ -37,6 +37,17 @@ lost one of ours: ahead of those waiting behind it), so L1 never holds a batch a
   pass, so what was mined meanwhile is on record, and goes on after both. Without a txpool API
   the in-flight ones are posted again (twice on L1, once for derivation).
 
+**Frames.** A batch larger than one L1 transaction carries (``max_frame_bytes``: EIP-7825's gas
+cap, the pool's size limit, or a setting) goes as a channel of frames (protocol._frames,
+``BatchInbox.appendFrame``): whole leaves, cut in order, sent at consecutive nonces like batches
+in flight, frame 0 opening a fresh channel. The channel is one flight: its blocks are posted when
+its closing frame is (that frame logs the batch), and any frame not mined, or mined reverted (a
+frame whose predecessor a reorg took is refused out of order), re-posts from the batch's first
+block, at frame 0 again, which abandons whatever channel L1 still holds open. A reorg removing
+one frame removes the close after it too, so the follower's "removed" covers it. After a restart,
+frames still in the pool are not taken back (``recover`` reads ``appendBatch`` calls only): their
+blocks are posted again, and the stale channel is abandoned or lands as a duplicate (rule 5a).
+
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
 """
@@ -117,8 +128,9 @@ def _tx_attributes(call: TxCall) -> dict[str, str | int]:
 def block_room(max_data: int, number: int, timestamp: int, origin_number: int, origin_hash: bytes,
                txs: Sequence[Transaction]) -> int:
     """How many of ``txs`` (a prefix) block ``number`` can carry so that a batch of it alone stays
-    within ``max_data`` bytes: every block must be postable in one L1 transaction, whatever it holds
-    (the gas limit alone allows ~1.9 MB of calldata a block). Batches are not compressed, so the
+    within ``max_data`` bytes (L1Settings.block_data): every block must be postable in one batch,
+    whatever it holds (the gas limit alone allows ~1.9 MB of calldata a block): one L1 transaction,
+    or a channel of frames when batches may be larger than one carries. Batches are not compressed, so the
     size is exact: each transaction adds its bytes, its leaf's kind byte and its frame."""
     room = max_data - batch_size([BatchBlock(number, timestamp, origin_number, origin_hash, ())])
     if sum(len(tx.raw) for tx in txs) + (FRAME_HEADER + 1) * len(txs) <= room:  # the usual case, in one pass

@@ -12,7 +12,6 @@ import pathlib
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -87,14 +86,6 @@ class Sequencer:
         self.storage.close()
 
 
-@pytest.fixture
-async def sequencer(tmp_path: pathlib.Path) -> AsyncIterator[Sequencer]:
-    s = Sequencer(tmp_path)
-    await s.open()
-    yield s
-    await s.close()
-
-
 def transfer(sender: int, nonce: int, *, fee_cap: int = 10 * GWEI) -> bytes:
     fields = UnsignedTransaction(DEFAULT_CHAIN_ID, nonce, min(GWEI, fee_cap), fee_cap, 21_000, DEV_ACCOUNTS[9],
                                  1 + nonce)
@@ -153,16 +144,6 @@ async def test_a_transaction_sent_again_while_its_block_failed_is_not_dropped(se
 
 
 # -- the batch poster over a real anvil ------------------------------------------------------
-
-
-@pytest.fixture
-def anvil() -> Iterator[Anvil]:
-    node = Anvil()
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 async def test_a_full_batch_is_followed_at_once_not_after_the_interval(
