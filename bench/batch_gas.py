@@ -61,11 +61,18 @@ async def measure(url: str, counts: list[int], frames: int) -> None:
             assert r.success
             return r.gas_used, call
 
-        async def post_frames(blocks: list[BatchBlock]) -> tuple[int, int]:
+        async def post_frames(blocks: list[BatchBlock]) -> tuple[int, int, str]:
+            """The frames' total gas, how many, and each one's execution gas (gas used less the
+            standard calldata cost; "floor" where the EIP-7623 floor was charged instead)."""
             data = encode_batch(blocks)
             cut = split_frames(batch_leaves(blocks), -(-len(data) // frames) + 200)
-            gas = [(await post("appendFrame", f, i, i == len(cut) - 1))[0] for i, f in enumerate(cut)]
-            return sum(gas), len(cut)
+            gas, execution = [], []
+            for i, f in enumerate(cut):
+                used, call = await post("appendFrame", f, i, i == len(cut) - 1)
+                standard, floor = calldata_gas(call)
+                gas.append(used)
+                execution.append("floor" if used == 21_000 + floor else f"{used - 21_000 - standard:,}")
+            return sum(gas), len(cut), ", ".join(execution)
 
         async def blocks_of(number: int, count: int) -> list[BatchBlock]:
             head = await l1.get_block("latest")
@@ -73,8 +80,9 @@ async def measure(url: str, counts: list[int], frames: int) -> None:
             return [BatchBlock(number, 100 + number, head.number, head.hash, tuple(transfers(count)))]
 
         if frames > 1:
-            cold, n = await post_frames(await blocks_of(1, max(counts)))
-            print(f"first channel ({max(counts)} transfers, {n} frames: its frontier slots created): {cold:,} gas")
+            cold, n, each = await post_frames(await blocks_of(1, max(counts)))
+            print(f"first channel ({max(counts)} transfers, {n} frames: its frontier slots created): {cold:,} gas "
+                  f"(execution per frame: {each})")
         for number, count in enumerate([1, *counts], start=1):
             blocks = await blocks_of(number, count)
             data = encode_batch(blocks)
@@ -87,10 +95,10 @@ async def measure(url: str, counts: list[int], frames: int) -> None:
             print(f"{count:>5} transfers: {len(data):>7,} bytes ({len(data) / count:,.1f} per transfer), "
                   f"{gas_used:>9,} gas ({gas_used / count:,.0f} per transfer), {execution}")
             if frames > 1 and count > 1:
-                framed, n = await post_frames(blocks)
+                framed, n, each = await post_frames(blocks)
                 print(f"{'':>5}   in {n} frames: {framed:>9,} gas ({framed / count:,.0f} per transfer), "
                       f"+{framed - gas_used:,} gas over one transaction (+{(framed - gas_used) / count:,.1f} per "
-                      f"transfer, +{100 * (framed - gas_used) / gas_used:.2f}%)")
+                      f"transfer, +{100 * (framed - gas_used) / gas_used:.2f}%); execution per frame: {each}")
 
 
 def main() -> int:
