@@ -22,7 +22,8 @@ async def sequencer(tmp_path: pathlib.Path) -> AsyncIterator[Sequencer]:
 
 @pytest.fixture
 def anvil() -> Iterator[Anvil]:
-    """An anvil of the test's own (the test may stop its mining, or reorg it)."""
+    """An anvil of the test's own: the sequencer tests stop its mining and reorg it, so here it
+    shadows tests/conftest's session anvil (no sequencer test uses that one, nor ``chain``)."""
     node = Anvil()
     node.start()
     try:

@@ -6,10 +6,7 @@ again, from the batch's first frame on a fresh channel."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import pathlib
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -25,7 +22,8 @@ from protocol import (
 )
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from services.rollups._derivation import Deriver, read_l1
-from services.sequencer._batcher import Batcher, BatcherSettings
+from services.sequencer._batcher import BatcherSettings
+from tests.conftest import running
 from tests.l1.anvil import Anvil
 from tests.sequencer.test_batches_in_flight import pool, posting, until
 from tests.sequencer.test_chain import Sequencer
@@ -57,17 +55,6 @@ async def batches(anvil: Anvil, deployed: Addresses) -> list[PostedBatch]:
     return [x for x in items if isinstance(x, PostedBatch)]
 
 
-@contextlib.asynccontextmanager
-async def following(batcher: Batcher) -> AsyncIterator[None]:
-    task = asyncio.create_task(batcher.run_follower())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def test_a_block_in_three_frames_derives_the_sequencers_chain(
         sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path) -> None:
     async with posting(sequencer, anvil, tmp_path, blocks=1, max_in_flight=8, txs=TXS, settings=SETTINGS) as (
@@ -81,7 +68,7 @@ async def test_a_block_in_three_frames_derives_the_sequencers_chain(
         assert in_pool[max(in_pool)] == "0x" + closing.hex()
         anvil.rpc("anvil_mine", 1)
         await until(lambda: batcher.in_flight == 0)
-        async with following(batcher):
+        async with running(batcher.run_follower()):
             await until(lambda: sequencer.store.posted_upto() == 1)  # the follower read the framed batch
 
         # The same leaves again, in one appendBatch: the same input root.
@@ -113,7 +100,7 @@ async def test_a_frame_reorged_out_is_posted_again_on_a_fresh_channel(
     async with posting(sequencer, anvil, tmp_path, blocks=1, max_in_flight=8, txs=TXS, settings=SETTINGS) as (
             batcher, deployed, _):
         anvil.rpc("evm_setAutomine", True)  # a block per frame
-        async with following(batcher):
+        async with running(batcher.run_follower()):
             closing = await batcher.post_once()
             assert closing is not None
             await until(lambda: sequencer.store.posted_upto() == 1 and batcher.in_flight == 0)
