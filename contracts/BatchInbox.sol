@@ -41,6 +41,11 @@ pragma solidity 0.8.28;
 ///        the params check enforces it at deploy). Blocks derivation makes itself when the
 ///        window lapses carry a zero origin hash and are never posted.
 ///
+///      - A batch may also come in several transactions, as frames of a channel (`appendFrame`,
+///        protocol/_frames.py): each frame is whole leaves in this format, checked as above, folded
+///        into the batch's tree through a frontier kept in storage; the closing frame stores the
+///        same BatchEntry `appendBatch` would (StepVerifier cannot tell them apart).
+///
 ///      Batch data stays in calldata: storing it would cost ~20k gas per 32 bytes, while calldata
 ///      is already part of L1 history. Only the batcher may append: the inbox is the L2's
 ///      ordering, and if anyone could write to it anyone could fill it with junk that every node
