@@ -45,8 +45,9 @@ its closing frame is (that frame logs the batch), and any frame not mined, or mi
 frame whose predecessor a reorg took is refused out of order), re-posts from the batch's first
 block, at frame 0 again, which abandons whatever channel L1 still holds open. A reorg removing
 one frame removes the close after it too, so the follower's "removed" covers it. After a restart,
-frames still in the pool are not taken back (``recover`` reads ``appendBatch`` calls only): their
-blocks are posted again, and the stale channel is abandoned or lands as a duplicate (rule 5a).
+a channel whose frames are all still in the pool is taken back as one flight (``recover``); one the
+previous run did not finish sending is not: its blocks are posted again, and its stale frames,
+landing first, open a channel that the new frame 0 abandons.
 
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
@@ -60,11 +61,12 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 
 from protocol import (
+    BATCH_VERSION,
     FRAME_HEADER,
     ZERO_HASH,
     BatchBlock,
@@ -117,6 +119,16 @@ class _Posted(NamedTuple):
     first: int
     last: int
     l1_block: int
+
+
+def _blocks_of(batch: bytes | None) -> tuple[BatchBlock, ...]:
+    """The blocks of a batch; () if it is none or not a batch of blocks (not ours to track)."""
+    if batch is None:
+        return ()
+    try:
+        return batch_blocks(decode_batch(batch))
+    except BatchFormatError:
+        return ()
 
 
 def _tx_attributes(call: TxCall) -> dict[str, str | int]:
@@ -228,20 +240,34 @@ class Batcher:
         """Take back the batches a previous run sent that L1's pool still holds (``TxSender.recover``):
         they are in flight again, watched and bumped like the ones sent now, and posting goes on
         after their blocks rather than posting them twice."""
+        channel: list[tuple[bytes, bytes]] = []  # the frames of a channel so far: (first hash, frame data)
         for pending in await self._sender.recover():
-            blocks = self._batch_blocks(pending.to, pending.data)
+            frame = self._call("appendFrame", pending.to, pending.data)
+            if frame is not None:
+                number, last = int(frame[1]), bool(frame[2])
+                channel = [*channel[:number], (pending.hashes[0], bytes(frame[0]))] if number <= len(channel) else []
+                if len(channel) != number + 1 or not last:
+                    continue  # (a channel the previous run did not finish sending: its blocks go again)
+                hashes = tuple(h for h, _ in channel)
+                batch: bytes | None = bytes((BATCH_VERSION,)) + b"".join(d[1:] for _, d in channel)  # (whole leaves)
+                channel = []
+            else:
+                call = self._call("appendBatch", pending.to, pending.data)
+                hashes, batch = (), None if call is None else bytes(call[0])
+            blocks = _blocks_of(batch)
             if blocks:
-                self._start_watch(_InFlight(pending.hashes[0], blocks[0].number, blocks[-1].number))
+                self._start_watch(_InFlight(hashes[-1] if hashes else pending.hashes[0], blocks[0].number,
+                                            blocks[-1].number, hashes))
                 self._in_flight_upto = max(self._in_flight_upto, blocks[-1].number)
 
-    def _batch_blocks(self, to: bytes | None, data: bytes) -> tuple[BatchBlock, ...]:
+    def _call(self, function: str, to: bytes | None, data: bytes) -> tuple[Any, ...] | None:
+        """The arguments of a call of the inbox's ``function``; None for any other transaction."""
         if to != self._inbox.address:
-            return ()
+            return None
         try:
-            (batch,) = self._inbox.decode_input("appendBatch", data)
-            return batch_blocks(decode_batch(bytes(batch)))
-        except (ValueError, BatchFormatError):  # not a batch of blocks: not ours to track
-            return ()
+            return self._inbox.decode_input(function, data)
+        except ValueError:
+            return None
 
     @property
     def in_flight(self) -> int:

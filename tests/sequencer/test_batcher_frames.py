@@ -22,7 +22,7 @@ from protocol import (
 )
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from services.rollups._derivation import Deriver, read_l1
-from services.sequencer._batcher import BatcherSettings
+from services.sequencer._batcher import Batcher, BatcherSettings
 from tests.conftest import running
 from tests.l1.anvil import Anvil
 from tests.sequencer.test_batches_in_flight import pool, posting, until
@@ -121,3 +121,25 @@ async def test_a_frame_reorged_out_is_posted_again_on_a_fresh_channel(
         (again,) = await batches(anvil, deployed)
     assert again.leaves == first.leaves and again.input_root == first.input_root
     assert len(again.earlier_frames) == 2 and again.l1_tx_hash != first.l1_tx_hash
+
+
+async def test_a_restarted_batcher_takes_back_a_channel_whose_frames_are_all_in_the_pool(
+        sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path) -> None:
+    """After a restart, the pool's frames of a channel are one flight again: watched, not posted twice."""
+    async with posting(sequencer, anvil, tmp_path, blocks=1, max_in_flight=8, txs=TXS, settings=SETTINGS) as (
+            batcher, deployed, _):
+        assert await batcher.post_once() is not None and len(pool(anvil)) == 3
+        sender = await TxSender.create(batcher._l1, LocalSigner(DEVNET_BATCHER_KEY))
+        restarted = Batcher(sequencer.store, sequencer.chain, batcher._l1, sender, batcher._inbox, batcher._portal,
+                            SETTINGS, batcher._follower_config, deployed.block_number, window=3600)
+        try:
+            await restarted.recover()
+            assert restarted.in_flight == 3
+            assert await restarted.post_once() is None  # block 1 is in flight: nothing more to post
+            anvil.rpc("anvil_mine", 1)
+            await until(lambda: restarted.in_flight == 0)
+        finally:
+            for task in list(restarted._watchers):
+                task.cancel()
+        (batch,) = await batches(anvil, deployed)
+    assert len(batch.earlier_frames) == 2 and batch.leaves == tuple(batch_leaves([sealed(sequencer, 1)]))
