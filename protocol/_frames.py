@@ -3,7 +3,8 @@
 An L1 transaction carries at most ~414 KB of calldata under EIP-7825's 2**24 gas cap at EIP-7623's
 floor (and geth's pool takes 128 KiB), while a batch, even one block, may hold more. So the
 batcher may cut a batch's leaves (see _batch_input) into frames, each itself in batch format 1
-(``0x01 || (uint24 length || leaf)+``, whole leaves: see _batch), posted in order as
+(``0x01 || (uint24 length || leaf)+``, whole leaves: see _batch, whose FRAME_HEADER is a leaf's
+length prefix, not one of these frames), posted in order as
 ``appendFrame(frame, frameIndex, last)``. BatchInbox checks each frame as ``appendBatch`` checks a
 batch, folds its leaves into the channel's Merkle frontier, and the closing frame (``last``)
 stores the same BatchEntry (input root, its own L1 block) that ``appendBatch`` of all the leaves
