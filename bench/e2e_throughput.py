@@ -42,8 +42,10 @@ blocks each carries), the block gas limit, and the hardfork (anvil_nodeInfo), fo
 Every figure is printed with the command line and the machine's load average (before and after).
 Devnet knobs: ``--l1-block-time`` / ``--l1-gas-limit`` are ``[l1] block_time_s`` / ``gas_limit``,
 ``--max-tx-bytes`` / ``--batch-max-bytes`` / ``--confirmation-depth`` / ``--max-in-flight`` /
-``--max-tx-gas`` the sequencer's ``l1.max_tx_bytes`` / ``l1.batch_max_bytes`` /
-``l1.confirmation_depth`` / ``l1.max_in_flight`` / ``l1.max_tx_gas``, ``--l2-gas-limit`` the
+``--max-tx-gas`` / ``--max-frame-bytes`` the sequencer's ``l1.max_tx_bytes`` / ``l1.batch_max_bytes``
+/ ``l1.confirmation_depth`` / ``l1.max_in_flight`` / ``l1.max_tx_gas`` / ``l1.max_frame_bytes`` (a
+batch over ``batch_max_bytes`` larger than one L1 transaction goes in frames, each counted as a
+batch transaction), ``--l2-gas-limit`` the
 genesis's ``gas_limit``; ``--extra-toml`` is appended to the node's config as is (other tables).
 """
 
@@ -183,10 +185,11 @@ def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int,
     if args.l1_gas_limit:
         lines.append(f"gas_limit = {args.l1_gas_limit}")
     lines += ["[workers.sequencer.settings]", f"mempool = {{ {mempool} }}"]
-    # (getattr: bench/restart_latency.py's knobs lack the newer two)
+    # (getattr: bench/restart_latency.py's knobs lack the newer ones)
     seq_l1 = {"max_tx_bytes": args.max_tx_bytes, "batch_max_bytes": args.batch_max_bytes,
               "confirmation_depth": args.confirmation_depth,
-              "max_in_flight": getattr(args, "max_in_flight", 0), "max_tx_gas": getattr(args, "max_tx_gas", 0)}
+              "max_in_flight": getattr(args, "max_in_flight", 0), "max_tx_gas": getattr(args, "max_tx_gas", 0),
+              "max_frame_bytes": getattr(args, "max_frame_bytes", 0)}
     if any(seq_l1.values()):
         lines.append("[workers.sequencer.settings.l1]")
         lines += [f"{k} = {v}" for k, v in seq_l1.items() if v]
@@ -419,8 +422,10 @@ def read_l1(url: str, inbox: str, first: int, last: int) -> list[L1Block]:
             if receipt["status"] != "0x1":
                 continue
             calldata = bytes.fromhex(tx["input"][2:])
-            size = int.from_bytes(calldata[36:68], "big")  # appendBatch(bytes): selector, offset, length, data
-            leaves = decode_batch(calldata[68:68 + size])
+            # appendBatch(bytes) or appendFrame(bytes, uint256, bool): the data where its offset says
+            start = 4 + int.from_bytes(calldata[4:36], "big")
+            size = int.from_bytes(calldata[start:start + 32], "big")
+            leaves = decode_batch(calldata[start + 32:start + 32 + size])
             txs = sum(isinstance(leaf, TxLeaf) for leaf in leaves)
             batches.append(Batch(len(calldata), size, int(receipt["gasUsed"], 16), txs, len(leaves) - txs))
         out.append(L1Block(n, int(block["timestamp"], 16), int(block["gasLimit"], 16), int(block["gasUsed"], 16),
@@ -686,6 +691,8 @@ def parser() -> argparse.ArgumentParser:
                     help="sequencer l1.max_in_flight: batch transactions not yet mined, at most (0: default 8)")
     ap.add_argument("--max-tx-gas", type=int, default=0,
                     help="sequencer l1.max_tx_gas: an L1 transaction's gas cap (0: default, EIP-7825's 2**24)")
+    ap.add_argument("--max-frame-bytes", type=int, default=0,
+                    help="sequencer l1.max_frame_bytes: a batch larger goes in frames (0: what one L1 tx carries)")
     ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
     ap.add_argument("--extra-toml", default="", help="appended to the node's config (tables other than [node], "
                     "[l1], [workers.sequencer.settings])")

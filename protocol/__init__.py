@@ -96,6 +96,7 @@ from ._execution import (
     gas_and_price,
     roots_after_each,
 )
+from ._frames import frames_hash, split_frames
 from ._genesis import (
     DEV_ACCOUNTS,
     DEV_BALANCE,
@@ -295,6 +296,7 @@ __all__ = [
     "encode_batch",
     "encode_leaves",
     "encode_withdrawal_call",
+    "frames_hash",
     "game_rounds",
     "gas_and_price",
     "heartbeat_due",
@@ -320,6 +322,7 @@ __all__ = [
     "roots_after_each",
     "sealed_transaction",
     "sign_state",
+    "split_frames",
     "state_digest",
     "transactions_root",
     "unsafe_reasons",

@@ -9,7 +9,10 @@ entry. The sequencer follows the same rules when it builds blocks (services.sequ
 Inputs (all on L1, all append-only)
     batch b      inbox.batch(b) = (inputRoot, l1Block), the root computed by the inbox from the
                  batch's calldata; its leaves prove against inputRoot, whose sized-root count
-                 is the number of leaves.
+                 is the number of leaves. A batch posted in frames (appendFrame, protocol._frames)
+                 is the same entry: its leaves are its frames' in order, l1Block the closing
+                 frame's block (so rule 5c and F judge it when it closes); a channel not closed is
+                 no batch, and nothing here waits on it (rule F covers a batcher that never closes).
     deposit d    portal.sourceHash(d) = keccak256(abi.encode(d, from, to, mint, l1Block)).
     forced f     inbox.forcedTransaction(f) = (keccak256(raw), l1Block).
 

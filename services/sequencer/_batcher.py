@@ -37,6 +37,18 @@ lost one of ours: ahead of those waiting behind it), so L1 never holds a batch a
   pass, so what was mined meanwhile is on record, and goes on after both. Without a txpool API
   the in-flight ones are posted again (twice on L1, once for derivation).
 
+**Frames.** A batch larger than one L1 transaction carries (``max_frame_bytes``: EIP-7825's gas
+cap, the pool's size limit, or a setting) goes as a channel of frames (protocol._frames,
+``BatchInbox.appendFrame``): whole leaves, cut in order, sent at consecutive nonces like batches
+in flight, frame 0 opening a fresh channel. The channel is one flight: its blocks are posted when
+its closing frame is (that frame logs the batch), and any frame not mined, or mined reverted (a
+frame whose predecessor a reorg took is refused out of order), re-posts from the batch's first
+block, at frame 0 again, which abandons whatever channel L1 still holds open. A reorg removing
+one frame removes the close after it too, so the follower's "removed" covers it. After a restart,
+a channel whose frames are all still in the pool is taken back as one flight (``recover``); one the
+previous run did not finish sending is not: its blocks are posted again, and its stale frames,
+landing first, open a channel that the new frame 0 abandons.
+
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
 """
@@ -49,11 +61,12 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 
 from protocol import (
+    BATCH_VERSION,
     FRAME_HEADER,
     ZERO_HASH,
     BatchBlock,
@@ -62,10 +75,12 @@ from protocol import (
     L1InputsUpdate,
     Transaction,
     batch_blocks,
+    batch_leaves,
     batch_size,
     decode_batch,
     encode_batch,
     keccak256,
+    split_frames,
 )
 from services.l1 import Contract, FollowerConfig, L1Client, TxSender
 from services.runtime import keyed_context, start_keyed_span
@@ -73,17 +88,30 @@ from services.runtime import keyed_context, start_keyed_span
 from . import _metrics as metrics
 from ._chain import Chain, is_derived
 from ._follow import DerivationFollower, SeenBatch, seen_batch
+from ._settings import L1_MAX_TX_BYTES, L1_TX_OVERHEAD
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
 from ._traces import TxCall
 
 _log = logging.getLogger("l2node.sequencer.batcher")
+
+#: Gas on top of a frame's estimate as a frame 0 (see ``Batcher._send_frames``): the frontier
+#: slots a later frame may write that a frame 0 does not (up to 3 a level, 22,100 gas each the first
+#: time, for the ~8 levels of 65k leaves) and the channel's two slots.
+FRAME_GAS_MARGIN = 8 * 3 * 22_100 + 2 * 22_100
 _tracer = trace.get_tracer("l2node.sequencer")
 
 
 class _InFlight(NamedTuple):
-    tx_hash: bytes  # of the first version sent (the sender tracks its replacements)
+    tx_hash: bytes  # of the first version sent (the sender tracks its replacements); a channel's last frame
     first: int
     last: int
+    #: A batch posted in frames: every frame's transaction (first versions), in order; () for one
+    #: ``appendBatch``.
+    frames: tuple[bytes, ...] = ()
+
+    @property
+    def transactions(self) -> tuple[bytes, ...]:
+        return self.frames or (self.tx_hash,)
 
 
 class _Posted(NamedTuple):
@@ -91,6 +119,16 @@ class _Posted(NamedTuple):
     first: int
     last: int
     l1_block: int
+
+
+def _blocks_of(batch: bytes | None) -> tuple[BatchBlock, ...]:
+    """The blocks of a batch; () if it is none or not a batch of blocks (not ours to track)."""
+    if batch is None:
+        return ()
+    try:
+        return batch_blocks(decode_batch(batch))
+    except BatchFormatError:
+        return ()
 
 
 def _tx_attributes(call: TxCall) -> dict[str, str | int]:
@@ -102,8 +140,9 @@ def _tx_attributes(call: TxCall) -> dict[str, str | int]:
 def block_room(max_data: int, number: int, timestamp: int, origin_number: int, origin_hash: bytes,
                txs: Sequence[Transaction]) -> int:
     """How many of ``txs`` (a prefix) block ``number`` can carry so that a batch of it alone stays
-    within ``max_data`` bytes: every block must be postable in one L1 transaction, whatever it holds
-    (the gas limit alone allows ~1.9 MB of calldata a block). Batches are not compressed, so the
+    within ``max_data`` bytes (L1Settings.block_data): every block must be postable in one batch,
+    whatever it holds (the gas limit alone allows ~1.9 MB of calldata a block): one L1 transaction,
+    or a channel of frames when batches may be larger than one carries. Batches are not compressed, so the
     size is exact: each transaction adds its bytes, its leaf's kind byte and its frame."""
     room = max_data - batch_size([BatchBlock(number, timestamp, origin_number, origin_hash, ())])
     if sum(len(tx.raw) for tx in txs) + (FRAME_HEADER + 1) * len(txs) <= room:  # the usual case, in one pass
@@ -127,8 +166,10 @@ class BatcherSettings:
     #: sender bumps its fees every ``SenderConfig.replace_after_s`` meanwhile).
     receipt_timeout_s: float = 120.0
     #: Batch transactions sent and not yet mined, at most (L1Settings.max_in_flight; 1: one batch
-    #: per L1 block at best, as before).
+    #: per L1 block at best, as before). Each frame of a channel counts.
     max_in_flight: int = 8
+    #: A batch larger than this (bytes of data) goes in frames of at most this (L1Settings.frame_bytes).
+    max_frame_bytes: int = L1_MAX_TX_BYTES - L1_TX_OVERHEAD
 
 
 class Batcher:
@@ -199,31 +240,45 @@ class Batcher:
         """Take back the batches a previous run sent that L1's pool still holds (``TxSender.recover``):
         they are in flight again, watched and bumped like the ones sent now, and posting goes on
         after their blocks rather than posting them twice."""
+        channel: list[tuple[bytes, bytes]] = []  # the frames of a channel so far: (first hash, frame data)
         for pending in await self._sender.recover():
-            blocks = self._batch_blocks(pending.to, pending.data)
+            frame = self._call("appendFrame", pending.to, pending.data)
+            if frame is not None:
+                number, last = int(frame[1]), bool(frame[2])
+                channel = [*channel[:number], (pending.hashes[0], bytes(frame[0]))] if number <= len(channel) else []
+                if len(channel) != number + 1 or not last:
+                    continue  # (a channel the previous run did not finish sending: its blocks go again)
+                hashes = tuple(h for h, _ in channel)
+                batch: bytes | None = bytes((BATCH_VERSION,)) + b"".join(d[1:] for _, d in channel)  # (whole leaves)
+                channel = []
+            else:
+                call = self._call("appendBatch", pending.to, pending.data)
+                hashes, batch = (), None if call is None else bytes(call[0])
+            blocks = _blocks_of(batch)
             if blocks:
-                self._start_watch(_InFlight(pending.hashes[0], blocks[0].number, blocks[-1].number))
+                self._start_watch(_InFlight(hashes[-1] if hashes else pending.hashes[0], blocks[0].number,
+                                            blocks[-1].number, hashes))
                 self._in_flight_upto = max(self._in_flight_upto, blocks[-1].number)
 
-    def _batch_blocks(self, to: bytes | None, data: bytes) -> tuple[BatchBlock, ...]:
+    def _call(self, function: str, to: bytes | None, data: bytes) -> tuple[Any, ...] | None:
+        """The arguments of a call of the inbox's ``function``; None for any other transaction."""
         if to != self._inbox.address:
-            return ()
+            return None
         try:
-            (batch,) = self._inbox.decode_input("appendBatch", data)
-            return batch_blocks(decode_batch(bytes(batch)))
-        except (ValueError, BatchFormatError):  # not a batch of blocks: not ours to track
-            return ()
+            return self._inbox.decode_input(function, data)
+        except ValueError:
+            return None
 
     @property
     def in_flight(self) -> int:
-        """Batch transactions sent and not yet seen mined."""
-        return len(self._in_flight)
+        """Batch transactions (frames included) sent and not yet seen mined."""
+        return sum(len(flight.transactions) for flight in self._in_flight.values())
 
     async def post_once(self) -> bytes | None:
         """Send the next batch if there are unposted blocks and a slot for it; the L1 tx hash, or
         None. It does not wait for the receipt (``_watch`` does)."""
         self._backlog = False
-        self._full = len(self._in_flight) >= self._settings.max_in_flight
+        self._full = self.in_flight >= self._settings.max_in_flight
         if self._full:
             self._slot_free.clear()
             return None
@@ -248,7 +303,13 @@ class Batcher:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
-            tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+            if len(data) > self._settings.max_frame_bytes:
+                frames = await self._send_frames(split_frames(batch_leaves(blocks), self._settings.max_frame_bytes))
+                tx_hash = frames[-1]
+                span.set_attribute("l2.batch.frames", len(frames))
+            else:
+                frames = ()
+                tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
             span.set_attribute("l1.tx.hash", "0x" + tx_hash.hex())
             if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
                 await self._rewound()
@@ -256,12 +317,29 @@ class Batcher:
             self._in_flight_upto = blocks[-1].number
             if self._settle is not None:
                 self._settle = blocks[-1].number
-            self._start_watch(_InFlight(tx_hash, blocks[0].number, blocks[-1].number))
+            self._start_watch(_InFlight(tx_hash, blocks[0].number, blocks[-1].number, frames))
         self.batches_sent += 1
         metrics.BATCHES.inc()
         metrics.BATCH_BYTES.inc(len(data))
         self._backlog = blocks[-1].number < last
         return tx_hash
+
+    async def _send_frames(self, frames: Sequence[bytes]) -> tuple[bytes, ...]:
+        """Send a batch's frames (protocol._frames) at consecutive nonces, frame 0 opening a fresh
+        channel (it abandons any channel left open by a failed post: BatchInbox.appendFrame); their
+        L1 transaction hashes. A frame after the first cannot be estimated before the ones ahead of
+        it are mined (the inbox would refuse it out of order), so each is estimated as a frame 0 of
+        the same data, plus what the frontier's storage may cost on top (``FRAME_GAS_MARGIN``)."""
+        assert self._inbox.address is not None
+        hashes: list[bytes] = []
+        for number, frame in enumerate(frames):
+            last = number == len(frames) - 1
+            estimate = await self._l1.estimate_gas(self._inbox.address, self._inbox.encode_call(
+                "appendFrame", frame, 0, last), sender=self._sender.address)
+            gas = min(estimate + FRAME_GAS_MARGIN, self._sender.config.max_gas)
+            hashes.append(await self._sender.send(self._inbox.address, self._inbox.encode_call(
+                "appendFrame", frame, number, last), gas=gas))
+        return tuple(hashes)
 
     def _start_watch(self, flight: _InFlight) -> None:
         self._in_flight[flight.tx_hash] = flight
@@ -278,8 +356,11 @@ class Batcher:
             # by the time the receipt comes, and the sender puts the receipt on the current span.
             with _tracer.start_as_current_span("wait_batch_receipt", attributes={
                     "l1.tx.hash": "0x" + flight.tx_hash.hex(), "l2.batch.first_block": flight.first,
-                    "l2.batch.last_block": flight.last}):
-                receipt = await self._sender.wait_receipt(flight.tx_hash, self._settings.receipt_timeout_s)
+                    "l2.batch.last_block": flight.last, "l2.batch.frames": len(flight.transactions)}):
+                for tx_hash in flight.transactions:  # a channel's frames, in nonce order: the close last
+                    receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
+                    if flight.frames and not receipt.success:  # (a frame refused: out of order after a reorg)
+                        raise RuntimeError(f"frame L1 tx 0x{receipt.tx_hash.hex()} reverted")
         except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
             _log.warning("batch not mined; will re-post", extra={"first": flight.first, "last": flight.last,
                                                                   "error": str(exc)})

@@ -51,11 +51,16 @@ class L1Settings:
     batcher_key_file: str = ""
     #: Post at least this often while blocks wait (seconds) ...
     batch_interval_s: float = 1.0
-    #: ... or as soon as a batch would be this large (bytes of batch data). Under both of the L1's
-    #: per-transaction limits: geth's pool takes at most 128 KiB a transaction (``max_tx_bytes``),
-    #: and EIP-7825's 2**24 gas at EIP-7623's floor of 40 gas a byte allows ~414 KB (``max_tx_gas``);
-    #: 100 kB leaves a block of up to ``max_tx_bytes`` room to be posted alone.
+    #: ... or as soon as a batch would be this large (bytes of batch data). A batch larger than one
+    #: L1 transaction carries (``frame_bytes``: geth's pool takes at most 128 KiB a transaction,
+    #: ``max_tx_bytes``, and EIP-7825's 2**24 gas at EIP-7623's floor of 40 gas a byte allows
+    #: ~414 KB, ``max_tx_gas``) is posted in frames (``appendFrame``, protocol._frames), and a block
+    #: may then be as large as this too. 100 kB (the default) keeps every batch in one transaction.
     batch_max_bytes: int = 100_000
+    #: The largest frame of a batch posted in several L1 transactions (bytes of frame data); 0: what
+    #: one L1 transaction carries (``max_batch_data``). No L2 transaction larger than a frame's room
+    #: is let into the pool (a frame holds whole leaves).
+    max_frame_bytes: int = 0
     #: The largest transaction the L1 accepts (bytes): every block's batch fits one.
     max_tx_bytes: int = L1_MAX_TX_BYTES
     #: The most gas one L1 transaction may use (EIP-7825: 2**24 from Osaka on): no batch may need
@@ -114,14 +119,26 @@ class L1Settings:
         return self.max_tx_bytes - L1_TX_OVERHEAD
 
     @property
+    def frame_bytes(self) -> int:
+        """The most data of one L1 transaction of a batch: a frame, or a batch posted whole."""
+        return self.max_frame_bytes or self.max_batch_data
+
+    @property
+    def block_data(self) -> int:
+        """The most batch data one L2 block may need: a batch of it alone is then postable, in frames
+        if it is larger than one L1 transaction carries."""
+        return max(self.batch_max_bytes, self.frame_bytes)
+
+    @property
     def max_data_by_gas(self) -> int:
         """The most batch data one L1 transaction of ``max_tx_gas`` carries at the calldata floor."""
         return (self.max_tx_gas - L1_TX_BASE_GAS) // L1_FLOOR_GAS_PER_BYTE
 
     @property
     def max_l2_tx(self) -> int:
-        """The largest L2 transaction a block can carry and still be posted (alone) in one L1 one."""
-        return self.max_batch_data - BATCH_FRAMING
+        """The largest L2 transaction a block can carry and still be posted (alone) in one L1 one:
+        its leaf, whole, in one frame."""
+        return self.frame_bytes - BATCH_FRAMING
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,14 +196,15 @@ class SequencerSettings:
         check_threads("decode_threads", self.decode_threads)
         l1 = self.l1_settings()
         if l1.enabled and l1.max_l2_tx < 1024:
-            raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes} leaves no room for a batch")
+            raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes} / l1.max_frame_bytes {l1.max_frame_bytes} leave no "
+                             "room for a batch")
         if l1.enabled and l1.max_batch_data > l1.max_data_by_gas:
             raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes}: a batch that large needs more than l1.max_tx_gas "
                              f"{l1.max_tx_gas} at the calldata floor (at most {l1.max_data_by_gas} bytes of data)")
         if l1.enabled and l1.max_in_flight < 1:
             raise ValueError(f"l1.max_in_flight {l1.max_in_flight} must be at least 1")
-        if l1.enabled and l1.batch_max_bytes > l1.max_batch_data:
-            raise ValueError(f"l1.batch_max_bytes {l1.batch_max_bytes} exceeds what one L1 transaction carries "
+        if l1.enabled and not 0 <= l1.max_frame_bytes <= l1.max_batch_data:
+            raise ValueError(f"l1.max_frame_bytes {l1.max_frame_bytes} exceeds what one L1 transaction carries "
                              f"({l1.max_batch_data} of l1.max_tx_bytes {l1.max_tx_bytes})")
         self.mempool_config()  # fail at start, with the reason, not at the first transaction
 

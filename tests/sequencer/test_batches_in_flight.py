@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -38,24 +38,6 @@ GWEI = 10**9
 INBOX = Contract(Artifact.load("BatchInbox"))
 #: A batch of one block of one transfer is ~285 bytes: at this cut, every batch carries one block.
 ONE_BLOCK = 300
-
-
-@pytest.fixture
-async def sequencer(tmp_path: pathlib.Path) -> AsyncIterator[Sequencer]:
-    s = Sequencer(tmp_path)
-    await s.open()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-def anvil() -> Iterator[Anvil]:
-    node = Anvil()
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def pool(anvil: Anvil) -> dict[int, str]:
@@ -98,30 +80,32 @@ def batcher_signer() -> LocalSigner:
 
 
 def batcher_for(sequencer: Sequencer, client: L1Client, sender: TxSender, deployed: Addresses,
-                max_in_flight: int) -> Batcher:
-    """A batcher over ``sequencer`` that posts one block a batch, and only when told (``post_once``)."""
+                max_in_flight: int, settings: BatcherSettings | None = None) -> Batcher:
+    """A batcher over ``sequencer`` that posts one block a batch (unless ``settings`` say otherwise),
+    and only when told (``post_once``)."""
     return Batcher(sequencer.store, sequencer.chain, client, sender,
                    Contract(Artifact.load("BatchInbox"), deployed.batch_inbox),
                    Contract(Artifact.load("DepositPortal"), deployed.deposit_portal),
-                   BatcherSettings(interval_s=3600, max_bytes=ONE_BLOCK, max_in_flight=max_in_flight),
+                   settings or BatcherSettings(interval_s=3600, max_bytes=ONE_BLOCK, max_in_flight=max_in_flight),
                    FollowerConfig(), deployed.block_number, window=3600)
 
 
 @contextlib.asynccontextmanager
 async def posting(sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path, blocks: int, max_in_flight: int,
-                  config: SenderConfig | None = None) -> AsyncIterator[tuple[Batcher, Addresses, int]]:
-    """A batcher over ``sequencer`` with ``blocks`` sealed blocks of one transfer each waiting, on an
-    anvil that has stopped mining on its own; and the L1 block the contracts were deployed at."""
+                  config: SenderConfig | None = None, *, txs: int = 1, settings: BatcherSettings | None = None
+                  ) -> AsyncIterator[tuple[Batcher, Addresses, int]]:
+    """A batcher over ``sequencer`` with ``blocks`` sealed blocks of ``txs`` transfers each waiting, on
+    an anvil that has stopped mining on its own; and the L1 block the contracts were deployed at."""
     deployed = await deploy_contracts(anvil.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path / "l1-data")
     origin = anvil.rpc("eth_getBlockByNumber", "latest", False)  # an origin the inbox attests
     sequencer.chain.set_l1_origin(int(origin["number"], 16), bytes.fromhex(origin["hash"][2:]))
-    for nonce in range(blocks):
-        await sequencer.intake.submit([transfer(0, nonce)])
+    for block in range(blocks):
+        await sequencer.intake.submit([transfer(0, nonce) for nonce in range(block * txs, (block + 1) * txs)])
         assert await sequencer.chain.seal() is not None
     anvil.rpc("evm_setAutomine", False)
     async with L1Client(anvil.url) as client:
         batcher = batcher_for(sequencer, client, await TxSender.create(client, batcher_signer(), config), deployed,
-                              max_in_flight)
+                              max_in_flight, settings)
         try:
             yield batcher, deployed, int(origin["number"], 16)
         finally:

@@ -12,7 +12,6 @@ import pathlib
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -87,14 +86,6 @@ class Sequencer:
         self.storage.close()
 
 
-@pytest.fixture
-async def sequencer(tmp_path: pathlib.Path) -> AsyncIterator[Sequencer]:
-    s = Sequencer(tmp_path)
-    await s.open()
-    yield s
-    await s.close()
-
-
 def transfer(sender: int, nonce: int, *, fee_cap: int = 10 * GWEI) -> bytes:
     fields = UnsignedTransaction(DEFAULT_CHAIN_ID, nonce, min(GWEI, fee_cap), fee_cap, 21_000, DEV_ACCOUNTS[9],
                                  1 + nonce)
@@ -153,16 +144,6 @@ async def test_a_transaction_sent_again_while_its_block_failed_is_not_dropped(se
 
 
 # -- the batch poster over a real anvil ------------------------------------------------------
-
-
-@pytest.fixture
-def anvil() -> Iterator[Anvil]:
-    node = Anvil()
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 async def test_a_full_batch_is_followed_at_once_not_after_the_interval(
@@ -241,8 +222,12 @@ def test_with_a_batcher_the_pool_refuses_what_no_l1_transaction_can_carry(tmp_pa
     limits = L1Settings(**l1)
     assert SequencerSettings.from_mapping({}).mempool_config().max_tx_size == MAX_TX_SIZE  # no batcher: no bound
     assert SequencerSettings.from_mapping({"l1": l1}).mempool_config().max_tx_size == limits.max_l2_tx < MAX_TX_SIZE
-    with pytest.raises(ValueError, match="batch_max_bytes"):
-        SequencerSettings.from_mapping({"l1": {**l1, "batch_max_bytes": limits.max_batch_data + 1}})
+    # A batch larger than one L1 transaction goes in frames; a frame cannot outgrow one.
+    framed = SequencerSettings.from_mapping({"l1": {**l1, "batch_max_bytes": 4 * limits.max_batch_data}})
+    assert framed.l1_settings().block_data == 4 * limits.max_batch_data
+    assert framed.mempool_config().max_tx_size == limits.max_l2_tx
+    with pytest.raises(ValueError, match="max_frame_bytes"):
+        SequencerSettings.from_mapping({"l1": {**l1, "max_frame_bytes": limits.max_batch_data + 1}})
     # the largest transaction the pool lets in posts alone, incompressible as it may be
     probe = data_transfer(0, 0, bytes(100_000))
     overhead = len(probe) - 100_000
