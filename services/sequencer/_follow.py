@@ -42,9 +42,11 @@ gets another block
 reorg). Only SEALED blocks are ever dropped: a block is SAFE once derivation at safe depth
 agrees with it. Every rewind is logged at ERROR with what it dropped, and counted
 (l2node_sequencer_rewinds_total, l2node_sequencer_rewound_blocks_total,
-l2node_sequencer_followed_blocks_total). A followed block is recorded as a batch of its own
-(inbox index -1, no L1 transaction): SAFE at once, FINALIZED once L1 finalizes the block that
-decided it.
+l2node_sequencer_followed_blocks_total). A block derivation made itself is recorded as a batch of
+its own (inbox index -1, no L1 transaction): SAFE at once, FINALIZED once L1 finalizes the block
+that decided it. A block sealed again from a posted batch (one the sequencer had dropped) is
+recorded under that batch, like every block derivation took from it: its receipts name the L1
+transaction that carries it.
 
 The cursor (where derivation stands) is durable, so a restart resumes where it was; the inbox
 follower starts early enough to see the cursor's batch again.
@@ -248,9 +250,7 @@ class DerivationFollower:
             parent, sealed = await self._agree(number, step, horizon)
             if isinstance(step, _Derived):
                 followed.append((number, step.origin - 1 + self._window))
-            elif sealed:
-                followed.append((number, step.batch.l1_block))
-            else:
+            else:  # taken from a posted batch, sealed again or not: that L1 transaction carries it
                 key = step.batch.l1_tx_hash
                 taken[key] = _Span(step.batch, taken[key].first if key in taken else number, number)
             if sealed:

@@ -468,9 +468,8 @@ class SequencerStore:
 
     @staticmethod
     def record_followed(db: sqlite3.Connection, number: int, l1_block: int) -> None:
-        """Block ``number`` was sealed by following derivation (made by it at a lapsed window, or
-        taken from a batch of blocks the sequencer had dropped): decided at safe depth, so SAFE,
-        recorded as a batch of its own that no L1 transaction carries (inbox index -1)."""
+        """Block ``number`` was made by derivation itself (a lapsed sequencer window): decided at safe
+        depth, so SAFE, recorded as a batch of its own that no L1 transaction carries (inbox index -1)."""
         db.execute("INSERT INTO batches (l1_tx_hash, inbox_index, first_block, last_block, l1_block, l1_block_hash, "
                    "status) VALUES (?, ?, ?, ?, ?, x'', ?) ON CONFLICT(l1_tx_hash) DO UPDATE SET "
                    "l1_block = excluded.l1_block, status = MAX(batches.status, excluded.status)",

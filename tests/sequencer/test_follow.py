@@ -162,7 +162,8 @@ async def test_a_late_batch_is_taken_after_derivations_blocks_as_derivation_take
         await seal_at(seq, 8, 301)
     # Lands in L1 block 12: derivation makes blocks 2-4 (origins 2-4, up to 12 - W), skips leaves
     # 2-4 and takes 5 and 6. The transfers of the skipped leaves 3 and 4 are pending again.
-    f.add([posted(seq, 0, 12, 2, 6)])
+    late = posted(seq, 0, 12, 2, 6)
+    f.add([late])
     await f.reconcile(horizon=12, finalized=0)
     chain = seq.chain
     assert chain.rewinds == 1 and chain.head.number == 6 and f.cursor.agreed == 6
@@ -171,7 +172,10 @@ async def test_a_late_batch_is_taken_after_derivations_blocks_as_derivation_take
     assert [chain.block(n).tx_hashes for n in (5, 6)] == [(sent[2],), (sent[3],)]  # type: ignore[union-attr]
     assert all(seq.intake.pending_entry(h) is not None for h in sent[:2])
     assert seq.store.batch_head(SAFE) == 6
-    assert seq.store.batch_of_block(5) is None  # the batch is stale: its blocks were resealed
+    # Blocks 5 and 6 were sealed again, from the batch: it carries them, and their receipts say so.
+    carrier = seq.store.batch_of_block(5)
+    assert carrier is not None and (carrier.l1_tx_hash, carrier.first_block, carrier.last_block) == (
+        late.l1_tx_hash, 5, 6)
 
 
 async def test_a_rewind_survives_a_restart_with_nothing_acknowledged_lost(tmp_path: pathlib.Path) -> None:
