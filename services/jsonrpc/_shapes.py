@@ -83,7 +83,8 @@ def signed_tx_json(tx: Transaction, base_fee: int | None, block_hash: str | None
 
 
 def deposit_tx_json(r: pb.Receipt) -> dict[str, Any]:
-    """A deposit, as OP Stack shows one (type 0x7e)."""
+    """A deposit, as OP Stack shows one (type 0x7e): unsigned, with "zeroed signature v, r, s values
+    for backwards compatibility" (OP's deposits spec), which ethers v6 needs to read a block at all."""
     mint = quantity(int(r.mint or 0))
     return {
         "type": quantity(DEPOSIT_TX_TYPE),
@@ -100,6 +101,9 @@ def deposit_tx_json(r: pb.Receipt) -> dict[str, Any]:
         "gasPrice": "0x0",
         "input": "0x",
         "isSystemTx": False,
+        "v": "0x0",
+        "r": "0x0",
+        "s": "0x0",
     }
 
 
