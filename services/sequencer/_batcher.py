@@ -99,7 +99,11 @@ class BatcherSettings:
 
 
 class Batcher:
-    def __init__(self, store: SequencerStore, chain: Chain, l1: L1Client, sender: TxSender, inbox: Contract,
+    """Posts batches (``sender``) and follows L1's inputs. Without a sender (a read replica, which
+    has no key and posts nothing) only the follower runs: deposits, forced transactions, batches
+    and derivation, as on the sequencer."""
+
+    def __init__(self, store: SequencerStore, chain: Chain, l1: L1Client, sender: TxSender | None, inbox: Contract,
                  portal: Contract, settings: BatcherSettings, follower_config: FollowerConfig, start_block: int,
                  window: int) -> None:
         self._store = store
@@ -139,6 +143,8 @@ class Batcher:
     async def post_once(self) -> bytes | None:
         """Send the next batch if there are unposted blocks; the L1 tx hash, or None."""
         self._backlog = False
+        if self._sender is None:
+            return None
         first = max(self._store.posted_upto(), self._in_flight_upto) + 1
         last = self._chain.head.number
         if first > last or self.follow.deferring or self._chain.catching_up:
@@ -239,7 +245,7 @@ class Batcher:
         """The chain dropped blocks to follow derivation: what is in flight carries dropped blocks
         (stale: never recorded as posting the new ones), and posting starts again from L1's record."""
         self._in_flight_upto = 0
-        stale = [h for pending in self._sender.pending() for h in pending.hashes]
+        stale = [h for pending in self._sender.pending() for h in pending.hashes] if self._sender else []
 
         def write(db: sqlite3.Connection) -> None:
             for tx_hash in stale:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -81,13 +81,16 @@ class L1Settings:
     def enabled(self) -> bool:
         return bool(self.rpc and self.contracts and self.batcher_key_file)
 
-    def missing(self) -> list[str]:
+    def missing(self, *, posts: bool = True) -> list[str]:
         """What the batcher needs and cannot have (the file and what is wrong with it); empty when
-        it has everything, or when there is no L1 (no batcher asked for)."""
+        it has everything, or when there is no L1 (no batcher asked for). ``posts=False``: a read
+        replica's follower, which posts nothing and needs no key."""
         if not self.rpc:
             return []
-        return needed_files("the batcher", {"l1.contracts": (self.contracts, _inbox_and_portal),
-                                            "l1.batcher_key_file": (self.batcher_key_file, read_key)})
+        files: dict[str, tuple[str, Callable[[str], object]]] = {"l1.contracts": (self.contracts, _inbox_and_portal)}
+        if posts:
+            files["l1.batcher_key_file"] = (self.batcher_key_file, read_key)
+        return needed_files("the batcher", files)
 
     @property
     def max_batch_data(self) -> int:
@@ -121,6 +124,10 @@ class SequencerSettings:
     mempool: Mapping[str, Any] = field(default_factory=dict)
     #: L1Settings fields (`l2node up` fills rpc, contracts and batcher_key_file).
     l1: Mapping[str, Any] = field(default_factory=dict)
+    #: A read replica's upstream sequencer, gRPC ``host:port``: set, this sequencer seals no blocks
+    #: and posts no batches; it re-executes the upstream's blocks, follows derivation from L1
+    #: (``l1.rpc`` and ``l1.contracts`` required, no key) and forwards sends (``_replica``).
+    upstream: str = ""
     #: Threads decoding incoming batches. Sender recovery (~45 us a transaction) runs in C
     #: without the GIL, so each thread uses a core of its own; default: one per CPU.
     decode_threads: int = field(default_factory=cpu_count)
