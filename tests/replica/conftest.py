@@ -9,7 +9,6 @@ import json
 import os
 import pathlib
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
+from tests.conftest import json_rpc
 from tests.node.test_up import L2NODE, stop_tree, wait_for
 from tests.ports import free_base_port, free_port
 
@@ -82,12 +82,7 @@ class Tree:
         return self.stub().GetBlock(pb.GetBlockRequest(number=number), timeout=5).block
 
     def rpc(self, method: str, *params: Any) -> Any:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-        req = urllib.request.Request(self.url, data=body, headers={"content-type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            reply = json.loads(resp.read())
-        assert "error" not in reply, reply
-        return reply["result"]
+        return json_rpc(self.url, method, *params)
 
 
 def _tree(tmp: pathlib.Path, name: str, text: str, workers: int, args: tuple[str, ...] = (), node: str = "") -> Tree:
