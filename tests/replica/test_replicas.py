@@ -4,9 +4,15 @@ say clearly what they do not have yet."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import threading
 import time
+import urllib.request
 
 import grpc
+import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -92,3 +98,94 @@ def test_replicas_mark_blocks_safe_by_their_own_derivation(trees: Trees) -> None
                         .safe_block >= block and i, 90, f"{replica.name} safe at {block}")
         assert replica.block(info.safe_block).hash == seq.block(info.safe_block).hash
         assert replica.rpc("eth_getBlockByNumber", "safe", False)["number"] is not None
+
+
+def log_lines(tree: Tree, child: str, message: str) -> list[dict[str, object]]:
+    path = tree.data_dir / "logs" / f"{child}.log"
+    lines = [json.loads(line) for line in path.read_text().splitlines() if message in line]
+    return [line for line in lines if line.get("message") == message]
+
+
+def test_a_replica_killed_mid_stream_catches_up(trees: Trees) -> None:
+    seq = trees.sequencer
+    one, two = trees.replicas
+    sent: list[str] = []
+    stream = threading.Thread(target=lambda: sent.extend(send_stream(seq, dev(3), 60)))
+    stream.start()
+    killed = 0
+    try:
+        wait_for(lambda: len(sent) >= 10 or not stream.is_alive(), 30, "the stream under way")
+        killed = one.children()["sequencer"]["pid"]
+        os.kill(killed, signal.SIGKILL)  # its worker: its supervisor restarts it
+        two.kill()  # the whole tree, supervisor and all
+    finally:
+        stream.join(60)
+    assert len(sent) == 60
+    opened_before = len(log_lines(two, "sequencer", "chain opened"))
+    (two.data_dir / "run" / "endpoints.json").unlink(missing_ok=True)
+    two.start()
+    last = wait_for(lambda: sealed(seq, sent[-1]), 30, "the stream sealed")
+    for replica in (one, two):
+        agree(replica, seq, last.block_number)
+    reopened = log_lines(two, "sequencer", "chain opened")[opened_before:]
+    assert reopened and int(str(reopened[0]["head"])) > 0  # from its own store, not from genesis
+    assert one.children()["sequencer"]["pid"] != killed
+
+
+def test_a_send_to_a_replica_reaches_the_sequencer_once(trees: Trees) -> None:
+    seq = trees.sequencer
+    replica = trees.replicas[0]
+    sender = dev(4)
+    nonce = next_nonce(replica, sender)  # the pending nonce: the upstream's, forwarded
+    assert nonce == next_nonce(seq, sender)
+    raw = signed(sender, nonce)
+    request = pb.SendRawTransactionRequest(raw_transaction=raw, request_id="replica-once-1")
+    tx_hash = replica.stub().SendRawTransaction(request, timeout=10).tx_hash
+    # The same request again (a client's retry): the same answer, nothing applied twice.
+    assert replica.stub().SendRawTransaction(request, timeout=10).tx_hash == tx_hash
+    # The same transaction in a new request, over gRPC and over JSON-RPC: the sequencer knows it.
+    with pytest.raises(grpc.RpcError) as again:
+        replica.stub().SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=raw), timeout=10)
+    assert again.value.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION), again.value
+    reply = json_rpc_error(replica, "eth_sendRawTransaction", "0x" + raw.hex())
+    assert reply["message"] in ("already known", "nonce too low"), reply
+    on_sequencer = wait_for(lambda: sealed(seq, tx_hash), 30, "sealed on the sequencer")
+    assert next_nonce(seq, sender) == nonce + 1
+    head = seq.head()
+    assert [n for n in range(head + 1) for h in seq.block(n).transaction_hashes if h == tx_hash] == \
+        [on_sequencer.block_number]
+    # And the replica serves it too, once its block is there; JSON-RPC sends go the same way.
+    wait_for(lambda: sealed(replica, tx_hash), 30, "sealed on the replica")
+    via_json = replica.rpc("eth_sendRawTransaction", "0x" + signed(sender, nonce + 1).hex())
+    assert wait_for(lambda: sealed(seq, via_json), 30, "the JSON-RPC send sealed on the sequencer")
+    assert next_nonce(seq, sender) == nonce + 2
+
+
+def json_rpc_error(tree: Tree, method: str, *params: object) -> dict[str, object]:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    req = urllib.request.Request(tree.url, data=body, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        reply = json.loads(resp.read())
+    assert "error" in reply, reply
+    error: dict[str, object] = reply["error"]
+    return error
+
+
+def test_reads_a_replica_cannot_answer_yet_say_so(trees: Trees) -> None:
+    replica = trees.replicas[0]
+    far = replica.head() + 10_000
+    with pytest.raises(grpc.RpcError) as block:
+        replica.block(far)
+    assert block.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "read replica" in str(block.value.details()) and "upstream" in str(block.value.details())
+    unknown = "0x" + "ab" * 32
+    with pytest.raises(grpc.RpcError) as tx:
+        replica.stub().GetTransactionReceipt(pb.GetTransactionReceiptRequest(tx_hash=unknown), timeout=5)
+    assert tx.value.code() == grpc.StatusCode.NOT_FOUND and "read replica" in str(tx.value.details())
+    with pytest.raises(grpc.RpcError) as by_hash:
+        replica.stub().GetBlock(pb.GetBlockRequest(hash=unknown), timeout=5)
+    assert by_hash.value.code() == grpc.StatusCode.NOT_FOUND
+    # JSON-RPC answers as Ethereum nodes do for what they do not have: null.
+    assert replica.rpc("eth_getBlockByNumber", hex(far), False) is None
+    assert replica.rpc("eth_getTransactionReceipt", unknown) is None
+    assert replica.rpc("eth_getTransactionByHash", unknown) is None
