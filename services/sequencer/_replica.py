@@ -153,9 +153,13 @@ class UpstreamFollower:
                 with quiet():  # following is no one's request: no trace per block
                     request = pb.SubscribeBlocksRequest(from_number=self._chain.head.number + 1,
                                                         include_transactions=True)
-                    async for reply in self._upstream.stub.SubscribeBlocks(request):
-                        await self.apply(reply.block)
-                        failures = 0
+                    stream = self._upstream.stub.SubscribeBlocks(request)
+                    try:
+                        async for reply in stream:
+                            await self.apply(reply.block)
+                            failures = 0
+                    finally:
+                        stream.cancel()  # left on a refusal: end it upstream too, not when collected
                 await asyncio.sleep(_BACKOFF_S[0])  # the stream ended (the upstream stopping): reopen
             except _TRANSIENT as exc:
                 if failures == 0:
