@@ -160,6 +160,8 @@ class SequencerSettings:
         if self.max_block_txs < 1 or self.max_batch < 1:
             raise ValueError("max_block_txs and max_batch must be at least 1")
         check_threads("decode_threads", self.decode_threads)
+        if not isinstance(self.upstream, str) or (self.upstream and ":" not in self.upstream):
+            raise ValueError(f"upstream {self.upstream!r} must be a gRPC address (host:port), or empty")
         l1 = self.l1_settings()
         if l1.enabled and l1.max_l2_tx < 1024:
             raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes} leaves no room for a batch")
