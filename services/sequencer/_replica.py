@@ -104,6 +104,23 @@ class Upstream:
         return reply
 
 
+    async def receipt(self, request: pb.GetTransactionReceiptRequest) -> pb.Receipt | None:
+        """The upstream's receipt of a transaction this replica has no block of (None: it has none
+        either): what a sender through this replica asks right after sending."""
+        try:
+            reply: pb.GetTransactionReceiptResponse = await call_unary(
+                self.policy, self.stub.GetTransactionReceipt, request, deadline_s=_DEADLINE_S)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise Unavailable(f"the upstream sequencer {self.address} did not answer: {_words(exc)}",
+                              reason="UPSTREAM_UNAVAILABLE") from None
+        except (BreakerOpen, DeadlineExceeded) as exc:
+            raise Unavailable(f"the upstream sequencer {self.address} did not answer: {_words(exc)}",
+                              reason="UPSTREAM_UNAVAILABLE") from None
+        return reply.receipt
+
+
 def _words(exc: BaseException) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"

@@ -175,7 +175,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         if row is None:
             deposit = self._store.deposit(tx_hash)
             if deposit is None:
-                raise NotFound(f"no transaction {request.tx_hash}{self._behind()}", reason="TRANSACTION_NOT_FOUND")
+                return pb.GetTransactionReceiptResponse(receipt=await self._not_here(request))
             return pb.GetTransactionReceiptResponse(receipt=self._deposit_receipt(tx_hash, deposit))
         receipt = pb.Receipt(tx_hash=hex0x(row.hash), status=pb.ReceiptStatus.Name(row.status), nonce=row.nonce)
         if request.include_raw:
@@ -197,6 +197,20 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         to = row.to
         receipt.to = hex0x(to) if to is not None else ""
         return pb.GetTransactionReceiptResponse(receipt=receipt)
+
+    async def _not_here(self, request: pb.GetTransactionReceiptRequest) -> pb.Receipt:
+        """A transaction this chain has no record of. A read replica asks its upstream: one still in
+        no block there (PENDING, DROPPED) is answered as the upstream says, since no block of it can
+        be missing here; one in a block this replica has not reached yet is NOT_FOUND, saying so."""
+        if self._upstream is not None:
+            theirs = await self._upstream.receipt(request)
+            if theirs is not None and not theirs.HasField("block_number"):
+                return theirs
+            if theirs is not None:
+                raise NotFound(f"transaction {request.tx_hash} is in block {theirs.block_number} of the upstream "
+                               f"sequencer, which this read replica has not reached yet{self._behind()}",
+                               reason="TRANSACTION_NOT_FOUND")
+        raise NotFound(f"no transaction {request.tx_hash}{self._behind()}", reason="TRANSACTION_NOT_FOUND")
 
     def _deposit_receipt(self, tx_hash: bytes, deposit: StoredDeposit) -> pb.Receipt:
         """A deposit: no sender on L2, no gas; its status is its block's, as a signed transaction's

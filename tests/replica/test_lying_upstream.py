@@ -39,13 +39,15 @@ def rehash(block: pb.Block) -> None:
 
 
 class LyingUpstream(pb_grpc.SequencerServiceServicer):  # type: ignore[misc]
-    """SubscribeBlocks relayed from the real sequencer, block ``forge_at`` forged (a new way on
-    each stream)."""
+    """SubscribeBlocks relayed from the real sequencer; the block carrying ``target`` (once set)
+    forged, a new way on each stream. (By content, not by number: the replica must meet it from the
+    upstream before its own derivation from L1 gets there.)"""
 
-    def __init__(self, real: Tree, forge_at: int, other_tx: bytes) -> None:
+    def __init__(self, real: Tree) -> None:
         self._real = real.stub()
-        self.forge_at = forge_at
-        self._other_tx = other_tx
+        self.target = ""
+        self.other_tx = b""
+        self.forge_at = 0
         self._ways = itertools.cycle(("state_root", "transactions", "hash"))
         self.forged: list[str] = []
 
@@ -65,14 +67,15 @@ class LyingUpstream(pb_grpc.SequencerServiceServicer):  # type: ignore[misc]
             block = self._real_block(number, context)
             if block is None:
                 return
-            if number == self.forge_at:
+            if self.target and self.target in block.transaction_hashes:
+                self.forge_at = number
                 way = next(self._ways)
                 if way == "state_root":  # credits someone: a root no execution gives, the hash made to match
                     block.state_root = "0x" + keccak256(b"forged").hex()
                     rehash(block)
                 elif way == "transactions":  # the real header over other transactions
                     del block.raw_transactions[:]
-                    block.raw_transactions.append(self._other_tx)
+                    block.raw_transactions.append(self.other_tx)
                 else:  # a field changed under the real hash
                     block.gas_used += 1
                 self.forged.append(block.hash)
@@ -82,12 +85,7 @@ class LyingUpstream(pb_grpc.SequencerServiceServicer):  # type: ignore[misc]
 @pytest.fixture
 def lying(trees: Trees, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tree, LyingUpstream]]:
     seq = trees.sequencer
-    sender = dev(5)
-    nonce = next_nonce(seq, sender)
-    raw = signed(sender, nonce)
-    tx_hash = seq.stub().SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=raw), timeout=10).tx_hash
-    forge_at = wait_for(lambda: sealed(seq, tx_hash), 30, "the transfer sealed").block_number
-    fake = LyingUpstream(seq, forge_at, signed(sender, nonce, value=7))
+    fake = LyingUpstream(seq)
     server = grpc.server(ThreadPoolExecutor(8))
     pb_grpc.add_SequencerServiceServicer_to_server(fake, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -96,6 +94,14 @@ def lying(trees: Trees, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     replica = replica_tree(tmp_path_factory.mktemp("lied_to"), "lied_to", proxy, trees.l1)
     try:
         replica.start()
+        wait_for(lambda: replica.head() >= seq.head(), 60, "the replica caught up")
+        sender = dev(5)
+        nonce = next_nonce(seq, sender)
+        raw = signed(sender, nonce)
+        fake.other_tx = signed(sender, nonce, value=7)
+        fake.target = "0x" + keccak256(raw).hex()
+        seq.stub().SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=raw), timeout=10)
+        wait_for(lambda: fake.forge_at, 30, "the transfer's block forged")
         yield replica, fake
     finally:
         replica.stop()

@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 
 from protocol import DEV_PRIVATE_KEYS
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
-from tests.node.test_up import wait_for
+from tests.node.test_up import cli, wait_for
 from tests.replica.conftest import Tree, Trees
 
 DEAD = "0x000000000000000000000000000000000000dEaD"
@@ -189,3 +189,12 @@ def test_reads_a_replica_cannot_answer_yet_say_so(trees: Trees) -> None:
     assert replica.rpc("eth_getBlockByNumber", hex(far), False) is None
     assert replica.rpc("eth_getTransactionReceipt", unknown) is None
     assert replica.rpc("eth_getTransactionByHash", unknown) is None
+
+
+def test_the_cli_sends_through_a_replica_and_waits_on_it(trees: Trees) -> None:
+    replica = trees.replicas[1]
+    out = cli(replica.data_dir, "tx", "send", "--dev", "6", "--to", DEAD, "--value", "1000", "--wait", "sealed")
+    tx_hash = out.stdout.split()[1]
+    assert "sealed in block" in out.stdout, out.stdout
+    on_sequencer = wait_for(lambda: sealed(trees.sequencer, tx_hash), 30, "sealed on the sequencer")
+    assert sealed(replica, tx_hash).block_hash == on_sequencer.block_hash  # type: ignore[union-attr]
