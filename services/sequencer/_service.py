@@ -160,7 +160,9 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
     async def GetTransactionReceipt(self, request: pb.GetTransactionReceiptRequest, context: Any
                                     ) -> pb.GetTransactionReceiptResponse:
         tx_hash = parse_hex(request.tx_hash, 32, "tx_hash")
-        pending = self._intake.pending_entry(tx_hash)  # acknowledged, in the pending log: no row yet
+        # Acknowledged, in the pending log: no row yet. (A read replica acknowledges nothing itself:
+        # what waits is the upstream's to say, below.)
+        pending = self._intake.pending_entry(tx_hash) if self._upstream is None else None
         if pending is not None:
             receipt = pb.Receipt(tx_hash=hex0x(tx_hash), status=pb.RECEIPT_STATUS_PENDING, nonce=pending.nonce,
                                  to=hex0x(pending.to) if pending.to is not None else "")
@@ -206,9 +208,13 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
             theirs = await self._upstream.receipt(request)
             if theirs is not None and not theirs.HasField("block_number"):
                 return theirs
-            if theirs is not None:
+            if theirs is not None and theirs.block_number > self._chain.head.number:
                 raise NotFound(f"transaction {request.tx_hash} is in block {theirs.block_number} of the upstream "
                                f"sequencer, which this read replica has not reached yet{self._behind()}",
+                               reason="TRANSACTION_NOT_FOUND")
+            if theirs is not None:
+                raise NotFound(f"transaction {request.tx_hash} is in no block of this read replica: its upstream puts "
+                               f"it in block {theirs.block_number}, which is not this chain's (derivation from L1)",
                                reason="TRANSACTION_NOT_FOUND")
         raise NotFound(f"no transaction {request.tx_hash}{self._behind()}", reason="TRANSACTION_NOT_FOUND")
 
