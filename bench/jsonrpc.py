@@ -294,6 +294,14 @@ def main() -> None:
             sequencer = next(str(c["address"]) for c in tree.doc["children"] if c["id"] == "sequencer")
             run(f"sequencer gRPC SendRawTransactions, {args.batch} a call, {args.inflight} in flight",
                 ("grpc", half, signed[1] - half, sequencer, args.batch, args.inflight, args.duration), "tx")
+            if replicas:  # they re-executed every block of the sends meanwhile: how far behind are they left?
+                head, started = int(rpc(url, "eth_blockNumber"), 16), time.monotonic()
+                for replica_url in (u for _, u in replicas):
+                    while int(rpc(replica_url, "eth_blockNumber"), 16) < head and time.monotonic() < started + 120:
+                        time.sleep(0.05)
+                print(f"replicas at the sequencer's head (block {head}) {time.monotonic() - started:.2f} s after "
+                      f"the sends; the replicas' sequencer workers' CPU: "
+                      f"{sum(process_cpu(t.pids['sequencer']) for t, _ in replicas):.1f} s in all", flush=True)
         finally:
             parent.send(("stop",))
             loader.join(30)

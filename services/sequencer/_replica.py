@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import grpc
+from opentelemetry import trace
 
-from protocol import BlockHeader
+from protocol import BlockHeader, Transaction
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from services.runtime import (
@@ -49,6 +51,7 @@ from supervisor import TaskStatus
 from . import _metrics as metrics
 from ._chain import BlockMismatch, Chain, L1Origin
 from ._follow import DerivationFollower
+from ._mempool import Dropped
 
 _log = logging.getLogger("l2node.sequencer.replica")
 
@@ -57,6 +60,27 @@ UPSTREAM_TARGET: Final = "upstream"
 _DEADLINE_S: Final = 10.0
 _TRANSIENT: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded)
 _BACKOFF_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+class Follower:
+    """The chain's listener on a read replica (``ChainListener``): it acknowledges no transaction
+    of its own (sends go upstream), so a block it drops (a rewind) puts nothing back in a pool or
+    a pending log: the upstream holds those transactions, and its next blocks say where they went."""
+
+    def origin(self, tx_hash: bytes) -> trace.SpanContext | None:
+        return None
+
+    def sealed(self, tx_hashes: Iterable[bytes]) -> None:
+        pass
+
+    async def record_drops(self, dropped: Sequence[Dropped]) -> None:
+        pass
+
+    async def repool(self) -> object:
+        return None
+
+    async def unseal(self, txs: Sequence[Transaction]) -> None:
+        pass
 
 
 class Refused(ValueError):

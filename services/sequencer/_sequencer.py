@@ -24,7 +24,7 @@ from ._mempool import Mempool
 from ._ordering import FCFS, FeePriority
 from ._pending_log import PendingLog
 from ._producer import BlockProducer
-from ._replica import Upstream, UpstreamFollower
+from ._replica import Follower, Upstream, UpstreamFollower
 from ._settings import L1Settings, SequencerSettings
 from ._store import SequencerStore
 
@@ -69,7 +69,8 @@ class Sequencer:
         log = PendingLog(PendingLog.beside(storage.path))
         intake = Intake(store, log, settings.chain_id, pools.current, block_txs=settings.max_block_txs,
                         decode_threads=settings.decode_threads)
-        chain = Chain(store, genesis, pools, intake, max_block_txs=settings.max_block_txs, block_room=room,
+        chain = Chain(store, genesis, pools, intake if upstream is None else Follower(),
+                      max_block_txs=settings.max_block_txs, block_room=room,
                       empty_block_time_s=settings.empty_block_time_s)
         await chain.open()
         restored = await intake.restore()
