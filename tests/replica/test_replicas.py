@@ -66,6 +66,8 @@ def sealed(tree: Tree, tx_hash: str) -> pb.Receipt | None:
 def agree(replica: Tree, sequencer: Tree, upto: int) -> None:
     """Block for block, 0..upto: the same hash and state root over gRPC, and over JSON-RPC."""
     wait_for(lambda: replica.head() >= upto, 60, f"{replica.name} at block {upto}")
+    # Its JSON-RPC follows its sequencer worker's block stream: a moment later.
+    wait_for(lambda: int(replica.rpc("eth_blockNumber"), 16) >= upto, 30, f"{replica.name}'s JSON-RPC at {upto}")
     for n in range(upto + 1):
         ours, theirs = replica.block(n), sequencer.block(n)
         assert (ours.hash, ours.state_root, ours.transaction_hashes) == \
