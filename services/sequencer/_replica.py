@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 import grpc
@@ -178,10 +178,13 @@ def _h32(text: str) -> bytes:
 class UpstreamFollower:
     """The replica's chain, following the upstream's block stream (see the module notes)."""
 
-    def __init__(self, chain: Chain, upstream: Upstream, follow: DerivationFollower | None) -> None:
+    def __init__(self, chain: Chain, upstream: Upstream, follow: DerivationFollower | None,
+                 wake_l1: Callable[[], None] | None = None) -> None:
         self._chain = chain
         self._upstream = upstream
         self._follow = follow
+        #: Cuts the L1 follower's idle sleep short (``L1Client.activity``), as a sent L1 transaction does.
+        self._wake_l1 = wake_l1
         #: Serializes the stream's seals and rewinds with derivation's reconcile (one owner at a time).
         self._lock = follow.lock if follow is not None else asyncio.Lock()
         self.refused = 0
@@ -264,6 +267,9 @@ class UpstreamFollower:
         transactions up to there are recorded (``Batcher._advance_origin``). Without L1, at once."""
         if self._follow is None:
             return
+        if self._chain.l1_origin.number < origin and self._wake_l1 is not None:
+            # An idle follower sleeps up to idle_poll_s (8 s): the upstream's origin says L1 moved.
+            self._wake_l1()
         moved = self._chain.origin_moved
         while True:
             moved.clear()  # no await between the test and the wait: a move in between cannot be missed

@@ -45,7 +45,8 @@ class Sequencer:
         self.not_ready = tuple(not_ready)
         #: A read replica's upstream (sends go there) and its block follower; None on the sequencer.
         self.upstream = upstream
-        self.replica = (UpstreamFollower(chain, upstream, batcher.follow if batcher is not None else None)
+        self.replica = (UpstreamFollower(chain, upstream, batcher.follow if batcher is not None else None,
+                                         l1.activity.notify if l1 is not None else None)
                         if upstream is not None else None)
 
     @classmethod
