@@ -1,6 +1,7 @@
-"""The L1 cost of posting batches: ``appendBatch`` gas and calldata bytes per transfer.
+"""The L1 cost of posting batches: ``appendBatch`` gas and calldata bytes per transfer; with
+``--frames N``, the same batch also posted in N frames (``appendFrame``), side by side.
 
-    .venv/bin/python bench/batch_gas.py [--txs 1 100 1000] [--hardfork cancun]
+    .venv/bin/python bench/batch_gas.py [--txs 1 100 1000] [--hardfork cancun] [--frames 3]
 
 A fresh anvil (by default its latest rules, with EIP-7623's calldata floor of 10 gas a token, 40
 a non-zero byte; with ``--hardfork cancun``, no floor, so the gas shows the contract's execution);
@@ -11,6 +12,13 @@ slot). Prints the batch's bytes, the transaction's gas (what the batcher pays: E
 max(21,000 + 4/16 gas a zero/non-zero byte + execution, 21,000 + the floor)) and per transfer,
 and the contract's execution gas: gas used less the standard calldata cost, when that is what
 was charged; under the floor it is hidden (it costs nothing), and ``--hardfork cancun`` shows it.
+
+``--frames N``: after each batch, the same leaves in N frames (protocol.split_frames: whole leaves,
+cut at about 1/N of the batch): the frames' total gas, per transfer, and what it costs over the one
+transaction (N - 1 more transactions' 21,000, each frame's call overhead, and the tree frontier
+the inbox keeps in storage between frames). A first framed channel of the largest count goes
+before, as a warm-up: it alone creates the frontier's slots (22,100 gas each instead of 5,000);
+its cost is printed too.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rollup_dispute import anvil
 from bench.rollup_verify import transfers
-from protocol import BatchBlock, encode_batch
+from protocol import BatchBlock, batch_leaves, encode_batch, split_frames
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from tests.l1.anvil import DEV_KEYS
 
@@ -38,7 +46,7 @@ def calldata_gas(data: bytes) -> tuple[int, int]:
     return 4 * tokens, 10 * tokens
 
 
-async def measure(url: str, counts: list[int]) -> None:
+async def measure(url: str, counts: list[int], frames: int) -> None:
     async with L1Client(url) as l1:
         deployer = await TxSender.create(l1, DEPLOYER)
         receipt = await deployer.wait_receipt(await deployer.send(
@@ -46,30 +54,62 @@ async def measure(url: str, counts: list[int]) -> None:
         assert receipt.contract_address is not None
         inbox = Contract(Artifact.load("BatchInbox"), receipt.contract_address)
         batcher = await TxSender.create(l1, BATCHER)
-        for number, count in enumerate([1, *counts], start=1):
+
+        async def post(function: str, *args: object) -> tuple[int, bytes]:
+            call = inbox.encode_call(function, *args)
+            r = await batcher.wait_receipt(await batcher.send(inbox.address, call), 60)
+            assert r.success
+            return r.gas_used, call
+
+        async def post_frames(blocks: list[BatchBlock]) -> tuple[int, int, str]:
+            """The frames' total gas, how many, and each one's execution gas (gas used less the
+            standard calldata cost; "floor" where the EIP-7623 floor was charged instead)."""
+            data = encode_batch(blocks)
+            cut = split_frames(batch_leaves(blocks), -(-len(data) // frames) + 200)
+            gas, execution = [], []
+            for i, f in enumerate(cut):
+                used, call = await post("appendFrame", f, i, i == len(cut) - 1)
+                standard, floor = calldata_gas(call)
+                gas.append(used)
+                execution.append("floor" if used == 21_000 + floor else f"{used - 21_000 - standard:,}")
+            return sum(gas), len(cut), ", ".join(execution)
+
+        async def blocks_of(number: int, count: int) -> list[BatchBlock]:
             head = await l1.get_block("latest")
             assert head is not None
-            data = encode_batch([BatchBlock(number, 100 + number, head.number, head.hash, tuple(transfers(count)))])
-            call = inbox.encode_call("appendBatch", data)
-            r = await batcher.wait_receipt(await batcher.send(receipt.contract_address, call), 60)
-            assert r.success
+            return [BatchBlock(number, 100 + number, head.number, head.hash, tuple(transfers(count)))]
+
+        if frames > 1:
+            cold, n, each = await post_frames(await blocks_of(1, max(counts)))
+            print(f"first channel ({max(counts)} transfers, {n} frames: its frontier slots created): {cold:,} gas "
+                  f"(execution per frame: {each})")
+        for number, count in enumerate([1, *counts], start=1):
+            blocks = await blocks_of(number, count)
+            data = encode_batch(blocks)
+            gas_used, call = await post("appendBatch", data)
             standard, floor = calldata_gas(call)
-            floored = r.gas_used == 21_000 + floor
-            execution = "hidden under the floor" if floored else f"execution {r.gas_used - 21_000 - standard:,} gas"
+            floored = gas_used == 21_000 + floor
+            execution = "hidden under the floor" if floored else f"execution {gas_used - 21_000 - standard:,} gas"
             if number == 1:
                 continue  # the warm-up
             print(f"{count:>5} transfers: {len(data):>7,} bytes ({len(data) / count:,.1f} per transfer), "
-                  f"{r.gas_used:>9,} gas ({r.gas_used / count:,.0f} per transfer), {execution}")
+                  f"{gas_used:>9,} gas ({gas_used / count:,.0f} per transfer), {execution}")
+            if frames > 1 and count > 1:
+                framed, n, each = await post_frames(blocks)
+                print(f"{'':>5}   in {n} frames: {framed:>9,} gas ({framed / count:,.0f} per transfer), "
+                      f"+{framed - gas_used:,} gas over one transaction (+{(framed - gas_used) / count:,.1f} per "
+                      f"transfer, +{100 * (framed - gas_used) / gas_used:.2f}%); execution per frame: {each}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--txs", type=int, nargs="+", default=[1, 100, 1000])
     ap.add_argument("--hardfork", help="anvil's --hardfork (default: its latest)")
+    ap.add_argument("--frames", type=int, default=1, help="also post each batch in this many frames (1: not)")
     args = ap.parse_args()
     print(f"$ {' '.join(['python', 'bench/batch_gas.py', *sys.argv[1:]])}")
     with anvil(*(["--hardfork", args.hardfork] if args.hardfork else [])) as url:
-        asyncio.run(measure(url, args.txs))
+        asyncio.run(measure(url, args.txs, args.frames))
     return 0
 
 

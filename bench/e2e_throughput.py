@@ -1,7 +1,8 @@
 """End-to-end throughput of a whole `l2node up` tree: sealed, SAFE, and what it costs on L1.
 
     .venv/bin/python bench/e2e_throughput.py [--duration 60] [--l2-gas-limit N] [--l1-gas-limit N]
-        [--l1-block-time S] [--max-tx-bytes N] [--batch-max-bytes N] [--extra-toml TEXT]
+        [--l1-block-time S] [--max-tx-bytes N] [--batch-max-bytes N] [--max-in-flight N] [--max-tx-gas N]
+        [--extra-toml TEXT]
 
 ``bench/sequencer_throughput.py`` measures a bare sequencer; a user runs the tree: its own anvil
 (L1, contracts deployed), the sequencer with its batcher posting to the BatchInbox, the rollups
@@ -40,8 +41,11 @@ blocks each carries), the block gas limit, and the hardfork (anvil_nodeInfo), fo
 
 Every figure is printed with the command line and the machine's load average (before and after).
 Devnet knobs: ``--l1-block-time`` / ``--l1-gas-limit`` are ``[l1] block_time_s`` / ``gas_limit``,
-``--max-tx-bytes`` / ``--batch-max-bytes`` / ``--confirmation-depth`` the sequencer's
-``l1.max_tx_bytes`` / ``l1.batch_max_bytes`` / ``l1.confirmation_depth``, ``--l2-gas-limit`` the
+``--max-tx-bytes`` / ``--batch-max-bytes`` / ``--confirmation-depth`` / ``--max-in-flight`` /
+``--max-tx-gas`` / ``--max-frame-bytes`` the sequencer's ``l1.max_tx_bytes`` / ``l1.batch_max_bytes``
+/ ``l1.confirmation_depth`` / ``l1.max_in_flight`` / ``l1.max_tx_gas`` / ``l1.max_frame_bytes`` (a
+batch over ``batch_max_bytes`` larger than one L1 transaction goes in frames, each counted as a
+batch transaction), ``--l2-gas-limit`` the
 genesis's ``gas_limit``; ``--extra-toml`` is appended to the node's config as is (other tables).
 """
 
@@ -76,6 +80,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.sequencer_throughput import GRPC_OPTIONS, MEMPOOL, address_of, bench_key, machine_idle, presign  # noqa: E402
 from bench.sequencer_throughput import process_cpu as _process_cpu  # noqa: E402
+from l2node.node.l1 import anvil_binary  # noqa: E402
 from protocol import BLOCK_GAS_LIMIT, DEV_ACCOUNTS, DEV_BALANCE, INITIAL_BASE_FEE, TxLeaf, decode_batch  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
@@ -180,8 +185,11 @@ def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int,
     if args.l1_gas_limit:
         lines.append(f"gas_limit = {args.l1_gas_limit}")
     lines += ["[workers.sequencer.settings]", f"mempool = {{ {mempool} }}"]
+    # (getattr: bench/restart_latency.py's knobs lack the newer ones)
     seq_l1 = {"max_tx_bytes": args.max_tx_bytes, "batch_max_bytes": args.batch_max_bytes,
-              "confirmation_depth": args.confirmation_depth}
+              "confirmation_depth": args.confirmation_depth,
+              "max_in_flight": getattr(args, "max_in_flight", 0), "max_tx_gas": getattr(args, "max_tx_gas", 0),
+              "max_frame_bytes": getattr(args, "max_frame_bytes", 0)}
     if any(seq_l1.values()):
         lines.append("[workers.sequencer.settings.l1]")
         lines += [f"{k} = {v}" for k, v in seq_l1.items() if v]
@@ -191,15 +199,24 @@ def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int,
 class Tree:
     """``python -m l2node.cli up`` in ``tmp``; stopped (SIGTERM to its group, then SIGKILL) by close()."""
 
-    def __init__(self, tmp: pathlib.Path, config: str) -> None:
+    def __init__(self, tmp: pathlib.Path, config: str, root: pathlib.Path = ROOT) -> None:
+        """``root``: the source tree to run (another one for an A/B, e.g. a ``git archive``: its
+        packages first on the path, for the tree and the workers it starts; its native module built
+        in place if it has none; this checkout's anvil, as it has no node_modules of its own)."""
         self.data_dir = tmp / "data"
         path = tmp / "l2node.toml"
         path.write_text(config)
         self.log_path = tmp / "up.log"
         self._log = self.log_path.open("w")
+        env = None
+        if root != ROOT:
+            if not any((root / "protocol").glob("_native*.so")):
+                subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=root, check=True,
+                               stdout=subprocess.DEVNULL)
+            env = {**os.environ, "PYTHONPATH": str(root), "L2NODE_ANVIL": anvil_binary()}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "l2node.cli", "up", "--data-dir", str(self.data_dir), "--config", str(path)],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root, env=env)
         self.doc: dict[str, Any] = {}
 
     def wait_up(self, timeout: float = 120) -> None:
@@ -405,8 +422,10 @@ def read_l1(url: str, inbox: str, first: int, last: int) -> list[L1Block]:
             if receipt["status"] != "0x1":
                 continue
             calldata = bytes.fromhex(tx["input"][2:])
-            size = int.from_bytes(calldata[36:68], "big")  # appendBatch(bytes): selector, offset, length, data
-            leaves = decode_batch(calldata[68:68 + size])
+            # appendBatch(bytes) or appendFrame(bytes, uint256, bool): the data where its offset says
+            start = 4 + int.from_bytes(calldata[4:36], "big")
+            size = int.from_bytes(calldata[start:start + 32], "big")
+            leaves = decode_batch(calldata[start + 32:start + 32 + size])
             txs = sum(isinstance(leaf, TxLeaf) for leaf in leaves)
             batches.append(Batch(len(calldata), size, int(receipt["gasUsed"], 16), txs, len(leaves) - txs))
         out.append(L1Block(n, int(block["timestamp"], 16), int(block["gasLimit"], 16), int(block["gasUsed"], 16),
@@ -668,6 +687,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-tx-bytes", type=int, default=0, help="sequencer l1.max_tx_bytes (0: default, 128 KiB)")
     ap.add_argument("--batch-max-bytes", type=int, default=0, help="sequencer l1.batch_max_bytes (0: default 100 kB)")
     ap.add_argument("--confirmation-depth", type=int, default=0, help="sequencer l1.confirmation_depth (0: default 4)")
+    ap.add_argument("--max-in-flight", type=int, default=0,
+                    help="sequencer l1.max_in_flight: batch transactions not yet mined, at most (0: default 8)")
+    ap.add_argument("--max-tx-gas", type=int, default=0,
+                    help="sequencer l1.max_tx_gas: an L1 transaction's gas cap (0: default, EIP-7825's 2**24)")
+    ap.add_argument("--max-frame-bytes", type=int, default=0,
+                    help="sequencer l1.max_frame_bytes: a batch larger goes in frames (0: what one L1 tx carries)")
     ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
     ap.add_argument("--extra-toml", default="", help="appended to the node's config (tables other than [node], "
                     "[l1], [workers.sequencer.settings])")

@@ -1,7 +1,7 @@
 """Ethereum JSON-RPC throughput of a `l2node up` tree, side by side with anvil's in the same run.
 
     .venv/bin/python bench/jsonrpc.py [--duration 5] [--connections 32] [--accounts 512]
-        [--per-account 48] [--batch 256] [--inflight 4] [--replicas 0|1|2]
+        [--per-account 48] [--batch 256] [--inflight 4] [--old DIR] [--replicas 0|1|2]
 
 Starts a tree (bench/e2e_throughput.py's: its own anvil, a genesis funding ``--accounts`` bench
 keys, roomy pool limits; the bridge and channels workers left out), then, each for ``--duration``
@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--per-account", type=int, default=48)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--inflight", type=int, default=4)
+    parser.add_argument("--old", type=pathlib.Path, help="another source tree: its reads, side by side")
     parser.add_argument("--replicas", type=int, choices=(0, 1, 2), default=0,
                         help="read replicas of the tree to start and read from too")
     args = parser.parse_args()
@@ -246,19 +247,29 @@ def main() -> None:
         rpc_port = free_port()
         url = f"http://127.0.0.1:{rpc_port}"
         tree = Tree(tmp, config(genesis, free_base_port(), free_port(), rpc_port))
+        old_url, old_tree = "", None
+        if args.old is not None:
+            (tmp / "old").mkdir()
+            old_port = free_port()
+            old_url = f"http://127.0.0.1:{old_port}"
+            old_tree = Tree(tmp / "old", config(genesis, free_base_port(), free_port(), old_port), args.old.resolve())
         replicas: list[tuple[Tree, str]] = []
         try:
             wait_up(tree, url)
+            if old_tree is not None:
+                wait_up(old_tree, old_url)
             anvil = str(tree.doc["l1_rpc"])
             pids = {c["id"]: int(c["pid"]) for c in tree.doc["children"] if c["pid"]}
+            old_pids = {c["id"]: int(c["pid"]) for c in old_tree.doc["children"] if c["pid"]} if old_tree else {}
             replicas = start_replicas(tmp, genesis, tree, anvil, url, args.replicas)
             signed = parent.recv()
             print(f"signed {signed[1]} transfers ({args.accounts} accounts x {args.per_account})")
             someone = "0x" + address_of(bench_key(0)).hex()
             rows = []
 
-            def run(label: str, job: tuple[Any, ...], unit: str, trees: Sequence[Tree] = ()) -> None:
-                procs = [t.pids for t in trees] or [pids]  # whose workers' CPU the row counts
+            def run(label: str, job: tuple[Any, ...], unit: str,
+                    which: dict[str, int] | Sequence[dict[str, int]] = pids) -> None:
+                procs = [which] if isinstance(which, dict) else list(which)  # whose workers' CPU the row counts
                 cpu0 = {k: sum(process_cpu(p[k]) for p in procs) for k in ("jsonrpc", "sequencer")}
                 parent.send(job)
                 stats = parent.recv()
@@ -276,18 +287,21 @@ def main() -> None:
 
             print("| what | rate | p50 | p99 | CPU s per 1,000: jsonrpc / sequencer / client | done |")
             print("| --- | --- | --- | --- | --- | --- |")
-            for target, where in ((url, "l2node"), (anvil, "anvil")):
-                for method, params in (("eth_blockNumber", []), ("eth_getBalance", [someone, "latest"])):
-                    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+            targets = [(url, "l2node", pids), (anvil, "anvil", pids)]
+            if old_tree is not None:
+                targets.insert(1, (old_url, f"l2node {args.old}", old_pids))
+            for method, params in (("eth_blockNumber", []), ("eth_getBalance", [someone, "latest"])):
+                body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+                for target, where, which in targets:
                     run(f"{where} {method}, {args.connections} connections", ("reads", target, body, args.duration,
-                                                                              args.connections), "req")
+                                                                              args.connections), "req", which)
             for n in range(1, len(replicas) + 1):  # one replica, then all of them at once
                 urls = [u for _, u in replicas[:n]]
                 for method, params in (("eth_blockNumber", []), ("eth_getBalance", [someone, "latest"])):
                     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
                     run(f"{n} replica{'s' * (n > 1)} {method}, {args.connections} connections",
                         ("reads_many", urls, body, args.duration, args.connections), "req",
-                        [t for t, _ in replicas[:n]])
+                        [t.pids for t, _ in replicas[:n]])
             half = signed[1] // 2
             run(f"l2node eth_sendRawTransaction, batches of {args.batch}, {args.inflight} in flight",
                 ("sends", 0, half, url, args.batch, args.inflight, args.duration), "tx")
@@ -308,6 +322,8 @@ def main() -> None:
             for replica, _ in replicas:
                 replica.close()
             tree.close()
+            if old_tree is not None:
+                old_tree.close()
     print(f"load average after: {os.getloadavg()}")
 
 

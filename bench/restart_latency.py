@@ -32,6 +32,11 @@ head first (the report says how far behind it still was). ``--phases`` then stop
 times, in a fresh process on a copy of the sequencer's database, the steps of Sequencer.open one
 by one (what the restart spends its time on).
 
+Rollups catch-up (``--catchup K``, with ``--state``): before the kills above, the rollups worker
+is SIGKILLed K more times, each once its derived head (the tree's l2node_derived_head_block) has
+reached the safe head, and timed from the kill until the new process's derived head is back where
+the old one's was: a restart re-deriving from the deployment block, or resuming from a checkpoint.
+
 Every figure is printed with the command line and the load average before and after.
 """
 
@@ -56,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from typing import Any
 
 import grpc
@@ -221,6 +227,39 @@ def kill_loop(control: Control, child: str, kills: int, timeout: float,
     return out
 
 
+def derived_head(url: str) -> int:
+    """The tree's l2node_derived_head_block (0 before a rollups worker has set it)."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return max([int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+                if line.startswith("l2node_derived_head_block")] or [0])
+
+
+def catchup_loop(control: Control, metrics: str, sequencer: str, kills: int, timeout: float) -> list[float]:
+    """SIGKILL the rollups worker ``kills`` times, each once it has derived the safe head; kill ->
+    its replacement's derived head back at the killed one's, seconds."""
+    out: list[float] = []
+    for _ in range(kills):
+        safe, _, _ = asyncio.run(wait_safe(sequencer, 0))
+        deadline = time.monotonic() + timeout
+        while (head := derived_head(metrics)) < safe:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the rollups worker derived {head}, not the safe head {safe}")
+            time.sleep(0.1)
+        kid = control.healthy()["rollups"]
+        t0 = time.perf_counter()
+        os.kill(kid.pid, signal.SIGKILL)
+        while control.children()["rollups"].pid in (kid.pid, 0):  # its gauge goes with the exit
+            time.sleep(0.005)
+        while derived_head(metrics) < head:
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"the restarted rollups worker did not derive {head} in {timeout} s")
+            time.sleep(0.01)
+        out.append(time.perf_counter() - t0)
+        print(f"# rollups caught up with block {head:,} {out[-1] * 1000:.0f} ms after the kill", file=sys.stderr)
+    return out
+
+
 def tree_config(genesis: pathlib.Path) -> str:
     """bench/e2e_throughput.py's tree (the devnet defaults, roomy pool limits) plus the idle worker."""
     knobs = argparse.Namespace(l1_block_time=0.0, l1_gas_limit=0, max_tx_bytes=0, batch_max_bytes=0,
@@ -352,6 +391,8 @@ def bench_services(args: argparse.Namespace, tmp: pathlib.Path) -> dict[str, obj
                     del txs
                 if args.wait_safe:
                     out["safe"] = asyncio.run(wait_safe(seq, args.wait_safe))
+                if args.catchup:
+                    out["catchup"] = catchup_loop(control, str(tree.doc["metrics"]), seq, args.catchup, args.timeout)
                 kids = control.healthy()
                 out["rss"] = {name: rss_mb(kids[name].pid) for name in [*services, IDLE_ID]}
                 out["loadavg_before"] = os.getloadavg()
@@ -362,6 +403,8 @@ def bench_services(args: argparse.Namespace, tmp: pathlib.Path) -> dict[str, obj
                     steps[name] = killed_at
                     print(f"# {name}: {summary(times[name])}", file=sys.stderr)
                 out["loadavg_after"] = os.getloadavg()
+                kids = control.healthy()
+                out["rss_after"] = {name: rss_mb(kids[name].pid) for name in [*services, IDLE_ID]}
                 out["times"] = times
                 out["chain"] = asyncio.run(wait_safe(seq, 0))
             finally:
@@ -402,9 +445,12 @@ PHASES = (
     ("services.sequencer._intake", "Intake.__init__", "Intake()"),
     ("services.sequencer._chain", "Chain.__init__", "Chain(): genesis state + header, a pool"),
     ("services.sequencer._chain", "Chain.open", "Chain.open(): the head and its state"),
+    ("services.sequencer._chain", "Chain._rebuild_tree", "  Chain._rebuild_tree(): nodes from every row (once)"),
     ("services.sequencer._store", "SequencerStore.accounts", "  store.accounts(): every account row"),
+    ("services.sequencer._store", "SequencerStore.account_count", "  store.account_count()"),
+    ("protocol._commitment", "StoredAccountTree.root", "  StoredAccountTree.root(): the top node"),
     ("services.sequencer._store", "SequencerStore.message_hashes", "  store.message_hashes()"),
-    ("protocol._execution", "State.__init__", "  State(): account + message trees from every leaf"),
+    ("protocol._execution", "State.__init__", "  State(): account (before: from every leaf) + message trees"),
     ("protocol._execution", "State.commit", "  State.commit()"),
     ("services.sequencer._chain", "Mempools.renew", "  Mempools.renew(): a new pool"),
     ("services.sequencer._intake", "Intake.restore", "Intake.restore(): the pending log back in the pool"),
@@ -453,8 +499,9 @@ def time_phases(db_path: pathlib.Path, genesis_file: pathlib.Path) -> list[tuple
         owner: Any = importlib.import_module(module)
         *outer, name = path.split(".")
         for part in outer:
-            owner = getattr(owner, part)
-        setattr(owner, name, clock(label, getattr(owner, name)))
+            owner = getattr(owner, part, None)
+        if owner is not None and hasattr(owner, name):  # one PHASES for the trees an A/B compares
+            setattr(owner, name, clock(label, getattr(owner, name)))
     settings = SequencerSettings.from_mapping({"chain_id": 901, "genesis_file": str(genesis_file),
                                                "mempool": MEMPOOL})
     pending = pathlib.Path(str(db_path).removesuffix(".db") + ".pending.db")
@@ -515,6 +562,9 @@ def print_services(args: argparse.Namespace, r: dict[str, Any]) -> None:
         safe, sealed, waited = r["safe"]
         print(f"# before the kills, waited {waited:.0f} s for SAFE: safe head {safe:,} / sealed head {sealed:,}")
     print("# resident memory before the kills (MB): " + ", ".join(f"{k} {v:,.0f}" for k, v in r["rss"].items()))
+    if "rss_after" in r:
+        print("# resident memory after the kills, the last restarted process (MB): "
+              + ", ".join(f"{k} {v:,.0f}" for k, v in r["rss_after"].items()))
     safe, sealed, _ = r["chain"]
     print(f"# after the kills: safe head {safe:,} / sealed head {sealed:,}")
     print("| ms | min | p50 | p90 | p99 | max |")
@@ -522,6 +572,8 @@ def print_services(args: argparse.Namespace, r: dict[str, Any]) -> None:
     for name, xs in times.items():
         label = "idle worker (runtime only), same tree" if name == IDLE_ID else name
         print(row(label, summary(xs)))
+    if "catchup" in r:
+        print(row("rollups: kill -> derived head back (--catchup)", summary(r["catchup"])))
     for name, rows in r.get("timeline", {}).items():
         print()
         print(f"# {name}: its restarts as the logs tell them, ms after the kill (log lines are ms-stamped, "
@@ -552,6 +604,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds a restart may take")
     ap.add_argument("--phases", action="store_true", help="after the kills, time the sequencer's start step by "
                     "step on a copy of its database")
+    ap.add_argument("--catchup", type=int, default=0, help="rollups catch-up mode: SIGKILL the rollups worker "
+                    "this many times first, timing kill -> its derived head back where it was")
     ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
     ap.add_argument("--phases-of", default="", help=argparse.SUPPRESS)
     ap.add_argument("--genesis", default="", help=argparse.SUPPRESS)

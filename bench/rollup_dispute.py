@@ -39,7 +39,7 @@ from l2node.node.deploy import (
     deploy_contracts,
 )
 from l2node.node.l1 import anvil_binary, free_loopback_port
-from protocol import BatchBlock, devnet_genesis, encode_batch, keccak256
+from protocol import BatchBlock, batch_leaves, devnet_genesis, encode_batch, keccak256, split_frames
 from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
 from services.rollups import step_proof
 from services.rollups._contracts import GameStatus, Registry, Side
@@ -88,11 +88,13 @@ class DisputeResult:
     gas: dict[str, tuple[int, int]]
 
 
-async def play_dispute(url: str, txs: int, data_dir: Path, wrong_from: int | None = None) -> DisputeResult:
+async def play_dispute(url: str, txs: int, data_dir: Path, wrong_from: int | None = None,
+                       frames: int = 1) -> DisputeResult:
     """Post one batch of ``txs`` transfers, propose a faulty output over it and play the game.
 
     The faulty proposer's trace agrees with the honest one before position ``wrong_from`` and
-    differs from there on (None: only its final claim, a corrupted state root, differs).
+    differs from there on (None: only its final claim, a corrupted state root, differs). With
+    ``frames`` > 1 the batch is posted in that many frames (``appendFrame``), not one transaction.
     """
     addresses = await deploy_contracts(url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, data_dir, params=PARAMS)
     async with L1Client(url) as l1:
@@ -102,8 +104,13 @@ async def play_dispute(url: str, txs: int, data_dir: Path, wrong_from: int | Non
         assert head is not None
         blocks = [BatchBlock(1, 100, head.number, head.hash, tuple(transfers(txs)))]
         batcher = await TxSender.create(l1, LocalSigner(DEVNET_BATCHER_KEY))
-        await batcher.wait_receipt(await batcher.send(addresses.batch_inbox, inbox.encode_call(
-            "appendBatch", encode_batch(blocks))), 60)
+        data = encode_batch(blocks)
+        pieces = split_frames(batch_leaves(blocks), -(-len(data) // frames) + 200) if frames > 1 else ()
+        assert len(pieces) == (frames if frames > 1 else 0)
+        calls = [inbox.encode_call("appendFrame", piece, i, i == len(pieces) - 1) for i, piece in enumerate(pieces)]
+        for call in calls or [inbox.encode_call("appendBatch", data)]:
+            receipt = await batcher.wait_receipt(await batcher.send(addresses.batch_inbox, call), 60)
+            assert receipt.success
         chain = DerivedChain(l1, inbox, portal, devnet_genesis(), RULES, addresses.block_number, 0)
         await chain.sync()
         derived = chain.block(1)

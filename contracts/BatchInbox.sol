@@ -41,6 +41,11 @@ pragma solidity 0.8.28;
 ///        the params check enforces it at deploy). Blocks derivation makes itself when the
 ///        window lapses carry a zero origin hash and are never posted.
 ///
+///      - A batch may also come in several transactions, as frames of a channel (`appendFrame`,
+///        protocol/_frames.py): each frame is whole leaves in this format, checked as above, folded
+///        into the batch's tree through a frontier kept in storage; the closing frame stores the
+///        same BatchEntry `appendBatch` would (StepVerifier cannot tell them apart).
+///
 ///      Batch data stays in calldata: storing it would cost ~20k gas per 32 bytes, while calldata
 ///      is already part of L1 history. Only the batcher may append: the inbox is the L2's
 ///      ordering, and if anyone could write to it anyone could fill it with junk that every node
@@ -84,12 +89,40 @@ contract BatchInbox {
     BatchEntry[] private _batches;
     ForcedEntry[] private _forced;
 
+    /// @notice The channel being filled by `appendFrame` (frames == 0: none open), in one slot.
+    struct Channel {
+        uint64 id; // of the open channel, or of the last one opened (from 1)
+        uint64 frames; // frames appended so far
+        uint64 leaves; // leaves folded into the frontier so far
+        uint64 openedBlock; // the L1 block of its frame 0
+    }
+
+    Channel private _channel;
+    /// @notice The open channel's hash chain over its frames: h = keccak256(h ‖ keccak256(frame)), from 0.
+    bytes32 private _channelHash;
+    /// @notice The open channel's tree frontier: slot 3l + j holds the j-th child, left to right, of
+    ///         the incomplete node at level l + 1 (valid for j < (leaves >> 2l) % 4). Never cleared: a
+    ///         slot rewritten costs 2,900 gas (5,000 cold), one written from zero 20,000 (22,100).
+    bytes32[48] private _frontier;
+
     /// @notice A batch was appended; its data is the input of this log's transaction.
     /// @param index Position of the batch in the inbox, from 0.
     /// @param dataHash keccak256 of the batch data.
     /// @param inputRoot Sized Merkle root over the batch's leaves.
     /// @param l1Block The L1 block that included it.
     event BatchAppended(uint256 indexed index, bytes32 dataHash, bytes32 inputRoot, uint256 l1Block);
+
+    /// @notice A frame of channel `channel` was appended; its data is the `frame` argument of this
+    ///         log's transaction (`appendFrame`). The closing frame's transaction also logs the
+    ///         batch's `BatchAppended`; derivation finds the earlier frames through this log.
+    /// @param channel The channel (from 1; indexed, so a reader filters by it).
+    /// @param frame The frame's number in its channel, from 0.
+    /// @param frameHash keccak256 of the frame data.
+    /// @param openedBlock The L1 block of the channel's frame 0: where a reader starts looking.
+    event FrameAppended(uint256 indexed channel, uint256 frame, bytes32 frameHash, uint256 openedBlock);
+
+    /// @notice An open channel was replaced by a new frame 0 before it closed: it never becomes a batch.
+    event ChannelAbandoned(uint256 indexed channel, uint256 frames);
 
     /// @notice A signed L2 transaction was queued for forced inclusion.
     /// @param index Position in the forced-inclusion queue, from 0.
@@ -129,6 +162,10 @@ contract BatchInbox {
     /// @notice BLOCK leaf `leaf`'s origin hash is not L1's hash of that block (`actual`; zero when
     ///         L1 has none to give, e.g. no EIP-2935 history before its fork).
     error OriginHashMismatch(uint256 leaf, uint256 origin, bytes32 claimed, bytes32 actual);
+    /// @notice `appendFrame` numbered `frame` (not 0) while no channel is open.
+    error NoOpenChannel(uint256 frame);
+    /// @notice `appendFrame` numbered `frame` while channel `channel` expects frame `expected`.
+    error FrameOutOfOrder(uint256 channel, uint256 expected, uint256 frame);
     /// @notice The constructor was given the zero address as batcher.
     error ZeroBatcher();
 
@@ -152,7 +189,7 @@ contract BatchInbox {
         emit BatchAppended(index, dataHash, inputRoot, block.number);
     }
 
-    // Why `_commit` stopped (0: it did not), and the values its named error reports.
+    // Why `_leafHashes` stopped (0: it did not), and the values its named error reports.
     uint256 private constant _TRUNCATED = 1;
     uint256 private constant _EMPTY_LEAF = 2;
     uint256 private constant _UNKNOWN_LEAF = 3;
@@ -162,16 +199,22 @@ contract BatchInbox {
 
     /// @notice keccak256(data) and the sized Merkle root over its leaves' hashes, every BLOCK
     ///         leaf's origin checked against L1; reverts with the named error of the first fault.
-    /// @dev One pass over a memory copy of the batch (needed for the data hash anyway): each
-    ///      leaf is hashed in place, its hash appended to an array after the copy; then the tree
-    ///      is folded in place, level by level (node i of a level overwrites slot i, whose
-    ///      children 4i..4i+3 are already read), an incomplete last node padded with ZERO[level].
     function _commit(bytes calldata data) private view returns (bytes32 dataHash, bytes32 root) {
+        (bytes32 hash, uint256 hashes, uint256 count) = _leafHashes(data);
+        return (hash, _treeRoot(hashes, count));
+    }
+
+    /// @notice keccak256(data), and its leaves' hashes: `count` words at memory `hashes` (with three
+    ///         free words before them and room for the tree's padding after; see `_foldFrame`), every
+    ///         BLOCK leaf's origin checked against L1; reverts with the named error of the first
+    ///         fault (leaf numbers count from the start of `data`).
+    /// @dev One pass over a memory copy of the batch (needed for the data hash anyway): each leaf is
+    ///      hashed in place, its hash appended to an array after the copy.
+    function _leafHashes(bytes calldata data) private view returns (bytes32 dataHash, uint256 hashes, uint256 leaf) {
         uint256 size = data.length;
         if (size == 0) revert EmptyData();
         if (uint8(data[0]) != BATCH_VERSION) revert UnknownVersion(uint8(data[0]));
         uint256 fault;
-        uint256 leaf;
         uint256 originNumber;
         bytes32 claimed;
         bytes32 actual;
@@ -180,7 +223,7 @@ contract BatchInbox {
             calldatacopy(batch, data.offset, size)
             dataHash := keccak256(batch, size)
             let end := add(batch, size)
-            let hashes := and(add(end, 31), not(31))
+            hashes := add(and(add(end, 31), not(31)), 96)
             let pos := add(batch, 1)
             // The last originNumber checked: consecutive blocks mostly share one.
             let lastOrigin := not(0)
@@ -241,35 +284,12 @@ contract BatchInbox {
                 leaf := add(leaf, 1)
                 pos := add(pos, len)
             }
-            if iszero(fault) {
-                // The tree: 16 levels of 4-ary nodes over `leaf` hashes, then H(treeRoot ‖ count).
-                let width := leaf
-                let zero := 0
-                for { let level := 0 } lt(level, 16) { level := add(level, 1) } {
-                    // Complete the last node of the level with empty subtrees.
-                    let padded := and(add(width, 3), not(3))
-                    for { let i := width } lt(i, padded) { i := add(i, 1) } {
-                        mstore(add(hashes, shl(5, i)), zero)
-                    }
-                    width := shr(2, padded)
-                    for { let i := 0 } lt(i, width) { i := add(i, 1) } {
-                        mstore(add(hashes, shl(5, i)), keccak256(add(hashes, shl(7, i)), 128))
-                    }
-                    // ZERO[level + 1] = H(ZERO[level] x 4), in the scratch words past the padding.
-                    let scratch := add(hashes, shl(5, padded))
-                    mstore(scratch, zero)
-                    mstore(add(scratch, 32), zero)
-                    mstore(add(scratch, 64), zero)
-                    mstore(add(scratch, 96), zero)
-                    zero := keccak256(scratch, 128)
-                }
-                mstore(add(hashes, 32), leaf)
-                root := keccak256(hashes, 64)
-            }
+            // Keep the hashes, their padding (up to 3 words) and the 4 scratch words of `_treeRoot`.
+            mstore(0x40, add(hashes, shl(5, add(leaf, 8))))
         }
         if (fault == 0) {
             if (leaf == 0) revert NoLeaves();
-            return (dataHash, root);
+            return (dataHash, hashes, leaf);
         }
         if (fault == _TRUNCATED) revert TruncatedLeaf(leaf);
         if (fault == _EMPTY_LEAF) revert EmptyLeaf(leaf);
@@ -277,6 +297,176 @@ contract BatchInbox {
         if (fault == _IN_FUTURE) revert OriginInFuture(leaf, originNumber, block.number);
         if (fault == _TOO_OLD) revert OriginTooOld(leaf, originNumber, block.number);
         revert OriginHashMismatch(leaf, originNumber, claimed, actual);
+    }
+
+    /// @notice The sized root over `count` (>= 1) hashes at memory `hashes` (see `_leafHashes`).
+    /// @dev The tree is folded in place, level by level (node i of a level overwrites slot i, whose
+    ///      children 4i..4i+3 are already read), an incomplete last node padded with ZERO[level].
+    function _treeRoot(uint256 hashes, uint256 count) private pure returns (bytes32 root) {
+        assembly ("memory-safe") {
+            // The tree: 16 levels of 4-ary nodes over `count` hashes, then H(treeRoot ‖ count).
+            let width := count
+            let zero := 0
+            for { let level := 0 } lt(level, 16) { level := add(level, 1) } {
+                // Complete the last node of the level with empty subtrees.
+                let padded := and(add(width, 3), not(3))
+                for { let i := width } lt(i, padded) { i := add(i, 1) } {
+                    mstore(add(hashes, shl(5, i)), zero)
+                }
+                width := shr(2, padded)
+                for { let i := 0 } lt(i, width) { i := add(i, 1) } {
+                    mstore(add(hashes, shl(5, i)), keccak256(add(hashes, shl(7, i)), 128))
+                }
+                // ZERO[level + 1] = H(ZERO[level] x 4), in the scratch words past the padding.
+                let scratch := add(hashes, shl(5, padded))
+                mstore(scratch, zero)
+                mstore(add(scratch, 32), zero)
+                mstore(add(scratch, 64), zero)
+                mstore(add(scratch, 96), zero)
+                zero := keccak256(scratch, 128)
+            }
+            mstore(add(hashes, 32), count)
+            root := keccak256(hashes, 64)
+        }
+    }
+
+    // -- channels: a batch in several L1 transactions ----------------------------------------------
+
+    /// @notice Append one frame of a channel: a batch whose leaves come in several L1 transactions
+    ///         (an L1 transaction carries at most ~414 KB of calldata under EIP-7825's gas cap; a
+    ///         block may hold more). Only the batcher, as the top-level call of its own transaction.
+    /// @dev A frame is itself in batch format 1 (`0x01 ‖ (uint24 length ‖ leaf)+`, whole leaves),
+    ///      checked exactly as `appendBatch` checks a batch (the same named errors, leaf numbers
+    ///      counting from the frame's start, every BLOCK leaf's origin against the L1 block that
+    ///      includes the frame). Its leaves are folded into the channel's tree frontier (storage),
+    ///      so the closing frame (`last`) stores the BatchEntry(inputRoot, its own L1 block) that
+    ///      `appendBatch` would store for all the channel's leaves in one transaction, and logs
+    ///      `BatchAppended(index, chainHash, inputRoot, l1Block)` (dataHash: the frames' hash
+    ///      chain, `_channelHash`). StepVerifier and the one-step proof read the entry as any other.
+    ///
+    ///      Rules: frame 0 opens a channel (and abandons one still open: a batcher that restarted
+    ///      mid-channel starts over, and the old channel is never a batch); frame n > 0 must be the
+    ///      open channel's next (else NoOpenChannel / FrameOutOfOrder), so a frame reorged out
+    ///      makes its successors revert rather than splice into another channel. A channel is no
+    ///      batch until it closes: derivation never waits on an open one (a channel never closed
+    ///      simply does not exist; the sequencer window, rule F, covers liveness), and its batch
+    ///      index is taken at close. So `appendBatch` while a channel is open is allowed and takes
+    ///      the index before it: the channel is a staging area, the inbox's batches are the
+    ///      `BatchAppended` logs in order, whatever produced them.
+    /// @param frame The frame: 0x01 ‖ (uint24 length ‖ leaf)+.
+    /// @param frameIndex The frame's number in its channel: 0 opens one.
+    /// @param last The frame closes the channel: the batch is appended now.
+    /// @return channel The channel's id.
+    function appendFrame(bytes calldata frame, uint256 frameIndex, bool last) external returns (uint256 channel) {
+        _checkBatcher();
+        Channel memory open = _channel;
+        bytes32 chain;
+        if (frameIndex == 0) {
+            if (open.frames != 0) emit ChannelAbandoned(open.id, open.frames);
+            open = Channel(open.id + 1, 0, 0, uint64(block.number));
+        } else {
+            if (open.frames == 0) revert NoOpenChannel(frameIndex);
+            if (frameIndex != open.frames) revert FrameOutOfOrder(open.id, open.frames, frameIndex);
+            chain = _channelHash;
+        }
+        (bytes32 frameHash, uint256 hashes, uint256 count) = _leafHashes(frame);
+        chain = keccak256(abi.encode(chain, frameHash));
+        uint256 leaves = open.leaves + count;
+        bytes32[48] memory frontier = _foldFrame(hashes, count, open.leaves, !last);
+        channel = open.id;
+        emit FrameAppended(channel, frameIndex, frameHash, open.openedBlock);
+        if (!last) {
+            _channel = Channel(open.id, uint64(frameIndex + 1), uint64(leaves), open.openedBlock);
+            _channelHash = chain;
+            return channel;
+        }
+        _channel = Channel(open.id, 0, 0, 0);
+        bytes32 inputRoot = _frontierRoot(frontier, leaves);
+        uint256 index = _batches.length;
+        _batches.push(BatchEntry(inputRoot, uint64(block.number)));
+        emit BatchAppended(index, chain, inputRoot, block.number);
+    }
+
+    /// @notice The open channel (frames == 0: none) and its hash chain so far.
+    function openChannel() external view returns (uint256 id, uint256 frames, uint256 leaves, uint256 openedBlock,
+                                                  bytes32 chainHash) {
+        Channel memory open = _channel;
+        return (open.id, open.frames, open.leaves, open.openedBlock, open.frames == 0 ? bytes32(0) : _channelHash);
+    }
+
+    /// @notice The batcher, calling as the top-level call of its own transaction (see the notes).
+    function _checkBatcher() private view {
+        if (msg.sender != batcher) revert NotBatcher(msg.sender);
+        if (msg.sender != tx.origin) revert NotTopLevelCall(msg.sender, tx.origin);
+        if (msg.sender.code.length != 0) revert BatcherHasCode(msg.sender);
+    }
+
+    /// @notice Fold `count` leaf hashes (memory at `hashes`, three free words before them, from
+    ///         `_leafHashes`) into the frontier of a tree of `before` leaves; the new frontier, in
+    ///         memory, with every level a root needs. `store`: write the slots that changed back.
+    /// @dev Level by level: the level's pending children (k = its digit of the count, from storage)
+    ///      are put in the three words before its new nodes, every complete group of four hashed
+    ///      into the next level's new nodes (written from `hashes` on: never over a word not yet
+    ///      read), and the remainder is the level's new frontier. A level with no new node leaves
+    ///      it and all above unchanged: only read, and only when closing.
+    function _foldFrame(uint256 hashes, uint256 count, uint256 before, bool store)
+        private returns (bytes32[48] memory frontier)
+    {
+        uint256 fresh = count; // new complete nodes at this level
+        for (uint256 level = 0; level < 16; ++level) {
+            uint256 slot = 3 * level;
+            uint256 pending = (before >> (2 * level)) & 3;
+            for (uint256 j = 0; j < pending; ++j) {
+                if (fresh != 0 || !store) frontier[slot + j] = _frontier[slot + j];
+            }
+            if (fresh == 0) {
+                if (store) break;
+                continue;
+            }
+            uint256 base = hashes - 32 * pending;
+            uint256 size = pending + fresh;
+            uint256 groups = size >> 2;
+            uint256 rest = size & 3;
+            assembly ("memory-safe") {
+                for { let j := 0 } lt(j, pending) { j := add(j, 1) } {
+                    mstore(add(base, shl(5, j)), mload(add(frontier, shl(5, add(slot, j)))))
+                }
+                for { let i := 0 } lt(i, groups) { i := add(i, 1) } {
+                    mstore(add(hashes, shl(5, i)), keccak256(add(base, shl(7, i)), 128))
+                }
+                let tail := add(base, shl(7, groups))
+                for { let j := 0 } lt(j, rest) { j := add(j, 1) } {
+                    mstore(add(frontier, shl(5, add(slot, j))), mload(add(tail, shl(5, j))))
+                }
+            }
+            if (store) {
+                // Without a complete group, the first `pending` are the stored ones, unchanged.
+                for (uint256 j = groups == 0 ? pending : 0; j < rest; ++j) _frontier[slot + j] = frontier[slot + j];
+            }
+            fresh = groups;
+        }
+    }
+
+    /// @notice The sized root of a tree of `count` (>= 1) leaves from its frontier: at each level
+    ///         the pending children, then the node carried up from below, padded with ZERO[level];
+    ///         the same root `_treeRoot` folds from all the leaves.
+    function _frontierRoot(bytes32[48] memory frontier, uint256 count) private pure returns (bytes32 root) {
+        bytes32 zero;
+        bytes32 carry;
+        bool carrying;
+        bytes32[4] memory node;
+        for (uint256 level = 0; level < 16; ++level) {
+            uint256 pending = (count >> (2 * level)) & 3;
+            if (pending != 0 || carrying) {
+                for (uint256 j = 0; j < 4; ++j) {
+                    node[j] = j < pending ? frontier[3 * level + j] : (j == pending && carrying) ? carry : zero;
+                }
+                carry = keccak256(abi.encode(node));
+                carrying = true;
+            }
+            zero = keccak256(abi.encode(zero, zero, zero, zero));
+        }
+        return keccak256(abi.encode(carry, count));
     }
 
     /// @notice Queue a signed L2 transaction that the sequencer must include. Anyone.

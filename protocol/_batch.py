@@ -7,9 +7,11 @@ Version 1: the batch *is* its leaves (see _batch_input), each framed with its le
     leaf  = 0x00 || raw tx                          (TX leaf, length >= 1)
           | 0x01 || 5 abi words                     (BLOCK leaf, exactly 161 bytes)
 
-posted as ``appendBatch(batch)``. BatchInbox walks the same framing on L1, computes the input
-root (the sized Merkle root over the leaves' hashes, ``input_root``) and stores it, so what
-derivation reads and what a one-step proof opens are bound by L1 itself.
+posted as ``appendBatch(batch)``, or cut at leaf boundaries into several batches of this format
+posted as the frames of one channel (``appendFrame``, see _frames: there "frame" means an L1
+transaction's piece of a batch, not a leaf's length prefix). BatchInbox walks the same framing
+on L1, computes the input root (the sized Merkle root over the leaves' hashes, ``input_root``)
+and stores it, so what derivation reads and what a one-step proof opens are bound by L1 itself.
 
 ``decode_batch`` refuses exactly what ``appendBatch`` refuses for its form (contracts/BatchInbox.sol):
 no data, another version byte, no leaves, a frame running past the end, an empty leaf, a leaf of

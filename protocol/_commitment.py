@@ -75,14 +75,17 @@ Why this tree, in numbers (bench/sequencer_core.py; shared 2-core machine; best 
     - Whole per-block update (leaf hashes, linked list, tree, root) of 7,500 touched accounts:
       19-26 ms with 10,000 accounts and 40-44 ms with 100,000; 7,500 new accounts
       (two paths each: low leaf and new slot) 39-50 / 73-77 ms. From scratch: 440-520
-      ms for 100,000 accounts (a restart loads the accounts in slot order and rebuilds).
+      ms for 100,000 accounts, ~8 s for a million: so the sequencer keeps the nodes in its store
+      and a restart opens them lazily (``StoredAccountTree``: the same tree, read on demand).
 """
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sha3 import keccak_256  # type: ignore[import-untyped]
 
@@ -257,6 +260,13 @@ class MerkleTree:
             i //= arity
         return MerkleProof(index, self.count, tuple(siblings))
 
+    def nodes(self) -> Iterator[tuple[int, bytes]]:
+        """Every node of a used subtree as (node_key(height, index), hash), leaves included: what a
+        :class:`StoredAccountTree` reads (the nodes right of them are empty subtrees, never stored)."""
+        for height, level in enumerate(self._levels):
+            for index, node in enumerate(level):
+                yield node_key(height, index), node
+
     def copy(self) -> MerkleTree:
         clone = MerkleTree.__new__(MerkleTree)
         clone._arity = self._arity
@@ -265,6 +275,16 @@ class MerkleTree:
         clone._zero = self._zero
         clone._levels = [level.copy() for level in self._levels]
         return clone
+
+
+def node_key(height: int, index: int) -> int:
+    """One integer naming a node of a fixed-depth tree: its height (0: a leaf) above its index
+    (under 4**16 = 2**32). A stored tree keys its nodes by it."""
+    return height << _INDEX_BITS | index
+
+
+_LEVEL_BITS = MERKLE_ARITY.bit_length() - 1  # log2(arity): a level's index is the one below shifted by it
+_INDEX_BITS = _LEVEL_BITS * MERKLE_DEPTH  # every index of the rule's tree
 
 
 def merkle_root(leaves: Sequence[bytes]) -> bytes:
@@ -458,6 +478,15 @@ class AccountTree:
         """Every account in slot (= creation) order: rebuilds this exact tree."""
         return list(zip(self._addresses, self._accounts, strict=True))
 
+    def nodes(self) -> Iterator[tuple[int, bytes]]:
+        """Every node as (node_key, hash): what a :class:`StoredAccountTree` over a store holding
+        them (and the accounts) reads."""
+        return self._tree.nodes()
+
+    def read(self, addresses: Iterable[bytes]) -> dict[bytes, Account]:
+        """The accounts of ``addresses`` that the tree holds (a stored tree reads them)."""
+        return {a: account for a in addresses if (account := self.get(a)) is not None}
+
     def copy(self) -> AccountTree:
         clone = AccountTree.__new__(AccountTree)
         clone._tree = self._tree.copy()
@@ -467,3 +496,259 @@ class AccountTree:
         clone._next = self._next.copy()
         clone._sorted = self._sorted.copy()
         return clone
+
+
+class AccountSource(Protocol):
+    """Where a :class:`StoredAccountTree` reads what it has not cached: the accounts and tree nodes
+    of the last durable state (the sequencer's store). Never the changes not yet written."""
+
+    def accounts_at(self, addresses: Sequence[bytes]) -> dict[bytes, tuple[int, Account]]:
+        """(slot, account) of each of ``addresses`` that is stored; the others are absent."""
+        ...
+
+    def below(self, address: bytes) -> bytes | None:
+        """The largest stored address below ``address``, if any."""
+        ...
+
+    def above(self, address: bytes) -> bytes | None:
+        """The smallest stored address above ``address``, if any."""
+        ...
+
+    def at_slot(self, slot: int) -> tuple[bytes, Account] | None:
+        """The account in slot ``slot``, if it is used."""
+        ...
+
+    def nodes(self, keys: Sequence[int]) -> dict[int, bytes]:
+        """The stored nodes of ``keys`` (node_key); a key of an empty subtree is never stored."""
+        ...
+
+
+class StoredAccountTree(AccountTree):
+    """The account tree over a store: the same slots, leaves, nodes and root as :class:`AccountTree`
+    (tests/sequencer/test_stored_tree.py compares them), but nothing is read until it is needed.
+
+    Opening one costs nothing but the top node: a restart at a million accounts reads neither the
+    accounts nor the leaves. ``update`` reads the accounts it does not know, the low leaves of new
+    accounts (``below`` / ``above`` find them), and the siblings of the paths it rehashes, then
+    keeps what it computed (``take_writes``: the nodes to write with the block, in the same durable
+    commit). Reads see the last durable state, so a tree is updated once between durable writes:
+    the chain seals one block at a time and writes it before the next; if a write fails, it opens a
+    new tree over the store. ``evict`` bounds the caches once a write is durable.
+    """
+
+    __slots__ = ("_count", "_known", "_levels", "_next_of", "_source", "_writes")
+
+    def __init__(self, source: AccountSource, count: int) -> None:
+        if count < 1:
+            raise ValueError("a stored account tree holds the zero address at least")
+        self._source = source
+        self._count = count
+        #: node caches, per height: index -> hash (what was read, and what ``update`` computed)
+        self._levels: list[dict[int, bytes]] = [{} for _ in range(MERKLE_DEPTH + 1)]
+        #: address -> slot, for addresses read or created
+        self._known: dict[bytes, int] = {}
+        #: address -> the next-larger address (the linked list), for addresses whose leaf was hashed
+        self._next_of: dict[bytes, bytes] = {}
+        #: nodes computed since the last ``take_writes``
+        self._writes: dict[int, bytes] = {}
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def root(self) -> bytes:
+        return sized_root(self._node(MERKLE_DEPTH, 0), self._count)
+
+    def index_of(self, address: bytes) -> int | None:
+        slot = self._known.get(address)
+        if slot is None:
+            found = self._source.accounts_at([address]).get(address)
+            if found is None:
+                return None
+            slot = self._known[address] = found[0]
+        return slot
+
+    def get(self, address: bytes) -> Account | None:
+        return self.read([address]).get(address)
+
+    def read(self, addresses: Iterable[bytes]) -> dict[bytes, Account]:
+        """The stored accounts of ``addresses`` (their last durable values)."""
+        wanted = list(addresses)
+        if not wanted:
+            return {}
+        found = self._source.accounts_at(wanted)
+        known = self._known
+        for address, (slot, _) in found.items():
+            known[address] = slot
+        return {address: account for address, (_, account) in found.items()}
+
+    def update(self, changes: Iterable[tuple[bytes, Account]]) -> None:
+        """Write accounts; an address not in the tree yet takes the next slot, in ``changes`` order."""
+        values = dict(changes)  # the last write of each; first writes in order (new slots)
+        known = self._known
+        unknown = [a for a in values if a not in known]
+        if unknown:
+            self.read(unknown)
+        dirty: dict[int, bytes] = {}  # slot -> address
+        created: list[bytes] = []  # this update's new addresses, sorted (not in the store yet)
+        for address in values:
+            slot = known.get(address)
+            if slot is None:
+                if len(address) != ADDRESS_SIZE:
+                    raise ValueError("an address is 20 bytes")
+                low = self._below(address, created)
+                if low is None:
+                    raise ValueError("the zero address is in every stored tree")
+                low_slot = self.index_of(low)
+                assert low_slot is not None  # a stored address, or one created above
+                self._next_of[address] = self._successor(low, created)
+                self._next_of[low] = address
+                slot = known[address] = self._count
+                if slot >= MAX_LEAVES:
+                    raise OverflowError("Merkle tree full")
+                self._count += 1
+                created.insert(bisect_left(created, address), address)
+                dirty[low_slot] = low
+            dirty[slot] = address
+        lows = [a for a in dirty.values() if a not in values]
+        if lows:
+            values.update(self.read(lows))  # unchanged since the last durable write
+        slots = list(dirty)
+        addresses = [dirty[s] for s in slots]
+        nexts = self._next_of
+        leaves = account_leaves(addresses, [values[a] for a in addresses],
+                                [nexts[a] if a in nexts else self._successor(a, created) for a in addresses],
+                                list(range(len(slots))))
+        self._rehash(dict(zip(slots, leaves, strict=True)))
+
+    def _below(self, address: bytes, created: list[bytes]) -> bytes | None:
+        """The predecessor of ``address`` among the stored addresses and ``created``."""
+        stored = self._source.below(address)
+        j = bisect_left(created, address)
+        local = created[j - 1] if j else None
+        if stored is None or (local is not None and local > stored):
+            return local
+        return stored
+
+    def _successor(self, address: bytes, created: list[bytes]) -> bytes:
+        """The next-larger address after ``address`` (the zero address after the largest)."""
+        found = self._next_of.get(address)
+        if found is None:
+            stored = self._source.above(address)
+            j = bisect_left(created, address)
+            if j < len(created) and created[j] == address:
+                j += 1
+            local = created[j] if j < len(created) else None
+            candidates = [a for a in (stored, local) if a is not None]
+            found = self._next_of[address] = min(candidates) if candidates else ZERO_ADDRESS
+        return found
+
+    def _width(self, height: int) -> int:
+        """Nodes at ``height`` that have a used slot below them."""
+        return -(-self._count >> _LEVEL_BITS * height)
+
+    def _node(self, height: int, index: int) -> bytes:
+        if index >= self._width(height):
+            return ZERO[height]
+        level = self._levels[height]
+        node = level.get(index)
+        if node is None:
+            self._fetch(height, [index])
+            node = level[index]
+        return node
+
+    def _fetch(self, height: int, indices: Iterable[int]) -> None:
+        """Read the nodes at ``height`` of ``indices`` (used ones, not cached) from the store."""
+        level = self._levels[height]
+        keys = [node_key(height, i) for i in indices if i not in level]
+        if not keys:
+            return
+        found = self._source.nodes(keys)
+        if len(found) != len(keys):
+            raise LookupError(f"the store lacks {len(keys) - len(found)} node(s) of height {height}")
+        base = node_key(height, 0)
+        for key, node in found.items():
+            level[key - base] = node
+
+    def _rehash(self, leaves: Mapping[int, bytes]) -> None:
+        """Set leaves (slot -> hash) and rehash their paths, reading the siblings not cached."""
+        writes = self._writes
+        self._levels[0].update(leaves)
+        writes.update(leaves)  # node_key(0, slot) is the slot
+        dirty: Iterable[int] = leaves.keys()
+        for height in range(MERKLE_DEPTH):
+            parents = sorted({i >> _LEVEL_BITS for i in dirty})
+            width = self._width(height)
+            below = self._levels[height]
+            spans = [c for p in parents for c in range(p << _LEVEL_BITS, (p << _LEVEL_BITS) + MERKLE_ARITY)]
+            missing = [c for c in spans if c < width and c not in below]
+            if missing:
+                self._fetch(height, missing)
+            # A cached node is always left of ``width`` (the tree only grows): absent means empty.
+            children = list(map(below.get, spans, itertools.repeat(ZERO[height])))
+            hashed: list[bytes] = [ZERO_HASH] * len(parents)
+            hash_level(children, hashed, list(range(len(parents))), MERKLE_ARITY)
+            self._levels[height + 1].update(zip(parents, hashed, strict=True))
+            base = node_key(height + 1, 0)
+            writes.update(zip([base | p for p in parents], hashed, strict=True))
+            dirty = parents
+
+    def take_writes(self) -> dict[int, bytes]:
+        """The nodes ``update`` computed since the last call (node_key -> hash): the block writes them."""
+        writes, self._writes = self._writes, {}
+        return writes
+
+    def evict(self, max_nodes: int, max_addresses: int) -> None:
+        """Forget cached nodes (the lowest levels first) and addresses beyond these bounds. Only once
+        every change is durable (``take_writes`` written): what is forgotten is read back."""
+        assert not self._writes, "evicting nodes not yet written"
+        total = sum(len(level) for level in self._levels)
+        for level in self._levels:
+            if total <= max_nodes:
+                break
+            total -= len(level)
+            level.clear()
+        if len(self._known) > max_addresses:
+            self._known.clear()
+        if len(self._next_of) > max_addresses:
+            self._next_of.clear()
+
+    def leaf(self, index: int) -> AccountLeaf:
+        found = self._source.at_slot(index)
+        if found is None:
+            raise IndexError(f"slot {index} of a tree of {self._count}")
+        address, (nonce, balance) = found
+        return AccountLeaf(address, nonce, balance, self._successor(address, []))
+
+    def prove(self, address: bytes) -> AccountProof:
+        slot = self.index_of(address)
+        if slot is None:
+            low = self._source.below(address)
+            assert low is not None  # the zero address is always there and below any other
+            address = low
+            slot = self.index_of(low)
+            assert slot is not None
+        account = self.get(address)
+        assert account is not None
+        leaf = AccountLeaf(address, account.nonce, account.balance, self._successor(address, []))
+        return AccountProof(leaf, self.prove_slot(slot))
+
+    def prove_slot(self, index: int) -> MerkleProof:
+        if not 0 <= index <= self._count or index >= MAX_LEAVES:
+            raise IndexError(f"slot {index} of a tree of {self._count}")
+        siblings: list[bytes] = []
+        i = index
+        for height in range(MERKLE_DEPTH):
+            first = i - i % MERKLE_ARITY
+            siblings.extend(self._node(height, j) for j in range(first, first + MERKLE_ARITY) if j != i)
+            i //= MERKLE_ARITY
+        return MerkleProof(index, self._count, tuple(siblings))
+
+    def items(self) -> list[tuple[bytes, Account]]:
+        raise NotImplementedError("a stored tree does not list its accounts: its store does")
+
+    def nodes(self) -> Iterator[tuple[int, bytes]]:
+        raise NotImplementedError("a stored tree's nodes are in its store")
+
+    def copy(self) -> AccountTree:
+        raise NotImplementedError("a stored tree is not copied: open another over its store")

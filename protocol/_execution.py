@@ -47,6 +47,7 @@ the one function derivation, the sequencer and (in Solidity) StepState follow fo
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -142,12 +143,15 @@ class State:
 
     __slots__ = ("_account_tree", "_dirty", "_message_tree", "_new_messages", "accounts", "message_hashes")
 
-    def __init__(self, accounts: Iterable[tuple[bytes, Account]] = (), message_hashes: Sequence[bytes] = ()) -> None:
-        self.accounts: dict[bytes, Account] = {ZERO_ADDRESS: EMPTY_ACCOUNT}
+    def __init__(self, accounts: Iterable[tuple[bytes, Account]] = (), message_hashes: Sequence[bytes] = (),
+                 *, account_tree: AccountTree | None = None) -> None:
+        """``account_tree``: a tree over a store (StoredAccountTree) instead of one built from
+        ``accounts``; ``accounts`` is then only what is already read (a cache: see ``prefetch``)."""
+        self.accounts: dict[bytes, Account] = {ZERO_ADDRESS: EMPTY_ACCOUNT} if account_tree is None else {}
         self.accounts.update(accounts)
         #: Hashes of every L2->L1 message recorded so far; message nonce i is at index i.
         self.message_hashes: list[bytes] = list(message_hashes)
-        self._account_tree = AccountTree(self.accounts.items())
+        self._account_tree = AccountTree(self.accounts.items()) if account_tree is None else account_tree
         self._message_tree = MerkleTree(self.message_hashes)
         #: Addresses written since the last commit, first write first (creation order).
         self._dirty: dict[bytes, None] = {}
@@ -155,7 +159,33 @@ class State:
 
     def get(self, address: bytes) -> Account:
         """The account at ``address`` (nonce 0, balance 0 if it has none)."""
-        return self.accounts.get(address, EMPTY_ACCOUNT)
+        account = self.accounts.get(address)
+        if account is None:
+            self.prefetch((address,))
+            account = self.accounts.get(address, EMPTY_ACCOUNT)
+        return account
+
+    def prefetch(self, addresses: Iterable[bytes]) -> None:
+        """Read the accounts of ``addresses`` from a stored account tree into ``accounts``.
+
+        Execution reads ``accounts`` only (the hot path), an address absent there being one never
+        created: over a stored tree, prefetch every address a block may touch before executing it
+        (its senders, recipients, FEE_VAULT, the zero address). Over an in-memory tree, a no-op.
+        """
+        accounts = self.accounts
+        missing = [a for a in addresses if a not in accounts]
+        if missing:
+            accounts.update(self._account_tree.read(missing))
+
+    def evict(self, keep: int) -> None:
+        """Forget all but the ``keep`` last read accounts (a stored tree reads them again). Only
+        between blocks, every change committed and durable: nothing here may be newer than the store."""
+        assert not self._dirty, "evicting uncommitted accounts"
+        accounts = self.accounts
+        excess = len(accounts) - keep
+        if excess > 0:
+            for address in list(itertools.islice(accounts, excess)):
+                del accounts[address]
 
     @property
     def message_count(self) -> int:

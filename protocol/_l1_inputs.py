@@ -11,6 +11,12 @@ its content):
   ``dataHash``). If it does not, or the transaction cannot be found at confirmed depth, the L1
   client is wrong, not the batch: ``BatchDataError`` is raised, never a batch skipped in silence
   (which would make derivation, and the challenger's judging, stop or go wrong there).
+  A batch posted in frames (``appendFrame``, see _frames) is found the same way, through the
+  ``BatchAppended`` its closing frame logs: that transaction's ``FrameAppended`` log names the
+  channel and the L1 block of its frame 0, the channel's earlier ``FrameAppended`` logs name their
+  transactions, and the frames' calldata, in frame order, is the batch's leaves; their hash chain
+  must be the event's ``dataHash`` (the inbox's, see _frames) and the leaves its input root. A
+  channel never closed logs no ``BatchAppended``: it is no batch, and nothing waits on it.
 - ``QueuedForced``: ``ForcedTransaction``, a signed L2 transaction queued for forced inclusion.
 - ``QueuedDeposit``: ``DepositQueued``, ``mint`` wei for ``to`` on L2.
 
@@ -21,14 +27,15 @@ safe depth and finality; queue entries and deposits once they are at safe depth.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from services.l1 import Contract, FollowerConfig, Heads, L1Client, Log, LogFollower
 
-from ._batch import BatchFormatError, decode_batch
+from ._batch import BatchFormatError, decode_batch, encode_leaves
 from ._batch_input import Leaf, input_root
 from ._execution import Deposit
+from ._frames import frames_hash
 from ._keccak import keccak256
 
 
@@ -48,10 +55,13 @@ class PostedBatch:
     l1_tx_hash: bytes
     #: The sized Merkle root over the batch's leaves that the inbox computed (the event's).
     input_root: bytes
-    #: The batch bytes from the transaction's calldata.
+    #: The batch bytes from the transaction's calldata (of a framed batch: its leaves as one
+    #: ``appendBatch`` would carry them, ``encode_leaves``).
     data: bytes
     #: Its leaves (decode_batch of ``data``); they reproduce ``input_root``.
     leaves: tuple[Leaf, ...]
+    #: A framed batch's L1 transactions before the closing one (``l1_tx_hash``), in frame order.
+    earlier_frames: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,8 @@ class L1InputReader:
         self._addresses = [inbox.address, portal.address]
         self._batch = inbox.topic("BatchAppended")
         self._append_batch = inbox.function("appendBatch").selector
+        self._append_frame = inbox.function("appendFrame").selector
+        self._frame = inbox.topic("FrameAppended")
         self._forced = inbox.topic("ForcedTransaction")
         self._deposit = portal.topic("DepositQueued")
         self._topics = [[self._batch, self._forced, self._deposit]]
@@ -158,18 +170,68 @@ class L1InputReader:
                                  "although its log is")
         a = event.args
         where = f"batch {a['index']} (L1 tx 0x{log.tx_hash.hex()})"
-        data = _append_batch_data(self._append_batch, tx.input)
-        if data is None or keccak256(data) != bytes(a["dataHash"]):
-            raise BatchDataError(f"{where}: the transaction's input is not the appendBatch call the inbox "
-                                 "logged")
-        try:
-            leaves = decode_batch(data)
-        except BatchFormatError as exc:
-            raise BatchDataError(f"{where}: the inbox accepted data its format refuses ({exc})") from None
+        if tx.input[:4] == self._append_frame:
+            frames = await self._frames(log, where, tx.input, reorged_ok=reorged_ok)
+            if frames is None:
+                return None
+            datas, data_hash, earlier = list(frames.values()), frames_hash(frames.values()), tuple(frames)[:-1]
+        else:
+            data = _append_batch_data(self._append_batch, tx.input)
+            if data is None:
+                raise BatchDataError(f"{where}: the transaction's input is not the appendBatch call the inbox "
+                                     "logged")
+            datas, data_hash, earlier = [data], keccak256(data), ()
+        if data_hash != bytes(a["dataHash"]):
+            call = "appendFrame calls" if earlier or tx.input[:4] == self._append_frame else "appendBatch call"
+            raise BatchDataError(f"{where}: the transaction's input is not the {call} the inbox logged")
+        leaves = _frame_leaves(where, datas)
         root = bytes(a["inputRoot"])
         if input_root(leaves) != root:
             raise BatchDataError(f"{where}: the data does not reproduce the inbox's input root")
-        return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, root, data, leaves)
+        data = datas[0] if len(datas) == 1 else encode_leaves(leaves)
+        return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, root, data, leaves,
+                           earlier)
+
+    async def _frames(self, log: Log, where: str, closing: bytes, *, reorged_ok: bool) -> dict[bytes, bytes] | None:
+        """The frames of the channel a ``BatchAppended`` log closed: L1 tx hash -> frame data, in
+        frame order (the closing one last). Found through the ``FrameAppended`` logs: the closing
+        transaction's names the channel and its first block, and the channel's logs from there to
+        the close name the frames' transactions. A frame missing or not matching its log: None if
+        ``reorged_ok`` (a reorg is under way at the unsafe head), else ``BatchDataError``."""
+        receipt = await self._l1.get_receipt(log.tx_hash)
+        mine = [] if receipt is None else [e for e in map(self._inbox.decode_log, receipt.logs)
+                                           if e is not None and e.name == "FrameAppended"]
+        if len(mine) != 1:
+            if reorged_ok:
+                return None
+            raise BatchDataError(f"{where}: its closing frame's FrameAppended log is not found")
+        args = mine[0].args
+        channel, last, opened = int(args["channel"]), int(args["frame"]), int(args["openedBlock"])
+        logs = [] if last == 0 else await self._l1.get_logs(
+            opened, log.block_number, address=self._inbox.address,
+            topics=[[self._frame], [channel.to_bytes(32, "big")]])
+        by_number: dict[int, tuple[bytes, bytes]] = {}
+        for frame_log in logs:
+            e = self._inbox.decode_log(frame_log)
+            if e is not None and e.name == "FrameAppended" and int(e.args["frame"]) < last:
+                by_number[int(e.args["frame"])] = (frame_log.tx_hash, bytes(e.args["frameHash"]))
+        by_number[last] = (log.tx_hash, bytes(args["frameHash"]))
+        frames: dict[bytes, bytes] = {}
+        for number in range(last + 1):
+            entry = by_number.get(number)
+            tx = None if entry is None else closing if entry[0] == log.tx_hash else await self._tx_input(entry[0])
+            frame = None if tx is None else _append_batch_data(self._append_frame, tx)
+            if entry is None or frame is None or keccak256(frame) != entry[1]:
+                if reorged_ok:
+                    return None
+                raise BatchDataError(f"{where}: frame {number} of channel {channel} is not found as the inbox "
+                                     "logged it")
+            frames[entry[0]] = frame
+        return frames
+
+    async def _tx_input(self, tx_hash: bytes) -> bytes | None:
+        tx = await self._l1.get_transaction(tx_hash)
+        return None if tx is None else tx.input
 
     def _queued_forced(self, log: Log) -> QueuedForced | None:
         event = self._inbox.decode_log(log)
@@ -191,10 +253,21 @@ def _having(topic: bytes, logs: Sequence[Log]) -> list[Log]:
     return [log for log in logs if log.topics and log.topics[0] == topic]
 
 
+def _frame_leaves(where: str, frames: Iterable[bytes]) -> tuple[Leaf, ...]:
+    """The leaves of a batch's frames (one: an ``appendBatch``'s data), in order."""
+    leaves: list[Leaf] = []
+    for data in frames:
+        try:
+            leaves.extend(decode_batch(data))
+        except BatchFormatError as exc:
+            raise BatchDataError(f"{where}: the inbox accepted data its format refuses ({exc})") from None
+    return tuple(leaves)
+
+
 def _append_batch_data(selector: bytes, calldata: bytes) -> bytes | None:
-    """The ``bytes data`` argument of an ``appendBatch`` call, read as the contract's ABI decoder reads
-    it (the offset followed, padding ignored: a stricter decoder would refuse calls the inbox
-    accepted); None if the input is not such a call."""
+    """The ``bytes data`` argument (the first) of an ``appendBatch`` or ``appendFrame`` call, read as
+    the contract's ABI decoder reads it (the offset followed, padding ignored: a stricter decoder
+    would refuse calls the inbox accepted); None if the input is not such a call."""
     if calldata[:4] != selector or len(calldata) < 36:
         return None
     offset = 4 + int.from_bytes(calldata[4:36], "big")

@@ -42,6 +42,7 @@ want 8 s clocks); anywhere else it is refused, naming each reason with its numbe
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import math
@@ -175,9 +176,10 @@ async def deployed_timings(l1: L1Client, registry: bytes, verifier: bytes) -> Ti
     """The values the deployed OutputRegistry and StepVerifier hold (their immutables)."""
     reg = Contract(Artifact.load("OutputRegistry"), registry)
     ver = Contract(Artifact.load("StepVerifier"), verifier)
-    (window,), (clock,), (trace,) = [await reg.read(l1, name)
-                                     for name in ("challengeWindow", "maxClockDuration", "maxTraceLength")]
-    (sequencer_window,) = await ver.read(l1, "sequencerWindow")
+    # At once: the rollups worker reads them on its way to SERVING.
+    (window,), (clock,), (trace,), (sequencer_window,) = await asyncio.gather(
+        *(reg.read(l1, name) for name in ("challengeWindow", "maxClockDuration", "maxTraceLength")),
+        ver.read(l1, "sequencerWindow"))
     return Timings(int(window), int(clock), int(trace), int(sequencer_window))
 
 
@@ -187,8 +189,7 @@ async def check_safe_params(l1: L1Client, t: Timings, *, genesis_origin: int, de
     """Check ``t`` on ``l1`` (its block time measured; the genesis origin against ``deploy_block``,
     default the head): UnsafeParams naming every reason unless it is safe or ``l1`` is a local
     devnet, where the reasons are logged as a warning. The reasons either way."""
-    block_time, head = await l1_block_time_s(l1)
-    chain_id = await l1.chain_id()
+    (block_time, head), chain_id = await asyncio.gather(l1_block_time_s(l1), l1.chain_id())
     local = is_local_devnet(chain_id, l1.url)
     if block_time is None:
         if local:  # `l2node up`'s fresh anvil: the rollups worker checks once blocks are there

@@ -4,10 +4,11 @@ an OTLP trace collector that keeps what workers export."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import grpc
@@ -34,6 +35,18 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@contextlib.asynccontextmanager
+async def running(coroutine: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """``coroutine`` (a loop that runs until cancelled) as a task for the body's duration."""
+    task = asyncio.create_task(coroutine)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""JSON-RPC 2.0 over HTTP and WebSocket on one port (aiohttp): POST a request or a batch; GET with
-a WebSocket upgrade for the same, plus eth_subscribe("newHeads").
+"""JSON-RPC 2.0 over HTTP and WebSocket on one port: POST a request or a batch (``_http``'s lean
+HTTP/1.1 protocol); GET with a WebSocket upgrade for the same, plus eth_subscribe("newHeads")
+(aiohttp, which ``_http`` hands such a connection to, as it does a chunked POST).
 
 Every call is a server span named after its method (``rpc.system`` = jsonrpc, ``rpc.method``; a
 send's carries ``l2.tx.hash``), continuing the caller's W3C ``traceparent`` header if it sent one,
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable, Coroutine
@@ -25,7 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
-from services.runtime import BreakerOpen, DeadlineExceeded
+from services.runtime import BreakerOpen, DeadlineExceeded, unrecorded_span
 
 from . import _metrics as m
 from ._errors import (
@@ -37,6 +39,7 @@ from ._errors import (
     invalid_params,
 )
 from ._hex import params_of, parse_data
+from ._http import IDLE_S, Headers, HttpProtocol
 from ._methods import Methods
 from ._settings import JsonRpcSettings
 from ._shapes import block_json
@@ -47,6 +50,23 @@ _UNAVAILABLE: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded, Time
 _ATTRS: Final = {"rpc.system": "jsonrpc", "rpc.jsonrpc.version": "2.0"}
 
 Json = dict[str, Any]
+
+
+def _sampled(parent: otel_context.Context | None) -> bool:
+    """Whether the caller's traceparent (if any) asked for its trace to be recorded."""
+    return parent is not None and trace.get_current_span(parent).get_span_context().trace_flags.sampled
+
+
+def _recording(parent: otel_context.Context | None) -> otel_context.Context | None:
+    """``parent`` with its sampled flag set: a span under it is recorded (and continues its trace)."""
+    if parent is None:
+        return None
+    caller = trace.get_current_span(parent).get_span_context()
+    if not caller.is_valid or caller.trace_flags.sampled:
+        return parent
+    sampled = trace.SpanContext(caller.trace_id, caller.span_id, is_remote=True,
+                                trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED), trace_state=caller.trace_state)
+    return trace.set_span_in_context(trace.NonRecordingSpan(sampled), parent)
 
 
 def _response(request_id: Any, result: Any = None, error: RpcError | None = None) -> Json:
@@ -86,29 +106,61 @@ class Server:
         self._tracer = tracer
         self._log = logger
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._connections: set[HttpProtocol] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         for method in (*methods.table, *_Subscriptions.METHODS, SEND, m.OTHER):  # every series from the start, at 0
             m.series(method)
+        #: A span's attributes per method this server has, built once (a client's made-up names are not kept).
+        self._read_trace_ratio = settings.read_trace_ratio
+        self._attributes = {method: {**_ATTRS, "rpc.method": method} for method in (*methods.table,
+                                                                                    *_Subscriptions.METHODS)}
 
     async def start(self) -> None:
         """Bind and serve (before the worker says SERVING: a port in use fails the start)."""
         app = web.Application(client_max_size=self._settings.max_body_bytes)
         app.router.add_post("/", self._http)
         app.router.add_get("/", self._websocket)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._settings.host, self._settings.port, reuse_port=False)
-        await site.start()
+        self._runner = runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        aiohttp_protocol = runner.server
+        assert aiohttp_protocol is not None
+        max_body = self._settings.max_body_bytes
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: HttpProtocol(self._post, aiohttp_protocol, max_body, self._connections),
+            self._settings.host, self._settings.port)
+        self._sweeper = asyncio.ensure_future(self._sweep())
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for connection in list(self._connections):
+            connection.close()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def _sweep(self) -> None:
+        """Closes the HTTP connections idle for IDLE_S (one timer for all, not one a request)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(60.0, IDLE_S))
+            cutoff = loop.time() - IDLE_S
+            for connection in [c for c in self._connections if c.idle and c.last_active < cutoff]:
+                connection.close()
+
     # -- transports ----------------------------------------------------------------------------
 
+    async def _post(self, body: bytes, headers: Headers) -> bytes | None:
+        return await self.answer(body, propagate.extract(headers))
+
     async def _http(self, request: web.Request) -> web.Response:
+        """A POST aiohttp was handed (a chunked body)."""
         parent = propagate.extract(request.headers)
         body = await request.read()
         answer = await self.answer(body, parent)
@@ -162,8 +214,11 @@ class Server:
                     INVALID_REQUEST, f"batch too large: {len(doc)} requests, at most {self._settings.max_batch}")))
             replies = await self._batch(doc, parent, session)
             return _encode(replies) if replies else None
-        reply = (await self._batch([doc], parent, session))
-        return _encode(reply[0]) if reply else None
+        if _valid(doc) is None and doc["method"] != SEND:  # the common case: one request, straight to its method
+            reply = await self._one(doc, parent, session)
+            return _encode(reply) if "id" in doc else None
+        replies = await self._batch([doc], parent, session)
+        return _encode(replies[0]) if replies else None
 
     async def _batch(self, items: list[Any], parent: otel_context.Context | None,
                      session: _Subscriptions | None) -> list[Json]:
@@ -181,7 +236,7 @@ class Server:
             if item["method"] == SEND:
                 sends.append((i, item))
             else:
-                others.append(self._one(i, item, answers, parent, session))
+                others.append(self._one_at(i, item, answers, parent, session))
         if sends:
             others.append(self._sends(sends, answers, parent))
         if len(others) == 1:
@@ -190,34 +245,56 @@ class Server:
             await asyncio.gather(*others)
         return [a for a, w in zip(answers, wanted, strict=True) if a is not None and w]
 
-    async def _one(self, index: int, item: Json, answers: list[Json | None], parent: otel_context.Context | None,
-                   session: _Subscriptions | None) -> None:
+    async def _one_at(self, index: int, item: Json, answers: list[Json | None], parent: otel_context.Context | None,
+                      session: _Subscriptions | None) -> None:
+        answers[index] = await self._one(item, parent, session)
+
+    async def _one(self, item: Json, parent: otel_context.Context | None, session: _Subscriptions | None) -> Json:
         method: str = item["method"]
         handler = self._methods.table.get(method)
         if session is not None and method in _Subscriptions.METHODS:
             handler = getattr(session, method)
         label = method if handler is not None else m.OTHER
-        with self._tracer.start_as_current_span(method, context=parent, kind=trace.SpanKind.SERVER,
-                                                attributes={**_ATTRS, "rpc.method": method}) as span:
-            started = time.perf_counter()
+        # start_span and attach by hand: what start_as_current_span does, without its three context
+        # managers (~3 us a call). Only a BaseException (a cancel) leaves the try, which it would not
+        # record either; the finally detaches and ends the span whatever happens.
+        attributes = self._attributes.get(method) or {**_ATTRS, "rpc.method": method}
+        # A read is recorded when its caller's trace is, or at read_trace_ratio: wallets poll, and a
+        # recorded span is a third of a read's CPU. Unrecorded, it still has ids (its log lines
+        # carry them) and tells the services it calls not to record either; a failure is recorded.
+        recorded = self._read_trace_ratio >= 1.0 or _sampled(parent) or random.random() < self._read_trace_ratio
+        span = (self._tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER, attributes=attributes)
+                if recorded else unrecorded_span())
+        started = time.perf_counter()
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            if handler is None:
+                if method in _Subscriptions.METHODS:
+                    raise RpcError(METHOD_NOT_FOUND, "notifications not supported")
+                raise RpcError(METHOD_NOT_FOUND, f"the method {method} does not exist/is not available")
+            return _response(item.get("id"), await handler(item.get("params")))
+        except Exception as exc:
+            if not span.is_recording():  # recorded after all, from when the call began
+                otel_context.detach(token)
+                began = time.time_ns() - int((time.perf_counter() - started) * 1e9)
+                span = self._tracer.start_span(method, context=_recording(parent), kind=trace.SpanKind.SERVER,
+                                               attributes=attributes, start_time=began)
+                token = otel_context.attach(trace.set_span_in_context(span))
+            error = _failure(exc)
+            if not isinstance(exc, (RpcError, *_UNAVAILABLE)):
+                self._log.exception("JSON-RPC method failed", extra={"method": method})
+            span.set_status(trace.Status(trace.StatusCode.ERROR, error.message))
+            span.set_attribute("rpc.jsonrpc.error_code", error.code)
+            m.ERRORS.labels(label, str(error.code)).inc()
+            return _response(item.get("id"), error=error)
+        finally:
             try:
-                if handler is None:
-                    if method in _Subscriptions.METHODS:
-                        raise RpcError(METHOD_NOT_FOUND, "notifications not supported")
-                    raise RpcError(METHOD_NOT_FOUND, f"the method {method} does not exist/is not available")
-                answers[index] = _response(item.get("id"), await handler(item.get("params")))
-            except Exception as exc:
-                error = _failure(exc)
-                if not isinstance(exc, (RpcError, *_UNAVAILABLE)):
-                    self._log.exception("JSON-RPC method failed", extra={"method": method})
-                span.set_status(trace.Status(trace.StatusCode.ERROR, error.message))
-                span.set_attribute("rpc.jsonrpc.error_code", error.code)
-                m.ERRORS.labels(label, str(error.code)).inc()
-                answers[index] = _response(item.get("id"), error=error)
-            finally:
                 calls, seconds = m.series(label)
                 calls.inc()
                 seconds.observe(time.perf_counter() - started)
+            finally:
+                otel_context.detach(token)
+                span.end()
 
     async def _sends(self, sends: list[tuple[int, Json]], answers: list[Json | None],
                      parent: otel_context.Context | None) -> None:
@@ -321,5 +398,8 @@ class _Subscriptions:
             self._writer.cancel()
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"))  # json.dumps makes one a call for non-default options
+
+
 def _encode(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return _ENCODER.encode(doc).encode()

@@ -40,6 +40,9 @@ class SenderConfig:
     max_fee_cap_wei: int = 500 * GWEI
     #: Gas limit = eth_estimateGas x (100 + this) / 100: state can change between estimate and inclusion.
     gas_margin_percent: int = 20
+    #: Never a gas limit above this (EIP-7825 caps a transaction at 2**24 gas from Osaka on): the
+    #: margin above stops here, and an estimate above it is sent as is (the node refuses it).
+    max_gas: int = 2**24
     #: A replacement raises both fee fields by at least this much; geth and anvil require +10%.
     replacement_bump_percent: int = 12
     #: wait_receipt resends with bumped fees when a transaction is not mined within this long.

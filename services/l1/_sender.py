@@ -1,9 +1,16 @@
 """The batcher's transaction sender: local signing, a local nonce, EIP-1559 fees, replacement.
 
 One sender per key and process: it hands out nonces from its own counter (a node round trip per
-send saved, and back-to-back sends do not collide in the mempool) and resyncs it from
+send saved, and back-to-back sends do not collide in the mempool, so several of its transactions
+can be in flight at once, each waited for on its own) and resyncs it from
 ``eth_getTransactionCount(pending)`` at start, after "nonce too low" (someone else used the key),
-and after a send whose outcome is unknown (timeout, outage, cancellation).
+after "replacement transaction underpriced" on a new send (the node's pool holds another
+transaction of this key at that nonce: sent before a restart, or elsewhere), and after a send
+whose outcome is unknown (timeout, outage, cancellation).
+
+After a restart, :meth:`TxSender.recover` takes back what the node's pool still holds from this
+key (``txpool_content``, where the node has it): tracked as pending again, so a stuck one is
+bumped like any other and the caller knows what it still has in flight.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from services.l1._client import L1Client, receipt_event
+from services.l1._codec import address, to_bytes, to_int
 from services.l1._config import RECEIPT_FIRST_POLL_S, SenderConfig
 from services.l1._errors import FeeCapExceeded, ReceiptTimeout, RpcError, TransactionDropped
 from services.l1._fees import Fees, bumped, market_fees
@@ -29,6 +37,8 @@ _MAX_TRACKED: Final = 256  # pending transactions remembered for replacement; th
 ALREADY_KNOWN: Final = ("already known", "already imported", "known transaction")
 #: ...and when its nonce is used (by it, by another version of it, or by another transaction).
 NONCE_TOO_LOW: Final = ("nonce too low", "nonce has already been used")
+#: ...and when its pool holds another transaction of the key at that nonce, not outbid by this one.
+REPLACEMENT_UNDERPRICED: Final = ("replacement transaction underpriced", "replacement fee too low")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +88,12 @@ class TxSender:
         async with self._lock:
             if gas is None:
                 estimate = await self._l1.estimate_gas(to, data, sender=self.address, value=value)
-                gas = estimate * (100 + self.config.gas_margin_percent) // 100
+                gas = max(estimate, min(estimate * (100 + self.config.gas_margin_percent) // 100, self.config.max_gas))
             fees = await self._market_fees()
             for _ in range(self.config.nonce_retries + 1):
                 nonce = self._nonce if self._nonce is not None else await self._pending_nonce()
                 signed = self._sign(nonce, to, data, value, gas, fees)
-                if await self._submit(signed):
+                if await self._submit(signed, fresh=True):
                     self._nonce = nonce + 1
                     self._track(PendingTx(nonce, to, data, value, gas, fees, (signed.hash,), _now()))
                     return signed.hash
@@ -159,6 +169,43 @@ class TxSender:
             await asyncio.sleep(min(delay, self.config.receipt_poll_s, remaining))
             delay *= 2
 
+    async def recover(self) -> tuple[PendingTx, ...]:
+        """After a restart: this key's transactions the node's pool holds (``txpool_content``: geth,
+        anvil, reth), tracked as pending again (:meth:`wait_receipt` finds them and bumps a stuck
+        one), and the local nonce after them; by nonce. Empty when the node has no txpool API (the
+        nonce then comes from the pending count alone, as at any start)."""
+        async with self._lock:
+            try:
+                content = await self._l1.request("txpool_content")
+            except RpcError:
+                return ()
+            mined = await self._l1.get_transaction_count(self.address, "latest")
+            found: dict[int, PendingTx] = {}
+            now = _now()
+            for section in ("pending", "queued"):
+                for owner, by_nonce in ((content or {}).get(section) or {}).items():
+                    if address(owner) != self.address:
+                        continue
+                    for doc in by_nonce.values():
+                        nonce = to_int(doc["nonce"])
+                        if nonce < mined or doc.get("maxFeePerGas") is None:
+                            continue  # mined meanwhile, or not a transaction this sender signs (EIP-1559)
+                        to = doc.get("to")
+                        fees = Fees(to_int(doc["maxFeePerGas"]), to_int(doc["maxPriorityFeePerGas"]))
+                        found[nonce] = PendingTx(nonce, address(to) if to else None, to_bytes(doc["input"]),
+                                                 to_int(doc["value"]), to_int(doc["gas"]), fees,
+                                                 (to_bytes(doc["hash"]),), now)
+            for nonce, pending in found.items():
+                if nonce in self._pending:  # known already (a caller's task restarted): every version it sent
+                    found[nonce] = self._pending[nonce]
+                else:
+                    self._track(pending)
+            self._nonce = max([await self._pending_nonce(), *(n + 1 for n in found)])
+            if found:
+                _log.info("recovered %d pending transactions of %s from the node's pool (nonces %d-%d)",
+                          len(found), self._signer, min(found), max(found))
+            return tuple(found[n] for n in sorted(found))
+
     async def resync_nonce(self) -> int:
         """Forget the local nonce and take the node's pending count; the next nonce."""
         async with self._lock:
@@ -194,8 +241,9 @@ class TxSender:
             chain_id=self.chain_id, nonce=nonce, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
             max_fee_per_gas=fees.max_fee_per_gas, gas_limit=gas, to=to, value=value, data=data))
 
-    async def _submit(self, signed: SignedTransaction) -> bool:
-        """True once the node has the transaction; False if its nonce is taken by another one."""
+    async def _submit(self, signed: SignedTransaction, *, fresh: bool = False) -> bool:
+        """True once the node has the transaction; False if its nonce is taken by another one (for a
+        ``fresh`` nonce, not a replacement, also by one the node's pool holds and this does not outbid)."""
         try:
             await self._l1.send_raw_transaction(signed.raw)
             return True
@@ -205,6 +253,8 @@ class TxSender:
             if exc.mentions(*NONCE_TOO_LOW):
                 # Ours if an earlier attempt got through and was mined; else the nonce went elsewhere.
                 return await self._l1.get_transaction(signed.hash) is not None
+            if fresh and exc.mentions(*REPLACEMENT_UNDERPRICED):
+                return False
             raise  # an answer that leaves the nonce unused (insufficient funds, underpriced...)
         except BaseException:
             self._nonce = None  # the node may or may not have it: ask it next time

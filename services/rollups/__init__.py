@@ -2,8 +2,10 @@
 
 Read in this order: ``_snapshot`` (what a dispute bisects over), ``_machine`` (the derivation
 rules, one step at a time: where a dispute move is checked, in Python), ``_derivation`` (L1
-data in), ``_trace`` (the derived chain and dispute traces), ``_contracts`` (the registry and
-game on L1), ``_proposer``, ``_challenger`` and ``_disputes`` (the two roles and the moves),
+data in), ``_trace`` (the derived chain and dispute traces), ``_checkpoints`` (where a restart
+and a dispute resume: the derived state at an L1 point, in the worker's SQLite), ``_contracts``
+(the registry and game on L1), ``_proposer``, ``_challenger`` and ``_disputes`` (the two roles
+and the moves),
 ``_rollups`` (what the worker opens, runs and closes), ``_service`` (the gRPC API). On L1:
 contracts/OutputRegistry.sol, DisputeGame.sol and StepVerifier.sol (the one-step proof).
 ``WORKER`` is what the worker runtime runs.
@@ -32,7 +34,7 @@ __all__ = ["WORKER", "Challenger", "Proposer", "Roles", "RollupsSettings", "defi
 async def _register(ctx: WorkerContext, roles: Roles) -> Service:
     settings = RollupsSettings.from_mapping(ctx.config.settings)
     genesis = load_genesis(settings.genesis_file) if settings.genesis_file else devnet_genesis(settings.chain_id)
-    rollups = await Rollups.open(settings, genesis, ctx.logger, ctx.channel, roles)
+    rollups = await Rollups.open(settings, genesis, ctx.logger, ctx.channel, roles, ctx.storage)
     for reason in rollups.not_ready:
         ctx.not_ready(reason)
     servicer = RollupsServicer(rollups.registry, rollups.from_block, settings.poll_interval_s)

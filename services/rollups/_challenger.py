@@ -141,7 +141,7 @@ class Challenger:
         """Play our ``side`` of game ``game_id`` over ``out`` to its end; its result."""
         start = await self.registry.output(out.start_index)
         # The trace L1 checks: from the start, within the output's bounds, padded with no-ops.
-        traces = self.chain.traces(out.batch_limit, out.l1_horizon)
+        traces = await self.chain.dispute_traces(out.batch_limit, out.l1_horizon, start.l2_block)
         snapshots = await asyncio.to_thread(traces.snapshots, start.l2_block, out.l2_block, out.trace_length)
         claims = [s.commitment() for s in snapshots]
         if side == Side.DEFENDER:

@@ -11,6 +11,7 @@ output root commits to the state root, the message-passer root and the block has
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 from protocol import Genesis, L1Input, L1InputReader, QueuedDeposit, QueuedForced, State
@@ -19,21 +20,39 @@ from ._machine import DEFAULT_RULES, DerivedBlock, L1Inputs, Machine, Rules, Ski
 
 
 class Deriver:
-    """The derived chain: feed ``inputs`` (or use ``read_l1``), then ``advance``."""
+    """The derived chain: feed ``inputs`` (or use ``read_l1``), then ``advance``.
 
-    def __init__(self, genesis: Genesis, rules: Rules = DEFAULT_RULES, executor: Executor | None = None) -> None:
+    From genesis, or (``resume``) from a derived block and the state after it, loaded when first
+    needed."""
+
+    def __init__(self, genesis: Genesis, rules: Rules = DEFAULT_RULES, executor: Executor | None = None,
+                 resume: tuple[DerivedBlock, Callable[[], State], L1Inputs] | None = None) -> None:
         self.genesis = genesis
-        self.inputs = L1Inputs()
-        state = genesis.state()
-        anchor = genesis_snapshot(genesis, state)
-        header = genesis.header(state)
-        self.machine = Machine(anchor, state, self.inputs, rules, executor=executor)
-        #: Every derived block from genesis on; ``blocks[n]`` is block n.
-        self.blocks: list[DerivedBlock] = [DerivedBlock(header, header.hash(), (), anchor, 0)]
+        if resume is None:
+            self.inputs = L1Inputs()
+            state = genesis.state()
+            anchor = genesis_snapshot(genesis, state)
+            header = genesis.header(state)
+            self.machine = Machine(anchor, state, self.inputs, rules, executor=executor)
+            first = DerivedBlock(header, header.hash(), (), anchor, 0)
+        else:
+            # The machine goes on from the block's seal, as it did then: the steps after it (the
+            # rest of its batch read, skipped leaves) are taken again, from inputs re-read from L1.
+            first, load, self.inputs = resume
+            self.machine = Machine(first.snapshot, load, self.inputs, rules, executor=executor, steps=first.step)
+        #: Every block derived in this process, from ``first`` (genesis, or the block resumed
+        #: at) on: ``blocks[n - base]`` is block n.
+        self.blocks: list[DerivedBlock] = [first]
+        self.base = first.header.number
 
     @property
     def head(self) -> DerivedBlock:
         return self.blocks[-1]
+
+    def block(self, number: int) -> DerivedBlock | None:
+        """Block ``number`` if this process derived it (or resumed at it)."""
+        i = number - self.base
+        return self.blocks[i] if 0 <= i < len(self.blocks) else None
 
     @property
     def skipped(self) -> list[Skipped]:

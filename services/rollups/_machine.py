@@ -9,7 +9,10 @@ entry. The sequencer follows the same rules when it builds blocks (services.sequ
 Inputs (all on L1, all append-only)
     batch b      inbox.batch(b) = (inputRoot, l1Block), the root computed by the inbox from the
                  batch's calldata; its leaves prove against inputRoot, whose sized-root count
-                 is the number of leaves.
+                 is the number of leaves. A batch posted in frames (appendFrame, protocol._frames)
+                 is the same entry: its leaves are its frames' in order, l1Block the closing
+                 frame's block (so rule 5c and F judge it when it closes); a channel not closed is
+                 no batch, and nothing here waits on it (rule F covers a batcher that never closes).
     deposit d    portal.sourceHash(d) = keccak256(abi.encode(d, from, to, mint, l1Block)).
     forced f     inbox.forcedTransaction(f) = (keccak256(raw), l1Block).
 
@@ -99,10 +102,12 @@ hash is zero), and any sequencer control of the gas limit (the genesis's, for ev
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 
 from protocol import (
     DEFAULT_CHAIN_ID,
@@ -119,6 +124,7 @@ from protocol import (
     QueuedForced,
     Reason,
     State,
+    StateRoots,
     Transaction,
     TxLeaf,
     TxRejected,
@@ -169,7 +175,12 @@ class L1Batch:
 
 @dataclass
 class L1Inputs:
-    """Everything derivation reads from L1, in each queue's own order (a repeat is ignored)."""
+    """Everything derivation reads from L1, in each queue's own order (a repeat is ignored).
+
+    A derivation resumed from a checkpoint (see _checkpoints) holds each queue from the first
+    entry its snapshot has not consumed: ``batches[0]`` is batch ``batch_base``, and so on. An
+    entry below a base is not held: asking for it is a caller's error (``LookupError``), never
+    "it does not exist" (which would be a rule's answer)."""
 
     batches: list[L1Batch] = field(default_factory=list)
     deposits: list[QueuedDeposit] = field(default_factory=list)
@@ -179,23 +190,32 @@ class L1Inputs:
     #: Every input in L1 blocks <= this has been read (rule F's h): the last L1 block read, or a
     #: dispute's l1Horizon. Set it only as far as every queue above holds what L1 held there.
     l1_horizon: int = 0
+    #: The index of ``batches[0]``, ``deposits[0]`` and ``forced[0]`` (0 from genesis).
+    batch_base: int = 0
+    deposit_base: int = 0
+    forced_base: int = 0
+
+    @property
+    def batch_count(self) -> int:
+        """Batches read: the index the next one has."""
+        return self.batch_base + len(self.batches)
 
     def add_batch(self, index: int, l1_block: int, root: bytes, leaves: tuple[Leaf, ...]) -> None:
         """Batch ``index`` as L1 holds it: the inbox computed ``root`` from the very calldata
         ``leaves`` were read from, so leaves that do not reproduce it are an L1 client's fault,
         raised (``BatchDataError``), never a batch to skip or stop at."""
-        if index != len(self.batches):
+        if index != self.batch_base + len(self.batches):
             return
         if input_root(leaves) != root:
             raise BatchDataError(f"batch {index}: its leaves do not reproduce the inbox's input root")
         self.batches.append(L1Batch(index, l1_block, root, leaves))
 
     def add_deposit(self, d: QueuedDeposit) -> None:
-        if d.index == len(self.deposits):
+        if d.index == self.deposit_base + len(self.deposits):
             self.deposits.append(d)
 
     def add_forced(self, f: QueuedForced) -> None:
-        if f.index == len(self.forced):
+        if f.index == self.forced_base + len(self.forced):
             self.forced.append(f)
 
     def limited(self, batch_limit: int, l1_horizon: int) -> L1Inputs:
@@ -211,13 +231,22 @@ class L1Inputs:
     def batch(self, index: int) -> L1Batch | None:
         if self.batch_limit is not None and index >= self.batch_limit:
             return None
-        return self.batches[index] if index < len(self.batches) else None
+        return _entry(self.batches, index - self.batch_base, "batch", index)
 
     def deposit(self, index: int) -> QueuedDeposit | None:
-        return self.deposits[index] if index < len(self.deposits) else None
+        return _entry(self.deposits, index - self.deposit_base, "deposit", index)
 
     def forced_entry(self, index: int) -> QueuedForced | None:
-        return self.forced[index] if index < len(self.forced) else None
+        return _entry(self.forced, index - self.forced_base, "forced entry", index)
+
+
+_T = TypeVar("_T")
+
+
+def _entry(queue: list[_T], offset: int, what: str, index: int) -> _T | None:
+    if offset < 0:
+        raise LookupError(f"{what} {index} is below the checkpoint these inputs were read from")
+    return queue[offset] if offset < len(queue) else None
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -258,6 +287,7 @@ class Skipped:
 class DerivedBlock:
     header: BlockHeader
     hash: bytes
+    #: Empty in a block read back from a checkpoint store (nothing in the service reads them).
     tx_hashes: tuple[bytes, ...]
     #: The machine's snapshot right after the block sealed (what an output proposes).
     snapshot: Snapshot
@@ -291,19 +321,29 @@ class Machine:
     and derivation compare (the fast path).
     """
 
-    def __init__(self, snapshot: Snapshot, state: State, inputs: L1Inputs, rules: Rules = DEFAULT_RULES, *,
-                 trace: bool = False, executor: Executor | None = None) -> None:
+    def __init__(self, snapshot: Snapshot, state: State | Callable[[], State], inputs: L1Inputs,
+                 rules: Rules = DEFAULT_RULES, *, trace: bool = False, executor: Executor | None = None,
+                 steps: int = 0) -> None:
         if snapshot.phase != Phase.IDLE:
             raise ValueError("a machine starts from a sealed (IDLE) snapshot")
         self.snapshot = snapshot
-        self.state = state
+        #: The state ``snapshot`` commits to, or what loads it (a checkpoint's: see _checkpoints),
+        #: called at the first step that reads or writes an account, not before: a resumed
+        #: derivation with nothing new to derive never loads it.
+        self._state: State | None = state if isinstance(state, State) else None
+        self._load_state = None if isinstance(state, State) else state
+        self._state_lock = threading.Lock()
         self.inputs = inputs
         self.rules = rules
         self.trace = trace
         self.sealed: list[DerivedBlock] = []
         self.skipped: list[Skipped] = []
-        #: Steps taken so far (no-ops excluded: a trace never needs them before its end).
-        self.steps = 0
+        #: Steps taken so far (no-ops excluded: a trace never needs them before its end); a
+        #: machine resumed at a block starts at that block's count.
+        self.steps = steps
+        #: Addresses written since ``take_touched`` last ran, first write first (what a checkpoint
+        #: persists); kept only when set to a dict.
+        self.touched: dict[bytes, None] | None = None
         self._tx_hashes: list[bytes] = []
         self._tx_tree = MerkleTree()
         #: With a thread pool, a batch's transactions are decoded (senders recovered: the bulk of
@@ -312,6 +352,36 @@ class Machine:
         self._executor = executor
         self._decoded: dict[bytes, Transaction | TxRejected] = {}
         self._decoded_batch = -1
+
+    @property
+    def state(self) -> State:
+        state = self._state
+        if state is None:
+            # A worker thread may preload it (DerivedChain.sync) while a step in another wants it:
+            # one loads, the other waits for that load, and a failed load is tried again.
+            with self._state_lock:
+                if self._state is None:
+                    assert self._load_state is not None
+                    self._state, self._load_state = self._load_state(), None
+                state = self._state
+        return state
+
+    @state.setter
+    def state(self, state: State) -> None:
+        """Put the machine on another state (with ``snapshot``, to replay from a known step: tests and
+        proofs of other accounts); a load not yet done is dropped."""
+        with self._state_lock:
+            self._state, self._load_state = state, None
+
+    @property
+    def state_loaded(self) -> bool:
+        return self._state is not None
+
+    def _commit(self) -> StateRoots:
+        state = self.state
+        if self.touched is not None:
+            self.touched.update(dict.fromkeys(state.changed_addresses()))
+        return state.commit()
 
     # -- driving ------------------------------------------------------------------------------
 
@@ -334,7 +404,7 @@ class Machine:
         else:
             kind, s = self._batch(s)
         if self.trace and kind is not StepKind.NOOP and s.phase != Phase.IDLE:
-            roots = self.state.commit()
+            roots = self._commit()
             s = replace(s, state_root=roots.state_root, message_root=roots.message_root, tx_root=self._tx_tree.root())
         self.snapshot = s
         if kind is not StepKind.NOOP:
@@ -451,7 +521,7 @@ class Machine:
             self._tx_tree.append((tx_hash,))
 
     def _seal(self, s: Snapshot) -> Snapshot:
-        roots = self.state.commit()
+        roots = self._commit()
         header = BlockHeader(
             number=s.number + 1, parent_hash=s.block_hash, timestamp=s.block_timestamp, state_root=roots.state_root,
             transactions_root=merkle_root(self._tx_hashes), message_root=roots.message_root,

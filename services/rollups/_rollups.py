@@ -4,6 +4,7 @@ closes at stop. The worker runtime's ``Service``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,15 +12,16 @@ from typing import NamedTuple
 
 import grpc
 
-from protocol import DEFAULT_SEQUENCER_WINDOW, Genesis, check_deployed
+from protocol import DEFAULT_SEQUENCER_WINDOW, Genesis, check_deployed, keccak256
 from protos.l2node.sequencer.v1 import sequencer_pb2, sequencer_pb2_grpc
 from services.l1 import Deployment, L1Client, LocalSigner, TxSender, checksum, read_key
-from services.runtime import CallPolicy, call_unary
+from services.runtime import CallPolicy, Storage, call_unary
 from supervisor import ChildSpec, task
 
 from ._challenger import Challenger
+from ._checkpoints import CheckpointStore
 from ._contracts import Registry
-from ._machine import Machine
+from ._machine import Machine, Rules
 from ._proposer import Proposer, SequencerBlockHash
 from ._settings import RollupsSettings
 from ._trace import DerivedChain
@@ -53,6 +55,15 @@ def _sequencer_block_hash(channel: grpc.aio.Channel) -> SequencerBlockHash:
     return block_hash
 
 
+def _identity(deployment: Deployment, genesis: Genesis, rules: Rules) -> bytes:
+    """What checkpoints are valid for: the inbox and the portal, where they were deployed, the
+    genesis block and the derivation rules."""
+    parts = (deployment.address_of("BatchInbox"), deployment.address_of("DepositPortal"),
+             deployment.block_number.to_bytes(32, "big"), repr(genesis).encode(),
+             rules.chain_id.to_bytes(32, "big"), rules.sequencer_window.to_bytes(32, "big"))
+    return keccak256(b"".join(parts))
+
+
 class Roles(NamedTuple):
     """The classes that play the proposer and the challenger (a test worker gives faulty ones)."""
 
@@ -66,7 +77,7 @@ class Rollups:
 
     def __init__(self, registry: Registry | None, from_block: int, l1: L1Client | None,
                  pool: ThreadPoolExecutor | None, proposer: Proposer | None, challenger: Challenger | None,
-                 not_ready: Sequence[str] = ()) -> None:
+                 not_ready: Sequence[str] = (), store: CheckpointStore | None = None) -> None:
         #: The OutputRegistry on L1, and the L1 block it was deployed in (what the API reads).
         self.registry = registry
         self.from_block = from_block
@@ -74,12 +85,13 @@ class Rollups:
         self._pool = pool
         self._proposer = proposer
         self._challenger = challenger
+        self._store = store
         #: Why the roles cannot run (a file they need is missing); empty when ready.
         self.not_ready = tuple(not_ready)
 
     @classmethod
     async def open(cls, settings: RollupsSettings, genesis: Genesis, logger: logging.Logger,
-                   channel: ChannelFn, roles: Roles) -> Rollups:
+                   channel: ChannelFn, roles: Roles, storage: Storage | None = None) -> Rollups:
         rpc, contracts = settings.l1.get("rpc", ""), settings.l1.get("contracts", "")
         missing = settings.missing()
         if missing or not rpc:
@@ -96,35 +108,41 @@ class Rollups:
 
         # Sender recovery runs in libsecp256k1 without the GIL: one thread per CPU by default.
         pool = ThreadPoolExecutor(settings.derive_threads, thread_name_prefix="derive")
-
-        def derived_chain() -> DerivedChain:  # one per role: each syncs at its own pace
-            return DerivedChain(client, inbox, portal, genesis, rules, from_block, settings.confirmation_depth, pool)
+        # One derivation for both roles (each sync reads L1 and derives for both), resumed from the
+        # checkpoints in the worker's database at its first sync (after SERVING: see _checkpoints).
+        store = None if storage is None else CheckpointStore(storage, _identity(deployment, genesis, rules))
+        chain = DerivedChain(client, inbox, portal, genesis, rules, from_block, settings.confirmation_depth, pool,
+                             store=store, checkpoint_interval_s=settings.checkpoint_interval_s)
 
         proposer: Proposer | None = None
         challenger: Challenger | None = None
         try:
-            # Refuses (off a local devnet) values unsafe on this L1 (item 7 of issue 12).
-            await check_deployed(client, registry.address, deployment.address_of("StepVerifier"),
-                                 genesis_origin=genesis.l1_origin_number, deploy_block=from_block,
-                                 confirmation_depth=settings.confirmation_depth)
+            # Refuses (off a local devnet) values unsafe on this L1 (item 7 of issue 12). The start's
+            # L1 round trips (that check's, the chain id for both senders) go at once: they are on
+            # the way to SERVING.
+            _, chain_id = await asyncio.gather(
+                check_deployed(client, registry.address, deployment.address_of("StepVerifier"),
+                               genesis_origin=genesis.l1_origin_number, deploy_block=from_block,
+                               confirmation_depth=settings.confirmation_depth),
+                client.chain_id())
             proposer_sender = None
             if settings.propose:
                 key = read_key(settings.key_file("proposer"))
-                proposer_sender = await TxSender.create(client, LocalSigner(key))
+                proposer_sender = TxSender(client, LocalSigner(key), chain_id)
                 check = _sequencer_block_hash(channel(settings.sequencer)) if settings.sequencer else None
-                proposer = roles.proposer(derived_chain(), registry, proposer_sender, settings, check)
+                proposer = roles.proposer(chain, registry, proposer_sender, settings, check)
             if settings.challenge or proposer_sender is not None:  # a proposer must defend its outputs
-                sender = await TxSender.create(client, LocalSigner(read_key(settings.key_file("challenger")))) \
+                sender = TxSender(client, LocalSigner(read_key(settings.key_file("challenger"))), chain_id) \
                     if settings.challenge else proposer_sender
                 assert sender is not None
-                challenger = roles.challenger(derived_chain(), registry, sender, settings, step_proof,
+                challenger = roles.challenger(chain, registry, sender, settings, step_proof,
                                               defender=proposer_sender)
         except BaseException:
-            await cls(registry, from_block, client, pool, None, None).aclose()  # L1 unreachable, a bad key...
+            await cls(registry, from_block, client, pool, None, None, store=store).aclose()  # L1 unreachable...
             raise
         logger.info("rollups ready", extra={"registry": checksum(registry.address), "propose": settings.propose,
                                             "challenge": settings.challenge})
-        return cls(registry, from_block, client, pool, proposer, challenger)
+        return cls(registry, from_block, client, pool, proposer, challenger, store=store)
 
     def tasks(self) -> Sequence[ChildSpec]:
         children = []
@@ -141,3 +159,5 @@ class Rollups:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._l1 is not None:
             await self._l1.aclose()
+        if self._store is not None:
+            self._store.close()

@@ -48,6 +48,9 @@ class RollupsSettings:
     #: {"rpc", "contracts", "proposer_key_file", "challenger_key_file"}, as `l2node up` fills
     #: them (the key files above, when set, win); contracts.json names the registry.
     l1: Mapping[str, Any] = field(default_factory=dict)
+    #: A derivation checkpoint (the derived state at the L1 horizon, in the worker's database:
+    #: where a restart and a dispute resume) is written at most this often (seconds; 0: every sync).
+    checkpoint_interval_s: float = 2.0
     #: Threads re-deriving blocks (shared by the proposer's and the challenger's derivations).
     #: Sender recovery runs in libsecp256k1 without the GIL; default: one per CPU.
     derive_threads: int = field(default_factory=cpu_count)
@@ -59,6 +62,8 @@ class RollupsSettings:
             raise ValueError(f"poll_interval_s {self.poll_interval_s} must be in (0, 60]")
         if not 0 < self.idle_poll_s <= 600:
             raise ValueError(f"idle_poll_s {self.idle_poll_s} must be in (0, 600]")
+        if self.checkpoint_interval_s < 0:
+            raise ValueError("checkpoint_interval_s must be >= 0")
         if self.confirmation_depth < 0:
             raise ValueError("confirmation_depth must be >= 0")
         check_threads("derive_threads", self.derive_threads)

@@ -105,6 +105,7 @@ from services.runtime._tracing import (
     keyed_context,
     quiet,
     start_keyed_span,
+    unrecorded_span,
 )
 
 __all__ = [
@@ -179,5 +180,6 @@ __all__ = [
     "service_label",
     "settings_from",
     "start_keyed_span",
+    "unrecorded_span",
     "zygote_entry",
 ]

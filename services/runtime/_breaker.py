@@ -22,6 +22,7 @@ from typing import Final, Literal, NoReturn
 import pybreaker
 
 from services.runtime._metrics import breaker_state
+from services.runtime._redact import redact
 from services.runtime._retry import Health
 
 BreakerState = Literal["closed", "open", "half_open"]
@@ -36,14 +37,16 @@ _STATE_NAMES: Final[dict[str, BreakerState]] = {  # pybreaker's → ours (identi
 class BreakerOpen(pybreaker.CircuitBreakerError):
     """The target's circuit is open (or its half-open trial is taken): the call was not attempted.
 
-    ``retry_after_s`` is the time until the breaker lets a trial through, None while a trial runs.
+    ``retry_after_s`` is the time until the breaker lets a trial through, None while a trial runs;
+    ``cause`` the last failure the circuit counted (what an operator needs: why it opened).
     """
 
-    def __init__(self, target: str, retry_after_s: float | None) -> None:
+    def __init__(self, target: str, retry_after_s: float | None, cause: str = "") -> None:
         when = "a trial call is in flight" if retry_after_s is None else f"retry in {retry_after_s:.3g}s"
-        super().__init__(f"circuit for {target} is open ({when})")
+        super().__init__(f"circuit for {target} is open ({when})" + (f"; last failure: {cause}" if cause else ""))
         self.target = target
         self.retry_after_s = retry_after_s
+        self.cause = cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,11 @@ class _Observer(pybreaker.CircuitBreakerListener):
     def __init__(self) -> None:
         self.failures = 0
         self.generation = 0
+        self.last_failure = ""
 
     def failure(self, cb: pybreaker.CircuitBreaker, exc: BaseException) -> None:
         self.failures += 1
+        self.last_failure = redact(f"{type(exc).__name__}: {exc}")  # it is shown: a URL's key is not
 
     def state_change(
         self,
@@ -153,4 +158,4 @@ class AsyncBreaker:
 
     def _reject(self, retry_after_s: float | None) -> NoReturn:
         self.rejected += 1
-        raise BreakerOpen(self.target, retry_after_s)
+        raise BreakerOpen(self.target, retry_after_s, self._observer.last_failure)

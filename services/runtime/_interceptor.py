@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -110,17 +111,31 @@ class _Call:
         if inspect.isasyncgenfunction(behaviour):
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                with self._span(context) as span:
-                    try:
-                        async with contextlib.aclosing(behaviour(check(request), context)) as responses:
-                            async for response in responses:
-                                yield response
-                    except Exception as exc:
-                        await self._fail(span, context, exc)
-                    except BaseException:
-                        _cancelled(span)
-                        raise
+                # The span is current only while the handler runs (around each step), never across
+                # a yield: grpc.aio may close this generator from another context (the client went
+                # away), where a token attached in the first could not be detached.
+                span = self._open_span(context)
+                current = trace.set_span_in_context(span)
+                try:
+                    async with contextlib.aclosing(behaviour(check(request), context)) as responses:
+                        while True:
+                            token = otel_context.attach(current)
+                            try:
+                                response = await anext(responses)
+                            except StopAsyncIteration:
+                                break
+                            finally:
+                                otel_context.detach(token)
+                            yield response
+                except Exception as exc:
+                    await self._fail(span, context, exc)
+                except BaseException:  # CancelledError, or GeneratorExit at a yield
+                    _cancelled(span)
+                    raise
+                else:
                     _finish_ok(span, context)
+                finally:
+                    span.end()
 
             return stream
 
@@ -140,20 +155,18 @@ class _Call:
 
         return unary
 
+    def _open_span(self, context: grpc.aio.ServicerContext) -> trace.Span:
+        """The call's span, started but not current; its caller ends it."""
+        if not self.traced:
+            return trace.INVALID_SPAN
+        return self.tracer.start_span(self.span_name, context=propagate.extract(_text_metadata(context)),
+                                      kind=SpanKind.SERVER, attributes=self.attributes,
+                                      record_exception=False, set_status_on_exception=False)
+
     @contextlib.contextmanager
     def _span(self, context: grpc.aio.ServicerContext) -> Iterator[trace.Span]:
-        if not self.traced:
-            yield trace.INVALID_SPAN
-            return
-        parent = propagate.extract(_text_metadata(context))
-        with self.tracer.start_as_current_span(
-            self.span_name,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=self.attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        span = self._open_span(context)
+        with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
             yield span
 
     async def _fail(self, span: trace.Span, context: grpc.aio.ServicerContext, exc: Exception) -> NoReturn:

@@ -2,8 +2,9 @@
 
 Two loops share nothing but the store:
 
-* the *poster* packs the blocks after the last one on L1 into a batch (by size or time) and
-  sends ``appendBatch``; it only ever reads what the follower recorded;
+* the *poster* packs the blocks after the last one on L1 (or in flight) into a batch (by size or
+  time) and sends ``appendBatch``; it only ever reads what the follower recorded, and what it has
+  in flight;
 * the *L1 follower* reads L1's inputs (protocol's ``L1InputReader``, reorg-aware, see
   services.l1) and records which L2 blocks each batch carries. When the batch's L1 block
   reaches safe depth, so do its transactions' receipts (SAFE); when it is
@@ -18,6 +19,36 @@ derivation made itself (a zero origin hash) are never posted; after a rewind, th
 from the chain's new blocks, and a batch it sent before it is stale (never recorded as posting
 them; derivation may still take some of its blocks, which ``_follow`` then seals again).
 
+**In flight.** Up to ``max_in_flight`` batch transactions are sent and not yet mined at once, at
+consecutive nonces the tx sender hands out locally; a task per batch waits for its receipt (the
+sender bumps a stuck one at its nonce, by at least the replacement minimum). L1 mines them in
+nonce order, so their blocks land in order. Derivation skips a block it has (rule 5a), so a block
+posted twice costs only gas; a gap would end a batch (rule 5b), so each failure re-posts from the
+first block it may have lost, never later, at the nonce the node expects next (a nonce gap's, if L1
+lost one of ours: ahead of those waiting behind it), so L1 never holds a batch after a block gap.
+
+* a batch not mined (dropped, its nonce taken, timed out): from its first block, at a nonce the
+  node expects (the sender resyncs);
+* an L1 reorg removes batches: from the first block of the first removed, at the node's nonce
+  (anvil does not put removed transactions back in its pool, geth does: then they land twice);
+  those in flight behind the gap land after the re-post;
+* a restart (kill -9 included): the sender takes back what the node's pool still holds from the
+  key (``txpool_content``), which is in flight again; the poster waits for the follower's first
+  pass, so what was mined meanwhile is on record, and goes on after both. Without a txpool API
+  the in-flight ones are posted again (twice on L1, once for derivation).
+
+**Frames.** A batch larger than one L1 transaction carries (``max_frame_bytes``: EIP-7825's gas
+cap, the pool's size limit, or a setting) goes as a channel of frames (protocol._frames,
+``BatchInbox.appendFrame``): whole leaves, cut in order, sent at consecutive nonces like batches
+in flight, frame 0 opening a fresh channel. The channel is one flight: its blocks are posted when
+its closing frame is (that frame logs the batch), and any frame not mined, or mined reverted (a
+frame whose predecessor a reorg took is refused out of order), re-posts from the batch's first
+block, at frame 0 again, which abandons whatever channel L1 still holds open. A reorg removing
+one frame removes the close after it too, so the follower's "removed" covers it. After a restart,
+a channel whose frames are all still in the pool is taken back as one flight (``recover``); one the
+previous run did not finish sending is not: its blocks are posted again, and its stale frames,
+landing first, open a channel that the new frame 0 abandons.
+
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
 """
@@ -25,36 +56,62 @@ The batch format itself (what derivation reads back from the calldata) is the pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 
 from protocol import (
+    BATCH_VERSION,
     FRAME_HEADER,
     ZERO_HASH,
     BatchBlock,
+    BatchFormatError,
     L1InputReader,
     L1InputsUpdate,
     Transaction,
+    batch_blocks,
+    batch_leaves,
     batch_size,
+    decode_batch,
     encode_batch,
     keccak256,
+    split_frames,
 )
-from services.l1 import Contract, FollowerConfig, L1Client, L1Error, TxSender
+from services.l1 import Contract, FollowerConfig, L1Client, TxSender
 from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
 from ._chain import Chain, is_derived
 from ._follow import DerivationFollower, SeenBatch, seen_batch
+from ._settings import L1_MAX_TX_BYTES, L1_TX_OVERHEAD
 from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
 from ._traces import TxCall
 
 _log = logging.getLogger("l2node.sequencer.batcher")
+
+#: Gas on top of a frame's estimate as a frame 0 (see ``Batcher._send_frames``): the frontier
+#: slots a later frame may write that a frame 0 does not (up to 3 a level, 22,100 gas each the first
+#: time, for the ~8 levels of 65k leaves) and the channel's two slots.
+FRAME_GAS_MARGIN = 8 * 3 * 22_100 + 2 * 22_100
 _tracer = trace.get_tracer("l2node.sequencer")
+
+
+class _InFlight(NamedTuple):
+    tx_hash: bytes  # of the first version sent (the sender tracks its replacements); a channel's last frame
+    first: int
+    last: int
+    #: A batch posted in frames: every frame's transaction (first versions), in order; () for one
+    #: ``appendBatch``.
+    frames: tuple[bytes, ...] = ()
+
+    @property
+    def transactions(self) -> tuple[bytes, ...]:
+        return self.frames or (self.tx_hash,)
 
 
 class _Posted(NamedTuple):
@@ -62,6 +119,16 @@ class _Posted(NamedTuple):
     first: int
     last: int
     l1_block: int
+
+
+def _blocks_of(batch: bytes | None) -> tuple[BatchBlock, ...]:
+    """The blocks of a batch; () if it is none or not a batch of blocks (not ours to track)."""
+    if batch is None:
+        return ()
+    try:
+        return batch_blocks(decode_batch(batch))
+    except BatchFormatError:
+        return ()
 
 
 def _tx_attributes(call: TxCall) -> dict[str, str | int]:
@@ -73,8 +140,9 @@ def _tx_attributes(call: TxCall) -> dict[str, str | int]:
 def block_room(max_data: int, number: int, timestamp: int, origin_number: int, origin_hash: bytes,
                txs: Sequence[Transaction]) -> int:
     """How many of ``txs`` (a prefix) block ``number`` can carry so that a batch of it alone stays
-    within ``max_data`` bytes: every block must be postable in one L1 transaction, whatever it holds
-    (the gas limit alone allows ~1.9 MB of calldata a block). Batches are not compressed, so the
+    within ``max_data`` bytes (L1Settings.block_data): every block must be postable in one batch,
+    whatever it holds (the gas limit alone allows ~1.9 MB of calldata a block): one L1 transaction,
+    or a channel of frames when batches may be larger than one carries. Batches are not compressed, so the
     size is exact: each transaction adds its bytes, its leaf's kind byte and its frame."""
     room = max_data - batch_size([BatchBlock(number, timestamp, origin_number, origin_hash, ())])
     if sum(len(tx.raw) for tx in txs) + (FRAME_HEADER + 1) * len(txs) <= room:  # the usual case, in one pass
@@ -94,8 +162,14 @@ class BatcherSettings:
     interval_s: float = 1.0
     #: ... or as soon as a batch would be this large (calldata, bytes).
     max_bytes: int = 100_000
-    #: A sent batch not mined after this long is re-sent (fee bump) by the tx sender.
+    #: A sent batch not mined after this long is given up and its blocks posted again (the tx
+    #: sender bumps its fees every ``SenderConfig.replace_after_s`` meanwhile).
     receipt_timeout_s: float = 120.0
+    #: Batch transactions sent and not yet mined, at most (L1Settings.max_in_flight; 1: one batch
+    #: per L1 block at best, as before). Each frame of a channel counts.
+    max_in_flight: int = 8
+    #: A batch larger than this (bytes of data) goes in frames of at most this (L1Settings.frame_bytes).
+    max_frame_bytes: int = L1_MAX_TX_BYTES - L1_TX_OVERHEAD
 
 
 class Batcher:
@@ -115,7 +189,17 @@ class Batcher:
         self._settings = settings
         self._follower_config = follower_config
         self._start_block = start_block
+        #: The last block of the newest batch sent (0: none in flight; post from L1's record).
         self._in_flight_upto = 0
+        #: Batches sent and not yet mined, by their first version's L1 tx hash; each has a watcher.
+        self._in_flight: dict[bytes, _InFlight] = {}
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._full = False  # the last post_once found every slot taken
+        self._slot_free = asyncio.Event()
+        self._followed = asyncio.Event()  # set after the follower's first pass
+        #: After a rewind, one batch at a time until the follower has seen it (``post_once``): -1 =
+        #: the next may go, n = the one sent (its last block) awaits the follower; None = no rewind.
+        self._settle: int | None = None
         #: The last batch was full (cut at max_bytes) and blocks wait behind it: post again without
         #: waiting for the interval, so posting keeps up with a sequencer that fills batches faster.
         self._backlog = False
@@ -135,15 +219,86 @@ class Batcher:
     # -- posting --------------------------------------------------------------------------------
 
     async def run_poster(self) -> None:
-        while True:
-            await self.post_once()
-            if not self._backlog:  # a batch cut at max_bytes left blocks behind: they go at once
+        """Send batches, up to ``max_in_flight`` not yet mined at once; each is waited for by a task
+        of its own (``_watch``). Before the first: what a previous run left in flight (``recover``),
+        and the follower's first pass, so that batches mined while the worker was down are not
+        posted again (they would only cost gas: derivation skips blocks it has, rule 5a)."""
+        try:
+            await self.recover()
+            await self._followed.wait()
+            while True:
+                sent = await self.post_once()
+                if sent is not None and self._backlog:
+                    continue  # a batch cut at max_bytes left blocks behind: they go at once
+                if self._full:  # every slot taken: the next batch goes when one is mined
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._settings.interval_s):
+                            await self._slot_free.wait()
+                    continue
                 await asyncio.sleep(self._settings.interval_s)
+        finally:
+            for task in self._watchers:
+                task.cancel()
+
+    @property
+    def _poster(self) -> TxSender:
+        """The batcher's L1 sender: only the poster's paths use it, and a read replica runs none."""
+        assert self._sender is not None, "a read replica's batcher posts nothing"
+        return self._sender
+
+    async def recover(self) -> None:
+        """Take back the batches a previous run sent that L1's pool still holds (``TxSender.recover``):
+        they are in flight again, watched and bumped like the ones sent now, and posting goes on
+        after their blocks rather than posting them twice."""
+        channel: list[tuple[bytes, bytes]] = []  # the frames of a channel so far: (first hash, frame data)
+        for pending in await self._poster.recover():
+            frame = self._call("appendFrame", pending.to, pending.data)
+            if frame is not None:
+                number, last = int(frame[1]), bool(frame[2])
+                channel = [*channel[:number], (pending.hashes[0], bytes(frame[0]))] if number <= len(channel) else []
+                if len(channel) != number + 1 or not last:
+                    continue  # (a channel the previous run did not finish sending: its blocks go again)
+                hashes = tuple(h for h, _ in channel)
+                batch: bytes | None = bytes((BATCH_VERSION,)) + b"".join(d[1:] for _, d in channel)  # (whole leaves)
+                channel = []
+            else:
+                call = self._call("appendBatch", pending.to, pending.data)
+                hashes, batch = (), None if call is None else bytes(call[0])
+            blocks = _blocks_of(batch)
+            if blocks:
+                self._start_watch(_InFlight(hashes[-1] if hashes else pending.hashes[0], blocks[0].number,
+                                            blocks[-1].number, hashes))
+                self._in_flight_upto = max(self._in_flight_upto, blocks[-1].number)
+
+    def _call(self, function: str, to: bytes | None, data: bytes) -> tuple[Any, ...] | None:
+        """The arguments of a call of the inbox's ``function``; None for any other transaction."""
+        if to != self._inbox.address:
+            return None
+        try:
+            return self._inbox.decode_input(function, data)
+        except ValueError:
+            return None
+
+    @property
+    def in_flight(self) -> int:
+        """Batch transactions (frames included) sent and not yet seen mined."""
+        return sum(len(flight.transactions) for flight in self._in_flight.values())
 
     async def post_once(self) -> bytes | None:
-        """Send the next batch if there are unposted blocks; the L1 tx hash, or None."""
+        """Send the next batch if there are unposted blocks and a slot for it; the L1 tx hash, or
+        None. It does not wait for the receipt (``_watch`` does)."""
         self._backlog = False
-        if self._sender is None:
+        if self._sender is None:  # a read replica's: it follows, it posts nothing
+            return None
+        self._full = self.in_flight >= self._settings.max_in_flight
+        if self._full:
+            self._slot_free.clear()
+            return None
+        if self._settle is not None and (self._settle >= 0 or self._in_flight):
+            # After a rewind (the sequencer window lapsed): where the next batch lands decides how many
+            # blocks derivation makes before it, and so whether the blocks after it stand. Until the
+            # follower has seen it (then ``follow.deferring`` holds posting until it is at the
+            # horizon), nothing goes out behind it, as when the poster waited for every receipt.
             return None
         first = max(self._store.posted_upto(), self._in_flight_upto) + 1
         last = self._chain.head.number
@@ -160,27 +315,78 @@ class Batcher:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
-            tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+            if len(data) > self._settings.max_frame_bytes:
+                frames = await self._send_frames(split_frames(batch_leaves(blocks), self._settings.max_frame_bytes))
+                tx_hash = frames[-1]
+                span.set_attribute("l2.batch.frames", len(frames))
+            else:
+                frames = ()
+                tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+            span.set_attribute("l1.tx.hash", "0x" + tx_hash.hex())
             if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
                 await self._rewound()
                 return None
             self._in_flight_upto = blocks[-1].number
-            try:
-                receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
-            except L1Error as exc:
-                # Dropped, replaced out, timed out: the follower's record decides what is posted.
-                _log.warning("batch not mined; will re-post", extra={"error": str(exc)})
-                self._in_flight_upto = 0
-                return None
-            span.set_attribute("l1.block", receipt.block_number)
-            span.set_attribute("l1.tx.hash", "0x" + receipt.tx_hash.hex())
-            _log.info("batch posted", extra={"first": blocks[0].number, "last": blocks[-1].number, "bytes": len(data),
-                                             "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
+            if self._settle is not None:
+                self._settle = blocks[-1].number
+            self._start_watch(_InFlight(tx_hash, blocks[0].number, blocks[-1].number, frames))
         self.batches_sent += 1
         metrics.BATCHES.inc()
         metrics.BATCH_BYTES.inc(len(data))
         self._backlog = blocks[-1].number < last
-        return receipt.tx_hash
+        return tx_hash
+
+    async def _send_frames(self, frames: Sequence[bytes]) -> tuple[bytes, ...]:
+        """Send a batch's frames (protocol._frames) at consecutive nonces, frame 0 opening a fresh
+        channel (it abandons any channel left open by a failed post: BatchInbox.appendFrame); their
+        L1 transaction hashes. A frame after the first cannot be estimated before the ones ahead of
+        it are mined (the inbox would refuse it out of order), so each is estimated as a frame 0 of
+        the same data, plus what the frontier's storage may cost on top (``FRAME_GAS_MARGIN``)."""
+        assert self._inbox.address is not None
+        hashes: list[bytes] = []
+        for number, frame in enumerate(frames):
+            last = number == len(frames) - 1
+            estimate = await self._l1.estimate_gas(self._inbox.address, self._inbox.encode_call(
+                "appendFrame", frame, 0, last), sender=self._poster.address)
+            gas = min(estimate + FRAME_GAS_MARGIN, self._poster.config.max_gas)
+            hashes.append(await self._poster.send(self._inbox.address, self._inbox.encode_call(
+                "appendFrame", frame, number, last), gas=gas))
+        return tuple(hashes)
+
+    def _start_watch(self, flight: _InFlight) -> None:
+        self._in_flight[flight.tx_hash] = flight
+        task = asyncio.create_task(self._watch(flight), name=f"batch-{flight.first}-{flight.last}")
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, flight: _InFlight) -> None:
+        """Wait for a batch transaction's receipt (the sender bumps its fees while it is stuck). Not
+        mined (dropped, its nonce taken, timed out): its blocks are posted again, from its first on
+        (batches after it may still land: derivation skips the blocks it has, rule 5a)."""
+        try:
+            # A span of its own, child of the post (whose context the task copied): the post has ended
+            # by the time the receipt comes, and the sender puts the receipt on the current span.
+            with _tracer.start_as_current_span("wait_batch_receipt", attributes={
+                    "l1.tx.hash": "0x" + flight.tx_hash.hex(), "l2.batch.first_block": flight.first,
+                    "l2.batch.last_block": flight.last, "l2.batch.frames": len(flight.transactions)}):
+                for tx_hash in flight.transactions:  # a channel's frames, in nonce order: the close last
+                    receipt = await self._poster.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
+                    if flight.frames and not receipt.success:  # (a frame refused: out of order after a reorg)
+                        raise RuntimeError(f"frame L1 tx 0x{receipt.tx_hash.hex()} reverted")
+        except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
+            _log.warning("batch not mined; will re-post", extra={"first": flight.first, "last": flight.last,
+                                                                  "error": str(exc)})
+            self._in_flight_upto = min(self._in_flight_upto, flight.first - 1)
+            self._resync_nonce = True
+            if self._settle is not None:
+                self._settle = -1
+        else:
+            _log.info("batch posted", extra={"first": flight.first, "last": flight.last,
+                                            "l1_tx": "0x" + receipt.tx_hash.hex(), "l1_block": receipt.block_number})
+        finally:
+            if self._in_flight.get(flight.tx_hash) is flight:  # (not a watcher started since for the same tx)
+                del self._in_flight[flight.tx_hash]
+            self._slot_free.set()
 
     def _post_span(self, first: int, last: int, data: bytes) -> trace.Span:
         """The batch's post: linked to the seal spans of its blocks, and with ids derived from the
@@ -243,8 +449,10 @@ class Batcher:
 
     async def _rewound(self) -> None:
         """The chain dropped blocks to follow derivation: what is in flight carries dropped blocks
-        (stale: never recorded as posting the new ones), and posting starts again from L1's record."""
+        (stale: never recorded as posting the new ones), and posting starts again from L1's record,
+        one batch at a time until the follower has seen the first (``post_once``)."""
         self._in_flight_upto = 0
+        self._settle = -1
         stale = [h for pending in self._sender.pending() for h in pending.hashes] if self._sender else []
 
         def write(db: sqlite3.Connection) -> None:
@@ -266,6 +474,7 @@ class Batcher:
         is never shown SAFE, not even for a moment."""
         seen = [seen_batch(batch) for batch in update.added]
         rows = [row for row in map(self._batch_row, seen) if row is not None]
+        removed: list[tuple[int, int]] = []
 
         def record(db: sqlite3.Connection) -> None:
             self._store.record_forced(db, update.forced)
@@ -273,6 +482,7 @@ class Batcher:
             for tx_hash in update.removed:
                 span = self._store.remove_batch(db, tx_hash)
                 if span is not None:
+                    removed.append(span)
                     _log.warning("L1 reorg removed a batch; its blocks will be posted again",
                                  extra={"first": span[0], "last": span[1]})
             for row in rows:
@@ -290,8 +500,13 @@ class Batcher:
         if news:
             await self._store.run(record)
             if update.removed:
-                self._in_flight_upto = 0
+                # Posted again from the first block a removed batch carried (batches in flight after
+                # it may land too: derivation skips the blocks it has, rule 5a), at a nonce L1 expects
+                # now: a reorg that drops our transactions leaves the sender's local nonce ahead.
+                self._in_flight_upto = min([self._in_flight_upto, *(first - 1 for first, _ in removed)])
                 self._resync_nonce = True
+                if self._settle is not None:
+                    self._settle = -1
         self.follow.remove(update.removed)
         self.follow.add(seen)
         await self.follow.reconcile(update.heads.safe, update.heads.finalized)
@@ -299,6 +514,9 @@ class Batcher:
             await self._store.run(promote)
             self._observe_heads()
             self._trace_batches(update, rows)
+        if self._settle is not None and 0 <= self._settle <= self._store.posted_upto():
+            self._settle = None  # the batch sent after the rewind is on record: follow.deferring takes over
+        self._followed.set()
 
     def _trace_batches(self, update: L1InputsUpdate, rows: Sequence[BatchRow]) -> None:
         """SAFE and FINALIZED in the traces of the calls that sent the batch's transactions: a span

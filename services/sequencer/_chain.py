@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import json
 import sqlite3
 import time
@@ -45,11 +44,17 @@ from opentelemetry import trace
 
 from protocol import (
     DERIVED_ORIGIN_HASH,
+    EMPTY_ACCOUNT,
+    FEE_VAULT,
+    ZERO_ADDRESS,
+    Account,
+    AccountTree,
     BlockEnv,
     BlockHeader,
     Genesis,
     Reason,
     State,
+    StoredAccountTree,
     Transaction,
     TxRejected,
     TxResult,
@@ -79,6 +84,12 @@ from ._traces import BlockTraces
 _tracer = trace.get_tracer("l2node.sequencer")
 #: Links per block span, at most: enough to find the sending calls, bounded in cost.
 _MAX_LINKS = 32
+#: Account tree nodes kept in memory between blocks, at most (~150 bytes each with the dict's share):
+#: the top levels and recent paths; the rest is read back from the store when a block touches it.
+#: Memory no longer grows with the chain (at a million accounts, everything in memory took 519 MB).
+_CACHED_NODES = 1 << 18
+#: Accounts (and their slots and successors) kept in memory between blocks, at most.
+_CACHED_ACCOUNTS = 1 << 17
 
 
 class ChainListener(Protocol):
@@ -176,6 +187,10 @@ class ChainCorrupted(RuntimeError):
     """The durable snapshot does not reproduce the head's state root."""
 
 
+class _StaleTree(ChainCorrupted):
+    """The stored account tree is missing or does not give the head's state root."""
+
+
 class BlockMismatch(ValueError):
     """A block re-executed by the rules is not the block claimed (``seal_followed``'s ``expect``):
     nothing was written, the chain is as it was."""
@@ -202,8 +217,9 @@ class Chain:
         self._genesis = genesis
         self._max_block_txs = max_block_txs
         self.state = State()
-        self.head = genesis.header(genesis.state())
-        self.head_hash = self.head.hash()
+        #: Set by ``open`` (genesis's header is computed only for a new chain).
+        self.head: BlockHeader
+        self.head_hash = b""
         self.next_base_fee = genesis.base_fee
         self._pools = pools
         self._listener = listener
@@ -215,12 +231,16 @@ class Chain:
         #: The newest block this process sealed (durable): followers read it from here.
         self._last_sealed: SealedBlock | None = None
         self._seal_lock = asyncio.Lock()
+        #: While a block is executed and made durable, the accounts it may change as they are at the
+        #: head: ``state`` already holds the block's changes, which reads must not see before it is
+        #: durable and the head (``account``). None between blocks.
+        self._at_head: dict[bytes, Account] | None = None
         self._new_block = asyncio.Condition()
         self.sealed_blocks = 0
         #: What the batch post and the SAFE / FINALIZED spans link to (see ``_traces``).
         self.traces = BlockTraces()
-        #: The L1 block new L2 blocks derive from; only ever moves forward.
-        self.l1_origin = L1Origin(self.head.l1_origin_number, self.head.l1_origin_hash)
+        #: The L1 block new L2 blocks derive from; only ever moves forward (``open`` sets the head's).
+        self.l1_origin = L1Origin(genesis.l1_origin_number, genesis.l1_origin_hash)
         #: The sequencer window (L1 blocks), set with a batcher: heartbeats keep the tip's origin fresh.
         self.window: int | None = None
         #: Rewinds so far (``rewind``): whoever remembers block numbers compares this first.
@@ -248,9 +268,11 @@ class Chain:
             header = self._genesis.header(state)
             rows = [AccountRow(a, slot, acct) for slot, (a, acct) in enumerate(state.accounts.items())]
             block_hash = header.hash()
+            nodes = dict(state.account_tree.nodes())
 
             def write_genesis(db: sqlite3.Connection) -> None:
-                self._store.seal_block(db, BlockWrite(0, block_hash, header_to_json(header), new_accounts=rows))
+                self._store.seal_block(db, BlockWrite(0, block_hash, header_to_json(header), new_accounts=rows,
+                                                      nodes=nodes))
                 self._store.set_meta(db, "chain_id", str(self._genesis.chain_id))
                 self._store.set_meta(db, "genesis_hash", block_hash.hex())
 
@@ -258,23 +280,43 @@ class Chain:
         stored_chain = self._store.meta("chain_id")
         if stored_chain is not None and int(stored_chain) != self._genesis.chain_id:
             raise ChainCorrupted(f"the database is for chain {stored_chain}, not {self._genesis.chain_id}")
-        self._load()
+        try:
+            self._load()
+        except _StaleTree:
+            await self._rebuild_tree()
+            self._load()
+
+    async def _rebuild_tree(self) -> None:
+        """Write the account tree's nodes from every account row (a database from before they were
+        stored, once): the one start that reads every account."""
+        accounts = self._store.accounts()
+        # Slot order, the zero address (slot 0, whatever it holds) first: the tree the rows make.
+        tree = await asyncio.to_thread(AccountTree, [(row.address, row.account) for row in accounts])
+        await self._store.run(functools.partial(self._store.write_nodes, nodes=tree.nodes(), replace_all=True))
 
     def _load(self) -> None:
+        """The head and a state over the store: its account tree read lazily (the top node now),
+        checked against the head's state root; the message tree rebuilt from its leaves."""
         number = self._store.latest_block_number()
         assert number is not None
         text = self._store.block_header(number)
         assert text is not None
         header = header_from_json(text)
-        accounts = self._store.accounts()
-        # Slot order, the zero address (slot 0) included: State keeps it first.
-        state = State([(row.address, row.account) for row in accounts], self._store.message_hashes())
+        count = self._store.account_count()
+        tree = StoredAccountTree(self._store, count)
+        try:
+            state_root = tree.root()
+        except LookupError:
+            raise _StaleTree from None  # no nodes stored yet
+        if state_root != header.state_root:
+            raise _StaleTree  # nodes of another snapshot: rebuilt from the rows (which must agree)
+        state = State((), self._store.message_hashes(), account_tree=tree)
         roots = state.commit()
-        if roots.state_root != header.state_root or roots.message_root != header.message_root:
-            raise ChainCorrupted(f"the snapshot at block {number} does not reproduce its roots")
+        if roots.message_root != header.message_root:
+            raise ChainCorrupted(f"the snapshot at block {number} does not reproduce its message root")
         self.state = state
         self._last_sealed = None
-        self._slots = len(accounts)
+        self._slots = count
         self.head = header
         self.head_hash = header.hash()
         self.next_base_fee = next_base_fee(header.base_fee, header.gas_used, header.gas_limit)
@@ -325,6 +367,13 @@ class Chain:
                 self._new_block.notify_all()
             return block
 
+    def account(self, address: bytes) -> Account:
+        """The account at ``address`` as of the head block (not a block being sealed)."""
+        at_head = self._at_head
+        if at_head is not None and (found := at_head.get(address)) is not None:
+            return found
+        return self.state.get(address)
+
     def _empty_block_due(self, base_fee: int, now: float) -> bool:
         """Whether to seal an empty block: something waits for the base fee to fall, an empty block
         lowers it, and the last block is ``empty_block_time_s`` old.
@@ -363,7 +412,10 @@ class Chain:
         if self._block_room is not None and txs and not replay:
             txs = txs[: self._block_room(env.number, env.timestamp, self.l1_origin.number, self.l1_origin.hash, txs)]
         state = self.state
-        known_accounts = len(state.accounts)
+        touches = self._touches(deposits, forced, txs)
+        state.prefetch(touches)
+        held = state.accounts
+        self._at_head = {a: held.get(a, EMPTY_ACCOUNT) for a in touches}
         applied: list[tuple[Transaction, TxResult]] = []
         refused: list[tuple[bytes, Reason]] = []
         gas = 0
@@ -412,8 +464,11 @@ class Chain:
         if expect is not None and block_hash != expect:
             self._load()  # execution mutated the state: back to the durable head
             self._repool_due = True
+            self._at_head = None
             raise BlockMismatch(header.number, expect, header)
-        slot_of = self._new_slots(state, known_accounts)
+        tree = state.account_tree
+        slot_of = {a: slot for a in touched if (slot := tree.index_of(a)) is not None and slot >= self._slots}
+        nodes = tree.take_writes() if isinstance(tree, StoredAccountTree) else dict(tree.nodes())
         accounts = state.accounts
         changed = {address: accounts[address] for address in touched}  # what the pool is told, below
         new_accounts = [AccountRow(a, slot, changed[a]) for a, slot in slot_of.items()]
@@ -424,7 +479,7 @@ class Chain:
         def write_block(db: sqlite3.Connection) -> None:
             self._store.seal_block(db, BlockWrite(
                 header.number, block_hash, header_to_json(header), txs=signed, first_index=len(minted),
-                new_accounts=new_accounts, changed_accounts=changed_accounts, messages=messages))
+                new_accounts=new_accounts, changed_accounts=changed_accounts, messages=messages, nodes=nodes))
             self._store.settle_forced(db, header.number, settled)
             self._store.settle_deposits(db, header.number, [d.portal_index for d in deposits])
 
@@ -433,10 +488,15 @@ class Chain:
         except BaseException:
             self._load()  # the block never happened: back to the durable head, an empty pool
             self._repool_due = True
+            self._at_head = None
             raise
-        self._slots = len(state.accounts)
+        self._slots = tree.count
+        if isinstance(tree, StoredAccountTree):  # the block is durable: caches may forget
+            tree.evict(_CACHED_NODES, _CACHED_ACCOUNTS)
+            state.evict(_CACHED_ACCOUNTS)
         self.head = header
         self.head_hash = block_hash
+        self._at_head = None  # reads see the block now, with it as the head
         self.next_base_fee = next_base_fee(base_fee, gas, env.gas_limit)
         self.sealed_blocks += 1
         block = SealedBlock(header, block_hash, tx_hashes, state.message_count)
@@ -456,11 +516,21 @@ class Chain:
         if dropped:
             await self._listener.record_drops(dropped)
 
-    def _new_slots(self, state: State, known_accounts: int) -> dict[bytes, int]:
-        """Slots of the accounts this block created: they follow the snapshot's, in creation order."""
-        # New accounts are the dict's last entries: walk those, not the whole state.
-        created = list(itertools.islice(reversed(state.accounts), len(state.accounts) - known_accounts))[::-1]
-        return {a: self._slots + i for i, a in enumerate(created)}
+    def _touches(self, deposits: Sequence[DueDeposit], forced: Sequence[ForcedTx], txs: Sequence[Transaction]
+                 ) -> list[bytes]:
+        """Every address executing these may read or write (protocol._execution: the sender, the
+        recipient or the zero address, FEE_VAULT; a deposit's recipient): the state reads those
+        not cached from the store before execution, which reads only what is cached."""
+        touched = [ZERO_ADDRESS, FEE_VAULT, *(d.deposit.to for d in deposits)]
+        for _, raw in forced:
+            try:
+                tx = decode_transaction(raw, self._genesis.chain_id)
+            except TxRejected:
+                continue  # apply_forced skips it: it touches nothing
+            touched += (tx.sender, tx.to or ZERO_ADDRESS)
+        for tx in txs:
+            touched += (tx.sender, tx.to or ZERO_ADDRESS)
+        return touched
 
     # -- derivation's blocks (a lapsed sequencer window; see _follow) ------------------------
 
@@ -531,7 +601,7 @@ class Chain:
             state = await asyncio.to_thread(self._replay, number)
             rows = [AccountRow(a, slot, account) for slot, (a, account) in enumerate(state.accounts.items())]
             await self._store.run(functools.partial(self._store.rewind, number=number, accounts=rows,
-                                                    tx_hashes=tx_hashes))
+                                                    tx_hashes=tx_hashes, nodes=state.account_tree.nodes()))
             self._load()
             self.rewinds += 1
             self._rewound_to.append(number)

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from protocol import DEFAULT_SEQUENCER_WINDOW, Genesis, State
-from services.l1 import Deployment, FollowerConfig, L1Client, LocalSigner, TxSender, checksum, read_key
+from services.l1 import (
+    Deployment,
+    FollowerConfig,
+    L1Client,
+    LocalSigner,
+    SenderConfig,
+    TxSender,
+    checksum,
+    read_key,
+)
 from services.runtime import Storage, redact_url
 from supervisor import ChildSpec, task
 
@@ -66,7 +75,7 @@ class Sequencer:
 
         pools = Mempools(new_pool)
         l1 = settings.l1_settings()
-        room: BlockRoom | None = functools.partial(block_room, l1.max_batch_data) if l1.enabled else None
+        room: BlockRoom | None = functools.partial(block_room, l1.block_data) if l1.enabled else None
         log = PendingLog(PendingLog.beside(storage.path))
         intake = Intake(store, log, settings.chain_id, pools.current, block_txs=settings.max_block_txs,
                         decode_threads=settings.decode_threads)
@@ -120,11 +129,13 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
                    chain: Chain, *, posts: bool = True) -> Batcher:
     deployment = Deployment.load(l1.contracts)
     inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
-    sender = await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file))) if posts else None
+    sender = (await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)),
+                                    SenderConfig(max_gas=l1.max_tx_gas)) if posts else None)
     idle_poll_s = l1.idle_poll_for(None if l1.idle_poll_s else await _block_time(client))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s,
                               idle_poll_s=idle_poll_s)
-    settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes)
+    settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes,
+                               max_in_flight=l1.max_in_flight, max_frame_bytes=l1.frame_bytes)
     logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redact_url(l1.rpc),
                                         "batcher": "0x" + sender.address.hex() if sender else "none (replica)",
                                         "idle_poll_s": idle_poll_s})

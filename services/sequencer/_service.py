@@ -241,7 +241,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         address = parse_hex(request.address, 20, "address")
         if request.pending and self._upstream is not None:
             return await self._upstream.account(request)
-        nonce, balance = self._chain.state.get(address)
+        nonce, balance = self._chain.account(address)  # as of the head it names, not the block being sealed
         if request.pending:  # the pool's executable run: nonces [its account nonce, that + count)
             pool = self._chain.mempool
             held = pool.account(address)

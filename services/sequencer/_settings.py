@@ -18,6 +18,13 @@ DEFAULT_MAX_BATCH: Final = 4096
 #: The largest transaction an L1 node accepts (geth's txpool: txMaxSize, 128 KiB). A block whose
 #: batch could not be posted in one would hold SAFE back for good, so no block outgrows it.
 L1_MAX_TX_BYTES: Final = 128 * 1024
+#: EIP-7825 (Osaka): no L1 transaction may use more than 2**24 gas.
+L1_MAX_TX_GAS: Final = 2**24
+#: EIP-7623: calldata costs at least 10 gas a token, 4 tokens a non-zero byte (a batch is mostly
+#: non-zero bytes, and under this floor appendBatch's execution, ~400 gas a transfer, costs nothing).
+L1_FLOOR_GAS_PER_BYTE: Final = 40
+#: The intrinsic gas of a transaction, and a margin for appendBatch's execution above the floor.
+L1_TX_BASE_GAS: Final = 21_000 + 200_000
 #: What an L1 transaction adds around a batch's data, at most: appendBatch's selector and ABI head
 #: (100 bytes) and padding (31), the signed EIP-1559 envelope (~120), rounded up.
 L1_TX_OVERHEAD: Final = 512
@@ -44,10 +51,27 @@ class L1Settings:
     batcher_key_file: str = ""
     #: Post at least this often while blocks wait (seconds) ...
     batch_interval_s: float = 1.0
-    #: ... or as soon as a batch would be this large (compressed, bytes; L1 txs cap near 128 KiB).
+    #: ... or as soon as a batch would be this large (bytes of batch data). A batch larger than one
+    #: L1 transaction carries (``frame_bytes``: geth's pool takes at most 128 KiB a transaction,
+    #: ``max_tx_bytes``, and EIP-7825's 2**24 gas at EIP-7623's floor of 40 gas a byte allows
+    #: ~414 KB, ``max_tx_gas``) is posted in frames (``appendFrame``, protocol._frames), and a block
+    #: may then be as large as this too. 100 kB (the default) keeps every batch in one transaction.
     batch_max_bytes: int = 100_000
+    #: The largest frame of a batch posted in several L1 transactions (bytes of frame data); 0: what
+    #: one L1 transaction carries (``max_batch_data``). No L2 transaction larger than a frame's room
+    #: is let into the pool (a frame holds whole leaves).
+    max_frame_bytes: int = 0
     #: The largest transaction the L1 accepts (bytes): every block's batch fits one.
     max_tx_bytes: int = L1_MAX_TX_BYTES
+    #: The most gas one L1 transaction may use (EIP-7825: 2**24 from Osaka on): no batch may need
+    #: more at the calldata floor, and the sender never asks for more. A devnet L1 without the cap
+    #: may raise it (bench/e2e_throughput.py's tuned runs).
+    max_tx_gas: int = L1_MAX_TX_GAS
+    #: Batch transactions sent and not yet mined, at most. One was the old poster (one batch per L1
+    #: block: it waited for each receipt). 8 fills a devnet L1 block (30M gas holds 6 batches of
+    #: 100 kB at the floor) with some to spare; on a 12 s L1 it lets a burst go out in one block.
+    #: Each in flight polls for its receipt (at most every 0.25 s) until mined.
+    max_in_flight: int = 8
     #: L1 blocks on top of a batch's before its transactions count as SAFE.
     confirmation_depth: int = 4
     #: How often the inbox follower asks L1 for news (seconds) while something it saw awaits depth;
@@ -98,9 +122,26 @@ class L1Settings:
         return self.max_tx_bytes - L1_TX_OVERHEAD
 
     @property
+    def frame_bytes(self) -> int:
+        """The most data of one L1 transaction of a batch: a frame, or a batch posted whole."""
+        return self.max_frame_bytes or self.max_batch_data
+
+    @property
+    def block_data(self) -> int:
+        """The most batch data one L2 block may need: a batch of it alone is then postable, in frames
+        if it is larger than one L1 transaction carries."""
+        return max(self.batch_max_bytes, self.frame_bytes)
+
+    @property
+    def max_data_by_gas(self) -> int:
+        """The most batch data one L1 transaction of ``max_tx_gas`` carries at the calldata floor."""
+        return (self.max_tx_gas - L1_TX_BASE_GAS) // L1_FLOOR_GAS_PER_BYTE
+
+    @property
     def max_l2_tx(self) -> int:
-        """The largest L2 transaction a block can carry and still be posted (alone) in one L1 one."""
-        return self.max_batch_data - BATCH_FRAMING
+        """The largest L2 transaction a block can carry and still be posted (alone) in one L1 one:
+        its leaf, whole, in one frame."""
+        return self.frame_bytes - BATCH_FRAMING
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +205,15 @@ class SequencerSettings:
             raise ValueError(f"upstream {self.upstream!r} must be a gRPC address (host:port), or empty")
         l1 = self.l1_settings()
         if l1.enabled and l1.max_l2_tx < 1024:
-            raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes} leaves no room for a batch")
-        if l1.enabled and l1.batch_max_bytes > l1.max_batch_data:
-            raise ValueError(f"l1.batch_max_bytes {l1.batch_max_bytes} exceeds what one L1 transaction carries "
+            raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes} / l1.max_frame_bytes {l1.max_frame_bytes} leave no "
+                             "room for a batch")
+        if l1.enabled and l1.max_batch_data > l1.max_data_by_gas:
+            raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes}: a batch that large needs more than l1.max_tx_gas "
+                             f"{l1.max_tx_gas} at the calldata floor (at most {l1.max_data_by_gas} bytes of data)")
+        if l1.enabled and l1.max_in_flight < 1:
+            raise ValueError(f"l1.max_in_flight {l1.max_in_flight} must be at least 1")
+        if l1.enabled and not 0 <= l1.max_frame_bytes <= l1.max_batch_data:
+            raise ValueError(f"l1.max_frame_bytes {l1.max_frame_bytes} exceeds what one L1 transaction carries "
                              f"({l1.max_batch_data} of l1.max_tx_bytes {l1.max_tx_bytes})")
         self.mempool_config()  # fail at start, with the reason, not at the first transaction
 

@@ -5,9 +5,12 @@ grouped transactions: a commit costs an fsync (~0.1-4 ms here), so acknowledgeme
 the next group commit instead of paying one each. Reads that must not wait behind a commit
 (receipts, blocks) use a second connection; WAL lets it read while the writer writes.
 
-Restart loads the account snapshot of the last sealed block: O(accounts), never a replay of the
-chain. Acknowledged transactions not yet sealed are not here but in the pending log
-(``_pending_log``); a transaction gets its row here when it is sealed or dropped.
+The account snapshot of the last sealed block is its rows (``accounts``) and its Merkle tree's
+nodes (``account_nodes``), written in the block's transaction: a restart reads the tree's top node
+and the head, nothing per account (protocol.StoredAccountTree reads the rest on demand; this store
+is its AccountSource). Never a replay of the chain. Acknowledged transactions not yet sealed are
+not here but in the pending log (``_pending_log``); a transaction gets its row here when it is
+sealed or dropped.
 
 Sealed transactions are written for the least work per transaction, since the writer thread is
 on the sequencer's critical path: one small random insert each (``tx_index``: hash -> block,
@@ -121,6 +124,9 @@ CREATE TABLE IF NOT EXISTS accounts (
     nonce INTEGER NOT NULL,
     balance TEXT NOT NULL              -- decimal wei: balances exceed SQLite's 64-bit integers
 );
+-- The account tree's nodes, leaves included (protocol.StoredAccountTree): a restart reads the top
+-- one, not every account. Key: protocol.node_key(height, index); empty subtrees are not stored.
+CREATE TABLE IF NOT EXISTS account_nodes (key INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (    -- batches seen on L1 (the inbox follower's record)
     l1_tx_hash BLOB PRIMARY KEY,
     inbox_index INTEGER NOT NULL,
@@ -229,6 +235,8 @@ class BlockWrite:
     changed_accounts: Mapping[bytes, Account] = field(default_factory=dict)
     #: The L2->L1 messages it recorded, in nonce order, each with the transaction that sent it.
     messages: Sequence[SentMessage] = ()
+    #: The account tree's nodes the block changed (node_key -> hash).
+    nodes: Mapping[int, bytes] = field(default_factory=dict)
 
 
 class ForcedOutcome(NamedTuple):
@@ -399,6 +407,16 @@ class SequencerStore:
             "INSERT INTO messages (nonce, hash, block_number, body, tx_hash) VALUES (?, ?, ?, ?, ?)",
             [(m.nonce, m.hash(), number, m.encode(), tx_hash) for tx_hash, m in block.messages],
         )
+        SequencerStore.write_nodes(db, block.nodes.items())
+
+    @staticmethod
+    def write_nodes(db: sqlite3.Connection, nodes: Iterable[tuple[int, bytes]], *, replace_all: bool = False) -> None:
+        """Account tree nodes (node_key, hash), in key order (neighbouring pages); ``replace_all``:
+        they are the whole tree (genesis, a rebuilt snapshot)."""
+        if replace_all:
+            db.execute("DELETE FROM account_nodes")
+        write_rows(db, "INSERT INTO account_nodes (key, hash) VALUES ", "(?, ?)",
+                   " ON CONFLICT(key) DO UPDATE SET hash = excluded.hash", sorted(nodes))
 
     @staticmethod
     def drop(db: sqlite3.Connection, dropped: Sequence[DropRow]) -> None:
@@ -465,11 +483,12 @@ class SequencerStore:
                    f"AND status < {FINALIZED}", (finalized_l1_block,))
 
     @staticmethod
-    def rewind(db: sqlite3.Connection, number: int, accounts: Sequence[AccountRow], tx_hashes: Sequence[bytes]
-               ) -> list[bytes]:
+    def rewind(db: sqlite3.Connection, number: int, accounts: Sequence[AccountRow], tx_hashes: Sequence[bytes],
+               nodes: Iterable[tuple[int, bytes]]) -> list[bytes]:
         """Drop every block after ``number`` (their transactions' rows are ``tx_hashes``) and make
-        ``accounts`` the snapshot: the chain is at block ``number`` again. Deposits and forced
-        transactions those blocks took are due again; batches that carried them are stale (returned).
+        ``accounts`` (and ``nodes``, their tree) the snapshot: the chain is at block ``number`` again.
+        Deposits and forced transactions those blocks took are due again; batches that carried them
+        are stale (returned).
         """
         for start in range(0, len(tx_hashes), _MAX_ROWS):
             chunk = tx_hashes[start : start + _MAX_ROWS]
@@ -490,6 +509,7 @@ class SequencerStore:
         db.execute("DELETE FROM accounts")
         write_rows(db, "INSERT INTO accounts (address, slot, nonce, balance) VALUES ", "(?, ?, ?, ?)", "",
                    [(a, slot, nonce, str(balance)) for a, slot, (nonce, balance) in accounts])
+        SequencerStore.write_nodes(db, nodes, replace_all=True)
         return stale
 
     @staticmethod
@@ -747,6 +767,35 @@ class SequencerStore:
         return [AccountRow(bytes(a), int(slot), Account(int(n), int(b))) for a, slot, n, b in self._reader.execute(
             "SELECT address, slot, nonce, balance FROM accounts ORDER BY slot")]
 
+    # -- the account tree's source (protocol.AccountSource): the last durable state -------------
+
+    def account_count(self) -> int:
+        """Accounts in the snapshot (slots 0..count-1 are used)."""
+        (top,) = self._reader.execute("SELECT MAX(slot) FROM accounts").fetchone()
+        return 0 if top is None else int(top) + 1
+
+    def accounts_at(self, addresses: Sequence[bytes]) -> dict[bytes, tuple[int, Account]]:
+        return {bytes(a): (int(slot), Account(int(n), int(b))) for a, slot, n, b in _select_in(
+            self._reader, "SELECT address, slot, nonce, balance FROM accounts WHERE address IN (", addresses)}
+
+    def below(self, address: bytes) -> bytes | None:
+        row = self._reader.execute("SELECT address FROM accounts WHERE address < ? ORDER BY address DESC LIMIT 1",
+                                   (address,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def above(self, address: bytes) -> bytes | None:
+        row = self._reader.execute("SELECT address FROM accounts WHERE address > ? ORDER BY address LIMIT 1",
+                                   (address,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def at_slot(self, slot: int) -> tuple[bytes, Account] | None:
+        row = self._reader.execute("SELECT address, nonce, balance FROM accounts WHERE slot = ?", (slot,)).fetchone()
+        return None if row is None else (bytes(row[0]), Account(int(row[1]), int(row[2])))
+
+    def nodes(self, keys: Sequence[int]) -> dict[int, bytes]:
+        return {int(k): bytes(h) for k, h in _select_in(
+            self._reader, "SELECT key, hash FROM account_nodes WHERE key IN (", keys)}
+
     def message_hashes(self) -> list[bytes]:
         """The hashes of every L2->L1 message recorded, in nonce order (message nonce i at index i)."""
         return [bytes(h) for (h,) in self._reader.execute("SELECT hash FROM messages ORDER BY nonce")]
@@ -797,6 +846,17 @@ def write_rows(db: sqlite3.Connection, head: str, row: str, tail: str, rows: Seq
         changed += db.execute(_statement(head, row, tail, count), params).rowcount
         start += count
     return changed
+
+
+def _select_in(db: sqlite3.Connection, head: str, values: Sequence[Any]) -> list[Any]:
+    """``head ?, ?, ...)`` over ``values``, in statements of up to _MAX_ROWS of them: every row."""
+    rows: list[Any] = []
+    start, end = 0, len(values)
+    while start < end:
+        count = min(_MAX_ROWS, 1 << ((end - start).bit_length() - 1))
+        rows += db.execute(_statement(head, "?", ")", count), values[start : start + count]).fetchall()
+        start += count
+    return rows
 
 
 @functools.cache

@@ -93,7 +93,8 @@ class Tree:
         self.is_frozen = False
 
     def configure(self, config: str, l1_rpc: str | None) -> None:
-        self.config_file.write_text(f"[node]\nbase_port = {self.base_port}\n{config}")
+        # [jsonrpc] port 0: trees of tests running at once do not race for 8547.
+        self.config_file.write_text(f"[node]\nbase_port = {self.base_port}\n[jsonrpc]\nport = 0\n{config}")
         self.l1_rpc = l1_rpc
 
     def start(self) -> None:

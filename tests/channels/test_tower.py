@@ -27,6 +27,7 @@ from protocol import DEV_PRIVATE_KEYS, ChannelRefused, ChannelState, Domain, Rea
 from services.channels._tower import Appointment, ChallengeState, L1Status, Tower, TowerConfig
 from services.l1 import FollowerConfig, L1Client, LocalSigner, Receipt, TxSender, policy_config
 from services.runtime import CallPolicy
+from tests.conftest import running
 from tests.contracts._adjudicator import ALICE, BOB, ETHER, KEYS, MALLORY, PERIOD, Adjudicator, adjudicator
 from tests.l1.anvil import Anvil
 
@@ -75,17 +76,6 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, limit_s: float 
     raise AssertionError(f"not within {limit_s}s: {what}")
 
 
-@contextlib.asynccontextmanager
-async def running(tower: Tower) -> AsyncIterator[None]:
-    task = asyncio.create_task(tower.run())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def handled(tower: Tower, receipt: Receipt) -> None:
     """The tower has read and decided on every log up to ``receipt``'s block."""
     async def past() -> bool:
@@ -122,7 +112,7 @@ async def test_a_stale_close_while_the_owner_is_offline_is_challenged_in_time_an
     channel_id = await adj.open()
     stale, newest = appointment(adj, state(channel_id, STALE)), appointment(adj, state(channel_id, NEWEST))
     assert await tower.accept(newest) == newest
-    async with running(tower):
+    async with running(tower.run()):
         closing = await close(adj, stale)
         ((_, closed),) = adj.events(closing)
         ends_at = closed["endsAt"]
@@ -165,7 +155,7 @@ async def test_a_tower_sharing_its_key_takes_each_nonce_from_the_keys_one_sender
     await adj.l1.request("evm_setAutomine", False)
     try:
         before = await sender.send(MALLORY.address, value=1)  # nonce 0, pending
-        async with running(tower):
+        async with running(tower.run()):
             await until(lambda: _stored(tower), "the challenge signed and sent")
             after = await sender.send(MALLORY.address, value=1)  # the sender's next, not the tower's
             await adj.l1.request("evm_setAutomine", True)
@@ -195,7 +185,7 @@ async def test_a_challenge_reorged_out_of_l1_is_sent_again_with_the_same_bytes(
         await tower.accept(appointment(adj, state(channel_id, NEWEST)))
         await close(adj, appointment(adj, state(channel_id, STALE)))
         before = adj.chain.rpc("evm_snapshot")  # the chain with the stale close, without the challenge
-        async with running(tower):
+        async with running(tower.run()):
             await until(lambda: _confirmed(tower), "the challenge recorded")
             (first,) = tower.challenges()
             assert adj.chain.rpc("evm_revert", before)  # a reorg: the challenge's block is gone
@@ -216,7 +206,7 @@ async def test_an_appointment_for_a_channel_already_closing_stale_is_answered_at
     channel_id = await adj.open()
     await close(adj, appointment(adj, state(channel_id, STALE)))
     await tower.accept(appointment(adj, state(channel_id, NEWEST)))
-    async with running(tower):
+    async with running(tower.run()):
         await until(lambda: _confirmed(tower), "the challenge recorded")
     assert (await tower.view(channel_id)).sequence == 2 and await tower_nonce(adj) == 1
 
@@ -232,7 +222,7 @@ async def test_a_stale_close_below_the_block_it_starts_from_is_found_at_start(
     async with client(adj.chain.url) as l1:
         tower = Tower(l1, TOWER, tmp_path / "tower.db", adj.address, config=late)
         try:
-            async with running(tower):
+            async with running(tower.run()):
                 await until(lambda: _confirmed(tower), "the challenge recorded")
         finally:
             tower.close()
@@ -243,7 +233,7 @@ async def test_a_close_with_the_newest_state_is_not_challenged(adj: Adjudicator,
     channel_id = await adj.open()
     newest = appointment(adj, state(channel_id, NEWEST))
     await tower.accept(newest)
-    async with running(tower):
+    async with running(tower.run()):
         await handled(tower, await close(adj, newest))
     assert tower.challenges() == [] and await tower_nonce(adj) == 0
     assert (await tower.view(channel_id)).sequence == 2
@@ -257,7 +247,7 @@ async def test_a_close_seen_after_its_period_ended_is_logged_and_nothing_is_sent
     await adj.l1.request("evm_increaseTime", PERIOD + 1)
     await adj.l1.request("anvil_mine", "0x1")
     with caplog.at_level(logging.ERROR, logger="l2node.channels.tower"):
-        async with running(tower):
+        async with running(tower.run()):
             await handled(tower, receipt)
     assert any("after its challenge period ended" in r.getMessage() for r in caplog.records)
     assert tower.challenges() == [] and await tower_nonce(adj) == 0
@@ -272,7 +262,7 @@ async def test_a_close_seen_within_the_safety_margin_is_logged_loudly_and_still_
     await adj.l1.request("evm_increaseTime", PERIOD - CONFIG.safety_margin_s // 2)
     await adj.l1.request("anvil_mine", "0x1")
     with caplog.at_level(logging.ERROR, logger="l2node.channels.tower"):
-        async with running(tower):
+        async with running(tower.run()):
             await until(lambda: _confirmed(tower), "the late challenge recorded")
     assert any("within the safety margin" in r.getMessage() for r in caplog.records)
     assert (await tower.view(channel_id)).sequence == 2
@@ -398,7 +388,7 @@ async def test_an_l1_outage_is_waited_out_and_the_close_made_during_it_is_answer
         try:
             await tower.accept(appointment(adj, state(channel_id, NEWEST)))
             with caplog.at_level(logging.WARNING):
-                async with running(tower):
+                async with running(tower.run()):
                     link.cut()
                     closing = await close(adj, appointment(adj, state(channel_id, STALE)))  # L1 is up for Bob
                     await until(rejected, "the tower's breaker open")
@@ -445,7 +435,7 @@ async def test_killed_after_seeing_the_close_and_before_sending_it_challenges_on
     assert [c.state for c in stored] == ([ChallengeState.OPEN] if point == "stored" else [])
     assert await tower_nonce(adj) == 0 and (await tower.view(channel_id)).sequence == 1  # nothing sent
 
-    async with running(tower):  # the restart
+    async with running(tower.run()):  # the restart
         await until(lambda: _confirmed(tower), "the challenge recorded")
     (challenge,) = tower.challenges()
     if stored:

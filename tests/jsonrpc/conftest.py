@@ -117,7 +117,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tree]:
     port = free_port()
     config = tmp / "l2node.toml"
     config.write_text(f"[node]\nbase_port = {free_base_port()}\n[l1]\nport = 0\n[jsonrpc]\nport = {port}\n"
-                      "[workers.bridge]\nenabled = false\n[workers.channels]\nenabled = false\n")
+                      "[workers.bridge]\nenabled = false\n[workers.channels]\nenabled = false\n"
+                      # Reads traced only when asked (the default traces 1 in 100 as well): the tests
+                      # know which of them are recorded.
+                      "[workers.jsonrpc]\nsettings = { read_trace_ratio = 0.0 }\n")
     log = open(tmp / "up.log", "w")  # noqa: SIM115
     spans = ThreadedCollector()
     proc = subprocess.Popen([*L2NODE, "up", "--data-dir", str(data_dir), "--config", str(config)],

@@ -26,6 +26,7 @@ from protocol import (
     keccak256,
 )
 from tests.jsonrpc.conftest import DEAD, Tree, dev, receipt, transfer
+from tests.node.test_metrics import scrape, value
 from tests.node.test_up import cli, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -146,6 +147,52 @@ def test_batches_notifications_and_malformed_requests_are_answered_as_json_rpc_s
     for method, params in METAMASK:  # MetaMask's checklist: every method it uses is here
         reply = tree.post({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         assert "result" in reply, (method, reply)
+
+
+def test_each_single_call_counts_answered_or_not_and_its_span_ends(tree: Tree) -> None:
+    url = json.loads((tree.data_dir / "run" / "endpoints.json").read_text())["metrics"]
+
+    def counts() -> tuple[float, ...]:
+        samples, _ = scrape(url)
+        return tuple(value(samples, name, **labels) or 0 for name, labels in (
+            ("l2node_jsonrpc_calls_total", {"method": "net_listening"}),
+            ("l2node_jsonrpc_call_duration_seconds_count", {"method": "net_listening"}),
+            ("l2node_jsonrpc_calls_total", {"method": "other"}),
+            ("l2node_jsonrpc_errors_total", {"method": "other", "code": "-32601"}),
+            ("l2node_jsonrpc_calls_total", {"method": "eth_getCode"}),
+            ("l2node_jsonrpc_errors_total", {"method": "eth_getCode", "code": "-32602"})))
+
+    before = counts()
+    assert tree.call("net_listening") is True
+    assert tree.post({"jsonrpc": "2.0", "method": "net_listening"}) is None  # a notification: no answer
+    assert tree.post({"jsonrpc": "2.0", "method": "eth_unheard_of"}) is None  # not even an error
+    assert tree.error("eth_getCode", "0x12", "latest")["code"] == -32602
+    assert tuple(b - a for a, b in zip(before, counts(), strict=True)) == (2, 2, 1, 1, 1, 1)
+    failed = tree.spans.wait_for(lambda s: s["name"] == "eth_unheard_of")  # exported: ended
+    assert failed["status"] == 2 and failed["attributes"]["rpc.jsonrpc.error_code"] == -32601
+    assert tree.spans.wait_for(lambda s: s["name"] == "eth_getCode" and s["status"] == 2)["parent_id"] == ""
+
+
+def test_a_read_is_recorded_when_its_caller_records_its_trace_and_when_it_fails(tree: Tree) -> None:
+    """Reads are polled: one that succeeds is recorded only if the caller's traceparent is sampled
+    (or at read_trace_ratio, 0 here); a failed one always is, from when it began."""
+    quiet = [f"00-{i + 1:032x}-00f067aa0ba902b7-00" for i in range(5)]  # unsampled: flag 00
+    for parent in quiet:
+        tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_syncing", "params": []}, headers={"traceparent": parent})
+    tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_syncing", "params": []})  # no traceparent
+    recorded = "5" * 32
+    tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_syncing", "params": []},
+              headers={"traceparent": f"00-{recorded}-00f067aa0ba902b7-01"})
+    span = tree.spans.wait_for(lambda s: s["trace_id"] == recorded)
+    assert (span["name"], span["parent_id"]) == ("eth_syncing", "00f067aa0ba902b7")
+    # One exporter queue, in order: had any of the others been recorded, it would be here by now.
+    assert [s for s in tree.spans.sink.spans if s["name"] == "eth_syncing"] == [span]
+
+    failing = "6" * 32
+    tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": ["0x12", "latest"]},
+              headers={"traceparent": f"00-{failing}-00f067aa0ba902b7-00"})
+    failed = tree.spans.wait_for(lambda s: s["name"] == "eth_getBalance" and s["trace_id"] == failing)
+    assert failed["status"] == 2 and failed["attributes"]["rpc.jsonrpc.error_code"] == -32602
 
 
 def test_refusals_carry_geths_messages(tree: Tree) -> None:

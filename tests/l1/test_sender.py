@@ -174,3 +174,28 @@ async def test_a_nonce_gap_left_by_a_reorg_is_reported_and_the_next_send_fills_i
     receipt = await sender.wait_receipt(again, 5)
     tx = await l1.get_transaction(again)
     assert receipt.success and tx is not None and tx.nonce == 0
+
+
+async def test_a_restarted_sender_takes_back_its_pooled_transactions_and_a_stale_nonce_resyncs(
+    l1: L1Client, chain: Anvil
+) -> None:
+    """Several in flight, then the process dies: the next sender finds them in the node's pool
+    (txpool_content), tracks them again (a stuck one can be bumped) and numbers after them. A sender
+    whose local nonce fell behind the pool ("replacement transaction underpriced": the node holds
+    another transaction of the key at that nonce, not outbid) resyncs instead of failing."""
+    chain.rpc("evm_setAutomine", False)
+    before = await TxSender.create(l1, BATCHER)
+    stale = await TxSender.create(l1, BATCHER)  # its next nonce is the one `before` takes first
+    sent = [await before.send(SINK, value=v) for v in (1, 2, 3)]
+    restarted = await TxSender.create(l1, BATCHER)
+    recovered = await restarted.recover()
+    assert [p.hashes for p in recovered] == [(h,) for h in sent] and restarted.pending() == recovered
+    assert [p.data for p in recovered] == [b""] * 3 and [p.value for p in recovered] == [1, 2, 3]
+    bumped = await restarted.replace(sent[-1])  # a recovered one is replaceable like any other
+    assert pooled(chain)[-1] == bumped
+    fourth = await stale.send(SINK, value=4)  # at the pool's first nonce first: refused, then resynced
+    tx = await l1.get_transaction(fourth)
+    assert tx is not None and tx.nonce == recovered[-1].nonce + 1
+    chain.rpc("evm_mine")
+    receipt = await restarted.wait_receipt(sent[-1], 5)
+    assert receipt.tx_hash == bumped and restarted.pending() == recovered[:2]

@@ -40,7 +40,7 @@ class Tree:
     def __init__(self, tmp: pathlib.Path) -> None:
         self.data_dir = tmp / "data"
         config = tmp / "l2node.toml"
-        config.write_text(f"[node]\nbase_port = {free_base_port()}\n[l1]\nport = 0\n")
+        config.write_text(f"[node]\nbase_port = {free_base_port()}\n[l1]\nport = 0\n[jsonrpc]\nport = 0\n")
         self.log_path = tmp / "up.log"
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen([*L2NODE, "up", "--data-dir", str(self.data_dir), "--config", str(config)],

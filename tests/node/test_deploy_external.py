@@ -93,7 +93,8 @@ class Site:
         self.source = tmp / "source.toml"
         text, count = re.subn(r"(?m)^base_port = 50050$", f"base_port = {self.base_port}", base)
         text, metrics = re.subn(r"(?m)^metrics_port = \d+$", f"metrics_port = {self.base_port + 7}", text)
-        assert count == metrics == 1
+        text, jsonrpc = re.subn(r"(?m)^port = 8547$", f"port = {free_port()}", text)  # [jsonrpc]'s
+        assert count == metrics == jsonrpc == 1
         self.source.write_text(text)
 
     def deploy(self, *extra: str) -> subprocess.CompletedProcess[str]:

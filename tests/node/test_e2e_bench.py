@@ -11,11 +11,15 @@ import pytest
 from bench.e2e_throughput import parser, print_report, run
 
 
+@pytest.mark.parametrize("frames", [False, True], ids=["one-tx-batches", "frames"])
 async def test_the_e2e_bench_reports_sealed_safe_derived_and_l1_figures(tmp_path: pathlib.Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                                                       capsys: pytest.CaptureFixture[str],
+                                                                       frames: bool) -> None:
+    """With ``frames``, the batcher posts every block (~7 KB) in frames of at most 3,000 bytes
+    (BatchInbox.appendFrame): the sequencer's follower and the rollups worker read them back."""
     # Depth 1, so that the watch after the window (at most 60 s) sees every transfer SAFE quickly.
     args = parser().parse_args(["--duration", "2", "--accounts", "64", "--max-rate", "256", "--drain-s", "60",
-                                "--confirmation-depth", "1"])
+                                "--confirmation-depth", "1", *(["--max-frame-bytes", "3000"] if frames else [])])
     report = await run(args, tmp_path, "test")
     assert report.load["sent"] == report.load["accepted"] == report.signed == 512  # the load ran out, all taken
     assert report.sealed_txs == 512 and report.sealed_blocks >= 1
@@ -28,6 +32,8 @@ async def test_the_e2e_bench_reports_sealed_safe_derived_and_l1_figures(tmp_path
     assert every.transfers == 512 and every.l2_blocks >= 1
     assert 100 < every.batch_calldata / every.transfers < 200 and every.batch_gas > 21_000 * every.batches
     assert report.l1.gas_limit == 30_000_000 and report.l1.hardfork
+    if frames:  # no L1 transaction carried more than a frame, so blocks went in several
+        assert report.l1.biggest_batch <= 3000 and every.batches > every.batch_data // 3000
     assert report.cpu["sequencer"] > 0
     print_report(report)
     out = capsys.readouterr().out

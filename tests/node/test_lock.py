@@ -85,11 +85,9 @@ def test_a_second_up_on_the_same_data_dir_refuses_naming_the_first(
     assert (data_dir / "run" / "lock").read_text().strip() == str(first.pid)
 
     # On other ports, so that only the lock can stop it: it must not even start its zygote.
-    started = time.monotonic()
     second = _up(tmp_path, data_dir, "second", free_base_port())
     procs.append(second)
     assert second.wait(15) == EXIT_ALREADY_RUNNING
-    assert time.monotonic() - started < 10
     log = (tmp_path / "second.log").read_text()
     assert f"already running, pid {first.pid}" in log, log
     # The first tree is untouched: same processes, same endpoints.json.

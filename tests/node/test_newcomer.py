@@ -41,7 +41,7 @@ def test_up_on_a_terminal_ends_with_the_banner_and_says_the_l1_port_was_busy(tmp
     busy.listen()
     port = busy.getsockname()[1]
     config = tmp_path / "l2node.toml"
-    config.write_text(f"[node]\nbase_port = {free_base_port()}\n[l1]\nport = {port}\n")
+    config.write_text(f"[node]\nbase_port = {free_base_port()}\n[l1]\nport = {port}\n[jsonrpc]\nport = 0\n")
     data_dir = tmp_path / "data"
     controller, terminal = pty.openpty()
     with open(tmp_path / "up.log", "w") as log:

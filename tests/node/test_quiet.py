@@ -137,7 +137,7 @@ def idle(tmp_path_factory: pytest.TempPathFactory, anvil: str) -> IdleRun:
     secret_url = f"http://operator:{user}@127.0.0.1:{proxy.port}/v3/{key}?apikey={apikey}"
     config = tmp_path / "l2node.toml"
     config.write_text(
-        f"[node]\nbase_port = {free_base_port()}\n"
+        f"[node]\nbase_port = {free_base_port()}\n[jsonrpc]\nport = 0\n"  # trees of tests at once: not 8547
         f'[l1]\nrpc = "{secret_url}"\ncontracts = "{tmp_path / "l1" / "contracts.json"}"\n'
         + "".join(f'{role}_key_file = "{path}"\n' for role, path in keys.items()))
     log = open(tmp_path / "up.log", "w")  # noqa: SIM115

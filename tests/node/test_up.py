@@ -61,6 +61,7 @@ class Node:
         self.config.write_text(
             f"[node]\nbase_port = {self.base_port}\nperiod_s = 5.0\nintensity = 20\n{node_extra}"
             "[l1]\nport = 0\n"  # any free port: trees of tests running at once do not race for 8545
+            "[jsonrpc]\nport = 0\n"  # nor for 8547
             '[workers.echo]\ndefinition = "tests.workers.echo:WORKER"\n'
             '[workers.echo2]\ndefinition = "tests.workers.echo:WORKER"\n' + extra
         )

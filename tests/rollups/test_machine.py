@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +19,7 @@ from protocol import (
     Leaf,
     QueuedDeposit,
     QueuedForced,
+    State,
     TxLeaf,
     batch_leaves,
     devnet_genesis,
@@ -233,3 +236,32 @@ def test_a_forced_transaction_under_the_base_fee_is_included_at_its_fee_cap() ->
     assert StepKind.FORCED_APPLIED in steps and StepKind.TX_SKIPPED in steps
     assert [s.reason for s in m.skipped] == ["FEE_CAP_BELOW_BASE_FEE"]
     assert m.state.get(TO).balance == 9 and m.state.get(FEE_VAULT).balance == 0  # paid its cap, no tip
+
+
+def test_a_lazily_loaded_state_is_loaded_once_whichever_threads_want_it() -> None:
+    """A resumed machine's state is read by a background preload and by a step at once
+    (DerivedChain.sync): one load, the same state for both; a failed load is tried again."""
+    genesis = devnet_genesis()
+    state = genesis.state()
+    loading, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def load() -> State:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("the first load fails")
+        loading.set()
+        assert release.wait(10)
+        return state
+
+    m = Machine(genesis_snapshot(genesis, state), load, L1Inputs())
+    with pytest.raises(OSError):
+        m.state  # noqa: B018 (the property loads)
+    assert not m.state_loaded
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(lambda: m.state)
+        assert loading.wait(10)  # the first is inside the load
+        second = pool.submit(lambda: m.state)
+        release.set()
+        assert first.result(10) is state and second.result(10) is state
+    assert len(calls) == 2 and m.state_loaded

@@ -355,6 +355,9 @@ async def test_open_breaker_fails_fast_without_reaching_the_server(rig: Rig) -> 
         with pytest.raises(BreakerOpen) as err:
             await unary(policy, rig)
         assert err.value.retry_after_s is not None and err.value.retry_after_s > 0
+        # It says why the circuit opened: the failure it last counted.
+        assert err.value.cause.startswith("AioRpcError") and "UNAVAILABLE" in err.value.cause
+        assert str(err.value).endswith(f"; last failure: {err.value.cause}")
     assert time.monotonic() - started < 0.5
     assert rig.backend.hits == hits
     assert policy.statistics().rejected == 5

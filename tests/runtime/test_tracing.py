@@ -116,6 +116,26 @@ async def test_watch_and_write_streams_work_with_tracing(
     await collector.wait_for(lambda s: s["name"] == f"{ECHO_SERVICE}/StreamWrite")
 
 
+async def test_a_stream_the_client_cancels_ends_its_span_cleanly(
+    spawn: Callable[..., Worker], collector: Collector
+) -> None:
+    """The span of a streamed call is current only while the handler runs, not across its yields:
+    grpc.aio may close the generator from another context (the client went away), where detaching a
+    token attached in the first one fails ("Failed to detach context") and the span stays current."""
+    worker = spawn("echo-cancel", env=otel_env(collector))
+    async with channel(worker.address) as ch:
+        for _ in range(3):
+            call = ch.unary_stream(f"/{ECHO_SERVICE}/Stream")(b'{"n": 1000, "interval_s": 0.01}')
+            assert json.loads(await call.read())["i"] == 0
+            call.cancel()
+        await echo_method(ch, "Echo")(b"{}")
+    span = await collector.wait_for(lambda s: s["name"] == f"{ECHO_SERVICE}/Stream")
+    assert span["attributes"]["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
+    worker.signal(signal.SIGTERM)
+    assert await worker.wait_async() == 0
+    assert "Failed to detach context" not in worker.stderr()
+
+
 def _local_tracer() -> tuple[trace.Tracer, InMemorySpanExporter]:
     """A tracer of this test process's own (not the global one), keeping its spans in memory."""
     exporter = InMemorySpanExporter()

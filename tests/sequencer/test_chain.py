@@ -12,7 +12,6 @@ import pathlib
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -87,14 +86,6 @@ class Sequencer:
         self.storage.close()
 
 
-@pytest.fixture
-async def sequencer(tmp_path: pathlib.Path) -> AsyncIterator[Sequencer]:
-    s = Sequencer(tmp_path)
-    await s.open()
-    yield s
-    await s.close()
-
-
 def transfer(sender: int, nonce: int, *, fee_cap: int = 10 * GWEI) -> bytes:
     fields = UnsignedTransaction(DEFAULT_CHAIN_ID, nonce, min(GWEI, fee_cap), fee_cap, 21_000, DEV_ACCOUNTS[9],
                                  1 + nonce)
@@ -155,16 +146,6 @@ async def test_a_transaction_sent_again_while_its_block_failed_is_not_dropped(se
 # -- the batch poster over a real anvil ------------------------------------------------------
 
 
-@pytest.fixture
-def anvil() -> Iterator[Anvil]:
-    node = Anvil()
-    node.start()
-    try:
-        yield node
-    finally:
-        node.stop()
-
-
 async def test_a_full_batch_is_followed_at_once_not_after_the_interval(
         sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path) -> None:
     """Blocks worth several batches wait: the poster sends them back to back. With an interval of an
@@ -182,15 +163,17 @@ async def test_a_full_batch_is_followed_at_once_not_after_the_interval(
             Contract(Artifact.load("BatchInbox"), deployed.batch_inbox),
             Contract(Artifact.load("DepositPortal"), deployed.deposit_portal),
             BatcherSettings(interval_s=3600, max_bytes=2_000), FollowerConfig(), deployed.block_number, window=3600)
-        poster = asyncio.create_task(batcher.run_poster())
+        # The poster waits for the follower's first pass (what L1 already holds is not posted again).
+        tasks = [asyncio.create_task(batcher.run_poster()), asyncio.create_task(batcher.run_follower())]
         try:
             async with asyncio.timeout(60):  # a bound against hanging; each post is one anvil round trip
                 while batcher.batches_sent < 4:  # noqa: ASYNC110 - polls a counter the poster task moves
                     await asyncio.sleep(0.05)
         finally:
-            poster.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poster
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     assert batcher.batches_sent == 4  # one block each: two would exceed max_bytes
 
 
@@ -239,8 +222,12 @@ def test_with_a_batcher_the_pool_refuses_what_no_l1_transaction_can_carry(tmp_pa
     limits = L1Settings(**l1)
     assert SequencerSettings.from_mapping({}).mempool_config().max_tx_size == MAX_TX_SIZE  # no batcher: no bound
     assert SequencerSettings.from_mapping({"l1": l1}).mempool_config().max_tx_size == limits.max_l2_tx < MAX_TX_SIZE
-    with pytest.raises(ValueError, match="batch_max_bytes"):
-        SequencerSettings.from_mapping({"l1": {**l1, "batch_max_bytes": limits.max_batch_data + 1}})
+    # A batch larger than one L1 transaction goes in frames; a frame cannot outgrow one.
+    framed = SequencerSettings.from_mapping({"l1": {**l1, "batch_max_bytes": 4 * limits.max_batch_data}})
+    assert framed.l1_settings().block_data == 4 * limits.max_batch_data
+    assert framed.mempool_config().max_tx_size == limits.max_l2_tx
+    with pytest.raises(ValueError, match="max_frame_bytes"):
+        SequencerSettings.from_mapping({"l1": {**l1, "max_frame_bytes": limits.max_batch_data + 1}})
     # the largest transaction the pool lets in posts alone, incompressible as it may be
     probe = data_transfer(0, 0, bytes(100_000))
     overhead = len(probe) - 100_000
@@ -357,3 +344,30 @@ async def test_deposits_due_at_a_new_l1_origin_wake_the_producer_at_once(sequenc
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_reads_see_the_head_not_a_block_still_being_made_durable(sequencer: Sequencer) -> None:
+    """The chain's state holds a block's changes from its execution on, before the block is durable
+    and the head: a read meanwhile (GetAccount, and so eth_getBalance "latest") must give the
+    head's account, or it would show a balance that a crash before the commit takes back."""
+    sender, recipient = DEV_ACCOUNTS[0], DEV_ACCOUNTS[9]
+    before = {a: sequencer.chain.account(a) for a in (sender, recipient)}
+    await sequencer.intake.submit([transfer(0, 0)])
+    # Another writer holds SQLite's write lock: the block's commit waits on it (busy timeout).
+    other = sqlite3.connect(sequencer.storage.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        sealing = asyncio.create_task(sequencer.chain.seal())
+        for _ in range(200):  # until the block is executed and its write is waiting
+            await asyncio.sleep(0.01)
+            if sequencer.chain.state.get(sender).nonce == 1:
+                break
+        assert sequencer.chain.state.get(sender).nonce == 1 and not sealing.done()
+        assert {a: sequencer.chain.account(a) for a in (sender, recipient)} == before
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    block = await sealing
+    assert block is not None and sequencer.chain.head.number == block.header.number
+    after = {a: sequencer.chain.account(a) for a in (sender, recipient)}
+    assert after[sender].nonce == 1 and after[recipient].balance == before[recipient].balance + 1

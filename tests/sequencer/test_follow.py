@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -49,11 +48,8 @@ def follower(s: Sequencer) -> DerivationFollower:
 
 
 @pytest.fixture
-async def seq(tmp_path: pathlib.Path) -> AsyncIterator[Sequencer]:
-    s = Sequencer(tmp_path)
-    await s.open()
-    yield s
-    await s.close()
+def seq(sequencer: Sequencer) -> Sequencer:
+    return sequencer
 
 
 def posted(s: Sequencer, index: int, l1_block: int, first: int, last: int) -> SeenBatch:
