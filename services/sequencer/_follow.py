@@ -328,7 +328,8 @@ class DerivationFollower:
         metrics.REWINDS.inc()
         metrics.REWOUND_BLOCKS.inc(head - number)
         _log.error(
-            "derivation made other blocks than the sequencer's (the sequencer window lapsed): following it; "
+            "derivation made other blocks than the sequencer's (the sequencer window lapsed; on a read replica, "
+            "its upstream's are not what L1 holds): following it; "
             "blocks after %d dropped, their transactions pending again", number,
             extra={"agreed": number, "dropped_from": number + 1, "dropped_to": head, "repooled": len(txs),
                    "l1_horizon": horizon, "derived": isinstance(step, _Derived)})
