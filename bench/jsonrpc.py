@@ -1,7 +1,7 @@
 """Ethereum JSON-RPC throughput of a `l2node up` tree, side by side with anvil's in the same run.
 
     .venv/bin/python bench/jsonrpc.py [--duration 5] [--connections 32] [--accounts 512]
-        [--per-account 48] [--batch 256] [--inflight 4] [--old DIR]
+        [--per-account 48] [--batch 256] [--inflight 4] [--old DIR] [--replicas 0|1|2]
 
 Starts a tree (bench/e2e_throughput.py's: its own anvil, a genesis funding ``--accounts`` bench
 keys, roomy pool limits; the bridge and channels workers left out), then, each for ``--duration``
@@ -14,6 +14,9 @@ seconds, from a load generator in a separate process (so that its CPU is not the
   JSON-RPC batches of ``--batch`` eth_sendRawTransaction, ``--inflight`` batches outstanding; and
   for comparison the same kind of transfers straight to the sequencer's gRPC SendRawTransactions
   (what the JSON-RPC layer costs on top).
+- with ``--replicas N``: N read-replica trees of it (``[node] role = "replica"``, the same anvil
+  and genesis) are started too, and the same reads run against one replica, then against N at
+  once (the connections split between them), in the same run as the sequencer tree's own.
 
 Prints the command, the load average before and after, and per row: requests (or transactions)
 per second, p50 and p99 latency, and the CPU seconds per 1,000 of the JSON-RPC worker, the
@@ -53,14 +56,21 @@ def config(genesis: pathlib.Path, base_port: int, l1_port: int, rpc_port: int) -
             "[workers.bridge]\nenabled = false\n[workers.channels]\nenabled = false\n")
 
 
-def wait_up(tree: Tree, url: str, timeout: float = 120) -> None:
+def replica_config(genesis: pathlib.Path, base_port: int, rpc_port: int, l1: str, contracts: pathlib.Path,
+                   upstream: str) -> str:
+    return (f"[node]\nbase_port = {base_port}\ngenesis = \"{genesis}\"\nrole = \"replica\"\n"
+            f"[l1]\nrpc = \"{l1}\"\ncontracts = \"{contracts}\"\n[replica]\nupstream = \"{upstream}\"\n"
+            f"[jsonrpc]\nport = {rpc_port}\n")
+
+
+def wait_up(tree: Tree, url: str, timeout: float = 120, children: int = 5) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if tree.proc.poll() is not None:
             raise RuntimeError(f"l2node up exited: {tree.log_path.read_text()[-3000:]}")
         try:
             doc = json.loads((tree.data_dir / "run" / "endpoints.json").read_text())
-            if all(c["state"] == "running" for c in doc["children"]) and len(doc["children"]) == 5:
+            if all(c["state"] == "running" for c in doc["children"]) and len(doc["children"]) == children:
                 rpc(url, "eth_chainId")
                 tree.doc = doc
                 return
@@ -170,6 +180,13 @@ async def _grpc_batches(address: str, txs: Sequence[bytes], batch: int, inflight
     return {**counts, "seconds": time.perf_counter() - start, "latencies": latencies}
 
 
+async def _keep_alive_many(urls: Sequence[str], body: bytes, duration: float, connections: int) -> dict[str, Any]:
+    """``_keep_alive`` against each of ``urls`` at once, the connections split between them."""
+    parts = await asyncio.gather(*(_keep_alive(u, body, duration, max(1, connections // len(urls))) for u in urls))
+    return {"count": sum(p["count"] for p in parts), "seconds": max(p["seconds"] for p in parts),
+            "latencies": [t for p in parts for t in p["latencies"]], "errors": sum(p["errors"] for p in parts)}
+
+
 def load_process(conn: multiprocessing.connection.Connection, accounts: int, per_account: int) -> None:
     """Sign everything, say so; then run each job it is sent, answering with its figures and CPU."""
     txs = presign(accounts, per_account)
@@ -182,6 +199,8 @@ def load_process(conn: multiprocessing.connection.Connection, accounts: int, per
         kind, args = job[0], job[1:]
         if kind == "reads":
             stats = asyncio.run(_keep_alive(*args))
+        elif kind == "reads_many":
+            stats = asyncio.run(_keep_alive_many(*args))
         elif kind == "sends":
             first, count, url, batch, inflight, duration = args
             stats = asyncio.run(_batches(url, txs[first:first + count], batch, inflight, duration))
@@ -211,6 +230,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--inflight", type=int, default=4)
     parser.add_argument("--old", type=pathlib.Path, help="another source tree: its reads, side by side")
+    parser.add_argument("--replicas", type=int, choices=(0, 1, 2), default=0,
+                        help="read replicas of the tree to start and read from too")
     args = parser.parse_args()
     print("command:", shlex.join([".venv/bin/python", "bench/jsonrpc.py", *sys.argv[1:]]))
     print(f"load average before: {os.getloadavg()}  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
@@ -232,6 +253,7 @@ def main() -> None:
             old_port = free_port()
             old_url = f"http://127.0.0.1:{old_port}"
             old_tree = Tree(tmp / "old", config(genesis, free_base_port(), free_port(), old_port), args.old.resolve())
+        replicas: list[tuple[Tree, str]] = []
         try:
             wait_up(tree, url)
             if old_tree is not None:
@@ -239,16 +261,19 @@ def main() -> None:
             anvil = str(tree.doc["l1_rpc"])
             pids = {c["id"]: int(c["pid"]) for c in tree.doc["children"] if c["pid"]}
             old_pids = {c["id"]: int(c["pid"]) for c in old_tree.doc["children"] if c["pid"]} if old_tree else {}
+            replicas = start_replicas(tmp, genesis, tree, anvil, url, args.replicas)
             signed = parent.recv()
             print(f"signed {signed[1]} transfers ({args.accounts} accounts x {args.per_account})")
             someone = "0x" + address_of(bench_key(0)).hex()
             rows = []
 
-            def run(label: str, job: tuple[Any, ...], unit: str, which: dict[str, int] = pids) -> None:
-                cpu0 = {k: process_cpu(which[k]) for k in ("jsonrpc", "sequencer")}
+            def run(label: str, job: tuple[Any, ...], unit: str,
+                    which: dict[str, int] | Sequence[dict[str, int]] = pids) -> None:
+                procs = [which] if isinstance(which, dict) else list(which)  # whose workers' CPU the row counts
+                cpu0 = {k: sum(process_cpu(p[k]) for p in procs) for k in ("jsonrpc", "sequencer")}
                 parent.send(job)
                 stats = parent.recv()
-                cpu = {k: process_cpu(which[k]) - v for k, v in cpu0.items()}
+                cpu = {k: sum(process_cpu(p[k]) for p in procs) - v for k, v in cpu0.items()}
                 n = stats.get("accepted", stats.get("count", 0))
                 rate = n / stats["seconds"] if stats["seconds"] else 0.0
                 per = 1000 / n if n else 0.0
@@ -270,19 +295,57 @@ def main() -> None:
                 for target, where, which in targets:
                     run(f"{where} {method}, {args.connections} connections", ("reads", target, body, args.duration,
                                                                               args.connections), "req", which)
+            for n in range(1, len(replicas) + 1):  # one replica, then all of them at once
+                urls = [u for _, u in replicas[:n]]
+                for method, params in (("eth_blockNumber", []), ("eth_getBalance", [someone, "latest"])):
+                    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+                    run(f"{n} replica{'s' * (n > 1)} {method}, {args.connections} connections",
+                        ("reads_many", urls, body, args.duration, args.connections), "req",
+                        [t.pids for t, _ in replicas[:n]])
             half = signed[1] // 2
             run(f"l2node eth_sendRawTransaction, batches of {args.batch}, {args.inflight} in flight",
                 ("sends", 0, half, url, args.batch, args.inflight, args.duration), "tx")
             sequencer = next(str(c["address"]) for c in tree.doc["children"] if c["id"] == "sequencer")
             run(f"sequencer gRPC SendRawTransactions, {args.batch} a call, {args.inflight} in flight",
                 ("grpc", half, signed[1] - half, sequencer, args.batch, args.inflight, args.duration), "tx")
+            if replicas:  # they re-executed every block of the sends meanwhile: how far behind are they left?
+                head, started = int(rpc(url, "eth_blockNumber"), 16), time.monotonic()
+                for replica_url in (u for _, u in replicas):
+                    while int(rpc(replica_url, "eth_blockNumber"), 16) < head and time.monotonic() < started + 120:
+                        time.sleep(0.05)
+                print(f"replicas at the sequencer's head (block {head}) {time.monotonic() - started:.2f} s after "
+                      f"the sends; the replicas' sequencer workers' CPU: "
+                      f"{sum(process_cpu(t.pids['sequencer']) for t, _ in replicas):.1f} s in all", flush=True)
         finally:
             parent.send(("stop",))
             loader.join(30)
+            for replica, _ in replicas:
+                replica.close()
             tree.close()
             if old_tree is not None:
                 old_tree.close()
     print(f"load average after: {os.getloadavg()}")
+
+
+def start_replicas(tmp: pathlib.Path, genesis: pathlib.Path, tree: Tree, anvil: str, url: str, count: int
+                   ) -> list[tuple[Tree, str]]:
+    """``count`` read-replica trees of ``tree``, up and at its head: each with its JSON-RPC URL."""
+    replicas: list[tuple[Tree, str]] = []
+    upstream = next(str(c["address"]) for c in tree.doc["children"] if c["id"] == "sequencer")
+    for i in range(count):
+        port = free_port()
+        where = tmp / f"replica{i + 1}"
+        where.mkdir()
+        replica = Tree(where, replica_config(genesis, free_base_port(), port, anvil,
+                                             tree.data_dir / "l1" / "contracts.json", upstream))
+        replicas.append((replica, f"http://127.0.0.1:{port}"))
+        wait_up(replica, replicas[-1][1], children=3)
+    for _, replica_url in replicas:
+        head = int(rpc(url, "eth_blockNumber"), 16)
+        deadline = time.monotonic() + 60
+        while int(rpc(replica_url, "eth_blockNumber"), 16) < head and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return replicas
 
 
 if __name__ == "__main__":

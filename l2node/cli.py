@@ -401,7 +401,15 @@ def _watch_receipt(stub: Any, tx_hash: str, until: str, timeout_s: float) -> int
     last_status = None
     while True:
         with _quiet():  # a poll that sees no change is no span; a change is an event on the command's
-            r = _rpc(stub.GetTransactionReceipt, spb.GetTransactionReceiptRequest(tx_hash=tx_hash)).receipt
+            try:
+                r = stub.GetTransactionReceipt(spb.GetTransactionReceiptRequest(tx_hash=tx_hash),
+                                               timeout=_RPC_TIMEOUT_S).receipt
+            except grpc.RpcError as exc:
+                # A read replica that has not reached the transaction's block yet: it will.
+                if exc.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() >= deadline:
+                    raise rpc_refused(exc) from None
+                time.sleep(0.1)
+                continue
         line = _receipt_line(spb, r)
         if line != last:
             if r.status != last_status:

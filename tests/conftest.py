@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -14,6 +16,16 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from tests.l1.anvil import Anvil, shared_anvil
+
+
+def json_rpc(url: str, method: str, *params: Any) -> Any:
+    """One Ethereum JSON-RPC call over HTTP: its result (AssertionError with the error if there is one)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        doc = json.loads(response.read())
+    assert "error" not in doc, doc
+    return doc["result"]
 
 
 def pid_alive(pid: int) -> bool:

@@ -9,6 +9,7 @@
     intensity = 3            # root restart intensity ...
     period_s = 5.0           # ... within this window
     genesis = ""             # the L2 genesis JSON every service builds on (l2node/node/genesis.py); "" = devnet's
+    role = "sequencer"       # or "replica": a read replica of [replica] upstream (no keys, no sequencing)
     [l1]
     rpc = ""                 # an Ethereum JSON-RPC URL; empty = start a local anvil
     port = 8545              # the local anvil's port (another free one, said so, if busy); 0 = any free port
@@ -26,6 +27,12 @@ XX         # with rpc: the contracts.json of that chain (`l2node deploy` writes 
     [jsonrpc]                # Ethereum's JSON-RPC (HTTP and WebSocket, one port): services/jsonrpc
     host = ""                # "" = [node] host
     port = 8547              # (another free one, said so, if busy); 0 = any free port. 8545 is L1's.
+    [replica]                # with role = "replica" (README "Read replicas"): its own sequencer worker
+    upstream = ""            # follows this sequencer's blocks (gRPC host:port, required), re-executes and
+                             # stores them, follows derivation from the same L1 (--l1-rpc and [l1] contracts
+                             # required, no key files), forwards sends there. Runs only the sequencer and
+                             # jsonrpc workers (no rollups, bridge, channels: they need keys or are the
+                             # sequencer tree's own jobs).
     [rollups]                # the rollup's L1 contracts' constants: l2node/node/params.py
     challenge_window_s = 20  # (bonds, window, chess clocks, sequencer window; devnet defaults)
     [workers.NAME]           # a built-in service (sequencer, rollups, bridge, channels, jsonrpc) or an extra worker
@@ -70,6 +77,10 @@ DEFAULT_HOST = "127.0.0.1"
 #: node's key files (batcher.key, proposer.key, challenger.key, relayer.key, channels.key) from a Secret at
 #: NODE_KEYS_DIR.
 NODE_CONFIG_DIR = "/etc/l2node"
+#: ``[node] role``: the tree that sequences (the default), or a read replica of another's sequencer.
+ROLES = ("sequencer", "replica")
+#: The built-in services a read replica runs: its follower sequencer, and JSON-RPC over it.
+REPLICA_WORKERS = frozenset({"sequencer", "jsonrpc"})
 NODE_KEYS_DIR = "/etc/l2node/keys"
 
 
@@ -130,6 +141,14 @@ class NodeConfig:
     jsonrpc_host: str = ""
     jsonrpc_port: int = DEFAULT_JSONRPC_PORT
     workers: tuple[WorkerEntry, ...] = ()
+    #: "sequencer", or "replica": no keys, no blocks of its own; ``upstream``'s blocks, checked.
+    role: str = "sequencer"
+    #: With role "replica": the upstream sequencer's gRPC address (host:port).
+    upstream: str = ""
+
+    @property
+    def replica(self) -> bool:
+        return self.role == "replica"
 
     @property
     def control_address(self) -> str:
@@ -187,6 +206,28 @@ def _workers(tables: Mapping[str, Any]) -> tuple[WorkerEntry, ...]:
     return tuple(e for e in entries if e.id != "jsonrpc" or "sequencer" in ids or e.settings.get("sequencer"))
 
 
+def _replica(cfg: NodeConfig, keys: set[str]) -> NodeConfig:
+    """A read replica's tree: its sequencer follows ``upstream``; only the workers it can run (no
+    keys: the rollups proposer and challenger, the bridge's relayer and channels are the sequencer
+    tree's). ConfigError for what cannot be a replica."""
+    if keys - {"upstream"}:
+        raise ConfigError(f"unknown [replica] keys: {sorted(keys - {'upstream'})}")
+    if cfg.role not in ROLES:
+        raise ConfigError(f"[node] role {cfg.role!r} must be one of {', '.join(ROLES)}")
+    if not cfg.replica:
+        if cfg.upstream:
+            raise ConfigError("[replica] upstream is set but [node] role is not \"replica\"")
+        return cfg
+    if ":" not in cfg.upstream:
+        raise ConfigError(f"a replica needs [replica] upstream = \"host:port\" (the sequencer's "
+                          f"gRPC address), got {cfg.upstream!r}")
+    workers = tuple(w for w in cfg.workers if w.id in REPLICA_WORKERS or w.id not in BUILTIN_WORKERS)
+    if not any(w.id == "sequencer" for w in workers):
+        raise ConfigError("a replica runs its own (follower) sequencer worker: do not disable it")
+    return replace(cfg, workers=tuple(
+        replace(w, settings={**w.settings, "upstream": cfg.upstream}) if w.id == "sequencer" else w for w in workers))
+
+
 def _one_genesis(cfg: NodeConfig, params_chain_id_set: bool) -> NodeConfig:
     """Every user of the genesis given the node's one (l2node/node/genesis.py); ValueError if they
     would disagree."""
@@ -206,8 +247,8 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"config {path}: {exc}") from None
     node, l1, workers = _section(doc, "node"), _section(doc, "l1"), _section(doc, "workers")
-    jsonrpc = _section(doc, "jsonrpc")
-    unknown = set(doc) - {"node", "l1", "workers", "rollups", "jsonrpc", "data_dir"}
+    jsonrpc, replica = _section(doc, "jsonrpc"), _section(doc, "replica")
+    unknown = set(doc) - {"node", "l1", "workers", "rollups", "jsonrpc", "replica", "data_dir"}
     if unknown:
         raise ConfigError(f"unknown config sections: {sorted(unknown)}")
     cfg = NodeConfig(data_dir=pathlib.Path(doc.get("data_dir") or default_data_dir()))
@@ -236,7 +277,10 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             genesis=genesis.resolve(node.get("genesis", "")),
             jsonrpc_host=str(jsonrpc.get("host", cfg.jsonrpc_host)),
             jsonrpc_port=int(jsonrpc.get("port", cfg.jsonrpc_port)),
+            role=str(node.get("role", cfg.role)),
+            upstream=str(replica.get("upstream", "")),
         )
+        cfg = _replica(cfg, set(replica))
         cfg = _one_genesis(cfg, "chain_id" in _section(doc, "rollups"))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None
@@ -247,6 +291,9 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
         cfg = replace(cfg, data_dir=data_dir)
     if l1_rpc:
         cfg = replace(cfg, l1_rpc=l1_rpc)
+    if cfg.replica and (cfg.l1_rpc is None or not cfg.l1_contracts):
+        raise ConfigError(f"config {path}: a replica follows its sequencer's L1: give --l1-rpc URL (or [l1] rpc) "
+                          "and [l1] contracts = that deployment's contracts.json (a local anvil would be another L1)")
     if not 0 < cfg.base_port < 65536 - 1 - len(cfg.workers):
         raise ConfigError(f"base_port {cfg.base_port} leaves no room for {len(cfg.workers)} workers")
     taken = range(cfg.base_port, cfg.base_port + 1 + len(cfg.workers))

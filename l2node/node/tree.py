@@ -66,7 +66,8 @@ def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int, l1: dict[str
         settings.setdefault("host", cfg.jsonrpc_host or cfg.host)
         settings.setdefault("port", cfg.jsonrpc_port)
     if l1 is not None and entry.id in BUILTIN_WORKERS and entry.id not in NO_L1:
-        own = {k: v for k, v in l1.items() if not k.endswith("_key_file") or k in KEYS_OF.get(entry.id, ())}
+        keys = () if cfg.replica else KEYS_OF.get(entry.id, ())  # a read replica signs nothing
+        own = {k: v for k, v in l1.items() if not k.endswith("_key_file") or k in keys}
         settings["l1"] = {**own, **settings.get("l1", {})}
     return {
         "definition": entry.definition,

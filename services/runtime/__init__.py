@@ -78,7 +78,15 @@ from services.runtime._metrics import (
     histogram,
     service_label,
 )
-from services.runtime._policy import Attempt, BreakerOpen, CallPolicy, PolicyConfig, call_unary, policies
+from services.runtime._policy import (
+    Attempt,
+    BreakerOpen,
+    CallPolicy,
+    PolicyConfig,
+    call_unary,
+    new_request_id,
+    policies,
+)
 from services.runtime._redact import redact, redact_url
 from services.runtime._retry import (
     ANSWER,
@@ -162,6 +170,7 @@ __all__ = [
     "log_event",
     "log_file",
     "monitor_port_for",
+    "new_request_id",
     "open_database",
     "policies",
     "quiet",

@@ -19,6 +19,7 @@ from protocol import devnet_genesis, load_genesis
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc
 from services.runtime import Service, WorkerContext, WorkerDefinition
 
+from ._replica import Upstream
 from ._sequencer import Sequencer
 from ._service import SequencerServicer
 from ._settings import SequencerSettings
@@ -31,11 +32,13 @@ async def _register(ctx: WorkerContext) -> Service:
     genesis = load_genesis(settings.genesis_file) if settings.genesis_file else devnet_genesis(settings.chain_id)
     if genesis.chain_id != settings.chain_id:
         raise ValueError(f"genesis chain id {genesis.chain_id} != configured chain id {settings.chain_id}")
-    sequencer = await Sequencer.open(ctx.storage, settings, genesis, ctx.logger)
+    # A read replica (``settings.upstream``): follows that sequencer, seals nothing itself (_replica).
+    upstream = Upstream(ctx.channel(settings.upstream), settings.upstream) if settings.upstream else None
+    sequencer = await Sequencer.open(ctx.storage, settings, genesis, ctx.logger, upstream)
     for reason in sequencer.not_ready:
         ctx.not_ready(reason)
     servicer = SequencerServicer(sequencer.chain, sequencer.intake, sequencer.store, settings.chain_id,
-                                 settings.max_batch)
+                                 settings.max_batch, upstream)
     sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(servicer, ctx.server)
     # Everything alive now (imported modules, the loaded chain: ~180k objects) lives as long as
     # the process: out of the cyclic collector's sight. Otherwise every full collection under

@@ -173,7 +173,11 @@ class BatcherSettings:
 
 
 class Batcher:
-    def __init__(self, store: SequencerStore, chain: Chain, l1: L1Client, sender: TxSender, inbox: Contract,
+    """Posts batches (``sender``) and follows L1's inputs. Without a sender (a read replica, which
+    has no key and posts nothing) only the follower runs: deposits, forced transactions, batches
+    and derivation, as on the sequencer."""
+
+    def __init__(self, store: SequencerStore, chain: Chain, l1: L1Client, sender: TxSender | None, inbox: Contract,
                  portal: Contract, settings: BatcherSettings, follower_config: FollowerConfig, start_block: int,
                  window: int) -> None:
         self._store = store
@@ -236,12 +240,18 @@ class Batcher:
             for task in self._watchers:
                 task.cancel()
 
+    @property
+    def _poster(self) -> TxSender:
+        """The batcher's L1 sender: only the poster's paths use it, and a read replica runs none."""
+        assert self._sender is not None, "a read replica's batcher posts nothing"
+        return self._sender
+
     async def recover(self) -> None:
         """Take back the batches a previous run sent that L1's pool still holds (``TxSender.recover``):
         they are in flight again, watched and bumped like the ones sent now, and posting goes on
         after their blocks rather than posting them twice."""
         channel: list[tuple[bytes, bytes]] = []  # the frames of a channel so far: (first hash, frame data)
-        for pending in await self._sender.recover():
+        for pending in await self._poster.recover():
             frame = self._call("appendFrame", pending.to, pending.data)
             if frame is not None:
                 number, last = int(frame[1]), bool(frame[2])
@@ -278,6 +288,8 @@ class Batcher:
         """Send the next batch if there are unposted blocks and a slot for it; the L1 tx hash, or
         None. It does not wait for the receipt (``_watch`` does)."""
         self._backlog = False
+        if self._sender is None:  # a read replica's: it follows, it posts nothing
+            return None
         self._full = self.in_flight >= self._settings.max_in_flight
         if self._full:
             self._slot_free.clear()
@@ -335,9 +347,9 @@ class Batcher:
         for number, frame in enumerate(frames):
             last = number == len(frames) - 1
             estimate = await self._l1.estimate_gas(self._inbox.address, self._inbox.encode_call(
-                "appendFrame", frame, 0, last), sender=self._sender.address)
-            gas = min(estimate + FRAME_GAS_MARGIN, self._sender.config.max_gas)
-            hashes.append(await self._sender.send(self._inbox.address, self._inbox.encode_call(
+                "appendFrame", frame, 0, last), sender=self._poster.address)
+            gas = min(estimate + FRAME_GAS_MARGIN, self._poster.config.max_gas)
+            hashes.append(await self._poster.send(self._inbox.address, self._inbox.encode_call(
                 "appendFrame", frame, number, last), gas=gas))
         return tuple(hashes)
 
@@ -358,7 +370,7 @@ class Batcher:
                     "l1.tx.hash": "0x" + flight.tx_hash.hex(), "l2.batch.first_block": flight.first,
                     "l2.batch.last_block": flight.last, "l2.batch.frames": len(flight.transactions)}):
                 for tx_hash in flight.transactions:  # a channel's frames, in nonce order: the close last
-                    receipt = await self._sender.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
+                    receipt = await self._poster.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
                     if flight.frames and not receipt.success:  # (a frame refused: out of order after a reorg)
                         raise RuntimeError(f"frame L1 tx 0x{receipt.tx_hash.hex()} reverted")
         except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
@@ -441,7 +453,7 @@ class Batcher:
         one batch at a time until the follower has seen the first (``post_once``)."""
         self._in_flight_upto = 0
         self._settle = -1
-        stale = [h for pending in self._sender.pending() for h in pending.hashes]
+        stale = [h for pending in self._sender.pending() for h in pending.hashes] if self._sender else []
 
         def write(db: sqlite3.Connection) -> None:
             for tx_hash in stale:

@@ -191,6 +191,17 @@ class _StaleTree(ChainCorrupted):
     """The stored account tree is missing or does not give the head's state root."""
 
 
+class BlockMismatch(ValueError):
+    """A block re-executed by the rules is not the block claimed (``seal_followed``'s ``expect``):
+    nothing was written, the chain is as it was."""
+
+    def __init__(self, number: int, claimed: bytes, computed: BlockHeader) -> None:
+        super().__init__(f"block {number} re-executes to hash 0x{computed.hash().hex()} (state root "
+                         f"0x{computed.state_root.hex()}), not the claimed 0x{claimed.hex()}")
+        self.number = number
+        self.computed = computed
+
+
 def is_derived(header: BlockHeader) -> bool:
     """Whether derivation made the block itself (a lapsed window): such a block is never posted.
     (Genesis may have a zero origin hash too: it is no such block.)"""
@@ -243,6 +254,9 @@ class Chain:
         #: Set when the L1 origin moved and deposits or forced transactions became due: the producer
         #: seals at once instead of at its next tick (a deposit's latency from depth to mint).
         self.inputs_due = asyncio.Event()
+        #: Set whenever the L1 origin moves: a read replica waits on it until its reading of L1
+        #: reached an upstream block's origin (``_replica``).
+        self.origin_moved = asyncio.Event()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -312,6 +326,7 @@ class Chain:
     def set_l1_origin(self, number: int, block_hash: bytes) -> None:
         if number > self.l1_origin.number:
             self.l1_origin = L1Origin(number, block_hash)
+            self.origin_moved.set()
             if self._store.deposits_due(number) or self._store.forced_due(number):
                 self.inputs_due.set()
 
@@ -383,10 +398,13 @@ class Chain:
             self._catch_up > 0 or heartbeat_due(self.head.l1_origin_number, self.l1_origin.number, self.window))
 
     async def _seal(self, deposits: list[DueDeposit], forced: list[ForcedTx], txs: list[Transaction], base_fee: int,
-                    now: float, origin: L1Origin | None = None, replay: bool = False) -> SealedBlock:
+                    now: float, origin: L1Origin | None = None, replay: bool = False,
+                    expect: bytes | None = None) -> SealedBlock:
         """Seal a block of ``txs`` after the due deposits and forced transactions. ``replay``: the
         block is derivation's (``seal_followed``): ``txs`` are a posted block's, each one the rules
-        refuse is skipped (rule 12), and it has ``origin``, not the chain's."""
+        refuse is skipped (rule 12), and it has ``origin``, not the chain's. ``expect``: the hash
+        the block must have (a replica's re-execution of its upstream's); BlockMismatch otherwise,
+        before anything is written."""
         parent = self.head
         origin = origin or self.l1_origin
         env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
@@ -443,6 +461,11 @@ class Chain:
             gas_used=gas, gas_limit=env.gas_limit, l1_origin_number=origin.number, l1_origin_hash=origin.hash,
         )
         block_hash = header.hash()
+        if expect is not None and block_hash != expect:
+            self._load()  # execution mutated the state: back to the durable head
+            self._repool_due = True
+            self._at_head = None
+            raise BlockMismatch(header.number, expect, header)
         tree = state.account_tree
         slot_of = {a: slot for a in touched if (slot := tree.index_of(a)) is not None and slot >= self._slots}
         nodes = tree.take_writes() if isinstance(tree, StoredAccountTree) else dict(tree.nodes())
@@ -511,12 +534,13 @@ class Chain:
 
     # -- derivation's blocks (a lapsed sequencer window; see _follow) ------------------------
 
-    async def seal_followed(self, number: int, timestamp: int, origin: L1Origin, raws: Sequence[bytes]
-                            ) -> SealedBlock | None:
+    async def seal_followed(self, number: int, timestamp: int, origin: L1Origin, raws: Sequence[bytes],
+                            expect: bytes | None = None) -> SealedBlock | None:
         """Seal block ``number`` as derivation makes it: its due deposits and forced transactions
         (at ``origin``), then ``raws`` (a posted block's transactions; none for a block derivation
         made itself), each the rules refuse skipped, at ``timestamp``. The same code as every block.
-        None if the head is no longer ``number`` - 1 (a block was sealed meanwhile)."""
+        None if the head is no longer ``number`` - 1 (a block was sealed meanwhile). A replica
+        re-executes its upstream's blocks so, with ``expect`` their hash (BlockMismatch if not)."""
         async with self._seal_lock:
             if self.head.number + 1 != number:
                 return None
@@ -531,7 +555,8 @@ class Chain:
                     continue  # derivation skips it too (rule 12)
             with _tracer.start_as_current_span("seal_followed_block") as span:
                 block = await self._seal(self._store.deposits_due(origin.number), self._store.forced_due(origin.number),
-                                         txs, self.next_base_fee, timestamp, origin=origin, replay=True)
+                                         txs, self.next_base_fee, timestamp, origin=origin, replay=True,
+                                         expect=expect)
                 span.set_attribute("l2.block.number", block.header.number)
                 span.set_attribute("l2.block.transactions", len(block.tx_hashes))
             async with self._new_block:

@@ -54,6 +54,7 @@ follower starts early enough to see the cursor's batch again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -156,6 +157,9 @@ class DerivationFollower:
         self._finalized = -1
         #: Set while a rewind waits for the sequencer's next batch to reach the horizon (``_derive``).
         self.deferring = False
+        #: Held while derivation runs: a read replica's upstream follower (``_replica``) seals and
+        #: rewinds under it too, so the two never interleave over the same blocks.
+        self.lock = asyncio.Lock()
 
     def _load_cursor(self) -> Cursor:
         text = self._store.meta(_CURSOR)
@@ -192,6 +196,10 @@ class DerivationFollower:
     async def reconcile(self, horizon: int, finalized: int) -> None:
         """Run derivation over what L1 holds up to ``horizon`` (L1's safe head) from the cursor on,
         agreeing with the sequencer's blocks, or rewinding and sealing derivation's instead."""
+        async with self.lock:
+            await self._reconcile(horizon, finalized)
+
+    async def _reconcile(self, horizon: int, finalized: int) -> None:
         self.deferring = False
         try:
             cursor, taken, done, followed = await self._derive(self.cursor, horizon)
@@ -320,7 +328,8 @@ class DerivationFollower:
         metrics.REWINDS.inc()
         metrics.REWOUND_BLOCKS.inc(head - number)
         _log.error(
-            "derivation made other blocks than the sequencer's (the sequencer window lapsed): following it; "
+            "derivation made other blocks than the sequencer's (the sequencer window lapsed; on a read replica, "
+            "its upstream's are not what L1 holds): following it; "
             "blocks after %d dropped, their transactions pending again", number,
             extra={"agreed": number, "dropped_from": number + 1, "dropped_to": head, "repooled": len(txs),
                    "l1_horizon": horizon, "derived": isinstance(step, _Derived)})

@@ -31,6 +31,10 @@ REWINDS: Final = counter("l2node_sequencer_rewinds_total", "Times the sequencer 
 REWOUND_BLOCKS: Final = counter("l2node_sequencer_rewound_blocks_total", "Sealed blocks dropped to follow derivation")
 FOLLOWED_BLOCKS: Final = counter("l2node_sequencer_followed_blocks_total", "Blocks sealed as derivation made them "
                                  "(at a lapsed sequencer window, or from a batch of dropped blocks)")
+REPLICA_BLOCKS: Final = counter("l2node_replica_blocks_total", "A read replica: upstream blocks re-executed to "
+                                "their claimed hash and stored (services/sequencer/_replica.py)")
+REPLICA_REFUSED: Final = counter("l2node_replica_refused_blocks_total", "A read replica: upstream blocks refused "
+                                 "(not re-executing to their claim, or contradicting derivation)")
 
 # Every series exists from the start (at zero), so dashboards and alerts see it before it moves.
 for _reason in set(Reason) - CHANNEL_REASONS:  # a transaction is never refused for a channel's reason

@@ -1,6 +1,9 @@
 """The running sequencer: what its worker opens at start (store, pending log, pool, chain,
 intake, and with L1 configured the batcher and its L1 client), runs (the block producer, the
-batch poster and the inbox follower) and closes at stop. The worker runtime's ``Service``."""
+batch poster and the inbox follower) and closes at stop. The worker runtime's ``Service``.
+
+A read replica (``settings.upstream``, ``_replica``) opens the same, and runs the upstream
+follower instead of the producer, and the inbox follower without a poster (no key)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from ._mempool import Mempool
 from ._ordering import FCFS, FeePriority
 from ._pending_log import PendingLog
 from ._producer import BlockProducer
+from ._replica import Follower, Upstream, UpstreamFollower
 from ._settings import L1Settings, SequencerSettings
 from ._store import SequencerStore
 
@@ -38,7 +42,8 @@ class Sequencer:
     """Owns everything below; built by :meth:`open`."""
 
     def __init__(self, store: SequencerStore, chain: Chain, intake: Intake, producer: BlockProducer,
-                 batcher: Batcher | None, l1: L1Client | None, not_ready: Sequence[str] = ()) -> None:
+                 batcher: Batcher | None, l1: L1Client | None, not_ready: Sequence[str] = (),
+                 upstream: Upstream | None = None) -> None:
         self.store = store
         self.chain = chain
         self.intake = intake
@@ -47,12 +52,17 @@ class Sequencer:
         self._l1 = l1
         #: Why the sequencer cannot do its whole job (no batcher although an L1 is configured).
         self.not_ready = tuple(not_ready)
+        #: A read replica's upstream (sends go there) and its block follower; None on the sequencer.
+        self.upstream = upstream
+        self.replica = (UpstreamFollower(chain, upstream, batcher.follow if batcher is not None else None,
+                                         l1.activity.notify if l1 is not None else None)
+                        if upstream is not None else None)
 
     @classmethod
     async def open(cls, storage: Storage, settings: SequencerSettings, genesis: Genesis,
-                   logger: logging.Logger) -> Sequencer:
+                   logger: logging.Logger, upstream: Upstream | None = None) -> Sequencer:
         """Load the chain (or write genesis), put the pending log's transactions back in the pool,
-        and with L1 configured, get the batcher ready."""
+        and with L1 configured, get the batcher ready (a replica's: ``upstream`` given, no poster)."""
         store = SequencerStore(storage.connection, storage.path)
         policy = FCFS() if settings.ordering == "fcfs" else FeePriority()
         # No block of this chain holds more gas than the genesis's limit: refuse such a transaction
@@ -69,7 +79,8 @@ class Sequencer:
         log = PendingLog(PendingLog.beside(storage.path))
         intake = Intake(store, log, settings.chain_id, pools.current, block_txs=settings.max_block_txs,
                         decode_threads=settings.decode_threads)
-        chain = Chain(store, genesis, pools, intake, max_block_txs=settings.max_block_txs, block_room=room,
+        chain = Chain(store, genesis, pools, intake if upstream is None else Follower(),
+                      max_block_txs=settings.max_block_txs, block_room=room,
                       empty_block_time_s=settings.empty_block_time_s)
         await chain.open()
         restored = await intake.restore()
@@ -77,20 +88,30 @@ class Sequencer:
                                            "dropped_on_restore": len(restored)})
         producer = BlockProducer(chain, intake, max_block_txs=settings.max_block_txs,
                                  block_time_s=settings.block_time_s)
-        missing = l1.missing()
+        replica = upstream is not None
+        missing = l1.missing(posts=not replica)
+        if replica and not l1.rpc:  # its deposits, forced transactions and SAFE come from L1
+            missing = ["l1.rpc is not set: a read replica follows derivation from L1 and needs it"]
         if missing or not l1.rpc:
             logger.warning("no L1 batcher: blocks are sealed but never posted (no SAFE/FINALIZED)",
                            extra={"missing": missing})
-            return cls(store, chain, intake, producer, None, None, missing)
+            return cls(store, chain, intake, producer, None, None, missing, upstream)
         client = L1Client(l1.rpc)
         try:
-            batcher = await _batcher(logger, l1, client, store, chain)
+            batcher = await _batcher(logger, l1, client, store, chain, posts=not replica)
         except BaseException:
             await cls(store, chain, intake, producer, None, client).aclose()  # L1 unreachable, a bad key...
             raise
-        return cls(store, chain, intake, producer, batcher, client)
+        if replica:
+            logger.info("read replica: following the upstream sequencer", extra={"upstream": settings.upstream})
+        return cls(store, chain, intake, producer, batcher, client, upstream=upstream)
 
     def tasks(self) -> Sequence[ChildSpec]:
+        if self.replica is not None:  # no blocks of its own, no batches: the upstream's, checked
+            children = [ChildSpec(id="upstream-follower", start=task(self.replica.run))]
+            if self._batcher is not None:
+                children.append(ChildSpec(id="inbox-follower", start=task(self._batcher.run_follower)))
+            return children
         children = [ChildSpec(id="block-producer", start=task(self._producer.run))]
         if self._batcher is not None:
             children += [ChildSpec(id="batch-poster", start=task(self._batcher.run_poster)),
@@ -105,22 +126,24 @@ class Sequencer:
 
 
 async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, store: SequencerStore,
-                   chain: Chain) -> Batcher:
+                   chain: Chain, *, posts: bool = True) -> Batcher:
     deployment = Deployment.load(l1.contracts)
     inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
-    sender = await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)),
-                                   SenderConfig(max_gas=l1.max_tx_gas))
+    sender = (await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)),
+                                    SenderConfig(max_gas=l1.max_tx_gas)) if posts else None)
     idle_poll_s = l1.idle_poll_for(None if l1.idle_poll_s else await _block_time(client))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s,
                               idle_poll_s=idle_poll_s)
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes,
                                max_in_flight=l1.max_in_flight, max_frame_bytes=l1.frame_bytes)
     logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redact_url(l1.rpc),
-                                        "batcher": "0x" + sender.address.hex(), "idle_poll_s": idle_poll_s})
+                                        "batcher": "0x" + sender.address.hex() if sender else "none (replica)",
+                                        "idle_poll_s": idle_poll_s})
     window = int(deployment.rollups.get("sequencer_window", DEFAULT_SEQUENCER_WINDOW))
     batcher = Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number,
                       window)
-    await batcher.attest_origin()  # before any block is sealed: the inbox checks every block's origin
+    if posts:
+        await batcher.attest_origin()  # before any block is sealed: the inbox checks every block's origin
     return batcher
 
 

@@ -8,6 +8,7 @@ from typing import Any, Final
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from protocol import Reason
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from services.runtime import (
@@ -22,6 +23,7 @@ from services.runtime import (
 
 from ._chain import Chain, SealedBlock
 from ._intake import Intake, Refusal
+from ._replica import Upstream
 from ._store import FINALIZED, SAFE, SequencerStore, StoredDeposit, StoredMessage
 
 #: ListMessages' page: its default and its most.
@@ -80,14 +82,34 @@ def message_pb(m: StoredMessage, sent_by: trace.SpanContext | None) -> pb.L2ToL1
                             traceparent=traceparent(sent_by))
 
 
+def _forwarded_error(error: pb.TransactionError) -> DomainError:
+    """The upstream's refusal of one forwarded transaction, answered as the upstream would have."""
+    try:
+        reason = Reason(error.reason)
+        return refusal_error(Refusal(reason, error.message, error.field))
+    except (ValueError, KeyError):
+        return DomainError(error.message, reason=error.reason or None)
+
+
 class SequencerServicer(pb_grpc.SequencerServiceServicer):
-    def __init__(self, chain: Chain, intake: Intake, store: SequencerStore, chain_id: int, max_batch: int) -> None:
+    def __init__(self, chain: Chain, intake: Intake, store: SequencerStore, chain_id: int, max_batch: int,
+                 upstream: Upstream | None = None) -> None:
         self._chain = chain
         self._intake = intake
         self._store = store
         self._chain_id = chain_id
         self._max_batch = max_batch
         self._requests = Idempotency()
+        #: A read replica's upstream sequencer: sends go there (``_replica``).
+        self._upstream = upstream
+
+    def _behind(self) -> str:
+        """On a read replica, how far it stands behind its upstream (for a read it cannot answer yet)."""
+        up = self._upstream
+        if up is None:
+            return ""
+        return (f"; this node is a read replica at block {self._chain.head.number}, its upstream sequencer "
+                f"{up.address} at {max(up.head, self._chain.head.number)} as last seen")
 
     async def SendRawTransaction(self, request: pb.SendRawTransactionRequest, context: Any
                                  ) -> pb.SendRawTransactionResponse:
@@ -96,6 +118,11 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
                                   field_violations=[FieldViolation("raw_transaction", "required")])
 
         async def call() -> pb.SendRawTransactionResponse:
+            if self._upstream is not None:
+                (result,) = (await self._upstream.send([request.raw_transaction], request.request_id)).results
+                if result.HasField("error"):
+                    raise _forwarded_error(result.error)
+                return pb.SendRawTransactionResponse(tx_hash=result.tx_hash)
             (outcome,) = await self._intake.submit([request.raw_transaction])
             if isinstance(outcome, Refusal):
                 raise refusal_error(outcome)
@@ -115,6 +142,8 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
                                     field_violations=[FieldViolation("raw_transactions", f"<= {self._max_batch}")])
 
         async def call() -> pb.SendRawTransactionsResponse:
+            if self._upstream is not None:
+                return await self._upstream.send(list(request.raw_transactions), request.request_id)
             outcomes = await self._intake.submit(list(request.raw_transactions))
             response = pb.SendRawTransactionsResponse()
             add = response.results.add  # built in place: a third of the cost of SendResult(...) each
@@ -131,7 +160,9 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
     async def GetTransactionReceipt(self, request: pb.GetTransactionReceiptRequest, context: Any
                                     ) -> pb.GetTransactionReceiptResponse:
         tx_hash = parse_hex(request.tx_hash, 32, "tx_hash")
-        pending = self._intake.pending_entry(tx_hash)  # acknowledged, in the pending log: no row yet
+        # Acknowledged, in the pending log: no row yet. (A read replica acknowledges nothing itself:
+        # what waits is the upstream's to say, below.)
+        pending = self._intake.pending_entry(tx_hash) if self._upstream is None else None
         if pending is not None:
             receipt = pb.Receipt(tx_hash=hex0x(tx_hash), status=pb.RECEIPT_STATUS_PENDING, nonce=pending.nonce,
                                  to=hex0x(pending.to) if pending.to is not None else "")
@@ -146,7 +177,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         if row is None:
             deposit = self._store.deposit(tx_hash)
             if deposit is None:
-                raise NotFound(f"no transaction {request.tx_hash}", reason="TRANSACTION_NOT_FOUND")
+                return pb.GetTransactionReceiptResponse(receipt=await self._not_here(request))
             return pb.GetTransactionReceiptResponse(receipt=self._deposit_receipt(tx_hash, deposit))
         receipt = pb.Receipt(tx_hash=hex0x(row.hash), status=pb.ReceiptStatus.Name(row.status), nonce=row.nonce)
         if request.include_raw:
@@ -169,6 +200,24 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         receipt.to = hex0x(to) if to is not None else ""
         return pb.GetTransactionReceiptResponse(receipt=receipt)
 
+    async def _not_here(self, request: pb.GetTransactionReceiptRequest) -> pb.Receipt:
+        """A transaction this chain has no record of. A read replica asks its upstream: one still in
+        no block there (PENDING, DROPPED) is answered as the upstream says, since no block of it can
+        be missing here; one in a block this replica has not reached yet is NOT_FOUND, saying so."""
+        if self._upstream is not None:
+            theirs = await self._upstream.receipt(request)
+            if theirs is not None and not theirs.HasField("block_number"):
+                return theirs
+            if theirs is not None and theirs.block_number > self._chain.head.number:
+                raise NotFound(f"transaction {request.tx_hash} is in block {theirs.block_number} of the upstream "
+                               f"sequencer, which this read replica has not reached yet{self._behind()}",
+                               reason="TRANSACTION_NOT_FOUND")
+            if theirs is not None:
+                raise NotFound(f"transaction {request.tx_hash} is in no block of this read replica: its upstream puts "
+                               f"it in block {theirs.block_number}, which is not this chain's (derivation from L1)",
+                               reason="TRANSACTION_NOT_FOUND")
+        raise NotFound(f"no transaction {request.tx_hash}{self._behind()}", reason="TRANSACTION_NOT_FOUND")
+
     def _deposit_receipt(self, tx_hash: bytes, deposit: StoredDeposit) -> pb.Receipt:
         """A deposit: no sender on L2, no gas; its status is its block's, as a signed transaction's
         (a deposit cannot fail)."""
@@ -190,6 +239,8 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: Any) -> pb.GetAccountResponse:
         address = parse_hex(request.address, 20, "address")
+        if request.pending and self._upstream is not None:
+            return await self._upstream.account(request)
         nonce, balance = self._chain.account(address)  # as of the head it names, not the block being sealed
         if request.pending:  # the pool's executable run: nonces [its account nonce, that + count)
             pool = self._chain.mempool
@@ -204,13 +255,13 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         if which == "hash":
             found = self._store.block_number_of(parse_hex(request.hash, 32, "hash"))
             if found is None:
-                raise NotFound(f"no sealed block has hash {request.hash}", reason="BLOCK_NOT_FOUND")
+                raise NotFound(f"no sealed block has hash {request.hash}{self._behind()}", reason="BLOCK_NOT_FOUND")
             number = found
         else:
             number = self._chain.head.number if which in (None, "latest") else request.number
         block = self._chain.block(number)
         if block is None:
-            raise OutOfRange(f"block {number} is not sealed yet (head {self._chain.head.number})",
+            raise OutOfRange(f"block {number} is not sealed yet (head {self._chain.head.number}){self._behind()}",
                              reason="BLOCK_NOT_FOUND")
         reply = block_pb(block)
         if request.include_transactions:
@@ -221,7 +272,10 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
                               ) -> AsyncIterator[pb.SubscribeBlocksResponse]:
         start = request.from_number if request.HasField("from_number") else None
         async for block in self._chain.follow(start):
-            yield pb.SubscribeBlocksResponse(block=block_pb(block))
+            reply = block_pb(block)
+            if request.include_transactions:  # read with no await since the block was: the same block's
+                reply.raw_transactions.extend(self._store.block_raw_txs(block.header.number))
+            yield pb.SubscribeBlocksResponse(block=reply)
 
     async def GetChainInfo(self, request: pb.GetChainInfoRequest, context: Any) -> pb.GetChainInfoResponse:
         return pb.GetChainInfoResponse(

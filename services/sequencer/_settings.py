@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -105,13 +105,16 @@ class L1Settings:
     def enabled(self) -> bool:
         return bool(self.rpc and self.contracts and self.batcher_key_file)
 
-    def missing(self) -> list[str]:
+    def missing(self, *, posts: bool = True) -> list[str]:
         """What the batcher needs and cannot have (the file and what is wrong with it); empty when
-        it has everything, or when there is no L1 (no batcher asked for)."""
+        it has everything, or when there is no L1 (no batcher asked for). ``posts=False``: a read
+        replica's follower, which posts nothing and needs no key."""
         if not self.rpc:
             return []
-        return needed_files("the batcher", {"l1.contracts": (self.contracts, _inbox_and_portal),
-                                            "l1.batcher_key_file": (self.batcher_key_file, read_key)})
+        files: dict[str, tuple[str, Callable[[str], object]]] = {"l1.contracts": (self.contracts, _inbox_and_portal)}
+        if posts:
+            files["l1.batcher_key_file"] = (self.batcher_key_file, read_key)
+        return needed_files("the batcher", files)
 
     @property
     def max_batch_data(self) -> int:
@@ -162,6 +165,10 @@ class SequencerSettings:
     mempool: Mapping[str, Any] = field(default_factory=dict)
     #: L1Settings fields (`l2node up` fills rpc, contracts and batcher_key_file).
     l1: Mapping[str, Any] = field(default_factory=dict)
+    #: A read replica's upstream sequencer, gRPC ``host:port``: set, this sequencer seals no blocks
+    #: and posts no batches; it re-executes the upstream's blocks, follows derivation from L1
+    #: (``l1.rpc`` and ``l1.contracts`` required, no key) and forwards sends (``_replica``).
+    upstream: str = ""
     #: Threads decoding incoming batches. Sender recovery (~45 us a transaction) runs in C
     #: without the GIL, so each thread uses a core of its own; default: one per CPU.
     decode_threads: int = field(default_factory=cpu_count)
@@ -194,6 +201,8 @@ class SequencerSettings:
         if self.max_block_txs < 1 or self.max_batch < 1:
             raise ValueError("max_block_txs and max_batch must be at least 1")
         check_threads("decode_threads", self.decode_threads)
+        if not isinstance(self.upstream, str) or (self.upstream and ":" not in self.upstream):
+            raise ValueError(f"upstream {self.upstream!r} must be a gRPC address (host:port), or empty")
         l1 = self.l1_settings()
         if l1.enabled and l1.max_l2_tx < 1024:
             raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes} / l1.max_frame_bytes {l1.max_frame_bytes} leave no "

@@ -35,7 +35,6 @@ import pathlib
 import signal
 import subprocess
 import threading
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -48,6 +47,7 @@ from protos.l2node.channels.v1 import channels_pb2_grpc as pb_grpc
 from services.channels import Rules, seal
 from services.l1 import Artifact, Contract, Deployment
 from tests.channels._nodes import adjudicator_view
+from tests.conftest import json_rpc
 from tests.node.test_up import L2NODE, cli, stop_tree, wait_for
 from tests.ports import free_base_port
 
@@ -291,12 +291,7 @@ class Trees:
 
     def rpc(self, method: str, *params: Any) -> Any:
         """One JSON-RPC call to the shared anvil."""
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-        request = urllib.request.Request(self.l1_rpc, data=body, headers={"content-type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            doc = json.loads(response.read())
-        assert "error" not in doc, doc
-        return doc["result"]
+        return json_rpc(self.l1_rpc, method, *params)
 
     def pass_time(self, seconds: int) -> None:
         """L1 time moves ``seconds`` on, and a block is mined at it (a challenge period runs out)."""

@@ -197,3 +197,34 @@ def test_the_local_anvil_s_block_time_and_gas_limit_are_settings_defaulting_to_a
     for bad in ("block_time_s = 0", "gas_limit = -1"):
         with pytest.raises(ConfigError, match="block_time_s must be in"):
             load(write(tmp_path, f"[l1]\n{bad}\n"), tmp_path)
+
+
+# -- read replicas ([node] role = "replica", [replica] upstream) -------------------------------------
+
+
+def test_a_replica_runs_a_follower_sequencer_and_jsonrpc_with_no_keys(tmp_path: pathlib.Path) -> None:
+    contracts = tmp_path / "contracts.json"
+    cfg = load(write(tmp_path, f'[node]\nrole = "replica"\n[replica]\nupstream = "seq.example:50051"\n'
+                               f'[l1]\ncontracts = "{contracts}"\nbatcher_key_file = "/keys/batcher.key"\n'),
+               tmp_path, l1_rpc="http://l1.example:8545")
+    assert cfg.replica and [w.id for w in cfg.workers] == ["sequencer", "jsonrpc"]
+    seq = next(w for w in cfg.workers if w.id == "sequencer")
+    payload = worker_payload(cfg, seq, 0, l1_settings(cfg, "http://l1.example:8545"))["config"]["settings"]
+    assert payload["upstream"] == "seq.example:50051"
+    assert payload["l1"]["contracts"] == str(contracts)
+    assert not any(k.endswith("_key_file") for k in payload["l1"])  # a replica signs nothing
+    SequencerSettings.from_mapping(payload)  # and the worker takes it
+
+
+@pytest.mark.parametrize(("text", "l1_rpc", "reason"), [
+    ('[node]\nrole = "replica"\n[l1]\ncontracts = "c.json"\n', "http://l1:8545", "needs \\[replica\\] upstream"),
+    ('[node]\nrole = "replica"\n[replica]\nupstream = "s:1"\n', None, "--l1-rpc"),
+    ('[node]\nrole = "replica"\n[replica]\nupstream = "s:1"\n', "http://l1:8545", "\\[l1\\] contracts"),
+    ('[replica]\nupstream = "s:1"\n', None, "role is not"),
+    ('[node]\nrole = "archive"\n', None, "must be one of"),
+    ('[node]\nrole = "replica"\n[replica]\nupstream = "s:1"\nlag = 3\n', None, "unknown \\[replica\\] keys"),
+])
+def test_what_cannot_be_a_replica_is_refused_with_the_reason(tmp_path: pathlib.Path, text: str, l1_rpc: str | None,
+                                                             reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        load(write(tmp_path, text), tmp_path, l1_rpc=l1_rpc)

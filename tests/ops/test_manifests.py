@@ -338,25 +338,29 @@ def test_termination_grace_fits_the_drain(node_config: NodeConfig) -> None:
 
 def test_pod_disruption_budget_does_not_block_drains() -> None:
     """A budget on the single pod that allowed no eviction would hang every node drain and
-    cluster upgrade: with the pod healthy, at least one disruption is allowed."""
-    pdbs = objects("base", "PodDisruptionBudget")
-    assert len(pdbs) == 1
-    pdb = pdbs[0]
-    assert pdb["apiVersion"] == "policy/v1"
-    assert ("minAvailable" in pdb["spec"]) != ("maxUnavailable" in pdb["spec"])
-    assert pdb["spec"]["selector"]["matchLabels"] == NODE_LABELS
-    replicas = one("base", "StatefulSet", "l2node")["spec"]["replicas"]
+    cluster upgrade: with the pod healthy, at least one disruption is allowed. So for the
+    replicas, at their fewest (the HPA's minReplicas)."""
+    pdbs = {p["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]: p
+            for p in objects("base", "PodDisruptionBudget")}
+    assert set(pdbs) == {"node", "replica"}
+    assert pdbs["node"]["spec"]["selector"]["matchLabels"] == NODE_LABELS
+    fewest = {"node": one("base", "StatefulSet", "l2node")["spec"]["replicas"],
+              "replica": one("base", "HorizontalPodAutoscaler", "l2node-replica")["spec"]["minReplicas"]}
+    for component, pdb in pdbs.items():
+        assert pdb["apiVersion"] == "policy/v1"
+        assert ("minAvailable" in pdb["spec"]) != ("maxUnavailable" in pdb["spec"])
+        replicas = fewest[component]
 
-    def count(value: int | str) -> int:  # the controller rounds percentages up
-        return -(-replicas * int(value[:-1]) // 100) if isinstance(value, str) else value
+        def count(value: int | str, replicas: int = replicas) -> int:  # the controller rounds percentages up
+            return -(-replicas * int(value[:-1]) // 100) if isinstance(value, str) else value
 
-    if "maxUnavailable" in pdb["spec"]:
-        allowed = count(pdb["spec"]["maxUnavailable"])
-    else:
-        allowed = replicas - count(pdb["spec"]["minAvailable"])
-    assert allowed >= 1, f"{pdb['spec']}: a drain could never evict the node"
-    # Nor does a pod that is not Ready.
-    assert pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
+        if "maxUnavailable" in pdb["spec"]:
+            allowed = count(pdb["spec"]["maxUnavailable"])
+        else:
+            allowed = replicas - count(pdb["spec"]["minAvailable"])
+        assert allowed >= 1, f"{pdb['spec']}: a drain could never evict a {component} pod"
+        # Nor does a pod that is not Ready.
+        assert pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
 
 
 def test_node_has_a_cpu_request_and_no_throttling_cpu_limit() -> None:
@@ -368,13 +372,13 @@ def test_node_has_a_cpu_request_and_no_throttling_cpu_limit() -> None:
         "memory request = limit: never over its request, the last Burstable pod evicted"
 
 
-def _mounted_files(name: str = "base") -> dict[str, tuple[str, str, str, int, bool]]:
-    """Every file the node's ConfigMap and Secret volumes put in its container, by absolute
-    path: (source kind, source name, key, mode, mounted read-only)."""
-    pod = _node_pod(name)
-    volumes = {v["name"]: v for v in pod["volumes"]}
+def _mounted_files(name: str = "base", workload: str = "l2node") -> dict[str, tuple[str, str, str, int, bool]]:
+    """Every file the node's (or the replicas': ``workload``) ConfigMap and Secret volumes put in
+    its container, by absolute path: (source kind, source name, key, mode, mounted read-only)."""
+    spec = one(name, "StatefulSet", workload)
+    volumes = {v["name"]: v for v in spec["spec"]["template"]["spec"]["volumes"]}
     files: dict[str, tuple[str, str, str, int, bool]] = {}
-    for mount in _node(name)["volumeMounts"]:
+    for mount in container(spec, NODE_CONTAINER)["volumeMounts"]:
         vol = volumes.get(mount["name"])
         if vol is None:
             continue
@@ -645,3 +649,77 @@ def test_every_service_port_of_the_tree_is_declared_and_exposed(node_config: Nod
     scrape = one("base", "StatefulSet", "l2node")["spec"]["template"]["metadata"]["annotations"]
     assert scrape["prometheus.io/port"] == str(node_config.metrics_listen_port)
     assert scrape["prometheus.io/scrape"] == "true"
+
+
+# ---- read replicas -------------------------------------------------------------------------------
+
+REPLICA_LABELS = {"app.kubernetes.io/name": "l2node", "app.kubernetes.io/component": "replica"}
+
+
+def _replica(name: str = "base") -> dict[str, Any]:
+    return container(one(name, "StatefulSet", "l2node-replica"), NODE_CONTAINER)
+
+
+@pytest.fixture(scope="module")
+def replica_config(tmp_path_factory: pytest.TempPathFactory) -> NodeConfig:
+    """The replica pods' config, read by the node's own loader the way their container args ask."""
+    c = _replica()
+    generated = config_map("base", "l2node-config")
+    path = _flag(c["args"], "--config")
+    kind, name, key = _mounted_files("base", "l2node-replica")[path][:3]
+    assert (kind, name) == ("configMap", generated["metadata"]["name"])
+    toml = tmp_path_factory.mktemp("replica") / "l2node.toml"
+    toml.write_text(generated["data"][key])
+    assert _flag(c["args"], "--l1-rpc") == "$(L1_RPC)", "the sequencer's L1"
+    return load(toml, data_dir=Path(_flag(c["args"], "--data-dir")), l1_rpc="http://l1.invalid:8545")
+
+
+def test_replicas_follow_the_one_sequencer_through_its_stable_name(replica_config: NodeConfig,
+                                                                  node_config: NodeConfig) -> None:
+    assert replica_config.replica and [w.id for w in replica_config.workers] == ["sequencer", "jsonrpc"]
+    host, port = replica_config.upstream.rsplit(":", 1)
+    pod, service = host.split(".")
+    sequencer = one("base", "StatefulSet", "l2node")["spec"]
+    assert pod == "l2node-0" and service == sequencer["serviceName"] and sequencer["replicas"] == 1
+    seq_index = [w.id for w in node_config.workers].index("sequencer")
+    assert int(port) == int(node_config.worker_address(seq_index).rsplit(":", 1)[1])
+    assert int(port) in {p["port"] for p in one("base", "Service", service)["spec"]["ports"]}
+    # The same L1 deployment as the sequencer's, and no key: a replica signs nothing.
+    files = _mounted_files("base", "l2node-replica")
+    assert files[replica_config.l1_contracts][2] == "contracts.json"
+    assert {f[0] for f in files.values()} == {"configMap"}
+    assert replica_config.host == "0.0.0.0" and replica_config.monitor_base_port == 0
+
+
+def test_replicas_are_a_scalable_workload_behind_their_own_service(replica_config: NodeConfig) -> None:
+    spec = one("base", "StatefulSet", "l2node-replica")["spec"]
+    assert "replicas" not in spec, "the HPA owns the count"
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["selector"]["matchLabels"] == REPLICA_LABELS
+    (claim,) = spec["volumeClaimTemplates"]  # a restarted replica resumes from its own store
+    assert claim["spec"]["accessModes"] == ["ReadWriteOncePod"]
+    expected = {"grpc-control": replica_config.base_port, "metrics": replica_config.metrics_listen_port,
+                "jsonrpc": replica_config.jsonrpc_port}
+    for index, worker in enumerate(replica_config.workers):
+        expected[f"grpc-{worker.id}"] = int(replica_config.worker_address(index).rsplit(":", 1)[1])
+    assert {p["name"]: p["containerPort"] for p in _replica()["ports"]} == expected
+    service = one("base", "Service", spec["serviceName"])
+    assert service["spec"]["selector"] == REPLICA_LABELS and service["spec"]["clusterIP"] == "None"
+    assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == \
+        {n: (v, n) for n, v in expected.items()}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert _replica()[probe]["grpc"]["port"] == replica_config.base_port
+
+
+def test_the_hpa_example_scales_the_replicas_on_cpu() -> None:
+    hpa = one("base", "HorizontalPodAutoscaler", "l2node-replica")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "l2node-replica"}
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"]["type"] == "Utilization"
+    # Utilization is a share of the request: without one the HPA cannot compute it.
+    assert _quantity(_replica()["resources"]["requests"]["cpu"]) > 0
+    assert "cpu" not in _replica()["resources"].get("limits", {})
+    assert env_value(_replica("dev"), "OTEL_EXPORTER_OTLP_ENDPOINT") == "http://jaeger:4317"

@@ -194,10 +194,12 @@ class GetBlockResponse(_message.Message):
     def __init__(self, block: _Optional[_Union[Block, _Mapping]] = ...) -> None: ...
 
 class SubscribeBlocksRequest(_message.Message):
-    __slots__ = ("from_number",)
+    __slots__ = ("from_number", "include_transactions")
     FROM_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TRANSACTIONS_FIELD_NUMBER: _ClassVar[int]
     from_number: int
-    def __init__(self, from_number: _Optional[int] = ...) -> None: ...
+    include_transactions: bool
+    def __init__(self, from_number: _Optional[int] = ..., include_transactions: _Optional[bool] = ...) -> None: ...
 
 class SubscribeBlocksResponse(_message.Message):
     __slots__ = ("block",)
