@@ -101,6 +101,7 @@ def deposit_tx_json(r: pb.Receipt) -> dict[str, Any]:
         "gasPrice": "0x0",
         "input": "0x",
         "isSystemTx": False,
+        "sourceHash": r.source_hash or None,
         "v": "0x0",
         "r": "0x0",
         "s": "0x0",

@@ -222,7 +222,7 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         """A deposit: no sender on L2, no gas; its status is its block's, as a signed transaction's
         (a deposit cannot fail)."""
         receipt = pb.Receipt(tx_hash=hex0x(tx_hash), to=hex0x(deposit.to), status=pb.RECEIPT_STATUS_PENDING,
-                             effective_gas_price="0", mint=str(deposit.mint))
+                             effective_gas_price="0", mint=str(deposit.mint), source_hash=hex0x(deposit.source_hash))
         block_number = deposit.block_number
         if block_number is None:
             return receipt

@@ -271,6 +271,8 @@ class StoredDeposit:
     block_number: int | None
     #: Its position in that block (deposits lead it, in portal order); 0 while it is due.
     index: int
+    #: The portal's source hash of it (what makes its L2 hash unique: protocol.Deposit).
+    source_hash: bytes
 
 
 class BlockSpan(NamedTuple):
@@ -740,7 +742,7 @@ class SequencerStore:
 
     def deposit(self, tx_hash: bytes) -> StoredDeposit | None:
         """A deposit by its L2 hash."""
-        row = self._reader.execute("SELECT recipient, mint, block_number, portal_index FROM deposits "
+        row = self._reader.execute("SELECT recipient, mint, block_number, portal_index, source_hash FROM deposits "
                                    "WHERE tx_hash = ?", (tx_hash,)).fetchone()
         if row is None:
             return None
@@ -749,7 +751,7 @@ class SequencerStore:
             index = self._reader.execute("SELECT COUNT(*) FROM deposits WHERE block_number = ? AND portal_index < ?",
                                          (row[2], row[3])).fetchone()[0]
         return StoredDeposit(bytes(row[0]), int(row[1]), None if row[2] is None else int(row[2]),
-                             0 if index is None else int(index))
+                             0 if index is None else int(index), bytes(row[4]))
 
     def forced_due(self, l1_origin: int) -> list[ForcedTx]:
         """Waiting forced transactions from L1 blocks up to ``l1_origin``, in queue order."""

@@ -50,7 +50,7 @@ def test_a_deposit_reads_back_in_op_stacks_shape_and_web3py_parses_its_block(tre
     # Minted once L1 has the deposit at the depth the sequencer waits for (anvil mines every second).
     wait_for(lambda: int(tree.call("eth_getBalance", to, "latest"), 16) == mint, 60, "the deposit minted")
     tx = tree.call("eth_getTransactionByHash", deposit_hash)
-    assert tx["type"] == DEPOSIT_TYPE and tx["hash"] == deposit_hash
+    assert tx["type"] == DEPOSIT_TYPE and tx["hash"] == deposit_hash and tx["sourceHash"] == "0x" + source.hex()
     assert Web3.to_checksum_address(tx["to"]) == to and int(tx["mint"], 16) == int(tx["value"], 16) == mint
     assert tx["blockHash"] is not None and tx["transactionIndex"] == "0x0"  # deposits lead their block
     r = receipt(tree, deposit_hash)

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#l2node/sequencer/v1/sequencer.proto\x12\x13l2node.sequencer.v1\"H\n\x19SendRawTransactionRequest\x12\x17\n\x0fraw_transaction\x18\x01 \x01(\x0c\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"-\n\x1aSendRawTransactionResponse\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\"J\n\x1aSendRawTransactionsRequest\x12\x18\n\x10raw_transactions\x18\x01 \x03(\x0c\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"P\n\x10TransactionError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05\x66ield\x18\x04 \x01(\t\"b\n\nSendResult\x12\x11\n\x07tx_hash\x18\x01 \x01(\tH\x00\x12\x36\n\x05\x65rror\x18\x02 \x01(\x0b\x32%.l2node.sequencer.v1.TransactionErrorH\x00\x42\t\n\x07outcome\"O\n\x1bSendRawTransactionsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.l2node.sequencer.v1.SendResult\"\xa9\x03\n\x07Receipt\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".l2node.sequencer.v1.ReceiptStatus\x12\x0c\n\x04\x66rom\x18\x03 \x01(\t\x12\n\n\x02to\x18\x04 \x01(\t\x12\r\n\x05nonce\x18\x05 \x01(\x04\x12\x19\n\x0c\x62lock_number\x18\x06 \x01(\x04H\x00\x88\x01\x01\x12\x12\n\nblock_hash\x18\x07 \x01(\t\x12\x12\n\x05index\x18\x08 \x01(\rH\x01\x88\x01\x01\x12\x18\n\x0b\x62\x61tch_index\x18\t \x01(\x04H\x02\x88\x01\x01\x12\x12\n\nl1_tx_hash\x18\n \x01(\t\x12\x10\n\x08gas_used\x18\x0b \x01(\x04\x12\x1b\n\x13\x65\x66\x66\x65\x63tive_gas_price\x18\x0c \x01(\t\x12\x13\n\x0b\x64rop_reason\x18\r \x01(\t\x12\x13\n\x0bwait_reason\x18\x0e \x01(\t\x12\x14\n\x0cwait_message\x18\x0f \x01(\t\x12\x17\n\x0fraw_transaction\x18\x10 \x01(\x0c\x12\x0c\n\x04mint\x18\x11 \x01(\tB\x0f\n\r_block_numberB\x08\n\x06_indexB\x0e\n\x0c_batch_index\"D\n\x1cGetTransactionReceiptRequest\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x13\n\x0binclude_raw\x18\x02 \x01(\x08\"N\n\x1dGetTransactionReceiptResponse\x12-\n\x07receipt\x18\x01 \x01(\x0b\x32\x1c.l2node.sequencer.v1.Receipt\"5\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\x08\"[\n\x12GetAccountResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\x04\x12\x14\n\x0c\x62lock_number\x18\x04 \x01(\x04\"\xcf\x02\n\x05\x42lock\x12\x0e\n\x06number\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x13\n\x0bparent_hash\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x04\x12\x12\n\nstate_root\x18\x05 \x01(\t\x12\x19\n\x11transactions_root\x18\x06 \x01(\t\x12\x1b\n\x13message_passer_root\x18\x07 \x01(\t\x12\x10\n\x08\x62\x61se_fee\x18\x08 \x01(\t\x12\x10\n\x08gas_used\x18\t \x01(\x04\x12\x11\n\tgas_limit\x18\n \x01(\x04\x12\x1a\n\x12transaction_hashes\x18\x0b \x03(\t\x12\x18\n\x10l1_origin_number\x18\x0c \x01(\x04\x12\x16\n\x0el1_origin_hash\x18\r \x01(\t\x12\x15\n\rmessage_count\x18\x0e \x01(\x04\x12\x18\n\x10raw_transactions\x18\x0f \x03(\x0c\"l\n\x0fGetBlockRequest\x12\x10\n\x06number\x18\x01 \x01(\x04H\x00\x12\x10\n\x06latest\x18\x02 \x01(\x08H\x00\x12\x0e\n\x04hash\x18\x03 \x01(\tH\x00\x12\x1c\n\x14include_transactions\x18\x04 \x01(\x08\x42\x07\n\x05which\"=\n\x10GetBlockResponse\x12)\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x1a.l2node.sequencer.v1.Block\"`\n\x16SubscribeBlocksRequest\x12\x18\n\x0b\x66rom_number\x18\x01 \x01(\x04H\x00\x88\x01\x01\x12\x1c\n\x14include_transactions\x18\x02 \x01(\x08\x42\x0e\n\x0c_from_number\"D\n\x17SubscribeBlocksResponse\x12)\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x1a.l2node.sequencer.v1.Block\"\x15\n\x13GetChainInfoRequest\"\x93\x01\n\x14GetChainInfoResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x14\n\x0cunsafe_block\x18\x02 \x01(\x04\x12\x12\n\nsafe_block\x18\x03 \x01(\x04\x12\x17\n\x0f\x66inalized_block\x18\x04 \x01(\x04\x12\x10\n\x08\x62\x61se_fee\x18\x05 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x06 \x01(\t\"\xcc\x01\n\rL2ToL1Message\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\t\x12\x11\n\tgas_limit\x18\x06 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x07 \x01(\t\x12\x14\n\x0c\x62lock_number\x18\x08 \x01(\x04\x12\x12\n\nblock_hash\x18\t \x01(\t\x12\x0f\n\x07tx_hash\x18\n \x01(\t\x12\x13\n\x0btraceparent\x18\x0b \x01(\t\"<\n\x13ListMessagesRequest\x12\x12\n\nfrom_nonce\x18\x01 \x01(\x04\x12\x11\n\tpage_size\x18\x02 \x01(\r\"y\n\x14ListMessagesResponse\x12\x34\n\x08messages\x18\x01 \x03(\x0b\x32\".l2node.sequencer.v1.L2ToL1Message\x12\x15\n\rmessage_count\x18\x02 \x01(\x04\x12\x14\n\x0c\x62lock_number\x18\x03 \x01(\x04*\xb9\x01\n\rReceiptStatus\x12\x1e\n\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16RECEIPT_STATUS_PENDING\x10\x01\x12\x19\n\x15RECEIPT_STATUS_SEALED\x10\x02\x12\x17\n\x13RECEIPT_STATUS_SAFE\x10\x03\x12\x1c\n\x18RECEIPT_STATUS_FINALIZED\x10\x04\x12\x1a\n\x16RECEIPT_STATUS_DROPPED\x10\x05\x32\xf5\x06\n\x10SequencerService\x12u\n\x12SendRawTransaction\x12..l2node.sequencer.v1.SendRawTransactionRequest\x1a/.l2node.sequencer.v1.SendRawTransactionResponse\x12x\n\x13SendRawTransactions\x12/.l2node.sequencer.v1.SendRawTransactionsRequest\x1a\x30.l2node.sequencer.v1.SendRawTransactionsResponse\x12~\n\x15GetTransactionReceipt\x12\x31.l2node.sequencer.v1.GetTransactionReceiptRequest\x1a\x32.l2node.sequencer.v1.GetTransactionReceiptResponse\x12]\n\nGetAccount\x12&.l2node.sequencer.v1.GetAccountRequest\x1a\'.l2node.sequencer.v1.GetAccountResponse\x12W\n\x08GetBlock\x12$.l2node.sequencer.v1.GetBlockRequest\x1a%.l2node.sequencer.v1.GetBlockResponse\x12n\n\x0fSubscribeBlocks\x12+.l2node.sequencer.v1.SubscribeBlocksRequest\x1a,.l2node.sequencer.v1.SubscribeBlocksResponse0\x01\x12\x63\n\x0cGetChainInfo\x12(.l2node.sequencer.v1.GetChainInfoRequest\x1a).l2node.sequencer.v1.GetChainInfoResponse\x12\x63\n\x0cListMessages\x12(.l2node.sequencer.v1.ListMessagesRequest\x1a).l2node.sequencer.v1.ListMessagesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#l2node/sequencer/v1/sequencer.proto\x12\x13l2node.sequencer.v1\"H\n\x19SendRawTransactionRequest\x12\x17\n\x0fraw_transaction\x18\x01 \x01(\x0c\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"-\n\x1aSendRawTransactionResponse\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\"J\n\x1aSendRawTransactionsRequest\x12\x18\n\x10raw_transactions\x18\x01 \x03(\x0c\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"P\n\x10TransactionError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\r\n\x05\x66ield\x18\x04 \x01(\t\"b\n\nSendResult\x12\x11\n\x07tx_hash\x18\x01 \x01(\tH\x00\x12\x36\n\x05\x65rror\x18\x02 \x01(\x0b\x32%.l2node.sequencer.v1.TransactionErrorH\x00\x42\t\n\x07outcome\"O\n\x1bSendRawTransactionsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.l2node.sequencer.v1.SendResult\"\xbe\x03\n\x07Receipt\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".l2node.sequencer.v1.ReceiptStatus\x12\x0c\n\x04\x66rom\x18\x03 \x01(\t\x12\n\n\x02to\x18\x04 \x01(\t\x12\r\n\x05nonce\x18\x05 \x01(\x04\x12\x19\n\x0c\x62lock_number\x18\x06 \x01(\x04H\x00\x88\x01\x01\x12\x12\n\nblock_hash\x18\x07 \x01(\t\x12\x12\n\x05index\x18\x08 \x01(\rH\x01\x88\x01\x01\x12\x18\n\x0b\x62\x61tch_index\x18\t \x01(\x04H\x02\x88\x01\x01\x12\x12\n\nl1_tx_hash\x18\n \x01(\t\x12\x10\n\x08gas_used\x18\x0b \x01(\x04\x12\x1b\n\x13\x65\x66\x66\x65\x63tive_gas_price\x18\x0c \x01(\t\x12\x13\n\x0b\x64rop_reason\x18\r \x01(\t\x12\x13\n\x0bwait_reason\x18\x0e \x01(\t\x12\x14\n\x0cwait_message\x18\x0f \x01(\t\x12\x17\n\x0fraw_transaction\x18\x10 \x01(\x0c\x12\x0c\n\x04mint\x18\x11 \x01(\t\x12\x13\n\x0bsource_hash\x18\x12 \x01(\tB\x0f\n\r_block_numberB\x08\n\x06_indexB\x0e\n\x0c_batch_index\"D\n\x1cGetTransactionReceiptRequest\x12\x0f\n\x07tx_hash\x18\x01 \x01(\t\x12\x13\n\x0binclude_raw\x18\x02 \x01(\x08\"N\n\x1dGetTransactionReceiptResponse\x12-\n\x07receipt\x18\x01 \x01(\x0b\x32\x1c.l2node.sequencer.v1.Receipt\"5\n\x11GetAccountRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\x08\"[\n\x12GetAccountResponse\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\x04\x12\x14\n\x0c\x62lock_number\x18\x04 \x01(\x04\"\xcf\x02\n\x05\x42lock\x12\x0e\n\x06number\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x13\n\x0bparent_hash\x18\x03 \x01(\t\x12\x11\n\ttimestamp\x18\x04 \x01(\x04\x12\x12\n\nstate_root\x18\x05 \x01(\t\x12\x19\n\x11transactions_root\x18\x06 \x01(\t\x12\x1b\n\x13message_passer_root\x18\x07 \x01(\t\x12\x10\n\x08\x62\x61se_fee\x18\x08 \x01(\t\x12\x10\n\x08gas_used\x18\t \x01(\x04\x12\x11\n\tgas_limit\x18\n \x01(\x04\x12\x1a\n\x12transaction_hashes\x18\x0b \x03(\t\x12\x18\n\x10l1_origin_number\x18\x0c \x01(\x04\x12\x16\n\x0el1_origin_hash\x18\r \x01(\t\x12\x15\n\rmessage_count\x18\x0e \x01(\x04\x12\x18\n\x10raw_transactions\x18\x0f \x03(\x0c\"l\n\x0fGetBlockRequest\x12\x10\n\x06number\x18\x01 \x01(\x04H\x00\x12\x10\n\x06latest\x18\x02 \x01(\x08H\x00\x12\x0e\n\x04hash\x18\x03 \x01(\tH\x00\x12\x1c\n\x14include_transactions\x18\x04 \x01(\x08\x42\x07\n\x05which\"=\n\x10GetBlockResponse\x12)\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x1a.l2node.sequencer.v1.Block\"`\n\x16SubscribeBlocksRequest\x12\x18\n\x0b\x66rom_number\x18\x01 \x01(\x04H\x00\x88\x01\x01\x12\x1c\n\x14include_transactions\x18\x02 \x01(\x08\x42\x0e\n\x0c_from_number\"D\n\x17SubscribeBlocksResponse\x12)\n\x05\x62lock\x18\x01 \x01(\x0b\x32\x1a.l2node.sequencer.v1.Block\"\x15\n\x13GetChainInfoRequest\"\x93\x01\n\x14GetChainInfoResponse\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x14\n\x0cunsafe_block\x18\x02 \x01(\x04\x12\x12\n\nsafe_block\x18\x03 \x01(\x04\x12\x17\n\x0f\x66inalized_block\x18\x04 \x01(\x04\x12\x10\n\x08\x62\x61se_fee\x18\x05 \x01(\t\x12\x14\n\x0cgenesis_hash\x18\x06 \x01(\t\"\xcc\x01\n\rL2ToL1Message\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\t\x12\x11\n\tgas_limit\x18\x06 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x07 \x01(\t\x12\x14\n\x0c\x62lock_number\x18\x08 \x01(\x04\x12\x12\n\nblock_hash\x18\t \x01(\t\x12\x0f\n\x07tx_hash\x18\n \x01(\t\x12\x13\n\x0btraceparent\x18\x0b \x01(\t\"<\n\x13ListMessagesRequest\x12\x12\n\nfrom_nonce\x18\x01 \x01(\x04\x12\x11\n\tpage_size\x18\x02 \x01(\r\"y\n\x14ListMessagesResponse\x12\x34\n\x08messages\x18\x01 \x03(\x0b\x32\".l2node.sequencer.v1.L2ToL1Message\x12\x15\n\rmessage_count\x18\x02 \x01(\x04\x12\x14\n\x0c\x62lock_number\x18\x03 \x01(\x04*\xb9\x01\n\rReceiptStatus\x12\x1e\n\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16RECEIPT_STATUS_PENDING\x10\x01\x12\x19\n\x15RECEIPT_STATUS_SEALED\x10\x02\x12\x17\n\x13RECEIPT_STATUS_SAFE\x10\x03\x12\x1c\n\x18RECEIPT_STATUS_FINALIZED\x10\x04\x12\x1a\n\x16RECEIPT_STATUS_DROPPED\x10\x05\x32\xf5\x06\n\x10SequencerService\x12u\n\x12SendRawTransaction\x12..l2node.sequencer.v1.SendRawTransactionRequest\x1a/.l2node.sequencer.v1.SendRawTransactionResponse\x12x\n\x13SendRawTransactions\x12/.l2node.sequencer.v1.SendRawTransactionsRequest\x1a\x30.l2node.sequencer.v1.SendRawTransactionsResponse\x12~\n\x15GetTransactionReceipt\x12\x31.l2node.sequencer.v1.GetTransactionReceiptRequest\x1a\x32.l2node.sequencer.v1.GetTransactionReceiptResponse\x12]\n\nGetAccount\x12&.l2node.sequencer.v1.GetAccountRequest\x1a\'.l2node.sequencer.v1.GetAccountResponse\x12W\n\x08GetBlock\x12$.l2node.sequencer.v1.GetBlockRequest\x1a%.l2node.sequencer.v1.GetBlockResponse\x12n\n\x0fSubscribeBlocks\x12+.l2node.sequencer.v1.SubscribeBlocksRequest\x1a,.l2node.sequencer.v1.SubscribeBlocksResponse0\x01\x12\x63\n\x0cGetChainInfo\x12(.l2node.sequencer.v1.GetChainInfoRequest\x1a).l2node.sequencer.v1.GetChainInfoResponse\x12\x63\n\x0cListMessages\x12(.l2node.sequencer.v1.ListMessagesRequest\x1a).l2node.sequencer.v1.ListMessagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'l2node.sequencer.v1.sequencer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECEIPTSTATUS']._serialized_start=2491
-  _globals['_RECEIPTSTATUS']._serialized_end=2676
+  _globals['_RECEIPTSTATUS']._serialized_start=2512
+  _globals['_RECEIPTSTATUS']._serialized_end=2697
   _globals['_SENDRAWTRANSACTIONREQUEST']._serialized_start=60
   _globals['_SENDRAWTRANSACTIONREQUEST']._serialized_end=132
   _globals['_SENDRAWTRANSACTIONRESPONSE']._serialized_start=134
@@ -46,35 +46,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENDRAWTRANSACTIONSRESPONSE']._serialized_start=439
   _globals['_SENDRAWTRANSACTIONSRESPONSE']._serialized_end=518
   _globals['_RECEIPT']._serialized_start=521
-  _globals['_RECEIPT']._serialized_end=946
-  _globals['_GETTRANSACTIONRECEIPTREQUEST']._serialized_start=948
-  _globals['_GETTRANSACTIONRECEIPTREQUEST']._serialized_end=1016
-  _globals['_GETTRANSACTIONRECEIPTRESPONSE']._serialized_start=1018
-  _globals['_GETTRANSACTIONRECEIPTRESPONSE']._serialized_end=1096
-  _globals['_GETACCOUNTREQUEST']._serialized_start=1098
-  _globals['_GETACCOUNTREQUEST']._serialized_end=1151
-  _globals['_GETACCOUNTRESPONSE']._serialized_start=1153
-  _globals['_GETACCOUNTRESPONSE']._serialized_end=1244
-  _globals['_BLOCK']._serialized_start=1247
-  _globals['_BLOCK']._serialized_end=1582
-  _globals['_GETBLOCKREQUEST']._serialized_start=1584
-  _globals['_GETBLOCKREQUEST']._serialized_end=1692
-  _globals['_GETBLOCKRESPONSE']._serialized_start=1694
-  _globals['_GETBLOCKRESPONSE']._serialized_end=1755
-  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_start=1757
-  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_end=1853
-  _globals['_SUBSCRIBEBLOCKSRESPONSE']._serialized_start=1855
-  _globals['_SUBSCRIBEBLOCKSRESPONSE']._serialized_end=1923
-  _globals['_GETCHAININFOREQUEST']._serialized_start=1925
-  _globals['_GETCHAININFOREQUEST']._serialized_end=1946
-  _globals['_GETCHAININFORESPONSE']._serialized_start=1949
-  _globals['_GETCHAININFORESPONSE']._serialized_end=2096
-  _globals['_L2TOL1MESSAGE']._serialized_start=2099
-  _globals['_L2TOL1MESSAGE']._serialized_end=2303
-  _globals['_LISTMESSAGESREQUEST']._serialized_start=2305
-  _globals['_LISTMESSAGESREQUEST']._serialized_end=2365
-  _globals['_LISTMESSAGESRESPONSE']._serialized_start=2367
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=2488
-  _globals['_SEQUENCERSERVICE']._serialized_start=2679
-  _globals['_SEQUENCERSERVICE']._serialized_end=3564
+  _globals['_RECEIPT']._serialized_end=967
+  _globals['_GETTRANSACTIONRECEIPTREQUEST']._serialized_start=969
+  _globals['_GETTRANSACTIONRECEIPTREQUEST']._serialized_end=1037
+  _globals['_GETTRANSACTIONRECEIPTRESPONSE']._serialized_start=1039
+  _globals['_GETTRANSACTIONRECEIPTRESPONSE']._serialized_end=1117
+  _globals['_GETACCOUNTREQUEST']._serialized_start=1119
+  _globals['_GETACCOUNTREQUEST']._serialized_end=1172
+  _globals['_GETACCOUNTRESPONSE']._serialized_start=1174
+  _globals['_GETACCOUNTRESPONSE']._serialized_end=1265
+  _globals['_BLOCK']._serialized_start=1268
+  _globals['_BLOCK']._serialized_end=1603
+  _globals['_GETBLOCKREQUEST']._serialized_start=1605
+  _globals['_GETBLOCKREQUEST']._serialized_end=1713
+  _globals['_GETBLOCKRESPONSE']._serialized_start=1715
+  _globals['_GETBLOCKRESPONSE']._serialized_end=1776
+  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_start=1778
+  _globals['_SUBSCRIBEBLOCKSREQUEST']._serialized_end=1874
+  _globals['_SUBSCRIBEBLOCKSRESPONSE']._serialized_start=1876
+  _globals['_SUBSCRIBEBLOCKSRESPONSE']._serialized_end=1944
+  _globals['_GETCHAININFOREQUEST']._serialized_start=1946
+  _globals['_GETCHAININFOREQUEST']._serialized_end=1967
+  _globals['_GETCHAININFORESPONSE']._serialized_start=1970
+  _globals['_GETCHAININFORESPONSE']._serialized_end=2117
+  _globals['_L2TOL1MESSAGE']._serialized_start=2120
+  _globals['_L2TOL1MESSAGE']._serialized_end=2324
+  _globals['_LISTMESSAGESREQUEST']._serialized_start=2326
+  _globals['_LISTMESSAGESREQUEST']._serialized_end=2386
+  _globals['_LISTMESSAGESRESPONSE']._serialized_start=2388
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=2509
+  _globals['_SEQUENCERSERVICE']._serialized_start=2700
+  _globals['_SEQUENCERSERVICE']._serialized_end=3585
 # @@protoc_insertion_point(module_scope)

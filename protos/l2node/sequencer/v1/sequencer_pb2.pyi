@@ -71,7 +71,7 @@ class SendRawTransactionsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SendResult, _Mapping]]] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("tx_hash", "status", "to", "nonce", "block_number", "block_hash", "index", "batch_index", "l1_tx_hash", "gas_used", "effective_gas_price", "drop_reason", "wait_reason", "wait_message", "raw_transaction", "mint")
+    __slots__ = ("tx_hash", "status", "to", "nonce", "block_number", "block_hash", "index", "batch_index", "l1_tx_hash", "gas_used", "effective_gas_price", "drop_reason", "wait_reason", "wait_message", "raw_transaction", "mint", "source_hash")
     TX_HASH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FROM_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class Receipt(_message.Message):
     WAIT_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RAW_TRANSACTION_FIELD_NUMBER: _ClassVar[int]
     MINT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_HASH_FIELD_NUMBER: _ClassVar[int]
     tx_hash: str
     status: ReceiptStatus
     to: str
@@ -105,7 +106,8 @@ class Receipt(_message.Message):
     wait_message: str
     raw_transaction: bytes
     mint: str
-    def __init__(self, tx_hash: _Optional[str] = ..., status: _Optional[_Union[ReceiptStatus, str]] = ..., to: _Optional[str] = ..., nonce: _Optional[int] = ..., block_number: _Optional[int] = ..., block_hash: _Optional[str] = ..., index: _Optional[int] = ..., batch_index: _Optional[int] = ..., l1_tx_hash: _Optional[str] = ..., gas_used: _Optional[int] = ..., effective_gas_price: _Optional[str] = ..., drop_reason: _Optional[str] = ..., wait_reason: _Optional[str] = ..., wait_message: _Optional[str] = ..., raw_transaction: _Optional[bytes] = ..., mint: _Optional[str] = ..., **kwargs) -> None: ...
+    source_hash: str
+    def __init__(self, tx_hash: _Optional[str] = ..., status: _Optional[_Union[ReceiptStatus, str]] = ..., to: _Optional[str] = ..., nonce: _Optional[int] = ..., block_number: _Optional[int] = ..., block_hash: _Optional[str] = ..., index: _Optional[int] = ..., batch_index: _Optional[int] = ..., l1_tx_hash: _Optional[str] = ..., gas_used: _Optional[int] = ..., effective_gas_price: _Optional[str] = ..., drop_reason: _Optional[str] = ..., wait_reason: _Optional[str] = ..., wait_message: _Optional[str] = ..., raw_transaction: _Optional[bytes] = ..., mint: _Optional[str] = ..., source_hash: _Optional[str] = ..., **kwargs) -> None: ...
 
 class GetTransactionReceiptRequest(_message.Message):
     __slots__ = ("tx_hash", "include_raw")
