@@ -425,10 +425,12 @@ def test_a_deposit_is_due_until_a_block_mints_it(store: SequencerStore) -> None:
     write(store, lambda db: store.record_deposits(
         db, [QueuedDeposit(i, 5 + i, b"\xaa" * 20, d) for i, d in enumerate(deposits)]))
     assert store.deposits_due(6) == [DueDeposit(0, deposits[0]), DueDeposit(1, deposits[1])]
-    assert store.deposit(deposits[1].hash()) == StoredDeposit(deposits[1].to, deposits[1].mint, None, 0)
+    assert store.deposit(deposits[1].hash()) == StoredDeposit(
+        deposits[1].to, deposits[1].mint, None, 0, deposits[1].source_hash)
     seal(store, 1, TXS[:1], deposits=2)
     write(store, lambda db: store.settle_deposits(db, 1, [0, 1]))
     assert store.deposits_due(7) == [DueDeposit(2, deposits[2])]
     assert store.block_deposits(1) == deposits[:2] and store.block_deposits(2) == []
-    assert store.deposit(deposits[1].hash()) == StoredDeposit(deposits[1].to, deposits[1].mint, 1, 1)
+    assert store.deposit(deposits[1].hash()) == StoredDeposit(
+        deposits[1].to, deposits[1].mint, 1, 1, deposits[1].source_hash)
     assert store.deposit(b"\x00" * 32) is None
