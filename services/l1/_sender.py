@@ -121,7 +121,7 @@ class TxSender:
         """As :meth:`send`, as an EIP-4844 transaction carrying ``blobs`` (each 131072 bytes of
         canonical field elements); max fee per blob gas = eth_blobBaseFee x blob_fee_multiplier.
         The gas estimate runs with the blobs' versioned hashes (``blobhash`` sees them)."""
-        sidecar = sidecar_of(blobs)
+        sidecar = await asyncio.to_thread(sidecar_of, blobs)  # KZG: ~40 ms a blob (and the setup's first load)
         hashes = tuple(versioned_hash(c) for c in sidecar.commitments)
         async with self._lock:
             if gas is None:

@@ -39,6 +39,16 @@ lost one of ours: ahead of those waiting behind it), so L1 never holds a batch a
 
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
+
+**Blobs** (``batch_data``, L1Settings): a batch may go as an EIP-4844 blob transaction instead
+(``appendBlobBatch``, the same leaves in blobs, protocol._blob), up to ``max_blobs`` blobs of
+126,976 usable bytes each rather than ``max_bytes`` of calldata. "auto" prices both per batch when
+it is packed (calldata at the floor of 40 gas a byte x the base fee against whole blobs x the blob
+base fee) and takes the cheaper; on the devnet (blob base fee 1 wei) that is blobs. A block with a
+transaction longer than a step can open from a blob (``fits_blob``) always goes as calldata. Blob
+batches are in flight, watched, bumped and re-posted like any other (the sender keeps their blobs
+for a bump); a restart does not take them back from the pool (no blobs there to re-sign with): if
+still pending, their blocks are posted again, which derivation skips (rule 5a).
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ from typing import NamedTuple
 from opentelemetry import trace
 
 from protocol import (
+    BLOB_BYTES,
     FRAME_HEADER,
     ZERO_HASH,
     BatchBlock,
@@ -63,11 +74,16 @@ from protocol import (
     Transaction,
     batch_blocks,
     batch_size,
+    blob_batch_size,
+    blob_stream,
     decode_batch,
     encode_batch,
+    encode_blob_batch,
+    fits_blob,
     keccak256,
+    origins_of,
 )
-from services.l1 import Contract, FollowerConfig, L1Client, TxSender
+from services.l1 import GAS_PER_BLOB, Contract, FollowerConfig, L1Client, RpcError, TxSender
 from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
@@ -129,6 +145,13 @@ class BatcherSettings:
     #: Batch transactions sent and not yet mined, at most (L1Settings.max_in_flight; 1: one batch
     #: per L1 block at best, as before).
     max_in_flight: int = 8
+    #: "calldata", "blobs" or "auto" (L1Settings.batch_data), and blobs per blob batch at most.
+    batch_data: str = "calldata"
+    max_blobs: int = 6
+
+
+#: EIP-7623's floor: what a byte of batch calldata costs (gas); a blob's byte costs blob gas.
+CALLDATA_FLOOR_GAS_PER_BYTE = 40
 
 
 class Batcher:
@@ -241,14 +264,21 @@ class Batcher:
             self._resync_nonce = False
             await self._sender.resync_nonce()
         rewinds = self._chain.rewinds
-        blocks, data = self._pack(first, last)
+        use_blobs = await self._use_blobs()
+        blocks, data, blobs = self._pack_blobs(first, last) if use_blobs else (*self._pack(first, last), None)
         if not blocks:
             return None  # a block derivation made (never posted) is next: the follower records it
         with trace.use_span(self._post_span(blocks[0].number, blocks[-1].number, data), end_on_exit=True) as span:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
-            tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+            assert self._inbox.address is not None
+            if blobs is not None:
+                span.set_attribute("l2.batch.blobs", len(blobs))
+                tx_hash = await self._sender.send_blobs(
+                    self._inbox.address, self._inbox.encode_call("appendBlobBatch", list(origins_of(blocks))), blobs)
+            else:
+                tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
             span.set_attribute("l1.tx.hash", "0x" + tx_hash.hex())
             if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
                 await self._rewound()
@@ -302,18 +332,61 @@ class Batcher:
         self._last_post_key = key
         return start_keyed_span(_tracer, "post_batch", key, links=links)
 
+    async def _use_blobs(self) -> bool:
+        """Whether the next batch goes in blobs (``batch_data``; "auto": whichever costs less a byte now)."""
+        mode = self._settings.batch_data
+        if mode != "auto":
+            return mode == "blobs"
+        try:
+            blob_fee = await self._l1.blob_base_fee()
+            head = await self._l1.get_block("latest")
+        except RpcError:  # an L1 without blobs (or without the method): calldata
+            return False
+        base_fee = head.base_fee if head is not None and head.base_fee else 0
+        # A full blob (2**17 blob gas) against its 126,976 usable bytes as calldata at the floor.
+        return blob_fee * GAS_PER_BLOB < base_fee * CALLDATA_FLOOR_GAS_PER_BYTE * BLOB_BYTES
+
+    def _pack_blobs(self, first: int, last: int) -> tuple[list[BatchBlock], bytes, tuple[bytes, ...] | None]:
+        """As ``_pack``, for a blob batch of at most ``max_blobs`` blobs: the blocks, the blob stream
+        (what derivation reads back: its hash keys the post span), the blobs. A first block a blob
+        cannot carry (``fits_blob``) goes alone as calldata (blobs None); a later one ends the batch."""
+        room = self._settings.max_blobs * BLOB_BYTES
+        blocks: list[BatchBlock] = []
+        for number in range(first, last + 1):
+            candidate = self._batch_block(number)
+            if candidate is None:
+                break
+            if not fits_blob((candidate,)):
+                if blocks:
+                    break
+                blocks, data = self._pack(first, first)
+                return blocks, data, None
+            if blocks and blob_batch_size([*blocks, candidate]) > room:
+                break
+            blocks.append(candidate)
+        if not blocks:
+            return [], b"", None
+        blobs = encode_blob_batch(blocks)
+        return blocks, blob_stream(blobs), blobs
+
+    def _batch_block(self, number: int) -> BatchBlock | None:
+        """Block ``number`` as a batch carries it; None if there is none or derivation made it."""
+        block = self._chain.block(number)
+        if block is None or is_derived(block.header):
+            return None
+        h = block.header
+        return BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
+                          tuple(self._store.block_batch_txs(number)))
+
     def _pack(self, first: int, last: int) -> tuple[list[BatchBlock], bytes]:
         """The blocks from ``first`` on that one batch holds (at least one), and its data."""
         blocks: list[BatchBlock] = []
         size = batch_size(())
         max_bytes = self._settings.max_bytes
         for number in range(first, last + 1):
-            block = self._chain.block(number)
-            if block is None or is_derived(block.header):
+            candidate = self._batch_block(number)
+            if candidate is None:
                 break
-            h = block.header
-            candidate = BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
-                                   tuple(self._store.block_batch_txs(number)))
             size += batch_size((candidate,)) - batch_size(())
             if blocks and size > max_bytes:
                 break

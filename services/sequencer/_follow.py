@@ -102,6 +102,9 @@ def seen_batch(batch: PostedBatch) -> SeenBatch:
         _log.warning("a batch in the inbox that is not a list of blocks", extra={"l1_tx": "0x" + batch.l1_tx_hash.hex(),
                                                               "error": str(exc)})
         blocks = ()
+    if batch.blob is not None:  # rule 5c for blob batches: a block whose origin the inbox did not check is skipped
+        blob = batch.blob
+        blocks = tuple(b for b in blocks if blob.attests(b.l1_origin_number, b.l1_origin_hash))
     return SeenBatch(batch.index, batch.l1_block, batch.l1_block_hash, batch.l1_tx_hash, blocks)
 
 

@@ -114,7 +114,7 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s,
                               idle_poll_s=idle_poll_s)
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes,
-                               max_in_flight=l1.max_in_flight)
+                               max_in_flight=l1.max_in_flight, batch_data=l1.batch_data, max_blobs=l1.max_blobs)
     logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redact_url(l1.rpc),
                                         "batcher": "0x" + sender.address.hex(), "idle_poll_s": idle_poll_s})
     window = int(deployment.rollups.get("sequencer_window", DEFAULT_SEQUENCER_WINDOW))
