@@ -1,0 +1,72 @@
+"""The sequencer worker posting its batches in blobs (``[l1] batch_data = "blobs"`` and "auto"), on a
+real anvil that mines when told: every transfer reaches SAFE while the chain's block hashes stay
+those the sequencer sealed (it follows derivation at L1's safe head and would rewind to any other
+chain: tests/sequencer/test_batches_in_flight.py's argument), every batch in the inbox is an
+EIP-4844 transaction whose blobs the L1 node gives back, and derivation from L1 alone (the
+rollups worker's Deriver over the one L1 reader) makes the same blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+
+import pytest
+
+from l2node.node.deploy import Addresses
+from protocol import L1InputReader, PostedBatch, devnet_genesis
+from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
+from services.l1 import Artifact, Contract, L1Client
+from services.rollups._derivation import Deriver, read_l1
+from services.sequencer._settings import SequencerSettings
+from tests.l1.anvil import Anvil
+from tests.sequencer.test_batches_in_flight import (
+    all_safe,
+    anvil,  # noqa: F401  (the fixture: an anvil of the test's own)
+    block_hashes,
+    deploy_and_start,
+    send_one_block_each,
+    stop,
+    wait,
+)
+
+
+async def derive(url: str, inbox: bytes, portal: bytes, since: int) -> tuple[list[PostedBatch], Deriver]:
+    async with L1Client(url) as l1:
+        reader = L1InputReader(l1, Contract(Artifact.load("BatchInbox"), inbox),
+                               Contract(Artifact.load("DepositPortal"), portal))
+        head = await l1.block_number()
+        batches = [b for b in await reader.read(since, head) if isinstance(b, PostedBatch)]
+        deriver = Deriver(devnet_genesis())
+        await read_l1(reader, deriver.inputs, since, head)
+        deriver.inputs.l1_horizon = head
+        deriver.advance()
+        return batches, deriver
+
+
+@pytest.mark.parametrize("mode", ["blobs", "auto"])
+def test_the_worker_posts_blob_batches_that_derive_its_chain(tmp_path: pathlib.Path, anvil: Anvil,  # noqa: F811
+                                                             mode: str) -> None:
+    inbox, since, proc, stub, channel = deploy_and_start(tmp_path, anvil, {"batch_data": mode})
+    try:
+        txs = send_one_block_each(stub, range(5))
+        head = stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).unsafe_block
+        before = block_hashes(stub, head)
+        wait(all_safe(stub, txs), "every transfer SAFE", mine=anvil)
+        assert block_hashes(stub, head) == before
+    finally:
+        stop(proc, channel)
+    portal = Addresses.from_json(json.loads((tmp_path / "l1" / "contracts.json").read_text())).deposit_portal
+    batches, deriver = asyncio.run(derive(anvil.url, inbox, portal, since))
+    assert batches and all(b.blob is not None for b in batches)
+    for b in batches:
+        assert anvil.rpc("eth_getTransactionByHash", "0x" + b.l1_tx_hash.hex())["type"] == "0x3"
+    assert ["0x" + b.hash.hex() for b in deriver.blocks[1 : head + 1]] == before
+
+
+def test_batch_data_is_checked() -> None:
+    l1 = {"rpc": "http://x", "contracts": "c", "batcher_key_file": "k"}
+    with pytest.raises(ValueError, match="batch_data"):
+        SequencerSettings.from_mapping({"l1": {**l1, "batch_data": "frames"}})
+    with pytest.raises(ValueError, match="max_blobs"):
+        SequencerSettings.from_mapping({"l1": {**l1, "max_blobs": 0}})
