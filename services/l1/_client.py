@@ -171,10 +171,11 @@ class L1Client:
 
     # --- transactions ----------------------------------------------------------------------------
 
-    async def send_raw_transaction(self, raw: bytes) -> bytes:
+    async def send_raw_transaction(self, raw: bytes, *, deadline_s: float | None = None) -> bytes:
         """Submit a signed transaction; its hash. Retried on connection errors: resending the
         same bytes is the same transaction (the node answers "already known" or "nonce too low")."""
-        tx_hash = to_bytes(await self.rpc.request("eth_sendRawTransaction", (data_hex(raw),), mutating=True))
+        tx_hash = to_bytes(await self.rpc.request("eth_sendRawTransaction", (data_hex(raw),), mutating=True,
+                                                  deadline_s=deadline_s))
         self.activity.notify()
         return tx_hash
 

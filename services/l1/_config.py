@@ -57,6 +57,9 @@ class SenderConfig:
     #: A replacement of a blob transaction multiplies its blob fee by at least this much (geth's
     #: blob pool requires x2 for a replacement; anvil +10%).
     blob_replacement_factor: int = 2
+    #: The deadline of sending a blob transaction (seconds): up to ~800 KB of blobs, KZG-checked by
+    #: the node (anvil loads its trusted setup at the first one: several seconds on a busy machine).
+    blob_send_deadline_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.base_fee_multiplier < 1 or self.replacement_bump_percent < 10 or self.nonce_retries < 0:

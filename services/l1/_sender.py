@@ -297,7 +297,8 @@ class TxSender:
         """True once the node has the transaction; False if its nonce is taken by another one (for a
         ``fresh`` nonce, not a replacement, also by one the node's pool holds and this does not outbid)."""
         try:
-            await self._l1.send_raw_transaction(signed.raw)
+            blob = isinstance(signed.tx, UnsignedBlobTransaction)
+            await self._l1.send_raw_transaction(signed.raw, deadline_s=self.config.blob_send_deadline_s if blob else None)
             return True
         except RpcError as exc:
             if exc.mentions(*ALREADY_KNOWN):
