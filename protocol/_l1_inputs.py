@@ -27,7 +27,6 @@ safe depth and finality; queue entries and deposits once they are at safe depth.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +39,8 @@ from services.l1 import (
     Log,
     LogFollower,
     Transaction,
-    commitment,
-    versioned_hash,
+    in_kzg_process,
+    versioned_hashes,
 )
 
 from ._batch import BatchFormatError, decode_batch
@@ -216,7 +215,7 @@ class L1InputReader:
         root = bytes(a["inputRoot"])
         if len(blobs) != len(hashes) or batch.input_root() != root:
             raise BatchDataError(f"{where}: the blobs and origins do not reproduce the inbox's input root")
-        if await asyncio.to_thread(_blob_hashes, batch.blobs) != hashes:
+        if await in_kzg_process(versioned_hashes, batch.blobs) != hashes:
             raise BatchDataError(f"{where}: the L1 node's blobs are not those of the transaction's versioned hashes")
         stream = batch.stream()
         return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, root, stream,
@@ -236,14 +235,6 @@ class L1InputReader:
         a = event.args
         return QueuedDeposit(int(a["index"]), int(a["l1Block"]), bytes(a["from"]),
                              Deposit(bytes(a["sourceHash"]), bytes(a["to"]), int(a["mint"])))
-
-
-def _blob_hashes(blobs: Sequence[bytes]) -> tuple[bytes, ...]:
-    """The versioned hashes of these blobs (KZG commitments: ~30 ms a blob, off the event loop)."""
-    try:
-        return tuple(versioned_hash(commitment(blob)) for blob in blobs)
-    except ValueError:
-        return ()
 
 
 def _having(topic: bytes, logs: Sequence[Log]) -> list[Log]:

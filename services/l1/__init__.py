@@ -39,9 +39,11 @@ from services.l1._kzg import (
     GAS_PER_BLOB,
     commitment,
     evaluation_point,
+    in_kzg_process,
     load_setup,
     point_proof,
     versioned_hash,
+    versioned_hashes,
 )
 from services.l1._pacing import Activity, Pacer
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
@@ -113,6 +115,7 @@ __all__ = [
     "commitment",
     "current_fees",
     "evaluation_point",
+    "in_kzg_process",
     "keccak",
     "load_setup",
     "needed_files",
@@ -125,4 +128,5 @@ __all__ = [
     "sidecar_of",
     "sign_transaction",
     "versioned_hash",
+    "versioned_hashes",
 ]

@@ -1,5 +1,12 @@
 """EIP-4844 blobs and KZG: commitments, versioned hashes, point-evaluation proofs (PyPI ``ckzg``).
 
+ckzg holds the GIL while it computes (~60 ms a blob for a commitment or a blob proof, ~0.5 s for
+cell proofs; measured here), so a worker's event loop, and with it its health answers, would stall
+for seconds on a 6-blob batch under load (the supervisor then kills it as hung: seen in
+bench/e2e_throughput.py before this was done). Workers therefore call ``in_kzg_process``: the work
+runs in one spawned helper process per worker (spawned, never forked: a worker holds gRPC objects),
+which loads the setup once; ``load_setup`` is for in-process use (tests, benches, proofs).
+
 The Ethereum KZG trusted setup ships here (``kzg_trusted_setup.txt``, public data: the one the
 consensus specs and geth use; the ckzg wheel carries none, its sdist and eth-account do). Loading it
 takes ~2.5 s, so it is loaded once per process, on first use: a worker that never touches blobs
@@ -14,12 +21,19 @@ prover cannot open another point.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
+import multiprocessing
+import os
 import pathlib
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Final, TypeVar
 
 import ckzg
+
+from supervisor import die_with_parent
 
 FIELD_ELEMENTS_PER_BLOB: Final = 4096
 BYTES_PER_FIELD_ELEMENT: Final = 32
@@ -33,6 +47,26 @@ VERSIONED_HASH_VERSION_KZG: Final = 0x01
 GAS_PER_BLOB: Final = 2**17
 
 _SETUP_FILE: Final = pathlib.Path(__file__).with_name("kzg_trusted_setup.txt")
+_T = TypeVar("_T")
+_POOL: ProcessPoolExecutor | None = None
+
+
+async def in_kzg_process(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` in this process's KZG helper process (started on first use; see the module notes)."""
+    global _POOL
+    if _POOL is None:
+        # It dies with this process (PR_SET_PDEATHSIG), even SIGKILLed: no orphan (DESIGN.md, section 2).
+        _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=die_with_parent, initargs=(os.getpid(),))
+    return await asyncio.get_running_loop().run_in_executor(_POOL, fn, *args)
+
+
+def versioned_hashes(blobs: Sequence[bytes]) -> tuple[bytes, ...]:
+    """The blobs' versioned hashes (empty if one is not a blob: a non-canonical field element)."""
+    try:
+        return tuple(versioned_hash(commitment(blob)) for blob in blobs)
+    except ValueError:
+        return ()
 
 
 @functools.cache
