@@ -44,6 +44,7 @@ from services.l1._kzg import (
     point_proof,
     versioned_hash,
     versioned_hashes,
+    warm_up,
 )
 from services.l1._pacing import Activity, Pacer
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
@@ -129,4 +130,5 @@ __all__ = [
     "sign_transaction",
     "versioned_hash",
     "versioned_hashes",
+    "warm_up",
 ]

@@ -61,6 +61,11 @@ async def in_kzg_process(fn: Callable[..., _T], *args: Any) -> _T:
     return await asyncio.get_running_loop().run_in_executor(_POOL, fn, *args)
 
 
+def warm_up() -> None:
+    """Load the setup (in the KZG process: ``in_kzg_process(warm_up)`` before the first blob is due)."""
+    load_setup()
+
+
 def versioned_hashes(blobs: Sequence[bytes]) -> tuple[bytes, ...]:
     """The blobs' versioned hashes (empty if one is not a blob: a non-canonical field element)."""
     try:

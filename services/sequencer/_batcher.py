@@ -83,7 +83,7 @@ from protocol import (
     keccak256,
     origins_of,
 )
-from services.l1 import GAS_PER_BLOB, Contract, FollowerConfig, L1Client, RpcError, TxSender
+from services.l1 import GAS_PER_BLOB, Contract, FollowerConfig, L1Client, RpcError, TxSender, in_kzg_process, warm_up
 from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
@@ -173,6 +173,7 @@ class Batcher:
         self._in_flight: dict[bytes, _InFlight] = {}
         self._watchers: set[asyncio.Task[None]] = set()
         self._full = False  # the last post_once found every slot taken
+        self._warming: asyncio.Task[None] | None = None
         self._slot_free = asyncio.Event()
         self._followed = asyncio.Event()  # set after the follower's first pass
         #: After a rewind, one batch at a time until the follower has seen it (``post_once``): -1 =
@@ -202,6 +203,8 @@ class Batcher:
         and the follower's first pass, so that batches mined while the worker was down are not
         posted again (they would only cost gas: derivation skips blocks it has, rule 5a)."""
         try:
+            if self._settings.batch_data != "calldata":  # the KZG process and its setup (~3-7 s) before blobs are due
+                self._warming = asyncio.create_task(in_kzg_process(warm_up))
             await self.recover()
             await self._followed.wait()
             while True:
