@@ -39,8 +39,7 @@ from services.l1 import (
     Log,
     LogFollower,
     Transaction,
-    in_kzg_process,
-    versioned_hashes,
+    versioned_hashes_off_loop,
 )
 
 from ._batch import BatchFormatError, decode_batch
@@ -215,7 +214,7 @@ class L1InputReader:
         root = bytes(a["inputRoot"])
         if len(blobs) != len(hashes) or batch.input_root() != root:
             raise BatchDataError(f"{where}: the blobs and origins do not reproduce the inbox's input root")
-        if await in_kzg_process(versioned_hashes, batch.blobs) != hashes:
+        if await versioned_hashes_off_loop(batch.blobs) != hashes:
             raise BatchDataError(f"{where}: the L1 node's blobs are not those of the transaction's versioned hashes")
         stream = batch.stream()
         return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, root, stream,

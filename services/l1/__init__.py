@@ -44,6 +44,7 @@ from services.l1._kzg import (
     point_proof,
     versioned_hash,
     versioned_hashes,
+    versioned_hashes_off_loop,
     warm_up,
 )
 from services.l1._pacing import Activity, Pacer
@@ -130,5 +131,6 @@ __all__ = [
     "sign_transaction",
     "versioned_hash",
     "versioned_hashes",
+    "versioned_hashes_off_loop",
     "warm_up",
 ]

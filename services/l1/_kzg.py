@@ -3,9 +3,10 @@
 ckzg holds the GIL while it computes (~60 ms a blob for a commitment or a blob proof, ~0.5 s for
 cell proofs; measured here), so a worker's event loop, and with it its health answers, would stall
 for seconds on a 6-blob batch under load (the supervisor then kills it as hung: seen in
-bench/e2e_throughput.py before this was done). Workers therefore call ``in_kzg_process``: the work
-runs in one spawned helper process per worker (spawned, never forked: a worker holds gRPC objects),
-which loads the setup once; ``load_setup`` is for in-process use (tests, benches, proofs).
+bench/e2e_throughput.py before this was done). Workers therefore call ``in_kzg_process`` (or the
+``*_off_loop`` helpers): the work runs in spawned helper processes of the worker (spawned, never
+forked: a worker holds gRPC objects; KZG_PROCESSES of them, a batch's blobs done in parallel), each
+loading the setup once. ``load_setup`` is for in-process use (tests, benches, proofs).
 
 The Ethereum KZG trusted setup ships here (``kzg_trusted_setup.txt``, public data: the one the
 consensus specs and geth use; the ckzg wheel carries none, its sdist and eth-account do). Loading it
@@ -48,6 +49,8 @@ GAS_PER_BLOB: Final = 2**17
 
 _SETUP_FILE: Final = pathlib.Path(__file__).with_name("kzg_trusted_setup.txt")
 _T = TypeVar("_T")
+#: Helper processes per worker: blobs are independent, and this machine class has 2 cores.
+KZG_PROCESSES: Final = min(2, os.cpu_count() or 1)
 _POOL: ProcessPoolExecutor | None = None
 
 
@@ -56,7 +59,7 @@ async def in_kzg_process(fn: Callable[..., _T], *args: Any) -> _T:
     global _POOL
     if _POOL is None:
         # It dies with this process (PR_SET_PDEATHSIG), even SIGKILLed: no orphan (DESIGN.md, section 2).
-        _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+        _POOL = ProcessPoolExecutor(max_workers=KZG_PROCESSES, mp_context=multiprocessing.get_context("spawn"),
                                     initializer=die_with_parent, initargs=(os.getpid(),))
     return await asyncio.get_running_loop().run_in_executor(_POOL, fn, *args)
 
@@ -72,6 +75,12 @@ def versioned_hashes(blobs: Sequence[bytes]) -> tuple[bytes, ...]:
         return tuple(versioned_hash(commitment(blob)) for blob in blobs)
     except ValueError:
         return ()
+
+
+async def versioned_hashes_off_loop(blobs: Sequence[bytes]) -> tuple[bytes, ...]:
+    """``versioned_hashes`` in the KZG processes, a blob each."""
+    parts = await asyncio.gather(*(in_kzg_process(versioned_hashes, (blob,)) for blob in blobs))
+    return () if any(not p for p in parts) else tuple(h for (h,) in parts)
 
 
 @functools.cache

@@ -121,7 +121,7 @@ class TxSender:
         """As :meth:`send`, as an EIP-4844 transaction carrying ``blobs`` (each 131072 bytes of
         canonical field elements); max fee per blob gas = eth_blobBaseFee x blob_fee_multiplier.
         The gas estimate runs with the blobs' versioned hashes (``blobhash`` sees them)."""
-        sidecar = await in_kzg_process(sidecar_of, blobs)  # KZG: ~130 ms a blob, GIL held: off this process
+        sidecar = await sidecar_off_loop(blobs)
         hashes = tuple(versioned_hash(c) for c in sidecar.commitments)
         async with self._lock:
             if gas is None:
@@ -352,11 +352,23 @@ async def current_fees(l1: L1Client, config: SenderConfig) -> Fees:
 
 
 def sidecar_of(blobs: tuple[bytes, ...]) -> BlobSidecar:
-    """The blobs with their KZG commitments and blob proofs (~40 ms a blob)."""
+    """The blobs with their KZG commitments and blob proofs (~130 ms a blob, in this process)."""
     if not blobs:
         raise ValueError("a blob transaction carries at least one blob")
-    commitments = tuple(commitment(blob) for blob in blobs)
-    return BlobSidecar(blobs, commitments, tuple(blob_proof(b, c) for b, c in zip(blobs, commitments, strict=True)))
+    return BlobSidecar(blobs, *map(tuple, zip(*map(_blob_parts, blobs), strict=True)))
+
+
+async def sidecar_off_loop(blobs: tuple[bytes, ...]) -> BlobSidecar:
+    """``sidecar_of``, each blob in a KZG process (``in_kzg_process``: ckzg holds the GIL), in parallel."""
+    if not blobs:
+        raise ValueError("a blob transaction carries at least one blob")
+    parts = await asyncio.gather(*(in_kzg_process(_blob_parts, blob) for blob in blobs))
+    return BlobSidecar(blobs, tuple(c for c, _ in parts), tuple(p for _, p in parts))
+
+
+def _blob_parts(blob: bytes) -> tuple[bytes, bytes]:
+    c = commitment(blob)
+    return c, blob_proof(blob, c)
 
 
 def _now() -> float:
