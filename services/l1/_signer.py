@@ -89,6 +89,10 @@ class UnsignedBlobTransaction:
     max_fee_per_blob_gas: int
     blob_versioned_hashes: tuple[bytes, ...]
 
+    @property
+    def nonce(self) -> int:
+        return self.base.nonce
+
     def encode_payload(self) -> bytes:
         if self.base.to is None:
             raise ValueError("a blob transaction cannot create a contract")
