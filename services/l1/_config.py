@@ -57,6 +57,9 @@ class SenderConfig:
     #: A replacement of a blob transaction multiplies its blob fee by at least this much (geth's
     #: blob pool requires x2 for a replacement; anvil +10%).
     blob_replacement_factor: int = 2
+    #: Send blob transactions with EIP-7594 cell proofs (the version-1 sidecar Osaka nodes require;
+    #: ~4x the KZG work of blob proofs), not Cancun's blob proofs (anvil 1.7.1 takes both).
+    blob_cell_proofs: bool = False
     #: The deadline of sending a blob transaction (seconds): up to ~800 KB of blobs, KZG-checked by
     #: the node (anvil loads its trusted setup at the first one: several seconds on a busy machine).
     blob_send_deadline_s: float = 30.0

@@ -31,7 +31,7 @@ from services.l1._codec import address, to_bytes, to_int
 from services.l1._config import RECEIPT_FIRST_POLL_S, SenderConfig
 from services.l1._errors import FeeCapExceeded, ReceiptTimeout, RpcError, TransactionDropped
 from services.l1._fees import Fees, bumped, market_fees
-from services.l1._kzg import blob_proof, commitment, in_kzg_process, versioned_hash
+from services.l1._kzg import blob_proof, cell_proofs, commitment, in_kzg_process, versioned_hash
 from services.l1._records import Receipt
 from services.l1._signer import (
     BlobSidecar,
@@ -121,7 +121,7 @@ class TxSender:
         """As :meth:`send`, as an EIP-4844 transaction carrying ``blobs`` (each 131072 bytes of
         canonical field elements); max fee per blob gas = eth_blobBaseFee x blob_fee_multiplier.
         The gas estimate runs with the blobs' versioned hashes (``blobhash`` sees them)."""
-        sidecar = await sidecar_off_loop(blobs)
+        sidecar = await sidecar_off_loop(blobs, cells=self.config.blob_cell_proofs)
         hashes = tuple(versioned_hash(c) for c in sidecar.commitments)
         async with self._lock:
             if gas is None:
@@ -351,24 +351,26 @@ async def current_fees(l1: L1Client, config: SenderConfig) -> Fees:
     return market_fees(base_fee, tip, config)
 
 
-def sidecar_of(blobs: tuple[bytes, ...]) -> BlobSidecar:
-    """The blobs with their KZG commitments and blob proofs (~130 ms a blob, in this process)."""
-    if not blobs:
-        raise ValueError("a blob transaction carries at least one blob")
-    return BlobSidecar(blobs, *map(tuple, zip(*map(_blob_parts, blobs), strict=True)))
+def sidecar_of(blobs: tuple[bytes, ...], *, cells: bool = False) -> BlobSidecar:
+    """The blobs with their KZG commitments and proofs (blob proofs, ~130 ms a blob; or, ``cells``,
+    EIP-7594's cell proofs), in this process."""
+    return _sidecar(blobs, [_blob_parts(blob, cells) for blob in blobs], cells)
 
 
-async def sidecar_off_loop(blobs: tuple[bytes, ...]) -> BlobSidecar:
+async def sidecar_off_loop(blobs: tuple[bytes, ...], *, cells: bool = False) -> BlobSidecar:
     """``sidecar_of``, each blob in a KZG process (``in_kzg_process``: ckzg holds the GIL), in parallel."""
+    return _sidecar(blobs, await asyncio.gather(*(in_kzg_process(_blob_parts, blob, cells) for blob in blobs)), cells)
+
+
+def _sidecar(blobs: tuple[bytes, ...], parts: list[tuple[bytes, tuple[bytes, ...]]], cells: bool) -> BlobSidecar:
     if not blobs:
         raise ValueError("a blob transaction carries at least one blob")
-    parts = await asyncio.gather(*(in_kzg_process(_blob_parts, blob) for blob in blobs))
-    return BlobSidecar(blobs, tuple(c for c, _ in parts), tuple(p for _, p in parts))
+    return BlobSidecar(blobs, tuple(c for c, _ in parts), tuple(p for _, ps in parts for p in ps), int(cells))
 
 
-def _blob_parts(blob: bytes) -> tuple[bytes, bytes]:
+def _blob_parts(blob: bytes, cells: bool) -> tuple[bytes, tuple[bytes, ...]]:
     c = commitment(blob)
-    return c, blob_proof(blob, c)
+    return c, cell_proofs(blob) if cells else (blob_proof(blob, c),)
 
 
 def _now() -> float:

@@ -77,7 +77,10 @@ class BlobSidecar:
 
     blobs: tuple[bytes, ...]
     commitments: tuple[bytes, ...]
+    #: One blob proof a blob (version 0, Cancun to Prague), or 128 cell proofs a blob, blob after
+    #: blob (version 1, EIP-7594: required from Osaka on by nodes that enforce it).
     proofs: tuple[bytes, ...]
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +110,10 @@ class UnsignedBlobTransaction:
         return b"\x03" + rlp_frame(0xC0, self.encode_payload() + rlp_int(y_parity) + rlp_int(r) + rlp_int(s))
 
     def network_form(self, signed: bytes, sidecar: BlobSidecar) -> bytes:
-        """What eth_sendRawTransaction takes: 0x03 || rlp([tx_payload_body, blobs, commitments, proofs])."""
-        return b"\x03" + rlp_list((signed[1:], rlp_list(map(rlp_bytes, sidecar.blobs)),
+        """What eth_sendRawTransaction takes: 0x03 || rlp([tx_payload_body, blobs, commitments, proofs]),
+        or with EIP-7594's version: 0x03 || rlp([tx_payload_body, 1, blobs, commitments, cell_proofs])."""
+        version = (rlp_int(sidecar.version),) if sidecar.version else ()
+        return b"\x03" + rlp_list((signed[1:], *version, rlp_list(map(rlp_bytes, sidecar.blobs)),
                                     rlp_list(map(rlp_bytes, sidecar.commitments)),
                                     rlp_list(map(rlp_bytes, sidecar.proofs))))
 

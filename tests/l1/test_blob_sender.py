@@ -34,13 +34,17 @@ def test_blob_signatures_are_what_a_wallet_library_signs() -> None:
     ours = BATCHER.sign_blob(UnsignedBlobTransaction(base, 7, hashes), sidecar)
     fields = {"type": 3, "chainId": 31337, "nonce": 3, "maxPriorityFeePerGas": GWEI, "maxFeePerGas": 3 * GWEI,
               "gas": 90_000, "value": 0, "data": b"\x01\x02", "to": checksum(SINK), "maxFeePerBlobGas": 7}
-    theirs = rlp.decode(bytes(Account.sign_transaction(fields, DEV_KEYS[1], blobs=list(BLOBS)).raw_transaction)[1:])
+    signed_by_them = Account.sign_transaction(fields, DEV_KEYS[1], blobs=list(BLOBS))
+    theirs = rlp.decode(bytes(signed_by_them.raw_transaction)[1:])
     # eth-account 0.14 wraps it in Osaka's form (EIP-7594: [tx, 1, blobs, commitments, 128 cell
-    # proofs a blob]); ours is Cancun's (one blob proof a blob), which anvil's Prague takes. The
-    # signed transaction, the blobs and the commitments are the same bytes.
+    # proofs a blob]); ours by default is Cancun's (one blob proof a blob), which anvil takes too.
+    # The signed transaction, the blobs and the commitments are the same bytes.
     signed, blobs, commitments, _ = rlp.decode(ours.raw[1:])
     assert theirs[0] == signed and theirs[1] == b"\x01" and theirs[2:4] == [blobs, commitments]
     assert ours.hash == keccak(b"\x03" + rlp.encode(signed))
+    # With cell proofs (SenderConfig.blob_cell_proofs): byte for byte eth-account's.
+    cells = BATCHER.sign_blob(UnsignedBlobTransaction(base, 7, hashes), sidecar_of(BLOBS, cells=True))
+    assert cells.raw == bytes(signed_by_them.raw_transaction) and cells.hash == ours.hash
 
 
 async def test_a_blob_transaction_is_mined_served_back_and_replaced_with_its_blobs(
@@ -60,6 +64,11 @@ async def test_a_blob_transaction_is_mined_served_back_and_replaced_with_its_blo
     tx = await l1.get_transaction(replacement)
     assert tx is not None and len(tx.blob_versioned_hashes) == 2
     assert tuple(await l1.get_blobs(replacement) or ()) == BLOBS
+    # Cell proofs (EIP-7594's sidecar) are taken as well.
+    chain.rpc("evm_setAutomine", True)
+    cells = await TxSender.create(l1, BATCHER, SenderConfig(blob_cell_proofs=True))
+    assert (await cells.wait_receipt(await cells.send_blobs(SINK, b"", BLOBS[:1]), 10)).success
+    chain.rpc("evm_setAutomine", False)
     # A restart does not take back a pooled blob transaction (no blobs to re-sign with), and moves
     # its nonce past it.
     await sender.send_blobs(SINK, b"", BLOBS)
