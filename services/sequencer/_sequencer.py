@@ -109,7 +109,7 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     deployment = Deployment.load(l1.contracts)
     inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
     sender = await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)),
-                                   SenderConfig(max_gas=l1.max_tx_gas))
+                                   SenderConfig(max_gas=l1.max_tx_gas, blob_cell_proofs=l1.blob_cell_proofs))
     idle_poll_s = l1.idle_poll_for(None if l1.idle_poll_s else await _block_time(client))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s,
                               idle_poll_s=idle_poll_s)

@@ -80,6 +80,9 @@ class L1Settings:
     batch_data: str = "calldata"
     #: Blobs per blob batch, at most (EIP-7594, Osaka: 6 a transaction; a Prague block holds 9).
     max_blobs: int = 6
+    #: Send blobs with EIP-7594 cell proofs (the sidecar an Osaka L1's nodes require) rather than
+    #: Cancun's blob proofs (~4x the KZG work; anvil 1.7.1 takes either).
+    blob_cell_proofs: bool = False
     #: L1 blocks on top of a batch's before its transactions count as SAFE.
     confirmation_depth: int = 4
     #: How often the inbox follower asks L1 for news (seconds) while something it saw awaits depth;
