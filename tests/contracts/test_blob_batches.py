@@ -289,7 +289,7 @@ async def test_forged_blob_openings_revert(l1: L1Client, chain: Anvil) -> None:
 
 async def test_gas_of_blob_steps(l1: L1Client, chain: Anvil) -> None:
     """A transfer read from a blob, and a block started from one, as real transactions (printed; under
-    1M gas like every step: 614k and 682k measured, 5 and 9 KZG openings)."""
+    1M gas like every step: 614k and 682k measured here)."""
     sc, _ = await blob_scenario(l1, chain)
     await step_gas(sc, sc.machine(), {"START from a blob BLOCK leaf": StepKind.START,
                                       "a transfer from a blob TX leaf": (0, 1)})
