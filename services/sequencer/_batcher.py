@@ -133,6 +133,24 @@ def block_room(max_data: int, number: int, timestamp: int, origin_number: int, o
     return count
 
 
+#: EIP-7623's floor: what a byte of batch calldata costs (gas); a blob's byte costs blob gas.
+CALLDATA_FLOOR_GAS_PER_BYTE = 40
+
+
+async def blobs_cheaper(l1: L1Client) -> bool:
+    """Whether the L1 takes blobs and a full blob (2**17 blob gas at eth_blobBaseFee) costs less than
+    its 126,976 usable bytes as calldata at the floor (40 gas a byte at the base fee) now."""
+    try:
+        head = await l1.request("eth_getBlockByNumber", "latest", False)
+        if not head or "excessBlobGas" not in head:
+            return False  # an L1 before Cancun (not one that hosts the contracts: they use MCOPY)
+        blob_fee = await l1.blob_base_fee()
+    except RpcError:  # an L1 without blobs (or without the method): calldata
+        return False
+    base_fee = int(head.get("baseFeePerGas") or "0x0", 16)
+    return blob_fee * GAS_PER_BLOB < base_fee * CALLDATA_FLOOR_GAS_PER_BYTE * BLOB_BYTES
+
+
 @dataclass(frozen=True, slots=True)
 class BatcherSettings:
     #: Post at least this often while blocks wait (seconds).
@@ -149,9 +167,6 @@ class BatcherSettings:
     batch_data: str = "calldata"
     max_blobs: int = 6
 
-
-#: EIP-7623's floor: what a byte of batch calldata costs (gas); a blob's byte costs blob gas.
-CALLDATA_FLOOR_GAS_PER_BYTE = 40
 
 
 class Batcher:
@@ -336,18 +351,9 @@ class Batcher:
         return start_keyed_span(_tracer, "post_batch", key, links=links)
 
     async def _use_blobs(self) -> bool:
-        """Whether the next batch goes in blobs (``batch_data``; "auto": whichever costs less a byte now)."""
+        """Whether the next batch goes in blobs (``batch_data``; "auto": ``blobs_cheaper``)."""
         mode = self._settings.batch_data
-        if mode != "auto":
-            return mode == "blobs"
-        try:
-            blob_fee = await self._l1.blob_base_fee()
-            head = await self._l1.get_block("latest")
-        except RpcError:  # an L1 without blobs (or without the method): calldata
-            return False
-        base_fee = head.base_fee if head is not None and head.base_fee else 0
-        # A full blob (2**17 blob gas) against its 126,976 usable bytes as calldata at the floor.
-        return blob_fee * GAS_PER_BLOB < base_fee * CALLDATA_FLOOR_GAS_PER_BYTE * BLOB_BYTES
+        return await blobs_cheaper(self._l1) if mode == "auto" else mode == "blobs"
 
     def _pack_blobs(self, first: int, last: int) -> tuple[list[BatchBlock], bytes, tuple[bytes, ...] | None]:
         """As ``_pack``, for a blob batch of at most ``max_blobs`` blobs: the blocks, the blob stream

@@ -18,6 +18,7 @@ from protocol import L1InputReader, PostedBatch, devnet_genesis
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from services.l1 import Artifact, Contract, L1Client
 from services.rollups._derivation import Deriver, read_l1
+from services.sequencer._batcher import blobs_cheaper
 from services.sequencer._settings import SequencerSettings
 from tests.l1.anvil import Anvil
 from tests.sequencer.test_batches_in_flight import (
@@ -70,3 +71,18 @@ def test_batch_data_is_checked() -> None:
         SequencerSettings.from_mapping({"l1": {**l1, "batch_data": "frames"}})
     with pytest.raises(ValueError, match="max_blobs"):
         SequencerSettings.from_mapping({"l1": {**l1, "max_blobs": 0}})
+
+
+def test_auto_takes_blobs_where_they_cost_less() -> None:
+    """On the devnet a blob's gas costs 1 wei: blobs. (Every L1 that can host the contracts takes blobs:
+    they are built for Cancun, MCOPY included; anvil reports blob fields on older hardforks too.)"""
+    async def cheaper(node: Anvil) -> bool:
+        async with L1Client(node.url) as l1:
+            return await blobs_cheaper(l1)
+
+    node = Anvil()
+    node.start()
+    try:
+        assert asyncio.run(cheaper(node)) is True
+    finally:
+        node.stop()
