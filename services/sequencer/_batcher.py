@@ -322,7 +322,12 @@ class Batcher:
         mined (dropped, its nonce taken, timed out): its blocks are posted again, from its first on
         (batches after it may still land: derivation skips the blocks it has, rule 5a)."""
         try:
-            receipt = await self._sender.wait_receipt(flight.tx_hash, self._settings.receipt_timeout_s)
+            # A span of its own, child of the post (whose context the task copied): the post has ended
+            # by the time the receipt comes, and the sender puts the receipt on the current span.
+            with _tracer.start_as_current_span("wait_batch_receipt", attributes={
+                    "l1.tx.hash": "0x" + flight.tx_hash.hex(), "l2.batch.first_block": flight.first,
+                    "l2.batch.last_block": flight.last}):
+                receipt = await self._sender.wait_receipt(flight.tx_hash, self._settings.receipt_timeout_s)
         except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
             _log.warning("batch not mined; will re-post", extra={"first": flight.first, "last": flight.last,
                                                                   "error": str(exc)})

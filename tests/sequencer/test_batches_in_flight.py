@@ -93,6 +93,20 @@ async def until(check: Callable[[], bool], timeout_s: float = 30) -> None:
 # -- one process: the poster alone, driven a step at a time ------------------------------------
 
 
+def batcher_signer() -> LocalSigner:
+    return LocalSigner(bytes.fromhex(DEVNET_BATCHER_KEY.removeprefix("0x")))
+
+
+def batcher_for(sequencer: Sequencer, client: L1Client, sender: TxSender, deployed: Addresses,
+                max_in_flight: int) -> Batcher:
+    """A batcher over ``sequencer`` that posts one block a batch, and only when told (``post_once``)."""
+    return Batcher(sequencer.store, sequencer.chain, client, sender,
+                   Contract(Artifact.load("BatchInbox"), deployed.batch_inbox),
+                   Contract(Artifact.load("DepositPortal"), deployed.deposit_portal),
+                   BatcherSettings(interval_s=3600, max_bytes=ONE_BLOCK, max_in_flight=max_in_flight),
+                   FollowerConfig(), deployed.block_number, window=3600)
+
+
 @contextlib.asynccontextmanager
 async def posting(sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path, blocks: int, max_in_flight: int,
                   config: SenderConfig | None = None) -> AsyncIterator[tuple[Batcher, Addresses, int]]:
@@ -106,13 +120,8 @@ async def posting(sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path, bl
         assert await sequencer.chain.seal() is not None
     anvil.rpc("evm_setAutomine", False)
     async with L1Client(anvil.url) as client:
-        sender = await TxSender.create(client, LocalSigner(bytes.fromhex(DEVNET_BATCHER_KEY.removeprefix("0x"))),
-                                       config)
-        inbox = Contract(Artifact.load("BatchInbox"), deployed.batch_inbox)
-        batcher = Batcher(sequencer.store, sequencer.chain, client, sender, inbox,
-                          Contract(Artifact.load("DepositPortal"), deployed.deposit_portal),
-                          BatcherSettings(interval_s=3600, max_bytes=ONE_BLOCK, max_in_flight=max_in_flight),
-                          FollowerConfig(), deployed.block_number, window=3600)
+        batcher = batcher_for(sequencer, client, await TxSender.create(client, batcher_signer(), config), deployed,
+                              max_in_flight)
         try:
             yield batcher, deployed, int(origin["number"], 16)
         finally:
@@ -172,6 +181,52 @@ async def test_a_stuck_batch_is_bumped_at_its_nonce_and_lands_once(
         batches = inbox_batches(anvil, deployed.batch_inbox, since)
     assert [(first_block, last, tx) for _, first_block, last, tx in batches] == [(1, 1, new["hash"])]
     assert anvil.rpc("eth_getTransactionReceipt", "0x" + first.hex()) is None
+
+
+async def test_batches_recovered_after_a_restart_are_bumped_when_stuck_and_numbered_after(
+        sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path) -> None:
+    """A poster dies with two batches in the pool; the next one (a new sender: no local nonce, no
+    record of what was sent) takes them back from the pool, watches them, bumps them at their nonces
+    when a base fee jump leaves them stuck, and posts the next block at the nonce after them. Each
+    block lands once, in order, and no original version lands."""
+    config = SenderConfig(replace_after_s=0.05, receipt_poll_s=0.02)
+    async with contextlib.AsyncExitStack() as stack, \
+            posting(sequencer, anvil, tmp_path, blocks=3, max_in_flight=2) as (before, deployed, since):
+        sent = [await before.post_once() for _ in range(2)]
+        for task in list(before._watchers):  # the process dies: its watchers with it
+            task.cancel()
+        originals = pool(anvil)
+        assert sorted(originals.values()) == sorted("0x" + h.hex() for h in sent if h is not None)
+        old = {n: anvil.rpc("eth_getTransactionByHash", h) for n, h in originals.items()}  # (replaced: forgotten)
+        client = await stack.enter_async_context(L1Client(anvil.url))
+        after = batcher_for(sequencer, client, await TxSender.create(client, batcher_signer(), config), deployed,
+                            max_in_flight=2)
+        try:
+            await after.recover()
+            assert after.in_flight == 2 and await after.post_once() is None  # both slots taken again
+            anvil.rpc("anvil_setNextBlockBaseFeePerGas", hex(100 * GWEI))
+            anvil.rpc("anvil_mine", 1)  # a block at 100 gwei: neither batch gets in
+            await until(lambda: all(pool(anvil).get(n) not in (None, h) for n, h in originals.items()))
+            bumped = pool(anvil)
+            for nonce in originals:
+                new = anvil.rpc("eth_getTransactionByHash", bumped[nonce])
+                assert new["input"] == old[nonce]["input"]
+                for fee in ("maxFeePerGas", "maxPriorityFeePerGas"):
+                    assert int(new[fee], 16) * 100 >= int(old[nonce][fee], 16) * 110
+            anvil.rpc("anvil_mine", 1)
+            await until(lambda: after.in_flight == 0)
+            third = await after.post_once()
+            assert third is not None
+            assert int(anvil.rpc("eth_getTransactionByHash", "0x" + third.hex())["nonce"], 16) == max(originals) + 1
+            anvil.rpc("anvil_mine", 1)
+            await until(lambda: after.in_flight == 0)
+        finally:
+            for task in list(after._watchers):
+                task.cancel()
+        batches = inbox_batches(anvil, deployed.batch_inbox, since)
+    assert [(first, last, tx) for _, first, last, tx in batches] == [
+        (1, 1, bumped[min(bumped)]), (2, 2, bumped[max(bumped)]), (3, 3, "0x" + third.hex())]
+    assert all(anvil.rpc("eth_getTransactionReceipt", h) is None for h in originals.values())
 
 
 # -- a worker process: kill -9, and an L1 reorg ------------------------------------------------
@@ -299,6 +354,36 @@ def test_an_l1_reorg_under_batches_in_flight_reposts_what_it_removed(tmp_path: p
         carried = {n for _, first, last, _ in batches for n in range(first, last + 1)}
         assert carried == set(range(1, head + 1))
         assert batches[0][1] == 1  # the re-post of the removed blocks comes first (the gap's nonce)
+    finally:
+        stop(proc, channel)
+
+
+def test_batches_a_reorg_mines_again_on_the_new_branch_stand(tmp_path: pathlib.Path, anvil: Anvil) -> None:
+    """As a geth L1 does (it puts a reorg's removed transactions back in its pool): four batches land,
+    a reorg replaces their L1 block with one that holds the same four transactions. The follower sees
+    them removed and added again in another block; whatever the batcher posts again lands after them
+    (derivation skips the blocks it has), and the chain stays the one derivation reads."""
+    inbox, since, proc, stub, channel = deploy_and_start(tmp_path, anvil)
+    try:
+        txs = send_one_block_each(stub, range(4))
+        wait(lambda: len(pool(anvil)) == 4, "four batches in flight")
+        raw = [anvil.rpc("eth_getRawTransactionByHash", h) for _, h in sorted(pool(anvil).items())]
+        anvil.rpc("anvil_mine", 1)
+        wait(lambda: all(receipt(stub, h).l1_tx_hash for h in txs), "the follower saw the four land")
+        landed = inbox_batches(anvil, inbox, since)
+        old_block = anvil.rpc("eth_getBlockByNumber", hex(landed[0][0]), False)["hash"]
+        head = stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).unsafe_block
+        before = block_hashes(stub, head)
+
+        anvil.rpc("anvil_reorg", 1, [[tx, 0] for tx in raw])  # the same four, in a block of another hash
+        again = inbox_batches(anvil, inbox, since)
+        assert [b[1:] for b in again] == [b[1:] for b in landed]
+        assert anvil.rpc("eth_getBlockByNumber", hex(landed[0][0]), False)["hash"] != old_block
+        wait(all_safe(stub, txs), "every transfer SAFE", mine=anvil)
+        assert block_hashes(stub, head) == before
+        batches = inbox_batches(anvil, inbox, since)
+        assert batches[:4] == again  # anything posted again comes after them
+        assert {n for _, first, last, _ in batches for n in range(first, last + 1)} == set(range(1, head + 1))
     finally:
         stop(proc, channel)
 
