@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -47,12 +49,14 @@ async def derive(url: str, inbox: bytes, portal: bytes, since: int) -> tuple[lis
         return batches, deriver
 
 
-@pytest.mark.parametrize("mode", ["blobs", "auto"])
-def test_the_worker_posts_blob_batches_that_derive_its_chain(tmp_path: pathlib.Path, anvil: Anvil,  # noqa: F811
-                                                             mode: str) -> None:
+def posted(tmp_path: pathlib.Path, anvil: Anvil, mode: str, send: Callable[[Any], list[str]]  # noqa: F811
+           ) -> list[PostedBatch]:
+    """The worker with ``l1.batch_data = mode`` seals what ``send`` sends (the transfers' hashes), until
+    all are SAFE with the block hashes unchanged; then derivation from L1 alone must make the same
+    blocks. The batches it read."""
     inbox, since, proc, stub, channel = deploy_and_start(tmp_path, anvil, {"batch_data": mode})
     try:
-        txs = send_one_block_each(stub, range(5))
+        txs = send(stub)
         head = stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).unsafe_block
         before = block_hashes(stub, head)
         wait(all_safe(stub, txs), "every transfer SAFE", mine=anvil)
@@ -61,37 +65,36 @@ def test_the_worker_posts_blob_batches_that_derive_its_chain(tmp_path: pathlib.P
         stop(proc, channel)
     portal = Addresses.from_json(json.loads((tmp_path / "l1" / "contracts.json").read_text())).deposit_portal
     batches, deriver = asyncio.run(derive(anvil.url, inbox, portal, since))
+    assert ["0x" + b.hash.hex() for b in deriver.blocks[1 : head + 1]] == before
+    return batches
+
+
+@pytest.mark.parametrize("mode", ["blobs", "auto"])
+def test_the_worker_posts_blob_batches_that_derive_its_chain(tmp_path: pathlib.Path, anvil: Anvil,  # noqa: F811
+                                                             mode: str) -> None:
+    batches = posted(tmp_path, anvil, mode, lambda stub: send_one_block_each(stub, range(5)))
     assert batches and all(b.blob is not None for b in batches)
     for b in batches:
         assert anvil.rpc("eth_getTransactionByHash", "0x" + b.l1_tx_hash.hex())["type"] == "0x3"
-    assert ["0x" + b.hash.hex() for b in deriver.blocks[1 : head + 1]] == before
 
 
 def test_a_block_with_a_transaction_too_long_for_a_blob_leaf_goes_as_calldata(
         tmp_path: pathlib.Path, anvil: Anvil) -> None:  # noqa: F811
     """A step opens at most MAX_BLOB_LEAF bytes of a blob leaf: a block holding a longer transaction is
     posted as calldata, the blocks around it in blobs, and derivation reads the mix as one chain."""
-    inbox, since, proc, stub, channel = deploy_and_start(tmp_path, anvil, {"batch_data": "blobs"})
-    try:
+    def send(stub: Any) -> list[str]:
         txs = send_one_block_each(stub, range(2))
         big = Account.sign_transaction({
             "type": 2, "chainId": DEFAULT_CHAIN_ID, "nonce": 2, "to": "0x000000000000000000000000000000000000dEaD",
             "value": 1, "gas": 200_000, "maxFeePerGas": 10 * 10**9, "maxPriorityFeePerGas": 10**9,
             "data": b"\x01" * MAX_BLOB_LEAF}, DEV_KEYS[0]).raw_transaction
         tx_hash = stub.SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=bytes(big)), timeout=10).tx_hash
-        txs += [tx_hash, *send_one_block_each(stub, range(3, 5))]
-        head = stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).unsafe_block
-        before = block_hashes(stub, head)
-        wait(all_safe(stub, txs), "every transfer SAFE", mine=anvil)
-        assert block_hashes(stub, head) == before
-    finally:
-        stop(proc, channel)
-    portal = Addresses.from_json(json.loads((tmp_path / "l1" / "contracts.json").read_text())).deposit_portal
-    batches, deriver = asyncio.run(derive(anvil.url, inbox, portal, since))
+        return [*txs, tx_hash, *send_one_block_each(stub, range(3, 5))]
+
+    batches = posted(tmp_path, anvil, "blobs", send)
     kinds = [(b.blob is not None, any(isinstance(leaf, TxLeaf) and len(leaf.raw) > MAX_BLOB_LEAF
                                       for leaf in b.leaves)) for b in batches]
     assert (False, True) in kinds and (True, False) in kinds and (True, True) not in kinds
-    assert ["0x" + b.hash.hex() for b in deriver.blocks[1 : head + 1]] == before
 
 
 def test_batch_data_is_checked() -> None:
