@@ -1,7 +1,9 @@
 """The L1 cost of posting batches: ``appendBatch`` gas and calldata bytes per transfer; with
-``--frames N``, the same batch also posted in N frames (``appendFrame``), side by side.
+``--frames N``, the same batch also posted in N frames (``appendFrame``); and the same blocks as a
+blob batch (``appendBlobBatch``, EIP-4844); side by side.
 
     .venv/bin/python bench/batch_gas.py [--txs 1 100 1000] [--hardfork cancun] [--frames 3]
+        [--data calldata blobs]
 
 A fresh anvil (by default its latest rules, with EIP-7623's calldata floor of 10 gas a token, 40
 a non-zero byte; with ``--hardfork cancun``, no floor, so the gas shows the contract's execution);
@@ -19,6 +21,12 @@ transaction (N - 1 more transactions' 21,000, each frame's call overhead, and th
 the inbox keeps in storage between frames). A first framed channel of the largest count goes
 before, as a warm-up: it alone creates the frontier's slots (22,100 gas each instead of 5,000);
 its cost is printed too.
+
+``--data``: calldata batches (above), blob batches, or both (the default). Blobs: the same blocks in
+as many blobs as their stream needs (protocol/_blob.py: 126,976 usable bytes a blob), posted as a
+type-3 transaction: its gas (execution and the small calldata of the origins) and its blob gas
+(2**17 a blob, priced by the blob base fee, a market of its own), per transfer; and the stream's
+bytes per transfer (the usable bytes the batch fills).
 """
 
 from __future__ import annotations
@@ -32,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.rollup_dispute import anvil
 from bench.rollup_verify import transfers
-from protocol import BatchBlock, batch_leaves, encode_batch, split_frames
-from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender
+from protocol import BatchBlock, batch_leaves, encode_batch, encode_blob_leaves, origins_of, split_frames, to_blobs
+from services.l1 import Artifact, Contract, L1Client, LocalSigner, TxSender, load_setup
 from tests.l1.anvil import DEV_KEYS
 
 DEPLOYER, BATCHER = LocalSigner(DEV_KEYS[0]), LocalSigner(DEV_KEYS[1])
@@ -46,7 +54,7 @@ def calldata_gas(data: bytes) -> tuple[int, int]:
     return 4 * tokens, 10 * tokens
 
 
-async def measure(url: str, counts: list[int], frames: int) -> None:
+async def measure(url: str, counts: list[int], frames: int, kinds: list[str]) -> None:
     async with L1Client(url) as l1:
         deployer = await TxSender.create(l1, DEPLOYER)
         receipt = await deployer.wait_receipt(await deployer.send(
@@ -54,6 +62,8 @@ async def measure(url: str, counts: list[int], frames: int) -> None:
         assert receipt.contract_address is not None
         inbox = Contract(Artifact.load("BatchInbox"), receipt.contract_address)
         batcher = await TxSender.create(l1, BATCHER)
+        if "blobs" in kinds:
+            load_setup()
 
         async def post(function: str, *args: object) -> tuple[int, bytes]:
             call = inbox.encode_call(function, *args)
@@ -85,6 +95,10 @@ async def measure(url: str, counts: list[int], frames: int) -> None:
                   f"(execution per frame: {each})")
         for number, count in enumerate([1, *counts], start=1):
             blocks = await blocks_of(number, count)
+            if "blobs" in kinds:
+                await blob_batch(l1, inbox, batcher, blocks, count, warm_up=number == 1)
+            if "calldata" not in kinds:
+                continue
             data = encode_batch(blocks)
             gas_used, call = await post("appendBatch", data)
             standard, floor = calldata_gas(call)
@@ -92,7 +106,7 @@ async def measure(url: str, counts: list[int], frames: int) -> None:
             execution = "hidden under the floor" if floored else f"execution {gas_used - 21_000 - standard:,} gas"
             if number == 1:
                 continue  # the warm-up
-            print(f"{count:>5} transfers: {len(data):>7,} bytes ({len(data) / count:,.1f} per transfer), "
+            print(f"{count:>5} transfers, calldata: {len(data):>7,} bytes ({len(data) / count:,.1f} per transfer), "
                   f"{gas_used:>9,} gas ({gas_used / count:,.0f} per transfer), {execution}")
             if frames > 1 and count > 1:
                 framed, n, each = await post_frames(blocks)
@@ -101,15 +115,33 @@ async def measure(url: str, counts: list[int], frames: int) -> None:
                       f"transfer, +{100 * (framed - gas_used) / gas_used:.2f}%); execution per frame: {each}")
 
 
+async def blob_batch(l1: L1Client, inbox: Contract, batcher: TxSender, blocks: list[BatchBlock], count: int, *,
+                     warm_up: bool) -> None:
+    stream = encode_blob_leaves(batch_leaves(blocks))
+    blobs = to_blobs(stream)
+    call = inbox.encode_call("appendBlobBatch", list(origins_of(blocks)))
+    assert inbox.address is not None
+    r = await batcher.wait_receipt(await batcher.send_blobs(inbox.address, call, blobs), 60)
+    assert r.success
+    doc = await l1.request("eth_getTransactionReceipt", "0x" + r.tx_hash.hex())
+    blob_gas = int(doc["blobGasUsed"], 16)
+    if warm_up:
+        return
+    print(f"{count:>5} transfers, blobs:    {len(stream):>7,} bytes ({len(stream) / count:,.1f} per transfer) in "
+          f"{len(blobs)} blob(s), {r.gas_used:>9,} gas ({r.gas_used / count:,.0f} per transfer) + {blob_gas:,} blob "
+          f"gas ({blob_gas / count:,.0f} per transfer)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--txs", type=int, nargs="+", default=[1, 100, 1000])
     ap.add_argument("--hardfork", help="anvil's --hardfork (default: its latest)")
     ap.add_argument("--frames", type=int, default=1, help="also post each batch in this many frames (1: not)")
+    ap.add_argument("--data", nargs="+", choices=["calldata", "blobs"], default=["calldata", "blobs"])
     args = ap.parse_args()
     print(f"$ {' '.join(['python', 'bench/batch_gas.py', *sys.argv[1:]])}")
     with anvil(*(["--hardfork", args.hardfork] if args.hardfork else [])) as url:
-        asyncio.run(measure(url, args.txs, args.frames))
+        asyncio.run(measure(url, args.txs, args.frames, args.data))
     return 0
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/e2e_throughput.py [--duration 60] [--l2-gas-limit N] [--l1-gas-limit N]
         [--l1-block-time S] [--max-tx-bytes N] [--batch-max-bytes N] [--max-in-flight N] [--max-tx-gas N]
-        [--extra-toml TEXT]
+        [--batch-data calldata|blobs|auto] [--extra-toml TEXT]
 
 ``bench/sequencer_throughput.py`` measures a bare sequencer; a user runs the tree: its own anvil
 (L1, contracts deployed), the sequencer with its batcher posting to the BatchInbox, the rollups
@@ -42,10 +42,12 @@ blocks each carries), the block gas limit, and the hardfork (anvil_nodeInfo), fo
 Every figure is printed with the command line and the machine's load average (before and after).
 Devnet knobs: ``--l1-block-time`` / ``--l1-gas-limit`` are ``[l1] block_time_s`` / ``gas_limit``,
 ``--max-tx-bytes`` / ``--batch-max-bytes`` / ``--confirmation-depth`` / ``--max-in-flight`` /
-``--max-tx-gas`` / ``--max-frame-bytes`` the sequencer's ``l1.max_tx_bytes`` / ``l1.batch_max_bytes``
-/ ``l1.confirmation_depth`` / ``l1.max_in_flight`` / ``l1.max_tx_gas`` / ``l1.max_frame_bytes`` (a
-batch over ``batch_max_bytes`` larger than one L1 transaction goes in frames, each counted as a
-batch transaction), ``--l2-gas-limit`` the
+``--max-tx-gas`` / ``--max-frame-bytes`` / ``--batch-data`` the sequencer's ``l1.max_tx_bytes`` /
+``l1.batch_max_bytes`` / ``l1.confirmation_depth`` / ``l1.max_in_flight`` / ``l1.max_tx_gas`` /
+``l1.max_frame_bytes`` (a batch over ``batch_max_bytes`` larger than one L1 transaction goes in
+frames, each counted as a batch transaction) / ``l1.batch_data`` (blob batches: their blobs are read
+back with anvil_getBlobsByTransactionHash; bytes per transfer are then the blob stream's used bytes,
+and their blob gas is reported per transfer too), ``--l2-gas-limit`` the
 genesis's ``gas_limit``; ``--extra-toml`` is appended to the node's config as is (other tables).
 """
 
@@ -81,7 +83,17 @@ sys.path.insert(0, str(ROOT))
 from bench.sequencer_throughput import GRPC_OPTIONS, MEMPOOL, address_of, bench_key, machine_idle, presign  # noqa: E402
 from bench.sequencer_throughput import process_cpu as _process_cpu  # noqa: E402
 from l2node.node.l1 import anvil_binary  # noqa: E402
-from protocol import BLOCK_GAS_LIMIT, DEV_ACCOUNTS, DEV_BALANCE, INITIAL_BASE_FEE, TxLeaf, decode_batch  # noqa: E402
+from protocol import (  # noqa: E402
+    BLOCK_GAS_LIMIT,
+    DEV_ACCOUNTS,
+    DEV_BALANCE,
+    INITIAL_BASE_FEE,
+    TxLeaf,
+    blob_stream,
+    decode_batch,
+    decode_blob_leaves,
+    leaf_count,
+)
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
 from tests.node.test_up import stop_tree  # noqa: E402
@@ -189,7 +201,8 @@ def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int,
     seq_l1 = {"max_tx_bytes": args.max_tx_bytes, "batch_max_bytes": args.batch_max_bytes,
               "confirmation_depth": args.confirmation_depth,
               "max_in_flight": getattr(args, "max_in_flight", 0), "max_tx_gas": getattr(args, "max_tx_gas", 0),
-              "max_frame_bytes": getattr(args, "max_frame_bytes", 0)}
+              "max_frame_bytes": getattr(args, "max_frame_bytes", 0),
+              "batch_data": json.dumps(getattr(args, "batch_data", "")) if getattr(args, "batch_data", "") else ""}
     if any(seq_l1.values()):
         lines.append("[workers.sequencer.settings.l1]")
         lines += [f"{k} = {v}" for k, v in seq_l1.items() if v]
@@ -356,6 +369,7 @@ class Batch:
     gas: int
     transfers: int
     l2_blocks: int
+    blob_gas: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +396,7 @@ class L1Window:
     batch_calldata: int = 0
     batch_data: int = 0
     batch_gas: int = 0
+    batch_blob_gas: int = 0
     transfers: int = 0
     l2_blocks: int = 0
     #: How many batch transactions each L1 block held.
@@ -403,6 +418,7 @@ class L1Window:
                 w.batch_calldata += batch.calldata
                 w.batch_data += batch.data
                 w.batch_gas += batch.gas
+                w.batch_blob_gas += batch.blob_gas
                 w.transfers += batch.transfers
                 w.l2_blocks += batch.l2_blocks
                 w.biggest_batch = max(w.biggest_batch, batch.data)
@@ -422,12 +438,21 @@ def read_l1(url: str, inbox: str, first: int, last: int) -> list[L1Block]:
             if receipt["status"] != "0x1":
                 continue
             calldata = bytes.fromhex(tx["input"][2:])
-            # appendBatch(bytes) or appendFrame(bytes, uint256, bool): the data where its offset says
-            start = 4 + int.from_bytes(calldata[4:36], "big")
-            size = int.from_bytes(calldata[start:start + 32], "big")
-            leaves = decode_batch(calldata[start + 32:start + 32 + size])
+            blob_gas = int(receipt.get("blobGasUsed") or "0x0", 16)
+            if tx.get("blobVersionedHashes"):  # appendBlobBatch: the leaves are in the blobs
+                stream = blob_stream([bytes.fromhex(b[2:]) for b in rpc(url, "anvil_getBlobsByTransactionHash",
+                                                                        tx["hash"])])
+                leaves = decode_blob_leaves(stream)
+                count = leaf_count(stream)
+                at = 4 + 4 * count  # the last offset: where the leaves end (the bytes used)
+                size = int.from_bytes(stream[at : at + 4], "big") if count else 0
+            else:
+                # appendBatch(bytes) or appendFrame(bytes, uint256, bool): the data where its offset says
+                start = 4 + int.from_bytes(calldata[4:36], "big")
+                size = int.from_bytes(calldata[start:start + 32], "big")
+                leaves = decode_batch(calldata[start + 32:start + 32 + size])
             txs = sum(isinstance(leaf, TxLeaf) for leaf in leaves)
-            batches.append(Batch(len(calldata), size, int(receipt["gasUsed"], 16), txs, len(leaves) - txs))
+            batches.append(Batch(len(calldata), size, int(receipt["gasUsed"], 16), txs, len(leaves) - txs, blob_gas))
         out.append(L1Block(n, int(block["timestamp"], 16), int(block["gasLimit"], 16), int(block["gasUsed"], 16),
                            int(block.get("blobGasUsed") or "0x0", 16), tuple(batches)))
     return out
@@ -466,6 +491,8 @@ class Report:
     drained_s: float
     sealed_blocks: int
     biggest_block: int
+    #: The sequencer's l1.batch_data.
+    batch_data: str = "calldata"
 
     @property
     def sealed_tps(self) -> float:
@@ -586,7 +613,8 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
         safe_gap=[g for t, g in watch.safe_gap if start <= t <= end],
         base_fee=[f for t, f in watch.base_fee if start <= t <= end],
         l1=l1, l1_all=l1_all, l1_block_time=args.l1_block_time or 1.0, cpu=cpu, idle=idle, drained_s=drained - end,
-        sealed_blocks=len(window), biggest_block=max((watch.txs[n] for n in window), default=0))
+        sealed_blocks=len(window), biggest_block=max((watch.txs[n] for n in window), default=0),
+        batch_data=getattr(args, "batch_data", "") or "calldata")
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -647,7 +675,8 @@ def print_report(r: Report) -> None:
           f"blocks; largest {l1.biggest_batch:,} B of batch data |")
     print(f"| **L1 bytes per transfer** (every batch until the watch ended: {every.batches}, {every.transfers:,} "
           f"transfers) | **{every.batch_calldata / per:.1f}** calldata ({every.batch_data / per:.1f} of batch data) |")
-    print(f"| **L1 gas per transfer** | **{every.batch_gas / per:,.0f}** |")
+    print(f"| **L1 gas per transfer** | **{every.batch_gas / per:,.0f}**"
+          f"{f' + {every.batch_blob_gas / per:,.0f} blob gas' if every.batch_blob_gas else ''} |")
     print(f"| L1 calldata capacity (gas limit / {FLOOR_GAS_PER_BYTE} gas a byte / {block_time:.2f} s) | "
           f"{calldata_cap / 1e3:,.0f} KB/s; used {l1.batch_calldata / span / 1e3:,.1f} KB/s = "
           f"**{l1.batch_calldata / span / calldata_cap:.1%}** |" if calldata_cap else "| L1 calldata capacity | - |")
@@ -656,7 +685,7 @@ def print_report(r: Report) -> None:
           f"{l1.batch_gas / l1_gas:.1%} / {l1.gas_used / l1_gas:.1%} |")
     print(f"| L1 blob capacity ({blobs if blobs else '?'} x 128 KiB a block, {l1.hardfork}) | "
           f"{blob_cap / 1e3:,.0f} KB/s; used {l1.blob_gas_used / span / 1e3:,.1f} KB/s "
-          f"(batches post calldata) |")
+          f"(batch data: {r.batch_data}) |")
     cores = os.cpu_count() or 1
     busy = ", ".join(f"{k} {v / r.duration:.2f}" for k, v in sorted(r.cpu.items(), key=lambda kv: -kv[1]) if v > 0)
     print(f"| CPU (cores busy over the window) | {busy}; machine idle {r.idle / (cores * r.duration):.0%} |")
@@ -693,6 +722,8 @@ def parser() -> argparse.ArgumentParser:
                     help="sequencer l1.max_tx_gas: an L1 transaction's gas cap (0: default, EIP-7825's 2**24)")
     ap.add_argument("--max-frame-bytes", type=int, default=0,
                     help="sequencer l1.max_frame_bytes: a batch larger goes in frames (0: what one L1 tx carries)")
+    ap.add_argument("--batch-data", default="", choices=["", "calldata", "blobs", "auto"],
+                    help="sequencer l1.batch_data (empty: the default, calldata)")
     ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
     ap.add_argument("--extra-toml", default="", help="appended to the node's config (tables other than [node], "
                     "[l1], [workers.sequencer.settings])")

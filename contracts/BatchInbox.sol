@@ -45,6 +45,17 @@ pragma solidity 0.8.28;
 ///        protocol/_frames.py): each frame is whole leaves in this format, checked as above, folded
 ///        into the batch's tree through a frontier kept in storage; the closing frame stores the
 ///        same BatchEntry `appendBatch` would (StepVerifier cannot tell them apart).
+///      Blob batches (EIP-4844, issue 15; protocol/_blob.py has the layout and the rules): a contract
+///      cannot read a blob, only its versioned hash (`blobhash`). `appendBlobBatch` therefore stores,
+///      as the entry's `inputRoot`, keccak256(abi.encode(versionedHashes, origins)) with kind
+///      BLOB_BATCH: the step verifier, told the kind (`batchKind`), opens a leaf with KZG
+///      point-evaluation proofs against those hashes instead of a Merkle path. What `_commit`
+///      checks of a calldata batch's leaves cannot be checked here: the framing is given a meaning
+///      by rule in derivation (a bad header is a batch of no leaves, a bad offset an empty leaf:
+///      never a halt), and the BLOCK leaves' L1 origins are named in calldata (`origins`), each
+///      checked here exactly as `_commit` checks a leaf's, and bound into the root; derivation
+///      skips a block whose origin is not among them (rule 5c). So "an origin L1 does not attest
+///      never enters the inbox" holds for blob batches too, and a step only compares with the list.
 ///
 ///      Batch data stays in calldata: storing it would cost ~20k gas per 32 bytes, while calldata
 ///      is already part of L1 history. Only the batcher may append: the inbox is the L2's
@@ -72,7 +83,21 @@ contract BatchInbox {
     struct BatchEntry {
         bytes32 inputRoot;
         uint64 l1Block;
+        uint8 kind;
     }
+
+    /// @notice An L1 origin a blob batch's blocks use: checked against L1 when it is appended.
+    struct Origin {
+        uint256 number;
+        bytes32 hash;
+    }
+
+    /// @notice A batch's kind: its leaves are in the calldata (a Merkle root over them) ...
+    uint8 public constant CALLDATA_BATCH = 0;
+    /// @notice ... or in its transaction's blobs (the root binds their versioned hashes).
+    uint8 public constant BLOB_BATCH = 1;
+    /// @notice Most origins a blob batch may name (protocol/_blob.MAX_BLOB_ORIGINS).
+    uint256 public constant MAX_BLOB_ORIGINS = 64;
 
     /// @notice Largest signed L2 transaction the queue accepts (geth's txMaxSize, 128 KiB).
     uint256 public constant MAX_FORCED_TX_SIZE = 131072;
@@ -166,6 +191,12 @@ contract BatchInbox {
     error NoOpenChannel(uint256 frame);
     /// @notice `appendFrame` numbered `frame` while channel `channel` expects frame `expected`.
     error FrameOutOfOrder(uint256 channel, uint256 expected, uint256 frame);
+    /// @notice appendBlobBatch in a transaction that carries no blob.
+    error NoBlobs();
+    /// @notice A blob batch names no origin, or more than MAX_BLOB_ORIGINS.
+    error OriginCount(uint256 count, uint256 maxCount);
+    /// @notice Origin `origin` of a blob batch does not follow the one before it by number.
+    error OriginsNotAscending(uint256 origin);
     /// @notice The constructor was given the zero address as batcher.
     error ZeroBatcher();
 
@@ -180,13 +211,60 @@ contract BatchInbox {
     /// @param data The batch, in batch format 1: 0x01 ‖ (uint24 length ‖ leaf)*.
     /// @return index The batch's index.
     function appendBatch(bytes calldata data) external returns (uint256 index) {
+        _onlyBatcher();
+        (bytes32 dataHash, bytes32 inputRoot) = _commit(data);
+        index = _batches.length;
+        _batches.push(BatchEntry(inputRoot, uint64(block.number), CALLDATA_BATCH));
+        emit BatchAppended(index, dataHash, inputRoot, block.number);
+    }
+
+    /// @notice Append a blob batch: its leaves are in this transaction's blobs (all of them, in
+    ///         order; layout in protocol/_blob.py). Only the batcher, as for appendBatch.
+    /// @param origins The L1 origins its BLOCK leaves use, by increasing number, each checked against
+    ///        L1 as appendBatch checks a leaf's (errors name the origin's position as `leaf`).
+    /// @return index The batch's index. Its event's dataHash is keccak256 of the versioned hashes,
+    ///         packed; its inputRoot keccak256(abi.encode(versionedHashes, origins)).
+    function appendBlobBatch(Origin[] calldata origins) external returns (uint256 index) {
+        _onlyBatcher();
+        uint256 count = origins.length;
+        if (count == 0 || count > MAX_BLOB_ORIGINS) revert OriginCount(count, MAX_BLOB_ORIGINS);
+        for (uint256 i = 0; i < count; i++) {
+            if (i != 0 && origins[i].number <= origins[i - 1].number) revert OriginsNotAscending(i);
+            _checkOrigin(i, origins[i].number, origins[i].hash);
+        }
+        uint256 blobs = 0;
+        while (blobhash(blobs) != 0) blobs++;
+        if (blobs == 0) revert NoBlobs();
+        bytes32[] memory hashes = new bytes32[](blobs);
+        for (uint256 i = 0; i < blobs; i++) {
+            hashes[i] = blobhash(i);
+        }
+        bytes32 inputRoot = keccak256(abi.encode(hashes, origins));
+        index = _batches.length;
+        _batches.push(BatchEntry(inputRoot, uint64(block.number), BLOB_BATCH));
+        emit BatchAppended(index, keccak256(abi.encodePacked(hashes)), inputRoot, block.number);
+    }
+
+    /// @dev Only the batcher, as the top-level call of its own transaction (see the contract notes).
+    function _onlyBatcher() private view {
         if (msg.sender != batcher) revert NotBatcher(msg.sender);
         if (msg.sender != tx.origin) revert NotTopLevelCall(msg.sender, tx.origin);
         if (msg.sender.code.length != 0) revert BatcherHasCode(msg.sender);
-        (bytes32 dataHash, bytes32 inputRoot) = _commit(data);
-        index = _batches.length;
-        _batches.push(BatchEntry(inputRoot, uint64(block.number)));
-        emit BatchAppended(index, dataHash, inputRoot, block.number);
+    }
+
+    /// @dev `_commit`'s origin check, for one origin of a blob batch (`position` in its list).
+    function _checkOrigin(uint256 position, uint256 number, bytes32 claimed) private view {
+        if (number >= block.number) revert OriginInFuture(position, number, block.number);
+        uint256 age = block.number - number;
+        bytes32 actual;
+        if (age <= 256) {
+            actual = blockhash(number);
+        } else {
+            if (age > HISTORY_WINDOW) revert OriginTooOld(position, number, block.number);
+            (bool ok, bytes memory answer) = HISTORY.staticcall(abi.encode(number));
+            if (ok && answer.length == 32) actual = abi.decode(answer, (bytes32));
+        }
+        if (actual == bytes32(0) || actual != claimed) revert OriginHashMismatch(position, number, claimed, actual);
     }
 
     // Why `_leafHashes` stopped (0: it did not), and the values its named error reports.
@@ -358,7 +436,7 @@ contract BatchInbox {
     /// @param last The frame closes the channel: the batch is appended now.
     /// @return channel The channel's id.
     function appendFrame(bytes calldata frame, uint256 frameIndex, bool last) external returns (uint256 channel) {
-        _checkBatcher();
+        _onlyBatcher();
         Channel memory open = _channel;
         bytes32 chain;
         if (frameIndex == 0) {
@@ -383,7 +461,7 @@ contract BatchInbox {
         _channel = Channel(open.id, 0, 0, 0);
         bytes32 inputRoot = _frontierRoot(frontier, leaves);
         uint256 index = _batches.length;
-        _batches.push(BatchEntry(inputRoot, uint64(block.number)));
+        _batches.push(BatchEntry(inputRoot, uint64(block.number), CALLDATA_BATCH));
         emit BatchAppended(index, chain, inputRoot, block.number);
     }
 
@@ -392,13 +470,6 @@ contract BatchInbox {
                                                   bytes32 chainHash) {
         Channel memory open = _channel;
         return (open.id, open.frames, open.leaves, open.openedBlock, open.frames == 0 ? bytes32(0) : _channelHash);
-    }
-
-    /// @notice The batcher, calling as the top-level call of its own transaction (see the notes).
-    function _checkBatcher() private view {
-        if (msg.sender != batcher) revert NotBatcher(msg.sender);
-        if (msg.sender != tx.origin) revert NotTopLevelCall(msg.sender, tx.origin);
-        if (msg.sender.code.length != 0) revert BatcherHasCode(msg.sender);
     }
 
     /// @notice Fold `count` leaf hashes (memory at `hashes`, three free words before them, from
@@ -493,6 +564,13 @@ contract BatchInbox {
         if (index >= count) revert IndexOutOfRange(index, count);
         BatchEntry storage entry = _batches[index];
         return (entry.inputRoot, entry.l1Block);
+    }
+
+    /// @notice Batch `index`'s kind: CALLDATA_BATCH or BLOB_BATCH (how a step opens its leaves).
+    function batchKind(uint256 index) external view returns (uint8) {
+        uint256 count = _batches.length;
+        if (index >= count) revert IndexOutOfRange(index, count);
+        return _batches[index].kind;
     }
 
     /// @notice How many transactions were queued for forced inclusion.

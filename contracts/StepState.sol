@@ -65,6 +65,9 @@ library StepState {
         Append message;
         /// @dev The transactions-root append (whatever the block includes).
         Append txs;
+        /// @dev A blob batch's leaf (IDLE, BATCH): abi.encode(BlobInput.Opening), from which the step
+        ///      reads the leaf (then `input` and the Merkle fields are ignored). Empty otherwise.
+        bytes blob;
     }
 
     /// @notice The account tree as the step rewrites it: its current root, the witnesses, how many used.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
+import {BlobInput} from "./BlobInput.sol";
 import {IStepVerifier} from "./IStepVerifier.sol";
 import {Snapshots} from "./Snapshot.sol";
 import {StateProofs} from "./StateProofs.sol";
@@ -10,6 +11,7 @@ import {StepState} from "./StepState.sol";
 interface IStepInbox {
     function batchCount() external view returns (uint256);
     function batch(uint256 index) external view returns (bytes32 inputRoot, uint256 l1Block);
+    function batchKind(uint256 index) external view returns (uint8);
     function forcedCount() external view returns (uint256);
     function forcedTransaction(uint256 index) external view returns (bytes32 txHash, uint256 l1Block);
 }
@@ -40,9 +42,16 @@ interface IStepPortal {
 ///      L1 origin, which is at most the L1 block of the (bounded) batch it came from, or (rule F)
 ///      at most `l1Horizon`, so they were on L1 within the output's horizon; an entry appended later
 ///      is skipped either way.
+///
+///      A blob batch (inbox kind BLOB_BATCH) is opened by BlobInput (KZG point evaluations against
+///      its versioned hashes) instead of a Merkle path; its leaf then fills `input`, and everything
+///      after is the same rules. Rule 5c has one more case for it: a BLOCK leaf whose origin is not
+///      one the inbox checked for the batch (protocol/_blob.py says why).
 contract StepVerifier is IStepVerifier {
     /// @notice Sized root of an empty transactions tree: keccak256(ZERO[16] ‖ uint256(0)).
     bytes32 internal constant EMPTY_TX_ROOT = 0x0941a91968674e06d5439d8b18b048b76c72f89a999f07924a71a09c45f4168b;
+    /// @notice BatchInbox.BLOB_BATCH: a batch whose leaves are in blobs.
+    uint8 internal constant BLOB_BATCH = 1;
     /// @notice A BLOCK leaf: 0x01 ‖ abi.encode(number, timestamp, l1OriginNumber, l1OriginHash, txCount).
     uint256 internal constant BLOCK_LEAF_SIZE = 161;
     /// @notice Rule 5c: a block's timestamp must be below this (the snapshot range check's bound).
@@ -137,7 +146,8 @@ contract StepVerifier is IStepVerifier {
         view
     {
         StepState.Proof memory p = _proof(proof);
-        (bool exists, uint256 count) = _leaf(inputRoot, s.itemIndex, p);
+        (bool exists, uint256 count, BlobInput.Origin[] memory origins, bool blob) =
+            _open(s.batchIndex, inputRoot, s.itemIndex, p);
         if (!exists) {
             (s.batchIndex, s.itemIndex) = (s.batchIndex + 1, 0); // 3
             return;
@@ -160,6 +170,7 @@ contract StepVerifier is IStepVerifier {
         if (
             b.timestamp < s.timestamp || b.timestamp >= TIMESTAMP_BOUND || b.originNumber < s.l1OriginNumber
                 || b.originNumber > l1Block || b.originNumber + sequencerWindow < l1Block
+                || (blob && !BlobInput.attests(origins, b.originNumber, b.originHash))
         ) {
             s.itemIndex = _past(s.itemIndex, b.txCount, count);
             return;
@@ -237,7 +248,7 @@ contract StepVerifier is IStepVerifier {
         }
         (bytes32 inputRoot,) = inbox.batch(s.batchIndex);
         StepState.Proof memory p = _proof(proof);
-        (bool exists,) = _leaf(inputRoot, s.itemIndex, p);
+        (bool exists,,,) = _open(s.batchIndex, inputRoot, s.itemIndex, p);
         if (!exists || !_isTxLeaf(p.input)) {
             s.txLeft = 0; // 11
             return;
@@ -302,6 +313,22 @@ contract StepVerifier is IStepVerifier {
 
     function _proof(bytes calldata proof) private pure returns (StepState.Proof memory) {
         return abi.decode(proof, (StepState.Proof));
+    }
+
+    /// @dev Leaf `index` of batch `batchIndex` (root `inputRoot`), by the batch's kind: a blob batch's
+    ///      is read from p.blob into p.input (with the batch's origins, and `blob` true), a calldata
+    ///      batch's proven by `_leaf`.
+    function _open(uint256 batchIndex, bytes32 inputRoot, uint256 index, StepState.Proof memory p)
+        private
+        view
+        returns (bool exists, uint256 count, BlobInput.Origin[] memory origins, bool blob)
+    {
+        blob = inbox.batchKind(batchIndex) == BLOB_BATCH;
+        if (blob) {
+            (exists, count, p.input, origins) = BlobInput.open(inputRoot, index, p.blob);
+        } else {
+            (exists, count) = _leaf(inputRoot, index, p);
+        }
     }
 
     /// @dev Whether the batch with `inputRoot` has a leaf at `index` (then p.input, proven); and its

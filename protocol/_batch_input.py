@@ -59,7 +59,20 @@ class TxLeaf:
         return bytes((TX_LEAF,)) + self.raw
 
 
-Leaf = BlockLeaf | TxLeaf
+@dataclass(frozen=True, slots=True)
+class StrayLeaf:
+    """A leaf of neither kind, as only a blob batch can hold (see _blob: the inbox cannot read a
+    blob, so it cannot refuse one): bytes that are no TX leaf (0x00 || tx) nor a 161-byte BLOCK leaf,
+    or (out-of-bounds offsets) no bytes at all. Derivation skips it when IDLE (rule 4) and a block's
+    transactions end at it (rule 11), as StepVerifier reads any leaf that is neither kind."""
+
+    data: bytes
+
+    def encode(self) -> bytes:
+        return self.data
+
+
+Leaf = BlockLeaf | TxLeaf | StrayLeaf
 
 
 def leaf_hash(leaf: Leaf) -> bytes:

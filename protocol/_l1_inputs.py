@@ -17,6 +17,12 @@ its content):
   transactions, and the frames' calldata, in frame order, is the batch's leaves; their hash chain
   must be the event's ``dataHash`` (the inbox's, see _frames) and the leaves its input root. A
   channel never closed logs no ``BatchAppended``: it is no batch, and nothing waits on it.
+  A blob batch (``appendBlobBatch``, see _blob) logs the same event; its leaves come from the
+  transaction's blobs, fetched from the L1 node (``L1Client.get_blobs``) and checked against the
+  transaction's versioned hashes (their KZG commitments), its origins from the call's calldata, and
+  both against the event's input root. Blobs the node cannot give back are a ``BatchDataError``
+  like missing calldata: derivation must not guess (a real node prunes blobs after ~18 days:
+  whoever derives later needs an archive of them, as Optimism's nodes do).
 - ``QueuedForced``: ``ForcedTransaction``, a signed L2 transaction queued for forced inclusion.
 - ``QueuedDeposit``: ``DepositQueued``, ``mint`` wei for ``to`` on L2.
 
@@ -27,13 +33,24 @@ safe depth and finality; queue entries and deposits once they are at safe depth.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from services.l1 import Contract, FollowerConfig, Heads, L1Client, Log, LogFollower
+from services.l1 import (
+    Contract,
+    FollowerConfig,
+    Heads,
+    L1Client,
+    Log,
+    LogFollower,
+    Transaction,
+    versioned_hashes_off_loop,
+)
 
 from ._batch import BatchFormatError, decode_batch, encode_leaves
 from ._batch_input import Leaf, input_root
+from ._blob import BlobBatch, decode_blob_leaves
 from ._execution import Deposit
 from ._frames import frames_hash
 from ._keccak import keccak256
@@ -62,6 +79,9 @@ class PostedBatch:
     leaves: tuple[Leaf, ...]
     #: A framed batch's L1 transactions before the closing one (``l1_tx_hash``), in frame order.
     earlier_frames: tuple[bytes, ...] = ()
+    #: A blob batch's blobs, versioned hashes and origins (then ``data`` is its stream and
+    #: ``input_root`` the blob binding, see _blob); None for a calldata batch.
+    blob: BlobBatch | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +134,7 @@ class L1InputReader:
         self._append_batch = inbox.function("appendBatch").selector
         self._append_frame = inbox.function("appendFrame").selector
         self._frame = inbox.topic("FrameAppended")
+        self._append_blob_batch = inbox.function("appendBlobBatch").selector
         self._forced = inbox.topic("ForcedTransaction")
         self._deposit = portal.topic("DepositQueued")
         self._topics = [[self._batch, self._forced, self._deposit]]
@@ -170,6 +191,8 @@ class L1InputReader:
                                  "although its log is")
         a = event.args
         where = f"batch {a['index']} (L1 tx 0x{log.tx_hash.hex()})"
+        if tx.input[:4] == self._append_blob_batch:
+            return await self._posted_blob_batch(log, tx, a, where, reorged_ok=reorged_ok)
         if tx.input[:4] == self._append_frame:
             frames = await self._frames(log, where, tx.input, reorged_ok=reorged_ok)
             if frames is None:
@@ -232,6 +255,32 @@ class L1InputReader:
     async def _tx_input(self, tx_hash: bytes) -> bytes | None:
         tx = await self._l1.get_transaction(tx_hash)
         return None if tx is None else tx.input
+
+    async def _posted_blob_batch(self, log: Log, tx: Transaction, a: Mapping[str, Any], where: str, *,
+                                 reorged_ok: bool) -> PostedBatch | None:
+        hashes = tx.blob_versioned_hashes
+        if not hashes or keccak256(b"".join(hashes)) != bytes(a["dataHash"]):
+            raise BatchDataError(f"{where}: the transaction's versioned hashes are not those the inbox logged")
+        try:
+            (raw_origins,) = self._inbox.decode_input("appendBlobBatch", tx.input)
+        except ValueError:
+            raise BatchDataError(f"{where}: the transaction's input is not the appendBlobBatch call the inbox "
+                                 "logged") from None
+        origins = tuple((int(n), bytes(h)) for n, h in raw_origins)
+        blobs = await self._l1.get_blobs(log.tx_hash)
+        if blobs is None:
+            if reorged_ok:
+                return None
+            raise BatchDataError(f"{where}: the L1 node has no blobs for it")
+        batch = BlobBatch(hashes, origins, tuple(blobs))
+        root = bytes(a["inputRoot"])
+        if len(blobs) != len(hashes) or batch.input_root() != root:
+            raise BatchDataError(f"{where}: the blobs and origins do not reproduce the inbox's input root")
+        if await versioned_hashes_off_loop(batch.blobs) != hashes:
+            raise BatchDataError(f"{where}: the L1 node's blobs are not those of the transaction's versioned hashes")
+        stream = batch.stream()
+        return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, root, stream,
+                           decode_blob_leaves(stream), blob=batch)
 
     def _queued_forced(self, log: Log) -> QueuedForced | None:
         event = self._inbox.decode_log(log)

@@ -22,6 +22,7 @@ from supervisor._errors import Running as RunningError
 from supervisor._events import Event, EventBus, EventType
 from supervisor._lock import LockHeld, PidLock
 from supervisor._nested import DynamicSupervisor, dynamic_supervisor, supervisor
+from supervisor._orphans import die_with_parent
 from supervisor._probe import GrpcHealthProbe, Liveness, Probe, ProbeFailed, port_still_taken
 from supervisor._process import ExternalStarter, external, forked
 from supervisor._proctitle import set_process_title
@@ -94,6 +95,7 @@ __all__ = [
     "SupervisorStatistics",
     "TaskStatus",
     "Zygote",
+    "die_with_parent",
     "dynamic_supervisor",
     "external",
     "forked",

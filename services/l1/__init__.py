@@ -33,15 +33,40 @@ from services.l1._errors import (
 )
 from services.l1._fees import Fees, bumped
 from services.l1._follower import OUTAGE, FollowerUpdate, Heads, LogFollower, Status
+from services.l1._kzg import (
+    BYTES_PER_BLOB,
+    FIELD_ELEMENTS_PER_BLOB,
+    GAS_PER_BLOB,
+    commitment,
+    evaluation_point,
+    in_kzg_process,
+    load_setup,
+    point_proof,
+    versioned_hash,
+    versioned_hashes,
+    versioned_hashes_off_loop,
+    warm_up,
+)
 from services.l1._pacing import Activity, Pacer
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
 from services.l1._rlp import rlp_bytes, rlp_int, rlp_list
-from services.l1._sender import ALREADY_KNOWN, NONCE_TOO_LOW, PendingTx, TxSender, current_fees
-from services.l1._signer import AccessList, LocalSigner, SignedTransaction, UnsignedTransaction, sign_transaction
+from services.l1._sender import ALREADY_KNOWN, NONCE_TOO_LOW, PendingTx, TxSender, current_fees, sidecar_of
+from services.l1._signer import (
+    AccessList,
+    BlobSidecar,
+    LocalSigner,
+    SignedTransaction,
+    UnsignedBlobTransaction,
+    UnsignedTransaction,
+    sign_transaction,
+)
 
 __all__ = [
     "ALREADY_KNOWN",
+    "BYTES_PER_BLOB",
     "DEFAULT_TARGET",
+    "FIELD_ELEMENTS_PER_BLOB",
+    "GAS_PER_BLOB",
     "GWEI",
     "NONCE_TOO_LOW",
     "OUTAGE",
@@ -49,6 +74,7 @@ __all__ = [
     "AccessList",
     "Activity",
     "Artifact",
+    "BlobSidecar",
     "BlockHeader",
     "BlockId",
     "Contract",
@@ -81,19 +107,30 @@ __all__ = [
     "Transaction",
     "TransactionDropped",
     "TxSender",
+    "UnsignedBlobTransaction",
     "UnsignedTransaction",
     "address",
     "artifacts_dir",
     "bumped",
     "checksum",
     "classify",
+    "commitment",
     "current_fees",
+    "evaluation_point",
+    "in_kzg_process",
     "keccak",
+    "load_setup",
     "needed_files",
+    "point_proof",
     "policy_config",
     "read_key",
     "rlp_bytes",
     "rlp_int",
     "rlp_list",
+    "sidecar_of",
     "sign_transaction",
+    "versioned_hash",
+    "versioned_hashes",
+    "versioned_hashes_off_loop",
+    "warm_up",
 ]

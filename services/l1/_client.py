@@ -142,9 +142,28 @@ class L1Client:
         """eth_call: the return data. A revert raises RpcError; its ``revert_data`` is the payload."""
         return to_bytes(await self.rpc.request("eth_call", (_tx_object(to, data, sender, value), block_id(block))))
 
-    async def estimate_gas(self, to: bytes | None, data: bytes, *, sender: bytes | None = None, value: int = 0) -> int:
-        """eth_estimateGas; a transaction that would revert raises RpcError (with revert data)."""
-        return to_int(await self.rpc.request("eth_estimateGas", (_tx_object(to, data, sender, value),)))
+    async def estimate_gas(self, to: bytes | None, data: bytes, *, sender: bytes | None = None, value: int = 0,
+                           blob_hashes: Sequence[bytes] = ()) -> int:
+        """eth_estimateGas; a transaction that would revert raises RpcError (with revert data). With
+        ``blob_hashes``, as a blob transaction carrying blobs of these versioned hashes."""
+        doc: dict[str, Any] = dict(_tx_object(to, data, sender, value))
+        if blob_hashes:
+            doc["blobVersionedHashes"] = [data_hex(h) for h in blob_hashes]
+        return to_int(await self.rpc.request("eth_estimateGas", (doc,)))
+
+    async def blob_base_fee(self) -> int:
+        """eth_blobBaseFee: the next block's price of a unit of blob gas (RpcError where the node
+        or its chain has no blobs)."""
+        return to_int(await self.rpc.request("eth_blobBaseFee"))
+
+    async def get_blobs(self, tx_hash: bytes) -> list[bytes] | None:
+        """The blobs of a blob transaction, in its order, from the node itself: anvil's
+        ``anvil_getBlobsByTransactionHash`` (None if it has none for it). The seam for a real node:
+        an execution node keeps no blobs past its pool; they come from the consensus node's
+        blob-sidecar API (``/eth/v1/beacon/blob_sidecars/{block_id}``, matched to the transaction
+        by versioned hash), not built here (no beacon node to test against)."""
+        docs = await self.rpc.request("anvil_getBlobsByTransactionHash", (data_hex(tx_hash),))
+        return None if docs is None else [to_bytes(doc) for doc in docs]
 
     async def max_priority_fee(self) -> int:
         """eth_maxPriorityFeePerGas: the node's suggested tip (RpcError -32601 if unsupported)."""
@@ -152,10 +171,11 @@ class L1Client:
 
     # --- transactions ----------------------------------------------------------------------------
 
-    async def send_raw_transaction(self, raw: bytes) -> bytes:
+    async def send_raw_transaction(self, raw: bytes, *, deadline_s: float | None = None) -> bytes:
         """Submit a signed transaction; its hash. Retried on connection errors: resending the
         same bytes is the same transaction (the node answers "already known" or "nonce too low")."""
-        tx_hash = to_bytes(await self.rpc.request("eth_sendRawTransaction", (data_hex(raw),), mutating=True))
+        tx_hash = to_bytes(await self.rpc.request("eth_sendRawTransaction", (data_hex(raw),), mutating=True,
+                                                  deadline_s=deadline_s))
         self.activity.notify()
         return tx_hash
 

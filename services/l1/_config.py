@@ -51,6 +51,18 @@ class SenderConfig:
     receipt_poll_s: float = RECEIPT_POLL_S
     #: How often send() re-signs after "nonce too low" (each time after a resync) before giving up.
     nonce_retries: int = 3
+    #: A blob transaction's max fee per blob gas = eth_blobBaseFee x this (as base_fee_multiplier:
+    #: the blob base fee moves by at most +12.5% a block too), at least 1 wei.
+    blob_fee_multiplier: int = 2
+    #: A replacement of a blob transaction multiplies its blob fee by at least this much (geth's
+    #: blob pool requires x2 for a replacement; anvil +10%).
+    blob_replacement_factor: int = 2
+    #: Send blob transactions with EIP-7594 cell proofs (the version-1 sidecar Osaka nodes require;
+    #: ~4x the KZG work of blob proofs), not Cancun's blob proofs (anvil 1.7.1 takes both).
+    blob_cell_proofs: bool = False
+    #: The deadline of sending a blob transaction (seconds): up to ~800 KB of blobs, KZG-checked by
+    #: the node (anvil loads its trusted setup at the first one: several seconds on a busy machine).
+    blob_send_deadline_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.base_fee_multiplier < 1 or self.replacement_bump_percent < 10 or self.nonce_retries < 0:

@@ -104,6 +104,8 @@ class Transaction:
     input: bytes
     block_number: int | None  # None while pending
     block_hash: bytes | None
+    #: A blob transaction's (EIP-4844) versioned hashes, in order; empty for any other type.
+    blob_versioned_hashes: tuple[bytes, ...] = ()
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Transaction:
@@ -117,4 +119,5 @@ class Transaction:
             input=to_bytes(doc["input"]),
             block_number=None if number is None else to_int(number),
             block_hash=None if block is None else to_bytes(block),
+            blob_versioned_hashes=tuple(to_bytes(h) for h in doc.get("blobVersionedHashes") or ()),
         )

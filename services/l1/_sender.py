@@ -11,6 +11,11 @@ whose outcome is unknown (timeout, outage, cancellation).
 After a restart, :meth:`TxSender.recover` takes back what the node's pool still holds from this
 key (``txpool_content``, where the node has it): tracked as pending again, so a stuck one is
 bumped like any other and the caller knows what it still has in flight.
+
+Blob transactions (EIP-4844, :meth:`TxSender.send_blobs`) share the nonce counter and the
+replacement path: a pending one keeps its blobs (``PendingTx.sidecar``), so a bump re-signs it with
+the same blobs, its blob fee raised by ``blob_replacement_factor``. Recovery after a restart skips
+them: the pool's answer has no blobs to re-sign with, so their data is posted again by the caller.
 """
 
 from __future__ import annotations
@@ -26,8 +31,15 @@ from services.l1._codec import address, to_bytes, to_int
 from services.l1._config import RECEIPT_FIRST_POLL_S, SenderConfig
 from services.l1._errors import FeeCapExceeded, ReceiptTimeout, RpcError, TransactionDropped
 from services.l1._fees import Fees, bumped, market_fees
+from services.l1._kzg import blob_proof, cell_proofs, commitment, in_kzg_process, versioned_hash
 from services.l1._records import Receipt
-from services.l1._signer import LocalSigner, SignedTransaction, UnsignedTransaction
+from services.l1._signer import (
+    BlobSidecar,
+    LocalSigner,
+    SignedTransaction,
+    UnsignedBlobTransaction,
+    UnsignedTransaction,
+)
 from services.runtime import BreakerOpen, DeadlineExceeded, quiet
 
 _log = logging.getLogger("l2node.l1")
@@ -53,6 +65,9 @@ class PendingTx:
     fees: Fees  # of the newest version
     hashes: tuple[bytes, ...]  # oldest first; any one of them may be the one mined
     sent_at: float  # event-loop time of the newest version (or of the last failed bump)
+    #: A blob transaction's blobs (None: type 2), and its newest version's max fee per blob gas.
+    sidecar: BlobSidecar | None = None
+    blob_fee: int = 0
 
 
 class TxSender:
@@ -102,6 +117,30 @@ class TxSender:
             raise TransactionDropped(f"nonce too low {self.config.nonce_retries + 1} times: is another "
                                      f"process sending from {self._signer}?")
 
+    async def send_blobs(self, to: bytes, data: bytes, blobs: tuple[bytes, ...], *, gas: int | None = None) -> bytes:
+        """As :meth:`send`, as an EIP-4844 transaction carrying ``blobs`` (each 131072 bytes of
+        canonical field elements); max fee per blob gas = eth_blobBaseFee x blob_fee_multiplier.
+        The gas estimate runs with the blobs' versioned hashes (``blobhash`` sees them)."""
+        sidecar = await sidecar_off_loop(blobs, cells=self.config.blob_cell_proofs)
+        hashes = tuple(versioned_hash(c) for c in sidecar.commitments)
+        async with self._lock:
+            if gas is None:
+                estimate = await self._l1.estimate_gas(to, data, sender=self.address, blob_hashes=hashes)
+                gas = max(estimate, min(estimate * (100 + self.config.gas_margin_percent) // 100, self.config.max_gas))
+            fees = await self._market_fees()
+            blob_fee = max(1, await self._l1.blob_base_fee() * self.config.blob_fee_multiplier)
+            for _ in range(self.config.nonce_retries + 1):
+                nonce = self._nonce if self._nonce is not None else await self._pending_nonce()
+                signed = self._sign(nonce, to, data, 0, gas, fees, sidecar, blob_fee)
+                if await self._submit(signed, fresh=True):
+                    self._nonce = nonce + 1
+                    self._track(PendingTx(nonce, to, data, 0, gas, fees, (signed.hash,), _now(), sidecar, blob_fee))
+                    return signed.hash
+                _log.warning("nonce %d of %s was used elsewhere; resyncing", nonce, self._signer)
+                self._nonce = None
+            raise TransactionDropped(f"nonce too low {self.config.nonce_retries + 1} times: is another "
+                                     f"process sending from {self._signer}?")
+
     async def sign_next(self, to: bytes, data: bytes, gas: int, fees: Fees) -> SignedTransaction:
         """Sign a transaction at this sender's next nonce and take that nonce, without sending it:
         for a caller that stores the signed bytes before it sends them, so that they go out
@@ -119,7 +158,12 @@ class TxSender:
         async with self._lock:
             pending = self._pending_for(tx_hash)
             fees = bumped(pending.fees, await self._market_fees(), self.config)
-            signed = self._sign(pending.nonce, pending.to, pending.data, pending.value, pending.gas, fees)
+            blob_fee = 0
+            if pending.sidecar is not None:
+                market = await self._l1.blob_base_fee() * self.config.blob_fee_multiplier
+                blob_fee = max(pending.blob_fee * self.config.blob_replacement_factor, market, 1)
+            signed = self._sign(pending.nonce, pending.to, pending.data, pending.value, pending.gas, fees,
+                                pending.sidecar, blob_fee)
             # Watched before it is sent: if the send's outcome is unknown, it may still get mined.
             self._pending[pending.nonce] = dataclasses.replace(pending, hashes=(*pending.hashes, signed.hash))
             self._nonce_of[signed.hash] = pending.nonce
@@ -129,7 +173,8 @@ class TxSender:
                     return receipt.tx_hash
                 self._forget(pending.nonce)
                 raise TransactionDropped(f"nonce {pending.nonce} was used by another transaction")
-            self._pending[pending.nonce] = dataclasses.replace(self._pending[pending.nonce], fees=fees, sent_at=_now())
+            self._pending[pending.nonce] = dataclasses.replace(self._pending[pending.nonce], fees=fees, sent_at=_now(),
+                                                               blob_fee=blob_fee)
             _log.info("replaced nonce %d: %s -> %s (max fee %d, tip %d)", pending.nonce, pending.hashes[-1].hex(),
                       signed.hash.hex(), fees.max_fee_per_gas, fees.max_priority_fee_per_gas)
             return signed.hash
@@ -188,8 +233,10 @@ class TxSender:
                         continue
                     for doc in by_nonce.values():
                         nonce = to_int(doc["nonce"])
-                        if nonce < mined or doc.get("maxFeePerGas") is None:
-                            continue  # mined meanwhile, or not a transaction this sender signs (EIP-1559)
+                        if nonce < mined or doc.get("maxFeePerGas") is None or doc.get("blobVersionedHashes"):
+                            # mined meanwhile, not a transaction this sender signs (EIP-1559), or a blob
+                            # transaction (no blobs to re-sign with: the caller posts its data again)
+                            continue
                         to = doc.get("to")
                         fees = Fees(to_int(doc["maxFeePerGas"]), to_int(doc["maxPriorityFeePerGas"]))
                         found[nonce] = PendingTx(nonce, address(to) if to else None, to_bytes(doc["input"]),
@@ -236,16 +283,23 @@ class TxSender:
     async def _market_fees(self) -> Fees:
         return await current_fees(self._l1, self.config)
 
-    def _sign(self, nonce: int, to: bytes | None, data: bytes, value: int, gas: int, fees: Fees) -> SignedTransaction:
-        return self._signer.sign(UnsignedTransaction(
+    def _sign(self, nonce: int, to: bytes | None, data: bytes, value: int, gas: int, fees: Fees,
+              sidecar: BlobSidecar | None = None, blob_fee: int = 0) -> SignedTransaction:
+        tx = UnsignedTransaction(
             chain_id=self.chain_id, nonce=nonce, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
-            max_fee_per_gas=fees.max_fee_per_gas, gas_limit=gas, to=to, value=value, data=data))
+            max_fee_per_gas=fees.max_fee_per_gas, gas_limit=gas, to=to, value=value, data=data)
+        if sidecar is None:
+            return self._signer.sign(tx)
+        hashes = tuple(versioned_hash(c) for c in sidecar.commitments)
+        return self._signer.sign_blob(UnsignedBlobTransaction(tx, blob_fee, hashes), sidecar)
 
     async def _submit(self, signed: SignedTransaction, *, fresh: bool = False) -> bool:
         """True once the node has the transaction; False if its nonce is taken by another one (for a
         ``fresh`` nonce, not a replacement, also by one the node's pool holds and this does not outbid)."""
         try:
-            await self._l1.send_raw_transaction(signed.raw)
+            blob = isinstance(signed.tx, UnsignedBlobTransaction)
+            deadline = self.config.blob_send_deadline_s if blob else None
+            await self._l1.send_raw_transaction(signed.raw, deadline_s=deadline)
             return True
         except RpcError as exc:
             if exc.mentions(*ALREADY_KNOWN):
@@ -295,6 +349,28 @@ async def current_fees(l1: L1Client, config: SenderConfig) -> Fees:
     except RpcError:  # a node without eth_maxPriorityFeePerGas
         tip = config.default_priority_fee_wei
     return market_fees(base_fee, tip, config)
+
+
+def sidecar_of(blobs: tuple[bytes, ...], *, cells: bool = False) -> BlobSidecar:
+    """The blobs with their KZG commitments and proofs (blob proofs, ~130 ms a blob; or, ``cells``,
+    EIP-7594's cell proofs), in this process."""
+    return _sidecar(blobs, [_blob_parts(blob, cells) for blob in blobs], cells)
+
+
+async def sidecar_off_loop(blobs: tuple[bytes, ...], *, cells: bool = False) -> BlobSidecar:
+    """``sidecar_of``, each blob in a KZG process (``in_kzg_process``: ckzg holds the GIL), in parallel."""
+    return _sidecar(blobs, await asyncio.gather(*(in_kzg_process(_blob_parts, blob, cells) for blob in blobs)), cells)
+
+
+def _sidecar(blobs: tuple[bytes, ...], parts: list[tuple[bytes, tuple[bytes, ...]]], cells: bool) -> BlobSidecar:
+    if not blobs:
+        raise ValueError("a blob transaction carries at least one blob")
+    return BlobSidecar(blobs, tuple(c for c, _ in parts), tuple(p for _, ps in parts for p in ps), int(cells))
+
+
+def _blob_parts(blob: bytes, cells: bool) -> tuple[bytes, tuple[bytes, ...]]:
+    c = commitment(blob)
+    return c, cell_proofs(blob) if cells else (blob_proof(blob, c),)
 
 
 def _now() -> float:

@@ -81,5 +81,5 @@ async def read_l1(reader: L1InputReader, inputs: L1Inputs, from_block: int, to_b
         elif isinstance(item, QueuedForced):
             inputs.add_forced(item)
         else:
-            inputs.add_batch(item.index, item.l1_block, item.input_root, item.leaves)
+            inputs.add_batch(item.index, item.l1_block, item.input_root, item.leaves, item.blob)
     return items

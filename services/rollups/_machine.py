@@ -60,7 +60,9 @@ IDLE (between blocks)
         on < s.l1OriginNumber (origins never go back), or on > the batch's l1Block (an origin from
         the future), or on + W < the batch's l1Block (posted too late: the sequencer window, which
         bounds how long forced transactions can be kept out; with origins never going back, rule F
-        now catches such a batch first: kept as the guard it always was)
+        now catches such a batch first: kept as the guard it always was), or (a blob batch) (on, oh)
+        is not one of the origins the inbox checked for the batch (protocol._blob: it cannot read
+        blobs, so their origins are named in calldata; a calldata batch's leaves were checked)
                                             itemIndex = min(itemIndex + 1 + c, count)
      d. otherwise the block starts: phase DEPOSITS, blockTimestamp t, blockOriginNumber on,
         blockOriginHash oh, blockBaseFee = next_base_fee(s.baseFee, s.gasUsed, s.gasLimit),
@@ -89,6 +91,13 @@ BATCH
  12. a TX leaf: decode and apply it (protocol.apply_transaction at blockBaseFee; any refusal,
      BLOCK_GAS_LIMIT_REACHED included, skips it); itemIndex += 1, txLeft -= 1
 
+Blob batches (protocol._blob) are read by these same rules, leaf by leaf. Their framing is
+not checked by the inbox, so it has a meaning by rule, never a halt: a bad header is a batch of 0
+leaves (rule 3 at once), a leaf with bad offsets is empty, and a leaf that is neither a TX nor a
+161-byte BLOCK leaf is a StrayLeaf: skipped when IDLE (rule 4), and in BATCH phase "not a TX leaf",
+so the block's transactions end there (rule 11, as StepVerifier cuts at any non-TX leaf); a TX
+leaf whose transaction does not decode is skipped (rule 12), as in a calldata batch.
+
 A transaction "applied" means protocol._execution.apply_transaction succeeded on
 the decoded transaction (protocol._tx.decode_transaction with the chain id); the
 state and message roots in the snapshot are those of the state after the step.
@@ -114,6 +123,7 @@ from protocol import (
     DEFAULT_SEQUENCER_WINDOW,
     DERIVED_ORIGIN_HASH,
     BatchDataError,
+    BlobBatch,
     BlockEnv,
     BlockHeader,
     BlockLeaf,
@@ -131,6 +141,7 @@ from protocol import (
     apply_deposit,
     apply_forced,
     apply_transaction,
+    decode_blob_leaves,
     decode_transaction,
     decode_transactions,
     derived_origin,
@@ -169,8 +180,8 @@ class L1Batch:
     l1_block: int
     input_root: bytes
     leaves: tuple[Leaf, ...]
-
-
+    #: A blob batch's blobs, versioned hashes and origins (None: a calldata batch).
+    blob: BlobBatch | None = None
 
 
 @dataclass
@@ -200,15 +211,21 @@ class L1Inputs:
         """Batches read: the index the next one has."""
         return self.batch_base + len(self.batches)
 
-    def add_batch(self, index: int, l1_block: int, root: bytes, leaves: tuple[Leaf, ...]) -> None:
+    def add_batch(self, index: int, l1_block: int, root: bytes, leaves: tuple[Leaf, ...],
+                  blob: BlobBatch | None = None) -> None:
         """Batch ``index`` as L1 holds it: the inbox computed ``root`` from the very calldata
-        ``leaves`` were read from, so leaves that do not reproduce it are an L1 client's fault,
-        raised (``BatchDataError``), never a batch to skip or stop at."""
+        ``leaves`` were read from (a blob batch: from its blobs' versioned hashes and origins; the
+        reader checked the blobs against the hashes), so leaves that do not reproduce it are an L1
+        client's fault, raised (``BatchDataError``), never a batch to skip or stop at."""
         if index != self.batch_base + len(self.batches):
             return
-        if input_root(leaves) != root:
+        if blob is None:
+            bound = input_root(leaves) == root
+        else:
+            bound = blob.input_root() == root and decode_blob_leaves(blob.stream()) == leaves
+        if not bound:
             raise BatchDataError(f"batch {index}: its leaves do not reproduce the inbox's input root")
-        self.batches.append(L1Batch(index, l1_block, root, leaves))
+        self.batches.append(L1Batch(index, l1_block, root, leaves, blob))
 
     def add_deposit(self, d: QueuedDeposit) -> None:
         if d.index == self.deposit_base + len(self.deposits):
@@ -445,7 +462,8 @@ class Machine:
         if leaf.number != s.number + 1:
             return StepKind.SKIP_REST, replace(s, batch_index=s.batch_index + 1, item_index=0)  # 5b
         if not leaf_acceptable(s.timestamp, s.l1_origin_number, leaf.timestamp, leaf.l1_origin_number, batch.l1_block,
-                               self.rules.sequencer_window):
+                               self.rules.sequencer_window) or (
+                batch.blob is not None and not batch.blob.attests(leaf.l1_origin_number, leaf.l1_origin_hash)):
             return StepKind.SKIP_BLOCK, replace(s, item_index=past)  # 5c
         return StepKind.START, self._start(s, leaf.timestamp, leaf.l1_origin_number, leaf.l1_origin_hash,  # 5d
                                            leaf.tx_count, s.item_index + 1)

@@ -7,7 +7,7 @@ that L1's storage does not hold itself, opened against what it does hold:
 
     proof = abi.encode(Proof), contracts/StepState.sol:
       Proof    (bytes input, uint256 inputCount, bytes32 inputTreeRoot, bytes32[48] inputSiblings,
-                AccountWitness[] accounts, Append message, Append txs)
+                AccountWitness[] accounts, Append message, Append txs, bytes blob)
       AccountWitness (address account, uint64 nonce, uint256 balance, address next, uint256 index,
                 uint256 count, bytes32[48] siblings, bytes32[48] appendSiblings)
       Append   (uint256 count, bytes32[48] siblings)
@@ -23,6 +23,10 @@ that L1's storage does not hold itself, opened against what it does hold:
                the step creates, appendSiblings is the path of the free slot once the low leaf
                points to it (see _commitment on insertion).
   message      the message-passer append path (a withdrawal); txs: the transactions-root append.
+  blob         a blob batch's leaf (IDLE, BATCH) instead of input and its path: abi.encode of
+               contracts/BlobInput.sol's Opening (the batch's versioned hashes and origins, one
+               KZG commitment per blob, and the point-evaluation proofs of the field elements
+               protocol._blob.leaf_elements names: the header, the leaf's offsets, its bytes).
 
 Fields a step does not read are left empty, and L1 ignores them. The snapshot a proof goes with
 must be exact, so the machine must run in trace mode (``Machine(..., trace=True)``).
@@ -36,6 +40,7 @@ start) reads only L1's storage (the batch's L1 block) and the horizon: its proof
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
@@ -59,8 +64,10 @@ from protocol import (
     TxLeaf,
     TxRejected,
     decode_transaction,
+    leaf_elements,
     leaf_hash,
 )
+from services.l1 import FIELD_ELEMENTS_PER_BLOB, commitment, point_proof
 
 from ._machine import DEFAULT_RULES, L1Batch, L1Inputs, Machine, Rules, StepKind
 from ._snapshot import Phase, Snapshot
@@ -72,7 +79,9 @@ _PATH = f"bytes32[{SIBLINGS}]"
 _ACCOUNT = f"(address,uint64,uint256,address,uint256,uint256,{_PATH},{_PATH})"
 _APPEND = f"(uint256,{_PATH})"
 #: The ABI type of StepState.Proof.
-PROOF_TYPE: Final = f"(bytes,uint256,bytes32,{_PATH},{_ACCOUNT}[],{_APPEND},{_APPEND})"
+PROOF_TYPE: Final = f"(bytes,uint256,bytes32,{_PATH},{_ACCOUNT}[],{_APPEND},{_APPEND},bytes)"
+#: The ABI type of BlobInput.Opening.
+OPENING_TYPE: Final = "(bytes32[],(uint256,bytes32)[],bytes[],uint256[],bytes32[],bytes[])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +117,7 @@ class StepWitness:
     accounts: list[AccountWitness] = field(default_factory=list)
     message: AppendWitness = field(default_factory=AppendWitness)
     txs: AppendWitness = field(default_factory=AppendWitness)
+    blob: bytes = b""
 
     def encode(self) -> bytes:
         accounts = [
@@ -116,7 +126,8 @@ class StepWitness:
             for w in self.accounts
         ]
         value = (self.input, self.input_count, self.input_tree_root, list(self.input_siblings), accounts,
-                 (self.message.count, list(self.message.siblings)), (self.txs.count, list(self.txs.siblings)))
+                 (self.message.count, list(self.message.siblings)), (self.txs.count, list(self.txs.siblings)),
+                 self.blob)
         return encode([PROOF_TYPE], [value])
 
 
@@ -181,6 +192,9 @@ def _check_exact(machine: Machine) -> None:
 
 def _batch_leaf(w: StepWitness, batch: L1Batch, index: int) -> Leaf | None:
     """Open the batch at ``index``: the leaf and its path, or (no leaf) the leaf count."""
+    if batch.blob is not None:
+        w.blob = blob_opening(batch, index)
+        return batch.leaves[index] if index < len(batch.leaves) else None
     tree = _input_tree(batch)
     w.input_count = tree.count
     if index >= tree.count:
@@ -190,6 +204,23 @@ def _batch_leaf(w: StepWitness, batch: L1Batch, index: int) -> Leaf | None:
     w.input = leaf.encode()
     w.input_siblings = tree.prove(index).siblings
     return leaf
+
+
+def blob_opening(batch: L1Batch, index: int) -> bytes:
+    """BlobInput.Opening for leaf ``index`` of a blob batch: a KZG proof per field element read."""
+    blob = batch.blob
+    assert blob is not None
+    elements = leaf_elements(blob.stream(), index)
+    proofs = [point_proof(blob.blobs[e // FIELD_ELEMENTS_PER_BLOB], e % FIELD_ELEMENTS_PER_BLOB) for e in elements]
+    value = (list(blob.versioned_hashes), list(blob.origins), [_commitment(b) for b in blob.blobs], elements,
+             [y for _, y in proofs], [p for p, _ in proofs])
+    return encode([OPENING_TYPE], [value])
+
+
+@functools.lru_cache(maxsize=16)
+def _commitment(blob: bytes) -> bytes:
+    return commitment(blob)
+
 
 
 #: Input trees of the last few batches read (a trace reads one batch leaf by leaf), by input root.

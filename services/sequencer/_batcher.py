@@ -51,6 +51,16 @@ landing first, open a channel that the new frame 0 abandons.
 
 The batch format itself (what derivation reads back from the calldata) is the protocol's:
 ``protocol._batch``.
+
+**Blobs** (``batch_data``, L1Settings): a batch may go as an EIP-4844 blob transaction instead
+(``appendBlobBatch``, the same leaves in blobs, protocol._blob), up to ``max_blobs`` blobs of
+126,976 usable bytes each rather than ``max_bytes`` of calldata. "auto" prices both per batch when
+it is packed (calldata at the floor of 40 gas a byte x the base fee against whole blobs x the blob
+base fee) and takes the cheaper; on the devnet (blob base fee 1 wei) that is blobs. A block with a
+transaction longer than a step can open from a blob (``fits_blob``) always goes as calldata. Blob
+batches are in flight, watched, bumped and re-posted like any other (the sender keeps their blobs
+for a bump); a restart does not take them back from the pool (no blobs there to re-sign with): if
+still pending, their blocks are posted again, which derivation skips (rule 5a).
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ from opentelemetry import trace
 
 from protocol import (
     BATCH_VERSION,
+    BLOB_BYTES,
     FRAME_HEADER,
     ZERO_HASH,
     BatchBlock,
@@ -77,12 +88,17 @@ from protocol import (
     batch_blocks,
     batch_leaves,
     batch_size,
+    blob_batch_size,
+    blob_stream,
     decode_batch,
     encode_batch,
+    encode_blob_batch,
+    fits_blob,
     keccak256,
+    origins_of,
     split_frames,
 )
-from services.l1 import Contract, FollowerConfig, L1Client, TxSender
+from services.l1 import GAS_PER_BLOB, Contract, FollowerConfig, L1Client, RpcError, TxSender, in_kzg_process, warm_up
 from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
@@ -156,6 +172,24 @@ def block_room(max_data: int, number: int, timestamp: int, origin_number: int, o
     return count
 
 
+#: EIP-7623's floor: what a byte of batch calldata costs (gas); a blob's byte costs blob gas.
+CALLDATA_FLOOR_GAS_PER_BYTE = 40
+
+
+async def blobs_cheaper(l1: L1Client) -> bool:
+    """Whether the L1 takes blobs and a full blob (2**17 blob gas at eth_blobBaseFee) costs less than
+    its 126,976 usable bytes as calldata at the floor (40 gas a byte at the base fee) now."""
+    try:
+        head = await l1.request("eth_getBlockByNumber", "latest", False)
+        if not head or "excessBlobGas" not in head:
+            return False  # an L1 before Cancun (not one that hosts the contracts: they use MCOPY)
+        blob_fee = await l1.blob_base_fee()
+    except RpcError:  # an L1 without blobs (or without the method): calldata
+        return False
+    base_fee = int(head.get("baseFeePerGas") or "0x0", 16)
+    return blob_fee * GAS_PER_BLOB < base_fee * CALLDATA_FLOOR_GAS_PER_BYTE * BLOB_BYTES
+
+
 @dataclass(frozen=True, slots=True)
 class BatcherSettings:
     #: Post at least this often while blocks wait (seconds).
@@ -170,6 +204,10 @@ class BatcherSettings:
     max_in_flight: int = 8
     #: A batch larger than this (bytes of data) goes in frames of at most this (L1Settings.frame_bytes).
     max_frame_bytes: int = L1_MAX_TX_BYTES - L1_TX_OVERHEAD
+    #: "calldata", "blobs" or "auto" (L1Settings.batch_data), and blobs per blob batch at most.
+    batch_data: str = "calldata"
+    max_blobs: int = 6
+
 
 
 class Batcher:
@@ -195,6 +233,7 @@ class Batcher:
         self._in_flight: dict[bytes, _InFlight] = {}
         self._watchers: set[asyncio.Task[None]] = set()
         self._full = False  # the last post_once found every slot taken
+        self._warming: asyncio.Task[None] | None = None
         self._slot_free = asyncio.Event()
         self._followed = asyncio.Event()  # set after the follower's first pass
         #: After a rewind, one batch at a time until the follower has seen it (``post_once``): -1 =
@@ -224,6 +263,8 @@ class Batcher:
         and the follower's first pass, so that batches mined while the worker was down are not
         posted again (they would only cost gas: derivation skips blocks it has, rule 5a)."""
         try:
+            if self._settings.batch_data != "calldata":  # the KZG process and its setup (~3-7 s) before blobs are due
+                self._warming = asyncio.create_task(in_kzg_process(warm_up))
             await self.recover()
             await self._followed.wait()
             while True:
@@ -308,19 +349,25 @@ class Batcher:
             self._resync_nonce = False
             await self._sender.resync_nonce()
         rewinds = self._chain.rewinds
-        blocks, data = self._pack(first, last)
+        use_blobs = await self._use_blobs()
+        blocks, data, blobs = self._pack_blobs(first, last) if use_blobs else (*self._pack(first, last), None)
         if not blocks:
             return None  # a block derivation made (never posted) is next: the follower records it
         with trace.use_span(self._post_span(blocks[0].number, blocks[-1].number, data), end_on_exit=True) as span:
             span.set_attribute("l2.batch.first_block", blocks[0].number)
             span.set_attribute("l2.batch.last_block", blocks[-1].number)
             span.set_attribute("l2.batch.bytes", len(data))
-            if len(data) > self._settings.max_frame_bytes:
+            assert self._inbox.address is not None
+            frames: tuple[bytes, ...] = ()
+            if blobs is not None:
+                span.set_attribute("l2.batch.blobs", len(blobs))
+                tx_hash = await self._sender.send_blobs(
+                    self._inbox.address, self._inbox.encode_call("appendBlobBatch", list(origins_of(blocks))), blobs)
+            elif len(data) > self._settings.max_frame_bytes:
                 frames = await self._send_frames(split_frames(batch_leaves(blocks), self._settings.max_frame_bytes))
                 tx_hash = frames[-1]
                 span.set_attribute("l2.batch.frames", len(frames))
             else:
-                frames = ()
                 tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
             span.set_attribute("l1.tx.hash", "0x" + tx_hash.hex())
             if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
@@ -400,18 +447,52 @@ class Batcher:
         self._last_post_key = key
         return start_keyed_span(_tracer, "post_batch", key, links=links)
 
+    async def _use_blobs(self) -> bool:
+        """Whether the next batch goes in blobs (``batch_data``; "auto": ``blobs_cheaper``)."""
+        mode = self._settings.batch_data
+        return await blobs_cheaper(self._l1) if mode == "auto" else mode == "blobs"
+
+    def _pack_blobs(self, first: int, last: int) -> tuple[list[BatchBlock], bytes, tuple[bytes, ...] | None]:
+        """As ``_pack``, for a blob batch of at most ``max_blobs`` blobs: the blocks, the blob stream
+        (what derivation reads back: its hash keys the post span), the blobs. A first block a blob
+        cannot carry (``fits_blob``) goes alone as calldata (blobs None); a later one ends the batch."""
+        room = self._settings.max_blobs * BLOB_BYTES
+        blocks: list[BatchBlock] = []
+        for number in range(first, last + 1):
+            candidate = self._batch_block(number)
+            if candidate is None:
+                break
+            if not fits_blob((candidate,)):
+                if blocks:
+                    break
+                blocks, data = self._pack(first, first)
+                return blocks, data, None
+            if blocks and blob_batch_size([*blocks, candidate]) > room:
+                break
+            blocks.append(candidate)
+        if not blocks:
+            return [], b"", None
+        blobs = encode_blob_batch(blocks)
+        return blocks, blob_stream(blobs), blobs
+
+    def _batch_block(self, number: int) -> BatchBlock | None:
+        """Block ``number`` as a batch carries it; None if there is none or derivation made it."""
+        block = self._chain.block(number)
+        if block is None or is_derived(block.header):
+            return None
+        h = block.header
+        return BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
+                          tuple(self._store.block_batch_txs(number)))
+
     def _pack(self, first: int, last: int) -> tuple[list[BatchBlock], bytes]:
         """The blocks from ``first`` on that one batch holds (at least one), and its data."""
         blocks: list[BatchBlock] = []
         size = batch_size(())
         max_bytes = self._settings.max_bytes
         for number in range(first, last + 1):
-            block = self._chain.block(number)
-            if block is None or is_derived(block.header):
+            candidate = self._batch_block(number)
+            if candidate is None:
                 break
-            h = block.header
-            candidate = BatchBlock(h.number, h.timestamp, h.l1_origin_number, h.l1_origin_hash,
-                                   tuple(self._store.block_batch_txs(number)))
             size += batch_size((candidate,)) - batch_size(())
             if blocks and size > max_bytes:
                 break

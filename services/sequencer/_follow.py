@@ -93,6 +93,11 @@ class SeenBatch:
     l1_block_hash: bytes
     l1_tx_hash: bytes
     blocks: tuple[BatchBlock, ...]
+    #: A blob batch's checked origins (rule 5c: a block naming another is skipped); None: calldata.
+    origins: tuple[tuple[int, bytes], ...] | None = None
+
+    def attests(self, block: BatchBlock) -> bool:
+        return self.origins is None or (block.l1_origin_number, block.l1_origin_hash) in self.origins
 
 
 def seen_batch(batch: PostedBatch) -> SeenBatch:
@@ -105,7 +110,8 @@ def seen_batch(batch: PostedBatch) -> SeenBatch:
         _log.warning("a batch in the inbox that is not a list of blocks", extra={"l1_tx": "0x" + batch.l1_tx_hash.hex(),
                                                               "error": str(exc)})
         blocks = ()
-    return SeenBatch(batch.index, batch.l1_block, batch.l1_block_hash, batch.l1_tx_hash, blocks)
+    return SeenBatch(batch.index, batch.l1_block, batch.l1_block_hash, batch.l1_tx_hash, blocks,
+                     None if batch.blob is None else batch.blob.origins)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,8 +250,8 @@ class DerivationFollower:
                 cursor = replace(cursor, position=cursor.position + 1)
                 if leaf.number <= parent.number or not leaf_acceptable(
                         parent.timestamp, parent.l1_origin_number, leaf.timestamp, leaf.l1_origin_number,
-                        batch.l1_block, self._window):
-                    continue  # already derived (5a), or not acceptable (5c)
+                        batch.l1_block, self._window) or not batch.attests(leaf):
+                    continue  # already derived (5a), or not acceptable (5c; a blob batch: an origin not named)
                 step = _Taken(batch, leaf)
             number = parent.number + 1
             if (isinstance(step, _Derived) and batch is None and cursor.batch in self._batches

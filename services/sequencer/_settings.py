@@ -38,6 +38,10 @@ def _inbox_and_portal(contracts: str) -> tuple[bytes, bytes]:
     return deployment.address_of("BatchInbox"), deployment.address_of("DepositPortal")
 
 
+#: The values of ``l1.batch_data``.
+BATCH_DATA: Final = ("calldata", "blobs", "auto")
+
+
 @dataclass(frozen=True, slots=True)
 class L1Settings:
     """Where L1 is and how batches go there. No rpc: no batcher (blocks stay SEALED), e.g. a bare
@@ -72,6 +76,18 @@ class L1Settings:
     #: 100 kB at the floor) with some to spare; on a 12 s L1 it lets a burst go out in one block.
     #: Each in flight polls for its receipt (at most every 0.25 s) until mined.
     max_in_flight: int = 8
+    #: Where batch data goes (issue 15): "calldata" (``appendBatch``), "blobs" (EIP-4844 blob
+    #: transactions, ``appendBlobBatch``: the L1 must take them, Cancun on; protocol._blob) or
+    #: "auto": per batch, whichever the L1 prices lower when it is sent (calldata at EIP-7623's floor
+    #: of 40 gas a byte x the base fee, against whole blobs of 2**17 blob gas x eth_blobBaseFee),
+    #: calldata when the L1 has no blob fee to give. Either way, a block holding a transaction
+    #: longer than a step can open from a blob (protocol._blob.MAX_BLOB_LEAF, 4 KiB) goes as calldata.
+    batch_data: str = "calldata"
+    #: Blobs per blob batch, at most (EIP-7594, Osaka: 6 a transaction; a Prague block holds 9).
+    max_blobs: int = 6
+    #: Send blobs with EIP-7594 cell proofs (the sidecar an Osaka L1's nodes require) rather than
+    #: Cancun's blob proofs (~4x the KZG work; anvil 1.7.1 takes either).
+    blob_cell_proofs: bool = False
     #: L1 blocks on top of a batch's before its transactions count as SAFE.
     confirmation_depth: int = 4
     #: How often the inbox follower asks L1 for news (seconds) while something it saw awaits depth;
@@ -210,6 +226,10 @@ class SequencerSettings:
         if l1.enabled and l1.max_batch_data > l1.max_data_by_gas:
             raise ValueError(f"l1.max_tx_bytes {l1.max_tx_bytes}: a batch that large needs more than l1.max_tx_gas "
                              f"{l1.max_tx_gas} at the calldata floor (at most {l1.max_data_by_gas} bytes of data)")
+        if l1.batch_data not in BATCH_DATA:
+            raise ValueError(f"l1.batch_data {l1.batch_data!r} must be one of {', '.join(BATCH_DATA)}")
+        if not 1 <= l1.max_blobs <= 9:
+            raise ValueError(f"l1.max_blobs {l1.max_blobs} must be in [1, 9]")
         if l1.enabled and l1.max_in_flight < 1:
             raise ValueError(f"l1.max_in_flight {l1.max_in_flight} must be at least 1")
         if l1.enabled and not 0 <= l1.max_frame_bytes <= l1.max_batch_data:

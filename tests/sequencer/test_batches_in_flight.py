@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -216,16 +216,17 @@ async def test_batches_recovered_after_a_restart_are_bumped_when_stuck_and_numbe
 # -- a worker process: kill -9, and an L1 reorg ------------------------------------------------
 
 
-def start_worker(tmp_path: pathlib.Path, l1: Anvil) -> tuple[subprocess.Popen[bytes], Any, grpc.Channel]:
+def start_worker(tmp_path: pathlib.Path, l1: Anvil, more: Mapping[str, Any] | None = None,
+                 ) -> tuple[subprocess.Popen[bytes], Any, grpc.Channel]:
     """The sequencer worker over ``tmp_path`` (contracts deployed already), up to 4 batches in flight of
-    one block each, 2 confirmations."""
+    one block each, 2 confirmations (``more``: other L1 settings)."""
     key_file = tmp_path / "batcher.key"
     key_file.write_text(DEVNET_BATCHER_KEY)
     address = f"127.0.0.1:{free_port()}"
     settings = {"block_time_s": 0.05, "l1": {
         "rpc": l1.url, "contracts": str(tmp_path / "l1" / "contracts.json"), "batcher_key_file": str(key_file),
         "batch_interval_s": 0.05, "batch_max_bytes": ONE_BLOCK, "max_in_flight": 4, "confirmation_depth": 2,
-        "poll_interval_s": 0.05}}
+        "poll_interval_s": 0.05, **(more or {})}}
     config = {"service": "sequencer", "address": address, "data_dir": str(tmp_path / "seq"), "settings": settings}
     log = (tmp_path / "sequencer.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "services.runtime", "services.sequencer:WORKER",
@@ -277,13 +278,13 @@ def all_safe(stub: Any, hashes: list[str]) -> Callable[[], bool]:
     return lambda: all(receipt(stub, h).status == pb.RECEIPT_STATUS_SAFE for h in hashes)
 
 
-def deploy_and_start(tmp_path: pathlib.Path, anvil: Anvil) -> tuple[bytes, int, subprocess.Popen[bytes], Any,
-                                                                     grpc.Channel]:
+def deploy_and_start(tmp_path: pathlib.Path, anvil: Anvil, more: Mapping[str, Any] | None = None,
+                     ) -> tuple[bytes, int, subprocess.Popen[bytes], Any, grpc.Channel]:
     """The contracts deployed, the worker started, and then anvil's automine off: the inbox's address,
     the L1 block before any batch, and the worker."""
     deployed = asyncio.run(deploy_contracts(anvil.url, DEVNET_DEPLOYER_KEY, DEVNET_BATCHER, tmp_path))
     since = int(anvil.rpc("eth_blockNumber"), 16)
-    proc, stub, channel = start_worker(tmp_path, anvil)
+    proc, stub, channel = start_worker(tmp_path, anvil, more)
     anvil.rpc("evm_setAutomine", False)
     return deployed.batch_inbox, since, proc, stub, channel
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+from dataclasses import replace
 
 import pytest
 
@@ -297,3 +298,23 @@ async def test_a_withdrawal_in_a_block_derivation_replaced_is_listed_again_only_
     (m,) = seq.store.messages(0, 10).messages
     assert (m.message.nonce, m.block_number, m.block_hash, m.tx_hash) == (0, again.header.number, again.hash, sent)
     assert m.message.target == PAYEE and m.message.value == 5
+
+
+async def test_a_block_of_a_blob_batch_naming_an_origin_the_batch_did_not_is_not_derivations(seq: Sequencer) -> None:
+    """Rule 5c for blob batches (protocol/_blob.py): the inbox checked only the origins the batch's
+    calldata named, so derivation skips a block naming another: the sequencer's block 2 is not
+    derivation's, and once the window of block 1's origin lapses derivation makes block 2 itself."""
+    f = follower(seq)
+    await seq.intake.submit([transfer(0, 0)])
+    await seal_at(seq, 3, 100)
+    await seq.intake.submit([transfer(0, 1)])
+    await seal_at(seq, 4, 101)
+    batch = posted(seq, 0, 8, 1, 2)
+    f.add([replace(batch, origins=((3, l1_hash(3)),))])  # block 2's origin 4 not named
+    await f.reconcile(horizon=W + 3 - 1, finalized=0)  # the window of origin 3 still open
+    assert f.cursor.agreed == 1 and seq.store.block_status(1) == SAFE and seq.store.block_status(2) != SAFE
+    own = seq.chain.block(2)
+    await f.reconcile(horizon=W + 3, finalized=0)  # lapsed: block 2 is derivation's own
+    block = seq.chain.block(2)
+    assert own is not None and block is not None and is_derived(block.header) and block.hash != own.hash
+    assert seq.chain.rewinds == 1 and f.cursor.agreed >= 2
