@@ -26,7 +26,6 @@ from services.sequencer._settings import SequencerSettings
 from tests.l1.anvil import Anvil
 from tests.sequencer.test_batches_in_flight import (
     all_safe,
-    anvil,  # noqa: F401  (the fixture: an anvil of the test's own)
     block_hashes,
     deploy_and_start,
     send_one_block_each,
@@ -49,7 +48,7 @@ async def derive(url: str, inbox: bytes, portal: bytes, since: int) -> tuple[lis
         return batches, deriver
 
 
-def posted(tmp_path: pathlib.Path, anvil: Anvil, mode: str, send: Callable[[Any], list[str]]  # noqa: F811
+def posted(tmp_path: pathlib.Path, anvil: Anvil, mode: str, send: Callable[[Any], list[str]]
            ) -> list[PostedBatch]:
     """The worker with ``l1.batch_data = mode`` seals what ``send`` sends (the transfers' hashes), until
     all are SAFE with the block hashes unchanged; then derivation from L1 alone must make the same
@@ -70,7 +69,7 @@ def posted(tmp_path: pathlib.Path, anvil: Anvil, mode: str, send: Callable[[Any]
 
 
 @pytest.mark.parametrize("mode", ["blobs", "auto"])
-def test_the_worker_posts_blob_batches_that_derive_its_chain(tmp_path: pathlib.Path, anvil: Anvil,  # noqa: F811
+def test_the_worker_posts_blob_batches_that_derive_its_chain(tmp_path: pathlib.Path, anvil: Anvil,
                                                              mode: str) -> None:
     batches = posted(tmp_path, anvil, mode, lambda stub: send_one_block_each(stub, range(5)))
     assert batches and all(b.blob is not None for b in batches)
@@ -79,7 +78,7 @@ def test_the_worker_posts_blob_batches_that_derive_its_chain(tmp_path: pathlib.P
 
 
 def test_a_block_with_a_transaction_too_long_for_a_blob_leaf_goes_as_calldata(
-        tmp_path: pathlib.Path, anvil: Anvil) -> None:  # noqa: F811
+        tmp_path: pathlib.Path, anvil: Anvil) -> None:
     """A step opens at most MAX_BLOB_LEAF bytes of a blob leaf: a block holding a longer transaction is
     posted as calldata, the blocks around it in blobs, and derivation reads the mix as one chain."""
     def send(stub: Any) -> list[str]:
