@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -35,6 +36,8 @@ from ._trace import Traces
 
 _log = logging.getLogger("l2node.rollups.disputes")
 _tracer = trace.get_tracer("l2node.rollups")
+#: Held while a step is replayed and proven (in a thread: see ``Player._step``).
+_PROVING: Final = threading.Lock()
 
 #: How often a player looks at the game while the other side thinks (seconds).
 POLL_S: Final = 0.5
@@ -98,10 +101,18 @@ class Player:
         return 0 <= position < len(self.claims) and self.claims[position] == claim
 
     async def _step(self, g: GameState) -> bool:
-        machine = self.traces.machine_before(self.start_block, g.target, g.lo,
-                                             check=lambda s: s.commitment() == g.lo_hash)
-        pre: Snapshot = machine.snapshot
-        proof = self.prover(machine, g.target)
+        def prove() -> tuple[Snapshot, bytes]:
+            with _PROVING:  # one at a time: games run at once, and the witness keeps caches of its own
+                machine = self.traces.machine_before(self.start_block, g.target, g.lo,
+                                                     check=lambda s: s.commitment() == g.lo_hash)
+                return machine.snapshot, self.prover(machine, g.target)
+
+        # Off the loop: the replay to the step and its proof take long (a blob leaf's opening is a
+        # KZG proof per field element, ~40 ms each with the GIL held: seconds for a 4 KB leaf). On
+        # the loop they would stall the worker's health answers, and the supervisor kills a worker
+        # that stops answering: a leaf made long on purpose would then keep the honest side from
+        # ever stepping. In a thread, the loop runs between those calls.
+        pre, proof = await asyncio.to_thread(prove)
         return await self._move(g, "step", snapshot_tuple(pre), proof)
 
     async def _move(self, g: GameState, function: str, *args: object, bond: bool = False) -> bool:
