@@ -28,13 +28,13 @@ import hashlib
 import multiprocessing
 import os
 import pathlib
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Final, TypeVar
 
 import ckzg
-
-from supervisor import die_with_parent
 
 FIELD_ELEMENTS_PER_BLOB: Final = 4096
 BYTES_PER_FIELD_ELEMENT: Final = 32
@@ -54,14 +54,33 @@ KZG_PROCESSES: Final = min(2, os.cpu_count() or 1)
 _POOL: ProcessPoolExecutor | None = None
 
 
-async def in_kzg_process(fn: Callable[..., _T], *args: Any) -> _T:
-    """``fn(*args)`` in this process's KZG helper process (started on first use; see the module notes)."""
+def _pool() -> ProcessPoolExecutor:
     global _POOL
     if _POOL is None:
-        # It dies with this process (PR_SET_PDEATHSIG), even SIGKILLed: no orphan (DESIGN.md, section 2).
+        # It dies with this process, even SIGKILLed: no orphan (DESIGN.md, section 2).
         _POOL = ProcessPoolExecutor(max_workers=KZG_PROCESSES, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=die_with_parent, initargs=(os.getpid(),))
-    return await asyncio.get_running_loop().run_in_executor(_POOL, fn, *args)
+                                    initializer=_die_with_parent_process, initargs=(os.getpid(),))
+    return _POOL
+
+
+def _die_with_parent_process(parent: int) -> None:
+    """Exit when the process that started this one does. Not PR_SET_PDEATHSIG (supervisor's
+    die_with_parent): that fires when the *thread* that spawned the child ends, and the pool grows
+    from whichever thread submits first (a step is proven in a thread of asyncio.to_thread's, which
+    an event loop's end retires), which killed helpers mid-proof. The parent's pid is watched instead."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="kzg-parent-watch", daemon=True).start()
+
+
+async def in_kzg_process(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` in this process's KZG helper process (started on first use; see the module notes)."""
+    return await asyncio.get_running_loop().run_in_executor(_pool(), fn, *args)
 
 
 def warm_up() -> None:
@@ -120,6 +139,22 @@ def bit_reverse(index: int, bits: int = 12) -> int:
 def evaluation_point(element: int) -> int:
     """z for field element ``element`` of a blob: w ** bitrev12(element)."""
     return pow(ROOT_OF_UNITY, bit_reverse(element), BLS_MODULUS)
+
+
+def point_proofs(openings: Sequence[tuple[bytes, int]]) -> list[tuple[bytes, bytes]]:
+    """``point_proof`` of each (blob, element), computed in the KZG helper processes (split between
+    them) while the caller waits: for a thread that must not hold the GIL that long (a 4 KB blob leaf
+    is ~130 proofs of ~40 ms). Not from an event loop's thread: it blocks."""
+    if not openings:
+        return []
+    pool, parts = _pool(), min(KZG_PROCESSES, len(openings))
+    futures = [pool.submit(_point_proofs, openings[i::parts]) for i in range(parts)]
+    done = [f.result() for f in futures]
+    return [done[i % parts][i // parts] for i in range(len(openings))]
+
+
+def _point_proofs(openings: Sequence[tuple[bytes, int]]) -> list[tuple[bytes, bytes]]:
+    return [point_proof(blob, element) for blob, element in openings]
 
 
 def point_proof(blob: bytes, element: int) -> tuple[bytes, bytes]:

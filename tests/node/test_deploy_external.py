@@ -74,7 +74,8 @@ def container_argv() -> list[str]:
     """ENTRYPOINT + the args the Kubernetes base passes to the node's container."""
     entrypoint = next(i for i in reversed(dockerfile()) if i.keyword == "ENTRYPOINT").exec_form()
     workloads = [o for o in render("base") if o["kind"] in ("Deployment", "StatefulSet")]
-    (pod,) = [w["spec"]["template"]["spec"] for w in workloads]
+    # The node's own workload (the sequencer's tree), not the read replicas' (l2node-replica).
+    (pod,) = [w["spec"]["template"]["spec"] for w in workloads if w["metadata"]["name"] == "l2node"]
     (c,) = [c for c in pod["containers"] if c["name"] == "l2node"]
     return [*entrypoint, *c.get("args", [])]
 
