@@ -5,7 +5,9 @@
 
 A real sequencer worker (bench/sequencer_throughput.py's ``Sequencer``: no batcher, tracing off,
 a fresh data dir) takes ``--transfers`` transfers from ``--accounts`` funded senders through
-SendRawTransactions (``--batch`` a call, ``--inflight`` outstanding, as fast as it acknowledges).
+SendRawTransactions (``--batch`` a call, ``--inflight`` outstanding, as fast as it acknowledges, and
+at most ``--backlog`` sent and not yet sealed: a flat-out load filled the 262k-transaction pool, stalled
+its calls past two minutes, and made RSS the pool's).
 Transfer i goes to the fresh address number i mod ``--recipients``: the first ``--recipients``
 transfers each create an account (so the state reaches that many accounts), the rest pay
 accounts that exist, scattered over the tree. Every transfer is signed before the clock starts,
@@ -140,6 +142,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path) -> None:
                 nonlocal sealed, mark
                 async for msg in stream:
                     sealed += len(msg.block.transaction_hashes)
+                    progress.set()
                     while sealed - mark[2] >= args.window or (sealed >= args.transfers - refused and sealed > mark[2]):
                         now, cpu = time.perf_counter(), process_cpu(pid)
                         n = sealed - mark[2]
@@ -159,6 +162,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path) -> None:
                                                        timeout=120)
                 refused += sum(1 for r in reply.results if r.HasField("error"))
 
+            progress = asyncio.Event()
             follower = asyncio.create_task(follow())
             slots = asyncio.Semaphore(args.inflight)
 
@@ -167,6 +171,9 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path) -> None:
                 tasks.discard(task)
             tasks: set[asyncio.Task[None]] = set()
             for raws in read_signed(signed, args.transfers, args.batch):
+                while sent - sealed >= args.backlog:  # the pool holds the load, not a run's backlog
+                    progress.clear()
+                    await progress.wait()
                 await slots.acquire()
                 task = asyncio.create_task(send(raws))
                 task.add_done_callback(done)
@@ -178,7 +185,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path) -> None:
         print(f"\n{sealed:,} sealed of {sent:,} sent ({refused:,} refused) in {elapsed:.0f} s: "
               f"{sealed / elapsed:,.0f} tx/s overall", flush=True)
     finally:
-        await asyncio.to_thread(seq.stop)
+        seq.stop()  # blocking, not awaited: an interrupted run (Ctrl-C cancels this task) stops it too
         if sealed:
             for name, size in table_bytes(data_dir / "sequencer.db")[:8]:
                 print(f"# {name}: {size / 1e6:,.1f} MB, {size / sealed:.1f} B a transfer")
@@ -194,6 +201,8 @@ def main() -> int:
     ap.add_argument("--recipients", type=int, default=1_000_000, help="distinct recipients (accounts created)")
     ap.add_argument("--batch", type=int, default=256, help="transfers per SendRawTransactions")
     ap.add_argument("--inflight", type=int, default=4, help="calls outstanding")
+    ap.add_argument("--backlog", type=int, default=65_536,
+                    help="sent and not yet sealed, at most: sealing sets the pace, and RSS is not a full pool's")
     ap.add_argument("--signed", default="/tmp/l2long-signed.bin", help="the signed transfers' file (kept, reused)")
     ap.add_argument("--keep", default="", help="copy the sequencer's data dir here at the end")
     args = ap.parse_args()
