@@ -64,11 +64,12 @@ def sign_chunk(accounts: int, first_nonce: int, nonces: int, recipients: int) ->
 
 def sign_all(path: pathlib.Path, args: argparse.Namespace) -> None:
     """Every transfer of the run into ``path`` (in send order), unless it is there already."""
-    stamp = path.with_suffix(".done")
-    wanted = f"{args.transfers} {args.accounts} {args.recipients}"
-    if stamp.exists() and stamp.read_text() == wanted:
-        return
+    stamp = path.with_suffix(".done")  # "transfers accounts recipients" of what the file holds
     rounds = -(-args.transfers // args.accounts)  # nonces per sender
+    if stamp.exists():
+        held, accounts, recipients = map(int, stamp.read_text().split())
+        if held >= rounds * args.accounts and (accounts, recipients) == (args.accounts, args.recipients):
+            return  # a longer run's file starts with this run's transfers
     step = 8
     t0 = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(os.cpu_count()) as pool, path.open("wb") as out:
@@ -76,7 +77,7 @@ def sign_all(path: pathlib.Path, args: argparse.Namespace) -> None:
         for blob in pool.map(sign_chunk, [args.accounts] * len(firsts), firsts,
                              [min(step, rounds - f) for f in firsts], [args.recipients] * len(firsts)):
             out.write(blob)
-    stamp.write_text(wanted)
+    stamp.write_text(f"{rounds * args.accounts} {args.accounts} {args.recipients}")
     print(f"# signed {rounds * args.accounts:,} transfers in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
