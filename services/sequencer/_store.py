@@ -86,6 +86,20 @@ FORCED_SKIPPED: Final = ForcedState.SKIPPED
 #: WAL pages between automatic checkpoints (SQLite's default: 1,000).
 WAL_CHECKPOINT_PAGES: Final = 10_000
 
+#: The accounts table (also what _migrate_accounts rebuilds an older one into).
+_ACCOUNTS = """accounts (
+    -- Creation order = the account tree's leaf order; the rowid, so a leaf read by slot (a path's
+    -- siblings) is one B-tree seek, and rows are stored in slot order (a leaf's siblings share a page).
+    slot INTEGER PRIMARY KEY,
+    address BLOB NOT NULL UNIQUE,
+    nonce INTEGER NOT NULL,
+    balance TEXT NOT NULL,             -- decimal wei: balances exceed SQLite's 64-bit integers
+    -- Its account tree leaf (protocol.account_leaf_hash; node_key(0, slot) of the tree): kept in the
+    -- row a block writes anyway, not as a row of account_nodes of its own (~3/4 of a dense block's
+    -- node rows). NULL only in a database from before the tree was stored (rebuilt at start).
+    leaf BLOB
+)"""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
@@ -119,16 +133,7 @@ CREATE TABLE IF NOT EXISTS dropped (
     seq INTEGER NOT NULL,              -- the pending log entry dropped (see SequencerStore.max_seq)
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS accounts (
-    address BLOB PRIMARY KEY,
-    slot INTEGER NOT NULL UNIQUE,      -- creation order = the account tree's leaf order
-    nonce INTEGER NOT NULL,
-    balance TEXT NOT NULL,             -- decimal wei: balances exceed SQLite's 64-bit integers
-    -- Its account tree leaf (protocol.account_leaf_hash; node_key(0, slot) of the tree): kept in the
-    -- row a block writes anyway, not as a row of account_nodes of its own (~3/4 of a dense block's
-    -- node rows). NULL only in a database from before the tree was stored (rebuilt at start).
-    leaf BLOB
-);
+CREATE TABLE IF NOT EXISTS """ + _ACCOUNTS + """;
 -- The account tree's inner nodes (protocol.StoredAccountTree; its leaves are the accounts' rows): a
 -- restart reads the top one, not every account. Key: protocol.node_key(height >= 1, index); empty
 -- subtrees are not stored.
@@ -371,7 +376,7 @@ class SequencerStore:
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         _migrate_txs(self._db)
         _migrate_messages(self._db)
-        _migrate_leaves(self._db)
+        _migrate_accounts(self._db)
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA query_only=ON")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sequencer-store")
@@ -985,16 +990,22 @@ def _migrate_messages(db: sqlite3.Connection) -> None:
     db.execute("COMMIT")
 
 
-def _migrate_leaves(db: sqlite3.Connection) -> None:
-    """A database whose tree leaves are rows of account_nodes (before they moved into the accounts'
-    rows) moves them there, once, in one transaction; one without stored nodes keeps NULL leaves
-    (the chain rebuilds its tree at start)."""
-    if "leaf" in [row[1] for row in db.execute("PRAGMA table_info(accounts)")]:
+def _migrate_accounts(db: sqlite3.Connection) -> None:
+    """An older accounts table (keyed by address, no leaf column; the tree's leaves rows of
+    account_nodes) is rebuilt as _ACCOUNTS with the leaves moved into it, once, in one transaction
+    (a few seconds at a million accounts); without stored nodes the leaves stay NULL (the chain
+    rebuilds its tree at start)."""
+    columns = {row[1]: row[5] for row in db.execute("PRAGMA table_info(accounts)")}  # name -> pk position
+    if columns.get("slot") == 1:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute("ALTER TABLE accounts ADD COLUMN leaf BLOB")
-        db.execute("UPDATE accounts SET leaf = n.hash FROM account_nodes AS n WHERE n.key = accounts.slot")
+        db.execute(f"CREATE TABLE new_{_ACCOUNTS}")
+        db.execute("INSERT INTO new_accounts (slot, address, nonce, balance, leaf) SELECT a.slot, a.address, "
+                   "a.nonce, a.balance, n.hash FROM accounts AS a LEFT JOIN account_nodes AS n ON n.key = a.slot "
+                   "ORDER BY a.slot")
+        db.execute("DROP TABLE accounts")
+        db.execute("ALTER TABLE new_accounts RENAME TO accounts")
         db.execute("DELETE FROM account_nodes WHERE key < ?", (_INNER,))
     except BaseException:
         db.execute("ROLLBACK")
