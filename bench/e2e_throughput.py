@@ -65,6 +65,7 @@ import os
 import pathlib
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -80,7 +81,15 @@ import grpc
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sequencer_throughput import GRPC_OPTIONS, MEMPOOL, address_of, bench_key, machine_idle, presign  # noqa: E402
+from bench.sequencer_throughput import (  # noqa: E402
+    GRPC_OPTIONS,
+    MEMPOOL,
+    address_of,
+    bench_key,
+    machine_idle,
+    presign,
+    start_py_spy,
+)
 from bench.sequencer_throughput import process_cpu as _process_cpu  # noqa: E402
 from l2node.node.l1 import anvil_binary  # noqa: E402
 from protocol import (  # noqa: E402
@@ -564,10 +573,13 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
             cpu0 = {k: process_cpu(p) for k, p in pids.items()} | {"load generator": 0.0}
             idle0 = machine_idle()
             l1_first = int(rpc(l1_url, "eth_blockNumber"), 16) + 1
+            spy = start_py_spy(pids["sequencer"], args.py_spy) if args.py_spy else None
             start = time.perf_counter()
             ours.send(("go", tree.address("sequencer"), args.duration, args.batch, args.inflight, args.rate))
             await asyncio.sleep(args.duration)
             end = time.perf_counter()
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             l1_last = int(rpc(l1_url, "eth_blockNumber"), 16)
             cpu = {k: process_cpu(p) - cpu0[k] for k, p in pids.items()}
             idle = machine_idle() - idle0
@@ -724,6 +736,8 @@ def parser() -> argparse.ArgumentParser:
                     help="sequencer l1.max_frame_bytes: a batch larger goes in frames (0: what one L1 tx carries)")
     ap.add_argument("--batch-data", default="", choices=["", "calldata", "blobs", "auto"],
                     help="sequencer l1.batch_data (empty: the default, calldata)")
+    ap.add_argument("--py-spy", default="", help="py-spy profile of the sequencer process over the window "
+                    "(.svg, .json or collapsed stacks; bench/sequencer_throughput.py's start_py_spy)")
     ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
     ap.add_argument("--extra-toml", default="", help="appended to the node's config (tables other than [node], "
                     "[l1], [workers.sequencer.settings])")

@@ -92,16 +92,19 @@ def fresh_recipient(i: int) -> bytes:
     return keccak256(b"l2node bench recipient %d" % i)[12:]
 
 
-def _sign_accounts(first: int, last: int, accounts: int, per_account: int, fresh: bool = False) -> list[list[bytes]]:
-    """Raw transfers of accounts first..last-1, nonces 0..per_account-1, each to the next account
-    (``fresh``: each to a new address, fresh_recipient(nonce x accounts + sender))."""
+def _sign_accounts(first: int, last: int, accounts: int, per_account: int, fresh: bool = False,
+                   first_nonce: int = 0, recipients: int = 0) -> list[list[bytes]]:
+    """Raw transfers of accounts first..last-1, nonces first_nonce.. (per_account of them), each to
+    the next account (``fresh``: each to a new address, fresh_recipient(nonce x accounts + sender),
+    modulo ``recipients`` if set: past that many, to those again)."""
     out = []
     for a in range(first, last):
         key, to = PrivateKey(bench_key(a)), address_of(bench_key((a + 1) % accounts))
         txs = []
-        for n in range(per_account):
+        for n in range(first_nonce, first_nonce + per_account):
             if fresh:
-                to = fresh_recipient(n * accounts + a)
+                i = n * accounts + a
+                to = fresh_recipient(i % recipients if recipients else i)
             # sign_transaction(fields, key), without deriving the public key again for every nonce
             fields = UnsignedTransaction(CHAIN_ID, n, GWEI, 10 * GWEI, 21_000, to, 1 + n)
             sig = key.sign_recoverable(fields.signing_hash(), hasher=None)

@@ -36,6 +36,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from services.sequencer._store import AccountRow, BlockWrite, SequencerStore
 
     rng = random.Random(args.seed)
+    by_address = "Mapping" in str(BlockWrite.__dataclass_fields__["changed_accounts"].type)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="stored_tree_", dir=args.dir))
     storage = Storage(workdir / "sequencer.db")
     store = SequencerStore(storage.connection, storage.path)
@@ -72,8 +73,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         new = [AccountRow(a, slot, acct) for a, acct in changes.items()
                if (slot := tree.index_of(a)) is not None and slot >= before]
         created = {row.address for row in new}
-        block = BlockWrite(number, number.to_bytes(32, "big"), "{}", new_accounts=new,
-                           changed_accounts={a: v for a, v in changes.items() if a not in created}, nodes=nodes)
+        changed = {a: v for a, v in changes.items() if a not in created}
+        block = BlockWrite(number, number.to_bytes(32, "big"), "{}", new_accounts=new, nodes=nodes,
+                           changed_accounts=changed if by_address else  # a tree before 2026-12-07: by address
+                           [AccountRow(a, s, v) for a, v in changed.items() if (s := tree.index_of(a)) is not None])
         t2 = time.perf_counter()
         asyncio.run(store.run(functools.partial(store.seal_block, block=block)))
         t3 = time.perf_counter()

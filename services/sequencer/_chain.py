@@ -467,12 +467,13 @@ class Chain:
             self._at_head = None
             raise BlockMismatch(header.number, expect, header)
         tree = state.account_tree
-        slot_of = {a: slot for a in touched if (slot := tree.index_of(a)) is not None and slot >= self._slots}
+        slot_of = {a: slot for a in touched if (slot := tree.index_of(a)) is not None}  # each: it was written
         nodes = tree.take_writes() if isinstance(tree, StoredAccountTree) else dict(tree.nodes())
         accounts = state.accounts
         changed = {address: accounts[address] for address in touched}  # what the pool is told, below
-        new_accounts = [AccountRow(a, slot, changed[a]) for a, slot in slot_of.items()]
-        changed_accounts = {a: account for a, account in changed.items() if a not in slot_of}
+        rows = [AccountRow(a, slot, changed[a]) for a, slot in slot_of.items()]
+        new_accounts = [row for row in rows if row.slot >= self._slots]
+        changed_accounts = [row for row in rows if row.slot < self._slots]
         signed = [tx for tx, _ in applied]  # the store builds their rows on its own thread
         messages = [SentMessage(tx.hash, r.withdrawal) for tx, r in applied if r.withdrawal is not None]
 

@@ -5,12 +5,12 @@ grouped transactions: a commit costs an fsync (~0.1-4 ms here), so acknowledgeme
 the next group commit instead of paying one each. Reads that must not wait behind a commit
 (receipts, blocks) use a second connection; WAL lets it read while the writer writes.
 
-The account snapshot of the last sealed block is its rows (``accounts``) and its Merkle tree's
-nodes (``account_nodes``), written in the block's transaction: a restart reads the tree's top node
-and the head, nothing per account (protocol.StoredAccountTree reads the rest on demand; this store
-is its AccountSource). Never a replay of the chain. Acknowledged transactions not yet sealed are
-not here but in the pending log (``_pending_log``); a transaction gets its row here when it is
-sealed or dropped.
+The account snapshot of the last sealed block is its rows (``accounts``, each with its leaf hash)
+and its Merkle tree's inner nodes (``account_nodes``), written in the block's transaction: a restart
+reads the tree's top node and the head, nothing per account (protocol.StoredAccountTree reads the
+rest on demand; this store is its AccountSource). Never a replay of the chain. Acknowledged
+transactions not yet sealed are not here but in the pending log (``_pending_log``); a transaction
+gets its row here when it is sealed or dropped.
 
 Sealed transactions are written for the least work per transaction, since the writer thread is
 on the sequencer's critical path: one small random insert each (``tx_index``: hash -> block,
@@ -46,6 +46,7 @@ from protocol import (
     Transaction,
     WithdrawalMessage,
     gas_and_price,
+    node_key,
     recipient,
     sealed_transaction,
 )
@@ -85,6 +86,20 @@ FORCED_SKIPPED: Final = ForcedState.SKIPPED
 #: WAL pages between automatic checkpoints (SQLite's default: 1,000).
 WAL_CHECKPOINT_PAGES: Final = 10_000
 
+#: The accounts table (also what _migrate_accounts rebuilds an older one into).
+_ACCOUNTS = """accounts (
+    -- Creation order = the account tree's leaf order; the rowid, so a leaf read by slot (a path's
+    -- siblings) is one B-tree seek, and rows are stored in slot order (a leaf's siblings share a page).
+    slot INTEGER PRIMARY KEY,
+    address BLOB NOT NULL UNIQUE,
+    nonce INTEGER NOT NULL,
+    balance TEXT NOT NULL,             -- decimal wei: balances exceed SQLite's 64-bit integers
+    -- Its account tree leaf (protocol.account_leaf_hash; node_key(0, slot) of the tree): kept in the
+    -- row a block writes anyway, not as a row of account_nodes of its own (~3/4 of a dense block's
+    -- node rows). NULL only in a database from before the tree was stored (rebuilt at start).
+    leaf BLOB
+)"""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
@@ -118,14 +133,10 @@ CREATE TABLE IF NOT EXISTS dropped (
     seq INTEGER NOT NULL,              -- the pending log entry dropped (see SequencerStore.max_seq)
     reason TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS accounts (
-    address BLOB PRIMARY KEY,
-    slot INTEGER NOT NULL UNIQUE,      -- creation order = the account tree's leaf order
-    nonce INTEGER NOT NULL,
-    balance TEXT NOT NULL              -- decimal wei: balances exceed SQLite's 64-bit integers
-);
--- The account tree's nodes, leaves included (protocol.StoredAccountTree): a restart reads the top
--- one, not every account. Key: protocol.node_key(height, index); empty subtrees are not stored.
+CREATE TABLE IF NOT EXISTS """ + _ACCOUNTS + """;
+-- The account tree's inner nodes (protocol.StoredAccountTree; its leaves are the accounts' rows): a
+-- restart reads the top one, not every account. Key: protocol.node_key(height >= 1, index); empty
+-- subtrees are not stored.
 CREATE TABLE IF NOT EXISTS account_nodes (key INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (    -- batches seen on L1 (the inbox follower's record)
     l1_tx_hash BLOB PRIMARY KEY,
@@ -231,8 +242,8 @@ class BlockWrite:
     first_index: int = 0
     #: Accounts the block created.
     new_accounts: Sequence[AccountRow] = ()
-    #: Accounts already in the snapshot that the block changed.
-    changed_accounts: Mapping[bytes, Account] = field(default_factory=dict)
+    #: Accounts already in the snapshot that the block changed (their slots find their leaves in ``nodes``).
+    changed_accounts: Sequence[AccountRow] = ()
     #: The L2->L1 messages it recorded, in nonce order, each with the transaction that sent it.
     messages: Sequence[SentMessage] = ()
     #: The account tree's nodes the block changed (node_key -> hash).
@@ -290,6 +301,21 @@ class Settled(NamedTuple):
 
 
 _HASH: Final = itemgetter(0)
+_SLOT: Final = itemgetter(1)
+#: The smallest inner node's key (node_key(1, 0)): below it, a key is a leaf's slot.
+_INNER: Final = node_key(1, 0)
+
+
+def _split_nodes(nodes: Iterable[tuple[int, bytes]]) -> tuple[dict[int, bytes], list[tuple[int, bytes]]]:
+    """Account tree nodes as (slot -> leaf, [(key, inner node)])."""
+    leaves: dict[int, bytes] = {}
+    inner: list[tuple[int, bytes]] = []
+    for key, node in nodes:
+        if key < _INNER:
+            leaves[key] = node
+        else:
+            inner.append((key, node))
+    return leaves, inner
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +378,7 @@ class SequencerStore:
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         _migrate_txs(self._db)
         _migrate_messages(self._db)
+        _migrate_accounts(self._db)
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA query_only=ON")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sequencer-store")
@@ -398,27 +425,43 @@ class SequencerStore:
         # twice; the block fails whole rather than overwrite where it was.
         write_rows(db, "INSERT INTO tx_index (hash, block_number, idx) VALUES ", "(?, ?, ?)", "",
                    sorted(zip(hashes, repeat(number), count(block.first_index)), key=_HASH))
-        write_rows(db, "INSERT INTO accounts (address, slot, nonce, balance) VALUES ", "(?, ?, ?, ?)",
-                   " ON CONFLICT(address) DO UPDATE SET nonce = excluded.nonce, balance = excluded.balance",
-                   [(a, slot, nonce, str(balance)) for a, slot, (nonce, balance) in block.new_accounts])
-        changed = [(nonce, str(balance), a) for a, (nonce, balance) in block.changed_accounts.items()]
-        if write_rows(db, "UPDATE accounts SET nonce = v.column1, balance = v.column2 FROM (VALUES ", "(?, ?, ?)",
-                      ") AS v WHERE accounts.address = v.column3", changed) != len(changed):
+        # Each account row carries its new leaf; the leaves left (low leaves whose next address moved)
+        # and the inner nodes are written by write_nodes.
+        leaves, inner = _split_nodes(block.nodes.items())
+        take = leaves.pop
+        write_rows(db, "INSERT INTO accounts (address, slot, nonce, balance, leaf) VALUES ", "(?, ?, ?, ?, ?)",
+                   " ON CONFLICT(address) DO UPDATE SET nonce = excluded.nonce, balance = excluded.balance, "
+                   "leaf = excluded.leaf",
+                   [(a, slot, nonce, str(balance), take(slot, None))
+                    for a, slot, (nonce, balance) in block.new_accounts])
+        changed = [(nonce, str(balance), take(slot, None), a) for a, slot, (nonce, balance) in block.changed_accounts]
+        if write_rows(db, "UPDATE accounts SET nonce = v.column1, balance = v.column2, "
+                      "leaf = v.column3 FROM (VALUES ", "(?, ?, ?, ?)",
+                      ") AS v WHERE accounts.address = v.column4", changed) != len(changed):
             raise RuntimeError("an account the snapshot should hold is missing")
         db.executemany(
             "INSERT INTO messages (nonce, hash, block_number, body, tx_hash) VALUES (?, ?, ?, ?, ?)",
             [(m.nonce, m.hash(), number, m.encode(), tx_hash) for tx_hash, m in block.messages],
         )
-        SequencerStore.write_nodes(db, block.nodes.items())
+        SequencerStore._write_split(db, leaves, inner)
 
     @staticmethod
     def write_nodes(db: sqlite3.Connection, nodes: Iterable[tuple[int, bytes]], *, replace_all: bool = False) -> None:
-        """Account tree nodes (node_key, hash), in key order (neighbouring pages); ``replace_all``:
-        they are the whole tree (genesis, a rebuilt snapshot)."""
+        """Account tree nodes (node_key, hash): leaves into their accounts' rows (which exist),
+        inner nodes into account_nodes; ``replace_all``: they are the whole tree (a rebuilt snapshot)."""
         if replace_all:
             db.execute("DELETE FROM account_nodes")
+        SequencerStore._write_split(db, *_split_nodes(nodes))
+
+    @staticmethod
+    def _write_split(db: sqlite3.Connection, leaves: Mapping[int, bytes], inner: Sequence[tuple[int, bytes]]) -> None:
+        """Leaves (slot -> hash) into their accounts' rows; inner nodes, in key order (neighbouring pages)."""
+        if write_rows(db, "UPDATE accounts SET leaf = v.column1 FROM (VALUES ", "(?, ?)",
+                      ") AS v WHERE accounts.slot = v.column2",
+                      sorted([(leaf, slot) for slot, leaf in leaves.items()], key=_SLOT)) != len(leaves):
+            raise RuntimeError("a leaf of a slot the snapshot does not hold")
         write_rows(db, "INSERT INTO account_nodes (key, hash) VALUES ", "(?, ?)",
-                   " ON CONFLICT(key) DO UPDATE SET hash = excluded.hash", sorted(nodes))
+                   " ON CONFLICT(key) DO UPDATE SET hash = excluded.hash", sorted(inner))
 
     @staticmethod
     def drop(db: sqlite3.Connection, dropped: Sequence[DropRow]) -> None:
@@ -794,8 +837,13 @@ class SequencerStore:
         return None if row is None else (bytes(row[0]), Account(int(row[1]), int(row[2])))
 
     def nodes(self, keys: Sequence[int]) -> dict[int, bytes]:
-        return {int(k): bytes(h) for k, h in _select_in(
-            self._reader, "SELECT key, hash FROM account_nodes WHERE key IN (", keys)}
+        slots = [k for k in keys if k < _INNER]  # node_key(0, slot) is the slot
+        found = {int(k): bytes(h) for k, h in _select_in(
+            self._reader, "SELECT key, hash FROM account_nodes WHERE key IN (", [k for k in keys if k >= _INNER])}
+        if slots:
+            found.update((int(s), bytes(h)) for s, h in _select_in(
+                self._reader, "SELECT slot, leaf FROM accounts WHERE leaf IS NOT NULL AND slot IN (", slots))
+        return found
 
     def message_hashes(self) -> list[bytes]:
         """The hashes of every L2->L1 message recorded, in nonce order (message nonce i at index i)."""
@@ -937,6 +985,29 @@ def _migrate_messages(db: sqlite3.Connection) -> None:
                                                         "ORDER BY nonce", (number,))]
                 db.executemany("UPDATE messages SET tx_hash = ? WHERE nonce = ?", list(zip(sent, nonces, strict=True)))
         db.execute("CREATE INDEX IF NOT EXISTS messages_by_block ON messages (block_number, nonce)")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _migrate_accounts(db: sqlite3.Connection) -> None:
+    """An older accounts table (keyed by address, no leaf column; the tree's leaves rows of
+    account_nodes) is rebuilt as _ACCOUNTS with the leaves moved into it, once, in one transaction
+    (a few seconds at a million accounts); without stored nodes the leaves stay NULL (the chain
+    rebuilds its tree at start)."""
+    columns = {row[1]: row[5] for row in db.execute("PRAGMA table_info(accounts)")}  # name -> pk position
+    if columns.get("slot") == 1:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(f"CREATE TABLE new_{_ACCOUNTS}")
+        db.execute("INSERT INTO new_accounts (slot, address, nonce, balance, leaf) SELECT a.slot, a.address, "
+                   "a.nonce, a.balance, n.hash FROM accounts AS a LEFT JOIN account_nodes AS n ON n.key = a.slot "
+                   "ORDER BY a.slot")
+        db.execute("DROP TABLE accounts")
+        db.execute("ALTER TABLE new_accounts RENAME TO accounts")
+        db.execute("DELETE FROM account_nodes WHERE key < ?", (_INNER,))
     except BaseException:
         db.execute("ROLLBACK")
         raise

@@ -7,7 +7,7 @@ import contextlib
 import json
 import pathlib
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -103,11 +103,11 @@ def write(store: SequencerStore, fn: object) -> None:
 
 
 def seal(store: SequencerStore, number: int, txs: Sequence[Transaction], *, deposits: int = 0,
-         new: Sequence[AccountRow] = (), changed: Mapping[bytes, Account] | None = None,
+         new: Sequence[AccountRow] = (), changed: Sequence[AccountRow] = (),
          messages: Sequence[SentMessage] = ()) -> None:
     """Block ``number`` with ``txs`` after ``deposits`` deposits (they lead a block; not stored here)."""
     header = json.dumps({"number": number, "base_fee": str(BASE_FEE)})
-    block = BlockWrite(number, bytes([number]) * 32, header, txs, deposits, new, changed or {}, messages)
+    block = BlockWrite(number, bytes([number]) * 32, header, txs, deposits, new, changed, messages)
     write(store, lambda db: store.seal_block(db, block))
 
 
@@ -233,10 +233,10 @@ def test_max_seq_after_a_restart_exceeds_every_dropped_seq(tmp_path: pathlib.Pat
 def test_accounts_are_inserted_once_then_updated(store: SequencerStore) -> None:
     a, b = b"\x0a" * 20, b"\x0b" * 20
     seal(store, 1, [], new=(AccountRow(a, 0, Account(0, 5)), AccountRow(b, 1, Account(2, 2**200))))
-    seal(store, 2, [], changed={a: Account(1, 4)})
+    seal(store, 2, [], changed=[AccountRow(a, 0, Account(1, 4))])
     assert store.accounts() == [AccountRow(a, 0, Account(1, 4)), AccountRow(b, 1, Account(2, 2**200))]
     with pytest.raises(RuntimeError):  # an account said to be on disk that is not: the block fails whole
-        seal(store, 3, TXS[:1], changed={b"\x0c" * 20: Account(1, 4)})
+        seal(store, 3, TXS[:1], changed=[AccountRow(b"\x0c" * 20, 2, Account(1, 4))])
     assert store.latest_block_number() == 2
     assert store.tx(TXS[0].hash, DEFAULT_CHAIN_ID) is None and store.block_raw_txs(3) == []
 

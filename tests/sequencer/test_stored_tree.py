@@ -48,7 +48,8 @@ def write_block(store: SequencerStore, number: int, tree: StoredAccountTree, bef
            and slot >= before]
     created = {row.address for row in new}
     block = BlockWrite(number, number.to_bytes(32, "big"), "{}", new_accounts=new,
-                       changed_accounts={a: acct for a, acct in changes.items() if a not in created},
+                       changed_accounts=[AccountRow(a, slot, acct) for a, acct in changes.items()
+                                         if a not in created and (slot := tree.index_of(a)) is not None],
                        nodes=tree.take_writes())
     asyncio.run(store.run(lambda db: store.seal_block(db, block)))
 
@@ -94,10 +95,9 @@ def test_stored_tree_matches_the_rule_block_for_block(tmp_path: pathlib.Path) ->
     tree.update([])  # an empty block changes no node: nothing to write
     assert tree.take_writes() == {}
     # the store holds exactly the rule's nodes: nothing stale, nothing missing
-    stored = dict(storage.connection.execute("SELECT key, hash FROM account_nodes"))
-    assert stored == dict(reference.nodes())
+    assert stored_nodes(storage.connection) == dict(reference.nodes())
     # a store that lacks a node says so (the chain then rebuilds the tree from the account rows)
-    storage.connection.execute("DELETE FROM account_nodes WHERE key = ?", (node_key(0, 1),))
+    storage.connection.execute("UPDATE accounts SET leaf = NULL WHERE slot = 1")  # node_key(0, 1)
     storage.connection.commit()
     with pytest.raises(LookupError):
         StoredAccountTree(store, store.account_count()).prove_slot(0)  # slot 1 is a sibling
@@ -109,6 +109,14 @@ def test_stored_tree_matches_the_rule_block_for_block(tmp_path: pathlib.Path) ->
     storage.close()
 
 
+def stored_nodes(db: sqlite3.Connection) -> dict[int, bytes]:
+    """The stored tree's nodes by node_key: the inner ones, and the leaves in the accounts' rows."""
+    nodes = dict(db.execute("SELECT key, hash FROM account_nodes"))
+    leaves = {node_key(0, slot): leaf for slot, leaf in db.execute("SELECT slot, leaf FROM accounts")}
+    assert not nodes.keys() & leaves.keys()  # no leaf stored twice
+    return {**nodes, **leaves}
+
+
 def stored_tree_is_rebuilt_tree(db_path: pathlib.Path) -> int:
     """The account rows, rebuilt from scratch into the rule's tree, give the head's state root, and
     the stored nodes are exactly that tree's: the number of accounts."""
@@ -117,7 +125,7 @@ def stored_tree_is_rebuilt_tree(db_path: pathlib.Path) -> int:
     rows = db.execute("SELECT address, nonce, balance FROM accounts ORDER BY slot").fetchall()
     rebuilt = AccountTree([(bytes(a), Account(int(n), int(b))) for a, n, b in rows])
     assert rebuilt.root() == header_from_json(text).state_root
-    assert dict(db.execute("SELECT key, hash FROM account_nodes")) == dict(rebuilt.nodes())
+    assert stored_nodes(db) == dict(rebuilt.nodes())
     db.close()
     return len(rows)
 
@@ -181,3 +189,35 @@ def test_kill_9_while_sealing_leaves_the_tree_a_rebuild_gives(node: Any, tmp_pat
     assert seq.stop() == 0
     assert stored_tree_is_rebuilt_tree(tmp_path / "data" / "sequencer.db") > 1_000
     replay_matches_stored_roots(tmp_path / "data" / "sequencer.db")
+
+
+def test_a_store_with_leaves_in_account_nodes_moves_them_to_the_accounts_rows(tmp_path: pathlib.Path) -> None:
+    """A database from before the leaves moved into the accounts' rows (every node a row of
+    account_nodes, no leaf column) opens with them moved, once, and its tree gives the same root."""
+    rng = random.Random(11)
+    path = tmp_path / "sequencer.db"
+    storage = Storage(path)
+    store = SequencerStore(storage.connection, storage.path)
+    accounts = [(rng.randbytes(20), Account(rng.randrange(100), rng.randrange(10**20))) for _ in range(300)]
+    reference = AccountTree(accounts)
+    rows = [AccountRow(a, slot, acct) for slot, (a, acct) in enumerate(reference.items())]
+    genesis = BlockWrite(0, bytes(32), "{}", new_accounts=rows, nodes=dict(reference.nodes()))
+    asyncio.run(store.run(lambda db: store.seal_block(db, genesis)))
+    store.close()
+    db = storage.connection  # the old layout: the leaves back in account_nodes, no leaf column
+    db.execute("INSERT INTO account_nodes (key, hash) SELECT slot, leaf FROM accounts")
+    db.execute("CREATE TABLE old (address BLOB PRIMARY KEY, slot INTEGER NOT NULL UNIQUE, nonce INTEGER NOT NULL, "
+               "balance TEXT NOT NULL)")
+    db.execute("INSERT INTO old SELECT address, slot, nonce, balance FROM accounts")
+    db.execute("DROP TABLE accounts")
+    db.execute("ALTER TABLE old RENAME TO accounts")
+    storage.close()
+    for _ in range(2):  # the second open finds nothing to move
+        storage = Storage(path)
+        store = SequencerStore(storage.connection, storage.path)
+        assert stored_nodes(storage.connection) == dict(reference.nodes())
+        tree = StoredAccountTree(store, store.account_count())
+        assert tree.root() == reference.root()
+        assert tree.prove(accounts[7][0]) == reference.prove(accounts[7][0])
+        store.close()
+        storage.close()

@@ -1,0 +1,109 @@
+"""What a sealed block's transaction rows cost as the chain grows, A/B between source trees.
+
+    python bench/tx_index.py --ab /tmp/base-tree . --transactions 5000000 [--block-txs 4000]
+
+The sequencer's durable block write (``SequencerStore.seal_block`` in ``store.run``: one SQLite
+transaction, WAL, synchronous=FULL) of blocks of ``--block-txs`` transactions with random 32-byte
+hashes (what a keccak gives; the rows are what a sealed transfer writes: ``tx_index`` and
+``block_txs``, no account rows), on a fresh database, until ``--transactions``. Every ``--window``
+transactions one line: the write's wall time and the writer thread's CPU per transaction, and the
+database's bytes (with its WAL) per transaction. Each tree in its own process and database, one
+after the other per round; ``--tree DIR`` runs one (JSON lines on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import os
+import pathlib
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+
+def measure(args: argparse.Namespace) -> None:
+    """One tree's lines (runs with that tree first on sys.path)."""
+    from protocol import Transaction
+    from services.runtime._storage import Storage
+    from services.sequencer._store import BlockWrite, SequencerStore
+
+    rng = random.Random(args.seed)
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="tx_index_", dir=args.dir))
+    storage = Storage(workdir / "sequencer.db")
+    store = SequencerStore(storage.connection, storage.path)
+    sender, raw = bytes(20), bytes(110)  # a transfer's raw size; its content is never read here
+    asyncio.run(store.run(functools.partial(store.seal_block, block=BlockWrite(0, bytes(32), "{}"))))
+    number = done = 0
+    wall = cpu = 0.0
+    while done < args.transactions:
+        number += 1
+        txs = [Transaction(901, 0, 0, 0, 21_000, sender, 0, b"", (), 0, 0, 0, sender, rng.randbytes(32), raw)
+               for _ in range(args.block_txs)]
+        block = BlockWrite(number, number.to_bytes(32, "big"), "{}", txs=txs)
+
+        def write(db: Any, block: BlockWrite = block) -> float:
+            t = time.thread_time()
+            store.seal_block(db, block)
+            return t
+
+        t0 = time.perf_counter()
+        c0 = asyncio.run(store.run(write))
+        wall += time.perf_counter() - t0
+        cpu += asyncio.run(store.run(lambda _: time.thread_time())) - c0  # the writer thread's clock, after COMMIT
+        done += len(txs)
+        if done % args.window < args.block_txs:
+            size = sum(f.stat().st_size for f in workdir.iterdir())
+            print(json.dumps({"rows": done, "wall_us": wall / args.window * 1e6, "cpu_us": cpu / args.window * 1e6,
+                              "bytes": size / done, "load": os.getloadavg()[0]}), flush=True)
+            wall = cpu = 0.0
+    store.close()
+    storage.close()
+    for f in workdir.iterdir():
+        f.unlink()
+    workdir.rmdir()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ab", nargs="+", metavar="TREE", help="source trees to compare, one after the other")
+    parser.add_argument("--tree", help="measure this source tree alone (JSON lines on stdout)")
+    parser.add_argument("--transactions", type=int, default=2_000_000)
+    parser.add_argument("--block-txs", type=int, default=4000)
+    parser.add_argument("--window", type=int, default=500_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dir", default=None, help="where the databases go (default: the temp dir)")
+    args = parser.parse_args()
+    if args.tree:
+        measure(args)
+        return
+    print("$ python " + " ".join(sys.argv), flush=True)
+    passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
+                   if k in ("transactions", "block_txs", "window", "seed")]
+    if args.dir:
+        passthrough.append(f"--dir={args.dir}")
+    print("| round | tree | rows | write wall us/tx | writer CPU us/tx | db bytes/tx | load |")
+    print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    for round_ in range(1, args.rounds + 1):
+        for tree in args.ab or ["."]:
+            root = str(pathlib.Path(tree).resolve())
+            proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--tree", root, *passthrough],
+                                    cwd=root, env={**os.environ, "PYTHONPATH": root}, stdout=subprocess.PIPE,
+                                    text=True)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                r = json.loads(line)
+                print(f"| {round_} | {tree} | {r['rows']:,} | {r['wall_us']:.1f} | {r['cpu_us']:.1f} "
+                      f"| {r['bytes']:.0f} | {r['load']:.1f} |", flush=True)
+            if proc.wait():
+                raise SystemExit(f"{tree}: exit {proc.returncode}")
+
+
+if __name__ == "__main__":
+    main()
