@@ -65,6 +65,8 @@ def worker_payload(cfg: NodeConfig, entry: WorkerEntry, index: int, l1: dict[str
     if entry.id == "jsonrpc":  # its JSON-RPC listener (settle_ports chose a free port for 0 or a busy one)
         settings.setdefault("host", cfg.jsonrpc_host or cfg.host)
         settings.setdefault("port", cfg.jsonrpc_port)
+        if l1 is not None and l1.get("contracts"):  # the deployment, for optimism_rollupConfig (read, no L1 calls)
+            settings.setdefault("contracts", l1["contracts"])
     if l1 is not None and entry.id in BUILTIN_WORKERS and entry.id not in NO_L1:
         keys = () if cfg.replica else KEYS_OF.get(entry.id, ())  # a read replica signs nothing
         own = {k: v for k, v in l1.items() if not k.endswith("_key_file") or k in keys}

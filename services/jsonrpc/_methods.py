@@ -36,6 +36,7 @@ from protocol import (
 )
 from protocol import ZERO_ADDRESS as _ZERO
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
+from services.l1 import Deployment, DeploymentError, checksum
 
 from ._errors import SERVER_ERROR, RpcError, invalid_params, refusal
 from ._hex import (
@@ -84,6 +85,7 @@ class Methods:
     def __init__(self, settings: JsonRpcSettings, sequencer: Sequencer, rollups: Rollups | None, head: Head,
                  client_version: str) -> None:
         self._settings = settings
+        self._loaded: Deployment | None = None
         self._seq = sequencer
         self._rollups = rollups
         self.head = head
@@ -532,9 +534,33 @@ class Methods:
         genesis = await self._block(0, False)
         if genesis is None:
             raise header_not_found()
-        return {"genesis": {"l1": {"hash": genesis.l1_origin_hash, "number": genesis.l1_origin_number},
-                            "l2": {"hash": info.genesis_hash, "number": 0}, "l2_time": genesis.timestamp},
-                "l2_chain_id": info.chain_id}
+        config: dict[str, Any] = {
+            "genesis": {"l1": {"hash": genesis.l1_origin_hash, "number": genesis.l1_origin_number},
+                        "l2": {"hash": info.genesis_hash, "number": 0}, "l2_time": genesis.timestamp},
+            "l2_chain_id": info.chain_id}
+        deployment = self._deployment()
+        if deployment is not None:  # OP's names where OP has the thing; l2node's own after them
+            def at(name: str) -> str | None:
+                return checksum(deployment.addresses[name]) if deployment.has(name) else None
+
+            config |= {"l1_chain_id": deployment.l1_chain_id,
+                       "seq_window_size": deployment.rollups.get("sequencer_window"),
+                       "batch_inbox_address": at("BatchInbox"), "deposit_contract_address": at("DepositPortal"),
+                       "output_registry_address": at("OutputRegistry"), "step_verifier_address": at("StepVerifier"),
+                       "challenge_window_s": deployment.rollups.get("challenge_window_s"),
+                       "deployment_l1_block": deployment.block_number}
+        return config
+
+    def _deployment(self) -> Deployment | None:
+        """The deployment's record (``settings.contracts``), read once; None when not configured."""
+        if not self._settings.contracts:
+            return None
+        if self._loaded is None:
+            try:
+                self._loaded = Deployment.load(self._settings.contracts)
+            except DeploymentError as exc:
+                raise RpcError(SERVER_ERROR, str(exc)) from None
+        return self._loaded
 
 
 def _rewards(block: pb.Block, percentiles: list[float]) -> list[int]:

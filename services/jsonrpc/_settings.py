@@ -24,6 +24,9 @@ class JsonRpcSettings:
     #: host:port of this node's sequencer (everything) and rollups worker (optional).
     sequencer: str = ""
     rollups: str = ""
+    #: The deployment's contracts.json (`l2node up` fills it): optimism_rollupConfig's addresses, L1
+    #: chain id and rollup parameters. Empty: those fields are left out.
+    contracts: str = ""
     #: Requests in one JSON-RPC batch (geth's BatchRequestLimit is 1000).
     max_batch: int = 1000
     #: Largest request body, bytes (geth's 5 MiB).
@@ -58,6 +61,8 @@ class JsonRpcSettings:
         ratio = self.read_trace_ratio
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
             raise ValueError(f"read_trace_ratio {ratio!r} must be a number in 0..1")
+        if not isinstance(self.contracts, str):
+            raise ValueError(f"contracts {self.contracts!r} must be a path to contracts.json, or empty")
         for name in ("sequencer", "rollups"):
             value = getattr(self, name)
             if not isinstance(value, str) or (value and ":" not in value):

@@ -35,6 +35,8 @@ class Deployment:
     #: The rollup parameters the contracts were deployed with (``[rollups]``), as recorded.
     rollups: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    #: The L1's chain id, as recorded at deployment (None in a file that lacks it).
+    l1_chain_id: int | None = None
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> Deployment:
@@ -42,7 +44,9 @@ class Deployment:
             doc = json.loads(pathlib.Path(path).read_text())
             named = doc["contracts"]
             addresses = {str(name): address(at) for name, at in named.items()}
-            return cls(addresses, int(doc["block_number"]), dict(doc.get("rollups", {})), str(path))
+            chain_id = doc.get("chain_id")
+            return cls(addresses, int(doc["block_number"]), dict(doc.get("rollups", {})), str(path),
+                       None if chain_id is None else int(chain_id))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DeploymentError(f"contracts file {path}: {type(exc).__name__}: {exc}") from None
 

@@ -281,6 +281,22 @@ def test_optimism_output_at_block_is_the_output_root_of_that_block(tree: Tree) -
     assert status["unsafe_l2"]["number"] >= status["safe_l2"]["number"] >= status["finalized_l2"]["number"]
 
 
+def test_optimism_rollup_config_names_the_deployment(tree: Tree) -> None:
+    """OP's rollupConfig fields where l2node has the thing, from the deployment's record and the
+    chain itself; the addresses are those the tree's contracts.json holds."""
+    recorded = json.loads((tree.data_dir / "l1" / "contracts.json").read_text())
+    config = tree.call("optimism_rollupConfig")
+    assert config["l2_chain_id"] == int(tree.call("eth_chainId"), 16)
+    assert config["l1_chain_id"] == recorded["chain_id"]
+    assert config["seq_window_size"] == recorded["rollups"]["sequencer_window"]
+    assert config["batch_inbox_address"] == recorded["contracts"]["BatchInbox"]
+    assert config["deposit_contract_address"] == recorded["contracts"]["DepositPortal"]
+    assert config["output_registry_address"] == recorded["contracts"]["OutputRegistry"]
+    assert config["deployment_l1_block"] == recorded["block_number"]
+    genesis = tree.call("eth_getBlockByNumber", "0x0", False)
+    assert config["genesis"]["l2"] == {"hash": genesis["hash"], "number": 0}
+
+
 async def test_new_heads_arrive_over_websocket_until_unsubscribed(tree: Tree) -> None:
     async with aiohttp.ClientSession() as session, session.ws_connect(tree.ws_url) as ws:
         await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]})

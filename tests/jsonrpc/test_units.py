@@ -42,13 +42,16 @@ def _config(tmp_path: pathlib.Path, text: str) -> pathlib.Path:
     return path
 
 
-def test_the_worker_gets_its_port_and_its_peers_and_no_l1(tmp_path: pathlib.Path) -> None:
+def test_the_worker_gets_its_port_its_peers_and_the_deployment_and_no_l1(tmp_path: pathlib.Path) -> None:
     assert DEFAULT_JSONRPC_PORT == DEFAULT_PORT == JsonRpcSettings().port
     cfg = load(_config(tmp_path, "[node]\nbase_port = 40000\n[jsonrpc]\nhost = \"0.0.0.0\"\nport = 9999\n"), tmp_path)
     index, entry = next((i, w) for i, w in enumerate(cfg.workers) if w.id == "jsonrpc")
     assert index == 4 and cfg.jsonrpc_url == "http://0.0.0.0:9999"
-    settings = worker_payload(cfg, entry, index, l1_settings(cfg, "http://127.0.0.1:8545"))["config"]["settings"]
-    assert settings == {"host": "0.0.0.0", "port": 9999, "sequencer": "127.0.0.1:40001", "rollups": "127.0.0.1:40002"}
+    l1 = l1_settings(cfg, "http://127.0.0.1:8545")
+    settings = worker_payload(cfg, entry, index, l1)["config"]["settings"]
+    # No L1 URL and no keys: only the deployment's record, which optimism_rollupConfig reads.
+    assert settings == {"host": "0.0.0.0", "port": 9999, "sequencer": "127.0.0.1:40001", "rollups": "127.0.0.1:40002",
+                        "contracts": l1["contracts"]}
     JsonRpcSettings.from_mapping(settings)  # what the worker reads
 
 
