@@ -8,28 +8,18 @@ import json
 import pathlib
 import shutil
 import subprocess
-import urllib.request
-from typing import Any
 
 from eth_account import Account
 from web3 import Web3
 
 from protocol import Deposit
 from services.l1 import Artifact, Contract
+from tests.conftest import json_rpc
 from tests.jsonrpc.conftest import Tree, receipt
 from tests.node.test_up import wait_for
 
 DEPOSIT_TYPE = "0x7e"
 CLIENTS = pathlib.Path(__file__).resolve().parent / "clients"
-
-
-def l1_call(url: str, method: str, *params: Any) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        reply = json.loads(resp.read())
-    assert "error" not in reply, reply
-    return reply["result"]
 
 
 def test_a_deposit_reads_back_in_op_stacks_shape_and_web3py_parses_its_block(tree: Tree) -> None:
@@ -38,11 +28,11 @@ def test_a_deposit_reads_back_in_op_stacks_shape_and_web3py_parses_its_block(tre
     portal_address = json.loads((tree.data_dir / "l1" / "contracts.json").read_text())["contracts"]["DepositPortal"]
     portal = Contract(Artifact.load("DepositPortal"))
     to, mint = Account.create().address, 2 * 10**18
-    depositor = l1_call(l1, "eth_accounts")[7]
-    l1_tx = l1_call(l1, "eth_sendTransaction", {
+    depositor = json_rpc(l1, "eth_accounts")[7]
+    l1_tx = json_rpc(l1, "eth_sendTransaction", {
         "from": depositor, "to": portal_address, "value": hex(mint),
         "data": "0x" + portal.encode_call("depositTransaction", bytes.fromhex(to[2:])).hex()})
-    logs = wait_for(lambda: l1_call(l1, "eth_getTransactionReceipt", l1_tx), 15, "the L1 receipt")["logs"]
+    logs = wait_for(lambda: json_rpc(l1, "eth_getTransactionReceipt", l1_tx), 15, "the L1 receipt")["logs"]
     (log,) = logs
     source = bytes.fromhex(log["data"][2:])[64:96]  # data: mint, l1Block, sourceHash
     deposit_hash = "0x" + Deposit(source, bytes.fromhex(to[2:]), mint).hash().hex()
