@@ -13,15 +13,5 @@ a=$1 b=$2 pairs=${3:-1}
 shift $(( $# < 3 ? $# : 3 ))
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(--two-hop --payments 200 --in-flight 1,8,32,128 --hop-payments 1000 --ceiling-payments 10)
-here=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-$here/.venv/bin/python}
-for tree in "$a" "$b"; do
-  [ -e "$tree/node_modules" ] || ln -s "$here/node_modules" "$tree/node_modules"
-done
-for round in $(seq "$pairs"); do
-  for tree in "$a" "$b"; do
-    echo "=== $tree round $round: $(uptime)"
-    (cd "$tree" && PYTHONPATH="$(cd "$tree" && pwd)" timeout 1800 "$python" bench/channels.py "${args[@]}" 2>&1 \
-      | grep -E "in flight +[0-9,]+ payments/s|FAILED|C holds|Traceback") || true
-  done
-done
+source "$(dirname "$0")/_ab.sh"
+ab_alternate "$a" "$b" "$pairs" "in flight +[0-9,]+ payments/s|FAILED|C holds|Traceback" bench/channels.py "${args[@]}"

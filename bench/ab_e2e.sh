@@ -13,15 +13,5 @@ set -euo pipefail
 a=$1 b=$2 pairs=${3:-1}
 shift $(( $# < 3 ? $# : 3 ))
 args=("$@")
-here=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-$here/.venv/bin/python}
-for tree in "$a" "$b"; do
-  [ -e "$tree/node_modules" ] || ln -s "$here/node_modules" "$tree/node_modules"
-done
-for round in $(seq "$pairs"); do
-  for tree in "$a" "$b"; do
-    echo "=== $tree round $round: $(uptime)"
-    (cd "$tree" && PYTHONPATH="$(cd "$tree" && pwd)" timeout 1800 "$python" bench/e2e_throughput.py "${args[@]}" 2>&1 \
-      | grep -E "^\||^command|^load average|Traceback|Error") || true
-  done
-done
+source "$(dirname "$0")/_ab.sh"
+ab_alternate "$a" "$b" "$pairs" "^\||^command|^load average|Traceback|Error" bench/e2e_throughput.py "${args[@]}"
