@@ -452,10 +452,16 @@ class Channels:
                 busy |= await self._enforce(enforcer.open_channel(record), record)
             elif on_chain.status == L1_CLOSING:
                 busy = True
-                latest = self.latest(record)
-                if latest.sequence > on_chain.closing_sequence and record.reason != _DRILL:
+                # Under the channel's lock and read afresh: our own close (a drill's stale one) is
+                # recorded under that lock once mined, and must not be taken for the peer's.
+                async with self.lock(record.channel_id):
+                    record = self.channel(record.channel_id)
+                    latest = self.latest(record)
+                    stale = latest.sequence > on_chain.closing_sequence and record.reason != _DRILL
+                    if stale:
+                        await adjudicator.challenge(latest)
+                if stale:
                     # The peer closed with an older state: answered with the newest both signed.
-                    await adjudicator.challenge(latest)
                     self._log.warning("channel 0x%s: closed with stale sequence %d, challenged with %d",
                                       record.channel_id.hex(), on_chain.closing_sequence, latest.sequence)
                     continue
