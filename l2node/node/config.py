@@ -33,6 +33,7 @@ XX         # with rpc: the contracts.json of that chain (`l2node deploy` writes 
                              # required, no key files), forwards sends there. Runs only the sequencer and
                              # jsonrpc workers (no rollups, bridge, channels: they need keys or are the
                              # sequencer tree's own jobs).
+    max_lag_blocks = 20      # not ready (l2node.ready: out of the Service) while more blocks behind the upstream
     [rollups]                # the rollup's L1 contracts' constants: l2node/node/params.py
     challenge_window_s = 20  # (bonds, window, chess clocks, sequencer window; devnet defaults)
     [workers.NAME]           # a built-in service (sequencer, rollups, bridge, channels, jsonrpc) or an extra worker
@@ -48,7 +49,7 @@ import pathlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
 from l2node.node import genesis
 from l2node.node.l1 import DEVNET_BLOCK_TIME_S
@@ -145,6 +146,8 @@ class NodeConfig:
     role: str = "sequencer"
     #: With role "replica": the upstream sequencer's gRPC address (host:port).
     upstream: str = ""
+    #: With role "replica": not ready while more than this many blocks behind the upstream.
+    replica_max_lag_blocks: int = 20
 
     @property
     def replica(self) -> bool:
@@ -210,8 +213,8 @@ def _replica(cfg: NodeConfig, keys: set[str]) -> NodeConfig:
     """A read replica's tree: its sequencer follows ``upstream``; only the workers it can run (no
     keys: the rollups proposer and challenger, the bridge's relayer and channels are the sequencer
     tree's). ConfigError for what cannot be a replica."""
-    if keys - {"upstream"}:
-        raise ConfigError(f"unknown [replica] keys: {sorted(keys - {'upstream'})}")
+    if keys - _REPLICA_KEYS:
+        raise ConfigError(f"unknown [replica] keys: {sorted(keys - _REPLICA_KEYS)}")
     if cfg.role not in ROLES:
         raise ConfigError(f"[node] role {cfg.role!r} must be one of {', '.join(ROLES)}")
     if not cfg.replica:
@@ -225,7 +228,11 @@ def _replica(cfg: NodeConfig, keys: set[str]) -> NodeConfig:
     if not any(w.id == "sequencer" for w in workers):
         raise ConfigError("a replica runs its own (follower) sequencer worker: do not disable it")
     return replace(cfg, workers=tuple(
-        replace(w, settings={**w.settings, "upstream": cfg.upstream}) if w.id == "sequencer" else w for w in workers))
+        replace(w, settings={**w.settings, "upstream": cfg.upstream, "max_lag_blocks": cfg.replica_max_lag_blocks})
+        if w.id == "sequencer" else w for w in workers))
+
+
+_REPLICA_KEYS: Final = {"upstream", "max_lag_blocks"}
 
 
 def _one_genesis(cfg: NodeConfig, params_chain_id_set: bool) -> NodeConfig:
@@ -279,6 +286,7 @@ def load(path: pathlib.Path | None, data_dir: pathlib.Path | None = None, l1_rpc
             jsonrpc_port=int(jsonrpc.get("port", cfg.jsonrpc_port)),
             role=str(node.get("role", cfg.role)),
             upstream=str(replica.get("upstream", "")),
+            replica_max_lag_blocks=int(replica.get("max_lag_blocks", cfg.replica_max_lag_blocks)),
         )
         cfg = _replica(cfg, set(replica))
         cfg = _one_genesis(cfg, "chain_id" in _section(doc, "rollups"))

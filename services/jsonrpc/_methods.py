@@ -92,6 +92,8 @@ class Methods:
         self._accounts = Accounts(sequencer, head, settings.cached_accounts)
         self._history = History(sequencer, head, settings.history_blocks)
         self._client_version = client_version
+        #: A replica's head when eth_syncing first found it behind its upstream (None: not behind).
+        self._sync_start: int | None = None
         self._gas: OrderedDict[str, asyncio.Future[list[int]]] = OrderedDict()
         self.table: dict[str, Handler] = {
             "web3_clientVersion": self.web3_clientVersion,
@@ -153,9 +155,18 @@ class Methods:
         params_of(params, 0, 0)
         return quantity(await self._seq.chain_id())
 
-    async def eth_syncing(self, params: Any) -> bool:
+    async def eth_syncing(self, params: Any) -> bool | dict[str, str]:
+        """false on a sequencer (it makes the chain) and on a replica at its upstream's head; while a
+        replica is behind it, geth's progress object (``startingBlock``: where this catch-up began)."""
         params_of(params, 0, 0)
-        return False  # the sequencer makes the chain: there is nothing to catch up with
+        info = await self._seq.chain_info()
+        if info.upstream_block <= info.unsafe_block:
+            self._sync_start = None
+            return False
+        if self._sync_start is None:
+            self._sync_start = info.unsafe_block
+        return {"startingBlock": quantity(self._sync_start), "currentBlock": quantity(info.unsafe_block),
+                "highestBlock": quantity(info.upstream_block)}
 
     async def eth_blockNumber(self, params: Any) -> str:
         params_of(params, 0, 0)
@@ -515,16 +526,15 @@ class Methods:
 
     async def optimism_syncStatus(self, params: Any) -> dict[str, Any]:
         params_of(params, 0, 0)
-        info = await self._seq.chain_info()
+        info = await self._seq.chain_info(include_l1=True)
         unsafe, safe, finalized = await asyncio.gather(
             self._ref_at(info.unsafe_block), self._ref_at(info.safe_block), self._ref_at(info.finalized_block))
-
-        def l1(ref: dict[str, Any]) -> dict[str, Any]:  # what this node knows of L1: its blocks' origins
-            return {"hash": ref["l1origin"]["hash"], "number": ref["l1origin"]["number"], "parentHash": None,
-                    "timestamp": None}
-
-        return {"current_l1": l1(unsafe), "current_l1_finalized": l1(finalized), "head_l1": l1(unsafe),
-                "safe_l1": l1(safe), "finalized_l1": l1(finalized), "unsafe_l2": unsafe, "safe_l2": safe,
+        # The L1 blocks this node's reading of L1 stands at; a node without an L1 has none (OP's
+        # zero ref: number 0, zero hashes).
+        heads = info.l1 if info.HasField("l1") else pb.L1Heads()
+        current, finalized_l1 = _l1_ref(heads.current), _l1_ref(heads.finalized)
+        return {"current_l1": current, "current_l1_finalized": finalized_l1, "head_l1": _l1_ref(heads.head),
+                "safe_l1": _l1_ref(heads.safe), "finalized_l1": finalized_l1, "unsafe_l2": unsafe, "safe_l2": safe,
                 "finalized_l2": finalized, "pending_safe_l2": safe, "cross_unsafe_l2": unsafe,
                 "local_safe_l2": safe}
 
@@ -561,6 +571,15 @@ class Methods:
             except DeploymentError as exc:
                 raise RpcError(SERVER_ERROR, str(exc)) from None
         return self._loaded
+
+
+def _l1_ref(ref: pb.L1BlockRef) -> dict[str, Any]:
+    """OP's L1BlockRef: hash, number, parentHash, timestamp (numbers as JSON numbers, as op-node gives)."""
+    return {"hash": ref.hash or _ZERO_HASH, "number": ref.number, "parentHash": ref.parent_hash or _ZERO_HASH,
+            "timestamp": ref.timestamp}
+
+
+_ZERO_HASH: Final = "0x" + "00" * 32
 
 
 def _rewards(block: pb.Block, percentiles: list[float]) -> list[int]:

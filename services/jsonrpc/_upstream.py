@@ -39,9 +39,10 @@ class Sequencer:
         self.policy = CallPolicy.for_target("sequencer")
         self._chain_id: int | None = None
 
-    async def chain_info(self) -> pb.GetChainInfoResponse:
+    async def chain_info(self, include_l1: bool = False) -> pb.GetChainInfoResponse:
         reply: pb.GetChainInfoResponse = await call_unary(self.policy, self.stub.GetChainInfo,
-                                                          pb.GetChainInfoRequest(), deadline_s=_DEADLINE_S)
+                                                          pb.GetChainInfoRequest(include_l1=include_l1),
+                                                          deadline_s=_DEADLINE_S)
         return reply
 
     async def chain_id(self) -> int:

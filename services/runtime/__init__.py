@@ -22,7 +22,7 @@ told its ids is started with :func:`start_keyed_span` (``keyed_context`` on the 
 
 Read in this order: ``_config``, ``_definition``, ``_bootstrap``; then ``_errors`` and
 ``_interceptor`` (errors and server spans), ``_tracing`` and ``_channels`` (client side),
-``_health``, ``_status``, ``_storage``, ``_logging``, ``_monitor``.
+``_health``, ``_readiness``, ``_status``, ``_storage``, ``_logging``, ``_monitor``.
 """
 
 from services.runtime._bootstrap import (

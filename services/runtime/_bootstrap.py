@@ -34,12 +34,13 @@ from services.runtime._definition import (
     WorkerDefinition,
     load_definition,
 )
-from services.runtime._health import HEALTH_SERVICE, NOT_SERVING, SERVING, HealthServicer
+from services.runtime._health import HEALTH_SERVICE, SERVING, HealthServicer
 from services.runtime._interceptor import ServerInterceptor
 from services.runtime._logging import init_logging, log_event
 from services.runtime._metrics import bind as bind_metrics
 from services.runtime._metrics import task_event
 from services.runtime._monitor import monitor
+from services.runtime._readiness import Readiness
 from services.runtime._status import SERVICE_NAME as WORKER_SERVICE
 from services.runtime._status import WorkerStatusServicer
 from services.runtime._storage import Storage
@@ -150,8 +151,9 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
         cleanup.push_async_callback(service.aclose)
 
         tree = _TaskTree(service.tasks())
+        readiness = Readiness(ctx.not_ready_reasons, ctx.readiness_checks)
         server.add_generic_rpc_handlers(
-            [WorkerStatusServicer(config.service, tree.rows, ctx.not_ready_reasons).handler()])
+            [WorkerStatusServicer(config.service, tree.rows, readiness.reasons).handler()])
         health = HealthServicer([*registry.service_names, WORKER_SERVICE])
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(
@@ -167,10 +169,10 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
             await tree.start()
             if not stop.is_set():  # a signal during start-up: never claim readiness
                 health.set_all(SERVING)
-                if ctx.not_ready_reasons:  # alive ("" SERVING), but its services cannot do their job
-                    for name in registry.service_names:
-                        health.set(name, NOT_SERVING)
-                    _log.warning("not ready", extra={"reasons": ctx.not_ready_reasons})
+                # Alive ("" SERVING); its services' names say whether they can do their job.
+                readiness.apply(health, registry.service_names)
+                watching = asyncio.create_task(readiness.watch(health, registry.service_names))
+                cleanup.push_async_callback(_cancelled, watching)
             _log.info(
                 "serving",
                 extra={"address": config.address, "port": port, "services": registry.service_names},
@@ -181,6 +183,12 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
             await server.stop(0)  # no-op after a graceful stop; cancels everything on errors
     _log.info("stopped", extra={"exit_code": code})
     return code
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _wait(stop: asyncio.Event, tree: _TaskTree) -> int:

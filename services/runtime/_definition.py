@@ -20,6 +20,7 @@ import grpc
 from opentelemetry import trace
 
 from services.runtime._config import WorkerConfig
+from services.runtime._readiness import ReadinessCheck
 from services.runtime._storage import Storage
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class WorkerContext:
     _channel: Callable[[str], grpc.aio.Channel] = field(repr=False)
     #: Why the service cannot do its job (see :meth:`not_ready`).
     not_ready_reasons: list[str] = field(default_factory=list)
+    #: Conditions checked while the worker runs (see :meth:`not_ready_while`).
+    readiness_checks: list[ReadinessCheck] = field(default_factory=list)
 
     def not_ready(self, reason: str) -> None:
         """Called from ``register``: the service cannot do its job (a key file its role needs is
@@ -79,6 +82,13 @@ class WorkerContext:
         and GetWorkerStatus (so `l2node status`) gives ``reason``; "" stays SERVING, since the process
         is alive and restarting it would not help."""
         self.not_ready_reasons.append(reason)
+
+    def not_ready_while(self, check: ReadinessCheck) -> None:
+        """Called from ``register``: a condition under which the service cannot do its job, checked
+        while the worker runs (``_readiness``): ``check()`` gives the reason while it holds (a read
+        replica too far behind its upstream), None once it does not. As for :meth:`not_ready`, the
+        worker serves on and "" stays SERVING."""
+        self.readiness_checks.append(check)
 
     def channel(self, address: str) -> grpc.aio.Channel:
         """A traced channel to ``address`` (``host:port`` or any gRPC target, e.g.

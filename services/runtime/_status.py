@@ -25,10 +25,10 @@ TaskRows = Callable[[], Sequence[tuple[str, str, int]]]
 
 
 class WorkerStatusServicer:
-    def __init__(self, service: str, tasks: TaskRows, not_ready: Sequence[str] = ()) -> None:
+    def __init__(self, service: str, tasks: TaskRows, not_ready: Callable[[], Sequence[str]] = list) -> None:
         self._service = service
         self._tasks = tasks
-        self._not_ready = tuple(not_ready)
+        self._not_ready = not_ready  # asked at each call: readiness may change while the worker runs
         self._started = time.monotonic()
 
     async def GetWorkerStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -51,7 +51,7 @@ class WorkerStatusServicer:
             uptime_s=time.monotonic() - self._started,
             breakers=breakers,
             tasks=[worker_pb2.Task(id=i, state=state, restarts=r) for i, state, r in self._tasks()],
-            not_ready=self._not_ready,
+            not_ready=self._not_ready(),
         )
 
     def handler(self) -> grpc.GenericRpcHandler:

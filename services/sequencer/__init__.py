@@ -37,8 +37,10 @@ async def _register(ctx: WorkerContext) -> Service:
     sequencer = await Sequencer.open(ctx.storage, settings, genesis, ctx.logger, upstream)
     for reason in sequencer.not_ready:
         ctx.not_ready(reason)
+    if sequencer.replica is not None:
+        ctx.not_ready_while(sequencer.replica.lagging)
     servicer = SequencerServicer(sequencer.chain, sequencer.intake, sequencer.store, settings.chain_id,
-                                 settings.max_batch, upstream)
+                                 settings.max_batch, upstream, sequencer.l1_heads)
     sequencer_pb2_grpc.add_SequencerServiceServicer_to_server(servicer, ctx.server)
     # Everything alive now (imported modules, the loaded chain: ~180k objects) lives as long as
     # the process: out of the cyclic collector's sight. Otherwise every full collection under

@@ -69,6 +69,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -98,7 +99,18 @@ from protocol import (
     origins_of,
     split_frames,
 )
-from services.l1 import GAS_PER_BLOB, Contract, FollowerConfig, L1Client, RpcError, TxSender, in_kzg_process, warm_up
+from services.l1 import (
+    GAS_PER_BLOB,
+    Contract,
+    FollowerConfig,
+    Heads,
+    L1Client,
+    RpcError,
+    TxSender,
+    in_kzg_process,
+    warm_up,
+)
+from services.l1 import BlockHeader as L1Block
 from services.runtime import keyed_context, start_keyed_span
 
 from . import _metrics as metrics
@@ -191,6 +203,16 @@ async def blobs_cheaper(l1: L1Client) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class L1Heads:
+    """Where the follower's reading of L1 stands, as blocks (OP's sync status names them so)."""
+
+    head: L1Block  # L1's newest block
+    current: L1Block  # the newest block read: every input up to it is taken in
+    safe: L1Block  # the newest at safe depth: what SAFE is decided on
+    finalized: L1Block
+
+
+@dataclass(frozen=True, slots=True)
 class BatcherSettings:
     #: Post at least this often while blocks wait (seconds).
     interval_s: float = 1.0
@@ -248,6 +270,10 @@ class Batcher:
         #: L1 tx hash -> the batch's post span and blocks, until final: for the SAFE / FINALIZED spans.
         self._posted: dict[bytes, _Posted] = {}
         self.batches_sent = 0
+        #: The follower's heads as of its last update (None before the first), and the last
+        #: ``l1_heads`` answer: (those heads, when, the blocks).
+        self._heads: Heads | None = None
+        self._l1_heads: tuple[Heads, float, L1Heads] | None = None
         chain.window = window
         # The catch-up covers the L1 blocks between the safe head a follow saw and where the next
         # batch lands (``Chain.catch_up``): the confirmation depth, and as many again for the post.
@@ -509,9 +535,28 @@ class Batcher:
         self._observe_heads()
         async for update in reader.follow(start, self._follower_config):
             await self._apply(update)
+            self._heads = update.heads
             # Never the head itself: appendBatch's gas estimate runs at the head's number, where
             # BLOCKHASH knows no hash for it (the inbox would call the origin one from the future).
             await self._advance_origin(min(update.heads.safe, update.heads.unsafe - 1))
+
+    async def l1_heads(self) -> L1Heads | None:
+        """The L1 blocks the follower stands at, read in one batch request only when asked (a status
+        read, never the hot path), and answered again while the follower's heads stay put, for up to
+        a poll interval (L1's head moves without them); None before the follower's first update."""
+        heads, last, now = self._heads, self._l1_heads, time.monotonic()
+        if heads is None:
+            return None
+        if last is not None and last[0] == heads and now - last[1] < self._follower_config.poll_interval_s:
+            return last[2]
+        numbers = [max(n, 0) for n in (heads.unsafe, heads.safe, heads.finalized)]
+        found = await self._l1.get_blocks(["latest", *numbers])
+        if any(block is None for block in found):  # L1 got shorter since (a reorg): the follower catches up
+            return last[2] if last is not None else None
+        head, current, safe, finalized = (block for block in found if block is not None)
+        answer = L1Heads(head, current, safe, finalized)
+        self._l1_heads = (heads, now, answer)
+        return answer
 
     async def attest_origin(self) -> None:
         """Before the first block is sealed: if the chain's L1 origin is still the genesis's without a

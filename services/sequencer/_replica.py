@@ -60,6 +60,8 @@ UPSTREAM_TARGET: Final = "upstream"
 _DEADLINE_S: Final = 10.0
 _TRANSIENT: Final = (grpc.aio.AioRpcError, BreakerOpen, DeadlineExceeded)
 _BACKOFF_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+#: How often a replica asks its upstream's head (``UpstreamFollower.watch_head``).
+_HEAD_POLL_S: Final = 1.0
 
 
 class Follower:
@@ -99,8 +101,15 @@ class Upstream:
         self.stub = pb_grpc.SequencerServiceStub(channel)
         self.address = address
         self.policy = CallPolicy.for_target(UPSTREAM_TARGET)
-        #: The newest block number the upstream has shown (its stream): how far behind a read is.
+        #: The upstream's head as last heard (its chain info, asked every second, and its stream):
+        #: how far behind a read is.
         self.head = 0
+
+    async def chain_info(self) -> pb.GetChainInfoResponse:
+        """The upstream's heads (one GetChainInfo through the policy); transient errors raise as they are."""
+        reply: pb.GetChainInfoResponse = await call_unary(self.policy, self.stub.GetChainInfo,
+                                                          pb.GetChainInfoRequest(), deadline_s=_DEADLINE_S)
+        return reply
 
     async def send(self, raws: list[bytes], request_id: str) -> pb.SendRawTransactionsResponse:
         """Forward a send: one SendRawTransactions call, every attempt with ``request_id`` (in the
@@ -179,9 +188,10 @@ class UpstreamFollower:
     """The replica's chain, following the upstream's block stream (see the module notes)."""
 
     def __init__(self, chain: Chain, upstream: Upstream, follow: DerivationFollower | None,
-                 wake_l1: Callable[[], None] | None = None) -> None:
+                 wake_l1: Callable[[], None] | None = None, max_lag_blocks: int = 20) -> None:
         self._chain = chain
         self._upstream = upstream
+        self._max_lag = max_lag_blocks
         self._follow = follow
         #: Cuts the L1 follower's idle sleep short (``L1Client.activity``), as a sent L1 transaction does.
         self._wake_l1 = wake_l1
@@ -220,6 +230,30 @@ class UpstreamFollower:
                     "upstream": self._upstream.address, "reason": str(exc), "head": self._chain.head.number})
                 await asyncio.sleep(_BACKOFF_S[min(failures, len(_BACKOFF_S) - 1)])
                 failures += 1
+
+    async def watch_head(self, task_status: TaskStatus) -> None:
+        """The upstream's head, asked every ``_HEAD_POLL_S``: the stream alone shows it only block by
+        block (far behind after a restart), and not at all while it stalls or withholds blocks."""
+        task_status.started()
+        while True:
+            try:
+                with quiet():
+                    self._upstream.head = (await self._upstream.chain_info()).unsafe_block
+            except _TRANSIENT as exc:
+                _log.debug("upstream head not read", extra={"upstream": self._upstream.address, "error": _words(exc)})
+            await asyncio.sleep(_HEAD_POLL_S)
+
+    def lagging(self) -> str | None:
+        """Why this replica is not ready (``WorkerContext.not_ready_while``): more than ``max_lag_blocks``
+        behind its upstream's head as last heard, so its reads would be stale; None otherwise. An
+        upstream that stopped answering does not make it unready: every replica would leave the
+        Service at once, a sequencer's outage turned into a read outage, while they still serve
+        what they have (and derivation's blocks from L1)."""
+        behind = self._upstream.head - self._chain.head.number
+        if behind <= self._max_lag:
+            return None
+        return (f"read replica at block {self._chain.head.number}, {behind} blocks behind its upstream "
+                f"{self._upstream.address} (ready within {self._max_lag})")
 
     def _agreed(self) -> int:
         """The newest block derivation agreed with (never rewound for an upstream's)."""

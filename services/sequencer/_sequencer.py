@@ -26,7 +26,7 @@ from services.l1 import (
 from services.runtime import Storage, redact_url
 from supervisor import ChildSpec, task
 
-from ._batcher import Batcher, BatcherSettings, block_room
+from ._batcher import Batcher, BatcherSettings, L1Heads, block_room
 from ._chain import BlockRoom, Chain, Mempools
 from ._intake import Intake
 from ._mempool import Mempool
@@ -43,7 +43,7 @@ class Sequencer:
 
     def __init__(self, store: SequencerStore, chain: Chain, intake: Intake, producer: BlockProducer,
                  batcher: Batcher | None, l1: L1Client | None, not_ready: Sequence[str] = (),
-                 upstream: Upstream | None = None) -> None:
+                 upstream: Upstream | None = None, max_lag_blocks: int = 20) -> None:
         self.store = store
         self.chain = chain
         self.intake = intake
@@ -55,7 +55,7 @@ class Sequencer:
         #: A read replica's upstream (sends go there) and its block follower; None on the sequencer.
         self.upstream = upstream
         self.replica = (UpstreamFollower(chain, upstream, batcher.follow if batcher is not None else None,
-                                         l1.activity.notify if l1 is not None else None)
+                                         l1.activity.notify if l1 is not None else None, max_lag_blocks)
                         if upstream is not None else None)
 
     @classmethod
@@ -95,7 +95,7 @@ class Sequencer:
         if missing or not l1.rpc:
             logger.warning("no L1 batcher: blocks are sealed but never posted (no SAFE/FINALIZED)",
                            extra={"missing": missing})
-            return cls(store, chain, intake, producer, None, None, missing, upstream)
+            return cls(store, chain, intake, producer, None, None, missing, upstream, settings.max_lag_blocks)
         client = L1Client(l1.rpc)
         try:
             batcher = await _batcher(logger, l1, client, store, chain, posts=not replica)
@@ -104,11 +104,17 @@ class Sequencer:
             raise
         if replica:
             logger.info("read replica: following the upstream sequencer", extra={"upstream": settings.upstream})
-        return cls(store, chain, intake, producer, batcher, client, upstream=upstream)
+        return cls(store, chain, intake, producer, batcher, client, upstream=upstream,
+                   max_lag_blocks=settings.max_lag_blocks)
+
+    async def l1_heads(self) -> L1Heads | None:
+        """Where this node's reading of L1 stands (``Batcher.l1_heads``); None without an L1."""
+        return await self._batcher.l1_heads() if self._batcher is not None else None
 
     def tasks(self) -> Sequence[ChildSpec]:
         if self.replica is not None:  # no blocks of its own, no batches: the upstream's, checked
-            children = [ChildSpec(id="upstream-follower", start=task(self.replica.run))]
+            children = [ChildSpec(id="upstream-follower", start=task(self.replica.run)),
+                        ChildSpec(id="upstream-head", start=task(self.replica.watch_head))]
             if self._batcher is not None:
                 children.append(ChildSpec(id="inbox-follower", start=task(self._batcher.run_follower)))
             return children

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from opentelemetry import trace
@@ -11,6 +11,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from protocol import Reason
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
+from services.l1 import BlockHeader as L1Block
 from services.runtime import (
     DomainError,
     FieldViolation,
@@ -21,6 +22,7 @@ from services.runtime import (
     ResourceExhausted,
 )
 
+from ._batcher import L1Heads
 from ._chain import Chain, SealedBlock
 from ._intake import Intake, Refusal
 from ._replica import Upstream
@@ -93,7 +95,8 @@ def _forwarded_error(error: pb.TransactionError) -> DomainError:
 
 class SequencerServicer(pb_grpc.SequencerServiceServicer):
     def __init__(self, chain: Chain, intake: Intake, store: SequencerStore, chain_id: int, max_batch: int,
-                 upstream: Upstream | None = None) -> None:
+                 upstream: Upstream | None = None,
+                 l1_heads: Callable[[], Awaitable[L1Heads | None]] | None = None) -> None:
         self._chain = chain
         self._intake = intake
         self._store = store
@@ -102,6 +105,8 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         self._requests = Idempotency()
         #: A read replica's upstream sequencer: sends go there (``_replica``).
         self._upstream = upstream
+        #: Where the node's reading of L1 stands (GetChainInfo's ``include_l1``); None without an L1.
+        self._l1_heads = l1_heads
 
     def _behind(self) -> str:
         """On a read replica, how far it stands behind its upstream (for a read it cannot answer yet)."""
@@ -278,11 +283,18 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
             yield pb.SubscribeBlocksResponse(block=reply)
 
     async def GetChainInfo(self, request: pb.GetChainInfoRequest, context: Any) -> pb.GetChainInfoResponse:
-        return pb.GetChainInfoResponse(
+        reply = pb.GetChainInfoResponse(
             chain_id=self._chain_id, unsafe_block=self._chain.head.number,
             safe_block=self._store.batch_head(SAFE), finalized_block=self._store.batch_head(FINALIZED),
             base_fee=str(self._chain.next_base_fee), genesis_hash=hex0x(self._chain.genesis_hash),
+            upstream_block=self._upstream.head if self._upstream is not None else 0,
         )
+        if request.include_l1 and self._l1_heads is not None:
+            heads = await self._l1_heads()
+            if heads is not None:
+                reply.l1.CopyFrom(pb.L1Heads(head=_l1_ref(heads.head), current=_l1_ref(heads.current),
+                                             safe=_l1_ref(heads.safe), finalized=_l1_ref(heads.finalized)))
+        return reply
 
     async def ListMessages(self, request: pb.ListMessagesRequest, context: Any) -> pb.ListMessagesResponse:
         size = request.page_size or DEFAULT_MESSAGE_PAGE
@@ -299,3 +311,8 @@ class SequencerServicer(pb_grpc.SequencerServiceServicer):
         intake's (any call, the last transactions accepted), else the block's record of its
         single-transaction calls (kept until the block is final)."""
         return self._intake.origin(m.tx_hash) or self._chain.traces.sent_in(m.block_number, m.tx_hash)
+
+
+def _l1_ref(block: L1Block) -> pb.L1BlockRef:
+    return pb.L1BlockRef(number=block.number, hash=hex0x(block.hash), parent_hash=hex0x(block.parent_hash),
+                         timestamp=block.timestamp)

@@ -185,6 +185,9 @@ class SequencerSettings:
     #: and posts no batches; it re-executes the upstream's blocks, follows derivation from L1
     #: (``l1.rpc`` and ``l1.contracts`` required, no key) and forwards sends (``_replica``).
     upstream: str = ""
+    #: A read replica is not ready (``l2node.ready``, GetWorkerStatus) while it is more than this many
+    #: blocks behind its upstream's head as last heard: catching up after a restart, or falling behind.
+    max_lag_blocks: int = 20
     #: Threads decoding incoming batches. Sender recovery (~45 us a transaction) runs in C
     #: without the GIL, so each thread uses a core of its own; default: one per CPU.
     decode_threads: int = field(default_factory=cpu_count)
@@ -217,6 +220,8 @@ class SequencerSettings:
         if self.max_block_txs < 1 or self.max_batch < 1:
             raise ValueError("max_block_txs and max_batch must be at least 1")
         check_threads("decode_threads", self.decode_threads)
+        if not isinstance(self.max_lag_blocks, int) or self.max_lag_blocks < 0:
+            raise ValueError(f"max_lag_blocks {self.max_lag_blocks!r} must be an integer >= 0")
         if not isinstance(self.upstream, str) or (self.upstream and ":" not in self.upstream):
             raise ValueError(f"upstream {self.upstream!r} must be a gRPC address (host:port), or empty")
         l1 = self.l1_settings()

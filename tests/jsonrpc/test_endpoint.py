@@ -25,6 +25,7 @@ from protocol import (
     intrinsic_gas,
     keccak256,
 )
+from tests.conftest import json_rpc
 from tests.jsonrpc.conftest import DEAD, Tree, dev, receipt, transfer
 from tests.node.test_metrics import scrape, value
 from tests.node.test_up import cli, wait_for
@@ -279,6 +280,24 @@ def test_optimism_output_at_block_is_the_output_root_of_that_block(tree: Tree) -
     assert output["blockRef"]["hash"] == block["hash"]
     status = tree.call("optimism_syncStatus")
     assert status["unsafe_l2"]["number"] >= status["safe_l2"]["number"] >= status["finalized_l2"]["number"]
+
+
+def test_optimism_sync_status_names_the_l1_blocks_the_node_stands_at(tree: Tree) -> None:
+    """OP's L1 refs: L1's head and where the node's reading of L1 stands (current, safe, finalized),
+    each the very block L1 has at that number (hash, parent hash, timestamp), in order."""
+    l1 = next(c["address"] for c in json.loads((tree.data_dir / "run" / "endpoints.json").read_text())
+              ["children"] if c["id"] == "l1")
+    wait_for(lambda: tree.call("optimism_syncStatus")["finalized_l1"]["number"] > 0, 30, "an L1 block finalized")
+    status = tree.call("optimism_syncStatus")
+    refs = [status[name] for name in ("head_l1", "current_l1", "safe_l1", "finalized_l1")]
+    assert [r["number"] for r in refs] == sorted((r["number"] for r in refs), reverse=True)
+    assert status["current_l1_finalized"] == status["finalized_l1"]
+    for ref in refs:
+        block = json_rpc(l1, "eth_getBlockByNumber", hex(ref["number"]), False)
+        assert (ref["hash"], ref["parentHash"], ref["timestamp"]) == \
+            (block["hash"], block["parentHash"], int(block["timestamp"], 16))
+    # The safe L2 head's origin is at or below the L1 block SAFE is decided on.
+    assert status["safe_l2"]["l1origin"]["number"] <= status["safe_l1"]["number"]
 
 
 def test_optimism_rollup_config_names_the_deployment(tree: Tree) -> None:

@@ -99,9 +99,11 @@ class Trees:
     l1: str
 
 
-def replica_tree(tmp: pathlib.Path, name: str, sequencer: Tree, l1: str) -> Tree:
+def replica_tree(tmp: pathlib.Path, name: str, sequencer: Tree, l1: str, replica: str = "") -> Tree:
+    """``replica``: more of its [replica] section's lines."""
     contracts = sequencer.data_dir / "l1" / "contracts.json"
-    return _tree(tmp, name, f'[l1]\ncontracts = "{contracts}"\n[replica]\nupstream = "{sequencer.sequencer}"\n',
+    return _tree(tmp, name, f'[l1]\ncontracts = "{contracts}"\n[replica]\nupstream = "{sequencer.sequencer}"\n'
+                 + replica,
                  workers=3, args=("--l1-rpc", l1), node='role = "replica"\n')
 
 

@@ -10,7 +10,6 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -18,9 +17,9 @@ import pytest
 
 from protocol import BlockHeader, keccak256
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
-from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc
 from tests.node.test_up import wait_for
-from tests.replica.conftest import Tree, Trees, replica_tree
+from tests.replica._relay import Relay, relayed_replica
+from tests.replica.conftest import Tree, Trees
 from tests.replica.test_replicas import agree, dev, next_nonce, sealed, signed
 
 
@@ -38,62 +37,40 @@ def rehash(block: pb.Block) -> None:
     block.hash = "0x" + header.hash().hex()
 
 
-class LyingUpstream(pb_grpc.SequencerServiceServicer):  # type: ignore[misc]
-    """SubscribeBlocks relayed from the real sequencer; the block carrying ``target`` (once set)
-    forged, a new way on each stream. (By content, not by number: the replica must meet it from the
-    upstream before its own derivation from L1 gets there.)"""
+class LyingUpstream(Relay):
+    """The real sequencer relayed; the block carrying ``target`` (once set) forged, a new way on each
+    stream. (By content, not by number: the replica must meet it from the upstream before its own
+    derivation from L1 gets there.)"""
 
     def __init__(self, real: Tree) -> None:
-        self._real = real.stub()
+        super().__init__(real)
         self.target = ""
         self.other_tx = b""
         self.forge_at = 0
         self._ways = itertools.cycle(("state_root", "transactions", "hash"))
         self.forged: list[str] = []
 
-    def _real_block(self, number: int, context: Any) -> pb.Block | None:
-        while context.is_active():
-            try:
-                return self._real.GetBlock(pb.GetBlockRequest(number=number, include_transactions=True),
-                                           timeout=5).block
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.OUT_OF_RANGE:
-                    raise
-            time.sleep(0.1)
-        return None
-
-    def SubscribeBlocks(self, request: pb.SubscribeBlocksRequest, context: Any) -> Iterator[pb.SubscribeBlocksResponse]:
-        for number in itertools.count(request.from_number):
-            block = self._real_block(number, context)
-            if block is None:
-                return
-            if self.target and self.target in block.transaction_hashes:
-                self.forge_at = number
-                way = next(self._ways)
-                if way == "state_root":  # credits someone: a root no execution gives, the hash made to match
-                    block.state_root = "0x" + keccak256(b"forged").hex()
-                    rehash(block)
-                elif way == "transactions":  # the real header over other transactions
-                    del block.raw_transactions[:]
-                    block.raw_transactions.append(self.other_tx)
-                else:  # a field changed under the real hash
-                    block.gas_used += 1
-                self.forged.append(block.hash)
-            yield pb.SubscribeBlocksResponse(block=block)
+    def relayed(self, block: pb.Block, context: Any) -> pb.Block | None:
+        if self.target and self.target in block.transaction_hashes:
+            self.forge_at = block.number
+            way = next(self._ways)
+            if way == "state_root":  # credits someone: a root no execution gives, the hash made to match
+                block.state_root = "0x" + keccak256(b"forged").hex()
+                rehash(block)
+            elif way == "transactions":  # the real header over other transactions
+                del block.raw_transactions[:]
+                block.raw_transactions.append(self.other_tx)
+            else:  # a field changed under the real hash
+                block.gas_used += 1
+            self.forged.append(block.hash)
+        return block
 
 
 @pytest.fixture
 def lying(trees: Trees, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tree, LyingUpstream]]:
     seq = trees.sequencer
     fake = LyingUpstream(seq)
-    server = grpc.server(ThreadPoolExecutor(8))
-    pb_grpc.add_SequencerServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    proxy = Tree(seq.name, seq.tmp, seq.data_dir, seq.config, port - 1, seq.jsonrpc_port, seq.workers)
-    replica = replica_tree(tmp_path_factory.mktemp("lied_to"), "lied_to", proxy, trees.l1)
-    try:
-        replica.start()
+    with relayed_replica(trees, tmp_path_factory.mktemp("lied_to"), "lied_to", fake) as replica:
         wait_for(lambda: replica.head() >= seq.head(), 60, "the replica caught up")
         sender = dev(5)
         nonce = next_nonce(seq, sender)
@@ -103,9 +80,6 @@ def lying(trees: Trees, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
         seq.stub().SendRawTransaction(pb.SendRawTransactionRequest(raw_transaction=raw), timeout=10)
         wait_for(lambda: fake.forge_at, 30, "the transfer's block forged")
         yield replica, fake
-    finally:
-        replica.stop()
-        server.stop(0)
 
 
 def refusals(tree: Tree) -> list[str]:

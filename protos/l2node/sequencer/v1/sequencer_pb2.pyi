@@ -210,24 +210,54 @@ class SubscribeBlocksResponse(_message.Message):
     def __init__(self, block: _Optional[_Union[Block, _Mapping]] = ...) -> None: ...
 
 class GetChainInfoRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("include_l1",)
+    INCLUDE_L1_FIELD_NUMBER: _ClassVar[int]
+    include_l1: bool
+    def __init__(self, include_l1: _Optional[bool] = ...) -> None: ...
+
+class L1BlockRef(_message.Message):
+    __slots__ = ("number", "hash", "parent_hash", "timestamp")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    PARENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+    def __init__(self, number: _Optional[int] = ..., hash: _Optional[str] = ..., parent_hash: _Optional[str] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class L1Heads(_message.Message):
+    __slots__ = ("head", "current", "safe", "finalized")
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    SAFE_FIELD_NUMBER: _ClassVar[int]
+    FINALIZED_FIELD_NUMBER: _ClassVar[int]
+    head: L1BlockRef
+    current: L1BlockRef
+    safe: L1BlockRef
+    finalized: L1BlockRef
+    def __init__(self, head: _Optional[_Union[L1BlockRef, _Mapping]] = ..., current: _Optional[_Union[L1BlockRef, _Mapping]] = ..., safe: _Optional[_Union[L1BlockRef, _Mapping]] = ..., finalized: _Optional[_Union[L1BlockRef, _Mapping]] = ...) -> None: ...
 
 class GetChainInfoResponse(_message.Message):
-    __slots__ = ("chain_id", "unsafe_block", "safe_block", "finalized_block", "base_fee", "genesis_hash")
+    __slots__ = ("chain_id", "unsafe_block", "safe_block", "finalized_block", "base_fee", "genesis_hash", "upstream_block", "l1")
     CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
     UNSAFE_BLOCK_FIELD_NUMBER: _ClassVar[int]
     SAFE_BLOCK_FIELD_NUMBER: _ClassVar[int]
     FINALIZED_BLOCK_FIELD_NUMBER: _ClassVar[int]
     BASE_FEE_FIELD_NUMBER: _ClassVar[int]
     GENESIS_HASH_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    L1_FIELD_NUMBER: _ClassVar[int]
     chain_id: int
     unsafe_block: int
     safe_block: int
     finalized_block: int
     base_fee: str
     genesis_hash: str
-    def __init__(self, chain_id: _Optional[int] = ..., unsafe_block: _Optional[int] = ..., safe_block: _Optional[int] = ..., finalized_block: _Optional[int] = ..., base_fee: _Optional[str] = ..., genesis_hash: _Optional[str] = ...) -> None: ...
+    upstream_block: int
+    l1: L1Heads
+    def __init__(self, chain_id: _Optional[int] = ..., unsafe_block: _Optional[int] = ..., safe_block: _Optional[int] = ..., finalized_block: _Optional[int] = ..., base_fee: _Optional[str] = ..., genesis_hash: _Optional[str] = ..., upstream_block: _Optional[int] = ..., l1: _Optional[_Union[L1Heads, _Mapping]] = ...) -> None: ...
 
 class L2ToL1Message(_message.Message):
     __slots__ = ("nonce", "hash", "sender", "target", "value", "gas_limit", "data", "block_number", "block_hash", "tx_hash", "traceparent")
