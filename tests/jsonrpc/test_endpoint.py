@@ -184,7 +184,7 @@ def test_a_read_is_recorded_when_its_caller_records_its_trace_and_when_it_fails(
     recorded = "5" * 32
     tree.post({"jsonrpc": "2.0", "id": 1, "method": "eth_syncing", "params": []},
               headers={"traceparent": f"00-{recorded}-00f067aa0ba902b7-01"})
-    span = tree.spans.wait_for(lambda s: s["trace_id"] == recorded)
+    span = tree.spans.wait_for(lambda s: s["trace_id"] == recorded and s["name"] == "eth_syncing")
     assert (span["name"], span["parent_id"]) == ("eth_syncing", "00f067aa0ba902b7")
     # One exporter queue, in order: had any of the others been recorded, it would be here by now.
     assert [s for s in tree.spans.sink.spans if s["name"] == "eth_syncing"] == [span]
