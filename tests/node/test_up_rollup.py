@@ -117,7 +117,9 @@ def test_one_custom_genesis_is_what_every_part_of_the_node_builds_on(tmp_path: p
 
 def test_a_stuck_transfer_says_why_it_waits_and_wait_times_out_then_empty_blocks_let_it_in(node: Node) -> None:
     base_fee = _base_fee(node)
-    under = f"{base_fee / 2 / 10**9:.9f}"  # gwei: half the base fee
+    # A quarter of the base fee: ~11 empty blocks (one a second) to reach, so it is still pending
+    # when the next command asks, however slowly a loaded machine starts it.
+    under = f"{base_fee / 4 / 10**9:.9f}"
     to = "0x000000000000000000000000000000000000dEaD"
     r = cli(node.data_dir, "tx", "send", "--to", to, "--value", "1", "--dev", "6", "--max-fee-gwei", under,
             "--tip-gwei", under, "--wait", "sealed", "--timeout", "0.3", check=False)
