@@ -6,7 +6,8 @@ The sequencer's durable block write (``SequencerStore.seal_block`` in ``store.ru
 transaction, WAL, synchronous=FULL) of blocks of ``--block-txs`` transactions with random 32-byte
 hashes (what a keccak gives; the rows are what a sealed transfer writes: ``tx_index`` and
 ``block_txs``, no account rows), on a fresh database, until ``--transactions``. Every ``--window``
-transactions one line: the write's wall time and the writer thread's CPU per transaction, the
+transactions one line: the write's wall time per transaction and its longest block write, the
+writer thread's CPU per transaction, the
 database's bytes (with its WAL) per transaction, and what a lookup by hash costs then
 (``SequencerStore.settled``, one hash a call: 1,000 sealed ones, one from each of 1,000 evenly
 spread blocks, and 1,000 unknown ones). Each tree in its own process and database, one
@@ -42,7 +43,7 @@ def measure(args: argparse.Namespace) -> None:
     sender, raw = bytes(20), bytes(110)  # a transfer's raw size; its content is never read here
     asyncio.run(store.run(functools.partial(store.seal_block, block=BlockWrite(0, bytes(32), "{}"))))
     number = done = 0
-    wall = cpu = 0.0
+    wall = cpu = longest = 0.0
     sealed: list[bytes] = []  # the first transaction of every block
     while done < args.transactions:
         number += 1
@@ -57,7 +58,9 @@ def measure(args: argparse.Namespace) -> None:
 
         t0 = time.perf_counter()
         c0 = asyncio.run(store.run(write))
-        wall += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        wall += took
+        longest = max(longest, took)
         cpu += asyncio.run(store.run(lambda _: time.thread_time())) - c0  # the writer thread's clock, after COMMIT
         done += len(txs)
         sealed.append(txs[0].hash)
@@ -65,9 +68,10 @@ def measure(args: argparse.Namespace) -> None:
             size = sum(f.stat().st_size for f in workdir.iterdir())
             known = [sealed[i * len(sealed) // 1000] for i in range(1000)]
             print(json.dumps({"rows": done, "wall_us": wall / args.window * 1e6, "cpu_us": cpu / args.window * 1e6,
-                              "bytes": size / done, "load": os.getloadavg()[0], "known_us": lookup(store, known),
+                              "bytes": size / done, "load": os.getloadavg()[0], "max_ms": longest * 1e3,
+                              "known_us": lookup(store, known),
                               "unknown_us": lookup(store, [rng.randbytes(32) for _ in range(1000)])}), flush=True)
-            wall = cpu = 0.0
+            wall = cpu = longest = 0.0
     store.close()
     storage.close()
     for f in workdir.iterdir():
@@ -102,9 +106,9 @@ def main() -> None:
                    if k in ("transactions", "block_txs", "window", "seed")]
     if args.dir:
         passthrough.append(f"--dir={args.dir}")
-    print("| round | tree | rows | write wall us/tx | writer CPU us/tx | db bytes/tx | lookup us: sealed / unknown "
-          "| load |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    print("| round | tree | rows | write wall us/tx | longest block write ms | writer CPU us/tx | db bytes/tx "
+          "| lookup us: sealed / unknown | load |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for round_ in range(1, args.rounds + 1):
         for tree in args.ab or ["."]:
             root = str(pathlib.Path(tree).resolve())
@@ -114,7 +118,8 @@ def main() -> None:
             assert proc.stdout is not None
             for line in proc.stdout:
                 r = json.loads(line)
-                print(f"| {round_} | {tree} | {r['rows']:,} | {r['wall_us']:.1f} | {r['cpu_us']:.1f} "
+                print(f"| {round_} | {tree} | {r['rows']:,} | {r['wall_us']:.1f} | {r['max_ms']:.0f} "
+                      f"| {r['cpu_us']:.1f} "
                       f"| {r['bytes']:.0f} | {r['known_us']:.1f} / {r['unknown_us']:.1f} | {r['load']:.1f} |",
                       flush=True)
             if proc.wait():

@@ -16,7 +16,7 @@ Sealed transactions are written for the least work per transaction, since the wr
 on the sequencer's critical path: per block one row holding the raw transactions, their hashes and
 their senders (``block_txs``, sequential pages), and where each hash is (block, position) in
 :class:`TxIndex` (``_tx_index``: recent blocks' in memory, older ones in runs sorted by hash, written
-once every 65,536 transactions; no random-keyed B-tree). Nothing per transaction is ever
+once every 32,768 transactions; no random-keyed B-tree). Nothing per transaction is ever
 rewritten: a sealed transaction's SAFE or FINALIZED is its block's batch's status (``batches``),
 and its gas used and price follow from its raw bytes and the block's base fee. Dropped
 transactions, fewer, keep a whole row (``dropped``).

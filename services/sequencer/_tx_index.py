@@ -7,15 +7,16 @@ to 3M rows, bench/RESULTS.md session 11), ~95% of what sealing writes per transa
 - **Recent blocks' hashes are in memory only.** They are on disk already, in their blocks'
   ``block_txs`` rows (hashes in block order); a map rebuilt from those rows at open answers for
   them. The blocks after the last run hold fewer than :data:`RUN_TXS` transactions (plus one
-  block's), so the rebuild is bounded (~10-20 ms at most here).
+  block's), so the rebuild is bounded (32k hashes: ~5-10 ms here, half that on average).
 - **Every RUN_TXS transactions they become one run**, written in the block's own transaction:
   rows keyed (run, hash), the run's number above every other's, in hash order, so they append at
   the B-tree's right edge and each page is written once, full.
 - **Runs merge size-tiered**: :data:`FANOUT` runs of a level become one of the next, up to
-  :data:`TOP_LEVEL` (~1M rows a run), never merged again, so no merge stalls the writer for more
-  than one such run's copy. A lookup probes every run (one B-tree seek each, in one statement that
-  also reads the run list, so it sees one committed snapshot of both), so runs are kept few:
-  ~16 at 10M transactions.
+  :data:`TOP_LEVEL` (~512k rows a run), never merged again, so no merge stalls the writer for more
+  than one such run's copy (~0.5-1 s). Each transaction is written three times (its level-0 run,
+  two merges), each time appended. A lookup probes every run (one B-tree seek each, in one
+  statement that also reads the run list, so it sees one committed snapshot of both), so runs are
+  kept few: ~25 at 10M transactions.
 
 Uniqueness: the old table's primary key refused a block holding a hash already sealed. Here a
 block is checked against itself and the in-memory blocks only; a transaction in a run has a
@@ -36,10 +37,10 @@ from operator import itemgetter
 from typing import Final
 
 #: Transactions in memory (not yet in a run) that make a run: bounds the rebuild at open.
-RUN_TXS: Final = 1 << 16
+RUN_TXS: Final = 1 << 15
 #: Runs of one level merged into one of the next.
 FANOUT: Final = 4
-#: Runs of this level (RUN_TXS * FANOUT**TOP_LEVEL rows, ~1M) are never merged.
+#: Runs of this level (RUN_TXS * FANOUT**TOP_LEVEL rows, ~512k) are never merged.
 TOP_LEVEL: Final = 2
 
 #: A location packed in one integer: block_number << _SHIFT | position (deposits first).

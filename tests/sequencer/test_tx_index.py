@@ -5,6 +5,7 @@ refused if sent again. Runs are made tiny here (a few transactions) so every pat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -191,6 +192,17 @@ while True:
 """
 
 
+def wait_for_blocks(path: pathlib.Path, blocks: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until the sealer's head is past ``blocks`` (it must not have exited meanwhile)."""
+    while True:
+        assert proc.poll() is None
+        with contextlib.suppress(sqlite3.OperationalError), contextlib.closing(sqlite3.connect(path)) as db:
+            (head,) = db.execute("SELECT MAX(number) FROM blocks").fetchone()
+            if head is not None and head > blocks:
+                return
+        time.sleep(0.05)
+
+
 def test_kill_9_while_sealing_leaves_every_sealed_transaction_found(tmp_path: pathlib.Path) -> None:
     """A process sealing blocks (runs of 16, merged 2 by 2) is SIGKILLed at random moments, three
     times; after each, every transaction of every durable block is found where its block has it,
@@ -202,8 +214,8 @@ def test_kill_9_while_sealing_leaves_every_sealed_transaction_found(tmp_path: pa
     for round_ in range(3):
         proc = subprocess.Popen([sys.executable, str(script), str(path), str(round_)], cwd=ROOT,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
-        time.sleep(1.5 + rng.random())
-        assert proc.poll() is None
+        wait_for_blocks(path, 20 * (round_ + 1), proc)
+        time.sleep(rng.random() / 2)  # then at a random moment (mid-write, mid-merge, mid-checkpoint)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         with opened(path) as store:
