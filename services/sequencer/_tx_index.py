@@ -4,10 +4,12 @@ A table keyed by the transaction hash takes random inserts: once it outgrows the
 one dirties a leaf page of its own (~4 KB of WAL, 12-24 us of writer CPU a transaction from 0.5M
 to 3M rows, bench/RESULTS.md session 11), ~95% of what sealing writes per transaction. So:
 
-- **Recent blocks' hashes are in memory only.** They are on disk already, in their blocks'
-  ``block_txs`` rows (hashes in block order); a map rebuilt from those rows at open answers for
-  them. The blocks after the last run hold fewer than :data:`RUN_TXS` transactions (plus one
-  block's), so the rebuild is bounded (32k hashes: ~5-10 ms here, half that on average).
+- **Recent blocks' hashes are in memory**, and on disk only as each block's hashes in one row
+  (``tx_recent``: appended, 32 bytes a transaction, deleted when a run takes them; ``block_txs``
+  has them too, but after the raw transactions, so reading them there reads every raw byte's
+  overflow page). A map rebuilt from those rows at open answers for them. The blocks after the
+  newest run hold fewer than :data:`RUN_TXS` transactions (plus one block's), so the rebuild is
+  bounded (32k hashes: ~5-10 ms here, half that on average).
 - **Every RUN_TXS transactions they become one run**, written in the block's own transaction:
   rows keyed (run, hash), the run's number above every other's, in hash order, so they append at
   the B-tree's right edge and each page is written once, full.
@@ -55,6 +57,11 @@ CREATE TABLE IF NOT EXISTS tx_runs (
     last_block INTEGER NOT NULL,       -- the newest run's: blocks after it are in memory only
     size INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tx_recent (  -- the blocks after the newest run: what the map is rebuilt from
+    number INTEGER PRIMARY KEY,
+    base INTEGER NOT NULL,             -- where its first signed transaction is (packed, as ``at``)
+    hashes BLOB NOT NULL               -- its signed transactions' hashes, in block order
+);
 CREATE TABLE IF NOT EXISTS tx_run_rows (
     run INTEGER NOT NULL,
     hash BLOB NOT NULL,
@@ -96,13 +103,9 @@ class TxIndex:
         self._rebuild(db)
 
     def _rebuild(self, db: sqlite3.Connection) -> None:
-        """The map, from the rows of the blocks after the newest run (and their deposit counts)."""
-        (upto,) = db.execute("SELECT COALESCE(MAX(last_block), -1) FROM tx_runs").fetchone()
-        deposits = dict(db.execute("SELECT block_number, COUNT(*) FROM deposits WHERE block_number > ? "
-                                   "GROUP BY block_number", (upto,)).fetchall())
+        """The map, from the rows of the blocks after the newest run."""
         recent: dict[bytes, int] = {}
-        for number, blob in db.execute("SELECT number, hashes FROM block_txs WHERE number > ?", (upto,)):
-            base = pack(number, deposits.get(number, 0))
+        for base, blob in db.execute("SELECT base, hashes FROM tx_recent"):
             recent.update(zip(_split(blob), range(base, base + len(blob) // 32), strict=True))
         self._recent = recent
 
@@ -116,6 +119,9 @@ class TxIndex:
         if len(new) != len(hashes) or not new.keys().isdisjoint(recent) or not new.keys().isdisjoint(self._staged):
             raise sqlite3.IntegrityError(f"block {number} holds a transaction already sealed")
         self._staged.update(new)
+        if hashes:
+            db.execute("INSERT INTO tx_recent (number, base, hashes) VALUES (?, ?, ?)",
+                       (number, base, b"".join(hashes)))
         if len(recent) + len(self._staged) >= RUN_TXS:
             self._flush(db, sorted(chain(recent.items(), self._staged.items()), key=_HASH), number)
 
@@ -126,6 +132,7 @@ class TxIndex:
         _write_run(db, run, rows)
         db.execute("INSERT INTO tx_runs (run, level, first_block, last_block, size) VALUES (?, 0, ?, ?, ?)",
                    (run, int(upto) + 1, last_block, len(rows)))
+        db.execute("DELETE FROM tx_recent")
         self._staged, self._flushed = {}, True
         _merge(db)
 
@@ -140,6 +147,7 @@ class TxIndex:
             (size,) = db.execute("SELECT COUNT(*) FROM tx_run_rows WHERE run = ?", (run,)).fetchone()
             db.execute("UPDATE tx_runs SET last_block = ?, size = ? WHERE run = ?", (number, size, run))
         db.execute("DELETE FROM tx_runs WHERE size = 0")
+        db.execute("DELETE FROM tx_recent WHERE number > ?", (number,))
         self._staged = {h: at for h, at in self._staged.items() if at >> _SHIFT <= number}
         self._rewound_to = number
 
@@ -245,6 +253,7 @@ def _migrate(db: sqlite3.Connection) -> None:
         if head is not None:
             db.execute("INSERT INTO tx_runs (run, level, first_block, last_block, size) VALUES (?, ?, 0, ?, ?)",
                        (run, TOP_LEVEL, int(head), int(size)))
+        db.execute("DELETE FROM tx_recent")  # (none: an older version had no such table)
         db.execute("DROP TABLE tx_index")
     except BaseException:
         db.execute("ROLLBACK")
