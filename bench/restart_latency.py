@@ -441,6 +441,8 @@ def phases_of(data_dir: pathlib.Path, genesis: pathlib.Path, tmp: pathlib.Path) 
 #: are clocked too (State.__init__ inside Chain.open), so the rows overlap: read them as a tree.
 PHASES = (
     ("services.sequencer._store", "SequencerStore.__init__", "SequencerStore(): schema, migrations, reader"),
+    ("services.sequencer._tx_index", "TxIndex.__init__", "  TxIndex(): its tables, a migration (once)"),
+    ("services.sequencer._tx_index", "TxIndex._rebuild", "  TxIndex._rebuild(): the recent blocks' hashes"),
     ("services.sequencer._pending_log", "PendingLog.__init__", "PendingLog(): its own sqlite file"),
     ("services.sequencer._intake", "Intake.__init__", "Intake()"),
     ("services.sequencer._chain", "Chain.__init__", "Chain(): genesis state + header, a pool"),

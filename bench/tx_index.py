@@ -6,8 +6,11 @@ The sequencer's durable block write (``SequencerStore.seal_block`` in ``store.ru
 transaction, WAL, synchronous=FULL) of blocks of ``--block-txs`` transactions with random 32-byte
 hashes (what a keccak gives; the rows are what a sealed transfer writes: ``tx_index`` and
 ``block_txs``, no account rows), on a fresh database, until ``--transactions``. Every ``--window``
-transactions one line: the write's wall time and the writer thread's CPU per transaction, and the
-database's bytes (with its WAL) per transaction. Each tree in its own process and database, one
+transactions one line: the write's wall time per transaction and its longest block write, the
+writer thread's CPU per transaction, the
+database's bytes (with its WAL) per transaction, and the CPU a lookup by hash costs then
+(``SequencerStore.settled``, one hash a call: 1,000 sealed ones, one from each of 1,000 evenly
+spread blocks, and 1,000 unknown ones). Each tree in its own process and database, one
 after the other per round; ``--tree DIR`` runs one (JSON lines on stdout).
 """
 
@@ -40,7 +43,8 @@ def measure(args: argparse.Namespace) -> None:
     sender, raw = bytes(20), bytes(110)  # a transfer's raw size; its content is never read here
     asyncio.run(store.run(functools.partial(store.seal_block, block=BlockWrite(0, bytes(32), "{}"))))
     number = done = 0
-    wall = cpu = 0.0
+    wall = cpu = longest = 0.0
+    sealed: list[bytes] = []  # the first transaction of every block
     while done < args.transactions:
         number += 1
         txs = [Transaction(901, 0, 0, 0, 21_000, sender, 0, b"", (), 0, 0, 0, sender, rng.randbytes(32), raw)
@@ -54,19 +58,34 @@ def measure(args: argparse.Namespace) -> None:
 
         t0 = time.perf_counter()
         c0 = asyncio.run(store.run(write))
-        wall += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        wall += took
+        longest = max(longest, took)
         cpu += asyncio.run(store.run(lambda _: time.thread_time())) - c0  # the writer thread's clock, after COMMIT
         done += len(txs)
+        sealed.append(txs[0].hash)
         if done % args.window < args.block_txs:
             size = sum(f.stat().st_size for f in workdir.iterdir())
+            known = [sealed[i * len(sealed) // 1000] for i in range(1000)]
             print(json.dumps({"rows": done, "wall_us": wall / args.window * 1e6, "cpu_us": cpu / args.window * 1e6,
-                              "bytes": size / done, "load": os.getloadavg()[0]}), flush=True)
-            wall = cpu = 0.0
+                              "bytes": size / done, "load": os.getloadavg()[0], "max_ms": longest * 1e3,
+                              "known_us": lookup(store, known),
+                              "unknown_us": lookup(store, [rng.randbytes(32) for _ in range(1000)])}), flush=True)
+            wall = cpu = longest = 0.0
     store.close()
     storage.close()
     for f in workdir.iterdir():
         f.unlink()
     workdir.rmdir()
+
+
+def lookup(store: Any, hashes: list[bytes]) -> float:
+    """Microseconds of CPU a hash (this thread's: the reader runs in it), each its own ``settled``
+    call (as a receipt asks)."""
+    t0 = time.thread_time()
+    for h in hashes:
+        store.settled([h])
+    return (time.thread_time() - t0) / len(hashes) * 1e6
 
 
 def main() -> None:
@@ -88,8 +107,9 @@ def main() -> None:
                    if k in ("transactions", "block_txs", "window", "seed")]
     if args.dir:
         passthrough.append(f"--dir={args.dir}")
-    print("| round | tree | rows | write wall us/tx | writer CPU us/tx | db bytes/tx | load |")
-    print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    print("| round | tree | rows | write wall us/tx | longest block write ms | writer CPU us/tx | db bytes/tx "
+          "| lookup CPU us: sealed / unknown | load |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for round_ in range(1, args.rounds + 1):
         for tree in args.ab or ["."]:
             root = str(pathlib.Path(tree).resolve())
@@ -99,8 +119,10 @@ def main() -> None:
             assert proc.stdout is not None
             for line in proc.stdout:
                 r = json.loads(line)
-                print(f"| {round_} | {tree} | {r['rows']:,} | {r['wall_us']:.1f} | {r['cpu_us']:.1f} "
-                      f"| {r['bytes']:.0f} | {r['load']:.1f} |", flush=True)
+                print(f"| {round_} | {tree} | {r['rows']:,} | {r['wall_us']:.1f} | {r['max_ms']:.0f} "
+                      f"| {r['cpu_us']:.1f} "
+                      f"| {r['bytes']:.0f} | {r['known_us']:.1f} / {r['unknown_us']:.1f} | {r['load']:.1f} |",
+                      flush=True)
             if proc.wait():
                 raise SystemExit(f"{tree}: exit {proc.returncode}")
 

@@ -10,7 +10,8 @@ version kept them, in its hash-keyed ``txs`` table):
 - **Appends at the right edge.** Entries are keyed by arrival order, so each one extends the
   B-tree's last page. A table keyed by the random 32-byte transaction hash has every insert
   dirty an index page of its own (~5-8 us of writer CPU a transaction). Sealed transactions
-  get their hash-keyed row (``tx_index``), once, in the block's own write.
+  are indexed by hash in the block's own write (``_tx_index``: in memory, then appended in
+  sorted runs).
 
 Entries leave lazily: once a transaction is sealed (its block durable) or dropped (its receipt
 durable), :meth:`PendingLog.forget` queues its deletion, done inside the next append's commit.

@@ -13,11 +13,13 @@ transactions not yet sealed are not here but in the pending log (``_pending_log`
 gets its row here when it is sealed or dropped.
 
 Sealed transactions are written for the least work per transaction, since the writer thread is
-on the sequencer's critical path: one small random insert each (``tx_index``: hash -> block,
-position), and per block one row holding the raw transactions, their hashes and their senders
-(``block_txs``, sequential pages). Nothing per transaction is ever rewritten: a sealed transaction's SAFE or
-FINALIZED is its block's batch's status (``batches``), and its gas used and price follow from its
-raw bytes and the block's base fee. Dropped transactions, fewer, keep a whole row (``dropped``).
+on the sequencer's critical path: per block one row holding the raw transactions, their hashes and
+their senders (``block_txs``, sequential pages), and where each hash is (block, position) in
+:class:`TxIndex` (``_tx_index``: recent blocks' in memory, older ones in runs sorted by hash, written
+once every 32,768 transactions; no random-keyed B-tree). Nothing per transaction is ever
+rewritten: a sealed transaction's SAFE or FINALIZED is its block's batch's status (``batches``),
+and its gas used and price follow from its raw bytes and the block's base fee. Dropped
+transactions, fewer, keep a whole row (``dropped``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import IntEnum
-from itertools import accumulate, chain, count, groupby, pairwise, repeat
+from itertools import accumulate, chain, groupby, pairwise
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final, NamedTuple, TypeVar
@@ -50,6 +52,8 @@ from protocol import (
     recipient,
     sealed_transaction,
 )
+
+from ._tx_index import LEGACY_SCHEMA, TxIndex
 
 T = TypeVar("T")
 
@@ -107,16 +111,7 @@ CREATE TABLE IF NOT EXISTS blocks (
     hash BLOB NOT NULL UNIQUE,
     header TEXT NOT NULL               -- canonical JSON of the header fields
 );
--- One row per sealed signed transaction: the only per-transaction write of a block. WITHOUT ROWID:
--- the hash is the key itself, one B-tree instead of a rowid table plus its hash index. Its keys are
--- random, so once it outgrows the page cache each insert dirties a leaf page of its own (sequencer CPU
--- 75-80 -> 92-99 us a transaction from 100k to 1M rows, bench/RESULTS.md); a tiered index (a small
--- recent table merged into larger sorted runs) is what would bound that.
-CREATE TABLE IF NOT EXISTS tx_index (
-    hash BLOB PRIMARY KEY,
-    block_number INTEGER NOT NULL,
-    idx INTEGER NOT NULL               -- position in the block, its deposits first
-) WITHOUT ROWID;
+-- Where each sealed transaction is: _tx_index (tx_runs, tx_run_rows), from these rows' hashes.
 CREATE TABLE IF NOT EXISTS block_txs (  -- one row per block: its signed transactions, in order
     number INTEGER PRIMARY KEY,
     raws BLOB NOT NULL,                -- _encode_raws: O(1) access by position
@@ -300,7 +295,6 @@ class Settled(NamedTuple):
     seq: int
 
 
-_HASH: Final = itemgetter(0)
 _SLOT: Final = itemgetter(1)
 #: The smallest inner node's key (node_key(1, 0)): below it, a key is a leaf's slot.
 _INNER: Final = node_key(1, 0)
@@ -371,14 +365,16 @@ class SequencerStore:
     def __init__(self, writer: sqlite3.Connection, path: Path) -> None:
         self._db = writer
         self._db.executescript(_SCHEMA)
-        # Checkpoint the WAL every ~40 MB rather than SQLite's ~4 MB: the transactions' hash index
-        # takes random inserts, so most commits dirty the same index pages again, and a rarer
-        # checkpoint copies each of them once instead of once per 4 MB (~2 us less writer CPU per
-        # transaction here). Durability is the same; a crash leaves at most that much WAL to read.
+        # Checkpoint the WAL every ~40 MB rather than SQLite's ~4 MB: random writes (account rows,
+        # tree nodes; the transactions' hash index was measured so, before its runs) dirty the
+        # same pages again across commits, and a rarer checkpoint copies each of them once instead
+        # of once per 4 MB (~2 us less writer CPU per transaction then). Durability is the same;
+        # a crash leaves at most that much WAL to read.
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         _migrate_txs(self._db)
         _migrate_messages(self._db)
         _migrate_accounts(self._db)
+        self._index = TxIndex(self._db)
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA query_only=ON")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sequencer-store")
@@ -392,8 +388,10 @@ class SequencerStore:
                 result = fn(self._db)
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._index.rolled_back()
                 raise
             self._db.execute("COMMIT")
+            self._index.committed()
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, in_txn)
@@ -404,8 +402,7 @@ class SequencerStore:
 
     # -- writes (called through run) ----------------------------------------------------------
 
-    @staticmethod
-    def seal_block(db: sqlite3.Connection, block: BlockWrite) -> None:
+    def seal_block(self, db: sqlite3.Connection, block: BlockWrite) -> None:
         """The block, its signed transactions, and the account snapshot: all or nothing.
 
         The per-transaction and per-account rows are built here, on the writer thread, not by the
@@ -418,13 +415,9 @@ class SequencerStore:
         hashes = [tx.hash for tx in txs]
         db.execute("INSERT INTO block_txs (number, raws, hashes, senders) VALUES (?, ?, ?, ?)",
                    (number, _encode_raws([tx.raw for tx in txs]), b"".join(hashes), b"".join(tx.sender for tx in txs)))
-        # In hash order: consecutive inserts then land in the same or the next leaf, still in the
-        # page cache, instead of a block's worth of random leaves evicting each other (100k rows in
-        # blocks of 4,000: ~7 -> ~3.5 us of writer CPU a row, the sort included). No ON CONFLICT: a
-        # hash already sealed would be the same signed transaction (sender and nonce) executed
-        # twice; the block fails whole rather than overwrite where it was.
-        write_rows(db, "INSERT INTO tx_index (hash, block_number, idx) VALUES ", "(?, ?, ?)", "",
-                   sorted(zip(hashes, repeat(number), count(block.first_index)), key=_HASH))
+        # In memory until a run takes them (see _tx_index). A hash already sealed would be the same
+        # signed transaction (sender and nonce) executed twice: the block fails whole.
+        self._index.add(db, number, block.first_index, hashes)
         # Each account row carries its new leaf; the leaves left (low leaves whose next address moved)
         # and the inner nodes are written by write_nodes.
         leaves, inner = _split_nodes(block.nodes.items())
@@ -466,7 +459,7 @@ class SequencerStore:
     @staticmethod
     def drop(db: sqlite3.Connection, dropped: Sequence[DropRow]) -> None:
         """Receipts that say DROPPED, with the reason; dropped again (sent again in between), the
-        newer entry and reason. A sealed transaction is never demoted: its tx_index row wins every
+        newer entry and reason. A sealed transaction is never demoted: its TxIndex entry wins every
         lookup, so a drop of one (were there any) is written but never read."""
         if not dropped:
             return
@@ -526,17 +519,14 @@ class SequencerStore:
         db.execute(f"UPDATE batches SET status = {FINALIZED} WHERE inbox_index = {FOLLOWED_INDEX} AND l1_block <= ? "
                    f"AND status < {FINALIZED}", (finalized_l1_block,))
 
-    @staticmethod
-    def rewind(db: sqlite3.Connection, number: int, accounts: Sequence[AccountRow], tx_hashes: Sequence[bytes],
+    def rewind(self, db: sqlite3.Connection, number: int, accounts: Sequence[AccountRow], tx_hashes: Sequence[bytes],
                nodes: Iterable[tuple[int, bytes]]) -> list[bytes]:
         """Drop every block after ``number`` (their transactions' rows are ``tx_hashes``) and make
         ``accounts`` (and ``nodes``, their tree) the snapshot: the chain is at block ``number`` again.
         Deposits and forced transactions those blocks took are due again; batches that carried them
         are stale (returned).
         """
-        for start in range(0, len(tx_hashes), _MAX_ROWS):
-            chunk = tx_hashes[start : start + _MAX_ROWS]
-            db.execute(f"DELETE FROM tx_index WHERE hash IN ({', '.join('?' * len(chunk))})", chunk)
+        self._index.rewind(db, number, tx_hashes)
         for table in ("blocks", "block_txs"):
             db.execute(f"DELETE FROM {table} WHERE number > ?", (number,))
         db.execute("DELETE FROM messages WHERE block_number > ?", (number,))
@@ -618,9 +608,10 @@ class SequencerStore:
         block recorded it, not recovered again.
         """
         reader = self._reader
-        row = reader.execute("SELECT t.block_number, t.idx, b.header FROM tx_index AS t "
-                             "JOIN blocks AS b ON b.number = t.block_number WHERE t.hash = ?", (tx_hash,)).fetchone()
-        if row is None:
+        where = self._index.location(reader, tx_hash)
+        # (None: a block rewound meanwhile, the map not yet told.)
+        header = None if where is None else self.block_header(where[0])
+        if header is None:
             row = reader.execute("SELECT raw, sender, nonce, seq, reason FROM dropped WHERE hash = ?",
                                  (tx_hash,)).fetchone()
             if row is None:
@@ -628,10 +619,11 @@ class SequencerStore:
             raw, sender, nonce, seq, reason = row
             return StoredTx(tx_hash, bytes(raw), bytes(sender), int(nonce), DROPPED, int(seq), None, None, None, None,
                             str(reason))
-        number, index = int(row[0]), int(row[1])
+        assert where is not None
+        number, index = where
         raw, sender = self._raw_in_block(number, index, tx_hash)
         tx = sealed_transaction(raw, sender, tx_hash)
-        gas_used, price = gas_and_price(tx, int(json.loads(row[2])["base_fee"]))
+        gas_used, price = gas_and_price(tx, int(json.loads(header)["base_fee"]))
         return StoredTx(tx_hash, raw, tx.sender, tx.nonce, self.block_status(number), 0, number, index, gas_used,
                         price, None)
 
@@ -671,9 +663,8 @@ class SequencerStore:
             marks = ", ".join("?" * len(chunk))
             rows = reader.execute(f"SELECT hash, seq FROM dropped WHERE hash IN ({marks})", chunk)
             found.update((bytes(h), Settled(DROPPED, int(seq))) for h, seq in rows)
-            # After: a transaction sealed (even one dropped before) is sealed.
-            rows = reader.execute(f"SELECT hash FROM tx_index WHERE hash IN ({marks})", chunk)
-            found.update((bytes(h), Settled(SEALED, 0)) for (h,) in rows)
+        # After: a transaction sealed (even one dropped before) is sealed.
+        found.update((h, Settled(SEALED, 0)) for h in self._index.sealed(reader, hashes))
         return found
 
     def pending(self) -> list[StoredTx]:
@@ -1025,7 +1016,7 @@ def _has_table(db: sqlite3.Connection, name: str) -> bool:
 
 def _migrate_txs(db: sqlite3.Connection) -> None:
     """An older version's ``txs`` table (a whole row per transaction, status rewritten as its batch
-    advanced) moves to tx_index, block_txs and dropped, once, in one transaction: a crash leaves
+    advanced) moves to (the legacy) tx_index, block_txs and dropped, once, in one transaction: a crash leaves
     the old table whole and the next start migrates again.
 
     Its PENDING rows stay: ``pending()`` reads them and the intake moves them to the pending log
@@ -1037,6 +1028,7 @@ def _migrate_txs(db: sqlite3.Connection) -> None:
     sealed = f"block_number IS NOT NULL AND status IN ({SEALED}, {SAFE}, {FINALIZED})"
     db.execute("BEGIN IMMEDIATE")
     try:
+        db.execute(LEGACY_SCHEMA)  # TxIndex moves it to a run next
         db.execute(f"INSERT OR IGNORE INTO tx_index (hash, block_number, idx) "
                    f"SELECT hash, block_number, idx FROM txs WHERE {sealed}")
         rows = db.execute(f"SELECT block_number, hash, raw, sender FROM txs WHERE {sealed} "

@@ -1,0 +1,232 @@
+"""The tiered transaction index (services/sequencer/_tx_index.py): sealed transactions found by hash
+whether their block is still in memory or in a run, merged or not, after a restart, a rewind, a
+kill -9, and the one-time migration from the hash-keyed table; a transaction in an old run is
+refused if sent again. Runs are made tiny here (a few transactions) so every path is crossed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from protocol import DEFAULT_CHAIN_ID, DEV_PRIVATE_KEYS, Reason, Transaction, decode_transaction
+from services.l1 import UnsignedTransaction, sign_transaction
+from services.sequencer import _tx_index
+from services.sequencer._intake import Refusal
+from services.sequencer._store import SEALED, SequencerStore
+from tests.sequencer.test_chain import Sequencer, transfer
+from tests.sequencer.test_store import BASE_FEE, count, opened, write
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GWEI = 10**9
+#: 33 transfers of one sender, nonces 0..32 (signed once: signing is the slow part).
+TXS = [decode_transaction(sign_transaction(UnsignedTransaction(DEFAULT_CHAIN_ID, n, GWEI, 10 * GWEI, 21_000,
+                                                               b"\xee" * 20, 1), DEV_PRIVATE_KEYS[2]),
+                          DEFAULT_CHAIN_ID) for n in range(33)]
+
+
+@pytest.fixture(autouse=True)
+def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run every 4 transactions, 2 runs of a level merged, level 2 the top."""
+    monkeypatch.setattr(_tx_index, "RUN_TXS", 4)
+    monkeypatch.setattr(_tx_index, "FANOUT", 2)
+    monkeypatch.setattr(_tx_index, "TOP_LEVEL", 2)
+
+
+def seal(store: SequencerStore, number: int, txs: Sequence[Transaction], deposits: int = 0) -> None:
+    from services.sequencer._store import BlockWrite
+
+    header = json.dumps({"number": number, "base_fee": str(BASE_FEE)})
+    write(store, lambda db: store.seal_block(db, BlockWrite(number, bytes([number]) * 32, header, txs, deposits)))
+
+
+def levels(store: SequencerStore) -> list[int]:
+    return [int(level) for (level,) in store._db.execute("SELECT level FROM tx_runs ORDER BY run")]
+
+
+def assert_found(store: SequencerStore, where: dict[bytes, tuple[int, int]]) -> None:
+    """Every hash in ``where`` at its (block, position), its receipt SEALED; others unknown."""
+    for tx_hash, (number, index) in where.items():
+        got = store.tx(tx_hash, DEFAULT_CHAIN_ID)
+        assert got is not None and (got.status, got.block_number, got.index) == (SEALED, number, index)
+    unknown = [tx.hash for tx in TXS if tx.hash not in where]
+    assert all(store.tx(h, DEFAULT_CHAIN_ID) is None for h in unknown)
+    assert set(store.settled([*where, *unknown])) == set(where)
+
+
+def test_lookups_across_runs_merges_and_a_restart(tmp_path: pathlib.Path) -> None:
+    where: dict[bytes, tuple[int, int]] = {}
+    with opened(tmp_path / "sequencer.db") as store:
+        for number in range(1, 12):  # 3 transactions a block, block 2k with 1 deposit before them
+            deposits = 1 - number % 2
+            txs = TXS[3 * (number - 1) : 3 * number]
+            seal(store, number, txs, deposits)
+            where.update((tx.hash, (number, deposits + i)) for i, tx in enumerate(txs))
+            assert_found(store, where)
+        # 11 blocks of 3: a run every 2 blocks (6 >= 4), 5 runs merged 2 by 2 up to level 2; block 11
+        # in memory only
+        assert levels(store) == [2, 0] and store._index.in_memory() == 3
+        assert count(store, "tx_run_rows") == 30
+    with opened(tmp_path / "sequencer.db") as store:  # a restart: the map rebuilt from block 11's row
+        assert store._index.in_memory() == 3 and levels(store) == [2, 0]
+        assert_found(store, where)
+
+
+def test_a_block_repeating_a_hash_in_memory_fails_whole_and_leaves_the_map_as_it_was(tmp_path: pathlib.Path) -> None:
+    with opened(tmp_path / "sequencer.db") as store:
+        seal(store, 1, TXS[:1])
+        with pytest.raises(sqlite3.IntegrityError):
+            seal(store, 2, TXS[1:3] + TXS[:1])
+        with pytest.raises(sqlite3.IntegrityError):  # twice in one block
+            seal(store, 2, [TXS[1], TXS[1]])
+        assert store.latest_block_number() == 1 and store._index.in_memory() == 1
+        seal(store, 2, TXS[1:3])
+        assert_found(store, {TXS[0].hash: (1, 0), TXS[1].hash: (2, 0), TXS[2].hash: (2, 1)})
+
+
+def test_a_rewind_forgets_its_blocks_in_runs_and_in_memory(tmp_path: pathlib.Path) -> None:
+    with opened(tmp_path / "sequencer.db") as store:
+        for number in range(1, 6):  # runs through block 4, block 5 in memory
+            seal(store, number, TXS[2 * (number - 1) : 2 * number])
+        assert levels(store) == [1] and store._index.in_memory() == 2
+        gone = [tx.hash for tx in TXS[2:10]]
+        write(store, lambda db: store.rewind(db, 1, [], gone, []))
+        where = {TXS[0].hash: (1, 0), TXS[1].hash: (1, 1)}
+        assert_found(store, where)
+        assert store._index.in_memory() == 0 and count(store, "tx_run_rows") == 2
+        seal(store, 2, TXS[4:6])  # sealed again elsewhere: found there
+        where |= {TXS[4].hash: (2, 0), TXS[5].hash: (2, 1)}
+        assert_found(store, where)
+    with opened(tmp_path / "sequencer.db") as store:
+        assert_found(store, where)
+
+
+def test_a_database_with_the_hash_keyed_table_is_migrated_once(tmp_path: pathlib.Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_tx_index, "RUN_TXS", 1000)  # all in memory: then made an older version's table
+    path = tmp_path / "sequencer.db"
+    where: dict[bytes, tuple[int, int]] = {}
+    with opened(path) as store:
+        for number in range(1, 4):
+            seal(store, number, TXS[3 * (number - 1) : 3 * number], deposits=number - 1)
+            where.update((tx.hash, (number, number - 1 + i)) for i, tx in enumerate(TXS[3 * (number - 1): 3 * number]))
+    db = sqlite3.connect(path)
+    db.executescript(_tx_index.LEGACY_SCHEMA + ";DROP TABLE tx_runs; DROP TABLE tx_run_rows;")
+    db.executemany("INSERT INTO tx_index (hash, block_number, idx) VALUES (?, ?, ?)",
+                   [(h, n, i) for h, (n, i) in where.items()])
+    db.commit()
+    db.close()
+    monkeypatch.setattr(_tx_index, "RUN_TXS", 4)
+    with opened(path) as store:
+        assert levels(store) == [2] and store._index.in_memory() == 0  # one top-level run through block 3
+        assert store._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'tx_index'").fetchone() is None
+        assert_found(store, where)
+        seal(store, 4, TXS[9:11])  # after it: in memory
+        where |= {TXS[9].hash: (4, 0), TXS[10].hash: (4, 1)}
+        assert store._index.in_memory() == 2
+        assert_found(store, where)
+    with opened(path) as store:  # nothing to migrate again
+        assert levels(store) == [2] and store._index.in_memory() == 2
+        assert_found(store, where)
+
+
+async def test_a_transaction_in_an_old_run_sent_again_is_refused(tmp_path: pathlib.Path) -> None:
+    """The index checks a block only against the blocks in memory: one in a run is refused by the
+    pool (its sender's nonce is past it), before and after a restart, and its receipt stays."""
+    sequencer = Sequencer(tmp_path)
+    await sequencer.open()
+    first = transfer(0, 0)
+    try:
+        (first_hash,) = await sequencer.intake.submit([first])
+        block = await sequencer.chain.seal()
+        assert block is not None
+        sealed_in = block.header.number
+        for nonce in range(1, 9):  # 8 blocks more: the first one's block is in a merged run
+            await sequencer.intake.submit([transfer(0, nonce)])
+            assert await sequencer.chain.seal() is not None
+        assert 1 in levels(sequencer.store) and sequencer.store._index.in_memory() < 4
+        (again,) = await sequencer.intake.submit([first])
+        assert isinstance(again, Refusal) and again.reason is Reason.NONCE_TOO_LOW
+    finally:
+        await sequencer.close()
+    sequencer = Sequencer(tmp_path)
+    await sequencer.open()
+    try:
+        (again,) = await sequencer.intake.submit([first])
+        assert isinstance(again, Refusal) and again.reason is Reason.NONCE_TOO_LOW
+        stored = sequencer.store.tx(first_hash, DEFAULT_CHAIN_ID)
+        assert stored is not None and (stored.status, stored.block_number) == (SEALED, sealed_in)
+    finally:
+        await sequencer.close()
+
+
+_SEALER = """
+import json, pathlib, random, sys, asyncio
+from protocol import Transaction
+from services.runtime._storage import Storage
+from services.sequencer import _tx_index
+from services.sequencer._store import BlockWrite, SequencerStore
+_tx_index.RUN_TXS, _tx_index.FANOUT, _tx_index.TOP_LEVEL = 16, 2, 3
+path = pathlib.Path(sys.argv[1])
+storage = Storage(path)
+store = SequencerStore(storage.connection, storage.path)
+rng = random.Random(int(sys.argv[2]))
+number = store.latest_block_number() or 0
+sender = bytes(20)
+while True:
+    number += 1
+    txs = [Transaction(901, 0, 0, 0, 21_000, sender, 0, b"", (), 0, 0, 0, sender, rng.randbytes(32), b"x")
+           for _ in range(rng.randrange(0, 7))]
+    asyncio.run(store.run(lambda db: store.seal_block(db, BlockWrite(number, rng.randbytes(32), "{}", txs))))
+"""
+
+
+def wait_for_blocks(path: pathlib.Path, blocks: int, proc: subprocess.Popen[bytes]) -> None:
+    """Until the sealer's head is past ``blocks`` (it must not have exited meanwhile)."""
+    while True:
+        assert proc.poll() is None
+        with contextlib.suppress(sqlite3.OperationalError), contextlib.closing(sqlite3.connect(path)) as db:
+            (head,) = db.execute("SELECT MAX(number) FROM blocks").fetchone()
+            if head is not None and head > blocks:
+                return
+        time.sleep(0.05)
+
+
+def test_kill_9_while_sealing_leaves_every_sealed_transaction_found(tmp_path: pathlib.Path) -> None:
+    """A process sealing blocks (runs of 16, merged 2 by 2) is SIGKILLed at random moments, three
+    times; after each, every transaction of every durable block is found where its block has it,
+    and the runs hold no transaction of a block that is not durable."""
+    path = tmp_path / "sequencer.db"
+    script = tmp_path / "sealer.py"
+    script.write_text(textwrap.dedent(_SEALER))
+    rng = random.Random(7)
+    for round_ in range(3):
+        proc = subprocess.Popen([sys.executable, str(script), str(path), str(round_)], cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        wait_for_blocks(path, 20 * (round_ + 1), proc)
+        time.sleep(rng.random() / 2)  # then at a random moment (mid-write, mid-merge, mid-checkpoint)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        with opened(path) as store:
+            head = store.latest_block_number()
+            assert head is not None and head > 10
+            reader = store._reader
+            total = 0
+            for number in range(1, head + 1):
+                for i, tx_hash in enumerate(store.block_tx_hashes(number)):
+                    assert store._index.location(reader, tx_hash) == (number, i)
+                    total += 1
+            assert count(store, "tx_run_rows") + store._index.in_memory() == total
+            (top,) = store._db.execute("SELECT MAX(at >> 24) FROM tx_run_rows").fetchone()
+            assert top is None or top <= head
