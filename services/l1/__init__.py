@@ -51,7 +51,7 @@ from services.l1._kzg import (
 from services.l1._pacing import Activity, Pacer
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
 from services.l1._rlp import rlp_bytes, rlp_int, rlp_list
-from services.l1._sender import ALREADY_KNOWN, NONCE_TOO_LOW, PendingTx, TxSender, current_fees, sidecar_of
+from services.l1._sender import ALREADY_KNOWN, NONCE_TOO_LOW, BlobSource, PendingTx, TxSender, current_fees, sidecar_of
 from services.l1._signer import (
     AccessList,
     BlobSidecar,
@@ -76,6 +76,7 @@ __all__ = [
     "Activity",
     "Artifact",
     "BlobSidecar",
+    "BlobSource",
     "BlockHeader",
     "BlockId",
     "Contract",
