@@ -121,7 +121,7 @@ async def blob_batch(l1: L1Client, inbox: Contract, batcher: TxSender, blocks: l
     blobs = to_blobs(stream)
     call = inbox.encode_call("appendBlobBatch", list(origins_of(blocks)))
     assert inbox.address is not None
-    r = await batcher.wait_receipt(await batcher.send_blobs(inbox.address, call, blobs), 60)
+    r = await batcher.wait_receipt(await batcher.send_blobs(inbox.address, call, await batcher.sidecar(blobs)), 60)
     assert r.success
     doc = await l1.request("eth_getTransactionReceipt", "0x" + r.tx_hash.hex())
     blob_gas = int(doc["blobGasUsed"], 16)

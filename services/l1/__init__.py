@@ -37,6 +37,7 @@ from services.l1._kzg import (
     BYTES_PER_BLOB,
     FIELD_ELEMENTS_PER_BLOB,
     GAS_PER_BLOB,
+    blob_commitments,
     commitment,
     evaluation_point,
     in_kzg_process,
@@ -51,7 +52,7 @@ from services.l1._kzg import (
 from services.l1._pacing import Activity, Pacer
 from services.l1._records import BlockHeader, BlockId, Log, Receipt, Transaction
 from services.l1._rlp import rlp_bytes, rlp_int, rlp_list
-from services.l1._sender import ALREADY_KNOWN, NONCE_TOO_LOW, PendingTx, TxSender, current_fees, sidecar_of
+from services.l1._sender import ALREADY_KNOWN, NONCE_TOO_LOW, BlobSource, PendingTx, TxSender, current_fees, sidecar_of
 from services.l1._signer import (
     AccessList,
     BlobSidecar,
@@ -76,6 +77,7 @@ __all__ = [
     "Activity",
     "Artifact",
     "BlobSidecar",
+    "BlobSource",
     "BlockHeader",
     "BlockId",
     "Contract",
@@ -112,6 +114,7 @@ __all__ = [
     "UnsignedTransaction",
     "address",
     "artifacts_dir",
+    "blob_commitments",
     "bumped",
     "checksum",
     "classify",

@@ -14,8 +14,11 @@ bumped like any other and the caller knows what it still has in flight.
 
 Blob transactions (EIP-4844, :meth:`TxSender.send_blobs`) share the nonce counter and the
 replacement path: a pending one keeps its blobs (``PendingTx.sidecar``), so a bump re-signs it with
-the same blobs, its blob fee raised by ``blob_replacement_factor``. Recovery after a restart skips
-them: the pool's answer has no blobs to re-sign with, so their data is posted again by the caller.
+the same blobs, its blob fee raised by ``blob_replacement_factor``. The pool's answer after a
+restart carries no blobs (``txpool_content`` gives the versioned hashes only), so :meth:`recover`
+takes a pooled blob transaction back only when its caller gives the blobs again (``BlobSource``,
+the batcher rebuilds them from its blocks), checked against the pooled versioned hashes; one it
+cannot is left to the caller, who posts its data again.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from services.l1._client import L1Client, receipt_event
 from services.l1._codec import address, to_bytes, to_int
@@ -51,6 +55,11 @@ ALREADY_KNOWN: Final = ("already known", "already imported", "known transaction"
 NONCE_TOO_LOW: Final = ("nonce too low", "nonce has already been used")
 #: ...and when its pool holds another transaction of the key at that nonce, not outbid by this one.
 REPLACEMENT_UNDERPRICED: Final = ("replacement transaction underpriced", "replacement fee too low")
+
+
+#: What a blob transaction's versioned hashes were made of: its blobs with their commitments and proofs
+#: (None: not known). For :meth:`TxSender.recover`: the pool gives back no blobs.
+BlobSource = Callable[[tuple[bytes, ...]], Awaitable[BlobSidecar | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +126,15 @@ class TxSender:
             raise TransactionDropped(f"nonce too low {self.config.nonce_retries + 1} times: is another "
                                      f"process sending from {self._signer}?")
 
-    async def send_blobs(self, to: bytes, data: bytes, blobs: tuple[bytes, ...], *, gas: int | None = None) -> bytes:
-        """As :meth:`send`, as an EIP-4844 transaction carrying ``blobs`` (each 131072 bytes of
-        canonical field elements); max fee per blob gas = eth_blobBaseFee x blob_fee_multiplier.
-        The gas estimate runs with the blobs' versioned hashes (``blobhash`` sees them)."""
-        sidecar = await sidecar_off_loop(blobs, cells=self.config.blob_cell_proofs)
+    async def sidecar(self, blobs: tuple[bytes, ...]) -> BlobSidecar:
+        """The blobs (each 131072 bytes of canonical field elements) with their commitments and the
+        proofs this sender's config asks for, computed in the KZG helper processes."""
+        return await sidecar_off_loop(blobs, cells=self.config.blob_cell_proofs)
+
+    async def send_blobs(self, to: bytes, data: bytes, sidecar: BlobSidecar, *, gas: int | None = None) -> bytes:
+        """As :meth:`send`, as an EIP-4844 transaction carrying ``sidecar``'s blobs (:meth:`sidecar`);
+        max fee per blob gas = eth_blobBaseFee x blob_fee_multiplier. The gas estimate runs with the
+        blobs' versioned hashes (``blobhash`` sees them)."""
         hashes = tuple(versioned_hash(c) for c in sidecar.commitments)
         async with self._lock:
             if gas is None:
@@ -214,11 +227,13 @@ class TxSender:
             await asyncio.sleep(min(delay, self.config.receipt_poll_s, remaining))
             delay *= 2
 
-    async def recover(self) -> tuple[PendingTx, ...]:
+    async def recover(self, blobs: BlobSource | None = None) -> tuple[PendingTx, ...]:
         """After a restart: this key's transactions the node's pool holds (``txpool_content``: geth,
         anvil, reth), tracked as pending again (:meth:`wait_receipt` finds them and bumps a stuck
-        one), and the local nonce after them; by nonce. Empty when the node has no txpool API (the
-        nonce then comes from the pending count alone, as at any start)."""
+        one), and the local nonce after them; by nonce. A blob transaction only if ``blobs`` gives
+        back the sidecar of its versioned hashes (the pool has no blobs to re-sign it with). Empty
+        when the node has no txpool API (the nonce then comes from the pending count alone, as at
+        any start)."""
         async with self._lock:
             try:
                 content = await self._l1.request("txpool_content")
@@ -233,15 +248,19 @@ class TxSender:
                         continue
                     for doc in by_nonce.values():
                         nonce = to_int(doc["nonce"])
-                        if nonce < mined or doc.get("maxFeePerGas") is None or doc.get("blobVersionedHashes"):
-                            # mined meanwhile, not a transaction this sender signs (EIP-1559), or a blob
-                            # transaction (no blobs to re-sign with: the caller posts its data again)
-                            continue
+                        if nonce < mined or doc.get("maxFeePerGas") is None:
+                            continue  # mined meanwhile, or not a transaction this sender signs (EIP-1559)
+                        sidecar, blob_fee = None, 0
+                        if doc.get("blobVersionedHashes"):
+                            sidecar = await _sidecar_for(doc, blobs)
+                            if sidecar is None:
+                                continue  # blobs not given back: the caller posts its data again
+                            blob_fee = to_int(doc["maxFeePerBlobGas"])
                         to = doc.get("to")
                         fees = Fees(to_int(doc["maxFeePerGas"]), to_int(doc["maxPriorityFeePerGas"]))
                         found[nonce] = PendingTx(nonce, address(to) if to else None, to_bytes(doc["input"]),
                                                  to_int(doc["value"]), to_int(doc["gas"]), fees,
-                                                 (to_bytes(doc["hash"]),), now)
+                                                 (to_bytes(doc["hash"]),), now, sidecar, blob_fee)
             for nonce, pending in found.items():
                 if nonce in self._pending:  # known already (a caller's task restarted): every version it sent
                     found[nonce] = self._pending[nonce]
@@ -252,6 +271,17 @@ class TxSender:
                 _log.info("recovered %d pending transactions of %s from the node's pool (nonces %d-%d)",
                           len(found), self._signer, min(found), max(found))
             return tuple(found[n] for n in sorted(found))
+
+    def give_up(self, tx_hash: bytes) -> tuple[bytes, ...]:
+        """Stop tracking the transaction ``tx_hash`` is a version of: its caller gave it up (its data
+        goes again). Never bumped again, though any version may still be mined: their hashes."""
+        nonce = self._nonce_of.get(tx_hash)
+        pending = None if nonce is None else self._pending.get(nonce)
+        if pending is None or tx_hash not in pending.hashes:  # (not another transaction at that nonce since)
+            self._nonce_of.pop(tx_hash, None)
+            return (tx_hash,)
+        self._forget(pending.nonce)
+        return pending.hashes
 
     async def resync_nonce(self) -> int:
         """Forget the local nonce and take the node's pending count; the next nonce."""
@@ -337,6 +367,16 @@ class TxSender:
         pending = self._pending.pop(nonce, None)
         for tx_hash in pending.hashes if pending else ():
             self._nonce_of.pop(tx_hash, None)
+
+
+async def _sidecar_for(doc: dict[str, Any], blobs: BlobSource | None) -> BlobSidecar | None:
+    """The sidecar ``blobs`` gives for a pooled blob transaction, if its commitments are the
+    transaction's versioned hashes (a replacement must carry the very same blobs)."""
+    hashes = tuple(to_bytes(h) for h in doc["blobVersionedHashes"])
+    sidecar = None if blobs is None else await blobs(hashes)
+    if sidecar is None or tuple(versioned_hash(c) for c in sidecar.commitments) != hashes:
+        return None
+    return sidecar
 
 
 async def current_fees(l1: L1Client, config: SenderConfig) -> Fees:

@@ -67,7 +67,7 @@ from protocol import (
     leaf_elements,
     leaf_hash,
 )
-from services.l1 import FIELD_ELEMENTS_PER_BLOB, commitment, point_proofs
+from services.l1 import FIELD_ELEMENTS_PER_BLOB, blob_commitments, point_proofs
 
 from ._machine import DEFAULT_RULES, L1Batch, L1Inputs, Machine, Rules, StepKind
 from ._snapshot import Phase, Snapshot
@@ -213,14 +213,15 @@ def blob_opening(batch: L1Batch, index: int) -> bytes:
     elements = leaf_elements(blob.stream(), index)
     # In the KZG helper processes: a proof holds the GIL ~40 ms, and a long leaf needs ~130 of them.
     proofs = point_proofs([(blob.blobs[e // FIELD_ELEMENTS_PER_BLOB], e % FIELD_ELEMENTS_PER_BLOB) for e in elements])
-    value = (list(blob.versioned_hashes), list(blob.origins), [_commitment(b) for b in blob.blobs], elements,
+    value = (list(blob.versioned_hashes), list(blob.origins), list(_commitments(blob.blobs)), elements,
              [y for _, y in proofs], [p for p, _ in proofs])
     return encode([OPENING_TYPE], [value])
 
 
-@functools.lru_cache(maxsize=16)
-def _commitment(blob: bytes) -> bytes:
-    return commitment(blob)
+@functools.lru_cache(maxsize=4)
+def _commitments(blobs: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """A batch's commitments (a trace opens its leaves one by one), in the KZG helpers as the proofs."""
+    return tuple(blob_commitments(blobs))
 
 
 

@@ -59,8 +59,12 @@ it is packed (calldata at the floor of 40 gas a byte x the base fee against whol
 base fee) and takes the cheaper; on the devnet (blob base fee 1 wei) that is blobs. A block with a
 transaction longer than a step can open from a blob (``fits_blob``) always goes as calldata. Blob
 batches are in flight, watched, bumped and re-posted like any other (the sender keeps their blobs
-for a bump); a restart does not take them back from the pool (no blobs there to re-sign with): if
-still pending, their blocks are posted again, which derivation skips (rule 5a).
+for a bump). The pool keeps no blobs to re-sign with after a restart, so the poster records each
+blob batch's blocks before it sends it (``SequencerStore.record_blob_post``, by its versioned hashes):
+``recover`` rebuilds a pooled one's blobs from them (the same blocks make the same blobs, checked
+against the pooled versioned hashes) and takes it back like a calldata batch. One it cannot rebuild
+(its blocks dropped by a rewind meanwhile, or sent by a version that recorded nothing) has its
+blocks posted again, which derivation skips (rule 5a).
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ from protocol import (
     blob_batch_size,
     blob_stream,
     decode_batch,
+    decode_blob_leaves,
     encode_batch,
     encode_blob_batch,
     fits_blob,
@@ -101,6 +106,7 @@ from protocol import (
 )
 from services.l1 import (
     GAS_PER_BLOB,
+    BlobSidecar,
     Contract,
     FollowerConfig,
     Heads,
@@ -108,6 +114,7 @@ from services.l1 import (
     RpcError,
     TxSender,
     in_kzg_process,
+    versioned_hash,
     warm_up,
 )
 from services.l1 import BlockHeader as L1Block
@@ -117,7 +124,7 @@ from . import _metrics as metrics
 from ._chain import Chain, is_derived
 from ._follow import DerivationFollower, SeenBatch, seen_batch
 from ._settings import L1_MAX_TX_BYTES, L1_TX_OVERHEAD
-from ._store import FINALIZED, SAFE, BatchRow, SequencerStore
+from ._store import FINALIZED, SAFE, BatchRow, BlockSpan, SequencerStore
 from ._traces import TxCall
 
 _log = logging.getLogger("l2node.sequencer.batcher")
@@ -127,6 +134,8 @@ _log = logging.getLogger("l2node.sequencer.batcher")
 #: time, for the ~8 levels of 65k leaves) and the channel's two slots.
 FRAME_GAS_MARGIN = 8 * 3 * 22_100 + 2 * 22_100
 _tracer = trace.get_tracer("l2node.sequencer")
+#: Given-up batch transactions remembered for a rewind (``Batcher._given_up``), the oldest go first.
+_GIVEN_UP_KEPT = 256
 
 
 class _InFlight(NamedTuple):
@@ -155,6 +164,14 @@ def _blocks_of(batch: bytes | None) -> tuple[BatchBlock, ...]:
         return ()
     try:
         return batch_blocks(decode_batch(batch))
+    except BatchFormatError:
+        return ()
+
+
+def _blob_blocks(blobs: Sequence[bytes]) -> tuple[BatchBlock, ...]:
+    """The blocks of a blob batch's blobs; () if they hold no list of blocks."""
+    try:
+        return batch_blocks(decode_blob_leaves(blob_stream(blobs)))
     except BatchFormatError:
         return ()
 
@@ -253,6 +270,9 @@ class Batcher:
         self._in_flight_upto = 0
         #: Batches sent and not yet mined, by their first version's L1 tx hash; each has a watcher.
         self._in_flight: dict[bytes, _InFlight] = {}
+        #: Batch transactions given up (their blocks posted again) that L1 may still mine, oldest first
+        #: (a dict as an ordered set): stale at a rewind, as those in flight are, until seen on L1.
+        self._given_up: dict[bytes, None] = {}
         self._watchers: set[asyncio.Task[None]] = set()
         self._full = False  # the last post_once found every slot taken
         self._warming: asyncio.Task[None] | None = None
@@ -318,24 +338,36 @@ class Batcher:
         they are in flight again, watched and bumped like the ones sent now, and posting goes on
         after their blocks rather than posting them twice."""
         channel: list[tuple[bytes, bytes]] = []  # the frames of a channel so far: (first hash, frame data)
-        for pending in await self._poster.recover():
+        for pending in await self._poster.recover(self._pooled_blobs):
             frame = self._call("appendFrame", pending.to, pending.data)
+            hashes: tuple[bytes, ...] = ()
             if frame is not None:
                 number, last = int(frame[1]), bool(frame[2])
                 channel = [*channel[:number], (pending.hashes[0], bytes(frame[0]))] if number <= len(channel) else []
                 if len(channel) != number + 1 or not last:
                     continue  # (a channel the previous run did not finish sending: its blocks go again)
                 hashes = tuple(h for h, _ in channel)
-                batch: bytes | None = bytes((BATCH_VERSION,)) + b"".join(d[1:] for _, d in channel)  # (whole leaves)
+                blocks = _blocks_of(bytes((BATCH_VERSION,)) + b"".join(d[1:] for _, d in channel))  # (whole leaves)
                 channel = []
+            elif pending.sidecar is not None:  # a blob batch, its blobs rebuilt (``_pooled_blobs``)
+                blocks = _blob_blocks(pending.sidecar.blobs)
             else:
                 call = self._call("appendBatch", pending.to, pending.data)
-                hashes, batch = (), None if call is None else bytes(call[0])
-            blocks = _blocks_of(batch)
+                blocks = _blocks_of(None if call is None else bytes(call[0]))
             if blocks:
                 self._start_watch(_InFlight(hashes[-1] if hashes else pending.hashes[0], blocks[0].number,
                                             blocks[-1].number, hashes))
                 self._in_flight_upto = max(self._in_flight_upto, blocks[-1].number)
+
+    async def _pooled_blobs(self, versioned_hashes: tuple[bytes, ...]) -> BlobSidecar | None:
+        """The blobs of a pooled blob batch, rebuilt from the blocks it was recorded with before it was
+        sent (``record_blob_post``); None if not on record or a block is gone (a rewind). The sender
+        checks them against the pooled transaction's versioned hashes."""
+        span = self._store.blob_post(keccak256(b"".join(versioned_hashes)))
+        blocks = [] if span is None else [self._batch_block(n) for n in range(span.first, span.last + 1)]
+        if not blocks or any(b is None for b in blocks):
+            return None
+        return await self._poster.sidecar(encode_blob_batch([b for b in blocks if b is not None]))
 
     def _call(self, function: str, to: bytes | None, data: bytes) -> tuple[Any, ...] | None:
         """The arguments of a call of the inbox's ``function``; None for any other transaction."""
@@ -387,8 +419,10 @@ class Batcher:
             frames: tuple[bytes, ...] = ()
             if blobs is not None:
                 span.set_attribute("l2.batch.blobs", len(blobs))
+                sidecar = await self._sender.sidecar(blobs)
+                await self._record_blob_post(sidecar, BlockSpan(blocks[0].number, blocks[-1].number))
                 tx_hash = await self._sender.send_blobs(
-                    self._inbox.address, self._inbox.encode_call("appendBlobBatch", list(origins_of(blocks))), blobs)
+                    self._inbox.address, self._inbox.encode_call("appendBlobBatch", list(origins_of(blocks))), sidecar)
             elif len(data) > self._settings.max_frame_bytes:
                 frames = await self._send_frames(split_frames(batch_leaves(blocks), self._settings.max_frame_bytes))
                 tx_hash = frames[-1]
@@ -408,6 +442,13 @@ class Batcher:
         metrics.BATCH_BYTES.inc(len(data))
         self._backlog = blocks[-1].number < last
         return tx_hash
+
+    async def _record_blob_post(self, sidecar: BlobSidecar, span: BlockSpan) -> None:
+        """Before a blob batch is sent: its blocks, by its versioned hashes, for ``recover`` after a
+        crash (the pool gives back no blobs to bump it with)."""
+        data_hash = keccak256(b"".join(versioned_hash(c) for c in sidecar.commitments))
+        posted_upto = self._store.posted_upto()
+        await self._store.run(lambda db: self._store.record_blob_post(db, data_hash, span, posted_upto))
 
     async def _send_frames(self, frames: Sequence[bytes]) -> tuple[bytes, ...]:
         """Send a batch's frames (protocol._frames) at consecutive nonces, frame 0 opening a fresh
@@ -449,6 +490,12 @@ class Batcher:
         except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
             _log.warning("batch not mined; will re-post", extra={"first": flight.first, "last": flight.last,
                                                                   "error": str(exc)})
+            # Its blocks go again: nothing of it is waited for or bumped any more (the frames behind
+            # a failed one were never waited for, and stayed in the sender's pending list).
+            for tx_hash in flight.transactions:
+                self._given_up.update(dict.fromkeys(self._poster.give_up(tx_hash)))
+            while len(self._given_up) > _GIVEN_UP_KEPT:
+                del self._given_up[next(iter(self._given_up))]
             self._in_flight_upto = min(self._in_flight_upto, flight.first - 1)
             self._resync_nonce = True
             if self._settle is not None:
@@ -580,6 +627,7 @@ class Batcher:
         self._in_flight_upto = 0
         self._settle = -1
         stale = [h for pending in self._sender.pending() for h in pending.hashes] if self._sender else []
+        stale.extend(self._given_up)
 
         def write(db: sqlite3.Connection) -> None:
             for tx_hash in stale:
@@ -599,6 +647,8 @@ class Batcher:
         blocks), and only then promote batches to SAFE or FINALIZED: a block derivation does not take
         is never shown SAFE, not even for a moment."""
         seen = [seen_batch(batch) for batch in update.added]
+        for batch in update.added:  # on L1 now: a rewind's record (``SequencerStore.rewind``) covers it
+            self._given_up.pop(batch.l1_tx_hash, None)
         rows = [row for row in map(self._batch_row, seen) if row is not None]
         removed: list[tuple[int, int]] = []
 

@@ -145,6 +145,13 @@ CREATE TABLE IF NOT EXISTS batches (    -- batches seen on L1 (the inbox followe
 CREATE INDEX IF NOT EXISTS batches_by_block ON batches (first_block, last_block);
 -- Batches whose blocks the sequencer dropped to follow derivation (_follow): never recorded again.
 CREATE TABLE IF NOT EXISTS stale_batches (l1_tx_hash BLOB PRIMARY KEY) WITHOUT ROWID;
+-- Blob batches the poster sent (before it sent them), by keccak256 of their versioned hashes (the
+-- inbox's dataHash): a restart rebuilds a pooled one's blobs from these blocks (the pool has none).
+CREATE TABLE IF NOT EXISTS blob_posts (
+    data_hash BLOB PRIMARY KEY,
+    first_block INTEGER NOT NULL,
+    last_block INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS forced (     -- the inbox's forced-inclusion queue, as seen at safe depth
     inbox_index INTEGER PRIMARY KEY,
     raw BLOB NOT NULL,
@@ -505,6 +512,14 @@ class SequencerStore:
         db.execute("DELETE FROM batches WHERE l1_tx_hash = ?", (l1_tx_hash,))
 
     @staticmethod
+    def record_blob_post(db: sqlite3.Connection, data_hash: bytes, span: BlockSpan, posted_upto: int) -> None:
+        """A blob batch about to be sent carries ``span``; those of blocks L1 holds (up to
+        ``posted_upto``) are forgotten: no pooled transaction is left to rebuild for them."""
+        db.execute("DELETE FROM blob_posts WHERE last_block <= ?", (posted_upto,))
+        db.execute("INSERT OR REPLACE INTO blob_posts (data_hash, first_block, last_block) VALUES (?, ?, ?)",
+                   (data_hash, span.first, span.last))
+
+    @staticmethod
     def record_followed(db: sqlite3.Connection, number: int, l1_block: int) -> None:
         """Block ``number`` was made by derivation itself (a lapsed sequencer window): decided at safe
         depth, so SAFE, recorded as a batch of its own that no L1 transaction carries (inbox index -1)."""
@@ -749,6 +764,12 @@ class SequencerStore:
         """The last L2 block some batch on L1 carries (0: none yet; genesis is never posted)."""
         row = self._reader.execute("SELECT COALESCE(MAX(last_block), 0) FROM batches").fetchone()
         return int(row[0])
+
+    def blob_post(self, data_hash: bytes) -> BlockSpan | None:
+        """The blocks of the blob batch sent with this dataHash (``record_blob_post``), if on record."""
+        row = self._reader.execute("SELECT first_block, last_block FROM blob_posts WHERE data_hash = ?",
+                                   (data_hash,)).fetchone()
+        return None if row is None else BlockSpan(int(row[0]), int(row[1]))
 
     def batch_head(self, status: ReceiptStatus) -> int:
         """The newest L2 block every block up to which is in a batch of at least ``status``."""

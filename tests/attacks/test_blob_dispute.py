@@ -24,7 +24,8 @@ async def post_blobs(r: Rollup, blocks: list[BatchBlock], origins: tuple[tuple[i
     assert r.inbox.address is not None
     call = r.inbox.encode_call("appendBlobBatch", list(origins or origins_of(blocks)))
     blobs = to_blobs(encode_blob_leaves(batch_leaves(blocks)))
-    assert (await r.batcher.wait_receipt(await r.batcher.send_blobs(r.inbox.address, call, blobs), 60)).success
+    tx_hash = await r.batcher.send_blobs(r.inbox.address, call, await r.batcher.sidecar(blobs))
+    assert (await r.batcher.wait_receipt(tx_hash, 60)).success
 
 
 async def test_a_dispute_over_a_blob_leaf_is_won_by_the_honest_side_on_l1(

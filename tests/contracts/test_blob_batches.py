@@ -19,6 +19,7 @@ from eth_abi.abi import decode, encode
 
 from protocol import (
     BLOB_BYTES,
+    BatchDataError,
     BlobBatch,
     BlockLeaf,
     L1InputReader,
@@ -37,10 +38,12 @@ from protocol import (
 from protocol._batch import BatchBlock
 from services.l1 import (
     FIELD_ELEMENTS_PER_BLOB,
+    FollowerConfig,
     L1Client,
     RpcError,
     TxSender,
     evaluation_point,
+    load_setup,
     point_proof,
     sidecar_of,
     versioned_hash,
@@ -72,7 +75,8 @@ async def post_blob(sc: Scenario, stream: bytes, origins: tuple[tuple[int, bytes
     sender = await TxSender.create(sc.l1, BATCHER)
     blobs = blobs if blobs is not None else to_blobs(stream)
     assert sc.inbox.address is not None
-    tx_hash = await sender.send_blobs(sc.inbox.address, sc.inbox.encode_call("appendBlobBatch", list(origins)), blobs)
+    tx_hash = await sender.send_blobs(sc.inbox.address, sc.inbox.encode_call("appendBlobBatch", list(origins)),
+                                      await sender.sidecar(blobs))
     receipt = await sender.wait_receipt(tx_hash, 5)
     assert receipt.success
     posted = await read_batch(sc, receipt.block_number)
@@ -141,6 +145,40 @@ async def test_a_blob_batch_is_bound_by_its_versioned_hashes_and_reads_back_as_c
     assert posted.blob is not None and len(posted.blob.blobs) == 2 and posted.leaves == tuple(batch_leaves(big))
 
 
+class OtherBlobs(L1Client):
+    """An L1 node that gives back other blobs than a transaction's: its blobs, each field element
+    moved one place on (canonical blobs still, of other commitments)."""
+
+    async def get_blobs(self, tx_hash: bytes) -> list[bytes] | None:
+        blobs = await super().get_blobs(tx_hash)
+        return None if blobs is None else [blob[-32:] + blob[:-32] for blob in blobs]
+
+
+async def test_the_reader_checks_blobs_in_the_kzg_helper_processes_not_on_its_event_loop(
+        l1: L1Client, chain: Anvil) -> None:
+    """The one reader of L1 inputs, derivation's ``read`` and the ``follow`` of the sequencer's (and a
+    read replica's) inbox follower, checks a blob batch's blobs against the transaction's versioned
+    hashes (a KZG commitment a blob, ~60 ms with the GIL held) in the KZG helper processes: this
+    process never loads the KZG setup for it. Blobs that are not the transaction's are refused."""
+    sc = await deployed(l1, chain)
+    chain.rpc("anvil_mine", "0x2")
+    origin = await l1.block_number() - 1
+    big = await attested(sc, [BatchBlock(1, 100, origin, b"", tuple(tx(K1, n, data=bytes(3000)) for n in range(45)))])
+    load_setup.cache_clear()  # (any KZG work in this process loads it again)
+    block = await post_blob(sc, encode_blob_leaves(batch_leaves(big)), origins_of(big))
+    posted = await read_batch(sc, block)
+    assert posted.blob is not None and len(posted.blob.blobs) == 2
+    reader = L1InputReader(sc.l1, sc.inbox, sc.portal)
+    async for update in reader.follow(block, FollowerConfig(confirmation_depth=0, poll_interval_s=0.05)):
+        if update.added:
+            assert [b.leaves for b in update.added] == [posted.leaves]
+            break
+    assert load_setup.cache_info().currsize == 0
+    async with OtherBlobs(chain.url) as lying:
+        with pytest.raises(BatchDataError, match="not those of the transaction's versioned hashes"):
+            await L1InputReader(lying, sc.inbox, sc.portal).read(block, block)
+
+
 async def test_only_the_batcher_posts_a_blob_batch_and_only_with_blobs_and_attested_origins(
         l1: L1Client, chain: Anvil) -> None:
     sc = await deployed(l1, chain)
@@ -154,7 +192,7 @@ async def test_only_the_batcher_posts_a_blob_batch_and_only_with_blobs_and_attes
         call = sc.inbox.encode_call("appendBlobBatch", origins)
         with pytest.raises(RpcError) as caught:
             if with_blobs:
-                await signer_sender.send_blobs(sc.inbox.address, call, blobs)  # type: ignore[arg-type]
+                await signer_sender.send_blobs(sc.inbox.address, call, await signer_sender.sidecar(blobs))  # type: ignore[arg-type]
             else:
                 await signer_sender.send(sc.inbox.address, call)
         error = sc.inbox.decode_error(caught.value.revert_data)

@@ -1,6 +1,7 @@
 """Blob transactions (EIP-4844) from the batcher's sender on a real anvil: signed as a wallet library
 signs them, mined with their blobs served back, a stuck one replaced with the same blobs and bumped
-fees (its blob fee too), and a restart that does not take a blob transaction back from the pool."""
+fees (its blob fee too), and a restart that takes a blob transaction back from the pool when given its
+blobs again (and only then)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from eth_account import Account
 from protocol import to_blobs
 from services.l1 import (
     GWEI,
+    BlobSidecar,
     L1Client,
     SenderConfig,
     TxSender,
@@ -51,7 +53,7 @@ async def test_a_blob_transaction_is_mined_served_back_and_replaced_with_its_blo
         l1: L1Client, chain: Anvil) -> None:  # noqa: F811
     sender = await TxSender.create(l1, BATCHER, SenderConfig(replace_after_s=0.05, receipt_poll_s=0.02))
     chain.rpc("evm_setAutomine", False)
-    original = await sender.send_blobs(SINK, b"", BLOBS)
+    original = await sender.send_blobs(SINK, b"", await sender.sidecar(BLOBS))
     (pending,) = sender.pending()
     assert pending.sidecar is not None and pending.blob_fee >= 1
     replacement = await sender.replace(original)
@@ -67,14 +69,33 @@ async def test_a_blob_transaction_is_mined_served_back_and_replaced_with_its_blo
     # Cell proofs (EIP-7594's sidecar) are taken as well.
     chain.rpc("evm_setAutomine", True)
     cells = await TxSender.create(l1, BATCHER, SenderConfig(blob_cell_proofs=True))
-    assert (await cells.wait_receipt(await cells.send_blobs(SINK, b"", BLOBS[:1]), 10)).success
+    assert (await cells.wait_receipt(await cells.send_blobs(SINK, b"", await cells.sidecar(BLOBS[:1])), 10)).success
     chain.rpc("evm_setAutomine", False)
-    # A restart does not take back a pooled blob transaction (no blobs to re-sign with), and moves
-    # its nonce past it.
-    await sender.send_blobs(SINK, b"", BLOBS)
+    # A restart takes back a pooled blob transaction only with its blobs given again (the pool has
+    # none to re-sign it with), checked against its versioned hashes; else it moves its nonce past it.
+    in_pool = await sender.send_blobs(SINK, b"", await sender.sidecar(BLOBS))
     restarted = await TxSender.create(l1, BATCHER)
     assert await restarted.recover() == ()
     assert await restarted.resync_nonce() == receipt_nonce(chain) + 1
+    other = await sender.sidecar(BLOBS[:1])
+
+    async def other_blobs(hashes: tuple[bytes, ...]) -> BlobSidecar | None:
+        return other
+
+    assert await (await TxSender.create(l1, BATCHER)).recover(other_blobs) == ()
+    sidecar = await sender.sidecar(BLOBS)
+
+    async def its_blobs(hashes: tuple[bytes, ...]) -> BlobSidecar | None:
+        return sidecar if hashes == tuple(versioned_hash(c) for c in sidecar.commitments) else None
+
+    again = await TxSender.create(l1, BATCHER)
+    (recovered,) = await again.recover(its_blobs)
+    assert recovered.hashes == (in_pool,) and recovered.sidecar == sidecar and recovered.blob_fee >= 1
+    bumped_again = await again.replace(in_pool)  # replaceable like any pending blob transaction
+    assert pooled(chain) == [bumped_again]
+    chain.rpc("evm_mine")
+    assert (await again.wait_receipt(in_pool, 5)).tx_hash == bumped_again
+    assert tuple(await l1.get_blobs(bumped_again) or ()) == BLOBS
 
 
 def receipt_nonce(chain: Anvil) -> int:

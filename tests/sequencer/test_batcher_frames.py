@@ -2,10 +2,11 @@
 real anvil: the frames go at consecutive nonces, derivation reads them back as the block's batch
 (the same chain as the sequencer's, and the same input root as one ``appendBatch`` of the same
 leaves), the sequencer's own follower records the block posted; and a frame reorged out is posted
-again, from the batch's first frame on a fresh channel."""
+again, from the batch's first frame on a fresh channel; a frame not mined gives up the whole channel."""
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import pytest
@@ -143,3 +144,27 @@ async def test_a_restarted_batcher_takes_back_a_channel_whose_frames_are_all_in_
                 task.cancel()
         (batch,) = await batches(anvil, deployed)
     assert len(batch.earlier_frames) == 2 and batch.leaves == tuple(batch_leaves([sealed(sequencer, 1)]))
+
+
+async def test_a_frame_not_mined_gives_up_the_frames_behind_it(
+        sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path) -> None:
+    """L1 mines nothing: frame 0 is not mined within the receipt timeout, so the batch goes again on a
+    fresh channel, and the sender tracks no frame of the failed one any more (those behind frame 0
+    were never waited for: they stayed in its pending list until a restart, ahead of the new ones)."""
+    settings = dataclasses.replace(SETTINGS, receipt_timeout_s=1.0)
+    async with posting(sequencer, anvil, tmp_path, blocks=1, max_in_flight=8, txs=TXS, settings=settings) as (
+            batcher, deployed, _):
+        sender = batcher._poster
+        assert await batcher.post_once() is not None and len(sender.pending()) == 3
+        failed = pool(anvil)
+        await until(lambda: batcher.in_flight == 0)  # the watcher gave the batch up
+        assert sender.pending() == ()
+        batcher._settings = dataclasses.replace(settings, receipt_timeout_s=120)  # the next waits for L1
+        assert await batcher.post_once() is not None  # block 1 again, behind the failed channel's frames
+        again = {p.nonce: "0x" + p.hashes[0].hex() for p in sender.pending()}
+        assert sorted(again) == [max(failed) + 1, max(failed) + 2, max(failed) + 3] and pool(anvil) == failed | again
+        anvil.rpc("anvil_mine", 1)
+        await until(lambda: batcher.in_flight == 0)
+        assert sender.pending() == ()
+    first, second = await batches(anvil, deployed)  # the failed channel landed after all, then the fresh one
+    assert first.leaves == second.leaves == tuple(batch_leaves([sealed(sequencer, 1)]))

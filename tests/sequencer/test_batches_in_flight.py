@@ -289,18 +289,24 @@ def deploy_and_start(tmp_path: pathlib.Path, anvil: Anvil, more: Mapping[str, An
     return deployed.batch_inbox, since, proc, stub, channel
 
 
+def kill_9(proc: subprocess.Popen[bytes], stub: Any, channel: grpc.Channel, anvil: Anvil
+           ) -> tuple[int, list[str], dict[int, str]]:
+    """Kill -9 the worker: its head and block hashes before, and the batcher's transactions in the pool after."""
+    head = stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).unsafe_block
+    before = block_hashes(stub, head)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    channel.close()
+    return head, before, pool(anvil)
+
+
 def test_kill_9_with_batches_in_flight_loses_nothing_and_posts_nothing_twice(
         tmp_path: pathlib.Path, anvil: Anvil) -> None:
     inbox, since, proc, stub, channel = deploy_and_start(tmp_path, anvil)
     try:
         txs = send_one_block_each(stub, range(6))
         wait(lambda: len(pool(anvil)) == 4, "four batches in flight")
-        head = stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).unsafe_block
-        before = block_hashes(stub, head)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        channel.close()
-        in_flight = pool(anvil)
+        head, before, in_flight = kill_9(proc, stub, channel, anvil)
 
         proc, stub, channel = start_worker(tmp_path, anvil)
         wait(all_safe(stub, txs), "every transfer SAFE", mine=anvil)

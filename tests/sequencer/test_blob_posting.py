@@ -17,7 +17,7 @@ import pytest
 from eth_account import Account
 
 from l2node.node.deploy import Addresses
-from protocol import DEFAULT_CHAIN_ID, MAX_BLOB_LEAF, L1InputReader, PostedBatch, TxLeaf, devnet_genesis
+from protocol import DEFAULT_CHAIN_ID, MAX_BLOB_LEAF, L1InputReader, PostedBatch, TxLeaf, batch_blocks, devnet_genesis
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb
 from services.l1 import Artifact, Contract, L1Client
 from services.rollups._derivation import Deriver, read_l1
@@ -28,7 +28,11 @@ from tests.sequencer.test_batches_in_flight import (
     all_safe,
     block_hashes,
     deploy_and_start,
+    kill_9,
+    pool,
+    receipt,
     send_one_block_each,
+    start_worker,
     stop,
     wait,
 )
@@ -62,9 +66,14 @@ def posted(tmp_path: pathlib.Path, anvil: Anvil, mode: str, send: Callable[[Any]
         assert block_hashes(stub, head) == before
     finally:
         stop(proc, channel)
+    return derived(tmp_path, anvil, inbox, since, before)
+
+
+def derived(tmp_path: pathlib.Path, anvil: Anvil, inbox: bytes, since: int, chain: list[str]) -> list[PostedBatch]:
+    """The batches on L1 after ``since``, derivation from them alone making ``chain`` (its block hashes)."""
     portal = Addresses.from_json(json.loads((tmp_path / "l1" / "contracts.json").read_text())).deposit_portal
     batches, deriver = asyncio.run(derive(anvil.url, inbox, portal, since))
-    assert ["0x" + b.hash.hex() for b in deriver.blocks[1 : head + 1]] == before
+    assert ["0x" + b.hash.hex() for b in deriver.blocks[1 : len(chain) + 1]] == chain
     return batches
 
 
@@ -75,6 +84,36 @@ def test_the_worker_posts_blob_batches_that_derive_its_chain(tmp_path: pathlib.P
     assert batches and all(b.blob is not None for b in batches)
     for b in batches:
         assert anvil.rpc("eth_getTransactionByHash", "0x" + b.l1_tx_hash.hex())["type"] == "0x3"
+
+
+def test_kill_9_with_blob_batches_in_the_pool_takes_them_back_and_posts_each_block_once(
+        tmp_path: pathlib.Path, anvil: Anvil) -> None:
+    """Killed (-9) while blob batches wait in L1's pool, the restarted worker takes them back (their
+    blobs rebuilt from its blocks: the pool holds none) rather than post their blocks again: every
+    transfer reaches SAFE (or FINALIZED) with the chain unchanged, what the pool held lands, and each
+    block is in exactly one batch on L1."""
+    mode = {"batch_data": "blobs"}
+    inbox, since, proc, stub, channel = deploy_and_start(tmp_path, anvil, mode)
+    try:
+        txs = send_one_block_each(stub, range(3))
+        wait(lambda: len(pool(anvil)) >= 1, "a blob batch in the pool")
+        txs += send_one_block_each(stub, range(3, 5))
+        wait(lambda: len(pool(anvil)) >= 2, "two blob batches in the pool")
+        head, before, in_pool = kill_9(proc, stub, channel, anvil)
+        assert all(anvil.rpc("eth_getTransactionByHash", h)["type"] == "0x3" for h in in_pool.values())
+
+        proc, stub, channel = start_worker(tmp_path, anvil, mode)
+        # SAFE at least: the restart loads the KZG setup before it takes the blob batches back, and L1
+        # goes on mining meanwhile, so the follower may first see them at finalized depth.
+        settled = (pb.RECEIPT_STATUS_SAFE, pb.RECEIPT_STATUS_FINALIZED)
+        wait(lambda: all(receipt(stub, h).status in settled for h in txs), "every transfer SAFE", 60, mine=anvil)
+        assert block_hashes(stub, head) == before
+    finally:
+        stop(proc, channel)
+    batches = derived(tmp_path, anvil, inbox, since, before)
+    assert set(in_pool.values()) <= {"0x" + b.l1_tx_hash.hex() for b in batches}  # taken back, landed
+    carried = [block.number for b in batches for block in batch_blocks(b.leaves)]
+    assert carried == list(range(1, head + 1))  # each block once, in order
 
 
 def test_a_block_with_a_transaction_too_long_for_a_blob_leaf_goes_as_calldata(
