@@ -21,7 +21,9 @@ control plane, SupervisorService.WhichChildren; the tree healthy again, every ch
 between kills) and timed by the same client as above. Per service: min/p50/p90/p99/max, the idle
 worker beside them, its resident memory before the kills, and its restarts as the tree's logs
 tell them (DATA_DIR/logs: the supervisor's "exited"/"started", each line the new process logged
-up to "serving"; ms after the kill, p50 and max).
+up to "serving"; ms after the kill, p50 and max), and what each start cost whatever the load: the
+new process's CPU time (every thread's) and minor page faults when it was seen SERVING (with what
+its warm process did before its orders: supervisor/_warm_pages.py).
 
 Large-state mode (``--state N``): first N transfers go through the sequencer's public batch RPC
 (bench/sequencer_throughput.py's presign, every transfer to a new account, from ``--senders``
@@ -206,10 +208,22 @@ class Control:
         self._channel.close()
 
 
+def spent(pid: int) -> tuple[float, int]:
+    """CPU time (ms, every thread's, from the scheduler's ns counters) and minor page faults of
+    ``pid`` so far: what its start cost, whatever the load (a fork starts both from zero)."""
+    ns = 0
+    for stat in pathlib.Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):
+            ns += int(stat.read_text().split()[0])
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return ns / 1e6, int(fields[7])  # minflt is the stat file's 10th field
+
+
 def kill_loop(control: Control, child: str, kills: int, timeout: float,
-              killed_at: list[tuple[float, int]]) -> list[float]:
+              killed_at: list[tuple[float, int]], costs: list[tuple[float, int]]) -> list[float]:
     """SIGKILL ``child`` ``kills`` times, the tree healthy before each; kill -> SERVING, seconds.
-    Appends (wall-clock time, pid) of each kill to ``killed_at``, for the logs' timeline."""
+    Appends (wall-clock time, pid) of each kill to ``killed_at``, for the logs' timeline, and the
+    new process's CPU ms and minor faults when it was seen SERVING to ``costs``."""
     out: list[float] = []
     killed = 0
     for _ in range(kills):
@@ -220,8 +234,10 @@ def kill_loop(control: Control, child: str, kills: int, timeout: float,
         time.sleep(0.05)  # let the new worker settle, as a real crash would find it
         t0, wall = time.perf_counter(), time.time()
         os.kill(kid.pid, signal.SIGKILL)
-        wait_new(kid.address, kid.pid, timeout)
+        new = wait_new(kid.address, kid.pid, timeout)
         out.append(time.perf_counter() - t0)
+        with contextlib.suppress(OSError):
+            costs.append(spent(new))
         killed_at.append((wall, kid.pid))
         killed = kid.pid
     return out
@@ -396,16 +412,18 @@ def bench_services(args: argparse.Namespace, tmp: pathlib.Path) -> dict[str, obj
                 kids = control.healthy()
                 out["rss"] = {name: rss_mb(kids[name].pid) for name in [*services, IDLE_ID]}
                 out["loadavg_before"] = os.getloadavg()
-                times, steps = {}, {}
+                times, steps, costs = {}, {}, {}
                 for name in [*services, IDLE_ID]:
                     killed_at: list[tuple[float, int]] = []
-                    times[name] = kill_loop(control, name, args.kills, args.timeout, killed_at)
+                    costs[name] = []
+                    times[name] = kill_loop(control, name, args.kills, args.timeout, killed_at, costs[name])
                     steps[name] = killed_at
                     print(f"# {name}: {summary(times[name])}", file=sys.stderr)
                 out["loadavg_after"] = os.getloadavg()
                 kids = control.healthy()
                 out["rss_after"] = {name: rss_mb(kids[name].pid) for name in [*services, IDLE_ID]}
                 out["times"] = times
+                out["costs"] = costs
                 out["chain"] = asyncio.run(wait_safe(seq, 0))
             finally:
                 control.close()
@@ -574,6 +592,17 @@ def print_services(args: argparse.Namespace, r: dict[str, Any]) -> None:
         print(row(label, summary(xs)))
     if "catchup" in r:
         print(row("rollups: kill -> derived head back (--catchup)", summary(r["catchup"])))
+    print()
+    print("# what each start cost, whatever the load: the new process's CPU time (all threads) and minor page "
+          "faults when it was seen SERVING, p50 (min-max); a warm process's copying of pages before its orders "
+          "(supervisor/_warm_pages.py) included")
+    print("| worker | CPU ms | minor faults |")
+    print("| --- | --- | --- |")
+    for name, xs in r["costs"].items():
+        cpu, faults = sorted(c for c, _ in xs), sorted(f for _, f in xs)
+        label = "idle worker" if name == IDLE_ID else name
+        print(f"| {label} | {statistics.median(cpu):.1f} ({cpu[0]:.1f}-{cpu[-1]:.1f}) | "
+              f"{statistics.median(faults):,.0f} ({faults[0]:,}-{faults[-1]:,}) |")
     for name, rows in r.get("timeline", {}).items():
         print()
         print(f"# {name}: its restarts as the logs tell them, ms after the kill (log lines are ms-stamped, "

@@ -129,7 +129,10 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
                    chain: Chain, *, posts: bool = True) -> Batcher:
     deployment = Deployment.load(l1.contracts)
     inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
-    sender = await _sender(client, deployment, l1) if posts else None
+    # Its chain id is asked at its first batch, after SERVING: nothing here waits for L1.
+    sender = (TxSender(client, LocalSigner(read_key(l1.batcher_key_file)), None,
+                       SenderConfig(max_gas=l1.max_tx_gas, blob_cell_proofs=l1.blob_cell_proofs))
+              if posts else None)
     idle_poll_s = l1.idle_poll_for(None if l1.idle_poll_s else await _block_time(client))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s,
                               idle_poll_s=idle_poll_s)
@@ -145,17 +148,6 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     if posts:
         await batcher.attest_origin()  # before any block is sealed: the inbox checks every block's origin
     return batcher
-
-
-async def _sender(client: L1Client, deployment: Deployment, l1: L1Settings) -> TxSender:
-    """The batcher's sender, for the chain the contracts were deployed on: their file says which,
-    so a restart asks L1 nothing here on its way to SERVING (an endpoint on another chain refuses
-    the batches signed for this one)."""
-    signer = LocalSigner(read_key(l1.batcher_key_file))
-    config = SenderConfig(max_gas=l1.max_tx_gas, blob_cell_proofs=l1.blob_cell_proofs)
-    if deployment.l1_chain_id is None:  # a file from before it said
-        return await TxSender.create(client, signer, config)
-    return TxSender(client, signer, deployment.l1_chain_id, config)
 
 
 #: L1 blocks the block time is measured over.
