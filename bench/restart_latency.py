@@ -21,7 +21,9 @@ control plane, SupervisorService.WhichChildren; the tree healthy again, every ch
 between kills) and timed by the same client as above. Per service: min/p50/p90/p99/max, the idle
 worker beside them, its resident memory before the kills, and its restarts as the tree's logs
 tell them (DATA_DIR/logs: the supervisor's "exited"/"started", each line the new process logged
-up to "serving"; ms after the kill, p50 and max).
+up to "serving"; ms after the kill, p50 and max), and what each start cost whatever the load: the
+new process's CPU time (every thread's) and minor page faults from the kill until it was seen
+SERVING (a zygote's warm process is there before the kill: what it spent before is taken off).
 
 Large-state mode (``--state N``): first N transfers go through the sequencer's public batch RPC
 (bench/sequencer_throughput.py's presign, every transfer to a new account, from ``--senders``
@@ -206,10 +208,34 @@ class Control:
         self._channel.close()
 
 
-def kill_loop(control: Control, child: str, kills: int, timeout: float,
-              killed_at: list[tuple[float, int]]) -> list[float]:
+def spent(pid: int) -> tuple[float, int]:
+    """CPU time (ms, every thread's, from the scheduler's ns counters) and minor page faults of
+    ``pid`` so far: what its start cost, whatever the load (a fork starts both from zero)."""
+    ns = 0
+    for stat in pathlib.Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError):
+            ns += int(stat.read_text().split()[0])
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return ns / 1e6, int(fields[7])  # minflt is the stat file's 10th field
+
+
+def children_of(root: int) -> list[int]:
+    """The processes whose parent is ``root`` (the tree's supervisor: its workers, and the zygote's
+    warm processes, which it adopts)."""
+    out = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == root:
+                out.append(int(stat.parent.name))
+    return out
+
+
+def kill_loop(control: Control, child: str, kills: int, timeout: float, root: int,
+              killed_at: list[tuple[float, int]], costs: list[tuple[float, int]]) -> list[float]:
     """SIGKILL ``child`` ``kills`` times, the tree healthy before each; kill -> SERVING, seconds.
-    Appends (wall-clock time, pid) of each kill to ``killed_at``, for the logs' timeline."""
+    Appends (wall-clock time, pid) of each kill to ``killed_at``, for the logs' timeline, and to
+    ``costs`` the CPU ms and minor faults the new process spent from the kill until it was seen
+    SERVING (it may be a warm process that already was there: what it spent before is taken off)."""
     out: list[float] = []
     killed = 0
     for _ in range(kills):
@@ -218,10 +244,17 @@ def kill_loop(control: Control, child: str, kills: int, timeout: float,
             time.sleep(0.01)
             kid = control.healthy()[child]
         time.sleep(0.05)  # let the new worker settle, as a real crash would find it
+        before = {}
+        for pid in children_of(root):
+            with contextlib.suppress(OSError):
+                before[pid] = spent(pid)
         t0, wall = time.perf_counter(), time.time()
         os.kill(kid.pid, signal.SIGKILL)
-        wait_new(kid.address, kid.pid, timeout)
+        new = wait_new(kid.address, kid.pid, timeout)
         out.append(time.perf_counter() - t0)
+        with contextlib.suppress(OSError):
+            (cpu, faults), (cpu0, faults0) = spent(new), before.get(new, (0.0, 0))
+            costs.append((cpu - cpu0, faults - faults0))
         killed_at.append((wall, kid.pid))
         killed = kid.pid
     return out
@@ -396,16 +429,19 @@ def bench_services(args: argparse.Namespace, tmp: pathlib.Path) -> dict[str, obj
                 kids = control.healthy()
                 out["rss"] = {name: rss_mb(kids[name].pid) for name in [*services, IDLE_ID]}
                 out["loadavg_before"] = os.getloadavg()
-                times, steps = {}, {}
+                times, steps, costs = {}, {}, {}
                 for name in [*services, IDLE_ID]:
                     killed_at: list[tuple[float, int]] = []
-                    times[name] = kill_loop(control, name, args.kills, args.timeout, killed_at)
+                    costs[name] = []
+                    times[name] = kill_loop(control, name, args.kills, args.timeout, tree.proc.pid, killed_at,
+                                            costs[name])
                     steps[name] = killed_at
                     print(f"# {name}: {summary(times[name])}", file=sys.stderr)
                 out["loadavg_after"] = os.getloadavg()
                 kids = control.healthy()
                 out["rss_after"] = {name: rss_mb(kids[name].pid) for name in [*services, IDLE_ID]}
                 out["times"] = times
+                out["costs"] = costs
                 out["chain"] = asyncio.run(wait_safe(seq, 0))
             finally:
                 control.close()
@@ -576,6 +612,17 @@ def print_services(args: argparse.Namespace, r: dict[str, Any]) -> None:
         print(row(label, summary(xs)))
     if "catchup" in r:
         print(row("rollups: kill -> derived head back (--catchup)", summary(r["catchup"])))
+    print()
+    print("# what each restart cost, whatever the load: the new process's CPU time (all threads) and minor page "
+          "faults from the kill until it was seen SERVING, p50 (min-max); what a warm process did before the kill "
+          "(supervisor/_warm_pages.py) not counted")
+    print("| worker | CPU ms | minor faults |")
+    print("| --- | --- | --- |")
+    for name, xs in r["costs"].items():
+        cpu, faults = sorted(c for c, _ in xs), sorted(f for _, f in xs)
+        label = "idle worker" if name == IDLE_ID else name
+        print(f"| {label} | {statistics.median(cpu):.1f} ({cpu[0]:.1f}-{cpu[-1]:.1f}) | "
+              f"{statistics.median(faults):,.0f} ({faults[0]:,}-{faults[-1]:,}) |")
     for name, rows in r.get("timeline", {}).items():
         print()
         print(f"# {name}: its restarts as the logs tell them, ms after the kill (log lines are ms-stamped, "

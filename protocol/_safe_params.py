@@ -189,8 +189,20 @@ async def check_safe_params(l1: L1Client, t: Timings, *, genesis_origin: int, de
     """Check ``t`` on ``l1`` (its block time measured; the genesis origin against ``deploy_block``,
     default the head): UnsafeParams naming every reason unless it is safe or ``l1`` is a local
     devnet, where the reasons are logged as a warning. The reasons either way."""
+    return _judge(l1.url, t, await _measure(l1), genesis_origin=genesis_origin, deploy_block=deploy_block,
+                  confirmation_depth=confirmation_depth, batch_interval_s=batch_interval_s, what=what)
+
+
+async def _measure(l1: L1Client) -> tuple[float | None, int, int]:
+    """What a check needs to know of ``l1``: its block time (see :func:`l1_block_time_s`), head, chain id."""
     (block_time, head), chain_id = await asyncio.gather(l1_block_time_s(l1), l1.chain_id())
-    local = is_local_devnet(chain_id, l1.url)
+    return block_time, head, chain_id
+
+
+def _judge(url: str, t: Timings, measured: tuple[float | None, int, int], *, genesis_origin: int,
+           deploy_block: int | None, confirmation_depth: int, batch_interval_s: float, what: str) -> list[str]:
+    block_time, head, chain_id = measured
+    local = is_local_devnet(chain_id, url)
     if block_time is None:
         if local:  # `l2node up`'s fresh anvil: the rollups worker checks once blocks are there
             _log.info("%s not checked: the local devnet has no block yet to measure its block time from", what)
@@ -202,8 +214,8 @@ async def check_safe_params(l1: L1Client, t: Timings, *, genesis_origin: int, de
                                  confirmation_depth=confirmation_depth, batch_interval_s=batch_interval_s)
     if not reasons:
         return reasons
-    measured = "no block time yet" if block_time is None else f"block time {block_time:g} s, measured"
-    shown = f"{what} {t._asdict()} on L1 chain {chain_id} ({measured})"
+    timed = "no block time yet" if block_time is None else f"block time {block_time:g} s, measured"
+    shown = f"{what} {t._asdict()} on L1 chain {chain_id} ({timed})"
     if local:
         _log.warning("%s: only safe on a local devnet: %s", shown, "; ".join(reasons))
         return reasons
@@ -215,11 +227,16 @@ async def check_deployed(l1: L1Client, registry: bytes, verifier: bytes, *, gene
     """:func:`check_safe_params` of the deployed contracts' values (the rollups worker, at start).
     Contracts that do not answer (an anvil that lost its state) are the roles' outage to wait out,
     as before: logged, not checked (nothing can be proposed or disputed on them)."""
-    try:
-        timings = await deployed_timings(l1, registry, verifier)
-    except DecodingError as exc:
-        _log.warning("the deployed contracts' values cannot be read, so not checked: %s", exc)
-        return [f"unreadable: {exc}"]
-    return await check_safe_params(l1, timings, genesis_origin=genesis_origin,
-                                   deploy_block=deploy_block, confirmation_depth=confirmation_depth,
-                                   what="the deployed contracts'")
+    # The contracts' values and the L1's measures at once: the rollups worker's way to SERVING.
+    timings, measured = await asyncio.gather(deployed_timings(l1, registry, verifier), _measure(l1),
+                                             return_exceptions=True)
+    if isinstance(timings, DecodingError):
+        _log.warning("the deployed contracts' values cannot be read, so not checked: %s", timings)
+        return [f"unreadable: {timings}"]
+    for outcome in (timings, measured):
+        if isinstance(outcome, BaseException):
+            raise outcome
+    assert isinstance(timings, Timings) and isinstance(measured, tuple)
+    return _judge(l1.url, timings, measured, genesis_origin=genesis_origin, deploy_block=deploy_block,
+                  confirmation_depth=confirmation_depth, batch_interval_s=BATCH_INTERVAL_S,
+                  what="the deployed contracts'")

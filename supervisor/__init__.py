@@ -45,6 +45,7 @@ from supervisor._spec import (
 from supervisor._spec import Shutdown as ShutdownSetting
 from supervisor._supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorStatistics
 from supervisor._task import TaskStatus, task
+from supervisor._warm_pages import record as record_warm_pages
 from supervisor._zygote_client import Zygote
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "external",
     "forked",
     "port_still_taken",
+    "record_warm_pages",
     "set_process_title",
     "supervisor",
     "task",

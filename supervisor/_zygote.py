@@ -22,12 +22,14 @@ import gc
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
 import traceback
 from typing import Any, NoReturn
 
+from supervisor import _warm_pages
 from supervisor._orphans import die_with_parent, wait_adopted, watch_parent_pipe
 from supervisor._proctitle import set_process_title
 
@@ -40,7 +42,8 @@ def _resolve(target: str) -> Any:
     return obj
 
 
-def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, title: str) -> NoReturn:
+def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, title: str, pages: int | None
+                  ) -> NoReturn:
     """Runs in a detached grandchild once it has its orders: become the child and never return."""
     code = 70
     try:
@@ -69,6 +72,7 @@ def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, titl
         os.environ.clear()
         os.environ.update(env)
         os.set_inheritable(watch_fd, False)
+        _warm_pages.become(pages, str(spec.get("id", "?")))
         # Off the critical path: the watcher thread waits for the re-parenting, asks for the
         # parent-death signal (which the kernel then sends to the whole process), and watches
         # the pipe, while this thread goes on starting the worker.
@@ -87,6 +91,10 @@ def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, titl
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+#: How often a waiting warm process looks for pages recorded since it last did.
+_WARM_POLL_S = 0.5
 
 
 def _read_all(fd: int) -> bytes:
@@ -109,7 +117,8 @@ class _Warm:
         self.orders_fd = orders_fd
 
     @classmethod
-    def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int, title: str) -> _Warm:
+    def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int, title: str, pages: int | None
+             ) -> _Warm:
         orders_r, orders_w = os.pipe()
         pid_r, pid_w = os.pipe()
         middle = os.fork()
@@ -123,11 +132,18 @@ class _Warm:
                     control.close()
                     os.setsid()  # the terminal's Ctrl-C goes to the supervisor, which stops us in order
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    # While it waits: the pages workers' starts wrote, copied now (see _warm_pages).
+                    def ordered(timeout: float = 0.0) -> bool:
+                        return bool(select.select([orders_r], [], [], timeout)[0])
+
+                    done = _warm_pages.populate(pages, 0, ordered)
+                    while not ordered(_WARM_POLL_S):
+                        done = _warm_pages.populate(pages, done, ordered)
                     orders = _read_all(orders_r)
                     if not orders:
                         os._exit(0)  # the zygote went away without using us
                     os.close(orders_r)
-                    _become_child(json.loads(orders), watch_fd, supervisor_pid, title)
+                    _become_child(json.loads(orders), watch_fd, supervisor_pid, title, pages)
                 os.write(pid_w, str(child).encode())
             finally:
                 os._exit(0)
@@ -170,11 +186,12 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
     gc.collect()
     gc.freeze()
     control = socket.socket(fileno=control_fd)
+    pages = _warm_pages.create_log()
     warm: collections.deque[_Warm] = collections.deque()
 
     def refill() -> None:
         while len(warm) < pool:
-            warm.append(_Warm.fork(control, watch_fd, supervisor_pid, title))
+            warm.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages))
 
     refill()
     rfile = control.makefile("rb")
@@ -185,7 +202,7 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
             if req.get("op") == "ping":
                 reply: dict[str, Any] = {"ok": True, "pid": os.getpid()}
             elif req.get("op") == "spawn":
-                proc = warm.popleft() if warm else _Warm.fork(control, watch_fd, supervisor_pid, title)
+                proc = warm.popleft() if warm else _Warm.fork(control, watch_fd, supervisor_pid, title, pages)
                 reply = {"ok": True, "pid": proc.start(req["spec"])}
             else:
                 reply = {"ok": False, "error": f"unknown op {req.get('op')!r}"}

@@ -155,7 +155,8 @@ def local_l1_port(wanted: int) -> int:
 
 def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
     """The root spec, the zygote it forks through, and the L1 URL (None until configured)."""
-    preload = [*ZYGOTE_PRELOAD, *(MONITOR_PRELOAD if cfg.monitor_base_port else ())]
+    # The contracts' artifacts too: the L1 workers read several on their way to SERVING.
+    preload = [*ZYGOTE_PRELOAD, "services.l1:preload_artifacts", *(MONITOR_PRELOAD if cfg.monitor_base_port else ())]
     zygote = Zygote(preload=[*preload, *sorted({w.definition.partition(":")[0] for w in cfg.workers})],
                     title=PROCESS_TITLE)
     children = [ChildSpec(id="zygote", start=zygote.starter())]

@@ -15,7 +15,7 @@ RLP encoder. ``_signer`` and ``_codec`` are the one EIP-1559 signer and the one 
 (the protocol package sits above this one).
 """
 
-from services.l1._abi import Artifact, Contract, ContractError, Event, artifacts_dir
+from services.l1._abi import Artifact, Contract, ContractError, Event, artifacts_dir, preload_artifacts
 from services.l1._client import L1Client, Topics
 from services.l1._codec import address, checksum, keccak
 from services.l1._config import DEFAULT_TARGET, GWEI, POLICY, FollowerConfig, SenderConfig, policy_config
@@ -128,6 +128,7 @@ __all__ = [
     "point_proof",
     "point_proofs",
     "policy_config",
+    "preload_artifacts",
     "read_key",
     "rlp_bytes",
     "rlp_int",

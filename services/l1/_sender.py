@@ -82,8 +82,9 @@ class PendingTx:
 class TxSender:
     """Signs and sends transactions from one key, and sees them mined."""
 
-    def __init__(self, l1: L1Client, signer: LocalSigner, chain_id: int, config: SenderConfig | None = None) -> None:
-        self.chain_id: Final = chain_id
+    def __init__(self, l1: L1Client, signer: LocalSigner, chain_id: int | None, config: SenderConfig | None = None
+                 ) -> None:
+        self._chain_id = chain_id  # None: asked at the first signature (a worker's start asks L1 nothing)
         self.config: Final = config or SenderConfig()
         self._l1 = l1
         self._signer = signer
@@ -96,6 +97,11 @@ class TxSender:
     async def create(cls, l1: L1Client, signer: LocalSigner, config: SenderConfig | None = None) -> TxSender:
         """A sender for the endpoint's chain (asks it for its chain id)."""
         return cls(l1, signer, await l1.chain_id(), config)
+
+    @property
+    def chain_id(self) -> int | None:
+        """The chain this sender signs for; None until its first signature if not given."""
+        return self._chain_id
 
     @property
     def address(self) -> bytes:
@@ -116,7 +122,7 @@ class TxSender:
             fees = await self._market_fees()
             for _ in range(self.config.nonce_retries + 1):
                 nonce = self._nonce if self._nonce is not None else await self._pending_nonce()
-                signed = self._sign(nonce, to, data, value, gas, fees)
+                signed = await self._sign(nonce, to, data, value, gas, fees)
                 if await self._submit(signed, fresh=True):
                     self._nonce = nonce + 1
                     self._track(PendingTx(nonce, to, data, value, gas, fees, (signed.hash,), _now()))
@@ -144,7 +150,7 @@ class TxSender:
             blob_fee = max(1, await self._l1.blob_base_fee() * self.config.blob_fee_multiplier)
             for _ in range(self.config.nonce_retries + 1):
                 nonce = self._nonce if self._nonce is not None else await self._pending_nonce()
-                signed = self._sign(nonce, to, data, 0, gas, fees, sidecar, blob_fee)
+                signed = await self._sign(nonce, to, data, 0, gas, fees, sidecar, blob_fee)
                 if await self._submit(signed, fresh=True):
                     self._nonce = nonce + 1
                     self._track(PendingTx(nonce, to, data, 0, gas, fees, (signed.hash,), _now(), sidecar, blob_fee))
@@ -163,7 +169,7 @@ class TxSender:
         async with self._lock:
             nonce = self._nonce if self._nonce is not None else await self._pending_nonce()
             self._nonce = nonce + 1
-            return self._sign(nonce, to, data, 0, gas, fees)
+            return await self._sign(nonce, to, data, 0, gas, fees)
 
     async def replace(self, tx_hash: bytes) -> bytes:
         """Resend a pending transaction with both fees bumped by at least the configured percent
@@ -175,7 +181,7 @@ class TxSender:
             if pending.sidecar is not None:
                 market = await self._l1.blob_base_fee() * self.config.blob_fee_multiplier
                 blob_fee = max(pending.blob_fee * self.config.blob_replacement_factor, market, 1)
-            signed = self._sign(pending.nonce, pending.to, pending.data, pending.value, pending.gas, fees,
+            signed = await self._sign(pending.nonce, pending.to, pending.data, pending.value, pending.gas, fees,
                                 pending.sidecar, blob_fee)
             # Watched before it is sent: if the send's outcome is unknown, it may still get mined.
             self._pending[pending.nonce] = dataclasses.replace(pending, hashes=(*pending.hashes, signed.hash))
@@ -313,10 +319,12 @@ class TxSender:
     async def _market_fees(self) -> Fees:
         return await current_fees(self._l1, self.config)
 
-    def _sign(self, nonce: int, to: bytes | None, data: bytes, value: int, gas: int, fees: Fees,
-              sidecar: BlobSidecar | None = None, blob_fee: int = 0) -> SignedTransaction:
+    async def _sign(self, nonce: int, to: bytes | None, data: bytes, value: int, gas: int, fees: Fees,
+                    sidecar: BlobSidecar | None = None, blob_fee: int = 0) -> SignedTransaction:
+        if self._chain_id is None:
+            self._chain_id = await self._l1.chain_id()
         tx = UnsignedTransaction(
-            chain_id=self.chain_id, nonce=nonce, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+            chain_id=self._chain_id, nonce=nonce, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
             max_fee_per_gas=fees.max_fee_per_gas, gas_limit=gas, to=to, value=value, data=data)
         if sidecar is None:
             return self._signer.sign(tx)

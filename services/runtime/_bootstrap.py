@@ -69,6 +69,9 @@ MONITOR_PRELOAD: Final = ("aiomonitor",)
 #: stop takes at most supervisor's ORPHAN_GRACE_S); well within the start timeout.
 STORAGE_LOCK_WAIT_S: Final = 5.0
 
+#: Seconds after SERVING when a forked worker records the pages its start wrote.
+RECORD_PAGES_AFTER_S: Final = 1.0
+
 SERVER_OPTIONS: Final = (
     # Without this, a replacement worker binds the port of a half-dead predecessor that still
     # listens, and the kernel splits new connections between the two.
@@ -173,6 +176,9 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
                 readiness.apply(health, registry.service_names)
                 watching = asyncio.create_task(readiness.watch(health, registry.service_names))
                 cleanup.push_async_callback(_cancelled, watching)
+                # Which inherited pages this start wrote, for the next warm process to copy beforehand
+                # (supervisor._warm_pages); a little later, so that the first calls' pages count too.
+                asyncio.get_running_loop().call_later(RECORD_PAGES_AFTER_S, supervisor.record_warm_pages)
             _log.info(
                 "serving",
                 extra={"address": config.address, "port": port, "services": registry.service_names},

@@ -24,7 +24,7 @@ from services.l1 import (
     read_key,
 )
 from services.runtime import Storage, redact_url
-from supervisor import ChildSpec, task
+from supervisor import ChildSpec, TaskStatus, task
 
 from ._batcher import Batcher, BatcherSettings, L1Heads, block_room
 from ._chain import BlockRoom, Chain, Mempools
@@ -118,11 +118,19 @@ class Sequencer:
             if self._batcher is not None:
                 children.append(ChildSpec(id="inbox-follower", start=task(self._batcher.run_follower)))
             return children
-        children = [ChildSpec(id="block-producer", start=task(self._producer.run))]
+        children = [ChildSpec(id="block-producer", start=task(self._produce))]
         if self._batcher is not None:
             children += [ChildSpec(id="batch-poster", start=task(self._batcher.run_poster)),
                          ChildSpec(id="inbox-follower", start=task(self._batcher.run_follower))]
         return children
+
+    async def _produce(self, task_status: TaskStatus) -> None:
+        task_status.started()  # the origin below is no part of a restart's way to SERVING
+        if self._batcher is not None:
+            # Before any block is sealed: the inbox checks every block's origin (its L1 round trips
+            # only while the chain has none: a no-op once a block has one).
+            await self._batcher.attest_origin()
+        await self._producer.run(task_status)
 
     async def aclose(self) -> None:
         await self.intake.close()
@@ -135,8 +143,9 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
                    chain: Chain, *, posts: bool = True) -> Batcher:
     deployment = Deployment.load(l1.contracts)
     inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
-    sender = (await TxSender.create(client, LocalSigner(read_key(l1.batcher_key_file)),
-                                    SenderConfig(max_gas=l1.max_tx_gas, blob_cell_proofs=l1.blob_cell_proofs))
+    # Its chain id is asked at its first batch, after SERVING: nothing here waits for L1.
+    sender = (TxSender(client, LocalSigner(read_key(l1.batcher_key_file)), None,
+                       SenderConfig(max_gas=l1.max_tx_gas, blob_cell_proofs=l1.blob_cell_proofs))
               if posts else None)
     idle_poll_s = l1.idle_poll_for(None if l1.idle_poll_s else await _block_time(client))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s,
@@ -150,8 +159,6 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     window = int(deployment.rollups.get("sequencer_window", DEFAULT_SEQUENCER_WINDOW))
     batcher = Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number,
                       window)
-    if posts:
-        await batcher.attest_origin()  # before any block is sealed: the inbox checks every block's origin
     return batcher
 
 

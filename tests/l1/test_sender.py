@@ -82,9 +82,11 @@ async def test_fees_follow_the_base_fee_within_the_cap(l1: L1Client) -> None:
     tip = await l1.max_priority_fee()
     assert pending.fees.max_priority_fee_per_gas == tip
     assert pending.fees.max_fee_per_gas == 2 * head.base_fee + tip
-    capped = TxSender(l1, BATCHER, sender.chain_id, SenderConfig(max_fee_cap_wei=head.base_fee + 1))
+    # No chain id given (a worker's start asks L1 nothing): asked at the first signature.
+    capped = TxSender(l1, BATCHER, None, SenderConfig(max_fee_cap_wei=head.base_fee + 1))
+    assert capped.chain_id is None
     await capped.send(SINK, value=1)
-    assert capped.pending()[0].fees.max_fee_per_gas == head.base_fee + 1
+    assert capped.pending()[0].fees.max_fee_per_gas == head.base_fee + 1 and capped.chain_id == sender.chain_id
     broke = TxSender(l1, BATCHER, sender.chain_id, SenderConfig(max_fee_cap_wei=1))
     with pytest.raises(FeeCapExceeded):
         await broke.send(SINK, value=1)
