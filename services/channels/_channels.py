@@ -174,7 +174,8 @@ class Channels:
     def peer(self, address: str) -> PeerClient:
         client = self._peers.get(address)
         if client is None:
-            client = self._peers[address] = PeerClient(address, self._channel, self.settings.peer_deadline_s)
+            client = self._peers[address] = PeerClient(address, self._channel, self.settings.peer_deadline_s,
+                                                                   self.store.durable)
         return client
 
     def lock(self, channel_id: bytes) -> asyncio.Lock:

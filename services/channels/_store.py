@@ -149,7 +149,7 @@ def _above(latest: StateRecord | None) -> tuple[str, int]:
 
 class ChannelsStore:
     """The worker's tables on one connection (the event loop's thread only: each write is one
-    short, durable commit). :meth:`changed` wakes whoever waits for the next event."""
+    short commit, durable once :meth:`durable` returns). :meth:`changed` wakes whoever waits for the next event."""
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
@@ -168,6 +168,11 @@ class ChannelsStore:
         #: Payments written since the last commit's notification, and who waits for which.
         self._touched_payments: set[bytes] = set()
         self._payment_events: dict[bytes, asyncio.Event] = {}
+
+    async def durable(self) -> None:
+        """Every write made so far is on disk when this returns: await it before anything this
+        node signed or acknowledged leaves the process (the worker's storage syncs in groups)."""
+        await self._storage.durable()
 
     def changed(self) -> asyncio.Event:
         """An event set at the next recorded event (take it before reading, then wait on it)."""
@@ -393,8 +398,9 @@ class ChannelsStore:
 
     def refuse(self, channel_id: bytes, sequence: int) -> None:
         """The peer refused this node's state at ``sequence``: never re-sent, its sequence stays taken."""
-        self._db.execute("UPDATE states SET refused = 1 WHERE channel_id = ? AND sequence = ?",
-                         (channel_id, _enc(sequence)))
+        with self._storage.transaction() as db:  # a commit durable() counts
+            db.execute("UPDATE states SET refused = 1 WHERE channel_id = ? AND sequence = ?",
+                       (channel_id, _enc(sequence)))
 
     def highest_sequence(self, channel_id: bytes) -> int:
         """The highest sequence stored (so possibly signed by this node) in the channel; -1: none."""
