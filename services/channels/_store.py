@@ -170,8 +170,9 @@ class ChannelsStore:
         self._db.executescript(_INDEXES)
         self._changed = asyncio.Event()
         self._latest: dict[bytes, StateRecord] = {}
-        #: Forwards written since ``take_touched`` last ran (the resolver's work list).
-        self._touched: set[tuple[bytes, bytes]] = set()
+        #: Forwards written since ``take_touched`` last ran (the resolver's work list), each as written
+        #: (None: read it again).
+        self._touched: dict[tuple[bytes, bytes], ForwardRecord | None] = {}
         #: Payments written since the last commit's notification, and who waits for which.
         self._touched_payments: set[bytes] = set()
         self._payment_events: dict[bytes, asyncio.Event] = {}
@@ -196,6 +197,7 @@ class ChannelsStore:
             self._forwards.clear()
             self._forwarded.clear()
             self._payments.clear()
+            self._touched = dict.fromkeys(self._touched)
             raise
 
     def _keep_forward(self, f: ForwardRecord) -> None:
@@ -513,24 +515,23 @@ class ChannelsStore:
         stamped = replace(f, updated_at=int(time.time()))
         row = (f.in_channel, f.payment_hash, str(f.amount), f.expiry, _route_json(f.onward), int(f.status),
                f.out_channel, f.preimage, f.reason, f.message, stamped.updated_at)
-        touched = self._touched
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(f"INSERT OR REPLACE INTO forwards ({_FORWARD_COLUMNS}) VALUES "
                        f"({', '.join('?' * len(row))})", row)
             self._keep_forward(stamped)
-            touched.add((f.in_channel, f.payment_hash))
+            self._touched[(f.in_channel, f.payment_hash)] = stamped
         return write
 
     def touch(self, in_channel: bytes, payment_hash: bytes) -> None:
         """Have the next ``take_touched`` read this forward again."""
-        self._touched.add((in_channel, payment_hash))
+        self._touched[(in_channel, payment_hash)] = None
 
     def take_touched(self) -> list[ForwardRecord]:
         """The forwards written since the last call, as stored now (a rolled-back write's too: it
         is read again, as it stands)."""
-        keys, self._touched = self._touched, set()
-        found = (self.forward(in_channel, payment_hash) for in_channel, payment_hash in keys)
+        touched, self._touched = self._touched, {}
+        found = (f or self.forward(*key) for key, f in touched.items())
         return [f for f in found if f is not None]
 
     @staticmethod
