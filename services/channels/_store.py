@@ -176,11 +176,12 @@ class ChannelsStore:
         #: Payments written since the last commit's notification, and who waits for which.
         self._touched_payments: set[bytes] = set()
         self._payment_events: dict[bytes, asyncio.Event] = {}
-        #: Rows as this node last wrote or read them, so the hot path reads no SQL: every channel, and
+        #: Rows as this node last wrote or read them, so the hot path reads no SQL: every channel (by
+        #: id order; None: read them all again, as after each channel write: those are rare), and
         #: the forwards not DONE (those in flight: bounded by the HTLC slots), with those waiting on an
         #: outgoing channel by (out_channel, payment_hash). Forgotten whenever a transaction raises (its
         #: writes undone), so they never hold a rolled-back write.
-        self._channels: dict[bytes, ChannelRecord] = {}
+        self._channels: dict[bytes, ChannelRecord] | None = None
         self._forwards: dict[tuple[bytes, bytes], ForwardRecord] = {}
         self._forwarded: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
         #: And the payments written or read last (at most _KEPT_PAYMENTS: a payer reads its own
@@ -193,7 +194,7 @@ class ChannelsStore:
             with self._storage.transaction() as db:
                 yield db
         except BaseException:
-            self._channels.clear()
+            self._channels = None
             self._forwards.clear()
             self._forwarded.clear()
             self._payments.clear()
@@ -243,7 +244,7 @@ class ChannelsStore:
         with self._transaction() as db:
             db.execute(f"INSERT INTO channels ({', '.join(_CHANNEL_COLUMNS)}) VALUES "
                        f"({', '.join('?' * len(_CHANNEL_COLUMNS))})", _channel_row(channel))
-            self._channels.pop(channel.channel_id, None)
+            self._channels = None
             self._insert_state(db, funding)
             self._event(db, event, channel.channel_id)
         self._notify()
@@ -253,23 +254,21 @@ class ChannelsStore:
         with self._transaction() as db:
             db.execute(f"UPDATE channels SET {', '.join(c + ' = ?' for c in _CHANNEL_COLUMNS[1:])} "
                        "WHERE channel_id = ?", (*_channel_row(channel)[1:], channel.channel_id))
-            self._channels.pop(channel.channel_id, None)  # read back as stored
+            self._channels = None
             if event:
                 self._event(db, event, channel.channel_id)
         if event:
             self._notify()
         return channel
 
+    def _all_channels(self) -> dict[bytes, ChannelRecord]:
+        if self._channels is None:
+            rows = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels ORDER BY id").fetchall()
+            self._channels = {bytes(r[0]): _channel_of(r) for r in rows}
+        return self._channels
+
     def channel(self, channel_id: bytes) -> ChannelRecord | None:
-        kept = self._channels.get(channel_id)
-        if kept is not None:
-            return kept
-        row = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE channel_id = ?",
-                               (channel_id,)).fetchone()
-        if row is None:
-            return None
-        found = self._channels[channel_id] = _channel_of(row)
-        return found
+        return self._all_channels().get(channel_id)
 
     def channels(self, before: int | None = None, limit: int = 50) -> tuple[list[ChannelRecord], int | None]:
         """Newest first; the page token of the next page (None: no more)."""
@@ -279,15 +278,10 @@ class ChannelsStore:
         return [_channel_of(r[1:]) for r in rows[:limit]], more
 
     def channels_with(self, peer_key: bytes) -> list[ChannelRecord]:
-        rows = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE a = ? OR b = ? "
-                                "ORDER BY id", (peer_key, peer_key)).fetchall()
-        return [_channel_of(r) for r in rows]
+        return [c for c in self._all_channels().values() if peer_key in (c.a, c.b)]
 
     def channels_in(self, statuses: Sequence[ChannelStatus]) -> list[ChannelRecord]:
-        marks = ", ".join("?" * len(statuses))
-        rows = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE status IN ({marks}) "
-                                "ORDER BY id", [int(s) for s in statuses]).fetchall()
-        return [_channel_of(r) for r in rows]
+        return [c for c in self._all_channels().values() if c.status in statuses]
 
     # --- states -------------------------------------------------------------------------------
 
