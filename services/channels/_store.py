@@ -96,8 +96,10 @@ CREATE TABLE IF NOT EXISTS announcements (
 _INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS states_payment ON states (payment_hash) WHERE payment_hash != x'';
 """
-#: Payment rows kept in memory (ChannelsStore._payments).
+#: Payment and forward rows kept in memory (ChannelsStore._payments, _forwards): more than the
+#: HTLC slots of a few channels, so those in flight are kept.
 _KEPT_PAYMENTS: Final = 8192
+_KEPT_FORWARDS: Final = 8192
 #: The connection's page cache (KiB).
 _CACHE_KIB: Final = 64 * 1024
 _CHANNEL_COLUMNS: Final = ("channel_id", "a", "b", "nonce", "we_are_a", "peer", "status", "amount_a", "amount_b",
@@ -178,7 +180,7 @@ class ChannelsStore:
         self._payment_events: dict[bytes, asyncio.Event] = {}
         #: Rows as this node last wrote or read them, so the hot path reads no SQL: every channel (by
         #: id order; None: read them all again, as after each channel write: those are rare), and
-        #: the forwards not DONE (those in flight: bounded by the HTLC slots), with those waiting on an
+        #: the forwards written or read last (at most _KEPT_FORWARDS), with those waiting on an
         #: outgoing channel by (out_channel, payment_hash). Forgotten whenever a transaction raises (its
         #: writes undone), so they never hold a rolled-back write.
         self._channels: dict[bytes, ChannelRecord] | None = None
@@ -203,14 +205,17 @@ class ChannelsStore:
 
     def _keep_forward(self, f: ForwardRecord) -> None:
         key = (f.in_channel, f.payment_hash)
-        old = self._forwards.pop(key, None)
-        if old is not None and old.status == ForwardStatus.FORWARDED:
-            self._forwarded.pop((old.out_channel, old.payment_hash), None)
-        if f.status == ForwardStatus.DONE:
-            return
+        self._forget_forward(key)
         self._forwards[key] = f
         if f.status == ForwardStatus.FORWARDED:
             self._forwarded[(f.out_channel, f.payment_hash)] = key
+        if len(self._forwards) > _KEPT_FORWARDS:  # the oldest written or read goes
+            self._forget_forward(next(iter(self._forwards)))
+
+    def _forget_forward(self, key: tuple[bytes, bytes]) -> None:
+        old = self._forwards.pop(key, None)
+        if old is not None and old.status == ForwardStatus.FORWARDED:
+            self._forwarded.pop((old.out_channel, old.payment_hash), None)
 
     async def durable(self) -> None:
         """Every write made so far is on disk when this returns: await it before anything this
