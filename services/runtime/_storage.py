@@ -79,6 +79,11 @@ class Storage:
             return
         self._synced = max(self._synced, await self._sync.next())
 
+    @property
+    def syncs(self) -> int:
+        """The fsyncs :meth:`durable` did (one per group of commits)."""
+        return self._sync.done if self._sync is not None else 0
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises. Inside another
@@ -139,6 +144,7 @@ class _WalSync:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-sync")
         self._waiting: list[asyncio.Future[int]] = []
         self._task: asyncio.Task[None] | None = None
+        self.done = 0
 
     async def next(self) -> int:
         """Run (or join) the next fsync that starts after this call; ``mark()`` as it started (what
@@ -163,6 +169,7 @@ class _WalSync:
                 if not isinstance(exc, Exception):
                     raise
                 continue
+            self.done += 1
             for future in group:
                 if not future.done():
                     future.set_result(covered)
