@@ -182,7 +182,7 @@ class Channels:
         client = self._peers.get(address)
         if client is None:
             client = self._peers[address] = PeerClient(address, self._channel, self.settings.peer_deadline_s,
-                                                                   self.store.durable)
+                                                       self.store.durable)
         return client
 
     def lock(self, channel_id: bytes) -> asyncio.Lock:

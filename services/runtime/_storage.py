@@ -136,6 +136,9 @@ class _WalSync:
         # The WAL file lives as long as the database has a connection (it is not recreated while
         # one is open), so one descriptor serves every fsync.
         self._fd = os.open(f"{path}-wal", os.O_RDONLY)
+        # What a previous run committed may not be on disk yet (it was killed before its durable()):
+        # synced now, before this run re-sends any of it.
+        os.fsync(self._fd)
         directory = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)  # the WAL file's own name, once
