@@ -76,6 +76,7 @@ class _Worker:
 
 async def _register(ctx: WorkerContext) -> Service:
     settings = ChannelsSettings.from_mapping(ctx.config.settings)
+    ctx.storage.sync_in_groups()  # commits fsync'd in groups: what leaves awaits store.durable()
     store = ChannelsStore(ctx.storage)
     endpoint = settings.endpoint or ctx.config.address
     channels = await Channels.open(settings, store, ctx.logger, ctx.tracer, ctx.channel, endpoint)

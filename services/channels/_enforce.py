@@ -80,7 +80,8 @@ class Enforcer:
         now = self._channels.l1_now()
         for htlc in _htlcs(latest):
             ours = htlc.from_a == record.we_are_a
-            if not ours and self.preimage_of(record, htlc.payment_hash) and now >= htlc.expiry - self._margin:
+            # The time first: the preimage is a read, and this runs over every HTLC in flight each round.
+            if not ours and now >= htlc.expiry - self._margin and self.preimage_of(record, htlc.payment_hash):
                 self._log.warning("channel 0x%s: the peer has not settled HTLC 0x%s by its expiry: closing on L1",
                                   record.channel_id.hex(), htlc.payment_hash.hex())
                 await self._channels.close(record, force=True)  # E1

@@ -127,7 +127,7 @@ class Payments:
         assert htlc is not None
         if update.kind is UpdateKind.ADD_HTLC:
             received = self._check_add(record, htlc, proposal.onward, theirs)
-            self._remember_parent(record.channel_id, htlc.payment_hash)
+            self._remember_parent(record.channel_id, htlc.payment_hash, None)
             return [self._store.forward_effect(received)], "HTLC_RECEIVED"
         offered_by_us = htlc.from_a == record.we_are_a
         if not offered_by_us:  # P5: its offerer failed an HTLC it offered us, after its expiry
@@ -136,8 +136,8 @@ class Payments:
                 return [], "HTLC_FAILED"
             done = replace(expired, status=ForwardStatus.DONE, reason="EXPIRED", message="failed after its expiry")
             return [self._store.forward_effect(done)], "HTLC_FAILED"
-        self._remember_parent(record.channel_id, htlc.payment_hash)
         forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
+        self._remember_parent(record.channel_id, htlc.payment_hash, forward)
         payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
         effects: list[Effect] = []
         if update.kind is UpdateKind.SETTLE_HTLC:
@@ -167,14 +167,14 @@ class Payments:
                 payment, status=PaymentStatus.FAILED, reason=reason, message=f"{message} (channel 0x{at.hex()})")))
         return effects
 
-    def _remember_parent(self, channel_id: bytes, payment_hash: bytes) -> None:
-        """The incoming proposal's span: the forward's next step continues its trace."""
+    def _remember_parent(self, channel_id: bytes, payment_hash: bytes, out: ForwardRecord | None) -> None:
+        """The incoming proposal's span: the forward's next step continues its trace (``out``: the
+        forward a settle or fail from downstream answers; the incoming forward continues it)."""
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             self._parents[(channel_id, payment_hash)] = context
-            for out in (self._store.forward_out(channel_id, payment_hash),):
-                if out is not None:  # a settle or fail from downstream: the incoming forward continues it
-                    self._parents[(out.in_channel, payment_hash)] = context
+            if out is not None:
+                self._parents[(out.in_channel, payment_hash)] = context
 
     def _check_add(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...], held: int
                    ) -> ForwardRecord:

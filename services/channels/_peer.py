@@ -7,7 +7,7 @@ deterministically with ``sender_signature`` empty, under the message's name."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 import grpc
@@ -74,8 +74,11 @@ class PeerClient:
     A peer is another node, restarted or back from an outage at any time: a call waits (within its
     deadline) for the connection (wait_for_ready) instead of failing at once while gRPC backs off."""
 
-    def __init__(self, address: str, channel: Callable[[str], grpc.aio.Channel], deadline_s: float) -> None:
+    def __init__(self, address: str, channel: Callable[[str], grpc.aio.Channel], deadline_s: float,
+                 durable: Callable[[], Awaitable[None]]) -> None:
         self.address = address
+        #: Every call first awaits this node's writes on disk: nothing it signed leaves before.
+        self._durable = durable
         self._stub = channels_pb2_grpc.PeerServiceStub(channel(address))
 
         self._policy = CallPolicy.for_target(f"peer {address}",
@@ -87,6 +90,7 @@ class PeerClient:
         self._deadline = deadline_s
 
     async def _call(self, method: Any, request: Any, mutating: bool = False) -> Any:
+        await self._durable()
         return await call_unary(self._policy, functools.partial(method, wait_for_ready=True), request,
                                 deadline_s=self._deadline, mutating=mutating)
 
@@ -104,6 +108,7 @@ class PeerClient:
         return str(self._policy.circuit.current_state) != "open"
 
     async def announce(self, request: pb.AnnounceRequest) -> pb.AnnounceResponse:
+        await self._durable()
         return await call_unary(self._gossip_policy, functools.partial(self._stub.Announce, wait_for_ready=True),
                                 request, deadline_s=self._deadline)
 

@@ -12,8 +12,10 @@ A peer message signed by anyone but the channel's other participant is PERMISSIO
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Final, TypeVar
+
+from google.protobuf.message import Message
 
 from protos.l2node.channels.v1 import channels_pb2 as pb
 from protos.l2node.channels.v1 import channels_pb2_grpc
@@ -24,6 +26,8 @@ from ._payments import check_pay_limits
 from ._records import ChannelRecord, PaymentStatus, StateRecord
 from ._wire import amount_of, channel_pb, decode_invoice, event_pb, hex0x, invoice_pb, parse_hex, payment_pb
 
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 DEFAULT_PAGE: Final = 50
 #: The most payments one PayStreamRequest carries (``payments``).
 MAX_STREAM_PAYMENTS: Final = 1024
@@ -105,6 +109,18 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
     def _pb(self, record: ChannelRecord) -> pb.Channel:
         return channel_pb(record, self._store.latest_cosigned(record.channel_id))
 
+    async def _shown(self, answer: M) -> M:
+        """``answer`` (read from the store), once what it shows is on disk."""
+        await self._store.durable()
+        return answer
+
+    async def _acked(self, answer: Awaitable[T]) -> T:
+        """``answer``, once every write before it is on disk (a refusal's too: it may tell of one)."""
+        try:
+            return await answer
+        finally:
+            await self._store.durable()
+
     async def OpenChannel(self, request: pb.OpenChannelRequest, context: Any) -> pb.OpenChannelResponse:
         if ":" not in request.peer:
             raise InvalidArgument(f"peer {request.peer!r} must be the peer's channels address host:port",
@@ -116,17 +132,17 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             record = await self._channels.open_channel(request.peer, amount, peer_amount)
             return pb.OpenChannelResponse(channel=self._pb(record))
 
-        return await self._once.once(request.request_id, run)
+        return await self._acked(self._once.once(request.request_id, run))
 
     async def ListChannels(self, request: pb.ListChannelsRequest, context: Any) -> pb.ListChannelsResponse:
         before, size = _page(request.page_size, request.page_token)
         found, more = self._store.channels(before, size)
-        return pb.ListChannelsResponse(channels=[self._pb(c) for c in found],
-                                       next_page_token=str(more) if more is not None else "")
+        return await self._shown(pb.ListChannelsResponse(channels=[self._pb(c) for c in found],
+                                                         next_page_token=str(more) if more is not None else ""))
 
     async def GetChannel(self, request: pb.GetChannelRequest, context: Any) -> pb.GetChannelResponse:
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
-        return pb.GetChannelResponse(channel=self._pb(record))
+        return await self._shown(pb.GetChannelResponse(channel=self._pb(record)))
 
     async def CreateInvoice(self, request: pb.CreateInvoiceRequest, context: Any) -> pb.CreateInvoiceResponse:
         amount = amount_of(request.amount, "amount", empty_ok=False)
@@ -135,7 +151,7 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             invoice = self._channels.create_invoice(amount, request.memo)
             return pb.CreateInvoiceResponse(invoice=invoice_pb(invoice, self._channels.address))
 
-        return await self._once.once(request.request_id, run)
+        return await self._acked(self._once.once(request.request_id, run))
 
     async def Pay(self, request: pb.PayRequest, context: Any) -> pb.PayResponse:
         return await self._pay(request)
@@ -163,7 +179,7 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
 
         async def many(requests: Sequence[pb.PayRequest]) -> None:
             try:
-                found = await self._pay_many(requests)
+                found = await self._acked(self._pay_many(requests))
             finally:
                 window.release(len(requests))
             answers.put_nowait(found)
@@ -298,13 +314,13 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
                                   payment_hash=hex0x(payment_hash), preimage=hex0x(payment.preimage),
                                   channel=self._pb(first) if first is not None else None, payment=payment_pb(payment))
 
-        return await self._once.once(request.request_id, run)
+        return await self._acked(self._once.once(request.request_id, run))
 
     async def GetPayment(self, request: pb.GetPaymentRequest, context: Any) -> pb.GetPaymentResponse:
         payment = self._store.payment(parse_hex(request.payment_hash, 32, "payment_hash"))
         if payment is None:
             raise NotFound(f"no payment {request.payment_hash} sent by this node", reason="PAYMENT_NOT_FOUND")
-        return pb.GetPaymentResponse(payment=payment_pb(payment))
+        return await self._shown(pb.GetPaymentResponse(payment=payment_pb(payment)))
 
     async def ListKnownChannels(self, request: pb.ListKnownChannelsRequest, context: Any
                                 ) -> pb.ListKnownChannelsResponse:
@@ -322,7 +338,7 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             closed, tx = await self._channels.close(record, request.force, stale)
             return pb.CloseChannelResponse(channel=self._pb(closed), l1_tx_hash="0x" + tx.hex())
 
-        return await self._once.once(request.request_id, run)
+        return await self._acked(self._once.once(request.request_id, run))
 
     async def SubscribeEvents(self, request: pb.SubscribeEventsRequest, context: Any
                               ) -> AsyncIterator[pb.SubscribeEventsResponse]:
@@ -331,6 +347,7 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
         while True:
             changed = self._store.changed()
             batch = self._store.events(following, _REPLAY_BATCH)
+            await self._store.durable()  # only what is on disk is shown
             for event in batch:
                 following = event.sequence + 1
                 if only is not None and event.channel_id != only:
@@ -347,19 +364,29 @@ class PeerServicer(channels_pb2_grpc.PeerServiceServicer):
     def __init__(self, channels: Channels) -> None:
         self._channels = channels
 
+    async def _acked(self, answer: Callable[[], T]) -> T:
+        """``answer()``, sent once every write before it is on disk: a counter-signature never
+        leaves before its state (nor a refusal before what it tells of)."""
+        try:
+            return answer()
+        finally:
+            await self._channels.store.durable()
+
     async def Hello(self, request: pb.HelloRequest, context: Any) -> pb.HelloResponse:
-        return self._channels.on_hello(request)
+        return await self._acked(lambda: self._channels.on_hello(request))
 
     async def Open(self, request: pb.OpenRequest, context: Any) -> pb.OpenResponse:
-        return self._channels.on_open(request)
+        return await self._acked(lambda: self._channels.on_open(request))
 
     async def Propose(self, request: pb.ProposeRequest, context: Any) -> pb.ProposeResponse:
         await self._channels.fresh_clock()
-        return self._channels.updates.on_propose(request)
+        return await self._acked(lambda: self._channels.updates.on_propose(request))
 
     async def ProposeBatch(self, request: pb.ProposeBatchRequest, context: Any) -> pb.ProposeBatchResponse:
         await self._channels.fresh_clock()
-        return self._channels.updates.on_propose_batch(request)
+        return await self._acked(lambda: self._channels.updates.on_propose_batch(request))
 
     async def Announce(self, request: pb.AnnounceRequest, context: Any) -> pb.AnnounceResponse:
-        return await self._channels.gossip.on_announce(request)
+        answer = await self._channels.gossip.on_announce(request)
+        await self._channels.store.durable()
+        return answer

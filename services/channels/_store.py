@@ -96,6 +96,12 @@ CREATE TABLE IF NOT EXISTS announcements (
 _INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS states_payment ON states (payment_hash) WHERE payment_hash != x'';
 """
+#: Payment and forward rows kept in memory (ChannelsStore._payments, _forwards): more than the
+#: HTLC slots of a few channels, so those in flight are kept.
+_KEPT_PAYMENTS: Final = 8192
+_KEPT_FORWARDS: Final = 8192
+#: The connection's page cache (KiB).
+_CACHE_KIB: Final = 64 * 1024
 _CHANNEL_COLUMNS: Final = ("channel_id", "a", "b", "nonce", "we_are_a", "peer", "status", "amount_a", "amount_b",
                            "open_tx", "close_tx", "closes_at", "reason", "updated_at")
 
@@ -149,11 +155,14 @@ def _above(latest: StateRecord | None) -> tuple[str, int]:
 
 class ChannelsStore:
     """The worker's tables on one connection (the event loop's thread only: each write is one
-    short, durable commit). :meth:`changed` wakes whoever waits for the next event."""
+    short commit, durable once :meth:`durable` returns). :meth:`changed` wakes whoever waits for the next event."""
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._db = storage.connection
+        # Every state is O(HTLCs in flight) (kilobytes with a hundred), so under load the working set
+        # outgrows SQLite's default 2 MB page cache and reads go back to the file.
+        self._db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         self._db.executescript(_SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(states)")}
         if "request" not in columns:  # a store from before multi-hop
@@ -163,11 +172,55 @@ class ChannelsStore:
         self._db.executescript(_INDEXES)
         self._changed = asyncio.Event()
         self._latest: dict[bytes, StateRecord] = {}
-        #: Forwards written since ``take_touched`` last ran (the resolver's work list).
-        self._touched: set[tuple[bytes, bytes]] = set()
+        #: Forwards written since ``take_touched`` last ran (the resolver's work list), each as written
+        #: (None: read it again).
+        self._touched: dict[tuple[bytes, bytes], ForwardRecord | None] = {}
         #: Payments written since the last commit's notification, and who waits for which.
         self._touched_payments: set[bytes] = set()
         self._payment_events: dict[bytes, asyncio.Event] = {}
+        #: Rows as this node last wrote or read them, so the hot path reads no SQL: every channel (by
+        #: id order; None: read them all again, as after each channel write: those are rare), and
+        #: the forwards written or read last (at most _KEPT_FORWARDS), with those waiting on an
+        #: outgoing channel by (out_channel, payment_hash). Forgotten whenever a transaction raises (its
+        #: writes undone), so they never hold a rolled-back write.
+        self._channels: dict[bytes, ChannelRecord] | None = None
+        self._forwards: dict[tuple[bytes, bytes], ForwardRecord] = {}
+        self._forwarded: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+        #: And the payments written or read last (at most _KEPT_PAYMENTS: a payer reads its own
+        #: several times while it is in flight).
+        self._payments: dict[bytes, PaymentRecord] = {}
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._storage.transaction() as db:
+                yield db
+        except BaseException:
+            self._channels = None
+            self._forwards.clear()
+            self._forwarded.clear()
+            self._payments.clear()
+            self._touched = dict.fromkeys(self._touched)
+            raise
+
+    def _keep_forward(self, f: ForwardRecord) -> None:
+        key = (f.in_channel, f.payment_hash)
+        self._forget_forward(key)
+        self._forwards[key] = f
+        if f.status == ForwardStatus.FORWARDED:
+            self._forwarded[(f.out_channel, f.payment_hash)] = key
+        if len(self._forwards) > _KEPT_FORWARDS:  # the oldest written or read goes
+            self._forget_forward(next(iter(self._forwards)))
+
+    def _forget_forward(self, key: tuple[bytes, bytes]) -> None:
+        old = self._forwards.pop(key, None)
+        if old is not None and old.status == ForwardStatus.FORWARDED:
+            self._forwarded.pop((old.out_channel, old.payment_hash), None)
+
+    async def durable(self) -> None:
+        """Every write made so far is on disk when this returns: await it before anything this
+        node signed or acknowledged leaves the process (the worker's storage syncs in groups)."""
+        await self._storage.durable()
 
     def changed(self) -> asyncio.Event:
         """An event set at the next recorded event (take it before reading, then wait on it)."""
@@ -177,7 +230,7 @@ class ChannelsStore:
     def batch(self) -> Iterator[None]:
         """Every write inside in one durable commit (each method's own commit becomes a savepoint
         of it: one that raises undoes its own writes only)."""
-        with self._storage.transaction():
+        with self._transaction():
             yield
 
     def _notify(self) -> None:
@@ -193,28 +246,34 @@ class ChannelsStore:
 
     def add_channel(self, channel: ChannelRecord, funding: StateRecord, event: str) -> None:
         """A new channel with its funding state (sequence 0), in one commit."""
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             db.execute(f"INSERT INTO channels ({', '.join(_CHANNEL_COLUMNS)}) VALUES "
                        f"({', '.join('?' * len(_CHANNEL_COLUMNS))})", _channel_row(channel))
+            self._channels = None
             self._insert_state(db, funding)
             self._event(db, event, channel.channel_id)
         self._notify()
 
     def update_channel(self, channel: ChannelRecord, event: str = "") -> ChannelRecord:
         channel = _stamped(channel)
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             db.execute(f"UPDATE channels SET {', '.join(c + ' = ?' for c in _CHANNEL_COLUMNS[1:])} "
                        "WHERE channel_id = ?", (*_channel_row(channel)[1:], channel.channel_id))
+            self._channels = None
             if event:
                 self._event(db, event, channel.channel_id)
         if event:
             self._notify()
         return channel
 
+    def _all_channels(self) -> dict[bytes, ChannelRecord]:
+        if self._channels is None:
+            rows = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels ORDER BY id").fetchall()
+            self._channels = {bytes(r[0]): _channel_of(r) for r in rows}
+        return self._channels
+
     def channel(self, channel_id: bytes) -> ChannelRecord | None:
-        row = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE channel_id = ?",
-                               (channel_id,)).fetchone()
-        return _channel_of(row) if row else None
+        return self._all_channels().get(channel_id)
 
     def channels(self, before: int | None = None, limit: int = 50) -> tuple[list[ChannelRecord], int | None]:
         """Newest first; the page token of the next page (None: no more)."""
@@ -224,15 +283,10 @@ class ChannelsStore:
         return [_channel_of(r[1:]) for r in rows[:limit]], more
 
     def channels_with(self, peer_key: bytes) -> list[ChannelRecord]:
-        rows = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE a = ? OR b = ? "
-                                "ORDER BY id", (peer_key, peer_key)).fetchall()
-        return [_channel_of(r) for r in rows]
+        return [c for c in self._all_channels().values() if peer_key in (c.a, c.b)]
 
     def channels_in(self, statuses: Sequence[ChannelStatus]) -> list[ChannelRecord]:
-        marks = ", ".join("?" * len(statuses))
-        rows = self._db.execute(f"SELECT {', '.join(_CHANNEL_COLUMNS)} FROM channels WHERE status IN ({marks}) "
-                                "ORDER BY id", [int(s) for s in statuses]).fetchall()
-        return [_channel_of(r) for r in rows]
+        return [c for c in self._all_channels().values() if c.status in statuses]
 
     # --- states -------------------------------------------------------------------------------
 
@@ -253,7 +307,7 @@ class ChannelsStore:
         that carries it (``request``, and the unsigned steps of its chain before it, ``steps``: a
         serialized ProposeBatchRequest; re-sent as they are), or add signatures to the same state
         already stored; the stored row. SequenceTaken if a different state holds that sequence."""
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
                              (state.channel_id, _enc(state.sequence))).fetchone()
             for effect in effects:
@@ -311,7 +365,7 @@ class ChannelsStore:
     def put_parts(self, state: StateRecord, parts: Sequence[tuple[int, bytes, str]]) -> None:
         """The payments (amount, invoice hash, the client's request_id) a state this node proposed
         makes, with it (inside the batch that stores the state)."""
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             db.executemany("INSERT OR REPLACE INTO parts (channel_id, sequence, idx, amount, payment_hash, preimage, "
                            "request_key) VALUES (?, ?, ?, ?, ?, x'', ?)",
                            [(state.channel_id, _enc(state.sequence), i, str(a), h, k)
@@ -325,7 +379,7 @@ class ChannelsStore:
     def record_sent(self, state: StateRecord, parts: Sequence[tuple[int, bytes]], preimages: Sequence[bytes]) -> None:
         """The co-signed state of this node's payments, each payment's event and the preimages
         its invoices revealed (the proofs of payment), in one commit."""
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             self.put_state(state)
             db.executemany("UPDATE parts SET preimage = ? WHERE channel_id = ? AND sequence = ? AND idx = ?",
                            [(p, state.channel_id, _enc(state.sequence), i) for i, p in enumerate(preimages) if p])
@@ -335,7 +389,7 @@ class ChannelsStore:
 
     def record_received(self, state: StateRecord, parts: Sequence[tuple[int, bytes]]) -> None:
         """The co-signed state of payments to this node, each one's event, its invoices paid."""
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             self.put_state(state)
             for amount, payment_hash in parts:
                 if payment_hash:
@@ -393,8 +447,9 @@ class ChannelsStore:
 
     def refuse(self, channel_id: bytes, sequence: int) -> None:
         """The peer refused this node's state at ``sequence``: never re-sent, its sequence stays taken."""
-        self._db.execute("UPDATE states SET refused = 1 WHERE channel_id = ? AND sequence = ?",
-                         (channel_id, _enc(sequence)))
+        with self._transaction() as db:  # a commit durable() counts
+            db.execute("UPDATE states SET refused = 1 WHERE channel_id = ? AND sequence = ?",
+                       (channel_id, _enc(sequence)))
 
     def highest_sequence(self, channel_id: bytes) -> int:
         """The highest sequence stored (so possibly signed by this node) in the channel; -1: none."""
@@ -411,7 +466,7 @@ class ChannelsStore:
         """The co-signed state of a chain of HTLC changes (U5) and what each change means (its
         event, its invoice, its ``effects``), in one commit: the state row written once, whatever
         the chain's length (it is O(HTLCs) to write and to read)."""
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             row = db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
                              (state.channel_id, _enc(state.sequence))).fetchone()
             if row is None:
@@ -437,7 +492,7 @@ class ChannelsStore:
     # --- invoices -----------------------------------------------------------------------------
 
     def add_invoice(self, invoice: InvoiceRecord) -> None:
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             db.execute("INSERT INTO invoices (payment_hash, preimage, amount, memo, status, created_at) "
                        "VALUES (?, ?, ?, ?, ?, ?)", (invoice.payment_hash, invoice.preimage, str(invoice.amount),
                                                      invoice.memo, int(invoice.status), invoice.created_at))
@@ -456,25 +511,26 @@ class ChannelsStore:
 
     def forward_effect(self, f: ForwardRecord) -> Effect:
         """Insert or replace ``f``: for put_state's and record_chain's ``effects``."""
+        stamped = replace(f, updated_at=int(time.time()))
         row = (f.in_channel, f.payment_hash, str(f.amount), f.expiry, _route_json(f.onward), int(f.status),
-               f.out_channel, f.preimage, f.reason, f.message, int(time.time()))
-        touched = self._touched
+               f.out_channel, f.preimage, f.reason, f.message, stamped.updated_at)
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(f"INSERT OR REPLACE INTO forwards ({_FORWARD_COLUMNS}) VALUES "
                        f"({', '.join('?' * len(row))})", row)
-            touched.add((f.in_channel, f.payment_hash))
+            self._keep_forward(stamped)
+            self._touched[(f.in_channel, f.payment_hash)] = stamped
         return write
 
     def touch(self, in_channel: bytes, payment_hash: bytes) -> None:
         """Have the next ``take_touched`` read this forward again."""
-        self._touched.add((in_channel, payment_hash))
+        self._touched[(in_channel, payment_hash)] = None
 
     def take_touched(self) -> list[ForwardRecord]:
         """The forwards written since the last call, as stored now (a rolled-back write's too: it
         is read again, as it stands)."""
-        keys, self._touched = self._touched, set()
-        found = (self.forward(in_channel, payment_hash) for in_channel, payment_hash in keys)
+        touched, self._touched = self._touched, {}
+        found = (f or self.forward(*key) for key, f in touched.items())
         return [f for f in found if f is not None]
 
     @staticmethod
@@ -484,13 +540,16 @@ class ChannelsStore:
         return write
 
     def payment_effect(self, p: PaymentRecord) -> Effect:
+        now = int(time.time())
+        stamped = replace(p, created_at=p.created_at or now, updated_at=now)
         row = (p.payment_hash, p.payee, str(p.amount), int(p.status), str(p.fee), _route_json(p.route), p.channel_id,
-               p.attempts, p.preimage, p.reason, p.message, p.created_at or int(time.time()), int(time.time()))
+               p.attempts, p.preimage, p.reason, p.message, stamped.created_at, stamped.updated_at)
         touched = self._touched_payments
 
         def write(db: sqlite3.Connection) -> None:
             db.execute(f"INSERT OR REPLACE INTO payments ({_PAYMENT_COLUMNS}) VALUES "
                        f"({', '.join('?' * len(row))})", row)
+            self._keep_payment(stamped)
             touched.add(p.payment_hash)
         return write
 
@@ -502,7 +561,7 @@ class ChannelsStore:
     def apply(self, effects: Sequence[Effect], event: str = "", channel_id: bytes = b"", payment_hash: bytes = b"",
               amount: int = 0) -> None:
         """``effects`` (and an event) in one commit."""
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             for effect in effects:
                 effect(db)
             if event:
@@ -510,15 +569,31 @@ class ChannelsStore:
         self._notify()
 
     def forward(self, in_channel: bytes, payment_hash: bytes) -> ForwardRecord | None:
+        kept = self._forwards.get((in_channel, payment_hash))
+        if kept is not None:
+            return kept
         row = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards WHERE in_channel = ? AND payment_hash = ?",
                                (in_channel, payment_hash)).fetchone()
-        return _forward_of(row) if row else None
+        if row is None:
+            return None
+        found = _forward_of(row)
+        self._keep_forward(found)
+        return found
 
     def forward_out(self, out_channel: bytes, payment_hash: bytes) -> ForwardRecord | None:
         """The forward whose HTLC went on over ``out_channel`` (waiting there)."""
+        kept = self._forwards.get(self._forwarded.get((out_channel, payment_hash), (b"", b"")))
+        if kept is not None:
+            return kept
+        # status = 2 (FORWARDED) written out: with a bound value SQLite weighs the partial index
+        # forwards_waiting too, and the look-up takes ~2.5 times as long.
         row = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards WHERE out_channel = ? AND payment_hash = ? "
-                               "AND status = ?", (out_channel, payment_hash, int(ForwardStatus.FORWARDED))).fetchone()
-        return _forward_of(row) if row else None
+                               "AND status = 2", (out_channel, payment_hash)).fetchone()
+        if row is None:
+            return None
+        found = _forward_of(row)
+        self._keep_forward(found)
+        return found
 
     def forwards_to_do(self) -> list[ForwardRecord]:
         """Every forward not DONE, oldest first."""
@@ -534,18 +609,30 @@ class ChannelsStore:
         return int(row[0])
 
     def payment(self, payment_hash: bytes) -> PaymentRecord | None:
+        kept = self._payments.get(payment_hash)
+        if kept is not None:
+            return kept
         row = self._db.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_hash = ?",
                                (payment_hash,)).fetchone()
-        return _payment_of(row) if row else None
+        if row is None:
+            return None
+        found = _payment_of(row)
+        self._keep_payment(found)
+        return found
 
     def payment_on(self, channel_id: bytes, payment_hash: bytes) -> PaymentRecord | None:
         """This node's own payment whose current attempt's first HTLC is in ``channel_id``."""
-        row = self._db.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE channel_id = ? AND payment_hash = ?",
-                               (channel_id, payment_hash)).fetchone()
-        return _payment_of(row) if row else None
+        found = self.payment(payment_hash)  # one row per payment hash
+        return found if found is not None and found.channel_id == channel_id else None
+
+    def _keep_payment(self, p: PaymentRecord) -> None:
+        self._payments.pop(p.payment_hash, None)
+        self._payments[p.payment_hash] = p
+        if len(self._payments) > _KEPT_PAYMENTS:  # the oldest written or read goes
+            del self._payments[next(iter(self._payments))]
 
     def put_announcement(self, channel_id: bytes, from_a: bool, body: bytes) -> None:
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO announcements (channel_id, from_a, body) VALUES (?, ?, ?)",
                        (channel_id, int(from_a), body))
 
@@ -553,7 +640,7 @@ class ChannelsStore:
         return [bytes(r[0]) for r in self._db.execute("SELECT body FROM announcements ORDER BY rowid")]
 
     def forget_announcements(self, channel_id: bytes) -> None:
-        with self._storage.transaction() as db:
+        with self._transaction() as db:
             db.execute("DELETE FROM announcements WHERE channel_id = ?", (channel_id,))
 
     # --- events -------------------------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
@@ -39,7 +42,8 @@ class Storage:
 
     Autocommit unless inside :meth:`transaction`, so every commit is explicit and durable when
     it returns (synchronous=FULL): acknowledge a client only after it. Batch many rows into one
-    transaction; a commit costs an fsync. The connection may be handed to a thread
+    transaction; a commit costs an fsync. Or, after :meth:`sync_in_groups`, durable once
+    :meth:`durable` returns: acknowledge after that. The connection may be handed to a thread
     (``asyncio.to_thread``) but used by one thread at a time.
     """
 
@@ -48,6 +52,37 @@ class Storage:
         self._closed = False
         self._depth = 0
         self.connection = open_database(path)
+        #: Outermost commits made, and how many of them an fsync covers (``sync_in_groups``).
+        self._commits = 0
+        self._synced = 0
+        self._sync: _WalSync | None = None
+
+    def sync_in_groups(self) -> None:
+        """From now on a commit is durable once :meth:`durable` returns, not when it returns.
+
+        A commit only writes its WAL frames (synchronous=NORMAL: kept across a crash of the
+        process, not yet across one of the machine); :meth:`durable` fsyncs the WAL on a thread of
+        its own, one fsync for every commit made before it started (group commit), while the event
+        loop goes on. So whatever leaves the process (an answer, a signature) awaits ``durable()``
+        first, and the COMMIT no longer holds the loop for an fsync each."""
+        if self._sync is None:
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+            self.connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens (creates) the WAL file
+            self._sync = _WalSync(self.path, lambda: self._commits)
+
+    async def durable(self) -> None:
+        """Every commit made before this call is on disk when it returns (at once unless
+        :meth:`sync_in_groups`: then each commit was when it returned). Concurrent callers share
+        an fsync."""
+        target = self._commits
+        if self._sync is None or target <= self._synced:
+            return
+        self._synced = max(self._synced, await self._sync.next())
+
+    @property
+    def syncs(self) -> int:
+        """The fsyncs :meth:`durable` did (one per group of commits)."""
+        return self._sync.done if self._sync is not None else 0
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -75,6 +110,7 @@ class Storage:
             self.connection.execute("ROLLBACK")
             raise
         self.connection.execute("COMMIT")
+        self._commits += 1
 
     def close(self) -> None:
         """Fold the WAL back into the database file and close. An open transaction is rolled
@@ -84,5 +120,63 @@ class Storage:
         self._closed = True
         if self.connection.in_transaction:
             self.connection.execute("ROLLBACK")
-        self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # syncs the WAL, then the database
         self.connection.close()
+        if self._sync is not None:
+            self._sync.close()
+
+
+class _WalSync:
+    """fsyncs of a database's WAL file on a thread of its own, grouped: whoever asks while one
+    runs waits for the next, which covers them all (as the sequencer's pending log does its
+    commits)."""
+
+    def __init__(self, path: Path, mark: Callable[[], int]) -> None:
+        self._mark = mark
+        # The WAL file lives as long as the database has a connection (it is not recreated while
+        # one is open), so one descriptor serves every fsync.
+        self._fd = os.open(f"{path}-wal", os.O_RDONLY)
+        # What a previous run committed may not be on disk yet (it was killed before its durable()):
+        # synced now, before this run re-sends any of it.
+        os.fsync(self._fd)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the WAL file's own name, once
+        finally:
+            os.close(directory)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-sync")
+        self._waiting: list[asyncio.Future[int]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.done = 0
+
+    async def next(self) -> int:
+        """Run (or join) the next fsync that starts after this call; ``mark()`` as it started (what
+        it covers) is returned."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            covered = self._mark()
+            try:
+                await loop.run_in_executor(self._executor, os.fsync, self._fd)
+            except BaseException as exc:
+                for future in group:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            self.done += 1
+            for future in group:
+                if not future.done():
+                    future.set_result(covered)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        os.close(self._fd)

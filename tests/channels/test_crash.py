@@ -6,8 +6,10 @@ retried payment of the invoice is answered with its preimage (paid once), and th
 from __future__ import annotations
 
 import hashlib
+import itertools
 import signal
 import sqlite3
+import threading
 
 import grpc
 import pytest
@@ -75,3 +77,46 @@ def test_an_address_payment_retried_after_peer_unavailable_pays_once(pair: Pair)
                                                                              timeout=10).channels}
     assert sum(after.values()) == sum(channels.values()) + 500  # bob holds the payment once
     assert after[first.channel_id] == channels[first.channel_id] + 500
+
+
+def test_kill_9_while_commits_are_grouped_loses_no_answered_payment_and_signs_one_state_a_sequence(
+        pair: Pair) -> None:
+    """The workers fsync their commits in groups (Storage.sync_in_groups), each answer and each
+    signature waiting for its own: kill -9 both sides with payments in flight, and every payment
+    answered is in a state both hold, co-signed, one state per sequence on both sides."""
+    a, b = pair.a, pair.b
+    cid = pair.open(ETHER)
+    answered: list[tuple[int, int]] = []  # (amount, sequence) of each payment Pay answered
+    enough = threading.Event()
+
+    def payer(worker: int) -> None:
+        for i in itertools.count():
+            amount = 1 + worker * 100_000 + i
+            try:
+                paid = a.stub.Pay(pb.PayRequest(address="0x" + b.address.hex(), amount=str(amount)), timeout=20)
+            except grpc.RpcError:
+                return  # killed under it: unanswered, so it may or may not have been paid
+            answered.append((amount, paid.sequence))
+            if len(answered) >= 200:
+                enough.set()
+
+    threads = [threading.Thread(target=payer, args=(w,)) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    assert enough.wait(60), "200 payments answered"
+    b.stop(signal.SIGKILL)  # mid-flight: B's counter-signatures and A's proposals in groups
+    a.stop(signal.SIGKILL)
+    for thread in threads:
+        thread.join(30)
+    b.start()
+    a.start()
+    # A's resume re-sends what it signed and was not answered; then both hold the same latest state.
+    wait_for(lambda: a.channel(cid).state == b.channel(cid).state, 30, "A and B hold the same latest state")
+    ours, theirs = states(a), states(b)
+    cosigned = {s: v for s, v in ours.items() if v[2] and v[3]}
+    assert cosigned == {s: v for s, v in theirs.items() if v[2] and v[3]}  # one state a sequence, both sides
+    for amount, sequence in answered:
+        assert sequence in cosigned, (amount, sequence)  # every answered payment's state, on both sides
+    latest = max(cosigned)
+    assert int(cosigned[latest][1]) >= sum(amount for amount, _ in answered)  # B holds every answered payment
+    assert a.pay(b, 1).sequence == latest + 1  # and the channel goes on

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -141,6 +142,40 @@ def test_storage_is_wal_full_and_checkpoints_on_close(tmp_path: Path) -> None:
     other = sqlite3.connect(tmp_path / "sub" / "svc.db")
     assert other.execute("SELECT count(*) FROM t").fetchone() == (256,)
     other.close()
+
+
+async def test_commits_synced_in_groups_share_an_fsync_and_are_kept_once_durable_returns(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "svc.db")
+    storage.sync_in_groups()
+    conn = storage.connection
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: a commit writes, durable() syncs
+    conn.execute("CREATE TABLE t (x INTEGER)")
+
+    async def write(i: int) -> None:
+        with storage.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (?)", (i,))
+        await storage.durable()  # as a worker does before its answer leaves
+
+    await asyncio.gather(*(write(i) for i in range(100)))
+    assert storage.syncs == 1  # every commit made before the fsync started shares it (group commit)
+    await storage.durable()
+    assert storage.syncs == 1  # nothing committed since: nothing to sync
+    await write(100)
+    assert storage.syncs == 2
+    storage.close()
+    other = sqlite3.connect(tmp_path / "svc.db")
+    assert other.execute("SELECT count(*) FROM t").fetchone() == (101,)
+    other.close()
+
+
+async def test_durable_without_groups_returns_at_once_each_commit_being_durable(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "svc.db")
+    assert storage.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    with storage.transaction() as tx:
+        tx.execute("CREATE TABLE t (x INTEGER)")
+    await storage.durable()
+    assert storage.syncs == 0
+    storage.close()
 
 
 def test_a_transaction_inside_another_is_a_savepoint_of_its_commit(tmp_path: Path) -> None:
