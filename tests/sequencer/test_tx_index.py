@@ -1,7 +1,9 @@
 """The tiered transaction index (services/sequencer/_tx_index.py): sealed transactions found by hash
-whether their block is still in memory or in a run, merged or not, after a restart, a rewind, a
-kill -9, and the one-time migration from the hash-keyed table; a transaction in an old run is
-refused if sent again. Runs are made tiny here (a few transactions) so every path is crossed."""
+whether their block is still in memory or in a run, merged, being merged a slice a block, or not,
+after a restart, a rewind, a kill -9 (also inside the slice that completes a merge), and the
+one-time migration from the hash-keyed table; unknown hashes are not found, and the runs' filters
+spare them the seeks; a transaction in an old run is refused if sent again. Runs are made tiny
+here (a few transactions) and merges slow (a few rows a block) so every path is crossed."""
 
 from __future__ import annotations
 
@@ -38,21 +40,45 @@ TXS = [decode_transaction(sign_transaction(UnsignedTransaction(DEFAULT_CHAIN_ID,
 
 @pytest.fixture(autouse=True)
 def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run every 4 transactions, 2 runs of a level merged, level 2 the top."""
+    """A run every 4 transactions, 2 runs of a level merged, level 2 the top; a merge copies 3 rows
+    a block (one a transaction, 3 at least), so merges span blocks; filters of 16 words."""
     monkeypatch.setattr(_tx_index, "RUN_TXS", 4)
     monkeypatch.setattr(_tx_index, "FANOUT", 2)
     monkeypatch.setattr(_tx_index, "TOP_LEVEL", 2)
+    monkeypatch.setattr(_tx_index, "MIN_WORK", 3)
+    monkeypatch.setattr(_tx_index, "WORK_PER_TX", 1)
+    monkeypatch.setattr(_tx_index, "FILTER_WORDS", 16)
 
 
 def seal(store: SequencerStore, number: int, txs: Sequence[Transaction], deposits: int = 0) -> None:
     from services.sequencer._store import BlockWrite
 
     header = json.dumps({"number": number, "base_fee": str(BASE_FEE)})
-    write(store, lambda db: store.seal_block(db, BlockWrite(number, bytes([number]) * 32, header, txs, deposits)))
+    write(store, lambda db: store.seal_block(db, BlockWrite(number, number.to_bytes(32, "big"), header, txs, deposits)))
 
 
 def levels(store: SequencerStore) -> list[int]:
-    return [int(level) for (level,) in store._db.execute("SELECT level FROM tx_runs ORDER BY run")]
+    return [int(level) for (level,) in store._db.execute("SELECT level FROM tx_runs ORDER BY level")]
+
+
+def listed_rows(store: SequencerStore) -> int:
+    """Rows of the runs lookups read (not those of a run being built, or merged and being deleted)."""
+    return int(store._db.execute("SELECT COUNT(*) FROM tx_run_rows WHERE run IN (SELECT run FROM tx_runs)")
+               .fetchone()[0])
+
+
+def merging(store: SequencerStore) -> bool:
+    """A merge under way, or merged runs' rows still to delete."""
+    (run,) = store._db.execute("SELECT run FROM tx_merge").fetchone()
+    return run is not None or count(store, "tx_dead_runs") > 0
+
+
+def settle(store: SequencerStore, number: int) -> int:
+    """Empty blocks after ``number`` until no merge is under way; the last one's number."""
+    while merging(store):
+        number += 1
+        seal(store, number, [])
+    return number
 
 
 def assert_found(store: SequencerStore, where: dict[bytes, tuple[int, int]]) -> None:
@@ -65,8 +91,12 @@ def assert_found(store: SequencerStore, where: dict[bytes, tuple[int, int]]) -> 
     assert set(store.settled([*where, *unknown])) == set(where)
 
 
-def test_lookups_across_runs_merges_and_a_restart(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("words", [16, 1 << 12], ids=["filters-full", "filters-sparse"])
+def test_lookups_across_runs_merges_and_a_restart(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+                                                  words: int) -> None:
+    monkeypatch.setattr(_tx_index, "FILTER_WORDS", words)
     where: dict[bytes, tuple[int, int]] = {}
+    seen_merging = False
     with opened(tmp_path / "sequencer.db") as store:
         for number in range(1, 12):  # 3 transactions a block, block 2k with 1 deposit before them
             deposits = 1 - number % 2
@@ -74,12 +104,74 @@ def test_lookups_across_runs_merges_and_a_restart(tmp_path: pathlib.Path) -> Non
             seal(store, number, txs, deposits)
             where.update((tx.hash, (number, deposits + i)) for i, tx in enumerate(txs))
             assert_found(store, where)
-        # 11 blocks of 3: a run every 2 blocks (6 >= 4), 5 runs merged 2 by 2 up to level 2; block 11
-        # in memory only
-        assert levels(store) == [2, 0] and store._index.in_memory() == 3
-        assert count(store, "tx_run_rows") == 30
+            seen_merging |= merging(store)
+        # 11 blocks of 3: a run every 2 blocks (6 >= 4); block 11 in memory only
+        assert seen_merging and store._index.in_memory() == 3 and listed_rows(store) == 30
     with opened(tmp_path / "sequencer.db") as store:  # a restart: the map rebuilt from block 11's row
-        assert store._index.in_memory() == 3 and levels(store) == [2, 0]
+        assert store._index.in_memory() == 3 and listed_rows(store) == 30
+        assert_found(store, where)
+        # merges resume where they stopped: 5 runs merged 2 by 2 up to level 2, then one left over
+        head = settle(store, 11)
+        assert head > 11 and levels(store) == [0, 2] and count(store, "tx_run_rows") == 30
+        assert_found(store, where)
+    with opened(tmp_path / "sequencer.db") as store:
+        assert levels(store) == [0, 2]
+        assert_found(store, where)
+
+
+def test_an_unknown_hash_is_sought_in_no_run(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With filters of 4,096 words, 1,000 unknown hashes cost no seek in the runs (the filter of a
+    run of ~12 hashes has ~72 bits of 262,144 set), while a sealed one costs one."""
+    monkeypatch.setattr(_tx_index, "FILTER_WORDS", 1 << 12)
+    with opened(tmp_path / "sequencer.db") as store:
+        for number in range(1, 12):
+            seal(store, number, TXS[3 * (number - 1) : 3 * number])
+        settle(store, 11)
+        assert len(levels(store)) == 2
+        seeks: list[str] = []
+        store._reader.set_trace_callback(lambda sql: seeks.append(sql) if "tx_run" in sql else None)
+        rng = random.Random(3)
+        unknown = [rng.randbytes(32) for _ in range(1000)]
+        assert store.settled(unknown) == {} and all(store.tx(h, DEFAULT_CHAIN_ID) is None for h in unknown[:100])
+        assert seeks == []
+        assert store._index.location(store._reader, TXS[0].hash) == (1, 0)
+        assert len(seeks) == 1
+
+
+def test_the_next_runs_filter_after_a_restart_and_a_rolled_back_flush(tmp_path: pathlib.Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The filter of the next level-0 run is filled as blocks come; after a restart with blocks in
+    memory, or a flush rolled back, it is made from the run's rows: no sealed hash is missed."""
+    monkeypatch.setattr(_tx_index, "FILTER_WORDS", 1 << 12)  # sparse: a missing bit would miss
+    path = tmp_path / "sequencer.db"
+    where: dict[bytes, tuple[int, int]] = {}
+
+    def sealed(number: int, txs: Sequence[Transaction]) -> None:
+        seal(store, number, txs)
+        where.update((tx.hash, (number, i)) for i, tx in enumerate(txs))
+        assert_found(store, where)
+
+    with opened(path) as store:
+        sealed(1, TXS[0:3])
+    with opened(path) as store:
+        sealed(2, TXS[3:5])  # a flush: blocks 1-2
+        assert levels(store) == [0] and store._index.in_memory() == 0
+        sealed(3, TXS[5:8])
+
+        def fails(db: sqlite3.Connection) -> None:
+            from services.sequencer._store import BlockWrite
+
+            store.seal_block(db, BlockWrite(4, bytes(32), json.dumps({"number": 4, "base_fee": str(BASE_FEE)}),
+                                            TXS[8:10]))
+            raise RuntimeError("after the flush")
+
+        with pytest.raises(RuntimeError):
+            write(store, fails)
+        assert levels(store) == [0] and store._index.in_memory() == 3
+        sealed(4, TXS[8:10])
+        assert store._index.in_memory() == 0
+        sealed(5, TXS[10:11])
+        settle(store, 5)
         assert_found(store, where)
 
 
@@ -99,14 +191,17 @@ def test_a_rewind_forgets_its_blocks_in_runs_and_in_memory(tmp_path: pathlib.Pat
     with opened(tmp_path / "sequencer.db") as store:
         for number in range(1, 6):  # runs through block 4, block 5 in memory
             seal(store, number, TXS[2 * (number - 1) : 2 * number])
-        assert levels(store) == [1] and store._index.in_memory() == 2
+        assert store._index.in_memory() == 2 and listed_rows(store) == 8 and merging(store)
         gone = [tx.hash for tx in TXS[2:10]]
         write(store, lambda db: store.rewind(db, 1, [], gone, []))
         where = {TXS[0].hash: (1, 0), TXS[1].hash: (1, 1)}
         assert_found(store, where)
-        assert store._index.in_memory() == 0 and count(store, "tx_run_rows") == 2
+        assert store._index.in_memory() == 0 and listed_rows(store) == 2
         seal(store, 2, TXS[4:6])  # sealed again elsewhere: found there
         where |= {TXS[4].hash: (2, 0), TXS[5].hash: (2, 1)}
+        assert_found(store, where)
+        settle(store, 2)  # the merge dropped by the rewind: its rows deleted, no other
+        assert count(store, "tx_run_rows") == listed_rows(store) == 2
         assert_found(store, where)
     with opened(tmp_path / "sequencer.db") as store:
         assert_found(store, where)
@@ -141,9 +236,11 @@ def test_a_database_with_the_hash_keyed_table_is_migrated_once(tmp_path: pathlib
         assert_found(store, where)
 
 
-async def test_a_transaction_in_an_old_run_sent_again_is_refused(tmp_path: pathlib.Path) -> None:
+async def test_a_transaction_in_an_old_run_sent_again_is_refused(tmp_path: pathlib.Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The index checks a block only against the blocks in memory: one in a run is refused by the
     pool (its sender's nonce is past it), before and after a restart, and its receipt stays."""
+    monkeypatch.setattr(_tx_index, "MIN_WORK", 100)  # a merge in one slice
     sequencer = Sequencer(tmp_path)
     await sequencer.open()
     first = transfer(0, 0)
@@ -152,7 +249,7 @@ async def test_a_transaction_in_an_old_run_sent_again_is_refused(tmp_path: pathl
         block = await sequencer.chain.seal()
         assert block is not None
         sealed_in = block.header.number
-        for nonce in range(1, 9):  # 8 blocks more: the first one's block is in a merged run
+        for nonce in range(1, 10):  # 9 blocks more: the first one's block is in a merged run
             await sequencer.intake.submit([transfer(0, nonce)])
             assert await sequencer.chain.seal() is not None
         assert 1 in levels(sequencer.store) and sequencer.store._index.in_memory() < 4
@@ -172,12 +269,20 @@ async def test_a_transaction_in_an_old_run_sent_again_is_refused(tmp_path: pathl
 
 
 _SEALER = """
-import json, pathlib, random, sys, asyncio
+import json, os, pathlib, random, signal, sys, asyncio
 from protocol import Transaction
 from services.runtime._storage import Storage
 from services.sequencer import _tx_index
 from services.sequencer._store import BlockWrite, SequencerStore
-_tx_index.RUN_TXS, _tx_index.FANOUT, _tx_index.TOP_LEVEL = 16, 2, 3
+for name, value in json.loads(sys.argv[4]).items():
+    setattr(_tx_index, name, value)
+if sys.argv[3] == "die-in-swap":  # SIGKILL itself inside the slice that completes a merge, before COMMIT
+    work = _tx_index._work
+    def dying(*args):
+        if work(*args):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return False
+    _tx_index._work = dying
 path = pathlib.Path(sys.argv[1])
 storage = Storage(path)
 store = SequencerStore(storage.connection, storage.path)
@@ -192,41 +297,87 @@ while True:
 """
 
 
+#: The sealer's settings (and the checking process's): runs of 16 merged 2 by 2 up to level 3, 2
+#: rows a block at least and 2 a transaction (a merge is under way most of the time), filters of 64 words.
+SEALER_SETTINGS = {"RUN_TXS": 16, "FANOUT": 2, "TOP_LEVEL": 3, "MIN_WORK": 2, "WORK_PER_TX": 2, "FILTER_WORDS": 64}
+
+
+def sealer(tmp_path: pathlib.Path, seed: int, mode: str, monkeypatch: pytest.MonkeyPatch) -> subprocess.Popen[bytes]:
+    """A process sealing blocks of 0-6 random transactions into tmp_path/sequencer.db, forever (mode
+    "run") or until it SIGKILLs itself ("die-in-swap"); this process takes its settings."""
+    for name, value in SEALER_SETTINGS.items():
+        monkeypatch.setattr(_tx_index, name, value)
+    script = tmp_path / "sealer.py"
+    script.write_text(textwrap.dedent(_SEALER))
+    return subprocess.Popen([sys.executable, str(script), str(tmp_path / "sequencer.db"), str(seed), mode,
+                             json.dumps(SEALER_SETTINGS)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def head_of(path: pathlib.Path) -> int:
+    with contextlib.suppress(sqlite3.OperationalError), contextlib.closing(sqlite3.connect(path)) as db:
+        (head,) = db.execute("SELECT MAX(number) FROM blocks").fetchone()
+        return int(head or 0)
+    return 0
+
+
 def wait_for_blocks(path: pathlib.Path, blocks: int, proc: subprocess.Popen[bytes]) -> None:
     """Until the sealer's head is past ``blocks`` (it must not have exited meanwhile)."""
-    while True:
+    while head_of(path) <= blocks:
         assert proc.poll() is None
-        with contextlib.suppress(sqlite3.OperationalError), contextlib.closing(sqlite3.connect(path)) as db:
-            (head,) = db.execute("SELECT MAX(number) FROM blocks").fetchone()
-            if head is not None and head > blocks:
-                return
         time.sleep(0.05)
 
 
-def test_kill_9_while_sealing_leaves_every_sealed_transaction_found(tmp_path: pathlib.Path) -> None:
-    """A process sealing blocks (runs of 16, merged 2 by 2) is SIGKILLed at random moments, three
-    times; after each, every transaction of every durable block is found where its block has it,
-    and the runs hold no transaction of a block that is not durable."""
+def check_every_sealed_transaction(path: pathlib.Path) -> None:
+    """Every transaction of every durable block found where its block has it, by the runs' rows the
+    lookups read (a run being built, or merged and being deleted, aside), and none of a block that
+    is not durable; then the merge under way, resumed by empty blocks, completes."""
+    with opened(path) as store:
+        head = store.latest_block_number()
+        assert head is not None and head > 10
+        reader = store._reader
+        total = 0
+        for number in range(1, head + 1):
+            for i, tx_hash in enumerate(store.block_tx_hashes(number)):
+                assert store._index.location(reader, tx_hash) == (number, i)
+                total += 1
+        assert listed_rows(store) + store._index.in_memory() == total
+        (top,) = store._db.execute("SELECT MAX(at >> 24) FROM tx_run_rows").fetchone()
+        assert top is None or top <= head
+        settle(store, head)
+        assert count(store, "tx_run_rows") == listed_rows(store) == total - store._index.in_memory()
+
+
+def test_kill_9_while_sealing_and_merging_leaves_every_sealed_transaction_found(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process sealing blocks (SEALER_SETTINGS: a merge is under way most of the time) is
+    SIGKILLed at random moments, until 3 kills have landed with a merge under way; after each kill
+    every sealed transaction is found (check_every_sealed_transaction)."""
     path = tmp_path / "sequencer.db"
-    script = tmp_path / "sealer.py"
-    script.write_text(textwrap.dedent(_SEALER))
     rng = random.Random(7)
-    for round_ in range(3):
-        proc = subprocess.Popen([sys.executable, str(script), str(path), str(round_)], cwd=ROOT,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
-        wait_for_blocks(path, 20 * (round_ + 1), proc)
+    mid_merge = rounds = 0
+    while mid_merge < 3:
+        assert rounds < 30
+        proc = sealer(tmp_path, rounds, "run", monkeypatch)
+        wait_for_blocks(path, head_of(path) + 40, proc)
         time.sleep(rng.random() / 2)  # then at a random moment (mid-write, mid-merge, mid-checkpoint)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        with opened(path) as store:
-            head = store.latest_block_number()
-            assert head is not None and head > 10
-            reader = store._reader
-            total = 0
-            for number in range(1, head + 1):
-                for i, tx_hash in enumerate(store.block_tx_hashes(number)):
-                    assert store._index.location(reader, tx_hash) == (number, i)
-                    total += 1
-            assert count(store, "tx_run_rows") + store._index.in_memory() == total
-            (top,) = store._db.execute("SELECT MAX(at >> 24) FROM tx_run_rows").fetchone()
-            assert top is None or top <= head
+        rounds += 1
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            (building,) = db.execute("SELECT run FROM tx_merge").fetchone()
+            mid_merge += building is not None
+        check_every_sealed_transaction(path)
+
+
+def test_kill_9_inside_the_slice_completing_a_merge_leaves_it_under_way(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sealer SIGKILLs itself inside the transaction that would list a merged run in its
+    inputs' place: the inputs stay listed, the merge resumes, nothing is lost."""
+    path = tmp_path / "sequencer.db"
+    for round_ in range(2):
+        proc = sealer(tmp_path, round_, "die-in-swap", monkeypatch)
+        assert proc.wait(timeout=120) == -signal.SIGKILL
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            (building,) = db.execute("SELECT run FROM tx_merge").fetchone()
+            assert building is not None  # its last slice rolled back with the block
+        check_every_sealed_transaction(path)
