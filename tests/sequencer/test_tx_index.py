@@ -121,7 +121,8 @@ def test_lookups_across_runs_merges_and_a_restart(tmp_path: pathlib.Path, monkey
 
 def test_an_unknown_hash_is_sought_in_no_run(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With filters of 4,096 words, 1,000 unknown hashes cost no seek in the runs (the filter of a
-    run of ~12 hashes has ~72 bits of 262,144 set), while a sealed one costs one."""
+    run of ~12 hashes has ~72 bits of 262,144 set), while a sealed one costs one. After an open, a
+    lookup reads one run's filter at most, and seeks in the runs whose filter it has not read."""
     monkeypatch.setattr(_tx_index, "FILTER_WORDS", 1 << 12)
     with opened(tmp_path / "sequencer.db") as store:
         for number in range(1, 12):
@@ -136,6 +137,15 @@ def test_an_unknown_hash_is_sought_in_no_run(tmp_path: pathlib.Path, monkeypatch
         assert seeks == []
         assert store._index.location(store._reader, TXS[0].hash) == (1, 0)
         assert len(seeks) == 1
+    with opened(tmp_path / "sequencer.db") as store:  # after an open: one filter read a lookup, seeks for the rest
+        statements: list[str] = []
+        store._reader.set_trace_callback(lambda sql: statements.append(sql) if "tx_run" in sql else None)
+        for n in range(2):
+            statements.clear()
+            assert store.settled(unknown[n : n + 1]) == {}
+            assert [s.startswith("SELECT bits") for s in statements] == [True, False][: 2 - n]
+        statements.clear()
+        assert store.settled(unknown) == {} and statements == []
 
 
 def test_the_next_runs_filter_after_a_restart_and_a_rolled_back_flush(tmp_path: pathlib.Path,
