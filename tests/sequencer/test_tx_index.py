@@ -185,6 +185,50 @@ def test_the_next_runs_filter_after_a_restart_and_a_rolled_back_flush(tmp_path: 
         assert_found(store, where)
 
 
+def test_random_blocks_rewinds_and_restarts_against_a_model(tmp_path: pathlib.Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 random steps (a block of 0-5 transactions, a rewind of 1-12 blocks, or a restart) with
+    merges under way most of the time: after each, every hash the model holds is found where it
+    says, no rewound or unknown one is, and the listed runs and the map hold exactly the model."""
+    monkeypatch.setattr(_tx_index, "FILTER_WORDS", 64)
+    rng = random.Random(11)
+    path = tmp_path / "sequencer.db"
+    model: dict[bytes, tuple[int, int]] = {}
+    gone: list[bytes] = []
+    head = 0
+    sender = bytes(20)
+    steps = 0
+    while steps < 300:
+        with opened(path) as store:
+            while steps < 300:
+                steps += 1
+                action = rng.random()
+                if action < 0.04:
+                    break  # a restart
+                if action < 0.12 and head > 1:
+                    number = max(0, head - rng.randrange(1, 13))
+                    rewound = [h for h, (n, _) in model.items() if n > number]
+                    write(store, lambda db, n=number, r=rewound: store.rewind(db, n, [], r, []))
+                    for h in rewound:
+                        del model[h]
+                    gone += rewound
+                    head = number
+                else:
+                    head += 1
+                    txs = [Transaction(901, 0, 0, 0, 21_000, sender, 0, b"", (), 0, 0, 0, sender, rng.randbytes(32),
+                                       b"x") for _ in range(rng.randrange(0, 6))]
+                    seal(store, head, txs)
+                    model.update((tx.hash, (head, i)) for i, tx in enumerate(txs))
+                reader = store._reader
+                assert all(store._index.location(reader, h) == at for h, at in model.items())
+                assert not any(store._index.location(reader, h) for h in [*gone, rng.randbytes(32)])
+                assert listed_rows(store) + store._index.in_memory() == len(model)
+    with opened(path) as store:
+        settle(store, head)
+        assert count(store, "tx_run_rows") == listed_rows(store) == len(model) - store._index.in_memory()
+        assert sorted(store._index.sealed(store._reader, [*model, *gone])) == sorted(model)
+
+
 def test_a_block_repeating_a_hash_in_memory_fails_whole_and_leaves_the_map_as_it_was(tmp_path: pathlib.Path) -> None:
     with opened(tmp_path / "sequencer.db") as store:
         seal(store, 1, TXS[:1])
