@@ -229,6 +229,35 @@ def test_random_blocks_rewinds_and_restarts_against_a_model(tmp_path: pathlib.Pa
         assert sorted(store._index.sealed(store._reader, [*model, *gone])) == sorted(model)
 
 
+class _SealingMidLookup:
+    """The reader connection, but its first seek in a run first seals ``blocks`` (the writer's
+    transactions, committed): a lookup that read the list of runs before them seeks after them."""
+
+    def __init__(self, store: SequencerStore, blocks: Sequence[tuple[int, Sequence[Transaction]]]) -> None:
+        self.store, self.blocks, self.sealed = store, blocks, False
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        if sql == _tx_index._SEEK and not self.sealed:
+            self.sealed = True
+            for number, txs in self.blocks:
+                seal(self.store, number, txs)
+        return self.store._reader.execute(sql, params)
+
+
+def test_a_lookup_that_read_the_runs_before_a_merge_and_its_deletes_finds_the_merged_run(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lookup reads the list of runs, then (before its seek) a block completes a merge of the run
+    it will seek in, and the next deletes that run's rows: the seek misses, the list has changed,
+    the lookup looks again and finds the transaction in the merged run."""
+    monkeypatch.setattr(_tx_index, "MIN_WORK", 1000)  # a merge in one slice, its inputs' rows deleted in the next
+    with opened(tmp_path / "sequencer.db") as store:
+        seal(store, 1, TXS[0:4])  # run 1
+        assert levels(store) == [0] and store._index.in_memory() == 0
+        reader = _SealingMidLookup(store, [(2, TXS[4:8]), (3, [])])  # run 2, merged with 1; then 1's rows deleted
+        assert store._index.location(reader, TXS[0].hash) == (1, 0)  # type: ignore[arg-type]
+        assert reader.sealed and levels(store) == [1] and count(store, "tx_run_rows") == 8
+
+
 def test_a_block_repeating_a_hash_in_memory_fails_whole_and_leaves_the_map_as_it_was(tmp_path: pathlib.Path) -> None:
     with opened(tmp_path / "sequencer.db") as store:
         seal(store, 1, TXS[:1])
