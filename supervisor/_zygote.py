@@ -29,7 +29,7 @@ import sys
 import traceback
 from typing import Any, NoReturn
 
-from supervisor import _idle, _warm_pages
+from supervisor import _warm_pages
 from supervisor._orphans import die_with_parent, wait_adopted, watch_parent_pipe
 from supervisor._proctitle import set_process_title
 
@@ -112,14 +112,13 @@ class _Warm:
     critical path (Android's USAP pool does the same for apps).
     """
 
-    def __init__(self, pid: int, orders_fd: int, idle: bool) -> None:
+    def __init__(self, pid: int, orders_fd: int) -> None:
         self.pid = pid
         self.orders_fd = orders_fd
-        self.idle = idle
 
     @classmethod
-    def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int, title: str, pages: int | None,
-             idle: bool) -> _Warm:
+    def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int, title: str, pages: int | None
+             ) -> _Warm:
         orders_r, orders_w = os.pipe()
         pid_r, pid_w = os.pipe()
         middle = os.fork()
@@ -133,8 +132,6 @@ class _Warm:
                     control.close()
                     os.setsid()  # the terminal's Ctrl-C goes to the supervisor, which stops us in order
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    if idle:  # until its orders: off the cores of the worker starting now (_idle)
-                        _idle.lower()
                     # While it waits: the pages workers' starts wrote, copied now (see _warm_pages).
                     def ordered(timeout: float = 0.0) -> bool:
                         return bool(select.select([orders_r], [], [], timeout)[0])
@@ -160,11 +157,9 @@ class _Warm:
         if not raw:
             os.close(orders_w)
             raise OSError("fork failed in the intermediate process")
-        return cls(int(raw), orders_w, idle)
+        return cls(int(raw), orders_w)
 
     def start(self, spec: dict[str, Any]) -> int:
-        if self.idle:
-            _idle.restore(self.pid)  # before it wakes to its orders: it must not start starved
         try:
             os.write(self.orders_fd, json.dumps(spec).encode())
         finally:
@@ -192,12 +187,11 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
     gc.freeze()
     control = socket.socket(fileno=control_fd)
     pages = _warm_pages.create_log()
-    idle = _idle.can_restore()
     warm: collections.deque[_Warm] = collections.deque()
 
     def refill() -> None:
         while len(warm) < pool:
-            warm.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages, idle))
+            warm.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages))
 
     refill()
     rfile = control.makefile("rb")
@@ -208,7 +202,7 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
             if req.get("op") == "ping":
                 reply: dict[str, Any] = {"ok": True, "pid": os.getpid()}
             elif req.get("op") == "spawn":
-                proc = warm.popleft() if warm else _Warm.fork(control, watch_fd, supervisor_pid, title, pages, False)
+                proc = warm.popleft() if warm else _Warm.fork(control, watch_fd, supervisor_pid, title, pages)
                 reply = {"ok": True, "pid": proc.start(req["spec"])}
             else:
                 reply = {"ok": False, "error": f"unknown op {req.get('op')!r}"}

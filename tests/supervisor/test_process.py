@@ -22,7 +22,6 @@ from supervisor import (
     Shutdown,
     StartFailed,
     SupervisorFlags,
-    _idle,
     external,
 )
 from supervisor._probe import GrpcHealthProbe, Liveness
@@ -54,40 +53,6 @@ async def test_worker_is_ready_when_serving_and_comes_back_after_kill(tree: Tree
     assert again.address == c.address and again.restarts == 1  # same port: peers reconnect
     assert "SIGKILL" in again.last_exit_reason
     assert await serving(again.address) and not pid_alive(c.pid) and pid_alive(new_pid)
-
-
-def _policy(pid: int) -> int:
-    return os.sched_getscheduler(pid)
-
-
-@pytest.mark.skipif(not _idle.can_restore(), reason="raising a priority back needs CAP_SYS_NICE or RLIMIT_NICE")
-async def test_a_warm_process_waits_at_idle_priority_and_its_worker_runs_at_normal(tree: Tree) -> None:
-    sup = await tree.start(SupervisorFlags(), tree.worker("a"), tree.worker("b"))
-    workers = {child(sup, cid).pid for cid in ("a", "b")}
-    zygote = child(sup, "zygote").pid
-    for _ in range(1000):  # the pool's warm process, forked after the last spawn, lowers itself first thing
-        waiting = [pid for pid in _children_of(os.getpid()) if pid not in workers and pid != zygote]
-        if waiting and all(_policy(pid) == os.SCHED_IDLE for pid in waiting):
-            break
-        await asyncio.sleep(0.01)
-    assert waiting and all(_policy(pid) == os.SCHED_IDLE for pid in waiting)
-    assert all(_policy(pid) == os.SCHED_OTHER for pid in workers)
-    os.kill(child(sup, "a").pid, signal.SIGKILL)
-    new_pid = await wait_running(sup, "a", other_than=child(sup, "a").pid)
-    assert new_pid in waiting and _policy(new_pid) == os.SCHED_OTHER  # the warm process became the worker
-
-
-def _children_of(parent: int) -> list[int]:
-    """Processes whose parent is ``parent`` (the workers and warm processes a subreaper adopted)."""
-    out = []
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent and fields[0] != "Z":
-            out.append(int(stat.parent.name))
-    return out
 
 
 async def test_workers_outlive_a_zygote_crash(tree: Tree) -> None:
