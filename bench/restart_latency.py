@@ -2,6 +2,7 @@
 
     python bench/restart_latency.py [--kills 60]
     python bench/restart_latency.py --services sequencer,rollups [--state N] [--kills 30] [--phases]
+    python bench/restart_latency.py --data-of /tmp/long10m_data [--kills 30]
 
 Default mode (an idle worker, ``bench.workers:IDLE``):
 
@@ -33,6 +34,18 @@ posting meanwhile: ``--wait-safe S`` waits up to S seconds for the safe head to 
 head first (the report says how far behind it still was). ``--phases`` then stops the tree and
 times, in a fresh process on a copy of the sequencer's database, the steps of Sequencer.open one
 by one (what the restart spends its time on).
+
+Kept-database mode (``--data-of DIR``): a sequencer worker forked by the zygote of a real `l2node up`
+tree, as every worker is, on a copy (``cp --reflink=auto``) of DIR's sequencer.db and
+sequencer.pending.db (the one bench/long_run.py keeps: 1,000,000 accounts and 10M transactions after
+a full run; never opened in place), on the genesis that built it (bench.sequencer_throughput's, for
+``--genesis-accounts`` senders). The tree has that worker (child id DATA_CHILD, an extra worker
+running services.sequencer:WORKER: a built-in sequencer would get L1 settings, and a batcher would
+start posting the whole history), the idle worker, and the tree's own anvil; rollups, bridge,
+channels and jsonrpc are off. Before the tree starts, the copy is opened twice in a throwaway
+process, each step timed (``--phases``' table: the first open migrates an old transaction index,
+once), so the timed kills never pay for a migration; once the tree is up, the restored pending
+transfers are sealed before the kills. Then the same kill loop, costs and logs' timeline as above.
 
 Rollups catch-up (``--catchup K``, with ``--state``): before the kills above, the rollups worker
 is SIGKILLed K more times, each once its derived head (the tree's l2node_derived_head_block) has
@@ -73,7 +86,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e_throughput import Tree, node_config, send_for, write_genesis  # noqa: E402
-from bench.sequencer_throughput import BLOCK_GAS_LIMIT, GRPC_OPTIONS, address_of, bench_key, presign  # noqa: E402
+from bench.sequencer_throughput import (  # noqa: E402
+    BLOCK_GAS_LIMIT,
+    CHAIN_ID,
+    GRPC_OPTIONS,
+    MEMPOOL,
+    address_of,
+    bench_key,
+    presign,
+)
+from bench.sequencer_throughput import write_genesis as write_bare_genesis  # noqa: E402
 from l2node.node.l1 import free_loopback_port  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2 as spb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as spb_grpc  # noqa: E402
@@ -456,6 +478,96 @@ def bench_services(args: argparse.Namespace, tmp: pathlib.Path) -> dict[str, obj
     return out
 
 
+# -- kept-database mode ---------------------------------------------------------------------------
+
+#: The kept database's worker in its tree (an extra worker, so that it gets no L1 settings).
+DATA_CHILD = "seq-kept"
+
+
+def data_config(genesis: pathlib.Path) -> str:
+    """A tree of the kept database's sequencer (no L1: as bench/long_run.py built it) and the idle worker."""
+    mempool = ", ".join(f"{k} = {v}" for k, v in MEMPOOL.items())
+    off = "".join(f"[workers.{name}]\nenabled = false\n" for name in ("sequencer", "rollups", "bridge", "channels",
+                                                                        "jsonrpc"))
+    return (f"[node]\nbase_port = {free_base_port(8)}\nintensity = 100000\nperiod_s = 5.0\n"
+            f"[l1]\nport = {free_port()}\n{off}"
+            f"[workers.{DATA_CHILD}]\ndefinition = \"services.sequencer:WORKER\"\n"
+            f"settings = {{ chain_id = {CHAIN_ID}, genesis_file = \"{genesis}\", mempool = {{ {mempool} }} }}\n"
+            f"[workers.{IDLE_ID}]\ndefinition = \"{DEFINITION}\"\n")
+
+
+def copy_kept(source: pathlib.Path, db: pathlib.Path) -> float:
+    """DIR's sequencer.db and sequencer.pending.db copied to ``db`` and its pending log; seconds."""
+    t0 = time.perf_counter()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".db", ".pending.db"):
+        subprocess.run(["cp", "--reflink=auto", str(source / f"sequencer{suffix}"), str(db.with_suffix(suffix))],
+                       check=True)
+    return time.perf_counter() - t0
+
+
+def chain_settled(address: str, quiet_s: float = 2.0, timeout: float = 600.0) -> int:
+    """Wait until the sealed head has not moved for ``quiet_s`` (the restored pool sealed); the head."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as ch:
+        stub = spb_grpc.SequencerServiceStub(ch)
+        head, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now = int(stub.GetChainInfo(spb.GetChainInfoRequest(), timeout=10).unsafe_block)
+            if now != head:
+                head, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return head
+            time.sleep(0.25)
+    raise TimeoutError(f"the chain did not settle within {timeout} s")
+
+
+def bench_data(args: argparse.Namespace, tmp: pathlib.Path) -> dict[str, object]:
+    """The kept database's sequencer in a tree, killed ``--kills`` times, then the idle worker."""
+    genesis = tmp / "genesis.json"
+    write_bare_genesis(genesis, args.genesis_accounts)
+    data_dir = tmp / "data"
+    db = data_dir / "services" / DATA_CHILD / f"{DATA_CHILD}.db"
+    out: dict[str, object] = {"copy_s": copy_kept(pathlib.Path(args.data_of), db)}
+    out["phases"] = phases_on(db, genesis)
+    tree = Tree(tmp, data_config(genesis))
+    steps: dict[str, list[tuple[float, int]]] = {}
+    try:
+        deadline = time.monotonic() + args.timeout
+        while not (data_dir / "run" / "endpoints.json").exists():
+            if tree.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"l2node up did not start: {tree.log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+        control = Control(json.loads((data_dir / "run" / "endpoints.json").read_text())["control"])
+        try:
+            kids = control.healthy(args.timeout)
+            seq = kids[DATA_CHILD].address
+            out["head"] = chain_settled(seq)
+            kids = control.healthy()
+            out["rss"] = {name: rss_mb(kids[name].pid) for name in (DATA_CHILD, IDLE_ID)}
+            out["loadavg_before"] = os.getloadavg()
+            times, costs = {}, {}
+            for name in (DATA_CHILD, IDLE_ID):
+                steps[name], costs[name] = [], []
+                times[name] = kill_loop(control, name, args.kills, args.timeout, tree.proc.pid, steps[name],
+                                        costs[name])
+                print(f"# {name}: {summary(times[name])}", file=sys.stderr)
+            out["loadavg_after"] = os.getloadavg()
+            kids = control.healthy()
+            out["rss_after"] = {name: rss_mb(kids[name].pid) for name in (DATA_CHILD, IDLE_ID)}
+            out["times"], out["costs"] = times, costs
+            out["chain"] = asyncio.run(wait_safe(seq, 0))
+        finally:
+            control.close()
+    finally:
+        tree.close()
+        if steps:
+            out["timeline"] = {name: timeline(data_dir / "logs", name, kills) for name, kills in steps.items()}
+        if args.keep_logs:
+            shutil.copytree(data_dir / "logs", args.keep_logs, dirs_exist_ok=True)
+    return out
+
+
 # -- where a sequencer restart's time goes ------------------------------------------------------
 
 
@@ -468,7 +580,12 @@ def phases_of(data_dir: pathlib.Path, genesis: pathlib.Path, tmp: pathlib.Path) 
     for f in db.parent.iterdir():
         if f.name.startswith("sequencer") and f.is_file():
             shutil.copy2(f, copy / f.name)
-    result = subprocess.run([sys.executable, __file__, "--phases-of", str(copy / db.name), "--genesis", str(genesis)],
+    return phases_on(copy / db.name, genesis)
+
+
+def phases_on(db: pathlib.Path, genesis: pathlib.Path) -> list[tuple[str, float]]:
+    """Sequencer.open on ``db`` (which it may migrate), twice, each step timed, in a fresh process."""
+    result = subprocess.run([sys.executable, __file__, "--phases-of", str(db), "--genesis", str(genesis)],
                             cwd=ROOT, capture_output=True, text=True, check=True)
     return [(str(k), float(v)) for k, v in json.loads(result.stdout)]
 
@@ -596,6 +713,10 @@ def print_services(args: argparse.Namespace, r: dict[str, Any]) -> None:
               f"(chain: {r['senders'] + args.state:,} bench accounts + the devnet's), signed while the tree started "
               f"(+{r['sign_wait_s']:.0f} s after it was up), sent {CHUNK:,} at a time, all sealed after "
               f"{st['sealed_s']:.0f} s, head block {st['head']:,}")
+    if "copy_s" in r:
+        print(f"# kept database: a copy of {args.data_of} (copied in {r['copy_s']:.1f} s), opened twice before the "
+              f"tree started (the step table below: the first open's migration, once); the restored pending "
+              f"transfers sealed before the kills: head block {r['head']:,}")
     if "safe" in r:
         safe, sealed, waited = r["safe"]
         print(f"# before the kills, waited {waited:.0f} s for SAFE: safe head {safe:,} / sealed head {sealed:,}")
@@ -655,12 +776,21 @@ def main() -> int:
                     "step on a copy of its database")
     ap.add_argument("--catchup", type=int, default=0, help="rollups catch-up mode: SIGKILL the rollups worker "
                     "this many times first, timing kill -> its derived head back where it was")
+    ap.add_argument("--data-of", default="", help="kept-database mode: a copy of this directory's sequencer.db "
+                    "(bench/long_run.py --keep) in a tree, its sequencer killed --kills times")
+    ap.add_argument("--genesis-accounts", type=int, default=SENDERS, help="with --data-of: the senders the "
+                    "genesis that built it funded (bench.sequencer_throughput.write_genesis)")
     ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
+    ap.add_argument("--tmp-dir", default="", help="where the temporary data dir goes (default: the system's)")
     ap.add_argument("--phases-of", default="", help=argparse.SUPPRESS)
     ap.add_argument("--genesis", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phases_of:
         print(json.dumps(time_phases(pathlib.Path(args.phases_of), pathlib.Path(args.genesis))))
+        return 0
+    if args.data_of:
+        with tempfile.TemporaryDirectory(prefix="l2bench-", dir=args.tmp_dir or None) as d:
+            print_services(args, bench_data(args, pathlib.Path(d)))
         return 0
     if args.state and not args.services:
         args.services = "sequencer,rollups"

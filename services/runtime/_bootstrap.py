@@ -1,8 +1,9 @@
 """A worker's life: config -> storage -> server -> registration -> task tree -> serve -> stop.
 
 Start-up order (health says SERVING only at the end, because readiness is health):
-storage, gRPC server with every handler (``register`` returns the service), bound and started
-with all statuses NOT_SERVING, the service's task tree started, SERVING.
+storage, gRPC server bound and started with health NOT_SERVING (so that watchers are connected by
+the time it changes; calls to services not registered yet are UNAVAILABLE, see _router), the
+service's handlers (``register`` returns the service), the service's task tree started, SERVING.
 
 Shutdown order, on SIGTERM or SIGINT: NOT_SERVING; keep serving ``drain_s``; end Health.Watch
 streams; ``server.stop(grace_s)``; task tree; the service's ``aclose``; outbound channels;
@@ -23,7 +24,7 @@ from typing import Any, Final, NoReturn
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 import supervisor
 from services.runtime._channels import Channels
@@ -41,6 +42,7 @@ from services.runtime._metrics import bind as bind_metrics
 from services.runtime._metrics import task_event
 from services.runtime._monitor import monitor
 from services.runtime._readiness import Readiness
+from services.runtime._router import Router
 from services.runtime._status import SERVICE_NAME as WORKER_SERVICE
 from services.runtime._status import WorkerStatusServicer
 from services.runtime._storage import Storage
@@ -139,35 +141,40 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
         cleanup.push_async_callback(channels.close)
 
         server = grpc.aio.server(interceptors=[ServerInterceptor(tracing.tracer)], options=SERVER_OPTIONS)
-        registry = ServiceRegistry(server)
-        ctx = WorkerContext(
-            server=registry,
-            config=config,
-            storage=storage,
-            logger=logging.getLogger(f"l2node.{config.service}"),
-            tracer=tracing.tracer,
-            _channel=channels.get,
-        )
-        service = await definition.register(ctx)
-        # The stack unwinds in reverse, so the shutdown order is: server stopped (below), task tree,
-        # then the service's aclose (its tasks no longer use what it closes), then channels, storage.
-        cleanup.push_async_callback(service.aclose)
-
-        tree = _TaskTree(service.tasks())
-        readiness = Readiness(ctx.not_ready_reasons, ctx.readiness_checks)
-        server.add_generic_rpc_handlers(
-            [WorkerStatusServicer(config.service, tree.rows, readiness.reasons).handler()])
-        health = HealthServicer([*registry.service_names, WORKER_SERVICE])
+        router = Router()
+        server.add_generic_rpc_handlers([router])
+        health = HealthServicer([WORKER_SERVICE])
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        reflection.enable_server_reflection(
-            [*registry.service_names, WORKER_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME], server
-        )
         port = server.add_insecure_port(config.address)  # raises if the port is taken
-
-        ports, console = config.monitor_ports, config.monitor_console
-        cleanup.enter_context(monitor(ports, console=console, local_vars={"ctx": ctx, "service": service}))
+        # Serving (NOT_SERVING) before the service registers: whoever waits for this worker connects
+        # and opens its Health.Watch meanwhile, and hears SERVING as soon as it is set (_router).
         await server.start()
         try:
+            registry = ServiceRegistry(router)
+            ctx = WorkerContext(
+                server=registry,
+                config=config,
+                storage=storage,
+                logger=logging.getLogger(f"l2node.{config.service}"),
+                tracer=tracing.tracer,
+                _channel=channels.get,
+            )
+            service = await definition.register(ctx)
+            # The stack unwinds in reverse, after the server stopped (below): the task tree, then the
+            # service's aclose (its tasks no longer use what it closes), then channels, storage.
+            cleanup.push_async_callback(service.aclose)
+
+            tree = _TaskTree(service.tasks())
+            readiness = Readiness(ctx.not_ready_reasons, ctx.readiness_checks)
+            router.add_generic_rpc_handlers(
+                [WorkerStatusServicer(config.service, tree.rows, readiness.reasons).handler()])
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(
+                [*registry.service_names, WORKER_SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME]), router)
+            router.started()
+            health.known(registry.service_names)
+
+            ports, console = config.monitor_ports, config.monitor_console
+            cleanup.enter_context(monitor(ports, console=console, local_vars={"ctx": ctx, "service": service}))
             cleanup.push_async_callback(tree.stop)  # after the server: in-flight calls may need tasks
             await tree.start()
             if not stop.is_set():  # a signal during start-up: never claim readiness

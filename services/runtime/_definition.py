@@ -21,6 +21,7 @@ from opentelemetry import trace
 
 from services.runtime._config import WorkerConfig
 from services.runtime._readiness import ReadinessCheck
+from services.runtime._router import Router
 from services.runtime._storage import Storage
 
 if TYPE_CHECKING:
@@ -28,13 +29,14 @@ if TYPE_CHECKING:
 
 
 class ServiceRegistry:
-    """The part of a grpc.aio server a service may touch: adding handlers.
+    """The part of a worker's gRPC server a service may touch: adding handlers (to the server's
+    router, ``_router``: the server is already serving while services register).
 
     The generated ``add_<Service>Servicer_to_server(servicer, ctx.server)`` functions accept it.
     It records service names so that health and reflection cover exactly what was registered.
     """
 
-    def __init__(self, server: grpc.aio.Server) -> None:
+    def __init__(self, server: Router) -> None:
         self._server = server
         self.service_names: list[str] = []
 

@@ -4,6 +4,10 @@ grpc_health's aio servicer never ends a Watch: the stream waits on a condition f
 ``server.stop(grace)`` waits the whole grace for every open watcher (the supervisor, a
 sidecar, a load balancer). Here a watcher first gets NOT_SERVING, then, once the drain is
 over, :meth:`HealthServicer.end_watches` finishes each stream with OK.
+
+It serves from before the worker's services are registered (see _bootstrap): until they are
+(:meth:`HealthServicer.known`), every name says NOT_SERVING; afterwards an unknown name is
+NOT_FOUND (Check) or SERVICE_UNKNOWN (Watch).
 """
 
 from __future__ import annotations
@@ -27,9 +31,17 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
     def __init__(self, services: Iterable[str]) -> None:
         # NOT_SERVING until the runtime says otherwise: readiness is health.
         self._status: dict[str, Any] = {name: NOT_SERVING for name in ("", *services)}
+        self._unknown: Any = NOT_SERVING  # the worker is starting: its services are not all known
         self._changed = asyncio.Event()
         self._shutting_down = False
         self._watches_ended = False
+
+    def known(self, services: Iterable[str]) -> None:
+        """The services are registered: these names are known (NOT_SERVING), no other is."""
+        for name in services:
+            self._status.setdefault(name, NOT_SERVING)
+        self._unknown = SERVICE_UNKNOWN
+        self._notify()
 
     def set_all(self, status: Any) -> None:
         """Set every known service; ignored once shutdown began (NOT_SERVING is final)."""
@@ -61,8 +73,8 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         self._changed = asyncio.Event()
 
     async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        status = self._status.get(request.service)
-        if status is None:
+        status = self._status.get(request.service, self._unknown)
+        if status == SERVICE_UNKNOWN:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
         return health_pb2.HealthCheckResponse(status=status)
 
@@ -75,7 +87,7 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         last = None
         while True:
             changed = self._changed
-            status = self._status.get(request.service, SERVICE_UNKNOWN)
+            status = self._status.get(request.service, self._unknown)
             if status != last:
                 yield health_pb2.HealthCheckResponse(status=status)
                 last = status

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -142,6 +144,33 @@ async def test_health_reflection_and_worker_status(echo: Worker) -> None:
     assert (status.service, status.pid) == ("echo", echo.pid)
     assert status.uptime_s > 0
     assert [(t.id, t.state) for t in status.tasks] == [("ticker", "running")]
+
+
+async def test_while_it_starts_it_serves_not_serving_and_calls_are_unavailable(
+    spawn: Callable[..., Worker], tmp_path: Path
+) -> None:
+    """The port opens before the service registers, so that a watcher is connected by SERVING."""
+    gate = tmp_path / "register"
+    worker = spawn(ready=False, settings={"register_after": str(gate)})
+    async with channel(worker.address) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        watch = health.Watch(health_pb2.HealthCheckRequest(), wait_for_ready=True)
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        named = await health.Check(health_pb2.HealthCheckRequest(service=ECHO_SERVICE))
+        assert named.status == health_pb2.HealthCheckResponse.NOT_SERVING  # not registered yet
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await echo_method(ch, "Echo")(b"{}")
+        assert info.value.code() is grpc.StatusCode.UNAVAILABLE  # as a closed port: clients retry
+        gate.touch()
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+        assert json.loads(await echo_method(ch, "Echo")(b"{}"))["service"] == "echo"
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await ch.unary_unary(f"/{ECHO_SERVICE}/NoSuchMethod")(b"{}")
+        assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+        assert info.value.code() is grpc.StatusCode.NOT_FOUND
 
 
 async def test_worker_status_shows_call_policy_breakers(spawn: object) -> None:

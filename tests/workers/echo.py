@@ -11,13 +11,15 @@ Service ``l2node.testing.v1.EchoService``; every request and response is a JSON 
 
 Settings: ``{"tasks": "tick" | "crash"}`` adds a background task that ticks forever (and logs
 "ticker stopped" when stopped), or one that crashes at once (the task tree gives up and the worker
-must exit non-zero). Closing the service logs "service closed".
+must exit non-zero). ``{"register_after": path}`` holds registration until that file exists (the
+worker serves, NOT_SERVING, meanwhile). Closing the service logs "service closed".
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -110,6 +112,9 @@ class Echo:
 
 
 async def register(ctx: WorkerContext) -> Service:
+    gate = ctx.config.settings.get("register_after")
+    while gate is not None and not os.path.exists(gate):  # noqa: ASYNC110, ASYNC240 - a test gate, polled
+        await asyncio.sleep(0.01)
     service = Echo(ctx)
 
     async def echo(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
