@@ -243,8 +243,10 @@ class Withdrawals:
 
     async def hand_to_relayer(self, serves: Callable[[WithdrawalRecord], bool]) -> None:
         """Queue the served withdrawals the relayer has work on: a proof (IN_OUTPUT, proven by
-        nobody) or a finalize (READY); each once per run and state (the relayer is idempotent)."""
-        assert self.proofs is not None
+        nobody) or a finalize (READY); each once per run and state (the relayer is idempotent).
+        With no sequencer there is nothing to prove from: no withdrawal reaches either state."""
+        if self.proofs is None:
+            return
         for record in self._store.withdrawals_in((WithdrawalStatus.IN_OUTPUT, WithdrawalStatus.READY)):
             if not serves(record):
                 continue
