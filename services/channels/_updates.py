@@ -791,20 +791,6 @@ class Updates:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(requested.wait(), wait)
 
-    def _settle_gone(self, cid: bytes) -> bool:
-        """U7: this node's counter-chain answered without the proposer's answers (its state
-        co-signed through a re-send, or given up for the peer's turn, U3): its updates settled as
-        that says (taken, or to propose again). True if it was."""
-        unanswered = self._unanswered.get(cid)
-        if unanswered is None or any(p.sequence == unanswered.sequence for p in self._store.pendings(cid)):
-            return False
-        held = self._store.state(cid, unanswered.sequence)
-        outcome = Outcome(held, True) if held is not None and held.cosigned else \
-            Outcome(held or self._channels.latest(self._channels.channel(cid)), False, reason="STALE_SEQUENCE",
-                    message="given up for the peer's update (U3)")
-        self._answered(cid, unanswered.sequence, [outcome] * len(unanswered.taken))
-        return True
-
     async def _await_answers(self, cid: bytes) -> None:
         """U7: before a round trip of this node's, its counter-chain's answers (they come with the
         peer's next request), at most a few of the channel's round trips; past that, the flush
@@ -815,8 +801,6 @@ class Updates:
         # Answered, the next may be out already (the peer's request took the answers and brought its
         # chain): each counter-chain gets its wait, all of them together at most YIELD_BOUNDS_S's.
         while (unanswered := self._unanswered.get(cid)) is not None:
-            if self._settle_gone(cid):
-                return
             if self._answers.get(cid):  # owed to the peer first: its answers to ours may wait on them
                 try:
                     await self._send(self._channels.channel(cid), [])
@@ -1106,7 +1090,6 @@ class Updates:
                 raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
             for own in unanswered:  # U3: the peer has the turn; ours are proposed again after
                 store.refuse(own.channel_id, own.sequence)
-            self._settle_gone(record.channel_id)  # a counter-chain's among them (U7)
         highest = store.highest_sequence(record.channel_id)
         if state.sequence <= highest:
             reason = "SEQUENCE_CONFLICT" if state.sequence > latest.sequence else "STALE_SEQUENCE"
