@@ -782,7 +782,7 @@ class Updates:
         request comes within a round trip or so, and this node's changes ride the answer to it as a
         counter-chain: wait for that request, at most YIELD_ROUND_TRIPS of the channel's recent round
         trips, before proposing them in a round trip of their own."""
-        if cid not in self._peer_proposing or self._answers.get(cid):
+        if cid not in self._peer_proposing:
             return
         requested = self._requests.setdefault(cid, asyncio.Event())
         requested.clear()
@@ -801,12 +801,6 @@ class Updates:
         # Answered, the next may be out already (the peer's request took the answers and brought its
         # chain): each counter-chain gets its wait, all of them together at most YIELD_BOUNDS_S's.
         while (unanswered := self._unanswered.get(cid)) is not None:
-            if self._answers.get(cid):  # owed to the peer first: its answers to ours may wait on them
-                try:
-                    await self._send(self._channels.channel(cid), [])
-                except Exception:
-                    return
-                continue
             wait = min(deadline - loop.time(), max(4 * low, ANSWER_ROUND_TRIPS * self._round_trips.get(cid, low)))
             try:
                 await asyncio.wait_for(unanswered.done.wait(), max(0.0, wait))
