@@ -229,11 +229,6 @@ class Updates:
         #: ... and this node's answers to the peer's, to go with its next request on the channel.
         self._answers: dict[bytes, list[pb.ProposeResponse]] = {}
         self._deliveries: dict[bytes, asyncio.Task[None]] = {}
-        #: U7: the channels whose peer's last request said it has more updates waiting (its next
-        #: request is near: this node's changes wait to ride its answer), and an event per channel
-        #: set at each request.
-        self._peer_proposing: set[bytes] = set()
-        self._requests: dict[bytes, asyncio.Event] = {}
 
     # --- the proposer -----------------------------------------------------------------------------
 
@@ -442,7 +437,6 @@ class Updates:
                 waiting.popleft().settle(exc)
             return
         record = await self._let_peer_go(record)
-        await self._let_peer_carry(cid)
         if cid in self._unanswered:
             return  # U7: a counter-chain of this node's went out meanwhile: its answers first
         made = self._chain_of(record, waiting, self._next_sequence(record))
@@ -777,20 +771,6 @@ class Updates:
             self._proposals.setdefault(cid, collections.deque()).extendleft(reversed(again))
         unanswered.done.set()
 
-    async def _let_peer_carry(self, cid: bytes) -> None:
-        """U7: while the peer is proposing (its last request said it has more waiting), its next
-        request comes within a round trip or so, and this node's changes ride the answer to it as a
-        counter-chain: wait for that request, at most YIELD_ROUND_TRIPS of the channel's recent round
-        trips, before proposing them in a round trip of their own."""
-        if cid not in self._peer_proposing:
-            return
-        requested = self._requests.setdefault(cid, asyncio.Event())
-        requested.clear()
-        low, high = YIELD_BOUNDS_S
-        wait = min(high, max(low, YIELD_ROUND_TRIPS * self._round_trips.get(cid, low)))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(requested.wait(), wait)
-
     async def _await_answers(self, cid: bytes) -> None:
         """U7: before a round trip of this node's, its counter-chain's answers (they come with the
         peer's next request), at most a few of the channel's round trips; past that, the flush
@@ -870,10 +850,6 @@ class Updates:
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
         require_sender(request, record.theirs, "the proposals")
         self._heard(record.channel_id, request.waiting)
-        if request.waiting and request.proposals:
-            self._peer_proposing.add(record.channel_id)
-        else:
-            self._peer_proposing.discard(record.channel_id)
         if len(request.proposals) > MAX_BATCH or len(request.answers) > MAX_BATCH:
             raise InvalidArgument(f"at most {MAX_BATCH} proposals in a batch", reason="BATCH_TOO_LARGE")
         if request.answers:
@@ -881,9 +857,6 @@ class Updates:
         responses = self._judge(record, request.proposals)
         counter = self._counter_chain(self._channels.channel(record.channel_id)) \
             if not responses or responses[-1].accepted else []
-        requested = self._requests.get(record.channel_id)
-        if requested is not None:
-            requested.set()
         return seal(self._channels.rules_of(), pb.ProposeBatchResponse(
             responses=responses, waiting=self._waiting(record.channel_id), proposals=counter))
 
