@@ -115,9 +115,6 @@ AGAIN: Final = ("SEQUENCE_CONFLICT", "STALE_SEQUENCE", "PEER_PENDING", "PREVIOUS
 #: it, the proposer goes anyway (and U3 settles a race).
 YIELD_ROUND_TRIPS: Final = 2.0
 YIELD_BOUNDS_S: Final = (0.005, 1.0)
-#: How long a node's next round trip on a channel waits for the answers to its counter-chain (U7),
-#: in the channel's recent round trips (within YIELD_BOUNDS_S); past it, its state is re-sent (U2).
-ANSWER_ROUND_TRIPS: Final = 4.0
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
 #: The groups a refused state's payments are tried again in (U1).
@@ -194,15 +191,6 @@ class _Update:
         _settle(self.future, result)
 
 
-@dataclass(eq=False)
-class _Unanswered:
-    """U7: this node's counter-chain (its state at ``sequence``) awaiting the proposer's answers."""
-
-    sequence: int
-    taken: list[_Update]
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 @dataclass
 class _Queue:
     waiting: collections.deque[_Transfer] = field(default_factory=collections.deque)
@@ -224,11 +212,6 @@ class Updates:
         self._peer_busy: set[bytes] = set()
         #: Each channel's recent round trip, in seconds (a moving average of _send's).
         self._round_trips: dict[bytes, float] = {}
-        #: U7: this node's counter-chain in each channel awaiting the proposer's answers ...
-        self._unanswered: dict[bytes, _Unanswered] = {}
-        #: ... and this node's answers to the peer's, to go with its next request on the channel.
-        self._answers: dict[bytes, list[pb.ProposeResponse]] = {}
-        self._deliveries: dict[bytes, asyncio.Task[None]] = {}
 
     # --- the proposer -----------------------------------------------------------------------------
 
@@ -289,7 +272,6 @@ class Updates:
         """One round trip of the payments waiting on the channel (the caller holds its lock)."""
         waiting = queue.waiting
         try:
-            await self._await_answers(cid)
             flushed = await self.flush(self._channels.channel(cid))
         except Exception as exc:  # the pending states are not answered: nothing new can follow them
             while waiting:
@@ -317,8 +299,6 @@ class Updates:
                 waiting.popleft().settle(refusal)
             return
         record = await self._let_peer_go(record)
-        if cid in self._unanswered:
-            return  # U7: a counter-chain of this node's went out meanwhile: its answers first
         taken, state = self._take(record, waiting)
         if state is None:
             return
@@ -426,7 +406,6 @@ class Updates:
     async def _drain_updates(self, cid: bytes, waiting: collections.deque[_Update]) -> None:
         """One round trip of the updates waiting on the channel (the caller holds its lock)."""
         try:
-            await self._await_answers(cid)
             await self.flush(self._channels.channel(cid))
             record = self._channels.channel(cid)
             if record.status != ChannelStatus.OPEN:
@@ -437,34 +416,11 @@ class Updates:
                 waiting.popleft().settle(exc)
             return
         record = await self._let_peer_go(record)
-        if cid in self._unanswered:
-            return  # U7: a counter-chain of this node's went out meanwhile: its answers first
-        made = self._chain_of(record, waiting, self._next_sequence(record))
-        if made is None:
-            return
-        taken, sent = made
-        try:
-            outcomes = await self._send(record, sent)
-        except Exception as exc:  # no answer: the state stays pending, re-sent as it is (U2)
-            for item in taken:
-                item.settle(exc)
-            return
-        again = self._outcomes_of(taken, outcomes)
-        if again:
-            waiting.extendleft(reversed(again))
-            await self._after_race(record, outcomes[-1].reason, max(i.tries for i in again))
-
-    def _chain_of(self, record: ChannelRecord, waiting: collections.deque[_Update], sequence: int
-                  ) -> tuple[list[_Update], list[tuple[StateRecord | None, pb.ProposeRequest]]] | None:
-        """U5: the changes waiting on the channel as one chain on its latest co-signed state, each
-        judged (P7; one that cannot be made fails alone), its state at ``sequence`` signed and stored
-        with its steps (durable before the signature leaves: whoever sends it awaits that); the
-        updates taken and the proposals to send, or None if none could be made."""
         channels, rules = self._channels, self._channels.rules_of()
         chain = Chain(rules.state(channels.latest(record)), rules.channel(record), channels.address,
                       now=channels.l1_now(), expiry_delta=rules.expiry_delta_s)
         built: list[tuple[_Update, Step]] = []
-        while waiting and len(built) < MAX_BATCH:
+        while waiting and len(built) < MAX_BATCH:  # U5: one chain of the changes waiting, each judged (P7)
             item = waiting.popleft()
             if item.future.done():
                 continue
@@ -479,8 +435,9 @@ class Updates:
                 continue
             built.append((item, step))
         if not built:
-            return None
+            return
         # Only the state the chain makes is signed (U5); its steps go before it, kept with it (U2).
+        sequence = self._next_sequence(record)
         state = rules.record(chain.state(sequence), sequence)
         signed = state.signed(record.we_are_a, rules.sign(state))
         steps = [step.proposal.request(None, record.we_are_a) for _, step in built[:-1]]
@@ -489,11 +446,13 @@ class Updates:
                               [e for _, step in built for e in step.effects],
                               pb.ProposeBatchRequest(proposals=steps).SerializeToString(deterministic=True)
                               if steps else b"")  # durable before the signature leaves
-        return [item for item, _ in built], [*((None, r) for r in steps), (signed, request)]
-
-    @staticmethod
-    def _outcomes_of(taken: Sequence[_Update], outcomes: Sequence[Outcome]) -> list[_Update]:
-        """Each update of a chain answered by its outcome; those to try again (a race, AGAIN)."""
+        taken = [item for item, _ in built]
+        try:
+            outcomes = await self._send(record, [*((None, r) for r in steps), (signed, request)])
+        except Exception as exc:  # no answer: the state stays pending, re-sent as it is (U2)
+            for item in taken:
+                item.settle(exc)
+            return
         again: list[_Update] = []
         for item, outcome in zip(taken, outcomes, strict=True):
             if outcome.accepted:
@@ -504,7 +463,9 @@ class Updates:
             else:
                 item.settle(FailedPrecondition(f"the peer refused the update: {outcome.message}",
                                                reason=outcome.reason))
-        return again
+        if again:
+            waiting.extendleft(reversed(again))
+            await self._after_race(record, outcomes[-1].reason, max(i.tries for i in again))
 
     async def _after_race(self, record: ChannelRecord, reason: str, tries: int) -> None:
         """U3, the proposer's side of a round trip refused (``reason``) and tried again: after
@@ -599,78 +560,42 @@ class Updates:
         pending = self._store.pendings(cid)
         if not pending:
             return []
-        sent = [p for state in pending for p in self._sent_of(cid, state)]
-        return [o for o in await self._send(record, sent) if o.accepted]
-
-    def _sent_of(self, cid: bytes, state: StateRecord) -> list[tuple[StateRecord | None, pb.ProposeRequest]]:
-        """This node's pending ``state`` as it was sent: the steps of its chain, then itself."""
-        steps = self._store.steps_of(cid, state.sequence)
         sent: list[tuple[StateRecord | None, pb.ProposeRequest]] = []
-        if steps:
-            sent.extend((None, step) for step in pb.ProposeBatchRequest.FromString(steps).proposals)
-        sent.append((state, pb.ProposeRequest.FromString(self._store.request_of(cid, state.sequence))))
-        return sent
+        for state in pending:
+            steps = self._store.steps_of(cid, state.sequence)
+            if steps:
+                sent.extend((None, step) for step in pb.ProposeBatchRequest.FromString(steps).proposals)
+            sent.append((state, pb.ProposeRequest.FromString(self._store.request_of(cid, state.sequence))))
+        return [o for o in await self._send(record, sent) if o.accepted]
 
     async def _send(self, record: ChannelRecord, sent: Sequence[tuple[StateRecord | None, pb.ProposeRequest]]
                     ) -> list[Outcome]:
         """Send this node's proposals in one round trip: signed states, a chain's after its steps
-        (their state None, U5), with this node's answers to the peer's last counter-chain (U7);
-        store each answer with what the update means to this node (its payment, forward, close),
-        in one commit, and judge the counter-chain the answer carries. One outcome per proposal: a
-        step's is its chain's."""
+        (their state None, U5); store each answer with what the update means to this node (its
+        payment, forward, close), in one commit. One outcome per proposal: a step's is its chain's."""
         channels, rules = self._channels, self._channels.rules_of()
-        cid = record.channel_id
-        answers = self._answers.pop(cid, [])
-        batch = seal(rules, pb.ProposeBatchRequest(channel_id=hex0x(cid), proposals=[request for _, request in sent],
-                                                   waiting=self._waiting(cid), answers=answers))
+        batch = seal(rules, pb.ProposeBatchRequest(channel_id=hex0x(record.channel_id),
+                                                   proposals=[request for _, request in sent],
+                                                   waiting=self._waiting(record.channel_id)))
         base = channels.latest(record)  # what the first was built on (the latest may move while we wait)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        try:
-            answer = await channels.ask(channels.peer(record.peer).propose_batch(batch))
-        except BaseException:
-            if answers:  # maybe never delivered: they go with the next request (the peer ignores a repeat)
-                self._answers.setdefault(cid, answers)
-            raise
+        answer = await channels.ask(channels.peer(record.peer).propose_batch(batch))
+        cid = record.channel_id
         took = loop.time() - started
         self._round_trips[cid] = 0.8 * self._round_trips.get(cid, took) + 0.2 * took
         require_sender(answer, record.theirs, "the peer's answer")
-        outcomes = self._take_answers(record, base, sent, answer.responses)
-        if outcomes:
-            metrics.ROUND_TRIPS.labels("accepted" if outcomes[-1].accepted else outcomes[-1].reason).inc()
-        self._heard(cid, answer.waiting)
-        if answer.proposals:
-            self._judge_counter(record, answer.proposals)
-        if answer.waiting:  # U6: its turn next
-            self._yield_to_peer(record)
-        return outcomes
-
-    def _take_answers(self, record: ChannelRecord, base: StateRecord,
-                      sent: Sequence[tuple[StateRecord | None, pb.ProposeRequest]],
-                      responses: Sequence[pb.ProposeResponse]) -> list[Outcome]:
-        """The peer's answers to this node's ``sent`` (built on ``base``), stored with what each
-        update means to this node, in one commit; one outcome per proposal. A state already
-        co-signed here (its answer came another way first: U7's answers, a re-send's) is taken
-        once. PermissionDenied if an accepting answer is not the peer's (the state refused)."""
-        channels, rules = self._channels, self._channels.rules_of()
-        cid = record.channel_id
         outcomes: list[Outcome] = []
         forged: PermissionDenied | None = None
         chain: list[tuple[pb.ProposeRequest, pb.ProposeResponse]] = []
         with self._store.batch():
             prev = base
             for i, (state, request) in enumerate(sent):
-                response = responses[i] if i < len(responses) else \
+                response = answer.responses[i] if i < len(answer.responses) else \
                     pb.ProposeResponse(accepted=False, reason="PREVIOUS_REFUSED", message="not answered")
                 chain.append((request, response))
                 if state is None:
                     continue  # a step: judged with the signed state that ends its chain (U5)
-                held = self._store.state(cid, state.sequence)
-                if held is not None and held.cosigned:  # answered already (U7): taken once
-                    outcomes.extend(Outcome(held, True) for _ in chain)
-                    self._answered(cid, state.sequence, outcomes[-len(chain):])
-                    prev, chain = held, []
-                    continue
                 proposals = [Proposal.of(r) for r, _ in chain]
                 updates = self._replayed(record, prev, proposals) if request.HasField("change") else \
                     [describe_update(rules.state(prev), rules.state(state))]
@@ -691,101 +616,15 @@ class Updates:
                     self._record_sent(record, updates, cosigned, proposals, preimages)
                     outcomes.extend(Outcome(cosigned, True, preimages) for _ in updates)
                     prev = cosigned
-                self._answered(cid, state.sequence, outcomes[-len(chain):])
                 chain = []
         if forged is not None:
             raise forged
+        if outcomes:
+            metrics.ROUND_TRIPS.labels("accepted" if outcomes[-1].accepted else outcomes[-1].reason).inc()
+        self._heard(cid, answer.waiting)
+        if answer.waiting:  # U6: its turn next
+            self._yield_to_peer(record)
         return outcomes
-
-    # --- U7: counter-chains -------------------------------------------------------------------
-
-    def _counter_chain(self, record: ChannelRecord) -> list[pb.ProposeRequest]:
-        """U7, the receiver's side: the HTLC changes this node has waiting on the channel as a
-        chain on the state it just counter-signed (signed, stored: its answer leaves once that is
-        durable), to ride in its answer; none while this node has a state of its own unanswered."""
-        cid = record.channel_id
-        waiting = self._proposals.get(cid)
-        if not waiting or cid in self._unanswered or record.status != ChannelStatus.OPEN or \
-                not any(not item.future.done() for item in waiting) or self._store.pendings(cid):
-            return []
-        made = self._chain_of(record, waiting, self._store.highest_sequence(cid) + 1)
-        if made is None:
-            return []
-        taken, sent = made
-        state = sent[-1][0]
-        assert state is not None
-        self._unanswered[cid] = _Unanswered(state.sequence, taken)
-        metrics.ROUND_TRIPS.labels("counter_chain").inc()
-        return [request for _, request in sent]
-
-    def _judge_counter(self, record: ChannelRecord, proposals: Sequence[pb.ProposeRequest]) -> None:
-        """U7, the proposer's side: the peer's counter-chain judged as a proposal of its own (every
-        rule, stored, counter-signed); the answers go with this node's next request on the channel,
-        or on their own at once. Not judged (malformed): the peer re-sends it as a plain proposal (U2)."""
-        cid = record.channel_id
-        try:
-            if len(proposals) > MAX_BATCH:
-                raise InvalidArgument(f"at most {MAX_BATCH} proposals in a counter-chain", reason="BATCH_TOO_LARGE")
-            self._answers[cid] = self._judge(self._channels.channel(cid), proposals)
-        except Exception as exc:
-            self._log.warning("channel 0x%s: the peer's counter-chain not judged: %s", cid.hex(), exc)
-            return
-        task = self._deliveries.get(cid)
-        if task is None or task.done():
-            self._deliveries[cid] = asyncio.create_task(self._deliver(cid))
-
-    async def _deliver(self, cid: bytes) -> None:
-        """U7: this node's answers to the peer's counter-chain, sent on their own when no proposal
-        of this node's took them first (the peer's answer may carry its next counter-chain)."""
-        while self._answers.get(cid):
-            async with self._channels.lock(cid):
-                if not self._answers.get(cid):
-                    return
-                try:
-                    await self._send(self._channels.channel(cid), [])
-                except Exception as exc:  # lost: the peer re-sends its state as it is (U2)
-                    self._answers.pop(cid, None)
-                    self._log.warning("channel 0x%s: answers to the peer's chain not delivered: %s", cid.hex(), exc)
-
-    def _on_answers(self, record: ChannelRecord, answers: Sequence[pb.ProposeResponse]) -> None:
-        """U7: the proposer's answers to this node's counter-chain (its pending state), taken as the
-        answer to a round trip of this node's would be. Answers to a state this node does not hold
-        pending (a replay, a stale sequence, one answered already) are ignored."""
-        cid = record.channel_id
-        pending = self._store.pendings(cid)
-        if not pending or not answers or answers[-1].sequence != pending[0].sequence:
-            return
-        sent = self._sent_of(cid, pending[0])
-        if len(answers) != len(sent) or any(a.sequence != pending[0].sequence for a in answers):
-            return
-        self._take_answers(record, self._channels.latest(record), sent, answers)
-
-    def _answered(self, cid: bytes, sequence: int, outcomes: Sequence[Outcome]) -> None:
-        """The updates of this node's counter-chain at ``sequence`` (U7), if it is that, answered."""
-        unanswered = self._unanswered.get(cid)
-        if unanswered is None or unanswered.sequence != sequence:
-            return
-        del self._unanswered[cid]
-        again = self._outcomes_of(unanswered.taken, outcomes)
-        if again:
-            self._proposals.setdefault(cid, collections.deque()).extendleft(reversed(again))
-        unanswered.done.set()
-
-    async def _await_answers(self, cid: bytes) -> None:
-        """U7: before a round trip of this node's, its counter-chain's answers (they come with the
-        peer's next request), at most a few of the channel's round trips; past that, the flush
-        that follows re-sends its state as it is (U2)."""
-        loop = asyncio.get_running_loop()
-        low, high = YIELD_BOUNDS_S
-        deadline = loop.time() + high
-        # Answered, the next may be out already (the peer's request took the answers and brought its
-        # chain): each counter-chain gets its wait, all of them together at most YIELD_BOUNDS_S's.
-        while (unanswered := self._unanswered.get(cid)) is not None:
-            wait = min(deadline - loop.time(), max(4 * low, ANSWER_ROUND_TRIPS * self._round_trips.get(cid, low)))
-            try:
-                await asyncio.wait_for(unanswered.done.wait(), max(0.0, wait))
-            except TimeoutError:
-                return
 
     def _replayed(self, record: ChannelRecord, prev: StateRecord, proposals: Sequence[Proposal]) -> list[Update]:
         """What each change of this node's chain on ``prev`` did (it was judged when built: P7)."""
@@ -844,28 +683,17 @@ class Updates:
 
     def on_propose_batch(self, request: pb.ProposeBatchRequest) -> pb.ProposeBatchResponse:
         """U1, U5: proposals in order, each signed one ending the chain of steps before it; one
-        commit for all of them before the answer. U7: the proposer's answers to this node's
-        counter-chain taken first; the answer carries this node's next counter-chain. Synchronous
-        (no await): checked and stored in one step of the event loop."""
+        commit for all of them before the answer. Synchronous (no await): checked and stored in one
+        step of the event loop."""
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
         require_sender(request, record.theirs, "the proposals")
         self._heard(record.channel_id, request.waiting)
-        if len(request.proposals) > MAX_BATCH or len(request.answers) > MAX_BATCH:
+        if len(request.proposals) > MAX_BATCH:
             raise InvalidArgument(f"at most {MAX_BATCH} proposals in a batch", reason="BATCH_TOO_LARGE")
-        if request.answers:
-            self._on_answers(record, request.answers)
-        responses = self._judge(record, request.proposals)
-        counter = self._counter_chain(self._channels.channel(record.channel_id)) \
-            if not responses or responses[-1].accepted else []
-        return seal(self._channels.rules_of(), pb.ProposeBatchResponse(
-            responses=responses, waiting=self._waiting(record.channel_id), proposals=counter))
-
-    def _judge(self, record: ChannelRecord, proposals: Sequence[pb.ProposeRequest]) -> list[pb.ProposeResponse]:
-        """The peer's proposals judged in order (U1, U5), stored in one commit; their answers."""
         responses: list[pb.ProposeResponse] = []
         chain: list[pb.ProposeRequest] = []
         with self._store.batch():
-            for proposal in proposals:
+            for proposal in request.proposals:
                 chain.append(proposal)
                 if not proposal.signature:
                     continue  # a step of the chain the next signed proposal ends (U5)
@@ -884,7 +712,8 @@ class Updates:
                     responses.append(self._answer(record, state, proposal))
                 chain = []
             responses.extend(self._refusal(record, "UNSIGNED_STATE", "no signed state ends this chain") for _ in chain)
-        return responses
+        return seal(self._channels.rules_of(), pb.ProposeBatchResponse(responses=responses,
+                                                                        waiting=self._waiting(record.channel_id)))
 
     def _heard(self, cid: bytes, waiting: bool) -> None:
         """The peer's last message on the channel said it has updates waiting, or not (U3)."""

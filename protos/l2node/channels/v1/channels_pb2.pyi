@@ -572,30 +572,26 @@ class ChannelAnnouncement(_message.Message):
     def __init__(self, channel_id: _Optional[str] = ..., a: _Optional[str] = ..., b: _Optional[str] = ..., nonce: _Optional[int] = ..., from_a: _Optional[bool] = ..., capacity: _Optional[str] = ..., fee_base: _Optional[str] = ..., fee_ppm: _Optional[int] = ..., expiry_delta_s: _Optional[int] = ..., htlc_min: _Optional[str] = ..., htlc_max: _Optional[str] = ..., max_htlcs: _Optional[int] = ..., timestamp: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class ProposeBatchRequest(_message.Message):
-    __slots__ = ("channel_id", "proposals", "sender_signature", "waiting", "answers")
+    __slots__ = ("channel_id", "proposals", "sender_signature", "waiting")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     PROPOSALS_FIELD_NUMBER: _ClassVar[int]
     SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
-    ANSWERS_FIELD_NUMBER: _ClassVar[int]
     channel_id: str
     proposals: _containers.RepeatedCompositeFieldContainer[ProposeRequest]
     sender_signature: bytes
     waiting: bool
-    answers: _containers.RepeatedCompositeFieldContainer[ProposeResponse]
-    def __init__(self, channel_id: _Optional[str] = ..., proposals: _Optional[_Iterable[_Union[ProposeRequest, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ..., waiting: _Optional[bool] = ..., answers: _Optional[_Iterable[_Union[ProposeResponse, _Mapping]]] = ...) -> None: ...
+    def __init__(self, channel_id: _Optional[str] = ..., proposals: _Optional[_Iterable[_Union[ProposeRequest, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ..., waiting: _Optional[bool] = ...) -> None: ...
 
 class ProposeBatchResponse(_message.Message):
-    __slots__ = ("responses", "sender_signature", "waiting", "proposals")
+    __slots__ = ("responses", "sender_signature", "waiting")
     RESPONSES_FIELD_NUMBER: _ClassVar[int]
     SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
-    PROPOSALS_FIELD_NUMBER: _ClassVar[int]
     responses: _containers.RepeatedCompositeFieldContainer[ProposeResponse]
     sender_signature: bytes
     waiting: bool
-    proposals: _containers.RepeatedCompositeFieldContainer[ProposeRequest]
-    def __init__(self, responses: _Optional[_Iterable[_Union[ProposeResponse, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ..., waiting: _Optional[bool] = ..., proposals: _Optional[_Iterable[_Union[ProposeRequest, _Mapping]]] = ...) -> None: ...
+    def __init__(self, responses: _Optional[_Iterable[_Union[ProposeResponse, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ..., waiting: _Optional[bool] = ...) -> None: ...
 
 class AnnounceRequest(_message.Message):
     __slots__ = ("node", "announcements", "sender_signature")
