@@ -197,6 +197,7 @@ class ChannelsStore:
                 yield db
         except BaseException:
             self._channels = None
+            self._latest.clear()
             self._forwards.clear()
             self._forwarded.clear()
             self._payments.clear()
@@ -290,8 +291,17 @@ class ChannelsStore:
 
     # --- states -------------------------------------------------------------------------------
 
+    def _cosigned(self, state: StateRecord) -> None:
+        """``state`` written with both signatures (in a transaction: one that raises forgets it,
+        ``_transaction``): the latest co-signed state if newer than the one kept. A state of one
+        signature leaves the latest as it is; with none kept, the next read finds it."""
+        kept = self._latest.get(state.channel_id)
+        if kept is not None and state.sequence > kept.sequence:
+            self._latest[state.channel_id] = state
+
     def _insert_state(self, db: sqlite3.Connection, state: StateRecord) -> None:
-        self._latest.pop(state.channel_id, None)
+        if state.cosigned:
+            self._cosigned(state)
         db.execute(f"INSERT INTO states ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (state.channel_id, _enc(state.sequence), str(state.balance_a), str(state.balance_b),
                     _htlcs_json(state.htlcs), state.sig_a, state.sig_b))
@@ -325,15 +335,17 @@ class ChannelsStore:
             merged = StateRecord(existing.channel_id, existing.sequence, existing.balance_a, existing.balance_b,
                                  existing.htlcs, existing.sig_a or state.sig_a, existing.sig_b or state.sig_b)
             if merged != existing:
-                self._latest.pop(state.channel_id, None)
+                if merged.cosigned:
+                    self._cosigned(merged)
                 db.execute("UPDATE states SET sig_a = ?, sig_b = ? WHERE channel_id = ? AND sequence = ?",
                            (merged.sig_a, merged.sig_b, state.channel_id, _enc(state.sequence)))
             return merged
 
     def latest_cosigned(self, channel_id: bytes) -> StateRecord | None:
         """The newest state both signed. Kept in memory once read outside a transaction (a state
-        is O(HTLCs) to decode, and it is read on every payment); any write of the channel's states
-        forgets it, so a rolled-back write never leaves it stale."""
+        is O(HTLCs) to decode, and it is read on every payment and every forward), and replaced
+        by a newer one as it is written (``_cosigned``); a transaction that raises forgets it, so
+        a rolled-back write never leaves it stale."""
         cached = self._latest.get(channel_id)
         if cached is not None:
             return cached
@@ -475,10 +487,12 @@ class ChannelsStore:
                 existing = _state_of(row)
                 if not existing.same_content(state):
                     raise SequenceTaken(existing)
-                self._latest.pop(state.channel_id, None)
+                merged = StateRecord(existing.channel_id, existing.sequence, existing.balance_a, existing.balance_b,
+                                     existing.htlcs, state.sig_a or existing.sig_a, state.sig_b or existing.sig_b)
+                if merged.cosigned:
+                    self._cosigned(merged)
                 db.execute("UPDATE states SET sig_a = ?, sig_b = ? WHERE channel_id = ? AND sequence = ?",
-                           (state.sig_a or existing.sig_a, state.sig_b or existing.sig_b, state.channel_id,
-                            _enc(state.sequence)))
+                           (merged.sig_a, merged.sig_b, state.channel_id, _enc(state.sequence)))
             for meaning in meanings:
                 for effect in meaning.effects:
                     effect(db)

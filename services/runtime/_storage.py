@@ -127,9 +127,14 @@ class Storage:
 
 
 class _WalSync:
-    """fsyncs of a database's WAL file on a thread of its own, grouped: whoever asks while one
-    runs waits for the next, which covers them all (as the sequencer's pending log does its
-    commits)."""
+    """fsyncs of a database's WAL file on threads of their own, grouped: those who ask in one step of
+    the event loop share the fsync that starts at the next, which covers them all (as the
+    sequencer's pending log does its commits). One that starts while another runs does not wait
+    for it: the other may not cover what was committed since it began, and concurrent fsyncs of one
+    file complete together on this kind of disk (a flush of the device's cache serves both)."""
+
+    #: fsyncs in flight at once (a new group starts while the previous one still runs).
+    CONCURRENT: Final = 3
 
     def __init__(self, path: Path, mark: Callable[[], int]) -> None:
         self._mark = mark
@@ -144,38 +149,40 @@ class _WalSync:
             os.fsync(directory)  # the WAL file's own name, once
         finally:
             os.close(directory)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-sync")
-        self._waiting: list[asyncio.Future[int]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=self.CONCURRENT, thread_name_prefix="wal-sync")
+        #: The group whose fsync starts at the next step of the loop (None: none yet).
+        self._starting: list[asyncio.Future[int]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.done = 0
 
     async def next(self) -> int:
-        """Run (or join) the next fsync that starts after this call; ``mark()`` as it started (what
-        it covers) is returned."""
+        """Join the fsync that starts at the next step of the event loop (after this call);
+        ``mark()`` as it started (what it covers) is returned."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run())
+        if self._starting is None:
+            self._starting = []
+            task = asyncio.create_task(self._run())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._starting.append(future)
         return await future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            covered = self._mark()
-            try:
-                await loop.run_in_executor(self._executor, os.fsync, self._fd)
-            except BaseException as exc:
-                for future in group:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            self.done += 1
+        group, self._starting = self._starting or [], None
+        covered = self._mark()
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, os.fsync, self._fd)
+        except BaseException as exc:
             for future in group:
                 if not future.done():
-                    future.set_result(covered)
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.done += 1
+        for future in group:
+            if not future.done():
+                future.set_result(covered)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -99,3 +99,22 @@ def test_the_lookups_by_payment_hash_and_request_key_stay_flat_as_the_states_gro
     db.execute("UPDATE parts SET preimage = x'01'")  # as if each paid an invoice
     large = (steps(lambda: store.by_request_key("key-7")), steps(lambda: store.paid((7).to_bytes(32, "big"))))
     assert large[0] < 2 * small[0] and large[1] < 2 * small[1], (small, large)
+
+
+def test_the_latest_co_signed_state_kept_in_memory_follows_writes_and_rollbacks(tmp_path: pathlib.Path) -> None:
+    store = store_at(tmp_path)
+    funding = store.latest_cosigned(CID)
+    assert funding is not None and funding.sequence == 0
+    store.put_state(StateRecord(CID, 1, 90, 10, sig_a=b"a1"))  # one signature: the latest stays
+    assert store.latest_cosigned(CID) == funding
+    both = store.put_state(StateRecord(CID, 1, 90, 10, sig_b=b"b1"))
+    assert both.cosigned and store.latest_cosigned(CID) == both
+    # A co-signed state written in a batch that raises: rolled back, and not kept in memory.
+    with pytest.raises(RuntimeError), store.batch():
+        store.put_state(StateRecord(CID, 2, 80, 20, sig_a=b"a2", sig_b=b"b2"))
+        assert store.latest_cosigned(CID) == StateRecord(CID, 2, 80, 20, sig_a=b"a2", sig_b=b"b2")
+        raise RuntimeError("rolled back")
+    assert store.latest_cosigned(CID) == both and store.state(CID, 2) is None
+    # What the memory holds is what a fresh store reads from the file.
+    reopened = ChannelsStore(Storage(tmp_path / "channels.db"))
+    assert reopened.latest_cosigned(CID) == both
