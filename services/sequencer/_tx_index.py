@@ -191,11 +191,12 @@ class TxIndex:
         self._next_runs: tuple[_Run, ...] | None = None
         self._new_bits: dict[int, array[int] | None] = {}
         #: The next level-0 run's filter, filled as blocks come (a block rolled back leaves bits: a
-        #: seek more, never a miss); None after a restart with blocks in memory: made at the flush.
+        #: seek more, never a miss), made at the first of them: not at open, where its 1 MiB of page
+        #: faults was a tenth of a restart. Not inline (made at the flush from the map) after a
+        #: restart with blocks in memory, or a flush rolled back.
         self._pending: array[int] | None = None
         self._rebuild(db)
-        if not self._recent:
-            self._pending = _filter()
+        self._inline = not self._recent
         self._runs = self._listed(db)
 
     def _rebuild(self, db: sqlite3.Connection) -> None:
@@ -225,7 +226,9 @@ class TxIndex:
         if len(new) != len(hashes) or not new.keys().isdisjoint(recent) or not new.keys().isdisjoint(self._staged):
             raise sqlite3.IntegrityError(f"block {number} holds a transaction already sealed")
         self._staged.update(new)
-        if self._pending is not None:
+        if self._inline:
+            if self._pending is None:
+                self._pending = _filter()
             _fill(self._pending, hashes)
         if hashes:
             db.execute("INSERT INTO tx_recent (number, base, hashes) VALUES (?, ?, ?)",
@@ -242,8 +245,8 @@ class TxIndex:
         _write_run(db, run, rows)
         db.execute("INSERT INTO tx_runs (run, level, first_block, last_block, size) VALUES (?, 0, ?, ?, ?)",
                    (run, int(upto) + 1, last_block, len(rows)))
-        bits = self._new_bits[run] = _filter(rows) if self._pending is None else self._pending
-        self._pending = _filter()
+        bits = self._new_bits[run] = self._pending if self._inline and self._pending is not None else _filter(rows)
+        self._pending, self._inline = None, True
         db.execute("INSERT INTO tx_run_filters (run, bits) VALUES (?, ?)", (run, bits.tobytes()))
         db.execute("DELETE FROM tx_recent")
         self._staged, self._flushed = {}, True
@@ -288,7 +291,7 @@ class TxIndex:
 
     def rolled_back(self) -> None:
         if self._flushed:  # the map keeps the transactions the run would have taken: made at the next flush
-            self._pending = None
+            self._pending, self._inline = None, False
         self._unstage()
 
     def _unstage(self) -> None:
