@@ -573,12 +573,13 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
             cpu0 = {k: process_cpu(p) for k, p in pids.items()} | {"load generator": 0.0}
             idle0 = machine_idle()
             l1_first = int(rpc(l1_url, "eth_blockNumber"), 16) + 1
-            spy = start_py_spy(pids["sequencer"], args.py_spy) if args.py_spy else None
+            spies = [start_py_spy(pids[child], out) for child, out in
+                     (("sequencer", args.py_spy), ("rollups", args.py_spy_rollups)) if out]
             start = time.perf_counter()
             ours.send(("go", tree.address("sequencer"), args.duration, args.batch, args.inflight, args.rate))
             await asyncio.sleep(args.duration)
             end = time.perf_counter()
-            if spy is not None:
+            for spy in spies:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             l1_last = int(rpc(l1_url, "eth_blockNumber"), 16)
             cpu = {k: process_cpu(p) - cpu0[k] for k, p in pids.items()}
@@ -738,6 +739,7 @@ def parser() -> argparse.ArgumentParser:
                     help="sequencer l1.batch_data (empty: the default, calldata)")
     ap.add_argument("--py-spy", default="", help="py-spy profile of the sequencer process over the window "
                     "(.svg, .json or collapsed stacks; bench/sequencer_throughput.py's start_py_spy)")
+    ap.add_argument("--py-spy-rollups", default="", help="the same of the rollups worker (its derivation)")
     ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
     ap.add_argument("--extra-toml", default="", help="appended to the node's config (tables other than [node], "
                     "[l1], [workers.sequencer.settings])")
