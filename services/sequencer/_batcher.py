@@ -123,7 +123,7 @@ from services.runtime import keyed_context, start_keyed_span
 from . import _metrics as metrics
 from ._chain import Chain, is_derived
 from ._follow import DerivationFollower, SeenBatch, seen_batch
-from ._settings import L1_MAX_TX_BYTES, L1_TX_OVERHEAD
+from ._settings import L1_MAX_TX_BYTES, L1_TX_OVERHEAD, batch_tx_gas
 from ._store import FINALIZED, SAFE, BatchRow, BlockSpan, SequencerStore
 from ._traces import TxCall
 
@@ -428,7 +428,13 @@ class Batcher:
                 tx_hash = frames[-1]
                 span.set_attribute("l2.batch.frames", len(frames))
             else:
-                tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+                call = self._inbox.encode_call("appendBatch", data)
+                # One execution refuses a batch that would revert, as the estimate did (and uses no
+                # nonce), on the pending block: behind the batches in flight. The gas limit is
+                # computed (batch_tx_gas), not searched for.
+                await self._l1.call(self._inbox.address, call, sender=self._poster.address, block="pending")
+                tx_hash = await self._poster.send(self._inbox.address, call,
+                                                  gas=batch_tx_gas(call, self._poster.config.max_gas))
             span.set_attribute("l1.tx.hash", "0x" + tx_hash.hex())
             if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
                 await self._rewound()
@@ -485,8 +491,8 @@ class Batcher:
                     "l2.batch.last_block": flight.last, "l2.batch.frames": len(flight.transactions)}):
                 for tx_hash in flight.transactions:  # a channel's frames, in nonce order: the close last
                     receipt = await self._poster.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
-                    if flight.frames and not receipt.success:  # (a frame refused: out of order after a reorg)
-                        raise RuntimeError(f"frame L1 tx 0x{receipt.tx_hash.hex()} reverted")
+                    if not receipt.success:  # (a frame out of order, an origin gone: after a reorg)
+                        raise RuntimeError(f"batch L1 tx 0x{receipt.tx_hash.hex()} reverted")
         except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
             _log.warning("batch not mined; will re-post", extra={"first": flight.first, "last": flight.last,
                                                                   "error": str(exc)})
