@@ -287,6 +287,9 @@ class Batcher:
         # A reorg that drops our batch transactions leaves the sender's local nonce ahead of L1.
         self._resync_nonce = False
         self._last_post_key = b""
+        #: The data of the appendBatch calls sent, by keccak, until the follower sees them logged: it
+        #: does not read them back from L1 (L1InputReader's ``known``); the oldest go first.
+        self._sent_data: dict[bytes, bytes] = {}
         #: L1 tx hash -> the batch's post span and blocks, until final: for the SAFE / FINALIZED spans.
         self._posted: dict[bytes, _Posted] = {}
         self.batches_sent = 0
@@ -435,6 +438,9 @@ class Batcher:
                 await self._l1.call(self._inbox.address, call, sender=self._poster.address, block="pending")
                 tx_hash = await self._poster.send(self._inbox.address, call,
                                                   gas=batch_tx_gas(call, self._poster.config.max_gas))
+                self._sent_data[self._last_post_key] = data  # (_post_span's key: keccak256(data))
+                while len(self._sent_data) > _GIVEN_UP_KEPT:
+                    del self._sent_data[next(iter(self._sent_data))]
             span.set_attribute("l1.tx.hash", "0x" + tx_hash.hex())
             if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
                 await self._rewound()
@@ -584,7 +590,8 @@ class Batcher:
         """Follow L1's inputs (protocol's ``L1InputReader``): our batches, the forced queue and
         deposits. Queue entries and deposits count once they are at safe depth."""
         start = self.follow.start_block(int(self._store.meta("inbox_follow_from") or self._start_block))
-        reader = L1InputReader(self._l1, self._inbox, self._portal)
+        reader = L1InputReader(self._l1, self._inbox, self._portal,
+                               known=lambda data_hash: self._sent_data.pop(data_hash, None))
         self._observe_heads()
         async for update in reader.follow(start, self._follower_config):
             await self._apply(update)
