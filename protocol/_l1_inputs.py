@@ -129,8 +129,9 @@ class L1InputReader:
     def __init__(self, l1: L1Client, inbox: Contract, portal: Contract,
                  known: Callable[[bytes], bytes | None] | None = None) -> None:
         """``known``: the data of the caller's own ``appendBatch`` calls by their keccak (a batcher
-        following its batches), not read back from L1: the inbox logged the hash of the calldata it
-        was given, so a logged dataHash that names one is that data. A verifier passes none."""
+        following its batches), not read back from L1 nor its input root hashed again: the inbox
+        logged the hash of the calldata it was given, so a logged dataHash that names one is that
+        data, and the logged root is the one the inbox computed from it. A verifier passes none."""
         assert inbox.address is not None and portal.address is not None
         self._l1, self._inbox, self._portal, self._known = l1, inbox, portal, known
         self._addresses = [inbox.address, portal.address]
@@ -188,8 +189,11 @@ class L1InputReader:
         if event is None:
             raise BatchDataError(f"L1 tx 0x{log.tx_hash.hex()}: a BatchAppended log that does not decode")
         own = None if self._known is None else self._known(bytes(event.args["dataHash"]))
-        if own is not None:
-            return self._batch_of(log, event.args, [own], ())
+        if own is not None:  # the inbox computed the logged root from this very data: not hashed again
+            a = event.args
+            where = f"batch {a['index']} (L1 tx 0x{log.tx_hash.hex()})"
+            return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, bytes(a["inputRoot"]),
+                               own, _frame_leaves(where, [own]))
         tx = await self._l1.get_transaction(log.tx_hash)
         if tx is None:
             if reorged_ok:
