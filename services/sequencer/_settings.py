@@ -32,8 +32,8 @@ def batch_tx_gas(calldata: bytes, max_tx_gas: int) -> int:
     gas a token) plus ``L1_TX_BASE_GAS``, capped at ``max_tx_gas``. It covers the call on any L1:
     the standard cost is 4 gas a token, and the execution (~400 gas a transfer, ~0.3M of memory at
     400 kB) stays far under the other 6 gas a token (~2,800 a transfer). Computed here, not asked
-    of L1: eth_estimateGas searched over executions of the whole batch (its input root, a keccak a
-    leaf), ~2/3 of the devnet L1's CPU under load (bench/RESULTS.md, issue 15, session 13)."""
+    of L1: for eth_estimateGas anvil executed the whole batch (its input root, a keccak a leaf),
+    ~2/3 of the devnet L1's CPU under load (bench/RESULTS.md, issue 15, session 13)."""
     zeros = calldata.count(0)
     return min(L1_TX_BASE_GAS + 10 * (zeros + 4 * (len(calldata) - zeros)), max_tx_gas)
 

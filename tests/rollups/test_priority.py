@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from services.rollups import RollupsSettings
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 _CHILD = """
 import json, os, threading, time
@@ -41,7 +44,7 @@ def test_nice_is_a_whole_number_from_0_to_19() -> None:
 def test_every_thread_now_and_later_and_the_session_s_autogroup_are_lowered() -> None:
     base = os.getpriority(os.PRIO_PROCESS, 0)
     out = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, check=True, timeout=60,
-                         start_new_session=True, cwd=os.getcwd())
+                         start_new_session=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     seen = json.loads(out.stdout)
     want = min(19, base + 5)
     assert set(seen["threads"]) == {want} and seen["later"] == want
