@@ -502,6 +502,8 @@ class Report:
     biggest_block: int
     #: The sequencer's l1.batch_data.
     batch_data: str = "calldata"
+    #: The rollups worker's CPU seconds over the window and the drain, and the transfers it derived.
+    derived: tuple[float, int] = (0.0, 0)
 
     @property
     def sealed_tps(self) -> float:
@@ -573,12 +575,13 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
             cpu0 = {k: process_cpu(p) for k, p in pids.items()} | {"load generator": 0.0}
             idle0 = machine_idle()
             l1_first = int(rpc(l1_url, "eth_blockNumber"), 16) + 1
-            spy = start_py_spy(pids["sequencer"], args.py_spy) if args.py_spy else None
+            spies = [start_py_spy(pids[child], out) for child, out in
+                     (("sequencer", args.py_spy), ("rollups", args.py_spy_rollups)) if out]
             start = time.perf_counter()
             ours.send(("go", tree.address("sequencer"), args.duration, args.batch, args.inflight, args.rate))
             await asyncio.sleep(args.duration)
             end = time.perf_counter()
-            if spy is not None:
+            for spy in spies:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             l1_last = int(rpc(l1_url, "eth_blockNumber"), 16)
             cpu = {k: process_cpu(p) - cpu0[k] for k, p in pids.items()}
@@ -593,6 +596,9 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
                 await asyncio.wait_for(watch.wait_for(last).wait(), args.drain_s)
             drained = time.perf_counter()
             l1_drained = int(rpc(l1_url, "eth_blockNumber"), 16)
+            # Derivation lags under load and catches up in the drain: its cost per transfer counts both.
+            derived = (process_cpu(pids["rollups"]) - cpu0["rollups"] if "rollups" in pids else 0.0,
+                       sum(watch.txs.get(n, 0) for n in watch.derived_at if n > head))
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -626,7 +632,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
         base_fee=[f for t, f in watch.base_fee if start <= t <= end],
         l1=l1, l1_all=l1_all, l1_block_time=args.l1_block_time or 1.0, cpu=cpu, idle=idle, drained_s=drained - end,
         sealed_blocks=len(window), biggest_block=max((watch.txs[n] for n in window), default=0),
-        batch_data=getattr(args, "batch_data", "") or "calldata")
+        batch_data=getattr(args, "batch_data", "") or "calldata", derived=derived)
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -705,6 +711,10 @@ def print_report(r: Report) -> None:
         us = {k: r.cpu.get(k, 0) / r.sealed_txs * 1e6 for k in ("sequencer", "rollups", "l1")}
         print(f"| CPU per sealed transfer: sequencer / rollups / anvil | "
               f"{us['sequencer']:.0f} / {us['rollups']:.0f} / {us['l1']:.0f} us |")
+    cpu_s, derived = r.derived
+    if derived:
+        print(f"| rollups CPU per derived transfer (window + drain) | {cpu_s / derived * 1e6:.0f} us "
+              f"({derived:,} derived) |")
 
 
 DEFAULTS: dict[str, Any] = {"duration": 60.0, "accounts": 4000, "max_rate": 15_000.0, "batch": 256, "inflight": 4,
@@ -738,6 +748,7 @@ def parser() -> argparse.ArgumentParser:
                     help="sequencer l1.batch_data (empty: the default, calldata)")
     ap.add_argument("--py-spy", default="", help="py-spy profile of the sequencer process over the window "
                     "(.svg, .json or collapsed stacks; bench/sequencer_throughput.py's start_py_spy)")
+    ap.add_argument("--py-spy-rollups", default="", help="the same of the rollups worker (its derivation)")
     ap.add_argument("--keep-logs", default="", help="copy the tree's logs (DATA_DIR/logs) into this directory")
     ap.add_argument("--extra-toml", default="", help="appended to the node's config (tables other than [node], "
                     "[l1], [workers.sequencer.settings])")

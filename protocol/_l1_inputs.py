@@ -33,7 +33,7 @@ safe depth and finality; queue entries and deposits once they are at safe depth.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,9 +126,14 @@ class L1InputsUpdate:
 class L1InputReader:
     """Reads the L1 inputs of one deployment: its inbox and portal."""
 
-    def __init__(self, l1: L1Client, inbox: Contract, portal: Contract) -> None:
+    def __init__(self, l1: L1Client, inbox: Contract, portal: Contract,
+                 known: Callable[[bytes], bytes | None] | None = None) -> None:
+        """``known``: the data of the caller's own ``appendBatch`` calls by their keccak (a batcher
+        following its batches), not read back from L1 nor its input root hashed again: the inbox
+        logged the hash of the calldata it was given, so a logged dataHash that names one is that
+        data, and the logged root is the one the inbox computed from it. A verifier passes none."""
         assert inbox.address is not None and portal.address is not None
-        self._l1, self._inbox, self._portal = l1, inbox, portal
+        self._l1, self._inbox, self._portal, self._known = l1, inbox, portal, known
         self._addresses = [inbox.address, portal.address]
         self._batch = inbox.topic("BatchAppended")
         self._append_batch = inbox.function("appendBatch").selector
@@ -183,6 +188,12 @@ class L1InputReader:
         event = self._inbox.decode_log(log)
         if event is None:
             raise BatchDataError(f"L1 tx 0x{log.tx_hash.hex()}: a BatchAppended log that does not decode")
+        own = None if self._known is None else self._known(bytes(event.args["dataHash"]))
+        if own is not None:  # the inbox computed the logged root from this very data: not hashed again
+            a = event.args
+            where = f"batch {a['index']} (L1 tx 0x{log.tx_hash.hex()})"
+            return PostedBatch(int(a["index"]), int(a["l1Block"]), log.block_hash, log.tx_hash, bytes(a["inputRoot"]),
+                               own, _frame_leaves(where, [own]))
         tx = await self._l1.get_transaction(log.tx_hash)
         if tx is None:
             if reorged_ok:
@@ -207,6 +218,13 @@ class L1InputReader:
         if data_hash != bytes(a["dataHash"]):
             call = "appendFrame calls" if earlier or tx.input[:4] == self._append_frame else "appendBatch call"
             raise BatchDataError(f"{where}: the transaction's input is not the {call} the inbox logged")
+        return self._batch_of(log, a, datas, earlier)
+
+    @staticmethod
+    def _batch_of(log: Log, a: Mapping[str, Any], datas: list[bytes], earlier: tuple[bytes, ...]) -> PostedBatch:
+        """The batch of calldata ``datas`` (its frames, or the one ``appendBatch``'s) the log names,
+        checked against the inbox's input root."""
+        where = f"batch {a['index']} (L1 tx 0x{log.tx_hash.hex()})"
         leaves = _frame_leaves(where, datas)
         root = bytes(a["inputRoot"])
         if input_root(leaves) != root:

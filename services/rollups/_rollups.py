@@ -22,6 +22,7 @@ from ._challenger import Challenger
 from ._checkpoints import CheckpointStore
 from ._contracts import Registry
 from ._machine import Machine, Rules
+from ._priority import lower_priority
 from ._proposer import Proposer, SequencerBlockHash
 from ._settings import RollupsSettings
 from ._trace import DerivedChain
@@ -106,6 +107,7 @@ class Rollups:
         inbox, portal = deployment.contract("BatchInbox"), deployment.contract("DepositPortal")
         from_block = deployment.block_number
 
+        lower_priority(settings.nice)  # before the pool: its threads inherit it
         # Sender recovery runs in libsecp256k1 without the GIL: one thread per CPU by default.
         pool = ThreadPoolExecutor(settings.derive_threads, thread_name_prefix="derive")
         # One derivation for both roles (each sync reads L1 and derives for both), resumed from the

@@ -54,6 +54,10 @@ class RollupsSettings:
     #: Threads re-deriving blocks (shared by the proposer's and the challenger's derivations).
     #: Sender recovery runs in libsecp256k1 without the GIL; default: one per CPU.
     derive_threads: int = field(default_factory=cpu_count)
+    #: Added to the worker's CPU niceness at start (0-19; 0: the node's). Derivation is off the
+    #: sealed and SAFE paths: on a machine shared with the sequencer, 10 lets sealing have a busy
+    #: CPU first, at the cost of derivation lag while it is busy (see _priority).
+    nice: int = 0
 
     def __post_init__(self) -> None:
         if self.output_interval_blocks < 1 or self.output_interval_s <= 0:
@@ -67,6 +71,8 @@ class RollupsSettings:
         if self.confirmation_depth < 0:
             raise ValueError("confirmation_depth must be >= 0")
         check_threads("derive_threads", self.derive_threads)
+        if isinstance(self.nice, bool) or not isinstance(self.nice, int) or not 0 <= self.nice <= 19:
+            raise ValueError(f"nice {self.nice!r} must be a whole number in 0..19")
 
     def key_file(self, role: str) -> str:
         """``proposer`` or ``challenger``'s key file: this table's, else the node's ``l1`` one."""

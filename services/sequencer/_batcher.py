@@ -123,7 +123,7 @@ from services.runtime import keyed_context, start_keyed_span
 from . import _metrics as metrics
 from ._chain import Chain, is_derived
 from ._follow import DerivationFollower, SeenBatch, seen_batch
-from ._settings import L1_MAX_TX_BYTES, L1_TX_OVERHEAD
+from ._settings import L1_MAX_TX_BYTES, L1_TX_OVERHEAD, batch_tx_gas
 from ._store import FINALIZED, SAFE, BatchRow, BlockSpan, SequencerStore
 from ._traces import TxCall
 
@@ -287,6 +287,9 @@ class Batcher:
         # A reorg that drops our batch transactions leaves the sender's local nonce ahead of L1.
         self._resync_nonce = False
         self._last_post_key = b""
+        #: The data of the appendBatch calls sent, by keccak, until the follower sees them logged: it
+        #: does not read them back from L1 (L1InputReader's ``known``); the oldest go first.
+        self._sent_data: dict[bytes, bytes] = {}
         #: L1 tx hash -> the batch's post span and blocks, until final: for the SAFE / FINALIZED spans.
         self._posted: dict[bytes, _Posted] = {}
         self.batches_sent = 0
@@ -428,7 +431,16 @@ class Batcher:
                 tx_hash = frames[-1]
                 span.set_attribute("l2.batch.frames", len(frames))
             else:
-                tx_hash = await self._sender.send(self._inbox.address, self._inbox.encode_call("appendBatch", data))
+                call = self._inbox.encode_call("appendBatch", data)
+                # One execution refuses a batch that would revert, as the estimate did (and uses no
+                # nonce), on the pending block: behind the batches in flight. The gas limit is
+                # computed (batch_tx_gas), not searched for.
+                await self._l1.call(self._inbox.address, call, sender=self._poster.address, block="pending")
+                tx_hash = await self._poster.send(self._inbox.address, call,
+                                                  gas=batch_tx_gas(call, self._poster.config.max_gas))
+                self._sent_data[self._last_post_key] = data  # (_post_span's key: keccak256(data))
+                while len(self._sent_data) > _GIVEN_UP_KEPT:
+                    del self._sent_data[next(iter(self._sent_data))]
             span.set_attribute("l1.tx.hash", "0x" + tx_hash.hex())
             if self._chain.rewinds != rewinds:  # its blocks were dropped while it was sent
                 await self._rewound()
@@ -485,8 +497,8 @@ class Batcher:
                     "l2.batch.last_block": flight.last, "l2.batch.frames": len(flight.transactions)}):
                 for tx_hash in flight.transactions:  # a channel's frames, in nonce order: the close last
                     receipt = await self._poster.wait_receipt(tx_hash, self._settings.receipt_timeout_s)
-                    if flight.frames and not receipt.success:  # (a frame refused: out of order after a reorg)
-                        raise RuntimeError(f"frame L1 tx 0x{receipt.tx_hash.hex()} reverted")
+                    if not receipt.success:  # (a frame out of order, an origin gone: after a reorg)
+                        raise RuntimeError(f"batch L1 tx 0x{receipt.tx_hash.hex()} reverted")
         except Exception as exc:  # (L1Error, or anything unforeseen: its blocks must not be left unposted)
             _log.warning("batch not mined; will re-post", extra={"first": flight.first, "last": flight.last,
                                                                   "error": str(exc)})
@@ -578,7 +590,8 @@ class Batcher:
         """Follow L1's inputs (protocol's ``L1InputReader``): our batches, the forced queue and
         deposits. Queue entries and deposits count once they are at safe depth."""
         start = self.follow.start_block(int(self._store.meta("inbox_follow_from") or self._start_block))
-        reader = L1InputReader(self._l1, self._inbox, self._portal)
+        reader = L1InputReader(self._l1, self._inbox, self._portal,
+                               known=lambda data_hash: self._sent_data.pop(data_hash, None))
         self._observe_heads()
         async for update in reader.follow(start, self._follower_config):
             await self._apply(update)

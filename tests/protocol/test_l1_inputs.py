@@ -171,6 +171,20 @@ async def test_each_input_is_read_into_its_record_in_l1_order(l1: L1) -> None:
     assert (one.data, one.input_root) == l1.batch(1)  # the calldata's bytes, the event's root
 
 
+async def test_a_batcher_s_own_batches_are_taken_from_what_it_sent_and_read_alike(l1: L1) -> None:
+    expected = await post_inputs(l1)
+    data, _ = l1.batch(2)
+    asked: list[bytes] = []
+
+    def known(data_hash: bytes) -> bytes | None:
+        asked.append(data_hash)
+        return data if data_hash == keccak(data) else None
+
+    reader = L1InputReader(l1.client, l1.inbox, l1.portal, known=known)
+    assert await reader.read(l1.deployed_at, await l1.client.block_number()) == expected
+    assert asked == [keccak(x.data) for x in expected if isinstance(x, PostedBatch)]  # each batch asked for
+
+
 async def test_a_read_returns_only_the_inputs_of_its_block_range(l1: L1) -> None:
     expected = await post_inputs(l1)
     blocks = sorted({x.l1_block for x in expected})
