@@ -74,8 +74,8 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from opentelemetry import trace
@@ -256,7 +256,7 @@ class Batcher:
 
     def __init__(self, store: SequencerStore, chain: Chain, l1: L1Client, sender: TxSender | None, inbox: Contract,
                  portal: Contract, settings: BatcherSettings, follower_config: FollowerConfig, start_block: int,
-                 window: int) -> None:
+                 window: int, *, idle_poll: Callable[[], Awaitable[float]] | None = None) -> None:
         self._store = store
         self._chain = chain
         self._l1 = l1
@@ -265,6 +265,8 @@ class Batcher:
         self._portal = portal
         self._settings = settings
         self._follower_config = follower_config
+        #: The follower's idle poll, measured from L1 as it starts (None: the config's as it is).
+        self._idle_poll = idle_poll
         self._start_block = start_block
         #: The last block of the newest batch sent (0: none in flight; post from L1's record).
         self._in_flight_upto = 0
@@ -593,7 +595,12 @@ class Batcher:
         reader = L1InputReader(self._l1, self._inbox, self._portal,
                                known=lambda data_hash: self._sent_data.pop(data_hash, None))
         self._observe_heads()
-        async for update in reader.follow(start, self._follower_config):
+        config = self._follower_config
+        if self._idle_poll is not None:
+            # Measured here, after SERVING: L1's block time is no part of a restart's way to it.
+            config = self._follower_config = replace(config, idle_poll_s=await self._idle_poll())
+            _log.info("following L1", extra={"idle_poll_s": config.idle_poll_s})
+        async for update in reader.follow(start, config):
             await self._apply(update)
             self._heads = update.heads
             # Never the head itself: appendBatch's gas estimate runs at the head's number, where

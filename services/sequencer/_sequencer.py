@@ -147,18 +147,20 @@ async def _batcher(logger: logging.Logger, l1: L1Settings, client: L1Client, sto
     sender = (TxSender(client, LocalSigner(read_key(l1.batcher_key_file)), None,
                        SenderConfig(max_gas=l1.max_tx_gas, blob_cell_proofs=l1.blob_cell_proofs))
               if posts else None)
-    idle_poll_s = l1.idle_poll_for(None if l1.idle_poll_s else await _block_time(client))
     follower = FollowerConfig(confirmation_depth=l1.confirmation_depth, poll_interval_s=l1.poll_interval_s,
-                              idle_poll_s=idle_poll_s)
+                              idle_poll_s=l1.idle_poll_for(None))
+
+    async def idle_poll() -> float:
+        return l1.idle_poll_for(await _block_time(client))
+
     settings = BatcherSettings(interval_s=l1.batch_interval_s, max_bytes=l1.batch_max_bytes,
                                max_in_flight=l1.max_in_flight, max_frame_bytes=l1.frame_bytes,
                                batch_data=l1.batch_data, max_blobs=l1.max_blobs)
     logger.info("batcher ready", extra={"inbox": checksum(inbox.address or b""), "l1": redact_url(l1.rpc),
-                                        "batcher": "0x" + sender.address.hex() if sender else "none (replica)",
-                                        "idle_poll_s": idle_poll_s})
+                                        "batcher": "0x" + sender.address.hex() if sender else "none (replica)"})
     window = int(deployment.rollups.get("sequencer_window", DEFAULT_SEQUENCER_WINDOW))
     batcher = Batcher(store, chain, client, sender, inbox, portal, settings, follower, deployment.block_number,
-                      window)
+                      window, idle_poll=None if l1.idle_poll_s else idle_poll)
     return batcher
 
 
