@@ -30,7 +30,7 @@ from l2node.node.config import NodeConfig, WorkerEntry
 from l2node.node.control import RESTART_FROM_PB, SupervisorControl, add_to_server
 from l2node.node.l1 import JsonRpcProbe
 from l2node.node.readiness import NodeHealth
-from l2node.node.tree import PROCESS_TITLE, build, settle_ports, worker_payload
+from l2node.node.tree import PROCESS_TITLE, build, busy_worker_ports, settle_ports, worker_payload
 from protos.l2node.supervisor.v1 import supervisor_pb2 as pb
 from services.runtime import (
     LOG_DIR_ENV,
@@ -148,6 +148,13 @@ async def up(cfg: NodeConfig) -> int:
         _log.error(f"cannot serve the control plane on {cfg.control_address}: is another l2node (with another "
                    "data dir) or another program listening there? [node] base_port moves it",
                    extra={"address": cfg.control_address, "error": str(exc)})
+        tracing.shutdown()
+        return 2
+    busy = busy_worker_ports(cfg)
+    if busy:
+        _log.error("cannot start: another program listens on a worker's port; [node] base_port moves the tree",
+                   extra={"busy": ", ".join(f"{worker} {address}" for worker, address in busy)})
+        await server.stop(0)
         tracing.shutdown()
         return 2
     # Once the port says this tree is the only one, and before the zygote starts (it and every

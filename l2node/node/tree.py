@@ -136,6 +136,24 @@ def _free_or_other(host: str, wanted: int) -> int:
     return free_loopback_port()
 
 
+def busy_worker_ports(cfg: NodeConfig) -> list[tuple[str, str]]:
+    """The workers whose fixed address another program already listens on, with that address.
+
+    Checked before anything starts: a worker that cannot bind would otherwise fail its start after
+    the L1 and every worker before it came up, and say so only as its traceback in the log."""
+    busy = []
+    for index, worker in enumerate(cfg.workers):
+        address = cfg.worker_address(index)
+        host, _, port = address.rpartition(":")
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: TIME_WAIT is no obstacle
+            try:
+                s.bind((host, int(port)))
+            except OSError:
+                busy.append((worker.id, address))
+    return busy
+
+
 def local_l1_port(wanted: int) -> int:
     """The local anvil's port: ``wanted`` if free; if busy (another anvil, another tree), a free
     one, logged (the banner says so too); 0 = any free port."""

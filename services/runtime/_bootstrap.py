@@ -145,7 +145,10 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
         server.add_generic_rpc_handlers([router])
         health = HealthServicer([WORKER_SERVICE])
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        port = server.add_insecure_port(config.address)  # raises if the port is taken
+        try:
+            port = server.add_insecure_port(config.address)
+        except RuntimeError as exc:  # gRPC's own message names no cause
+            raise RuntimeError(f"cannot listen on {config.address}: is another program bound to it?") from exc
         # Serving (NOT_SERVING) before the service registers: whoever waits for this worker connects
         # and opens its Health.Watch meanwhile, and hears SERVING as soon as it is set (_router).
         await server.start()

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -247,3 +248,17 @@ def test_up_refuses_a_node_whose_services_would_disagree_and_says_why(tmp_path: 
     config.write_text('[workers.sequencer.settings]\ngenesis = "genesis.json"\n')  # the old spelling
     r = cli(tmp_path / "data", "up", "--config", str(config), check=False)
     assert r.returncode != 0 and '[node] genesis = "path"' in r.stderr
+
+
+def test_up_refuses_to_start_when_a_worker_port_is_taken_and_names_it(tmp_path: pathlib.Path) -> None:
+    base = free_base_port(10)
+    config = tmp_path / "l2node.toml"
+    config.write_text(f"[node]\nbase_port = {base}\nmetrics_port = {free_base_port(1)}\n")
+    with socket.socket() as squatter:  # another program on the rollups worker's port (base + 2)
+        squatter.bind(("127.0.0.1", base + 2))
+        squatter.listen()
+        r = cli(tmp_path / "data", "up", "--config", str(config), check=False)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"rollups 127.0.0.1:{base + 2}" in r.stderr and "base_port moves the tree" in r.stderr
+    assert '"child": "l1"' not in r.stderr  # refused before anything started: no anvil, no worker
+    assert not (tmp_path / "data" / "run" / "endpoints.json").exists()

@@ -29,6 +29,7 @@ async def test_live_port_cannot_be_shared(spawn: Callable[..., Worker]) -> None:
     assert worker.proc.poll() is None
     # It binds before its service registers (so that watchers connect while it starts): nothing opened.
     assert "Address already in use" in twin.stderr()
+    assert f"cannot listen on {worker.address}: is another program bound to it?" in twin.stderr()
     assert "service closed" not in twin.stderr()
 
 
