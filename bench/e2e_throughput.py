@@ -42,8 +42,9 @@ blocks each carries), the block gas limit, and the hardfork (anvil_nodeInfo), fo
 Every figure is printed with the command line and the machine's load average (before and after).
 Devnet knobs: ``--l1-block-time`` / ``--l1-gas-limit`` are ``[l1] block_time_s`` / ``gas_limit``,
 ``--max-tx-bytes`` / ``--batch-max-bytes`` / ``--confirmation-depth`` / ``--max-in-flight`` /
-``--max-tx-gas`` / ``--max-frame-bytes`` / ``--batch-data`` the sequencer's ``l1.max_tx_bytes`` /
-``l1.batch_max_bytes`` / ``l1.confirmation_depth`` / ``l1.max_in_flight`` / ``l1.max_tx_gas`` /
+``--max-tx-gas`` / ``--batch-interval`` / ``--max-frame-bytes`` / ``--batch-data`` the sequencer's
+``l1.max_tx_bytes`` / ``l1.batch_max_bytes`` / ``l1.confirmation_depth`` / ``l1.max_in_flight`` /
+``l1.max_tx_gas`` / ``l1.batch_interval_s`` (a partly full batch waits at most this long) /
 ``l1.max_frame_bytes`` (a batch over ``batch_max_bytes`` larger than one L1 transaction goes in
 frames, each counted as a batch transaction) / ``l1.batch_data`` (blob batches: their blobs are read
 back with anvil_getBlobsByTransactionHash; bytes per transfer are then the blob stream's used bytes,
@@ -211,6 +212,7 @@ def node_config(args: argparse.Namespace, genesis: pathlib.Path, base_port: int,
               "confirmation_depth": args.confirmation_depth,
               "max_in_flight": getattr(args, "max_in_flight", 0), "max_tx_gas": getattr(args, "max_tx_gas", 0),
               "max_frame_bytes": getattr(args, "max_frame_bytes", 0),
+              "batch_interval_s": getattr(args, "batch_interval", 0),
               "batch_data": json.dumps(getattr(args, "batch_data", "")) if getattr(args, "batch_data", "") else ""}
     if any(seq_l1.values()):
         lines.append("[workers.sequencer.settings.l1]")
@@ -744,6 +746,8 @@ def parser() -> argparse.ArgumentParser:
                     help="sequencer l1.max_tx_gas: an L1 transaction's gas cap (0: default, EIP-7825's 2**24)")
     ap.add_argument("--max-frame-bytes", type=int, default=0,
                     help="sequencer l1.max_frame_bytes: a batch larger goes in frames (0: what one L1 tx carries)")
+    ap.add_argument("--batch-interval", type=float, default=0,
+                    help="sequencer l1.batch_interval_s: post at least this often while blocks wait (0: default 1 s)")
     ap.add_argument("--batch-data", default="", choices=["", "calldata", "blobs", "auto"],
                     help="sequencer l1.batch_data (empty: the default, calldata)")
     ap.add_argument("--py-spy", default="", help="py-spy profile of the sequencer process over the window "
