@@ -72,3 +72,20 @@ async def test_an_entry_forgotten_before_its_append_commits_is_gone_with_that_co
     await appending
     assert log.entries() == [(2, b"b")]
     await log.close()
+
+
+async def test_forgotten_entries_go_without_waiting_for_an_append(tmp_path: pathlib.Path) -> None:
+    # a burst that ended: nothing more is appended, and its sealed entries must not wait for a restart
+    log = PendingLog(tmp_path / "s.pending.db")
+    await log.append([Entry(1, b"a"), Entry(2, b"b"), Entry(3, b"c")])
+    log.forget([1, 2])
+    for _ in range(200):  # the idle writer's commit of its own
+        if log.statistics().forgetting == 0 and len(log.entries()) == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert log.entries() == [(3, b"c")]
+    log.forget([3])
+    await log.close()  # waits for the deletion it started
+    reopened = PendingLog(tmp_path / "s.pending.db")
+    assert reopened.entries() == []
+    await reopened.close()
