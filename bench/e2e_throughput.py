@@ -95,6 +95,7 @@ from bench.sequencer_throughput import process_cpu as _process_cpu  # noqa: E402
 from l2node.node.l1 import anvil_binary  # noqa: E402
 from protocol import (  # noqa: E402
     BLOCK_GAS_LIMIT,
+    BlockLeaf,
     DEV_ACCOUNTS,
     DEV_BALANCE,
     INITIAL_BASE_FEE,
@@ -300,6 +301,8 @@ class Watch:
     txs: dict[int, int] = field(default_factory=dict)
     safe_at: dict[int, float] = field(default_factory=dict)
     derived_at: dict[int, float] = field(default_factory=dict)
+    #: When each L1 block was first seen (an eth_blockNumber poll each SAFE_POLL_S).
+    l1_seen: dict[int, float] = field(default_factory=dict)
     safe_head: int = 0
     derived_head: int = 0
     sealed_head: int = 0
@@ -349,6 +352,16 @@ async def poll_safe(watch: Watch, stub: pb_grpc.SequencerServiceStub) -> None:
         await asyncio.sleep(SAFE_POLL_S)
 
 
+async def poll_l1(watch: Watch, url: str) -> None:
+    while True:
+        with contextlib.suppress(OSError, ValueError):
+            head = int(await asyncio.to_thread(rpc, url, "eth_blockNumber"), 16)
+            now = time.perf_counter()
+            for n in range(max(watch.l1_seen, default=head - 1) + 1, head + 1):
+                watch.l1_seen[n] = now
+        await asyncio.sleep(SAFE_POLL_S)
+
+
 def scrape_derived_head(url: str) -> int | None:
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
@@ -381,6 +394,8 @@ class Batch:
     transfers: int
     l2_blocks: int
     blob_gas: int = 0
+    #: The numbers of the L2 blocks whose leaf it carries.
+    numbers: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,7 +478,9 @@ def read_l1(url: str, inbox: str, first: int, last: int) -> list[L1Block]:
                 size = int.from_bytes(calldata[start:start + 32], "big")
                 leaves = decode_batch(calldata[start + 32:start + 32 + size])
             txs = sum(isinstance(leaf, TxLeaf) for leaf in leaves)
-            batches.append(Batch(len(calldata), size, int(receipt["gasUsed"], 16), txs, len(leaves) - txs, blob_gas))
+            numbers = tuple(leaf.number for leaf in leaves if isinstance(leaf, BlockLeaf))
+            batches.append(Batch(len(calldata), size, int(receipt["gasUsed"], 16), txs, len(leaves) - txs, blob_gas,
+                                 numbers))
         out.append(L1Block(n, int(block["timestamp"], 16), int(block["gasLimit"], 16), int(block["gasUsed"], 16),
                            int(block.get("blobGasUsed") or "0x0", 16), tuple(batches)))
     return out
@@ -487,6 +504,10 @@ class Report:
     safe_txs_late: int
     safe_lags: list[tuple[float, int]]
     safe_censored: int
+    #: SAFE lag in two: sealed -> its batch's L1 block seen (the post and the inclusion), and that ->
+    #: SAFE (the confirmation depth, the follower's poll), per transfer of those with both.
+    included_lags: list[tuple[float, int]]
+    depth_lags: list[tuple[float, int]]
     derived_lags: list[tuple[float, int]]
     derived_censored: int
     derived_gap: list[int]
@@ -547,6 +568,26 @@ def lags(watch: Watch, marks: dict[int, float], blocks: Sequence[int], end: floa
     return out, censored
 
 
+def split_lags(watch: Watch, window: Sequence[int], blocks: Sequence[L1Block]) -> tuple[list[tuple[float, int]],
+                                                                                        list[tuple[float, int]]]:
+    """(sealed -> its L1 block seen, that -> SAFE) per block of ``window`` with transfers, SAFE, and
+    in a batch seen mined: its first (a block posted again counts where it landed first; a block in
+    frames, where its leaf's frame landed)."""
+    landed: dict[int, int] = {}
+    for block in blocks:
+        for batch in block.batches:
+            for n in batch.numbers:
+                landed.setdefault(n, block.number)
+    included, depth = [], []
+    for n in window:
+        count, l1 = watch.txs.get(n, 0), landed.get(n)
+        seen = None if l1 is None else watch.l1_seen.get(l1)
+        if count and seen is not None and n in watch.safe_at:
+            included.append((seen - watch.sealed_at[n], count))
+            depth.append((watch.safe_at[n] - seen, count))
+    return included, depth
+
+
 async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Report:
     """One tree, one window: the figures (``command`` is how this run was asked for)."""
     per_account = max(1, math.ceil(args.duration * args.max_rate / args.accounts))
@@ -571,7 +612,8 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
             watch.safe_head = watch.derived_head = watch.sealed_head = head
             tasks = [asyncio.create_task(follow_blocks(watch, stub, head + 1)),
                      asyncio.create_task(poll_safe(watch, stub)),
-                     asyncio.create_task(poll_derived(watch, str(tree.doc["metrics"])))]
+                     asyncio.create_task(poll_derived(watch, str(tree.doc["metrics"]))),
+                     asyncio.create_task(poll_l1(watch, l1_url))]
             pids = tree.pids
             loadavg_before = os.getloadavg()
             cpu0 = {k: process_cpu(p) for k, p in pids.items()} | {"load generator": 0.0}
@@ -613,6 +655,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
         blocks = await asyncio.to_thread(read_l1, l1_url, inbox, l1_first, l1_drained)
         l1 = L1Window.of([b for b in blocks if b.number <= l1_last], before, hardfork)
         l1_all = L1Window.of(blocks, before, hardfork)
+        included_lags, depth_lags = split_lags(watch, window, blocks)
     finally:
         loader.join(30)
         if loader.is_alive():
@@ -627,7 +670,8 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
         safe_txs=sum(watch.txs.get(n, 0) for n, at in watch.safe_at.items() if start <= at <= end),
         sealed_txs_late=sum(watch.txs[n] for n in window if watch.sealed_at[n] >= half),
         safe_txs_late=sum(watch.txs.get(n, 0) for n, at in watch.safe_at.items() if half <= at <= end),
-        safe_lags=safe_lags, safe_censored=safe_censored, derived_lags=derived_lags,
+        safe_lags=safe_lags, safe_censored=safe_censored, included_lags=included_lags, depth_lags=depth_lags,
+        derived_lags=derived_lags,
         derived_censored=derived_censored,
         derived_gap=[g for t, g in watch.derived_gap if start <= t <= end],
         safe_gap=[g for t, g in watch.safe_gap if start <= t <= end],
@@ -675,6 +719,10 @@ def print_report(r: Report) -> None:
           f"second half **{r.safe_txs_late / (r.duration / 2):,.0f} tx/s** |")
     print(f"| SAFE lag, sealed -> SAFE, per transfer sealed in the window | {lag_text(r.safe_lags, r.safe_censored)}; "
           f"watched {r.drained_s:.0f} s past the window |")
+    if r.included_lags:
+        print(f"| SAFE lag in two: sealed -> its batch's L1 block seen; that -> SAFE (depth, follower) | "
+              f"p50 {weighted_pct(r.included_lags, 50):.2f} s, max {max(v for v, _ in r.included_lags):.2f} s; "
+              f"p50 {weighted_pct(r.depth_lags, 50):.2f} s, max {max(v for v, _ in r.depth_lags):.2f} s |")
     gap = r.safe_gap
     if gap:
         print(f"| safe head behind sealed (blocks, sampled each {SAFE_POLL_S} s) | p50 {statistics.median(gap):.0f}, "

@@ -27,6 +27,9 @@ async def test_the_e2e_bench_reports_sealed_safe_derived_and_l1_figures(tmp_path
     assert report.safe_censored == report.derived_censored == 0
     assert sum(n for _, n in report.safe_lags) == sum(n for _, n in report.derived_lags) == 512
     assert all(lag > 0 for lag, _ in report.safe_lags)
+    # ... in two: to the L1 block of its batch, then to SAFE (every batch landed in a block seen).
+    assert sum(n for _, n in report.included_lags) == sum(n for _, n in report.depth_lags) == 512
+    assert all(a > 0 and b >= 0 for (a, _), (b, _) in zip(report.included_lags, report.depth_lags, strict=True))
     # Their batches, read back from L1: every transfer, at its raw bytes plus framing and ABI.
     every = report.l1_all
     assert every.transfers == 512 and every.l2_blocks >= 1
@@ -38,3 +41,4 @@ async def test_the_e2e_bench_reports_sealed_safe_derived_and_l1_figures(tmp_path
     print_report(report)
     out = capsys.readouterr().out
     assert "command: `test`" in out and "load average" in out and "L1 gas per transfer" in out
+    assert "SAFE lag in two" in out
