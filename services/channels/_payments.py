@@ -35,7 +35,8 @@ Rules (each refusal is a reason code the payer sees):
   amount between the invoice's and twice it (AMOUNT_MISMATCH, as BOLT 4), and at least
   ``final_expiry_delta_s / 2`` left (EXPIRY_TOO_SOON: time to settle, on L1 if need be).
 - **H6** When sending on, one incoming channel may hold at most half of the outgoing channel's
-  slots this node may use (SLOT_SHARE_EXCEEDED), so a peer filling a channel with tiny HTLCs
+  slots this node may use (SLOT_SHARE_EXCEEDED; its forwards being sent on count from the check,
+  so a burst in one chain cannot pass it all at once), so a peer filling a channel with tiny HTLCs
   leaves room for every other channel's payments; and the outgoing balance must cover the HTLC
   (NO_CAPACITY).
 - **H7** A forward's status moves in the same commit as the co-signed state that moves it, and
