@@ -35,7 +35,8 @@ Rules (each refusal is a reason code the payer sees):
   amount between the invoice's and twice it (AMOUNT_MISMATCH, as BOLT 4), and at least
   ``final_expiry_delta_s / 2`` left (EXPIRY_TOO_SOON: time to settle, on L1 if need be).
 - **H6** When sending on, one incoming channel may hold at most half of the outgoing channel's
-  slots this node may use (SLOT_SHARE_EXCEEDED), so a peer filling a channel with tiny HTLCs
+  slots this node may use (SLOT_SHARE_EXCEEDED; its forwards being sent on count from the check,
+  so a burst in one chain cannot pass it all at once), so a peer filling a channel with tiny HTLCs
   leaves room for every other channel's payments; and the outgoing balance must cover the HTLC
   (NO_CAPACITY).
 - **H7** A forward's status moves in the same commit as the co-signed state that moves it, and
@@ -112,6 +113,9 @@ class Payments:
         self._busy: set[tuple[bytes, bytes]] = set()
         #: The span each forward continues (the incoming proposal's), so a payment is one trace.
         self._parents: dict[tuple[bytes, bytes], SpanContext] = {}
+        #: H6's forwards being sent on and not yet stored FORWARDED (queued for the outgoing
+        #: channel's next chain), by (outgoing, incoming) channel: counted with the stored ones.
+        self._sending: dict[tuple[bytes, bytes], set[bytes]] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -432,8 +436,16 @@ class Payments:
             return
         sent = replace(forward, status=ForwardStatus.FORWARDED, out_channel=out.channel_id)
         htlc = Htlc(out.we_are_a, nxt.amount, forward.payment_hash, nxt.expiry)
+        # H6 counts it from here (no await since the check): a burst of forwards from one channel,
+        # all checked before the first is stored, took every slot the next hop gives this node.
+        sending, key = self._sending.setdefault((out.channel_id, forward.in_channel), set()), forward.payment_hash
+
+        def stored(db: object) -> None:  # in the transaction that stores it FORWARDED: counted there now
+            sending.discard(key)
+
+        sending.add(key)
         try:
-            await self._offer(out, htlc, rest, [self._store.forward_effect(sent)])
+            await self._offer(out, htlc, rest, [self._store.forward_effect(sent), stored])
         except FailedPrecondition as exc:
             # Not offered (the next node refused it: ``refused`` moved it to FAILING already; or it
             # could not be built): failed upstream.
@@ -442,6 +454,8 @@ class Payments:
                 await self._fail(held, exc.reason or "REFUSED", str(exc), out.channel_id)
             elif held is not None and held.status == ForwardStatus.FAILING:
                 await self._resolve(held, settle=False, at=out.channel_id)
+        finally:
+            sending.discard(key)
 
     def _cannot_send_on(self, forward: ForwardRecord, out: ChannelRecord | None) -> tuple[str, str] | None:
         nxt = forward.onward[0]
@@ -453,8 +467,9 @@ class Payments:
         if ours < nxt.amount:
             return "NO_CAPACITY", f"this node holds {ours} wei in the next channel, not {nxt.amount}"
         share = max(1, min(self.terms.max_accepted_htlcs, MAX_HTLCS - len(latest.htlcs)) // 2)
-        if self._store.forwarded_over(out.channel_id, forward.in_channel) >= self.terms.max_accepted_htlcs // 2 \
-                or share <= 0:
+        sending = len(self._sending.get((out.channel_id, forward.in_channel), ()))
+        if self._store.forwarded_over(out.channel_id, forward.in_channel) + sending >= \
+                self.terms.max_accepted_htlcs // 2 or share <= 0:
             return "SLOT_SHARE_EXCEEDED", "the incoming channel holds its share of the next channel's HTLC slots"
         if not self._channels.peer_available(out.peer):
             return "PEER_UNAVAILABLE", f"the next node at {out.peer} is not answering"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import sqlite3
 import time
@@ -121,8 +122,16 @@ def _channel_of(row: Sequence[Any]) -> ChannelRecord:
                          int(amount_a), int(amount_b), bytes(open_tx), bytes(close_tx), closes_at, reason, updated_at)
 
 
+@functools.lru_cache(maxsize=16384)
+def _htlc_json(htlc: HtlcTuple) -> str:
+    f, amount, h, expiry = htlc
+    return json.dumps([f, str(amount), h.hex(), expiry])
+
+
 def _htlcs_json(htlcs: tuple[HtlcTuple, ...]) -> str:
-    return json.dumps([[f, str(amount), h.hex(), expiry] for f, amount, h, expiry in htlcs])
+    """A state's HTLCs as stored: json.dumps of the list, each HTLC's text made once (an HTLC in
+    flight is in every state written until it resolves)."""
+    return "[" + ", ".join(map(_htlc_json, htlcs)) + "]"
 
 
 def _htlcs_of(text: str) -> tuple[HtlcTuple, ...]:

@@ -864,7 +864,10 @@ class Updates:
         if this node holds it already (U2: a re-send, answered the same); an OPEN channel."""
         if self._channels.rules_of().signer_of(state, signature) != record.theirs:
             raise Refused("BAD_STATE_SIGNATURE", "the state is not signed by the channel's other participant")
-        held = self._store.state(state.channel_id, state.sequence)
+        # Only a sequence this node stored can be a re-send: a new one is not read (and its O(HTLCs)
+        # JSON decoded) for nothing, as every proposal's was.
+        held = self._store.state(state.channel_id, state.sequence) \
+            if state.sequence <= self._store.highest_sequence(state.channel_id) else None
         if held is not None and held.same_content(state) and held.cosigned:
             return held
         if record.status not in (ChannelStatus.OPEN,):

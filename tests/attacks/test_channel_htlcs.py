@@ -307,3 +307,29 @@ def test_a_peer_filling_a_channel_with_tiny_htlcs_takes_only_its_share_of_the_sl
     assert v.pay(c, 777).channel_id == vc
     assert len(htlcs(v, mv)) == 6  # mallory's, still in flight: the holder's to resolve
     assert {in_flight(call) for call in [*held, carols]} == {"PAYMENT_IN_FLIGHT"}
+
+
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    setup = Setup(tmp_path_factory.mktemp("htlc-burst"), ("victim", "mallory"), 1, **TERMS, max_accepted_htlcs=6)
+    try:
+        yield setup
+    finally:
+        setup.close()
+
+
+def test_a_burst_of_tiny_htlcs_from_one_peer_still_takes_only_its_share_of_the_slots(burst: Setup) -> None:
+    """H6 against a burst: mallory's HTLCs arrive in one chain, so the victim checks every forward
+    before it has stored the first one FORWARDED. Those being sent on count too: 3 of the 6 go on
+    (half of the victim's 6 slots), 3 are failed back at once, whatever the timing."""
+    net, (far,) = burst.net, burst.holders
+    v, m = net["victim"], net["mallory"]
+    mv = net.open("mallory", "victim", ETHER, ETHER)
+    out = burst.open_to("victim", far, ETHER)
+    net.wait_known("mallory", out, 1)
+    calls = [m.stub.Pay.future(pb.PayRequest(invoice=far.invoice(1_000), max_attempts=1), timeout=60)
+             for _ in range(6)]
+    reasons = sorted(in_flight(call) for call in calls)
+    assert reasons == ["PAYMENT_IN_FLIGHT"] * 3 + ["SLOT_SHARE_EXCEEDED"] * 3
+    assert len(htlcs(v, out)) == 3
+    wait_for(lambda: len(htlcs(v, mv)) == 3, 20, "the refused three failed back to mallory")
