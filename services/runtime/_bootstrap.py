@@ -63,6 +63,10 @@ ZYGOTE_PRELOAD: Final = (
     "services.runtime._prewarm:prewarm",
 )
 
+#: What each of a zygote's pre-forked processes calls while it waits to become a worker (the zygote's
+#: ``warm``): work every worker does first after the fork, off its way to SERVING.
+ZYGOTE_WARM: Final = ("services.runtime._metrics:own_files",)
+
 #: Add to the zygote's preload when workers run aiomonitor (~0.3 s to import). Not preloaded
 #: otherwise: every module in the zygote makes each fork larger to copy and to tear down.
 MONITOR_PRELOAD: Final = ("aiomonitor",)
