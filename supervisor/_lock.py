@@ -24,6 +24,8 @@ from types import TracebackType
 _RETRY_S = 0.01
 #: How long a refused process rereads the pid of a holder that has locked but not yet written it.
 _PID_SETTLE_S = 0.2
+#: The pid's field in the lock file, space-padded (Linux pids have at most 7 digits).
+_PID_WIDTH = 10
 
 
 class LockHeld(RuntimeError):
@@ -63,8 +65,13 @@ class PidLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # Written over the predecessor's in place, padded to a fixed width: truncating a file that
+        # has data frees its block, an ext4 journal operation that took 1.5 ms p50 here (18 ms p99
+        # while other processes fsync), on every worker's way to SERVING; a same-size write 9 us.
+        record = f"{os.getpid():<{_PID_WIDTH}}\n".encode()
+        os.pwrite(fd, record, 0)
+        if os.fstat(fd).st_size > len(record):  # longer than any record of ours (not written by us)
+            os.ftruncate(fd, len(record))
         return cls(path, fd)
 
     @classmethod

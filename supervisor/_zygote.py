@@ -9,7 +9,9 @@ Protocol: one JSON object per line on the control socket, one reply line per req
     {"op": "spawn", "spec": {...}}         -> {"ok": true, "pid": N} | {"ok": false, "error": "..."}
 
 A spawn hands the spec to a pre-forked process of the warm pool (see _Warm), so that it costs
-a pipe write instead of two forks; the pool is refilled after the reply.
+a pipe write instead of two forks; the pool is refilled after the reply. A warm process first
+calls the ``--warm`` functions ("module:function"): the first work after a fork that every child
+would do on its way to ready, done while it waits for its orders instead.
 spawn spec: {"id", "kind": "python"|"exec", "target": "module:function", "payload": {...},
              "argv": [...], "env": {...}, "cwd": str|null, "output": path|null}
 """
@@ -27,6 +29,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from supervisor import _warm_pages
@@ -117,8 +120,8 @@ class _Warm:
         self.orders_fd = orders_fd
 
     @classmethod
-    def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int, title: str, pages: int | None
-             ) -> _Warm:
+    def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int, title: str, pages: int | None,
+             warm: Sequence[str] = ()) -> _Warm:
         orders_r, orders_w = os.pipe()
         pid_r, pid_w = os.pipe()
         middle = os.fork()
@@ -132,6 +135,11 @@ class _Warm:
                     control.close()
                     os.setsid()  # the terminal's Ctrl-C goes to the supervisor, which stops us in order
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    for name in warm:
+                        try:
+                            _resolve(name)()
+                        except Exception:  # the child will do it itself
+                            traceback.print_exc()
                     # While it waits: the pages workers' starts wrote, copied now (see _warm_pages).
                     def ordered(timeout: float = 0.0) -> bool:
                         return bool(select.select([orders_r], [], [], timeout)[0])
@@ -168,7 +176,7 @@ class _Warm:
 
 
 def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str], pool: int,
-          title: str = "") -> int:
+          title: str = "", warm: Sequence[str] = ()) -> int:
     die_with_parent(supervisor_pid, signal.SIGKILL)
     if title:
         set_process_title(f"{title}: zygote")
@@ -187,11 +195,11 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
     gc.freeze()
     control = socket.socket(fileno=control_fd)
     pages = _warm_pages.create_log()
-    warm: collections.deque[_Warm] = collections.deque()
+    waiting: collections.deque[_Warm] = collections.deque()
 
     def refill() -> None:
-        while len(warm) < pool:
-            warm.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages))
+        while len(waiting) < pool:
+            waiting.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages, warm))
 
     refill()
     rfile = control.makefile("rb")
@@ -202,7 +210,8 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
             if req.get("op") == "ping":
                 reply: dict[str, Any] = {"ok": True, "pid": os.getpid()}
             elif req.get("op") == "spawn":
-                proc = warm.popleft() if warm else _Warm.fork(control, watch_fd, supervisor_pid, title, pages)
+                proc = (waiting.popleft() if waiting
+                        else _Warm.fork(control, watch_fd, supervisor_pid, title, pages, warm))
                 reply = {"ok": True, "pid": proc.start(req["spec"])}
             else:
                 reply = {"ok": False, "error": f"unknown op {req.get('op')!r}"}
@@ -222,9 +231,11 @@ def main() -> int:
     ap.add_argument("--preload", default="", help="comma-separated modules to import once")
     ap.add_argument("--pool", type=int, default=1, help="pre-forked processes kept waiting")
     ap.add_argument("--title", default="", help="process titles: TITLE: zygote, TITLE: ID for each child")
+    ap.add_argument("--warm", default="", help="comma-separated module:function called in each warm process")
     args = ap.parse_args()
     preload = [m for m in args.preload.split(",") if m]
-    return serve(args.control_fd, args.watch_fd, args.supervisor_pid, preload, args.pool, args.title)
+    warm = [m for m in args.warm.split(",") if m]
+    return serve(args.control_fd, args.watch_fd, args.supervisor_pid, preload, args.pool, args.title, warm)
 
 
 if __name__ == "__main__":

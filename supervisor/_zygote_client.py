@@ -91,11 +91,15 @@ class Zygote:
     """A handle on the current zygote process, shared by every starter that forks through it.
 
     ``preload`` names the modules to import once in the zygote (the service modules, say);
-    a "module:function" entry is called after the imports, to do first-use work once.
+    a "module:function" entry is called after the imports, to do first-use work once. ``warm``
+    names "module:function"s each pre-forked process calls while it waits to become a child: the
+    first work after a fork (which the zygote cannot do for its children), off their start.
     """
 
-    def __init__(self, preload: Sequence[str] = (), pool: int = 1, title: str = "") -> None:
+    def __init__(self, preload: Sequence[str] = (), pool: int = 1, title: str = "", warm: Sequence[str] = ()
+                 ) -> None:
         self.preload = tuple(dict.fromkeys((*BASE_PRELOAD, *preload)))
+        self.warm = tuple(warm)
         #: Process titles: "TITLE: zygote" for the zygote, "TITLE: ID" for each forked child ("": unchanged).
         self.title = title
         #: Pre-forked processes the zygote keeps waiting for a spawn (0: fork on request).
@@ -202,7 +206,7 @@ class ZygoteStarter:
             sys.executable, "-m", "supervisor._zygote", "--control-fd", str(theirs.fileno()),
             "--watch-fd", str(self.zygote._watch_fd()), "--supervisor-pid", str(os.getpid()),
             "--preload", ",".join(self.zygote.preload), "--pool", str(self.zygote.pool),
-            "--title", self.zygote.title,
+            "--title", self.zygote.title, "--warm", ",".join(self.zygote.warm),
         ]
         reap_strays()  # the warm pool of a zygote that died before us is gone by now
         env = {**os.environ, "GRPC_ENABLE_FORK_SUPPORT": "0"}

@@ -26,7 +26,7 @@ from l2node.node.deploy import (
     contracts_path,
 )
 from l2node.node.l1 import anvil_child, free_loopback_port
-from services.runtime import MONITOR_PRELOAD, ZYGOTE_PRELOAD
+from services.runtime import MONITOR_PRELOAD, ZYGOTE_PRELOAD, ZYGOTE_WARM
 from supervisor import ChildSpec, SupervisorFlags, SupervisorSpec, Zygote, forked
 
 _log = logging.getLogger("l2node.supervisor")
@@ -176,7 +176,7 @@ def build(cfg: NodeConfig) -> tuple[SupervisorSpec, Zygote, str | None]:
     # The contracts' artifacts too: the L1 workers read several on their way to SERVING.
     preload = [*ZYGOTE_PRELOAD, "services.l1:preload_artifacts", *(MONITOR_PRELOAD if cfg.monitor_base_port else ())]
     zygote = Zygote(preload=[*preload, *sorted({w.definition.partition(":")[0] for w in cfg.workers})],
-                    title=PROCESS_TITLE)
+                    title=PROCESS_TITLE, warm=ZYGOTE_WARM)
     children = [ChildSpec(id="zygote", start=zygote.starter())]
     l1_url = cfg.l1_rpc
     if l1_url is None:

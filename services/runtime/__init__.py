@@ -31,6 +31,7 @@ from services.runtime._bootstrap import (
     MONITOR_PRELOAD,
     SERVER_OPTIONS,
     ZYGOTE_PRELOAD,
+    ZYGOTE_WARM,
     run,
     zygote_entry,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "SERVING",
     "TRANSIENT",
     "ZYGOTE_PRELOAD",
+    "ZYGOTE_WARM",
     "Aborted",
     "AlreadyExists",
     "Attempt",

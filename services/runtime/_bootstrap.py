@@ -3,7 +3,8 @@
 Start-up order (health says SERVING only at the end, because readiness is health):
 storage, gRPC server bound and started with health NOT_SERVING (so that watchers are connected by
 the time it changes; calls to services not registered yet are UNAVAILABLE, see _router), the
-service's handlers (``register`` returns the service), the service's task tree started, SERVING.
+service's handlers (``register`` returns the service), a millisecond for watchers still on their
+way in (unless one is in), the service's task tree started, SERVING.
 
 Shutdown order, on SIGTERM or SIGINT: NOT_SERVING; keep serving ``drain_s``; end Health.Watch
 streams; ``server.stop(grace_s)``; task tree; the service's ``aclose``; outbound channels;
@@ -63,6 +64,10 @@ ZYGOTE_PRELOAD: Final = (
     "services.runtime._prewarm:prewarm",
 )
 
+#: What each of a zygote's pre-forked processes calls while it waits to become a worker (the zygote's
+#: ``warm``): work every worker does first after the fork, off its way to SERVING.
+ZYGOTE_WARM: Final = ("services.runtime._metrics:own_files",)
+
 #: Add to the zygote's preload when workers run aiomonitor (~0.3 s to import). Not preloaded
 #: otherwise: every module in the zygote makes each fork larger to copy and to tear down.
 MONITOR_PRELOAD: Final = ("aiomonitor",)
@@ -73,6 +78,10 @@ STORAGE_LOCK_WAIT_S: Final = 5.0
 
 #: Seconds after SERVING when a forked worker records the pages its start wrote.
 RECORD_PAGES_AFTER_S: Final = 1.0
+
+#: Seconds a worker that no Health.Watch has reached yet leaves its event loop free before its task
+#: tree starts and it says SERVING (see _serve).
+ADMIT_WATCHERS_S: Final = 0.001
 
 SERVER_OPTIONS: Final = (
     # Without this, a replacement worker binds the port of a half-dead predecessor that still
@@ -179,6 +188,15 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
             ports, console = config.monitor_ports, config.monitor_console
             cleanup.enter_context(monitor(ports, console=console, local_vars={"ctx": ctx, "service": service}))
             cleanup.push_async_callback(tree.stop)  # after the server: in-flight calls may need tasks
+            if not health.watching:
+                # With grpc.aio a call that has arrived reaches its handler only over several turns of
+                # a free event loop, each waiting on grpc's poller thread. A service whose registration
+                # holds the loop (the sequencer's, ~10 ms of CPU) has its watchers' Watch calls arrive
+                # meanwhile and, without this, dispatched only after SERVING, behind the task tree's
+                # first steps (its L1 clients' requests): 3-20 ms from SERVING to a watcher hearing it
+                # at load 4-9 here; with it, 2.6-4.9 ms (bench/RESULTS.md, session 14). A service
+                # whose registration waited on I/O (rollups: L1) has its watchers in already.
+                await asyncio.sleep(ADMIT_WATCHERS_S)
             await tree.start()
             if not stop.is_set():  # a signal during start-up: never claim readiness
                 health.set_all(SERVING)

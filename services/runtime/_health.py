@@ -35,6 +35,8 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         self._changed = asyncio.Event()
         self._shutting_down = False
         self._watches_ended = False
+        #: Watch calls in their handler now.
+        self.watching = 0
 
     def known(self, services: Iterable[str]) -> None:
         """The services are registered: these names are known (NOT_SERVING), no other is."""
@@ -84,13 +86,17 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         )
 
     async def Watch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        last = None
-        while True:
-            changed = self._changed
-            status = self._status.get(request.service, self._unknown)
-            if status != last:
-                yield health_pb2.HealthCheckResponse(status=status)
-                last = status
-            if self._watches_ended:
-                return
-            await changed.wait()
+        self.watching += 1
+        try:
+            last = None
+            while True:
+                changed = self._changed
+                status = self._status.get(request.service, self._unknown)
+                if status != last:
+                    yield health_pb2.HealthCheckResponse(status=status)
+                    last = status
+                if self._watches_ended:
+                    return
+                await changed.wait()
+        finally:
+            self.watching -= 1

@@ -146,7 +146,18 @@ def test_the_lock_names_its_holder_and_dies_with_it(tmp_path: pathlib.Path) -> N
         holder.kill()
         holder.wait()
     with PidLock.acquire(path) as mine:  # the kernel released it with the process
-        assert path.read_text() == f"{os.getpid()}\n"
+        assert path.read_text().strip() == str(os.getpid())
         assert mine.path == path
     with PidLock.acquire(path):  # and released it with release()
         pass
+
+
+def test_the_pid_is_written_over_whatever_the_file_held(tmp_path: pathlib.Path) -> None:
+    # Written in place, not truncated first: a shorter predecessor's pid, or a longer text nobody
+    # of ours wrote, leaves nothing behind the holder's pid.
+    path = tmp_path / "lock"
+    for before in ("7\n", "4194304\n", "not a pid, and longer than any record\n"):
+        path.write_text(before)
+        with PidLock.acquire(path):
+            assert int(path.read_text()) == os.getpid()
+            assert path.read_text().endswith("\n")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import io
 import json
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from services.runtime import (
     DEFAULT_MONITOR_BASE,
@@ -232,3 +238,38 @@ def test_json_log_line_has_span_ids_and_extras() -> None:
     assert inside["trace_id"] == trace.format_trace_id(ctx.trace_id)
     assert inside["span_id"] == trace.format_span_id(ctx.span_id)
     assert "KeyError" in inside["exception"]
+
+
+# -- metrics after a fork ---------------------------------------------------------------------------
+
+_OWN_FILES = """
+import os, sys
+import services.runtime._metrics as m
+m.counter("l2node_test_zygote_total", "declared before the fork, as a service module's are")
+m.gauge("l2node_test_zygote_gauge", "one of each kind")
+pid = os.fork()
+if pid == 0:
+    m.own_files()  # as the zygote's warm process does, before it is a worker
+    print(sorted(os.listdir(sys.argv[1])), flush=True)
+    m.bind("child")
+    m.breaker_state("l1", "open")  # its first update: into the files it already has
+    print(sorted(os.listdir(sys.argv[1])), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+print(pid)
+"""
+
+
+def test_a_forked_process_owns_its_metrics_files_before_its_first_update(tmp_path: Path) -> None:
+    samples = tmp_path / "metrics"
+    samples.mkdir()
+    out = subprocess.run([sys.executable, "-c", _OWN_FILES, str(samples)], capture_output=True, text=True,
+                         env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(samples)}, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.splitlines()
+    owned, after, child = ast.literal_eval(out[0]), ast.literal_eval(out[1]), out[2]
+    assert f"counter_{child}.db" in owned and f"gauge_livesum_{child}.db" in owned
+    assert after == owned  # the update created no file: they were there
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(samples))
+    assert registry.get_sample_value("l2node_breaker_state", {"service": "child", "target": "l1"}) == 2.0
+    assert registry.get_sample_value("l2node_test_zygote_total") == 0.0

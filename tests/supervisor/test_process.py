@@ -22,12 +22,14 @@ from supervisor import (
     Shutdown,
     StartFailed,
     SupervisorFlags,
+    Zygote,
     external,
 )
 from supervisor._probe import GrpcHealthProbe, Liveness
 from tests.conftest import pid_alive
 
 from .conftest import Tree, child, wait_running
+from .workers import WARM_MARKER_ENV
 
 
 async def serving(address: str) -> bool:
@@ -53,6 +55,24 @@ async def test_worker_is_ready_when_serving_and_comes_back_after_kill(tree: Tree
     assert again.address == c.address and again.restarts == 1  # same port: peers reconnect
     assert "SIGKILL" in again.last_exit_reason
     assert await serving(again.address) and not pid_alive(c.pid) and pid_alive(new_pid)
+
+
+async def test_a_warm_hook_runs_in_the_process_that_becomes_the_child_before_it_does(
+        tree: Tree, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warmed, started = tmp_path / "warmed", tmp_path / "started"
+    monkeypatch.setenv(WARM_MARKER_ENV, str(warmed))
+    # A failing hook is reported on the zygote's stderr and skipped: the child starts all the same.
+    tree.zygote = Zygote(preload=["tests.supervisor.workers"],
+                         warm=["tests.supervisor.workers:warm_failing", "tests.supervisor.workers:warm_marker"])
+    sup = await tree.start(SupervisorFlags(), tree.worker("w", payload={"marker": str(started)}))
+    first = child(sup, "w").pid
+    os.kill(first, signal.SIGKILL)
+    second = await wait_running(sup, "w", other_than=first)
+    await asyncio.sleep(0.2)  # the pool's next process, forked after the last spawn
+    pids = [int(line) for line in warmed.read_text().split()]
+    assert [int(line) for line in started.read_text().split()] == [first, second]
+    # Each child ran the hook as a warm process, before its orders; and so did the one waiting now.
+    assert first in pids and second in pids and len(pids) >= 3
 
 
 async def test_workers_outlive_a_zygote_crash(tree: Tree) -> None:

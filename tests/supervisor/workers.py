@@ -50,3 +50,17 @@ async def _serve(payload: dict[str, Any]) -> int:
 
 def health_worker(payload: dict[str, Any]) -> int:
     return asyncio.run(_serve(payload))
+
+
+#: Where warm_marker writes (set in the test's environment, which the zygote inherits).
+WARM_MARKER_ENV = "TEST_WARM_MARKER"
+
+
+def warm_marker() -> None:
+    """A zygote ``warm`` hook: the pid of each pre-forked process that ran it."""
+    with open(os.environ[WARM_MARKER_ENV], "a") as f:
+        f.write(f"{os.getpid()}\n")
+
+
+def warm_failing() -> None:
+    raise RuntimeError("a warm hook that fails")
