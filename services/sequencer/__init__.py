@@ -14,11 +14,10 @@ are the ``protocol`` package's.
 from __future__ import annotations
 
 import gc
-from typing import Final
 
 from protocol import devnet_genesis, load_genesis
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc
-from services.runtime import Service, WorkerContext, WorkerDefinition
+from services.runtime import Service, WorkerContext, WorkerDefinition, collect_young_rarely
 
 from ._replica import Upstream
 from ._sequencer import Sequencer
@@ -26,9 +25,6 @@ from ._service import SequencerServicer
 from ._settings import SequencerSettings
 
 __all__ = ["WORKER", "SequencerSettings"]
-
-#: Net allocations of tracked objects between young collections (Python's default is 700).
-_GC_YOUNG_THRESHOLD: Final = 50_000
 
 
 async def _register(ctx: WorkerContext) -> Service:
@@ -51,14 +47,7 @@ async def _register(ctx: WorkerContext) -> Service:
     # load walks all of it again, holding the GIL (in-process, 100k transfers: 13.8 -> 0.4 us a
     # transaction spent in full collections).
     gc.freeze()
-    # Young collections rarely: under load every pooled transaction's objects (the pool's entry,
-    # its add result, the pending log's entry) live for a block or so, so with the default 700 each
-    # was traversed by a young collection and again by the middle one, and then freed by its
-    # refcount: ~4 us of a transfer's CPU (3,500 young, 320 middle and 30 full collections for
-    # 210k transfers, e2e bench). At 50,000 most of them are freed before any collection sees them:
-    # ~0.3 us (5 young collections of 15-20 ms for 330k transfers). Cyclic garbage (asyncio's, gRPC's)
-    # still goes in the young collections: memory is bounded by 50,000 more objects, a few MB.
-    gc.set_threshold(_GC_YOUNG_THRESHOLD, 10, 10)
+    collect_young_rarely()  # (why: services.runtime._gc)
     return sequencer
 
 
