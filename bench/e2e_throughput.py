@@ -95,10 +95,10 @@ from bench.sequencer_throughput import process_cpu as _process_cpu  # noqa: E402
 from l2node.node.l1 import anvil_binary  # noqa: E402
 from protocol import (  # noqa: E402
     BLOCK_GAS_LIMIT,
-    BlockLeaf,
     DEV_ACCOUNTS,
     DEV_BALANCE,
     INITIAL_BASE_FEE,
+    BlockLeaf,
     TxLeaf,
     blob_stream,
     decode_batch,
