@@ -174,7 +174,7 @@ class L1Client:
     async def send_raw_transaction(self, raw: bytes, *, deadline_s: float | None = None) -> bytes:
         """Submit a signed transaction; its hash. Retried on connection errors: resending the
         same bytes is the same transaction (the node answers "already known" or "nonce too low")."""
-        tx_hash = to_bytes(await self.rpc.request("eth_sendRawTransaction", (data_hex(raw),), mutating=True,
+        tx_hash = to_bytes(await self.rpc.request("eth_sendRawTransaction", (raw,), mutating=True,
                                                   deadline_s=deadline_s))
         self.activity.notify()
         return tx_hash
@@ -211,8 +211,8 @@ class L1Client:
             delay *= 2
 
 
-def _tx_object(to: bytes | None, data: bytes, sender: bytes | None, value: int) -> dict[str, str]:
-    doc = {"data": data_hex(data)}
+def _tx_object(to: bytes | None, data: bytes, sender: bytes | None, value: int) -> dict[str, str | bytes]:
+    doc: dict[str, str | bytes] = {"data": data}  # bytes: written as hex into the request (JsonRpc.request)
     if to is not None:
         doc["to"] = data_hex(to)
     if sender is not None:

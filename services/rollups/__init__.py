@@ -17,7 +17,7 @@ import functools
 
 from protocol import devnet_genesis, load_genesis
 from protos.l2node.rollups.v1 import rollups_pb2_grpc
-from services.runtime import Service, WorkerContext, WorkerDefinition
+from services.runtime import Service, WorkerContext, WorkerDefinition, collect_young_rarely
 
 from ._challenger import Challenger
 from ._contracts import snapshot_tuple
@@ -39,6 +39,7 @@ async def _register(ctx: WorkerContext, roles: Roles) -> Service:
         ctx.not_ready(reason)
     servicer = RollupsServicer(rollups.registry, rollups.from_block, settings.poll_interval_s)
     rollups_pb2_grpc.add_RollupsServiceServicer_to_server(servicer, ctx.server)
+    collect_young_rarely()  # derivation's decoded transactions live for a batch (services.runtime._gc)
     return rollups
 
 

@@ -66,6 +66,7 @@ from services.runtime._errors import (
     Unavailable,
     Unimplemented,
 )
+from services.runtime._gc import collect_young_rarely
 from services.runtime._health import SERVING, HealthServicer
 from services.runtime._idempotency import Idempotency
 from services.runtime._interceptor import ServerInterceptor
@@ -157,6 +158,7 @@ __all__ = [
     "call_unary",
     "check_threads",
     "child_span",
+    "collect_young_rarely",
     "console_line",
     "counter",
     "cpu_count",

@@ -114,6 +114,24 @@ async def test_a_revert_is_an_answer_never_retried(server: tuple[Script, str], p
     assert (stats.calls, stats.retries, stats.failures) == (1, 0, 0)  # and the endpoint counts as up
 
 
+async def test_bytes_go_out_as_hex_data_in_a_request_a_json_parser_reads_back(
+        server: tuple[Script, str], policy: CallPolicy) -> None:
+    script, url = server
+    script.replies = [result("0x" + "ab" * 32)]
+    data = bytes(range(256)) * 1_600  # a batch-sized call: written into the body as hex, not by json.dumps
+    async with L1Client(url, policy=policy) as l1:
+        await l1.call(b"\x01" * 20, data, sender=b"\x02" * 20, value=5, block="pending")
+        await l1.send_raw_transaction(b"\x02\xf8")
+        await l1.rpc.request("eth_x", ({"a": [1, None, True, b"\x00\xff"], "q": 'say "hi"\\ \u00e9'}, 1.5))
+    call, send, other = script.requests
+    assert call["method"] == "eth_call" and call["jsonrpc"] == "2.0"
+    assert call["params"] == [{"data": "0x" + data.hex(), "to": "0x" + "01" * 20, "from": "0x" + "02" * 20,
+                               "value": "0x5"}, "pending"]
+    assert send["params"] == ["0x02f8"]
+    assert other["params"] == [{"a": [1, None, True, "0x00ff"], "q": 'say "hi"\\ \u00e9'}, 1.5]
+    assert len({call["id"], send["id"], other["id"]}) == 3
+
+
 async def test_4xx_and_garbage_are_not_retried(server: tuple[Script, str], policy: CallPolicy) -> None:
     script, url = server
     script.replies = [status(401)]
