@@ -690,7 +690,10 @@ _PAYMENT_COLUMNS: Final = ("payment_hash, payee, amount, status, fee, route, cha
                            "message, created_at, updated_at")
 
 
-def _route_json(hops: Sequence[RouteHop]) -> str:
+@functools.lru_cache(maxsize=16384)
+def _route_json(hops: tuple[RouteHop, ...]) -> str:
+    """A route as stored, made once per route: a forward's row is written at each of its four
+    steps (and a payment's twice) with the same ``onward``, whose JSON was most of each write."""
     return json.dumps([[h.channel_id.hex(), h.node.hex(), str(h.amount), h.expiry] for h in hops])
 
 
