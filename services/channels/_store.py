@@ -549,6 +549,14 @@ class ChannelsStore:
         """Have the next ``take_touched`` read this forward again."""
         self._touched[(in_channel, payment_hash)] = None
 
+    def resolving(self, channel_id: bytes) -> bool:
+        """Whether a forward written since ``take_touched`` last ran will settle or fail its incoming
+        HTLC, in ``channel_id`` (the payee's, as it accepts the HTLC: its settle is an update it is
+        about to propose there)."""
+        return any(f is not None and f.in_channel == channel_id and f.status in (ForwardStatus.SETTLING,
+                                                                                 ForwardStatus.FAILING)
+                   for f in self._touched.values())
+
     def take_touched(self) -> list[ForwardRecord]:
         """The forwards written since the last call, as stored now (a rolled-back write's too: it
         is read again, as it stands)."""

@@ -59,7 +59,8 @@ U5 A chain: the HTLC changes waiting on a channel (adds, settles, fails) go in o
    that once, where k states would pay it k times. Lightning batches update_add/fulfill/fail
    messages under one commitment_signed the same way.
 U6 Turns are taken, not raced for: R answers with ``waiting`` when it has updates of its own
-   waiting on the channel, and P then lets R go first: before its next round trip on the channel,
+   waiting on the channel (or about to: a payee's settles of the HTLCs it just accepted), and P
+   then lets R go first: before its next round trip on the channel,
    P waits until an update of R's lands (the latest co-signed state moves), at most twice the
    channel's recent round trip (YIELD_ROUND_TRIPS; R's update takes one, and a loaded machine
    makes every one slower). Both
@@ -723,10 +724,14 @@ class Updates:
             self._peer_busy.discard(cid)
 
     def _waiting(self, cid: bytes) -> bool:
-        """Whether this node has updates of its own waiting on the channel (U6)."""
+        """Whether this node has updates of its own waiting on the channel (U6), or about to: the
+        settles and fails of HTLCs just accepted, before the resolver queues them (a payee
+        answering a chain of adds settles them next; said now, the peer lets them land first
+        instead of racing them with its next chain, which one of the two sides then refused)."""
         queue = self._queues.get(cid)
         return any(not item.future.done() for item in self._proposals.get(cid, ())) or \
-            (queue is not None and any(not item.future.done() for item in queue.waiting))
+            (queue is not None and any(not item.future.done() for item in queue.waiting)) or \
+            self._store.resolving(cid)
 
     def _refusal(self, record: ChannelRecord, reason: str, message: str, sequence: int = 0) -> pb.ProposeResponse:
         return pb.ProposeResponse(channel_id=hex0x(record.channel_id), sequence=sequence, accepted=False,
