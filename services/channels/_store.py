@@ -549,6 +549,14 @@ class ChannelsStore:
         """Have the next ``take_touched`` read this forward again."""
         self._touched[(in_channel, payment_hash)] = None
 
+    def resolving(self, channel_id: bytes) -> bool:
+        """Whether a forward written since ``take_touched`` last ran will settle or fail its incoming
+        HTLC, in ``channel_id`` (the payee's, as it accepts the HTLC: its settle is an update it is
+        about to propose there)."""
+        return any(f is not None and f.in_channel == channel_id and f.status in (ForwardStatus.SETTLING,
+                                                                                 ForwardStatus.FAILING)
+                   for f in self._touched.values())
+
     def take_touched(self) -> list[ForwardRecord]:
         """The forwards written since the last call, as stored now (a rolled-back write's too: it
         is read again, as it stands)."""
@@ -690,7 +698,10 @@ _PAYMENT_COLUMNS: Final = ("payment_hash, payee, amount, status, fee, route, cha
                            "message, created_at, updated_at")
 
 
-def _route_json(hops: Sequence[RouteHop]) -> str:
+@functools.lru_cache(maxsize=16384)
+def _route_json(hops: tuple[RouteHop, ...]) -> str:
+    """A route as stored, made once per route: a forward's row is written at each of its four
+    steps (and a payment's twice) with the same ``onward``, whose JSON was most of each write."""
     return json.dumps([[h.channel_id.hex(), h.node.hex(), str(h.amount), h.expiry] for h in hops])
 
 

@@ -59,7 +59,8 @@ U5 A chain: the HTLC changes waiting on a channel (adds, settles, fails) go in o
    that once, where k states would pay it k times. Lightning batches update_add/fulfill/fail
    messages under one commitment_signed the same way.
 U6 Turns are taken, not raced for: R answers with ``waiting`` when it has updates of its own
-   waiting on the channel, and P then lets R go first: before its next round trip on the channel,
+   waiting on the channel (or about to: a payee's settles of the HTLCs it just accepted), and P
+   then lets R go first: before its next round trip on the channel,
    P waits until an update of R's lands (the latest co-signed state moves), at most twice the
    channel's recent round trip (YIELD_ROUND_TRIPS; R's update takes one, and a loaded machine
    makes every one slower). Both
@@ -723,10 +724,14 @@ class Updates:
             self._peer_busy.discard(cid)
 
     def _waiting(self, cid: bytes) -> bool:
-        """Whether this node has updates of its own waiting on the channel (U6)."""
+        """Whether this node has updates of its own waiting on the channel (U6), or about to: the
+        settles and fails of HTLCs just accepted, before the resolver queues them (a payee
+        answering a chain of adds settles them next; said now, the peer lets them land first
+        instead of racing them with its next chain, which one of the two sides then refused)."""
         queue = self._queues.get(cid)
         return any(not item.future.done() for item in self._proposals.get(cid, ())) or \
-            (queue is not None and any(not item.future.done() for item in queue.waiting))
+            (queue is not None and any(not item.future.done() for item in queue.waiting)) or \
+            self._store.resolving(cid)
 
     def _refusal(self, record: ChannelRecord, reason: str, message: str, sequence: int = 0) -> pb.ProposeResponse:
         return pb.ProposeResponse(channel_id=hex0x(record.channel_id), sequence=sequence, accepted=False,
@@ -773,6 +778,7 @@ class Updates:
         if held is not None:  # a re-sent proposal this node already accepted: the same answer again (U2)
             return held, self._preimages(proposal)
         latest = channels.latest(record)
+        unanswered = self._turn_first(record, latest, state)
         try:
             update = check_proposal(rules.state(latest), rules.state(state), rules.channel(record), record.theirs,
                                     preimages_known=(proposal.preimage,) if proposal.preimage else (),
@@ -780,7 +786,8 @@ class Updates:
             refusal: Refused | None = None
         except ChannelRefused as exc:
             refusal = Refused(str(exc.reason), exc.message)
-        self._take_turn(record, latest, state, builds_on_latest=refusal is None or _builds_on(rules, latest, state))
+        self._take_turn(record, latest, state, unanswered,
+                        builds_on_latest=refusal is None or _builds_on(rules, latest, state))
         if refusal is not None:
             raise refusal
         if proposal.final != (state.sequence == FINAL_SEQUENCE):
@@ -819,7 +826,11 @@ class Updates:
         if held is not None:
             return held  # re-sent (U2): the same answer again
         latest = channels.latest(record)
-        proposals = [Proposal.of(request) for request in chain]
+        proposals = [Proposal.of(request) for request in chain]  # malformed: INVALID_ARGUMENT, before any turn
+        try:
+            unanswered = self._turn_first(record, latest, state)
+        except Refused as exc:
+            raise _StepRefused(end, exc) from None
         theirs_a = not record.we_are_a
         made = Chain(rules.state(latest), rules.channel(record), record.theirs, now=channels.l1_now(),
                      expiry_delta=rules.expiry_delta_s)
@@ -845,7 +856,7 @@ class Updates:
             except Refused as exc:
                 refused = _StepRefused(end, exc)
         try:
-            self._take_turn(record, latest, state, builds_on_latest=refused is None)
+            self._take_turn(record, latest, state, unanswered, builds_on_latest=refused is None)
         except Refused as exc:
             raise _StepRefused(end, exc) from None
         if refused is not None:
@@ -874,22 +885,37 @@ class Updates:
             raise Refused("CHANNEL_NOT_OPEN", f"the channel is {record.status.name}")
         return None
 
-    def _take_turn(self, record: ChannelRecord, latest: StateRecord, state: StateRecord, *, builds_on_latest: bool
-                   ) -> None:
-        """Races first, whatever the proposal says (a proposal built on a state this node does not
-        hold yet may look wrong only for that): U3, whose turn it is when this node's own update is
-        unanswered (``builds_on_latest``: the proposal is ``latest`` changed, so it cannot hold
-        this node's unanswered updates, and abandoning them is safe; a proposal that does not read
-        as that waits, PEER_PENDING), then C2 against every sequence this node signed."""
-        store = self._store
-        unanswered = store.pendings(record.channel_id)
-        if unanswered:
-            if not (builds_on_latest and self._proposed(record, latest)):
-                # This node's own update is in flight: the peer may have accepted it and built on it (U3).
-                raise Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
-            for own in unanswered:  # U3: the peer has the turn; ours are proposed again after
-                store.refuse(own.channel_id, own.sequence)
-        highest = store.highest_sequence(record.channel_id)
+    def _turn_first(self, record: ChannelRecord, latest: StateRecord, state: StateRecord) -> list[StateRecord]:
+        """U3's refusals that hold whatever the proposal says, before it is judged (a chain refused
+        for a race, up to half of a busy hop's, is not judged change by change for nothing): this
+        node's own update in flight on a ``latest`` it did not propose
+        (PEER_PENDING: the peer may have accepted it and built on it), or, with none in flight, C2
+        against every sequence this node signed. This node's unanswered states, for ``_take_turn``."""
+        unanswered = self._store.pendings(record.channel_id)
+        if unanswered and not self._proposed(record, latest):
+            raise _peer_pending()
+        if not unanswered:
+            self._above_signed(record, latest, state)
+        return unanswered
+
+    def _take_turn(self, record: ChannelRecord, latest: StateRecord, state: StateRecord,
+                   unanswered: list[StateRecord], *, builds_on_latest: bool) -> None:
+        """The rest of U3 once the proposal is judged, whatever the judgement (a proposal built on a
+        state this node does not hold yet may look wrong only for that; ``_turn_first`` ran):
+        with this node's ``unanswered`` updates in flight on a latest state it proposed, the peer
+        has the turn if the proposal is that latest changed (``builds_on_latest``: then it cannot
+        hold them, and abandoning them is safe), else it waits (PEER_PENDING); then C2."""
+        if not unanswered:
+            return  # C2 checked by _turn_first
+        if not builds_on_latest:
+            raise _peer_pending()
+        for own in unanswered:  # U3: the peer has the turn; ours are proposed again after
+            self._store.refuse(own.channel_id, own.sequence)
+        self._above_signed(record, latest, state)
+
+    def _above_signed(self, record: ChannelRecord, latest: StateRecord, state: StateRecord) -> None:
+        """C2: ``state`` above every sequence this node signed in the channel."""
+        highest = self._store.highest_sequence(record.channel_id)
         if state.sequence <= highest:
             reason = "SEQUENCE_CONFLICT" if state.sequence > latest.sequence else "STALE_SEQUENCE"
             raise Refused(reason, f"sequence {state.sequence} is not above {highest}, the highest this node signed")
@@ -925,6 +951,10 @@ class Updates:
             invoice = self._store.invoice(payment_hash) if payment_hash else None
             found.append(invoice.preimage if invoice is not None else b"")
         return tuple(found)
+
+
+def _peer_pending() -> Refused:
+    return Refused("PEER_PENDING", "this node's own update is in flight: propose again once it is answered")
 
 
 def _builds_on(rules: Rules, latest: StateRecord, state: StateRecord) -> bool:
