@@ -76,7 +76,9 @@ async def test_a_block_in_three_frames_derives_the_sequencers_chain(
         sender = await TxSender.create(batcher._l1, LocalSigner(DEVNET_BATCHER_KEY))
         inbox, _ = inbox_of(deployed)
         anvil.rpc("evm_setAutomine", True)
-        await sender.send(deployed.batch_inbox, inbox.encode_call("appendBatch", encode_batch([block])))
+        whole_tx = await sender.send(deployed.batch_inbox, inbox.encode_call("appendBatch", encode_batch([block])))
+        # Accepted is not mined: automine mines it just after (a loaded CI run read L1 before that).
+        assert (await sender.wait_receipt(whole_tx, 30)).success
     framed, whole = await batches(anvil, deployed)
     assert len(framed.earlier_frames) == 2 and whole.earlier_frames == ()
     assert framed.leaves == whole.leaves == tuple(batch_leaves([block]))
