@@ -125,15 +125,19 @@ def settle_ports(cfg: NodeConfig) -> NodeConfig:
 
 
 def _free_or_other(host: str, wanted: int) -> int:
-    if wanted:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds: TIME_WAIT is no obstacle
-            try:
-                s.bind((host, wanted))
-                return wanted
-            except OSError:
-                pass
-    return free_loopback_port()
+    return wanted if wanted and _bindable(host, wanted) else free_loopback_port()
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port`` now, bound as aiohttp, anvil and gRPC bind
+    (SO_REUSEADDR: a port in TIME_WAIT is no obstacle)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def busy_worker_ports(cfg: NodeConfig) -> list[tuple[str, str]]:
@@ -145,26 +149,16 @@ def busy_worker_ports(cfg: NodeConfig) -> list[tuple[str, str]]:
     for index, worker in enumerate(cfg.workers):
         address = cfg.worker_address(index)
         host, _, port = address.rpartition(":")
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: TIME_WAIT is no obstacle
-            try:
-                s.bind((host, int(port)))
-            except OSError:
-                busy.append((worker.id, address))
+        if not _bindable(host, int(port)):
+            busy.append((worker.id, address))
     return busy
 
 
 def local_l1_port(wanted: int) -> int:
     """The local anvil's port: ``wanted`` if free; if busy (another anvil, another tree), a free
     one, logged (the banner says so too); 0 = any free port."""
-    if wanted:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as anvil binds: TIME_WAIT is no obstacle
-            try:
-                s.bind(("127.0.0.1", wanted))
-                return wanted
-            except OSError:
-                pass
+    if wanted and _bindable("127.0.0.1", wanted):
+        return wanted
     port = free_loopback_port()
     if wanted:
         _log.warning("L1 port busy: the local anvil listens on another", extra={"busy": wanted, "port": port})
