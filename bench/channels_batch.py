@@ -307,8 +307,10 @@ def _spawn(role: str, port: int, directory: Path, peer: str, args: argparse.Name
 
 
 def _wait_ready(address: str) -> None:
+    from tests.serving import wait_serving
+
     channel = grpc.insecure_channel(address)
-    grpc.channel_ready_future(channel).result(timeout=30)
+    wait_serving(channel)
     channel.close()
 
 

@@ -49,6 +49,7 @@ from protos.l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
 from services.l1 import Artifact, Contract  # noqa: E402
 from tests.l1.anvil import Anvil  # noqa: E402
+from tests.serving import wait_serving  # noqa: E402
 
 
 class CountingProxy:
@@ -161,7 +162,7 @@ def main() -> None:
                                      "--config-json", json.dumps(config)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                     stderr=log, env=dict(os.environ))
         channel = grpc.insecure_channel(address)
-        grpc.channel_ready_future(channel).result(timeout=60)
+        wait_serving(channel, 60)
         stub = pb_grpc.SequencerServiceStub(channel)
         time.sleep(args.idle_s / 2)  # the follower backs off while nothing happens
         requests, calls, started, methods = proxy.requests, proxy.calls, time.monotonic(), proxy.methods.copy()

@@ -279,7 +279,10 @@ class Batcher:
         self._full = False  # the last post_once found every slot taken
         self._warming: asyncio.Task[None] | None = None
         self._slot_free = asyncio.Event()
-        self._followed = asyncio.Event()  # set after the follower's first pass
+        self._followed = asyncio.Event()  # set after each of the follower's passes (``_wait_followed``)
+        #: The L1 head when ``recover`` read the pool: batches of a previous run gone from the pool
+        #: by then were mined at or below it, so posting waits for the follower to pass it.
+        self._recovered_at = -1
         #: After a rewind, one batch at a time until the follower has seen it (``post_once``): -1 =
         #: the next may go, n = the one sent (its last block) awaits the follower; None = no rewind.
         self._settle: int | None = None
@@ -317,7 +320,7 @@ class Batcher:
             if self._settings.batch_data != "calldata":  # the KZG process and its setup (~3-7 s) before blobs are due
                 self._warming = asyncio.create_task(in_kzg_process(warm_up))
             await self.recover()
-            await self._followed.wait()
+            await self._wait_followed(self._recovered_at)
             while True:
                 sent = await self.post_once()
                 if sent is not None and self._backlog:
@@ -363,6 +366,15 @@ class Batcher:
                 self._start_watch(_InFlight(hashes[-1] if hashes else pending.hashes[0], blocks[0].number,
                                             blocks[-1].number, hashes))
                 self._in_flight_upto = max(self._in_flight_upto, blocks[-1].number)
+        # Read after the pool: a batch mined between the follower's first pass and that read is in
+        # neither, and only a pass up to this head shows it (else its blocks would go twice).
+        self._recovered_at = await self._l1.block_number()
+
+    async def _wait_followed(self, l1_block: int) -> None:
+        """Until the follower has delivered every log up to ``l1_block`` (at least one pass)."""
+        while self._heads is None or self._heads.unsafe < l1_block:
+            self._followed.clear()
+            await self._followed.wait()
 
     async def _pooled_blobs(self, versioned_hashes: tuple[bytes, ...]) -> BlobSidecar | None:
         """The blobs of a pooled blob batch, rebuilt from the blocks it was recorded with before it was
@@ -601,8 +613,7 @@ class Batcher:
             config = self._follower_config = replace(config, idle_poll_s=await self._idle_poll())
             _log.info("following L1", extra={"idle_poll_s": config.idle_poll_s})
         async for update in reader.follow(start, config):
-            await self._apply(update)
-            self._heads = update.heads
+            await self._apply(update)  # (sets ``_heads``)
             # Never the head itself: appendBatch's gas estimate runs at the head's number, where
             # BLOCKHASH knows no hash for it (the inbox would call the origin one from the future).
             await self._advance_origin(min(update.heads.safe, update.heads.unsafe - 1))
@@ -712,6 +723,7 @@ class Batcher:
             self._trace_batches(update, rows)
         if self._settle is not None and 0 <= self._settle <= self._store.posted_upto():
             self._settle = None  # the batch sent after the rewind is on record: follow.deferring takes over
+        self._heads = update.heads
         self._followed.set()
 
     def _trace_batches(self, update: L1InputsUpdate, rows: Sequence[BatchRow]) -> None:

@@ -35,6 +35,7 @@ from tests.l1.anvil import Anvil
 from tests.ports import free_port
 from tests.sequencer.test_batcher import l1 as l1  # an anvil of its own
 from tests.sequencer.test_service import DEV_KEYS, ROOT, sign
+from tests.serving import wait_serving
 
 ETHER = 10**18
 DEPTH = 3
@@ -79,7 +80,7 @@ class Node:
                                           "--config-json", json.dumps(self._config)], cwd=ROOT,
                                          stdout=subprocess.DEVNULL, stderr=log)
         self.channel = grpc.insecure_channel(self.address)
-        grpc.channel_ready_future(self.channel).result(timeout=30)
+        wait_serving(self.channel, proc=self.proc)
         self.stub = pb_grpc.SequencerServiceStub(self.channel)
 
     def kill(self) -> None:

@@ -32,6 +32,7 @@ from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as spb_grpc
 from services.l1 import Artifact, Contract, address
 from tests.l1.anvil import Anvil
 from tests.ports import free_port
+from tests.serving import wait_serving
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: Both the sequencer and the bridge call a deposit confirmed this deep.
@@ -46,7 +47,7 @@ class Process:
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
                                      env={**os.environ, **(env or {})})
         self.channel = grpc.insecure_channel(address)
-        grpc.channel_ready_future(self.channel).result(timeout=30)
+        wait_serving(self.channel, proc=self.proc)
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         if self.proc.poll() is None:

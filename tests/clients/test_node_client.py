@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.ports import free_port
 from tests.sequencer.test_service import ROOT, Sequencer
+from tests.serving import wait_serving
 
 
 def start_rollups_without_l1(tmp_path: pathlib.Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -24,9 +24,7 @@ def start_rollups_without_l1(tmp_path: pathlib.Path) -> tuple[subprocess.Popen[b
                              "--config-json", json.dumps(config)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=(tmp_path / "rollups.log").open("ab"))
     with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        grpc.channel_ready_future(channel).result(timeout=30)
-        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+        wait_serving(channel, proc=proc)
     return proc, address
 
 

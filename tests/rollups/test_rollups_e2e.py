@@ -33,6 +33,7 @@ from tests.l1.anvil import Anvil, mining_anvil
 from tests.ports import free_port
 from tests.sequencer.test_batcher import start_sequencer
 from tests.sequencer.test_service import DEV_KEYS, ROOT, sign
+from tests.serving import wait_serving
 
 #: Short enough for a test, long enough for the challenger to see an output and act.
 PARAMS = RollupParams(challenge_window_s=12, max_clock_s=40)
@@ -81,7 +82,7 @@ def start_rollups(tmp_path: pathlib.Path, l1: Anvil, name: str, definition: str 
                              "--config-json", json.dumps(config)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=log.open("ab"), env=dict(os.environ))
     channel = grpc.insecure_channel(address)
-    grpc.channel_ready_future(channel).result(timeout=30)
+    wait_serving(channel, proc=proc)
     return Worker(proc, channel, log)
 
 

@@ -39,6 +39,7 @@ from tests.conftest import Collector, otel_env
 from tests.l1.anvil import Anvil
 from tests.ports import free_port
 from tests.sequencer.test_service import DEV_KEYS, ROOT, sign
+from tests.serving import wait_serving
 
 
 def test_batch_round_trip() -> None:
@@ -93,7 +94,7 @@ def start_sequencer(tmp_path: pathlib.Path, l1: Anvil, env: dict[str, str] | Non
                              "--config-json", json.dumps(config)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
                             env={**os.environ, **(env or {})})
     channel = grpc.insecure_channel(address)
-    grpc.channel_ready_future(channel).result(timeout=30)
+    wait_serving(channel, proc=proc)
     return proc, pb_grpc.SequencerServiceStub(channel), channel
 
 

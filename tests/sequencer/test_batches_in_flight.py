@@ -33,6 +33,7 @@ from tests.l1.anvil import Anvil
 from tests.ports import free_port
 from tests.sequencer.test_chain import Sequencer, transfer
 from tests.sequencer.test_service import DEV_KEYS, ROOT, sign
+from tests.serving import wait_serving
 
 GWEI = 10**9
 INBOX = Contract(Artifact.load("BatchInbox"))
@@ -213,6 +214,39 @@ async def test_batches_recovered_after_a_restart_are_bumped_when_stuck_and_numbe
     assert all(anvil.rpc("eth_getTransactionReceipt", h) is None for h in originals.values())
 
 
+async def test_batches_mined_between_the_followers_first_pass_and_recovery_are_not_posted_again(
+        sequencer: Sequencer, anvil: Anvil, tmp_path: pathlib.Path) -> None:
+    """A restart's race: the new poster's follower has made its first pass over L1 when the previous
+    run's two batches are mined, and only then does the poster read the pool. The pool no longer holds
+    them and the follower has not seen them yet; posting waits for a pass up to the head it read, so
+    blocks 1 and 2 are not sent again and the next batch carries block 3."""
+    async with contextlib.AsyncExitStack() as stack, \
+            posting(sequencer, anvil, tmp_path, blocks=3, max_in_flight=2) as (before, deployed, since):
+        assert None not in [await before.post_once() for _ in range(2)]
+        for task in list(before._watchers):  # the process dies: its watchers with it
+            task.cancel()
+        client = await stack.enter_async_context(L1Client(anvil.url))
+        after = batcher_for(sequencer, client, await TxSender.create(client, batcher_signer()), deployed,
+                            max_in_flight=2)
+        follower = asyncio.create_task(after.run_follower())
+        poster: asyncio.Task[None] | None = None
+        try:
+            await until(lambda: after._heads is not None)  # the first pass: nothing of ours mined yet
+            anvil.rpc("anvil_mine", 1)  # the two land; the follower's next pass is a poll away
+            poster = asyncio.create_task(after.run_poster())
+            async with asyncio.timeout(30):
+                while not (after.batches_sent and after.in_flight == 0 and sequencer.store.posted_upto() == 3):
+                    await asyncio.sleep(0.05)
+                    anvil.rpc("anvil_mine", 1)
+        finally:
+            for task in (follower, poster, *after._watchers):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(follower, *(t for t in (poster,) if t is not None), return_exceptions=True)
+        batches = inbox_batches(anvil, deployed.batch_inbox, since)
+    assert [(first, last) for _, first, last, _ in batches] == [(1, 1), (2, 2), (3, 3)]
+
+
 # -- a worker process: kill -9, and an L1 reorg ------------------------------------------------
 
 
@@ -233,7 +267,7 @@ def start_worker(tmp_path: pathlib.Path, l1: Anvil, more: Mapping[str, Any] | No
                              "--config-json", json.dumps(config)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
                             env=dict(os.environ))
     channel = grpc.insecure_channel(address)
-    grpc.channel_ready_future(channel).result(timeout=30)
+    wait_serving(channel, proc=proc)
     return proc, pb_grpc.SequencerServiceStub(channel), channel
 
 

@@ -32,6 +32,7 @@ from tests.ports import free_port
 from tests.sequencer.test_chain import Sequencer as InProcess
 from tests.sequencer.test_service import DEV_KEYS, GWEI, ROOT, wait_status
 from tests.sequencer.test_service import node as node  # the fixture that starts a worker
+from tests.serving import wait_serving
 
 PASSER = "0x" + MESSAGE_PASSER.hex()
 
@@ -129,7 +130,7 @@ async def test_a_traced_single_transaction_call_is_the_messages_traceparent(
             stderr=log, env={**os.environ, **otel_env(collector)})
     channel = grpc.insecure_channel(address)
     try:
-        await asyncio.to_thread(grpc.channel_ready_future(channel).result, timeout=30)
+        await asyncio.to_thread(wait_serving, channel)
         stub = pb_grpc.SequencerServiceStub(channel)
         raw = withdrawal(DEV_KEYS[3], 0, 5, b"\xb2" * 20)
         sent = await asyncio.to_thread(stub.SendRawTransaction, pb.SendRawTransactionRequest(raw_transaction=raw),
