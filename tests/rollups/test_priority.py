@@ -16,9 +16,10 @@ from services.rollups import RollupsSettings
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 _CHILD = """
-import json, os, threading, time
+import json, os, threading
 from services.rollups._priority import lower_priority
-early = threading.Thread(target=time.sleep, args=(0.5,))
+done = threading.Event()
+early = threading.Thread(target=done.wait)  # alive until read: one gone between the listing and the read would fail the child
 early.start()
 lower_priority(5)
 later = []
@@ -28,6 +29,7 @@ tids = [int(t) for t in os.listdir("/proc/self/task")]
 group = open("/proc/self/autogroup").read().split()[-1] if os.path.exists("/proc/self/autogroup") else None
 print(json.dumps({"threads": [os.getpriority(os.PRIO_PROCESS, t) for t in tids], "later": later[0],
                   "group": group}))
+done.set()
 early.join()
 """
 
