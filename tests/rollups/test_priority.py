@@ -19,7 +19,7 @@ _CHILD = """
 import json, os, threading
 from services.rollups._priority import lower_priority
 done = threading.Event()
-early = threading.Thread(target=done.wait)  # alive until read: one gone between the listing and the read would fail the child
+early = threading.Thread(target=done.wait)  # alive until read: one gone in between would fail the read
 early.start()
 lower_priority(5)
 later = []

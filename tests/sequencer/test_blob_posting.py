@@ -38,6 +38,9 @@ from tests.sequencer.test_batches_in_flight import (
 )
 from tests.sequencer.test_service import DEV_KEYS
 
+#: The bound against hanging of a wait that includes the first blob: the worker's KZG process starts
+#: and loads the trusted setup first, seconds of CPU that took over 30 s of a loaded CI run's 2 cores.
+BLOB_BOUND_S = 120
 
 async def derive(url: str, inbox: bytes, portal: bytes, since: int) -> tuple[list[PostedBatch], Deriver]:
     async with L1Client(url) as l1:
@@ -62,7 +65,7 @@ def posted(tmp_path: pathlib.Path, anvil: Anvil, mode: str, send: Callable[[Any]
         txs = send(stub)
         head = stub.GetChainInfo(pb.GetChainInfoRequest(), timeout=5).unsafe_block
         before = block_hashes(stub, head)
-        wait(all_safe(stub, txs), "every transfer SAFE", mine=anvil)
+        wait(all_safe(stub, txs), "every transfer SAFE", BLOB_BOUND_S, mine=anvil)
         assert block_hashes(stub, head) == before
     finally:
         stop(proc, channel)
@@ -96,7 +99,7 @@ def test_kill_9_with_blob_batches_in_the_pool_takes_them_back_and_posts_each_blo
     inbox, since, proc, stub, channel = deploy_and_start(tmp_path, anvil, mode)
     try:
         txs = send_one_block_each(stub, range(3))
-        wait(lambda: len(pool(anvil)) >= 1, "a blob batch in the pool")
+        wait(lambda: len(pool(anvil)) >= 1, "a blob batch in the pool", BLOB_BOUND_S)
         txs += send_one_block_each(stub, range(3, 5))
         wait(lambda: len(pool(anvil)) >= 2, "two blob batches in the pool")
         head, before, in_pool = kill_9(proc, stub, channel, anvil)
@@ -106,7 +109,8 @@ def test_kill_9_with_blob_batches_in_the_pool_takes_them_back_and_posts_each_blo
         # SAFE at least: the restart loads the KZG setup before it takes the blob batches back, and L1
         # goes on mining meanwhile, so the follower may first see them at finalized depth.
         settled = (pb.RECEIPT_STATUS_SAFE, pb.RECEIPT_STATUS_FINALIZED)
-        wait(lambda: all(receipt(stub, h).status in settled for h in txs), "every transfer SAFE", 60, mine=anvil)
+        wait(lambda: all(receipt(stub, h).status in settled for h in txs), "every transfer SAFE", BLOB_BOUND_S,
+             mine=anvil)
         assert block_hashes(stub, head) == before
     finally:
         stop(proc, channel)
