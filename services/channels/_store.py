@@ -601,7 +601,7 @@ class ChannelsStore:
         touched = self._touched_payments
 
         def write(db: sqlite3.Connection) -> None:
-            old = self.payment(p.payment_hash)  # kept in memory while in flight: no read
+            old = self._payments.get(p.payment_hash)  # kept while in flight; else replaced whole, unread
             _write_row(db, "payments", _PAYMENT_NAMES, 1, row, None if old is None else _payment_row(old))
             self._keep_payment(stamped)
             touched.add(p.payment_hash)
