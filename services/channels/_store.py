@@ -204,6 +204,8 @@ class ChannelsStore:
         #: And the payments written or read last (at most _KEPT_PAYMENTS: a payer reads its own
         #: several times while it is in flight).
         self._payments: dict[bytes, PaymentRecord] = {}
+        #: And the open invoices made last (the payee reads each as its HTLC arrives, H5).
+        self._invoices: dict[bytes, InvoiceRecord] = {}
         #: H6: the FORWARDED forwards by (out_channel, in_channel) (None: count them again).
         self._waiting: dict[tuple[bytes, bytes], int] | None = None
 
@@ -219,6 +221,7 @@ class ChannelsStore:
             self._forwards.clear()
             self._forwarded.clear()
             self._payments.clear()
+            self._invoices.clear()
             self._waiting = None
             self._touched = dict.fromkeys(self._touched)
             raise
@@ -424,8 +427,7 @@ class ChannelsStore:
             self.put_state(state)
             for amount, payment_hash in parts:
                 if payment_hash:
-                    db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
-                               (int(InvoiceStatus.PAID), payment_hash))
+                    self._invoice_paid(db, payment_hash)
                 self._event(db, "PAYMENT_RECEIVED", state.channel_id, payment_hash, amount)
         self._notify()
 
@@ -523,8 +525,7 @@ class ChannelsStore:
                 for effect in meaning.effects:
                     effect(db)
                 if meaning.kind == "PAYMENT_RECEIVED" and meaning.payment_hash:
-                    db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
-                               (int(InvoiceStatus.PAID), meaning.payment_hash))
+                    self._invoice_paid(db, meaning.payment_hash)
             # The events in one statement, in the chain's order (the effects write no event).
             db.executemany(_EVENT_INSERT, [(m.kind, state.channel_id, m.payment_hash, str(m.amount), at)
                                            for m in meanings])
@@ -539,15 +540,28 @@ class ChannelsStore:
                        "VALUES (?, ?, ?, ?, ?, ?)", (invoice.payment_hash, invoice.preimage, str(invoice.amount),
                                                      invoice.memo, int(invoice.status), invoice.created_at))
             self._event(db, "INVOICE_CREATED", b"", invoice.payment_hash, invoice.amount)
+            self._keep_invoice(invoice)
         self._notify()
 
     def invoice(self, payment_hash: bytes) -> InvoiceRecord | None:
+        kept = self._invoices.get(payment_hash)
+        if kept is not None:
+            return kept
         row = self._db.execute("SELECT payment_hash, preimage, amount, memo, status, created_at FROM invoices "
                                "WHERE payment_hash = ?", (payment_hash,)).fetchone()
         if row is None:
             return None
         h, preimage, amount, memo, status, created = row
         return InvoiceRecord(bytes(h), bytes(preimage), int(amount), memo, InvoiceStatus(status), created)
+
+    def _keep_invoice(self, invoice: InvoiceRecord) -> None:
+        self._invoices[invoice.payment_hash] = invoice
+        if len(self._invoices) > _KEPT_PAYMENTS:  # the oldest made goes
+            del self._invoices[next(iter(self._invoices))]
+
+    def _invoice_paid(self, db: sqlite3.Connection, payment_hash: bytes) -> None:
+        db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?", (int(InvoiceStatus.PAID), payment_hash))
+        self._invoices.pop(payment_hash, None)  # read again if asked (paid once: rarely)
 
     # --- forwards and payments (multi-hop) -----------------------------------------------------
 
@@ -587,12 +601,6 @@ class ChannelsStore:
         touched, self._touched = self._touched, {}
         found = (f or self.forward(*key) for key, f in touched.items())
         return [f for f in found if f is not None]
-
-    @staticmethod
-    def invoice_paid_effect(payment_hash: bytes) -> Effect:
-        def write(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?", (int(InvoiceStatus.PAID), payment_hash))
-        return write
 
     def payment_effect(self, p: PaymentRecord) -> Effect:
         now = int(time.time())

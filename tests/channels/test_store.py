@@ -19,7 +19,16 @@ from services.channels import (
     SequenceTaken,
     StateRecord,
 )
-from services.channels._records import ForwardRecord, ForwardStatus, PaymentRecord, PaymentStatus, RouteHop
+from services.channels._records import (
+    ForwardRecord,
+    ForwardStatus,
+    InvoiceRecord,
+    InvoiceStatus,
+    PaymentRecord,
+    PaymentStatus,
+    RouteHop,
+)
+from services.channels._store import Meaning
 from services.runtime import Storage
 
 CID = b"\x11" * 32
@@ -157,3 +166,20 @@ def test_forwards_and_payments_are_written_in_place_and_the_slot_count_follows_r
     paid = reopened.payment(h2)
     assert paid is not None and (paid.status, paid.preimage, paid.route) == (PaymentStatus.SUCCEEDED, b"\x08" * 32,
                                                                              payment.route)
+
+
+def test_an_invoice_kept_in_memory_is_paid_once_its_payment_is_recorded(tmp_path: pathlib.Path) -> None:
+    store = store_at(tmp_path)
+    h = b"\x04" * 32
+    store.add_invoice(InvoiceRecord(h, b"\x05" * 32, 1_000, "memo", InvoiceStatus.OPEN, 1))
+    opened = store.invoice(h)
+    assert opened is not None and opened.status == InvoiceStatus.OPEN
+    paying = StateRecord(CID, 1, 99_000, 1_000, sig_a=b"a1", sig_b=b"b1")
+    with pytest.raises(RuntimeError), store.batch():
+        store.record_chain(paying, [Meaning("PAYMENT_RECEIVED", h, 1_000)])
+        raise RuntimeError("rolled back")
+    assert store.invoice(h) == opened
+    store.record_chain(paying, [Meaning("PAYMENT_RECEIVED", h, 1_000)])
+    paid = store.invoice(h)
+    assert paid is not None and paid.status == InvoiceStatus.PAID
+    assert ChannelsStore(Storage(tmp_path / "channels.db")).invoice(h) == paid
