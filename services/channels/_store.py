@@ -70,7 +70,6 @@ CREATE TABLE IF NOT EXISTS invoices (
 CREATE TABLE IF NOT EXISTS events (
     sequence INTEGER PRIMARY KEY, kind TEXT NOT NULL, channel_id BLOB NOT NULL, payment_hash BLOB NOT NULL,
     amount TEXT NOT NULL, at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS events_channel ON events (channel_id);
 CREATE TABLE IF NOT EXISTS forwards (
     in_channel BLOB NOT NULL, payment_hash BLOB NOT NULL, amount TEXT NOT NULL, expiry INTEGER NOT NULL,
     onward TEXT NOT NULL, status INTEGER NOT NULL, out_channel BLOB NOT NULL, preimage BLOB NOT NULL,
@@ -94,12 +93,14 @@ CREATE TABLE IF NOT EXISTS announcements (
 """
 #: The indexes dropped are a store's from before forwards_sent: an index over every forward (or
 #: payment) keyed by the payment hash had each write dirty a random page for the commit to write.
-#: forwards_sent holds the HTLCs in flight only (a few pages); payments_channel had no reader.
+#: forwards_sent holds the HTLCs in flight only (a few pages); payments_channel and events_channel
+#: had no reader (events are read by sequence), and cost an entry at every write.
 _INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS states_payment ON states (payment_hash) WHERE payment_hash != x'';
 DROP INDEX IF EXISTS forwards_out;
 DROP INDEX IF EXISTS forwards_waiting;
 DROP INDEX IF EXISTS payments_channel;
+DROP INDEX IF EXISTS events_channel;
 """
 #: Payment and forward rows kept in memory (ChannelsStore._payments, _forwards): more than the
 #: HTLC slots of a few channels, so those in flight are kept.
