@@ -105,9 +105,17 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
         self._channels = channels
         self._store = channels.store
         self._once = Idempotency()
+        #: The last channel view made, with the records it shows: the payments a chain settles answer
+        #: with the same channel and state (O(HTLCs) to build), each copying it into its answer.
+        self._view: tuple[ChannelRecord, StateRecord | None, pb.Channel] | None = None
 
     def _pb(self, record: ChannelRecord) -> pb.Channel:
-        return channel_pb(record, self._store.latest_cosigned(record.channel_id))
+        """``record``'s view with its latest co-signed state (shared: copy it, never change it)."""
+        latest = self._store.latest_cosigned(record.channel_id)
+        view = self._view
+        if view is None or view[0] is not record or view[1] is not latest:
+            view = self._view = (record, latest, channel_pb(record, latest))
+        return view[2]
 
     async def _shown(self, answer: M) -> M:
         """``answer`` (read from the store), once what it shows is on disk."""
@@ -284,8 +292,11 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             elif isinstance(result, pb.PayResponse):  # a routed one: its first hop's channel goes in `channels`
                 if result.HasField("channel"):
                     views.setdefault(result.channel.channel_id, result.channel)
-                answer.payment.CopyFrom(result)
-                answer.payment.ClearField("channel")
+                paid = answer.payment  # every field but the channel (a state of every HTLC: not copied)
+                paid.channel_id, paid.sequence = result.channel_id, result.sequence
+                paid.payment_hash, paid.preimage = result.payment_hash, result.preimage
+                if result.HasField("payment"):
+                    paid.payment.CopyFrom(result.payment)
             else:
                 answer.error.CopyFrom(_pay_error(result if result is not None else AssertionError("not paid")))
         response.channels.extend(views.values())

@@ -70,21 +70,18 @@ CREATE TABLE IF NOT EXISTS invoices (
 CREATE TABLE IF NOT EXISTS events (
     sequence INTEGER PRIMARY KEY, kind TEXT NOT NULL, channel_id BLOB NOT NULL, payment_hash BLOB NOT NULL,
     amount TEXT NOT NULL, at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS events_channel ON events (channel_id);
 CREATE TABLE IF NOT EXISTS forwards (
     in_channel BLOB NOT NULL, payment_hash BLOB NOT NULL, amount TEXT NOT NULL, expiry INTEGER NOT NULL,
     onward TEXT NOT NULL, status INTEGER NOT NULL, out_channel BLOB NOT NULL, preimage BLOB NOT NULL,
     reason TEXT NOT NULL, message TEXT NOT NULL, updated_at INTEGER NOT NULL,
     PRIMARY KEY (in_channel, payment_hash));
-CREATE INDEX IF NOT EXISTS forwards_out ON forwards (out_channel, payment_hash);
 CREATE INDEX IF NOT EXISTS forwards_status ON forwards (status) WHERE status != 5;
-CREATE INDEX IF NOT EXISTS forwards_waiting ON forwards (out_channel, in_channel) WHERE status = 2;
+CREATE INDEX IF NOT EXISTS forwards_sent ON forwards (out_channel, payment_hash) WHERE status = 2;
 CREATE TABLE IF NOT EXISTS payments (
     payment_hash BLOB PRIMARY KEY, payee BLOB NOT NULL, amount TEXT NOT NULL, status INTEGER NOT NULL,
     fee TEXT NOT NULL, route TEXT NOT NULL, channel_id BLOB NOT NULL, attempts INTEGER NOT NULL,
     preimage BLOB NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL, created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS payments_channel ON payments (channel_id, payment_hash);
 CREATE TABLE IF NOT EXISTS parts (
     channel_id BLOB NOT NULL, sequence INTEGER NOT NULL, idx INTEGER NOT NULL, amount TEXT NOT NULL,
     payment_hash BLOB NOT NULL, preimage BLOB NOT NULL, request_key TEXT NOT NULL,
@@ -94,8 +91,16 @@ CREATE INDEX IF NOT EXISTS parts_request_key ON parts (request_key) WHERE reques
 CREATE TABLE IF NOT EXISTS announcements (
     channel_id BLOB NOT NULL, from_a INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (channel_id, from_a));
 """
+#: The indexes dropped are a store's from before forwards_sent: an index over every forward (or
+#: payment) keyed by the payment hash had each write dirty a random page for the commit to write.
+#: forwards_sent holds the HTLCs in flight only (a few pages); payments_channel and events_channel
+#: had no reader (events are read by sequence), and cost an entry at every write.
 _INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS states_payment ON states (payment_hash) WHERE payment_hash != x'';
+DROP INDEX IF EXISTS forwards_out;
+DROP INDEX IF EXISTS forwards_waiting;
+DROP INDEX IF EXISTS payments_channel;
+DROP INDEX IF EXISTS events_channel;
 """
 #: Payment and forward rows kept in memory (ChannelsStore._payments, _forwards): more than the
 #: HTLC slots of a few channels, so those in flight are kept.
@@ -181,6 +186,8 @@ class ChannelsStore:
         self._db.executescript(_INDEXES)
         self._changed = asyncio.Event()
         self._latest: dict[bytes, StateRecord] = {}
+        #: The highest sequence stored per channel, as read or written (asked at every chain and refusal).
+        self._highest: dict[bytes, int] = {}
         #: Forwards written since ``take_touched`` last ran (the resolver's work list), each as written
         #: (None: read it again).
         self._touched: dict[tuple[bytes, bytes], ForwardRecord | None] = {}
@@ -198,6 +205,10 @@ class ChannelsStore:
         #: And the payments written or read last (at most _KEPT_PAYMENTS: a payer reads its own
         #: several times while it is in flight).
         self._payments: dict[bytes, PaymentRecord] = {}
+        #: And the open invoices made last (the payee reads each as its HTLC arrives, H5).
+        self._invoices: dict[bytes, InvoiceRecord] = {}
+        #: H6: the FORWARDED forwards by (out_channel, in_channel) (None: count them again).
+        self._waiting: dict[tuple[bytes, bytes], int] | None = None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -207,9 +218,12 @@ class ChannelsStore:
         except BaseException:
             self._channels = None
             self._latest.clear()
+            self._highest.clear()
             self._forwards.clear()
             self._forwarded.clear()
             self._payments.clear()
+            self._invoices.clear()
+            self._waiting = None
             self._touched = dict.fromkeys(self._touched)
             raise
 
@@ -308,12 +322,16 @@ class ChannelsStore:
         if kept is not None and state.sequence > kept.sequence:
             self._latest[state.channel_id] = state
 
-    def _insert_state(self, db: sqlite3.Connection, state: StateRecord) -> None:
+    def _insert_state(self, db: sqlite3.Connection, state: StateRecord, payment_hash: bytes = b"",
+                      request: bytes = b"", steps: bytes = b"") -> None:
         if state.cosigned:
             self._cosigned(state)
-        db.execute(f"INSERT INTO states ({_STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        if state.sequence > self._highest.get(state.channel_id, state.sequence):
+            self._highest[state.channel_id] = state.sequence
+        db.execute(f"INSERT INTO states ({_STATE_COLUMNS}, payment_hash, request, steps) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (state.channel_id, _enc(state.sequence), str(state.balance_a), str(state.balance_b),
-                    _htlcs_json(state.htlcs), state.sig_a, state.sig_b))
+                    _htlcs_json(state.htlcs), state.sig_a, state.sig_b, payment_hash, request, steps))
 
     def state(self, channel_id: bytes, sequence: int) -> StateRecord | None:
         row = self._db.execute(f"SELECT {_STATE_COLUMNS} FROM states WHERE channel_id = ? AND sequence = ?",
@@ -331,12 +349,8 @@ class ChannelsStore:
                              (state.channel_id, _enc(state.sequence))).fetchone()
             for effect in effects:
                 effect(db)
-            if row is None:
-                self._insert_state(db, state)
-                if payment_hash or request or steps:
-                    db.execute("UPDATE states SET payment_hash = ?, request = ?, steps = ? WHERE channel_id = ? "
-                               "AND sequence = ?", (payment_hash, request, steps, state.channel_id,
-                                                    _enc(state.sequence)))
+            if row is None:  # one write of the row (it is kilobytes): its request and steps with it
+                self._insert_state(db, state, payment_hash, request, steps)
                 return state
             existing = _state_of(row)
             if not existing.same_content(state):
@@ -414,8 +428,7 @@ class ChannelsStore:
             self.put_state(state)
             for amount, payment_hash in parts:
                 if payment_hash:
-                    db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
-                               (int(InvoiceStatus.PAID), payment_hash))
+                    self._invoice_paid(db, payment_hash)
                 self._event(db, "PAYMENT_RECEIVED", state.channel_id, payment_hash, amount)
         self._notify()
 
@@ -474,8 +487,14 @@ class ChannelsStore:
 
     def highest_sequence(self, channel_id: bytes) -> int:
         """The highest sequence stored (so possibly signed by this node) in the channel; -1: none."""
+        kept = self._highest.get(channel_id)
+        if kept is not None:
+            return kept
         row = self._db.execute("SELECT MAX(sequence) FROM states WHERE channel_id = ?", (channel_id,)).fetchone()
-        return -1 if row[0] is None else int(row[0]) + _OFFSET
+        highest = -1 if row[0] is None else int(row[0]) + _OFFSET
+        if highest >= 0:
+            self._highest[channel_id] = highest
+        return highest
 
     def states(self, channel_id: bytes) -> list[StateRecord]:
         """Every state held of the channel, by sequence."""
@@ -502,13 +521,15 @@ class ChannelsStore:
                     self._cosigned(merged)
                 db.execute("UPDATE states SET sig_a = ?, sig_b = ? WHERE channel_id = ? AND sequence = ?",
                            (merged.sig_a, merged.sig_b, state.channel_id, _enc(state.sequence)))
+            at = int(time.time())
             for meaning in meanings:
                 for effect in meaning.effects:
                     effect(db)
                 if meaning.kind == "PAYMENT_RECEIVED" and meaning.payment_hash:
-                    db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?",
-                               (int(InvoiceStatus.PAID), meaning.payment_hash))
-                self._event(db, meaning.kind, state.channel_id, meaning.payment_hash, meaning.amount)
+                    self._invoice_paid(db, meaning.payment_hash)
+            # The events in one statement, in the chain's order (the effects write no event).
+            db.executemany(_EVENT_INSERT, [(m.kind, state.channel_id, m.payment_hash, str(m.amount), at)
+                                           for m in meanings])
         self._notify()
         return state
 
@@ -520,9 +541,13 @@ class ChannelsStore:
                        "VALUES (?, ?, ?, ?, ?, ?)", (invoice.payment_hash, invoice.preimage, str(invoice.amount),
                                                      invoice.memo, int(invoice.status), invoice.created_at))
             self._event(db, "INVOICE_CREATED", b"", invoice.payment_hash, invoice.amount)
+            self._keep_invoice(invoice)
         self._notify()
 
     def invoice(self, payment_hash: bytes) -> InvoiceRecord | None:
+        kept = self._invoices.get(payment_hash)
+        if kept is not None:
+            return kept
         row = self._db.execute("SELECT payment_hash, preimage, amount, memo, status, created_at FROM invoices "
                                "WHERE payment_hash = ?", (payment_hash,)).fetchone()
         if row is None:
@@ -530,19 +555,33 @@ class ChannelsStore:
         h, preimage, amount, memo, status, created = row
         return InvoiceRecord(bytes(h), bytes(preimage), int(amount), memo, InvoiceStatus(status), created)
 
+    def _keep_invoice(self, invoice: InvoiceRecord) -> None:
+        self._invoices[invoice.payment_hash] = invoice
+        if len(self._invoices) > _KEPT_PAYMENTS:  # the oldest made goes
+            del self._invoices[next(iter(self._invoices))]
+
+    def _invoice_paid(self, db: sqlite3.Connection, payment_hash: bytes) -> None:
+        db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?", (int(InvoiceStatus.PAID), payment_hash))
+        self._invoices.pop(payment_hash, None)  # read again if asked (paid once: rarely)
+
     # --- forwards and payments (multi-hop) -----------------------------------------------------
 
     def forward_effect(self, f: ForwardRecord) -> Effect:
-        """Insert or replace ``f``: for put_state's and record_chain's ``effects``."""
+        """Write ``f`` (inserted, or its row updated in place): for put_state's and record_chain's ``effects``."""
         stamped = replace(f, updated_at=int(time.time()))
-        row = (f.in_channel, f.payment_hash, str(f.amount), f.expiry, _route_json(f.onward), int(f.status),
-               f.out_channel, f.preimage, f.reason, f.message, stamped.updated_at)
+        key = (f.in_channel, f.payment_hash)
+        row = _forward_row(stamped)
 
         def write(db: sqlite3.Connection) -> None:
-            db.execute(f"INSERT OR REPLACE INTO forwards ({_FORWARD_COLUMNS}) VALUES "
-                       f"({', '.join('?' * len(row))})", row)
+            old = self.forward(*key)  # kept in memory while in flight: no read
+            _write_row(db, "forwards", _FORWARD_NAMES, 2, row, None if old is None else _forward_row(old))
+            if self._waiting is not None:  # H6's count of FORWARDED ones, kept as it changes
+                for held, step in ((old, -1), (stamped, 1)):
+                    if held is not None and held.status == ForwardStatus.FORWARDED:
+                        pair = (held.out_channel, held.in_channel)
+                        self._waiting[pair] = self._waiting.get(pair, 0) + step
             self._keep_forward(stamped)
-            self._touched[(f.in_channel, f.payment_hash)] = stamped
+            self._touched[key] = stamped
         return write
 
     def touch(self, in_channel: bytes, payment_hash: bytes) -> None:
@@ -564,22 +603,15 @@ class ChannelsStore:
         found = (f or self.forward(*key) for key, f in touched.items())
         return [f for f in found if f is not None]
 
-    @staticmethod
-    def invoice_paid_effect(payment_hash: bytes) -> Effect:
-        def write(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE invoices SET status = ? WHERE payment_hash = ?", (int(InvoiceStatus.PAID), payment_hash))
-        return write
-
     def payment_effect(self, p: PaymentRecord) -> Effect:
         now = int(time.time())
         stamped = replace(p, created_at=p.created_at or now, updated_at=now)
-        row = (p.payment_hash, p.payee, str(p.amount), int(p.status), str(p.fee), _route_json(p.route), p.channel_id,
-               p.attempts, p.preimage, p.reason, p.message, stamped.created_at, stamped.updated_at)
+        row = _payment_row(stamped)
         touched = self._touched_payments
 
         def write(db: sqlite3.Connection) -> None:
-            db.execute(f"INSERT OR REPLACE INTO payments ({_PAYMENT_COLUMNS}) VALUES "
-                       f"({', '.join('?' * len(row))})", row)
+            old = self._payments.get(p.payment_hash)  # kept while in flight; else replaced whole, unread
+            _write_row(db, "payments", _PAYMENT_NAMES, 1, row, None if old is None else _payment_row(old))
             self._keep_payment(stamped)
             touched.add(p.payment_hash)
         return write
@@ -616,8 +648,7 @@ class ChannelsStore:
         kept = self._forwards.get(self._forwarded.get((out_channel, payment_hash), (b"", b"")))
         if kept is not None:
             return kept
-        # status = 2 (FORWARDED) written out: with a bound value SQLite weighs the partial index
-        # forwards_waiting too, and the look-up takes ~2.5 times as long.
+        # status = 2 (FORWARDED) written out, so SQLite proves the partial index forwards_sent applies.
         row = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards WHERE out_channel = ? AND payment_hash = ? "
                                "AND status = 2", (out_channel, payment_hash)).fetchone()
         if row is None:
@@ -628,16 +659,21 @@ class ChannelsStore:
 
     def forwards_to_do(self) -> list[ForwardRecord]:
         """Every forward not DONE, oldest first."""
-        rows = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards WHERE status != 5 ORDER BY rowid").fetchall()
+        # Through the partial index (the planner may pick a scan of every forward ever made: the
+        # resolver asks every _RETRY_S).
+        rows = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards INDEXED BY forwards_status WHERE status != 5 "
+                                "ORDER BY rowid").fetchall()
         return [_forward_of(r) for r in rows]
 
     def forwarded_over(self, out_channel: bytes, incoming: bytes) -> int:
-        """How many HTLCs from ``incoming`` wait on ``out_channel`` (the slot share, H6)."""
-        # status = 2 (FORWARDED) written out, so SQLite proves the partial index forwards_waiting
-        # applies: with a bound value it would scan every forward the channel ever carried.
-        row = self._db.execute("SELECT COUNT(*) FROM forwards WHERE out_channel = ? AND in_channel = ? AND status = 2",
-                               (out_channel, incoming)).fetchone()
-        return int(row[0])
+        """How many HTLCs from ``incoming`` wait on ``out_channel`` (the slot share, H6): counted in
+        memory as forwards are written, read again after a transaction that raised."""
+        if self._waiting is None:
+            # status = 2 (FORWARDED) written out, so SQLite proves the partial index forwards_sent applies.
+            rows = self._db.execute("SELECT out_channel, in_channel, COUNT(*) FROM forwards WHERE status = 2 "
+                                    "GROUP BY out_channel, in_channel").fetchall()
+            self._waiting = {(bytes(o), bytes(i)): int(n) for o, i, n in rows}
+        return self._waiting.get((out_channel, incoming), 0)
 
     def payment(self, payment_hash: bytes) -> PaymentRecord | None:
         kept = self._payments.get(payment_hash)
@@ -679,8 +715,7 @@ class ChannelsStore:
     @staticmethod
     def _event(db: sqlite3.Connection, kind: str, channel_id: bytes, payment_hash: bytes = b"",
                amount: int = 0) -> None:
-        db.execute("INSERT INTO events (kind, channel_id, payment_hash, amount, at) VALUES (?, ?, ?, ?, ?)",
-                   (kind, channel_id, payment_hash, str(amount), int(time.time())))
+        db.execute(_EVENT_INSERT, (kind, channel_id, payment_hash, str(amount), int(time.time())))
 
     def events(self, from_sequence: int, limit: int) -> list[EventRecord]:
         rows = self._db.execute("SELECT sequence, kind, channel_id, payment_hash, amount, at FROM events "
@@ -692,10 +727,50 @@ class ChannelsStore:
         return 0 if row[0] is None else int(row[0])
 
 
-_FORWARD_COLUMNS: Final = ("in_channel, payment_hash, amount, expiry, onward, status, out_channel, preimage, reason, "
-                           "message, updated_at")
-_PAYMENT_COLUMNS: Final = ("payment_hash, payee, amount, status, fee, route, channel_id, attempts, preimage, reason, "
-                           "message, created_at, updated_at")
+_EVENT_INSERT: Final = "INSERT INTO events (kind, channel_id, payment_hash, amount, at) VALUES (?, ?, ?, ?, ?)"
+_FORWARD_NAMES: Final = ("in_channel", "payment_hash", "amount", "expiry", "onward", "status", "out_channel",
+                         "preimage", "reason", "message", "updated_at")
+_FORWARD_COLUMNS: Final = ", ".join(_FORWARD_NAMES)
+_PAYMENT_NAMES: Final = ("payment_hash", "payee", "amount", "status", "fee", "route", "channel_id", "attempts",
+                         "preimage", "reason", "message", "created_at", "updated_at")
+_PAYMENT_COLUMNS: Final = ", ".join(_PAYMENT_NAMES)
+
+
+def _forward_row(f: ForwardRecord) -> tuple[Any, ...]:
+    return (f.in_channel, f.payment_hash, str(f.amount), f.expiry, _route_json(f.onward), int(f.status),
+            f.out_channel, f.preimage, f.reason, f.message, f.updated_at)
+
+
+def _payment_row(p: PaymentRecord) -> tuple[Any, ...]:
+    return (p.payment_hash, p.payee, str(p.amount), int(p.status), str(p.fee), _route_json(p.route), p.channel_id,
+            p.attempts, p.preimage, p.reason, p.message, p.created_at, p.updated_at)
+
+
+def _write_row(db: sqlite3.Connection, table: str, names: tuple[str, ...], keys: int, row: tuple[Any, ...],
+               old: tuple[Any, ...] | None) -> None:
+    """Write ``row`` (its first ``keys`` values the primary key) over ``old``, the row as stored
+    (None: none): only the columns that changed, in place. INSERT OR REPLACE deletes the row and
+    inserts it again, every index entry with it: a forward's and a payment's indexes are keyed by
+    the payment hash, so each write dirtied a random index page for the commit to write."""
+    if old is not None:
+        changed = tuple(i for i in range(keys, len(row)) if row[i] != old[i])
+        if not changed:
+            return
+        if db.execute(_update_sql(table, names, keys, changed),
+                      (*(row[i] for i in changed), *row[:keys])).rowcount == 1:
+            return
+    db.execute(_insert_sql(table, names), row)
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(table: str, names: tuple[str, ...], keys: int, changed: tuple[int, ...]) -> str:
+    return (f"UPDATE {table} SET {', '.join(names[i] + ' = ?' for i in changed)} "
+            f"WHERE {' AND '.join(n + ' = ?' for n in names[:keys])}")
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_sql(table: str, names: tuple[str, ...]) -> str:
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
 
 
 @functools.lru_cache(maxsize=16384)

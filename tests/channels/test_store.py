@@ -19,6 +19,16 @@ from services.channels import (
     SequenceTaken,
     StateRecord,
 )
+from services.channels._records import (
+    ForwardRecord,
+    ForwardStatus,
+    InvoiceRecord,
+    InvoiceStatus,
+    PaymentRecord,
+    PaymentStatus,
+    RouteHop,
+)
+from services.channels._store import Meaning
 from services.runtime import Storage
 
 CID = b"\x11" * 32
@@ -118,3 +128,58 @@ def test_the_latest_co_signed_state_kept_in_memory_follows_writes_and_rollbacks(
     # What the memory holds is what a fresh store reads from the file.
     reopened = ChannelsStore(Storage(tmp_path / "channels.db"))
     assert reopened.latest_cosigned(CID) == both
+
+
+def test_forwards_and_payments_are_written_in_place_and_the_slot_count_follows_rollbacks(
+        tmp_path: pathlib.Path) -> None:
+    """A forward's and a payment's row change in place (no index keyed by the payment hash is
+    rewritten), H6's count of those waiting on a channel and the highest sequence are kept in
+    memory: after a batch that raises, and in a fresh store, they are what the file holds."""
+    store = store_at(tmp_path)
+    out, h1, h2 = b"\x33" * 32, b"\x01" * 32, b"\x02" * 32
+    received = ForwardRecord(CID, h1, 2_001, 10_000, (RouteHop(out, b"\x0c" * 20, 1_000, 9_000),),
+                             ForwardStatus.RECEIVED)
+    store.apply([store.forward_effect(received)])
+    store.apply([store.forward_effect(dataclasses.replace(received, status=ForwardStatus.FORWARDED,
+                                                          out_channel=out))])
+    assert store.forwarded_over(out, CID) == 1 and store.forward_out(out, h1) is not None
+    with pytest.raises(RuntimeError), store.batch():
+        store.apply([store.forward_effect(dataclasses.replace(received, payment_hash=h2,
+                                                              status=ForwardStatus.FORWARDED, out_channel=out))])
+        store.put_state(StateRecord(CID, 5, 90, 10, sig_a=b"a5"))
+        assert store.forwarded_over(out, CID) == 2 and store.highest_sequence(CID) == 5
+        raise RuntimeError("rolled back")
+    assert store.forwarded_over(out, CID) == 1 and store.highest_sequence(CID) == 0
+    settling = dataclasses.replace(received, status=ForwardStatus.SETTLING, out_channel=out, preimage=b"\x09" * 32)
+    store.apply([store.forward_effect(settling)])
+    assert store.forwarded_over(out, CID) == 0 and store.forward_out(out, h1) is None
+    payment = PaymentRecord(h2, b"\x0c" * 20, 1_000, PaymentStatus.IN_FLIGHT, fee=1, route=received.onward,
+                            channel_id=CID, attempts=1)
+    store.apply([store.payment_effect(payment)])
+    store.apply([store.payment_effect(dataclasses.replace(payment, status=PaymentStatus.SUCCEEDED,
+                                                          preimage=b"\x08" * 32))])
+    reopened = ChannelsStore(Storage(tmp_path / "channels.db"))
+    kept, read = store.forward(CID, h1), reopened.forward(CID, h1)
+    assert kept is not None and read is not None and dataclasses.replace(read, updated_at=kept.updated_at) == kept
+    assert read.status == ForwardStatus.SETTLING and read.preimage == settling.preimage
+    assert reopened.forwarded_over(out, CID) == 0 and reopened.forwards_to_do() == [read]
+    paid = reopened.payment(h2)
+    assert paid is not None and (paid.status, paid.preimage, paid.route) == (PaymentStatus.SUCCEEDED, b"\x08" * 32,
+                                                                             payment.route)
+
+
+def test_an_invoice_kept_in_memory_is_paid_once_its_payment_is_recorded(tmp_path: pathlib.Path) -> None:
+    store = store_at(tmp_path)
+    h = b"\x04" * 32
+    store.add_invoice(InvoiceRecord(h, b"\x05" * 32, 1_000, "memo", InvoiceStatus.OPEN, 1))
+    opened = store.invoice(h)
+    assert opened is not None and opened.status == InvoiceStatus.OPEN
+    paying = StateRecord(CID, 1, 99_000, 1_000, sig_a=b"a1", sig_b=b"b1")
+    with pytest.raises(RuntimeError), store.batch():
+        store.record_chain(paying, [Meaning("PAYMENT_RECEIVED", h, 1_000)])
+        raise RuntimeError("rolled back")
+    assert store.invoice(h) == opened
+    store.record_chain(paying, [Meaning("PAYMENT_RECEIVED", h, 1_000)])
+    paid = store.invoice(h)
+    assert paid is not None and paid.status == InvoiceStatus.PAID
+    assert ChannelsStore(Storage(tmp_path / "channels.db")).invoice(h) == paid
