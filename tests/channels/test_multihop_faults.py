@@ -114,7 +114,13 @@ def kill_at(watched: Node, kind: str, channel_id: str, payment_hash: str, victim
     ("bob", "bob", "HTLC_RECEIVED", "ab"),
     # The payer, right after B took its HTLC.
     ("alice", "alice", "HTLC_OFFERED", "ab"),
-], ids=["payee", "payee-unanswered", "hop", "payer"])
+    # The hop, right after the payee asked it to settle (U7: the preimage is the hop's, its settle
+    # chain not yet sent): the payee proposes the settle itself once the request is not carried.
+    ("bob", "bob", "PREIMAGE_RECEIVED", "bd"),
+    # The payer, right after the hop asked it to settle (the payment succeeded: the preimage is
+    # its proof; the hop proposes the settle itself).
+    ("alice", "alice", "PREIMAGE_RECEIVED", "ab"),
+], ids=["payee", "payee-unanswered", "hop", "payer", "hop-asked", "payer-asked"])
 def test_kill_9_in_the_middle_of_a_two_hop_payment_loses_nothing(diamond: Diamond, victim: str, watched: str,
                                                                   kind: str, where: str) -> None:
     net, ab, bd = diamond.net, diamond.ab, diamond.bd
