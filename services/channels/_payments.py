@@ -8,10 +8,12 @@ A payment from A to C's invoice (payment hash h) over A -> B -> C:
 2. B accepts the ADD (H1-H4) and stores a forward RECEIVED in the same commit as the co-signed
    state; its resolver offers C the next HTLC (``onward[0]``'s amount and expiry) carrying the rest.
 3. C, the payee (``onward`` empty), accepts it against its own open invoice (H5), and settles:
-   SETTLE_HTLC with the preimage.
-4. B, accepting C's settle (P4: the preimage hashes to h), stores the preimage with its forward
-   (SETTLING) in that commit, and settles upstream to A.
-5. A, accepting B's settle, marks the payment SUCCEEDED with the preimage: the proof of payment.
+   it asks B, the HTLC's offerer, for SETTLE_HTLC with the preimage (_updates U7: B proposes it
+   in its next chain on B-C; C proposes it itself if B does not).
+4. B, taking C's request (the preimage hashes to h), stores the preimage with its forward
+   (SETTLING) at once, and settles upstream: it asks A the same way.
+5. A, taking B's request, marks the payment SUCCEEDED with the preimage (the proof of payment),
+   and carries the settle in its next chain on A-B.
 
 A hop that cannot send the HTLC on fails its incoming one (FAIL_HTLC, with the reason and the
 failing channel); each node fails its incoming HTLC once its outgoing one failed, so a failure
@@ -39,9 +41,11 @@ Rules (each refusal is a reason code the payer sees):
   so a burst in one chain cannot pass it all at once), so a peer filling a channel with tiny HTLCs
   leaves room for every other channel's payments; and the outgoing balance must cover the HTLC
   (NO_CAPACITY).
-- **H7** A forward's status moves in the same commit as the co-signed state that moves it, and
-  the resolver re-runs every forward not DONE at start: kill -9 between any two steps leaves a
-  state the next run finishes (settles or fails), never a lost or doubled HTLC.
+- **H7** A forward's status moves in the same commit as the co-signed state that moves it (or,
+  to SETTLING, as its preimage is learned from a settle request, U7: the preimage is enough to
+  settle upstream, on L1 if need be), and the resolver re-runs every forward not DONE at start:
+  kill -9 between any two steps leaves a state the next run finishes (settles or fails), never
+  a lost or doubled HTLC.
 - **H8** A routed payment is one row per payment hash: a retried Pay (same hash) waits for the
   one in flight or returns its outcome, so it never pays twice; a new route is tried only after
   the previous attempt's HTLC failed (it left the co-signed state).
@@ -160,9 +164,9 @@ class Payments:
                 forward = replace(forward, reason="EXPIRED", message="failed after its expiry")
             return [self._store.forward_effect(replace(forward, status=ForwardStatus.DONE))], "HTLC_FAILED"
         # This node's HTLC: the forward that sent it settles or fails upstream, the payment ends.
-        forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
-        self._remember_parent(record.channel_id, htlc.payment_hash, forward)
         if update.kind is UpdateKind.FAIL_HTLC:
+            self._remember_parent(record.channel_id, htlc.payment_hash,
+                                  self._store.forward_out(record.channel_id, htlc.payment_hash))
             return self._failed_downstream(record, htlc, proposal.fail_reason or "HTLC_FAILED", proposal.fail_message,
                                            proposal.fail_channel or record.channel_id), "HTLC_FAILED"
         assert update.preimage is not None
@@ -175,6 +179,9 @@ class Payments:
         its receiver is paid whether the settle lands now or is claimed on L1). Once only."""
         forward = self._store.forward_out(record.channel_id, payment_hash)
         payment = self._store.payment_on(record.channel_id, payment_hash)
+        if (forward is None or forward.status == ForwardStatus.FORWARDED) and \
+                (payment is None or payment.status == PaymentStatus.IN_FLIGHT):
+            self._remember_parent(record.channel_id, payment_hash, forward)  # the first time only
         effects: list[Effect] = []
         if forward is not None and forward.status == ForwardStatus.FORWARDED:
             settling = replace(forward, status=ForwardStatus.SETTLING, preimage=preimage)

@@ -136,6 +136,9 @@ AGAIN: Final = ("SEQUENCE_CONFLICT", "STALE_SEQUENCE", "PEER_PENDING", "PREVIOUS
 #: it, the proposer goes anyway (and U3 settles a race).
 YIELD_ROUND_TRIPS: Final = 2.0
 YIELD_BOUNDS_S: Final = (0.005, 1.0)
+#: How long the proposer lets the requests it took (U7) wait for a change of its own to ride with:
+#: the channel's recent round trip, within these bounds in seconds.
+REQUEST_LINGER_S: Final = (0.001, 0.02)
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
 #: The groups a refused state's payments are tried again in (U1).
@@ -875,7 +878,13 @@ class Updates:
             future.exception()  # read: no one else waits for it
 
     async def _propose_requested(self, cid: bytes, items: list[_Update]) -> None:
-        """The round trips that carry the requests this node took (U7), with its own changes."""
+        """The round trips that carry the requests this node took (U7), with its own changes: after
+        up to one of the channel's recent round trips (REQUEST_LINGER_S' bounds), so that a change
+        of this node's coming meanwhile (the payer's next payment, the hop's next forward) goes in
+        the same chain, whose round trip carries both (a chain of the requests alone would hold the
+        channel for a round trip of its own, the next change waiting behind it)."""
+        low, high = REQUEST_LINGER_S
+        await asyncio.sleep(min(high, max(low, self._round_trips.get(cid, low))))
         queue = self._proposals.setdefault(cid, collections.deque())
         while any(not item.future.done() for item in items):
             async with self._channels.lock(cid):

@@ -166,6 +166,8 @@ def test_a_payment_routes_around_a_hop_that_stopped_answering(diamond: Diamond) 
     a, b, d = net["alice"], net["bob"], net["dave"]
     first = pay(a, invoice(d))
     assert [h.channel_id for h in first.payment.route] == [ab, bd]
+    # Pay answers once alice has the preimage (U7): its settle lands in alice's next chain.
+    wait_for(lambda: held(a, ab)[2] == held(d, bd)[2] == 0, 20, "the first payment's settles landed")
     before = {"ab": held(a, ab), "ac": held(a, ac), "bd": held(d, bd), "cd": held(d, cd)}
 
     b.stop(signal.SIGKILL)
