@@ -307,7 +307,10 @@ def test_a_peer_filling_a_channel_with_tiny_htlcs_takes_only_its_share_of_the_sl
     assert paid.payment.status == pb.PAYMENT_STATUS_SUCCEEDED
     assert [h.channel_id for h in paid.payment.route] == [vc, mv]
     assert v.pay(c, 777).channel_id == vc
-    assert len(htlcs(v, mv)) == 6  # mallory's, still in flight: the holder's to resolve
+    # Carol's Pay answered on the preimage (U7): its settle in the attacked channel lands in the
+    # victim's next chain there; mallory's six stay in flight, the holder's to resolve.
+    wait_for(lambda: len(htlcs(v, mv)) == 6, 20, "carol's HTLC settled")
+    assert [h.from_a for h in htlcs(v, mv)] == [True] * 6
     assert {in_flight(call) for call in [*held, carols]} == {"PAYMENT_IN_FLIGHT"}
 
 

@@ -140,8 +140,8 @@ class ChannelsServiceServicer:
         with: one update both sign (TRANSFER), returned once both sides hold it durably. An invoice of
         any other node: routed over the channels this node knows of (announcements), HTLCs hop by hop
         (ADD_HTLC ... SETTLE_HTLC back), tried over up to `max_attempts` routes; returned once the
-        payee's preimage is back (SUCCEEDED) or every route failed (FAILED_PRECONDITION, the last
-        hop's reason). An address that is no peer is NO_ROUTE: a routed payment needs an invoice (the
+        payee's preimage is back (SUCCEEDED; the settles then land in the route's channels' next
+        updates) or every route failed (FAILED_PRECONDITION, the last hop's reason). An address that is no peer is NO_ROUTE: a routed payment needs an invoice (the
         preimage is the payee's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
