@@ -948,11 +948,12 @@ class Updates:
         """Whether this node has updates of its own waiting on the channel (U6), or about to: the
         settles and fails of HTLCs just accepted, before the resolver queues them (a payee
         answering a chain of adds settles them next; said now, the peer lets them land first
-        instead of racing them with its next chain, which one of the two sides then refused)."""
+        instead of racing them with its next chain, which one of the two sides then refused). Those
+        count only with a peer that takes no requests: one that does is asked for them (U7)."""
         queue = self._queues.get(cid)
         return any(not item.future.done() for item in self._proposals.get(cid, ())) or \
             (queue is not None and any(not item.future.done() for item in queue.waiting)) or \
-            (self._store.resolving(cid) and self._channels.channel(cid).peer in self._no_requests)  # U7: else asked
+            (self._store.resolving(cid) and self._channels.channel(cid).peer in self._no_requests)
 
     def _refusal(self, record: ChannelRecord, reason: str, message: str, sequence: int = 0) -> pb.ProposeResponse:
         return pb.ProposeResponse(channel_id=hex0x(record.channel_id), sequence=sequence, accepted=False,
