@@ -14,6 +14,13 @@ Rule P7 (on top of _channel's C0-C10 and P0-P6):
   change removes its HTLC where it was (the others keep their order) and an ADD appends, as the
   one-change builders of ``ChannelState`` do, so a chain of one change makes the same state as
   that change's update.
+- **P8** A chain may also carry a release its HTLC's receiver *asked* the offerer for
+  (services/channels/_updates.py U7, one proposer per channel): the offerer settles its own HTLC
+  (with the preimage: P4's hash check holds) or fails it before its expiry. Only where the judge
+  was told the receiver wants that release (``wanted``: on the receiver's side, its own record of
+  settling or failing that HTLC; on the offerer's, the requests it took): a settle pays the
+  receiver what it asked for, and a fail it asked for gives up only what it chose to give up.
+  Anywhere else P4 and P5 hold as they are (PROPOSER_NOT_RECEIVER, HTLC_NOT_EXPIRED).
 
 Why a chain and not a state per change: with h HTLCs in flight every state costs O(h) to build,
 encode, hash, sign, send, check and store; a chain of k changes costs O(k + h) once, where k
@@ -24,6 +31,7 @@ receiver cannot disagree on what a chain makes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -79,10 +87,11 @@ class Chain:
     ``state`` is the state the changes make; ``held`` and ``holds`` answer in O(1)."""
 
     def __init__(self, prev: ChannelState, channel: Channel, proposer: bytes, *, now: int, expiry_delta: int,
-                 trusted: bool = False) -> None:
+                 trusted: bool = False, wanted: Callable[[Change], bool] | None = None) -> None:
         """``trusted``: changes judged before, applied again only to learn what they did (a node's
         own chain, re-read when the answer comes: the clock has moved since), so no rule but the
-        HTLC's presence is judged again."""
+        HTLC's presence is judged again. ``wanted``: whether the HTLC's receiver asked for a
+        release by its offerer (P8); None: no such release is taken."""
         if proposer not in (channel.a, channel.b):
             raise ChannelRefused(Reason.NOT_A_PARTICIPANT, f"0x{proposer.hex()} is not a participant of the channel")
         self.prev = prev
@@ -90,6 +99,7 @@ class Chain:
         self._deadline = now + expiry_delta
         self._now = now
         self._trusted = trusted
+        self._wanted = wanted
         self._balances = [prev.balance_a, prev.balance_b]  # [A's, B's]
         # Insertion-ordered: a removal keeps the others' order, an ADD appends (as ChannelState's builders).
         self._htlcs: dict[tuple[bool, bytes], Htlc] = {(h.from_a, h.payment_hash): h for h in prev.htlcs}
@@ -154,12 +164,13 @@ class Chain:
 
     def _judge_release(self, held: Htlc, change: Change, settle: bool) -> None:
         side = "A" if self._by_a else "B"
-        if settle and held.from_a == self._by_a:
+        asked = held.from_a == self._by_a and self._wanted is not None and self._wanted(change)  # P8
+        if settle and held.from_a == self._by_a and not asked:
             raise ChannelRefused(Reason.PROPOSER_NOT_RECEIVER, f"{side} settles its own HTLC: only its receiver does")
         if settle and (len(change.preimage) != 32 or payment_hash(change.preimage) != held.payment_hash):
             raise ChannelRefused(Reason.PREIMAGE_MISSING, f"no preimage given hashes to the settled HTLC's "
                                  f"0x{held.payment_hash.hex()}")
-        if not settle and held.from_a == self._by_a and self._now <= held.expiry:
+        if not settle and held.from_a == self._by_a and self._now <= held.expiry and not asked:
             raise ChannelRefused(Reason.HTLC_NOT_EXPIRED, f"{side} fails its own HTLC at {self._now}, not after "
                                  f"its expiry {held.expiry}: its receiver may still settle it")
 

@@ -14,7 +14,14 @@ TURN_WAITS: Final = counter("l2node_channel_turn_waits_total", "Round trips that
                             "(U6), by how the wait ended: landed (the peer's update came) or timed_out",
                             ("ended",))
 
+REQUESTS: Final = counter("l2node_channel_requests_total", "Settles and fails this node asked of the HTLC's "
+                          "offerer instead of proposing them (services/channels/_updates.py U7), by outcome: taken, "
+                          "refused, unanswered, unsupported (the peer takes none), or bound (taken, not proposed "
+                          "in time: proposed here)", ("outcome",))
+
 for _outcome in ("accepted", "PEER_PENDING", "SEQUENCE_CONFLICT", "STALE_SEQUENCE"):
     ROUND_TRIPS.labels(_outcome)
 for _ended in ("landed", "timed_out"):
     TURN_WAITS.labels(_ended)
+for _asked in ("taken", "refused", "unanswered", "unsupported", "bound"):
+    REQUESTS.labels(_asked)

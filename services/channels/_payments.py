@@ -8,10 +8,12 @@ A payment from A to C's invoice (payment hash h) over A -> B -> C:
 2. B accepts the ADD (H1-H4) and stores a forward RECEIVED in the same commit as the co-signed
    state; its resolver offers C the next HTLC (``onward[0]``'s amount and expiry) carrying the rest.
 3. C, the payee (``onward`` empty), accepts it against its own open invoice (H5), and settles:
-   SETTLE_HTLC with the preimage.
-4. B, accepting C's settle (P4: the preimage hashes to h), stores the preimage with its forward
-   (SETTLING) in that commit, and settles upstream to A.
-5. A, accepting B's settle, marks the payment SUCCEEDED with the preimage: the proof of payment.
+   it asks B, the HTLC's offerer, for SETTLE_HTLC with the preimage (_updates U7: B proposes it
+   in its next chain on B-C; C proposes it itself if B does not).
+4. B, taking C's request (the preimage hashes to h), stores the preimage with its forward
+   (SETTLING) at once, and settles upstream: it asks A the same way.
+5. A, taking B's request, marks the payment SUCCEEDED with the preimage (the proof of payment),
+   and carries the settle in its next chain on A-B.
 
 A hop that cannot send the HTLC on fails its incoming one (FAIL_HTLC, with the reason and the
 failing channel); each node fails its incoming HTLC once its outgoing one failed, so a failure
@@ -39,9 +41,11 @@ Rules (each refusal is a reason code the payer sees):
   so a burst in one chain cannot pass it all at once), so a peer filling a channel with tiny HTLCs
   leaves room for every other channel's payments; and the outgoing balance must cover the HTLC
   (NO_CAPACITY).
-- **H7** A forward's status moves in the same commit as the co-signed state that moves it, and
-  the resolver re-runs every forward not DONE at start: kill -9 between any two steps leaves a
-  state the next run finishes (settles or fails), never a lost or doubled HTLC.
+- **H7** A forward's status moves in the same commit as the co-signed state that moves it (or,
+  to SETTLING, as its preimage is learned from a settle request, U7: the preimage is enough to
+  settle upstream, on L1 if need be), and the resolver re-runs every forward not DONE at start:
+  kill -9 between any two steps leaves a state the next run finishes (settles or fails), never
+  a lost or doubled HTLC.
 - **H8** A routed payment is one row per payment hash: a retried Pay (same hash) waits for the
   one in flight or returns its outcome, so it never pays twice; a new route is tried only after
   the previous attempt's HTLC failed (it left the co-signed state).
@@ -61,8 +65,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
 from protocol import MAX_HTLCS, Chain, Change, Htlc, Update, UpdateKind
-from services.runtime import FailedPrecondition, InvalidArgument, Unavailable
+from services.runtime import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 
+from . import _metrics as metrics
 from ._proposal import Proposal, Refused, Step
 from ._records import (
     ChannelRecord,
@@ -84,6 +89,9 @@ if TYPE_CHECKING:
 PAYMENT_HASH_ATTR: Final = "l2.payment.hash"
 #: How often the resolver looks again at forwards it could not advance (a peer unreachable).
 _RETRY_S: Final = 1.0
+#: U7: how long a release the peer took as a request may wait for the peer's chain before this
+#: node proposes it itself (the HTLC expires minutes later: R never depends on the peer).
+REQUEST_BOUND_S: Final = 2.0
 #: H4's refusals: about the channel the HTLC would go on in, not the one it came in.
 _NEXT_HOP_REASONS: Final = frozenset({"UNKNOWN_NEXT_CHANNEL", "FEE_INSUFFICIENT", "EXPIRY_DELTA_TOO_SMALL"})
 
@@ -116,6 +124,10 @@ class Payments:
         #: H6's forwards being sent on and not yet stored FORWARDED (queued for the outgoing
         #: channel's next chain), by (outgoing, incoming) channel: counted with the stored ones.
         self._sending: dict[tuple[bytes, bytes], set[bytes]] = {}
+        #: U7: the releases (settles, fails) of HTLCs offered to this node that their offerer took as
+        #: requests, by (channel, payment hash): when (the event loop's clock). Past REQUEST_BOUND_S
+        #: this node proposes the release itself.
+        self._asked: dict[tuple[bytes, bytes], float] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -133,28 +145,51 @@ class Payments:
             received = self._check_add(record, htlc, proposal.onward, theirs)
             self._remember_parent(record.channel_id, htlc.payment_hash, None)
             return [self._store.forward_effect(received)], "HTLC_RECEIVED"
-        offered_by_us = htlc.from_a == record.we_are_a
-        if not offered_by_us:  # P5: its offerer failed an HTLC it offered us, after its expiry
-            expired = self._store.forward(record.channel_id, htlc.payment_hash)
-            if expired is None:
-                return [], "HTLC_FAILED"
-            done = replace(expired, status=ForwardStatus.DONE, reason="EXPIRED", message="failed after its expiry")
-            return [self._store.forward_effect(done)], "HTLC_FAILED"
-        forward = self._store.forward_out(record.channel_id, htlc.payment_hash)
-        self._remember_parent(record.channel_id, htlc.payment_hash, forward)
-        payment = self._store.payment_on(record.channel_id, htlc.payment_hash)
+        return self._released(record, update, proposal)
+
+    def _released(self, record: ChannelRecord, update: Update, proposal: Proposal) -> tuple[Sequence[Effect], str]:
+        """What a settle or fail means to this node, whoever proposed it (the receiver, or the
+        offerer at the receiver's request, U7): it depends only on who offered the HTLC."""
+        htlc = update.htlc
+        assert htlc is not None
+        if htlc.from_a != record.we_are_a:  # the peer's HTLC to this node: its forward is done
+            self._asked.pop((record.channel_id, htlc.payment_hash), None)
+            forward = self._store.forward(record.channel_id, htlc.payment_hash)
+            if forward is None:
+                return [], "HTLC_SETTLED" if update.kind is UpdateKind.SETTLE_HTLC else "HTLC_FAILED"
+            if update.kind is UpdateKind.SETTLE_HTLC:
+                done = replace(forward, status=ForwardStatus.DONE)
+                return [self._store.forward_effect(done)], "HTLC_SETTLED" if forward.onward else "PAYMENT_RECEIVED"
+            if forward.status != ForwardStatus.FAILING:  # P5: its offerer failed it after its expiry
+                forward = replace(forward, reason="EXPIRED", message="failed after its expiry")
+            return [self._store.forward_effect(replace(forward, status=ForwardStatus.DONE))], "HTLC_FAILED"
+        # This node's HTLC: the forward that sent it settles or fails upstream, the payment ends.
+        if update.kind is UpdateKind.FAIL_HTLC:
+            self._remember_parent(record.channel_id, htlc.payment_hash,
+                                  self._store.forward_out(record.channel_id, htlc.payment_hash))
+            return self._failed_downstream(record, htlc, proposal.fail_reason or "HTLC_FAILED", proposal.fail_message,
+                                           proposal.fail_channel or record.channel_id), "HTLC_FAILED"
+        assert update.preimage is not None
+        return self.preimage_learned(record, htlc.payment_hash, update.preimage), "HTLC_SETTLED"
+
+    def preimage_learned(self, record: ChannelRecord, payment_hash: bytes, preimage: bytes) -> list[Effect]:
+        """The preimage of this node's HTLC ``payment_hash`` in ``record`` (checked to hash to it),
+        from its settle or, earlier, its receiver's settle request (U7): the forward that sent it
+        settles upstream, the payment that sent it succeeded (the preimage is the proof of payment:
+        its receiver is paid whether the settle lands now or is claimed on L1). Once only."""
+        forward = self._store.forward_out(record.channel_id, payment_hash)
+        payment = self._store.payment_on(record.channel_id, payment_hash)
+        if (forward is None or forward.status == ForwardStatus.FORWARDED) and \
+                (payment is None or payment.status == PaymentStatus.IN_FLIGHT):
+            self._remember_parent(record.channel_id, payment_hash, forward)  # the first time only
         effects: list[Effect] = []
-        if update.kind is UpdateKind.SETTLE_HTLC:
-            assert update.preimage is not None
-            if forward is not None:
-                effects.append(self._store.forward_effect(
-                    replace(forward, status=ForwardStatus.SETTLING, preimage=update.preimage)))
-            if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
-                effects.append(self._store.payment_effect(
-                    replace(payment, status=PaymentStatus.SUCCEEDED, preimage=update.preimage)))
-            return effects, "HTLC_SETTLED"
-        return self._failed_downstream(record, htlc, proposal.fail_reason or "HTLC_FAILED", proposal.fail_message,
-                                       proposal.fail_channel or record.channel_id), "HTLC_FAILED"
+        if forward is not None and forward.status == ForwardStatus.FORWARDED:
+            settling = replace(forward, status=ForwardStatus.SETTLING, preimage=preimage)
+            effects.append(self._store.forward_effect(settling))
+        if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
+            effects.append(self._store.payment_effect(
+                replace(payment, status=PaymentStatus.SUCCEEDED, preimage=preimage)))
+        return effects
 
     def _failed_downstream(self, record: ChannelRecord, htlc: Htlc, reason: str, message: str, at: bytes
                            ) -> list[Effect]:
@@ -170,6 +205,16 @@ class Payments:
             effects.append(self._store.payment_effect(replace(
                 payment, status=PaymentStatus.FAILED, reason=reason, message=f"{message} (channel 0x{at.hex()})")))
         return effects
+
+    def wants(self, record: ChannelRecord, change: Change) -> bool:
+        """P8/U7: whether this node settles (with that preimage) or fails the HTLC the peer offered
+        it in ``record`` with ``change``'s payment hash: its offerer may then propose that release."""
+        forward = self._store.forward(record.channel_id, change.payment_hash)
+        if forward is None:
+            return False
+        if change.kind is UpdateKind.SETTLE_HTLC:
+            return forward.status == ForwardStatus.SETTLING and forward.preimage == change.preimage
+        return forward.status == ForwardStatus.FAILING
 
     def _remember_parent(self, channel_id: bytes, payment_hash: bytes, out: ForwardRecord | None) -> None:
         """The incoming proposal's span: the forward's next step continues its trace (``out``: the
@@ -221,18 +266,7 @@ class Payments:
         assert htlc is not None
         if update.kind is UpdateKind.ADD_HTLC:
             return [], "HTLC_OFFERED"  # the forward or payment row went with the signed state
-        if htlc.from_a == record.we_are_a:  # P5: this node failed its own expired HTLC (E2)
-            return self._failed_downstream(record, htlc, "EXPIRED", "failed after its expiry", record.channel_id), \
-                "HTLC_FAILED"
-        forward = self._store.forward(record.channel_id, htlc.payment_hash)
-        effects: list[Effect] = []
-        if forward is not None:
-            effects.append(self._store.forward_effect(replace(forward, status=ForwardStatus.DONE)))
-        if update.kind is UpdateKind.SETTLE_HTLC:
-            if forward is not None and not forward.onward:
-                return effects, "PAYMENT_RECEIVED"  # the payee's: record_chain marks the invoice paid
-            return effects, "HTLC_SETTLED"
-        return effects, "HTLC_FAILED"
+        return self._released(record, update, proposal)
 
     def refused(self, record: ChannelRecord, update: Update, proposal: Proposal, reason: str, message: str) -> None:
         """The peer refused this node's ADD_HTLC: the forward that sent it fails upstream, the
@@ -420,7 +454,8 @@ class Payments:
         except Exception:
             self._log.exception("HTLC 0x%s: could not be advanced", forward.payment_hash.hex())
         else:
-            self._store.touch(*key)  # it may have been written while it was busy: looked at again now
+            if key not in self._asked:  # asked of the peer (U7): its chain moves it, or the scan looks again
+                self._store.touch(*key)  # it may have been written while it was busy: looked at again now
         finally:
             self._busy.discard(key)
         self._wake.set()
@@ -492,13 +527,33 @@ class Payments:
                 forward, status=ForwardStatus.DONE, message=f"{forward.message}; its channel closed on L1"))])
             return
 
+        key = (forward.in_channel, forward.payment_hash)
+        asked = self._asked.get(key)
+        loop = asyncio.get_running_loop()
+        fail_channel = at or forward.out_channel
+        if asked is None:  # U7: asked of the HTLC's offerer, the channel's proposer, first
+            try:
+                taken = await channels.updates.request(record, forward.payment_hash, settle, forward.preimage,
+                                                       forward.reason, forward.message, fail_channel)
+            except DomainError:  # unanswered, or a forged answer: proposed here, as it always could be
+                taken = False
+            if taken:
+                self._asked.setdefault(key, loop.time())
+                return
+        elif loop.time() - asked < REQUEST_BOUND_S:
+            return  # asked: the peer's next chain carries it (or the bound runs out)
+        else:
+            self._log.warning("HTLC 0x%s: the peer took the request %.1f s ago and did not propose it: proposed "
+                              "here (U7)", forward.payment_hash.hex(), loop.time() - asked)
+            self._asked.pop(key, None)
+            metrics.REQUESTS.labels("bound").inc()
+
         def release(record: ChannelRecord, chain: Chain) -> Step:
             if chain.holds(theirs_a, forward.payment_hash) is None:
                 raise _Gone()
             if settle:
                 return Step(Proposal(preimage=forward.preimage, change=Change.settle(theirs_a, forward.preimage)))
-            return Step(Proposal(fail_reason=forward.reason, fail_message=forward.message,
-                                 fail_channel=at or forward.out_channel,
+            return Step(Proposal(fail_reason=forward.reason, fail_message=forward.message, fail_channel=fail_channel,
                                  change=Change.fail(theirs_a, forward.payment_hash)))
 
         try:

@@ -116,6 +116,10 @@ class PeerClient:
         answer: pb.ProposeBatchResponse = await self._call(self._stub.ProposeBatch, request, mutating=True)
         return answer
 
+    async def request_changes(self, request: pb.RequestChangesRequest) -> pb.RequestChangesResponse:
+        answer: pb.RequestChangesResponse = await self._call(self._stub.RequestChanges, request)
+        return answer
+
     async def propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
         answer: pb.ProposeResponse = await self._call(self._stub.Propose, request, mutating=True)
         return answer

@@ -397,6 +397,11 @@ class PeerServicer(channels_pb2_grpc.PeerServiceServicer):
         await self._channels.fresh_clock()
         return await self._acked(lambda: self._channels.updates.on_propose_batch(request))
 
+    async def RequestChanges(self, request: pb.RequestChangesRequest, context: Any) -> pb.RequestChangesResponse:
+        # Not after the durable wait: the answer tells of nothing written (the preimages learned
+        # are this node's to keep or lose; the peer proposes what it asked for if it must, U7).
+        return self._channels.updates.on_request_changes(request)
+
     async def Announce(self, request: pb.AnnounceRequest, context: Any) -> pb.AnnounceResponse:
         answer = await self._channels.gossip.on_announce(request)
         await self._channels.store.durable()

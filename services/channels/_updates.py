@@ -69,6 +69,24 @@ U6 Turns are taken, not raced for: R answers with ``waiting`` when it has update
    of every two round trips refused (U3) and its whole chain built, signed, stored and sent for
    nothing. A peer that says ``waiting`` and proposes nothing delays only its own channel, by two
    round trips a round trip.
+U7 One proposer per channel for an HTLC's changes: an HTLC's offerer proposes its settle and fail
+   too. Its receiver R, when it settles (it learned the preimage) or fails it, does not propose
+   that change but *asks* the offerer P for it (PeerService.RequestChanges: a settle request
+   carries the preimage, as Lightning's update_fulfill_htlc reveals it before the commitment; a
+   fail request its reason): P checks each request (the HTLC is its own and in flight, else
+   UNKNOWN_HTLC; the preimage hashes to it, else BAD_PREIMAGE; a settle or a fail, else
+   BAD_REQUEST_KIND) and carries the ones it took in its next chain with its own changes
+   (protocol's P8 lets the offerer make them; R counter-signs only a release it wants:
+   ``Payments.wants``, its own record of settling or failing that HTLC). Payments one way then
+   have one proposer per channel (the payer's side), whose every round trip carries both
+   directions' work: no race (U3) and no turn to wait for (U6; R does not say ``waiting`` for
+   them), and a route's channels work at once instead of as one wave. R never depends on P: a
+   request P refuses or cannot be sent (P away, an older node: UNIMPLEMENTED) is proposed by R
+   at once, and one P took but did not propose within REQUEST_BOUND_S (_payments) is proposed
+   by R then (U3 settles a race; the HTLC expires minutes later). Requests are unsigned changes,
+   not states: nothing durable is made of one, and a crash of either side loses only the request
+   (R's forward, durable, asks again or proposes; the preimage it revealed is P's proof of
+   payment, and R's claim holds on L1 with it until the expiry).
 """
 
 from __future__ import annotations
@@ -85,9 +103,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, TypeVar
 
-from protocol import FINAL_SEQUENCE, Chain, ChannelRefused, Update, UpdateKind, check_proposal, describe_update
+import grpc
+
+from protocol import FINAL_SEQUENCE, Chain, Change, ChannelRefused, Update, UpdateKind, check_proposal, describe_update
 from protos.l2node.channels.v1 import channels_pb2 as pb
-from services.runtime import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
+from services.runtime import DomainError, FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 
 from . import _metrics as metrics
 from ._peer import require_sender, seal
@@ -116,6 +136,9 @@ AGAIN: Final = ("SEQUENCE_CONFLICT", "STALE_SEQUENCE", "PEER_PENDING", "PREVIOUS
 #: it, the proposer goes anyway (and U3 settles a race).
 YIELD_ROUND_TRIPS: Final = 2.0
 YIELD_BOUNDS_S: Final = (0.005, 1.0)
+#: How long the proposer lets the requests it took (U7) wait for a change of its own to ride with:
+#: the channel's recent round trip, within these bounds in seconds.
+REQUEST_LINGER_S: Final = (0.001, 0.02)
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
 #: The groups a refused state's payments are tried again in (U1).
@@ -192,6 +215,18 @@ class _Update:
         _settle(self.future, result)
 
 
+@dataclass(eq=False)
+class _Request:
+    """A release (U7) waiting to be asked of the HTLC's offerer: True once it took it."""
+
+    request: pb.HtlcRequest
+    future: asyncio.Future[bool]
+
+
+class _RequestGone(Exception):
+    """A release the peer asked for whose HTLC is no longer in flight (settled or failed already)."""
+
+
 @dataclass
 class _Queue:
     waiting: collections.deque[_Transfer] = field(default_factory=collections.deque)
@@ -213,6 +248,15 @@ class Updates:
         self._peer_busy: set[bytes] = set()
         #: Each channel's recent round trip, in seconds (a moving average of _send's).
         self._round_trips: dict[bytes, float] = {}
+        #: U7, the receiver's side: the releases waiting to be asked of the peer, by channel, and
+        #: the lock whose holder sends them all in one message; the peers that take no request.
+        self._requests: dict[bytes, collections.deque[_Request]] = {}
+        self._request_locks: dict[bytes, asyncio.Lock] = {}
+        self._no_requests: set[str] = set()
+        #: U7, the proposer's side: the releases the peer asked for and this node took, by channel:
+        #: (kind, payment hash), until proposed (or gone); and the tasks proposing them.
+        self._taken: dict[bytes, set[tuple[UpdateKind, bytes]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- the proposer -----------------------------------------------------------------------------
 
@@ -418,8 +462,10 @@ class Updates:
             return
         record = await self._let_peer_go(record)
         channels, rules = self._channels, self._channels.rules_of()
+        taken = self._taken.get(cid, set())
         chain = Chain(rules.state(channels.latest(record)), rules.channel(record), channels.address,
-                      now=channels.l1_now(), expiry_delta=rules.expiry_delta_s)
+                      now=channels.l1_now(), expiry_delta=rules.expiry_delta_s,
+                      wanted=lambda change: (change.kind, change.payment_hash) in taken)  # P8: the ones asked for
         built: list[tuple[_Update, Step]] = []
         while waiting and len(built) < MAX_BATCH:  # U5: one chain of the changes waiting, each judged (P7)
             item = waiting.popleft()
@@ -447,15 +493,15 @@ class Updates:
                               [e for _, step in built for e in step.effects],
                               pb.ProposeBatchRequest(proposals=steps).SerializeToString(deterministic=True)
                               if steps else b"")  # durable before the signature leaves
-        taken = [item for item, _ in built]
+        sent = [item for item, _ in built]
         try:
             outcomes = await self._send(record, [*((None, r) for r in steps), (signed, request)])
         except Exception as exc:  # no answer: the state stays pending, re-sent as it is (U2)
-            for item in taken:
+            for item in sent:
                 item.settle(exc)
             return
         again: list[_Update] = []
-        for item, outcome in zip(taken, outcomes, strict=True):
+        for item, outcome in zip(sent, outcomes, strict=True):
             if outcome.accepted:
                 item.settle((outcome.state, outcome.preimage))
             elif outcome.reason in AGAIN:
@@ -670,6 +716,181 @@ class Updates:
             store.record_chain(cosigned, meanings)
             payments.wake()
 
+    # --- U7: releases asked of the HTLC's offerer ---------------------------------------------------
+
+    async def request(self, record: ChannelRecord, payment_hash: bytes, settle: bool, preimage: bytes,
+                      fail_reason: str, fail_message: str, fail_channel: bytes) -> bool:
+        """U7: ask the peer, the offerer of this node's incoming HTLC ``payment_hash``, to settle it
+        (with ``preimage``) or fail it (with why) in its next chain: True if it took the request;
+        False if it refused it or takes none (this node then proposes it). The requests waiting on
+        the channel go in one message. Raises Unavailable if the peer cannot be reached."""
+        if record.peer in self._no_requests:
+            return False
+        cid = record.channel_id
+        request = pb.HtlcRequest(payment_hash=hex0x(payment_hash))
+        if settle:
+            request.kind, request.preimage = pb.HTLC_CHANGE_KIND_SETTLE, hex0x(preimage)
+        else:
+            request.kind, request.fail_reason, request.fail_message = pb.HTLC_CHANGE_KIND_FAIL, fail_reason, \
+                fail_message
+            request.fail_channel_id = hex0x(fail_channel) if fail_channel else ""
+        item = _Request(request, asyncio.get_running_loop().create_future())
+        queue = self._requests.setdefault(cid, collections.deque())
+        queue.append(item)
+        lock = self._request_locks.setdefault(cid, asyncio.Lock())
+        while not item.future.done():
+            async with lock:  # whoever holds it sends every request waiting
+                if not item.future.done():
+                    await self._send_requests(record, queue)
+        return item.future.result()
+
+    async def _send_requests(self, record: ChannelRecord, queue: collections.deque[_Request]) -> None:
+        """One message of the requests waiting (the caller holds the channel's request lock): each
+        one's future set, taken or not, or to the error that left it unanswered."""
+        items = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH))]
+        if not items:
+            return
+        batch = seal(self._channels.rules_of(), pb.RequestChangesRequest(
+            channel_id=hex0x(record.channel_id), requests=[item.request for item in items]))
+        try:
+            try:
+                answer = await self._channels.peer(record.peer).request_changes(batch)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self._no_requests.add(record.peer)  # an older node: this node proposes its releases
+                metrics.REQUESTS.labels("unsupported").inc(len(items))
+                answer = pb.RequestChangesResponse()
+            else:
+                require_sender(answer, record.theirs, "the peer's answer to the requests")
+        except BaseException as exc:  # unanswered (cancelled too): each waiter proposes its own (U7)
+            unanswered = exc if isinstance(exc, PermissionDenied) else Unavailable(
+                f"the peer did not answer the requests: {type(exc).__name__}", reason="PEER_UNAVAILABLE",
+                retry_delay_s=1.0)
+            metrics.REQUESTS.labels("unanswered").inc(len(items))
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(unanswered)
+                    item.future.exception()  # read: a waiter gone away is not logged as lost
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for i, item in enumerate(items):
+            taken = i < len(answer.answers) and answer.answers[i].accepted
+            if answer.answers:
+                metrics.REQUESTS.labels("taken" if taken else "refused").inc()
+            if not taken and i < len(answer.answers):
+                self._log.info("the peer refused a request (%s): %s", answer.answers[i].reason,
+                               answer.answers[i].message)
+            if not item.future.done():
+                item.future.set_result(taken)
+
+    def on_request_changes(self, request: pb.RequestChangesRequest) -> pb.RequestChangesResponse:
+        """U7, the offerer's side: each request checked and, if taken, queued for this node's next
+        chain on the channel (one task proposes them, with whatever else waits there)."""
+        record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
+        require_sender(request, record.theirs, "the requests")
+        if len(request.requests) > MAX_BATCH:
+            raise InvalidArgument(f"at most {MAX_BATCH} requests in a message", reason="BATCH_TOO_LARGE")
+        cid = record.channel_id
+        ours = {h[2] for h in self._channels.latest(record).htlcs if h[0] == record.we_are_a}
+        pending: set[bytes] | None = None  # the HTLCs of states not yet answered, read only if needed
+        taken = self._taken.setdefault(cid, set())
+        answers: list[pb.RequestAnswer] = []
+        items: list[_Update] = []
+        learned: list[tuple[bytes, bytes]] = []  # (payment hash, preimage) of the settles asked for
+        for wanted in request.requests:
+            try:
+                key, make = self._requested(record, wanted)
+            except DomainError as exc:
+                answers.append(pb.RequestAnswer(accepted=False, reason=exc.reason, message=exc.message))
+                continue
+            if key[1] not in ours:
+                if pending is None:
+                    pending = {h[2] for state in self._store.pendings(cid) for h in state.htlcs
+                               if h[0] == record.we_are_a}
+                if key[1] not in pending:
+                    answers.append(pb.RequestAnswer(accepted=False, reason="UNKNOWN_HTLC", message=(
+                        f"no HTLC of this node with payment hash 0x{key[1].hex()} is in flight in channel "
+                        f"0x{cid.hex()} (settled, failed, or never offered)")))
+                    continue
+            answers.append(pb.RequestAnswer(accepted=True))
+            if key[0] is UpdateKind.SETTLE_HTLC:
+                learned.append((key[1], bytes.fromhex(wanted.preimage.removeprefix("0x"))))
+            if key in taken:
+                continue  # asked again (the peer's resolver looked again): queued once
+            taken.add(key)
+            item = _Update(make, asyncio.get_running_loop().create_future())
+            item.future.add_done_callback(functools.partial(self._proposed_request, taken, key))
+            items.append(item)
+        if learned:  # the preimages, settled upstream now: the settle lands in the next chain (U7)
+            payments = self._channels.payments
+            with self._store.batch():
+                for payment_hash, preimage in learned:
+                    effects = payments.preimage_learned(record, payment_hash, preimage)
+                    if effects:
+                        self._store.apply(effects, "PREIMAGE_RECEIVED", cid, payment_hash)
+            payments.wake()
+        if items:
+            self._proposals.setdefault(cid, collections.deque()).extend(items)
+            task = asyncio.get_running_loop().create_task(self._propose_requested(cid, items))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return seal(self._channels.rules_of(), pb.RequestChangesResponse(answers=answers))
+
+    def _requested(self, record: ChannelRecord, request: pb.HtlcRequest
+                   ) -> tuple[tuple[UpdateKind, bytes], MakeStep]:
+        """A request's key (kind, payment hash) and the step that makes it; DomainError (with the
+        reason) if it is malformed or is not what it claims."""
+        if record.status != ChannelStatus.OPEN:
+            raise FailedPrecondition(f"the channel is {record.status.name}", reason="CHANNEL_NOT_OPEN")
+        payment_hash = parse_hex(request.payment_hash, 32, "payment_hash")
+        ours = record.we_are_a
+        if request.kind == pb.HTLC_CHANGE_KIND_SETTLE:
+            preimage = parse_hex(request.preimage, 32, "preimage") if request.preimage else b""
+            if hashlib.sha256(preimage).digest() != payment_hash:
+                raise InvalidArgument(f"the preimage does not hash to 0x{payment_hash.hex()}", reason="BAD_PREIMAGE")
+            step = Step(Proposal(preimage=preimage, change=Change.settle(ours, preimage)))
+            kind = UpdateKind.SETTLE_HTLC
+        elif request.kind == pb.HTLC_CHANGE_KIND_FAIL:
+            fail_channel = parse_hex(request.fail_channel_id, 32, "fail_channel_id") if request.fail_channel_id \
+                else b""
+            step = Step(Proposal(fail_reason=request.fail_reason[:64] or "HTLC_FAILED",
+                                 fail_message=request.fail_message[:512], fail_channel=fail_channel,
+                                 change=Change.fail(ours, payment_hash)))
+            kind = UpdateKind.FAIL_HTLC
+        else:
+            raise InvalidArgument("a request settles or fails an HTLC", reason="BAD_REQUEST_KIND")
+
+        def make(record: ChannelRecord, chain: Chain) -> Step:
+            if chain.holds(ours, payment_hash) is None:
+                raise _RequestGone()
+            return step
+
+        return (kind, payment_hash), make
+
+    @staticmethod
+    def _proposed_request(taken: set[tuple[UpdateKind, bytes]], key: tuple[UpdateKind, bytes],
+                          future: asyncio.Future[tuple[StateRecord, bytes]]) -> None:
+        """A request proposed (or not: gone, refused, no answer; the peer then proposes it itself)."""
+        taken.discard(key)
+        if not future.cancelled():
+            future.exception()  # read: no one else waits for it
+
+    async def _propose_requested(self, cid: bytes, items: list[_Update]) -> None:
+        """The round trips that carry the requests this node took (U7), with its own changes: after
+        up to one of the channel's recent round trips (REQUEST_LINGER_S' bounds), so that a change
+        of this node's coming meanwhile (the payer's next payment, the hop's next forward) goes in
+        the same chain, whose round trip carries both (a chain of the requests alone would hold the
+        channel for a round trip of its own, the next change waiting behind it)."""
+        low, high = REQUEST_LINGER_S
+        await asyncio.sleep(min(high, max(low, self._round_trips.get(cid, low))))
+        queue = self._proposals.setdefault(cid, collections.deque())
+        while any(not item.future.done() for item in items):
+            async with self._channels.lock(cid):
+                if any(not item.future.done() for item in items):
+                    await self._drain_updates(cid, queue)
+
     # --- the receiver -----------------------------------------------------------------------------
 
     def on_propose(self, request: pb.ProposeRequest) -> pb.ProposeResponse:
@@ -727,11 +948,12 @@ class Updates:
         """Whether this node has updates of its own waiting on the channel (U6), or about to: the
         settles and fails of HTLCs just accepted, before the resolver queues them (a payee
         answering a chain of adds settles them next; said now, the peer lets them land first
-        instead of racing them with its next chain, which one of the two sides then refused)."""
+        instead of racing them with its next chain, which one of the two sides then refused). Those
+        count only with a peer that takes no requests: one that does is asked for them (U7)."""
         queue = self._queues.get(cid)
         return any(not item.future.done() for item in self._proposals.get(cid, ())) or \
             (queue is not None and any(not item.future.done() for item in queue.waiting)) or \
-            self._store.resolving(cid)
+            (self._store.resolving(cid) and self._channels.channel(cid).peer in self._no_requests)
 
     def _refusal(self, record: ChannelRecord, reason: str, message: str, sequence: int = 0) -> pb.ProposeResponse:
         return pb.ProposeResponse(channel_id=hex0x(record.channel_id), sequence=sequence, accepted=False,
@@ -833,7 +1055,8 @@ class Updates:
             raise _StepRefused(end, exc) from None
         theirs_a = not record.we_are_a
         made = Chain(rules.state(latest), rules.channel(record), record.theirs, now=channels.l1_now(),
-                     expiry_delta=rules.expiry_delta_s)
+                     expiry_delta=rules.expiry_delta_s,
+                     wanted=functools.partial(channels.payments.wants, record))  # P8: a release it asked for
         meanings: list[Meaning] = []
         refused: _StepRefused | None = None
         for i, proposal in enumerate(proposals):

@@ -197,8 +197,10 @@ def test_a_chain_whose_answer_was_lost_is_sent_again_whole_after_kill_9(forgetfu
 
     calls = [m.stub.Pay.future(pb.PayRequest(invoice=holder.invoice(10_000)), timeout=60) for _ in range(8)]
     steps = wait_for(pending_chain, 30, "the victim holds a chain signed and unanswered")
+    # Durable before it is sent (and the send waits for the fsync): on a loaded machine the row is
+    # seen before the holder has the chain, so wait for that too before the kill.
+    lost = wait_for(lambda: holder.lost, 30, "the holder co-signed the chain and lost its answer")
     v.stop(signal.SIGKILL)
-    lost = holder.lost
     assert lost is not None and len(lost.proposals) == 1 + len(pb.ProposeBatchRequest.FromString(steps).proposals)
     holder.answer.set()
     v.start()

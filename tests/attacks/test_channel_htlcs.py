@@ -11,6 +11,7 @@ and the victim's honest payments still go through."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +72,8 @@ class Holder(pb_grpc.PeerServiceServicer):
         state = state_of_pb(request.state)
         return seal(self.rules, pb.ProposeResponse(channel_id=request.state.channel_id, sequence=state.sequence,
                                                    accepted=True, signature=self.rules.sign(state),
-                                                   signed_upto=state.sequence))
+                                                   signed_upto=state.sequence,
+                                                   preimages=["" for _ in request.parts]))  # no invoice
 
     def ProposeBatch(self, request: pb.ProposeBatchRequest, context: Any) -> pb.ProposeBatchResponse:
         """Every proposal taken: a signed one co-signed, a chain's unsigned change (U5) just accepted."""
@@ -305,7 +307,10 @@ def test_a_peer_filling_a_channel_with_tiny_htlcs_takes_only_its_share_of_the_sl
     assert paid.payment.status == pb.PAYMENT_STATUS_SUCCEEDED
     assert [h.channel_id for h in paid.payment.route] == [vc, mv]
     assert v.pay(c, 777).channel_id == vc
-    assert len(htlcs(v, mv)) == 6  # mallory's, still in flight: the holder's to resolve
+    # Carol's Pay answered on the preimage (U7): its settle in the attacked channel lands in the
+    # victim's next chain there; mallory's six stay in flight, the holder's to resolve.
+    wait_for(lambda: len(htlcs(v, mv)) == 6, 20, "carol's HTLC settled")
+    assert [h.from_a for h in htlcs(v, mv)] == [True] * 6
     assert {in_flight(call) for call in [*held, carols]} == {"PAYMENT_IN_FLIGHT"}
 
 
@@ -333,3 +338,111 @@ def test_a_burst_of_tiny_htlcs_from_one_peer_still_takes_only_its_share_of_the_s
     assert reasons == ["PAYMENT_IN_FLIGHT"] * 3 + ["SLOT_SHARE_EXCEEDED"] * 3
     assert len(htlcs(v, out)) == 3
     wait_for(lambda: len(htlcs(v, mv)) == 3, 20, "the refused three failed back to mallory")
+
+
+class Ignorer(Holder):
+    """The attacker's proposer that takes every settle or fail request (U7) and never proposes
+    it: the HTLC's receiver must not depend on it."""
+
+    def __init__(self, key: bytes, adjudicator: bytes) -> None:
+        super().__init__(key, adjudicator)
+        self.requests: list[pb.HtlcRequest] = []
+
+    def RequestChanges(self, request: pb.RequestChangesRequest, context: Any) -> pb.RequestChangesResponse:
+        self.requests.extend(request.requests)
+        return seal(self.rules, pb.RequestChangesResponse(answers=[pb.RequestAnswer(accepted=True)
+                                                                   for _ in request.requests]))
+
+
+@pytest.fixture(scope="module")
+def asked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    setup = Setup(tmp_path_factory.mktemp("htlc-requests"), ("victim", "mallory", "carol"), 1, **TERMS)
+    try:
+        setup.holders.append(Ignorer(DEV_PRIVATE_KEYS[2 + 3 + 1], setup.adjudicator))
+        yield setup
+    finally:
+        setup.close()
+
+
+def test_forged_and_replayed_settle_requests_are_refused_by_name_and_change_nothing(asked: Setup) -> None:
+    """U7: mallory, the receiver of the victim's HTLCs, asks the victim (their offerer) to settle
+    or fail them. A request is checked: the preimage hashes to the HTLC's payment hash, the HTLC
+    is the victim's and in flight (a replay of a settled one is refused), the kind is a settle or
+    a fail, and the message is signed by the channel's other participant."""
+    net, far = asked.net, asked.holders[0]
+    v, m, c = net["victim"], net["mallory"], net["carol"]
+    mv = net.open("mallory", "victim", ETHER, ETHER)
+    mc = net.open("mallory", "carol", ETHER)
+    m_far = asked.open_to("mallory", far, ETHER)
+    net.wait_known("victim", m_far, 1)
+    net.wait_known("victim", mc, 1)
+    as_m = Rules(CHAIN_ID, asked.adjudicator, m.key, PERIOD)
+
+    def request(*requests: pb.HtlcRequest, rules: Rules = as_m, channel_id: str = mv) -> list[tuple[bool, str]]:
+        answer = v.peer_stub.RequestChanges(seal(rules, pb.RequestChangesRequest(
+            channel_id=channel_id, requests=list(requests))), timeout=10)
+        assert sender_of(answer) == v.address
+        return [(a.accepted, a.reason) for a in answer.answers]
+
+    def settle(payment_hash: bytes, preimage: bytes) -> pb.HtlcRequest:
+        return pb.HtlcRequest(kind=pb.HTLC_CHANGE_KIND_SETTLE, payment_hash="0x" + payment_hash.hex(),
+                              preimage="0x" + preimage.hex())
+
+    # An honest one first: the victim pays carol's invoice through mallory; mallory's node asks
+    # the victim to settle the victim's HTLC, and the victim's chain carries it.
+    bill = c.stub.CreateInvoice(pb.CreateInvoiceRequest(amount="40000"), timeout=10).invoice
+    paid = v.stub.Pay(pb.PayRequest(invoice=bill.encoded), timeout=60)
+    assert paid.payment.status == pb.PAYMENT_STATUS_SUCCEEDED and paid.payment.route[0].channel_id == mv
+    wait_for(lambda: not htlcs(v, mv) and not htlcs(m, mv), 20, "the settle landed")
+    preimage, settled = bytes.fromhex(paid.preimage[2:]), bytes.fromhex(bill.payment_hash[2:])
+    # One of the victim's HTLCs held in flight (the holder keeps it), to aim the requests at.
+    held = v.stub.Pay.future(pb.PayRequest(invoice=far.invoice(100_000)), timeout=60)
+    wait_for(lambda: len(htlcs(v, mv)) == 1, 20, "the victim's HTLC held")
+    (live,) = [bytes.fromhex(h.payment_hash[2:]) for h in htlcs(v, mv)]
+    before = v.channel(mv)
+
+    # Replayed: the settled HTLC is no longer in flight. Forged: a preimage that is not the HTLC's;
+    # one of an HTLC never offered; a kind that is neither; a malformed preimage.
+    fresh = secrets.token_bytes(32)
+    assert request(settle(settled, preimage)) == [(False, "UNKNOWN_HTLC")]
+    assert request(settle(live, fresh)) == [(False, "BAD_PREIMAGE")]
+    assert request(settle(hashlib.sha256(fresh).digest(), fresh)) == [(False, "UNKNOWN_HTLC")]
+    assert request(pb.HtlcRequest(payment_hash="0x" + live.hex())) == [(False, "BAD_REQUEST_KIND")]
+    assert request(pb.HtlcRequest(kind=pb.HTLC_CHANGE_KIND_SETTLE, payment_hash="0x" + live.hex(),
+                                  preimage="0x1234"))[0][0] is False
+    # Signed by someone else than the channel's other participant, or for a channel of the victim
+    # mallory is not in: refused whole.
+    for rules, channel_id in ((Rules(CHAIN_ID, asked.adjudicator, DEV_PRIVATE_KEYS[9], PERIOD), mv),
+                              (as_m, "0x" + secrets.token_bytes(32).hex())):
+        with pytest.raises(grpc.RpcError) as refused:
+            request(settle(live, fresh), rules=rules, channel_id=channel_id)
+        assert refused.value.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND)
+    after = v.channel(mv)
+    assert (after.state, after.signature_a, after.signature_b) == (before.state, before.signature_a,
+                                                                   before.signature_b)
+    assert in_flight(held) == "PAYMENT_IN_FLIGHT"
+
+
+def test_a_proposer_that_ignores_requests_does_not_keep_the_receiver_from_its_money(asked: Setup) -> None:
+    """U7's fallback: the ignorer offers the victim an HTLC for its invoice, takes the victim's
+    settle request and never proposes it; the victim proposes the settle itself and is paid."""
+    net, ignorer = asked.net, asked.holders[1]
+    v = net["victim"]
+    assert isinstance(ignorer, Ignorer)
+    vi = asked.open_to("victim", ignorer, ETHER)
+    v.stub.Pay(pb.PayRequest(address="0x" + ignorer.address.hex(), amount="500000"), timeout=20)  # its funds
+    bill = v.stub.CreateInvoice(pb.CreateInvoiceRequest(amount="70000"), timeout=10).invoice
+    billed = bytes.fromhex(bill.payment_hash[2:])
+    latest = state_of_pb(v.channel(vi).state)  # the victim is the channel's a, the ignorer its b
+    added = dataclasses.replace(ignorer.rules.record(ignorer.rules.state(latest).add_htlc(
+        Htlc(False, 70_000, billed, l1_now(net) + 300)), 0), sequence=latest.sequence + 1)
+    answer = v.peer_stub.Propose(seal(ignorer.rules, pb.ProposeRequest(
+        state=state_pb(added), signature=ignorer.rules.sign(added))), timeout=10)
+    assert answer.accepted, answer.reason
+
+    wait_for(lambda: not htlcs(v, vi), 30, "the victim settled the HTLC itself")
+    asked_for = [r for r in ignorer.requests if r.payment_hash == bill.payment_hash]
+    assert asked_for and asked_for[0].kind == pb.HTLC_CHANGE_KIND_SETTLE
+    assert hashlib.sha256(bytes.fromhex(asked_for[0].preimage[2:])).digest() == billed
+    channel = v.channel(vi)
+    assert int(channel.remote_balance) == 500_000 - 70_000 and int(channel.local_balance) == ETHER - 430_000

@@ -81,6 +81,9 @@ def test_a_channel_closed_on_the_route_is_routed_around(net: Network) -> None:
         return a.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=60)
 
     used = pay(10_000).payment.route[1].channel_id
+    # Pay answers once alice has the preimage (U7); the settles then land in the channels' next
+    # chains, and a channel closes cooperatively once no HTLC is in flight in it.
+    wait_for(lambda: not b.channel(used).state.htlcs, 20, "the settle landed in bob-carol")
     closed = b.stub.CloseChannel(pb.CloseChannelRequest(channel_id=used), timeout=60)
     assert closed.channel.status != pb.CHANNEL_STATUS_OPEN
     for amount in (20_000, 30_000):  # at once, and once alice heard of the close

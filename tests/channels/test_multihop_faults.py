@@ -114,7 +114,13 @@ def kill_at(watched: Node, kind: str, channel_id: str, payment_hash: str, victim
     ("bob", "bob", "HTLC_RECEIVED", "ab"),
     # The payer, right after B took its HTLC.
     ("alice", "alice", "HTLC_OFFERED", "ab"),
-], ids=["payee", "payee-unanswered", "hop", "payer"])
+    # The hop, right after the payee asked it to settle (U7: the preimage is the hop's, its settle
+    # chain not yet sent): the payee proposes the settle itself once the request is not carried.
+    ("bob", "bob", "PREIMAGE_RECEIVED", "bd"),
+    # The payer, right after the hop asked it to settle (the payment succeeded: the preimage is
+    # its proof; the hop proposes the settle itself).
+    ("alice", "alice", "PREIMAGE_RECEIVED", "ab"),
+], ids=["payee", "payee-unanswered", "hop", "payer", "hop-asked", "payer-asked"])
 def test_kill_9_in_the_middle_of_a_two_hop_payment_loses_nothing(diamond: Diamond, victim: str, watched: str,
                                                                   kind: str, where: str) -> None:
     net, ab, bd = diamond.net, diamond.ab, diamond.bd
@@ -160,6 +166,8 @@ def test_a_payment_routes_around_a_hop_that_stopped_answering(diamond: Diamond) 
     a, b, d = net["alice"], net["bob"], net["dave"]
     first = pay(a, invoice(d))
     assert [h.channel_id for h in first.payment.route] == [ab, bd]
+    # Pay answers once alice has the preimage (U7): its settle lands in alice's next chain.
+    wait_for(lambda: held(a, ab)[2] == held(d, bd)[2] == 0, 20, "the first payment's settles landed")
     before = {"ab": held(a, ab), "ac": held(a, ac), "bd": held(d, bd), "cd": held(d, cd)}
 
     b.stop(signal.SIGKILL)

@@ -146,3 +146,34 @@ def test_a_stranger_cannot_chain_and_a_trusted_replay_judges_nothing_again() -> 
     with pytest.raises(ChannelRefused) as gone:
         replay.apply(Change.fail(True, HASHES[0]))
     assert gone.value.reason is Reason.UNKNOWN_HTLC
+
+
+def test_p8_the_offerer_settles_or_fails_its_own_htlc_only_where_the_receiver_asked() -> None:
+    """P8: A settling its own HTLC (A's is HASHES[0], unexpired) or failing it before its expiry is
+    P4's and P5's refusal, unless the judge was told the receiver wants that very release; the
+    preimage must still hash to the HTLC, and the other rules stand."""
+    settle, fail = Change.settle(True, PREIMAGES[0]), Change.fail(True, HASHES[0])
+    for change, reason in ((settle, Reason.PROPOSER_NOT_RECEIVER), (fail, Reason.HTLC_NOT_EXPIRED)):
+        for wanted in (None, lambda asked: False):
+            with pytest.raises(ChannelRefused) as refused:
+                Chain(start(), CHANNEL, A, now=NOW, expiry_delta=DELTA, wanted=wanted).apply(change)
+            assert refused.value.reason is reason
+    asked: list[Change] = []
+
+    def wanted(change: Change) -> bool:
+        asked.append(change)
+        return change in (settle, fail)
+
+    settled = Chain(start(), CHANNEL, A, now=NOW, expiry_delta=DELTA, wanted=wanted)
+    update = settled.apply(settle)
+    assert update == Update(UpdateKind.SETTLE_HTLC, 1_000, True, start().htlcs[0], PREIMAGES[0])
+    assert (settled.state(8).balance_a, settled.state(8).balance_b) == (9_000, 8_000 + 1_000)  # B is paid
+    failed = Chain(start(), CHANNEL, A, now=NOW, expiry_delta=DELTA, wanted=wanted)
+    failed.apply(fail)
+    assert (failed.state(8).balance_a, failed.state(8).balance_b) == (9_000 + 1_000, 8_000)  # back to A
+    assert asked == [settle, fail]
+    # A wanted settle still needs the HTLC's own preimage.
+    with pytest.raises(ChannelRefused) as wrong:
+        Chain(start(), CHANNEL, A, now=NOW, expiry_delta=DELTA, wanted=lambda c: True).apply(
+            Change(UpdateKind.SETTLE_HTLC, True, HASHES[0], preimage=PREIMAGES[1]))
+    assert wrong.value.reason is Reason.PREIMAGE_MISSING

@@ -593,6 +593,50 @@ class ProposeBatchResponse(_message.Message):
     waiting: bool
     def __init__(self, responses: _Optional[_Iterable[_Union[ProposeResponse, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ..., waiting: _Optional[bool] = ...) -> None: ...
 
+class HtlcRequest(_message.Message):
+    __slots__ = ("kind", "payment_hash", "preimage", "fail_reason", "fail_message", "fail_channel_id")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    PREIMAGE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_REASON_FIELD_NUMBER: _ClassVar[int]
+    FAIL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    kind: HtlcChangeKind
+    payment_hash: str
+    preimage: str
+    fail_reason: str
+    fail_message: str
+    fail_channel_id: str
+    def __init__(self, kind: _Optional[_Union[HtlcChangeKind, str]] = ..., payment_hash: _Optional[str] = ..., preimage: _Optional[str] = ..., fail_reason: _Optional[str] = ..., fail_message: _Optional[str] = ..., fail_channel_id: _Optional[str] = ...) -> None: ...
+
+class RequestChangesRequest(_message.Message):
+    __slots__ = ("channel_id", "requests", "sender_signature")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    requests: _containers.RepeatedCompositeFieldContainer[HtlcRequest]
+    sender_signature: bytes
+    def __init__(self, channel_id: _Optional[str] = ..., requests: _Optional[_Iterable[_Union[HtlcRequest, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class RequestChangesResponse(_message.Message):
+    __slots__ = ("answers", "sender_signature")
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    SENDER_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[RequestAnswer]
+    sender_signature: bytes
+    def __init__(self, answers: _Optional[_Iterable[_Union[RequestAnswer, _Mapping]]] = ..., sender_signature: _Optional[bytes] = ...) -> None: ...
+
+class RequestAnswer(_message.Message):
+    __slots__ = ("accepted", "reason", "message")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    reason: str
+    message: str
+    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class AnnounceRequest(_message.Message):
     __slots__ = ("node", "announcements", "sender_signature")
     NODE_FIELD_NUMBER: _ClassVar[int]

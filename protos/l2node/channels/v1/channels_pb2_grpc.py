@@ -140,8 +140,8 @@ class ChannelsServiceServicer:
         with: one update both sign (TRANSFER), returned once both sides hold it durably. An invoice of
         any other node: routed over the channels this node knows of (announcements), HTLCs hop by hop
         (ADD_HTLC ... SETTLE_HTLC back), tried over up to `max_attempts` routes; returned once the
-        payee's preimage is back (SUCCEEDED) or every route failed (FAILED_PRECONDITION, the last
-        hop's reason). An address that is no peer is NO_ROUTE: a routed payment needs an invoice (the
+        payee's preimage is back (SUCCEEDED; the settles then land in the route's channels' next
+        updates) or every route failed (FAILED_PRECONDITION, the last hop's reason). An address that is no peer is NO_ROUTE: a routed payment needs an invoice (the
         preimage is the payee's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -570,6 +570,11 @@ class PeerServiceStub:
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchRequest.SerializeToString,
                 response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchResponse.FromString,
                 _registered_method=True)
+        self.RequestChanges = channel.unary_unary(
+                '/l2node.channels.v1.PeerService/RequestChanges',
+                request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.RequestChangesRequest.SerializeToString,
+                response_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.RequestChangesResponse.FromString,
+                _registered_method=True)
         self.Announce = channel.unary_unary(
                 '/l2node.channels.v1.PeerService/Announce',
                 request_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.AnnounceRequest.SerializeToString,
@@ -624,6 +629,19 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestChanges(self, request, context):
+        """Settles and fails of HTLCs the receiver offered, asked of it by the HTLCs' receiver (the
+        sender) instead of proposed (services/channels/_updates.py U7): the receiver, the channel's
+        proposer, carries them in its next chain with its own changes. A settle request carries the
+        preimage (it hashes to the HTLC's payment hash), a fail request its reason. Unsigned changes,
+        not states: nothing is co-signed here. Each request is answered taken or refused with its
+        reason (UNKNOWN_HTLC: no HTLC of the receiver's with that hash is in flight; BAD_PREIMAGE;
+        BAD_REQUEST_KIND); a taken one that does not land in time is proposed by its sender itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Announce(self, request, context):
         """Channel announcements (each signed by its direction's sender, R1-R4 of
         services/channels/_routing.py), for routing. A node announces its own channels to its peers
@@ -655,6 +673,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.ProposeBatch,
                     request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchRequest.FromString,
                     response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchResponse.SerializeToString,
+            ),
+            'RequestChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestChanges,
+                    request_deserializer=l2node_dot_channels_dot_v1_dot_channels__pb2.RequestChangesRequest.FromString,
+                    response_serializer=l2node_dot_channels_dot_v1_dot_channels__pb2.RequestChangesResponse.SerializeToString,
             ),
             'Announce': grpc.unary_unary_rpc_method_handler(
                     servicer.Announce,
@@ -775,6 +798,33 @@ class PeerService:
             '/l2node.channels.v1.PeerService/ProposeBatch',
             l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchRequest.SerializeToString,
             l2node_dot_channels_dot_v1_dot_channels__pb2.ProposeBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/l2node.channels.v1.PeerService/RequestChanges',
+            l2node_dot_channels_dot_v1_dot_channels__pb2.RequestChangesRequest.SerializeToString,
+            l2node_dot_channels_dot_v1_dot_channels__pb2.RequestChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,
