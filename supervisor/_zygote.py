@@ -7,11 +7,15 @@ or crashes the child. Each forked child initialises its own gRPC, telemetry and 
 Protocol: one JSON object per line on the control socket, one reply line per request.
     {"op": "ping"}                         -> {"ok": true, "pid": N}
     {"op": "spawn", "spec": {...}}         -> {"ok": true, "pid": N} | {"ok": false, "error": "..."}
+    {"op": "refill"}                       -> (no reply) the pool is refilled now
 
 A spawn hands the spec to a pre-forked process of the warm pool (see _Warm), so that it costs
-a pipe write instead of two forks; the pool is refilled after the reply. A warm process first
-calls the ``--warm`` functions ("module:function"): the first work after a fork that every child
-would do on its way to ready, done while it waits for its orders instead.
+a pipe write instead of two forks. The pool is refilled once the supervisor says the spawned child
+is up (or failed: "refill"), at the latest REFILL_AFTER_S after the spawn: refilling costs ~25 ms
+of CPU (the fork, the warm hooks, the pages copied), which on a small machine the child being
+started would otherwise compete with. A spawn that finds the pool empty forks at once. A warm
+process first calls the ``--warm`` functions ("module:function"): the first work after a fork that
+every child would do on its way to ready, done while it waits for its orders instead.
 spawn spec: {"id", "kind": "python"|"exec", "target": "module:function", "payload": {...},
              "argv": [...], "env": {...}, "cwd": str|null, "output": path|null}
 """
@@ -28,6 +32,7 @@ import select
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -98,6 +103,9 @@ def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, titl
 
 #: How often a waiting warm process looks for pages recorded since it last did.
 _WARM_POLL_S = 0.5
+
+#: Seconds after a spawn when the pool is refilled if the supervisor has not asked for it by then.
+REFILL_AFTER_S = 1.0
 
 
 def _read_all(fd: int) -> bytes:
@@ -202,13 +210,19 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
             waiting.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages, warm))
 
     refill()
-    rfile = control.makefile("rb")
-    for line in rfile:
+    lines = _Lines(control)
+    due: float | None = None  # when the pool is refilled at the latest (a spawn emptied it)
+    while (line := lines.next(None if due is None else max(0.0, due - time.monotonic()))) != b"":
         req: Any = None
+        reply: dict[str, Any]
+        notice = line is None  # the deadline passed, or the supervisor's "refill": no reply
         try:
-            req = json.loads(line)
-            if req.get("op") == "ping":
-                reply: dict[str, Any] = {"ok": True, "pid": os.getpid()}
+            req = None if line is None else json.loads(line)
+            notice = notice or req.get("op") == "refill"
+            if notice:
+                reply = {}
+            elif req.get("op") == "ping":
+                reply = {"ok": True, "pid": os.getpid()}
             elif req.get("op") == "spawn":
                 proc = (waiting.popleft() if waiting
                         else _Warm.fork(control, watch_fd, supervisor_pid, title, pages, warm))
@@ -217,10 +231,36 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
                 reply = {"ok": False, "error": f"unknown op {req.get('op')!r}"}
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        if notice:
+            refill()
+            due = None
+            continue
         reply["id"] = req.get("id") if isinstance(req, dict) else None
         control.sendall(json.dumps(reply).encode() + b"\n")
-        refill()  # after the reply: the next spawn finds a warm process again
+        if len(waiting) < pool and due is None:
+            due = time.monotonic() + REFILL_AFTER_S
     return 0  # the supervisor closed the socket
+
+
+class _Lines:
+    """The control socket's lines, each waited for with a timeout."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = b""
+
+    def next(self, timeout: float | None) -> bytes | None:
+        """The next line, newline included; None if none came within ``timeout`` seconds; b"" once
+        the peer closed."""
+        while b"\n" not in self._buffer:
+            if not select.select([self._sock], [], [], timeout)[0]:
+                return None
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        line, newline, self._buffer = self._buffer.partition(b"\n")
+        return line + newline
 
 
 def main() -> int:

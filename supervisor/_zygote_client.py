@@ -66,6 +66,10 @@ class _Channel:
             raise ZygoteError(str(reply.get("error")))
         return reply
 
+    def notify(self, message: dict[str, Any]) -> None:
+        """Send a message that has no reply (nothing to wait for, so no lock to take)."""
+        self._writer.write(json.dumps(message).encode() + b"\n")
+
     def close(self) -> None:
         self._writer.close()
 
@@ -125,6 +129,12 @@ class Zygote:
         reply = await self._channel.request({"op": "spawn", "spec": spec})
         self.spawned += 1
         return int(reply["pid"])
+
+    def refill(self) -> None:
+        """Say that the child of the last spawn is up (or failed): the zygote refills its warm pool
+        now rather than while that child starts (supervisor._zygote)."""
+        if self._channel is not None:
+            self._channel.notify({"op": "refill"})
 
     def close(self) -> None:
         """Release the parent-watch pipe: every worker still alive will now exit."""
