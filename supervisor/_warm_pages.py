@@ -78,10 +78,15 @@ def populate(fd: int | None, done: int, interrupted: Callable[[], bool]) -> int:
     if fd is None:
         return done
     try:
-        size = os.fstat(fd).st_size
+        # Shared: a record being appended (record(), under LOCK_EX) is read whole or not at all.
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0) if size != done else b""
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
         if size == done:
             return done
-        data = os.pread(fd, size, 0)
         madvise = _madvise()
     except (OSError, AttributeError):
         return done
@@ -103,14 +108,18 @@ def _madvise() -> Callable[[int, int, int], int]:
 
 
 def _records(data: bytes) -> Iterator[tuple[str, list[tuple[int, int]]]]:
+    """The log's records; a record cut short (which the lock should never let be read) ends them."""
     at = 0
     while at + _HEAD.size <= len(data):
         length, count = _HEAD.unpack_from(data, at)
         at += _HEAD.size
-        name = data[at:at + length].decode()
+        end = at + length + count * _RUN.size
+        if end > len(data):
+            return
+        name = data[at:at + length].decode(errors="replace")
         at += length
         runs = [_RUN.unpack_from(data, at + i * _RUN.size) for i in range(count)]
-        at += count * _RUN.size
+        at = end
         yield name, runs
 
 

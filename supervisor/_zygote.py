@@ -152,9 +152,19 @@ class _Warm:
                     def ordered(timeout: float = 0.0) -> bool:
                         return bool(select.select([orders_r], [], [], timeout)[0])
 
-                    done = _warm_pages.populate(pages, 0, ordered)
+                    def populate(done: int | None) -> int | None:
+                        # Best effort, tried no more once it failed: an exception here would end this
+                        # process, code 0, in the middle's finally below, before its orders (a child
+                        # "exited with code 0 before it was ready").
+                        try:
+                            return None if done is None else _warm_pages.populate(pages, done, ordered)
+                        except Exception:
+                            traceback.print_exc()
+                            return None
+
+                    done = populate(0)
                     while not ordered(_WARM_POLL_S):
-                        done = _warm_pages.populate(pages, done, ordered)
+                        done = populate(done)
                     orders = _read_all(orders_r)
                     if not orders:
                         os._exit(0)  # the zygote went away without using us

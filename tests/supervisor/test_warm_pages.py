@@ -88,3 +88,30 @@ def test_an_interrupted_warm_process_copies_nothing_and_outside_a_zygote_nothing
 
     assert _in_child(worker) == 0
     assert _in_child(interrupted) == 3
+
+
+def test_a_record_cut_short_is_left_out_and_the_whole_ones_still_copied() -> None:
+    page = os.sysconf("SC_PAGE_SIZE")
+    written = bytearray(b"\1" * PAGES * page)
+    log = _warm_pages.create_log()
+    assert log is not None
+
+    def worker() -> int:
+        _warm_pages.become(log, "w")
+        for i in range(0, len(written), page):
+            written[i] = 2
+        _warm_pages.record()
+        return 0
+
+    assert _in_child(worker) == 0
+    # What a reader without the lock could meet while another child appends: a head naming 5 runs, 1 there.
+    cut = _warm_pages._HEAD.pack(1, 5) + b"x" + _warm_pages._RUN.pack(0, 1)
+    os.pwrite(log, cut, os.fstat(log).st_size)
+    assert [cid for cid, _ in _warm_pages._records(os.pread(log, 1 << 20, 0))] == ["w"]
+
+    def warm() -> int:
+        before = _own(written)
+        _warm_pages.populate(log, 0, lambda: False)  # raises nothing: a warm process that raised died
+        return min(99, _own(written) - before)
+
+    assert _in_child(warm) >= PAGES - 1
