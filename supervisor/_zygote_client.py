@@ -84,7 +84,7 @@ class _PingProbe:
     async def check(self, timeout_s: float) -> None:
         try:
             await asyncio.wait_for(self._channel.request({"op": "ping"}), timeout_s)
-        except ZygoteError as exc:
+        except (ZygoteError, OSError) as exc:  # OSError: a zygote that died with our ping unread
             raise ProbeFailed(f"zygote ping: {exc}") from None
 
     async def close(self) -> None:
