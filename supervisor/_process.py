@@ -141,12 +141,12 @@ async def _launch_forked(
     ctx: LaunchContext, zygote: Zygote, spec: dict[str, Any], address: str, probe: Probe,
     liveness: Liveness | None, start_timeout_s: float,
 ) -> ProcessRunning:
-    """``_launch`` of a child the zygote forks per ``spec``; the zygote refills its warm pool after
-    the child is ready (or failed), not while it starts."""
+    """``_launch`` of a child the zygote forks per ``spec``; then the zygote's next warm process may
+    take more than the CPU that child's start left free."""
     try:
         return await _launch(ctx, lambda: zygote.spawn(spec), address, probe, liveness, start_timeout_s)
     finally:
-        zygote.refill()
+        zygote.settled()
 
 
 @dataclass(frozen=True, slots=True)

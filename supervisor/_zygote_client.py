@@ -130,11 +130,12 @@ class Zygote:
         self.spawned += 1
         return int(reply["pid"])
 
-    def refill(self) -> None:
-        """Say that the child of the last spawn is up (or failed): the zygote refills its warm pool
-        now rather than while that child starts (supervisor._zygote)."""
+    def settled(self) -> None:
+        """Say that the child of the last spawn is up (or failed): the warm process forked after it
+        goes on at the normal policy, no longer only where that child's start left a CPU free
+        (supervisor._zygote)."""
         if self._channel is not None:
-            self._channel.notify({"op": "refill"})
+            self._channel.notify({"op": "settled"})
 
     def close(self) -> None:
         """Release the parent-watch pipe: every worker still alive will now exit."""
