@@ -10,6 +10,10 @@ hung child is killed and restarted.
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
+import select
+import socket
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,7 +73,27 @@ _FAST_RECONNECT = [
 PORT_RELEASE_S = 2.0
 
 
+def _refused_at_once(host: str, port: int) -> bool:
+    """Whether a connection to ``host``:``port`` (an IP literal) is refused without waiting: on this
+    machine's own addresses the kernel answers a connect to a closed port before connect() returns.
+    False when that is not known at once (something listens, a remote host, a name to resolve).
+    No loop turn: a restart's preflight and readiness polls ask it on their way (an asyncio connect
+    costs a turn of the supervisor's loop, ~1 ms under load, and ~0.15 ms of CPU)."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return False
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setblocking(False)
+        if sock.connect_ex((host, port)) not in (0, errno.EINPROGRESS):
+            return True  # refused (or unreachable) at once
+        return bool(select.select([], [sock], [], 0)[1]) and sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+
+
 async def _port_taken(host: str, port: int) -> bool:
+    if _refused_at_once(host, port):
+        return False
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
     except (OSError, TimeoutError):
@@ -135,6 +159,9 @@ class GrpcHealthProbe:
         """
         host, port = _split(self.address)
         while True:
+            if _refused_at_once(host, port):
+                await asyncio.sleep(_READY_POLL_S)
+                continue
             try:
                 _, writer = await asyncio.open_connection(host, port)
                 writer.close()

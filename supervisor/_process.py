@@ -137,6 +137,18 @@ async def _launch(
     return ProcessRunning(watch, address, probe, liveness, ctx)
 
 
+async def _launch_forked(
+    ctx: LaunchContext, zygote: Zygote, spec: dict[str, Any], address: str, probe: Probe,
+    liveness: Liveness | None, start_timeout_s: float,
+) -> ProcessRunning:
+    """``_launch`` of a child the zygote forks per ``spec``; then the zygote's next warm process may
+    take more than the CPU that child's start left free."""
+    try:
+        return await _launch(ctx, lambda: zygote.spawn(spec), address, probe, liveness, start_timeout_s)
+    finally:
+        zygote.settled()
+
+
 @dataclass(frozen=True, slots=True)
 class ForkedStarter:
     """A Python function run in a fresh fork of the zygote, ready when its gRPC health says so."""
@@ -159,8 +171,8 @@ class ForkedStarter:
     async def launch(self, ctx: LaunchContext) -> ProcessRunning:
         spec = {"id": ctx.path, "kind": "python", "target": self.target, "payload": dict(self.payload),
                 "env": dict(self.env)}
-        return await _launch(ctx, lambda: self.zygote.spawn(spec), self.address,
-                             GrpcHealthProbe(self.address), self.liveness, self.start_timeout_s)
+        return await _launch_forked(ctx, self.zygote, spec, self.address, GrpcHealthProbe(self.address),
+                                    self.liveness, self.start_timeout_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +199,8 @@ class ExternalStarter:
     async def launch(self, ctx: LaunchContext) -> ProcessRunning:
         spec = {"id": ctx.path, "kind": "exec", "argv": list(self.argv), "env": dict(self.env),
                 "cwd": self.cwd, "output": self.output}
-        return await _launch(ctx, lambda: self.zygote.spawn(spec), self.address,
-                             self.probe(self.address), self.liveness, self.start_timeout_s)
+        return await _launch_forked(ctx, self.zygote, spec, self.address, self.probe(self.address),
+                                    self.liveness, self.start_timeout_s)
 
 
 def forked(zygote: Zygote, target: str, address: str, **kw: Any) -> ForkedStarter:

@@ -78,6 +78,9 @@ def populate(fd: int | None, done: int, interrupted: Callable[[], bool]) -> int:
     if fd is None:
         return done
     try:
+        # No lock: a warm process may run at SCHED_IDLE (supervisor._zygote), and a worker's record()
+        # must not wait for it. A record being appended may be read cut short: _records leaves it out,
+        # and the next call reads it whole (``done`` stays before it).
         size = os.fstat(fd).st_size
         if size == done:
             return done
@@ -85,7 +88,9 @@ def populate(fd: int | None, done: int, interrupted: Callable[[], bool]) -> int:
         madvise = _madvise()
     except (OSError, AttributeError):
         return done
-    wanted = sorted({start // _PAGE + i for _, runs in _records(data) for start, pages in runs for i in range(pages)})
+    records = list(_records(data))
+    size = sum(_HEAD.size + len(cid.encode()) + len(runs) * _RUN.size for cid, runs in records)  # whole ones
+    wanted = sorted({start // _PAGE + i for _, runs in records for start, pages in runs for i in range(pages)})
     for lo, hi in _writable():  # another process's new mappings may lie anywhere: only ours count
         first, last = bisect.bisect_left(wanted, lo // _PAGE), bisect.bisect_left(wanted, hi // _PAGE)
         for page, pages in _runs(wanted[first:last]):
@@ -103,14 +108,18 @@ def _madvise() -> Callable[[int, int, int], int]:
 
 
 def _records(data: bytes) -> Iterator[tuple[str, list[tuple[int, int]]]]:
+    """The log's records; a record cut short (being appended as it was read) ends them."""
     at = 0
     while at + _HEAD.size <= len(data):
         length, count = _HEAD.unpack_from(data, at)
         at += _HEAD.size
-        name = data[at:at + length].decode()
+        end = at + length + count * _RUN.size
+        if end > len(data):
+            return
+        name = data[at:at + length].decode(errors="replace")
         at += length
         runs = [_RUN.unpack_from(data, at + i * _RUN.size) for i in range(count)]
-        at += count * _RUN.size
+        at = end
         yield name, runs
 
 

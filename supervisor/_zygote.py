@@ -7,11 +7,16 @@ or crashes the child. Each forked child initialises its own gRPC, telemetry and 
 Protocol: one JSON object per line on the control socket, one reply line per request.
     {"op": "ping"}                         -> {"ok": true, "pid": N}
     {"op": "spawn", "spec": {...}}         -> {"ok": true, "pid": N} | {"ok": false, "error": "..."}
+    {"op": "settled"}                      -> (no reply) the child last spawned is up (or failed)
 
 A spawn hands the spec to a pre-forked process of the warm pool (see _Warm), so that it costs
 a pipe write instead of two forks; the pool is refilled after the reply. A warm process first
 calls the ``--warm`` functions ("module:function"): the first work after a fork that every child
-would do on its way to ready, done while it waits for its orders instead.
+would do on its way to ready, done while it waits for its orders instead. That work (~25 ms of
+CPU with the pages it copies) would compete with the child just spawned, on a small machine, on
+its way to ready: so a process forked after a spawn runs at SCHED_IDLE (only on a CPU nothing
+else wants) until the supervisor says that child is "settled", at the latest SETTLE_AFTER_S
+after the spawn, and is back at the normal policy before it is given its orders.
 spawn spec: {"id", "kind": "python"|"exec", "target": "module:function", "payload": {...},
              "argv": [...], "env": {...}, "cwd": str|null, "output": path|null}
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import gc
 import importlib
 import json
@@ -28,6 +34,7 @@ import select
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -99,6 +106,37 @@ def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, titl
 #: How often a waiting warm process looks for pages recorded since it last did.
 _WARM_POLL_S = 0.5
 
+#: Seconds after a spawn when the warm processes go back to the normal policy if the supervisor
+#: has not said by then that the spawned child settled.
+SETTLE_AFTER_S = 1.0
+
+
+def _can_idle() -> bool:
+    """Whether a process of ours may go to SCHED_IDLE and back (back needs CAP_SYS_NICE or RLIMIT_NICE
+    >= 20: without it, a warm process would become its child at SCHED_IDLE). Asked of a throwaway
+    fork, before SIGCHLD is ignored (its status is read)."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+def _normal(pid: int) -> bool:
+    """Put ``pid`` (0: this process) back at the normal policy; whether it is there now."""
+    try:
+        if os.sched_getscheduler(pid) != os.SCHED_OTHER:
+            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        return True
+    except (AttributeError, OSError):
+        return False
+
 
 def _read_all(fd: int) -> bytes:
     chunks = []
@@ -121,7 +159,7 @@ class _Warm:
 
     @classmethod
     def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int, title: str, pages: int | None,
-             warm: Sequence[str] = ()) -> _Warm:
+             warm: Sequence[str] = (), idle: bool = False) -> _Warm:
         orders_r, orders_w = os.pipe()
         pid_r, pid_w = os.pipe()
         middle = os.fork()
@@ -133,6 +171,9 @@ class _Warm:
                 if child == 0:
                     os.close(pid_w)
                     control.close()
+                    if idle:  # until the child spawned before us settled (the zygote's "settled")
+                        with contextlib.suppress(OSError):
+                            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
                     os.setsid()  # the terminal's Ctrl-C goes to the supervisor, which stops us in order
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     for name in warm:
@@ -144,13 +185,27 @@ class _Warm:
                     def ordered(timeout: float = 0.0) -> bool:
                         return bool(select.select([orders_r], [], [], timeout)[0])
 
-                    done = _warm_pages.populate(pages, 0, ordered)
+                    def populate(done: int | None) -> int | None:
+                        # Best effort, tried no more once it failed: an exception here would end this
+                        # process, code 0, in the middle's finally below, before its orders (a child
+                        # "exited with code 0 before it was ready").
+                        try:
+                            return None if done is None else _warm_pages.populate(pages, done, ordered)
+                        except Exception:
+                            traceback.print_exc()
+                            return None
+
+                    done = populate(0)
                     while not ordered(_WARM_POLL_S):
-                        done = _warm_pages.populate(pages, done, ordered)
+                        done = populate(done)
                     orders = _read_all(orders_r)
                     if not orders:
                         os._exit(0)  # the zygote went away without using us
                     os.close(orders_r)
+                    # The zygote did it before our orders, unless we went idle after that (forked a
+                    # moment before): a child never runs at SCHED_IDLE.
+                    if not _normal(0):
+                        os._exit(71)
                     _become_child(json.loads(orders), watch_fd, supervisor_pid, title, pages)
                 os.write(pid_w, str(child).encode())
             finally:
@@ -168,6 +223,7 @@ class _Warm:
         return cls(int(raw), orders_w)
 
     def start(self, spec: dict[str, Any]) -> int:
+        _normal(self.pid)  # first: an idle process on a busy machine would wake late for its orders
         try:
             os.write(self.orders_fd, json.dumps(spec).encode())
         finally:
@@ -178,6 +234,7 @@ class _Warm:
 def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str], pool: int,
           title: str = "", warm: Sequence[str] = ()) -> int:
     die_with_parent(supervisor_pid, signal.SIGKILL)
+    idle = _can_idle()
     if title:
         set_process_title(f"{title}: zygote")
     # The supervisor stops us with SIGTERM when it is ready to; Ctrl-C is its business.
@@ -197,18 +254,24 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
     pages = _warm_pages.create_log()
     waiting: collections.deque[_Warm] = collections.deque()
 
-    def refill() -> None:
+    def refill(after_spawn: bool) -> None:
         while len(waiting) < pool:
-            waiting.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages, warm))
+            waiting.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages, warm, idle and after_spawn))
 
-    refill()
-    rfile = control.makefile("rb")
-    for line in rfile:
+    refill(False)
+    lines = _Lines(control)
+    due: float | None = None  # when the idle warm processes go back to normal at the latest
+    while (line := lines.next(None if due is None else max(0.0, due - time.monotonic()))) != b"":
         req: Any = None
+        reply: dict[str, Any]
+        notice = line is None  # the deadline passed, or the supervisor's "settled": no reply
         try:
-            req = json.loads(line)
-            if req.get("op") == "ping":
-                reply: dict[str, Any] = {"ok": True, "pid": os.getpid()}
+            req = None if line is None else json.loads(line)
+            notice = notice or req.get("op") == "settled"
+            if notice:
+                reply = {}
+            elif req.get("op") == "ping":
+                reply = {"ok": True, "pid": os.getpid()}
             elif req.get("op") == "spawn":
                 proc = (waiting.popleft() if waiting
                         else _Warm.fork(control, watch_fd, supervisor_pid, title, pages, warm))
@@ -217,10 +280,38 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
                 reply = {"ok": False, "error": f"unknown op {req.get('op')!r}"}
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        if notice:
+            for proc in waiting:
+                _normal(proc.pid)
+            due = None
+            continue
         reply["id"] = req.get("id") if isinstance(req, dict) else None
         control.sendall(json.dumps(reply).encode() + b"\n")
-        refill()  # after the reply: the next spawn finds a warm process again
+        if len(waiting) < pool:  # after the reply: the next spawn finds a warm process again
+            refill(True)
+            due = time.monotonic() + SETTLE_AFTER_S if idle else None
     return 0  # the supervisor closed the socket
+
+
+class _Lines:
+    """The control socket's lines, each waited for with a timeout."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buffer = b""
+
+    def next(self, timeout: float | None) -> bytes | None:
+        """The next line, newline included; None if none came within ``timeout`` seconds; b"" once
+        the peer closed."""
+        while b"\n" not in self._buffer:
+            if not select.select([self._sock], [], [], timeout)[0]:
+                return None
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        line, newline, self._buffer = self._buffer.partition(b"\n")
+        return line + newline
 
 
 def main() -> int:

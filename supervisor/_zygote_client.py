@@ -66,6 +66,10 @@ class _Channel:
             raise ZygoteError(str(reply.get("error")))
         return reply
 
+    def notify(self, message: dict[str, Any]) -> None:
+        """Send a message that has no reply (nothing to wait for, so no lock to take)."""
+        self._writer.write(json.dumps(message).encode() + b"\n")
+
     def close(self) -> None:
         self._writer.close()
 
@@ -80,7 +84,7 @@ class _PingProbe:
     async def check(self, timeout_s: float) -> None:
         try:
             await asyncio.wait_for(self._channel.request({"op": "ping"}), timeout_s)
-        except ZygoteError as exc:
+        except (ZygoteError, OSError) as exc:  # OSError: a zygote that died with our ping unread
             raise ProbeFailed(f"zygote ping: {exc}") from None
 
     async def close(self) -> None:
@@ -125,6 +129,13 @@ class Zygote:
         reply = await self._channel.request({"op": "spawn", "spec": spec})
         self.spawned += 1
         return int(reply["pid"])
+
+    def settled(self) -> None:
+        """Say that the child of the last spawn is up (or failed): the warm process forked after it
+        goes on at the normal policy, no longer only where that child's start left a CPU free
+        (supervisor._zygote)."""
+        if self._channel is not None:
+            self._channel.notify({"op": "settled"})
 
     def close(self) -> None:
         """Release the parent-watch pipe: every worker still alive will now exit."""

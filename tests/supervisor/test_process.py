@@ -6,6 +6,7 @@ import asyncio
 import os
 import pathlib
 import signal
+import socket
 import sys
 
 import grpc
@@ -25,7 +26,7 @@ from supervisor import (
     Zygote,
     external,
 )
-from supervisor._probe import GrpcHealthProbe, Liveness
+from supervisor._probe import GrpcHealthProbe, Liveness, _refused_at_once
 from tests.conftest import pid_alive
 
 from .conftest import Tree, child, wait_running
@@ -176,6 +177,16 @@ async def test_a_replacement_never_shares_a_port(tree: Tree) -> None:
     with pytest.raises(StartFailed, match="already in use by another process"):
         await sup.start_child(tree.worker("twin", address=address, start_timeout_s=3))
     assert await serving(address)
+
+
+def test_a_closed_local_port_is_known_refused_at_once_and_a_listening_one_never() -> None:
+    with socket.socket() as closed, socket.socket() as listening:
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: a connect is refused
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        assert _refused_at_once("127.0.0.1", closed.getsockname()[1])
+        assert not _refused_at_once("127.0.0.1", listening.getsockname()[1])
+        assert not _refused_at_once("localhost", closed.getsockname()[1])  # a name: not without resolving it
 
 
 async def test_probe_uses_standard_health(tree: Tree) -> None:

@@ -40,6 +40,16 @@ def _in_child(body: object) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
+def _write_and_record(log: int, written: bytearray) -> int:
+    """In a fork: write each page of ``written`` (copy-on-write: this process's own now), record as "w"."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    _warm_pages.become(log, "w")
+    for i in range(0, len(written), page):
+        written[i] = 2
+    _warm_pages.record()
+    return 0
+
+
 def test_a_fork_copies_the_pages_an_earlier_fork_recorded_and_only_those() -> None:
     page = os.sysconf("SC_PAGE_SIZE")
     written, untouched = bytearray(b"\1" * PAGES * page), bytearray(b"\1" * PAGES * page)
@@ -75,16 +85,29 @@ def test_an_interrupted_warm_process_copies_nothing_and_outside_a_zygote_nothing
     _warm_pages.record()  # no log: a process the zygote did not fork
     assert os.fstat(log).st_size == 0
 
-    def worker() -> int:
-        _warm_pages.become(log, "w")
-        for i in range(0, len(written), page):
-            written[i] = 2
-        _warm_pages.record()
-        return 0
-
     def interrupted() -> int:
         done = _warm_pages.populate(log, 0, lambda: True)
         return (done == 0) + 2 * (_own(written) == 0)
 
-    assert _in_child(worker) == 0
+    assert _in_child(lambda: _write_and_record(log, written)) == 0
     assert _in_child(interrupted) == 3
+
+
+def test_a_record_cut_short_is_left_out_and_the_whole_ones_still_copied() -> None:
+    page = os.sysconf("SC_PAGE_SIZE")
+    written = bytearray(b"\1" * PAGES * page)
+    log = _warm_pages.create_log()
+    assert log is not None
+
+    assert _in_child(lambda: _write_and_record(log, written)) == 0
+    # What a reader without the lock could meet while another child appends: a head naming 5 runs, 1 there.
+    cut = _warm_pages._HEAD.pack(1, 5) + b"x" + _warm_pages._RUN.pack(0, 1)
+    os.pwrite(log, cut, os.fstat(log).st_size)
+    assert [cid for cid, _ in _warm_pages._records(os.pread(log, 1 << 20, 0))] == ["w"]
+
+    def warm() -> int:
+        before = _own(written)
+        _warm_pages.populate(log, 0, lambda: False)  # raises nothing: a warm process that raised died
+        return min(99, _own(written) - before)
+
+    assert _in_child(warm) >= PAGES - 1
