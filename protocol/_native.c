@@ -740,6 +740,226 @@ done:
     return result;
 }
 
+/* ---- Execution: the plain transfers of a block, rules 1-5 of protocol/_execution.py ----------- */
+
+/* What apply_plain needs of _execution.py and _rules.py, handed over once by configure_execution. */
+static struct {
+    PyTypeObject *account_type, *result_type;
+    PyObject *empty_account, *fee_vault, *zero_address, *message_passer, *base_gas, *uint256_max, *one;
+} exe;
+
+static PyObject *native_configure_execution(PyObject *self, PyObject *args) {
+    PyTypeObject *account_type, *result_type;
+    PyObject *empty_account, *fee_vault, *zero_address, *message_passer, *base_gas, *uint256_max;
+    if (!PyArg_ParseTuple(args, "O!O!O!SSSO!O!", &PyType_Type, &account_type, &PyType_Type, &result_type,
+                          &PyTuple_Type, &empty_account, &fee_vault, &zero_address, &message_passer, &PyLong_Type,
+                          &base_gas, &PyLong_Type, &uint256_max))
+        return NULL;
+    if (!PyType_IsSubtype(account_type, &PyTuple_Type) || !PyType_IsSubtype(result_type, &PyTuple_Type) ||
+        PyTuple_GET_SIZE(empty_account) != 2) {
+        PyErr_SetString(PyExc_TypeError, "configure_execution: Account and TxResult are tuple types");
+        return NULL;
+    }
+    PyObject *held[8] = {(PyObject *)account_type, (PyObject *)result_type, empty_account, fee_vault,
+                         zero_address, message_passer, base_gas, uint256_max};
+    for (int i = 0; i < 8; i++) Py_INCREF(held[i]);
+    Py_XDECREF(exe.account_type);
+    Py_XDECREF(exe.result_type);
+    Py_XDECREF(exe.empty_account);
+    Py_XDECREF(exe.fee_vault);
+    Py_XDECREF(exe.zero_address);
+    Py_XDECREF(exe.message_passer);
+    Py_XDECREF(exe.base_gas);
+    Py_XDECREF(exe.uint256_max);
+    exe.account_type = account_type;
+    exe.result_type = result_type;
+    exe.empty_account = empty_account;
+    exe.fee_vault = fee_vault;
+    exe.zero_address = zero_address;
+    exe.message_passer = message_passer;
+    exe.base_gas = base_gas;
+    exe.uint256_max = uint256_max;
+    if (exe.one == NULL) exe.one = PyLong_FromLong(1);
+    if (exe.one == NULL) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* A new tuple of ``type`` (a NamedTuple) holding ``items``, whose references it steals (NULL: failed). */
+static PyObject *tuple_of(PyTypeObject *type, PyObject **items, Py_ssize_t n) {
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n; i++) failed |= items[i] == NULL;
+    PyObject *t = failed ? NULL : type->tp_alloc(type, n);
+    if (t == NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(items[i]);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(t, i, items[i]);
+    return t;
+}
+
+/* a < b for Python ints: 1, 0, or -1 (error). */
+static int less(PyObject *a, PyObject *b) { return PyObject_RichCompareBool(a, b, Py_LT); }
+
+/* accounts[address] = Account(nonce, balance); dirty[address] = None (State._write). Steals both. */
+static int write_account(PyObject *accounts, PyObject *dirty, PyObject *address, PyObject *nonce, PyObject *balance) {
+    PyObject *items[2] = {nonce, balance};
+    PyObject *account = tuple_of(exe.account_type, items, 2);
+    if (account == NULL) return -1;
+    int failed = PyDict_SetItem(accounts, address, account) < 0 || PyDict_SetItem(dirty, address, Py_None) < 0;
+    Py_DECREF(account);
+    return failed ? -1 : 0;
+}
+
+/* State.credit: ``amount`` wei more at ``address``; 0 creates nothing; above 2**256 - 1 raises as it does. */
+static int credit(PyObject *accounts, PyObject *dirty, PyObject *address, PyObject *amount) {
+    int zero = PyObject_Not(amount);
+    if (zero != 0) return zero < 0 ? -1 : 0;
+    PyObject *account = PyDict_GetItemWithError(accounts, address); /* borrowed */
+    if (account == NULL && PyErr_Occurred()) return -1;
+    if (account == NULL) account = exe.empty_account;
+    if (!PyTuple_Check(account) || PyTuple_GET_SIZE(account) != 2) {
+        PyErr_SetString(PyExc_TypeError, "an account is a (nonce, balance) tuple");
+        return -1;
+    }
+    PyObject *balance = PyNumber_Add(PyTuple_GET_ITEM(account, 1), amount);
+    if (balance == NULL) return -1;
+    int over = less(exe.uint256_max, balance);
+    if (over != 0) {
+        if (over > 0) PyErr_SetString(PyExc_OverflowError, "balance above 2**256 - 1");
+        Py_DECREF(balance);
+        return -1;
+    }
+    PyObject *nonce = PyTuple_GET_ITEM(account, 0);
+    Py_INCREF(nonce);
+    return write_account(accounts, dirty, address, nonce, balance);
+}
+
+/* One plain transfer (the list of stop conditions in apply_plain's docstring): 1 applied (its
+   TxResult in *result), 0 not this one's case (nothing changed), -1 an error (raised). */
+static int apply_one(PyObject *accounts, PyObject *dirty, PyObject *tx, PyObject *base_fee, PyObject *gas_limit,
+                     PyObject *gas_used, PyObject **result) {
+    if (!PyTuple_Check(tx) || PyTuple_GET_SIZE(tx) < 15) return 0;
+    PyObject *nonce = PyTuple_GET_ITEM(tx, 1), *tip_cap = PyTuple_GET_ITEM(tx, 2),
+             *fee_cap = PyTuple_GET_ITEM(tx, 3), *gas = PyTuple_GET_ITEM(tx, 4), *to = PyTuple_GET_ITEM(tx, 5),
+             *value = PyTuple_GET_ITEM(tx, 6), *data = PyTuple_GET_ITEM(tx, 7),
+             *access_list = PyTuple_GET_ITEM(tx, 8), *sender = PyTuple_GET_ITEM(tx, 12),
+             *tx_hash = PyTuple_GET_ITEM(tx, 13);
+    /* Plain: to an address other than MESSAGE_PASSER, no data, no access list (gas used TX_BASE_GAS). */
+    if (!PyBytes_CheckExact(to) || PyBytes_GET_SIZE(to) == 0 || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) != 0 ||
+        !PyTuple_CheckExact(access_list) || PyTuple_GET_SIZE(access_list) != 0 || !PyLong_CheckExact(nonce) ||
+        !PyLong_CheckExact(tip_cap) || !PyLong_CheckExact(fee_cap) || !PyLong_CheckExact(gas) ||
+        !PyLong_CheckExact(value) || !PyBytes_CheckExact(sender))
+        return 0;
+    int passer = PyObject_RichCompareBool(to, exe.message_passer, Py_EQ);
+    if (passer != 0) return passer < 0 ? -1 : 0;
+    /* Rules 1-5, each only to see whether it passes: the Python rules say why one does not. */
+    int below = less(fee_cap, base_fee); /* 1 */
+    if (below != 0) return below < 0 ? -1 : 0;
+    PyObject *after = PyNumber_Add(gas_used, gas); /* 2 and 3 */
+    if (after == NULL) return -1;
+    int full = less(gas_limit, after);
+    Py_DECREF(after);
+    if (full != 0) return full < 0 ? -1 : 0;
+    PyObject *account = PyDict_GetItemWithError(accounts, sender); /* borrowed */
+    if (account == NULL && PyErr_Occurred()) return -1;
+    if (account == NULL) account = exe.empty_account;
+    if (!PyTuple_Check(account) || PyTuple_GET_SIZE(account) != 2) return 0;
+    PyObject *account_nonce = PyTuple_GET_ITEM(account, 0), *balance = PyTuple_GET_ITEM(account, 1);
+    int same = PyObject_RichCompareBool(nonce, account_nonce, Py_EQ); /* 4 */
+    if (same != 1) return same < 0 ? -1 : 0;
+    PyObject *most = PyNumber_Multiply(gas, fee_cap), *cost = most == NULL ? NULL : PyNumber_Add(most, value);
+    Py_XDECREF(most);
+    if (cost == NULL) return -1;
+    int poor = less(balance, cost); /* 5 */
+    Py_DECREF(cost);
+    if (poor != 0) return poor < 0 ? -1 : 0;
+    /* gas_and_price, then the writes in their order: sender, ``to``, FEE_VAULT. */
+    PyObject *gas_used_tx = exe.base_gas;
+    PyObject *room = PyNumber_Subtract(fee_cap, base_fee);
+    if (room == NULL) return -1;
+    int capped = less(room, tip_cap);
+    if (capped < 0) {
+        Py_DECREF(room);
+        return -1;
+    }
+    PyObject *tip = capped ? room : tip_cap;
+    Py_INCREF(tip);
+    Py_DECREF(room);
+    PyObject *price = PyNumber_Add(base_fee, tip);
+    PyObject *fee = price == NULL ? NULL : PyNumber_Multiply(gas_used_tx, price);
+    PyObject *spent = fee == NULL ? NULL : PyNumber_Add(fee, value);
+    PyObject *left = spent == NULL ? NULL : PyNumber_Subtract(balance, spent);
+    PyObject *next_nonce = left == NULL ? NULL : PyNumber_Add(account_nonce, exe.one);
+    PyObject *tip_paid = next_nonce == NULL ? NULL : PyNumber_Multiply(tip, gas_used_tx);
+    PyObject *burned = tip_paid == NULL ? NULL : PyNumber_Multiply(base_fee, gas_used_tx);
+    Py_XDECREF(fee);
+    Py_XDECREF(spent);
+    Py_DECREF(tip);
+    if (burned == NULL) {
+        Py_XDECREF(price);
+        Py_XDECREF(left);
+        Py_XDECREF(next_nonce);
+        Py_XDECREF(tip_paid);
+        return -1;
+    }
+    if (write_account(accounts, dirty, sender, next_nonce, left) < 0 || credit(accounts, dirty, to, value) < 0 ||
+        credit(accounts, dirty, exe.fee_vault, tip_paid) < 0) {
+        Py_DECREF(price);
+        Py_DECREF(tip_paid);
+        Py_DECREF(burned);
+        return -1;
+    }
+    Py_INCREF(tx_hash);
+    Py_INCREF(sender);
+    Py_INCREF(gas_used_tx);
+    Py_INCREF(Py_None);
+    PyObject *items[7] = {tx_hash, sender, gas_used_tx, price, burned, tip_paid, Py_None};
+    *result = tuple_of(exe.result_type, items, 7);
+    return *result == NULL ? -1 : 1;
+}
+
+static PyObject *native_apply_plain(PyObject *self, PyObject *args) {
+    PyObject *accounts, *dirty, *txs, *base_fee, *gas_limit, *gas_used, *applied;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!O!O!nO!O!O!O!", &PyDict_Type, &accounts, &PyDict_Type, &dirty, &PyList_Type,
+                          &txs, &start, &PyLong_Type, &base_fee, &PyLong_Type, &gas_limit, &PyLong_Type,
+                          &gas_used, &PyList_Type, &applied))
+        return NULL;
+    if (exe.account_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "apply_plain: configure_execution() was not called");
+        return NULL;
+    }
+    Py_INCREF(gas_used);
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < PyList_GET_SIZE(txs); i++) {
+        PyObject *tx = PyList_GET_ITEM(txs, i), *result = NULL;
+        Py_INCREF(tx);
+        int done = apply_one(accounts, dirty, tx, base_fee, gas_limit, gas_used, &result);
+        PyObject *pair = NULL, *total = NULL;
+        if (done > 0) {
+            total = PyNumber_Add(gas_used, PyTuple_GET_ITEM(result, 2));
+            pair = total == NULL ? NULL : PyTuple_Pack(2, tx, result);
+            Py_DECREF(result);
+            if (pair == NULL || PyList_Append(applied, pair) < 0) done = -1;
+            Py_XDECREF(pair);
+        }
+        Py_DECREF(tx);
+        if (done > 0) {
+            Py_DECREF(gas_used);
+            gas_used = total;
+            continue;
+        }
+        Py_XDECREF(total);
+        if (done < 0) {
+            Py_DECREF(gas_used);
+            return NULL;
+        }
+        break;
+    }
+    PyObject *out = Py_BuildValue("(nN)", i, gas_used);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"configure", native_configure, METH_VARARGS,
      "configure(ctx, parse_compact, recover, serialize, uncompressed_flag): libsecp256k1's context and "
@@ -761,6 +981,12 @@ static PyMethodDef methods[] = {
     {"account_leaves", native_account_leaves, METH_VARARGS,
      "account_leaves(addresses, accounts, next_of, indices) -> [keccak256(address || uint64 nonce || uint256 "
      "balance || next), ...] for each slot in indices; accounts[i] is (nonce, balance)."},
+    {"configure_execution", native_configure_execution, METH_VARARGS,
+     "configure_execution(Account, TxResult, EMPTY_ACCOUNT, FEE_VAULT, ZERO_ADDRESS, MESSAGE_PASSER, TX_BASE_GAS, "
+     "UINT256_MAX): what apply_plain needs of protocol._execution and _rules, once per process."},
+    {"apply_plain", native_apply_plain, METH_VARARGS,
+     "apply_plain(accounts, dirty, txs, start, base_fee, gas_limit, gas_used, applied) -> (index, gas_used): "
+     "protocol._execution.apply_plain's loop (see there)."},
     {NULL, NULL, 0, NULL},
 };
 
