@@ -306,8 +306,8 @@ def apply_transaction(state: State, tx: Transaction, env: BlockEnv, block_gas_us
     return _new(TxResult, (tx.hash, sender, gas_used, price, base_fee * gas_used, tip * gas_used, withdrawal))
 
 
-def apply_plain(state: State, txs: list[Transaction], start: int, env: BlockEnv, block_gas_used: int,
-                applied: list[tuple[Transaction, TxResult]]) -> tuple[int, int]:
+def apply_plain(state: State, txs: list[Transaction] | list[Transaction | TxRejected], start: int, env: BlockEnv,
+                block_gas_used: int, applied: list[tuple[Transaction, TxResult]]) -> tuple[int, int]:
     """Apply ``txs[start:]`` in order while each is a plain transfer the rules accept, appending
     ``(tx, result)`` to ``applied``; stop, changing nothing for it, at the first that is not: (its
     index, or len(txs); the block's gas used after those applied).
@@ -316,7 +316,8 @@ def apply_plain(state: State, txs: list[Transaction], start: int, env: BlockEnv,
     answers for these, held to it by tests/protocol/test_apply_plain.py. Plain: ``to`` an address
     other than MESSAGE_PASSER, no data, no access list, and rules 1-5 pass. The caller hands the
     one it stopped at to ``apply_transaction``, which applies it (a withdrawal, data) or says why
-    not, then goes on from the next.
+    not, then goes on from the next. An item that is not a Transaction (a TxRejected, the decode's
+    answer for a leaf derivation skips) stops it as well.
     """
     return _apply_plain(state.accounts, state._dirty, txs, start, env.base_fee, env.gas_limit, block_gas_used,
                         applied)
