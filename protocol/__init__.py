@@ -142,6 +142,9 @@ from ._genesis import (
 )
 from ._keccak import keccak256
 from ._l1_inputs import BatchDataError, L1Input, L1InputReader, L1InputsUpdate, PostedBatch, QueuedDeposit, QueuedForced
+
+# The sequencer pool's common add in C (services/sequencer/_mempool.py: Mempool.add_many).
+from ._native import add_pending, configure_pool
 from ._output import OUTPUT_VERSION, output_root
 from ._reasons import CHANNEL_REASONS, L2_TRANSACTION_CODES, Reason
 from ._rules import (
@@ -309,6 +312,7 @@ __all__ = [
     "WithdrawalCall",
     "WithdrawalMessage",
     "account_leaf_hash",
+    "add_pending",
     "apply_deposit",
     "apply_forced",
     "apply_plain",
@@ -327,6 +331,7 @@ __all__ = [
     "check_signature",
     "check_state",
     "check_update",
+    "configure_pool",
     "decode_batch",
     "decode_blob_leaves",
     "decode_transaction",

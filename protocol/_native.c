@@ -24,6 +24,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -745,7 +746,7 @@ done:
 /* What apply_plain needs of _execution.py and _rules.py, handed over once by configure_execution. */
 static struct {
     PyTypeObject *account_type, *result_type;
-    PyObject *empty_account, *fee_vault, *zero_address, *message_passer, *base_gas, *uint256_max, *one;
+    PyObject *empty_account, *fee_vault, *zero_address, *message_passer, *base_gas, *uint256_max, *one, *zero;
 } exe;
 
 static PyObject *native_configure_execution(PyObject *self, PyObject *args) {
@@ -780,7 +781,8 @@ static PyObject *native_configure_execution(PyObject *self, PyObject *args) {
     exe.base_gas = base_gas;
     exe.uint256_max = uint256_max;
     if (exe.one == NULL) exe.one = PyLong_FromLong(1);
-    if (exe.one == NULL) return NULL;
+    if (exe.zero == NULL) exe.zero = PyLong_FromLong(0);
+    if (exe.one == NULL || exe.zero == NULL) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -960,6 +962,289 @@ static PyObject *native_apply_plain(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* ---- The sequencer's pool: the common add (services/sequencer/_mempool.py, Mempool.add_many) ---- */
+
+/* A __slots__ attribute's offset in its instances, from the type's member descriptor (-1: none). */
+static Py_ssize_t slot_offset(PyTypeObject *type, const char *name) {
+    PyObject *descr = PyDict_GetItemString(type->tp_dict, name); /* borrowed */
+    if (descr == NULL || !PyObject_TypeCheck(descr, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a __slots__ attribute", type->tp_name, name);
+        return -1;
+    }
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    if (member->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not an object slot", type->tp_name, name);
+        return -1;
+    }
+    return member->offset;
+}
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+/* The pool's classes and their slots' offsets, handed over once by configure_pool. */
+static struct {
+    PyTypeObject *sender_type, *entry_type, *result_type;
+    PyObject *pending, *no_hashes;
+    Py_ssize_t s_nonce, s_balance, s_txs, s_pending_end, s_pending_cost, s_queued_cost, s_top;
+    Py_ssize_t e_tx, e_seq, e_arrived, e_cost;
+} pool;
+
+static PyObject *native_configure_pool(PyObject *self, PyObject *args) {
+    PyTypeObject *sender_type, *entry_type, *result_type;
+    PyObject *pending, *no_hashes;
+    if (!PyArg_ParseTuple(args, "O!O!O!OO!", &PyType_Type, &sender_type, &PyType_Type, &entry_type, &PyType_Type,
+                          &result_type, &pending, &PyTuple_Type, &no_hashes))
+        return NULL;
+    if (!PyType_IsSubtype(result_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "configure_pool: AddResult is a tuple type");
+        return NULL;
+    }
+    Py_ssize_t offsets[11] = {
+        slot_offset(sender_type, "nonce"), slot_offset(sender_type, "balance"), slot_offset(sender_type, "txs"),
+        slot_offset(sender_type, "pending_end"), slot_offset(sender_type, "pending_cost"),
+        slot_offset(sender_type, "queued_cost"), slot_offset(sender_type, "top"), slot_offset(entry_type, "tx"),
+        slot_offset(entry_type, "seq"), slot_offset(entry_type, "arrived"), slot_offset(entry_type, "cost"),
+    };
+    for (int i = 0; i < 11; i++)
+        if (offsets[i] < 0) return NULL;
+    if (sender_type->tp_basicsize < 8 * (Py_ssize_t)sizeof(PyObject *) || entry_type->tp_dictoffset != 0 ||
+        sender_type->tp_dictoffset != 0) {
+        PyErr_SetString(PyExc_TypeError, "configure_pool: _Sender and _Entry are __slots__ classes");
+        return NULL;
+    }
+    Py_INCREF(sender_type);
+    Py_INCREF(entry_type);
+    Py_INCREF(result_type);
+    Py_INCREF(pending);
+    Py_INCREF(no_hashes);
+    pool.sender_type = sender_type;
+    pool.entry_type = entry_type;
+    pool.result_type = result_type;
+    pool.pending = pending;
+    pool.no_hashes = no_hashes;
+    pool.s_nonce = offsets[0];
+    pool.s_balance = offsets[1];
+    pool.s_txs = offsets[2];
+    pool.s_pending_end = offsets[3];
+    pool.s_pending_cost = offsets[4];
+    pool.s_queued_cost = offsets[5];
+    pool.s_top = offsets[6];
+    pool.e_tx = offsets[7];
+    pool.e_seq = offsets[8];
+    pool.e_arrived = offsets[9];
+    pool.e_cost = offsets[10];
+    Py_RETURN_NONE;
+}
+
+/* Replace an object slot's value (steals ``value``). */
+static void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
+    PyObject *old = SLOT(obj, offset);
+    SLOT(obj, offset) = value;
+    Py_XDECREF(old);
+}
+
+/* A new instance of a __slots__ class with no __init__ run (every slot NULL until set). */
+static PyObject *bare(PyTypeObject *type) { return type->tp_alloc(type, 0); }
+
+/* The limits of add_pending's common case, as ints (from the pool's MempoolConfig). */
+typedef struct {
+    PyObject *min_tip, *block_gas_limit, *account_slots, *global_slots;
+    Py_ssize_t max_tx_size;
+} Limits;
+
+/* One add of the common case: 1 added (its AddResult in *result), 0 not the common case (nothing
+   changed), -1 an error. ``counters``: seq, pending_total, adds (new references, updated in place). */
+static int add_one(PyObject *senders, PyObject *by_hash, PyObject *state_fn, const Limits *limits, PyObject *tx,
+                   PyObject *now, PyObject *counters[3], PyObject **result) {
+    if (!PyTuple_Check(tx) || PyTuple_GET_SIZE(tx) < 15) return 0;
+    PyObject *nonce = PyTuple_GET_ITEM(tx, 1), *tip = PyTuple_GET_ITEM(tx, 2), *fee_cap = PyTuple_GET_ITEM(tx, 3),
+             *gas = PyTuple_GET_ITEM(tx, 4), *value = PyTuple_GET_ITEM(tx, 6), *sender = PyTuple_GET_ITEM(tx, 12),
+             *tx_hash = PyTuple_GET_ITEM(tx, 13), *raw = PyTuple_GET_ITEM(tx, 14);
+    if (!PyBytes_CheckExact(raw) || !PyBytes_CheckExact(tx_hash) || !PyBytes_CheckExact(sender) ||
+        !PyLong_CheckExact(nonce))
+        return 0;
+    int known = PyDict_Contains(by_hash, tx_hash);
+    if (known != 0) return known < 0 ? -1 : 0;
+    int low = less(tip, limits->min_tip);
+    if (low != 0) return low < 0 ? -1 : 0;
+    int big = less(limits->block_gas_limit, gas);
+    if (big != 0) return big < 0 ? -1 : 0;
+    if (PyBytes_GET_SIZE(raw) > limits->max_tx_size) return 0;
+    PyObject *acct = PyDict_GetItemWithError(senders, sender); /* borrowed */
+    if (acct == NULL && PyErr_Occurred()) return -1;
+    int fresh = acct == NULL;
+    if (fresh) {
+        if (state_fn == Py_None) return 0; /* no lookup: Python's _load decides */
+        PyObject *state = PyObject_CallOneArg(state_fn, sender);
+        if (state == NULL) return -1;
+        PyObject *state_nonce = PyObject_GetAttrString(state, "nonce");
+        PyObject *state_balance = state_nonce == NULL ? NULL : PyObject_GetAttrString(state, "balance");
+        Py_DECREF(state);
+        PyObject *txs = state_balance == NULL ? NULL : PyDict_New();
+        PyObject *top = txs == NULL ? NULL : PyNumber_Subtract(state_nonce, exe.one);
+        acct = top == NULL ? NULL : bare(pool.sender_type);
+        if (acct == NULL) {
+            Py_XDECREF(state_nonce);
+            Py_XDECREF(state_balance);
+            Py_XDECREF(txs);
+            Py_XDECREF(top);
+            return -1;
+        }
+        /* _Sender.__init__'s values */
+        Py_INCREF(state_nonce);
+        SLOT(acct, pool.s_nonce) = state_nonce;
+        SLOT(acct, pool.s_balance) = state_balance;
+        SLOT(acct, pool.s_txs) = txs;
+        SLOT(acct, pool.s_pending_end) = state_nonce;
+        Py_INCREF(exe.zero);
+        SLOT(acct, pool.s_pending_cost) = exe.zero;
+        Py_INCREF(exe.zero);
+        SLOT(acct, pool.s_queued_cost) = exe.zero;
+        SLOT(acct, pool.s_top) = top;
+    } else {
+        Py_INCREF(acct);
+    }
+    int ok = 0;
+    PyObject *cost = NULL, *after = NULL, *next = NULL, *txs = SLOT(acct, pool.s_txs);
+    PyObject *acct_nonce = SLOT(acct, pool.s_nonce), *pending_end = SLOT(acct, pool.s_pending_end);
+    if (txs == NULL || acct_nonce == NULL || pending_end == NULL || SLOT(acct, pool.s_pending_cost) == NULL ||
+        SLOT(acct, pool.s_balance) == NULL || SLOT(acct, pool.s_top) == NULL || !PyDict_CheckExact(txs))
+        goto out; /* not a record as _Sender makes them: Python's path */
+    /* nonce == pending_end (so >= the account's nonce), no transaction at it, a free sender slot */
+    if ((ok = PyObject_RichCompareBool(nonce, pending_end, Py_EQ)) != 1) goto out;
+    if ((ok = PyDict_Contains(txs, nonce)) != 0) {
+        ok = ok < 0 ? -1 : 0;
+        goto out;
+    }
+    PyObject *used = PyNumber_Subtract(nonce, acct_nonce);
+    if (used == NULL) {
+        ok = -1;
+        goto out;
+    }
+    ok = less(used, limits->account_slots);
+    Py_DECREF(used);
+    if (ok != 1) goto out;
+    /* the pending run with it affordable; a free global slot; nothing queued after it (no promotion) */
+    PyObject *most = PyNumber_Multiply(gas, fee_cap);
+    cost = most == NULL ? NULL : PyNumber_Add(value, most);
+    Py_XDECREF(most);
+    after = cost == NULL ? NULL : PyNumber_Add(SLOT(acct, pool.s_pending_cost), cost);
+    if (after == NULL) {
+        ok = -1;
+        goto out;
+    }
+    if ((ok = less(SLOT(acct, pool.s_balance), after)) != 0) {
+        ok = ok < 0 ? -1 : 0;
+        goto out;
+    }
+    if ((ok = less(counters[1], limits->global_slots)) != 1) goto out;
+    if ((ok = less(nonce, SLOT(acct, pool.s_top))) != 0) {
+        ok = ok < 0 ? -1 : 0;
+        goto out;
+    }
+    /* Accepted: the writes of _add's pending branch, in its order. */
+    next = PyNumber_Add(nonce, exe.one);
+    PyObject *entry = next == NULL ? NULL : bare(pool.entry_type);
+    PyObject *seq = entry == NULL ? NULL : PyNumber_Add(counters[0], exe.one);
+    PyObject *total = seq == NULL ? NULL : PyNumber_Add(counters[1], exe.one);
+    PyObject *adds = total == NULL ? NULL : PyNumber_Add(counters[2], exe.one);
+    if (adds == NULL) {
+        Py_XDECREF(entry);
+        Py_XDECREF(seq);
+        Py_XDECREF(total);
+        ok = -1;
+        goto out;
+    }
+    Py_INCREF(tx);
+    SLOT(entry, pool.e_tx) = tx;
+    SLOT(entry, pool.e_seq) = counters[0]; /* the reference moves to the entry */
+    Py_INCREF(now);
+    SLOT(entry, pool.e_arrived) = now;
+    Py_INCREF(cost);
+    SLOT(entry, pool.e_cost) = cost;
+    counters[0] = seq;
+    Py_DECREF(counters[1]);
+    counters[1] = total;
+    Py_DECREF(counters[2]);
+    counters[2] = adds;
+    ok = PyDict_SetItem(txs, nonce, entry) == 0 && PyDict_SetItem(by_hash, tx_hash, entry) == 0 &&
+         (!fresh || PyDict_SetItem(senders, sender, acct) == 0);
+    Py_DECREF(entry);
+    if (!ok) {
+        ok = -1;
+        goto out;
+    }
+    set_slot(acct, pool.s_pending_end, next);
+    next = NULL;
+    set_slot(acct, pool.s_pending_cost, after);
+    after = NULL;
+    Py_INCREF(nonce);
+    set_slot(acct, pool.s_top, nonce);
+    Py_INCREF(tx_hash);
+    Py_INCREF(pool.pending);
+    Py_INCREF(Py_None);
+    Py_INCREF(pool.no_hashes);
+    PyObject *items[4] = {tx_hash, pool.pending, Py_None, pool.no_hashes};
+    *result = tuple_of(pool.result_type, items, 4);
+    ok = *result == NULL ? -1 : 1;
+out:
+    Py_XDECREF(cost);
+    Py_XDECREF(after);
+    Py_XDECREF(next);
+    Py_DECREF(acct);
+    return ok;
+}
+
+static PyObject *native_add_pending(PyObject *self, PyObject *args) {
+    PyObject *mempool, *senders, *by_hash, *state_fn, *txs, *now, *out;
+    Limits limits;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "OO!O!OO!nOO!O!O!O!nO!", &mempool, &PyDict_Type, &senders, &PyDict_Type,
+                          &by_hash, &state_fn, &PyList_Type, &txs, &start, &now, &PyList_Type, &out, &PyLong_Type,
+                          &limits.min_tip, &PyLong_Type, &limits.block_gas_limit, &PyLong_Type,
+                          &limits.account_slots, &limits.max_tx_size, &PyLong_Type, &limits.global_slots))
+        return NULL;
+    if (pool.sender_type == NULL || exe.one == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "add_pending: configure_pool() and configure_execution() first");
+        return NULL;
+    }
+    /* The pool's counters, read once and written back once (also when an add raised: those before it stand). */
+    static const char *names[3] = {"_seq", "_pending_total", "_adds"};
+    PyObject *counters[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < 3; k++) {
+        counters[k] = PyObject_GetAttrString(mempool, names[k]);
+        if (counters[k] == NULL || !PyLong_CheckExact(counters[k])) {
+            if (counters[k] != NULL) PyErr_Format(PyExc_TypeError, "Mempool.%s is not an int", names[k]);
+            for (int j = 0; j <= k; j++) Py_XDECREF(counters[j]);
+            return NULL;
+        }
+    }
+    Py_ssize_t i = start < 0 ? 0 : start;
+    int failed = 0;
+    for (; i < PyList_GET_SIZE(txs); i++) {
+        PyObject *tx = PyList_GET_ITEM(txs, i), *result = NULL;
+        Py_INCREF(tx);
+        int done = add_one(senders, by_hash, state_fn, &limits, tx, now, counters, &result);
+        Py_DECREF(tx);
+        if (done > 0) {
+            done = PyList_Append(out, result) < 0 ? -1 : 1;
+            Py_DECREF(result);
+        }
+        if (done < 0) failed = 1;
+        if (done <= 0) break;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    for (int k = 0; k < 3; k++) {
+        if (PyObject_SetAttrString(mempool, names[k], counters[k]) < 0) failed = 1;
+        Py_DECREF(counters[k]);
+    }
+    if (type != NULL) {
+        PyErr_Restore(type, value, traceback);
+    }
+    return failed ? NULL : PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef methods[] = {
     {"configure", native_configure, METH_VARARGS,
      "configure(ctx, parse_compact, recover, serialize, uncompressed_flag): libsecp256k1's context and "
@@ -987,6 +1272,13 @@ static PyMethodDef methods[] = {
     {"apply_plain", native_apply_plain, METH_VARARGS,
      "apply_plain(accounts, dirty, txs, start, base_fee, gas_limit, gas_used, applied) -> (index, gas_used): "
      "protocol._execution.apply_plain's loop (see there)."},
+    {"configure_pool", native_configure_pool, METH_VARARGS,
+     "configure_pool(_Sender, _Entry, AddResult, TxStatus.PENDING, _NO_HASHES): the pool's classes, once per "
+     "process."},
+    {"add_pending", native_add_pending, METH_VARARGS,
+     "add_pending(mempool, senders, by_hash, account_state, txs, start, now, out, min_tip, block_gas_limit, "
+     "account_slots, max_tx_size, global_slots) -> index: "
+     "services.sequencer._mempool's common add (see Mempool.add_many)."},
     {NULL, NULL, 0, NULL},
 };
 

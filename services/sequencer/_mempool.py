@@ -43,7 +43,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, NamedTuple, Protocol, TypeAlias
 
-from protocol import BLOCK_GAS_LIMIT, MAX_TX_SIZE, TX_BASE_GAS, Reason, Transaction
+from protocol import BLOCK_GAS_LIMIT, MAX_TX_SIZE, TX_BASE_GAS, Reason, Transaction, add_pending, configure_pool
 from services.sequencer._ordering import FCFS, FeePriority, OrderingPolicy
 
 __all__ = [
@@ -256,6 +256,9 @@ _NO_HASHES: Final[tuple[bytes, ...]] = ()
 _NO_ACCOUNT: Final = AccountState(0, 0)
 
 
+configure_pool(_Sender, _Entry, AddResult, TxStatus.PENDING, _NO_HASHES)
+
+
 def _evict_item(entry: _Entry, base_fee: int) -> _EvictItem:
     tx = entry.tx
     fee_cap = tx.max_fee_per_gas
@@ -399,9 +402,26 @@ class Mempool:
         return outcome
 
     def add_many(self, txs: Iterable[Transaction], now: float) -> list[AddOutcome]:
-        """:meth:`add` each in order; one AddResult or MempoolRejected (not raised) per item."""
-        add = self._add
-        return [add(tx, now) for tx in txs]
+        """:meth:`add` each in order; one AddResult or MempoolRejected (not raised) per item.
+
+        The common add (a new pending transaction at its sender's next nonce, within every limit,
+        nothing queued behind it: the pending branch of ``_add`` that evicts and promotes nothing)
+        runs in C, ``protocol.add_pending``, up to the first that is not one; ``_add`` takes that
+        one, then C goes on. The same pool either way: tests/sequencer/test_mempool_native.py."""
+        txs = txs if isinstance(txs, list) else list(txs)
+        out: list[AddOutcome] = []
+        cfg = self._config
+        index, count = 0, len(txs)
+        while index < count:
+            if not self._heaps_live:  # (live eviction heaps take a push per add: Python's path)
+                index = add_pending(self, self._senders, self._by_hash, self._state_fn, txs, index, now, out,
+                                    cfg.min_tip, cfg.block_gas_limit, cfg.account_slots, cfg.max_tx_size,
+                                    cfg.global_slots)
+                if index == count:
+                    break
+            out.append(self._add(txs[index], now))
+            index += 1
+        return out
 
     def _add(self, tx: Transaction, now: float) -> AddOutcome:
         # The hot path (SendRawTransactions): the pool's own static limits first, then one dict lookup

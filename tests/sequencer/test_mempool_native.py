@@ -1,0 +1,129 @@
+"""The pool's common add in C (protocol.add_pending, run by Mempool.add_many) against ``_add``, the
+pool's rules in Python: two pools, one fed through add_many, the other through ``_add`` one
+transaction at a time, go through the same random operations (the mempool's state machine,
+plus batches of mixed adds in one call) and must answer alike and end alike, down to every
+internal field, after every step. The first tests show that C really adds (a pool whose C path
+accepted nothing could not pass) and where it hands over to Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import invariant, rule
+
+from protocol import Transaction, add_pending
+from services.sequencer._mempool import AccountState, AddOutcome, AddResult, Mempool, MempoolConfig, MempoolRejected
+from tests.sequencer.test_mempool import RICH, SENDERS, SMALL, MempoolMachine, addr, tx
+
+A, B = addr(0xA0), addr(0xA1)
+
+
+def in_c(pool: Mempool, txs: list[Transaction], now: float = 0.0) -> tuple[int, list[AddOutcome]]:
+    """How far add_pending alone goes into ``txs``, and what it added."""
+    out: list[AddOutcome] = []
+    cfg = pool.config
+    index = add_pending(pool, pool._senders, pool._by_hash, pool._state_fn, txs, 0, now, out, cfg.min_tip,
+                        cfg.block_gas_limit, cfg.account_slots, cfg.max_tx_size, cfg.global_slots)
+    return index, out
+
+
+def funded(_sender: bytes) -> AccountState:
+    return AccountState(0, RICH)
+
+
+def test_the_common_add_is_made_in_c_and_the_rest_left_to_python() -> None:
+    pool = Mempool(MempoolConfig(account_slots=2), account_state=funded)
+    run = [tx(A, 0), tx(A, 1), tx(B, 0), tx(A, 2)]  # A's third is beyond account_slots: queued, by Python
+    index, added = in_c(pool, run)
+    assert index == 3 and [r.hash for r in added if isinstance(r, AddResult)] == [t.hash for t in run[:3]]
+    pool.audit()
+    assert in_c(pool, [run[0]]) == (0, [])  # already known
+    assert in_c(pool, [tx(A, 1, tip=50, fee=200)]) == (0, [])  # a replacement
+    assert in_c(pool, [tx(B, 2)]) == (0, [])  # behind a gap
+    assert in_c(pool, [tx(B, 1, tip=0)]) == (0, [])  # under the pool's minimum tip
+    assert in_c(Mempool(account_state=lambda _: AccountState(0, 0)), [tx(A, 0)]) == (0, [])  # not affordable
+    assert in_c(Mempool(), [tx(A, 0)]) == (0, [])  # no account_state: Python's _load
+
+
+def test_add_many_answers_as_add_does_around_what_python_takes() -> None:
+    run = [tx(A, 0), tx(A, 1), tx(A, 2), tx(B, 5), tx(B, 0), tx(A, 1), tx(B, 1)]
+    fast = Mempool(MempoolConfig(account_slots=2), account_state=funded)
+    slow = Mempool(MempoolConfig(account_slots=2), account_state=funded)
+    assert same(fast.add_many(run, 1.0), [slow._add(t, 1.0) for t in run])
+    assert snapshot(fast) == snapshot(slow)
+
+
+def same(got: list[AddOutcome], expected: list[AddOutcome]) -> bool:
+    def key(o: AddOutcome) -> Any:
+        return (o.reason, o.message) if isinstance(o, MempoolRejected) else o
+
+    return [key(o) for o in got] == [key(o) for o in expected]
+
+
+def snapshot(pool: Mempool) -> Any:
+    """Everything the pool holds, by value (entries by their fields, not their identity)."""
+    senders = [(s, a.nonce, a.balance, a.pending_end, a.pending_cost, a.queued_cost, a.top,
+                [(n, e.tx.hash, e.seq, e.arrived, e.cost) for n, e in a.txs.items()])
+               for s, a in pool._senders.items()]
+    heaps = [[(i[0], i[1], i[2], i[3].tx.hash) for i in heap] for heap in (pool._evict_pending, pool._evict_queued)]
+    return (senders, list(pool._by_hash), pool._seq, pool._pending_total, pool._queued_total, list(pool._starved),
+            pool._heaps_live, heaps, pool.statistics(), pool.base_fee)
+
+
+class _Twin:
+    """Mempool's calls made on both pools: add_many on one, ``_add`` per transaction on the other;
+    every answer compared, and the pools compared after each call."""
+
+    def __init__(self, fast: Mempool, slow: Mempool) -> None:
+        self.fast, self.slow = fast, slow
+
+    def add_many(self, txs: list[Transaction], now: float) -> list[AddOutcome]:
+        got = self.fast.add_many(txs, now)
+        assert same(got, [self.slow._add(t, now) for t in txs])
+        assert snapshot(self.fast) == snapshot(self.slow)
+        return got
+
+    def __len__(self) -> int:
+        return len(self.fast)
+
+    def __contains__(self, tx_hash: object) -> bool:
+        return tx_hash in self.fast
+
+    def __getattr__(self, name: str) -> Any:
+        fast, slow = getattr(self.fast, name), getattr(self.slow, name)
+        if not callable(fast):
+            assert fast == slow
+            return fast
+
+        def both(*args: Any) -> Any:
+            got = fast(*args)
+            assert got == slow(*args)
+            assert snapshot(self.fast) == snapshot(self.slow)
+            return got
+
+        return both
+
+
+class TwinMachine(MempoolMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = _Twin(self.pool, Mempool(SMALL, account_state=self.chain, base_fee=10))  # type: ignore[assignment]
+
+    @rule(adds=st.lists(st.tuples(st.sampled_from(SENDERS), st.integers(-1, 4), st.integers(0, 12),
+                                  st.integers(0, 3 * 10**7)), min_size=2, max_size=8))
+    def add_batch(self, adds: list[tuple[bytes, int, int, int]]) -> None:
+        """Several senders' transactions in one call, as SendRawTransactions hands them over."""
+        batch = [tx(s, max(0, self.chain.accounts[s].nonce + ahead), tip=tip, fee=tip + 10, value=value)
+                 for s, ahead, tip, value in adds]
+        self.pool.add_many(batch, self.now)
+
+    @invariant()
+    def twins_agree(self) -> None:
+        assert snapshot(self.pool.fast) == snapshot(self.pool.slow)  # type: ignore[attr-defined]
+
+
+TestTwinMachine = TwinMachine.TestCase
+TestTwinMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
