@@ -1077,8 +1077,11 @@ static int add_one(PyObject *senders, PyObject *by_hash, PyObject *state_fn, con
         if (state_fn == Py_None) return 0; /* no lookup: Python's _load decides */
         PyObject *state = PyObject_CallOneArg(state_fn, sender);
         if (state == NULL) return -1;
-        PyObject *state_nonce = PyObject_GetAttrString(state, "nonce");
-        PyObject *state_balance = state_nonce == NULL ? NULL : PyObject_GetAttrString(state, "balance");
+        static PyObject *names[2] = {NULL, NULL};
+        if (names[0] == NULL && (names[0] = PyUnicode_InternFromString("nonce")) == NULL) return -1;
+        if (names[1] == NULL && (names[1] = PyUnicode_InternFromString("balance")) == NULL) return -1;
+        PyObject *state_nonce = PyObject_GetAttr(state, names[0]);
+        PyObject *state_balance = state_nonce == NULL ? NULL : PyObject_GetAttr(state, names[1]);
         Py_DECREF(state);
         PyObject *txs = state_balance == NULL ? NULL : PyDict_New();
         PyObject *top = txs == NULL ? NULL : PyNumber_Subtract(state_nonce, exe.one);
@@ -1245,6 +1248,126 @@ static PyObject *native_add_pending(PyObject *self, PyObject *args) {
     return failed ? NULL : PyLong_FromSsize_t(i);
 }
 
+/* One changed account of a sealed block, the common case of Mempool._reset: the block took the
+   sender's whole pending run and the pool holds nothing else of it, so the record goes (_prune).
+   1 done, 0 not this case (nothing changed), -1 an error. ``counters``: pending_total, included. */
+static int settle_one(PyObject *senders, PyObject *by_hash, PyObject *starved, PyObject *sender, PyObject *state,
+                      PyObject *floor, PyObject *included, PyObject *counters[2]) {
+    PyObject *acct = PyDict_GetItemWithError(senders, sender); /* borrowed */
+    if (acct == NULL) return PyErr_Occurred() ? -1 : 1;       /* nothing held: ignored (account_state is set) */
+    PyObject *txs = SLOT(acct, pool.s_txs), *acct_nonce = SLOT(acct, pool.s_nonce),
+             *pending_end = SLOT(acct, pool.s_pending_end);
+    if (txs == NULL || acct_nonce == NULL || pending_end == NULL || !PyDict_CheckExact(txs)) return 0;
+    static PyObject *nonce_name = NULL;
+    if (nonce_name == NULL && (nonce_name = PyUnicode_InternFromString("nonce")) == NULL) return -1;
+    PyObject *nonce = PyObject_GetAttr(state, nonce_name);
+    if (nonce == NULL) return -1;
+    PyObject *least = PyDict_GetItemWithError(floor, sender); /* borrowed */
+    int ok = least == NULL && PyErr_Occurred() ? -1 : 0;
+    if (ok == 0 && least != NULL && (ok = less(nonce, least)) > 0) {
+        Py_INCREF(least);
+        Py_SETREF(nonce, least);
+    }
+    if (ok < 0) goto out;
+    /* the new nonce is the end of the pending run, and that run is everything held */
+    if ((ok = PyObject_RichCompareBool(nonce, pending_end, Py_EQ)) != 1) goto out;
+    if ((ok = less(acct_nonce, nonce)) != 1) goto out;
+    long long first = PyLong_AsLongLong(acct_nonce), end = PyLong_AsLongLong(nonce);
+    if ((first == -1 || end == -1) && PyErr_Occurred()) {
+        PyErr_Clear(); /* beyond 64 bits: Python's path */
+        ok = 0;
+        goto out;
+    }
+    if (end - first != (long long)PyDict_GET_SIZE(txs)) {
+        ok = 0;
+        goto out;
+    }
+    /* every one of them included by the block (checked before anything changes) */
+    for (long long n = first; n < end; n++) {
+        PyObject *key = PyLong_FromLongLong(n);
+        PyObject *entry = key == NULL ? NULL : PyDict_GetItemWithError(txs, key);
+        Py_XDECREF(key);
+        PyObject *tx = entry == NULL ? NULL : SLOT(entry, pool.e_tx);
+        if (tx == NULL || !PyTuple_Check(tx) || PyTuple_GET_SIZE(tx) < 15) {
+            ok = PyErr_Occurred() ? -1 : 0;
+            goto out;
+        }
+        if ((ok = PySet_Contains(included, PyTuple_GET_ITEM(tx, 13))) != 1) goto out;
+    }
+    /* the hashes out of the index, then the record (its transactions with it) */
+    Py_ssize_t position = 0;
+    PyObject *key, *entry;
+    while (PyDict_Next(txs, &position, &key, &entry))
+        if (PyDict_DelItem(by_hash, PyTuple_GET_ITEM(SLOT(entry, pool.e_tx), 13)) < 0) {
+            ok = -1;
+            goto out;
+        }
+    PyObject *count = PyLong_FromLongLong(end - first);
+    PyObject *total = count == NULL ? NULL : PyNumber_Subtract(counters[0], count);
+    PyObject *taken = total == NULL ? NULL : PyNumber_Add(counters[1], count);
+    Py_XDECREF(count);
+    if (taken == NULL) {
+        Py_XDECREF(total);
+        ok = -1;
+        goto out;
+    }
+    Py_SETREF(counters[0], total);
+    Py_SETREF(counters[1], taken);
+    Py_INCREF(acct);
+    ok = PyDict_DelItem(senders, sender) == 0 ? 1 : -1;
+    if (ok == 1) { /* starved.pop(sender, None) */
+        int waits = PyDict_Contains(starved, sender);
+        if (waits < 0 || (waits && PyDict_DelItem(starved, sender) < 0)) ok = -1;
+    }
+    Py_DECREF(acct);
+out:
+    Py_DECREF(nonce);
+    return ok;
+}
+
+static PyObject *native_settle_included(PyObject *self, PyObject *args) {
+    PyObject *mempool, *senders, *by_hash, *starved, *items, *floor, *included;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!nO!O!", &mempool, &PyDict_Type, &senders, &PyDict_Type, &by_hash,
+                          &PyDict_Type, &starved, &PyList_Type, &items, &start, &PyDict_Type, &floor, &PySet_Type,
+                          &included))
+        return NULL;
+    if (pool.sender_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "settle_included: configure_pool() first");
+        return NULL;
+    }
+    static const char *names[2] = {"_pending_total", "_included"};
+    PyObject *counters[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        counters[k] = PyObject_GetAttrString(mempool, names[k]);
+        if (counters[k] == NULL) {
+            Py_XDECREF(counters[0]);
+            return NULL;
+        }
+    }
+    Py_ssize_t i = start < 0 ? 0 : start;
+    int failed = 0;
+    for (; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) break;
+        Py_INCREF(item);
+        int done = settle_one(senders, by_hash, starved, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), floor,
+                              included, counters);
+        Py_DECREF(item);
+        if (done < 0) failed = 1;
+        if (done <= 0) break;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    for (int k = 0; k < 2; k++) {
+        if (PyObject_SetAttrString(mempool, names[k], counters[k]) < 0) failed = 1;
+        Py_DECREF(counters[k]);
+    }
+    if (type != NULL) PyErr_Restore(type, value, traceback);
+    return failed ? NULL : PyLong_FromSsize_t(i);
+}
+
+
 static PyMethodDef methods[] = {
     {"configure", native_configure, METH_VARARGS,
      "configure(ctx, parse_compact, recover, serialize, uncompressed_flag): libsecp256k1's context and "
@@ -1279,6 +1402,9 @@ static PyMethodDef methods[] = {
      "add_pending(mempool, senders, by_hash, account_state, txs, start, now, out, min_tip, block_gas_limit, "
      "account_slots, max_tx_size, global_slots) -> index: "
      "services.sequencer._mempool's common add (see Mempool.add_many)."},
+    {"settle_included", native_settle_included, METH_VARARGS,
+     "settle_included(mempool, senders, by_hash, starved, items, start, floor, included) -> index: "
+     "services.sequencer._mempool's common account update after a block (see Mempool.on_block)."},
     {NULL, NULL, 0, NULL},
 };
 

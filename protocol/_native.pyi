@@ -21,3 +21,6 @@ def configure_pool(sender_type: type[Any], entry_type: type[Any], result_type: t
 def add_pending(mempool: Any, senders: dict[bytes, Any], by_hash: dict[bytes, Any], account_state: Any,
                 txs: list[Any], start: int, now: float, out: list[Any], min_tip: int, block_gas_limit: int,
                 account_slots: int, max_tx_size: int, global_slots: int, /) -> int: ...
+def settle_included(mempool: Any, senders: dict[bytes, Any], by_hash: dict[bytes, Any], starved: dict[bytes, None],
+                    items: list[tuple[bytes, Any]], start: int, floor: dict[bytes, int], included: set[bytes], /
+                    ) -> int: ...

@@ -1,9 +1,10 @@
-"""The pool's common add in C (protocol.add_pending, run by Mempool.add_many) against ``_add``, the
-pool's rules in Python: two pools, one fed through add_many, the other through ``_add`` one
-transaction at a time, go through the same random operations (the mempool's state machine,
-plus batches of mixed adds in one call) and must answer alike and end alike, down to every
-internal field, after every step. The first tests show that C really adds (a pool whose C path
-accepted nothing could not pass) and where it hands over to Python.
+"""The pool's common cases in C against its rules in Python: the add (protocol.add_pending, run by
+Mempool.add_many) against ``_add``, and a block's account updates (protocol.settle_included, run
+by Mempool.on_block) against ``_reset``. Two pools, one with C's paths and one without, go
+through the same random operations (the mempool's state machine, plus batches of mixed adds in
+one call) and must answer alike and end alike, down to every internal field, after every step.
+The first tests show that C really does its part (a pool whose C paths did nothing could not
+pass) and where it hands over to Python.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
 
-from protocol import Transaction, add_pending
+from protocol import Transaction, add_pending, settle_included
 from services.sequencer._mempool import AccountState, AddOutcome, AddResult, Mempool, MempoolConfig, MempoolRejected
 from tests.sequencer.test_mempool import RICH, SENDERS, SMALL, MempoolMachine, addr, tx
 
@@ -51,9 +52,28 @@ def test_the_common_add_is_made_in_c_and_the_rest_left_to_python() -> None:
 def test_add_many_answers_as_add_does_around_what_python_takes() -> None:
     run = [tx(A, 0), tx(A, 1), tx(A, 2), tx(B, 5), tx(B, 0), tx(A, 1), tx(B, 1)]
     fast = Mempool(MempoolConfig(account_slots=2), account_state=funded)
-    slow = Mempool(MempoolConfig(account_slots=2), account_state=funded)
+    slow = PythonPool(MempoolConfig(account_slots=2), account_state=funded)
     assert same(fast.add_many(run, 1.0), [slow._add(t, 1.0) for t in run])
     assert snapshot(fast) == snapshot(slow)
+
+
+def test_a_block_that_took_a_senders_whole_run_forgets_it_in_c() -> None:
+    pool = Mempool(account_state=funded)
+    run = [tx(A, 0), tx(A, 1), tx(B, 0), tx(B, 1)]
+    pool.add_many(run, 0.0)
+    items = [(A, AccountState(2, RICH)), (B, AccountState(1, RICH)), (addr(1), AccountState(0, 0))]
+    floor = {A: 2, B: 1}
+    included = {t.hash for t in run[:3]}
+    # A: its whole run included, in C; B: one of its two left, Python's _reset
+    assert settle_included(pool, pool._senders, pool._by_hash, pool._starved, items, 0, floor, included) == 1
+    assert pool.senders() == (B,) and len(pool) == 2 and pool.statistics().included == 2
+    assert settle_included(pool, pool._senders, pool._by_hash, pool._starved, items, 2, floor, included) == 3
+
+
+class PythonPool(Mempool):
+    """The pool without C's on_block path (its add_many's is left out by calling ``_add``)."""
+
+    _settle_included = staticmethod(lambda *args: args[5])
 
 
 def same(got: list[AddOutcome], expected: list[AddOutcome]) -> bool:
@@ -74,8 +94,8 @@ def snapshot(pool: Mempool) -> Any:
 
 
 class _Twin:
-    """Mempool's calls made on both pools: add_many on one, ``_add`` per transaction on the other;
-    every answer compared, and the pools compared after each call."""
+    """Mempool's calls made on both pools: add_many on one, ``_add`` per transaction on the other (a
+    PythonPool); every answer compared, and the pools compared after each call."""
 
     def __init__(self, fast: Mempool, slow: Mempool) -> None:
         self.fast, self.slow = fast, slow
@@ -110,7 +130,7 @@ class _Twin:
 class TwinMachine(MempoolMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.pool = _Twin(self.pool, Mempool(SMALL, account_state=self.chain, base_fee=10))  # type: ignore[assignment]
+        self.pool = _Twin(self.pool, PythonPool(SMALL, account_state=self.chain, base_fee=10))  # type: ignore[assignment]
 
     @rule(adds=st.lists(st.tuples(st.sampled_from(SENDERS), st.integers(-1, 4), st.integers(0, 12),
                                   st.integers(0, 3 * 10**7)), min_size=2, max_size=8))
