@@ -1046,6 +1046,33 @@ static void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
 /* A new instance of a __slots__ class with no __init__ run (every slot NULL until set). */
 static PyObject *bare(PyTypeObject *type) { return type->tp_alloc(type, 0); }
 
+/* The pool's int counters ``names`` (Mempool attributes) read into ``counters`` (new references): 0, or -1. */
+static int read_counters(PyObject *mempool, const char *const *names, int n, PyObject **counters) {
+    for (int k = 0; k < n; k++) {
+        counters[k] = PyObject_GetAttrString(mempool, names[k]);
+        if (counters[k] == NULL || !PyLong_CheckExact(counters[k])) {
+            if (counters[k] != NULL) PyErr_Format(PyExc_TypeError, "Mempool.%s is not an int", names[k]);
+            for (int j = 0; j <= k; j++) Py_XDECREF(counters[j]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Write the counters back (releasing them), also when a step raised (what it did before stands):
+   index ``i`` as a Python int, or NULL with the step's error (or the write's). */
+static PyObject *write_counters(PyObject *mempool, const char *const *names, int n, PyObject **counters, int failed,
+                                Py_ssize_t i) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    for (int k = 0; k < n; k++) {
+        if (PyObject_SetAttrString(mempool, names[k], counters[k]) < 0) failed = 1;
+        Py_DECREF(counters[k]);
+    }
+    if (type != NULL) PyErr_Restore(type, value, traceback);
+    return failed ? NULL : PyLong_FromSsize_t(i);
+}
+
 /* The limits of add_pending's common case, as ints (from the pool's MempoolConfig). */
 typedef struct {
     PyObject *min_tip, *block_gas_limit, *account_slots, *global_slots;
@@ -1211,17 +1238,10 @@ static PyObject *native_add_pending(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "add_pending: configure_pool() and configure_execution() first");
         return NULL;
     }
-    /* The pool's counters, read once and written back once (also when an add raised: those before it stand). */
-    static const char *names[3] = {"_seq", "_pending_total", "_adds"};
-    PyObject *counters[3] = {NULL, NULL, NULL};
-    for (int k = 0; k < 3; k++) {
-        counters[k] = PyObject_GetAttrString(mempool, names[k]);
-        if (counters[k] == NULL || !PyLong_CheckExact(counters[k])) {
-            if (counters[k] != NULL) PyErr_Format(PyExc_TypeError, "Mempool.%s is not an int", names[k]);
-            for (int j = 0; j <= k; j++) Py_XDECREF(counters[j]);
-            return NULL;
-        }
-    }
+    /* The pool's counters, read once and written back once. */
+    static const char *const names[3] = {"_seq", "_pending_total", "_adds"};
+    PyObject *counters[3];
+    if (read_counters(mempool, names, 3, counters) < 0) return NULL;
     Py_ssize_t i = start < 0 ? 0 : start;
     int failed = 0;
     for (; i < PyList_GET_SIZE(txs); i++) {
@@ -1236,16 +1256,7 @@ static PyObject *native_add_pending(PyObject *self, PyObject *args) {
         if (done < 0) failed = 1;
         if (done <= 0) break;
     }
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    for (int k = 0; k < 3; k++) {
-        if (PyObject_SetAttrString(mempool, names[k], counters[k]) < 0) failed = 1;
-        Py_DECREF(counters[k]);
-    }
-    if (type != NULL) {
-        PyErr_Restore(type, value, traceback);
-    }
-    return failed ? NULL : PyLong_FromSsize_t(i);
+    return write_counters(mempool, names, 3, counters, failed, i);
 }
 
 /* One changed account of a sealed block, the common case of Mempool._reset: the block took the
@@ -1336,15 +1347,9 @@ static PyObject *native_settle_included(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "settle_included: configure_pool() first");
         return NULL;
     }
-    static const char *names[2] = {"_pending_total", "_included"};
-    PyObject *counters[2] = {NULL, NULL};
-    for (int k = 0; k < 2; k++) {
-        counters[k] = PyObject_GetAttrString(mempool, names[k]);
-        if (counters[k] == NULL) {
-            Py_XDECREF(counters[0]);
-            return NULL;
-        }
-    }
+    static const char *const names[2] = {"_pending_total", "_included"};
+    PyObject *counters[2];
+    if (read_counters(mempool, names, 2, counters) < 0) return NULL;
     Py_ssize_t i = start < 0 ? 0 : start;
     int failed = 0;
     for (; i < PyList_GET_SIZE(items); i++) {
@@ -1357,14 +1362,7 @@ static PyObject *native_settle_included(PyObject *self, PyObject *args) {
         if (done < 0) failed = 1;
         if (done <= 0) break;
     }
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    for (int k = 0; k < 2; k++) {
-        if (PyObject_SetAttrString(mempool, names[k], counters[k]) < 0) failed = 1;
-        Py_DECREF(counters[k]);
-    }
-    if (type != NULL) PyErr_Restore(type, value, traceback);
-    return failed ? NULL : PyLong_FromSsize_t(i);
+    return write_counters(mempool, names, 2, counters, failed, i);
 }
 
 
