@@ -144,7 +144,7 @@ from ._keccak import keccak256
 from ._l1_inputs import BatchDataError, L1Input, L1InputReader, L1InputsUpdate, PostedBatch, QueuedDeposit, QueuedForced
 
 # The sequencer pool's common add in C (services/sequencer/_mempool.py: Mempool.add_many).
-from ._native import add_pending, configure_pool, settle_included
+from ._native import add_pending, configure_pool, select_pending, settle_included
 from ._output import OUTPUT_VERSION, output_root
 from ._reasons import CHANNEL_REASONS, L2_TRANSACTION_CODES, Reason
 from ._rules import (
@@ -375,6 +375,7 @@ __all__ = [
     "root_from_proof",
     "roots_after_each",
     "sealed_transaction",
+    "select_pending",
     "settle_included",
     "sign_state",
     "split_frames",

@@ -1366,6 +1366,201 @@ static PyObject *native_settle_included(PyObject *self, PyObject *args) {
 }
 
 
+/* ---- The pool's block selection (Mempool.select): one heap of the senders' heads ------------- */
+
+typedef struct {
+    PyObject *first, *second, *seq, *acct, *entry; /* owned */
+} Head;
+
+static void head_clear(Head *h) {
+    Py_XDECREF(h->first);
+    Py_XDECREF(h->second);
+    Py_XDECREF(h->seq);
+    Py_XDECREF(h->acct);
+    Py_XDECREF(h->entry);
+}
+
+/* a before b: (first, second, seq) ascending, as select's tuples compare (seq is unique). 1, 0, -1 error. */
+static int head_before(const Head *a, const Head *b) {
+    PyObject *x[3] = {a->first, a->second, a->seq}, *y[3] = {b->first, b->second, b->seq};
+    for (int k = 0; k < 3; k++) {
+        int lt = less(x[k], y[k]);
+        if (lt != 0) return lt;
+        int gt = less(y[k], x[k]);
+        if (gt != 0) return gt < 0 ? -1 : 0;
+    }
+    return 0;
+}
+
+static int sift_down(Head *heap, Py_ssize_t n, Py_ssize_t i) {
+    for (;;) {
+        Py_ssize_t least = i, left = 2 * i + 1, right = left + 1;
+        int before;
+        if (left < n) {
+            if ((before = head_before(&heap[left], &heap[least])) < 0) return -1;
+            if (before) least = left;
+        }
+        if (right < n) {
+            if ((before = head_before(&heap[right], &heap[least])) < 0) return -1;
+            if (before) least = right;
+        }
+        if (least == i) return 0;
+        Head t = heap[i];
+        heap[i] = heap[least];
+        heap[least] = t;
+        i = least;
+    }
+}
+
+static int sift_up(Head *heap, Py_ssize_t i) {
+    while (i > 0) {
+        Py_ssize_t parent = (i - 1) / 2;
+        int before = head_before(&heap[i], &heap[parent]);
+        if (before <= 0) return before;
+        Head t = heap[i];
+        heap[i] = heap[parent];
+        heap[parent] = t;
+        i = parent;
+    }
+    return 0;
+}
+
+/* The head for ``acct``'s transaction at ``nonce``: its priority by the policy (``priority`` called,
+   or FeePriority's inlined when ``fee_priority``). 0, or -1. */
+static int make_head(Head *h, PyObject *acct, PyObject *nonce, PyObject *priority, int fee_priority,
+                     PyObject *base_fee) {
+    memset(h, 0, sizeof *h);
+    PyObject *entry = PyDict_GetItemWithError(SLOT(acct, pool.s_txs), nonce); /* borrowed */
+    if (entry == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "select: a pending nonce the sender does not hold");
+        return -1;
+    }
+    PyObject *tx = SLOT(entry, pool.e_tx), *seq = SLOT(entry, pool.e_seq);
+    if (tx == NULL || seq == NULL || !PyTuple_Check(tx) || PyTuple_GET_SIZE(tx) < 15) {
+        PyErr_SetString(PyExc_TypeError, "select: a pool entry that is not one");
+        return -1;
+    }
+    if (fee_priority) { /* FeePriority.priority: (max(-tip, base_fee - fee_cap), seq) */
+        PyObject *neg_tip = PyNumber_Negative(PyTuple_GET_ITEM(tx, 2));
+        PyObject *room = neg_tip == NULL ? NULL : PyNumber_Subtract(base_fee, PyTuple_GET_ITEM(tx, 3));
+        int lower = room == NULL ? -1 : less(neg_tip, room);
+        if (lower < 0) {
+            Py_XDECREF(neg_tip);
+            Py_XDECREF(room);
+            return -1;
+        }
+        h->first = lower ? room : neg_tip;
+        Py_DECREF(lower ? neg_tip : room);
+        Py_INCREF(seq);
+        h->second = seq;
+    } else {
+        PyObject *got = PyObject_CallFunctionObjArgs(priority, tx, seq, base_fee, NULL);
+        if (got == NULL) return -1;
+        if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 2) {
+            Py_DECREF(got);
+            PyErr_SetString(PyExc_TypeError, "select: a priority is a pair");
+            return -1;
+        }
+        h->first = PyTuple_GET_ITEM(got, 0);
+        h->second = PyTuple_GET_ITEM(got, 1);
+        Py_INCREF(h->first);
+        Py_INCREF(h->second);
+        Py_DECREF(got);
+    }
+    Py_INCREF(seq);
+    Py_INCREF(acct);
+    Py_INCREF(entry);
+    h->seq = seq;
+    h->acct = acct;
+    h->entry = entry;
+    return 0;
+}
+
+static PyObject *native_select_pending(PyObject *self, PyObject *args) {
+    PyObject *senders, *priority, *base_fee, *gas_limit, *min_gas;
+    int fee_priority;
+    Py_ssize_t max_count;
+    if (!PyArg_ParseTuple(args, "O!OpO!O!nO!", &PyDict_Type, &senders, &priority, &fee_priority, &PyLong_Type,
+                          &base_fee, &PyLong_Type, &gas_limit, &max_count, &PyLong_Type, &min_gas))
+        return NULL;
+    if (pool.sender_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "select_pending: configure_pool() first");
+        return NULL;
+    }
+    Py_ssize_t capacity = PyDict_GET_SIZE(senders) + 1, n = 0;
+    Head *heap = PyMem_Calloc((size_t)capacity, sizeof(Head));
+    PyObject *taken = PyList_New(0), *gas_left = gas_limit, *key, *acct;
+    Py_INCREF(gas_left);
+    int failed = heap == NULL || taken == NULL;
+    if (heap == NULL) PyErr_NoMemory();
+    PyObject *held = failed ? NULL : PyDict_Values(senders); /* (a policy call could change the dict) */
+    failed |= held == NULL;
+    for (Py_ssize_t k = 0; !failed && k < PyList_GET_SIZE(held); k++) {
+        acct = PyList_GET_ITEM(held, k);
+        if (!PyObject_TypeCheck(acct, pool.sender_type) || SLOT(acct, pool.s_txs) == NULL ||
+            SLOT(acct, pool.s_nonce) == NULL || SLOT(acct, pool.s_pending_end) == NULL) {
+            PyErr_SetString(PyExc_TypeError, "select: a sender record that is not one");
+            failed = 1;
+            break;
+        }
+        int has = less(SLOT(acct, pool.s_nonce), SLOT(acct, pool.s_pending_end));
+        if (has < 0 || (has && make_head(&heap[n++], acct, SLOT(acct, pool.s_nonce), priority, fee_priority,
+                                         base_fee) < 0))
+            failed = 1;
+    }
+    (void)key;
+    for (Py_ssize_t i = n / 2 - 1; !failed && i >= 0; i--)
+        if (sift_down(heap, n, i) < 0) failed = 1;
+    while (!failed && n > 0 && PyList_GET_SIZE(taken) < max_count) {
+        int room = less(gas_left, min_gas);
+        if (room != 0) {
+            failed = room < 0;
+            break;
+        }
+        Head top = heap[0];
+        heap[0] = heap[--n];
+        memset(&heap[n], 0, sizeof(Head));
+        if (n > 0 && sift_down(heap, n, 0) < 0) {
+            head_clear(&top);
+            failed = 1;
+            break;
+        }
+        PyObject *tx = SLOT(top.entry, pool.e_tx), *gas = PyTuple_GET_ITEM(tx, 4);
+        int skip = less(PyTuple_GET_ITEM(tx, 3), base_fee);
+        if (skip == 0) skip = less(gas_left, gas);
+        if (skip != 0) {
+            failed = skip < 0;
+            head_clear(&top);
+            continue;
+        }
+        PyObject *left = PyNumber_Subtract(gas_left, gas);
+        PyObject *following = left == NULL ? NULL : PyNumber_Add(PyTuple_GET_ITEM(tx, 1), exe.one);
+        if (following == NULL || PyList_Append(taken, tx) < 0) {
+            Py_XDECREF(left);
+            Py_XDECREF(following);
+            head_clear(&top);
+            failed = 1;
+            break;
+        }
+        Py_SETREF(gas_left, left);
+        int more = less(following, SLOT(top.acct, pool.s_pending_end));
+        if (more < 0 || (more && (make_head(&heap[n], top.acct, following, priority, fee_priority, base_fee) < 0 ||
+                                  sift_up(heap, n++) < 0)))
+            failed = 1;
+        Py_DECREF(following);
+        head_clear(&top);
+    }
+    for (Py_ssize_t i = 0; heap != NULL && i < capacity; i++) head_clear(&heap[i]);
+    PyMem_Free(heap);
+    Py_XDECREF(held);
+    Py_DECREF(gas_left);
+    if (failed) {
+        Py_XDECREF(taken);
+        return NULL;
+    }
+    return taken;
+}
+
 static PyMethodDef methods[] = {
     {"configure", native_configure, METH_VARARGS,
      "configure(ctx, parse_compact, recover, serialize, uncompressed_flag): libsecp256k1's context and "
@@ -1403,6 +1598,9 @@ static PyMethodDef methods[] = {
     {"settle_included", native_settle_included, METH_VARARGS,
      "settle_included(mempool, senders, by_hash, starved, items, start, floor, included) -> index: "
      "services.sequencer._mempool's common account update after a block (see Mempool.on_block)."},
+    {"select_pending", native_select_pending, METH_VARARGS,
+     "select_pending(senders, priority, fee_priority, base_fee, gas_limit, max_count, min_gas) -> [tx, ...]: "
+     "services.sequencer._mempool's Mempool.select (see there)."},
     {NULL, NULL, 0, NULL},
 };
 

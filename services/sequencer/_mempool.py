@@ -51,6 +51,7 @@ from protocol import (
     Transaction,
     add_pending,
     configure_pool,
+    select_pending,
     settle_included,
 )
 from services.sequencer._ordering import FCFS, FeePriority, OrderingPolicy
@@ -281,6 +282,9 @@ class Mempool:
     #: whole pending run and the pool holds nothing else of it, so the record goes, as ``_reset``
     #: would do it. A class attribute, so a test's pool can run ``_reset`` alone and compare.
     _settle_included = staticmethod(settle_included)
+    #: select in C (``protocol.select_pending``: the same heap, FeePriority's priority computed there,
+    #: any other policy's called); the Python below is what a test's pool compares it with.
+    _select_pending: Callable[..., list[Transaction] | None] = staticmethod(select_pending)
 
     def __init__(
         self,
@@ -604,7 +608,12 @@ class Mempool:
         ``base_fee``, or that no longer fits ``gas_limit``, ends its sender's run for this block
         (it stays pooled). One heap across senders: O(senders + taken * log senders).
         """
-        priority = self._policy.priority
+        policy = self._policy
+        chosen = self._select_pending(self._senders, policy.priority, type(policy) is FeePriority, base_fee,
+                                      gas_limit, max_count, MIN_TX_GAS)
+        if chosen is not None:
+            return chosen
+        priority = policy.priority
         # Items are the priority's two ints flattened, then seq: ordered exactly as (priority, seq)
         # but compared in one tuple, not two (the heap compares ~2 log n items per pop).
         heap: list[_SelectItem] = []

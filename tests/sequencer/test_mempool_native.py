@@ -11,12 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
 
 from protocol import Transaction, add_pending, settle_included
-from services.sequencer._mempool import AccountState, AddOutcome, AddResult, Mempool, MempoolConfig, MempoolRejected
+from services.sequencer._mempool import (
+    FCFS,
+    AccountState,
+    AddOutcome,
+    AddResult,
+    FeePriority,
+    Mempool,
+    MempoolConfig,
+    MempoolRejected,
+    OrderingPolicy,
+)
 from tests.sequencer.test_mempool import RICH, SENDERS, SMALL, MempoolMachine, addr, tx
 
 A, B = addr(0xA0), addr(0xA1)
@@ -71,9 +82,26 @@ def test_a_block_that_took_a_senders_whole_run_forgets_it_in_c() -> None:
 
 
 class PythonPool(Mempool):
-    """The pool without C's on_block path (its add_many's is left out by calling ``_add``)."""
+    """The pool without C's on_block and select paths (its add_many's is left out by calling ``_add``)."""
 
     _settle_included = staticmethod(lambda *args: args[5])
+    _select_pending = staticmethod(lambda *args: None)
+
+
+@pytest.mark.parametrize("policy", [FeePriority(), FCFS()])
+def test_select_in_c_takes_what_python_takes(policy: OrderingPolicy) -> None:
+    """Senders with runs of mixed fees, some under the base fee, gas limits that end runs: both
+    pools select the same transactions in the same order, at several base fees and gas limits."""
+    pools = [cls(MempoolConfig(account_slots=8), policy=policy, account_state=funded) for cls in (Mempool, PythonPool)]
+    run = [tx(addr(s), n, tip=(s * 7 + n * 3) % 11, fee=5 + (s * 5 + n) % 9, gas=21_000 + 9_000 * ((s + n) % 3))
+           for s in range(1, 9) for n in range(6)]
+    for pool in pools:
+        pool.add_many(run, 0.0)
+    cases = [(0, 10**9, 100), (6, 10**9, 100), (9, 200_000, 100), (3, 10**9, 7), (20, 10**9, 5)]
+    for base_fee, gas_limit, count in cases:
+        fast, slow = (pool.select(base_fee, gas_limit, count) for pool in pools)
+        assert fast == slow
+        assert fast or base_fee == 20  # (every fee cap is under 20)
 
 
 def same(got: list[AddOutcome], expected: list[AddOutcome]) -> bool:
