@@ -24,7 +24,8 @@ It imports no service. Where things are:
 - ``_l1_inputs``: **where an L1 input is read** (batches, forced transactions, deposits), one
   reader for the sequencer's follower and for derivation.
 - ``_secp256k1`` and ``_native.c``: sender recovery, hashing and Merkle levels, a whole batch per
-  call in C. keccak-256, the EIP-1559 signer and RLP are the L1 client's (``services.l1``, the
+  call in C; a block's plain transfers (``apply_plain``) and the sequencer pool's common add,
+  settle and select, each the common case only, the Python rules deciding the rest. keccak-256, the EIP-1559 signer and RLP are the L1 client's (``services.l1``, the
   layer below), so there is one of each.
 """
 

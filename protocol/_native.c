@@ -21,6 +21,12 @@
  * hash_level() and account_leaves() do the keccak work of a block's state commit (_commitment.py:
  * one leaf and ~16 / 4 inner nodes per touched account) a level at a time, the GIL released
  * while a large level hashes. The tree's rules stay in _commitment.py; only hashing is here.
+ *
+ * apply_plain() (a block's plain transfers, _execution.py's rules 1-5) and the sequencer pool's
+ * common cases (add_pending, settle_included, select_pending: services/sequencer/_mempool.py) take
+ * per-transaction interpreted Python off the event loop, a few us a transaction each. Like
+ * decode_common they do only the common case and stop, changing nothing, at anything else, which
+ * the Python code (the one authority) then takes; tests hold each to the Python answer and state.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
