@@ -25,8 +25,9 @@ It imports no service. Where things are:
   reader for the sequencer's follower and for derivation.
 - ``_secp256k1`` and ``_native.c``: sender recovery, hashing and Merkle levels, a whole batch per
   call in C; a block's plain transfers (``apply_plain``) and the sequencer pool's common add,
-  settle and select, each the common case only, the Python rules deciding the rest. keccak-256, the EIP-1559 signer and RLP are the L1 client's (``services.l1``, the
-  layer below), so there is one of each.
+  settle and select, each the common case only, the Python rules deciding the rest. keccak-256,
+  the EIP-1559 signer and RLP are the L1 client's (``services.l1``, the layer below), so there is
+  one of each.
 """
 
 from ._account import EMPTY_ACCOUNT, Account
