@@ -24,8 +24,10 @@ It imports no service. Where things are:
 - ``_l1_inputs``: **where an L1 input is read** (batches, forced transactions, deposits), one
   reader for the sequencer's follower and for derivation.
 - ``_secp256k1`` and ``_native.c``: sender recovery, hashing and Merkle levels, a whole batch per
-  call in C. keccak-256, the EIP-1559 signer and RLP are the L1 client's (``services.l1``, the
-  layer below), so there is one of each.
+  call in C; a block's plain transfers (``apply_plain``) and the sequencer pool's common add,
+  settle and select, each the common case only, the Python rules deciding the rest. keccak-256,
+  the EIP-1559 signer and RLP are the L1 client's (``services.l1``, the layer below), so there is
+  one of each.
 """
 
 from ._account import EMPTY_ACCOUNT, Account
@@ -122,6 +124,7 @@ from ._execution import (
     TxResult,
     apply_deposit,
     apply_forced,
+    apply_plain,
     apply_transaction,
     gas_and_price,
     roots_after_each,
@@ -141,6 +144,9 @@ from ._genesis import (
 )
 from ._keccak import keccak256
 from ._l1_inputs import BatchDataError, L1Input, L1InputReader, L1InputsUpdate, PostedBatch, QueuedDeposit, QueuedForced
+
+# The sequencer pool's common add in C (services/sequencer/_mempool.py: Mempool.add_many).
+from ._native import add_pending, configure_pool, select_pending, settle_included
 from ._output import OUTPUT_VERSION, output_root
 from ._reasons import CHANNEL_REASONS, L2_TRANSACTION_CODES, Reason
 from ._rules import (
@@ -308,8 +314,10 @@ __all__ = [
     "WithdrawalCall",
     "WithdrawalMessage",
     "account_leaf_hash",
+    "add_pending",
     "apply_deposit",
     "apply_forced",
+    "apply_plain",
     "apply_transaction",
     "batch_blocks",
     "batch_input_root",
@@ -325,6 +333,7 @@ __all__ = [
     "check_signature",
     "check_state",
     "check_update",
+    "configure_pool",
     "decode_batch",
     "decode_blob_leaves",
     "decode_transaction",
@@ -368,6 +377,8 @@ __all__ = [
     "root_from_proof",
     "roots_after_each",
     "sealed_transaction",
+    "select_pending",
+    "settle_included",
     "sign_state",
     "split_frames",
     "state_digest",

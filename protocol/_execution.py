@@ -56,6 +56,8 @@ from typing import NamedTuple
 from ._account import EMPTY_ACCOUNT, Account
 from ._commitment import AccountTree, MerkleTree
 from ._keccak import keccak256
+from ._native import apply_plain as _apply_plain
+from ._native import configure_execution
 from ._reasons import Reason
 from ._rules import (
     ADDRESS_SIZE,
@@ -304,6 +306,23 @@ def apply_transaction(state: State, tx: Transaction, env: BlockEnv, block_gas_us
     return _new(TxResult, (tx.hash, sender, gas_used, price, base_fee * gas_used, tip * gas_used, withdrawal))
 
 
+def apply_plain(state: State, txs: list[Transaction] | list[Transaction | TxRejected], start: int, env: BlockEnv,
+                block_gas_used: int, applied: list[tuple[Transaction, TxResult]]) -> tuple[int, int]:
+    """Apply ``txs[start:]`` in order while each is a plain transfer the rules accept, appending
+    ``(tx, result)`` to ``applied``; stop, changing nothing for it, at the first that is not: (its
+    index, or len(txs); the block's gas used after those applied).
+
+    The hot loop of a block in C (``_native.apply_plain``): exactly ``apply_transaction``'s
+    answers for these, held to it by tests/protocol/test_apply_plain.py. Plain: ``to`` an address
+    other than MESSAGE_PASSER, no data, no access list, and rules 1-5 pass. The caller hands the
+    one it stopped at to ``apply_transaction``, which applies it (a withdrawal, data) or says why
+    not, then goes on from the next. An item that is not a Transaction (a TxRejected, the decode's
+    answer for a leaf derivation skips) stops it as well.
+    """
+    return _apply_plain(state.accounts, state._dirty, txs, start, env.base_fee, env.gas_limit, block_gas_used,
+                        applied)
+
+
 def gas_and_price(tx: Transaction, base_fee: int) -> tuple[int, int]:
     """(gas used, effective gas price) of ``tx`` in a block of ``base_fee``: what apply_transaction
     charges. The store derives a sealed transaction's receipt from its raw bytes with it, so these
@@ -320,6 +339,9 @@ def gas_and_price(tx: Transaction, base_fee: int) -> tuple[int, int]:
 
 #: NamedTuple construction without the generated __new__'s argument binding (the hot path).
 _new = tuple.__new__
+
+configure_execution(Account, TxResult, EMPTY_ACCOUNT, FEE_VAULT, ZERO_ADDRESS, MESSAGE_PASSER, TX_BASE_GAS,
+                    UINT256_MAX)
 
 
 class ForcedResult(NamedTuple):

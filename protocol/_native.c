@@ -21,9 +21,16 @@
  * hash_level() and account_leaves() do the keccak work of a block's state commit (_commitment.py:
  * one leaf and ~16 / 4 inner nodes per touched account) a level at a time, the GIL released
  * while a large level hashes. The tree's rules stay in _commitment.py; only hashing is here.
+ *
+ * apply_plain() (a block's plain transfers, _execution.py's rules 1-5) and the sequencer pool's
+ * common cases (add_pending, settle_included, select_pending: services/sequencer/_mempool.py) take
+ * per-transaction interpreted Python off the event loop, a few us a transaction each. Like
+ * decode_common they do only the common case and stop, changing nothing, at anything else, which
+ * the Python code (the one authority) then takes; tests hold each to the Python answer and state.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -740,6 +747,826 @@ done:
     return result;
 }
 
+/* ---- Execution: the plain transfers of a block, rules 1-5 of protocol/_execution.py ----------- */
+
+/* What apply_plain needs of _execution.py and _rules.py, handed over once by configure_execution. */
+static struct {
+    PyTypeObject *account_type, *result_type;
+    PyObject *empty_account, *fee_vault, *zero_address, *message_passer, *base_gas, *uint256_max, *one, *zero;
+} exe;
+
+static PyObject *native_configure_execution(PyObject *self, PyObject *args) {
+    PyTypeObject *account_type, *result_type;
+    PyObject *empty_account, *fee_vault, *zero_address, *message_passer, *base_gas, *uint256_max;
+    if (!PyArg_ParseTuple(args, "O!O!O!SSSO!O!", &PyType_Type, &account_type, &PyType_Type, &result_type,
+                          &PyTuple_Type, &empty_account, &fee_vault, &zero_address, &message_passer, &PyLong_Type,
+                          &base_gas, &PyLong_Type, &uint256_max))
+        return NULL;
+    if (!PyType_IsSubtype(account_type, &PyTuple_Type) || !PyType_IsSubtype(result_type, &PyTuple_Type) ||
+        PyTuple_GET_SIZE(empty_account) != 2) {
+        PyErr_SetString(PyExc_TypeError, "configure_execution: Account and TxResult are tuple types");
+        return NULL;
+    }
+    PyObject *held[8] = {(PyObject *)account_type, (PyObject *)result_type, empty_account, fee_vault,
+                         zero_address, message_passer, base_gas, uint256_max};
+    for (int i = 0; i < 8; i++) Py_INCREF(held[i]);
+    Py_XDECREF(exe.account_type);
+    Py_XDECREF(exe.result_type);
+    Py_XDECREF(exe.empty_account);
+    Py_XDECREF(exe.fee_vault);
+    Py_XDECREF(exe.zero_address);
+    Py_XDECREF(exe.message_passer);
+    Py_XDECREF(exe.base_gas);
+    Py_XDECREF(exe.uint256_max);
+    exe.account_type = account_type;
+    exe.result_type = result_type;
+    exe.empty_account = empty_account;
+    exe.fee_vault = fee_vault;
+    exe.zero_address = zero_address;
+    exe.message_passer = message_passer;
+    exe.base_gas = base_gas;
+    exe.uint256_max = uint256_max;
+    if (exe.one == NULL) exe.one = PyLong_FromLong(1);
+    if (exe.zero == NULL) exe.zero = PyLong_FromLong(0);
+    if (exe.one == NULL || exe.zero == NULL) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* A new tuple of ``type`` (a NamedTuple) holding ``items``, whose references it steals (NULL: failed). */
+static PyObject *tuple_of(PyTypeObject *type, PyObject **items, Py_ssize_t n) {
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < n; i++) failed |= items[i] == NULL;
+    PyObject *t = failed ? NULL : type->tp_alloc(type, n);
+    if (t == NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(items[i]);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(t, i, items[i]);
+    return t;
+}
+
+/* a < b for Python ints: 1, 0, or -1 (error). */
+static int less(PyObject *a, PyObject *b) { return PyObject_RichCompareBool(a, b, Py_LT); }
+
+/* accounts[address] = Account(nonce, balance); dirty[address] = None (State._write). Steals both. */
+static int write_account(PyObject *accounts, PyObject *dirty, PyObject *address, PyObject *nonce, PyObject *balance) {
+    PyObject *items[2] = {nonce, balance};
+    PyObject *account = tuple_of(exe.account_type, items, 2);
+    if (account == NULL) return -1;
+    int failed = PyDict_SetItem(accounts, address, account) < 0 || PyDict_SetItem(dirty, address, Py_None) < 0;
+    Py_DECREF(account);
+    return failed ? -1 : 0;
+}
+
+/* State.credit: ``amount`` wei more at ``address``; 0 creates nothing; above 2**256 - 1 raises as it does. */
+static int credit(PyObject *accounts, PyObject *dirty, PyObject *address, PyObject *amount) {
+    int zero = PyObject_Not(amount);
+    if (zero != 0) return zero < 0 ? -1 : 0;
+    PyObject *account = PyDict_GetItemWithError(accounts, address); /* borrowed */
+    if (account == NULL && PyErr_Occurred()) return -1;
+    if (account == NULL) account = exe.empty_account;
+    if (!PyTuple_Check(account) || PyTuple_GET_SIZE(account) != 2) {
+        PyErr_SetString(PyExc_TypeError, "an account is a (nonce, balance) tuple");
+        return -1;
+    }
+    PyObject *balance = PyNumber_Add(PyTuple_GET_ITEM(account, 1), amount);
+    if (balance == NULL) return -1;
+    int over = less(exe.uint256_max, balance);
+    if (over != 0) {
+        if (over > 0) PyErr_SetString(PyExc_OverflowError, "balance above 2**256 - 1");
+        Py_DECREF(balance);
+        return -1;
+    }
+    PyObject *nonce = PyTuple_GET_ITEM(account, 0);
+    Py_INCREF(nonce);
+    return write_account(accounts, dirty, address, nonce, balance);
+}
+
+/* One plain transfer (the list of stop conditions in apply_plain's docstring): 1 applied (its
+   TxResult in *result), 0 not this one's case (nothing changed), -1 an error (raised). */
+static int apply_one(PyObject *accounts, PyObject *dirty, PyObject *tx, PyObject *base_fee, PyObject *gas_limit,
+                     PyObject *gas_used, PyObject **result) {
+    if (!PyTuple_Check(tx) || PyTuple_GET_SIZE(tx) < 15) return 0;
+    PyObject *nonce = PyTuple_GET_ITEM(tx, 1), *tip_cap = PyTuple_GET_ITEM(tx, 2),
+             *fee_cap = PyTuple_GET_ITEM(tx, 3), *gas = PyTuple_GET_ITEM(tx, 4), *to = PyTuple_GET_ITEM(tx, 5),
+             *value = PyTuple_GET_ITEM(tx, 6), *data = PyTuple_GET_ITEM(tx, 7),
+             *access_list = PyTuple_GET_ITEM(tx, 8), *sender = PyTuple_GET_ITEM(tx, 12),
+             *tx_hash = PyTuple_GET_ITEM(tx, 13);
+    /* Plain: to an address other than MESSAGE_PASSER, no data, no access list (gas used TX_BASE_GAS). */
+    if (!PyBytes_CheckExact(to) || PyBytes_GET_SIZE(to) == 0 || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) != 0 ||
+        !PyTuple_CheckExact(access_list) || PyTuple_GET_SIZE(access_list) != 0 || !PyLong_CheckExact(nonce) ||
+        !PyLong_CheckExact(tip_cap) || !PyLong_CheckExact(fee_cap) || !PyLong_CheckExact(gas) ||
+        !PyLong_CheckExact(value) || !PyBytes_CheckExact(sender))
+        return 0;
+    int passer = PyObject_RichCompareBool(to, exe.message_passer, Py_EQ);
+    if (passer != 0) return passer < 0 ? -1 : 0;
+    /* Rules 1-5, each only to see whether it passes: the Python rules say why one does not. */
+    int below = less(fee_cap, base_fee); /* 1 */
+    if (below != 0) return below < 0 ? -1 : 0;
+    PyObject *after = PyNumber_Add(gas_used, gas); /* 2 and 3 */
+    if (after == NULL) return -1;
+    int full = less(gas_limit, after);
+    Py_DECREF(after);
+    if (full != 0) return full < 0 ? -1 : 0;
+    PyObject *account = PyDict_GetItemWithError(accounts, sender); /* borrowed */
+    if (account == NULL && PyErr_Occurred()) return -1;
+    if (account == NULL) account = exe.empty_account;
+    if (!PyTuple_Check(account) || PyTuple_GET_SIZE(account) != 2) return 0;
+    PyObject *account_nonce = PyTuple_GET_ITEM(account, 0), *balance = PyTuple_GET_ITEM(account, 1);
+    int same = PyObject_RichCompareBool(nonce, account_nonce, Py_EQ); /* 4 */
+    if (same != 1) return same < 0 ? -1 : 0;
+    PyObject *most = PyNumber_Multiply(gas, fee_cap), *cost = most == NULL ? NULL : PyNumber_Add(most, value);
+    Py_XDECREF(most);
+    if (cost == NULL) return -1;
+    int poor = less(balance, cost); /* 5 */
+    Py_DECREF(cost);
+    if (poor != 0) return poor < 0 ? -1 : 0;
+    /* gas_and_price, then the writes in their order: sender, ``to``, FEE_VAULT. */
+    PyObject *gas_used_tx = exe.base_gas;
+    PyObject *room = PyNumber_Subtract(fee_cap, base_fee);
+    if (room == NULL) return -1;
+    int capped = less(room, tip_cap);
+    if (capped < 0) {
+        Py_DECREF(room);
+        return -1;
+    }
+    PyObject *tip = capped ? room : tip_cap;
+    Py_INCREF(tip);
+    Py_DECREF(room);
+    PyObject *price = PyNumber_Add(base_fee, tip);
+    PyObject *fee = price == NULL ? NULL : PyNumber_Multiply(gas_used_tx, price);
+    PyObject *spent = fee == NULL ? NULL : PyNumber_Add(fee, value);
+    PyObject *left = spent == NULL ? NULL : PyNumber_Subtract(balance, spent);
+    PyObject *next_nonce = left == NULL ? NULL : PyNumber_Add(account_nonce, exe.one);
+    PyObject *tip_paid = next_nonce == NULL ? NULL : PyNumber_Multiply(tip, gas_used_tx);
+    PyObject *burned = tip_paid == NULL ? NULL : PyNumber_Multiply(base_fee, gas_used_tx);
+    Py_XDECREF(fee);
+    Py_XDECREF(spent);
+    Py_DECREF(tip);
+    if (burned == NULL) {
+        Py_XDECREF(price);
+        Py_XDECREF(left);
+        Py_XDECREF(next_nonce);
+        Py_XDECREF(tip_paid);
+        return -1;
+    }
+    if (write_account(accounts, dirty, sender, next_nonce, left) < 0 || credit(accounts, dirty, to, value) < 0 ||
+        credit(accounts, dirty, exe.fee_vault, tip_paid) < 0) {
+        Py_DECREF(price);
+        Py_DECREF(tip_paid);
+        Py_DECREF(burned);
+        return -1;
+    }
+    Py_INCREF(tx_hash);
+    Py_INCREF(sender);
+    Py_INCREF(gas_used_tx);
+    Py_INCREF(Py_None);
+    PyObject *items[7] = {tx_hash, sender, gas_used_tx, price, burned, tip_paid, Py_None};
+    *result = tuple_of(exe.result_type, items, 7);
+    return *result == NULL ? -1 : 1;
+}
+
+static PyObject *native_apply_plain(PyObject *self, PyObject *args) {
+    PyObject *accounts, *dirty, *txs, *base_fee, *gas_limit, *gas_used, *applied;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!O!O!nO!O!O!O!", &PyDict_Type, &accounts, &PyDict_Type, &dirty, &PyList_Type,
+                          &txs, &start, &PyLong_Type, &base_fee, &PyLong_Type, &gas_limit, &PyLong_Type,
+                          &gas_used, &PyList_Type, &applied))
+        return NULL;
+    if (exe.account_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "apply_plain: configure_execution() was not called");
+        return NULL;
+    }
+    Py_INCREF(gas_used);
+    Py_ssize_t i = start < 0 ? 0 : start;
+    for (; i < PyList_GET_SIZE(txs); i++) {
+        PyObject *tx = PyList_GET_ITEM(txs, i), *result = NULL;
+        Py_INCREF(tx);
+        int done = apply_one(accounts, dirty, tx, base_fee, gas_limit, gas_used, &result);
+        PyObject *pair = NULL, *total = NULL;
+        if (done > 0) {
+            total = PyNumber_Add(gas_used, PyTuple_GET_ITEM(result, 2));
+            pair = total == NULL ? NULL : PyTuple_Pack(2, tx, result);
+            Py_DECREF(result);
+            if (pair == NULL || PyList_Append(applied, pair) < 0) done = -1;
+            Py_XDECREF(pair);
+        }
+        Py_DECREF(tx);
+        if (done > 0) {
+            Py_DECREF(gas_used);
+            gas_used = total;
+            continue;
+        }
+        Py_XDECREF(total);
+        if (done < 0) {
+            Py_DECREF(gas_used);
+            return NULL;
+        }
+        break;
+    }
+    PyObject *out = Py_BuildValue("(nN)", i, gas_used);
+    return out;
+}
+
+/* ---- The sequencer's pool: the common add (services/sequencer/_mempool.py, Mempool.add_many) ---- */
+
+/* A __slots__ attribute's offset in its instances, from the type's member descriptor (-1: none). */
+static Py_ssize_t slot_offset(PyTypeObject *type, const char *name) {
+    PyObject *descr = PyDict_GetItemString(type->tp_dict, name); /* borrowed */
+    if (descr == NULL || !PyObject_TypeCheck(descr, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not a __slots__ attribute", type->tp_name, name);
+        return -1;
+    }
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    if (member->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "%s.%s is not an object slot", type->tp_name, name);
+        return -1;
+    }
+    return member->offset;
+}
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+/* The pool's classes and their slots' offsets, handed over once by configure_pool. */
+static struct {
+    PyTypeObject *sender_type, *entry_type, *result_type;
+    PyObject *pending, *no_hashes;
+    Py_ssize_t s_nonce, s_balance, s_txs, s_pending_end, s_pending_cost, s_queued_cost, s_top;
+    Py_ssize_t e_tx, e_seq, e_arrived, e_cost;
+} pool;
+
+static PyObject *native_configure_pool(PyObject *self, PyObject *args) {
+    PyTypeObject *sender_type, *entry_type, *result_type;
+    PyObject *pending, *no_hashes;
+    if (!PyArg_ParseTuple(args, "O!O!O!OO!", &PyType_Type, &sender_type, &PyType_Type, &entry_type, &PyType_Type,
+                          &result_type, &pending, &PyTuple_Type, &no_hashes))
+        return NULL;
+    if (!PyType_IsSubtype(result_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "configure_pool: AddResult is a tuple type");
+        return NULL;
+    }
+    Py_ssize_t offsets[11] = {
+        slot_offset(sender_type, "nonce"), slot_offset(sender_type, "balance"), slot_offset(sender_type, "txs"),
+        slot_offset(sender_type, "pending_end"), slot_offset(sender_type, "pending_cost"),
+        slot_offset(sender_type, "queued_cost"), slot_offset(sender_type, "top"), slot_offset(entry_type, "tx"),
+        slot_offset(entry_type, "seq"), slot_offset(entry_type, "arrived"), slot_offset(entry_type, "cost"),
+    };
+    for (int i = 0; i < 11; i++)
+        if (offsets[i] < 0) return NULL;
+    if (sender_type->tp_basicsize < 8 * (Py_ssize_t)sizeof(PyObject *) || entry_type->tp_dictoffset != 0 ||
+        sender_type->tp_dictoffset != 0) {
+        PyErr_SetString(PyExc_TypeError, "configure_pool: _Sender and _Entry are __slots__ classes");
+        return NULL;
+    }
+    Py_INCREF(sender_type);
+    Py_INCREF(entry_type);
+    Py_INCREF(result_type);
+    Py_INCREF(pending);
+    Py_INCREF(no_hashes);
+    pool.sender_type = sender_type;
+    pool.entry_type = entry_type;
+    pool.result_type = result_type;
+    pool.pending = pending;
+    pool.no_hashes = no_hashes;
+    pool.s_nonce = offsets[0];
+    pool.s_balance = offsets[1];
+    pool.s_txs = offsets[2];
+    pool.s_pending_end = offsets[3];
+    pool.s_pending_cost = offsets[4];
+    pool.s_queued_cost = offsets[5];
+    pool.s_top = offsets[6];
+    pool.e_tx = offsets[7];
+    pool.e_seq = offsets[8];
+    pool.e_arrived = offsets[9];
+    pool.e_cost = offsets[10];
+    Py_RETURN_NONE;
+}
+
+/* Replace an object slot's value (steals ``value``). */
+static void set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value) {
+    PyObject *old = SLOT(obj, offset);
+    SLOT(obj, offset) = value;
+    Py_XDECREF(old);
+}
+
+/* A new instance of a __slots__ class with no __init__ run (every slot NULL until set). */
+static PyObject *bare(PyTypeObject *type) { return type->tp_alloc(type, 0); }
+
+/* The pool's int counters ``names`` (Mempool attributes) read into ``counters`` (new references): 0, or -1. */
+static int read_counters(PyObject *mempool, const char *const *names, int n, PyObject **counters) {
+    for (int k = 0; k < n; k++) {
+        counters[k] = PyObject_GetAttrString(mempool, names[k]);
+        if (counters[k] == NULL || !PyLong_CheckExact(counters[k])) {
+            if (counters[k] != NULL) PyErr_Format(PyExc_TypeError, "Mempool.%s is not an int", names[k]);
+            for (int j = 0; j <= k; j++) Py_XDECREF(counters[j]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Write the counters back (releasing them), also when a step raised (what it did before stands):
+   index ``i`` as a Python int, or NULL with the step's error (or the write's). */
+static PyObject *write_counters(PyObject *mempool, const char *const *names, int n, PyObject **counters, int failed,
+                                Py_ssize_t i) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    for (int k = 0; k < n; k++) {
+        if (PyObject_SetAttrString(mempool, names[k], counters[k]) < 0) failed = 1;
+        Py_DECREF(counters[k]);
+    }
+    if (type != NULL) PyErr_Restore(type, value, traceback);
+    return failed ? NULL : PyLong_FromSsize_t(i);
+}
+
+/* The limits of add_pending's common case, as ints (from the pool's MempoolConfig). */
+typedef struct {
+    PyObject *min_tip, *block_gas_limit, *account_slots, *global_slots;
+    Py_ssize_t max_tx_size;
+} Limits;
+
+/* One add of the common case: 1 added (its AddResult in *result), 0 not the common case (nothing
+   changed), -1 an error. ``counters``: seq, pending_total, adds (new references, updated in place). */
+static int add_one(PyObject *senders, PyObject *by_hash, PyObject *state_fn, const Limits *limits, PyObject *tx,
+                   PyObject *now, PyObject *counters[3], PyObject **result) {
+    if (!PyTuple_Check(tx) || PyTuple_GET_SIZE(tx) < 15) return 0;
+    PyObject *nonce = PyTuple_GET_ITEM(tx, 1), *tip = PyTuple_GET_ITEM(tx, 2), *fee_cap = PyTuple_GET_ITEM(tx, 3),
+             *gas = PyTuple_GET_ITEM(tx, 4), *value = PyTuple_GET_ITEM(tx, 6), *sender = PyTuple_GET_ITEM(tx, 12),
+             *tx_hash = PyTuple_GET_ITEM(tx, 13), *raw = PyTuple_GET_ITEM(tx, 14);
+    if (!PyBytes_CheckExact(raw) || !PyBytes_CheckExact(tx_hash) || !PyBytes_CheckExact(sender) ||
+        !PyLong_CheckExact(nonce))
+        return 0;
+    int known = PyDict_Contains(by_hash, tx_hash);
+    if (known != 0) return known < 0 ? -1 : 0;
+    int low = less(tip, limits->min_tip);
+    if (low != 0) return low < 0 ? -1 : 0;
+    int big = less(limits->block_gas_limit, gas);
+    if (big != 0) return big < 0 ? -1 : 0;
+    if (PyBytes_GET_SIZE(raw) > limits->max_tx_size) return 0;
+    PyObject *acct = PyDict_GetItemWithError(senders, sender); /* borrowed */
+    if (acct == NULL && PyErr_Occurred()) return -1;
+    int fresh = acct == NULL;
+    if (fresh) {
+        if (state_fn == Py_None) return 0; /* no lookup: Python's _load decides */
+        PyObject *state = PyObject_CallOneArg(state_fn, sender);
+        if (state == NULL) return -1;
+        static PyObject *names[2] = {NULL, NULL};
+        if (names[0] == NULL && (names[0] = PyUnicode_InternFromString("nonce")) == NULL) return -1;
+        if (names[1] == NULL && (names[1] = PyUnicode_InternFromString("balance")) == NULL) return -1;
+        PyObject *state_nonce = PyObject_GetAttr(state, names[0]);
+        PyObject *state_balance = state_nonce == NULL ? NULL : PyObject_GetAttr(state, names[1]);
+        Py_DECREF(state);
+        PyObject *txs = state_balance == NULL ? NULL : PyDict_New();
+        PyObject *top = txs == NULL ? NULL : PyNumber_Subtract(state_nonce, exe.one);
+        acct = top == NULL ? NULL : bare(pool.sender_type);
+        if (acct == NULL) {
+            Py_XDECREF(state_nonce);
+            Py_XDECREF(state_balance);
+            Py_XDECREF(txs);
+            Py_XDECREF(top);
+            return -1;
+        }
+        /* _Sender.__init__'s values */
+        Py_INCREF(state_nonce);
+        SLOT(acct, pool.s_nonce) = state_nonce;
+        SLOT(acct, pool.s_balance) = state_balance;
+        SLOT(acct, pool.s_txs) = txs;
+        SLOT(acct, pool.s_pending_end) = state_nonce;
+        Py_INCREF(exe.zero);
+        SLOT(acct, pool.s_pending_cost) = exe.zero;
+        Py_INCREF(exe.zero);
+        SLOT(acct, pool.s_queued_cost) = exe.zero;
+        SLOT(acct, pool.s_top) = top;
+    } else {
+        Py_INCREF(acct);
+    }
+    int ok = 0;
+    PyObject *cost = NULL, *after = NULL, *next = NULL, *txs = SLOT(acct, pool.s_txs);
+    PyObject *acct_nonce = SLOT(acct, pool.s_nonce), *pending_end = SLOT(acct, pool.s_pending_end);
+    if (txs == NULL || acct_nonce == NULL || pending_end == NULL || SLOT(acct, pool.s_pending_cost) == NULL ||
+        SLOT(acct, pool.s_balance) == NULL || SLOT(acct, pool.s_top) == NULL || !PyDict_CheckExact(txs))
+        goto out; /* not a record as _Sender makes them: Python's path */
+    /* nonce == pending_end (so >= the account's nonce), no transaction at it, a free sender slot */
+    if ((ok = PyObject_RichCompareBool(nonce, pending_end, Py_EQ)) != 1) goto out;
+    if ((ok = PyDict_Contains(txs, nonce)) != 0) {
+        ok = ok < 0 ? -1 : 0;
+        goto out;
+    }
+    PyObject *used = PyNumber_Subtract(nonce, acct_nonce);
+    if (used == NULL) {
+        ok = -1;
+        goto out;
+    }
+    ok = less(used, limits->account_slots);
+    Py_DECREF(used);
+    if (ok != 1) goto out;
+    /* the pending run with it affordable; a free global slot; nothing queued after it (no promotion) */
+    PyObject *most = PyNumber_Multiply(gas, fee_cap);
+    cost = most == NULL ? NULL : PyNumber_Add(value, most);
+    Py_XDECREF(most);
+    after = cost == NULL ? NULL : PyNumber_Add(SLOT(acct, pool.s_pending_cost), cost);
+    if (after == NULL) {
+        ok = -1;
+        goto out;
+    }
+    if ((ok = less(SLOT(acct, pool.s_balance), after)) != 0) {
+        ok = ok < 0 ? -1 : 0;
+        goto out;
+    }
+    if ((ok = less(counters[1], limits->global_slots)) != 1) goto out;
+    if ((ok = less(nonce, SLOT(acct, pool.s_top))) != 0) {
+        ok = ok < 0 ? -1 : 0;
+        goto out;
+    }
+    /* Accepted: the writes of _add's pending branch, in its order. */
+    next = PyNumber_Add(nonce, exe.one);
+    PyObject *entry = next == NULL ? NULL : bare(pool.entry_type);
+    PyObject *seq = entry == NULL ? NULL : PyNumber_Add(counters[0], exe.one);
+    PyObject *total = seq == NULL ? NULL : PyNumber_Add(counters[1], exe.one);
+    PyObject *adds = total == NULL ? NULL : PyNumber_Add(counters[2], exe.one);
+    if (adds == NULL) {
+        Py_XDECREF(entry);
+        Py_XDECREF(seq);
+        Py_XDECREF(total);
+        ok = -1;
+        goto out;
+    }
+    Py_INCREF(tx);
+    SLOT(entry, pool.e_tx) = tx;
+    SLOT(entry, pool.e_seq) = counters[0]; /* the reference moves to the entry */
+    Py_INCREF(now);
+    SLOT(entry, pool.e_arrived) = now;
+    Py_INCREF(cost);
+    SLOT(entry, pool.e_cost) = cost;
+    counters[0] = seq;
+    Py_DECREF(counters[1]);
+    counters[1] = total;
+    Py_DECREF(counters[2]);
+    counters[2] = adds;
+    ok = PyDict_SetItem(txs, nonce, entry) == 0 && PyDict_SetItem(by_hash, tx_hash, entry) == 0 &&
+         (!fresh || PyDict_SetItem(senders, sender, acct) == 0);
+    Py_DECREF(entry);
+    if (!ok) {
+        ok = -1;
+        goto out;
+    }
+    set_slot(acct, pool.s_pending_end, next);
+    next = NULL;
+    set_slot(acct, pool.s_pending_cost, after);
+    after = NULL;
+    Py_INCREF(nonce);
+    set_slot(acct, pool.s_top, nonce);
+    Py_INCREF(tx_hash);
+    Py_INCREF(pool.pending);
+    Py_INCREF(Py_None);
+    Py_INCREF(pool.no_hashes);
+    PyObject *items[4] = {tx_hash, pool.pending, Py_None, pool.no_hashes};
+    *result = tuple_of(pool.result_type, items, 4);
+    ok = *result == NULL ? -1 : 1;
+out:
+    Py_XDECREF(cost);
+    Py_XDECREF(after);
+    Py_XDECREF(next);
+    Py_DECREF(acct);
+    return ok;
+}
+
+static PyObject *native_add_pending(PyObject *self, PyObject *args) {
+    PyObject *mempool, *senders, *by_hash, *state_fn, *txs, *now, *out;
+    Limits limits;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "OO!O!OO!nOO!O!O!O!nO!", &mempool, &PyDict_Type, &senders, &PyDict_Type,
+                          &by_hash, &state_fn, &PyList_Type, &txs, &start, &now, &PyList_Type, &out, &PyLong_Type,
+                          &limits.min_tip, &PyLong_Type, &limits.block_gas_limit, &PyLong_Type,
+                          &limits.account_slots, &limits.max_tx_size, &PyLong_Type, &limits.global_slots))
+        return NULL;
+    if (pool.sender_type == NULL || exe.one == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "add_pending: configure_pool() and configure_execution() first");
+        return NULL;
+    }
+    /* The pool's counters, read once and written back once. */
+    static const char *const names[3] = {"_seq", "_pending_total", "_adds"};
+    PyObject *counters[3];
+    if (read_counters(mempool, names, 3, counters) < 0) return NULL;
+    Py_ssize_t i = start < 0 ? 0 : start;
+    int failed = 0;
+    for (; i < PyList_GET_SIZE(txs); i++) {
+        PyObject *tx = PyList_GET_ITEM(txs, i), *result = NULL;
+        Py_INCREF(tx);
+        int done = add_one(senders, by_hash, state_fn, &limits, tx, now, counters, &result);
+        Py_DECREF(tx);
+        if (done > 0) {
+            done = PyList_Append(out, result) < 0 ? -1 : 1;
+            Py_DECREF(result);
+        }
+        if (done < 0) failed = 1;
+        if (done <= 0) break;
+    }
+    return write_counters(mempool, names, 3, counters, failed, i);
+}
+
+/* One changed account of a sealed block, the common case of Mempool._reset: the block took the
+   sender's whole pending run and the pool holds nothing else of it, so the record goes (_prune).
+   1 done, 0 not this case (nothing changed), -1 an error. ``counters``: pending_total, included. */
+static int settle_one(PyObject *senders, PyObject *by_hash, PyObject *starved, PyObject *sender, PyObject *state,
+                      PyObject *floor, PyObject *included, PyObject *counters[2]) {
+    PyObject *acct = PyDict_GetItemWithError(senders, sender); /* borrowed */
+    if (acct == NULL) return PyErr_Occurred() ? -1 : 1;       /* nothing held: ignored (account_state is set) */
+    PyObject *txs = SLOT(acct, pool.s_txs), *acct_nonce = SLOT(acct, pool.s_nonce),
+             *pending_end = SLOT(acct, pool.s_pending_end);
+    if (txs == NULL || acct_nonce == NULL || pending_end == NULL || !PyDict_CheckExact(txs)) return 0;
+    static PyObject *nonce_name = NULL;
+    if (nonce_name == NULL && (nonce_name = PyUnicode_InternFromString("nonce")) == NULL) return -1;
+    PyObject *nonce = PyObject_GetAttr(state, nonce_name);
+    if (nonce == NULL) return -1;
+    PyObject *least = PyDict_GetItemWithError(floor, sender); /* borrowed */
+    int ok = least == NULL && PyErr_Occurred() ? -1 : 0;
+    if (ok == 0 && least != NULL && (ok = less(nonce, least)) > 0) {
+        Py_INCREF(least);
+        Py_SETREF(nonce, least);
+    }
+    if (ok < 0) goto out;
+    /* the new nonce is the end of the pending run, and that run is everything held */
+    if ((ok = PyObject_RichCompareBool(nonce, pending_end, Py_EQ)) != 1) goto out;
+    if ((ok = less(acct_nonce, nonce)) != 1) goto out;
+    long long first = PyLong_AsLongLong(acct_nonce), end = PyLong_AsLongLong(nonce);
+    if ((first == -1 || end == -1) && PyErr_Occurred()) {
+        PyErr_Clear(); /* beyond 64 bits: Python's path */
+        ok = 0;
+        goto out;
+    }
+    if (end - first != (long long)PyDict_GET_SIZE(txs)) {
+        ok = 0;
+        goto out;
+    }
+    /* every one of them included by the block (checked before anything changes) */
+    for (long long n = first; n < end; n++) {
+        PyObject *key = PyLong_FromLongLong(n);
+        PyObject *entry = key == NULL ? NULL : PyDict_GetItemWithError(txs, key);
+        Py_XDECREF(key);
+        PyObject *tx = entry == NULL ? NULL : SLOT(entry, pool.e_tx);
+        if (tx == NULL || !PyTuple_Check(tx) || PyTuple_GET_SIZE(tx) < 15) {
+            ok = PyErr_Occurred() ? -1 : 0;
+            goto out;
+        }
+        if ((ok = PySet_Contains(included, PyTuple_GET_ITEM(tx, 13))) != 1) goto out;
+    }
+    /* the hashes out of the index, then the record (its transactions with it) */
+    Py_ssize_t position = 0;
+    PyObject *key, *entry;
+    while (PyDict_Next(txs, &position, &key, &entry))
+        if (PyDict_DelItem(by_hash, PyTuple_GET_ITEM(SLOT(entry, pool.e_tx), 13)) < 0) {
+            ok = -1;
+            goto out;
+        }
+    PyObject *count = PyLong_FromLongLong(end - first);
+    PyObject *total = count == NULL ? NULL : PyNumber_Subtract(counters[0], count);
+    PyObject *taken = total == NULL ? NULL : PyNumber_Add(counters[1], count);
+    Py_XDECREF(count);
+    if (taken == NULL) {
+        Py_XDECREF(total);
+        ok = -1;
+        goto out;
+    }
+    Py_SETREF(counters[0], total);
+    Py_SETREF(counters[1], taken);
+    Py_INCREF(acct);
+    ok = PyDict_DelItem(senders, sender) == 0 ? 1 : -1;
+    if (ok == 1) { /* starved.pop(sender, None) */
+        int waits = PyDict_Contains(starved, sender);
+        if (waits < 0 || (waits && PyDict_DelItem(starved, sender) < 0)) ok = -1;
+    }
+    Py_DECREF(acct);
+out:
+    Py_DECREF(nonce);
+    return ok;
+}
+
+static PyObject *native_settle_included(PyObject *self, PyObject *args) {
+    PyObject *mempool, *senders, *by_hash, *starved, *items, *floor, *included;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!nO!O!", &mempool, &PyDict_Type, &senders, &PyDict_Type, &by_hash,
+                          &PyDict_Type, &starved, &PyList_Type, &items, &start, &PyDict_Type, &floor, &PySet_Type,
+                          &included))
+        return NULL;
+    if (pool.sender_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "settle_included: configure_pool() first");
+        return NULL;
+    }
+    static const char *const names[2] = {"_pending_total", "_included"};
+    PyObject *counters[2];
+    if (read_counters(mempool, names, 2, counters) < 0) return NULL;
+    Py_ssize_t i = start < 0 ? 0 : start;
+    int failed = 0;
+    for (; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) break;
+        Py_INCREF(item);
+        int done = settle_one(senders, by_hash, starved, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1), floor,
+                              included, counters);
+        Py_DECREF(item);
+        if (done < 0) failed = 1;
+        if (done <= 0) break;
+    }
+    return write_counters(mempool, names, 2, counters, failed, i);
+}
+
+
+/* ---- The pool's block selection (Mempool.select): one heap of the senders' heads ------------- */
+
+typedef struct {
+    PyObject *first, *second, *seq, *acct, *entry; /* owned */
+} Head;
+
+static void head_clear(Head *h) {
+    Py_XDECREF(h->first);
+    Py_XDECREF(h->second);
+    Py_XDECREF(h->seq);
+    Py_XDECREF(h->acct);
+    Py_XDECREF(h->entry);
+}
+
+/* a before b: (first, second, seq) ascending, as select's tuples compare (seq is unique). 1, 0, -1 error. */
+static int head_before(const Head *a, const Head *b) {
+    PyObject *x[3] = {a->first, a->second, a->seq}, *y[3] = {b->first, b->second, b->seq};
+    for (int k = 0; k < 3; k++) {
+        int lt = less(x[k], y[k]);
+        if (lt != 0) return lt;
+        int gt = less(y[k], x[k]);
+        if (gt != 0) return gt < 0 ? -1 : 0;
+    }
+    return 0;
+}
+
+static int sift_down(Head *heap, Py_ssize_t n, Py_ssize_t i) {
+    for (;;) {
+        Py_ssize_t least = i, left = 2 * i + 1, right = left + 1;
+        int before;
+        if (left < n) {
+            if ((before = head_before(&heap[left], &heap[least])) < 0) return -1;
+            if (before) least = left;
+        }
+        if (right < n) {
+            if ((before = head_before(&heap[right], &heap[least])) < 0) return -1;
+            if (before) least = right;
+        }
+        if (least == i) return 0;
+        Head t = heap[i];
+        heap[i] = heap[least];
+        heap[least] = t;
+        i = least;
+    }
+}
+
+static int sift_up(Head *heap, Py_ssize_t i) {
+    while (i > 0) {
+        Py_ssize_t parent = (i - 1) / 2;
+        int before = head_before(&heap[i], &heap[parent]);
+        if (before <= 0) return before;
+        Head t = heap[i];
+        heap[i] = heap[parent];
+        heap[parent] = t;
+        i = parent;
+    }
+    return 0;
+}
+
+/* The head for ``acct``'s transaction at ``nonce``: its priority by the policy (``priority`` called,
+   or FeePriority's inlined when ``fee_priority``). 0, or -1. */
+static int make_head(Head *h, PyObject *acct, PyObject *nonce, PyObject *priority, int fee_priority,
+                     PyObject *base_fee) {
+    memset(h, 0, sizeof *h);
+    PyObject *entry = PyDict_GetItemWithError(SLOT(acct, pool.s_txs), nonce); /* borrowed */
+    if (entry == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "select: a pending nonce the sender does not hold");
+        return -1;
+    }
+    PyObject *tx = SLOT(entry, pool.e_tx), *seq = SLOT(entry, pool.e_seq);
+    if (tx == NULL || seq == NULL || !PyTuple_Check(tx) || PyTuple_GET_SIZE(tx) < 15) {
+        PyErr_SetString(PyExc_TypeError, "select: a pool entry that is not one");
+        return -1;
+    }
+    if (fee_priority) { /* FeePriority.priority: (max(-tip, base_fee - fee_cap), seq) */
+        PyObject *neg_tip = PyNumber_Negative(PyTuple_GET_ITEM(tx, 2));
+        PyObject *room = neg_tip == NULL ? NULL : PyNumber_Subtract(base_fee, PyTuple_GET_ITEM(tx, 3));
+        int lower = room == NULL ? -1 : less(neg_tip, room);
+        if (lower < 0) {
+            Py_XDECREF(neg_tip);
+            Py_XDECREF(room);
+            return -1;
+        }
+        h->first = lower ? room : neg_tip;
+        Py_DECREF(lower ? neg_tip : room);
+        Py_INCREF(seq);
+        h->second = seq;
+    } else {
+        PyObject *got = PyObject_CallFunctionObjArgs(priority, tx, seq, base_fee, NULL);
+        if (got == NULL) return -1;
+        if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 2) {
+            Py_DECREF(got);
+            PyErr_SetString(PyExc_TypeError, "select: a priority is a pair");
+            return -1;
+        }
+        h->first = PyTuple_GET_ITEM(got, 0);
+        h->second = PyTuple_GET_ITEM(got, 1);
+        Py_INCREF(h->first);
+        Py_INCREF(h->second);
+        Py_DECREF(got);
+    }
+    Py_INCREF(seq);
+    Py_INCREF(acct);
+    Py_INCREF(entry);
+    h->seq = seq;
+    h->acct = acct;
+    h->entry = entry;
+    return 0;
+}
+
+static PyObject *native_select_pending(PyObject *self, PyObject *args) {
+    PyObject *senders, *priority, *base_fee, *gas_limit, *min_gas;
+    int fee_priority;
+    Py_ssize_t max_count;
+    if (!PyArg_ParseTuple(args, "O!OpO!O!nO!", &PyDict_Type, &senders, &priority, &fee_priority, &PyLong_Type,
+                          &base_fee, &PyLong_Type, &gas_limit, &max_count, &PyLong_Type, &min_gas))
+        return NULL;
+    if (pool.sender_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "select_pending: configure_pool() first");
+        return NULL;
+    }
+    Py_ssize_t capacity = PyDict_GET_SIZE(senders) + 1, n = 0;
+    Head *heap = PyMem_Calloc((size_t)capacity, sizeof(Head));
+    PyObject *taken = PyList_New(0), *gas_left = gas_limit, *key, *acct;
+    Py_INCREF(gas_left);
+    int failed = heap == NULL || taken == NULL;
+    if (heap == NULL) PyErr_NoMemory();
+    PyObject *held = failed ? NULL : PyDict_Values(senders); /* (a policy call could change the dict) */
+    failed |= held == NULL;
+    for (Py_ssize_t k = 0; !failed && k < PyList_GET_SIZE(held); k++) {
+        acct = PyList_GET_ITEM(held, k);
+        if (!PyObject_TypeCheck(acct, pool.sender_type) || SLOT(acct, pool.s_txs) == NULL ||
+            SLOT(acct, pool.s_nonce) == NULL || SLOT(acct, pool.s_pending_end) == NULL) {
+            PyErr_SetString(PyExc_TypeError, "select: a sender record that is not one");
+            failed = 1;
+            break;
+        }
+        int has = less(SLOT(acct, pool.s_nonce), SLOT(acct, pool.s_pending_end));
+        if (has < 0 || (has && make_head(&heap[n++], acct, SLOT(acct, pool.s_nonce), priority, fee_priority,
+                                         base_fee) < 0))
+            failed = 1;
+    }
+    (void)key;
+    for (Py_ssize_t i = n / 2 - 1; !failed && i >= 0; i--)
+        if (sift_down(heap, n, i) < 0) failed = 1;
+    while (!failed && n > 0 && PyList_GET_SIZE(taken) < max_count) {
+        int room = less(gas_left, min_gas);
+        if (room != 0) {
+            failed = room < 0;
+            break;
+        }
+        Head top = heap[0];
+        heap[0] = heap[--n];
+        memset(&heap[n], 0, sizeof(Head));
+        if (n > 0 && sift_down(heap, n, 0) < 0) {
+            head_clear(&top);
+            failed = 1;
+            break;
+        }
+        PyObject *tx = SLOT(top.entry, pool.e_tx), *gas = PyTuple_GET_ITEM(tx, 4);
+        int skip = less(PyTuple_GET_ITEM(tx, 3), base_fee);
+        if (skip == 0) skip = less(gas_left, gas);
+        if (skip != 0) {
+            failed = skip < 0;
+            head_clear(&top);
+            continue;
+        }
+        PyObject *left = PyNumber_Subtract(gas_left, gas);
+        PyObject *following = left == NULL ? NULL : PyNumber_Add(PyTuple_GET_ITEM(tx, 1), exe.one);
+        if (following == NULL || PyList_Append(taken, tx) < 0) {
+            Py_XDECREF(left);
+            Py_XDECREF(following);
+            head_clear(&top);
+            failed = 1;
+            break;
+        }
+        Py_SETREF(gas_left, left);
+        int more = less(following, SLOT(top.acct, pool.s_pending_end));
+        if (more < 0 || (more && (make_head(&heap[n], top.acct, following, priority, fee_priority, base_fee) < 0 ||
+                                  sift_up(heap, n++) < 0)))
+            failed = 1;
+        Py_DECREF(following);
+        head_clear(&top);
+    }
+    for (Py_ssize_t i = 0; heap != NULL && i < capacity; i++) head_clear(&heap[i]);
+    PyMem_Free(heap);
+    Py_XDECREF(held);
+    Py_DECREF(gas_left);
+    if (failed) {
+        Py_XDECREF(taken);
+        return NULL;
+    }
+    return taken;
+}
+
 static PyMethodDef methods[] = {
     {"configure", native_configure, METH_VARARGS,
      "configure(ctx, parse_compact, recover, serialize, uncompressed_flag): libsecp256k1's context and "
@@ -761,6 +1588,25 @@ static PyMethodDef methods[] = {
     {"account_leaves", native_account_leaves, METH_VARARGS,
      "account_leaves(addresses, accounts, next_of, indices) -> [keccak256(address || uint64 nonce || uint256 "
      "balance || next), ...] for each slot in indices; accounts[i] is (nonce, balance)."},
+    {"configure_execution", native_configure_execution, METH_VARARGS,
+     "configure_execution(Account, TxResult, EMPTY_ACCOUNT, FEE_VAULT, ZERO_ADDRESS, MESSAGE_PASSER, TX_BASE_GAS, "
+     "UINT256_MAX): what apply_plain needs of protocol._execution and _rules, once per process."},
+    {"apply_plain", native_apply_plain, METH_VARARGS,
+     "apply_plain(accounts, dirty, txs, start, base_fee, gas_limit, gas_used, applied) -> (index, gas_used): "
+     "protocol._execution.apply_plain's loop (see there)."},
+    {"configure_pool", native_configure_pool, METH_VARARGS,
+     "configure_pool(_Sender, _Entry, AddResult, TxStatus.PENDING, _NO_HASHES): the pool's classes, once per "
+     "process."},
+    {"add_pending", native_add_pending, METH_VARARGS,
+     "add_pending(mempool, senders, by_hash, account_state, txs, start, now, out, min_tip, block_gas_limit, "
+     "account_slots, max_tx_size, global_slots) -> index: "
+     "services.sequencer._mempool's common add (see Mempool.add_many)."},
+    {"settle_included", native_settle_included, METH_VARARGS,
+     "settle_included(mempool, senders, by_hash, starved, items, start, floor, included) -> index: "
+     "services.sequencer._mempool's common account update after a block (see Mempool.on_block)."},
+    {"select_pending", native_select_pending, METH_VARARGS,
+     "select_pending(senders, priority, fee_priority, base_fee, gas_limit, max_count, min_gas) -> [tx, ...]: "
+     "services.sequencer._mempool's Mempool.select (see there)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -138,8 +138,10 @@ from protocol import (
     Transaction,
     TxLeaf,
     TxRejected,
+    TxResult,
     apply_deposit,
     apply_forced,
+    apply_plain,
     apply_transaction,
     decode_blob_leaves,
     decode_transaction,
@@ -535,20 +537,35 @@ class Machine:
             return
         leaves, index, end = batch.leaves, s.item_index, min(len(batch.leaves), s.item_index + s.tx_left)
         env, gas_used, decoded_of, state = self._env(s), s.block_gas_used, self._decoded.pop, self.state
+        run: list[Transaction | TxRejected] = []  # the leaves' transactions, decoded (stateless: all first)
         while index < end:
             leaf = leaves[index]
             if not isinstance(leaf, TxLeaf):
                 break
             index += 1
+            decoded = decoded_of(leaf.raw, None)
+            if decoded is None:
+                try:
+                    decoded = decode_transaction(leaf.raw, self.rules.chain_id)
+                except TxRejected as e:
+                    decoded = e
+            run.append(decoded)
+        applied: list[tuple[Transaction, TxResult]] = []
+        at = 0
+        while at < len(run):
+            at, gas_used = apply_plain(state, run, at, env, gas_used, applied)  # the plain transfers, in C
+            if at == len(run):
+                break
+            item = run[at]
+            at += 1
             try:
-                decoded = decoded_of(leaf.raw, None)
-                if isinstance(decoded, TxRejected):
-                    raise decoded
-                tx = decoded if decoded is not None else decode_transaction(leaf.raw, self.rules.chain_id)
-                gas_used += apply_transaction(state, tx, env, gas_used).gas_used
+                if isinstance(item, TxRejected):
+                    raise item
+                applied.append((item, apply_transaction(state, item, env, gas_used)))
+                gas_used += applied[-1][1].gas_used
             except TxRejected as e:
                 self.skipped.append(Skipped(s.number + 1, "batch", e.reason))
-                continue
+        for tx, _ in applied:
             self._include(tx.hash)
         taken = index - s.item_index
         if taken:

@@ -60,6 +60,7 @@ from protocol import (
     TxResult,
     apply_deposit,
     apply_forced,
+    apply_plain,
     apply_transaction,
     decode_transaction,
     heartbeat_due,
@@ -436,7 +437,14 @@ class Chain:
             settled.append(ForcedOutcome(index, FORCED_INCLUDED, "0x" + outcome.tx.hash.hex()))
         included = {tx.hash for tx, _ in applied}
         stalled: set[bytes] = set()  # senders whose run stopped short in this block
-        for tx in txs:
+        index = 0
+        while index < len(txs):
+            if not included and not stalled:  # the plain transfers in C, up to the first that is not one
+                index, gas = apply_plain(state, txs, index, env, gas, applied)
+                if index == len(txs):
+                    break
+            tx = txs[index]
+            index += 1
             if tx.hash in included or tx.sender in stalled:
                 continue  # in already as a forced transaction; or behind one of its sender's that waits
             try:

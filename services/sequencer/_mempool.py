@@ -43,7 +43,17 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, NamedTuple, Protocol, TypeAlias
 
-from protocol import BLOCK_GAS_LIMIT, MAX_TX_SIZE, TX_BASE_GAS, Reason, Transaction
+from protocol import (
+    BLOCK_GAS_LIMIT,
+    MAX_TX_SIZE,
+    TX_BASE_GAS,
+    Reason,
+    Transaction,
+    add_pending,
+    configure_pool,
+    select_pending,
+    settle_included,
+)
 from services.sequencer._ordering import FCFS, FeePriority, OrderingPolicy
 
 __all__ = [
@@ -256,6 +266,9 @@ _NO_HASHES: Final[tuple[bytes, ...]] = ()
 _NO_ACCOUNT: Final = AccountState(0, 0)
 
 
+configure_pool(_Sender, _Entry, AddResult, TxStatus.PENDING, _NO_HASHES)
+
+
 def _evict_item(entry: _Entry, base_fee: int) -> _EvictItem:
     tx = entry.tx
     fee_cap = tx.max_fee_per_gas
@@ -264,6 +277,14 @@ def _evict_item(entry: _Entry, base_fee: int) -> _EvictItem:
 
 class Mempool:
     """Pending and queued transactions per sender, geth's limits, and block selection by policy."""
+
+    #: on_block's common case in C (``protocol.settle_included``): a sealed block took a sender's
+    #: whole pending run and the pool holds nothing else of it, so the record goes, as ``_reset``
+    #: would do it. A class attribute, so a test's pool can run ``_reset`` alone and compare.
+    _settle_included = staticmethod(settle_included)
+    #: select in C (``protocol.select_pending``: the same heap, FeePriority's priority computed there,
+    #: any other policy's called); the Python below is what a test's pool compares it with.
+    _select_pending: Callable[..., list[Transaction] | None] = staticmethod(select_pending)
 
     def __init__(
         self,
@@ -399,9 +420,26 @@ class Mempool:
         return outcome
 
     def add_many(self, txs: Iterable[Transaction], now: float) -> list[AddOutcome]:
-        """:meth:`add` each in order; one AddResult or MempoolRejected (not raised) per item."""
-        add = self._add
-        return [add(tx, now) for tx in txs]
+        """:meth:`add` each in order; one AddResult or MempoolRejected (not raised) per item.
+
+        The common add (a new pending transaction at its sender's next nonce, within every limit,
+        nothing queued behind it: the pending branch of ``_add`` that evicts and promotes nothing)
+        runs in C, ``protocol.add_pending``, up to the first that is not one; ``_add`` takes that
+        one, then C goes on. The same pool either way: tests/sequencer/test_mempool_native.py."""
+        txs = txs if isinstance(txs, list) else list(txs)
+        out: list[AddOutcome] = []
+        cfg = self._config
+        index, count = 0, len(txs)
+        while index < count:
+            if not self._heaps_live:  # (live eviction heaps take a push per add: Python's path)
+                index = add_pending(self, self._senders, self._by_hash, self._state_fn, txs, index, now, out,
+                                    cfg.min_tip, cfg.block_gas_limit, cfg.account_slots, cfg.max_tx_size,
+                                    cfg.global_slots)
+                if index == count:
+                    break
+            out.append(self._add(txs[index], now))
+            index += 1
+        return out
 
     def _add(self, tx: Transaction, now: float) -> AddOutcome:
         # The hot path (SendRawTransactions): the pool's own static limits first, then one dict lookup
@@ -570,7 +608,12 @@ class Mempool:
         ``base_fee``, or that no longer fits ``gas_limit``, ends its sender's run for this block
         (it stays pooled). One heap across senders: O(senders + taken * log senders).
         """
-        priority = self._policy.priority
+        policy = self._policy
+        chosen = self._select_pending(self._senders, policy.priority, type(policy) is FeePriority, base_fee,
+                                      gas_limit, max_count, MIN_TX_GAS)
+        if chosen is not None:
+            return chosen
+        priority = policy.priority
         # Items are the priority's two ints flattened, then seq: ordered exactly as (priority, seq)
         # but compared in one tuple, not two (the heap compares ~2 log n items per pop).
         heap: list[_SelectItem] = []
@@ -635,7 +678,16 @@ class Mempool:
             if tx.nonce >= floor.get(tx.sender, 0):
                 floor[tx.sender] = tx.nonce + 1
         dropped: list[Dropped] = []
-        for sender, state in accounts.items():
+        items = list(accounts.items())
+        index, count = 0, len(items)
+        while index < count:
+            if self._state_fn is not None:  # the common case in C, up to the first that is not it
+                index = self._settle_included(self, self._senders, self._by_hash, self._starved, items, index, floor,
+                                              hashes)
+                if index == count:
+                    break
+            sender, state = items[index]
+            index += 1
             acct = self._senders.get(sender)
             if acct is None:
                 if self._state_fn is None:
