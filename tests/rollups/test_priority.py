@@ -19,18 +19,24 @@ _CHILD = """
 import json, os, threading
 from services.rollups._priority import lower_priority
 done = threading.Event()
-early = threading.Thread(target=done.wait)  # alive until read: one gone in between would fail the read
+early = threading.Thread(target=done.wait)  # a thread that exists before lower_priority, alive until read
 early.start()
-lower_priority(5)
-later = []
-late = threading.Thread(target=lambda: later.append(os.getpriority(os.PRIO_PROCESS, 0)))
-late.start(); late.join()
-tids = [int(t) for t in os.listdir("/proc/self/task")]
-group = open("/proc/self/autogroup").read().split()[-1] if os.path.exists("/proc/self/autogroup") else None
-print(json.dumps({"threads": [os.getpriority(os.PRIO_PROCESS, t) for t in tids], "later": later[0],
-                  "group": group}))
-done.set()
-early.join()
+try:
+    lower_priority(5)
+    later = []
+    late = threading.Thread(target=lambda: later.append(os.getpriority(os.PRIO_PROCESS, 0)))
+    late.start(); late.join()
+    seen = []
+    for tid in (int(t) for t in os.listdir("/proc/self/task")):
+        try:
+            seen.append(os.getpriority(os.PRIO_PROCESS, tid))
+        except ProcessLookupError:  # a thread that ended (``late``, joined) may still be listed
+            pass
+    group = open("/proc/self/autogroup").read().split()[-1] if os.path.exists("/proc/self/autogroup") else None
+    print(json.dumps({"threads": seen, "later": later[0], "group": group}))
+finally:
+    done.set()
+    early.join()
 """
 
 
