@@ -44,7 +44,7 @@ from supervisor._spec import (
 )
 from supervisor._spec import Shutdown as ShutdownSetting
 from supervisor._supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorStatistics
-from supervisor._task import TaskStarter, TaskStatus, task
+from supervisor._task import TaskStatus, task
 from supervisor._warm_pages import record as record_warm_pages
 from supervisor._zygote_client import Zygote
 
@@ -94,7 +94,6 @@ __all__ = [
     "SupervisorFlags",
     "SupervisorSpec",
     "SupervisorStatistics",
-    "TaskStarter",
     "TaskStatus",
     "Zygote",
     "die_with_parent",

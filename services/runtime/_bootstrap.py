@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import inspect
 import logging
 import os
 import signal
@@ -84,9 +82,6 @@ RECORD_PAGES_AFTER_S: Final = 1.0
 #: Seconds a worker that no Health.Watch has reached yet leaves its event loop free before its task
 #: tree starts and it says SERVING (see _serve).
 ADMIT_WATCHERS_S: Final = 0.001
-#: The longest the task tree's plain tasks wait, after SERVING, for it to be written to the watchers
-#: (see _TaskTree): a watcher that does not read cannot hold them back for longer.
-ANNOUNCE_BOUND_S: Final = 0.02
 
 SERVER_OPTIONS: Final = (
     # Without this, a replacement worker binds the port of a half-dead predecessor that still
@@ -181,8 +176,7 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
             # service's aclose (its tasks no longer use what it closes), then channels, storage.
             cleanup.push_async_callback(service.aclose)
 
-            announced = asyncio.Event()
-            tree = _TaskTree(service.tasks(), announced)
+            tree = _TaskTree(service.tasks())
             readiness = Readiness(ctx.not_ready_reasons, ctx.readiness_checks)
             router.add_generic_rpc_handlers(
                 [WorkerStatusServicer(config.service, tree.rows, readiness.reasons).handler()])
@@ -210,8 +204,6 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
                 readiness.apply(health, registry.service_names)
                 watching = asyncio.create_task(readiness.watch(health, registry.service_names))
                 cleanup.push_async_callback(_cancelled, watching)
-                releasing = asyncio.create_task(_release_after_announced(health, announced))
-                cleanup.push_async_callback(_cancelled, releasing)
                 # Which inherited pages this start wrote, for the next warm process to copy beforehand
                 # (supervisor._warm_pages); a little later, so that the first calls' pages count too.
                 asyncio.get_running_loop().call_later(RECORD_PAGES_AFTER_S, supervisor.record_warm_pages)
@@ -225,14 +217,6 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
             await server.stop(0)  # no-op after a graceful stop; cancels everything on errors
     _log.info("stopped", extra={"exit_code": code})
     return code
-
-
-async def _release_after_announced(health: HealthServicer, announced: asyncio.Event) -> None:
-    """Let the task tree's plain tasks go once SERVING is written to the watchers (or the bound ran out)."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(ANNOUNCE_BOUND_S):
-            await health.wait_delivered()
-    announced.set()
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:
@@ -262,17 +246,10 @@ async def _drain_and_stop(server: grpc.aio.Server, health: HealthServicer, confi
 
 
 class _TaskTree:
-    """The definition's long-running loops under a one_for_one supervisor (maybe none).
+    """The definition's long-running loops under a one_for_one supervisor (maybe none)."""
 
-    A task without ``task_status`` (one no start waits for) takes its first step only once
-    ``announced`` is set: after SERVING has been written to the watchers. grpc.aio writes a
-    Watch reply over several free turns of the loop, and the sequencer's tasks' first steps (a
-    dozen L1 requests, its follower's first pass) otherwise took them: ~7 ms from SERVING set to
-    the supervisor hearing it, against ~2 ms for a worker whose tasks wait on I/O first."""
-
-    def __init__(self, children: Sequence[supervisor.ChildSpec], announced: asyncio.Event) -> None:
+    def __init__(self, children: Sequence[supervisor.ChildSpec]) -> None:
         flags = supervisor.SupervisorFlags(strategy=supervisor.Strategy.ONE_FOR_ONE)
-        children = [_after(announced, child) for child in children]
         spec = supervisor.SupervisorSpec(flags=flags, children=children)
         self._sup = supervisor.Supervisor(spec) if children else None
         if self._sup is not None:  # a task that crashes is a WARNING, a tree that gives up an ERROR
@@ -303,20 +280,6 @@ class _TaskTree:
         if self._sup is None:
             return []
         return [(c.id, c.state.value, c.restarts) for c in self._sup.which_children()]
-
-
-def _after(announced: asyncio.Event, child: supervisor.ChildSpec) -> supervisor.ChildSpec:
-    """``child`` whose task first waits for ``announced``, if it is a task no start waits for."""
-    start = child.start
-    if not isinstance(start, supervisor.TaskStarter) or "task_status" in inspect.signature(start.fn).parameters:
-        return child
-    fn = start.fn
-
-    async def after_announced() -> object:
-        await announced.wait()
-        return await fn()
-
-    return dataclasses.replace(child, start=supervisor.task(after_announced))
 
 
 def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:

@@ -37,12 +37,6 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         self._watches_ended = False
         #: Watch calls in their handler now.
         self.watching = 0
-        #: Each open Watch's last status version sent (its reply written: grpc resumes the generator
-        #: after the write), and the event set once every one has sent the current version.
-        self._version = 0
-        self._sent: dict[object, int] = {}
-        self._delivered = asyncio.Event()
-        self._delivered.set()
 
     def known(self, services: Iterable[str]) -> None:
         """The services are registered: these names are known (NOT_SERVING), no other is."""
@@ -79,17 +73,6 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
         # status is woken even if the change lands while it is writing.
         self._changed.set()
         self._changed = asyncio.Event()
-        self._version += 1
-        self._delivered = asyncio.Event()
-        self._check_delivered()
-
-    def _check_delivered(self) -> None:
-        if all(sent == self._version for sent in self._sent.values()):
-            self._delivered.set()
-
-    async def wait_delivered(self) -> None:
-        """Until every open Watch has written the statuses as they are now (at once if none is open)."""
-        await self._delivered.wait()
 
     async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         status = self._status.get(request.service, self._unknown)
@@ -104,22 +87,16 @@ class HealthServicer(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
 
     async def Watch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         self.watching += 1
-        me = object()
-        self._sent[me] = -1
         try:
             last = None
             while True:
-                changed, version = self._changed, self._version
+                changed = self._changed
                 status = self._status.get(request.service, self._unknown)
                 if status != last:
                     yield health_pb2.HealthCheckResponse(status=status)
                     last = status
-                self._sent[me] = version
-                self._check_delivered()
                 if self._watches_ended:
                     return
                 await changed.wait()
         finally:
             self.watching -= 1
-            del self._sent[me]
-            self._check_delivered()
