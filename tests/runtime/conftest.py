@@ -10,17 +10,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import Collector, otel_env  # noqa: F401  (re-exported to the runtime tests)
 from tests.ports import free_port
+from tests.serving import wait_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = "tests.workers.echo:WORKER"
@@ -50,21 +49,14 @@ class Worker:
         return self.proc.pid
 
     def wait_serving(self, timeout: float = 20.0) -> None:
-        """Poll health with a sync channel until SERVING (readiness is health)."""
-        deadline = time.monotonic() + timeout
+        """Until health says SERVING (readiness is health), with this worker's stderr if it does not."""
         # A short reconnect backoff: the first attempts are refused while the worker starts.
         options = [("grpc.initial_reconnect_backoff_ms", 20), ("grpc.max_reconnect_backoff_ms", 50)]
         with grpc.insecure_channel(self.address, options=options) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"{self.service} exited {self.proc.returncode}:\n{self.stderr()}")
-                with contextlib.suppress(grpc.RpcError):
-                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                time.sleep(0.02)
-        raise AssertionError(f"{self.service} not SERVING after {timeout}s:\n{self.stderr()}")
+            try:
+                wait_serving(channel, timeout, self.proc)
+            except AssertionError as exc:
+                raise AssertionError(f"{self.service}: {exc}:\n{self.stderr()}") from None
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         self.proc.send_signal(sig)
