@@ -262,7 +262,9 @@ async def test_with_nothing_to_undo_a_reorg_inside_a_range_read_sparsely_is_stil
     tip = follower.heads.unsafe
     assert consumer.seen == {} and tip == int(chain.rpc("eth_blockNumber"), 16)
     assert inbox.contract.address is not None
-    nonce = await inbox.l1.get_transaction_count(BATCHER.address)
+    # The nonce at the chain's head, not counting the pool: the transaction goes straight into a block
+    # of the reorg, and a transaction another test left pending must not push it past a gap.
+    nonce = await inbox.l1.get_transaction_count(BATCHER.address, "latest")
     data = inbox.contract.encode_call("appendBatch", batch(b"in a replaced block"))
     tx = BATCHER.sign(UnsignedTransaction(chain_id=31337, nonce=nonce, max_priority_fee_per_gas=10**9,
                                           max_fee_per_gas=10**10, gas_limit=200_000, to=inbox.contract.address,
