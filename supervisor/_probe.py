@@ -73,29 +73,35 @@ _FAST_RECONNECT = [
 PORT_RELEASE_S = 2.0
 
 
-def _refused_at_once(host: str, port: int) -> bool:
-    """Whether a connection to ``host``:``port`` (an IP literal) is refused without waiting: on this
-    machine's own addresses the kernel answers a connect to a closed port before connect() returns.
-    False when that is not known at once (something listens, a remote host, a name to resolve).
+def _answer_at_once(host: str, port: int) -> bool | None:
+    """Whether ``host``:``port`` (an IP literal) accepts a connection, when that is known without
+    waiting: on this machine's own addresses the kernel completes (or refuses) a connect before
+    connect() returns. None when it is not known at once (a remote host, a name to resolve).
     No loop turn: a restart's preflight and readiness polls ask it on their way (an asyncio connect
-    costs a turn of the supervisor's loop, ~1 ms under load, and ~0.15 ms of CPU)."""
+    costs a turn of the supervisor's loop, ~1 ms under load, and ~0.15 ms of CPU), and a port seen
+    accepting here needs no second connection to say so."""
     try:
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
-        return False
+        return None
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setblocking(False)
         if sock.connect_ex((host, port)) not in (0, errno.EINPROGRESS):
-            return True  # refused (or unreachable) at once
-        return bool(select.select([], [sock], [], 0)[1]) and sock.getsockopt(
-            socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+            return False  # refused (or unreachable) at once
+        if not select.select([], [sock], [], 0)[1]:
+            return None  # still connecting: not a port of this machine
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        return True if error == 0 else False if error == errno.ECONNREFUSED else None
 
 
-async def _port_taken(host: str, port: int) -> bool:
-    if _refused_at_once(host, port):
-        return False
+async def _accepts(host: str, port: int, timeout_s: float) -> bool:
+    """Whether host:port accepts a connection: at once when that is known (_answer_at_once), else
+    by an asyncio connect."""
+    answer = _answer_at_once(host, port)
+    if answer is not None:
+        return answer
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
     except (OSError, TimeoutError):
         return False
     writer.close()
@@ -107,7 +113,7 @@ async def port_still_taken(host: str, port: int) -> bool:
     probe's preflight asks of its child's port."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PORT_RELEASE_S
-    while await _port_taken(host, port):
+    while await _accepts(host, port, 1.0):
         if loop.time() >= deadline:
             return True
         await asyncio.sleep(0.01)
@@ -117,6 +123,17 @@ async def port_still_taken(host: str, port: int) -> bool:
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def _target(address: str) -> str:
+    """The channel target for ``address``: an IP literal as grpc's ipv4:/ipv6: address, which skips
+    the DNS resolver (a hop through its thread for every new channel); a name as it is."""
+    host, port = _split(address)
+    try:
+        version = ipaddress.ip_address(host).version
+    except ValueError:
+        return address
+    return f"ipv4:{host}:{port}" if version == 4 else f"ipv6:[{host}]:{port}"
 
 
 class GrpcHealthProbe:
@@ -135,12 +152,9 @@ class GrpcHealthProbe:
         if self._channel is None:
             # Until the port accepts, probe with a bare TCP connect: a gRPC channel that failed
             # to connect backs off ~100 ms whatever its options, which would dominate restarts.
-            try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(*_split(self.address)), timeout_s)
-            except OSError as exc:
-                raise ProbeFailed(f"connect: {exc.strerror or exc}") from None
-            writer.close()
-            self._channel = grpc.aio.insecure_channel(self.address, options=_FAST_RECONNECT)
+            if not await _accepts(*_split(self.address), timeout_s):
+                raise ProbeFailed("connect: refused or no answer")
+            self._open()
         stub = health_pb2_grpc.HealthStub(self._channel)
         try:
             reply = await stub.Check(
@@ -151,6 +165,13 @@ class GrpcHealthProbe:
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             raise ProbeFailed(f"health: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
 
+    def _open(self) -> grpc.aio.Channel:
+        """The channel, connecting from now on: the core starts its connect here, alongside our
+        loop, not when the first call's task gets its turn."""
+        self._channel = grpc.aio.insecure_channel(_target(self.address), options=_FAST_RECONNECT)
+        self._channel.get_state(try_to_connect=True)
+        return self._channel
+
     async def watch_ready(self) -> None:
         """Return the moment the child says SERVING: poll the port, then Health.Watch it.
 
@@ -159,18 +180,11 @@ class GrpcHealthProbe:
         """
         host, port = _split(self.address)
         while True:
-            if _refused_at_once(host, port):
+            if not await _accepts(host, port, 1.0):
                 await asyncio.sleep(_READY_POLL_S)
                 continue
-            try:
-                _, writer = await asyncio.open_connection(host, port)
-                writer.close()
-            except OSError:
-                await asyncio.sleep(_READY_POLL_S)
-                continue
-            if self._channel is None:
-                self._channel = grpc.aio.insecure_channel(self.address, options=_FAST_RECONNECT)
-            call = health_pb2_grpc.HealthStub(self._channel).Watch(
+            channel = self._channel or self._open()
+            call = health_pb2_grpc.HealthStub(channel).Watch(
                 health_pb2.HealthCheckRequest(service=self.service), wait_for_ready=True)
             try:
                 async for reply in call:

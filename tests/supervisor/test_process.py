@@ -26,7 +26,7 @@ from supervisor import (
     Zygote,
     external,
 )
-from supervisor._probe import GrpcHealthProbe, Liveness, _refused_at_once
+from supervisor._probe import GrpcHealthProbe, Liveness, _answer_at_once, _target
 from tests.conftest import pid_alive
 
 from .conftest import Tree, child, wait_running
@@ -179,14 +179,20 @@ async def test_a_replacement_never_shares_a_port(tree: Tree) -> None:
     assert await serving(address)
 
 
-def test_a_closed_local_port_is_known_refused_at_once_and_a_listening_one_never() -> None:
+def test_a_local_port_is_known_refused_or_accepting_at_once_and_a_name_not() -> None:
     with socket.socket() as closed, socket.socket() as listening:
         closed.bind(("127.0.0.1", 0))  # bound, not listening: a connect is refused
         listening.bind(("127.0.0.1", 0))
         listening.listen()
-        assert _refused_at_once("127.0.0.1", closed.getsockname()[1])
-        assert not _refused_at_once("127.0.0.1", listening.getsockname()[1])
-        assert not _refused_at_once("localhost", closed.getsockname()[1])  # a name: not without resolving it
+        assert _answer_at_once("127.0.0.1", closed.getsockname()[1]) is False
+        assert _answer_at_once("127.0.0.1", listening.getsockname()[1]) is True
+        assert _answer_at_once("localhost", closed.getsockname()[1]) is None  # a name: not without resolving it
+
+
+def test_a_probe_channel_targets_an_ip_literal_without_the_resolver() -> None:
+    assert _target("127.0.0.1:5000") == "ipv4:127.0.0.1:5000"
+    assert _target("[::1]:5000") == "ipv6:[::1]:5000"
+    assert _target("localhost:5000") == "localhost:5000"
 
 
 async def test_probe_uses_standard_health(tree: Tree) -> None:
