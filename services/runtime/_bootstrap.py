@@ -161,10 +161,6 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
         # Serving (NOT_SERVING) before the service registers: whoever waits for this worker connects
         # and opens its Health.Watch meanwhile, and hears SERVING as soon as it is set (_router).
         await server.start()
-        # One turn, so that grpc's serving task asks the core for the first call before the service's
-        # registration holds the loop: a Watch arriving meanwhile is then matched at once, not only
-        # once the loop is free again, one thread hop less between SERVING and its watcher hearing it.
-        await asyncio.sleep(0)
         try:
             registry = ServiceRegistry(router)
             ctx = WorkerContext(
