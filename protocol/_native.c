@@ -21,6 +21,8 @@
  * hash_level() and account_leaves() do the keccak work of a block's state commit (_commitment.py:
  * one leaf and ~16 / 4 inner nodes per touched account) a level at a time, the GIL released
  * while a large level hashes. The tree's rules stay in _commitment.py; only hashing is here.
+ * leaf_hashes() hashes a batch's leaves (_batch_input.leaf_hash) for its input root, which
+ * derivation checks for every batch it reads.
  *
  * apply_plain() (a block's plain transfers, _execution.py's rules 1-5) and the sequencer pool's
  * common cases (add_pending, settle_included, select_pending: services/sequencer/_mempool.py) take
@@ -60,10 +62,11 @@ static inline uint64_t rotl(uint64_t x, unsigned n) { return (x << n) | (x >> ((
  * iota): about twice the speed of the loops over (x + 1) % 5 the specification reads as, and
  * keccak is 3 permutations of every transaction (its hash, its signing hash, its sender) and one
  * of every account a block touches. Lane i is s[x + 5y] with i = x + 5y. */
-/* Built for x86-64 v3 and v4 too, picked at load time by the CPU (glibc's ifunc): BMI's andn and
+/* Built for x86-64 v3 too, picked at load time by the CPU (glibc's ifunc): BMI's andn and
  * rorx make chi and the rotations one instruction each (~15-20% a permutation here, measured). */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && defined(__GLIBC__)
-__attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#if defined(__x86_64__) && defined(__ELF__) && defined(__GLIBC__) && \
+    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+__attribute__((target_clones("default", "arch=x86-64-v3")))
 #endif
 static void keccak_f1600(uint64_t s[25]) {
     uint64_t c0, c1, c2, c3, c4, d0, d1, d2, d3, d4;
