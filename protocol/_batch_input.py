@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from . import _native
 from ._commitment import merkle_root
 from ._keccak import keccak256
 
@@ -90,4 +91,11 @@ def batch_leaves(blocks: Sequence[BatchBlock]) -> list[Leaf]:
 
 def input_root(leaves: Sequence[Leaf]) -> bytes:
     """The sized Merkle root over the leaves' hashes: what ``appendBatch`` stores."""
-    return merkle_root([leaf_hash(leaf) for leaf in leaves])
+    return merkle_root(leaf_hashes(leaves))
+
+
+def leaf_hashes(leaves: Sequence[Leaf]) -> list[bytes]:
+    """[leaf_hash(leaf) for leaf in leaves] (the rule), in one C call: a TX leaf's bytes are hashed
+    in place, not copied behind its kind byte first (~1.3 us a leaf less; derivation hashes every
+    leaf of every batch). Any other leaf goes through its own ``encode``."""
+    return _native.leaf_hashes(leaves if isinstance(leaves, list) else list(leaves), TxLeaf)
