@@ -386,7 +386,8 @@ class Payments:
                 raise Unavailable(f"payment 0x{payment.payment_hash.hex()} is still in flight: GetPayment tells "
                                   "its outcome", reason="PAYMENT_IN_FLIGHT", retry_delay_s=1.0)
             with contextlib.suppress(TimeoutError):  # looked at every second whatever: a missed wake costs that
-                await asyncio.wait_for(changed.wait(), min(left, 1.0))
+                async with asyncio.timeout(min(left, 1.0)):  # no task per wait (wait_for makes one)
+                    await changed.wait()
 
     async def _offer(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...],
                      effects: Sequence[Effect]) -> None:
@@ -433,7 +434,8 @@ class Payments:
                     self._busy.add(key)
                     group.create_task(self._advance(forward, key))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, scan_at - loop.time()))
+                    async with asyncio.timeout_at(scan_at):
+                        await self._wake.wait()
 
     async def _advance(self, forward: ForwardRecord, key: tuple[bytes, bytes]) -> None:
         parent = self._parents.pop(key, None)
