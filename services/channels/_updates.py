@@ -111,7 +111,7 @@ from services.runtime import DomainError, FailedPrecondition, InvalidArgument, P
 
 from . import _metrics as metrics
 from ._peer import require_sender, seal
-from ._proposal import Built, Make, MakeStep, Proposal, Refused, Step
+from ._proposal import Ask, Built, Make, MakeStep, Proposal, Refused, Step
 from ._records import ChannelRecord, ChannelStatus, InvoiceStatus, StateRecord
 from ._rules import Rules
 from ._store import ChannelsStore, Meaning, SequenceTaken
@@ -442,11 +442,34 @@ class Updates:
         which carries every change waiting on the channel as one chain (U5): ``make`` builds it on
         the chain so far. Raises on a refusal (FailedPrecondition with its reason) and on no answer
         (Unavailable: the state stays pending, re-sent as it is)."""
-        cid = record.channel_id
-        item = _Update(make, asyncio.get_running_loop().create_future())
-        self._proposals.setdefault(cid, collections.deque()).append(item)
-        self._drain_soon(cid)
-        return await item.future
+        (outcome,) = await self.propose_many(record, [make])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def propose_many(self, record: ChannelRecord, makes: Sequence[MakeStep]
+                           ) -> list[tuple[StateRecord, bytes] | BaseException]:
+        """Several changes this node proposes, queued at once: each one's outcome, in order, as
+        ``propose`` would return or raise it; one waiter for all of them (a forwarding hop's HTLCs
+        from one incoming chain go on in one outgoing chain, not a task each). If the caller is
+        cancelled, those not yet sent are dropped (never sent)."""
+        loop = asyncio.get_running_loop()
+        items = [_Update(make, loop.create_future()) for make in makes]
+        self._proposals.setdefault(record.channel_id, collections.deque()).extend(items)
+        self._drain_soon(record.channel_id)
+        futures = [item.future for item in items]
+        try:
+            if len(futures) == 1:
+                with contextlib.suppress(Exception):
+                    await futures[0]
+            else:
+                await asyncio.wait(futures)
+        except BaseException:
+            for future in futures:  # not sent yet: dropped (the drainer skips a done future)
+                if not future.cancel() and not future.cancelled():
+                    future.exception()  # settled already: read, so asyncio does not log it as lost
+            raise
+        return [future.exception() or future.result() for future in futures]
 
     def _drain_soon(self, cid: bytes) -> None:
         """The channel's one drainer task runs its round trips until no change waits (U5): each
@@ -745,27 +768,27 @@ class Updates:
 
     # --- U7: releases asked of the HTLC's offerer ---------------------------------------------------
 
-    async def request(self, record: ChannelRecord, payment_hash: bytes, settle: bool, preimage: bytes,
-                      fail_reason: str, fail_message: str, fail_channel: bytes) -> bool:
-        """U7: ask the peer, the offerer of this node's incoming HTLC ``payment_hash``, to settle it
-        (with ``preimage``) or fail it (with why) in its next chain: True if it took the request;
-        False if it refused it or takes none (this node then proposes it). The requests waiting on
-        the channel go in one message. Raises Unavailable if the peer cannot be reached."""
+    async def request(self, record: ChannelRecord, asks: Sequence[Ask]) -> list[bool]:
+        """U7: ask the peer, the offerer of this node's incoming HTLCs, to settle (with the
+        preimage) or fail (with why) each in its next chain: True for each it took; False for each
+        it refused, or if it takes none or cannot be reached (this node then proposes it). The
+        requests waiting on the channel go in one message; one waiter for all of ``asks``."""
         if record.peer in self._no_requests:
-            return False
+            return [False] * len(asks)
         cid = record.channel_id
-        request = pb.HtlcRequest(payment_hash=hex0x(payment_hash))
-        if settle:
-            request.kind, request.preimage = pb.HTLC_CHANGE_KIND_SETTLE, hex0x(preimage)
-        else:
-            request.kind, request.fail_reason, request.fail_message = pb.HTLC_CHANGE_KIND_FAIL, fail_reason, \
-                fail_message
-            request.fail_channel_id = hex0x(fail_channel) if fail_channel else ""
-        item = _Request(request, asyncio.get_running_loop().create_future())
-        self._requests.setdefault(cid, collections.deque()).append(item)
+        loop = asyncio.get_running_loop()
+        items = [_Request(ask.request(), loop.create_future()) for ask in asks]
+        self._requests.setdefault(cid, collections.deque()).extend(items)
         if cid not in self._askers:  # one task sends every request waiting, a message at a time
-            self._askers[cid] = asyncio.get_running_loop().create_task(self._ask_all(cid))
-        return await item.future
+            self._askers[cid] = loop.create_task(self._ask_all(cid))
+        futures = [item.future for item in items]
+        if len(futures) == 1:
+            with contextlib.suppress(Exception):
+                await futures[0]
+        else:
+            await asyncio.wait(futures)
+        # Unanswered (PEER_UNAVAILABLE) or a forged answer (PERMISSION_DENIED): not taken.
+        return [not future.cancelled() and future.exception() is None and future.result() for future in futures]
 
     async def _ask_all(self, cid: bytes) -> None:
         """The channel's requests, a message at a time, until none waits (as ``_drain_all``)."""
