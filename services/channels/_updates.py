@@ -853,7 +853,7 @@ class Updates:
         taken = self._taken.setdefault(cid, set())
         answers: list[pb.RequestAnswer] = []
         items: list[_Update] = []
-        learned: list[tuple[bytes, bytes]] = []  # (payment hash, preimage) of the settles asked for
+        learned: dict[bytes, bytes] = {}  # payment hash: preimage, of the settles asked for
         for wanted in request.requests:
             try:
                 key, make = self._requested(record, wanted)
@@ -871,7 +871,7 @@ class Updates:
                     continue
             answers.append(pb.RequestAnswer(accepted=True))
             if key[0] is UpdateKind.SETTLE_HTLC:
-                learned.append((key[1], bytes.fromhex(wanted.preimage.removeprefix("0x"))))
+                learned[key[1]] = bytes.fromhex(wanted.preimage.removeprefix("0x"))
             if key in taken:
                 continue  # asked again (the peer's resolver looked again): queued once
             taken.add(key)
@@ -880,11 +880,11 @@ class Updates:
             items.append(item)
         if learned:  # the preimages, settled upstream now: the settle lands in the next chain (U7)
             payments = self._channels.payments
-            with self._store.batch():
-                for payment_hash, preimage in learned:
-                    effects = payments.preimage_learned(record, payment_hash, preimage)
-                    if effects:
-                        self._store.apply(effects, "PREIMAGE_RECEIVED", cid, payment_hash)
+            meanings = [Meaning("PREIMAGE_RECEIVED", payment_hash, 0, effects)
+                        for payment_hash, preimage in learned.items()
+                        if (effects := payments.preimage_learned(record, payment_hash, preimage))]
+            if meanings:
+                self._store.apply_meanings(cid, meanings)
             payments.wake()
         if items:
             self._proposals.setdefault(cid, collections.deque()).extend(items)
