@@ -489,27 +489,27 @@ class Payments:
         offers: list[tuple[int, ForwardRecord, ChannelRecord, MakeStep]] = []
         failing: list[tuple[int, Callable[[], Awaitable[None]]]] = []
         sent_on: list[tuple[set[bytes], bytes]] = []
-        for i, forward in enumerate(forwards):
-            if not forward.onward:
-                errors[i] = ValueError("a forward to send on has no route on")
-                continue
-            nxt, rest = forward.onward[0], forward.onward[1:]
-            out = self._store.channel(nxt.channel_id)
-            failure = self._cannot_send_on(forward, out)
-            if failure is not None or out is None:
-                reason, message = failure or ("UNKNOWN_NEXT_CHANNEL", "the next channel is gone")
-                failing.append((i, functools.partial(self._fail, forward, reason, message, nxt.channel_id)))
-                continue
-            sent = replace(forward, status=ForwardStatus.FORWARDED, out_channel=out.channel_id)
-            htlc = Htlc(out.we_are_a, nxt.amount, forward.payment_hash, nxt.expiry)
-            # H6 counts it from here (no await since the check): a burst of forwards from one channel,
-            # all checked before the first is stored, took every slot the next hop gives this node.
-            sending = self._sending.setdefault((out.channel_id, forward.in_channel), set())
-            sending.add(forward.payment_hash)
-            sent_on.append((sending, forward.payment_hash))
-            offers.append((i, forward, out, self._add_step(htlc, rest, [
-                self._store.forward_effect(sent), functools.partial(_stored, sending, forward.payment_hash)])))
         try:
+            for i, forward in enumerate(forwards):
+                if not forward.onward:
+                    errors[i] = ValueError("a forward to send on has no route on")
+                    continue
+                nxt, rest = forward.onward[0], forward.onward[1:]
+                out = self._store.channel(nxt.channel_id)
+                failure = self._cannot_send_on(forward, out)
+                if failure is not None or out is None:
+                    reason, message = failure or ("UNKNOWN_NEXT_CHANNEL", "the next channel is gone")
+                    failing.append((i, functools.partial(self._fail, forward, reason, message, nxt.channel_id)))
+                    continue
+                sent = replace(forward, status=ForwardStatus.FORWARDED, out_channel=out.channel_id)
+                htlc = Htlc(out.we_are_a, nxt.amount, forward.payment_hash, nxt.expiry)
+                # H6 counts it from here (no await since the check): a burst of forwards from one
+                # channel, all checked before the first is stored, took every slot the next hop gives.
+                sending = self._sending.setdefault((out.channel_id, forward.in_channel), set())
+                sending.add(forward.payment_hash)
+                sent_on.append((sending, forward.payment_hash))
+                offers.append((i, forward, out, self._add_step(htlc, rest, [
+                    self._store.forward_effect(sent), functools.partial(_stored, sending, forward.payment_hash)])))
             outcomes = await self._channels.updates.propose_many(offers[0][2], [make for *_, make in offers]) \
                 if offers else []
         finally:

@@ -453,6 +453,8 @@ class Updates:
         ``propose`` would return or raise it; one waiter for all of them (a forwarding hop's HTLCs
         from one incoming chain go on in one outgoing chain, not a task each). If the caller is
         cancelled, those not yet sent are dropped (never sent)."""
+        if not makes:
+            return []
         loop = asyncio.get_running_loop()
         items = [_Update(make, loop.create_future()) for make in makes]
         self._proposals.setdefault(record.channel_id, collections.deque()).extend(items)
@@ -773,7 +775,7 @@ class Updates:
         preimage) or fail (with why) each in its next chain: True for each it took; False for each
         it refused, or if it takes none or cannot be reached (this node then proposes it). The
         requests waiting on the channel go in one message; one waiter for all of ``asks``."""
-        if record.peer in self._no_requests:
+        if not asks or record.peer in self._no_requests:
             return [False] * len(asks)
         cid = record.channel_id
         loop = asyncio.get_running_loop()
