@@ -844,7 +844,8 @@ class Updates:
 
     def on_request_changes(self, request: pb.RequestChangesRequest) -> pb.RequestChangesResponse:
         """U7, the offerer's side: each request checked and, if taken, queued for this node's next
-        chain on the channel (one task proposes them, with whatever else waits there)."""
+        chain on the channel (the channel's drainer proposes them after REQUEST_LINGER_S, with
+        whatever else waits there)."""
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
         require_sender(request, record.theirs, "the requests")
         if len(request.requests) > MAX_BATCH:
