@@ -531,17 +531,21 @@ class Updates:
             built.append((item, step))
         if not built:
             return
-        # Only the state the chain makes is signed (U5); its steps go before it, kept with it (U2).
-        sequence = self._next_sequence(record)
-        state = rules.record(chain.state(sequence), sequence)
-        signed = state.signed(record.we_are_a, rules.sign(state))
-        steps = [step.proposal.request(None, record.we_are_a) for _, step in built[:-1]]
-        request = built[-1][1].proposal.request(signed, record.we_are_a)
-        self._store.put_state(signed, b"", request.SerializeToString(deterministic=True),
-                              [e for _, step in built for e in step.effects],
-                              pb.ProposeBatchRequest(proposals=steps).SerializeToString(deterministic=True)
-                              if steps else b"")  # durable before the signature leaves
         sent = [item for item, _ in built]
+        try:  # Only the state the chain makes is signed (U5); its steps go before it, kept with it (U2).
+            sequence = self._next_sequence(record)
+            state = rules.record(chain.state(sequence), sequence)
+            signed = state.signed(record.we_are_a, rules.sign(state))
+            steps = [step.proposal.request(None, record.we_are_a) for _, step in built[:-1]]
+            request = built[-1][1].proposal.request(signed, record.we_are_a)
+            self._store.put_state(signed, b"", request.SerializeToString(deterministic=True),
+                                  [e for _, step in built for e in step.effects],
+                                  pb.ProposeBatchRequest(proposals=steps).SerializeToString(deterministic=True)
+                                  if steps else b"")  # durable before the signature leaves
+        except Exception as exc:  # not stored, so nothing left: each waiter learns why (none is left waiting)
+            for item in sent:
+                item.settle(exc)
+            return
         try:
             outcomes = await self._send(record, [*((None, r) for r in steps), (signed, request)],
                                         [step.proposal for _, step in built])
@@ -798,6 +802,15 @@ class Updates:
         try:
             while queue:
                 await self._send_requests(self._channels.channel(cid), queue)
+        except BaseException as exc:  # never left waiting: each request still queued is unanswered
+            unanswered = Unavailable(f"the requests were not sent: {type(exc).__name__}", reason="PEER_UNAVAILABLE",
+                                     retry_delay_s=1.0)
+            while queue:
+                future = queue.popleft().future
+                if not future.done():
+                    future.set_exception(unanswered)
+                    future.exception()  # read: a waiter gone away is not logged as lost
+            raise
         finally:  # no await since the last look at the queue
             self._askers.pop(cid, None)
 
@@ -807,10 +820,10 @@ class Updates:
         items = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH))]
         if not items:
             return
-        batch = seal(self._channels.rules_of(), pb.RequestChangesRequest(
-            channel_id=hex0x(record.channel_id), requests=[item.request for item in items]))
-        try:
+        try:  # whatever raises, each waiter's future is set (its asker task is not awaited by it)
             try:
+                batch = seal(self._channels.rules_of(), pb.RequestChangesRequest(
+                    channel_id=hex0x(record.channel_id), requests=[item.request for item in items]))
                 answer = await self._channels.peer(record.peer).request_changes(batch)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
