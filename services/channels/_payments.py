@@ -55,9 +55,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
@@ -65,10 +66,10 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
 from protocol import MAX_HTLCS, Chain, Change, Htlc, Update, UpdateKind
-from services.runtime import DomainError, FailedPrecondition, InvalidArgument, Unavailable
+from services.runtime import FailedPrecondition, InvalidArgument, Unavailable
 
 from . import _metrics as metrics
-from ._proposal import Proposal, Refused, Step
+from ._proposal import Ask, MakeStep, Proposal, Refused, Step
 from ._records import (
     ChannelRecord,
     ChannelStatus,
@@ -386,17 +387,13 @@ class Payments:
                 raise Unavailable(f"payment 0x{payment.payment_hash.hex()} is still in flight: GetPayment tells "
                                   "its outcome", reason="PAYMENT_IN_FLIGHT", retry_delay_s=1.0)
             with contextlib.suppress(TimeoutError):  # looked at every second whatever: a missed wake costs that
-                await asyncio.wait_for(changed.wait(), min(left, 1.0))
+                async with asyncio.timeout(min(left, 1.0)):  # no task per wait (wait_for makes one)
+                    await changed.wait()
 
     async def _offer(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...],
                      effects: Sequence[Effect]) -> None:
         """Propose ADD_HTLC ``htlc`` in ``record`` carrying ``onward``, ``effects`` stored with it."""
-        channels = self._channels
-
-        def add(record: ChannelRecord, chain: Chain) -> Step:
-            return Step(Proposal(onward=onward, change=Change.add(htlc)), effects)
-
-        await channels.propose(record, add)
+        await self._channels.propose(record, self._add_step(htlc, onward, effects))
 
     async def fail_expired(self, record: ChannelRecord, payment_hash: bytes) -> None:
         """P5/E2: fail an HTLC this node offered in ``record`` once expired (the peer withheld it)."""
@@ -414,7 +411,8 @@ class Payments:
         """Send on, settle and fail every forward that needs it: those just written (the store's
         touched ones), and every one not DONE at start and every _RETRY_S (a crash left it, or a
         peer was away). Only the touched ones in between: reading every forward in flight on every
-        change made the resolver O(forwards) per change."""
+        change made the resolver O(forwards) per change. The forwards of one step on one channel
+        (sent on over it; settled or failed in it) are advanced together (``_advance``)."""
         loop = asyncio.get_running_loop()
         scan_at = loop.time()
         async with asyncio.TaskGroup() as group:
@@ -426,71 +424,121 @@ class Payments:
                     scan_at = loop.time() + _RETRY_S
                 else:
                     todo = self._store.take_touched()
+                batches: dict[tuple[ForwardStatus, bytes], list[ForwardRecord]] = {}
                 for forward in todo:
                     key = (forward.in_channel, forward.payment_hash)
                     if key in self._busy or forward.status in (ForwardStatus.FORWARDED, ForwardStatus.DONE):
                         continue
                     self._busy.add(key)
-                    group.create_task(self._advance(forward, key))
+                    over = forward.onward[0].channel_id if forward.status == ForwardStatus.RECEIVED and \
+                        forward.onward else forward.in_channel
+                    batches.setdefault((forward.status, over), []).append(forward)
+                for batch in batches.values():
+                    group.create_task(self._advance(batch))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, scan_at - loop.time()))
+                    async with asyncio.timeout_at(scan_at):
+                        await self._wake.wait()
 
-    async def _advance(self, forward: ForwardRecord, key: tuple[bytes, bytes]) -> None:
-        parent = self._parents.pop(key, None)
-        context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+    async def _advance(self, forwards: list[ForwardRecord]) -> None:
+        """Forwards of one status on one channel (RECEIVED, sent on over it; SETTLING or FAILING,
+        released in it), advanced together: their HTLCs go in the channel's next chain, or its next
+        request message (U7), with one waiter for all of them, not a task each. Each forward has its
+        span, continuing its payment's trace (the round trip carries the first one's)."""
         name = {ForwardStatus.RECEIVED: "channels.forward", ForwardStatus.SETTLING: "channels.settle",
-                ForwardStatus.FAILING: "channels.fail"}.get(forward.status, "channels.htlc")
+                ForwardStatus.FAILING: "channels.fail"}.get(forwards[0].status, "channels.htlc")
+        spans = []
+        for forward in forwards:
+            parent = self._parents.pop((forward.in_channel, forward.payment_hash), None)
+            context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+            spans.append(self._tracer.start_span(name, context=context, attributes={
+                PAYMENT_HASH_ATTR: "0x" + forward.payment_hash.hex()}))
+        errors: Sequence[BaseException | None]
         try:
-            with self._tracer.start_as_current_span(name, context=context, attributes={
-                    PAYMENT_HASH_ATTR: "0x" + forward.payment_hash.hex()}):
-                if forward.status == ForwardStatus.RECEIVED:
-                    await self._send_on(forward)
-                elif forward.status == ForwardStatus.SETTLING:
-                    await self._resolve(forward, settle=True)
-                elif forward.status == ForwardStatus.FAILING:
-                    await self._resolve(forward, settle=False)
-        except (Unavailable, FailedPrecondition) as exc:  # tried again at the next scan (_RETRY_S)
-            self._log.warning("HTLC 0x%s: %s (tried again)", forward.payment_hash.hex(), exc)
-        except Exception:
-            self._log.exception("HTLC 0x%s: could not be advanced", forward.payment_hash.hex())
-        else:
-            if key not in self._asked:  # asked of the peer (U7): its chain moves it, or the scan looks again
-                self._store.touch(*key)  # it may have been written while it was busy: looked at again now
+            with trace.use_span(spans[0], record_exception=False, set_status_on_exception=False):
+                if forwards[0].status == ForwardStatus.RECEIVED:
+                    errors = await self._send_on(forwards)
+                elif forwards[0].status == ForwardStatus.SETTLING:
+                    errors = await self._resolve(forwards, settle=True)
+                elif forwards[0].status == ForwardStatus.FAILING:
+                    errors = await self._resolve(forwards, settle=False)
+                else:
+                    errors = [None] * len(forwards)
+        except Exception as exc:
+            errors = [exc] * len(forwards)
         finally:
-            self._busy.discard(key)
+            for forward in forwards:
+                self._busy.discard((forward.in_channel, forward.payment_hash))
+        for forward, span, error in zip(forwards, spans, errors, strict=True):
+            key = (forward.in_channel, forward.payment_hash)
+            if isinstance(error, (Unavailable, FailedPrecondition)):  # tried again at the next scan (_RETRY_S)
+                self._log.warning("HTLC 0x%s: %s (tried again)", forward.payment_hash.hex(), error)
+            elif error is not None:
+                self._log.error("HTLC 0x%s: could not be advanced", forward.payment_hash.hex(), exc_info=error)
+            elif key not in self._asked:  # asked of the peer (U7): its chain moves it, or the scan looks again
+                self._store.touch(*key)  # it may have been written while it was busy: looked at again now
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            span.end()
         self._wake.set()
 
-    async def _send_on(self, forward: ForwardRecord) -> None:
-        """H4/H6: offer the next hop its HTLC, or fail the incoming one with why not."""
-        nxt, rest = forward.onward[0], forward.onward[1:]
-        out = self._store.channel(nxt.channel_id)
-        failure = self._cannot_send_on(forward, out)
-        if failure is not None or out is None:
-            reason, message = failure or ("UNKNOWN_NEXT_CHANNEL", "the next channel is gone")
-            await self._fail(forward, reason, message, nxt.channel_id)
-            return
-        sent = replace(forward, status=ForwardStatus.FORWARDED, out_channel=out.channel_id)
-        htlc = Htlc(out.we_are_a, nxt.amount, forward.payment_hash, nxt.expiry)
-        # H6 counts it from here (no await since the check): a burst of forwards from one channel,
-        # all checked before the first is stored, took every slot the next hop gives this node.
-        sending, key = self._sending.setdefault((out.channel_id, forward.in_channel), set()), forward.payment_hash
-
-        def stored(db: object) -> None:  # in the transaction that stores it FORWARDED: counted there now
-            sending.discard(key)
-
-        sending.add(key)
+    async def _send_on(self, forwards: Sequence[ForwardRecord]) -> list[BaseException | None]:
+        """H4/H6: offer the next hop its HTLC for each forward (all over one channel, in its next
+        chain), or fail the incoming one with why not; each one's error."""
+        errors: list[BaseException | None] = [None] * len(forwards)
+        offers: list[tuple[int, ForwardRecord, ChannelRecord, MakeStep]] = []
+        failing: list[tuple[int, Callable[[], Awaitable[None]]]] = []
+        sent_on: list[tuple[set[bytes], bytes]] = []
         try:
-            await self._offer(out, htlc, rest, [self._store.forward_effect(sent), stored])
-        except FailedPrecondition as exc:
-            # Not offered (the next node refused it: ``refused`` moved it to FAILING already; or it
-            # could not be built): failed upstream.
-            held = self._store.forward(forward.in_channel, forward.payment_hash)
-            if held is not None and held.status in (ForwardStatus.RECEIVED, ForwardStatus.FORWARDED):
-                await self._fail(held, exc.reason or "REFUSED", str(exc), out.channel_id)
-            elif held is not None and held.status == ForwardStatus.FAILING:
-                await self._resolve(held, settle=False, at=out.channel_id)
+            for i, forward in enumerate(forwards):
+                if not forward.onward:
+                    errors[i] = ValueError("a forward to send on has no route on")
+                    continue
+                nxt, rest = forward.onward[0], forward.onward[1:]
+                out = self._store.channel(nxt.channel_id)
+                failure = self._cannot_send_on(forward, out)
+                if failure is not None or out is None:
+                    reason, message = failure or ("UNKNOWN_NEXT_CHANNEL", "the next channel is gone")
+                    failing.append((i, functools.partial(self._fail, forward, reason, message, nxt.channel_id)))
+                    continue
+                sent = replace(forward, status=ForwardStatus.FORWARDED, out_channel=out.channel_id)
+                htlc = Htlc(out.we_are_a, nxt.amount, forward.payment_hash, nxt.expiry)
+                # H6 counts it from here (no await since the check): a burst of forwards from one
+                # channel, all checked before the first is stored, took every slot the next hop gives.
+                sending = self._sending.setdefault((out.channel_id, forward.in_channel), set())
+                sending.add(forward.payment_hash)
+                sent_on.append((sending, forward.payment_hash))
+                offers.append((i, forward, out, self._add_step(htlc, rest, [
+                    self._store.forward_effect(sent), functools.partial(_stored, sending, forward.payment_hash)])))
+            outcomes = await self._channels.updates.propose_many(offers[0][2], [make for *_, make in offers]) \
+                if offers else []
         finally:
-            sending.discard(key)
+            for sending, payment_hash in sent_on:
+                sending.discard(payment_hash)
+        for (i, forward, out, _), outcome in zip(offers, outcomes, strict=True):
+            if isinstance(outcome, FailedPrecondition):
+                # Not offered (the next node refused it: ``refused`` moved it to FAILING already; or it
+                # could not be built): failed upstream.
+                held = self._store.forward(forward.in_channel, forward.payment_hash)
+                if held is not None and held.status in (ForwardStatus.RECEIVED, ForwardStatus.FORWARDED):
+                    failing.append((i, functools.partial(self._fail, held, outcome.reason or "REFUSED", str(outcome),
+                                                         out.channel_id)))
+                elif held is not None and held.status == ForwardStatus.FAILING:
+                    failing.append((i, functools.partial(self._resolve_one, held, settle=False, at=out.channel_id)))
+            elif isinstance(outcome, BaseException):
+                errors[i] = outcome
+        if failing:  # each on its own (a refusal's path, not the chain's)
+            results = await asyncio.gather(*(fail() for _, fail in failing), return_exceptions=True)
+            for (i, _), result in zip(failing, results, strict=True):
+                errors[i] = result if isinstance(result, BaseException) else None
+        return errors
+
+    @staticmethod
+    def _add_step(htlc: Htlc, onward: tuple[RouteHop, ...], effects: Sequence[Effect]) -> MakeStep:
+        def add(record: ChannelRecord, chain: Chain) -> Step:
+            return Step(Proposal(onward=onward, change=Change.add(htlc)), effects)
+
+        return add
 
     def _cannot_send_on(self, forward: ForwardRecord, out: ChannelRecord | None) -> tuple[str, str] | None:
         nxt = forward.onward[0]
@@ -515,38 +563,62 @@ class Payments:
     async def _fail(self, forward: ForwardRecord, reason: str, message: str, at: bytes) -> None:
         failing = replace(forward, status=ForwardStatus.FAILING, reason=reason, message=message)
         self._store.apply([self._store.forward_effect(failing)])
-        await self._resolve(failing, settle=False, at=at)
+        await self._resolve_one(failing, settle=False, at=at)
 
-    async def _resolve(self, forward: ForwardRecord, *, settle: bool, at: bytes = b"") -> None:
-        """Settle (with the preimage) or fail the incoming HTLC of ``forward`` in its channel."""
+    async def _resolve_one(self, forward: ForwardRecord, *, settle: bool, at: bytes = b"") -> None:
+        (error,) = await self._resolve([forward], settle=settle, at=at)
+        if error is not None:
+            raise error
+
+    async def _resolve(self, forwards: Sequence[ForwardRecord], *, settle: bool, at: bytes = b""
+                       ) -> list[BaseException | None]:
+        """Settle (with the preimage) or fail the incoming HTLC of each forward (all in one channel);
+        each one's error. U7: asked of the HTLC's offerer, the channel's proposer, first (the
+        requests in one message); proposed here if it does not take one, or took it and did not
+        propose it within REQUEST_BOUND_S."""
         channels = self._channels
-        record = channels.channel(forward.in_channel)
-        theirs_a = not record.we_are_a
+        record = channels.channel(forwards[0].in_channel)
+        errors: list[BaseException | None] = [None] * len(forwards)
         if record.status != ChannelStatus.OPEN:  # closed on L1: the HTLC is enforced there (E1-E4)
-            self._store.apply([self._store.forward_effect(replace(
-                forward, status=ForwardStatus.DONE, message=f"{forward.message}; its channel closed on L1"))])
-            return
-
-        key = (forward.in_channel, forward.payment_hash)
-        asked = self._asked.get(key)
+            for forward in forwards:
+                self._store.apply([self._store.forward_effect(replace(
+                    forward, status=ForwardStatus.DONE, message=f"{forward.message}; its channel closed on L1"))])
+            return errors
         loop = asyncio.get_running_loop()
-        fail_channel = at or forward.out_channel
-        if asked is None:  # U7: asked of the HTLC's offerer, the channel's proposer, first
-            try:
-                taken = await channels.updates.request(record, forward.payment_hash, settle, forward.preimage,
-                                                       forward.reason, forward.message, fail_channel)
-            except DomainError:  # unanswered, or a forged answer: proposed here, as it always could be
-                taken = False
-            if taken:
-                self._asked.setdefault(key, loop.time())
-                return
-        elif loop.time() - asked < REQUEST_BOUND_S:
-            return  # asked: the peer's next chain carries it (or the bound runs out)
-        else:
-            self._log.warning("HTLC 0x%s: the peer took the request %.1f s ago and did not propose it: proposed "
-                              "here (U7)", forward.payment_hash.hex(), loop.time() - asked)
-            self._asked.pop(key, None)
-            metrics.REQUESTS.labels("bound").inc()
+        asking: list[int] = []
+        releasing: list[int] = []
+        for i, forward in enumerate(forwards):
+            key = (forward.in_channel, forward.payment_hash)
+            asked = self._asked.get(key)
+            if asked is None:
+                asking.append(i)
+            elif loop.time() - asked >= REQUEST_BOUND_S:
+                self._log.warning("HTLC 0x%s: the peer took the request %.1f s ago and did not propose it: proposed "
+                                  "here (U7)", forward.payment_hash.hex(), loop.time() - asked)
+                self._asked.pop(key, None)
+                metrics.REQUESTS.labels("bound").inc()
+                releasing.append(i)
+            # else asked: the peer's next chain carries it (or the bound runs out)
+        if asking:
+            taken = await channels.updates.request(record, [Ask(
+                f.payment_hash, settle, f.preimage, f.reason, f.message, at or f.out_channel)
+                for f in (forwards[i] for i in asking)])
+            for i, took in zip(asking, taken, strict=True):
+                if took:
+                    self._asked.setdefault((forwards[i].in_channel, forwards[i].payment_hash), loop.time())
+                else:  # refused, unanswered, or a forged answer: proposed here, as it always could be
+                    releasing.append(i)
+        if releasing:  # each on its own (the fallback's path, not the chain's)
+            results = await asyncio.gather(*(self._release(record, forwards[i], settle, at or forwards[i].out_channel)
+                                             for i in releasing), return_exceptions=True)
+            for i, result in zip(releasing, results, strict=True):
+                errors[i] = result if isinstance(result, BaseException) else None
+        return errors
+
+    async def _release(self, record: ChannelRecord, forward: ForwardRecord, settle: bool, fail_channel: bytes
+                       ) -> None:
+        """Propose the settle or fail of ``forward``'s incoming HTLC in ``record`` here (U3 settles a race)."""
+        theirs_a = not record.we_are_a
 
         def release(record: ChannelRecord, chain: Chain) -> Step:
             if chain.holds(theirs_a, forward.payment_hash) is None:
@@ -557,9 +629,14 @@ class Payments:
                                  change=Change.fail(theirs_a, forward.payment_hash)))
 
         try:
-            await channels.propose(record, release)
+            await self._channels.propose(record, release)
         except _Gone:  # settled or failed already (a resumed step): done
             self._store.apply([self._store.forward_effect(replace(forward, status=ForwardStatus.DONE))])
+
+
+def _stored(sending: set[bytes], payment_hash: bytes, db: object) -> None:
+    """In the transaction that stores a forward FORWARDED: H6 counts it there now."""
+    sending.discard(payment_hash)
 
 
 class _Gone(Exception):

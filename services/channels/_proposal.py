@@ -79,6 +79,29 @@ class Proposal:
 
 
 @dataclass(frozen=True, slots=True)
+class Ask:
+    """A release (U7) of an HTLC offered to this node, to ask of its offerer: a settle with its
+    preimage, or a fail with why (and the channel it failed at)."""
+
+    payment_hash: bytes
+    settle: bool
+    preimage: bytes = b""
+    fail_reason: str = ""
+    fail_message: str = ""
+    fail_channel: bytes = b""
+
+    def request(self) -> pb.HtlcRequest:
+        request = pb.HtlcRequest(payment_hash=hex0x(self.payment_hash))
+        if self.settle:
+            request.kind, request.preimage = pb.HTLC_CHANGE_KIND_SETTLE, hex0x(self.preimage)
+        else:
+            request.kind, request.fail_reason, request.fail_message = pb.HTLC_CHANGE_KIND_FAIL, self.fail_reason, \
+                self.fail_message
+            request.fail_channel_id = hex0x(self.fail_channel) if self.fail_channel else ""
+        return request
+
+
+@dataclass(frozen=True, slots=True)
 class Built:
     """An update a proposer built: the new state (unsigned), its proposal, and what this node
     stores with its own signature of it (in the same commit)."""

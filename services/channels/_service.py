@@ -12,6 +12,7 @@ A peer message signed by anyone but the channel's other participant is PERMISSIO
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
@@ -52,7 +53,11 @@ def _page(page_size: int, token: str) -> tuple[int | None, int]:
     return before, size
 
 
-def _target(request: pb.PayRequest) -> tuple[bytes, int, bytes, tuple[int, int, int]]:
+#: A Pay request's fields, checked (``_target``).
+_Target = tuple[bytes, int, bytes, tuple[int, int, int]]
+
+
+def _target(request: pb.PayRequest) -> _Target:
     """A Pay request checked: (payee, amount, invoice payment hash or b"", its routing limits)."""
     amount = amount_of(request.amount, "amount")
     payment_hash = b""
@@ -236,14 +241,14 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
         hashes: list[bytes] = [b""] * len(requests)
         found: dict[tuple[bytes, int], ChannelRecord | None] = {}  # (payee, amount): looked up once a message
         direct: dict[bytes, tuple[ChannelRecord, list[int], list[tuple[int, bytes, str]]]] = {}
-        routed: list[int] = []
+        routed: list[tuple[int, _Target]] = []
         for i, request in enumerate(requests):
             try:
-                payee, amount, payment_hash, _ = _target(request)
+                target = payee, amount, payment_hash, _ = _target(request)
                 key = (payee, amount)
                 record = found[key] if key in found else found.setdefault(key, self._channels.direct_channel(*key))
                 if record is None and payment_hash:
-                    routed.append(i)
+                    routed.append((i, target))
                     continue
                 record = record or self._channels.channel_to(payee, amount)  # NO_ROUTE
             except Exception as exc:
@@ -264,13 +269,14 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             for i, outcome in zip(indexes, outcomes, strict=True):
                 results[i] = outcome
 
-        async def pay_routed(i: int) -> None:
-            try:
-                results[i] = await self._pay(requests[i])
+        async def pay_routed(i: int, target: _Target) -> None:
+            try:  # as Pay pays it, but durable once for the message (``many``), not once each
+                results[i] = await self._once.once(requests[i].request_id,
+                                                   functools.partial(self._pay_now, requests[i], target))
             except Exception as exc:
                 results[i] = exc
 
-        await asyncio.gather(*(pay_direct(*group) for group in direct.values()), *(pay_routed(i) for i in routed))
+        await asyncio.gather(*(pay_direct(*group) for group in direct.values()), *(pay_routed(*r) for r in routed))
         response = pb.PayStreamResponse()
         views: dict[str, pb.Channel] = {}
         for cid in direct:
@@ -303,29 +309,32 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
         return response
 
     async def _pay(self, request: pb.PayRequest) -> pb.PayResponse:
-        payee, amount, payment_hash, (max_fee, attempts, hops) = _target(request)
+        target = _target(request)
+        return await self._acked(self._once.once(request.request_id, functools.partial(self._pay_now, request,
+                                                                                       target)))
 
-        async def run() -> pb.PayResponse:
-            direct = self._channels.direct_channel(payee, amount)
-            if direct is not None or not payment_hash:
-                record = direct or self._channels.channel_to(payee, amount)
-                state, preimage = await self._channels.pay(record, amount, payment_hash, request.request_id)
-                return pb.PayResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence,
-                                      payment_hash=hex0x(payment_hash) if payment_hash else "",
-                                      preimage=hex0x(preimage) if preimage else "",
-                                      channel=self._pb(self._channels.channel(record.channel_id)))
-            payment = await self._channels.payments.pay(payee, amount, payment_hash, max_fee, attempts, hops)
-            if payment.status != PaymentStatus.SUCCEEDED:
-                raise FailedPrecondition(f"the payment failed after {payment.attempts} attempts: {payment.message}",
-                                         reason=payment.reason or "PAYMENT_FAILED")
-            first = self._store.channel(payment.channel_id)
-            latest = self._store.latest_cosigned(payment.channel_id)
-            return pb.PayResponse(channel_id=hex0x(payment.channel_id),
-                                  sequence=latest.sequence if latest is not None else 0,
-                                  payment_hash=hex0x(payment_hash), preimage=hex0x(payment.preimage),
-                                  channel=self._pb(first) if first is not None else None, payment=payment_pb(payment))
-
-        return await self._acked(self._once.once(request.request_id, run))
+    async def _pay_now(self, request: pb.PayRequest, target: _Target
+                       ) -> pb.PayResponse:
+        """Pay ``request`` (``target``: its fields checked, ``_target``)."""
+        payee, amount, payment_hash, (max_fee, attempts, hops) = target
+        direct = self._channels.direct_channel(payee, amount)
+        if direct is not None or not payment_hash:
+            record = direct or self._channels.channel_to(payee, amount)
+            state, preimage = await self._channels.pay(record, amount, payment_hash, request.request_id)
+            return pb.PayResponse(channel_id=hex0x(state.channel_id), sequence=state.sequence,
+                                  payment_hash=hex0x(payment_hash) if payment_hash else "",
+                                  preimage=hex0x(preimage) if preimage else "",
+                                  channel=self._pb(self._channels.channel(record.channel_id)))
+        payment = await self._channels.payments.pay(payee, amount, payment_hash, max_fee, attempts, hops)
+        if payment.status != PaymentStatus.SUCCEEDED:
+            raise FailedPrecondition(f"the payment failed after {payment.attempts} attempts: {payment.message}",
+                                     reason=payment.reason or "PAYMENT_FAILED")
+        first = self._store.channel(payment.channel_id)
+        latest = self._store.latest_cosigned(payment.channel_id)
+        return pb.PayResponse(channel_id=hex0x(payment.channel_id),
+                              sequence=latest.sequence if latest is not None else 0,
+                              payment_hash=hex0x(payment_hash), preimage=hex0x(payment.preimage),
+                              channel=self._pb(first) if first is not None else None, payment=payment_pb(payment))
 
     async def GetPayment(self, request: pb.GetPaymentRequest, context: Any) -> pb.GetPaymentResponse:
         payment = self._store.payment(parse_hex(request.payment_hash, 32, "payment_hash"))

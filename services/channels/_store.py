@@ -205,6 +205,9 @@ class ChannelsStore:
         #: And the payments written or read last (at most _KEPT_PAYMENTS: a payer reads its own
         #: several times while it is in flight).
         self._payments: dict[bytes, PaymentRecord] = {}
+        #: Whether any payment row exists (None: look): a node that never paid (a forwarding hop)
+        #: reads no payment row for the HTLCs it forwards.
+        self._any_payment: bool | None = None
         #: And the open invoices made last (the payee reads each as its HTLC arrives, H5).
         self._invoices: dict[bytes, InvoiceRecord] = {}
         #: H6: the FORWARDED forwards by (out_channel, in_channel) (None: count them again).
@@ -222,6 +225,7 @@ class ChannelsStore:
             self._forwards.clear()
             self._forwarded.clear()
             self._payments.clear()
+            self._any_payment = None
             self._invoices.clear()
             self._waiting = None
             self._touched = dict.fromkeys(self._touched)
@@ -521,17 +525,26 @@ class ChannelsStore:
                     self._cosigned(merged)
                 db.execute("UPDATE states SET sig_a = ?, sig_b = ? WHERE channel_id = ? AND sequence = ?",
                            (merged.sig_a, merged.sig_b, state.channel_id, _enc(state.sequence)))
-            at = int(time.time())
-            for meaning in meanings:
-                for effect in meaning.effects:
-                    effect(db)
-                if meaning.kind == "PAYMENT_RECEIVED" and meaning.payment_hash:
-                    self._invoice_paid(db, meaning.payment_hash)
-            # The events in one statement, in the chain's order (the effects write no event).
-            db.executemany(_EVENT_INSERT, [(m.kind, state.channel_id, m.payment_hash, str(m.amount), at)
-                                           for m in meanings])
+            self._write_meanings(db, state.channel_id, meanings)
         self._notify()
         return state
+
+    def apply_meanings(self, channel_id: bytes, meanings: Sequence[Meaning]) -> None:
+        """What several changes in ``channel_id`` mean (their effects and events), no state with
+        them, in one commit: one transaction, not a savepoint and an event statement each."""
+        with self._transaction() as db:
+            self._write_meanings(db, channel_id, meanings)
+        self._notify()
+
+    def _write_meanings(self, db: sqlite3.Connection, channel_id: bytes, meanings: Sequence[Meaning]) -> None:
+        at = int(time.time())
+        for meaning in meanings:
+            for effect in meaning.effects:
+                effect(db)
+            if meaning.kind == "PAYMENT_RECEIVED" and meaning.payment_hash:
+                self._invoice_paid(db, meaning.payment_hash)
+        # The events in one statement, in the changes' order (the effects write no event).
+        db.executemany(_EVENT_INSERT, [(m.kind, channel_id, m.payment_hash, str(m.amount), at) for m in meanings])
 
     # --- invoices -----------------------------------------------------------------------------
 
@@ -612,6 +625,7 @@ class ChannelsStore:
         def write(db: sqlite3.Connection) -> None:
             old = self._payments.get(p.payment_hash)  # kept while in flight; else replaced whole, unread
             _write_row(db, "payments", _PAYMENT_NAMES, 1, row, None if old is None else _payment_row(old))
+            self._any_payment = True
             self._keep_payment(stamped)
             touched.add(p.payment_hash)
         return write
@@ -648,6 +662,8 @@ class ChannelsStore:
         kept = self._forwards.get(self._forwarded.get((out_channel, payment_hash), (b"", b"")))
         if kept is not None:
             return kept
+        if not any(n for (out, _), n in self._waiting_counts().items() if out == out_channel):
+            return None  # H6's count: no forward waits on out_channel (a payer's own HTLCs: no read)
         # status = 2 (FORWARDED) written out, so SQLite proves the partial index forwards_sent applies.
         row = self._db.execute(f"SELECT {_FORWARD_COLUMNS} FROM forwards WHERE out_channel = ? AND payment_hash = ? "
                                "AND status = 2", (out_channel, payment_hash)).fetchone()
@@ -668,17 +684,24 @@ class ChannelsStore:
     def forwarded_over(self, out_channel: bytes, incoming: bytes) -> int:
         """How many HTLCs from ``incoming`` wait on ``out_channel`` (the slot share, H6): counted in
         memory as forwards are written, read again after a transaction that raised."""
+        return self._waiting_counts().get((out_channel, incoming), 0)
+
+    def _waiting_counts(self) -> dict[tuple[bytes, bytes], int]:
         if self._waiting is None:
             # status = 2 (FORWARDED) written out, so SQLite proves the partial index forwards_sent applies.
             rows = self._db.execute("SELECT out_channel, in_channel, COUNT(*) FROM forwards WHERE status = 2 "
                                     "GROUP BY out_channel, in_channel").fetchall()
             self._waiting = {(bytes(o), bytes(i)): int(n) for o, i, n in rows}
-        return self._waiting.get((out_channel, incoming), 0)
+        return self._waiting
 
     def payment(self, payment_hash: bytes) -> PaymentRecord | None:
         kept = self._payments.get(payment_hash)
         if kept is not None:
             return kept
+        if self._any_payment is None:
+            self._any_payment = self._db.execute("SELECT 1 FROM payments LIMIT 1").fetchone() is not None
+        if not self._any_payment:
+            return None
         row = self._db.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_hash = ?",
                                (payment_hash,)).fetchone()
         if row is None:

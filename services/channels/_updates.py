@@ -111,7 +111,7 @@ from services.runtime import DomainError, FailedPrecondition, InvalidArgument, P
 
 from . import _metrics as metrics
 from ._peer import require_sender, seal
-from ._proposal import Built, Make, MakeStep, Proposal, Refused, Step
+from ._proposal import Ask, Built, Make, MakeStep, Proposal, Refused, Step
 from ._records import ChannelRecord, ChannelStatus, InvoiceStatus, StateRecord
 from ._rules import Rules
 from ._store import ChannelsStore, Meaning, SequenceTaken
@@ -137,7 +137,10 @@ AGAIN: Final = ("SEQUENCE_CONFLICT", "STALE_SEQUENCE", "PEER_PENDING", "PREVIOUS
 YIELD_ROUND_TRIPS: Final = 2.0
 YIELD_BOUNDS_S: Final = (0.005, 1.0)
 #: How long the proposer lets the requests it took (U7) wait for a change of its own to ride with:
-#: the channel's recent round trip, within these bounds in seconds.
+#: the channel's recent round trip, within these bounds in seconds. A change of this node's coming
+#: meanwhile (the payer's next payment, the hop's next forward) goes in the same chain, whose round
+#: trip carries both; a chain of the requests alone would hold the channel for a round trip of its
+#: own, the next change waiting behind it.
 REQUEST_LINGER_S: Final = (0.001, 0.02)
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
@@ -248,15 +251,16 @@ class Updates:
         self._peer_busy: set[bytes] = set()
         #: Each channel's recent round trip, in seconds (a moving average of _send's).
         self._round_trips: dict[bytes, float] = {}
-        #: U7, the receiver's side: the releases waiting to be asked of the peer, by channel, and
-        #: the lock whose holder sends them all in one message; the peers that take no request.
+        #: U7, the receiver's side: the releases waiting to be asked of the peer, by channel (its
+        #: asker task sends them, those waiting in one message); the peers that take no request.
         self._requests: dict[bytes, collections.deque[_Request]] = {}
-        self._request_locks: dict[bytes, asyncio.Lock] = {}
         self._no_requests: set[str] = set()
         #: U7, the proposer's side: the releases the peer asked for and this node took, by channel:
         #: (kind, payment hash), until proposed (or gone); and the tasks proposing them.
         self._taken: dict[bytes, set[tuple[UpdateKind, bytes]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Each channel's drainer task while changes or requests wait (``_drain_soon``, ``_ask_soon``).
+        self._drainers: dict[bytes, asyncio.Task[None]] = {}
+        self._askers: dict[bytes, asyncio.Task[None]] = {}
 
     # --- the proposer -----------------------------------------------------------------------------
 
@@ -355,7 +359,7 @@ class Updates:
             self._store.put_state(signed, b"", request.SerializeToString(deterministic=True))
             self._store.put_parts(signed, [(i.amount, i.payment_hash, i.request_key) for i in taken])
         try:
-            (outcome,) = await self._send(record, [(signed, request)])
+            (outcome,) = await self._send(record, [(signed, request)], [proposal])
         except asyncio.CancelledError:  # the sender's caller went away: the state stays pending (U2) ...
             cancelled = Unavailable("the round trip was cancelled: the state stays pending, re-sent as it is",
                                     reason="PEER_UNAVAILABLE", retry_delay_s=0.1)
@@ -438,15 +442,59 @@ class Updates:
         which carries every change waiting on the channel as one chain (U5): ``make`` builds it on
         the chain so far. Raises on a refusal (FailedPrecondition with its reason) and on no answer
         (Unavailable: the state stays pending, re-sent as it is)."""
-        cid = record.channel_id
-        item = _Update(make, asyncio.get_running_loop().create_future())
+        (outcome,) = await self.propose_many(record, [make])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def propose_many(self, record: ChannelRecord, makes: Sequence[MakeStep]
+                           ) -> list[tuple[StateRecord, bytes] | BaseException]:
+        """Several changes this node proposes, queued at once: each one's outcome, in order, as
+        ``propose`` would return or raise it; one waiter for all of them (a forwarding hop's HTLCs
+        from one incoming chain go on in one outgoing chain, not a task each). If the caller is
+        cancelled, those not yet sent are dropped (never sent)."""
+        if not makes:
+            return []
+        loop = asyncio.get_running_loop()
+        items = [_Update(make, loop.create_future()) for make in makes]
+        self._proposals.setdefault(record.channel_id, collections.deque()).extend(items)
+        self._drain_soon(record.channel_id)
+        futures = [item.future for item in items]
+        try:
+            if len(futures) == 1:
+                with contextlib.suppress(Exception):
+                    await futures[0]
+            else:
+                await asyncio.wait(futures)
+        except BaseException:
+            for future in futures:  # not sent yet: dropped (the drainer skips a done future)
+                if not future.cancel() and not future.cancelled():
+                    future.exception()  # settled already: read, so asyncio does not log it as lost
+            raise
+        return [future.exception() or future.result() for future in futures]
+
+    def _drain_soon(self, cid: bytes) -> None:
+        """The channel's one drainer task runs its round trips until no change waits (U5): each
+        proposer awaits only its own change's future, not the channel's lock in turn (a lock
+        handed from waiter to waiter woke every proposer of a chain once more, to find its change
+        done: an event-loop step per HTLC, where the chain is one round trip)."""
+        if cid not in self._drainers:
+            self._drainers[cid] = asyncio.get_running_loop().create_task(self._drain_all(cid))
+
+    async def _drain_all(self, cid: bytes) -> None:
         queue = self._proposals.setdefault(cid, collections.deque())
-        queue.append(item)
-        while not item.future.done():
-            async with self._channels.lock(cid):
-                if not item.future.done():
+        try:
+            while any(not item.future.done() for item in queue):
+                async with self._channels.lock(cid):
                     await self._drain_updates(cid, queue)
-        return item.future.result()
+        except BaseException as exc:  # never left waiting: each change still queued learns why
+            failed = exc if isinstance(exc, Exception) else Unavailable(
+                "the channel's round trips stopped", reason="PEER_UNAVAILABLE", retry_delay_s=0.1)
+            while queue:
+                queue.popleft().settle(failed)
+            raise
+        finally:  # no await since the loop's last look at the queue: a change queued after it starts a drainer
+            self._drainers.pop(cid, None)
 
     async def _drain_updates(self, cid: bytes, waiting: collections.deque[_Update]) -> None:
         """One round trip of the updates waiting on the channel (the caller holds its lock)."""
@@ -483,19 +531,24 @@ class Updates:
             built.append((item, step))
         if not built:
             return
-        # Only the state the chain makes is signed (U5); its steps go before it, kept with it (U2).
-        sequence = self._next_sequence(record)
-        state = rules.record(chain.state(sequence), sequence)
-        signed = state.signed(record.we_are_a, rules.sign(state))
-        steps = [step.proposal.request(None, record.we_are_a) for _, step in built[:-1]]
-        request = built[-1][1].proposal.request(signed, record.we_are_a)
-        self._store.put_state(signed, b"", request.SerializeToString(deterministic=True),
-                              [e for _, step in built for e in step.effects],
-                              pb.ProposeBatchRequest(proposals=steps).SerializeToString(deterministic=True)
-                              if steps else b"")  # durable before the signature leaves
         sent = [item for item, _ in built]
+        try:  # Only the state the chain makes is signed (U5); its steps go before it, kept with it (U2).
+            sequence = self._next_sequence(record)
+            state = rules.record(chain.state(sequence), sequence)
+            signed = state.signed(record.we_are_a, rules.sign(state))
+            steps = [step.proposal.request(None, record.we_are_a) for _, step in built[:-1]]
+            request = built[-1][1].proposal.request(signed, record.we_are_a)
+            self._store.put_state(signed, b"", request.SerializeToString(deterministic=True),
+                                  [e for _, step in built for e in step.effects],
+                                  pb.ProposeBatchRequest(proposals=steps).SerializeToString(deterministic=True)
+                                  if steps else b"")  # durable before the signature leaves
+        except Exception as exc:  # not stored, so nothing left: each waiter learns why (none is left waiting)
+            for item in sent:
+                item.settle(exc)
+            return
         try:
-            outcomes = await self._send(record, [*((None, r) for r in steps), (signed, request)])
+            outcomes = await self._send(record, [*((None, r) for r in steps), (signed, request)],
+                                        [step.proposal for _, step in built])
         except Exception as exc:  # no answer: the state stays pending, re-sent as it is (U2)
             for item in sent:
                 item.settle(exc)
@@ -552,7 +605,8 @@ class Updates:
             if self._channels.latest(record).sequence != before:
                 return True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), left)
+                async with asyncio.timeout(left):
+                    await changed.wait()
         return self._channels.latest(record).sequence != before
 
     def _next_sequence(self, record: ChannelRecord) -> int:
@@ -591,7 +645,7 @@ class Updates:
             request = built.proposal.request(signed, record.we_are_a)
             self._store.put_state(signed, built.proposal.payment_hash, request.SerializeToString(deterministic=True),
                                   built.effects)  # durable before the signature leaves
-            (outcome,) = await self._send(record, [(signed, request)])
+            (outcome,) = await self._send(record, [(signed, request)], [built.proposal])
             if outcome.accepted:
                 return outcome.state, outcome.preimage
             if outcome.reason not in AGAIN:
@@ -615,11 +669,13 @@ class Updates:
             sent.append((state, pb.ProposeRequest.FromString(self._store.request_of(cid, state.sequence))))
         return [o for o in await self._send(record, sent) if o.accepted]
 
-    async def _send(self, record: ChannelRecord, sent: Sequence[tuple[StateRecord | None, pb.ProposeRequest]]
-                    ) -> list[Outcome]:
+    async def _send(self, record: ChannelRecord, sent: Sequence[tuple[StateRecord | None, pb.ProposeRequest]],
+                    built: Sequence[Proposal] = ()) -> list[Outcome]:
         """Send this node's proposals in one round trip: signed states, a chain's after its steps
         (their state None, U5); store each answer with what the update means to this node (its
-        payment, forward, close), in one commit. One outcome per proposal: a step's is its chain's."""
+        payment, forward, close), in one commit. One outcome per proposal: a step's is its chain's.
+        ``built``: each request's Proposal as this node built it (else parsed from the request: a
+        re-sent state's, U2)."""
         channels, rules = self._channels, self._channels.rules_of()
         batch = seal(rules, pb.ProposeBatchRequest(channel_id=hex0x(record.channel_id),
                                                    proposals=[request for _, request in sent],
@@ -643,7 +699,7 @@ class Updates:
                 chain.append((request, response))
                 if state is None:
                     continue  # a step: judged with the signed state that ends its chain (U5)
-                proposals = [Proposal.of(r) for r, _ in chain]
+                proposals = list(built[i + 1 - len(chain):i + 1]) if built else [Proposal.of(r) for r, _ in chain]
                 updates = self._replayed(record, prev, proposals) if request.HasField("change") else \
                     [describe_update(rules.state(prev), rules.state(state))]
                 if forged is None and response.accepted:
@@ -718,42 +774,56 @@ class Updates:
 
     # --- U7: releases asked of the HTLC's offerer ---------------------------------------------------
 
-    async def request(self, record: ChannelRecord, payment_hash: bytes, settle: bool, preimage: bytes,
-                      fail_reason: str, fail_message: str, fail_channel: bytes) -> bool:
-        """U7: ask the peer, the offerer of this node's incoming HTLC ``payment_hash``, to settle it
-        (with ``preimage``) or fail it (with why) in its next chain: True if it took the request;
-        False if it refused it or takes none (this node then proposes it). The requests waiting on
-        the channel go in one message. Raises Unavailable if the peer cannot be reached."""
-        if record.peer in self._no_requests:
-            return False
+    async def request(self, record: ChannelRecord, asks: Sequence[Ask]) -> list[bool]:
+        """U7: ask the peer, the offerer of this node's incoming HTLCs, to settle (with the
+        preimage) or fail (with why) each in its next chain: True for each it took; False for each
+        it refused, or if it takes none or cannot be reached (this node then proposes it). The
+        requests waiting on the channel go in one message; one waiter for all of ``asks``."""
+        if not asks or record.peer in self._no_requests:
+            return [False] * len(asks)
         cid = record.channel_id
-        request = pb.HtlcRequest(payment_hash=hex0x(payment_hash))
-        if settle:
-            request.kind, request.preimage = pb.HTLC_CHANGE_KIND_SETTLE, hex0x(preimage)
+        loop = asyncio.get_running_loop()
+        items = [_Request(ask.request(), loop.create_future()) for ask in asks]
+        self._requests.setdefault(cid, collections.deque()).extend(items)
+        if cid not in self._askers:  # one task sends every request waiting, a message at a time
+            self._askers[cid] = loop.create_task(self._ask_all(cid))
+        futures = [item.future for item in items]
+        if len(futures) == 1:
+            with contextlib.suppress(Exception):
+                await futures[0]
         else:
-            request.kind, request.fail_reason, request.fail_message = pb.HTLC_CHANGE_KIND_FAIL, fail_reason, \
-                fail_message
-            request.fail_channel_id = hex0x(fail_channel) if fail_channel else ""
-        item = _Request(request, asyncio.get_running_loop().create_future())
+            await asyncio.wait(futures)
+        # Unanswered (PEER_UNAVAILABLE) or a forged answer (PERMISSION_DENIED): not taken.
+        return [not future.cancelled() and future.exception() is None and future.result() for future in futures]
+
+    async def _ask_all(self, cid: bytes) -> None:
+        """The channel's requests, a message at a time, until none waits (as ``_drain_all``)."""
         queue = self._requests.setdefault(cid, collections.deque())
-        queue.append(item)
-        lock = self._request_locks.setdefault(cid, asyncio.Lock())
-        while not item.future.done():
-            async with lock:  # whoever holds it sends every request waiting
-                if not item.future.done():
-                    await self._send_requests(record, queue)
-        return item.future.result()
+        try:
+            while queue:
+                await self._send_requests(self._channels.channel(cid), queue)
+        except BaseException as exc:  # never left waiting: each request still queued is unanswered
+            unanswered = Unavailable(f"the requests were not sent: {type(exc).__name__}", reason="PEER_UNAVAILABLE",
+                                     retry_delay_s=1.0)
+            while queue:
+                future = queue.popleft().future
+                if not future.done():
+                    future.set_exception(unanswered)
+                    future.exception()  # read: a waiter gone away is not logged as lost
+            raise
+        finally:  # no await since the last look at the queue
+            self._askers.pop(cid, None)
 
     async def _send_requests(self, record: ChannelRecord, queue: collections.deque[_Request]) -> None:
-        """One message of the requests waiting (the caller holds the channel's request lock): each
-        one's future set, taken or not, or to the error that left it unanswered."""
+        """One message of the requests waiting (sent by the channel's asker task): each one's
+        future set, taken or not, or to the error that left it unanswered."""
         items = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH))]
         if not items:
             return
-        batch = seal(self._channels.rules_of(), pb.RequestChangesRequest(
-            channel_id=hex0x(record.channel_id), requests=[item.request for item in items]))
-        try:
+        try:  # whatever raises, each waiter's future is set (its asker task is not awaited by it)
             try:
+                batch = seal(self._channels.rules_of(), pb.RequestChangesRequest(
+                    channel_id=hex0x(record.channel_id), requests=[item.request for item in items]))
                 answer = await self._channels.peer(record.peer).request_changes(batch)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
@@ -787,7 +857,8 @@ class Updates:
 
     def on_request_changes(self, request: pb.RequestChangesRequest) -> pb.RequestChangesResponse:
         """U7, the offerer's side: each request checked and, if taken, queued for this node's next
-        chain on the channel (one task proposes them, with whatever else waits there)."""
+        chain on the channel (the channel's drainer proposes them after REQUEST_LINGER_S, with
+        whatever else waits there)."""
         record = self._channels.channel(parse_hex(request.channel_id, 32, "channel_id"))
         require_sender(request, record.theirs, "the requests")
         if len(request.requests) > MAX_BATCH:
@@ -798,7 +869,7 @@ class Updates:
         taken = self._taken.setdefault(cid, set())
         answers: list[pb.RequestAnswer] = []
         items: list[_Update] = []
-        learned: list[tuple[bytes, bytes]] = []  # (payment hash, preimage) of the settles asked for
+        learned: dict[bytes, bytes] = {}  # payment hash: preimage, of the settles asked for
         for wanted in request.requests:
             try:
                 key, make = self._requested(record, wanted)
@@ -816,7 +887,7 @@ class Updates:
                     continue
             answers.append(pb.RequestAnswer(accepted=True))
             if key[0] is UpdateKind.SETTLE_HTLC:
-                learned.append((key[1], bytes.fromhex(wanted.preimage.removeprefix("0x"))))
+                learned[key[1]] = bytes.fromhex(wanted.preimage.removeprefix("0x"))
             if key in taken:
                 continue  # asked again (the peer's resolver looked again): queued once
             taken.add(key)
@@ -825,17 +896,17 @@ class Updates:
             items.append(item)
         if learned:  # the preimages, settled upstream now: the settle lands in the next chain (U7)
             payments = self._channels.payments
-            with self._store.batch():
-                for payment_hash, preimage in learned:
-                    effects = payments.preimage_learned(record, payment_hash, preimage)
-                    if effects:
-                        self._store.apply(effects, "PREIMAGE_RECEIVED", cid, payment_hash)
+            meanings = [Meaning("PREIMAGE_RECEIVED", payment_hash, 0, effects)
+                        for payment_hash, preimage in learned.items()
+                        if (effects := payments.preimage_learned(record, payment_hash, preimage))]
+            if meanings:
+                self._store.apply_meanings(cid, meanings)
             payments.wake()
         if items:
             self._proposals.setdefault(cid, collections.deque()).extend(items)
-            task = asyncio.get_running_loop().create_task(self._propose_requested(cid, items))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            low, high = REQUEST_LINGER_S  # U7: the requests linger (``_drain_soon`` then): see REQUEST_LINGER_S
+            asyncio.get_running_loop().call_later(min(high, max(low, self._round_trips.get(cid, low))),
+                                                  self._drain_soon, cid)
         return seal(self._channels.rules_of(), pb.RequestChangesResponse(answers=answers))
 
     def _requested(self, record: ChannelRecord, request: pb.HtlcRequest
@@ -876,20 +947,6 @@ class Updates:
         taken.discard(key)
         if not future.cancelled():
             future.exception()  # read: no one else waits for it
-
-    async def _propose_requested(self, cid: bytes, items: list[_Update]) -> None:
-        """The round trips that carry the requests this node took (U7), with its own changes: after
-        up to one of the channel's recent round trips (REQUEST_LINGER_S' bounds), so that a change
-        of this node's coming meanwhile (the payer's next payment, the hop's next forward) goes in
-        the same chain, whose round trip carries both (a chain of the requests alone would hold the
-        channel for a round trip of its own, the next change waiting behind it)."""
-        low, high = REQUEST_LINGER_S
-        await asyncio.sleep(min(high, max(low, self._round_trips.get(cid, low))))
-        queue = self._proposals.setdefault(cid, collections.deque())
-        while any(not item.future.done() for item in items):
-            async with self._channels.lock(cid):
-                if any(not item.future.done() for item in items):
-                    await self._drain_updates(cid, queue)
 
     # --- the receiver -----------------------------------------------------------------------------
 
