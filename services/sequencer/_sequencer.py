@@ -7,12 +7,10 @@ follower instead of the producer, and the inbox follower without a poster (no ke
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Final
 
 from protocol import DEFAULT_SEQUENCER_WINDOW, Genesis, State
 from services.l1 import (
@@ -38,20 +36,6 @@ from ._producer import BlockProducer
 from ._replica import Follower, Upstream, UpstreamFollower
 from ._settings import L1Settings, SequencerSettings
 from ._store import SequencerStore
-
-#: Seconds after the task tree starts (just before SERVING) when the L1 tasks make their first
-#: requests. A restart's watchers (the supervisor's and clients' Health.Watch) reached the worker
-#: during the registration and are dispatched only once the loop is free; the first requests
-#: (attest_origin, the poster's recovery, the follower's first pass: ~3 ms of CPU on the loop)
-#: ran first and held their SERVING back (bench/RESULTS.md, issue 15, session 16, branch rst20).
-FIRST_L1_AFTER_S: Final = 0.005
-
-
-def _after_start(run: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-    async def later() -> None:
-        await asyncio.sleep(FIRST_L1_AFTER_S)
-        await run()
-    return later
 
 
 class Sequencer:
@@ -136,8 +120,8 @@ class Sequencer:
             return children
         children = [ChildSpec(id="block-producer", start=task(self._produce))]
         if self._batcher is not None:
-            children += [ChildSpec(id="batch-poster", start=task(_after_start(self._batcher.run_poster))),
-                         ChildSpec(id="inbox-follower", start=task(_after_start(self._batcher.run_follower)))]
+            children += [ChildSpec(id="batch-poster", start=task(self._batcher.run_poster)),
+                         ChildSpec(id="inbox-follower", start=task(self._batcher.run_follower))]
         return children
 
     async def _produce(self) -> None:
@@ -145,7 +129,6 @@ class Sequencer:
         # origin below runs after SERVING. (Awaiting a started() inside the task tree's start let its
         # first L1 request run there: ~3 ms of CPU on a restart's way to SERVING.)
         if self._batcher is not None:
-            await asyncio.sleep(FIRST_L1_AFTER_S)  # (why: FIRST_L1_AFTER_S)
             # Before any block is sealed: the inbox checks every block's origin (its L1 round trips
             # only while the chain has none: a no-op once a block has one).
             await self._batcher.attest_origin()
