@@ -4,7 +4,8 @@ A payment from A to C's invoice (payment hash h) over A -> B -> C:
 
 1. A finds the cheapest route (``_routing.find_route`` over the gossip graph), and stores the
    payment IN_FLIGHT in the same commit as its signed ADD_HTLC to B, which carries the route on
-   from B in clear (``onward``: [B -> C]; no onion: every hop sees the route).
+   from B in clear (``onward``: [B -> C]; no onion: every hop sees the route). The payer's side
+   is ``_payer``: a PayStream message's routed payments go together, each with its own outcome.
 2. B accepts the ADD (H1-H4) and stores a forward RECEIVED in the same commit as the co-signed
    state; its resolver offers C the next HTLC (``onward[0]``'s amount and expiry) carrying the rest.
 3. C, the payee (``onward`` empty), accepts it against its own open invoice (H5), and settles:
@@ -47,8 +48,9 @@ Rules (each refusal is a reason code the payer sees):
   kill -9 between any two steps leaves a state the next run finishes (settles or fails), never
   a lost or doubled HTLC.
 - **H8** A routed payment is one row per payment hash: a retried Pay (same hash) waits for the
-  one in flight or returns its outcome, so it never pays twice; a new route is tried only after
-  the previous attempt's HTLC failed (it left the co-signed state).
+  one in flight or returns its outcome, so it never pays twice (one hash twice in a PayStream
+  message: paid once, both answered with its outcome); a new route is tried only after the
+  previous attempt's HTLC failed (it left the co-signed state).
 """
 
 from __future__ import annotations

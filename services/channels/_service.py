@@ -341,13 +341,13 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
                 if preimage:
                     paid.preimage = hex0x(preimage)
             elif isinstance(result, PaymentRecord):  # a routed one: its first hop's channel goes in `channels`
-                cid = hex0x(result.channel_id)
-                first = self._store.channel(result.channel_id) if cid not in views else None
+                over = hex0x(result.channel_id)
+                first = self._store.channel(result.channel_id) if over not in views else None
                 if first is not None:
-                    views[cid] = self._pb(first)
+                    views[over] = self._pb(first)
                 latest = self._store.latest_cosigned(result.channel_id)
                 paid = answer.payment  # every field but the channel (a state of every HTLC: not copied)
-                paid.channel_id, paid.sequence = cid, latest.sequence if latest is not None else 0
+                paid.channel_id, paid.sequence = over, latest.sequence if latest is not None else 0
                 paid.payment_hash, paid.preimage = hex0x(result.payment_hash), hex0x(result.preimage)
                 paid.payment.CopyFrom(payment_pb(result))
             elif isinstance(result, pb.PayResponse):  # one kept for its request_id (a unary Pay's): as answered
