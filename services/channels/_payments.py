@@ -4,7 +4,8 @@ A payment from A to C's invoice (payment hash h) over A -> B -> C:
 
 1. A finds the cheapest route (``_routing.find_route`` over the gossip graph), and stores the
    payment IN_FLIGHT in the same commit as its signed ADD_HTLC to B, which carries the route on
-   from B in clear (``onward``: [B -> C]; no onion: every hop sees the route).
+   from B in clear (``onward``: [B -> C]; no onion: every hop sees the route). The payer's side
+   is ``_payer``: a PayStream message's routed payments go together, each with its own outcome.
 2. B accepts the ADD (H1-H4) and stores a forward RECEIVED in the same commit as the co-signed
    state; its resolver offers C the next HTLC (``onward[0]``'s amount and expiry) carrying the rest.
 3. C, the payee (``onward`` empty), accepts it against its own open invoice (H5), and settles:
@@ -47,8 +48,9 @@ Rules (each refusal is a reason code the payer sees):
   kill -9 between any two steps leaves a state the next run finishes (settles or fails), never
   a lost or doubled HTLC.
 - **H8** A routed payment is one row per payment hash: a retried Pay (same hash) waits for the
-  one in flight or returns its outcome, so it never pays twice; a new route is tried only after
-  the previous attempt's HTLC failed (it left the co-signed state).
+  one in flight or returns its outcome, so it never pays twice (one hash twice in a PayStream
+  message: paid once, both answered with its outcome); a new route is tried only after the
+  previous attempt's HTLC failed (it left the co-signed state).
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
@@ -69,7 +70,8 @@ from protocol import MAX_HTLCS, Chain, Change, Htlc, Update, UpdateKind
 from services.runtime import FailedPrecondition, InvalidArgument, Unavailable
 
 from . import _metrics as metrics
-from ._proposal import Ask, MakeStep, Proposal, Refused, Step
+from ._payer import PAYMENT_HASH_ATTR, Payer, RoutedPayment
+from ._proposal import NEXT_HOP_REASONS, Ask, MakeStep, Proposal, Refused, Step, add_step
 from ._records import (
     ChannelRecord,
     ChannelStatus,
@@ -80,21 +82,17 @@ from ._records import (
     PaymentStatus,
     RouteHop,
 )
-from ._routing import ChannelPolicy, find_route
+from ._routing import ChannelPolicy
 from ._store import ChannelsStore, Effect
 
 if TYPE_CHECKING:
     from ._channels import Channels
 
-#: The attribute every payment span carries, so Jaeger finds a payment by its hash on every node.
-PAYMENT_HASH_ATTR: Final = "l2.payment.hash"
 #: How often the resolver looks again at forwards it could not advance (a peer unreachable).
 _RETRY_S: Final = 1.0
 #: U7: how long a release the peer took as a request may wait for the peer's chain before this
 #: node proposes it itself (the HTLC expires minutes later: R never depends on the peer).
 REQUEST_BOUND_S: Final = 2.0
-#: H4's refusals: about the channel the HTLC would go on in, not the one it came in.
-_NEXT_HOP_REASONS: Final = frozenset({"UNKNOWN_NEXT_CHANNEL", "FEE_INSUFFICIENT", "EXPIRY_DELTA_TOO_SMALL"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +116,7 @@ class Payments:
         self.terms = terms
         self._log = logger
         self._tracer = tracer
+        self._payer = Payer(channels, store, terms.final_expiry_delta_s, terms.payment_timeout_s, tracer)
         self._wake = asyncio.Event()
         self._busy: set[tuple[bytes, bytes]] = set()
         #: The span each forward continues (the incoming proposal's), so a payment is one trace.
@@ -144,7 +143,7 @@ class Payments:
         assert htlc is not None
         if update.kind is UpdateKind.ADD_HTLC:
             received = self._check_add(record, htlc, proposal.onward, theirs)
-            self._remember_parent(record.channel_id, htlc.payment_hash, None)
+            self._remember_parent(record.channel_id, htlc.payment_hash)
             return [self._store.forward_effect(received)], "HTLC_RECEIVED"
         return self._released(record, update, proposal)
 
@@ -166,8 +165,9 @@ class Payments:
             return [self._store.forward_effect(replace(forward, status=ForwardStatus.DONE))], "HTLC_FAILED"
         # This node's HTLC: the forward that sent it settles or fails upstream, the payment ends.
         if update.kind is UpdateKind.FAIL_HTLC:
-            self._remember_parent(record.channel_id, htlc.payment_hash,
-                                  self._store.forward_out(record.channel_id, htlc.payment_hash))
+            out = self._store.forward_out(record.channel_id, htlc.payment_hash)
+            if out is not None:  # the forward that sent it fails upstream in this trace
+                self._remember_parent(out.in_channel, htlc.payment_hash)
             return self._failed_downstream(record, htlc, proposal.fail_reason or "HTLC_FAILED", proposal.fail_message,
                                            proposal.fail_channel or record.channel_id), "HTLC_FAILED"
         assert update.preimage is not None
@@ -180,11 +180,9 @@ class Payments:
         its receiver is paid whether the settle lands now or is claimed on L1). Once only."""
         forward = self._store.forward_out(record.channel_id, payment_hash)
         payment = self._store.payment_on(record.channel_id, payment_hash)
-        if (forward is None or forward.status == ForwardStatus.FORWARDED) and \
-                (payment is None or payment.status == PaymentStatus.IN_FLIGHT):
-            self._remember_parent(record.channel_id, payment_hash, forward)  # the first time only
         effects: list[Effect] = []
         if forward is not None and forward.status == ForwardStatus.FORWARDED:
+            self._remember_parent(forward.in_channel, payment_hash)  # it settles upstream in this trace
             settling = replace(forward, status=ForwardStatus.SETTLING, preimage=preimage)
             effects.append(self._store.forward_effect(settling))
         if payment is not None and payment.status == PaymentStatus.IN_FLIGHT:
@@ -217,14 +215,13 @@ class Payments:
             return forward.status == ForwardStatus.SETTLING and forward.preimage == change.preimage
         return forward.status == ForwardStatus.FAILING
 
-    def _remember_parent(self, channel_id: bytes, payment_hash: bytes, out: ForwardRecord | None) -> None:
-        """The incoming proposal's span: the forward's next step continues its trace (``out``: the
-        forward a settle or fail from downstream answers; the incoming forward continues it)."""
+    def _remember_parent(self, in_channel: bytes, payment_hash: bytes) -> None:
+        """The incoming proposal's span: the next step of the forward that came in over
+        ``in_channel`` continues its trace (``_advance`` takes it). A forward's only: one kept for a
+        payer's own HTLC would never be taken (one a payment, for as long as the worker ran)."""
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
-            self._parents[(channel_id, payment_hash)] = context
-            if out is not None:
-                self._parents[(out.in_channel, payment_hash)] = context
+            self._parents[(in_channel, payment_hash)] = context
 
     def _check_add(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...], held: int
                    ) -> ForwardRecord:
@@ -276,124 +273,18 @@ class Payments:
         that one, not around this one)."""
         htlc = update.htlc
         assert htlc is not None
-        at = proposal.onward[0].channel_id if reason in _NEXT_HOP_REASONS and proposal.onward else record.channel_id
+        at = proposal.onward[0].channel_id if reason in NEXT_HOP_REASONS and proposal.onward else record.channel_id
         effects = self._failed_downstream(record, htlc, reason, message, at)
         if effects:
             self._store.apply(effects, "HTLC_REFUSED", record.channel_id, htlc.payment_hash, htlc.amount)
             self._wake.set()
 
-    # --- the payer --------------------------------------------------------------------------------
+    # --- the payer (_payer: a call's routed payments together) --------------------------------------
 
-    async def pay(self, payee: bytes, amount: int, payment_hash: bytes, max_fee: int, max_attempts: int,
-                  max_hops: int) -> PaymentRecord:
-        """Pay ``payee``'s invoice ``payment_hash`` over a route; the payment, SUCCEEDED or FAILED
-        (Unavailable PAYMENT_IN_FLIGHT if it is still in flight at the timeout)."""
-        with self._tracer.start_as_current_span("channels.pay", attributes={
-                PAYMENT_HASH_ATTR: "0x" + payment_hash.hex(), "l2.payment.amount": str(amount)}) as span:
-            existing = self._store.payment(payment_hash)
-            if existing is not None and existing.status == PaymentStatus.SUCCEEDED:
-                return existing
-            if existing is not None and existing.status == PaymentStatus.IN_FLIGHT:
-                return await self._outcome(existing)  # H8: a retried Pay waits for the one in flight
-            attempts = existing.attempts if existing is not None else 0
-            exclude: set[bytes] = set()
-            last = existing
-            for _ in range(max_attempts):
-                payment = await self._attempt(payee, amount, payment_hash, max_fee, max_hops, exclude, attempts + 1)
-                attempts = payment.attempts
-                if payment.status == PaymentStatus.IN_FLIGHT:
-                    payment = await self._outcome(payment)
-                last = payment
-                if payment.status != PaymentStatus.FAILED or payment.reason in ("NO_ROUTE", "FEE_TOO_HIGH"):
-                    break
-                exclude.update(self._failed_at(payment))
-            assert last is not None
-            span.set_attribute("l2.payment.status", last.status.name)
-            return last
-
-    @staticmethod
-    def _failed_at(payment: PaymentRecord) -> set[bytes]:
-        """The channels a failed attempt points at: the one the failing hop named, else the route's."""
-        named = payment.message.rsplit("(channel 0x", 1)
-        if len(named) == 2 and len(named[1]) >= 64:
-            with contextlib.suppress(ValueError):
-                return {bytes.fromhex(named[1][:64])}
-        return {h.channel_id for h in payment.route}
-
-    async def _attempt(self, payee: bytes, amount: int, payment_hash: bytes, max_fee: int, max_hops: int,
-                       exclude: set[bytes], attempt: int) -> PaymentRecord:
-        channels = self._channels
-        source = channels.address
-        now = channels.l1_now()
-        unusable = {r.channel_id for r in self._store.channels_in((ChannelStatus.OPEN,))
-                    if not self._can_send(r, amount + max_fee)}
-        route = find_route(channels.gossip.graph, source, payee, amount, final_expiry_delta_s=self.terms.
-                           final_expiry_delta_s, now=now, max_hops=max_hops, exclude=exclude | unusable)
-        base = PaymentRecord(payment_hash, payee, amount, PaymentStatus.FAILED, attempts=attempt,
-                             created_at=int(time.time()))
-        if route is None:
-            failed = replace(base, reason="NO_ROUTE", message=f"no route to 0x{payee.hex()} carries {amount} wei")
-            self._store.apply([self._store.payment_effect(failed)], "PAYMENT_FAILED", b"", payment_hash, amount)
-            return failed
-        hops = tuple(RouteHop(h.channel_id, h.receiver, h.amount, h.expiry) for h in route.hops)
-        if route.total_fee > max_fee:
-            failed = replace(base, route=hops, fee=route.total_fee, reason="FEE_TOO_HIGH",
-                             message=f"the cheapest route costs {route.total_fee} wei in fees, above {max_fee}")
-            self._store.apply([self._store.payment_effect(failed)], "PAYMENT_FAILED", b"", payment_hash, amount)
-            return failed
-        first = hops[0]
-        record = channels.channel(first.channel_id)
-        payment = replace(base, status=PaymentStatus.IN_FLIGHT, fee=route.total_fee, route=hops,
-                          channel_id=first.channel_id)
-        htlc = Htlc(record.we_are_a, first.amount, payment_hash, first.expiry)
-        try:
-            await self._offer(record, htlc, hops[1:], [self._store.payment_effect(payment)])
-        except FailedPrecondition as exc:
-            at = hops[1].channel_id if exc.reason in _NEXT_HOP_REASONS and len(hops) > 1 else first.channel_id
-            failed = replace(payment, status=PaymentStatus.FAILED, reason=exc.reason or "REFUSED",
-                             message=f"{exc} (channel 0x{at.hex()})")
-            self._store.apply([self._store.payment_effect(failed)], "PAYMENT_FAILED", first.channel_id,
-                              payment_hash, amount)
-            return failed
-        except Unavailable:
-            stored = self._store.payment(payment_hash)
-            if stored is None or stored.attempts != attempt:  # never signed: nothing in flight
-                failed = replace(payment, status=PaymentStatus.FAILED, reason="PEER_UNAVAILABLE",
-                                 message=f"the first hop cannot be reached (channel 0x{first.channel_id.hex()})")
-                self._store.apply([self._store.payment_effect(failed)], "PAYMENT_FAILED", first.channel_id,
-                                  payment_hash, amount)
-                return failed
-            raise  # the ADD is signed and may be accepted: in flight until answered
-        return self._store.payment(payment_hash) or payment
-
-    def _can_send(self, record: ChannelRecord, amount: int) -> bool:
-        latest = self._store.latest_cosigned(record.channel_id)
-        if latest is None:
-            return False
-        ours = latest.balance_a if record.we_are_a else latest.balance_b
-        return ours >= amount and len(latest.htlcs) < MAX_HTLCS
-
-    async def _outcome(self, payment: PaymentRecord) -> PaymentRecord:
-        """Wait for an in-flight attempt to settle or fail (the store changes with its update)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.terms.payment_timeout_s
-        while True:
-            changed = self._store.payment_changed(payment.payment_hash)
-            now = self._store.payment(payment.payment_hash)
-            if now is None or now.status != PaymentStatus.IN_FLIGHT or now.attempts != payment.attempts:
-                return now or payment
-            left = deadline - loop.time()
-            if left <= 0:
-                raise Unavailable(f"payment 0x{payment.payment_hash.hex()} is still in flight: GetPayment tells "
-                                  "its outcome", reason="PAYMENT_IN_FLIGHT", retry_delay_s=1.0)
-            with contextlib.suppress(TimeoutError):  # looked at every second whatever: a missed wake costs that
-                async with asyncio.timeout(min(left, 1.0)):  # no task per wait (wait_for makes one)
-                    await changed.wait()
-
-    async def _offer(self, record: ChannelRecord, htlc: Htlc, onward: tuple[RouteHop, ...],
-                     effects: Sequence[Effect]) -> None:
-        """Propose ADD_HTLC ``htlc`` in ``record`` carrying ``onward``, ``effects`` stored with it."""
-        await self._channels.propose(record, self._add_step(htlc, onward, effects))
+    async def pay_many(self, wants: Sequence[RoutedPayment]) -> list[PaymentRecord | BaseException]:
+        """Pay each over a route (H8): each one's payment, SUCCEEDED or FAILED, or why it has no
+        outcome (Unavailable PAYMENT_IN_FLIGHT if it is still in flight at the timeout)."""
+        return await self._payer.pay_many(wants)
 
     async def fail_expired(self, record: ChannelRecord, payment_hash: bytes) -> None:
         """P5/E2: fail an HTLC this node offered in ``record`` once expired (the peer withheld it)."""
@@ -508,7 +399,7 @@ class Payments:
                 sending = self._sending.setdefault((out.channel_id, forward.in_channel), set())
                 sending.add(forward.payment_hash)
                 sent_on.append((sending, forward.payment_hash))
-                offers.append((i, forward, out, self._add_step(htlc, rest, [
+                offers.append((i, forward, out, add_step(htlc, rest, [
                     self._store.forward_effect(sent), functools.partial(_stored, sending, forward.payment_hash)])))
             outcomes = await self._channels.updates.propose_many(offers[0][2], [make for *_, make in offers]) \
                 if offers else []
@@ -532,13 +423,6 @@ class Payments:
             for (i, _), result in zip(failing, results, strict=True):
                 errors[i] = result if isinstance(result, BaseException) else None
         return errors
-
-    @staticmethod
-    def _add_step(htlc: Htlc, onward: tuple[RouteHop, ...], effects: Sequence[Effect]) -> MakeStep:
-        def add(record: ChannelRecord, chain: Chain) -> Step:
-            return Step(Proposal(onward=onward, change=Change.add(htlc)), effects)
-
-        return add
 
     def _cannot_send_on(self, forward: ForwardRecord, out: ChannelRecord | None) -> tuple[str, str] | None:
         nxt = forward.onward[0]

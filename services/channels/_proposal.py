@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from protocol import Chain, Change
+from protocol import Chain, Change, Htlc
 from protos.l2node.channels.v1 import channels_pb2 as pb
 
 from ._records import ChannelRecord, RouteHop, StateRecord
 from ._store import Effect
 from ._wire import amount_of, change_of_pb, change_pb, hex0x, parse_hex, route_hop_of_pb, route_hop_pb, state_pb
+
+#: H4's refusals: about the channel the HTLC would go on in, not the one it came in.
+NEXT_HOP_REASONS: Final = frozenset({"UNKNOWN_NEXT_CHANNEL", "FEE_INSUFFICIENT", "EXPIRY_DELTA_TOO_SMALL"})
 
 
 class Refused(Exception):
@@ -131,3 +135,14 @@ class Step:
 
 #: Builds the next change of a chain on (the channel, the chain so far).
 MakeStep = Callable[[ChannelRecord, Chain], Step]
+
+
+def add_step(htlc: Htlc, onward: tuple[RouteHop, ...], effects: Sequence[Effect]) -> MakeStep:
+    """The chain step offering ``htlc`` carrying the route on from its receiver, ``effects`` stored
+    with the chain's signed state (the payer's payment row, a hop's forward)."""
+    step = Step(Proposal(onward=onward, change=Change.add(htlc)), effects)
+
+    def add(record: ChannelRecord, chain: Chain) -> Step:
+        return step
+
+    return add

@@ -23,8 +23,9 @@ from protos.l2node.channels.v1 import channels_pb2_grpc
 from services.runtime import DomainError, FailedPrecondition, FieldViolation, Idempotency, InvalidArgument, NotFound
 
 from ._channels import Channels
+from ._payer import RoutedPayment
 from ._payments import check_pay_limits
-from ._records import ChannelRecord, PaymentStatus, StateRecord
+from ._records import ChannelRecord, PaymentRecord, PaymentStatus, StateRecord
 from ._wire import amount_of, channel_pb, decode_invoice, event_pb, hex0x, invoice_pb, parse_hex, payment_pb
 
 T = TypeVar("T")
@@ -77,6 +78,33 @@ def _target(request: pb.PayRequest) -> _Target:
     limits = check_pay_limits(amount, amount_of(request.max_fee, "max_fee") if request.max_fee else None,
                               request.max_attempts, request.max_hops)
     return payee, amount, payment_hash, limits
+
+
+#: What a Pay answers, as ``Idempotency`` keeps it for its request_id: a direct payment's response,
+#: or a routed payment's row (its response made when answered: ``_routed``).
+_Answer = pb.PayResponse | PaymentRecord
+
+
+class _NotAnswered(Exception):
+    """No answer is kept for the request_id (``ChannelsServicer._answered``)."""
+
+
+async def _not_answered() -> _Answer:
+    raise _NotAnswered
+
+
+async def _kept(answer: _Answer) -> _Answer:
+    return answer
+
+
+def _succeeded(outcome: PaymentRecord | BaseException) -> PaymentRecord:
+    """A routed payment's outcome as Pay answers it: SUCCEEDED, else why not."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    if outcome.status != PaymentStatus.SUCCEEDED:
+        raise FailedPrecondition(f"the payment failed after {outcome.attempts} attempts: {outcome.message}",
+                                 reason=outcome.reason or "PAYMENT_FAILED")
+    return outcome
 
 
 def _pay_error(exc: BaseException) -> pb.PayError:
@@ -235,20 +263,24 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
     async def _pay_many(self, requests: Sequence[pb.PayRequest]) -> pb.PayStreamResponse:
         """One message's payments, each checked and paid as Pay would: the direct ones on a channel
         enqueued on it at once (Updates.pay_many: one waiter, no task per payment; U4 pays a
-        retried request_id once), the routed ones each as Pay pays it. Their answers, in order, in
-        one response; each channel they went over in its ``channels``, once (not in each answer)."""
-        results: list[tuple[StateRecord, bytes] | pb.PayResponse | BaseException | None] = [None] * len(requests)
+        retried request_id once), the routed ones together (Payments.pay_many: one call, no task
+        per payment; a retried request_id gets its first answer). Their answers, in order, in one
+        response; each channel they went over in its ``channels``, once (not in each answer)."""
+        results: list[tuple[StateRecord, bytes] | _Answer | BaseException | None] = [None] * len(requests)
         hashes: list[bytes] = [b""] * len(requests)
         found: dict[tuple[bytes, int], ChannelRecord | None] = {}  # (payee, amount): looked up once a message
         direct: dict[bytes, tuple[ChannelRecord, list[int], list[tuple[int, bytes, str]]]] = {}
-        routed: list[tuple[int, _Target]] = []
+        routed: list[tuple[int, RoutedPayment]] = []
         for i, request in enumerate(requests):
             try:
-                target = payee, amount, payment_hash, _ = _target(request)
+                payee, amount, payment_hash, limits = _target(request)
                 key = (payee, amount)
                 record = found[key] if key in found else found.setdefault(key, self._channels.direct_channel(*key))
                 if record is None and payment_hash:
-                    routed.append((i, target))
+                    if (kept := await self._answered(request.request_id)) is not None:
+                        results[i] = kept  # a retried request_id: its first answer
+                    else:
+                        routed.append((i, RoutedPayment(payee, amount, payment_hash, *limits)))
                     continue
                 record = record or self._channels.channel_to(payee, amount)  # NO_ROUTE
             except Exception as exc:
@@ -269,14 +301,27 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
             for i, outcome in zip(indexes, outcomes, strict=True):
                 results[i] = outcome
 
-        async def pay_routed(i: int, target: _Target) -> None:
-            try:  # as Pay pays it, but durable once for the message (``many``), not once each
-                results[i] = await self._once.once(requests[i].request_id,
-                                                   functools.partial(self._pay_now, requests[i], target))
+        async def pay_routed() -> None:
+            try:
+                outcomes: Sequence[PaymentRecord | BaseException] = \
+                    await self._channels.payments.pay_many([want for _, want in routed])
             except Exception as exc:
-                results[i] = exc
+                outcomes = [exc] * len(routed)
+            for (i, _), outcome in zip(routed, outcomes, strict=True):
+                try:
+                    paid = _succeeded(outcome)
+                except Exception as exc:
+                    results[i] = exc
+                    continue
+                results[i] = paid
+                if requests[i].request_id:  # kept for a retry, as Pay keeps it
+                    await self._once.once(requests[i].request_id, functools.partial(_kept, paid))
 
-        await asyncio.gather(*(pay_direct(*group) for group in direct.values()), *(pay_routed(*r) for r in routed))
+        paying = [*(pay_direct(*group) for group in direct.values()), *([pay_routed()] if routed else [])]
+        if len(paying) == 1:
+            await paying[0]  # no task for the message's one group
+        elif paying:
+            await asyncio.gather(*paying)
         response = pb.PayStreamResponse()
         views: dict[str, pb.Channel] = {}
         for cid in direct:
@@ -295,10 +340,20 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
                     paid.payment_hash = hex0x(payment_hash)
                 if preimage:
                     paid.preimage = hex0x(preimage)
-            elif isinstance(result, pb.PayResponse):  # a routed one: its first hop's channel goes in `channels`
+            elif isinstance(result, PaymentRecord):  # a routed one: its first hop's channel goes in `channels`
+                over = hex0x(result.channel_id)
+                first = self._store.channel(result.channel_id) if over not in views else None
+                if first is not None:
+                    views[over] = self._pb(first)
+                latest = self._store.latest_cosigned(result.channel_id)
+                paid = answer.payment  # every field but the channel (a state of every HTLC: not copied)
+                paid.channel_id, paid.sequence = over, latest.sequence if latest is not None else 0
+                paid.payment_hash, paid.preimage = hex0x(result.payment_hash), hex0x(result.preimage)
+                paid.payment.CopyFrom(payment_pb(result))
+            elif isinstance(result, pb.PayResponse):  # one kept for its request_id (a unary Pay's): as answered
                 if result.HasField("channel"):
                     views.setdefault(result.channel.channel_id, result.channel)
-                paid = answer.payment  # every field but the channel (a state of every HTLC: not copied)
+                paid = answer.payment
                 paid.channel_id, paid.sequence = result.channel_id, result.sequence
                 paid.payment_hash, paid.preimage = result.payment_hash, result.preimage
                 if result.HasField("payment"):
@@ -308,15 +363,24 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
         response.channels.extend(views.values())
         return response
 
+    async def _answered(self, request_id: str) -> _Answer | None:
+        """The answer kept for ``request_id`` (a retry gets its first answer), or None."""
+        if not request_id:
+            return None
+        try:
+            return await self._once.once(request_id, _not_answered)
+        except _NotAnswered:
+            return None
+
     async def _pay(self, request: pb.PayRequest) -> pb.PayResponse:
         target = _target(request)
-        return await self._acked(self._once.once(request.request_id, functools.partial(self._pay_now, request,
-                                                                                       target)))
+        answer = await self._acked(self._once.once(request.request_id, functools.partial(self._pay_now, request,
+                                                                                         target)))
+        return answer if isinstance(answer, pb.PayResponse) else self._routed(answer)
 
-    async def _pay_now(self, request: pb.PayRequest, target: _Target
-                       ) -> pb.PayResponse:
+    async def _pay_now(self, request: pb.PayRequest, target: _Target) -> _Answer:
         """Pay ``request`` (``target``: its fields checked, ``_target``)."""
-        payee, amount, payment_hash, (max_fee, attempts, hops) = target
+        payee, amount, payment_hash, limits = target
         direct = self._channels.direct_channel(payee, amount)
         if direct is not None or not payment_hash:
             record = direct or self._channels.channel_to(payee, amount)
@@ -325,15 +389,16 @@ class ChannelsServicer(channels_pb2_grpc.ChannelsServiceServicer):
                                   payment_hash=hex0x(payment_hash) if payment_hash else "",
                                   preimage=hex0x(preimage) if preimage else "",
                                   channel=self._pb(self._channels.channel(record.channel_id)))
-        payment = await self._channels.payments.pay(payee, amount, payment_hash, max_fee, attempts, hops)
-        if payment.status != PaymentStatus.SUCCEEDED:
-            raise FailedPrecondition(f"the payment failed after {payment.attempts} attempts: {payment.message}",
-                                     reason=payment.reason or "PAYMENT_FAILED")
+        (outcome,) = await self._channels.payments.pay_many([RoutedPayment(payee, amount, payment_hash, *limits)])
+        return _succeeded(outcome)
+
+    def _routed(self, payment: PaymentRecord) -> pb.PayResponse:
+        """A routed payment's answer: with its first hop's channel as it is now."""
         first = self._store.channel(payment.channel_id)
         latest = self._store.latest_cosigned(payment.channel_id)
         return pb.PayResponse(channel_id=hex0x(payment.channel_id),
                               sequence=latest.sequence if latest is not None else 0,
-                              payment_hash=hex0x(payment_hash), preimage=hex0x(payment.preimage),
+                              payment_hash=hex0x(payment.payment_hash), preimage=hex0x(payment.preimage),
                               channel=self._pb(first) if first is not None else None, payment=payment_pb(payment))
 
     async def GetPayment(self, request: pb.GetPaymentRequest, context: Any) -> pb.GetPaymentResponse:

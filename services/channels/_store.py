@@ -191,9 +191,9 @@ class ChannelsStore:
         #: Forwards written since ``take_touched`` last ran (the resolver's work list), each as written
         #: (None: read it again).
         self._touched: dict[tuple[bytes, bytes], ForwardRecord | None] = {}
-        #: Payments written since the last commit's notification, and who waits for which.
+        #: Payments written since the last commit's notification, and who watches which (``watch_payment``).
         self._touched_payments: set[bytes] = set()
-        self._payment_events: dict[bytes, asyncio.Event] = {}
+        self._payment_watchers: dict[bytes, list[Callable[[], None]]] = {}
         #: Rows as this node last wrote or read them, so the hot path reads no SQL: every channel (by
         #: id order; None: read them all again, as after each channel write: those are rare), and
         #: the forwards written or read last (at most _KEPT_FORWARDS), with those waiting on an
@@ -266,9 +266,8 @@ class ChannelsStore:
         self._changed = asyncio.Event()
         touched, self._touched_payments = self._touched_payments, set()
         for payment_hash in touched:
-            waiting = self._payment_events.pop(payment_hash, None)
-            if waiting is not None:
-                waiting.set()
+            for woken in self._payment_watchers.pop(payment_hash, ()):
+                woken()
 
     # --- channels -----------------------------------------------------------------------------
 
@@ -630,10 +629,19 @@ class ChannelsStore:
             touched.add(p.payment_hash)
         return write
 
-    def payment_changed(self, payment_hash: bytes) -> asyncio.Event:
-        """An event set once the payment's row is written and committed (take it before reading,
-        then wait on it): a payer waits for its own payment, not for every change of the store."""
-        return self._payment_events.setdefault(payment_hash, asyncio.Event())
+    def watch_payment(self, payment_hash: bytes, woken: Callable[[], None]) -> None:
+        """``woken()`` once, after the next commit that writes the payment's row (watch, then read
+        it: no write is missed): a payer's call is woken once by a commit of many of its payments,
+        not once per payment, and not by every change of the store."""
+        self._payment_watchers.setdefault(payment_hash, []).append(woken)
+
+    def unwatch_payment(self, payment_hash: bytes, woken: Callable[[], None]) -> None:
+        """No longer ``woken()`` for that payment (a payer that stopped waiting)."""
+        watchers = self._payment_watchers.get(payment_hash)
+        if watchers is not None and woken in watchers:
+            watchers.remove(woken)
+            if not watchers:
+                del self._payment_watchers[payment_hash]
 
     def apply(self, effects: Sequence[Effect], event: str = "", channel_id: bytes = b"", payment_hash: bytes = b"",
               amount: int = 0) -> None:

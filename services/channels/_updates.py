@@ -455,11 +455,7 @@ class Updates:
         cancelled, those not yet sent are dropped (never sent)."""
         if not makes:
             return []
-        loop = asyncio.get_running_loop()
-        items = [_Update(make, loop.create_future()) for make in makes]
-        self._proposals.setdefault(record.channel_id, collections.deque()).extend(items)
-        self._drain_soon(record.channel_id)
-        futures = [item.future for item in items]
+        futures = self.enqueue(record, makes)
         try:
             if len(futures) == 1:
                 with contextlib.suppress(Exception):
@@ -472,6 +468,17 @@ class Updates:
                     future.exception()  # settled already: read, so asyncio does not log it as lost
             raise
         return [future.exception() or future.result() for future in futures]
+
+    def enqueue(self, record: ChannelRecord, makes: Sequence[MakeStep]
+                ) -> list[asyncio.Future[tuple[StateRecord, bytes]]]:
+        """``propose_many``'s changes queued, without waiting: each one's future, set to its outcome
+        as ``propose`` would return or raise it (the payer's call watches many payments' at once). A
+        future cancelled before its change is sent drops the change (never sent)."""
+        loop = asyncio.get_running_loop()
+        items = [_Update(make, loop.create_future()) for make in makes]
+        self._proposals.setdefault(record.channel_id, collections.deque()).extend(items)
+        self._drain_soon(record.channel_id)
+        return [item.future for item in items]
 
     def _drain_soon(self, cid: bytes) -> None:
         """The channel's one drainer task runs its round trips until no change waits (U5): each

@@ -66,6 +66,48 @@ def test_a_pays_c_through_b_and_a_refused_payment_unwinds_every_hop(net: Network
     assert failed_payment.status == pb.PAYMENT_STATUS_FAILED and failed_payment.reason == "UNKNOWN_INVOICE"
 
 
+def test_a_stream_message_of_routed_payments_is_paid_together_and_a_bad_one_fails_alone(net: Network) -> None:
+    """A PayStream message's routed payments go as one call of the payer (_payer): each is paid and
+    answered with its own preimage; one the payee refuses fails alone with its reason; an invoice
+    twice in the message is paid once; a retried request_id gets its first answer, paying nothing."""
+    a, c = net["alice"], net["carol"]
+    net.open("alice", "bob", ETHER)
+    net.wait_known("alice", net.open("bob", "carol", ETHER))
+    invoices = [c.stub.CreateInvoice(pb.CreateInvoiceRequest(amount=str(20_000 + i)), timeout=10).invoice
+                for i in range(12)]
+    forged = f"l2inv:0x{c.address.hex()}:5000:0x{secrets.token_bytes(32).hex()}"
+    payments = [pb.PayRequest(request_id=f"r{i}", invoice=inv.encoded) for i, inv in enumerate(invoices)]
+    payments.insert(5, pb.PayRequest(request_id="forged", invoice=forged, max_attempts=1))
+    payments.append(pb.PayRequest(request_id="r3-again", invoice=invoices[3].encoded))
+
+    def stream(message: list[pb.PayRequest]) -> dict[str, pb.PayStreamAnswer]:
+        (response,) = a.stub.PayStream(iter([pb.PayStreamRequest(payments=message)]), timeout=120)
+        assert [answer.request_id for answer in response.answers] == [p.request_id for p in message]
+        return {answer.request_id: answer for answer in response.answers}
+
+    answers = stream(payments)
+    assert (answers["forged"].error.code, answers["forged"].error.reason) == ("FAILED_PRECONDITION",
+                                                                             "UNKNOWN_INVOICE")
+    for i, invoice in enumerate(invoices):  # each paid over two hops, its own preimage the proof
+        paid = answers[f"r{i}"].payment
+        assert paid.payment.status == pb.PAYMENT_STATUS_SUCCEEDED and len(paid.payment.route) == 2
+        assert paid.payment_hash == invoice.payment_hash == paid.payment.payment_hash
+        assert hashlib.sha256(bytes.fromhex(paid.preimage[2:])).hexdigest() == invoice.payment_hash[2:]
+        got = a.stub.GetPayment(pb.GetPaymentRequest(payment_hash=invoice.payment_hash), timeout=10).payment
+        assert (got.status, got.preimage, got.attempts) == (pb.PAYMENT_STATUS_SUCCEEDED, paid.preimage, 1)
+    assert answers["r3-again"].payment.preimage == answers["r3"].payment.preimage  # paid once
+    # A retried request_id (with another invoice now) gets its first answer: nothing paid again.
+    other = c.stub.CreateInvoice(pb.CreateInvoiceRequest(amount="30000"), timeout=10).invoice
+    again = stream([pb.PayRequest(request_id="r0", invoice=other.encoded)])
+    assert again["r0"].payment.preimage == answers["r0"].payment.preimage
+    with pytest.raises(grpc.RpcError) as unknown:
+        a.stub.GetPayment(pb.GetPaymentRequest(payment_hash=other.payment_hash), timeout=10)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    # The forged one failed alone: its HTLC failed back, none left in flight on alice's channels.
+    wait_for(lambda: not any(ch.state.htlcs for ch in a.stub.ListChannels(pb.ListChannelsRequest(), timeout=10)
+                             .channels), 30, "every HTLC of alice settled or failed")
+
+
 
 def test_a_channel_closed_on_the_route_is_routed_around(net: Network) -> None:
     """Bob closes the bob-carol channel alice routes over: its last announcement (capacity 0) or,
