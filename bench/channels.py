@@ -1,7 +1,8 @@
 """Channel payments as a user makes them: ChannelsService.Pay between two nodes' channels workers.
 
     .venv/bin/python bench/channels.py [--payments 2000] [--in-flight 1,8,32,64] [--profile] [--cprofile]
-                                       [--trees] [--two-hop] [--hop-payments 500] [--data-dir DIR]
+                                       [--trees] [--two-hop] [--hop-payments 500] [--hop-stream 96x64,...]
+                                       [--data-dir DIR]
 
 What runs: one anvil with the contracts deployed as `l2node up` deploys them; two channels
 workers, each its own process, data dir, port and channel key (the bare workers
@@ -32,7 +33,10 @@ goes, per side, with one payment in flight and with 32. --cprofile adds cProfile
 
 --two-hop: three bare workers, channels A -> B and B -> C, A pays C's invoices (1,000 wei, the
 smallest HTLC) through B as its worker routes them (an HTLC added hop by hop, settled back with the
-preimage); checked at the end: C holds every payment, no HTLC left in flight.
+preimage); checked at the end: C holds every payment, no HTLC left in flight. Its rows: Pay calls
+at each --in-flight count, then one PayStream per --hop-stream row (IN_FLIGHTxPER_MESSAGE: that many
+payments in flight, sent that many to a message; a message is answered whole, so the window holds
+IN_FLIGHT // PER_MESSAGE messages at once).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,12 +80,14 @@ CHANNEL_FUNDS: Final = 100 * ETHER
 WARM_UP: Final = 50
 #: A two-hop payment's amount: an HTLC carries at least the worker's htlc_min_wei (1,000 by default).
 HOP_AMOUNT: Final = 1_000
-#: The batched two-hop rows' payments in flight. B forwards at most 120 HTLCs from A-B over B-C at
-#: once (H6: half of max_accepted_htlcs, 240 by default), and the payments of a round trip move
-#: together, so all of them are forwarded at once: above 120 in flight, payments fail
-#: (SLOT_SHARE_EXCEEDED; the rows at 128 and 192 before session 14 passed only because H6 did not
-#: count the forwards of a burst).
-HOP_STREAM_IN_FLIGHT: Final = (96, 120)
+#: The batched two-hop rows: (payments in flight, payments per PayStream message). B forwards at
+#: most 120 HTLCs from A-B over B-C at once (H6: half of max_accepted_htlcs, 240 by default), and
+#: the payments of a round trip move together, so all of them are forwarded at once: above 120 in
+#: flight, payments fail (SLOT_SHARE_EXCEEDED; the rows at 128 and 192 before session 14 passed only
+#: because H6 did not count the forwards of a burst). A message is answered whole, so the window
+#: holds in_flight // per_message messages at once: 96 x 64 and 120 x 64 keep ONE message in flight
+#: (the next waits for its answer); 120 x 60 keeps two, 120 x 40 three.
+HOP_STREAM_ROWS: Final = ((96, 64), (120, 64), (120, 60), (120, 40))
 PLAIN: Final = "services.channels:WORKER"
 INSTRUMENTED: Final = "bench.channels_spans:WORKER"
 TICK: Final = os.sysconf("SC_CLK_TCK")
@@ -604,8 +610,8 @@ def wait_known(node: ChannelsNode, channel_id: str) -> None:
     wait_for(known, 60, f"{node.name} learns channel {channel_id} by gossip")
 
 
-async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int, ...], profile_hops: bool
-                  ) -> list[Point]:
+async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int, ...], profile_hops: bool,
+                  stream_rows: Sequence[tuple[int, int]] = HOP_STREAM_ROWS) -> list[Point]:
     """A pays C's invoices through B (A -> B -> C): payments/s and latency per in-flight count."""
     if not multi_hop_available():
         print("\ntwo hops: this tree's channels worker pays direct peers only (PayResponse has no payment): "
@@ -631,7 +637,7 @@ async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int,
         meter = CpuMeter({"A": a.pid, "B": b.pid, "C": c.pid, "bench": None})
         rows = [("invoice", in_flight, 0) for in_flight in in_flights]
         if "payments" in pb.PayStreamRequest.DESCRIPTOR.fields_by_name:  # C's invoices, 64 a PayStream message
-            rows += [("stream-invoice", in_flight, 64) for in_flight in HOP_STREAM_IN_FLIGHT]
+            rows += [("stream-invoice", in_flight, per_message) for in_flight, per_message in stream_rows]
         for what, in_flight, per_message in rows:
             label = f"2 hops batch {per_message}" if per_message else "2 hops"
             point = await row(payer.point(what, count, in_flight, meter, label=label, per_message=per_message), label,
@@ -754,7 +760,7 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
             finally:
                 net.close()
         hops = await two_hop(directory, l1, args.hop_payments, tuple(int(n) for n in args.in_flight.split(",")),
-                             args.profile) if args.two_hop else []
+                             args.profile, args.hop_stream) if args.two_hop else []
         print(f"\nceiling, same run and disk ({args.ceiling_payments:,} payments a mode; bench/channels_ceiling.py, "
               "one thread, no gRPC):")
         for mode, figures in ceiling(args.ceiling_payments, directory).items():
@@ -776,11 +782,25 @@ async def run(args: argparse.Namespace, directory: Path) -> None:
         l1.stop()
 
 
+def stream_rows(text: str) -> tuple[tuple[int, int], ...]:
+    """``--hop-stream``'s value: "120x60,120x40" -> ((120, 60), (120, 40))."""
+    try:
+        rows = tuple((int(n), int(m)) for n, m in (row.split("x") for row in text.split(",")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: IN_FLIGHTxPER_MESSAGE[,...], e.g. 120x60,120x40") from None
+    if any(n < 1 or m < 1 or m > n for n, m in rows):
+        raise argparse.ArgumentTypeError(f"{text!r}: each row needs 1 <= PER_MESSAGE <= IN_FLIGHT")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=2000, help="timed payments per row")
     parser.add_argument("--in-flight", default="1,8,32,64", help="Pay calls in flight, a row each")
     parser.add_argument("--hop-payments", type=int, default=500, help="timed payments per --two-hop row")
+    parser.add_argument("--hop-stream", type=stream_rows, default=HOP_STREAM_ROWS,
+                        help="the batched --two-hop rows, IN_FLIGHTxPER_MESSAGE each (default: "
+                             f"{','.join(f'{n}x{m}' for n, m in HOP_STREAM_ROWS)})")
     parser.add_argument("--ceiling-payments", type=int, default=2000)
     parser.add_argument("--profile", action="store_true", help="where a payment's time goes (instrumented workers)")
     parser.add_argument("--cprofile", action="store_true", help="--profile, and cProfile's top functions")
