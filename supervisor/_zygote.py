@@ -138,6 +138,18 @@ def _normal(pid: int) -> bool:
         return False
 
 
+def _all_normal() -> bool:
+    """Put every thread of this process back at the normal policy (a warm hook may have started
+    threads, which inherited SCHED_IDLE from the thread that started them); whether they are."""
+    if not _normal(0):
+        return False
+    with contextlib.suppress(OSError):  # no /proc: this thread is all we can know of
+        for tid in map(int, os.listdir("/proc/self/task")):
+            if not _normal(tid) and os.path.exists(f"/proc/self/task/{tid}"):  # not one that just ended
+                return False
+    return True
+
+
 def _read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 65536):
@@ -202,9 +214,9 @@ class _Warm:
                     if not orders:
                         os._exit(0)  # the zygote went away without using us
                     os.close(orders_r)
-                    # The zygote did it before our orders, unless we went idle after that (forked a
-                    # moment before): a child never runs at SCHED_IDLE.
-                    if not _normal(0):
+                    # The zygote did it for this thread before our orders, unless we went idle after
+                    # that (forked a moment before): a child never runs at SCHED_IDLE, nor its threads.
+                    if not _all_normal():
                         os._exit(71)
                     _become_child(json.loads(orders), watch_fd, supervisor_pid, title, pages)
                 os.write(pid_w, str(child).encode())
