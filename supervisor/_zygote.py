@@ -83,10 +83,6 @@ def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, titl
         os.environ.update(env)
         os.set_inheritable(watch_fd, False)
         _warm_pages.become(pages, str(spec.get("id", "?")))
-        # Off the critical path: the watcher thread waits for the re-parenting, asks for the
-        # parent-death signal (which the kernel then sends to the whole process), and watches
-        # the pipe, while this thread goes on starting the worker.
-        watch_parent_pipe(watch_fd, supervisor_pid)
         entry = _resolve(spec["target"])
         result = entry(spec.get("payload") or {})
         code = result if isinstance(result, int) else 0
@@ -188,6 +184,10 @@ class _Warm:
                             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
                     os.setsid()  # the terminal's Ctrl-C goes to the supervisor, which stops us in order
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    # Before the orders, off the child's start (a thread's start waits for it to run):
+                    # the watcher thread waits for the re-parenting, asks for the parent-death signal
+                    # (which the kernel then sends to the whole process), and watches the pipe.
+                    watch_parent_pipe(watch_fd, supervisor_pid)
                     for name in warm:
                         try:
                             _resolve(name)()
