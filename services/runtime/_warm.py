@@ -2,8 +2,8 @@
 
 A worker's first ``grpc.aio.server()`` starts gRPC in the process (its core, the asyncio poller
 thread, the executor) and its event loop is made after its orders: ~5 ms of its way to SERVING
-(new loop ~0.9 ms, first server ~3.3-4.7 ms; a server made after a first one: ~0.5 ms; forks of
-a process with the zygote's modules, bench/RESULTS.md, session 17). The warm process does both
+(forks of a process with the zygote's modules, wall: a new loop 0.9-1.0 ms, a first server 4.0-4.7
+ms, a server made after a first one 0.5 ms; bench/RESULTS.md, session 17). The warm process does both
 while it waits: it is a fork that never forks again (it becomes the worker, or exits), so gRPC
 objects made in it hang nothing, unlike in the zygote. The loop made here is the one the worker
 runs on (:func:`worker_loop`).
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from grpc._cython import cygrpc
 
 _loop: asyncio.AbstractEventLoop | None = None
 
@@ -25,7 +24,7 @@ def start_grpc() -> None:
     global _loop
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    cygrpc.init_grpc_aio()  # held for the life of the process: dropping the server never stops gRPC
+    grpc.aio.init_grpc_aio()  # held for the life of the process: dropping the server never stops gRPC
 
     async def first_server() -> None:
         grpc.aio.server()  # never started: nothing to stop, nothing left on the loop
