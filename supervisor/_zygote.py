@@ -134,14 +134,14 @@ def _normal(pid: int) -> bool:
         return False
 
 
-def _all_normal() -> bool:
-    """Put every thread of this process back at the normal policy (a warm hook may have started
+def _all_normal(pid: int) -> bool:
+    """Put every thread of process ``pid`` back at the normal policy (a warm hook may have started
     threads, which inherited SCHED_IDLE from the thread that started them); whether they are."""
-    if not _normal(0):
+    if not _normal(pid):
         return False
-    with contextlib.suppress(OSError):  # no /proc: this thread is all we can know of
-        for tid in map(int, os.listdir("/proc/self/task")):
-            if not _normal(tid) and os.path.exists(f"/proc/self/task/{tid}"):  # not one that just ended
+    with contextlib.suppress(OSError):  # no /proc: the main thread is all we can know of
+        for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+            if not _normal(tid) and os.path.exists(f"/proc/{pid}/task/{tid}"):  # not one that just ended
                 return False
     return True
 
@@ -216,7 +216,7 @@ class _Warm:
                     os.close(orders_r)
                     # The zygote did it for this thread before our orders, unless we went idle after
                     # that (forked a moment before): a child never runs at SCHED_IDLE, nor its threads.
-                    if not _all_normal():
+                    if not _all_normal(os.getpid()):
                         os._exit(71)
                     _become_child(json.loads(orders), watch_fd, supervisor_pid, title, pages)
                 os.write(pid_w, str(child).encode())
@@ -293,8 +293,8 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         if notice:
-            for proc in waiting:
-                _normal(proc.pid)
+            for proc in waiting:  # its hooks' threads too: the hooks may be waiting on them
+                _all_normal(proc.pid)
             due = None
             continue
         reply["id"] = req.get("id") if isinstance(req, dict) else None
