@@ -11,8 +11,9 @@ Protocol: one JSON object per line on the control socket, one reply line per req
 
 A spawn hands the spec to a pre-forked process of the warm pool (see _Warm), so that it costs
 a pipe write instead of two forks; the pool is refilled after the reply. A warm process first
-calls the ``--warm`` functions ("module:function"): the first work after a fork that every child
-would do on its way to ready, done while it waits for its orders instead. That work (~25 ms of
+copies the pages earlier workers' starts wrote (_warm_pages), then calls the ``--warm`` functions
+("module:function"): the first work after a fork that every child would do on its way to ready
+(gRPC's start, say), done while it waits for its orders instead. That work (~25 ms of
 CPU with the pages it copies) would compete with the child just spawned, on a small machine, on
 its way to ready: so a process forked after a spawn runs at SCHED_IDLE (only on a CPU nothing
 else wants) until the supervisor says that child is "settled", at the latest SETTLE_AFTER_S
@@ -188,11 +189,6 @@ class _Warm:
                     # the watcher thread waits for the re-parenting, asks for the parent-death signal
                     # (which the kernel then sends to the whole process), and watches the pipe.
                     watch_parent_pipe(watch_fd, supervisor_pid)
-                    for name in warm:
-                        try:
-                            _resolve(name)()
-                        except Exception:  # the child will do it itself
-                            traceback.print_exc()
                     # While it waits: the pages workers' starts wrote, copied now (see _warm_pages).
                     def ordered(timeout: float = 0.0) -> bool:
                         return bool(select.select([orders_r], [], [], timeout)[0])
@@ -208,6 +204,13 @@ class _Warm:
                             return None
 
                     done = populate(0)
+                    # After the pages (which a busy machine may leave this idle process no time for:
+                    # they are what a worker misses most; the hooks' work it would do itself).
+                    for name in warm:
+                        try:
+                            _resolve(name)()
+                        except Exception:  # the child will do it itself
+                            traceback.print_exc()
                     while not ordered(_WARM_POLL_S):
                         done = populate(done)
                     orders = _read_all(orders_r)
@@ -235,7 +238,9 @@ class _Warm:
         return cls(int(raw), orders_w)
 
     def start(self, spec: dict[str, Any]) -> int:
-        _normal(self.pid)  # first: an idle process on a busy machine would wake late for its orders
+        # First: an idle process on a busy machine would wake late for its orders (its hooks' threads
+        # too, which its hooks may be waiting on).
+        _all_normal(self.pid)
         try:
             os.write(self.orders_fd, json.dumps(spec).encode())
         finally:
