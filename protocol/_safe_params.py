@@ -46,12 +46,12 @@ import asyncio
 import ipaddress
 import logging
 import math
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from eth_abi.exceptions import DecodingError
 from yarl import URL
 
-from services.l1 import Artifact, Contract, L1Client
+from services.l1 import Artifact, BlockHeader, Contract, L1Client
 
 #: L1 blocks one dispute move may take (see the module docstring).
 MOVE_MARGIN_BLOCKS: Final = 4
@@ -149,7 +149,12 @@ async def l1_block_time_s(l1: L1Client, sample: int = BLOCK_TIME_SAMPLE) -> tupl
     """The L1's mean block time over its last ``sample`` blocks (None: no block after genesis yet)
     and its head. Timestamps are whole seconds, so a mean under 1 s is an automining dev chain
     (blocks only when transactions come): it counts as 1 s."""
-    head = await l1.get_block("latest")
+    return await _block_time_to(l1, await l1.get_block("latest"), sample)
+
+
+async def _block_time_to(l1: L1Client, head: BlockHeader | None, sample: int = BLOCK_TIME_SAMPLE
+                         ) -> tuple[float | None, int]:
+    """:func:`l1_block_time_s` with the head already read."""
     if head is None or head.number == 0:
         return None, 0 if head is None else head.number
     back = min(sample, head.number)
@@ -174,13 +179,28 @@ def is_local_devnet(chain_id: int, url: str) -> bool:
 
 async def deployed_timings(l1: L1Client, registry: bytes, verifier: bytes) -> Timings:
     """The values the deployed OutputRegistry and StepVerifier hold (their immutables)."""
+    reads = _timing_reads(registry, verifier)
+    return _timings(reads, await l1.batch([_eth_call(contract, name) for contract, name in reads]))
+
+
+def _timing_reads(registry: bytes, verifier: bytes) -> list[tuple[Contract, str]]:
+    """The view functions that hold the :class:`Timings`, in its order."""
     reg = Contract(Artifact.load("OutputRegistry"), registry)
     ver = Contract(Artifact.load("StepVerifier"), verifier)
-    # At once: the rollups worker reads them on its way to SERVING.
-    (window,), (clock,), (trace,), (sequencer_window,) = await asyncio.gather(
-        *(reg.read(l1, name) for name in ("challengeWindow", "maxClockDuration", "maxTraceLength")),
-        ver.read(l1, "sequencerWindow"))
-    return Timings(int(window), int(clock), int(trace), int(sequencer_window))
+    return [(reg, "challengeWindow"), (reg, "maxClockDuration"), (reg, "maxTraceLength"), (ver, "sequencerWindow")]
+
+
+def _eth_call(contract: Contract, name: str) -> tuple[str, tuple[dict[str, str], str]]:
+    assert contract.address is not None
+    return "eth_call", ({"to": "0x" + contract.address.hex(), "data": "0x" + contract.encode_call(name).hex()},
+                        "latest")
+
+
+def _timings(reads: list[tuple[Contract, str]], answers: list[Any]) -> Timings:
+    """Timings from the raw eth_call answers to ``reads`` (DecodingError if one is not a value)."""
+    values = [int(contract.decode_output(name, bytes.fromhex(str(answer).removeprefix("0x")))[0])
+              for (contract, name), answer in zip(reads, answers, strict=True)]
+    return Timings(*values)
 
 
 async def check_safe_params(l1: L1Client, t: Timings, *, genesis_origin: int, deploy_block: int | None = None,
@@ -227,16 +247,20 @@ async def check_deployed(l1: L1Client, registry: bytes, verifier: bytes, *, gene
     """:func:`check_safe_params` of the deployed contracts' values (the rollups worker, at start).
     Contracts that do not answer (an anvil that lost its state) are the roles' outage to wait out,
     as before: logged, not checked (nothing can be proposed or disputed on them)."""
-    # The contracts' values and the L1's measures at once: the rollups worker's way to SERVING.
-    timings, measured = await asyncio.gather(deployed_timings(l1, registry, verifier), _measure(l1),
-                                             return_exceptions=True)
-    if isinstance(timings, DecodingError):
-        _log.warning("the deployed contracts' values cannot be read, so not checked: %s", timings)
-        return [f"unreadable: {timings}"]
-    for outcome in (timings, measured):
-        if isinstance(outcome, BaseException):
-            raise outcome
-    assert isinstance(timings, Timings) and isinstance(measured, tuple)
+    # The contracts' values, the L1's chain id and head in one JSON-RPC batch, then the block the
+    # block time is measured from: the rollups worker's way to SERVING (two requests, not seven:
+    # each ~1 ms of its CPU, on a loop that its watchers' calls wait for).
+    reads = _timing_reads(registry, verifier)
+    chain_id, head, *answers = await l1.batch(
+        [("eth_chainId", ()), ("eth_getBlockByNumber", ("latest", False)),
+         *(_eth_call(contract, name) for contract, name in reads)])
+    try:
+        timings = _timings(reads, answers)
+    except DecodingError as exc:
+        _log.warning("the deployed contracts' values cannot be read, so not checked: %s", exc)
+        return [f"unreadable: {exc}"]
+    block_time, head_number = await _block_time_to(l1, None if head is None else BlockHeader.from_json(head))
+    measured = (block_time, head_number, int(str(chain_id), 16))
     return _judge(l1.url, timings, measured, genesis_origin=genesis_origin, deploy_block=deploy_block,
                   confirmation_depth=confirmation_depth, batch_interval_s=BATCH_INTERVAL_S,
                   what="the deployed contracts'")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
 import signal
 import sys
@@ -30,11 +30,17 @@ _PR_SET_CHILD_SUBREAPER = 36
 ORPHAN_GRACE_S = 1.5
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # The process's own symbols, libc's among them: ctypes.util.find_library("c") runs ldconfig in
+    # a subprocess (~1-2 ms, a fork of the caller), and a worker called it on its way to SERVING.
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _prctl(option: int, arg: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    return bool(libc.prctl(option, arg, 0, 0, 0) == 0)
+    return bool(_libc().prctl(option, arg, 0, 0, 0) == 0)
 
 
 def become_subreaper() -> bool:

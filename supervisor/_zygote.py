@@ -11,8 +11,9 @@ Protocol: one JSON object per line on the control socket, one reply line per req
 
 A spawn hands the spec to a pre-forked process of the warm pool (see _Warm), so that it costs
 a pipe write instead of two forks; the pool is refilled after the reply. A warm process first
-calls the ``--warm`` functions ("module:function"): the first work after a fork that every child
-would do on its way to ready, done while it waits for its orders instead. That work (~25 ms of
+copies the pages earlier workers' starts wrote (_warm_pages), then calls the ``--warm`` functions
+("module:function"): the first work after a fork that every child would do on its way to ready
+(gRPC's start, say), done while it waits for its orders instead. That work (~25 ms of
 CPU with the pages it copies) would compete with the child just spawned, on a small machine, on
 its way to ready: so a process forked after a spawn runs at SCHED_IDLE (only on a CPU nothing
 else wants) until the supervisor says that child is "settled", at the latest SETTLE_AFTER_S
@@ -83,10 +84,6 @@ def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, titl
         os.environ.update(env)
         os.set_inheritable(watch_fd, False)
         _warm_pages.become(pages, str(spec.get("id", "?")))
-        # Off the critical path: the watcher thread waits for the re-parenting, asks for the
-        # parent-death signal (which the kernel then sends to the whole process), and watches
-        # the pipe, while this thread goes on starting the worker.
-        watch_parent_pipe(watch_fd, supervisor_pid)
         entry = _resolve(spec["target"])
         result = entry(spec.get("payload") or {})
         code = result if isinstance(result, int) else 0
@@ -138,6 +135,18 @@ def _normal(pid: int) -> bool:
         return False
 
 
+def _all_normal(pid: int) -> bool:
+    """Put every thread of process ``pid`` back at the normal policy (a warm hook may have started
+    threads, which inherited SCHED_IDLE from the thread that started them); whether they are."""
+    if not _normal(pid):
+        return False
+    with contextlib.suppress(OSError):  # no /proc: the main thread is all we can know of
+        for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+            if not _normal(tid) and os.path.exists(f"/proc/{pid}/task/{tid}"):  # not one that just ended
+                return False
+    return True
+
+
 def _read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 65536):
@@ -176,11 +185,10 @@ class _Warm:
                             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
                     os.setsid()  # the terminal's Ctrl-C goes to the supervisor, which stops us in order
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    for name in warm:
-                        try:
-                            _resolve(name)()
-                        except Exception:  # the child will do it itself
-                            traceback.print_exc()
+                    # Before the orders, off the child's start (a thread's start waits for it to run):
+                    # the watcher thread waits for the re-parenting, asks for the parent-death signal
+                    # (which the kernel then sends to the whole process), and watches the pipe.
+                    watch_parent_pipe(watch_fd, supervisor_pid)
                     # While it waits: the pages workers' starts wrote, copied now (see _warm_pages).
                     def ordered(timeout: float = 0.0) -> bool:
                         return bool(select.select([orders_r], [], [], timeout)[0])
@@ -196,15 +204,22 @@ class _Warm:
                             return None
 
                     done = populate(0)
+                    # After the pages (which a busy machine may leave this idle process no time for:
+                    # they are what a worker misses most; the hooks' work it would do itself).
+                    for name in warm:
+                        try:
+                            _resolve(name)()
+                        except Exception:  # the child will do it itself
+                            traceback.print_exc()
                     while not ordered(_WARM_POLL_S):
                         done = populate(done)
                     orders = _read_all(orders_r)
                     if not orders:
                         os._exit(0)  # the zygote went away without using us
                     os.close(orders_r)
-                    # The zygote did it before our orders, unless we went idle after that (forked a
-                    # moment before): a child never runs at SCHED_IDLE.
-                    if not _normal(0):
+                    # The zygote did it for this thread before our orders, unless we went idle after
+                    # that (forked a moment before): a child never runs at SCHED_IDLE, nor its threads.
+                    if not _all_normal(os.getpid()):
                         os._exit(71)
                     _become_child(json.loads(orders), watch_fd, supervisor_pid, title, pages)
                 os.write(pid_w, str(child).encode())
@@ -223,7 +238,9 @@ class _Warm:
         return cls(int(raw), orders_w)
 
     def start(self, spec: dict[str, Any]) -> int:
-        _normal(self.pid)  # first: an idle process on a busy machine would wake late for its orders
+        # First: an idle process on a busy machine would wake late for its orders (its hooks' threads
+        # too, which its hooks may be waiting on).
+        _all_normal(self.pid)
         try:
             os.write(self.orders_fd, json.dumps(spec).encode())
         finally:
@@ -281,8 +298,8 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         if notice:
-            for proc in waiting:
-                _normal(proc.pid)
+            for proc in waiting:  # its hooks' threads too: the hooks may be waiting on them
+                _all_normal(proc.pid)
             due = None
             continue
         reply["id"] = req.get("id") if isinstance(req, dict) else None

@@ -48,6 +48,7 @@ from services.runtime._status import SERVICE_NAME as WORKER_SERVICE
 from services.runtime._status import WorkerStatusServicer
 from services.runtime._storage import Storage
 from services.runtime._tracing import Tracing, init_tracing
+from services.runtime._warm import worker_loop
 
 #: Stopped as asked (SIGTERM/SIGINT).
 EXIT_OK: Final = 0
@@ -66,7 +67,7 @@ ZYGOTE_PRELOAD: Final = (
 
 #: What each of a zygote's pre-forked processes calls while it waits to become a worker (the zygote's
 #: ``warm``): work every worker does first after the fork, off its way to SERVING.
-ZYGOTE_WARM: Final = ("services.runtime._metrics:own_files",)
+ZYGOTE_WARM: Final = ("services.runtime._metrics:own_files", "services.runtime._warm:start_grpc")
 
 #: Add to the zygote's preload when workers run aiomonitor (~0.3 s to import). Not preloaded
 #: otherwise: every module in the zygote makes each fork larger to copy and to tear down.
@@ -99,7 +100,8 @@ def run(definition: WorkerDefinition, config: WorkerConfig) -> int:
     bind_metrics(config.service)
     tracing = init_tracing(config.service)
     try:
-        return asyncio.run(_serve(definition, config, tracing))
+        with asyncio.Runner(loop_factory=worker_loop) as runner:  # asyncio.run, on the warm loop if any
+            return runner.run(_serve(definition, config, tracing))
     except Exception:
         _log.exception("worker failed", extra={"definition": definition.name})
         return EXIT_FAILED

@@ -240,6 +240,40 @@ def test_json_log_line_has_span_ids_and_extras() -> None:
     assert "KeyError" in inside["exception"]
 
 
+# -- gRPC started in a warm process -----------------------------------------------------------------
+
+_WARM_GRPC = """
+import asyncio, sys
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from services.runtime._warm import start_grpc, worker_loop
+start_grpc()  # as the zygote's warm process does, before it is a worker
+warm = worker_loop()
+
+async def serve() -> int:
+    server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    await server.stop(0)
+    return int(reply.status)
+
+with asyncio.Runner(loop_factory=lambda: warm) as runner:
+    print(runner.get_loop() is warm, runner.run(serve()), worker_loop() is not warm, flush=True)
+"""
+
+
+def test_a_worker_serves_on_the_loop_and_grpc_a_warm_process_started(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", _WARM_GRPC], capture_output=True, text=True, check=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    # The warm loop ran the worker, which served (1: SERVING); the loop is handed out once.
+    assert out == ["True", "1", "True"]
+
+
 # -- metrics after a fork ---------------------------------------------------------------------------
 
 _OWN_FILES = """

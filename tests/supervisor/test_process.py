@@ -76,6 +76,22 @@ async def test_a_warm_hook_runs_in_the_process_that_becomes_the_child_before_it_
     assert first in pids and second in pids and len(pids) >= 3
 
 
+async def test_a_child_and_every_thread_a_warm_hook_started_run_at_the_normal_policy(
+        tree: Tree, tmp_path: pathlib.Path) -> None:
+    # A process forked after a spawn waits at SCHED_IDLE where the zygote may use it; threads its
+    # hooks start inherit that, and none of them may stay there once it is the child.
+    policies = tmp_path / "policies"
+    tree.zygote = Zygote(preload=["tests.supervisor.workers"], warm=["tests.supervisor.workers:warm_thread"])
+    sup = await tree.start(SupervisorFlags(), tree.worker("w", payload={"policies": str(policies)}))
+    first = child(sup, "w").pid
+    await asyncio.sleep(0.2)  # the next warm process has run its hook
+    os.kill(first, signal.SIGKILL)
+    await wait_running(sup, "w", other_than=first)
+    lines = policies.read_text().splitlines()
+    assert len(lines) == 2 and all(len(line.split()) >= 2 for line in lines)  # the hook's thread is there
+    assert {int(p) for line in lines for p in line.split()} == {os.SCHED_OTHER}
+
+
 async def test_workers_outlive_a_zygote_crash(tree: Tree) -> None:
     sup = await tree.start(SupervisorFlags(), tree.worker("a"), tree.worker("b"))
     before = {cid: child(sup, cid).pid for cid in ("a", "b")}

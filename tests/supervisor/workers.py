@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -31,6 +32,9 @@ async def _serve(payload: dict[str, Any]) -> int:
     if payload.get("marker"):
         with open(payload["marker"], "a") as f:
             f.write(f"{os.getpid()}\n")
+    if payload.get("policies"):  # each thread's scheduling policy, one line per process
+        with open(payload["policies"], "a") as f:
+            f.write(" ".join(str(os.sched_getscheduler(int(t))) for t in os.listdir("/proc/self/task")) + "\n")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     if payload.get("ignore_sigterm"):
@@ -60,6 +64,11 @@ def warm_marker() -> None:
     """A zygote ``warm`` hook: the pid of each pre-forked process that ran it."""
     with open(os.environ[WARM_MARKER_ENV], "a") as f:
         f.write(f"{os.getpid()}\n")
+
+
+def warm_thread() -> None:
+    """A zygote ``warm`` hook that starts a thread (which lives on into the child)."""
+    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
 
 
 def warm_failing() -> None:
