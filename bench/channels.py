@@ -640,11 +640,17 @@ async def two_hop(directory: Path, l1: Anvil, count: int, in_flights: tuple[int,
             rows += [("stream-invoice", in_flight, per_message) for in_flight, per_message in stream_rows]
         for what, in_flight, per_message in rows:
             label = f"2 hops batch {per_message}" if per_message else "2 hops"
+            before = (payer.paid, a.channel(ab).state.sequence, b.channel(bc).state.sequence)
             point = await row(payer.point(what, count, in_flight, meter, label=label, per_message=per_message), label,
                               in_flight)
             if point is not None:
                 points.append(point)
                 print(point.line(), flush=True)
+                if until(settled, 30):  # the states a row's payments took (its warm-up's too), each channel's
+                    paid, on_ab, on_bc = (payer.paid - before[0], a.channel(ab).state.sequence - before[1],
+                                          b.channel(bc).state.sequence - before[2])
+                    print(f"      states: A-B {on_ab:,}, B-C {on_bc:,} for {paid:,} payments "
+                          f"({paid / max(on_ab, 1):.1f} and {paid / max(on_bc, 1):.1f} payments a state)", flush=True)
         if profile_hops and not until(settled, 30):  # none left to resume at the restart
             print("\ntwo hops: HTLCs still in flight after 30 s: no profile")
         elif profile_hops:

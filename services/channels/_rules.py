@@ -5,8 +5,8 @@ check. The peer messages' own signatures (over their content) use the same secp2
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
 
 from protocol import (
     Channel,
@@ -21,12 +21,15 @@ from protocol import (
     state_digest,
 )
 
-from ._records import ChannelRecord, StateRecord
+from ._records import ChannelRecord, HtlcTuple, StateRecord
 
 #: What a peer message's signature is over (see PeerService in channels.proto).
 PEER_DOMAIN: Final = b"l2node channels peer v1"
 
 __all__ = ["ChannelRefused", "Rules", "message_digest"]
+
+T = TypeVar("T")
+V = TypeVar("V")
 
 
 @functools.lru_cache(maxsize=16384)
@@ -34,6 +37,50 @@ def _htlc(fields: tuple[bool, int, bytes, int]) -> Htlc:
     """A record's HTLC as protocol's (C0 checked once): an HTLC in flight is in every state
     until it settles, and a round trip reads each state several times."""
     return Htlc(*fields)
+
+
+#: The states a Rules remembers (``_Memo``): a round trip's few, on each channel.
+MEMO_STATES: Final = 64
+
+
+class _Memo:
+    """The last states' HTLCs as protocol's, and their digests, by their record's HTLC tuple: a
+    state is signed, checked, counter-signed and its signature checked again in one round trip, each
+    O(HTLCs in flight) to convert and hash (a StateRecord signed anew keeps its tuple). Each entry
+    holds the tuple itself, so the identity it is found by is never another tuple's."""
+
+    __slots__ = ("digests", "htlcs")
+
+    def __init__(self) -> None:
+        self.htlcs: dict[int, tuple[tuple[HtlcTuple, ...], tuple[Htlc, ...]]] = {}
+        self.digests: dict[tuple[int, bytes, int, int, int], tuple[tuple[HtlcTuple, ...], bytes]] = {}
+
+    def protocols(self, htlcs: tuple[HtlcTuple, ...]) -> tuple[Htlc, ...]:
+        found = self.htlcs.get(id(htlcs))
+        if found is not None and found[0] is htlcs:
+            return found[1]
+        made = tuple(map(_htlc, htlcs))
+        self.keep(htlcs, made)
+        return made
+
+    def keep(self, htlcs: tuple[HtlcTuple, ...], made: tuple[Htlc, ...]) -> None:
+        _bounded(self.htlcs)[id(htlcs)] = (htlcs, made)
+
+    def digest(self, record: StateRecord, compute: functools.partial[bytes]) -> bytes:
+        key = (id(record.htlcs), record.channel_id, record.sequence, record.balance_a, record.balance_b)
+        found = self.digests.get(key)
+        if found is not None and found[0] is record.htlcs:
+            return found[1]
+        digest = compute()
+        _bounded(self.digests)[key] = (record.htlcs, digest)
+        return digest
+
+
+def _bounded(memo: dict[T, V]) -> dict[T, V]:
+    """``memo`` with its oldest entry dropped at MEMO_STATES (dicts keep insertion order)."""
+    if len(memo) >= MEMO_STATES:
+        del memo[next(iter(memo))]
+    return memo
 
 
 def message_digest(name: str, content: bytes) -> bytes:
@@ -50,6 +97,7 @@ class Rules:
     key: bytes
     #: C7's delta: an HTLC added by an update has at least this long left (L1 seconds).
     expiry_delta_s: int = 0
+    _memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     @property
     def domain(self) -> Domain:
@@ -62,19 +110,21 @@ class Rules:
         return Channel(self.chain_id, self.adjudicator, record.a, record.b, record.nonce, record.amount_a,
                        record.amount_b)
 
-    @staticmethod
-    def state(record: StateRecord) -> ChannelState:
+    def state(self, record: StateRecord) -> ChannelState:
         """ChannelRefused (FIELD_OUT_OF_RANGE) if a field is out of its width (C0)."""
         return ChannelState(record.channel_id, record.sequence, record.balance_a, record.balance_b,
-                            tuple(map(_htlc, record.htlcs)))
+                            self._memo.protocols(record.htlcs))
 
-    @staticmethod
-    def record(state: ChannelState, sequence: int) -> StateRecord:
+    def record(self, state: ChannelState, sequence: int) -> StateRecord:
         """protocol's ``state`` as a record at ``sequence`` (the next free one: C2 lets it skip)."""
-        return StateRecord(state.channel_id, sequence, state.balance_a, state.balance_b,
-                           tuple((h.from_a, h.amount, h.payment_hash, h.expiry) for h in state.htlcs))
+        htlcs = tuple((h.from_a, h.amount, h.payment_hash, h.expiry) for h in state.htlcs)
+        self._memo.keep(htlcs, state.htlcs)
+        return StateRecord(state.channel_id, sequence, state.balance_a, state.balance_b, htlcs)
 
     def digest(self, record: StateRecord) -> bytes:
+        return self._memo.digest(record, functools.partial(self._digest, record))
+
+    def _digest(self, record: StateRecord) -> bytes:
         return state_digest(self.state(record), self.domain)
 
     def sign(self, record: StateRecord) -> bytes:

@@ -110,7 +110,7 @@ class TowerServicer(channels_pb2_grpc.TowerServiceServicer):
             raise PermissionDenied(f"the appointment is signed by {shown}, not by a participant of the channel",
                                    reason=str(Reason.NOT_A_PARTICIPANT))
         try:
-            held = await tower.accept(Appointment(adjudicator, request.nonce, Rules.state(record),
+            held = await tower.accept(Appointment(adjudicator, request.nonce, rules.state(record),
                                                   request.signature_a, request.signature_b))
         except ChannelRefused as exc:
             _refused(exc)

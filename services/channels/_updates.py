@@ -137,11 +137,19 @@ AGAIN: Final = ("SEQUENCE_CONFLICT", "STALE_SEQUENCE", "PEER_PENDING", "PREVIOUS
 YIELD_ROUND_TRIPS: Final = 2.0
 YIELD_BOUNDS_S: Final = (0.005, 1.0)
 #: How long the proposer lets the requests it took (U7) wait for a change of its own to ride with:
-#: the channel's recent round trip, within these bounds in seconds. A change of this node's coming
-#: meanwhile (the payer's next payment, the hop's next forward) goes in the same chain, whose round
-#: trip carries both; a chain of the requests alone would hold the channel for a round trip of its
-#: own, the next change waiting behind it.
-REQUEST_LINGER_S: Final = (0.001, 0.02)
+#: this many of the channel's recent round trips, within these bounds in seconds. A change of this
+#: node's coming meanwhile (the payer's next payment, the hop's next forward) goes in the same
+#: chain, whose round trip carries both; a chain of the requests alone would hold the channel for a
+#: round trip of its own, the next change waiting behind it, and cost both sides a state (built,
+#: signed, stored, checked: O(HTLCs in flight)) for nothing. A forwarding hop's next forwards come
+#: after its settle request went upstream and the payer's next chain landed here: some two to three
+#: of the outgoing channel's round trips after the request (more on a loaded machine), so one
+#: round trip was too short: its settles went alone, the forwards behind them. Nothing waits on
+#: a lingering release but the slot it frees (the preimage is known to both sides already; a
+#: chain applies the releases before the adds queued after them), and the requester proposes it
+#: itself after REQUEST_BOUND_S (_payments), far above this.
+REQUEST_LINGER_ROUND_TRIPS: Final = 4.0
+REQUEST_LINGER_S: Final = (0.001, 0.25)
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
 #: The groups a refused state's payments are tried again in (U1).
@@ -251,6 +259,9 @@ class Updates:
         self._peer_busy: set[bytes] = set()
         #: Each channel's recent round trip, in seconds (a moving average of _send's).
         self._round_trips: dict[bytes, float] = {}
+        #: U7, the offerer's side: each channel's one timer ending the linger of the requests it took
+        #: (REQUEST_LINGER_S), from the first of them still waiting; a chain that carries them ends it.
+        self._lingers: dict[bytes, asyncio.TimerHandle] = {}
         #: U7, the receiver's side: the releases waiting to be asked of the peer, by channel (its
         #: asker task sends them, those waiting in one message); the peers that take no request.
         self._requests: dict[bytes, collections.deque[_Request]] = {}
@@ -516,6 +527,10 @@ class Updates:
                 waiting.popleft().settle(exc)
             return
         record = await self._let_peer_go(record)
+        if (linger := self._lingers.pop(cid, None)) is not None:
+            # The requests waiting go in this chain: a linger timer left running would end the
+            # linger of the next ones early (a stale timer, a chain of those alone).
+            linger.cancel()
         channels, rules = self._channels, self._channels.rules_of()
         taken = self._taken.get(cid, set())
         chain = Chain(rules.state(channels.latest(record)), rules.channel(record), channels.address,
@@ -911,10 +926,16 @@ class Updates:
             payments.wake()
         if items:
             self._proposals.setdefault(cid, collections.deque()).extend(items)
-            low, high = REQUEST_LINGER_S  # U7: the requests linger (``_drain_soon`` then): see REQUEST_LINGER_S
-            asyncio.get_running_loop().call_later(min(high, max(low, self._round_trips.get(cid, low))),
-                                                  self._drain_soon, cid)
+            if cid not in self._lingers:  # U7: the requests linger (``_drain_soon`` then): see REQUEST_LINGER_S
+                low, high = REQUEST_LINGER_S
+                linger = REQUEST_LINGER_ROUND_TRIPS * self._round_trips.get(cid, low)
+                self._lingers[cid] = asyncio.get_running_loop().call_later(min(high, max(low, linger)),
+                                                                           self._linger_over, cid)
         return seal(self._channels.rules_of(), pb.RequestChangesResponse(answers=answers))
+
+    def _linger_over(self, cid: bytes) -> None:
+        self._lingers.pop(cid, None)
+        self._drain_soon(cid)
 
     def _requested(self, record: ChannelRecord, request: pb.HtlcRequest
                    ) -> tuple[tuple[UpdateKind, bytes], MakeStep]:
