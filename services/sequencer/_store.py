@@ -435,7 +435,7 @@ class SequencerStore:
                    [(a, slot, nonce, str(balance), take(slot, None))
                     for a, slot, (nonce, balance) in block.new_accounts])
         # By slot, the rowid: one seek, not the address index's and then the rowid's (~0.6 us less
-        # a row at 4,000 accounts, ~1.3 at 100,000; bench/RESULTS.md, session 17). The slot is the
+        # a row at 4,000 accounts, ~1.3 at 100,000; bench/account_update.py). The slot is the
         # account tree's, by which the leaves below are written already.
         changed = [(nonce, str(balance), take(slot, None), slot)
                    for _, slot, (nonce, balance) in block.changed_accounts]
