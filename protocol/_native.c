@@ -1667,19 +1667,25 @@ static PyObject *native_bloom_fill(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "bloom_fill: bits must be a power-of-two count of 8-byte words");
         goto done;
     }
-    uint64_t *word = view.buf;
+    uint8_t *base = view.buf; /* any alignment (a buffer need not be aligned): words through memcpy */
     Py_ssize_t n = PyList_GET_SIZE(hashes);
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < n; i++) { /* all checked first: a refusal changes no bit */
         PyObject *h = PyList_GET_ITEM(hashes, i);
         if (!PyBytes_Check(h) || PyBytes_GET_SIZE(h) < 8) {
             PyErr_SetString(PyExc_TypeError, "bloom_fill: every hash is bytes of at least 8");
             goto done;
         }
-        const uint8_t *b = (const uint8_t *)PyBytes_AS_STRING(h);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t *b = (const uint8_t *)PyBytes_AS_STRING(PyList_GET_ITEM(hashes, i));
         uint64_t x = 0;
         for (int k = 7; k >= 0; k--) x = x << 8 | b[k];
         uint64_t y = x >> 20;
-        word[x & (words - 1)] |= bit_pair(y & 4095) | bit_pair(y >> 12 & 4095) | bit_pair(y >> 24 & 4095);
+        uint8_t *at = base + 8 * (x & (words - 1));
+        uint64_t w;
+        memcpy(&w, at, 8);
+        w |= bit_pair(y & 4095) | bit_pair(y >> 12 & 4095) | bit_pair(y >> 24 & 4095);
+        memcpy(at, &w, 8);
     }
     result = Py_None;
     Py_INCREF(result);

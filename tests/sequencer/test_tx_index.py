@@ -108,9 +108,20 @@ def test_the_filter_fill_in_c_sets_what_probe_says(hashes: list[bytes], word: in
     assert all(_tx_index._probe(h)[1] & bits[_tx_index._probe(h)[0]] == _tx_index._probe(h)[1] for h in hashes)
 
 
+def test_the_filter_fill_takes_any_writable_buffer_unaligned_too() -> None:
+    rng = random.Random(5)
+    hashes = [rng.randbytes(32) for _ in range(50)]
+    expected = _tx_index._fill(array("Q", bytes(8 * 16)), hashes)
+    raw = bytearray(8 * 16 + 1)
+    bloom_fill(memoryview(raw)[1:], hashes)  # one byte off any word boundary
+    assert bytes(raw[1:]) == expected.tobytes() and raw[0] == 0
+
+
 def test_the_filter_fill_refuses_a_short_hash_and_a_bad_filter() -> None:
+    bits = _tx_index._filter()
     with pytest.raises(TypeError):
-        bloom_fill(_tx_index._filter(), [bytes(32), bytes(7)])
+        bloom_fill(bits, [b"\xff" * 32, bytes(7)])
+    assert not any(bits)  # refused whole: the good hash before it set nothing
     with pytest.raises(TypeError):
         bloom_fill(_tx_index._filter(), [bytearray(32)])
     with pytest.raises(ValueError):
