@@ -25,9 +25,10 @@ nonce-major), then for ``--duration`` seconds sends them through the public API
 - the sequencer's safe head (GetChainInfo, every 0.1 s): a block is SAFE when its batch's L1 block
   is at the confirmation depth; SAFE lag = the first poll that shows it safe - its arrival;
 - the rollups worker's derived head (the tree's Prometheus endpoint, l2node_derived_head_block,
-  every ``--metrics-poll-s``, 2 s): derivation lag, in seconds (the same way) and in blocks behind
-  the sealed head. Not more often: a scrape costs the supervisor ~15-20 ms of CPU (it reads every
-  process's multiprocess metrics files), so a 0.5 s poll took ~0.03 of a core from the tree;
+  every ``--metrics-poll-s``, 0.5 s): derivation lag, in seconds (the same way) and in blocks
+  behind the sealed head. A scrape costs the supervisor ~15-20 ms of CPU (it reads every process's
+  multiprocess metrics files): at 0.5 s ~0.03 of a core taken from the tree (at 2 s ~0.01, but the
+  derivation lag then read ~2x higher in bench/RESULTS.md's session 17 runs, not understood);
 - CPU seconds of every process of the tree (/proc), of the load generator, and of this watcher.
 
 After the window the load stops and the watch goes on for up to ``--drain-s`` so that the blocks
@@ -529,7 +530,7 @@ class Report:
     #: The rollups worker's CPU seconds over the window and the drain, and the transfers it derived.
     derived: tuple[float, int] = (0.0, 0)
     #: How often the derived head was scraped (--metrics-poll-s).
-    metrics_poll_s: float = 2.0
+    metrics_poll_s: float = 0.5
 
     @property
     def sealed_tps(self) -> float:
@@ -803,7 +804,7 @@ def parser() -> argparse.ArgumentParser:
                     help="sequencer l1.batch_interval_s: post at least this often while blocks wait (0: default 1 s)")
     ap.add_argument("--batch-data", default="", choices=["", "calldata", "blobs", "auto"],
                     help="sequencer l1.batch_data (empty: the default, calldata)")
-    ap.add_argument("--metrics-poll-s", type=float, default=2.0,
+    ap.add_argument("--metrics-poll-s", type=float, default=0.5,
                     help="scrape the tree's metrics (the derived head) this often; each scrape costs the "
                     "supervisor ~15-20 ms of CPU")
     ap.add_argument("--py-spy", default="", help="py-spy profile of the sequencer process over the window "
