@@ -25,8 +25,11 @@ nonce-major), then for ``--duration`` seconds sends them through the public API
 - the sequencer's safe head (GetChainInfo, every 0.1 s): a block is SAFE when its batch's L1 block
   is at the confirmation depth; SAFE lag = the first poll that shows it safe - its arrival;
 - the rollups worker's derived head (the tree's Prometheus endpoint, l2node_derived_head_block,
-  every 0.5 s): derivation lag, in seconds (the same way) and in blocks behind the sealed head;
-- CPU seconds of every process of the tree (/proc), and of the load generator.
+  every ``--metrics-poll-s``, 0.5 s): derivation lag, in seconds (the same way) and in blocks
+  behind the sealed head. A scrape costs the supervisor ~15-20 ms of CPU (it reads every process's
+  multiprocess metrics files): at 0.5 s ~0.03 of a core taken from the tree (at 2 s ~0.01, but the
+  derivation lag then read ~2x higher in bench/RESULTS.md's session 17 runs, not understood);
+- CPU seconds of every process of the tree (/proc), of the load generator, and of this watcher.
 
 After the window the load stops and the watch goes on for up to ``--drain-s`` so that the blocks
 sealed in the window get their SAFE time (the ones still not SAFE count with the lag they had
@@ -118,7 +121,6 @@ BLOB_BYTES = 128 * 1024
 #: Most blobs an L1 block carries, by hardfork (anvil_nodeInfo's hardFork, lower case).
 MAX_BLOBS = {"cancun": 6, "prague": 9, "osaka": 9, "bpo1": 15, "bpo2": 21}
 SAFE_POLL_S = 0.1
-METRICS_POLL_S = 0.5
 
 
 # -- the load generator (its own process) -----------------------------------------------------
@@ -370,7 +372,7 @@ def scrape_derived_head(url: str) -> int | None:
     return int(max(values)) if values else None
 
 
-async def poll_derived(watch: Watch, url: str) -> None:
+async def poll_derived(watch: Watch, url: str, every_s: float) -> None:
     while True:
         with contextlib.suppress(OSError, ValueError):
             head = await asyncio.to_thread(scrape_derived_head, url)
@@ -380,7 +382,7 @@ async def poll_derived(watch: Watch, url: str) -> None:
                     old, watch.derived_head = watch.derived_head, head
                     watch.mark(watch.derived_at, old, head, now)
                 watch.derived_gap.append((now, max(0, watch.sealed_head - head)))
-        await asyncio.sleep(METRICS_POLL_S)
+        await asyncio.sleep(every_s)
 
 
 # -- L1 ---------------------------------------------------------------------------------------
@@ -527,6 +529,8 @@ class Report:
     batch_data: str = "calldata"
     #: The rollups worker's CPU seconds over the window and the drain, and the transfers it derived.
     derived: tuple[float, int] = (0.0, 0)
+    #: How often the derived head was scraped (--metrics-poll-s).
+    metrics_poll_s: float = 0.5
 
     @property
     def sealed_tps(self) -> float:
@@ -612,11 +616,12 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
             watch.safe_head = watch.derived_head = watch.sealed_head = head
             tasks = [asyncio.create_task(follow_blocks(watch, stub, head + 1)),
                      asyncio.create_task(poll_safe(watch, stub)),
-                     asyncio.create_task(poll_derived(watch, str(tree.doc["metrics"]))),
+                     asyncio.create_task(poll_derived(watch, str(tree.doc["metrics"]), args.metrics_poll_s)),
                      asyncio.create_task(poll_l1(watch, l1_url))]
             pids = tree.pids
             loadavg_before = os.getloadavg()
             cpu0 = {k: process_cpu(p) for k, p in pids.items()} | {"load generator": 0.0}
+            watcher0 = time.process_time()
             idle0 = machine_idle()
             l1_first = int(rpc(l1_url, "eth_blockNumber"), 16) + 1
             spies = [start_py_spy(pids[child], out) for child, out in
@@ -629,6 +634,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
                 spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             l1_last = int(rpc(l1_url, "eth_blockNumber"), 16)
             cpu = {k: process_cpu(p) - cpu0[k] for k, p in pids.items()}
+            cpu["bench watcher"] = time.process_time() - watcher0
             idle = machine_idle() - idle0
             loadavg_after = os.getloadavg()
             _, load = await asyncio.to_thread(ours.recv)
@@ -678,7 +684,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
         base_fee=[f for t, f in watch.base_fee if start <= t <= end],
         l1=l1, l1_all=l1_all, l1_block_time=args.l1_block_time or 1.0, cpu=cpu, idle=idle, drained_s=drained - end,
         sealed_blocks=len(window), biggest_block=max((watch.txs[n] for n in window), default=0),
-        batch_data=getattr(args, "batch_data", "") or "calldata", derived=derived)
+        batch_data=getattr(args, "batch_data", "") or "calldata", derived=derived, metrics_poll_s=args.metrics_poll_s)
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -734,7 +740,7 @@ def print_report(r: Report) -> None:
           f"{lag_text(r.derived_lags, r.derived_censored)} |")
     if r.derived_gap:
         dg = r.derived_gap
-        print(f"| derived head behind sealed (blocks, sampled each {METRICS_POLL_S} s) | "
+        print(f"| derived head behind sealed (blocks, sampled each {r.metrics_poll_s:g} s) | "
               f"p50 {statistics.median(dg):.0f}, max {max(dg)}, at the window's end {dg[-1]} |")
     print(f"| L1 blocks in the window | {l1.blocks} over {l1.seconds:.0f} s; gas limit {l1.gas_limit:,}; "
           f"hardfork {l1.hardfork}; batch transactions per block: "
@@ -798,6 +804,9 @@ def parser() -> argparse.ArgumentParser:
                     help="sequencer l1.batch_interval_s: post at least this often while blocks wait (0: default 1 s)")
     ap.add_argument("--batch-data", default="", choices=["", "calldata", "blobs", "auto"],
                     help="sequencer l1.batch_data (empty: the default, calldata)")
+    ap.add_argument("--metrics-poll-s", type=float, default=0.5,
+                    help="scrape the tree's metrics (the derived head) this often; each scrape costs the "
+                    "supervisor ~15-20 ms of CPU")
     ap.add_argument("--py-spy", default="", help="py-spy profile of the sequencer process over the window "
                     "(.svg, .json or collapsed stacks; bench/sequencer_throughput.py's start_py_spy)")
     ap.add_argument("--py-spy-rollups", default="", help="the same of the rollups worker (its derivation)")

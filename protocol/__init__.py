@@ -145,8 +145,9 @@ from ._genesis import (
 from ._keccak import keccak256
 from ._l1_inputs import BatchDataError, L1Input, L1InputReader, L1InputsUpdate, PostedBatch, QueuedDeposit, QueuedForced
 
-# The sequencer pool's common add in C (services/sequencer/_mempool.py: Mempool.add_many).
-from ._native import add_pending, configure_pool, select_pending, settle_included
+# The sequencer pool's common add in C (services/sequencer/_mempool.py: Mempool.add_many), and its
+# transaction index's filter bits (services/sequencer/_tx_index.py: _fill).
+from ._native import add_pending, bloom_fill, configure_pool, select_pending, settle_included
 from ._output import OUTPUT_VERSION, output_root
 from ._reasons import CHANNEL_REASONS, L2_TRANSACTION_CODES, Reason
 from ._rules import (
@@ -326,6 +327,7 @@ __all__ = [
     "blob_batch_size",
     "blob_input_root",
     "blob_stream",
+    "bloom_fill",
     "channel_id",
     "check_deployed",
     "check_proposal",

@@ -1650,6 +1650,50 @@ static PyObject *native_select_pending(PyObject *self, PyObject *args) {
     return taken;
 }
 
+/* services/sequencer/_tx_index._fill: each hash (>= 8 bytes) sets 6 bits (3 pairs) in one 64-bit
+ * word of ``bits`` (a writable buffer of a power-of-two count of native uint64 words), all from its
+ * first 8 bytes read little-endian: x; word x & (words - 1); pairs from 12-bit slices of y = x >> 20,
+ * a pair from v being 1 << (v & 63) | 1 << (v >> 6). The per-hash loop in Python was ~0.4 us. */
+static inline uint64_t bit_pair(uint64_t v) { return (UINT64_C(1) << (v & 63)) | (UINT64_C(1) << (v >> 6)); }
+
+static PyObject *native_bloom_fill(PyObject *self, PyObject *args) {
+    PyObject *bits_object, *hashes;
+    if (!PyArg_ParseTuple(args, "OO!", &bits_object, &PyList_Type, &hashes)) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(bits_object, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    PyObject *result = NULL;
+    size_t words = (size_t)view.len / 8;
+    if ((size_t)view.len % 8 != 0 || words == 0 || (words & (words - 1)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "bloom_fill: bits must be a power-of-two count of 8-byte words");
+        goto done;
+    }
+    uint8_t *base = view.buf; /* any alignment (a buffer need not be aligned): words through memcpy */
+    Py_ssize_t n = PyList_GET_SIZE(hashes);
+    for (Py_ssize_t i = 0; i < n; i++) { /* all checked first: a refusal changes no bit */
+        PyObject *h = PyList_GET_ITEM(hashes, i);
+        if (!PyBytes_Check(h) || PyBytes_GET_SIZE(h) < 8) {
+            PyErr_SetString(PyExc_TypeError, "bloom_fill: every hash is bytes of at least 8");
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t *b = (const uint8_t *)PyBytes_AS_STRING(PyList_GET_ITEM(hashes, i));
+        uint64_t x = 0;
+        for (int k = 7; k >= 0; k--) x = x << 8 | b[k];
+        uint64_t y = x >> 20;
+        uint8_t *at = base + 8 * (x & (words - 1));
+        uint64_t w;
+        memcpy(&w, at, 8);
+        w |= bit_pair(y & 4095) | bit_pair(y >> 12 & 4095) | bit_pair(y >> 24 & 4095);
+        memcpy(at, &w, 8);
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"configure", native_configure, METH_VARARGS,
      "configure(ctx, parse_compact, recover, serialize, uncompressed_flag): libsecp256k1's context and "
@@ -1690,6 +1734,8 @@ static PyMethodDef methods[] = {
     {"settle_included", native_settle_included, METH_VARARGS,
      "settle_included(mempool, senders, by_hash, starved, items, start, floor, included) -> index: "
      "services.sequencer._mempool's common account update after a block (see Mempool.on_block)."},
+    {"bloom_fill", native_bloom_fill, METH_VARARGS,
+     "bloom_fill(bits, hashes): services.sequencer._tx_index's filter bits of each hash set in bits (see _fill)."},
     {"select_pending", native_select_pending, METH_VARARGS,
      "select_pending(senders, priority, fee_priority, base_fee, gas_limit, max_count, min_gas) -> [tx, ...]: "
      "services.sequencer._mempool's Mempool.select (see there)."},

@@ -18,11 +18,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from array import array
 from collections.abc import Sequence
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from protocol import DEFAULT_CHAIN_ID, DEV_PRIVATE_KEYS, Reason, Transaction, decode_transaction
+from protocol import DEFAULT_CHAIN_ID, DEV_PRIVATE_KEYS, Reason, Transaction, bloom_fill, decode_transaction
 from services.l1 import UnsignedTransaction, sign_transaction
 from services.sequencer import _tx_index
 from services.sequencer._intake import Refusal
@@ -89,6 +92,42 @@ def assert_found(store: SequencerStore, where: dict[bytes, tuple[int, int]]) -> 
     unknown = [tx.hash for tx in TXS if tx.hash not in where]
     assert all(store.tx(h, DEFAULT_CHAIN_ID) is None for h in unknown)
     assert set(store.settled([*where, *unknown])) == set(where)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=8, max_size=40), max_size=300), st.integers(0, 2**64 - 1))
+def test_the_filter_fill_in_c_sets_what_probe_says(hashes: list[bytes], word: int) -> None:
+    # _fill (protocol.bloom_fill) against _probe's arithmetic, hash by hash, on a filter already holding bits
+    bits = _tx_index._filter()
+    bits[word % _tx_index.FILTER_WORDS] = word
+    expected = array("Q", bits)
+    for h in hashes:
+        at, pair_bits = _tx_index._probe(h)
+        expected[at] |= pair_bits
+    assert _tx_index._fill(bits, iter(hashes)) == expected
+    assert all(_tx_index._probe(h)[1] & bits[_tx_index._probe(h)[0]] == _tx_index._probe(h)[1] for h in hashes)
+
+
+def test_the_filter_fill_takes_any_writable_buffer_unaligned_too() -> None:
+    rng = random.Random(5)
+    hashes = [rng.randbytes(32) for _ in range(50)]
+    expected = _tx_index._fill(array("Q", bytes(8 * 16)), hashes)
+    raw = bytearray(8 * 16 + 1)
+    bloom_fill(memoryview(raw)[1:], hashes)  # one byte off any word boundary
+    assert bytes(raw[1:]) == expected.tobytes() and raw[0] == 0
+
+
+def test_the_filter_fill_refuses_a_short_hash_and_a_bad_filter() -> None:
+    bits = _tx_index._filter()
+    with pytest.raises(TypeError):
+        bloom_fill(bits, [b"\xff" * 32, bytes(7)])
+    assert not any(bits)  # refused whole: the good hash before it set nothing
+    with pytest.raises(TypeError):
+        bloom_fill(_tx_index._filter(), [bytearray(32)])
+    with pytest.raises(ValueError):
+        bloom_fill(array("Q", bytes(8 * 3)), [bytes(32)])
+    with pytest.raises(BufferError):
+        bloom_fill(bytes(8 * 4), [bytes(32)])  # not writable
 
 
 @pytest.mark.parametrize("words", [16, 1 << 12], ids=["filters-full", "filters-sparse"])
