@@ -259,9 +259,6 @@ class Updates:
         self._peer_busy: set[bytes] = set()
         #: Each channel's recent round trip, in seconds (a moving average of _send's).
         self._round_trips: dict[bytes, float] = {}
-        #: U7, the offerer's side: each channel's one timer ending the linger of the requests it took
-        #: (REQUEST_LINGER_S), from the first of them still waiting; a chain that carries them ends it.
-        self._lingers: dict[bytes, asyncio.TimerHandle] = {}
         #: U7, the receiver's side: the releases waiting to be asked of the peer, by channel (its
         #: asker task sends them, those waiting in one message); the peers that take no request.
         self._requests: dict[bytes, collections.deque[_Request]] = {}
@@ -527,10 +524,6 @@ class Updates:
                 waiting.popleft().settle(exc)
             return
         record = await self._let_peer_go(record)
-        if (linger := self._lingers.pop(cid, None)) is not None:
-            # The requests waiting go in this chain: a linger timer left running would end the
-            # linger of the next ones early (a stale timer, a chain of those alone).
-            linger.cancel()
         channels, rules = self._channels, self._channels.rules_of()
         taken = self._taken.get(cid, set())
         chain = Chain(rules.state(channels.latest(record)), rules.channel(record), channels.address,
@@ -926,16 +919,11 @@ class Updates:
             payments.wake()
         if items:
             self._proposals.setdefault(cid, collections.deque()).extend(items)
-            if cid not in self._lingers:  # U7: the requests linger (``_drain_soon`` then): see REQUEST_LINGER_S
-                low, high = REQUEST_LINGER_S
-                linger = REQUEST_LINGER_ROUND_TRIPS * self._round_trips.get(cid, low)
-                self._lingers[cid] = asyncio.get_running_loop().call_later(min(high, max(low, linger)),
-                                                                           self._linger_over, cid)
+            low, high = REQUEST_LINGER_S  # U7: the requests linger (``_drain_soon`` then): see REQUEST_LINGER_S
+            linger = REQUEST_LINGER_ROUND_TRIPS * self._round_trips.get(cid, low)
+            asyncio.get_running_loop().call_later(min(high, max(low, linger)),
+                                                  self._drain_soon, cid)
         return seal(self._channels.rules_of(), pb.RequestChangesResponse(answers=answers))
-
-    def _linger_over(self, cid: bytes) -> None:
-        self._lingers.pop(cid, None)
-        self._drain_soon(cid)
 
     def _requested(self, record: ChannelRecord, request: pb.HtlcRequest
                    ) -> tuple[tuple[UpdateKind, bytes], MakeStep]:
