@@ -142,14 +142,11 @@ YIELD_BOUNDS_S: Final = (0.005, 1.0)
 #: chain, whose round trip carries both; a chain of the requests alone would hold the channel for a
 #: round trip of its own, the next change waiting behind it, and cost both sides a state (built,
 #: signed, stored, checked: O(HTLCs in flight)) for nothing. A forwarding hop's next forwards come
-#: after its settle request went upstream and the payer's next chain landed here: some two to three
-#: of the outgoing channel's round trips after the request (more on a loaded machine), so one
-#: round trip was too short: its settles went alone, the forwards behind them. Nothing waits on
-#: a lingering release but the slot it frees (the preimage is known to both sides already; a
-#: chain applies the releases before the adds queued after them), and the requester proposes it
-#: itself after REQUEST_BOUND_S (_payments), far above this.
-REQUEST_LINGER_ROUND_TRIPS: Final = 4.0
-REQUEST_LINGER_S: Final = (0.001, 0.25)
+#: after its settle request went upstream and the payer's next chain landed here: some two of the
+#: outgoing channel's round trips after the request, so one round trip was too short (its settles
+#: went alone, the forwards behind them).
+REQUEST_LINGER_ROUND_TRIPS: Final = 3.0
+REQUEST_LINGER_S: Final = (0.001, 0.06)
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
 #: The groups a refused state's payments are tried again in (U1).
