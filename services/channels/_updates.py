@@ -137,16 +137,11 @@ AGAIN: Final = ("SEQUENCE_CONFLICT", "STALE_SEQUENCE", "PEER_PENDING", "PREVIOUS
 YIELD_ROUND_TRIPS: Final = 2.0
 YIELD_BOUNDS_S: Final = (0.005, 1.0)
 #: How long the proposer lets the requests it took (U7) wait for a change of its own to ride with:
-#: this many of the channel's recent round trips, within these bounds in seconds. A change of this
-#: node's coming meanwhile (the payer's next payment, the hop's next forward) goes in the same
-#: chain, whose round trip carries both; a chain of the requests alone would hold the channel for a
-#: round trip of its own, the next change waiting behind it, and cost both sides a state (built,
-#: signed, stored, checked: O(HTLCs in flight)) for nothing. A forwarding hop's next forwards come
-#: after its settle request went upstream and the payer's next chain landed here: some two of the
-#: outgoing channel's round trips after the request, so one round trip was too short (its settles
-#: went alone, the forwards behind them).
-REQUEST_LINGER_ROUND_TRIPS: Final = 3.0
-REQUEST_LINGER_S: Final = (0.001, 0.06)
+#: the channel's recent round trip, within these bounds in seconds. A change of this node's coming
+#: meanwhile (the payer's next payment, the hop's next forward) goes in the same chain, whose round
+#: trip carries both; a chain of the requests alone would hold the channel for a round trip of its
+#: own, the next change waiting behind it.
+REQUEST_LINGER_S: Final = (0.001, 0.02)
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
 #: The groups a refused state's payments are tried again in (U1).
@@ -917,8 +912,7 @@ class Updates:
         if items:
             self._proposals.setdefault(cid, collections.deque()).extend(items)
             low, high = REQUEST_LINGER_S  # U7: the requests linger (``_drain_soon`` then): see REQUEST_LINGER_S
-            linger = REQUEST_LINGER_ROUND_TRIPS * self._round_trips.get(cid, low)
-            asyncio.get_running_loop().call_later(min(high, max(low, linger)),
+            asyncio.get_running_loop().call_later(min(high, max(low, self._round_trips.get(cid, low))),
                                                   self._drain_soon, cid)
         return seal(self._channels.rules_of(), pb.RequestChangesResponse(answers=answers))
 
