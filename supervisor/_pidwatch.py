@@ -36,13 +36,12 @@ def _running(pid: int) -> bool:
         return False
 
 
-#: How long after its exit was collected a child is reaped. The pidfd is readable once the last thread
-#: of the process has told its parent, before that thread has dropped its /proc entries: a reap then
-#: (release_task invalidates /proc/PID's dentries) met the exiting thread's own and spun in the kernel
-#: until it was done: 4-7 ms of the supervisor's CPU per restart at load 5-8 here (p90 11.7 ms in
-#: session 17), in its event loop, before the replacement's spawn (bench/RESULTS.md, session 18). So
-#: the status is read without reaping (WNOWAIT: the pid stays a zombie, never reused meanwhile) and
-#: the reap comes later: ~0.05 ms.
+#: How long after its exit was collected a child is reaped. A reap as soon as the pidfd is readable
+#: spun in the kernel invalidating /proc/PID's dentries (release_task; it seems to race the process's
+#: last thread, which tells its parent before it drops its own /proc entries): 4-7 ms of the
+#: supervisor's CPU per restart at load 5-8 here (p90 11.7 ms in session 17), in its event loop, before
+#: the replacement's spawn (bench/RESULTS.md, session 18). So the status is read without reaping
+#: (WNOWAIT: the pid stays a zombie, never reused meanwhile) and the reap comes later: ~0.05 ms.
 REAP_AFTER_S = 0.5
 
 #: Every pid a PidWatch is responsible for reaping; anything else we must reap ourselves.
