@@ -16,9 +16,11 @@ a fork that every child would do on its way to ready (gRPC's start, say), done w
 its orders instead. The pool is refilled once the child just spawned is up (the supervisor's
 "settled", at the latest SETTLE_AFTER_S after the spawn), not at the spawn: the two forks of a
 process the zygote's size and the middle one's exit (~5-7 ms of CPU in the kernel) and the new
-process's warm work (~25 ms) competed with that child's start on a small machine, even with that
-process at SCHED_IDLE until "settled" (2 cores at load 8: a sequencer restart's spawn -> SERVING p50
-58 ms with the refill at the spawn, 29 ms after it; bench/RESULTS.md, session 18).
+process's warm work (~25 ms) competed with that child's start on a small machine. SCHED_IDLE did
+not keep the warm process out of its way: its own session (setsid) is its own autogroup where the
+kernel groups by session, and an idle task alone in its group weighs as much as any other group (2
+cores at load 8: a sequencer restart's spawn -> SERVING p50 58 ms with the refill at the spawn, 29
+ms after it; bench/RESULTS.md, session 18).
 spawn spec: {"id", "kind": "python"|"exec", "target": "module:function", "payload": {...},
              "argv": [...], "env": {...}, "cwd": str|null, "output": path|null}
 """
