@@ -1,8 +1,8 @@
 """Learn, without polling and without threads, when a child process exits and why.
 
-A pidfd becomes readable when its process exits; ``waitid(P_PIDFD)`` then reaps it and gives
-the exit code or the signal. This works for the workers that the zygote double-forks because
-the supervisor is their subreaper (see ``_orphans``), hence their parent.
+A pidfd becomes readable when its process exits; ``waitid(P_PIDFD)`` then gives the exit code or
+the signal, and reaps it a little later (REAP_AFTER_S). This works for the workers that the zygote
+double-forks because the supervisor is their subreaper (see ``_orphans``), hence their parent.
 """
 
 from __future__ import annotations
@@ -36,8 +36,29 @@ def _running(pid: int) -> bool:
         return False
 
 
+#: How long after its exit was collected a child is reaped. A reap as soon as the pidfd is readable
+#: spun in the kernel invalidating /proc/PID's dentries (release_task; it seems to race the process's
+#: last thread, which tells its parent before it drops its own /proc entries): 4-7 ms of the
+#: supervisor's CPU per restart at load 5-8 here (p90 11.7 ms in session 17), in its event loop, before
+#: the replacement's spawn (bench/RESULTS.md, session 18). So the status is read without reaping
+#: (WNOWAIT: the pid stays a zombie, never reused meanwhile) and the reap comes later: ~0.05 ms.
+REAP_AFTER_S = 0.5
+
 #: Every pid a PidWatch is responsible for reaping; anything else we must reap ourselves.
 _watched: set[int] = set()
+#: The pidfds of watched children whose exit was collected and who are not reaped yet.
+_unreaped: dict[int, int] = {}
+
+
+def _reap(pid: int) -> None:
+    """Reap a watched child whose exit was collected (see REAP_AFTER_S), unless that was done."""
+    fd = _unreaped.pop(pid, None)
+    if fd is None:
+        return
+    with contextlib.suppress(ChildProcessError):
+        os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
+    os.close(fd)
+    _watched.discard(pid)
 
 
 def reap_strays() -> list[int]:
@@ -45,8 +66,10 @@ def reap_strays() -> list[int]:
 
     As a subreaper the supervisor inherits every orphan below it: a warm process of a zygote
     that died, say. Only exited children we do not watch are reaped, so that no PidWatch ever
-    loses an exit status to this.
+    loses an exit status to this; and the watched ones whose exits were collected (REAP_AFTER_S).
     """
+    for pid in list(_unreaped):
+        _reap(pid)
     me, reaped = str(os.getpid()), []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
         if not entry.isdigit() or int(entry) in _watched:
@@ -85,7 +108,7 @@ class PidWatch:
         loop = asyncio.get_running_loop()
         loop.remove_reader(self._fd)
         try:
-            info = os.waitid(os.P_PIDFD, self._fd, os.WEXITED | os.WNOHANG)
+            info = os.waitid(os.P_PIDFD, self._fd, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # reaped later
         except ChildProcessError:
             info = None
         if info is None and _running(self.pid):
@@ -95,12 +118,14 @@ class PidWatch:
             return
         if info is not None:
             result = describe(info.si_code, info.si_status)
+            _unreaped[self.pid] = self._fd
+            loop.call_later(REAP_AFTER_S, _reap, self.pid)
         else:
             # Gone, but not ours to reap (no subreaper on this platform): status unknown.
             result = Exit(normal=False, reason="exited (status unknown)")
-        os.close(self._fd)
+            os.close(self._fd)
+            _watched.discard(self.pid)
         self._fd = None
-        _watched.discard(self.pid)
         if not self._exit.done():
             self._exit.set_result(result)
 

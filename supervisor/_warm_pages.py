@@ -78,7 +78,7 @@ def populate(fd: int | None, done: int, interrupted: Callable[[], bool]) -> int:
     if fd is None:
         return done
     try:
-        # No lock: a warm process may run at SCHED_IDLE (supervisor._zygote), and a worker's record()
+        # No lock: a warm process may be slow to get a CPU on a busy machine, and a worker's record()
         # must not wait for it. A record being appended may be read cut short: _records leaves it out,
         # and the next call reads it whole (``done`` stays before it).
         size = os.fstat(fd).st_size

@@ -10,14 +10,17 @@ Protocol: one JSON object per line on the control socket, one reply line per req
     {"op": "settled"}                      -> (no reply) the child last spawned is up (or failed)
 
 A spawn hands the spec to a pre-forked process of the warm pool (see _Warm), so that it costs
-a pipe write instead of two forks; the pool is refilled after the reply. A warm process first
-copies the pages earlier workers' starts wrote (_warm_pages), then calls the ``--warm`` functions
-("module:function"): the first work after a fork that every child would do on its way to ready
-(gRPC's start, say), done while it waits for its orders instead. That work (~25 ms of
-CPU with the pages it copies) would compete with the child just spawned, on a small machine, on
-its way to ready: so a process forked after a spawn runs at SCHED_IDLE (only on a CPU nothing
-else wants) until the supervisor says that child is "settled", at the latest SETTLE_AFTER_S
-after the spawn, and is back at the normal policy before it is given its orders.
+a pipe write instead of two forks. A warm process first copies the pages earlier workers' starts
+wrote (_warm_pages), then calls the ``--warm`` functions ("module:function"): the first work after
+a fork that every child would do on its way to ready (gRPC's start, say), done while it waits for
+its orders instead. The pool is refilled once the child just spawned is up (the supervisor's
+"settled", at the latest SETTLE_AFTER_S after the spawn), not at the spawn: the two forks of a
+process the zygote's size and the middle one's exit (~5-7 ms of CPU in the kernel) and the new
+process's warm work (~25 ms) competed with that child's start on a small machine. SCHED_IDLE did
+not keep the warm process out of its way: its own session (setsid) is its own autogroup where the
+kernel groups by session, and an idle task alone in its group weighs as much as any other group (2
+cores at load 8: a sequencer restart's spawn -> SERVING p50 58 ms with the refill at the spawn, 29
+ms after it; bench/RESULTS.md, session 18).
 spawn spec: {"id", "kind": "python"|"exec", "target": "module:function", "payload": {...},
              "argv": [...], "env": {...}, "cwd": str|null, "output": path|null}
 """
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import gc
 import importlib
 import json
@@ -103,48 +105,9 @@ def _become_child(spec: dict[str, Any], watch_fd: int, supervisor_pid: int, titl
 #: How often a waiting warm process looks for pages recorded since it last did.
 _WARM_POLL_S = 0.5
 
-#: Seconds after a spawn when the warm processes go back to the normal policy if the supervisor
-#: has not said by then that the spawned child settled.
+#: Seconds after a spawn when the pool is refilled if the supervisor has not said by then that the
+#: spawned child settled.
 SETTLE_AFTER_S = 1.0
-
-
-def _can_idle() -> bool:
-    """Whether a process of ours may go to SCHED_IDLE and back (back needs CAP_SYS_NICE or RLIMIT_NICE
-    >= 20: without it, a warm process would become its child at SCHED_IDLE). Asked of a throwaway
-    fork, before SIGCHLD is ignored (its status is read)."""
-    if not hasattr(os, "SCHED_IDLE"):
-        return False
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-            os._exit(0)
-        except BaseException:
-            os._exit(1)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-
-
-def _normal(pid: int) -> bool:
-    """Put ``pid`` (0: this process) back at the normal policy; whether it is there now."""
-    try:
-        if os.sched_getscheduler(pid) != os.SCHED_OTHER:
-            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
-        return True
-    except (AttributeError, OSError):
-        return False
-
-
-def _all_normal(pid: int) -> bool:
-    """Put every thread of process ``pid`` back at the normal policy (a warm hook may have started
-    threads, which inherited SCHED_IDLE from the thread that started them); whether they are."""
-    if not _normal(pid):
-        return False
-    with contextlib.suppress(OSError):  # no /proc: the main thread is all we can know of
-        for tid in map(int, os.listdir(f"/proc/{pid}/task")):
-            if not _normal(tid) and os.path.exists(f"/proc/{pid}/task/{tid}"):  # not one that just ended
-                return False
-    return True
 
 
 def _read_all(fd: int) -> bytes:
@@ -168,7 +131,7 @@ class _Warm:
 
     @classmethod
     def fork(cls, control: socket.socket, watch_fd: int, supervisor_pid: int, title: str, pages: int | None,
-             warm: Sequence[str] = (), idle: bool = False) -> _Warm:
+             warm: Sequence[str] = ()) -> _Warm:
         orders_r, orders_w = os.pipe()
         pid_r, pid_w = os.pipe()
         middle = os.fork()
@@ -180,9 +143,6 @@ class _Warm:
                 if child == 0:
                     os.close(pid_w)
                     control.close()
-                    if idle:  # until the child spawned before us settled (the zygote's "settled")
-                        with contextlib.suppress(OSError):
-                            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
                     os.setsid()  # the terminal's Ctrl-C goes to the supervisor, which stops us in order
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
                     # Before the orders, off the child's start (a thread's start waits for it to run):
@@ -204,8 +164,8 @@ class _Warm:
                             return None
 
                     done = populate(0)
-                    # After the pages (which a busy machine may leave this idle process no time for:
-                    # they are what a worker misses most; the hooks' work it would do itself).
+                    # After the pages (which a busy machine may leave this process no time for: they
+                    # are what a worker misses most; the hooks' work it would do itself).
                     for name in warm:
                         try:
                             _resolve(name)()
@@ -217,10 +177,6 @@ class _Warm:
                     if not orders:
                         os._exit(0)  # the zygote went away without using us
                     os.close(orders_r)
-                    # The zygote did it for this thread before our orders, unless we went idle after
-                    # that (forked a moment before): a child never runs at SCHED_IDLE, nor its threads.
-                    if not _all_normal(os.getpid()):
-                        os._exit(71)
                     _become_child(json.loads(orders), watch_fd, supervisor_pid, title, pages)
                 os.write(pid_w, str(child).encode())
             finally:
@@ -238,9 +194,6 @@ class _Warm:
         return cls(int(raw), orders_w)
 
     def start(self, spec: dict[str, Any]) -> int:
-        # First: an idle process on a busy machine would wake late for its orders (its hooks' threads
-        # too, which its hooks may be waiting on).
-        _all_normal(self.pid)
         try:
             os.write(self.orders_fd, json.dumps(spec).encode())
         finally:
@@ -251,7 +204,6 @@ class _Warm:
 def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str], pool: int,
           title: str = "", warm: Sequence[str] = ()) -> int:
     die_with_parent(supervisor_pid, signal.SIGKILL)
-    idle = _can_idle()
     if title:
         set_process_title(f"{title}: zygote")
     # The supervisor stops us with SIGTERM when it is ready to; Ctrl-C is its business.
@@ -271,13 +223,13 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
     pages = _warm_pages.create_log()
     waiting: collections.deque[_Warm] = collections.deque()
 
-    def refill(after_spawn: bool) -> None:
+    def refill() -> None:
         while len(waiting) < pool:
-            waiting.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages, warm, idle and after_spawn))
+            waiting.append(_Warm.fork(control, watch_fd, supervisor_pid, title, pages, warm))
 
-    refill(False)
+    refill()
     lines = _Lines(control)
-    due: float | None = None  # when the idle warm processes go back to normal at the latest
+    due: float | None = None  # when the pool is refilled at the latest (a spawned child not settled)
     while (line := lines.next(None if due is None else max(0.0, due - time.monotonic()))) != b"":
         req: Any = None
         reply: dict[str, Any]
@@ -298,15 +250,13 @@ def serve(control_fd: int, watch_fd: int, supervisor_pid: int, preload: list[str
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         if notice:
-            for proc in waiting:  # its hooks' threads too: the hooks may be waiting on them
-                _all_normal(proc.pid)
+            refill()  # the child spawned last is up: the next spawn finds a warm process again
             due = None
             continue
         reply["id"] = req.get("id") if isinstance(req, dict) else None
         control.sendall(json.dumps(reply).encode() + b"\n")
-        if len(waiting) < pool:  # after the reply: the next spawn finds a warm process again
-            refill(True)
-            due = time.monotonic() + SETTLE_AFTER_S if idle else None
+        if len(waiting) < pool and due is None:
+            due = time.monotonic() + SETTLE_AFTER_S
     return 0  # the supervisor closed the socket
 
 

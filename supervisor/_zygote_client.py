@@ -132,9 +132,8 @@ class Zygote:
         return int(reply["pid"])
 
     def settled(self) -> None:
-        """Say that the child of the last spawn is up (or failed): the warm process forked after it
-        goes on at the normal policy, no longer only where that child's start left a CPU free
-        (supervisor._zygote)."""
+        """Say that the child of the last spawn is up (or failed): the zygote forks the next warm
+        process now, off that child's start (supervisor._zygote)."""
         if self._channel is not None:
             self._channel.notify({"op": "settled"})
 

@@ -69,7 +69,7 @@ async def test_a_warm_hook_runs_in_the_process_that_becomes_the_child_before_it_
     first = child(sup, "w").pid
     os.kill(first, signal.SIGKILL)
     second = await wait_running(sup, "w", other_than=first)
-    await asyncio.sleep(0.2)  # the pool's next process, forked after the last spawn
+    await asyncio.sleep(0.2)  # the pool's next process, forked once the last child settled
     pids = [int(line) for line in warmed.read_text().split()]
     assert [int(line) for line in started.read_text().split()] == [first, second]
     # Each child ran the hook as a warm process, before its orders; and so did the one waiting now.
@@ -78,8 +78,7 @@ async def test_a_warm_hook_runs_in_the_process_that_becomes_the_child_before_it_
 
 async def test_a_child_and_every_thread_a_warm_hook_started_run_at_the_normal_policy(
         tree: Tree, tmp_path: pathlib.Path) -> None:
-    # A process forked after a spawn waits at SCHED_IDLE where the zygote may use it; threads its
-    # hooks start inherit that, and none of them may stay there once it is the child.
+    # A warm process and the threads its hooks start run at the tree's policy, as the child they become.
     policies = tmp_path / "policies"
     tree.zygote = Zygote(preload=["tests.supervisor.workers"], warm=["tests.supervisor.workers:warm_thread"])
     sup = await tree.start(SupervisorFlags(), tree.worker("w", payload={"policies": str(policies)}))
