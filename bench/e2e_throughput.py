@@ -67,6 +67,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pathlib
+import re
 import shlex
 import shutil
 import signal
@@ -147,16 +148,19 @@ async def send_for(address: str, txs: Sequence[bytes], duration: float, batch: i
     has passed (or the transfers run out): what was sent, acknowledged and refused."""
     rejects: collections.Counter[str] = collections.Counter()
     counts = {"sent": 0, "accepted": 0}
+    latency: list[float] = []
     async with grpc.aio.insecure_channel(address, options=GRPC_OPTIONS) as ch:
         stub = pb_grpc.SequencerServiceStub(ch)
 
         async def send(raws: Sequence[bytes]) -> None:
+            t0 = time.perf_counter()
             try:
                 reply = await stub.SendRawTransactions(pb.SendRawTransactionsRequest(raw_transactions=raws),
                                                        timeout=60)
             except grpc.aio.AioRpcError as e:
                 rejects[f"rpc {e.code().name}"] += len(raws)
                 return
+            latency.append(time.perf_counter() - t0)
             for r in reply.results:
                 if r.HasField("error"):
                     rejects[r.error.reason] += 1
@@ -182,7 +186,7 @@ async def send_for(address: str, txs: Sequence[bytes], duration: float, batch: i
             tasks.append(task)
         await asyncio.gather(*tasks)
         return {**counts, "rejects": dict(rejects), "exhausted": exhausted,
-                "seconds": time.perf_counter() - start}
+                "seconds": time.perf_counter() - start, "latency": latency}
 
 
 # -- the tree ---------------------------------------------------------------------------------
@@ -290,6 +294,43 @@ def process_cpu(pid: int) -> float:
         return _process_cpu(pid)
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
+
+
+def thread_times(pid: int) -> dict[int, tuple[float, float]]:
+    """Per thread of ``pid``: (seconds on a CPU, seconds runnable but waiting for one), from
+    /proc/<pid>/task/<tid>/schedstat (the scheduler's own nanosecond counts)."""
+    out = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            run_ns, wait_ns, _ = (task / "schedstat").read_text().split()
+            out[int(task.name)] = (int(run_ns) / 1e9, int(wait_ns) / 1e9)
+    return out
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """tid -> the Python thread's name, from ``py-spy dump`` (Python 3.11 does not name OS threads);
+    empty without py-spy."""
+    spy = pathlib.Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        return {}
+    with contextlib.suppress(subprocess.SubprocessError, OSError):
+        text = subprocess.run([str(spy), "dump", "--pid", str(pid), "--nonblocking"], capture_output=True, text=True,
+                              timeout=30).stdout
+        return {int(m[0]): m[1] for m in re.findall(r'^Thread (\d+) \([^)]*\): "([^"]*)"', text, re.MULTILINE)}
+    return {}
+
+
+def thread_use(before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]],
+               names: dict[int, str], seconds: float) -> list[tuple[str, float, float]]:
+    """(name, cores on a CPU, cores' worth runnable and waiting for one) per thread over the
+    window, busiest first; threads py-spy did not name (gRPC's C threads) summed as "other"."""
+    use: dict[str, list[float]] = {}
+    for tid, (run, wait) in after.items():
+        run0, wait0 = before.get(tid, (0.0, 0.0))
+        row = use.setdefault(names.get(tid, "other"), [0.0, 0.0])
+        row[0] += (run - run0) / seconds
+        row[1] += (wait - wait0) / seconds
+    return sorted(((k, r, w) for k, (r, w) in use.items()), key=lambda t: -t[1])
 
 
 # -- the watch --------------------------------------------------------------------------------
@@ -531,6 +572,8 @@ class Report:
     derived: tuple[float, int] = (0.0, 0)
     #: How often the derived head was scraped (--metrics-poll-s).
     metrics_poll_s: float = 0.5
+    #: The sequencer's threads over the window: (name, cores on a CPU, cores waiting for one).
+    threads: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def sealed_tps(self) -> float:
@@ -621,6 +664,7 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
             pids = tree.pids
             loadavg_before = os.getloadavg()
             cpu0 = {k: process_cpu(p) for k, p in pids.items()} | {"load generator": 0.0}
+            threads0 = thread_times(pids["sequencer"])
             watcher0 = time.process_time()
             idle0 = machine_idle()
             l1_first = int(rpc(l1_url, "eth_blockNumber"), 16) + 1
@@ -634,6 +678,8 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
                 spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             l1_last = int(rpc(l1_url, "eth_blockNumber"), 16)
             cpu = {k: process_cpu(p) - cpu0[k] for k, p in pids.items()}
+            threads = thread_use(threads0, thread_times(pids["sequencer"]),
+                                 await asyncio.to_thread(thread_names, pids["sequencer"]), end - start)
             cpu["bench watcher"] = time.process_time() - watcher0
             idle = machine_idle() - idle0
             loadavg_after = os.getloadavg()
@@ -684,7 +730,8 @@ async def run(args: argparse.Namespace, tmp: pathlib.Path, command: str) -> Repo
         base_fee=[f for t, f in watch.base_fee if start <= t <= end],
         l1=l1, l1_all=l1_all, l1_block_time=args.l1_block_time or 1.0, cpu=cpu, idle=idle, drained_s=drained - end,
         sealed_blocks=len(window), biggest_block=max((watch.txs[n] for n in window), default=0),
-        batch_data=getattr(args, "batch_data", "") or "calldata", derived=derived, metrics_poll_s=args.metrics_poll_s)
+        batch_data=getattr(args, "batch_data", "") or "calldata", derived=derived, metrics_poll_s=args.metrics_poll_s,
+        threads=threads)
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -763,6 +810,16 @@ def print_report(r: Report) -> None:
     cores = os.cpu_count() or 1
     busy = ", ".join(f"{k} {v / r.duration:.2f}" for k, v in sorted(r.cpu.items(), key=lambda kv: -kv[1]) if v > 0)
     print(f"| CPU (cores busy over the window) | {busy}; machine idle {r.idle / (cores * r.duration):.0%} |")
+    if r.threads:
+        print("| sequencer threads: cores on a CPU / waiting for one (runnable) | "
+              + ", ".join(f"{name} {run:.2f} / {wait:.2f}" for name, run, wait in r.threads if run + wait >= 0.005)
+              + " |")
+    latency = sorted(r.load.get("latency", []))
+    if latency:
+        pct = {p: latency[min(len(latency) - 1, int(p / 100 * len(latency)))] * 1e3 for p in (50, 90, 99)}
+        print(f"| SendRawTransactions latency at the load generator ({len(latency):,} calls) | "
+              f"p50 {pct[50]:.1f} ms, p90 {pct[90]:.1f}, p99 {pct[99]:.1f}, max {latency[-1] * 1e3:.1f}; "
+              f"mean {statistics.fmean(latency) * 1e3:.1f} ms |")
     if r.sealed_txs:
         us = {k: r.cpu.get(k, 0) / r.sealed_txs * 1e6 for k in ("sequencer", "rollups", "l1")}
         print(f"| CPU per sealed transfer: sequencer / rollups / anvil | "

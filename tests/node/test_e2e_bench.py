@@ -38,7 +38,11 @@ async def test_the_e2e_bench_reports_sealed_safe_derived_and_l1_figures(tmp_path
     if frames:  # no L1 transaction carried more than a frame, so blocks went in several
         assert report.l1.biggest_batch <= 3000 and every.batches > every.batch_data // 3000
     assert report.cpu["sequencer"] > 0
+    # The sequencer's threads over the window (named only where py-spy is installed), and each call's latency.
+    assert report.threads and sum(run for _, run, _ in report.threads) > 0
+    assert len(report.load["latency"]) == 2 and all(t > 0 for t in report.load["latency"])  # 512 in calls of 256
     print_report(report)
     out = capsys.readouterr().out
     assert "command: `test`" in out and "load average" in out and "L1 gas per transfer" in out
     assert "SAFE lag in two" in out
+    assert "sequencer threads: cores on a CPU" in out and "SendRawTransactions latency" in out
