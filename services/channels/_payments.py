@@ -144,7 +144,7 @@ class Payments:
         if update.kind is UpdateKind.ADD_HTLC:
             received = self._check_add(record, htlc, proposal.onward, theirs)
             self._remember_parent(record.channel_id, htlc.payment_hash)
-            return [self._store.forward_effect(received)], "HTLC_RECEIVED"
+            return [self._store.forward_effect(received, new=True)], "HTLC_RECEIVED"
         return self._released(record, update, proposal)
 
     def _released(self, record: ChannelRecord, update: Update, proposal: Proposal) -> tuple[Sequence[Effect], str]:

@@ -201,6 +201,9 @@ class ChannelsStore:
         #: writes undone), so they never hold a rolled-back write.
         self._channels: dict[bytes, ChannelRecord] | None = None
         self._forwards: dict[tuple[bytes, bytes], ForwardRecord] = {}
+        #: The row each kept forward was written as (with the record it was made of): its next
+        #: write compares against it, not a row made again.
+        self._forward_rows: dict[tuple[bytes, bytes], tuple[ForwardRecord, tuple[Any, ...]]] = {}
         self._forwarded: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
         #: And the payments written or read last (at most _KEPT_PAYMENTS: a payer reads its own
         #: several times while it is in flight).
@@ -223,6 +226,7 @@ class ChannelsStore:
             self._latest.clear()
             self._highest.clear()
             self._forwards.clear()
+            self._forward_rows.clear()
             self._forwarded.clear()
             self._payments.clear()
             self._any_payment = None
@@ -241,6 +245,7 @@ class ChannelsStore:
             self._forget_forward(next(iter(self._forwards)))
 
     def _forget_forward(self, key: tuple[bytes, bytes]) -> None:
+        self._forward_rows.pop(key, None)
         old = self._forwards.pop(key, None)
         if old is not None and old.status == ForwardStatus.FORWARDED:
             self._forwarded.pop((old.out_channel, old.payment_hash), None)
@@ -578,21 +583,29 @@ class ChannelsStore:
 
     # --- forwards and payments (multi-hop) -----------------------------------------------------
 
-    def forward_effect(self, f: ForwardRecord) -> Effect:
-        """Write ``f`` (inserted, or its row updated in place): for put_state's and record_chain's ``effects``."""
+    def forward_effect(self, f: ForwardRecord, *, new: bool = False) -> Effect:
+        """Write ``f`` (inserted, or its row updated in place): for put_state's and record_chain's
+        ``effects``. ``new``: an HTLC just offered to this node, whose row is not read if not kept:
+        one of that channel and payment hash cannot be in flight (C6: one hash a direction), so a
+        row it may have is DONE (a failed attempt's) and is replaced whole; the read found nothing
+        for nearly every one (a statement a payment at each hop)."""
         stamped = replace(f, updated_at=int(time.time()))
         key = (f.in_channel, f.payment_hash)
         row = _forward_row(stamped)
 
         def write(db: sqlite3.Connection) -> None:
-            old = self.forward(*key)  # kept in memory while in flight: no read
-            _write_row(db, "forwards", _FORWARD_NAMES, 2, row, None if old is None else _forward_row(old))
+            # Kept in memory while in flight: no read; its row as written, not made again.
+            old = self._forwards.get(key) if new else self.forward(*key)
+            written = self._forward_rows.get(key)
+            _write_row(db, "forwards", _FORWARD_NAMES, 2, row, None if old is None else
+                       written[1] if written is not None and written[0] is old else _forward_row(old))
             if self._waiting is not None:  # H6's count of FORWARDED ones, kept as it changes
                 for held, step in ((old, -1), (stamped, 1)):
                     if held is not None and held.status == ForwardStatus.FORWARDED:
                         pair = (held.out_channel, held.in_channel)
                         self._waiting[pair] = self._waiting.get(pair, 0) + step
             self._keep_forward(stamped)
+            self._forward_rows[key] = (stamped, row)
             self._touched[key] = stamped
         return write
 

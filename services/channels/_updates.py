@@ -724,7 +724,7 @@ class Updates:
                     preimages = _preimages(response)
                     cosigned = state.signed(not record.we_are_a, response.signature)
                     self._record_sent(record, updates, cosigned, proposals, preimages)
-                    outcomes.extend(Outcome(cosigned, True, preimages) for _ in updates)
+                    outcomes.extend([Outcome(cosigned, True, preimages)] * len(updates))  # frozen: one for the chain
                     prev = cosigned
                 chain = []
         if forged is not None:
@@ -852,15 +852,18 @@ class Updates:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
+        taken_n = 0
         for i, item in enumerate(items):
             taken = i < len(answer.answers) and answer.answers[i].accepted
-            if answer.answers:
-                metrics.REQUESTS.labels("taken" if taken else "refused").inc()
+            taken_n += taken
             if not taken and i < len(answer.answers):
                 self._log.info("the peer refused a request (%s): %s", answer.answers[i].reason,
                                answer.answers[i].message)
             if not item.future.done():
                 item.future.set_result(taken)
+        if answer.answers:  # counted once a message, not a label lookup a request
+            metrics.REQUESTS.labels("taken").inc(taken_n)
+            metrics.REQUESTS.labels("refused").inc(len(items) - taken_n)
 
     def on_request_changes(self, request: pb.RequestChangesRequest) -> pb.RequestChangesResponse:
         """U7, the offerer's side: each request checked and, if taken, queued for this node's next

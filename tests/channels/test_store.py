@@ -183,3 +183,33 @@ def test_an_invoice_kept_in_memory_is_paid_once_its_payment_is_recorded(tmp_path
     paid = store.invoice(h)
     assert paid is not None and paid.status == InvoiceStatus.PAID
     assert ChannelsStore(Storage(tmp_path / "channels.db")).invoice(h) == paid
+
+
+def test_a_new_forward_replaces_a_done_row_of_its_key_unread_and_rolls_back_whole(tmp_path: pathlib.Path) -> None:
+    """``forward_effect(new=True)`` (an HTLC just offered) reads no row: one of its key is DONE (C6),
+    and is replaced whole, whether kept in memory or only in the file; a batch of such writes that
+    raises leaves none of them, and H6's count and the rows kept are what a fresh store reads."""
+    store = store_at(tmp_path)
+    out, h1, h2 = b"\x33" * 32, b"\x01" * 32, b"\x02" * 32
+    onward = (RouteHop(out, b"\x0c" * 20, 1_000, 9_000),)
+    failed = ForwardRecord(CID, h1, 2_001, 10_000, onward, ForwardStatus.DONE, out_channel=out, reason="NO_ROUTE",
+                           message="an earlier attempt")
+    store.apply([store.forward_effect(failed)])
+    reopened = ChannelsStore(Storage(tmp_path / "channels.db"))  # the DONE row is in the file only
+    again = ForwardRecord(CID, h1, 3_001, 11_000, onward, ForwardStatus.RECEIVED)
+    with pytest.raises(RuntimeError), reopened.batch():
+        reopened.apply([reopened.forward_effect(again, new=True),
+                        reopened.forward_effect(dataclasses.replace(again, payment_hash=h2), new=True)])
+        raise RuntimeError("rolled back")
+    assert reopened.forward(CID, h2) is None
+    kept = reopened.forward(CID, h1)
+    assert kept is not None and (kept.status, kept.amount, kept.reason) == (ForwardStatus.DONE, 2_001, "NO_ROUTE")
+    reopened.apply([reopened.forward_effect(again, new=True)])
+    reopened.apply([reopened.forward_effect(dataclasses.replace(again, status=ForwardStatus.FORWARDED,
+                                                                out_channel=out))])
+    assert reopened.forwarded_over(out, CID) == 1
+    for fresh in (reopened, ChannelsStore(Storage(tmp_path / "channels.db"))):
+        read = fresh.forward(CID, h1)
+        assert read is not None and (read.status, read.amount, read.expiry, read.reason, read.message) == (
+            ForwardStatus.FORWARDED, 3_001, 11_000, "", "")
+        assert fresh.forwarded_over(out, CID) == 1 and fresh.forward_out(out, h1) == read
