@@ -227,6 +227,7 @@ class Chain:
         self._repool_due = False
         #: The rest of a block's selection stays pooled for the next block. None: no batcher, no bound.
         self._block_room = block_room
+        self._room_held: int | None = None  # block_worth
         self.mempool: Mempool = pools.renew(self.state, self.next_base_fee)
         self._slots = 0  # accounts in the durable snapshot: the next new account's slot
         #: The newest block this process sealed (durable): followers read it from here.
@@ -411,7 +412,9 @@ class Chain:
         env = BlockEnv(number=parent.number + 1, timestamp=max(parent.timestamp, int(now)), base_fee=base_fee,
                        gas_limit=parent.gas_limit)
         if self._block_room is not None and txs and not replay:
-            txs = txs[: self._block_room(env.number, env.timestamp, self.l1_origin.number, self.l1_origin.hash, txs)]
+            room = self._block_room(env.number, env.timestamp, self.l1_origin.number, self.l1_origin.hash, txs)
+            self._room_held = room if room < len(txs) else None
+            txs = txs[:room]
         state = self.state
         touches = self._touches(deposits, forced, txs)
         state.prefetch(touches)
@@ -571,6 +574,17 @@ class Chain:
             async with self._new_block:
                 self._new_block.notify_all()
             return block
+
+    def block_worth(self, max_block_txs: int) -> int:
+        """How many pending transactions make a block's worth: ``max_block_txs``, or fewer when the
+        last block's room (``block_room``: a batch of it alone fits one batch's data) cut its
+        selection short, as many as that room held. The producer seals at once when the pool holds
+        this many: waiting out the block time after every full block would cap sealing at a room's
+        worth per block time, however fast the code (3,442 transfers per 250 ms in 390 kB batches:
+        13.8k tx/s). The gas limit is not counted: it is the protocol's, and the base fee's market
+        prices blocks at the block time."""
+        held = self._room_held
+        return max_block_txs if held is None else max(1, min(held, max_block_txs))
 
     @property
     def catching_up(self) -> bool:

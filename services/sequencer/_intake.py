@@ -93,7 +93,8 @@ class Intake:
         self._decoders = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
         self.accepted = 0
         self.refused = 0
-        self._block_txs = block_txs
+        #: A block's worth of pooled transactions (the producer keeps it as ``Chain.block_worth``).
+        self.block_txs = block_txs
         #: Set when the pool holds a block's worth: the producer seals without waiting for its timer.
         self.block_full = asyncio.Event()
         #: tx hash -> the span context of the call that accepted it (bounded, oldest dropped first).
@@ -140,7 +141,7 @@ class Intake:
             if entries:
                 self._remember_span(span.get_span_context(), outcomes)
                 await self._log.append(entries)
-                if len(pool) >= self._block_txs:
+                if len(pool) >= self.block_txs:
                     self.block_full.set()
             if superseded:
                 await self.record_drops(superseded)

@@ -1,5 +1,5 @@
 """The block producer: the loop that seals a block every ``block_time_s`` while something is
-pending, or at once when a block's worth is (``Intake.block_full``) or when deposits or forced
+pending, or at once when a block's worth is (``Intake.block_full``; ``Chain.block_worth``) or when deposits or forced
 transactions became due (``Chain.inputs_due``: L1's safe head moved over them); an empty one now and then
 while a transaction waits for the base fee to fall (``Chain._empty_block_due``); heartbeats and
 catch-up blocks (``Chain._heartbeat_due``, the sequencer window); and drops what
@@ -46,8 +46,9 @@ class BlockProducer:
             elapsed = asyncio.get_running_loop().time() - started
             metrics.observe_chain(chain)
             intake.block_full.clear()
+            intake.block_txs = worth = chain.block_worth(self._max_block_txs)
             # Catch-up blocks go at once, one after the other (while they seal: an unsealable round waits).
-            if len(chain.mempool) < self._max_block_txs and (sealed is None or not chain.catching_up):
+            if len(chain.mempool) < worth and (sealed is None or not chain.catching_up):
                 await _first_set((intake.block_full, chain.inputs_due), max(0.0, self._block_time_s - elapsed))
 
 
