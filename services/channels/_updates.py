@@ -911,6 +911,9 @@ class Updates:
                         if (effects := payments.preimage_learned(record, payment_hash, preimage))]
             if meanings:
                 self._store.apply_meanings(cid, meanings)
+                # What learned it sends it on next (a hop upstream, the payer its user's answer),
+                # each once it is durable: its fsync starts now, not when that message asks.
+                self._store.sync_soon()
             payments.wake()
         if items:
             self._proposals.setdefault(cid, collections.deque()).extend(items)
