@@ -52,9 +52,8 @@ class Storage:
         self._closed = False
         self._depth = 0
         self.connection = open_database(path)
-        #: Outermost commits made, and how many of them an fsync covers (``sync_in_groups``).
+        #: Outermost commits made (``sync_in_groups``: an fsync covers the first ``_WalSync.covered``).
         self._commits = 0
-        self._synced = 0
         self._sync: _WalSync | None = None
 
     def sync_in_groups(self) -> None:
@@ -76,15 +75,15 @@ class Storage:
         an fsync, and a call whose commits an fsync already running covers waits for that one
         (:meth:`sync_now`)."""
         target = self._commits
-        if self._sync is None or target <= self._synced:
+        if self._sync is None or target <= self._sync.covered:
             return
-        self._synced = max(self._synced, await self._sync.next(target))
+        await self._sync.next(target)
 
     def sync_now(self) -> None:
         """Start an fsync of every commit made so far now, unless one running covers them (no-op
         unless :meth:`sync_in_groups`): for a :meth:`durable` that comes next, which then waits
         only for what is left of it."""
-        if self._sync is not None and self._commits > self._synced:
+        if self._sync is not None and self._commits > self._sync.covered:
             self._sync.start(self._commits)
 
     @property
@@ -162,6 +161,8 @@ class _WalSync:
         self._starting: list[asyncio.Future[int]] | None = None
         #: The fsyncs running: what each covers (``mark()`` as it started) and its group.
         self._running: list[tuple[int, list[asyncio.Future[int]]]] = []
+        #: The commits (``mark()``) the fsyncs done so far cover, whoever started them.
+        self.covered = 0
         #: A failed fsync: every later ``next`` raises it (Linux reports a write-back error once).
         self._failed: OSError | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -217,6 +218,7 @@ class _WalSync:
                 raise
             return
         self._running.remove(entry)  # no await from here on: none joins the group after this
+        self.covered = max(self.covered, covered)
         self.done += 1
         for future in group:
             if not future.done():

@@ -190,18 +190,26 @@ async def test_sync_now_starts_the_fsync_a_later_durable_waits_for_if_it_covers_
     storage.sync_now()  # nothing committed since: nothing to sync
     await storage.durable()
     assert storage.syncs == 1
-    commit(2)
+    commit(4)
     storage.sync_now()
-    commit(3)  # committed after that fsync started: not covered by it, so a third one
-    await storage.durable()
-    for _ in range(500):  # the second may end after the third
-        if storage.syncs == 3:
+    for _ in range(500):  # that fsync done before anyone asks ...
+        if storage.syncs == 2:
             break
         await asyncio.sleep(0.01)
-    assert storage.syncs == 3
+    await storage.durable()  # ... covers this call: no fsync more
+    assert storage.syncs == 2
+    commit(2)
+    storage.sync_now()
+    commit(3)  # committed after that fsync started: not covered by it, so a fourth one
+    await storage.durable()
+    for _ in range(500):  # the third may end after the fourth
+        if storage.syncs == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert storage.syncs == 4
     storage.close()
     other = sqlite3.connect(tmp_path / "svc.db")
-    assert other.execute("SELECT count(*) FROM t").fetchone() == (3,)
+    assert other.execute("SELECT count(*) FROM t").fetchone() == (4,)
     other.close()
 
 
