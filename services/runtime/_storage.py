@@ -80,11 +80,11 @@ class Storage:
         await self._sync.next(target)
 
     def sync_now(self) -> None:
-        """Start an fsync of every commit made so far now, unless one running covers them (no-op
-        unless :meth:`sync_in_groups`): for a :meth:`durable` that comes next, which then waits
-        only for what is left of it."""
+        """Start an fsync of every commit made so far now if no fsync runs (no-op unless
+        :meth:`sync_in_groups`): for a :meth:`durable` that comes next, which then waits only for
+        what is left of it."""
         if self._sync is not None and self._commits > self._sync.covered:
-            self._sync.start(self._commits)
+            self._sync.start()
 
     @property
     def syncs(self) -> int:
@@ -185,10 +185,11 @@ class _WalSync:
         self._starting.append(future)
         return await future
 
-    def start(self, target: int) -> None:
-        """An fsync now (its thread starts it at once), unless one running covers ``target``:
-        ``next`` callers then join it."""
-        if not any(covered >= target for covered, _ in self._running):
+    def start(self) -> None:
+        """An fsync now (its thread starts it at once), if none runs or is about to: ``next``
+        callers then join it. Under load fsyncs already run back to back, and one more started
+        here would only cover less than the next group will."""
+        if not self._running and self._starting is None:
             self._start([])
 
     def _start_group(self) -> None:
