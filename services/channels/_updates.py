@@ -137,10 +137,14 @@ AGAIN: Final = ("SEQUENCE_CONFLICT", "STALE_SEQUENCE", "PEER_PENDING", "PREVIOUS
 YIELD_ROUND_TRIPS: Final = 2.0
 YIELD_BOUNDS_S: Final = (0.005, 1.0)
 #: How long the proposer lets the requests it took (U7) wait for a change of its own to ride with:
-#: the channel's recent round trip, within these bounds in seconds. A change of this node's coming
-#: meanwhile (the payer's next payment, the hop's next forward) goes in the same chain, whose round
-#: trip carries both; a chain of the requests alone would hold the channel for a round trip of its
-#: own, the next change waiting behind it.
+#: this many of the channel's recent round trips, within these bounds in seconds. A change of this
+#: node's coming meanwhile (the payer's next payment, the hop's next forward) goes in the same
+#: chain, whose round trip carries both; a chain of the requests alone would hold the channel for a
+#: round trip of its own, the next change waiting behind it. Two: a hop's next forward, one payment
+#: in flight, comes some two round trips of its outgoing channel after the payee's request (the
+#: answer upstream, the payer's next payment, its HTLC offered to the hop); at one, its settles
+#: went alone, a round trip more a payment on that channel.
+REQUEST_LINGER_ROUND_TRIPS: Final = 2.0
 REQUEST_LINGER_S: Final = (0.001, 0.02)
 #: The most payments in one round trip (U1), and the most steps in one chain (U5).
 MAX_BATCH: Final = 256
@@ -911,12 +915,15 @@ class Updates:
                         if (effects := payments.preimage_learned(record, payment_hash, preimage))]
             if meanings:
                 self._store.apply_meanings(cid, meanings)
+                # What learned it sends it on next (a hop upstream, the payer its user's answer),
+                # each once it is durable: its fsync starts now, not when that message asks.
+                self._store.sync_soon()
             payments.wake()
         if items:
             self._proposals.setdefault(cid, collections.deque()).extend(items)
             low, high = REQUEST_LINGER_S  # U7: the requests linger (``_drain_soon`` then): see REQUEST_LINGER_S
-            asyncio.get_running_loop().call_later(min(high, max(low, self._round_trips.get(cid, low))),
-                                                  self._drain_soon, cid)
+            linger = REQUEST_LINGER_ROUND_TRIPS * self._round_trips.get(cid, low)
+            asyncio.get_running_loop().call_later(min(high, max(low, linger)), self._drain_soon, cid)
         return seal(self._channels.rules_of(), pb.RequestChangesResponse(answers=answers))
 
     def _requested(self, record: ChannelRecord, request: pb.HtlcRequest

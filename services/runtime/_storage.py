@@ -52,9 +52,8 @@ class Storage:
         self._closed = False
         self._depth = 0
         self.connection = open_database(path)
-        #: Outermost commits made, and how many of them an fsync covers (``sync_in_groups``).
+        #: Outermost commits made (``sync_in_groups``: an fsync covers the first ``_WalSync.covered``).
         self._commits = 0
-        self._synced = 0
         self._sync: _WalSync | None = None
 
     def sync_in_groups(self) -> None:
@@ -73,11 +72,19 @@ class Storage:
     async def durable(self) -> None:
         """Every commit made before this call is on disk when it returns (at once unless
         :meth:`sync_in_groups`: then each commit was when it returned). Concurrent callers share
-        an fsync."""
+        an fsync, and a call whose commits an fsync already running covers waits for that one
+        (:meth:`sync_now`)."""
         target = self._commits
-        if self._sync is None or target <= self._synced:
+        if self._sync is None or target <= self._sync.covered:
             return
-        self._synced = max(self._synced, await self._sync.next())
+        await self._sync.next(target)
+
+    def sync_now(self) -> None:
+        """Start an fsync of every commit made so far now if no fsync runs (no-op unless
+        :meth:`sync_in_groups`): for a :meth:`durable` that comes next, which then waits only for
+        what is left of it."""
+        if self._sync is not None and self._commits > self._sync.covered:
+            self._sync.start()
 
     @property
     def syncs(self) -> int:
@@ -152,33 +159,67 @@ class _WalSync:
         self._executor = ThreadPoolExecutor(max_workers=self.CONCURRENT, thread_name_prefix="wal-sync")
         #: The group whose fsync starts at the next step of the loop (None: none yet).
         self._starting: list[asyncio.Future[int]] | None = None
+        #: The fsyncs running: what each covers (``mark()`` as it started) and its group.
+        self._running: list[tuple[int, list[asyncio.Future[int]]]] = []
+        #: The commits (``mark()``) the fsyncs done so far cover, whoever started them.
+        self.covered = 0
+        #: A failed fsync: every later ``next`` raises it (Linux reports a write-back error once).
+        self._failed: OSError | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.done = 0
 
-    async def next(self) -> int:
-        """Join the fsync that starts at the next step of the event loop (after this call);
-        ``mark()`` as it started (what it covers) is returned."""
+    async def next(self, target: int) -> int:
+        """Join a running fsync that covers ``target`` (a ``mark()``), else the one that starts at
+        the next step of the event loop (after this call); ``mark()`` as it started (what it
+        covers) is returned."""
+        if self._failed is not None:
+            raise self._failed
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        running = next((group for covered, group in self._running if covered >= target), None)
+        if running is not None:
+            running.append(future)
+            return await future
         if self._starting is None:
             self._starting = []
-            task = asyncio.create_task(self._run())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            asyncio.get_running_loop().call_soon(self._start_group)
         self._starting.append(future)
         return await future
 
-    async def _run(self) -> None:
+    def start(self) -> None:
+        """An fsync now (its thread starts it at once), if none runs or is about to: ``next``
+        callers then join it. Under load fsyncs already run back to back, and one more started
+        here would only cover less than the next group will."""
+        if not self._running and self._starting is None:
+            self._start([])
+
+    def _start_group(self) -> None:
         group, self._starting = self._starting or [], None
-        covered = self._mark()
+        self._start(group)
+
+    def _start(self, group: list[asyncio.Future[int]]) -> None:
+        entry = (self._mark(), group)
+        self._running.append(entry)
+        synced = asyncio.get_running_loop().run_in_executor(self._executor, os.fsync, self._fd)
+        task = asyncio.create_task(self._finish(entry, synced))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish(self, entry: tuple[int, list[asyncio.Future[int]]], synced: asyncio.Future[None]) -> None:
+        covered, group = entry
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, os.fsync, self._fd)
+            await synced
         except BaseException as exc:
+            self._running.remove(entry)
+            if isinstance(exc, OSError):  # what it covered may be lost, and a later fsync would not say so
+                self._failed = exc
             for future in group:
                 if not future.done():
                     future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
             if not isinstance(exc, Exception):
                 raise
             return
+        self._running.remove(entry)  # no await from here on: none joins the group after this
+        self.covered = max(self.covered, covered)
         self.done += 1
         for future in group:
             if not future.done():

@@ -174,6 +174,45 @@ async def test_commits_synced_in_groups_share_an_fsync_and_are_kept_once_durable
     other.close()
 
 
+async def test_sync_now_starts_the_fsync_a_later_durable_waits_for_if_it_covers_its_commits(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "svc.db")
+    storage.sync_in_groups()
+    storage.connection.execute("CREATE TABLE t (x INTEGER)")
+
+    def commit(x: int) -> None:
+        with storage.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (?)", (x,))
+
+    commit(1)
+    storage.sync_now()  # as a worker does right after a commit whose message leaves a little later
+    await storage.durable()  # covered by the fsync running: waits for that one
+    assert storage.syncs == 1
+    storage.sync_now()  # nothing committed since: nothing to sync
+    await storage.durable()
+    assert storage.syncs == 1
+    commit(4)
+    storage.sync_now()
+    for _ in range(500):  # that fsync done before anyone asks ...
+        if storage.syncs == 2:
+            break
+        await asyncio.sleep(0.01)
+    await storage.durable()  # ... covers this call: no fsync more
+    assert storage.syncs == 2
+    commit(2)
+    storage.sync_now()
+    commit(3)  # committed after that fsync started: not covered by it, so a fourth one
+    await storage.durable()
+    for _ in range(500):  # the third may end after the fourth
+        if storage.syncs == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert storage.syncs == 4
+    storage.close()
+    other = sqlite3.connect(tmp_path / "svc.db")
+    assert other.execute("SELECT count(*) FROM t").fetchone() == (4,)
+    other.close()
+
+
 async def test_durable_without_groups_returns_at_once_each_commit_being_durable(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "svc.db")
     assert storage.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
