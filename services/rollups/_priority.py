@@ -12,6 +12,8 @@ import contextlib
 import os
 import pathlib
 
+from services.runtime import MAX_NICE, lower_thread_priority
+
 _TASKS = "/proc/self/task"
 _AUTOGROUP = "/proc/self/autogroup"
 
@@ -29,10 +31,8 @@ def lower_priority(increment: int) -> None:
         os.nice(increment)
         return
     for name in os.listdir(_TASKS):
-        tid = int(name)
-        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+        lower_thread_priority(increment, int(name))
     if os.getsid(0) == os.getpid() and os.path.exists(_AUTOGROUP):  # never a session shared with others
         with contextlib.suppress(OSError):
             now = int(pathlib.Path(_AUTOGROUP).read_text().split()[-1])  # "/autogroup-N nice K"
-            pathlib.Path(_AUTOGROUP).write_text(str(min(19, now + increment)))
+            pathlib.Path(_AUTOGROUP).write_text(str(min(MAX_NICE, now + increment)))

@@ -8,7 +8,7 @@ from typing import Any
 
 from protocol import DEFAULT_CHAIN_ID, DEFAULT_SEQUENCER_WINDOW
 from services.l1 import Deployment, needed_files, read_key
-from services.runtime import check_threads, cpu_count, settings_from
+from services.runtime import check_nice, check_threads, cpu_count, settings_from
 
 from ._machine import Rules
 
@@ -71,8 +71,7 @@ class RollupsSettings:
         if self.confirmation_depth < 0:
             raise ValueError("confirmation_depth must be >= 0")
         check_threads("derive_threads", self.derive_threads)
-        if isinstance(self.nice, bool) or not isinstance(self.nice, int) or not 0 <= self.nice <= 19:
-            raise ValueError(f"nice {self.nice!r} must be a whole number in 0..19")
+        check_nice("nice", self.nice)
 
     def key_file(self, role: str) -> str:
         """``proposer`` or ``challenger``'s key file: this table's, else the node's ``l1`` one."""

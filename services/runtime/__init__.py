@@ -39,6 +39,7 @@ from services.runtime._config import (
     DEFAULT_MONITOR_BASE,
     MonitorPorts,
     WorkerConfig,
+    check_nice,
     check_threads,
     cpu_count,
     monitor_port_for,
@@ -89,6 +90,7 @@ from services.runtime._policy import (
     new_request_id,
     policies,
 )
+from services.runtime._priority import MAX_NICE, lower_thread_priority
 from services.runtime._redact import redact, redact_url
 from services.runtime._retry import (
     ANSWER,
@@ -119,6 +121,7 @@ __all__ = [
     "EXIT_OK",
     "FAULT",
     "LOG_DIR_ENV",
+    "MAX_NICE",
     "MONITOR_PRELOAD",
     "MULTIPROC_ENV",
     "SERVER_OPTIONS",
@@ -156,6 +159,7 @@ __all__ = [
     "WorkerContext",
     "WorkerDefinition",
     "call_unary",
+    "check_nice",
     "check_threads",
     "child_span",
     "collect_young_rarely",
@@ -173,6 +177,7 @@ __all__ = [
     "load_definition",
     "log_event",
     "log_file",
+    "lower_thread_priority",
     "monitor_port_for",
     "new_request_id",
     "open_database",

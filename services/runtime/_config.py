@@ -167,6 +167,12 @@ def check_threads(name: str, value: object) -> None:
         raise ValueError(f"{name} {value!r} must be a whole number of threads >= 1")
 
 
+def check_nice(name: str, value: object) -> None:
+    """A niceness increment setting: a whole number in 0..19 (``nice``'s range upward)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 19:
+        raise ValueError(f"{name} {value!r} must be a whole number in 0..19")
+
+
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ValueError(f"{name} {value!r} must be an int in {lo}..{hi}")

@@ -20,6 +20,7 @@ from operator import itemgetter
 from opentelemetry import trace
 
 from protocol import Reason, Transaction, TxRejected, decode_transactions, keccak256
+from services.runtime import lower_thread_priority
 
 from . import _metrics as metrics
 from ._mempool import Dropped, Mempool, MempoolRejected
@@ -81,7 +82,7 @@ class Intake:
     (``_chain.ChainListener``): told what was sealed or dropped, and when to refill the pool."""
 
     def __init__(self, store: SequencerStore, log: PendingLog, chain_id: int, pool: PoolFn, *, block_txs: int,
-                 decode_threads: int) -> None:
+                 decode_threads: int, decode_nice: int = 0) -> None:
         self._store = store
         self._log = log
         self._chain_id = chain_id
@@ -89,8 +90,9 @@ class Intake:
         # Above every dropped row's entry and every entry still logged (see SequencerStore.max_seq).
         self._seq = max(store.max_seq(), log.max_seq())
         # Decoding on threads (SequencerSettings.decode_threads) keeps the event loop free and lets
-        # concurrent batches use every core.
-        self._decoders = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
+        # concurrent batches use every core; at a lower priority (decode_nice) than the loop's.
+        self._decoders = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode",
+                                            initializer=lower_thread_priority, initargs=(decode_nice,))
         self.accepted = 0
         self.refused = 0
         #: A block's worth of pooled transactions (the producer keeps it as ``Chain.block_worth``).

@@ -78,7 +78,7 @@ class Sequencer:
         room: BlockRoom | None = functools.partial(block_room, l1.block_data) if l1.enabled else None
         log = PendingLog(PendingLog.beside(storage.path))
         intake = Intake(store, log, settings.chain_id, pools.current, block_txs=settings.max_block_txs,
-                        decode_threads=settings.decode_threads)
+                        decode_threads=settings.decode_threads, decode_nice=settings.decode_nice)
         chain = Chain(store, genesis, pools, intake if upstream is None else Follower(),
                       max_block_txs=settings.max_block_txs, block_room=room,
                       empty_block_time_s=settings.empty_block_time_s)

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from protocol import DEFAULT_CHAIN_ID
 from services.l1 import Deployment, FollowerConfig, needed_files, read_key
-from services.runtime import check_threads, cpu_count, settings_from
+from services.runtime import check_nice, check_threads, cpu_count, settings_from
 
 from ._mempool import MempoolConfig
 
@@ -204,6 +204,12 @@ class SequencerSettings:
     #: Threads decoding incoming batches. Sender recovery (~45 us a transaction) runs in C
     #: without the GIL, so each thread uses a core of its own; default: one per CPU.
     decode_threads: int = field(default_factory=cpu_count)
+    #: Added to the decode threads' niceness (0-19; Linux, where nice is per thread). Recovery is
+    #: the worker's parallel part and needs no GIL; the event loop is its serial part and holds it:
+    #: when the loop waits for a CPU behind a decode thread, every Python thread of the worker waits
+    #: too. At 5 the loop and the store's threads go first, and recovery takes the rest (the whole
+    #: tree under load: 12.4k sealed tx/s against 10.8-12.0k at 0; bench/RESULTS.md, session 19).
+    decode_nice: int = 5
 
     def l1_settings(self) -> L1Settings:
         try:
@@ -233,6 +239,7 @@ class SequencerSettings:
         if self.max_block_txs < 1 or self.max_batch < 1:
             raise ValueError("max_block_txs and max_batch must be at least 1")
         check_threads("decode_threads", self.decode_threads)
+        check_nice("decode_nice", self.decode_nice)
         if not isinstance(self.max_lag_blocks, int) or self.max_lag_blocks < 0:
             raise ValueError(f"max_lag_blocks {self.max_lag_blocks!r} must be an integer >= 0")
         if not isinstance(self.upstream, str) or (self.upstream and ":" not in self.upstream):

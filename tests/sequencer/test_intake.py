@@ -3,8 +3,11 @@ links), and what it makes of the store and the pending log across restarts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import pathlib
+import sys
 
 import pytest
 from opentelemetry.trace import SpanContext
@@ -16,6 +19,7 @@ from services.sequencer import _intake as intake_module
 from services.sequencer._intake import Intake, SpanMemory
 from services.sequencer._mempool import AccountState, Mempool, MempoolConfig
 from services.sequencer._pending_log import PendingLog
+from services.sequencer._settings import SequencerSettings
 from services.sequencer._store import DROPPED, SEALED, BlockWrite, SequencerStore
 
 GWEI = 10**9
@@ -165,3 +169,35 @@ async def test_a_restart_deletes_the_settled_entries_for_good_and_decodes_only_t
     assert decoded == [1]  # the one still pending, not the two sealed
     assert [e.seq for e in node.log.entries()] == [3] and len(node.pool) == 1
     await node.close()
+
+
+# -- the decode threads' priority -------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="nice is per thread on Linux only")
+async def test_decode_threads_run_below_the_event_loop_by_decode_nice(tmp_path: pathlib.Path) -> None:
+    """Recovery on the decode threads needs no GIL; the loop holds it: a loop waiting for a CPU
+    behind a decode thread would hold up every Python thread of the worker."""
+    storage = Storage(tmp_path / "sequencer.db")
+    store = SequencerStore(storage.connection, storage.path)
+    log = PendingLog(PendingLog.beside(storage.path))
+    pool = Mempool(MempoolConfig(), account_state=lambda sender: AccountState(0, 10**30), base_fee=GWEI)
+    intake = Intake(store, log, DEFAULT_CHAIN_ID, lambda: pool, block_txs=100, decode_threads=1, decode_nice=5)
+    base = os.getpriority(os.PRIO_PROCESS, 0)  # the calling thread's (Linux)
+    try:
+        assert isinstance((await intake.submit([transfer(0)]))[0], bytes)  # decoding works at that priority
+        seen = await asyncio.get_running_loop().run_in_executor(intake._decoders, os.getpriority, os.PRIO_PROCESS, 0)
+        assert seen == min(19, base + 5)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the loop's thread is left as it was
+    finally:
+        await intake.close()
+        store.close()
+        storage.close()
+
+
+def test_decode_nice_is_a_whole_number_from_0_to_19() -> None:
+    assert SequencerSettings.from_mapping({}).decode_nice == 5
+    assert SequencerSettings.from_mapping({"decode_nice": 0}).decode_nice == 0
+    for bad in (-1, 20, 2.5, True):
+        with pytest.raises(ValueError, match="decode_nice"):
+            SequencerSettings.from_mapping({"decode_nice": bad})
