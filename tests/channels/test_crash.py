@@ -18,10 +18,12 @@ from protos.l2node.channels.v1 import channels_pb2 as pb
 from tests.channels._nodes import ETHER, Node, Pair, reason_of, wait_for
 
 
-def states(node: Node) -> dict[int, tuple[str, str, bytes, bytes]]:
-    """Every state the node's store holds: sequence -> (balance A, balance B, sig A, sig B)."""
+def states(node: Node, channel_id: str) -> dict[int, tuple[str, str, bytes, bytes]]:
+    """Every state of the channel the node's store holds: sequence -> (balance A, balance B, sig A, sig B).
+    (The tests of this module share a pair of nodes, and each opens a channel of its own.)"""
     with sqlite3.connect(f"file:{node.tmp_path / node.name / node.name}.db?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT sequence, balance_a, balance_b, sig_a, sig_b FROM states").fetchall()
+        rows = db.execute("SELECT sequence, balance_a, balance_b, sig_a, sig_b FROM states WHERE channel_id = ?",
+                          (bytes.fromhex(channel_id.removeprefix("0x")),)).fetchall()
     return {s + 2**63: (ba, bb, bytes(sa), bytes(sb)) for s, ba, bb, sa, sb in rows}
 
 
@@ -37,7 +39,7 @@ def test_a_state_signed_and_stored_but_never_delivered_is_resent_as_it_is_after_
     assert (unanswered.value.code(), reason_of(unanswered.value)) == (grpc.StatusCode.UNAVAILABLE,
                                                                       "PEER_UNAVAILABLE")
     a.stop(signal.SIGKILL)
-    pending = states(a)[3]
+    pending = states(a, cid)[3]
     assert pending[:2] == (str(ETHER - 100 + 40 - 777), str(100 - 40 + 777)) and pending[2] and not pending[3]
 
     b.start()
@@ -45,13 +47,13 @@ def test_a_state_signed_and_stored_but_never_delivered_is_resent_as_it_is_after_
     # A's resume re-sends sequence 3 as it was signed; B counter-signs it: both hold it.
     wait_for(lambda: a.channel(cid).state.sequence == 3, 30, "A holds sequence 3 co-signed")
     assert b.channel(cid).state == a.channel(cid).state
-    assert states(a)[3][2] == pending[2]  # the very signature stored before the crash
+    assert states(a, cid)[3][2] == pending[2]  # the very signature stored before the crash
     # The payer retrying the invoice is told it is paid (the preimage), not charged twice.
     retried = a.stub.Pay(pb.PayRequest(invoice=invoice.encoded), timeout=20)
     assert retried.sequence == 3 and hashlib.sha256(bytes.fromhex(retried.preimage[2:])).hexdigest() == \
         invoice.payment_hash[2:]
     assert a.pay(b, 1).sequence == 4 and b.pay(a, 2).sequence == 5
-    ours, theirs = states(a), states(b)
+    ours, theirs = states(a, cid), states(b, cid)
     assert sorted(ours) == sorted(theirs) == [0, 1, 2, 3, 4, 5]
     assert a.channel(cid).state.balance_b == str(100 - 40 + 777 + 1 - 2)
     assert ours == theirs  # one state per sequence, the same on both sides, signed by both
@@ -85,8 +87,8 @@ def test_kill_9_while_commits_are_grouped_loses_no_answered_payment_and_signs_on
     signature waiting for its own: kill -9 both sides with payments in flight, and every payment
     answered is in a state both hold, co-signed, one state per sequence on both sides."""
     a, b = pair.a, pair.b
-    cid = pair.open(ETHER)
-    answered: list[tuple[int, int]] = []  # (amount, sequence) of each payment Pay answered
+    pair.open(ETHER)  # (the module's earlier tests left channels of theirs: a payment takes any of them)
+    answered: list[tuple[int, str, int]] = []  # (amount, channel, sequence) of each payment Pay answered
     enough = threading.Event()
 
     def payer(worker: int) -> None:
@@ -96,7 +98,7 @@ def test_kill_9_while_commits_are_grouped_loses_no_answered_payment_and_signs_on
                 paid = a.stub.Pay(pb.PayRequest(address="0x" + b.address.hex(), amount=str(amount)), timeout=20)
             except grpc.RpcError:
                 return  # killed under it: unanswered, so it may or may not have been paid
-            answered.append((amount, paid.sequence))
+            answered.append((amount, paid.channel_id, paid.sequence))
             if len(answered) >= 200:
                 enough.set()
 
@@ -110,13 +112,28 @@ def test_kill_9_while_commits_are_grouped_loses_no_answered_payment_and_signs_on
         thread.join(30)
     b.start()
     a.start()
-    # A's resume re-sends what it signed and was not answered; then both hold the same latest state.
-    wait_for(lambda: a.channel(cid).state == b.channel(cid).state, 30, "A and B hold the same latest state")
-    ours, theirs = states(a), states(b)
-    cosigned = {s: v for s, v in ours.items() if v[2] and v[3]}
-    assert cosigned == {s: v for s, v in theirs.items() if v[2] and v[3]}  # one state a sequence, both sides
-    for amount, sequence in answered:
-        assert sequence in cosigned, (amount, sequence)  # every answered payment's state, on both sides
-    latest = max(cosigned)
-    assert int(cosigned[latest][1]) >= sum(amount for amount, _ in answered)  # B holds every answered payment
-    assert a.pay(b, 1).sequence == latest + 1  # and the channel goes on
+    latest: dict[str, int] = {}
+    for cid in {c for _, c, _ in answered}:
+        # A's resume re-sends what it signed and was not answered; then both hold the same latest
+        # state. Equal latest states alone are not enough: when B was killed before it stored A's
+        # last proposal, both restart at the state before it, and B co-signs the re-sent one while A
+        # has yet to store the answer.
+        def settled(cid: str = cid) -> bool:
+            highest = max(states(a, cid).items())
+            ours = a.channel(cid).state
+            return bool(highest[1][2] and highest[1][3]) and ours.sequence == highest[0] and \
+                ours == b.channel(cid).state
+        wait_for(settled, 30, f"A's last proposal on {cid} answered, and A and B hold the same latest state")
+        ours, theirs = states(a, cid), states(b, cid)
+        cosigned = {s: v for s, v in ours.items() if v[2] and v[3]}
+        assert cosigned == {s: v for s, v in theirs.items() if v[2] and v[3]}  # one state a sequence, both sides
+        paid_here = [(amount, sequence) for amount, c, sequence in answered if c == cid]
+        for amount, sequence in paid_here:
+            assert sequence in cosigned, (amount, cid, sequence)  # every answered payment's state, on both sides
+        latest[cid] = max(cosigned)
+        # B holds every payment answered on the channel (it began with nothing on B's side here).
+        assert int(cosigned[latest[cid]][1]) - int(cosigned[0][1]) >= sum(amount for amount, _ in paid_here)
+    held = {c.channel_id: c.state.sequence for c in a.stub.ListChannels(pb.ListChannelsRequest(), timeout=10).channels}
+    assert all(held[cid] == sequence for cid, sequence in latest.items())
+    again = a.pay(b, 1)
+    assert again.sequence == held[again.channel_id] + 1  # and the channels go on
