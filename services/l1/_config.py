@@ -47,6 +47,9 @@ class SenderConfig:
     replacement_bump_percent: int = 12
     #: wait_receipt resends with bumped fees when a transaction is not mined within this long.
     replace_after_s: float = 30.0
+    #: How often wait_receipt asks whether the node still has a transaction not yet mined (one
+    #: its pool dropped is sent again as it is: anvil drops those that did not fit a full block).
+    rebroadcast_check_s: float = 1.0
     #: Longest interval between wait_receipt's asks for the receipt.
     receipt_poll_s: float = RECEIPT_POLL_S
     #: How often send() re-signs after "nonce too low" (each time after a resync) before giving up.
@@ -67,8 +70,9 @@ class SenderConfig:
     def __post_init__(self) -> None:
         if self.base_fee_multiplier < 1 or self.replacement_bump_percent < 10 or self.nonce_retries < 0:
             raise ValueError("need base_fee_multiplier >= 1, replacement_bump_percent >= 10, nonce_retries >= 0")
-        if self.max_fee_cap_wei <= 0 or self.receipt_poll_s <= 0 or self.replace_after_s <= 0:
-            raise ValueError("max_fee_cap_wei, receipt_poll_s and replace_after_s must be > 0")
+        if self.max_fee_cap_wei <= 0 or self.receipt_poll_s <= 0 or self.replace_after_s <= 0 or \
+                self.rebroadcast_check_s <= 0:
+            raise ValueError("max_fee_cap_wei, receipt_poll_s, replace_after_s and rebroadcast_check_s must be > 0")
 
 
 @dataclass(frozen=True, slots=True)

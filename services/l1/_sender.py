@@ -77,6 +77,9 @@ class PendingTx:
     #: A blob transaction's blobs (None: type 2), and its newest version's max fee per blob gas.
     sidecar: BlobSidecar | None = None
     blob_fee: int = 0
+    #: The newest version as sent (``eth_sendRawTransaction``'s bytes), sent again if the node's
+    #: pool lets go of it; b"": not known (taken back from the pool by ``recover``).
+    raw: bytes = b""
 
 
 class TxSender:
@@ -123,9 +126,9 @@ class TxSender:
             for _ in range(self.config.nonce_retries + 1):
                 nonce = self._nonce if self._nonce is not None else await self._pending_nonce()
                 signed = await self._sign(nonce, to, data, value, gas, fees)
-                if await self._submit(signed, fresh=True):
+                if await self._submit(signed.raw, signed.hash, blob=False, fresh=True):
                     self._nonce = nonce + 1
-                    self._track(PendingTx(nonce, to, data, value, gas, fees, (signed.hash,), _now()))
+                    self._track(PendingTx(nonce, to, data, value, gas, fees, (signed.hash,), _now(), raw=signed.raw))
                     return signed.hash
                 _log.warning("nonce %d of %s was used elsewhere; resyncing", nonce, self._signer)
                 self._nonce = None
@@ -151,9 +154,10 @@ class TxSender:
             for _ in range(self.config.nonce_retries + 1):
                 nonce = self._nonce if self._nonce is not None else await self._pending_nonce()
                 signed = await self._sign(nonce, to, data, 0, gas, fees, sidecar, blob_fee)
-                if await self._submit(signed, fresh=True):
+                if await self._submit(signed.raw, signed.hash, blob=True, fresh=True):
                     self._nonce = nonce + 1
-                    self._track(PendingTx(nonce, to, data, 0, gas, fees, (signed.hash,), _now(), sidecar, blob_fee))
+                    self._track(PendingTx(nonce, to, data, 0, gas, fees, (signed.hash,), _now(), sidecar, blob_fee,
+                                          signed.raw))
                     return signed.hash
                 _log.warning("nonce %d of %s was used elsewhere; resyncing", nonce, self._signer)
                 self._nonce = None
@@ -186,14 +190,14 @@ class TxSender:
             # Watched before it is sent: if the send's outcome is unknown, it may still get mined.
             self._pending[pending.nonce] = dataclasses.replace(pending, hashes=(*pending.hashes, signed.hash))
             self._nonce_of[signed.hash] = pending.nonce
-            if not await self._submit(signed):
+            if not await self._submit(signed.raw, signed.hash, blob=pending.sidecar is not None):
                 receipt = await self._first_receipt(pending.hashes)
                 if receipt is not None:
                     return receipt.tx_hash
                 self._forget(pending.nonce)
                 raise TransactionDropped(f"nonce {pending.nonce} was used by another transaction")
             self._pending[pending.nonce] = dataclasses.replace(self._pending[pending.nonce], fees=fees, sent_at=_now(),
-                                                               blob_fee=blob_fee)
+                                                               blob_fee=blob_fee, raw=signed.raw)
             _log.info("replaced nonce %d: %s -> %s (max fee %d, tip %d)", pending.nonce, pending.hashes[-1].hex(),
                       signed.hash.hex(), fees.max_fee_per_gas, fees.max_priority_fee_per_gas)
             return signed.hash
@@ -202,8 +206,9 @@ class TxSender:
         """The receipt of ``tx_hash`` or of a replacement of it, whichever got mined. A version
         not mined within ``replace_after_s`` is replaced with bumped fees. :class:`ReceiptTimeout`
         after ``timeout_s``; :class:`TransactionDropped` if another transaction took the nonce or
-        an earlier one vanished (a nonce gap). A receipt is not finality: an L1 reorg can still
-        undo it, which the log follower reports."""
+        an earlier one vanished (a nonce gap). A version the node no longer has, not mined (its
+        pool let go of it), is sent again as it is, looked for every ``rebroadcast_check_s``. A
+        receipt is not finality: an L1 reorg can still undo it, which the log follower reports."""
         nonce = self._nonce_of.get(tx_hash)
         if nonce is None:  # not sent by this sender (or already seen mined)
             return await self._l1.wait_receipt(tx_hash, timeout_s, poll_s=self.config.receipt_poll_s)
@@ -212,6 +217,7 @@ class TxSender:
         hashes: tuple[bytes, ...] = (tx_hash,)
         last_error: BaseException | None = None
         delay = RECEIPT_FIRST_POLL_S
+        looked = loop.time()  # when the node was last seen holding the newest version
         while True:
             pending = self._pending.get(nonce)
             if pending is not None:
@@ -225,6 +231,9 @@ class TxSender:
                     return receipt
                 if pending is not None and loop.time() - pending.sent_at >= self.config.replace_after_s:
                     await self._replace_stuck(pending)
+                elif pending is not None and loop.time() - looked >= self.config.rebroadcast_check_s:
+                    looked = loop.time()
+                    await self._rebroadcast_if_dropped(pending)
             except (BreakerOpen, DeadlineExceeded) as exc:  # an L1 outage: wait it out
                 last_error = exc
             remaining = deadline - loop.time()
@@ -297,6 +306,30 @@ class TxSender:
 
     # --- internals -------------------------------------------------------------------------------
 
+    async def _rebroadcast_if_dropped(self, pending: PendingTx) -> None:
+        """Send ``pending``'s newest version again if the node no longer has it and it is not mined.
+        A pool may let go of a valid transaction: anvil drops those that did not fit a full block,
+        and the nonces after it then wait behind a gap until ``replace_after_s`` (a 30 s stall of
+        every batch in flight). Geth re-announces its own local transactions for the same reason."""
+        if not pending.raw or await self._l1.get_transaction(pending.hashes[-1]) is not None:
+            return
+        async with self._lock:
+            if self._pending.get(pending.nonce) is not pending:
+                return  # replaced or seen mined meanwhile: that path has it
+            _log.info("nonce %d: the node dropped 0x%s; sent again", pending.nonce, pending.hashes[-1].hex())
+            try:
+                sent = await self._submit(pending.raw, pending.hashes[-1], blob=pending.sidecar is not None)
+            except RpcError as exc:  # refused as it is (the base fee rose above its max fee): bumped below
+                _log.info("nonce %d: not taken again as it is (%s); replacing it", pending.nonce, exc)
+                sent = None
+            if sent is False:
+                if await self._first_receipt(pending.hashes) is not None:
+                    return  # ours after all: the caller's next poll takes the receipt
+                self._forget(pending.nonce)
+                raise TransactionDropped(f"nonce {pending.nonce} was used by another transaction")
+        if sent is None:
+            await self._replace_stuck(pending)
+
     async def _replace_stuck(self, pending: PendingTx) -> None:
         expected = await self._pending_nonce()
         if expected < pending.nonce and expected not in self._pending:
@@ -331,20 +364,20 @@ class TxSender:
         hashes = tuple(versioned_hash(c) for c in sidecar.commitments)
         return self._signer.sign_blob(UnsignedBlobTransaction(tx, blob_fee, hashes), sidecar)
 
-    async def _submit(self, signed: SignedTransaction, *, fresh: bool = False) -> bool:
-        """True once the node has the transaction; False if its nonce is taken by another one (for a
-        ``fresh`` nonce, not a replacement, also by one the node's pool holds and this does not outbid)."""
+    async def _submit(self, raw: bytes, tx_hash: bytes, *, blob: bool, fresh: bool = False) -> bool:
+        """True once the node has the transaction (``raw``, of hash ``tx_hash``); False if its nonce
+        is taken by another one (for a ``fresh`` nonce, not a replacement, also by one the node's
+        pool holds and this does not outbid)."""
         try:
-            blob = isinstance(signed.tx, UnsignedBlobTransaction)
             deadline = self.config.blob_send_deadline_s if blob else None
-            await self._l1.send_raw_transaction(signed.raw, deadline_s=deadline)
+            await self._l1.send_raw_transaction(raw, deadline_s=deadline)
             return True
         except RpcError as exc:
             if exc.mentions(*ALREADY_KNOWN):
                 return True  # an earlier attempt of this very call got through
             if exc.mentions(*NONCE_TOO_LOW):
                 # Ours if an earlier attempt got through and was mined; else the nonce went elsewhere.
-                return await self._l1.get_transaction(signed.hash) is not None
+                return await self._l1.get_transaction(tx_hash) is not None
             if fresh and exc.mentions(*REPLACEMENT_UNDERPRICED):
                 return False
             raise  # an answer that leaves the nonce unused (insufficient funds, underpriced...)

@@ -156,10 +156,70 @@ async def test_a_stuck_transaction_is_replaced_with_bumped_fees(l1: L1Client, ch
     assert await l1.get_receipt(original) is None and sender.pending() == ()
 
 
+async def test_a_transaction_the_pool_drops_is_sent_again_as_it_is_long_before_a_bump(
+        l1: L1Client, chain: Anvil) -> None:
+    """anvil lets go of pooled transactions that did not fit a full block, with the key's later ones
+    (a bench saw every batch in flight wait 30 s for its bump): the sender notices the node no longer
+    has them and sends the very same bytes again (no new version, no bump), within
+    rebroadcast_check_s, not replace_after_s."""
+    sender = await TxSender.create(l1, BATCHER, SenderConfig(replace_after_s=60, rebroadcast_check_s=0.05,
+                                                             receipt_poll_s=0.02))
+    chain.rpc("evm_setAutomine", False)
+    first, second = await sender.send(SINK, value=1), await sender.send(SINK, value=2)
+    chain.rpc("anvil_dropTransaction", "0x" + first.hex())  # as the pool does: the second goes with it
+    assert pooled(chain) == [] and queued(chain) == []
+    async with asyncio.timeout(5), asyncio.TaskGroup() as tg:
+        waiting = [tg.create_task(sender.wait_receipt(h, 5)) for h in (first, second)]
+        for _ in range(500):  # until the node holds both again
+            if pooled(chain) == [first, second]:
+                break
+            await asyncio.sleep(0.01)
+        chain.rpc("evm_mine")
+    assert [w.result().tx_hash for w in waiting] == [first, second]  # the very transactions, mined in order
+    assert sender.pending() == ()
+
+
+async def test_a_dropped_transaction_the_base_fee_has_outgrown_is_replaced_at_once() -> None:
+    """Sent again as it is, a dropped transaction whose max fee the base fee has risen above is
+    refused: it is replaced at market fees then, not replace_after_s later. (An anvil of its own: the
+    base fee set here outlives a revert of the shared one.)"""
+    chain = Anvil()
+    chain.start()
+    try:
+        policy = CallPolicy(f"l1-test-{uuid.uuid4().hex[:8]}", policy_config(backoff_initial_s=0.001))
+        async with L1Client(chain.url, policy=policy) as l1:
+            sender = await TxSender.create(l1, BATCHER, SenderConfig(replace_after_s=60, rebroadcast_check_s=0.05,
+                                                                     receipt_poll_s=0.02))
+            chain.rpc("evm_setAutomine", False)
+            sent = await sender.send(SINK, value=1)
+            (pending,) = sender.pending()
+            chain.rpc("anvil_dropTransaction", "0x" + sent.hex())
+            chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(pending.fees.max_fee_per_gas * 3))
+            chain.rpc("evm_mine")  # an empty block at that base fee: the next one's is near it
+            async with asyncio.timeout(5), asyncio.TaskGroup() as tg:
+                waiting = tg.create_task(sender.wait_receipt(sent, 5))
+                for _ in range(500):  # until the node holds a version again
+                    if pooled(chain):
+                        break
+                    await asyncio.sleep(0.01)
+                (replacement,) = pooled(chain)
+                chain.rpc("evm_mine")
+            receipt = waiting.result()
+            assert replacement != sent and receipt.tx_hash == replacement and receipt.success
+    finally:
+        chain.stop()
+
+
 def pooled(chain: Anvil) -> list[bytes]:
     """The batcher's transactions in anvil's mempool."""
     pending = chain.rpc("txpool_content")["pending"].get(DEV_ADDRESSES[1].lower(), {})
     return [bytes.fromhex(entry["hash"][2:]) for entry in pending.values()]
+
+
+def queued(chain: Anvil) -> list[bytes]:
+    """The batcher's transactions anvil holds behind a nonce gap."""
+    waiting = chain.rpc("txpool_content")["queued"].get(DEV_ADDRESSES[1].lower(), {})
+    return [bytes.fromhex(entry["hash"][2:]) for entry in waiting.values()]
 
 
 async def test_a_nonce_gap_left_by_a_reorg_is_reported_and_the_next_send_fills_it(
