@@ -42,9 +42,10 @@ up: install
 ## child processes rather than burn a core, so 3 workers fit a 2-core machine. A module is one unit
 ## (--dist loadfile): its module-scoped fixtures are set up once, its tests keep their order. Units
 ## go out in collection order (--no-loadscope-reorder): xdist's default, most tests first, would
-## leave the few-test modules that wait on L1 for a minute (tests/node) to the very end.
+## leave the few-test modules that wait on L1 for a minute (tests/node) to the very end. The slowest
+## tests are named at the end (--durations), where the suite's 15-minute budget is watched.
 test: install-dev lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
 
 lint: install-dev protos-check contracts-check
 	$(BIN)/buf lint protos
