@@ -73,9 +73,13 @@ class Storage:
         """Every commit made before this call is on disk when it returns (at once unless
         :meth:`sync_in_groups`: then each commit was when it returned). Concurrent callers share
         an fsync, and a call whose commits an fsync already running covers waits for that one
-        (:meth:`sync_now`)."""
+        (:meth:`sync_now`). Once an fsync failed, this call and every later one raise its OSError:
+        the pages it lost are not on disk, and no later fsync can say they are."""
         target = self._commits
-        if self._sync is None or target <= self._sync.covered:
+        if self._sync is None:
+            return
+        self._sync.raise_failure()  # before "covered": an fsync done after a failed one proves nothing
+        if target <= self._sync.covered:
             return
         await self._sync.next(target)
 
@@ -172,8 +176,7 @@ class _WalSync:
         """Join a running fsync that covers ``target`` (a ``mark()``), else the one that starts at
         the next step of the event loop (after this call); ``mark()`` as it started (what it
         covers) is returned."""
-        if self._failed is not None:
-            raise self._failed
+        self.raise_failure()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         running = next((group for covered, group in self._running if covered >= target), None)
         if running is not None:
@@ -185,11 +188,17 @@ class _WalSync:
         self._starting.append(future)
         return await future
 
+    def raise_failure(self) -> None:
+        """Raise the first failed fsync's error, if one failed: the pages it lost are not on disk,
+        and a later fsync that succeeds does not say so (Linux reports a write-back error once)."""
+        if self._failed is not None:
+            raise self._failed
+
     def start(self) -> None:
         """An fsync now (its thread starts it at once), if none runs or is about to: ``next``
         callers then join it. Under load fsyncs already run back to back, and one more started
         here would only cover less than the next group will."""
-        if not self._running and self._starting is None:
+        if not self._running and self._starting is None and self._failed is None:
             self._start([])
 
     def _start_group(self) -> None:
@@ -219,6 +228,11 @@ class _WalSync:
                 raise
             return
         self._running.remove(entry)  # no await from here on: none joins the group after this
+        if self._failed is not None:  # one running beside it failed, and may have taken its error report
+            for future in group:
+                if not future.done():
+                    future.set_exception(self._failed)
+            return
         self.covered = max(self.covered, covered)
         self.done += 1
         for future in group:

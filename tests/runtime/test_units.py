@@ -213,6 +213,43 @@ async def test_sync_now_starts_the_fsync_a_later_durable_waits_for_if_it_covers_
     other.close()
 
 
+async def test_a_failed_fsync_fails_every_durable_after_it_even_once_fsyncs_succeed_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linux reports a lost write-back (EIO) to one fsync only; a later one succeeds without the lost
+    pages. So the first failure is sticky: the durable() waiting on it and every one after it raise,
+    and nothing acknowledged after it can claim to be on disk. (The disk's error is injected: a real
+    one cannot be made here.)"""
+    storage = Storage(tmp_path / "svc.db")
+    storage.sync_in_groups()
+    storage.connection.execute("CREATE TABLE t (x INTEGER)")
+    real, failures = os.fsync, [OSError(5, "Input/output error")]
+
+    def fsync(fd: int) -> None:
+        if failures:
+            raise failures.pop()
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    def commit(x: int) -> None:
+        with storage.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (?)", (x,))
+
+    commit(1)
+    with pytest.raises(OSError, match="Input/output error"):
+        await storage.durable()
+    assert failures == []  # the next fsync would succeed...
+    commit(2)
+    with pytest.raises(OSError, match="Input/output error"):
+        await storage.durable()  # ... but says nothing of the pages the first lost
+    storage.sync_now()  # no fsync is started for nothing either...
+    await asyncio.sleep(0.05)
+    assert storage.syncs == 0
+    with pytest.raises(OSError, match="Input/output error"):
+        await storage.durable()  # ... and one that succeeded would not count: the same error
+    storage.close()
+
+
 async def test_durable_without_groups_returns_at_once_each_commit_being_durable(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "svc.db")
     assert storage.connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
