@@ -1,7 +1,9 @@
 """Attacks on the channel adjudicator (issue 14), each on a real anvil: a stale close, late and stale
 challenges, HTLC claims and refunds on the wrong side of their expiry, states that create money,
 signatures from outside the channel or replayed on another channel, chain or adjudicator, payouts
-taken twice, and opens and fundings by the wrong party (rules A1-A17 in ChannelAdjudicator.sol).
+taken twice, opens and fundings by the wrong party, closes of channels never funded or already
+closing, concludes of channels never closed, ids opened again, and challenges held to a close's
+rules (rules A1-A17 in ChannelAdjudicator.sol).
 
 Each attack is paired with the honest move it imitates, done for real, so that a contract that let
 the attack through, or refused everything, fails the test."""
@@ -15,11 +17,16 @@ import pytest
 from tests.contracts._adjudicator import (
     ALICE,
     BOB,
+    CANCELLED,
+    CLOSING,
+    CONCLUDED,
     ETHER,
     FINAL,
     MALLORY,
     MAX_HTLCS,
     OPEN,
+    OPEN_TIMEOUT,
+    OPENING,
     PERIOD,
     Adjudicator,
     Htlc,
@@ -273,3 +280,100 @@ async def test_an_htlc_of_a_close_that_a_cooperative_close_ended_is_not_claimabl
     for function, args in (("claimHtlc", (preimage(1),)), ("refundHtlc", ())):
         refused = await adj.refused(BOB, function, channel_id, disputed.htlc_list(), 0, *args)
         assert refused.name == "HtlcsMismatch"  # it would pay the HTLC a second time, from others' funds
+
+
+async def test_a_channel_never_funded_or_cancelled_cannot_be_closed_to_pay_the_deposit_it_never_got(
+        adj: Adjudicator) -> None:
+    """A colluding pair opens with a large amount on b's side, never funds it, and closes with the
+    funding state (sequence 0 needs no signature) or a final state both signed: b would be paid its
+    amount out of the other channels' deposits. Cancelled, a's deposit would be paid twice."""
+    honest = await adj.open(nonce=1)  # 5 + 3 ETH held for another channel
+    never = await adj.open(nonce=2, amount_b=50 * ETHER, fund=False)
+    funding = State(never, 0, 5 * ETHER, 50 * ETHER)
+    final = State(never, FINAL, 0, 55 * ETHER)
+    for function, args in (("closeUnilateral", (funding.abi(), b"", b"")), ("closeCooperative", adj.signed(final))):
+        refused = await adj.refused(BOB, function, *args)
+        assert (refused.name, refused.args) == ("WrongStatus", (never, OPENING))
+    adj.at((await adj.channel(never))["opened_at"] + OPEN_TIMEOUT)
+    await adj.send(ALICE, "cancelOpen", never)  # the honest way out: a takes back its 5 ETH
+    for function, args in (("closeUnilateral", (funding.abi(), b"", b"")),
+                           ("closeCooperative", adj.signed(State(never, FINAL, 5 * ETHER, 0)))):
+        refused = await adj.refused(ALICE, function, *args)
+        assert (refused.name, refused.args) == ("WrongStatus", (never, CANCELLED))
+    assert (await adj.refused(ALICE, "cancelOpen", never)).args == (never, CANCELLED)  # nor twice
+    assert await adj.l1.get_balance(adj.address) == 8 * ETHER  # the other channel's deposits, whole
+    await adj.send(BOB, "closeUnilateral", State(honest, 0, 5 * ETHER, 3 * ETHER).abi(), b"", b"")  # funded: passes
+
+
+async def test_a_second_unilateral_close_cannot_restart_the_period_or_replace_the_newer_state(
+        adj: Adjudicator) -> None:
+    """The stale closer, answered by a challenge, closes again (with its old state, or the funding
+    state) to put its state back and start the period over: only a challenge moves a closing channel."""
+    channel_id = await adj.open()
+    states = payments(channel_id)
+    await adj.send(ALICE, "closeUnilateral", *adj.signed(states[0]))
+    await adj.send(BOB, "challenge", *adj.signed(states[-1]))
+    closing = await adj.channel(channel_id)
+    adj.at(closing["ends_at"] - 1)
+    for again in ((states[0].abi(), *adj.signatures(states[0])), (State(channel_id, 0, 5 * ETHER, 3 * ETHER).abi(),
+                                                                  b"", b"")):
+        refused = await adj.refused(ALICE, "closeUnilateral", *again)
+        assert (refused.name, refused.args) == ("WrongStatus", (channel_id, CLOSING))
+    adj.at(closing["ends_at"])
+    await adj.send(MALLORY, "conclude", channel_id, [])
+    refused = await adj.refused(ALICE, "closeUnilateral", *adj.signed(states[0]))
+    assert (refused.name, refused.args) == ("WrongStatus", (channel_id, CONCLUDED))
+    assert (await adj.channel(channel_id))["sequence"] == states[-1].sequence
+
+
+async def test_no_one_concludes_a_channel_that_was_never_closed(adj: Adjudicator) -> None:
+    """conclude on an OPEN (or OPENING) channel would mark it CONCLUDED at balances 0/0 and lock
+    both deposits for good."""
+    opened, opening = await adj.open(nonce=1), await adj.open(nonce=2, fund=False)
+    for channel_id, status in ((opened, OPEN), (opening, OPENING)):
+        adj.at(await adj.now() + 10 * OPEN_TIMEOUT)  # however late
+        refused = await adj.refused(MALLORY, "conclude", channel_id, [])
+        assert (refused.name, refused.args) == ("WrongStatus", (channel_id, status))
+    await adj.send(ALICE, "closeUnilateral", *adj.signed(State(opened, 1, 4 * ETHER, 4 * ETHER)))
+    adj.at((await adj.channel(opened))["ends_at"])
+    await adj.send(MALLORY, "conclude", opened, [])  # closed first, it concludes
+
+
+async def test_an_id_that_was_cancelled_or_concluded_cannot_be_opened_again(adj: Adjudicator) -> None:
+    """Reopened, an id would take the old channel's co-signed states, sequences above the new ones."""
+    cancelled, concluded = await adj.open(nonce=1, fund=False), await adj.open(nonce=2)
+    adj.at((await adj.channel(cancelled))["opened_at"] + OPEN_TIMEOUT)
+    await adj.send(ALICE, "cancelOpen", cancelled)
+    await adj.send(ALICE, "closeCooperative", *adj.signed(State(concluded, FINAL, 4 * ETHER, 4 * ETHER)))
+    for nonce, channel_id in ((1, cancelled), (2, concluded)):
+        refused = await adj.refused(ALICE, "open", ALICE.address, BOB.address, nonce, 5 * ETHER, 3 * ETHER,
+                                    value=5 * ETHER)
+        assert (refused.name, refused.args) == ("ChannelExists", (channel_id,))
+    await adj.open(nonce=3)  # a fresh nonce opens
+
+
+@pytest.mark.parametrize("status", ["open", "closing"])
+async def test_a_challenge_is_held_to_every_rule_a_close_is(adj: Adjudicator, status: str) -> None:
+    """challenge is open to anyone: a state one party signed, a signature from outside, a malleable
+    twin, a state that creates money or a final one with HTLCs in it are refused there too, and no
+    channel that is not closing can be challenged."""
+    channel_id = await adj.open()
+    if status == "open":
+        refused = await adj.refused(MALLORY, "challenge", *adj.signed(State(channel_id, 2, 4 * ETHER, 4 * ETHER)))
+        assert (refused.name, refused.args) == ("WrongStatus", (channel_id, OPEN))
+        return
+    await adj.send(ALICE, "closeUnilateral", *adj.signed(State(channel_id, 1, 5 * ETHER, 3 * ETHER)))
+    newer = State(channel_id, 2, 4 * ETHER, 4 * ETHER)
+    good_a, good_b = adj.signatures(newer)
+    htlc = Htlc(True, ETHER, payment_hash(preimage(1)), await adj.now() + 10 * PERIOD)
+    for state, sig_a, sig_b, error in [
+        (newer, good_a, b"", "SignatureLength"),  # Alice's alone
+        (newer, good_a, sign(newer, MALLORY, adj.chain_id, adj.address), "WrongSigner"),
+        (newer, good_a, high_s(good_b), "SignatureHighS"),
+        (State(channel_id, 2, 4 * ETHER, 4 * ETHER + 1), None, None, "FundsNotConserved"),
+        (State(channel_id, FINAL, 3 * ETHER, 4 * ETHER, (htlc,)), None, None, "HtlcsPending"),
+    ]:
+        sigs = (sig_a, sig_b) if sig_a is not None else adj.signatures(state)
+        refused = await adj.refused(MALLORY, "challenge", state.abi(), *sigs)
+        assert refused.name == error, (state, refused)
+    await adj.send(MALLORY, "challenge", newer.abi(), good_a, good_b)  # both signed, newer, adds up: passes
