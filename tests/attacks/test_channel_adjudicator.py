@@ -377,3 +377,29 @@ async def test_a_challenge_is_held_to_every_rule_a_close_is(adj: Adjudicator, st
         refused = await adj.refused(MALLORY, "challenge", state.abi(), *sigs)
         assert refused.name == error, (state, refused)
     await adj.send(MALLORY, "challenge", newer.abi(), good_a, good_b)  # both signed, newer, adds up: passes
+
+
+async def test_a_preimage_revealed_after_one_htlc_s_expiry_claims_only_the_later_htlc_of_its_hash(
+        adj: Adjudicator) -> None:
+    """Two HTLCs of one payment hash (the contract does not hold states to one a hash): the preimage
+    revealed late, through the one that expires later, does not claim the one already expired, which
+    goes back to its offerer; the later one is paid."""
+    channel_id = await adj.open()
+    now = await adj.now()
+    secret = preimage(7)
+    early, late = (Htlc(True, ETHER, payment_hash(secret), now + PERIOD + 100 * k) for k in (1, 2))
+    state = State(channel_id, 4, 2 * ETHER, 4 * ETHER, (early, late))
+    htlcs = state.htlc_list()
+    await adj.send(BOB, "closeUnilateral", *adj.signed(state))
+    adj.at((await adj.channel(channel_id))["ends_at"])
+    await adj.send(MALLORY, "conclude", channel_id, htlcs)
+    adj.at(early.expiry + 1)  # between the two expiries
+    bob = await adj.l1.get_balance(BOB.address)
+    await adj.send(MALLORY, "claimHtlc", channel_id, htlcs, 1, secret)  # the later one, in time: paid
+    assert await adj.l1.get_balance(BOB.address) == bob + ETHER
+    refused = await adj.refused(BOB, "claimHtlc", channel_id, htlcs, 0, secret)
+    assert (refused.name, refused.args) == ("HtlcExpired", (early.expiry,))  # revealed after its expiry
+    alice = await adj.l1.get_balance(ALICE.address)
+    await adj.send(MALLORY, "refundHtlc", channel_id, htlcs, 0)
+    assert await adj.l1.get_balance(ALICE.address) == alice + ETHER
+    assert await adj.l1.get_balance(adj.address) == 0

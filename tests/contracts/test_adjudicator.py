@@ -86,7 +86,9 @@ async def test_a_single_funded_channel_is_open_at_once(adj: Adjudicator) -> None
     (ALICE.address, bytes(20), (1, 1), 1, "InvalidParticipants"),
     (ALICE.address, BOB.address, (0, 0), 0, "ZeroFunding"),
     (ALICE.address, BOB.address, (1, 2**96), 1, "AmountTooLarge"),
+    (ALICE.address, BOB.address, (2**96, 1), 0, "AmountTooLarge"),  # a's side too (checked before the value)
     (ALICE.address, BOB.address, (2, 1), 1, "WrongAmount"),
+    (ALICE.address, BOB.address, (1, 1), 2, "WrongAmount"),  # overpaid: the extra wei would belong to no one
 ])
 async def test_nonsense_opens_are_refused(adj: Adjudicator, a: bytes, b: bytes, amounts: tuple[int, int],
                                           value: int, error: str) -> None:

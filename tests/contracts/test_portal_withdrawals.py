@@ -327,6 +327,22 @@ async def test_re_entering_finalize_retry_or_refund_from_the_target_is_refused(b
     assert await bridge.harness("received") == 4 * ETHER
 
 
+async def test_a_target_proving_its_own_withdrawal_again_during_its_call_is_refused(bridge: Bridge) -> None:
+    """proveWithdrawal is the one entry point without the lock: a target re-proving the withdrawal
+    being paid to it (a proof of its own, to time something) finds it no longer pending."""
+    m = message(bridge, 0, gas_limit=600_000)
+    out = await bridge.propose([m], ERIN)
+    await bridge.prove(BOB, m, out)  # the same proof, before the call, passes
+    await bridge.finalize_output(out)
+    bridge.reg.mine_at(await bridge.reg.now() + DELAY)
+    await bridge.configure(reentry=bridge.portal.encode_call("proveWithdrawal", w_tuple(m), out.index,
+                                                             out.root_proof(), out.proof(0)))
+    receipt = await bridge.send(DAVE, "finalizeWithdrawal", w_tuple(m), BOB.address)
+    assert receipt.success and await bridge.state(m) == SUCCEEDED and not await bridge.harness("reentryOk")
+    error = bridge.portal.decode_error(await bridge.harness("reentryResult"))
+    assert error is not None and (error.name, error.args[1]) == ("WithdrawalNotPending", SUCCEEDED)
+
+
 async def test_a_withdrawal_to_the_portal_itself_is_refused(bridge: Bridge) -> None:
     call = bridge.portal.encode_call("refundWithdrawal", w_tuple(message(bridge, 0)))
     m = message(bridge, 0, target=bridge.address, data=call)
