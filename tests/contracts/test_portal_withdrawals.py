@@ -17,6 +17,7 @@ from tests.contracts._portal import (
     CALL_OVERHEAD,
     DELAY,
     ETHER,
+    FUNDS,
     PORTAL,
     TARGET_GAS,
     Bridge,
@@ -341,6 +342,31 @@ async def test_a_target_proving_its_own_withdrawal_again_during_its_call_is_refu
     assert receipt.success and await bridge.state(m) == SUCCEEDED and not await bridge.harness("reentryOk")
     error = bridge.portal.decode_error(await bridge.harness("reentryResult"))
     assert error is not None and (error.name, error.args[1]) == ("WithdrawalNotPending", SUCCEEDED)
+
+
+async def test_a_withdrawal_above_what_the_portal_holds_fails_and_is_paid_once_deposits_cover_it(
+        bridge: Bridge) -> None:
+    """The devnet's L2 genesis holds ETH no deposit brought, so a withdrawal can ask more than the
+    portal holds: its call fails (it is not lost, unlike OptimismPortal2's), a refund cannot be
+    paid either, nothing else's value is touched, and a retry pays it once deposits cover it."""
+    m = message(bridge, 0, value=FUNDS + 50 * ETHER)
+    small = message(bridge, 1)
+    out = await bridge.propose([m, small], ERIN)
+    for w in (m, small):
+        await bridge.prove(BOB, w, out)
+    await bridge.finalize_output(out)
+    bridge.reg.mine_at(await bridge.reg.now() + DELAY)
+    receipt = await bridge.finalize(DAVE, m, BOB)
+    assert bridge.events(receipt) == [("WithdrawalFinalized", {"withdrawalHash": m.hash(), "success": False})]
+    assert await bridge.state(m) == FAILED and await bridge.reg.l1.get_balance(bridge.address) == FUNDS
+    error = await bridge.refused(ALICE, "refundWithdrawal", w_tuple(m))
+    assert (error.name, error.args) == ("RefundFailed", (m.hash(),))  # reverted whole: still FAILED
+    assert await bridge.state(m) == FAILED
+    assert (await bridge.finalize(DAVE, small, BOB)).success and await bridge.state(small) == SUCCEEDED
+    assert (await bridge.send(GRACE, "depositTransaction", GRACE.address, value=51 * ETHER)).success
+    assert (await bridge.send(ERIN, "retryWithdrawal", w_tuple(m))).success
+    assert await bridge.state(m) == SUCCEEDED and await bridge.harness("received") == m.value + small.value
+    assert await bridge.reg.l1.get_balance(bridge.address) == 0
 
 
 async def test_a_withdrawal_to_the_portal_itself_is_refused(bridge: Bridge) -> None:
