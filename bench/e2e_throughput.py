@@ -61,6 +61,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import math
 import multiprocessing
@@ -111,6 +112,7 @@ from protocol import (  # noqa: E402
 )
 from protos.l2node.sequencer.v1 import sequencer_pb2 as pb  # noqa: E402
 from protos.l2node.sequencer.v1 import sequencer_pb2_grpc as pb_grpc  # noqa: E402
+from supervisor import die_with_parent  # noqa: E402
 from tests.node.test_up import stop_tree  # noqa: E402
 from tests.ports import free_base_port, free_port  # noqa: E402
 
@@ -245,9 +247,13 @@ class Tree:
                 subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=root, check=True,
                                stdout=subprocess.DEVNULL)
             env = {**os.environ, "PYTHONPATH": str(root), "L2NODE_ANVIL": anvil_binary()}
+        # SIGTERM to the tree's supervisor if this process dies, however (a bench killed mid-run left
+        # its tree running, reparented to init; the supervisor's own workers die with it).
+        stop_with_us = functools.partial(die_with_parent, os.getpid(), signal.SIGTERM)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "l2node.cli", "up", "--data-dir", str(self.data_dir), "--config", str(path)],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root, env=env)
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root, env=env,
+            preexec_fn=stop_with_us)
         self.doc: dict[str, Any] = {}
 
     def wait_up(self, timeout: float = 120) -> None:
