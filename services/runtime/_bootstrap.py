@@ -213,7 +213,7 @@ async def _serve(definition: WorkerDefinition, config: WorkerConfig, tracing: Tr
                 "serving",
                 extra={"address": config.address, "port": port, "services": registry.service_names},
             )
-            code = await _wait(stop, tree)
+            code = await _wait(stop, tree, storage)
             await _drain_and_stop(server, health, config)
         finally:
             await server.stop(0)  # no-op after a graceful stop; cancels everything on errors
@@ -227,14 +227,19 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _wait(stop: asyncio.Event, tree: _TaskTree) -> int:
-    """Until a signal (EXIT_OK) or the task tree gives up (EXIT_FAILED)."""
+async def _wait(stop: asyncio.Event, tree: _TaskTree, storage: Storage) -> int:
+    """Until a signal (EXIT_OK), the task tree gives up or the disk lost a commit (EXIT_FAILED)."""
     async with asyncio.TaskGroup() as tg:
         signalled = tg.create_task(stop.wait())
         ended = tg.create_task(tree.wait())
-        await asyncio.wait([signalled, ended], return_when=asyncio.FIRST_COMPLETED)
-        signalled.cancel()
-        ended.cancel()
+        lost = tg.create_task(storage.wait_sync_failed())
+        await asyncio.wait([signalled, ended, lost], return_when=asyncio.FIRST_COMPLETED)
+        for task in (signalled, ended, lost):
+            task.cancel()
+    if lost.done() and not lost.cancelled():
+        _log.critical("an fsync failed: the disk may have lost commits; stopping, to start again from what it holds",
+                      extra={"error": str(lost.result())})
+        return EXIT_FAILED
     return EXIT_OK if signalled.done() and not signalled.cancelled() else tree.exit_code
 
 

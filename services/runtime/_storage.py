@@ -55,6 +55,8 @@ class Storage:
         #: Outermost commits made (``sync_in_groups``: an fsync covers the first ``_WalSync.covered``).
         self._commits = 0
         self._sync: _WalSync | None = None
+        self._sync_failure: OSError | None = None
+        self._sync_failed = asyncio.Event()
 
     def sync_in_groups(self) -> None:
         """From now on a commit is durable once :meth:`durable` returns, not when it returns.
@@ -67,7 +69,7 @@ class Storage:
         if self._sync is None:
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens (creates) the WAL file
-            self._sync = _WalSync(self.path, lambda: self._commits)
+            self._sync = _WalSync(self.path, lambda: self._commits, self._failed)
 
     async def durable(self) -> None:
         """Every commit made before this call is on disk when it returns (at once unless
@@ -89,6 +91,19 @@ class Storage:
         what is left of it."""
         if self._sync is not None and self._commits > self._sync.covered:
             self._sync.start()
+
+    async def wait_sync_failed(self) -> OSError:
+        """The first failed fsync's error, once one failed (never without :meth:`sync_in_groups`).
+        The kernel may have dropped the pages it lost from its cache as if written: what this
+        process reads may no longer be what the disk holds (PostgreSQL's "fsyncgate"), so the
+        worker stops, non-zero, to start again from the disk (services.runtime._bootstrap)."""
+        await self._sync_failed.wait()
+        assert self._sync_failure is not None
+        return self._sync_failure
+
+    def _failed(self, exc: OSError) -> None:
+        self._sync_failure = exc
+        self._sync_failed.set()
 
     @property
     def syncs(self) -> int:
@@ -147,8 +162,9 @@ class _WalSync:
     #: fsyncs in flight at once (a new group starts while the previous one still runs).
     CONCURRENT: Final = 3
 
-    def __init__(self, path: Path, mark: Callable[[], int]) -> None:
+    def __init__(self, path: Path, mark: Callable[[], int], on_failure: Callable[[OSError], None]) -> None:
         self._mark = mark
+        self._on_failure = on_failure  # called once, at the first failure
         # The WAL file lives as long as the database has a connection (it is not recreated while
         # one is open), so one descriptor serves every fsync.
         self._fd = os.open(f"{path}-wal", os.O_RDONLY)
@@ -219,8 +235,9 @@ class _WalSync:
             await synced
         except BaseException as exc:
             self._running.remove(entry)
-            if isinstance(exc, OSError):  # what it covered may be lost, and a later fsync would not say so
-                self._failed = exc
+            if isinstance(exc, OSError) and self._failed is None:  # what it covered may be lost, and a
+                self._failed = exc  # later fsync would not say so
+                self._on_failure(exc)
             for future in group:
                 if not future.done():
                     future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))

@@ -96,6 +96,17 @@ def test_task_tree_giving_up_exits_non_zero(spawn: Callable[..., Worker]) -> Non
     assert [e["level"] for e in worker.logs() if e["message"] == "escalated"] == ["ERROR"]
 
 
+def test_a_failed_fsync_stops_the_worker_non_zero_to_start_again_from_the_disk(
+        spawn: Callable[..., Worker]) -> None:
+    # After a lost write-back the kernel may serve the lost pages from its cache as if written:
+    # the worker must not go on from what it reads, but restart (its supervisor's) from the disk.
+    worker = spawn(ready=False, drain_s=0.0, settings={"tasks": "lose_fsync"})
+    assert worker.wait() == 1
+    (lost,) = [e for e in worker.logs() if e["level"] == "CRITICAL"]
+    assert lost["message"].startswith("an fsync failed") and "Input/output error" in lost["error"]
+    assert worker.logs()[-1]["message"] == "stopped"
+
+
 def test_bad_config_is_rejected_before_anything_starts(spawn: Callable[..., Worker]) -> None:
     worker = spawn(ready=False, drain_s=-1)
     assert worker.wait() == 2  # argparse's usage error

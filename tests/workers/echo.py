@@ -18,6 +18,8 @@ worker serves, NOT_SERVING, meanwhile). Closing the service logs "service closed
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -105,6 +107,25 @@ class Echo:
                 raise RuntimeError("task crashed")
 
             return [supervisor.ChildSpec(id="crasher", start=supervisor.task(crash))]
+        if mode == "lose_fsync":
+            storage = self._ctx.storage
+
+            async def lose() -> None:
+                # The disk reports a lost write-back (EIO) to the next fsync: injected, as a real one
+                # cannot be made in a test. Its commit is what a worker would acknowledge next.
+                storage.sync_in_groups()
+
+                def fsync(fd: int) -> None:
+                    raise OSError(errno.EIO, "Input/output error")
+
+                os.fsync = fsync
+                with storage.transaction() as db:
+                    db.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+                with contextlib.suppress(OSError):  # the caller's acknowledgement fails; the worker stops
+                    await storage.durable()
+                await asyncio.Event().wait()
+
+            return [supervisor.ChildSpec(id="loser", start=supervisor.task(lose))]
         return []
 
     async def aclose(self) -> None:
