@@ -310,7 +310,7 @@ class TxSender:
         """Send ``pending``'s newest version again if the node no longer has it and it is not mined.
         A pool may let go of a valid transaction: anvil drops those that did not fit a full block,
         and the nonces after it then wait behind a gap until ``replace_after_s`` (a 30 s stall of
-        every batch in flight). Geth re-announces its own local transactions for the same reason."""
+        every batch in flight). The bridge's outbox and the channels tower send theirs again the same way."""
         if not pending.raw or await self._l1.get_transaction(pending.hashes[-1]) is not None:
             return
         async with self._lock:
